@@ -1,0 +1,2 @@
+// Placeholder; replaced by the pool worker host.
+export {}

@@ -1,0 +1,38 @@
+// Typed errors. Every fault in user input becomes a WhittleError that names the file and the problem,
+// so the CLI can print one line and the UI can show it verbatim.
+
+export type ErrorCode =
+  | 'format'      // the file's bytes break its format's rules
+  | 'truncated'   // the file ends before what it declares
+  | 'unsupported' // valid, but a dtype/type/architecture we do not handle
+  | 'config'      // config.json disagrees with the tensors, or is invalid
+  | 'not-found'   // no such file, tensor or model
+  | 'validation'  // a request's arguments are wrong
+  | 'cancelled'   // the user cancelled a job
+  | 'io'          // the OS refused (permissions, disk full)
+
+export class WhittleError extends Error {
+  readonly code: ErrorCode
+  readonly file: string | null
+
+  constructor(code: ErrorCode, file: string | null, problem: string) {
+    super(file ? `${file}: ${problem}` : problem)
+    this.name = 'WhittleError'
+    this.code = code
+    this.file = file
+  }
+}
+
+export function formatError(file: string, problem: string): WhittleError {
+  return new WhittleError('format', file, problem)
+}
+
+export function isWhittleError(e: unknown): e is WhittleError {
+  return e instanceof WhittleError
+}
+
+/** One readable line for any thrown value. */
+export function describeError(e: unknown): string {
+  if (e instanceof Error) return e.message
+  return String(e)
+}

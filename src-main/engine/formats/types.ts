@@ -1,0 +1,42 @@
+// What every format reader produces: an index of tensors with byte locations, never the data itself.
+// Readers only parse headers; data is read later by byte range (see io/ranged-file.ts).
+
+/**
+ * Element encodings the engine understands. Safetensors dtypes use their own names
+ * (F32, F16, BF16, F8_E4M3, ...); GGUF block types use ggml's names (Q8_0, Q4_K, ...).
+ */
+export type DType =
+  | 'F64' | 'F32' | 'F16' | 'BF16' | 'F8_E4M3' | 'F8_E5M2'
+  | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL'
+  | 'Q4_0' | 'Q4_1' | 'Q5_0' | 'Q5_1' | 'Q8_0' | 'Q8_1'
+  | 'Q2_K' | 'Q3_K' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'Q8_K'
+
+export interface TensorEntry {
+  name: string
+  dtype: DType
+  /** PyTorch order (outermost first): a Linear weight is [out, in]. GGUF dims are reversed into this order. */
+  shape: number[]
+  /** Absolute path of the file holding the bytes. */
+  file: string
+  /** Absolute byte offset of the first element in `file`. */
+  offset: number
+  byteLength: number
+}
+
+export interface ModelFiles {
+  /** 'safetensors' or 'gguf' */
+  format: 'safetensors' | 'gguf'
+  /** What the user opened (file or folder). */
+  path: string
+  /** Data files, in order. */
+  files: string[]
+  tensors: TensorEntry[]
+  /** safetensors __metadata__, or GGUF KV metadata (arrays summarised only when large). */
+  metadata: Record<string, unknown>
+  /** HF config.json contents when present. */
+  config: Record<string, unknown> | null
+  generationConfig: Record<string, unknown> | null
+  /** Absolute path of tokenizer.json when present. */
+  tokenizerPath: string | null
+  sizeOnDisk: number
+}
