@@ -1,6 +1,9 @@
-import { resolve } from 'node:path'
+import { dirname, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'electron-vite'
 import vue from '@vitejs/plugin-vue'
+
+const __dirname = dirname(fileURLToPath(import.meta.url))
 
 // Three bundles: the Electron main process (which hosts the engine), the preload bridge, and the renderer.
 // The renderer bundle is also what web mode serves, so the UI code is identical in both.

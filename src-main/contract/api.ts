@@ -145,6 +145,8 @@ export interface AppInfo {
   /** True where a native open dialog exists (Electron). */
   canPickFiles: boolean
   demoPath: string | null
+  /** A model named on the command line (`--model`), to open instead of the demo on start. */
+  startupPath: string | null
 }
 
 /** Every call the renderer can make. One function per call, each takes one plain object. */

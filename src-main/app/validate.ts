@@ -1,0 +1,100 @@
+// Every argument that arrives over IPC or the WebSocket is checked here before the engine sees it.
+// Shapes are checked by hand (no schema library): the contract is small and the messages must be exact.
+
+import path from 'node:path'
+import type { ApiCall, JobSpec } from '../contract/api'
+import { WhittleError } from '../engine/errors'
+
+const MAX_PATH = 4096
+const MAX_ID = 128
+
+function fail(call: string, problem: string): never {
+  throw new WhittleError('validation', null, `${call}: ${problem}`)
+}
+
+function record(call: string, v: unknown): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(call, 'expected an object argument')
+  return v as Record<string, unknown>
+}
+
+function only(call: string, obj: Record<string, unknown>, keys: string[]): void {
+  for (const k of Object.keys(obj)) if (!keys.includes(k)) fail(call, `unexpected field "${k}"`)
+}
+
+function str(call: string, obj: Record<string, unknown>, key: string, max: number): string {
+  const v = obj[key]
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) fail(call, `"${key}" must be a non-empty string of at most ${max} characters`)
+  if (v.includes('\0')) fail(call, `"${key}" contains a NUL character`)
+  return v
+}
+
+function optInt(call: string, obj: Record<string, unknown>, key: string, lo: number, hi: number): number | undefined {
+  const v = obj[key]
+  if (v === undefined) return undefined
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) fail(call, `"${key}" must be an integer in [${lo}, ${hi}]`)
+  return v
+}
+
+function optNum(call: string, obj: Record<string, unknown>, key: string, lo: number, hi: number): number | undefined {
+  const v = obj[key]
+  if (v === undefined) return undefined
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi) fail(call, `"${key}" must be a number in [${lo}, ${hi}]`)
+  return v
+}
+
+export function absolutePath(call: string, p: string): string {
+  if (!path.isAbsolute(p)) fail(call, `path must be absolute: ${p}`)
+  return path.normalize(p)
+}
+
+export function validateJobSpec(v: unknown): JobSpec {
+  const call = 'startJob'
+  const o = record(call, v)
+  const modelId = str(call, o, 'modelId', MAX_ID)
+  switch (o.kind) {
+    case 'tensor':
+      only(call, o, ['kind', 'modelId', 'name', 'bins', 'k'])
+      return { kind: 'tensor', modelId, name: str(call, o, 'name', 1024), bins: optInt(call, o, 'bins', 1, 4096), k: optNum(call, o, 'k', 1, 1000) }
+    case 'scan':
+      only(call, o, ['kind', 'modelId', 'k'])
+      return { kind: 'scan', modelId, k: optNum(call, o, 'k', 1, 1000) }
+    default:
+      fail(call, `unknown job kind ${JSON.stringify(o.kind)}`)
+  }
+}
+
+/** Validated request objects, by call. Calls without arguments accept undefined or {}. */
+export function validateRequest(call: ApiCall, params: unknown): unknown {
+  switch (call) {
+    case 'appInfo':
+    case 'openDemo':
+    case 'recentModels':
+      if (params !== undefined && params !== null) only(call, record(call, params), [])
+      return undefined
+    case 'pickModel': {
+      const o = record(call, params)
+      only(call, o, ['folder'])
+      if (typeof o.folder !== 'boolean') fail(call, '"folder" must be a boolean')
+      return { folder: o.folder }
+    }
+    case 'openModel': {
+      const o = record(call, params)
+      only(call, o, ['path'])
+      return { path: absolutePath(call, str(call, o, 'path', MAX_PATH)) }
+    }
+    case 'listTensors': {
+      const o = record(call, params)
+      only(call, o, ['modelId'])
+      return { modelId: str(call, o, 'modelId', MAX_ID) }
+    }
+    case 'startJob':
+      return validateJobSpec(params)
+    case 'cancelJob': {
+      const o = record(call, params)
+      only(call, o, ['id'])
+      return { id: str(call, o, 'id', MAX_ID) }
+    }
+    default:
+      fail(String(call), 'unknown call')
+  }
+}

@@ -1,0 +1,151 @@
+// The contract's implementation, shared by Electron's IPC handlers and web mode's WebSocket server.
+// Transport code only moves (method, params) in and results or ApiErrors out; everything else is here.
+
+import path from 'node:path'
+import type { ApiCall, ApiError, AppInfo, JobSpec, JobUpdate, ModelSummary, RecentModel, TensorInfo } from '../contract/api'
+import { describeError, isWhittleError } from '../engine/errors'
+import { WhittleError } from '../engine/errors'
+import { JobRegistry } from '../engine/jobs/job-registry'
+import { inspectTensor } from '../engine/inspect/tensor-detail'
+import { scanModel } from '../engine/inspect/model-scan'
+import { loadModel, tensorsByLayer, type LoadedModel } from '../engine/model/loaded-model'
+import { getPool } from '../engine/pool/worker-pool'
+import { RecentModels, defaultConfigDir } from './recents'
+import { validateRequest } from './validate'
+
+export interface HostOptions {
+  mode: 'electron' | 'web'
+  version: string
+  demoPath: string | null
+  startupPath?: string | null
+  configDir?: string
+  /** Electron provides a native dialog; web mode has none. */
+  pickModel?: (folder: boolean) => Promise<string | null>
+  /**
+   * Electron: only paths the user chose (dialog, drop seen by the preload, CLI, recents) may be opened,
+   * so a compromised renderer cannot make the main process read arbitrary files. Web mode leaves this
+   * off: there the token-holding user types the path, which is their own choice.
+   */
+  restrictPaths?: boolean
+  /** Paths the user named outside the UI (the CLI argument). */
+  preapprovedPaths?: string[]
+}
+
+/** At most this many models stay open; the oldest is dropped first. */
+const MAX_OPEN_MODELS = 8
+
+export class WhittleService {
+  readonly jobs = new JobRegistry()
+  private readonly models = new Map<string, LoadedModel>()
+  private readonly recents: RecentModels
+  private readonly approved: Set<string> | null
+
+  constructor(private readonly host: HostOptions) {
+    this.recents = new RecentModels(path.join(host.configDir ?? defaultConfigDir(), 'recent-models.json'))
+    this.approved = host.restrictPaths ? new Set((host.preapprovedPaths ?? []).concat(host.startupPath ? [host.startupPath] : []).map((p) => path.resolve(p))) : null
+  }
+
+  /** Records a path the user chose outside the renderer's reach (a drop observed by the preload). */
+  approvePath(p: string): void {
+    this.approved?.add(path.resolve(p))
+  }
+
+  private async checkApproved(p: string): Promise<void> {
+    if (!this.approved || this.approved.has(path.resolve(p)) || (await this.recents.has(p))) return
+    throw new WhittleError('validation', p, 'not a path you chose: use Browse… or drop the file on the window')
+  }
+
+  /** Validates, runs, and converts any failure into the ApiError that crosses the bridge. */
+  async handle(method: ApiCall, params: unknown): Promise<{ ok: true; result: unknown } | { ok: false; error: ApiError }> {
+    try {
+      const req = validateRequest(method, params)
+      return { ok: true, result: await this.dispatch(method, req) }
+    } catch (e) {
+      return { ok: false, error: { message: describeError(e), code: isWhittleError(e) ? e.code : 'internal' } }
+    }
+  }
+
+  onJob(listener: (u: JobUpdate) => void): () => void {
+    return this.jobs.onUpdate(listener)
+  }
+
+  private dispatch(method: ApiCall, req: unknown): Promise<unknown> {
+    switch (method) {
+      case 'appInfo': return this.appInfo()
+      case 'pickModel': return this.pickModel(req as { folder: boolean })
+      case 'openModel': return this.openModel((req as { path: string }).path)
+      case 'openDemo': return this.openDemo()
+      case 'recentModels': return this.recents.list()
+      case 'listTensors': return this.listTensors((req as { modelId: string }).modelId)
+      case 'startJob': return Promise.resolve(this.startJob(req as JobSpec))
+      case 'cancelJob': return Promise.resolve(void this.jobs.cancel((req as { id: string }).id))
+    }
+  }
+
+  async appInfo(): Promise<AppInfo> {
+    return { mode: this.host.mode, version: this.host.version, canPickFiles: !!this.host.pickModel, demoPath: this.host.demoPath, startupPath: this.host.startupPath ?? null }
+  }
+
+  async pickModel({ folder }: { folder: boolean }): Promise<string | null> {
+    if (!this.host.pickModel) return null
+    const chosen = await this.host.pickModel(folder)
+    if (chosen) this.approvePath(chosen)
+    return chosen
+  }
+
+  async openModel(p: string): Promise<ModelSummary> {
+    await this.checkApproved(p)
+    const model = await loadModel(p)
+    this.remember(model)
+    await this.recents.add(model.files.path).catch(() => undefined)
+    return model.summary
+  }
+
+  async openDemo(): Promise<ModelSummary> {
+    if (!this.host.demoPath) throw new WhittleError('not-found', null, 'this build has no demo model')
+    const model = await loadModel(this.host.demoPath)
+    this.remember(model)
+    return model.summary
+  }
+
+  async listTensors(modelId: string): Promise<TensorInfo[]> {
+    return this.model(modelId).tensors
+  }
+
+  recentModels(): Promise<RecentModel[]> {
+    return this.recents.list()
+  }
+
+  startJob(spec: JobSpec): string {
+    const model = this.model(spec.modelId)
+    switch (spec.kind) {
+      case 'tensor': {
+        const entry = model.entry(spec.name)
+        const info = model.tensors.find((t) => t.name === spec.name)!
+        return this.jobs.start('tensor', async (ctx) => {
+          const pool = await getPool()
+          return inspectTensor(pool, entry, info, {
+            bins: spec.bins, k: spec.k, signal: ctx.signal,
+            onProgress: (f) => ctx.progress(f, `reading ${spec.name}`),
+          })
+        }).id
+      }
+      case 'scan':
+        return this.jobs.start('scan', async (ctx) => {
+          const pool = await getPool()
+          return scanModel(pool, model.id, tensorsByLayer(model), { k: spec.k, signal: ctx.signal, onProgress: ctx.progress })
+        }).id
+    }
+  }
+
+  private model(id: string): LoadedModel {
+    const m = this.models.get(id)
+    if (!m) throw new WhittleError('not-found', null, `no open model with id ${id}; open it again`)
+    return m
+  }
+
+  private remember(model: LoadedModel): void {
+    this.models.set(model.id, model)
+    while (this.models.size > MAX_OPEN_MODELS) this.models.delete(this.models.keys().next().value!)
+  }
+}

@@ -1,0 +1,36 @@
+// The CLI's entry: dispatch to one command module per verb. Exit codes: 0 ok, 1 failure, 2 usage.
+
+import { describeError } from '../engine/errors'
+import { UsageError } from './args'
+import { inspectCommand } from './inspect-command'
+import { serveCommand } from './serve-command'
+
+const USAGE = `usage: whittle <command> [options]
+
+commands:
+  inspect PATH [--json] [--k 6] [--threads N]   architecture summary and a per-tensor table
+  serve [--model PATH] [--port N] [--host H] [--allow-remote]
+                                                web mode: the app in your browser, engine here
+`
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  try {
+    switch (command) {
+      case 'inspect': return await inspectCommand(rest)
+      case 'serve': return await serveCommand(rest)
+      case undefined: case 'help': case '--help': case '-h':
+        process.stdout.write(USAGE)
+        return command === undefined ? 2 : 0
+      default:
+        throw new UsageError(`unknown command ${command}`)
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`whittle: ${e.message}\n\n${USAGE}`)
+      return 2
+    }
+    process.stderr.write(`whittle: ${describeError(e)}\n`)
+    return 1
+  }
+}

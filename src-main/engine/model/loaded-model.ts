@@ -1,0 +1,78 @@
+// A model the engine has open: the format index, the architecture reading of it, and the summary the UI shows.
+// Opening touches headers only; tensor data is streamed later by the jobs that need it.
+
+import { randomUUID } from 'node:crypto'
+import type { ModelSummary, TensorInfo } from '../../contract/api'
+import { describeArchitecture } from '../arch'
+import type { ModelArchitecture } from '../arch/types'
+import { openModelFiles } from '../formats/open'
+import type { ModelFiles, TensorEntry } from '../formats/types'
+import { WhittleError } from '../errors'
+
+export interface LoadedModel {
+  id: string
+  files: ModelFiles
+  arch: ModelArchitecture
+  summary: ModelSummary
+  tensors: TensorInfo[]
+  entry(name: string): TensorEntry
+}
+
+export async function loadModel(path: string): Promise<LoadedModel> {
+  const files = await openModelFiles(path)
+  const arch = describeArchitecture(files)
+  const id = randomUUID()
+  const byName = new Map(files.tensors.map((t) => [t.name, t]))
+  const tensors: TensorInfo[] = files.tensors.map((t) => {
+    const place = arch.places[t.name]
+    return {
+      name: t.name,
+      shape: t.shape,
+      dtype: t.dtype,
+      byteLength: t.byteLength,
+      role: place?.role ?? 'other',
+      layer: place?.layer ?? null,
+    }
+  })
+  const dtypes: Record<string, number> = {}
+  let parameterCount = 0
+  for (const t of files.tensors) {
+    dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1
+    parameterCount += t.shape.reduce((a, b) => a * b, 1)
+  }
+  const summary: ModelSummary = {
+    id,
+    path: files.path,
+    format: files.format,
+    architecture: arch.family,
+    declaredArchitecture: arch.declared,
+    layers: arch.layers,
+    hiddenSize: arch.hiddenSize,
+    heads: arch.heads,
+    kvHeads: arch.kvHeads,
+    headDim: arch.headDim,
+    intermediateSize: arch.intermediateSize,
+    vocabSize: arch.vocabSize,
+    parameterCount,
+    dtypes,
+    sizeOnDisk: files.sizeOnDisk,
+    files: files.files,
+    tensorCount: files.tensors.length,
+    warnings: arch.warnings,
+  }
+  return {
+    id, files, arch, summary, tensors,
+    entry(name: string): TensorEntry {
+      const e = byName.get(name)
+      if (!e) throw new WhittleError('not-found', files.path, `no tensor named ${name}`)
+      return e
+    },
+  }
+}
+
+/** Tensors in the order the overview wants them: by layer, then by the file's order. */
+export function tensorsByLayer(model: LoadedModel): { entry: TensorEntry; info: TensorInfo }[] {
+  return model.tensors
+    .map((info) => ({ entry: model.entry(info.name), info }))
+    .sort((a, b) => (a.info.layer ?? -1) - (b.info.layer ?? -1))
+}

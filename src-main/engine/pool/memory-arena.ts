@@ -1,0 +1,90 @@
+// A first-fit allocator over the one shared WebAssembly.Memory that every worker instantiates.
+// The kernels allocate nothing themselves (see kernels/README.md): the engine hands them regions from here.
+// Regions are 64-byte aligned so v128 loads never straddle a cache line needlessly.
+
+const ALIGN = 64
+const PAGE = 65536
+
+export interface Region {
+  readonly ptr: number
+  readonly bytes: number
+}
+
+export class MemoryArena {
+  private readonly memory: WebAssembly.Memory
+  private readonly maxBytes: number
+  /** Free blocks, sorted by ptr, coalesced on free. */
+  private free: { ptr: number; bytes: number }[] = []
+  private top: number
+  private live = new Map<number, number>()
+
+  constructor(memory: WebAssembly.Memory, heapBase: number, maxPages: number) {
+    this.memory = memory
+    this.maxBytes = maxPages * PAGE
+    this.top = alignUp(heapBase)
+  }
+
+  get liveBytes(): number {
+    let sum = 0
+    for (const b of this.live.values()) sum += b
+    return sum
+  }
+
+  alloc(bytes: number): Region {
+    if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new RangeError(`arena: bad allocation size ${bytes}`)
+    const size = alignUp(bytes)
+    const i = this.free.findIndex((b) => b.bytes >= size)
+    let ptr: number
+    if (i >= 0) {
+      const block = this.free[i]
+      ptr = block.ptr
+      if (block.bytes === size) this.free.splice(i, 1)
+      else { block.ptr += size; block.bytes -= size }
+    } else {
+      ptr = this.top
+      const end = ptr + size
+      if (end > this.maxBytes) {
+        throw new RangeError(`arena: ${(end / 2 ** 20).toFixed(0)} MiB needed, the kernel memory ceiling is ${this.maxBytes / 2 ** 20} MiB`)
+      }
+      const have = this.memory.buffer.byteLength
+      if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE))
+      this.top = end
+    }
+    this.live.set(ptr, size)
+    return { ptr, bytes: size }
+  }
+
+  release(region: Region): void {
+    const size = this.live.get(region.ptr)
+    if (size === undefined) throw new Error(`arena: double free at ${region.ptr}`)
+    this.live.delete(region.ptr)
+    let j = 0
+    while (j < this.free.length && this.free[j].ptr < region.ptr) j++
+    this.free.splice(j, 0, { ptr: region.ptr, bytes: size })
+    // Coalesce with neighbours, then give the tail back to `top` so long runs do not fragment.
+    for (let k = Math.max(0, j - 1); k < this.free.length - 1; ) {
+      const a = this.free[k], b = this.free[k + 1]
+      if (a.ptr + a.bytes === b.ptr) { a.bytes += b.bytes; this.free.splice(k + 1, 1) } else k++
+    }
+    const last = this.free[this.free.length - 1]
+    if (last && last.ptr + last.bytes === this.top) { this.top = last.ptr; this.free.pop() }
+  }
+
+  // Views are made fresh each time: memory.grow replaces the SharedArrayBuffer object.
+  f32(region: Region, offsetBytes = 0, length?: number): Float32Array {
+    return new Float32Array(this.memory.buffer, region.ptr + offsetBytes, length ?? (region.bytes - offsetBytes) >> 2)
+  }
+  f64(region: Region, offsetBytes = 0, length?: number): Float64Array {
+    return new Float64Array(this.memory.buffer, region.ptr + offsetBytes, length ?? (region.bytes - offsetBytes) >> 3)
+  }
+  u32(region: Region, offsetBytes = 0, length?: number): Uint32Array {
+    return new Uint32Array(this.memory.buffer, region.ptr + offsetBytes, length ?? (region.bytes - offsetBytes) >> 2)
+  }
+  u8(region: Region, offsetBytes = 0, length?: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, region.ptr + offsetBytes, length ?? region.bytes - offsetBytes)
+  }
+}
+
+function alignUp(n: number): number {
+  return Math.ceil(n / ALIGN) * ALIGN
+}
