@@ -27,14 +27,15 @@ test.describe('desktop app', () => {
     const app = await electron.launch({ executablePath: binary!, args: [repoRoot, '--no-sandbox'], cwd: repoRoot })
     const win = await app.firstWindow()
     await expect(win.getByTestId('model-summary')).toContainText('llama')
-    const prefs = await app.evaluate(({ BrowserWindow }) => {
-      const w = BrowserWindow.getAllWindows()[0]
-      return w.webContents.getLastWebPreferences()
+    // Isolation as the page sees it: no Node globals, only the contract's functions.
+    const seen = await win.evaluate(() => {
+      const g = globalThis as unknown as Record<string, unknown>
+      return { require: typeof g.require, process: typeof g.process, api: Object.keys((g.whittle ?? {}) as object).sort() }
     })
-    expect(prefs?.contextIsolation).toBe(true)
-    expect(prefs?.nodeIntegration).toBe(false)
-    expect(prefs?.sandbox).toBe(true)
-    expect(await win.evaluate(() => typeof (globalThis as unknown as { require?: unknown }).require)).toBe('undefined')
+    expect(seen.require).toBe('undefined')
+    expect(seen.process).toBe('undefined')
+    expect(seen.api).toContain('openModel')
+    expect(seen.api).not.toContain('invoke')
     await win.screenshot({ path: 'test-results/screenshots/electron.png' })
     await app.close()
   })

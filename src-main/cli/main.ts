@@ -2,6 +2,7 @@
 
 import { describeError } from '../engine/errors'
 import { UsageError } from './args'
+import { evalCommand } from './eval-command'
 import { inspectCommand } from './inspect-command'
 import { serveCommand } from './serve-command'
 
@@ -9,6 +10,8 @@ const USAGE = `usage: whittle <command> [options]
 
 commands:
   inspect PATH [--json] [--k 6] [--threads N]   architecture summary and a per-tensor table
+  eval MODEL --text FILE [--seqlen 256] [--json]
+                                                perplexity: non-overlapping windows, one BOS
   serve [--model PATH] [--port N] [--host H] [--allow-remote]
                                                 web mode: the app in your browser, engine here
 `
@@ -18,6 +21,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'inspect': return await inspectCommand(rest)
+      case 'eval': return await evalCommand(rest)
       case 'serve': return await serveCommand(rest)
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(USAGE)

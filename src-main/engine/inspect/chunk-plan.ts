@@ -4,7 +4,7 @@
 
 import type { TensorEntry } from '../formats/types'
 import { WhittleError } from '../errors'
-import { bytesForElements, elementsPerBlock } from './dtype-layout'
+import { bytesForElements, dtypeGeometry } from '../formats/dtype-info'
 
 /** ~4 MiB of f32 per chunk: big enough to amortise a worker round trip, small enough to stay in L2/L3. */
 export const TARGET_CHUNK_ELEMENTS = 1 << 20
@@ -40,7 +40,7 @@ export function tensorGeometry(entry: TensorEntry): TensorGeometry {
 }
 
 export function planChunks(entry: TensorEntry, geometry: TensorGeometry, target = TARGET_CHUNK_ELEMENTS): Chunk[] {
-  const block = elementsPerBlock(entry.dtype)
+  const block = dtypeGeometry(entry.dtype).blockElements
   const chunks: Chunk[] = []
   if (geometry.matrix) {
     const { rows, cols } = geometry.matrix

@@ -1,0 +1,81 @@
+// Perplexity with the protocol of ../shared/README.md (the GPTQ repo's llama_eval): n = floor(N/seqlen)
+// non-overlapping windows, each run from position 0 with no extra BOS, and
+// ppl = exp(Σ NLL / (n·(seqlen−1))) over every next-token prediction inside every window.
+
+import type { LoadedModel } from '../model/loaded-model'
+import type { WorkerPool } from '../pool/worker-pool'
+import { WhittleError } from '../errors'
+import { LlamaForward } from '../forward/llama-forward'
+
+export interface PerplexityOptions {
+  seqlen: number
+  /** Evaluate only the first N windows (benchmarks, previews). */
+  maxWindows?: number
+  /** Windows per forward batch; default from an activation budget. */
+  batch?: number
+  signal?: AbortSignal
+  onProgress?: (fraction: number, message: string) => void
+}
+
+export interface PerplexityResult {
+  ppl: number
+  mean_nll: number
+  tokens: number
+  windows: number
+  seqlen: number
+  /** Tokens run through the model (windows × seqlen). */
+  tokens_evaluated: number
+  tokens_per_second: number
+  seconds: number
+}
+
+/** Activation bytes one token needs in a Llama block (x, h, q, k, v, attn, o, gate, up), f32. */
+function bytesPerToken(m: LoadedModel): number {
+  const a = m.arch
+  return 4 * (4 * a.hiddenSize + 2 * a.heads * a.headDim + 2 * a.kvHeads * a.headDim + 2 * a.intermediateSize)
+}
+
+const ACTIVATION_BUDGET = 192 << 20
+
+export async function perplexity(pool: WorkerPool, model: LoadedModel, ids: Int32Array, options: PerplexityOptions): Promise<PerplexityResult> {
+  const { seqlen } = options
+  if (!Number.isInteger(seqlen) || seqlen < 2) throw new WhittleError('validation', null, `seqlen must be an integer ≥ 2 (got ${seqlen})`)
+  let n = Math.floor(ids.length / seqlen)
+  if (options.maxWindows !== undefined) n = Math.min(n, options.maxWindows)
+  if (n === 0) throw new WhittleError('validation', null, `the text has ${ids.length} tokens, fewer than one window of ${seqlen}`)
+  const batch = Math.max(1, Math.min(n, options.batch ?? Math.floor(ACTIVATION_BUDGET / (bytesPerToken(model) * seqlen))))
+  const forward = await LlamaForward.create(pool, model)
+  const started = performance.now()
+  let sum = 0
+  try {
+    for (let w0 = 0; w0 < n; w0 += batch) {
+      const windows: Int32Array[] = []
+      for (let w = w0; w < Math.min(n, w0 + batch); w++) windows.push(ids.subarray(w * seqlen, (w + 1) * seqlen))
+      const nll = await forward.windowNll(windows, {
+        signal: options.signal,
+        onLayer: (layer) => {
+          const done = w0 + (windows.length * (layer + 1)) / model.arch.layers
+          const secs = (performance.now() - started) / 1000
+          const tps = (done * seqlen) / Math.max(secs, 1e-9)
+          const eta = ((n - done) * seqlen) / Math.max(tps, 1e-9)
+          options.onProgress?.(done / n, `window ${Math.min(n, Math.ceil(done))}/${n} · ${tps.toFixed(0)} tok/s · ETA ${eta.toFixed(0)} s`)
+        },
+      })
+      for (const row of nll) for (let i = 0; i < row.length; i++) sum += row[i]
+    }
+  } finally {
+    forward.close()
+  }
+  const seconds = (performance.now() - started) / 1000
+  const mean = sum / (n * (seqlen - 1))
+  return {
+    ppl: Math.exp(mean),
+    mean_nll: mean,
+    tokens: ids.length,
+    windows: n,
+    seqlen,
+    tokens_evaluated: n * seqlen,
+    tokens_per_second: (n * seqlen) / seconds,
+    seconds,
+  }
+}

@@ -1,0 +1,76 @@
+// The value histogram: counts over bin centres, linear or log count axis, zoomable along the values.
+
+import type { Histogram } from '@contract/api'
+import { formatInteger, formatValue } from '../lib/format'
+import { CHART_COLORS, MONO_FONT } from './palette'
+import type { ChartOption } from './types'
+
+export interface HistogramBin {
+  lo: number
+  hi: number
+  centre: number
+  count: number
+}
+
+/** Equal-width bins over [lo, hi], as the engine counts them. */
+export function histogramBins(h: Histogram): HistogramBin[] {
+  const n = h.counts.length
+  const width = n > 0 ? (h.hi - h.lo) / n : 0
+  return h.counts.map((count, i) => {
+    const lo = h.lo + i * width
+    const hi = i === n - 1 ? h.hi : h.lo + (i + 1) * width
+    return { lo, hi, centre: (lo + hi) / 2, count }
+  })
+}
+
+/**
+ * Counts per bin. On a log axis an empty bin has no bar at all (log 0 is undefined), so its value
+ * becomes null rather than 0.
+ */
+export function histogramSeriesData(h: Histogram, logScale: boolean): (number | null)[] {
+  return h.counts.map((c) => (logScale && c <= 0 ? null : c))
+}
+
+export function histogramOption(h: Histogram, logScale: boolean): ChartOption {
+  const bins = histogramBins(h)
+  return {
+    animation: false,
+    textStyle: { fontFamily: MONO_FONT, fontSize: 11, color: CHART_COLORS.text },
+    grid: { left: 64, right: 16, top: 16, bottom: 64 },
+    tooltip: {
+      trigger: 'axis',
+      axisPointer: { type: 'shadow' },
+      formatter: (params: unknown) => {
+        const first = (Array.isArray(params) ? params[0] : params) as { dataIndex: number }
+        const bin = bins[first.dataIndex]
+        if (!bin) return ''
+        return `[${formatValue(bin.lo)}, ${formatValue(bin.hi)})<br/>count ${formatInteger(bin.count)}`
+      },
+    },
+    xAxis: {
+      type: 'category',
+      data: bins.map((b) => formatValue(b.centre, 3)),
+      name: 'value',
+      nameLocation: 'middle',
+      nameGap: 26,
+      axisLine: { lineStyle: { color: CHART_COLORS.axis } },
+      axisTick: { alignWithLabel: true },
+    },
+    yAxis: logScale
+      ? { type: 'log', logBase: 10, name: 'count (log)', splitLine: { lineStyle: { color: CHART_COLORS.grid } } }
+      : { type: 'value', name: 'count', splitLine: { lineStyle: { color: CHART_COLORS.grid } } },
+    dataZoom: [
+      { type: 'inside', xAxisIndex: 0 },
+      { type: 'slider', xAxisIndex: 0, height: 16, bottom: 6 },
+    ],
+    series: [
+      {
+        type: 'bar',
+        name: 'count',
+        data: histogramSeriesData(h, logScale),
+        barCategoryGap: '8%',
+        itemStyle: { color: CHART_COLORS.bar },
+      },
+    ],
+  }
+}

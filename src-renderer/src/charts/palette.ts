@@ -1,0 +1,17 @@
+// Chart colours. Canvas cannot read CSS variables, so the chart palette lives here, chosen to match
+// the neutral theme in styles.css.
+
+export const CHART_COLORS = {
+  bar: '#4a6fa5',
+  outlier: '#d9480f',
+  markLine: '#495057',
+  axis: '#868e96',
+  text: '#343a40',
+  grid: '#e9ecef',
+  /** |w| heatmap, low to high: pale, through the bar blue, to the outlier colours at the top. */
+  heat: ['#f8f9fa', '#a5c0e0', '#4a6fa5', '#e8590c', '#a61e4d'],
+  /** Outlier-score heatmap, low to high: one warm hue, so a hot cell cannot be mistaken for a cold one. */
+  score: ['#fff9db', '#ffd8a8', '#ffa94d', '#e8590c', '#a61e4d'],
+} as const
+
+export const MONO_FONT = 'ui-monospace, SFMono-Regular, Menlo, Consolas, monospace'

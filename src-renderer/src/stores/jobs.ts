@@ -1,0 +1,94 @@
+// Long work as the engine reports it: every job update by id, start and cancel, and a promise for a
+// job's end. Updates can arrive before startJob's answer (the engine announces a job as it starts),
+// so they are recorded for every id and matched up afterwards.
+
+import { defineStore } from 'pinia'
+import { computed, markRaw, shallowReactive } from 'vue'
+import type { JobId, JobSpec, JobState, JobUpdate } from '@contract/api'
+import { getApi } from '../bridge'
+
+export function isTerminal(state: JobState): boolean {
+  return state === 'done' || state === 'error' || state === 'cancelled'
+}
+
+/** Finished jobs kept for late readers; older ones are forgotten. */
+const KEEP_FINISHED = 50
+/** After a cancel request, how long to wait for the engine's own 'cancelled' before assuming it. */
+const CANCEL_GRACE_MS = 5000
+
+export const useJobStore = defineStore('jobs', () => {
+  // Results can be large (a whole-model scan): keep them out of deep reactivity.
+  const updates = shallowReactive(new Map<JobId, JobUpdate>())
+  const dismissed = shallowReactive(new Set<JobId>())
+  /** What each job started here is about (updates carry no tensor name once they end). */
+  const subjects = shallowReactive(new Map<JobId, string>())
+  const waiters = new Map<JobId, ((u: JobUpdate) => void)[]>()
+
+  function apply(update: JobUpdate): void {
+    const previous = updates.get(update.id)
+    // A late progress event must not resurrect a job that already ended.
+    if (previous && isTerminal(previous.state) && !isTerminal(update.state)) return
+    updates.set(update.id, markRaw(update))
+    if (isTerminal(update.state)) {
+      const waiting = waiters.get(update.id) ?? []
+      waiters.delete(update.id)
+      for (const resolve of waiting) resolve(update)
+      forgetOld()
+    }
+  }
+
+  function forgetOld(): void {
+    const finished = [...updates.values()].filter((u) => isTerminal(u.state))
+    for (const u of finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED))) {
+      updates.delete(u.id)
+      dismissed.delete(u.id)
+      subjects.delete(u.id)
+    }
+  }
+
+  // One subscription for the life of the app.
+  getApi().onJob(apply)
+
+  async function start(spec: JobSpec): Promise<JobId> {
+    const id = await getApi().startJob(spec)
+    subjects.set(id, spec.kind === 'tensor' ? spec.name : 'whole model')
+    if (!updates.has(id)) {
+      apply({ id, kind: spec.kind, state: 'queued', progress: 0, message: 'queued' })
+    }
+    return id
+  }
+
+  async function cancel(id: JobId): Promise<void> {
+    await getApi().cancelJob({ id })
+    setTimeout(() => {
+      const u = updates.get(id)
+      if (u && !isTerminal(u.state)) apply({ ...u, state: 'cancelled', message: 'cancelled (the engine did not confirm)' })
+    }, CANCEL_GRACE_MS)
+  }
+
+  /** Resolves with the job's final update (done, error or cancelled); never rejects. */
+  function whenFinished(id: JobId): Promise<JobUpdate> {
+    const u = updates.get(id)
+    if (u && isTerminal(u.state)) return Promise.resolve(u)
+    return new Promise((resolve) => {
+      const list = waiters.get(id)
+      if (list) list.push(resolve)
+      else waiters.set(id, [resolve])
+    })
+  }
+
+  function dismiss(id: JobId): void {
+    dismissed.add(id)
+  }
+
+  /** What the job bar shows: running jobs, and failed or cancelled ones until dismissed. */
+  const visible = computed<JobUpdate[]>(() =>
+    [...updates.values()].filter((u) => !isTerminal(u.state) || (u.state !== 'done' && !dismissed.has(u.id))),
+  )
+  const running = computed<JobUpdate[]>(() => [...updates.values()].filter((u) => !isTerminal(u.state)))
+
+  return {
+    updates, subjects, visible, running, start, cancel, whenFinished, dismiss,
+    get: (id: JobId): JobUpdate | undefined => updates.get(id),
+  }
+})
