@@ -58,7 +58,7 @@ export async function loadModel(path: string): Promise<LoadedModel> {
     sizeOnDisk: files.sizeOnDisk,
     files: files.files,
     tensorCount: files.tensors.length,
-    warnings: arch.warnings,
+    warnings: [...(files.warnings ?? []), ...arch.warnings],
   }
   return {
     id, files, arch, summary, tensors,
