@@ -29,22 +29,14 @@ export interface PerplexityResult {
   seconds: number
 }
 
-/** Activation bytes one token needs in a Llama block (x, h, q, k, v, attn, o, gate, up), f32. */
-function bytesPerToken(m: LoadedModel): number {
-  const a = m.arch
-  return 4 * (4 * a.hiddenSize + 2 * a.heads * a.headDim + 2 * a.kvHeads * a.headDim + 2 * a.intermediateSize)
-}
-
-const ACTIVATION_BUDGET = 192 << 20
-
 export async function perplexity(pool: WorkerPool, model: LoadedModel, ids: Int32Array, options: PerplexityOptions): Promise<PerplexityResult> {
   const { seqlen } = options
   if (!Number.isInteger(seqlen) || seqlen < 2) throw new WhittleError('validation', null, `seqlen must be an integer ≥ 2 (got ${seqlen})`)
   let n = Math.floor(ids.length / seqlen)
   if (options.maxWindows !== undefined) n = Math.min(n, options.maxWindows)
   if (n === 0) throw new WhittleError('validation', null, `the text has ${ids.length} tokens, fewer than one window of ${seqlen}`)
-  const batch = Math.max(1, Math.min(n, options.batch ?? Math.floor(ACTIVATION_BUDGET / (bytesPerToken(model) * seqlen))))
   const forward = await LlamaForward.create(pool, model)
+  const batch = Math.max(1, Math.min(n, options.batch ?? forward.windowsPerPass(seqlen)))
   const started = performance.now()
   let sum = 0
   try {

@@ -39,4 +39,6 @@ export interface ModelFiles {
   /** Absolute path of tokenizer.json when present. */
   tokenizerPath: string | null
   sizeOnDisk: number
+  /** Non-fatal findings of the readers (e.g. unused gaps in a safetensors data buffer). */
+  warnings?: string[]
 }

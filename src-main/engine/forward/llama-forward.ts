@@ -34,12 +34,14 @@ export interface ForwardHooks {
 
 /** Keep all weights resident below this many f32 bytes. */
 const RESIDENT_BUDGET = 256 << 20
+/** Kernel memory for one pass of activations through a block. */
+const ACTIVATION_BUDGET = 192 << 20
 /** Logits are computed this many bytes at a time. */
 const LOGIT_CHUNK_BYTES = 64 << 20
 
 export class LlamaForward {
   private resident = new Map<number, LayerWeights>()
-  private embed: ArenaTensor | null = null
+  private embedTable: ArenaTensor | null = null
   private lmHead: ArenaTensor | null = null
   private finalNorm: ArenaTensor | null = null
   private readonly keepResident: boolean
@@ -105,20 +107,18 @@ export class LlamaForward {
   }
 
   /** Embedding rows for the tokens, into x [M, H]. */
-  private async embedTokens(tokens: Int32Array, x: ArenaTensor): Promise<void> {
+  private async embedTokens(tokens: Int32Array, xv: Float32Array): Promise<void> {
     const H = this.arch.hiddenSize
     const e = this.entry(null, 'embed')
     const vocab = e.shape[0]
     for (const t of tokens) if (t < 0 || t >= vocab) throw new WhittleError('validation', null, `token id ${t} outside the vocabulary (${vocab})`)
     if (e.byteLength <= RESIDENT_BUDGET / 4) {
-      this.embed ??= await loadTensor(this.pool, e)
-      const table = this.embed.view()
-      const xv = x.view()
+      this.embedTable ??= await loadTensor(this.pool, e)
+      const table = this.embedTable.view()
       for (let i = 0; i < tokens.length; i++) xv.set(table.subarray(tokens[i] * H, (tokens[i] + 1) * H), i * H)
       return
     }
     // Large vocabularies: read only the rows this batch uses.
-    const xv = x.view()
     const rows = new Map<number, Float32Array>()
     for (const t of new Set(tokens)) {
       const row = await loadTensor(this.pool, e, t, 1)
@@ -132,10 +132,106 @@ export class LlamaForward {
     if (this.lmHead) return { w: this.lmHead, temporary: false }
     const name = tensorName(this.arch, null, 'lm_head')
     const e = name ? this.model.entry(name) : this.entry(null, 'embed') // tied embeddings
-    if (!name && this.embed) return { w: this.embed, temporary: false }
+    if (!name && this.embedTable) return { w: this.embedTable, temporary: false }
     const w = await loadTensor(this.pool, e)
     if (this.keepResident) this.lmHead = w
     return { w, temporary: !this.keepResident }
+  }
+
+  /** Activation bytes one token needs inside a block (x, h, q, k, v, attn, o, gate, up), f32. */
+  bytesPerToken(): number {
+    const a = this.arch
+    return 4 * (4 * a.hiddenSize + 2 * a.heads * a.headDim + 2 * a.kvHeads * a.headDim + 2 * a.intermediateSize)
+  }
+
+  /** Windows that fit the activation budget in one pass through a block. */
+  windowsPerPass(T: number): number {
+    return Math.max(1, Math.floor(ACTIVATION_BUDGET / (this.bytesPerToken() * T)))
+  }
+
+  /** Embeddings of B windows of T tokens, as hidden states [B·T, H] in JS memory. */
+  async embed(windows: Int32Array[]): Promise<Float32Array> {
+    const T = windows[0]?.length ?? 0
+    if (windows.some((w) => w.length !== T) || T < 1) throw new WhittleError('validation', null, 'windows must share one non-zero length')
+    const tokens = new Int32Array(windows.length * T)
+    windows.forEach((w, i) => tokens.set(w, i * T))
+    const H = this.arch.hiddenSize
+    const hidden = new Float32Array(tokens.length * H)
+    await this.embedTokens(tokens, hidden)
+    return hidden
+  }
+
+  /**
+   * Runs decoder block `layer` over hidden states [B·T, H] in place, `windowsPerPass` windows at a time
+   * through kernel memory. Hooks see every Linear's input.
+   */
+  async block(layer: number, hidden: Float32Array, T: number, hooks?: ForwardHooks): Promise<void> {
+    const a = this.arch
+    const H = a.hiddenSize, nH = a.heads, nKV = a.kvHeads, hd = a.headDim, F = a.intermediateSize
+    const qDim = nH * hd, kvDim = nKV * hd
+    const eps = a.normEps ?? 1e-5
+    const B = hidden.length / (T * H)
+    const perPass = Math.min(B, this.windowsPerPass(T))
+    const pool = this.pool
+    const k = this.k
+    const w = await this.layerWeights(layer)
+    const bufs: ArenaTensor[] = []
+    const buf = (n: number): ArenaTensor => {
+      const t = allocTensor(pool, n)
+      bufs.push(t)
+      return t
+    }
+    try {
+      const Mmax = perPass * T
+      const x = buf(Mmax * H), h = buf(Mmax * H), q = buf(Mmax * qDim), kk = buf(Mmax * kvDim), v = buf(Mmax * kvDim)
+      const att = buf(Mmax * qDim), o = buf(Mmax * H), g = buf(Mmax * F), u = buf(Mmax * F)
+      const scratch = buf(Math.max(1, pool.threads) * T)
+      const table = ropeTable(T, hd, a.ropeTheta ?? 10000)
+      const cos = buf(table.cos.length), sin = buf(table.sin.length)
+      cos.view().set(table.cos)
+      sin.view().set(table.sin)
+      const rope = a.ropeLayout === 'gguf' ? k.rope_interleaved.bind(k) : k.rope_half.bind(k)
+      const bias = (r: LinearRole): number | undefined => w.bias[r]?.ptr
+      for (let b0 = 0; b0 < B; b0 += perPass) {
+        const nb = Math.min(perPass, B - b0)
+        const M = nb * T
+        const observe = (role: LinearRole, src: ArenaTensor, K: number): void => {
+          hooks?.linearInput?.(layer, role, src.view().subarray(0, M * K), M, K)
+        }
+        x.view().set(hidden.subarray(b0 * T * H, (b0 + nb) * T * H))
+        k.rmsnorm(x.ptr, w.attnNorm.ptr, h.ptr, M, H, eps)
+        for (const r of ['q', 'k', 'v'] as const) observe(r, h, H)
+        await Promise.all([
+          matmul(pool, h.ptr, w.linear.q.ptr, q.ptr, M, H, qDim, bias('q')),
+          matmul(pool, h.ptr, w.linear.k.ptr, kk.ptr, M, H, kvDim, bias('k')),
+          matmul(pool, h.ptr, w.linear.v.ptr, v.ptr, M, H, kvDim, bias('v')),
+        ])
+        for (let b = 0; b < nb; b++) {
+          rope(q.at(b * T * qDim), cos.ptr, sin.ptr, T, nH, hd)
+          rope(kk.at(b * T * kvDim), cos.ptr, sin.ptr, T, nKV, hd)
+          await attention(pool, q.at(b * T * qDim), kk.at(b * T * kvDim), v.at(b * T * kvDim), att.at(b * T * qDim),
+            (part) => scratch.at(part * T), T, nH, nKV, hd)
+        }
+        observe('o', att, qDim)
+        await matmul(pool, att.ptr, w.linear.o.ptr, o.ptr, M, qDim, H, bias('o'))
+        k.add_inplace(x.ptr, o.ptr, M * H)
+        k.rmsnorm(x.ptr, w.ffnNorm.ptr, h.ptr, M, H, eps)
+        observe('gate', h, H)
+        observe('up', h, H)
+        await Promise.all([
+          matmul(pool, h.ptr, w.linear.gate.ptr, g.ptr, M, H, F, bias('gate')),
+          matmul(pool, h.ptr, w.linear.up.ptr, u.ptr, M, H, F, bias('up')),
+        ])
+        k.silu_mul(g.ptr, u.ptr, g.ptr, M * F)
+        observe('down', g, F)
+        await matmul(pool, g.ptr, w.linear.down.ptr, o.ptr, M, F, H, bias('down'))
+        k.add_inplace(x.ptr, o.ptr, M * H)
+        hidden.set(x.view().subarray(0, M * H), b0 * T * H)
+      }
+    } finally {
+      for (const t of bufs) t.free()
+      this.releaseLayer(layer, w)
+    }
   }
 
   /**
@@ -144,77 +240,30 @@ export class LlamaForward {
    */
   async windowNll(windows: Int32Array[], options: { signal?: AbortSignal; hooks?: ForwardHooks; onLayer?: (layer: number) => void } = {}): Promise<Float64Array[]> {
     const T = windows[0]?.length ?? 0
-    if (windows.some((w) => w.length !== T) || T < 2) throw new WhittleError('validation', null, 'windows must share one length of at least 2 tokens')
-    const B = windows.length
-    const M = B * T
-    const a = this.arch
-    const H = a.hiddenSize, nH = a.heads, nKV = a.kvHeads, hd = a.headDim, F = a.intermediateSize
-    const qDim = nH * hd, kvDim = nKV * hd
-    const eps = a.normEps ?? 1e-5
-    const pool = this.pool
-    const k = this.k
-    const bufs: ArenaTensor[] = []
-    const buf = (n: number): ArenaTensor => {
-      const t = allocTensor(pool, n)
-      bufs.push(t)
-      return t
+    if (T < 2) throw new WhittleError('validation', null, 'windows must be at least 2 tokens long')
+    const hidden = await this.embed(windows)
+    for (let layer = 0; layer < this.arch.layers; layer++) {
+      if (options.signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
+      await this.block(layer, hidden, T, options.hooks)
+      options.onLayer?.(layer)
     }
-    try {
-      const x = buf(M * H), h = buf(M * H), q = buf(M * qDim), kk = buf(M * kvDim), v = buf(M * kvDim)
-      const att = buf(M * qDim), o = buf(M * H), g = buf(M * F), u = buf(M * F)
-      const scratch = buf(Math.max(1, pool.threads) * T)
-      const table = ropeTable(T, hd, a.ropeTheta ?? 10000)
-      const cos = buf(table.cos.length), sin = buf(table.sin.length)
-      cos.view().set(table.cos)
-      sin.view().set(table.sin)
-      const tokens = new Int32Array(M)
-      windows.forEach((w, i) => tokens.set(w, i * T))
-      await this.embedTokens(tokens, x)
-      const rope = a.ropeLayout === 'gguf' ? k.rope_interleaved.bind(k) : k.rope_half.bind(k)
-      const observe = (layer: number, role: LinearRole, src: ArenaTensor, K: number): void => {
-        options.hooks?.linearInput?.(layer, role, src.view().subarray(0, M * K), M, K)
-      }
+    return this.nll(hidden, windows)
+  }
 
-      for (let layer = 0; layer < a.layers; layer++) {
-        if (options.signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
-        const w = await this.layerWeights(layer)
-        const bias = (r: LinearRole): number | undefined => w.bias[r]?.ptr
-        k.rmsnorm(x.ptr, w.attnNorm.ptr, h.ptr, M, H, eps)
-        for (const r of ['q', 'k', 'v'] as const) observe(layer, r, h, H)
-        await Promise.all([
-          matmul(pool, h.ptr, w.linear.q.ptr, q.ptr, M, H, qDim, bias('q')),
-          matmul(pool, h.ptr, w.linear.k.ptr, kk.ptr, M, H, kvDim, bias('k')),
-          matmul(pool, h.ptr, w.linear.v.ptr, v.ptr, M, H, kvDim, bias('v')),
-        ])
-        for (let b = 0; b < B; b++) {
-          rope(q.at(b * T * qDim), cos.ptr, sin.ptr, T, nH, hd)
-          rope(kk.at(b * T * kvDim), cos.ptr, sin.ptr, T, nKV, hd)
-        }
-        for (let b = 0; b < B; b++) {
-          await attention(pool, q.at(b * T * qDim), kk.at(b * T * kvDim), v.at(b * T * kvDim), att.at(b * T * qDim),
-            (part) => scratch.at(part * T), T, nH, nKV, hd)
-        }
-        observe(layer, 'o', att, qDim)
-        await matmul(pool, att.ptr, w.linear.o.ptr, o.ptr, M, qDim, H, bias('o'))
-        k.add_inplace(x.ptr, o.ptr, M * H)
-        k.rmsnorm(x.ptr, w.ffnNorm.ptr, h.ptr, M, H, eps)
-        observe(layer, 'gate', h, H)
-        observe(layer, 'up', h, H)
-        await Promise.all([
-          matmul(pool, h.ptr, w.linear.gate.ptr, g.ptr, M, H, F, bias('gate')),
-          matmul(pool, h.ptr, w.linear.up.ptr, u.ptr, M, H, F, bias('up')),
-        ])
-        k.silu_mul(g.ptr, u.ptr, g.ptr, M * F)
-        observe(layer, 'down', g, F)
-        await matmul(pool, g.ptr, w.linear.down.ptr, o.ptr, M, F, H, bias('down'))
-        k.add_inplace(x.ptr, o.ptr, M * H)
-        this.releaseLayer(layer, w)
-        options.onLayer?.(layer)
-      }
-      k.rmsnorm(x.ptr, this.finalNorm!.ptr, h.ptr, M, H, eps)
+  /** Final norm, lm_head and per-token NLL of the next token, per window. */
+  async nll(hidden: Float32Array, windows: Int32Array[]): Promise<Float64Array[]> {
+    const T = windows[0].length
+    const H = this.arch.hiddenSize
+    const M = windows.length * T
+    const x = allocTensor(this.pool, M * H)
+    const h = allocTensor(this.pool, M * H)
+    try {
+      x.view().set(hidden)
+      this.k.rmsnorm(x.ptr, this.finalNorm!.ptr, h.ptr, M, H, this.arch.normEps ?? 1e-5)
       return await this.nllFromHidden(h, windows, T)
     } finally {
-      for (const t of bufs) t.free()
+      x.free()
+      h.free()
     }
   }
 
@@ -254,9 +303,9 @@ export class LlamaForward {
       this.resident.delete(layer)
       this.releaseLayer(layer, w)
     }
-    this.embed?.free()
-    if (this.lmHead && this.lmHead !== this.embed) this.lmHead.free()
+    this.embedTable?.free()
+    if (this.lmHead && this.lmHead !== this.embedTable) this.lmHead.free()
     this.finalNorm?.free()
-    this.embed = this.lmHead = this.finalNorm = null
+    this.embedTable = this.lmHead = this.finalNorm = null
   }
 }

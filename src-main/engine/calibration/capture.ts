@@ -1,0 +1,112 @@
+// Calibration capture: run calibration windows through the model one decoder layer at a time and
+// record, per Linear input, what the compression methods need: per-channel absmax and mean |x| (LLM.int8,
+// SmoothQuant, AWQ, the activation-outlier views), per-channel Σx² (Wanda) and the Hessian Σ XᵀX (GPTQ,
+// SparseGPT). Linears that read the same tensor (q/k/v; gate/up) share one record.
+// Hidden states of all windows live in JS memory; kernel memory only ever holds one pass of one layer.
+
+import type { LoadedModel } from '../model/loaded-model'
+import type { WorkerPool } from '../pool/worker-pool'
+import { WhittleError } from '../errors'
+import { LlamaForward, type LinearRole } from '../forward/llama-forward'
+
+/** Linears grouped by the input they read. */
+export type InputGroup = 'qkv' | 'o' | 'gate_up' | 'down'
+export const INPUT_GROUP: Record<LinearRole, InputGroup> = { q: 'qkv', k: 'qkv', v: 'qkv', o: 'o', gate: 'gate_up', up: 'gate_up', down: 'down' }
+/** The role whose hook records each group (the others in the group see the same tensor). */
+const RECORDING_ROLE: Record<InputGroup, LinearRole> = { qkv: 'q', o: 'o', gate_up: 'gate', down: 'down' }
+
+export interface InputStats {
+  channels: number
+  tokens: number
+  windows: number
+  absmax: Float32Array
+  sumAbs: Float64Array
+  sumSq: Float64Array
+  /** Σ over tokens of x xᵀ, row-major K×K, f64; present when requested. */
+  hessian: Float64Array | null
+}
+
+export type LayerStats = Record<InputGroup, InputStats>
+
+export interface CaptureOptions {
+  hessian?: boolean
+  signal?: AbortSignal
+  onProgress?: (fraction: number, message: string) => void
+  /** Called once per layer when its statistics are complete; return false to not keep them in the result. */
+  onLayer?: (layer: number, stats: LayerStats) => boolean | void
+}
+
+export function emptyInputStats(K: number, hessian: boolean): InputStats {
+  return {
+    channels: K, tokens: 0, windows: 0,
+    absmax: new Float32Array(K), sumAbs: new Float64Array(K), sumSq: new Float64Array(K),
+    hessian: hessian ? new Float64Array(K * K) : null,
+  }
+}
+
+/** Adds M rows of x [M, K] into the statistics (upper triangle of the Hessian, mirrored at the end). */
+export function accumulateInput(s: InputStats, x: Float32Array, M: number, K: number): void {
+  const { absmax, sumAbs, sumSq, hessian } = s
+  for (let t = 0; t < M; t++) {
+    const row = t * K
+    for (let i = 0; i < K; i++) {
+      const v = x[row + i]
+      const a = Math.abs(v)
+      if (a > absmax[i]) absmax[i] = a
+      sumAbs[i] += a
+      sumSq[i] += v * v
+    }
+    if (hessian) {
+      for (let i = 0; i < K; i++) {
+        const xi = x[row + i]
+        if (xi === 0) continue
+        const base = i * K
+        for (let j = i; j < K; j++) hessian[base + j] += xi * x[row + j]
+      }
+    }
+  }
+  s.tokens += M
+}
+
+export function finishHessian(s: InputStats): void {
+  const H = s.hessian
+  if (!H) return
+  const K = s.channels
+  for (let i = 0; i < K; i++) for (let j = i + 1; j < K; j++) H[j * K + i] = H[i * K + j]
+}
+
+export async function captureCalibration(pool: WorkerPool, model: LoadedModel, windows: Int32Array[], options: CaptureOptions = {}): Promise<(LayerStats | null)[]> {
+  if (windows.length === 0) throw new WhittleError('validation', null, 'calibration needs at least one window')
+  const T = windows[0].length
+  const forward = await LlamaForward.create(pool, model)
+  const a = model.arch
+  const result: (LayerStats | null)[] = []
+  try {
+    const hidden = await forward.embed(windows)
+    for (let layer = 0; layer < a.layers; layer++) {
+      if (options.signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
+      const stats: LayerStats = {
+        qkv: emptyInputStats(a.hiddenSize, !!options.hessian),
+        o: emptyInputStats(a.heads * a.headDim, !!options.hessian),
+        gate_up: emptyInputStats(a.hiddenSize, !!options.hessian),
+        down: emptyInputStats(a.intermediateSize, !!options.hessian),
+      }
+      await forward.block(layer, hidden, T, {
+        linearInput(_layer, role, x, M, K) {
+          const group = INPUT_GROUP[role]
+          if (RECORDING_ROLE[group] === role) accumulateInput(stats[group], x, M, K)
+        },
+      })
+      for (const s of Object.values(stats)) {
+        s.windows = windows.length
+        finishHessian(s)
+      }
+      const keep = options.onLayer?.(layer, stats)
+      result.push(keep === false ? null : stats)
+      options.onProgress?.((layer + 1) / a.layers, `calibration: layer ${layer + 1}/${a.layers}`)
+    }
+    return result
+  } finally {
+    forward.close()
+  }
+}
