@@ -39,3 +39,9 @@ export function demoModelPath(): string | null {
 export function rendererDir(): string {
   return path.join(appRoot(), 'out', 'renderer')
 }
+
+/** The bundled TinyStories texts: eval (perplexity) and calibration. */
+export function bundledText(which: 'eval' | 'calib'): string | null {
+  const p = path.join(appRoot(), 'resources', 'text', `tinystories_${which}.txt`)
+  return existsSync(p) ? p : null
+}

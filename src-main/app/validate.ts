@@ -2,7 +2,7 @@
 // Shapes are checked by hand (no schema library): the contract is small and the messages must be exact.
 
 import path from 'node:path'
-import type { ApiCall, JobSpec } from '../contract/api'
+import type { ApiCall, CalibrationRequest, JobSpec } from '../contract/api'
 import { WhittleError } from '../engine/errors'
 
 const MAX_PATH = 4096
@@ -47,6 +47,18 @@ export function absolutePath(call: string, p: string): string {
   return path.normalize(p)
 }
 
+function optCalibration(call: string, o: Record<string, unknown>): CalibrationRequest | undefined {
+  if (o.calibration === undefined) return undefined
+  const c = record(call, o.calibration)
+  only(call, c, ['text', 'samples', 'seqlen', 'seed'])
+  return {
+    text: c.text === undefined ? undefined : absolutePath(call, str(call, c, 'text', MAX_PATH)),
+    samples: optInt(call, c, 'samples', 1, 4096),
+    seqlen: optInt(call, c, 'seqlen', 2, 8192),
+    seed: optInt(call, c, 'seed', 0, 2 ** 32 - 1),
+  }
+}
+
 export function validateJobSpec(v: unknown): JobSpec {
   const call = 'startJob'
   const o = record(call, v)
@@ -58,6 +70,21 @@ export function validateJobSpec(v: unknown): JobSpec {
     case 'scan':
       only(call, o, ['kind', 'modelId', 'k'])
       return { kind: 'scan', modelId, k: optNum(call, o, 'k', 1, 1000) }
+    case 'perplexity':
+      only(call, o, ['kind', 'modelId', 'text', 'seqlen', 'maxWindows'])
+      return {
+        kind: 'perplexity', modelId,
+        text: o.text === undefined ? undefined : absolutePath(call, str(call, o, 'text', MAX_PATH)),
+        seqlen: optInt(call, o, 'seqlen', 2, 8192),
+        maxWindows: optInt(call, o, 'maxWindows', 1, 1 << 24),
+      }
+    case 'activations':
+      only(call, o, ['kind', 'modelId', 'calibration', 'threshold'])
+      return { kind: 'activations', modelId, calibration: optCalibration(call, o), threshold: optNum(call, o, 'threshold', 0, 1e6) }
+    case 'heads':
+    case 'layers':
+      only(call, o, ['kind', 'modelId', 'calibration'])
+      return { kind: o.kind, modelId, calibration: optCalibration(call, o) }
     default:
       fail(call, `unknown job kind ${JSON.stringify(o.kind)}`)
   }
@@ -89,6 +116,11 @@ export function validateRequest(call: ApiCall, params: unknown): unknown {
     }
     case 'startJob':
       return validateJobSpec(params)
+    case 'headWeights': {
+      const o = record(call, params)
+      only(call, o, ['modelId', 'layer', 'head'])
+      return { modelId: str(call, o, 'modelId', MAX_ID), layer: optInt(call, o, 'layer', 0, 1 << 16) ?? fail(call, '"layer" is required'), head: optInt(call, o, 'head', 0, 1 << 16) ?? fail(call, '"head" is required') }
+    }
     case 'cancelJob': {
       const o = record(call, params)
       only(call, o, ['id'])

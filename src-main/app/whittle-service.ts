@@ -2,14 +2,14 @@
 // Transport code only moves (method, params) in and results or ApiErrors out; everything else is here.
 
 import path from 'node:path'
-import type { ApiCall, ApiError, AppInfo, JobSpec, JobUpdate, ModelSummary, RecentModel, TensorInfo } from '../contract/api'
+import type { ApiCall, ApiError, AppInfo, HeadWeights, JobSpec, JobUpdate, ModelSummary, RecentModel, TensorInfo } from '../contract/api'
 import { describeError, isWhittleError } from '../engine/errors'
 import { WhittleError } from '../engine/errors'
 import { JobRegistry } from '../engine/jobs/job-registry'
-import { inspectTensor } from '../engine/inspect/tensor-detail'
-import { scanModel } from '../engine/inspect/model-scan'
-import { loadModel, tensorsByLayer, type LoadedModel } from '../engine/model/loaded-model'
-import { getPool } from '../engine/pool/worker-pool'
+import { headWeights } from '../engine/analysis/head-weights'
+import { loadModel, type LoadedModel } from '../engine/model/loaded-model'
+import { jobRunner } from './job-runners'
+import { bundledText } from './paths'
 import { RecentModels, defaultConfigDir } from './recents'
 import { validateRequest } from './validate'
 
@@ -79,11 +79,12 @@ export class WhittleService {
       case 'listTensors': return this.listTensors((req as { modelId: string }).modelId)
       case 'startJob': return Promise.resolve(this.startJob(req as JobSpec))
       case 'cancelJob': return Promise.resolve(void this.jobs.cancel((req as { id: string }).id))
+      case 'headWeights': return this.headWeights(req as { modelId: string; layer: number; head: number })
     }
   }
 
   async appInfo(): Promise<AppInfo> {
-    return { mode: this.host.mode, version: this.host.version, canPickFiles: !!this.host.pickModel, demoPath: this.host.demoPath, startupPath: this.host.startupPath ?? null }
+    return { mode: this.host.mode, version: this.host.version, canPickFiles: !!this.host.pickModel, demoPath: this.host.demoPath, evalTextPath: bundledText('eval'), startupPath: this.host.startupPath ?? null }
   }
 
   async pickModel({ folder }: { folder: boolean }): Promise<string | null> {
@@ -117,25 +118,11 @@ export class WhittleService {
   }
 
   startJob(spec: JobSpec): string {
-    const model = this.model(spec.modelId)
-    switch (spec.kind) {
-      case 'tensor': {
-        const entry = model.entry(spec.name)
-        const info = model.tensors.find((t) => t.name === spec.name)!
-        return this.jobs.start('tensor', async (ctx) => {
-          const pool = await getPool()
-          return inspectTensor(pool, entry, info, {
-            bins: spec.bins, k: spec.k, signal: ctx.signal,
-            onProgress: (f) => ctx.progress(f, `reading ${spec.name}`),
-          })
-        }).id
-      }
-      case 'scan':
-        return this.jobs.start('scan', async (ctx) => {
-          const pool = await getPool()
-          return scanModel(pool, model.id, tensorsByLayer(model), { k: spec.k, signal: ctx.signal, onProgress: ctx.progress })
-        }).id
-    }
+    return this.jobs.start(spec.kind, jobRunner(spec, this.model(spec.modelId))).id
+  }
+
+  async headWeights(req: { modelId: string; layer: number; head: number }): Promise<HeadWeights> {
+    return headWeights(this.model(req.modelId), req.layer, req.head)
   }
 
   private model(id: string): LoadedModel {

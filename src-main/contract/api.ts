@@ -117,9 +117,99 @@ export interface ScanResult {
   bytes: number
 }
 
+/** Calibration windows for the analyses that run the model. Defaults: the bundled calibration text, 128 × 256, seed 0. */
+export interface CalibrationRequest {
+  /** Absolute path of a UTF-8 text file; absent = the bundled TinyStories calibration text. */
+  text?: string
+  samples?: number
+  seqlen?: number
+  seed?: number
+}
+
+export interface PerplexityReport {
+  ppl: number
+  meanNll: number
+  /** Tokens in the whole text (BOS included). */
+  tokens: number
+  windows: number
+  seqlen: number
+  tokensPerSecond: number
+  seconds: number
+  text: string
+}
+
+/** Linears grouped by the tensor they read: q/k/v share one input, gate/up another. */
+export type InputGroup = 'qkv' | 'o' | 'gate_up' | 'down'
+
+export interface ActivationInput {
+  layer: number
+  group: InputGroup
+  absmax: number[]
+  meanAbs: number[]
+  /** Channels whose calibration absmax exceeds the threshold. */
+  outliers: number[]
+}
+
+export interface SmoothingPreview {
+  layer: number
+  group: 'qkv' | 'gate_up'
+  /** Per α: max over channels of activation absmax after smoothing, max|X_j| / s_j. */
+  activationRange: number[]
+  /** Per α: max over channels of weight absmax after smoothing, max|W_j| · s_j. */
+  weightRange: number[]
+}
+
+export interface ActivationReport {
+  threshold: number
+  samples: number
+  seqlen: number
+  tokens: number
+  inputs: ActivationInput[]
+  /** Hidden-size inputs (qkv, gate_up): per channel, in how many of those inputs it is an outlier. */
+  persistence: { channels: number; inputs: number; counts: number[] }
+  alphas: number[]
+  smoothing: SmoothingPreview[]
+}
+
+export interface HeadImportance {
+  layers: number
+  heads: number
+  samples: number
+  seqlen: number
+  baselineNll: number
+  /** [layer][head]: mean NLL increase when the head's output is zeroed. */
+  ablation: number[][]
+  /** [layer][head]: mean L2 norm of the head's contribution through o_proj. */
+  proxy: number[][]
+  /** Spearman rank correlation between the two measures over all heads. */
+  rankCorrelation: number
+}
+
+export interface LayerImportance {
+  samples: number
+  seqlen: number
+  baselineNll: number
+  /** Per block: mean angular distance (arccos(cos)/π) between its input and output hidden states. */
+  angularDistance: number[]
+  /** Per block: mean NLL increase when the block is skipped. */
+  skipDelta: number[]
+}
+
+export interface HeadWeights {
+  layer: number
+  head: number
+  headDim: number
+  /** Each slice max-pooled to at most 64 × 256, row-major. */
+  slices: { role: 'q' | 'k' | 'v' | 'o'; rows: number; cols: number; values: number[]; sourceShape: [number, number] }[]
+}
+
 export type JobSpec =
   | { kind: 'tensor'; modelId: ModelId; name: string; bins?: number; k?: number }
   | { kind: 'scan'; modelId: ModelId; k?: number }
+  | { kind: 'perplexity'; modelId: ModelId; text?: string; seqlen?: number; maxWindows?: number }
+  | { kind: 'activations'; modelId: ModelId; calibration?: CalibrationRequest; threshold?: number }
+  | { kind: 'heads'; modelId: ModelId; calibration?: CalibrationRequest }
+  | { kind: 'layers'; modelId: ModelId; calibration?: CalibrationRequest }
 
 export type JobState = 'queued' | 'running' | 'done' | 'error' | 'cancelled'
 
@@ -130,7 +220,7 @@ export interface JobUpdate {
   /** 0..1 */
   progress: number
   message: string
-  result?: TensorDetail | ScanResult
+  result?: TensorDetail | ScanResult | PerplexityReport | ActivationReport | HeadImportance | LayerImportance
   error?: string
 }
 
@@ -145,6 +235,8 @@ export interface AppInfo {
   /** True where a native open dialog exists (Electron). */
   canPickFiles: boolean
   demoPath: string | null
+  /** The bundled eval text (TinyStories), for perplexity without choosing a file. */
+  evalTextPath: string | null
   /** A model named on the command line (`--model`), to open instead of the demo on start. */
   startupPath: string | null
 }
@@ -160,6 +252,7 @@ export interface WhittleApi {
   listTensors(req: { modelId: ModelId }): Promise<TensorInfo[]>
   startJob(req: JobSpec): Promise<JobId>
   cancelJob(req: { id: JobId }): Promise<void>
+  headWeights(req: { modelId: ModelId; layer: number; head: number }): Promise<HeadWeights>
   /** Subscribe to job updates; returns an unsubscribe function. */
   onJob(listener: (update: JobUpdate) => void): () => void
 }
@@ -167,7 +260,7 @@ export interface WhittleApi {
 /** Names of the request/response calls (everything but the event subscription). */
 export const API_CALLS = [
   'appInfo', 'pickModel', 'openModel', 'openDemo', 'recentModels',
-  'listTensors', 'startJob', 'cancelJob',
+  'listTensors', 'startJob', 'cancelJob', 'headWeights',
 ] as const satisfies readonly Exclude<keyof WhittleApi, 'onJob'>[]
 
 export type ApiCall = (typeof API_CALLS)[number]

@@ -30,6 +30,8 @@ interface LayerWeights {
 export interface ForwardHooks {
   /** x is [M, K] f32 in kernel memory (valid only during the call). */
   linearInput?(layer: number, role: LinearRole, x: Float32Array, M: number, K: number): void
+  /** Attention output [M, heads·headDim] before o_proj; may be modified in place (head ablation). */
+  attentionOutput?(layer: number, att: Float32Array, M: number): void
 }
 
 /** Keep all weights resident below this many f32 bytes. */
@@ -212,6 +214,7 @@ export class LlamaForward {
           await attention(pool, q.at(b * T * qDim), kk.at(b * T * kvDim), v.at(b * T * kvDim), att.at(b * T * qDim),
             (part) => scratch.at(part * T), T, nH, nKV, hd)
         }
+        hooks?.attentionOutput?.(layer, att.view().subarray(0, M * qDim), M)
         observe('o', att, qDim)
         await matmul(pool, att.ptr, w.linear.o.ptr, o.ptr, M, qDim, H, bias('o'))
         k.add_inplace(x.ptr, o.ptr, M * H)

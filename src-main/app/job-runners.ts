@@ -1,0 +1,95 @@
+// What each kind of job does, given a validated spec and an open model. The service only starts them.
+
+import { stat } from 'node:fs/promises'
+import type { CalibrationRequest, JobSpec, PerplexityReport } from '../contract/api'
+import { activationReport } from '../engine/analysis/activation-report'
+import { headImportance } from '../engine/analysis/head-importance'
+import { layerImportance } from '../engine/analysis/layer-importance'
+import { captureCalibration } from '../engine/calibration/capture'
+import { calibrationWindows, DEFAULT_CALIBRATION } from '../engine/calibration/windows'
+import { WhittleError } from '../engine/errors'
+import { perplexity } from '../engine/eval/perplexity'
+import { readTextFile, tokenizeForEval } from '../engine/eval/tokenize-text'
+import { LlamaForward } from '../engine/forward/llama-forward'
+import { scanModel } from '../engine/inspect/model-scan'
+import { inspectTensor } from '../engine/inspect/tensor-detail'
+import type { JobRunner } from '../engine/jobs/job-registry'
+import { tensorsByLayer, type LoadedModel } from '../engine/model/loaded-model'
+import { getPool } from '../engine/pool/worker-pool'
+import { bundledText } from './paths'
+
+/** Probes that re-run the model per head or per block default to fewer windows than a capture. */
+const PROBE_SAMPLES = 16
+
+const tokenCache = new Map<string, Int32Array>()
+
+async function tokens(model: LoadedModel, textPath: string): Promise<Int32Array> {
+  const st = await stat(textPath).catch(() => {
+    throw new WhittleError('not-found', textPath, 'no such text file')
+  })
+  const key = `${model.files.tokenizerPath}|${textPath}|${st.mtimeMs}|${st.size}`
+  const hit = tokenCache.get(key)
+  if (hit) return hit
+  const ids = await tokenizeForEval(model.files, await readTextFile(textPath))
+  tokenCache.set(key, ids)
+  if (tokenCache.size > 4) tokenCache.delete(tokenCache.keys().next().value!)
+  return ids
+}
+
+function textOrBundled(path: string | undefined, which: 'eval' | 'calib'): string {
+  const p = path ?? bundledText(which)
+  if (!p) throw new WhittleError('not-found', null, `no text given and no bundled ${which} text in this build`)
+  return p
+}
+
+async function windowsFor(model: LoadedModel, req: CalibrationRequest | undefined, defaultSamples: number): Promise<Int32Array[]> {
+  const ids = await tokens(model, textOrBundled(req?.text, 'calib'))
+  return calibrationWindows(ids, {
+    samples: req?.samples ?? defaultSamples,
+    seqlen: req?.seqlen ?? DEFAULT_CALIBRATION.seqlen,
+    seed: req?.seed ?? DEFAULT_CALIBRATION.seed,
+  })
+}
+
+export function jobRunner(spec: JobSpec, model: LoadedModel): JobRunner {
+  switch (spec.kind) {
+    case 'tensor': {
+      const entry = model.entry(spec.name)
+      const info = model.tensors.find((t) => t.name === spec.name)!
+      return async (ctx) => inspectTensor(await getPool(), entry, info, {
+        bins: spec.bins, k: spec.k, signal: ctx.signal, onProgress: (f) => ctx.progress(f, `reading ${spec.name}`),
+      })
+    }
+    case 'scan':
+      return async (ctx) => scanModel(await getPool(), model.id, tensorsByLayer(model), { k: spec.k, signal: ctx.signal, onProgress: ctx.progress })
+    case 'perplexity':
+      return async (ctx): Promise<PerplexityReport> => {
+        const text = textOrBundled(spec.text, 'eval')
+        ctx.progress(0, 'tokenizing')
+        const ids = await tokens(model, text)
+        const r = await perplexity(await getPool(), model, ids, { seqlen: spec.seqlen ?? 256, maxWindows: spec.maxWindows, signal: ctx.signal, onProgress: ctx.progress })
+        return { ppl: r.ppl, meanNll: r.mean_nll, tokens: r.tokens, windows: r.windows, seqlen: r.seqlen, tokensPerSecond: r.tokens_per_second, seconds: r.seconds, text }
+      }
+    case 'activations':
+      return async (ctx) => {
+        ctx.progress(0, 'tokenizing calibration text')
+        const windows = await windowsFor(model, spec.calibration, DEFAULT_CALIBRATION.samples)
+        const layers = await captureCalibration(await getPool(), model, windows, { signal: ctx.signal, onProgress: ctx.progress })
+        return activationReport(model, layers.map((l) => l!), windows[0].length, spec.threshold)
+      }
+    case 'heads':
+    case 'layers':
+      return async (ctx) => {
+        ctx.progress(0, 'tokenizing calibration text')
+        const windows = await windowsFor(model, spec.calibration, PROBE_SAMPLES)
+        const forward = await LlamaForward.create(await getPool(), model)
+        try {
+          return spec.kind === 'heads'
+            ? await headImportance(forward, model, windows, { signal: ctx.signal, onProgress: ctx.progress })
+            : await layerImportance(forward, windows, { signal: ctx.signal, onProgress: ctx.progress })
+        } finally {
+          forward.close()
+        }
+      }
+  }
+}
