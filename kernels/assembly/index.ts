@@ -1,2 +1,23 @@
-// Placeholder entry; the kernel modules are re-exported from here.
-export function version(): i32 { return 1 }
+// The kernel module's exports, listed by name so helpers shared between files stay internal.
+// Every kernel works on raw pointers into one shared memory that several worker threads instantiate at
+// once, so nothing here allocates or keeps state between calls. Host-side types: kernels/host/exports.ts.
+
+export { convert_f16, convert_bf16, convert_f8e4m3, convert_f8e5m2 } from './convert'
+export { dequant_q8_0, dequant_q4_0, dequant_q4_k, dequant_q6_k } from './ggml-dequant'
+export { moments } from './stats'
+export { histogram } from './histogram'
+export { row_absmax_sumsq, col_absmax_sumsq } from './channels'
+export { pool_absmax } from './pool'
+
+/** First byte past the module's static data: the JS side hands out memory from here on. */
+export function heap_base(): usize {
+  return __heap_base
+}
+
+// Forward-pass kernels (CPU inference: perplexity and calibration). Twins in kernels/reference/.
+export { matmul_nt, matmul_nt_bias } from './matmul'
+export { rmsnorm, layernorm } from './norm'
+export { rope_half, rope_interleaved } from './rope'
+export { attention_causal } from './attention'
+export { silu_mul, gelu_tanh, gelu_erf, relu, add_inplace, add_bias_rows } from './activation'
+export { log_softmax_nll } from './softmax'

@@ -1,2 +1,42 @@
-// Placeholder; replaced by the pool worker host.
-export {}
+// The worker_threads entry of the engine's kernel pool (bundled to kernels/build/pool-worker.mjs).
+// It instantiates the shared kernel module once over the shared memory, then runs lists of kernel
+// calls. A failing call (unknown name, bad argument, a trap) becomes an error reply, never a crash.
+
+import { parentPort, workerData } from 'node:worker_threads'
+import { instantiateKernels } from './load'
+import type { KernelCall, WorkerInit, WorkerReply, WorkerRequest } from './protocol'
+
+if (!parentPort) throw new Error('kernels/host/worker.ts must run as a worker thread')
+const port = parentPort
+const init = workerData as WorkerInit
+const kernels = instantiateKernels(init.module, init.memory)
+const table = kernels as unknown as Record<string, (...args: number[]) => unknown>
+
+/** Any function the module exports is callable (the forward-pass kernels included); nothing else is. */
+function isExportedFunction(name: string): boolean {
+  return Object.hasOwn(table, name) && typeof table[name] === 'function'
+}
+
+function runCall(call: KernelCall): void {
+  if (!Array.isArray(call) || typeof call[0] !== 'string') throw new Error('malformed kernel call')
+  const [name, ...args] = call
+  if (!isExportedFunction(name)) throw new Error(`unknown kernel ${JSON.stringify(name)}`)
+  for (const a of args) {
+    // Anything else would be coerced by WebAssembly's ToInt32/ToNumber into some pointer silently.
+    if (typeof a !== 'number') throw new Error(`kernel ${name}: argument ${String(a)} is not a number`)
+  }
+  table[name](...args)
+}
+
+port.on('message', (request: WorkerRequest) => {
+  const id = typeof request?.id === 'number' ? request.id : -1
+  let reply: WorkerReply
+  try {
+    if (!Array.isArray(request?.calls)) throw new Error('malformed request: no list of calls')
+    for (const call of request.calls) runCall(call)
+    reply = { id, ok: true }
+  } catch (e) {
+    reply = { id, ok: false, error: e instanceof Error ? e.message : String(e) }
+  }
+  port.postMessage(reply)
+})

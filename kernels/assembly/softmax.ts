@@ -1,0 +1,165 @@
+// exp / log built from + − × ÷ only, and the per-token negative log-likelihood of the LM head.
+//
+// Why not Math.exp / Math.log: AssemblyScript's Math and JS's Math round differently, and the TS twin
+// (kernels/reference/softmax.ts) must give identical bits. Both twins therefore evaluate the same
+// IEEE f64 operations in the same order; the results are within ~2 ulp (f64) of the true values,
+// far below the f32 rounding every caller applies afterwards.
+//
+// exp64(x): k = floor(x·log2(e) + 0.5); r = (x − k·LN2_HI) − k·LN2_LO (|r| ≤ 0.35, exact first step
+//   because LN2_HI has 21 trailing zero bits); exp(r) by Taylor to degree 13 in Horner form
+//   (truncation < 5e-18); times 2^k, split in two factors near the ends of the exponent range.
+// log64(x): x = m·2^e with m ∈ [√½, √2); f = (m − 1)/(m + 1); log m = 2f·Σ_{n=0..10} f^{2n}/(2n+1)
+//   (truncation < 3e-17); result = (e·LN2_LO + log m) + e·LN2_HI.
+//
+// expf32(x) / expf32x4(x), f32 arithmetic throughout (attention's softmax and the SIMD activations,
+//   whose results are f32 anyway; about 4× cheaper than exp64 and vectorised):
+//   x ← min(max(x, −104), 89) (the ends saturate to 0 and +Infinity exactly; NaN stays NaN);
+//   k = floor(f32(x·LOG2E_F) + 0.5); r = (x − k·LN2_HI_F) − k·LN2_LO_F (k·LN2_HI_F exact);
+//   p = Taylor to degree 7 in Horner form (truncation < 6e-9); result = (p·2^k1)·2^k2 with
+//   k1 = k >> 1, k2 = k − k1, so both factors are normal and only the last product rounds
+//   (subnormal and overflowing results round correctly). Error ≤ ~2 ulp.
+//
+// log_softmax_nll, per row t: m = max_v logits[t, v] (a plain `>` scan, first to last);
+//   S = Σ_v exp64(f64(logits[t, v]) − m) summed in f64 from v = 0 up;
+//   nll[t] = log64(S) − (f64(logits[t, target]) − m). Targets < 0 write 0; targets ≥ V write NaN.
+
+const LOG2E: f64 = 1.4426950408889634
+const LN2_HI: f64 = 6.93147180369123816490e-01
+const LN2_LO: f64 = 1.90821492927058770002e-10
+const EXP_OVERFLOW: f64 = 709.782712893384
+const EXP_UNDERFLOW: f64 = -745.1332191019411
+
+const LOG2E_F: f32 = <f32>1.4426950408889634
+const LN2_HI_F: f32 = 0.693359375
+const LN2_LO_F: f32 = <f32>-2.1219444005469058e-4
+const EXPF_MIN: f32 = -104.0
+const EXPF_MAX: f32 = 89.0
+const EXPF_C7: f32 = <f32>(1.0 / 5040.0)
+const EXPF_C6: f32 = <f32>(1.0 / 720.0)
+const EXPF_C5: f32 = <f32>(1.0 / 120.0)
+const EXPF_C4: f32 = <f32>(1.0 / 24.0)
+const EXPF_C3: f32 = <f32>(1.0 / 6.0)
+
+// @ts-ignore: decorator
+@inline function pow2(k: i32): f64 {
+  // k ∈ [−1022, 1023]: a normal power of two, exact.
+  return reinterpret<f64>(<i64>(k + 1023) << 52)
+}
+
+export function exp64(x: f64): f64 {
+  if (x != x) return x
+  if (x > EXP_OVERFLOW) return Infinity
+  if (x < EXP_UNDERFLOW) return 0
+  const kf = Math.floor(x * LOG2E + 0.5)
+  const r = (x - kf * LN2_HI) - kf * LN2_LO
+  let p = 1.0 / 6227020800.0
+  p = p * r + 1.0 / 479001600.0
+  p = p * r + 1.0 / 39916800.0
+  p = p * r + 1.0 / 3628800.0
+  p = p * r + 1.0 / 362880.0
+  p = p * r + 1.0 / 40320.0
+  p = p * r + 1.0 / 5040.0
+  p = p * r + 1.0 / 720.0
+  p = p * r + 1.0 / 120.0
+  p = p * r + 1.0 / 24.0
+  p = p * r + 1.0 / 6.0
+  p = p * r + 0.5
+  p = p * r + 1.0
+  p = p * r + 1.0
+  const k = <i32>kf
+  if (k > 1023) return (p * 2.0) * pow2(k - 1)
+  if (k < -1022) return (p * pow2(k + 200)) * pow2(-200)
+  return p * pow2(k)
+}
+
+/** Scalar twin of expf32x4 (the same operations lane by lane), for loop tails. */
+export function expf32(x: f32): f32 {
+  x = min<f32>(max<f32>(x, EXPF_MIN), EXPF_MAX)
+  const kf = Mathf.floor(x * LOG2E_F + 0.5)
+  const r = (x - kf * LN2_HI_F) - kf * LN2_LO_F
+  let p = EXPF_C7
+  p = p * r + EXPF_C6
+  p = p * r + EXPF_C5
+  p = p * r + EXPF_C4
+  p = p * r + EXPF_C3
+  p = p * r + 0.5
+  p = p * r + 1.0
+  p = p * r + 1.0
+  if (kf != kf) return kf
+  const k = <i32>kf
+  const k1 = k >> 1, k2 = k - k1
+  return (p * reinterpret<f32>((k1 + 127) << 23)) * reinterpret<f32>((k2 + 127) << 23)
+}
+
+/** e^x in each f32 lane. */
+// @ts-ignore: decorator
+@inline export function expf32x4(x: v128): v128 {
+  x = f32x4.min(f32x4.max(x, f32x4.splat(EXPF_MIN)), f32x4.splat(EXPF_MAX))
+  const kf = f32x4.floor(f32x4.add(f32x4.mul(x, f32x4.splat(LOG2E_F)), f32x4.splat(0.5)))
+  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(kf, f32x4.splat(LN2_HI_F))), f32x4.mul(kf, f32x4.splat(LN2_LO_F)))
+  let p = f32x4.splat(EXPF_C7)
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXPF_C6))
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXPF_C5))
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXPF_C4))
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXPF_C3))
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(0.5))
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0))
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0))
+  // NaN lanes: trunc_sat gives k = 0, and p is already NaN.
+  const k = i32x4.trunc_sat_f32x4_s(kf)
+  const k1 = i32x4.shr_s(k, 1)
+  const k2 = i32x4.sub(k, k1)
+  const bias = i32x4.splat(127)
+  return f32x4.mul(f32x4.mul(p, i32x4.shl(i32x4.add(k1, bias), 23)), i32x4.shl(i32x4.add(k2, bias), 23))
+}
+
+/** Natural log for x > 0 (0 → −Infinity, negatives and NaN → NaN, +Infinity → +Infinity). */
+export function log64(x: f64): f64 {
+  if (!(x > 0)) return x == 0 ? -Infinity : NaN
+  if (x == Infinity) return x
+  let e: i32 = 0
+  if (x < 2.2250738585072014e-308) { // subnormal: make it normal first (exact)
+    x *= 18014398509481984.0 // 2^54
+    e = -54
+  }
+  const bits = reinterpret<u64>(x)
+  e += <i32>((bits >> 52) & 0x7ff) - 1023
+  let m = reinterpret<f64>((bits & 0x000fffffffffffff) | 0x3ff0000000000000)
+  if (m > 1.4142135623730951) { m *= 0.5; e += 1 }
+  const f = (m - 1.0) / (m + 1.0)
+  const s = f * f
+  let p = 1.0 / 21.0
+  p = p * s + 1.0 / 19.0
+  p = p * s + 1.0 / 17.0
+  p = p * s + 1.0 / 15.0
+  p = p * s + 1.0 / 13.0
+  p = p * s + 1.0 / 11.0
+  p = p * s + 1.0 / 9.0
+  p = p * s + 1.0 / 7.0
+  p = p * s + 1.0 / 5.0
+  p = p * s + 1.0 / 3.0
+  p = p * s + 1.0
+  const logM = 2.0 * f * p
+  const ef = <f64>e
+  return (ef * LN2_LO + logM) + ef * LN2_HI
+}
+
+/** nll[t] = logsumexp(logits[t, ·]) − logits[t, targets[t]]; logits f32 [T, V], targets i32 [T], nll f64 [T]. */
+export function log_softmax_nll(logits: usize, targets: usize, nll: usize, T: i32, V: i32): void {
+  for (let t = 0; t < T; t++) {
+    const row = logits + ((<usize>t * <usize>V) << 2)
+    const target = load<i32>(targets + (<usize>t << 2))
+    const out = nll + (<usize>t << 3)
+    if (target < 0) { store<f64>(out, 0); continue }
+    if (target >= V) { store<f64>(out, NaN); continue }
+    let m: f32 = load<f32>(row)
+    for (let v = 1; v < V; v++) {
+      const l = load<f32>(row + (<usize>v << 2))
+      if (l > m) m = l
+    }
+    const m64 = <f64>m
+    let sum: f64 = 0
+    for (let v = 0; v < V; v++) sum += exp64(<f64>load<f32>(row + (<usize>v << 2)) - m64)
+    store<f64>(out, log64(sum) - (<f64>load<f32>(row + (<usize>target << 2)) - m64))
+  }
+}

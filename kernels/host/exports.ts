@@ -1,0 +1,42 @@
+// The kernels' exports as the JS side sees them: every pointer and size is a plain number
+// (a byte offset into the shared kernel memory). Semantics: kernels/assembly/*, twins in kernels/reference/*.
+
+export interface KernelExports {
+  /** First free byte of the shared memory (past the module's static data). */
+  heap_base(): number
+
+  // Conversions to f32: dst is f32[n]; src and dst must not overlap.
+  convert_f16(src: number, dst: number, n: number): void
+  convert_bf16(src: number, dst: number, n: number): void
+  convert_f8e4m3(src: number, dst: number, n: number): void
+  convert_f8e5m2(src: number, dst: number, n: number): void
+
+  // GGUF block dequantization: dst is f32[nblocks * block elements].
+  dequant_q8_0(src: number, dst: number, nblocks: number): void
+  dequant_q4_0(src: number, dst: number, nblocks: number): void
+  dequant_q4_k(src: number, dst: number, nblocks: number): void
+  dequant_q6_k(src: number, dst: number, nblocks: number): void
+
+  /** Writes f64[11] (layout: MOMENT_* in kernels/reference/stats.ts) for f32[n] at ptr. */
+  moments(ptr: number, n: number, out: number): void
+  /** ACCUMULATES into u32 counts[bins + 2] (the last two: below lo, above hi). */
+  histogram(ptr: number, n: number, lo: number, hi: number, bins: number, counts: number): void
+  /** WRITES f32 absmax[rows] and f64 sumsq[rows]. */
+  row_absmax_sumsq(ptr: number, rows: number, cols: number, outAbsmax: number, outSumsq: number): void
+  /** ACCUMULATES into f32 absmax[cols] and f64 sumsq[cols]. */
+  col_absmax_sumsq(ptr: number, rows: number, cols: number, outAbsmax: number, outSumsq: number): void
+  /** ACCUMULATES max |x| into f32 out[gridRows * gridCols]. */
+  pool_absmax(
+    ptr: number, chunkRows: number, cols: number, rowOffset: number, totalRows: number,
+    gridRows: number, gridCols: number, out: number,
+  ): void
+}
+
+export type KernelName = Exclude<keyof KernelExports, 'heap_base'>
+
+/** The inspection kernels typed above; a build lacking one of them is out of date. */
+export const KERNEL_NAMES: readonly KernelName[] = [
+  'convert_f16', 'convert_bf16', 'convert_f8e4m3', 'convert_f8e5m2',
+  'dequant_q8_0', 'dequant_q4_0', 'dequant_q4_k', 'dequant_q6_k',
+  'moments', 'histogram', 'row_absmax_sumsq', 'col_absmax_sumsq', 'pool_absmax',
+]

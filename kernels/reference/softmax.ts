@@ -1,0 +1,150 @@
+// Plain-TS twin of kernels/assembly/softmax.ts, bit-exact: the same f64 operations in the same order.
+//
+// exp64(x): k = floor(x·log2(e) + 0.5); r = (x − k·LN2_HI) − k·LN2_LO; exp(r) by Taylor to degree
+//   13 in Horner form; times 2^k (exact powers of two from a table; split in two factors near the
+//   ends of the exponent range).
+// log64(x): x = m·2^e with m ∈ [√½, √2); f = (m − 1)/(m + 1); log m = 2f·Σ_{n=0..10} f^{2n}/(2n+1);
+//   result = (e·LN2_LO + log m) + e·LN2_HI.
+// expF32(x): f32 arithmetic (Math.fround after every operation), as the wasm expf32 / expf32x4:
+//   x ← min(max(x, −104), 89); k = floor(f32(x·LOG2E_F) + 0.5); r = (x − k·LN2_HI_F) − k·LN2_LO_F;
+//   p = Taylor to degree 7 in Horner form; result = f32(f32(p·2^k1)·2^k2), k1 = k >> 1, k2 = k − k1.
+// logSoftmaxNll, per row t: m = max_v logits[t, v] (a plain `>` scan, first to last);
+//   S = Σ_v exp64(logits[t, v] − m) in f64 from v = 0; nll[t] = log64(S) − (logits[t, target] − m).
+//   Targets < 0 give 0; targets ≥ V give NaN.
+
+import { kernelArgError, requireLength, requireSizes } from './matmul'
+
+const LOG2E = 1.4426950408889634
+const LN2_HI = 6.93147180369123816490e-01
+const LN2_LO = 1.90821492927058770002e-10
+const EXP_OVERFLOW = 709.782712893384
+const EXP_UNDERFLOW = -745.1332191019411
+const SMALLEST_NORMAL = 2.2250738585072014e-308
+const SQRT2 = 1.4142135623730951
+
+const f = Math.fround
+const LOG2E_F = f(1.4426950408889634)
+const LN2_HI_F = 0.693359375
+const LN2_LO_F = f(-2.1219444005469058e-4)
+const EXPF_MIN = -104
+const EXPF_MAX = 89
+const EXPF_C7 = f(1.0 / 5040.0)
+const EXPF_C6 = f(1.0 / 720.0)
+const EXPF_C5 = f(1.0 / 120.0)
+const EXPF_C4 = f(1.0 / 24.0)
+const EXPF_C3 = f(1.0 / 6.0)
+
+/** POW2[k + 1022] = 2^k for k ∈ [−1022, 1023], built by exact doubling and halving. */
+const POW2: Float64Array = (() => {
+  const table = new Float64Array(2046)
+  table[1022] = 1
+  for (let k = 1; k <= 1023; k++) table[1022 + k] = table[1022 + k - 1] * 2
+  for (let k = -1; k >= -1022; k--) table[1022 + k] = table[1022 + k + 1] * 0.5
+  return table
+})()
+
+function pow2(k: number): number {
+  return POW2[k + 1022]
+}
+
+export function exp64(x: number): number {
+  if (x !== x) return x
+  if (x > EXP_OVERFLOW) return Infinity
+  if (x < EXP_UNDERFLOW) return 0
+  const kf = Math.floor(x * LOG2E + 0.5)
+  const r = (x - kf * LN2_HI) - kf * LN2_LO
+  let p = 1.0 / 6227020800.0
+  p = p * r + 1.0 / 479001600.0
+  p = p * r + 1.0 / 39916800.0
+  p = p * r + 1.0 / 3628800.0
+  p = p * r + 1.0 / 362880.0
+  p = p * r + 1.0 / 40320.0
+  p = p * r + 1.0 / 5040.0
+  p = p * r + 1.0 / 720.0
+  p = p * r + 1.0 / 120.0
+  p = p * r + 1.0 / 24.0
+  p = p * r + 1.0 / 6.0
+  p = p * r + 0.5
+  p = p * r + 1.0
+  p = p * r + 1.0
+  if (kf > 1023) return (p * 2.0) * pow2(kf - 1)
+  if (kf < -1022) return (p * pow2(kf + 200)) * pow2(-200)
+  return p * pow2(kf)
+}
+
+/** e^x for an f32 x, to f32 (≤ ~2 ulp), bit-identical to the wasm expf32 / expf32x4. */
+export function expF32(x: number): number {
+  x = Math.min(Math.max(x, EXPF_MIN), EXPF_MAX)
+  const kf = Math.floor(f(f(x * LOG2E_F) + 0.5))
+  const r = f(f(x - f(kf * LN2_HI_F)) - f(kf * LN2_LO_F))
+  let p = EXPF_C7
+  p = f(f(p * r) + EXPF_C6)
+  p = f(f(p * r) + EXPF_C5)
+  p = f(f(p * r) + EXPF_C4)
+  p = f(f(p * r) + EXPF_C3)
+  p = f(f(p * r) + 0.5)
+  p = f(f(p * r) + 1.0)
+  p = f(f(p * r) + 1.0)
+  if (kf !== kf) return kf
+  const k1 = kf >> 1, k2 = kf - k1
+  return f(f(p * pow2(k1)) * pow2(k2))
+}
+
+/** Natural log for x > 0 (0 → −Infinity, negatives and NaN → NaN, +Infinity → +Infinity). */
+export function log64(x: number): number {
+  if (!(x > 0)) return x === 0 ? -Infinity : NaN
+  if (x === Infinity) return x
+  let e = 0
+  if (x < SMALLEST_NORMAL) {
+    x *= 18014398509481984.0 // 2^54, exact
+    e = -54
+  }
+  // m = x / 2^floor(log2 x) exactly: Math.log2 may be off by one near powers of two, so correct it.
+  let k = Math.floor(Math.log2(x))
+  if (k > 1022) k = 1022
+  if (k < -1022) k = -1022
+  let m = x * pow2(-k)
+  while (m >= 2) { m *= 0.5; k += 1 }
+  while (m < 1) { m *= 2; k -= 1 }
+  e += k
+  if (m > SQRT2) { m *= 0.5; e += 1 }
+  const ratio = (m - 1.0) / (m + 1.0)
+  const s = ratio * ratio
+  let p = 1.0 / 21.0
+  p = p * s + 1.0 / 19.0
+  p = p * s + 1.0 / 17.0
+  p = p * s + 1.0 / 15.0
+  p = p * s + 1.0 / 13.0
+  p = p * s + 1.0 / 11.0
+  p = p * s + 1.0 / 9.0
+  p = p * s + 1.0 / 7.0
+  p = p * s + 1.0 / 5.0
+  p = p * s + 1.0 / 3.0
+  p = p * s + 1.0
+  const logM = 2.0 * ratio * p
+  return (e * LN2_LO + logM) + e * LN2_HI
+}
+
+/** nll[t] = logsumexp(logits[t, ·]) − logits[t, targets[t]]; logits [T, V]; targets < 0 give 0. */
+export function logSoftmaxNll(logits: Float32Array, targets: Int32Array, nll: Float64Array, T: number, V: number): void {
+  const name = 'log_softmax_nll'
+  requireSizes(name, { T, V })
+  if (V === 0 && T > 0) throw kernelArgError(name, 'V = 0: no vocabulary to normalise over')
+  requireLength(name, 'logits', logits, T * V)
+  requireLength(name, 'targets', targets, T)
+  requireLength(name, 'nll', nll, T)
+  for (let t = 0; t < T; t++) {
+    const row = t * V
+    const target = targets[t]
+    if (target < 0) { nll[t] = 0; continue }
+    if (target >= V) { nll[t] = NaN; continue }
+    let m = logits[row]
+    for (let v = 1; v < V; v++) {
+      const l = logits[row + v]
+      if (l > m) m = l
+    }
+    let sum = 0
+    for (let v = 0; v < V; v++) sum += exp64(logits[row + v] - m)
+    nll[t] = log64(sum) - (logits[row + target] - m)
+  }
+}
