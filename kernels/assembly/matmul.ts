@@ -33,7 +33,7 @@ const PANEL_BYTES: i32 = 256 * 1024
 
 // @ts-ignore: decorator
 @inline function storeOut(y: usize, b: usize, n: i32, s: f32): void {
-  // b is the bias address, or usize.MAX_VALUE for none (0 may be a valid address in the arena).
+  // b is the bias address, or usize.MAX_VALUE (where no tensor can start) for none.
   if (b != usize.MAX_VALUE) s += load<f32>(b + (<usize>n << 2))
   store<f32>(y + (<usize>n << 2), s)
 }

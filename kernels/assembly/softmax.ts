@@ -5,9 +5,11 @@
 // IEEE f64 operations in the same order; the results are within ~2 ulp (f64) of the true values,
 // far below the f32 rounding every caller applies afterwards.
 //
-// exp64(x): k = floor(x·log2(e) + 0.5); r = (x − k·LN2_HI) − k·LN2_LO (|r| ≤ 0.35, exact first step
-//   because LN2_HI has 21 trailing zero bits); exp(r) by Taylor to degree 13 in Horner form
-//   (truncation < 5e-18); times 2^k, split in two factors near the ends of the exponent range.
+// exp64(x) / exp64x2(x): x ← min(max(x, −746), 710) (the ends saturate to 0 and +Infinity exactly;
+//   NaN stays NaN); k = floor(x·log2(e) + 0.5); r = (x − k·LN2_HI) − k·LN2_LO (|r| ≤ 0.35, exact
+//   first step because LN2_HI has 21 trailing zero bits); p = exp(r) by Taylor to degree 13 in
+//   Horner form (truncation < 5e-18); result = (p·2^k1)·2^k2 with k1 = k >> 1, k2 = k − k1, so
+//   both factors are normal and only the last product rounds (subnormal results included).
 // log64(x): x = m·2^e with m ∈ [√½, √2); f = (m − 1)/(m + 1); log m = 2f·Σ_{n=0..10} f^{2n}/(2n+1)
 //   (truncation < 3e-17); result = (e·LN2_LO + log m) + e·LN2_HI.
 //
@@ -26,8 +28,8 @@
 const LOG2E: f64 = 1.4426950408889634
 const LN2_HI: f64 = 6.93147180369123816490e-01
 const LN2_LO: f64 = 1.90821492927058770002e-10
-const EXP_OVERFLOW: f64 = 709.782712893384
-const EXP_UNDERFLOW: f64 = -745.1332191019411
+const EXP_MIN: f64 = -746.0
+const EXP_MAX: f64 = 710.0
 
 const LOG2E_F: f32 = <f32>1.4426950408889634
 const LN2_HI_F: f32 = 0.693359375
@@ -42,14 +44,13 @@ const EXPF_C3: f32 = <f32>(1.0 / 6.0)
 
 // @ts-ignore: decorator
 @inline function pow2(k: i32): f64 {
-  // k ∈ [−1022, 1023]: a normal power of two, exact.
+  // k ∈ [−1022, 1023]: a normal power of two, exact (exp64 only asks for k ∈ [−538, 512]).
   return reinterpret<f64>(<i64>(k + 1023) << 52)
 }
 
 export function exp64(x: f64): f64 {
   if (x != x) return x
-  if (x > EXP_OVERFLOW) return Infinity
-  if (x < EXP_UNDERFLOW) return 0
+  x = min<f64>(max<f64>(x, EXP_MIN), EXP_MAX)
   const kf = Math.floor(x * LOG2E + 0.5)
   const r = (x - kf * LN2_HI) - kf * LN2_LO
   let p = 1.0 / 6227020800.0
@@ -67,9 +68,37 @@ export function exp64(x: f64): f64 {
   p = p * r + 1.0
   p = p * r + 1.0
   const k = <i32>kf
-  if (k > 1023) return (p * 2.0) * pow2(k - 1)
-  if (k < -1022) return (p * pow2(k + 200)) * pow2(-200)
-  return p * pow2(k)
+  const k1 = k >> 1
+  return (p * pow2(k1)) * pow2(k - k1)
+}
+
+/** exp64 in both f64 lanes (the same operations). */
+// @ts-ignore: decorator
+@inline function exp64x2(x: v128): v128 {
+  x = f64x2.min(f64x2.max(x, f64x2.splat(EXP_MIN)), f64x2.splat(EXP_MAX))
+  const kf = f64x2.floor(f64x2.add(f64x2.mul(x, f64x2.splat(LOG2E)), f64x2.splat(0.5)))
+  const r = f64x2.sub(f64x2.sub(x, f64x2.mul(kf, f64x2.splat(LN2_HI))), f64x2.mul(kf, f64x2.splat(LN2_LO)))
+  let p = f64x2.splat(1.0 / 6227020800.0)
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 479001600.0))
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 39916800.0))
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 3628800.0))
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 362880.0))
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 40320.0))
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 5040.0))
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 720.0))
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 120.0))
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 24.0))
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0 / 6.0))
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(0.5))
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0))
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0))
+  // NaN lanes: trunc_sat gives k = 0, and p is already NaN.
+  const k = i32x4.trunc_sat_f64x2_s_zero(kf)
+  const k1 = i32x4.shr_s(k, 1)
+  const bias = i32x4.splat(1023)
+  const e1 = i64x2.shl(i64x2.extend_low_i32x4_s(i32x4.add(k1, bias)), 52)
+  const e2 = i64x2.shl(i64x2.extend_low_i32x4_s(i32x4.add(i32x4.sub(k, k1), bias)), 52)
+  return f64x2.mul(f64x2.mul(p, e1), e2)
 }
 
 /** Scalar twin of expf32x4 (the same operations lane by lane), for loop tails. */
@@ -158,8 +187,21 @@ export function log_softmax_nll(logits: usize, targets: usize, nll: usize, T: i3
       if (l > m) m = l
     }
     const m64 = <f64>m
+    // Four logits per step through two exp64x2; the sum still runs v = 0, 1, 2, … in f64.
+    const mv = f64x2.splat(m64)
+    const V4 = V & ~3
     let sum: f64 = 0
-    for (let v = 0; v < V; v++) sum += exp64(<f64>load<f32>(row + (<usize>v << 2)) - m64)
+    let v = 0
+    for (; v < V4; v += 4) {
+      const l4 = v128.load(row + (<usize>v << 2))
+      const lo = exp64x2(f64x2.sub(f64x2.promote_low_f32x4(l4), mv))
+      const hi = exp64x2(f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(l4, l4, 2, 3, 0, 1)), mv))
+      sum += f64x2.extract_lane(lo, 0)
+      sum += f64x2.extract_lane(lo, 1)
+      sum += f64x2.extract_lane(hi, 0)
+      sum += f64x2.extract_lane(hi, 1)
+    }
+    for (; v < V; v++) sum += exp64(<f64>load<f32>(row + (<usize>v << 2)) - m64)
     store<f64>(out, log64(sum) - (<f64>load<f32>(row + (<usize>target << 2)) - m64))
   }
 }

@@ -30,13 +30,35 @@ export interface KernelExports {
     ptr: number, chunkRows: number, cols: number, rowOffset: number, totalRows: number,
     gridRows: number, gridCols: number, out: number,
   ): void
+
+  // Forward pass (f32, row-major). matmul and attention take an output/head range so workers can split them.
+  /** y[T, N] = x[T, K] · w[N, K]ᵀ for outputs [n0, n1). */
+  matmul_nt(x: number, w: number, y: number, T: number, K: number, N: number, n0: number, n1: number): void
+  matmul_nt_bias(x: number, w: number, b: number, y: number, T: number, K: number, N: number, n0: number, n1: number): void
+  rmsnorm(x: number, w: number, out: number, T: number, H: number, eps: number): void
+  layernorm(x: number, w: number, b: number, out: number, T: number, H: number, eps: number): void
+  /** In place; cos/sin are [T, headDim/2] tables (kernels/reference/rope.ts ropeTable). */
+  rope_half(x: number, cos: number, sin: number, T: number, nHeads: number, headDim: number): void
+  rope_interleaved(x: number, cos: number, sin: number, T: number, nHeads: number, headDim: number): void
+  /** Heads [h0, h1); scratch holds T f32. */
+  attention_causal(q: number, k: number, v: number, out: number, scratch: number, T: number, nHeads: number, nKV: number, headDim: number, h0: number, h1: number): void
+  silu_mul(g: number, u: number, out: number, n: number): void
+  gelu_tanh(x: number, out: number, n: number): void
+  gelu_erf(x: number, out: number, n: number): void
+  relu(x: number, out: number, n: number): void
+  add_inplace(a: number, b: number, n: number): void
+  add_bias_rows(x: number, b: number, T: number, N: number): void
+  /** nll[t] (f64) = logsumexp(logits[t]) − logits[t, targets[t]]; targets are i32. */
+  log_softmax_nll(logits: number, targets: number, nll: number, T: number, V: number): void
 }
 
 export type KernelName = Exclude<keyof KernelExports, 'heap_base'>
 
-/** The inspection kernels typed above; a build lacking one of them is out of date. */
+/** Every kernel typed above; a build lacking one of them is out of date. */
 export const KERNEL_NAMES: readonly KernelName[] = [
   'convert_f16', 'convert_bf16', 'convert_f8e4m3', 'convert_f8e5m2',
   'dequant_q8_0', 'dequant_q4_0', 'dequant_q4_k', 'dequant_q6_k',
   'moments', 'histogram', 'row_absmax_sumsq', 'col_absmax_sumsq', 'pool_absmax',
+  'matmul_nt', 'matmul_nt_bias', 'rmsnorm', 'layernorm', 'rope_half', 'rope_interleaved', 'attention_causal',
+  'silu_mul', 'gelu_tanh', 'gelu_erf', 'relu', 'add_inplace', 'add_bias_rows', 'log_softmax_nll',
 ]

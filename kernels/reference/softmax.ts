@@ -1,8 +1,9 @@
 // Plain-TS twin of kernels/assembly/softmax.ts, bit-exact: the same f64 operations in the same order.
 //
-// exp64(x): k = floor(x·log2(e) + 0.5); r = (x − k·LN2_HI) − k·LN2_LO; exp(r) by Taylor to degree
-//   13 in Horner form; times 2^k (exact powers of two from a table; split in two factors near the
-//   ends of the exponent range).
+// exp64(x): x ← min(max(x, −746), 710); k = floor(x·log2(e) + 0.5); r = (x − k·LN2_HI) − k·LN2_LO;
+//   p = exp(r) by Taylor to degree 13 in Horner form; result = (p·2^k1)·2^k2, k1 = k >> 1,
+//   k2 = k − k1 (exact powers of two from a table). The wasm side runs the same steps in f64x2
+//   lanes (log_softmax_nll) or one at a time; both give these bits.
 // log64(x): x = m·2^e with m ∈ [√½, √2); f = (m − 1)/(m + 1); log m = 2f·Σ_{n=0..10} f^{2n}/(2n+1);
 //   result = (e·LN2_LO + log m) + e·LN2_HI.
 // expF32(x): f32 arithmetic (Math.fround after every operation), as the wasm expf32 / expf32x4:
@@ -17,8 +18,8 @@ import { kernelArgError, requireLength, requireSizes } from './matmul'
 const LOG2E = 1.4426950408889634
 const LN2_HI = 6.93147180369123816490e-01
 const LN2_LO = 1.90821492927058770002e-10
-const EXP_OVERFLOW = 709.782712893384
-const EXP_UNDERFLOW = -745.1332191019411
+const EXP_MIN = -746
+const EXP_MAX = 710
 const SMALLEST_NORMAL = 2.2250738585072014e-308
 const SQRT2 = 1.4142135623730951
 
@@ -49,8 +50,7 @@ function pow2(k: number): number {
 
 export function exp64(x: number): number {
   if (x !== x) return x
-  if (x > EXP_OVERFLOW) return Infinity
-  if (x < EXP_UNDERFLOW) return 0
+  x = Math.min(Math.max(x, EXP_MIN), EXP_MAX)
   const kf = Math.floor(x * LOG2E + 0.5)
   const r = (x - kf * LN2_HI) - kf * LN2_LO
   let p = 1.0 / 6227020800.0
@@ -67,9 +67,8 @@ export function exp64(x: number): number {
   p = p * r + 0.5
   p = p * r + 1.0
   p = p * r + 1.0
-  if (kf > 1023) return (p * 2.0) * pow2(kf - 1)
-  if (kf < -1022) return (p * pow2(kf + 200)) * pow2(-200)
-  return p * pow2(kf)
+  const k1 = kf >> 1
+  return (p * pow2(k1)) * pow2(kf - k1)
 }
 
 /** e^x for an f32 x, to f32 (≤ ~2 ulp), bit-identical to the wasm expf32 / expf32x4. */

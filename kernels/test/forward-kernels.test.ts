@@ -488,6 +488,10 @@ describe('log_softmax_nll', () => {
     expect(exp64(0)).toBe(1)
     expect(exp64(800)).toBe(Infinity)
     expect(exp64(-800)).toBe(0)
+    expect(exp64(709.78)).toBeLessThan(Infinity)
+    expect(Math.abs(exp64(709.78) / Math.exp(709.78) - 1)).toBeLessThan(1e-15)
+    // Subnormal results round once: within one subnormal step (2⁻¹⁰⁷⁴) of Math.exp.
+    for (const x of [-709, -720, -740, -745]) expect(Math.abs(exp64(x) - Math.exp(x))).toBeLessThanOrEqual(2 ** -1074)
     expect(log64(0)).toBe(-Infinity)
     expect(log64(-1)).toBeNaN()
   })

@@ -5,6 +5,7 @@ import path from 'node:path'
 import { appVersion, demoModelPath, rendererDir } from '../app/paths'
 import { WhittleService } from '../app/whittle-service'
 import { WhittleError } from '../engine/errors'
+import { closeSharedPool } from '../engine/pool/worker-pool'
 import { isLoopback, startWebServer } from '../server/web-server'
 import { intFlag, parseArgs, UsageError } from './args'
 
@@ -32,6 +33,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
   })
-  await server.close()
-  return 0
+  // Give in-flight replies a moment, but never let a stuck connection keep the process alive.
+  await Promise.race([server.close(), new Promise((r) => setTimeout(r, 2000))])
+  await closeSharedPool()
+  process.exit(0)
 }

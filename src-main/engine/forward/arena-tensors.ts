@@ -7,6 +7,7 @@ import { decodeToF32, readTensorBytes } from '../formats/read'
 import type { Region } from '../pool/memory-arena'
 import type { WorkerPool } from '../pool/worker-pool'
 import { elementCount } from '../formats/dtype-info'
+import { wasmDecoder } from '../pool/wasm-decoders'
 
 /** f32 arrays resident in the kernel memory. `ptr` is what kernels take; `view()` what JS reads. */
 export class ArenaTensor {
@@ -34,11 +35,6 @@ export class ArenaTensor {
   }
 }
 
-const WASM_DECODE: Record<string, [kernel: string, perBlock: number]> = {
-  F16: ['convert_f16', 1], BF16: ['convert_bf16', 1], F8_E4M3: ['convert_f8e4m3', 1], F8_E5M2: ['convert_f8e5m2', 1],
-  Q8_0: ['dequant_q8_0', 32], Q4_0: ['dequant_q4_0', 32], Q4_K: ['dequant_q4_k', 256], Q6_K: ['dequant_q6_k', 256],
-}
-
 export function allocTensor(pool: WorkerPool, length: number): ArenaTensor {
   return new ArenaTensor(pool, pool.arena.alloc(Math.max(1, length) * 4), length)
 }
@@ -61,10 +57,9 @@ export async function loadTensor(pool: WorkerPool, entry: TensorEntry, rowStart 
   try {
     const raw = pool.arena.u8(staging, 0, byteLength)
     await readTensorBytes(entry, byteStart, byteLength, raw)
-    const wasm = WASM_DECODE[entry.dtype]
+    const wasm = wasmDecoder(entry.dtype)
     if (wasm) {
-      const fn = (pool.kernels as unknown as Record<string, (...a: number[]) => void>)[wasm[0]]
-      fn(staging.ptr, out.ptr, elements / wasm[1])
+      ;(pool.kernels[wasm.kernel] as (src: number, dst: number, n: number) => void)(staging.ptr, out.ptr, elements / wasm.perUnit)
     } else {
       decodeToF32(entry.dtype, raw, elements, out.view())
     }

@@ -14,7 +14,7 @@ import type { WorkerPool } from '../pool/worker-pool'
 import { ropeTable } from '../../../kernels/reference/rope'
 import { allocTensor, loadTensor, type ArenaTensor } from './arena-tensors'
 import { attention, matmul } from './parallel-ops'
-import type { ForwardKernels } from './forward-kernels'
+import type { KernelExports } from '../../../kernels/host/exports'
 
 const LINEARS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const
 export type LinearRole = (typeof LINEARS)[number]
@@ -47,7 +47,7 @@ export class LlamaForward {
   private lmHead: ArenaTensor | null = null
   private finalNorm: ArenaTensor | null = null
   private readonly keepResident: boolean
-  private readonly k: ForwardKernels
+  private readonly k: KernelExports
 
   private constructor(private readonly pool: WorkerPool, private readonly model: LoadedModel) {
     const a = model.arch
@@ -57,7 +57,7 @@ export class LlamaForward {
     }
     const f32Bytes = model.files.tensors.reduce((s, t) => s + t.shape.reduce((x, y) => x * y, 1) * 4, 0)
     this.keepResident = f32Bytes <= RESIDENT_BUDGET
-    this.k = pool.kernels as unknown as ForwardKernels
+    this.k = pool.kernels
   }
 
   static async create(pool: WorkerPool, model: LoadedModel): Promise<LlamaForward> {

@@ -9,19 +9,8 @@ import type { Region } from '../pool/memory-arena'
 import type { KernelCall, WorkerPool } from '../pool/worker-pool'
 import { MOMENTS_LENGTH, mergeMoments, emptyMoments } from '../../../kernels/reference/stats'
 import { WhittleError } from '../errors'
+import { wasmDecoder } from '../pool/wasm-decoders'
 import { planChunks, tensorGeometry, type Chunk, type TensorGeometry } from './chunk-plan'
-
-/** Decoders that run inside the kernels; every other dtype is decoded by the TS reference on this thread. */
-const WASM_DECODERS: Record<string, { kernel: string; perBlock: number }> = {
-  F16: { kernel: 'convert_f16', perBlock: 1 },
-  BF16: { kernel: 'convert_bf16', perBlock: 1 },
-  F8_E4M3: { kernel: 'convert_f8e4m3', perBlock: 1 },
-  F8_E5M2: { kernel: 'convert_f8e5m2', perBlock: 1 },
-  Q8_0: { kernel: 'dequant_q8_0', perBlock: 32 },
-  Q4_0: { kernel: 'dequant_q4_0', perBlock: 32 },
-  Q4_K: { kernel: 'dequant_q4_k', perBlock: 256 },
-  Q6_K: { kernel: 'dequant_q6_k', perBlock: 256 },
-}
 
 export interface StreamRequest {
   moments?: boolean
@@ -127,9 +116,9 @@ export async function streamTensor(pool: WorkerPool, entry: TensorEntry, req: St
     await readTensorBytes(entry, chunk.byteStart, chunk.byteLength, raw)
     const calls: KernelCall[] = []
     const f32Ptr = slot.ptr + layout.f32
-    const decoder = WASM_DECODERS[entry.dtype]
+    const decoder = wasmDecoder(entry.dtype)
     if (entry.dtype !== 'F32') {
-      if (decoder) calls.push([decoder.kernel, slot.ptr + layout.raw, f32Ptr, chunk.elements / decoder.perBlock])
+      if (decoder) calls.push([decoder.kernel, slot.ptr + layout.raw, f32Ptr, chunk.elements / decoder.perUnit])
       else decodeToF32(entry.dtype, arena.u8(slot, layout.raw, chunk.byteLength), chunk.elements, arena.f32(slot, layout.f32, chunk.elements))
     }
     if (effective.moments !== false) calls.push(['moments', f32Ptr, chunk.elements, slot.ptr + layout.moments])

@@ -139,3 +139,10 @@ export function getPool(): Promise<WorkerPool> {
   shared ??= WorkerPool.create()
   return shared
 }
+
+/** Ends the process-wide pool's workers, if it was ever created. */
+export async function closeSharedPool(): Promise<void> {
+  const p = shared
+  shared = null
+  if (p) await (await p).close()
+}
