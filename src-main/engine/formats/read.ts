@@ -31,6 +31,12 @@ export async function readTensorBytes(entry: TensorEntry, byteStart: number, byt
     throw new WhittleError('validation', entry.file,
       `tensor "${entry.name}": byte range ${byteStart}+${byteLength} lies outside its ${entry.byteLength} bytes`)
   }
+  if (entry.data) {
+    const part = entry.data.subarray(byteStart, byteStart + byteLength)
+    if (!into) return part.slice()
+    into.set(part)
+    return into.subarray(0, byteLength)
+  }
   return readRange(entry.file, entry.offset + byteStart, byteLength, into)
 }
 

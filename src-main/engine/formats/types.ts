@@ -21,6 +21,11 @@ export interface TensorEntry {
   /** Absolute byte offset of the first element in `file`. */
   offset: number
   byteLength: number
+  /**
+   * Bytes held in memory instead of on disk (a compressed tensor not yet exported). When present,
+   * reads come from here and `file`/`offset` only say where the tensor originally came from.
+   */
+  data?: Uint8Array
 }
 
 export interface ModelFiles {

@@ -1,0 +1,50 @@
+// The one interface every compression method implements. A method works on one decoder layer's
+// Linears that read the same input (q/k/v, o, gate/up, down): that is the unit at which smoothing
+// methods must act (they rescale a shared input), and quantizers simply loop over it.
+
+import type { InputGroup, TensorRole } from '../../../contract/api'
+import type { InputStats } from '../../calibration/capture'
+import type { WorkerPool } from '../../pool/worker-pool'
+
+export interface LinearToCompress<P = unknown> {
+  name: string
+  role: TensorRole
+  layer: number
+  /** [rows = out, cols = in] */
+  rows: number
+  cols: number
+  /** f32, replaced in place by the compressed (dequantized or pruned) weights. */
+  weight: Float32Array
+  /** The step's params with this tensor's recipe overrides applied, parsed by the method. */
+  params: P
+}
+
+export interface GroupContext<P = unknown> {
+  layer: number
+  group: InputGroup
+  linears: LinearToCompress<P>[]
+  /** Calibration statistics of the group's input (Hessian included when the method asked for it). */
+  input: InputStats | null
+  /** The norm weight that produces this input (attn/ffn norm), mutable, for methods that fold scales. */
+  norm: Float32Array | null
+  pool: WorkerPool
+}
+
+export interface LinearOutcome {
+  name: string
+  /** Storage bits per weight of the result (codes + scales/zeros, or 16 for kept-dense weights). */
+  bitsPerWeight: number
+  /** e.g. "w4 g32 asym", "Q4_K", "50% unstructured". */
+  format: string
+  /** A note for the report, e.g. a type fallback. */
+  note?: string
+}
+
+export interface CompressionMethod<P = unknown> {
+  readonly name: string
+  readonly kind: 'quantize' | 'prune' | 'transform'
+  readonly needs: { calibration: boolean; hessian: boolean }
+  /** Parses and checks the step's params; `where` names the step in errors. */
+  parseParams(raw: Record<string, unknown>, where: string): P
+  compressGroup(ctx: GroupContext<P>): Promise<LinearOutcome[]>
+}

@@ -1,0 +1,197 @@
+// Runs a recipe over a model, sequentially as in the GPTQ reference: layer i is compressed with
+// inputs computed through layers < i that are already compressed. Two forward passes share one view
+// of the model: `original` runs block i before it is compressed (to capture its inputs' statistics),
+// `compressed` runs it after (to produce the inputs of block i + 1). Each loads a layer once, so with
+// resident weights neither ever sees a stale copy. One layer's weights are in flight at a time.
+
+import type { InputGroup, TensorInfo } from '../../contract/api'
+import { INPUT_GROUP, accumulateInput, emptyInputStats, finishHessian, type InputStats } from '../calibration/capture'
+import { WhittleError } from '../errors'
+import { readTensorF32 } from '../formats/read'
+import { LlamaForward, type LinearRole } from '../forward/llama-forward'
+import type { LoadedModel } from '../model/loaded-model'
+import { withReplacements, type ModelView } from '../model/model-view'
+import type { WorkerPool } from '../pool/worker-pool'
+import { getMethod } from './methods'
+import type { CompressionMethod, LinearOutcome, LinearToCompress } from './methods/method'
+import type { Recipe, RecipeStep } from './recipe/recipe'
+import { overrideFor, selectTargets } from './recipe/targets'
+
+export interface TensorOutcome extends LinearOutcome {
+  step: number
+  method: string
+  layer: number
+  role: string
+  shape: [number, number]
+  /** ‖W − Ŵ‖_F / ‖W‖_F */
+  relWeightError: number
+  /** ‖X(W − Ŵ)ᵀ‖_F / ‖XWᵀ‖_F on a sample of calibration inputs; null without calibration. */
+  relOutputError: number | null
+}
+
+export interface PipelineOptions {
+  /** Calibration windows; required when a step's method needs calibration. */
+  windows?: Int32Array[]
+  signal?: AbortSignal
+  onProgress?: (fraction: number, message: string) => void
+  /** Called after each step with the view as it stands (e.g. to measure perplexity per step). */
+  afterStep?: (step: number, view: ModelView) => Promise<void>
+}
+
+export interface PipelineResult {
+  view: ModelView
+  tensors: TensorOutcome[]
+  seconds: number
+}
+
+/** The first Linear to read each input group (the others in the group read the same tensor). */
+const RECORDING_ROLES: ReadonlySet<string> = new Set(['q', 'qkv', 'o', 'gate', 'fc1', 'down', 'fc2'])
+
+/** Calibration rows kept per input for the output-error measure. */
+const OUTPUT_SAMPLE_ROWS = 256
+
+interface Sampled extends InputStats {
+  sample: Float32Array
+  sampleRows: number
+}
+
+function newStats(K: number, hessian: boolean, tokens: number): Sampled {
+  return { ...emptyInputStats(K, hessian), sample: new Float32Array(Math.min(OUTPUT_SAMPLE_ROWS, tokens) * K), sampleRows: 0 }
+}
+
+function relativeError(a: Float32Array, b: Float32Array): number {
+  let num = 0, den = 0
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2
+    den += a[i] ** 2
+  }
+  return den > 0 ? Math.sqrt(num / den) : 0
+}
+
+/** ‖X(W − Ŵ)ᵀ‖ / ‖XWᵀ‖ over the sampled rows of X. */
+function relativeOutputError(s: Sampled, W: Float32Array, Q: Float32Array, rows: number, cols: number): number {
+  let num = 0, den = 0
+  for (let t = 0; t < s.sampleRows; t++) {
+    const x = s.sample.subarray(t * cols, (t + 1) * cols)
+    for (let r = 0; r < rows; r++) {
+      let y = 0, yq = 0
+      const row = r * cols
+      for (let c = 0; c < cols; c++) {
+        y += x[c] * W[row + c]
+        yq += x[c] * Q[row + c]
+      }
+      num += (y - yq) ** 2
+      den += y * y
+    }
+  }
+  return den > 0 ? Math.sqrt(num / den) : 0
+}
+
+interface Planned {
+  info: TensorInfo
+  params: unknown
+}
+
+function planStep(model: LoadedModel, step: RecipeStep, method: CompressionMethod, recipe: Recipe, index: number): Map<number, Map<InputGroup, Planned[]>> {
+  const byLayer = new Map<number, Map<InputGroup, Planned[]>>()
+  for (const info of selectTargets(model.tensors, step.targets)) {
+    const group = INPUT_GROUP[info.role as LinearRole]
+    if (!group) continue
+    const params = method.parseParams({ ...step.params, ...overrideFor(info.name, recipe.overrides) }, `recipe step ${index + 1} (${step.method}) for ${info.name}`)
+    const layer = info.layer!
+    if (!byLayer.has(layer)) byLayer.set(layer, new Map())
+    const groups = byLayer.get(layer)!
+    if (!groups.has(group)) groups.set(group, [])
+    groups.get(group)!.push({ info, params })
+  }
+  return byLayer
+}
+
+export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Recipe, options: PipelineOptions = {}): Promise<PipelineResult> {
+  const started = performance.now()
+  const view = withReplacements(model)
+  const tensors: TensorOutcome[] = []
+  const L = model.arch.layers
+  for (const [index, step] of recipe.steps.entries()) {
+    const method = getMethod(step.method, `step ${index + 1}`)
+    const plan = planStep(model, step, method, recipe, index)
+    if (plan.size === 0) throw new WhittleError('validation', null, `recipe step ${index + 1} (${step.method}) matches no Linear weight`)
+    const needsCalibration = method.needs.calibration
+    if (needsCalibration && !options.windows?.length) throw new WhittleError('validation', null, `recipe step ${index + 1} (${step.method}) needs calibration windows`)
+    const progress = (layer: number, what: string): void =>
+      options.onProgress?.((index + (layer + 1) / L) / recipe.steps.length, `step ${index + 1}/${recipe.steps.length} ${step.method}: layer ${layer + 1}/${L} ${what}`)
+
+    const compressLayer = async (layer: number, stats: Map<InputGroup, Sampled> | null): Promise<void> => {
+      for (const [group, planned] of plan.get(layer) ?? []) {
+        const linears: LinearToCompress[] = []
+        const originals: Float32Array[] = []
+        for (const { info, params } of planned) {
+          const weight = await readTensorF32(view.entry(info.name))
+          originals.push(weight.slice())
+          linears.push({ name: info.name, role: info.role, layer, rows: info.shape[0], cols: info.shape[1], weight, params })
+        }
+        const input = stats?.get(group) ?? null
+        const outcomes = await method.compressGroup({ layer, group, linears, input, norm: null, pool })
+        for (const [i, l] of linears.entries()) {
+          view.replace(l.name, l.weight)
+          const o = outcomes.find((x) => x.name === l.name) ?? outcomes[i]
+          tensors.push({
+            ...o, step: index, method: step.method, layer, role: l.role, shape: [l.rows, l.cols],
+            relWeightError: relativeError(originals[i], l.weight),
+            relOutputError: input ? relativeOutputError(input, originals[i], l.weight, l.rows, l.cols) : null,
+          })
+        }
+      }
+    }
+
+    if (!needsCalibration) {
+      for (let layer = 0; layer < L; layer++) {
+        if (options.signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
+        await compressLayer(layer, null)
+        progress(layer, 'done')
+      }
+    } else {
+      const windows = options.windows!
+      const T = windows[0].length
+      const original = await LlamaForward.create(pool, view)
+      const compressed = await LlamaForward.create(pool, view)
+      try {
+        const hidden = await original.embed(windows)
+        for (let layer = 0; layer < L; layer++) {
+          if (options.signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
+          if (plan.has(layer)) {
+            const stats = new Map<InputGroup, Sampled>()
+            const stride = Math.max(1, Math.floor(hidden.length / model.arch.hiddenSize / OUTPUT_SAMPLE_ROWS))
+            await original.block(layer, hidden.slice(), T, {
+              linearInput(_l, role, x, M, K) {
+                const group = INPUT_GROUP[role]
+                // Linears sharing an input see the same tensor: record it once, from the group's first reader.
+                if (!RECORDING_ROLES.has(role) || !plan.get(layer)!.has(group)) return
+                let s = stats.get(group)
+                if (!s) stats.set(group, (s = newStats(K, method.needs.hessian, hidden.length / model.arch.hiddenSize)))
+                accumulateInput(s, x, M, K)
+                for (let t = 0; t < M && s.sampleRows < s.sample.length / K; t += stride) {
+                  s.sample.set(x.subarray(t * K, (t + 1) * K), s.sampleRows * K)
+                  s.sampleRows++
+                }
+              },
+            })
+            for (const s of stats.values()) {
+              s.windows = windows.length
+              finishHessian(s)
+            }
+            progress(layer, 'compressing')
+            await compressLayer(layer, stats)
+          }
+          await compressed.block(layer, hidden, T)
+          progress(layer, 'done')
+        }
+      } finally {
+        original.close()
+        compressed.close()
+      }
+    }
+    await options.afterStep?.(index, view)
+  }
+  return { view, tensors, seconds: (performance.now() - started) / 1000 }
+}
