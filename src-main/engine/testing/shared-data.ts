@@ -32,3 +32,9 @@ export function referenceRun(name: string): ReferenceRun {
   if (!run) throw new Error(`reference.json has no run named ${name}`)
   return run
 }
+
+/** The 128 calibration windows every reference run used (calib_starts.json over the calibration ids). */
+export function referenceCalibrationStarts(): number[] {
+  const doc = JSON.parse(readFileSync(shared('reference', 'calib_starts.json'), 'utf8')) as { starts: number[] } | number[]
+  return Array.isArray(doc) ? doc : doc.starts
+}

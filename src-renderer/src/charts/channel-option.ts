@@ -24,10 +24,15 @@ export function outlierChannels(profile: ChannelProfile): OutlierChannel[] {
  * get their own colour without per-bar styles and the plain series can stay in ECharts' fast mode.
  */
 export function channelSeriesData(profile: ChannelProfile): { plain: (number | null)[]; outliers: (number | null)[] } {
-  const isOutlier = new Set(profile.outliers)
+  return splitByOutliers(profile.absmax, profile.outliers)
+}
+
+/** `values` as two complementary series: the outlier indices' values in one, every other in the other. */
+export function splitByOutliers(values: readonly number[], outlierIndices: readonly number[]): { plain: (number | null)[]; outliers: (number | null)[] } {
+  const isOutlier = new Set(outlierIndices)
   return {
-    plain: profile.absmax.map((v, i) => (isOutlier.has(i) ? null : v)),
-    outliers: profile.absmax.map((v, i) => (isOutlier.has(i) ? v : null)),
+    plain: values.map((v, i) => (isOutlier.has(i) ? null : v)),
+    outliers: values.map((v, i) => (isOutlier.has(i) ? v : null)),
   }
 }
 
@@ -52,9 +57,14 @@ export function niceCeil(x: number): number {
  * choice (undefined) is best.
  */
 export function channelAxisMax(profile: ChannelProfile, threshold: number): number | undefined {
+  return axisMaxShowing(profile.absmax, threshold)
+}
+
+/** A value-axis end that keeps a horizontal line at `line` on screen above `values` (undefined: ECharts' own). */
+export function axisMaxShowing(values: readonly number[], line: number): number | undefined {
   let dataMax = 0
-  for (const v of profile.absmax) if (v > dataMax) dataMax = v
-  return Number.isFinite(threshold) && threshold >= dataMax ? niceCeil(threshold * 1.05) : undefined
+  for (const v of values) if (v > dataMax) dataMax = v
+  return Number.isFinite(line) && line >= dataMax ? niceCeil(line * 1.05) : undefined
 }
 
 export function channelOption(profile: ChannelProfile, k: number): ChartOption {

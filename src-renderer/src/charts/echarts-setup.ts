@@ -1,16 +1,16 @@
 // ECharts, registered piece by piece so the bundle carries only what the views draw.
 
 import { use, init, type ECharts } from 'echarts/core'
-import { BarChart, HeatmapChart } from 'echarts/charts'
+import { BarChart, HeatmapChart, LineChart } from 'echarts/charts'
 import {
-  DataZoomInsideComponent, DataZoomSliderComponent, GridComponent, MarkLineComponent, TooltipComponent,
+  DataZoomInsideComponent, DataZoomSliderComponent, GridComponent, LegendComponent, MarkLineComponent, TooltipComponent,
   VisualMapContinuousComponent,
 } from 'echarts/components'
 import { CanvasRenderer } from 'echarts/renderers'
 
 use([
-  BarChart, HeatmapChart, GridComponent, TooltipComponent, DataZoomInsideComponent, DataZoomSliderComponent,
-  MarkLineComponent, VisualMapContinuousComponent, CanvasRenderer,
+  BarChart, HeatmapChart, LineChart, GridComponent, LegendComponent, TooltipComponent, DataZoomInsideComponent,
+  DataZoomSliderComponent, MarkLineComponent, VisualMapContinuousComponent, CanvasRenderer,
 ])
 
 export function createChart(el: HTMLElement): ECharts {

@@ -8,7 +8,8 @@ import { useErrorStore } from './errors'
 import { isTerminal, useJobStore } from './jobs'
 import { useModelStore } from './model'
 
-export type Tab = 'overview' | 'tensor'
+/** The main area's tabs: the model's weights (overview, tensor), then the analyses that run it. */
+export type Tab = 'overview' | 'tensor' | 'run' | 'activations' | 'heads' | 'layers'
 
 export const DEFAULT_K = 6
 /** Tensor details kept so flipping between tensors does not re-read them. */
@@ -154,7 +155,8 @@ export const useInspectStore = defineStore('inspect', () => {
       scanTicket++
       cache.clear()
       detailKey = ''
-      tab.value = 'overview'
+      // The tensor tab would show nothing now; an analysis tab stays, ready to run on the new model.
+      if (tab.value === 'tensor') tab.value = 'overview'
     },
   )
 

@@ -6,9 +6,30 @@ import { defineStore } from 'pinia'
 import { computed, markRaw, shallowReactive } from 'vue'
 import type { JobId, JobSpec, JobState, JobUpdate } from '@contract/api'
 import { getApi } from '../bridge'
+import { baseName } from '../lib/analysis-requests'
 
 export function isTerminal(state: JobState): boolean {
   return state === 'done' || state === 'error' || state === 'cancelled'
+}
+
+/** What a job is about, in a few words, for the job bar. */
+export function subjectOf(spec: JobSpec): string {
+  switch (spec.kind) {
+    case 'tensor':
+      return spec.name
+    case 'perplexity': {
+      const text = spec.text ? baseName(spec.text) : 'bundled eval text'
+      return `${text} · seqlen ${spec.seqlen ?? 256}`
+    }
+    case 'activations':
+    case 'heads':
+    case 'layers': {
+      const c = spec.calibration
+      return c?.samples && c.seqlen ? `calibration ${c.samples} × ${c.seqlen}` : 'calibration text'
+    }
+    default:
+      return 'whole model'
+  }
 }
 
 /** Finished jobs kept for late readers; older ones are forgotten. */
@@ -51,7 +72,7 @@ export const useJobStore = defineStore('jobs', () => {
 
   async function start(spec: JobSpec): Promise<JobId> {
     const id = await getApi().startJob(spec)
-    subjects.set(id, spec.kind === 'tensor' ? spec.name : 'whole model')
+    subjects.set(id, subjectOf(spec))
     if (!updates.has(id)) {
       apply({ id, kind: spec.kind, state: 'queued', progress: 0, message: 'queued' })
     }

@@ -1,23 +1,12 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import { createPinia, setActivePinia } from 'pinia'
-import type {
-  AppInfo, JobSpec, JobUpdate, ModelSummary, RecentModel, ScanResult, TensorDetail, TensorInfo, WhittleApi,
-} from '@contract/api'
+import type { ScanResult, TensorDetail } from '@contract/api'
 import { provideApi } from '../bridge'
+import { FakeEngine, settle, tensorInfo } from '../test/fake-engine'
 import { useErrorStore } from './errors'
 import { useInspectStore } from './inspect'
 import { useJobStore } from './jobs'
 import { useModelStore } from './model'
-
-function summary(id: string, path: string): ModelSummary {
-  return {
-    id, path, format: 'safetensors', architecture: 'llama', declaredArchitecture: 'LlamaForCausalLM', layers: 1,
-    hiddenSize: 4, heads: 1, kvHeads: 1, headDim: 4, intermediateSize: 8, vocabSize: 10, parameterCount: 100,
-    dtypes: { F32: 1 }, sizeOnDisk: 400, files: [`${path}/model.safetensors`], tensorCount: 1, warnings: [],
-  }
-}
-
-const tensorInfo: TensorInfo = { name: 'w', shape: [4, 4], dtype: 'F32', byteLength: 64, role: 'q', layer: 0 }
 
 function detail(name: string): TensorDetail {
   return {
@@ -26,54 +15,6 @@ function detail(name: string): TensorDetail {
     histogram: { lo: -1, hi: 1, counts: [8, 8], below: 0, above: 0 },
   }
 }
-
-/** An engine stand-in: records calls, and lets each test decide when jobs report. */
-class FakeEngine implements WhittleApi {
-  info: AppInfo = { mode: 'web', version: 't', canPickFiles: false, demoPath: '/demo', startupPath: null }
-  started: { id: string; spec: JobSpec }[] = []
-  cancelled: string[] = []
-  opened: string[] = []
-  private listeners = new Set<(u: JobUpdate) => void>()
-  /** Called inside startJob before it answers: lets a test emit updates that overtake the id. */
-  onStart: ((id: string, spec: JobSpec) => void) | null = null
-  /** Per path: a promise the open waits on, to order concurrent opens. */
-  gates = new Map<string, Promise<void>>()
-
-  appInfo = async (): Promise<AppInfo> => this.info
-  pickModel = async (): Promise<string | null> => null
-  openModel = async ({ path }: { path: string }): Promise<ModelSummary> => {
-    this.opened.push(path)
-    await this.gates.get(path)
-    if (path.startsWith('/missing')) throw new Error(`${path}: no such file or folder`)
-    return summary(`id:${path}`, path)
-  }
-  openDemo = async (): Promise<ModelSummary> => {
-    this.opened.push('demo')
-    return summary('id:demo', '/demo')
-  }
-  recentModels = async (): Promise<RecentModel[]> => []
-  listTensors = async (): Promise<TensorInfo[]> => [tensorInfo]
-  startJob = async (spec: JobSpec): Promise<string> => {
-    const id = `job${this.started.length + 1}`
-    this.started.push({ id, spec })
-    this.onStart?.(id, spec)
-    return id
-  }
-  cancelJob = async ({ id }: { id: string }): Promise<void> => {
-    this.cancelled.push(id)
-    this.emit({ id, kind: 'tensor', state: 'cancelled', progress: 0, message: 'cancelled' })
-  }
-  onJob = (listener: (u: JobUpdate) => void): (() => void) => {
-    this.listeners.add(listener)
-    return () => this.listeners.delete(listener)
-  }
-  emit(u: JobUpdate): void {
-    for (const l of this.listeners) l(u)
-  }
-}
-
-/** Lets queued promise callbacks run. */
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 0))
 
 let engine: FakeEngine
 

@@ -1,0 +1,112 @@
+// What one call of a decoder block works with: kernel-memory buffers that live as long as the call,
+// the hooks, and the few composite steps every family shares (a biased Linear, causal attention over
+// each window with an optional rotary step, a fused q/k/v projection read as three slices).
+
+import type { WorkerPool } from '../pool/worker-pool'
+import { allocTensor, type ArenaTensor } from './arena-tensors'
+import type { ForwardHooks, LinearRole } from './causal-lm'
+import { attention, matmul } from './parallel-ops'
+
+/** A weight in kernel memory with its optional bias (a Linear [out, in] + [out], or a norm's scale + shift). */
+export interface Affine {
+  w: ArenaTensor
+  b: ArenaTensor | undefined
+}
+
+/** Kernel-memory tensors freed together. */
+export class TensorScope {
+  private readonly held: ArenaTensor[] = []
+
+  constructor(protected readonly pool: WorkerPool) {}
+
+  alloc(length: number): ArenaTensor {
+    return this.adopt(allocTensor(this.pool, length))
+  }
+
+  adopt(t: ArenaTensor): ArenaTensor {
+    this.held.push(t)
+    return t
+  }
+
+  /** Frees `t` now (a staging copy replaced by its rearranged version). */
+  drop(t: ArenaTensor): void {
+    const i = this.held.indexOf(t)
+    if (i >= 0) this.held.splice(i, 1)
+    t.free()
+  }
+
+  free(): void {
+    for (const t of this.held.splice(0)) t.free()
+  }
+}
+
+/** Rotates q or k of one window in place: x is [T, nHeads·headDim] at byte address `ptr`. */
+export type RotateWindow = (ptr: number, nHeads: number) => void
+
+export class BlockContext extends TensorScope {
+  private attentionScratch: ArenaTensor | null = null
+
+  constructor(
+    pool: WorkerPool,
+    readonly layer: number,
+    /** Tokens per window. */
+    readonly T: number,
+    /** Rows of the largest pass (windows per pass × T). */
+    readonly Mmax: number,
+    private readonly hooks: ForwardHooks | undefined,
+  ) {
+    super(pool)
+  }
+
+  /** A buffer of `width` f32 per row for the largest pass. */
+  rows(width: number): ArenaTensor {
+    return this.alloc(this.Mmax * width)
+  }
+
+  /** Tells the hooks what `role` reads: the first M rows of src [M, K]. */
+  observe(role: LinearRole, src: ArenaTensor, M: number, K: number): void {
+    this.hooks?.linearInput?.(this.layer, role, src.view().subarray(0, M * K), M, K)
+  }
+
+  /** Lets the hooks see (and change) the attention output [M, width] before the output projection. */
+  attentionOutput(att: ArenaTensor, M: number, width: number): void {
+    this.hooks?.attentionOutput?.(this.layer, att.view().subarray(0, M * width), M)
+  }
+
+  /** y[M, N] = x[M, K] · Wᵀ + b. */
+  linear(x: ArenaTensor, a: Affine, y: ArenaTensor, M: number, K: number, N: number): Promise<void> {
+    return matmul(this.pool, x.ptr, a.w.ptr, y.ptr, M, K, N, a.b?.ptr)
+  }
+
+  /**
+   * q, k, v from a fused projection whose weight rows are ordered [q; k; v] (qDim, kvDim, kvDim rows):
+   * three products on slices of the weight, so no split copy of the output is needed.
+   */
+  fusedQkv(x: ArenaTensor, qkv: Affine, q: ArenaTensor, k: ArenaTensor, v: ArenaTensor, M: number, K: number, qDim: number, kvDim: number): Promise<void> {
+    const slice = (row0: number, rows: number, y: ArenaTensor): Promise<void> =>
+      matmul(this.pool, x.ptr, qkv.w.at(row0 * K), y.ptr, M, K, rows, qkv.b?.at(row0))
+    return Promise.all([slice(0, qDim, q), slice(qDim, kvDim, k), slice(qDim + kvDim, kvDim, v)]).then(() => undefined)
+  }
+
+  /**
+   * Causal attention of each of the nb windows of a pass on its own (positions restart at 0), after
+   * `rotate` (if any) has been applied to that window's q and k.
+   */
+  async attention(
+    q: ArenaTensor, k: ArenaTensor, v: ArenaTensor, out: ArenaTensor, nb: number,
+    heads: number, kvHeads: number, headDim: number, rotate?: RotateWindow,
+  ): Promise<void> {
+    const T = this.T
+    const qDim = heads * headDim, kvDim = kvHeads * headDim
+    this.attentionScratch ??= this.alloc(Math.max(1, this.pool.threads) * T)
+    const scratch = this.attentionScratch
+    for (let b = 0; b < nb; b++) {
+      if (rotate) {
+        rotate(q.at(b * T * qDim), heads)
+        rotate(k.at(b * T * kvDim), kvHeads)
+      }
+      await attention(this.pool, q.at(b * T * qDim), k.at(b * T * kvDim), v.at(b * T * kvDim), out.at(b * T * qDim),
+        (part) => scratch.at(part * T), T, heads, kvHeads, headDim)
+    }
+  }
+}

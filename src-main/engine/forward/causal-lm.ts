@@ -1,0 +1,65 @@
+// The surface every forward pass offers its callers (perplexity, calibration capture, the probes, the
+// compression pipeline), whatever the family behind it, and the names its hooks report Linears by.
+
+import type { InputGroup } from '../../contract/api'
+import type { ModelArchitecture } from '../arch/types'
+
+/**
+ * A Linear as the hooks name it. The Llama family keeps its own names (q/k/v, o, gate/up/down); OPT has
+ * separate q/k/v too; GPT-2's c_attn and NeoX's query_key_value are one fused 'qkv'; the gate-less MLPs
+ * of GPT-2, OPT and NeoX report 'fc1' (up) and 'fc2' (down).
+ */
+export type LinearRole = 'q' | 'k' | 'v' | 'qkv' | 'o' | 'gate' | 'up' | 'down' | 'fc1' | 'fc2'
+
+/**
+ * Which input each Linear reads: the attention input (normed hidden state), the attention output, the
+ * MLP input, the MLP's inner activation.
+ */
+export const INPUT_GROUP: Readonly<Record<LinearRole, InputGroup>> = {
+  q: 'qkv', k: 'qkv', v: 'qkv', qkv: 'qkv',
+  o: 'o',
+  gate: 'gate_up', up: 'gate_up', fc1: 'gate_up',
+  down: 'down', fc2: 'down',
+}
+
+/**
+ * The first reader of each input group in every family. Linears of one group see the same tensor, so
+ * an observer that wants each input once records it only from these.
+ */
+export const RECORDING_ROLES: ReadonlySet<LinearRole> = new Set<LinearRole>(['q', 'qkv', 'o', 'gate', 'fc1', 'down', 'fc2'])
+
+/** Observers see each Linear's input as it is computed (calibration capture, activation stats). */
+export interface ForwardHooks {
+  /** x is [M, K] f32 in kernel memory (valid only during the call). */
+  linearInput?(layer: number, role: LinearRole, x: Float32Array, M: number, K: number): void
+  /** Attention output [M, heads·headDim] before the output projection; may be modified in place (head ablation). */
+  attentionOutput?(layer: number, att: Float32Array, M: number): void
+}
+
+export interface WindowNllOptions {
+  signal?: AbortSignal
+  hooks?: ForwardHooks
+  onLayer?: (layer: number) => void
+}
+
+/**
+ * A decoder-only language model run layer-major over a batch of windows. Hidden states live in JS
+ * memory between blocks; kernel memory holds one pass of one block at a time.
+ */
+export interface CausalLM {
+  readonly arch: ModelArchitecture
+  /** Embeddings (with learned positions where the family has them) of B windows of T tokens: [B·T, H]. */
+  embed(windows: Int32Array[]): Promise<Float32Array>
+  /** Runs decoder block `layer` over hidden states [B·T, H] in place. */
+  block(layer: number, hidden: Float32Array, T: number, hooks?: ForwardHooks): Promise<void>
+  /** Final norm, output head and per-token NLL of the next token, per window (length T−1 each). */
+  nll(hidden: Float32Array, windows: Int32Array[]): Promise<Float64Array[]>
+  /** Every window from position 0 through every block; per window the NLL of each next-token prediction. */
+  windowNll(windows: Int32Array[], options?: WindowNllOptions): Promise<Float64Array[]>
+  /** Windows of T tokens that fit the activation budget in one pass through a block. */
+  windowsPerPass(T: number): number
+  /** Activation bytes one token needs inside a block, f32. */
+  bytesPerToken(): number
+  /** Frees every weight held in kernel memory. */
+  close(): void
+}

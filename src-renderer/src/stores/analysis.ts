@@ -1,0 +1,215 @@
+// Analyses that run the model: perplexity, activation outliers, head and layer importance. Each kind
+// keeps its form, its running job and its last result; results belong to the open model and are
+// dropped when another opens. The perplexity history outlives models: it is how before and after
+// are compared.
+
+import { defineStore } from 'pinia'
+import { markRaw, reactive, ref, shallowRef, watch } from 'vue'
+import type {
+  ActivationReport, HeadImportance, HeadWeights, JobId, JobSpec, JobUpdate, LayerImportance, PerplexityReport,
+} from '@contract/api'
+import { getApi } from '../bridge'
+import type { HeadRef } from '../charts/heads-option'
+import {
+  activationSpec, DEFAULT_CALIBRATION_SEQLEN, DEFAULT_CAPTURE_SAMPLES, DEFAULT_PPL_SEQLEN, DEFAULT_PROBE_SAMPLES,
+  DEFAULT_THRESHOLD, perplexitySpec, probeSpec, type ActivationForm, type CalibrationForm, type PerplexityForm,
+} from '../lib/analysis-requests'
+import type { PerplexityRun } from '../lib/ppl-history'
+import { messageOf, useErrorStore } from './errors'
+import { failureOf } from './inspect'
+import { isTerminal, useJobStore } from './jobs'
+import { useModelStore } from './model'
+
+export type AnalysisKind = 'perplexity' | 'activations' | 'heads' | 'layers'
+
+/** One kind of analysis: the job computing it and what it last produced. */
+export interface JobSlot<R> {
+  result: R | null
+  jobId: JobId | null
+  /** From Run until the result (or the failure) is in. */
+  running: boolean
+  failure: string | null
+  /** The failure is the user's own cancel (shown as a note, not an error). */
+  cancelled: boolean
+}
+
+/** Runs kept in the history; the oldest go first. */
+const MAX_HISTORY = 50
+
+type Result = NonNullable<JobUpdate['result']>
+
+const isPerplexity = (r: Result): r is PerplexityReport => 'ppl' in r
+const isActivations = (r: Result): r is ActivationReport => 'inputs' in r && 'smoothing' in r
+const isHeads = (r: Result): r is HeadImportance => 'ablation' in r
+const isLayers = (r: Result): r is LayerImportance => 'angularDistance' in r
+
+function emptySlot<R>(): JobSlot<R> {
+  return { result: null, jobId: null, running: false, failure: null, cancelled: false }
+}
+
+export const useAnalysisStore = defineStore('analysis', () => {
+  const model = useModelStore()
+  const jobs = useJobStore()
+  const errors = useErrorStore()
+
+  const pplForm = reactive<PerplexityForm>({ text: '', seqlen: DEFAULT_PPL_SEQLEN, maxWindows: null })
+  const activationForm = reactive<ActivationForm>({ threshold: DEFAULT_THRESHOLD, samples: DEFAULT_CAPTURE_SAMPLES, seqlen: DEFAULT_CALIBRATION_SEQLEN })
+  const headsForm = reactive<CalibrationForm>({ samples: DEFAULT_PROBE_SAMPLES, seqlen: DEFAULT_CALIBRATION_SEQLEN })
+  const layersForm = reactive<CalibrationForm>({ samples: DEFAULT_PROBE_SAMPLES, seqlen: DEFAULT_CALIBRATION_SEQLEN })
+
+  // Results go in markRaw: an activation report of a large model holds millions of numbers, which
+  // must not become deeply reactive.
+  const perplexity = reactive(emptySlot<PerplexityReport>()) as JobSlot<PerplexityReport>
+  const activations = reactive(emptySlot<ActivationReport>()) as JobSlot<ActivationReport>
+  const heads = reactive(emptySlot<HeadImportance>()) as JobSlot<HeadImportance>
+  const layers = reactive(emptySlot<LayerImportance>()) as JobSlot<LayerImportance>
+  const slots: Record<AnalysisKind, JobSlot<unknown>> = { perplexity, activations, heads, layers }
+
+  const history = ref<PerplexityRun[]>([])
+  let nextRunId = 1
+
+  const selectedHead = ref<HeadRef | null>(null)
+  const headWeights = shallowRef<HeadWeights | null>(null)
+  const headWeightsLoading = ref(false)
+  const headWeightsFailure = ref<string | null>(null)
+
+  /** Bumped per run (and per model) so only the newest run of a kind may install its result. */
+  const tickets: Record<AnalysisKind, number> = { perplexity: 0, activations: 0, heads: 0, layers: 0 }
+  let headTicket = 0
+
+  async function cancelIfRunning(id: JobId | null): Promise<void> {
+    const u = id ? jobs.get(id) : undefined
+    if (id && (!u || !isTerminal(u.state))) await jobs.cancel(id).catch(() => undefined)
+  }
+
+  /**
+   * Starts `spec` for `kind`, replacing a run of that kind still in progress, and resolves with the
+   * result once it is in (null when it failed, was cancelled, or was overtaken by a newer run).
+   */
+  async function runJob<R extends Result>(kind: AnalysisKind, spec: JobSpec, accept: (r: Result) => r is R): Promise<R | null> {
+    const slot = slots[kind] as JobSlot<R>
+    await cancelIfRunning(slot.jobId)
+    const mine = ++tickets[kind]
+    slot.failure = null
+    slot.cancelled = false
+    slot.jobId = null
+    slot.running = true
+    let id: JobId
+    try {
+      id = await jobs.start(spec)
+    } catch (e) {
+      if (mine === tickets[kind]) {
+        slot.running = false
+        slot.failure = messageOf(e)
+      }
+      errors.report(e)
+      return null
+    }
+    if (mine !== tickets[kind]) {
+      // A newer run (or another model) took over while this one was being started.
+      void cancelIfRunning(id)
+      return null
+    }
+    slot.jobId = id
+    const end = await jobs.whenFinished(id)
+    if (mine !== tickets[kind]) return null
+    slot.jobId = null
+    slot.running = false
+    if (end.state === 'done' && end.result && accept(end.result)) {
+      slot.result = markRaw(end.result)
+      return end.result
+    }
+    slot.failure = end.state === 'done' ? `the engine sent no ${kind} result` : failureOf(end)
+    slot.cancelled = end.state === 'cancelled'
+    // A cancel is the user's own doing; anything else is worth the banner.
+    if (end.state !== 'cancelled') errors.report(slot.failure)
+    return null
+  }
+
+  async function runPerplexity(): Promise<void> {
+    const summary = model.summary
+    if (!summary) return
+    const modelName = model.displayName
+    const report = await runJob('perplexity', perplexitySpec(summary.id, pplForm), isPerplexity)
+    if (!report) return
+    history.value.push({
+      id: nextRunId++, modelName, modelPath: summary.path, text: report.text, seqlen: report.seqlen,
+      windows: report.windows, tokens: report.tokens, ppl: report.ppl, meanNll: report.meanNll,
+    })
+    if (history.value.length > MAX_HISTORY) history.value.splice(0, history.value.length - MAX_HISTORY)
+  }
+
+  async function runActivations(): Promise<void> {
+    const summary = model.summary
+    if (summary) await runJob('activations', activationSpec(summary.id, activationForm), isActivations)
+  }
+
+  async function runHeads(): Promise<void> {
+    const summary = model.summary
+    if (summary) await runJob('heads', probeSpec('heads', summary.id, headsForm), isHeads)
+  }
+
+  async function runLayers(): Promise<void> {
+    const summary = model.summary
+    if (summary) await runJob('layers', probeSpec('layers', summary.id, layersForm), isLayers)
+  }
+
+  async function cancel(kind: AnalysisKind): Promise<void> {
+    const id = slots[kind].jobId
+    if (!id) return
+    try {
+      await jobs.cancel(id)
+    } catch (e) {
+      errors.report(e)
+    }
+  }
+
+  /** Shows one head's q/k/v/o weights; the newest choice wins over slower earlier ones. */
+  async function selectHead(head: HeadRef): Promise<void> {
+    const summary = model.summary
+    if (!summary) return
+    const current = selectedHead.value
+    if (current && current.layer === head.layer && current.head === head.head && (headWeights.value || headWeightsLoading.value)) return
+    const mine = ++headTicket
+    selectedHead.value = { layer: head.layer, head: head.head }
+    headWeightsLoading.value = true
+    headWeightsFailure.value = null
+    try {
+      const weights = await getApi().headWeights({ modelId: summary.id, layer: head.layer, head: head.head })
+      if (mine !== headTicket) return
+      headWeights.value = markRaw(weights)
+    } catch (e) {
+      if (mine !== headTicket) return
+      headWeights.value = null
+      headWeightsFailure.value = messageOf(e)
+      errors.report(e)
+    } finally {
+      if (mine === headTicket) headWeightsLoading.value = false
+    }
+  }
+
+  /** A newly opened model invalidates every result computed for the previous one (not the history). */
+  watch(
+    () => model.summary?.id,
+    () => {
+      for (const kind of Object.keys(slots) as AnalysisKind[]) {
+        const slot = slots[kind]
+        void cancelIfRunning(slot.jobId)
+        tickets[kind]++
+        Object.assign(slot, emptySlot())
+      }
+      headTicket++
+      selectedHead.value = null
+      headWeights.value = null
+      headWeightsLoading.value = false
+      headWeightsFailure.value = null
+    },
+  )
+
+  return {
+    pplForm, activationForm, headsForm, layersForm,
+    perplexity, activations, heads, layers, history,
+    selectedHead, headWeights, headWeightsLoading, headWeightsFailure,
+    runPerplexity, runActivations, runHeads, runLayers, cancel, selectHead,
+  }
+})
