@@ -6,6 +6,7 @@
 
 import type { InputGroup, TensorInfo } from '../../contract/api'
 import { INPUT_GROUP, accumulateInput, emptyInputStats, finishHessian, type InputStats } from '../calibration/capture'
+import { tensorName } from '../arch'
 import { WhittleError } from '../errors'
 import { readTensorF32 } from '../formats/read'
 import { LlamaForward, type LinearRole } from '../forward/llama-forward'
@@ -13,7 +14,7 @@ import type { LoadedModel } from '../model/loaded-model'
 import { withReplacements, type ModelView } from '../model/model-view'
 import type { WorkerPool } from '../pool/worker-pool'
 import { getMethod } from './methods'
-import type { CompressionMethod, LinearOutcome, LinearToCompress } from './methods/method'
+import type { CompressionMethod, GroupContext, LinearOutcome, LinearToCompress } from './methods/method'
 import type { Recipe, RecipeStep } from './recipe/recipe'
 import { overrideFor, selectTargets } from './recipe/targets'
 
@@ -68,17 +69,19 @@ function relativeError(a: Float32Array, b: Float32Array): number {
   return den > 0 ? Math.sqrt(num / den) : 0
 }
 
-/** ‖X(W − Ŵ)ᵀ‖ / ‖XWᵀ‖ over the sampled rows of X. */
-function relativeOutputError(s: Sampled, W: Float32Array, Q: Float32Array, rows: number, cols: number): number {
+/** ‖XWᵀ − (X/s)Ŵᵀ‖ / ‖XWᵀ‖ over the sampled rows of X (s = 1 unless the method folded a scale). */
+function relativeOutputError(s: Sampled, W: Float32Array, Q: Float32Array, rows: number, cols: number, inputScale?: Float32Array): number {
   let num = 0, den = 0
+  const xs = new Float32Array(cols)
   for (let t = 0; t < s.sampleRows; t++) {
     const x = s.sample.subarray(t * cols, (t + 1) * cols)
+    for (let c = 0; c < cols; c++) xs[c] = inputScale ? x[c] / inputScale[c] : x[c]
     for (let r = 0; r < rows; r++) {
       let y = 0, yq = 0
       const row = r * cols
       for (let c = 0; c < cols; c++) {
         y += x[c] * W[row + c]
-        yq += x[c] * Q[row + c]
+        yq += xs[c] * Q[row + c]
       }
       num += (y - yq) ** 2
       den += y * y
@@ -122,23 +125,46 @@ export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Re
       options.onProgress?.((index + (layer + 1) / L) / recipe.steps.length, `step ${index + 1}/${recipe.steps.length} ${step.method}: layer ${layer + 1}/${L} ${what}`)
 
     const compressLayer = async (layer: number, stats: Map<InputGroup, Sampled> | null): Promise<void> => {
+      const groups: GroupContext[] = []
+      const originals = new Map<string, Float32Array>()
       for (const [group, planned] of plan.get(layer) ?? []) {
         const linears: LinearToCompress[] = []
-        const originals: Float32Array[] = []
         for (const { info, params } of planned) {
           const weight = await readTensorF32(view.entry(info.name))
-          originals.push(weight.slice())
+          originals.set(info.name, weight.slice())
           linears.push({ name: info.name, role: info.role, layer, rows: info.shape[0], cols: info.shape[1], weight, params })
         }
-        const input = stats?.get(group) ?? null
-        const outcomes = await method.compressGroup({ layer, group, linears, input, norm: null, pool })
-        for (const [i, l] of linears.entries()) {
+        groups.push({ layer, group, linears, input: stats?.get(group) ?? null, pool })
+      }
+      let outcomes: LinearOutcome[]
+      if (method.compressLayer) {
+        outcomes = await method.compressLayer({
+          layer, groups, pool,
+          read: async (role) => {
+            const name = tensorName(model.arch, layer, role)
+            return name ? readTensorF32(view.entry(name)) : null
+          },
+          write: (role, values) => {
+            const name = tensorName(model.arch, layer, role)
+            if (!name) throw new WhittleError('not-found', model.files.path, `layer ${layer} has no ${role} tensor to rewrite`)
+            view.replace(name, values)
+          },
+        })
+      } else {
+        outcomes = []
+        for (const g of groups) outcomes.push(...(await method.compressGroup(g)))
+      }
+      for (const g of groups) {
+        for (const l of g.linears) {
           view.replace(l.name, l.weight)
-          const o = outcomes.find((x) => x.name === l.name) ?? outcomes[i]
+          const o = outcomes.find((x) => x.name === l.name)
+          if (!o) throw new Error(`${step.method} reported no outcome for ${l.name}`)
+          const original = originals.get(l.name)!
+          const { inputScale: _scale, ...outcome } = o
           tensors.push({
-            ...o, step: index, method: step.method, layer, role: l.role, shape: [l.rows, l.cols],
-            relWeightError: relativeError(originals[i], l.weight),
-            relOutputError: input ? relativeOutputError(input, originals[i], l.weight, l.rows, l.cols) : null,
+            ...outcome, step: index, method: step.method, layer, role: l.role, shape: [l.rows, l.cols],
+            relWeightError: relativeError(original, l.weight),
+            relOutputError: g.input ? relativeOutputError(g.input as Sampled, original, l.weight, l.rows, l.cols, o.inputScale) : null,
           })
         }
       }

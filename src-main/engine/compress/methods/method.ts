@@ -25,8 +25,22 @@ export interface GroupContext<P = unknown> {
   linears: LinearToCompress<P>[]
   /** Calibration statistics of the group's input (Hessian included when the method asked for it). */
   input: InputStats | null
-  /** The norm weight that produces this input (attn/ffn norm), mutable, for methods that fold scales. */
-  norm: Float32Array | null
+  pool: WorkerPool
+}
+
+/**
+ * A whole decoder layer, for methods that must act across groups before quantizing any of them
+ * (AWQ and SmoothQuant fold per-channel scales into the op that produces a Linear's input: the
+ * attention/FFN norm, or up_proj for down_proj). Reads and writes go through the model view, so a
+ * folded norm is what the next forward pass sees.
+ */
+export interface LayerContext<P = unknown> {
+  layer: number
+  groups: GroupContext<P>[]
+  /** f32 copy of a tensor of this layer by role (norms, or Linears not targeted), or null if absent. */
+  read(role: TensorRole): Promise<Float32Array | null>
+  /** Replaces a tensor of this layer by role with new values of the same shape. */
+  write(role: TensorRole, values: Float32Array): void
   pool: WorkerPool
 }
 
@@ -38,6 +52,11 @@ export interface LinearOutcome {
   format: string
   /** A note for the report, e.g. a type fallback. */
   note?: string
+  /**
+   * When the method folded a per-input-channel scale s into the producing op (x → x / s, W → W · s),
+   * the s it used, so output errors are measured on the inputs the new weights will really see.
+   */
+  inputScale?: Float32Array
 }
 
 export interface CompressionMethod<P = unknown> {
@@ -47,4 +66,6 @@ export interface CompressionMethod<P = unknown> {
   /** Parses and checks the step's params; `where` names the step in errors. */
   parseParams(raw: Record<string, unknown>, where: string): P
   compressGroup(ctx: GroupContext<P>): Promise<LinearOutcome[]>
+  /** Optional: handle the whole layer (default: compressGroup for each group in turn). */
+  compressLayer?(ctx: LayerContext<P>): Promise<LinearOutcome[]>
 }
