@@ -1,7 +1,9 @@
 // What each kind of job does, given a validated spec and an open model. The service only starts them.
 
 import { stat } from 'node:fs/promises'
-import type { CalibrationRequest, JobSpec, PerplexityReport } from '../contract/api'
+import type { CalibrationRequest, CompressionSummary, JobSpec, PerplexityReport } from '../contract/api'
+import { compressModel } from '../engine/compress/compress-model'
+import { validateRecipe } from '../engine/compress/recipe/recipe'
 import { activationReport } from '../engine/analysis/activation-report'
 import { headImportance } from '../engine/analysis/head-importance'
 import { layerImportance } from '../engine/analysis/layer-importance'
@@ -10,7 +12,7 @@ import { calibrationWindows, DEFAULT_CALIBRATION } from '../engine/calibration/w
 import { WhittleError } from '../engine/errors'
 import { perplexity } from '../engine/eval/perplexity'
 import { readTextFile, tokenizeForEval } from '../engine/eval/tokenize-text'
-import { LlamaForward } from '../engine/forward/llama-forward'
+import { createForward } from '../engine/forward'
 import { scanModel } from '../engine/inspect/model-scan'
 import { inspectTensor } from '../engine/inspect/tensor-detail'
 import type { JobRunner } from '../engine/jobs/job-registry'
@@ -51,13 +53,18 @@ async function windowsFor(model: LoadedModel, req: CalibrationRequest | undefine
   })
 }
 
-export function jobRunner(spec: JobSpec, model: LoadedModel): JobRunner {
+export interface RunnerHost {
+  /** Opens a derived model (a compression result) in the engine and returns its id. */
+  registerModel(model: LoadedModel): string
+}
+
+export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): JobRunner {
   switch (spec.kind) {
     case 'tensor': {
       const entry = model.entry(spec.name)
       const info = model.tensors.find((t) => t.name === spec.name)!
       return async (ctx) => inspectTensor(await getPool(), entry, info, {
-        bins: spec.bins, k: spec.k, signal: ctx.signal, onProgress: (f) => ctx.progress(f, `reading ${spec.name}`),
+        bins: spec.bins, k: spec.k, range: spec.range, signal: ctx.signal, onProgress: (f) => ctx.progress(f, `reading ${spec.name}`),
       })
     }
     case 'scan':
@@ -77,12 +84,34 @@ export function jobRunner(spec: JobSpec, model: LoadedModel): JobRunner {
         const layers = await captureCalibration(await getPool(), model, windows, { signal: ctx.signal, onProgress: ctx.progress })
         return activationReport(model, layers.map((l) => l!), windows[0].length, spec.threshold)
       }
+    case 'compress':
+      return async (ctx): Promise<CompressionSummary> => {
+        const recipe = validateRecipe(spec.recipe)
+        const textPath = textOrBundled(spec.evalText, 'eval')
+        ctx.progress(0, 'tokenizing the eval text')
+        const ids = await tokens(model, textPath)
+        const seqlen = spec.seqlen ?? 256
+        const { view, report } = await compressModel(await getPool(), model, recipe, {
+          recipeDir: process.cwd(),
+          defaultCalibrationText: bundledText('calib'),
+          evalText: { path: textPath, ids }, seqlen, maxEvalWindows: spec.maxEvalWindows,
+          signal: ctx.signal, onProgress: ctx.progress,
+        })
+        const compressedModelId = host.registerModel(view)
+        return {
+          compressedModelId, sourceModelId: model.id, recipe: spec.recipe,
+          pplBefore: report.ppl_before, pplAfter: report.ppl_after, pplAfterStep: [report.ppl_after],
+          evalText: textPath, seqlen,
+          bitsPerWeight: report.bits_per_weight, bytesBefore: report.bytes_before, bytesAfter: report.bytes_after,
+          seconds: report.seconds, tensors: report.tensors,
+        }
+      }
     case 'heads':
     case 'layers':
       return async (ctx) => {
         ctx.progress(0, 'tokenizing calibration text')
         const windows = await windowsFor(model, spec.calibration, PROBE_SAMPLES)
-        const forward = await LlamaForward.create(await getPool(), model)
+        const forward = await createForward(await getPool(), model)
         try {
           return spec.kind === 'heads'
             ? await headImportance(forward, model, windows, { signal: ctx.signal, onProgress: ctx.progress })

@@ -2,7 +2,7 @@
 // Shapes are checked by hand (no schema library): the contract is small and the messages must be exact.
 
 import path from 'node:path'
-import type { ApiCall, CalibrationRequest, JobSpec } from '../contract/api'
+import type { ApiCall, CalibrationRequest, JobSpec, RecipeDoc } from '../contract/api'
 import { WhittleError } from '../engine/errors'
 
 const MAX_PATH = 4096
@@ -59,17 +59,39 @@ function optCalibration(call: string, o: Record<string, unknown>): CalibrationRe
   }
 }
 
+/** The recipe's structure is checked by the engine's recipe validator; here only its envelope and size. */
+function recipeObject(call: string, v: unknown): RecipeDoc {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(call, '"recipe" must be an object')
+  if (JSON.stringify(v).length > 1 << 20) fail(call, '"recipe" is larger than 1 MB')
+  return v as RecipeDoc
+}
+
 export function validateJobSpec(v: unknown): JobSpec {
   const call = 'startJob'
   const o = record(call, v)
   const modelId = str(call, o, 'modelId', MAX_ID)
   switch (o.kind) {
-    case 'tensor':
-      only(call, o, ['kind', 'modelId', 'name', 'bins', 'k'])
-      return { kind: 'tensor', modelId, name: str(call, o, 'name', 1024), bins: optInt(call, o, 'bins', 1, 4096), k: optNum(call, o, 'k', 1, 1000) }
+    case 'tensor': {
+      only(call, o, ['kind', 'modelId', 'name', 'bins', 'k', 'range'])
+      let range: [number, number] | undefined
+      if (o.range !== undefined) {
+        const r = o.range
+        if (!Array.isArray(r) || r.length !== 2 || !r.every((x) => typeof x === 'number' && Number.isFinite(x)) || !(r[1] > r[0])) fail(call, '"range" must be [lo, hi] with lo < hi')
+        range = [r[0], r[1]]
+      }
+      return { kind: 'tensor', modelId, name: str(call, o, 'name', 1024), bins: optInt(call, o, 'bins', 1, 4096), k: optNum(call, o, 'k', 1, 1000), range }
+    }
     case 'scan':
       only(call, o, ['kind', 'modelId', 'k'])
       return { kind: 'scan', modelId, k: optNum(call, o, 'k', 1, 1000) }
+    case 'compress':
+      only(call, o, ['kind', 'modelId', 'recipe', 'evalText', 'seqlen', 'maxEvalWindows'])
+      return {
+        kind: 'compress', modelId, recipe: recipeObject(call, o.recipe),
+        evalText: o.evalText === undefined ? undefined : absolutePath(call, str(call, o, 'evalText', MAX_PATH)),
+        seqlen: optInt(call, o, 'seqlen', 2, 8192),
+        maxEvalWindows: optInt(call, o, 'maxEvalWindows', 1, 1 << 24),
+      }
     case 'perplexity':
       only(call, o, ['kind', 'modelId', 'text', 'seqlen', 'maxWindows'])
       return {
@@ -120,6 +142,26 @@ export function validateRequest(call: ApiCall, params: unknown): unknown {
       const o = record(call, params)
       only(call, o, ['modelId', 'layer', 'head'])
       return { modelId: str(call, o, 'modelId', MAX_ID), layer: optInt(call, o, 'layer', 0, 1 << 16) ?? fail(call, '"layer" is required'), head: optInt(call, o, 'head', 0, 1 << 16) ?? fail(call, '"head" is required') }
+    }
+    case 'recipePresets':
+      if (params !== undefined && params !== null) only(call, record(call, params), [])
+      return undefined
+    case 'checkRecipe': {
+      const o = record(call, params)
+      only(call, o, ['recipe', 'text'])
+      if (o.text !== undefined && (typeof o.text !== 'string' || o.text.length > 1 << 20)) fail(call, '"text" must be a string of at most 1 MB')
+      if (o.text === undefined && (typeof o.recipe !== 'object' || o.recipe === null)) fail(call, 'give "recipe" or "text"')
+      return o
+    }
+    case 'recipeToYaml': {
+      const o = record(call, params)
+      only(call, o, ['recipe'])
+      return { recipe: recipeObject(call, o.recipe) }
+    }
+    case 'predictCompression': {
+      const o = record(call, params)
+      only(call, o, ['modelId', 'recipe'])
+      return { modelId: str(call, o, 'modelId', MAX_ID), recipe: recipeObject(call, o.recipe) }
     }
     case 'cancelJob': {
       const o = record(call, params)

@@ -2,14 +2,18 @@
 // Transport code only moves (method, params) in and results or ApiErrors out; everything else is here.
 
 import path from 'node:path'
-import type { ApiCall, ApiError, AppInfo, HeadWeights, JobSpec, JobUpdate, ModelSummary, RecentModel, TensorInfo } from '../contract/api'
+import { randomUUID } from 'node:crypto'
+import type { ApiCall, ApiError, AppInfo, HeadWeights, JobSpec, JobUpdate, ModelSummary, RecentModel, RecipeDoc, RecipePreset, TensorInfo } from '../contract/api'
+import { predictCompression } from '../engine/compress/predict'
+import { loadPresets } from '../engine/compress/presets'
+import { parseRecipeText, recipeToYaml, validateRecipe } from '../engine/compress/recipe/recipe'
 import { describeError, isWhittleError } from '../engine/errors'
 import { WhittleError } from '../engine/errors'
 import { JobRegistry } from '../engine/jobs/job-registry'
 import { headWeights } from '../engine/analysis/head-weights'
 import { loadModel, type LoadedModel } from '../engine/model/loaded-model'
 import { jobRunner } from './job-runners'
-import { bundledText } from './paths'
+import { appRoot, bundledText } from './paths'
 import { RecentModels, defaultConfigDir } from './recents'
 import { validateRequest } from './validate'
 
@@ -80,6 +84,13 @@ export class WhittleService {
       case 'startJob': return Promise.resolve(this.startJob(req as JobSpec))
       case 'cancelJob': return Promise.resolve(void this.jobs.cancel((req as { id: string }).id))
       case 'headWeights': return this.headWeights(req as { modelId: string; layer: number; head: number })
+      case 'recipePresets': return this.recipePresets()
+      case 'checkRecipe': return Promise.resolve(this.checkRecipe(req as { recipe?: RecipeDoc; text?: string }))
+      case 'recipeToYaml': return Promise.resolve(recipeToYaml(validateRecipe((req as { recipe: RecipeDoc }).recipe)))
+      case 'predictCompression': {
+        const r = req as { modelId: string; recipe: RecipeDoc }
+        return Promise.resolve(predictCompression(this.model(r.modelId), validateRecipe(r.recipe)))
+      }
     }
   }
 
@@ -118,11 +129,33 @@ export class WhittleService {
   }
 
   startJob(spec: JobSpec): string {
-    return this.jobs.start(spec.kind, jobRunner(spec, this.model(spec.modelId))).id
+    return this.jobs.start(spec.kind, jobRunner(spec, this.model(spec.modelId), {
+      registerModel: (m) => this.registerDerived(m),
+    })).id
   }
 
   async headWeights(req: { modelId: string; layer: number; head: number }): Promise<HeadWeights> {
     return headWeights(this.model(req.modelId), req.layer, req.head)
+  }
+
+  /** Opens an in-memory derived model (e.g. a compression result) under a new id. */
+  private registerDerived(m: LoadedModel): string {
+    const id = randomUUID()
+    const derived: LoadedModel = Object.assign(Object.create(null) as LoadedModel, m, {
+      id,
+      summary: { ...m.summary, id, path: `${m.summary.path} (compressed)` },
+    })
+    this.remember(derived)
+    return id
+  }
+
+  async recipePresets(): Promise<RecipePreset[]> {
+    return loadPresets(path.join(appRoot(), 'resources', 'recipes'))
+  }
+
+  checkRecipe(req: { recipe?: RecipeDoc; text?: string }): RecipeDoc {
+    const recipe = req.text !== undefined ? parseRecipeText(req.text, 'recipe') : validateRecipe(req.recipe)
+    return recipe as RecipeDoc
   }
 
   private model(id: string): LoadedModel {

@@ -2,6 +2,7 @@
 
 import { describeError } from '../engine/errors'
 import { UsageError } from './args'
+import { compressCommand } from './compress-command'
 import { evalCommand } from './eval-command'
 import { inspectCommand } from './inspect-command'
 import { serveCommand } from './serve-command'
@@ -12,6 +13,8 @@ commands:
   inspect PATH [--json] [--k 6] [--threads N]   architecture summary and a per-tensor table
   eval MODEL --text FILE [--seqlen 256] [--json]
                                                 perplexity: non-overlapping windows, one BOS
+  compress MODEL --recipe FILE --out DIR [--eval FILE] [--seqlen 256] [--json]
+                                                run a compression recipe, measure it, write the result
   serve [--model PATH] [--port N] [--host H] [--allow-remote]
                                                 web mode: the app in your browser, engine here
 `
@@ -22,6 +25,7 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'inspect': return await inspectCommand(rest)
       case 'eval': return await evalCommand(rest)
+      case 'compress': return await compressCommand(rest)
       case 'serve': return await serveCommand(rest)
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(USAGE)

@@ -203,13 +203,67 @@ export interface HeadWeights {
   slices: { role: 'q' | 'k' | 'v' | 'o'; rows: number; cols: number; values: number[]; sourceShape: [number, number] }[]
 }
 
+/** A compression recipe as data (the YAML/JSON document; validated by the engine). */
+export interface RecipeDoc {
+  calibration?: { text?: string; samples?: number; seqlen?: number; seed?: number; starts?: number[] }
+  steps: { method: string; targets?: { include?: string[]; exclude?: string[] }; params?: Record<string, unknown> }[]
+  overrides?: Record<string, Record<string, unknown>>
+}
+
+export interface RecipePreset {
+  id: string
+  name: string
+  description: string
+  recipe: RecipeDoc
+}
+
+export interface CompressedTensor {
+  name: string
+  layer: number
+  role: string
+  step: number
+  method: string
+  format: string
+  shape: [number, number]
+  bitsPerWeight: number
+  relWeightError: number
+  relOutputError: number | null
+  note?: string
+}
+
+export interface CompressionPrediction {
+  bitsPerWeight: number
+  bytesBefore: number
+  bytesAfter: number
+  tensors: { name: string; method: string; format: string; bitsPerWeight: number }[]
+}
+
+export interface CompressionSummary {
+  /** The compressed model, open in the engine like any other (tensor jobs work on it). */
+  compressedModelId: ModelId
+  sourceModelId: ModelId
+  recipe: RecipeDoc
+  pplBefore: number | null
+  pplAfter: number | null
+  /** Perplexity after each step when there are several (pruning then quantization). */
+  pplAfterStep: (number | null)[]
+  evalText: string | null
+  seqlen: number
+  bitsPerWeight: number
+  bytesBefore: number
+  bytesAfter: number
+  seconds: number
+  tensors: CompressedTensor[]
+}
+
 export type JobSpec =
-  | { kind: 'tensor'; modelId: ModelId; name: string; bins?: number; k?: number }
+  | { kind: 'tensor'; modelId: ModelId; name: string; bins?: number; k?: number; range?: [number, number] }
   | { kind: 'scan'; modelId: ModelId; k?: number }
   | { kind: 'perplexity'; modelId: ModelId; text?: string; seqlen?: number; maxWindows?: number }
   | { kind: 'activations'; modelId: ModelId; calibration?: CalibrationRequest; threshold?: number }
   | { kind: 'heads'; modelId: ModelId; calibration?: CalibrationRequest }
   | { kind: 'layers'; modelId: ModelId; calibration?: CalibrationRequest }
+  | { kind: 'compress'; modelId: ModelId; recipe: RecipeDoc; evalText?: string; seqlen?: number; maxEvalWindows?: number }
 
 export type JobState = 'queued' | 'running' | 'done' | 'error' | 'cancelled'
 
@@ -220,7 +274,7 @@ export interface JobUpdate {
   /** 0..1 */
   progress: number
   message: string
-  result?: TensorDetail | ScanResult | PerplexityReport | ActivationReport | HeadImportance | LayerImportance
+  result?: TensorDetail | ScanResult | PerplexityReport | ActivationReport | HeadImportance | LayerImportance | CompressionSummary
   error?: string
 }
 
@@ -253,6 +307,11 @@ export interface WhittleApi {
   startJob(req: JobSpec): Promise<JobId>
   cancelJob(req: { id: JobId }): Promise<void>
   headWeights(req: { modelId: ModelId; layer: number; head: number }): Promise<HeadWeights>
+  recipePresets(): Promise<RecipePreset[]>
+  /** Validates a recipe (object or YAML/JSON text) and returns it normalised; errors name the step and field. */
+  checkRecipe(req: { recipe?: RecipeDoc; text?: string }): Promise<RecipeDoc>
+  recipeToYaml(req: { recipe: RecipeDoc }): Promise<string>
+  predictCompression(req: { modelId: ModelId; recipe: RecipeDoc }): Promise<CompressionPrediction>
   /** Subscribe to job updates; returns an unsubscribe function. */
   onJob(listener: (update: JobUpdate) => void): () => void
 }
@@ -261,6 +320,7 @@ export interface WhittleApi {
 export const API_CALLS = [
   'appInfo', 'pickModel', 'openModel', 'openDemo', 'recentModels',
   'listTensors', 'startJob', 'cancelJob', 'headWeights',
+  'recipePresets', 'checkRecipe', 'recipeToYaml', 'predictCompression',
 ] as const satisfies readonly Exclude<keyof WhittleApi, 'onJob'>[]
 
 export type ApiCall = (typeof API_CALLS)[number]

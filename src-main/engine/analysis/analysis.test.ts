@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { calibrationWindows } from '../calibration/windows'
 import { captureCalibration } from '../calibration/capture'
-import { LlamaForward } from '../forward/llama-forward'
+import { createForward } from '../forward'
 import { loadModel } from '../model/loaded-model'
 import { WorkerPool } from '../pool/worker-pool'
 import { hasShared, referenceIds, shared, SKIP_SHARED } from '../testing/shared-data'
@@ -50,7 +50,7 @@ describe.skipIf(!hasShared)(`probes on stories260K (${hasShared ? 'reference dat
 
   it('head ablation from cached block inputs equals a full forward pass with the head zeroed', async () => {
     const model = await loadModel(shared('models/stories260K'))
-    const forward = await LlamaForward.create(pool, model)
+    const forward = await createForward(pool, model)
     try {
       const w = windows()
       const r = await headImportance(forward, model, w)
@@ -71,7 +71,7 @@ describe.skipIf(!hasShared)(`probes on stories260K (${hasShared ? 'reference dat
 
   it('skipping a block from cached inputs equals a forward pass without that block', async () => {
     const model = await loadModel(shared('models/stories260K'))
-    const forward = await LlamaForward.create(pool, model)
+    const forward = await createForward(pool, model)
     try {
       const w = windows()
       const r = await layerImportance(forward, w)

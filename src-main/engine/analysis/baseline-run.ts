@@ -1,7 +1,7 @@
 // A forward pass over calibration windows that keeps every block's input hidden states, so probes
 // (zero one head, skip one block) can restart at that block instead of at the embeddings.
 
-import type { LlamaForward, ForwardHooks } from '../forward/llama-forward'
+import type { CausalLM, ForwardHooks } from '../forward/causal-lm'
 import { WhittleError } from '../errors'
 
 export interface BaselineRun {
@@ -21,7 +21,7 @@ export function meanOf(rows: Float64Array[]): number {
 /** Caps the cached hidden states of a probe at this many bytes. */
 export const PROBE_CACHE_BYTES = 768 << 20
 
-export async function baselineRun(forward: LlamaForward, windows: Int32Array[], hooks?: ForwardHooks, signal?: AbortSignal): Promise<BaselineRun> {
+export async function baselineRun(forward: CausalLM, windows: Int32Array[], hooks?: ForwardHooks, signal?: AbortSignal): Promise<BaselineRun> {
   const T = windows[0].length
   const a = forward.arch
   const bytes = (a.layers + 1) * windows.length * T * a.hiddenSize * 4
@@ -41,7 +41,7 @@ export async function baselineRun(forward: LlamaForward, windows: Int32Array[], 
 }
 
 /** Runs blocks from..layers−1 on a copy of the cached input of block `from` and returns the mean NLL. */
-export async function resumeFrom(forward: LlamaForward, run: BaselineRun, from: number, skip: number | null, hooks?: ForwardHooks): Promise<number> {
+export async function resumeFrom(forward: CausalLM, run: BaselineRun, from: number, skip: number | null, hooks?: ForwardHooks): Promise<number> {
   const hidden = run.inputs[from].slice()
   for (let l = from; l < forward.arch.layers; l++) {
     if (l === skip) continue

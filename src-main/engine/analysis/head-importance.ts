@@ -7,7 +7,7 @@ import type { HeadImportance } from '../../contract/api'
 import { tensorName } from '../arch'
 import { WhittleError } from '../errors'
 import { readTensorF32 } from '../formats/read'
-import type { LlamaForward } from '../forward/llama-forward'
+import type { CausalLM } from '../forward/causal-lm'
 import type { LoadedModel } from '../model/loaded-model'
 import { baselineRun, resumeFrom } from './baseline-run'
 import { spearman } from './rank-correlation'
@@ -17,7 +17,7 @@ export interface ProbeOptions {
   onProgress?: (fraction: number, message: string) => void
 }
 
-export async function headImportance(forward: LlamaForward, model: LoadedModel, windows: Int32Array[], options: ProbeOptions = {}): Promise<HeadImportance> {
+export async function headImportance(forward: CausalLM, model: LoadedModel, windows: Int32Array[], options: ProbeOptions = {}): Promise<HeadImportance> {
   const a = model.arch
   const { layers: L, heads: nH, headDim: hd, hiddenSize: H } = a
   const qDim = nH * hd

@@ -4,7 +4,7 @@
 
 import type { LayerImportance } from '../../contract/api'
 import { WhittleError } from '../errors'
-import type { LlamaForward } from '../forward/llama-forward'
+import type { CausalLM } from '../forward/causal-lm'
 import { baselineRun, resumeFrom } from './baseline-run'
 import type { ProbeOptions } from './head-importance'
 
@@ -24,7 +24,7 @@ export function meanAngularDistance(a: Float32Array, b: Float32Array, H: number)
   return tokens ? sum / tokens : 0
 }
 
-export async function layerImportance(forward: LlamaForward, windows: Int32Array[], options: ProbeOptions = {}): Promise<LayerImportance> {
+export async function layerImportance(forward: CausalLM, windows: Int32Array[], options: ProbeOptions = {}): Promise<LayerImportance> {
   const L = forward.arch.layers
   const H = forward.arch.hiddenSize
   const run = await baselineRun(forward, windows, undefined, options.signal)

@@ -7,13 +7,13 @@
 import type { LoadedModel } from '../model/loaded-model'
 import type { WorkerPool } from '../pool/worker-pool'
 import { WhittleError } from '../errors'
-import { LlamaForward, type LinearRole } from '../forward/llama-forward'
+import type { InputGroup } from '../../contract/api'
+import { createForward } from '../forward'
+import { INPUT_GROUP, RECORDING_ROLES } from '../forward/causal-lm'
 
 /** Linears grouped by the input they read. */
-export type InputGroup = 'qkv' | 'o' | 'gate_up' | 'down'
-export const INPUT_GROUP: Record<LinearRole, InputGroup> = { q: 'qkv', k: 'qkv', v: 'qkv', o: 'o', gate: 'gate_up', up: 'gate_up', down: 'down' }
-/** The role whose hook records each group (the others in the group see the same tensor). */
-const RECORDING_ROLE: Record<InputGroup, LinearRole> = { qkv: 'q', o: 'o', gate_up: 'gate', down: 'down' }
+export type { InputGroup }
+export { INPUT_GROUP }
 
 export interface InputStats {
   channels: number
@@ -78,7 +78,7 @@ export function finishHessian(s: InputStats): void {
 export async function captureCalibration(pool: WorkerPool, model: LoadedModel, windows: Int32Array[], options: CaptureOptions = {}): Promise<(LayerStats | null)[]> {
   if (windows.length === 0) throw new WhittleError('validation', null, 'calibration needs at least one window')
   const T = windows[0].length
-  const forward = await LlamaForward.create(pool, model)
+  const forward = await createForward(pool, model)
   const a = model.arch
   const result: (LayerStats | null)[] = []
   try {
@@ -93,8 +93,8 @@ export async function captureCalibration(pool: WorkerPool, model: LoadedModel, w
       }
       await forward.block(layer, hidden, T, {
         linearInput(_layer, role, x, M, K) {
-          const group = INPUT_GROUP[role]
-          if (RECORDING_ROLE[group] === role) accumulateInput(stats[group], x, M, K)
+          // Linears sharing an input see the same tensor: record it once, from the group's first reader.
+          if (RECORDING_ROLES.has(role)) accumulateInput(stats[INPUT_GROUP[role]], x, M, K)
         },
       })
       for (const s of Object.values(stats)) {

@@ -45,6 +45,12 @@ export interface PipelineResult {
   seconds: number
 }
 
+/** Ŵ·diag(1/s): the weight as the unscaled input sees it, when a method folded s into the producer. */
+function effectiveWeight(W: Float32Array, cols: number, s?: Float32Array): Float32Array {
+  if (!s) return W
+  return W.map((v, i) => v / s[i % cols])
+}
+
 /** The first Linear to read each input group (the others in the group read the same tensor). */
 const RECORDING_ROLES: ReadonlySet<string> = new Set(['q', 'qkv', 'o', 'gate', 'fc1', 'down', 'fc2'])
 
@@ -163,7 +169,7 @@ export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Re
           const { inputScale: _scale, ...outcome } = o
           tensors.push({
             ...outcome, step: index, method: step.method, layer, role: l.role, shape: [l.rows, l.cols],
-            relWeightError: relativeError(original, l.weight),
+            relWeightError: relativeError(original, effectiveWeight(l.weight, l.cols, o.inputScale)),
             relOutputError: g.input ? relativeOutputError(g.input as Sampled, original, l.weight, l.rows, l.cols, o.inputScale) : null,
           })
         }

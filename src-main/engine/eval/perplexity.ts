@@ -5,7 +5,7 @@
 import type { LoadedModel } from '../model/loaded-model'
 import type { WorkerPool } from '../pool/worker-pool'
 import { WhittleError } from '../errors'
-import { LlamaForward } from '../forward/llama-forward'
+import { createForward } from '../forward'
 
 export interface PerplexityOptions {
   seqlen: number
@@ -35,7 +35,7 @@ export async function perplexity(pool: WorkerPool, model: LoadedModel, ids: Int3
   let n = Math.floor(ids.length / seqlen)
   if (options.maxWindows !== undefined) n = Math.min(n, options.maxWindows)
   if (n === 0) throw new WhittleError('validation', null, `the text has ${ids.length} tokens, fewer than one window of ${seqlen}`)
-  const forward = await LlamaForward.create(pool, model)
+  const forward = await createForward(pool, model)
   const batch = Math.max(1, Math.min(n, options.batch ?? forward.windowsPerPass(seqlen)))
   const started = performance.now()
   let sum = 0

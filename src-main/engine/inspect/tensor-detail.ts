@@ -13,6 +13,8 @@ export interface TensorDetailOptions {
   k?: number
   /** Longest side of the down-sampled heatmap. */
   gridSide?: number
+  /** Histogram range; default the tensor's own [min, max]. A shared range lets two histograms overlay. */
+  range?: [number, number]
   signal?: AbortSignal
   onProgress?: (fraction: number) => void
 }
@@ -32,8 +34,8 @@ export async function inspectTensor(pool: WorkerPool, entry: TensorEntry, info: 
     onBytes: (done, total) => options.onProgress?.(0.5 * (total ? done / total : 1)),
   })
   const stats = finishStats(first.moments)
-  let lo = stats.count > 0 ? stats.min : 0
-  let hi = stats.count > 0 ? stats.max : 0
+  let lo = options.range?.[0] ?? (stats.count > 0 ? stats.min : 0)
+  let hi = options.range?.[1] ?? (stats.count > 0 ? stats.max : 0)
   if (!(hi > lo)) { lo -= 0.5; hi += 0.5 }
   const second = await streamTensor(pool, entry, { moments: false, histogram: { lo, hi, bins } }, {
     signal: options.signal,

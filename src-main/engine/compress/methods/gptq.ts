@@ -133,6 +133,7 @@ export const gptq: CompressionMethod<GptqParams> = {
     if (p.staticGroups && p.groupSize <= 0) r.fail('static_groups', 'needs a group_size')
     return p
   },
+  predict: (p, _rows, cols) => ({ bitsPerWeight: uniformBitsPerWeight(p.bits, cols, p.groupSize, p.sym), format: `${uniformFormat(p)}${p.actOrder ? ' act-order' : ''}` }),
   async compressGroup(ctx) {
     const H = ctx.input?.hessian
     if (!H) throw new WhittleError('validation', null, `gptq: layer ${ctx.layer} ${ctx.group} has no calibration Hessian`)

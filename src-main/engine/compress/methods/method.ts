@@ -66,6 +66,8 @@ export interface CompressionMethod<P = unknown> {
   /** Parses and checks the step's params; `where` names the step in errors. */
   parseParams(raw: Record<string, unknown>, where: string): P
   compressGroup(ctx: GroupContext<P>): Promise<LinearOutcome[]>
+  /** Storage the result will take, before running (for the UI's size preview). */
+  predict(params: P, rows: number, cols: number): { bitsPerWeight: number; format: string }
   /** Optional: handle the whole layer (default: compressGroup for each group in turn). */
   compressLayer?(ctx: LayerContext<P>): Promise<LinearOutcome[]>
 }

@@ -42,6 +42,7 @@ export const rtn: CompressionMethod<UniformParams> = {
     r.done()
     return p
   },
+  predict: (p, _rows, cols) => ({ bitsPerWeight: uniformBitsPerWeight(p.bits, cols, p.groupSize, p.sym), format: uniformFormat(p) }),
   async compressGroup(ctx) {
     return ctx.linears.map((l) => {
       const p = l.params
