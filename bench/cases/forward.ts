@@ -5,6 +5,7 @@
 import path from 'node:path'
 import { matmulNT } from '../../kernels/reference/matmul'
 import { perplexity } from '../../src-main/engine/eval/perplexity'
+import { readTextFile, tokenizeForEval } from '../../src-main/engine/eval/tokenize-text'
 import { matmul } from '../../src-main/engine/forward/parallel-ops'
 import { loadModel } from '../../src-main/engine/model/loaded-model'
 import { WorkerPool } from '../../src-main/engine/pool/worker-pool'
@@ -46,9 +47,9 @@ async function pplRow(name: string, modelPath: string, ids: Int32Array, maxWindo
   })
 }
 
-const demoIds = new Int32Array(256 * 64)
-for (let i = 0; i < demoIds.length; i++) demoIds[i] = 1 + ((i * 2654435761) >>> 0) % 511
-await pplRow('stories260K (64 windows)', path.join(repo, 'resources/demo/stories260K'), demoIds)
+const demo = path.join(repo, 'resources/demo/stories260K')
+const demoIds = await tokenizeForEval((await loadModel(demo)).files, await readTextFile(path.join(repo, 'resources/text/tinystories_eval.txt')))
+await pplRow('stories260K, bundled TinyStories eval (all 1,154 windows)', demo, demoIds)
 
 const big = await syntheticModel('tinyllama-1.1b', 'BF16')
 const bigIds = new Int32Array(2048)
