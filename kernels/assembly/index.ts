@@ -21,3 +21,7 @@ export { rope_half, rope_interleaved } from './rope'
 export { attention_causal } from './attention'
 export { silu_mul, gelu_tanh, gelu_erf, relu, add_inplace, add_bias_rows } from './activation'
 export { log_softmax_nll } from './softmax'
+
+// GGUF quantizers (f32 -> Q8_0, Q4_0, Q4_K, Q6_K, byte-exact with llama.cpp) and the f32 -> f16 encoder.
+// Twin: kernels/reference/ggml-quantize.ts.
+export { quantize_q8_0, quantize_q4_0, quantize_q4_k, quantize_q6_k, encode_f16 } from './ggml-quantize'

@@ -50,6 +50,15 @@ export interface KernelExports {
   add_bias_rows(x: number, b: number, T: number, N: number): void
   /** nll[t] (f64) = logsumexp(logits[t]) − logits[t, targets[t]]; targets are i32. */
   log_softmax_nll(logits: number, targets: number, nll: number, T: number, V: number): void
+
+  // GGUF block quantization, byte-exact with llama.cpp: src is f32[nblocks * block elements], dst receives
+  // nblocks blocks (34, 18, 144, 210 bytes). src and dst must not overlap.
+  quantize_q8_0(src: number, dst: number, nblocks: number): void
+  quantize_q4_0(src: number, dst: number, nblocks: number): void
+  quantize_q4_k(src: number, dst: number, nblocks: number): void
+  quantize_q6_k(src: number, dst: number, nblocks: number): void
+  /** dst is u16[n]: the IEEE half bits of src f32[n], rounded to nearest even. */
+  encode_f16(src: number, dst: number, n: number): void
 }
 
 export type KernelName = Exclude<keyof KernelExports, 'heap_base'>
@@ -61,4 +70,5 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'moments', 'histogram', 'row_absmax_sumsq', 'col_absmax_sumsq', 'pool_absmax',
   'matmul_nt', 'matmul_nt_bias', 'rmsnorm', 'layernorm', 'rope_half', 'rope_interleaved', 'attention_causal',
   'silu_mul', 'gelu_tanh', 'gelu_erf', 'relu', 'add_inplace', 'add_bias_rows', 'log_softmax_nll',
+  'quantize_q8_0', 'quantize_q4_0', 'quantize_q4_k', 'quantize_q6_k', 'encode_f16',
 ]

@@ -189,29 +189,46 @@ export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Re
       const compressed = await LlamaForward.create(pool, view)
       try {
         const hidden = await original.embed(windows)
+        const sequential = method.needs.sequential !== false
+        const captureLayer = async (forward: LlamaForward, layer: number, input: Float32Array): Promise<Map<InputGroup, Sampled>> => {
+          const stats = new Map<InputGroup, Sampled>()
+          const tokens = input.length / model.arch.hiddenSize
+          const stride = Math.max(1, Math.floor(tokens / OUTPUT_SAMPLE_ROWS))
+          await forward.block(layer, input, T, {
+            linearInput(_l, role, x, M, K) {
+              const group = INPUT_GROUP[role]
+              // Linears sharing an input see the same tensor: record it once, from the group's first reader.
+              if (!RECORDING_ROLES.has(role) || !plan.get(layer)!.has(group)) return
+              let s = stats.get(group)
+              if (!s) stats.set(group, (s = newStats(K, method.needs.hessian, tokens)))
+              accumulateInput(s, x, M, K)
+              for (let t = 0; t < M && s.sampleRows < s.sample.length / K; t += stride) {
+                s.sample.set(x.subarray(t * K, (t + 1) * K), s.sampleRows * K)
+                s.sampleRows++
+              }
+            },
+          })
+          for (const s of stats.values()) {
+            s.windows = windows.length
+            finishHessian(s)
+          }
+          return stats
+        }
+        // Non-sequential methods take every layer's statistics from the original model first.
+        let upfront: Map<number, Map<InputGroup, Sampled>> | null = null
+        if (!sequential) {
+          upfront = new Map()
+          const h = hidden.slice()
+          for (let layer = 0; layer < L; layer++) {
+            if (options.signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
+            upfront.set(layer, await captureLayer(original, layer, h))
+            progress(layer, 'calibration')
+          }
+        }
         for (let layer = 0; layer < L; layer++) {
           if (options.signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
           if (plan.has(layer)) {
-            const stats = new Map<InputGroup, Sampled>()
-            const stride = Math.max(1, Math.floor(hidden.length / model.arch.hiddenSize / OUTPUT_SAMPLE_ROWS))
-            await original.block(layer, hidden.slice(), T, {
-              linearInput(_l, role, x, M, K) {
-                const group = INPUT_GROUP[role]
-                // Linears sharing an input see the same tensor: record it once, from the group's first reader.
-                if (!RECORDING_ROLES.has(role) || !plan.get(layer)!.has(group)) return
-                let s = stats.get(group)
-                if (!s) stats.set(group, (s = newStats(K, method.needs.hessian, hidden.length / model.arch.hiddenSize)))
-                accumulateInput(s, x, M, K)
-                for (let t = 0; t < M && s.sampleRows < s.sample.length / K; t += stride) {
-                  s.sample.set(x.subarray(t * K, (t + 1) * K), s.sampleRows * K)
-                  s.sampleRows++
-                }
-              },
-            })
-            for (const s of stats.values()) {
-              s.windows = windows.length
-              finishHessian(s)
-            }
+            const stats = sequential ? await captureLayer(original, layer, hidden.slice()) : upfront!.get(layer)!
             progress(layer, 'compressing')
             await compressLayer(layer, stats)
           }
@@ -223,6 +240,7 @@ export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Re
         compressed.close()
       }
     }
+    if (method.runtime) view.runtime = method.runtime
     await options.afterStep?.(index, view)
   }
   return { view, tensors, seconds: (performance.now() - started) / 1000 }

@@ -13,7 +13,7 @@ export type { CausalLM, ForwardHooks, LinearRole, WindowNllOptions } from './cau
 export { INPUT_GROUP, RECORDING_ROLES } from './causal-lm'
 
 /** The forward pass for the model's family; 'unknown' families cannot be run. */
-export function createForward(pool: WorkerPool, model: LoadedModel): Promise<CausalLM> {
+export async function createForward(pool: WorkerPool, model: LoadedModel): Promise<CausalLM> {
   const family = model.arch.family
   switch (family) {
     case 'llama': return LlamaForward.create(pool, model)
@@ -22,7 +22,7 @@ export function createForward(pool: WorkerPool, model: LoadedModel): Promise<Cau
     case 'gpt-neox': return NeoxForward.create(pool, model)
     case 'unknown': {
       const declared = model.arch.declared ? `'${model.arch.declared}'` : 'this model'
-      return Promise.reject(new WhittleError('unsupported', model.files.path, `cannot run ${declared}: its architecture is not one Whittle knows (Llama, Mistral, Qwen2, GPT-2, OPT, GPT-NeoX)`))
+      throw new WhittleError('unsupported', model.files.path, `cannot run ${declared}: its architecture is not one Whittle knows (Llama, Mistral, Qwen2, GPT-2, OPT, GPT-NeoX)`)
     }
   }
 }

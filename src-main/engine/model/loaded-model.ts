@@ -16,6 +16,8 @@ export interface LoadedModel {
   summary: ModelSummary
   tensors: TensorInfo[]
   entry(name: string): TensorEntry
+  /** Activation quantization to apply when running this model (a W8A8 compression result). */
+  runtime?: { activations: 'int8-per-token' }
 }
 
 export async function loadModel(path: string): Promise<LoadedModel> {

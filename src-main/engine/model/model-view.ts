@@ -3,8 +3,11 @@
 
 import type { TensorEntry } from '../formats/types'
 import type { LoadedModel } from './loaded-model'
+import type { RuntimeQuant } from '../compress/methods/method'
 
 export interface ModelView extends LoadedModel {
+  /** Run-time quantization the forward pass must apply (set by W8A8 methods). */
+  runtime?: RuntimeQuant
   /** Replaces a tensor's values (same shape) with f32 data held in memory. */
   replace(name: string, values: Float32Array): void
   replaced(): ReadonlyMap<string, Float32Array>

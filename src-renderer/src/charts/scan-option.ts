@@ -79,7 +79,20 @@ export function describeScanCell(c: ScanCell): string {
   ].join('<br/>')
 }
 
-export function scanOption(grid: ScanGrid): ChartOption {
+/** How a cell picked as a compression target is drawn: a thick dark frame over its colour. */
+export const MARKED_CELL_STYLE = { borderColor: '#212529', borderWidth: 3 } as const
+
+/**
+ * The heatmap's data, with the cells of `marked` tensor names framed (the Compress tab's targets
+ * while it is selecting by clicking).
+ */
+export function scanSeriesData(grid: ScanGrid, marked?: ReadonlySet<string>): ([number, number, number] | { value: [number, number, number]; itemStyle: typeof MARKED_CELL_STYLE })[] {
+  const data = scanHeatmapData(grid)
+  if (!marked || marked.size === 0) return data
+  return data.map((d) => (marked.has(grid.cells[d[1]][d[0]]!.name) ? { value: d, itemStyle: MARKED_CELL_STYLE } : d))
+}
+
+export function scanOption(grid: ScanGrid, marked?: ReadonlySet<string>): ChartOption {
   const data = scanHeatmapData(grid)
   let min = Infinity
   let max = -Infinity
@@ -132,7 +145,7 @@ export function scanOption(grid: ScanGrid): ChartOption {
       {
         type: 'heatmap',
         name: 'outlier score',
-        data,
+        data: scanSeriesData(grid, marked),
         label: { show: grid.roles.length * grid.layers.length <= 400, formatter: (p: unknown) => formatValue((p as { value: number[] }).value[2], 2), fontSize: 10 },
         itemStyle: { borderColor: '#fff', borderWidth: 1 },
         emphasis: { itemStyle: { borderColor: CHART_COLORS.text, borderWidth: 1 } },

@@ -27,6 +27,10 @@ export function subjectOf(spec: JobSpec): string {
       const c = spec.calibration
       return c?.samples && c.seqlen ? `calibration ${c.samples} × ${c.seqlen}` : 'calibration text'
     }
+    case 'compress': {
+      const methods = spec.recipe.steps.map((s) => s.method).join(' → ')
+      return `${methods || 'recipe'} · eval seqlen ${spec.seqlen ?? 256}`
+    }
     default:
       return 'whole model'
   }

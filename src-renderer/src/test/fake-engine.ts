@@ -1,7 +1,8 @@
 // An engine stand-in for store tests: records calls, and lets each test decide when jobs report.
 
 import type {
-  AppInfo, HeadWeights, JobSpec, JobUpdate, ModelSummary, RecentModel, TensorInfo, WhittleApi,
+  AppInfo, CompressionPrediction, HeadWeights, JobSpec, JobUpdate, ModelSummary, RecentModel, RecipeDoc, RecipePreset, TensorInfo,
+  WhittleApi,
 } from '@contract/api'
 
 export function summary(id: string, path: string): ModelSummary {
@@ -31,6 +32,14 @@ export class FakeEngine implements WhittleApi {
   confirmCancel = true
   /** Makes startJob refuse, the way the engine refuses a spec it cannot validate. */
   refuseStart: string | null = null
+  /** What listTensors answers. */
+  tensors: TensorInfo[] = [tensorInfo]
+  presets: RecipePreset[] = []
+  /** Every recipe checkRecipe was asked about (objects, or the text it was given). */
+  checked: (RecipeDoc | string)[] = []
+  predicted: { modelId: string; recipe: RecipeDoc }[] = []
+  /** A promise checkRecipe waits on, to order a slow check against a later one. */
+  checkGate: Promise<void> | null = null
 
   appInfo = async (): Promise<AppInfo> => this.info
   pickModel = async (): Promise<string | null> => null
@@ -45,7 +54,7 @@ export class FakeEngine implements WhittleApi {
     return summary('id:demo', '/demo')
   }
   recentModels = async (): Promise<RecentModel[]> => []
-  listTensors = async (): Promise<TensorInfo[]> => [tensorInfo]
+  listTensors = async (): Promise<TensorInfo[]> => this.tensors
   startJob = async (spec: JobSpec): Promise<string> => {
     if (this.refuseStart) throw new Error(this.refuseStart)
     const id = `job${this.started.length + 1}`
@@ -65,6 +74,43 @@ export class FakeEngine implements WhittleApi {
     if (req.layer > 99) throw new Error(`layer ${req.layer} is outside [0, 2)`)
     const slice = (role: 'q' | 'k' | 'v' | 'o') => ({ role, rows: 1, cols: 2, values: [req.layer, -req.head], sourceShape: [1, 2] as [number, number] })
     return { layer: req.layer, head: req.head, headDim: 1, slices: [slice('q'), slice('k'), slice('v'), slice('o')] }
+  }
+  recipePresets = async (): Promise<RecipePreset[]> => this.presets
+  /**
+   * A small stand-in for the engine's validator: JSON text only, known methods rtn and gptq, bits
+   * in [2, 8]; the answer is normalised the way the engine does it (targets filled in).
+   */
+  checkRecipe = async (req: { recipe?: RecipeDoc; text?: string }): Promise<RecipeDoc> => {
+    this.checked.push(req.text ?? req.recipe!)
+    const gate = this.checkGate
+    if (gate) await gate
+    let doc: RecipeDoc
+    if (req.text !== undefined) {
+      try {
+        doc = JSON.parse(req.text) as RecipeDoc
+      } catch {
+        throw new Error('recipe: is not valid YAML or JSON')
+      }
+    } else {
+      doc = req.recipe!
+    }
+    if (!Array.isArray(doc.steps) || doc.steps.length === 0) throw new Error('recipe steps: must be a non-empty list')
+    const steps = doc.steps.map((step, i) => {
+      if (step.method !== 'rtn' && step.method !== 'gptq') throw new Error(`recipe step ${i + 1}: unknown method "${step.method}" (known: rtn, gptq)`)
+      const bits = step.params?.bits
+      if (bits !== undefined && (typeof bits !== 'number' || bits < 2 || bits > 8)) {
+        throw new Error(`recipe step ${i + 1} (${step.method}): params.bits must be an integer in [2, 8] (got ${JSON.stringify(bits)})`)
+      }
+      return { method: step.method, targets: { include: step.targets?.include ?? [], exclude: step.targets?.exclude ?? [] }, params: step.params ?? {} }
+    })
+    return { calibration: { samples: 128, seqlen: 256, seed: 0, ...doc.calibration }, steps, overrides: doc.overrides ?? {} }
+  }
+  recipeToYaml = async ({ recipe }: { recipe: RecipeDoc }): Promise<string> => `# yaml\n${JSON.stringify(recipe)}\n`
+  /** bits/w = the first step's bits + 0.5; every byte of the model is quantized at that rate. */
+  predictCompression = async (req: { modelId: string; recipe: RecipeDoc }): Promise<CompressionPrediction> => {
+    this.predicted.push(req)
+    const bits = Number(req.recipe.steps[0]?.params?.bits ?? 4) + 0.5
+    return { bitsPerWeight: bits, bytesBefore: 400, bytesAfter: Math.ceil((100 * bits) / 8), tensors: [] }
   }
   onJob = (listener: (u: JobUpdate) => void): (() => void) => {
     this.listeners.add(listener)

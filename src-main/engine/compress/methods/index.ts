@@ -1,13 +1,23 @@
 // The registry of compression methods: one file per method, all behind CompressionMethod.
 
 import { WhittleError } from '../../errors'
+import { awq } from './awq'
+import { gguf } from './gguf'
 import { gptq } from './gptq'
+import { llmInt8 } from './llm-int8'
 import type { CompressionMethod } from './method'
+import { nf4 } from './nf4'
 import { rtn } from './rtn'
+import { smoothquant } from './smoothquant'
 
 const METHODS: Record<string, CompressionMethod<never>> = {
   rtn: rtn as CompressionMethod<never>,
   gptq: gptq as CompressionMethod<never>,
+  gguf: gguf as CompressionMethod<never>,
+  awq: awq as CompressionMethod<never>,
+  llm_int8: llmInt8 as CompressionMethod<never>,
+  nf4: nf4 as CompressionMethod<never>,
+  smoothquant: smoothquant as CompressionMethod<never>,
 }
 
 export function methodNames(): string[] {

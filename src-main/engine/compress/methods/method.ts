@@ -6,6 +6,12 @@ import type { InputGroup, TensorRole } from '../../../contract/api'
 import type { InputStats } from '../../calibration/capture'
 import type { WorkerPool } from '../../pool/worker-pool'
 
+/** Activation quantization the forward pass applies to a compressed model (fake-quant, f32 storage). */
+export interface RuntimeQuant {
+  /** Dynamic symmetric int8 per token at the input of every Linear, and at the q/k/v outputs. */
+  activations: 'int8-per-token'
+}
+
 export interface LinearToCompress<P = unknown> {
   name: string
   role: TensorRole
@@ -62,7 +68,13 @@ export interface LinearOutcome {
 export interface CompressionMethod<P = unknown> {
   readonly name: string
   readonly kind: 'quantize' | 'prune' | 'transform'
-  readonly needs: { calibration: boolean; hessian: boolean }
+  /**
+   * sequential (default true): layer i's statistics come from inputs through already-compressed layers
+   * (GPTQ, SparseGPT). false: all statistics come from the original model first (SmoothQuant's scales).
+   */
+  readonly needs: { calibration: boolean; hessian: boolean; sequential?: boolean }
+  /** Set when the compressed model must also quantize activations at run time (W8A8). */
+  readonly runtime?: RuntimeQuant
   /** Parses and checks the step's params; `where` names the step in errors. */
   parseParams(raw: Record<string, unknown>, where: string): P
   compressGroup(ctx: GroupContext<P>): Promise<LinearOutcome[]>

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest'
+import type { Histogram, ScanCell, ScanResult } from '@contract/api'
+import { histogramOverlayOption, OVERLAY_SERIES, sameBinning } from './histogram-overlay-option'
+import { MARKED_CELL_STYLE, scanGrid, scanOption, scanSeriesData } from './scan-option'
+
+describe('before/after histogram overlay', () => {
+  const before: Histogram = { lo: -1, hi: 1, counts: [1, 4, 0, 2], below: 0, above: 0 }
+  const after: Histogram = { lo: -1, hi: 1, counts: [0, 5, 0, 1], below: 0, above: 1 }
+
+  it('draws the original as bars and the compressed as a step line over the same bins', () => {
+    const option = histogramOverlayOption(before, after, false) as {
+      xAxis: { data: string[] }; series: { type: string; name: string; data: (number | null)[]; step?: string }[]
+    }
+    expect(option.xAxis.data).toEqual(['-0.75', '-0.25', '0.25', '0.75'])
+    expect(option.series.map((s) => [s.type, s.name])).toEqual([['bar', OVERLAY_SERIES.before], ['line', OVERLAY_SERIES.after]])
+    expect(option.series[0].data).toEqual([1, 4, 0, 2])
+    expect(option.series[1].data).toEqual([0, 5, 0, 1])
+    expect(option.series[1].step).toBe('middle')
+  })
+
+  it('leaves empty bins out on a log axis', () => {
+    const option = histogramOverlayOption(before, after, true) as { yAxis: { type: string }; series: { data: (number | null)[] }[] }
+    expect(option.yAxis.type).toBe('log')
+    expect(option.series[0].data).toEqual([1, 4, null, 2])
+    expect(option.series[1].data).toEqual([null, 5, null, 1])
+  })
+
+  it('refuses histograms that do not share their bins', () => {
+    expect(sameBinning(before, { ...after, hi: 1 + 1e-15 })).toBe(true)
+    expect(sameBinning(before, { ...after, hi: 1.01 })).toBe(false)
+    expect(sameBinning(before, { ...after, counts: [1, 2, 3] })).toBe(false)
+    expect(() => histogramOverlayOption(before, { ...after, lo: -2 }, false)).toThrow(/bins/)
+  })
+})
+
+describe('scan heatmap in select mode', () => {
+  const cell = (layer: number, role: ScanCell['role'], score: number): ScanCell => ({
+    layer, role, name: `layers.${layer}.${role}.weight`, absmax: 1, std: 1, kurtosis: 3, outlierChannels: 0, channels: 8, outlierScore: score,
+  })
+  const result: ScanResult = { modelId: 'm', k: 6, seconds: 1, bytes: 1, cells: [cell(0, 'q', 1), cell(0, 'k', 2), cell(1, 'q', 3)] }
+
+  it('frames exactly the cells of the marked tensors', () => {
+    const grid = scanGrid(result)
+    const data = scanSeriesData(grid, new Set(['layers.1.q.weight', 'not-in-the-grid']))
+    expect(data).toEqual([[0, 0, 1], [1, 0, 2], { value: [0, 1, 3], itemStyle: MARKED_CELL_STYLE }])
+    expect(scanSeriesData(grid, new Set())).toEqual([[0, 0, 1], [1, 0, 2], [0, 1, 3]])
+    const option = scanOption(grid, new Set(['layers.0.k.weight'])) as { series: { data: unknown[] }[] }
+    expect(option.series[0].data[1]).toEqual({ value: [1, 0, 2], itemStyle: MARKED_CELL_STYLE })
+  })
+})

@@ -1,0 +1,80 @@
+// Before/after value histograms of one tensor, overlaid: the original as bars, the compressed one as
+// a step line on the same bins, so the quantization grid's comb shows against the smooth original.
+// Both histograms must share their range and bin count (the store asks the engine for exactly that).
+
+import type { Histogram } from '@contract/api'
+import { formatInteger, formatValue } from '../lib/format'
+import { histogramBins, histogramSeriesData } from './histogram-option'
+import { CHART_COLORS, MONO_FONT } from './palette'
+import type { ChartOption } from './types'
+
+/** True when the two histograms count over the same bins (same range and count, to rounding). */
+export function sameBinning(a: Histogram, b: Histogram): boolean {
+  if (a.counts.length !== b.counts.length) return false
+  const tol = 1e-9 * Math.max(1, Math.abs(a.lo), Math.abs(a.hi))
+  return Math.abs(a.lo - b.lo) <= tol && Math.abs(a.hi - b.hi) <= tol
+}
+
+export const OVERLAY_SERIES = { before: 'original', after: 'compressed' } as const
+
+export function histogramOverlayOption(before: Histogram, after: Histogram, logScale: boolean): ChartOption {
+  if (!sameBinning(before, after)) throw new Error('the two histograms do not share their bins')
+  const bins = histogramBins(before)
+  return {
+    animation: false,
+    textStyle: { fontFamily: MONO_FONT, fontSize: 11, color: CHART_COLORS.text },
+    grid: { left: 64, right: 16, top: 30, bottom: 64 },
+    legend: { top: 0, right: 8, data: [OVERLAY_SERIES.before, OVERLAY_SERIES.after] },
+    tooltip: {
+      trigger: 'axis',
+      axisPointer: { type: 'shadow' },
+      formatter: (params: unknown) => {
+        const first = (Array.isArray(params) ? params[0] : params) as { dataIndex: number }
+        const i = first.dataIndex
+        const bin = bins[i]
+        if (!bin) return ''
+        return [
+          `[${formatValue(bin.lo)}, ${formatValue(bin.hi)})`,
+          `${OVERLAY_SERIES.before} ${formatInteger(before.counts[i] ?? 0)}`,
+          `${OVERLAY_SERIES.after} ${formatInteger(after.counts[i] ?? 0)}`,
+        ].join('<br/>')
+      },
+    },
+    xAxis: {
+      type: 'category',
+      data: bins.map((b) => formatValue(b.centre, 3)),
+      name: 'value',
+      nameLocation: 'middle',
+      nameGap: 26,
+      axisLine: { lineStyle: { color: CHART_COLORS.axis } },
+      axisTick: { alignWithLabel: true },
+    },
+    yAxis: logScale
+      ? { type: 'log', logBase: 10, name: 'count (log)', splitLine: { lineStyle: { color: CHART_COLORS.grid } } }
+      : { type: 'value', name: 'count', splitLine: { lineStyle: { color: CHART_COLORS.grid } } },
+    dataZoom: [
+      { type: 'inside', xAxisIndex: 0 },
+      { type: 'slider', xAxisIndex: 0, height: 16, bottom: 6 },
+    ],
+    series: [
+      {
+        type: 'bar',
+        name: OVERLAY_SERIES.before,
+        data: histogramSeriesData(before, logScale),
+        barCategoryGap: '0%',
+        itemStyle: { color: CHART_COLORS.pair[0], opacity: 0.45 },
+      },
+      {
+        type: 'line',
+        name: OVERLAY_SERIES.after,
+        data: histogramSeriesData(after, logScale),
+        step: 'middle',
+        symbol: 'none',
+        // On a log axis an empty bin is a gap, not a drop to zero.
+        connectNulls: false,
+        lineStyle: { color: CHART_COLORS.pair[1], width: 1.5 },
+        itemStyle: { color: CHART_COLORS.pair[1] },
+      },
+    ],
+  }
+}
