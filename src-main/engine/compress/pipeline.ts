@@ -9,7 +9,8 @@ import { INPUT_GROUP, accumulateInput, emptyInputStats, finishHessian, type Inpu
 import { tensorName } from '../arch'
 import { WhittleError } from '../errors'
 import { readTensorF32 } from '../formats/read'
-import { LlamaForward, type LinearRole } from '../forward/llama-forward'
+import { createForward } from '../forward'
+import { RECORDING_ROLES, type CausalLM, type LinearRole } from '../forward/causal-lm'
 import type { LoadedModel } from '../model/loaded-model'
 import { withReplacements, type ModelView } from '../model/model-view'
 import type { WorkerPool } from '../pool/worker-pool'
@@ -50,9 +51,6 @@ function effectiveWeight(W: Float32Array, cols: number, s?: Float32Array): Float
   if (!s) return W
   return W.map((v, i) => v / s[i % cols])
 }
-
-/** The first Linear to read each input group (the others in the group read the same tensor). */
-const RECORDING_ROLES: ReadonlySet<string> = new Set(['q', 'qkv', 'o', 'gate', 'fc1', 'down', 'fc2'])
 
 /** Calibration rows kept per input for the output-error measure. */
 const OUTPUT_SAMPLE_ROWS = 256
@@ -185,12 +183,12 @@ export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Re
     } else {
       const windows = options.windows!
       const T = windows[0].length
-      const original = await LlamaForward.create(pool, view)
-      const compressed = await LlamaForward.create(pool, view)
+      const original = await createForward(pool, view)
+      const compressed = await createForward(pool, view)
       try {
         const hidden = await original.embed(windows)
         const sequential = method.needs.sequential !== false
-        const captureLayer = async (forward: LlamaForward, layer: number, input: Float32Array): Promise<Map<InputGroup, Sampled>> => {
+        const captureLayer = async (forward: CausalLM, layer: number, input: Float32Array): Promise<Map<InputGroup, Sampled>> => {
           const stats = new Map<InputGroup, Sampled>()
           const tokens = input.length / model.arch.hiddenSize
           const stride = Math.max(1, Math.floor(tokens / OUTPUT_SAMPLE_ROWS))

@@ -33,6 +33,8 @@ describe.skipIf(!hasShared)(`quantization targets on stories260K (${hasShared ? 
     { run: 'rtn_w4_g32', method: 'rtn', params: { bits: 4, group_size: 32 }, tol: 0.01 },
     { run: 'gptq_w4', method: 'gptq', params: { bits: 4 }, tol: 0.01 },
     { run: 'gptq_w3', method: 'gptq', params: { bits: 3 }, tol: 0.03 },
+    // W8A8: weights int8 per channel, activations int8 per token at run time, after smoothing with α = 0.5.
+    { run: 'smoothquant_w8a8_a0.5', method: 'smoothquant', params: { alpha: 0.5 }, tol: 0.01 },
   ]
   for (const c of cases) {
     it(`${c.run} lands within ${c.tol * 100}% of the reference perplexity`, async () => {
@@ -44,6 +46,19 @@ describe.skipIf(!hasShared)(`quantization targets on stories260K (${hasShared ? 
       expect(Math.abs(ppl / ref - 1)).toBeLessThan(c.tol)
     })
   }
+
+  it('GGUF types fall back where rows are not whole blocks, and say so', async () => {
+    const r = await runRecipe(pool, model, validateRecipe({ steps: [{ method: 'gguf', params: { type: 'Q4_K' } }] }))
+    const down = r.tensors.filter((t) => t.role === 'down')
+    const others = r.tensors.filter((t) => t.role !== 'down')
+    // down_proj rows hold 172 values: not a multiple of 32 → F16; the 64-wide rows are not whole 256-blocks → Q8_0.
+    expect(new Set(down.map((t) => t.format))).toEqual(new Set(['F16']))
+    expect(new Set(others.map((t) => t.format))).toEqual(new Set(['Q8_0']))
+    for (const t of r.tensors) expect(t.note).toMatch(/not a whole number/)
+    const ppl = (await perplexity(pool, r.view, evalIds(), { seqlen: 256, maxWindows: 200 })).ppl
+    const fp32 = (await perplexity(pool, model, evalIds(), { seqlen: 256, maxWindows: 200 })).ppl
+    expect(Math.abs(ppl / fp32 - 1)).toBeLessThan(0.01)
+  })
 
   it('GPTQ beats RTN at equal bits and grouping', () => {
     expect(measured.get('gptq_w4')!).toBeLessThan(measured.get('rtn_w4')!)

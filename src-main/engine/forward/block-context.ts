@@ -4,8 +4,9 @@
 
 import type { WorkerPool } from '../pool/worker-pool'
 import { allocTensor, type ArenaTensor } from './arena-tensors'
-import type { ForwardHooks, LinearRole } from './causal-lm'
+import { RECORDING_ROLES, type ForwardHooks, type LinearRole } from './causal-lm'
 import { attention, matmul } from './parallel-ops'
+import { fakeQuantPerToken } from './activation-quant'
 
 /** A weight in kernel memory with its optional bias (a Linear [out, in] + [out], or a norm's scale + shift). */
 export interface Affine {
@@ -54,6 +55,8 @@ export class BlockContext extends TensorScope {
     /** Rows of the largest pass (windows per pass × T). */
     readonly Mmax: number,
     private readonly hooks: ForwardHooks | undefined,
+    /** W8A8 models: dynamic int8 per token at every Linear input and at the q/k/v outputs. */
+    private readonly int8Activations = false,
   ) {
     super(pool)
   }
@@ -66,6 +69,14 @@ export class BlockContext extends TensorScope {
   /** Tells the hooks what `role` reads: the first M rows of src [M, K]. */
   observe(role: LinearRole, src: ArenaTensor, M: number, K: number): void {
     this.hooks?.linearInput?.(this.layer, role, src.view().subarray(0, M * K), M, K)
+    // Linears sharing an input share its quantization: quantize once, at the group's first reader.
+    if (this.int8Activations && RECORDING_ROLES.has(role)) fakeQuantPerToken(src.view().subarray(0, M * K), M, K)
+  }
+
+  /** W8A8: the q/k/v projections' outputs are quantized too (before RoPE), as SmoothQuant does. */
+  quantizeOutputs(outputs: [ArenaTensor, number][], M: number): void {
+    if (!this.int8Activations) return
+    for (const [t, width] of outputs) fakeQuantPerToken(t.view().subarray(0, M * width), M, width)
   }
 
   /** Lets the hooks see (and change) the attention output [M, width] before the output projection. */

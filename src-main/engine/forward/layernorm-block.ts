@@ -103,6 +103,7 @@ export function layerNormBlockPass(ctx: BlockContext, k: KernelExports, a: Model
       for (const r of ['q', 'k', 'v'] as const) ctx.observe(r, src, M, H)
       await Promise.all([ctx.linear(src, qkv.q, q, M, H, qDim), ctx.linear(src, qkv.k, kk, M, H, kvDim), ctx.linear(src, qkv.v, v, M, H, kvDim)])
     }
+    ctx.quantizeOutputs([[q, qDim], [kk, kvDim], [v, kvDim]], M)
     await ctx.attention(q, kk, v, att, nb, nH, nKV, hd, rotate)
     ctx.attentionOutput(att, M, qDim)
     ctx.observe('o', att, M, qDim)

@@ -82,6 +82,7 @@ export class LlamaForward extends DecoderForward<LlamaLayer> {
         ctx.linear(h, linear.k, kk, M, H, kvDim),
         ctx.linear(h, linear.v, v, M, H, kvDim),
       ])
+      ctx.quantizeOutputs([[q, qDim], [kk, kvDim], [v, kvDim]], M)
       await ctx.attention(q, kk, v, att, nb, nH, nKV, hd, rotate)
       ctx.attentionOutput(att, M, qDim)
       ctx.observe('o', att, M, qDim)

@@ -1,6 +1,8 @@
-// Before/after value histograms of one tensor, overlaid: the original as bars, the compressed one as
-// a step line on the same bins, so the quantization grid's comb shows against the smooth original.
-// Both histograms must share their range and bin count (the store asks the engine for exactly that).
+// Before/after value histograms of one tensor, overlaid: the original as filled bars, the compressed
+// one as outlined bars on top of them (same bins, no gap), so the quantization grid's comb shows
+// against the smooth original. Outlines rather than a line: on a log axis empty bins are gaps, and a
+// lone non-empty bin between gaps still reads as a bar. Both histograms must share their range and
+// bin count (the store asks the engine for exactly that).
 
 import type { Histogram } from '@contract/api'
 import { formatInteger, formatValue } from '../lib/format'
@@ -62,18 +64,16 @@ export function histogramOverlayOption(before: Histogram, after: Histogram, logS
         name: OVERLAY_SERIES.before,
         data: histogramSeriesData(before, logScale),
         barCategoryGap: '0%',
-        itemStyle: { color: CHART_COLORS.pair[0], opacity: 0.45 },
+        itemStyle: { color: CHART_COLORS.pair[0], opacity: 0.5 },
       },
       {
-        type: 'line',
+        type: 'bar',
         name: OVERLAY_SERIES.after,
         data: histogramSeriesData(after, logScale),
-        step: 'middle',
-        symbol: 'none',
-        // On a log axis an empty bin is a gap, not a drop to zero.
-        connectNulls: false,
-        lineStyle: { color: CHART_COLORS.pair[1], width: 1.5 },
-        itemStyle: { color: CHART_COLORS.pair[1] },
+        // Drawn over the original's bars instead of beside them.
+        barGap: '-100%',
+        barCategoryGap: '0%',
+        itemStyle: { color: 'rgba(0, 0, 0, 0)', borderColor: CHART_COLORS.pair[1], borderWidth: 1.5 },
       },
     ],
   }

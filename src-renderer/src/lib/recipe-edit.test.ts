@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { RecipeDoc, TensorInfo, TensorRole } from '@contract/api'
 import {
   addStep, effectiveParams, exactNamePattern, extraParams, isCompressible, methodChoices, moduleName, moveStep, parseParamsJson,
-  patternsFromText, pickedNames, removeOverride, removeStep, setCalibration, setExtraParams, setOverrideBits, setStepMethod,
+  patternsFromText, pickedNames, removeOverride, removeStep, sameRecipe, setCalibration, setExtraParams, setOverrideBits, setStepMethod,
   setStepParam, setStepTargets, stepTargets, toggleTarget,
 } from './recipe-edit'
 
@@ -170,5 +170,18 @@ describe('calibration', () => {
     expect(r.calibration).toEqual({ samples: 16, seqlen: 256, seed: 0 })
     expect(setCalibration(r, 'seed', undefined).calibration).toEqual({ samples: 16, seqlen: 256 })
     expect(setCalibration({ steps: [] }, 'text', '').calibration).toBeUndefined()
+  })
+})
+
+describe('comparing recipes', () => {
+  it('reads absent parts as empty and ignores key order, but sees every real change', () => {
+    const a: RecipeDoc = { steps: [{ method: 'rtn', targets: { include: [], exclude: [] }, params: { bits: 4, sym: false } }], overrides: {} }
+    const b: RecipeDoc = { steps: [{ method: 'rtn', params: { sym: false, bits: 4 } }] }
+    expect(sameRecipe(a, b)).toBe(true)
+    expect(sameRecipe(a, toggleTarget(toggleTarget(a, 0, 'w'), 0, 'w'))).toBe(true)
+    expect(sameRecipe(a, setStepParam(a, 0, 'bits', 3))).toBe(false)
+    expect(sameRecipe(a, toggleTarget(a, 0, 'w'))).toBe(false)
+    expect(sameRecipe(a, setOverrideBits(a, 'm', 8))).toBe(false)
+    expect(sameRecipe(a, setCalibration(a, 'seed', 1))).toBe(false)
   })
 })

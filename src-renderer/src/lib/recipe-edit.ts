@@ -301,3 +301,30 @@ export function setCalibration(recipe: RecipeDoc, field: CalibrationField, value
   else delete next.calibration
   return next
 }
+
+/** JSON with object keys sorted, so two recipes that differ only in key order compare equal. */
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`
+  if (v && typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${stableJson(x)}`).join(',')}}`
+  }
+  return JSON.stringify(v)
+}
+
+/**
+ * Whether two recipes say the same thing: absent targets, params and overrides read as empty, as the
+ * engine reads them (a preset stays "unmodified" after a target is clicked on and off again).
+ */
+export function sameRecipe(a: RecipeDoc, b: RecipeDoc): boolean {
+  const canonical = (r: RecipeDoc): unknown => ({
+    calibration: r.calibration ?? {},
+    steps: r.steps.map((s) => ({
+      method: s.method,
+      targets: { include: s.targets?.include ?? [], exclude: s.targets?.exclude ?? [] },
+      params: s.params ?? {},
+    })),
+    overrides: r.overrides ?? {},
+  })
+  return stableJson(canonical(a)) === stableJson(canonical(b))
+}

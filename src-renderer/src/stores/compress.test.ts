@@ -132,6 +132,11 @@ describe('presets, files and steps', () => {
     expect(compress.recipe).toBe(kept)
     expect(compress.shownError).toBe('bad.yaml: recipe step 1: unknown method "magic" (known: rtn, gptq)')
     expect(useErrorStore().errors.map((e) => e.message)).toEqual([compress.shownError])
+    const shown = compress.shownError
+    // The engine calls text it was handed "recipe"; the file's own name replaces that.
+    await compress.loadRecipeFile(file('junk.yaml', '{{{'))
+    expect(compress.shownError).toBe('junk.yaml: is not valid YAML or JSON')
+    expect(shown).toContain('bad.yaml')
     // The next edit is about the editor's recipe again.
     compress.setParam(0, 'bits', 4)
     expect(compress.loadError).toBeNull()

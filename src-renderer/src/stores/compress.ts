@@ -53,7 +53,7 @@ export const useCompressStore = defineStore('compress', () => {
   let predictTicket = 0
 
   const preset = computed(() => presets.value.find((p) => p.id === presetId.value) ?? null)
-  const presetModified = computed(() => !!preset.value && JSON.stringify(preset.value.recipe) !== JSON.stringify(recipe.value))
+  const presetModified = computed(() => !!preset.value && !edit.sameRecipe(preset.value.recipe, recipe.value))
   const methods = computed(() => edit.methodChoices(recipe.value, ...presets.value.map((p) => p.recipe)))
   const step = computed(() => recipe.value.steps[currentStep.value])
   /** Tensors the current step picks by name (framed in the heatmap, ticked in the tree). */
@@ -170,7 +170,8 @@ export const useCompressStore = defineStore('compress', () => {
       apply(normal)
       return true
     } catch (e) {
-      loadError.value = `${file.name}: ${messageOf(e)}`
+      // The engine names text it was handed 'recipe'; here the file has a real name.
+      loadError.value = `${file.name}: ${messageOf(e).replace(/^recipe: /, '')}`
       errors.report(loadError.value)
       return false
     }

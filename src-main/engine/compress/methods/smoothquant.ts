@@ -8,6 +8,8 @@
 // - activation scales come from the original model, not a sequentially compressed one.
 
 import type { InputGroup } from '../../../contract/api'
+import { INT8_CLAMP as CLAMP } from '../../forward/activation-quant'
+import { roundHalfEven as roundEven } from '../quant/minmax'
 import type { CompressionMethod, LinearOutcome } from './method'
 import { ParamReader } from './params'
 
@@ -18,13 +20,6 @@ export interface SmoothQuantParams {
 }
 
 const f = Math.fround
-const CLAMP = 1e-5
-
-/** torch.round: half to even. */
-function roundEven(x: number): number {
-  const r = Math.round(x)
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r
-}
 
 /** Symmetric absmax int8 per output row, in f32 as the reference's fake quantizer does. */
 export function quantizeRowsInt8(W: Float32Array, rows: number, cols: number): void {
@@ -33,16 +28,6 @@ export function quantizeRowsInt8(W: Float32Array, rows: number, cols: number): v
     for (let c = 0; c < cols; c++) m = Math.max(m, Math.abs(W[r * cols + c]))
     const scale = f(Math.max(f(m), CLAMP) / 127)
     for (let c = 0; c < cols; c++) W[r * cols + c] = f(roundEven(f(W[r * cols + c] / scale)) * scale)
-  }
-}
-
-/** Dynamic symmetric int8 per token (row) of x [M, K], in place. */
-export function fakeQuantPerToken(x: Float32Array, M: number, K: number): void {
-  for (let t = 0; t < M; t++) {
-    let m = 0
-    for (let k = 0; k < K; k++) m = Math.max(m, Math.abs(x[t * K + k]))
-    const scale = f(Math.max(f(m), CLAMP) / 127)
-    for (let k = 0; k < K; k++) x[t * K + k] = f(roundEven(f(x[t * K + k] / scale)) * scale)
   }
 }
 
