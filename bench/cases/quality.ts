@@ -18,6 +18,7 @@ const SETTINGS: { run: string; label: string; method?: string; params?: Record<s
   { run: 'rtn_w4_g32', label: 'RTN w4 g32', method: 'rtn', params: { bits: 4, group_size: 32 } },
   { run: 'gptq_w4', label: 'GPTQ w4 per-channel', method: 'gptq', params: { bits: 4 } },
   { run: 'gptq_w3', label: 'GPTQ w3 per-channel', method: 'gptq', params: { bits: 3 } },
+  { run: 'smoothquant_w8a8_a0.5', label: 'SmoothQuant W8A8 α=0.5', method: 'smoothquant', params: { alpha: 0.5 } },
 ]
 
 if (!hasShared) {

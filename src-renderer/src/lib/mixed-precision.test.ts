@@ -115,6 +115,9 @@ describe('bit proposal', () => {
     const row = rows.find((r) => r.name === 'a')!
     expect(storage(row)).toEqual({ groupSize: 64, sym: true })
     expect(storage(rows.find((r) => r.name === 'b')!)).toEqual({ groupSize: 32, sym: false })
+    // A method's own default grouping applies where the recipe names none (AWQ: groups of 128).
+    expect(storageFromRecipe({ steps: [{ method: 'awq' }] })(row)).toEqual({ groupSize: 128, sym: false })
+    expect(storageFromRecipe({ steps: [{ method: 'rtn' }] })(row)).toEqual({ groupSize: -1, sym: false })
     expect(reassignableIn(recipe)({ ...row, step: 0 })).toBe(true)
     expect(reassignableIn(recipe)({ ...row, step: 1 })).toBe(false)
   })

@@ -184,7 +184,8 @@ export function proposeBits(rows: readonly SensitivityRow[], options: ProposalOp
 export function storageFromRecipe(recipe: RecipeDoc): (row: SensitivityRow) => StorageRule {
   return (row) => {
     const p = effectiveParams(recipe, row.step, row.name)
-    const g = typeof p.group_size === 'number' ? p.group_size : -1
+    const fallback = paramDefault(recipe.steps[row.step]?.method ?? row.method, 'group_size')
+    const g = typeof p.group_size === 'number' ? p.group_size : typeof fallback === 'number' ? fallback : -1
     return { groupSize: g, sym: p.sym === true }
   }
 }

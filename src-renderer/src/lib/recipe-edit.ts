@@ -22,10 +22,13 @@ export interface ParamSpec {
 }
 
 const BITS: ParamSpec = { key: 'bits', label: 'bits', kind: 'int', default: 4, min: 2, max: 8, step: 1, hint: 'Code width per weight (2–8)' }
-const GROUP: ParamSpec = {
-  key: 'group_size', label: 'group size', kind: 'group', default: -1, min: -1, step: 1,
-  hint: 'Input columns sharing one scale and zero point; -1 (or empty) = one grid per output row',
+function group(fallback: number): ParamSpec {
+  return {
+    key: 'group_size', label: 'group size', kind: 'group', default: fallback, min: -1, step: 1,
+    hint: 'Input columns sharing one scale and zero point; -1 = one grid per output row',
+  }
 }
+const GROUP = group(-1)
 const SYM: ParamSpec = { key: 'sym', label: 'symmetric', kind: 'bool', default: false, hint: 'Symmetric grid (no zero point)' }
 
 /**
@@ -41,20 +44,28 @@ export const METHOD_PARAMS: Readonly<Record<string, readonly ParamSpec[]>> = {
     { key: 'damp', label: 'damp', kind: 'number', default: 0.01, min: 0, max: 10, step: 0.001, hint: 'Added to the Hessian diagonal, as a fraction of its mean' },
     { key: 'block_size', label: 'block size', kind: 'int', default: 128, min: 1, step: 1, hint: 'Columns per lazy-update block' },
   ],
-  awq: [BITS, GROUP, SYM],
+  awq: [
+    BITS, group(128), SYM,
+    { key: 'grid', label: 'grid', kind: 'int', default: 20, min: 1, max: 1000, step: 1, hint: 'Points of the search over the scaling exponent α in [0, 1)' },
+  ],
   llm_int8: [
     { key: 'threshold', label: 'threshold', kind: 'number', default: 6, min: 0, step: 0.5, hint: 'Input channels whose activation absmax exceeds this stay in 16 bits' },
   ],
   nf4: [
-    { key: 'block_size', label: 'block size', kind: 'int', default: 64, min: 1, step: 1, hint: 'Weights per absmax block' },
+    { key: 'block_size', label: 'block size', kind: 'int', default: 64, min: 2, step: 1, hint: 'Weights per absmax block' },
+    { key: 'double_quant', label: 'double quant', kind: 'bool', default: false, hint: 'Quantize the block absmax values too (8-bit)' },
   ],
   gguf: [
     { key: 'type', label: 'type', kind: 'choice', default: 'Q4_K', choices: ['Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'], hint: 'GGUF block quantization type' },
   ],
+  smoothquant: [
+    { key: 'alpha', label: 'α', kind: 'number', default: 0.5, min: 0, max: 1, step: 0.05, hint: 'Migration strength: s_j = max|X_j|^α / max|W_j|^(1−α)' },
+    { key: 'smooth', label: 'smooth', kind: 'bool', default: true, hint: 'Fold the scales (off = plain W8A8, the baseline)' },
+  ],
 }
 
 /** Methods offered in the step editor even before a preset mentions them. */
-export const KNOWN_METHODS: readonly string[] = ['rtn', 'gptq', 'awq', 'llm_int8', 'nf4', 'gguf']
+export const KNOWN_METHODS: readonly string[] = ['rtn', 'gptq', 'awq', 'gguf', 'nf4', 'llm_int8', 'smoothquant']
 
 export function paramSpecsFor(method: string): readonly ParamSpec[] {
   return METHOD_PARAMS[method] ?? []

@@ -238,7 +238,8 @@ export const useCompressStore = defineStore('compress', () => {
   watch(
     () => model.summary?.id,
     () => {
-      if (!checking.value && !recipeError.value) void predict()
+      // Only once the tab has checked the recipe (the tree and heatmap create this store at start).
+      if (checked.value && !checking.value && !recipeError.value) void predict()
     },
   )
 

@@ -72,7 +72,8 @@ export class SampleProjection {
   ) {}
 
   static create(pool: WorkerPool, sample: Float32Array, sampleRows: number, cols: number, maxRows: number): SampleProjection {
-    const chunkRows = Math.max(1, Math.min(maxRows, Math.floor((1 << 22) / Math.max(1, cols))))
+    // Both the chunk of E (rows × cols) and its product (sampleRows × rows) stay under 4M floats.
+    const chunkRows = Math.max(1, Math.min(maxRows, Math.floor((1 << 22) / Math.max(1, cols, sampleRows))))
     const x = allocTensor(pool, sampleRows * cols)
     const e = allocTensor(pool, chunkRows * cols)
     const y = allocTensor(pool, sampleRows * chunkRows)
@@ -203,7 +204,7 @@ async function findProducer(g: GroupContext<AwqParams>, tensors: LayerTensors): 
   const producerRows = values.length / outRows
   if (producerRows !== cols) {
     return g.group === 'o'
-      ? `v_proj's output width ${producerRows} ≠ o_proj's input ${cols} (grouped-query attention; not scaled, as the AWQ reference)`
+      ? `grouped-query attention: v_proj's output width ${producerRows} ≠ o_proj's input ${cols}; the AWQ reference skips o too`
       : `${producer}_proj's output width ${producerRows} ≠ ${cols}`
   }
   return { kind: 'linear', producer }

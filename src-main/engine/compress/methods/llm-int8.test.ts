@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { f16ToF32 } from '../../../../kernels/reference/convert'
+import { emptyInputStats } from '../../calibration/capture'
+import { calibrationWindows } from '../../calibration/windows'
+import { perplexity } from '../../eval/perplexity'
+import { loadModel, type LoadedModel } from '../../model/loaded-model'
+import { WorkerPool } from '../../pool/worker-pool'
+import { f32ToF16Bits } from '../../synthetic/float-encode'
+import { NormalStream } from '../../synthetic/random'
+import { hasShared, referenceCalibrationStarts, referenceIds, referenceRun, shared, SKIP_SHARED } from '../../testing/shared-data'
+import { runRecipe } from '../pipeline'
+import { validateRecipe } from '../recipe/recipe'
+import { llmInt8, llmInt8BitsPerWeight, roundToF16 } from './llm-int8'
+import type { GroupContext, LinearToCompress } from './method'
+
+/** The f16 round trip through bit patterns, by two other implementations (encoder and decoder). */
+const viaBits = (x: number): number => f16ToF32(f32ToF16Bits(x))
+
+describe('fp16 rounding', () => {
+  it('agrees with the bit-level encoder and decoder on normals, subnormals, ties and overflow', () => {
+    const rng = new NormalStream(7)
+    const xs: number[] = [0, -0, 1, -1, 65504, 65519, 65520, -65520, 1e6, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 2 ** -14, 2 ** -14 - 2 ** -25,
+      1 + 2 ** -11, 1 + 3 * 2 ** -11, -(1 + 2 ** -11), 2048 + 1, 2048 + 3, 0.1, 1 / 3, Infinity, -Infinity]
+    for (const scale of [1e-7, 1e-5, 1e-3, 0.1, 1, 100, 3e4, 1e5]) for (let i = 0; i < 500; i++) xs.push(Math.fround(rng.next() * scale))
+    for (const x of xs) expect(Object.is(roundToF16(x), viaBits(x)) || roundToF16(x) === viaBits(x), `x = ${x}`).toBe(true)
+    expect(Number.isNaN(roundToF16(NaN))).toBe(true)
+  })
+})
+
+function linear(weight: Float32Array, rows: number, cols: number, threshold = 6): LinearToCompress<{ threshold: number }> {
+  return { name: 'layers.0.mlp.down_proj.weight', role: 'down', layer: 0, rows, cols, weight, params: llmInt8.parseParams({ threshold }, 'test') }
+}
+
+function context(l: LinearToCompress<{ threshold: number }>, absmax: number[]): GroupContext<{ threshold: number }> {
+  const input = emptyInputStats(absmax.length, false)
+  input.absmax.set(absmax)
+  input.tokens = 10
+  return { layer: 0, group: 'down', linears: [l], input, pool: null as never }
+}
+
+describe('LLM.int8 mixed precision', () => {
+  const rows = 4, cols = 8
+  // Channels 2 and 5 are loud (> 6); channel 7 sits exactly at the threshold and is not an outlier.
+  const absmax = [0.5, 1, 20, 3, 0.1, 7, 2, 6]
+  const rng = new NormalStream(3)
+  const W = Float32Array.from({ length: rows * cols }, () => rng.next() * 0.05)
+  // Large weights in the outlier columns must not coarsen the int8 grid of the other columns.
+  W[0 * cols + 2] = 3.3
+  W[1 * cols + 5] = -1.7
+  W[2 * cols + 2] = 0.123456789
+  W.fill(0, 3 * cols, 4 * cols) // a row of zeros
+  W[3 * cols + 5] = 0.5 // …apart from an outlier column
+
+  it('keeps the loud columns up to fp16 and puts the rest on a per-row int8 grid', async () => {
+    const Q = W.slice()
+    const [outcome] = await llmInt8.compressGroup(context(linear(Q, rows, cols), absmax))
+    for (let r = 0; r < rows; r++) {
+      let m = 0
+      for (let c = 0; c < cols; c++) if (c !== 2 && c !== 5) m = Math.max(m, Math.abs(W[r * cols + c]))
+      const step = m / 127
+      for (let c = 0; c < cols; c++) {
+        const w = W[r * cols + c], q = Q[r * cols + c]
+        if (c === 2 || c === 5) {
+          expect(q).toBe(viaBits(w))
+          expect(Math.abs(q - w)).toBeLessThanOrEqual(Math.abs(w) * 2 ** -11)
+          continue
+        }
+        if (m === 0) {
+          expect(q).toBe(0)
+          continue
+        }
+        const code = q / step
+        expect(Math.abs(code - Math.round(code))).toBeLessThan(1e-4)
+        expect(Math.abs(Math.round(code))).toBeLessThanOrEqual(127)
+        expect(Math.abs(q - w)).toBeLessThanOrEqual(step / 2 + 1e-9)
+      }
+      // The row's largest regular weight lands exactly on ±127 steps.
+      if (m > 0) expect(Math.max(...Array.from({ length: cols }, (_, c) => (c === 2 || c === 5 ? 0 : Math.abs(Q[r * cols + c]))))).toBeCloseTo(m, 6)
+    }
+    expect(outcome.note).toBe('2/8 input channels kept in fp16 (25.0%)')
+    // (8 bits × 6 columns + 16 bits × 2) / 8, plus a 16-bit scale per row of 8.
+    expect(outcome.bitsPerWeight).toBe(12)
+  })
+
+  it('bits per weight: 8 with no outliers, 16 with all, plus the per-row scale', () => {
+    expect(llmInt8BitsPerWeight(64, 0)).toBe(8 + 16 / 64)
+    expect(llmInt8BitsPerWeight(64, 64)).toBe(16 + 16 / 64)
+    expect(llmInt8BitsPerWeight(172, 3)).toBeCloseTo((8 * 169 + 48) / 172 + 16 / 172, 12)
+  })
+
+  it('a high threshold keeps nothing in fp16', async () => {
+    const Q = W.slice()
+    const [outcome] = await llmInt8.compressGroup(context(linear(Q, rows, cols, 100), absmax))
+    expect(outcome.note).toMatch(/^0\/8 /)
+    // Row 0's grid now spans the 3.3 weight: the small weights collapse to few codes.
+    const step = 3.3 / 127
+    for (let c = 0; c < cols; c++) expect(Math.abs(Q[c] / step - Math.round(Q[c] / step))).toBeLessThan(1e-3)
+  })
+
+  it('rejects missing calibration, mismatched statistics and bad params', async () => {
+    const l = linear(W.slice(), rows, cols)
+    await expect(llmInt8.compressGroup({ ...context(l, absmax), input: null })).rejects.toThrow(/no calibration statistics/)
+    await expect(llmInt8.compressGroup(context(l, [1, 2, 3]))).rejects.toThrow(/down_proj.*8 inputs.*3/)
+    expect(() => llmInt8.parseParams({ threshold: -1 }, 'recipe step 2 (llm_int8)')).toThrow(/step 2 \(llm_int8\): params.threshold/)
+    expect(() => llmInt8.parseParams({ threshold: '6' }, 'step')).toThrow(/threshold/)
+  })
+})
+
+describe.skipIf(!hasShared)(`LLM.int8 on stories260K (${hasShared ? 'reference data present' : SKIP_SHARED})`, () => {
+  let pool: WorkerPool
+  let model: LoadedModel
+  beforeAll(async () => {
+    pool = await WorkerPool.create({ threads: 2 })
+    model = await loadModel(shared('models/stories260K'))
+  })
+  afterAll(() => pool?.close())
+
+  it('threshold 6 stays within 1% of the FP32 perplexity', async () => {
+    const windows = calibrationWindows(referenceIds('tinystories_calib'), { samples: 128, seqlen: 256, seed: 0, starts: referenceCalibrationStarts() })
+    const r = await runRecipe(pool, model, validateRecipe({ steps: [{ method: 'llm_int8', params: { threshold: 6 } }] }), { windows })
+    expect(r.tensors).toHaveLength(35)
+    const kept = r.tensors.map((t) => Number(/^(\d+)\//.exec(t.note ?? '')?.[1]))
+    for (const t of r.tensors) expect(t.bitsPerWeight).toBeGreaterThanOrEqual(8 + 16 / t.shape[1])
+    const ppl = (await perplexity(pool, r.view, referenceIds('tinystories_eval'), { seqlen: 256 })).ppl
+    const fp32 = referenceRun('fp32').ppl.tinystories_eval['256'].ppl
+    console.log(`llm_int8 t=6: ppl ${ppl.toFixed(4)} (fp32 ${fp32.toFixed(4)}), fp16 channels kept per Linear: ${kept.join(' ')}`)
+    expect(Math.abs(ppl / fp32 - 1)).toBeLessThan(0.01)
+  })
+})
