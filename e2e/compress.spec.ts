@@ -36,7 +36,7 @@ test('GPTQ 4-bit preset on the demo model: perplexity change, histogram overlay,
   expect(nums[1]).toBeGreaterThan(nums[0])
   expect(nums[1]).toBeLessThan(nums[0] * 1.3)
   await page.getByTestId('compress-tensor-table').locator('tbody tr').first().click()
-  await expect(page.getByTestId('compress-histogram-overlay')).toHaveAttribute('data-ready', 'true', { timeout: 60_000 })
+  await expect(page.getByTestId('compress-histogram-overlay').locator('.echart')).toHaveAttribute('data-ready', 'true', { timeout: 60_000 })
   await page.screenshot({ path: 'test-results/screenshots/08-compress.png', fullPage: true })
 
   const download = page.waitForEvent('download')

@@ -25,3 +25,7 @@ export { log_softmax_nll } from './softmax'
 // GGUF quantizers (f32 -> Q8_0, Q4_0, Q4_K, Q6_K, byte-exact with llama.cpp) and the f32 -> f16 encoder.
 // Twin: kernels/reference/ggml-quantize.ts.
 export { quantize_q8_0, quantize_q4_0, quantize_q4_k, quantize_q6_k, encode_f16 } from './ggml-quantize'
+
+// f64 linear algebra for GPTQ/SparseGPT: Hessian accumulation, Cholesky, triangular inverse, Gram product.
+// Twin: kernels/reference/linalg.ts.
+export { hessian_accumulate, cholesky_lower, invert_lower, lower_gram } from './linalg'

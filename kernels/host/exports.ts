@@ -59,6 +59,16 @@ export interface KernelExports {
   quantize_q6_k(src: number, dst: number, nblocks: number): void
   /** dst is u16[n]: the IEEE half bits of src f32[n], rounded to nearest even. */
   encode_f16(src: number, dst: number, n: number): void
+
+  // f64 linear algebra (GPTQ/SparseGPT), row-major; the exact operation order is in kernels/assembly/linalg.ts.
+  /** ACCUMULATES H[i][j] += Σ_t x[t][i]·x[t][j] into f64 H[K, K] for i ∈ [i0, i1), j ≥ i; x is f32[M, K]. */
+  hessian_accumulate(x: number, H: number, M: number, K: number, i0: number, i1: number): void
+  /** In place: f64 A[n, n] (upper triangle read) → lower Cholesky factor. Returns 0, or j + 1 if pivot j ≤ 0. */
+  cholesky_lower(A: number, n: number): number
+  /** In place: lower-triangular f64 L[n, n] → L⁻¹. */
+  invert_lower(L: number, n: number): void
+  /** WRITES f64 out[n, n] = Lᵀ·L (symmetric); out may be L itself. */
+  lower_gram(L: number, out: number, n: number): void
 }
 
 export type KernelName = Exclude<keyof KernelExports, 'heap_base'>
@@ -71,4 +81,5 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'matmul_nt', 'matmul_nt_bias', 'rmsnorm', 'layernorm', 'rope_half', 'rope_interleaved', 'attention_causal',
   'silu_mul', 'gelu_tanh', 'gelu_erf', 'relu', 'add_inplace', 'add_bias_rows', 'log_softmax_nll',
   'quantize_q8_0', 'quantize_q4_0', 'quantize_q4_k', 'quantize_q6_k', 'encode_f16',
+  'hessian_accumulate', 'cholesky_lower', 'invert_lower', 'lower_gram',
 ]

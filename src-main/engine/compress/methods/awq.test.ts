@@ -9,7 +9,7 @@ import { NormalStream } from '../../synthetic/random'
 import { hasShared, referenceCalibrationStarts, referenceIds, referenceRun, shared, SKIP_SHARED } from '../../testing/shared-data'
 import { runRecipe } from '../pipeline'
 import { validateRecipe } from '../recipe/recipe'
-import { awq, awqScaleLayer, awqScales, searchScale, type AwqParams } from './awq'
+import { awq, awqScaleLayer, awqScales, SampleProjection, searchScale, type AwqParams } from './awq'
 import type { GroupContext, LayerContext, LinearToCompress } from './method'
 import { rtnQuantize } from './rtn'
 
@@ -127,6 +127,23 @@ describe('AWQ scales', () => {
     expect(() => awq.parseParams({ grid: 0 }, 'recipe step 1 (awq)')).toThrow(/step 1 \(awq\): params.grid/)
     expect(() => awq.parseParams({ alpha: 0.5 }, 's')).toThrow(/alpha is not a parameter/)
     expect(awq.predict(awq.parseParams({ group_size: 32 }, 's'), 64, 64).bitsPerWeight).toBe(4 + 20 / 32)
+  })
+})
+
+describe('the sampled output error', () => {
+  it('is Σ (x · E_r)² over samples and rows, also when E goes to the kernels in several chunks', async () => {
+    // Wide rows force chunks of 2^22 / 2^15 = 128 rows: 150 rows take two.
+    const n = 8, K = 1 << 15, rows = 150
+    const X = normals(n * K, 11), E = normals(rows * K, 12, 0.01)
+    const projection = SampleProjection.create(pool, X, n, K, rows)
+    try {
+      const got = await projection.sumSquares(E, rows)
+      const y = project(X, n, E, rows, K)
+      const expected = y.reduce((a, v) => a + v * v, 0)
+      expect(got / expected).toBeCloseTo(1, 4)
+    } finally {
+      projection.free()
+    }
   })
 })
 

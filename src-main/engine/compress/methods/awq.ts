@@ -219,7 +219,7 @@ function divideRows(W: Float32Array, s: Float32Array): void {
   for (let i = 0; i < W.length; i++) W[i] = f(W[i] / s[Math.floor(i / cols)])
 }
 
-interface GroupScaling {
+export interface GroupScaling {
   group: GroupContext<AwqParams>
   scale: Float32Array | null
   note: string

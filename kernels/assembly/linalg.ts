@@ -1,0 +1,358 @@
+// f64 dense linear algebra for GPTQ and SparseGPT: the calibration Hessian Σ x xᵀ, the Cholesky factor,
+// the inverse of a lower-triangular matrix and the Gram product LᵀL. Twin: kernels/reference/linalg.ts.
+//
+// Bit-exactness. Every output element has ONE fixed sequence of operations (below), each a plain f64
+// multiply followed by a plain add, subtract or divide (no fused multiply-add). The SIMD lanes run over
+// neighbouring *elements*, never over the terms of one sum, so no sum is ever split into lanes and the
+// cache blocking only reorders work on independent elements. The twin is the plain loop nest.
+//   hessian  H[i][j] (j ≥ i):  for t = 0 … M−1:  H = H + x[t][i]·x[t][j]            (f32 promoted to f64)
+//   cholesky R = Lᵀ (R[j][i], j ≤ i): s = A[j][i] (upper triangle);
+//            for k = 0 … j−1: s = s − R[k][j]·R[k][i];  then R[j][j] = √s, or R[j][i] = s / R[j][j]
+//   invert   X = L⁻¹ (X[i][j], j < i): s = 0; for k = j … i−1: s = s − L[i][k]·X[k][j];
+//            X[i][j] = s / L[i][i];  X[i][i] = 1 / L[i][i]
+//   gram     G = LᵀL (G[i][j], j ≤ i, mirrored to G[j][i]): s = 0; for k = i … n−1: s = s + L[k][i]·L[k][j]
+// These are the sequences of src-main/engine/compress/linalg/cholesky.ts, so that file agrees bit for bit.
+// "s − a·b" is computed as "s + (−a)·b" where convenient: IEEE defines x − y as x + (−y) and negation is
+// exact, so the bits are the same.
+//
+// Loop orders (all row-major, n×n, byte addresses, nothing allocated):
+// - The symmetric rank-k update C[r][c] += Σ_k (±D[k][r])·D[k][c] (Hessian, Cholesky's trailing update,
+//   Gram) runs on 4×4 register tiles: per k one row of D gives the 4 multipliers and the 4 columns, so
+//   8 f64x2 accumulators stay in registers for a whole block of k. Columns are walked in blocks of
+//   COL_BLOCK so the D block stays in L2 while the row tiles pass.
+// - Cholesky is right-looking in panels of CHOL_PANEL rows of R, working in the upper triangle where each
+//   row update is a contiguous axpy; the factor is transposed into the lower triangle at the end.
+// - The inverse is right-looking in panels of INV_PANEL rows; below the panel, a 4×4-tiled product.
+// - The Gram product builds the lower triangle row by row, GRAM_ROWS rows at a time, then mirrors it.
+
+const COL_BLOCK: i32 = 256
+const HESS_TOKENS: i32 = 256
+const CHOL_PANEL: i32 = 64
+const INV_PANEL: i32 = 64
+const GRAM_ROWS: i32 = 64
+const GRAM_K: i32 = 128
+const TRANSPOSE_BLOCK: i32 = 32
+
+// Store masks of a 4×4 tile.
+const FULL: i32 = 0
+const DIAG_UPPER: i32 = 1 // the tile sits on the diagonal; store only column ≥ row
+const DIAG_LOWER: i32 = 2 // … store only column ≤ row
+
+// @ts-ignore: decorator
+@inline function at(base: usize, ld: usize, r: i32, c: i32): usize {
+  return base + <usize>r * ld + (<usize>c << 3)
+}
+
+/** Two consecutive elements of T as an f64x2 (f32 is promoted exactly). */
+// @ts-ignore: decorator
+@inline function pairAt<T>(p: usize): v128 {
+  if (sizeof<T>() == 4) return f64x2.promote_low_f32x4(v128.load64_zero(p))
+  return v128.load(p)
+}
+
+// @ts-ignore: decorator
+@inline function scalarAt<T>(p: usize): f64 {
+  return <f64>load<T>(p)
+}
+
+/** dst[q] = dst[q] + a·src[q] for q < count. */
+function axpy(dst: usize, src: usize, a: f64, count: i32): void {
+  const va = f64x2.splat(a)
+  const end2 = <usize>(count & ~1) << 3
+  for (let o: usize = 0; o < end2; o += 16) {
+    v128.store(dst + o, f64x2.add(v128.load(dst + o), f64x2.mul(va, v128.load(src + o))))
+  }
+  if (count & 1) {
+    const o = end2
+    store<f64>(dst + o, load<f64>(dst + o) + a * load<f64>(src + o))
+  }
+}
+
+/** dst[q] = 0 + a·src[q] (the first term of a sum that starts at +0); dst may equal src. */
+function scaleFromZero(dst: usize, src: usize, a: f64, count: i32): void {
+  const va = f64x2.splat(a), zero = f64x2.splat(0)
+  const end2 = <usize>(count & ~1) << 3
+  for (let o: usize = 0; o < end2; o += 16) v128.store(dst + o, f64x2.add(zero, f64x2.mul(va, v128.load(src + o))))
+  if (count & 1) store<f64>(dst + end2, 0.0 + a * load<f64>(src + end2))
+}
+
+/** dst[q] = dst[q] / d. */
+function divideRow(dst: usize, d: f64, count: i32): void {
+  const vd = f64x2.splat(d)
+  const end2 = <usize>(count & ~1) << 3
+  for (let o: usize = 0; o < end2; o += 16) v128.store(dst + o, f64x2.div(v128.load(dst + o), vd))
+  if (count & 1) store<f64>(dst + end2, load<f64>(dst + end2) / d)
+}
+
+// ---- symmetric rank-k update: C[r][c] += Σ_{k ∈ [k0, k1)} (sign·D[k][r]) · D[k][c], k increasing ----
+
+/** Rows r0 … r0+3 × columns c … c+3 of C (f64), D of element type T (f32 or f64). */
+function rankTile<T>(D: usize, ldD: usize, k0: i32, k1: i32, sign: f64, C: usize, ldC: usize, r0: i32, c: i32, shape: i32): void {
+  const eb = <usize>sizeof<T>()
+  const mOff = <usize>r0 * eb, vOff = <usize>c * eb
+  const p0 = at(C, ldC, r0, c), p1 = p0 + ldC, p2 = p1 + ldC, p3 = p2 + ldC
+  let a00 = v128.load(p0), a01 = v128.load(p0, 16), a10 = v128.load(p1), a11 = v128.load(p1, 16)
+  let a20 = v128.load(p2), a21 = v128.load(p2, 16), a30 = v128.load(p3), a31 = v128.load(p3, 16)
+  let row = D + <usize>k0 * ldD
+  for (let k = k0; k < k1; k++, row += ldD) {
+    const b0 = pairAt<T>(row + vOff), b1 = pairAt<T>(row + vOff + 2 * eb)
+    let m = f64x2.splat(sign * scalarAt<T>(row + mOff))
+    a00 = f64x2.add(a00, f64x2.mul(m, b0)); a01 = f64x2.add(a01, f64x2.mul(m, b1))
+    m = f64x2.splat(sign * scalarAt<T>(row + mOff + eb))
+    a10 = f64x2.add(a10, f64x2.mul(m, b0)); a11 = f64x2.add(a11, f64x2.mul(m, b1))
+    m = f64x2.splat(sign * scalarAt<T>(row + mOff + 2 * eb))
+    a20 = f64x2.add(a20, f64x2.mul(m, b0)); a21 = f64x2.add(a21, f64x2.mul(m, b1))
+    m = f64x2.splat(sign * scalarAt<T>(row + mOff + 3 * eb))
+    a30 = f64x2.add(a30, f64x2.mul(m, b0)); a31 = f64x2.add(a31, f64x2.mul(m, b1))
+  }
+  storeTile(p0, p1, p2, p3, a00, a01, a10, a11, a20, a21, a30, a31, shape)
+}
+
+/** Writes a 4×4 tile of accumulators; on the diagonal only the triangle that belongs to the output. */
+// @ts-ignore: decorator
+@inline function storeTile(
+  p0: usize, p1: usize, p2: usize, p3: usize,
+  a00: v128, a01: v128, a10: v128, a11: v128, a20: v128, a21: v128, a30: v128, a31: v128, shape: i32,
+): void {
+  if (shape == FULL) {
+    v128.store(p0, a00); v128.store(p0, a01, 16); v128.store(p1, a10); v128.store(p1, a11, 16)
+    v128.store(p2, a20); v128.store(p2, a21, 16); v128.store(p3, a30); v128.store(p3, a31, 16)
+  } else if (shape == DIAG_UPPER) {
+    v128.store(p0, a00); v128.store(p0, a01, 16)
+    store<f64>(p1 + 8, f64x2.extract_lane(a10, 1)); v128.store(p1, a11, 16)
+    v128.store(p2, a21, 16)
+    store<f64>(p3 + 24, f64x2.extract_lane(a31, 1))
+  } else {
+    store<f64>(p0, f64x2.extract_lane(a00, 0))
+    v128.store(p1, a10)
+    v128.store(p2, a20); store<f64>(p2 + 16, f64x2.extract_lane(a21, 0))
+    v128.store(p3, a30); v128.store(p3, a31, 16)
+  }
+}
+
+/** One element of the rank-k update, for the edges that do not fill a tile. */
+function rankElement<T>(D: usize, ldD: usize, k0: i32, k1: i32, sign: f64, C: usize, ldC: usize, r: i32, c: i32): void {
+  const eb = <usize>sizeof<T>()
+  const dst = at(C, ldC, r, c)
+  const mOff = <usize>r * eb, vOff = <usize>c * eb
+  let s = load<f64>(dst)
+  let row = D + <usize>k0 * ldD
+  for (let k = k0; k < k1; k++, row += ldD) s = s + (sign * scalarAt<T>(row + mOff)) * scalarAt<T>(row + vOff)
+  store<f64>(dst, s)
+}
+
+/** The update on the upper triangle: rows [rowStart, rowEnd), columns [row, colEnd). rowEnd ≤ colEnd. */
+function rankUpdateUpper<T>(D: usize, ldD: usize, k0: i32, k1: i32, sign: f64, C: usize, ldC: usize, rowStart: i32, rowEnd: i32, colEnd: i32): void {
+  if (k0 >= k1) return
+  const rowEnd4 = rowStart + ((rowEnd - rowStart) & ~3)
+  // Blocks start at rowStart so that their edges fall on tile edges (tiles start at row + 4).
+  for (let cb0 = rowStart; cb0 < colEnd; cb0 += COL_BLOCK) {
+    const cb1 = min(colEnd, cb0 + COL_BLOCK)
+    for (let r0 = rowStart; r0 < rowEnd4 && r0 < cb1; r0 += 4) {
+      let c = cb0
+      if (r0 >= cb0) {
+        rankTile<T>(D, ldD, k0, k1, sign, C, ldC, r0, r0, DIAG_UPPER)
+        c = r0 + 4
+      }
+      for (; c + 4 <= cb1; c += 4) rankTile<T>(D, ldD, k0, k1, sign, C, ldC, r0, c, FULL)
+      for (; c < cb1; c++) {
+        for (let q = 0; q < 4; q++) rankElement<T>(D, ldD, k0, k1, sign, C, ldC, r0 + q, c)
+      }
+    }
+    for (let r = rowEnd4; r < rowEnd; r++) {
+      for (let c = max(cb0, r); c < cb1; c++) rankElement<T>(D, ldD, k0, k1, sign, C, ldC, r, c)
+    }
+  }
+}
+
+/** The update on the lower triangle: rows [rowStart, rowEnd), columns [0, row]. Both multiples of 4. */
+function rankUpdateLower(D: usize, ldD: usize, k0: i32, k1: i32, C: usize, ldC: usize, rowStart: i32, rowEnd: i32): void {
+  if (k0 >= k1) return
+  for (let cb0 = 0; cb0 < rowEnd; cb0 += COL_BLOCK) {
+    const cb1 = min(rowEnd, cb0 + COL_BLOCK)
+    for (let r0 = max(rowStart, cb0); r0 < rowEnd; r0 += 4) {
+      for (let c = cb0; c < cb1 && c <= r0; c += 4) {
+        rankTile<f64>(D, ldD, k0, k1, 1.0, C, ldC, r0, c, c == r0 ? DIAG_LOWER : FULL)
+      }
+    }
+  }
+}
+
+// ---- the Hessian ----
+
+/**
+ * H[i][j] += Σ_t x[t][i]·x[t][j] for rows i ∈ [i0, i1) and j ≥ i (upper triangle only; the rest of H is
+ * neither read into results nor written). x: f32[M, K]; H: f64[K, K]. ACCUMULATES. Workers may run
+ * disjoint row ranges of one H at once; ranges whose length is a multiple of 4 keep to the fast tiles.
+ */
+export function hessian_accumulate(x: usize, H: usize, M: i32, K: i32, i0: i32, i1: i32): void {
+  if (M <= 0 || K <= 0 || i0 < 0 || i1 > K || i0 >= i1) return
+  const ldX = <usize>K << 2, ldH = <usize>K << 3
+  for (let t0 = 0; t0 < M; t0 += HESS_TOKENS) {
+    rankUpdateUpper<f32>(x, ldX, t0, min(M, t0 + HESS_TOKENS), 1.0, H, ldH, i0, i1, K)
+  }
+}
+
+// ---- Cholesky ----
+
+/**
+ * In place: symmetric A (n×n; only its upper triangle, diagonal included, is read) → its lower Cholesky
+ * factor L, with the upper triangle zeroed. Returns 0, or j + 1 when the pivot of column j is not
+ * positive (or NaN); A's contents are then unspecified.
+ */
+export function cholesky_lower(A: usize, n: i32): i32 {
+  if (n <= 0) return 0
+  const ld = <usize>n << 3
+  for (let p0 = 0; p0 < n; p0 += CHOL_PANEL) {
+    const p1 = min(n, p0 + CHOL_PANEL)
+    // The panel's diagonal block, row by row: row k of R is final once its updates from k' < k are in.
+    for (let k = p0; k < p1; k++) {
+      const rowK = at(A, ld, k, 0)
+      const d = load<f64>(rowK + (<usize>k << 3))
+      if (!(d > 0)) return k + 1
+      const r = Math.sqrt(d)
+      store<f64>(rowK + (<usize>k << 3), r)
+      divideRow(rowK + (<usize>(k + 1) << 3), r, p1 - k - 1)
+      for (let j = k + 1; j < p1; j++) {
+        axpy(at(A, ld, j, j), rowK + (<usize>j << 3), -load<f64>(rowK + (<usize>j << 3)), p1 - j)
+      }
+    }
+    // The panel's rows right of the block, a column chunk at a time so the chunk stays in cache.
+    for (let c0 = p1; c0 < n; c0 += COL_BLOCK) {
+      const width = min(n, c0 + COL_BLOCK) - c0
+      for (let k = p0; k < p1; k++) {
+        const rowK = at(A, ld, k, 0)
+        divideRow(rowK + (<usize>c0 << 3), load<f64>(rowK + (<usize>k << 3)), width)
+        for (let j = k + 1; j < p1; j++) {
+          axpy(at(A, ld, j, c0), rowK + (<usize>c0 << 3), -load<f64>(rowK + (<usize>j << 3)), width)
+        }
+      }
+    }
+    // Trailing rows: A[j][i] −= Σ_{k ∈ panel} R[k][j]·R[k][i] for p1 ≤ j ≤ i.
+    rankUpdateUpper<f64>(A, ld, p0, p1, -1.0, A, ld, p1, n, n)
+  }
+  mirror(A, n, true)
+  return 0
+}
+
+/** In place: copies one triangle onto the other. upperToLower: R → Rᵀ and the upper triangle zeroed;
+ *  otherwise the lower triangle is copied onto the upper (symmetrising). Blocked for the cache. */
+function mirror(A: usize, n: i32, upperToLower: bool): void {
+  const ld = <usize>n << 3
+  for (let b0 = 0; b0 < n; b0 += TRANSPOSE_BLOCK) {
+    const b1 = min(n, b0 + TRANSPOSE_BLOCK)
+    for (let c0 = b0; c0 < n; c0 += TRANSPOSE_BLOCK) {
+      const c1 = min(n, c0 + TRANSPOSE_BLOCK)
+      for (let i = b0; i < b1; i++) {
+        for (let j = max(c0, i + 1); j < c1; j++) {
+          const upper = at(A, ld, i, j), lower = at(A, ld, j, i)
+          if (upperToLower) {
+            store<f64>(lower, load<f64>(upper))
+            store<f64>(upper, 0.0)
+          } else {
+            store<f64>(upper, load<f64>(lower))
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---- inverse of a lower-triangular matrix ----
+
+/** Rows i0 … i0+3 × columns j … j+3: C[i][j] += Σ_{k ∈ [k0, k1)} (−A[i][k])·A[k][j], k increasing. */
+function invTile(A: usize, ld: usize, i0: i32, j: i32, k0: i32, k1: i32): void {
+  const p0 = at(A, ld, i0, j), p1 = p0 + ld, p2 = p1 + ld, p3 = p2 + ld
+  let a00 = v128.load(p0), a01 = v128.load(p0, 16), a10 = v128.load(p1), a11 = v128.load(p1, 16)
+  let a20 = v128.load(p2), a21 = v128.load(p2, 16), a30 = v128.load(p3), a31 = v128.load(p3, 16)
+  const m0 = at(A, ld, i0, 0), m1 = m0 + ld, m2 = m1 + ld, m3 = m2 + ld
+  for (let k = k0; k < k1; k++) {
+    const row = at(A, ld, k, j), kb = <usize>k << 3
+    const b0 = v128.load(row), b1 = v128.load(row, 16)
+    let m = f64x2.splat(-load<f64>(m0 + kb))
+    a00 = f64x2.add(a00, f64x2.mul(m, b0)); a01 = f64x2.add(a01, f64x2.mul(m, b1))
+    m = f64x2.splat(-load<f64>(m1 + kb))
+    a10 = f64x2.add(a10, f64x2.mul(m, b0)); a11 = f64x2.add(a11, f64x2.mul(m, b1))
+    m = f64x2.splat(-load<f64>(m2 + kb))
+    a20 = f64x2.add(a20, f64x2.mul(m, b0)); a21 = f64x2.add(a21, f64x2.mul(m, b1))
+    m = f64x2.splat(-load<f64>(m3 + kb))
+    a30 = f64x2.add(a30, f64x2.mul(m, b0)); a31 = f64x2.add(a31, f64x2.mul(m, b1))
+  }
+  storeTile(p0, p1, p2, p3, a00, a01, a10, a11, a20, a21, a30, a31, FULL)
+}
+
+/**
+ * Row i's updates from the panel rows k ∈ [p0, min(i, p1)) on the panel's own columns, where element j
+ * starts (at k = j) from 0, overwriting L[i][j], which is not needed again.
+ */
+function invPanelColumns(A: usize, ld: usize, i: i32, p0: i32, kEnd: i32): void {
+  const rowI = at(A, ld, i, 0)
+  for (let k = p0; k < kEnd; k++) {
+    const rowK = at(A, ld, k, 0), kb = <usize>k << 3
+    const c = -load<f64>(rowI + kb)
+    store<f64>(rowI + kb, 0.0 + c * load<f64>(rowK + kb))
+    axpy(rowI + (<usize>p0 << 3), rowK + (<usize>p0 << 3), c, k - p0)
+  }
+}
+
+/** In place: lower-triangular L (n×n) → L⁻¹. Reads and writes the lower triangle and diagonal only. */
+export function invert_lower(L: usize, n: i32): void {
+  if (n <= 0) return
+  const ld = <usize>n << 3
+  for (let p0 = 0; p0 < n; p0 += INV_PANEL) {
+    const p1 = min(n, p0 + INV_PANEL)
+    // Panel rows, columns left of the panel (updates from k < p0 are in): finish them a chunk at a time.
+    for (let c0 = 0; c0 < p0; c0 += COL_BLOCK) {
+      const width = min(p0, c0 + COL_BLOCK) - c0
+      for (let i = p0; i < p1; i++) {
+        const dst = at(L, ld, i, c0)
+        for (let k = p0; k < i; k++) axpy(dst, at(L, ld, k, c0), -load<f64>(at(L, ld, i, k)), width)
+        divideRow(dst, load<f64>(at(L, ld, i, i)), width)
+      }
+    }
+    // Panel rows, the panel's own columns; then the diagonal.
+    for (let i = p0; i < p1; i++) {
+      invPanelColumns(L, ld, i, p0, i)
+      const d = load<f64>(at(L, ld, i, i))
+      divideRow(at(L, ld, i, p0), d, i - p0)
+      store<f64>(at(L, ld, i, i), 1.0 / d)
+    }
+    // Rows below the panel: updates from k ∈ [p0, p1). Columns left of the panel first, since they
+    // read L[i][p0 … p1) that invPanelColumns then overwrites.
+    const rowEnd4 = p1 + ((n - p1) & ~3)
+    for (let c0 = 0; c0 < p0; c0 += COL_BLOCK) {
+      const c1 = min(p0, c0 + COL_BLOCK)
+      for (let i0 = p1; i0 < rowEnd4; i0 += 4) {
+        for (let j = c0; j < c1; j += 4) invTile(L, ld, i0, j, p0, p1)
+      }
+      for (let i = rowEnd4; i < n; i++) {
+        for (let k = p0; k < p1; k++) axpy(at(L, ld, i, c0), at(L, ld, k, c0), -load<f64>(at(L, ld, i, k)), c1 - c0)
+      }
+    }
+    for (let i = p1; i < n; i++) invPanelColumns(L, ld, i, p0, p1)
+  }
+}
+
+// ---- Gram product ----
+
+/**
+ * out = Lᵀ·L for lower-triangular L (n×n; only its lower triangle and diagonal are read). WRITES all of
+ * out (symmetric). out may be L itself (in place, no second n×n buffer) or a disjoint region.
+ */
+export function lower_gram(L: usize, out: usize, n: i32): void {
+  if (n <= 0) return
+  const ld = <usize>n << 3
+  for (let b0 = 0; b0 < n; b0 += GRAM_ROWS) {
+    const b1 = min(n, b0 + GRAM_ROWS)
+    // Terms k ∈ [i, b1) row by row. In place, row i of L is last read here (rows k > i of the block are
+    // still L), so its result may overwrite it.
+    for (let i = b0; i < b1; i++) {
+      const dst = at(out, ld, i, 0)
+      scaleFromZero(dst, at(L, ld, i, 0), load<f64>(at(L, ld, i, i)), i + 1)
+      for (let k = i + 1; k < b1; k++) axpy(dst, at(L, ld, k, 0), load<f64>(at(L, ld, k, i)), i + 1)
+    }
+    // Terms k ≥ b1, shared by the whole block (b1 < n implies a full block, a multiple of 4 rows).
+    for (let k0 = b1; k0 < n; k0 += GRAM_K) rankUpdateLower(L, ld, k0, min(n, k0 + GRAM_K), out, ld, b0, b1)
+  }
+  mirror(out, n, false)
+}

@@ -1,0 +1,93 @@
+// Plain-TS twin of kernels/assembly/linalg.ts, bit-exact. Each output element follows one fixed
+// sequence of f64 operations, in this order (the kernel's SIMD lanes and cache blocks run over
+// independent elements, so they never change it):
+//   hessian  H[i][j] (j ≥ i):  for t = 0 … M−1:  H = H + x[t][i]·x[t][j]
+//   cholesky s = A[j][i] (upper triangle, j ≤ i); for k = 0 … j−1: s = s − L[j][k]·L[i][k];
+//            L[j][j] = √s (fails unless s > 0), or L[i][j] = s / L[j][j]
+//   invert   X[i][j] (j < i): s = 0; for k = j … i−1: s = s − L[i][k]·X[k][j]; X[i][j] = s / L[i][i];
+//            X[i][i] = 1 / L[i][i]
+//   gram     G[i][j] = G[j][i] (j ≤ i): s = 0; for k = i … n−1: s = s + L[k][i]·L[k][j]
+// f64 needs no rounding helper: JS numbers are f64, and f32 inputs promote exactly.
+
+import { kernelArgError, requireLength, requireSizes } from './matmul'
+
+/**
+ * H[i·K + j] += Σ_t x[t·K + i]·x[t·K + j] for i ∈ [i0, i1), j ∈ [i, K). ACCUMULATES into the upper
+ * triangle of H; nothing else is touched.
+ */
+export function hessianAccumulate(
+  x: Float32Array, H: Float64Array, M: number, K: number, i0 = 0, i1 = K,
+): void {
+  requireSizes('hessian_accumulate', { M, K, i0, i1 })
+  if (i1 > K || i0 > i1) throw kernelArgError('hessian_accumulate', `row range [${i0}, ${i1}) is not inside [0, ${K})`)
+  requireLength('hessian_accumulate', 'x', x, M * K)
+  requireLength('hessian_accumulate', 'H', H, K * K)
+  for (let t = 0; t < M; t++) {
+    const row = t * K
+    for (let i = i0; i < i1; i++) {
+      const xi = x[row + i]
+      const base = i * K
+      for (let j = i; j < K; j++) H[base + j] += xi * x[row + j]
+    }
+  }
+}
+
+/**
+ * In place: symmetric A (n×n, row-major; only the upper triangle and diagonal are read) → its lower
+ * Cholesky factor, upper triangle zeroed. Returns 0, or j + 1 when the pivot of column j is not positive
+ * (A's contents are then unspecified).
+ */
+export function choleskyLower(A: Float64Array, n: number): number {
+  requireSizes('cholesky_lower', { n })
+  requireLength('cholesky_lower', 'A', A, n * n)
+  for (let j = 0; j < n; j++) {
+    const rj = j * n
+    let d = A[rj + j]
+    for (let k = 0; k < j; k++) d -= A[rj + k] * A[rj + k]
+    if (!(d > 0)) return j + 1
+    const ljj = Math.sqrt(d)
+    A[rj + j] = ljj
+    for (let i = j + 1; i < n; i++) {
+      const ri = i * n
+      let s = A[rj + i] // A[j][i] of the upper triangle, not yet overwritten: row j's upper part is zeroed below
+      for (let k = 0; k < j; k++) s -= A[rj + k] * A[ri + k]
+      A[ri + j] = s / ljj
+    }
+    for (let k = j + 1; k < n; k++) A[rj + k] = 0
+  }
+  return 0
+}
+
+/** In place: lower-triangular L (n×n) → L⁻¹; the upper triangle is neither read nor written. */
+export function invertLower(L: Float64Array, n: number): void {
+  requireSizes('invert_lower', { n })
+  requireLength('invert_lower', 'L', L, n * n)
+  // Column by column: X[k][j] for k < i is final before row i needs it, and L[i][k] (k ≥ j) is still L.
+  for (let j = 0; j < n; j++) {
+    L[j * n + j] = 1 / L[j * n + j]
+    for (let i = j + 1; i < n; i++) {
+      let s = 0
+      for (let k = j; k < i; k++) s -= L[i * n + k] * L[k * n + j]
+      L[i * n + j] = s / L[i * n + i]
+    }
+  }
+}
+
+/**
+ * out = Lᵀ·L (symmetric, all of it written) for lower-triangular L; only L's lower triangle and diagonal
+ * are read. out may be L itself.
+ */
+export function lowerGram(L: Float64Array, out: Float64Array, n: number): void {
+  requireSizes('lower_gram', { n })
+  requireLength('lower_gram', 'L', L, n * n)
+  requireLength('lower_gram', 'out', out, n * n)
+  const src = out === L ? L.slice(0, n * n) : L
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      let s = 0
+      for (let k = i; k < n; k++) s += src[k * n + i] * src[k * n + j]
+      out[i * n + j] = s
+      out[j * n + i] = s
+    }
+  }
+}
