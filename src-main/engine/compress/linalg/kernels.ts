@@ -94,6 +94,8 @@ export class KernelHessian {
   private readonly pool: WorkerPool
   private region: Region | null
   private tokenCount = 0
+  private pending = 0
+  private released = false
   /** add() calls run one after another, so H sees the batches in call order. */
   private queue: Promise<void> = Promise.resolve()
 
@@ -116,7 +118,10 @@ export class KernelHessian {
 
   /** H += xᵀx for x f32[M, K]. x is read when this call's turn comes: keep it unchanged until it resolves. */
   add(x: Float32Array, M: number): Promise<void> {
-    const run = this.queue.then(() => this.addNow(x, M))
+    this.pending++
+    const run = this.queue.then(() => this.addNow(x, M)).finally(() => {
+      if (--this.pending === 0 && this.released) this.releaseNow()
+    })
     this.queue = run.catch(() => undefined)
     return run
   }
@@ -167,14 +172,22 @@ export class KernelHessian {
     target.set(this.pool.arena.f64(this.live(), 0, K * K))
   }
 
-  /** Releases the kernel memory; the accumulator cannot be used afterwards. Safe to call twice. */
+  /**
+   * Releases the kernel memory; the accumulator cannot be used afterwards. Safe to call twice. With
+   * add() calls still running, the memory goes back when they end (the workers are still writing it).
+   */
   free(): void {
+    this.released = true
+    if (this.pending === 0) this.releaseNow()
+  }
+
+  private releaseNow(): void {
     if (this.region) this.pool.arena.release(this.region)
     this.region = null
   }
 
   private live(): Region {
-    if (!this.region) throw new WhittleError('validation', null, 'this Hessian accumulator was already freed')
+    if (this.released || !this.region) throw new WhittleError('validation', null, 'this Hessian accumulator was already freed')
     return this.region
   }
 }
