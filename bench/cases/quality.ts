@@ -19,6 +19,11 @@ const SETTINGS: { run: string; label: string; method?: string; params?: Record<s
   { run: 'gptq_w4', label: 'GPTQ w4 per-channel', method: 'gptq', params: { bits: 4 } },
   { run: 'gptq_w3', label: 'GPTQ w3 per-channel', method: 'gptq', params: { bits: 3 } },
   { run: 'smoothquant_w8a8_a0.5', label: 'SmoothQuant W8A8 α=0.5', method: 'smoothquant', params: { alpha: 0.5 } },
+  // No reference numbers for these: compared with the nearest reference setting.
+  { run: 'rtn_w4_g32', label: 'AWQ w4 g32 (vs RTN w4 g32)', method: 'awq', params: { bits: 4, group_size: 32 } },
+  { run: 'fp32', label: 'LLM.int8 threshold 6 (vs FP32)', method: 'llm_int8', params: { threshold: 6 } },
+  { run: 'rtn_w4', label: 'NF4 block 64 (vs RTN w4)', method: 'nf4', params: {} },
+  { run: 'fp32', label: 'GGUF Q4_K (with fallbacks; vs FP32)', method: 'gguf', params: { type: 'Q4_K' } },
 ]
 
 if (!hasShared) {

@@ -86,26 +86,38 @@ function divideRow(dst: usize, d: f64, count: i32): void {
 
 // ---- symmetric rank-k update: C[r][c] += Σ_{k ∈ [k0, k1)} (sign·D[k][r]) · D[k][c], k increasing ----
 
-/** Rows r0 … r0+3 × columns c … c+3 of C (f64), D of element type T (f32 or f64). */
-function rankTile<T>(D: usize, ldD: usize, k0: i32, k1: i32, sign: f64, C: usize, ldC: usize, r0: i32, c: i32, shape: i32): void {
+/**
+ * The one register tile: C[q][0 … 3] += Σ_{k < count} (sign·m[q·mRow + k·mStep]) · v[k·ldV + 0 … 3] for
+ * q < 4, k increasing; C is f64 with row stride ldC, m and v hold elements of type T (f32 or f64).
+ * Kept out of line (it has several callers), so V8 tiers it up early in a long first call.
+ */
+function tile4x4<T>(m: usize, mRow: usize, mStep: usize, v: usize, ldV: usize, count: i32, sign: f64, C: usize, ldC: usize, shape: i32): void {
   const eb = <usize>sizeof<T>()
-  const mOff = <usize>r0 * eb, vOff = <usize>c * eb
-  const p0 = at(C, ldC, r0, c), p1 = p0 + ldC, p2 = p1 + ldC, p3 = p2 + ldC
+  const p0 = C, p1 = p0 + ldC, p2 = p1 + ldC, p3 = p2 + ldC
   let a00 = v128.load(p0), a01 = v128.load(p0, 16), a10 = v128.load(p1), a11 = v128.load(p1, 16)
   let a20 = v128.load(p2), a21 = v128.load(p2, 16), a30 = v128.load(p3), a31 = v128.load(p3, 16)
-  let row = D + <usize>k0 * ldD
-  for (let k = k0; k < k1; k++, row += ldD) {
-    const b0 = pairAt<T>(row + vOff), b1 = pairAt<T>(row + vOff + 2 * eb)
-    let m = f64x2.splat(sign * scalarAt<T>(row + mOff))
-    a00 = f64x2.add(a00, f64x2.mul(m, b0)); a01 = f64x2.add(a01, f64x2.mul(m, b1))
-    m = f64x2.splat(sign * scalarAt<T>(row + mOff + eb))
-    a10 = f64x2.add(a10, f64x2.mul(m, b0)); a11 = f64x2.add(a11, f64x2.mul(m, b1))
-    m = f64x2.splat(sign * scalarAt<T>(row + mOff + 2 * eb))
-    a20 = f64x2.add(a20, f64x2.mul(m, b0)); a21 = f64x2.add(a21, f64x2.mul(m, b1))
-    m = f64x2.splat(sign * scalarAt<T>(row + mOff + 3 * eb))
-    a30 = f64x2.add(a30, f64x2.mul(m, b0)); a31 = f64x2.add(a31, f64x2.mul(m, b1))
+  let m0 = m, m1 = m + mRow, m2 = m1 + mRow, m3 = m2 + mRow
+  for (let k = 0; k < count; k++) {
+    const b0 = pairAt<T>(v), b1 = pairAt<T>(v + 2 * eb)
+    let a = f64x2.splat(sign * scalarAt<T>(m0))
+    a00 = f64x2.add(a00, f64x2.mul(a, b0)); a01 = f64x2.add(a01, f64x2.mul(a, b1))
+    a = f64x2.splat(sign * scalarAt<T>(m1))
+    a10 = f64x2.add(a10, f64x2.mul(a, b0)); a11 = f64x2.add(a11, f64x2.mul(a, b1))
+    a = f64x2.splat(sign * scalarAt<T>(m2))
+    a20 = f64x2.add(a20, f64x2.mul(a, b0)); a21 = f64x2.add(a21, f64x2.mul(a, b1))
+    a = f64x2.splat(sign * scalarAt<T>(m3))
+    a30 = f64x2.add(a30, f64x2.mul(a, b0)); a31 = f64x2.add(a31, f64x2.mul(a, b1))
+    m0 += mStep; m1 += mStep; m2 += mStep; m3 += mStep; v += ldV
   }
   storeTile(p0, p1, p2, p3, a00, a01, a10, a11, a20, a21, a30, a31, shape)
+}
+
+/** Rows r0 … r0+3 × columns c … c+3 of the rank-k update: multipliers and columns both from row k of D. */
+// @ts-ignore: decorator
+@inline function rankTile<T>(D: usize, ldD: usize, k0: i32, k1: i32, sign: f64, C: usize, ldC: usize, r0: i32, c: i32, shape: i32): void {
+  const eb = <usize>sizeof<T>()
+  const row = D + <usize>k0 * ldD
+  tile4x4<T>(row + <usize>r0 * eb, eb, ldD, row + <usize>c * eb, ldD, k1 - k0, sign, at(C, ldC, r0, c), ldC, shape)
 }
 
 /** Writes a 4×4 tile of accumulators; on the diagonal only the triangle that belongs to the output. */
@@ -261,24 +273,9 @@ function mirror(A: usize, n: i32, upperToLower: bool): void {
 // ---- inverse of a lower-triangular matrix ----
 
 /** Rows i0 … i0+3 × columns j … j+3: C[i][j] += Σ_{k ∈ [k0, k1)} (−A[i][k])·A[k][j], k increasing. */
-function invTile(A: usize, ld: usize, i0: i32, j: i32, k0: i32, k1: i32): void {
-  const p0 = at(A, ld, i0, j), p1 = p0 + ld, p2 = p1 + ld, p3 = p2 + ld
-  let a00 = v128.load(p0), a01 = v128.load(p0, 16), a10 = v128.load(p1), a11 = v128.load(p1, 16)
-  let a20 = v128.load(p2), a21 = v128.load(p2, 16), a30 = v128.load(p3), a31 = v128.load(p3, 16)
-  const m0 = at(A, ld, i0, 0), m1 = m0 + ld, m2 = m1 + ld, m3 = m2 + ld
-  for (let k = k0; k < k1; k++) {
-    const row = at(A, ld, k, j), kb = <usize>k << 3
-    const b0 = v128.load(row), b1 = v128.load(row, 16)
-    let m = f64x2.splat(-load<f64>(m0 + kb))
-    a00 = f64x2.add(a00, f64x2.mul(m, b0)); a01 = f64x2.add(a01, f64x2.mul(m, b1))
-    m = f64x2.splat(-load<f64>(m1 + kb))
-    a10 = f64x2.add(a10, f64x2.mul(m, b0)); a11 = f64x2.add(a11, f64x2.mul(m, b1))
-    m = f64x2.splat(-load<f64>(m2 + kb))
-    a20 = f64x2.add(a20, f64x2.mul(m, b0)); a21 = f64x2.add(a21, f64x2.mul(m, b1))
-    m = f64x2.splat(-load<f64>(m3 + kb))
-    a30 = f64x2.add(a30, f64x2.mul(m, b0)); a31 = f64x2.add(a31, f64x2.mul(m, b1))
-  }
-  storeTile(p0, p1, p2, p3, a00, a01, a10, a11, a20, a21, a30, a31, FULL)
+// @ts-ignore: decorator
+@inline function invTile(A: usize, ld: usize, i0: i32, j: i32, k0: i32, k1: i32): void {
+  tile4x4<f64>(at(A, ld, i0, k0), ld, 8, at(A, ld, k0, j), ld, k1 - k0, -1.0, at(A, ld, i0, j), ld, FULL)
 }
 
 /**
