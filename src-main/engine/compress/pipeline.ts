@@ -12,7 +12,7 @@ import { readTensorF32 } from '../formats/read'
 import { createForward } from '../forward'
 import { RECORDING_ROLES, type CausalLM, type LinearRole } from '../forward/causal-lm'
 import type { LoadedModel } from '../model/loaded-model'
-import { withReplacements, type ModelView } from '../model/model-view'
+import { REPLACEMENT_MEMORY_BUDGET, withReplacements, type ModelView } from '../model/model-view'
 import type { WorkerPool } from '../pool/worker-pool'
 import { getMethod } from './methods'
 import type { CompressionMethod, GroupContext, LinearOutcome, LinearToCompress } from './methods/method'
@@ -178,6 +178,7 @@ export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Re
       for (let layer = 0; layer < L; layer++) {
         if (options.signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
         await compressLayer(layer, null)
+        await view.spillIfOver(REPLACEMENT_MEMORY_BUDGET)
         progress(layer, 'done')
       }
     } else {
@@ -231,6 +232,7 @@ export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Re
             await compressLayer(layer, stats)
           }
           await compressed.block(layer, hidden, T)
+          await view.spillIfOver(REPLACEMENT_MEMORY_BUDGET)
           progress(layer, 'done')
         }
       } finally {

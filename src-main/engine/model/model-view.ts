@@ -1,21 +1,54 @@
-// A model seen through in-memory replacements of some tensors (compressed weights, folded norms).
-// The file-backed original is untouched; readers of the view get the replacement bytes as F32.
+// A model seen through replacements of some tensors (compressed weights, folded norms).
+// The file-backed original is untouched; readers of the view get the replacement values as F32.
+// Replacements live in memory until they exceed a budget; then they spill to a temporary file that
+// is read by byte range like any checkpoint, so compressing a large model does not hold all of its
+// compressed weights in memory at once.
 
+import { randomBytes } from 'node:crypto'
+import { unlinkSync } from 'node:fs'
+import { open } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
 import type { TensorEntry } from '../formats/types'
+import { closeFile } from '../io/ranged-file'
 import type { LoadedModel } from './loaded-model'
 import type { RuntimeQuant } from '../compress/methods/method'
 
 export interface ModelView extends LoadedModel {
   /** Run-time quantization the forward pass must apply (set by W8A8 methods). */
   runtime?: RuntimeQuant
-  /** Replaces a tensor's values (same shape) with f32 data held in memory. */
+  /** Replaces a tensor's values (same shape) with f32 data. */
   replace(name: string, values: Float32Array): void
+  /** Replacements still held in memory (spilled ones are read through entry()). */
   replaced(): ReadonlyMap<string, Float32Array>
+  /** Names of every replaced tensor. */
+  replacedNames(): ReadonlySet<string>
+  /** Moves in-memory replacements to the spill file once they exceed `budgetBytes`. */
+  spillIfOver(budgetBytes: number): Promise<void>
+  /** Deletes the spill file (the view must not be read afterwards). */
+  dispose(): void
 }
 
+/** Replacements above this many bytes spill to disk (checked between layers by the pipeline). */
+export const REPLACEMENT_MEMORY_BUDGET = 512 << 20
+
+const spillFiles = new Set<string>()
+process.once('exit', () => {
+  for (const f of spillFiles) {
+    try {
+      unlinkSync(f)
+    } catch {
+      // already gone
+    }
+  }
+})
+
 export function withReplacements(model: LoadedModel): ModelView {
-  const replacements = new Map<string, Float32Array>()
+  const inMemory = new Map<string, Float32Array>()
+  const names = new Set<string>()
   const entries = new Map<string, TensorEntry>()
+  let spillPath: string | null = null
+  let spillEnd = 0
   const view: ModelView = {
     ...model,
     entry(name: string): TensorEntry {
@@ -25,11 +58,45 @@ export function withReplacements(model: LoadedModel): ModelView {
       const orig = model.entry(name)
       const numel = orig.shape.reduce((a, b) => a * b, 1)
       if (values.length !== numel) throw new Error(`replacement for ${name} has ${values.length} values, the tensor has ${numel}`)
-      replacements.set(name, values)
+      inMemory.set(name, values)
+      names.add(name)
       const data = new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
       entries.set(name, { ...orig, dtype: 'F32', byteLength: data.byteLength, data })
     },
-    replaced: () => replacements,
+    replaced: () => inMemory,
+    replacedNames: () => names,
+    async spillIfOver(budgetBytes: number): Promise<void> {
+      let bytes = 0
+      for (const v of inMemory.values()) bytes += v.byteLength
+      if (bytes <= budgetBytes) return
+      spillPath ??= path.join(os.tmpdir(), `whittle-spill-${process.pid}-${randomBytes(4).toString('hex')}.bin`)
+      spillFiles.add(spillPath)
+      const handle = await open(spillPath, 'a')
+      try {
+        for (const [name, values] of inMemory) {
+          const data = new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
+          await handle.write(data, 0, data.length, spillEnd)
+          const orig = model.entry(name)
+          entries.set(name, { ...orig, dtype: 'F32', file: spillPath, offset: spillEnd, byteLength: data.length })
+          spillEnd += data.length
+        }
+      } finally {
+        await handle.close()
+      }
+      closeFile(spillPath) // the read cache must not keep a handle that predates these writes
+      inMemory.clear()
+    },
+    dispose(): void {
+      if (!spillPath) return
+      closeFile(spillPath)
+      try {
+        unlinkSync(spillPath)
+      } catch {
+        // already gone
+      }
+      spillFiles.delete(spillPath)
+      spillPath = null
+    },
   }
   view.files = { ...model.files, tensors: model.files.tensors.map((t) => view.entry(t.name)) }
   return view
