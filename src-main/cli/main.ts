@@ -3,6 +3,7 @@
 import { describeError } from '../engine/errors'
 import { UsageError } from './args'
 import { compressCommand } from './compress-command'
+import { convertCommand } from './convert-command'
 import { evalCommand } from './eval-command'
 import { inspectCommand } from './inspect-command'
 import { serveCommand } from './serve-command'
@@ -15,6 +16,8 @@ commands:
                                                 perplexity: non-overlapping windows, one BOS
   compress MODEL --recipe FILE --out DIR [--eval FILE] [--seqlen 256] [--json]
                                                 run a compression recipe, measure it, write the result
+  convert MODEL --out PATH --format gguf|safetensors [--gguf-type Q8_0]
+                                                lossless and quantize-only conversions (no calibration)
   serve [--model PATH] [--port N] [--host H] [--allow-remote]
                                                 web mode: the app in your browser, engine here
 `
@@ -26,6 +29,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'inspect': return await inspectCommand(rest)
       case 'eval': return await evalCommand(rest)
       case 'compress': return await compressCommand(rest)
+      case 'convert': return await convertCommand(rest)
       case 'serve': return await serveCommand(rest)
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(USAGE)

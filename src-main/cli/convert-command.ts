@@ -1,0 +1,50 @@
+// `whittle convert MODEL --out PATH --format gguf|safetensors [--gguf-type Q8_0] [--name NAME] [--json]`
+// Format conversion without calibration: a Llama checkpoint (HF or GGUF) to GGUF of a chosen type, or a
+// GGUF Llama back to a Hugging Face safetensors folder. Progress goes to stderr; --json prints a summary.
+
+import path from 'node:path'
+import { exportGguf } from '../engine/export/gguf/export-gguf'
+import { exportSafetensorsFromGguf } from '../engine/export/gguf/gguf-to-safetensors'
+import { GGUF_EXPORT_TYPES, isGgufExportType } from '../engine/export/gguf/type-policy'
+import { loadModel } from '../engine/model/loaded-model'
+import { WorkerPool } from '../engine/pool/worker-pool'
+import { parseArgs, UsageError } from './args'
+import { formatBytes, progressLine, table } from './format'
+
+export async function convertCommand(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, { values: ['out', 'format', 'gguf-type', 'name'], booleans: ['json'] })
+  if (args.positionals.length !== 1) throw new UsageError('convert needs exactly one MODEL path')
+  if (typeof args.flags.out !== 'string') throw new UsageError('convert needs --out PATH')
+  const format = args.flags.format
+  if (format !== 'gguf' && format !== 'safetensors') throw new UsageError('convert needs --format gguf or --format safetensors')
+  const ggufType = args.flags['gguf-type'] ?? 'F16'
+  if (typeof ggufType !== 'string' || !isGgufExportType(ggufType)) throw new UsageError(`--gguf-type must be one of ${GGUF_EXPORT_TYPES.join(', ')}`)
+  if (format === 'safetensors' && args.flags['gguf-type'] !== undefined) throw new UsageError('--gguf-type applies to --format gguf only')
+  const out = path.resolve(args.flags.out)
+  const model = await loadModel(path.resolve(args.positionals[0]))
+  const progress = progressLine(process.stderr)
+
+  if (format === 'safetensors') {
+    progress.update(0, 'converting to safetensors')
+    const report = await exportSafetensorsFromGguf(model, out)
+    progress.done(`written → ${report.dir}`)
+    if (args.flags.json) process.stdout.write(JSON.stringify(report, null, 1) + '\n')
+    else process.stdout.write(table(['tensor', 'from', 'dtype'], report.tensors.map((t) => [t.name, t.from, t.dequantized ? `${t.dtype} (dequantized)` : t.dtype])))
+    return 0
+  }
+
+  const pool = await WorkerPool.create({})
+  try {
+    const name = typeof args.flags.name === 'string' ? args.flags.name : undefined
+    const report = await exportGguf(pool, model, out, { type: ggufType, name, onProgress: progress.update })
+    progress.done(`written and verified → ${report.file} (${formatBytes(report.bytes)})`)
+    if (args.flags.json) process.stdout.write(JSON.stringify(report, null, 1) + '\n')
+    else {
+      process.stdout.write(table(['tensor', 'type', 'note'], report.tensors.map((t) => [t.name, t.type, t.fallback ?? ''])))
+      if (report.skipped.length > 0) process.stdout.write(`left out (no GGUF slot): ${report.skipped.join(', ')}\n`)
+    }
+    return 0
+  } finally {
+    await pool.close()
+  }
+}

@@ -1,0 +1,43 @@
+// Re-reads a written GGUF with the project's reader and checks every tensor against what the export
+// meant to write: name, ggml type, dims and bytes; and, for tensors the kernels encoded, that the reader's
+// own (TypeScript reference) decoder yields exactly the values the WASM kernels produced.
+
+import { WhittleError } from '../../errors'
+import { readGguf } from '../../formats/gguf'
+import { ggmlTypeByName } from '../../formats/ggml-types'
+import { readTensorBytes, readTensorF32 } from '../../formats/read'
+import { closeFile } from '../../io/ranged-file'
+import { f32Checksum } from './encode'
+
+export interface IntendedTensor {
+  name: string
+  type: string
+  dims: number[]
+  data: Uint8Array
+  /** f32Checksum of the values the bytes should decode to; null when the bytes were copied unchanged. */
+  checksum: number | null
+}
+
+export async function verifyGgufExport(file: string, intended: IntendedTensor[]): Promise<void> {
+  const fail = (problem: string): WhittleError => new WhittleError('format', file, `verification failed: ${problem}`)
+  try {
+    const g = await readGguf(file)
+    if (g.infos.length !== intended.length) throw fail(`${g.infos.length} tensors read back, ${intended.length} written`)
+    for (const [i, want] of intended.entries()) {
+      const info = g.infos[i]
+      const entry = g.tensors[i]
+      if (info.name !== want.name) throw fail(`tensor ${i} is "${info.name}", expected "${want.name}"`)
+      if (info.ggmlType !== ggmlTypeByName(want.type)?.id) throw fail(`tensor "${want.name}" has ggml type ${info.ggmlType}, expected ${want.type}`)
+      if (info.dims.join(',') !== want.dims.join(',')) throw fail(`tensor "${want.name}" has dims [${info.dims.join(', ')}], expected [${want.dims.join(', ')}]`)
+      const got = await readTensorBytes(entry, 0, entry.byteLength)
+      if (Buffer.compare(Buffer.from(got.buffer, got.byteOffset, got.length), Buffer.from(want.data.buffer, want.data.byteOffset, want.data.length)) !== 0) {
+        throw fail(`tensor "${want.name}" bytes differ from what was written`)
+      }
+      if (want.checksum !== null && f32Checksum(await readTensorF32(entry)) !== want.checksum) {
+        throw fail(`tensor "${want.name}" decodes differently from the quantizer's own dequantization`)
+      }
+    }
+  } finally {
+    closeFile(file)
+  }
+}
