@@ -1,0 +1,214 @@
+// compressed-tensors "pack-quantized" export (what vLLM serves from llm-compressor): each quantized
+// Linear becomes weight_packed / weight_scale / weight_shape (+ weight_zero_point when asymmetric,
+// + weight_g_idx with act-order); other tensors are written as the compressed model holds them.
+//
+// compressed-tensors quantizes to signed integers, q_s ∈ [−2^(b−1), 2^(b−1) − 1], and packs q_s + 2^(b−1);
+// our unsigned code q = q_s + 2^(b−1) is therefore exactly the packed value, and the same holds for the
+// zero point (symmetric: z = 2^(b−1), the signed zero 0). Dequantization (q_s − z_s)·s = (q − z)·s.
+// Sources: vllm-project/compressed-tensors compressors/pack_quantized (pack_to_int32), quant_config.py.
+
+import path from 'node:path'
+import { WhittleError } from '../errors'
+import { openModelFiles } from '../formats/open'
+import { decodeToF32, readTensorF32 } from '../formats/read'
+import { writeSafetensors, type SafetensorsTensorInput } from '../formats/safetensors-writer'
+import type { DType, TensorEntry } from '../formats/types'
+import { closeFile } from '../io/ranged-file'
+import type { ModelView } from '../model/model-view'
+import { isBlockLinear } from '../compress/recipe/targets'
+import { f32ToBf16Bits, f32ToF16Bits } from '../synthetic/float-encode'
+import { assertFreeDestination, writeFolderAtomically } from './atomic-folder'
+import {
+  checkRecords, copySidecars, moduleOf, readInt32, sameBits, tensorChunks, uniformSettings, writeJson,
+  type UniformSettings,
+} from './gptq-export'
+import {
+  packColsInt32, packedWords, packRowsInt32, unpackColsInt32, unpackRowsInt32, type UniformQuantRecord,
+} from './gptq-pack'
+
+type ScaleDType = 'F32' | 'F16' | 'BF16'
+
+const TORCH_DTYPES: Record<string, ScaleDType> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' }
+
+/** The model's float dtype: config.json's torch_dtype, else F32. */
+export function modelFloatDType(view: ModelView): ScaleDType {
+  const declared = view.files.config?.torch_dtype ?? view.files.config?.dtype
+  return (typeof declared === 'string' && TORCH_DTYPES[declared]) || 'F32'
+}
+
+function encodeScalar(v: number, dtype: ScaleDType): number {
+  return dtype === 'F16' ? f32ToF16Bits(v) : dtype === 'BF16' ? f32ToBf16Bits(v) : v
+}
+
+/** Scales go in the model's dtype when every one survives it exactly, else in F32 (the decode must match). */
+export function scaleDType(view: ModelView, records: ReadonlyMap<string, UniformQuantRecord>): ScaleDType {
+  const want = modelFloatDType(view)
+  if (want === 'F32') return 'F32'
+  const back = new Float32Array(1)
+  for (const r of records.values()) {
+    for (const s of r.scales) {
+      const h = new Uint16Array([encodeScalar(s, want)])
+      decodeToF32(want, new Uint8Array(h.buffer), 1, back)
+      if (back[0] !== s) return 'F32'
+    }
+  }
+  return want
+}
+
+/** record.scales [groups, rows] → [rows, groups] in dtype, as bytes. */
+function scaleBytes(r: UniformQuantRecord, dtype: ScaleDType): Uint8Array {
+  const groups = r.scales.length / r.rows
+  const t = new Float32Array(r.scales.length)
+  for (let g = 0; g < groups; g++) for (let row = 0; row < r.rows; row++) t[row * groups + g] = r.scales[g * r.rows + row]
+  if (dtype === 'F32') return new Uint8Array(t.buffer)
+  const h = new Uint16Array(t.length)
+  for (let i = 0; i < t.length; i++) h[i] = encodeScalar(t[i], dtype)
+  return new Uint8Array(h.buffer)
+}
+
+export function compressedTensorsConfig(s: UniformSettings, ignore: string[]): Record<string, unknown> {
+  return {
+    quant_method: 'compressed-tensors',
+    format: 'pack-quantized',
+    quantization_status: 'compressed',
+    ignore,
+    config_groups: {
+      group_0: {
+        targets: ['Linear'],
+        weights: {
+          num_bits: s.bits, type: 'int', symmetric: s.sym,
+          strategy: s.groupSize > 0 ? 'group' : 'channel',
+          group_size: s.groupSize > 0 ? s.groupSize : null,
+          actorder: s.actOrder ? 'group' : null,
+          dynamic: false, observer: 'minmax',
+        },
+        input_activations: null,
+        output_activations: null,
+      },
+    },
+  }
+}
+
+/** Linear modules left unquantized, which loaders must not expect packed: lm_head and any block Linear without a record. */
+export function ignoredModules(view: ModelView, records: ReadonlyMap<string, UniformQuantRecord>): string[] {
+  const ignore = view.tensors.filter((t) => isBlockLinear(t) && !records.has(t.name)).map((t) => moduleOf(t.name))
+  return ['lm_head', ...ignore]
+}
+
+export async function writeCompressedTensors(view: ModelView, records: ReadonlyMap<string, UniformQuantRecord>, dir: string): Promise<string[]> {
+  if (view.files.format !== 'safetensors') throw new WhittleError('unsupported', view.files.path, 'compressed-tensors export needs a safetensors source')
+  checkRecords(view, records, dir)
+  const settings = uniformSettings(records, dir)
+  const sDType = scaleDType(view, records)
+  const tensors: SafetensorsTensorInput[] = []
+  for (const t of view.files.tensors) {
+    const r = records.get(t.name)
+    if (!r) {
+      const e = view.entry(t.name)
+      tensors.push({ name: e.name, dtype: e.dtype, shape: e.shape, data: tensorChunks(e) })
+      continue
+    }
+    const m = moduleOf(t.name)
+    const groups = r.scales.length / r.rows
+    tensors.push(
+      { name: `${m}.weight_packed`, dtype: 'I32', shape: [r.rows, packedWords(r.cols, r.bits)], data: () => [i32Bytes(packRowsInt32(r.codes, r.rows, r.cols, r.bits))] },
+      { name: `${m}.weight_scale`, dtype: sDType, shape: [r.rows, groups], data: () => [scaleBytes(r, sDType)] },
+    )
+    if (!settings.sym) {
+      // zeros [groups, rows] → [rows, groups], packed along the output dimension.
+      tensors.push({ name: `${m}.weight_zero_point`, dtype: 'I32', shape: [packedWords(r.rows, r.bits), groups], data: () => [i32Bytes(packColsInt32(transpose(r.zeros, groups, r.rows), r.rows, groups, r.bits))] })
+    }
+    tensors.push({ name: `${m}.weight_shape`, dtype: 'I32', shape: [2], data: i32Bytes(Int32Array.of(r.rows, r.cols)) })
+    if (settings.actOrder) tensors.push({ name: `${m}.weight_g_idx`, dtype: 'I32', shape: [r.cols], data: i32Bytes(r.gIdx.slice()) })
+  }
+  await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt', producer: 'whittle' })
+  await writeJson(path.join(dir, 'config.json'), { ...(view.files.config ?? {}), quantization_config: compressedTensorsConfig(settings, ignoredModules(view, records)) })
+  return ['model.safetensors', 'config.json', ...(await copySidecars(view, dir))]
+}
+
+function i32Bytes(a: Int32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
+}
+
+function transpose(a: Int32Array, rows: number, cols: number): Int32Array {
+  const t = new Int32Array(a.length)
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c]
+  return t
+}
+
+export interface CompressedTensorsLinear {
+  packed: Int32Array
+  /** [out, groups] as f32 */
+  scale: Float32Array
+  /** packed zero points, or null (symmetric: 2^(b−1)) */
+  zeroPoint: Int32Array | null
+  shape: Int32Array
+  gIdx: Int32Array | null
+}
+
+/** W [out, in] decoded as compressed-tensors does: (q − z) · scale[c, g_idx[i] or i / group_size]. */
+export function dequantizeCompressedTensors(t: CompressedTensorsLinear, bits: number, groupSize: number): Float32Array {
+  const [out, inputs] = t.shape
+  const groups = t.scale.length / out
+  if (!Number.isInteger(groups) || groups < 1) throw new WhittleError('format', null, `weight_scale has ${t.scale.length} values for ${out} outputs`)
+  const codes = unpackRowsInt32(t.packed, out, inputs, bits)
+  const zeros = t.zeroPoint ? unpackColsInt32(t.zeroPoint, out, groups, bits) : null
+  const zSym = 1 << (bits - 1)
+  const w = new Float32Array(out * inputs)
+  for (let c = 0; c < out; c++) {
+    for (let i = 0; i < inputs; i++) {
+      const g = t.gIdx ? t.gIdx[i] : groupSize > 0 ? Math.floor(i / groupSize) : 0
+      if (g < 0 || g >= groups) throw new WhittleError('format', null, `input ${i} maps to group ${g}, outside 0..${groups - 1}`)
+      const z = zeros ? zeros[c * groups + g] : zSym
+      w[c * inputs + i] = Math.fround(t.scale[c * groups + g] * (codes[c * inputs + i] - z))
+    }
+  }
+  return w
+}
+
+export async function verifyCompressedTensors(view: ModelView, records: ReadonlyMap<string, UniformQuantRecord>, dir: string): Promise<void> {
+  const file = path.join(dir, 'model.safetensors')
+  const settings = uniformSettings(records, dir)
+  const reopened = await openModelFiles(file)
+  try {
+    const byName = new Map(reopened.tensors.map((t) => [t.name, t]))
+    const need = (name: string, dtype: DType | null, shape: number[]): TensorEntry => {
+      const e = byName.get(name)
+      if (!e || (dtype !== null && e.dtype !== dtype) || JSON.stringify(e.shape) !== JSON.stringify(shape)) {
+        throw new WhittleError('format', dir, `verification failed: ${name} is missing or not ${dtype ?? ''} ${JSON.stringify(shape)}`)
+      }
+      return e
+    }
+    for (const t of view.files.tensors) {
+      const r = records.get(t.name)
+      if (!r) {
+        const e = view.entry(t.name)
+        const got = need(t.name, e.dtype, e.shape)
+        if (got.byteLength !== e.byteLength) throw new WhittleError('format', dir, `verification failed: ${t.name} has the wrong size`)
+        continue
+      }
+      const m = moduleOf(t.name)
+      const groups = r.scales.length / r.rows
+      const got = dequantizeCompressedTensors({
+        packed: await readInt32(need(`${m}.weight_packed`, 'I32', [r.rows, packedWords(r.cols, r.bits)])),
+        scale: await readTensorF32(need(`${m}.weight_scale`, null, [r.rows, groups])),
+        zeroPoint: settings.sym ? null : await readInt32(need(`${m}.weight_zero_point`, 'I32', [packedWords(r.rows, r.bits), groups])),
+        shape: await readInt32(need(`${m}.weight_shape`, 'I32', [2])),
+        gIdx: settings.actOrder ? await readInt32(need(`${m}.weight_g_idx`, 'I32', [r.cols])) : null,
+      }, r.bits, settings.groupSize)
+      const want = await readTensorF32(view.entry(t.name))
+      const at = sameBits(got, want)
+      if (at >= 0) throw new WhittleError('format', dir, `verification failed: ${m} decodes to ${got[at]} at element ${at}, the compressed model has ${want[at]}`)
+    }
+  } finally {
+    closeFile(file)
+  }
+}
+
+/** Writes a verified compressed-tensors checkpoint folder at dest (which must not exist). */
+export async function exportCompressedTensors(view: ModelView, records: ReadonlyMap<string, UniformQuantRecord>, dest: string): Promise<string> {
+  await assertFreeDestination(dest, [view.files.path, ...view.files.files])
+  return writeFolderAtomically(dest, async (dir) => {
+    await writeCompressedTensors(view, records, dir)
+  }, (dir) => verifyCompressedTensors(view, records, dir))
+}

@@ -1,0 +1,111 @@
+// The export report: whittle-report.json (the numbers) and whittle-report.html, a single self-contained
+// page (inline CSS, inline SVG, no scripts) that opens offline. Every string that came from a file or a
+// recipe — tensor names above all — is HTML-escaped, so a hostile checkpoint cannot inject markup.
+
+import { writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import type { CompressionReport } from '../compress/compress-model'
+
+export interface HistogramPair {
+  name: string
+  /** Value range the bins cover. */
+  lo: number
+  hi: number
+  /** Counts per bin, before and after compression (same bin edges). */
+  before: number[]
+  after: number[]
+}
+
+export interface ReportExtra {
+  /** The export format written beside the report (e.g. "gptq", "compressed-tensors"). */
+  exportFormat?: string
+  histograms?: HistogramPair[]
+}
+
+export type ExportReport = CompressionReport & ReportExtra
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string)
+}
+
+function num(x: number | null | undefined, digits = 4): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '—'
+  return Math.abs(x) >= 1e5 || (x !== 0 && Math.abs(x) < 1e-3) ? x.toExponential(digits - 1) : x.toFixed(digits)
+}
+
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let v = n, u = 0
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++ }
+  return `${v.toFixed(u === 0 ? 0 : 2)} ${units[u]}`
+}
+
+/** Two overlaid step outlines (before grey, after orange) of one histogram, as inline SVG. */
+export function histogramSvg(h: HistogramPair, width = 360, height = 140): string {
+  const pad = 24
+  const bins = Math.max(h.before.length, h.after.length)
+  const peak = Math.max(1, ...h.before.filter(Number.isFinite), ...h.after.filter(Number.isFinite))
+  const x = (i: number): number => pad + ((width - 2 * pad) * i) / Math.max(1, bins)
+  const y = (c: number): number => height - pad - ((height - 2 * pad) * (Number.isFinite(c) ? c : 0)) / peak
+  const outline = (counts: number[]): string => {
+    let d = `M${x(0).toFixed(1)},${y(0).toFixed(1)}`
+    counts.forEach((c, i) => { d += ` L${x(i).toFixed(1)},${y(c).toFixed(1)} L${x(i + 1).toFixed(1)},${y(c).toFixed(1)}` })
+    return d + ` L${x(counts.length).toFixed(1)},${y(0).toFixed(1)}`
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="histogram of ${escapeHtml(h.name)}">`
+    + `<line x1="${pad}" y1="${height - pad}" x2="${width - pad}" y2="${height - pad}" stroke="#999"/>`
+    + `<path d="${outline(h.before)}" fill="#8884" stroke="#666"/>`
+    + `<path d="${outline(h.after)}" fill="none" stroke="#e8590c" stroke-width="1.5"/>`
+    + `<text x="${pad}" y="${height - 6}" font-size="10">${escapeHtml(num(h.lo))}</text>`
+    + `<text x="${width - pad}" y="${height - 6}" font-size="10" text-anchor="end">${escapeHtml(num(h.hi))}</text>`
+    + '</svg>'
+}
+
+const CSS = `body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse}td,th{padding:.25em .7em;border-bottom:1px solid #eee;text-align:right}
+td:first-child,th:first-child{text-align:left;font-family:ui-monospace,monospace}
+.kv td:first-child{font-family:inherit;color:#555}.hist{display:inline-block;margin:.5em 1em .5em 0}
+.hist div{font-family:ui-monospace,monospace;font-size:12px}.legend span{margin-right:1em}`
+
+export function renderReportHtml(r: ExportReport): string {
+  const e = escapeHtml
+  const steps = r.recipe.steps.map((s) => `${s.method} ${JSON.stringify(s.params ?? {})}`).join('; ')
+  const pplDelta = r.ppl_before !== null && r.ppl_after !== null ? ` (${((r.ppl_after / r.ppl_before - 1) * 100).toFixed(2)}%)` : ''
+  const summary: [string, string][] = [
+    ['model', r.model],
+    ['method', steps],
+    ...(r.exportFormat ? [['export format', r.exportFormat] as [string, string]] : []),
+    ['perplexity before', num(r.ppl_before)],
+    ['perplexity after', `${num(r.ppl_after)}${pplDelta}`],
+    ['eval text', r.eval ? `${r.eval.text} (seqlen ${r.eval.seqlen}, ${r.eval.windows} windows)` : 'none'],
+    ['size before', bytes(r.bytes_before)],
+    ['size after', bytes(r.bytes_after)],
+    ['bits per weight', num(r.bits_per_weight, 3)],
+    ['compressed parameters', String(r.compressed_params)],
+    ['time', `${num(r.seconds, 1)} s`],
+  ]
+  const rows = r.tensors.map((t) => `<tr><td>${e(t.name)}</td><td>${e(t.method)}</td><td>${e(t.format)}</td><td>${t.shape.join('×')}</td>`
+    + `<td>${num(t.bitsPerWeight, 3)}</td><td>${num(t.relWeightError)}</td><td>${num(t.relOutputError)}</td></tr>`).join('\n')
+  const hists = (r.histograms ?? []).map((h) => `<div class="hist">${histogramSvg(h)}<div>${e(h.name)}</div></div>`).join('\n')
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Whittle report — ${e(r.model)}</title>
+<style>${CSS}</style></head><body>
+<h1>Whittle compression report</h1>
+<table class="kv">${summary.map(([k, v]) => `<tr><td>${e(k)}</td><td>${e(v)}</td></tr>`).join('')}</table>
+<h2>Per-tensor error</h2>
+<table><thead><tr><th>tensor</th><th>method</th><th>format</th><th>shape</th><th>bits/weight</th><th>rel. weight error</th><th>rel. output error</th></tr></thead>
+<tbody>
+${rows}
+</tbody></table>
+${hists ? `<h2>Most affected tensors: value histograms</h2><p class="legend"><span style="color:#666">■ before</span><span style="color:#e8590c">▬ after</span></p>\n${hists}` : ''}
+</body></html>
+`
+}
+
+/** Writes whittle-report.json and whittle-report.html into dir; returns the file names. */
+export async function writeReport(dir: string, report: ExportReport): Promise<string[]> {
+  await writeFile(path.join(dir, 'whittle-report.json'), JSON.stringify(report, null, 1) + '\n')
+  await writeFile(path.join(dir, 'whittle-report.html'), renderReportHtml(report))
+  return ['whittle-report.json', 'whittle-report.html']
+}
