@@ -14,6 +14,7 @@ import { RECORDING_ROLES, type CausalLM, type LinearRole } from '../forward/caus
 import type { LoadedModel } from '../model/loaded-model'
 import { REPLACEMENT_MEMORY_BUDGET, withReplacements, type ModelView } from '../model/model-view'
 import type { WorkerPool } from '../pool/worker-pool'
+import { KernelHessian } from './linalg/kernels'
 import { getMethod } from './methods'
 import type { CompressionMethod, GroupContext, LinearOutcome, LinearToCompress } from './methods/method'
 import type { Recipe, RecipeStep } from './recipe/recipe'
@@ -50,6 +51,16 @@ export interface PipelineResult {
 function effectiveWeight(W: Float32Array, cols: number, s?: Float32Array): Float32Array {
   if (!s) return W
   return W.map((v, i) => v / s[i % cols])
+}
+
+/** A K×K accumulator in kernel memory, or null when kernel memory cannot hold one. */
+function kernelHessianOrNull(pool: WorkerPool, K: number): KernelHessian | null {
+  try {
+    return new KernelHessian(pool, K)
+  } catch (e) {
+    if (e instanceof WhittleError && /kernel memory/.test(e.message)) return null
+    throw e
+  }
 }
 
 /** Calibration rows kept per input for the output-error measure. */
@@ -193,23 +204,42 @@ export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Re
           const stats = new Map<InputGroup, Sampled>()
           const tokens = input.length / model.arch.hiddenSize
           const stride = Math.max(1, Math.floor(tokens / OUTPUT_SAMPLE_ROWS))
-          await forward.block(layer, input, T, {
-            linearInput(_l, role, x, M, K) {
-              const group = INPUT_GROUP[role]
-              // Linears sharing an input see the same tensor: record it once, from the group's first reader.
-              if (!RECORDING_ROLES.has(role) || !plan.get(layer)!.has(group)) return
-              let s = stats.get(group)
-              if (!s) stats.set(group, (s = newStats(K, method.needs.hessian, tokens)))
-              accumulateInput(s, x, M, K)
-              for (let t = 0; t < M && s.sampleRows < s.sample.length / K; t += stride) {
-                s.sample.set(x.subarray(t * K, (t + 1) * K), s.sampleRows * K)
-                s.sampleRows++
-              }
-            },
-          })
-          for (const s of stats.values()) {
+          // Hessians accumulate in kernel memory on the pool's workers, one accumulator per group; a
+          // group whose K×K matrix does not fit there falls back to accumulateInput's JS loop.
+          const accumulators = new Map<InputGroup, KernelHessian>()
+          const adds: Promise<void>[] = []
+          try {
+            await forward.block(layer, input, T, {
+              linearInput(_l, role, x, M, K) {
+                const group = INPUT_GROUP[role]
+                // Linears sharing an input see the same tensor: record it once, from the group's first reader.
+                if (!RECORDING_ROLES.has(role) || !plan.get(layer)!.has(group)) return
+                let s = stats.get(group)
+                if (!s) {
+                  const accumulator = method.needs.hessian ? kernelHessianOrNull(pool, K) : null
+                  if (accumulator) accumulators.set(group, accumulator)
+                  stats.set(group, (s = newStats(K, method.needs.hessian && !accumulator, tokens)))
+                }
+                accumulateInput(s, x, M, K)
+                // x is only valid during this call, and add() reads it later: give it a copy.
+                const accumulator = accumulators.get(group)
+                if (accumulator) adds.push(accumulator.add(x.slice(0, M * K), M))
+                for (let t = 0; t < M && s.sampleRows < s.sample.length / K; t += stride) {
+                  s.sample.set(x.subarray(t * K, (t + 1) * K), s.sampleRows * K)
+                  s.sampleRows++
+                }
+              },
+            })
+            await Promise.all(adds)
+            for (const [group, accumulator] of accumulators) stats.get(group)!.hessian = accumulator.toArray()
+          } finally {
+            // Settle every add (so none rejects unobserved) before the memory goes back.
+            await Promise.allSettled(adds)
+            for (const accumulator of accumulators.values()) accumulator.free()
+          }
+          for (const [group, s] of stats) {
             s.windows = windows.length
-            finishHessian(s)
+            if (!accumulators.has(group)) finishHessian(s)
           }
           return stats
         }
@@ -224,17 +254,20 @@ export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Re
             progress(layer, 'calibration')
           }
         }
-        for (let layer = 0; layer < L; layer++) {
+        // Layers after the last target need no inputs: the compressed pass stops there.
+        const lastTarget = Math.max(...plan.keys())
+        for (let layer = 0; layer <= lastTarget; layer++) {
           if (options.signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
           if (plan.has(layer)) {
             const stats = sequential ? await captureLayer(original, layer, hidden.slice()) : upfront!.get(layer)!
             progress(layer, 'compressing')
             await compressLayer(layer, stats)
           }
-          await compressed.block(layer, hidden, T)
+          if (layer < lastTarget) await compressed.block(layer, hidden, T)
           await view.spillIfOver(REPLACEMENT_MEMORY_BUDGET)
           progress(layer, 'done')
         }
+        if (lastTarget < L - 1) progress(L - 1, 'done')
       } finally {
         original.close()
         compressed.close()

@@ -8,9 +8,15 @@
 // - damping adds damp · mean(diag H); Hinv is the upper Cholesky factor of H⁻¹;
 // - blocks of `block_size` columns: error feedback within the block, one lazy update after it;
 // - a group's grid is computed from the weights as they stand at the start of the current block.
+// With a worker pool the two O(n³)-ish parts run on the WASM kernels: the inverse Cholesky factor and
+// the lazy update W[:, i2:] -= Err · Hinv[i1:i2, i2:] (a matmul, O(rows·cols²), the dominant cost).
+// Without one, everything runs in TS: the reference path.
 
 import { WhittleError } from '../../errors'
+import type { Region } from '../../pool/memory-arena'
+import type { KernelCall, WorkerPool } from '../../pool/worker-pool'
 import { inverseCholeskyUpper } from '../linalg/cholesky'
+import { inverseCholeskyUpperWasm } from '../linalg/kernels'
 import { uniformBitsPerWeight } from '../quant/grouping'
 import { minmaxGrid, quantizeValue, type QuantGrid } from '../quant/minmax'
 import type { CompressionMethod } from './method'
@@ -24,6 +30,17 @@ export interface GptqParams extends UniformParams {
   staticGroups: boolean
 }
 
+/** What GPTQ derives from the Hessian alone: the same for every Linear of a group with equal damp and act-order. */
+export interface GptqHessianPlan {
+  cols: number
+  /** Input channels with H_ii = 0: their weights are zeroed. */
+  dead: Int32Array
+  /** Column order (identity without act-order). */
+  perm: Int32Array
+  /** Upper Cholesky factor of (permuted, damped H)⁻¹, cols × cols; f32 as the reference holds it. */
+  U: Float32Array
+}
+
 const f = Math.fround
 
 /** Per-row grids over columns [c0, c0 + n) of W (row-major rows × cols). */
@@ -33,34 +50,32 @@ function rowGrids(W: Float32Array, rows: number, cols: number, c0: number, n: nu
   return grids
 }
 
+function isKernelMemoryShortage(e: unknown): boolean {
+  return e instanceof WhittleError && /kernel memory/.test(e.message)
+}
+
 /**
- * Quantizes W [rows, cols] in place given H = Σ XᵀX (any positive scale; f64, cols × cols, not modified).
- * Returns the permutation used (identity without act-order), for exporters that need g_idx.
+ * Dead columns, act-order permutation, damping and Hinv from H = Σ XᵀX (f64, cols × cols, not modified).
+ * With a pool the factorization runs on the WASM kernels (same bits), unless kernel memory is too small.
  */
-export function gptqQuantize(W: Float32Array, rows: number, cols: number, Hin: Float64Array, p: GptqParams): Int32Array {
+export function planHessian(Hin: Float64Array, cols: number, p: Pick<GptqParams, 'damp' | 'actOrder'>, pool?: WorkerPool): GptqHessianPlan {
+  if (!Number.isSafeInteger(cols) || cols <= 0) throw new WhittleError('validation', null, `gptq: ${cols} columns is not a positive integer`)
+  if (Hin.length !== cols * cols) throw new WhittleError('validation', null, `gptq: the Hessian holds ${Hin.length} values, ${cols}×${cols} needs ${cols * cols}`)
   const H = Hin.slice()
-  const g = p.groupSize > 0 && p.groupSize < cols ? p.groupSize : -1
-  let grids = g < 0 ? rowGrids(W, rows, cols, 0, cols, p) : []
+  const deadList: number[] = []
   for (let i = 0; i < cols; i++) {
     if (H[i * cols + i] === 0) {
       H[i * cols + i] = 1
-      for (let r = 0; r < rows; r++) W[r * cols + i] = 0
+      deadList.push(i)
     }
-  }
-  let staticGrids: QuantGrid[][] = []
-  if (g > 0 && p.staticGroups) {
-    for (let c0 = 0; c0 < cols; c0 += g) staticGrids.push(rowGrids(W, rows, cols, c0, Math.min(g, cols - c0), p))
   }
   // Column order: identity, or by descending Hessian diagonal (stable, as torch.argsort is not
   // guaranteed to be; ties are rare in real data).
   const perm = Int32Array.from({ length: cols }, (_, i) => i)
-  let Wp = W
   let Hp = H
   if (p.actOrder) {
     const diag = Array.from({ length: cols }, (_, i) => H[i * cols + i])
     perm.sort((a, b) => diag[b] - diag[a] || a - b)
-    Wp = new Float32Array(rows * cols)
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) Wp[r * cols + c] = W[r * cols + perm[c]]
     Hp = new Float64Array(cols * cols)
     for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) Hp[i * cols + j] = H[perm[i] * cols + perm[j]]
   }
@@ -68,52 +83,159 @@ export function gptqQuantize(W: Float32Array, rows: number, cols: number, Hin: F
   for (let i = 0; i < cols; i++) meanDiag += Hp[i * cols + i]
   const damp = (p.damp * meanDiag) / cols
   for (let i = 0; i < cols; i++) Hp[i * cols + i] += damp
-  const U64 = inverseCholeskyUpper(Hp, cols)
-  // The reference holds Hinv in f32.
-  const U = Float32Array.from(U64)
-
-  const Q = new Float32Array(rows * cols)
-  const B = p.blockSize
-  const err = new Float32Array(rows * B)
-  for (let i1 = 0; i1 < cols; i1 += B) {
-    const i2 = Math.min(i1 + B, cols)
-    const count = i2 - i1
-    for (let i = 0; i < count; i++) {
-      const c = i1 + i
-      if (g > 0) {
-        if (!p.staticGroups) {
-          if (c % g === 0) grids = rowGrids(Wp, rows, cols, c, Math.min(g, cols - c), p)
-        } else {
-          grids = staticGrids[Math.floor(perm[c] / g)]
-        }
-      }
-      const d = U[c * cols + c]
-      for (let r = 0; r < rows; r++) {
-        const w = Wp[r * cols + c]
-        const q = quantizeValue(w, grids[r])
-        Q[r * cols + c] = q
-        const e = f(f(w - q) / d)
-        err[r * B + i] = e
-        // Error feedback into the rest of the block.
-        const row = r * cols
-        for (let j = c + 1; j < i2; j++) Wp[row + j] = f(Wp[row + j] - f(e * U[c * cols + j]))
-      }
-    }
-    // Lazy update of the columns after the block: W[:, i2:] -= Err · Hinv[i1:i2, i2:]
-    if (i2 < cols) {
-      for (let r = 0; r < rows; r++) {
-        const row = r * cols
-        for (let j = i2; j < cols; j++) {
-          let s = 0
-          for (let i = 0; i < count; i++) s += err[r * B + i] * U[(i1 + i) * cols + j]
-          Wp[row + j] = f(Wp[row + j] - s)
-        }
-      }
+  let U64: Float64Array
+  if (!pool) U64 = inverseCholeskyUpper(Hp, cols)
+  else {
+    try {
+      U64 = inverseCholeskyUpperWasm(pool, Hp, cols)
+    } catch (e) {
+      // A Hessian too large for kernel memory still quantizes, only slower.
+      if (!isKernelMemoryShortage(e)) throw e
+      U64 = inverseCholeskyUpper(Hp, cols)
     }
   }
-  // Undo the permutation into W.
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) W[r * cols + perm[c]] = Q[r * cols + c]
-  return perm
+  return { cols, dead: Int32Array.from(deadList), perm, U: Float32Array.from(U64) }
+}
+
+/** Kernel-memory buffers of the WASM lazy update, held for one Linear. */
+interface KernelBuffers {
+  pool: WorkerPool
+  /** The permuted weight W [rows, cols], updated in place. */
+  w: Region
+  /** Err [rows, B]. */
+  err: Region
+  /** −Hinv[i1:i2, i2:]ᵀ as [cols − i2, B]. */
+  v: Region
+  /** Err · v ᵀ, [rows, cols − i2]. */
+  y: Region
+}
+
+function allocKernelBuffers(pool: WorkerPool, rows: number, cols: number, B: number): KernelBuffers | null {
+  const held: Region[] = []
+  try {
+    for (const bytes of [rows * cols * 4, rows * B * 4, Math.max(1, cols - B) * B * 4, rows * Math.max(1, cols - B) * 4]) held.push(pool.arena.alloc(bytes))
+  } catch {
+    // Not enough kernel memory for this Linear: the TS update does the same work, slower.
+    for (const r of held) pool.arena.release(r)
+    return null
+  }
+  const [w, err, v, y] = held
+  return { pool, w, err, v, y }
+}
+
+function releaseKernelBuffers(k: KernelBuffers): void {
+  for (const r of [k.w, k.err, k.v, k.y]) k.pool.arena.release(r)
+}
+
+/** TS: W[:, i2:] -= Err · Hinv[i1:i2, i2:], each sum in f64 then rounded once. */
+function lazyUpdateTs(Wp: Float32Array, err: Float32Array, U: Float32Array, rows: number, cols: number, B: number, i1: number, i2: number): void {
+  const count = i2 - i1
+  for (let r = 0; r < rows; r++) {
+    const row = r * cols
+    for (let j = i2; j < cols; j++) {
+      let s = 0
+      for (let i = 0; i < count; i++) s += err[r * B + i] * U[(i1 + i) * cols + j]
+      Wp[row + j] = f(Wp[row + j] - s)
+    }
+  }
+}
+
+/**
+ * WASM: y = Err · (−Hinv[i1:i2, i2:])ᵀ by matmul_nt, then W[:, i2:] += y row by row; each worker takes
+ * a range of output columns and does both steps for it, so no second round trip is needed.
+ * Requires a full block (count = B), which every block but the last is — and the last needs no update.
+ */
+async function lazyUpdateWasm(k: KernelBuffers, U: Float32Array, rows: number, cols: number, B: number, i1: number, i2: number): Promise<void> {
+  const N = cols - i2
+  const v = k.pool.arena.f32(k.v, 0, N * B)
+  for (let i = 0; i < B; i++) {
+    const u = (i1 + i) * cols + i2
+    for (let j = 0; j < N; j++) v[j * B + i] = -U[u + j]
+  }
+  // Small products are cheaper than a round trip to a worker (as in forward/parallel-ops.ts).
+  const parts = rows * N * B < 1 << 18 || k.pool.threads <= 1 ? 1 : k.pool.threads
+  const step = Math.ceil(N / parts / 16) * 16
+  const runs: Promise<void>[] = []
+  for (let n0 = 0; n0 < N; n0 += step) {
+    const n1 = Math.min(N, n0 + step)
+    const calls: KernelCall[] = [['matmul_nt', k.err.ptr, k.v.ptr, k.y.ptr, rows, B, N, n0, n1]]
+    for (let r = 0; r < rows; r++) calls.push(['add_inplace', k.w.ptr + (r * cols + i2 + n0) * 4, k.y.ptr + (r * N + n0) * 4, n1 - n0])
+    runs.push(k.pool.run(calls))
+  }
+  await Promise.all(runs)
+}
+
+/** Quantizes W [rows, cols] in place given a plan from planHessian. Returns the permutation used. */
+export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: number, plan: GptqHessianPlan, p: GptqParams, pool?: WorkerPool): Promise<Int32Array> {
+  if (plan.cols !== cols) throw new WhittleError('validation', null, `gptq: a Hessian plan for ${plan.cols} columns cannot quantize a weight with ${cols}`)
+  if (!Number.isSafeInteger(rows) || rows <= 0 || W.length !== rows * cols) throw new WhittleError('validation', null, `gptq: a weight of ${W.length} values is not ${rows}×${cols}`)
+  const { perm, U } = plan
+  const g = p.groupSize > 0 && p.groupSize < cols ? p.groupSize : -1
+  let grids = g < 0 ? rowGrids(W, rows, cols, 0, cols, p) : []
+  for (const i of plan.dead) for (let r = 0; r < rows; r++) W[r * cols + i] = 0
+  const staticGrids: QuantGrid[][] = []
+  if (g > 0 && p.staticGroups) {
+    for (let c0 = 0; c0 < cols; c0 += g) staticGrids.push(rowGrids(W, rows, cols, c0, Math.min(g, cols - c0), p))
+  }
+  const B = p.blockSize
+  const kernel = pool && B < cols ? allocKernelBuffers(pool, rows, cols, B) : null
+  try {
+    // The working copy: in kernel memory for the WASM update, else W itself (or its permuted copy).
+    let Wp: Float32Array = kernel ? kernel.pool.arena.f32(kernel.w, 0, rows * cols) : p.actOrder ? new Float32Array(rows * cols) : W
+    if (kernel || p.actOrder) {
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) Wp[r * cols + c] = W[r * cols + perm[c]]
+    }
+    const errJs = kernel ? null : new Float32Array(rows * B)
+    const Q = new Float32Array(rows * cols)
+    for (let i1 = 0; i1 < cols; i1 += B) {
+      const i2 = Math.min(i1 + B, cols)
+      const count = i2 - i1
+      // Fresh views each block: another allocation may have grown (and so replaced) the kernel memory.
+      if (kernel) Wp = kernel.pool.arena.f32(kernel.w, 0, rows * cols)
+      const err = kernel ? kernel.pool.arena.f32(kernel.err, 0, rows * B) : errJs!
+      for (let i = 0; i < count; i++) {
+        const c = i1 + i
+        if (g > 0) {
+          if (!p.staticGroups) {
+            if (c % g === 0) grids = rowGrids(Wp, rows, cols, c, Math.min(g, cols - c), p)
+          } else {
+            grids = staticGrids[Math.floor(perm[c] / g)]
+          }
+        }
+        const d = U[c * cols + c]
+        const uRow = c * cols
+        for (let r = 0; r < rows; r++) {
+          const row = r * cols
+          const w = Wp[row + c]
+          const q = quantizeValue(w, grids[r])
+          Q[row + c] = q
+          const e = f(f(w - q) / d)
+          err[r * B + i] = e
+          // Error feedback into the rest of the block.
+          for (let j = c + 1; j < i2; j++) Wp[row + j] = f(Wp[row + j] - f(e * U[uRow + j]))
+        }
+      }
+      if (i2 < cols) {
+        if (kernel) await lazyUpdateWasm(kernel, U, rows, cols, B, i1, i2)
+        else lazyUpdateTs(Wp, err, U, rows, cols, B, i1, i2)
+      }
+    }
+    // Undo the permutation into W.
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) W[r * cols + perm[c]] = Q[r * cols + c]
+    return perm
+  } finally {
+    if (kernel) releaseKernelBuffers(kernel)
+  }
+}
+
+/**
+ * Quantizes W [rows, cols] in place given H = Σ XᵀX (any positive scale; f64, cols × cols, not modified).
+ * Returns the permutation used (identity without act-order), for exporters that need g_idx.
+ * Without `pool` everything runs in TS (the reference path); with it, Hinv and the lazy updates run on
+ * the WASM kernels (f32 sums there, so the result differs from the TS path in the last bits).
+ */
+export async function gptqQuantize(W: Float32Array, rows: number, cols: number, H: Float64Array, p: GptqParams, pool?: WorkerPool): Promise<Int32Array> {
+  return gptqQuantizePlanned(W, rows, cols, planHessian(H, cols, p, pool), p, pool)
 }
 
 export const gptq: CompressionMethod<GptqParams> = {
@@ -137,14 +259,21 @@ export const gptq: CompressionMethod<GptqParams> = {
   async compressGroup(ctx) {
     const H = ctx.input?.hessian
     if (!H) throw new WhittleError('validation', null, `gptq: layer ${ctx.layer} ${ctx.group} has no calibration Hessian`)
-    return ctx.linears.map((l) => {
+    // Linears reading one input share its Hessian: factor it once per (damp, act-order).
+    const plans = new Map<string, GptqHessianPlan>()
+    const outcomes = []
+    for (const l of ctx.linears) {
       const p = l.params
-      gptqQuantize(l.weight, l.rows, l.cols, H, p)
-      return {
+      const key = `${p.damp}|${p.actOrder}`
+      let plan = plans.get(key)
+      if (!plan) plans.set(key, (plan = planHessian(H, l.cols, p, ctx.pool)))
+      await gptqQuantizePlanned(l.weight, l.rows, l.cols, plan, p, ctx.pool)
+      outcomes.push({
         name: l.name,
         bitsPerWeight: uniformBitsPerWeight(p.bits, l.cols, p.groupSize, p.sym),
         format: `${uniformFormat(p)}${p.actOrder ? ' act-order' : ''}`,
-      }
-    })
+      })
+    }
+    return outcomes
   },
 }

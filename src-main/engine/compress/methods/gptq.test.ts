@@ -1,0 +1,144 @@
+// GPTQ's WASM path (Hinv and lazy updates on the kernels) against its TS reference path, and both
+// against what GPTQ is for: a smaller output error ‖X(W − Ŵ)ᵀ‖ than round-to-nearest on the same grid.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { WhittleError } from '../../errors'
+import { WorkerPool } from '../../pool/worker-pool'
+import { gptqQuantize, planHessian, type GptqParams } from './gptq'
+import { rtnQuantize } from './rtn'
+
+function lcg(seed: number): () => number {
+  let s = seed >>> 0
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
+    return s / 2 ** 32 - 0.5
+  }
+}
+
+/** T × K inputs with correlated channels (a random mix of fewer sources), so the Hessian matters. */
+function correlatedInputs(T: number, K: number, seed: number): Float32Array {
+  const rnd = lcg(seed)
+  const S = Math.max(4, K >> 2)
+  const mix = Float32Array.from({ length: S * K }, rnd)
+  const X = new Float32Array(T * K)
+  const z = new Float32Array(S)
+  for (let t = 0; t < T; t++) {
+    for (let s = 0; s < S; s++) z[s] = rnd()
+    for (let k = 0; k < K; k++) {
+      let v = 0.05 * rnd()
+      for (let s = 0; s < S; s++) v += z[s] * mix[s * K + k]
+      X[t * K + k] = v
+    }
+  }
+  return X
+}
+
+function gram(X: Float32Array, T: number, K: number): Float64Array {
+  const H = new Float64Array(K * K)
+  for (let t = 0; t < T; t++) {
+    for (let i = 0; i < K; i++) {
+      const xi = X[t * K + i]
+      for (let j = 0; j < K; j++) H[i * K + j] += xi * X[t * K + j]
+    }
+  }
+  return H
+}
+
+/** ‖X(W − Q)ᵀ‖_F / ‖XWᵀ‖_F */
+function outputError(X: Float32Array, T: number, W: Float32Array, Q: Float32Array, rows: number, K: number): number {
+  let num = 0, den = 0
+  for (let t = 0; t < T; t++) {
+    for (let r = 0; r < rows; r++) {
+      let y = 0, d = 0
+      for (let k = 0; k < K; k++) {
+        y += X[t * K + k] * W[r * K + k]
+        d += X[t * K + k] * (W[r * K + k] - Q[r * K + k])
+      }
+      num += d * d
+      den += y * y
+    }
+  }
+  return Math.sqrt(num / den)
+}
+
+const params = (over: Partial<GptqParams>): GptqParams => ({ bits: 4, groupSize: -1, sym: false, damp: 0.01, blockSize: 32, actOrder: false, staticGroups: false, ...over })
+
+describe('gptqQuantize', () => {
+  let pool: WorkerPool
+  let inline: WorkerPool
+  const T = 400, K = 200, rows = 48
+  const X = correlatedInputs(T, K, 7)
+  const H = gram(X, T, K)
+  const W = Float32Array.from({ length: rows * K }, lcg(3))
+
+  beforeAll(async () => {
+    pool = await WorkerPool.create({ threads: 2 })
+    inline = await WorkerPool.create({ threads: 0 })
+  })
+  afterAll(async () => {
+    await pool?.close()
+    await inline?.close()
+  })
+
+  const variants: [string, Partial<GptqParams>][] = [
+    ['per channel', {}],
+    ['g64', { groupSize: 64 }],
+    ['act-order g64', { actOrder: true, groupSize: 64 }],
+    ['act-order static groups g64', { actOrder: true, staticGroups: true, groupSize: 64 }],
+    ['3 bits sym, block 50 (a partial last block)', { bits: 3, sym: true, blockSize: 50 }],
+  ]
+  for (const [label, over] of variants) {
+    it(`${label}: the WASM path matches the TS reference path and beats RTN`, async () => {
+      const p = params(over)
+      const reference = W.slice(), wasm = W.slice(), rtn = W.slice()
+      const permTs = await gptqQuantize(reference, rows, K, H, p)
+      const permWasm = await gptqQuantize(wasm, rows, K, H, p, pool)
+      expect(Array.from(permWasm)).toEqual(Array.from(permTs))
+      // f32 sums in the kernel vs f64 in TS: grids may move by an ulp, and a value near a rounding
+      // boundary may land one step (≈ 1/15 of a row's range) away; no more than that, and rarely.
+      let same = 0
+      for (let i = 0; i < reference.length; i++) if (Math.abs(reference[i] - wasm[i]) < 1e-5) same++
+      expect(same / reference.length).toBeGreaterThan(0.98)
+      const eTs = outputError(X, T, W, reference, rows, K)
+      const eWasm = outputError(X, T, W, wasm, rows, K)
+      expect(Math.abs(eWasm / eTs - 1)).toBeLessThan(0.01)
+      rtnQuantize(rtn, rows, K, { bits: p.bits, groupSize: p.groupSize, sym: p.sym })
+      expect(eWasm).toBeLessThan(0.9 * outputError(X, T, W, rtn, rows, K))
+    })
+  }
+
+  it('gives the same bits on 2 workers as inline on the main thread', async () => {
+    const a = W.slice(), b = W.slice()
+    await gptqQuantize(a, rows, K, H, params({ groupSize: 64 }), pool)
+    await gptqQuantize(b, rows, K, H, params({ groupSize: 64 }), inline)
+    expect(Array.from(a)).toEqual(Array.from(b))
+  })
+
+  it('zeroes the weights of a dead input and quantizes the rest', async () => {
+    const Hd = H.slice()
+    const dead = 17
+    for (let j = 0; j < K; j++) Hd[dead * K + j] = Hd[j * K + dead] = 0
+    const w = W.slice()
+    await gptqQuantize(w, rows, K, Hd, params({}), pool)
+    for (let r = 0; r < rows; r++) expect(w[r * K + dead]).toBe(0)
+    // Every other value is on its row's 16-level grid.
+    for (let r = 0; r < 3; r++) expect(new Set(w.subarray(r * K, (r + 1) * K)).size).toBeLessThanOrEqual(16)
+  })
+
+  it('leaves kernel memory as it found it', async () => {
+    const before = pool.arena.liveBytes
+    await gptqQuantize(W.slice(), rows, K, H, params({}), pool)
+    expect(pool.arena.liveBytes).toBe(before)
+  })
+
+  it('refuses a Hessian of the wrong size or a weight of the wrong shape with a WhittleError', async () => {
+    expect(() => planHessian(H.subarray(0, K * K - 1), K, params({}))).toThrow(WhittleError)
+    await expect(gptqQuantize(W.slice(0, rows * K - 1), rows, K, H, params({}), pool)).rejects.toThrow(WhittleError)
+  })
+
+  it('refuses a Hessian that damping cannot make positive definite', async () => {
+    const bad = H.slice()
+    bad[5 * K + 5] = -1e6
+    await expect(gptqQuantize(W.slice(), rows, K, bad, params({}), pool)).rejects.toThrow(/positive definite/)
+  })
+})
