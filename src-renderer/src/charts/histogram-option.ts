@@ -47,22 +47,7 @@ export function histogramOption(h: Histogram, logScale: boolean): ChartOption {
         return `[${formatValue(bin.lo)}, ${formatValue(bin.hi)})<br/>count ${formatInteger(bin.count)}`
       },
     },
-    xAxis: {
-      type: 'category',
-      data: bins.map((b) => formatValue(b.centre, 3)),
-      name: 'value',
-      nameLocation: 'middle',
-      nameGap: 26,
-      axisLine: { lineStyle: { color: CHART_COLORS.axis } },
-      axisTick: { alignWithLabel: true },
-    },
-    yAxis: logScale
-      ? { type: 'log', logBase: 10, name: 'count (log)', splitLine: { lineStyle: { color: CHART_COLORS.grid } } }
-      : { type: 'value', name: 'count', splitLine: { lineStyle: { color: CHART_COLORS.grid } } },
-    dataZoom: [
-      { type: 'inside', xAxisIndex: 0 },
-      { type: 'slider', xAxisIndex: 0, height: 16, bottom: 6 },
-    ],
+    ...histogramAxes(bins.map((b) => b.centre), logScale),
     series: [
       {
         type: 'bar',
@@ -71,6 +56,28 @@ export function histogramOption(h: Histogram, logScale: boolean): ChartOption {
         barCategoryGap: '8%',
         itemStyle: { color: CHART_COLORS.bar },
       },
+    ],
+  }
+}
+
+/** The value axis, count axis (linear or log) and zoom shared by the histogram and its overlay. */
+export function histogramAxes(centres: number[], logScale: boolean) {
+  return {
+    xAxis: {
+      type: 'category' as const,
+      data: centres.map((c) => formatValue(c, 3)),
+      name: 'value',
+      nameLocation: 'middle' as const,
+      nameGap: 26,
+      axisLine: { lineStyle: { color: CHART_COLORS.axis } },
+      axisTick: { alignWithLabel: true },
+    },
+    yAxis: logScale
+      ? { type: 'log' as const, logBase: 10, name: 'count (log)', splitLine: { lineStyle: { color: CHART_COLORS.grid } } }
+      : { type: 'value' as const, name: 'count', splitLine: { lineStyle: { color: CHART_COLORS.grid } } },
+    dataZoom: [
+      { type: 'inside' as const, xAxisIndex: 0 },
+      { type: 'slider' as const, xAxisIndex: 0, height: 16, bottom: 6 },
     ],
   }
 }

@@ -6,7 +6,7 @@
 
 import type { Histogram } from '@contract/api'
 import { formatInteger, formatValue } from '../lib/format'
-import { histogramBins, histogramSeriesData } from './histogram-option'
+import { histogramAxes, histogramBins, histogramSeriesData } from './histogram-option'
 import { CHART_COLORS, MONO_FONT } from './palette'
 import type { ChartOption } from './types'
 
@@ -42,22 +42,7 @@ export function histogramOverlayOption(before: Histogram, after: Histogram, logS
         ].join('<br/>')
       },
     },
-    xAxis: {
-      type: 'category',
-      data: bins.map((b) => formatValue(b.centre, 3)),
-      name: 'value',
-      nameLocation: 'middle',
-      nameGap: 26,
-      axisLine: { lineStyle: { color: CHART_COLORS.axis } },
-      axisTick: { alignWithLabel: true },
-    },
-    yAxis: logScale
-      ? { type: 'log', logBase: 10, name: 'count (log)', splitLine: { lineStyle: { color: CHART_COLORS.grid } } }
-      : { type: 'value', name: 'count', splitLine: { lineStyle: { color: CHART_COLORS.grid } } },
-    dataZoom: [
-      { type: 'inside', xAxisIndex: 0 },
-      { type: 'slider', xAxisIndex: 0, height: 16, bottom: 6 },
-    ],
+    ...histogramAxes(bins.map((b) => b.centre), logScale),
     series: [
       {
         type: 'bar',
