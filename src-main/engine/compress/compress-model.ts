@@ -12,6 +12,7 @@ import type { WorkerPool } from '../pool/worker-pool'
 import { getMethod } from './methods'
 import { runRecipe, type TensorOutcome } from './pipeline'
 import type { Recipe } from './recipe/recipe'
+import { storageTotals, type StoredTensor } from './storage'
 
 export interface CompressionReport {
   model: string
@@ -52,22 +53,10 @@ export async function calibrationFor(model: LoadedModel, recipe: Recipe, recipeD
 
 export function sizeReport(model: LoadedModel, tensors: TensorOutcome[]): Pick<CompressionReport, 'bits_per_weight' | 'bytes_before' | 'bytes_after' | 'compressed_params'> {
   // The last step that touched a tensor decides its storage.
-  const last = new Map<string, TensorOutcome>()
-  for (const t of tensors) last.set(t.name, t)
-  let bitsTotal = 0, params = 0, bytesAfter = 0, bytesBefore = 0
-  for (const e of model.files.tensors) {
-    bytesBefore += e.byteLength
-    const o = last.get(e.name)
-    if (!o) {
-      bytesAfter += e.byteLength
-      continue
-    }
-    const n = o.shape[0] * o.shape[1]
-    params += n
-    bitsTotal += o.bitsPerWeight * n
-    bytesAfter += Math.ceil((o.bitsPerWeight * n) / 8)
-  }
-  return { bits_per_weight: params ? bitsTotal / params : 0, bytes_before: bytesBefore, bytes_after: bytesAfter, compressed_params: params }
+  const last = new Map<string, StoredTensor>()
+  for (const t of tensors) last.set(t.name, { bitsPerWeight: t.bitsPerWeight, params: t.shape[0] * t.shape[1] })
+  const s = storageTotals(model, last)
+  return { bits_per_weight: s.bitsPerWeight, bytes_before: s.bytesBefore, bytes_after: s.bytesAfter, compressed_params: s.compressedParams }
 }
 
 export async function compressModel(pool: WorkerPool, model: LoadedModel, recipe: Recipe, options: CompressOptions): Promise<{ view: ModelView; report: CompressionReport }> {

@@ -5,6 +5,7 @@ import type { LoadedModel } from '../model/loaded-model'
 import { getMethod } from './methods'
 import type { Recipe } from './recipe/recipe'
 import { overrideFor, selectTargets } from './recipe/targets'
+import { storageTotals } from './storage'
 
 export function predictCompression(model: LoadedModel, recipe: Recipe): CompressionPrediction {
   const last = new Map<string, CompressionPrediction['tensors'][number] & { params: number }>()
@@ -16,22 +17,11 @@ export function predictCompression(model: LoadedModel, recipe: Recipe): Compress
       last.set(t.name, { name: t.name, method: step.method, format: p.format, bitsPerWeight: p.bitsPerWeight, params: t.shape[0] * t.shape[1] })
     }
   }
-  let bytesBefore = 0, bytesAfter = 0, bits = 0, params = 0
-  for (const e of model.files.tensors) {
-    bytesBefore += e.byteLength
-    const p = last.get(e.name)
-    if (!p) {
-      bytesAfter += e.byteLength
-      continue
-    }
-    bits += p.bitsPerWeight * p.params
-    params += p.params
-    bytesAfter += Math.ceil((p.bitsPerWeight * p.params) / 8)
-  }
+  const totals = storageTotals(model, last)
   return {
-    bitsPerWeight: params ? bits / params : 0,
-    bytesBefore,
-    bytesAfter,
+    bitsPerWeight: totals.bitsPerWeight,
+    bytesBefore: totals.bytesBefore,
+    bytesAfter: totals.bytesAfter,
     tensors: [...last.values()].map(({ params: _p, ...t }) => t),
   }
 }
