@@ -229,6 +229,14 @@ export interface CompressedTensor {
   relWeightError: number
   relOutputError: number | null
   note?: string
+  /** Fraction of zero weights after the step. */
+  sparsity: number
+  /** Parameters stored when they differ from rows × cols (low-rank factors). */
+  storedParams?: number
+  /** The N:M validator's verdict, when the step imposed a pattern. */
+  nm?: { n: number; m: number; violations: number; groups: number; valid: boolean }
+  /** Pruning steps: non-zero density of the weight pooled to at most 32 × 32 cells (row-major, 0..1). */
+  mask?: { rows: number; cols: number; density: number[] }
 }
 
 export interface CompressionPrediction {

@@ -17,10 +17,12 @@ import type { WorkerPool } from '../pool/worker-pool'
 import { KernelHessian } from './linalg/kernels'
 import { getMethod } from './methods'
 import type { CompressionMethod, GroupContext, LinearOutcome, LinearToCompress } from './methods/method'
+import { checkNm, maskThumbnail, zeroFraction, type MaskThumbnail, type NmVerdict } from './prune/sparsity'
+import type { UniformGridRecord } from './quant/record'
 import type { Recipe, RecipeStep } from './recipe/recipe'
 import { overrideFor, selectTargets } from './recipe/targets'
 
-export interface TensorOutcome extends LinearOutcome {
+export interface TensorOutcome extends Omit<LinearOutcome, 'record' | 'nm' | 'inputScale'> {
   step: number
   method: string
   layer: number
@@ -30,6 +32,12 @@ export interface TensorOutcome extends LinearOutcome {
   relWeightError: number
   /** ‖X(W − Ŵ)ᵀ‖_F / ‖XWᵀ‖_F on a sample of calibration inputs; null without calibration. */
   relOutputError: number | null
+  /** Fraction of zero weights after the step. */
+  sparsity: number
+  /** The validator's verdict when the method imposed an N:M pattern. */
+  nm?: NmVerdict
+  /** Pruning methods: the mask's density, down-sampled. */
+  mask?: MaskThumbnail
 }
 
 export interface PipelineOptions {
@@ -44,6 +52,11 @@ export interface PipelineOptions {
 export interface PipelineResult {
   view: ModelView
   tensors: TensorOutcome[]
+  /**
+   * The quantization grids behind each tensor whose last step was a uniform quantizer (RTN, GPTQ, AWQ):
+   * packed exports derive integer codes from them. A later step that changes a tensor drops its record.
+   */
+  records: Map<string, UniformGridRecord>
   seconds: number
 }
 
@@ -129,6 +142,7 @@ export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Re
   const started = performance.now()
   const view = withReplacements(model)
   const tensors: TensorOutcome[] = []
+  const records = new Map<string, UniformGridRecord>()
   const L = model.arch.layers
   for (const [index, step] of recipe.steps.entries()) {
     const method = getMethod(step.method, `step ${index + 1}`)
@@ -163,6 +177,7 @@ export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Re
             const name = tensorName(model.arch, layer, role)
             if (!name) throw new WhittleError('not-found', model.files.path, `layer ${layer} has no ${role} tensor to rewrite`)
             view.replace(name, values)
+            records.delete(name)
           },
         })
       } else {
@@ -175,11 +190,16 @@ export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Re
           const o = outcomes.find((x) => x.name === l.name)
           if (!o) throw new Error(`${step.method} reported no outcome for ${l.name}`)
           const original = originals.get(l.name)!
-          const { inputScale: _scale, ...outcome } = o
+          const { inputScale: _scale, record, nm, ...outcome } = o
+          if (record) records.set(l.name, record)
+          else records.delete(l.name)
           tensors.push({
             ...outcome, step: index, method: step.method, layer, role: l.role, shape: [l.rows, l.cols],
             relWeightError: relativeError(original, effectiveWeight(l.weight, l.cols, o.inputScale)),
             relOutputError: g.input ? relativeOutputError(g.input as Sampled, original, l.weight, l.rows, l.cols, o.inputScale) : null,
+            sparsity: zeroFraction(l.weight),
+            ...(nm ? { nm: checkNm(l.weight, l.rows, l.cols, nm.n, nm.m) } : {}),
+            ...(method.kind === 'prune' ? { mask: maskThumbnail(l.weight, l.rows, l.cols) } : {}),
           })
         }
       }
@@ -276,5 +296,5 @@ export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Re
     if (method.runtime) view.runtime = method.runtime
     await options.afterStep?.(index, view)
   }
-  return { view, tensors, seconds: (performance.now() - started) / 1000 }
+  return { view, tensors, records, seconds: (performance.now() - started) / 1000 }
 }

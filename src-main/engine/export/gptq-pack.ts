@@ -1,10 +1,8 @@
 // The integer side of a uniformly quantized Linear (RTN, GPTQ) and the bit layouts packed exports use.
 //
-// A UniformQuantRecord holds what the quantizer decided: per (group, output row) a scale and an integer
-// zero, and per weight an unsigned code in [0, 2^bits − 1], so that W[r, c] = scale[g, r] · (q[r, c] − z[g, r])
-// with g = gIdx[c]. Scales are held fp16-representable from the start: GPTQ checkpoints store them as
-// fp16, and only if the quantizer itself used the fp16 scale does the checkpoint decode to exactly the
-// weights the engine measured.
+// A UniformQuantRecord (compress/quant/record.ts) holds what the quantizer decided. GPTQ checkpoints
+// store scales as fp16, so only a quantizer that itself used fp16 scales (scale_dtype f16, the default)
+// yields a checkpoint that decodes to exactly the weights the engine measured.
 //
 // GPTQ packing (GPTQModel `qlinear/__init__.py`): each output column's codes form one LSB-first bit
 // stream along the input dimension, cut into int32 words; word r of column c is qweight[r, c]. For
@@ -17,49 +15,17 @@
 // from the next), and for 3 bits field by field ((z − 1) mod 8); loading adds the same back. Both are
 // followed exactly, so a v1 file here round-trips through GPTQModel's loader bit for bit.
 
+import { f16BitsToF32, roundToF16 } from '../compress/quant/fp16'
+import { sequentialGIdx, type UniformQuantRecord } from '../compress/quant/record'
 import { WhittleError } from '../errors'
 import { f32ToF16Bits } from '../synthetic/float-encode'
 
-export interface UniformQuantRecord {
-  bits: number
-  /** Inputs per group; ≤ 0 (or ≥ cols) means one group per output row. */
-  groupSize: number
-  sym: boolean
-  /** Output features (rows of the [out, in] weight). */
-  rows: number
-  /** Input features. */
-  cols: number
-  /** [groups, rows], every value exactly representable in fp16. */
-  scales: Float32Array
-  /** [groups, rows], integers in [0, 2^bits − 1]. */
-  zeros: Int32Array
-  /** [cols]: the group of each input column (i / groupSize unless act-order regrouped them). */
-  gIdx: Int32Array
-  /** [rows, cols] row-major: the unsigned code of each weight. */
-  codes: Uint8Array
-}
+export { f16BitsToF32, roundToF16 } from '../compress/quant/fp16'
+export { sequentialGIdx, type UniformQuantRecord } from '../compress/quant/record'
 
 export type GptqCheckpointFormat = 'gptq' | 'gptq_v2'
 
 export const GPTQ_BITS: readonly number[] = [2, 3, 4, 8]
-
-const f16Scratch = new Uint16Array(1)
-
-/** The f32 value of fp16 bits (exact). */
-export function f16BitsToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1
-  const exp = (h >>> 10) & 0x1f
-  const mant = h & 0x3ff
-  if (exp === 0) return sign * mant * 2 ** -24
-  if (exp === 0x1f) return mant ? NaN : sign * Infinity
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15)
-}
-
-/** x rounded to the nearest fp16 value (ties to even), as a number. Quantizers use it for their scales. */
-export function roundToF16(x: number): number {
-  f16Scratch[0] = f32ToF16Bits(x)
-  return f16BitsToF32(f16Scratch[0])
-}
 
 /** Checks a record's sizes and value ranges; `where` names the tensor in the error. */
 export function validateRecord(r: UniformQuantRecord, where: string): void {
@@ -89,12 +55,6 @@ export function dequantizeRecord(r: UniformQuantRecord): Float32Array {
     }
   }
   return out
-}
-
-/** The trivial grouping c / groupSize (all zeros per channel). */
-export function sequentialGIdx(cols: number, groupSize: number): Int32Array {
-  const g = groupSize > 0 && groupSize < cols ? groupSize : cols
-  return Int32Array.from({ length: cols }, (_, c) => Math.floor(c / g))
 }
 
 export function isSequentialGIdx(gIdx: Int32Array, groupSize: number): boolean {

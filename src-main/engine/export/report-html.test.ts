@@ -9,7 +9,7 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'whittle-report-'))
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
 
 function outcome(name: string, relWeightError: number): TensorOutcome {
-  return { name, bitsPerWeight: 4.625, format: 'w4 g32 asym', step: 0, method: 'gptq', layer: 0, role: 'q', shape: [64, 64], relWeightError, relOutputError: 0.0421 }
+  return { name, bitsPerWeight: 4.625, format: 'w4 g32 asym', step: 0, method: 'gptq', layer: 0, role: 'q', shape: [64, 64], relWeightError, relOutputError: 0.0421, sparsity: 0 }
 }
 
 const report: ExportReport = {

@@ -32,7 +32,7 @@ describe('perplexity change', () => {
 
 describe('per-tensor table order', () => {
   const t = (name: string, out: number | null, bpw: number): CompressedTensor => ({
-    name, layer: 0, role: 'q', step: 0, method: 'rtn', format: 'w4', shape: [1, 1], bitsPerWeight: bpw, relWeightError: 0.1, relOutputError: out,
+    name, layer: 0, role: 'q', step: 0, method: 'rtn', format: 'w4', shape: [1, 1], bitsPerWeight: bpw, relWeightError: 0.1, relOutputError: out, sparsity: 0,
   })
   const rows = [t('layers.2.q', 0.2, 4), t('layers.10.q', null, 8), t('layers.1.q', 0.5, 4), t('layers.3.q', 0.2, 3)]
 

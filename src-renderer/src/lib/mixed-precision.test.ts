@@ -8,7 +8,7 @@ import {
 function tensor(name: string, shape: [number, number], out: number | null, weight: number, extra: Partial<CompressedTensor> = {}): CompressedTensor {
   return {
     name, layer: 0, role: 'q', step: 0, method: 'rtn', format: 'w4 g32 sym', shape,
-    bitsPerWeight: 4.5, relWeightError: weight, relOutputError: out, ...extra,
+    bitsPerWeight: 4.5, relWeightError: weight, relOutputError: out, sparsity: 0, ...extra,
   }
 }
 

@@ -10,7 +10,7 @@ import { useModelStore } from './model'
 
 const ct = (name: string, out: number, shape: [number, number] = [4, 4]): CompressedTensor => ({
   name, layer: 0, role: 'q', step: 0, method: 'rtn', format: 'w4 per-channel asym', shape, bitsPerWeight: 4 + 20 / shape[1],
-  relWeightError: 0.1, relOutputError: out,
+  relWeightError: 0.1, relOutputError: out, sparsity: 0,
 })
 
 function summary(recipe = { steps: [{ method: 'rtn', params: { bits: 4 } }] }): CompressionSummary {

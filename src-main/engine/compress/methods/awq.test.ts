@@ -58,7 +58,7 @@ function makeLayer(pool: WorkerPool, shapes: Partial<Record<TensorRole, [number,
     tensors.set('ffn_norm', Float32Array.from(normals(hidden, 8), (v) => f(1 + 0.3 * v)))
   }
   const original = new Map([...tensors].map(([k, v]) => [k, v.slice()]))
-  const p: AwqParams = { ...awq.parseParams({}, 'test'), ...params }
+  const p: AwqParams = { ...awq.parseParams({ scale_dtype: 'f32' }, 'test'), ...params }
   const byGroup = new Map<InputGroup, LinearToCompress<AwqParams>[]>()
   for (const role of targeted) {
     const [rows, cols] = shapes[role]!
@@ -123,7 +123,7 @@ describe('AWQ scales', () => {
   })
 
   it('parses defaults (w4 g128 asym, grid 20) and names the step in errors', () => {
-    expect(awq.parseParams({}, 's')).toEqual({ bits: 4, groupSize: 128, sym: false, grid: 20 })
+    expect(awq.parseParams({}, 's')).toEqual({ bits: 4, groupSize: 128, sym: false, scaleDtype: 'f16', grid: 20 })
     expect(() => awq.parseParams({ grid: 0 }, 'recipe step 1 (awq)')).toThrow(/step 1 \(awq\): params.grid/)
     expect(() => awq.parseParams({ alpha: 0.5 }, 's')).toThrow(/alpha is not a parameter/)
     expect(awq.predict(awq.parseParams({ group_size: 32 }, 's'), 64, 64).bitsPerWeight).toBe(4 + 20 / 32)

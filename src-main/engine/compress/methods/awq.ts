@@ -20,6 +20,7 @@ import { allocTensor, type ArenaTensor } from '../../forward/arena-tensors'
 import { matmul } from '../../forward/parallel-ops'
 import type { WorkerPool } from '../../pool/worker-pool'
 import { uniformBitsPerWeight } from '../quant/grouping'
+import type { ScaleDType } from '../quant/minmax'
 import type { CompressionMethod, GroupContext, LayerContext, LinearOutcome, LinearToCompress } from './method'
 import { ParamReader } from './params'
 import { rtnQuantize, uniformFormat, type UniformParams } from './rtn'
@@ -304,6 +305,7 @@ export const awq: CompressionMethod<AwqParams> = {
       bits: r.int('bits', 4, 2, 8),
       groupSize: r.groupSize('group_size', 128),
       sym: r.bool('sym', false),
+      scaleDtype: r.oneOf<ScaleDType>('scale_dtype', 'f16', ['f16', 'f32']),
       grid: r.int('grid', 20, 1, 1000),
     }
     r.done()
@@ -313,9 +315,9 @@ export const awq: CompressionMethod<AwqParams> = {
   async compressGroup(ctx) {
     // Without the layer there is no producer to fold into: plain RTN with the same grid.
     return ctx.linears.map((l) => {
-      rtnQuantize(l.weight, l.rows, l.cols, l.params)
+      const record = rtnQuantize(l.weight, l.rows, l.cols, l.params)
       return {
-        name: l.name, bitsPerWeight: uniformBitsPerWeight(l.params.bits, l.cols, l.params.groupSize, l.params.sym),
+        name: l.name, record, bitsPerWeight: uniformBitsPerWeight(l.params.bits, l.cols, l.params.groupSize, l.params.sym),
         format: `${uniformFormat(l.params)} awq`, note: 'AWQ: not scaled (no layer context)',
       }
     })
@@ -326,10 +328,10 @@ export const awq: CompressionMethod<AwqParams> = {
     const outcomes: LinearOutcome[] = []
     for (const { group, scale, note } of scalings) {
       for (const l of group.linears) {
-        rtnQuantize(l.weight, l.rows, l.cols, l.params)
+        const record = rtnQuantize(l.weight, l.rows, l.cols, l.params)
         const by = rowScaled.get(l.role)
         outcomes.push({
-          name: l.name,
+          name: l.name, record,
           bitsPerWeight: uniformBitsPerWeight(l.params.bits, l.cols, l.params.groupSize, l.params.sym),
           format: `${uniformFormat(l.params)} awq`,
           note: by ? `${note}; output rows divided by the ${by} group's scale` : note,

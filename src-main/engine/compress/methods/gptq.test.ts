@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WhittleError } from '../../errors'
 import { WorkerPool } from '../../pool/worker-pool'
 import { gptqQuantize, planHessian, type GptqParams } from './gptq'
+import { dequantizeRecord, isSequentialGIdx, roundToF16 } from '../../export/gptq-pack'
+import { codesFromWeights } from '../quant/record'
 import { rtnQuantize } from './rtn'
 
 function lcg(seed: number): () => number {
@@ -61,7 +63,7 @@ function outputError(X: Float32Array, T: number, W: Float32Array, Q: Float32Arra
   return Math.sqrt(num / den)
 }
 
-const params = (over: Partial<GptqParams>): GptqParams => ({ bits: 4, groupSize: -1, sym: false, damp: 0.01, blockSize: 32, actOrder: false, staticGroups: false, ...over })
+const params = (over: Partial<GptqParams>): GptqParams => ({ bits: 4, groupSize: -1, sym: false, damp: 0.01, blockSize: 32, actOrder: false, staticGroups: false, scaleDtype: 'f16', ...over })
 
 describe('gptqQuantize', () => {
   let pool: WorkerPool
@@ -91,8 +93,14 @@ describe('gptqQuantize', () => {
     it(`${label}: the WASM path matches the TS reference path and beats RTN`, async () => {
       const p = params(over)
       const reference = W.slice(), wasm = W.slice(), rtn = W.slice()
-      const permTs = await gptqQuantize(reference, rows, K, H, p)
-      const permWasm = await gptqQuantize(wasm, rows, K, H, p, pool)
+      const { perm: permTs, record: recordTs } = await gptqQuantize(reference, rows, K, H, p)
+      const { perm: permWasm, record } = await gptqQuantize(wasm, rows, K, H, p, pool)
+      // The recorded grids (fp16 scales, g_idx) reproduce every quantized weight bit for bit.
+      const packed = codesFromWeights(record, wasm, label)
+      expect(Array.from(dequantizeRecord(packed))).toEqual(Array.from(wasm))
+      expect(Array.from(dequantizeRecord(codesFromWeights(recordTs, reference, label)))).toEqual(Array.from(reference))
+      for (const s of record.scales) expect(roundToF16(s)).toBe(s)
+      if (over.actOrder && !over.staticGroups) expect(isSequentialGIdx(record.gIdx, 64)).toBe(false)
       expect(Array.from(permWasm)).toEqual(Array.from(permTs))
       // f32 sums in the kernel vs f64 in TS: grids may move by an ulp, and a value near a rounding
       // boundary may land one step (≈ 1/15 of a row's range) away; no more than that, and rarely.

@@ -19,6 +19,7 @@ import { inverseCholeskyUpper } from '../linalg/cholesky'
 import { inverseCholeskyUpperWasm } from '../linalg/kernels'
 import { uniformBitsPerWeight } from '../quant/grouping'
 import { minmaxGrid, quantizeValue, type QuantGrid } from '../quant/minmax'
+import { GridRecorder, type UniformGridRecord } from '../quant/record'
 import type { CompressionMethod } from './method'
 import { ParamReader } from './params'
 import { parseUniform, uniformFormat, type UniformParams } from './rtn'
@@ -46,7 +47,7 @@ const f = Math.fround
 /** Per-row grids over columns [c0, c0 + n) of W (row-major rows × cols). */
 function rowGrids(W: Float32Array, rows: number, cols: number, c0: number, n: number, p: UniformParams): QuantGrid[] {
   const grids: QuantGrid[] = []
-  for (let r = 0; r < rows; r++) grids.push(minmaxGrid(W, r * cols + c0, n, 1, p.bits, p.sym))
+  for (let r = 0; r < rows; r++) grids.push(minmaxGrid(W, r * cols + c0, n, 1, p.bits, p.sym, p.scaleDtype))
   return grids
 }
 
@@ -165,17 +166,31 @@ async function lazyUpdateWasm(k: KernelBuffers, U: Float32Array, rows: number, c
   await Promise.all(runs)
 }
 
-/** Quantizes W [rows, cols] in place given a plan from planHessian. Returns the permutation used. */
-export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: number, plan: GptqHessianPlan, p: GptqParams, pool?: WorkerPool): Promise<Int32Array> {
+/** The permutation used and the grids behind the quantized weight (for packed exports). */
+export interface GptqResult {
+  perm: Int32Array
+  record: UniformGridRecord
+}
+
+/** Quantizes W [rows, cols] in place given a plan from planHessian. */
+export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: number, plan: GptqHessianPlan, p: GptqParams, pool?: WorkerPool): Promise<GptqResult> {
   if (plan.cols !== cols) throw new WhittleError('validation', null, `gptq: a Hessian plan for ${plan.cols} columns cannot quantize a weight with ${cols}`)
   if (!Number.isSafeInteger(rows) || rows <= 0 || W.length !== rows * cols) throw new WhittleError('validation', null, `gptq: a weight of ${W.length} values is not ${rows}×${cols}`)
   const { perm, U } = plan
   const g = p.groupSize > 0 && p.groupSize < cols ? p.groupSize : -1
-  let grids = g < 0 ? rowGrids(W, rows, cols, 0, cols, p) : []
+  // g_idx: a column's group. Without static groups, groups run over the permuted order.
+  const gIdx = new Int32Array(cols)
+  if (g > 0) for (let c = 0; c < cols; c++) gIdx[p.staticGroups ? c : perm[c]] = Math.floor(c / g)
+  const recorder = new GridRecorder(rows, cols, g > 0 ? Math.ceil(cols / g) : 1, p, gIdx)
+  const record = (group: number, gs: QuantGrid[]): QuantGrid[] => {
+    for (let r = 0; r < rows; r++) recorder.set(group, r, gs[r])
+    return gs
+  }
+  let grids = g < 0 ? record(0, rowGrids(W, rows, cols, 0, cols, p)) : []
   for (const i of plan.dead) for (let r = 0; r < rows; r++) W[r * cols + i] = 0
   const staticGrids: QuantGrid[][] = []
   if (g > 0 && p.staticGroups) {
-    for (let c0 = 0; c0 < cols; c0 += g) staticGrids.push(rowGrids(W, rows, cols, c0, Math.min(g, cols - c0), p))
+    for (let c0 = 0; c0 < cols; c0 += g) staticGrids.push(record(c0 / g, rowGrids(W, rows, cols, c0, Math.min(g, cols - c0), p)))
   }
   const B = p.blockSize
   const kernel = pool && B < cols ? allocKernelBuffers(pool, rows, cols, B) : null
@@ -197,7 +212,7 @@ export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: n
         const c = i1 + i
         if (g > 0) {
           if (!p.staticGroups) {
-            if (c % g === 0) grids = rowGrids(Wp, rows, cols, c, Math.min(g, cols - c), p)
+            if (c % g === 0) grids = record(c / g, rowGrids(Wp, rows, cols, c, Math.min(g, cols - c), p))
           } else {
             grids = staticGrids[Math.floor(perm[c] / g)]
           }
@@ -222,7 +237,7 @@ export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: n
     }
     // Undo the permutation into W.
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) W[r * cols + perm[c]] = Q[r * cols + c]
-    return perm
+    return { perm, record: recorder.record }
   } finally {
     if (kernel) releaseKernelBuffers(kernel)
   }
@@ -230,11 +245,11 @@ export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: n
 
 /**
  * Quantizes W [rows, cols] in place given H = Σ XᵀX (any positive scale; f64, cols × cols, not modified).
- * Returns the permutation used (identity without act-order), for exporters that need g_idx.
+ * Returns the permutation used (identity without act-order) and the grids, for packed exports.
  * Without `pool` everything runs in TS (the reference path); with it, Hinv and the lazy updates run on
  * the WASM kernels (f32 sums there, so the result differs from the TS path in the last bits).
  */
-export async function gptqQuantize(W: Float32Array, rows: number, cols: number, H: Float64Array, p: GptqParams, pool?: WorkerPool): Promise<Int32Array> {
+export async function gptqQuantize(W: Float32Array, rows: number, cols: number, H: Float64Array, p: GptqParams, pool?: WorkerPool): Promise<GptqResult> {
   return gptqQuantizePlanned(W, rows, cols, planHessian(H, cols, p, pool), p, pool)
 }
 
@@ -267,9 +282,9 @@ export const gptq: CompressionMethod<GptqParams> = {
       const key = `${p.damp}|${p.actOrder}`
       let plan = plans.get(key)
       if (!plan) plans.set(key, (plan = planHessian(H, l.cols, p, ctx.pool)))
-      await gptqQuantizePlanned(l.weight, l.rows, l.cols, plan, p, ctx.pool)
+      const { record } = await gptqQuantizePlanned(l.weight, l.rows, l.cols, plan, p, ctx.pool)
       outcomes.push({
-        name: l.name,
+        name: l.name, record,
         bitsPerWeight: uniformBitsPerWeight(p.bits, l.cols, p.groupSize, p.sym),
         format: `${uniformFormat(p)}${p.actOrder ? ' act-order' : ''}`,
       })

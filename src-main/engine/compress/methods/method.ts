@@ -4,6 +4,7 @@
 
 import type { InputGroup, TensorRole } from '../../../contract/api'
 import type { InputStats } from '../../calibration/capture'
+import type { UniformGridRecord } from '../quant/record'
 import type { WorkerPool } from '../../pool/worker-pool'
 
 /** Activation quantization the forward pass applies to a compressed model (fake-quant, f32 storage). */
@@ -63,6 +64,12 @@ export interface LinearOutcome {
    * the s it used, so output errors are measured on the inputs the new weights will really see.
    */
   inputScale?: Float32Array
+  /** Uniform quantizers (RTN, GPTQ): the grids behind the weight, so packed exports can store integers. */
+  record?: UniformGridRecord
+  /** Pruners: the N:M pattern imposed, which the pipeline checks with the validator. */
+  nm?: { n: number; m: number }
+  /** Parameters the result stores when they differ from rows × cols (low-rank factors). */
+  storedParams?: number
 }
 
 export interface CompressionMethod<P = unknown> {

@@ -1,8 +1,10 @@
 // Round-to-nearest: min-max uniform quantization of every row (per channel) or every group of
-// `group_size` input columns, with no calibration. Bits 2–8, symmetric or asymmetric.
+// `group_size` input columns, with no calibration. Bits 2–8, symmetric or asymmetric. Scales are fp16
+// by default (what a GPTQ checkpoint stores); scale_dtype f32 is the reference's exact behaviour.
 
-import { minmaxGrid, quantizeValue } from '../quant/minmax'
-import { effectiveGroup, uniformBitsPerWeight } from '../quant/grouping'
+import { effectiveGroup, groupCount, uniformBitsPerWeight } from '../quant/grouping'
+import { minmaxGrid, quantizeValue, type ScaleDType } from '../quant/minmax'
+import { GridRecorder, sequentialGIdx, type UniformGridRecord } from '../quant/record'
 import type { CompressionMethod } from './method'
 import { ParamReader } from './params'
 
@@ -10,26 +12,31 @@ export interface UniformParams {
   bits: number
   groupSize: number
   sym: boolean
+  /** Precision of the scales (default f16, as packed checkpoints store them). */
+  scaleDtype?: ScaleDType
 }
 
 export function parseUniform(r: ParamReader): UniformParams {
-  return { bits: r.int('bits', 4, 2, 8), groupSize: r.groupSize(), sym: r.bool('sym', false) }
+  return { bits: r.int('bits', 4, 2, 8), groupSize: r.groupSize(), sym: r.bool('sym', false), scaleDtype: r.oneOf<ScaleDType>('scale_dtype', 'f16', ['f16', 'f32']) }
 }
 
 export function uniformFormat(p: UniformParams): string {
-  return `w${p.bits} ${p.groupSize > 0 ? `g${p.groupSize}` : 'per-channel'} ${p.sym ? 'sym' : 'asym'}`
+  return `w${p.bits} ${p.groupSize > 0 ? `g${p.groupSize}` : 'per-channel'} ${p.sym ? 'sym' : 'asym'}${p.scaleDtype === 'f32' ? ' f32-scales' : ''}`
 }
 
-/** Quantizes W [rows, cols] in place. */
-export function rtnQuantize(W: Float32Array, rows: number, cols: number, p: UniformParams): void {
+/** Quantizes W [rows, cols] in place; returns the grids it used. */
+export function rtnQuantize(W: Float32Array, rows: number, cols: number, p: UniformParams): UniformGridRecord {
   const g = effectiveGroup(cols, p.groupSize)
+  const recorder = new GridRecorder(rows, cols, groupCount(cols, p.groupSize), p, sequentialGIdx(cols, p.groupSize))
   for (let r = 0; r < rows; r++) {
     for (let c0 = 0; c0 < cols; c0 += g) {
       const n = Math.min(g, cols - c0)
-      const grid = minmaxGrid(W, r * cols + c0, n, 1, p.bits, p.sym)
+      const grid = minmaxGrid(W, r * cols + c0, n, 1, p.bits, p.sym, p.scaleDtype)
+      recorder.set(c0 / g, r, grid)
       for (let c = c0; c < c0 + n; c++) W[r * cols + c] = quantizeValue(W[r * cols + c], grid)
     }
   }
+  return recorder.record
 }
 
 export const rtn: CompressionMethod<UniformParams> = {
@@ -46,8 +53,8 @@ export const rtn: CompressionMethod<UniformParams> = {
   async compressGroup(ctx) {
     return ctx.linears.map((l) => {
       const p = l.params
-      rtnQuantize(l.weight, l.rows, l.cols, p)
-      return { name: l.name, bitsPerWeight: uniformBitsPerWeight(p.bits, l.cols, p.groupSize, p.sym), format: uniformFormat(p) }
+      const record = rtnQuantize(l.weight, l.rows, l.cols, p)
+      return { name: l.name, bitsPerWeight: uniformBitsPerWeight(p.bits, l.cols, p.groupSize, p.sym), format: uniformFormat(p), record }
     })
   },
 }

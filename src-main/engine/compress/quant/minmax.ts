@@ -5,6 +5,10 @@
 //   scale = (xmax − xmin) / maxq, zero = round(−xmin / scale)   (sym: zero = (maxq + 1) / 2)
 //   q = clamp(round(w / scale) + zero, 0, maxq), w' = scale · (q − zero)
 // with round-half-to-even (torch.round), every operation rounded to f32.
+// scaleDtype 'f16' rounds the scale to fp16 before the zero is derived from it, as a checkpoint that
+// stores fp16 scales (GPTQ) will decode it; 'f32' is the reference's behaviour.
+
+import { F16_MIN_POSITIVE, roundToF16 } from './fp16'
 
 const f = Math.fround
 
@@ -20,8 +24,10 @@ export interface QuantGrid {
   maxq: number
 }
 
+export type ScaleDType = 'f32' | 'f16'
+
 /** Grid parameters for the values w[from..to) (strided by `stride`, starting at `start`). */
-export function minmaxGrid(w: ArrayLike<number>, start: number, count: number, stride: number, bits: number, sym: boolean): QuantGrid {
+export function minmaxGrid(w: ArrayLike<number>, start: number, count: number, stride: number, bits: number, sym: boolean, scaleDtype: ScaleDType = 'f32'): QuantGrid {
   const maxq = 2 ** bits - 1
   let xmin = 0, xmax = 0
   for (let i = 0, at = start; i < count; i++, at += stride) {
@@ -37,8 +43,10 @@ export function minmaxGrid(w: ArrayLike<number>, start: number, count: number, s
     xmin = -1
     xmax = 1
   }
-  const scale = f(f(xmax - xmin) / maxq)
-  const zero = sym ? (maxq + 1) / 2 : roundHalfEven(f(f(-xmin) / scale))
+  let scale = f(f(xmax - xmin) / maxq)
+  if (scaleDtype === 'f16') scale = Math.max(F16_MIN_POSITIVE, roundToF16(scale))
+  // A scale rounded down can put −xmin / scale just past maxq: the zero must stay a valid code.
+  const zero = sym ? (maxq + 1) / 2 : Math.min(maxq, roundHalfEven(f(f(-xmin) / scale)))
   return { scale, zero, maxq }
 }
 

@@ -1,0 +1,83 @@
+// The integer side of a uniformly quantized Linear (RTN, GPTQ), as the quantizer decided it.
+//
+// Per (group, output row) a scale and an integer zero, and per weight an unsigned code in
+// [0, 2^bits − 1], so that W[r, c] = f32(scale[g, r] · (q[r, c] − z[g, r])) with g = gIdx[c].
+//
+// Methods emit a UniformGridRecord (scales, zeros, grouping; no codes): codes for a whole model would
+// cost one byte per weight for as long as the run lasts. Exporters derive the codes from the fake-quant
+// weights themselves (codesFromWeights), which is exact because every weight is scale · integer in f32,
+// and they check that exactness weight by weight: a weight a later step changed fails loudly.
+
+import { WhittleError } from '../../errors'
+import type { QuantGrid } from './minmax'
+import { roundHalfEven } from './minmax'
+
+export interface UniformGridRecord {
+  bits: number
+  /** Inputs per group; ≤ 0 (or ≥ cols) means one group per output row. */
+  groupSize: number
+  sym: boolean
+  /** Output features (rows of the [out, in] weight). */
+  rows: number
+  /** Input features. */
+  cols: number
+  /** [groups, rows]; fp16-representable when the method quantized with scale_dtype f16. */
+  scales: Float32Array
+  /** [groups, rows], integers in [0, 2^bits − 1]. */
+  zeros: Int32Array
+  /** [cols]: the group of each input column (c / groupSize unless act-order regrouped them). */
+  gIdx: Int32Array
+}
+
+export interface UniformQuantRecord extends UniformGridRecord {
+  /** [rows, cols] row-major: the unsigned code of each weight. */
+  codes: Uint8Array
+}
+
+/** Collects the grids a quantizer uses, group by group, into a record. */
+export class GridRecorder {
+  readonly record: UniformGridRecord
+
+  constructor(rows: number, cols: number, groups: number, p: { bits: number; groupSize: number; sym: boolean }, gIdx: Int32Array) {
+    this.record = {
+      bits: p.bits, groupSize: p.groupSize, sym: p.sym, rows, cols,
+      scales: new Float32Array(groups * rows), zeros: new Int32Array(groups * rows), gIdx,
+    }
+  }
+
+  set(group: number, row: number, grid: QuantGrid): void {
+    const at = group * this.record.rows + row
+    this.record.scales[at] = grid.scale
+    this.record.zeros[at] = grid.zero
+  }
+}
+
+/** The trivial grouping c / groupSize (all zeros per channel). */
+export function sequentialGIdx(cols: number, groupSize: number): Int32Array {
+  const g = groupSize > 0 && groupSize < cols ? groupSize : cols
+  return Int32Array.from({ length: cols }, (_, c) => Math.floor(c / g))
+}
+
+/**
+ * The codes of W under a record's grids, checked to reproduce W bit for bit; `where` names the tensor.
+ * Fails when W is not the record's fake-quant weight (e.g. a later step pruned or rescaled it).
+ */
+export function codesFromWeights(rec: UniformGridRecord, W: Float32Array, where: string): UniformQuantRecord {
+  const { rows, cols } = rec
+  if (W.length !== rows * cols) throw new WhittleError('validation', null, `${where}: ${W.length} weights for a ${rows}×${cols} quantization record`)
+  const maxq = 2 ** rec.bits - 1
+  const codes = new Uint8Array(rows * cols)
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const at = rec.gIdx[c] * rows + r
+      const s = rec.scales[at], z = rec.zeros[at]
+      const w = W[r * cols + c]
+      const q = Math.min(maxq, Math.max(0, roundHalfEven(Math.fround(w / s)) + z))
+      if (Math.fround(s * (q - z)) !== w) {
+        throw new WhittleError('validation', null, `${where}: weight [${r}, ${c}] = ${w} is not on its quantization grid (scale ${s}, zero ${z}); a later step changed it, so it cannot be packed`)
+      }
+      codes[r * cols + c] = q
+    }
+  }
+  return { ...rec, codes }
+}
