@@ -106,6 +106,8 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
           seconds: report.seconds, tensors: report.tensors,
         }
       }
+    case 'export':
+      throw new WhittleError('unsupported', null, 'export jobs are being built')
     case 'heads':
     case 'layers':
       return async (ctx) => {

@@ -91,6 +91,9 @@ export class WhittleService {
         const r = req as { modelId: string; recipe: RecipeDoc }
         return Promise.resolve(predictCompression(this.model(r.modelId), validateRecipe(r.recipe)))
       }
+      case 'suggestExportPath':
+      case 'readReport':
+        throw new WhittleError('unsupported', null, `${method} is being built`)
     }
   }
 

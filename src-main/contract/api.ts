@@ -264,6 +264,36 @@ export interface CompressionSummary {
   tensors: CompressedTensor[]
 }
 
+export type ExportFormat = 'safetensors' | 'gptq' | 'compressed-tensors' | 'gguf'
+
+/** Export a model the engine has open (usually a compression result) to a new folder (GGUF: a file). */
+export interface ExportRequest {
+  modelId: ModelId
+  format: ExportFormat
+  /** Absolute destination; must not exist (exports never overwrite). */
+  out: string
+  /** gguf: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, Q4_K_M, Q4_K_S (default Q8_0; F32 for lossless). */
+  ggufType?: string
+  /** gptq: checkpoint zero convention (default 'gptq', v1). */
+  gptqFormat?: 'gptq' | 'gptq_v2'
+  /** safetensors: the float dtype of the dense weights (default: as the compressed model holds them). */
+  dtype?: 'F32' | 'F16' | 'BF16'
+  /** safetensors: shard size in bytes (default 5 GB). */
+  shardBytes?: number
+}
+
+export interface ExportResult {
+  /** Absolute path of what was written (a folder; GGUF: the folder holding the .gguf). */
+  out: string
+  format: ExportFormat
+  files: { name: string; bytes: number }[]
+  /** What the read-back check compared, e.g. "35 packed Linears decode bit-exactly; 7 other tensors equal". */
+  verified: string
+  /** whittle-report.html beside the export, or null when there is no compression report to write. */
+  reportPath: string | null
+  seconds: number
+}
+
 export type JobSpec =
   | { kind: 'tensor'; modelId: ModelId; name: string; bins?: number; k?: number; range?: [number, number] }
   | { kind: 'scan'; modelId: ModelId; k?: number }
@@ -272,6 +302,7 @@ export type JobSpec =
   | { kind: 'heads'; modelId: ModelId; calibration?: CalibrationRequest }
   | { kind: 'layers'; modelId: ModelId; calibration?: CalibrationRequest }
   | { kind: 'compress'; modelId: ModelId; recipe: RecipeDoc; evalText?: string; seqlen?: number; maxEvalWindows?: number }
+  | ({ kind: 'export' } & ExportRequest)
 
 export type JobState = 'queued' | 'running' | 'done' | 'error' | 'cancelled'
 
@@ -282,7 +313,7 @@ export interface JobUpdate {
   /** 0..1 */
   progress: number
   message: string
-  result?: TensorDetail | ScanResult | PerplexityReport | ActivationReport | HeadImportance | LayerImportance | CompressionSummary
+  result?: TensorDetail | ScanResult | PerplexityReport | ActivationReport | HeadImportance | LayerImportance | CompressionSummary | ExportResult
   error?: string
 }
 
@@ -320,6 +351,10 @@ export interface WhittleApi {
   checkRecipe(req: { recipe?: RecipeDoc; text?: string }): Promise<RecipeDoc>
   recipeToYaml(req: { recipe: RecipeDoc }): Promise<string>
   predictCompression(req: { modelId: ModelId; recipe: RecipeDoc }): Promise<CompressionPrediction>
+  /** A fresh destination path for an export of the model in a format (beside the source, never existing). */
+  suggestExportPath(req: { modelId: ModelId; format: ExportFormat; ggufType?: string }): Promise<string>
+  /** The HTML of a report this session exported (only paths returned in an ExportResult are readable). */
+  readReport(req: { path: string }): Promise<string>
   /** Subscribe to job updates; returns an unsubscribe function. */
   onJob(listener: (update: JobUpdate) => void): () => void
 }
@@ -328,7 +363,7 @@ export interface WhittleApi {
 export const API_CALLS = [
   'appInfo', 'pickModel', 'openModel', 'openDemo', 'recentModels',
   'listTensors', 'startJob', 'cancelJob', 'headWeights',
-  'recipePresets', 'checkRecipe', 'recipeToYaml', 'predictCompression',
+  'recipePresets', 'checkRecipe', 'recipeToYaml', 'predictCompression', 'suggestExportPath', 'readReport',
 ] as const satisfies readonly Exclude<keyof WhittleApi, 'onJob'>[]
 
 export type ApiCall = (typeof API_CALLS)[number]

@@ -16,6 +16,7 @@ import type { DType, TensorEntry } from '../formats/types'
 import { closeFile } from '../io/ranged-file'
 import type { ModelView } from '../model/model-view'
 import { isBlockLinear } from '../compress/recipe/targets'
+import { codesFromWeights } from '../compress/quant/record'
 import { f32ToBf16Bits, f32ToF16Bits } from '../synthetic/float-encode'
 import { assertFreeDestination, writeFolderAtomically } from './atomic-folder'
 import {
@@ -23,7 +24,7 @@ import {
   type UniformSettings,
 } from './gptq-export'
 import {
-  packColsInt32, packedWords, packRowsInt32, unpackColsInt32, unpackRowsInt32, type UniformQuantRecord,
+  packColsInt32, packedWords, packRowsInt32, unpackColsInt32, unpackRowsInt32, type UniformGridRecord,
 } from './gptq-pack'
 
 type ScaleDType = 'F32' | 'F16' | 'BF16'
@@ -41,7 +42,7 @@ function encodeScalar(v: number, dtype: ScaleDType): number {
 }
 
 /** Scales go in the model's dtype when every one survives it exactly, else in F32 (the decode must match). */
-export function scaleDType(view: ModelView, records: ReadonlyMap<string, UniformQuantRecord>): ScaleDType {
+export function scaleDType(view: ModelView, records: ReadonlyMap<string, UniformGridRecord>): ScaleDType {
   const want = modelFloatDType(view)
   if (want === 'F32') return 'F32'
   const back = new Float32Array(1)
@@ -56,7 +57,7 @@ export function scaleDType(view: ModelView, records: ReadonlyMap<string, Uniform
 }
 
 /** record.scales [groups, rows] → [rows, groups] in dtype, as bytes. */
-function scaleBytes(r: UniformQuantRecord, dtype: ScaleDType): Uint8Array {
+function scaleBytes(r: UniformGridRecord, dtype: ScaleDType): Uint8Array {
   const groups = r.scales.length / r.rows
   const t = new Float32Array(r.scales.length)
   for (let g = 0; g < groups; g++) for (let row = 0; row < r.rows; row++) t[row * groups + g] = r.scales[g * r.rows + row]
@@ -90,12 +91,12 @@ export function compressedTensorsConfig(s: UniformSettings, ignore: string[]): R
 }
 
 /** Linear modules left unquantized, which loaders must not expect packed: lm_head and any block Linear without a record. */
-export function ignoredModules(view: ModelView, records: ReadonlyMap<string, UniformQuantRecord>): string[] {
+export function ignoredModules(view: ModelView, records: ReadonlyMap<string, UniformGridRecord>): string[] {
   const ignore = view.tensors.filter((t) => isBlockLinear(t) && !records.has(t.name)).map((t) => moduleOf(t.name))
   return ['lm_head', ...ignore]
 }
 
-export async function writeCompressedTensors(view: ModelView, records: ReadonlyMap<string, UniformQuantRecord>, dir: string): Promise<string[]> {
+export async function writeCompressedTensors(view: ModelView, records: ReadonlyMap<string, UniformGridRecord>, dir: string): Promise<string[]> {
   if (view.files.format !== 'safetensors') throw new WhittleError('unsupported', view.files.path, 'compressed-tensors export needs a safetensors source')
   checkRecords(view, records, dir)
   const settings = uniformSettings(records, dir)
@@ -111,7 +112,10 @@ export async function writeCompressedTensors(view: ModelView, records: ReadonlyM
     const m = moduleOf(t.name)
     const groups = r.scales.length / r.rows
     tensors.push(
-      { name: `${m}.weight_packed`, dtype: 'I32', shape: [r.rows, packedWords(r.cols, r.bits)], data: () => [i32Bytes(packRowsInt32(r.codes, r.rows, r.cols, r.bits))] },
+      { name: `${m}.weight_packed`, dtype: 'I32', shape: [r.rows, packedWords(r.cols, r.bits)], data: async function* () {
+        const { codes } = codesFromWeights(r, await readTensorF32(view.entry(t.name)), t.name)
+        yield i32Bytes(packRowsInt32(codes, r.rows, r.cols, r.bits))
+      } },
       { name: `${m}.weight_scale`, dtype: sDType, shape: [r.rows, groups], data: () => [scaleBytes(r, sDType)] },
     )
     if (!settings.sym) {
@@ -166,7 +170,7 @@ export function dequantizeCompressedTensors(t: CompressedTensorsLinear, bits: nu
   return w
 }
 
-export async function verifyCompressedTensors(view: ModelView, records: ReadonlyMap<string, UniformQuantRecord>, dir: string): Promise<void> {
+export async function verifyCompressedTensors(view: ModelView, records: ReadonlyMap<string, UniformGridRecord>, dir: string): Promise<void> {
   const file = path.join(dir, 'model.safetensors')
   const settings = uniformSettings(records, dir)
   const reopened = await openModelFiles(file)
@@ -206,7 +210,7 @@ export async function verifyCompressedTensors(view: ModelView, records: Readonly
 }
 
 /** Writes a verified compressed-tensors checkpoint folder at dest (which must not exist). */
-export async function exportCompressedTensors(view: ModelView, records: ReadonlyMap<string, UniformQuantRecord>, dest: string): Promise<string> {
+export async function exportCompressedTensors(view: ModelView, records: ReadonlyMap<string, UniformGridRecord>, dest: string): Promise<string> {
   await assertFreeDestination(dest, [view.files.path, ...view.files.files])
   return writeFolderAtomically(dest, async (dir) => {
     await writeCompressedTensors(view, records, dir)

@@ -13,11 +13,12 @@ import { writeSafetensors, type SafetensorsTensorInput } from '../formats/safete
 import type { DType, TensorEntry } from '../formats/types'
 import { closeFile } from '../io/ranged-file'
 import type { ModelView } from '../model/model-view'
+import { codesFromWeights } from '../compress/quant/record'
 import { f32ToF16Bits } from '../synthetic/float-encode'
 import { assertFreeDestination, writeFolderAtomically } from './atomic-folder'
 import {
   dequantizeGptq, isSequentialGIdx, packedWords, packGptqLinear, validateRecord,
-  type GptqCheckpointFormat, type UniformQuantRecord,
+  type GptqCheckpointFormat, type UniformGridRecord,
 } from './gptq-pack'
 
 export interface GptqExportOptions {
@@ -39,7 +40,7 @@ export interface UniformSettings {
 }
 
 /** The one setting all records share (a checkpoint's quantization_config is global). */
-export function uniformSettings(records: ReadonlyMap<string, UniformQuantRecord>, where: string): UniformSettings {
+export function uniformSettings(records: ReadonlyMap<string, UniformGridRecord>, where: string): UniformSettings {
   const all = [...records.values()]
   if (all.length === 0) throw new WhittleError('validation', where, 'no quantized Linear to export (the recipe quantized nothing with RTN or GPTQ)')
   const first = all[0]
@@ -53,7 +54,7 @@ export function uniformSettings(records: ReadonlyMap<string, UniformQuantRecord>
 }
 
 /** Checks every record against the tensor it replaces. */
-export function checkRecords(view: ModelView, records: ReadonlyMap<string, UniformQuantRecord>, where: string): void {
+export function checkRecords(view: ModelView, records: ReadonlyMap<string, UniformGridRecord>, where: string): void {
   for (const [name, r] of records) {
     if (!name.endsWith('.weight')) throw new WhittleError('validation', where, `${name}: only Linear weights (".weight") can be packed`)
     const place = view.arch.places[name]
@@ -141,7 +142,7 @@ export function moduleOf(weightName: string): string {
 }
 
 /** Writes model.safetensors, config.json, quantize_config.json and the sidecars into dir. */
-export async function writeGptq(view: ModelView, records: ReadonlyMap<string, UniformQuantRecord>, dir: string, options: GptqExportOptions): Promise<string[]> {
+export async function writeGptq(view: ModelView, records: ReadonlyMap<string, UniformGridRecord>, dir: string, options: GptqExportOptions): Promise<string[]> {
   if (view.files.format !== 'safetensors') throw new WhittleError('unsupported', view.files.path, 'GPTQ export needs a safetensors source')
   checkRecords(view, records, dir)
   const settings = uniformSettings(records, dir)
@@ -149,13 +150,14 @@ export async function writeGptq(view: ModelView, records: ReadonlyMap<string, Un
   for (const t of view.files.tensors) {
     const r = records.get(t.name)
     if (r) {
-      // Packed one Linear at a time, when the writer reaches it.
+      // Packed one Linear at a time, when the writer reaches it; the codes come from the weights.
       const module = moduleOf(t.name)
-      const packed = (): ReturnType<typeof packGptqLinear> => packGptqLinear(r, options.format, t.name)
+      const packed = async (): Promise<ReturnType<typeof packGptqLinear>> =>
+        packGptqLinear(codesFromWeights(r, await readTensorF32(view.entry(t.name)), t.name), options.format, t.name)
       const groups = r.scales.length / r.rows
       let cache: ReturnType<typeof packGptqLinear> | null = null
-      const part = (pick: (p: ReturnType<typeof packGptqLinear>) => Int32Array | Uint16Array, last: boolean) => function* (): Iterable<Uint8Array> {
-        cache ??= packed()
+      const part = (pick: (p: ReturnType<typeof packGptqLinear>) => Int32Array | Uint16Array, last: boolean) => async function* (): AsyncIterable<Uint8Array> {
+        cache ??= await packed()
         const bytes = bytesOf(pick(cache))
         if (last) cache = null
         yield bytes
@@ -190,7 +192,7 @@ export function sameBits(a: Float32Array, b: Float32Array): number {
 }
 
 /** Re-opens the export, decodes every packed Linear and checks it equals the view's weights exactly. */
-export async function verifyGptq(view: ModelView, records: ReadonlyMap<string, UniformQuantRecord>, dir: string, options: GptqExportOptions): Promise<void> {
+export async function verifyGptq(view: ModelView, records: ReadonlyMap<string, UniformGridRecord>, dir: string, options: GptqExportOptions): Promise<void> {
   const file = path.join(dir, 'model.safetensors')
   const reopened = await openModelFiles(file)
   try {
@@ -229,7 +231,7 @@ export async function verifyGptq(view: ModelView, records: ReadonlyMap<string, U
 }
 
 /** Writes a verified GPTQ checkpoint folder at dest (which must not exist). Returns its absolute path. */
-export async function exportGptq(view: ModelView, records: ReadonlyMap<string, UniformQuantRecord>, dest: string, options: GptqExportOptions): Promise<string> {
+export async function exportGptq(view: ModelView, records: ReadonlyMap<string, UniformGridRecord>, dest: string, options: GptqExportOptions): Promise<string> {
   await assertFreeDestination(dest, [view.files.path, ...view.files.files])
   return writeFolderAtomically(dest, async (dir) => {
     await writeGptq(view, records, dir, options)
