@@ -2,7 +2,6 @@
 // dequantized or pruned values) and every other tensor exactly as it was, beside the model's config,
 // generation config and tokenizer files. Verified by re-reading every written tensor.
 
-import { copyFile } from 'node:fs/promises'
 import path from 'node:path'
 import { WhittleError } from '../errors'
 import type { TensorEntry } from '../formats/types'
@@ -11,9 +10,7 @@ import { openModelFiles } from '../formats/open'
 import { readTensorBytes } from '../formats/read'
 import { writeSafetensors } from '../formats/safetensors-writer'
 import type { ModelView } from '../model/model-view'
-
-/** Files copied beside the weights when the source folder has them. */
-const SIDECARS = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model']
+import { copySidecars, writeJson } from './gptq-export'
 
 export async function writeDenseSafetensors(view: ModelView, dir: string): Promise<string[]> {
   if (view.files.format !== 'safetensors') {
@@ -31,16 +28,12 @@ export async function writeDenseSafetensors(view: ModelView, dir: string): Promi
     }),
   })), { format: 'pt', producer: 'whittle' })
   const written = ['model.safetensors']
-  const srcDir = view.files.files.length > 0 ? path.dirname(view.files.files[0]) : view.files.path
-  for (const name of SIDECARS) {
-    const src = path.join(srcDir, name)
-    try {
-      await copyFile(src, path.join(dir, name))
-      written.push(name)
-    } catch {
-      // optional file
-    }
+  // From the view, not the source file: a structural step (dropped layers or heads) updates it there.
+  if (view.files.config) {
+    await writeJson(path.join(dir, 'config.json'), view.files.config)
+    written.push('config.json')
   }
+  written.push(...(await copySidecars(view, dir)))
   return written
 }
 
