@@ -100,7 +100,9 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
         const compressedModelId = host.registerModel(view)
         return {
           compressedModelId, sourceModelId: model.id, recipe: spec.recipe,
-          pplBefore: report.ppl_before, pplAfter: report.ppl_after, pplAfterStep: [report.ppl_after],
+          pplBefore: report.ppl_before, pplAfter: report.ppl_after, pplAfterStep: report.ppl_after_step,
+          sparsity: report.sparsity, paramsBefore: report.params_before, paramsAfter: report.params_after,
+          nonZeroParamsAfter: report.nonzero_params_after, ...(report.structure ? { structure: report.structure } : {}),
           evalText: textPath, seqlen,
           bitsPerWeight: report.bits_per_weight, bytesBefore: report.bytes_before, bytesAfter: report.bytes_after,
           seconds: report.seconds, tensors: report.tensors,

@@ -253,8 +253,16 @@ export interface CompressionSummary {
   recipe: RecipeDoc
   pplBefore: number | null
   pplAfter: number | null
-  /** Perplexity after each step when there are several (pruning then quantization). */
+  /** Perplexity after each step when there are several (pruning then quantization); the last equals pplAfter. */
   pplAfterStep: (number | null)[]
+  /** Fraction of zero weights over the compressed Linears, after the last step. */
+  sparsity: number
+  /** Parameter count of the whole model before and after (structural steps make it smaller); non-zero parameters after. */
+  paramsBefore: number
+  paramsAfter: number
+  nonZeroParamsAfter: number
+  /** Geometry before → after, when a structural step changed it. */
+  structure?: { layers: [number, number]; heads: [number, number]; kvHeads: [number, number] }
   evalText: string | null
   seqlen: number
   bitsPerWeight: number

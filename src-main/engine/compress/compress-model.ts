@@ -12,6 +12,7 @@ import type { WorkerPool } from '../pool/worker-pool'
 import { getMethod } from './methods'
 import { runRecipe, type TensorOutcome } from './pipeline'
 import type { Recipe } from './recipe/recipe'
+import type { UniformGridRecord } from './quant/record'
 import { storageTotals, type StoredTensor } from './storage'
 
 export interface CompressionReport {
@@ -20,6 +21,16 @@ export interface CompressionReport {
   eval: { text: string; seqlen: number; windows: number } | null
   ppl_before: number | null
   ppl_after: number | null
+  /** Perplexity after each step (null without an eval text); the last equals ppl_after. */
+  ppl_after_step: (number | null)[]
+  /** Fraction of zero weights over the compressed Linears (each at its last step). */
+  sparsity: number
+  params_before: number
+  params_after: number
+  /** Parameters after, not counting the zeros pruning left in the compressed Linears. */
+  nonzero_params_after: number
+  /** Geometry before → after when a structural step changed it. */
+  structure?: { layers: [number, number]; heads: [number, number]; kvHeads: [number, number] }
   /** Over the compressed Linears. */
   bits_per_weight: number
   bytes_before: number
@@ -51,6 +62,36 @@ export async function calibrationFor(model: LoadedModel, recipe: Recipe, recipeD
   return calibrationWindows(ids, { samples: c.samples, seqlen: c.seqlen, seed: c.seed, starts: c.starts })
 }
 
+function parameterCount(model: LoadedModel): number {
+  let n = 0
+  for (const t of model.tensors) n += t.shape.reduce((a, b) => a * b, 1)
+  return n
+}
+
+/** Sparsity and parameter counts of a result: zeros are counted in the compressed Linears only. */
+export function parameterReport(model: LoadedModel, result: ModelView, tensors: TensorOutcome[]): Pick<CompressionReport, 'sparsity' | 'params_before' | 'params_after' | 'nonzero_params_after' | 'structure'> {
+  const last = new Map<string, TensorOutcome>()
+  for (const t of tensors) last.set(t.name, t)
+  let zeros = 0, numel = 0
+  const present = new Set(result.tensors.map((t) => t.name))
+  for (const t of last.values()) {
+    if (!present.has(t.name)) continue
+    const n = t.shape[0] * t.shape[1]
+    zeros += t.sparsity * n
+    numel += n
+  }
+  const before = parameterCount(model), after = parameterCount(result)
+  const a = model.arch, b = result.arch
+  const changed = a.layers !== b.layers || a.heads !== b.heads || a.kvHeads !== b.kvHeads
+  return {
+    sparsity: numel > 0 ? zeros / numel : 0,
+    params_before: before,
+    params_after: after,
+    nonzero_params_after: after - Math.round(zeros),
+    ...(changed ? { structure: { layers: [a.layers, b.layers], heads: [a.heads, b.heads], kvHeads: [a.kvHeads, b.kvHeads] } } : {}),
+  }
+}
+
 export function sizeReport(model: LoadedModel, tensors: TensorOutcome[]): Pick<CompressionReport, 'bits_per_weight' | 'bytes_before' | 'bytes_after' | 'compressed_params'> {
   // The last step that touched a tensor decides its storage.
   const last = new Map<string, StoredTensor>()
@@ -59,7 +100,14 @@ export function sizeReport(model: LoadedModel, tensors: TensorOutcome[]): Pick<C
   return { bits_per_weight: s.bitsPerWeight, bytes_before: s.bytesBefore, bytes_after: s.bytesAfter, compressed_params: s.compressedParams }
 }
 
-export async function compressModel(pool: WorkerPool, model: LoadedModel, recipe: Recipe, options: CompressOptions): Promise<{ view: ModelView; report: CompressionReport }> {
+export interface CompressionOutput {
+  view: ModelView
+  report: CompressionReport
+  /** Quantization grids of the tensors a uniform quantizer produced last (for packed exports). */
+  records: Map<string, UniformGridRecord>
+}
+
+export async function compressModel(pool: WorkerPool, model: LoadedModel, recipe: Recipe, options: CompressOptions): Promise<CompressionOutput> {
   const started = performance.now()
   const seqlen = options.seqlen ?? 256
   const evalPpl = async (m: LoadedModel, label: string, from: number, span: number): Promise<number | null> => {
@@ -74,22 +122,32 @@ export async function compressModel(pool: WorkerPool, model: LoadedModel, recipe
   const pplBefore = await evalPpl(model, 'perplexity before', 0, evalShare)
   options.onProgress?.(evalShare, 'calibration')
   const windows = await calibrationFor(model, recipe, options.recipeDir, options.defaultCalibrationText)
+  // With several steps (prune, then quantize) the cost is measured after each one.
+  const steps = recipe.steps.length
+  const pplAfterStep: (number | null)[] = []
   const result = await runRecipe(pool, model, recipe, {
     windows,
     signal: options.signal,
     onProgress: (f, msg) => options.onProgress?.(evalShare + (1 - 2 * evalShare) * f, msg),
+    afterStep: async (step, view) => {
+      if (step < steps - 1) pplAfterStep.push(await evalPpl(view, `perplexity after step ${step + 1}`, evalShare + (1 - 2 * evalShare) * ((step + 1) / steps), 0))
+    },
   })
   const pplAfter = await evalPpl(result.view, 'perplexity after', 1 - evalShare, evalShare)
+  pplAfterStep.push(pplAfter)
   const evalInfo = options.evalText ? { text: options.evalText.path, seqlen, windows: Math.min(Math.floor(options.evalText.ids.length / seqlen), options.maxEvalWindows ?? Infinity) } : null
   return {
     view: result.view,
+    records: result.records,
     report: {
       model: model.files.path,
       recipe,
       eval: evalInfo,
       ppl_before: pplBefore,
       ppl_after: pplAfter,
+      ppl_after_step: pplAfterStep,
       ...sizeReport(model, result.tensors),
+      ...parameterReport(model, result.view, result.tensors),
       seconds: (performance.now() - started) / 1000,
       tensors: result.tensors,
     },

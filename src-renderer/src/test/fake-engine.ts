@@ -112,6 +112,14 @@ export class FakeEngine implements WhittleApi {
     const bits = Number(req.recipe.steps[0]?.params?.bits ?? 4) + 0.5
     return { bitsPerWeight: bits, bytesBefore: 400, bytesAfter: Math.ceil((100 * bits) / 8), tensors: [] }
   }
+  suggestExportPath = async (req: { modelId: string; format: string; ggufType?: string }): Promise<string> => `/exports/${req.modelId}-${req.format}${req.ggufType ? `-${req.ggufType}` : ''}`
+  /** Reports "written" by export jobs this fake finished: path → HTML. */
+  reports = new Map<string, string>()
+  readReport = async ({ path }: { path: string }): Promise<string> => {
+    const html = this.reports.get(path)
+    if (html === undefined) throw new Error(`${path}: not a report this session exported`)
+    return html
+  }
   onJob = (listener: (u: JobUpdate) => void): (() => void) => {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
