@@ -1,29 +1,32 @@
-// `whittle compress MODEL --recipe FILE [--eval FILE] [--seqlen 256] --out DIR [--json]`
-// Runs the recipe, measures perplexity before and after on --eval, and writes DIR atomically:
-// the compressed model (dense safetensors of the compressed weights), whittle-recipe.yaml and
-// whittle-result.json.
+// `whittle compress MODEL --recipe FILE [--eval FILE] [--seqlen 256] --out DIR
+//    [--format safetensors|gptq|compressed-tensors|gguf] [--gguf-type Q4_K_M] [--gptq-format gptq|gptq_v2]
+//    [--dtype F32|F16|BF16] [--shard-size BYTES] [--json]`
+// Runs the recipe, measures perplexity before and after on --eval, and exports DIR atomically and
+// verified: the compressed model in the chosen format, whittle-recipe.yaml, whittle-report.html/.json.
 
-import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
+import type { ExportFormat } from '../contract/api'
 import { bundledText } from '../app/paths'
 import { compressModel, type CompressionReport } from '../engine/compress/compress-model'
-import { readRecipe, recipeToYaml } from '../engine/compress/recipe/recipe'
+import { readRecipe } from '../engine/compress/recipe/recipe'
 import { readTextFile, tokenizeForEval } from '../engine/eval/tokenize-text'
-import { assertFreeDestination, writeFolderAtomically } from '../engine/export/atomic-folder'
-import { verifyDenseSafetensors, writeDenseSafetensors } from '../engine/export/dense-safetensors'
+import { assertFreeDestination } from '../engine/export/atomic-folder'
+import { EXPORT_FORMATS, exportModel, type ExportModelOptions } from '../engine/export/export-model'
+import { GGUF_EXPORT_TYPES, isGgufExportType } from '../engine/export/gguf/type-policy'
 import { loadModel } from '../engine/model/loaded-model'
 import { WorkerPool } from '../engine/pool/worker-pool'
 import { intFlag, parseArgs, UsageError } from './args'
 import { formatBytes, progressLine, table } from './format'
 
 export async function compressCommand(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { values: ['recipe', 'eval', 'seqlen', 'out', 'threads', 'max-windows'], booleans: ['json'] })
+  const args = parseArgs(argv, { values: ['recipe', 'eval', 'seqlen', 'out', 'threads', 'max-windows', 'format', 'gguf-type', 'gptq-format', 'dtype', 'shard-size'], booleans: ['json'] })
   if (args.positionals.length !== 1) throw new UsageError('compress needs exactly one MODEL path')
   if (typeof args.flags.recipe !== 'string') throw new UsageError('compress needs --recipe FILE')
   if (typeof args.flags.out !== 'string') throw new UsageError('compress needs --out DIR')
   const seqlen = intFlag(args, 'seqlen', 256, 2, 1 << 16)
   const threads = intFlag(args, 'threads', 0, 0, 64) || undefined
   const maxWindows = intFlag(args, 'max-windows', 0, 0, 1 << 30) || undefined
+  const exportOptions = exportFlags(args.flags)
   const recipeFile = path.resolve(args.flags.recipe)
   const out = path.resolve(args.flags.out)
   const recipe = await readRecipe(recipeFile)
@@ -38,25 +41,38 @@ export async function compressCommand(argv: string[]): Promise<number> {
   }
   const pool = await WorkerPool.create({ threads })
   try {
-    const { view, report } = await compressModel(pool, model, recipe, {
+    const { view, report, records } = await compressModel(pool, model, recipe, {
       recipeDir: path.dirname(recipeFile),
       defaultCalibrationText: bundledText('calib'),
       evalText, seqlen, maxEvalWindows: maxWindows,
       onProgress: progress.update,
     })
-    progress.update(1, 'writing')
-    await writeFolderAtomically(out, async (dir) => {
-      await writeDenseSafetensors(view, dir)
-      await writeFile(path.join(dir, 'whittle-recipe.yaml'), recipeToYaml(recipe))
-      await writeFile(path.join(dir, 'whittle-result.json'), JSON.stringify(report, null, 1))
-    }, (dir) => verifyDenseSafetensors(view, dir))
-    progress.done(`compressed in ${report.seconds.toFixed(1)} s → ${out}`)
-    if (args.flags.json) process.stdout.write(JSON.stringify({ out, ...report }, null, 1) + '\n')
-    else process.stdout.write(humanReport(report, out))
+    const written = await exportModel(pool, view, out, {
+      ...exportOptions, compression: { source: model, report, records },
+      onProgress: (f, m) => progress.update(f, `export: ${m}`),
+    })
+    progress.done(`compressed in ${report.seconds.toFixed(1)} s, exported in ${written.seconds.toFixed(1)} s → ${out}`)
+    if (args.flags.json) process.stdout.write(JSON.stringify({ out, export: written, ...report }, null, 1) + '\n')
+    else process.stdout.write(humanReport(report, out) + `verified     ${written.verified}\n`)
     return 0
   } finally {
     await pool.close()
   }
+}
+
+function exportFlags(flags: Record<string, string | boolean | undefined>): Omit<ExportModelOptions, 'compression'> {
+  const format = flags.format ?? 'safetensors'
+  if (typeof format !== 'string' || !EXPORT_FORMATS.includes(format as ExportFormat)) throw new UsageError(`--format must be one of ${EXPORT_FORMATS.join(', ')}`)
+  const ggufType = flags['gguf-type']
+  if (ggufType !== undefined && (typeof ggufType !== 'string' || !isGgufExportType(ggufType))) throw new UsageError(`--gguf-type must be one of ${GGUF_EXPORT_TYPES.join(', ')}`)
+  const gptqFormat = flags['gptq-format']
+  if (gptqFormat !== undefined && gptqFormat !== 'gptq' && gptqFormat !== 'gptq_v2') throw new UsageError('--gptq-format must be gptq or gptq_v2')
+  const dtype = flags.dtype
+  if (dtype !== undefined && dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') throw new UsageError('--dtype must be F32, F16 or BF16')
+  const shard = flags['shard-size']
+  const shardBytes = shard === undefined ? undefined : Number(shard)
+  if (shardBytes !== undefined && !Number.isSafeInteger(shardBytes)) throw new UsageError('--shard-size must be a whole number of bytes')
+  return { format: format as ExportFormat, ggufType, gptqFormat, dtype, shardBytes }
 }
 
 function humanReport(r: CompressionReport, out: string): string {

@@ -7,6 +7,7 @@ import { Tokenizer } from '@huggingface/tokenizers'
 import { WhittleError } from '../errors'
 import { ioError } from '../io/ranged-file'
 import { openGgufFile } from './gguf'
+import { unpackQuantizedLinears } from './packed-linears'
 import { openSafetensorsFile, openShardedSafetensors, readJsonFile, type SafetensorsModel } from './safetensors'
 import type { ModelFiles } from './types'
 
@@ -80,7 +81,8 @@ export async function openHfFolder(folder: string): Promise<ModelFiles> {
   if (format === 'safetensors' && !sidecars.config) {
     throw new WhittleError('not-found', abs, 'config.json is missing; a safetensors model folder needs it to describe the architecture')
   }
-  return {
+  // GPTQ / compressed-tensors checkpoints: packed Linears open as the F32 weights a loader computes.
+  return unpackQuantizedLinears({
     format,
     path: abs,
     files: weights.files,
@@ -89,7 +91,7 @@ export async function openHfFolder(folder: string): Promise<ModelFiles> {
     ...sidecars,
     sizeOnDisk: weights.sizeOnDisk,
     warnings: weights.warnings,
-  }
+  })
 }
 
 /**

@@ -31,13 +31,28 @@ export async function readTensorBytes(entry: TensorEntry, byteStart: number, byt
     throw new WhittleError('validation', entry.file,
       `tensor "${entry.name}": byte range ${byteStart}+${byteLength} lies outside its ${entry.byteLength} bytes`)
   }
-  if (entry.data) {
-    const part = entry.data.subarray(byteStart, byteStart + byteLength)
+  const held = entry.data ?? (entry.unpack ? await unpackedBytes(entry) : null)
+  if (held) {
+    const part = held.subarray(byteStart, byteStart + byteLength)
     if (!into) return part.slice()
     into.set(part)
     return into.subarray(0, byteLength)
   }
   return readRange(entry.file, entry.offset + byteStart, byteLength, into)
+}
+
+/** The last unpacked tensor, kept because readers of one tensor often come back in chunks. */
+let lastUnpacked: { entry: TensorEntry; bytes: Uint8Array } | null = null
+
+async function unpackedBytes(entry: TensorEntry): Promise<Uint8Array> {
+  if (lastUnpacked?.entry === entry) return lastUnpacked.bytes
+  const values = await entry.unpack!()
+  const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
+  if (bytes.byteLength !== entry.byteLength) {
+    throw new WhittleError('format', entry.file, `tensor "${entry.name}" unpacked to ${bytes.byteLength} bytes, ${entry.byteLength} expected`)
+  }
+  lastUnpacked = { entry, bytes }
+  return bytes
 }
 
 /**

@@ -26,6 +26,11 @@ export interface TensorEntry {
    * reads come from here and `file`/`offset` only say where the tensor originally came from.
    */
   data?: Uint8Array
+  /**
+   * A tensor the checkpoint stores in other tensors (a GPTQ or compressed-tensors packed Linear): its F32
+   * values are computed from them on read. `file`/`offset` then name where the packed data starts.
+   */
+  unpack?: () => Promise<Float32Array>
 }
 
 export interface ModelFiles {

@@ -1,0 +1,172 @@
+// One export, as the CLI's `compress --format` and the app's Export dialog run it: the weights in the
+// chosen format, whittle-recipe.yaml and the report beside them when a compression produced the model,
+// all written into a temporary folder, verified by reading back, and renamed into place.
+//
+// What "verified" means per format:
+// - safetensors: every tensor re-read equals the in-memory model (converted to the chosen dtype);
+// - gptq / compressed-tensors: every packed Linear decodes bit-exactly to the in-memory weights;
+// - gguf: every tensor's bytes and decoded values are what the encoder produced; tensors whose last
+//   compression was the same GGUF type (or lossless types) also decode exactly to the in-memory weights,
+//   the others were quantized to the export type here and are counted as such.
+
+import { readdir, stat } from 'node:fs/promises'
+import path from 'node:path'
+import type { ExportFormat, ExportResult } from '../../contract/api'
+import type { CompressionReport } from '../compress/compress-model'
+import type { UniformGridRecord } from '../compress/quant/record'
+import { recipeToYaml } from '../compress/recipe/recipe'
+import { WhittleError } from '../errors'
+import type { LoadedModel } from '../model/loaded-model'
+import { withReplacements, type ModelView } from '../model/model-view'
+import type { WorkerPool } from '../pool/worker-pool'
+import { assertFreeDestination, writeFolderAtomically } from './atomic-folder'
+import { verifyCompressedTensors, writeCompressedTensors } from './compressed-tensors-export'
+import { verifyDenseSafetensors, writeDenseSafetensors } from './dense-safetensors'
+import { exportGguf, type GgufExportReport } from './gguf/export-gguf'
+import { isGgufExportType, type GgufExportType } from './gguf/type-policy'
+import { verifyGptq, writeGptq } from './gptq-export'
+import { writeReport } from './report-html'
+import { affectedHistograms } from './report-histograms'
+import { writeFile } from 'node:fs/promises'
+
+export const EXPORT_FORMATS: readonly ExportFormat[] = ['safetensors', 'gptq', 'compressed-tensors', 'gguf']
+
+/** What a compression run left for the export: the model it started from, its report, its grids. */
+export interface CompressionProvenance {
+  source: LoadedModel
+  report: CompressionReport
+  records: ReadonlyMap<string, UniformGridRecord>
+}
+
+export interface ExportModelOptions {
+  format: ExportFormat
+  ggufType?: string
+  gptqFormat?: 'gptq' | 'gptq_v2'
+  dtype?: 'F32' | 'F16' | 'BF16'
+  shardBytes?: number
+  compression?: CompressionProvenance
+  signal?: AbortSignal
+  onProgress?: (fraction: number, message: string) => void
+}
+
+function asView(model: LoadedModel | ModelView): ModelView {
+  return 'replace' in model ? model : withReplacements(model)
+}
+
+/** The records of tensors the exported model still has under the same name. */
+function liveRecords(view: ModelView, records: ReadonlyMap<string, UniformGridRecord> | undefined): Map<string, UniformGridRecord> {
+  const names = new Set(view.tensors.map((t) => t.name))
+  return new Map([...(records ?? [])].filter(([name]) => names.has(name)))
+}
+
+function sourceName(view: ModelView): string {
+  const p = view.files.path
+  const file = path.basename(p).replace(/\.(gguf|safetensors)$/, '')
+  return file === 'model' ? path.basename(path.dirname(p)) : file
+}
+
+function checkOptions(o: ExportModelOptions): void {
+  if (!EXPORT_FORMATS.includes(o.format)) throw new WhittleError('validation', null, `unknown export format "${o.format}" (known: ${EXPORT_FORMATS.join(', ')})`)
+  if (o.ggufType !== undefined && o.format !== 'gguf') throw new WhittleError('validation', null, 'a GGUF type applies to the gguf format only')
+  if (o.ggufType !== undefined && !isGgufExportType(o.ggufType)) throw new WhittleError('validation', null, `unknown GGUF type "${o.ggufType}"`)
+  if (o.gptqFormat !== undefined && o.format !== 'gptq') throw new WhittleError('validation', null, 'gptq_format applies to the gptq format only')
+  if ((o.dtype !== undefined || o.shardBytes !== undefined) && o.format !== 'safetensors') throw new WhittleError('validation', null, 'dtype and shard size apply to the safetensors format only')
+  if (o.shardBytes !== undefined && (!Number.isSafeInteger(o.shardBytes) || o.shardBytes < 1 << 20)) throw new WhittleError('validation', null, `shard size ${o.shardBytes} is not a whole number of bytes ≥ 1 MiB`)
+}
+
+async function listFiles(dir: string): Promise<{ name: string; bytes: number }[]> {
+  const out: { name: string; bytes: number }[] = []
+  for (const name of (await readdir(dir)).sort()) out.push({ name, bytes: (await stat(path.join(dir, name))).size })
+  return out
+}
+
+/** The GGUF type to export when none was asked for: the compression's own GGUF type if uniform, else Q8_0. */
+function defaultGgufType(c: CompressionProvenance | undefined): GgufExportType {
+  const formats = new Set(c?.report.tensors.filter((t) => t.method === 'gguf').map((t) => t.format) ?? [])
+  const only = formats.size === 1 ? [...formats][0] : null
+  return only && isGgufExportType(only) ? only : 'Q8_0'
+}
+
+export async function exportModel(pool: WorkerPool, model: LoadedModel | ModelView, dest: string, options: ExportModelOptions): Promise<ExportResult> {
+  checkOptions(options)
+  const started = performance.now()
+  const view = asView(model)
+  const out = path.resolve(dest)
+  const c = options.compression
+  await assertFreeDestination(out, [view.files.path, ...view.files.files, ...(c ? [c.source.files.path] : [])])
+  const progress = options.onProgress ?? (() => {})
+  const cancelled = (): void => {
+    if (options.signal?.aborted) throw new WhittleError('cancelled', out, 'export cancelled')
+  }
+  const records = liveRecords(view, c?.records)
+  let verified = ''
+  let gguf: GgufExportReport | null = null
+  const ggufType = options.format === 'gguf' ? (options.ggufType as GgufExportType | undefined) ?? defaultGgufType(c) : null
+
+  const write = async (dir: string): Promise<void> => {
+    cancelled()
+    switch (options.format) {
+      case 'safetensors':
+        progress(0, 'writing safetensors')
+        await writeDenseSafetensors(view, dir)
+        break
+      case 'gptq':
+        progress(0, 'packing GPTQ')
+        await writeGptq(view, records, dir, { format: options.gptqFormat ?? 'gptq' })
+        break
+      case 'compressed-tensors':
+        progress(0, 'packing compressed-tensors')
+        await writeCompressedTensors(view, records, dir)
+        break
+      case 'gguf': {
+        gguf = await exportGguf(pool, view, path.join(dir, `${sourceName(view)}-${ggufType}.gguf`), {
+          type: ggufType!, signal: options.signal, onProgress: (f, m) => progress(0.9 * f, m),
+        })
+        break
+      }
+    }
+    cancelled()
+    if (c) {
+      progress(0.92, 'writing the report')
+      await writeFile(path.join(dir, 'whittle-recipe.yaml'), recipeToYaml(c.report.recipe))
+      const histograms = await affectedHistograms(c.source, view, c.report.tensors)
+      await writeReport(dir, { ...c.report, exportFormat: ggufType ? `gguf ${ggufType}` : options.format, histograms })
+    }
+  }
+
+  const verify = async (dir: string): Promise<void> => {
+    progress(0.95, 'verifying')
+    const tensors = view.files.tensors.length
+    switch (options.format) {
+      case 'safetensors':
+        await verifyDenseSafetensors(view, dir)
+        verified = `${tensors} tensors re-read and equal to the in-memory model`
+        break
+      case 'gptq':
+        await verifyGptq(view, records, dir, { format: options.gptqFormat ?? 'gptq' })
+        verified = `${records.size} packed Linears decode bit-exactly to the in-memory weights; ${tensors - records.size} other tensors present`
+        break
+      case 'compressed-tensors':
+        await verifyCompressedTensors(view, records, dir)
+        verified = `${records.size} packed Linears decode bit-exactly to the in-memory weights; ${tensors - records.size} other tensors present`
+        break
+      case 'gguf': {
+        // exportGguf re-read its file already (and removes it on a mismatch).
+        const r = gguf as GgufExportReport | null
+        if (!r) throw new WhittleError('format', dir, 'the GGUF export produced no report')
+        const exact = r.tensors.filter((t) => t.exact).length
+        verified = `${r.tensors.length} tensors re-read with the encoder's bytes and values; ${exact} decode exactly to the in-memory weights, ${r.tensors.length - exact} were quantized to the export type here`
+        break
+      }
+    }
+  }
+
+  await writeFolderAtomically(out, write, verify)
+  progress(1, 'written and verified')
+  const files = await listFiles(out)
+  return {
+    out, format: options.format, files, verified,
+    reportPath: c ? path.join(out, 'whittle-report.html') : null,
+    seconds: (performance.now() - started) / 1000,
+  }
+}
