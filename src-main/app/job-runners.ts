@@ -1,7 +1,7 @@
 // What each kind of job does, given a validated spec and an open model. The service only starts them.
 
 import { stat } from 'node:fs/promises'
-import type { CalibrationRequest, CompressionSummary, JobSpec, PerplexityReport } from '../contract/api'
+import type { CalibrationRequest, CompressionSummary, ExportResult, JobSpec, PerplexityReport } from '../contract/api'
 import { compressModel } from '../engine/compress/compress-model'
 import { validateRecipe } from '../engine/compress/recipe/recipe'
 import { activationReport } from '../engine/analysis/activation-report'
@@ -10,6 +10,7 @@ import { layerImportance } from '../engine/analysis/layer-importance'
 import { captureCalibration } from '../engine/calibration/capture'
 import { calibrationWindows, DEFAULT_CALIBRATION } from '../engine/calibration/windows'
 import { WhittleError } from '../engine/errors'
+import { exportModel, type CompressionProvenance } from '../engine/export/export-model'
 import { perplexity } from '../engine/eval/perplexity'
 import { readTextFile, tokenizeForEval } from '../engine/eval/tokenize-text'
 import { createForward } from '../engine/forward'
@@ -55,7 +56,11 @@ async function windowsFor(model: LoadedModel, req: CalibrationRequest | undefine
 
 export interface RunnerHost {
   /** Opens a derived model (a compression result) in the engine and returns its id. */
-  registerModel(model: LoadedModel): string
+  registerModel(model: LoadedModel, compression?: CompressionProvenance): string
+  /** What the compression that produced a model left for its export (null for a model opened from disk). */
+  compressionOf(modelId: string): CompressionProvenance | null
+  /** Records a report an export wrote, so the renderer may read it back. */
+  reportWritten(path: string): void
 }
 
 export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): JobRunner {
@@ -91,13 +96,13 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
         ctx.progress(0, 'tokenizing the eval text')
         const ids = await tokens(model, textPath)
         const seqlen = spec.seqlen ?? 256
-        const { view, report } = await compressModel(await getPool(), model, recipe, {
+        const { view, report, records } = await compressModel(await getPool(), model, recipe, {
           recipeDir: process.cwd(),
           defaultCalibrationText: bundledText('calib'),
           evalText: { path: textPath, ids }, seqlen, maxEvalWindows: spec.maxEvalWindows,
           signal: ctx.signal, onProgress: ctx.progress,
         })
-        const compressedModelId = host.registerModel(view)
+        const compressedModelId = host.registerModel(view, { source: model, report, records })
         return {
           compressedModelId, sourceModelId: model.id, recipe: spec.recipe,
           pplBefore: report.ppl_before, pplAfter: report.ppl_after, pplAfterStep: report.ppl_after_step,
@@ -109,7 +114,15 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
         }
       }
     case 'export':
-      throw new WhittleError('unsupported', null, 'export jobs are being built')
+      return async (ctx): Promise<ExportResult> => {
+        const result = await exportModel(await getPool(), model, spec.out, {
+          format: spec.format, ggufType: spec.ggufType, gptqFormat: spec.gptqFormat, dtype: spec.dtype, shardBytes: spec.shardBytes,
+          compression: host.compressionOf(model.id) ?? undefined,
+          signal: ctx.signal, onProgress: ctx.progress,
+        })
+        if (result.reportPath) host.reportWritten(result.reportPath)
+        return result
+      }
     case 'heads':
     case 'layers':
       return async (ctx) => {

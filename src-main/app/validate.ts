@@ -2,8 +2,10 @@
 // Shapes are checked by hand (no schema library): the contract is small and the messages must be exact.
 
 import path from 'node:path'
-import type { ApiCall, CalibrationRequest, JobSpec, RecipeDoc } from '../contract/api'
+import type { ApiCall, CalibrationRequest, ExportFormat, JobSpec, RecipeDoc } from '../contract/api'
 import { WhittleError } from '../engine/errors'
+import { EXPORT_FORMATS } from '../engine/export/export-model'
+import { GGUF_EXPORT_TYPES } from '../engine/export/gguf/type-policy'
 
 const MAX_PATH = 4096
 const MAX_ID = 128
@@ -107,6 +109,24 @@ export function validateJobSpec(v: unknown): JobSpec {
     case 'layers':
       only(call, o, ['kind', 'modelId', 'calibration'])
       return { kind: o.kind, modelId, calibration: optCalibration(call, o) }
+    case 'export': {
+      only(call, o, ['kind', 'modelId', 'format', 'out', 'ggufType', 'gptqFormat', 'dtype', 'shardBytes'])
+      const oneOf = <T extends string>(key: string, options: readonly T[]): T | undefined => {
+        if (o[key] === undefined) return undefined
+        if (typeof o[key] !== 'string' || !options.includes(o[key] as T)) fail(call, `"${key}" must be one of ${options.join(', ')}`)
+        return o[key] as T
+      }
+      const format = oneOf('format', EXPORT_FORMATS)
+      if (!format) fail(call, '"format" is required')
+      return {
+        kind: 'export', modelId, format,
+        out: absolutePath(call, str(call, o, 'out', MAX_PATH)),
+        ggufType: oneOf('ggufType', GGUF_EXPORT_TYPES),
+        gptqFormat: oneOf('gptqFormat', ['gptq', 'gptq_v2'] as const),
+        dtype: oneOf('dtype', ['F32', 'F16', 'BF16'] as const),
+        shardBytes: optInt(call, o, 'shardBytes', 1 << 20, Number.MAX_SAFE_INTEGER),
+      }
+    }
     default:
       fail(call, `unknown job kind ${JSON.stringify(o.kind)}`)
   }
@@ -162,6 +182,19 @@ export function validateRequest(call: ApiCall, params: unknown): unknown {
       const o = record(call, params)
       only(call, o, ['modelId', 'recipe'])
       return { modelId: str(call, o, 'modelId', MAX_ID), recipe: recipeObject(call, o.recipe) }
+    }
+    case 'suggestExportPath': {
+      const o = record(call, params)
+      only(call, o, ['modelId', 'format', 'ggufType'])
+      const format = str(call, o, 'format', 32)
+      if (!EXPORT_FORMATS.includes(format as ExportFormat)) fail(call, `"format" must be one of ${EXPORT_FORMATS.join(', ')}`)
+      const ggufType = o.ggufType === undefined ? undefined : str(call, o, 'ggufType', 16)
+      return { modelId: str(call, o, 'modelId', MAX_ID), format, ggufType }
+    }
+    case 'readReport': {
+      const o = record(call, params)
+      only(call, o, ['path'])
+      return { path: absolutePath(call, str(call, o, 'path', MAX_PATH)) }
     }
     case 'cancelJob': {
       const o = record(call, params)

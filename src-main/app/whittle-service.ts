@@ -1,8 +1,10 @@
 // The contract's implementation, shared by Electron's IPC handlers and web mode's WebSocket server.
 // Transport code only moves (method, params) in and results or ApiErrors out; everything else is here.
 
-import path from 'node:path'
 import { randomUUID } from 'node:crypto'
+import { readFile, stat } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
 import type { ApiCall, ApiError, AppInfo, HeadWeights, JobSpec, JobUpdate, ModelSummary, RecentModel, RecipeDoc, RecipePreset, TensorInfo } from '../contract/api'
 import { predictCompression } from '../engine/compress/predict'
 import { loadPresets } from '../engine/compress/presets'
@@ -11,6 +13,7 @@ import { describeError, isWhittleError } from '../engine/errors'
 import { WhittleError } from '../engine/errors'
 import { JobRegistry } from '../engine/jobs/job-registry'
 import { headWeights } from '../engine/analysis/head-weights'
+import type { CompressionProvenance } from '../engine/export/export-model'
 import { loadModel, type LoadedModel } from '../engine/model/loaded-model'
 import { jobRunner } from './job-runners'
 import { appRoot, bundledText } from './paths'
@@ -33,6 +36,8 @@ export interface HostOptions {
   restrictPaths?: boolean
   /** Paths the user named outside the UI (the CLI argument). */
   preapprovedPaths?: string[]
+  /** Where suggested export paths go (default $WHITTLE_EXPORT_DIR, else ~/whittle-exports). */
+  exportDir?: string
 }
 
 /** At most this many models stay open; the oldest is dropped first. */
@@ -41,6 +46,10 @@ const MAX_OPEN_MODELS = 8
 export class WhittleService {
   readonly jobs = new JobRegistry()
   private readonly models = new Map<string, LoadedModel>()
+  /** Compression results by model id: what their export needs (source, report, quantization grids). */
+  private readonly compressions = new Map<string, CompressionProvenance>()
+  /** Reports this session's exports wrote: the only files readReport serves. */
+  private readonly reports = new Set<string>()
   private readonly recents: RecentModels
   private readonly approved: Set<string> | null
 
@@ -91,9 +100,8 @@ export class WhittleService {
         const r = req as { modelId: string; recipe: RecipeDoc }
         return Promise.resolve(predictCompression(this.model(r.modelId), validateRecipe(r.recipe)))
       }
-      case 'suggestExportPath':
-      case 'readReport':
-        throw new WhittleError('unsupported', null, `${method} is being built`)
+      case 'suggestExportPath': return this.suggestExportPath(req as { modelId: string; format: string; ggufType?: string })
+      case 'readReport': return this.readReport(req as { path: string })
     }
   }
 
@@ -133,7 +141,9 @@ export class WhittleService {
 
   startJob(spec: JobSpec): string {
     return this.jobs.start(spec.kind, jobRunner(spec, this.model(spec.modelId), {
-      registerModel: (m) => this.registerDerived(m),
+      registerModel: (m, compression) => this.registerDerived(m, compression),
+      compressionOf: (id) => this.compressions.get(id) ?? null,
+      reportWritten: (p) => this.reports.add(path.resolve(p)),
     })).id
   }
 
@@ -142,14 +152,32 @@ export class WhittleService {
   }
 
   /** Opens an in-memory derived model (e.g. a compression result) under a new id. */
-  private registerDerived(m: LoadedModel): string {
+  private registerDerived(m: LoadedModel, compression?: CompressionProvenance): string {
     const id = randomUUID()
     const derived: LoadedModel = Object.assign(Object.create(null) as LoadedModel, m, {
       id,
       summary: { ...m.summary, id, path: `${m.summary.path} (compressed)` },
     })
     this.remember(derived)
+    if (compression) this.compressions.set(id, compression)
     return id
+  }
+
+  /** A destination that does not exist yet: ~/whittle-exports/<model>-<format>[-<type>][-n]. */
+  async suggestExportPath(req: { modelId: string; format: string; ggufType?: string }): Promise<string> {
+    const m = this.model(req.modelId)
+    const base = path.basename(m.files.path).replace(/\.(gguf|safetensors)$/i, '').replace(/[^\w.-]+/g, '_') || 'model'
+    const stem = path.join(this.host.exportDir ?? process.env.WHITTLE_EXPORT_DIR ?? path.join(os.homedir(), 'whittle-exports'), [base, req.format, req.ggufType].filter(Boolean).join('-'))
+    for (let n = 1; ; n++) {
+      const candidate = n === 1 ? stem : `${stem}-${n}`
+      if (!(await stat(candidate).then(() => true, () => false))) return candidate
+    }
+  }
+
+  async readReport(req: { path: string }): Promise<string> {
+    const p = path.resolve(req.path)
+    if (!this.reports.has(p)) throw new WhittleError('validation', p, 'not a report this session exported')
+    return readFile(p, 'utf8')
   }
 
   async recipePresets(): Promise<RecipePreset[]> {
@@ -169,6 +197,10 @@ export class WhittleService {
 
   private remember(model: LoadedModel): void {
     this.models.set(model.id, model)
-    while (this.models.size > MAX_OPEN_MODELS) this.models.delete(this.models.keys().next().value!)
+    while (this.models.size > MAX_OPEN_MODELS) {
+      const oldest = this.models.keys().next().value!
+      this.models.delete(oldest)
+      this.compressions.delete(oldest)
+    }
   }
 }
