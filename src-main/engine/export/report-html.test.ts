@@ -43,6 +43,16 @@ describe('export report', () => {
     expect(html).not.toMatch(/<link|src="http|href="http/)
   })
 
+  it('states sparsity, the N:M pattern, parameter counts, the structure change and the cost after each step', () => {
+    const pruned = { ...outcome('model.layers.1.mlp.up_proj.weight', 0.3), method: 'sparsegpt', sparsity: 0.5, nm: { n: 2, m: 4, violations: 0, groups: 1024, valid: true } }
+    const broken = { ...outcome('model.layers.1.mlp.down_proj.weight', 0.3), sparsity: 0.25, nm: { n: 2, m: 4, violations: 3, groups: 1024, valid: false } }
+    const html = renderReportHtml({
+      ...report, tensors: [pruned, broken], sparsity: 0.375, params_before: 8192, params_after: 6144, nonzero_params_after: 4000,
+      structure: { layers: [5, 4], heads: [8, 8], kvHeads: [4, 4] }, ppl_after_step: [13.1, 13.5802],
+    })
+    for (const s of ['2:4 valid', '2:4 3 violations', '50.0%', '37.50%', '8192 → 6144', '4000', '5 → 4 / 8 → 8 / 4 → 4', '13.1000 → 13.5802']) expect(html).toContain(s)
+  })
+
   it('escapes every HTML-significant character', () => {
     expect(escapeHtml(`<a href='x'>"&"</a>`)).toBe('&lt;a href=&#39;x&#39;&gt;&quot;&amp;&quot;&lt;/a&gt;')
   })

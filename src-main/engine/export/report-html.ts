@@ -83,10 +83,16 @@ export function renderReportHtml(r: ExportReport): string {
     ['size after', bytes(r.bytes_after)],
     ['bits per weight', num(r.bits_per_weight, 3)],
     ['compressed parameters', String(r.compressed_params)],
+    ['parameters before → after', `${r.params_before} → ${r.params_after}`],
+    ['non-zero parameters after', String(r.nonzero_params_after)],
+    ['sparsity of the compressed Linears', `${(r.sparsity * 100).toFixed(2)}%`],
+    ...(r.structure ? [['layers / heads / kv heads', `${r.structure.layers.join(' → ')} / ${r.structure.heads.join(' → ')} / ${r.structure.kvHeads.join(' → ')}`] as [string, string]] : []),
+    ...(r.ppl_after_step.length > 1 ? [['perplexity after each step', r.ppl_after_step.map((p) => num(p)).join(' → ')] as [string, string]] : []),
     ['time', `${num(r.seconds, 1)} s`],
   ]
+  const pattern = (t: ExportReport['tensors'][number]): string => t.nm ? `${t.nm.n}:${t.nm.m} ${t.nm.valid ? 'valid' : `${t.nm.violations} violations`}` : t.sparsity > 0 ? 'unstructured' : ''
   const rows = r.tensors.map((t) => `<tr><td>${e(t.name)}</td><td>${e(t.method)}</td><td>${e(t.format)}</td><td>${t.shape.join('×')}</td>`
-    + `<td>${num(t.bitsPerWeight, 3)}</td><td>${num(t.relWeightError)}</td><td>${num(t.relOutputError)}</td></tr>`).join('\n')
+    + `<td>${num(t.bitsPerWeight, 3)}</td><td>${(t.sparsity * 100).toFixed(1)}%</td><td>${e(pattern(t))}</td><td>${num(t.relWeightError)}</td><td>${num(t.relOutputError)}</td></tr>`).join('\n')
   const hists = (r.histograms ?? []).map((h) => `<div class="hist">${histogramSvg(h)}<div>${e(h.name)}</div></div>`).join('\n')
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Whittle report — ${e(r.model)}</title>
@@ -94,7 +100,7 @@ export function renderReportHtml(r: ExportReport): string {
 <h1>Whittle compression report</h1>
 <table class="kv">${summary.map(([k, v]) => `<tr><td>${e(k)}</td><td>${e(v)}</td></tr>`).join('')}</table>
 <h2>Per-tensor error</h2>
-<table><thead><tr><th>tensor</th><th>method</th><th>format</th><th>shape</th><th>bits/weight</th><th>rel. weight error</th><th>rel. output error</th></tr></thead>
+<table><thead><tr><th>tensor</th><th>method</th><th>format</th><th>shape</th><th>bits/weight</th><th>sparsity</th><th>pattern</th><th>rel. weight error</th><th>rel. output error</th></tr></thead>
 <tbody>
 ${rows}
 </tbody></table>
