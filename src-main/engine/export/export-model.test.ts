@@ -115,6 +115,14 @@ describe.skipIf(!hasShared)('export round trips on stories260K (reference data p
     expect(Math.abs((await ppl(reopened)) / rtnPpl - 1)).toBeLessThan(1e-6)
   })
 
+  it('GGUF in, safetensors out: the lossless path re-opens with the same perplexity', async () => {
+    const gguf = await loadModel(shared('models/stories260K-gguf/stories260K.gguf'))
+    const out = path.join(tmp, 'from-gguf')
+    const r = await exportModel(pool, gguf, out, { format: 'safetensors' })
+    expect(r.verified).toMatch(/tensors converted and re-read/)
+    expect(Math.abs((await ppl(await loadModel(out))) / (await ppl(gguf)) - 1)).toBeLessThan(1e-6)
+  })
+
   it('refuses bad requests before writing anything', async () => {
     const c = { source: model, report: rtn.report, records: rtn.records }
     await expect(exportModel(pool, rtn.view, path.join(tmp, 'x1'), { format: 'gguf', ggufType: 'Q3_X', compression: c })).rejects.toThrow(/unknown GGUF type "Q3_X"/)

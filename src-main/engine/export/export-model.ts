@@ -23,6 +23,7 @@ import { assertFreeDestination, writeFolderAtomically } from './atomic-folder'
 import { verifyCompressedTensors, writeCompressedTensors } from './compressed-tensors-export'
 import { verifyDenseSafetensors, writeDenseSafetensors } from './dense-safetensors'
 import { exportGguf, type GgufExportReport } from './gguf/export-gguf'
+import { exportSafetensorsFromGguf } from './gguf/gguf-to-safetensors'
 import { isGgufExportType, type GgufExportType } from './gguf/type-policy'
 import { verifyGptq, writeGptq } from './gptq-export'
 import { writeReport } from './report-html'
@@ -97,6 +98,17 @@ export async function exportModel(pool: WorkerPool, model: LoadedModel | ModelVi
   const progress = options.onProgress ?? (() => {})
   const cancelled = (): void => {
     if (options.signal?.aborted) throw new WhittleError('cancelled', out, 'export cancelled')
+  }
+  // GGUF in, safetensors out: the lossless conversion path (llama.cpp's names and RoPE rows undone).
+  if (options.format === 'safetensors' && view.files.format === 'gguf') {
+    if (view.replacedNames().size > 0) throw new WhittleError('unsupported', view.files.path, 'a compressed GGUF model exports as GGUF; only an unmodified GGUF converts to safetensors')
+    const converted = await exportSafetensorsFromGguf(view, out)
+    const dequantized = converted.tensors.filter((t) => t.dequantized).length
+    return {
+      out: converted.dir, format: 'safetensors', files: await listFiles(converted.dir),
+      verified: `${converted.tensors.length} tensors converted and re-read (${dequantized} dequantized from block types)`,
+      reportPath: null, seconds: (performance.now() - started) / 1000,
+    }
   }
   const records = liveRecords(view, c?.records)
   let verified = ''
