@@ -148,6 +148,12 @@ export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Re
     const method = getMethod(step.method, `step ${index + 1}`)
     const plan = planStep(model, step, method, recipe, index)
     if (plan.size === 0) throw new WhittleError('validation', null, `recipe step ${index + 1} (${step.method}) matches no Linear weight`)
+    if (method.prepareStep) {
+      const targets = [...plan.values()].flatMap((groups) => [...groups.values()].flat()).map(({ info, params }) => ({
+        name: info.name, rows: info.shape[0], cols: info.shape[1], params, read: () => readTensorF32(view.entry(info.name)),
+      }))
+      await method.prepareStep(targets)
+    }
     const needsCalibration = method.needs.calibration
     if (needsCalibration && !options.windows?.length) throw new WhittleError('validation', null, `recipe step ${index + 1} (${step.method}) needs calibration windows`)
     const progress = (layer: number, what: string): void =>

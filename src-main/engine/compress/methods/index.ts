@@ -5,10 +5,12 @@ import { awq } from './awq'
 import { gguf } from './gguf'
 import { gptq } from './gptq'
 import { llmInt8 } from './llm-int8'
+import { magnitude } from './magnitude'
 import type { CompressionMethod } from './method'
 import { nf4 } from './nf4'
 import { rtn } from './rtn'
 import { smoothquant } from './smoothquant'
+import { wanda } from './wanda'
 
 const METHODS: Record<string, CompressionMethod<never>> = {
   rtn: rtn as CompressionMethod<never>,
@@ -18,6 +20,8 @@ const METHODS: Record<string, CompressionMethod<never>> = {
   llm_int8: llmInt8 as CompressionMethod<never>,
   nf4: nf4 as CompressionMethod<never>,
   smoothquant: smoothquant as CompressionMethod<never>,
+  magnitude: magnitude as CompressionMethod<never>,
+  wanda: wanda as CompressionMethod<never>,
 }
 
 export function methodNames(): string[] {

@@ -72,6 +72,17 @@ export interface LinearOutcome {
   storedParams?: number
 }
 
+/** One Linear a step targets, before the step runs (for methods that look at all targets first). */
+export interface StepTarget<P = unknown> {
+  name: string
+  rows: number
+  cols: number
+  /** The tensor's parsed params; prepareStep may set fields on them (e.g. a global threshold). */
+  params: P
+  /** The weight as it stands before this step (a fresh f32 copy each call). */
+  read(): Promise<Float32Array>
+}
+
 export interface CompressionMethod<P = unknown> {
   readonly name: string
   readonly kind: 'quantize' | 'prune' | 'transform'
@@ -87,6 +98,8 @@ export interface CompressionMethod<P = unknown> {
   compressGroup(ctx: GroupContext<P>): Promise<LinearOutcome[]>
   /** Storage the result will take, before running (for the UI's size preview). */
   predict(params: P, rows: number, cols: number): { bitsPerWeight: number; format: string }
+  /** Optional: sees every target of the step before any is compressed (global magnitude's threshold). */
+  prepareStep?(targets: StepTarget<P>[]): Promise<void>
   /** Optional: handle the whole layer (default: compressGroup for each group in turn). */
   compressLayer?(ctx: LayerContext<P>): Promise<LinearOutcome[]>
 }

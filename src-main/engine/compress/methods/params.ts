@@ -40,6 +40,15 @@ export class ParamReader {
     return v as T
   }
 
+  /** A string that may be absent. */
+  optString(key: string): string | undefined {
+    this.seen.add(key)
+    const v = this.raw[key]
+    if (v === undefined) return undefined
+    if (typeof v !== 'string') this.fail(key, `must be a string (got ${JSON.stringify(v)})`)
+    return v
+  }
+
   /** Group size: -1 (or 0) means per output channel. */
   groupSize(key = 'group_size', fallback = -1): number {
     const g = this.int(key, fallback, -1, 1 << 20)

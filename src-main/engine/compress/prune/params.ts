@@ -1,0 +1,22 @@
+// The parameters every pruner shares: a sparsity in [0, 1) or an N:M pattern (which implies its own).
+
+import type { ParamReader } from '../methods/params'
+import { parsePattern, type NmPattern } from './select'
+
+export interface PruneParams {
+  /** Fraction of weights to zero (for a pattern: 1 − N/M). */
+  sparsity: number
+  pattern: NmPattern | null
+}
+
+export function parsePrune(r: ParamReader, where: string): PruneParams {
+  const text = r.optString('pattern')
+  const pattern = text === undefined ? null : parsePattern(text, `${where}: params.pattern`)
+  if (pattern) {
+    const implied = 1 - pattern.n / pattern.m
+    const sparsity = r.num('sparsity', implied, 0, 0.999)
+    if (Math.abs(sparsity - implied) > 1e-9) r.fail('sparsity', `is ${sparsity}, but pattern ${pattern.n}:${pattern.m} prunes ${implied}; give one of them`)
+    return { sparsity: implied, pattern }
+  }
+  return { sparsity: r.num('sparsity', 0.5, 0, 0.999), pattern: null }
+}
