@@ -169,11 +169,54 @@ async function lazyUpdateWasm(k: KernelBuffers, U: Float32Array, rows: number, c
 /** The permutation used and the grids behind the quantized weight (for packed exports). */
 export interface GptqResult {
   perm: Int32Array
-  record: UniformGridRecord
+  /** null when the loop only pruned. */
+  record: UniformGridRecord | null
 }
 
-/** Quantizes W [rows, cols] in place given a plan from planHessian. */
-export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: number, plan: GptqHessianPlan, p: GptqParams, pool?: WorkerPool): Promise<GptqResult> {
+/**
+ * What the OBS column loop removes besides rounding: SparseGPT's masks (Frantar & Alistarh). Unstructured:
+ * at the start of each block, prune where w² / Hinv_cc² is at or below the value at index ⌊p·n⌋ of that
+ * block's scores; N:M: every M columns, the M − N lowest scores of each row.
+ */
+export interface ObsPrune {
+  sparsity: number
+  pattern: { n: number; m: number } | null
+}
+
+/** Marks the pruned entries of rows × [c0, c0 + count) of Wp (mask holds rows × B, column-relative). */
+function selectBlockMask(Wp: Float32Array, U: Float32Array, rows: number, cols: number, c0: number, count: number, B: number, prune: ObsPrune, mask: Uint8Array): void {
+  const score = (r: number, c: number): number => f(f(Wp[r * cols + c] * Wp[r * cols + c]) / f(U[c * cols + c] * U[c * cols + c]))
+  if (!prune.pattern) {
+    const all = new Float32Array(rows * count)
+    for (let r = 0; r < rows; r++) for (let i = 0; i < count; i++) all[r * count + i] = score(r, c0 + i)
+    const sorted = all.slice().sort()
+    const threshold = sorted[Math.min(sorted.length - 1, Math.floor(all.length * prune.sparsity))]
+    for (let r = 0; r < rows; r++) for (let i = 0; i < count; i++) mask[r * B + i] = all[r * count + i] <= threshold ? 1 : 0
+  }
+}
+
+/** N:M: the M − N lowest scores of each row in columns [c, c + M) (scores taken from Wp as it stands now). */
+function selectNmMask(Wp: Float32Array, U: Float32Array, rows: number, cols: number, c: number, i: number, B: number, { n, m }: { n: number; m: number }, mask: Uint8Array): void {
+  const end = Math.min(cols, c + m)
+  const idx: number[] = []
+  const s = new Float32Array(m)
+  for (let r = 0; r < rows; r++) {
+    idx.length = 0
+    for (let j = c; j < end; j++) {
+      s[j - c] = f(f(Wp[r * cols + j] * Wp[r * cols + j]) / f(U[j * cols + j] * U[j * cols + j]))
+      idx.push(j - c)
+    }
+    idx.sort((a, b) => s[a] - s[b] || a - b)
+    for (let k = 0; k < idx.length - n; k++) mask[r * B + i + idx[k]] = 1
+  }
+}
+
+/**
+ * The OBS column loop shared by GPTQ and SparseGPT: quantizes (p.bits, unless `quantize` is false) and/or
+ * prunes (`prune`) W [rows, cols] in place given a plan from planHessian, feeding each column's error into
+ * the columns not yet done.
+ */
+export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: number, plan: GptqHessianPlan, p: GptqParams, pool?: WorkerPool, prune?: ObsPrune, quantize = true): Promise<GptqResult> {
   if (plan.cols !== cols) throw new WhittleError('validation', null, `gptq: a Hessian plan for ${plan.cols} columns cannot quantize a weight with ${cols}`)
   if (!Number.isSafeInteger(rows) || rows <= 0 || W.length !== rows * cols) throw new WhittleError('validation', null, `gptq: a weight of ${W.length} values is not ${rows}×${cols}`)
   const { perm, U } = plan
@@ -186,10 +229,10 @@ export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: n
     for (let r = 0; r < rows; r++) recorder.set(group, r, gs[r])
     return gs
   }
-  let grids = g < 0 ? record(0, rowGrids(W, rows, cols, 0, cols, p)) : []
+  let grids = g < 0 && quantize ? record(0, rowGrids(W, rows, cols, 0, cols, p)) : []
   for (const i of plan.dead) for (let r = 0; r < rows; r++) W[r * cols + i] = 0
   const staticGrids: QuantGrid[][] = []
-  if (g > 0 && p.staticGroups) {
+  if (g > 0 && p.staticGroups && quantize) {
     for (let c0 = 0; c0 < cols; c0 += g) staticGrids.push(record(c0 / g, rowGrids(W, rows, cols, c0, Math.min(g, cols - c0), p)))
   }
   const B = p.blockSize
@@ -202,15 +245,21 @@ export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: n
     }
     const errJs = kernel ? null : new Float32Array(rows * B)
     const Q = new Float32Array(rows * cols)
+    const mask = prune ? new Uint8Array(rows * B) : null
     for (let i1 = 0; i1 < cols; i1 += B) {
       const i2 = Math.min(i1 + B, cols)
       const count = i2 - i1
       // Fresh views each block: another allocation may have grown (and so replaced) the kernel memory.
       if (kernel) Wp = kernel.pool.arena.f32(kernel.w, 0, rows * cols)
       const err = kernel ? kernel.pool.arena.f32(kernel.err, 0, rows * B) : errJs!
+      if (mask) {
+        mask.fill(0)
+        selectBlockMask(Wp, U, rows, cols, i1, count, B, prune!, mask)
+      }
       for (let i = 0; i < count; i++) {
         const c = i1 + i
-        if (g > 0) {
+        if (mask && prune!.pattern && i % prune!.pattern.m === 0) selectNmMask(Wp, U, rows, cols, c, i, B, prune!.pattern, mask)
+        if (g > 0 && quantize) {
           if (!p.staticGroups) {
             if (c % g === 0) grids = record(c / g, rowGrids(Wp, rows, cols, c, Math.min(g, cols - c), p))
           } else {
@@ -222,7 +271,8 @@ export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: n
         for (let r = 0; r < rows; r++) {
           const row = r * cols
           const w = Wp[row + c]
-          const q = quantizeValue(w, grids[r])
+          const kept = mask && mask[r * B + i] ? 0 : w
+          const q = quantize ? quantizeValue(kept, grids[r]) : kept
           Q[row + c] = q
           const e = f(f(w - q) / d)
           err[r * B + i] = e
@@ -237,7 +287,7 @@ export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: n
     }
     // Undo the permutation into W.
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) W[r * cols + perm[c]] = Q[r * cols + c]
-    return { perm, record: recorder.record }
+    return { perm, record: quantize ? recorder.record : null }
   } finally {
     if (kernel) releaseKernelBuffers(kernel)
   }
@@ -284,7 +334,7 @@ export const gptq: CompressionMethod<GptqParams> = {
       if (!plan) plans.set(key, (plan = planHessian(H, l.cols, p, ctx.pool)))
       const { record } = await gptqQuantizePlanned(l.weight, l.rows, l.cols, plan, p, ctx.pool)
       outcomes.push({
-        name: l.name, record,
+        name: l.name, record: record!,
         bitsPerWeight: uniformBitsPerWeight(p.bits, l.cols, p.groupSize, p.sym),
         format: `${uniformFormat(p)}${p.actOrder ? ' act-order' : ''}`,
       })

@@ -10,6 +10,7 @@ import type { CompressionMethod } from './method'
 import { nf4 } from './nf4'
 import { rtn } from './rtn'
 import { smoothquant } from './smoothquant'
+import { sparsegpt } from './sparsegpt'
 import { wanda } from './wanda'
 
 const METHODS: Record<string, CompressionMethod<never>> = {
@@ -22,6 +23,7 @@ const METHODS: Record<string, CompressionMethod<never>> = {
   smoothquant: smoothquant as CompressionMethod<never>,
   magnitude: magnitude as CompressionMethod<never>,
   wanda: wanda as CompressionMethod<never>,
+  sparsegpt: sparsegpt as CompressionMethod<never>,
 }
 
 export function methodNames(): string[] {
