@@ -92,11 +92,11 @@ export function parameterReport(model: LoadedModel, result: ModelView, tensors: 
   }
 }
 
-export function sizeReport(model: LoadedModel, tensors: TensorOutcome[]): Pick<CompressionReport, 'bits_per_weight' | 'bytes_before' | 'bytes_after' | 'compressed_params'> {
+export function sizeReport(model: LoadedModel, tensors: TensorOutcome[], after: LoadedModel = model): Pick<CompressionReport, 'bits_per_weight' | 'bytes_before' | 'bytes_after' | 'compressed_params'> {
   // The last step that touched a tensor decides its storage.
   const last = new Map<string, StoredTensor>()
   for (const t of tensors) last.set(t.name, { bitsPerWeight: t.bitsPerWeight, params: t.shape[0] * t.shape[1] })
-  const s = storageTotals(model, last)
+  const s = storageTotals(model, last, after)
   return { bits_per_weight: s.bitsPerWeight, bytes_before: s.bytesBefore, bytes_after: s.bytesAfter, compressed_params: s.compressedParams }
 }
 
@@ -146,7 +146,7 @@ export async function compressModel(pool: WorkerPool, model: LoadedModel, recipe
       ppl_before: pplBefore,
       ppl_after: pplAfter,
       ppl_after_step: pplAfterStep,
-      ...sizeReport(model, result.tensors),
+      ...sizeReport(model, result.tensors, result.view),
       ...parameterReport(model, result.view, result.tensors),
       seconds: (performance.now() - started) / 1000,
       tensors: result.tensors,

@@ -17,6 +17,8 @@ import type { WorkerPool } from '../pool/worker-pool'
 import { KernelHessian } from './linalg/kernels'
 import { getMethod } from './methods'
 import type { CompressionMethod, GroupContext, LinearOutcome, LinearToCompress } from './methods/method'
+import { relativeError } from './measures'
+import { runStructureStep } from './structure/structure-step'
 import { checkNm, maskThumbnail, zeroFraction, type MaskThumbnail, type NmVerdict } from './prune/sparsity'
 import type { UniformGridRecord } from './quant/record'
 import type { Recipe, RecipeStep } from './recipe/recipe'
@@ -88,14 +90,6 @@ function newStats(K: number, hessian: boolean, tokens: number): Sampled {
   return { ...emptyInputStats(K, hessian), sample: new Float32Array(Math.min(OUTPUT_SAMPLE_ROWS, tokens) * K), sampleRows: 0 }
 }
 
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2
-    den += a[i] ** 2
-  }
-  return den > 0 ? Math.sqrt(num / den) : 0
-}
 
 /** ‖XWᵀ − (X/s)Ŵᵀ‖ / ‖XWᵀ‖ over the sampled rows of X (s = 1 unless the method folded a scale). */
 function relativeOutputError(s: Sampled, W: Float32Array, Q: Float32Array, rows: number, cols: number, inputScale?: Float32Array): number {
@@ -140,13 +134,22 @@ function planStep(model: LoadedModel, step: RecipeStep, method: CompressionMetho
 
 export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Recipe, options: PipelineOptions = {}): Promise<PipelineResult> {
   const started = performance.now()
-  const view = withReplacements(model)
+  let view = withReplacements(model)
   const tensors: TensorOutcome[] = []
-  const records = new Map<string, UniformGridRecord>()
-  const L = model.arch.layers
+  let records = new Map<string, UniformGridRecord>()
   for (const [index, step] of recipe.steps.entries()) {
     const method = getMethod(step.method, `step ${index + 1}`)
-    const plan = planStep(model, step, method, recipe, index)
+    if (method.restructure) {
+      // Structural steps act on the whole model and may return a smaller one: later steps plan on it.
+      const r = await runStructureStep(pool, view, method, step, index, recipe.steps.length, options)
+      view = r.view
+      tensors.push(...r.tensors)
+      records = r.records(records)
+      await options.afterStep?.(index, view)
+      continue
+    }
+    const L = view.arch.layers
+    const plan = planStep(view, step, method, recipe, index)
     if (plan.size === 0) throw new WhittleError('validation', null, `recipe step ${index + 1} (${step.method}) matches no Linear weight`)
     if (method.prepareStep) {
       const targets = [...plan.values()].flatMap((groups) => [...groups.values()].flat()).map(({ info, params }) => ({
@@ -176,12 +179,12 @@ export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Re
         outcomes = await method.compressLayer({
           layer, groups, pool,
           read: async (role) => {
-            const name = tensorName(model.arch, layer, role)
+            const name = tensorName(view.arch, layer, role)
             return name ? readTensorF32(view.entry(name)) : null
           },
           write: (role, values) => {
-            const name = tensorName(model.arch, layer, role)
-            if (!name) throw new WhittleError('not-found', model.files.path, `layer ${layer} has no ${role} tensor to rewrite`)
+            const name = tensorName(view.arch, layer, role)
+            if (!name) throw new WhittleError('not-found', view.files.path, `layer ${layer} has no ${role} tensor to rewrite`)
             view.replace(name, values)
             records.delete(name)
           },
@@ -228,7 +231,7 @@ export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Re
         const sequential = method.needs.sequential !== false
         const captureLayer = async (forward: CausalLM, layer: number, input: Float32Array): Promise<Map<InputGroup, Sampled>> => {
           const stats = new Map<InputGroup, Sampled>()
-          const tokens = input.length / model.arch.hiddenSize
+          const tokens = input.length / view.arch.hiddenSize
           const stride = Math.max(1, Math.floor(tokens / OUTPUT_SAMPLE_ROWS))
           // Hessians accumulate in kernel memory on the pool's workers, one accumulator per group; a
           // group whose K×K matrix does not fit there falls back to accumulateInput's JS loop.

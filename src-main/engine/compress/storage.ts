@@ -17,10 +17,11 @@ export interface StorageTotals {
   compressedParams: number
 }
 
-export function storageTotals(model: LoadedModel, compressed: ReadonlyMap<string, StoredTensor>): StorageTotals {
+/** `after`: the model after structural steps (fewer layers or heads), when it differs from `model`. */
+export function storageTotals(model: LoadedModel, compressed: ReadonlyMap<string, StoredTensor>, after: LoadedModel = model): StorageTotals {
   let bits = 0, params = 0, bytesBefore = 0, bytesAfter = 0
-  for (const e of model.files.tensors) {
-    bytesBefore += e.byteLength
+  for (const e of model.files.tensors) bytesBefore += e.byteLength
+  for (const e of after.files.tensors) {
     const c = compressed.get(e.name)
     if (!c) {
       bytesAfter += e.byteLength

@@ -21,7 +21,11 @@ export interface LoadedModel {
 }
 
 export async function loadModel(path: string): Promise<LoadedModel> {
-  const files = await openModelFiles(path)
+  return modelFromFiles(await openModelFiles(path))
+}
+
+/** A model over an index of tensors (opened from disk, or derived in memory by a structural step). */
+export function modelFromFiles(files: ModelFiles): LoadedModel {
   const arch = describeArchitecture(files)
   const id = randomUUID()
   const byName = new Map(files.tensors.map((t) => [t.name, t]))

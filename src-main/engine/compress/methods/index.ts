@@ -2,12 +2,14 @@
 
 import { WhittleError } from '../../errors'
 import { awq } from './awq'
+import { dropLayers } from './drop-layers'
 import { gguf } from './gguf'
 import { gptq } from './gptq'
 import { llmInt8 } from './llm-int8'
 import { magnitude } from './magnitude'
 import type { CompressionMethod } from './method'
 import { nf4 } from './nf4'
+import { pruneHeads } from './prune-heads'
 import { rtn } from './rtn'
 import { smoothquant } from './smoothquant'
 import { sparsegpt } from './sparsegpt'
@@ -24,6 +26,8 @@ const METHODS: Record<string, CompressionMethod<never>> = {
   magnitude: magnitude as CompressionMethod<never>,
   wanda: wanda as CompressionMethod<never>,
   sparsegpt: sparsegpt as CompressionMethod<never>,
+  prune_heads: pruneHeads as CompressionMethod<never>,
+  drop_layers: dropLayers as CompressionMethod<never>,
 }
 
 export function methodNames(): string[] {

@@ -5,6 +5,7 @@
 import type { InputGroup, TensorRole } from '../../../contract/api'
 import type { InputStats } from '../../calibration/capture'
 import type { UniformGridRecord } from '../quant/record'
+import type { ModelView } from '../../model/model-view'
 import type { WorkerPool } from '../../pool/worker-pool'
 
 /** Activation quantization the forward pass applies to a compressed model (fake-quant, f32 storage). */
@@ -83,9 +84,32 @@ export interface StepTarget<P = unknown> {
   read(): Promise<Float32Array>
 }
 
+/** A structural step's view of the whole model (drop layers, remove heads). */
+export interface StructureContext<P = unknown> {
+  view: ModelView
+  params: P
+  pool: WorkerPool
+  /** Calibration windows, when the step needs them (importance-ranked selections). */
+  windows?: Int32Array[]
+  signal?: AbortSignal
+  onProgress?: (fraction: number, message: string) => void
+}
+
+export interface StructureResult {
+  /** The model after the step: a new, smaller view, or the same view with tensors zeroed in place. */
+  view: ModelView
+  /** Old → new tensor names when the step renamed or removed tensors (absent names were removed). */
+  renames?: Map<string, string>
+  /** Tensors changed in place (masked heads), with their values before, for the per-tensor report. */
+  changed: { name: string; before: Float32Array; format: string }[]
+  /** What was removed, for the report, e.g. "dropped layers 3, 4". */
+  note: string
+}
+
 export interface CompressionMethod<P = unknown> {
   readonly name: string
-  readonly kind: 'quantize' | 'prune' | 'transform'
+  /** 'structure' methods change the model's shape or remove whole heads: they implement restructure. */
+  readonly kind: 'quantize' | 'prune' | 'transform' | 'structure'
   /**
    * sequential (default true): layer i's statistics come from inputs through already-compressed layers
    * (GPTQ, SparseGPT). false: all statistics come from the original model first (SmoothQuant's scales).
@@ -100,6 +124,8 @@ export interface CompressionMethod<P = unknown> {
   predict(params: P, rows: number, cols: number): { bitsPerWeight: number; format: string }
   /** Optional: sees every target of the step before any is compressed (global magnitude's threshold). */
   prepareStep?(targets: StepTarget<P>[]): Promise<void>
+  /** Structural methods: the whole step at once, on the whole model. */
+  restructure?(ctx: StructureContext<P>): Promise<StructureResult>
   /** Optional: handle the whole layer (default: compressGroup for each group in turn). */
   compressLayer?(ctx: LayerContext<P>): Promise<LinearOutcome[]>
 }

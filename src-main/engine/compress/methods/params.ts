@@ -40,6 +40,21 @@ export class ParamReader {
     return v as T
   }
 
+  /** A list of distinct non-negative integers that may be absent; returned sorted. */
+  optIntList(key: string): number[] | null {
+    this.seen.add(key)
+    const v = this.raw[key]
+    if (v === undefined) return null
+    if (!Array.isArray(v) || v.length === 0 || !v.every((x) => Number.isInteger(x) && x >= 0)) this.fail(key, `must be a non-empty list of indices (got ${JSON.stringify(v)})`)
+    return [...new Set(v as number[])].sort((a, b) => a - b)
+  }
+
+  /** The raw value of a structured param (the caller checks it); marks it as known. */
+  take(key: string): unknown {
+    this.seen.add(key)
+    return this.raw[key]
+  }
+
   /** A string that may be absent. */
   optString(key: string): string | undefined {
     this.seen.add(key)
