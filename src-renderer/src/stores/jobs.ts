@@ -31,6 +31,8 @@ export function subjectOf(spec: JobSpec): string {
       const methods = spec.recipe.steps.map((s) => s.method).join(' → ')
       return `${methods || 'recipe'} · eval seqlen ${spec.seqlen ?? 256}`
     }
+    case 'export':
+      return `${spec.format}${spec.ggufType ? ` ${spec.ggufType}` : ''} → ${baseName(spec.out)}`
     default:
       return 'whole model'
   }

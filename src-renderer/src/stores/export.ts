@@ -1,0 +1,146 @@
+// The Export dialog's state: which model (a compression result, or the open model itself), the format and
+// its options, a destination the engine suggests (editable; web mode has no folder picker), the export
+// job with progress and cancel, and what it wrote: files, the read-back verdict, the report.
+
+import { defineStore } from 'pinia'
+import { reactive, ref, shallowRef } from 'vue'
+import type { ExportFormat, ExportRequest, ExportResult, JobId, ModelId } from '@contract/api'
+import { getApi } from '../bridge'
+import { messageOf, useErrorStore } from './errors'
+import { failureOf } from './inspect'
+import { isTerminal, useJobStore } from './jobs'
+
+export const EXPORT_FORMATS: { id: ExportFormat; label: string }[] = [
+  { id: 'safetensors', label: 'safetensors (dense)' },
+  { id: 'gptq', label: 'GPTQ (packed, transformers / vLLM)' },
+  { id: 'compressed-tensors', label: 'compressed-tensors (pack-quantized)' },
+  { id: 'gguf', label: 'GGUF (llama.cpp)' },
+]
+export const GGUF_TYPES = ['Q4_K_M', 'Q4_K_S', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K', 'F16', 'BF16', 'F32'] as const
+
+export interface ExportForm {
+  format: ExportFormat
+  ggufType: string
+  gptqFormat: 'gptq' | 'gptq_v2'
+  dtype: '' | 'F32' | 'F16' | 'BF16'
+  out: string
+}
+
+/** The job spec the form describes (options that do not apply to the format are left out). */
+export function exportSpec(modelId: ModelId, f: ExportForm): ExportRequest {
+  return {
+    modelId, format: f.format, out: f.out.trim(),
+    ...(f.format === 'gguf' ? { ggufType: f.ggufType } : {}),
+    ...(f.format === 'gptq' ? { gptqFormat: f.gptqFormat } : {}),
+    ...(f.format === 'safetensors' && f.dtype ? { dtype: f.dtype } : {}),
+  }
+}
+
+export const useExportStore = defineStore('export', () => {
+  const jobs = useJobStore()
+  const errors = useErrorStore()
+  const open = ref(false)
+  const modelId = ref<ModelId | null>(null)
+  const modelName = ref('')
+  /** A compression result can be packed; the open model only converts (safetensors ↔ GGUF). */
+  const compressed = ref(false)
+  const form = reactive<ExportForm>({ format: 'gguf', ggufType: 'Q4_K_M', gptqFormat: 'gptq', dtype: '', out: '' })
+  const outEdited = ref(false)
+  const jobId = ref<JobId | null>(null)
+  const running = ref(false)
+  const failure = ref<string | null>(null)
+  const result = shallowRef<ExportResult | null>(null)
+  const reportHtml = ref<string | null>(null)
+  let suggestTicket = 0
+
+  async function suggest(): Promise<void> {
+    if (!modelId.value || outEdited.value) return
+    const mine = ++suggestTicket
+    try {
+      const p = await getApi().suggestExportPath({ modelId: modelId.value, format: form.format, ...(form.format === 'gguf' ? { ggufType: form.ggufType } : {}) })
+      if (mine === suggestTicket && !outEdited.value) form.out = p
+    } catch (e) {
+      errors.report(e)
+    }
+  }
+
+  /** Opens the dialog for a model; `compressedResult` says whether packed formats apply. */
+  async function openFor(id: ModelId, name: string, compressedResult: boolean): Promise<void> {
+    modelId.value = id
+    modelName.value = name
+    compressed.value = compressedResult
+    if (!compressedResult && (form.format === 'gptq' || form.format === 'compressed-tensors')) form.format = 'gguf'
+    outEdited.value = false
+    failure.value = null
+    result.value = null
+    reportHtml.value = null
+    open.value = true
+    await suggest()
+  }
+
+  function setFormat(format: ExportFormat): void {
+    form.format = format
+    void suggest()
+  }
+
+  function setGgufType(type: string): void {
+    form.ggufType = type
+    void suggest()
+  }
+
+  function editOut(value: string): void {
+    form.out = value
+    outEdited.value = true
+  }
+
+  async function run(): Promise<void> {
+    if (!modelId.value || running.value) return
+    if (!form.out.trim()) {
+      failure.value = 'Choose a destination folder.'
+      return
+    }
+    failure.value = null
+    result.value = null
+    reportHtml.value = null
+    running.value = true
+    try {
+      const id = await jobs.start({ kind: 'export', ...exportSpec(modelId.value, form) })
+      jobId.value = id
+      const end = await jobs.whenFinished(id)
+      if (end.state === 'done' && end.result && 'verified' in end.result) result.value = end.result
+      else failure.value = end.state === 'done' ? 'the engine sent no export result' : failureOf(end)
+    } catch (e) {
+      failure.value = messageOf(e)
+    } finally {
+      running.value = false
+      jobId.value = null
+      // The destination now exists: the next export needs another one.
+      outEdited.value = false
+      if (result.value) void suggest()
+    }
+  }
+
+  async function cancel(): Promise<void> {
+    const id = jobId.value
+    const u = id ? jobs.get(id) : undefined
+    if (id && (!u || !isTerminal(u.state))) await jobs.cancel(id).catch((e) => errors.report(e))
+  }
+
+  async function showReport(): Promise<void> {
+    const p = result.value?.reportPath
+    if (!p) return
+    try {
+      reportHtml.value = await getApi().readReport({ path: p })
+    } catch (e) {
+      errors.report(e)
+    }
+  }
+
+  function close(): void {
+    if (running.value) return
+    open.value = false
+    reportHtml.value = null
+  }
+
+  return { open, modelId, modelName, compressed, form, jobId, running, failure, result, reportHtml, openFor, setFormat, setGgufType, editOut, run, cancel, showReport, close }
+})
