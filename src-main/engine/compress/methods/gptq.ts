@@ -29,6 +29,8 @@ export interface GptqParams extends UniformParams {
   blockSize: number
   actOrder: boolean
   staticGroups: boolean
+  /** Weights that are exactly 0 (pruned by an earlier step) stay 0: no error feedback refills them. */
+  preserveZeros?: boolean
 }
 
 /** What GPTQ derives from the Hessian alone: the same for every Linear of a group with equal damp and act-order. */
@@ -245,20 +247,28 @@ export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: n
     }
     const errJs = kernel ? null : new Float32Array(rows * B)
     const Q = new Float32Array(rows * cols)
-    const mask = prune ? new Uint8Array(rows * B) : null
+    // Snapshot of the earlier step's zeros (before any update moves them), in the working column order.
+    let zeros: Uint8Array | null = null
+    if (!prune && p.preserveZeros === true && W.some((x) => x === 0)) {
+      zeros = new Uint8Array(rows * cols)
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) zeros[r * cols + c] = W[r * cols + perm[c]] === 0 ? 1 : 0
+    }
+    const mask = prune || zeros ? new Uint8Array(rows * B) : null
     for (let i1 = 0; i1 < cols; i1 += B) {
       const i2 = Math.min(i1 + B, cols)
       const count = i2 - i1
       // Fresh views each block: another allocation may have grown (and so replaced) the kernel memory.
       if (kernel) Wp = kernel.pool.arena.f32(kernel.w, 0, rows * cols)
       const err = kernel ? kernel.pool.arena.f32(kernel.err, 0, rows * B) : errJs!
-      if (mask) {
+      if (mask && prune) {
         mask.fill(0)
-        selectBlockMask(Wp, U, rows, cols, i1, count, B, prune!, mask)
+        selectBlockMask(Wp, U, rows, cols, i1, count, B, prune, mask)
+      } else if (mask) {
+        for (let r = 0; r < rows; r++) for (let i = 0; i < count; i++) mask[r * B + i] = zeros![r * cols + i1 + i]
       }
       for (let i = 0; i < count; i++) {
         const c = i1 + i
-        if (mask && prune!.pattern && i % prune!.pattern.m === 0) selectNmMask(Wp, U, rows, cols, c, i, B, prune!.pattern, mask)
+        if (mask && prune?.pattern && i % prune.pattern.m === 0) selectNmMask(Wp, U, rows, cols, c, i, B, prune!.pattern, mask)
         if (g > 0 && quantize) {
           if (!p.staticGroups) {
             if (c % g === 0) grids = record(c / g, rowGrids(Wp, rows, cols, c, Math.min(g, cols - c), p))
@@ -315,6 +325,7 @@ export const gptq: CompressionMethod<GptqParams> = {
       blockSize: r.int('block_size', 128, 1, 1 << 16),
       actOrder: r.bool('act_order', false),
       staticGroups: r.bool('static_groups', false),
+      preserveZeros: r.bool('preserve_zeros', true),
     }
     r.done()
     if (p.staticGroups && p.groupSize <= 0) r.fail('static_groups', 'needs a group_size')

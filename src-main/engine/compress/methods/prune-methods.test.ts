@@ -92,6 +92,19 @@ describe('SparseGPT on a synthetic layer', () => {
     expect(outputError(X, T, W, byWanda, rows, K)).toBeLessThanOrEqual(outputError(X, T, W, byMagnitude, rows, K))
   })
 
+  it('GPTQ after pruning keeps the zeros (preserve_zeros), and refills them without it', async () => {
+    const pruned = W.slice()
+    pruneMatrix(pruned, pruned.map(Math.abs), 0.5)
+    const kept = pruned.slice(), refilled = pruned.slice()
+    await gptqQuantizePlanned(kept, rows, K, planHessian(H, K, { damp: 0.01, actOrder: true }, pool), loop({ bits: 4, actOrder: true, preserveZeros: true }), pool)
+    await gptqQuantizePlanned(refilled, rows, K, planHessian(H, K, { damp: 0.01, actOrder: false }, pool), loop({ bits: 4, preserveZeros: false }), pool)
+    for (let i = 0; i < pruned.length; i++) if (pruned[i] === 0) expect(kept[i]).toBe(0)
+    // Without it, error feedback moves many pruned weights off zero.
+    let refilledCount = 0
+    for (let i = 0; i < pruned.length; i++) if (pruned[i] === 0 && refilled[i] !== 0) refilledCount++
+    expect(refilledCount / pruned.length).toBeGreaterThan(0.05)
+  })
+
   it('2:4 with joint 4-bit quantization: the pattern holds, zeros sit on the grid, the grids export', async () => {
     const w = W.slice()
     const plan = planHessian(H, K, { damp: 0.01, actOrder: false }, pool)
