@@ -116,11 +116,12 @@ describe('step params', () => {
   })
 
   it('offers the known methods and any other a recipe uses', () => {
-    const r: RecipeDoc = { steps: [{ method: 'sparsegpt' }] }
+    const r: RecipeDoc = { steps: [{ method: 'lowrank_experimental' }] }
     const names = methodChoices(r)
     expect(names.slice(0, 2)).toEqual(['rtn', 'gptq'])
     expect(names).toContain('gguf')
-    expect(names.at(-1)).toBe('sparsegpt')
+    expect(names).toContain('sparsegpt')
+    expect(names.at(-1)).toBe('lowrank_experimental')
   })
 })
 

@@ -29,6 +29,8 @@ function group(fallback: number): ParamSpec {
   }
 }
 const GROUP = group(-1)
+const SPARSITY: ParamSpec = { key: 'sparsity', label: 'sparsity', kind: 'number', default: 0.5, min: 0, max: 0.999, step: 0.05, hint: 'Fraction of weights set to zero' }
+const PATTERN: ParamSpec = { key: 'pattern', label: 'N:M', kind: 'choice', default: 'unstructured', choices: ['unstructured', '2:4', '4:8'], hint: 'Keep N of every M consecutive inputs (implies the sparsity)' }
 const SYM: ParamSpec = { key: 'sym', label: 'symmetric', kind: 'bool', default: false, hint: 'Symmetric grid (no zero point)' }
 
 /**
@@ -43,7 +45,16 @@ export const METHOD_PARAMS: Readonly<Record<string, readonly ParamSpec[]>> = {
     { key: 'static_groups', label: 'static groups', kind: 'bool', default: false, hint: 'With act-order: grids from the unpermuted weight (needs a group size)' },
     { key: 'damp', label: 'damp', kind: 'number', default: 0.01, min: 0, max: 10, step: 0.001, hint: 'Added to the Hessian diagonal, as a fraction of its mean' },
     { key: 'block_size', label: 'block size', kind: 'int', default: 128, min: 1, step: 1, hint: 'Columns per lazy-update block' },
+    { key: 'preserve_zeros', label: 'keep zeros', kind: 'bool', default: true, hint: 'Weights an earlier step pruned stay exactly zero' },
   ],
+  magnitude: [SPARSITY, PATTERN, { key: 'scope', label: 'scope', kind: 'choice', default: 'layer', choices: ['layer', 'row', 'global'], hint: 'One threshold per Linear, per output row, or across all targets' }],
+  wanda: [SPARSITY, PATTERN],
+  sparsegpt: [
+    SPARSITY, PATTERN,
+    { key: 'damp', label: 'damp', kind: 'number', default: 0.01, min: 0, max: 10, step: 0.001, hint: 'Added to the Hessian diagonal, as a fraction of its mean' },
+    { key: 'block_size', label: 'block size', kind: 'int', default: 128, min: 1, step: 1, hint: 'Columns per mask-selection block' },
+  ],
+  prune_heads: [{ key: 'mode', label: 'mode', kind: 'choice', default: 'masked', choices: ['masked', 'physical'], hint: 'Zero the heads, or cut them out (smaller model)' }],
   awq: [
     BITS, group(128), SYM,
     { key: 'grid', label: 'grid', kind: 'int', default: 20, min: 1, max: 1000, step: 1, hint: 'Points of the search over the scaling exponent α in [0, 1)' },
@@ -65,7 +76,10 @@ export const METHOD_PARAMS: Readonly<Record<string, readonly ParamSpec[]>> = {
 }
 
 /** Methods offered in the step editor even before a preset mentions them. */
-export const KNOWN_METHODS: readonly string[] = ['rtn', 'gptq', 'awq', 'gguf', 'nf4', 'llm_int8', 'smoothquant']
+export const KNOWN_METHODS: readonly string[] = ['rtn', 'gptq', 'awq', 'gguf', 'nf4', 'llm_int8', 'smoothquant', 'magnitude', 'wanda', 'sparsegpt', 'prune_heads', 'drop_layers']
+
+/** Pruning methods: the Prune view edits these. */
+export const PRUNE_METHODS: readonly string[] = ['magnitude', 'wanda', 'sparsegpt']
 
 export function paramSpecsFor(method: string): readonly ParamSpec[] {
   return METHOD_PARAMS[method] ?? []

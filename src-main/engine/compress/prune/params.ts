@@ -11,7 +11,7 @@ export interface PruneParams {
 
 export function parsePrune(r: ParamReader, where: string): PruneParams {
   const text = r.optString('pattern')
-  const pattern = text === undefined ? null : parsePattern(text, `${where}: params.pattern`)
+  const pattern = text === undefined || text === '' || text === 'unstructured' ? null : parsePattern(text, `${where}: params.pattern`)
   if (pattern) {
     const implied = 1 - pattern.n / pattern.m
     const sparsity = r.num('sparsity', implied, 0, 0.999)
