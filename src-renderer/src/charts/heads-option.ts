@@ -19,13 +19,19 @@ export interface HeadCell {
 
 /** Cells that outline the selected head get this style. */
 const SELECTED_STYLE = { borderColor: '#212529', borderWidth: 2 } as const
+/** Heads marked for pruning. */
+const MARKED_STYLE = { borderColor: '#e8590c', borderWidth: 3 } as const
+
+/** "layer:head", the key of a head marked for pruning. */
+export const headKey = (h: HeadRef): string => `${h.layer}:${h.head}`
 
 /** One cell per finite value of `matrix[layer][head]`. */
-export function headCells(matrix: readonly (readonly number[])[], selected: HeadRef | null): HeadCell[] {
+export function headCells(matrix: readonly (readonly number[])[], selected: HeadRef | null, marked: readonly string[] = []): HeadCell[] {
   const cells: HeadCell[] = []
   matrix.forEach((row, layer) => row.forEach((v, head) => {
     if (!Number.isFinite(v)) return
     const cell: HeadCell = { value: [head, layer, v] }
+    if (marked.includes(headKey({ layer, head }))) cell.itemStyle = { ...MARKED_STYLE }
     if (selected && selected.layer === layer && selected.head === head) cell.itemStyle = { ...SELECTED_STYLE }
     cells.push(cell)
   }))
@@ -60,10 +66,10 @@ export function colourScale(values: readonly number[]): ColourScale {
 /** Cell labels only while cells are large enough to hold them. */
 const MAX_LABELLED_CELLS = 256
 
-export function headHeatmapOption(matrix: readonly (readonly number[])[], measure: string, selected: HeadRef | null): ChartOption {
+export function headHeatmapOption(matrix: readonly (readonly number[])[], measure: string, selected: HeadRef | null, marked: readonly string[] = []): ChartOption {
   const layers = matrix.length
   const heads = matrix.reduce((n, row) => Math.max(n, row.length), 0)
-  const cells = headCells(matrix, selected)
+  const cells = headCells(matrix, selected, marked)
   const scale = colourScale(cells.map((c) => c.value[2]))
   return {
     animation: false,

@@ -10,10 +10,11 @@ export interface LayerBar {
   itemStyle?: { color: string }
 }
 
-/** Bars per block; a non-finite value leaves a gap, a negative one is drawn in the 'negative' colour. */
-export function layerBars(values: readonly number[]): LayerBar[] {
-  return values.map((v) => {
+/** Bars per block; a non-finite value leaves a gap, a negative one is drawn in the 'negative' colour, a block marked to drop in the outlier colour. */
+export function layerBars(values: readonly number[], marked: readonly number[] = []): LayerBar[] {
+  return values.map((v, i) => {
     if (!Number.isFinite(v)) return { value: null }
+    if (marked.includes(i)) return { value: v, itemStyle: { color: CHART_COLORS.outlier } }
     return v < 0 ? { value: v, itemStyle: { color: CHART_COLORS.negative } } : { value: v }
   })
 }
@@ -25,7 +26,7 @@ export interface LayerMeasure {
   axisName: string
 }
 
-export function layerBarOption(values: readonly number[], measure: LayerMeasure): ChartOption {
+export function layerBarOption(values: readonly number[], measure: LayerMeasure, marked: readonly number[] = []): ChartOption {
   return {
     animation: false,
     textStyle: { fontFamily: MONO_FONT, fontSize: 11, color: CHART_COLORS.text },
@@ -58,7 +59,7 @@ export function layerBarOption(values: readonly number[], measure: LayerMeasure)
       {
         type: 'bar',
         name: measure.name,
-        data: layerBars(values),
+        data: layerBars(values, marked),
         barCategoryGap: '25%',
         itemStyle: { color: CHART_COLORS.bar },
         label: {

@@ -69,6 +69,29 @@ export const useAnalysisStore = defineStore('analysis', () => {
   let nextRunId = 1
 
   const selectedHead = ref<HeadRef | null>(null)
+  /** Heads ("layer:head") and blocks marked in the charts for pruning. */
+  const markedHeads = ref<string[]>([])
+  const markedLayers = ref<number[]>([])
+
+  function toggle<T>(list: T[], item: T): T[] {
+    return list.includes(item) ? list.filter((x) => x !== item) : [...list, item]
+  }
+  function toggleMarkedHead(head: HeadRef): void {
+    markedHeads.value = toggle(markedHeads.value, `${head.layer}:${head.head}`)
+  }
+  function toggleMarkedLayer(layer: number): void {
+    markedLayers.value = toggle(markedLayers.value, layer).sort((a, b) => a - b)
+  }
+  /** The marked heads as prune_heads wants them: layer → head indices. */
+  function markedHeadMap(): Record<string, number[]> {
+    const out: Record<string, number[]> = {}
+    for (const key of markedHeads.value) {
+      const [layer, head] = key.split(':').map(Number)
+      ;(out[String(layer)] ??= []).push(head)
+    }
+    for (const list of Object.values(out)) list.sort((a, b) => a - b)
+    return out
+  }
   const headWeights = shallowRef<HeadWeights | null>(null)
   const headWeightsLoading = ref(false)
   const headWeightsFailure = ref<string | null>(null)
@@ -200,6 +223,8 @@ export const useAnalysisStore = defineStore('analysis', () => {
       }
       headTicket++
       selectedHead.value = null
+      markedHeads.value = []
+      markedLayers.value = []
       headWeights.value = null
       headWeightsLoading.value = false
       headWeightsFailure.value = null
@@ -211,5 +236,6 @@ export const useAnalysisStore = defineStore('analysis', () => {
     perplexity, activations, heads, layers, history,
     selectedHead, headWeights, headWeightsLoading, headWeightsFailure,
     runPerplexity, runActivations, runHeads, runLayers, cancel, selectHead,
+    markedHeads, markedLayers, toggleMarkedHead, toggleMarkedLayer, markedHeadMap,
   }
 })

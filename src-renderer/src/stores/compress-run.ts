@@ -4,7 +4,7 @@
 
 import { defineStore } from 'pinia'
 import { computed, markRaw, reactive, ref, shallowRef, watch } from 'vue'
-import type { CompressionSummary, JobId, ModelId, TensorDetail } from '@contract/api'
+import type { CompressionSummary, JobId, ModelId, RecipeDoc, TensorDetail } from '@contract/api'
 import { compressSpec, sortTensors, type CompressRunForm, type TensorSort } from '../lib/compress-results'
 import { DEFAULT_PPL_SEQLEN, numberOf, type NumberField } from '../lib/analysis-requests'
 import { applyProposal, proposeBits, rankSensitivity, reassignableIn, storageFromRecipe, type Proposal } from '../lib/mixed-precision'
@@ -145,6 +145,12 @@ export const useCompressRunStore = defineStore('compress-run', () => {
     if (top) void showOverlay(top.name)
   }
 
+  /** Runs a given recipe (e.g. the heads or layers marked in the analysis views) as the editor's recipe. */
+  async function runRecipe(recipe: RecipeDoc): Promise<void> {
+    compress.apply(recipe)
+    await run()
+  }
+
   async function cancel(): Promise<void> {
     if (!jobId.value) return
     try {
@@ -246,6 +252,6 @@ export const useCompressRunStore = defineStore('compress-run', () => {
   return {
     form, jobId, running, failure, cancelled, result, resultModelName, sort, sortedTensors, overlay, logScale,
     targetBpw, bitChoices, choices, sensitivity, proposal, acceptNote,
-    run, cancel, showOverlay, acceptProposal,
+    run, runRecipe, cancel, showOverlay, acceptProposal,
   }
 })

@@ -130,7 +130,7 @@ describe('presets, files and steps', () => {
     const kept = compress.recipe
     expect(await compress.loadRecipeFile(file('bad.yaml', '{"steps": [{"method": "magic"}]}'))).toBe(false)
     expect(compress.recipe).toBe(kept)
-    expect(compress.shownError).toBe('bad.yaml: recipe step 1: unknown method "magic" (known: rtn, gptq)')
+    expect(compress.shownError).toBe('bad.yaml: recipe step 1: unknown method "magic" (known: rtn, gptq, wanda, drop_layers, prune_heads)')
     expect(useErrorStore().errors.map((e) => e.message)).toEqual([compress.shownError])
     const shown = compress.shownError
     // The engine calls text it was handed "recipe"; the file's own name replaces that.

@@ -96,7 +96,7 @@ export class FakeEngine implements WhittleApi {
     }
     if (!Array.isArray(doc.steps) || doc.steps.length === 0) throw new Error('recipe steps: must be a non-empty list')
     const steps = doc.steps.map((step, i) => {
-      if (step.method !== 'rtn' && step.method !== 'gptq') throw new Error(`recipe step ${i + 1}: unknown method "${step.method}" (known: rtn, gptq)`)
+      if (!FAKE_METHODS.includes(step.method)) throw new Error(`recipe step ${i + 1}: unknown method "${step.method}" (known: ${FAKE_METHODS.join(', ')})`)
       const bits = step.params?.bits
       if (bits !== undefined && (typeof bits !== 'number' || bits < 2 || bits > 8)) {
         throw new Error(`recipe step ${i + 1} (${step.method}): params.bits must be an integer in [2, 8] (got ${JSON.stringify(bits)})`)
@@ -128,6 +128,9 @@ export class FakeEngine implements WhittleApi {
     for (const l of this.listeners) l(u)
   }
 }
+
+/** Methods the fake's recipe check accepts. */
+const FAKE_METHODS = ['rtn', 'gptq', 'wanda', 'drop_layers', 'prune_heads']
 
 /** Lets queued promise callbacks run. */
 export const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 0))
