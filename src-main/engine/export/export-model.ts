@@ -21,7 +21,7 @@ import { withReplacements, type ModelView } from '../model/model-view'
 import type { WorkerPool } from '../pool/worker-pool'
 import { assertFreeDestination, writeFolderAtomically } from './atomic-folder'
 import { verifyCompressedTensors, writeCompressedTensors } from './compressed-tensors-export'
-import { verifyDenseSafetensors, writeDenseSafetensors } from './dense-safetensors'
+import { estimateDenseBytes, verifyDenseSafetensors, writeDenseSafetensors, type DenseOptions } from './dense-safetensors'
 import { exportGguf, type GgufExportReport } from './gguf/export-gguf'
 import { exportSafetensorsFromGguf } from './gguf/gguf-to-safetensors'
 import { isGgufExportType, type GgufExportType } from './gguf/type-policy'
@@ -88,6 +88,24 @@ function defaultGgufType(c: CompressionProvenance | undefined): GgufExportType {
   return only && isGgufExportType(only) ? only : 'Q8_0'
 }
 
+/** Storage bits per weight of GGUF types, for the free-space estimate (mixes: their largest member). */
+const GGUF_BITS: Record<string, number> = { F32: 32, F16: 16, BF16: 16, Q8_0: 8.5, Q6_K: 6.5625, Q4_K: 4.5, Q4_0: 4.5, Q4_K_M: 6.5625, Q4_K_S: 6.5625 }
+
+/** Bytes the export's weights will take, for the free-space check before writing. */
+export function estimateExportBytes(view: ModelView, o: ExportModelOptions, records: ReadonlyMap<string, UniformGridRecord>): number {
+  if (o.format === 'safetensors') return estimateDenseBytes(view, { dtype: o.dtype })
+  let bytes = 0
+  for (const t of view.files.tensors) {
+    const e = view.entry(t.name)
+    const n = e.shape.reduce((a, b) => a * b, 1)
+    const r = records.get(t.name)
+    if (o.format === 'gguf') bytes += (n * (GGUF_BITS[o.ggufType ?? 'Q8_0'] ?? 32)) / 8
+    else if (r) bytes += (n * r.bits) / 8 + r.scales.length * 6
+    else bytes += o.format === 'gptq' ? n * 2 : e.byteLength
+  }
+  return Math.ceil(bytes)
+}
+
 export async function exportModel(pool: WorkerPool, model: LoadedModel | ModelView, dest: string, options: ExportModelOptions): Promise<ExportResult> {
   checkOptions(options)
   const started = performance.now()
@@ -111,6 +129,7 @@ export async function exportModel(pool: WorkerPool, model: LoadedModel | ModelVi
     }
   }
   const records = liveRecords(view, c?.records)
+  const dense: DenseOptions = { dtype: options.dtype, shardBytes: options.shardBytes }
   let verified = ''
   let gguf: GgufExportReport | null = null
   const ggufType = options.format === 'gguf' ? (options.ggufType as GgufExportType | undefined) ?? defaultGgufType(c) : null
@@ -120,7 +139,7 @@ export async function exportModel(pool: WorkerPool, model: LoadedModel | ModelVi
     switch (options.format) {
       case 'safetensors':
         progress(0, 'writing safetensors')
-        await writeDenseSafetensors(view, dir)
+        await writeDenseSafetensors(view, dir, dense)
         break
       case 'gptq':
         progress(0, 'packing GPTQ')
@@ -151,7 +170,7 @@ export async function exportModel(pool: WorkerPool, model: LoadedModel | ModelVi
     const tensors = view.files.tensors.length
     switch (options.format) {
       case 'safetensors':
-        await verifyDenseSafetensors(view, dir)
+        await verifyDenseSafetensors(view, dir, dense)
         verified = `${tensors} tensors re-read and equal to the in-memory model`
         break
       case 'gptq':
@@ -173,7 +192,7 @@ export async function exportModel(pool: WorkerPool, model: LoadedModel | ModelVi
     }
   }
 
-  await writeFolderAtomically(out, write, verify)
+  await writeFolderAtomically(out, write, verify, estimateExportBytes(view, options, records))
   progress(1, 'written and verified')
   const files = await listFiles(out)
   return {
