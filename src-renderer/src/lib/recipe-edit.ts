@@ -54,6 +54,7 @@ export const METHOD_PARAMS: Readonly<Record<string, readonly ParamSpec[]>> = {
     { key: 'damp', label: 'damp', kind: 'number', default: 0.01, min: 0, max: 10, step: 0.001, hint: 'Added to the Hessian diagonal, as a fraction of its mean' },
     { key: 'block_size', label: 'block size', kind: 'int', default: 128, min: 1, step: 1, hint: 'Columns per mask-selection block' },
   ],
+  low_rank: [{ key: 'energy', label: 'energy', kind: 'number', default: 0.9, min: 0.01, max: 1, step: 0.01, hint: 'Keep the smallest rank holding this fraction of Σσ² (or set rank in JSON)' }],
   prune_heads: [{ key: 'mode', label: 'mode', kind: 'choice', default: 'masked', choices: ['masked', 'physical'], hint: 'Zero the heads, or cut them out (smaller model)' }],
   awq: [
     BITS, group(128), SYM,
@@ -76,7 +77,7 @@ export const METHOD_PARAMS: Readonly<Record<string, readonly ParamSpec[]>> = {
 }
 
 /** Methods offered in the step editor even before a preset mentions them. */
-export const KNOWN_METHODS: readonly string[] = ['rtn', 'gptq', 'awq', 'gguf', 'nf4', 'llm_int8', 'smoothquant', 'magnitude', 'wanda', 'sparsegpt', 'prune_heads', 'drop_layers']
+export const KNOWN_METHODS: readonly string[] = ['rtn', 'gptq', 'awq', 'gguf', 'nf4', 'llm_int8', 'smoothquant', 'magnitude', 'wanda', 'sparsegpt', 'low_rank', 'prune_heads', 'drop_layers']
 
 /** Pruning methods: the Prune view edits these. */
 export const PRUNE_METHODS: readonly string[] = ['magnitude', 'wanda', 'sparsegpt']

@@ -6,6 +6,7 @@ import { dropLayers } from './drop-layers'
 import { gguf } from './gguf'
 import { gptq } from './gptq'
 import { llmInt8 } from './llm-int8'
+import { lowRank } from './low-rank'
 import { magnitude } from './magnitude'
 import type { CompressionMethod } from './method'
 import { nf4 } from './nf4'
@@ -28,6 +29,7 @@ const METHODS: Record<string, CompressionMethod<never>> = {
   sparsegpt: sparsegpt as CompressionMethod<never>,
   prune_heads: pruneHeads as CompressionMethod<never>,
   drop_layers: dropLayers as CompressionMethod<never>,
+  low_rank: lowRank as CompressionMethod<never>,
 }
 
 export function methodNames(): string[] {
