@@ -203,12 +203,14 @@ export function dequantizeGptq(t: { qweight: Int32Array; qzeros: Int32Array; sca
   }
   const codes = unpackGptqWeight(t.qweight, out, inputs, bits)
   const zeros = unpackGptqZeros(t.qzeros, groups, out, bits, format)
+  // Decoded once per group, not once per weight.
+  const scales = Float32Array.from(t.scales, f16BitsToF32)
   const w = new Float32Array(out * inputs)
   for (let c = 0; c < out; c++) {
     for (let i = 0; i < inputs; i++) {
       const g = t.gIdx[i]
       if (g < 0 || g >= groups) throw new WhittleError('format', null, `g_idx[${i}] = ${g} is outside 0..${groups - 1}`)
-      w[c * inputs + i] = Math.fround(f16BitsToF32(t.scales[g * out + c]) * (codes[c * inputs + i] - zeros[g * out + c]))
+      w[c * inputs + i] = Math.fround(scales[g * out + c] * (codes[c * inputs + i] - zeros[g * out + c]))
     }
   }
   return w
