@@ -150,6 +150,27 @@ describe('whittle compress --format', () => {
     expect(reopened.summary.layers).toBe(5)
   })
 
+  it('runs pruning and structural recipes: Wanda 50% then a dropped layer, exported smaller', async () => {
+    const out = path.join(tmp, 'cli-pruned')
+    const recipe = path.join(tmp, 'prune.yaml')
+    writeFileSync(recipe, 'calibration: {samples: 16, seqlen: 128, seed: 0}\nsteps:\n  - method: wanda\n    params: {sparsity: 0.5}\n  - method: drop_layers\n    params: {layers: [4]}\n')
+    const r = spawnSync(process.execPath, [path.join(root, 'src-main/cli/bin.mjs'), 'compress', demo, '--recipe', recipe, '--out', out, '--json'], { encoding: 'utf8', timeout: 180_000 })
+    expect(r.status, r.stderr).toBe(0)
+    const doc = JSON.parse(r.stdout)
+    expect(doc.structure).toEqual({ layers: [5, 4], heads: [8, 8], kvHeads: [4, 4] })
+    expect(doc.params_after).toBeLessThan(doc.params_before)
+    // Wanda zeroed half of every Linear; the four that remain keep their zeros.
+    expect(doc.sparsity).toBeCloseTo(0.5, 3)
+    const report = JSON.parse(readFileSync(path.join(out, 'whittle-report.json'), 'utf8'))
+    expect(report.tensors.filter((t: { method: string }) => t.method === 'wanda')).toHaveLength(35)
+    const reopened = await loadModel(out)
+    expect(reopened.summary.layers).toBe(4)
+    let zeros = 0
+    const w = await readTensorF32(reopened.entry('model.layers.3.mlp.down_proj.weight'))
+    for (const x of w) if (x === 0) zeros++
+    expect(zeros / w.length).toBeGreaterThanOrEqual(0.5)
+  })
+
   it('rejects an unknown --format with usage and exit code 2', () => {
     const r = spawnSync(process.execPath, [path.join(root, 'src-main/cli/bin.mjs'), 'compress', demo, '--recipe', 'x.yaml', '--out', path.join(tmp, 'never'), '--format', 'zip'], { encoding: 'utf8' })
     expect(r.status).toBe(2)
