@@ -92,6 +92,42 @@ export function dequant_q4_k(src: usize, dst: usize, nblocks: i32): void {
 }
 
 /**
+ * Q5_K, 176-byte blocks of 256: f16 d, f16 dmin, scales[12], qh[32], qs[128]. As Q4_K, with a fifth bit
+ * per value: bit 2g of qh[i] for the low nibble of group g's byte i, bit 2g + 1 for the high one.
+ */
+export function dequant_q5_k(src: usize, dst: usize, nblocks: i32): void {
+  const lowMask = i8x16.splat(0x0f)
+  const one = i8x16.splat(1)
+  for (let b = 0; b < nblocks; b++) {
+    const block = src + <usize>b * 176
+    const d = f16ToF32Scalar(<u32>load<u16>(block))
+    const dmin = f16ToF32Scalar(<u32>load<u16>(block, 2))
+    const scales = block + 4
+    const ha = v128.load(block + 16)
+    const hb = v128.load(block + 32)
+    for (let group = 0; group < 4; group++) {
+      const d1 = f32x4.splat(d * <f32>q4kScale(scales, 2 * group))
+      const m1 = f32x4.splat(dmin * <f32>q4kMin(scales, 2 * group))
+      const d2 = f32x4.splat(d * <f32>q4kScale(scales, 2 * group + 1))
+      const m2 = f32x4.splat(dmin * <f32>q4kMin(scales, 2 * group + 1))
+      const qs = block + 48 + <usize>group * 32
+      const out = dst + (<usize>b * 256 + <usize>group * 64) * 4
+      const qa = v128.load(qs)
+      const qb = v128.load(qs + 16)
+      const s1 = 2 * group, s2 = 2 * group + 1
+      const loA = v128.or(v128.and(qa, lowMask), i8x16.shl(v128.and(i8x16.shr_u(ha, s1), one), 4))
+      const loB = v128.or(v128.and(qb, lowMask), i8x16.shl(v128.and(i8x16.shr_u(hb, s1), one), 4))
+      const hiA = v128.or(i8x16.shr_u(qa, 4), i8x16.shl(v128.and(i8x16.shr_u(ha, s2), one), 4))
+      const hiB = v128.or(i8x16.shr_u(qb, 4), i8x16.shl(v128.and(i8x16.shr_u(hb, s2), one), 4))
+      storeAffineU4x16(loA, d1, m1, out)
+      storeAffineU4x16(loB, d1, m1, out + 64)
+      storeAffineU4x16(hiA, d2, m2, out + 128)
+      storeAffineU4x16(hiB, d2, m2, out + 192)
+    }
+  }
+}
+
+/**
  * Q6_K, 210-byte blocks of 256: ql[128], qh[64], int8 scales[16], f16 d.
  * q = (4 bits of ql | 2 bits of qh << 4) - 32, x = (d * scale) * q; 16 elements share a scale.
  */

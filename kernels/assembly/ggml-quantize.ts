@@ -143,11 +143,12 @@ export function quantize_q4_0(src: usize, dst: usize, nblocks: i32): void {
 }
 
 /**
- * make_qkx2_quants(32, 15, x, weights = rms(x) + |x|, rmin -1, rdelta 0.1, nstep 20, squared error):
- * returns the scale, sets fitMin and the winning levels' (fitIscale, fitLevelMin), or fitFlat.
- * The weights are recomputed where used (the same f32 sum each time) instead of stored.
+ * make_qkx2_quants(32, nmax, x, weights = rms(x) + |x|, rmin, rdelta 0.1, nstep, squared error), with
+ * (nmax, rmin, nstep) = (15, -1, 20) for Q4_K and (31, -0.5, 15) for Q5_K: returns the scale, sets fitMin
+ * and the winning levels' (fitIscale, fitLevelMin), or fitFlat. The weights are recomputed where used
+ * (the same f32 sum each time) instead of stored.
  */
-function fitAsymmetric(x: usize): f32 {
+function fitAsymmetric(x: usize, nmax: i32, rmin: f32, nstep: i32): f32 {
   let sumX2: f32 = 0
   for (let l = 0; l < 32; l++) {
     const v = load<f32>(x + (<usize>l << 2))
@@ -173,25 +174,25 @@ function fitAsymmetric(x: usize): f32 {
     return 0
   }
   fitFlat = false
-  let iscale: f32 = <f32>15 / (hi - lo)
+  let iscale: f32 = <f32>nmax / (hi - lo)
   let scale: f32 = 1 / iscale
   let bestError: f32 = 0
   for (let i = 0; i < 32; i++) {
     const v = load<f32>(x + (<usize>i << 2))
-    const l = <f32>max<i32>(0, min<i32>(15, nearestInt(iscale * (v - lo))))
+    const l = <f32>max<i32>(0, min<i32>(nmax, nearestInt(iscale * (v - lo))))
     const diff = scale * l + lo - v
     bestError += (avX + abs<f32>(v)) * (diff * diff)
   }
   fitIscale = iscale
   fitLevelMin = lo
-  for (let is = 0; is <= 20; is++) {
-    iscale = (<f32>-1 + ONE_TENTH * <f32>is + <f32>15) / (hi - lo)
+  for (let is = 0; is <= nstep; is++) {
+    iscale = (rmin + ONE_TENTH * <f32>is + <f32>nmax) / (hi - lo)
     let sumL: f32 = 0
     let sumL2: f32 = 0
     let sumXL: f32 = 0
     for (let i = 0; i < 32; i++) {
       const v = load<f32>(x + (<usize>i << 2))
-      const l = <f32>max<i32>(0, min<i32>(15, nearestInt(iscale * (v - lo))))
+      const l = <f32>max<i32>(0, min<i32>(nmax, nearestInt(iscale * (v - lo))))
       const wl = (avX + abs<f32>(v)) * l
       sumL += wl
       sumL2 += wl * l
@@ -208,7 +209,7 @@ function fitAsymmetric(x: usize): f32 {
       let curError: f32 = 0
       for (let i = 0; i < 32; i++) {
         const v = load<f32>(x + (<usize>i << 2))
-        const l = <f32>max<i32>(0, min<i32>(15, nearestInt(iscale * (v - lo))))
+        const l = <f32>max<i32>(0, min<i32>(nmax, nearestInt(iscale * (v - lo))))
         const diff = thisScale * l + thisMin - v
         curError += (avX + abs<f32>(v)) * (diff * diff)
       }
@@ -225,11 +226,11 @@ function fitAsymmetric(x: usize): f32 {
   return scale
 }
 
-/** Level i (0..15) of the last fitAsymmetric on x. */
+/** Level i (0..nmax) of the last fitAsymmetric on x. */
 // @ts-ignore: decorator
-@inline function asymmetricLevel(x: usize, i: i32): i32 {
+@inline function asymmetricLevel(x: usize, i: i32, nmax: i32): i32 {
   if (fitFlat) return 0
-  return max<i32>(0, min<i32>(15, nearestInt(fitIscale * (load<f32>(x + (<usize>i << 2)) - fitLevelMin))))
+  return max<i32>(0, min<i32>(nmax, nearestInt(fitIscale * (load<f32>(x + (<usize>i << 2)) - fitLevelMin))))
 }
 
 /** Q4_K's 6-bit scale and min of sub-block j from the 12 packed bytes (get_scale_min_k4). */
@@ -245,18 +246,24 @@ function fitAsymmetric(x: usize): f32 {
   return (<u32>load<u8>(p + <usize>(j + 4)) >> 4) | ((<u32>load<u8>(p + <usize>j) >> 6) << 4)
 }
 
-/** Q4_K, 144-byte blocks of 256: f16 d, f16 dmin, scales[12], qs[128] (quantize_row_q4_K_ref). */
-export function quantize_q4_k(src: usize, dst: usize, nblocks: i32): void {
+/**
+ * Q4_K (144-byte blocks of 256: f16 d, f16 dmin, scales[12], qs[128]) and Q5_K (176 bytes: the same plus
+ * qh[32] before qs, holding each level's fifth bit: bit j of qh[i] for element i of sub-block j):
+ * quantize_row_q4_K_ref / quantize_row_q5_K_ref.
+ */
+function quantizeK(src: usize, dst: usize, nblocks: i32, nmax: i32, rmin: f32, nstep: i32, blockBytes: i32): void {
+  const five = nmax == 31
   for (let b = 0; b < nblocks; b++) {
     const x = src + (<usize>b << 10)
-    const y = dst + <usize>b * 144
+    const y = dst + <usize>b * <usize>blockBytes
     const packed = y + 4
-    const qs = y + 16
+    const qh = y + 16
+    const qs = five ? y + 48 : y + 16
     // qs holds the eight f32 scales (qs + 4j) and mins (qs + 32 + 4j) until the packed scales are written.
     let maxScale: f32 = 0
     let maxMin: f32 = 0
     for (let j = 0; j < 8; j++) {
-      const scale = fitAsymmetric(x + (<usize>j << 7))
+      const scale = fitAsymmetric(x + (<usize>j << 7), nmax, rmin, nstep)
       const theMin = -fitMin
       store<f32>(qs + (<usize>j << 2), scale)
       store<f32>(qs + 32 + (<usize>j << 2), theMin)
@@ -285,27 +292,31 @@ export function quantize_q4_k(src: usize, dst: usize, nblocks: i32): void {
     const dAll = f16ToF32Scalar(dBits)
     const dminAll = f16ToF32Scalar(dminBits)
     memory.fill(qs, 0, 128)
+    if (five) memory.fill(qh, 0, 32)
     for (let j = 0; j < 8; j++) {
       const sub = x + (<usize>j << 7)
       // Sub-block j: byte 32 * (j / 2) + i, low nibble for even j, high for odd.
       const out = qs + (<usize>(j >> 1) << 5)
       const shift = (j & 1) << 2
       const d = dAll * <f32>packedScale(packed, j)
-      if (d == 0) {
-        // C keeps the fit's levels here; refit to get them back (rare: a scale that rounds to 0).
-        fitAsymmetric(sub)
-        for (let i = 0; i < 32; i++) {
-          store<u8>(out + <usize>i, load<u8>(out + <usize>i) | <u8>(asymmetricLevel(sub, i) << shift))
-        }
-        continue
-      }
       const dm = dminAll * <f32>packedMin(packed, j)
+      // C keeps the fit's levels when d is 0; refit to get them back (rare: a scale that rounds to 0).
+      if (d == 0) fitAsymmetric(sub, nmax, rmin, nstep)
       for (let i = 0; i < 32; i++) {
-        const l = max<i32>(0, min<i32>(15, nearestInt((load<f32>(sub + (<usize>i << 2)) + dm) / d)))
-        store<u8>(out + <usize>i, load<u8>(out + <usize>i) | <u8>(l << shift))
+        const l = d == 0 ? asymmetricLevel(sub, i, nmax) : max<i32>(0, min<i32>(nmax, nearestInt((load<f32>(sub + (<usize>i << 2)) + dm) / d)))
+        store<u8>(out + <usize>i, load<u8>(out + <usize>i) | <u8>((l & 15) << shift))
+        if (l > 15) store<u8>(qh + <usize>i, <u8>(<u32>load<u8>(qh + <usize>i) | (<u32>1 << <u32>j)))
       }
     }
   }
+}
+
+export function quantize_q4_k(src: usize, dst: usize, nblocks: i32): void {
+  quantizeK(src, dst, nblocks, 15, -1, 20, 144)
+}
+
+export function quantize_q5_k(src: usize, dst: usize, nblocks: i32): void {
+  quantizeK(src, dst, nblocks, 31, -0.5, 15, 176)
 }
 
 /**

@@ -3,7 +3,7 @@
 // once, so nothing here allocates or keeps state between calls. Host-side types: kernels/host/exports.ts.
 
 export { convert_f16, convert_bf16, convert_f8e4m3, convert_f8e5m2 } from './convert'
-export { dequant_q8_0, dequant_q4_0, dequant_q4_k, dequant_q6_k } from './ggml-dequant'
+export { dequant_q8_0, dequant_q4_0, dequant_q4_k, dequant_q5_k, dequant_q6_k } from './ggml-dequant'
 export { moments } from './stats'
 export { histogram } from './histogram'
 export { row_absmax_sumsq, col_absmax_sumsq } from './channels'
@@ -24,7 +24,7 @@ export { log_softmax_nll } from './softmax'
 
 // GGUF quantizers (f32 -> Q8_0, Q4_0, Q4_K, Q6_K, byte-exact with llama.cpp) and the f32 -> f16 encoder.
 // Twin: kernels/reference/ggml-quantize.ts.
-export { quantize_q8_0, quantize_q4_0, quantize_q4_k, quantize_q6_k, encode_f16 } from './ggml-quantize'
+export { quantize_q8_0, quantize_q4_0, quantize_q4_k, quantize_q5_k, quantize_q6_k, encode_f16 } from './ggml-quantize'
 
 // f64 linear algebra for GPTQ/SparseGPT: Hessian accumulation, Cholesky, triangular inverse, Gram product.
 // Twin: kernels/reference/linalg.ts.

@@ -15,6 +15,7 @@ export interface KernelExports {
   dequant_q8_0(src: number, dst: number, nblocks: number): void
   dequant_q4_0(src: number, dst: number, nblocks: number): void
   dequant_q4_k(src: number, dst: number, nblocks: number): void
+  dequant_q5_k(src: number, dst: number, nblocks: number): void
   dequant_q6_k(src: number, dst: number, nblocks: number): void
 
   /** Writes f64[11] (layout: MOMENT_* in kernels/reference/stats.ts) for f32[n] at ptr. */
@@ -56,6 +57,7 @@ export interface KernelExports {
   quantize_q8_0(src: number, dst: number, nblocks: number): void
   quantize_q4_0(src: number, dst: number, nblocks: number): void
   quantize_q4_k(src: number, dst: number, nblocks: number): void
+  quantize_q5_k(src: number, dst: number, nblocks: number): void
   quantize_q6_k(src: number, dst: number, nblocks: number): void
   /** dst is u16[n]: the IEEE half bits of src f32[n], rounded to nearest even. */
   encode_f16(src: number, dst: number, n: number): void
@@ -76,10 +78,10 @@ export type KernelName = Exclude<keyof KernelExports, 'heap_base'>
 /** Every kernel typed above; a build lacking one of them is out of date. */
 export const KERNEL_NAMES: readonly KernelName[] = [
   'convert_f16', 'convert_bf16', 'convert_f8e4m3', 'convert_f8e5m2',
-  'dequant_q8_0', 'dequant_q4_0', 'dequant_q4_k', 'dequant_q6_k',
+  'dequant_q8_0', 'dequant_q4_0', 'dequant_q4_k', 'dequant_q5_k', 'dequant_q6_k',
   'moments', 'histogram', 'row_absmax_sumsq', 'col_absmax_sumsq', 'pool_absmax',
   'matmul_nt', 'matmul_nt_bias', 'rmsnorm', 'layernorm', 'rope_half', 'rope_interleaved', 'attention_causal',
   'silu_mul', 'gelu_tanh', 'gelu_erf', 'relu', 'add_inplace', 'add_bias_rows', 'log_softmax_nll',
-  'quantize_q8_0', 'quantize_q4_0', 'quantize_q4_k', 'quantize_q6_k', 'encode_f16',
+  'quantize_q8_0', 'quantize_q4_0', 'quantize_q4_k', 'quantize_q5_k', 'quantize_q6_k', 'encode_f16',
   'hessian_accumulate', 'cholesky_lower', 'invert_lower', 'lower_gram',
 ]

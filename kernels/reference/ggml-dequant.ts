@@ -8,13 +8,14 @@ import { f16ToF32 } from './convert'
 
 const f32 = Math.fround
 
-export type DequantType = 'Q8_0' | 'Q4_0' | 'Q4_K' | 'Q6_K'
+export type DequantType = 'Q8_0' | 'Q4_0' | 'Q4_K' | 'Q5_K' | 'Q6_K'
 
 /** Elements per block and bytes per block of each type. */
 export const DEQUANT_BLOCKS: Readonly<Record<DequantType, { elements: number; bytes: number }>> = {
   Q8_0: { elements: 32, bytes: 34 }, // f16 d, int8 qs[32]
   Q4_0: { elements: 32, bytes: 18 }, // f16 d, u8 qs[16] (two 4-bit values per byte)
   Q4_K: { elements: 256, bytes: 144 }, // f16 d, f16 dmin, u8 scales[12], u8 qs[128]
+  Q5_K: { elements: 256, bytes: 176 }, // f16 d, f16 dmin, u8 scales[12], u8 qh[32], u8 qs[128]
   Q6_K: { elements: 256, bytes: 210 }, // u8 ql[128], u8 qh[64], int8 scales[16], f16 d
 }
 
@@ -102,6 +103,35 @@ export function dequantizeQ4_K(src: Uint8Array, nblocks: number, dst: Float32Arr
   }
 }
 
+/** Q5_K: as Q4_K with a fifth bit per value from qh (bit 2g for the low nibbles of group g, 2g + 1 for the high). */
+export function dequantizeQ5_K(src: Uint8Array, nblocks: number, dst: Float32Array): void {
+  checkSizes('Q5_K', src, nblocks, dst)
+  for (let b = 0; b < nblocks; b++) {
+    const at = b * 176
+    const d = readF16(src, at)
+    const dmin = readF16(src, at + 2)
+    const scalesAt = at + 4
+    const qhAt = at + 16
+    const qsAt = at + 48
+    for (let group = 0; group < 4; group++) {
+      const lowNibbles = q4kScaleMin(src, scalesAt, 2 * group)
+      const highNibbles = q4kScaleMin(src, scalesAt, 2 * group + 1)
+      const d1 = f32(d * lowNibbles.scale)
+      const m1 = f32(dmin * lowNibbles.min)
+      const d2 = f32(d * highNibbles.scale)
+      const m2 = f32(dmin * highNibbles.min)
+      const q = qsAt + group * 32
+      const out = b * 256 + group * 64
+      for (let l = 0; l < 32; l++) {
+        const byte = src[q + l]
+        const h = src[qhAt + l]
+        dst[out + l] = f32(f32(d1 * ((byte & 0x0f) + ((h >> (2 * group)) & 1) * 16)) - m1)
+        dst[out + 32 + l] = f32(f32(d2 * ((byte >> 4) + ((h >> (2 * group + 1)) & 1) * 16)) - m2)
+      }
+    }
+  }
+}
+
 /**
  * Q6_K: 16 sub-blocks of 16 with int8 scales; q = (4 low bits from ql | 2 high bits from qh) - 32,
  * x = (d * scale) * q. Each half (128 elements) uses 64 ql bytes, 32 qh bytes and 8 scales.
@@ -142,6 +172,7 @@ const DEQUANTIZERS: Readonly<Record<DequantType, (src: Uint8Array, nblocks: numb
   Q8_0: dequantizeQ8_0,
   Q4_0: dequantizeQ4_0,
   Q4_K: dequantizeQ4_K,
+  Q5_K: dequantizeQ5_K,
   Q6_K: dequantizeQ6_K,
 }
 

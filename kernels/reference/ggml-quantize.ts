@@ -246,13 +246,26 @@ function makeQkx2Quants(
   return [scale, -min]
 }
 
+/** What separates Q5_K from Q4_K: one more bit per level (in qh), and the fit's search range. */
+interface KQuantShape {
+  nmax: number
+  rmin: number
+  nstep: number
+  blockBytes: number
+}
+const Q4_K_SHAPE: KQuantShape = { nmax: 15, rmin: -1, nstep: 20, blockBytes: 144 }
+const Q5_K_SHAPE: KQuantShape = { nmax: 31, rmin: -0.5, nstep: 15, blockBytes: 176 }
+
 /**
- * Q4_K (quantize_row_q4_K_ref): per 32-element sub-block an asymmetric 4-bit fit (make_qkx2_quants with
- * weights rms + |x|), then the eight scales and eight mins are themselves quantized to 6 bits against the
- * superblock's d = max scale / 63 and dmin = max min / 63, and x is requantized with those.
+ * Q4_K and Q5_K (quantize_row_q4_K_ref / quantize_row_q5_K_ref): per 32-element sub-block an asymmetric
+ * 4- or 5-bit fit (make_qkx2_quants with weights rms + |x|), then the eight scales and eight mins are
+ * themselves quantized to 6 bits against the superblock's d = max scale / 63 and dmin = max min / 63, and
+ * x is requantized with those. Layout: d, dmin (fp16), 12 packed scale bytes, [Q5_K: 32 bytes of high
+ * bits,] then the low nibbles.
  */
-export function quantizeQ4_K(src: Float32Array, nblocks: number, dst: Uint8Array): void {
-  checkSizes('Q4_K', src, nblocks, dst)
+function quantizeKBlocks(type: 'Q4_K' | 'Q5_K', shape: KQuantShape, src: Float32Array, nblocks: number, dst: Uint8Array): void {
+  checkSizes(type, src, nblocks, dst)
+  const { nmax, rmin, nstep, blockBytes } = shape
   const L = new Uint8Array(QK_K)
   const Laux = new Uint8Array(32)
   const weights = new Float32Array(32)
@@ -260,7 +273,7 @@ export function quantizeQ4_K(src: Float32Array, nblocks: number, dst: Uint8Array
   const mins = new Float32Array(8)
   for (let b = 0; b < nblocks; b++) {
     const x = b * QK_K
-    const at = b * 144
+    const at = b * blockBytes
     const packed = at + 4
     let maxScale = 0
     let maxMin = 0
@@ -271,7 +284,7 @@ export function quantizeQ4_K(src: Float32Array, nblocks: number, dst: Uint8Array
       const avX = f32(Math.sqrt(f32(sumX2 / 32)))
       for (let l = 0; l < 32; l++) weights[l] = f32(avX + Math.abs(src[sub + l]))
       const [scale, min] = makeQkx2Quants(
-        32, 15, src.subarray(sub, sub + 32), weights, L.subarray(32 * j, 32 * j + 32), Laux, -1, ONE_TENTH, 20, false)
+        32, nmax, src.subarray(sub, sub + 32), weights, L.subarray(32 * j, 32 * j + 32), Laux, rmin, ONE_TENTH, nstep, false)
       scales[j] = scale
       mins[j] = min
       if (scale > maxScale) maxScale = scale
@@ -303,14 +316,37 @@ export function quantizeQ4_K(src: Float32Array, nblocks: number, dst: Uint8Array
       const dm = f32(dminAll * m)
       for (let ii = 0; ii < 32; ii++) {
         const l = nearestInt(f32(f32(src[x + 32 * j + ii] + dm) / d))
-        L[32 * j + ii] = Math.max(0, Math.min(15, l))
+        L[32 * j + ii] = Math.max(0, Math.min(nmax, l))
       }
     }
     // Each 32 qs bytes hold two sub-blocks: 64g + l in the low nibble, 64g + 32 + l in the high one.
+    // Q5_K: the fifth bits go to qh[l], bit 2g for the first sub-block of the pair and 2g + 1 for the second.
+    const qh = at + 16
+    const qs = type === 'Q5_K' ? at + 48 : at + 16
+    if (type === 'Q5_K') dst.fill(0, qh, qh + 32)
     for (let g = 0; g < 4; g++) {
-      for (let l = 0; l < 32; l++) dst[at + 16 + 32 * g + l] = L[64 * g + l] | (L[64 * g + 32 + l] << 4)
+      for (let l = 0; l < 32; l++) {
+        let l1 = L[64 * g + l], l2 = L[64 * g + 32 + l]
+        if (l1 > 15) {
+          l1 -= 16
+          dst[qh + l] |= 1 << (2 * g)
+        }
+        if (l2 > 15) {
+          l2 -= 16
+          dst[qh + l] |= 2 << (2 * g)
+        }
+        dst[qs + 32 * g + l] = l1 | (l2 << 4)
+      }
     }
   }
+}
+
+export function quantizeQ4_K(src: Float32Array, nblocks: number, dst: Uint8Array): void {
+  quantizeKBlocks('Q4_K', Q4_K_SHAPE, src, nblocks, dst)
+}
+
+export function quantizeQ5_K(src: Float32Array, nblocks: number, dst: Uint8Array): void {
+  quantizeKBlocks('Q5_K', Q5_K_SHAPE, src, nblocks, dst)
 }
 
 /** The 6-bit scale and min of Q4_K sub-block j from the 12 packed bytes at `at` (get_scale_min_k4). */
@@ -435,6 +471,7 @@ const QUANTIZERS: Readonly<Record<QuantType, (src: Float32Array, nblocks: number
   Q8_0: quantizeQ8_0,
   Q4_0: quantizeQ4_0,
   Q4_K: quantizeQ4_K,
+  Q5_K: quantizeQ5_K,
   Q6_K: quantizeQ6_K,
 }
 

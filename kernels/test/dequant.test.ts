@@ -104,7 +104,7 @@ describe('reference dequantization against blocks built by hand from the documen
     expect(() => dequantizeRow('Q4_0', block, 31, out)).toThrow(RangeError)
     expect(() => dequantizeRow('Q4_0', block, 64, new Float32Array(64))).toThrow(/bytes/)
     expect(() => dequantizeRow('Q8_0', new Uint8Array(34), 32, new Float32Array(16))).toThrow(/destination/)
-    expect(() => dequantizeRow('Q5_K' as DequantType, block, 32, out)).toThrow(/unsupported/)
+    expect(() => dequantizeRow('Q2_K' as DequantType, block, 32, out)).toThrow(/unsupported/)
   })
 })
 
@@ -113,7 +113,7 @@ function randomBlocks(type: DequantType, nblocks: number, seed: number): Uint8Ar
   const { bytes } = DEQUANT_BLOCKS[type]
   const random = rng(seed)
   const data = Uint8Array.from({ length: nblocks * bytes }, () => Math.floor(random() * 256))
-  const scaleOffsets = type === 'Q4_K' ? [0, 2] : type === 'Q6_K' ? [208] : [0]
+  const scaleOffsets = type === 'Q4_K' || type === 'Q5_K' ? [0, 2] : type === 'Q6_K' ? [208] : [0]
   for (let b = 0; b < nblocks; b++) {
     for (const at of scaleOffsets) {
       const exponent = Math.floor(random() * 31) // 0 (subnormal) .. 30
@@ -125,8 +125,8 @@ function randomBlocks(type: DequantType, nblocks: number, seed: number): Uint8Ar
 }
 
 describe('WASM dequantization against the reference twins', () => {
-  const kernels: Record<DequantType, 'dequant_q8_0' | 'dequant_q4_0' | 'dequant_q4_k' | 'dequant_q6_k'> = {
-    Q8_0: 'dequant_q8_0', Q4_0: 'dequant_q4_0', Q4_K: 'dequant_q4_k', Q6_K: 'dequant_q6_k',
+  const kernels: Record<DequantType, 'dequant_q8_0' | 'dequant_q4_0' | 'dequant_q4_k' | 'dequant_q5_k' | 'dequant_q6_k'> = {
+    Q8_0: 'dequant_q8_0', Q4_0: 'dequant_q4_0', Q4_K: 'dequant_q4_k', Q5_K: 'dequant_q5_k', Q6_K: 'dequant_q6_k',
   }
   for (const type of Object.keys(kernels) as DequantType[]) {
     it(`${kernels[type]}: random blocks, bit-exact, nothing written past the last block`, () => {

@@ -16,8 +16,8 @@ import { loadKernels, normalish, rng, type KernelHarness } from './support'
 let h: KernelHarness
 beforeAll(async () => { h = await loadKernels() })
 
-const TYPES: readonly QuantType[] = ['Q8_0', 'Q4_0', 'Q4_K', 'Q6_K']
-const KERNELS = { Q8_0: 'quantize_q8_0', Q4_0: 'quantize_q4_0', Q4_K: 'quantize_q4_k', Q6_K: 'quantize_q6_k' } as const
+const TYPES: readonly QuantType[] = ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K']
+const KERNELS = { Q8_0: 'quantize_q8_0', Q4_0: 'quantize_q4_0', Q4_K: 'quantize_q4_k', Q5_K: 'quantize_q5_k', Q6_K: 'quantize_q6_k' } as const
 
 function referenceBytes(type: QuantType, x: Float32Array): Uint8Array {
   const out = new Uint8Array((x.length / QUANT_BLOCKS[type].elements) * QUANT_BLOCKS[type].bytes)
@@ -168,7 +168,7 @@ describe('block rules, from the C semantics', () => {
     expect(() => quantizeRow('Q4_K', new Float32Array(255), 255, new Uint8Array(144))).toThrow(RangeError)
     expect(() => quantizeRow('Q8_0', new Float32Array(64), 64, new Uint8Array(34))).toThrow(/destination/)
     expect(() => quantizeQ4_K(new Float32Array(255), 1, new Uint8Array(144))).toThrow(/source/)
-    expect(() => quantizeRow('Q5_K' as QuantType, new Float32Array(256), 256, new Uint8Array(176))).toThrow(/unsupported/)
+    expect(() => quantizeRow('Q2_K' as QuantType, new Float32Array(256), 256, new Uint8Array(176))).toThrow(/unsupported/)
   })
 })
 
@@ -281,6 +281,7 @@ describe('quantize -> dequantize error within each format bound', () => {
     Q8_0: { maxError: (a) => a * (0.5 / 127 + 2 ** -11) * 1.001, rms: 0.01 }, // step a/127
     Q4_0: { maxError: (a) => a * (1 / 8 + 2 ** -11) * 1.001, rms: 0.12 }, // step a/8; -m clamps to 7d: error d
     Q4_K: { maxError: (_a, sub) => sub * 0.25, rms: 0.1 }, // 15 steps over a sub-block's range
+    Q5_K: { maxError: (_a, sub) => sub * 0.125, rms: 0.05 }, // 31 steps over a sub-block's range
     Q6_K: { maxError: (a, sub) => sub / 31 + a / 128, rms: 0.03 }, // 63 steps; int8 sub-scales cost d/2 each
   }
   for (const type of TYPES) {
@@ -302,7 +303,7 @@ describe('quantize -> dequantize error within each format bound', () => {
           for (let i = s; i < s + subBlock; i++) {
             subAbsmax = Math.max(subAbsmax, Math.abs(x[i])); lo = Math.min(lo, x[i]); hi = Math.max(hi, x[i])
           }
-          const bound = bounds[type].maxError(blockAbsmax, type === 'Q4_K' ? hi - Math.min(lo, 0) : subAbsmax)
+          const bound = bounds[type].maxError(blockAbsmax, type === 'Q4_K' || type === 'Q5_K' ? hi - Math.min(lo, 0) : subAbsmax)
           for (let i = s; i < s + subBlock; i++) {
             const err = Math.abs(y[i] - x[i])
             if (err > bound) expect(`element ${i}: error ${err}`).toBe(`within ${bound}`)

@@ -14,7 +14,7 @@ import type { DType, TensorEntry } from './types'
 export { rowBytes, rowElements }
 
 /** Block types the TS reference can dequantize. */
-const DEQUANT_TYPES = new Set<DType>(['Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'])
+const DEQUANT_TYPES = new Set<DType>(['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'])
 
 /** Whether decodeToF32 handles this dtype. */
 export function canDecode(dtype: DType): boolean {
@@ -108,7 +108,7 @@ export function decodeToF32(dtype: DType, bytes: Uint8Array, n: number, out: Flo
     case 'BOOL':
       for (let i = 0; i < n; i++) dst[i] = bytes[i] !== 0 ? 1 : 0
       return
-    case 'Q8_0': case 'Q4_0': case 'Q4_K': case 'Q6_K':
+    case 'Q8_0': case 'Q4_0': case 'Q4_K': case 'Q5_K': case 'Q6_K':
       dequantizeRow(dtype, bytes.subarray(0, need), n, dst)
       return
     default:

@@ -18,6 +18,7 @@ const DECODERS: Partial<Record<DType, WasmDecoder>> = {
   Q8_0: { kernel: 'dequant_q8_0', perUnit: 32 },
   Q4_0: { kernel: 'dequant_q4_0', perUnit: 32 },
   Q4_K: { kernel: 'dequant_q4_k', perUnit: 256 },
+  Q5_K: { kernel: 'dequant_q5_k', perUnit: 256 },
   Q6_K: { kernel: 'dequant_q6_k', perUnit: 256 },
 }
 

@@ -68,7 +68,7 @@ export const METHOD_PARAMS: Readonly<Record<string, readonly ParamSpec[]>> = {
     { key: 'double_quant', label: 'double quant', kind: 'bool', default: false, hint: 'Quantize the block absmax values too (8-bit)' },
   ],
   gguf: [
-    { key: 'type', label: 'type', kind: 'choice', default: 'Q4_K', choices: ['Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'], hint: 'GGUF block quantization type' },
+    { key: 'type', label: 'type', kind: 'choice', default: 'Q4_K', choices: ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'], hint: 'GGUF block quantization type' },
   ],
   smoothquant: [
     { key: 'alpha', label: 'α', kind: 'number', default: 0.5, min: 0, max: 1, step: 0.05, hint: 'Migration strength: s_j = max|X_j|^α / max|W_j|^(1−α)' },

@@ -16,7 +16,7 @@ export const EXPORT_FORMATS: { id: ExportFormat; label: string }[] = [
   { id: 'compressed-tensors', label: 'compressed-tensors (pack-quantized)' },
   { id: 'gguf', label: 'GGUF (llama.cpp)' },
 ]
-export const GGUF_TYPES = ['Q4_K_M', 'Q4_K_S', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K', 'F16', 'BF16', 'F32'] as const
+export const GGUF_TYPES = ['Q4_K_M', 'Q4_K_S', 'Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K', 'F16', 'BF16', 'F32'] as const
 
 export interface ExportForm {
   format: ExportFormat

@@ -63,7 +63,7 @@ describe('compatibleGgufType', () => {
   })
 
   it('refuses unknown types and impossible row lengths with a WhittleError', () => {
-    expect(() => compatibleGgufType('Q5_K' as GgufStorageType, 256)).toThrow(WhittleError)
+    expect(() => compatibleGgufType('Q3_K' as GgufStorageType, 256)).toThrow(WhittleError)
     expect(() => compatibleGgufType('toString' as GgufStorageType, 256)).toThrow(/cannot be written/)
     expect(() => compatibleGgufType('Q8_0', 0)).toThrow(WhittleError)
     expect(() => compatibleGgufType('Q8_0', 2.5)).toThrow(WhittleError)

@@ -12,10 +12,10 @@ import type { Region } from '../../pool/memory-arena'
 import type { KernelName } from '../../../../kernels/host/exports'
 import { QUANT_BLOCKS, type QuantType } from '../../../../kernels/reference/ggml-quantize'
 
-/** What a GGUF tensor can be stored as here: the four quantized types, or plain halves/floats. */
+/** What a GGUF tensor can be stored as here: the five quantized types, or plain halves/floats. */
 export type GgufStorageType = QuantType | 'F16' | 'F32'
 
-export const GGUF_STORAGE_TYPES: readonly GgufStorageType[] = ['Q8_0', 'Q4_0', 'Q4_K', 'Q6_K', 'F16', 'F32']
+export const GGUF_STORAGE_TYPES: readonly GgufStorageType[] = ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K', 'F16', 'F32']
 
 export interface GgufTypeChoice {
   type: GgufStorageType
@@ -44,6 +44,7 @@ const GEOMETRY: Readonly<Record<GgufStorageType, StorageGeometry>> = {
   Q8_0: { ...blocks('Q8_0'), quantize: 'quantize_q8_0', decode: 'dequant_q8_0' },
   Q4_0: { ...blocks('Q4_0'), quantize: 'quantize_q4_0', decode: 'dequant_q4_0' },
   Q4_K: { ...blocks('Q4_K'), quantize: 'quantize_q4_k', decode: 'dequant_q4_k' },
+  Q5_K: { ...blocks('Q5_K'), quantize: 'quantize_q5_k', decode: 'dequant_q5_k' },
   Q6_K: { ...blocks('Q6_K'), quantize: 'quantize_q6_k', decode: 'dequant_q6_k' },
   F16: { blockElements: 1, blockBytes: 2, quantize: 'encode_f16', decode: 'convert_f16' },
   F32: { blockElements: 1, blockBytes: 4, quantize: null, decode: null },
@@ -61,6 +62,7 @@ function blocks(type: QuantType): { blockElements: number; blockBytes: number } 
  */
 const FALLBACK: Readonly<Record<GgufStorageType, GgufStorageType | null>> = {
   Q4_K: 'Q8_0',
+  Q5_K: 'Q8_0',
   Q6_K: 'Q8_0',
   Q4_0: 'F16',
   Q8_0: 'F16',

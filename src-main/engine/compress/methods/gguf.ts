@@ -1,5 +1,5 @@
 // llama.cpp's block quantization types as a fake-quant method: each Linear is quantized with the
-// byte-exact Q8_0 / Q4_0 / Q4_K / Q6_K kernels and dequantized back, so perplexity measures exactly what
+// byte-exact Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K kernels and dequantized back, so perplexity measures exactly what
 // llama.cpp would run. Rows whose length is not a whole number of blocks fall back to a compatible type
 // (llama.cpp refuses such models outright; the report says which tensors fell back and why).
 
@@ -7,7 +7,7 @@ import { compatibleGgufType, ggufRowBytes, quantizeTensorGguf, type GgufStorageT
 import type { CompressionMethod } from './method'
 import { ParamReader } from './params'
 
-export const GGUF_QUANT_TYPES = ['Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'] as const
+export const GGUF_QUANT_TYPES = ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'] as const
 export type GgufQuantType = (typeof GGUF_QUANT_TYPES)[number]
 
 export interface GgufParams {

@@ -57,7 +57,7 @@ async function expectSameTensors(file: string, reference: string): Promise<void>
 }
 
 describe.skipIf(!hasShared)('GGUF export: golden llama-quantize files', () => {
-  for (const type of ['Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'] as const) {
+  for (const type of ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'] as const) {
     it(`HF BF16 -> ${type} reproduces small-llama-${type}.gguf byte for byte`, async () => {
       const model = await loadModel(path.join(golden, 'small-llama-hf-bf16'))
       const out = path.join(tmp, `hf-${type}.gguf`)

@@ -1,8 +1,8 @@
 // The Q4_K_M / Q4_K_S mixes on a synthetic 2-layer Llama, and use_more_bits on a 32-layer stack.
-// Rules (llama.cpp llama_tensor_get_type, Q5_K raised to Q6_K here):
+// Rules (llama.cpp llama_tensor_get_type):
 //   norms -> F32; output -> Q6_K;
 //   Q4_K_M: attn_v and ffn_down -> Q6_K where use_more_bits(layer, n) (i < n/8, i >= 7n/8, (i - n/8) % 3 == 2), else Q4_K;
-//   Q4_K_S: attn_v of layers < 4 and ffn_down of layers < n/8 -> Q6_K (llama.cpp: Q5_K), else Q4_K.
+//   Q4_K_S: attn_v of layers < 4 and ffn_down of layers < n/8 -> Q5_K, else Q4_K.
 
 import { describe, expect, it } from 'vitest'
 import type { TensorRole } from '../../../contract/api'
@@ -47,12 +47,18 @@ describe('GGUF mix policy', () => {
   it('Q4_K_S on 2 layers', () => {
     const m = mix('Q4_K_S')
     expect(m.output).toBe('Q6_K')
-    expect(m['0.v']).toBe('Q6_K')
-    expect(m['1.v']).toBe('Q6_K')
+    expect(m['0.v']).toBe('Q5_K')
+    expect(m['1.v']).toBe('Q5_K')
     // n/8 = 0: no ffn_down upgrade.
     expect(m['0.down']).toBe('Q4_K')
     expect(m['1.down']).toBe('Q4_K')
     expect(m['1.q']).toBe('Q4_K')
+  })
+
+  it('Q4_K_S on 32 layers: ffn_down of the first eighth and attn_v of the first 4 get Q5_K', () => {
+    const t = (role: TensorRole, layer: number): string => policyType('Q4_K_S', { role, layer, rank: 2 }, 32)
+    expect([0, 3, 4, 31].map((l) => t('down', l))).toEqual(['Q5_K', 'Q5_K', 'Q4_K', 'Q4_K'])
+    expect([0, 3, 4].map((l) => t('v', l))).toEqual(['Q5_K', 'Q5_K', 'Q4_K'])
   })
 
   it('plain types apply to every 2-D tensor, F32 to 1-D', () => {

@@ -5,8 +5,7 @@
 //   - output.weight gets Q6_K (it feeds every logit; llama.cpp never lets it drop below Q6_K in these mixes);
 //   - Q4_K_M: attn_v and ffn_down get Q6_K in the layers use_more_bits picks (the first and last eighth
 //     of the stack, and every third layer between), Q4_K elsewhere;
-//   - Q4_K_S: attn_v of the first 4 layers and ffn_down of the first eighth of layers get Q5_K in llama.cpp.
-//     Whittle has no Q5_K quantizer, so those take Q6_K (more bits, never fewer);
+//   - Q4_K_S: attn_v of the first 4 layers and ffn_down of the first eighth of layers get Q5_K;
 //   - everything else gets the base type Q4_K.
 // A row that is not a whole number of the chosen type's blocks then falls back (compatibleGgufType).
 
@@ -14,19 +13,19 @@ import type { TensorRole } from '../../../contract/api'
 import { WhittleError } from '../../errors'
 import type { GgufStorageType } from '../../compress/gguf-types/quantize-tensor'
 
-export type GgufExportType = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0' | 'Q4_K' | 'Q6_K' | 'Q4_K_M' | 'Q4_K_S'
+export type GgufExportType = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'Q4_K_M' | 'Q4_K_S'
 
-export const GGUF_EXPORT_TYPES: readonly GgufExportType[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K', 'Q4_K_M', 'Q4_K_S']
+export const GGUF_EXPORT_TYPES: readonly GgufExportType[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K', 'Q4_K_M', 'Q4_K_S']
 
 /** What a tensor is stored as: the quantizer's types plus BF16, which is a plain re-encoding. */
 export type GgufTensorType = GgufStorageType | 'BF16'
 
 /**
  * llama.cpp's LLAMA_FTYPE ids (include/llama.h), written as general.file_type. A pure Q4_K file is labelled
- * Q4_K_M (15) and a pure Q6_K file 18, as llama-quantize labels them.
+ * Q4_K_M (15), a pure Q5_K file Q5_K_M (17) and a pure Q6_K file 18, as llama-quantize labels them.
  */
 export const LLAMA_FILE_TYPE: Readonly<Record<GgufExportType, number>> = {
-  F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q4_K_S: 14, Q4_K_M: 15, Q4_K: 15, Q6_K: 18, BF16: 32,
+  F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q4_K_S: 14, Q4_K_M: 15, Q4_K: 15, Q5_K: 17, Q6_K: 18, BF16: 32,
 }
 
 export function isGgufExportType(s: string): s is GgufExportType {
@@ -59,8 +58,8 @@ export function policyType(exportType: GgufExportType, t: TensorForPolicy, layer
     if ((t.role === 'v' || t.role === 'down') && useMoreBits(layer, layers)) return 'Q6_K'
     return 'Q4_K'
   }
-  // Q4_K_S: llama.cpp's Q5_K upgrades, raised to Q6_K (see the header).
-  if (t.role === 'v' && layer < 4) return 'Q6_K'
-  if (t.role === 'down' && layer < Math.floor(layers / 8)) return 'Q6_K'
+  // Q4_K_S: llama.cpp's Q5_K upgrades.
+  if (t.role === 'v' && layer < 4) return 'Q5_K'
+  if (t.role === 'down' && layer < Math.floor(layers / 8)) return 'Q5_K'
   return 'Q4_K'
 }
