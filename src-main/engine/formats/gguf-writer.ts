@@ -27,7 +27,22 @@ export interface GgufTensorInput {
   type: string | number
   /** ggml order: innermost (contiguous) dimension first, so a PyTorch [out, in] weight is [in, out]. */
   dims: number[]
-  data: Uint8Array
+  /** The bytes, or a producer called when the writer reaches the tensor (so a whole model need not be held). */
+  data: Uint8Array | GgufLazyData
+}
+
+/** Tensor data produced on demand; `byteLength` must be known for the header, before any data is written. */
+export interface GgufLazyData {
+  byteLength: number
+  produce(): Promise<Uint8Array>
+}
+
+function isLazy(d: GgufTensorInput['data']): d is GgufLazyData {
+  return !ArrayBuffer.isView(d)
+}
+
+function dataLength(t: GgufTensorInput): number {
+  return t.data.byteLength
 }
 
 export interface GgufWriteSpec {
@@ -110,8 +125,8 @@ function tensorBytes(path: string, t: GgufTensorInput, type: GgmlTypeInfo): numb
     throw new WhittleError('validation', path, `tensor "${t.name}": dims[0] = ${t.dims[0]} is not a multiple of the ${type.name} block size ${type.blockElements}`)
   }
   const bytes = safeMultiply(numel / type.blockElements, type.blockBytes)
-  if (bytes === null || bytes !== t.data.length) {
-    throw new WhittleError('validation', path, `tensor "${t.name}": ${t.data.length} data bytes, but dims ${JSON.stringify(t.dims)} of ${type.name} need ${bytes}`)
+  if (bytes === null || bytes !== dataLength(t)) {
+    throw new WhittleError('validation', path, `tensor "${t.name}": ${dataLength(t)} data bytes, but dims ${JSON.stringify(t.dims)} of ${type.name} need ${bytes}`)
   }
   return bytes
 }
@@ -167,9 +182,13 @@ export async function writeGguf(path: string, spec: GgufWriteSpec): Promise<numb
   return writeFileAtomically(path, async (w) => {
     await w.write(header)
     for (const t of spec.tensors) {
-      await w.write(t.data)
+      const data = isLazy(t.data) ? await t.data.produce() : t.data
+      if (data.byteLength !== dataLength(t)) {
+        throw new WhittleError('validation', path, `tensor "${t.name}": produced ${data.byteLength} bytes, ${dataLength(t)} were announced`)
+      }
+      await w.write(data)
       // Every tensor, the last included, is padded to the alignment, as llama.cpp and gguf-py write them.
-      const pad = (alignment - (t.data.length % alignment)) % alignment
+      const pad = (alignment - (data.byteLength % alignment)) % alignment
       if (pad > 0) await w.write(new Uint8Array(pad))
     }
   })

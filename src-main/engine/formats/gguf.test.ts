@@ -2,7 +2,7 @@
 // back through the public entry points. Block bytes are assembled by hand so the expected values follow
 // from the block layouts in shared/formats.md, not from the decoder under test.
 
-import { statSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { openModelFiles } from './open'
@@ -113,6 +113,19 @@ describe('GGUF round trip', () => {
       expect(statSync(file).size).toBe(g.dataStart + 128) // the last tensor is padded too
     })
   }
+
+  it('writes tensors produced on demand, in order, and refuses a producer that breaks its announced size', async () => {
+    const file = join(dir, 'lazy.gguf')
+    const order: string[] = []
+    const lazy = (name: string, values: number[]) => ({ byteLength: values.length * 4, produce: async () => (order.push(name), f32Bytes(values)) })
+    await writeGguf(file, { kv: [], tensors: [{ name: 'a', type: 'F32', dims: [2], data: lazy('a', [1, 2]) }, { name: 'b', type: 'F32', dims: [3], data: lazy('b', [3, 4, 5]) }] })
+    expect(order).toEqual(['a', 'b'])
+    const g = await readGguf(file)
+    expect(Array.from(await readTensorF32(g.tensors[1]))).toEqual([3, 4, 5])
+    const bad = join(dir, 'lazy-bad.gguf')
+    await expect(writeGguf(bad, { kv: [], tensors: [{ name: 'a', type: 'F32', dims: [2], data: { byteLength: 8, produce: async () => f32Bytes([1]) } }] })).rejects.toThrow(/produced 4 bytes, 8 were announced/)
+    expect(existsSync(bad)).toBe(false)
+  })
 
   it('honours general.alignment and places tensors at its multiples', async () => {
     const file = join(dir, 'aligned.gguf')

@@ -3,6 +3,7 @@
 // each 2-D tensor quantized byte-exactly as llama-quantize would (or stored in the closest type that fits
 // its rows), written atomically, then re-read and checked tensor by tensor.
 
+import { createHash } from 'node:crypto'
 import { stat, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { WhittleError } from '../../errors'
@@ -12,7 +13,7 @@ import { readTensorBytes, readTensorF32 } from '../../formats/read'
 import { writeGguf, type GgufTensorInput } from '../../formats/gguf-writer'
 import type { LoadedModel } from '../../model/loaded-model'
 import type { WorkerPool } from '../../pool/worker-pool'
-import { compatibleGgufType, quantizeTensorGguf } from '../../compress/gguf-types/quantize-tensor'
+import { compatibleGgufType, ggufRowBytes, quantizeTensorGguf } from '../../compress/gguf-types/quantize-tensor'
 import { hfToGgufRows } from '../../arch/rope-permute'
 import { ggufLlamaName, permuteRowBytes, rowSources } from './names'
 import { LLAMA_FILE_TYPE, policyType, type GgufExportType, type GgufTensorType } from './type-policy'
@@ -95,6 +96,10 @@ async function refuseExisting(outFile: string, inputs: string[]): Promise<void> 
   if (await stat(abs).then(() => true, () => false)) throw new WhittleError('validation', outFile, 'already exists; choose a new file (exports never overwrite)')
 }
 
+function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex')
+}
+
 function sameF32(a: Float32Array, b: Float32Array): boolean {
   const x = new Uint32Array(a.buffer, a.byteOffset, a.length)
   const y = new Uint32Array(b.buffer, b.byteOffset, b.length)
@@ -137,20 +142,33 @@ export async function exportGguf(pool: WorkerPool, model: LoadedModel, outFile: 
   const { planned, skipped } = planTensors(model, permuteQk)
   const progress = options.onProgress ?? (() => {})
 
+  // Types (and so sizes and offsets) are known before any tensor is encoded; each tensor is then encoded
+  // when the writer reaches it and dropped after, so memory holds one tensor, not the model.
   const tensors: GgufTensorInput[] = []
   const intended: IntendedTensor[] = []
   const report: GgufExportTensor[] = []
   for (const [i, p] of planned.entries()) {
-    if (options.signal?.aborted) throw new WhittleError('cancelled', file, 'export cancelled')
-    progress(i / (planned.length + 1), `encoding ${p.ggufName}`)
     const wanted = policyType(options.type, { role: p.role, layer: p.layer, rank: p.entry.shape.length }, model.arch.layers)
-    const { data, tensor, checksum } = await encodeTensor(pool, p, wanted)
+    const type = wanted === 'BF16' ? 'BF16' : compatibleGgufType(wanted, p.cols).type
     const dims = [...p.entry.shape].reverse()
-    tensors.push({ name: p.ggufName, type: tensor.type, dims, data })
-    intended.push({ name: p.ggufName, type: tensor.type, dims, data, checksum })
-    report.push(tensor)
+    const byteLength = type === 'BF16' ? p.rows * p.cols * 2 : p.rows * ggufRowBytes(type, p.cols)
+    tensors.push({
+      name: p.ggufName, type, dims,
+      data: {
+        byteLength,
+        async produce() {
+          if (options.signal?.aborted) throw new WhittleError('cancelled', file, 'export cancelled')
+          progress(i / (planned.length + 1), `encoding ${p.ggufName}`)
+          const { data, tensor, checksum } = await encodeTensor(pool, p, wanted)
+          if (tensor.type !== type) throw new WhittleError('format', file, `${p.ggufName}: encoded as ${tensor.type}, planned as ${type}`)
+          intended.push({ name: p.ggufName, type: tensor.type, dims, sha256: sha256(data), checksum })
+          report.push(tensor)
+          return data
+        },
+      },
+    })
   }
-  const quantized = report.some((t) => !['F32', 'F16', 'BF16'].includes(t.type))
+  const quantized = tensors.some((t) => !['F32', 'F16', 'BF16'].includes(String(t.type)))
   const tokenizer = model.files.format === 'gguf'
     ? await tokenizerKvsFromGguf(model.files.files[0])
     : await tokenizerKvsFromHf(model.files, model.arch.vocabSize)
