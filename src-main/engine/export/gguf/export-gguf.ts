@@ -9,9 +9,10 @@ import path from 'node:path'
 import { WhittleError } from '../../errors'
 import type { TensorEntry } from '../../formats/types'
 import type { TensorRole } from '../../../contract/api'
-import { readTensorBytes, readTensorF32 } from '../../formats/read'
+import { readTensorBytes } from '../../formats/read'
 import { writeGguf, type GgufTensorInput } from '../../formats/gguf-writer'
 import type { LoadedModel } from '../../model/loaded-model'
+import { decodeTensorF32 } from '../../pool/decode-tensor'
 import type { WorkerPool } from '../../pool/worker-pool'
 import { compatibleGgufType, ggufRowBytes, quantizeTensorGguf } from '../../compress/gguf-types/quantize-tensor'
 import { hfToGgufRows } from '../../arch/rope-permute'
@@ -118,7 +119,7 @@ async function encodeTensor(pool: WorkerPool, p: PlannedTensor, wanted: GgufTens
     if (p.permuteHeads > 0) data = permuteRowBytes(data, rowSources(p.rows, p.permuteHeads, hfToGgufRows))
     return { data, tensor: { name: p.ggufName, type: choice.type, ...fallback, exact: true }, checksum: null }
   }
-  let w = await readTensorF32(p.entry)
+  let w = await decodeTensorF32(pool, p.entry)
   if (p.permuteHeads > 0) w = hfToGgufRows(w, p.rows, p.cols, p.permuteHeads)
   if (choice.type === 'BF16') {
     const { bytes, decoded } = encodeBf16(w)
@@ -178,7 +179,7 @@ export async function exportGguf(pool: WorkerPool, model: LoadedModel, outFile: 
   progress(planned.length / (planned.length + 1), 'writing')
   const bytes = await writeGguf(file, { kv, tensors })
   try {
-    await verifyGgufExport(file, intended)
+    await verifyGgufExport(file, intended, pool)
   } catch (e) {
     await unlink(file).catch(() => {})
     throw e
