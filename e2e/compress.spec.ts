@@ -2,25 +2,16 @@
 // perplexity change and a before/after histogram overlay, and save the recipe.
 
 import { test, expect } from '@playwright/test'
-import { mkdtempSync, readFileSync } from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
-import { serveApp, type ServedApp } from './web-server'
+import { readFileSync } from 'node:fs'
+import { useServedApp } from './web-server'
 
-let app: ServedApp
-
-test.beforeAll(async () => {
-  app = await serveApp([], { WHITTLE_CONFIG_DIR: mkdtempSync(path.join(os.tmpdir(), 'whittle-e2e-')) })
-})
-test.afterAll(async () => {
-  await app?.stop()
-})
+const served = useServedApp()
 
 test('GPTQ 4-bit preset on the demo model: perplexity change, histogram overlay, saved recipe', async ({ page }) => {
   test.setTimeout(300_000)
   const errors: string[] = []
   page.on('pageerror', (e) => errors.push(e.message))
-  await page.goto(app.url)
+  await page.goto(served().url)
   await expect(page.getByTestId('model-summary')).toContainText('llama')
   await page.getByTestId('tab-compress').click()
   const preset = page.getByTestId('compress-preset')

@@ -2,24 +2,14 @@
 // its stats, histogram and channel chart, and the whole-model scan fills the overview heatmap.
 
 import { test, expect } from '@playwright/test'
-import { mkdtempSync } from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
-import { serveApp, type ServedApp } from './web-server'
+import { useServedApp } from './web-server'
 
-let app: ServedApp
-
-test.beforeAll(async () => {
-  app = await serveApp([], { WHITTLE_CONFIG_DIR: mkdtempSync(path.join(os.tmpdir(), 'whittle-e2e-')) })
-})
-test.afterAll(async () => {
-  await app?.stop()
-})
+const served = useServedApp()
 
 test('demo model opens, a tensor shows its histogram and outlier channels', async ({ page }) => {
   const errors: string[] = []
   page.on('pageerror', (e) => errors.push(e.message))
-  await page.goto(app.url)
+  await page.goto(served().url)
   const summary = page.getByTestId('model-summary')
   await expect(summary).toContainText('llama')
   await expect(summary).toContainText('260')
@@ -45,7 +35,7 @@ test('demo model opens, a tensor shows its histogram and outlier channels', asyn
 })
 
 test('a bad path shows a readable error, not a blank screen', async ({ page }) => {
-  await page.goto(app.url)
+  await page.goto(served().url)
   await expect(page.getByTestId('model-summary')).toBeVisible()
   await page.getByTestId('open-path-input').fill('/nonexistent/model.safetensors')
   await page.getByTestId('open-button').click()

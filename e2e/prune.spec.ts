@@ -6,23 +6,17 @@ import { test, expect } from '@playwright/test'
 import { mkdtempSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { serveApp, type ServedApp } from './web-server'
+import { useServedApp } from './web-server'
 
-let app: ServedApp
 const exportDir = mkdtempSync(path.join(os.tmpdir(), 'whittle-e2e-prune-'))
 
-test.beforeAll(async () => {
-  app = await serveApp([], { WHITTLE_CONFIG_DIR: mkdtempSync(path.join(os.tmpdir(), 'whittle-e2e-')), WHITTLE_EXPORT_DIR: exportDir })
-})
-test.afterAll(async () => {
-  await app?.stop()
-})
+const served = useServedApp({ WHITTLE_EXPORT_DIR: exportDir })
 
 test('Wanda 50%, then 2:4, then drop a layer and re-open the smaller export', async ({ page }) => {
   test.setTimeout(300_000)
   const errors: string[] = []
   page.on('pageerror', (e) => errors.push(e.message))
-  await page.goto(app.url)
+  await page.goto(served().url)
   await expect(page.getByTestId('model-summary')).toContainText('llama')
   await page.getByTestId('tab-prune').click()
   await page.getByTestId('prune-method-wanda').check()

@@ -2,25 +2,15 @@
 // (with a head's weight slices) and layer importance, all computed by the real engine on stories260K.
 
 import { test, expect } from '@playwright/test'
-import { mkdtempSync } from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
-import { serveApp, type ServedApp } from './web-server'
+import { useServedApp } from './web-server'
 
-let app: ServedApp
-
-test.beforeAll(async () => {
-  app = await serveApp([], { WHITTLE_CONFIG_DIR: mkdtempSync(path.join(os.tmpdir(), 'whittle-e2e-')) })
-})
-test.afterAll(async () => {
-  await app?.stop()
-})
+const served = useServedApp()
 
 test('perplexity, activations, heads and layers on the demo model', async ({ page }) => {
   test.setTimeout(300_000)
   const errors: string[] = []
   page.on('pageerror', (e) => errors.push(e.message))
-  await page.goto(app.url)
+  await page.goto(served().url)
   await expect(page.getByTestId('model-summary')).toContainText('llama')
 
   await page.getByTestId('tab-run').click()

@@ -2,7 +2,10 @@
 // reads the tokened URL it prints.
 
 import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
+import { test } from '@playwright/test'
 import { fileURLToPath } from 'node:url'
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -46,5 +49,23 @@ export async function serveApp(extraArgs: string[] = [], env: Record<string, str
         child.once('exit', () => resolve())
         child.kill('SIGTERM')
       }),
+  }
+}
+
+/**
+ * Serves the app for the spec file that calls this (a fresh config folder, so recent models never leak
+ * between specs), stopped after its tests; `env` adds variables (e.g. WHITTLE_EXPORT_DIR). Returns a getter.
+ */
+export function useServedApp(env: Record<string, string> = {}): () => ServedApp {
+  let app: ServedApp | undefined
+  test.beforeAll(async () => {
+    app = await serveApp([], { WHITTLE_CONFIG_DIR: mkdtempSync(path.join(os.tmpdir(), 'whittle-e2e-')), ...env })
+  })
+  test.afterAll(async () => {
+    await app?.stop()
+  })
+  return () => {
+    if (!app) throw new Error('the app is not being served (useServedApp registers beforeAll)')
+    return app
   }
 }
