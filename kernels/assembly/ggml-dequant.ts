@@ -65,66 +65,47 @@ export function dequant_q4_0(src: usize, dst: usize, nblocks: i32): void {
   return (<u32>load<u8>(scales + <usize>(j + 4)) >> 4) | ((<u32>load<u8>(scales + <usize>j) >> 6) << 4)
 }
 
-/** Q4_K, 144-byte blocks of 256: f16 d, f16 dmin, scales[12], qs[128]; x = (d*sc) * q - (dmin*m). */
-export function dequant_q4_k(src: usize, dst: usize, nblocks: i32): void {
-  const lowMask = i8x16.splat(0x0f)
-  for (let b = 0; b < nblocks; b++) {
-    const block = src + <usize>b * 144
-    const d = f16ToF32Scalar(<u32>load<u16>(block))
-    const dmin = f16ToF32Scalar(<u32>load<u16>(block, 2))
-    const scales = block + 4
-    for (let group = 0; group < 4; group++) {
-      // One 32-byte run of qs: sub-block 2*group in the low nibbles, 2*group+1 in the high ones.
-      const d1 = f32x4.splat(d * <f32>q4kScale(scales, 2 * group))
-      const m1 = f32x4.splat(dmin * <f32>q4kMin(scales, 2 * group))
-      const d2 = f32x4.splat(d * <f32>q4kScale(scales, 2 * group + 1))
-      const m2 = f32x4.splat(dmin * <f32>q4kMin(scales, 2 * group + 1))
-      const qs = block + 16 + <usize>group * 32
-      const out = dst + (<usize>b * 256 + <usize>group * 64) * 4
-      const qa = v128.load(qs)
-      const qb = v128.load(qs + 16)
-      storeAffineU4x16(v128.and(qa, lowMask), d1, m1, out)
-      storeAffineU4x16(v128.and(qb, lowMask), d1, m1, out + 64)
-      storeAffineU4x16(i8x16.shr_u(qa, 4), d2, m2, out + 128)
-      storeAffineU4x16(i8x16.shr_u(qb, 4), d2, m2, out + 192)
-    }
-  }
-}
-
 /**
- * Q5_K, 176-byte blocks of 256: f16 d, f16 dmin, scales[12], qh[32], qs[128]. As Q4_K, with a fifth bit
- * per value: bit 2g of qh[i] for the low nibble of group g's byte i, bit 2g + 1 for the high one.
+ * Q4_K (144-byte blocks of 256: f16 d, f16 dmin, scales[12], qs[128]) and Q5_K (176 bytes: qh[32] before
+ * qs). x = d·scale·q − dmin·min, 32 elements per scale; each 32-byte run of qs holds sub-block 2g in the
+ * low nibbles and 2g + 1 in the high ones; Q5_K's fifth bit of each is bit 2g (2g + 1) of qh.
  */
-export function dequant_q5_k(src: usize, dst: usize, nblocks: i32): void {
+function dequantK(src: usize, dst: usize, nblocks: i32, five: bool): void {
   const lowMask = i8x16.splat(0x0f)
   const one = i8x16.splat(1)
+  const blockBytes: usize = five ? 176 : 144
   for (let b = 0; b < nblocks; b++) {
-    const block = src + <usize>b * 176
+    const block = src + <usize>b * blockBytes
     const d = f16ToF32Scalar(<u32>load<u16>(block))
     const dmin = f16ToF32Scalar(<u32>load<u16>(block, 2))
     const scales = block + 4
-    const ha = v128.load(block + 16)
-    const hb = v128.load(block + 32)
+    const ha = five ? v128.load(block + 16) : i8x16.splat(0)
+    const hb = five ? v128.load(block + 32) : i8x16.splat(0)
+    const qsBase = block + (five ? 48 : 16)
     for (let group = 0; group < 4; group++) {
       const d1 = f32x4.splat(d * <f32>q4kScale(scales, 2 * group))
       const m1 = f32x4.splat(dmin * <f32>q4kMin(scales, 2 * group))
       const d2 = f32x4.splat(d * <f32>q4kScale(scales, 2 * group + 1))
       const m2 = f32x4.splat(dmin * <f32>q4kMin(scales, 2 * group + 1))
-      const qs = block + 48 + <usize>group * 32
+      const qs = qsBase + <usize>group * 32
       const out = dst + (<usize>b * 256 + <usize>group * 64) * 4
       const qa = v128.load(qs)
       const qb = v128.load(qs + 16)
       const s1 = 2 * group, s2 = 2 * group + 1
-      const loA = v128.or(v128.and(qa, lowMask), i8x16.shl(v128.and(i8x16.shr_u(ha, s1), one), 4))
-      const loB = v128.or(v128.and(qb, lowMask), i8x16.shl(v128.and(i8x16.shr_u(hb, s1), one), 4))
-      const hiA = v128.or(i8x16.shr_u(qa, 4), i8x16.shl(v128.and(i8x16.shr_u(ha, s2), one), 4))
-      const hiB = v128.or(i8x16.shr_u(qb, 4), i8x16.shl(v128.and(i8x16.shr_u(hb, s2), one), 4))
-      storeAffineU4x16(loA, d1, m1, out)
-      storeAffineU4x16(loB, d1, m1, out + 64)
-      storeAffineU4x16(hiA, d2, m2, out + 128)
-      storeAffineU4x16(hiB, d2, m2, out + 192)
+      storeAffineU4x16(v128.or(v128.and(qa, lowMask), i8x16.shl(v128.and(i8x16.shr_u(ha, s1), one), 4)), d1, m1, out)
+      storeAffineU4x16(v128.or(v128.and(qb, lowMask), i8x16.shl(v128.and(i8x16.shr_u(hb, s1), one), 4)), d1, m1, out + 64)
+      storeAffineU4x16(v128.or(i8x16.shr_u(qa, 4), i8x16.shl(v128.and(i8x16.shr_u(ha, s2), one), 4)), d2, m2, out + 128)
+      storeAffineU4x16(v128.or(i8x16.shr_u(qb, 4), i8x16.shl(v128.and(i8x16.shr_u(hb, s2), one), 4)), d2, m2, out + 192)
     }
   }
+}
+
+export function dequant_q4_k(src: usize, dst: usize, nblocks: i32): void {
+  dequantK(src, dst, nblocks, false)
+}
+
+export function dequant_q5_k(src: usize, dst: usize, nblocks: i32): void {
+  dequantK(src, dst, nblocks, true)
 }
 
 /**

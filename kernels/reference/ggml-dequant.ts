@@ -76,43 +76,22 @@ export function q4kScaleMin(src: Uint8Array, at: number, j: number): { scale: nu
   }
 }
 
-/** Q4_K: 8 sub-blocks of 32; x = (d * scale) * q - (dmin * min). Each 32 qs bytes hold two sub-blocks. */
-export function dequantizeQ4_K(src: Uint8Array, nblocks: number, dst: Float32Array): void {
-  checkSizes('Q4_K', src, nblocks, dst)
+/**
+ * Q4_K and Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins packed into 12 bytes; x = d·scale·q − dmin·min.
+ * Each 32 qs bytes hold two sub-blocks (low nibbles, then high). Q5_K adds a fifth bit per value from
+ * qh[32] (bit 2g of qh[l] for the low nibble of group g's byte l, bit 2g + 1 for the high one).
+ */
+function dequantizeK(type: 'Q4_K' | 'Q5_K', src: Uint8Array, nblocks: number, dst: Float32Array): void {
+  checkSizes(type, src, nblocks, dst)
+  const five = type === 'Q5_K'
+  const blockBytes = five ? 176 : 144
   for (let b = 0; b < nblocks; b++) {
-    const at = b * 144
-    const d = readF16(src, at)
-    const dmin = readF16(src, at + 2)
-    const scalesAt = at + 4
-    const qsAt = at + 16
-    for (let group = 0; group < 4; group++) {
-      const lowNibbles = q4kScaleMin(src, scalesAt, 2 * group)
-      const highNibbles = q4kScaleMin(src, scalesAt, 2 * group + 1)
-      const d1 = f32(d * lowNibbles.scale)
-      const m1 = f32(dmin * lowNibbles.min)
-      const d2 = f32(d * highNibbles.scale)
-      const m2 = f32(dmin * highNibbles.min)
-      const q = qsAt + group * 32
-      const out = b * 256 + group * 64
-      for (let l = 0; l < 32; l++) {
-        const byte = src[q + l]
-        dst[out + l] = f32(f32(d1 * (byte & 0x0f)) - m1)
-        dst[out + 32 + l] = f32(f32(d2 * (byte >> 4)) - m2)
-      }
-    }
-  }
-}
-
-/** Q5_K: as Q4_K with a fifth bit per value from qh (bit 2g for the low nibbles of group g, 2g + 1 for the high). */
-export function dequantizeQ5_K(src: Uint8Array, nblocks: number, dst: Float32Array): void {
-  checkSizes('Q5_K', src, nblocks, dst)
-  for (let b = 0; b < nblocks; b++) {
-    const at = b * 176
+    const at = b * blockBytes
     const d = readF16(src, at)
     const dmin = readF16(src, at + 2)
     const scalesAt = at + 4
     const qhAt = at + 16
-    const qsAt = at + 48
+    const qsAt = five ? at + 48 : at + 16
     for (let group = 0; group < 4; group++) {
       const lowNibbles = q4kScaleMin(src, scalesAt, 2 * group)
       const highNibbles = q4kScaleMin(src, scalesAt, 2 * group + 1)
@@ -124,12 +103,20 @@ export function dequantizeQ5_K(src: Uint8Array, nblocks: number, dst: Float32Arr
       const out = b * 256 + group * 64
       for (let l = 0; l < 32; l++) {
         const byte = src[q + l]
-        const h = src[qhAt + l]
+        const h = five ? src[qhAt + l] : 0
         dst[out + l] = f32(f32(d1 * ((byte & 0x0f) + ((h >> (2 * group)) & 1) * 16)) - m1)
         dst[out + 32 + l] = f32(f32(d2 * ((byte >> 4) + ((h >> (2 * group + 1)) & 1) * 16)) - m2)
       }
     }
   }
+}
+
+export function dequantizeQ4_K(src: Uint8Array, nblocks: number, dst: Float32Array): void {
+  dequantizeK('Q4_K', src, nblocks, dst)
+}
+
+export function dequantizeQ5_K(src: Uint8Array, nblocks: number, dst: Float32Array): void {
+  dequantizeK('Q5_K', src, nblocks, dst)
 }
 
 /**
