@@ -1,4 +1,5 @@
 import { defineConfig } from '@playwright/test'
+import { scaled } from './src-main/engine/testing/time-factor'
 
 // E2E drives the real renderer against the real engine in web mode, in Debian's Chromium.
 // The browser is never downloaded by Playwright (no `npx playwright install`).
@@ -9,8 +10,8 @@ export const CHROMIUM_ARGS = [
 
 export default defineConfig({
   testDir: 'e2e',
-  timeout: 120_000,
-  expect: { timeout: 30_000 },
+  timeout: scaled(600_000),
+  expect: { timeout: scaled(60_000) },
   workers: 1,
   reporter: [['list']],
   outputDir: 'test-results/playwright',

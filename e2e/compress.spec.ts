@@ -4,11 +4,12 @@
 import { test, expect } from '@playwright/test'
 import { readFileSync } from 'node:fs'
 import { useServedApp } from './web-server'
+import { scaled } from '../src-main/engine/testing/time-factor'
 
 const served = useServedApp()
 
 test('GPTQ 4-bit preset on the demo model: perplexity change, histogram overlay, saved recipe', async ({ page }) => {
-  test.setTimeout(300_000)
+  test.setTimeout(scaled(600_000))
   const errors: string[] = []
   page.on('pageerror', (e) => errors.push(e.message))
   await page.goto(served().url)
@@ -21,13 +22,13 @@ test('GPTQ 4-bit preset on the demo model: perplexity change, histogram overlay,
   await page.getByTestId('compress-max-windows').fill('48')
   await page.getByTestId('compress-run').click()
   const pplCard = page.getByTestId('compress-ppl')
-  await expect(pplCard).toContainText(/\d+\.\d+.*\d+\.\d+/, { timeout: 240_000 })
+  await expect(pplCard).toContainText(/\d+\.\d+.*\d+\.\d+/, { timeout: scaled(480_000) })
   const nums = ((await pplCard.textContent()) ?? '').match(/\d+\.\d{2,}/g)!.map(Number)
   // 4-bit GPTQ costs perplexity on this tiny model, but not much (reference: 5.14 → 5.54 on the full text).
   expect(nums[1]).toBeGreaterThan(nums[0])
   expect(nums[1]).toBeLessThan(nums[0] * 1.3)
   await page.getByTestId('compress-tensor-table').locator('tbody tr').first().click()
-  await expect(page.getByTestId('compress-histogram-overlay').locator('.echart')).toHaveAttribute('data-ready', 'true', { timeout: 60_000 })
+  await expect(page.getByTestId('compress-histogram-overlay').locator('.echart')).toHaveAttribute('data-ready', 'true', { timeout: scaled(120_000) })
   await page.screenshot({ path: 'test-results/screenshots/08-compress.png', fullPage: true })
 
   const download = page.waitForEvent('download')

@@ -6,13 +6,14 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { useServedApp } from './web-server'
+import { scaled } from '../src-main/engine/testing/time-factor'
 
 const exportDir = mkdtempSync(path.join(os.tmpdir(), 'whittle-e2e-exports-'))
 
 const served = useServedApp({ WHITTLE_EXPORT_DIR: exportDir })
 
 test('compress the demo, export GPTQ and GGUF, open the report', async ({ page }) => {
-  test.setTimeout(300_000)
+  test.setTimeout(scaled(600_000))
   const errors: string[] = []
   page.on('pageerror', (e) => errors.push(e.message))
   await page.goto(served().url)
@@ -22,7 +23,7 @@ test('compress the demo, export GPTQ and GGUF, open the report', async ({ page }
   await preset.selectOption((await preset.locator('option', { hasText: 'RTN 4-bit g32' }).first().getAttribute('value'))!)
   await page.getByTestId('compress-max-windows').fill('32')
   await page.getByTestId('compress-run').click()
-  await expect(page.getByTestId('compress-ppl')).toContainText(/\d+\.\d+.*\d+\.\d+/, { timeout: 240_000 })
+  await expect(page.getByTestId('compress-ppl')).toContainText(/\d+\.\d+.*\d+\.\d+/, { timeout: scaled(480_000) })
 
   await page.getByTestId('export-open').click()
   const dialog = page.getByTestId('export-dialog')
@@ -31,7 +32,7 @@ test('compress the demo, export GPTQ and GGUF, open the report', async ({ page }
   await expect(page.getByTestId('export-out')).toHaveValue(path.join(exportDir, 'stories260K-gptq'))
   await page.screenshot({ path: 'test-results/screenshots/11-export-dialog.png' })
   await page.getByTestId('export-run').click()
-  await expect(page.getByTestId('export-verified')).toContainText('35 packed Linears decode bit-exactly', { timeout: 120_000 })
+  await expect(page.getByTestId('export-verified')).toContainText('35 packed Linears decode bit-exactly', { timeout: scaled(240_000) })
   await expect(page.getByTestId('export-files')).toContainText('quantize_config.json')
   const gptqDir = path.join(exportDir, 'stories260K-gptq')
   for (const f of ['model.safetensors', 'config.json', 'quantize_config.json', 'whittle-recipe.yaml', 'whittle-report.html', 'whittle-report.json']) {
@@ -49,7 +50,7 @@ test('compress the demo, export GPTQ and GGUF, open the report', async ({ page }
   await page.getByTestId('export-gguf-type').selectOption('Q8_0')
   await expect(page.getByTestId('export-out')).toHaveValue(path.join(exportDir, 'stories260K-gguf-Q8_0'))
   await page.getByTestId('export-run').click()
-  await expect(page.getByTestId('export-verified')).toContainText('tensors re-read', { timeout: 120_000 })
+  await expect(page.getByTestId('export-verified')).toContainText('tensors re-read', { timeout: scaled(240_000) })
   expect(readdirSync(path.join(exportDir, 'stories260K-gguf-Q8_0'))).toContain('stories260K-Q8_0.gguf')
   expect(errors).toEqual([])
 })

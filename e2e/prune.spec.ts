@@ -7,13 +7,14 @@ import { mkdtempSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { useServedApp } from './web-server'
+import { scaled } from '../src-main/engine/testing/time-factor'
 
 const exportDir = mkdtempSync(path.join(os.tmpdir(), 'whittle-e2e-prune-'))
 
 const served = useServedApp({ WHITTLE_EXPORT_DIR: exportDir })
 
 test('Wanda 50%, then 2:4, then drop a layer and re-open the smaller export', async ({ page }) => {
-  test.setTimeout(300_000)
+  test.setTimeout(scaled(600_000))
   const errors: string[] = []
   page.on('pageerror', (e) => errors.push(e.message))
   await page.goto(served().url)
@@ -24,7 +25,7 @@ test('Wanda 50%, then 2:4, then drop a layer and re-open the smaller export', as
   await page.getByTestId('compress-max-windows').fill('32')
   await page.getByTestId('compress-run').click()
   const result = page.getByTestId('prune-result')
-  await expect(page.getByTestId('compress-ppl')).toContainText(/\d+\.\d+.*\d+\.\d+/, { timeout: 240_000 })
+  await expect(page.getByTestId('compress-ppl')).toContainText(/\d+\.\d+.*\d+\.\d+/, { timeout: scaled(480_000) })
   const nums = ((await page.getByTestId('compress-ppl').textContent()) ?? '').match(/\d+\.\d{2,}/g)!.map(Number)
   // Wanda 50% costs perplexity (reference: 5.14 → 22.4 on the full text), far from free and far from broken.
   expect(nums[1]).toBeGreaterThan(nums[0] * 1.5)
@@ -38,23 +39,23 @@ test('Wanda 50%, then 2:4, then drop a layer and re-open the smaller export', as
 
   await page.getByTestId('prune-pattern').selectOption('2:4')
   await page.getByTestId('compress-run').click()
-  await expect(page.getByTestId('prune-nm-verdict')).toContainText('2:4 holds in every group of all 35 tensors', { timeout: 240_000 })
+  await expect(page.getByTestId('prune-nm-verdict')).toContainText('2:4 holds in every group of all 35 tensors', { timeout: scaled(480_000) })
 
   await page.getByTestId('tab-layers').click()
   await page.getByTestId('layers-samples').fill('4')
   await page.getByTestId('layers-run').click()
-  await expect(page.getByTestId('layers-baseline')).toBeVisible({ timeout: 120_000 })
+  await expect(page.getByTestId('layers-baseline')).toBeVisible({ timeout: scaled(240_000) })
   await page.getByTestId('layers-mark-3').click()
   await page.getByTestId('layers-drop-run').click()
   const outcome = page.getByTestId('layers-drop-outcome')
-  await expect(outcome).toContainText('layers 5 → 4', { timeout: 240_000 })
+  await expect(outcome).toContainText('layers 5 → 4', { timeout: scaled(480_000) })
   await page.screenshot({ path: 'test-results/screenshots/14-drop-layer.png', fullPage: true })
 
   await page.getByTestId('layers-drop-export').click()
   await page.getByTestId('export-format').selectOption('safetensors')
   const out = await page.getByTestId('export-out').inputValue()
   await page.getByTestId('export-run').click()
-  await expect(page.getByTestId('export-verified')).toContainText('re-read and equal', { timeout: 120_000 })
+  await expect(page.getByTestId('export-verified')).toContainText('re-read and equal', { timeout: scaled(240_000) })
   await page.getByTestId('export-dialog').getByRole('button', { name: 'Close' }).click()
 
   await page.getByTestId('open-path-input').fill(out)

@@ -3,11 +3,12 @@
 
 import { test, expect } from '@playwright/test'
 import { useServedApp } from './web-server'
+import { scaled } from '../src-main/engine/testing/time-factor'
 
 const served = useServedApp()
 
 test('perplexity, activations, heads and layers on the demo model', async ({ page }) => {
-  test.setTimeout(300_000)
+  test.setTimeout(scaled(600_000))
   const errors: string[] = []
   page.on('pageerror', (e) => errors.push(e.message))
   await page.goto(served().url)
@@ -17,7 +18,7 @@ test('perplexity, activations, heads and layers on the demo model', async ({ pag
   await page.getByTestId('ppl-max-windows').fill('24')
   await page.getByTestId('ppl-run').click()
   const result = page.getByTestId('ppl-result')
-  await expect(result).toContainText(/\d+\.\d{4}/, { timeout: 120_000 })
+  await expect(result).toContainText(/\d+\.\d{4}/, { timeout: scaled(240_000) })
   const ppl = Number(/(\d+\.\d{4})/.exec((await result.textContent()) ?? '')![1])
   // The demo model on its own domain: single-digit perplexity (5.14 on the whole text).
   expect(ppl).toBeGreaterThan(3)
@@ -26,14 +27,14 @@ test('perplexity, activations, heads and layers on the demo model', async ({ pag
 
   await page.getByTestId('tab-activations').click()
   await page.getByTestId('activations-run').click()
-  await expect(page.getByTestId('activations-chart')).toHaveAttribute('data-ready', 'true', { timeout: 120_000 })
+  await expect(page.getByTestId('activations-chart')).toHaveAttribute('data-ready', 'true', { timeout: scaled(240_000) })
   await expect(page.getByTestId('persistence-heatmap')).toHaveAttribute('data-ready', 'true')
   await expect(page.getByTestId('smoothing-chart')).toHaveAttribute('data-ready', 'true')
   await page.screenshot({ path: 'test-results/screenshots/05-activations.png', fullPage: true })
 
   await page.getByTestId('tab-heads').click()
   await page.getByTestId('heads-run').click()
-  await expect(page.getByTestId('heads-heatmap-ablation')).toHaveAttribute('data-ready', 'true', { timeout: 120_000 })
+  await expect(page.getByTestId('heads-heatmap-ablation')).toHaveAttribute('data-ready', 'true', { timeout: scaled(240_000) })
   await expect(page.getByTestId('heads-heatmap-proxy')).toHaveAttribute('data-ready', 'true')
   await expect(page.getByTestId('heads-correlation')).toContainText(/-?\d\.\d+/)
   await page.getByTestId('heads-table').locator('tbody tr').first().click()
@@ -42,7 +43,7 @@ test('perplexity, activations, heads and layers on the demo model', async ({ pag
 
   await page.getByTestId('tab-layers').click()
   await page.getByTestId('layers-run').click()
-  await expect(page.getByTestId('layers-angular-chart')).toHaveAttribute('data-ready', 'true', { timeout: 120_000 })
+  await expect(page.getByTestId('layers-angular-chart')).toHaveAttribute('data-ready', 'true', { timeout: scaled(240_000) })
   await expect(page.getByTestId('layers-skip-chart')).toHaveAttribute('data-ready', 'true')
   await page.screenshot({ path: 'test-results/screenshots/07-layers.png', fullPage: true })
   expect(errors).toEqual([])

@@ -7,6 +7,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { test } from '@playwright/test'
 import { fileURLToPath } from 'node:url'
+import { scaled } from '../src-main/engine/testing/time-factor'
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -27,7 +28,7 @@ export async function serveApp(extraArgs: string[] = [], env: Record<string, str
   child.stderr!.on('data', (d) => (stderr += d))
   const url = await new Promise<string>((resolve, reject) => {
     let out = ''
-    const timer = setTimeout(() => reject(new Error(`whittle serve did not start: ${stderr}`)), 60_000)
+    const timer = setTimeout(() => reject(new Error(`whittle serve did not start: ${stderr}`)), scaled(120_000))
     child.stdout!.on('data', (d) => {
       out += d
       const m = /(http:\/\/\S+token=\w+)/.exec(out)
