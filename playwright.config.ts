@@ -1,5 +1,5 @@
 import { defineConfig } from '@playwright/test'
-import { scaled } from './src-main/engine/testing/time-factor'
+import { scaled } from './src-main/engine/testing/time-factor.ts'
 
 // E2E drives the real renderer against the real engine in web mode, in Debian's Chromium.
 // The browser is never downloaded by Playwright (no `npx playwright install`).

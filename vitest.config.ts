@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
-import { scaled } from './src-main/engine/testing/time-factor'
+import { scaled } from './src-main/engine/testing/time-factor.ts'
 
 export default defineConfig({
   resolve: { alias: { '@contract': fileURLToPath(new URL('./src-main/contract', import.meta.url)) } },

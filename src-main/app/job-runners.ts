@@ -46,12 +46,13 @@ function textOrBundled(path: string | undefined, which: 'eval' | 'calib'): strin
 }
 
 async function windowsFor(model: LoadedModel, req: CalibrationRequest | undefined, defaultSamples: number): Promise<Int32Array[]> {
-  const ids = await tokens(model, textOrBundled(req?.text, 'calib'))
+  const text = textOrBundled(req?.text, 'calib')
+  const ids = await tokens(model, text)
   return calibrationWindows(ids, {
     samples: req?.samples ?? defaultSamples,
     seqlen: req?.seqlen ?? DEFAULT_CALIBRATION.seqlen,
     seed: req?.seed ?? DEFAULT_CALIBRATION.seed,
-  })
+  }, text)
 }
 
 export interface RunnerHost {
@@ -79,7 +80,7 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
         const text = textOrBundled(spec.text, 'eval')
         ctx.progress(0, 'tokenizing')
         const ids = await tokens(model, text)
-        const r = await perplexity(await getPool(), model, ids, { seqlen: spec.seqlen ?? 256, maxWindows: spec.maxWindows, signal: ctx.signal, onProgress: ctx.progress })
+        const r = await perplexity(await getPool(), model, ids, { seqlen: spec.seqlen ?? 256, maxWindows: spec.maxWindows, signal: ctx.signal, textFile: text, onProgress: ctx.progress })
         return { ppl: r.ppl, meanNll: r.mean_nll, tokens: r.tokens, windows: r.windows, seqlen: r.seqlen, tokensPerSecond: r.tokens_per_second, seconds: r.seconds, text }
       }
     case 'activations':

@@ -8,12 +8,18 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { openModelFiles } from '../engine/formats/open'
 import { readTensorF32 } from '../engine/formats/read'
+import { scaled } from '../engine/testing/time-factor'
+import { COMPRESS } from './compress-command'
+import { CONVERT } from './convert-command'
+import { EVAL } from './eval-command'
+import { INSPECT } from './inspect-command'
+import { SERVE } from './serve-command'
 
 const root = path.resolve(__dirname, '../..')
 const demo = path.join(root, 'resources/demo/stories260K')
 
 function whittle(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [path.join(root, 'src-main/cli/bin.mjs'), ...args], { encoding: 'utf8', timeout: 120_000 })
+  const r = spawnSync(process.execPath, [path.join(root, 'src-main/cli/bin.mjs'), ...args], { encoding: 'utf8', timeout: scaled(240_000) })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
@@ -71,5 +77,56 @@ describe('whittle inspect', () => {
     const r = whittle('inspect', demo, '--jsno')
     expect(r.status).toBe(2)
     expect(r.stderr).toContain('unknown option --jsno')
+  })
+})
+
+describe('whittle --help and usage errors', () => {
+  it.each([INSPECT, EVAL, COMPRESS, CONVERT, SERVE])('$name --help prints every declared option and exits 0', (spec) => {
+    const r = whittle(spec.name, '--help')
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toContain(`usage: whittle ${spec.name}`)
+    for (const o of spec.options) expect(r.stdout).toContain(`--${o.name}`)
+  })
+
+  it('compress --help names the export options users reach for', () => {
+    const r = whittle('compress', '--help')
+    for (const flag of ['--format', '--gguf-type', '--gptq-format', '--dtype', '--shard-size', '--max-windows', '--threads']) expect(r.stdout).toContain(flag)
+  })
+
+  it('a usage error exits 2 and points at the command\'s help', () => {
+    const r = whittle('compress', demo, '--recipe')
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain("whittle compress --help")
+  })
+})
+
+describe('whittle compress checks its destination before any work', () => {
+  it('fails at once, naming the destination, when it cannot be created', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'whittle-cli-'))
+    const blocker = path.join(dir, 'a-file')
+    writeFileSync(blocker, 'not a folder')
+    const out = path.join(blocker, 'result')
+    const recipe = path.join(root, 'resources/recipes/gptq-4bit.yaml')
+    const r = whittle('compress', demo, '--recipe', recipe, '--out', out, '--eval', path.join(root, 'resources/text/tinystories_eval.txt'))
+    expect(r.status).toBe(1)
+    expect(r.stderr).toContain(out)
+    expect(r.stderr).toContain('is a file')
+    // No perplexity or calibration progress was printed: the check came first.
+    expect(r.stderr).not.toMatch(/calibration|perplexity before|tokenizing/)
+  })
+
+  it('names the text file when it is shorter than one window', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'whittle-cli-'))
+    const text = path.join(dir, 'tiny.txt')
+    writeFileSync(text, 'Once')
+    const r = whittle('eval', demo, '--text', text)
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/tiny\.txt: the text has \d+ tokens?, fewer than one window of 256/)
+  })
+
+  it('warns when --seqlen exceeds max_position_embeddings', () => {
+    const r = whittle('eval', demo, '--text', path.join(root, 'resources/text/tinystories_eval.txt'), '--seqlen', '1024', '--max-windows', '1')
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stderr).toContain("exceeds the model's max_position_embeddings (512)")
   })
 })

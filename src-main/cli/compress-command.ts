@@ -10,16 +10,37 @@ import { bundledText } from '../app/paths'
 import { compressModel, type CompressionReport } from '../engine/compress/compress-model'
 import { readRecipe } from '../engine/compress/recipe/recipe'
 import { readTextFile, tokenizeForEval } from '../engine/eval/tokenize-text'
-import { assertFreeDestination } from '../engine/export/atomic-folder'
-import { EXPORT_FORMATS, exportModel, type ExportModelOptions } from '../engine/export/export-model'
+import { EXPORT_FORMATS, estimateExportBytes, exportModel, type ExportModelOptions } from '../engine/export/export-model'
 import { GGUF_EXPORT_TYPES, isGgufExportType } from '../engine/export/gguf/type-policy'
+import { assertExportDestination } from '../engine/export/preflight'
 import { loadModel } from '../engine/model/loaded-model'
+import { withReplacements } from '../engine/model/model-view'
 import { WorkerPool } from '../engine/pool/worker-pool'
-import { intFlag, parseArgs, UsageError } from './args'
-import { formatBytes, progressLine, table } from './format'
+import { intFlag, UsageError } from './args'
+import { parseCommand, type CommandSpec } from './command-spec'
+import { formatBytes, progressLine, table, warnIfBeyondContext } from './format'
+
+export const COMPRESS: CommandSpec = {
+  name: 'compress', args: 'MODEL',
+  summary: 'run a compression recipe, measure its cost in perplexity, export the result atomically and verified',
+  options: [
+  { name: 'recipe', value: 'FILE', help: 'the recipe (YAML or JSON; presets in resources/recipes/) (required)' },
+  { name: 'out', value: 'DIR', help: 'destination; must not exist (required)' },
+  { name: 'eval', value: 'FILE', help: 'text to measure perplexity before, after and after each step' },
+  { name: 'seqlen', value: 'N', help: 'eval window length in tokens (default 256)' },
+  { name: 'max-windows', value: 'N', help: 'evaluate only the first N windows (default: all)' },
+  { name: 'format', value: 'FORMAT', help: `export format: ${EXPORT_FORMATS.join(' | ')} (default safetensors)` },
+  { name: 'gguf-type', value: 'TYPE', help: `GGUF type for --format gguf (default: the recipe's own GGUF type, else Q8_0): ${GGUF_EXPORT_TYPES.join(' ')}` },
+  { name: 'gptq-format', value: 'V', help: 'gptq (v1, default) or gptq_v2, for --format gptq' },
+  { name: 'dtype', value: 'DTYPE', help: 'F32 | F16 | BF16 for dense safetensors (default: as held)' },
+  { name: 'shard-size', value: 'BYTES', help: 'shard dense safetensors past this size (default 5 GB)' },
+  { name: 'threads', value: 'N', help: 'worker threads for the kernels (default: one per core)' },
+  { name: 'json', help: 'print one JSON document on stdout (progress stays on stderr)' },
+  ],
+}
 
 export async function compressCommand(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { values: ['recipe', 'eval', 'seqlen', 'out', 'threads', 'max-windows', 'format', 'gguf-type', 'gptq-format', 'dtype', 'shard-size'], booleans: ['json'] })
+  const args = parseCommand(argv, COMPRESS)
   if (args.positionals.length !== 1) throw new UsageError('compress needs exactly one MODEL path')
   if (typeof args.flags.recipe !== 'string') throw new UsageError('compress needs --recipe FILE')
   if (typeof args.flags.out !== 'string') throw new UsageError('compress needs --out DIR')
@@ -31,7 +52,9 @@ export async function compressCommand(argv: string[]): Promise<number> {
   const out = path.resolve(args.flags.out)
   const recipe = await readRecipe(recipeFile)
   const model = await loadModel(path.resolve(args.positionals[0]))
-  await assertFreeDestination(out, [model.files.path, ...model.files.files])
+  // Read-only, occupied or too-full destinations fail now, not after calibration and GPTQ.
+  await assertExportDestination(out, [model.files.path, ...model.files.files], estimateExportBytes(withReplacements(model), exportOptions, new Map()))
+  warnIfBeyondContext(model, seqlen)
   const progress = progressLine(process.stderr)
   let evalText: { path: string; ids: Int32Array } | undefined
   if (typeof args.flags.eval === 'string') {

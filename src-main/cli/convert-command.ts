@@ -8,11 +8,25 @@ import { exportSafetensorsFromGguf } from '../engine/export/gguf/gguf-to-safeten
 import { GGUF_EXPORT_TYPES, isGgufExportType } from '../engine/export/gguf/type-policy'
 import { loadModel } from '../engine/model/loaded-model'
 import { WorkerPool } from '../engine/pool/worker-pool'
-import { parseArgs, UsageError } from './args'
+import { intFlag, UsageError } from './args'
+import { parseCommand, type CommandSpec } from './command-spec'
 import { formatBytes, progressLine, table } from './format'
 
+export const CONVERT: CommandSpec = {
+  name: 'convert', args: 'MODEL',
+  summary: 'conversions without calibration: HF or GGUF Llama → GGUF of a type, GGUF → HF safetensors',
+  options: [
+  { name: 'out', value: 'PATH', help: 'destination file (gguf) or folder (safetensors); must not exist (required)' },
+  { name: 'format', value: 'FORMAT', help: 'gguf | safetensors (required)' },
+  { name: 'gguf-type', value: 'TYPE', help: `GGUF type (default F16): ${GGUF_EXPORT_TYPES.join(' ')}` },
+  { name: 'name', value: 'NAME', help: 'general.name written into the GGUF (default: the folder name)' },
+  { name: 'threads', value: 'N', help: 'worker threads for the kernels (default: one per core)' },
+  { name: 'json', help: 'print one JSON document on stdout (progress stays on stderr)' },
+  ],
+}
+
 export async function convertCommand(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { values: ['out', 'format', 'gguf-type', 'name'], booleans: ['json'] })
+  const args = parseCommand(argv, CONVERT)
   if (args.positionals.length !== 1) throw new UsageError('convert needs exactly one MODEL path')
   if (typeof args.flags.out !== 'string') throw new UsageError('convert needs --out PATH')
   const format = args.flags.format
@@ -33,7 +47,7 @@ export async function convertCommand(argv: string[]): Promise<number> {
     return 0
   }
 
-  const pool = await WorkerPool.create({})
+  const pool = await WorkerPool.create({ threads: intFlag(args, 'threads', 0, 0, 64) || undefined })
   try {
     const name = typeof args.flags.name === 'string' ? args.flags.name : undefined
     const report = await exportGguf(pool, model, out, { type: ggufType, name, onProgress: progress.update })

@@ -1,4 +1,14 @@
-// Text output helpers for the CLI: aligned tables, human sizes, a progress line on stderr.
+// Text output helpers for the CLI: aligned tables, human sizes, a progress line on stderr, warnings.
+
+import type { LoadedModel } from '../engine/model/loaded-model'
+
+/** Windows longer than the model was built for run, but positions past its context are extrapolation. */
+export function warnIfBeyondContext(model: LoadedModel, seqlen: number, out: NodeJS.WritableStream = process.stderr): void {
+  const max = model.arch.maxPositions
+  if (max !== null && seqlen > max) {
+    out.write(`whittle: warning: --seqlen ${seqlen} exceeds the model's max_position_embeddings (${max}); positions past ${max} are extrapolated\n`)
+  }
+}
 
 export function formatBytes(n: number): string {
   const units = ['B', 'KB', 'MB', 'GB', 'TB']

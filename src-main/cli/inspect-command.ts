@@ -6,11 +6,22 @@ import type { ModelSummary, ScanCell } from '../contract/api'
 import { scanModel } from '../engine/inspect/model-scan'
 import { loadModel, tensorsByLayer } from '../engine/model/loaded-model'
 import { WorkerPool } from '../engine/pool/worker-pool'
-import { intFlag, numFlag, parseArgs, UsageError } from './args'
+import { intFlag, numFlag, UsageError } from './args'
+import { parseCommand, type CommandSpec } from './command-spec'
 import { formatBytes, formatCount, progressLine, table } from './format'
 
+export const INSPECT: CommandSpec = {
+  name: 'inspect', args: 'PATH',
+  summary: 'architecture summary and a per-tensor table (stats and outlier channels) from a full scan',
+  options: [
+  { name: 'k', value: 'K', help: 'an input channel is an outlier when its absmax exceeds K × the median (default 6)' },
+  { name: 'threads', value: 'N', help: 'worker threads for the kernels (default: one per core)' },
+  { name: 'json', help: 'print one JSON document on stdout (progress stays on stderr)' },
+  ],
+}
+
 export async function inspectCommand(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { values: ['k', 'threads'], booleans: ['json'] })
+  const args = parseCommand(argv, INSPECT)
   if (args.positionals.length !== 1) throw new UsageError('inspect needs exactly one PATH')
   const k = numFlag(args, 'k', 6, 1, 1000)
   const threads = intFlag(args, 'threads', 0, 0, 64) || undefined

@@ -1,45 +1,53 @@
-// The CLI's entry: dispatch to one command module per verb. Exit codes: 0 ok, 1 failure, 2 usage.
+// The CLI's entry: dispatch to one command module per verb.
+// Exit codes (stated in the README): 0 ok, 1 the work failed (bad input, I/O, cancelled), 2 usage error.
 
 import { describeError } from '../engine/errors'
 import { UsageError } from './args'
-import { compressCommand } from './compress-command'
-import { convertCommand } from './convert-command'
-import { evalCommand } from './eval-command'
-import { inspectCommand } from './inspect-command'
-import { serveCommand } from './serve-command'
+import { commandLine, commandUsage, HelpRequested, type CommandSpec } from './command-spec'
+import { COMPRESS, compressCommand } from './compress-command'
+import { CONVERT, convertCommand } from './convert-command'
+import { EVAL, evalCommand } from './eval-command'
+import { INSPECT, inspectCommand } from './inspect-command'
+import { SERVE, serveCommand } from './serve-command'
 
-const USAGE = `usage: whittle <command> [options]
+const COMMANDS: { spec: CommandSpec; run: (argv: string[]) => Promise<number> }[] = [
+  { spec: INSPECT, run: inspectCommand },
+  { spec: EVAL, run: evalCommand },
+  { spec: COMPRESS, run: compressCommand },
+  { spec: CONVERT, run: convertCommand },
+  { spec: SERVE, run: serveCommand },
+]
 
-commands:
-  inspect PATH [--json] [--k 6] [--threads N]   architecture summary and a per-tensor table
-  eval MODEL --text FILE [--seqlen 256] [--json]
-                                                perplexity: non-overlapping windows, one BOS
-  compress MODEL --recipe FILE --out DIR [--eval FILE] [--seqlen 256] [--json]
-                                                run a compression recipe, measure it, write the result
-  convert MODEL --out PATH --format gguf|safetensors [--gguf-type Q8_0]
-                                                lossless and quantize-only conversions (no calibration)
-  serve [--model PATH] [--port N] [--host H] [--allow-remote]
-                                                web mode: the app in your browser, engine here
-`
+export const USAGE = [
+  'usage: whittle <command> [options]',
+  '',
+  'commands:',
+  ...COMMANDS.map((c) => commandLine(c.spec)),
+  '',
+  "run 'whittle <command> --help' for a command's options.",
+  'exit status: 0 ok, 1 the work failed (the message names the file and the fault), 2 usage error.',
+  '',
+].join('\n')
 
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv
+  const [name, ...rest] = argv
+  const command = COMMANDS.find((c) => c.spec.name === name)
   try {
-    switch (command) {
-      case 'inspect': return await inspectCommand(rest)
-      case 'eval': return await evalCommand(rest)
-      case 'compress': return await compressCommand(rest)
-      case 'convert': return await convertCommand(rest)
-      case 'serve': return await serveCommand(rest)
-      case undefined: case 'help': case '--help': case '-h':
-        process.stdout.write(USAGE)
-        return command === undefined ? 2 : 0
-      default:
-        throw new UsageError(`unknown command ${command}`)
+    if (command) return await command.run(rest)
+    if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+      const topic = name === 'help' ? COMMANDS.find((c) => c.spec.name === rest[0]) : undefined
+      process.stdout.write(topic ? commandUsage(topic.spec) : USAGE)
+      return name === undefined ? 2 : 0
     }
+    throw new UsageError(`unknown command ${name}`)
   } catch (e) {
+    if (e instanceof HelpRequested) {
+      process.stdout.write(commandUsage(e.spec))
+      return 0
+    }
     if (e instanceof UsageError) {
-      process.stderr.write(`whittle: ${e.message}\n\n${USAGE}`)
+      const hint = command ? `run 'whittle ${command.spec.name} --help' for its options` : USAGE
+      process.stderr.write(`whittle: ${e.message}\n${command ? hint + '\n' : '\n' + hint}`)
       return 2
     }
     process.stderr.write(`whittle: ${describeError(e)}\n`)

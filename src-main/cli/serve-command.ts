@@ -7,10 +7,22 @@ import { WhittleService } from '../app/whittle-service'
 import { WhittleError } from '../engine/errors'
 import { closeSharedPool } from '../engine/pool/worker-pool'
 import { isLoopback, startWebServer } from '../server/web-server'
-import { intFlag, parseArgs, UsageError } from './args'
+import { intFlag, UsageError } from './args'
+import { parseCommand, type CommandSpec } from './command-spec'
+
+export const SERVE: CommandSpec = {
+  name: 'serve', args: '',
+  summary: 'web mode: the app in your browser, the engine in this process (prints the URL with its token)',
+  options: [
+  { name: 'model', value: 'PATH', help: 'open this model first (default: the bundled demo)' },
+  { name: 'port', value: 'N', help: 'port to listen on (default: any free port)' },
+  { name: 'host', value: 'ADDR', help: 'address to bind (default 127.0.0.1)' },
+  { name: 'allow-remote', help: 'required with a --host beyond this machine' },
+  ],
+}
 
 export async function serveCommand(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { values: ['model', 'port', 'host'], booleans: ['allow-remote'] })
+  const args = parseCommand(argv, SERVE)
   if (args.positionals.length > 0) throw new UsageError(`serve takes no positional arguments (got ${args.positionals[0]}); use --model PATH`)
   const port = intFlag(args, 'port', 0, 0, 65535)
   const host = typeof args.flags.host === 'string' ? args.flags.host : '127.0.0.1'

@@ -4,6 +4,7 @@
 
 import path from 'node:path'
 import { calibrationWindows } from '../calibration/windows'
+import { WhittleError } from '../errors'
 import { perplexity } from '../eval/perplexity'
 import { readTextFile, tokenizeForEval } from '../eval/tokenize-text'
 import type { LoadedModel } from '../model/loaded-model'
@@ -57,9 +58,9 @@ export async function calibrationFor(model: LoadedModel, recipe: Recipe, recipeD
   if (!recipe.steps.some((s) => getMethod(s.method, s.method).needs.calibration)) return undefined
   const c = recipe.calibration
   const textPath = c.text ? path.resolve(recipeDir, c.text) : fallback
-  if (!textPath) throw new Error('the recipe needs calibration text and none is available')
+  if (!textPath) throw new WhittleError('validation', null, 'the recipe needs calibration text and none is available (set calibration.text)')
   const ids = await tokenizeForEval(model.files, await readTextFile(textPath))
-  return calibrationWindows(ids, { samples: c.samples, seqlen: c.seqlen, seed: c.seed, starts: c.starts })
+  return calibrationWindows(ids, { samples: c.samples, seqlen: c.seqlen, seed: c.seed, starts: c.starts }, textPath)
 }
 
 function parameterCount(model: LoadedModel): number {
@@ -113,7 +114,7 @@ export async function compressModel(pool: WorkerPool, model: LoadedModel, recipe
   const evalPpl = async (m: LoadedModel, label: string, from: number, span: number): Promise<number | null> => {
     if (!options.evalText) return null
     const r = await perplexity(pool, m, options.evalText.ids, {
-      seqlen, maxWindows: options.maxEvalWindows, signal: options.signal,
+      seqlen, maxWindows: options.maxEvalWindows, signal: options.signal, textFile: options.evalText.path,
       onProgress: (f, msg) => options.onProgress?.(from + span * f, `${label}: ${msg}`),
     })
     return r.ppl

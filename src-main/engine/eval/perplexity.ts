@@ -14,6 +14,8 @@ export interface PerplexityOptions {
   /** Windows per forward batch; default from an activation budget. */
   batch?: number
   signal?: AbortSignal
+  /** The text's file, named in errors about the text ("t.txt: the text has 1 token, …"). */
+  textFile?: string
   onProgress?: (fraction: number, message: string) => void
 }
 
@@ -34,7 +36,10 @@ export async function perplexity(pool: WorkerPool, model: LoadedModel, ids: Int3
   if (!Number.isInteger(seqlen) || seqlen < 2) throw new WhittleError('validation', null, `seqlen must be an integer ≥ 2 (got ${seqlen})`)
   let n = Math.floor(ids.length / seqlen)
   if (options.maxWindows !== undefined) n = Math.min(n, options.maxWindows)
-  if (n === 0) throw new WhittleError('validation', null, `the text has ${ids.length} tokens, fewer than one window of ${seqlen}`)
+  if (n === 0) {
+    const tokens = `${ids.length} token${ids.length === 1 ? '' : 's'}`
+    throw new WhittleError('validation', options.textFile ?? null, `the text has ${tokens}, fewer than one window of ${seqlen}`)
+  }
   const forward = await createForward(pool, model)
   const batch = Math.max(1, Math.min(n, options.batch ?? forward.windowsPerPass(seqlen)))
   const started = performance.now()
