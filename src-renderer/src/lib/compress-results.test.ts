@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { CompressedTensor, RecipeDoc } from '@contract/api'
-import { compressSpec, formatPplChange, nextSort, pplChange, sortTensors } from './compress-results'
+import { compressSpec, describeParams, formatPplChange, nextSort, pplChange, sortTensors } from './compress-results'
 
 const recipe: RecipeDoc = { steps: [{ method: 'rtn', params: { bits: 4 } }] }
 
@@ -52,5 +52,13 @@ describe('per-tensor table order', () => {
     expect(nextSort({ key: 'name', descending: false }, 'name')).toEqual({ key: 'name', descending: true })
     expect(nextSort({ key: 'name', descending: false }, 'relWeightError')).toEqual({ key: 'relWeightError', descending: true })
     expect(nextSort({ key: 'relWeightError', descending: true }, 'method')).toEqual({ key: 'method', descending: false })
+  })
+})
+
+describe('describeParams', () => {
+  it('writes parameters as words, nested objects in braces, no JSON quotes', () => {
+    expect(describeParams({ sparsity: 0.5, pattern: '2:4' })).toBe('sparsity 0.5 · pattern 2:4')
+    expect(describeParams({ optimizer: { name: 'adamw', eps: 1e-8 }, layers: [1, 3] })).toBe('optimizer {name adamw · eps 1e-8} · layers 1, 3')
+    expect(describeParams({})).toBe('defaults')
   })
 })

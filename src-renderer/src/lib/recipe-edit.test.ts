@@ -107,8 +107,9 @@ describe('step params', () => {
     const r = setStepParam(setStepMethod(gptqRecipe(), 0, 'rtn'), 0, 'n_grid', 20)
     expect(extraParams(r.steps[0])).toEqual({ n_grid: 20 })
     const r2 = setExtraParams(r, 0, { duo_scaling: true, bits: 99 })
-    // Known keys stay with their own inputs: the JSON cannot overwrite bits.
-    expect(r2.steps[0].params).toEqual({ bits: 4, group_size: 128, duo_scaling: true })
+    // A known key typed into the JSON is taken, not silently dropped (its input then shows it, and the
+    // engine's check says that 99 bits is out of range).
+    expect(r2.steps[0].params).toEqual({ bits: 99, group_size: 128, duo_scaling: true })
     expect(parseParamsJson('{"a": 1}')).toEqual({ ok: true, value: { a: 1 } })
     expect(parseParamsJson('')).toEqual({ ok: true, value: {} })
     expect(parseParamsJson('[1]')).toMatchObject({ ok: false })

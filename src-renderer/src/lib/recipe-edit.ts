@@ -161,7 +161,8 @@ export function setExtraParams(recipe: RecipeDoc, index: number, extra: Record<s
     const known = new Set(paramSpecsFor(s.method).map((p) => p.key))
     const params: Record<string, unknown> = {}
     for (const [k, v] of Object.entries(s.params ?? {})) if (known.has(k)) params[k] = v
-    for (const [k, v] of Object.entries(extra)) if (!known.has(k)) params[k] = v
+    // A known parameter typed into the JSON is taken too (it then shows in its own input), never dropped.
+    for (const [k, v] of Object.entries(extra)) params[k] = v
     return { ...s, params }
   })
 }

@@ -51,6 +51,26 @@ function answerTensorJobs(): void {
 }
 
 describe('running a recipe', () => {
+  it('a new run removes the previous result at once, and a cancelled run leaves none behind', async () => {
+    const run = useCompressRunStore()
+    answerTensorJobs()
+    const first = run.run()
+    await settle()
+    engine.emit({ id: 'job1', kind: 'compress', state: 'done', progress: 1, message: 'done', result: summary() })
+    await first
+    expect(run.result?.recipe.steps[0].method).toBe('rtn')
+    useCompressStore().apply({ steps: [{ method: 'wanda', params: { sparsity: 0.5 } }] })
+    const second = run.run()
+    expect(run.result).toBeNull()
+    await settle()
+    const id = engine.started.filter((s) => s.spec.kind === 'compress').at(-1)!.id
+    expect(run.running).toBe(true)
+    engine.emit({ id, kind: 'compress', state: 'cancelled', progress: 0.3, message: 'cancelled' })
+    await second
+    expect(run.result).toBeNull()
+    expect(run.cancelled).toBe(true)
+  })
+
   it('validates, sends the form with the recipe, and installs the summary', async () => {
     const run = useCompressRunStore()
     run.form.seqlen = 128

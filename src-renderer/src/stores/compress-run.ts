@@ -93,16 +93,22 @@ export const useCompressRunStore = defineStore('compress-run', () => {
     const summary = model.summary
     if (!summary) return
     const modelName = model.displayName
+    // A result belongs to the run that produced it: the previous one leaves as this run starts, so a
+    // cancel can never leave an old result under a recipe it did not come from.
+    result.value = null
+    acceptNote.value = null
+    clearOverlay()
+    running.value = true
     await cancelIfRunning(jobId.value)
     const mine = ++runTicket
     failure.value = null
     cancelled.value = false
     jobId.value = null
     running.value = true
-    if (!(await compress.validate())) {
+    if (compress.draftError || !(await compress.validate())) {
       if (mine !== runTicket) return
       running.value = false
-      failure.value = compress.recipeError ? `The recipe is not valid: ${compress.recipeError}` : 'The recipe changed while it was being checked; run again.'
+      failure.value = compress.draftError ?? compress.recipeError ? `The recipe is not valid: ${compress.draftError ?? compress.recipeError}` : 'The recipe changed while it was being checked; run again.'
       return
     }
     if (mine !== runTicket) return

@@ -212,3 +212,14 @@ describe('targets by clicking', () => {
     expect(compress.recipe.overrides).toBeUndefined()
   })
 })
+
+describe('params typed as JSON that does not parse', () => {
+  it('shows the error in place of "valid" and keeps the recipe from running until fixed', async () => {
+    const compress = useCompressStore()
+    compress.setDraftError(0, 'not valid JSON: Unexpected token')
+    expect(compress.draftError).toBe('step 1: params not valid JSON: Unexpected token')
+    expect(compress.shownError).toBe(compress.draftError)
+    compress.setDraftError(0, null)
+    expect(compress.draftError).toBeNull()
+  })
+})

@@ -65,7 +65,20 @@ export const useCompressStore = defineStore('compress', () => {
     const m = stepMatches.value[currentStep.value]
     return new Set(m && 'tensors' in m ? m.tensors.map((t) => t.name) : [])
   })
-  const shownError = computed(() => loadError.value ?? recipeError.value)
+  /** Text typed into a step's params JSON that does not parse, by step; the recipe cannot run meanwhile. */
+  const draftErrors = ref<Record<number, string>>({})
+  const draftError = computed(() => {
+    const first = Object.entries(draftErrors.value).sort(([a], [b]) => Number(a) - Number(b))[0]
+    return first ? `step ${Number(first[0]) + 1}: params ${first[1]}` : null
+  })
+  const shownError = computed(() => loadError.value ?? draftError.value ?? recipeError.value)
+
+  function setDraftError(index: number, message: string | null): void {
+    const next = { ...draftErrors.value }
+    if (message === null) delete next[index]
+    else next[index] = message
+    draftErrors.value = next
+  }
 
   function scheduleCheck(): void {
     if (timer) clearTimeout(timer)
@@ -245,7 +258,7 @@ export const useCompressStore = defineStore('compress', () => {
 
   return {
     presets, presetsLoaded, presetId, preset, presetModified, recipe, currentStep, step, selectMode, methods,
-    recipeError, loadError, shownError, checking, checked, prediction, predictionError, predicting, picked, targeted, stepMatches,
+    recipeError, loadError, draftError, shownError, setDraftError, checking, checked, prediction, predictionError, predicting, picked, targeted, stepMatches,
     init, apply, validate, predict, loadPresets, choosePreset, loadRecipeFile, recipeYaml, chooseStep, addStep, removeStep, moveStep,
     toggleTarget,
     setMethod: (i: number, method: string) => apply(edit.setStepMethod(recipe.value, i, method)),

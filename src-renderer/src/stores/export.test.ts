@@ -31,7 +31,11 @@ describe('export store', () => {
     await ex.openFor('cm1', 'a (compressed)', true)
     expect(ex.form.out).toBe('/exports/cm1-gguf-Q4_K_M')
     ex.setFormat('gptq')
+    // Until the engine answers, the GGUF path is gone and Export waits.
+    expect(ex.form.out).toBe('')
+    expect(ex.suggesting).toBe(true)
     await settle()
+    expect(ex.suggesting).toBe(false)
     expect(ex.form.out).toBe('/exports/cm1-gptq')
     ex.editOut('/mine/here')
     ex.setFormat('compressed-tensors')
@@ -44,6 +48,9 @@ describe('export store', () => {
     await ex.run()
     expect(engine.started[0].spec).toEqual({ kind: 'export', modelId: 'cm1', format: 'gptq', out: '/mine/here', gptqFormat: 'gptq' })
     expect(ex.result?.verified).toMatch(/bit-exactly/)
+    // After the export the field still says where the files went.
+    await settle()
+    expect(ex.form.out).toBe('/mine/here')
     await ex.showReport()
     expect(ex.reportHtml).toBe('<html>report</html>')
   })

@@ -51,16 +51,23 @@ export const useExportStore = defineStore('export', () => {
   const failure = ref<string | null>(null)
   const result = shallowRef<ExportResult | null>(null)
   const reportHtml = ref<string | null>(null)
+  /** True while the engine is choosing a destination for the current format (Export waits for it). */
+  const suggesting = ref(false)
   let suggestTicket = 0
 
   async function suggest(): Promise<void> {
     if (!modelId.value || outEdited.value) return
     const mine = ++suggestTicket
+    // The previous format's path must not stand in for this one's, even for a moment.
+    form.out = ''
+    suggesting.value = true
     try {
       const p = await getApi().suggestExportPath({ modelId: modelId.value, format: form.format, ...(form.format === 'gguf' ? { ggufType: form.ggufType } : {}) })
       if (mine === suggestTicket && !outEdited.value) form.out = p
     } catch (e) {
       errors.report(e)
+    } finally {
+      if (mine === suggestTicket) suggesting.value = false
     }
   }
 
@@ -94,7 +101,7 @@ export const useExportStore = defineStore('export', () => {
   }
 
   async function run(): Promise<void> {
-    if (!modelId.value || running.value) return
+    if (!modelId.value || running.value || suggesting.value) return
     if (!form.out.trim()) {
       failure.value = 'Choose a destination folder.'
       return
@@ -114,9 +121,8 @@ export const useExportStore = defineStore('export', () => {
     } finally {
       running.value = false
       jobId.value = null
-      // The destination now exists: the next export needs another one.
+      // The field keeps showing where the files went; a change of format or type suggests a new place.
       outEdited.value = false
-      if (result.value) void suggest()
     }
   }
 
@@ -142,5 +148,5 @@ export const useExportStore = defineStore('export', () => {
     reportHtml.value = null
   }
 
-  return { open, modelId, modelName, compressed, form, jobId, running, failure, result, reportHtml, openFor, setFormat, setGgufType, editOut, run, cancel, showReport, close }
+  return { open, modelId, modelName, compressed, form, jobId, running, failure, result, reportHtml, suggesting, openFor, setFormat, setGgufType, editOut, run, cancel, showReport, close }
 })

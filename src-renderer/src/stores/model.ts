@@ -38,6 +38,8 @@ export const useModelStore = defineStore('model', () => {
       if (mine !== ticket) return false
       summary.value = opened
       tensors.value = list
+      // Messages about the previous model no longer describe what is on screen.
+      errors.clear()
       return true
     } catch (e) {
       if (mine !== ticket) return false

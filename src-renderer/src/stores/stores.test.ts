@@ -86,6 +86,9 @@ describe('model store', () => {
     expect(model.error).toContain('/missing/model.safetensors')
     expect(errors.errors.map((e) => e.message)).toEqual(['/missing/model.safetensors: no such file or folder'])
     expect(model.loading).toBe(false)
+    // Opening another model takes the banner about the failed one away.
+    expect(await model.open('/models/b')).toBe(true)
+    expect(errors.errors).toEqual([])
   })
 
   it('lets the newest open win when an older one finishes later', async () => {
