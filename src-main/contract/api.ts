@@ -105,7 +105,7 @@ export interface ScanCell {
   outlierChannels: number
   /** Channels examined (input columns of the weight). */
   channels: number
-  /** A single colour value for the overview: log2(absmax/std) scaled by outlier share. */
+  /** The overview's colour: log2(worst ÷ median input-channel absmax); 1-D tensors: log2(absmax ÷ std). */
   outlierScore: number
 }
 

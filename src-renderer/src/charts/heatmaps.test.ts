@@ -84,6 +84,8 @@ describe('scan grid', () => {
     const option = scanOption(grid) as { visualMap: { min: number; max: number }; xAxis: { data: string[] } }
     expect(option.visualMap).toMatchObject({ min: 2, max: 7 })
     expect(option.xAxis.data).toEqual(['q', 'down', 'other'])
+    // The colour bar says what it measures and in what unit.
+    expect((option as unknown as { visualMap: { text: string[] } }).visualMap.text[0]).toMatch(/outlier score[\s\S]*log₂/)
   })
 
   it('escapes tensor names in the tooltip, which ECharts renders as HTML', () => {

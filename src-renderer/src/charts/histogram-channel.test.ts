@@ -30,6 +30,15 @@ describe('histogram', () => {
     expect((histogramOption(h, false) as { yAxis: { type: string } }).yAxis.type).toBe('value')
   })
 
+  it('starts the log axis below 1, so a bin holding one value (an outlier) has a visible bar', () => {
+    const option = histogramOption(h, true) as { yAxis: { min: number; nameLocation: string } }
+    expect(option.yAxis.min).toBeLessThan(1)
+    expect(option.yAxis.min).toBeGreaterThan(0)
+    expect(Math.log10(1) - Math.log10(option.yAxis.min)).toBeGreaterThan(0.25)
+    // The axis title runs along the axis instead of being clipped at the top left.
+    expect(option.yAxis.nameLocation).toBe('middle')
+  })
+
   it('has an inside and a slider zoom along the values', () => {
     const zoom = histogramOption(h, false).dataZoom as { type: string }[]
     expect(zoom.map((z) => z.type).sort()).toEqual(['inside', 'slider'])

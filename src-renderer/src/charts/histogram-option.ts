@@ -25,7 +25,8 @@ export function histogramBins(h: Histogram): HistogramBin[] {
 
 /**
  * Counts per bin. On a log axis an empty bin has no bar at all (log 0 is undefined), so its value
- * becomes null rather than 0.
+ * becomes null rather than 0; the axis starts below 1 (LOG_AXIS_MIN) so a bin holding a single value,
+ * typically an outlier, still gets a visible bar.
  */
 export function histogramSeriesData(h: Histogram, logScale: boolean): (number | null)[] {
   return h.counts.map((c) => (logScale && c <= 0 ? null : c))
@@ -60,6 +61,10 @@ export function histogramOption(h: Histogram, logScale: boolean): ChartOption {
   }
 }
 
+/** Where a log count axis starts: half a count, so bars of count 1 rise log10(2) of a decade. */
+export const LOG_AXIS_MIN = 0.5
+const COUNT_AXIS_NAME = { nameLocation: 'middle' as const, nameGap: 48, nameRotate: 90 }
+
 /** The value axis, count axis (linear or log) and zoom shared by the histogram and its overlay. */
 export function histogramAxes(centres: number[], logScale: boolean) {
   return {
@@ -72,9 +77,10 @@ export function histogramAxes(centres: number[], logScale: boolean) {
       axisLine: { lineStyle: { color: CHART_COLORS.axis } },
       axisTick: { alignWithLabel: true },
     },
+    // The count axis's title runs along the axis, beside the tick labels, where it has room.
     yAxis: logScale
-      ? { type: 'log' as const, logBase: 10, name: 'count (log)', splitLine: { lineStyle: { color: CHART_COLORS.grid } } }
-      : { type: 'value' as const, name: 'count', splitLine: { lineStyle: { color: CHART_COLORS.grid } } },
+      ? { type: 'log' as const, logBase: 10, min: LOG_AXIS_MIN, name: 'count (log)', ...COUNT_AXIS_NAME, splitLine: { lineStyle: { color: CHART_COLORS.grid } } }
+      : { type: 'value' as const, name: 'count', ...COUNT_AXIS_NAME, splitLine: { lineStyle: { color: CHART_COLORS.grid } } },
     dataZoom: [
       { type: 'inside' as const, xAxisIndex: 0 },
       { type: 'slider' as const, xAxisIndex: 0, height: 16, bottom: 6 },

@@ -1,8 +1,8 @@
-// Before/after value histograms of one tensor, overlaid: the original as filled bars, the compressed
-// one as outlined bars on top of them (same bins, no gap), so the quantization grid's comb shows
-// against the smooth original. Outlines rather than a line: on a log axis empty bins are gaps, and a
-// lone non-empty bin between gaps still reads as a bar. Both histograms must share their range and
-// bin count (the store asks the engine for exactly that).
+// Before/after value histograms of one tensor on the same bins: in each bin the original's bar and the
+// compressed one's stand side by side, so neither hides the other (drawn on top of each other, the
+// quantization grid's tall comb teeth covered the original wherever they landed). Bars rather than a
+// line: on a log axis empty bins are gaps, and a lone non-empty bin between gaps still reads as a bar.
+// Both histograms must share their range and bin count (the store asks the engine for exactly that).
 
 import type { Histogram } from '@contract/api'
 import { formatInteger, formatValue } from '../lib/format'
@@ -48,17 +48,17 @@ export function histogramOverlayOption(before: Histogram, after: Histogram, logS
         type: 'bar',
         name: OVERLAY_SERIES.before,
         data: histogramSeriesData(before, logScale),
-        barCategoryGap: '0%',
-        itemStyle: { color: CHART_COLORS.pair[0], opacity: 0.5 },
+        barGap: '0%',
+        barCategoryGap: '10%',
+        itemStyle: { color: CHART_COLORS.pair[0], opacity: 0.8 },
       },
       {
         type: 'bar',
         name: OVERLAY_SERIES.after,
         data: histogramSeriesData(after, logScale),
-        // Drawn over the original's bars instead of beside them.
-        barGap: '-100%',
-        barCategoryGap: '0%',
-        itemStyle: { color: 'rgba(0, 0, 0, 0)', borderColor: CHART_COLORS.pair[1], borderWidth: 1.5 },
+        barGap: '0%',
+        barCategoryGap: '10%',
+        itemStyle: { color: CHART_COLORS.pair[1], opacity: 0.9 },
       },
     ],
   }

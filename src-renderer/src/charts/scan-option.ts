@@ -92,6 +92,9 @@ export function scanSeriesData(grid: ScanGrid, marked?: ReadonlySet<string>): ([
   return data.map((d) => (marked.has(grid.cells[d[1]][d[0]]!.name) ? { value: d, itemStyle: MARKED_CELL_STYLE } : d))
 }
 
+/** What the overview's colour measures, as its colour bar says it. */
+export const SCAN_METRIC_LABEL = 'outlier score\nlog₂(worst ÷ median\nchannel absmax)'
+
 export function scanOption(grid: ScanGrid, marked?: ReadonlySet<string>): ChartOption {
   const data = scanHeatmapData(grid)
   let min = Infinity
@@ -104,7 +107,7 @@ export function scanOption(grid: ScanGrid, marked?: ReadonlySet<string>): ChartO
   return {
     animation: false,
     textStyle: { fontFamily: MONO_FONT, fontSize: 11, color: CHART_COLORS.text },
-    grid: { left: 64, right: 100, top: 12, bottom: grid.roles.length > 10 ? 64 : 40 },
+    grid: { left: 64, right: 120, top: 40, bottom: grid.roles.length > 10 ? 64 : 40 },
     tooltip: {
       formatter: (params: unknown) => {
         const [x, y] = (params as { value: [number, number, number] }).value
@@ -138,6 +141,9 @@ export function scanOption(grid: ScanGrid, marked?: ReadonlySet<string>): ChartO
       right: 8,
       top: 'middle',
       itemHeight: 160,
+      // The colour bar names its metric and unit: each step of 1 is a doubling of worst over median.
+      text: [SCAN_METRIC_LABEL, ''],
+      textGap: 6,
       formatter: (v: unknown) => formatValue(Number(v), 3),
       inRange: { color: [...CHART_COLORS.score] },
     },
