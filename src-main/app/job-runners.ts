@@ -30,7 +30,8 @@ async function tokens(model: LoadedModel, textPath: string): Promise<Int32Array>
   const st = await stat(textPath).catch(() => {
     throw new WhittleError('not-found', textPath, 'no such text file')
   })
-  const key = `${model.files.tokenizerPath}|${textPath}|${st.mtimeMs}|${st.size}`
+  // A GGUF without tokenizer.json tokenizes with its own metadata: key by the file then, not by 'null'.
+  const key = `${model.files.tokenizerPath ?? model.files.files[0]}|${textPath}|${st.mtimeMs}|${st.size}`
   const hit = tokenCache.get(key)
   if (hit) return hit
   const ids = await tokenizeForEval(model.files, await readTextFile(textPath))
@@ -110,7 +111,7 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
           sparsity: report.sparsity, paramsBefore: report.params_before, paramsAfter: report.params_after,
           nonZeroParamsAfter: report.nonzero_params_after, ...(report.structure ? { structure: report.structure } : {}),
           evalText: textPath, seqlen,
-          bitsPerWeight: report.bits_per_weight, bytesBefore: report.bytes_before, bytesAfter: report.bytes_after,
+          bitsPerWeight: report.bits_per_weight, bytesBefore: report.bytes_before, bytesAfter: report.bytes_after, bytesDenseAfter: report.bytes_dense_after,
           seconds: report.seconds, tensors: report.tensors,
         }
       }

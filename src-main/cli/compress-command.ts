@@ -76,7 +76,7 @@ export async function compressCommand(argv: string[]): Promise<number> {
     })
     progress.done(`compressed in ${report.seconds.toFixed(1)} s, exported in ${written.seconds.toFixed(1)} s → ${out}`)
     if (args.flags.json) process.stdout.write(JSON.stringify({ out, export: written, ...report }, null, 1) + '\n')
-    else process.stdout.write(humanReport(report, out) + `verified     ${written.verified}\n`)
+    else process.stdout.write(humanReport(report, out, { bytes: written.files.reduce((n, f) => n + f.bytes, 0), format: written.format }) + `verified     ${written.verified}\n`)
     return 0
   } finally {
     await pool.close()
@@ -98,14 +98,16 @@ function exportFlags(flags: Record<string, string | boolean | undefined>): Omit<
   return { format: format as ExportFormat, ggufType, gptqFormat, dtype, shardBytes }
 }
 
-function humanReport(r: CompressionReport, out: string): string {
+function humanReport(r: CompressionReport, out: string, exported: { bytes: number; format: string }): string {
   const ppl = r.ppl_before !== null && r.ppl_after !== null
     ? `perplexity   ${r.ppl_before.toFixed(4)} → ${r.ppl_after.toFixed(4)} (${(((r.ppl_after / r.ppl_before) - 1) * 100).toFixed(2)}%)\n`
     : ''
   return [
     `written      ${out}`,
     ppl.trimEnd(),
-    `size         ${formatBytes(r.bytes_before)} → ${formatBytes(r.bytes_after)} (packed), ${r.bits_per_weight.toFixed(3)} bits per compressed weight`,
+    `size         ${formatBytes(r.bytes_before)} → ${formatBytes(r.bytes_after)} stored compactly (GPTQ, compressed-tensors, GGUF), ${r.bits_per_weight.toFixed(3)} bits per compressed weight`,
+    `             ${formatBytes(r.bytes_dense_after)} as dense safetensors`,
+    `exported     ${formatBytes(exported.bytes)} as ${exported.format}`,
     '',
     table(['tensor', 'method', 'format', 'bits/w', 'weight err', 'output err'],
       r.tensors.map((t) => [t.name, t.method, t.format, t.bitsPerWeight.toFixed(3), t.relWeightError.toExponential(2), t.relOutputError === null ? '-' : t.relOutputError.toExponential(2)])),

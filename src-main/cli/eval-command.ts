@@ -3,6 +3,7 @@
 import path from 'node:path'
 import { perplexity } from '../engine/eval/perplexity'
 import { readTextFile, tokenizeForEval } from '../engine/eval/tokenize-text'
+import { tokenizerSourceOf } from '../engine/formats/model-tokenizer'
 import { loadModel } from '../engine/model/loaded-model'
 import { WorkerPool } from '../engine/pool/worker-pool'
 import { intFlag, UsageError } from './args'
@@ -38,8 +39,10 @@ export async function evalCommand(argv: string[]): Promise<number> {
   try {
     const r = await perplexity(pool, model, ids, { seqlen, maxWindows, textFile: path.resolve(args.flags.text), onProgress: progress.update })
     progress.done(`${r.windows} windows × ${seqlen} tokens in ${r.seconds.toFixed(1)} s (${r.tokens_per_second.toFixed(0)} tok/s)`)
-    if (args.flags.json) process.stdout.write(JSON.stringify({ model: model.files.path, text: path.resolve(args.flags.text), ...r }, null, 1) + '\n')
-    else process.stdout.write(`ppl ${r.ppl.toFixed(4)}   mean NLL ${r.mean_nll.toFixed(6)}   windows ${r.windows}   tokens ${r.tokens}\n`)
+    // Which tokenizer read the text: tokenizer.json beside the weights, or a GGUF's own tokenizer.ggml.*.
+    const tokenizer = tokenizerSourceOf(model.files)
+    if (args.flags.json) process.stdout.write(JSON.stringify({ model: model.files.path, text: path.resolve(args.flags.text), tokenizer, ...r }, null, 1) + '\n')
+    else process.stdout.write(`ppl ${r.ppl.toFixed(4)}   mean NLL ${r.mean_nll.toFixed(6)}   windows ${r.windows}   tokens ${r.tokens}   tokenizer ${tokenizer}\n`)
     return 0
   } finally {
     await pool.close()

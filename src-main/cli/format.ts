@@ -10,12 +10,7 @@ export function warnIfBeyondContext(model: LoadedModel, seqlen: number, out: Nod
   }
 }
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB']
-  let i = 0
-  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++ }
-  return `${n.toFixed(i === 0 ? 0 : 2)} ${units[i]}`
-}
+export { formatBytes } from '../contract/units'
 
 export function formatCount(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`

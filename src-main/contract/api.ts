@@ -255,7 +255,7 @@ export interface CompressionSummary {
   pplAfter: number | null
   /** Perplexity after each step when there are several (pruning then quantization); the last equals pplAfter. */
   pplAfterStep: (number | null)[]
-  /** Fraction of zero weights over the compressed Linears, after the last step. */
+  /** Fraction of zero weights that pruning left in the compressed Linears (quantization codes of 0 do not count). */
   sparsity: number
   /** Parameter count of the whole model before and after (structural steps make it smaller); non-zero parameters after. */
   paramsBefore: number
@@ -267,7 +267,10 @@ export interface CompressionSummary {
   seqlen: number
   bitsPerWeight: number
   bytesBefore: number
+  /** Stored compactly: compressed Linears at their bits per weight (GPTQ, compressed-tensors, GGUF files). */
   bytesAfter: number
+  /** Written densely (safetensors at the held dtypes), where pruning and fake quantization save nothing. */
+  bytesDenseAfter: number
   seconds: number
   tensors: CompressedTensor[]
 }

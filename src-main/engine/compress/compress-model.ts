@@ -35,7 +35,10 @@ export interface CompressionReport {
   /** Over the compressed Linears. */
   bits_per_weight: number
   bytes_before: number
+  /** Stored compactly: compressed Linears at their bits per weight (GPTQ, compressed-tensors, GGUF). */
   bytes_after: number
+  /** The same model written densely (safetensors at the held dtypes): pruning and fake quantization save nothing here. */
+  bytes_dense_after: number
   compressed_params: number
   seconds: number
   tensors: TensorOutcome[]
@@ -69,16 +72,21 @@ function parameterCount(model: LoadedModel): number {
   return n
 }
 
-/** Sparsity and parameter counts of a result: zeros are counted in the compressed Linears only. */
+/**
+ * Sparsity and parameter counts of a result: zeros are counted in the compressed Linears that a pruning
+ * step touched. A quantizer's codes that happen to land on 0 are not sparsity (nothing stores or skips
+ * them), so a quantization-only recipe reports none.
+ */
 export function parameterReport(model: LoadedModel, result: ModelView, tensors: TensorOutcome[]): Pick<CompressionReport, 'sparsity' | 'params_before' | 'params_after' | 'nonzero_params_after' | 'structure'> {
   const last = new Map<string, TensorOutcome>()
   for (const t of tensors) last.set(t.name, t)
+  const pruned = new Set(tensors.filter((t) => t.mask !== undefined).map((t) => t.name))
   let zeros = 0, numel = 0
   const present = new Set(result.tensors.map((t) => t.name))
   for (const t of last.values()) {
     if (!present.has(t.name)) continue
     const n = t.shape[0] * t.shape[1]
-    zeros += t.sparsity * n
+    if (pruned.has(t.name)) zeros += t.sparsity * n
     numel += n
   }
   const before = parameterCount(model), after = parameterCount(result)
@@ -93,12 +101,12 @@ export function parameterReport(model: LoadedModel, result: ModelView, tensors: 
   }
 }
 
-export function sizeReport(model: LoadedModel, tensors: TensorOutcome[], after: LoadedModel = model): Pick<CompressionReport, 'bits_per_weight' | 'bytes_before' | 'bytes_after' | 'compressed_params'> {
+export function sizeReport(model: LoadedModel, tensors: TensorOutcome[], after: LoadedModel = model): Pick<CompressionReport, 'bits_per_weight' | 'bytes_before' | 'bytes_after' | 'bytes_dense_after' | 'compressed_params'> {
   // The last step that touched a tensor decides its storage.
   const last = new Map<string, StoredTensor>()
   for (const t of tensors) last.set(t.name, { bitsPerWeight: t.bitsPerWeight, params: t.shape[0] * t.shape[1] })
   const s = storageTotals(model, last, after)
-  return { bits_per_weight: s.bitsPerWeight, bytes_before: s.bytesBefore, bytes_after: s.bytesAfter, compressed_params: s.compressedParams }
+  return { bits_per_weight: s.bitsPerWeight, bytes_before: s.bytesBefore, bytes_after: s.bytesAfter, bytes_dense_after: s.bytesDenseAfter, compressed_params: s.compressedParams }
 }
 
 export interface CompressionOutput {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { loadModel } from '../model/loaded-model'
 import { WorkerPool } from '../pool/worker-pool'
 import { hasShared, shared, SKIP_SHARED } from '../testing/shared-data'
-import { sizeReport } from './compress-model'
+import { parameterReport, sizeReport } from './compress-model'
 import { runRecipe } from './pipeline'
 import { predictCompression } from './predict'
 import { validateRecipe } from './recipe/recipe'
@@ -26,6 +26,11 @@ describe.skipIf(!hasShared)(`storage accounting (${hasShared ? 'reference data p
       const untouched = model.files.tensors.filter((t) => !r.tensors.some((o) => o.name === t.name)).reduce((a, t) => a + t.byteLength, 0)
       const packed = r.tensors.reduce((a, t) => a + Math.ceil((t.bitsPerWeight * t.shape[0] * t.shape[1]) / 8), 0)
       expect(measured.bytes_after).toBe(untouched + packed)
+      // Written densely nothing shrinks: the dense size is every tensor's bytes, as before.
+      expect(measured.bytes_dense_after).toBe(all)
+      // RTN's codes that land on 0 are not sparsity: nothing pruned, nothing reported.
+      expect(r.tensors.some((t) => t.sparsity > 0)).toBe(true)
+      expect(parameterReport(model, r.view, r.tensors).sparsity).toBe(0)
     } finally {
       await pool.close()
     }

@@ -4,6 +4,7 @@
 
 import { statfs } from 'node:fs/promises'
 import path from 'node:path'
+import { formatBytes } from '../../contract/units'
 import { WhittleError } from '../errors'
 
 /** Extra room asked for beyond the estimate: 2% plus 64 MiB. */
@@ -11,9 +12,6 @@ export function withMargin(bytes: number): number {
   return Math.ceil(bytes * 1.02) + (64 << 20)
 }
 
-function gib(n: number): string {
-  return `${(n / 2 ** 30).toFixed(2)} GiB`
-}
 
 /** Bytes available to this user on the filesystem holding `dir` (or its nearest existing parent). */
 export async function freeBytes(dir: string): Promise<number> {
@@ -35,6 +33,6 @@ export async function assertDiskSpace(dir: string, bytes: number, what: string):
   const need = withMargin(bytes)
   const free = await freeBytes(dir)
   if (free < need) {
-    throw new WhittleError('io', dir, `not enough free disk space for ${what}: it needs about ${gib(need)}, ${gib(free)} are free`)
+    throw new WhittleError('io', dir, `not enough free disk space for ${what}: it needs about ${formatBytes(need)}, ${formatBytes(free)} are free`)
   }
 }

@@ -18,7 +18,7 @@ const report: ExportReport = {
   eval: { text: 'eval.txt', seqlen: 256, windows: 12 },
   ppl_before: 12.3456, ppl_after: 13.5802, ppl_after_step: [13.5802],
   sparsity: 0, params_before: 8192, params_after: 8192, nonzero_params_after: 8192,
-  bits_per_weight: 4.625, bytes_before: 1048576, bytes_after: 303104, compressed_params: 4096, seconds: 7.25,
+  bits_per_weight: 4.625, bytes_before: 1048576, bytes_after: 303104, bytes_dense_after: 1048576, compressed_params: 4096, seconds: 7.25,
   tensors: [outcome('model.layers.0.self_attn.q_proj.weight', 0.0876), outcome('<script>alert(1)</script>', 0.5)],
   exportFormat: 'gptq',
   histograms: [{ name: '<img src=x onerror=alert(1)>', lo: -0.5, hi: 0.5, before: [1, 4, 9, 4, 1], after: [0, 6, 8, 6, 0] }],

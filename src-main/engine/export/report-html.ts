@@ -4,6 +4,7 @@
 
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
+import { formatBytes } from '../../contract/units'
 import type { CompressionReport } from '../compress/compress-model'
 
 export interface HistogramPair {
@@ -33,12 +34,6 @@ function num(x: number | null | undefined, digits = 4): string {
   return Math.abs(x) >= 1e5 || (x !== 0 && Math.abs(x) < 1e-3) ? x.toExponential(digits - 1) : x.toFixed(digits)
 }
 
-function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-  let v = n, u = 0
-  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++ }
-  return `${v.toFixed(u === 0 ? 0 : 2)} ${units[u]}`
-}
 
 /** Two overlaid step outlines (before grey, after orange) of one histogram, as inline SVG. */
 export function histogramSvg(h: HistogramPair, width = 360, height = 140): string {
@@ -79,8 +74,9 @@ export function renderReportHtml(r: ExportReport): string {
     ['perplexity before', num(r.ppl_before)],
     ['perplexity after', `${num(r.ppl_after)}${pplDelta}`],
     ['eval text', r.eval ? `${r.eval.text} (seqlen ${r.eval.seqlen}, ${r.eval.windows} windows)` : 'none'],
-    ['size before', bytes(r.bytes_before)],
-    ['size after', bytes(r.bytes_after)],
+    ['size before', formatBytes(r.bytes_before)],
+    ['size after, stored compactly (GPTQ, compressed-tensors, GGUF)', formatBytes(r.bytes_after)],
+    ['size after, as dense safetensors', formatBytes(r.bytes_dense_after)],
     ['bits per weight', num(r.bits_per_weight, 3)],
     ['compressed parameters', String(r.compressed_params)],
     ['parameters before → after', `${r.params_before} → ${r.params_after}`],

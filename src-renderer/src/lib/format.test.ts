@@ -19,11 +19,13 @@ describe('formatCount', () => {
 })
 
 describe('formatBytes', () => {
-  it('uses decimal units', () => {
+  it('uses binary units, the one convention of the CLI, the UI and the report', () => {
     expect(formatBytes(512)).toBe('512 B')
-    expect(formatBytes(1_040_000)).toBe('1.04 MB')
-    expect(formatBytes(2_200_000_000)).toBe('2.20 GB')
-    expect(formatBytes(45_056)).toBe('45.1 KB')
+    expect(formatBytes(1536)).toBe('1.50 KiB')
+    expect(formatBytes(2_500_000)).toBe(`${(2_500_000 / 2 ** 20).toFixed(2)} MiB`)
+    expect(formatBytes(2_200_000_000)).toBe(`${(2_200_000_000 / 2 ** 30).toFixed(2)} GiB`)
+    // Never "1024.00 KiB": a value that rounds up to 1024 moves to the next unit.
+    expect(formatBytes(1024 * 1024 - 1)).toBe('1.00 MiB')
   })
 })
 

@@ -19,12 +19,8 @@ function withUnit(n: number, units: Unit[], separator: string): string {
   return String(n)
 }
 
-/** Sizes in decimal units (as disks and model hubs report them). */
-export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes) || bytes < 0) return String(bytes)
-  if (bytes < 1e3) return `${bytes} B`
-  return withUnit(bytes, [[1e3, 'KB', 1], [1e6, 'MB', 2], [1e9, 'GB', 2], [1e12, 'TB', 2]], ' ')
-}
+/** Sizes: the one convention shared with the CLI and the report (binary units). */
+export { formatBytes } from '@contract/units'
 
 /** A statistic: 4 significant digits, exponent form when very large or very small. */
 export function formatValue(x: number, digits = 4): string {

@@ -1,6 +1,7 @@
 // Quantizes a weight matrix to a GGUF storage type with the WASM kernels (byte-exact with llama.cpp's
-// llama-quantize without an importance matrix), and dequantizes it back so callers can measure or run
-// the exact weights a GGUF reader will see.
+// llama-quantize without an importance matrix, for every type llama-quantize writes from Q2_K to Q8_0,
+// IQ4_NL/IQ4_XS and the ternary TQ1_0/TQ2_0), and dequantizes it back so callers can measure or run the
+// exact weights a GGUF reader will see.
 //
 // GGUF blocks run along a row (dims[0], the input columns), so a row must be a whole number of blocks.
 // llama.cpp refuses a type whose block does not divide the row length (stories260K's ffn_down has 172
@@ -9,13 +10,16 @@
 import { WhittleError } from '../../errors'
 import type { WorkerPool } from '../../pool/worker-pool'
 import type { Region } from '../../pool/memory-arena'
-import type { KernelName } from '../../../../kernels/host/exports'
-import { QUANT_BLOCKS, type QuantType } from '../../../../kernels/reference/ggml-quantize'
+import { QUANT_SCRATCH_BYTES, type KernelName } from '../../../../kernels/host/exports'
+import { BLOCK_GEOMETRY, type BlockType } from '../../../../kernels/reference/ggml-dequant-all'
 
-/** What a GGUF tensor can be stored as here: the five quantized types, or plain halves/floats. */
-export type GgufStorageType = QuantType | 'F16' | 'F32'
+/** What a GGUF tensor can be stored as here: a quantized block type, or plain halves/floats. */
+export type GgufStorageType = BlockType | 'F16' | 'F32'
 
-export const GGUF_STORAGE_TYPES: readonly GgufStorageType[] = ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K', 'F16', 'F32']
+export const GGUF_STORAGE_TYPES: readonly GgufStorageType[] = [
+  'Q8_0', 'Q6_K', 'Q5_1', 'Q5_0', 'Q5_K', 'Q4_1', 'Q4_0', 'Q4_K', 'IQ4_NL', 'IQ4_XS', 'Q3_K', 'Q2_K', 'TQ2_0', 'TQ1_0',
+  'F16', 'F32',
+]
 
 export interface GgufTypeChoice {
   type: GgufStorageType
@@ -46,26 +50,45 @@ const GEOMETRY: Readonly<Record<GgufStorageType, StorageGeometry>> = {
   Q4_K: { ...blocks('Q4_K'), quantize: 'quantize_q4_k', decode: 'dequant_q4_k' },
   Q5_K: { ...blocks('Q5_K'), quantize: 'quantize_q5_k', decode: 'dequant_q5_k' },
   Q6_K: { ...blocks('Q6_K'), quantize: 'quantize_q6_k', decode: 'dequant_q6_k' },
+  Q4_1: { ...blocks('Q4_1'), quantize: 'quantize_q4_1', decode: 'dequant_q4_1' },
+  Q5_0: { ...blocks('Q5_0'), quantize: 'quantize_q5_0', decode: 'dequant_q5_0' },
+  Q5_1: { ...blocks('Q5_1'), quantize: 'quantize_q5_1', decode: 'dequant_q5_1' },
+  Q2_K: { ...blocks('Q2_K'), quantize: 'quantize_q2_k', decode: 'dequant_q2_k' },
+  Q3_K: { ...blocks('Q3_K'), quantize: 'quantize_q3_k', decode: 'dequant_q3_k' },
+  IQ4_NL: { ...blocks('IQ4_NL'), quantize: 'quantize_iq4_nl', decode: 'dequant_iq4_nl' },
+  IQ4_XS: { ...blocks('IQ4_XS'), quantize: 'quantize_iq4_xs', decode: 'dequant_iq4_xs' },
+  TQ1_0: { ...blocks('TQ1_0'), quantize: 'quantize_tq1_0', decode: 'dequant_tq1_0' },
+  TQ2_0: { ...blocks('TQ2_0'), quantize: 'quantize_tq2_0', decode: 'dequant_tq2_0' },
   F16: { blockElements: 1, blockBytes: 2, quantize: 'encode_f16', decode: 'convert_f16' },
   F32: { blockElements: 1, blockBytes: 4, quantize: null, decode: null },
 }
 
-function blocks(type: QuantType): { blockElements: number; blockBytes: number } {
-  return { blockElements: QUANT_BLOCKS[type].elements, blockBytes: QUANT_BLOCKS[type].bytes }
+function blocks(type: BlockType): { blockElements: number; blockBytes: number } {
+  return { blockElements: BLOCK_GEOMETRY[type].elements, blockBytes: BLOCK_GEOMETRY[type].bytes }
 }
 
 /**
- * Fallbacks when a row is not a whole number of blocks. A K-quant (256) goes to Q8_0 when the row is a
- * whole number of 32-element blocks: the only 32-block type here that loses no more than the K-quant
- * (llama.cpp's own fallbacks also move to a finer 32-block type, e.g. Q4_K -> Q5_0, Q6_K -> Q8_0). Any
- * type whose blocks still do not fit ends in F16, which fits every row and is close to lossless.
+ * Fallbacks when a row is not a whole number of blocks. The low-bit 256-element types take llama.cpp's own
+ * fallbacks (llama-quant.cpp: Q2_K, Q3_K and IQ4_XS -> IQ4_NL; TQ1_0 and TQ2_0 -> Q4_0; Q6_K -> Q8_0).
+ * Q4_K and Q5_K go to Q8_0 here where llama.cpp picks Q5_0 / Q5_1: Whittle chose the type that loses no
+ * more than the K-quant before those types existed, and keeps that choice. A 32-element type whose blocks
+ * still do not fit ends in F16 (llama.cpp refuses such a tensor outright), which fits every row.
  */
 const FALLBACK: Readonly<Record<GgufStorageType, GgufStorageType | null>> = {
+  Q2_K: 'IQ4_NL',
+  Q3_K: 'IQ4_NL',
+  IQ4_XS: 'IQ4_NL',
+  TQ1_0: 'Q4_0',
+  TQ2_0: 'Q4_0',
   Q4_K: 'Q8_0',
   Q5_K: 'Q8_0',
   Q6_K: 'Q8_0',
   Q4_0: 'F16',
+  Q4_1: 'F16',
+  Q5_0: 'F16',
+  Q5_1: 'F16',
   Q8_0: 'F16',
+  IQ4_NL: 'F16',
   F16: null,
   F32: null,
 }
@@ -129,7 +152,8 @@ export function quantizeTensorGguf(
 
   const chunkElements = options.chunkElements ?? DEFAULT_CHUNK_ELEMENTS
   const chunkRows = Math.max(1, Math.min(rows, Math.floor(chunkElements / cols)))
-  const kernels = pool.kernels as unknown as Record<KernelName, (src: number, dst: number, count: number) => void>
+  // Some quantizers (Q2_K, Q3_K, IQ4_XS) need a little scratch memory; the others ignore the fourth argument.
+  const kernels = pool.kernels as unknown as Record<KernelName, (src: number, dst: number, count: number, scratch?: number) => void>
   const quantize = kernels[geometry.quantize]
   const decode = kernels[geometry.decode]
   const regions: Region[] = []
@@ -139,13 +163,15 @@ export function quantizeTensorGguf(
     regions.push(values)
     const packed = pool.arena.alloc(chunkRows * rowBytes)
     regions.push(packed)
+    const scratch = pool.arena.alloc(QUANT_SCRATCH_BYTES, 'quantizer scratch')
+    regions.push(scratch)
     for (let r0 = 0; r0 < rows; r0 += chunkRows) {
       const n = Math.min(chunkRows, rows - r0)
       const elements = n * cols
       const units = elements / geometry.blockElements
       // Views are made after every allocation (memory.grow replaces the buffer), never kept across one.
       pool.arena.f32(values, 0, elements).set(w.subarray(r0 * cols, r0 * cols + elements))
-      quantize(values.ptr, packed.ptr, units)
+      quantize(values.ptr, packed.ptr, units, scratch.ptr)
       decode(packed.ptr, values.ptr, units)
       bytes.set(pool.arena.u8(packed, 0, n * rowBytes), r0 * rowBytes)
       dequantized.set(pool.arena.f32(values, 0, elements), r0 * cols)

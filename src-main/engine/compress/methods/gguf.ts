@@ -1,5 +1,6 @@
 // llama.cpp's block quantization types as a fake-quant method: each Linear is quantized with the
-// byte-exact Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K kernels and dequantized back, so perplexity measures exactly what
+// byte-exact kernels of any type llama-quantize writes (Q8_0 down to Q2_K, IQ4_NL/IQ4_XS, TQ1_0/TQ2_0)
+// and dequantized back, so perplexity measures exactly what
 // llama.cpp would run. Rows whose length is not a whole number of blocks fall back to a compatible type
 // (llama.cpp refuses such models outright; the report says which tensors fell back and why).
 
@@ -7,7 +8,9 @@ import { compatibleGgufType, ggufRowBytes, quantizeTensorGguf, type GgufStorageT
 import type { CompressionMethod } from './method'
 import { ParamReader } from './params'
 
-export const GGUF_QUANT_TYPES = ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'] as const
+export const GGUF_QUANT_TYPES = [
+  'Q8_0', 'Q6_K', 'Q5_1', 'Q5_0', 'Q5_K', 'Q4_1', 'Q4_0', 'Q4_K', 'IQ4_NL', 'IQ4_XS', 'Q3_K', 'Q2_K', 'TQ2_0', 'TQ1_0',
+] as const
 export type GgufQuantType = (typeof GGUF_QUANT_TYPES)[number]
 
 export interface GgufParams {
