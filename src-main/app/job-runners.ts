@@ -25,13 +25,35 @@ import { bundledText } from './paths'
 const PROBE_SAMPLES = 16
 
 const tokenCache = new Map<string, Int32Array>()
+/**
+ * Perplexities already measured, by model, text (path, mtime, size), seqlen and window count: the
+ * Compress and Prune runs' "before" is the Run tab's number when the same text and seqlen were measured,
+ * not another minute of forward passes.
+ */
+const pplCache = new Map<string, number>()
+const PPL_CACHE_SIZE = 32
 
-async function tokens(model: LoadedModel, textPath: string): Promise<Int32Array> {
+/** Names one text file's current contents (a changed file gets a new key). */
+async function textKey(model: LoadedModel, textPath: string): Promise<string> {
   const st = await stat(textPath).catch(() => {
     throw new WhittleError('not-found', textPath, 'no such text file')
   })
   // A GGUF without tokenizer.json tokenizes with its own metadata: key by the file then, not by 'null'.
-  const key = `${model.files.tokenizerPath ?? model.files.files[0]}|${textPath}|${st.mtimeMs}|${st.size}`
+  return `${model.files.tokenizerPath ?? model.files.files[0]}|${textPath}|${st.mtimeMs}|${st.size}`
+}
+
+async function pplKey(model: LoadedModel, textPath: string, seqlen: number, maxWindows: number | undefined): Promise<string> {
+  return `${model.id}|${await textKey(model, textPath)}|${seqlen}|${maxWindows ?? 'all'}`
+}
+
+function rememberPpl(key: string, ppl: number): void {
+  pplCache.delete(key)
+  pplCache.set(key, ppl)
+  if (pplCache.size > PPL_CACHE_SIZE) pplCache.delete(pplCache.keys().next().value!)
+}
+
+async function tokens(model: LoadedModel, textPath: string): Promise<Int32Array> {
+  const key = await textKey(model, textPath)
   const hit = tokenCache.get(key)
   if (hit) return hit
   const ids = await tokenizeForEval(model.files, await readTextFile(textPath))
@@ -82,6 +104,7 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
         ctx.progress(0, 'tokenizing')
         const ids = await tokens(model, text)
         const r = await perplexity(await getPool(), model, ids, { seqlen: spec.seqlen ?? 256, maxWindows: spec.maxWindows, signal: ctx.signal, textFile: text, onProgress: ctx.progress })
+        rememberPpl(await pplKey(model, text, spec.seqlen ?? 256, spec.maxWindows), r.ppl)
         return { ppl: r.ppl, meanNll: r.mean_nll, tokens: r.tokens, windows: r.windows, seqlen: r.seqlen, tokensPerSecond: r.tokens_per_second, seconds: r.seconds, text }
       }
     case 'activations':
@@ -98,16 +121,19 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
         ctx.progress(0, 'tokenizing the eval text')
         const ids = await tokens(model, textPath)
         const seqlen = spec.seqlen ?? 256
+        const beforeKey = await pplKey(model, textPath, seqlen, spec.maxEvalWindows)
         const { view, report, records } = await compressModel(await getPool(), model, recipe, {
           recipeDir: process.cwd(),
           defaultCalibrationText: bundledText('calib'),
           evalText: { path: textPath, ids }, seqlen, maxEvalWindows: spec.maxEvalWindows,
+          knownPplBefore: pplCache.get(beforeKey),
           signal: ctx.signal, onProgress: ctx.progress,
         })
+        if (report.ppl_before !== null) rememberPpl(beforeKey, report.ppl_before)
         const compressedModelId = host.registerModel(view, { source: model, report, records })
         return {
           compressedModelId, sourceModelId: model.id, recipe: spec.recipe,
-          pplBefore: report.ppl_before, pplAfter: report.ppl_after, pplAfterStep: report.ppl_after_step,
+          pplBefore: report.ppl_before, pplBeforeReused: report.ppl_before_reused, pplAfter: report.ppl_after, pplAfterStep: report.ppl_after_step,
           sparsity: report.sparsity, paramsBefore: report.params_before, paramsAfter: report.params_after,
           nonZeroParamsAfter: report.nonzero_params_after, ...(report.structure ? { structure: report.structure } : {}),
           evalText: textPath, seqlen,

@@ -252,6 +252,8 @@ export interface CompressionSummary {
   sourceModelId: ModelId
   recipe: RecipeDoc
   pplBefore: number | null
+  /** pplBefore was measured earlier on the same text, seqlen and windows (e.g. in the Run tab), not again. */
+  pplBeforeReused: boolean
   pplAfter: number | null
   /** Perplexity after each step when there are several (pruning then quantization); the last equals pplAfter. */
   pplAfterStep: (number | null)[]

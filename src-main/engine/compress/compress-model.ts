@@ -21,6 +21,8 @@ export interface CompressionReport {
   recipe: Recipe
   eval: { text: string; seqlen: number; windows: number } | null
   ppl_before: number | null
+  /** True when ppl_before was measured earlier (same model, text, seqlen, windows) and not run again. */
+  ppl_before_reused: boolean
   ppl_after: number | null
   /** Perplexity after each step (null without an eval text); the last equals ppl_after. */
   ppl_after_step: (number | null)[]
@@ -53,6 +55,8 @@ export interface CompressOptions {
   evalText?: { path: string; ids: Int32Array }
   seqlen?: number
   maxEvalWindows?: number
+  /** The source model's perplexity on the same text, seqlen and windows, already measured: not measured again. */
+  knownPplBefore?: number
   signal?: AbortSignal
   onProgress?: (fraction: number, message: string) => void
 }
@@ -128,7 +132,9 @@ export async function compressModel(pool: WorkerPool, model: LoadedModel, recipe
     return r.ppl
   }
   const evalShare = options.evalText ? 0.2 : 0
-  const pplBefore = await evalPpl(model, 'perplexity before', 0, evalShare)
+  const pplBefore = options.evalText && options.knownPplBefore !== undefined
+    ? options.knownPplBefore
+    : await evalPpl(model, 'perplexity before', 0, evalShare)
   options.onProgress?.(evalShare, 'calibration')
   const windows = await calibrationFor(model, recipe, options.recipeDir, options.defaultCalibrationText)
   // With several steps (prune, then quantize) the cost is measured after each one.
@@ -153,6 +159,7 @@ export async function compressModel(pool: WorkerPool, model: LoadedModel, recipe
       recipe,
       eval: evalInfo,
       ppl_before: pplBefore,
+      ppl_before_reused: options.evalText !== undefined && options.knownPplBefore !== undefined,
       ppl_after: pplAfter,
       ppl_after_step: pplAfterStep,
       ...sizeReport(model, result.tensors, result.view),

@@ -16,7 +16,7 @@ const report: ExportReport = {
   model: '/models/tiny & "odd"',
   recipe: { calibration: { samples: 8, seqlen: 128, seed: 0 } as never, steps: [{ method: 'gptq', targets: { include: [], exclude: [] }, params: { bits: 4 } }], overrides: {} },
   eval: { text: 'eval.txt', seqlen: 256, windows: 12 },
-  ppl_before: 12.3456, ppl_after: 13.5802, ppl_after_step: [13.5802],
+  ppl_before: 12.3456, ppl_before_reused: false, ppl_after: 13.5802, ppl_after_step: [13.5802],
   sparsity: 0, params_before: 8192, params_after: 8192, nonzero_params_after: 8192,
   bits_per_weight: 4.625, bytes_before: 1048576, bytes_after: 303104, bytes_dense_after: 1048576, compressed_params: 4096, seconds: 7.25,
   tensors: [outcome('model.layers.0.self_attn.q_proj.weight', 0.0876), outcome('<script>alert(1)</script>', 0.5)],

@@ -15,7 +15,7 @@ const ct = (name: string, out: number, shape: [number, number] = [4, 4]): Compre
 
 function summary(recipe = { steps: [{ method: 'rtn', params: { bits: 4 } }] }): CompressionSummary {
   return {
-    compressedModelId: 'cm1', sourceModelId: 'id:/models/a', recipe, pplBefore: 4, pplAfter: 4.4, pplAfterStep: [4.4],
+    compressedModelId: 'cm1', sourceModelId: 'id:/models/a', recipe, pplBefore: 4, pplBeforeReused: false, pplAfter: 4.4, pplAfterStep: [4.4],
     sparsity: 0, paramsBefore: 1000, paramsAfter: 1000, nonZeroParamsAfter: 1000,
     evalText: '/bundled/eval.txt', seqlen: 256, bitsPerWeight: 4.3, bytesBefore: 4000, bytesAfter: 1200, bytesDenseAfter: 4000, seconds: 3,
     tensors: [ct('small', 0.5, [2, 4]), ct('big', 0.2, [8, 16])],
