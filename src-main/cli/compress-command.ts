@@ -6,6 +6,7 @@
 
 import path from 'node:path'
 import type { ExportFormat } from '../contract/api'
+import { TENSOR_COLUMNS as C } from '../contract/tensor-columns'
 import { bundledText } from '../app/paths'
 import { compressModel, type CompressionReport } from '../engine/compress/compress-model'
 import { readRecipe } from '../engine/compress/recipe/recipe'
@@ -109,7 +110,7 @@ function humanReport(r: CompressionReport, out: string, exported: { bytes: numbe
     `             ${formatBytes(r.bytes_dense_after)} as dense safetensors`,
     `exported     ${formatBytes(exported.bytes)} as ${exported.format}`,
     '',
-    table(['tensor', 'method', 'format', 'bits/w', 'weight err', 'output err'],
+    table([C.name, C.method, C.format, C.bitsPerWeight, C.relWeightError, C.relOutputError],
       r.tensors.map((t) => [t.name, t.method, t.format, t.bitsPerWeight.toFixed(3), t.relWeightError.toExponential(2), t.relOutputError === null ? '-' : t.relOutputError.toExponential(2)])),
   ].filter((l) => l !== '').join('\n') + '\n'
 }

@@ -41,6 +41,10 @@ describe('export report', () => {
     expect(html).toContain('/models/tiny &amp; &quot;odd&quot;')
     expect(html.match(/<svg /g)?.length).toBe(1)
     expect(html).not.toMatch(/<link|src="http|href="http/)
+    // The method row is words, not JSON; the table uses the same column names as the UI.
+    expect(html).toContain('gptq (bits 4)')
+    expect(html).not.toContain('{&quot;bits&quot;')
+    expect(html).toContain('<th>rel. weight error</th>')
   })
 
   it('states sparsity, the N:M pattern, parameter counts, the structure change and the cost after each step', () => {

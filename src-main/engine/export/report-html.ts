@@ -4,6 +4,8 @@
 
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
+import { describeParams } from '../../contract/describe-params'
+import { TENSOR_COLUMNS } from '../../contract/tensor-columns'
 import { formatBytes } from '../../contract/units'
 import type { CompressionReport } from '../compress/compress-model'
 
@@ -65,7 +67,7 @@ td:first-child,th:first-child{text-align:left;font-family:ui-monospace,monospace
 
 export function renderReportHtml(r: ExportReport): string {
   const e = escapeHtml
-  const steps = r.recipe.steps.map((s) => `${s.method} ${JSON.stringify(s.params ?? {})}`).join('; ')
+  const steps = r.recipe.steps.map((s) => `${s.method} (${describeParams(s.params ?? {})})`).join('; ')
   const pplDelta = r.ppl_before !== null && r.ppl_after !== null ? ` (${((r.ppl_after / r.ppl_before - 1) * 100).toFixed(2)}%)` : ''
   const summary: [string, string][] = [
     ['model', r.model],
@@ -87,6 +89,8 @@ export function renderReportHtml(r: ExportReport): string {
     ['time', `${num(r.seconds, 1)} s`],
   ]
   const pattern = (t: ExportReport['tensors'][number]): string => t.nm ? `${t.nm.n}:${t.nm.m} ${t.nm.valid ? 'valid' : `${t.nm.violations} violations`}` : t.sparsity > 0 ? 'unstructured' : ''
+  // The order of the cells below; the header is built from it and the shared column names.
+  const REPORT_COLUMNS = ['name', 'method', 'format', 'shape', 'bitsPerWeight', 'sparsity', 'pattern', 'relWeightError', 'relOutputError'] as const
   const rows = r.tensors.map((t) => `<tr><td>${e(t.name)}</td><td>${e(t.method)}</td><td>${e(t.format)}</td><td>${t.shape.join('×')}</td>`
     + `<td>${num(t.bitsPerWeight, 3)}</td><td>${(t.sparsity * 100).toFixed(1)}%</td><td>${e(pattern(t))}</td><td>${num(t.relWeightError)}</td><td>${num(t.relOutputError)}</td></tr>`).join('\n')
   const hists = (r.histograms ?? []).map((h) => `<div class="hist">${histogramSvg(h)}<div>${e(h.name)}</div></div>`).join('\n')
@@ -96,7 +100,7 @@ export function renderReportHtml(r: ExportReport): string {
 <h1>Whittle compression report</h1>
 <table class="kv">${summary.map(([k, v]) => `<tr><td>${e(k)}</td><td>${e(v)}</td></tr>`).join('')}</table>
 <h2>Per-tensor error</h2>
-<table><thead><tr><th>tensor</th><th>method</th><th>format</th><th>shape</th><th>bits/weight</th><th>sparsity</th><th>pattern</th><th>rel. weight error</th><th>rel. output error</th></tr></thead>
+<table><thead><tr>${REPORT_COLUMNS.map((k) => `<th>${e(TENSOR_COLUMNS[k])}</th>`).join('')}</tr></thead>
 <tbody>
 ${rows}
 </tbody></table>
