@@ -1,3 +1,5 @@
+import os from 'node:os'
+import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
 import { scaled } from './src-main/engine/testing/time-factor.ts'
@@ -11,5 +13,8 @@ export default defineConfig({
     testTimeout: scaled(600_000),
     hookTimeout: scaled(300_000),
     pool: 'forks',
+    // Recents and the results log of every engine and CLI the tests start go to a scratch folder,
+    // never the user's ~/.config/whittle.
+    env: { WHITTLE_CONFIG_DIR: path.join(os.tmpdir(), `whittle-test-config-${process.pid}`) },
   },
 })

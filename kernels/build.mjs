@@ -35,4 +35,11 @@ await esbuild.build({
   outfile: path.join(out, 'pool-worker.mjs'),
   bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
 })
-console.log('kernels: built kernels/build/kernels.wasm and pool-worker.mjs')
+// The engine's parser worker (src-main/engine/formats/parse-worker.ts) for bundled builds; runs from source
+// (tests, CLI) load the TypeScript directly. It lives here because bundles find kernels/build at run time.
+await esbuild.build({
+  entryPoints: [path.join(here, '..', 'src-main', 'engine', 'formats', 'parse-worker.ts')],
+  outfile: path.join(out, 'parse-worker.mjs'),
+  bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
+})
+console.log('kernels: built kernels/build/kernels.wasm, pool-worker.mjs and parse-worker.mjs')

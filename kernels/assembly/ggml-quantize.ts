@@ -24,21 +24,21 @@ let fitFlat: bool = false // no fit (flat or all-zero group): every level is 0
 
 /** llama.cpp's nearest_int: round half to even for |x| < 2^22 via the mantissa of x + 1.5 * 2^23; NaN gives 0. */
 // @ts-ignore: decorator
-@inline function nearestInt(x: f32): i32 {
+@inline export function nearestInt(x: f32): i32 {
   if (x != x) return 0
   return <i32>(reinterpret<u32>(x + ROUNDING_MAGIC) & 0x7fffff) - 0x400000
 }
 
 /** C's roundf: halves away from zero. x - trunc(x) is exact in f32. */
 // @ts-ignore: decorator
-@inline function roundHalfAway(x: f32): f32 {
+@inline export function roundHalfAway(x: f32): f32 {
   const t = trunc<f32>(x)
   return abs<f32>(x - t) >= 0.5 ? t + copysign<f32>(1, x) : t
 }
 
 /** A C float -> int cast as x86-64 does it (cvttss2si): NaN and out-of-range values give INT_MIN. */
 // @ts-ignore: decorator
-@inline function castToInt32(x: f32): i32 {
+@inline export function castToInt32(x: f32): i32 {
   return x >= -2147483648.0 && x < 2147483648.0 ? <i32>x : i32.MIN_VALUE
 }
 
@@ -53,7 +53,7 @@ let fitFlat: bool = false // no fit (flat or all-zero group): every level is 0
 
 /** IEEE binary16 bits of x, round to nearest even; NaN -> sign | 0x7e00 (ggml's encoder). Twin: f32ToF16Bits. */
 // @ts-ignore: decorator
-@inline function f32ToF16(x: f32): u32 {
+@inline export function f32ToF16(x: f32): u32 {
   const bits = reinterpret<u32>(x)
   const sign = (bits >> 16) & 0x8000
   const magnitude = bits & 0x7fffffff

@@ -26,6 +26,30 @@ export { log_softmax_nll } from './softmax'
 // Twin: kernels/reference/ggml-quantize.ts.
 export { quantize_q8_0, quantize_q4_0, quantize_q4_k, quantize_q5_k, quantize_q6_k, encode_f16 } from './ggml-quantize'
 
+// The other GGUF block types llama-quantize writes, quantized byte-exactly and dequantized with SIMD.
+// Twins: kernels/reference/ggml-{quantize,dequant}-{legacy,kquants,iq,ternary}.ts.
+export { dequant_q4_1, dequant_q5_0, dequant_q5_1 } from './ggml-dequant-legacy'
+export { dequant_q2_k, dequant_q3_k } from './ggml-dequant-kquants'
+export { dequant_iq4_nl, dequant_iq4_xs } from './ggml-dequant-iq'
+export { dequant_tq1_0, dequant_tq2_0 } from './ggml-dequant-ternary'
+export { quantize_q4_1, quantize_q5_0, quantize_q5_1 } from './ggml-quantize-legacy'
+export { quantize_q2_k, quantize_q3_k } from './ggml-quantize-kquants'
+export { quantize_iq4_nl, quantize_iq4_xs, quantize_iq4_nl_imatrix, quantize_iq4_xs_imatrix } from './ggml-quantize-iq'
+export { quantize_tq1_0, quantize_tq2_0 } from './ggml-quantize-ternary'
+// With an importance matrix (llama-quantize --imatrix), row by row. Twin: kernels/reference/ggml-quantize-imatrix.ts.
+export {
+  quantize_q4_0_imatrix, quantize_q4_1_imatrix, quantize_q5_0_imatrix, quantize_q5_1_imatrix, quantize_q2_k_imatrix,
+  quantize_q3_k_imatrix, quantize_q4_k_imatrix, quantize_q5_k_imatrix, quantize_q6_k_imatrix,
+} from './ggml-quantize-imatrix'
+
 // f64 linear algebra for GPTQ/SparseGPT: Hessian accumulation, Cholesky, triangular inverse, Gram product.
 // Twin: kernels/reference/linalg.ts.
 export { hessian_accumulate, cholesky_lower, invert_lower, lower_gram } from './linalg'
+
+// Backward-pass kernels (training: distillation, fine-tuning). Twins in kernels/reference/backward-*.ts.
+export { matmul_nn, matmul_tn_acc } from './backward-linear'
+export { rmsnorm_backward } from './backward-norm'
+export { rope_half_backward, rope_interleaved_backward } from './backward-rope'
+export { attention_causal_backward } from './backward-attention'
+export { silu_mul_backward } from './backward-activation'
+export { distill_loss } from './backward-loss'

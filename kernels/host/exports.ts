@@ -62,6 +62,40 @@ export interface KernelExports {
   /** dst is u16[n]: the IEEE half bits of src f32[n], rounded to nearest even. */
   encode_f16(src: number, dst: number, n: number): void
 
+  // The other llama-quantize block types, same conventions. Q2_K, Q3_K and IQ4_XS also take `scratch`:
+  // QUANT_SCRATCH_BYTES of memory they may overwrite (the others ignore a fourth argument).
+  dequant_q4_1(src: number, dst: number, nblocks: number): void
+  dequant_q5_0(src: number, dst: number, nblocks: number): void
+  dequant_q5_1(src: number, dst: number, nblocks: number): void
+  dequant_q2_k(src: number, dst: number, nblocks: number): void
+  dequant_q3_k(src: number, dst: number, nblocks: number): void
+  dequant_iq4_nl(src: number, dst: number, nblocks: number): void
+  dequant_iq4_xs(src: number, dst: number, nblocks: number): void
+  dequant_tq1_0(src: number, dst: number, nblocks: number): void
+  dequant_tq2_0(src: number, dst: number, nblocks: number): void
+  quantize_q4_1(src: number, dst: number, nblocks: number): void
+  quantize_q5_0(src: number, dst: number, nblocks: number): void
+  quantize_q5_1(src: number, dst: number, nblocks: number): void
+  quantize_q2_k(src: number, dst: number, nblocks: number, scratch: number): void
+  quantize_q3_k(src: number, dst: number, nblocks: number, scratch: number): void
+  quantize_iq4_nl(src: number, dst: number, nblocks: number): void
+  quantize_iq4_xs(src: number, dst: number, nblocks: number, scratch: number): void
+  quantize_tq1_0(src: number, dst: number, nblocks: number): void
+  quantize_tq2_0(src: number, dst: number, nblocks: number): void
+  // With an importance matrix: src f32[rows, cols] (cols a whole number of blocks), dst the rows' blocks,
+  // qw f32[cols] per-column importances (imatrix Σx² / count), scratch QUANT_SCRATCH_BYTES.
+  quantize_q4_0_imatrix(src: number, dst: number, rows: number, cols: number, qw: number, scratch: number): void
+  quantize_q4_1_imatrix(src: number, dst: number, rows: number, cols: number, qw: number, scratch: number): void
+  quantize_q5_0_imatrix(src: number, dst: number, rows: number, cols: number, qw: number, scratch: number): void
+  quantize_q5_1_imatrix(src: number, dst: number, rows: number, cols: number, qw: number, scratch: number): void
+  quantize_q2_k_imatrix(src: number, dst: number, rows: number, cols: number, qw: number, scratch: number): void
+  quantize_q3_k_imatrix(src: number, dst: number, rows: number, cols: number, qw: number, scratch: number): void
+  quantize_q4_k_imatrix(src: number, dst: number, rows: number, cols: number, qw: number, scratch: number): void
+  quantize_q5_k_imatrix(src: number, dst: number, rows: number, cols: number, qw: number, scratch: number): void
+  quantize_q6_k_imatrix(src: number, dst: number, rows: number, cols: number, qw: number, scratch: number): void
+  quantize_iq4_nl_imatrix(src: number, dst: number, rows: number, cols: number, qw: number, scratch: number): void
+  quantize_iq4_xs_imatrix(src: number, dst: number, rows: number, cols: number, qw: number, scratch: number): void
+
   // f64 linear algebra (GPTQ/SparseGPT), row-major; the exact operation order is in kernels/assembly/linalg.ts.
   /** ACCUMULATES H[i][j] += Σ_t x[t][i]·x[t][j] into f64 H[K, K] for i ∈ [i0, i1), j ≥ i; x is f32[M, K]. */
   hessian_accumulate(x: number, H: number, M: number, K: number, i0: number, i1: number): void
@@ -71,9 +105,31 @@ export interface KernelExports {
   invert_lower(L: number, n: number): void
   /** WRITES f64 out[n, n] = Lᵀ·L (symmetric); out may be L itself. */
   lower_gram(L: number, out: number, n: number): void
+
+  // Backward pass (training), f32 row-major; exact operation orders in kernels/assembly/backward-*.ts.
+  /** y[T, K] = x[T, N] · w[N, K] for columns [k0, k1); acc ≠ 0 ACCUMULATES into y instead. */
+  matmul_nn(x: number, w: number, y: number, T: number, N: number, K: number, k0: number, k1: number, acc: number): void
+  /** ACCUMULATES dw[N, K] += dy[M, N]ᵀ · x[M, K] for rows [n0, n1). */
+  matmul_tn_acc(dy: number, x: number, dw: number, M: number, N: number, K: number, n0: number, n1: number): void
+  /** ACCUMULATES into dx[T, H] the gradient of rmsnorm(x) · dy (scale w frozen). */
+  rmsnorm_backward(x: number, w: number, dy: number, dx: number, T: number, H: number, eps: number): void
+  /** In place on a gradient [T, nHeads·headDim]: the rotation by −angle. */
+  rope_half_backward(dx: number, cos: number, sin: number, T: number, nHeads: number, headDim: number): void
+  rope_interleaved_backward(dx: number, cos: number, sin: number, T: number, nHeads: number, headDim: number): void
+  /** KV heads [g0, g1): WRITES dq, ACCUMULATES dk and dv; scratch holds attentionBackwardScratch(T) f32. */
+  attention_causal_backward(q: number, k: number, v: number, dout: number, dq: number, dk: number, dv: number, scratch: number,
+    T: number, nHeads: number, nKV: number, headDim: number, g0: number, g1: number): void
+  /** WRITES dg, du for out = silu(g) · u. */
+  silu_mul_backward(g: number, u: number, dout: number, dg: number, du: number, n: number): void
+  /** WRITES f64 stats[T, 2] = (ce, kl) and f32 dlogits[T, V]; targets i32 (< 0: skipped). */
+  distill_loss(logits: number, teacher: number, targets: number, dlogits: number, stats: number,
+    T: number, V: number, temperature: number, alpha: number, scale: number): void
 }
 
 export type KernelName = Exclude<keyof KernelExports, 'heap_base'>
+
+/** Scratch bytes quantize_q2_k, quantize_q3_k, quantize_iq4_xs and the *_imatrix kernels need (any alignment). */
+export const QUANT_SCRATCH_BYTES = 1024
 
 /** Every kernel typed above; a build lacking one of them is out of date. */
 export const KERNEL_NAMES: readonly KernelName[] = [
@@ -83,5 +139,12 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'matmul_nt', 'matmul_nt_bias', 'rmsnorm', 'layernorm', 'rope_half', 'rope_interleaved', 'attention_causal',
   'silu_mul', 'gelu_tanh', 'gelu_erf', 'relu', 'add_inplace', 'add_bias_rows', 'log_softmax_nll',
   'quantize_q8_0', 'quantize_q4_0', 'quantize_q4_k', 'quantize_q5_k', 'quantize_q6_k', 'encode_f16',
+  'dequant_q4_1', 'dequant_q5_0', 'dequant_q5_1', 'dequant_q2_k', 'dequant_q3_k', 'dequant_iq4_nl', 'dequant_iq4_xs',
+  'dequant_tq1_0', 'dequant_tq2_0', 'quantize_q4_1', 'quantize_q5_0', 'quantize_q5_1', 'quantize_q2_k', 'quantize_q3_k',
+  'quantize_iq4_nl', 'quantize_iq4_xs', 'quantize_tq1_0', 'quantize_tq2_0',
+  'quantize_q4_0_imatrix', 'quantize_q4_1_imatrix', 'quantize_q5_0_imatrix', 'quantize_q5_1_imatrix', 'quantize_q2_k_imatrix', 'quantize_q3_k_imatrix',
+  'quantize_q4_k_imatrix', 'quantize_q5_k_imatrix', 'quantize_q6_k_imatrix', 'quantize_iq4_nl_imatrix', 'quantize_iq4_xs_imatrix',
   'hessian_accumulate', 'cholesky_lower', 'invert_lower', 'lower_gram',
+  'matmul_nn', 'matmul_tn_acc', 'rmsnorm_backward', 'rope_half_backward', 'rope_interleaved_backward',
+  'attention_causal_backward', 'silu_mul_backward', 'distill_loss',
 ]

@@ -17,5 +17,10 @@ export interface WorkerRequest {
 }
 
 export type WorkerReply =
-  | { id: number; ok: true }
-  | { id: number; ok: false; error: string }
+  /**
+   * results[i]: what call i returned, 0 for a kernel that returns nothing; present only when some call
+   * returned a value (cholesky_lower's failed column), so most replies stay two fields.
+   */
+  | { id: number; ok: true; results?: number[] }
+  /** `kernel`: the name of the call that failed, when the failure was inside one. */
+  | { id: number; ok: false; error: string; kernel?: string }

@@ -17,7 +17,7 @@ function isExportedFunction(name: string): boolean {
   return Object.hasOwn(table, name) && typeof table[name] === 'function'
 }
 
-function runCall(call: KernelCall): void {
+function runCall(call: KernelCall): number | undefined {
   if (!Array.isArray(call) || typeof call[0] !== 'string') throw new Error('malformed kernel call')
   const [name, ...args] = call
   if (!isExportedFunction(name)) throw new Error(`unknown kernel ${JSON.stringify(name)}`)
@@ -25,18 +25,29 @@ function runCall(call: KernelCall): void {
     // Anything else would be coerced by WebAssembly's ToInt32/ToNumber into some pointer silently.
     if (typeof a !== 'number') throw new Error(`kernel ${name}: argument ${String(a)} is not a number`)
   }
-  table[name](...args)
+  const r = table[name](...args)
+  return typeof r === 'number' ? r : undefined
 }
 
 port.on('message', (request: WorkerRequest) => {
   const id = typeof request?.id === 'number' ? request.id : -1
   let reply: WorkerReply
+  let current: string | undefined
   try {
     if (!Array.isArray(request?.calls)) throw new Error('malformed request: no list of calls')
-    for (const call of request.calls) runCall(call)
-    reply = { id, ok: true }
+    const results: number[] = []
+    let returned = false
+    for (const call of request.calls) {
+      current = Array.isArray(call) && typeof call[0] === 'string' ? call[0] : undefined
+      const r = runCall(call)
+      if (r !== undefined) returned = true
+      results.push(r ?? 0)
+    }
+    reply = returned ? { id, ok: true, results } : { id, ok: true }
   } catch (e) {
-    reply = { id, ok: false, error: e instanceof Error ? e.message : String(e) }
+    // A trap is a WebAssembly.RuntimeError ("memory access out of bounds", "unreachable"): keep its kind.
+    const what = e instanceof Error ? (e.name && e.name !== 'Error' ? `${e.name}: ${e.message}` : e.message) : String(e)
+    reply = { id, ok: false, error: what, ...(current ? { kernel: current } : {}) }
   }
   port.postMessage(reply)
 })

@@ -88,16 +88,16 @@ export function nearestInt(x: number): number {
 }
 
 /** C's roundf: to nearest, halves away from zero. x is an f32, so |x| + 0.5 is exact in f64. */
-function roundHalfAway(x: number): number {
+export function roundHalfAway(x: number): number {
   return x < 0 ? -Math.floor(-x + 0.5) : Math.floor(x + 0.5)
 }
 
 /** A C float -> int cast as x86-64 does it (cvttss2si): truncation; NaN and out-of-range give INT_MIN. */
-function castToInt32(x: number): number {
+export function castToInt32(x: number): number {
   return x >= -2147483648 && x < 2147483648 ? Math.trunc(x) : -2147483648
 }
 
-function int8(v: number): number {
+export function int8(v: number): number {
   return (v << 24) >> 24
 }
 
@@ -174,7 +174,7 @@ export function quantizeQ4_0(src: Float32Array, nblocks: number, dst: Uint8Array
  * fitted by weighted least squares over nstep+1 trial scales around nmax / (max - min). Writes the
  * chosen levels to L[0 .. n) and returns [scale, theMin] with x ≈ scale * L - theMin.
  */
-function makeQkx2Quants(
+export function makeQkx2Quants(
   n: number, nmax: number, x: Float32Array, weights: Float32Array, L: Uint8Array, Laux: Uint8Array,
   rmin: number, rdelta: number, nstep: number, useMad: boolean,
 ): [scale: number, theMin: number] {

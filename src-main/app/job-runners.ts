@@ -1,7 +1,8 @@
 // What each kind of job does, given a validated spec and an open model. The service only starts them.
 
 import { stat } from 'node:fs/promises'
-import type { CalibrationRequest, CompressionSummary, ExportResult, JobSpec, PerplexityReport } from '../contract/api'
+import path from 'node:path'
+import type { CalibrationRequest, CompressionSummary, ExportResult, JobSpec, PerplexityReport, ResultPoint } from '../contract/api'
 import { compressModel } from '../engine/compress/compress-model'
 import { validateRecipe } from '../engine/compress/recipe/recipe'
 import { activationReport } from '../engine/analysis/activation-report'
@@ -20,6 +21,7 @@ import type { JobRunner } from '../engine/jobs/job-registry'
 import { tensorsByLayer, type LoadedModel } from '../engine/model/loaded-model'
 import { getPool } from '../engine/pool/worker-pool'
 import { bundledText } from './paths'
+import { compressionSummary, resultPoint } from './results-log'
 
 /** Probes that re-run the model per head or per block default to fewer windows than a capture. */
 const PROBE_SAMPLES = 16
@@ -85,6 +87,8 @@ export interface RunnerHost {
   compressionOf(modelId: string): CompressionProvenance | null
   /** Records a report an export wrote, so the renderer may read it back. */
   reportWritten(path: string): void
+  /** Keeps a finished compression's point for the Compare view. */
+  recordResult?(point: ResultPoint): Promise<void>
 }
 
 export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): JobRunner {
@@ -131,15 +135,10 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
         })
         if (report.ppl_before !== null) rememberPpl(beforeKey, report.ppl_before)
         const compressedModelId = host.registerModel(view, { source: model, report, records })
-        return {
-          compressedModelId, sourceModelId: model.id, recipe: spec.recipe,
-          pplBefore: report.ppl_before, pplBeforeReused: report.ppl_before_reused, pplAfter: report.ppl_after, pplAfterStep: report.ppl_after_step,
-          sparsity: report.sparsity, paramsBefore: report.params_before, paramsAfter: report.params_after,
-          nonZeroParamsAfter: report.nonzero_params_after, ...(report.structure ? { structure: report.structure } : {}),
-          evalText: textPath, seqlen,
-          bitsPerWeight: report.bits_per_weight, bytesBefore: report.bytes_before, bytesAfter: report.bytes_after, bytesDenseAfter: report.bytes_dense_after,
-          seconds: report.seconds, tensors: report.tensors,
-        }
+        const summary = compressionSummary(report, { compressedModelId, sourceModelId: model.id, recipe: spec.recipe, evalText: textPath, seqlen })
+        // The log is a convenience: a full disk there must not fail the run that just succeeded.
+        await host.recordResult?.(resultPoint(model.files.path, path.basename(model.files.path), summary, spec.maxEvalWindows ?? null)).catch(() => undefined)
+        return summary
       }
     case 'export':
       return async (ctx): Promise<ExportResult> => {

@@ -2,6 +2,7 @@
 // Works the same from sources (tsx, vitest) and from electron-vite's bundle in out/main.
 
 import { existsSync, readFileSync } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -44,4 +45,14 @@ export function rendererDir(): string {
 export function bundledText(which: 'eval' | 'calib'): string | null {
   const p = path.join(appRoot(), 'resources', 'text', `tinystories_${which}.txt`)
   return existsSync(p) ? p : null
+}
+
+/** The folder of the bundled texts (read-only resources the renderer may name as eval/calibration text). */
+export function bundledTextDir(): string {
+  return path.join(appRoot(), 'resources', 'text')
+}
+
+/** Where exports go unless the user picks elsewhere: $WHITTLE_EXPORT_DIR, else ~/whittle-exports. */
+export function defaultExportDir(): string {
+  return path.resolve(process.env.WHITTLE_EXPORT_DIR || path.join(os.homedir(), 'whittle-exports'))
 }

@@ -1,11 +1,14 @@
 // Every argument that arrives over IPC or the WebSocket is checked here before the engine sees it.
 // Shapes are checked by hand (no schema library): the contract is small and the messages must be exact.
+// Every path argument is also listed (PathUse: which argument, which path, read or write), so the desktop
+// app's path policy can check all of them in one place without knowing each call's shape.
 
 import path from 'node:path'
 import type { ApiCall, CalibrationRequest, ExportFormat, JobSpec, RecipeDoc } from '../contract/api'
 import { WhittleError } from '../engine/errors'
 import { EXPORT_FORMATS } from '../engine/export/export-model'
 import { GGUF_EXPORT_TYPES } from '../engine/export/gguf/type-policy'
+import type { PathAccess, PathUse } from './path-policy'
 
 const MAX_PATH = 4096
 const MAX_ID = 128
@@ -44,31 +47,44 @@ function optNum(call: string, obj: Record<string, unknown>, key: string, lo: num
   return v
 }
 
-export function absolutePath(call: string, p: string): string {
+/** An absolute path argument, normalised, and recorded in `uses` under its argument name. */
+export function absolutePath(call: string, p: string, uses?: PathUse[], arg = 'path', access: PathAccess = 'read'): string {
   if (!path.isAbsolute(p)) fail(call, `path must be absolute: ${p}`)
-  return path.normalize(p)
+  const normal = path.normalize(p)
+  uses?.push({ arg: `${call}: "${arg}"`, path: normal, access })
+  return normal
 }
 
-function optCalibration(call: string, o: Record<string, unknown>): CalibrationRequest | undefined {
+function optCalibration(call: string, o: Record<string, unknown>, uses?: PathUse[]): CalibrationRequest | undefined {
   if (o.calibration === undefined) return undefined
   const c = record(call, o.calibration)
   only(call, c, ['text', 'samples', 'seqlen', 'seed'])
   return {
-    text: c.text === undefined ? undefined : absolutePath(call, str(call, c, 'text', MAX_PATH)),
+    text: c.text === undefined ? undefined : absolutePath(call, str(call, c, 'text', MAX_PATH), uses, 'calibration.text'),
     samples: optInt(call, c, 'samples', 1, 4096),
     seqlen: optInt(call, c, 'seqlen', 2, 8192),
     seed: optInt(call, c, 'seed', 0, 2 ** 32 - 1),
   }
 }
 
-/** The recipe's structure is checked by the engine's recipe validator; here only its envelope and size. */
-function recipeObject(call: string, v: unknown): RecipeDoc {
+/**
+ * The recipe's structure is checked by the engine's recipe validator; here its envelope and size, and the
+ * one path it can carry, calibration.text, is listed when the call will read it (a compress job reads it
+ * relative to the working folder; calls that only convert or predict never open it, so pass no `uses`).
+ */
+function recipeObject(call: string, v: unknown, uses?: PathUse[]): RecipeDoc {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(call, '"recipe" must be an object')
   if (JSON.stringify(v).length > 1 << 20) fail(call, '"recipe" is larger than 1 MB')
+  const calibration = (v as Record<string, unknown>).calibration
+  if (uses && typeof calibration === 'object' && calibration !== null && Object.hasOwn(calibration, 'text')) {
+    // A wrong type is the recipe validator's to report; an empty text means "the bundled text".
+    const text = (calibration as Record<string, unknown>).text
+    if (typeof text === 'string' && text.length > 0) uses.push({ arg: `${call}: "recipe.calibration.text"`, path: path.resolve(text), access: 'read' })
+  }
   return v as RecipeDoc
 }
 
-export function validateJobSpec(v: unknown): JobSpec {
+export function validateJobSpec(v: unknown, uses?: PathUse[]): JobSpec {
   const call = 'startJob'
   const o = record(call, v)
   const modelId = str(call, o, 'modelId', MAX_ID)
@@ -89,8 +105,8 @@ export function validateJobSpec(v: unknown): JobSpec {
     case 'compress':
       only(call, o, ['kind', 'modelId', 'recipe', 'evalText', 'seqlen', 'maxEvalWindows'])
       return {
-        kind: 'compress', modelId, recipe: recipeObject(call, o.recipe),
-        evalText: o.evalText === undefined ? undefined : absolutePath(call, str(call, o, 'evalText', MAX_PATH)),
+        kind: 'compress', modelId, recipe: recipeObject(call, o.recipe, uses),
+        evalText: o.evalText === undefined ? undefined : absolutePath(call, str(call, o, 'evalText', MAX_PATH), uses, 'evalText'),
         seqlen: optInt(call, o, 'seqlen', 2, 8192),
         maxEvalWindows: optInt(call, o, 'maxEvalWindows', 1, 1 << 24),
       }
@@ -98,17 +114,17 @@ export function validateJobSpec(v: unknown): JobSpec {
       only(call, o, ['kind', 'modelId', 'text', 'seqlen', 'maxWindows'])
       return {
         kind: 'perplexity', modelId,
-        text: o.text === undefined ? undefined : absolutePath(call, str(call, o, 'text', MAX_PATH)),
+        text: o.text === undefined ? undefined : absolutePath(call, str(call, o, 'text', MAX_PATH), uses, 'text'),
         seqlen: optInt(call, o, 'seqlen', 2, 8192),
         maxWindows: optInt(call, o, 'maxWindows', 1, 1 << 24),
       }
     case 'activations':
       only(call, o, ['kind', 'modelId', 'calibration', 'threshold'])
-      return { kind: 'activations', modelId, calibration: optCalibration(call, o), threshold: optNum(call, o, 'threshold', 0, 1e6) }
+      return { kind: 'activations', modelId, calibration: optCalibration(call, o, uses), threshold: optNum(call, o, 'threshold', 0, 1e6) }
     case 'heads':
     case 'layers':
       only(call, o, ['kind', 'modelId', 'calibration'])
-      return { kind: o.kind, modelId, calibration: optCalibration(call, o) }
+      return { kind: o.kind, modelId, calibration: optCalibration(call, o, uses) }
     case 'export': {
       only(call, o, ['kind', 'modelId', 'format', 'out', 'ggufType', 'gptqFormat', 'dtype', 'shardBytes'])
       const oneOf = <T extends string>(key: string, options: readonly T[]): T | undefined => {
@@ -120,7 +136,7 @@ export function validateJobSpec(v: unknown): JobSpec {
       if (!format) fail(call, '"format" is required')
       return {
         kind: 'export', modelId, format,
-        out: absolutePath(call, str(call, o, 'out', MAX_PATH)),
+        out: absolutePath(call, str(call, o, 'out', MAX_PATH), uses, 'out', 'write'),
         ggufType: oneOf('ggufType', GGUF_EXPORT_TYPES),
         gptqFormat: oneOf('gptqFormat', ['gptq', 'gptq_v2'] as const),
         dtype: oneOf('dtype', ['F32', 'F16', 'BF16'] as const),
@@ -132,8 +148,11 @@ export function validateJobSpec(v: unknown): JobSpec {
   }
 }
 
-/** Validated request objects, by call. Calls without arguments accept undefined or {}. */
-export function validateRequest(call: ApiCall, params: unknown): unknown {
+/**
+ * Validated request objects, by call. Calls without arguments accept undefined or {}.
+ * Every path argument is appended to `uses` (when given) for the path policy.
+ */
+export function validateRequest(call: ApiCall, params: unknown, uses?: PathUse[]): unknown {
   switch (call) {
     case 'appInfo':
     case 'openDemo':
@@ -149,7 +168,7 @@ export function validateRequest(call: ApiCall, params: unknown): unknown {
     case 'openModel': {
       const o = record(call, params)
       only(call, o, ['path'])
-      return { path: absolutePath(call, str(call, o, 'path', MAX_PATH)) }
+      return { path: absolutePath(call, str(call, o, 'path', MAX_PATH), uses) }
     }
     case 'listTensors': {
       const o = record(call, params)
@@ -157,7 +176,7 @@ export function validateRequest(call: ApiCall, params: unknown): unknown {
       return { modelId: str(call, o, 'modelId', MAX_ID) }
     }
     case 'startJob':
-      return validateJobSpec(params)
+      return validateJobSpec(params, uses)
     case 'headWeights': {
       const o = record(call, params)
       only(call, o, ['modelId', 'layer', 'head'])
@@ -188,13 +207,24 @@ export function validateRequest(call: ApiCall, params: unknown): unknown {
       only(call, o, ['modelId', 'format', 'ggufType'])
       const format = str(call, o, 'format', 32)
       if (!EXPORT_FORMATS.includes(format as ExportFormat)) fail(call, `"format" must be one of ${EXPORT_FORMATS.join(', ')}`)
-      const ggufType = o.ggufType === undefined ? undefined : str(call, o, 'ggufType', 16)
+      // Both end up in a file name: only known values, never text from the caller.
+      let ggufType: string | undefined
+      if (o.ggufType !== undefined) {
+        if (format !== 'gguf') fail(call, '"ggufType" applies only to format gguf')
+        if (typeof o.ggufType !== 'string' || !(GGUF_EXPORT_TYPES as readonly string[]).includes(o.ggufType)) fail(call, `"ggufType" must be one of ${GGUF_EXPORT_TYPES.join(', ')}`)
+        ggufType = o.ggufType
+      }
       return { modelId: str(call, o, 'modelId', MAX_ID), format, ggufType }
+    }
+    case 'listResults': {
+      const o = record(call, params)
+      only(call, o, ['modelId'])
+      return { modelId: str(call, o, 'modelId', MAX_ID) }
     }
     case 'readReport': {
       const o = record(call, params)
       only(call, o, ['path'])
-      return { path: absolutePath(call, str(call, o, 'path', MAX_PATH)) }
+      return { path: absolutePath(call, str(call, o, 'path', MAX_PATH), uses) }
     }
     case 'cancelJob': {
       const o = record(call, params)

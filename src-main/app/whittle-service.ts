@@ -2,8 +2,7 @@
 // Transport code only moves (method, params) in and results or ApiErrors out; everything else is here.
 
 import { randomUUID } from 'node:crypto'
-import { readFile, stat } from 'node:fs/promises'
-import os from 'node:os'
+import { lstat, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { ApiCall, ApiError, AppInfo, HeadWeights, JobSpec, JobUpdate, ModelSummary, RecentModel, RecipeDoc, RecipePreset, TensorInfo } from '../contract/api'
 import { predictCompression } from '../engine/compress/predict'
@@ -16,8 +15,10 @@ import { headWeights } from '../engine/analysis/head-weights'
 import type { CompressionProvenance } from '../engine/export/export-model'
 import { loadModel, type LoadedModel } from '../engine/model/loaded-model'
 import { jobRunner } from './job-runners'
-import { appRoot, bundledText } from './paths'
+import { PathPolicy, isStrictlyInside, type PathUse } from './path-policy'
+import { appRoot, bundledText, bundledTextDir, defaultExportDir } from './paths'
 import { RecentModels, defaultConfigDir } from './recents'
+import { ResultsLog } from './results-log'
 import { validateRequest } from './validate'
 
 export interface HostOptions {
@@ -29,9 +30,11 @@ export interface HostOptions {
   /** Electron provides a native dialog; web mode has none. */
   pickModel?: (folder: boolean) => Promise<string | null>
   /**
-   * Electron: only paths the user chose (dialog, drop seen by the preload, CLI, recents) may be opened,
-   * so a compromised renderer cannot make the main process read arbitrary files. Web mode leaves this
-   * off: there the token-holding user types the path, which is their own choice.
+   * Electron: every path argument of every call must be one the user chose (dialog, drop seen by the
+   * preload, CLI, recents) or lie inside a granted folder (bundled texts; the export folder, the only place
+   * exports may be written), so a compromised renderer can neither read nor write arbitrary files through
+   * the main process. See path-policy.ts. Web mode leaves this off: there the token-holding user types the
+   * path, which is their own choice.
    */
   restrictPaths?: boolean
   /** Paths the user named outside the UI (the CLI argument). */
@@ -39,6 +42,9 @@ export interface HostOptions {
   /** Where suggested export paths go (default $WHITTLE_EXPORT_DIR, else ~/whittle-exports). */
   exportDir?: string
 }
+
+/** suggestExportPath gives up after <stem>-2 … <stem>-N all exist. */
+const MAX_EXPORT_SUFFIX = 10_000
 
 /** At most this many models stay open; the oldest is dropped first. */
 const MAX_OPEN_MODELS = 8
@@ -51,27 +57,41 @@ export class WhittleService {
   /** Reports this session's exports wrote: the only files readReport serves. */
   private readonly reports = new Set<string>()
   private readonly recents: RecentModels
-  private readonly approved: Set<string> | null
+  /** Every compression's point for the Compare view, kept across restarts. */
+  private readonly results: ResultsLog
+  /** Set when restrictPaths is on: checks every path argument before any call runs. */
+  private readonly policy: PathPolicy | null
 
   constructor(private readonly host: HostOptions) {
     this.recents = new RecentModels(path.join(host.configDir ?? defaultConfigDir(), 'recent-models.json'))
-    this.approved = host.restrictPaths ? new Set((host.preapprovedPaths ?? []).concat(host.startupPath ? [host.startupPath] : []).map((p) => path.resolve(p))) : null
+    this.results = new ResultsLog(path.join(host.configDir ?? defaultConfigDir(), 'results.json'))
+    this.policy = host.restrictPaths
+      ? new PathPolicy({
+          chosen: (host.preapprovedPaths ?? []).concat(host.startupPath ? [host.startupPath] : []),
+          readFolders: [bundledTextDir()],
+          writeFolders: [this.exportDir()],
+          isRecent: (p) => this.recents.has(p),
+        })
+      : null
   }
 
   /** Records a path the user chose outside the renderer's reach (a drop observed by the preload). */
   approvePath(p: string): void {
-    this.approved?.add(path.resolve(p))
+    this.policy?.choose(p)
   }
 
-  private async checkApproved(p: string): Promise<void> {
-    if (!this.approved || this.approved.has(path.resolve(p)) || (await this.recents.has(p))) return
-    throw new WhittleError('validation', p, 'not a path you chose: use Browse… or drop the file on the window')
+  /** The folder suggested export paths go into; in the desktop app, the one folder exports may be written to. */
+  exportDir(): string {
+    return path.resolve(this.host.exportDir ?? defaultExportDir())
   }
 
   /** Validates, runs, and converts any failure into the ApiError that crosses the bridge. */
   async handle(method: ApiCall, params: unknown): Promise<{ ok: true; result: unknown } | { ok: false; error: ApiError }> {
     try {
-      const req = validateRequest(method, params)
+      const paths: PathUse[] = []
+      const req = validateRequest(method, params, paths)
+      // The one place every path argument of every call is checked (validate.ts lists them all).
+      if (this.policy) for (const use of paths) await this.policy.check(use)
       return { ok: true, result: await this.dispatch(method, req) }
     } catch (e) {
       return { ok: false, error: { message: describeError(e), code: isWhittleError(e) ? e.code : 'internal' } }
@@ -102,6 +122,7 @@ export class WhittleService {
       }
       case 'suggestExportPath': return this.suggestExportPath(req as { modelId: string; format: string; ggufType?: string })
       case 'readReport': return this.readReport(req as { path: string })
+      case 'listResults': return this.results.list(this.model((req as { modelId: string }).modelId).files.path)
     }
   }
 
@@ -117,7 +138,6 @@ export class WhittleService {
   }
 
   async openModel(p: string): Promise<ModelSummary> {
-    await this.checkApproved(p)
     const model = await loadModel(p)
     this.remember(model)
     await this.recents.add(model.files.path).catch(() => undefined)
@@ -143,7 +163,11 @@ export class WhittleService {
     return this.jobs.start(spec.kind, jobRunner(spec, this.model(spec.modelId), {
       registerModel: (m, compression) => this.registerDerived(m, compression),
       compressionOf: (id) => this.compressions.get(id) ?? null,
-      reportWritten: (p) => this.reports.add(path.resolve(p)),
+      reportWritten: (p) => {
+        this.reports.add(path.resolve(p))
+        this.policy?.grantRead(p)
+      },
+      recordResult: (p) => this.results.add(p),
     })).id
   }
 
@@ -163,15 +187,24 @@ export class WhittleService {
     return id
   }
 
-  /** A destination that does not exist yet: ~/whittle-exports/<model>-<format>[-<type>][-n]. */
+  /**
+   * A destination that does not exist yet: <export folder>/<model>-<format>[-<type>][-n]. format and
+   * ggufType are checked against the known lists by validate.ts, and the name is checked again here to be a
+   * single entry of the export folder, so the only paths probed (and so revealed to exist or not) are
+   * names this method made inside that folder.
+   */
   async suggestExportPath(req: { modelId: string; format: string; ggufType?: string }): Promise<string> {
     const m = this.model(req.modelId)
-    const base = path.basename(m.files.path).replace(/\.(gguf|safetensors)$/i, '').replace(/[^\w.-]+/g, '_') || 'model'
-    const stem = path.join(this.host.exportDir ?? process.env.WHITTLE_EXPORT_DIR ?? path.join(os.homedir(), 'whittle-exports'), [base, req.format, req.ggufType].filter(Boolean).join('-'))
-    for (let n = 1; ; n++) {
-      const candidate = n === 1 ? stem : `${stem}-${n}`
-      if (!(await stat(candidate).then(() => true, () => false))) return candidate
+    const dir = this.exportDir()
+    const base = path.basename(m.files.path).replace(/\.(gguf|safetensors)$/i, '').replace(/[^\w.-]+/g, '_').replace(/^\.+/, '') || 'model'
+    const stem = [base, req.format, req.ggufType].filter(Boolean).join('-').replace(/[^\w.-]+/g, '_')
+    for (let n = 1; n <= MAX_EXPORT_SUFFIX; n++) {
+      const candidate = path.join(dir, n === 1 ? stem : `${stem}-${n}`)
+      if (path.dirname(candidate) !== dir || !isStrictlyInside(candidate, dir)) throw new WhittleError('validation', null, `suggestExportPath: "${stem}" is not a plain file name`)
+      // lstat: a symlink left under this name counts as taken, and its target is never looked at.
+      if (!(await lstat(candidate).then(() => true, () => false))) return candidate
     }
+    throw new WhittleError('validation', dir, `suggestExportPath: ${MAX_EXPORT_SUFFIX} exports named ${stem} already exist; choose a destination`)
   }
 
   async readReport(req: { path: string }): Promise<string> {
@@ -201,6 +234,7 @@ export class WhittleService {
       const oldest = this.models.keys().next().value!
       this.models.delete(oldest)
       this.compressions.delete(oldest)
+      this.results.forget(oldest)
     }
   }
 }

@@ -2,7 +2,7 @@
 // against a naive f64 computation over the tensor read independently of the streaming path.
 
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -17,9 +17,11 @@ import { SERVE } from './serve-command'
 
 const root = path.resolve(__dirname, '../..')
 const demo = path.join(root, 'resources/demo/stories260K')
+// CLI runs record their results for the Compare view: in a folder of the test's, never the user's.
+const configDir = mkdtempSync(path.join(os.tmpdir(), 'whittle-cli-config-'))
 
 function whittle(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [path.join(root, 'src-main/cli/bin.mjs'), ...args], { encoding: 'utf8', timeout: scaled(240_000) })
+  const r = spawnSync(process.execPath, [path.join(root, 'src-main/cli/bin.mjs'), ...args], { encoding: 'utf8', timeout: scaled(240_000), env: { ...process.env, WHITTLE_CONFIG_DIR: configDir } })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
@@ -128,5 +130,39 @@ describe('whittle compress checks its destination before any work', () => {
     const r = whittle('eval', demo, '--text', path.join(root, 'resources/text/tinystories_eval.txt'), '--seqlen', '1024', '--max-windows', '1')
     expect(r.status, r.stderr).toBe(0)
     expect(r.stderr).toContain("exceeds the model's max_position_embeddings (512)")
+  })
+})
+
+describe('whittle compress --sweep', () => {
+  it('runs the recipe once per value and writes the points as JSON and CSV, and into the results log', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'whittle-cli-'))
+    const recipe = path.join(dir, 'sweep.yaml')
+    writeFileSync(recipe, 'steps:\n  - method: rtn\n    params: {group_size: 32}\nsweep: {param: bits, values: [8, 3]}\n')
+    const out = path.join(dir, 'out')
+    const r = whittle('compress', demo, '--recipe', recipe, '--out', out, '--sweep', '--eval', path.join(root, 'resources/text/tinystories_eval.txt'), '--max-windows', '2', '--json')
+    expect(r.status, r.stderr).toBe(0)
+    const doc = JSON.parse(readFileSync(path.join(out, 'sweep.json'), 'utf8'))
+    expect(doc.points.map((p: { value: number }) => p.value)).toEqual([8, 3])
+    // 3 bits costs more perplexity and fewer bits than 8.
+    expect(doc.points[1].ppl_after).toBeGreaterThan(doc.points[0].ppl_after)
+    expect(doc.points[1].bits_per_weight).toBeLessThan(doc.points[0].bits_per_weight)
+    const csv = readFileSync(path.join(out, 'sweep.csv'), 'utf8').trim().split('\n')
+    expect(csv[0]).toBe('value,bits_per_weight,bytes_after,bytes_dense_after,sparsity,ppl_before,ppl_after,seconds')
+    expect(csv.slice(1).map((l) => Number(l.split(',')[6]))).toEqual(doc.points.map((p: { ppl_after: number }) => p.ppl_after))
+    const log = JSON.parse(readFileSync(path.join(configDir, 'results.json'), 'utf8')) as { bitsPerWeight: number; recipe: { steps: { params: { bits: number } }[] } }[]
+    expect(log.slice(-2).map((p) => p.recipe.steps[0].params.bits)).toEqual([8, 3])
+  })
+
+  it('refuses --sweep without a sweep section, and a sweep section without --sweep, as usage errors', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'whittle-cli-'))
+    const plain = path.join(dir, 'plain.yaml')
+    writeFileSync(plain, 'steps:\n  - method: rtn\n    params: {bits: 8}\n')
+    expect(whittle('compress', demo, '--recipe', plain, '--out', path.join(dir, 'a'), '--sweep').status).toBe(2)
+    const swept = path.join(dir, 'swept.yaml')
+    writeFileSync(swept, 'steps:\n  - method: rtn\nsweep: {param: bits, values: [4, 99]}\n')
+    const r = whittle('compress', demo, '--recipe', swept, '--out', path.join(dir, 'b'), '--sweep')
+    // A value the method refuses fails before any run, naming the value.
+    expect(r.status).toBe(1)
+    expect(r.stderr).toContain('sweep value 99')
   })
 })

@@ -5,7 +5,7 @@
 // verified: the compressed model in the chosen format, whittle-recipe.yaml, whittle-report.html/.json.
 
 import path from 'node:path'
-import type { ExportFormat } from '../contract/api'
+import type { ExportFormat, RecipeDoc } from '../contract/api'
 import { TENSOR_COLUMNS as C } from '../contract/tensor-columns'
 import { bundledText } from '../app/paths'
 import { compressModel, type CompressionReport } from '../engine/compress/compress-model'
@@ -19,6 +19,7 @@ import { withReplacements } from '../engine/model/model-view'
 import { WorkerPool } from '../engine/pool/worker-pool'
 import { intFlag, UsageError } from './args'
 import { parseCommand, type CommandSpec } from './command-spec'
+import { recordCliResult, runSweep } from './compress-sweep'
 import { formatBytes, progressLine, table, warnIfBeyondContext } from './format'
 
 export const COMPRESS: CommandSpec = {
@@ -36,6 +37,7 @@ export const COMPRESS: CommandSpec = {
   { name: 'dtype', value: 'DTYPE', help: 'F32 | F16 | BF16 for dense safetensors (default: as held)' },
   { name: 'shard-size', value: 'BYTES', help: 'shard dense safetensors past this size (default 5 GB)' },
   { name: 'threads', value: 'N', help: 'worker threads for the kernels (default: one per core)' },
+  { name: 'sweep', help: "run the recipe's sweep section (one compression per value); DIR gets sweep.json and sweep.csv" },
   { name: 'json', help: 'print one JSON document on stdout (progress stays on stderr)' },
   ],
 }
@@ -52,6 +54,8 @@ export async function compressCommand(argv: string[]): Promise<number> {
   const recipeFile = path.resolve(args.flags.recipe)
   const out = path.resolve(args.flags.out)
   const recipe = await readRecipe(recipeFile)
+  if (args.flags.sweep && !recipe.sweep) throw new UsageError(`--sweep needs a recipe with a sweep section, e.g. sweep: {step: 1, param: bits, values: [2, 3, 4, 8]} (${recipeFile} has none)`)
+  if (!args.flags.sweep && recipe.sweep) throw new UsageError(`${recipeFile} has a sweep section: run it with --sweep (one compression per value)`)
   const model = await loadModel(path.resolve(args.positionals[0]))
   // Read-only, occupied or too-full destinations fail now, not after calibration and GPTQ.
   await assertExportDestination(out, [model.files.path, ...model.files.files], estimateExportBytes(withReplacements(model), exportOptions, new Map()))
@@ -65,6 +69,13 @@ export async function compressCommand(argv: string[]): Promise<number> {
   }
   const pool = await WorkerPool.create({ threads })
   try {
+    if (recipe.sweep) {
+      const rows = await runSweep(pool, model, { ...recipe, sweep: recipe.sweep }, { recipeDir: path.dirname(recipeFile), out, evalText, seqlen, maxWindows, progress })
+      progress.done(`${rows.length} runs → ${path.join(out, 'sweep.json')}, sweep.csv`)
+      if (args.flags.json) process.stdout.write(JSON.stringify({ out, points: rows }, null, 1) + '\n')
+      else process.stdout.write(table([recipe.sweep.param, C.bitsPerWeight, 'size (compact)', 'perplexity'], rows.map((r) => [String(r.value), r.bits_per_weight.toFixed(3), formatBytes(r.bytes_after), r.ppl_after === null ? '—' : r.ppl_after.toFixed(4)])))
+      return 0
+    }
     const { view, report, records } = await compressModel(pool, model, recipe, {
       recipeDir: path.dirname(recipeFile),
       defaultCalibrationText: bundledText('calib'),
@@ -76,6 +87,7 @@ export async function compressCommand(argv: string[]): Promise<number> {
       onProgress: (f, m) => progress.update(f, `export: ${m}`),
     })
     progress.done(`compressed in ${report.seconds.toFixed(1)} s, exported in ${written.seconds.toFixed(1)} s → ${out}`)
+    await recordCliResult(model, report, recipe as RecipeDoc, evalText?.path ?? null, seqlen, maxWindows ?? null)
     if (args.flags.json) process.stdout.write(JSON.stringify({ out, export: written, ...report }, null, 1) + '\n')
     else process.stdout.write(humanReport(report, out, { bytes: written.files.reduce((n, f) => n + f.bytes, 0), format: written.format }) + `verified     ${written.verified}\n`)
     return 0

@@ -3,6 +3,8 @@
 // the renderer codes against `WhittleApi` and never learns which one it has.
 // Everything here must stay plain JSON-serialisable data (it crosses IPC and WebSocket).
 
+import type { RecipeSweep } from './sweep'
+
 export type ModelId = string
 export type JobId = string
 
@@ -208,6 +210,8 @@ export interface RecipeDoc {
   calibration?: { text?: string; samples?: number; seqlen?: number; seed?: number; starts?: number[] }
   steps: { method: string; targets?: { include?: string[]; exclude?: string[] }; params?: Record<string, unknown> }[]
   overrides?: Record<string, Record<string, unknown>>
+  /** Run the recipe once per value of one step's parameter (see contract/sweep.ts). */
+  sweep?: RecipeSweep
 }
 
 export interface RecipePreset {
@@ -347,6 +351,35 @@ export interface AppInfo {
   startupPath: string | null
 }
 
+/** One compression run as a point on the Compare chart: its recipe, size and cost, and per-tensor errors. */
+export interface ResultPoint {
+  id: string
+  /** ISO time the run ended. */
+  at: string
+  /** The source model's path (points are grouped by it). */
+  modelPath: string
+  modelName: string
+  recipe: RecipeDoc
+  /** The recipe in words, for tooltips. */
+  label: string
+  /** Over the compressed Linears. */
+  bitsPerWeight: number
+  bytesBefore: number
+  bytesAfter: number
+  bytesDenseAfter: number
+  sparsity: number
+  paramsAfter: number
+  pplBefore: number | null
+  pplAfter: number | null
+  /** Perplexities compare only within one (text, seqlen, windows). */
+  evalText: string | null
+  seqlen: number
+  maxEvalWindows: number | null
+  tensors: { name: string; method: string; bitsPerWeight: number; relWeightError: number; relOutputError: number | null }[]
+  /** The compressed model while this session still holds it (exportable); null for earlier sessions' points. */
+  compressedModelId: ModelId | null
+}
+
 /** Every call the renderer can make. One function per call, each takes one plain object. */
 export interface WhittleApi {
   appInfo(): Promise<AppInfo>
@@ -368,6 +401,8 @@ export interface WhittleApi {
   suggestExportPath(req: { modelId: ModelId; format: ExportFormat; ggufType?: string }): Promise<string>
   /** The HTML of a report this session exported (only paths returned in an ExportResult are readable). */
   readReport(req: { path: string }): Promise<string>
+  /** Every compression result recorded for the model's source (this session's and earlier ones, UI and CLI). */
+  listResults(req: { modelId: ModelId }): Promise<ResultPoint[]>
   /** Subscribe to job updates; returns an unsubscribe function. */
   onJob(listener: (update: JobUpdate) => void): () => void
 }
@@ -377,6 +412,7 @@ export const API_CALLS = [
   'appInfo', 'pickModel', 'openModel', 'openDemo', 'recentModels',
   'listTensors', 'startJob', 'cancelJob', 'headWeights',
   'recipePresets', 'checkRecipe', 'recipeToYaml', 'predictCompression', 'suggestExportPath', 'readReport',
+  'listResults',
 ] as const satisfies readonly Exclude<keyof WhittleApi, 'onJob'>[]
 
 export type ApiCall = (typeof API_CALLS)[number]

@@ -10,6 +10,8 @@ export type ErrorCode =
   | 'validation'  // a request's arguments are wrong
   | 'cancelled'   // the user cancelled a job
   | 'io'          // the OS refused (permissions, disk full)
+  | 'out-of-memory' // the kernels' shared memory cannot hold what the work needs
+  | 'kernel'      // a compute kernel or its worker thread failed (a trap, a crash, a kill)
 
 export class WhittleError extends Error {
   readonly code: ErrorCode
@@ -35,4 +37,19 @@ export function isWhittleError(e: unknown): e is WhittleError {
 export function describeError(e: unknown): string {
   if (e instanceof Error) return e.message
   return String(e)
+}
+
+/**
+ * A value read from a file, shown in an error message: JSON, cut to `max` characters. String() and
+ * JSON.stringify recurse, so a deeply nested array from a hostile file would overflow the stack while the
+ * message is being built; that, too, becomes a short description.
+ */
+export function showValue(v: unknown, max = 80): string {
+  let s: string
+  try {
+    s = JSON.stringify(v) ?? String(v)
+  } catch {
+    s = Array.isArray(v) ? '(a deeply nested array)' : `(a deeply nested ${typeof v})`
+  }
+  return s.length > max ? `${s.slice(0, max)}…` : s
 }

@@ -50,7 +50,8 @@ describe('web mode security', () => {
     const r = await get(`/?token=${server.token}`)
     expect(r.status).toBe(200)
     expect(r.headers['content-security-policy']).toContain("script-src 'self'")
-    expect(String(r.headers['set-cookie'])).toContain('HttpOnly')
+    const cookie = String(r.headers['set-cookie'])
+    expect(cookie.split(';').map((p) => p.trim())).toEqual([`whittle_token_${server.port}=${server.token}`, 'HttpOnly', 'SameSite=Strict', 'Path=/'])
   })
 
   it('refuses requests without the token or with a wrong one', async () => {
@@ -60,7 +61,10 @@ describe('web mode security', () => {
   })
 
   it('accepts the cookie in place of the query token', async () => {
-    expect((await get('/index.html', { cookie: `whittle_token=${server.token}` })).status).toBe(200)
+    expect((await get('/index.html', { cookie: `other=1; ${server.cookieName}=${server.token}` })).status).toBe(200)
+    // The cookie is per port: the old shared name, or another port's cookie, is not this server's token.
+    expect((await get('/index.html', { cookie: `whittle_token=${server.token}` })).status).toBe(403)
+    expect((await get('/index.html', { cookie: `whittle_token_${server.port + 1}=${server.token}` })).status).toBe(403)
   })
 
   it('refuses a foreign Host (DNS rebinding) and a foreign Origin', async () => {

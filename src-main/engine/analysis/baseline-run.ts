@@ -3,6 +3,7 @@
 
 import type { CausalLM, ForwardHooks } from '../forward/causal-lm'
 import { WhittleError } from '../errors'
+import { throwIfCancelled } from '../jobs/cancel'
 
 export interface BaselineRun {
   T: number
@@ -31,7 +32,7 @@ export async function baselineRun(forward: CausalLM, windows: Int32Array[], hook
   const hidden = await forward.embed(windows)
   const inputs: Float32Array[] = []
   for (let l = 0; l < a.layers; l++) {
-    if (signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
+    throwIfCancelled(signal)
     inputs.push(hidden.slice())
     await forward.block(l, hidden, T, hooks)
   }

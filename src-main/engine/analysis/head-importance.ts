@@ -5,7 +5,7 @@
 
 import type { HeadImportance } from '../../contract/api'
 import { tensorName } from '../arch'
-import { WhittleError } from '../errors'
+import { throwIfCancelled } from '../jobs/cancel'
 import { readTensorF32 } from '../formats/read'
 import type { CausalLM } from '../forward/causal-lm'
 import type { LoadedModel } from '../model/loaded-model'
@@ -54,7 +54,7 @@ export async function headImportance(forward: CausalLM, model: LoadedModel, wind
   let done = 0
   for (let l = 0; l < L; l++) {
     for (let h = 0; h < nH; h++) {
-      if (options.signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
+      throwIfCancelled(options.signal)
       const nll = await resumeFrom(forward, run, l, null, {
         attentionOutput(layer, att, M) {
           if (layer !== l) return

@@ -3,7 +3,7 @@
 // Ineffectiveness of the Deeper Layers"), and the mean calibration NLL increase when the block is skipped.
 
 import type { LayerImportance } from '../../contract/api'
-import { WhittleError } from '../errors'
+import { throwIfCancelled } from '../jobs/cancel'
 import type { CausalLM } from '../forward/causal-lm'
 import { baselineRun, resumeFrom } from './baseline-run'
 import type { ProbeOptions } from './head-importance'
@@ -31,7 +31,7 @@ export async function layerImportance(forward: CausalLM, windows: Int32Array[], 
   const angularDistance = Array.from({ length: L }, (_, l) => meanAngularDistance(run.inputs[l], run.inputs[l + 1], H))
   const skipDelta: number[] = []
   for (let l = 0; l < L; l++) {
-    if (options.signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
+    throwIfCancelled(options.signal)
     skipDelta.push((await resumeFrom(forward, run, l, l)) - run.meanNll)
     options.onProgress?.((l + 1) / L, `skipping block ${l}`)
   }

@@ -32,14 +32,39 @@ export function genericLayer(name: string): number | null {
   return m ? Number(m[1]) : null
 }
 
+/**
+ * A name table for lookups keyed by file content (tensor-name parts, architecture names). A Map, because
+ * a plain object answers `constructor` or `toString` with Object.prototype's functions.
+ */
+export function nameTable<V>(entries: Record<string, V>): ReadonlyMap<string, V> {
+  return new Map(Object.entries(entries))
+}
+
+/**
+ * An empty tensor-name -> place record. Null prototype and defineProperty, so a tensor named `__proto__`,
+ * `constructor` or `toString` is an entry like any other and a name absent from the model reads undefined.
+ */
+export function placesRecord(): Record<string, TensorPlace> {
+  return Object.create(null) as Record<string, TensorPlace>
+}
+
+export function setPlace(places: Record<string, TensorPlace>, name: string, place: TensorPlace): void {
+  Object.defineProperty(places, name, { value: place, enumerable: true, writable: true, configurable: true })
+}
+
+/** Names that are Object.prototype members: no architecture is called that, and code indexing by them breaks. */
+export function isBuiltinName(name: string): boolean {
+  return name === '__proto__' || name in Object.prototype
+}
+
 export function otherPlace(name: string): TensorPlace {
   return { role: 'other', layer: genericLayer(name), transposed: false }
 }
 
 export function buildArchitecture(model: ModelFiles, spec: AdapterSpec): ModelArchitecture {
   const warnings = [...(spec.warnings ?? [])]
-  const places: Record<string, TensorPlace> = {}
-  for (const t of model.tensors) places[t.name] = spec.place(t.name)
+  const places = placesRecord()
+  for (const t of model.tensors) setPlace(places, t.name, spec.place(t.name))
   const g = resolveGeometry(model.tensors, places, spec.geometry, spec.source, spec.layerRoles, warnings)
 
   const hasLmHead = model.tensors.some((t) => places[t.name].role === 'lm_head' && !places[t.name].bias)

@@ -3,7 +3,7 @@
 // an absent key is fine, the adapter then derives the number from tensor shapes.
 
 import { dirname, join } from 'node:path'
-import { WhittleError, type ErrorCode } from '../errors'
+import { WhittleError, showValue, type ErrorCode } from '../errors'
 import type { ModelFiles } from '../formats/types'
 
 /** No real dimension, head count or layer count comes near this; larger ones are corruption. */
@@ -38,7 +38,7 @@ export class DeclaredSource {
 
   /** The raw value, with JSON null treated as absent (HF writes `"n_inner": null` for "use the default"). */
   raw(key: string): unknown {
-    const v = this.values[key]
+    const v = Object.hasOwn(this.values, key) ? this.values[key] : undefined
     return v === null ? undefined : v
   }
 
@@ -51,7 +51,7 @@ export class DeclaredSource {
       }
       return Number(v)
     }
-    if (typeof v !== 'number') throw this.fail(`${key} must be a number, found ${JSON.stringify(v)}`)
+    if (typeof v !== 'number') throw this.fail(`${key} must be a number, found ${showValue(v)}`)
     if (!Number.isFinite(v)) throw this.fail(`${key} must be finite, found ${v}`)
     return v
   }
@@ -82,7 +82,7 @@ export class DeclaredSource {
   bool(key: string): boolean | undefined {
     const v = this.raw(key)
     if (v === undefined) return undefined
-    if (typeof v !== 'boolean') throw this.fail(`${key} must be true or false, found ${JSON.stringify(v)}`)
+    if (typeof v !== 'boolean') throw this.fail(`${key} must be true or false, found ${showValue(v)}`)
     return v
   }
 
@@ -101,7 +101,7 @@ export class DeclaredSource {
  */
 export function lenientPositiveInt(values: Record<string, unknown>, ...keys: string[]): number | undefined {
   for (const key of keys) {
-    let v = values[key]
+    let v = Object.hasOwn(values, key) ? values[key] : undefined
     if (typeof v === 'bigint' && v <= BigInt(MAX_DECLARED_DIM)) v = Number(v)
     if (typeof v === 'number' && Number.isInteger(v) && v > 0 && v <= MAX_DECLARED_DIM) return v
   }

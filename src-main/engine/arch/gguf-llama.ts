@@ -4,7 +4,7 @@
 
 import type { TensorRole } from '../../contract/api'
 import type { ModelFiles } from '../formats/types'
-import { buildArchitecture, otherPlace } from './build'
+import { buildArchitecture, nameTable, otherPlace } from './build'
 import { DeclaredSource } from './declared-values'
 import { LLAMA_LAYER_ROLES } from './llama'
 import type { Family, ModelArchitecture, TensorPlace } from './types'
@@ -20,20 +20,20 @@ interface GgufFamily {
 const NON_GATED_ROLES: readonly TensorRole[] = ['qkv', 'o', 'fc1', 'fc2', 'attn_norm', 'ffn_norm']
 
 /** general.architecture values read with a known family; others open as 'unknown'. */
-export const GGUF_FAMILIES: Readonly<Record<string, GgufFamily>> = {
+export const GGUF_FAMILIES = nameTable<GgufFamily>({
   llama: { family: 'llama', ropeLayout: 'gguf', gatedMlp: true, layerRoles: LLAMA_LAYER_ROLES },
   qwen2: { family: 'llama', ropeLayout: 'hf', gatedMlp: true, layerRoles: LLAMA_LAYER_ROLES },
   gpt2: { family: 'gpt2', ropeLayout: 'none', gatedMlp: false, layerRoles: NON_GATED_ROLES },
   gptneox: { family: 'gpt-neox', ropeLayout: 'hf', gatedMlp: false, layerRoles: NON_GATED_ROLES },
-}
+})
 
-const BLOCK_PARTS: Record<string, TensorRole> = {
+const BLOCK_PARTS = nameTable<TensorRole>({
   attn_q: 'q', attn_k: 'k', attn_v: 'v', attn_qkv: 'qkv', attn_output: 'o',
   ffn_gate: 'gate', attn_norm: 'attn_norm', ffn_norm: 'ffn_norm',
-}
-const TOP_PARTS: Record<string, TensorRole> = {
+})
+const TOP_PARTS = nameTable<TensorRole>({
   token_embd: 'embed', position_embd: 'pos_embed', output_norm: 'final_norm', output: 'lm_head',
-}
+})
 
 const BLOCK_NAME = /^blk\.(\d+)\.([a-z_]+)\.(weight|bias)$/
 const TOP_NAME = /^([a-z_]+)\.(weight|bias)$/
@@ -44,12 +44,12 @@ export function placeGgufTensor(name: string, gatedMlp: boolean): TensorPlace {
     const part = block[2]
     const role: TensorRole | undefined = part === 'ffn_up' ? (gatedMlp ? 'up' : 'fc1')
       : part === 'ffn_down' ? (gatedMlp ? 'down' : 'fc2')
-        : BLOCK_PARTS[part]
+        : BLOCK_PARTS.get(part)
     if (!role) return otherPlace(name)
     return { role, layer: Number(block[1]), transposed: false, ...(block[3] === 'bias' ? { bias: true } : {}) }
   }
   const top = TOP_NAME.exec(name)
-  const role = top ? TOP_PARTS[top[1]] : undefined
+  const role = top ? TOP_PARTS.get(top[1]) : undefined
   if (top && role) return { role, layer: null, transposed: false, ...(top[2] === 'bias' ? { bias: true } : {}) }
   return otherPlace(name)
 }

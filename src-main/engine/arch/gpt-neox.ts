@@ -4,19 +4,19 @@
 
 import type { TensorRole } from '../../contract/api'
 import type { ModelFiles } from '../formats/types'
-import { buildArchitecture, otherPlace } from './build'
+import { buildArchitecture, nameTable, otherPlace } from './build'
 import { DeclaredSource, configPath } from './declared-values'
 import type { ModelArchitecture, TensorPlace } from './types'
 
-const LAYER_PARTS: Record<string, TensorRole> = {
+const LAYER_PARTS = nameTable<TensorRole>({
   'attention.query_key_value': 'qkv',
   'attention.dense': 'o',
   'mlp.dense_h_to_4h': 'fc1',
   'mlp.dense_4h_to_h': 'fc2',
   'input_layernorm': 'attn_norm',
   'post_attention_layernorm': 'ffn_norm',
-}
-const TOP_PARTS: Record<string, TensorRole> = { embed_in: 'embed', final_layer_norm: 'final_norm' }
+})
+const TOP_PARTS = nameTable<TensorRole>({ embed_in: 'embed', final_layer_norm: 'final_norm' })
 
 export const NEOX_LAYER_ROLES: readonly TensorRole[] = ['qkv', 'o', 'fc1', 'fc2', 'attn_norm', 'ffn_norm']
 
@@ -30,12 +30,12 @@ const NEOX_DEFAULT_ROTARY_BASE = 10000
 export function placeNeoxTensor(name: string): TensorPlace {
   const layer = LAYER_NAME.exec(name)
   if (layer) {
-    const role = LAYER_PARTS[layer[2]]
+    const role = LAYER_PARTS.get(layer[2])
     if (!role) return otherPlace(name) // attention.bias / masked_bias / rotary_emb.inv_freq buffers
     return { role, layer: Number(layer[1]), transposed: false, ...(layer[3] === 'bias' ? { bias: true } : {}) }
   }
   const top = TOP_NAME.exec(name)
-  if (top) return { role: TOP_PARTS[top[1]], layer: null, transposed: false, ...(top[2] === 'bias' ? { bias: true } : {}) }
+  if (top) return { role: TOP_PARTS.get(top[1]) ?? 'other', layer: null, transposed: false, ...(top[2] === 'bias' ? { bias: true } : {}) }
   if (name === 'embed_out.weight') return { role: 'lm_head', layer: null, transposed: false }
   return otherPlace(name)
 }

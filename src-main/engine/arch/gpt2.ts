@@ -4,20 +4,20 @@
 
 import type { TensorRole } from '../../contract/api'
 import type { ModelFiles } from '../formats/types'
-import { buildArchitecture, otherPlace } from './build'
+import { buildArchitecture, nameTable, otherPlace } from './build'
 import { DeclaredSource, configPath } from './declared-values'
 import type { ModelArchitecture, TensorPlace } from './types'
 
-const LAYER_PARTS: Record<string, TensorRole> = {
+const LAYER_PARTS = nameTable<TensorRole>({
   'ln_1': 'attn_norm',
   'attn.c_attn': 'qkv',
   'attn.c_proj': 'o',
   'ln_2': 'ffn_norm',
   'mlp.c_fc': 'fc1',
   'mlp.c_proj': 'fc2',
-}
+})
 const CONV1D_PARTS = new Set(['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'])
-const TOP_PARTS: Record<string, TensorRole> = { wte: 'embed', wpe: 'pos_embed', ln_f: 'final_norm' }
+const TOP_PARTS = nameTable<TensorRole>({ wte: 'embed', wpe: 'pos_embed', ln_f: 'final_norm' })
 
 export const GPT2_LAYER_ROLES: readonly TensorRole[] = ['qkv', 'o', 'fc1', 'fc2', 'attn_norm', 'ffn_norm']
 
@@ -27,13 +27,13 @@ const TOP_NAME = /^(?:transformer\.)?(wte|wpe|ln_f)\.(weight|bias)$/
 export function placeGpt2Tensor(name: string): TensorPlace {
   const layer = LAYER_NAME.exec(name)
   if (layer) {
-    const role = LAYER_PARTS[layer[2]]
+    const role = LAYER_PARTS.get(layer[2])
     if (!role) return otherPlace(name) // e.g. the causal-mask buffers attn.bias / attn.masked_bias
     const bias = layer[3] === 'bias'
     return { role, layer: Number(layer[1]), transposed: !bias && CONV1D_PARTS.has(layer[2]), ...(bias ? { bias } : {}) }
   }
   const top = TOP_NAME.exec(name)
-  if (top) return { role: TOP_PARTS[top[1]], layer: null, transposed: false, ...(top[2] === 'bias' ? { bias: true } : {}) }
+  if (top) return { role: TOP_PARTS.get(top[1]) ?? 'other', layer: null, transposed: false, ...(top[2] === 'bias' ? { bias: true } : {}) }
   if (name === 'lm_head.weight') return { role: 'lm_head', layer: null, transposed: false }
   return otherPlace(name)
 }

@@ -5,7 +5,7 @@
 import type { TensorRole } from '../../contract/api'
 import { WhittleError } from '../errors'
 import type { ModelFiles } from '../formats/types'
-import { genericLayer, otherPlace } from './build'
+import { genericLayer, isBuiltinName, nameTable, otherPlace, placesRecord, setPlace } from './build'
 import { configPath, lenientPositiveInt } from './declared-values'
 import { GGUF_FAMILIES, describeGgufModel } from './gguf-llama'
 import { describeGpt2, looksLikeGpt2 } from './gpt2'
@@ -17,18 +17,18 @@ import type { Family, ModelArchitecture, TensorPlace } from './types'
 export type { Family, ModelArchitecture, TensorPlace } from './types'
 
 /** HF class names in `architectures`. */
-const HF_ARCHITECTURES: Readonly<Record<string, Family>> = {
+const HF_ARCHITECTURES = nameTable<Family>({
   LlamaForCausalLM: 'llama', LlamaModel: 'llama',
   MistralForCausalLM: 'llama', MistralModel: 'llama',
   Qwen2ForCausalLM: 'llama', Qwen2Model: 'llama',
   GPT2LMHeadModel: 'gpt2', GPT2Model: 'gpt2',
   OPTForCausalLM: 'opt', OPTModel: 'opt',
   GPTNeoXForCausalLM: 'gpt-neox', GPTNeoXModel: 'gpt-neox',
-}
+})
 /** HF `model_type` values. */
-const HF_MODEL_TYPES: Readonly<Record<string, Family>> = {
+const HF_MODEL_TYPES = nameTable<Family>({
   llama: 'llama', mistral: 'llama', qwen2: 'llama', gpt2: 'gpt2', opt: 'opt', gpt_neox: 'gpt-neox',
-}
+})
 
 type Describe = (model: ModelFiles, declaredName: string) => ModelArchitecture
 const HF_DESCRIBE: Readonly<Record<Exclude<Family, 'unknown'>, Describe>> = {
@@ -46,20 +46,24 @@ function declaredByConfig(model: ModelFiles): Declared | null {
   const config = model.config
   if (!config) return null
   const file = configPath(model)
-  const archs = config.architectures ?? null
+  const archs = Object.hasOwn(config, 'architectures') ? config.architectures ?? null : null
   if (archs !== null && (!Array.isArray(archs) || archs.some((a) => typeof a !== 'string'))) {
     throw new WhittleError('config', file, 'architectures must be a list of class names')
   }
-  const modelType = config.model_type ?? null
+  const modelType = Object.hasOwn(config, 'model_type') ? config.model_type ?? null : null
   if (modelType !== null && typeof modelType !== 'string') {
     throw new WhittleError('config', file, 'model_type must be a string')
   }
   const classes = (archs ?? []) as string[]
+  for (const name of [...classes, ...(modelType === null ? [] : [modelType])]) {
+    if (isBuiltinName(name)) throw new WhittleError('unsupported', file, `architecture "${name}" is not a model architecture (it names a JavaScript built-in)`)
+  }
   for (const name of classes) {
-    const family = HF_ARCHITECTURES[name]
+    const family = HF_ARCHITECTURES.get(name)
     if (family) return { name, family }
   }
-  if (modelType && HF_MODEL_TYPES[modelType]) return { name: classes[0] ?? modelType, family: HF_MODEL_TYPES[modelType] }
+  const byType = modelType ? HF_MODEL_TYPES.get(modelType) : undefined
+  if (modelType && byType) return { name: classes[0] ?? modelType, family: byType }
   const name = classes[0] ?? modelType
   return name ? { name, family: null } : null
 }
@@ -72,7 +76,10 @@ export function describeArchitecture(model: ModelFiles): ModelArchitecture {
     if (typeof arch !== 'string') {
       return describeUnknown(model, '', null, ['the GGUF metadata has no general.architecture'])
     }
-    const known = GGUF_FAMILIES[arch]
+    if (isBuiltinName(arch)) {
+      throw new WhittleError('unsupported', model.files[0] ?? model.path, `general.architecture "${arch}" is not a model architecture (it names a JavaScript built-in)`)
+    }
+    const known = GGUF_FAMILIES.get(arch)
     if (known) return describeGgufModel(model, arch, known)
     return describeUnknown(model, arch, ggufGeometryKeys(model.metadata, arch))
   }
@@ -93,7 +100,7 @@ export function describeArchitecture(model: ModelFiles): ModelArchitecture {
 
 /** GGUF `<arch>.*` keys renamed to the HF keys describeUnknown reads. */
 function ggufGeometryKeys(metadata: Record<string, unknown>, arch: string): Record<string, unknown> {
-  const k = (key: string): unknown => metadata[`${arch}.${key}`]
+  const k = (key: string): unknown => (Object.hasOwn(metadata, `${arch}.${key}`) ? metadata[`${arch}.${key}`] : undefined)
   return {
     num_hidden_layers: k('block_count'),
     hidden_size: k('embedding_length'),
@@ -113,10 +120,10 @@ function describeUnknown(
   values: Record<string, unknown> | null,
   extraWarnings: string[] = [],
 ): ModelArchitecture {
-  const places: Record<string, TensorPlace> = {}
+  const places = placesRecord()
   let highest = -1
   for (const t of model.tensors) {
-    places[t.name] = otherPlace(t.name)
+    setPlace(places, t.name, otherPlace(t.name))
     highest = Math.max(highest, genericLayer(t.name) ?? -1)
   }
   const v = values ?? {}

@@ -3,11 +3,11 @@
 
 import type { TensorRole } from '../../contract/api'
 import type { ModelFiles } from '../formats/types'
-import { buildArchitecture, otherPlace } from './build'
+import { buildArchitecture, nameTable, otherPlace } from './build'
 import { DeclaredSource, configPath } from './declared-values'
 import type { ModelArchitecture, TensorPlace } from './types'
 
-const LAYER_PARTS: Record<string, TensorRole> = {
+const LAYER_PARTS = nameTable<TensorRole>({
   'self_attn.q_proj': 'q',
   'self_attn.k_proj': 'k',
   'self_attn.v_proj': 'v',
@@ -17,12 +17,12 @@ const LAYER_PARTS: Record<string, TensorRole> = {
   'mlp.down_proj': 'down',
   'input_layernorm': 'attn_norm',
   'post_attention_layernorm': 'ffn_norm',
-}
+})
 
-const TOP_PARTS: Record<string, TensorRole> = {
+const TOP_PARTS = nameTable<TensorRole>({
   'embed_tokens': 'embed',
   'norm': 'final_norm',
-}
+})
 
 export const LLAMA_LAYER_ROLES: readonly TensorRole[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down', 'attn_norm', 'ffn_norm']
 
@@ -33,12 +33,12 @@ const TOP_NAME = /^(?:model\.)?(embed_tokens|norm)\.(weight|bias)$/
 export function placeLlamaTensor(name: string): TensorPlace {
   const layer = LAYER_NAME.exec(name)
   if (layer) {
-    const role = LAYER_PARTS[layer[2]]
+    const role = LAYER_PARTS.get(layer[2])
     if (role) return { role, layer: Number(layer[1]), transposed: false, ...(layer[3] === 'bias' ? { bias: true } : {}) }
     return otherPlace(name)
   }
   const top = TOP_NAME.exec(name)
-  if (top) return { role: TOP_PARTS[top[1]], layer: null, transposed: false, ...(top[2] === 'bias' ? { bias: true } : {}) }
+  if (top) return { role: TOP_PARTS.get(top[1]) ?? 'other', layer: null, transposed: false, ...(top[2] === 'bias' ? { bias: true } : {}) }
   if (name === 'lm_head.weight') return { role: 'lm_head', layer: null, transposed: false }
   return otherPlace(name)
 }

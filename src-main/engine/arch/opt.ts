@@ -4,11 +4,11 @@
 
 import type { TensorRole } from '../../contract/api'
 import type { ModelFiles } from '../formats/types'
-import { buildArchitecture, otherPlace } from './build'
+import { buildArchitecture, nameTable, otherPlace } from './build'
 import { DeclaredSource, configPath } from './declared-values'
 import type { ModelArchitecture, TensorPlace } from './types'
 
-const LAYER_PARTS: Record<string, TensorRole> = {
+const LAYER_PARTS = nameTable<TensorRole>({
   'self_attn.q_proj': 'q',
   'self_attn.k_proj': 'k',
   'self_attn.v_proj': 'v',
@@ -17,10 +17,10 @@ const LAYER_PARTS: Record<string, TensorRole> = {
   'fc1': 'fc1',
   'fc2': 'fc2',
   'final_layer_norm': 'ffn_norm',
-}
-const TOP_PARTS: Record<string, TensorRole> = {
+})
+const TOP_PARTS = nameTable<TensorRole>({
   embed_tokens: 'embed', embed_positions: 'pos_embed', final_layer_norm: 'final_norm',
-}
+})
 
 export const OPT_LAYER_ROLES: readonly TensorRole[] = ['q', 'k', 'v', 'o', 'fc1', 'fc2', 'attn_norm', 'ffn_norm']
 
@@ -34,12 +34,12 @@ const OPT_LAYER_NORM_EPS = 1e-5
 export function placeOptTensor(name: string): TensorPlace {
   const layer = LAYER_NAME.exec(name)
   if (layer) {
-    const role = LAYER_PARTS[layer[2]]
+    const role = LAYER_PARTS.get(layer[2])
     if (!role) return otherPlace(name)
     return { role, layer: Number(layer[1]), transposed: false, ...(layer[3] === 'bias' ? { bias: true } : {}) }
   }
   const top = TOP_NAME.exec(name)
-  if (top) return { role: TOP_PARTS[top[1]], layer: null, transposed: false, ...(top[2] === 'bias' ? { bias: true } : {}) }
+  if (top) return { role: TOP_PARTS.get(top[1]) ?? 'other', layer: null, transposed: false, ...(top[2] === 'bias' ? { bias: true } : {}) }
   if (name === 'lm_head.weight') return { role: 'lm_head', layer: null, transposed: false }
   return otherPlace(name)
 }

@@ -7,6 +7,7 @@
 import type { LoadedModel } from '../model/loaded-model'
 import type { WorkerPool } from '../pool/worker-pool'
 import { WhittleError } from '../errors'
+import { throwIfCancelled } from '../jobs/cancel'
 import type { InputGroup } from '../../contract/api'
 import { createForward } from '../forward'
 import { INPUT_GROUP, RECORDING_ROLES } from '../forward/causal-lm'
@@ -84,7 +85,7 @@ export async function captureCalibration(pool: WorkerPool, model: LoadedModel, w
   try {
     const hidden = await forward.embed(windows)
     for (let layer = 0; layer < a.layers; layer++) {
-      if (options.signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
+      throwIfCancelled(options.signal)
       const stats: LayerStats = {
         qkv: emptyInputStats(a.hiddenSize, !!options.hessian),
         o: emptyInputStats(a.heads * a.headDim, !!options.hessian),

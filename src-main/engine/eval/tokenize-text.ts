@@ -4,14 +4,20 @@
 import { readFile, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { WhittleError } from '../errors'
-import { loadTokenizer } from '../formats/hf-folder'
+import { untilCancelled } from '../jobs/cancel'
+import { ggufTextIds, tokenizerSourceOf } from '../formats/model-tokenizer'
+import { encodeText } from '../formats/tokenizer'
 import type { ModelFiles } from '../formats/types'
 
 /** Eval texts are read whole; refuse anything absurd rather than exhausting memory. */
 export const MAX_TEXT_BYTES = 256 << 20
 
 export function bosId(files: ModelFiles): number {
-  const pick = (o: Record<string, unknown> | null): number | null => (typeof o?.bos_token_id === 'number' ? o.bos_token_id : null)
+  // Only an id a vocabulary can hold; anything else in the file falls through to the next source.
+  const pick = (o: Record<string, unknown> | null): number | null => {
+    const v = o && Object.hasOwn(o, 'bos_token_id') ? o.bos_token_id : null
+    return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0x7fffffff ? v : null
+  }
   return pick(files.config) ?? pick(files.generationConfig) ?? 1
 }
 
@@ -35,9 +41,13 @@ export async function readTextFile(file: string): Promise<string> {
 }
 
 export async function tokenizeForEval(files: ModelFiles, text: string): Promise<Int32Array> {
+  // A GGUF without a tokenizer.json beside it uses its own tokenizer.ggml.* (BOS as its add_bos_token says).
+  if (tokenizerSourceOf(files) === 'gguf') return ggufTextIds(files, text)
   if (!files.tokenizerPath) throw new WhittleError('not-found', files.path, 'the model has no tokenizer.json beside it; perplexity needs one')
-  const tokenizer = await loadTokenizer(path.dirname(files.tokenizerPath))
-  const ids = tokenizer.encode(text, { add_special_tokens: false }).ids
+  // Loading the vocabulary and encoding a whole text take seconds: done in the parser worker, every
+  // exception of the tokenizer library translated there into an error naming tokenizer.json.
+  // The worker cannot be interrupted mid-encode; a cancelled job stops waiting for it (jobs/cancel.ts).
+  const ids = await untilCancelled(encodeText(path.dirname(files.tokenizerPath), text))
   const out = new Int32Array(ids.length + 1)
   out[0] = bosId(files)
   out.set(ids, 1)

@@ -34,7 +34,7 @@ const TORCH_DTYPES: Record<string, ScaleDType> = { float32: 'F32', float16: 'F16
 /** The model's float dtype: config.json's torch_dtype, else F32. */
 export function modelFloatDType(view: ModelView): ScaleDType {
   const declared = view.files.config?.torch_dtype ?? view.files.config?.dtype
-  return (typeof declared === 'string' && TORCH_DTYPES[declared]) || 'F32'
+  return (typeof declared === 'string' && Object.hasOwn(TORCH_DTYPES, declared) && TORCH_DTYPES[declared]) || 'F32'
 }
 
 function encodeScalar(v: number, dtype: ScaleDType): number {

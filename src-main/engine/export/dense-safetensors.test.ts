@@ -1,5 +1,6 @@
 // Dense exports: sharding with an index, dtype conversion, the free-space check, and what a process
-// killed mid-export leaves behind (nothing at the destination).
+// killed mid-export leaves behind (nothing at the destination; a lock and a temporary folder that the
+// next export removes).
 
 import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
@@ -14,6 +15,9 @@ import { writeFolderAtomically } from './atomic-folder'
 import { assertDiskSpace, freeBytes } from './disk-space'
 import { planShards, verifyDenseSafetensors, writeDenseSafetensors } from './dense-safetensors'
 import { roundToF16 } from '../compress/quant/fp16'
+import { WhittleError } from '../errors'
+import { lockPathFor } from '../io/destination-lock'
+import { scaled } from '../testing/time-factor'
 
 const root = path.resolve(__dirname, '../../..')
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'whittle-dense-'))
@@ -53,7 +57,7 @@ describe('dense safetensors export', () => {
 
   it('checks free space first, naming the folder and the sizes', async () => {
     expect(await freeBytes(path.join(tmp, 'not', 'yet'))).toBeGreaterThan(0)
-    await expect(assertDiskSpace(tmp, 2 ** 60, 'a huge export')).rejects.toThrow(/not enough free disk space for a huge export: it needs about .* GiB, .* GiB are free/)
+    await expect(assertDiskSpace(tmp, 2 ** 60, 'a huge export')).rejects.toThrow(/not enough free disk space for a huge export: it needs about [\d.]+ [KMGTP]i?B, [\d.]+ [KMGTP]i?B are free/)
     await expect(writeFolderAtomically(path.join(tmp, 'huge'), async () => {}, undefined, 2 ** 60)).rejects.toThrow(/not enough free disk space/)
     expect(existsSync(path.join(tmp, 'huge'))).toBe(false)
   })
@@ -71,13 +75,20 @@ describe('dense safetensors export', () => {
       child.on('exit', (code) => reject(new Error(`the child exited (${code}) before writing: ${stderr}`)))
     })
     expect(readdirSync(tmpDir)).toContain('model.safetensors')
+    // While it runs, the destination is its own: another export is refused and removes nothing.
+    const busy = await writeFolderAtomically(dest, async () => {}).catch((e: unknown) => e)
+    expect(busy).toBeInstanceOf(WhittleError)
+    expect((busy as WhittleError).message).toContain(`${dest}: the destination is being written by another export (process ${child.pid};`)
+    expect(existsSync(tmpDir)).toBe(true)
     const exited = new Promise((r) => child.on('exit', r))
     child.kill('SIGKILL')
     await exited
     expect(existsSync(dest)).toBe(false)
     expect(existsSync(tmpDir)).toBe(true)
+    expect(existsSync(lockPathFor(dest))).toBe(true)
     await writeFolderAtomically(dest, async () => {})
     expect(existsSync(tmpDir)).toBe(false)
+    expect(existsSync(lockPathFor(dest))).toBe(false)
     expect(existsSync(dest)).toBe(true)
-  }, 60_000)
+  }, scaled(60_000))
 })

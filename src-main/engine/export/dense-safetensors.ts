@@ -102,7 +102,7 @@ export async function writeDenseSafetensors(view: ModelView, dir: string, option
       const e = byName.get(name)!
       const dtype = targetDType(e, options)
       total += writtenBytes(e, dtype)
-      weightMap[name] = file
+      Object.defineProperty(weightMap, name, { value: file, enumerable: true, writable: true, configurable: true }) // a tensor may be named __proto__
       return { name, dtype, shape: e.shape, data: dtype === e.dtype && e.data ? e.data : tensorChunks(e, dtype) }
     })
     await writeSafetensors(path.join(dir, file), inputs, { format: 'pt', producer: 'whittle' })

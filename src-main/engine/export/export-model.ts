@@ -90,6 +90,8 @@ function defaultGgufType(c: CompressionProvenance | undefined): GgufExportType {
 
 /** Storage bits per weight of GGUF types, for the free-space estimate (mixes: their largest member). */
 const GGUF_BITS: Record<string, number> = { F32: 32, F16: 16, BF16: 16, Q8_0: 8.5, Q6_K: 6.5625, Q4_K: 4.5, Q4_0: 4.5, Q4_K_M: 6.5625, Q4_K_S: 6.5625 }
+/** Own keys only: the type name comes from a request, and "constructor" must not find a function. */
+const ggufBits = (type: string): number => (Object.hasOwn(GGUF_BITS, type) ? GGUF_BITS[type] : 32)
 
 /** Bytes the export's weights will take, for the free-space check before writing. */
 export function estimateExportBytes(view: ModelView, o: ExportModelOptions, records: ReadonlyMap<string, UniformGridRecord>): number {
@@ -99,7 +101,7 @@ export function estimateExportBytes(view: ModelView, o: ExportModelOptions, reco
     const e = view.entry(t.name)
     const n = e.shape.reduce((a, b) => a * b, 1)
     const r = records.get(t.name)
-    if (o.format === 'gguf') bytes += (n * (GGUF_BITS[o.ggufType ?? 'Q8_0'] ?? 32)) / 8
+    if (o.format === 'gguf') bytes += (n * ggufBits(o.ggufType ?? 'Q8_0')) / 8
     else if (r) bytes += (n * r.bits) / 8 + r.scales.length * 6
     else bytes += o.format === 'gptq' ? n * 2 : e.byteLength
   }

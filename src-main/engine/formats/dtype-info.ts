@@ -9,10 +9,11 @@ export interface DTypeGeometry {
   blockBytes: number
 }
 
-const PLAIN_SIZES: Record<string, number> = {
+/** A Map: dtype names come from files, and a plain object would answer "constructor" with a function. */
+const PLAIN_SIZES = new Map<string, number>(Object.entries({
   F64: 8, F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, F8_E5M2: 1,
   I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
-}
+}))
 
 /** Dtype names a safetensors header may use that Whittle reads (GGUF block types are not safetensors dtypes). */
 export const SAFETENSORS_DTYPES: readonly DType[] = [
@@ -21,7 +22,7 @@ export const SAFETENSORS_DTYPES: readonly DType[] = [
 ]
 
 export function dtypeGeometry(dtype: DType): DTypeGeometry {
-  const plain = PLAIN_SIZES[dtype]
+  const plain = PLAIN_SIZES.get(dtype)
   if (plain !== undefined) return { blockElements: 1, blockBytes: plain }
   const g = ggmlTypeByName(dtype)
   if (!g) throw new Error(`no geometry for dtype ${dtype}`) // unreachable for a valid DType

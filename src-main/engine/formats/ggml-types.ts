@@ -44,10 +44,10 @@ export const GGML_TYPES: readonly GgmlTypeInfo[] = [
   t(17, 'IQ2_XS', QK_K, 2 + QK_K / 4 + QK_K / 32, null),
   t(18, 'IQ3_XXS', QK_K, 2 + QK_K / 4 + QK_K / 8, null),
   t(19, 'IQ1_S', QK_K, 2 + QK_K / 8 + QK_K / 16, null),
-  t(20, 'IQ4_NL', 32, 2 + 16, null),
+  t(20, 'IQ4_NL', 32, 2 + 16, 'IQ4_NL'),
   t(21, 'IQ3_S', QK_K, 2 + QK_K / 4 + QK_K / 8 + QK_K / 32 + 4, null),
   t(22, 'IQ2_S', QK_K, 2 + QK_K / 4 + QK_K / 16, null),
-  t(23, 'IQ4_XS', QK_K, 2 + 2 + QK_K / 2 + QK_K / 64, null),
+  t(23, 'IQ4_XS', QK_K, 2 + 2 + QK_K / 2 + QK_K / 64, 'IQ4_XS'),
   t(24, 'I8', 1, 1, 'I8'),
   t(25, 'I16', 1, 2, 'I16'),
   t(26, 'I32', 1, 4, 'I32'),
@@ -55,8 +55,8 @@ export const GGML_TYPES: readonly GgmlTypeInfo[] = [
   t(28, 'F64', 1, 8, 'F64'),
   t(29, 'IQ1_M', QK_K, QK_K / 8 + QK_K / 16 + QK_K / 32, null),
   t(30, 'BF16', 1, 2, 'BF16'),
-  t(34, 'TQ1_0', QK_K, 2 + 4 * 13, null),
-  t(35, 'TQ2_0', QK_K, 2 + 64, null),
+  t(34, 'TQ1_0', QK_K, 2 + 4 * 13, 'TQ1_0'),
+  t(35, 'TQ2_0', QK_K, 2 + 64, 'TQ2_0'),
   // e8m0 shared exponent + 16 bytes of 4-bit values.
   t(39, 'MXFP4', 32, 1 + 16, null),
 ]

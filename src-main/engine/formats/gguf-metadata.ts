@@ -60,6 +60,19 @@ export interface GgufArrayLocation {
 const lenientUtf8 = new TextDecoder('utf-8')
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
 
+/**
+ * What one KV's value may still take: bytes (strings, and arrays at their smallest encoding) and items per
+ * array. Checked against claimed lengths before anything is read or skipped, so a value over the cap costs
+ * nothing to refuse. `cap` names the limit in error messages.
+ */
+export interface ValueBudget {
+  bytes: number
+  items: number
+  cap: string
+}
+
+const UNBOUNDED: ValueBudget = { bytes: Number.MAX_SAFE_INTEGER, items: Number.MAX_SAFE_INTEGER, cap: '' }
+
 export function isSummary(v: GgufMetadataValue): v is GgufArraySummary {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
@@ -87,7 +100,11 @@ export async function readValueType(c: FileCursor, what: string): Promise<GgufVa
  * leniently because some vocabularies store raw byte pieces.
  */
 export async function readString(c: FileCursor, what: string, limit: number, strict: boolean): Promise<string> {
-  const length = await readCount(c, `${what} length`)
+  return readStringBody(c, what, await readCount(c, `${what} length`), limit, strict)
+}
+
+/** The bytes of a string whose u64 length was just read. */
+async function readStringBody(c: FileCursor, what: string, length: number, limit: number, strict: boolean): Promise<string> {
   if (length > c.remaining()) {
     throw new WhittleError('truncated', c.path, `${what} claims ${length} bytes at offset ${c.position}, but only ${c.remaining()} remain in the file`)
   }
@@ -106,8 +123,14 @@ function int64(v: bigint): number | bigint {
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v
 }
 
-async function readScalar(c: FileCursor, type: GgufValueType, what: string): Promise<GgufScalar> {
-  if (type === 'string') return readString(c, what, MAX_STRING_BYTES, false)
+async function readScalar(c: FileCursor, type: GgufValueType, what: string, budget: ValueBudget = UNBOUNDED): Promise<GgufScalar> {
+  if (type === 'string') {
+    if (budget.bytes >= MAX_STRING_BYTES) return readString(c, what, MAX_STRING_BYTES, false)
+    const at = c.position
+    const length = await readCount(c, `${what} length`)
+    if (length > budget.bytes && length <= c.remaining()) throw formatError(c.path, `${what} claims ${length} bytes at offset ${at}, over ${budget.cap}`)
+    return readStringBody(c, what, length, MAX_STRING_BYTES, false)
+  }
   await c.ensure(GGUF_FIXED_SIZES[type]!, what)
   switch (type) {
     case 'u8': return c.u8()
@@ -129,8 +152,8 @@ async function readScalar(c: FileCursor, type: GgufValueType, what: string): Pro
   }
 }
 
-/** Reads an array header (item type + count) and checks the count against the bytes left. */
-export async function readArrayHeader(c: FileCursor, what: string): Promise<{ itemType: GgufValueType; length: number }> {
+/** Reads an array header (item type + count) and checks the count against the bytes left and the budget. */
+export async function readArrayHeader(c: FileCursor, what: string, budget: ValueBudget = UNBOUNDED): Promise<{ itemType: GgufValueType; length: number }> {
   const itemType = await readValueType(c, `${what} item type`)
   const length = await readCount(c, `${what} count`)
   const room = Math.floor(c.remaining() / minItemBytes(itemType))
@@ -138,11 +161,14 @@ export async function readArrayHeader(c: FileCursor, what: string): Promise<{ it
     throw new WhittleError('truncated', c.path,
       `${what} claims ${length} ${itemType} items at offset ${c.position}, but the file has room for at most ${room}`)
   }
+  if (length > budget.items || length * minItemBytes(itemType) > budget.bytes) {
+    throw formatError(c.path, `${what} claims ${length} ${itemType} items at offset ${c.position}, over ${budget.cap}`)
+  }
   return { itemType, length }
 }
 
 /** Advances past `length` items of `itemType` without keeping them. */
-async function skipItems(c: FileCursor, itemType: GgufValueType, length: number, what: string, depth: number): Promise<void> {
+async function skipItems(c: FileCursor, itemType: GgufValueType, length: number, what: string, depth: number, budget: ValueBudget): Promise<void> {
   const fixed = GGUF_FIXED_SIZES[itemType]
   if (fixed !== undefined) {
     c.skip(length * fixed, what)
@@ -155,8 +181,8 @@ async function skipItems(c: FileCursor, itemType: GgufValueType, length: number,
       c.skip(n, what)
     } else {
       if (depth >= MAX_ARRAY_DEPTH) throw formatError(c.path, `${what}: arrays nested deeper than ${MAX_ARRAY_DEPTH}`)
-      const inner = await readArrayHeader(c, `${what}[${i}]`)
-      await skipItems(c, inner.itemType, inner.length, what, depth + 1)
+      const inner = await readArrayHeader(c, `${what}[${i}]`, budget)
+      await skipItems(c, inner.itemType, inner.length, what, depth + 1, budget)
     }
   }
 }
@@ -167,19 +193,20 @@ async function skipItems(c: FileCursor, itemType: GgufValueType, length: number,
  */
 export async function readMetadataValue(
   c: FileCursor, type: GgufValueType, what: string, onArray: (loc: GgufArrayLocation) => void, depth = 0,
+  budget: ValueBudget = UNBOUNDED,
 ): Promise<GgufMetadataValue> {
-  if (type !== 'array') return readScalar(c, type, what)
+  if (type !== 'array') return readScalar(c, type, what, budget)
   if (depth >= MAX_ARRAY_DEPTH) throw formatError(c.path, `${what}: arrays nested deeper than ${MAX_ARRAY_DEPTH}`)
-  const { itemType, length } = await readArrayHeader(c, what)
+  const { itemType, length } = await readArrayHeader(c, what, budget)
   onArray({ itemType, length, offset: c.position })
   if (length > INLINE_ARRAY_LIMIT) {
-    await skipItems(c, itemType, length, what, depth + 1)
+    await skipItems(c, itemType, length, what, depth + 1, budget)
     return { type: 'array', itemType, length }
   }
   const items: GgufMetadataValue[] = []
   for (let i = 0; i < length; i++) {
     // Nested long arrays are summarised too, but only top-level locations are worth recording.
-    items.push(await readMetadataValue(c, itemType, `${what}[${i}]`, () => {}, depth + 1))
+    items.push(await readMetadataValue(c, itemType, `${what}[${i}]`, () => {}, depth + 1, budget))
   }
   return items
 }

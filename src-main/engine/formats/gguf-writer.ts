@@ -3,7 +3,7 @@
 
 import { WhittleError } from '../errors'
 import { ByteBuilder } from '../io/byte-builder'
-import { writeFileAtomically } from '../io/atomic-writer'
+import { writeFileAtomically, type AtomicWriteOptions } from '../io/atomic-writer'
 import { DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_DIMS } from './gguf'
 import { GGUF_VALUE_TYPES, type GgufValueType } from './gguf-metadata'
 import { ggmlTypeById, ggmlTypeByName, type GgmlTypeInfo } from './ggml-types'
@@ -176,8 +176,11 @@ export function encodeGgufHeader(path: string, spec: GgufWriteSpec): { header: U
   return { header: b.finish(), offsets, alignment }
 }
 
-/** Writes a GGUF file atomically (temp file + rename). Returns its size in bytes. */
-export async function writeGguf(path: string, spec: GgufWriteSpec): Promise<number> {
+/**
+ * Writes a GGUF file atomically (temp file, flushed, optionally verified, then named). Returns its size
+ * in bytes. `options.exclusive` never replaces an existing file (exports); see writeFileAtomically.
+ */
+export async function writeGguf(path: string, spec: GgufWriteSpec, options?: AtomicWriteOptions): Promise<number> {
   const { header, alignment } = encodeGgufHeader(path, spec)
   return writeFileAtomically(path, async (w) => {
     await w.write(header)
@@ -191,5 +194,5 @@ export async function writeGguf(path: string, spec: GgufWriteSpec): Promise<numb
       const pad = (alignment - (data.byteLength % alignment)) % alignment
       if (pad > 0) await w.write(new Uint8Array(pad))
     }
-  })
+  }, options)
 }

@@ -13,16 +13,22 @@ import { safeMultiply, safeProduct } from './dtype-info'
 import { ggmlTypeById } from './ggml-types'
 import {
   MAX_KEY_BYTES, readArrayItems, readMetadataValue, readString, readValueType,
-  type GgufArrayLocation, type GgufArrayValue, type GgufMetadataValue, type GgufValueType,
+  type GgufArrayLocation, type GgufArrayValue, type GgufMetadataValue, type GgufValueType, type ValueBudget,
 } from './gguf-metadata'
+import {
+  GGUF_TOKENIZER_PREFIX, INLINE_PARSE_BYTES, MAX_GGUF_KVS, MAX_GGUF_METADATA_BYTES, MAX_GGUF_TOKENIZER_BYTES,
+  MAX_GGUF_TOKENIZER_ITEMS, MAX_TENSORS,
+} from './limits'
+import { runParseJob } from './parse-worker-host'
 import type { TensorEntry } from './types'
+
+export { MAX_GGUF_KVS }
 
 export const GGUF_MAGIC = 'GGUF'
 export const DEFAULT_ALIGNMENT = 32
 export const MAX_DIMS = 4
-/** Far above any real model (the largest MoE GGUFs hold a few thousand tensors per file). */
-export const MAX_GGUF_TENSORS = 1 << 20
-export const MAX_GGUF_KVS = 1 << 20
+/** See limits.ts: far above any real model (the largest MoE GGUFs hold a few thousand tensors per file). */
+export const MAX_GGUF_TENSORS = MAX_TENSORS
 /** Smallest tensor info: empty name (8) + n_dims (4) + type (4) + offset (8); dims add 8 each. */
 const MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8
 /** Smallest KV: empty key (8) + type (4) + a one-byte value. */
@@ -131,8 +137,88 @@ function tensorEntry(path: string, info: GgufTensorInfo, dataStart: number): Ten
   }
 }
 
-/** Opens a GGUF file: validates the header, metadata and tensor infos. Data is not read. */
+/** What the KVs still may take: tokenizer.* ones share a generous budget, all others a small one. */
+interface MetadataBudgets {
+  tokenizer: ValueBudget
+  other: ValueBudget
+}
+
+function metadataBudgets(): MetadataBudgets {
+  return {
+    tokenizer: { bytes: MAX_GGUF_TOKENIZER_BYTES, items: MAX_GGUF_TOKENIZER_ITEMS, cap: `the ${MAX_GGUF_TOKENIZER_BYTES}-byte / ${MAX_GGUF_TOKENIZER_ITEMS}-item cap on tokenizer.* metadata` },
+    other: { bytes: MAX_GGUF_METADATA_BYTES, items: MAX_GGUF_METADATA_BYTES, cap: `the ${MAX_GGUF_METADATA_BYTES}-byte cap on metadata outside tokenizer.*` },
+  }
+}
+
+/**
+ * Opens a GGUF file: validates the header, metadata and tensor infos. Data is not read. Files over
+ * INLINE_PARSE_BYTES are walked in the parser worker, so a large header never stalls the event loop.
+ */
 export async function readGguf(path: string): Promise<GgufFile> {
+  const abs = resolve(path)
+  closeFile(abs)
+  const size = await withFileHandle(abs, (handle) => handleSize(handle, abs))
+  closeFile(abs)
+  if (size <= INLINE_PARSE_BYTES) return readGgufHeader(abs)
+  return ggufFromColumns(await runParseJob<GgufColumns>({ kind: 'gguf', path: abs }, abs, async () => ggufToColumns(await readGgufHeader(abs))))
+}
+
+/**
+ * A GgufFile with its tensor infos in columns, as the parser worker sends it back: structured-cloning
+ * 10^5 tensor objects costs the receiving thread a second on a loaded machine, a few typed arrays nothing.
+ */
+export interface GgufColumns {
+  header: Omit<GgufFile, 'tensors' | 'infos'>
+  names: string
+  nameLengths: Uint32Array
+  ranks: Uint8Array
+  dims: Float64Array
+  types: Uint32Array
+  offsets: Float64Array
+}
+
+export function ggufToColumns(g: GgufFile): GgufColumns {
+  const { tensors: _tensors, infos, ...header } = g
+  const n = infos.length
+  const nameLengths = new Uint32Array(n), ranks = new Uint8Array(n), types = new Uint32Array(n), offsets = new Float64Array(n)
+  const dims: number[] = []
+  infos.forEach((info, i) => {
+    nameLengths[i] = info.name.length
+    ranks[i] = info.dims.length // at most MAX_DIMS
+    for (const d of info.dims) dims.push(d)
+    types[i] = info.ggmlType
+    offsets[i] = info.relativeOffset
+  })
+  return { header, names: infos.map((i) => i.name).join(''), nameLengths, ranks, dims: Float64Array.from(dims), types, offsets }
+}
+
+export function ggufColumnBuffers(c: GgufColumns): ArrayBuffer[] {
+  return [c.nameLengths, c.ranks, c.dims, c.types, c.offsets].map((a) => a.buffer as ArrayBuffer)
+}
+
+/** Infos rebuilt per slice, with the event loop let through between slices. */
+const INFOS_PER_SLICE = 8192
+
+/** The GgufFile of `c`, its infos and tensor entries rebuilt in slices (their checks already passed in the worker). */
+export async function ggufFromColumns(c: GgufColumns): Promise<GgufFile> {
+  const infos: GgufTensorInfo[] = []
+  const tensors: TensorEntry[] = []
+  let at = 0, d = 0
+  for (let i = 0; i < c.nameLengths.length; i++) {
+    if (i > 0 && i % INFOS_PER_SLICE === 0) await new Promise((r) => setImmediate(r))
+    const name = c.names.slice(at, at + c.nameLengths[i])
+    at += c.nameLengths[i]
+    const dims: number[] = []
+    for (const end = d + c.ranks[i]; d < end; d++) dims.push(c.dims[d])
+    const info: GgufTensorInfo = { name, dims, ggmlType: c.types[i], relativeOffset: c.offsets[i] }
+    infos.push(info)
+    tensors.push(tensorEntry(c.header.path, info, c.header.dataStart))
+  }
+  return { ...c.header, tensors, infos }
+}
+
+/** The header walk itself, on the calling thread (the parser worker calls this). */
+export async function readGgufHeader(path: string): Promise<GgufFile> {
   const abs = resolve(path)
   closeFile(abs)
   return withFileHandle(abs, async (handle) => {
@@ -147,16 +233,21 @@ export async function readGguf(path: string): Promise<GgufFile> {
     if (problem) throw new WhittleError('unsupported', abs, problem)
     const tensorCount = await readSignedCount(c, 'tensors', MIN_TENSOR_INFO_BYTES, MAX_GGUF_TENSORS)
     const kvCount = await readSignedCount(c, 'metadata KVs', MIN_KV_BYTES, MAX_GGUF_KVS)
+    const budgets = metadataBudgets()
 
     const metadata: Record<string, GgufMetadataValue> = {}
     const kvTypes: Record<string, GgufValueType> = {}
     const arrays: Record<string, GgufArrayLocation> = {}
     for (let i = 0; i < kvCount; i++) {
+      const start = c.position
       const key = await readString(c, `metadata key ${i}`, MAX_KEY_BYTES, true)
       if (Object.hasOwn(kvTypes, key)) throw formatError(abs, `metadata key "${key}" appears twice`)
+      const budget = key.startsWith(GGUF_TOKENIZER_PREFIX) ? budgets.tokenizer : budgets.other
       const type = await readValueType(c, `metadata "${key}"`)
       setOwn(kvTypes, key, type)
-      setOwn(metadata, key, await readMetadataValue(c, type, `metadata "${key}"`, (loc) => setOwn(arrays, key, loc)))
+      setOwn(metadata, key, await readMetadataValue(c, type, `metadata "${key}"`, (loc) => setOwn(arrays, key, loc), 0, budget))
+      budget.bytes -= c.position - start
+      if (budget.bytes < 0) throw formatError(abs, `metadata "${key}" takes the KVs past ${budget.cap}`)
     }
     const hasAlignment = Object.hasOwn(kvTypes, 'general.alignment')
     const alignment = alignmentFrom(abs, hasAlignment ? metadata['general.alignment'] : undefined, hasAlignment ? kvTypes['general.alignment'] : undefined)

@@ -2,19 +2,16 @@
 // weights as model.safetensors, a sharded model.safetensors.index.json, or a single .gguf.
 
 import { readdir, stat } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
-import { Tokenizer } from '@huggingface/tokenizers'
+import { join, resolve } from 'node:path'
 import { WhittleError } from '../errors'
 import { ioError } from '../io/ranged-file'
 import { openGgufFile } from './gguf'
+import { MAX_CONFIG_JSON_BYTES } from './limits'
 import { unpackQuantizedLinears } from './packed-linears'
 import { openSafetensorsFile, openShardedSafetensors, readJsonFile, type SafetensorsModel } from './safetensors'
 import type { ModelFiles } from './types'
 
-/** config.json and friends are small; a bigger one is not a config. */
-const MAX_CONFIG_BYTES = 16 << 20
-/** tokenizer.json of a 256k vocabulary is ~20 MB; leave generous room. */
-const MAX_TOKENIZER_BYTES = 512 << 20
+export { loadTokenizer, type Tokenizer } from './tokenizer'
 
 async function isFile(path: string): Promise<boolean> {
   try {
@@ -31,7 +28,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 /** Reads a JSON object file, or returns null when it does not exist. Invalid content is a 'config' error. */
 export async function readOptionalConfig(path: string): Promise<Record<string, unknown> | null> {
   if (!(await isFile(path))) return null
-  const json = await readJsonFile(path, MAX_CONFIG_BYTES, 'config')
+  const json = await readJsonFile(path, MAX_CONFIG_JSON_BYTES, 'config')
   if (!isPlainObject(json)) throw new WhittleError('config', path, 'is not a JSON object')
   return json
 }
@@ -93,29 +90,3 @@ export async function openHfFolder(folder: string): Promise<ModelFiles> {
     warnings: weights.warnings,
   })
 }
-
-/**
- * Builds the tokenizer of a model from its tokenizer.json and (optional) tokenizer_config.json.
- * `path` is the model folder, or the tokenizer.json file itself.
- */
-export async function loadTokenizer(path: string): Promise<Tokenizer> {
-  const abs = resolve(path)
-  let folder = abs
-  try {
-    if ((await stat(abs)).isFile()) folder = dirname(abs)
-  } catch (e) {
-    throw ioError(abs, e, 'stat')
-  }
-  const tokenizerFile = join(folder, 'tokenizer.json')
-  if (!(await isFile(tokenizerFile))) throw new WhittleError('not-found', folder, 'no tokenizer.json in the model folder')
-  const tokenizerJson = await readJsonFile(tokenizerFile, MAX_TOKENIZER_BYTES, 'config')
-  if (!isPlainObject(tokenizerJson)) throw new WhittleError('config', tokenizerFile, 'is not a JSON object')
-  const tokenizerConfig = (await readOptionalConfig(join(folder, 'tokenizer_config.json'))) ?? {}
-  try {
-    return new Tokenizer(tokenizerJson, tokenizerConfig)
-  } catch (e) {
-    throw new WhittleError('unsupported', tokenizerFile, `cannot build the tokenizer: ${e instanceof Error ? e.message : String(e)}`)
-  }
-}
-
-export type { Tokenizer }

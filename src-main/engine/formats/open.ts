@@ -3,7 +3,7 @@
 // still opens and a random file gets a clear error rather than a parser's confusion.
 
 import { stat } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { WhittleError } from '../errors'
 import { ioError, readFully, withFileHandle, closeFile, handleSize } from '../io/ranged-file'
 import { looksLikeGguf, openGgufFile } from './gguf'
@@ -40,6 +40,12 @@ async function sniff(path: string): Promise<DetectedKind> {
   return kind
 }
 
+/** A tokenizer.json beside a lone GGUF file wins over the GGUF's own tokenizer.ggml.* (config.json is not read: GGUF metadata describes the model). */
+async function tokenizerJsonBeside(file: string): Promise<string | null> {
+  const candidate = join(dirname(file), 'tokenizer.json')
+  return (await stat(candidate).catch(() => null))?.isFile() ? candidate : null
+}
+
 /**
  * Opens a model by path and returns its tensor index. Only headers are read. Every failure is a
  * WhittleError naming the file at fault.
@@ -61,7 +67,7 @@ export async function openModelFiles(path: string): Promise<ModelFiles> {
     const g = await openGgufFile(abs)
     return {
       format: 'gguf', path: abs, files: g.files, tensors: g.tensors, metadata: g.metadata,
-      config: null, generationConfig: null, tokenizerPath: null, sizeOnDisk: g.sizeOnDisk, warnings: g.warnings,
+      config: null, generationConfig: null, tokenizerPath: await tokenizerJsonBeside(abs), sizeOnDisk: g.sizeOnDisk, warnings: g.warnings,
     }
   }
   if (kind === 'safetensors' || kind === 'index' || (kind === 'unknown' && abs.endsWith('.safetensors'))) {

@@ -7,18 +7,15 @@ import { readRange } from '../io/ranged-file'
 import {
   convertBF16, convertF16, convertF8E4M3, convertF8E5M2,
 } from '../../../kernels/reference/convert'
-import { dequantizeRow } from '../../../kernels/reference/ggml-dequant'
+import { dequantizeBlocks, isBlockType } from '../../../kernels/reference/ggml-dequant-all'
 import { bytesForElements, dtypeGeometry, elementCount, rowBytes, rowElements } from './dtype-info'
 import type { DType, TensorEntry } from './types'
 
 export { rowBytes, rowElements }
 
-/** Block types the TS reference can dequantize. */
-const DEQUANT_TYPES = new Set<DType>(['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'])
-
 /** Whether decodeToF32 handles this dtype. */
 export function canDecode(dtype: DType): boolean {
-  return dtypeGeometry(dtype).blockElements === 1 || DEQUANT_TYPES.has(dtype)
+  return dtypeGeometry(dtype).blockElements === 1 || isBlockType(dtype)
 }
 
 /**
@@ -108,10 +105,11 @@ export function decodeToF32(dtype: DType, bytes: Uint8Array, n: number, out: Flo
     case 'BOOL':
       for (let i = 0; i < n; i++) dst[i] = bytes[i] !== 0 ? 1 : 0
       return
-    case 'Q8_0': case 'Q4_0': case 'Q4_K': case 'Q5_K': case 'Q6_K':
-      dequantizeRow(dtype, bytes.subarray(0, need), n, dst)
-      return
     default:
+      if (isBlockType(dtype)) {
+        dequantizeBlocks(dtype, bytes.subarray(0, need), n, dst)
+        return
+      }
       throw new WhittleError('unsupported', null, `decoding ${dtype} is not supported yet`)
   }
 }

@@ -4,7 +4,7 @@
 // (as the reference writer does), which lets readers map typed arrays directly.
 
 import { WhittleError } from '../errors'
-import { writeFileAtomically } from '../io/atomic-writer'
+import { writeFileAtomically, type AtomicWriteOptions } from '../io/atomic-writer'
 import { SAFETENSORS_DTYPES, dtypeGeometry, safeMultiply, safeProduct } from './dtype-info'
 import type { DType } from './types'
 
@@ -39,7 +39,9 @@ export function encodeSafetensorsHeader(
   if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata
   let offset = 0
   for (const e of entries) {
-    header[e.name] = { dtype: e.dtype, shape: e.shape, data_offsets: [offset, offset + e.bytes] }
+    // defineProperty, not assignment: a tensor named "__proto__" must be written as an entry like any other.
+    const entry = { dtype: e.dtype, shape: e.shape, data_offsets: [offset, offset + e.bytes] }
+    Object.defineProperty(header, e.name, { value: entry, enumerable: true, writable: true, configurable: true })
     offset += e.bytes
   }
   const json = new TextEncoder().encode(JSON.stringify(header))
@@ -52,10 +54,11 @@ export function encodeSafetensorsHeader(
 }
 
 /**
- * Writes a safetensors file atomically (temp file + rename). Tensors are stored in the order given.
- * Returns the file's size in bytes.
+ * Writes a safetensors file atomically (temp file, flushed, optionally verified, then named). Tensors
+ * are stored in the order given. Returns the file's size in bytes. `options.exclusive` never replaces an
+ * existing file; see writeFileAtomically.
  */
-export async function writeSafetensors(path: string, tensors: SafetensorsTensorInput[], metadata?: Record<string, string>): Promise<number> {
+export async function writeSafetensors(path: string, tensors: SafetensorsTensorInput[], metadata?: Record<string, string>, options?: AtomicWriteOptions): Promise<number> {
   const names = new Set<string>()
   for (const t of tensors) {
     if (t.name === '__metadata__' || names.has(t.name)) throw new WhittleError('validation', path, `tensor name "${t.name}" is reserved or repeated`)
@@ -85,5 +88,5 @@ export async function writeSafetensors(path: string, tensors: SafetensorsTensorI
           `tensor "${t.name}": producer gave ${produced > expected ? 'more than' : 'only'} ${produced > expected ? expected : produced} bytes, but shape ${JSON.stringify(t.shape)} of ${t.dtype} needs ${expected}`)
       }
     }
-  })
+  }, options)
 }

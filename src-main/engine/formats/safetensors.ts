@@ -12,18 +12,19 @@
 
 import { stat } from 'node:fs/promises'
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path'
-import { WhittleError, formatError } from '../errors'
+import { WhittleError, formatError, showValue } from '../errors'
 import { handleSize, ioError, readFully, withFileHandle, closeFile } from '../io/ranged-file'
 import { SAFETENSORS_DTYPES, dtypeGeometry, safeMultiply, safeProduct } from './dtype-info'
 import { findDuplicateTopLevelKey } from './json-keys'
+import { INLINE_PARSE_BYTES, MAX_INDEX_JSON_BYTES, MAX_SAFETENSORS_HEADER_BYTES, MAX_TENSORS } from './limits'
+import { runParseJob } from './parse-worker-host'
 import type { DType, TensorEntry } from './types'
 
-/** The reference implementation's cap on the JSON header. */
-export const MAX_HEADER_BYTES = 100_000_000
-/** More tensors than any real checkpoint has; guards against headers built to exhaust memory. */
-export const MAX_TENSORS = 1 << 20
-/** An index file is a small JSON map; refuse to slurp anything larger. */
-export const MAX_INDEX_BYTES = 100_000_000
+export { MAX_TENSORS }
+/** The reference implementation's cap on the JSON header (limits.ts). */
+export const MAX_HEADER_BYTES = MAX_SAFETENSORS_HEADER_BYTES
+/** An index file is a small JSON map; refuse to slurp anything larger (limits.ts). */
+export const MAX_INDEX_BYTES = MAX_INDEX_JSON_BYTES
 
 const KNOWN_DTYPES = new Set<string>(SAFETENSORS_DTYPES)
 
@@ -60,6 +61,23 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
 }
 
+/** The bytes every tensor entry carries (its offsets key), counted before any decoding or parsing. */
+const OFFSETS_KEY = new TextEncoder().encode('"data_offsets"')
+
+/**
+ * An upper bound on the tensors a header lists, by a byte scan: every entry needs a "data_offsets" key,
+ * so a header with more such strings than MAX_TENSORS is refused before JSON.parse spends seconds on it.
+ * (Names or metadata containing the string only raise the count, and only a hostile file has 2^17 of them.)
+ */
+function countOffsetKeys(header: Uint8Array): number {
+  const bytes = Buffer.from(header.buffer, header.byteOffset, header.byteLength)
+  let n = 0
+  for (let at = bytes.indexOf(OFFSETS_KEY); at !== -1; at = bytes.indexOf(OFFSETS_KEY, at + OFFSETS_KEY.length)) {
+    if (++n > MAX_TENSORS) break
+  }
+  return n
+}
+
 interface RawEntry {
   name: string
   dtype: DType
@@ -76,10 +94,10 @@ function parseEntry(path: string, name: string, value: unknown): RawEntry {
   if (!KNOWN_DTYPES.has(dtype)) throw new WhittleError('unsupported', path, `${where}: unknown or unsupported dtype "${dtype}"`)
   if (!Array.isArray(shape)) throw formatError(path, `${where}: shape is missing or not an array`)
   for (const d of shape) {
-    if (!isCount(d)) throw formatError(path, `${where}: shape ${JSON.stringify(shape)} has a dimension that is not a non-negative integer`)
+    if (!isCount(d)) throw formatError(path, `${where}: shape ${showValue(shape)} has a dimension that is not a non-negative integer`)
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !isCount(offsets[0]) || !isCount(offsets[1])) {
-    throw formatError(path, `${where}: data_offsets must be two non-negative integers, got ${JSON.stringify(offsets)}`)
+    throw formatError(path, `${where}: data_offsets must be two non-negative integers, got ${showValue(offsets)}`)
   }
   const [begin, end] = offsets as [number, number]
   if (end < begin) throw formatError(path, `${where}: data_offsets [${begin}, ${end}] end before they begin`)
@@ -92,14 +110,74 @@ function parseEntry(path: string, name: string, value: unknown): RawEntry {
   return { name, dtype: dtype as DType, shape: shape as number[], begin, end }
 }
 
+export interface ParsedHeader { entries: RawEntry[]; metadata: Record<string, string>; warnings: string[] }
+
+/**
+ * A parsed header in columns, as the parser worker sends it back: a hundred thousand small objects cost
+ * the receiving thread tens of milliseconds to deserialize, a few typed arrays and one string almost nothing.
+ */
+export interface HeaderColumns {
+  names: string
+  nameLengths: Uint32Array
+  dtypes: Uint8Array
+  ranks: Uint32Array
+  dims: Float64Array
+  offsets: Float64Array
+  metadata: Record<string, string>
+  warnings: string[]
+}
+
+export function headerToColumns(h: ParsedHeader): HeaderColumns {
+  const n = h.entries.length
+  const nameLengths = new Uint32Array(n), dtypes = new Uint8Array(n), ranks = new Uint32Array(n), offsets = new Float64Array(2 * n)
+  const dims: number[] = []
+  h.entries.forEach((e, i) => {
+    nameLengths[i] = e.name.length
+    dtypes[i] = SAFETENSORS_DTYPES.indexOf(e.dtype)
+    ranks[i] = e.shape.length
+    for (const x of e.shape) dims.push(x)
+    offsets[2 * i] = e.begin
+    offsets[2 * i + 1] = e.end
+  })
+  return { names: h.entries.map((e) => e.name).join(''), nameLengths, dtypes, ranks, dims: Float64Array.from(dims), offsets, metadata: h.metadata, warnings: h.warnings }
+}
+
+/** Entries rebuilt per slice, with the event loop let through between slices. */
+const ENTRIES_PER_SLICE = 8192
+
+/**
+ * The tensor entries of a header sent in columns. Built in slices with a yield between them, so even at
+ * MAX_TENSORS the thread that receives them is never busy for more than a few milliseconds at a time.
+ */
+export async function tensorsFromColumns(c: HeaderColumns, file: string, dataStart: number): Promise<TensorEntry[]> {
+  const tensors: TensorEntry[] = []
+  let at = 0, d = 0
+  for (let i = 0; i < c.nameLengths.length; i++) {
+    if (i > 0 && i % ENTRIES_PER_SLICE === 0) await new Promise((r) => setImmediate(r))
+    const name = c.names.slice(at, at + c.nameLengths[i])
+    at += c.nameLengths[i]
+    const shape: number[] = []
+    for (const end = d + c.ranks[i]; d < end; d++) shape.push(c.dims[d])
+    const begin = c.offsets[2 * i], end = c.offsets[2 * i + 1]
+    tensors.push({ name, dtype: SAFETENSORS_DTYPES[c.dtypes[i]], shape, file, offset: dataStart + begin, byteLength: end - begin })
+  }
+  return tensors
+}
+
+/** The transferable buffers of a HeaderColumns. */
+export function columnBuffers(c: HeaderColumns): ArrayBuffer[] {
+  return [c.nameLengths, c.dtypes, c.ranks, c.dims, c.offsets].map((a) => a.buffer as ArrayBuffer)
+}
+
 /**
  * Validates a header already read from disk. Pure: `dataLength` is the number of bytes after the header.
  * Exported for tests and for tools that hold a header in memory.
  */
 export function parseSafetensorsHeader(
   path: string, headerBytes: Uint8Array, dataLength: number,
-): { entries: RawEntry[]; metadata: Record<string, string>; warnings: string[] } {
+): ParsedHeader {
   if (headerBytes.length === 0 || headerBytes[0] !== 0x7b) throw formatError(path, 'header does not start with "{" (not a safetensors file?)')
+  if (countOffsetKeys(headerBytes) > MAX_TENSORS) throw formatError(path, `header lists more than ${MAX_TENSORS} tensors, more than any real checkpoint (limit ${MAX_TENSORS})`)
   let text: string
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes)
@@ -181,7 +259,15 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
     const header = new Uint8Array(headerLength)
     await readFully(handle, abs, 8, header)
     const dataStart = 8 + headerLength
-    const { entries, metadata, warnings } = parseSafetensorsHeader(abs, header, size - dataStart)
+    const dataLength = size - dataStart
+    if (headerLength > INLINE_PARSE_BYTES) {
+      // A large header's JSON.parse and checks take long enough to stall the event loop: the parser worker does them.
+      const columns = await runParseJob<HeaderColumns>({ kind: 'safetensors-header', path: abs, header, dataLength }, abs,
+        async () => headerToColumns(parseSafetensorsHeader(abs, header, dataLength)))
+      const tensors = await tensorsFromColumns(columns, abs, dataStart)
+      return { path: abs, size, headerLength, dataStart, tensors, metadata: columns.metadata, warnings: columns.warnings }
+    }
+    const { entries, metadata, warnings } = parseSafetensorsHeader(abs, header, dataLength)
     const tensors: TensorEntry[] = entries.map((e) => ({
       name: e.name, dtype: e.dtype, shape: e.shape, file: abs,
       offset: dataStart + e.begin, byteLength: e.end - e.begin,

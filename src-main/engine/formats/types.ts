@@ -10,6 +10,7 @@ export type DType =
   | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL'
   | 'Q4_0' | 'Q4_1' | 'Q5_0' | 'Q5_1' | 'Q8_0' | 'Q8_1'
   | 'Q2_K' | 'Q3_K' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'Q8_K'
+  | 'IQ4_NL' | 'IQ4_XS' | 'TQ1_0' | 'TQ2_0'
 
 export interface TensorEntry {
   name: string

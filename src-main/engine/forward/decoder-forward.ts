@@ -8,6 +8,7 @@
 
 import type { Family, ModelArchitecture } from '../arch/types'
 import { WhittleError } from '../errors'
+import { throwIfCancelled } from '../jobs/cancel'
 import type { LoadedModel } from '../model/loaded-model'
 import type { WorkerPool } from '../pool/worker-pool'
 import type { KernelExports } from '../../../kernels/host/exports'
@@ -207,7 +208,7 @@ export abstract class DecoderForward<W> implements CausalLM {
     if (T < 2) throw new WhittleError('validation', null, 'windows must be at least 2 tokens long')
     const hidden = await this.embed(windows)
     for (let layer = 0; layer < this.arch.layers; layer++) {
-      if (options.signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
+      throwIfCancelled(options.signal)
       await this.block(layer, hidden, T, options.hooks)
       options.onLayer?.(layer)
     }

@@ -8,7 +8,7 @@ import { readTensorBytes, decodeToF32 } from '../formats/read'
 import type { Region } from '../pool/memory-arena'
 import type { KernelCall, WorkerPool } from '../pool/worker-pool'
 import { MOMENTS_LENGTH, mergeMoments, emptyMoments } from '../../../kernels/reference/stats'
-import { WhittleError } from '../errors'
+import { throwIfCancelled } from '../jobs/cancel'
 import { wasmDecoder } from '../pool/wasm-decoders'
 import { planChunks, tensorGeometry, type Chunk, type TensorGeometry } from './chunk-plan'
 
@@ -171,7 +171,7 @@ export async function streamTensor(pool: WorkerPool, entry: TensorEntry, req: St
         merge(done)
         free.push(done.slot)
       }
-      if (opts.signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
+      throwIfCancelled(opts.signal)
       const task = runChunk(free.pop()!, chunk)
       task.catch(() => {}) // observed when awaited in order; this only keeps Node from calling it unhandled
       pending.push(task)

@@ -1,10 +1,11 @@
-// Writes a file through a temporary sibling that is renamed into place only once complete, so a crash or
-// an error mid-write never leaves a half-written model under the real name. Small chunks are gathered into
-// one large buffer before each write syscall, so producers can emit rows of any size.
+// Writes a file through a temporary sibling that gets the real name only once complete, flushed and
+// (optionally) verified, so a crash or an error mid-write never leaves a half-written or unchecked model
+// under the real name. Small chunks are gathered into one large buffer before each write syscall, so
+// producers can emit rows of any size.
 
-import { randomBytes } from 'node:crypto'
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises'
-import { basename, dirname, join, resolve } from 'node:path'
+import { link, open, rename, unlink, type FileHandle } from 'node:fs/promises'
+import { basename, dirname, resolve } from 'node:path'
+import { LINK_UNSUPPORTED, alreadyExistsError, cannotWriteError, fsyncDirectory, pathExists, removeStaleLeftovers, reserveDestination, temporaryPathFor } from './destination-lock'
 import { closeFile, ioError } from './ranged-file'
 
 const FLUSH_BYTES = 4 << 20
@@ -62,38 +63,99 @@ export class SequentialWriter {
   }
 }
 
+export interface AtomicWriteOptions {
+  /**
+   * Never replace: reserve the destination first (a second writer fails with "being written by another
+   * export"), refuse one that exists, and put the file in place with link(), which cannot overwrite.
+   * Exports use this; without it the file replaces whatever is at the path (fixtures, caches).
+   */
+  exclusive?: boolean
+  /** Checks the complete, flushed temporary file; only if it passes does the file get its real name. */
+  verify?: (tempPath: string) => Promise<void>
+}
+
 /**
- * Runs `produce` against a writer for a temporary file next to `path`, then renames it to `path`.
- * On any error the temporary file is removed and the error rethrown; `path` is untouched.
+ * Runs `produce` against a writer for a temporary file next to `path`, flushes it to disk, verifies it,
+ * then gives it the real name and flushes the folder, so the file survives a power loss once this
+ * returns. On any error the temporary file is removed and the error rethrown; `path` is untouched.
+ * Temporaries that killed writers left beside `path` are removed first.
  */
-export async function writeFileAtomically(target: string, produce: (w: SequentialWriter) => Promise<void>): Promise<number> {
+export async function writeFileAtomically(target: string, produce: (w: SequentialWriter) => Promise<void>, options: AtomicWriteOptions = {}): Promise<number> {
   const path = resolve(target)
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
-  let handle: FileHandle
+  const dir = dirname(path)
+  const lock = options.exclusive ? await reserveDestination(path) : null
   try {
-    handle = await open(temp, 'wx')
-  } catch (e) {
-    throw ioError(path, e, 'create')
-  }
-  let ok = false
-  try {
-    const w = new SequentialWriter(handle, path)
-    await produce(w)
-    await w.flush()
-    await handle.close()
+    if (lock && (await pathExists(path))) throw alreadyExistsError(path, 'file')
+    await removeStaleLeftovers(dir, basename(path))
+    const temp = temporaryPathFor(path)
+    let handle: FileHandle
     try {
-      await rename(temp, path)
+      handle = await open(temp, 'wx')
     } catch (e) {
-      throw ioError(path, e, 'rename')
+      throw await cannotWriteError(dir, e)
     }
-    ok = true
-    // Readers may hold a cached handle to the file this one replaced.
-    closeFile(path)
-    return w.written
+    let closed = false
+    let placed = false
+    try {
+      const w = new SequentialWriter(handle, path)
+      await produce(w)
+      await w.flush()
+      try {
+        await handle.sync()
+      } catch (e) {
+        throw ioError(path, e, 'flushing to disk')
+      }
+      await handle.close()
+      closed = true
+      if (options.verify) {
+        try {
+          await options.verify(temp)
+        } finally {
+          closeFile(temp)
+        }
+      }
+      if (lock) await placeWithoutReplacing(temp, path)
+      else {
+        try {
+          await rename(temp, path)
+        } catch (e) {
+          throw ioError(path, e, 'rename')
+        }
+      }
+      placed = true
+      await fsyncDirectory(dir)
+      // Readers may hold a cached handle to the file this one replaced.
+      closeFile(path)
+      return w.written
+    } finally {
+      if (!closed) await handle.close().catch(() => {})
+      if (!placed) await unlink(temp).catch(() => {})
+    }
   } finally {
-    if (!ok) {
-      await handle.close().catch(() => {})
-      await unlink(temp).catch(() => {})
-    }
+    await lock?.release()
+  }
+}
+
+/**
+ * Gives `temp` the name `path` only if nothing has it: link() fails rather than overwrite. Where the
+ * filesystem has no hard links, the destination lock (held by the caller) keeps other exports out, and
+ * a last check keeps out everything else but a writer that ignores locks in the instant before rename.
+ */
+async function placeWithoutReplacing(temp: string, path: string): Promise<void> {
+  try {
+    await link(temp, path)
+    // The file is in place; a second name left by a failed unlink is removed as a stale temporary later.
+    await unlink(temp).catch(() => {})
+    return
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === 'EEXIST') throw alreadyExistsError(path, 'file')
+    if (!LINK_UNSUPPORTED.has(code ?? '')) throw ioError(path, e, 'link')
+  }
+  if (await pathExists(path)) throw alreadyExistsError(path, 'file')
+  try {
+    await rename(temp, path)
+  } catch (e) {
+    throw ioError(path, e, 'rename')
   }
 }

@@ -130,7 +130,7 @@ describe('writeFileAtomically', () => {
       throw new Error('producer broke')
     })).rejects.toThrow('producer broke')
     expect(existsSync(p)).toBe(false)
-    expect(readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([])
+    expect(readdirSync(dir).filter((n) => n.includes('failed.bin'))).toEqual([])
   })
 
   it('gathers small chunks and passes large ones straight through', async () => {

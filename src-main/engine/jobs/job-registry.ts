@@ -1,9 +1,11 @@
 // Long work runs as jobs: an id, progress the UI can show, a result or a readable error, and cancel.
-// The runner gets an AbortSignal and must check it between chunks; cancellation is cooperative.
+// The runner gets an AbortSignal and checks it between chunks; it also runs in the signal's cancel scope
+// (jobs/cancel.ts), so the worker pool stops its kernel calls, however long, when the job is cancelled.
 
 import { randomUUID } from 'node:crypto'
 import type { JobId, JobSpec, JobUpdate } from '../../contract/api'
-import { WhittleError, describeError } from '../errors'
+import { describeError } from '../errors'
+import { throwIfCancelled, withCancelScope } from './cancel'
 
 export interface JobContext {
   signal: AbortSignal
@@ -53,15 +55,13 @@ export class JobRegistry {
           this.emit(entry.update)
         }
       },
-      checkCancelled: () => {
-        if (controller.signal.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
-      },
+      checkCancelled: () => throwIfCancelled(controller.signal),
     }
     this.emit(entry.update)
     const done = (async (): Promise<JobUpdate> => {
       try {
-        const result = await runner(ctx)
-        if (controller.signal.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
+        const result = await withCancelScope(controller.signal, () => runner(ctx))
+        throwIfCancelled(controller.signal)
         entry.update = { ...entry.update, state: 'done', progress: 1, message: 'done', result }
       } catch (e) {
         const cancelled = controller.signal.aborted

@@ -8,8 +8,10 @@ import { readGguf } from '../formats/gguf'
 import { readTensorF32 } from '../formats/read'
 import { loadModel } from '../model/loaded-model'
 import { generateLlamaModel } from '../synthetic/generate'
+import { WhittleError } from '../errors'
 import { hasShared, shared } from '../testing/shared-data'
 import { decodeTensorF32 } from './decode-tensor'
+import type { Region } from './memory-arena'
 import { WorkerPool } from './worker-pool'
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'whittle-decode-'))
@@ -31,6 +33,35 @@ describe('decodeTensorF32', () => {
       await generateLlamaModel(dir, 'tiny-llama-test', { dtype, seed: 5 })
       const model = await loadModel(dir)
       for (const t of model.files.tensors) expect(bits(await decodeTensorF32(pool, t)), t.name).toEqual(bits(await readTensorF32(t)))
+    }
+  })
+
+  it('with kernel memory full, falls back to the TS decoders (recognised by the typed out-of-memory code)', async () => {
+    const dir = path.join(tmp, 'full')
+    await generateLlamaModel(dir, 'tiny-llama-test', { dtype: 'BF16', seed: 6 })
+    const tensors = (await loadModel(dir)).files.tensors
+    const hogs: Region[] = []
+    try {
+      // Fill the arena to within 4 KiB of its ceiling.
+      for (const size of [64 << 20, 1 << 20, 4096]) {
+        for (;;) {
+          try {
+            hogs.push(pool.arena.alloc(size))
+          } catch (e) {
+            expect(e).toBeInstanceOf(WhittleError)
+            expect((e as WhittleError).code).toBe('out-of-memory')
+            break
+          }
+        }
+      }
+      const big = tensors.filter((t) => t.byteLength > 8192)
+      expect(big.length).toBeGreaterThan(0)
+      for (const t of big) {
+        expect(() => pool.arena.alloc(t.byteLength * 2)).toThrow(/kernel memory/)
+        expect(bits(await decodeTensorF32(pool, t)), t.name).toEqual(bits(await readTensorF32(t)))
+      }
+    } finally {
+      for (const r of hogs) pool.arena.release(r)
     }
   })
 

@@ -15,7 +15,7 @@ export async function decodeTensorF32(pool: WorkerPool, entry: TensorEntry): Pro
   try {
     t = await loadTensor(pool, entry)
   } catch (e) {
-    if (e instanceof WhittleError && /kernel memory/.test(e.message)) return readTensorF32(entry)
+    if (e instanceof WhittleError && e.code === 'out-of-memory') return readTensorF32(entry)
     throw e
   }
   try {

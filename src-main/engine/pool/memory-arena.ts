@@ -1,6 +1,10 @@
 // A first-fit allocator over the one shared WebAssembly.Memory that every worker instantiates.
 // The kernels allocate nothing themselves (see kernels/README.md): the engine hands them regions from here.
 // Regions are 64-byte aligned so v128 loads never straddle a cache line needlessly.
+// Running out is a typed WhittleError('out-of-memory'), so callers with a slower fallback (the TS
+// reference path) can recognise it by its code.
+
+import { WhittleError } from '../errors'
 
 const ALIGN = 64
 const PAGE = 65536
@@ -30,8 +34,9 @@ export class MemoryArena {
     return sum
   }
 
-  alloc(bytes: number): Region {
-    if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new RangeError(`arena: bad allocation size ${bytes}`)
+  /** `what` names the allocation in the out-of-memory error ("a 5632×5632 Hessian"). */
+  alloc(bytes: number, what = 'a kernel buffer'): Region {
+    if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new WhittleError('validation', null, `arena: bad allocation size ${bytes} for ${what}`)
     const size = alignUp(bytes)
     const i = this.free.findIndex((b) => b.bytes >= size)
     let ptr: number
@@ -43,20 +48,31 @@ export class MemoryArena {
     } else {
       ptr = this.top
       const end = ptr + size
-      if (end > this.maxBytes) {
-        throw new RangeError(`arena: ${(end / 2 ** 20).toFixed(0)} MiB needed, the kernel memory ceiling is ${this.maxBytes / 2 ** 20} MiB`)
-      }
+      if (end > this.maxBytes) throw this.outOfMemory(size, what)
       const have = this.memory.buffer.byteLength
-      if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE))
+      if (end > have) {
+        try {
+          this.memory.grow(Math.ceil((end - have) / PAGE))
+        } catch {
+          // The OS refused to commit more of the reserved memory.
+          throw this.outOfMemory(size, what)
+        }
+      }
       this.top = end
     }
     this.live.set(ptr, size)
     return { ptr, bytes: size }
   }
 
+  private outOfMemory(size: number, what: string): WhittleError {
+    const mib = (n: number): string => (n / 2 ** 20).toFixed(0)
+    return new WhittleError('out-of-memory', null,
+      `${what} needs ${mib(size)} MiB of kernel memory; ${mib(this.liveBytes)} MiB are in use and the kernel memory ceiling is ${mib(this.maxBytes)} MiB`)
+  }
+
   release(region: Region): void {
     const size = this.live.get(region.ptr)
-    if (size === undefined) throw new Error(`arena: double free at ${region.ptr}`)
+    if (size === undefined) throw new WhittleError('validation', null, `arena: double free at ${region.ptr}`)
     this.live.delete(region.ptr)
     let j = 0
     while (j < this.free.length && this.free[j].ptr < region.ptr) j++

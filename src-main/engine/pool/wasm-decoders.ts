@@ -20,6 +20,15 @@ const DECODERS: Partial<Record<DType, WasmDecoder>> = {
   Q4_K: { kernel: 'dequant_q4_k', perUnit: 256 },
   Q5_K: { kernel: 'dequant_q5_k', perUnit: 256 },
   Q6_K: { kernel: 'dequant_q6_k', perUnit: 256 },
+  Q4_1: { kernel: 'dequant_q4_1', perUnit: 32 },
+  Q5_0: { kernel: 'dequant_q5_0', perUnit: 32 },
+  Q5_1: { kernel: 'dequant_q5_1', perUnit: 32 },
+  Q2_K: { kernel: 'dequant_q2_k', perUnit: 256 },
+  Q3_K: { kernel: 'dequant_q3_k', perUnit: 256 },
+  IQ4_NL: { kernel: 'dequant_iq4_nl', perUnit: 32 },
+  IQ4_XS: { kernel: 'dequant_iq4_xs', perUnit: 256 },
+  TQ1_0: { kernel: 'dequant_tq1_0', perUnit: 256 },
+  TQ2_0: { kernel: 'dequant_tq2_0', perUnit: 256 },
 }
 
 export function wasmDecoder(dtype: DType): WasmDecoder | undefined {

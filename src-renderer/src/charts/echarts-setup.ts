@@ -1,7 +1,7 @@
 // ECharts, registered piece by piece so the bundle carries only what the views draw.
 
 import { use, init, type ECharts } from 'echarts/core'
-import { BarChart, HeatmapChart, LineChart } from 'echarts/charts'
+import { BarChart, HeatmapChart, LineChart, ScatterChart } from 'echarts/charts'
 import {
   DataZoomInsideComponent, DataZoomSliderComponent, GridComponent, LegendComponent, MarkLineComponent, TooltipComponent,
   VisualMapContinuousComponent,
@@ -9,7 +9,7 @@ import {
 import { CanvasRenderer } from 'echarts/renderers'
 
 use([
-  BarChart, HeatmapChart, LineChart, GridComponent, LegendComponent, TooltipComponent, DataZoomInsideComponent,
+  BarChart, HeatmapChart, LineChart, ScatterChart, GridComponent, LegendComponent, TooltipComponent, DataZoomInsideComponent,
   DataZoomSliderComponent, MarkLineComponent, VisualMapContinuousComponent, CanvasRenderer,
 ])
 

@@ -1,7 +1,7 @@
 // An engine stand-in for store tests: records calls, and lets each test decide when jobs report.
 
 import type {
-  AppInfo, CompressionPrediction, HeadWeights, JobSpec, JobUpdate, ModelSummary, RecentModel, RecipeDoc, RecipePreset, TensorInfo,
+  AppInfo, CompressionPrediction, HeadWeights, JobSpec, JobUpdate, ModelSummary, RecentModel, RecipeDoc, RecipePreset, ResultPoint, TensorInfo,
   WhittleApi,
 } from '@contract/api'
 
@@ -120,6 +120,9 @@ export class FakeEngine implements WhittleApi {
     if (html === undefined) throw new Error(`${path}: not a report this session exported`)
     return html
   }
+  /** Points listResults answers with (tests push what the engine would have recorded). */
+  results: ResultPoint[] = []
+  listResults = async (_req: { modelId: string }): Promise<ResultPoint[]> => this.results.slice()
   onJob = (listener: (u: JobUpdate) => void): (() => void) => {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)

@@ -3,9 +3,11 @@
 // ffn_down llama.cpp refuses to quantize to any block type).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { dequantizeRow } from '../../../../kernels/reference/ggml-dequant'
+import { dequantizeBlocks, type BlockType } from '../../../../kernels/reference/ggml-dequant-all'
+import { quantizeBlocks } from '../../../../kernels/reference/ggml-quantize-all'
+import { quantizeRowsWeighted } from '../../../../kernels/reference/ggml-quantize-imatrix'
 import { f16ToF32 } from '../../../../kernels/reference/convert'
-import { f32ToF16Bits, quantizeRow, type QuantType } from '../../../../kernels/reference/ggml-quantize'
+import { f32ToF16Bits } from '../../../../kernels/reference/ggml-quantize'
 import { rng, normalish } from '../../../../kernels/test/support'
 import { WhittleError } from '../../errors'
 import { openModelFiles } from '../../formats/open'
@@ -37,8 +39,8 @@ function expected(type: GgufStorageType, w: Float32Array, rows: number, cols: nu
       out.set(new Uint8Array(row.slice().buffer))
       values.set(row, r * cols)
     } else {
-      quantizeRow(type as QuantType, row, cols, out)
-      dequantizeRow(type as QuantType, out, cols, values.subarray(r * cols, (r + 1) * cols))
+      quantizeBlocks(type as BlockType, row, cols, out)
+      dequantizeBlocks(type as BlockType, out, cols, values.subarray(r * cols, (r + 1) * cols))
     }
   }
   return { bytes, values }
@@ -62,8 +64,24 @@ describe('compatibleGgufType', () => {
     expect(compatibleGgufType('Q8_0', 1)).toMatchObject({ type: 'F16' })
   })
 
+  it("follows llama.cpp's fallbacks for the low-bit 256-element types, then F16", () => {
+    const nl = compatibleGgufType('IQ4_XS', 96)
+    expect(nl.type).toBe('IQ4_NL')
+    expect(nl.fallback).toMatch(/96 elements.*IQ4_XS's 256-element blocks.*IQ4_NL/)
+    for (const t of ['Q2_K', 'Q3_K', 'TQ1_0', 'TQ2_0'] as const) {
+      const c = compatibleGgufType(t, 64)
+      expect(c.type).toBe('Q4_0')
+      expect(c.fallback).toMatch(new RegExp(`64 elements.*${t}'s 256-element blocks.*Q4_0`))
+    }
+    for (const t of ['Q2_K', 'Q3_K', 'IQ4_XS', 'TQ1_0', 'TQ2_0'] as const) expect(compatibleGgufType(t, 172).type).toBe('F16')
+    for (const t of ['Q4_1', 'Q5_0', 'Q5_1', 'IQ4_NL'] as const) {
+      expect(compatibleGgufType(t, 64)).toEqual({ type: t })
+      expect(compatibleGgufType(t, 48).type).toBe('F16')
+    }
+  })
+
   it('refuses unknown types and impossible row lengths with a WhittleError', () => {
-    expect(() => compatibleGgufType('Q3_K' as GgufStorageType, 256)).toThrow(WhittleError)
+    expect(() => compatibleGgufType('IQ2_XXS' as GgufStorageType, 256)).toThrow(WhittleError)
     expect(() => compatibleGgufType('toString' as GgufStorageType, 256)).toThrow(/cannot be written/)
     expect(() => compatibleGgufType('Q8_0', 0)).toThrow(WhittleError)
     expect(() => compatibleGgufType('Q8_0', 2.5)).toThrow(WhittleError)
@@ -73,6 +91,8 @@ describe('compatibleGgufType', () => {
 describe('quantizeTensorGguf', () => {
   const cases: Array<[GgufStorageType, number, number]> = [
     ['Q8_0', 9, 64], ['Q4_0', 5, 96], ['Q4_K', 7, 512], ['Q6_K', 3, 256], ['F16', 4, 33], ['F32', 2, 5],
+    ['Q4_1', 3, 96], ['Q5_0', 4, 64], ['Q5_1', 2, 160], ['Q2_K', 5, 512], ['Q3_K', 3, 256], ['IQ4_NL', 6, 32],
+    ['IQ4_XS', 2, 768], ['TQ1_0', 3, 256], ['TQ2_0', 4, 512],
   ]
   for (const [type, rows, cols] of cases) {
     it(`${type} [${rows}, ${cols}]: bytes and dequantized values equal the reference twins, in one or many chunks`, () => {
@@ -99,6 +119,38 @@ describe('quantizeTensorGguf', () => {
     const q8 = quantizeTensorGguf(pool, w.subarray(0, 4 * 96), 4, 96, 'Q4_K')
     expect(q8.type).toBe('Q8_0')
     expect(q8.bytes).toEqual(expected('Q8_0', w.subarray(0, 4 * 96), 4, 96).bytes)
+    const nl = quantizeTensorGguf(pool, w.subarray(0, 4 * 96), 4, 96, 'IQ4_XS')
+    expect(nl.type).toBe('IQ4_NL')
+    expect(nl.bytes).toEqual(expected('IQ4_NL', w.subarray(0, 4 * 96), 4, 96).bytes)
+    expect(nl.dequantized).toEqual(expected('IQ4_NL', w.subarray(0, 4 * 96), 4, 96).values)
+  })
+
+  it('with an importance row: the bytes of the weighted reference quantizers, decoded alike, in any chunking', () => {
+    const rows = 5, cols = 512
+    const w = normalish(rng(21), rows * cols, 0.03)
+    const importance = Float32Array.from({ length: cols }, (_, c) => 0.1 + (c % 9) * (c % 4))
+    for (const type of ['Q4_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q6_K', 'IQ4_XS', 'IQ4_NL'] as const) {
+      const want = new Uint8Array(rows * ggufRowBytes(type, cols))
+      quantizeRowsWeighted(type, w, rows, cols, importance, want)
+      const values = new Float32Array(rows * cols)
+      dequantizeBlocks(type, want, rows * cols, values)
+      for (const chunkElements of [undefined, 2 * cols]) {
+        const got = quantizeTensorGguf(pool, w, rows, cols, type, { importance, chunkElements })
+        expect(got.bytes, type).toEqual(want)
+        expect(got.dequantized, type).toEqual(values)
+      }
+      expect(quantizeTensorGguf(pool, w, rows, cols, type).bytes).not.toEqual(want) // the importances matter
+    }
+    // Types without importance-weighted quantization ignore it.
+    expect(quantizeTensorGguf(pool, w, rows, cols, 'Q8_0', { importance }).bytes).toEqual(expected('Q8_0', w, rows, cols).bytes)
+    expect(quantizeTensorGguf(pool, w, rows, cols, 'TQ2_0', { importance }).bytes).toEqual(expected('TQ2_0', w, rows, cols).bytes)
+  })
+
+  it('refuses an importance row of the wrong length or with negative or non-finite values', () => {
+    const w = new Float32Array(2 * 64)
+    expect(() => quantizeTensorGguf(pool, w, 2, 64, 'Q4_0', { importance: new Float32Array(63) })).toThrow(WhittleError)
+    expect(() => quantizeTensorGguf(pool, w, 2, 64, 'Q4_0', { importance: new Float32Array(64).fill(-1) })).toThrow(/importance/)
+    expect(() => quantizeTensorGguf(pool, w, 2, 64, 'Q4_0', { importance: new Float32Array(64).fill(NaN) })).toThrow(/importance/)
   })
 
   it('handles zero rows, and refuses mismatched sizes with a WhittleError', () => {

@@ -12,6 +12,7 @@ import type { WorkerPool } from '../../pool/worker-pool'
 import type { Region } from '../../pool/memory-arena'
 import { QUANT_SCRATCH_BYTES, type KernelName } from '../../../../kernels/host/exports'
 import { BLOCK_GEOMETRY, type BlockType } from '../../../../kernels/reference/ggml-dequant-all'
+import { IMATRIX_TYPES } from '../../../../kernels/reference/ggml-quantize-imatrix'
 
 /** What a GGUF tensor can be stored as here: a quantized block type, or plain halves/floats. */
 export type GgufStorageType = BlockType | 'F16' | 'F32'
@@ -69,14 +70,15 @@ function blocks(type: BlockType): { blockElements: number; blockBytes: number } 
 
 /**
  * Fallbacks when a row is not a whole number of blocks. The low-bit 256-element types take llama.cpp's own
- * fallbacks (llama-quant.cpp: Q2_K, Q3_K and IQ4_XS -> IQ4_NL; TQ1_0 and TQ2_0 -> Q4_0; Q6_K -> Q8_0).
+ * fallbacks (llama-quant.cpp tensor_type_fallback: IQ4_XS -> IQ4_NL; Q2_K, Q3_K, TQ1_0 and TQ2_0 -> Q4_0;
+ * Q6_K -> Q8_0; older llama.cpp sent Q2_K and Q3_K to IQ4_NL).
  * Q4_K and Q5_K go to Q8_0 here where llama.cpp picks Q5_0 / Q5_1: Whittle chose the type that loses no
  * more than the K-quant before those types existed, and keeps that choice. A 32-element type whose blocks
  * still do not fit ends in F16 (llama.cpp refuses such a tensor outright), which fits every row.
  */
 const FALLBACK: Readonly<Record<GgufStorageType, GgufStorageType | null>> = {
-  Q2_K: 'IQ4_NL',
-  Q3_K: 'IQ4_NL',
+  Q2_K: 'Q4_0',
+  Q3_K: 'Q4_0',
   IQ4_XS: 'IQ4_NL',
   TQ1_0: 'Q4_0',
   TQ2_0: 'Q4_0',
@@ -122,6 +124,16 @@ const DEFAULT_CHUNK_ELEMENTS = 1 << 22
 export interface QuantizeTensorOptions {
   /** Elements quantized per pass (whole rows; at least one row). Default 4M. */
   chunkElements?: number
+  /**
+   * Per-input-column importances [cols] (an imatrix's Σx² / count for this tensor): quantize as
+   * llama-quantize --imatrix does. Types that take no importance matrix (Q8_0, TQ1_0, TQ2_0, F16) ignore it.
+   */
+  importance?: Float32Array | null
+}
+
+/** The kernel that quantizes whole rows of `type` with importances, if the type uses them. */
+function imatrixKernel(type: GgufStorageType): KernelName | null {
+  return (IMATRIX_TYPES as readonly string[]).includes(type) ? `quantize_${type.toLowerCase()}_imatrix` as KernelName : null
 }
 
 /**
@@ -137,7 +149,12 @@ export function quantizeTensorGguf(
   if (w.length !== rows * cols) {
     throw new WhittleError('validation', null, `quantizing [${rows}, ${cols}] needs ${rows * cols} weights, got ${w.length}`)
   }
+  const importance = options.importance ?? null
+  if (importance && (importance.length !== cols || !importance.every((v) => Number.isFinite(v) && v >= 0))) {
+    throw new WhittleError('validation', null, `the importance matrix row for [${rows}, ${cols}] must hold ${cols} finite non-negative values (it has ${importance.length})`)
+  }
   const geometry = GEOMETRY[choice.type]
+  const weighted = importance ? imatrixKernel(choice.type) : null
   const rowBytes = ggufRowBytes(choice.type, cols)
   const bytes = new Uint8Array(rows * rowBytes)
   const dequantized = new Float32Array(rows * cols)
@@ -154,6 +171,7 @@ export function quantizeTensorGguf(
   const chunkRows = Math.max(1, Math.min(rows, Math.floor(chunkElements / cols)))
   // Some quantizers (Q2_K, Q3_K, IQ4_XS) need a little scratch memory; the others ignore the fourth argument.
   const kernels = pool.kernels as unknown as Record<KernelName, (src: number, dst: number, count: number, scratch?: number) => void>
+  const weightedKernels = pool.kernels as unknown as Record<KernelName, (src: number, dst: number, rows: number, cols: number, qw: number, scratch: number) => void>
   const quantize = kernels[geometry.quantize]
   const decode = kernels[geometry.decode]
   const regions: Region[] = []
@@ -165,13 +183,19 @@ export function quantizeTensorGguf(
     regions.push(packed)
     const scratch = pool.arena.alloc(QUANT_SCRATCH_BYTES, 'quantizer scratch')
     regions.push(scratch)
+    const qw = weighted ? pool.arena.alloc(cols * 4, 'importance row') : null
+    if (qw) {
+      regions.push(qw)
+      pool.arena.f32(qw, 0, cols).set(importance!)
+    }
     for (let r0 = 0; r0 < rows; r0 += chunkRows) {
       const n = Math.min(chunkRows, rows - r0)
       const elements = n * cols
       const units = elements / geometry.blockElements
       // Views are made after every allocation (memory.grow replaces the buffer), never kept across one.
       pool.arena.f32(values, 0, elements).set(w.subarray(r0 * cols, r0 * cols + elements))
-      quantize(values.ptr, packed.ptr, units, scratch.ptr)
+      if (weighted) weightedKernels[weighted](values.ptr, packed.ptr, n, cols, qw!.ptr, scratch.ptr)
+      else quantize(values.ptr, packed.ptr, units, scratch.ptr)
       decode(packed.ptr, values.ptr, units)
       bytes.set(pool.arena.u8(packed, 0, n * rowBytes), r0 * rowBytes)
       dequantized.set(pool.arena.f32(values, 0, elements), r0 * cols)

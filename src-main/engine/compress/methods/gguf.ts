@@ -1,8 +1,8 @@
 // llama.cpp's block quantization types as a fake-quant method: each Linear is quantized with the
 // byte-exact kernels of any type llama-quantize writes (Q8_0 down to Q2_K, IQ4_NL/IQ4_XS, TQ1_0/TQ2_0)
-// and dequantized back, so perplexity measures exactly what
-// llama.cpp would run. Rows whose length is not a whole number of blocks fall back to a compatible type
-// (llama.cpp refuses such models outright; the report says which tensors fell back and why).
+// and dequantized back, so perplexity measures exactly what llama.cpp would run. Rows whose length is not
+// a whole number of blocks fall back to a compatible type (as llama.cpp does for the K-quants; it refuses
+// the 32-element types outright), and the report says which tensors fell back and why.
 
 import { compatibleGgufType, ggufRowBytes, quantizeTensorGguf, type GgufStorageType } from '../gguf-types/quantize-tensor'
 import type { CompressionMethod } from './method'

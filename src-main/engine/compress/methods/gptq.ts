@@ -13,10 +13,11 @@
 // Without one, everything runs in TS: the reference path.
 
 import { WhittleError } from '../../errors'
+import { cancellationPoint } from '../../jobs/cancel'
 import type { Region } from '../../pool/memory-arena'
 import type { KernelCall, WorkerPool } from '../../pool/worker-pool'
 import { inverseCholeskyUpper } from '../linalg/cholesky'
-import { inverseCholeskyUpperWasm } from '../linalg/kernels'
+import { inverseCholeskyUpperOnWorker, inverseCholeskyUpperWasm } from '../linalg/kernels'
 import { uniformBitsPerWeight } from '../quant/grouping'
 import { minmaxGrid, quantizeValue, type QuantGrid } from '../quant/minmax'
 import { GridRecorder, type UniformGridRecord } from '../quant/record'
@@ -54,14 +55,11 @@ function rowGrids(W: Float32Array, rows: number, cols: number, c0: number, n: nu
 }
 
 function isKernelMemoryShortage(e: unknown): boolean {
-  return e instanceof WhittleError && /kernel memory/.test(e.message)
+  return e instanceof WhittleError && e.code === 'out-of-memory'
 }
 
-/**
- * Dead columns, act-order permutation, damping and Hinv from H = Σ XᵀX (f64, cols × cols, not modified).
- * With a pool the factorization runs on the WASM kernels (same bits), unless kernel memory is too small.
- */
-export function planHessian(Hin: Float64Array, cols: number, p: Pick<GptqParams, 'damp' | 'actOrder'>, pool?: WorkerPool): GptqHessianPlan {
+/** What planHessian does before the factorization: dead columns, the permutation, the damped, permuted H. */
+function prepareHessian(Hin: Float64Array, cols: number, p: Pick<GptqParams, 'damp' | 'actOrder'>): { Hp: Float64Array; dead: Int32Array; perm: Int32Array } {
   if (!Number.isSafeInteger(cols) || cols <= 0) throw new WhittleError('validation', null, `gptq: ${cols} columns is not a positive integer`)
   if (Hin.length !== cols * cols) throw new WhittleError('validation', null, `gptq: the Hessian holds ${Hin.length} values, ${cols}×${cols} needs ${cols * cols}`)
   const H = Hin.slice()
@@ -86,6 +84,16 @@ export function planHessian(Hin: Float64Array, cols: number, p: Pick<GptqParams,
   for (let i = 0; i < cols; i++) meanDiag += Hp[i * cols + i]
   const damp = (p.damp * meanDiag) / cols
   for (let i = 0; i < cols; i++) Hp[i * cols + i] += damp
+  return { Hp, dead: Int32Array.from(deadList), perm }
+}
+
+/**
+ * Dead columns, act-order permutation, damping and Hinv from H = Σ XᵀX (f64, cols × cols, not modified).
+ * With a pool the factorization runs on the WASM kernels (same bits), unless kernel memory is too small.
+ * Synchronous, on this thread: planHessianAsync is the one for real layers.
+ */
+export function planHessian(Hin: Float64Array, cols: number, p: Pick<GptqParams, 'damp' | 'actOrder'>, pool?: WorkerPool): GptqHessianPlan {
+  const { Hp, dead, perm } = prepareHessian(Hin, cols, p)
   let U64: Float64Array
   if (!pool) U64 = inverseCholeskyUpper(Hp, cols)
   else {
@@ -97,7 +105,24 @@ export function planHessian(Hin: Float64Array, cols: number, p: Pick<GptqParams,
       U64 = inverseCholeskyUpper(Hp, cols)
     }
   }
-  return { cols, dead: Int32Array.from(deadList), perm, U: Float32Array.from(U64) }
+  return { cols, dead, perm, U: Float32Array.from(U64) }
+}
+
+/**
+ * planHessian (same result) with the factorization on a pool worker: it is one kernel call of tens of
+ * seconds at 5632 columns, which would otherwise hold the main thread, and a cancel stops it there.
+ */
+export async function planHessianAsync(Hin: Float64Array, cols: number, p: Pick<GptqParams, 'damp' | 'actOrder'>, pool?: WorkerPool): Promise<GptqHessianPlan> {
+  if (!pool) return planHessian(Hin, cols, p)
+  const { Hp, dead, perm } = prepareHessian(Hin, cols, p)
+  let U64: Float64Array
+  try {
+    U64 = await inverseCholeskyUpperOnWorker(pool, Hp, cols)
+  } catch (e) {
+    if (!isKernelMemoryShortage(e)) throw e
+    U64 = inverseCholeskyUpper(Hp, cols)
+  }
+  return { cols, dead, perm, U: Float32Array.from(U64) }
 }
 
 /** Kernel-memory buffers of the WASM lazy update, held for one Linear. */
@@ -117,10 +142,11 @@ function allocKernelBuffers(pool: WorkerPool, rows: number, cols: number, B: num
   const held: Region[] = []
   try {
     for (const bytes of [rows * cols * 4, rows * B * 4, Math.max(1, cols - B) * B * 4, rows * Math.max(1, cols - B) * 4]) held.push(pool.arena.alloc(bytes))
-  } catch {
+  } catch (e) {
     // Not enough kernel memory for this Linear: the TS update does the same work, slower.
     for (const r of held) pool.arena.release(r)
-    return null
+    if (isKernelMemoryShortage(e)) return null
+    throw e
   }
   const [w, err, v, y] = held
   return { pool, w, err, v, y }
@@ -255,6 +281,8 @@ export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: n
     }
     const mask = prune || zeros ? new Uint8Array(rows * B) : null
     for (let i1 = 0; i1 < cols; i1 += B) {
+      // A block of the column loop runs on this thread: let a cancel in between blocks.
+      await cancellationPoint()
       const i2 = Math.min(i1 + B, cols)
       const count = i2 - i1
       // Fresh views each block: another allocation may have grown (and so replaced) the kernel memory.
@@ -342,7 +370,7 @@ export const gptq: CompressionMethod<GptqParams> = {
       const p = l.params
       const key = `${p.damp}|${p.actOrder}`
       let plan = plans.get(key)
-      if (!plan) plans.set(key, (plan = planHessian(H, l.cols, p, ctx.pool)))
+      if (!plan) plans.set(key, (plan = await planHessianAsync(H, l.cols, p, ctx.pool)))
       const { record } = await gptqQuantizePlanned(l.weight, l.rows, l.cols, plan, p, ctx.pool)
       outcomes.push({
         name: l.name, record: record!,

@@ -2,6 +2,7 @@
 
 import { WhittleError } from '../../errors'
 import { awq } from './awq'
+import { distill } from './distill'
 import { dropLayers } from './drop-layers'
 import { gguf } from './gguf'
 import { gptq } from './gptq'
@@ -30,6 +31,7 @@ const METHODS: Record<string, CompressionMethod<never>> = {
   prune_heads: pruneHeads as CompressionMethod<never>,
   drop_layers: dropLayers as CompressionMethod<never>,
   low_rank: lowRank as CompressionMethod<never>,
+  distill: distill as CompressionMethod<never>,
 }
 
 export function methodNames(): string[] {

@@ -8,7 +8,7 @@ import { WhittleError } from '../../errors'
 import { uniformBitsPerWeight } from '../quant/grouping'
 import { parsePrune, type PruneParams } from '../prune/params'
 import { pruneFormat, sparseBitsPerWeight } from '../prune/select'
-import { gptqQuantizePlanned, planHessian, type GptqHessianPlan, type GptqParams } from './gptq'
+import { gptqQuantizePlanned, planHessianAsync, type GptqHessianPlan, type GptqParams } from './gptq'
 import type { CompressionMethod, LinearOutcome } from './method'
 import { ParamReader } from './params'
 import { uniformFormat } from './rtn'
@@ -60,7 +60,7 @@ export const sparsegpt: CompressionMethod<SparseGptParams> = {
     for (const l of ctx.linears) {
       const p = l.params
       let plan = plans.get(p.damp)
-      if (!plan) plans.set(p.damp, (plan = planHessian(H, l.cols, { damp: p.damp, actOrder: false }, ctx.pool)))
+      if (!plan) plans.set(p.damp, (plan = await planHessianAsync(H, l.cols, { damp: p.damp, actOrder: false }, ctx.pool)))
       const loop: GptqParams = {
         bits: p.quant?.bits ?? 8, groupSize: p.quant?.groupSize ?? -1, sym: p.quant?.sym ?? false, scaleDtype: p.quant?.scaleDtype,
         damp: p.damp, blockSize: p.blockSize, actOrder: false, staticGroups: false,

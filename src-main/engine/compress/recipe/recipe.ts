@@ -12,6 +12,7 @@
 import { readFile } from 'node:fs/promises'
 import { parse as parseYaml, stringify as toYaml } from 'yaml'
 import { WhittleError } from '../../errors'
+import { expandSweep, sweepProblem, type RecipeSweep } from '../../../contract/sweep'
 import { getMethod } from '../methods'
 
 export interface RecipeCalibration {
@@ -40,6 +41,8 @@ export interface Recipe {
   steps: RecipeStep[]
   /** Module name (suffix match, e.g. 'layers.0.mlp.down_proj') → params that replace the step's. */
   overrides: Record<string, Record<string, unknown>>
+  /** A sweep over one step's parameter; run by `compress --sweep` or the Compare view, one run per value. */
+  sweep?: RecipeSweep
 }
 
 const MAX_RECIPE_BYTES = 1 << 20
@@ -72,7 +75,7 @@ function only(o: Record<string, unknown>, keys: string[], where: string): void {
 /** Validates a parsed recipe document; every error names the step and the field. */
 export function validateRecipe(doc: unknown): Recipe {
   if (!isObject(doc)) bad('', 'must be a mapping with calibration, steps and overrides')
-  only(doc, ['calibration', 'steps', 'overrides'], 'top level')
+  only(doc, ['calibration', 'steps', 'overrides', 'sweep'], 'top level')
   const c = doc.calibration ?? {}
   if (!isObject(c)) bad('calibration', 'must be a mapping')
   only(c, ['text', 'samples', 'seqlen', 'seed', 'starts'], 'calibration')
@@ -120,7 +123,16 @@ export function validateRecipe(doc: unknown): Recipe {
     if (!isObject(v)) bad(`overrides.${k}`, 'must be a mapping of params')
     overrides[k] = v
   }
-  return { calibration, steps, overrides }
+  if (doc.sweep === undefined) return { calibration, steps, overrides }
+  const problem = sweepProblem(doc.sweep, steps.length)
+  if (problem) bad('sweep', problem)
+  const sweep = doc.sweep as RecipeSweep
+  // Every value must make a valid step: a sweep fails now, not at its fifth run.
+  for (const { value, recipe } of expandSweep({ steps, sweep })) {
+    const i = (sweep.step ?? 1) - 1
+    getMethod(steps[i].method, `step ${i + 1}`).parseParams(recipe.steps[i].params ?? {}, `recipe sweep value ${JSON.stringify(value)} (step ${i + 1}, ${steps[i].method})`)
+  }
+  return { calibration, steps, overrides, sweep }
 }
 
 export function parseRecipeText(text: string, file: string): Recipe {
@@ -149,5 +161,6 @@ export async function readRecipe(file: string): Promise<Recipe> {
 export function recipeToYaml(recipe: Recipe): string {
   const doc: Record<string, unknown> = { calibration: recipe.calibration, steps: recipe.steps }
   if (Object.keys(recipe.overrides).length > 0) doc.overrides = recipe.overrides
+  if (recipe.sweep) doc.sweep = recipe.sweep
   return toYaml(doc)
 }

@@ -67,6 +67,6 @@ describe.skipIf(!hasShared)('whittle convert', () => {
   })
 
   it('rejects a bad --gguf-type', async () => {
-    await expect(run([hfModel, '--out', path.join(tmp, 'x.gguf'), '--format', 'gguf', '--gguf-type', 'Q2_K'])).rejects.toThrow(/gguf-type/)
+    await expect(run([hfModel, '--out', path.join(tmp, 'x.gguf'), '--format', 'gguf', '--gguf-type', 'IQ2_XXS'])).rejects.toThrow(/gguf-type/)
   })
 })

@@ -165,6 +165,6 @@ describe.skipIf(!hasShared)('GGUF export: failures', () => {
     const existing = path.join(tmp, 'exists.gguf')
     await writeFile(existing, 'x')
     await expect(exportGguf(pool, model, existing, { type: 'Q8_0' })).rejects.toThrow(/already exists/)
-    await expect(exportGguf(pool, model, path.join(tmp, 'bad.gguf'), { type: 'Q3_K' as never })).rejects.toThrow(WhittleError)
+    await expect(exportGguf(pool, model, path.join(tmp, 'bad.gguf'), { type: 'IQ2_XXS' as never })).rejects.toThrow(WhittleError)
   })
 })

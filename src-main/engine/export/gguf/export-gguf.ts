@@ -1,12 +1,13 @@
 // GGUF export of a Llama model (HF safetensors or GGUF source, with any in-memory compressed weights):
 // llama.cpp names and metadata, q/k rows permuted into llama.cpp's RoPE order, the tokenizer converted,
 // each 2-D tensor quantized byte-exactly as llama-quantize would (or stored in the closest type that fits
-// its rows), written atomically, then re-read and checked tensor by tensor.
+// its rows), written to a temporary file, re-read and checked tensor by tensor, and only then named.
 
 import { createHash } from 'node:crypto'
-import { stat, unlink } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import path from 'node:path'
 import { WhittleError } from '../../errors'
+import { alreadyExistsError } from '../../io/destination-lock'
 import type { TensorEntry } from '../../formats/types'
 import type { TensorRole } from '../../../contract/api'
 import { readTensorBytes } from '../../formats/read'
@@ -94,7 +95,8 @@ function planTensors(model: LoadedModel, permuteQk: boolean): { planned: Planned
 async function refuseExisting(outFile: string, inputs: string[]): Promise<void> {
   const abs = path.resolve(outFile)
   if (inputs.some((i) => path.resolve(i) === abs)) throw new WhittleError('validation', outFile, 'the export would overwrite its own input; choose another file')
-  if (await stat(abs).then(() => true, () => false)) throw new WhittleError('validation', outFile, 'already exists; choose a new file (exports never overwrite)')
+  // An early, friendly refusal; the writer checks again once it holds the destination.
+  if (await stat(abs).then(() => true, () => false)) throw alreadyExistsError(outFile, 'file')
 }
 
 function sha256(data: Uint8Array): string {
@@ -177,13 +179,16 @@ export async function exportGguf(pool: WorkerPool, model: LoadedModel, outFile: 
 
   if (options.signal?.aborted) throw new WhittleError('cancelled', file, 'export cancelled')
   progress(planned.length / (planned.length + 1), 'writing')
-  const bytes = await writeGguf(file, { kv, tensors })
-  try {
-    await verifyGgufExport(file, intended, pool)
-  } catch (e) {
-    await unlink(file).catch(() => {})
-    throw e
-  }
+  // Exclusive: a second export to this path fails at once rather than replacing this one's file. The
+  // temporary file is re-read and checked before it gets the real name, so a kill at any moment leaves
+  // either nothing or a verified file at `file`.
+  const bytes = await writeGguf(file, { kv, tensors }, {
+    exclusive: true,
+    verify: async (temp) => {
+      progress(planned.length / (planned.length + 1), 'verifying')
+      await verifyGgufExport(temp, intended, pool, file)
+    },
+  })
   progress(1, 'written and verified')
   return { file, tensors: report, skipped, bytes }
 }

@@ -13,6 +13,7 @@ import { closeFile } from '../../io/ranged-file'
 import type { LoadedModel } from '../../model/loaded-model'
 import { ggufToHfRows } from '../../arch/rope-permute'
 import { assertFreeDestination, writeFolderAtomically } from '../atomic-folder'
+import { tokenizerFilesFor, verifyTokenizerFiles, type TokenizerFilesReport } from './hf-tokenizer-files'
 import { hfLlamaName, permuteRowBytes, rowSources } from './names'
 
 const KEPT_DTYPES = new Set<DType>(['F32', 'F16', 'BF16'])
@@ -21,6 +22,8 @@ export interface SafetensorsExportReport {
   dir: string
   tensors: { name: string; from: string; dtype: DType; dequantized: boolean }[]
   skipped: string[]
+  /** tokenizer.json beside the GGUF copied, or rebuilt from tokenizer.ggml.* (or why there is none). */
+  tokenizer: TokenizerFilesReport
 }
 
 interface Converted { name: string; from: string; dtype: DType; shape: number[]; data: Uint8Array; dequantized: boolean }
@@ -100,7 +103,7 @@ async function verifyFolder(dir: string, converted: Converted[]): Promise<void> 
   }
 }
 
-/** Writes `outDir` (a new folder) holding model.safetensors and config.json. */
+/** Writes `outDir` (a new folder) holding model.safetensors, config.json and the tokenizer files. */
 export async function exportSafetensorsFromGguf(model: LoadedModel, outDir: string): Promise<SafetensorsExportReport> {
   if (model.files.format !== 'gguf') throw new WhittleError('unsupported', model.files.path, 'this conversion reads a GGUF file; the source is already safetensors')
   if (model.arch.family !== 'llama' || model.arch.declared !== 'llama') {
@@ -111,9 +114,15 @@ export async function exportSafetensorsFromGguf(model: LoadedModel, outDir: stri
   const tied = !converted.some((c) => c.name === 'lm_head.weight')
   const dtypes = new Set(converted.filter((c) => c.shape.length >= 2).map((c) => c.dtype))
   const torchDtype = dtypes.size === 1 && dtypes.has('F16') ? 'float16' : dtypes.size === 1 && dtypes.has('BF16') ? 'bfloat16' : 'float32'
+  const contextLength = model.arch.maxPositions ?? (typeof model.files.metadata['llama.context_length'] === 'number' ? model.files.metadata['llama.context_length'] as number : null)
+  const tokenizer = await tokenizerFilesFor(model.files, contextLength)
   const dir = await writeFolderAtomically(outDir, async (tmp) => {
     await writeSafetensors(path.join(tmp, 'model.safetensors'), converted.map((c) => ({ name: c.name, dtype: c.dtype, shape: c.shape, data: c.data })), { format: 'pt', producer: 'whittle' })
     await writeFile(path.join(tmp, 'config.json'), JSON.stringify(hfConfig(model, tied, torchDtype), null, 2) + '\n')
-  }, (tmp) => verifyFolder(tmp, converted))
-  return { dir, tensors: converted.map((c) => ({ name: c.name, from: c.from, dtype: c.dtype, dequantized: c.dequantized })), skipped }
+    for (const f of tokenizer.contents) await writeFile(path.join(tmp, f.name), f.data)
+  }, async (tmp) => {
+    await verifyFolder(tmp, converted)
+    await verifyTokenizerFiles(tmp, tokenizer)
+  })
+  return { dir, tensors: converted.map((c) => ({ name: c.name, from: c.from, dtype: c.dtype, dequantized: c.dequantized })), skipped, tokenizer: tokenizer.report }
 }

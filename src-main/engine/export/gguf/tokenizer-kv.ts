@@ -7,14 +7,15 @@ import path from 'node:path'
 import { WhittleError } from '../../errors'
 import type { GgufKv } from '../../formats/gguf-writer'
 import { readGguf, readGgufArray } from '../../formats/gguf'
+import { MAX_TOKENIZER_JSON_BYTES } from '../../formats/limits'
 import type { GgufScalarType } from '../../formats/gguf-writer'
 import type { ModelFiles } from '../../formats/types'
 
 /** llama.cpp's token types (llama_token_type). */
 export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const
 
-/** Tokenizer files past this size are not tokenizers: refuse them instead of parsing them into memory. */
-const MAX_TOKENIZER_BYTES = 256 << 20
+/** Tokenizer files past this size are not tokenizers: refuse them instead of parsing them into memory (limits.ts). */
+const MAX_TOKENIZER_BYTES = MAX_TOKENIZER_JSON_BYTES
 
 async function readJson(file: string): Promise<Record<string, unknown> | null> {
   const info = await stat(file).catch(() => null)

@@ -13,19 +13,27 @@ import type { TensorRole } from '../../../contract/api'
 import { WhittleError } from '../../errors'
 import type { GgufStorageType } from '../../compress/gguf-types/quantize-tensor'
 
-export type GgufExportType = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'Q4_K_M' | 'Q4_K_S'
+/** Pure types: every 2-D tensor gets the type (as llama-quantize --pure does); mixes follow the rules above. */
+export type GgufExportType =
+  | 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q6_K' | 'Q5_1' | 'Q5_0' | 'Q5_K' | 'Q4_1' | 'Q4_0' | 'Q4_K'
+  | 'IQ4_NL' | 'IQ4_XS' | 'Q3_K' | 'Q2_K' | 'TQ2_0' | 'TQ1_0' | 'Q4_K_M' | 'Q4_K_S'
 
-export const GGUF_EXPORT_TYPES: readonly GgufExportType[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K', 'Q4_K_M', 'Q4_K_S']
+export const GGUF_EXPORT_TYPES: readonly GgufExportType[] = [
+  'F32', 'F16', 'BF16', 'Q8_0', 'Q6_K', 'Q5_1', 'Q5_0', 'Q5_K', 'Q4_1', 'Q4_0', 'Q4_K',
+  'IQ4_NL', 'IQ4_XS', 'Q3_K', 'Q2_K', 'TQ2_0', 'TQ1_0', 'Q4_K_M', 'Q4_K_S',
+]
 
 /** What a tensor is stored as: the quantizer's types plus BF16, which is a plain re-encoding. */
 export type GgufTensorType = GgufStorageType | 'BF16'
 
 /**
  * llama.cpp's LLAMA_FTYPE ids (include/llama.h), written as general.file_type. A pure Q4_K file is labelled
- * Q4_K_M (15), a pure Q5_K file Q5_K_M (17) and a pure Q6_K file 18, as llama-quantize labels them.
+ * Q4_K_M (15), a pure Q5_K file Q5_K_M (17), a pure Q3_K file Q3_K_M (12) and a pure Q6_K file 18, as
+ * llama-quantize labels them (checked against the golden files).
  */
 export const LLAMA_FILE_TYPE: Readonly<Record<GgufExportType, number>> = {
-  F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q4_K_S: 14, Q4_K_M: 15, Q4_K: 15, Q5_K: 17, Q6_K: 18, BF16: 32,
+  F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q2_K: 10, Q3_K: 12, Q4_K_S: 14, Q4_K_M: 15, Q4_K: 15,
+  Q5_K: 17, Q6_K: 18, IQ4_NL: 25, IQ4_XS: 30, BF16: 32, TQ1_0: 36, TQ2_0: 37,
 }
 
 export function isGgufExportType(s: string): s is GgufExportType {

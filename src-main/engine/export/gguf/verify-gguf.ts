@@ -24,9 +24,12 @@ export interface IntendedTensor {
 
 const CHUNK = 16 << 20
 
-/** With a pool, tensors decode on the WASM kernels (the same bits as the TS reference readers, faster). */
-export async function verifyGgufExport(file: string, intended: IntendedTensor[], pool?: WorkerPool): Promise<void> {
-  const fail = (problem: string): WhittleError => new WhittleError('format', file, `verification failed: ${problem}`)
+/**
+ * With a pool, tensors decode on the WASM kernels (the same bits as the TS reference readers, faster).
+ * `shownAs` names the file in errors when `file` is the temporary it is written under.
+ */
+export async function verifyGgufExport(file: string, intended: IntendedTensor[], pool?: WorkerPool, shownAs: string = file): Promise<void> {
+  const fail = (problem: string): WhittleError => new WhittleError('format', shownAs, `verification failed: ${problem}`)
   try {
     const g = await readGguf(file)
     if (g.infos.length !== intended.length) throw fail(`${g.infos.length} tensors read back, ${intended.length} written`)

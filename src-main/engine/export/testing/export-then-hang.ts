@@ -12,5 +12,7 @@ const view = withReplacements(await loadModel(modelPath))
 await writeFolderAtomically(dest, async (dir) => {
   await writeDenseSafetensors(view, dir)
   process.stdout.write(`written ${dir}\n`)
+  // A pending promise alone does not keep Node running: the timer does, until the test kills us.
+  setInterval(() => {}, 1 << 30)
   await new Promise(() => {})
 })

@@ -1,0 +1,2 @@
+export declare function installAllocationHooks(note: (bytes: number) => void): void
+export declare const ALLOCATION_CHANNEL: string

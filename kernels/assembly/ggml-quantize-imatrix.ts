@@ -1,0 +1,475 @@
+// Quantization with an importance matrix (llama-quantize --imatrix, ggml 0.10.1 quantize_row_*_impl with
+// quant_weights) for Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K; IQ4_NL / IQ4_XS are in
+// ./ggml-quantize-iq. Twin: kernels/reference/ggml-quantize-imatrix.ts (quantizeRowsWeighted), which says
+// what the weights change per type. Scalar f32 in the twin's order (the fits are sequential searches).
+//
+// Every kernel: src = rows × cols f32 (cols a whole number of blocks), dst = the rows' blocks back to back,
+// qw = f32[cols] per-column importances, scratch = QUANT_SCRATCH_BYTES (1024) of any alignment for the
+// per-block arrays below.
+
+import { f16ToF32Scalar } from './convert'
+import { f32ToF16, nearestInt } from './ggml-quantize'
+import { q3kScale } from './ggml-dequant-kquants'
+
+const GROUP_MAX_EPS: f32 = 1e-15
+const ONE_TENTH: f32 = 0.1
+
+// Scratch layout (byte offsets).
+const W = 0 // f32[32] weights of the current group
+const LV = 128 // u8[256] levels of the current block
+const LAUX = 384 // u8[32] trial levels
+const SCALES = 416 // f32[16]
+const MINS = 480 // f32[16]
+const SW = 544 // f32[16] summed weights per group
+const LS = 608 // u8[16] quantized scales
+const LM = 624 // u8[16] quantized mins
+
+// *the_min of the last fitAsym (one instance is one thread; read right after the call).
+let theMin: f32 = 0
+
+// @ts-ignore: decorator
+@inline function f32At(p: usize, i: i32): f32 {
+  return load<f32>(p + (<usize>i << 2))
+}
+
+function sumSquares(x: usize, n: i32): f32 {
+  let s: f32 = 0
+  for (let j = 0; j < n; j++) {
+    const v = f32At(x, j)
+    s += v * v
+  }
+  return s
+}
+
+/** w[j] = qw[j] · sqrt(σ² + x[j]²), j < n. */
+function importanceWeights(x: usize, qw: usize, n: i32, sigma2: f32, w: usize): void {
+  for (let j = 0; j < n; j++) {
+    const v = f32At(x, j)
+    store<f32>(w + (<usize>j << 2), f32At(qw, j) * sqrt<f32>(sigma2 + v * v))
+  }
+}
+
+/** make_qx_quants(n, nmax, x, L, 1, w): levels + nmax to u8 L; returns the scale (twin: makeQxQuantsWeighted). */
+function fitSymmetric(n: i32, nmax: i32, x: usize, L: usize, w: usize): f32 {
+  let top: f32 = 0
+  let amax: f32 = 0
+  for (let i = 0; i < n; i++) {
+    const v = f32At(x, i)
+    if (abs<f32>(v) > amax) { amax = abs<f32>(v); top = v }
+  }
+  if (amax < GROUP_MAX_EPS) { memory.fill(L, 0, n); return 0 }
+  let iscale: f32 = <f32>-nmax / top
+  let sumlx: f32 = 0
+  let suml2: f32 = 0
+  for (let i = 0; i < n; i++) {
+    const v = f32At(x, i)
+    const l = max<i32>(-nmax, min<i32>(nmax - 1, nearestInt(iscale * v)))
+    store<u8>(L + <usize>i, <u8>(l + nmax))
+    const wi = f32At(w, i)
+    sumlx += wi * v * <f32>l
+    suml2 += wi * <f32>l * <f32>l
+  }
+  let scale: f32 = suml2 != 0 ? sumlx / suml2 : 0
+  let best = scale * sumlx
+  for (let is = -9; is <= 9; is++) {
+    if (is == 0) continue
+    iscale = -(<f32>nmax + ONE_TENTH * <f32>is) / top
+    sumlx = 0
+    suml2 = 0
+    for (let i = 0; i < n; i++) {
+      const v = f32At(x, i)
+      const l = <f32>max<i32>(-nmax, min<i32>(nmax - 1, nearestInt(iscale * v)))
+      const wi = f32At(w, i)
+      sumlx += wi * v * l
+      suml2 += wi * l * l
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (let i = 0; i < n; i++) {
+        store<u8>(L + <usize>i, <u8>(nmax + max<i32>(-nmax, min<i32>(nmax - 1, nearestInt(iscale * f32At(x, i))))))
+      }
+      scale = sumlx / suml2
+      best = scale * sumlx
+    }
+  }
+  return scale
+}
+
+/** make_qp_quants(n, nmax, x, L, w) for non-negative x (twin: makeQpQuants); L is u8 (levels wrap). */
+function fitPositive(n: i32, nmax: i32, x: usize, L: usize, w: usize): f32 {
+  let top: f32 = 0
+  for (let i = 0; i < n; i++) top = top > f32At(x, i) ? top : f32At(x, i)
+  if (top < GROUP_MAX_EPS) { memory.fill(L, 0, n); return 0 }
+  let iscale: f32 = <f32>nmax / top
+  for (let i = 0; i < n; i++) store<u8>(L + <usize>i, <u8>nearestInt(iscale * f32At(x, i)))
+  const scale: f32 = 1 / iscale
+  let bestMse: f32 = 0
+  for (let i = 0; i < n; i++) {
+    const diff = f32At(x, i) - scale * <f32>load<u8>(L + <usize>i)
+    bestMse += f32At(w, i) * diff * diff
+  }
+  for (let is = -4; is <= 4; is++) {
+    if (is == 0) continue
+    const iscaleIs: f32 = (ONE_TENTH * <f32>is + <f32>nmax) / top
+    const scaleIs: f32 = 1 / iscaleIs
+    let mse: f32 = 0
+    for (let i = 0; i < n; i++) {
+      const l = min<i32>(nmax, nearestInt(iscaleIs * f32At(x, i)))
+      const diff = f32At(x, i) - scaleIs * <f32>l
+      mse += f32At(w, i) * diff * diff
+    }
+    if (mse < bestMse) { bestMse = mse; iscale = iscaleIs }
+  }
+  let sumlx: f32 = 0
+  let suml2: f32 = 0
+  for (let i = 0; i < n; i++) {
+    const l = min<i32>(nmax, nearestInt(iscale * f32At(x, i)))
+    store<u8>(L + <usize>i, <u8>l)
+    const wi = f32At(w, i)
+    sumlx += wi * f32At(x, i) * <f32>l
+    suml2 += wi * <f32>l * <f32>l
+  }
+  for (let itry = 0; itry < 5; itry++) {
+    let changed = 0
+    for (let i = 0; i < n; i++) {
+      const wi = f32At(w, i)
+      const v = f32At(x, i)
+      const li = <i32>load<u8>(L + <usize>i)
+      let slx = sumlx - wi * v * <f32>li
+      let sl2 = suml2 - wi * <f32>li * <f32>li
+      if (slx > 0 && sl2 > 0) {
+        const newL = min<i32>(nmax, nearestInt(v * sl2 / slx))
+        if (newL != li) {
+          slx += wi * v * <f32>newL
+          sl2 += wi * <f32>newL * <f32>newL
+          if (slx * slx * suml2 > sumlx * sumlx * sl2) {
+            store<u8>(L + <usize>i, <u8>newL)
+            sumlx = slx
+            suml2 = sl2
+            changed++
+          }
+        }
+      }
+    }
+    if (changed == 0) break
+  }
+  return suml2 > 0 ? sumlx / suml2 : 0
+}
+
+/** make_qkx3_quants(n, nmax, x, w, L, …, −0.9, 0.05, 36, squared error): returns the scale, sets theMin. */
+function fitAsym(n: i32, nmax: i32, x: usize, w: usize, L: usize, Laux: usize): f32 {
+  let lo = f32At(x, 0)
+  let hi = lo
+  let sumW = f32At(w, 0)
+  let sumX: f32 = sumW * lo
+  for (let i = 1; i < n; i++) {
+    const v = f32At(x, i)
+    if (v < lo) lo = v
+    if (v > hi) hi = v
+    const wi = f32At(w, i)
+    sumW += wi
+    sumX += wi * v
+  }
+  if (lo > 0) lo = 0
+  if (hi == lo) { memory.fill(L, 0, n); theMin = -lo; return 0 }
+  let iscale: f32 = <f32>nmax / (hi - lo)
+  let scale: f32 = 1 / iscale
+  let bestError: f32 = 0
+  for (let i = 0; i < n; i++) {
+    const v = f32At(x, i)
+    const l = max<i32>(0, min<i32>(nmax, nearestInt(iscale * (v - lo))))
+    store<u8>(L + <usize>i, <u8>l)
+    const diff = scale * <f32>l + lo - v
+    bestError += f32At(w, i) * (diff * diff)
+  }
+  for (let is = 0; is <= 36; is++) {
+    iscale = (<f32>-0.9 + <f32>0.05 * <f32>is + <f32>nmax) / (hi - lo)
+    let sumL: f32 = 0
+    let sumL2: f32 = 0
+    let sumXL: f32 = 0
+    for (let i = 0; i < n; i++) {
+      const v = f32At(x, i)
+      const l = max<i32>(0, min<i32>(nmax, nearestInt(iscale * (v - lo))))
+      store<u8>(Laux + <usize>i, <u8>l)
+      const wl = f32At(w, i) * <f32>l
+      sumL += wl
+      sumL2 += wl * <f32>l
+      sumXL += wl * v
+    }
+    const D = sumW * sumL2 - sumL * sumL
+    if (D > 0) {
+      let thisScale = (sumW * sumXL - sumX * sumL) / D
+      let thisMin = (sumL2 * sumX - sumL * sumXL) / D
+      if (thisMin > 0) { thisMin = 0; thisScale = sumXL / sumL2 }
+      let curError: f32 = 0
+      for (let i = 0; i < n; i++) {
+        const diff = thisScale * <f32>load<u8>(Laux + <usize>i) + thisMin - f32At(x, i)
+        curError += f32At(w, i) * (diff * diff)
+      }
+      if (curError < bestError) {
+        memory.copy(L, Laux, <usize>n)
+        bestError = curError
+        scale = thisScale
+        lo = thisMin
+      }
+    }
+  }
+  theMin = -lo
+  return scale
+}
+
+/** Legacy 32-element types (kind 0 Q4_0, 1 Q4_1, 2 Q5_0, 3 Q5_1): one weighted fit per block, σ² per row. */
+function legacyRows(kind: i32, src: usize, dst: usize, rows: i32, cols: i32, qw: usize, s: usize): void {
+  const bytes: usize = kind == 0 ? 18 : kind == 1 ? 20 : kind == 2 ? 22 : 24
+  const nmax = kind == 0 ? 8 : kind == 1 ? 15 : kind == 2 ? 16 : 31
+  const perRow = cols >> 5
+  for (let r = 0; r < rows; r++) {
+    const row = src + (<usize>r * <usize>cols << 2)
+    const sigma2: f32 = sumSquares(row, cols) / <f32>cols
+    for (let ib = 0; ib < perRow; ib++) {
+      const xb = row + (<usize>ib << 7)
+      const y = dst + <usize>(r * perRow + ib) * bytes
+      importanceWeights(xb, qw + (<usize>ib << 7), 32, sigma2, s + W)
+      let qs = y + 2
+      if (kind == 0 || kind == 2) {
+        store<u16>(y, <u16>f32ToF16(fitSymmetric(32, nmax, xb, s + LV, s + W)))
+        if (kind == 2) qs = y + 6
+      } else {
+        const d = fitAsym(32, nmax, xb, s + W, s + LV, s + LAUX)
+        store<u16>(y, <u16>f32ToF16(d))
+        store<u16>(y, <u16>f32ToF16(-theMin), 2)
+        qs = kind == 1 ? y + 4 : y + 8
+      }
+      let qh: u32 = 0
+      for (let j = 0; j < 16; j++) {
+        const a = <u32>load<u8>(s + LV + <usize>j)
+        const b = <u32>load<u8>(s + LV + <usize>(j + 16))
+        store<u8>(qs + <usize>j, <u8>((a & 0xf) | ((b & 0xf) << 4)))
+        qh |= ((a >> 4) & 1) << <u32>j
+        qh |= ((b >> 4) & 1) << <u32>(j + 16)
+      }
+      if (kind == 2) store<u32>(y, qh, 2)
+      if (kind == 3) store<u32>(y, qh, 4)
+    }
+  }
+}
+
+export function quantize_q4_0_imatrix(src: usize, dst: usize, rows: i32, cols: i32, qw: usize, scratch: usize): void {
+  legacyRows(0, src, dst, rows, cols, qw, scratch)
+}
+export function quantize_q4_1_imatrix(src: usize, dst: usize, rows: i32, cols: i32, qw: usize, scratch: usize): void {
+  legacyRows(1, src, dst, rows, cols, qw, scratch)
+}
+export function quantize_q5_0_imatrix(src: usize, dst: usize, rows: i32, cols: i32, qw: usize, scratch: usize): void {
+  legacyRows(2, src, dst, rows, cols, qw, scratch)
+}
+export function quantize_q5_1_imatrix(src: usize, dst: usize, rows: i32, cols: i32, qw: usize, scratch: usize): void {
+  legacyRows(3, src, dst, rows, cols, qw, scratch)
+}
+
+/** Q4_K / Q5_K sub-block j's 6-bit scale (min = false) or min from the 12 packed bytes. */
+// @ts-ignore: decorator
+@inline function packed6(p: usize, j: i32, wantMin: bool): u32 {
+  if (j < 4) return <u32>load<u8>(p + <usize>(wantMin ? j + 4 : j)) & 63
+  const low = <u32>load<u8>(p + <usize>(j + 4))
+  return wantMin ? (low >> 4) | ((<u32>load<u8>(p + <usize>j) >> 6) << 4) : (low & 0xf) | ((<u32>load<u8>(p + <usize>(j - 4)) >> 6) << 4)
+}
+
+/** Q2_K (kind 0), Q4_K (1), Q5_K (2): weighted asymmetric fits; scales and mins fitted by make_qp_quants. */
+function kAsymRows(kind: i32, src: usize, dst: usize, rows: i32, cols: i32, qw: usize, s: usize): void {
+  const sub = kind == 0 ? 16 : 32
+  const nsub = 256 / sub
+  const nmax = kind == 0 ? 3 : kind == 1 ? 15 : 31
+  const bytes: usize = kind == 0 ? 84 : kind == 1 ? 144 : 176
+  const perRow = cols >> 8
+  const L = s + LV
+  for (let blk = 0; blk < rows * perRow; blk++) {
+    const x = src + (<usize>blk << 10)
+    const col = (blk % perRow) << 8
+    const y = dst + <usize>blk * bytes
+    const sumX2 = sumSquares(x, 256)
+    const sigma2: f32 = kind == 0 ? sumX2 / 256 : <f32>2 * sumX2 / 256
+    for (let j = 0; j < nsub; j++) {
+      const xs = x + (<usize>(sub * j) << 2)
+      importanceWeights(xs, qw + (<usize>(col + sub * j) << 2), sub, sigma2, s + W)
+      let sw: f32 = 0
+      for (let l = 0; l < sub; l++) sw += f32At(s + W, l)
+      store<f32>(s + SW + (<usize>j << 2), sw)
+      store<f32>(s + SCALES + (<usize>j << 2), fitAsym(sub, nmax, xs, s + W, L + <usize>(sub * j), s + LAUX))
+      store<f32>(s + MINS + (<usize>j << 2), theMin)
+    }
+    const qpMax = kind == 0 ? 15 : 63
+    const dBlock = fitPositive(nsub, qpMax, s + SCALES, s + LS, s + SW)
+    const mBlock = fitPositive(nsub, qpMax, s + MINS, s + LM, s + SW)
+    let dAll: f32, dminAll: f32
+    const packed = y + 4
+    if (kind == 0) {
+      const dBits = f32ToF16(dBlock), mBits = f32ToF16(mBlock)
+      store<u16>(y, <u16>dBits, 80)
+      store<u16>(y, <u16>mBits, 82)
+      dAll = f16ToF32Scalar(dBits)
+      dminAll = f16ToF32Scalar(mBits)
+      for (let j = 0; j < 16; j++) store<u8>(y + <usize>j, <u8>(<u32>load<u8>(s + LS + <usize>j) | (<u32>load<u8>(s + LM + <usize>j) << 4)))
+    } else {
+      memory.fill(packed, 0, 12)
+      for (let j = 0; j < 8; j++) {
+        let ls = <u32>load<u8>(s + LS + <usize>j)
+        let lm = <u32>load<u8>(s + LM + <usize>j)
+        if (kind == 2) { ls = min<u32>(63, ls); lm = min<u32>(63, lm) }
+        if (j < 4) {
+          store<u8>(packed + <usize>j, <u8>ls)
+          store<u8>(packed + <usize>(j + 4), <u8>lm)
+        } else {
+          store<u8>(packed + <usize>(j + 4), <u8>((ls & 0xf) | ((lm & 0xf) << 4)))
+          store<u8>(packed + <usize>(j - 4), <u8>(<u32>load<u8>(packed + <usize>(j - 4)) | ((ls >> 4) << 6)))
+          store<u8>(packed + <usize>j, <u8>(<u32>load<u8>(packed + <usize>j) | ((lm >> 4) << 6)))
+        }
+      }
+      const dBits = f32ToF16(dBlock), mBits = f32ToF16(mBlock)
+      store<u16>(y, <u16>dBits)
+      store<u16>(y, <u16>mBits, 2)
+      dAll = f16ToF32Scalar(dBits)
+      dminAll = f16ToF32Scalar(mBits)
+    }
+    for (let j = 0; j < nsub; j++) {
+      const sc = kind == 0 ? <u32>load<u8>(y + <usize>j) & 0xf : packed6(packed, j, false)
+      const m = kind == 0 ? <u32>load<u8>(y + <usize>j) >> 4 : packed6(packed, j, true)
+      const d = dAll * <f32>sc
+      if (d == 0) continue
+      const dm = dminAll * <f32>m
+      for (let ii = 0; ii < sub; ii++) {
+        const l = nearestInt((f32At(x, sub * j + ii) + dm) / d)
+        store<u8>(L + <usize>(sub * j + ii), <u8>max<i32>(0, min<i32>(nmax, l)))
+      }
+    }
+    if (kind == 0) {
+      for (let e: usize = 0; e < 256; e += 128) {
+        for (let l: usize = 0; l < 32; l++) {
+          const v = <u32>load<u8>(L + e + l) | (<u32>load<u8>(L + e + l + 32) << 2) |
+            (<u32>load<u8>(L + e + l + 64) << 4) | (<u32>load<u8>(L + e + l + 96) << 6)
+          store<u8>(y + 16 + (e >> 2) + l, <u8>v)
+        }
+      }
+    } else {
+      const qh = y + 16
+      const qs = kind == 2 ? y + 48 : y + 16
+      if (kind == 2) memory.fill(qh, 0, 32)
+      for (let g = 0; g < 4; g++) {
+        for (let l = 0; l < 32; l++) {
+          let l1 = <u32>load<u8>(L + <usize>(64 * g + l))
+          let l2 = <u32>load<u8>(L + <usize>(64 * g + 32 + l))
+          if (kind == 2) {
+            if (l1 > 15) { l1 -= 16; store<u8>(qh + <usize>l, <u8>(<u32>load<u8>(qh + <usize>l) | (<u32>1 << <u32>(2 * g)))) }
+            if (l2 > 15) { l2 -= 16; store<u8>(qh + <usize>l, <u8>(<u32>load<u8>(qh + <usize>l) | (<u32>2 << <u32>(2 * g)))) }
+          }
+          store<u8>(qs + <usize>(32 * g + l), <u8>(l1 | (l2 << 4)))
+        }
+      }
+    }
+  }
+}
+
+export function quantize_q2_k_imatrix(src: usize, dst: usize, rows: i32, cols: i32, qw: usize, scratch: usize): void {
+  kAsymRows(0, src, dst, rows, cols, qw, scratch)
+}
+export function quantize_q4_k_imatrix(src: usize, dst: usize, rows: i32, cols: i32, qw: usize, scratch: usize): void {
+  kAsymRows(1, src, dst, rows, cols, qw, scratch)
+}
+export function quantize_q5_k_imatrix(src: usize, dst: usize, rows: i32, cols: i32, qw: usize, scratch: usize): void {
+  kAsymRows(2, src, dst, rows, cols, qw, scratch)
+}
+
+/** Q3_K (q6 = false) and Q6_K (q6 = true): weighted symmetric fits per 16. */
+function kSymRows(q6: bool, src: usize, dst: usize, rows: i32, cols: i32, qw: usize, s: usize): void {
+  const bytes: usize = q6 ? 210 : 110
+  const nmax = q6 ? 32 : 4
+  const perRow = cols >> 8
+  const L = s + LV
+  for (let blk = 0; blk < rows * perRow; blk++) {
+    const x = src + (<usize>blk << 10)
+    const col = (blk % perRow) << 8
+    const y = dst + <usize>blk * bytes
+    const sigma2: f32 = <f32>2 * sumSquares(x, 256) / 256
+    let maxScale: f32 = 0
+    let maxAbsScale: f32 = 0
+    for (let j = 0; j < 16; j++) {
+      const xs = x + (<usize>(16 * j) << 2)
+      if (q6) memory.copy(s + W, qw + (<usize>(col + 16 * j) << 2), 64)
+      else importanceWeights(xs, qw + (<usize>(col + 16 * j) << 2), 16, sigma2, s + W)
+      let sw: f32 = 0
+      for (let l = 0; l < 16; l++) sw += f32At(s + W, l)
+      store<f32>(s + SW + (<usize>j << 2), sw)
+      const scale = fitSymmetric(16, nmax, xs, L + <usize>(16 * j), s + W)
+      store<f32>(s + SCALES + (<usize>j << 2), scale)
+      if (abs<f32>(scale) > maxAbsScale) { maxAbsScale = abs<f32>(scale); maxScale = scale }
+    }
+    let dAll: f32
+    if (!q6) {
+      const packed = y + 96
+      memory.fill(packed, 0, 12)
+      const dBlock = fitSymmetric(16, 32, s + SCALES, s + LS, s + SW)
+      for (let j = 0; j < 16; j++) {
+        const l = <u32>load<u8>(s + LS + <usize>j)
+        if (j < 8) store<u8>(packed + <usize>j, <u8>(l & 0xf))
+        else store<u8>(packed + <usize>(j - 8), <u8>(<u32>load<u8>(packed + <usize>(j - 8)) | ((l & 0xf) << 4)))
+        const at = packed + 8 + <usize>(j & 3)
+        store<u8>(at, <u8>(<u32>load<u8>(at) | ((l >> 4) << <u32>(2 * (j >> 2)))))
+      }
+      const dBits = f32ToF16(dBlock)
+      store<u16>(y, <u16>dBits, 108)
+      dAll = f16ToF32Scalar(dBits)
+    } else {
+      if (maxAbsScale < GROUP_MAX_EPS) { memory.fill(y, 0, 210); continue }
+      const iscale: f32 = <f32>-128 / maxScale
+      const dBits = f32ToF16(1 / iscale)
+      store<u16>(y, <u16>dBits, 208)
+      dAll = f16ToF32Scalar(dBits)
+      for (let j = 0; j < 16; j++) {
+        store<i8>(y + 192 + <usize>j, <i8>min<i32>(127, nearestInt(iscale * f32At(s + SCALES, j))))
+      }
+    }
+    for (let j = 0; j < 16; j++) {
+      const sc = q6 ? <i32>load<i8>(y + 192 + <usize>j) : q3kScale(y + 96, j) - 32
+      const d = dAll * <f32>sc
+      if (d == 0) continue
+      for (let ii = 0; ii < 16; ii++) {
+        const l = max<i32>(-nmax, min<i32>(nmax - 1, nearestInt(f32At(x, 16 * j + ii) / d)))
+        store<u8>(L + <usize>(16 * j + ii), <u8>(l + nmax))
+      }
+    }
+    if (!q6) {
+      memory.fill(y, 0, 32)
+      for (let e = 0; e < 256; e++) {
+        const l = <u32>load<u8>(L + <usize>e)
+        if (l > 3) {
+          store<u8>(y + <usize>(e & 31), <u8>(<u32>load<u8>(y + <usize>(e & 31)) | (<u32>1 << <u32>(e >> 5))))
+          store<u8>(L + <usize>e, <u8>(l - 4))
+        }
+      }
+      for (let e: usize = 0; e < 256; e += 128) {
+        for (let l: usize = 0; l < 32; l++) {
+          const v = <u32>load<u8>(L + e + l) | (<u32>load<u8>(L + e + l + 32) << 2) |
+            (<u32>load<u8>(L + e + l + 64) << 4) | (<u32>load<u8>(L + e + l + 96) << 6)
+          store<u8>(y + 32 + (e >> 2) + l, <u8>v)
+        }
+      }
+    } else {
+      for (let half: usize = 0; half < 2; half++) {
+        const ql = y + 64 * half, qh = y + 128 + 32 * half, e = L + 128 * half
+        for (let l: usize = 0; l < 32; l++) {
+          const q1 = <u32>load<u8>(e + l), q2 = <u32>load<u8>(e + l + 32)
+          const q3 = <u32>load<u8>(e + l + 64), q4 = <u32>load<u8>(e + l + 96)
+          store<u8>(ql + l, <u8>((q1 & 0xf) | ((q3 & 0xf) << 4)))
+          store<u8>(ql + l + 32, <u8>((q2 & 0xf) | ((q4 & 0xf) << 4)))
+          store<u8>(qh + l, <u8>((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6)))
+        }
+      }
+    }
+  }
+}
+
+export function quantize_q3_k_imatrix(src: usize, dst: usize, rows: i32, cols: i32, qw: usize, scratch: usize): void {
+  kSymRows(false, src, dst, rows, cols, qw, scratch)
+}
+export function quantize_q6_k_imatrix(src: usize, dst: usize, rows: i32, cols: i32, qw: usize, scratch: usize): void {
+  kSymRows(true, src, dst, rows, cols, qw, scratch)
+}

@@ -1,0 +1,334 @@
+// Gradients of the distillation loss for the decoder-block Linears of a Llama-family student, on the
+// kernels, with activation checkpointing per block.
+//
+// A micro-batch runs in passes of windows. Windows never see each other, so each pass goes the whole way
+// on its own: the teacher's forward (its final hidden states), the student's forward keeping only each
+// block's input (the checkpoints), the loss with its gradient at the output head, then the blocks from
+// last to first, each recomputed from its checkpoint and differentiated at once. Weight gradients add up
+// over passes and micro-batches.
+//
+// Kernel memory (bytes; P = parameters; Pb = block-Linear parameters; n = windows per pass, T = seqlen,
+// L = blocks, R = logit rows per chunk), formulaBytes() below:
+//   4·(P_student + P_teacher)                   weights (a teacher passed in already loaded adds nothing)
+// + 4·Pb  (+ 8·Pb with AdamW's m and v)         gradients (and optimizer state)
+// + 4·(L + 2)·n·T·H                             block checkpoints, final hidden states, their gradient
+// + 4·n·T·blockFloatsPerToken (+ rope table, attention scratch)   ONE block's activations and gradients
+// + 4·n·T·H_teacher + 4·R·(2H + H_teacher + 3V) teacher's final states; logits chunk (student, teacher, grad)
+// peakBytes is what was really held; on stories260K (n = 8, T = 256) both say 29.7 MiB, + 1.7 MiB of AdamW.
+
+import { WhittleError } from '../errors'
+import type { ArenaTensor } from '../forward/arena-tensors'
+import { TensorScope } from '../forward/block-context'
+import { matmul } from '../forward/parallel-ops'
+import type { LoadedModel } from '../model/loaded-model'
+import type { Region } from '../pool/memory-arena'
+import type { WorkerPool } from '../pool/worker-pool'
+import { blockFloatsPerToken, LlamaBlockRunner } from './llama-block'
+import { LLAMA_LINEARS, LlamaWeights, type LlamaLinear } from './llama-weights'
+import { matmulNN } from './parallel-grad'
+import { attentionBackwardScratch } from '../../../kernels/reference/backward-attention'
+
+/** Activations of one pass through a block stay under this many bytes. */
+const PASS_BUDGET = 192 << 20
+/** Logits (student, teacher, gradient) are computed this many bytes at a time. */
+const LOGIT_CHUNK_BYTES = 48 << 20
+
+export interface LossSettings {
+  /** Softmax temperature of the KL term (T in α·T²·KL). */
+  temperature: number
+  /** Weight of the KL term; 0 trains on cross-entropy alone and needs no teacher. */
+  alpha: number
+}
+
+/** Sums over the predictions of a micro-batch (divide by `predictions` for means). */
+export interface LossSums {
+  ce: number
+  kl: number
+  predictions: number
+}
+
+export interface Trainable {
+  name: string
+  layer: number
+  role: LlamaLinear
+  /** The weight [out, in] in kernel memory, updated in place. */
+  weight: ArenaTensor
+  grad: ArenaTensor
+  /** 1 where the weight may change; null when the student had no zero to keep. */
+  mask: Uint8Array | null
+}
+
+export class LlamaTrainer {
+  private readonly scope: TensorScope
+  readonly params: Trainable[] = []
+  private readonly runners = new Map<string, LlamaBlockRunner>()
+
+  private constructor(
+    readonly pool: WorkerPool,
+    readonly student: LlamaWeights,
+    private readonly teacher: LlamaWeights | null,
+    private readonly ownsTeacher: boolean,
+    readonly seqlen: number,
+    readonly windowsPerPass: number,
+    readonly loss: LossSettings,
+  ) {
+    this.scope = new TensorScope(pool)
+  }
+
+  /**
+   * Loads the student (and the teacher when alpha ≠ 0) into kernel memory. `teacher` may be a
+   * LlamaWeights already loaded (kept by the caller) or a model to load and own.
+   */
+  static async create(
+    pool: WorkerPool, student: LoadedModel, teacher: LoadedModel | LlamaWeights | null, seqlen: number, loss: LossSettings,
+  ): Promise<LlamaTrainer> {
+    if (!Number.isInteger(seqlen) || seqlen < 2) throw new WhittleError('validation', null, `seqlen must be an integer ≥ 2 (got ${seqlen})`)
+    if (!(loss.temperature > 0) || !Number.isFinite(loss.temperature)) throw new WhittleError('validation', null, `temperature must be a positive number (got ${loss.temperature})`)
+    if (!(loss.alpha >= 0 && loss.alpha <= 1)) throw new WhittleError('validation', null, `alpha must be in [0, 1] (got ${loss.alpha})`)
+    if (loss.alpha > 0 && !teacher) throw new WhittleError('validation', null, 'distillation with alpha > 0 needs a teacher model')
+    const s = await LlamaWeights.load(pool, student)
+    let t: LlamaWeights | null = null
+    let owns = false
+    try {
+      if (loss.alpha > 0 && teacher) {
+        owns = !(teacher instanceof LlamaWeights)
+        t = teacher instanceof LlamaWeights ? teacher : await LlamaWeights.load(pool, teacher)
+        if (t.vocab !== s.vocab) {
+          throw new WhittleError('validation', student.files.path, `the teacher's vocabulary (${t.vocab}) differs from the student's (${s.vocab}); distillation compares their output distributions token by token`)
+        }
+      }
+      const perToken = 4 * blockFloatsPerToken(s.arch) + 4 * (s.arch.layers + 2) * s.arch.hiddenSize
+      const perPass = Math.max(1, Math.floor(PASS_BUDGET / (perToken * seqlen)))
+      const trainer = new LlamaTrainer(pool, s, t, owns, seqlen, perPass, loss)
+      trainer.initParams()
+      return trainer
+    } catch (e) {
+      s.free()
+      if (owns) t?.free()
+      throw e
+    }
+  }
+
+  private initParams(): void {
+    this.student.layers.forEach((layer, l) => {
+      for (const role of LLAMA_LINEARS) {
+        const weight = layer.linear[role].w
+        const grad = this.scope.alloc(weight.length)
+        grad.view().fill(0)
+        const w = weight.view()
+        let mask: Uint8Array | null = null
+        for (let i = 0; i < w.length; i++) {
+          if (w[i] !== 0) continue
+          mask ??= new Uint8Array(w.length).fill(1)
+          mask[i] = 0
+        }
+        this.params.push({ name: this.student.names[l][role], layer: l, role, weight, grad, mask })
+      }
+    })
+  }
+
+  zeroGrads(): void {
+    for (const p of this.params) p.grad.view().fill(0)
+  }
+
+  /** Zeroes the gradient where the student's weight was pruned (so the update keeps it at 0). */
+  maskGrads(): void {
+    for (const p of this.params) {
+      if (!p.mask) continue
+      const g = p.grad.view(), m = p.mask
+      for (let i = 0; i < g.length; i++) if (m[i] === 0) g[i] = 0
+    }
+  }
+
+  /** A block runner for this geometry holding at least `windows` windows (kept between passes). */
+  private runner(weights: LlamaWeights, windows: number): LlamaBlockRunner {
+    const a = weights.arch
+    const key = [a.hiddenSize, a.heads, a.kvHeads, a.headDim, a.intermediateSize, a.ropeLayout, a.ropeTheta, a.normEps].join('|')
+    let r = this.runners.get(key)
+    if (r && r.maxWindows < windows) {
+      r.free()
+      this.runners.delete(key)
+      r = undefined
+    }
+    if (!r) {
+      r = new LlamaBlockRunner(this.pool, a, this.seqlen, windows)
+      this.runners.set(key, r)
+    }
+    return r
+  }
+
+  /** Kernel-memory bytes in use now (weights, gradients, buffers, and an optimizer's state if one exists). */
+  measuredBytes(): number {
+    return this.pool.arena.liveBytes
+  }
+
+  /** The most kernel memory in use so far, measured inside a pass (checkpoints and logits live). */
+  peakBytes = 0
+
+  /**
+   * The memory formula above, in bytes, for passes of `windows` windows, without optimizer state
+   * (AdamW adds 8·Pb bytes: optimizerBytes in the training result).
+   */
+  formulaBytes(windows = this.windowsPerPass): number {
+    const s = this.student, t = this.teacher, a = s.arch, T = this.seqlen, n = windows
+    const H = a.hiddenSize, V = s.vocab, Ht = t?.arch.hiddenSize ?? 0
+    const params = (w: LlamaWeights): number => {
+      let p = w.embed.length + (w.head !== w.embed ? w.head.length : 0) + w.finalNorm.w.length
+      for (const l of w.layers) {
+        p += l.attnNorm.w.length + l.ffnNorm.w.length
+        for (const r of LLAMA_LINEARS) p += l.linear[r].w.length + (l.linear[r].b?.length ?? 0)
+      }
+      return p
+    }
+    const R = Math.max(1, Math.min(n * T, Math.floor(LOGIT_CHUNK_BYTES / (12 * V))))
+    const runner = (w: LlamaWeights): number => n * T * blockFloatsPerToken(w.arch) + T * w.arch.headDim + Math.max(1, this.pool.threads) * attentionBackwardScratch(T)
+    const sameGeometry = !t || blockFloatsPerToken(t.arch) === blockFloatsPerToken(a)
+    return 4 * (params(s) + (t && this.ownsTeacher ? params(t) : 0) + s.linearParams
+      + (a.layers + 2) * n * T * H + n * T * Ht
+      + runner(s) + (t && !sameGeometry ? runner(t) : 0)
+      + R * (2 * H + Ht + (t ? 3 : 2) * V)) + 20 * R
+  }
+
+  /** Writes the token embeddings of `windows` into x (rows in window order). */
+  private embed(weights: LlamaWeights, windows: Int32Array[], x: ArenaTensor): void {
+    const H = weights.arch.hiddenSize, V = weights.vocab
+    const table = weights.embed.view(), out = x.view()
+    let row = 0
+    for (const w of windows) {
+      for (const t of w) {
+        if (!(t >= 0 && t < V)) throw new WhittleError('validation', null, `token id ${t} outside the vocabulary (${V})`)
+        out.set(table.subarray(t * H, (t + 1) * H), row * H)
+        row++
+      }
+    }
+  }
+
+  /** Teacher forward: its final hidden states for the windows, into out [n·T, H_teacher]. */
+  private async teacherStates(windows: Int32Array[], out: ArenaTensor): Promise<void> {
+    const t = this.teacher!
+    const r = this.runner(t, windows.length)
+    this.embed(t, windows, r.x)
+    for (const layer of t.layers) await r.forward(layer, windows.length, true)
+    const n = windows.length * this.seqlen * t.arch.hiddenSize
+    out.view().set(r.x.view().subarray(0, n))
+  }
+
+  /**
+   * Runs one micro-batch (windows of `seqlen` tokens) forward and backward, ADDING its gradients to the
+   * parameters' grads. `scale` multiplies the per-prediction loss (1 / predictions of the whole step).
+   */
+  async accumulate(windows: Int32Array[], scale: number, signal?: AbortSignal): Promise<LossSums> {
+    const T = this.seqlen
+    for (const w of windows) if (w.length !== T) throw new WhittleError('validation', null, `a training window has ${w.length} tokens, not ${T}`)
+    const sums: LossSums = { ce: 0, kl: 0, predictions: 0 }
+    for (let b0 = 0; b0 < windows.length; b0 += this.windowsPerPass) {
+      if (signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
+      const part = windows.slice(b0, b0 + this.windowsPerPass)
+      const s = await this.pass(part, scale)
+      sums.ce += s.ce
+      sums.kl += s.kl
+      sums.predictions += s.predictions
+    }
+    return sums
+  }
+
+  private async pass(windows: Int32Array[], scale: number): Promise<LossSums> {
+    const T = this.seqlen, nb = windows.length, M = nb * T
+    const s = this.student, a = s.arch, H = a.hiddenSize, L = a.layers
+    const scope = new TensorScope(this.pool)
+    try {
+      let teacherFinal: ArenaTensor | null = null
+      if (this.teacher) {
+        teacherFinal = scope.alloc(M * this.teacher.arch.hiddenSize)
+        await this.teacherStates(windows, teacherFinal)
+      }
+      // Student forward, keeping each block's input: ckpt[l] = input of block l, ckpt[L] = final states.
+      const r = this.runner(s, nb)
+      const ckpt = scope.alloc((L + 1) * M * H)
+      this.embed(s, windows, r.x)
+      for (let l = 0; l < L; l++) {
+        ckpt.view().set(r.x.view().subarray(0, M * H), l * M * H)
+        await r.forward(s.layers[l], nb, true)
+      }
+      ckpt.view().set(r.x.view().subarray(0, M * H), L * M * H)
+      // Loss and its gradient at the head, then back through the final norm.
+      const dx = scope.alloc(M * H)
+      dx.view().fill(0)
+      const sums = await this.headLossAndGrad(windows, ckpt.at(L * M * H), teacherFinal, dx, scale, scope)
+      // Blocks, last to first: recompute from the checkpoint, then differentiate. The last block's
+      // intermediates are still in the runner from the forward (only its input was overwritten).
+      for (let l = L - 1; l >= 0; l--) {
+        r.x.view().set(ckpt.view().subarray(l * M * H, (l + 1) * M * H))
+        if (l < L - 1) await r.forward(s.layers[l], nb, false)
+        const grads = {} as Record<LlamaLinear, ArenaTensor>
+        for (const p of this.params) if (p.layer === l) grads[p.role] = p.grad
+        await r.backward(s.layers[l], grads, dx, nb)
+      }
+      return sums
+    } finally {
+      scope.free()
+    }
+  }
+
+  private async headLossAndGrad(
+    windows: Int32Array[], finalPtr: number, teacherFinal: ArenaTensor | null, dx: ArenaTensor, scale: number, scope: TensorScope,
+  ): Promise<LossSums> {
+    const k = this.pool.kernels, arena = this.pool.arena
+    const s = this.student, H = s.arch.hiddenSize, V = s.vocab, T = this.seqlen, M = windows.length * T
+    const t = this.teacher
+    const Ht = t?.arch.hiddenSize ?? 0
+    const R = Math.max(1, Math.min(M, Math.floor(LOGIT_CHUNK_BYTES / (12 * V))))
+    const hs = scope.alloc(R * H), logits = scope.alloc(R * V), dlogits = scope.alloc(R * V), dh = scope.alloc(R * H)
+    const ht = t ? scope.alloc(R * Ht) : null
+    const tlogits = t ? scope.alloc(R * V) : null
+    const targets: Region = arena.alloc(R * 4)
+    const stats: Region = arena.alloc(R * 16)
+    const sums: LossSums = { ce: 0, kl: 0, predictions: 0 }
+    try {
+      for (let r0 = 0; r0 < M; r0 += R) {
+        const n = Math.min(R, M - r0)
+        const tg = new Int32Array(this.pool.memory.buffer, targets.ptr, n)
+        for (let i = 0; i < n; i++) {
+          const row = r0 + i, b = Math.floor(row / T), pos = row % T
+          tg[i] = pos === T - 1 ? -1 : windows[b][pos + 1]
+        }
+        const eps = s.arch.normEps ?? 1e-5
+        const xs = finalPtr + r0 * H * 4
+        k.rmsnorm(xs, s.finalNorm.w.ptr, hs.ptr, n, H, eps)
+        await matmul(this.pool, hs.ptr, s.head.ptr, logits.ptr, n, H, V)
+        if (t && teacherFinal && ht && tlogits) {
+          k.rmsnorm(teacherFinal.at(r0 * Ht), t.finalNorm.w.ptr, ht.ptr, n, Ht, t.arch.normEps ?? 1e-5)
+          await matmul(this.pool, ht.ptr, t.head.ptr, tlogits.ptr, n, Ht, V)
+        }
+        k.distill_loss(logits.ptr, tlogits?.ptr ?? 0, targets.ptr, dlogits.ptr, stats.ptr, n, V, this.loss.temperature, t ? this.loss.alpha : 0, scale)
+        const st = arena.f64(stats, 0, 2 * n)
+        for (let i = 0; i < n; i++) {
+          if (tg[i] < 0) continue
+          sums.ce += st[2 * i]
+          sums.kl += st[2 * i + 1]
+          sums.predictions++
+        }
+        this.peakBytes = Math.max(this.peakBytes, arena.liveBytes)
+        await matmulNN(this.pool, dlogits.ptr, s.head.ptr, dh.ptr, n, V, H)
+        k.rmsnorm_backward(xs, s.finalNorm.w.ptr, dh.ptr, dx.at(r0 * H), n, H, eps)
+      }
+      return sums
+    } finally {
+      arena.release(targets)
+      arena.release(stats)
+    }
+  }
+
+  /** Current values of every trainable weight (copies), by tensor name. */
+  weights(): Map<string, Float32Array> {
+    return new Map(this.params.map((p) => [p.name, p.weight.view().slice()]))
+  }
+
+  free(): void {
+    for (const r of this.runners.values()) r.free()
+    this.runners.clear()
+    this.scope.free()
+    this.student.free()
+    if (this.ownsTeacher) this.teacher?.free()
+  }
+}
