@@ -5,6 +5,7 @@
 import { defineStore } from 'pinia'
 import { reactive, ref, shallowRef } from 'vue'
 import type { ExportFormat, ExportRequest, ExportResult, JobId, ModelId } from '@contract/api'
+import { GGUF_EXPORT_TYPES } from '@contract/gguf-export-types'
 import { getApi } from '../bridge'
 import { messageOf, useErrorStore } from './errors'
 import { failureOf } from './inspect'
@@ -16,7 +17,8 @@ export const EXPORT_FORMATS: { id: ExportFormat; label: string }[] = [
   { id: 'compressed-tensors', label: 'compressed-tensors (pack-quantized)' },
   { id: 'gguf', label: 'GGUF (llama.cpp)' },
 ]
-export const GGUF_TYPES = ['Q4_K_M', 'Q4_K_S', 'Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K', 'F16', 'BF16', 'F32'] as const
+/** The engine's list (contract/gguf-export-types.ts), the mixes first: what most people pick. */
+export const GGUF_TYPES = [...GGUF_EXPORT_TYPES].sort((a, b) => Number(b.includes('_K_')) - Number(a.includes('_K_')))
 
 export interface ExportForm {
   format: ExportFormat

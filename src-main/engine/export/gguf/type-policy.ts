@@ -14,14 +14,8 @@ import { WhittleError } from '../../errors'
 import type { GgufStorageType } from '../../compress/gguf-types/quantize-tensor'
 
 /** Pure types: every 2-D tensor gets the type (as llama-quantize --pure does); mixes follow the rules above. */
-export type GgufExportType =
-  | 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q6_K' | 'Q5_1' | 'Q5_0' | 'Q5_K' | 'Q4_1' | 'Q4_0' | 'Q4_K'
-  | 'IQ4_NL' | 'IQ4_XS' | 'Q3_K' | 'Q2_K' | 'TQ2_0' | 'TQ1_0' | 'Q4_K_M' | 'Q4_K_S'
-
-export const GGUF_EXPORT_TYPES: readonly GgufExportType[] = [
-  'F32', 'F16', 'BF16', 'Q8_0', 'Q6_K', 'Q5_1', 'Q5_0', 'Q5_K', 'Q4_1', 'Q4_0', 'Q4_K',
-  'IQ4_NL', 'IQ4_XS', 'Q3_K', 'Q2_K', 'TQ2_0', 'TQ1_0', 'Q4_K_M', 'Q4_K_S',
-]
+export { GGUF_EXPORT_TYPES, type GgufExportType } from '../../../contract/gguf-export-types'
+import { GGUF_EXPORT_TYPES, type GgufExportType } from '../../../contract/gguf-export-types'
 
 /** What a tensor is stored as: the quantizer's types plus BF16, which is a plain re-encoding. */
 export type GgufTensorType = GgufStorageType | 'BF16'
