@@ -91,11 +91,11 @@ describe('WorkerPool faults', () => {
     const A = identity(pool, LONG_N)
     try {
       const started = performance.now()
-      const long = pool.run([['cholesky_lower', A.ptr, LONG_N]])
+      const long = rejection(pool.run([['cholesky_lower', A.ptr, LONG_N]]))
       const otherJob = withCancelScope(job.signal, () => pool.run([['convert_bf16', 0, 0, 0]]))
       await sleep(200)
       const bad = pool.run([['__test_throw']])
-      const [eLong, eBad] = await Promise.all([rejection(long), rejection(bad)])
+      const [eLong, eBad] = await Promise.all([long, rejection(bad)])
       expect(performance.now() - started).toBeLessThan(scaled(3000)) // not the seconds the factorization takes
       expect(eBad.code).toBe('kernel')
       expect(eBad.message).toMatch(/crashed.*injected crash in the worker.*__test_throw/)
@@ -139,11 +139,12 @@ describe('WorkerPool faults', () => {
       for (let waited = 0; seen.length < THREADS && waited < scaled(10_000); waited += 20) await sleep(20)
       const started = seen.slice()
       expect(started.length).toBe(THREADS)
-      const busy = fresh.run([['cholesky_lower', A.ptr, LONG_N]])
+      // The rejection is observed from the start: it may land while the workers are still being terminated.
+      const busy = rejection(fresh.run([['cholesky_lower', A.ptr, LONG_N]]))
       await sleep(300)
       // Kill them all, the busy one mid-kernel and the idle one: the pool must survive both.
       await Promise.all(started.map((w) => w.terminate()))
-      const e = await rejection(busy)
+      const e = await busy
       expect(e.code).toBe('kernel')
       expect(e.message).toMatch(/exited with code \d+ while running kernel cholesky_lower/)
       await expectPoolWorks(fresh)
@@ -201,11 +202,11 @@ describe('WorkerPool cancel', () => {
     const A = identity(pool, LONG_N)
     const c = new AbortController()
     try {
-      const p = pool.run([['cholesky_lower', A.ptr, LONG_N]], { signal: c.signal })
+      const p = rejection(pool.run([['cholesky_lower', A.ptr, LONG_N]], { signal: c.signal }))
       await sleep(200)
       const t0 = performance.now()
       c.abort()
-      expect((await rejection(p)).code).toBe('cancelled')
+      expect((await p).code).toBe('cancelled')
       expect(performance.now() - t0).toBeLessThan(scaled(1000))
     } finally {
       pool.arena.release(A)
