@@ -9,7 +9,7 @@ import type { BenchRow } from './rows'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const only = process.argv.slice(2)
-const CASES = ['stats-throughput', 'model-scan', 'forward', 'quality', 'quantize', 'gptq-layer', 'prune', 'export']
+const CASES = ['stats-throughput', 'model-scan', 'forward', 'quality', 'quantize', 'gptq-layer', 'prune', 'export', 'train-lora', 'train-qlora']
 
 const rows: BenchRow[] = []
 for (const name of CASES) {

@@ -16,6 +16,11 @@ export function f16ToF32(bits: number): number {
   return sign * (1024 + mantissa) * TWO_POW(exponent - 25)
 }
 
+/** The little-endian fp16 at bytes[at], bytes[at + 1] -> value (how every GGUF block stores its scales). */
+export function readF16(bytes: Uint8Array, at: number): number {
+  return f16ToF32(bytes[at] | (bytes[at + 1] << 8))
+}
+
 /** bfloat16 bit pattern (the top half of an f32) -> value. */
 export function bf16ToF32(bits: number): number {
   scratchU32[0] = (bits & 0xffff) << 16

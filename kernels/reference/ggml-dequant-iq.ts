@@ -2,7 +2,7 @@
 // f32, in llama.cpp's dequantize_row_iq4_nl / iq4_xs operation order. A 4-bit level indexes a fixed grid
 // of 16 int8 values (kvalues_iq4nl in ggml-common.h) instead of being the value itself.
 
-import { f16ToF32 } from './convert'
+import { readF16 } from './convert'
 import { checkDequantSizes } from './ggml-dequant-legacy'
 
 const f32 = Math.fround
@@ -16,10 +16,6 @@ export const IQ_BLOCKS: Readonly<Record<IqType, { elements: number; bytes: numbe
 
 /** The IQ4 grid, ascending (llama.cpp's kvalues_iq4nl). */
 export const IQ4_VALUES: readonly number[] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
-
-function readF16(src: Uint8Array, at: number): number {
-  return f16ToF32(src[at] | (src[at + 1] << 8))
-}
 
 /** 16 qs bytes at `qs` -> 32 values d · grid[level]: byte j holds element j (low nibble) and j + 16 (high). */
 function decodeGroup(src: Uint8Array, qs: number, d: number, dst: Float32Array, out: number): void {

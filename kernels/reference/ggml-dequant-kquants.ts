@@ -4,7 +4,7 @@
 // Both store 256 elements as 2-bit levels, four per byte: element 128h + 32k + l at bits 2k of
 // qs[32h + l]. Each 16 elements share a scale (sub-block j = elements 16j .. 16j + 15).
 
-import { f16ToF32 } from './convert'
+import { readF16 } from './convert'
 import { checkDequantSizes } from './ggml-dequant-legacy'
 
 const f32 = Math.fround
@@ -20,10 +20,6 @@ export const KQUANT_BLOCKS: Readonly<Record<KQuantType, { elements: number; byte
 export function q3kScale(bytes: Uint8Array, at: number, j: number): number {
   const low = j < 8 ? bytes[at + j] & 0xf : bytes[at + j - 8] >> 4
   return low | (((bytes[at + 8 + (j & 3)] >> (2 * (j >> 2))) & 3) << 4)
-}
-
-function readF16(src: Uint8Array, at: number): number {
-  return f16ToF32(src[at] | (src[at + 1] << 8))
 }
 
 /** The 2-bit level of element e (0..255) from the qs bytes starting at `qs`. */

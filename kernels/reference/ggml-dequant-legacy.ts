@@ -4,7 +4,7 @@
 // Layouts (ggml-common.h), 32 elements per block; element j sits in the low nibble of qs[j], element
 // j + 16 in the high nibble; the 5-bit types keep bit 4 of element j in bit j of the little-endian u32 qh.
 
-import { f16ToF32 } from './convert'
+import { readF16 } from './convert'
 
 const f32 = Math.fround
 
@@ -14,10 +14,6 @@ export const LEGACY_BLOCKS: Readonly<Record<LegacyType, { elements: number; byte
   Q4_1: { elements: 32, bytes: 20 }, // f16 d, f16 m, u8 qs[16]
   Q5_0: { elements: 32, bytes: 22 }, // f16 d, u8 qh[4], u8 qs[16]
   Q5_1: { elements: 32, bytes: 24 }, // f16 d, f16 m, u8 qh[4], u8 qs[16]
-}
-
-function readF16(src: Uint8Array, at: number): number {
-  return f16ToF32(src[at] | (src[at + 1] << 8))
 }
 
 function readU32(src: Uint8Array, at: number): number {

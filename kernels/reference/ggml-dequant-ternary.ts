@@ -2,7 +2,7 @@
 // in llama.cpp's dequantize_row_tq1_0 / tq2_0 order: x = (t − 1) · d for a trit t in {0, 1, 2}.
 // Element order is documented with the quantizers in ./ggml-quantize-ternary.
 
-import { f16ToF32 } from './convert'
+import { readF16 } from './convert'
 import { checkDequantSizes } from './ggml-dequant-legacy'
 
 const f32 = Math.fround
@@ -15,10 +15,6 @@ export const TERNARY_BLOCKS: Readonly<Record<TernaryType, { elements: number; by
 }
 
 const POW3 = [1, 3, 9, 27, 81]
-
-function readF16(src: Uint8Array, at: number): number {
-  return f16ToF32(src[at] | (src[at + 1] << 8))
-}
 
 /** Trit n of a base-3 packed byte: the top of (byte · 3^n mod 256) · 3 / 256. */
 export function unpackTrit(byte: number, n: number): number {

@@ -4,7 +4,7 @@
 // functions and as the WASM kernels, so results are bit-exact: every product or difference of f32
 // values is computed in f64 and rounded once by Math.fround, which equals the f32 operation.
 
-import { f16ToF32 } from './convert'
+import { readF16 } from './convert'
 
 const f32 = Math.fround
 
@@ -17,10 +17,6 @@ export const DEQUANT_BLOCKS: Readonly<Record<DequantType, { elements: number; by
   Q4_K: { elements: 256, bytes: 144 }, // f16 d, f16 dmin, u8 scales[12], u8 qs[128]
   Q5_K: { elements: 256, bytes: 176 }, // f16 d, f16 dmin, u8 scales[12], u8 qh[32], u8 qs[128]
   Q6_K: { elements: 256, bytes: 210 }, // u8 ql[128], u8 qh[64], int8 scales[16], f16 d
-}
-
-function readF16(src: Uint8Array, at: number): number {
-  return f16ToF32(src[at] | (src[at + 1] << 8))
 }
 
 function checkSizes(type: DequantType, src: Uint8Array, nblocks: number, dst: Float32Array): void {

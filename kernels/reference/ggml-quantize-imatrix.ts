@@ -15,8 +15,7 @@
 // Here, a row's weights are w(c) = qw(c) · sqrt(σ² + x(c)²) where σ² is the row's (legacy types) or the
 // 256-block's (K-quants) mean square, with a factor 2 for Q3_K, Q4_K, Q5_K and the IQ4 types.
 
-import { f16ToF32 } from './convert'
-import { f32ToF16Bits, makeQkx2Quants, nearestInt } from './ggml-quantize'
+import { makeQkx2Quants, nearestInt, putF16 } from './ggml-quantize'
 import { quantizeIQ4_NL, quantizeIQ4_XS } from './ggml-quantize-iq'
 import { BLOCK_GEOMETRY, type BlockType } from './ggml-dequant-all'
 import { quantizeBlocks } from './ggml-quantize-all'
@@ -29,13 +28,6 @@ const QK_K = 256
 
 /** Types whose quantization an importance matrix changes. */
 export const IMATRIX_TYPES: readonly BlockType[] = ['Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'IQ4_NL', 'IQ4_XS']
-
-function putF16(dst: Uint8Array, at: number, x: number): number {
-  const h = f32ToF16Bits(x)
-  dst[at] = h & 0xff
-  dst[at + 1] = h >>> 8
-  return f16ToF32(h)
-}
 
 function sumSquares(x: Float32Array, from: number, n: number): number {
   let s = 0

@@ -4,8 +4,7 @@
 // that quantize_row_iq4_nl_ref, with ntry = -1, is *not* what llama-quantize uses). Rounding rules as in
 // ./ggml-quantize; layouts and the 16-value grid in ./ggml-dequant-iq.
 
-import { f16ToF32 } from './convert'
-import { f32ToF16Bits, nearestInt } from './ggml-quantize'
+import { nearestInt, putF16 } from './ggml-quantize'
 import { IQ_BLOCKS, IQ4_VALUES, type IqType } from './ggml-dequant-iq'
 
 const f32 = Math.fround
@@ -86,13 +85,6 @@ function fitSubBlock(src: Float32Array, x: number, weights: Float32Array | null)
     }
   }
   return d
-}
-
-function putF16(dst: Uint8Array, at: number, x: number): number {
-  const h = f32ToF16Bits(x)
-  dst[at] = h & 0xff
-  dst[at + 1] = h >>> 8
-  return f16ToF32(h)
 }
 
 /** Element j of a 32-element group in the low nibble of byte j, element j + 16 in the high one. */

@@ -2,8 +2,7 @@
 // byte-exact with llama.cpp's quantize_row_q2_K_ref / quantize_row_q3_K_ref (what llama-quantize runs for
 // them without an importance matrix). Rounding rules as in ./ggml-quantize; layouts in ./ggml-dequant-kquants.
 
-import { f16ToF32 } from './convert'
-import { f32ToF16Bits, makeQkx2Quants, nearestInt } from './ggml-quantize'
+import { makeQkx2Quants, nearestInt, putF16 } from './ggml-quantize'
 import { KQUANT_BLOCKS, q3kScale, type KQuantType } from './ggml-dequant-kquants'
 
 const f32 = Math.fround
@@ -21,14 +20,6 @@ function checkSizes(type: KQuantType, src: Float32Array, nblocks: number, dst: U
   if (dst.length < nblocks * bytes) {
     throw new RangeError(`quantize ${type}: ${nblocks} blocks need ${nblocks * bytes} bytes, the destination has ${dst.length}`)
   }
-}
-
-/** Writes x as fp16 at dst[at] and returns the f32 value it decodes to. */
-function putF16(dst: Uint8Array, at: number, x: number): number {
-  const h = f32ToF16Bits(x)
-  dst[at] = h & 0xff
-  dst[at + 1] = h >>> 8
-  return f16ToF32(h)
 }
 
 /** Q2_K and Q3_K store four 2-bit levels per byte: L[128h + l + 32k] at bits 2k of qs[32h + l]. */

@@ -7,7 +7,7 @@
 // The three casts differ on purpose, as in C: Q4_1 and Q5_0 go through (int8_t) and then clamp with
 // MIN(nmax, ·); Q5_1 casts straight to (uint8_t) and does not clamp.
 
-import { castToInt32, f32ToF16Bits, int8 } from './ggml-quantize'
+import { castToInt32, int8, putF16 } from './ggml-quantize'
 import { LEGACY_BLOCKS, type LegacyType } from './ggml-dequant-legacy'
 
 const f32 = Math.fround
@@ -24,12 +24,6 @@ function checkSizes(type: LegacyType, src: Float32Array, nblocks: number, dst: U
   if (dst.length < nblocks * bytes) {
     throw new RangeError(`quantize ${type}: ${nblocks} blocks need ${nblocks * bytes} bytes, the destination has ${dst.length}`)
   }
-}
-
-function putF16(dst: Uint8Array, at: number, x: number): void {
-  const h = f32ToF16Bits(x)
-  dst[at] = h & 0xff
-  dst[at + 1] = h >>> 8
 }
 
 function putU32(dst: Uint8Array, at: number, v: number): void {

@@ -6,7 +6,7 @@
 // zero; for NaN or ±Inf (an all-NaN block, or 1 / absmax overflowing) glibc's lroundf returns LONG_MIN on
 // x86-64 and C's `int xi = lroundf(v) + 1` keeps the low 32 bits of LONG_MIN + 1, i.e. 1.
 
-import { f32ToF16Bits, roundHalfAway } from './ggml-quantize'
+import { putF16, roundHalfAway } from './ggml-quantize'
 import { TERNARY_BLOCKS, type TernaryType } from './ggml-dequant-ternary'
 
 const f32 = Math.fround
@@ -41,9 +41,7 @@ function absmax256(src: Float32Array, x: number): number {
 /** The scale's fp16 at dst[at], and 1 / absmax (0 when absmax is 0). */
 function putScale(src: Float32Array, x: number, dst: Uint8Array, at: number): number {
   const d = absmax256(src, x)
-  const h = f32ToF16Bits(d)
-  dst[at] = h & 0xff
-  dst[at + 1] = h >>> 8
+  putF16(dst, at, d)
   return d !== 0 ? f32(1 / d) : 0
 }
 

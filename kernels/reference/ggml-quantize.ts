@@ -101,14 +101,12 @@ export function int8(v: number): number {
   return (v << 24) >> 24
 }
 
-function writeF16(dst: Uint8Array, at: number, x: number): void {
+/** Writes x as little-endian fp16 at dst[at] and returns the value it decodes to (what ggml reads back). */
+export function putF16(dst: Uint8Array, at: number, x: number): number {
   const h = f32ToF16Bits(x)
   dst[at] = h & 0xff
   dst[at + 1] = h >>> 8
-}
-
-function readF16(dst: Uint8Array, at: number): number {
-  return f16ToF32(dst[at] | (dst[at + 1] << 8))
+  return f16ToF32(h)
 }
 
 function checkSizes(type: QuantType, src: Float32Array, nblocks: number, dst: Uint8Array): void {
@@ -135,7 +133,7 @@ export function quantizeQ8_0(src: Float32Array, nblocks: number, dst: Uint8Array
     }
     const d = f32(amax / 127)
     const id = d !== 0 ? f32(1 / d) : 0 // C tests `d ?`, which is true for NaN
-    writeF16(dst, at, d)
+    putF16(dst, at, d)
     for (let j = 0; j < 32; j++) dst[at + 2 + j] = castToInt32(roundHalfAway(f32(src[x + j] * id))) & 0xff
   }
 }
@@ -160,7 +158,7 @@ export function quantizeQ4_0(src: Float32Array, nblocks: number, dst: Uint8Array
     }
     const d = f32(max / -8)
     const id = d !== 0 ? f32(1 / d) : 0
-    writeF16(dst, at, d)
+    putF16(dst, at, d)
     for (let j = 0; j < 16; j++) {
       const low = Math.min(15, int8(castToInt32(f32(f32(src[x + j] * id) + 8.5)))) & 0xff
       const high = Math.min(15, int8(castToInt32(f32(f32(src[x + 16 + j] * id) + 8.5)))) & 0xff
@@ -305,10 +303,8 @@ function quantizeKBlocks(type: 'Q4_K' | 'Q5_K', shape: KQuantShape, src: Float32
         dst[packed + j] |= (lm >> 4) << 6
       }
     }
-    writeF16(dst, at, f32(maxScale / 63))
-    writeF16(dst, at + 2, f32(maxMin / 63))
-    const dAll = readF16(dst, at)
-    const dminAll = readF16(dst, at + 2)
+    const dAll = putF16(dst, at, f32(maxScale / 63))
+    const dminAll = putF16(dst, at + 2, f32(maxMin / 63))
     for (let j = 0; j < 8; j++) {
       const { scale: sc, min: m } = scaleMinK4(dst, packed, j)
       const d = f32(dAll * sc)
@@ -440,8 +436,7 @@ export function quantizeQ6_K(src: Float32Array, nblocks: number, dst: Uint8Array
       continue
     }
     const iscale = f32(-128 / maxScale)
-    writeF16(dst, at + 208, f32(1 / iscale))
-    const dAll = readF16(dst, at + 208)
+    const dAll = putF16(dst, at + 208, f32(1 / iscale))
     for (let ib = 0; ib < 16; ib++) dst[at + 192 + ib] = Math.min(127, nearestInt(f32(iscale * scales[ib]))) & 0xff
     for (let j = 0; j < 16; j++) {
       const d = f32(dAll * int8(dst[at + 192 + j]))

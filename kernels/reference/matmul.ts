@@ -6,15 +6,15 @@
 //   for k = K4 … K − 1: s = f32(s + f32(x[t, k] · w[n, k]))
 //   with bias: s = f32(s + b[n])
 
-import { WhittleError } from '../../src-main/engine/errors'
+import { KernelArgumentError } from './errors'
 
 const f = Math.fround
 
 // Argument checks shared by all the twins: a wrong size must fail loudly, because a typed array read
 // past its end gives `undefined` (NaN after arithmetic) instead of an error.
 
-export function kernelArgError(kernel: string, problem: string): WhittleError {
-  return new WhittleError('validation', null, `${kernel}: ${problem}`)
+export function kernelArgError(kernel: string, problem: string): KernelArgumentError {
+  return new KernelArgumentError(kernel, problem)
 }
 
 /** Every size must be a non-negative integer. */

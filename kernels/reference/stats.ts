@@ -1,5 +1,6 @@
 // Reference twin of kernels/assembly/stats.ts (the `moments` kernel), plus the pieces that only ever run
-// in JS: merging per-chunk moments and turning them into the contract's TensorStats.
+// in JS: merging per-chunk moments and turning them into a summary (the engine's TensorStats has this
+// shape; kernels/ imports nothing from the engine).
 //
 // Summation order (shared with the kernel, which makes the two bit-exact):
 //   element i of the chunk is added to lane i % 4 (the kernel keeps lanes 0,1 in one f64x2 and lanes 2,3
@@ -9,7 +10,21 @@
 // Pass 1 gives the sum (-> mean = sum / count); pass 2 the central sums with d = f64(x) - mean:
 // M2 += d*d, M3 += (d*d)*d, M4 += (d*d)*(d*d).
 
-import type { TensorStats } from '../../src-main/contract/api'
+/** What merged moments summarise to. */
+export interface MomentSummary {
+  count: number
+  /** Finite values only: min, max, mean, std. */
+  min: number
+  max: number
+  mean: number
+  std: number
+  absmax: number
+  /** Pearson kurtosis (normal = 3). */
+  kurtosis: number
+  zeroFraction: number
+  nanCount: number
+  infCount: number
+}
 
 export const MOMENT_COUNT = 0 // finite values
 export const MOMENT_NAN = 1
@@ -125,8 +140,8 @@ export function mergeMoments(a: Float64Array, b: Float64Array): Float64Array {
   return out
 }
 
-/** The contract's summary of merged moments: population std, Pearson kurtosis (normal = 3). */
-export function finishStats(m: Float64Array): TensorStats {
+/** The summary of merged moments: population std, Pearson kurtosis (normal = 3). */
+export function finishStats(m: Float64Array): MomentSummary {
   const count = m[MOMENT_COUNT]
   const nanCount = m[MOMENT_NAN]
   const infCount = m[MOMENT_INF]

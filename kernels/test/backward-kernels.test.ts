@@ -11,7 +11,7 @@ import { attentionBackwardScratch, attentionCausalBackward } from '../reference/
 import { siluMulBackward } from '../reference/backward-activation'
 import { distillLoss } from '../reference/backward-loss'
 import { ropeTable } from '../reference/rope'
-import { firstBitDifference, loadKernels, normalish, rng, withSpecials, type KernelHarness } from './support'
+import { firstBitDifference, loadKernels, normalish, rng, withSpecials, type KernelHarness } from '../testing/kernel-harness'
 
 let h: KernelHarness
 

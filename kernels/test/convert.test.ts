@@ -2,7 +2,7 @@ import { describe, expect, it, beforeAll } from 'vitest'
 import {
   bf16ToF32, convertBF16, convertF16, convertF8E4M3, convertF8E5M2, f16ToF32, f8e4m3ToF32, f8e5m2ToF32,
 } from '../reference/convert'
-import { firstBitDifference, loadKernels, ODD_SIZES, rng, type KernelHarness } from './support'
+import { firstBitDifference, loadKernels, ODD_SIZES, rng, type KernelHarness } from '../testing/kernel-harness'
 
 let h: KernelHarness
 beforeAll(async () => { h = await loadKernels() })

@@ -10,7 +10,7 @@ import { matmulNT, matmulNTBias } from '../reference/matmul'
 import { layernorm, rmsnorm } from '../reference/norm'
 import { ropeHalf, ropeInterleaved, ropeTable } from '../reference/rope'
 import { exp64, expF32, log64, logSoftmaxNll } from '../reference/softmax'
-import { WhittleError } from '../../src-main/engine/errors'
+import { KernelArgumentError } from '../reference/errors'
 
 /** The exports under test (pointers are byte addresses; see the kernel files for semantics). */
 interface ForwardExports {
@@ -131,9 +131,9 @@ describe('matmul_nt / matmul_nt_bias', () => {
     expectSameBits(getF32(py, T * N), full, 'matmul_nt pieced together')
   })
 
-  it('the twin rejects wrong sizes with a WhittleError', () => {
+  it('the twin rejects wrong sizes with a KernelArgumentError', () => {
     const y = new Float32Array(6)
-    expect(() => matmulNT(new Float32Array(6), new Float32Array(5), y, 2, 3, 2)).toThrow(WhittleError)
+    expect(() => matmulNT(new Float32Array(6), new Float32Array(5), y, 2, 3, 2)).toThrow(KernelArgumentError)
     expect(() => matmulNT(new Float32Array(6), new Float32Array(6), y, 2, 3, 2, 1, 3)).toThrow(/output range/)
     expect(() => matmulNT(new Float32Array(6), new Float32Array(6), y, 2, 3.5, 2)).toThrow(/not a non-negative integer/)
   })
@@ -263,7 +263,7 @@ describe('rope_half / rope_interleaved', () => {
     const shifted = ropeTable(4, d, theta, 5)
     expectSameBits(shifted.cos, cos.slice(5 * 32, 9 * 32), 'cos with pos0 = 5')
     expectSameBits(shifted.sin, sin.slice(5 * 32, 9 * 32), 'sin with pos0 = 5')
-    expect(() => ropeTable(4, d, -1)).toThrow(WhittleError)
+    expect(() => ropeTable(4, d, -1)).toThrow(KernelArgumentError)
   })
 })
 

@@ -12,7 +12,7 @@ import { openModelFiles } from '../../src-main/engine/formats/open'
 import { readTensorBytes, readTensorF32 } from '../../src-main/engine/formats/read'
 import { hasShared, shared, SKIP_SHARED } from '../../src-main/engine/testing/shared-data'
 import { QUANT_SCRATCH_BYTES, type KernelName } from '../host/exports'
-import { loadKernels, normalish, rng, type KernelHarness } from './support'
+import { loadKernels, normalish, rng, type KernelHarness } from '../testing/kernel-harness'
 
 let h: KernelHarness
 beforeAll(async () => { h = await loadKernels() })

@@ -8,13 +8,12 @@
 
 import { beforeAll, describe, expect, it } from 'vitest'
 import { BLOCK_GEOMETRY, BLOCK_TYPES, dequantizeBlocks, type BlockType } from '../reference/ggml-dequant-all'
-import { ggmlTypeByName } from '../../src-main/engine/formats/ggml-types'
 import { quantizeBlocks } from '../reference/ggml-quantize-all'
 import { QUANT_SCRATCH_BYTES, type KernelName } from '../host/exports'
 import { openModelFiles } from '../../src-main/engine/formats/open'
 import { readTensorBytes, readTensorF32 } from '../../src-main/engine/formats/read'
 import { hasShared, shared, SKIP_SHARED } from '../../src-main/engine/testing/shared-data'
-import { firstBitDifference, loadKernels, normalish, rng, type KernelHarness } from './support'
+import { firstBitDifference, loadKernels, normalish, rng, type KernelHarness } from '../testing/kernel-harness'
 
 let h: KernelHarness
 beforeAll(async () => { h = await loadKernels() })
@@ -223,17 +222,6 @@ function setF16(block: Uint8Array, at: number, bits: number): void {
   block[at] = bits & 0xff
   block[at + 1] = bits >> 8
 }
-
-describe('block geometry', () => {
-  it("the kernels' block table agrees with the engine's ggml type table (formats/ggml-types.ts) for every type", () => {
-    expect(BLOCK_TYPES).toHaveLength(14)
-    for (const type of BLOCK_TYPES) {
-      const info = ggmlTypeByName(type)
-      expect({ type, elements: info?.blockElements, bytes: info?.blockBytes, dtype: info?.dtype })
-        .toEqual({ type, elements: BLOCK_GEOMETRY[type].elements, bytes: BLOCK_GEOMETRY[type].bytes, dtype: type })
-    }
-  })
-})
 
 describe('reference dequantization against blocks built by hand', () => {
   it('Q4_1: x = d·q + m; Q5_0: x = d·(q − 16); Q5_1: x = d·q + m, bit 4 of element j at bit j of qh', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it, beforeAll } from 'vitest'
 import { histogram } from '../reference/histogram'
-import { loadKernels, normalish, ODD_SIZES, rng, withSpecials, type KernelHarness } from './support'
+import { loadKernels, normalish, ODD_SIZES, rng, withSpecials, type KernelHarness } from '../testing/kernel-harness'
 
 let h: KernelHarness
 beforeAll(async () => { h = await loadKernels() })

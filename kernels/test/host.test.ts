@@ -9,7 +9,7 @@ import { compileKernels, createKernelMemory, instantiateKernels, locateKernelBui
 import type { WorkerInit, WorkerReply, WorkerRequest } from '../host/protocol'
 import { convertBF16 } from '../reference/convert'
 import { moments } from '../reference/stats'
-import { firstBitDifference, rng } from './support'
+import { firstBitDifference, rng } from '../testing/kernel-harness'
 
 let memory: WebAssembly.Memory
 let heapBase: number

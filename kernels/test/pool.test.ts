@@ -1,6 +1,6 @@
 import { describe, expect, it, beforeAll } from 'vitest'
 import { mulDivFloor, poolAbsmax } from '../reference/pool'
-import { firstBitDifference, loadKernels, normalish, rng, withSpecials, type KernelHarness } from './support'
+import { firstBitDifference, loadKernels, normalish, rng, withSpecials, type KernelHarness } from '../testing/kernel-harness'
 
 let h: KernelHarness
 beforeAll(async () => { h = await loadKernels() })

@@ -4,7 +4,7 @@ import {
   MOMENT_ABSMAX, MOMENT_COUNT, MOMENT_INF, MOMENT_M2, MOMENT_M3, MOMENT_M4, MOMENT_MAX, MOMENT_MEAN, MOMENT_MIN,
   MOMENT_NAN, MOMENT_ZERO,
 } from '../reference/stats'
-import { firstBitDifference, loadKernels, normalish, ODD_SIZES, rng, withSpecials, type KernelHarness } from './support'
+import { firstBitDifference, loadKernels, normalish, ODD_SIZES, rng, withSpecials, type KernelHarness } from '../testing/kernel-harness'
 
 let h: KernelHarness
 beforeAll(async () => { h = await loadKernels() })

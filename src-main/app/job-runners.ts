@@ -2,7 +2,7 @@
 
 import { stat } from 'node:fs/promises'
 import path from 'node:path'
-import type { CalibrationRequest, CompressionSummary, ExportResult, JobSpec, PerplexityReport, ResultPoint } from '../contract/api'
+import type { CalibrationRequest, JobSpec, PerplexityReport, ResultPoint } from '../contract/api'
 import { compressModel } from '../engine/compress/compress-model'
 import { validateRecipe } from '../engine/compress/recipe/recipe'
 import { activationReport } from '../engine/analysis/activation-report'
@@ -96,30 +96,42 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
     case 'tensor': {
       const entry = model.entry(spec.name)
       const info = model.tensors.find((t) => t.name === spec.name)!
-      return async (ctx) => inspectTensor(await getPool(), entry, info, {
-        bins: spec.bins, k: spec.k, range: spec.range, signal: ctx.signal, onProgress: (f) => ctx.progress(f, `reading ${spec.name}`),
+      return async (ctx) => ({
+        kind: spec.kind,
+        result: await inspectTensor(await getPool(), entry, info, {
+          bins: spec.bins, k: spec.k, range: spec.range, signal: ctx.signal, onProgress: (f) => ctx.progress(f, `reading ${spec.name}`),
+        }),
       })
     }
     case 'scan':
-      return async (ctx) => scanModel(await getPool(), model.id, tensorsByLayer(model), { k: spec.k, signal: ctx.signal, onProgress: ctx.progress })
+      return async (ctx) => ({
+        kind: spec.kind,
+        result: await scanModel(await getPool(), model.id, tensorsByLayer(model), {
+          k: spec.k, signal: ctx.signal, onProgress: ctx.progress,
+        }),
+      })
     case 'perplexity':
-      return async (ctx): Promise<PerplexityReport> => {
+      return async (ctx) => {
         const text = textOrBundled(spec.text, 'eval')
         ctx.progress(0, 'tokenizing')
         const ids = await tokens(model, text)
         const r = await perplexity(await getPool(), model, ids, { seqlen: spec.seqlen ?? 256, maxWindows: spec.maxWindows, signal: ctx.signal, textFile: text, onProgress: ctx.progress })
         rememberPpl(await pplKey(model, text, spec.seqlen ?? 256, spec.maxWindows), r.ppl)
-        return { ppl: r.ppl, meanNll: r.mean_nll, tokens: r.tokens, windows: r.windows, seqlen: r.seqlen, tokensPerSecond: r.tokens_per_second, seconds: r.seconds, text }
+        const report: PerplexityReport = {
+          ppl: r.ppl, meanNll: r.mean_nll, tokens: r.tokens, windows: r.windows, seqlen: r.seqlen,
+          tokensPerSecond: r.tokens_per_second, seconds: r.seconds, text,
+        }
+        return { kind: spec.kind, result: report }
       }
     case 'activations':
       return async (ctx) => {
         ctx.progress(0, 'tokenizing calibration text')
         const windows = await windowsFor(model, spec.calibration, DEFAULT_CALIBRATION.samples)
         const layers = await captureCalibration(await getPool(), model, windows, { signal: ctx.signal, onProgress: ctx.progress })
-        return activationReport(model, layers.map((l) => l!), windows[0].length, spec.threshold)
+        return { kind: spec.kind, result: await activationReport(model, layers.map((l) => l!), windows[0].length, spec.threshold) }
       }
     case 'compress':
-      return async (ctx): Promise<CompressionSummary> => {
+      return async (ctx) => {
         const recipe = validateRecipe(spec.recipe)
         const textPath = textOrBundled(spec.evalText, 'eval')
         ctx.progress(0, 'tokenizing the eval text')
@@ -138,17 +150,17 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
         const summary = compressionSummary(report, { compressedModelId, sourceModelId: model.id, recipe: spec.recipe, evalText: textPath, seqlen })
         // The log is a convenience: a full disk there must not fail the run that just succeeded.
         await host.recordResult?.(resultPoint(model.files.path, path.basename(model.files.path), summary, spec.maxEvalWindows ?? null)).catch(() => undefined)
-        return summary
+        return { kind: spec.kind, result: summary }
       }
     case 'export':
-      return async (ctx): Promise<ExportResult> => {
+      return async (ctx) => {
         const result = await exportModel(await getPool(), model, spec.out, {
-          format: spec.format, ggufType: spec.ggufType, gptqFormat: spec.gptqFormat, dtype: spec.dtype, shardBytes: spec.shardBytes,
+          format: spec.format, ggufType: spec.ggufType, gguf: spec.gguf, gptqFormat: spec.gptqFormat, dtype: spec.dtype, shardBytes: spec.shardBytes,
           compression: host.compressionOf(model.id) ?? undefined,
           signal: ctx.signal, onProgress: ctx.progress,
         })
         if (result.reportPath) host.reportWritten(result.reportPath)
-        return result
+        return { kind: spec.kind, result }
       }
     case 'heads':
     case 'layers':
@@ -158,8 +170,8 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
         const forward = await createForward(await getPool(), model)
         try {
           return spec.kind === 'heads'
-            ? await headImportance(forward, model, windows, { signal: ctx.signal, onProgress: ctx.progress })
-            : await layerImportance(forward, windows, { signal: ctx.signal, onProgress: ctx.progress })
+            ? { kind: spec.kind, result: await headImportance(forward, model, windows, { signal: ctx.signal, onProgress: ctx.progress }) }
+            : { kind: spec.kind, result: await layerImportance(forward, windows, { signal: ctx.signal, onProgress: ctx.progress }) }
         } finally {
           forward.close()
         }

@@ -8,6 +8,7 @@ import type { ApiCall, CalibrationRequest, ExportFormat, JobSpec, RecipeDoc } fr
 import { WhittleError } from '../engine/errors'
 import { EXPORT_FORMATS } from '../engine/export/export-model'
 import { GGUF_EXPORT_TYPES } from '../engine/export/gguf/type-policy'
+import { validateGgufFlags } from './validate-gguf-flags'
 import type { PathAccess, PathUse } from './path-policy'
 
 const MAX_PATH = 4096
@@ -126,7 +127,7 @@ export function validateJobSpec(v: unknown, uses?: PathUse[]): JobSpec {
       only(call, o, ['kind', 'modelId', 'calibration'])
       return { kind: o.kind, modelId, calibration: optCalibration(call, o, uses) }
     case 'export': {
-      only(call, o, ['kind', 'modelId', 'format', 'out', 'ggufType', 'gptqFormat', 'dtype', 'shardBytes'])
+      only(call, o, ['kind', 'modelId', 'format', 'out', 'ggufType', 'gguf', 'gptqFormat', 'dtype', 'shardBytes'])
       const oneOf = <T extends string>(key: string, options: readonly T[]): T | undefined => {
         if (o[key] === undefined) return undefined
         if (typeof o[key] !== 'string' || !options.includes(o[key] as T)) fail(call, `"${key}" must be one of ${options.join(', ')}`)
@@ -138,6 +139,7 @@ export function validateJobSpec(v: unknown, uses?: PathUse[]): JobSpec {
         kind: 'export', modelId, format,
         out: absolutePath(call, str(call, o, 'out', MAX_PATH), uses, 'out', 'write'),
         ggufType: oneOf('ggufType', GGUF_EXPORT_TYPES),
+        gguf: o.gguf === undefined ? undefined : validateGgufFlags(o.gguf, (problem) => fail(call, problem)),
         gptqFormat: oneOf('gptqFormat', ['gptq', 'gptq_v2'] as const),
         dtype: oneOf('dtype', ['F32', 'F16', 'BF16'] as const),
         shardBytes: optInt(call, o, 'shardBytes', 1 << 20, Number.MAX_SAFE_INTEGER),
@@ -183,6 +185,7 @@ export function validateRequest(call: ApiCall, params: unknown, uses?: PathUse[]
       return { modelId: str(call, o, 'modelId', MAX_ID), layer: optInt(call, o, 'layer', 0, 1 << 16) ?? fail(call, '"layer" is required'), head: optInt(call, o, 'head', 0, 1 << 16) ?? fail(call, '"head" is required') }
     }
     case 'recipePresets':
+    case 'listMethods':
       if (params !== undefined && params !== null) only(call, record(call, params), [])
       return undefined
     case 'checkRecipe': {
@@ -215,6 +218,13 @@ export function validateRequest(call: ApiCall, params: unknown, uses?: PathUse[]
         ggufType = o.ggufType
       }
       return { modelId: str(call, o, 'modelId', MAX_ID), format, ggufType }
+    }
+    case 'planGgufExport': {
+      const o = record(call, params)
+      only(call, o, ['modelId', 'ggufType', 'gguf'])
+      const ggufType = str(call, o, 'ggufType', 32)
+      if (!(GGUF_EXPORT_TYPES as readonly string[]).includes(ggufType)) fail(call, `"ggufType" must be one of ${GGUF_EXPORT_TYPES.join(', ')}`)
+      return { modelId: str(call, o, 'modelId', MAX_ID), ggufType, gguf: o.gguf === undefined ? undefined : validateGgufFlags(o.gguf, (problem) => fail(call, problem)) }
     }
     case 'listResults': {
       const o = record(call, params)

@@ -5,14 +5,17 @@ import { randomUUID } from 'node:crypto'
 import { lstat, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { ApiCall, ApiError, AppInfo, HeadWeights, JobSpec, JobUpdate, ModelSummary, RecentModel, RecipeDoc, RecipePreset, TensorInfo } from '../contract/api'
+import { methodCatalogue } from '../engine/compress/methods'
 import { predictCompression } from '../engine/compress/predict'
 import { loadPresets } from '../engine/compress/presets'
 import { parseRecipeText, recipeToYaml, validateRecipe } from '../engine/compress/recipe/recipe'
-import { describeError, isWhittleError } from '../engine/errors'
+import { describeError, fromKernelError, isWhittleError } from '../engine/errors'
 import { WhittleError } from '../engine/errors'
 import { JobRegistry } from '../engine/jobs/job-registry'
 import { headWeights } from '../engine/analysis/head-weights'
 import type { CompressionProvenance } from '../engine/export/export-model'
+import { planGgufExport } from '../engine/export/gguf/export-gguf'
+import type { GgufExportType, GgufTypeFlags } from '../contract/gguf-export-types'
 import { loadModel, type LoadedModel } from '../engine/model/loaded-model'
 import { jobRunner } from './job-runners'
 import { PathPolicy, isStrictlyInside, type PathUse } from './path-policy'
@@ -93,7 +96,8 @@ export class WhittleService {
       // The one place every path argument of every call is checked (validate.ts lists them all).
       if (this.policy) for (const use of paths) await this.policy.check(use)
       return { ok: true, result: await this.dispatch(method, req) }
-    } catch (e) {
+    } catch (thrown) {
+      const e = fromKernelError(thrown)
       return { ok: false, error: { message: describeError(e), code: isWhittleError(e) ? e.code : 'internal' } }
     }
   }
@@ -123,6 +127,11 @@ export class WhittleService {
       case 'suggestExportPath': return this.suggestExportPath(req as { modelId: string; format: string; ggufType?: string })
       case 'readReport': return this.readReport(req as { path: string })
       case 'listResults': return this.results.list(this.model((req as { modelId: string }).modelId).files.path)
+      case 'listMethods': return Promise.resolve(methodCatalogue())
+      case 'planGgufExport': {
+        const r = req as { modelId: string; ggufType: GgufExportType; gguf?: GgufTypeFlags }
+        return Promise.resolve({ type: r.ggufType, ...planGgufExport(this.model(r.modelId), { ...r.gguf, type: r.ggufType }) })
+      }
     }
   }
 

@@ -6,6 +6,7 @@ import { UsageError } from './args'
 import { commandLine, commandUsage, HelpRequested, type CommandSpec } from './command-spec'
 import { COMPRESS, compressCommand } from './compress-command'
 import { CONVERT, convertCommand } from './convert-command'
+import { IMATRIX, imatrixCommand } from './imatrix-command'
 import { EVAL, evalCommand } from './eval-command'
 import { INSPECT, inspectCommand } from './inspect-command'
 import { SERVE, serveCommand } from './serve-command'
@@ -15,6 +16,7 @@ const COMMANDS: { spec: CommandSpec; run: (argv: string[]) => Promise<number> }[
   { spec: EVAL, run: evalCommand },
   { spec: COMPRESS, run: compressCommand },
   { spec: CONVERT, run: convertCommand },
+  { spec: IMATRIX, run: imatrixCommand },
   { spec: SERVE, run: serveCommand },
 ]
 
@@ -42,8 +44,8 @@ export async function main(argv: string[]): Promise<number> {
     throw new UsageError(`unknown command ${name}`)
   } catch (e) {
     if (e instanceof HelpRequested) {
-      process.stdout.write(commandUsage(e.spec))
-      return 0
+      ;(e.status === 0 ? process.stdout : process.stderr).write(e.text ?? commandUsage(e.spec))
+      return e.status
     }
     if (e instanceof UsageError) {
       const hint = command ? `run 'whittle ${command.spec.name} --help' for its options` : USAGE

@@ -3,7 +3,11 @@
 // the renderer codes against `WhittleApi` and never learns which one it has.
 // Everything here must stay plain JSON-serialisable data (it crosses IPC and WebSocket).
 
-import type { RecipeSweep } from './sweep'
+import type { MethodInfo } from './method-params'
+import type { GgufExportPlan, GgufTypeFlags } from './gguf-export-types'
+import type { RecipeDoc } from './recipe-doc'
+
+export type { RecipeDoc, RecipeSweep, SweepValue } from './recipe-doc'
 
 export type ModelId = string
 export type JobId = string
@@ -148,6 +152,11 @@ export interface ActivationInput {
   group: InputGroup
   absmax: number[]
   meanAbs: number[]
+  /**
+   * Per channel Σx² / tokens: this input's row of an importance matrix (llama-imatrix's per-channel value
+   * for every Linear reading it; what a gguf step's `imatrix: calibration` weights quantization with).
+   */
+  meanSq: number[]
   /** Channels whose calibration absmax exceeds the threshold. */
   outliers: number[]
 }
@@ -206,14 +215,6 @@ export interface HeadWeights {
 }
 
 /** A compression recipe as data (the YAML/JSON document; validated by the engine). */
-export interface RecipeDoc {
-  calibration?: { text?: string; samples?: number; seqlen?: number; seed?: number; starts?: number[] }
-  steps: { method: string; targets?: { include?: string[]; exclude?: string[] }; params?: Record<string, unknown> }[]
-  overrides?: Record<string, Record<string, unknown>>
-  /** Run the recipe once per value of one step's parameter (see contract/sweep.ts). */
-  sweep?: RecipeSweep
-}
-
 export interface RecipePreset {
   id: string
   name: string
@@ -289,8 +290,10 @@ export interface ExportRequest {
   format: ExportFormat
   /** Absolute destination; must not exist (exports never overwrite). */
   out: string
-  /** gguf: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, Q4_K_M, Q4_K_S (default Q8_0; F32 for lossless). */
+  /** gguf: a pure type or a llama.cpp mix, one of GGUF_EXPORT_TYPES (contract/gguf-export-types.ts; default Q8_0; F32 for lossless). */
   ggufType?: string
+  /** gguf: llama-quantize's type-level flags (pure, output / token-embedding type, per-tensor patterns, …). */
+  gguf?: GgufTypeFlags
   /** gptq: checkpoint zero convention (default 'gptq', v1). */
   gptqFormat?: 'gptq' | 'gptq_v2'
   /** safetensors: the float dtype of the dense weights (default: as the compressed model holds them). */
@@ -321,18 +324,40 @@ export type JobSpec =
   | { kind: 'compress'; modelId: ModelId; recipe: RecipeDoc; evalText?: string; seqlen?: number; maxEvalWindows?: number }
   | ({ kind: 'export' } & ExportRequest)
 
+export type JobKind = JobSpec['kind']
+
 export type JobState = 'queued' | 'running' | 'done' | 'error' | 'cancelled'
 
-export interface JobUpdate {
+/** What a finished job of each kind produces (a kind missing here fails to compile JobUpdate). */
+export interface JobResults {
+  tensor: TensorDetail
+  scan: ScanResult
+  perplexity: PerplexityReport
+  activations: ActivationReport
+  heads: HeadImportance
+  layers: LayerImportance
+  compress: CompressionSummary
+  export: ExportResult
+}
+
+/** A finished job's kind with its result: what a job runner returns. */
+export type JobOutcome = { [K in JobKind]: { kind: K; result: JobResults[K] } }[JobKind]
+
+/** Everything about a job's progress that does not depend on its kind. */
+export interface JobStatus {
   id: JobId
-  kind: JobSpec['kind']
   state: JobState
   /** 0..1 */
   progress: number
   message: string
-  result?: TensorDetail | ScanResult | PerplexityReport | ActivationReport | HeadImportance | LayerImportance | CompressionSummary | ExportResult
   error?: string
 }
+
+/**
+ * One job's state as the engine reports it. A union over the kinds, so that checking `kind` narrows
+ * `result`: `u.kind === 'perplexity'` makes `u.result` a PerplexityReport (present once state is 'done').
+ */
+export type JobUpdate = { [K in JobKind]: JobStatus & { kind: K; result?: JobResults[K] } }[JobKind]
 
 export interface RecentModel {
   path: string
@@ -401,8 +426,12 @@ export interface WhittleApi {
   suggestExportPath(req: { modelId: ModelId; format: ExportFormat; ggufType?: string }): Promise<string>
   /** The HTML of a report this session exported (only paths returned in an ExportResult are readable). */
   readReport(req: { path: string }): Promise<string>
+  /** A GGUF export's plan without writing it: each tensor's type, the policy rule that chose it, its size. */
+  planGgufExport(req: { modelId: ModelId; ggufType: string; gguf?: GgufTypeFlags }): Promise<GgufExportPlan>
   /** Every compression result recorded for the model's source (this session's and earlier ones, UI and CLI). */
   listResults(req: { modelId: ModelId }): Promise<ResultPoint[]>
+  /** Every compression method with its kind, summary and parameter specs (what recipe forms are built from). */
+  listMethods(): Promise<MethodInfo[]>
   /** Subscribe to job updates; returns an unsubscribe function. */
   onJob(listener: (update: JobUpdate) => void): () => void
 }
@@ -412,7 +441,7 @@ export const API_CALLS = [
   'appInfo', 'pickModel', 'openModel', 'openDemo', 'recentModels',
   'listTensors', 'startJob', 'cancelJob', 'headWeights',
   'recipePresets', 'checkRecipe', 'recipeToYaml', 'predictCompression', 'suggestExportPath', 'readReport',
-  'listResults',
+  'listResults', 'listMethods', 'planGgufExport',
 ] as const satisfies readonly Exclude<keyof WhittleApi, 'onJob'>[]
 
 export type ApiCall = (typeof API_CALLS)[number]

@@ -6,16 +6,9 @@
 //
 // The expansion is pure data over the recipe document, shared by the engine (CLI --sweep) and the UI.
 
-import type { RecipeDoc } from './api'
+import type { RecipeDoc, RecipeSweep, SweepValue } from './recipe-doc'
 
-export type SweepValue = number | string | boolean
-
-export interface RecipeSweep {
-  /** 1-based step number, as the UI and error messages count steps (default 1). */
-  step?: number
-  param: string
-  values: SweepValue[]
-}
+export type { RecipeSweep, SweepValue } from './recipe-doc'
 
 /** The most points one sweep may ask for: each one is a whole compression run. */
 export const MAX_SWEEP_POINTS = 64

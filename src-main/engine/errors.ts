@@ -1,6 +1,8 @@
 // Typed errors. Every fault in user input becomes a WhittleError that names the file and the problem,
 // so the CLI can print one line and the UI can show it verbatim.
 
+import { KernelArgumentError } from '../../kernels/reference/errors'
+
 export type ErrorCode =
   | 'format'      // the file's bytes break its format's rules
   | 'truncated'   // the file ends before what it declares
@@ -12,6 +14,7 @@ export type ErrorCode =
   | 'io'          // the OS refused (permissions, disk full)
   | 'out-of-memory' // the kernels' shared memory cannot hold what the work needs
   | 'kernel'      // a compute kernel or its worker thread failed (a trap, a crash, a kill)
+  | 'requantize'  // the source is already quantized and re-quantizing it was not allowed (--allow-requantize)
 
 export class WhittleError extends Error {
   readonly code: ErrorCode
@@ -31,6 +34,15 @@ export function formatError(file: string, problem: string): WhittleError {
 
 export function isWhittleError(e: unknown): e is WhittleError {
   return e instanceof WhittleError
+}
+
+/**
+ * The engine's typed error for a failure thrown by kernels/ (which has its own small error type, being a
+ * leaf below the engine): a kernel given impossible arguments is a 'validation' error. Anything else is
+ * returned as it is. Applied where kernel code is called from the engine and at the contract boundary.
+ */
+export function fromKernelError(e: unknown): unknown {
+  return e instanceof KernelArgumentError ? new WhittleError('validation', null, e.message) : e
 }
 
 /** One readable line for any thrown value. */

@@ -56,7 +56,7 @@ export async function activationReport(model: LoadedModel, layers: LayerStats[],
       const s = stats[group]
       const outliers: number[] = []
       for (let j = 0; j < s.channels; j++) if (s.absmax[j] > threshold) outliers.push(j)
-      inputs.push({ layer, group, absmax: Array.from(s.absmax), meanAbs: Array.from(s.sumAbs, (v) => v / Math.max(1, s.tokens)), outliers })
+      inputs.push({ layer, group, absmax: Array.from(s.absmax), meanAbs: Array.from(s.sumAbs, (v) => v / Math.max(1, s.tokens)), meanSq: Array.from(s.sumSq, (v) => v / Math.max(1, s.tokens)), outliers })
       if (group === 'qkv' || group === 'gate_up') {
         hiddenInputs++
         for (const j of outliers) counts[j]++

@@ -9,10 +9,10 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { writeGguf } from '../formats/gguf-writer'
 import { openModelFiles } from '../formats/open'
 import { writeSafetensors } from '../formats/safetensors-writer'
-import { expectWhittleError, tempFolder } from '../formats/test-support'
+import { expectWhittleError, tempFolder } from '../formats/testing/temp-files-and-errors'
 import { modelFromFiles } from '../model/loaded-model'
 import { describeArchitecture, type ModelArchitecture } from './index'
-import { fakeModel } from './test-fixtures'
+import { fakeModel } from './testing/fake-model-files'
 
 const { dir, cleanup } = tempFolder('whittle-builtin-names-')
 afterAll(cleanup)

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { WhittleError } from '../errors'
 import { describeArchitecture, tensorName } from './index'
-import { FAKE_DIR, fakeModel } from './test-fixtures'
+import { FAKE_DIR, fakeModel } from './testing/fake-model-files'
 
 const GGUF_FILE = `${FAKE_DIR}/model.gguf`
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { WhittleError } from '../errors'
 import { describeArchitecture, tensorName } from './index'
-import { FAKE_DIR, fakeModel, hfLlamaConfig, hfLlamaTensors, type FakeGeometry } from './test-fixtures'
+import { FAKE_DIR, fakeModel, hfLlamaConfig, hfLlamaTensors, type FakeGeometry } from './testing/fake-model-files'
 
 // stories260K's geometry: GQA with 8 heads over 4 KV heads, an FFN width that is no power of two.
 const G: FakeGeometry = { hidden: 64, layers: 5, heads: 8, kvHeads: 4, inter: 172, vocab: 512 }

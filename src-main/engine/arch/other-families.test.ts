@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { WhittleError } from '../errors'
 import { describeArchitecture, tensorName } from './index'
-import { fakeModel, hfLlamaTensors } from './test-fixtures'
+import { fakeModel, hfLlamaTensors } from './testing/fake-model-files'
 
 const H = 32
 const LAYERS = 2

@@ -11,8 +11,11 @@ import type { LoadedModel } from '../model/loaded-model'
 import type { ModelView } from '../model/model-view'
 import type { WorkerPool } from '../pool/worker-pool'
 import { getMethod } from './methods'
-import { runRecipe, type TensorOutcome } from './pipeline'
+import { needsCalibration } from './methods/method'
+import { runRecipe } from './pipeline'
+import type { StepTraining, TensorOutcome } from './pipeline-types'
 import type { Recipe } from './recipe/recipe'
+import type { LoraAdapterSet } from '../train/lora'
 import type { UniformGridRecord } from './quant/record'
 import { storageTotals, type StoredTensor } from './storage'
 
@@ -44,6 +47,8 @@ export interface CompressionReport {
   compressed_params: number
   seconds: number
   tensors: TensorOutcome[]
+  /** Per recovery (training) step: its first and last loss and the tokens it saw. */
+  training?: StepTraining[]
 }
 
 export interface CompressOptions {
@@ -62,7 +67,7 @@ export interface CompressOptions {
 }
 
 export async function calibrationFor(model: LoadedModel, recipe: Recipe, recipeDir: string, fallback: string | null): Promise<Int32Array[] | undefined> {
-  if (!recipe.steps.some((s) => getMethod(s.method, s.method).needs.calibration)) return undefined
+  if (!recipe.steps.some((s) => needsCalibration(getMethod(s.method, s.method), s.params))) return undefined
   const c = recipe.calibration
   const textPath = c.text ? path.resolve(recipeDir, c.text) : fallback
   if (!textPath) throw new WhittleError('validation', null, 'the recipe needs calibration text and none is available (set calibration.text)')
@@ -116,6 +121,8 @@ export function sizeReport(model: LoadedModel, tensors: TensorOutcome[], after: 
 export interface CompressionOutput {
   view: ModelView
   report: CompressionReport
+  /** LoRA adapters the recipe trained (its last LoRA step's), for adapter exports; null without. */
+  adapters: LoraAdapterSet | null
   /** Quantization grids of the tensors a uniform quantizer produced last (for packed exports). */
   records: Map<string, UniformGridRecord>
 }
@@ -154,6 +161,7 @@ export async function compressModel(pool: WorkerPool, model: LoadedModel, recipe
   return {
     view: result.view,
     records: result.records,
+    adapters: result.adapters,
     report: {
       model: model.files.path,
       recipe,
@@ -166,6 +174,7 @@ export async function compressModel(pool: WorkerPool, model: LoadedModel, recipe
       ...parameterReport(model, result.view, result.tensors),
       seconds: (performance.now() - started) / 1000,
       tensors: result.tensors,
+      ...(result.training.length ? { training: result.training } : {}),
     },
   }
 }

@@ -12,7 +12,8 @@ export function predictCompression(model: LoadedModel, recipe: Recipe): Compress
   for (const [i, step] of recipe.steps.entries()) {
     const method = getMethod(step.method, `step ${i + 1}`)
     // Structural steps' savings depend on what they pick (by importance, at run time): not predicted.
-    if (method.kind === 'structure') continue
+    // Recovery steps train weights in place: they change no storage.
+    if (method.kind === 'structure' || method.kind === 'recover') continue
     for (const t of selectTargets(model.tensors, step.targets)) {
       const params = method.parseParams({ ...step.params, ...overrideFor(t.name, recipe.overrides) }, `recipe step ${i + 1} (${step.method}) for ${t.name}`)
       const p = method.predict(params, t.shape[0], t.shape[1])

@@ -1,11 +1,7 @@
 // compressed-tensors "pack-quantized" export (what vLLM serves from llm-compressor): each quantized
 // Linear becomes weight_packed / weight_scale / weight_shape (+ weight_zero_point when asymmetric,
 // + weight_g_idx with act-order); other tensors are written as the compressed model holds them.
-//
-// compressed-tensors quantizes to signed integers, q_s ∈ [−2^(b−1), 2^(b−1) − 1], and packs q_s + 2^(b−1);
-// our unsigned code q = q_s + 2^(b−1) is therefore exactly the packed value, and the same holds for the
-// zero point (symmetric: z = 2^(b−1), the signed zero 0). Dequantization (q_s − z_s)·s = (q − z)·s.
-// Sources: vllm-project/compressed-tensors compressors/pack_quantized (pack_to_int32), quant_config.py.
+// The layout and its decoding are numerics/compressed-tensors-pack.ts.
 
 import path from 'node:path'
 import { WhittleError } from '../errors'
@@ -16,16 +12,15 @@ import type { DType, TensorEntry } from '../formats/types'
 import { closeFile } from '../io/ranged-file'
 import type { ModelView } from '../model/model-view'
 import { isBlockLinear } from '../compress/recipe/targets'
-import { codesFromWeights } from '../compress/quant/record'
-import { f32ToBf16Bits, f32ToF16Bits } from '../synthetic/float-encode'
+import { codesFromWeights, type UniformGridRecord } from '../compress/quant/record'
+import { packedWords } from '../numerics/bit-fields'
+import { dequantizeCompressedTensors, packCompressedTensorsWeight, packCompressedTensorsZeros } from '../numerics/compressed-tensors-pack'
+import { f32ToBf16Bits, f32ToF16Bits } from '../numerics/float-encodings'
 import { assertFreeDestination, writeFolderAtomically } from './atomic-folder'
 import {
   checkRecords, copySidecars, moduleOf, readInt32, sameBits, tensorChunks, uniformSettings, writeJson,
   type UniformSettings,
 } from './gptq-export'
-import {
-  packColsInt32, packedWords, packRowsInt32, unpackColsInt32, unpackRowsInt32, type UniformGridRecord,
-} from './gptq-pack'
 
 type ScaleDType = 'F32' | 'F16' | 'BF16'
 
@@ -114,13 +109,13 @@ export async function writeCompressedTensors(view: ModelView, records: ReadonlyM
     tensors.push(
       { name: `${m}.weight_packed`, dtype: 'I32', shape: [r.rows, packedWords(r.cols, r.bits)], data: async function* () {
         const { codes } = codesFromWeights(r, await readTensorF32(view.entry(t.name)), t.name)
-        yield i32Bytes(packRowsInt32(codes, r.rows, r.cols, r.bits))
+        yield i32Bytes(packCompressedTensorsWeight(codes, r.rows, r.cols, r.bits))
       } },
       { name: `${m}.weight_scale`, dtype: sDType, shape: [r.rows, groups], data: () => [scaleBytes(r, sDType)] },
     )
     if (!settings.sym) {
       // zeros [groups, rows] → [rows, groups], packed along the output dimension.
-      tensors.push({ name: `${m}.weight_zero_point`, dtype: 'I32', shape: [packedWords(r.rows, r.bits), groups], data: () => [i32Bytes(packColsInt32(transpose(r.zeros, groups, r.rows), r.rows, groups, r.bits))] })
+      tensors.push({ name: `${m}.weight_zero_point`, dtype: 'I32', shape: [packedWords(r.rows, r.bits), groups], data: () => [i32Bytes(packCompressedTensorsZeros(r.zeros, groups, r.rows, r.bits))] })
     }
     tensors.push({ name: `${m}.weight_shape`, dtype: 'I32', shape: [2], data: i32Bytes(Int32Array.of(r.rows, r.cols)) })
     if (settings.actOrder) tensors.push({ name: `${m}.weight_g_idx`, dtype: 'I32', shape: [r.cols], data: i32Bytes(r.gIdx.slice()) })
@@ -132,42 +127,6 @@ export async function writeCompressedTensors(view: ModelView, records: ReadonlyM
 
 function i32Bytes(a: Int32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
-}
-
-function transpose(a: Int32Array, rows: number, cols: number): Int32Array {
-  const t = new Int32Array(a.length)
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c]
-  return t
-}
-
-export interface CompressedTensorsLinear {
-  packed: Int32Array
-  /** [out, groups] as f32 */
-  scale: Float32Array
-  /** packed zero points, or null (symmetric: 2^(b−1)) */
-  zeroPoint: Int32Array | null
-  shape: Int32Array
-  gIdx: Int32Array | null
-}
-
-/** W [out, in] decoded as compressed-tensors does: (q − z) · scale[c, g_idx[i] or i / group_size]. */
-export function dequantizeCompressedTensors(t: CompressedTensorsLinear, bits: number, groupSize: number): Float32Array {
-  const [out, inputs] = t.shape
-  const groups = t.scale.length / out
-  if (!Number.isInteger(groups) || groups < 1) throw new WhittleError('format', null, `weight_scale has ${t.scale.length} values for ${out} outputs`)
-  const codes = unpackRowsInt32(t.packed, out, inputs, bits)
-  const zeros = t.zeroPoint ? unpackColsInt32(t.zeroPoint, out, groups, bits) : null
-  const zSym = 1 << (bits - 1)
-  const w = new Float32Array(out * inputs)
-  for (let c = 0; c < out; c++) {
-    for (let i = 0; i < inputs; i++) {
-      const g = t.gIdx ? t.gIdx[i] : groupSize > 0 ? Math.floor(i / groupSize) : 0
-      if (g < 0 || g >= groups) throw new WhittleError('format', null, `input ${i} maps to group ${g}, outside 0..${groups - 1}`)
-      const z = zeros ? zeros[c * groups + g] : zSym
-      w[c * inputs + i] = Math.fround(t.scale[c * groups + g] * (codes[c * inputs + i] - z))
-    }
-  }
-  return w
 }
 
 export async function verifyCompressedTensors(view: ModelView, records: ReadonlyMap<string, UniformGridRecord>, dir: string): Promise<void> {

@@ -12,7 +12,7 @@ import { writeSafetensors, type SafetensorsTensorInput } from '../formats/safete
 import type { DType, TensorEntry } from '../formats/types'
 import { closeFile } from '../io/ranged-file'
 import type { ModelView } from '../model/model-view'
-import { encodeHalf } from '../synthetic/float-encode'
+import { encodeHalf } from '../numerics/float-encodings'
 import { copySidecars, writeJson } from './gptq-export'
 
 export type DenseDType = 'F32' | 'F16' | 'BF16'

@@ -8,7 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { compressModel, type CompressionOutput } from '../compress/compress-model'
-import { roundToF16 } from '../compress/quant/fp16'
+import { roundToF16 } from '../numerics/float-encodings'
 import { parseRecipeText, validateRecipe } from '../compress/recipe/recipe'
 import { perplexity } from '../eval/perplexity'
 import { readTensorF32 } from '../formats/read'
@@ -157,7 +157,7 @@ describe('whittle compress --format', () => {
     const r = spawnSync(process.execPath, [path.join(root, 'src-main/cli/bin.mjs'), 'compress', demo, '--recipe', recipe, '--out', out, '--json'], { encoding: 'utf8', timeout: 180_000 })
     expect(r.status, r.stderr).toBe(0)
     const doc = JSON.parse(r.stdout)
-    expect(doc.structure).toEqual({ layers: [5, 4], heads: [8, 8], kvHeads: [4, 4] })
+    expect(doc.structure).toEqual({ layers: [5, 4], heads: [8, 8], kv_heads: [4, 4] })
     expect(doc.params_after).toBeLessThan(doc.params_before)
     // Wanda zeroed half of every Linear; the four that remain keep their zeros.
     expect(doc.sparsity).toBeCloseTo(0.5, 3)

@@ -16,15 +16,19 @@ import type { CompressionReport } from '../compress/compress-model'
 import type { UniformGridRecord } from '../compress/quant/record'
 import { recipeToYaml } from '../compress/recipe/recipe'
 import { WhittleError } from '../errors'
+import { throwIfCancelled } from '../jobs/cancel'
 import type { LoadedModel } from '../model/loaded-model'
 import { withReplacements, type ModelView } from '../model/model-view'
+import { bitsPerWeight, ggmlBlockByName, mainGgmlType } from '../numerics/ggml-blocks'
 import type { WorkerPool } from '../pool/worker-pool'
 import { assertFreeDestination, writeFolderAtomically } from './atomic-folder'
 import { verifyCompressedTensors, writeCompressedTensors } from './compressed-tensors-export'
 import { estimateDenseBytes, verifyDenseSafetensors, writeDenseSafetensors, type DenseOptions } from './dense-safetensors'
 import { exportGguf, type GgufExportReport } from './gguf/export-gguf'
+import type { ImatrixSource } from '../formats/imatrix-data'
 import { exportSafetensorsFromGguf } from './gguf/gguf-to-safetensors'
 import { isGgufExportType, type GgufExportType } from './gguf/type-policy'
+import type { GgufTypeFlags } from '../../contract/gguf-export-types'
 import { verifyGptq, writeGptq } from './gptq-export'
 import { writeReport } from './report-html'
 import { affectedHistograms } from './report-histograms'
@@ -42,6 +46,10 @@ export interface CompressionProvenance {
 export interface ExportModelOptions {
   format: ExportFormat
   ggufType?: string
+  /** llama-quantize's type-level flags for the gguf format (--pure, --output-tensor-type, …). */
+  gguf?: GgufTypeFlags
+  /** Importance matrix for the gguf format (llama-quantize --imatrix). */
+  imatrix?: ImatrixSource | null
   gptqFormat?: 'gptq' | 'gptq_v2'
   dtype?: 'F32' | 'F16' | 'BF16'
   shardBytes?: number
@@ -68,6 +76,7 @@ function sourceName(view: ModelView): string {
 
 function checkOptions(o: ExportModelOptions): void {
   if (!EXPORT_FORMATS.includes(o.format)) throw new WhittleError('validation', null, `unknown export format "${o.format}" (known: ${EXPORT_FORMATS.join(', ')})`)
+  if (o.gguf !== undefined && o.format !== 'gguf') throw new WhittleError('validation', null, 'GGUF type flags (pure, output tensor type, …) apply to the gguf format only')
   if (o.ggufType !== undefined && o.format !== 'gguf') throw new WhittleError('validation', null, 'a GGUF type applies to the gguf format only')
   if (o.ggufType !== undefined && !isGgufExportType(o.ggufType)) throw new WhittleError('validation', null, `unknown GGUF type "${o.ggufType}"`)
   if (o.gptqFormat !== undefined && o.format !== 'gptq') throw new WhittleError('validation', null, 'gptq_format applies to the gptq format only')
@@ -88,10 +97,16 @@ function defaultGgufType(c: CompressionProvenance | undefined): GgufExportType {
   return only && isGgufExportType(only) ? only : 'Q8_0'
 }
 
-/** Storage bits per weight of GGUF types, for the free-space estimate (mixes: their largest member). */
-const GGUF_BITS: Record<string, number> = { F32: 32, F16: 16, BF16: 16, Q8_0: 8.5, Q6_K: 6.5625, Q4_K: 4.5, Q4_0: 4.5, Q4_K_M: 6.5625, Q4_K_S: 6.5625 }
-/** Own keys only: the type name comes from a request, and "constructor" must not find a function. */
-const ggufBits = (type: string): number => (Object.hasOwn(GGUF_BITS, type) ? GGUF_BITS[type] : 32)
+const F32_BLOCK = ggmlBlockByName('F32')!
+
+/**
+ * Storage bits per weight of a GGUF export type, for the free-space estimate, from the block table
+ * (numerics/ggml-blocks.ts): a mix (Q4_K_M, Q4_K_S, …) counts as its main type, and a name the table
+ * cannot place as F32, which asks for more room rather than less.
+ */
+export function ggufExportBitsPerWeight(type: string): number {
+  return bitsPerWeight(mainGgmlType(type) ?? F32_BLOCK)
+}
 
 /** Bytes the export's weights will take, for the free-space check before writing. */
 export function estimateExportBytes(view: ModelView, o: ExportModelOptions, records: ReadonlyMap<string, UniformGridRecord>): number {
@@ -101,7 +116,7 @@ export function estimateExportBytes(view: ModelView, o: ExportModelOptions, reco
     const e = view.entry(t.name)
     const n = e.shape.reduce((a, b) => a * b, 1)
     const r = records.get(t.name)
-    if (o.format === 'gguf') bytes += (n * ggufBits(o.ggufType ?? 'Q8_0')) / 8
+    if (o.format === 'gguf') bytes += (n * ggufExportBitsPerWeight(o.ggufType ?? 'Q8_0')) / 8
     else if (r) bytes += (n * r.bits) / 8 + r.scales.length * 6
     else bytes += o.format === 'gptq' ? n * 2 : e.byteLength
   }
@@ -116,9 +131,7 @@ export async function exportModel(pool: WorkerPool, model: LoadedModel | ModelVi
   const c = options.compression
   await assertFreeDestination(out, [view.files.path, ...view.files.files, ...(c ? [c.source.files.path] : [])])
   const progress = options.onProgress ?? (() => {})
-  const cancelled = (): void => {
-    if (options.signal?.aborted) throw new WhittleError('cancelled', out, 'export cancelled')
-  }
+  const cancelled = (): void => throwIfCancelled(options.signal, out)
   // GGUF in, safetensors out: the lossless conversion path (llama.cpp's names and RoPE rows undone).
   if (options.format === 'safetensors' && view.files.format === 'gguf') {
     if (view.replacedNames().size > 0) throw new WhittleError('unsupported', view.files.path, 'a compressed GGUF model exports as GGUF; only an unmodified GGUF converts to safetensors')
@@ -153,7 +166,7 @@ export async function exportModel(pool: WorkerPool, model: LoadedModel | ModelVi
         break
       case 'gguf': {
         gguf = await exportGguf(pool, view, path.join(dir, `${sourceName(view)}-${ggufType}.gguf`), {
-          type: ggufType!, signal: options.signal, onProgress: (f, m) => progress(0.9 * f, m),
+          ...options.gguf, type: ggufType!, imatrix: options.imatrix ?? null, signal: options.signal, onProgress: (f, m) => progress(0.9 * f, m),
         })
         break
       }

@@ -13,13 +13,12 @@ import { writeSafetensors, type SafetensorsTensorInput } from '../formats/safete
 import type { DType, TensorEntry } from '../formats/types'
 import { closeFile } from '../io/ranged-file'
 import type { ModelView } from '../model/model-view'
-import { codesFromWeights } from '../compress/quant/record'
-import { f32ToF16Bits } from '../synthetic/float-encode'
+import { codesFromWeights, isSequentialGIdx, type UniformGridRecord } from '../compress/quant/record'
+import { packedWords } from '../numerics/bit-fields'
+import { f32ToF16Bits } from '../numerics/float-encodings'
+import { dequantizeGptq, type GptqCheckpointFormat } from '../numerics/gptq-pack'
 import { assertFreeDestination, writeFolderAtomically } from './atomic-folder'
-import {
-  dequantizeGptq, isSequentialGIdx, packedWords, packGptqLinear, validateRecord,
-  type GptqCheckpointFormat, type UniformGridRecord,
-} from './gptq-pack'
+import { packGptqLinear, validateRecord } from './gptq-record'
 
 export interface GptqExportOptions {
   format: GptqCheckpointFormat

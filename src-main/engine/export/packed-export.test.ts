@@ -13,10 +13,10 @@ import { withReplacements, type ModelView } from '../model/model-view'
 import { hasShared, shared, SKIP_SHARED } from '../testing/shared-data'
 import { exportCompressedTensors } from './compressed-tensors-export'
 import { exportGptq } from './gptq-export'
-import {
-  dequantizeRecord, roundToF16, sequentialGIdx, unpackColsInt32, unpackGptqWeight, unpackGptqZeros, unpackRowsInt32,
-  type UniformQuantRecord,
-} from './gptq-pack'
+import { dequantizeRecord, sequentialGIdx, type UniformQuantRecord } from '../compress/quant/record'
+import { unpackColsInt32, unpackRowsInt32 } from '../numerics/bit-fields'
+import { roundToF16 } from '../numerics/float-encodings'
+import { unpackGptqWeight, unpackGptqZeros } from '../numerics/gptq-pack'
 
 /** Min-max quantization of W with fp16-rounded scales: what RTN will emit once it fills records. */
 function buildRecord(W: Float32Array, rows: number, cols: number, bits: number, groupSize: number, sym: boolean, gIdx = sequentialGIdx(cols, groupSize)): UniformQuantRecord {

@@ -1,10 +1,10 @@
 // The report's "most affected tensors": before/after value histograms on shared bin edges, for the
 // tensors whose output (or, without calibration, weight) error was largest.
 
-import type { TensorOutcome } from '../compress/pipeline'
+import type { TensorOutcome } from '../compress/pipeline-types'
 import { readTensorF32 } from '../formats/read'
 import type { LoadedModel } from '../model/loaded-model'
-import type { HistogramPair } from './report-html'
+import type { HistogramPair } from './report-json'
 
 /** The last outcome of each tensor, most affected first. */
 export function mostAffected(tensors: TensorOutcome[], count: number): TensorOutcome[] {

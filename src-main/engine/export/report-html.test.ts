@@ -2,8 +2,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import type { TensorOutcome } from '../compress/pipeline'
-import { escapeHtml, renderReportHtml, writeReport, type ExportReport } from './report-html'
+import type { TensorOutcome } from '../compress/pipeline-types'
+import { escapeHtml, renderReportHtml, writeReport } from './report-html'
+import type { ExportReport } from './report-json'
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'whittle-report-'))
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))

@@ -1,4 +1,4 @@
-// The export report: whittle-report.json (the numbers) and whittle-report.html, a single self-contained
+// The export report: whittle-report.json (the numbers, see report-json.ts) and whittle-report.html, a single self-contained
 // page (inline CSS, inline SVG, no scripts) that opens offline. Every string that came from a file or a
 // recipe — tensor names above all — is HTML-escaped, so a hostile checkpoint cannot inject markup.
 
@@ -7,25 +7,7 @@ import path from 'node:path'
 import { describeParams } from '../../contract/describe-params'
 import { TENSOR_COLUMNS } from '../../contract/tensor-columns'
 import { formatBytes } from '../../contract/units'
-import type { CompressionReport } from '../compress/compress-model'
-
-export interface HistogramPair {
-  name: string
-  /** Value range the bins cover. */
-  lo: number
-  hi: number
-  /** Counts per bin, before and after compression (same bin edges). */
-  before: number[]
-  after: number[]
-}
-
-export interface ReportExtra {
-  /** The export format written beside the report (e.g. "gptq", "compressed-tensors"). */
-  exportFormat?: string
-  histograms?: HistogramPair[]
-}
-
-export type ExportReport = CompressionReport & ReportExtra
+import { REPORT_JSON_FILE, reportJson, type ExportReport, type HistogramPair } from './report-json'
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string)
@@ -86,6 +68,8 @@ export function renderReportHtml(r: ExportReport): string {
     ['sparsity of the compressed Linears', `${(r.sparsity * 100).toFixed(2)}%`],
     ...(r.structure ? [['layers / heads / kv heads', `${r.structure.layers.join(' → ')} / ${r.structure.heads.join(' → ')} / ${r.structure.kvHeads.join(' → ')}`] as [string, string]] : []),
     ...(r.ppl_after_step.length > 1 ? [['perplexity after each step', r.ppl_after_step.map((p) => num(p)).join(' → ')] as [string, string]] : []),
+    ...(r.training ?? []).map((t): [string, string] => [`training, step ${t.step + 1} (${t.method})`,
+      `loss ${num(t.firstLoss)} → ${num(t.lastLoss)} over ${t.steps} steps, ${t.tokens} tokens, ${num(t.seconds, 1)} s`]),
     ['time', `${num(r.seconds, 1)} s`],
   ]
   const pattern = (t: ExportReport['tensors'][number]): string => t.nm ? `${t.nm.n}:${t.nm.m} ${t.nm.valid ? 'valid' : `${t.nm.violations} violations`}` : t.sparsity > 0 ? 'unstructured' : ''
@@ -111,7 +95,7 @@ ${hists ? `<h2>Most affected tensors: value histograms</h2><p class="legend"><sp
 
 /** Writes whittle-report.json and whittle-report.html into dir; returns the file names. */
 export async function writeReport(dir: string, report: ExportReport): Promise<string[]> {
-  await writeFile(path.join(dir, 'whittle-report.json'), JSON.stringify(report, null, 1) + '\n')
+  await writeFile(path.join(dir, REPORT_JSON_FILE), JSON.stringify(reportJson(report), null, 1) + '\n')
   await writeFile(path.join(dir, 'whittle-report.html'), renderReportHtml(report))
-  return ['whittle-report.json', 'whittle-report.html']
+  return [REPORT_JSON_FILE, 'whittle-report.html']
 }

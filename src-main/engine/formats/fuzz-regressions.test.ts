@@ -17,7 +17,7 @@ import { loadModel } from '../model/loaded-model'
 import { withReplacements } from '../model/model-view'
 import { hasShared, shared, SKIP_SHARED } from '../testing/shared-data'
 import { readTensorF32 } from './read'
-import { tempFolder } from './test-support'
+import { tempFolder } from './testing/temp-files-and-errors'
 
 const DEMO = join(__dirname, '../../../resources/demo/stories260K')
 const { dir, cleanup } = tempFolder('whittle-fuzz-regressions-')

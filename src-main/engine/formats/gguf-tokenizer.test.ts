@@ -9,7 +9,7 @@ import { loadGgufTokenizer, readGgufVocab } from './gguf-tokenizer'
 import { preTokenizerFor, splitWords } from './gguf-tokenizer-bpe'
 import { writeGguf, type GgufKv } from './gguf-writer'
 import { openModelFiles } from './open'
-import { expectWhittleError, tempFolder } from './test-support'
+import { expectWhittleError, tempFolder } from './testing/temp-files-and-errors'
 
 const tmp = tempFolder('whittle-gguf-tok-')
 afterAll(() => tmp.cleanup())

@@ -11,7 +11,7 @@ import { writeGguf, type GgufKv } from './gguf-writer'
 import { INLINE_ARRAY_LIMIT } from './gguf-metadata'
 import { GGML_TYPES, ggmlTypeById } from './ggml-types'
 import { readTensorBytes, readTensorF32 } from './read'
-import { expectWhittleError, f16Bits, tempFolder } from './test-support'
+import { expectWhittleError, f16Bits, tempFolder } from './testing/temp-files-and-errors'
 
 const { dir, cleanup } = tempFolder()
 afterAll(cleanup)

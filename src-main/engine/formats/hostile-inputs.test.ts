@@ -17,7 +17,7 @@ import { openModelFiles } from './open'
 import { readTensorF32 } from './read'
 import { readSafetensors } from './safetensors'
 import { writeSafetensors, type SafetensorsTensorInput } from './safetensors-writer'
-import { expectWhittleError, f16Bits, tempFolder } from './test-support'
+import { expectWhittleError, f16Bits, tempFolder } from './testing/temp-files-and-errors'
 import { encodeText, loadTokenizer } from './tokenizer'
 import type { DType, ModelFiles } from './types'
 

@@ -8,7 +8,7 @@ import { detectKind, openModelFiles } from './open'
 import { loadTokenizer } from './hf-folder'
 import { writeSafetensors } from './safetensors-writer'
 import { writeGguf } from './gguf-writer'
-import { expectWhittleError, tempFolder } from './test-support'
+import { expectWhittleError, tempFolder } from './testing/temp-files-and-errors'
 
 const { dir, cleanup } = tempFolder()
 afterAll(cleanup)

@@ -2,11 +2,13 @@
 // weight_packed/weight_scale/...) open as ordinary models: each packed module becomes one F32
 // `<module>.weight` entry that decodes on read, so inspection, the forward pass and perplexity see the
 // weights a loader would compute. The packed parts are checked at open (dtypes, shapes, the module's
-// parts all present); the bit layouts are those of export/gptq-pack.ts, where they are documented.
+// parts all present); the bit layouts are those of numerics/gptq-pack.ts and
+// numerics/compressed-tensors-pack.ts, where they are documented.
 
 import { WhittleError, showValue } from '../errors'
-import { dequantizeCompressedTensors } from '../export/compressed-tensors-export'
-import { dequantizeGptq, packedWords, type GptqCheckpointFormat } from '../export/gptq-pack'
+import { packedWords } from '../numerics/bit-fields'
+import { dequantizeCompressedTensors } from '../numerics/compressed-tensors-pack'
+import { dequantizeGptq, type GptqCheckpointFormat } from '../numerics/gptq-pack'
 import { readTensorBytes, readTensorF32 } from './read'
 import type { DType, ModelFiles, TensorEntry } from './types'
 

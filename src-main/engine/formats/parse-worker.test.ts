@@ -11,7 +11,7 @@ import { writeGguf } from './gguf-writer'
 import { INLINE_PARSE_BYTES, MAX_TENSORS } from './limits'
 import { runParseJob, stopParseWorker } from './parse-worker-host'
 import { parseSafetensorsHeader, readSafetensors } from './safetensors'
-import { expectWhittleError, tempFolder } from './test-support'
+import { expectWhittleError, tempFolder } from './testing/temp-files-and-errors'
 
 const { dir, cleanup } = tempFolder('whittle-parse-worker-')
 afterAll(cleanup)

@@ -10,7 +10,7 @@ import { readSafetensors, openShardedSafetensors } from './safetensors'
 import { writeSafetensors, type SafetensorsTensorInput } from './safetensors-writer'
 import { decodeToF32, readTensorBytes, readTensorF32, rowBytes, rowElements } from './read'
 import type { DType, TensorEntry } from './types'
-import { expectWhittleError, f16Bits, tempFolder } from './test-support'
+import { expectWhittleError, f16Bits, tempFolder } from './testing/temp-files-and-errors'
 
 const { dir, cleanup } = tempFolder()
 afterAll(cleanup)

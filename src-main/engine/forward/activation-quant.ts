@@ -1,7 +1,7 @@
 // Run-time activation quantization for W8A8 models (SmoothQuant's fake quantizer): dynamic, symmetric
 // int8 per token, in f32 with round-half-to-even, values stored back as f32.
 
-import { roundHalfEven } from '../compress/quant/minmax'
+import { roundHalfEven } from '../numerics/rounding'
 
 const f = Math.fround
 /** Scales never drop below this (an all-zero row keeps finite values). */

@@ -3,7 +3,7 @@
 // each window with an optional rotary step, a fused q/k/v projection read as three slices).
 
 import type { WorkerPool } from '../pool/worker-pool'
-import { allocTensor, type ArenaTensor } from './arena-tensors'
+import { allocTensor, type ArenaTensor } from '../pool/arena-tensors'
 import { RECORDING_ROLES, type ForwardHooks, type LinearRole } from './causal-lm'
 import { attention, matmul } from './parallel-ops'
 import { fakeQuantPerToken } from './activation-quant'

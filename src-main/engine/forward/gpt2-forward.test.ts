@@ -11,7 +11,7 @@ import { Gpt2Forward } from './gpt2-forward'
 import {
   ACTIVATIONS, add, causalAttention, columns, expectMatchesNaive, largestNllGap, layerNorm, linear, map,
   nextTokenNll, randomWindows, record, tinyModelBench, TinyWeights, type RecordedInputs,
-} from './naive-reference'
+} from './testing/naive-reference'
 
 const H = 32, L = 2, HEADS = 4, HD = 8, F = 64, V = 50, POSITIONS = 16, EPS = 1e-5, T = 12
 

@@ -8,7 +8,7 @@
 import type { KernelExports } from '../../../kernels/host/exports'
 import type { ModelArchitecture } from '../arch/types'
 import { WhittleError } from '../errors'
-import type { ArenaTensor } from './arena-tensors'
+import type { ArenaTensor } from '../pool/arena-tensors'
 import type { Affine, BlockContext, RotateWindow } from './block-context'
 import type { BlockPass } from './decoder-forward'
 import type { WeightLoader } from './weight-loader'

@@ -5,7 +5,7 @@
 import type { Family } from '../arch/types'
 import type { LoadedModel } from '../model/loaded-model'
 import type { WorkerPool } from '../pool/worker-pool'
-import type { ArenaTensor } from './arena-tensors'
+import type { ArenaTensor } from '../pool/arena-tensors'
 import type { Affine, BlockContext, TensorScope } from './block-context'
 import { DecoderForward, type BlockPass } from './decoder-forward'
 import {

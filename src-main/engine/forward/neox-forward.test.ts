@@ -12,7 +12,7 @@ import { createForward } from '.'
 import {
   ACTIVATIONS, add, causalAttention, expectCaptureMatches, expectMatchesNaive, largestNllGap, layerNorm,
   linear, map, nextTokenNll, randomWindows, record, tinyModelBench, TinyWeights, withTinyForward, type RecordedInputs,
-} from './naive-reference'
+} from './testing/naive-reference'
 import { NeoxForward } from './neox-forward'
 
 const H = 32, L = 2, HEADS = 4, HD = 8, F = 64, V = 50, EPS = 1e-5, BASE = 10000, T = 12

@@ -10,7 +10,7 @@ import { loadModel } from '../model/loaded-model'
 import {
   ACTIVATIONS, add, causalAttention, expectCaptureMatches, expectMatchesNaive, largestNllGap, layerNorm,
   linear, map, nextTokenNll, randomWindows, record, tinyModelBench, TinyWeights, withTinyForward, type RecordedInputs,
-} from './naive-reference'
+} from './testing/naive-reference'
 import { OptForward } from './opt-forward'
 
 const H = 32, L = 2, HEADS = 4, HD = 8, F = 64, V = 50, POSITIONS = 16, EPS = 1e-5, T = 12

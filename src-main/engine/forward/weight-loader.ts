@@ -9,7 +9,7 @@ import { WhittleError } from '../errors'
 import type { TensorEntry } from '../formats/types'
 import type { LoadedModel } from '../model/loaded-model'
 import type { WorkerPool } from '../pool/worker-pool'
-import { loadTensor, type ArenaTensor } from './arena-tensors'
+import { loadTensor, type ArenaTensor } from '../pool/arena-tensors'
 import { TensorScope, type Affine } from './block-context'
 
 /** Writes src [rows, rowLen] to dst with dst row r taken from src row sourceRow(r). */

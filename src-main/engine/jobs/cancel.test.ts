@@ -75,10 +75,10 @@ describe('a job cancelled through the registry', () => {
     for (let i = 0; i < n; i++) a[i * n + i] = 2
     const jobs = new JobRegistry()
     let started = false
-    const { id, done } = jobs.start('compress', async () => {
+    const { id, done } = jobs.start('scan', async () => {
       started = true
       await pool.run([['cholesky_lower', A.ptr, n]]) // seconds of work in one call
-      return undefined
+      return { kind: 'scan', result: { modelId: 'm', k: 6, cells: [], seconds: 0, bytes: 0 } }
     })
     await sleep(300)
     expect(started).toBe(true)

@@ -10,14 +10,14 @@ import { WhittleError } from '../errors'
 
 const scope = new AsyncLocalStorage<AbortSignal>()
 
-/** The error every cancelled job ends with. */
-export function cancelledError(): WhittleError {
-  return new WhittleError('cancelled', null, 'cancelled by the user')
+/** The error every cancelled job ends with; `file` names what was being written, if anything. */
+export function cancelledError(file: string | null = null): WhittleError {
+  return new WhittleError('cancelled', file, 'cancelled by the user')
 }
 
 /** Throws the cancelled error when `signal` has fired; a missing signal never cancels. */
-export function throwIfCancelled(signal: AbortSignal | null | undefined): void {
-  if (signal?.aborted) throw cancelledError()
+export function throwIfCancelled(signal: AbortSignal | null | undefined, file: string | null = null): void {
+  if (signal?.aborted) throw cancelledError(file)
 }
 
 /** Runs `fn` with `signal` as the cancel scope of everything it starts, awaited or not. */

@@ -8,13 +8,16 @@ describe('JobRegistry', () => {
     const jobs = new JobRegistry()
     const seen: JobUpdate[] = []
     jobs.onUpdate((u) => seen.push(u))
+    const scan = { modelId: 'm', k: 6, cells: [], seconds: 0, bytes: 0 }
     const { done } = jobs.start('scan', async (ctx) => {
       ctx.progress(0.5, 'half')
-      return { modelId: 'm', k: 6, cells: [], seconds: 0, bytes: 0 }
+      return { kind: 'scan', result: scan }
     })
     const final = await done
     expect(final.state).toBe('done')
     expect(final.progress).toBe(1)
+    // The kind narrows the result: a scan job's result is a ScanResult.
+    expect(final.kind === 'scan' ? final.result : undefined).toEqual(scan)
     expect(seen[0].state).toBe('running')
     expect(seen.at(-1)?.state).toBe('done')
   })
@@ -52,7 +55,7 @@ describe('JobRegistry', () => {
     jobs.onUpdate(() => {
       throw new Error('socket closed')
     })
-    const { done } = jobs.start('scan', async () => undefined)
+    const { done } = jobs.start('scan', async () => ({ kind: 'scan', result: { modelId: 'm', k: 6, cells: [], seconds: 0, bytes: 0 } }))
     expect((await done).state).toBe('done')
   })
 })

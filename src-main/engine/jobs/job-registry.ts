@@ -3,7 +3,7 @@
 // (jobs/cancel.ts), so the worker pool stops its kernel calls, however long, when the job is cancelled.
 
 import { randomUUID } from 'node:crypto'
-import type { JobId, JobSpec, JobUpdate } from '../../contract/api'
+import type { JobId, JobKind, JobOutcome, JobUpdate } from '../../contract/api'
 import { describeError } from '../errors'
 import { throwIfCancelled, withCancelScope } from './cancel'
 
@@ -15,15 +15,22 @@ export interface JobContext {
   checkCancelled(): void
 }
 
-export type JobRunner = (ctx: JobContext) => Promise<JobUpdate['result']>
+/** Returns its result with the job's kind, so that the update it becomes pairs the two by type. */
+export type JobRunner = (ctx: JobContext) => Promise<JobOutcome>
 
 type Listener = (update: JobUpdate) => void
+
+interface JobEntry {
+  update: JobUpdate
+  controller: AbortController
+  lastEmit: number
+}
 
 /** Progress events are rate-limited so a fast loop cannot flood IPC or the WebSocket. */
 const PROGRESS_INTERVAL_MS = 100
 
 export class JobRegistry {
-  private readonly jobs = new Map<JobId, { update: JobUpdate; controller: AbortController; lastEmit: number }>()
+  private readonly jobs = new Map<JobId, JobEntry>()
   private readonly listeners = new Set<Listener>()
 
   onUpdate(listener: Listener): () => void {
@@ -35,11 +42,12 @@ export class JobRegistry {
     return this.jobs.get(id)?.update
   }
 
-  start(kind: JobSpec['kind'], runner: JobRunner): { id: JobId; done: Promise<JobUpdate> } {
+  /** `kind` names the job while it runs; once it is done, the runner's outcome supplies kind and result together. */
+  start(kind: JobKind, runner: JobRunner): { id: JobId; done: Promise<JobUpdate> } {
     const id = randomUUID()
     const controller = new AbortController()
-    const entry = {
-      update: { id, kind, state: 'running', progress: 0, message: 'starting' } as JobUpdate,
+    const entry: JobEntry = {
+      update: { id, kind, state: 'running', progress: 0, message: 'starting' },
       controller,
       lastEmit: 0,
     }
@@ -60,9 +68,9 @@ export class JobRegistry {
     this.emit(entry.update)
     const done = (async (): Promise<JobUpdate> => {
       try {
-        const result = await withCancelScope(controller.signal, () => runner(ctx))
+        const outcome = await withCancelScope(controller.signal, () => runner(ctx))
         throwIfCancelled(controller.signal)
-        entry.update = { ...entry.update, state: 'done', progress: 1, message: 'done', result }
+        entry.update = { id, state: 'done', progress: 1, message: 'done', ...outcome }
       } catch (e) {
         const cancelled = controller.signal.aborted
         entry.update = {

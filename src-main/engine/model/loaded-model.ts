@@ -9,6 +9,12 @@ import { openModelFiles } from '../formats/open'
 import type { ModelFiles, TensorEntry } from '../formats/types'
 import { WhittleError } from '../errors'
 
+/** Activation quantization the forward pass applies to a compressed model (fake-quant, f32 storage). */
+export interface RuntimeQuant {
+  /** Dynamic symmetric int8 per token at the input of every Linear, and at the q/k/v outputs. */
+  activations: 'int8-per-token'
+}
+
 export interface LoadedModel {
   id: string
   files: ModelFiles
@@ -17,7 +23,7 @@ export interface LoadedModel {
   tensors: TensorInfo[]
   entry(name: string): TensorEntry
   /** Activation quantization to apply when running this model (a W8A8 compression result). */
-  runtime?: { activations: 'int8-per-token' }
+  runtime?: RuntimeQuant
 }
 
 export async function loadModel(path: string): Promise<LoadedModel> {

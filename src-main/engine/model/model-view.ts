@@ -12,11 +12,8 @@ import path from 'node:path'
 import type { TensorEntry } from '../formats/types'
 import { closeFile } from '../io/ranged-file'
 import type { LoadedModel } from './loaded-model'
-import type { RuntimeQuant } from '../compress/methods/method'
 
 export interface ModelView extends LoadedModel {
-  /** Run-time quantization the forward pass must apply (set by W8A8 methods). */
-  runtime?: RuntimeQuant
   /** Replaces a tensor's values (same shape) with f32 data. */
   replace(name: string, values: Float32Array): void
   /** Replacements still held in memory (spilled ones are read through entry()). */

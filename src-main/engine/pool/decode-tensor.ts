@@ -4,7 +4,7 @@
 
 import { readTensorF32 } from '../formats/read'
 import type { TensorEntry } from '../formats/types'
-import { loadTensor } from '../forward/arena-tensors'
+import { loadTensor } from './arena-tensors'
 import { WhittleError } from '../errors'
 import { wasmDecoder } from './wasm-decoders'
 import type { WorkerPool } from './worker-pool'

@@ -10,7 +10,7 @@ import { withCancelScope } from '../jobs/cancel'
 import { scaled } from '../testing/time-factor'
 import { WorkerPool, type KernelCall } from './worker-pool'
 
-const FAULT_WORKER = new URL('./fault-worker.fixture.mjs', import.meta.url).pathname
+const FAULT_WORKER = new URL('./testing/fault-worker.mjs', import.meta.url).pathname
 const THREADS = 2
 /** Long enough that one cholesky_lower call on it runs for seconds (about n³/3 multiply-adds). */
 const LONG_N = 4096

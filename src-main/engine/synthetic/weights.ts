@@ -2,7 +2,7 @@
 // norms near 1, and in every layer a few input channels of the hidden stream scaled up, the way real
 // LLMs concentrate magnitude in a handful of residual channels, so inspection has something to find.
 
-import { encodeHalf } from './float-encode'
+import { encodeHalf } from '../numerics/float-encodings'
 import type { LlamaPreset } from './presets'
 import { NormalStream, hashSeed } from './random'
 

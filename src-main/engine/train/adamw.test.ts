@@ -2,7 +2,7 @@
 // transformers' formulas at hand-picked steps, clipping against a direct norm, and the window order.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { allocTensor, type ArenaTensor } from '../forward/arena-tensors'
+import { allocTensor, type ArenaTensor } from '../pool/arena-tensors'
 import { WorkerPool } from '../pool/worker-pool'
 import { AdamW, clipGradNorm, globalGradNorm, learningRate } from './adamw'
 import { WindowSchedule } from './train-loop'

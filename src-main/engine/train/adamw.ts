@@ -12,7 +12,7 @@
 // m = v = 0, an update of exactly 0 / eps = 0, and stays exactly 0, with or without weight decay.
 
 import { WhittleError } from '../errors'
-import type { ArenaTensor } from '../forward/arena-tensors'
+import type { ArenaTensor } from '../pool/arena-tensors'
 import { TensorScope } from '../forward/block-context'
 import type { WorkerPool } from '../pool/worker-pool'
 

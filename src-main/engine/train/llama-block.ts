@@ -15,7 +15,7 @@
 // Buffers are reused where a value is dead: da overwrites a, datt overwrites att, dg/du overwrite g/u.
 
 import type { ModelArchitecture } from '../arch/types'
-import type { ArenaTensor } from '../forward/arena-tensors'
+import type { ArenaTensor } from '../pool/arena-tensors'
 import { TensorScope } from '../forward/block-context'
 import { attention, matmul } from '../forward/parallel-ops'
 import type { KernelExports } from '../../../kernels/host/exports'
@@ -24,6 +24,17 @@ import { ropeTable } from '../../../kernels/reference/rope'
 import type { WorkerPool } from '../pool/worker-pool'
 import { attentionBackward, matmulNN, matmulTNAcc } from './parallel-grad'
 import type { LlamaLinear, TrainLayer } from './llama-weights'
+
+/**
+ * What an adapter (LoRA) adds to the block's Linears. forward runs after y = x·Wᵀ (+ b); weightGrads
+ * where W's gradient is taken (x is still the Linear's input, dy its output gradient); inputGrad right
+ * after dx (+)= dy·W, adding the adapter's share of ∂L/∂x. Calls for one Linear come in that order.
+ */
+export interface LinearHooks {
+  forward(role: LlamaLinear, x: ArenaTensor, y: ArenaTensor, M: number): Promise<void>
+  weightGrads(role: LlamaLinear, dy: ArenaTensor, x: ArenaTensor, M: number): Promise<void>
+  inputGrad(role: LlamaLinear, dx: ArenaTensor, M: number): Promise<void>
+}
 
 /** f32 values one token needs in a block runner (activations and their gradients). */
 export function blockFloatsPerToken(a: ModelArchitecture): number {
@@ -105,7 +116,7 @@ export class LlamaBlockRunner extends TensorScope {
    * left in `x` and every other intermediate stays, so backward() may follow once `x` holds the block's
    * input again; without, only the intermediates are computed.
    */
-  async forward(w: TrainLayer, nb: number, output: boolean): Promise<void> {
+  async forward(w: TrainLayer, nb: number, output: boolean, hooks: LinearHooks | null = null): Promise<void> {
     const { k, T, H, qDim, kvDim, F } = this
     const a = this.arch
     const M = nb * T
@@ -116,6 +127,11 @@ export class LlamaBlockRunner extends TensorScope {
       this.linear(this.h1, L.k, this.kk, M, H, kvDim),
       this.linear(this.h1, L.v, this.v, M, H, kvDim),
     ])
+    if (hooks) {
+      await hooks.forward('q', this.h1, this.q, M)
+      await hooks.forward('k', this.h1, this.kk, M)
+      await hooks.forward('v', this.h1, this.v, M)
+    }
     for (let b = 0; b < nb; b++) {
       this.rope(this.q.at(b * T * qDim), a.heads, false)
       this.rope(this.kk.at(b * T * kvDim), a.kvHeads, false)
@@ -123,38 +139,53 @@ export class LlamaBlockRunner extends TensorScope {
         (part) => this.scratch.at(part * this.scratchStride), T, a.heads, a.kvHeads, a.headDim)
     }
     await this.linear(this.att, L.o, this.x2, M, qDim, H)
+    await hooks?.forward('o', this.att, this.x2, M)
     k.add_inplace(this.x2.ptr, this.x.ptr, M * H)
     k.rmsnorm(this.x2.ptr, w.ffnNorm.w.ptr, this.h2.ptr, M, H, this.eps)
     await Promise.all([this.linear(this.h2, L.gate, this.g, M, H, F), this.linear(this.h2, L.up, this.u, M, H, F)])
+    if (hooks) {
+      await hooks.forward('gate', this.h2, this.g, M)
+      await hooks.forward('up', this.h2, this.u, M)
+    }
     k.silu_mul(this.g.ptr, this.u.ptr, this.a.ptr, M * F)
     if (!output) return
     await this.linear(this.a, L.down, this.x, M, F, H)
+    await hooks?.forward('down', this.a, this.x, M)
     k.add_inplace(this.x.ptr, this.x2.ptr, M * H)
   }
 
   /**
    * After forward(w, nb, false) on the same input: dx [nb·T, H] holds ∂L/∂output and receives ∂L/∂input;
-   * the Linears' weight gradients are ADDED to grads.
+   * the Linears' weight gradients are ADDED to grads (a Linear absent from grads is frozen).
    */
-  async backward(w: TrainLayer, grads: Record<LlamaLinear, ArenaTensor>, dx: ArenaTensor, nb: number): Promise<void> {
+  async backward(w: TrainLayer, grads: Partial<Record<LlamaLinear, ArenaTensor>>, dx: ArenaTensor, nb: number, hooks: LinearHooks | null = null): Promise<void> {
     const { k, pool, T, H, qDim, kvDim, F } = this
     const arch = this.arch
     const M = nb * T
     const L = w.linear
     // MLP
-    await matmulTNAcc(pool, dx.ptr, this.a.ptr, grads.down.ptr, M, H, F)
+    const dW = (dy: ArenaTensor, x: ArenaTensor, g: ArenaTensor | undefined, N: number, K: number): Promise<void> =>
+      g ? matmulTNAcc(pool, dy.ptr, x.ptr, g.ptr, M, N, K) : Promise.resolve()
+    await dW(dx, this.a, grads.down, H, F)
+    await hooks?.weightGrads('down', dx, this.a, M)
     await matmulNN(pool, dx.ptr, L.down.w.ptr, this.a.ptr, M, H, F) // da
+    await hooks?.inputGrad('down', this.a, M)
     k.silu_mul_backward(this.g.ptr, this.u.ptr, this.a.ptr, this.g.ptr, this.u.ptr, M * F) // dg, du
-    await Promise.all([
-      matmulTNAcc(pool, this.g.ptr, this.h2.ptr, grads.gate.ptr, M, F, H),
-      matmulTNAcc(pool, this.u.ptr, this.h2.ptr, grads.up.ptr, M, F, H),
-    ])
+    await Promise.all([dW(this.g, this.h2, grads.gate, F, H), dW(this.u, this.h2, grads.up, F, H)])
+    if (hooks) {
+      await hooks.weightGrads('gate', this.g, this.h2, M)
+      await hooks.weightGrads('up', this.u, this.h2, M)
+    }
     await matmulNN(pool, this.g.ptr, L.gate.w.ptr, this.dh.ptr, M, F, H)
+    await hooks?.inputGrad('gate', this.dh, M)
     await matmulNN(pool, this.u.ptr, L.up.w.ptr, this.dh.ptr, M, F, H, true)
+    await hooks?.inputGrad('up', this.dh, M)
     k.rmsnorm_backward(this.x2.ptr, w.ffnNorm.w.ptr, this.dh.ptr, dx.ptr, M, H, this.eps)
     // Attention
-    await matmulTNAcc(pool, dx.ptr, this.att.ptr, grads.o.ptr, M, H, qDim)
+    await dW(dx, this.att, grads.o, H, qDim)
+    await hooks?.weightGrads('o', dx, this.att, M)
     await matmulNN(pool, dx.ptr, L.o.w.ptr, this.att.ptr, M, H, qDim) // datt
+    await hooks?.inputGrad('o', this.att, M)
     this.dk.view().fill(0, 0, M * kvDim)
     this.dv.view().fill(0, 0, M * kvDim)
     for (let b = 0; b < nb; b++) {
@@ -164,14 +195,18 @@ export class LlamaBlockRunner extends TensorScope {
       this.rope(this.dq.at(qo), arch.heads, true)
       this.rope(this.dk.at(kvo), arch.kvHeads, true)
     }
-    await Promise.all([
-      matmulTNAcc(pool, this.dq.ptr, this.h1.ptr, grads.q.ptr, M, qDim, H),
-      matmulTNAcc(pool, this.dk.ptr, this.h1.ptr, grads.k.ptr, M, kvDim, H),
-      matmulTNAcc(pool, this.dv.ptr, this.h1.ptr, grads.v.ptr, M, kvDim, H),
-    ])
+    await Promise.all([dW(this.dq, this.h1, grads.q, qDim, H), dW(this.dk, this.h1, grads.k, kvDim, H), dW(this.dv, this.h1, grads.v, kvDim, H)])
+    if (hooks) {
+      await hooks.weightGrads('q', this.dq, this.h1, M)
+      await hooks.weightGrads('k', this.dk, this.h1, M)
+      await hooks.weightGrads('v', this.dv, this.h1, M)
+    }
     await matmulNN(pool, this.dq.ptr, L.q.w.ptr, this.dh.ptr, M, qDim, H)
+    await hooks?.inputGrad('q', this.dh, M)
     await matmulNN(pool, this.dk.ptr, L.k.w.ptr, this.dh.ptr, M, kvDim, H, true)
+    await hooks?.inputGrad('k', this.dh, M)
     await matmulNN(pool, this.dv.ptr, L.v.w.ptr, this.dh.ptr, M, kvDim, H, true)
+    await hooks?.inputGrad('v', this.dh, M)
     k.rmsnorm_backward(this.x.ptr, w.attnNorm.w.ptr, this.dh.ptr, dx.ptr, M, H, this.eps)
   }
 }

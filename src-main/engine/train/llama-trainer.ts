@@ -10,21 +10,25 @@
 // Kernel memory (bytes; P = parameters; Pb = block-Linear parameters; n = windows per pass, T = seqlen,
 // L = blocks, R = logit rows per chunk), formulaBytes() below:
 //   4·(P_student + P_teacher)                   weights (a teacher passed in already loaded adds nothing)
-// + 4·Pb  (+ 8·Pb with AdamW's m and v)         gradients (and optimizer state)
+// + 4·Pb  (+ 8·Pb with AdamW's m and v)         gradients (and optimizer state); with LoRA instead the
+//                                               adapters, their gradients and scratch (lora.ts), and with
+//                                               a packed base only one block's Linears of P_student
 // + 4·(L + 2)·n·T·H                             block checkpoints, final hidden states, their gradient
 // + 4·n·T·blockFloatsPerToken (+ rope table, attention scratch)   ONE block's activations and gradients
 // + 4·n·T·H_teacher + 4·R·(2H + H_teacher + 3V) teacher's final states; logits chunk (student, teacher, grad)
 // peakBytes is what was really held; on stories260K (n = 8, T = 256) both say 29.7 MiB, + 1.7 MiB of AdamW.
 
 import { WhittleError } from '../errors'
-import type { ArenaTensor } from '../forward/arena-tensors'
+import { throwIfCancelled } from '../jobs/cancel'
+import type { ArenaTensor } from '../pool/arena-tensors'
 import { TensorScope } from '../forward/block-context'
 import { matmul } from '../forward/parallel-ops'
 import type { LoadedModel } from '../model/loaded-model'
 import type { Region } from '../pool/memory-arena'
 import type { WorkerPool } from '../pool/worker-pool'
 import { blockFloatsPerToken, LlamaBlockRunner } from './llama-block'
-import { LLAMA_LINEARS, LlamaWeights, type LlamaLinear } from './llama-weights'
+import { LLAMA_LINEARS, LlamaWeights, type LlamaLinear, type PackedLinears } from './llama-weights'
+import { LoraAdapters, type LoraAdapterSet, type LoraSettings } from './lora'
 import { matmulNN } from './parallel-grad'
 import { attentionBackwardScratch } from '../../../kernels/reference/backward-attention'
 
@@ -47,6 +51,15 @@ export interface LossSums {
   predictions: number
 }
 
+/** Train LoRA adapters on the frozen student instead of its Linears (train/lora.ts). */
+export interface AdapterTraining {
+  lora: LoraSettings
+  /** Which block Linears get an adapter. */
+  isTarget(name: string, layer: number, role: LlamaLinear): boolean
+  /** The frozen base held packed (QLoRA's NF4); absent = f32 in kernel memory. */
+  packed?: PackedLinears
+}
+
 export interface Trainable {
   name: string
   layer: number
@@ -62,6 +75,9 @@ export class LlamaTrainer {
   private readonly scope: TensorScope
   readonly params: Trainable[] = []
   private readonly runners = new Map<string, LlamaBlockRunner>()
+  /** The adapters when training LoRA (the student's Linears are then frozen). */
+  private lora: LoraAdapters | null = null
+  private passes = 0
 
   private constructor(
     readonly pool: WorkerPool,
@@ -81,12 +97,13 @@ export class LlamaTrainer {
    */
   static async create(
     pool: WorkerPool, student: LoadedModel, teacher: LoadedModel | LlamaWeights | null, seqlen: number, loss: LossSettings,
+    adapters: AdapterTraining | null = null,
   ): Promise<LlamaTrainer> {
     if (!Number.isInteger(seqlen) || seqlen < 2) throw new WhittleError('validation', null, `seqlen must be an integer ≥ 2 (got ${seqlen})`)
     if (!(loss.temperature > 0) || !Number.isFinite(loss.temperature)) throw new WhittleError('validation', null, `temperature must be a positive number (got ${loss.temperature})`)
     if (!(loss.alpha >= 0 && loss.alpha <= 1)) throw new WhittleError('validation', null, `alpha must be in [0, 1] (got ${loss.alpha})`)
     if (loss.alpha > 0 && !teacher) throw new WhittleError('validation', null, 'distillation with alpha > 0 needs a teacher model')
-    const s = await LlamaWeights.load(pool, student)
+    const s = await LlamaWeights.load(pool, student, adapters?.packed ?? null)
     let t: LlamaWeights | null = null
     let owns = false
     try {
@@ -100,7 +117,14 @@ export class LlamaTrainer {
       const perToken = 4 * blockFloatsPerToken(s.arch) + 4 * (s.arch.layers + 2) * s.arch.hiddenSize
       const perPass = Math.max(1, Math.floor(PASS_BUDGET / (perToken * seqlen)))
       const trainer = new LlamaTrainer(pool, s, t, owns, seqlen, perPass, loss)
-      trainer.initParams()
+      try {
+        if (adapters) trainer.lora = new LoraAdapters(pool, s, adapters.lora, adapters.isTarget)
+        trainer.initParams()
+      } catch (e) {
+        trainer.lora?.free()
+        trainer.scope.free()
+        throw e
+      }
       return trainer
     } catch (e) {
       s.free()
@@ -110,6 +134,10 @@ export class LlamaTrainer {
   }
 
   private initParams(): void {
+    if (this.lora) {
+      this.params.push(...this.lora.params())
+      return
+    }
     this.student.layers.forEach((layer, l) => {
       for (const role of LLAMA_LINEARS) {
         const weight = layer.linear[role].w
@@ -183,7 +211,11 @@ export class LlamaTrainer {
     const R = Math.max(1, Math.min(n * T, Math.floor(LOGIT_CHUNK_BYTES / (12 * V))))
     const runner = (w: LlamaWeights): number => n * T * blockFloatsPerToken(w.arch) + T * w.arch.headDim + Math.max(1, this.pool.threads) * attentionBackwardScratch(T)
     const sameGeometry = !t || blockFloatsPerToken(t.arch) === blockFloatsPerToken(a)
-    return 4 * (params(s) + (t && this.ownsTeacher ? params(t) : 0) + s.linearParams
+    // A packed base keeps one block's Linears in kernel memory; LoRA trains adapters instead of gradients.
+    const linears = s.linearParams
+    const heldLinears = s.packed ? linears / a.layers : linears
+    const trained = this.lora ? this.lora.formulaFloats(n * T) : linears
+    return 4 * (params(s) - linears + heldLinears + (t && this.ownsTeacher ? params(t) : 0) + trained
       + (a.layers + 2) * n * T * H + n * T * Ht
       + runner(s) + (t && !sameGeometry ? runner(t) : 0)
       + R * (2 * H + Ht + (t ? 3 : 2) * V)) + 20 * R
@@ -222,7 +254,7 @@ export class LlamaTrainer {
     for (const w of windows) if (w.length !== T) throw new WhittleError('validation', null, `a training window has ${w.length} tokens, not ${T}`)
     const sums: LossSums = { ce: 0, kl: 0, predictions: 0 }
     for (let b0 = 0; b0 < windows.length; b0 += this.windowsPerPass) {
-      if (signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
+      throwIfCancelled(signal)
       const part = windows.slice(b0, b0 + this.windowsPerPass)
       const s = await this.pass(part, scale)
       sums.ce += s.ce
@@ -245,10 +277,13 @@ export class LlamaTrainer {
       // Student forward, keeping each block's input: ckpt[l] = input of block l, ckpt[L] = final states.
       const r = this.runner(s, nb)
       const ckpt = scope.alloc((L + 1) * M * H)
+      const lora = this.lora
+      if (lora) lora.pass = this.passes++
       this.embed(s, windows, r.x)
       for (let l = 0; l < L; l++) {
         ckpt.view().set(r.x.view().subarray(0, M * H), l * M * H)
-        await r.forward(s.layers[l], nb, true)
+        s.prepare(l)
+        await r.forward(s.layers[l], nb, true, lora?.hooks(l) ?? null)
       }
       ckpt.view().set(r.x.view().subarray(0, M * H), L * M * H)
       // Loss and its gradient at the head, then back through the final norm.
@@ -259,10 +294,12 @@ export class LlamaTrainer {
       // intermediates are still in the runner from the forward (only its input was overwritten).
       for (let l = L - 1; l >= 0; l--) {
         r.x.view().set(ckpt.view().subarray(l * M * H, (l + 1) * M * H))
-        if (l < L - 1) await r.forward(s.layers[l], nb, false)
-        const grads = {} as Record<LlamaLinear, ArenaTensor>
-        for (const p of this.params) if (p.layer === l) grads[p.role] = p.grad
-        await r.backward(s.layers[l], grads, dx, nb)
+        s.prepare(l)
+        const hooks = lora?.hooks(l) ?? null
+        if (l < L - 1) await r.forward(s.layers[l], nb, false, hooks)
+        const grads: Partial<Record<LlamaLinear, ArenaTensor>> = {}
+        if (!lora) for (const p of this.params) if (p.layer === l) grads[p.role] = p.grad
+        await r.backward(s.layers[l], grads, dx, nb, hooks)
       }
       return sums
     } finally {
@@ -319,12 +356,24 @@ export class LlamaTrainer {
     }
   }
 
+  /** The adapters as they stand (copies), or null when the Linears themselves are trained. */
+  adapters(): LoraAdapterSet | null {
+    return this.lora?.snapshot() ?? null
+  }
+
+  /** The frozen base weight of a block Linear as training sees it (dequantized when packed), a copy. */
+  baseWeight(layer: number, role: LlamaLinear): Float32Array {
+    this.student.prepare(layer)
+    return this.student.layers[layer].linear[role].w.view().slice()
+  }
+
   /** Current values of every trainable weight (copies), by tensor name. */
   weights(): Map<string, Float32Array> {
     return new Map(this.params.map((p) => [p.name, p.weight.view().slice()]))
   }
 
   free(): void {
+    this.lora?.free()
     for (const r of this.runners.values()) r.free()
     this.runners.clear()
     this.scope.free()

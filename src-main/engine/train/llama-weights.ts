@@ -6,7 +6,7 @@
 import type { ModelArchitecture } from '../arch/types'
 import { tensorName } from '../arch'
 import { WhittleError } from '../errors'
-import type { ArenaTensor } from '../forward/arena-tensors'
+import type { ArenaTensor } from '../pool/arena-tensors'
 import type { Affine } from '../forward/block-context'
 import { WeightLoader } from '../forward/weight-loader'
 import type { LoadedModel } from '../model/loaded-model'
@@ -19,6 +19,19 @@ export interface TrainLayer {
   attnNorm: Affine
   ffnNorm: Affine
   linear: Record<LlamaLinear, Affine>
+}
+
+/**
+ * Frozen block Linears held in a compact form (QLoRA's NF4 base): load hands each f32 weight to pack,
+ * which keeps its own copy and returns the tensor the kernels will read the weight from; unpack(l)
+ * makes layer l's tensors hold its weights before the block runs.
+ */
+export interface PackedLinears {
+  pack(layer: number, role: LlamaLinear, weight: Float32Array, rows: number, cols: number): ArenaTensor
+  unpack(layer: number): void
+  /** Kernel-memory bytes of the packed weights. */
+  readonly packedBytes: number
+  free(): void
 }
 
 /** [out, in] of each block Linear, from the geometry. */
@@ -54,9 +67,16 @@ export class LlamaWeights {
     readonly layers: TrainLayer[],
     /** Tensor names of each layer's Linears (HF names for safetensors models). */
     readonly names: Record<LlamaLinear, string>[],
+    /** Where the block Linears are packed (frozen); null when they are f32 in kernel memory. */
+    readonly packed: PackedLinears | null = null,
   ) {}
 
-  static async load(pool: WorkerPool, model: LoadedModel): Promise<LlamaWeights> {
+  /** Makes layer l's Linears readable by the kernels (a no-op unless they are packed). */
+  prepare(l: number): void {
+    this.packed?.unpack(l)
+  }
+
+  static async load(pool: WorkerPool, model: LoadedModel, packed: PackedLinears | null = null): Promise<LlamaWeights> {
     requireTrainable(model)
     const a = model.arch
     const loader = new WeightLoader(pool, model)
@@ -76,15 +96,23 @@ export class LlamaWeights {
         const linear = {} as Record<LlamaLinear, Affine>
         const layerNames = {} as Record<LlamaLinear, string>
         for (const role of LLAMA_LINEARS) {
-          linear[role] = await loader.linear(l, role, ...shapes[role])
+          const affine = await loader.linear(l, role, ...shapes[role])
+          if (packed) {
+            const w = packed.pack(l, role, affine.w.view(), ...shapes[role])
+            loader.drop(affine.w)
+            linear[role] = { w, b: affine.b }
+          } else {
+            linear[role] = affine
+          }
           layerNames[role] = tensorName(a, l, role)!
         }
         layers.push({ attnNorm: await loader.norm(l, 'attn_norm', H, false), ffnNorm: await loader.norm(l, 'ffn_norm', H, false), linear })
         names.push(layerNames)
       }
-      return new LlamaWeights(loader, a, embed, head, finalNorm, layers, names)
+      return new LlamaWeights(loader, a, embed, head, finalNorm, layers, names, packed)
     } catch (e) {
       loader.free()
+      packed?.free()
       throw e
     }
   }
@@ -102,5 +130,6 @@ export class LlamaWeights {
 
   free(): void {
     this.loader.free()
+    this.packed?.free()
   }
 }

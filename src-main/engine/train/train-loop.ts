@@ -7,8 +7,10 @@
 // The loss of a step is averaged over all its next-token predictions (batch · (seqlen − 1)).
 
 import { WhittleError } from '../errors'
+import { throwIfCancelled } from '../jobs/cancel'
 import { AdamW, clipGradNorm, learningRate, type AdamWSettings, type ScheduleName } from './adamw'
 import type { LlamaTrainer } from './llama-trainer'
+import { seededRandom } from './seeded-random'
 
 export type WindowOrder = 'sequential' | 'shuffled'
 
@@ -56,18 +58,6 @@ export interface TrainHooks {
   onStep?: (r: StepReport) => void | Promise<void>
 }
 
-/** mulberry32: a small seeded generator (shuffles reproduce from the seed). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /** Which window each position of the training order refers to. */
 export class WindowSchedule {
   private readonly perms = new Map<number, Uint32Array>()
@@ -84,7 +74,7 @@ export class WindowSchedule {
     let p = this.perms.get(epoch)
     if (!p) {
       p = Uint32Array.from({ length: this.count }, (_, j) => j)
-      const r = rng(this.seed * 1000003 + epoch)
+      const r = seededRandom(this.seed * 1000003 + epoch)
       for (let j = this.count - 1; j > 0; j--) {
         const x = Math.floor(r() * (j + 1))
         const t = p[j]; p[j] = p[x]; p[x] = t
@@ -120,7 +110,7 @@ export async function train(trainer: LlamaTrainer, ids: Int32Array, settings: Tr
   let peak = trainer.measuredBytes()
   try {
     for (let s = 0; s < settings.steps; s++) {
-      if (hooks.signal?.aborted) throw new WhittleError('cancelled', null, 'cancelled by the user')
+      throwIfCancelled(hooks.signal)
       const batch = Array.from({ length: B }, (_, j) => {
         const k = windows.at(B * s + j)
         return ids.subarray(k * T, (k + 1) * T)

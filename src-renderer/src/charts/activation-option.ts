@@ -51,7 +51,9 @@ export function activationChannelOption(input: ActivationInput, threshold: numbe
         if (absmax === undefined) return ''
         const tag = outliers[i] !== null ? ' (outlier)' : ''
         const mean = input.meanAbs[i]
-        return `channel ${i}${tag}<br/>absmax ${formatValue(absmax)}${mean === undefined ? '' : `<br/>mean |x| ${formatValue(mean)}`}`
+        // The importance-matrix value of this channel (llama-imatrix's Σx² / tokens): the same profile.
+        const meanSq = input.meanSq?.[i]
+        return `channel ${i}${tag}<br/>absmax ${formatValue(absmax)}${mean === undefined ? '' : `<br/>mean |x| ${formatValue(mean)}`}${meanSq === undefined ? '' : `<br/>mean x² (imatrix) ${formatValue(meanSq)}`}`
       },
     },
     xAxis: {

@@ -4,6 +4,7 @@ import {
   applyProposal, measuredBits, proposeBits, rankSensitivity, reassignableIn, storageFromRecipe, uniformBitsPerWeight,
   type SensitivityRow,
 } from './mixed-precision'
+import { TEST_CATALOGUE } from '../testing/method-catalogue'
 
 function tensor(name: string, shape: [number, number], out: number | null, weight: number, extra: Partial<CompressedTensor> = {}): CompressedTensor {
   return {
@@ -111,15 +112,15 @@ describe('bit proposal', () => {
       ],
       overrides: { a: { sym: true, group_size: 64 } },
     }
-    const storage = storageFromRecipe(recipe)
+    const storage = storageFromRecipe(TEST_CATALOGUE, recipe)
     const row = rows.find((r) => r.name === 'a')!
     expect(storage(row)).toEqual({ groupSize: 64, sym: true })
     expect(storage(rows.find((r) => r.name === 'b')!)).toEqual({ groupSize: 32, sym: false })
     // A method's own default grouping applies where the recipe names none (AWQ: groups of 128).
-    expect(storageFromRecipe({ steps: [{ method: 'awq' }] })(row)).toEqual({ groupSize: 128, sym: false })
-    expect(storageFromRecipe({ steps: [{ method: 'rtn' }] })(row)).toEqual({ groupSize: -1, sym: false })
-    expect(reassignableIn(recipe)({ ...row, step: 0 })).toBe(true)
-    expect(reassignableIn(recipe)({ ...row, step: 1 })).toBe(false)
+    expect(storageFromRecipe(TEST_CATALOGUE, { steps: [{ method: 'awq' }] })(row)).toEqual({ groupSize: 128, sym: false })
+    expect(storageFromRecipe(TEST_CATALOGUE, { steps: [{ method: 'rtn' }] })(row)).toEqual({ groupSize: -1, sym: false })
+    expect(reassignableIn(TEST_CATALOGUE, recipe)({ ...row, step: 0 })).toBe(true)
+    expect(reassignableIn(TEST_CATALOGUE, recipe)({ ...row, step: 1 })).toBe(false)
   })
 })
 
@@ -133,7 +134,7 @@ describe('accepting a proposal', () => {
   })
 
   it('writes bits only where the recipe would give other bits now', () => {
-    const next = applyProposal(recipe, [
+    const next = applyProposal(TEST_CATALOGUE, recipe, [
       assignment('layers.0.self_attn.q_proj.weight', 4),
       assignment('layers.0.self_attn.k_proj.weight', 8),
       assignment('layers.0.mlp.up_proj.weight', 4),
@@ -150,7 +151,7 @@ describe('accepting a proposal', () => {
 
   it('counts a step without bits at the method\'s default', () => {
     const plain: RecipeDoc = { steps: [{ method: 'rtn' }] }
-    expect(applyProposal(plain, [assignment('w', 4)])).toBe(plain)
-    expect(applyProposal(plain, [assignment('w', 3)]).overrides).toEqual({ w: { bits: 3 } })
+    expect(applyProposal(TEST_CATALOGUE, plain, [assignment('w', 4)])).toBe(plain)
+    expect(applyProposal(TEST_CATALOGUE, plain, [assignment('w', 3)]).overrides).toEqual({ w: { bits: 3 } })
   })
 })

@@ -12,7 +12,7 @@
 // is estimated as measured × 2^(measured bits − b).
 
 import type { CompressedTensor, RecipeDoc } from '@contract/api'
-import { effectiveParams, moduleName, paramDefault, setOverrideBits, takesBits } from './recipe-edit'
+import { effectiveParams, moduleName, paramDefault, setOverrideBits, takesBits, type MethodCatalogue } from './recipe-edit'
 
 export interface SensitivityRow {
   name: string
@@ -181,30 +181,30 @@ export function proposeBits(rows: readonly SensitivityRow[], options: ProposalOp
 }
 
 /** How each compressed tensor was stored in the run: its step's params with the overrides applied. */
-export function storageFromRecipe(recipe: RecipeDoc): (row: SensitivityRow) => StorageRule {
+export function storageFromRecipe(catalogue: MethodCatalogue, recipe: RecipeDoc): (row: SensitivityRow) => StorageRule {
   return (row) => {
     const p = effectiveParams(recipe, row.step, row.name)
-    const fallback = paramDefault(recipe.steps[row.step]?.method ?? row.method, 'group_size')
+    const fallback = paramDefault(catalogue, recipe.steps[row.step]?.method ?? row.method, 'group_size')
     const g = typeof p.group_size === 'number' ? p.group_size : typeof fallback === 'number' ? fallback : -1
     return { groupSize: g, sym: p.sym === true }
   }
 }
 
 /** A tensor's bits can be reassigned when the step that compressed it is a uniform quantizer. */
-export function reassignableIn(recipe: RecipeDoc): (row: SensitivityRow) => boolean {
-  return (row) => takesBits(recipe.steps[row.step]?.method ?? row.method)
+export function reassignableIn(catalogue: MethodCatalogue, recipe: RecipeDoc): (row: SensitivityRow) => boolean {
+  return (row) => takesBits(catalogue, recipe.steps[row.step]?.method ?? row.method)
 }
 
 /**
  * The proposal as recipe overrides: `{bits}` for every tensor whose proposed bits differ from what
  * the recipe would give it now. Tensors already at their proposed bits are left alone.
  */
-export function applyProposal(recipe: RecipeDoc, assignments: readonly Assignment[]): RecipeDoc {
+export function applyProposal(catalogue: MethodCatalogue, recipe: RecipeDoc, assignments: readonly Assignment[]): RecipeDoc {
   let next = recipe
   for (const a of assignments) {
     if (!a.reassignable || !next.steps[a.step]) continue
     const method = next.steps[a.step].method
-    const current = effectiveParams(next, a.step, a.name).bits ?? paramDefault(method, 'bits')
+    const current = effectiveParams(next, a.step, a.name).bits ?? paramDefault(catalogue, method, 'bits')
     if (current === a.bits) continue
     next = setOverrideBits(next, a.module, a.bits)
   }

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import type { RecipeDoc, TensorInfo, TensorRole } from '@contract/api'
 import {
-  addStep, effectiveParams, exactNamePattern, extraParams, isCompressible, methodChoices, moduleName, moveStep, parseParamsJson,
-  patternsFromText, pickedNames, removeOverride, removeStep, sameRecipe, setCalibration, setExtraParams, setOverrideBits, setStepMethod,
-  setStepParam, setStepTargets, stepTargets, toggleTarget,
+  addStep, effectiveParams, exactNamePattern, extraParams, formParamSpecs, isCompressible, methodChoices, methodsOfKind, moduleName, moveStep,
+  paramDefault, paramLabel, parseParamsJson, patternsFromText, pickedNames, removeOverride, removeStep, sameRecipe, setCalibration,
+  setExtraParams, setOverrideBits, setStepMethod, setStepParam, setStepTargets, stepTargets, takesBits, toggleTarget,
 } from './recipe-edit'
+import { TEST_CATALOGUE as C } from '../testing/method-catalogue'
 
 function info(name: string, role: TensorRole, layer: number | null, shape: number[] = [8, 8]): TensorInfo {
   return { name, role, layer, shape, dtype: 'F32', byteLength: 4 * shape.reduce((a, b) => a * b, 1) }
@@ -88,12 +89,12 @@ describe('which tensors a step compresses', () => {
 
 describe('step params', () => {
   it('keeps what two methods share when the method changes, drops the rest', () => {
-    const r = setStepMethod(gptqRecipe(), 0, 'rtn')
+    const r = setStepMethod(C, gptqRecipe(), 0, 'rtn')
     expect(r.steps[0]).toMatchObject({ method: 'rtn', params: { bits: 4, group_size: 128 } })
     expect(r.steps[0].params).not.toHaveProperty('damp')
     expect(r.steps[0].params).not.toHaveProperty('act_order')
-    // A method this file does not know keeps every param (the engine says what it refuses).
-    expect(setStepMethod(gptqRecipe(), 0, 'spinquant').steps[0].params).toEqual(gptqRecipe().steps[0].params)
+    // A method the catalogue does not know keeps every param (the engine says what it refuses).
+    expect(setStepMethod(C, gptqRecipe(), 0, 'spinquant').steps[0].params).toEqual(gptqRecipe().steps[0].params)
   })
 
   it('sets and removes one param', () => {
@@ -104,9 +105,9 @@ describe('step params', () => {
   })
 
   it('edits unknown params as JSON beside the known ones', () => {
-    const r = setStepParam(setStepMethod(gptqRecipe(), 0, 'rtn'), 0, 'n_grid', 20)
-    expect(extraParams(r.steps[0])).toEqual({ n_grid: 20 })
-    const r2 = setExtraParams(r, 0, { duo_scaling: true, bits: 99 })
+    const r = setStepParam(setStepMethod(C, gptqRecipe(), 0, 'rtn'), 0, 'n_grid', 20)
+    expect(extraParams(C, r.steps[0])).toEqual({ n_grid: 20 })
+    const r2 = setExtraParams(C, r, 0, { duo_scaling: true, bits: 99 })
     // A known key typed into the JSON is taken, not silently dropped (its input then shows it, and the
     // engine's check says that 99 bits is out of range).
     expect(r2.steps[0].params).toEqual({ bits: 99, group_size: 128, duo_scaling: true })
@@ -116,13 +117,31 @@ describe('step params', () => {
     expect(parseParamsJson('{a: 1}')).toMatchObject({ ok: false })
   })
 
-  it('offers the known methods and any other a recipe uses', () => {
-    const r: RecipeDoc = { steps: [{ method: 'lowrank_experimental' }] }
-    const names = methodChoices(r)
-    expect(names.slice(0, 2)).toEqual(['rtn', 'gptq'])
-    expect(names).toContain('gguf')
-    expect(names).toContain('sparsegpt')
-    expect(names.at(-1)).toBe('lowrank_experimental')
+  it('offers the catalogue\'s methods and any other a recipe uses', () => {
+    const r: RecipeDoc = { steps: [{ method: 'lowrank_experimental' }, { method: 'gptq' }] }
+    const names = methodChoices(C, r)
+    expect(names).toEqual([...C.map((m) => m.name), 'lowrank_experimental'])
+    expect(methodsOfKind(C, 'prune')).toEqual(['magnitude', 'wanda', 'sparsegpt'])
+  })
+
+  it('builds inputs from the catalogue: scalars get inputs, lists stay in the JSON field', () => {
+    expect(formParamSpecs(C, 'drop_layers').map((p) => p.name)).toEqual(['count'])
+    const step = { method: 'drop_layers', params: { count: 2, layers: [1, 3] } }
+    expect(extraParams(C, step)).toEqual({ layers: [1, 3] })
+    // Every param the catalogue declares is offered, scale_dtype and sparsegpt's joint-quantization bits included.
+    expect(formParamSpecs(C, 'gptq').map((p) => p.name)).toContain('scale_dtype')
+    expect(formParamSpecs(C, 'sparsegpt').map((p) => p.name)).toEqual(expect.arrayContaining(['bits', 'group_size', 'sym']))
+    expect(paramLabel(C[0].params[1])).toBe('group size')
+  })
+
+  it('reads defaults per method, and absent-unless-given params have none', () => {
+    expect(paramDefault(C, 'awq', 'group_size')).toBe(128)
+    expect(paramDefault(C, 'rtn', 'group_size')).toBe(-1)
+    expect(paramDefault(C, 'sparsegpt', 'bits')).toBeUndefined()
+    expect(paramDefault(C, 'spinquant', 'bits')).toBeUndefined()
+    expect(takesBits(C, 'gptq')).toBe(true)
+    expect(takesBits(C, 'wanda')).toBe(false)
+    expect(takesBits([], 'gptq')).toBe(false)
   })
 })
 

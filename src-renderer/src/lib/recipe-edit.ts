@@ -1,104 +1,52 @@
 // Editing a compression recipe as data. Every function here returns a new recipe (or step) and leaves
 // its input alone, so the store can hand the result to the engine's validator and the UI can undo by
-// keeping the old value. The engine stays the judge of what is valid (checkRecipe); this file only
-// knows enough about each method to offer suitable inputs.
+// keeping the old value. The engine stays the judge of what is valid (checkRecipe); what this file knows
+// about each method (its parameters, defaults, ranges) comes from the engine's catalogue (listMethods),
+// passed in, so there is no second list here to drift from the engine's.
 
 import type { RecipeDoc, TensorInfo, TensorRole } from '@contract/api'
+import type { MethodInfo, MethodKind, ParamSpec } from '@contract/method-params'
 
 export type RecipeStepDoc = RecipeDoc['steps'][number]
-export type ParamKind = 'int' | 'number' | 'bool' | 'choice' | 'group'
+/** The engine's methods with their parameter specs (stores/methods.ts loads it once). */
+export type MethodCatalogue = readonly MethodInfo[]
 
-/** One parameter a method takes, as the recipe spells it, with the engine's default. */
-export interface ParamSpec {
-  key: string
-  label: string
-  kind: ParamKind
-  default: number | boolean | string
-  min?: number
-  max?: number
-  step?: number
-  choices?: readonly string[]
-  hint: string
+/** Parameter types a form edits with an input of its own; lists and mappings stay in the JSON field. */
+const FORM_TYPES: ReadonlySet<ParamSpec['type']> = new Set(['int', 'number', 'bool', 'choice', 'string'])
+
+/** Every parameter the method declares (empty for a method the catalogue does not know). */
+export function paramSpecsFor(catalogue: MethodCatalogue, method: string): readonly ParamSpec[] {
+  return catalogue.find((m) => m.name === method)?.params ?? []
 }
 
-const BITS: ParamSpec = { key: 'bits', label: 'bits', kind: 'int', default: 4, min: 2, max: 8, step: 1, hint: 'Code width per weight (2–8)' }
-function group(fallback: number): ParamSpec {
-  return {
-    key: 'group_size', label: 'group size', kind: 'group', default: fallback, min: -1, step: 1,
-    hint: 'Input columns sharing one scale and zero point; -1 = one grid per output row',
-  }
-}
-const GROUP = group(-1)
-const SPARSITY: ParamSpec = { key: 'sparsity', label: 'sparsity', kind: 'number', default: 0.5, min: 0, max: 0.999, step: 0.05, hint: 'Fraction of weights set to zero' }
-const PATTERN: ParamSpec = { key: 'pattern', label: 'N:M', kind: 'choice', default: 'unstructured', choices: ['unstructured', '2:4', '4:8'], hint: 'Keep N of every M consecutive inputs (implies the sparsity)' }
-const SYM: ParamSpec = { key: 'sym', label: 'symmetric', kind: 'bool', default: false, hint: 'Symmetric grid (no zero point)' }
-
-/**
- * The parameters of the methods the engine has or is getting (src-main/engine/compress/methods).
- * A method missing here, or a key missing from its list, is still editable as JSON.
- */
-export const METHOD_PARAMS: Readonly<Record<string, readonly ParamSpec[]>> = {
-  rtn: [BITS, GROUP, SYM],
-  gptq: [
-    BITS, GROUP, SYM,
-    { key: 'act_order', label: 'act-order', kind: 'bool', default: false, hint: 'Quantize columns in order of decreasing Hessian diagonal' },
-    { key: 'static_groups', label: 'static groups', kind: 'bool', default: false, hint: 'With act-order: grids from the unpermuted weight (needs a group size)' },
-    { key: 'damp', label: 'damp', kind: 'number', default: 0.01, min: 0, max: 10, step: 0.001, hint: 'Added to the Hessian diagonal, as a fraction of its mean' },
-    { key: 'block_size', label: 'block size', kind: 'int', default: 128, min: 1, step: 1, hint: 'Columns per lazy-update block' },
-    { key: 'preserve_zeros', label: 'keep zeros', kind: 'bool', default: true, hint: 'Weights an earlier step pruned stay exactly zero' },
-  ],
-  magnitude: [SPARSITY, PATTERN, { key: 'scope', label: 'scope', kind: 'choice', default: 'layer', choices: ['layer', 'row', 'global'], hint: 'One threshold per Linear, per output row, or across all targets' }],
-  wanda: [SPARSITY, PATTERN],
-  sparsegpt: [
-    SPARSITY, PATTERN,
-    { key: 'damp', label: 'damp', kind: 'number', default: 0.01, min: 0, max: 10, step: 0.001, hint: 'Added to the Hessian diagonal, as a fraction of its mean' },
-    { key: 'block_size', label: 'block size', kind: 'int', default: 128, min: 1, step: 1, hint: 'Columns per mask-selection block' },
-  ],
-  low_rank: [{ key: 'energy', label: 'energy', kind: 'number', default: 0.9, min: 0.01, max: 1, step: 0.01, hint: 'Keep the smallest rank holding this fraction of Σσ² (or set rank in JSON)' }],
-  prune_heads: [{ key: 'mode', label: 'mode', kind: 'choice', default: 'masked', choices: ['masked', 'physical'], hint: 'Zero the heads, or cut them out (smaller model)' }],
-  awq: [
-    BITS, group(128), SYM,
-    { key: 'grid', label: 'grid', kind: 'int', default: 20, min: 1, max: 1000, step: 1, hint: 'Points of the search over the scaling exponent α in [0, 1)' },
-  ],
-  llm_int8: [
-    { key: 'threshold', label: 'threshold', kind: 'number', default: 6, min: 0, step: 0.5, hint: 'Input channels whose activation absmax exceeds this stay in 16 bits' },
-  ],
-  nf4: [
-    { key: 'block_size', label: 'block size', kind: 'int', default: 64, min: 2, step: 1, hint: 'Weights per absmax block' },
-    { key: 'double_quant', label: 'double quant', kind: 'bool', default: false, hint: 'Quantize the block absmax values too (8-bit)' },
-  ],
-  gguf: [
-    { key: 'type', label: 'type', kind: 'choice', default: 'Q4_K', choices: ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'], hint: 'GGUF block quantization type' },
-  ],
-  smoothquant: [
-    { key: 'alpha', label: 'α', kind: 'number', default: 0.5, min: 0, max: 1, step: 0.05, hint: 'Migration strength: s_j = max|X_j|^α / max|W_j|^(1−α)' },
-    { key: 'smooth', label: 'smooth', kind: 'bool', default: true, hint: 'Fold the scales (off = plain W8A8, the baseline)' },
-  ],
+/** The parameters a form shows inputs for; the rest (lists, mappings) are edited as JSON. */
+export function formParamSpecs(catalogue: MethodCatalogue, method: string): readonly ParamSpec[] {
+  return paramSpecsFor(catalogue, method).filter((p) => FORM_TYPES.has(p.type))
 }
 
-/** Methods offered in the step editor even before a preset mentions them. */
-export const KNOWN_METHODS: readonly string[] = ['rtn', 'gptq', 'awq', 'gguf', 'nf4', 'llm_int8', 'smoothquant', 'magnitude', 'wanda', 'sparsegpt', 'low_rank', 'prune_heads', 'drop_layers']
-
-/** Pruning methods: the Prune view edits these. */
-export const PRUNE_METHODS: readonly string[] = ['magnitude', 'wanda', 'sparsegpt']
-
-export function paramSpecsFor(method: string): readonly ParamSpec[] {
-  return METHOD_PARAMS[method] ?? []
+/** A parameter's label in a form: its recipe name in words ('group_size' → 'group size'). */
+export function paramLabel(p: ParamSpec): string {
+  return p.name.replace(/_/g, ' ')
 }
 
-/** The engine's default for a param, or undefined when this file does not know it. */
-export function paramDefault(method: string, key: string): number | boolean | string | undefined {
-  return paramSpecsFor(method).find((p) => p.key === key)?.default
+/** The engine's default for a param, or undefined when it has none (absent unless given) or is unknown. */
+export function paramDefault(catalogue: MethodCatalogue, method: string, key: string): number | boolean | string | undefined {
+  return paramSpecsFor(catalogue, method).find((p) => p.name === key)?.default ?? undefined
 }
 
 /** True when the method takes a `bits` parameter (a uniform quantizer whose bits can be overridden per tensor). */
-export function takesBits(method: string): boolean {
-  return paramSpecsFor(method).some((p) => p.key === 'bits')
+export function takesBits(catalogue: MethodCatalogue, method: string): boolean {
+  return paramSpecsFor(catalogue, method).some((p) => p.name === 'bits')
 }
 
-/** Method names for the select: the known ones, then any the recipe or presets use that are not. */
-export function methodChoices(...recipes: RecipeDoc[]): string[] {
-  const names = [...KNOWN_METHODS]
+/** The names of the catalogue's methods of one kind, e.g. the pruners the Prune view offers. */
+export function methodsOfKind(catalogue: MethodCatalogue, kind: MethodKind): string[] {
+  return catalogue.filter((m) => m.kind === kind).map((m) => m.name)
+}
+
+/** Method names for the select: the catalogue's, then any the recipe or presets use that it lacks. */
+export function methodChoices(catalogue: MethodCatalogue, ...recipes: RecipeDoc[]): string[] {
+  const names = catalogue.map((m) => m.name)
   for (const r of recipes) for (const s of r.steps) if (!names.includes(s.method)) names.push(s.method)
   return names
 }
@@ -123,9 +71,9 @@ function withStep(recipe: RecipeDoc, index: number, change: (s: RecipeStepDoc) =
   return next
 }
 
-/** Params not covered by the method's known list: what the JSON fallback shows. */
-export function extraParams(step: RecipeStepDoc): Record<string, unknown> {
-  const known = new Set(paramSpecsFor(step.method).map((p) => p.key))
+/** Params without an input of their own (not form parameters of the method): what the JSON field shows. */
+export function extraParams(catalogue: MethodCatalogue, step: RecipeStepDoc): Record<string, unknown> {
+  const known = new Set(formParamSpecs(catalogue, step.method).map((p) => p.name))
   const extra: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(step.params ?? {})) if (!known.has(k)) extra[k] = v
   return extra
@@ -133,14 +81,15 @@ export function extraParams(step: RecipeStepDoc): Record<string, unknown> {
 
 /**
  * A new method for a step. Values the two methods share (bits, group size …) carry over; the rest
- * would be refused by the new method as unknown parameters, so they go. A method with no known list
- * keeps everything (the engine will say what it does not take).
+ * would be refused by the new method as unknown parameters, so they go. A method the catalogue does
+ * not know keeps everything (the engine will say what it does not take).
  */
-export function setStepMethod(recipe: RecipeDoc, index: number, method: string): RecipeDoc {
+export function setStepMethod(catalogue: MethodCatalogue, recipe: RecipeDoc, index: number, method: string): RecipeDoc {
   return withStep(recipe, index, (s) => {
-    const specs = METHOD_PARAMS[method]
+    const known = catalogue.some((m) => m.name === method)
+    const specs = paramSpecsFor(catalogue, method)
     const params: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(s.params ?? {})) if (!specs || specs.some((p) => p.key === k)) params[k] = v
+    for (const [k, v] of Object.entries(s.params ?? {})) if (!known || specs.some((p) => p.name === k)) params[k] = v
     return { ...s, method, params }
   })
 }
@@ -155,13 +104,13 @@ export function setStepParam(recipe: RecipeDoc, index: number, key: string, valu
   })
 }
 
-/** Replaces the params outside the method's known list with `extra` (the JSON fallback's content). */
-export function setExtraParams(recipe: RecipeDoc, index: number, extra: Record<string, unknown>): RecipeDoc {
+/** Replaces the params without an input of their own with `extra` (the JSON field's content). */
+export function setExtraParams(catalogue: MethodCatalogue, recipe: RecipeDoc, index: number, extra: Record<string, unknown>): RecipeDoc {
   return withStep(recipe, index, (s) => {
-    const known = new Set(paramSpecsFor(s.method).map((p) => p.key))
+    const known = new Set(formParamSpecs(catalogue, s.method).map((p) => p.name))
     const params: Record<string, unknown> = {}
     for (const [k, v] of Object.entries(s.params ?? {})) if (known.has(k)) params[k] = v
-    // A known parameter typed into the JSON is taken too (it then shows in its own input), never dropped.
+    // A form parameter typed into the JSON is taken too (it then shows in its own input), never dropped.
     for (const [k, v] of Object.entries(extra)) params[k] = v
     return { ...s, params }
   })

@@ -1,8 +1,8 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import { createPinia, setActivePinia } from 'pinia'
-import type { ActivationReport, HeadImportance, LayerImportance, PerplexityReport } from '@contract/api'
+import type { ActivationReport, HeadImportance, JobOutcome, LayerImportance, PerplexityReport } from '@contract/api'
 import { provideApi } from '../bridge'
-import { FakeEngine, settle } from '../test/fake-engine'
+import { FakeEngine, settle } from '../testing/fake-engine'
 import { useAnalysisStore } from './analysis'
 import { useErrorStore } from './errors'
 import { useInspectStore } from './inspect'
@@ -15,7 +15,7 @@ function pplReport(ppl: number, seqlen = 256): PerplexityReport {
 
 const activationReport: ActivationReport = {
   threshold: 6, samples: 128, seqlen: 256, tokens: 32768,
-  inputs: [{ layer: 0, group: 'qkv', absmax: [1, 7], meanAbs: [0.2, 0.5], outliers: [1] }],
+  inputs: [{ layer: 0, group: 'qkv', absmax: [1, 7], meanAbs: [0.2, 0.5], meanSq: [0.1, 2], outliers: [1] }],
   persistence: { channels: 2, inputs: 1, counts: [0, 1] },
   alphas: [0, 0.5, 1],
   smoothing: [],
@@ -39,11 +39,15 @@ async function withModel(path = '/models/a'): Promise<void> {
   await useModelStore().open(path)
 }
 
-/** Finishes the job with `id` the way the engine does. */
-function finish(id: string, result: PerplexityReport | ActivationReport | HeadImportance | LayerImportance): void {
-  const kind = engine.started.find((s) => s.id === id)!.spec.kind
-  engine.emit({ id, kind, state: 'done', progress: 1, message: 'done', result })
+/** Finishes the job with `id` the way the engine does: done, with a kind and a result of that kind. */
+function finish(id: string, outcome: JobOutcome): void {
+  engine.emit({ id, state: 'done', progress: 1, message: 'done', ...outcome })
 }
+
+const ppl = (value: number, seqlen?: number): JobOutcome => ({ kind: 'perplexity', result: pplReport(value, seqlen) })
+const activationsDone: JobOutcome = { kind: 'activations', result: activationReport }
+const headsDone: JobOutcome = { kind: 'heads', result: headReport }
+const layersDone: JobOutcome = { kind: 'layers', result: layerReport }
 
 describe('perplexity', () => {
   it('sends the form as a spec, shows the result and records the run with its model', async () => {
@@ -55,7 +59,7 @@ describe('perplexity', () => {
     await settle()
     expect(analysis.perplexity.running).toBe(true)
     expect(engine.started.map((s) => s.spec)).toEqual([{ kind: 'perplexity', modelId: 'id:/models/a', seqlen: 512, maxWindows: 10 }])
-    finish('job1', pplReport(4.13, 512))
+    finish('job1', ppl(4.13, 512))
     await done
     expect(analysis.perplexity.running).toBe(false)
     expect(analysis.perplexity.result?.ppl).toBe(4.13)
@@ -67,12 +71,12 @@ describe('perplexity', () => {
   it('keeps the history across models but drops the result, so before and after can be compared', async () => {
     await withModel('/models/orig')
     const analysis = useAnalysisStore()
-    engine.onStart = (id) => queueMicrotask(() => finish(id, pplReport(4)))
+    engine.onStart = (id) => queueMicrotask(() => finish(id, ppl(4)))
     await analysis.runPerplexity()
     await withModel('/models/q4')
     await settle()
     expect(analysis.perplexity.result).toBeNull()
-    engine.onStart = (id) => queueMicrotask(() => finish(id, pplReport(4.3)))
+    engine.onStart = (id) => queueMicrotask(() => finish(id, ppl(4.3)))
     await analysis.runPerplexity()
     expect(analysis.history.map((r) => [r.modelName, r.ppl])).toEqual([['orig', 4], ['q4', 4.3]])
   })
@@ -88,8 +92,8 @@ describe('perplexity', () => {
     const second = analysis.runPerplexity()
     await settle()
     expect(engine.cancelled).toEqual(['job1'])
-    finish('job1', pplReport(99))
-    finish('job2', pplReport(4.4, 128))
+    finish('job1', ppl(99))
+    finish('job2', ppl(4.4, 128))
     await Promise.all([first, second])
     expect(analysis.perplexity.result?.ppl).toBe(4.4)
     expect(analysis.history.map((r) => r.ppl)).toEqual([4.4])
@@ -152,9 +156,9 @@ describe('activations, heads and layers', () => {
   it('runs each with its calibration defaults and keeps each result in its own slot', async () => {
     await withModel()
     const analysis = useAnalysisStore()
-    const results = { activations: activationReport, heads: headReport, layers: layerReport } as const
     engine.onStart = (id, spec) => {
-      if (spec.kind in results) queueMicrotask(() => finish(id, results[spec.kind as keyof typeof results]))
+      const outcome = [activationsDone, headsDone, layersDone].find((o) => o.kind === spec.kind)
+      if (outcome) queueMicrotask(() => finish(id, outcome))
     }
     await analysis.runActivations()
     await analysis.runHeads()
@@ -172,7 +176,7 @@ describe('activations, heads and layers', () => {
   it('refuses a result of the wrong kind instead of drawing it', async () => {
     await withModel()
     const analysis = useAnalysisStore()
-    engine.onStart = (id) => queueMicrotask(() => finish(id, layerReport))
+    engine.onStart = (id) => queueMicrotask(() => finish(id, layersDone))
     await analysis.runHeads()
     expect(analysis.heads.result).toBeNull()
     expect(analysis.heads.failure).toContain('no heads result')
@@ -184,7 +188,7 @@ describe('activations, heads and layers', () => {
     const inspect = useInspectStore()
     inspect.tab = 'heads'
     engine.onStart = (id, spec) => {
-      if (spec.kind === 'layers') queueMicrotask(() => finish(id, layerReport))
+      if (spec.kind === 'layers') queueMicrotask(() => finish(id, layersDone))
     }
     await analysis.runLayers()
     const heads = analysis.runHeads()
@@ -194,7 +198,7 @@ describe('activations, heads and layers', () => {
     await withModel('/models/b')
     await settle()
     expect(engine.cancelled).toEqual(['job2'])
-    finish('job2', headReport)
+    finish('job2', headsDone)
     await heads
     expect(analysis.layers.result).toBeNull()
     expect(analysis.heads.running).toBe(false)

@@ -4,10 +4,9 @@
 // are compared.
 
 import { defineStore } from 'pinia'
-import { markRaw, reactive, ref, shallowRef, watch } from 'vue'
-import type {
-  ActivationReport, HeadImportance, HeadWeights, JobId, JobSpec, JobUpdate, LayerImportance, PerplexityReport,
-} from '@contract/api'
+import { markRaw, reactive, ref, shallowReactive, shallowRef, watch } from 'vue'
+import type { HeadWeights, JobId, JobResults, JobSpec } from '@contract/api'
+import { jobResult } from '@contract/job-result'
 import { getApi } from '../bridge'
 import type { HeadRef } from '../charts/heads-option'
 import {
@@ -20,7 +19,8 @@ import { failureOf } from './inspect'
 import { isTerminal, useJobStore } from './jobs'
 import { useModelStore } from './model'
 
-export type AnalysisKind = 'perplexity' | 'activations' | 'heads' | 'layers'
+const ANALYSIS_KINDS = ['perplexity', 'activations', 'heads', 'layers'] as const
+export type AnalysisKind = (typeof ANALYSIS_KINDS)[number]
 
 /** One kind of analysis: the job computing it and what it last produced. */
 export interface JobSlot<R> {
@@ -36,13 +36,6 @@ export interface JobSlot<R> {
 /** Runs kept in the history; the oldest go first. */
 const MAX_HISTORY = 50
 
-type Result = NonNullable<JobUpdate['result']>
-
-const isPerplexity = (r: Result): r is PerplexityReport => 'ppl' in r
-const isActivations = (r: Result): r is ActivationReport => 'inputs' in r && 'smoothing' in r
-const isHeads = (r: Result): r is HeadImportance => 'ablation' in r
-const isLayers = (r: Result): r is LayerImportance => 'angularDistance' in r
-
 function emptySlot<R>(): JobSlot<R> {
   return { result: null, jobId: null, running: false, failure: null, cancelled: false }
 }
@@ -57,13 +50,15 @@ export const useAnalysisStore = defineStore('analysis', () => {
   const headsForm = reactive<CalibrationForm>({ samples: DEFAULT_PROBE_SAMPLES, seqlen: DEFAULT_CALIBRATION_SEQLEN })
   const layersForm = reactive<CalibrationForm>({ samples: DEFAULT_PROBE_SAMPLES, seqlen: DEFAULT_CALIBRATION_SEQLEN })
 
-  // Results go in markRaw: an activation report of a large model holds millions of numbers, which
-  // must not become deeply reactive.
-  const perplexity = reactive(emptySlot<PerplexityReport>()) as JobSlot<PerplexityReport>
-  const activations = reactive(emptySlot<ActivationReport>()) as JobSlot<ActivationReport>
-  const heads = reactive(emptySlot<HeadImportance>()) as JobSlot<HeadImportance>
-  const layers = reactive(emptySlot<LayerImportance>()) as JobSlot<LayerImportance>
-  const slots: Record<AnalysisKind, JobSlot<unknown>> = { perplexity, activations, heads, layers }
+  // Slots are shallow and results go in markRaw: an activation report of a large model holds millions
+  // of numbers, which must not become deeply reactive.
+  const slots: { [K in AnalysisKind]: JobSlot<JobResults[K]> } = {
+    perplexity: shallowReactive(emptySlot()),
+    activations: shallowReactive(emptySlot()),
+    heads: shallowReactive(emptySlot()),
+    layers: shallowReactive(emptySlot()),
+  }
+  const { perplexity, activations, heads, layers } = slots
 
   const history = ref<PerplexityRun[]>([])
   let nextRunId = 1
@@ -109,8 +104,8 @@ export const useAnalysisStore = defineStore('analysis', () => {
    * Starts `spec` for `kind`, replacing a run of that kind still in progress, and resolves with the
    * result once it is in (null when it failed, was cancelled, or was overtaken by a newer run).
    */
-  async function runJob<R extends Result>(kind: AnalysisKind, spec: JobSpec, accept: (r: Result) => r is R): Promise<R | null> {
-    const slot = slots[kind] as JobSlot<R>
+  async function runJob<K extends AnalysisKind>(kind: K, spec: JobSpec): Promise<JobResults[K] | null> {
+    const slot = slots[kind]
     await cancelIfRunning(slot.jobId)
     const mine = ++tickets[kind]
     slot.failure = null
@@ -138,9 +133,10 @@ export const useAnalysisStore = defineStore('analysis', () => {
     if (mine !== tickets[kind]) return null
     slot.jobId = null
     slot.running = false
-    if (end.state === 'done' && end.result && accept(end.result)) {
-      slot.result = markRaw(end.result)
-      return end.result
+    const result = jobResult(end, kind)
+    if (result) {
+      slot.result = markRaw(result)
+      return result
     }
     slot.failure = end.state === 'done' ? `the engine sent no ${kind} result` : failureOf(end)
     slot.cancelled = end.state === 'cancelled'
@@ -153,7 +149,7 @@ export const useAnalysisStore = defineStore('analysis', () => {
     const summary = model.summary
     if (!summary) return
     const modelName = model.displayName
-    const report = await runJob('perplexity', perplexitySpec(summary.id, pplForm), isPerplexity)
+    const report = await runJob('perplexity', perplexitySpec(summary.id, pplForm))
     if (!report) return
     history.value.push({
       id: nextRunId++, modelName, modelPath: summary.path, text: report.text, seqlen: report.seqlen,
@@ -164,17 +160,17 @@ export const useAnalysisStore = defineStore('analysis', () => {
 
   async function runActivations(): Promise<void> {
     const summary = model.summary
-    if (summary) await runJob('activations', activationSpec(summary.id, activationForm), isActivations)
+    if (summary) await runJob('activations', activationSpec(summary.id, activationForm))
   }
 
   async function runHeads(): Promise<void> {
     const summary = model.summary
-    if (summary) await runJob('heads', probeSpec('heads', summary.id, headsForm), isHeads)
+    if (summary) await runJob('heads', probeSpec('heads', summary.id, headsForm))
   }
 
   async function runLayers(): Promise<void> {
     const summary = model.summary
-    if (summary) await runJob('layers', probeSpec('layers', summary.id, layersForm), isLayers)
+    if (summary) await runJob('layers', probeSpec('layers', summary.id, layersForm))
   }
 
   async function cancel(kind: AnalysisKind): Promise<void> {
@@ -215,7 +211,7 @@ export const useAnalysisStore = defineStore('analysis', () => {
   watch(
     () => model.summary?.id,
     () => {
-      for (const kind of Object.keys(slots) as AnalysisKind[]) {
+      for (const kind of ANALYSIS_KINDS) {
         const slot = slots[kind]
         void cancelIfRunning(slot.jobId)
         tickets[kind]++

@@ -5,11 +5,13 @@
 import { defineStore } from 'pinia'
 import { computed, markRaw, reactive, ref, shallowRef, watch } from 'vue'
 import type { CompressionSummary, JobId, ModelId, RecipeDoc, TensorDetail } from '@contract/api'
+import { jobResult } from '@contract/job-result'
 import { compressSpec, sortTensors, type CompressRunForm, type TensorSort } from '../lib/compress-results'
 import { DEFAULT_PPL_SEQLEN, numberOf, type NumberField } from '../lib/analysis-requests'
 import { applyProposal, proposeBits, rankSensitivity, reassignableIn, storageFromRecipe, type Proposal } from '../lib/mixed-precision'
 import { useCompressStore } from './compress'
 import { messageOf, useErrorStore } from './errors'
+import { useMethodsStore } from './methods'
 import { failureOf } from './inspect'
 import { isTerminal, useJobStore } from './jobs'
 import { useModelStore } from './model'
@@ -40,6 +42,7 @@ export const useCompressRunStore = defineStore('compress-run', () => {
   const jobs = useJobStore()
   const errors = useErrorStore()
   const compress = useCompressStore()
+  const methods = useMethodsStore()
 
   const form = reactive<CompressRunForm>({ evalText: '', seqlen: DEFAULT_PPL_SEQLEN, maxEvalWindows: null })
   const jobId = ref<JobId | null>(null)
@@ -73,7 +76,7 @@ export const useCompressRunStore = defineStore('compress-run', () => {
     const target = numberOf(targetBpw.value)
     if (!r || target === null || target <= 0 || choices.value.length === 0) return null
     return proposeBits(sensitivity.value, {
-      target, choices: choices.value, storage: storageFromRecipe(r.recipe), reassignable: reassignableIn(r.recipe),
+      target, choices: choices.value, storage: storageFromRecipe(methods.catalogue, r.recipe), reassignable: reassignableIn(methods.catalogue, r.recipe),
     })
   })
 
@@ -99,6 +102,8 @@ export const useCompressRunStore = defineStore('compress-run', () => {
     acceptNote.value = null
     clearOverlay()
     running.value = true
+    // The mixed-precision proposal reads each step's method from the catalogue (loaded once).
+    void methods.load()
     await cancelIfRunning(jobId.value)
     const mine = ++runTicket
     failure.value = null
@@ -129,8 +134,9 @@ export const useCompressRunStore = defineStore('compress-run', () => {
     if (mine !== runTicket) return
     jobId.value = null
     running.value = false
-    if (end.state === 'done' && end.result && 'compressedModelId' in end.result) {
-      install(end.result, modelName)
+    const compressed = jobResult(end, 'compress')
+    if (compressed) {
+      install(compressed, modelName)
       return
     }
     failure.value = end.state === 'done' ? 'the engine sent no compression result' : failureOf(end)
@@ -176,7 +182,8 @@ export const useCompressRunStore = defineStore('compress-run', () => {
     overlay.jobId = id
     const end = await jobs.whenFinished(id)
     if (mine === overlayTicket) overlay.jobId = null
-    if (end.state === 'done' && end.result && 'stats' in end.result) return end.result
+    const detail = jobResult(end, 'tensor')
+    if (detail) return detail
     throw new Error(end.state === 'done' ? 'the engine sent no tensor detail' : failureOf(end))
   }
 
@@ -232,7 +239,7 @@ export const useCompressRunStore = defineStore('compress-run', () => {
       return false
     }
     const before = compress.recipe
-    compress.apply(applyProposal(before, p.assignments))
+    compress.apply(applyProposal(methods.catalogue, before, p.assignments))
     const changed = compress.recipe !== before
     acceptNote.value = changed ? 'Written into the recipe as overrides; run it to measure the result.' : 'The recipe already gives every tensor these bits.'
     return changed

@@ -9,6 +9,7 @@ import type { CompressionPrediction, RecipeDoc, RecipePreset, TensorInfo } from 
 import { getApi } from '../bridge'
 import * as edit from '../lib/recipe-edit'
 import { messageOf, useErrorStore } from './errors'
+import { useMethodsStore } from './methods'
 import { useModelStore } from './model'
 
 /** Quiet time after the last edit before the recipe is sent to the engine for checking. */
@@ -26,6 +27,7 @@ export interface RecipeFile {
 export const useCompressStore = defineStore('compress', () => {
   const model = useModelStore()
   const errors = useErrorStore()
+  const catalogue = useMethodsStore()
 
   const presets = shallowRef<RecipePreset[]>([])
   const presetsLoaded = ref(false)
@@ -54,7 +56,7 @@ export const useCompressStore = defineStore('compress', () => {
 
   const preset = computed(() => presets.value.find((p) => p.id === presetId.value) ?? null)
   const presetModified = computed(() => !!preset.value && !edit.sameRecipe(preset.value.recipe, recipe.value))
-  const methods = computed(() => edit.methodChoices(recipe.value, ...presets.value.map((p) => p.recipe)))
+  const methods = computed(() => edit.methodChoices(catalogue.catalogue, recipe.value, ...presets.value.map((p) => p.recipe)))
   const step = computed(() => recipe.value.steps[currentStep.value])
   /** Tensors the current step picks by name (framed in the heatmap, ticked in the tree). */
   const picked = computed(() => edit.pickedNames(step.value, model.tensors))
@@ -243,7 +245,7 @@ export const useCompressStore = defineStore('compress', () => {
 
   /** First visit to the tab: the presets, and a verdict and prediction for the recipe as it stands. */
   async function init(): Promise<void> {
-    await loadPresets()
+    await Promise.all([loadPresets(), catalogue.load()])
     if (!checked.value && !recipeError.value && !timer) await validate()
   }
 
@@ -261,9 +263,9 @@ export const useCompressStore = defineStore('compress', () => {
     recipeError, loadError, draftError, shownError, setDraftError, checking, checked, prediction, predictionError, predicting, picked, targeted, stepMatches,
     init, apply, validate, predict, loadPresets, choosePreset, loadRecipeFile, recipeYaml, chooseStep, addStep, removeStep, moveStep,
     toggleTarget,
-    setMethod: (i: number, method: string) => apply(edit.setStepMethod(recipe.value, i, method)),
+    setMethod: (i: number, method: string) => apply(edit.setStepMethod(catalogue.catalogue, recipe.value, i, method)),
     setParam: (i: number, key: string, value: unknown) => apply(edit.setStepParam(recipe.value, i, key, value)),
-    setExtraParams: (i: number, extra: Record<string, unknown>) => apply(edit.setExtraParams(recipe.value, i, extra)),
+    setExtraParams: (i: number, extra: Record<string, unknown>) => apply(edit.setExtraParams(catalogue.catalogue, recipe.value, i, extra)),
     setTargets: (i: number, which: 'include' | 'exclude', patterns: string[]) => apply(edit.setStepTargets(recipe.value, i, which, patterns)),
     setOverrideBits: (module: string, bits: number | null) => apply(edit.setOverrideBits(recipe.value, module, bits)),
     removeOverride: (module: string) => apply(edit.removeOverride(recipe.value, module)),

@@ -2,7 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest'
 import { createPinia, setActivePinia } from 'pinia'
 import type { ExportResult } from '@contract/api'
 import { provideApi } from '../bridge'
-import { FakeEngine, settle } from '../test/fake-engine'
+import { FakeEngine, settle } from '../testing/fake-engine'
 import { exportSpec, useExportStore } from './export'
 
 let engine: FakeEngine

@@ -5,7 +5,8 @@
 import { defineStore } from 'pinia'
 import { reactive, ref, shallowRef } from 'vue'
 import type { ExportFormat, ExportRequest, ExportResult, JobId, ModelId } from '@contract/api'
-import { GGUF_EXPORT_TYPES } from '@contract/gguf-export-types'
+import { GGUF_EXPORT_TYPES, type GgufTypeFlags } from '@contract/gguf-export-types'
+import { jobResult } from '@contract/job-result'
 import { getApi } from '../bridge'
 import { messageOf, useErrorStore } from './errors'
 import { failureOf } from './inspect'
@@ -26,13 +27,15 @@ export interface ExportForm {
   gptqFormat: 'gptq' | 'gptq_v2'
   dtype: '' | 'F32' | 'F16' | 'BF16'
   out: string
+  /** gguf: llama-quantize's type-level flags (the dialog's GGUF options). */
+  gguf?: GgufTypeFlags
 }
 
 /** The job spec the form describes (options that do not apply to the format are left out). */
 export function exportSpec(modelId: ModelId, f: ExportForm): ExportRequest {
   return {
     modelId, format: f.format, out: f.out.trim(),
-    ...(f.format === 'gguf' ? { ggufType: f.ggufType } : {}),
+    ...(f.format === 'gguf' ? { ggufType: f.ggufType, ...(f.gguf && Object.keys(f.gguf).length > 0 ? { gguf: f.gguf } : {}) } : {}),
     ...(f.format === 'gptq' ? { gptqFormat: f.gptqFormat } : {}),
     ...(f.format === 'safetensors' && f.dtype ? { dtype: f.dtype } : {}),
   }
@@ -116,7 +119,8 @@ export const useExportStore = defineStore('export', () => {
       const id = await jobs.start({ kind: 'export', ...exportSpec(modelId.value, form) })
       jobId.value = id
       const end = await jobs.whenFinished(id)
-      if (end.state === 'done' && end.result && 'verified' in end.result) result.value = end.result
+      const exported = jobResult(end, 'export')
+      if (exported) result.value = exported
       else failure.value = end.state === 'done' ? 'the engine sent no export result' : failureOf(end)
     } catch (e) {
       failure.value = messageOf(e)

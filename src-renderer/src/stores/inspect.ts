@@ -4,6 +4,7 @@
 import { defineStore } from 'pinia'
 import { ref, shallowRef, watch } from 'vue'
 import type { JobId, JobUpdate, ScanResult, TensorDetail } from '@contract/api'
+import { jobResult } from '@contract/job-result'
 import { useErrorStore } from './errors'
 import { isTerminal, useJobStore } from './jobs'
 import { useModelStore } from './model'
@@ -95,9 +96,10 @@ export const useInspectStore = defineStore('inspect', () => {
     if (detailJobId.value !== id) return
     detailJobId.value = null
     detailLoading.value = false
-    if (end.state === 'done' && end.result && 'stats' in end.result) {
-      remember(key, end.result)
-      detail.value = end.result
+    const result = jobResult(end, 'tensor')
+    if (result) {
+      remember(key, result)
+      detail.value = result
     } else {
       detailFailure.value = failureOf(end)
     }
@@ -133,7 +135,8 @@ export const useInspectStore = defineStore('inspect', () => {
     if (mine !== scanTicket) return
     scanJobId.value = null
     scanning.value = false
-    if (end.state === 'done' && end.result && 'cells' in end.result) scan.value = end.result
+    const result = jobResult(end, 'scan')
+    if (result) scan.value = result
     else scanFailure.value = failureOf(end)
   }
 

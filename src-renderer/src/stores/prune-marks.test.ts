@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import { createPinia, setActivePinia } from 'pinia'
 import { provideApi } from '../bridge'
-import { FakeEngine } from '../test/fake-engine'
+import { FakeEngine } from '../testing/fake-engine'
 import { headCells } from '../charts/heads-option'
 import { layerBars } from '../charts/layers-option'
 import { useAnalysisStore } from './analysis'

@@ -11,7 +11,8 @@ import { WhittleError } from '../../errors'
 import type { WorkerPool } from '../../pool/worker-pool'
 import type { Region } from '../../pool/memory-arena'
 import { QUANT_SCRATCH_BYTES, type KernelName } from '../../../../kernels/host/exports'
-import { BLOCK_GEOMETRY, type BlockType } from '../../../../kernels/reference/ggml-dequant-all'
+import type { BlockType } from '../../../../kernels/reference/ggml-dequant-all'
+import { ggmlBlockByName } from '../../numerics/ggml-blocks'
 import { IMATRIX_TYPES } from '../../../../kernels/reference/ggml-quantize-imatrix'
 
 /** What a GGUF tensor can be stored as here: a quantized block type, or plain halves/floats. */
@@ -60,12 +61,15 @@ const GEOMETRY: Readonly<Record<GgufStorageType, StorageGeometry>> = {
   IQ4_XS: { ...blocks('IQ4_XS'), quantize: 'quantize_iq4_xs', decode: 'dequant_iq4_xs' },
   TQ1_0: { ...blocks('TQ1_0'), quantize: 'quantize_tq1_0', decode: 'dequant_tq1_0' },
   TQ2_0: { ...blocks('TQ2_0'), quantize: 'quantize_tq2_0', decode: 'dequant_tq2_0' },
-  F16: { blockElements: 1, blockBytes: 2, quantize: 'encode_f16', decode: 'convert_f16' },
-  F32: { blockElements: 1, blockBytes: 4, quantize: null, decode: null },
+  F16: { ...blocks('F16'), quantize: 'encode_f16', decode: 'convert_f16' },
+  F32: { ...blocks('F32'), quantize: null, decode: null },
 }
 
-function blocks(type: BlockType): { blockElements: number; blockBytes: number } {
-  return { blockElements: BLOCK_GEOMETRY[type].elements, blockBytes: BLOCK_GEOMETRY[type].bytes }
+/** A storage type's geometry, from the one ggml block table (every storage type is a ggml type). */
+function blocks(type: GgufStorageType): { blockElements: number; blockBytes: number } {
+  const info = ggmlBlockByName(type)
+  if (!info) throw new Error(`${type} is missing from the ggml block table`) // unreachable: a module-load invariant
+  return { blockElements: info.blockElements, blockBytes: info.blockBytes }
 }
 
 /**
@@ -131,9 +135,14 @@ export interface QuantizeTensorOptions {
   importance?: Float32Array | null
 }
 
+/** Whether quantizing to `type` weighs by importances (Q8_0, the ternary types and F16/F32 ignore them, as in llama.cpp). */
+export function usesImportance(type: GgufStorageType): boolean {
+  return (IMATRIX_TYPES as readonly string[]).includes(type)
+}
+
 /** The kernel that quantizes whole rows of `type` with importances, if the type uses them. */
 function imatrixKernel(type: GgufStorageType): KernelName | null {
-  return (IMATRIX_TYPES as readonly string[]).includes(type) ? `quantize_${type.toLowerCase()}_imatrix` as KernelName : null
+  return usesImportance(type) ? `quantize_${type.toLowerCase()}_imatrix` as KernelName : null
 }
 
 /**

@@ -4,7 +4,7 @@
 // inverseCholeskyUpperWasm (./kernels.ts) give the same bits.
 
 import { choleskyLower, invertLower, lowerGram } from '../../../../kernels/reference/linalg'
-import { WhittleError } from '../../errors'
+import { fromKernelError, WhittleError } from '../../errors'
 
 function factor(A: Float64Array, n: number, what: string): void {
   const failed = choleskyLower(A, n)
@@ -13,6 +13,14 @@ function factor(A: Float64Array, n: number, what: string): void {
 
 /** H (SPD, n×n row-major) → upper Cholesky factor U of H⁻¹, so that H⁻¹ = UᵀU. H is not modified. */
 export function inverseCholeskyUpper(H: Float64Array, n: number): Float64Array {
+  try {
+    return inverseCholeskyUpperTwin(H, n)
+  } catch (e) {
+    throw fromKernelError(e)
+  }
+}
+
+function inverseCholeskyUpperTwin(H: Float64Array, n: number): Float64Array {
   const M = H.slice()
   factor(M, n, 'matrix')
   invertLower(M, n) // L⁻¹

@@ -16,14 +16,15 @@
 import type { InputGroup, TensorRole } from '../../../contract/api'
 import type { InputStats } from '../../calibration/capture'
 import { WhittleError } from '../../errors'
-import { allocTensor, type ArenaTensor } from '../../forward/arena-tensors'
+import { allocTensor, type ArenaTensor } from '../../pool/arena-tensors'
 import { matmul } from '../../forward/parallel-ops'
 import type { WorkerPool } from '../../pool/worker-pool'
 import { uniformBitsPerWeight } from '../quant/grouping'
-import type { ScaleDType } from '../quant/minmax'
 import type { CompressionMethod, GroupContext, LayerContext, LinearOutcome, LinearToCompress } from './method'
 import { ParamReader } from './params'
-import { rtnQuantize, uniformFormat, type UniformParams } from './rtn'
+import { rtnQuantize } from './rtn'
+import { parseUniform, uniformFormat, uniformParamSpecs, type UniformParams } from '../quant/uniform-format'
+import { intParam, type ParamSpec } from '../../../contract/method-params'
 
 export interface AwqParams extends UniformParams {
   /** α is searched over r / grid, r = 0 .. grid − 1. */
@@ -295,19 +296,20 @@ function rowScaledRoles(scalings: GroupScaling[]): Map<TensorRole, InputGroup> {
   return out
 }
 
+export const AWQ_PARAMS: readonly ParamSpec[] = [
+  ...uniformParamSpecs(128),
+  intParam('grid', 20, 1, 1000, 'Points of the search over the scaling exponent α in [0, 1)'),
+]
+
 export const awq: CompressionMethod<AwqParams> = {
   name: 'awq',
   kind: 'quantize',
+  summary: 'AWQ: activation-aware per-channel scales searched on calibration inputs, folded in, then grouped RTN',
+  params: AWQ_PARAMS,
   needs: { calibration: true, hessian: false },
   parseParams(raw, where) {
-    const r = new ParamReader(raw, where)
-    const p: AwqParams = {
-      bits: r.int('bits', 4, 2, 8),
-      groupSize: r.groupSize('group_size', 128),
-      sym: r.bool('sym', false),
-      scaleDtype: r.oneOf<ScaleDType>('scale_dtype', 'f16', ['f16', 'f32']),
-      grid: r.int('grid', 20, 1, 1000),
-    }
+    const r = new ParamReader(raw, where, AWQ_PARAMS)
+    const p: AwqParams = { ...parseUniform(r), grid: r.int('grid') }
     r.done()
     return p
   },

@@ -18,7 +18,7 @@ import { hasShared, referenceCalibrationStarts, referenceIds, shared } from '../
 import { runRecipe } from '../pipeline'
 import { zeroFraction } from '../prune/sparsity'
 import { validateRecipe } from '../recipe/recipe'
-import { wandaStudent } from '../../train/reference-protocol'
+import { wandaStudent } from '../../train/testing/reference-protocol'
 import { parseDistillParams } from './distill'
 import { scaled } from '../../testing/time-factor'
 
@@ -65,9 +65,11 @@ describe('distill params', () => {
     expectValidationError(() => parseDistillParams({ temprature: 2 }, WHERE), 'params.temprature')
   })
 
-  it('refuses trainable lora (not built yet) when the recipe is read, not after earlier steps ran', () => {
-    expect(() => validateRecipe({ steps: [{ method: 'distill', params: { trainable: 'lora' } }] })).toThrow(
-      expect.objectContaining({ code: 'unsupported' }))
+  it('reads trainable lora with its adapter settings, and refuses lora settings without it', () => {
+    expect(parseDistillParams({ trainable: 'lora', lora: { r: 4, alpha: 8, dropout: 0.1 } }, WHERE)).toMatchObject({ trainable: 'lora', lora: { r: 4, alpha: 8, dropout: 0.1, seed: 0 } })
+    expect(parseDistillParams({ trainable: 'lora' }, WHERE).lora).toMatchObject({ r: 8, alpha: 16, dropout: 0 })
+    expectValidationError(() => parseDistillParams({ lora: { r: 4 } }, WHERE), 'params.lora')
+    expectValidationError(() => parseDistillParams({ trainable: 'lora', lora: { rank: 4 } }, WHERE), 'params.rank')
   })
 })
 
@@ -122,6 +124,21 @@ describe.skipIf(!hasShared)('distill after Wanda 50% on stories260K (reference d
     const note = r.tensors[0].note!
     expect(note).toMatch(/4 steps: loss [0-9.]+ → [0-9.]+, 2048 tokens/)
     expect(note).toContain('eval ppl 2:')
+  })
+
+  it('with trainable: lora, distils LoRA adapters into the pruned student and says merging densified it', async () => {
+    const r = await runRecipe(pool, student, recipe({ steps: 2, batch_size: 2, seqlen: 128, order: 'sequential', lr: 1e-3, trainable: 'lora', lora: { r: 4, alpha: 8 } }), { windows })
+    expect(r.tensors).toHaveLength(35)
+    const note = r.tensors[0].note!
+    expect(note).toMatch(/KD T 2 α 0.5 of LoRA r 4 α 8 adapters \(merged\), 2 steps/)
+    expect(note).toContain('densified the pruned base')
+    expect(r.tensors[0].format).toBe('lora r4 merged')
+  })
+
+  it('refuses full-parameter training of an NF4 student, pointing to LoRA', async () => {
+    const nf4 = (await runRecipe(pool, student, validateRecipe({ steps: [{ method: 'nf4', params: { block_size: 64 } }] }))).view
+    await expect(runRecipe(pool, nf4, recipe({ steps: 1, batch_size: 1, seqlen: 64 }), { windows }))
+      .rejects.toMatchObject({ code: 'unsupported', message: expect.stringContaining('trainable: lora') })
   })
 
   it('stops with a cancelled error when the signal fires', async () => {

@@ -18,9 +18,14 @@ import { loadModel, type LoadedModel } from '../../model/loaded-model'
 import { withReplacements } from '../../model/model-view'
 import { ADAMW_DEFAULTS, SCHEDULES, type AdamWSettings, type ScheduleName } from '../../train/adamw'
 import { LlamaTrainer } from '../../train/llama-trainer'
+import { loraScale, mergeAdapter, type LoraSettings } from '../../train/lora'
+import { detectNf4BlockSize } from '../../train/qlora'
+import { readTensorF32 } from '../../formats/read'
 import { train, type StepReport, type WindowOrder } from '../../train/train-loop'
+import { choiceParam, intParam, numberParam, objectParam, stringParam, type ParamSpec } from '../../../contract/method-params'
 import type { CompressionMethod, StructureContext, StructureResult } from './method'
 import { ParamReader } from './params'
+import { LORA_ADAPTER_PARAMS, mergeTrainedAdapters, NF4_CODEC, parseLoraAdapter } from './lora'
 
 export interface DistillParams {
   steps: number
@@ -37,6 +42,8 @@ export interface DistillParams {
   temperature: number
   alpha: number
   trainable: 'linears' | 'lora'
+  /** The adapters' settings with trainable: lora (LoRA on the frozen student, merged at the end). */
+  lora: LoraSettings
   /** Training text: a file or a folder of .txt files; absent = the calibration windows. */
   text: string | undefined
   /** Teacher model path; absent = the model the recipe started from. */
@@ -51,49 +58,83 @@ export interface DistillParams {
 /** Cap on the training text read from a folder, in files. */
 const MAX_TEXT_FILES = 10_000
 
-function parseOptimizer(v: unknown, r: ParamReader, where: string): AdamWSettings {
-  if (v === undefined) return { ...ADAMW_DEFAULTS }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) r.fail('optimizer', 'must be a mapping, e.g. {name: adamw, beta1: 0.9, beta2: 0.999, eps: 1.0e-8, weight_decay: 0}')
-  const o = new ParamReader(v as Record<string, unknown>, `${where} optimizer`)
-  o.oneOf('name', 'adamw', ['adamw'])
-  const settings: AdamWSettings = {
-    beta1: o.num('beta1', ADAMW_DEFAULTS.beta1, 0, 0.999999),
-    beta2: o.num('beta2', ADAMW_DEFAULTS.beta2, 0, 0.99999999),
-    eps: o.num('eps', ADAMW_DEFAULTS.eps, 1e-30, 1),
-    weightDecay: o.num('weight_decay', ADAMW_DEFAULTS.weightDecay, 0, 10),
-  }
+const OPTIMIZER_EXAMPLE = '{name: adamw, beta1: 0.9, beta2: 0.999, eps: 1.0e-8, weight_decay: 0}'
+
+export const DISTILL_PARAMS: readonly ParamSpec[] = [
+  intParam('steps', 200, 1, 10_000_000, 'Optimizer steps'),
+  intParam('batch_size', 8, 1, 4096, 'Windows per optimizer step'),
+  intParam('micro_batch', null, 1, 4096, 'Windows per forward/backward pass (at most batch_size; gradients accumulate)', '= batch_size'),
+  intParam('seqlen', 256, 2, 1 << 16, 'Tokens per training window'),
+  choiceParam('order', 'shuffled', ['sequential', 'shuffled'], 'Order in which the training windows are visited'),
+  intParam('seed', 0, 0, 2 ** 31 - 1, 'Seed of the window shuffle'),
+  numberParam('lr', 1e-4, 1e-12, 10, 'Peak learning rate'),
+  choiceParam('schedule', 'constant', SCHEDULES, 'Learning-rate schedule after the warm-up'),
+  intParam('warmup_steps', 0, 0, 10_000_000, 'Steps of linear learning-rate warm-up'),
+  objectParam('optimizer', [
+    choiceParam('name', 'adamw', ['adamw'], 'The optimizer'),
+    numberParam('beta1', ADAMW_DEFAULTS.beta1, 0, 0.999999, 'First-moment decay'),
+    numberParam('beta2', ADAMW_DEFAULTS.beta2, 0, 0.99999999, 'Second-moment decay'),
+    numberParam('eps', ADAMW_DEFAULTS.eps, 1e-30, 1, 'Denominator guard'),
+    numberParam('weight_decay', ADAMW_DEFAULTS.weightDecay, 0, 10, 'Decoupled weight decay'),
+  ], `AdamW settings, e.g. ${OPTIMIZER_EXAMPLE}`),
+  numberParam('max_grad_norm', 0, 0, 1e12, 'Clip the global gradient norm to this (0 = no clipping)'),
+  numberParam('temperature', 2, 1e-3, 1000, 'Softmax temperature T of the distillation loss'),
+  numberParam('alpha', 0.5, 0, 1, 'Weight of the KL term (1 − alpha weighs the cross-entropy)', 0.05),
+  choiceParam('trainable', 'linears', ['linears', 'lora'], 'What trains: the decoder Linears, or LoRA adapters'),
+  stringParam('text', 'Training text: a file or a folder of .txt files (default: the calibration windows)'),
+  stringParam('teacher', 'Teacher model path (default: the model before the recipe)'),
+  intParam('eval_every', 0, 0, 10_000_000, 'Perplexity on eval_text every this many steps (0 = never)'),
+  stringParam('eval_text', 'Text to measure perplexity on during training'),
+  intParam('eval_windows', 0, 0, 1 << 24, 'Evaluate on the first this many windows of eval_text only (0 = all)'),
+  objectParam('lora', LORA_ADAPTER_PARAMS, 'LoRA adapter settings, with trainable: lora, e.g. {r: 8, alpha: 16, dropout: 0}'),
+]
+
+function parseOptimizer(r: ParamReader): AdamWSettings {
+  const o = r.nested('optimizer', OPTIMIZER_EXAMPLE)
+  if (!o) return { ...ADAMW_DEFAULTS }
+  o.oneOf('name')
+  const settings: AdamWSettings = { beta1: o.num('beta1'), beta2: o.num('beta2'), eps: o.num('eps'), weightDecay: o.num('weight_decay') }
   o.done()
   return settings
 }
 
+function parseLora(r: ParamReader, where: string): LoraSettings {
+  const l = r.nested('lora', '{r: 8, alpha: 16, dropout: 0}')
+  const settings = parseLoraAdapter(l ?? new ParamReader({}, `${where} lora`, LORA_ADAPTER_PARAMS))
+  l?.done()
+  return settings
+}
+
 export function parseDistillParams(raw: Record<string, unknown>, where: string): DistillParams {
-  const r = new ParamReader(raw, where)
-  const batchSize = r.int('batch_size', 8, 1, 4096)
+  const r = new ParamReader(raw, where, DISTILL_PARAMS)
+  const batchSize = r.int('batch_size')
+  const microBatch = r.int('micro_batch', batchSize)
+  if (microBatch > batchSize) r.fail('micro_batch', `must be an integer in [1, ${batchSize}] (got ${microBatch})`)
   const p: DistillParams = {
-    steps: r.int('steps', 200, 1, 10_000_000),
+    steps: r.int('steps'),
     batchSize,
-    microBatch: r.int('micro_batch', batchSize, 1, batchSize),
-    seqlen: r.int('seqlen', 256, 2, 1 << 16),
-    order: r.oneOf<WindowOrder>('order', 'shuffled', ['sequential', 'shuffled']),
-    seed: r.int('seed', 0, 0, 2 ** 31 - 1),
-    lr: r.num('lr', 1e-4, 1e-12, 10),
-    schedule: r.oneOf<ScheduleName>('schedule', 'constant', SCHEDULES),
-    warmupSteps: r.int('warmup_steps', 0, 0, 10_000_000),
-    optimizer: parseOptimizer(r.take('optimizer'), r, where),
-    maxGradNorm: r.num('max_grad_norm', 0, 0, 1e12),
-    temperature: r.num('temperature', 2, 1e-3, 1000),
-    alpha: r.num('alpha', 0.5, 0, 1),
-    trainable: r.oneOf('trainable', 'linears', ['linears', 'lora'] as const),
+    microBatch,
+    seqlen: r.int('seqlen'),
+    order: r.oneOf<WindowOrder>('order'),
+    seed: r.int('seed'),
+    lr: r.num('lr'),
+    schedule: r.oneOf<ScheduleName>('schedule'),
+    warmupSteps: r.int('warmup_steps'),
+    optimizer: parseOptimizer(r),
+    maxGradNorm: r.num('max_grad_norm'),
+    temperature: r.num('temperature'),
+    alpha: r.num('alpha'),
+    trainable: r.oneOf<DistillParams['trainable']>('trainable'),
+    lora: parseLora(r, where),
     text: r.optString('text'),
     teacher: r.optString('teacher'),
-    evalEvery: r.int('eval_every', 0, 0, 10_000_000),
+    evalEvery: r.int('eval_every'),
     evalText: r.optString('eval_text'),
-    evalWindows: r.int('eval_windows', 0, 0, 1 << 24),
+    evalWindows: r.int('eval_windows'),
   }
-  r.take('lora')
   r.done()
   if (p.evalEvery > 0 && !p.evalText) r.fail('eval_every', 'needs eval_text (the text to measure perplexity on)')
-  if (p.trainable === 'lora') throw new WhittleError('unsupported', null, `${where}: params.trainable lora is not available yet; use trainable: linears`)
+  if (r.given('lora') && p.trainable !== 'lora') r.fail('lora', 'applies with trainable: lora only')
   return p
 }
 
@@ -125,8 +166,17 @@ function idsFromWindows(windows: Int32Array[]): Int32Array {
   return out
 }
 
-/** Refuses students whose Linears are stored quantized: their codes cannot take a gradient step. */
-function refuseQuantized(ctx: StructureContext<DistillParams>): void {
+/**
+ * Full-parameter training refuses students whose Linears are quantized (stored as codes, or holding an
+ * nf4 step's values): a gradient step would take them off their grid. LoRA trains on top of them.
+ */
+async function refuseQuantized(ctx: StructureContext<DistillParams>): Promise<void> {
+  if (ctx.params.trainable === 'lora') return
+  const first = ctx.view.tensors.find((t) => t.layer !== null && ['q', 'k', 'v', 'o', 'gate', 'up', 'down'].includes(t.role))
+  if (first && detectNf4BlockSize(NF4_CODEC, await readTensorF32(ctx.view.entry(first.name))) !== null) {
+    throw new WhittleError('unsupported', ctx.view.files.path,
+      `distill: ${first.name} holds NF4 values; full-parameter training of a quantized student is refused (use trainable: lora, or the lora step, to train adapters on the frozen NF4 base)`)
+  }
   for (const t of ctx.view.tensors) {
     if (t.layer === null || !['q', 'k', 'v', 'o', 'gate', 'up', 'down'].includes(t.role)) continue
     const dtype = ctx.view.entry(t.name).dtype
@@ -139,7 +189,7 @@ function refuseQuantized(ctx: StructureContext<DistillParams>): void {
 
 async function distillRun(ctx: StructureContext<DistillParams>): Promise<StructureResult> {
   const p = ctx.params
-  refuseQuantized(ctx)
+  await refuseQuantized(ctx)
   const view = ctx.view
   let ids: Int32Array
   if (p.text) ids = await trainingIds(view, p.text)
@@ -148,8 +198,17 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
   if (ids.length < p.seqlen) throw new WhittleError('validation', p.text ?? null, `the training text has ${ids.length} tokens, fewer than one window of ${p.seqlen}`)
   const evalIds = p.evalEvery > 0 && p.evalText ? await tokenizeForEval(view.files, await readTextFile(p.evalText)) : null
   const teacher = p.alpha > 0 ? await loadModel(p.teacher ?? view.files.path) : null
-  const trainer = await LlamaTrainer.create(ctx.pool, view, teacher, p.seqlen, { temperature: p.temperature, alpha: p.alpha })
-  const before = new Map([...trainer.weights()])
+  const lora = p.trainable === 'lora'
+  const trainer = await LlamaTrainer.create(ctx.pool, view, teacher, p.seqlen, { temperature: p.temperature, alpha: p.alpha },
+    lora ? { lora: p.lora, isTarget: (name) => !ctx.targets || ctx.targets.has(name) } : null)
+  const before = lora ? new Map<string, Float32Array>() : new Map([...trainer.weights()])
+  /** The student's trained weights as they stand (with LoRA: the adapters merged into the frozen base). */
+  const current = (): Map<string, Float32Array> => {
+    const set = trainer.adapters()
+    if (!set) return trainer.weights()
+    return new Map(set.adapters.map((a) => [a.name, mergeAdapter(trainer.baseWeight(a.layer, a.role), a, loraScale(set))]))
+  }
+  let merged: Awaited<ReturnType<typeof mergeTrainedAdapters>> | null = null
   const evals: string[] = []
   let result
   try {
@@ -163,31 +222,37 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
         ctx.onProgress?.((r.step + 1) / p.steps, `step ${r.step + 1}/${p.steps} · loss ${r.loss.toFixed(4)} (CE ${r.ce.toFixed(4)}, KL ${r.kl.toFixed(4)}) · ${r.tokensPerSecond.toFixed(0)} tok/s · ETA ${eta.toFixed(0)} s`)
         if (evalIds && (r.step + 1) % p.evalEvery === 0) {
           const probe = withReplacements(view)
-          for (const [name, w] of trainer.weights()) probe.replace(name, w)
+          for (const [name, w] of current()) probe.replace(name, w)
           const ppl = (await perplexity(ctx.pool, probe, evalIds, { seqlen: p.seqlen, signal: ctx.signal, maxWindows: p.evalWindows || undefined })).ppl
           evals.push(`${r.step + 1}: ${ppl.toFixed(3)}`)
           ctx.onProgress?.((r.step + 1) / p.steps, `step ${r.step + 1}/${p.steps} · eval perplexity ${ppl.toFixed(3)}`)
         }
       },
     })
-    for (const [name, w] of trainer.weights()) view.replace(name, w)
+    if (lora) merged = await mergeTrainedAdapters(trainer, view)
+    else for (const [name, w] of trainer.weights()) view.replace(name, w)
   } finally {
     trainer.free()
   }
-  const kind = p.alpha > 0 ? `KD T ${p.temperature} α ${p.alpha}` : 'CE fine-tuning'
+  const kind = (p.alpha > 0 ? `KD T ${p.temperature} α ${p.alpha}` : 'CE fine-tuning') + (lora ? ` of LoRA r ${p.lora.r} α ${p.lora.alpha} adapters (merged)` : '')
   const first = result.first!, last = result.last!
   const note = `${kind}, ${p.steps} steps: loss ${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}, ${result.tokens} tokens, ` +
-    `${result.seconds.toFixed(1)} s (${(result.tokens / result.seconds).toFixed(0)} tok/s)${evals.length ? `; eval ppl ${evals.join(', ')}` : ''}`
+    `${result.seconds.toFixed(1)} s (${(result.tokens / result.seconds).toFixed(0)} tok/s)${evals.length ? `; eval ppl ${evals.join(', ')}` : ''}` +
+    (merged?.notes.length ? `; ${merged.notes.join('; ')}` : '')
   return {
     view,
-    changed: [...before].map(([name, values]) => ({ name, before: values, format: 'distilled' })),
+    changed: merged ? merged.changed : [...before].map(([name, values]) => ({ name, before: values, format: 'distilled' })),
+    training: { steps: p.steps, firstLoss: first.loss, lastLoss: last.loss, tokens: result.tokens, seconds: result.seconds, losses: result.steps.map((s) => s.loss) },
+    ...(merged ? { adapters: merged.adapters } : {}),
     note,
   }
 }
 
 export const distill: CompressionMethod<DistillParams> = {
   name: 'distill',
-  kind: 'structure',
+  kind: 'recover',
+  summary: 'Recovery by knowledge distillation from the model before the recipe (AdamW on the decoder Linears)',
+  params: DISTILL_PARAMS,
   // Calibration windows are the default training text.
   needs: { calibration: true, hessian: false },
   parseParams: parseDistillParams,
@@ -195,5 +260,5 @@ export const distill: CompressionMethod<DistillParams> = {
   async compressGroup() {
     throw new WhittleError('validation', null, 'distill trains the whole model, not single Linears')
   },
-  restructure: distillRun,
+  recover: distillRun,
 }

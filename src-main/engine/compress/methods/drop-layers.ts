@@ -6,6 +6,7 @@ import { WhittleError } from '../../errors'
 import { layerImportance } from '../../analysis/layer-importance'
 import { createForward } from '../../forward'
 import { restructureModel } from '../structure/restructure'
+import { choiceParam, indexListParam, intParam, type ParamSpec } from '../../../contract/method-params'
 import type { CompressionMethod } from './method'
 import { ParamReader } from './params'
 
@@ -19,15 +20,23 @@ export function mostRedundantLayers(angular: number[], count: number): number[] 
   return angular.map((d, i) => ({ d, i })).sort((x, y) => x.d - y.d || y.i - x.i).slice(0, count).map((x) => x.i).sort((a, b) => a - b)
 }
 
+export const DROP_LAYERS_PARAMS: readonly ParamSpec[] = [
+  choiceParam('by', 'angular', ['angular'], 'How count ranks layers: angular distance between a block\'s input and output'),
+  intParam('count', null, 1, 1 << 16, 'Layers to drop, the most redundant first (or give layers)'),
+  indexListParam('layers', 'Layers to drop, e.g. [3, 4] (or give count)'),
+]
+
 export const dropLayers: CompressionMethod<DropLayersParams> = {
   name: 'drop_layers',
   kind: 'structure',
+  summary: 'Remove decoder blocks, by hand or the most redundant by angular distance; layers renumbered',
+  params: DROP_LAYERS_PARAMS,
   // Windows are used only to rank by importance (count); an explicit selection ignores them.
   needs: { calibration: true, hessian: false },
   parseParams(raw, where) {
-    const r = new ParamReader(raw, where)
-    r.oneOf('by', 'angular', ['angular'])
-    const count = raw.count === undefined ? null : r.int('count', 1, 1, 1 << 16)
+    const r = new ParamReader(raw, where, DROP_LAYERS_PARAMS)
+    r.oneOf('by')
+    const count = r.optInt('count')
     const layers = r.optIntList('layers')
     r.done()
     if ((layers === null) === (count === null)) r.fail(layers ? 'count' : 'layers', 'give exactly one of layers (a list) or count (chosen by angular distance)')

@@ -23,7 +23,8 @@ import { minmaxGrid, quantizeValue, type QuantGrid } from '../quant/minmax'
 import { GridRecorder, type UniformGridRecord } from '../quant/record'
 import type { CompressionMethod } from './method'
 import { ParamReader } from './params'
-import { parseUniform, uniformFormat, type UniformParams } from './rtn'
+import { parseUniform, uniformFormat, uniformParamSpecs, type UniformParams } from '../quant/uniform-format'
+import { boolParam, intParam, numberParam, type ParamSpec } from '../../../contract/method-params'
 
 export interface GptqParams extends UniformParams {
   damp: number
@@ -341,19 +342,30 @@ export async function gptqQuantize(W: Float32Array, rows: number, cols: number, 
   return gptqQuantizePlanned(W, rows, cols, planHessian(H, cols, p, pool), p, pool)
 }
 
+export const GPTQ_PARAMS: readonly ParamSpec[] = [
+  ...uniformParamSpecs(-1),
+  numberParam('damp', 0.01, 0, 10, 'Added to the Hessian diagonal, as a fraction of its mean', 0.001),
+  intParam('block_size', 128, 1, 1 << 16, 'Columns per lazy-update block'),
+  boolParam('act_order', false, 'Quantize columns in order of decreasing Hessian diagonal'),
+  boolParam('static_groups', false, 'With act_order: grids from the unpermuted weight (needs a group_size)'),
+  boolParam('preserve_zeros', true, 'Weights an earlier step pruned stay exactly zero'),
+]
+
 export const gptq: CompressionMethod<GptqParams> = {
   name: 'gptq',
   kind: 'quantize',
+  summary: 'GPTQ: column-by-column quantization with error feedback through the calibration Hessian',
+  params: GPTQ_PARAMS,
   needs: { calibration: true, hessian: true },
   parseParams(raw, where) {
-    const r = new ParamReader(raw, where)
+    const r = new ParamReader(raw, where, GPTQ_PARAMS)
     const p: GptqParams = {
       ...parseUniform(r),
-      damp: r.num('damp', 0.01, 0, 10),
-      blockSize: r.int('block_size', 128, 1, 1 << 16),
-      actOrder: r.bool('act_order', false),
-      staticGroups: r.bool('static_groups', false),
-      preserveZeros: r.bool('preserve_zeros', true),
+      damp: r.num('damp'),
+      blockSize: r.int('block_size'),
+      actOrder: r.bool('act_order'),
+      staticGroups: r.bool('static_groups'),
+      preserveZeros: r.bool('preserve_zeros'),
     }
     r.done()
     if (p.staticGroups && p.groupSize <= 0) r.fail('static_groups', 'needs a group_size')

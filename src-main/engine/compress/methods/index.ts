@@ -1,5 +1,7 @@
-// The registry of compression methods: one file per method, all behind CompressionMethod.
+// The registry of compression methods: one file per method, all behind CompressionMethod. The
+// catalogue (name, kind, summary, parameter specs) is read off the methods themselves.
 
+import type { MethodInfo } from '../../../contract/method-params'
 import { WhittleError } from '../../errors'
 import { awq } from './awq'
 import { distill } from './distill'
@@ -8,6 +10,7 @@ import { gguf } from './gguf'
 import { gptq } from './gptq'
 import { llmInt8 } from './llm-int8'
 import { lowRank } from './low-rank'
+import { lora } from './lora'
 import { magnitude } from './magnitude'
 import type { CompressionMethod } from './method'
 import { nf4 } from './nf4'
@@ -32,6 +35,7 @@ const METHODS: Record<string, CompressionMethod<never>> = {
   drop_layers: dropLayers as CompressionMethod<never>,
   low_rank: lowRank as CompressionMethod<never>,
   distill: distill as CompressionMethod<never>,
+  lora: lora as CompressionMethod<never>,
 }
 
 export function methodNames(): string[] {
@@ -42,4 +46,14 @@ export function getMethod(name: string, where: string): CompressionMethod<unknow
   const m = METHODS[name]
   if (!m) throw new WhittleError('validation', null, `recipe ${where}: unknown method "${name}" (known: ${methodNames().join(', ')})`)
   return m as CompressionMethod<unknown>
+}
+
+/** Every method with its parameter spec, in registry order: what the UI, `--help-method` and the README test read. */
+export function methodCatalogue(): MethodInfo[] {
+  return Object.values(METHODS).map((m) => ({ name: m.name, kind: m.kind, summary: m.summary, needsCalibration: m.needs.calibration, params: m.params }))
+}
+
+/** One method's catalogue entry, or undefined for an unknown name. */
+export function methodInfo(name: string): MethodInfo | undefined {
+  return methodCatalogue().find((m) => m.name === name)
 }

@@ -4,7 +4,9 @@
 // weights are simulated here: the activations are not quantized.
 
 import { WhittleError } from '../../errors'
-import { roundHalfEven } from '../quant/minmax'
+import { roundToF16 } from '../../numerics/float-encodings'
+import { roundHalfEven } from '../../numerics/rounding'
+import { numberParam, type ParamSpec } from '../../../contract/method-params'
 import type { CompressionMethod } from './method'
 import { ParamReader } from './params'
 
@@ -14,33 +16,6 @@ export interface LlmInt8Params {
 }
 
 const f = Math.fround
-
-/** Largest finite half is 65504; from the midpoint to the next power of two (65520) on, RNE gives ∞. */
-const F16_OVERFLOW = 65520
-const F16_MIN_NORMAL = 2 ** -14
-
-/**
- * x rounded to the nearest IEEE binary16 value (ties to even), returned as a number: the exact
- * f32 → f16 → f32 round trip. Works on values, not bit patterns: a half has 11 significant bits, so
- * rounding x to a multiple of its quantum 2^(e − 10) (2^−24 below the normal range) is the encoding.
- */
-export function roundToF16(x: number): number {
-  const v = f(x)
-  if (!Number.isFinite(v) || v === 0) return v
-  const a = Math.abs(v)
-  if (a >= F16_OVERFLOW) return v > 0 ? Infinity : -Infinity
-  let quantum = 2 ** -24
-  if (a >= F16_MIN_NORMAL) {
-    let e = Math.floor(Math.log2(a))
-    // log2 can be off by one ulp near powers of two: settle e so that 2^e ≤ a < 2^(e+1).
-    if (2 ** e > a) e--
-    else if (2 ** (e + 1) <= a) e++
-    quantum = 2 ** (e - 10)
-  }
-  // v / quantum is exact (a power-of-two division of an f32 value in f64), so only the rounding rounds.
-  const r = roundHalfEven(v / quantum) * quantum
-  return r === 0 ? (v < 0 ? -0 : 0) : r
-}
 
 /** Input channels whose calibration absmax exceeds the threshold. */
 export function outlierChannels(absmax: Float32Array, threshold: number): boolean[] {
@@ -75,13 +50,19 @@ function format(p: LlmInt8Params): string {
   return `int8 + fp16 outliers (>${p.threshold})`
 }
 
+export const LLM_INT8_PARAMS: readonly ParamSpec[] = [
+  numberParam('threshold', 6.0, 0, 1e9, 'Input channels whose activation absmax exceeds this stay in 16 bits', 0.5),
+]
+
 export const llmInt8: CompressionMethod<LlmInt8Params> = {
   name: 'llm_int8',
   kind: 'quantize',
+  summary: 'LLM.int8: outlier input channels (calibration absmax) stay fp16, the rest int8 per row',
+  params: LLM_INT8_PARAMS,
   needs: { calibration: true, hessian: false },
   parseParams(raw, where) {
-    const r = new ParamReader(raw, where)
-    const p: LlmInt8Params = { threshold: r.num('threshold', 6.0, 0, 1e9) }
+    const r = new ParamReader(raw, where, LLM_INT8_PARAMS)
+    const p: LlmInt8Params = { threshold: r.num('threshold') }
     r.done()
     return p
   },

@@ -6,6 +6,7 @@
 
 import { WhittleError } from '../../errors'
 import { symmetricEigen } from '../linalg/symmetric-eigen'
+import { intParam, numberParam, type ParamSpec } from '../../../contract/method-params'
 import type { CompressionMethod } from './method'
 import { ParamReader } from './params'
 
@@ -86,17 +87,24 @@ export function reconstruct(f: LowRankFactors, rows: number, cols: number, W: Fl
   }
 }
 
+export const LOW_RANK_PARAMS: readonly ParamSpec[] = [
+  numberParam('energy', 0.9, 0.01, 1, 'Keep the smallest rank holding this fraction of Σσ² (default unless rank is given)', 0.01),
+  intParam('rank', null, 1, 1 << 20, 'A fixed rank instead of an energy threshold'),
+]
+
 export const lowRank: CompressionMethod<LowRankParams> = {
   name: 'low_rank',
   kind: 'transform',
+  summary: 'Truncated SVD per Linear, rank by energy threshold or fixed; no calibration',
+  params: LOW_RANK_PARAMS,
   needs: { calibration: false, hessian: false },
   parseParams(raw, where) {
-    const r = new ParamReader(raw, where)
-    const rank = raw.rank === undefined ? null : r.int('rank', 1, 1, 1 << 20)
-    const energy = raw.energy === undefined ? (rank === null ? r.num('energy', 0.9, 0.01, 1) : null) : r.num('energy', 0.9, 0.01, 1)
+    const r = new ParamReader(raw, where, LOW_RANK_PARAMS)
+    const rank = r.optInt('rank')
+    const energy = r.num('energy')
     r.done()
-    if (rank !== null && energy !== null) r.fail('rank', 'give either rank or energy, not both')
-    return { energy, rank }
+    if (rank !== null && r.given('energy')) r.fail('rank', 'give either rank or energy, not both')
+    return { energy: rank === null ? energy : null, rank }
   },
   predict: (p, rows, cols) => ({
     // The rank an energy threshold picks is known only from the weights: predict the factor size at the given rank, else dense.

@@ -2,8 +2,9 @@
 // matrix), per output row, or globally across all the step's targets; or N:M by |w|. No calibration.
 
 import { WhittleError } from '../../errors'
-import { parsePrune, type PruneParams } from '../prune/params'
+import { parsePrune, PRUNE_PARAM_SPECS, type PruneParams } from '../prune/params'
 import { pruneFormat, pruneMatrix, pruneNm, pruneRows, sparseBitsPerWeight } from '../prune/select'
+import { choiceParam, type ParamSpec } from '../../../contract/method-params'
 import type { CompressionMethod, StepTarget } from './method'
 import { ParamReader } from './params'
 
@@ -41,15 +42,22 @@ export async function globalMagnitudeThreshold(targets: StepTarget[], sparsity: 
   return inBin[k - below]
 }
 
+export const MAGNITUDE_PARAMS: readonly ParamSpec[] = [
+  ...PRUNE_PARAM_SPECS,
+  choiceParam('scope', 'layer', ['layer', 'row', 'global'], 'One threshold per Linear, per output row, or across all targets (not with a pattern)'),
+]
+
 export const magnitude: CompressionMethod<MagnitudeParams> = {
   name: 'magnitude',
   kind: 'prune',
+  summary: 'Zero the smallest |w| (per Linear, per row or global), or N:M; no calibration',
+  params: MAGNITUDE_PARAMS,
   needs: { calibration: false, hessian: false },
   parseParams(raw, where) {
-    const r = new ParamReader(raw, where)
-    const p: MagnitudeParams = { ...parsePrune(r, where), scope: r.oneOf<MagnitudeScope>('scope', 'layer', ['layer', 'row', 'global']) }
+    const r = new ParamReader(raw, where, MAGNITUDE_PARAMS)
+    const p: MagnitudeParams = { ...parsePrune(r, where), scope: r.oneOf<MagnitudeScope>('scope') }
     r.done()
-    if (p.pattern && raw.scope !== undefined) r.fail('scope', 'does not apply to an N:M pattern (each run of M inputs is its own scope)')
+    if (p.pattern && r.given('scope')) r.fail('scope', 'does not apply to an N:M pattern (each run of M inputs is its own scope)')
     return p
   },
   predict: (p) => ({ bitsPerWeight: sparseBitsPerWeight(p.sparsity, p.pattern), format: pruneFormat(p.sparsity, p.pattern) }),

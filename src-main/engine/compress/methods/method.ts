@@ -3,16 +3,13 @@
 // methods must act (they rescale a shared input), and quantizers simply loop over it.
 
 import type { InputGroup, TensorRole } from '../../../contract/api'
+import type { MethodKind, ParamSpec } from '../../../contract/method-params'
 import type { InputStats } from '../../calibration/capture'
 import type { UniformGridRecord } from '../quant/record'
+import type { RuntimeQuant } from '../../model/loaded-model'
 import type { ModelView } from '../../model/model-view'
+import type { LoraAdapterSet } from '../../train/lora'
 import type { WorkerPool } from '../../pool/worker-pool'
-
-/** Activation quantization the forward pass applies to a compressed model (fake-quant, f32 storage). */
-export interface RuntimeQuant {
-  /** Dynamic symmetric int8 per token at the input of every Linear, and at the q/k/v outputs. */
-  activations: 'int8-per-token'
-}
 
 export interface LinearToCompress<P = unknown> {
   name: string
@@ -91,8 +88,21 @@ export interface StructureContext<P = unknown> {
   pool: WorkerPool
   /** Calibration windows, when the step needs them (importance-ranked selections). */
   windows?: Int32Array[]
+  /** Names of the block Linears the step's targets select (all of them by default), for whole-model steps that act on chosen Linears (lora). */
+  targets?: ReadonlySet<string>
   signal?: AbortSignal
   onProgress?: (fraction: number, message: string) => void
+}
+
+/** A training step's record for the report (issue #12: per step, the first and last loss and the tokens seen). */
+export interface TrainingSummary {
+  steps: number
+  firstLoss: number
+  lastLoss: number
+  tokens: number
+  seconds: number
+  /** The loss of every optimizer step (the loss curve). */
+  losses: number[]
 }
 
 export interface StructureResult {
@@ -104,17 +114,43 @@ export interface StructureResult {
   changed: { name: string; before: Float32Array; format: string }[]
   /** What was removed, for the report, e.g. "dropped layers 3, 4". */
   note: string
+  /** Recovery steps: how training went. */
+  training?: TrainingSummary
+  /** LoRA steps: the trained adapters (merged into the view or not), for adapter exports. */
+  adapters?: LoraAdapterSet
 }
+
+/**
+ * A recovery step's view of the whole model as the earlier steps left it: the training engine
+ * (engine/train) fits its weights on text (distillation, fine-tuning). The same as a structural step's.
+ */
+export type RecoverContext<P = unknown> = StructureContext<P>
+
+/** The trained model (the same shape), and the tensors training changed, with their values before. */
+export type RecoverResult = Omit<StructureResult, 'renames'>
 
 export interface CompressionMethod<P = unknown> {
   readonly name: string
-  /** 'structure' methods change the model's shape or remove whole heads: they implement restructure. */
-  readonly kind: 'quantize' | 'prune' | 'transform' | 'structure'
+  /**
+   * Where the step runs in the pipeline: 'structure' methods change the model's shape or remove whole
+   * heads (they implement restructure); 'recover' methods train the whole model (they implement recover);
+   * the others compress one decoder layer at a time (compressGroup or compressLayer).
+   */
+  readonly kind: MethodKind
+  /** One line for the catalogue (`--help-method`, the UI): what it does and what it needs. */
+  readonly summary: string
+  /** The parameters parseParams reads (its ParamReader validates from them): the method's one schema. */
+  readonly params: readonly ParamSpec[]
   /**
    * sequential (default true): layer i's statistics come from inputs through already-compressed layers
    * (GPTQ, SparseGPT). false: all statistics come from the original model first (SmoothQuant's scales).
    */
   readonly needs: { calibration: boolean; hessian: boolean; sequential?: boolean }
+  /**
+   * Optional: whether a step with these raw params needs calibration windows although the method as a
+   * whole does not (gguf with imatrix: calibration). See needsCalibration.
+   */
+  stepNeedsCalibration?(raw: Record<string, unknown>): boolean
   /** Set when the compressed model must also quantize activations at run time (W8A8). */
   readonly runtime?: RuntimeQuant
   /** Parses and checks the step's params; `where` names the step in errors. */
@@ -126,6 +162,13 @@ export interface CompressionMethod<P = unknown> {
   prepareStep?(targets: StepTarget<P>[]): Promise<void>
   /** Structural methods: the whole step at once, on the whole model. */
   restructure?(ctx: StructureContext<P>): Promise<StructureResult>
+  /** Recovery methods: train the whole model at once, on the training engine. */
+  recover?(ctx: RecoverContext<P>): Promise<RecoverResult>
   /** Optional: handle the whole layer (default: compressGroup for each group in turn). */
   compressLayer?(ctx: LayerContext<P>): Promise<LinearOutcome[]>
+}
+
+/** Whether a step of `method` with raw params `raw` needs calibration windows. */
+export function needsCalibration(method: Pick<CompressionMethod, 'needs' | 'stepNeedsCalibration'>, raw: Record<string, unknown>): boolean {
+  return method.needs.calibration || (method.stepNeedsCalibration?.(raw) ?? false)
 }

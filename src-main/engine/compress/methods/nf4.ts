@@ -6,6 +6,7 @@
 // No calibration.
 
 import { WhittleError } from '../../errors'
+import { boolParam, intParam, type ParamSpec } from '../../../contract/method-params'
 import type { CompressionMethod } from './method'
 import { ParamReader } from './params'
 
@@ -81,21 +82,39 @@ function nearestCode(code: Float32Array, x: number): number {
  * + mean, in f32) that the NF4 dequantization will really use.
  */
 export function doubleQuantizeAbsmax(absmax: Float32Array): Float32Array {
+  return decodeAbsmax(encodeAbsmax(absmax))
+}
+
+/** Double-quantized block constants as stored: an 8-bit code per block, an f32 absmax per run of 256, the mean. */
+export interface EncodedAbsmax {
+  codes: Uint8Array
+  runMax: Float32Array
+  mean: number
+}
+
+export function encodeAbsmax(absmax: Float32Array): EncodedAbsmax {
   const code = (dynamicCode ??= dynamicMap8())
   let sum = 0
   for (const a of absmax) sum += a
   const mean = f(sum / absmax.length)
-  const out = new Float32Array(absmax.length)
+  const codes = new Uint8Array(absmax.length)
+  const runMax = new Float32Array(Math.ceil(absmax.length / DOUBLE_QUANT_BLOCK))
   for (let b0 = 0; b0 < absmax.length; b0 += DOUBLE_QUANT_BLOCK) {
     const b1 = Math.min(absmax.length, b0 + DOUBLE_QUANT_BLOCK)
     let m = 0
     for (let i = b0; i < b1; i++) m = Math.max(m, Math.abs(f(absmax[i] - mean)))
-    for (let i = b0; i < b1; i++) {
-      const centred = f(absmax[i] - mean)
-      const q = m > 0 ? code[nearestCode(code, centred / m)] : 0
-      out[i] = f(f(q * m) + mean)
-    }
+    runMax[b0 / DOUBLE_QUANT_BLOCK] = m
+    // A run whose constants all equal the mean codes 0 (the dynamic type's exact zero).
+    for (let i = b0; i < b1; i++) codes[i] = m > 0 ? nearestCode(code, f(absmax[i] - mean) / m) : nearestCode(code, 0)
   }
+  return { codes, runMax, mean }
+}
+
+/** The block constants the NF4 dequantization uses: code · run absmax + mean, in f32. */
+export function decodeAbsmax(e: EncodedAbsmax): Float32Array {
+  const code = (dynamicCode ??= dynamicMap8())
+  const out = new Float32Array(e.codes.length)
+  for (let i = 0; i < out.length; i++) out[i] = f(f(code[e.codes[i]] * e.runMax[Math.floor(i / DOUBLE_QUANT_BLOCK)]) + e.mean)
   return out
 }
 
@@ -134,13 +153,20 @@ function nf4Format(p: Nf4Params): string {
   return `nf4 b${p.blockSize}${p.doubleQuant ? ' dq' : ''}`
 }
 
+export const NF4_PARAMS: readonly ParamSpec[] = [
+  intParam('block_size', 64, 2, 1 << 20, 'Weights per absmax block'),
+  boolParam('double_quant', false, 'Quantize the block absmax values too (8-bit, as QLoRA)'),
+]
+
 export const nf4: CompressionMethod<Nf4Params> = {
   name: 'nf4',
   kind: 'quantize',
+  summary: 'NF4: 4-bit normal-float codes per absmax block, optional double quantization; no calibration',
+  params: NF4_PARAMS,
   needs: { calibration: false, hessian: false },
   parseParams(raw, where) {
-    const r = new ParamReader(raw, where)
-    const p: Nf4Params = { blockSize: r.int('block_size', 64, 2, 1 << 20), doubleQuant: r.bool('double_quant', false) }
+    const r = new ParamReader(raw, where, NF4_PARAMS)
+    const p: Nf4Params = { blockSize: r.int('block_size'), doubleQuant: r.bool('double_quant') }
     r.done()
     return p
   },

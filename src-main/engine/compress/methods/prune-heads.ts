@@ -13,6 +13,7 @@ import { readTensorF32 } from '../../formats/read'
 import { createForward } from '../../forward'
 import { tensorName } from '../../arch'
 import { restructureModel, type KeptHeads } from '../structure/restructure'
+import { choiceParam, indexMapParam, intParam, type ParamSpec } from '../../../contract/method-params'
 import type { CompressionMethod, StructureResult } from './method'
 import { ParamReader } from './params'
 
@@ -112,17 +113,26 @@ function describe(removed: Map<number, number[]>, how: string): string {
   return `${how}: ${[...removed].map(([l, hs]) => `layer ${l} heads ${hs.join(', ')}`).join('; ')}`
 }
 
+export const PRUNE_HEADS_PARAMS: readonly ParamSpec[] = [
+  choiceParam('mode', 'masked', ['masked', 'physical'], 'Zero the heads, or cut them out (a smaller model)'),
+  choiceParam('by', 'ablation', ['ablation', 'proxy'], 'How count ranks heads: loss increase when ablated, or a weight-norm proxy'),
+  indexMapParam('heads', 'Heads to remove, layer → head indices, e.g. {"0": [1, 3]} (or give count)'),
+  intParam('count', null, 1, 1 << 12, 'Heads to remove per layer, least important first (or give heads)'),
+]
+
 export const pruneHeads: CompressionMethod<PruneHeadsParams> = {
   name: 'prune_heads',
   kind: 'structure',
+  summary: 'Remove attention heads, by hand or the least important per layer; masked or physically',
+  params: PRUNE_HEADS_PARAMS,
   // Windows are used only to rank by importance (count); an explicit selection ignores them.
   needs: { calibration: true, hessian: false },
   parseParams(raw, where) {
-    const r = new ParamReader(raw, where)
-    const mode = r.oneOf('mode', 'masked', ['masked', 'physical'] as const)
-    const by = r.oneOf('by', 'ablation', ['ablation', 'proxy'] as const)
+    const r = new ParamReader(raw, where, PRUNE_HEADS_PARAMS)
+    const mode = r.oneOf<PruneHeadsParams['mode']>('mode')
+    const by = r.oneOf<PruneHeadsParams['by']>('by')
     const heads = parseHeads(r.take('heads'), r)
-    const count = raw.count === undefined ? null : r.int('count', 1, 1, 1 << 12)
+    const count = r.optInt('count')
     r.done()
     if ((heads === null) === (count === null)) r.fail(heads ? 'count' : 'heads', 'give exactly one of heads (layer → head list) or count (per layer, least important first)')
     return { mode, heads, count, by }

@@ -3,26 +3,14 @@
 // by default (what a GPTQ checkpoint stores); scale_dtype f32 is the reference's exact behaviour.
 
 import { effectiveGroup, groupCount, uniformBitsPerWeight } from '../quant/grouping'
-import { minmaxGrid, quantizeValue, type ScaleDType } from '../quant/minmax'
+import { minmaxGrid, quantizeValue } from '../quant/minmax'
 import { GridRecorder, sequentialGIdx, type UniformGridRecord } from '../quant/record'
+import { parseUniform, uniformFormat, uniformParamSpecs, type UniformParams } from '../quant/uniform-format'
+import type { ParamSpec } from '../../../contract/method-params'
 import type { CompressionMethod } from './method'
 import { ParamReader } from './params'
 
-export interface UniformParams {
-  bits: number
-  groupSize: number
-  sym: boolean
-  /** Precision of the scales (default f16, as packed checkpoints store them). */
-  scaleDtype?: ScaleDType
-}
-
-export function parseUniform(r: ParamReader): UniformParams {
-  return { bits: r.int('bits', 4, 2, 8), groupSize: r.groupSize(), sym: r.bool('sym', false), scaleDtype: r.oneOf<ScaleDType>('scale_dtype', 'f16', ['f16', 'f32']) }
-}
-
-export function uniformFormat(p: UniformParams): string {
-  return `w${p.bits} ${p.groupSize > 0 ? `g${p.groupSize}` : 'per-channel'} ${p.sym ? 'sym' : 'asym'}${p.scaleDtype === 'f32' ? ' f32-scales' : ''}`
-}
+export const RTN_PARAMS: readonly ParamSpec[] = [...uniformParamSpecs(-1)]
 
 /** Quantizes W [rows, cols] in place; returns the grids it used. */
 export function rtnQuantize(W: Float32Array, rows: number, cols: number, p: UniformParams): UniformGridRecord {
@@ -42,9 +30,11 @@ export function rtnQuantize(W: Float32Array, rows: number, cols: number, p: Unif
 export const rtn: CompressionMethod<UniformParams> = {
   name: 'rtn',
   kind: 'quantize',
+  summary: 'Round-to-nearest min-max grid per row or group; no calibration',
+  params: RTN_PARAMS,
   needs: { calibration: false, hessian: false },
   parseParams(raw, where) {
-    const r = new ParamReader(raw, where)
+    const r = new ParamReader(raw, where, RTN_PARAMS)
     const p = parseUniform(r)
     r.done()
     return p

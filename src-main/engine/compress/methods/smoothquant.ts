@@ -9,7 +9,8 @@
 
 import type { InputGroup } from '../../../contract/api'
 import { INT8_CLAMP as CLAMP } from '../../forward/activation-quant'
-import { roundHalfEven as roundEven } from '../quant/minmax'
+import { roundHalfEven as roundEven } from '../../numerics/rounding'
+import { boolParam, numberParam, type ParamSpec } from '../../../contract/method-params'
 import type { CompressionMethod, LinearOutcome } from './method'
 import { ParamReader } from './params'
 
@@ -42,14 +43,21 @@ export function smoothingScales(actAbsmax: ArrayLike<number>, weightColAbsmax: A
 
 const FOLDABLE: Partial<Record<InputGroup, 'attn_norm' | 'ffn_norm'>> = { qkv: 'attn_norm', gate_up: 'ffn_norm' }
 
+export const SMOOTHQUANT_PARAMS: readonly ParamSpec[] = [
+  numberParam('alpha', 0.5, 0, 1, 'Migration strength: s_j = max|X_j|^α / max|W_j|^(1−α)', 0.05),
+  boolParam('smooth', true, 'Fold the scales (false: plain W8A8, the baseline)'),
+]
+
 export const smoothquant: CompressionMethod<SmoothQuantParams> = {
   name: 'smoothquant',
   kind: 'quantize',
+  summary: 'SmoothQuant W8A8: activation outliers migrated into the weights, int8 weights and activations',
+  params: SMOOTHQUANT_PARAMS,
   needs: { calibration: true, hessian: false, sequential: false },
   runtime: { activations: 'int8-per-token' },
   parseParams(raw, where) {
-    const r = new ParamReader(raw, where)
-    const p = { alpha: r.num('alpha', 0.5, 0, 1), smooth: r.bool('smooth', true) }
+    const r = new ParamReader(raw, where, SMOOTHQUANT_PARAMS)
+    const p = { alpha: r.num('alpha'), smooth: r.bool('smooth') }
     r.done()
     return p
   },

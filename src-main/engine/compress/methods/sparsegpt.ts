@@ -6,12 +6,13 @@
 
 import { WhittleError } from '../../errors'
 import { uniformBitsPerWeight } from '../quant/grouping'
-import { parsePrune, type PruneParams } from '../prune/params'
+import { parsePrune, PRUNE_PARAM_SPECS, type PruneParams } from '../prune/params'
 import { pruneFormat, sparseBitsPerWeight } from '../prune/select'
 import { gptqQuantizePlanned, planHessianAsync, type GptqHessianPlan, type GptqParams } from './gptq'
 import type { CompressionMethod, LinearOutcome } from './method'
 import { ParamReader } from './params'
-import { uniformFormat } from './rtn'
+import { uniformFormat, uniformParamSpecs } from '../quant/uniform-format'
+import { intParam, numberParam, type ParamSpec } from '../../../contract/method-params'
 
 export interface SparseGptParams extends PruneParams {
   damp: number
@@ -31,23 +32,32 @@ function bitsPerWeight(p: SparseGptParams, cols: number): number {
   return sparseBitsPerWeight(p.sparsity, p.pattern, p.quant.bits) + grid
 }
 
+export const SPARSEGPT_PARAMS: readonly ParamSpec[] = [
+  ...PRUNE_PARAM_SPECS,
+  numberParam('damp', 0.01, 0, 10, 'Added to the Hessian diagonal, as a fraction of its mean', 0.001),
+  intParam('block_size', 128, 1, 1 << 16, 'Columns per mask-selection block (a multiple of M for N:M)'),
+  // Joint quantization of the kept weights: absent bits = none, and the others then do not apply.
+  ...uniformParamSpecs(-1, null),
+]
+
 export const sparsegpt: CompressionMethod<SparseGptParams> = {
   name: 'sparsegpt',
   kind: 'prune',
+  summary: 'SparseGPT: OBS mask and weight reconstruction from the calibration Hessian, optionally with joint quantization',
+  params: SPARSEGPT_PARAMS,
   needs: { calibration: true, hessian: true },
   parseParams(raw, where) {
-    const r = new ParamReader(raw, where)
+    const r = new ParamReader(raw, where, SPARSEGPT_PARAMS)
     const prune = parsePrune(r, where)
-    const damp = r.num('damp', 0.01, 0, 10)
-    const blockSize = r.int('block_size', 128, 1, 1 << 16)
-    const bits = raw.bits === undefined ? null : r.int('bits', 4, 2, 8)
+    const damp = r.num('damp')
+    const blockSize = r.int('block_size')
+    const bits = r.optInt('bits')
     const groupSize = r.groupSize()
-    const sym = r.bool('sym', false)
-    const scaleDtype = r.oneOf('scale_dtype', 'f16', ['f16', 'f32'] as const)
+    const sym = r.bool('sym')
+    const scaleDtype = r.oneOf<'f16' | 'f32'>('scale_dtype')
     r.done()
-    if (bits === null && (raw.group_size !== undefined || raw.sym !== undefined || raw.scale_dtype !== undefined)) {
-      r.fail(raw.group_size !== undefined ? 'group_size' : raw.sym !== undefined ? 'sym' : 'scale_dtype', 'applies only with bits (joint quantization)')
-    }
+    const quantOnly = ['group_size', 'sym', 'scale_dtype'].find((k) => r.given(k))
+    if (bits === null && quantOnly) r.fail(quantOnly, 'applies only with bits (joint quantization)')
     if (prune.pattern && blockSize % prune.pattern.m !== 0) r.fail('block_size', `must be a multiple of M = ${prune.pattern.m} for an N:M pattern`)
     return { ...prune, damp, blockSize, quant: bits === null ? null : { bits, groupSize, sym, scaleDtype } }
   },

@@ -5,8 +5,9 @@
 // layers, and all of a layer's Linears from one pass through the unpruned layer (as the reference).
 
 import { WhittleError } from '../../errors'
-import { parsePrune, type PruneParams } from '../prune/params'
+import { parsePrune, PRUNE_PARAM_SPECS, type PruneParams } from '../prune/params'
 import { pruneFormat, pruneNm, pruneRows, sparseBitsPerWeight } from '../prune/select'
+import type { ParamSpec } from '../../../contract/method-params'
 import type { CompressionMethod } from './method'
 import { ParamReader } from './params'
 
@@ -21,12 +22,16 @@ export function wandaScores(W: Float32Array, rows: number, cols: number, sumSq: 
   return score
 }
 
+export const WANDA_PARAMS: readonly ParamSpec[] = [...PRUNE_PARAM_SPECS]
+
 export const wanda: CompressionMethod<PruneParams> = {
   name: 'wanda',
   kind: 'prune',
+  summary: 'Wanda: zero the lowest |w|·‖x‖ per output row (calibration inputs), or N:M; no weight update',
+  params: WANDA_PARAMS,
   needs: { calibration: true, hessian: false },
   parseParams(raw, where) {
-    const r = new ParamReader(raw, where)
+    const r = new ParamReader(raw, where, WANDA_PARAMS)
     const p = parsePrune(r, where)
     r.done()
     return p

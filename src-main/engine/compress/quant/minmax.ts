@@ -8,15 +8,10 @@
 // scaleDtype 'f16' rounds the scale to fp16 before the zero is derived from it, as a checkpoint that
 // stores fp16 scales (GPTQ) will decode it; 'f32' is the reference's behaviour.
 
-import { F16_MIN_POSITIVE, roundToF16 } from './fp16'
+import { F16_MIN_POSITIVE, roundToF16 } from '../../numerics/float-encodings'
+import { roundHalfEven } from '../../numerics/rounding'
 
 const f = Math.fround
-
-/** torch.round: half to even. */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x)
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r
-}
 
 export interface QuantGrid {
   scale: number

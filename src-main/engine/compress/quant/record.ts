@@ -10,7 +10,7 @@
 
 import { WhittleError } from '../../errors'
 import type { QuantGrid } from './minmax'
-import { roundHalfEven } from './minmax'
+import { roundHalfEven } from '../../numerics/rounding'
 
 export interface UniformGridRecord {
   bits: number
@@ -80,4 +80,21 @@ export function codesFromWeights(rec: UniformGridRecord, W: Float32Array, where:
     }
   }
   return { ...rec, codes }
+}
+
+/** W[r, c] = scale · (q − z), rounded to f32 once, as the quantizers compute their fake-quant weights. */
+export function dequantizeRecord(r: UniformQuantRecord): Float32Array {
+  const out = new Float32Array(r.rows * r.cols)
+  for (let row = 0; row < r.rows; row++) {
+    for (let c = 0; c < r.cols; c++) {
+      const at = r.gIdx[c] * r.rows + row
+      out[row * r.cols + c] = Math.fround(r.scales[at] * (r.codes[row * r.cols + c] - r.zeros[at]))
+    }
+  }
+  return out
+}
+
+export function isSequentialGIdx(gIdx: Int32Array, groupSize: number): boolean {
+  const want = sequentialGIdx(gIdx.length, groupSize)
+  return want.every((v, i) => v === gIdx[i])
 }

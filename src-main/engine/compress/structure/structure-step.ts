@@ -1,28 +1,46 @@
 // One structural recipe step (drop_layers, prune_heads) inside runRecipe: the method acts on the whole
 // model; tensors it zeroed in place are reported like any compressed tensor; renamed or removed tensors
-// carry (or lose) their quantization grids.
+// carry (or lose) their quantization grids. Recovery steps (recover-step.ts) act on the whole model too
+// and are reported the same way (runWholeModelStep).
 
 import { readTensorF32 } from '../../formats/read'
 import type { ModelView } from '../../model/model-view'
 import type { WorkerPool } from '../../pool/worker-pool'
 import { relativeError } from '../measures'
-import type { CompressionMethod } from '../methods/method'
-import type { PipelineOptions, TensorOutcome } from '../pipeline'
+import { WhittleError } from '../../errors'
+import type { CompressionMethod, StructureContext, StructureResult, TrainingSummary } from '../methods/method'
+import type { PipelineOptions, TensorOutcome } from '../pipeline-types'
 import { maskThumbnail, zeroFraction } from '../prune/sparsity'
 import type { UniformGridRecord } from '../quant/record'
 import type { RecipeStep } from '../recipe/recipe'
+import type { LoraAdapterSet } from '../../train/lora'
+import { selectTargets } from '../recipe/targets'
 
 export interface StructureStepResult {
   view: ModelView
   tensors: TensorOutcome[]
   /** The grids that survive the step, under the tensors' new names. */
   records(before: Map<string, UniformGridRecord>): Map<string, UniformGridRecord>
+  /** Recovery steps: how training went. */
+  training?: TrainingSummary
+  /** LoRA steps: the trained adapters. */
+  adapters?: LoraAdapterSet
 }
 
+/** A step that acts on the whole model at once (a structural or a recovery method's hook). */
+export type WholeModelRun = (ctx: StructureContext) => Promise<StructureResult>
+
 export async function runStructureStep(pool: WorkerPool, view: ModelView, method: CompressionMethod, step: RecipeStep, index: number, steps: number, options: PipelineOptions): Promise<StructureStepResult> {
+  const restructure = method.restructure
+  if (!restructure) throw new WhittleError('validation', null, `recipe step ${index + 1} (${step.method}): a structural method without restructure`)
+  return runWholeModelStep(pool, view, method, (ctx) => restructure.call(method, ctx), step, index, steps, options)
+}
+
+/** Runs `run` on the whole view and reports its changed tensors like any compressed tensor. */
+export async function runWholeModelStep(pool: WorkerPool, view: ModelView, method: CompressionMethod, run: WholeModelRun, step: RecipeStep, index: number, steps: number, options: PipelineOptions): Promise<StructureStepResult> {
   const params = method.parseParams(step.params, `recipe step ${index + 1} (${step.method})`)
-  const r = await method.restructure!({
-    view, params, pool, windows: options.windows, signal: options.signal,
+  const r = await run({
+    view, params, pool, windows: options.windows, targets: new Set(selectTargets(view.tensors, step.targets).map((t) => t.name)), signal: options.signal,
     onProgress: (f, m) => options.onProgress?.((index + f) / steps, `step ${index + 1}/${steps} ${step.method}: ${m}`),
   })
   const tensors: TensorOutcome[] = []
@@ -44,6 +62,8 @@ export async function runStructureStep(pool: WorkerPool, view: ModelView, method
   return {
     view: r.view,
     tensors,
+    ...(r.training ? { training: r.training } : {}),
+    ...(r.adapters ? { adapters: r.adapters } : {}),
     records(before) {
       const after = new Map<string, UniformGridRecord>()
       for (const [name, rec] of before) {

@@ -1,23 +1,4 @@
-// Small encoders the GGUF export needs beside the quantization kernels.
-
-/**
- * f32 -> bf16 with round-to-nearest-even, NaNs kept quiet (ggml's and PyTorch's rule). Returns the bytes
- * and the f32 values they decode to.
- */
-export function encodeBf16(w: Float32Array): { bytes: Uint8Array; decoded: Float32Array } {
-  const bits = new Uint32Array(w.buffer, w.byteOffset, w.length)
-  const halves = new Uint16Array(w.length)
-  const decoded = new Float32Array(w.length)
-  const decodedBits = new Uint32Array(decoded.buffer)
-  for (let i = 0; i < w.length; i++) {
-    const u = bits[i]
-    const isNan = (u & 0x7fffffff) > 0x7f800000
-    const h = isNan ? ((u >>> 16) | 64) & 0xffff : ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff
-    halves[i] = h
-    decodedBits[i] = h << 16
-  }
-  return { bytes: new Uint8Array(halves.buffer), decoded }
-}
+// The checksum the GGUF export verifies with (its bf16 encoder is numerics/float-encodings.ts, encodeBf16Ggml).
 
 /** FNV-1a over the f32 bit patterns: verification compares decoded values without keeping them. */
 export function f32Checksum(values: Float32Array): number {

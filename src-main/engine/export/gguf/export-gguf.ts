@@ -7,27 +7,37 @@ import { createHash } from 'node:crypto'
 import { stat } from 'node:fs/promises'
 import path from 'node:path'
 import { WhittleError } from '../../errors'
+import { throwIfCancelled } from '../../jobs/cancel'
 import { alreadyExistsError } from '../../io/destination-lock'
 import type { TensorEntry } from '../../formats/types'
 import type { TensorRole } from '../../../contract/api'
 import { readTensorBytes } from '../../formats/read'
-import { writeGguf, type GgufTensorInput } from '../../formats/gguf-writer'
+import { writeGguf, type GgufKv, type GgufTensorInput } from '../../formats/gguf-writer'
 import type { LoadedModel } from '../../model/loaded-model'
 import { decodeTensorF32 } from '../../pool/decode-tensor'
 import type { WorkerPool } from '../../pool/worker-pool'
-import { compatibleGgufType, ggufRowBytes, quantizeTensorGguf } from '../../compress/gguf-types/quantize-tensor'
+import { compatibleGgufType, ggufRowBytes, quantizeTensorGguf, usesImportance } from '../../compress/gguf-types/quantize-tensor'
 import { hfToGgufRows } from '../../arch/rope-permute'
 import { ggufLlamaName, permuteRowBytes, rowSources } from './names'
-import { LLAMA_FILE_TYPE, policyType, type GgufExportType, type GgufTensorType } from './type-policy'
+import { LLAMA_FILE_TYPE, planGgufTypes, type GgufExportType, type GgufTensorType, type PolicyTensor } from './type-policy'
+import type { GgufTensorPlan, GgufTypeFlags, GgufTypeRule } from '../../../contract/gguf-export-types'
 import { checkLlamaSource, llamaMetadata } from './llama-source'
 import { tokenizerKvsFromGguf, tokenizerKvsFromHf } from './tokenizer-kv'
-import { encodeBf16, f32Checksum } from './encode'
+import { encodeBf16Ggml } from '../../numerics/float-encodings'
+import { f32Checksum } from './encode'
 import { verifyGgufExport, type IntendedTensor } from './verify-gguf'
+import { importanceFor, type ImatrixSource } from '../../formats/imatrix-data'
 
-export interface GgufExportOptions {
+/** The export type and llama-quantize's type-level flags (--pure, --output-tensor-type, …). */
+export interface GgufExportOptions extends GgufTypeFlags {
   type: GgufExportType
   /** general.name; defaults to the source's name. */
   name?: string
+  /**
+   * Importance matrix (llama-quantize --imatrix): each tensor it has an entry for, by GGUF name, is
+   * quantized with those importances; the others (token_embd, output) without, as llama-quantize does.
+   */
+  imatrix?: ImatrixSource | null
   onProgress?: (fraction: number, message: string) => void
   signal?: AbortSignal
 }
@@ -37,6 +47,13 @@ export interface GgufExportTensor {
   type: GgufTensorType
   /** Why `type` differs from what the export type asked for (a row not a whole number of blocks). */
   fallback?: string
+  /** The policy's rule that chose the type (type-policy), and the --tensor-type pattern when one did. */
+  rule: GgufTypeRule
+  pattern?: string
+  /** The source tensor's block type when it was already quantized and is quantized again (--allow-requantize). */
+  requantizedFrom?: string
+  /** Quantized with the importance matrix's entry for this tensor (types that ignore importances, as Q8_0 and F16 do, never are). */
+  imatrix?: boolean
   /**
    * The stored values decode to exactly the source's (or the compressed model's) weights: true for
    * F32, lossless copies, and weights that were already fake-quantized to this type.
@@ -50,6 +67,8 @@ export interface GgufExportReport {
   /** Tensors with no slot in a GGUF Llama (e.g. rotary inv_freq buffers), left out. */
   skipped: string[]
   bytes: number
+  /** What the user should know, e.g. tensors re-quantized from a block type (a second rounding loss). */
+  warnings: string[]
 }
 
 /** Order llama.cpp's converter writes a block's tensors in; everything else follows its source order. */
@@ -112,7 +131,7 @@ function sameF32(a: Float32Array, b: Float32Array): boolean {
 }
 
 /** One tensor's stored bytes, plus what verification should find when it decodes them. */
-async function encodeTensor(pool: WorkerPool, p: PlannedTensor, wanted: GgufTensorType): Promise<{ data: Uint8Array; tensor: GgufExportTensor; checksum: number | null }> {
+async function encodeTensor(pool: WorkerPool, p: PlannedTensor, wanted: GgufTensorType, imatrix: ImatrixSource | null): Promise<{ data: Uint8Array; tensor: Omit<GgufExportTensor, 'rule'>; checksum: number | null }> {
   const choice = wanted === 'BF16' ? { type: 'BF16' as const } : compatibleGgufType(wanted, p.cols)
   const fallback = 'fallback' in choice && choice.fallback ? { fallback: choice.fallback } : {}
   if (p.entry.dtype === choice.type) {
@@ -124,16 +143,68 @@ async function encodeTensor(pool: WorkerPool, p: PlannedTensor, wanted: GgufTens
   let w = await decodeTensorF32(pool, p.entry)
   if (p.permuteHeads > 0) w = hfToGgufRows(w, p.rows, p.cols, p.permuteHeads)
   if (choice.type === 'BF16') {
-    const { bytes, decoded } = encodeBf16(w)
+    const { bytes, decoded } = encodeBf16Ggml(w)
     return { data: bytes, tensor: { name: p.ggufName, type: 'BF16', exact: sameF32(decoded, w) }, checksum: f32Checksum(decoded) }
   }
   // Quantize to the requested type: quantizeTensorGguf applies (and explains) the same fallback.
-  const q = quantizeTensorGguf(pool, w, p.rows, p.cols, wanted as Exclude<GgufTensorType, 'BF16'>)
+  // Importances are per input column, so the q/k row permutation above leaves them as they are.
+  const importance = imatrix && usesImportance(choice.type) ? importanceFor(imatrix, p.ggufName, p.cols) : null
+  const q = quantizeTensorGguf(pool, w, p.rows, p.cols, wanted as Exclude<GgufTensorType, 'BF16'>, { importance })
   return {
     data: q.bytes,
-    tensor: { name: p.ggufName, type: q.type, ...(q.fallback ? { fallback: q.fallback } : {}), exact: sameF32(q.dequantized, w) },
+    tensor: { name: p.ggufName, type: q.type, ...(q.fallback ? { fallback: q.fallback } : {}), ...(importance ? { imatrix: true } : {}), exact: sameF32(q.dequantized, w) },
     checksum: f32Checksum(q.dequantized),
   }
+}
+
+/** What llama-quantize records about the importance matrix it used (quantize.imatrix.*). */
+function imatrixKvs(source: ImatrixSource | null, quantized: boolean): GgufKv[] {
+  if (!source || !quantized) return []
+  const { imatrix } = source
+  return [
+    ...(source.file !== null ? [{ key: 'quantize.imatrix.file', type: 'string', value: source.file } as const] : []),
+    ...(imatrix.datasets.length > 0 ? [{ key: 'quantize.imatrix.dataset', type: 'string', value: imatrix.datasets[0] } as const] : []),
+    { key: 'quantize.imatrix.entries_count', type: 'u32', value: imatrix.entries.size },
+    { key: 'quantize.imatrix.chunks_count', type: 'u32', value: imatrix.chunkCount },
+  ]
+}
+
+function policyTensors(planned: PlannedTensor[]): PolicyTensor[] {
+  return planned.map((p) => ({ name: p.ggufName, rank: p.entry.shape.length, rows: p.rows, cols: p.cols, sourceType: p.entry.dtype }))
+}
+
+function typePlan(model: LoadedModel, planned: PlannedTensor[], options: GgufExportOptions): GgufTensorPlan[] {
+  const { layers, heads, kvHeads } = model.arch
+  return planGgufTypes(policyTensors(planned), { layers, heads, kvHeads, experts: 1 }, options)
+}
+
+/** Source dtypes that are not a quantization; a GGUF tensor in any other type is already quantized. */
+const UNQUANTIZED_SOURCE = new Set(['F32', 'F16', 'BF16', 'F64'])
+
+/**
+ * Tensors that would be re-quantized: read from a GGUF in a block type and stored in another type. As
+ * llama-quantize does, that is refused unless allowed; allowed, they are named in a warning.
+ */
+function requantized(model: LoadedModel, planned: PlannedTensor[], plans: GgufTensorPlan[], file: string, allow: boolean): { from: Map<string, string>; warnings: string[] } {
+  const from = new Map<string, string>()
+  if (model.files.format !== 'gguf') return { from, warnings: [] }
+  planned.forEach((p, i) => {
+    if (!UNQUANTIZED_SOURCE.has(p.entry.dtype) && p.entry.dtype !== plans[i].type) from.set(p.ggufName, p.entry.dtype)
+  })
+  if (from.size === 0) return { from, warnings: [] }
+  const list = [...from].slice(0, 4).map(([n, t]) => `${n} (${t})`).join(', ') + (from.size > 4 ? `, and ${from.size - 4} more` : '')
+  if (!allow) {
+    throw new WhittleError('requantize', model.files.path, `${from.size} tensors are already quantized (${list}); re-quantizing them adds a second rounding loss to the first. Pass --allow-requantize (in the Export dialog: "allow re-quantizing") to do it anyway`)
+  }
+  return { from, warnings: [`${file}: re-quantized ${from.size} tensors that were already quantized (${list}): their error is the source's rounding plus this one's`] }
+}
+
+/** A GGUF export's plan without writing anything (--dry-run): each tensor's type, rule and size. */
+export function planGgufExport(model: LoadedModel, options: GgufExportOptions): { tensors: GgufTensorPlan[]; skipped: string[]; bytes: number } {
+  const { permuteQk } = checkLlamaSource(model)
+  const { planned, skipped } = planTensors(model, permuteQk)
+  const tensors = typePlan(model, planned, options)
+  return { tensors, skipped, bytes: tensors.reduce((n, t) => n + t.bytes, 0) }
 }
 
 export async function exportGguf(pool: WorkerPool, model: LoadedModel, outFile: string, options: GgufExportOptions): Promise<GgufExportReport> {
@@ -143,6 +214,8 @@ export async function exportGguf(pool: WorkerPool, model: LoadedModel, outFile: 
   if (fileType === undefined) throw new WhittleError('validation', null, `unknown GGUF export type ${String(options.type)}`)
   await refuseExisting(file, [model.files.path, ...model.files.files])
   const { planned, skipped } = planTensors(model, permuteQk)
+  const plans = typePlan(model, planned, options)
+  const requant = requantized(model, planned, plans, file, options.allowRequantize ?? false)
   const progress = options.onProgress ?? (() => {})
 
   // Types (and so sizes and offsets) are known before any tensor is encoded; each tensor is then encoded
@@ -151,7 +224,9 @@ export async function exportGguf(pool: WorkerPool, model: LoadedModel, outFile: 
   const intended: IntendedTensor[] = []
   const report: GgufExportTensor[] = []
   for (const [i, p] of planned.entries()) {
-    const wanted = policyType(options.type, { role: p.role, layer: p.layer, rank: p.entry.shape.length }, model.arch.layers)
+    // The plan's type already fits the row (the policy applied llama.cpp's fallbacks).
+    const plan = plans[i]
+    const wanted = plan.type
     const type = wanted === 'BF16' ? 'BF16' : compatibleGgufType(wanted, p.cols).type
     const dims = [...p.entry.shape].reverse()
     const byteLength = type === 'BF16' ? p.rows * p.cols * 2 : p.rows * ggufRowBytes(type, p.cols)
@@ -160,9 +235,17 @@ export async function exportGguf(pool: WorkerPool, model: LoadedModel, outFile: 
       data: {
         byteLength,
         async produce() {
-          if (options.signal?.aborted) throw new WhittleError('cancelled', file, 'export cancelled')
+          throwIfCancelled(options.signal, file)
           progress(i / (planned.length + 1), `encoding ${p.ggufName}`)
-          const { data, tensor, checksum } = await encodeTensor(pool, p, wanted)
+          const encoded = await encodeTensor(pool, p, wanted, options.imatrix ?? null)
+          const { data, checksum } = encoded
+          const from = requant.from.get(p.ggufName)
+          const tensor: GgufExportTensor = {
+            ...encoded.tensor, rule: plan.rule,
+            ...(plan.pattern !== undefined ? { pattern: plan.pattern } : {}),
+            ...(plan.fallback ? { fallback: plan.fallback.reason } : {}),
+            ...(from ? { requantizedFrom: from } : {}),
+          }
           if (tensor.type !== type) throw new WhittleError('format', file, `${p.ggufName}: encoded as ${tensor.type}, planned as ${type}`)
           intended.push({ name: p.ggufName, type: tensor.type, dims, sha256: sha256(data), checksum })
           report.push(tensor)
@@ -175,9 +258,9 @@ export async function exportGguf(pool: WorkerPool, model: LoadedModel, outFile: 
   const tokenizer = model.files.format === 'gguf'
     ? await tokenizerKvsFromGguf(model.files.files[0])
     : await tokenizerKvsFromHf(model.files, model.arch.vocabSize)
-  const kv = [...llamaMetadata(model, fileType, quantized, options.name), ...tokenizer]
+  const kv = [...llamaMetadata(model, fileType, quantized, options.name), ...imatrixKvs(options.imatrix ?? null, quantized), ...tokenizer]
 
-  if (options.signal?.aborted) throw new WhittleError('cancelled', file, 'export cancelled')
+  throwIfCancelled(options.signal, file)
   progress(planned.length / (planned.length + 1), 'writing')
   // Exclusive: a second export to this path fails at once rather than replacing this one's file. The
   // temporary file is re-read and checked before it gets the real name, so a kill at any moment leaves
@@ -190,5 +273,5 @@ export async function exportGguf(pool: WorkerPool, model: LoadedModel, outFile: 
     },
   })
   progress(1, 'written and verified')
-  return { file, tensors: report, skipped, bytes }
+  return { file, tensors: report, skipped, bytes, warnings: requant.warnings }
 }

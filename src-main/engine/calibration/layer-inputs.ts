@@ -1,0 +1,95 @@
+// The calibration hook of the sequential compression pipeline: one decoder block runs forward over the
+// calibration windows, and the inputs of the Linears a step targets are recorded as they go by, per input
+// group (Linears that read the same tensor share one record). What is kept:
+// - the statistics of capture.ts (absmax, Σ|x|, Σx²), and the Hessian Σ xᵀx when the method asks for it;
+// - a strided sample of input rows, for measuring the output error of the compressed weights.
+// Hessians accumulate in kernel memory on the pool's workers (kernel-hessian.ts), one accumulator per
+// group; a group whose K×K matrix does not fit there falls back to accumulateInput's JS loop. Both give
+// the same bits.
+
+import type { InputGroup } from '../../contract/api'
+import { WhittleError } from '../errors'
+import { INPUT_GROUP, RECORDING_ROLES, type CausalLM } from '../forward/causal-lm'
+import type { WorkerPool } from '../pool/worker-pool'
+import { accumulateInput, emptyInputStats, finishHessian, type InputStats } from './capture'
+import { KernelHessian } from './kernel-hessian'
+
+/** A group's input statistics with a sample of its rows. */
+export interface SampledInputStats extends InputStats {
+  /** Up to `sampleRows` rows of the input [rows, channels], taken at an even stride over the tokens. */
+  sample: Float32Array
+  sampleRows: number
+}
+
+export interface LayerInputOptions {
+  /** The input groups to record: those the step targets in this layer. */
+  groups: ReadonlySet<InputGroup>
+  /** Accumulate the Hessian Σ xᵀx of each group's input. */
+  hessian: boolean
+  /** Input rows kept per group as a sample, at most. */
+  sampleRows: number
+  /** Calibration windows behind `input` (recorded in the statistics). */
+  windows: number
+}
+
+/** A K×K accumulator in kernel memory, or null when kernel memory cannot hold one. */
+function kernelHessianOrNull(pool: WorkerPool, K: number): KernelHessian | null {
+  try {
+    return new KernelHessian(pool, K)
+  } catch (e) {
+    if (e instanceof WhittleError && e.code === 'out-of-memory') return null
+    throw e
+  }
+}
+
+function emptySampledStats(K: number, hessian: boolean, tokens: number, sampleRows: number): SampledInputStats {
+  return { ...emptyInputStats(K, hessian), sample: new Float32Array(Math.min(sampleRows, tokens) * K), sampleRows: 0 }
+}
+
+/**
+ * Runs block `layer` of `forward` over `input` (hidden states [tokens, H] of windows of `seqlen` tokens;
+ * updated in place, as block() does) and returns the statistics of the inputs of `options.groups`.
+ */
+export async function captureLayerInputs(
+  pool: WorkerPool, forward: CausalLM, layer: number, input: Float32Array, seqlen: number, options: LayerInputOptions,
+): Promise<Map<InputGroup, SampledInputStats>> {
+  const stats = new Map<InputGroup, SampledInputStats>()
+  const tokens = input.length / forward.arch.hiddenSize
+  const stride = Math.max(1, Math.floor(tokens / options.sampleRows))
+  const accumulators = new Map<InputGroup, KernelHessian>()
+  const adds: Promise<void>[] = []
+  try {
+    await forward.block(layer, input, seqlen, {
+      linearInput(_l, role, x, M, K) {
+        const group = INPUT_GROUP[role]
+        // Linears sharing an input see the same tensor: record it once, from the group's first reader.
+        if (!RECORDING_ROLES.has(role) || !options.groups.has(group)) return
+        let s = stats.get(group)
+        if (!s) {
+          const accumulator = options.hessian ? kernelHessianOrNull(pool, K) : null
+          if (accumulator) accumulators.set(group, accumulator)
+          stats.set(group, (s = emptySampledStats(K, options.hessian && !accumulator, tokens, options.sampleRows)))
+        }
+        accumulateInput(s, x, M, K)
+        // x is only valid during this call, and add() reads it later: give it a copy.
+        const accumulator = accumulators.get(group)
+        if (accumulator) adds.push(accumulator.add(x.slice(0, M * K), M))
+        for (let t = 0; t < M && s.sampleRows < s.sample.length / K; t += stride) {
+          s.sample.set(x.subarray(t * K, (t + 1) * K), s.sampleRows * K)
+          s.sampleRows++
+        }
+      },
+    })
+    await Promise.all(adds)
+    for (const [group, accumulator] of accumulators) stats.get(group)!.hessian = accumulator.toArray()
+  } finally {
+    // Settle every add (so none rejects unobserved) before the memory goes back.
+    await Promise.allSettled(adds)
+    for (const accumulator of accumulators.values()) accumulator.free()
+  }
+  for (const [group, s] of stats) {
+    s.windows = options.windows
+    if (!accumulators.has(group)) finishHessian(s)
+  }
+  return stats
+}

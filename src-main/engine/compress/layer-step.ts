@@ -1,0 +1,174 @@
+// One layer-wise recipe step (quantizers, pruners, transforms) inside runRecipe, sequentially as in the
+// GPTQ reference: layer i is compressed with inputs computed through layers < i that are already
+// compressed. Two forward passes share one view of the model: `original` runs block i before it is
+// compressed (to capture its inputs' statistics, calibration/layer-inputs.ts), `compressed` runs it
+// after (to produce the inputs of block i + 1). Each loads a layer once, so with resident weights
+// neither ever sees a stale copy. One layer's weights are in flight at a time.
+
+import type { InputGroup, TensorInfo } from '../../contract/api'
+import { tensorName } from '../arch'
+import { INPUT_GROUP } from '../calibration/capture'
+import { captureLayerInputs, type SampledInputStats } from '../calibration/layer-inputs'
+import { WhittleError } from '../errors'
+import { readTensorF32 } from '../formats/read'
+import { createForward } from '../forward'
+import type { CausalLM, LinearRole } from '../forward/causal-lm'
+import { throwIfCancelled } from '../jobs/cancel'
+import { REPLACEMENT_MEMORY_BUDGET, type ModelView } from '../model/model-view'
+import type { WorkerPool } from '../pool/worker-pool'
+import type { CompressionMethod, GroupContext, LinearOutcome, LinearToCompress } from './methods/method'
+import { needsCalibration } from './methods/method'
+import type { PipelineOptions, TensorOutcome } from './pipeline-types'
+import type { UniformGridRecord } from './quant/record'
+import type { Recipe, RecipeStep } from './recipe/recipe'
+import { overrideFor, selectTargets } from './recipe/targets'
+import { layerOutcomes, OUTPUT_SAMPLE_ROWS } from './tensor-outcomes'
+
+interface Planned {
+  info: TensorInfo
+  params: unknown
+}
+
+/** The step's targets by layer and input group, each with its params (recipe overrides applied). */
+type StepPlan = Map<number, Map<InputGroup, Planned[]>>
+
+function planStep(view: ModelView, step: RecipeStep, method: CompressionMethod, recipe: Recipe, index: number): StepPlan {
+  const byLayer: StepPlan = new Map()
+  for (const info of selectTargets(view.tensors, step.targets)) {
+    const group = INPUT_GROUP[info.role as LinearRole]
+    if (!group) continue
+    const params = method.parseParams({ ...step.params, ...overrideFor(info.name, recipe.overrides) }, `recipe step ${index + 1} (${step.method}) for ${info.name}`)
+    const layer = info.layer!
+    if (!byLayer.has(layer)) byLayer.set(layer, new Map())
+    const groups = byLayer.get(layer)!
+    if (!groups.has(group)) groups.set(group, [])
+    groups.get(group)!.push({ info, params })
+  }
+  return byLayer
+}
+
+/** The step being run, and what it writes into. */
+export interface LayerStep {
+  pool: WorkerPool
+  view: ModelView
+  recipe: Recipe
+  index: number
+  method: CompressionMethod
+  options: PipelineOptions
+  /** The quantization grids kept for packed exports: updated in place as tensors change. */
+  records: Map<string, UniformGridRecord>
+}
+
+/** Runs the method over one layer's planned Linears and writes the results into the view. */
+async function compressLayer(s: LayerStep, plan: StepPlan, layer: number, stats: Map<InputGroup, SampledInputStats> | null): Promise<TensorOutcome[]> {
+  const { pool, view, method, records } = s
+  const groups: GroupContext[] = []
+  const inputs = new Map<GroupContext, SampledInputStats | null>()
+  const originals = new Map<string, Float32Array>()
+  for (const [group, planned] of plan.get(layer) ?? []) {
+    const linears: LinearToCompress[] = []
+    for (const { info, params } of planned) {
+      const weight = await readTensorF32(view.entry(info.name))
+      originals.set(info.name, weight.slice())
+      linears.push({ name: info.name, role: info.role, layer, rows: info.shape[0], cols: info.shape[1], weight, params })
+    }
+    const input = stats?.get(group) ?? null
+    const g: GroupContext = { layer, group, linears, input, pool }
+    groups.push(g)
+    inputs.set(g, input)
+  }
+  let outcomes: LinearOutcome[]
+  if (method.compressLayer) {
+    outcomes = await method.compressLayer({
+      layer, groups, pool,
+      read: async (role) => {
+        const name = tensorName(view.arch, layer, role)
+        return name ? readTensorF32(view.entry(name)) : null
+      },
+      write: (role, values) => {
+        const name = tensorName(view.arch, layer, role)
+        if (!name) throw new WhittleError('not-found', view.files.path, `layer ${layer} has no ${role} tensor to rewrite`)
+        view.replace(name, values)
+        records.delete(name)
+      },
+    })
+  } else {
+    outcomes = []
+    for (const g of groups) outcomes.push(...(await method.compressGroup(g)))
+  }
+  for (const g of groups) for (const l of g.linears) view.replace(l.name, l.weight)
+  const step = s.recipe.steps[s.index]
+  return layerOutcomes({ step: s.index, method: step.method, kind: method.kind, layer, groups, outcomes, originals, inputs }, records)
+}
+
+/** Compresses every targeted layer of the view in turn; returns the outcome of each changed Linear. */
+export async function runLayerStep(s: LayerStep): Promise<TensorOutcome[]> {
+  const { pool, view, recipe, index, method, options } = s
+  const step = recipe.steps[index]
+  const L = view.arch.layers
+  const plan = planStep(view, step, method, recipe, index)
+  if (plan.size === 0) throw new WhittleError('validation', null, `recipe step ${index + 1} (${step.method}) matches no Linear weight`)
+  if (method.prepareStep) {
+    const targets = [...plan.values()].flatMap((groups) => [...groups.values()].flat()).map(({ info, params }) => ({
+      name: info.name, rows: info.shape[0], cols: info.shape[1], params, read: () => readTensorF32(view.entry(info.name)),
+    }))
+    await method.prepareStep(targets)
+  }
+  if (needsCalibration(method, step.params) && !options.windows?.length) throw new WhittleError('validation', null, `recipe step ${index + 1} (${step.method}) needs calibration windows`)
+  const progress = (layer: number, what: string): void =>
+    options.onProgress?.((index + (layer + 1) / L) / recipe.steps.length, `step ${index + 1}/${recipe.steps.length} ${step.method}: layer ${layer + 1}/${L} ${what}`)
+  const tensors: TensorOutcome[] = []
+
+  if (!needsCalibration(method, step.params)) {
+    for (let layer = 0; layer < L; layer++) {
+      throwIfCancelled(options.signal)
+      tensors.push(...(await compressLayer(s, plan, layer, null)))
+      await view.spillIfOver(REPLACEMENT_MEMORY_BUDGET)
+      progress(layer, 'done')
+    }
+    return tensors
+  }
+
+  const windows = options.windows!
+  const T = windows[0].length
+  const original = await createForward(pool, view)
+  const compressed = await createForward(pool, view)
+  try {
+    const hidden = await original.embed(windows)
+    const sequential = method.needs.sequential !== false
+    // A layer the step does not target records nothing (non-sequential methods still run it to reach the next).
+    const capture = (forward: CausalLM, layer: number, input: Float32Array): Promise<Map<InputGroup, SampledInputStats>> =>
+      captureLayerInputs(pool, forward, layer, input, T, {
+        groups: new Set(plan.get(layer)?.keys() ?? []), hessian: method.needs.hessian, sampleRows: OUTPUT_SAMPLE_ROWS, windows: windows.length,
+      })
+    // Non-sequential methods take every layer's statistics from the original model first.
+    let upfront: Map<number, Map<InputGroup, SampledInputStats>> | null = null
+    if (!sequential) {
+      upfront = new Map()
+      const h = hidden.slice()
+      for (let layer = 0; layer < L; layer++) {
+        throwIfCancelled(options.signal)
+        upfront.set(layer, await capture(original, layer, h))
+        progress(layer, 'calibration')
+      }
+    }
+    // Layers after the last target need no inputs: the compressed pass stops there.
+    const lastTarget = Math.max(...plan.keys())
+    for (let layer = 0; layer <= lastTarget; layer++) {
+      throwIfCancelled(options.signal)
+      if (plan.has(layer)) {
+        const stats = sequential ? await capture(original, layer, hidden.slice()) : upfront!.get(layer)!
+        progress(layer, 'compressing')
+        tensors.push(...(await compressLayer(s, plan, layer, stats)))
+      }
+      if (layer < lastTarget) await compressed.block(layer, hidden, T)
+      await view.spillIfOver(REPLACEMENT_MEMORY_BUDGET)
+      progress(layer, 'done')
+    }
+    if (lastTarget < L - 1) progress(L - 1, 'done')
+  } finally {
+    original.close()
+    compressed.close()
+  }
+  return tensors
+}
