@@ -4,8 +4,13 @@ import { scaled } from './src-main/engine/testing/time-factor.ts'
 // E2E drives the real renderer against the real engine in web mode, in Debian's Chromium.
 // The browser is never downloaded by Playwright (no `npx playwright install`).
 export const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-  '--no-first-run', '--disable-quic', '--disable-sync',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+  '--disable-quic',
+  '--disable-sync',
 ]
 
 export default defineConfig({

@@ -58,7 +58,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   }
   try {
     const states = await applyWhittleFuses(target)
-    for (const [name, state] of Object.entries(states)) console.log(`${name}: ${state === '1' ? 'on' : state === '0' ? 'off' : `state ${state}`}`)
+    for (const [name, state] of Object.entries(states))
+      console.log(`${name}: ${state === '1' ? 'on' : state === '0' ? 'off' : `state ${state}`}`)
   } catch (e) {
     console.error(`apply-fuses: ${target}: ${e instanceof Error ? e.message : String(e)}`)
     process.exit(1)

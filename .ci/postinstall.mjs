@@ -22,4 +22,7 @@ const fetched = spawnSync(process.execPath, [path.join(electronDir, 'install.js'
   timeout: 300_000,
 })
 if (fetched.status === 0) console.log('whittle: Electron binary installed.')
-else console.log('whittle: Electron binary not downloaded (offline?); `npm start` needs it (fetch it later with `node node_modules/electron/install.js`), web mode (`npm run serve`) and the CLI do not.')
+else
+  console.log(
+    'whittle: Electron binary not downloaded (offline?); `npm start` needs it (fetch it later with `node node_modules/electron/install.js`), web mode (`npm run serve`) and the CLI do not.',
+  )

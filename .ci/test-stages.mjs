@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process'
 const STAGES = [
   ['build', 'npm run build'],
   ['typecheck', 'npm run typecheck'],
+  ['format', 'npm run format:check'],
   ['unit', 'npm run test:unit'],
   ['e2e', 'npm run test:e2e'],
 ]

@@ -24,11 +24,18 @@ export async function benchLoraTraining(base: 'dense' | 'nf4'): Promise<void> {
   const pool = await WorkerPool.create({ threads: 2 })
   const rng = new PythonRandom(0)
   const vocab = PRESETS[preset].vocabSize
-  const windows = Array.from({ length: steps }, () => Int32Array.from({ length: SEQLEN }, () => rng.randint(1, vocab - 1)))
+  const windows = Array.from({ length: steps }, () =>
+    Int32Array.from({ length: SEQLEN }, () => rng.randint(1, vocab - 1)),
+  )
   try {
     const r = await runLora({
-      view: withReplacements(model), pool, windows,
-      params: parseLoraParams({ r: 16, alpha: 32, steps, batch_size: 1, seqlen: SEQLEN, order: 'sequential', base }, 'bench lora'),
+      view: withReplacements(model),
+      pool,
+      windows,
+      params: parseLoraParams(
+        { r: 16, alpha: 32, steps, batch_size: 1, seqlen: SEQLEN, order: 'sequential', base },
+        'bench lora',
+      ),
     })
     // The first step includes warming up (worker start, first unpacking); the rate is over the rest.
     const rest = r.training.steps.slice(1)

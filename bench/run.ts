@@ -9,14 +9,27 @@ import type { BenchRow } from './rows'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const only = process.argv.slice(2)
-const CASES = ['stats-throughput', 'model-scan', 'forward', 'quality', 'quantize', 'gptq-layer', 'prune', 'export', 'train-lora', 'train-qlora']
+const CASES = [
+  'stats-throughput',
+  'model-scan',
+  'forward',
+  'quality',
+  'quantize',
+  'gptq-layer',
+  'prune',
+  'export',
+  'train-lora',
+  'train-qlora',
+]
 
 const rows: BenchRow[] = []
 for (const name of CASES) {
   if (only.length > 0 && !only.includes(name)) continue
   process.stderr.write(`bench: ${name}…\n`)
   const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(here, 'cases', `${name}.ts`)], {
-    encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 1 << 24,
   })
   if (r.status !== 0) {
     process.stderr.write(`bench: ${name} failed with status ${r.status}\n`)

@@ -28,7 +28,11 @@ test('GPTQ 4-bit preset on the demo model: perplexity change, histogram overlay,
   expect(nums[1]).toBeGreaterThan(nums[0])
   expect(nums[1]).toBeLessThan(nums[0] * 1.3)
   await page.getByTestId('compress-tensor-table').locator('tbody tr').first().click()
-  await expect(page.getByTestId('compress-histogram-overlay').locator('.echart')).toHaveAttribute('data-ready', 'true', { timeout: scaled(120_000) })
+  await expect(page.getByTestId('compress-histogram-overlay').locator('.echart')).toHaveAttribute(
+    'data-ready',
+    'true',
+    { timeout: scaled(120_000) },
+  )
   await page.screenshot({ path: 'test-results/screenshots/08-compress.png', fullPage: true })
 
   const download = page.waitForEvent('download')

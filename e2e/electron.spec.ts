@@ -20,8 +20,14 @@ function electronBinary(): string | null {
 const binary = electronBinary()
 
 test.describe('desktop app', () => {
-  test.skip(!binary, 'Electron binary not installed (offline install: node_modules/electron/path.txt is missing); web-mode specs cover the same renderer and engine')
-  test.skip(!process.env.DISPLAY && process.platform === 'linux', 'no X display (run under xvfb-run to include the desktop app)')
+  test.skip(
+    !binary,
+    'Electron binary not installed (offline install: node_modules/electron/path.txt is missing); web-mode specs cover the same renderer and engine',
+  )
+  test.skip(
+    !process.env.DISPLAY && process.platform === 'linux',
+    'no X display (run under xvfb-run to include the desktop app)',
+  )
 
   test('opens the demo model in a sandboxed window', async () => {
     const app = await electron.launch({ executablePath: binary!, args: [repoRoot, '--no-sandbox'], cwd: repoRoot })
@@ -30,7 +36,11 @@ test.describe('desktop app', () => {
     // Isolation as the page sees it: no Node globals, only the contract's functions.
     const seen = await win.evaluate(() => {
       const g = globalThis as unknown as Record<string, unknown>
-      return { require: typeof g.require, process: typeof g.process, api: Object.keys((g.whittle ?? {}) as object).sort() }
+      return {
+        require: typeof g.require,
+        process: typeof g.process,
+        api: Object.keys((g.whittle ?? {}) as object).sort(),
+      }
     })
     expect(seen.require).toBe('undefined')
     expect(seen.process).toBe('undefined')

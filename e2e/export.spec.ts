@@ -20,7 +20,9 @@ test('compress the demo, export GPTQ and GGUF, open the report', async ({ page }
   await expect(page.getByTestId('model-summary')).toContainText('llama')
   await page.getByTestId('tab-compress').click()
   const preset = page.getByTestId('compress-preset')
-  await preset.selectOption((await preset.locator('option', { hasText: 'RTN 4-bit g32' }).first().getAttribute('value'))!)
+  await preset.selectOption(
+    (await preset.locator('option', { hasText: 'RTN 4-bit g32' }).first().getAttribute('value'))!,
+  )
   await page.getByTestId('compress-max-windows').fill('32')
   await page.getByTestId('compress-run').click()
   await expect(page.getByTestId('compress-ppl')).toContainText(/\d+\.\d+.*\d+\.\d+/, { timeout: scaled(480_000) })
@@ -32,10 +34,19 @@ test('compress the demo, export GPTQ and GGUF, open the report', async ({ page }
   await expect(page.getByTestId('export-out')).toHaveValue(path.join(exportDir, 'stories260K-gptq'))
   await page.screenshot({ path: 'test-results/screenshots/11-export-dialog.png' })
   await page.getByTestId('export-run').click()
-  await expect(page.getByTestId('export-verified')).toContainText('35 packed Linears decode bit-exactly', { timeout: scaled(240_000) })
+  await expect(page.getByTestId('export-verified')).toContainText('35 packed Linears decode bit-exactly', {
+    timeout: scaled(240_000),
+  })
   await expect(page.getByTestId('export-files')).toContainText('quantize_config.json')
   const gptqDir = path.join(exportDir, 'stories260K-gptq')
-  for (const f of ['model.safetensors', 'config.json', 'quantize_config.json', 'whittle-recipe.yaml', 'whittle-report.html', 'whittle-report.json']) {
+  for (const f of [
+    'model.safetensors',
+    'config.json',
+    'quantize_config.json',
+    'whittle-recipe.yaml',
+    'whittle-report.html',
+    'whittle-report.json',
+  ]) {
     expect(existsSync(path.join(gptqDir, f)), f).toBe(true)
   }
   await page.screenshot({ path: 'test-results/screenshots/12-export-done.png' })

@@ -39,7 +39,9 @@ test('Wanda 50%, then 2:4, then drop a layer and re-open the smaller export', as
 
   await page.getByTestId('prune-pattern').selectOption('2:4')
   await page.getByTestId('compress-run').click()
-  await expect(page.getByTestId('prune-nm-verdict')).toContainText('2:4 holds in every group of all 35 tensors', { timeout: scaled(480_000) })
+  await expect(page.getByTestId('prune-nm-verdict')).toContainText('2:4 holds in every group of all 35 tensors', {
+    timeout: scaled(480_000),
+  })
 
   await page.getByTestId('tab-layers').click()
   await page.getByTestId('layers-samples').fill('4')

@@ -27,14 +27,18 @@ test('perplexity, activations, heads and layers on the demo model', async ({ pag
 
   await page.getByTestId('tab-activations').click()
   await page.getByTestId('activations-run').click()
-  await expect(page.getByTestId('activations-chart')).toHaveAttribute('data-ready', 'true', { timeout: scaled(240_000) })
+  await expect(page.getByTestId('activations-chart')).toHaveAttribute('data-ready', 'true', {
+    timeout: scaled(240_000),
+  })
   await expect(page.getByTestId('persistence-heatmap')).toHaveAttribute('data-ready', 'true')
   await expect(page.getByTestId('smoothing-chart')).toHaveAttribute('data-ready', 'true')
   await page.screenshot({ path: 'test-results/screenshots/05-activations.png', fullPage: true })
 
   await page.getByTestId('tab-heads').click()
   await page.getByTestId('heads-run').click()
-  await expect(page.getByTestId('heads-heatmap-ablation')).toHaveAttribute('data-ready', 'true', { timeout: scaled(240_000) })
+  await expect(page.getByTestId('heads-heatmap-ablation')).toHaveAttribute('data-ready', 'true', {
+    timeout: scaled(240_000),
+  })
   await expect(page.getByTestId('heads-heatmap-proxy')).toHaveAttribute('data-ready', 'true')
   await expect(page.getByTestId('heads-correlation')).toContainText(/-?\d\.\d+/)
   await page.getByTestId('heads-table').locator('tbody tr').first().click()
@@ -43,7 +47,9 @@ test('perplexity, activations, heads and layers on the demo model', async ({ pag
 
   await page.getByTestId('tab-layers').click()
   await page.getByTestId('layers-run').click()
-  await expect(page.getByTestId('layers-angular-chart')).toHaveAttribute('data-ready', 'true', { timeout: scaled(240_000) })
+  await expect(page.getByTestId('layers-angular-chart')).toHaveAttribute('data-ready', 'true', {
+    timeout: scaled(240_000),
+  })
   await expect(page.getByTestId('layers-skip-chart')).toHaveAttribute('data-ready', 'true')
   await page.screenshot({ path: 'test-results/screenshots/07-layers.png', fullPage: true })
   expect(errors).toEqual([])

@@ -19,11 +19,15 @@ export interface ServedApp {
 }
 
 export async function serveApp(extraArgs: string[] = [], env: Record<string, string> = {}): Promise<ServedApp> {
-  const child: ChildProcess = spawn(process.execPath, [path.join(repoRoot, 'src-main/cli/bin.mjs'), 'serve', '--port', '0', ...extraArgs], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [path.join(repoRoot, 'src-main/cli/bin.mjs'), 'serve', '--port', '0', ...extraArgs],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   let stderr = ''
   child.stderr!.on('data', (d) => (stderr += d))
   const url = await new Promise<string>((resolve, reject) => {

@@ -17,14 +17,27 @@ if (!existsSync(asc)) {
 }
 const flags = [
   path.join(here, 'assembly', 'index.ts'),
-  '--outFile', path.join(out, 'kernels.wasm'),
-  '--textFile', path.join(out, 'kernels.wat'),
-  '-O3', '--runtime', 'stub', '--noAssert',
-  '--enable', 'simd', '--enable', 'threads',
-  '--importMemory', '--sharedMemory',
+  '--outFile',
+  path.join(out, 'kernels.wasm'),
+  '--textFile',
+  path.join(out, 'kernels.wat'),
+  '-O3',
+  '--runtime',
+  'stub',
+  '--noAssert',
+  '--enable',
+  'simd',
+  '--enable',
+  'threads',
+  '--importMemory',
+  '--sharedMemory',
   // 1 GiB ceiling: chunks stream through fixed slots, so the kernels never need the whole model.
-  '--initialMemory', '64', '--maximumMemory', '16384',
-  '--use', 'abort=',
+  '--initialMemory',
+  '64',
+  '--maximumMemory',
+  '16384',
+  '--use',
+  'abort=',
 ]
 const r = spawnSync(process.execPath, [asc, ...flags], { stdio: 'inherit' })
 if (r.status !== 0) process.exit(r.status ?? 1)
@@ -33,13 +46,21 @@ const esbuild = await import('esbuild')
 await esbuild.build({
   entryPoints: [path.join(here, 'host', 'worker.ts')],
   outfile: path.join(out, 'pool-worker.mjs'),
-  bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  logLevel: 'warning',
 })
 // The engine's parser worker (src-main/engine/formats/parse-worker.ts) for bundled builds; runs from source
 // (tests, CLI) load the TypeScript directly. It lives here because bundles find kernels/build at run time.
 await esbuild.build({
   entryPoints: [path.join(here, '..', 'src-main', 'engine', 'formats', 'parse-worker.ts')],
   outfile: path.join(out, 'parse-worker.mjs'),
-  bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  logLevel: 'warning',
 })
 console.log('kernels: built kernels/build/kernels.wasm, pool-worker.mjs and parse-worker.mjs')

@@ -35,7 +35,13 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { importCycles, readImportGraph, shortestLoops, type ImportEdge, type PackageImport } from './engine/testing/import-graph'
+import {
+  importCycles,
+  readImportGraph,
+  shortestLoops,
+  type ImportEdge,
+  type PackageImport,
+} from './engine/testing/import-graph'
 import { repoRoot } from './engine/testing/shared-data'
 
 interface Layer {
@@ -48,7 +54,15 @@ interface Layer {
 const LAYERS: readonly Layer[] = [
   { name: 'kernels', paths: ['kernels/'] },
   { name: 'contract', paths: ['src-main/contract/'] },
-  { name: 'numerics', paths: ['src-main/engine/numerics/', 'src-main/engine/errors.ts', 'src-main/engine/errors.test.ts', 'src-main/engine/jobs/'] },
+  {
+    name: 'numerics',
+    paths: [
+      'src-main/engine/numerics/',
+      'src-main/engine/errors.ts',
+      'src-main/engine/errors.test.ts',
+      'src-main/engine/jobs/',
+    ],
+  },
   { name: 'io/formats', paths: ['src-main/engine/io/', 'src-main/engine/formats/'] },
   { name: 'synthetic', paths: ['src-main/engine/synthetic/'] },
   { name: 'arch/model', paths: ['src-main/engine/arch/', 'src-main/engine/model/'] },
@@ -56,7 +70,12 @@ const LAYERS: readonly Layer[] = [
   { name: 'forward', paths: ['src-main/engine/forward/'] },
   {
     name: 'calibration/analysis',
-    paths: ['src-main/engine/calibration/', 'src-main/engine/analysis/', 'src-main/engine/eval/', 'src-main/engine/inspect/'],
+    paths: [
+      'src-main/engine/calibration/',
+      'src-main/engine/analysis/',
+      'src-main/engine/eval/',
+      'src-main/engine/inspect/',
+    ],
   },
   { name: 'train', paths: ['src-main/engine/train/'] },
   { name: 'compress', paths: ['src-main/engine/compress/'] },
@@ -75,22 +94,60 @@ const TESTS_REACHING_UP: readonly { file: string; reaches: string; why: string }
     reaches: 'io/formats',
     why: "reads llama.cpp's golden GGUF files with the engine's reader",
   })),
-  { file: 'src-main/engine/formats/shared-files.test.ts', reaches: 'arch/model', why: "compares the GGUF's q/k rows with HF's through arch's RoPE permutation" },
-  { file: 'src-main/engine/formats/gguf-tokenizer.test.ts', reaches: 'calibration/analysis', why: 'tokenizes through tokenizeForEval, the path eval takes' },
-  { file: 'src-main/engine/formats/hostile-inputs.test.ts', reaches: 'calibration/analysis', why: 'a tokenizer that throws on encode must fail through tokenizeForEval' },
+  {
+    file: 'src-main/engine/formats/shared-files.test.ts',
+    reaches: 'arch/model',
+    why: "compares the GGUF's q/k rows with HF's through arch's RoPE permutation",
+  },
+  {
+    file: 'src-main/engine/formats/gguf-tokenizer.test.ts',
+    reaches: 'calibration/analysis',
+    why: 'tokenizes through tokenizeForEval, the path eval takes',
+  },
+  {
+    file: 'src-main/engine/formats/hostile-inputs.test.ts',
+    reaches: 'calibration/analysis',
+    why: 'a tokenizer that throws on encode must fail through tokenizeForEval',
+  },
   {
     file: 'src-main/engine/formats/fuzz-regressions.test.ts',
     reaches: 'export',
-    why: "replays fuzz cases: the seeds are checkpoints written by the exporters, opened as the app opens them",
+    why: 'replays fuzz cases: the seeds are checkpoints written by the exporters, opened as the app opens them',
   },
-  { file: 'src-main/engine/jobs/cancel.test.ts', reaches: 'pool', why: 'a kernel call on the worker pool is what cancellation must stop' },
-  { file: 'src-main/engine/synthetic/generate.test.ts', reaches: 'arch/model', why: 'the generated checkpoint must be recognised by the adapters' },
-  ...['src-main/engine/forward/testing/naive-reference.ts', 'src-main/engine/forward/neox-forward.test.ts', 'src-main/engine/forward/opt-forward.test.ts'].map(
-    (file) => ({ file, reaches: 'calibration/analysis', why: "the calibration capture is checked against the naive forward's recorded inputs" }),
-  ),
-  { file: 'src-main/engine/train/llama-trainer.test.ts', reaches: 'compress', why: "drives the trainer through distill's parameters, its one client" },
-  { file: 'src-main/engine/compress/structure/structure.test.ts', reaches: 'export', why: "the smaller model's export must re-open with a consistent config.json" },
-  { file: 'src-main/engine/export/gguf/export-more-types.test.ts', reaches: 'cli/server/main', why: 'one case exports through `whittle convert`' },
+  {
+    file: 'src-main/engine/jobs/cancel.test.ts',
+    reaches: 'pool',
+    why: 'a kernel call on the worker pool is what cancellation must stop',
+  },
+  {
+    file: 'src-main/engine/synthetic/generate.test.ts',
+    reaches: 'arch/model',
+    why: 'the generated checkpoint must be recognised by the adapters',
+  },
+  ...[
+    'src-main/engine/forward/testing/naive-reference.ts',
+    'src-main/engine/forward/neox-forward.test.ts',
+    'src-main/engine/forward/opt-forward.test.ts',
+  ].map((file) => ({
+    file,
+    reaches: 'calibration/analysis',
+    why: "the calibration capture is checked against the naive forward's recorded inputs",
+  })),
+  {
+    file: 'src-main/engine/train/llama-trainer.test.ts',
+    reaches: 'compress',
+    why: "drives the trainer through distill's parameters, its one client",
+  },
+  {
+    file: 'src-main/engine/compress/structure/structure.test.ts',
+    reaches: 'export',
+    why: "the smaller model's export must re-open with a consistent config.json",
+  },
+  {
+    file: 'src-main/engine/export/gguf/export-more-types.test.ts',
+    reaches: 'cli/server/main',
+    why: 'one case exports through `whittle convert`',
+  },
 ]
 
 /** Layer-free test support: importable by every test, importing nothing from the project. */
@@ -131,7 +188,11 @@ function describeLayer(place: Place): string {
 }
 
 /** One line per broken rule: `file -> import (layer A imports layer B)`. */
-function violationsOf(edges: readonly ImportEdge[], packages: readonly PackageImport[], usedReaches?: Set<string>): string[] {
+function violationsOf(
+  edges: readonly ImportEdge[],
+  packages: readonly PackageImport[],
+  usedReaches?: Set<string>,
+): string[] {
   const out: string[] = []
   for (const { from, to } of edges) {
     const a = placeOf(from)
@@ -145,7 +206,8 @@ function violationsOf(edges: readonly ImportEdge[], packages: readonly PackageIm
     else if (a.layer === 'layer-free') {
       if (!to.startsWith(LAYER_FREE_SUPPORT)) line(`${imports}: layer-free support imports nothing from the project`)
     } else if (a.layer === 'renderer') {
-      if (!to.startsWith(RENDERER) && !to.startsWith(CONTRACT)) line(`${imports}: the renderer reaches src-main only through contract`)
+      if (!to.startsWith(RENDERER) && !to.startsWith(CONTRACT))
+        line(`${imports}: the renderer reaches src-main only through contract`)
     } else if (a.layer === 'repository test') {
       if (b.layer !== 'layer-free') line(`${imports}: repository tests use only layer-free support`)
     } else if (a.layer === null) {
@@ -166,8 +228,14 @@ function violationsOf(edges: readonly ImportEdge[], packages: readonly PackageIm
     }
   }
   for (const { from, specifier } of packages) {
-    if ((specifier === 'vitest' || specifier.startsWith('vitest/')) && kindOf(from) === 'production' && !from.startsWith(LAYER_FREE_SUPPORT)) {
-      out.push(`${from} -> ${specifier} (${describeLayer(placeOf(from))} imports vitest: only tests and test support do)`)
+    if (
+      (specifier === 'vitest' || specifier.startsWith('vitest/')) &&
+      kindOf(from) === 'production' &&
+      !from.startsWith(LAYER_FREE_SUPPORT)
+    ) {
+      out.push(
+        `${from} -> ${specifier} (${describeLayer(placeOf(from))} imports vitest: only tests and test support do)`,
+      )
     }
   }
   return out
@@ -181,7 +249,8 @@ describe('dependency direction', () => {
   it('reads the imports it checks (the scan is not empty and sees the layers)', () => {
     expect(graph.files.length).toBeGreaterThan(300)
     // These edges exist today and are allowed; if the parser stopped seeing them the test would pass vacuously.
-    const seen = (from: string, to: string): boolean => graph.edges.some((e) => e.from.startsWith(from) && e.to.startsWith(to))
+    const seen = (from: string, to: string): boolean =>
+      graph.edges.some((e) => e.from.startsWith(from) && e.to.startsWith(to))
     expect(seen('src-main/engine/compress/', 'src-main/engine/formats/')).toBe(true)
     expect(seen('src-renderer/', 'src-main/contract/')).toBe(true)
     expect(graph.packages.some((p) => p.specifier === 'vitest')).toBe(true)

@@ -33,9 +33,16 @@ function syntheticImatrix(model: LoadedModel): ImatrixSource {
     const name = place && place.layer !== null && t.shape.length === 2 ? ggufLlamaName(place) : null
     if (!name) continue
     const columns = t.shape[1]
-    entries.set(name, { columns, sums: Float32Array.from({ length: columns }, (_, c) => 1000 * (1 + ((c * 7919) % 97) / 10)), counts: Float64Array.of(1000) })
+    entries.set(name, {
+      columns,
+      sums: Float32Array.from({ length: columns }, (_, c) => 1000 * (1 + ((c * 7919) % 97) / 10)),
+      counts: Float64Array.of(1000),
+    })
   }
-  return { imatrix: { entries, countUnit: 'tokens', chunkCount: 1, chunkSize: 1000, datasets: ['synthetic'] }, file: null }
+  return {
+    imatrix: { entries, countUnit: 'tokens', chunkCount: 1, chunkSize: 1000, datasets: ['synthetic'] },
+    file: null,
+  }
 }
 
 async function measure(v: string): Promise<void> {
@@ -56,11 +63,21 @@ async function measure(v: string): Promise<void> {
       const recipe = validateRecipe({ steps: [{ method: 'rtn', params: { bits: 4, group_size: 128 } }] })
       const r = await compressModel(pool, model, recipe, { recipeDir: tmp, defaultCalibrationText: null })
       const t0 = performance.now()
-      await exportModel(pool, r.view, path.join(tmp, 'out'), { format: 'gptq', compression: { source: model, report: r.report, records: r.records } })
+      await exportModel(pool, r.view, path.join(tmp, 'out'), {
+        format: 'gptq',
+        compression: { source: model, report: r.report, records: r.records },
+      })
       seconds = (performance.now() - t0) / 1000
       r.view.dispose()
     }
-    emit({ case: CASE, variant: v, measure: 'throughput (write + verify)', value: gbps(bytes, seconds), ratio: `${seconds.toFixed(1)} s`, peakRss: peakRss() })
+    emit({
+      case: CASE,
+      variant: v,
+      measure: 'throughput (write + verify)',
+      value: gbps(bytes, seconds),
+      ratio: `${seconds.toFixed(1)} s`,
+      peakRss: peakRss(),
+    })
   } finally {
     rmSync(tmp, { recursive: true, force: true })
     await pool.close()
@@ -70,7 +87,10 @@ async function measure(v: string): Promise<void> {
 if (variant) await measure(variant)
 else {
   for (const v of VARIANTS) {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', self, v], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+    const r = spawnSync(process.execPath, ['--import', 'tsx', self, v], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
     if (r.status !== 0) throw new Error(`export bench ${v} failed (${r.status})`)
     process.stdout.write(r.stdout)
   }

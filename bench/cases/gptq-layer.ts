@@ -23,7 +23,9 @@ const dir = await syntheticModel('tinyllama-1.1b', 'BF16')
 const model = await loadModel(dir)
 const pool = await WorkerPool.create({ threads: 2 })
 const rng = new PythonRandom(0)
-const windows = Array.from({ length: WINDOWS }, () => Int32Array.from({ length: SEQLEN }, () => rng.randint(0, VOCAB - 1)))
+const windows = Array.from({ length: WINDOWS }, () =>
+  Int32Array.from({ length: SEQLEN }, () => rng.randint(0, VOCAB - 1)),
+)
 
 // Time each step of compressGroup: one Hinv per input group, then each Linear.
 const rows: { variant: string; seconds: number }[] = []
@@ -33,19 +35,28 @@ gptq.compressGroup = async (ctx) => {
   const p0 = ctx.linears[0].params
   let t0 = performance.now()
   const plan = planHessian(H, ctx.linears[0].cols, p0, ctx.pool)
-  rows.push({ variant: `Hinv (${ctx.group} input, ${plan.cols}×${plan.cols})`, seconds: (performance.now() - t0) / 1000 })
+  rows.push({
+    variant: `Hinv (${ctx.group} input, ${plan.cols}×${plan.cols})`,
+    seconds: (performance.now() - t0) / 1000,
+  })
   for (const l of ctx.linears) {
     const p: GptqParams = l.params
     t0 = performance.now()
     await gptqQuantizePlanned(l.weight, l.rows, l.cols, plan, p, ctx.pool)
     rows.push({ variant: `${l.role} [${l.rows}×${l.cols}]`, seconds: (performance.now() - t0) / 1000 })
-    outcomes.push({ name: l.name, bitsPerWeight: uniformBitsPerWeight(p.bits, l.cols, p.groupSize, p.sym), format: 'w4 g128' })
+    outcomes.push({
+      name: l.name,
+      bitsPerWeight: uniformBitsPerWeight(p.bits, l.cols, p.groupSize, p.sym),
+      format: 'w4 g128',
+    })
   }
   return outcomes
 }
 
 const recipe = validateRecipe({
-  steps: [{ method: 'gptq', params: { bits: 4, group_size: 128 }, targets: { include: ['layers\\.0\\.'], exclude: [] } }],
+  steps: [
+    { method: 'gptq', params: { bits: 4, group_size: 128 }, targets: { include: ['layers\\.0\\.'], exclude: [] } },
+  ],
 })
 const started = performance.now()
 let captureSeconds = 0
@@ -56,12 +67,26 @@ const r = await runRecipe(pool, model, recipe, {
   },
 })
 const total = (performance.now() - started) / 1000
-emit({ case: CASE, variant: 'capture (embed + block 0 + Hessians)', measure: 'wall time', value: `${captureSeconds.toFixed(1)} s` })
-for (const row of rows) emit({ case: CASE, variant: row.variant, measure: 'wall time', value: `${row.seconds.toFixed(2)} s` })
-const gptqSeconds = rows.reduce((a, x) => a + x.seconds, 0)
-emit({ case: CASE, variant: 'GPTQ, all 7 Linears (Hinv included)', measure: 'wall time', value: `${gptqSeconds.toFixed(1)} s` })
 emit({
-  case: CASE, variant: 'total (runRecipe)', measure: 'wall time', value: `${total.toFixed(1)} s`,
+  case: CASE,
+  variant: 'capture (embed + block 0 + Hessians)',
+  measure: 'wall time',
+  value: `${captureSeconds.toFixed(1)} s`,
+})
+for (const row of rows)
+  emit({ case: CASE, variant: row.variant, measure: 'wall time', value: `${row.seconds.toFixed(2)} s` })
+const gptqSeconds = rows.reduce((a, x) => a + x.seconds, 0)
+emit({
+  case: CASE,
+  variant: 'GPTQ, all 7 Linears (Hinv included)',
+  measure: 'wall time',
+  value: `${gptqSeconds.toFixed(1)} s`,
+})
+emit({
+  case: CASE,
+  variant: 'total (runRecipe)',
+  measure: 'wall time',
+  value: `${total.toFixed(1)} s`,
   ratio: `${r.tensors.length} Linears, mean rel. output error ${(r.tensors.reduce((a, t) => a + (t.relOutputError ?? 0), 0) / r.tensors.length).toFixed(4)}`,
   peakRss: peakRss(),
 })

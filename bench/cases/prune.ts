@@ -28,7 +28,10 @@ async function measure(model: 'small' | 'layer', m: string): Promise<void> {
   let targets: { include: string[]; exclude: string[] } = { include: [], exclude: [] }
   if (model === 'small') {
     loaded = await loadModel(path.join(root, 'resources/demo/stories260K'))
-    const ids = await tokenizeForEval(loaded.files, await readTextFile(path.join(root, 'resources/text/tinystories_calib.txt')))
+    const ids = await tokenizeForEval(
+      loaded.files,
+      await readTextFile(path.join(root, 'resources/text/tinystories_calib.txt')),
+    )
     windows = calibrationWindows(ids, { samples: 128, seqlen: 256, seed: 0 })
   } else {
     loaded = await loadModel(await syntheticModel('tinyllama-1.1b', 'BF16'))
@@ -37,14 +40,28 @@ async function measure(model: 'small' | 'layer', m: string): Promise<void> {
     targets = { include: ['layers\\.0\\.'], exclude: [] }
   }
   const t0 = performance.now()
-  const r = await runRecipe(pool, loaded, validateRecipe({ steps: [{ method: m, params: { sparsity: 0.5 }, targets }] }), { windows })
+  const r = await runRecipe(
+    pool,
+    loaded,
+    validateRecipe({ steps: [{ method: m, params: { sparsity: 0.5 }, targets }] }),
+    { windows },
+  )
   const seconds = (performance.now() - t0) / 1000
   const measured = r.tensors.filter((t) => t.relOutputError !== null)
   const outErr = measured.length ? measured.reduce((a, t) => a + t.relOutputError!, 0) / measured.length : null
   emit({
-    case: model === 'small' ? 'Prune 50%, stories260K, all Linears, 128 × 256 calibration' : 'Prune 50%, TinyLlama-1.1B shape layer 0, 16 × 256 calibration',
-    variant: m, measure: 'wall time (capture included)', value: `${seconds.toFixed(model === 'small' ? 2 : 1)} s`,
-    ratio: outErr === null ? `mean rel. weight error ${(r.tensors.reduce((a, t) => a + t.relWeightError, 0) / r.tensors.length).toFixed(4)}` : `mean rel. output error ${outErr.toFixed(4)}`, peakRss: peakRss(),
+    case:
+      model === 'small'
+        ? 'Prune 50%, stories260K, all Linears, 128 × 256 calibration'
+        : 'Prune 50%, TinyLlama-1.1B shape layer 0, 16 × 256 calibration',
+    variant: m,
+    measure: 'wall time (capture included)',
+    value: `${seconds.toFixed(model === 'small' ? 2 : 1)} s`,
+    ratio:
+      outErr === null
+        ? `mean rel. weight error ${(r.tensors.reduce((a, t) => a + t.relWeightError, 0) / r.tensors.length).toFixed(4)}`
+        : `mean rel. output error ${outErr.toFixed(4)}`,
+    peakRss: peakRss(),
   })
   await pool.close()
 }
@@ -54,7 +71,10 @@ if (where && method) {
 } else {
   for (const w of ['small', 'layer']) {
     for (const m of METHODS) {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', self, w, m], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+      const r = spawnSync(process.execPath, ['--import', 'tsx', self, w, m], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      })
       if (r.status !== 0) throw new Error(`prune bench ${w} ${m} failed (${r.status})`)
       process.stdout.write(r.stdout)
     }

@@ -8,7 +8,13 @@ import { validateRecipe } from '../../src-main/engine/compress/recipe/recipe'
 import { perplexity } from '../../src-main/engine/eval/perplexity'
 import { loadModel, type LoadedModel } from '../../src-main/engine/model/loaded-model'
 import { WorkerPool } from '../../src-main/engine/pool/worker-pool'
-import { hasShared, referenceCalibrationStarts, referenceIds, referenceRun, shared } from '../../src-main/engine/testing/shared-data'
+import {
+  hasShared,
+  referenceCalibrationStarts,
+  referenceIds,
+  referenceRun,
+  shared,
+} from '../../src-main/engine/testing/shared-data'
 import { emit } from '../rows'
 
 const SETTINGS: { run: string; label: string; method?: string; params?: Record<string, unknown> }[] = [
@@ -32,7 +38,12 @@ const SETTINGS: { run: string; label: string; method?: string; params?: Record<s
   { run: 'magnitude_50', label: 'Magnitude 2:4 (vs magnitude 50%)', method: 'magnitude', params: { pattern: '2:4' } },
   { run: 'wanda_50', label: 'Wanda 2:4 (vs Wanda 50%)', method: 'wanda', params: { pattern: '2:4' } },
   { run: 'sparsegpt_50', label: 'SparseGPT 2:4 (vs SparseGPT 50%)', method: 'sparsegpt', params: { pattern: '2:4' } },
-  { run: 'sparsegpt_50', label: 'SparseGPT 50% + 4-bit joint (vs SparseGPT 50%)', method: 'sparsegpt', params: { sparsity: 0.5, bits: 4, group_size: 128 } },
+  {
+    run: 'sparsegpt_50',
+    label: 'SparseGPT 50% + 4-bit joint (vs SparseGPT 50%)',
+    method: 'sparsegpt',
+    params: { sparsity: 0.5, bits: 4, group_size: 128 },
+  },
 ]
 
 if (!hasShared) {
@@ -40,21 +51,31 @@ if (!hasShared) {
 } else {
   const pool = await WorkerPool.create({ threads: 2 })
   const model = await loadModel(shared('models/stories260K'))
-  const windows = calibrationWindows(referenceIds('tinystories_calib'), { samples: 128, seqlen: 256, seed: 0, starts: referenceCalibrationStarts() })
+  const windows = calibrationWindows(referenceIds('tinystories_calib'), {
+    samples: 128,
+    seqlen: 256,
+    seed: 0,
+    starts: referenceCalibrationStarts(),
+  })
   const ids = referenceIds('tinystories_eval')
   for (const s of SETTINGS) {
     let m: LoadedModel = model
     let seconds = 0
     if (s.method) {
-      const r = await runRecipe(pool, model, validateRecipe({ steps: [{ method: s.method, params: s.params }] }), { windows })
+      const r = await runRecipe(pool, model, validateRecipe({ steps: [{ method: s.method, params: s.params }] }), {
+        windows,
+      })
       m = r.view
       seconds = r.seconds
     }
     const ppl = (await perplexity(pool, m, ids, { seqlen: 256 })).ppl
     const ref = referenceRun(s.run).ppl.tinystories_eval['256'].ppl
     emit({
-      case: 'stories260K ppl, TinyStories eval, seqlen 256', variant: s.label, measure: 'ppl (reference)',
-      value: `${ppl.toFixed(4)} (${ref.toFixed(4)})`, ratio: `${(((ppl / ref) - 1) * 100).toFixed(3)}%${s.method ? `, compress ${seconds.toFixed(1)} s` : ''}`,
+      case: 'stories260K ppl, TinyStories eval, seqlen 256',
+      variant: s.label,
+      measure: 'ppl (reference)',
+      value: `${ppl.toFixed(4)} (${ref.toFixed(4)})`,
+      ratio: `${((ppl / ref - 1) * 100).toFixed(3)}%${s.method ? `, compress ${seconds.toFixed(1)} s` : ''}`,
     })
   }
   await pool.close()

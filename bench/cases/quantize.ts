@@ -29,8 +29,12 @@ async function stream(label: string, quantize: (w: Float32Array, rows: number, c
   }
   const s = (performance.now() - t0) / 1000
   emit({
-    case: 'quantize all Linears, TinyLlama-1.1B shape, BF16 in', variant: label, measure: 'throughput (BF16 bytes in)',
-    value: gbps(bytes, s), ratio: `${s.toFixed(1)} s for ${(bytes / 1e9).toFixed(2)} GB`, peakRss: peakRss(),
+    case: 'quantize all Linears, TinyLlama-1.1B shape, BF16 in',
+    variant: label,
+    measure: 'throughput (BF16 bytes in)',
+    value: gbps(bytes, s),
+    ratio: `${s.toFixed(1)} s for ${(bytes / 1e9).toFixed(2)} GB`,
+    peakRss: peakRss(),
   })
 }
 
@@ -43,8 +47,21 @@ await pool.close()
 if (hasShared) {
   const p2 = await WorkerPool.create({ threads: 2 })
   const stories = await loadModel(shared('models/stories260K'))
-  const windows = calibrationWindows(referenceIds('tinystories_calib'), { samples: 128, seqlen: 256, seed: 0, starts: referenceCalibrationStarts() })
-  const r = await runRecipe(p2, stories, validateRecipe({ steps: [{ method: 'gptq', params: { bits: 4 } }] }), { windows })
-  emit({ case: 'GPTQ w4, stories260K, 128 × 256 calibration', variant: 'whole model (5 layers)', measure: 'wall time', value: `${r.seconds.toFixed(1)} s`, peakRss: peakRss() })
+  const windows = calibrationWindows(referenceIds('tinystories_calib'), {
+    samples: 128,
+    seqlen: 256,
+    seed: 0,
+    starts: referenceCalibrationStarts(),
+  })
+  const r = await runRecipe(p2, stories, validateRecipe({ steps: [{ method: 'gptq', params: { bits: 4 } }] }), {
+    windows,
+  })
+  emit({
+    case: 'GPTQ w4, stories260K, 128 × 256 calibration',
+    variant: 'whole model (5 layers)',
+    measure: 'wall time',
+    value: `${r.seconds.toFixed(1)} s`,
+    peakRss: peakRss(),
+  })
   await p2.close()
 }

@@ -25,7 +25,7 @@ async function tensorFile(dtype: 'F32' | 'BF16'): Promise<string> {
   let s = 12345
   for (let i = 0; i < data.length; i++) {
     s = (s * 1103515245 + 12345) >>> 0
-    data[i] = ((s / 2 ** 32) - 0.5) * 0.04 * (i % N === 7 ? 20 : 1) // one loud input channel
+    data[i] = (s / 2 ** 32 - 0.5) * 0.04 * (i % N === 7 ? 20 : 1) // one loud input channel
   }
   const bytes = dtype === 'F32' ? new Uint8Array(data.buffer) : bf16Bytes(data)
   await writeSafetensors(file, [{ name: 'w', dtype, shape: [N, N], data: bytes }])
@@ -50,7 +50,13 @@ for (const dtype of ['F32', 'BF16'] as const) {
     rowAbsmaxSumsq(x, N, N, new Float32Array(N), new Float64Array(N))
     colAbsmaxSumsq(x, N, N, new Float32Array(N), new Float64Array(N))
   })
-  emit({ case: label, variant: 'TS scalar (reference twins)', measure: 'throughput', value: gbps(entry.byteLength, tsSeconds), ratio: '1.0x' })
+  emit({
+    case: label,
+    variant: 'TS scalar (reference twins)',
+    measure: 'throughput',
+    value: gbps(entry.byteLength, tsSeconds),
+    ratio: '1.0x',
+  })
   for (const threads of [0, 2]) {
     const pool = await WorkerPool.create({ threads })
     const s = await bestOf(5, async () => {

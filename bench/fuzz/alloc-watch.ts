@@ -31,7 +31,10 @@ class WatchedWorker extends OriginalWorker {
       return
     }
     const target = file instanceof URL ? file.href : pathToFileURL(String(file)).href
-    super(`import(${JSON.stringify(workerHooks)}).then(() => import(${JSON.stringify(target)}))`, { ...options, eval: true })
+    super(`import(${JSON.stringify(workerHooks)}).then(() => import(${JSON.stringify(target)}))`, {
+      ...options,
+      eval: true,
+    })
   }
 }
 ;(threads as { Worker: typeof WorkerType }).Worker = WatchedWorker

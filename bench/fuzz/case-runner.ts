@@ -86,12 +86,24 @@ function describe(e: unknown): string {
   return `thrown non-Error: ${String(e)}`
 }
 
-export function saveFinding(dir: string, format: FormatName, seed: string, i: number, kind: string, input: CaseInput, detail: string): string {
+export function saveFinding(
+  dir: string,
+  format: FormatName,
+  seed: string,
+  i: number,
+  kind: string,
+  input: CaseInput,
+  detail: string,
+): string {
   const where = path.join(dir, `${format}-${seed}-${i}-${kind}`)
   rmSync(where, { recursive: true, force: true })
   mkdirSync(where, { recursive: true })
-  for (const [name, bytes] of Object.entries(input.files)) writeFileSync(path.join(where, name.replace(/[\\/]/g, '_')), bytes)
-  writeFileSync(path.join(where, 'finding.txt'), `format: ${format}\nseed: ${seed}\ncase: ${i}\nkind: ${kind}\nopen: ${input.open}\nmutation: ${input.what}\n\n${detail}\n`)
+  for (const [name, bytes] of Object.entries(input.files))
+    writeFileSync(path.join(where, name.replace(/[\\/]/g, '_')), bytes)
+  writeFileSync(
+    path.join(where, 'finding.txt'),
+    `format: ${format}\nseed: ${seed}\ncase: ${i}\nkind: ${kind}\nopen: ${input.open}\nmutation: ${input.what}\n\n${detail}\n`,
+  )
   return where
 }
 
@@ -110,8 +122,12 @@ async function main(): Promise<void> {
   let asyncFault: unknown = null
   // Errors that escape the awaited chain (a stream's 'error', a rejected promise nobody awaited) are
   // faults of the case that caused them.
-  process.on('uncaughtException', (e) => { asyncFault ??= e })
-  process.on('unhandledRejection', (e) => { asyncFault ??= e })
+  process.on('uncaughtException', (e) => {
+    asyncFault ??= e
+  })
+  process.on('unhandledRejection', (e) => {
+    asyncFault ??= e
+  })
 
   await send({ type: 'ready' })
   for (let i = args.start; i < args.end; i++) {
@@ -123,7 +139,13 @@ async function main(): Promise<void> {
     let outcome: Outcome = 'ok'
     let error: string | undefined
     try {
-      await touch(format, path.join(caseDir, input.open), input.targets ?? [], new Rng(args.seed, format.name, i, 'touch'), pool)
+      await touch(
+        format,
+        path.join(caseDir, input.open),
+        input.targets ?? [],
+        new Rng(args.seed, format.name, i, 'touch'),
+        pool,
+      )
     } catch (e) {
       if (isWhittleError(e)) outcome = 'typed'
       else {
@@ -142,7 +164,15 @@ async function main(): Promise<void> {
     const rssGrowth = maxRss - rssBefore
     if (outcome === 'untyped') saveFinding(args.findingsDir, args.format, args.seed, i, 'untyped', input, error!)
     if (alloc > args.bigAllocationBytes || rssGrowth > args.bigAllocationBytes) {
-      saveFinding(args.findingsDir, args.format, args.seed, i, 'big-allocation', input, `largest buffer requested: ${alloc} bytes; peak RSS grew ${rssGrowth} bytes; outcome ${outcome}\n${error ?? ''}`)
+      saveFinding(
+        args.findingsDir,
+        args.format,
+        args.seed,
+        i,
+        'big-allocation',
+        input,
+        `largest buffer requested: ${alloc} bytes; peak RSS grew ${rssGrowth} bytes; outcome ${outcome}\n${error ?? ''}`,
+      )
     }
     for (const name of Object.keys(input.files)) copyFileSync(path.join(seedDir, name), path.join(caseDir, name))
     const report: CaseReport = { type: 'case', i, outcome, alloc, rssGrowth, maxRss, error: error?.split('\n')[0] }

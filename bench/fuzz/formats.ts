@@ -40,23 +40,71 @@ const read = (dir: string, name: string): Uint8Array => new Uint8Array(readFileS
 const parseJson = (b: Uint8Array): never => JSON.parse(new TextDecoder().decode(b)) as never
 
 /** A JSON sidecar mutated structurally most of the time, byte-wise otherwise. */
-function mutateJsonFile(bytes: Uint8Array, doc: never, rng: Rng, focus?: (p: JsonPath) => boolean, values?: (p: JsonPath, old: unknown, rng: Rng) => unknown): { bytes: Uint8Array; what: string } {
+function mutateJsonFile(
+  bytes: Uint8Array,
+  doc: never,
+  rng: Rng,
+  focus?: (p: JsonPath) => boolean,
+  values?: (p: JsonPath, old: unknown, rng: Rng) => unknown,
+): { bytes: Uint8Array; what: string } {
   if (rng.chance(0.15)) return mutateBytes(bytes, rng, bytes.length)
   return encodeJsonText(mutateJson(doc, rng, { focus, values: values as never }), rng)
 }
 
 const TOKENIZER_TYPES = [
-  'BPE', 'WordPiece', 'WordLevel', 'Unigram', 'TemplateProcessing', 'ByteLevel', 'BertProcessing', 'RobertaProcessing', 'Sequence',
-  'Metaspace', 'Split', 'Replace', 'Prepend', 'Strip', 'NFC', 'NFKC', 'Lowercase', 'Whitespace', 'Fuse', 'ByteFallback', 'Punctuation',
-  'Digits', 'BertPreTokenizer', 'WhitespaceSplit', 'CharDelimiterSplit', 'StripAccents', 'Precompiled',
+  'BPE',
+  'WordPiece',
+  'WordLevel',
+  'Unigram',
+  'TemplateProcessing',
+  'ByteLevel',
+  'BertProcessing',
+  'RobertaProcessing',
+  'Sequence',
+  'Metaspace',
+  'Split',
+  'Replace',
+  'Prepend',
+  'Strip',
+  'NFC',
+  'NFKC',
+  'Lowercase',
+  'Whitespace',
+  'Fuse',
+  'ByteFallback',
+  'Punctuation',
+  'Digits',
+  'BertPreTokenizer',
+  'WhitespaceSplit',
+  'CharDelimiterSplit',
+  'StripAccents',
+  'Precompiled',
 ]
 
 function tokenizerValue(p: JsonPath, old: unknown, rng: Rng): unknown {
   const key = p[p.length - 1]
   if (key === 'type') return rng.chance(0.8) ? rng.pick(TOKENIZER_TYPES) : rng.pick(BUILTIN_NAMES)
-  if (key === 'ids' || key === 'type_id' || key === 'id') return rng.pick([-1, 2 ** 31, 2 ** 53, 1.5, '0', null, [0], 100000])
-  if (key === 'special_tokens' || key === 'single' || key === 'pair' || key === 'pretokenizers' || key === 'normalizers' || key === 'processors') {
-    return rng.pick<unknown>([[], {}, null, [null], [{}], [{ type: 'constructor' }], { constructor: { id: 'x', ids: [0], tokens: ['x'] } }, [{ SpecialToken: { id: '__proto__', type_id: 0 } }], [{ Sequence: { id: 'C', type_id: 0 } }]])
+  if (key === 'ids' || key === 'type_id' || key === 'id')
+    return rng.pick([-1, 2 ** 31, 2 ** 53, 1.5, '0', null, [0], 100000])
+  if (
+    key === 'special_tokens' ||
+    key === 'single' ||
+    key === 'pair' ||
+    key === 'pretokenizers' ||
+    key === 'normalizers' ||
+    key === 'processors'
+  ) {
+    return rng.pick<unknown>([
+      [],
+      {},
+      null,
+      [null],
+      [{}],
+      [{ type: 'constructor' }],
+      { constructor: { id: 'x', ids: [0], tokens: ['x'] } },
+      [{ SpecialToken: { id: '__proto__', type_id: 0 } }],
+      [{ Sequence: { id: 'C', type_id: 0 } }],
+    ])
   }
   if (typeof old === 'string') return rng.pick(BUILTIN_NAMES)
   return undefined
@@ -64,21 +112,60 @@ function tokenizerValue(p: JsonPath, old: unknown, rng: Rng): unknown {
 
 function configValue(p: JsonPath, old: unknown, rng: Rng): unknown {
   const key = String(p[p.length - 1])
-  if (key === 'architectures' || p[0] === 'architectures') return rng.pick([['constructor'], ['toString'], ['__proto__'], ['hasOwnProperty'], 'LlamaForCausalLM', [], [null], ['GPT2LMHeadModel'], ['LlamaForCausalLM', 'OPTForCausalLM']])
+  if (key === 'architectures' || p[0] === 'architectures')
+    return rng.pick([
+      ['constructor'],
+      ['toString'],
+      ['__proto__'],
+      ['hasOwnProperty'],
+      'LlamaForCausalLM',
+      [],
+      [null],
+      ['GPT2LMHeadModel'],
+      ['LlamaForCausalLM', 'OPTForCausalLM'],
+    ])
   if (key === 'model_type') return rng.pick([...BUILTIN_NAMES, 'gpt2', 'opt', 'gpt_neox', 'llama', 'mistral', ''])
-  if (typeof old === 'number') return rng.pick([0, -1, 1, 3, 1e9, 2 ** 31, 2 ** 53, 1e308, 0.5, -0.0, old * 2, old + 1, old - 1, String(old), null])
+  if (typeof old === 'number')
+    return rng.pick([
+      0,
+      -1,
+      1,
+      3,
+      1e9,
+      2 ** 31,
+      2 ** 53,
+      1e308,
+      0.5,
+      -0.0,
+      old * 2,
+      old + 1,
+      old - 1,
+      String(old),
+      null,
+    ])
   return undefined
 }
 
 function quantValue(p: JsonPath, _old: unknown, rng: Rng): unknown {
   const key = String(p[p.length - 1])
-  if (key === 'bits' || key === 'num_bits') return rng.pick([0, 1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64, -4, 4.5, '4', null, 2 ** 32])
+  if (key === 'bits' || key === 'num_bits')
+    return rng.pick([0, 1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64, -4, 4.5, '4', null, 2 ** 32])
   if (key === 'group_size') return rng.pick([-1, 0, 1, 2, 3, 7, 16, 32, 33, 64, 128, 2 ** 31, 1e9, -2, 0.5, '32', null])
-  if (key === 'checkpoint_format' || key === 'format') return rng.pick(['gptq', 'gptq_v2', 'pack-quantized', 'naive-quantized', 'int-quantized', 'float-quantized', ...BUILTIN_NAMES])
+  if (key === 'checkpoint_format' || key === 'format')
+    return rng.pick([
+      'gptq',
+      'gptq_v2',
+      'pack-quantized',
+      'naive-quantized',
+      'int-quantized',
+      'float-quantized',
+      ...BUILTIN_NAMES,
+    ])
   if (key === 'quant_method') return rng.pick(['gptq', 'compressed-tensors', 'awq', 'bitsandbytes', ...BUILTIN_NAMES])
   if (key === 'strategy') return rng.pick(['group', 'channel', 'tensor', 'block', 'token', ...BUILTIN_NAMES])
   if (key === 'type') return rng.pick(['int', 'float', ...BUILTIN_NAMES])
-  if (key === 'symmetric' || key === 'sym' || key === 'desc_act' || key === 'actorder' || key === 'dynamic') return rng.pick([true, false, 'group', 'weight', null, 1])
+  if (key === 'symmetric' || key === 'sym' || key === 'desc_act' || key === 'actorder' || key === 'dynamic')
+    return rng.pick([true, false, 'group', 'weight', null, 1])
   return undefined
 }
 
@@ -87,10 +174,16 @@ function hfFolderFormat(seeds: Seeds): Format {
   const st = read(dir, 'model.safetensors')
   const parsed: ParsedSafetensors = parseSafetensors(st)
   return {
-    name: 'safetensors', seedDir: dir, tokenizes: false,
+    name: 'safetensors',
+    seedDir: dir,
+    tokenizes: false,
     mutate(rng) {
       const m = rng.chance(0.002) ? manyTensorsSafetensors(rng) : mutateSafetensors(st, parsed, rng)
-      return { files: { 'model.safetensors': m.bytes }, open: rng.chance(0.5) ? '.' : 'model.safetensors', what: m.what }
+      return {
+        files: { 'model.safetensors': m.bytes },
+        open: rng.chance(0.5) ? '.' : 'model.safetensors',
+        what: m.what,
+      }
     },
   }
 }
@@ -102,13 +195,32 @@ function indexFormat(seeds: Seeds): Format {
   const shards = ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']
   const shardBytes = shards.map((s) => read(dir, s))
   const parsed = shardBytes.map(parseSafetensors)
-  const shardNames = [...shards, '../hf/model.safetensors', '/etc/hostname', '', '.', 'model.safetensors.index.json', 'config.json', 'missing.safetensors', 'x/../model-00001-of-00002.safetensors', ...BUILTIN_NAMES]
+  const shardNames = [
+    ...shards,
+    '../hf/model.safetensors',
+    '/etc/hostname',
+    '',
+    '.',
+    'model.safetensors.index.json',
+    'config.json',
+    'missing.safetensors',
+    'x/../model-00001-of-00002.safetensors',
+    ...BUILTIN_NAMES,
+  ]
   return {
-    name: 'index', seedDir: dir, tokenizes: false,
+    name: 'index',
+    seedDir: dir,
+    tokenizes: false,
     mutate(rng) {
       const open = rng.chance(0.5) ? '.' : 'model.safetensors.index.json'
       if (rng.chance(0.65)) {
-        const m = mutateJsonFile(indexBytes, index, rng, (p) => p[0] === 'weight_map' || p[0] === 'metadata', (p, old, r) => (p[0] === 'weight_map' && typeof old === 'string' ? r.pick(shardNames) : undefined))
+        const m = mutateJsonFile(
+          indexBytes,
+          index,
+          rng,
+          (p) => p[0] === 'weight_map' || p[0] === 'metadata',
+          (p, old, r) => (p[0] === 'weight_map' && typeof old === 'string' ? r.pick(shardNames) : undefined),
+        )
         return { files: { 'model.safetensors.index.json': m.bytes }, open, what: `index: ${m.what}` }
       }
       const s = rng.int(2)
@@ -124,7 +236,9 @@ function ggufFormat(seeds: Seeds): Format {
   const bytes = dir ? read(dir, file) : new Uint8Array()
   const parsed: ParsedGguf | null = dir ? parseGguf(bytes) : null
   return {
-    name: 'gguf', seedDir: dir, tokenizes: true,
+    name: 'gguf',
+    seedDir: dir,
+    tokenizes: true,
     mutate(rng) {
       const m = rng.chance(0.003) ? bloatedGguf(bytes, parsed!, rng) : mutateGguf(bytes, parsed!, rng)
       return { files: { [file]: m.bytes }, open: rng.chance(0.8) ? file : '.', what: m.what }
@@ -137,21 +251,53 @@ function sidecarFormat(seeds: Seeds): Format {
   const names = ['tokenizer.json', 'config.json', 'tokenizer_config.json', 'generation_config.json'] as const
   const bytes = Object.fromEntries(names.map((n) => [n, read(dir, n)])) as Record<(typeof names)[number], Uint8Array>
   const docs = Object.fromEntries(names.map((n) => [n, parseJson(bytes[n])])) as Record<(typeof names)[number], never>
-  const tokenizerParts = new Set(['post_processor', 'pre_tokenizer', 'normalizer', 'decoder', 'added_tokens', 'model', 'truncation', 'padding'])
+  const tokenizerParts = new Set([
+    'post_processor',
+    'pre_tokenizer',
+    'normalizer',
+    'decoder',
+    'added_tokens',
+    'model',
+    'truncation',
+    'padding',
+  ])
   return {
-    name: 'sidecars', seedDir: dir, tokenizes: true,
+    name: 'sidecars',
+    seedDir: dir,
+    tokenizes: true,
     mutate(rng) {
-      const file = rng.weighted({ 'tokenizer.json': 50, 'config.json': 35, 'tokenizer_config.json': 10, 'generation_config.json': 5 })
+      const file = rng.weighted({
+        'tokenizer.json': 50,
+        'config.json': 35,
+        'tokenizer_config.json': 10,
+        'generation_config.json': 5,
+      })
       let m
       if (file === 'tokenizer.json' && rng.chance(0.004)) m = bloatedTokenizer(bytes[file], docs[file], rng)
       else if (file === 'tokenizer.json') {
-        m = mutateJsonFile(bytes[file], docs[file], rng, (p) => tokenizerParts.has(String(p[0])) && !(p[0] === 'model' && (p[1] === 'vocab' || p[1] === 'merges') && p.length > 2 && rng.chance(0.7)), tokenizerValue)
+        m = mutateJsonFile(
+          bytes[file],
+          docs[file],
+          rng,
+          (p) =>
+            tokenizerParts.has(String(p[0])) &&
+            !(p[0] === 'model' && (p[1] === 'vocab' || p[1] === 'merges') && p.length > 2 && rng.chance(0.7)),
+          tokenizerValue,
+        )
       } else if (file === 'config.json') {
         m = mutateJsonFile(bytes[file], docs[file], rng, undefined, configValue)
       } else {
-        m = mutateJsonFile(bytes[file], docs[file], rng, undefined, (p, old, r) => (typeof old === 'string' || typeof old === 'number' ? r.pick([...BUILTIN_NAMES, -1, 2 ** 53, null, {}]) : undefined))
+        m = mutateJsonFile(bytes[file], docs[file], rng, undefined, (p, old, r) =>
+          typeof old === 'string' || typeof old === 'number'
+            ? r.pick([...BUILTIN_NAMES, -1, 2 ** 53, null, {}])
+            : undefined,
+        )
       }
-      return { files: { [file]: m.bytes }, open: rng.chance(0.7) ? '.' : 'model.safetensors', what: `${file}: ${m.what}` }
+      return {
+        files: { [file]: m.bytes },
+        open: rng.chance(0.7) ? '.' : 'model.safetensors',
+        what: `${file}: ${m.what}`,
+      }
     },
   }
 }
@@ -162,7 +308,9 @@ function packedFormat(name: 'gptq' | 'compressed-tensors', dir: string, parts: R
   const configBytes = read(dir, 'config.json')
   const config = parseJson(configBytes)
   return {
-    name, seedDir: dir, tokenizes: false,
+    name,
+    seedDir: dir,
+    tokenizes: false,
     preferRead: (n) => n.includes('.mlp.') || n.includes('.self_attn.'),
     mutate(rng): CaseInput {
       if (rng.chance(0.3)) {
@@ -170,18 +318,29 @@ function packedFormat(name: 'gptq' | 'compressed-tensors', dir: string, parts: R
         return { files: { 'config.json': m.bytes }, open: '.', what: `config.json: ${m.what}` }
       }
       const m = mutateSafetensors(st, parsed, rng, { tensors: (t) => parts.test(t) })
-      return { files: { 'model.safetensors': m.bytes }, open: '.', what: `model.safetensors: ${m.what}`, targets: m.targets }
+      return {
+        files: { 'model.safetensors': m.bytes },
+        open: '.',
+        what: `model.safetensors: ${m.what}`,
+        targets: m.targets,
+      }
     },
   }
 }
 
 export function makeFormat(name: FormatName, seeds: Seeds): Format {
   switch (name) {
-    case 'safetensors': return hfFolderFormat(seeds)
-    case 'index': return indexFormat(seeds)
-    case 'gguf': return ggufFormat(seeds)
-    case 'sidecars': return sidecarFormat(seeds)
-    case 'gptq': return packedFormat('gptq', seeds.gptq, /\.(qweight|qzeros|scales|g_idx)$/)
-    case 'compressed-tensors': return packedFormat('compressed-tensors', seeds.ct, /\.weight_(packed|scale|zero_point|shape|g_idx)$/)
+    case 'safetensors':
+      return hfFolderFormat(seeds)
+    case 'index':
+      return indexFormat(seeds)
+    case 'gguf':
+      return ggufFormat(seeds)
+    case 'sidecars':
+      return sidecarFormat(seeds)
+    case 'gptq':
+      return packedFormat('gptq', seeds.gptq, /\.(qweight|qzeros|scales|g_idx)$/)
+    case 'compressed-tensors':
+      return packedFormat('compressed-tensors', seeds.ct, /\.weight_(packed|scale|zero_point|shape|g_idx)$/)
   }
 }

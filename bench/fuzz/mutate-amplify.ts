@@ -83,12 +83,21 @@ export function bloatedGguf(src: Uint8Array, g: ParsedGguf, rng: Rng): Mutated {
   out.set(data, headLength + pad)
   const dv = new DataView(out.buffer)
   dv.setBigUint64(16, BigInt(g.kvs.length + added), true)
-  const what = kind === 'manyKvs' ? `${added} extra key/values` : kind === 'deepArray' ? `an array nested ${(extra[0].length - 25) / 12} deep` : `a ${extra[0].length}-byte string key/value`
+  const what =
+    kind === 'manyKvs'
+      ? `${added} extra key/values`
+      : kind === 'deepArray'
+        ? `an array nested ${(extra[0].length - 25) / 12} deep`
+        : `a ${extra[0].length}-byte string key/value`
   return { bytes: out, what }
 }
 
 /** tokenizer.json over the 50 MB cap (trailing whitespace, which JSON allows), or with ~60k extra vocabulary entries. */
-export function bloatedTokenizer(src: Uint8Array, doc: { model?: { vocab?: Record<string, number> } }, rng: Rng): Mutated {
+export function bloatedTokenizer(
+  src: Uint8Array,
+  doc: { model?: { vocab?: Record<string, number> } },
+  rng: Rng,
+): Mutated {
   if (rng.chance(0.5)) {
     const size = (50 << 20) + 1 + rng.int(1 << 20)
     const out = new Uint8Array(size).fill(0x20)

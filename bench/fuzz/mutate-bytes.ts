@@ -11,12 +11,29 @@ export interface Mutated {
 }
 
 /** Byte values that sit on parser boundaries (sign bits, all-ones, ASCII structure). */
-const INTERESTING_BYTES = [0x00, 0x01, 0x7f, 0x80, 0xff, 0x22, 0x2c, 0x3a, 0x5b, 0x5d, 0x7b, 0x7d, 0x5c, 0xc0, 0xed, 0xf8]
+const INTERESTING_BYTES = [
+  0x00, 0x01, 0x7f, 0x80, 0xff, 0x22, 0x2c, 0x3a, 0x5b, 0x5d, 0x7b, 0x7d, 0x5c, 0xc0, 0xed, 0xf8,
+]
 
 /** Little-endian words that sit on integer boundaries. */
 const INTERESTING_WORDS: bigint[] = [
-  0n, 1n, 0x7fn, 0x80n, 0xffn, 0x7fffn, 0x8000n, 0xffffn, 0x7fffffffn, 0x80000000n, 0xffffffffn,
-  0x100000000n, 0x1fffffffffffffn, 0x20000000000000n, 0x7fffffffffffffffn, 0x8000000000000000n, 0xffffffffffffffffn,
+  0n,
+  1n,
+  0x7fn,
+  0x80n,
+  0xffn,
+  0x7fffn,
+  0x8000n,
+  0xffffn,
+  0x7fffffffn,
+  0x80000000n,
+  0xffffffffn,
+  0x100000000n,
+  0x1fffffffffffffn,
+  0x20000000000000n,
+  0x7fffffffffffffffn,
+  0x8000000000000000n,
+  0xffffffffffffffffn,
 ]
 
 /** Offset into the buffer, biased towards its start (where headers live) half of the time. */
@@ -30,7 +47,17 @@ function writeWord(out: Uint8Array, at: number, value: bigint, width: number): v
 }
 
 export function mutateBytes(src: Uint8Array, rng: Rng, headerBytes = 4096): Mutated {
-  const kind = rng.weighted({ flipByte: 3, flipBit: 3, interestingByte: 2, interestingWord: 2, truncate: 2, insert: 2, remove: 1, duplicate: 1, multi: 2 })
+  const kind = rng.weighted({
+    flipByte: 3,
+    flipBit: 3,
+    interestingByte: 2,
+    interestingWord: 2,
+    truncate: 2,
+    insert: 2,
+    remove: 1,
+    duplicate: 1,
+    multi: 2,
+  })
   const at = position(rng, src.length, headerBytes)
   switch (kind) {
     case 'flipByte': {

@@ -8,8 +8,16 @@ import { mutateBytes, type Mutated } from './mutate-bytes'
 import { BUILTIN_NAMES } from './mutate-json'
 import type { Rng } from './prng'
 
-interface Field { at: number; width: 4 | 8; label: string }
-interface Piece { start: number; end: number; name: string }
+interface Field {
+  at: number
+  width: 4 | 8
+  label: string
+}
+interface Piece {
+  start: number
+  end: number
+  name: string
+}
 
 export interface ParsedGguf {
   fields: Field[]
@@ -25,8 +33,13 @@ const SCALAR_SIZES: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 
 
 export function parseGguf(b: Uint8Array): ParsedGguf {
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength)
-  const fields: Field[] = [{ at: 4, width: 4, label: 'version' }, { at: 8, width: 8, label: 'tensor count' }, { at: 16, width: 8, label: 'kv count' }]
-  const tensorCount = Number(dv.getBigUint64(8, true)), kvCount = Number(dv.getBigUint64(16, true))
+  const fields: Field[] = [
+    { at: 4, width: 4, label: 'version' },
+    { at: 8, width: 8, label: 'tensor count' },
+    { at: 16, width: 8, label: 'kv count' },
+  ]
+  const tensorCount = Number(dv.getBigUint64(8, true)),
+    kvCount = Number(dv.getBigUint64(16, true))
   let p = 24
   const str = (label: string): string => {
     fields.push({ at: p, width: 8, label: `${label} length` })
@@ -121,8 +134,33 @@ function rebuild(src: Uint8Array, g: ParsedGguf, kvs: Uint8Array[], infos: Uint8
 }
 
 const FIELD_VALUES: bigint[] = [
-  0n, 1n, 2n, 3n, 4n, 5n, 7n, 8n, 9n, 12n, 13n, 31n, 32n, 33n, 255n, 256n, 0x7fffffffn, 0x80000000n, 0xffffffffn, 2n ** 32n,
-  2n ** 40n, 2n ** 53n, 2n ** 63n - 1n, 2n ** 63n, 2n ** 64n - 1n, 1n << 20n, (1n << 20n) + 1n,
+  0n,
+  1n,
+  2n,
+  3n,
+  4n,
+  5n,
+  7n,
+  8n,
+  9n,
+  12n,
+  13n,
+  31n,
+  32n,
+  33n,
+  255n,
+  256n,
+  0x7fffffffn,
+  0x80000000n,
+  0xffffffffn,
+  2n ** 32n,
+  2n ** 40n,
+  2n ** 53n,
+  2n ** 63n - 1n,
+  2n ** 63n,
+  2n ** 64n - 1n,
+  1n << 20n,
+  (1n << 20n) + 1n,
 ]
 
 function kvBytes(src: Uint8Array, k: ParsedGguf['kvs'][number]): Uint8Array {
@@ -137,18 +175,32 @@ function stringKv(key: string, value: string): Uint8Array {
 }
 
 export function mutateGguf(src: Uint8Array, g: ParsedGguf, rng: Rng): Mutated {
-  const kind = rng.weighted({ bytes: 3, field: 6, fieldNudge: 2, archName: 3, stringValue: 2, keyName: 1, tensorName: 2, dropKv: 1, duplicateKv: 1, alignment: 1 })
+  const kind = rng.weighted({
+    bytes: 3,
+    field: 6,
+    fieldNudge: 2,
+    archName: 3,
+    stringValue: 2,
+    keyName: 1,
+    tensorName: 2,
+    dropKv: 1,
+    duplicateKv: 1,
+    alignment: 1,
+  })
   const kvs = g.kvs.map((k) => kvBytes(src, k))
   const infos = g.tensors.map((t) => src.subarray(t.start, t.end))
   switch (kind) {
-    case 'bytes': return mutateBytes(src, rng, g.infosEnd)
-    case 'field': case 'fieldNudge': {
+    case 'bytes':
+      return mutateBytes(src, rng, g.infosEnd)
+    case 'field':
+    case 'fieldNudge': {
       const f = rng.pick(g.fields)
       const out = src.slice()
       const dv = new DataView(out.buffer)
       const old = f.width === 8 ? dv.getBigUint64(f.at, true) : BigInt(dv.getUint32(f.at, true))
       const mask = f.width === 8 ? 2n ** 64n - 1n : 2n ** 32n - 1n
-      const v = (kind === 'field' ? rng.pick(FIELD_VALUES) : old + rng.pick([1n, -1n, 2n, -2n, 8n, 32n, old, -old])) & mask
+      const v =
+        (kind === 'field' ? rng.pick(FIELD_VALUES) : old + rng.pick([1n, -1n, 2n, -2n, 8n, 32n, old, -old])) & mask
       if (f.width === 8) dv.setBigUint64(f.at, v, true)
       else dv.setUint32(f.at, Number(v), true)
       return { bytes: out, what: `${f.label} (at ${f.at}) ${old} := ${v}` }
@@ -163,17 +215,38 @@ export function mutateGguf(src: Uint8Array, g: ParsedGguf, rng: Rng): Mutated {
       const renameKeys = rng.chance(0.5)
       const out = g.kvs.map((k, i) => {
         if (k === arch) return stringKv('general.architecture', to)
-        if (renameKeys && k.name.startsWith(`${old}.`)) return concat([ggufString(`${to}.${k.name.slice(old.length + 1)}`), src.subarray(k.start + 8 + enc.encode(k.name).length, k.end)])
+        if (renameKeys && k.name.startsWith(`${old}.`))
+          return concat([
+            ggufString(`${to}.${k.name.slice(old.length + 1)}`),
+            src.subarray(k.start + 8 + enc.encode(k.name).length, k.end),
+          ])
         return kvs[i]
       })
-      return { bytes: rebuild(src, g, out, infos), what: `general.architecture "${old}" := "${to}"${renameKeys ? ' (keys renamed)' : ''}` }
+      return {
+        bytes: rebuild(src, g, out, infos),
+        what: `general.architecture "${old}" := "${to}"${renameKeys ? ' (keys renamed)' : ''}`,
+      }
     }
     case 'stringValue': {
       // String values the readers branch on (tokenizer model and pre-tokenizer names, the file type...).
       const strings = g.kvs.filter((k) => k.type === 8 && k.name !== 'general.architecture')
       if (strings.length === 0) return mutateBytes(src, rng, g.infosEnd)
       const k = rng.pick(strings)
-      const to = rng.chance(0.5) ? rng.pick(BUILTIN_NAMES) : rng.pick(['', 'gpt2', 'llama', 'bert', 't5', 'rwkv', 'no_vocab', 'default', 'llama3', 'qwen2', 'x'.repeat(300)])
+      const to = rng.chance(0.5)
+        ? rng.pick(BUILTIN_NAMES)
+        : rng.pick([
+            '',
+            'gpt2',
+            'llama',
+            'bert',
+            't5',
+            'rwkv',
+            'no_vocab',
+            'default',
+            'llama3',
+            'qwen2',
+            'x'.repeat(300),
+          ])
       const out = kvs.slice()
       out[g.kvs.indexOf(k)] = stringKv(k.name, to)
       return { bytes: rebuild(src, g, out, infos), what: `"${k.name}" := "${to.slice(0, 40)}"` }
@@ -200,7 +273,15 @@ export function mutateGguf(src: Uint8Array, g: ParsedGguf, rng: Rng): Mutated {
     }
     case 'dropKv': {
       const i = rng.int(kvs.length)
-      return { bytes: rebuild(src, g, kvs.filter((_, j) => j !== i), infos), what: `key/value "${g.kvs[i].name}" dropped` }
+      return {
+        bytes: rebuild(
+          src,
+          g,
+          kvs.filter((_, j) => j !== i),
+          infos,
+        ),
+        what: `key/value "${g.kvs[i].name}" dropped`,
+      }
     }
     case 'duplicateKv': {
       const i = rng.int(kvs.length)

@@ -9,14 +9,65 @@ export type JsonPath = (string | number)[]
 
 /** Names that exist on every plain object or function: lookups keyed by file content must not find them. */
 export const BUILTIN_NAMES = [
-  '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'prototype', 'isPrototypeOf',
-  '__defineGetter__', 'toLocaleString', 'propertyIsEnumerable', 'length', 'name', 'call', 'then',
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  'valueOf',
+  'prototype',
+  'isPrototypeOf',
+  '__defineGetter__',
+  'toLocaleString',
+  'propertyIsEnumerable',
+  'length',
+  'name',
+  'call',
+  'then',
 ]
 
 const INTERESTING_NUMBERS = [
-  0, -0, 1, -1, 2, 3, 7, 8, 31, 32, 33, 63, 64, 127, 128, 255, 256, 1023, 1024, 4095, 65535, 65536, 0x7fffffff, 0x80000000,
-  0xffffffff, 2 ** 32, 2 ** 40, 2 ** 53 - 1, 2 ** 53, 2 ** 53 + 2, 2 ** 63, 2 ** 64, 1e21, 1e300, -1e300, -(2 ** 31), -(2 ** 53),
-  0.5, 1.5, -0.5, 1e-320, 3.14,
+  0,
+  -0,
+  1,
+  -1,
+  2,
+  3,
+  7,
+  8,
+  31,
+  32,
+  33,
+  63,
+  64,
+  127,
+  128,
+  255,
+  256,
+  1023,
+  1024,
+  4095,
+  65535,
+  65536,
+  0x7fffffff,
+  0x80000000,
+  0xffffffff,
+  2 ** 32,
+  2 ** 40,
+  2 ** 53 - 1,
+  2 ** 53,
+  2 ** 53 + 2,
+  2 ** 63,
+  2 ** 64,
+  1e21,
+  1e300,
+  -1e300,
+  -(2 ** 31),
+  -(2 ** 53),
+  0.5,
+  1.5,
+  -0.5,
+  1e-320,
+  3.14,
 ]
 
 /** Tokens JSON does not allow but some writers emit (NaN, Infinity) and one that overflows to Infinity. */
@@ -24,22 +75,52 @@ const NON_JSON_NUMBERS = ['NaN', 'Infinity', '-Infinity', '1e999', '-1e999', '0x
 
 function interestingString(rng: Rng): string {
   switch (rng.int(6)) {
-    case 0: case 1: case 2: return rng.pick(BUILTIN_NAMES)
-    case 3: return rng.pick(['', ' ', '\u0000', '\ud800', '..', '../x', 'model.layers.0.constructor.weight', 'F32', 'I32', 'U8', 'F16', 'Q4_K', 'gptq', 'llama', 'LlamaForCausalLM'])
-    case 4: return 'x'.repeat(rng.pick([1, 100, 5000]))
-    default: return `${rng.pick(BUILTIN_NAMES)}.weight`
+    case 0:
+    case 1:
+    case 2:
+      return rng.pick(BUILTIN_NAMES)
+    case 3:
+      return rng.pick([
+        '',
+        ' ',
+        '\u0000',
+        '\ud800',
+        '..',
+        '../x',
+        'model.layers.0.constructor.weight',
+        'F32',
+        'I32',
+        'U8',
+        'F16',
+        'Q4_K',
+        'gptq',
+        'llama',
+        'LlamaForCausalLM',
+      ])
+    case 4:
+      return 'x'.repeat(rng.pick([1, 100, 5000]))
+    default:
+      return `${rng.pick(BUILTIN_NAMES)}.weight`
   }
 }
 
 /** A replacement value of any JSON type, biased towards the ones parsers trip over. */
 export function interestingValue(rng: Rng, like?: Json): Json {
   switch (rng.int(9)) {
-    case 0: case 1: case 2: return rng.pick(INTERESTING_NUMBERS)
-    case 3: case 4: return interestingString(rng)
-    case 5: return rng.pick([null, true, false])
-    case 6: return rng.pick<Json>([[], {}, [[]], [null], [-1], [2 ** 64], ['constructor'], { constructor: 1 }])
+    case 0:
+    case 1:
+    case 2:
+      return rng.pick(INTERESTING_NUMBERS)
+    case 3:
+    case 4:
+      return interestingString(rng)
+    case 5:
+      return rng.pick([null, true, false])
+    case 6:
+      return rng.pick<Json>([[], {}, [[]], [null], [-1], [2 ** 64], ['constructor'], { constructor: 1 }])
     case 7: {
-      if (typeof like === 'number') return rng.pick([like + 1, like - 1, -like, like * 2, like * 1024, like / 2, Math.floor(like / 2) + 0.5])
+      if (typeof like === 'number')
+        return rng.pick([like + 1, like - 1, -like, like * 2, like * 1024, like / 2, Math.floor(like / 2) + 0.5])
       if (Array.isArray(like)) return like.length > 0 ? [...like, ...like] : [0]
       return interestingString(rng)
     }
@@ -119,7 +200,8 @@ export function updateAt(doc: Json, p: JsonPath, f: (old: Json) => Json | undefi
 
 /** Renames the key at the end of `p` (keeping its place in the object). */
 function renameAt(doc: Json, p: JsonPath, to: string): Json {
-  const parent = p.slice(0, -1), key = p[p.length - 1]
+  const parent = p.slice(0, -1),
+    key = p[p.length - 1]
   return updateAt(doc, parent, (o) => {
     if (!o || typeof o !== 'object' || Array.isArray(o)) return o
     const copy: Record<string, Json> = {}

@@ -28,7 +28,14 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { cases: 1000, formats: [...FORMAT_NAMES], seed: '1', timeLimitS: Infinity, caseTimeoutS: 5, bigAllocationBytes: 256 << 20 }
+  const o: Options = {
+    cases: 1000,
+    formats: [...FORMAT_NAMES],
+    seed: '1',
+    timeLimitS: Infinity,
+    caseTimeoutS: 5,
+    bigAllocationBytes: 256 << 20,
+  }
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2)
     const value = (): string => {
@@ -43,10 +50,13 @@ function parseArgs(argv: string[]): Options {
     }
     if (flag === '--cases') o.cases = Math.floor(positive(value()))
     else if (flag === '--format') {
-      o.formats = value().split(',').map((f) => {
-        if (!(FORMAT_NAMES as readonly string[]).includes(f)) throw new Error(`unknown format "${f}" (known: ${FORMAT_NAMES.join(', ')})`)
-        return f as FormatName
-      })
+      o.formats = value()
+        .split(',')
+        .map((f) => {
+          if (!(FORMAT_NAMES as readonly string[]).includes(f))
+            throw new Error(`unknown format "${f}" (known: ${FORMAT_NAMES.join(', ')})`)
+          return f as FormatName
+        })
     } else if (flag === '--seed') o.seed = value()
     else if (flag === '--time-limit') o.timeLimitS = positive(value())
     else if (flag === '--case-timeout') o.caseTimeoutS = positive(value())
@@ -57,7 +67,12 @@ function parseArgs(argv: string[]): Options {
 }
 
 /** Runs cases [start, end) in one child; resolves with the index it stopped at and why. */
-function runChild(args: RunnerArgs, o: Options, totals: FormatTotals, deadline: number): Promise<{ next: number; hung: boolean; crashed: string | null }> {
+function runChild(
+  args: RunnerArgs,
+  o: Options,
+  totals: FormatTotals,
+  deadline: number,
+): Promise<{ next: number; hung: boolean; crashed: string | null }> {
   return new Promise((resolve) => {
     const child: ChildProcess = fork(path.join(here, 'case-runner.ts'), [], {
       execArgv: ['--import', 'tsx', '--max-old-space-size=2048'],
@@ -65,7 +80,9 @@ function runChild(args: RunnerArgs, o: Options, totals: FormatTotals, deadline: 
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
     })
     let stderr = ''
-    child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000)
+    })
     let next = args.start
     let ready = false
     let lastBeat = Date.now()
@@ -102,22 +119,42 @@ function runChild(args: RunnerArgs, o: Options, totals: FormatTotals, deadline: 
           totals.untypedSamples.set(m.error ?? '?', (totals.untypedSamples.get(m.error ?? '?') ?? 0) + 1)
         }
         if (totals.cases % 1000 === 0) {
-          process.stderr.write(`fuzz ${totals.format}: ${totals.cases} cases (ok ${totals.ok}, typed ${totals.typed}, untyped ${totals.untyped}, hangs ${totals.hangs})\n`)
+          process.stderr.write(
+            `fuzz ${totals.format}: ${totals.cases} cases (ok ${totals.ok}, typed ${totals.typed}, untyped ${totals.untyped}, hangs ${totals.hangs})\n`,
+          )
         }
       }
     })
     child.on('exit', (code, signal) => {
       if (hung || stoppedForTime) return finish(null)
       if (code === 0) return finish(null)
-      finish(`runner exited with ${signal ?? code}${ready ? '' : ' before it was ready'}: ${stderr.trim().split('\n').slice(-5).join(' | ')}`)
+      finish(
+        `runner exited with ${signal ?? code}${ready ? '' : ' before it was ready'}: ${stderr.trim().split('\n').slice(-5).join(' | ')}`,
+      )
     })
   })
 }
 
-async function fuzzFormat(name: FormatName, seeds: Seeds, o: Options, root: string, findingsDir: string): Promise<FormatTotals> {
+async function fuzzFormat(
+  name: FormatName,
+  seeds: Seeds,
+  o: Options,
+  root: string,
+  findingsDir: string,
+): Promise<FormatTotals> {
   const totals: FormatTotals = {
-    format: name, cases: 0, ok: 0, typed: 0, untyped: 0, hangs: 0, bigAllocations: 0, largestAllocation: 0, peakRss: 0,
-    seconds: 0, untypedSamples: new Map(), skipped: null,
+    format: name,
+    cases: 0,
+    ok: 0,
+    typed: 0,
+    untyped: 0,
+    hangs: 0,
+    bigAllocations: 0,
+    largestAllocation: 0,
+    peakRss: 0,
+    seconds: 0,
+    untypedSamples: new Map(),
+    skipped: null,
   }
   const format = makeFormat(name, seeds)
   if (!format.seedDir) {
@@ -130,7 +167,16 @@ async function fuzzFormat(name: FormatName, seeds: Seeds, o: Options, root: stri
   let failedStarts = 0
   while (start < o.cases && Date.now() < deadline) {
     const workDir = mkdtempSync(path.join(root, `${name}-`))
-    const args: RunnerArgs = { format: name, seed: o.seed, seeds, start, end: o.cases, workDir, findingsDir, bigAllocationBytes: o.bigAllocationBytes }
+    const args: RunnerArgs = {
+      format: name,
+      seed: o.seed,
+      seeds,
+      start,
+      end: o.cases,
+      workDir,
+      findingsDir,
+      bigAllocationBytes: o.bigAllocationBytes,
+    }
     const r = await runChild(args, o, totals, deadline)
     rmSync(workDir, { recursive: true, force: true })
     if (r.next >= o.cases || Date.now() >= deadline) break
@@ -141,7 +187,8 @@ async function fuzzFormat(name: FormatName, seeds: Seeds, o: Options, root: stri
       totals.cases++
       saveFinding(findingsDir, name, o.seed, r.next, 'hang', input, `no result within ${o.caseTimeoutS} s`)
     } else if (r.crashed) {
-      if (r.next === start && ++failedStarts > 2) throw new Error(`fuzz ${name}: the case runner keeps failing: ${r.crashed}`)
+      if (r.next === start && ++failedStarts > 2)
+        throw new Error(`fuzz ${name}: the case runner keeps failing: ${r.crashed}`)
       totals.untyped++
       totals.cases++
       totals.untypedSamples.set(`process died: ${r.crashed.slice(0, 200)}`, 1)

@@ -44,7 +44,9 @@ async function buildShards(dir: string): Promise<void> {
   let total = 0
   for (const [i, part] of [entries.slice(0, half), entries.slice(half)].entries()) {
     const file = `model-0000${i + 1}-of-00002.safetensors`
-    const header = encodeSafetensorsHeader(part.map((e) => ({ name: e.name, dtype: e.dtype, shape: e.shape, bytes: e.byteLength })))
+    const header = encodeSafetensorsHeader(
+      part.map((e) => ({ name: e.name, dtype: e.dtype, shape: e.shape, bytes: e.byteLength })),
+    )
     const datas = await Promise.all(part.map((e) => readTensorBytes(e, 0, e.byteLength)))
     const out = new Uint8Array(header.length + datas.reduce((a, d) => a + d.length, 0))
     out.set(header)
@@ -57,7 +59,10 @@ async function buildShards(dir: string): Promise<void> {
     for (const e of part) weightMap[e.name] = file
     total += datas.reduce((a, d) => a + d.length, 0)
   }
-  writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2))
+  writeFileSync(
+    path.join(dir, 'model.safetensors.index.json'),
+    JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2),
+  )
   closeAllFiles()
 }
 
@@ -80,8 +85,12 @@ export async function buildSeeds(root: string): Promise<Seeds> {
   mkdirSync(root, { recursive: true })
   const notes: string[] = []
   const seeds: Seeds = {
-    hf: path.join(root, 'hf'), index: path.join(root, 'index'), gguf: null,
-    gptq: path.join(root, 'gptq'), ct: path.join(root, 'compressed-tensors'), notes,
+    hf: path.join(root, 'hf'),
+    index: path.join(root, 'index'),
+    gguf: null,
+    gptq: path.join(root, 'gptq'),
+    ct: path.join(root, 'compressed-tensors'),
+    notes,
   }
   copyFolder(DEMO, seeds.hf)
   await buildShards(seeds.index)

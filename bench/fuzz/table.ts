@@ -23,11 +23,34 @@ function mb(bytes: number): string {
 }
 
 export function formatTable(rows: FormatTotals[], seed: string): string {
-  const header = ['format', 'cases', 'ok', 'typed', 'untyped', 'hangs', 'big allocations', 'largest buffer', 'peak RSS', 'time']
-  const body = rows.map((r) => r.skipped
-    ? [r.format, 'skipped', '', '', '', '', '', '', '', r.skipped]
-    : [r.format, r.cases.toLocaleString('en-US'), r.ok.toLocaleString('en-US'), r.typed.toLocaleString('en-US'), String(r.untyped), String(r.hangs),
-        String(r.bigAllocations), mb(r.largestAllocation), mb(r.peakRss), `${Math.round(r.seconds)} s`])
+  const header = [
+    'format',
+    'cases',
+    'ok',
+    'typed',
+    'untyped',
+    'hangs',
+    'big allocations',
+    'largest buffer',
+    'peak RSS',
+    'time',
+  ]
+  const body = rows.map((r) =>
+    r.skipped
+      ? [r.format, 'skipped', '', '', '', '', '', '', '', r.skipped]
+      : [
+          r.format,
+          r.cases.toLocaleString('en-US'),
+          r.ok.toLocaleString('en-US'),
+          r.typed.toLocaleString('en-US'),
+          String(r.untyped),
+          String(r.hangs),
+          String(r.bigAllocations),
+          mb(r.largestAllocation),
+          mb(r.peakRss),
+          `${Math.round(r.seconds)} s`,
+        ],
+  )
   const line = (c: string[]): string => `| ${c.join(' | ')} |`
   return [`fuzz seed ${seed}`, '', line(header), `|${header.map(() => '---').join('|')}|`, ...body.map(line)].join('\n')
 }

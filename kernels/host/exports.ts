@@ -28,21 +28,49 @@ export interface KernelExports {
   col_absmax_sumsq(ptr: number, rows: number, cols: number, outAbsmax: number, outSumsq: number): void
   /** ACCUMULATES max |x| into f32 out[gridRows * gridCols]. */
   pool_absmax(
-    ptr: number, chunkRows: number, cols: number, rowOffset: number, totalRows: number,
-    gridRows: number, gridCols: number, out: number,
+    ptr: number,
+    chunkRows: number,
+    cols: number,
+    rowOffset: number,
+    totalRows: number,
+    gridRows: number,
+    gridCols: number,
+    out: number,
   ): void
 
   // Forward pass (f32, row-major). matmul and attention take an output/head range so workers can split them.
   /** y[T, N] = x[T, K] · w[N, K]ᵀ for outputs [n0, n1). */
   matmul_nt(x: number, w: number, y: number, T: number, K: number, N: number, n0: number, n1: number): void
-  matmul_nt_bias(x: number, w: number, b: number, y: number, T: number, K: number, N: number, n0: number, n1: number): void
+  matmul_nt_bias(
+    x: number,
+    w: number,
+    b: number,
+    y: number,
+    T: number,
+    K: number,
+    N: number,
+    n0: number,
+    n1: number,
+  ): void
   rmsnorm(x: number, w: number, out: number, T: number, H: number, eps: number): void
   layernorm(x: number, w: number, b: number, out: number, T: number, H: number, eps: number): void
   /** In place; cos/sin are [T, headDim/2] tables (kernels/reference/rope.ts ropeTable). */
   rope_half(x: number, cos: number, sin: number, T: number, nHeads: number, headDim: number): void
   rope_interleaved(x: number, cos: number, sin: number, T: number, nHeads: number, headDim: number): void
   /** Heads [h0, h1); scratch holds T f32. */
-  attention_causal(q: number, k: number, v: number, out: number, scratch: number, T: number, nHeads: number, nKV: number, headDim: number, h0: number, h1: number): void
+  attention_causal(
+    q: number,
+    k: number,
+    v: number,
+    out: number,
+    scratch: number,
+    T: number,
+    nHeads: number,
+    nKV: number,
+    headDim: number,
+    h0: number,
+    h1: number,
+  ): void
   silu_mul(g: number, u: number, out: number, n: number): void
   gelu_tanh(x: number, out: number, n: number): void
   gelu_erf(x: number, out: number, n: number): void
@@ -117,13 +145,37 @@ export interface KernelExports {
   rope_half_backward(dx: number, cos: number, sin: number, T: number, nHeads: number, headDim: number): void
   rope_interleaved_backward(dx: number, cos: number, sin: number, T: number, nHeads: number, headDim: number): void
   /** KV heads [g0, g1): WRITES dq, ACCUMULATES dk and dv; scratch holds attentionBackwardScratch(T) f32. */
-  attention_causal_backward(q: number, k: number, v: number, dout: number, dq: number, dk: number, dv: number, scratch: number,
-    T: number, nHeads: number, nKV: number, headDim: number, g0: number, g1: number): void
+  attention_causal_backward(
+    q: number,
+    k: number,
+    v: number,
+    dout: number,
+    dq: number,
+    dk: number,
+    dv: number,
+    scratch: number,
+    T: number,
+    nHeads: number,
+    nKV: number,
+    headDim: number,
+    g0: number,
+    g1: number,
+  ): void
   /** WRITES dg, du for out = silu(g) · u. */
   silu_mul_backward(g: number, u: number, dout: number, dg: number, du: number, n: number): void
   /** WRITES f64 stats[T, 2] = (ce, kl) and f32 dlogits[T, V]; targets i32 (< 0: skipped). */
-  distill_loss(logits: number, teacher: number, targets: number, dlogits: number, stats: number,
-    T: number, V: number, temperature: number, alpha: number, scale: number): void
+  distill_loss(
+    logits: number,
+    teacher: number,
+    targets: number,
+    dlogits: number,
+    stats: number,
+    T: number,
+    V: number,
+    temperature: number,
+    alpha: number,
+    scale: number,
+  ): void
 }
 
 export type KernelName = Exclude<keyof KernelExports, 'heap_base'>
@@ -133,18 +185,79 @@ export const QUANT_SCRATCH_BYTES = 1024
 
 /** Every kernel typed above; a build lacking one of them is out of date. */
 export const KERNEL_NAMES: readonly KernelName[] = [
-  'convert_f16', 'convert_bf16', 'convert_f8e4m3', 'convert_f8e5m2',
-  'dequant_q8_0', 'dequant_q4_0', 'dequant_q4_k', 'dequant_q5_k', 'dequant_q6_k',
-  'moments', 'histogram', 'row_absmax_sumsq', 'col_absmax_sumsq', 'pool_absmax',
-  'matmul_nt', 'matmul_nt_bias', 'rmsnorm', 'layernorm', 'rope_half', 'rope_interleaved', 'attention_causal',
-  'silu_mul', 'gelu_tanh', 'gelu_erf', 'relu', 'add_inplace', 'add_bias_rows', 'log_softmax_nll',
-  'quantize_q8_0', 'quantize_q4_0', 'quantize_q4_k', 'quantize_q5_k', 'quantize_q6_k', 'encode_f16',
-  'dequant_q4_1', 'dequant_q5_0', 'dequant_q5_1', 'dequant_q2_k', 'dequant_q3_k', 'dequant_iq4_nl', 'dequant_iq4_xs',
-  'dequant_tq1_0', 'dequant_tq2_0', 'quantize_q4_1', 'quantize_q5_0', 'quantize_q5_1', 'quantize_q2_k', 'quantize_q3_k',
-  'quantize_iq4_nl', 'quantize_iq4_xs', 'quantize_tq1_0', 'quantize_tq2_0',
-  'quantize_q4_0_imatrix', 'quantize_q4_1_imatrix', 'quantize_q5_0_imatrix', 'quantize_q5_1_imatrix', 'quantize_q2_k_imatrix', 'quantize_q3_k_imatrix',
-  'quantize_q4_k_imatrix', 'quantize_q5_k_imatrix', 'quantize_q6_k_imatrix', 'quantize_iq4_nl_imatrix', 'quantize_iq4_xs_imatrix',
-  'hessian_accumulate', 'cholesky_lower', 'invert_lower', 'lower_gram',
-  'matmul_nn', 'matmul_tn_acc', 'rmsnorm_backward', 'rope_half_backward', 'rope_interleaved_backward',
-  'attention_causal_backward', 'silu_mul_backward', 'distill_loss',
+  'convert_f16',
+  'convert_bf16',
+  'convert_f8e4m3',
+  'convert_f8e5m2',
+  'dequant_q8_0',
+  'dequant_q4_0',
+  'dequant_q4_k',
+  'dequant_q5_k',
+  'dequant_q6_k',
+  'moments',
+  'histogram',
+  'row_absmax_sumsq',
+  'col_absmax_sumsq',
+  'pool_absmax',
+  'matmul_nt',
+  'matmul_nt_bias',
+  'rmsnorm',
+  'layernorm',
+  'rope_half',
+  'rope_interleaved',
+  'attention_causal',
+  'silu_mul',
+  'gelu_tanh',
+  'gelu_erf',
+  'relu',
+  'add_inplace',
+  'add_bias_rows',
+  'log_softmax_nll',
+  'quantize_q8_0',
+  'quantize_q4_0',
+  'quantize_q4_k',
+  'quantize_q5_k',
+  'quantize_q6_k',
+  'encode_f16',
+  'dequant_q4_1',
+  'dequant_q5_0',
+  'dequant_q5_1',
+  'dequant_q2_k',
+  'dequant_q3_k',
+  'dequant_iq4_nl',
+  'dequant_iq4_xs',
+  'dequant_tq1_0',
+  'dequant_tq2_0',
+  'quantize_q4_1',
+  'quantize_q5_0',
+  'quantize_q5_1',
+  'quantize_q2_k',
+  'quantize_q3_k',
+  'quantize_iq4_nl',
+  'quantize_iq4_xs',
+  'quantize_tq1_0',
+  'quantize_tq2_0',
+  'quantize_q4_0_imatrix',
+  'quantize_q4_1_imatrix',
+  'quantize_q5_0_imatrix',
+  'quantize_q5_1_imatrix',
+  'quantize_q2_k_imatrix',
+  'quantize_q3_k_imatrix',
+  'quantize_q4_k_imatrix',
+  'quantize_q5_k_imatrix',
+  'quantize_q6_k_imatrix',
+  'quantize_iq4_nl_imatrix',
+  'quantize_iq4_xs_imatrix',
+  'hessian_accumulate',
+  'cholesky_lower',
+  'invert_lower',
+  'lower_gram',
+  'matmul_nn',
+  'matmul_tn_acc',
+  'rmsnorm_backward',
+  'rope_half_backward',
+  'rope_interleaved_backward',
+  'attention_causal_backward',
+  'silu_mul_backward',
+  'distill_loss',
 ]

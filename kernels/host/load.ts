@@ -53,7 +53,9 @@ export function compileKernels(): Promise<WebAssembly.Module> {
       throw new Error(`kernels: cannot compile ${file} (${(e as Error).message}); ${BUILD_HINT}`)
     }
   })()
-  compiled.catch(() => { compiled = null }) // a failed attempt (e.g. not built yet) may be retried
+  compiled.catch(() => {
+    compiled = null
+  }) // a failed attempt (e.g. not built yet) may be retried
   return compiled
 }
 
@@ -67,12 +69,16 @@ export function instantiateKernels(module: WebAssembly.Module, memory: WebAssemb
     const key = `${imp.module}.${imp.name}`
     if (key === 'env.memory' && imp.kind === 'memory') env.memory = memory
     else if (key === 'env.abort' && imp.kind === 'function') env.abort = abortImport
-    else throw new Error(`kernels: the module imports ${key} (${imp.kind}), which the host does not provide; ${BUILD_HINT}`)
+    else
+      throw new Error(
+        `kernels: the module imports ${key} (${imp.kind}), which the host does not provide; ${BUILD_HINT}`,
+      )
   }
   const instance = new WebAssembly.Instance(module, { env })
   const exports = instance.exports as Record<string, unknown>
   const missing = ['heap_base', ...KERNEL_NAMES].filter((name) => typeof exports[name] !== 'function')
-  if (missing.length > 0) throw new Error(`kernels: the build lacks ${missing.join(', ')}; it is out of date, ${BUILD_HINT}`)
+  if (missing.length > 0)
+    throw new Error(`kernels: the build lacks ${missing.join(', ')}; it is out of date, ${BUILD_HINT}`)
   return exports as unknown as KernelExports
 }
 

@@ -26,9 +26,10 @@ export function erfc64(z: number): number {
   let c: number
   if (a < ERFC_SERIES_LIMIT) {
     const twoA2 = 2.0 * a * a
-    let term = a, sum = a
+    let term = a,
+      sum = a
     for (let n = 1; n < 200; n++) {
-      term = term * twoA2 / (2 * n + 1)
+      term = (term * twoA2) / (2 * n + 1)
       sum += term
       if (term <= sum * 1e-17) break
     }
@@ -36,7 +37,7 @@ export function erfc64(z: number): number {
   } else {
     let fr = a
     for (let n = ERFC_CF_DEPTH; n >= 1; n--) fr = a + (n * 0.5) / fr
-    c = exp64(-(a * a)) * ONE_OVER_SQRT_PI / fr
+    c = (exp64(-(a * a)) * ONE_OVER_SQRT_PI) / fr
   }
   return z < 0 ? 2.0 - c : c
 }

@@ -16,12 +16,22 @@ const f = Math.fround
  * [T, nKV·headDim]; scratch must hold at least T values.
  */
 export function attentionCausal(
-  q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, scratch: Float32Array,
-  T: number, nHeads: number, nKV: number, headDim: number, h0 = 0, h1 = nHeads,
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  out: Float32Array,
+  scratch: Float32Array,
+  T: number,
+  nHeads: number,
+  nKV: number,
+  headDim: number,
+  h0 = 0,
+  h1 = nHeads,
 ): void {
   const name = 'attention_causal'
   requireSizes(name, { T, nHeads, nKV, headDim, h0, h1 })
-  if (nKV === 0 || nHeads % nKV !== 0) throw kernelArgError(name, `${nHeads} query heads cannot share ${nKV} KV heads evenly`)
+  if (nKV === 0 || nHeads % nKV !== 0)
+    throw kernelArgError(name, `${nHeads} query heads cannot share ${nKV} KV heads evenly`)
   if (headDim === 0) throw kernelArgError(name, 'headDim = 0')
   if (h1 > nHeads || h0 > h1) throw kernelArgError(name, `head range [${h0}, ${h1}) is not inside [0, ${nHeads})`)
   requireLength(name, 'q', q, T * nHeads * headDim)
@@ -32,7 +42,8 @@ export function attentionCausal(
 
   const group = nHeads / nKV
   const scale = f(1.0 / Math.sqrt(headDim))
-  const qRow = nHeads * headDim, kvRow = nKV * headDim
+  const qRow = nHeads * headDim,
+    kvRow = nKV * headDim
   for (let h = h0; h < h1; h++) {
     const kvOff = Math.floor(h / group) * headDim
     for (let i = 0; i < T; i++) {

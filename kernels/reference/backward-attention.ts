@@ -19,22 +19,46 @@ export function attentionBackwardScratch(T: number): number {
 }
 
 export function attentionCausalBackward(
-  q: Float32Array, k: Float32Array, v: Float32Array, dout: Float32Array,
-  dq: Float32Array, dk: Float32Array, dv: Float32Array, scratch: Float32Array,
-  T: number, nHeads: number, nKV: number, headDim: number, g0 = 0, g1 = nKV,
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  dout: Float32Array,
+  dq: Float32Array,
+  dk: Float32Array,
+  dv: Float32Array,
+  scratch: Float32Array,
+  T: number,
+  nHeads: number,
+  nKV: number,
+  headDim: number,
+  g0 = 0,
+  g1 = nKV,
 ): void {
   const name = 'attention_causal_backward'
   requireSizes(name, { T, nHeads, nKV, headDim, g0, g1 })
-  if (nKV === 0 || nHeads % nKV !== 0) throw kernelArgError(name, `${nHeads} query heads cannot share ${nKV} KV heads evenly`)
+  if (nKV === 0 || nHeads % nKV !== 0)
+    throw kernelArgError(name, `${nHeads} query heads cannot share ${nKV} KV heads evenly`)
   if (headDim === 0) throw kernelArgError(name, 'headDim = 0')
   if (g1 > nKV || g0 > g1) throw kernelArgError(name, `KV head range [${g0}, ${g1}) is not inside [0, ${nKV})`)
-  const qLen = T * nHeads * headDim, kvLen = T * nKV * headDim
-  for (const [label, a, n] of [['q', q, qLen], ['dout', dout, qLen], ['dq', dq, qLen], ['k', k, kvLen], ['v', v, kvLen],
-    ['dk', dk, kvLen], ['dv', dv, kvLen], ['scratch', scratch, 2 * T]] as const) requireLength(name, label, a, n)
+  const qLen = T * nHeads * headDim,
+    kvLen = T * nKV * headDim
+  for (const [label, a, n] of [
+    ['q', q, qLen],
+    ['dout', dout, qLen],
+    ['dq', dq, qLen],
+    ['k', k, kvLen],
+    ['v', v, kvLen],
+    ['dk', dk, kvLen],
+    ['dv', dv, kvLen],
+    ['scratch', scratch, 2 * T],
+  ] as const)
+    requireLength(name, label, a, n)
   const group = nHeads / nKV
   const scale = f(1.0 / Math.sqrt(headDim))
-  const qRow = nHeads * headDim, kvRow = nKV * headDim
-  const p = scratch.subarray(0, T), dP = scratch.subarray(T, 2 * T)
+  const qRow = nHeads * headDim,
+    kvRow = nKV * headDim
+  const p = scratch.subarray(0, T),
+    dP = scratch.subarray(T, 2 * T)
   for (let h = g0 * group; h < g1 * group; h++) {
     const kvOff = Math.floor(h / group) * headDim
     for (let i = 0; i < T; i++) {

@@ -13,8 +13,15 @@ export const TN_CHUNK = 256
 
 /** y[T, K] (+)= x[T, N] · w[N, K] for columns [k0, k1) (default: all). */
 export function matmulNN(
-  x: Float32Array, w: Float32Array, y: Float32Array, T: number, N: number, K: number,
-  k0 = 0, k1 = K, acc = false,
+  x: Float32Array,
+  w: Float32Array,
+  y: Float32Array,
+  T: number,
+  N: number,
+  K: number,
+  k0 = 0,
+  k1 = K,
+  acc = false,
 ): void {
   const name = 'matmul_nn'
   requireSizes(name, { T, N, K, k0, k1 })
@@ -33,7 +40,14 @@ export function matmulNN(
 
 /** dw[N, K] += dy[M, N]ᵀ · x[M, K] for rows [n0, n1) (default: all). */
 export function matmulTNAcc(
-  dy: Float32Array, x: Float32Array, dw: Float32Array, M: number, N: number, K: number, n0 = 0, n1 = N,
+  dy: Float32Array,
+  x: Float32Array,
+  dw: Float32Array,
+  M: number,
+  N: number,
+  K: number,
+  n0 = 0,
+  n1 = N,
 ): void {
   const name = 'matmul_tn_acc'
   requireSizes(name, { M, N, K, n0, n1 })

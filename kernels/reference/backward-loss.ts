@@ -23,8 +23,16 @@ function rowMax(a: Float32Array, off: number, V: number): number {
  * teacher logits [T, V]. Loss = α·T²·mean(kl) + (1 − α)·mean(ce); scale = 1 / number of predictions.
  */
 export function distillLoss(
-  logits: Float32Array, teacher: Float32Array | null, targets: Int32Array, dlogits: Float32Array, stats: Float64Array,
-  T: number, V: number, temperature: number, alpha: number, scale: number,
+  logits: Float32Array,
+  teacher: Float32Array | null,
+  targets: Int32Array,
+  dlogits: Float32Array,
+  stats: Float64Array,
+  T: number,
+  V: number,
+  temperature: number,
+  alpha: number,
+  scale: number,
 ): void {
   const name = 'distill_loss'
   requireSizes(name, { T, V })
@@ -33,7 +41,9 @@ export function distillLoss(
   requireLength(name, 'targets', targets, T)
   requireLength(name, 'dlogits', dlogits, T * V)
   requireLength(name, 'stats', stats, 2 * T)
-  const temp = f(temperature), a32 = f(alpha), s32 = f(scale)
+  const temp = f(temperature),
+    a32 = f(alpha),
+    s32 = f(scale)
   const useTeacher = a32 !== 0
   if (useTeacher) {
     if (!teacher) throw kernelArgError(name, 'alpha ≠ 0 needs teacher logits')
@@ -52,7 +62,10 @@ export function distillLoss(
     }
     const m = rowMax(logits, off, V)
     const mt = useTeacher ? rowMax(teacher!, off, V) : 0
-    let S1 = 0, S2 = 0, S3 = 0, A = 0
+    let S1 = 0,
+      S2 = 0,
+      S3 = 0,
+      A = 0
     for (let v = 0; v < V; v++) {
       const a = f(logits[off + v] - m)
       const sa = f(a * invT)
@@ -67,7 +80,9 @@ export function distillLoss(
     }
     stats[2 * t] = log64(S1) - (logits[off + y] - m)
     stats[2 * t + 1] = useTeacher ? A / S3 + log64(S2) - log64(S3) : 0
-    const inv1 = f(1.0 / S1), inv2 = f(1.0 / S2), inv3 = useTeacher ? f(1.0 / S3) : 0
+    const inv1 = f(1.0 / S1),
+      inv2 = f(1.0 / S2),
+      inv3 = useTeacher ? f(1.0 / S3) : 0
     for (let v = 0; v < V; v++) {
       const a = f(logits[off + v] - m)
       const p = f(expF32(a) * inv1)

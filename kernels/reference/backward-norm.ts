@@ -8,7 +8,13 @@ import { requireLength, requireSizes } from './matmul'
 const f = Math.fround
 
 export function rmsnormBackward(
-  x: Float32Array, w: Float32Array, dy: Float32Array, dx: Float32Array, T: number, H: number, eps: number,
+  x: Float32Array,
+  w: Float32Array,
+  dy: Float32Array,
+  dx: Float32Array,
+  T: number,
+  H: number,
+  eps: number,
 ): void {
   const name = 'rmsnorm_backward'
   requireSizes(name, { T, H })
@@ -21,21 +27,22 @@ export function rmsnormBackward(
   const H4 = H & ~3
   for (let t = 0; t < T; t++) {
     const off = t * H
-    const ss = [0, 0, 0, 0], dt = [0, 0, 0, 0]
+    const ss = [0, 0, 0, 0],
+      dt = [0, 0, 0, 0]
     for (let k = 0; k < H4; k++) {
       const xv = x[off + k]
       ss[k & 3] += xv * xv
-      dt[k & 3] += (dy[off + k] * w[k]) * xv
+      dt[k & 3] += dy[off + k] * w[k] * xv
     }
-    let sumSq = (ss[0] + ss[1]) + (ss[2] + ss[3])
-    let dot = (dt[0] + dt[1]) + (dt[2] + dt[3])
+    let sumSq = ss[0] + ss[1] + (ss[2] + ss[3])
+    let dot = dt[0] + dt[1] + (dt[2] + dt[3])
     for (let k = H4; k < H; k++) {
       const xv = x[off + k]
       sumSq += xv * xv
-      dot += (dy[off + k] * w[k]) * xv
+      dot += dy[off + k] * w[k] * xv
     }
     const r = 1.0 / Math.sqrt(sumSq / H + eps32)
-    const c = ((r * r) * r) * dot / H
+    const c = (r * r * r * dot) / H
     for (let k = 0; k < H; k++) {
       dx[off + k] = f(dx[off + k] + f(r * (dy[off + k] * w[k]) - c * x[off + k]))
     }

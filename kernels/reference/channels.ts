@@ -6,13 +6,29 @@
 //   (lane0 + lane2) + (lane1 + lane3); squares are f64(x) * f64(x), which is exact.
 //   column sums add rows in order, one addition per row, into the caller's running values.
 
-function check(what: string, src: Float32Array, rows: number, cols: number, outLength: number, absmax: Float32Array, sumsq: Float64Array): void {
-  if (src.length < rows * cols) throw new RangeError(`${what}: ${rows}x${cols} needs ${rows * cols} values, the source has ${src.length}`)
-  if (absmax.length < outLength || sumsq.length < outLength) throw new RangeError(`${what}: outputs must hold ${outLength} values`)
+function check(
+  what: string,
+  src: Float32Array,
+  rows: number,
+  cols: number,
+  outLength: number,
+  absmax: Float32Array,
+  sumsq: Float64Array,
+): void {
+  if (src.length < rows * cols)
+    throw new RangeError(`${what}: ${rows}x${cols} needs ${rows * cols} values, the source has ${src.length}`)
+  if (absmax.length < outLength || sumsq.length < outLength)
+    throw new RangeError(`${what}: outputs must hold ${outLength} values`)
 }
 
 /** Writes absmax (f32) and Σx² (f64) of each row. */
-export function rowAbsmaxSumsq(src: Float32Array, rows: number, cols: number, outAbsmax: Float32Array, outSumsq: Float64Array): void {
+export function rowAbsmaxSumsq(
+  src: Float32Array,
+  rows: number,
+  cols: number,
+  outAbsmax: Float32Array,
+  outSumsq: Float64Array,
+): void {
   if (rows <= 0 || cols <= 0) return
   check('rowAbsmaxSumsq', src, rows, cols, rows, outAbsmax, outSumsq)
   for (let r = 0; r < rows; r++) {
@@ -26,12 +42,18 @@ export function rowAbsmaxSumsq(src: Float32Array, rows: number, cols: number, ou
       lanes[c & 3] += finite ? x * x : 0
     }
     outAbsmax[r] = absmax
-    outSumsq[r] = (lanes[0] + lanes[2]) + (lanes[1] + lanes[3])
+    outSumsq[r] = lanes[0] + lanes[2] + (lanes[1] + lanes[3])
   }
 }
 
 /** ACCUMULATES column absmax (max with the existing value) and Σx² (added to the existing value). */
-export function colAbsmaxSumsq(src: Float32Array, rows: number, cols: number, outAbsmax: Float32Array, outSumsq: Float64Array): void {
+export function colAbsmaxSumsq(
+  src: Float32Array,
+  rows: number,
+  cols: number,
+  outAbsmax: Float32Array,
+  outSumsq: Float64Array,
+): void {
   if (rows <= 0 || cols <= 0) return
   check('colAbsmaxSumsq', src, rows, cols, cols, outAbsmax, outSumsq)
   for (let r = 0; r < rows; r++) {

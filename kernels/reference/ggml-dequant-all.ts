@@ -11,7 +11,11 @@ export type BlockType = DequantType | LegacyType | KQuantType | IqType | Ternary
 
 /** Elements and bytes per block of every block type here. */
 export const BLOCK_GEOMETRY: Readonly<Record<BlockType, { elements: number; bytes: number }>> = {
-  ...DEQUANT_BLOCKS, ...LEGACY_BLOCKS, ...KQUANT_BLOCKS, ...IQ_BLOCKS, ...TERNARY_BLOCKS,
+  ...DEQUANT_BLOCKS,
+  ...LEGACY_BLOCKS,
+  ...KQUANT_BLOCKS,
+  ...IQ_BLOCKS,
+  ...TERNARY_BLOCKS,
 }
 
 export const BLOCK_TYPES = Object.keys(BLOCK_GEOMETRY) as BlockType[]

@@ -21,14 +21,23 @@ function readU32(src: Uint8Array, at: number): number {
 }
 
 export function checkDequantSizes(
-  type: string, blocks: { elements: number; bytes: number }, src: Uint8Array, nblocks: number, dst: Float32Array,
+  type: string,
+  blocks: { elements: number; bytes: number },
+  src: Uint8Array,
+  nblocks: number,
+  dst: Float32Array,
 ): void {
-  if (!Number.isSafeInteger(nblocks) || nblocks < 0) throw new RangeError(`dequantize ${type}: bad block count ${nblocks}`)
+  if (!Number.isSafeInteger(nblocks) || nblocks < 0)
+    throw new RangeError(`dequantize ${type}: bad block count ${nblocks}`)
   if (src.length < nblocks * blocks.bytes) {
-    throw new RangeError(`dequantize ${type}: ${nblocks} blocks need ${nblocks * blocks.bytes} bytes, the source has ${src.length}`)
+    throw new RangeError(
+      `dequantize ${type}: ${nblocks} blocks need ${nblocks * blocks.bytes} bytes, the source has ${src.length}`,
+    )
   }
   if (dst.length < nblocks * blocks.elements) {
-    throw new RangeError(`dequantize ${type}: ${nblocks} blocks need ${nblocks * blocks.elements} outputs, the destination has ${dst.length}`)
+    throw new RangeError(
+      `dequantize ${type}: ${nblocks} blocks need ${nblocks * blocks.elements} outputs, the destination has ${dst.length}`,
+    )
   }
 }
 

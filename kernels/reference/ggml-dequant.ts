@@ -21,12 +21,17 @@ export const DEQUANT_BLOCKS: Readonly<Record<DequantType, { elements: number; by
 
 function checkSizes(type: DequantType, src: Uint8Array, nblocks: number, dst: Float32Array): void {
   const { elements, bytes } = DEQUANT_BLOCKS[type]
-  if (!Number.isSafeInteger(nblocks) || nblocks < 0) throw new RangeError(`dequantize ${type}: bad block count ${nblocks}`)
+  if (!Number.isSafeInteger(nblocks) || nblocks < 0)
+    throw new RangeError(`dequantize ${type}: bad block count ${nblocks}`)
   if (src.length < nblocks * bytes) {
-    throw new RangeError(`dequantize ${type}: ${nblocks} blocks need ${nblocks * bytes} bytes, the source has ${src.length}`)
+    throw new RangeError(
+      `dequantize ${type}: ${nblocks} blocks need ${nblocks * bytes} bytes, the source has ${src.length}`,
+    )
   }
   if (dst.length < nblocks * elements) {
-    throw new RangeError(`dequantize ${type}: ${nblocks} blocks need ${nblocks * elements} outputs, the destination has ${dst.length}`)
+    throw new RangeError(
+      `dequantize ${type}: ${nblocks} blocks need ${nblocks * elements} outputs, the destination has ${dst.length}`,
+    )
   }
 }
 

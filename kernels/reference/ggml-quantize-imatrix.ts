@@ -27,7 +27,19 @@ const ONE_TENTH = f32(0.1)
 const QK_K = 256
 
 /** Types whose quantization an importance matrix changes. */
-export const IMATRIX_TYPES: readonly BlockType[] = ['Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'IQ4_NL', 'IQ4_XS']
+export const IMATRIX_TYPES: readonly BlockType[] = [
+  'Q4_0',
+  'Q4_1',
+  'Q5_0',
+  'Q5_1',
+  'Q2_K',
+  'Q3_K',
+  'Q4_K',
+  'Q5_K',
+  'Q6_K',
+  'IQ4_NL',
+  'IQ4_XS',
+]
 
 function sumSquares(x: Float32Array, from: number, n: number): number {
   let s = 0
@@ -36,7 +48,14 @@ function sumSquares(x: Float32Array, from: number, n: number): number {
 }
 
 /** w[j] = qw[j] · sqrt(σ² + x[j]²) for n elements from `from`. */
-function importanceWeights(x: Float32Array, qw: Float32Array, from: number, n: number, sigma2: number, w: Float32Array): void {
+function importanceWeights(
+  x: Float32Array,
+  qw: Float32Array,
+  from: number,
+  n: number,
+  sigma2: number,
+  w: Float32Array,
+): void {
   for (let j = 0; j < n; j++) w[j] = f32(qw[from + j] * f32(Math.sqrt(f32(sigma2 + f32(x[from + j] * x[from + j])))))
 }
 
@@ -49,9 +68,15 @@ export function makeQxQuantsWeighted(n: number, nmax: number, x: Float32Array, L
   let amax = 0
   for (let i = 0; i < n; i++) {
     const ax = Math.abs(x[i])
-    if (ax > amax) { amax = ax; max = x[i] }
+    if (ax > amax) {
+      amax = ax
+      max = x[i]
+    }
   }
-  if (amax < GROUP_MAX_EPS) { L.fill(0, 0, n); return 0 }
+  if (amax < GROUP_MAX_EPS) {
+    L.fill(0, 0, n)
+    return 0
+  }
   const level = (iscale: number, v: number) => Math.max(-nmax, Math.min(nmax - 1, nearestInt(f32(iscale * v))))
   let iscale = f32(-nmax / max)
   let sumlx = 0
@@ -90,7 +115,10 @@ export function makeQxQuantsWeighted(n: number, nmax: number, x: Float32Array, L
 export function makeQpQuants(n: number, nmax: number, x: Float32Array, L: Uint8Array, w: Float32Array): number {
   let max = 0
   for (let i = 0; i < n; i++) max = max > x[i] ? max : x[i]
-  if (max < GROUP_MAX_EPS) { L.fill(0, 0, n); return 0 }
+  if (max < GROUP_MAX_EPS) {
+    L.fill(0, 0, n)
+    return 0
+  }
   let iscale = f32(nmax / max)
   for (let i = 0; i < n; i++) L[i] = nearestInt(f32(iscale * x[i])) & 0xff
   const scale = f32(1 / iscale)
@@ -109,7 +137,10 @@ export function makeQpQuants(n: number, nmax: number, x: Float32Array, L: Uint8A
       const diff = f32(x[i] - f32(scaleIs * l))
       mse = f32(mse + f32(f32(w[i] * diff) * diff))
     }
-    if (mse < bestMse) { bestMse = mse; iscale = iscaleIs }
+    if (mse < bestMse) {
+      bestMse = mse
+      iscale = iscaleIs
+    }
   }
   let sumlx = 0
   let suml2 = 0
@@ -194,8 +225,11 @@ function kAsymmetricRow(type: 'Q2_K' | 'Q4_K' | 'Q5_K', x: Float32Array, qw: Flo
   const bytes = BLOCK_GEOMETRY[type].bytes
   const w = new Float32Array(sub)
   const L = new Uint8Array(QK_K)
-  const scales = new Float32Array(nsub), mins = new Float32Array(nsub), sw = new Float32Array(nsub)
-  const Ls = new Uint8Array(nsub), Lm = new Uint8Array(nsub)
+  const scales = new Float32Array(nsub),
+    mins = new Float32Array(nsub),
+    sw = new Float32Array(nsub)
+  const Ls = new Uint8Array(nsub),
+    Lm = new Uint8Array(nsub)
   for (let b = 0; b < x.length / QK_K; b++) {
     const base = b * QK_K
     const at = b * bytes
@@ -206,7 +240,13 @@ function kAsymmetricRow(type: 'Q2_K' | 'Q4_K' | 'Q5_K', x: Float32Array, qw: Flo
       let s = 0
       for (let l = 0; l < sub; l++) s = f32(s + w[l])
       sw[j] = s
-      const [scale, theMin] = fitAsymmetric(sub, nmax, x.subarray(base + sub * j, base + sub * (j + 1)), w, L.subarray(sub * j, sub * (j + 1)))
+      const [scale, theMin] = fitAsymmetric(
+        sub,
+        nmax,
+        x.subarray(base + sub * j, base + sub * (j + 1)),
+        w,
+        L.subarray(sub * j, sub * (j + 1)),
+      )
       scales[j] = scale
       mins[j] = theMin
     }
@@ -240,9 +280,14 @@ function kAsymmetricRow(type: 'Q2_K' | 'Q4_K' | 'Q5_K', x: Float32Array, qw: Flo
       dAll = putF16(dst, at, dBlock)
       dminAll = putF16(dst, at + 2, mBlock)
       for (let j = 0; j < 8; j++) {
-        scaleOf.push(j < 4
-          ? [dst[packed + j] & 63, dst[packed + j + 4] & 63]
-          : [(dst[packed + j + 4] & 0xf) | ((dst[packed + j - 4] >> 6) << 4), (dst[packed + j + 4] >> 4) | ((dst[packed + j] >> 6) << 4)])
+        scaleOf.push(
+          j < 4
+            ? [dst[packed + j] & 63, dst[packed + j + 4] & 63]
+            : [
+                (dst[packed + j + 4] & 0xf) | ((dst[packed + j - 4] >> 6) << 4),
+                (dst[packed + j + 4] >> 4) | ((dst[packed + j] >> 6) << 4),
+              ],
+        )
       }
     }
     for (let j = 0; j < nsub; j++) {
@@ -266,10 +311,17 @@ function kAsymmetricRow(type: 'Q2_K' | 'Q4_K' | 'Q5_K', x: Float32Array, qw: Flo
       if (type === 'Q5_K') dst.fill(0, qh, qh + 32)
       for (let g = 0; g < 4; g++) {
         for (let l = 0; l < 32; l++) {
-          let l1 = L[64 * g + l], l2 = L[64 * g + 32 + l]
+          let l1 = L[64 * g + l],
+            l2 = L[64 * g + 32 + l]
           if (type === 'Q5_K') {
-            if (l1 > 15) { l1 -= 16; dst[qh + l] |= 1 << (2 * g) }
-            if (l2 > 15) { l2 -= 16; dst[qh + l] |= 2 << (2 * g) }
+            if (l1 > 15) {
+              l1 -= 16
+              dst[qh + l] |= 1 << (2 * g)
+            }
+            if (l2 > 15) {
+              l2 -= 16
+              dst[qh + l] |= 2 << (2 * g)
+            }
           }
           dst[qs + 32 * g + l] = (l1 | (l2 << 4)) & 0xff
         }
@@ -284,21 +336,32 @@ function kSymmetricRow(type: 'Q3_K' | 'Q6_K', x: Float32Array, qw: Float32Array,
   const nmax = type === 'Q3_K' ? 4 : 32
   const w = new Float32Array(16)
   const L = new Uint8Array(QK_K)
-  const scales = new Float32Array(16), sw = new Float32Array(16)
+  const scales = new Float32Array(16),
+    sw = new Float32Array(16)
   const Ls = new Uint8Array(16)
   for (let b = 0; b < x.length / QK_K; b++) {
     const base = b * QK_K
     const at = b * bytes
     const sigma2 = f32(f32(2 * sumSquares(x, base, QK_K)) / QK_K)
-    let maxScale = 0, maxAbsScale = 0
+    let maxScale = 0,
+      maxAbsScale = 0
     for (let j = 0; j < 16; j++) {
       if (type === 'Q3_K') importanceWeights(x, qw, base + 16 * j, 16, sigma2, w)
       else w.set(qw.subarray(base + 16 * j, base + 16 * j + 16))
       let s = 0
       for (let l = 0; l < 16; l++) s = f32(s + w[l])
       sw[j] = s
-      scales[j] = makeQxQuantsWeighted(16, nmax, x.subarray(base + 16 * j, base + 16 * j + 16), L.subarray(16 * j, 16 * j + 16), w)
-      if (Math.abs(scales[j]) > maxAbsScale) { maxAbsScale = Math.abs(scales[j]); maxScale = scales[j] }
+      scales[j] = makeQxQuantsWeighted(
+        16,
+        nmax,
+        x.subarray(base + 16 * j, base + 16 * j + 16),
+        L.subarray(16 * j, 16 * j + 16),
+        w,
+      )
+      if (Math.abs(scales[j]) > maxAbsScale) {
+        maxAbsScale = Math.abs(scales[j])
+        maxScale = scales[j]
+      }
     }
     const stored: number[] = []
     let dAll: number
@@ -315,7 +378,10 @@ function kSymmetricRow(type: 'Q3_K' | 'Q6_K', x: Float32Array, qw: Float32Array,
       dAll = putF16(dst, at + 108, dBlock)
       for (let j = 0; j < 16; j++) stored.push(q3kScale(dst, packed, j) - 32)
     } else {
-      if (maxAbsScale < GROUP_MAX_EPS) { dst.fill(0, at, at + 210); continue }
+      if (maxAbsScale < GROUP_MAX_EPS) {
+        dst.fill(0, at, at + 210)
+        continue
+      }
       const iscale = f32(-128 / maxScale)
       dAll = putF16(dst, at + 208, f32(1 / iscale))
       for (let j = 0; j < 16; j++) {
@@ -333,7 +399,11 @@ function kSymmetricRow(type: 'Q3_K' | 'Q6_K', x: Float32Array, qw: Float32Array,
     }
     if (type === 'Q3_K') {
       dst.fill(0, at, at + 32)
-      for (let e = 0; e < QK_K; e++) if (L[e] > 3) { dst[at + (e & 31)] |= 1 << (e >> 5); L[e] -= 4 }
+      for (let e = 0; e < QK_K; e++)
+        if (L[e] > 3) {
+          dst[at + (e & 31)] |= 1 << (e >> 5)
+          L[e] -= 4
+        }
       for (let half = 0; half < 2; half++) {
         for (let l = 0; l < 32; l++) {
           const e = 128 * half + l
@@ -342,9 +412,14 @@ function kSymmetricRow(type: 'Q3_K' | 'Q6_K', x: Float32Array, qw: Float32Array,
       }
     } else {
       for (let half = 0; half < 2; half++) {
-        const ql = at + 64 * half, qh = at + 128 + 32 * half, e = 128 * half
+        const ql = at + 64 * half,
+          qh = at + 128 + 32 * half,
+          e = 128 * half
         for (let l = 0; l < 32; l++) {
-          const q1 = L[e + l], q2 = L[e + l + 32], q3 = L[e + l + 64], q4 = L[e + l + 96]
+          const q1 = L[e + l],
+            q2 = L[e + l + 32],
+            q3 = L[e + l + 64],
+            q4 = L[e + l + 96]
           dst[ql + l] = (q1 & 0xf) | ((q3 & 0xf) << 4)
           dst[ql + l + 32] = (q2 & 0xf) | ((q4 & 0xf) << 4)
           dst[qh + l] = ((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6)) & 0xff
@@ -360,16 +435,28 @@ function kSymmetricRow(type: 'Q3_K' | 'Q6_K', x: Float32Array, qw: Float32Array,
  * ignores it, gives the plain quantization.
  */
 export function quantizeRowsWeighted(
-  type: BlockType, w: Float32Array, rows: number, cols: number, importance: Float32Array | null, dst: Uint8Array,
+  type: BlockType,
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  importance: Float32Array | null,
+  dst: Uint8Array,
 ): void {
   const { elements, bytes } = BLOCK_GEOMETRY[type]
   if (!Number.isSafeInteger(rows) || rows < 0 || !Number.isSafeInteger(cols) || cols < 1 || cols % elements !== 0) {
-    throw new RangeError(`quantize ${type}: [${rows}, ${cols}] is not a whole number of ${elements}-element blocks per row`)
+    throw new RangeError(
+      `quantize ${type}: [${rows}, ${cols}] is not a whole number of ${elements}-element blocks per row`,
+    )
   }
-  if (w.length < rows * cols) throw new RangeError(`quantize ${type}: [${rows}, ${cols}] needs ${rows * cols} inputs, the source has ${w.length}`)
+  if (w.length < rows * cols)
+    throw new RangeError(`quantize ${type}: [${rows}, ${cols}] needs ${rows * cols} inputs, the source has ${w.length}`)
   const rowBytes = (cols / elements) * bytes
-  if (dst.length < rows * rowBytes) throw new RangeError(`quantize ${type}: ${rows} rows need ${rows * rowBytes} bytes, the destination has ${dst.length}`)
-  if (importance && importance.length !== cols) throw new RangeError(`quantize ${type}: ${importance.length} importances for rows of ${cols}`)
+  if (dst.length < rows * rowBytes)
+    throw new RangeError(
+      `quantize ${type}: ${rows} rows need ${rows * rowBytes} bytes, the destination has ${dst.length}`,
+    )
+  if (importance && importance.length !== cols)
+    throw new RangeError(`quantize ${type}: ${importance.length} importances for rows of ${cols}`)
   if (!importance || !IMATRIX_TYPES.includes(type)) {
     quantizeBlocks(type, w.subarray(0, rows * cols), rows * cols, dst)
     return
@@ -378,11 +465,27 @@ export function quantizeRowsWeighted(
     const x = w.subarray(r * cols, (r + 1) * cols)
     const out = dst.subarray(r * rowBytes, (r + 1) * rowBytes)
     switch (type) {
-      case 'Q4_0': case 'Q4_1': case 'Q5_0': case 'Q5_1': legacyRow(type, x, importance, out); break
-      case 'Q2_K': case 'Q4_K': case 'Q5_K': kAsymmetricRow(type, x, importance, out); break
-      case 'Q3_K': case 'Q6_K': kSymmetricRow(type, x, importance, out); break
-      case 'IQ4_NL': quantizeIQ4_NL(x, cols / 32, out, importance); break
-      case 'IQ4_XS': quantizeIQ4_XS(x, cols / 256, out, importance); break
+      case 'Q4_0':
+      case 'Q4_1':
+      case 'Q5_0':
+      case 'Q5_1':
+        legacyRow(type, x, importance, out)
+        break
+      case 'Q2_K':
+      case 'Q4_K':
+      case 'Q5_K':
+        kAsymmetricRow(type, x, importance, out)
+        break
+      case 'Q3_K':
+      case 'Q6_K':
+        kSymmetricRow(type, x, importance, out)
+        break
+      case 'IQ4_NL':
+        quantizeIQ4_NL(x, cols / 32, out, importance)
+        break
+      case 'IQ4_XS':
+        quantizeIQ4_XS(x, cols / 256, out, importance)
+        break
     }
   }
 }

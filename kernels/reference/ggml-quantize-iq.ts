@@ -14,12 +14,17 @@ const NTRY = 7
 
 function checkSizes(type: IqType, src: Float32Array, nblocks: number, dst: Uint8Array): void {
   const { elements, bytes } = IQ_BLOCKS[type]
-  if (!Number.isSafeInteger(nblocks) || nblocks < 0) throw new RangeError(`quantize ${type}: bad block count ${nblocks}`)
+  if (!Number.isSafeInteger(nblocks) || nblocks < 0)
+    throw new RangeError(`quantize ${type}: bad block count ${nblocks}`)
   if (src.length < nblocks * elements) {
-    throw new RangeError(`quantize ${type}: ${nblocks} blocks need ${nblocks * elements} inputs, the source has ${src.length}`)
+    throw new RangeError(
+      `quantize ${type}: ${nblocks} blocks need ${nblocks * elements} inputs, the source has ${src.length}`,
+    )
   }
   if (dst.length < nblocks * bytes) {
-    throw new RangeError(`quantize ${type}: ${nblocks} blocks need ${nblocks * bytes} bytes, the destination has ${dst.length}`)
+    throw new RangeError(
+      `quantize ${type}: ${nblocks} blocks need ${nblocks * bytes} bytes, the destination has ${dst.length}`,
+    )
   }
 }
 
@@ -98,7 +103,14 @@ function packNibbles(src: Float32Array, x: number, scaleInverse: number, dst: Ui
  * With an importance matrix (qw aligned with src), the weights of sub-block ib of the `size`-element
  * super-block at x: qw · sqrt(σ² + x²), σ² = 2 · mean square of the super-block. Null without one.
  */
-function weightsFor(src: Float32Array, qw: Float32Array | undefined, x: number, size: number, ib: number, out: Float32Array): Float32Array | null {
+function weightsFor(
+  src: Float32Array,
+  qw: Float32Array | undefined,
+  x: number,
+  size: number,
+  ib: number,
+  out: Float32Array,
+): Float32Array | null {
   if (!qw) return null
   let sigma2 = 0
   for (let j = 0; j < size; j++) sigma2 = f32(sigma2 + f32(src[x + j] * src[x + j]))

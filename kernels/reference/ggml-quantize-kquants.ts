@@ -13,12 +13,17 @@ const ONE_TENTH = f32(0.1)
 
 function checkSizes(type: KQuantType, src: Float32Array, nblocks: number, dst: Uint8Array): void {
   const { elements, bytes } = KQUANT_BLOCKS[type]
-  if (!Number.isSafeInteger(nblocks) || nblocks < 0) throw new RangeError(`quantize ${type}: bad block count ${nblocks}`)
+  if (!Number.isSafeInteger(nblocks) || nblocks < 0)
+    throw new RangeError(`quantize ${type}: bad block count ${nblocks}`)
   if (src.length < nblocks * elements) {
-    throw new RangeError(`quantize ${type}: ${nblocks} blocks need ${nblocks * elements} inputs, the source has ${src.length}`)
+    throw new RangeError(
+      `quantize ${type}: ${nblocks} blocks need ${nblocks * elements} inputs, the source has ${src.length}`,
+    )
   }
   if (dst.length < nblocks * bytes) {
-    throw new RangeError(`quantize ${type}: ${nblocks} blocks need ${nblocks * bytes} bytes, the destination has ${dst.length}`)
+    throw new RangeError(
+      `quantize ${type}: ${nblocks} blocks need ${nblocks * bytes} bytes, the destination has ${dst.length}`,
+    )
   }
 }
 
@@ -54,7 +59,17 @@ export function quantizeQ2_K(src: Float32Array, nblocks: number, dst: Uint8Array
       const sub = x + 16 * j
       for (let l = 0; l < 16; l++) weights[l] = Math.abs(src[sub + l])
       const [scale, min] = makeQkx2Quants(
-        16, 3, src.subarray(sub, sub + 16), weights, L.subarray(16 * j, 16 * j + 16), Laux, -0.5, ONE_TENTH, 15, true)
+        16,
+        3,
+        src.subarray(sub, sub + 16),
+        weights,
+        L.subarray(16 * j, 16 * j + 16),
+        Laux,
+        -0.5,
+        ONE_TENTH,
+        15,
+        true,
+      )
       scales[j] = scale
       mins[j] = min
       if (scale > maxScale) maxScale = scale
@@ -174,7 +189,8 @@ export function quantizeQ3_K(src: Float32Array, nblocks: number, dst: Uint8Array
     }
     dst.fill(0, packed, packed + 12)
     let dAll: number
-    if (maxScale !== 0) { // C: `if (max_scale)`, true for NaN
+    if (maxScale !== 0) {
+      // C: `if (max_scale)`, true for NaN
       const iscale = f32(-32 / maxScale)
       for (let j = 0; j < 16; j++) {
         const l = Math.max(-32, Math.min(31, (nearestInt(f32(iscale * scales[j])) << 24) >> 24)) + 32 // int8_t l

@@ -17,12 +17,17 @@ const FLT_MAX = 3.4028234663852886e38
 
 function checkSizes(type: LegacyType, src: Float32Array, nblocks: number, dst: Uint8Array): void {
   const { elements, bytes } = LEGACY_BLOCKS[type]
-  if (!Number.isSafeInteger(nblocks) || nblocks < 0) throw new RangeError(`quantize ${type}: bad block count ${nblocks}`)
+  if (!Number.isSafeInteger(nblocks) || nblocks < 0)
+    throw new RangeError(`quantize ${type}: bad block count ${nblocks}`)
   if (src.length < nblocks * elements) {
-    throw new RangeError(`quantize ${type}: ${nblocks} blocks need ${nblocks * elements} inputs, the source has ${src.length}`)
+    throw new RangeError(
+      `quantize ${type}: ${nblocks} blocks need ${nblocks * elements} inputs, the source has ${src.length}`,
+    )
   }
   if (dst.length < nblocks * bytes) {
-    throw new RangeError(`quantize ${type}: ${nblocks} blocks need ${nblocks * bytes} bytes, the destination has ${dst.length}`)
+    throw new RangeError(
+      `quantize ${type}: ${nblocks} blocks need ${nblocks * bytes} bytes, the destination has ${dst.length}`,
+    )
   }
 }
 

@@ -13,12 +13,17 @@ const f32 = Math.fround
 
 function checkSizes(type: TernaryType, src: Float32Array, nblocks: number, dst: Uint8Array): void {
   const { elements, bytes } = TERNARY_BLOCKS[type]
-  if (!Number.isSafeInteger(nblocks) || nblocks < 0) throw new RangeError(`quantize ${type}: bad block count ${nblocks}`)
+  if (!Number.isSafeInteger(nblocks) || nblocks < 0)
+    throw new RangeError(`quantize ${type}: bad block count ${nblocks}`)
   if (src.length < nblocks * elements) {
-    throw new RangeError(`quantize ${type}: ${nblocks} blocks need ${nblocks * elements} inputs, the source has ${src.length}`)
+    throw new RangeError(
+      `quantize ${type}: ${nblocks} blocks need ${nblocks * elements} inputs, the source has ${src.length}`,
+    )
   }
   if (dst.length < nblocks * bytes) {
-    throw new RangeError(`quantize ${type}: ${nblocks} blocks need ${nblocks * bytes} bytes, the destination has ${dst.length}`)
+    throw new RangeError(
+      `quantize ${type}: ${nblocks} blocks need ${nblocks * bytes} bytes, the destination has ${dst.length}`,
+    )
   }
 }
 

@@ -111,12 +111,17 @@ export function putF16(dst: Uint8Array, at: number, x: number): number {
 
 function checkSizes(type: QuantType, src: Float32Array, nblocks: number, dst: Uint8Array): void {
   const { elements, bytes } = QUANT_BLOCKS[type]
-  if (!Number.isSafeInteger(nblocks) || nblocks < 0) throw new RangeError(`quantize ${type}: bad block count ${nblocks}`)
+  if (!Number.isSafeInteger(nblocks) || nblocks < 0)
+    throw new RangeError(`quantize ${type}: bad block count ${nblocks}`)
   if (src.length < nblocks * elements) {
-    throw new RangeError(`quantize ${type}: ${nblocks} blocks need ${nblocks * elements} inputs, the source has ${src.length}`)
+    throw new RangeError(
+      `quantize ${type}: ${nblocks} blocks need ${nblocks * elements} inputs, the source has ${src.length}`,
+    )
   }
   if (dst.length < nblocks * bytes) {
-    throw new RangeError(`quantize ${type}: ${nblocks} blocks need ${nblocks * bytes} bytes, the destination has ${dst.length}`)
+    throw new RangeError(
+      `quantize ${type}: ${nblocks} blocks need ${nblocks * bytes} bytes, the destination has ${dst.length}`,
+    )
   }
 }
 
@@ -173,8 +178,16 @@ export function quantizeQ4_0(src: Float32Array, nblocks: number, dst: Uint8Array
  * chosen levels to L[0 .. n) and returns [scale, theMin] with x ≈ scale * L - theMin.
  */
 export function makeQkx2Quants(
-  n: number, nmax: number, x: Float32Array, weights: Float32Array, L: Uint8Array, Laux: Uint8Array,
-  rmin: number, rdelta: number, nstep: number, useMad: boolean,
+  n: number,
+  nmax: number,
+  x: Float32Array,
+  weights: Float32Array,
+  L: Uint8Array,
+  Laux: Uint8Array,
+  rmin: number,
+  rdelta: number,
+  nstep: number,
+  useMad: boolean,
 ): [scale: number, theMin: number] {
   let min = x[0]
   let max = x[0]
@@ -261,7 +274,13 @@ const Q5_K_SHAPE: KQuantShape = { nmax: 31, rmin: -0.5, nstep: 15, blockBytes: 1
  * x is requantized with those. Layout: d, dmin (fp16), 12 packed scale bytes, [Q5_K: 32 bytes of high
  * bits,] then the low nibbles.
  */
-function quantizeKBlocks(type: 'Q4_K' | 'Q5_K', shape: KQuantShape, src: Float32Array, nblocks: number, dst: Uint8Array): void {
+function quantizeKBlocks(
+  type: 'Q4_K' | 'Q5_K',
+  shape: KQuantShape,
+  src: Float32Array,
+  nblocks: number,
+  dst: Uint8Array,
+): void {
   checkSizes(type, src, nblocks, dst)
   const { nmax, rmin, nstep, blockBytes } = shape
   const L = new Uint8Array(QK_K)
@@ -282,7 +301,17 @@ function quantizeKBlocks(type: 'Q4_K' | 'Q5_K', shape: KQuantShape, src: Float32
       const avX = f32(Math.sqrt(f32(sumX2 / 32)))
       for (let l = 0; l < 32; l++) weights[l] = f32(avX + Math.abs(src[sub + l]))
       const [scale, min] = makeQkx2Quants(
-        32, nmax, src.subarray(sub, sub + 32), weights, L.subarray(32 * j, 32 * j + 32), Laux, rmin, ONE_TENTH, nstep, false)
+        32,
+        nmax,
+        src.subarray(sub, sub + 32),
+        weights,
+        L.subarray(32 * j, 32 * j + 32),
+        Laux,
+        rmin,
+        ONE_TENTH,
+        nstep,
+        false,
+      )
       scales[j] = scale
       mins[j] = min
       if (scale > maxScale) maxScale = scale
@@ -322,7 +351,8 @@ function quantizeKBlocks(type: 'Q4_K' | 'Q5_K', shape: KQuantShape, src: Float32
     if (type === 'Q5_K') dst.fill(0, qh, qh + 32)
     for (let g = 0; g < 4; g++) {
       for (let l = 0; l < 32; l++) {
-        let l1 = L[64 * g + l], l2 = L[64 * g + 32 + l]
+        let l1 = L[64 * g + l],
+          l2 = L[64 * g + 32 + l]
         if (l1 > 15) {
           l1 -= 16
           dst[qh + l] |= 1 << (2 * g)
@@ -453,7 +483,10 @@ export function quantizeQ6_K(src: Float32Array, nblocks: number, dst: Uint8Array
       const qh = at + 128 + 32 * half
       const e = 128 * half
       for (let l = 0; l < 32; l++) {
-        const q1 = L[e + l], q2 = L[e + l + 32], q3 = L[e + l + 64], q4 = L[e + l + 96]
+        const q1 = L[e + l],
+          q2 = L[e + l + 32],
+          q3 = L[e + l + 64],
+          q4 = L[e + l + 96]
         dst[ql + l] = (q1 & 0xf) | ((q3 & 0xf) << 4)
         dst[ql + l + 32] = (q2 & 0xf) | ((q4 & 0xf) << 4)
         dst[qh + l] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6)

@@ -14,7 +14,8 @@ const f32 = Math.fround
 export function histogram(src: Float32Array, lo: number, hi: number, bins: number, counts: Uint32Array): void {
   if (!(bins >= 1)) return
   bins = Math.trunc(bins)
-  if (counts.length < bins + 2) throw new RangeError(`histogram: counts holds ${counts.length} entries, ${bins + 2} needed`)
+  if (counts.length < bins + 2)
+    throw new RangeError(`histogram: counts holds ${counts.length} entries, ${bins + 2} needed`)
   const lo32 = f32(lo)
   const hi32 = f32(hi)
   const scale = f32(f32(bins) / f32(hi32 - lo32))
@@ -22,8 +23,14 @@ export function histogram(src: Float32Array, lo: number, hi: number, bins: numbe
   for (let i = 0; i < src.length; i++) {
     const x = src[i]
     if (x - x !== 0) continue // NaN or ±Infinity
-    if (x < lo32) { counts[bins]++; continue }
-    if (x > hi32) { counts[bins + 1]++; continue }
+    if (x < lo32) {
+      counts[bins]++
+      continue
+    }
+    if (x > hi32) {
+      counts[bins + 1]++
+      continue
+    }
     counts[binIndex(f32(f32(x - lo32) * scale), last)]++
   }
 }

@@ -15,9 +15,7 @@ import { kernelArgError, requireLength, requireSizes } from './matmul'
  * H[i·K + j] += Σ_t x[t·K + i]·x[t·K + j] for i ∈ [i0, i1), j ∈ [i, K). ACCUMULATES into the upper
  * triangle of H; nothing else is touched.
  */
-export function hessianAccumulate(
-  x: Float32Array, H: Float64Array, M: number, K: number, i0 = 0, i1 = K,
-): void {
+export function hessianAccumulate(x: Float32Array, H: Float64Array, M: number, K: number, i0 = 0, i1 = K): void {
   requireSizes('hessian_accumulate', { M, K, i0, i1 })
   if (i1 > K || i0 > i1) throw kernelArgError('hessian_accumulate', `row range [${i0}, ${i1}) is not inside [0, ${K})`)
   requireLength('hessian_accumulate', 'x', x, M * K)

@@ -32,7 +32,10 @@ export function requireLength(kernel: string, name: string, a: ArrayLike<number>
 /** One output in the documented order: the dot product of x[xOff, xOff+K) and w[wOff, wOff+K). */
 export function dotF32(x: Float32Array, xOff: number, w: Float32Array, wOff: number, K: number): number {
   const K4 = K & ~3
-  let a0 = 0, a1 = 0, a2 = 0, a3 = 0
+  let a0 = 0,
+    a1 = 0,
+    a2 = 0,
+    a3 = 0
   for (let k = 0; k < K4; k += 4) {
     a0 = f(a0 + f(x[xOff + k] * w[wOff + k]))
     a1 = f(a1 + f(x[xOff + k + 1] * w[wOff + k + 1]))
@@ -45,8 +48,16 @@ export function dotF32(x: Float32Array, xOff: number, w: Float32Array, wOff: num
 }
 
 function matmulRange(
-  name: string, x: Float32Array, w: Float32Array, b: Float32Array | null, y: Float32Array,
-  T: number, K: number, N: number, n0: number, n1: number,
+  name: string,
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array | null,
+  y: Float32Array,
+  T: number,
+  K: number,
+  N: number,
+  n0: number,
+  n1: number,
 ): void {
   requireSizes(name, { T, K, N, n0, n1 })
   if (n1 > N || n0 > n1) throw kernelArgError(name, `output range [${n0}, ${n1}) is not inside [0, ${N})`)
@@ -64,15 +75,29 @@ function matmulRange(
 
 /** y[t·N + n] = Σ_k x[t·K + k] · w[n·K + k] for t ∈ [0, T), n ∈ [n0, n1) (default: all of N). */
 export function matmulNT(
-  x: Float32Array, w: Float32Array, y: Float32Array, T: number, K: number, N: number, n0 = 0, n1 = N,
+  x: Float32Array,
+  w: Float32Array,
+  y: Float32Array,
+  T: number,
+  K: number,
+  N: number,
+  n0 = 0,
+  n1 = N,
 ): void {
   matmulRange('matmul_nt', x, w, null, y, T, K, N, n0, n1)
 }
 
 /** As matmulNT, plus b[n] added last. */
 export function matmulNTBias(
-  x: Float32Array, w: Float32Array, b: Float32Array, y: Float32Array,
-  T: number, K: number, N: number, n0 = 0, n1 = N,
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array,
+  y: Float32Array,
+  T: number,
+  K: number,
+  N: number,
+  n0 = 0,
+  n1 = N,
 ): void {
   matmulRange('matmul_nt_bias', x, w, b, y, T, K, N, n0, n1)
 }

@@ -15,17 +15,28 @@ const f = Math.fround
 /** Σ over x[off, off + H) of (x − shift)² (square) or (x − shift), in the documented order. */
 function rowSum(x: Float32Array, off: number, H: number, shift: number, square: boolean): number {
   const H4 = H & ~3
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0
+  let s0 = 0,
+    s1 = 0,
+    s2 = 0,
+    s3 = 0
   for (let k = 0; k < H4; k += 4) {
-    const d0 = x[off + k] - shift, d1 = x[off + k + 1] - shift
-    const d2 = x[off + k + 2] - shift, d3 = x[off + k + 3] - shift
+    const d0 = x[off + k] - shift,
+      d1 = x[off + k + 1] - shift
+    const d2 = x[off + k + 2] - shift,
+      d3 = x[off + k + 3] - shift
     if (square) {
-      s0 += d0 * d0; s1 += d1 * d1; s2 += d2 * d2; s3 += d3 * d3
+      s0 += d0 * d0
+      s1 += d1 * d1
+      s2 += d2 * d2
+      s3 += d3 * d3
     } else {
-      s0 += d0; s1 += d1; s2 += d2; s3 += d3
+      s0 += d0
+      s1 += d1
+      s2 += d2
+      s3 += d3
     }
   }
-  let s = (s0 + s1) + (s2 + s3)
+  let s = s0 + s1 + (s2 + s3)
   for (let k = H4; k < H; k++) {
     const d = x[off + k] - shift
     s += square ? d * d : d
@@ -54,7 +65,13 @@ export function rmsnorm(x: Float32Array, w: Float32Array, out: Float32Array, T: 
 
 /** out[t, ·] = (x[t, ·] − mean) / sqrt(var + eps) · w + b; out may be x. */
 export function layernorm(
-  x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, T: number, H: number, eps: number,
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array,
+  out: Float32Array,
+  T: number,
+  H: number,
+  eps: number,
 ): void {
   checkRows('layernorm', x, out, w, T, H)
   requireLength('layernorm', 'b', b, H)

@@ -19,11 +19,20 @@ export function mulDivFloor(a: number, b: number, c: number): number {
 
 /** ACCUMULATES max |x| per grid cell into `out` (gridRows x gridCols, row-major). */
 export function poolAbsmax(
-  src: Float32Array, chunkRows: number, cols: number, rowOffset: number, totalRows: number,
-  gridRows: number, gridCols: number, out: Float32Array,
+  src: Float32Array,
+  chunkRows: number,
+  cols: number,
+  rowOffset: number,
+  totalRows: number,
+  gridRows: number,
+  gridCols: number,
+  out: Float32Array,
 ): void {
   if (chunkRows <= 0 || cols <= 0 || totalRows <= 0 || gridRows <= 0 || gridCols <= 0 || rowOffset < 0) return
-  if (src.length < chunkRows * cols) throw new RangeError(`poolAbsmax: ${chunkRows}x${cols} needs ${chunkRows * cols} values, the source has ${src.length}`)
+  if (src.length < chunkRows * cols)
+    throw new RangeError(
+      `poolAbsmax: ${chunkRows}x${cols} needs ${chunkRows * cols} values, the source has ${src.length}`,
+    )
   if (out.length < gridRows * gridCols) throw new RangeError(`poolAbsmax: the grid needs ${gridRows * gridCols} cells`)
   for (let r = 0; r < chunkRows; r++) {
     const globalRow = rowOffset + r

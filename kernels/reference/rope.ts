@@ -21,11 +21,13 @@ export interface RopeTable {
  */
 export function ropeTable(T: number, headDim: number, theta: number, pos0 = 0): RopeTable {
   requireSizes('ropeTable', { T, headDim, pos0 })
-  if (!(theta > 0) || !Number.isFinite(theta)) throw kernelArgError('ropeTable', `theta = ${theta} is not a positive number`)
+  if (!(theta > 0) || !Number.isFinite(theta))
+    throw kernelArgError('ropeTable', `theta = ${theta} is not a positive number`)
   const half = headDim >> 1
   const invFreq = new Float32Array(half)
   for (let i = 0; i < half; i++) invFreq[i] = f(1 / f(Math.pow(theta, f((2 * i) / headDim))))
-  const cos = new Float32Array(T * half), sin = new Float32Array(T * half)
+  const cos = new Float32Array(T * half),
+    sin = new Float32Array(T * half)
   for (let t = 0; t < T; t++) {
     const pos = f(pos0 + t)
     for (let i = 0; i < half; i++) {
@@ -45,15 +47,24 @@ function checkRope(name: string, x: Float32Array, table: RopeTable, T: number, n
 }
 
 /** HF layout, in place: pairs (i, i + headDim/2). */
-export function ropeHalf(x: Float32Array, cos: Float32Array, sin: Float32Array, T: number, nHeads: number, headDim: number): void {
+export function ropeHalf(
+  x: Float32Array,
+  cos: Float32Array,
+  sin: Float32Array,
+  T: number,
+  nHeads: number,
+  headDim: number,
+): void {
   checkRope('rope_half', x, { cos, sin }, T, nHeads, headDim)
   const half = headDim >> 1
   for (let t = 0; t < T; t++) {
     for (let h = 0; h < nHeads; h++) {
       const base = (t * nHeads + h) * headDim
       for (let i = 0; i < half; i++) {
-        const a = x[base + i], b = x[base + half + i]
-        const c = cos[t * half + i], s = sin[t * half + i]
+        const a = x[base + i],
+          b = x[base + half + i]
+        const c = cos[t * half + i],
+          s = sin[t * half + i]
         x[base + i] = f(f(a * c) - f(b * s))
         x[base + half + i] = f(f(a * s) + f(b * c))
       }
@@ -62,15 +73,24 @@ export function ropeHalf(x: Float32Array, cos: Float32Array, sin: Float32Array, 
 }
 
 /** llama.cpp / GGUF layout, in place: pairs (2i, 2i + 1). */
-export function ropeInterleaved(x: Float32Array, cos: Float32Array, sin: Float32Array, T: number, nHeads: number, headDim: number): void {
+export function ropeInterleaved(
+  x: Float32Array,
+  cos: Float32Array,
+  sin: Float32Array,
+  T: number,
+  nHeads: number,
+  headDim: number,
+): void {
   checkRope('rope_interleaved', x, { cos, sin }, T, nHeads, headDim)
   const half = headDim >> 1
   for (let t = 0; t < T; t++) {
     for (let h = 0; h < nHeads; h++) {
       const base = (t * nHeads + h) * headDim
       for (let i = 0; i < half; i++) {
-        const a = x[base + 2 * i], b = x[base + 2 * i + 1]
-        const c = cos[t * half + i], s = sin[t * half + i]
+        const a = x[base + 2 * i],
+          b = x[base + 2 * i + 1]
+        const c = cos[t * half + i],
+          s = sin[t * half + i]
         x[base + 2 * i] = f(f(a * c) - f(b * s))
         x[base + 2 * i + 1] = f(f(a * s) + f(b * c))
       }

@@ -16,7 +16,7 @@
 import { kernelArgError, requireLength, requireSizes } from './matmul'
 
 const LOG2E = 1.4426950408889634
-const LN2_HI = 6.93147180369123816490e-01
+const LN2_HI = 6.9314718036912381649e-1
 const LN2_LO = 1.90821492927058770002e-10
 const EXP_MIN = -746
 const EXP_MAX = 710
@@ -52,7 +52,7 @@ export function exp64(x: number): number {
   if (x !== x) return x
   x = Math.min(Math.max(x, EXP_MIN), EXP_MAX)
   const kf = Math.floor(x * LOG2E + 0.5)
-  const r = (x - kf * LN2_HI) - kf * LN2_LO
+  const r = x - kf * LN2_HI - kf * LN2_LO
   let p = 1.0 / 6227020800.0
   p = p * r + 1.0 / 479001600.0
   p = p * r + 1.0 / 39916800.0
@@ -68,7 +68,7 @@ export function exp64(x: number): number {
   p = p * r + 1.0
   p = p * r + 1.0
   const k1 = kf >> 1
-  return (p * pow2(k1)) * pow2(kf - k1)
+  return p * pow2(k1) * pow2(kf - k1)
 }
 
 /** e^x for an f32 x, to f32 (≤ ~2 ulp), bit-identical to the wasm expf32 / expf32x4. */
@@ -85,7 +85,8 @@ export function expF32(x: number): number {
   p = f(f(p * r) + 1.0)
   p = f(f(p * r) + 1.0)
   if (kf !== kf) return kf
-  const k1 = kf >> 1, k2 = kf - k1
+  const k1 = kf >> 1,
+    k2 = kf - k1
   return f(f(p * pow2(k1)) * pow2(k2))
 }
 
@@ -103,10 +104,19 @@ export function log64(x: number): number {
   if (k > 1022) k = 1022
   if (k < -1022) k = -1022
   let m = x * pow2(-k)
-  while (m >= 2) { m *= 0.5; k += 1 }
-  while (m < 1) { m *= 2; k -= 1 }
+  while (m >= 2) {
+    m *= 0.5
+    k += 1
+  }
+  while (m < 1) {
+    m *= 2
+    k -= 1
+  }
   e += k
-  if (m > SQRT2) { m *= 0.5; e += 1 }
+  if (m > SQRT2) {
+    m *= 0.5
+    e += 1
+  }
   const ratio = (m - 1.0) / (m + 1.0)
   const s = ratio * ratio
   let p = 1.0 / 21.0
@@ -121,11 +131,17 @@ export function log64(x: number): number {
   p = p * s + 1.0 / 3.0
   p = p * s + 1.0
   const logM = 2.0 * ratio * p
-  return (e * LN2_LO + logM) + e * LN2_HI
+  return e * LN2_LO + logM + e * LN2_HI
 }
 
 /** nll[t] = logsumexp(logits[t, ·]) − logits[t, targets[t]]; logits [T, V]; targets < 0 give 0. */
-export function logSoftmaxNll(logits: Float32Array, targets: Int32Array, nll: Float64Array, T: number, V: number): void {
+export function logSoftmaxNll(
+  logits: Float32Array,
+  targets: Int32Array,
+  nll: Float64Array,
+  T: number,
+  V: number,
+): void {
   const name = 'log_softmax_nll'
   requireSizes(name, { T, V })
   if (V === 0 && T > 0) throw kernelArgError(name, 'V = 0: no vocabulary to normalise over')
@@ -135,8 +151,14 @@ export function logSoftmaxNll(logits: Float32Array, targets: Int32Array, nll: Fl
   for (let t = 0; t < T; t++) {
     const row = t * V
     const target = targets[t]
-    if (target < 0) { nll[t] = 0; continue }
-    if (target >= V) { nll[t] = NaN; continue }
+    if (target < 0) {
+      nll[t] = 0
+      continue
+    }
+    if (target >= V) {
+      nll[t] = NaN
+      continue
+    }
     let m = logits[row]
     for (let v = 1; v < V; v++) {
       const l = logits[row + v]

@@ -59,8 +59,16 @@ export function moments(src: Float32Array, out: Float64Array = new Float64Array(
   const lanes = [0, 0, 0, 0]
   for (let i = 0; i < n; i++) {
     const x = src[i]
-    if (x !== x) { nan++; lanes[i & 3] += 0; continue }
-    if (x === Infinity || x === -Infinity) { inf++; lanes[i & 3] += 0; continue }
+    if (x !== x) {
+      nan++
+      lanes[i & 3] += 0
+      continue
+    }
+    if (x === Infinity || x === -Infinity) {
+      inf++
+      lanes[i & 3] += 0
+      continue
+    }
     if (x === 0) zero++
     min = Math.min(min, x)
     max = Math.max(max, x)
@@ -68,7 +76,7 @@ export function moments(src: Float32Array, out: Float64Array = new Float64Array(
     lanes[i & 3] += x
   }
   const count = n - nan - inf
-  const sum = (lanes[0] + lanes[2]) + (lanes[1] + lanes[3])
+  const sum = lanes[0] + lanes[2] + (lanes[1] + lanes[3])
   const mean = count > 0 ? sum / count : 0
 
   const m2 = [0, 0, 0, 0]
@@ -92,9 +100,9 @@ export function moments(src: Float32Array, out: Float64Array = new Float64Array(
   out[MOMENT_MAX] = max
   out[MOMENT_ABSMAX] = absmax
   out[MOMENT_MEAN] = mean
-  out[MOMENT_M2] = (m2[0] + m2[2]) + (m2[1] + m2[3])
-  out[MOMENT_M3] = (m3[0] + m3[2]) + (m3[1] + m3[3])
-  out[MOMENT_M4] = (m4[0] + m4[2]) + (m4[1] + m4[3])
+  out[MOMENT_M2] = m2[0] + m2[2] + (m2[1] + m2[3])
+  out[MOMENT_M3] = m3[0] + m3[2] + (m3[1] + m3[3])
+  out[MOMENT_M4] = m4[0] + m4[2] + (m4[1] + m4[3])
   return out
 }
 
@@ -128,12 +136,16 @@ export function mergeMoments(a: Float64Array, b: Float64Array): Float64Array {
   const deltaN = delta / n
   const deltaN2 = deltaN * deltaN
   const term1 = delta * deltaN * na * nb // = delta^2 na nb / n
-  const m2a = a[MOMENT_M2], m2b = b[MOMENT_M2]
-  const m3a = a[MOMENT_M3], m3b = b[MOMENT_M3]
+  const m2a = a[MOMENT_M2],
+    m2b = b[MOMENT_M2]
+  const m3a = a[MOMENT_M3],
+    m3b = b[MOMENT_M3]
   out[MOMENT_MEAN] = a[MOMENT_MEAN] + deltaN * nb
   out[MOMENT_M2] = m2a + m2b + term1
   out[MOMENT_M3] = m3a + m3b + term1 * deltaN * (na - nb) + 3 * deltaN * (na * m2b - nb * m2a)
-  out[MOMENT_M4] = a[MOMENT_M4] + b[MOMENT_M4] +
+  out[MOMENT_M4] =
+    a[MOMENT_M4] +
+    b[MOMENT_M4] +
     term1 * deltaN2 * (na * na - na * nb + nb * nb) +
     6 * deltaN2 * (na * na * m2b + nb * nb * m2a) +
     4 * deltaN * (na * m3b - nb * m3a)

@@ -1,11 +1,29 @@
 import { describe, expect, it, beforeAll } from 'vitest'
 import { colAbsmaxSumsq, rowAbsmaxSumsq } from '../reference/channels'
-import { firstBitDifference, loadKernels, normalish, rng, withSpecials, type KernelHarness } from '../testing/kernel-harness'
+import {
+  firstBitDifference,
+  loadKernels,
+  normalish,
+  rng,
+  withSpecials,
+  type KernelHarness,
+} from '../testing/kernel-harness'
 
 let h: KernelHarness
-beforeAll(async () => { h = await loadKernels() })
+beforeAll(async () => {
+  h = await loadKernels()
+})
 
-const SHAPES: readonly [number, number][] = [[1, 1], [1, 3], [3, 1], [2, 4], [5, 17], [7, 64], [33, 1000], [64, 4099]]
+const SHAPES: readonly [number, number][] = [
+  [1, 1],
+  [1, 3],
+  [3, 1],
+  [2, 4],
+  [5, 17],
+  [7, 64],
+  [33, 1000],
+  [64, 4099],
+]
 
 function matrix(rows: number, cols: number, seed: number): Float32Array {
   const random = rng(seed)
@@ -22,7 +40,12 @@ function wasmRows(data: Float32Array, rows: number, cols: number): { absmax: Flo
 }
 
 /** Streams the matrix through the column kernel in row chunks, starting from zeros. */
-function wasmCols(data: Float32Array, rows: number, cols: number, chunkRows: number): { absmax: Float32Array; sumsq: Float64Array } {
+function wasmCols(
+  data: Float32Array,
+  rows: number,
+  cols: number,
+  chunkRows: number,
+): { absmax: Float32Array; sumsq: Float64Array } {
   h.reset()
   const absmax = h.put(new Float32Array(cols))
   const sumsq = h.put(new Float64Array(cols))
@@ -62,7 +85,8 @@ describe('row_absmax_sumsq', () => {
     for (const [rows, cols] of SHAPES) {
       const data = matrix(rows, cols, rows * 1000 + cols)
       const got = wasmRows(data, rows, cols)
-      const refAbs = new Float32Array(rows), refSq = new Float64Array(rows)
+      const refAbs = new Float32Array(rows),
+        refSq = new Float64Array(rows)
       rowAbsmaxSumsq(data, rows, cols, refAbs, refSq)
       expect(firstBitDifference(got.absmax, refAbs), `${rows}x${cols}`).toBe(-1)
       expect(firstBitDifference(got.sumsq, refSq), `${rows}x${cols}`).toBe(-1)
@@ -83,7 +107,8 @@ describe('col_absmax_sumsq', () => {
   it('accumulates over row chunks: bit-exact with the twin and the whole, close to naive', () => {
     for (const [rows, cols] of SHAPES) {
       const data = matrix(rows, cols, rows * 7 + cols)
-      const refAbs = new Float32Array(cols), refSq = new Float64Array(cols)
+      const refAbs = new Float32Array(cols),
+        refSq = new Float64Array(cols)
       colAbsmaxSumsq(data, rows, cols, refAbs, refSq)
       const whole = wasmCols(data, rows, cols, rows)
       expect(firstBitDifference(whole.absmax, refAbs), `${rows}x${cols}`).toBe(-1)

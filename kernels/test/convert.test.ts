@@ -1,11 +1,20 @@
 import { describe, expect, it, beforeAll } from 'vitest'
 import {
-  bf16ToF32, convertBF16, convertF16, convertF8E4M3, convertF8E5M2, f16ToF32, f8e4m3ToF32, f8e5m2ToF32,
+  bf16ToF32,
+  convertBF16,
+  convertF16,
+  convertF8E4M3,
+  convertF8E5M2,
+  f16ToF32,
+  f8e4m3ToF32,
+  f8e5m2ToF32,
 } from '../reference/convert'
 import { firstBitDifference, loadKernels, ODD_SIZES, rng, type KernelHarness } from '../testing/kernel-harness'
 
 let h: KernelHarness
-beforeAll(async () => { h = await loadKernels() })
+beforeAll(async () => {
+  h = await loadKernels()
+})
 
 function allPatterns(count: number): Uint16Array {
   const out = new Uint16Array(count)
@@ -70,8 +79,18 @@ describe('reference array conversions', () => {
     convertF16(allPatterns(65536), f16)
     const bf16 = new Float32Array(65536)
     convertBF16(allPatterns(65536), bf16)
-    expect(firstBitDifference(f16, Float32Array.from({ length: 65536 }, (_, i) => f16ToF32(i)))).toBe(-1)
-    expect(firstBitDifference(bf16, Float32Array.from({ length: 65536 }, (_, i) => bf16ToF32(i)))).toBe(-1)
+    expect(
+      firstBitDifference(
+        f16,
+        Float32Array.from({ length: 65536 }, (_, i) => f16ToF32(i)),
+      ),
+    ).toBe(-1)
+    expect(
+      firstBitDifference(
+        bf16,
+        Float32Array.from({ length: 65536 }, (_, i) => bf16ToF32(i)),
+      ),
+    ).toBe(-1)
   })
   it('refuse a destination that is too short', () => {
     expect(() => convertF16(new Uint16Array(4), new Float32Array(3))).toThrow(RangeError)
@@ -133,7 +152,10 @@ describe('WASM conversions against the reference twins, every bit pattern', () =
 
   it('the FP8 reference arrays match the kernels', () => {
     const bytes = Uint8Array.from({ length: 1000 }, (_, i) => (i * 37) & 255)
-    for (const [kernel, ref] of [['convert_f8e4m3', convertF8E4M3], ['convert_f8e5m2', convertF8E5M2]] as const) {
+    for (const [kernel, ref] of [
+      ['convert_f8e4m3', convertF8E4M3],
+      ['convert_f8e5m2', convertF8E5M2],
+    ] as const) {
       const expected = new Float32Array(1000)
       ref(bytes, expected)
       h.reset()

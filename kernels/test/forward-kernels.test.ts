@@ -16,13 +16,34 @@ import { KernelArgumentError } from '../reference/errors'
 interface ForwardExports {
   heap_base(): number
   matmul_nt(x: number, w: number, y: number, T: number, K: number, N: number, n0: number, n1: number): void
-  matmul_nt_bias(x: number, w: number, b: number, y: number, T: number, K: number, N: number, n0: number, n1: number): void
+  matmul_nt_bias(
+    x: number,
+    w: number,
+    b: number,
+    y: number,
+    T: number,
+    K: number,
+    N: number,
+    n0: number,
+    n1: number,
+  ): void
   rmsnorm(x: number, w: number, out: number, T: number, H: number, eps: number): void
   layernorm(x: number, w: number, b: number, out: number, T: number, H: number, eps: number): void
   rope_half(x: number, cos: number, sin: number, T: number, nHeads: number, headDim: number): void
   rope_interleaved(x: number, cos: number, sin: number, T: number, nHeads: number, headDim: number): void
-  attention_causal(q: number, k: number, v: number, out: number, scratch: number,
-    T: number, nHeads: number, nKV: number, headDim: number, h0: number, h1: number): void
+  attention_causal(
+    q: number,
+    k: number,
+    v: number,
+    out: number,
+    scratch: number,
+    T: number,
+    nHeads: number,
+    nKV: number,
+    headDim: number,
+    h0: number,
+    h1: number,
+  ): void
   silu_mul(g: number, u: number, out: number, n: number): void
   gelu_tanh(x: number, out: number, n: number): void
   gelu_erf(x: number, out: number, n: number): void
@@ -39,14 +60,17 @@ let next = 0
 beforeAll(async () => {
   memory = createKernelMemory()
   k = instantiateKernels(await compileKernels(), memory) as unknown as ForwardExports
-  const missing = ['matmul_nt', 'rmsnorm', 'rope_half', 'attention_causal', 'silu_mul', 'log_softmax_nll']
-    .filter((name) => typeof (k as unknown as Record<string, unknown>)[name] !== 'function')
+  const missing = ['matmul_nt', 'rmsnorm', 'rope_half', 'attention_causal', 'silu_mul', 'log_softmax_nll'].filter(
+    (name) => typeof (k as unknown as Record<string, unknown>)[name] !== 'function',
+  )
   if (missing.length) throw new Error(`kernels.wasm lacks ${missing.join(', ')}: run npm run build:kernels`)
 })
 
 // A bump allocator over the shared memory, reset by every test. `skew` (a multiple of 4) moves a buffer
 // off 16-byte alignment: the forward pass hands the kernels row offsets, not aligned blocks.
-function resetHeap(): void { next = (k.heap_base() + 15) & ~15 }
+function resetHeap(): void {
+  next = (k.heap_base() + 15) & ~15
+}
 function alloc(bytes: number, skew = 0): number {
   const ptr = ((next + 15) & ~15) + skew
   next = ptr + bytes
@@ -59,7 +83,9 @@ function putF32(a: ArrayLike<number>, skew = 0): number {
   new Float32Array(memory.buffer, ptr, a.length).set(a)
   return ptr
 }
-function getF32(ptr: number, n: number): Float32Array { return new Float32Array(memory.buffer, ptr, n).slice() }
+function getF32(ptr: number, n: number): Float32Array {
+  return new Float32Array(memory.buffer, ptr, n).slice()
+}
 
 /** Deterministic values in [-scale, scale). */
 function random(n: number, seed: number, scale = 1): Float32Array {
@@ -75,25 +101,46 @@ function random(n: number, seed: number, scale = 1): Float32Array {
 }
 
 /** Bitwise equality (so −0 ≠ +0), except that any NaN equals any NaN (wasm may canonicalise them). */
-function expectSameBits(actual: Float32Array | Float64Array, expected: Float32Array | Float64Array, what: string): void {
+function expectSameBits(
+  actual: Float32Array | Float64Array,
+  expected: Float32Array | Float64Array,
+  what: string,
+): void {
   expect(actual.length, what).toBe(expected.length)
   for (let i = 0; i < actual.length; i++) {
-    const a = actual[i], e = expected[i]
+    const a = actual[i],
+      e = expected[i]
     if (Number.isNaN(a) && Number.isNaN(e)) continue
     if (!Object.is(a, e)) throw new Error(`${what}: element ${i} is ${a}, twin says ${e}`)
   }
 }
 
 describe('matmul_nt / matmul_nt_bias', () => {
-  const shapes: [number, number, number][] = [[1, 1, 1], [1, 5, 3], [3, 7, 5], [7, 33, 17], [5, 64, 10], [4, 130, 9], [9, 1027, 35], [12, 256, 64]]
+  const shapes: [number, number, number][] = [
+    [1, 1, 1],
+    [1, 5, 3],
+    [3, 7, 5],
+    [7, 33, 17],
+    [5, 64, 10],
+    [4, 130, 9],
+    [9, 1027, 35],
+    [12, 256, 64],
+  ]
 
   it.each(shapes)('T=%i K=%i N=%i matches the twin bit for bit, and a naive f64 product', (T, K, N) => {
     resetHeap()
-    const x = random(T * K, T * 100 + K, 2), w = random(N * K, N * 7 + K), b = random(N, 5)
-    const px = putF32(x, 4), pw = putF32(w), pb = putF32(b, 8), py = alloc(T * N * 4), pyb = alloc(T * N * 4, 4)
+    const x = random(T * K, T * 100 + K, 2),
+      w = random(N * K, N * 7 + K),
+      b = random(N, 5)
+    const px = putF32(x, 4),
+      pw = putF32(w),
+      pb = putF32(b, 8),
+      py = alloc(T * N * 4),
+      pyb = alloc(T * N * 4, 4)
     k.matmul_nt(px, pw, py, T, K, N, 0, N)
     k.matmul_nt_bias(px, pw, pb, pyb, T, K, N, 0, N)
-    const twin = new Float32Array(T * N), twinBias = new Float32Array(T * N)
+    const twin = new Float32Array(T * N),
+      twinBias = new Float32Array(T * N)
     matmulNT(x, w, twin, T, K, N)
     matmulNTBias(x, w, b, twinBias, T, K, N)
     expectSameBits(getF32(py, T * N), twin, 'matmul_nt')
@@ -101,23 +148,31 @@ describe('matmul_nt / matmul_nt_bias', () => {
     // Independent: f64 triple loop; f32 summation error is bounded by ~(K/4 + 3)·2⁻²⁴·Σ|x·w|.
     for (let t = 0; t < T; t++) {
       for (let n = 0; n < N; n++) {
-        let exact = 0, magnitude = 0
+        let exact = 0,
+          magnitude = 0
         for (let j = 0; j < K; j++) {
           exact += x[t * K + j] * w[n * K + j]
           magnitude += Math.abs(x[t * K + j] * w[n * K + j])
         }
         const bound = (K / 4 + 3) * 2 ** -24 * magnitude + 1e-30
         expect(Math.abs(twin[t * N + n] - exact)).toBeLessThanOrEqual(bound)
-        expect(Math.abs(twinBias[t * N + n] - (exact + b[n]))).toBeLessThanOrEqual(bound + 2 ** -24 * Math.abs(exact + b[n]))
+        expect(Math.abs(twinBias[t * N + n] - (exact + b[n]))).toBeLessThanOrEqual(
+          bound + 2 ** -24 * Math.abs(exact + b[n]),
+        )
       }
     }
   })
 
   it('splits the outputs into [n0, n1) ranges without touching the rest', () => {
     resetHeap()
-    const T = 6, K = 37, N = 23
-    const x = random(T * K, 1), w = random(N * K, 2)
-    const px = putF32(x), pw = putF32(w), py = putF32(new Float32Array(T * N).fill(-777))
+    const T = 6,
+      K = 37,
+      N = 23
+    const x = random(T * K, 1),
+      w = random(N * K, 2)
+    const px = putF32(x),
+      pw = putF32(w),
+      py = putF32(new Float32Array(T * N).fill(-777))
     k.matmul_nt(px, pw, py, T, K, N, 5, 14)
     const partial = getF32(py, T * N)
     const full = new Float32Array(T * N)
@@ -127,7 +182,11 @@ describe('matmul_nt / matmul_nt_bias', () => {
         expect(partial[t * N + n]).toBe(n >= 5 && n < 14 ? full[t * N + n] : -777)
       }
     }
-    for (const [n0, n1] of [[0, 5], [14, 23]]) k.matmul_nt(px, pw, py, T, K, N, n0, n1)
+    for (const [n0, n1] of [
+      [0, 5],
+      [14, 23],
+    ])
+      k.matmul_nt(px, pw, py, T, K, N, n0, n1)
     expectSameBits(getF32(py, T * N), full, 'matmul_nt pieced together')
   })
 
@@ -140,9 +199,14 @@ describe('matmul_nt / matmul_nt_bias', () => {
 
   it('prints matmul_nt throughput at T=64, K=N=1024 (informational, never asserted)', () => {
     resetHeap()
-    const T = 64, K = 1024, N = 1024
-    const x = random(T * K, 3), w = random(N * K, 4)
-    const px = putF32(x), pw = putF32(w), py = alloc(T * N * 4)
+    const T = 64,
+      K = 1024,
+      N = 1024
+    const x = random(T * K, 3),
+      w = random(N * K, 4)
+    const px = putF32(x),
+      pw = putF32(w),
+      py = alloc(T * N * 4)
     k.matmul_nt(px, pw, py, T, K, N, 0, N)
     const reps = 5
     let t0 = performance.now()
@@ -153,22 +217,37 @@ describe('matmul_nt / matmul_nt_bias', () => {
     matmulNT(x, w, y, T, K, N)
     const twinMs = performance.now() - t0
     const gflop = (2 * T * K * N) / 1e9
-    console.log(`matmul_nt T=${T} K=${K} N=${N}: wasm ${(gflop / wasmMs * 1e3).toFixed(1)} GFLOP/s, ` +
-      `TS twin ${(gflop / twinMs * 1e3).toFixed(2)} GFLOP/s (one thread)`)
+    console.log(
+      `matmul_nt T=${T} K=${K} N=${N}: wasm ${((gflop / wasmMs) * 1e3).toFixed(1)} GFLOP/s, ` +
+        `TS twin ${((gflop / twinMs) * 1e3).toFixed(2)} GFLOP/s (one thread)`,
+    )
   })
 })
 
 describe('rmsnorm / layernorm', () => {
-  const shapes: [number, number][] = [[1, 1], [3, 5], [7, 64], [3, 67], [2, 1030]]
+  const shapes: [number, number][] = [
+    [1, 1],
+    [3, 5],
+    [7, 64],
+    [3, 67],
+    [2, 1030],
+  ]
 
   it.each(shapes)('T=%i H=%i match the twins bit for bit and naive f64 norms', (T, H) => {
     resetHeap()
-    const x = random(T * H, T + H * 3, 3), w = random(H, 9), b = random(H, 10)
+    const x = random(T * H, T + H * 3, 3),
+      w = random(H, 9),
+      b = random(H, 10)
     const eps = 1e-5
-    const px = putF32(x, 4), pw = putF32(w), pb = putF32(b, 12), pr = alloc(T * H * 4), pl = alloc(T * H * 4, 4)
+    const px = putF32(x, 4),
+      pw = putF32(w),
+      pb = putF32(b, 12),
+      pr = alloc(T * H * 4),
+      pl = alloc(T * H * 4, 4)
     k.rmsnorm(px, pw, pr, T, H, eps)
     k.layernorm(px, pw, pb, pl, T, H, eps)
-    const rTwin = new Float32Array(T * H), lTwin = new Float32Array(T * H)
+    const rTwin = new Float32Array(T * H),
+      lTwin = new Float32Array(T * H)
     rmsnorm(x, w, rTwin, T, H, eps)
     layernorm(x, w, b, lTwin, T, H, eps)
     expectSameBits(getF32(pr, T * H), rTwin, 'rmsnorm')
@@ -178,7 +257,8 @@ describe('rmsnorm / layernorm', () => {
       const ms = row.reduce((s, v) => s + v * v, 0) / H
       const mean = row.reduce((s, v) => s + v, 0) / H
       const variance = row.reduce((s, v) => s + (v - mean) ** 2, 0) / H
-      const rInv = 1 / Math.sqrt(ms + Math.fround(eps)), lInv = 1 / Math.sqrt(variance + Math.fround(eps))
+      const rInv = 1 / Math.sqrt(ms + Math.fround(eps)),
+        lInv = 1 / Math.sqrt(variance + Math.fround(eps))
       for (let i = 0; i < H; i++) {
         const rExact = row[i] * rInv * w[i]
         expect(Math.abs(rTwin[t * H + i] - rExact)).toBeLessThanOrEqual(4e-7 * Math.abs(rExact) + 1e-35)
@@ -191,8 +271,10 @@ describe('rmsnorm / layernorm', () => {
 
   it('works in place (out = x)', () => {
     resetHeap()
-    const T = 3, H = 18
-    const x = random(T * H, 77), w = random(H, 78)
+    const T = 3,
+      H = 18
+    const x = random(T * H, 77),
+      w = random(H, 78)
     const px = putF32(x)
     k.rmsnorm(px, putF32(w), px, T, H, 1e-6)
     const twin = new Float32Array(T * H)
@@ -202,17 +284,26 @@ describe('rmsnorm / layernorm', () => {
 })
 
 describe('rope_half / rope_interleaved', () => {
-  const cases: [number, number, number][] = [[1, 1, 8], [3, 8, 8], [7, 4, 64], [3, 3, 6], [7, 2, 10]]
+  const cases: [number, number, number][] = [
+    [1, 1, 8],
+    [3, 8, 8],
+    [7, 4, 64],
+    [3, 3, 6],
+    [7, 2, 10],
+  ]
 
   it.each(cases)('T=%i nHeads=%i headDim=%i match the twins bit for bit', (T, nHeads, headDim) => {
     resetHeap()
     const x = random(T * nHeads * headDim, T * 31 + headDim, 2)
     const { cos, sin } = ropeTable(T, headDim, 10000, 3)
-    const pc = putF32(cos, 4), ps = putF32(sin)
-    const ph = putF32(x, 4), pi = putF32(x)
+    const pc = putF32(cos, 4),
+      ps = putF32(sin)
+    const ph = putF32(x, 4),
+      pi = putF32(x)
     k.rope_half(ph, pc, ps, T, nHeads, headDim)
     k.rope_interleaved(pi, pc, ps, T, nHeads, headDim)
-    const half = x.slice(), inter = x.slice()
+    const half = x.slice(),
+      inter = x.slice()
     ropeHalf(half, cos, sin, T, nHeads, headDim)
     ropeInterleaved(inter, cos, sin, T, nHeads, headDim)
     expectSameBits(getF32(ph, x.length), half, 'rope_half')
@@ -221,7 +312,10 @@ describe('rope_half / rope_interleaved', () => {
 
   it('rope_interleaved on GGUF-permuted heads equals rope_half on HF heads, and rotations keep pair norms', () => {
     resetHeap()
-    const T = 5, nHeads = 3, headDim = 16, half = headDim / 2
+    const T = 5,
+      nHeads = 3,
+      headDim = 16,
+      half = headDim / 2
     const hf = random(T * nHeads * headDim, 4242)
     // GGUF's permutation of q/k rows: element i of the first half goes to 2i, of the second half to 2i + 1.
     const gguf = new Float32Array(hf.length)
@@ -232,10 +326,14 @@ describe('rope_half / rope_interleaved', () => {
       }
     }
     const { cos, sin } = ropeTable(T, headDim, 500000)
-    const pc = putF32(cos), ps = putF32(sin), ph = putF32(hf), pg = putF32(gguf)
+    const pc = putF32(cos),
+      ps = putF32(sin),
+      ph = putF32(hf),
+      pg = putF32(gguf)
     k.rope_half(ph, pc, ps, T, nHeads, headDim)
     k.rope_interleaved(pg, pc, ps, T, nHeads, headDim)
-    const outH = getF32(ph, hf.length), outG = getF32(pg, hf.length)
+    const outH = getF32(ph, hf.length),
+      outG = getF32(pg, hf.length)
     for (let r = 0; r < T * nHeads; r++) {
       for (let i = 0; i < half; i++) {
         expect(outG[r * headDim + 2 * i]).toBe(outH[r * headDim + i])
@@ -248,7 +346,9 @@ describe('rope_half / rope_interleaved', () => {
   })
 
   it('ropeTable matches cos/sin of pos·θ^(−2i/d) in f64 within f32 rounding, and pos0 shifts rows', () => {
-    const T = 9, d = 64, theta = 10000
+    const T = 9,
+      d = 64,
+      theta = 10000
     const { cos, sin } = ropeTable(T, d, theta)
     for (let t = 0; t < T; t++) {
       for (let i = 0; i < d / 2; i++) {
@@ -268,7 +368,15 @@ describe('rope_half / rope_interleaved', () => {
 })
 
 /** Naive causal attention in f64, straight from the definition. */
-function naiveAttention(q: Float32Array, kk: Float32Array, v: Float32Array, T: number, nHeads: number, nKV: number, d: number): Float64Array {
+function naiveAttention(
+  q: Float32Array,
+  kk: Float32Array,
+  v: Float32Array,
+  T: number,
+  nHeads: number,
+  nKV: number,
+  d: number,
+): Float64Array {
   const out = new Float64Array(T * nHeads * d)
   for (let h = 0; h < nHeads; h++) {
     const g = Math.floor(h / (nHeads / nKV))
@@ -294,43 +402,71 @@ function naiveAttention(q: Float32Array, kk: Float32Array, v: Float32Array, T: n
 
 describe('attention_causal', () => {
   const cases: [number, number, number, number][] = [
-    [1, 8, 4, 8], [3, 8, 4, 8], [7, 8, 8, 64], [7, 8, 4, 64], [3, 4, 1, 20], [7, 2, 2, 6], [5, 8, 4, 36],
+    [1, 8, 4, 8],
+    [3, 8, 4, 8],
+    [7, 8, 8, 64],
+    [7, 8, 4, 64],
+    [3, 4, 1, 20],
+    [7, 2, 2, 6],
+    [5, 8, 4, 36],
   ]
 
-  it.each(cases)('T=%i nHeads=%i nKV=%i headDim=%i matches the twin bit for bit and naive f64 attention', (T, nHeads, nKV, d) => {
-    resetHeap()
-    const q = random(T * nHeads * d, T * 13 + d, 2), kk = random(T * nKV * d, nKV * 17 + d, 2), v = random(T * nKV * d, 99)
-    const pq = putF32(q, 4), pk = putF32(kk), pv = putF32(v, 8), po = alloc(q.length * 4, 4)
-    // scratch gets exactly T floats, then a guard value that must survive.
-    const pscratch = putF32(new Float32Array(T + 1).fill(12345), 4)
-    k.attention_causal(pq, pk, pv, po, pscratch, T, nHeads, nKV, d, 0, nHeads)
-    expect(getF32(pscratch + T * 4, 1)[0]).toBe(12345)
-    const twin = new Float32Array(q.length)
-    attentionCausal(q, kk, v, twin, new Float32Array(T), T, nHeads, nKV, d)
-    expectSameBits(getF32(po, q.length), twin, 'attention_causal')
-    const exact = naiveAttention(q, kk, v, T, nHeads, nKV, d)
-    for (let i = 0; i < exact.length; i++) {
-      expect(Math.abs(twin[i] - exact[i])).toBeLessThanOrEqual(2e-6 * (1 + d / 16))
-    }
-  })
+  it.each(cases)(
+    'T=%i nHeads=%i nKV=%i headDim=%i matches the twin bit for bit and naive f64 attention',
+    (T, nHeads, nKV, d) => {
+      resetHeap()
+      const q = random(T * nHeads * d, T * 13 + d, 2),
+        kk = random(T * nKV * d, nKV * 17 + d, 2),
+        v = random(T * nKV * d, 99)
+      const pq = putF32(q, 4),
+        pk = putF32(kk),
+        pv = putF32(v, 8),
+        po = alloc(q.length * 4, 4)
+      // scratch gets exactly T floats, then a guard value that must survive.
+      const pscratch = putF32(new Float32Array(T + 1).fill(12345), 4)
+      k.attention_causal(pq, pk, pv, po, pscratch, T, nHeads, nKV, d, 0, nHeads)
+      expect(getF32(pscratch + T * 4, 1)[0]).toBe(12345)
+      const twin = new Float32Array(q.length)
+      attentionCausal(q, kk, v, twin, new Float32Array(T), T, nHeads, nKV, d)
+      expectSameBits(getF32(po, q.length), twin, 'attention_causal')
+      const exact = naiveAttention(q, kk, v, T, nHeads, nKV, d)
+      for (let i = 0; i < exact.length; i++) {
+        expect(Math.abs(twin[i] - exact[i])).toBeLessThanOrEqual(2e-6 * (1 + d / 16))
+      }
+    },
+  )
 
-  it('with T = 1 returns v (each query head its group\'s KV head), exactly', () => {
+  it("with T = 1 returns v (each query head its group's KV head), exactly", () => {
     resetHeap()
-    const nHeads = 8, nKV = 4, d = 64
-    const q = random(nHeads * d, 1, 5), kk = random(nKV * d, 2), v = random(nKV * d, 3)
+    const nHeads = 8,
+      nKV = 4,
+      d = 64
+    const q = random(nHeads * d, 1, 5),
+      kk = random(nKV * d, 2),
+      v = random(nKV * d, 3)
     const po = alloc(q.length * 4)
     k.attention_causal(putF32(q), putF32(kk), putF32(v), po, alloc(4), 1, nHeads, nKV, d, 0, nHeads)
     const out = getF32(po, q.length)
     for (let h = 0; h < nHeads; h++) {
-      expect(Array.from(out.subarray(h * d, (h + 1) * d))).toEqual(Array.from(v.subarray((h >> 1) * d, ((h >> 1) + 1) * d)))
+      expect(Array.from(out.subarray(h * d, (h + 1) * d))).toEqual(
+        Array.from(v.subarray((h >> 1) * d, ((h >> 1) + 1) * d)),
+      )
     }
   })
 
   it('head ranges computed separately (one scratch each) equal the whole', () => {
     resetHeap()
-    const T = 6, nHeads = 8, nKV = 4, d = 16
-    const q = random(T * nHeads * d, 5), kk = random(T * nKV * d, 6), v = random(T * nKV * d, 7)
-    const pq = putF32(q), pk = putF32(kk), pv = putF32(v), po = alloc(q.length * 4)
+    const T = 6,
+      nHeads = 8,
+      nKV = 4,
+      d = 16
+    const q = random(T * nHeads * d, 5),
+      kk = random(T * nKV * d, 6),
+      v = random(T * nKV * d, 7)
+    const pq = putF32(q),
+      pk = putF32(kk),
+      pv = putF32(v),
+      po = alloc(q.length * 4)
     k.attention_causal(pq, pk, pv, po, alloc(T * 4), T, nHeads, nKV, d, 0, 3)
     k.attention_causal(pq, pk, pv, po, alloc(T * 4), T, nHeads, nKV, d, 3, 8)
     const twin = new Float32Array(q.length)
@@ -343,15 +479,40 @@ describe('attention_causal', () => {
 
 describe('activations and adds', () => {
   // Ordinary values, then the edges: zeros of both signs, tiny, huge, infinities, NaN.
-  const special = [0, -0, 1e-30, -1e-30, 1e-3, -1e-3, 0.5, -0.5, 3, -3, 9, -9, 20, -20, 60, -60, 100, -100, 3e38, -3e38,
-    Infinity, -Infinity, NaN]
+  const special = [
+    0,
+    -0,
+    1e-30,
+    -1e-30,
+    1e-3,
+    -1e-3,
+    0.5,
+    -0.5,
+    3,
+    -3,
+    9,
+    -9,
+    20,
+    -20,
+    60,
+    -60,
+    100,
+    -100,
+    3e38,
+    -3e38,
+    Infinity,
+    -Infinity,
+    NaN,
+  ]
   const inputs = new Float32Array([...special, ...random(1023, 55, 8)])
   const n = inputs.length
 
   it('silu_mul, gelu_tanh, gelu_erf and relu match their twins bit for bit (also in place)', () => {
     resetHeap()
     const u = random(n, 56, 2)
-    const px = putF32(inputs, 4), pu = putF32(u), po = alloc(n * 4, 8)
+    const px = putF32(inputs, 4),
+      pu = putF32(u),
+      po = alloc(n * 4, 8)
     // Length n runs the specials through the SIMD lanes; length 23 sends the last three (±Infinity,
     // NaN) through the scalar tail.
     for (const len of [n, special.length]) {
@@ -361,10 +522,26 @@ describe('activations and adds', () => {
         twin(expected)
         expectSameBits(getF32(po, len), expected, `${name} (n = ${len})`)
       }
-      check('silu_mul', () => k.silu_mul(px, pu, po, len), (o) => siluMul(inputs, u, o, len))
-      check('gelu_tanh', () => k.gelu_tanh(px, po, len), (o) => geluTanh(inputs, o, len))
-      check('gelu_erf', () => k.gelu_erf(px, po, len), (o) => geluErf(inputs, o, len))
-      check('relu', () => k.relu(px, po, len), (o) => relu(inputs, o, len))
+      check(
+        'silu_mul',
+        () => k.silu_mul(px, pu, po, len),
+        (o) => siluMul(inputs, u, o, len),
+      )
+      check(
+        'gelu_tanh',
+        () => k.gelu_tanh(px, po, len),
+        (o) => geluTanh(inputs, o, len),
+      )
+      check(
+        'gelu_erf',
+        () => k.gelu_erf(px, po, len),
+        (o) => geluErf(inputs, o, len),
+      )
+      check(
+        'relu',
+        () => k.relu(px, po, len),
+        (o) => relu(inputs, o, len),
+      )
     }
     const pg = putF32(inputs)
     k.silu_mul(pg, pu, pg, n) // the forward pass writes SwiGLU over the gate
@@ -375,7 +552,10 @@ describe('activations and adds', () => {
 
   it('agree with the textbook formulas in f64', () => {
     const u = random(n, 56, 2)
-    const silu = new Float32Array(n), gt = new Float32Array(n), ge = new Float32Array(n), re = new Float32Array(n)
+    const silu = new Float32Array(n),
+      gt = new Float32Array(n),
+      ge = new Float32Array(n),
+      re = new Float32Array(n)
     siluMul(inputs, u, silu, n)
     geluTanh(inputs, gt, n)
     geluErf(inputs, ge, n)
@@ -395,25 +575,46 @@ describe('activations and adds', () => {
     }
     // Exact GELU at points computed with CPython's math.erfc: 0.5·x·erfc(−x/√2).
     const geluRef: [number, number][] = [
-      [-10, -7.619853024160593e-23], [-6, -5.919525870226207e-9], [-4, -0.00012668496733247986],
-      [-3, -0.004049694094890287], [-1, -0.15865525393145707], [-0.5, -0.15426876936299344],
-      [0.25, 0.14967658142073093], [1, 0.8413447460685429], [1.5, 1.399789198096713], [3, 2.99595030590511],
+      [-10, -7.619853024160593e-23],
+      [-6, -5.919525870226207e-9],
+      [-4, -0.00012668496733247986],
+      [-3, -0.004049694094890287],
+      [-1, -0.15865525393145707],
+      [-0.5, -0.15426876936299344],
+      [0.25, 0.14967658142073093],
+      [1, 0.8413447460685429],
+      [1.5, 1.399789198096713],
+      [3, 2.99595030590511],
       [5, 4.99999856674214],
     ]
-    const xs = new Float32Array(geluRef.map(([x]) => x)), out = new Float32Array(xs.length)
+    const xs = new Float32Array(geluRef.map(([x]) => x)),
+      out = new Float32Array(xs.length)
     geluErf(xs, out, xs.length)
     geluRef.forEach(([, ref], i) => expect(Math.abs(out[i] - ref)).toBeLessThanOrEqual(6e-8 * Math.abs(ref)))
-    const erfcRef: [number, number][] = [[-3, 1.9999779095030015], [-0.3, 1.3286267594591274], [0.3, 0.6713732405408726],
-      [1, 0.15729920705028513], [1.9, 0.0072095707647425325], [2, 0.004677734981047265], [2.5, 0.0004069520174449589],
-      [4, 1.541725790028002e-8], [6, 2.1519736712498916e-17], [10, 2.088487583762545e-45]]
+    const erfcRef: [number, number][] = [
+      [-3, 1.9999779095030015],
+      [-0.3, 1.3286267594591274],
+      [0.3, 0.6713732405408726],
+      [1, 0.15729920705028513],
+      [1.9, 0.0072095707647425325],
+      [2, 0.004677734981047265],
+      [2.5, 0.0004069520174449589],
+      [4, 1.541725790028002e-8],
+      [6, 2.1519736712498916e-17],
+      [10, 2.088487583762545e-45],
+    ]
     for (const [z, ref] of erfcRef) expect(Math.abs(erfc64(z) - ref)).toBeLessThanOrEqual(1e-12 * ref)
   })
 
   it('add_inplace and add_bias_rows match the twins and plain f32 sums', () => {
     resetHeap()
-    const T = 7, N = 13
-    const a = random(T * N, 60), b = random(T * N, 61), bias = random(N, 62)
-    const pa = putF32(a, 4), pb = putF32(b)
+    const T = 7,
+      N = 13
+    const a = random(T * N, 60),
+      b = random(T * N, 61),
+      bias = random(N, 62)
+    const pa = putF32(a, 4),
+      pb = putF32(b)
     k.add_inplace(pa, pb, T * N)
     k.add_bias_rows(pa, putF32(bias, 12), T, N)
     const twin = a.slice()
@@ -425,7 +626,12 @@ describe('activations and adds', () => {
 })
 
 describe('log_softmax_nll', () => {
-  it.each([[1, 1], [3, 5], [7, 101], [3, 5003]])('T=%i V=%i matches the twin bit for bit and a naive f64 NLL', (T, V) => {
+  it.each([
+    [1, 1],
+    [3, 5],
+    [7, 101],
+    [3, 5003],
+  ])('T=%i V=%i matches the twin bit for bit and a naive f64 NLL', (T, V) => {
     resetHeap()
     const logits = random(T * V, T * V, 12)
     const targets = Int32Array.from({ length: T }, (_, t) => (t * 7919) % V)
@@ -440,7 +646,10 @@ describe('log_softmax_nll', () => {
     logSoftmaxNll(logits, targets, twin, T, V)
     expectSameBits(got, twin, 'log_softmax_nll')
     for (let t = 0; t < T; t++) {
-      if (targets[t] < 0) { expect(twin[t]).toBe(0); continue }
+      if (targets[t] < 0) {
+        expect(twin[t]).toBe(0)
+        continue
+      }
       const row = Array.from(logits.subarray(t * V, (t + 1) * V))
       const m = Math.max(...row)
       const lse = m + Math.log(row.reduce((s, l) => s + Math.exp(l - m), 0))
@@ -459,7 +668,8 @@ describe('log_softmax_nll', () => {
   it('expF32 (attention, silu, gelu_tanh) is within 2 ulp of e^x and saturates exactly', () => {
     let worstUlps = 0
     for (let x = -87; x <= 88.7; x += 0.0137) {
-      const xf = Math.fround(x), e = Math.exp(xf)
+      const xf = Math.fround(x),
+        e = Math.exp(xf)
       const ulp = 2 ** (Math.floor(Math.log2(e)) - 23)
       worstUlps = Math.max(worstUlps, Math.abs(expF32(xf) - e) / ulp)
     }

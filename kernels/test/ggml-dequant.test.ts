@@ -1,11 +1,19 @@
 import { describe, expect, it, beforeAll } from 'vitest'
 import {
-  DEQUANT_BLOCKS, dequantizeQ4_0, dequantizeQ4_K, dequantizeQ6_K, dequantizeQ8_0, dequantizeRow, type DequantType,
+  DEQUANT_BLOCKS,
+  dequantizeQ4_0,
+  dequantizeQ4_K,
+  dequantizeQ6_K,
+  dequantizeQ8_0,
+  dequantizeRow,
+  type DequantType,
 } from '../reference/ggml-dequant'
 import { firstBitDifference, loadKernels, rng, type KernelHarness } from '../testing/kernel-harness'
 
 let h: KernelHarness
-beforeAll(async () => { h = await loadKernels() })
+beforeAll(async () => {
+  h = await loadKernels()
+})
 
 // fp16 bit patterns of exact small values.
 const F16_HALF = 0x3800
@@ -79,7 +87,9 @@ describe('reference dequantization against blocks built by hand from the documen
     // Element 128h + 32k + l: its low 4 bits are the low (k = 0, 1) or high (k = 2, 3) nibble of
     // ql[64h + l + 32 * (k & 1)]; its high 2 bits are bits 2k, 2k+1 of qh[32h + l]; scale 8h + l/16 + 2k.
     for (let e = 0; e < 256; e++) {
-      const half = e >> 7, k = (e >> 5) & 3, l = e & 31
+      const half = e >> 7,
+        k = (e >> 5) & 3,
+        l = e & 31
       const qlAt = 64 * half + l + 32 * (k & 1)
       block[qlAt] |= (q[e] & 15) << (k >= 2 ? 4 : 0)
       block[128 + 32 * half + l] |= (q[e] >> 4) << (2 * k)
@@ -87,7 +97,9 @@ describe('reference dequantization against blocks built by hand from the documen
     const out = new Float32Array(256)
     dequantizeQ6_K(block, 1, out)
     for (let e = 0; e < 256; e++) {
-      const half = e >> 7, k = (e >> 5) & 3, l = e & 31
+      const half = e >> 7,
+        k = (e >> 5) & 3,
+        l = e & 31
       const scale = scales[8 * half + (l >> 4) + 2 * k]
       expect(out[e]).toBe(0.5 * scale * (q[e] - 32))
     }
@@ -125,13 +137,25 @@ function randomBlocks(type: DequantType, nblocks: number, seed: number): Uint8Ar
 }
 
 describe('WASM dequantization against the reference twins', () => {
-  const kernels: Record<DequantType, 'dequant_q8_0' | 'dequant_q4_0' | 'dequant_q4_k' | 'dequant_q5_k' | 'dequant_q6_k'> = {
-    Q8_0: 'dequant_q8_0', Q4_0: 'dequant_q4_0', Q4_K: 'dequant_q4_k', Q5_K: 'dequant_q5_k', Q6_K: 'dequant_q6_k',
+  const kernels: Record<
+    DequantType,
+    'dequant_q8_0' | 'dequant_q4_0' | 'dequant_q4_k' | 'dequant_q5_k' | 'dequant_q6_k'
+  > = {
+    Q8_0: 'dequant_q8_0',
+    Q4_0: 'dequant_q4_0',
+    Q4_K: 'dequant_q4_k',
+    Q5_K: 'dequant_q5_k',
+    Q6_K: 'dequant_q6_k',
   }
   for (const type of Object.keys(kernels) as DequantType[]) {
     it(`${kernels[type]}: random blocks, bit-exact, nothing written past the last block`, () => {
       const { elements } = DEQUANT_BLOCKS[type]
-      for (const [nblocks, misalign] of [[1, 0], [3, 1], [17, 2], [64, 3]]) {
+      for (const [nblocks, misalign] of [
+        [1, 0],
+        [3, 1],
+        [17, 2],
+        [64, 3],
+      ]) {
         const data = randomBlocks(type, nblocks, nblocks * 31 + elements)
         const expected = new Float32Array(nblocks * elements)
         dequantizeRow(type, data, nblocks * elements, expected)

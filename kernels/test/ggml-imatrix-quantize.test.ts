@@ -15,12 +15,21 @@ import { QUANT_SCRATCH_BYTES, type KernelName } from '../host/exports'
 import { loadKernels, normalish, rng, type KernelHarness } from '../testing/kernel-harness'
 
 let h: KernelHarness
-beforeAll(async () => { h = await loadKernels() })
+beforeAll(async () => {
+  h = await loadKernels()
+})
 
 type Call6 = (a: number, b: number, c: number, d: number, e: number, f: number) => void
 
 /** The WASM kernel's bytes for W [rows, cols] with importances; checks nothing is written past dst or scratch. */
-function wasmWeighted(type: BlockType, w: Float32Array, rows: number, cols: number, importance: Float32Array, misalign = 0): Uint8Array {
+function wasmWeighted(
+  type: BlockType,
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  importance: Float32Array,
+  misalign = 0,
+): Uint8Array {
   const bytes = rows * rowBytes(type, cols)
   h.reset()
   const src = h.put(w.subarray(0, rows * cols), misalign)
@@ -29,8 +38,14 @@ function wasmWeighted(type: BlockType, w: Float32Array, rows: number, cols: numb
   const scratch = h.alloc(QUANT_SCRATCH_BYTES + 16, 1)
   const name = `quantize_${type.toLowerCase()}_imatrix` as KernelName
   ;(h.k as unknown as Record<KernelName, Call6>)[name](src, dst, rows, cols, qw, scratch)
-  expect(h.u8(dst + bytes, 16).every((b) => b === 0xcd), `${type}: bytes written past the output`).toBe(true)
-  expect(h.u8(scratch + QUANT_SCRATCH_BYTES, 16).every((b) => b === 0xcd), `${type}: bytes written past the scratch`).toBe(true)
+  expect(
+    h.u8(dst + bytes, 16).every((b) => b === 0xcd),
+    `${type}: bytes written past the output`,
+  ).toBe(true)
+  expect(
+    h.u8(scratch + QUANT_SCRATCH_BYTES, 16).every((b) => b === 0xcd),
+    `${type}: bytes written past the scratch`,
+  ).toBe(true)
   return h.u8(dst, bytes).slice()
 }
 
@@ -44,7 +59,10 @@ async function importances(file: string): Promise<Map<string, Float32Array>> {
     const counts = im.tensors.find((c) => c.name === `${name}.counts`)
     expect(counts, name).toBeDefined()
     const count = (await readTensorF32(counts!))[0]
-    out.set(name, (await readTensorF32(t)).map((v) => Math.fround(v / count)))
+    out.set(
+      name,
+      (await readTensorF32(t)).map((v) => Math.fround(v / count)),
+    )
   }
   return out
 }
@@ -75,10 +93,16 @@ describe.skipIf(!hasShared)('llama-quantize --imatrix --pure of small-llama, byt
         if (importance) weighted++
         const x = await readTensorF32(entry)
         quantizeRowsWeighted(type, x, rows, cols, importance, got)
-        expect(got.findIndex((b, i) => b !== want[i]), `${entry.name}: first differing byte`).toBe(-1)
+        expect(
+          got.findIndex((b, i) => b !== want[i]),
+          `${entry.name}: first differing byte`,
+        ).toBe(-1)
         if (importance) {
           const wasm = wasmWeighted(type, x, rows, cols, importance)
-          expect(wasm.findIndex((b, i) => b !== want[i]), `WASM, ${entry.name}: first differing byte`).toBe(-1)
+          expect(
+            wasm.findIndex((b, i) => b !== want[i]),
+            `WASM, ${entry.name}: first differing byte`,
+          ).toBe(-1)
         }
       }
       expect(weighted).toBe(14) // every tensor but token_embd and output
@@ -87,7 +111,8 @@ describe.skipIf(!hasShared)('llama-quantize --imatrix --pure of small-llama, byt
 })
 
 describe('weighted quantization without golden files', () => {
-  const rows = 4, cols = 512
+  const rows = 4,
+    cols = 512
   const w = normalish(rng(5), rows * cols, 0.05)
   const importance = Float32Array.from({ length: cols }, (_, c) => (c % 7 === 0 ? 50 : 0.01 + (c % 5)))
 
@@ -131,8 +156,16 @@ describe('weighted quantization without golden files', () => {
       const rowsOf = (f: (i: number) => number) => Float32Array.from({ length: 3 * cols256 }, (_, i) => f(i))
       const cases: Array<[string, Float32Array, Float32Array]> = [
         ['gaussian', rowsOf(() => gauss() * 0.02), importance],
-        ['zeros and quiet groups', rowsOf((i) => ((i >> 4) % 3 === 0 ? 0 : (i >> 5) % 4 === 1 ? gauss() * 1e-6 : gauss())), importance],
-        ['outliers, zero importances', rowsOf((i) => (i % 97 === 5 ? 300 : gauss())), Float32Array.from({ length: cols256 }, (_, c) => (c % 3 ? 0 : 2))],
+        [
+          'zeros and quiet groups',
+          rowsOf((i) => ((i >> 4) % 3 === 0 ? 0 : (i >> 5) % 4 === 1 ? gauss() * 1e-6 : gauss())),
+          importance,
+        ],
+        [
+          'outliers, zero importances',
+          rowsOf((i) => (i % 97 === 5 ? 300 : gauss())),
+          Float32Array.from({ length: cols256 }, (_, c) => (c % 3 ? 0 : 2)),
+        ],
         ['subnormals', rowsOf(() => gauss() * 2 ** -140), importance],
         ['constant rows', rowsOf((i) => (i < cols256 ? 0.5 : -2)), importance],
         ['NaN and infinities', rowsOf((i) => (i % 41 === 3 ? NaN : i % 53 === 7 ? Infinity : gauss())), importance],
@@ -142,7 +175,10 @@ describe('weighted quantization without golden files', () => {
         const want = new Uint8Array(3 * rowBytes(type, cols256))
         quantizeRowsWeighted(type, x, 3, cols256, imp, want)
         const got = wasmWeighted(type, x, 3, cols256, imp, name.length % 4)
-        expect(got.findIndex((b, i) => b !== want[i]), name).toBe(-1)
+        expect(
+          got.findIndex((b, i) => b !== want[i]),
+          name,
+        ).toBe(-1)
       }
     })
   }
@@ -150,6 +186,15 @@ describe('weighted quantization without golden files', () => {
   it('refuses partial blocks, short buffers and importances of the wrong length', () => {
     expect(() => quantizeRowsWeighted('Q4_K', w, 2, 100, null, new Uint8Array(1000))).toThrow(RangeError)
     expect(() => quantizeRowsWeighted('Q4_0', w, rows, cols, importance, new Uint8Array(10))).toThrow(/destination/)
-    expect(() => quantizeRowsWeighted('Q4_0', w, rows, cols, importance.subarray(1), new Uint8Array(rows * rowBytes('Q4_0', cols)))).toThrow(/importances/)
+    expect(() =>
+      quantizeRowsWeighted(
+        'Q4_0',
+        w,
+        rows,
+        cols,
+        importance.subarray(1),
+        new Uint8Array(rows * rowBytes('Q4_0', cols)),
+      ),
+    ).toThrow(/importances/)
   })
 })

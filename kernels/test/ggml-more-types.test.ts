@@ -16,7 +16,9 @@ import { hasShared, shared, SKIP_SHARED } from '../../src-main/engine/testing/sh
 import { firstBitDifference, loadKernels, normalish, rng, type KernelHarness } from '../testing/kernel-harness'
 
 let h: KernelHarness
-beforeAll(async () => { h = await loadKernels() })
+beforeAll(async () => {
+  h = await loadKernels()
+})
 
 type NewType = 'Q4_1' | 'Q5_0' | 'Q5_1' | 'Q2_K' | 'Q3_K' | 'IQ4_NL' | 'IQ4_XS' | 'TQ1_0' | 'TQ2_0'
 const TYPES: readonly NewType[] = ['Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'IQ4_NL', 'IQ4_XS', 'TQ1_0', 'TQ2_0']
@@ -42,9 +44,17 @@ function wasmBytes(type: NewType, x: Float32Array, srcMisalign = 0, dstMisalign 
   const dst = h.alloc(bytes + 16, dstMisalign)
   const scratch = h.alloc(QUANT_SCRATCH_BYTES + 16, 3)
   kernel(quantizeKernel(type))(src, dst, nblocks, scratch)
-  expect(h.u8(dst + bytes, 16).every((b) => b === 0xcd), `${type}: bytes written past the output`).toBe(true)
-  expect(h.u8(scratch + QUANT_SCRATCH_BYTES, 16).every((b) => b === 0xcd), `${type}: bytes written past the scratch`).toBe(true)
-  expect(Array.from(h.f32(src, x.length)).every((v, i) => Object.is(v, x[i]) || (Number.isNaN(v) && Number.isNaN(x[i])))).toBe(true)
+  expect(
+    h.u8(dst + bytes, 16).every((b) => b === 0xcd),
+    `${type}: bytes written past the output`,
+  ).toBe(true)
+  expect(
+    h.u8(scratch + QUANT_SCRATCH_BYTES, 16).every((b) => b === 0xcd),
+    `${type}: bytes written past the scratch`,
+  ).toBe(true)
+  expect(
+    Array.from(h.f32(src, x.length)).every((v, i) => Object.is(v, x[i]) || (Number.isNaN(v) && Number.isNaN(x[i]))),
+  ).toBe(true)
   return h.u8(dst, bytes).slice()
 }
 
@@ -55,7 +65,10 @@ function wasmDecode(type: NewType, bytes: Uint8Array, misalign = 0): Float32Arra
   const src = h.put(bytes, misalign)
   const dst = h.alloc(nblocks * elements * 4 + 16)
   kernel(dequantKernel(type))(src, dst, nblocks, 0)
-  expect(h.u8(dst + nblocks * elements * 4, 16).every((b) => b === 0xcd), `${type}: values written past the output`).toBe(true)
+  expect(
+    h.u8(dst + nblocks * elements * 4, 16).every((b) => b === 0xcd),
+    `${type}: values written past the output`,
+  ).toBe(true)
   return h.f32(dst, nblocks * elements).slice()
 }
 
@@ -83,7 +96,15 @@ if (!hasShared) console.log(`[kernels/ggml-more-types.test] golden check: ${SKIP
 
 /** Relative RMS error of the golden decode against the F32 source, per type (loose: the data is N(0, 0.02²)). */
 const GOLDEN_RMS: Record<NewType, number> = {
-  Q4_1: 0.12, Q5_0: 0.06, Q5_1: 0.06, Q2_K: 0.45, Q3_K: 0.25, IQ4_NL: 0.12, IQ4_XS: 0.12, TQ1_0: 0.9, TQ2_0: 0.9,
+  Q4_1: 0.12,
+  Q5_0: 0.06,
+  Q5_1: 0.06,
+  Q2_K: 0.45,
+  Q3_K: 0.25,
+  IQ4_NL: 0.12,
+  IQ4_XS: 0.12,
+  TQ1_0: 0.9,
+  TQ2_0: 0.9,
 }
 
 describe.skipIf(!hasShared)("llama.cpp's quantizations of small-llama (llama-quantize --pure), byte for byte", () => {
@@ -94,7 +115,8 @@ describe.skipIf(!hasShared)("llama.cpp's quantizations of small-llama (llama-qua
       const target = await openModelFiles(golden(type))
       const weights = source.tensors.filter((t) => t.shape.length === 2)
       expect(weights.length).toBe(16)
-      let sumSqErr = 0, sumSq = 0
+      let sumSqErr = 0,
+        sumSq = 0
       for (const entry of weights) {
         const quantized = target.tensors.find((t) => t.name === entry.name)
         expect(quantized?.dtype, entry.name).toBe(type)
@@ -138,11 +160,17 @@ function hostileCases(): Array<[string, Float32Array]> {
     ['huge scale (f16 overflow)', block(() => gauss() * 1e7)],
     ['one quiet sub-block of 32', block((i) => (i < 32 ? gauss() * 1e-4 : gauss()))],
     ['one quiet sub-block of 16', block((i) => (i >= 48 && i < 64 ? gauss() * 1e-5 : gauss()))],
-    ['alternating zero and quiet sub-blocks', block((i) => ((i >> 4) % 2 ? 0 : (i >> 5) % 3 ? gauss() : gauss() * 1e-3))],
+    [
+      'alternating zero and quiet sub-blocks',
+      block((i) => ((i >> 4) % 2 ? 0 : (i >> 5) % 3 ? gauss() : gauss() * 1e-3)),
+    ],
     ['exact ties for the rounding', block((i) => ((i % 17) - 8) * 0.5)],
     ['ternary already', block((i) => ((i * 7) % 3) - 1)],
     ['two levels', block((i) => (i % 2 ? 1 : -1))],
-    ['NaN and infinities', block((i) => (i % 41 === 3 ? NaN : i % 53 === 7 ? Infinity : i % 59 === 11 ? -Infinity : gauss()))],
+    [
+      'NaN and infinities',
+      block((i) => (i % 41 === 3 ? NaN : i % 53 === 7 ? Infinity : i % 59 === 11 ? -Infinity : gauss())),
+    ],
     ['NaN last in each 32', block((i) => (i % 32 === 31 ? NaN : gauss()))],
     ['all NaN', block(() => NaN)],
     ['largest finite', block((i) => (i % 2 ? 3.4028235e38 : -3.4028235e38 * random()))],
@@ -162,11 +190,18 @@ describe('WASM kernels against the reference twins', () => {
     it(`${quantizeKernel(type)} / ${dequantKernel(type)}: random data and random bytes, several sizes, misaligned`, () => {
       const random = rng(11 + type.length)
       const { elements, bytes } = BLOCK_GEOMETRY[type]
-      for (const [nblocks, scale, misalign] of [[1, 1, 0], [3, 0.02, 4], [17, 1e-3, 5], [40, 50, 12]] as const) {
+      for (const [nblocks, scale, misalign] of [
+        [1, 1, 0],
+        [3, 0.02, 4],
+        [17, 1e-3, 5],
+        [40, 50, 12],
+      ] as const) {
         const gaussian = normalish(random, nblocks * elements, scale)
-        const heavy = gaussian.map((v) => v * v * v / (scale * scale))
+        const heavy = gaussian.map((v) => (v * v * v) / (scale * scale))
         for (const x of [gaussian, heavy]) {
-          expect(firstBlockDifference(type, wasmBytes(type, x, misalign, misalign + 1), referenceBytes(type, x))).toBe('')
+          expect(firstBlockDifference(type, wasmBytes(type, x, misalign, misalign + 1), referenceBytes(type, x))).toBe(
+            '',
+          )
         }
         // Arbitrary bytes (any scale bits, NaN and Inf included) must decode alike.
         const noise = Uint8Array.from({ length: nblocks * bytes }, () => Math.floor(random() * 256))
@@ -189,13 +224,22 @@ describe('quantize -> dequantize error within each format bound', () => {
   // RMS error relative to RMS(x) for Gaussian-like data: about step / sqrt(12) with the step each format
   // implies (16 levels over a 32-block's range for Q4_1, 4 levels per 16 for Q2_K, 3 for the ternary types).
   const rms: Record<NewType, number> = {
-    Q4_1: 0.1, Q5_0: 0.06, Q5_1: 0.05, Q2_K: 0.4, Q3_K: 0.22, IQ4_NL: 0.1, IQ4_XS: 0.1, TQ1_0: 0.8, TQ2_0: 0.8,
+    Q4_1: 0.1,
+    Q5_0: 0.06,
+    Q5_1: 0.05,
+    Q2_K: 0.4,
+    Q3_K: 0.22,
+    IQ4_NL: 0.1,
+    IQ4_XS: 0.1,
+    TQ1_0: 0.8,
+    TQ2_0: 0.8,
   }
   for (const type of TYPES) {
     it(type, () => {
       const x = normalish(rng(99), 64 * 256, 0.8)
       const y = referenceDecode(type, referenceBytes(type, x))
-      let sumSqErr = 0, sumSq = 0
+      let sumSqErr = 0,
+        sumSq = 0
       for (let i = 0; i < x.length; i++) {
         sumSqErr += (y[i] - x[i]) ** 2
         sumSq += x[i] ** 2
@@ -203,7 +247,7 @@ describe('quantize -> dequantize error within each format bound', () => {
       expect(Math.sqrt(sumSqErr / sumSq)).toBeLessThan(rms[type])
       // Ternary weights (what BitNet stores) survive TQ1_0 / TQ2_0 exactly, up to the scale.
       if (type === 'TQ1_0' || type === 'TQ2_0') {
-        const t = Float32Array.from({ length: 512 }, (_, i) => 0.5 * ((((i * 7) % 3) + 3) % 3 - 1))
+        const t = Float32Array.from({ length: 512 }, (_, i) => 0.5 * (((((i * 7) % 3) + 3) % 3) - 1))
         expect(Array.from(referenceDecode(type, referenceBytes(type, t)))).toEqual(Array.from(t))
       }
     })
@@ -226,37 +270,55 @@ function setF16(block: Uint8Array, at: number, bits: number): void {
 describe('reference dequantization against blocks built by hand', () => {
   it('Q4_1: x = d·q + m; Q5_0: x = d·(q − 16); Q5_1: x = d·q + m, bit 4 of element j at bit j of qh', () => {
     const q41 = new Uint8Array(20)
-    setF16(q41, 0, F16_HALF); setF16(q41, 2, F16_MINUS_ONE)
+    setF16(q41, 0, F16_HALF)
+    setF16(q41, 2, F16_MINUS_ONE)
     for (let j = 0; j < 16; j++) q41[4 + j] = j | ((15 - j) << 4)
     const a = referenceDecode('Q4_1', q41)
-    for (let j = 0; j < 16; j++) { expect(a[j]).toBe(0.5 * j - 1); expect(a[j + 16]).toBe(0.5 * (15 - j) - 1) }
+    for (let j = 0; j < 16; j++) {
+      expect(a[j]).toBe(0.5 * j - 1)
+      expect(a[j + 16]).toBe(0.5 * (15 - j) - 1)
+    }
     const q50 = new Uint8Array(22)
     setF16(q50, 0, F16_QUARTER)
-    q50[2] = 0b101; q50[5] = 0x80 // bits 0, 2 (elements 0, 2) and 31 (element 31)
+    q50[2] = 0b101
+    q50[5] = 0x80 // bits 0, 2 (elements 0, 2) and 31 (element 31)
     for (let j = 0; j < 16; j++) q50[6 + j] = 3 | (9 << 4)
     const b = referenceDecode('Q5_0', q50)
-    expect(b[0]).toBe(0.25 * (19 - 16)); expect(b[1]).toBe(0.25 * (3 - 16)); expect(b[2]).toBe(0.25 * 3)
-    expect(b[16]).toBe(0.25 * (9 - 16)); expect(b[31]).toBe(0.25 * (25 - 16))
+    expect(b[0]).toBe(0.25 * (19 - 16))
+    expect(b[1]).toBe(0.25 * (3 - 16))
+    expect(b[2]).toBe(0.25 * 3)
+    expect(b[16]).toBe(0.25 * (9 - 16))
+    expect(b[31]).toBe(0.25 * (25 - 16))
     const q51 = new Uint8Array(24)
-    setF16(q51, 0, F16_TWO); setF16(q51, 2, F16_HALF)
+    setF16(q51, 0, F16_TWO)
+    setF16(q51, 2, F16_HALF)
     q51[4 + 2] = 0x01 // bit 16: element 16
     q51[8] = 0xff
     const c = referenceDecode('Q5_1', q51)
-    expect(c[0]).toBe(2 * 15 + 0.5); expect(c[16]).toBe(2 * 31 + 0.5); expect(c[1]).toBe(0.5)
+    expect(c[0]).toBe(2 * 15 + 0.5)
+    expect(c[16]).toBe(2 * 31 + 0.5)
+    expect(c[1]).toBe(0.5)
   })
 
   it('Q2_K: x = d·sc·q − dmin·m per 16; Q3_K: x = d·(sc − 32)·(q − 4 + 4h)', () => {
     const q2 = new Uint8Array(84)
-    setF16(q2, 80, F16_HALF); setF16(q2, 82, F16_QUARTER)
+    setF16(q2, 80, F16_HALF)
+    setF16(q2, 82, F16_QUARTER)
     for (let j = 0; j < 16; j++) q2[j] = (j & 0xf) | (((15 - j) & 0xf) << 4)
     q2[16 + 5] = 0b11_10_01_00 // element 5 -> 0, 37 -> 1, 69 -> 2, 101 -> 3
     const a = referenceDecode('Q2_K', q2)
     const exp2 = (e: number, q: number) => 0.5 * (e >> 4) * q - 0.25 * (15 - (e >> 4))
-    expect(a[5]).toBe(exp2(5, 0)); expect(a[37]).toBe(exp2(37, 1)); expect(a[69]).toBe(exp2(69, 2)); expect(a[101]).toBe(exp2(101, 3))
+    expect(a[5]).toBe(exp2(5, 0))
+    expect(a[37]).toBe(exp2(37, 1))
+    expect(a[69]).toBe(exp2(69, 2))
+    expect(a[101]).toBe(exp2(101, 3))
     const q3 = new Uint8Array(110)
     setF16(q3, 108, F16_QUARTER)
     // Sub-block 0 scale 40 (low nibble 8 in scales[0], high bits 2 at bits 0-1 of scales[8]); sub-block 9: 20.
-    q3[96] = 8; q3[96 + 8] = 2; q3[96 + 1] |= 4 << 4; q3[96 + 9] |= 1 << 4
+    q3[96] = 8
+    q3[96 + 8] = 2
+    q3[96 + 1] |= 4 << 4
+    q3[96 + 9] |= 1 << 4
     q3[32 + 3] = 0b10 // element 3: q = 2
     q3[3] = 1 // element 3: h = 1 (bit 0 of hmask[3])
     q3[32 + 16 + 2] = 0b11 << 0 // element 18 (sub-block 1, scale 0 - 32): q = 3, h = 0
@@ -273,7 +335,10 @@ describe('reference dequantization against blocks built by hand', () => {
     setF16(nl, 0, F16_HALF)
     for (let j = 0; j < 16; j++) nl[2 + j] = j | ((15 - j) << 4)
     const a = referenceDecode('IQ4_NL', nl)
-    for (let j = 0; j < 16; j++) { expect(a[j]).toBe(0.5 * IQ4[j]); expect(a[j + 16]).toBe(0.5 * IQ4[15 - j]) }
+    for (let j = 0; j < 16; j++) {
+      expect(a[j]).toBe(0.5 * IQ4[j])
+      expect(a[j + 16]).toBe(0.5 * IQ4[15 - j])
+    }
     const xs = new Uint8Array(136)
     setF16(xs, 0, F16_QUARTER)
     xs[4 + 1] = 0x5 << 4 // sub-block 3: low nibble 5
@@ -307,6 +372,8 @@ describe('reference dequantization against blocks built by hand', () => {
     expect(() => quantizeBlocks('Q2_K', new Float32Array(255), 255, new Uint8Array(84))).toThrow(RangeError)
     expect(() => quantizeBlocks('IQ4_NL', new Float32Array(64), 64, new Uint8Array(18))).toThrow(/destination/)
     expect(() => dequantizeBlocks('TQ1_0', new Uint8Array(53), 256, new Float32Array(256))).toThrow(/source/)
-    expect(() => dequantizeBlocks('IQ2_XXS' as BlockType, new Uint8Array(66), 256, new Float32Array(256))).toThrow(/unsupported/)
+    expect(() => dequantizeBlocks('IQ2_XXS' as BlockType, new Uint8Array(66), 256, new Float32Array(256))).toThrow(
+      /unsupported/,
+    )
   })
 })

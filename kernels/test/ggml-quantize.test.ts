@@ -6,7 +6,14 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { f16ToF32 } from '../reference/convert'
 import { dequantizeRow } from '../reference/ggml-dequant'
 import {
-  f32ToF16Bits, nearestInt, QUANT_BLOCKS, quantizeQ4_0, quantizeQ4_K, quantizeQ6_K, quantizeRow, type QuantType,
+  f32ToF16Bits,
+  nearestInt,
+  QUANT_BLOCKS,
+  quantizeQ4_0,
+  quantizeQ4_K,
+  quantizeQ6_K,
+  quantizeRow,
+  type QuantType,
 } from '../reference/ggml-quantize'
 import { openModelFiles } from '../../src-main/engine/formats/open'
 import { readTensorBytes, readTensorF32 } from '../../src-main/engine/formats/read'
@@ -14,10 +21,18 @@ import { hasShared, shared, SKIP_SHARED } from '../../src-main/engine/testing/sh
 import { loadKernels, normalish, rng, type KernelHarness } from '../testing/kernel-harness'
 
 let h: KernelHarness
-beforeAll(async () => { h = await loadKernels() })
+beforeAll(async () => {
+  h = await loadKernels()
+})
 
 const TYPES: readonly QuantType[] = ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K']
-const KERNELS = { Q8_0: 'quantize_q8_0', Q4_0: 'quantize_q4_0', Q4_K: 'quantize_q4_k', Q5_K: 'quantize_q5_k', Q6_K: 'quantize_q6_k' } as const
+const KERNELS = {
+  Q8_0: 'quantize_q8_0',
+  Q4_0: 'quantize_q4_0',
+  Q4_K: 'quantize_q4_k',
+  Q5_K: 'quantize_q5_k',
+  Q6_K: 'quantize_q6_k',
+} as const
 
 function referenceBytes(type: QuantType, x: Float32Array): Uint8Array {
   const out = new Uint8Array((x.length / QUANT_BLOCKS[type].elements) * QUANT_BLOCKS[type].bytes)
@@ -33,7 +48,10 @@ function wasmBytes(type: QuantType, x: Float32Array, srcMisalign = 0, dstMisalig
   const src = h.put(x, srcMisalign)
   const dst = h.alloc(bytes + 16, dstMisalign)
   h.k[KERNELS[type]](src, dst, nblocks)
-  expect(h.u8(dst + bytes, 16).every((b) => b === 0xcd), `${type}: bytes written past the output`).toBe(true)
+  expect(
+    h.u8(dst + bytes, 16).every((b) => b === 0xcd),
+    `${type}: bytes written past the output`,
+  ).toBe(true)
   return h.u8(dst, bytes).slice()
 }
 
@@ -97,10 +115,16 @@ function hostileCases(): Array<[string, Float32Array]> {
     // A sub-block whose 6-bit / int8 scale rounds to 0: llama.cpp keeps that sub-block's fitted levels.
     ['one quiet sub-block of 32', block((i) => (i < 32 ? gauss() * 1e-4 : gauss()))],
     ['one quiet sub-block of 16', block((i) => (i >= 48 && i < 64 ? gauss() * 1e-5 : gauss()))],
-    ['alternating zero and quiet sub-blocks', block((i) => ((i >> 4) % 2 ? 0 : (i >> 5) % 3 ? gauss() : gauss() * 1e-3))],
+    [
+      'alternating zero and quiet sub-blocks',
+      block((i) => ((i >> 4) % 2 ? 0 : (i >> 5) % 3 ? gauss() : gauss() * 1e-3)),
+    ],
     ['exact ties for the rounding', block((i) => ((i % 17) - 8) * 0.5)],
     ['two levels', block((i) => (i % 2 ? 1 : -1))],
-    ['NaN and infinities', block((i) => (i % 41 === 3 ? NaN : i % 53 === 7 ? Infinity : i % 59 === 11 ? -Infinity : gauss()))],
+    [
+      'NaN and infinities',
+      block((i) => (i % 41 === 3 ? NaN : i % 53 === 7 ? Infinity : i % 59 === 11 ? -Infinity : gauss())),
+    ],
     ['NaN last in each 32', block((i) => (i % 32 === 31 ? NaN : gauss()))],
     ['largest finite', block((i) => (i % 2 ? 3.4028235e38 : -3.4028235e38 * random()))],
   ]
@@ -117,12 +141,19 @@ describe('WASM kernels against the reference twins', () => {
     it(`${KERNELS[type]}: random data of several shapes and scales, misaligned buffers, byte-exact`, () => {
       const random = rng(7 + type.length)
       const blockElements = QUANT_BLOCKS[type].elements
-      const shapes: Array<[number, number, number]> = [[1, 1, 0], [3, 0.02, 4], [17, 1e-3, 8], [40, 50, 12]]
+      const shapes: Array<[number, number, number]> = [
+        [1, 1, 0],
+        [3, 0.02, 4],
+        [17, 1e-3, 8],
+        [40, 50, 12],
+      ]
       for (const [nblocks, scale, misalign] of shapes) {
         const gaussian = normalish(random, nblocks * blockElements, scale)
-        const heavy = gaussian.map((v) => v * v * v / (scale * scale)) // heavy tails: outliers in most blocks
+        const heavy = gaussian.map((v) => (v * v * v) / (scale * scale)) // heavy tails: outliers in most blocks
         for (const x of [gaussian, heavy]) {
-          expect(firstBlockDifference(type, wasmBytes(type, x, misalign, misalign + 1), referenceBytes(type, x))).toBe('')
+          expect(firstBlockDifference(type, wasmBytes(type, x, misalign, misalign + 1), referenceBytes(type, x))).toBe(
+            '',
+          )
         }
       }
     })
@@ -155,7 +186,9 @@ describe('block rules, from the C semantics', () => {
 
   it('Q4_0 takes the first element of largest magnitude, sign kept, and clamps the opposite extreme to 15', () => {
     const x = new Float32Array(32)
-    x[3] = -2; x[9] = 2; x[20] = 1
+    x[3] = -2
+    x[9] = 2
+    x[20] = 1
     const out = new Uint8Array(18)
     quantizeQ4_0(x, 1, out)
     expect(f16ToF32(out[0] | (out[1] << 8))).toBe(0.25) // d = -2 / -8
@@ -168,7 +201,9 @@ describe('block rules, from the C semantics', () => {
     expect(() => quantizeRow('Q4_K', new Float32Array(255), 255, new Uint8Array(144))).toThrow(RangeError)
     expect(() => quantizeRow('Q8_0', new Float32Array(64), 64, new Uint8Array(34))).toThrow(/destination/)
     expect(() => quantizeQ4_K(new Float32Array(255), 1, new Uint8Array(144))).toThrow(/source/)
-    expect(() => quantizeRow('Q2_K' as QuantType, new Float32Array(256), 256, new Uint8Array(176))).toThrow(/unsupported/)
+    expect(() => quantizeRow('Q2_K' as QuantType, new Float32Array(256), 256, new Uint8Array(176))).toThrow(
+      /unsupported/,
+    )
   })
 })
 
@@ -203,13 +238,16 @@ function f16BySearch(x: number): number {
   const a = Math.abs(x)
   // The ulp of the top binade is 32, so from 65504 + 16 on the nearest even value is infinity.
   if (a >= 65520) return sign | 0x7c00
-  let lo = 0, hi = POSITIVE_F16.length - 1
+  let lo = 0,
+    hi = POSITIVE_F16.length - 1
   while (hi - lo > 1) {
     const mid = (lo + hi) >> 1
-    if (POSITIVE_F16[mid] <= a) lo = mid; else hi = mid
+    if (POSITIVE_F16[mid] <= a) lo = mid
+    else hi = mid
   }
   if (a >= POSITIVE_F16[hi]) return sign | hi
-  const below = a - POSITIVE_F16[lo], above = POSITIVE_F16[hi] - a
+  const below = a - POSITIVE_F16[lo],
+    above = POSITIVE_F16[hi] - a
   if (below < above) return sign | lo
   if (above < below) return sign | hi
   return sign | (lo % 2 === 0 ? lo : hi)
@@ -226,7 +264,8 @@ describe('f32ToF16Bits', () => {
 
   it('rounds ties between neighbouring halves to the even one, and anything off the tie to the nearer', () => {
     for (let bits = 0; bits < 0x7bff; bits++) {
-      const lo = f16ToF32(bits), hi = f16ToF32(bits + 1)
+      const lo = f16ToF32(bits),
+        hi = f16ToF32(bits + 1)
       const tie = (lo + hi) / 2 // exact in f32: one bit more than a half's mantissa
       expect(Math.fround(tie)).toBe(tie)
       const even = bits % 2 === 0 ? bits : bits + 1
@@ -294,16 +333,24 @@ describe('quantize -> dequantize error within each format bound', () => {
       expect(wasmBytes(type, x)).toEqual(bytes)
       const y = new Float32Array(x.length)
       dequantizeRow(type, bytes, x.length, y)
-      let sumSqErr = 0, sumSq = 0
+      let sumSqErr = 0,
+        sumSq = 0
       for (let b = 0; b < x.length; b += elements) {
         let blockAbsmax = 0
         for (let i = b; i < b + elements; i++) blockAbsmax = Math.max(blockAbsmax, Math.abs(x[i]))
         for (let s = b; s < b + elements; s += subBlock) {
-          let subAbsmax = 0, lo = Infinity, hi = -Infinity
+          let subAbsmax = 0,
+            lo = Infinity,
+            hi = -Infinity
           for (let i = s; i < s + subBlock; i++) {
-            subAbsmax = Math.max(subAbsmax, Math.abs(x[i])); lo = Math.min(lo, x[i]); hi = Math.max(hi, x[i])
+            subAbsmax = Math.max(subAbsmax, Math.abs(x[i]))
+            lo = Math.min(lo, x[i])
+            hi = Math.max(hi, x[i])
           }
-          const bound = bounds[type].maxError(blockAbsmax, type === 'Q4_K' || type === 'Q5_K' ? hi - Math.min(lo, 0) : subAbsmax)
+          const bound = bounds[type].maxError(
+            blockAbsmax,
+            type === 'Q4_K' || type === 'Q5_K' ? hi - Math.min(lo, 0) : subAbsmax,
+          )
           for (let i = s; i < s + subBlock; i++) {
             const err = Math.abs(y[i] - x[i])
             if (err > bound) expect(`element ${i}: error ${err}`).toBe(`within ${bound}`)

@@ -3,7 +3,9 @@ import { histogram } from '../reference/histogram'
 import { loadKernels, normalish, ODD_SIZES, rng, withSpecials, type KernelHarness } from '../testing/kernel-harness'
 
 let h: KernelHarness
-beforeAll(async () => { h = await loadKernels() })
+beforeAll(async () => {
+  h = await loadKernels()
+})
 
 /** Runs the kernel on `data`, accumulating onto `initial` counts. */
 function wasmHistogram(data: Float32Array, lo: number, hi: number, bins: number, initial?: Uint32Array): Uint32Array {
@@ -25,15 +27,25 @@ describe('histogram', () => {
     const random = rng(21)
     for (const n of [...ODD_SIZES, 65_537]) {
       const data = withSpecials(normalish(random, n, 1), random, 9)
-      for (const [lo, hi, bins] of [[-1, 1, 64], [-2.5, 0.3, 7], [0, 1e-3, 1], [-4, 4, 1000], [0.1, 0.1, 3], [1, -1, 5]]) {
-        expect(Array.from(wasmHistogram(data, lo, hi, bins)), `n=${n} [${lo}, ${hi}] x${bins}`)
-          .toEqual(Array.from(refHistogram(data, lo, hi, bins)))
+      for (const [lo, hi, bins] of [
+        [-1, 1, 64],
+        [-2.5, 0.3, 7],
+        [0, 1e-3, 1],
+        [-4, 4, 1000],
+        [0.1, 0.1, 3],
+        [1, -1, 5],
+      ]) {
+        expect(Array.from(wasmHistogram(data, lo, hi, bins)), `n=${n} [${lo}, ${hi}] x${bins}`).toEqual(
+          Array.from(refHistogram(data, lo, hi, bins)),
+        )
       }
     }
   })
 
   it('puts bin centres, the ends and outliers where the definition says', () => {
-    const lo = -2, hi = 6, bins = 8 // width 1
+    const lo = -2,
+      hi = 6,
+      bins = 8 // width 1
     const data: number[] = []
     for (let k = 0; k < bins; k++) for (let copies = 0; copies <= k; copies++) data.push(lo + k + 0.5)
     data.push(lo, hi, hi, -2.0001, -100, 6.001, NaN, Infinity, -Infinity)

@@ -5,7 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Worker } from 'node:worker_threads'
 import path from 'node:path'
 import { existsSync } from 'node:fs'
-import { compileKernels, createKernelMemory, instantiateKernels, locateKernelBuild, locatePoolWorker } from '../host/load'
+import {
+  compileKernels,
+  createKernelMemory,
+  instantiateKernels,
+  locateKernelBuild,
+  locatePoolWorker,
+} from '../host/load'
 import type { WorkerInit, WorkerReply, WorkerRequest } from '../host/protocol'
 import { convertBF16 } from '../reference/convert'
 import { moments } from '../reference/stats'
@@ -54,15 +60,17 @@ describe('kernel build location', () => {
 
   it('the module imports exactly the shared memory, which the host provides', async () => {
     const imports = WebAssembly.Module.imports(await compileKernels())
-    expect(imports.every((i) => (i.module === 'env' && i.name === 'memory') || (i.module === 'env' && i.name === 'abort'))).toBe(true)
+    expect(
+      imports.every((i) => (i.module === 'env' && i.name === 'memory') || (i.module === 'env' && i.name === 'abort')),
+    ).toBe(true)
     expect(imports.some((i) => i.kind === 'memory')).toBe(true)
   })
 
   it('refuses a module with imports it cannot satisfy', () => {
     // (module (import "env" "mystery" (func))) in binary form.
     const bytes = Uint8Array.from([
-      0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0, 2, 0x0f, 1, 3, 0x65, 0x6e, 0x76,
-      7, 0x6d, 0x79, 0x73, 0x74, 0x65, 0x72, 0x79, 0, 0,
+      0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0, 2, 0x0f, 1, 3, 0x65, 0x6e, 0x76, 7, 0x6d, 0x79, 0x73, 0x74,
+      0x65, 0x72, 0x79, 0, 0,
     ])
     expect(() => instantiateKernels(new WebAssembly.Module(bytes), memory)).toThrow(/env\.mystery/)
   })
@@ -101,8 +109,12 @@ describe('pool worker', () => {
     const base = Math.ceil(heapBase / 64) * 64
     const bits = Uint16Array.from({ length: n }, (_, i) => 0x3c00 + i) // f16 from 1.0 upwards
     new Uint16Array(memory.buffer, base, n).set(bits)
-    const f32At = base + 4096, momentsAt = base + 16384
-    const reply = await request(workers[1], [['convert_f16', base, f32At, n], ['moments', f32At, n, momentsAt]])
+    const f32At = base + 4096,
+      momentsAt = base + 16384
+    const reply = await request(workers[1], [
+      ['convert_f16', base, f32At, n],
+      ['moments', f32At, n, momentsAt],
+    ])
     expect(reply).toEqual({ id: expect.any(Number), ok: true })
     const expected = moments(new Float32Array(memory.buffer, f32At, n).slice())
     expect(firstBitDifference(new Float64Array(memory.buffer, momentsAt, 11), expected)).toBe(-1)

@@ -7,7 +7,14 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { KernelArgumentError } from '../reference/errors'
 import { choleskyLower, hessianAccumulate, invertLower, lowerGram } from '../reference/linalg'
 import { identityError, lowerTriangular, multiply, relativeError, spd, transpose } from '../testing/matrices'
-import { firstBitDifference, loadKernels, normalish, rng, withSpecials, type KernelHarness } from '../testing/kernel-harness'
+import {
+  firstBitDifference,
+  loadKernels,
+  normalish,
+  rng,
+  withSpecials,
+  type KernelHarness,
+} from '../testing/kernel-harness'
 
 // 1 … 3 have no full 4×4 tile; 17 and 129 leave edges; 261 and 300 cross the 64-row panels and the
 // 256-column blocks.
@@ -29,16 +36,22 @@ function inKernel(data: Float64Array, run: (ptr: number) => void): Float64Array 
 describe('hessian_accumulate', () => {
   it.each(SIZES)('equals the twin bit for bit (K = %i), including special values and sub-ranges of rows', (K) => {
     const r = rng(K * 7 + 1)
-    for (const M of [1, 5, 300]) { // 300 tokens cross the kernel's 256-token blocks
+    for (const M of [1, 5, 300]) {
+      // 300 tokens cross the kernel's 256-token blocks
       const x = withSpecials(normalish(r, M * K, 2), r, 50)
       const start = normalish(r, K * K).map((v) => v) // a non-zero H: the kernel accumulates
       const H0 = Float64Array.from(start)
-      const ranges: [number, number][] = [[0, K], [Math.floor(K / 3), K - Math.floor(K / 5)], [K - 1, K]]
+      const ranges: [number, number][] = [
+        [0, K],
+        [Math.floor(K / 3), K - Math.floor(K / 5)],
+        [K - 1, K],
+      ]
       for (const [i0, i1] of ranges) {
         const want = H0.slice()
         hessianAccumulate(x, want, M, K, i0, i1)
         h.reset()
-        const xp = h.put(x), hp = h.put(H0)
+        const xp = h.put(x),
+          hp = h.put(H0)
         h.k.hessian_accumulate(xp, hp, M, K, i0, i1)
         expect(firstBitDifference(h.f64(hp, K * K), want)).toBe(-1)
       }
@@ -46,7 +59,10 @@ describe('hessian_accumulate', () => {
   })
 
   it('twin: equals a naive per-element sum over tokens, and touches only the upper triangle of its rows', () => {
-    const M = 37, K = 19, i0 = 5, i1 = 13
+    const M = 37,
+      K = 19,
+      i0 = 5,
+      i1 = 13
     const x = normalish(rng(3), M * K)
     const H = new Float64Array(K * K).fill(7)
     hessianAccumulate(x, H, M, K, i0, i1)
@@ -61,8 +77,15 @@ describe('hessian_accumulate', () => {
 
   it('ignores absurd parameters instead of writing out of range', () => {
     h.reset()
-    const xp = h.put(new Float32Array([1, 2, 3, 4])), hp = h.put(new Float64Array(4).fill(5))
-    for (const [M, K, i0, i1] of [[0, 2, 0, 2], [2, 0, 0, 0], [2, 2, -1, 2], [2, 2, 0, 3], [2, 2, 2, 1]]) {
+    const xp = h.put(new Float32Array([1, 2, 3, 4])),
+      hp = h.put(new Float64Array(4).fill(5))
+    for (const [M, K, i0, i1] of [
+      [0, 2, 0, 2],
+      [2, 0, 0, 0],
+      [2, 2, -1, 2],
+      [2, 2, 0, 3],
+      [2, 2, 2, 1],
+    ]) {
       h.k.hessian_accumulate(xp, hp, M, K, i0, i1)
     }
     expect(Array.from(h.f64(hp, 4))).toEqual([5, 5, 5, 5])
@@ -76,7 +99,9 @@ describe('cholesky_lower', () => {
     const want = A.slice()
     expect(choleskyLower(want, n)).toBe(0)
     let status = -1
-    const got = inKernel(A, (p) => { status = h.k.cholesky_lower(p, n) })
+    const got = inKernel(A, (p) => {
+      status = h.k.cholesky_lower(p, n)
+    })
     expect(status).toBe(0)
     expect(firstBitDifference(got, want)).toBe(-1)
     for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) expect(got[i * n + j]).toBe(0)
@@ -89,17 +114,29 @@ describe('cholesky_lower', () => {
     const garbled = A.slice()
     for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) garbled[i * n + j] = NaN
     const clean = inKernel(A, (p) => h.k.cholesky_lower(p, n))
-    expect(firstBitDifference(inKernel(garbled, (p) => h.k.cholesky_lower(p, n)), clean)).toBe(-1)
+    expect(
+      firstBitDifference(
+        inKernel(garbled, (p) => h.k.cholesky_lower(p, n)),
+        clean,
+      ),
+    ).toBe(-1)
   })
 
-  it.each([[1, 0], [17, 9], [129, 100], [261, 200]])('reports the column of the first non-positive pivot (n = %i, column %i)', (n, bad) => {
+  it.each([
+    [1, 0],
+    [17, 9],
+    [129, 100],
+    [261, 200],
+  ])('reports the column of the first non-positive pivot (n = %i, column %i)', (n, bad) => {
     // A = L·Lᵀ with L[bad][bad] replaced so that the pivot at `bad` becomes −1 (and later ones do not matter).
     const L = lowerTriangular(n, n + bad)
     const A = multiply(L, transpose(L, n), n)
     A[bad * n + bad] -= L[bad * n + bad] ** 2 + 1
     expect(choleskyLower(A.slice(), n)).toBe(bad + 1)
     let status = -1
-    inKernel(A, (p) => { status = h.k.cholesky_lower(p, n) })
+    inKernel(A, (p) => {
+      status = h.k.cholesky_lower(p, n)
+    })
     expect(status).toBe(bad + 1)
   })
 
@@ -108,9 +145,13 @@ describe('cholesky_lower', () => {
     A[4 * 9 + 4] = NaN
     expect(choleskyLower(A.slice(), 9)).toBe(5)
     let status = -1
-    inKernel(A, (p) => { status = h.k.cholesky_lower(p, 9) })
+    inKernel(A, (p) => {
+      status = h.k.cholesky_lower(p, 9)
+    })
     expect(status).toBe(5)
-    inKernel(new Float64Array(16), (p) => { status = h.k.cholesky_lower(p, 4) })
+    inKernel(new Float64Array(16), (p) => {
+      status = h.k.cholesky_lower(p, 4)
+    })
     expect(status).toBe(1)
     expect(h.k.cholesky_lower(h.alloc(8), 0)).toBe(0)
     expect(h.k.cholesky_lower(h.alloc(8), -3)).toBe(0)
@@ -128,10 +169,11 @@ describe('invert_lower', () => {
     const got = inKernel(input, (p) => h.k.invert_lower(p, n))
     expect(firstBitDifference(got, want)).toBe(-1)
     const X = got.slice()
-    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) {
-      expect(X[i * n + j]).toBe(-123.5)
-      X[i * n + j] = 0
-    }
+    for (let i = 0; i < n; i++)
+      for (let j = i + 1; j < n; j++) {
+        expect(X[i * n + j]).toBe(-123.5)
+        X[i * n + j] = 0
+      }
     expect(identityError(multiply(L, X, n), n)).toBeLessThan(1e-10)
     expect(identityError(multiply(X, L, n), n)).toBeLessThan(1e-10)
   })
@@ -142,7 +184,8 @@ describe('invert_lower', () => {
     const r = rng(4)
     const specials = [0, -0, Infinity, -Infinity, NaN, 5e-324]
     for (let q = 0; q < 40; q++) {
-      const i = 1 + Math.floor(r() * (n - 1)), j = Math.floor(r() * i)
+      const i = 1 + Math.floor(r() * (n - 1)),
+        j = Math.floor(r() * i)
       L[i * n + j] = specials[q % specials.length]
     }
     L[30 * n + 30] = -0 // a −0 pivot gives −Infinity, not a trap
@@ -151,7 +194,12 @@ describe('invert_lower', () => {
     for (const i of [3, 4, 40, 41, 60]) L[(i + 1) * n + i] = i % 2 ? -0 : 0
     const want = L.slice()
     invertLower(want, n)
-    expect(firstBitDifference(inKernel(L, (p) => h.k.invert_lower(p, n)), want)).toBe(-1)
+    expect(
+      firstBitDifference(
+        inKernel(L, (p) => h.k.invert_lower(p, n)),
+        want,
+      ),
+    ).toBe(-1)
   })
 })
 
@@ -164,11 +212,17 @@ describe('lower_gram', () => {
     const input = L.slice()
     for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) input[i * n + j] = NaN
     h.reset()
-    const lp = h.put(input), op = h.put(new Float64Array(n * n).fill(99))
+    const lp = h.put(input),
+      op = h.put(new Float64Array(n * n).fill(99))
     h.k.lower_gram(lp, op, n)
     expect(firstBitDifference(h.f64(op, n * n), want)).toBe(-1)
     expect(firstBitDifference(h.f64(lp, n * n), input)).toBe(-1) // the input is left alone
-    expect(firstBitDifference(inKernel(input, (p) => h.k.lower_gram(p, p, n)), want)).toBe(-1)
+    expect(
+      firstBitDifference(
+        inKernel(input, (p) => h.k.lower_gram(p, p, n)),
+        want,
+      ),
+    ).toBe(-1)
   })
 
   it('twin: equals Lᵀ·L from a plain product, and ignores the upper triangle of L', () => {
@@ -193,7 +247,8 @@ describe('lower_gram', () => {
     const L = lowerTriangular(n, 11)
     const specials = [0, -0, Infinity, -Infinity, NaN, 5e-324, -1e300]
     for (let q = 0; q < 30; q++) {
-      const i = (q * 37) % n, j = (q * 11) % (i + 1)
+      const i = (q * 37) % n,
+        j = (q * 11) % (i + 1)
       L[i * n + j] = specials[q % specials.length]
     }
     // The last row's Gram entries are single terms L[n−1][n−1]·L[n−1][j]: −0 there shows whether the
@@ -203,6 +258,11 @@ describe('lower_gram', () => {
     L[(n - 1) * n + 7] = 0
     const want = new Float64Array(n * n)
     lowerGram(L, want, n)
-    expect(firstBitDifference(inKernel(L, (p) => h.k.lower_gram(p, p, n)), want)).toBe(-1)
+    expect(
+      firstBitDifference(
+        inKernel(L, (p) => h.k.lower_gram(p, p, n)),
+        want,
+      ),
+    ).toBe(-1)
   })
 })

@@ -1,11 +1,25 @@
 import { describe, expect, it, beforeAll } from 'vitest'
 import { mulDivFloor, poolAbsmax } from '../reference/pool'
-import { firstBitDifference, loadKernels, normalish, rng, withSpecials, type KernelHarness } from '../testing/kernel-harness'
+import {
+  firstBitDifference,
+  loadKernels,
+  normalish,
+  rng,
+  withSpecials,
+  type KernelHarness,
+} from '../testing/kernel-harness'
 
 let h: KernelHarness
-beforeAll(async () => { h = await loadKernels() })
+beforeAll(async () => {
+  h = await loadKernels()
+})
 
-interface Case { rows: number; cols: number; gridRows: number; gridCols: number }
+interface Case {
+  rows: number
+  cols: number
+  gridRows: number
+  gridCols: number
+}
 const CASES: readonly Case[] = [
   { rows: 1, cols: 1, gridRows: 1, gridCols: 1 },
   { rows: 7, cols: 5, gridRows: 3, gridCols: 2 },
@@ -74,7 +88,8 @@ describe('pool_absmax', () => {
 
   it('maps rows with 64-bit products correctly', () => {
     // (rowOffset + r) * gridRows overflows i32 here.
-    const totalRows = 2_000_000_000, gridRows = 1_000_000_007
+    const totalRows = 2_000_000_000,
+      gridRows = 1_000_000_007
     h.reset()
     const data = h.put(Float32Array.from([1, 2, 3]))
     const rowOffset = 1_999_999_998
@@ -103,11 +118,15 @@ describe('mulDivFloor', () => {
   it('is exact on both sides of 2^53', () => {
     expect(mulDivFloor(7, 3, 2)).toBe(10)
     expect(mulDivFloor(0, 5, 3)).toBe(0)
-    const a = 2 ** 31 - 1, b = 2 ** 31 - 3, c = 12345
+    const a = 2 ** 31 - 1,
+      b = 2 ** 31 - 3,
+      c = 12345
     expect(mulDivFloor(a, b, c)).toBe(Number((BigInt(a) * BigInt(b)) / BigInt(c)))
     const random = rng(8)
     for (let i = 0; i < 1000; i++) {
-      const x = Math.floor(random() * 2 ** 26), y = Math.floor(random() * 2 ** 26), z = 1 + Math.floor(random() * 2 ** 20)
+      const x = Math.floor(random() * 2 ** 26),
+        y = Math.floor(random() * 2 ** 26),
+        z = 1 + Math.floor(random() * 2 ** 20)
       expect(mulDivFloor(x, y, z)).toBe(Number((BigInt(x) * BigInt(y)) / BigInt(z)))
     }
   })

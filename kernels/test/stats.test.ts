@@ -1,13 +1,36 @@
 import { describe, expect, it, beforeAll } from 'vitest'
 import {
-  emptyMoments, finishStats, mergeMoments, moments, MOMENTS_LENGTH,
-  MOMENT_ABSMAX, MOMENT_COUNT, MOMENT_INF, MOMENT_M2, MOMENT_M3, MOMENT_M4, MOMENT_MAX, MOMENT_MEAN, MOMENT_MIN,
-  MOMENT_NAN, MOMENT_ZERO,
+  emptyMoments,
+  finishStats,
+  mergeMoments,
+  moments,
+  MOMENTS_LENGTH,
+  MOMENT_ABSMAX,
+  MOMENT_COUNT,
+  MOMENT_INF,
+  MOMENT_M2,
+  MOMENT_M3,
+  MOMENT_M4,
+  MOMENT_MAX,
+  MOMENT_MEAN,
+  MOMENT_MIN,
+  MOMENT_NAN,
+  MOMENT_ZERO,
 } from '../reference/stats'
-import { firstBitDifference, loadKernels, normalish, ODD_SIZES, rng, withSpecials, type KernelHarness } from '../testing/kernel-harness'
+import {
+  firstBitDifference,
+  loadKernels,
+  normalish,
+  ODD_SIZES,
+  rng,
+  withSpecials,
+  type KernelHarness,
+} from '../testing/kernel-harness'
 
 let h: KernelHarness
-beforeAll(async () => { h = await loadKernels() })
+beforeAll(async () => {
+  h = await loadKernels()
+})
 
 function wasmMoments(data: Float32Array, misalign = 0): Float64Array {
   h.reset()
@@ -42,8 +65,12 @@ function naiveMoments(data: Float32Array): Float64Array {
 
 function expectClose(actual: Float64Array, expected: Float64Array, rel: number): void {
   for (let i = 0; i < MOMENTS_LENGTH; i++) {
-    const a = actual[i], e = expected[i]
-    if (!Number.isFinite(e)) { expect(a).toBe(e); continue }
+    const a = actual[i],
+      e = expected[i]
+    if (!Number.isFinite(e)) {
+      expect(a).toBe(e)
+      continue
+    }
     // Scale for the error: the value itself, or for central sums the size of their terms.
     const scale = Math.max(Math.abs(e), i >= MOMENT_MEAN ? Math.abs(expected[MOMENT_M2]) * 1e-3 : 0, 1e-300)
     expect(Math.abs(a - e) / scale, `index ${i}: ${a} vs ${e}`).toBeLessThan(rel)
@@ -66,9 +93,15 @@ describe('moments', () => {
   it('agrees with a naive two-pass computation', () => {
     const random = rng(2)
     for (const n of [1, 5, 17, 1000, 4099]) {
-      for (const [scale, offset] of [[1, 0], [0.02, 0], [1, 1000], [1e-3, -3]]) {
-        const data = withSpecials(normalish(random, n, scale, offset), random, 11)
-          .map((x) => (Number.isFinite(x) && Math.abs(x) > 1e30 ? 1 : x)) // keep M4 finite
+      for (const [scale, offset] of [
+        [1, 0],
+        [0.02, 0],
+        [1, 1000],
+        [1e-3, -3],
+      ]) {
+        const data = withSpecials(normalish(random, n, scale, offset), random, 11).map((x) =>
+          Number.isFinite(x) && Math.abs(x) > 1e30 ? 1 : x,
+        ) // keep M4 finite
         expectClose(wasmMoments(data), naiveMoments(data), 1e-9)
       }
     }
@@ -116,8 +149,9 @@ describe('moments', () => {
 describe('mergeMoments', () => {
   it('of the parts agrees with the moments of the whole', () => {
     const random = rng(3)
-    const data = withSpecials(normalish(random, 10_000, 0.05, 0.3), random, 50)
-      .map((x) => (Number.isFinite(x) && Math.abs(x) > 1e30 ? -0.5 : x))
+    const data = withSpecials(normalish(random, 10_000, 0.05, 0.3), random, 50).map((x) =>
+      Number.isFinite(x) && Math.abs(x) > 1e30 ? -0.5 : x,
+    )
     const whole = moments(data)
     for (const cuts of [[5000], [1, 2, 3], [17, 4099, 4100, 9999], [0, 10_000]]) {
       let merged = emptyMoments()
@@ -169,8 +203,10 @@ describe('finishStats', () => {
     const random = rng(4)
     const n = 200_000
     const data = new Float32Array(n)
-    for (let i = 0; i < n; i += 2) { // Box-Muller
-      const r = Math.sqrt(-2 * Math.log(1 - random())), t = 2 * Math.PI * random()
+    for (let i = 0; i < n; i += 2) {
+      // Box-Muller
+      const r = Math.sqrt(-2 * Math.log(1 - random())),
+        t = 2 * Math.PI * random()
       data[i] = r * Math.cos(t)
       data[i + 1] = r * Math.sin(t)
     }

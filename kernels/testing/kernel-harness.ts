@@ -26,10 +26,12 @@ export async function loadKernels(): Promise<KernelHarness> {
   const base = Math.ceil(k.heap_base() / 16) * 16
   let top = base
   // A live view when `ptr` is aligned for the type, else a copy (typed arrays cannot start unaligned).
-  const view = <T>(make: { new (b: ArrayBufferLike, o?: number, l?: number): T; BYTES_PER_ELEMENT: number }) =>
-    (ptr: number, n: number): T => ptr % make.BYTES_PER_ELEMENT === 0
-      ? new make(memory.buffer, ptr, n)
-      : new make(memory.buffer.slice(ptr, ptr + n * make.BYTES_PER_ELEMENT))
+  const view =
+    <T>(make: { new (b: ArrayBufferLike, o?: number, l?: number): T; BYTES_PER_ELEMENT: number }) =>
+    (ptr: number, n: number): T =>
+      ptr % make.BYTES_PER_ELEMENT === 0
+        ? new make(memory.buffer, ptr, n)
+        : new make(memory.buffer.slice(ptr, ptr + n * make.BYTES_PER_ELEMENT))
   const harness: KernelHarness = {
     k,
     memory,
@@ -41,14 +43,18 @@ export async function loadKernels(): Promise<KernelHarness> {
       new Uint8Array(memory.buffer, ptr, bytes).fill(0xcd) // stale bytes must not look like results
       return ptr
     },
-    reset() { top = base },
+    reset() {
+      top = base
+    },
     f32: view(Float32Array),
     f64: view(Float64Array),
     u32: view(Uint32Array),
     u8: view(Uint8Array),
     put(data, misalign = 0) {
       const ptr = harness.alloc(data.byteLength, misalign)
-      new Uint8Array(memory.buffer, ptr, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+      new Uint8Array(memory.buffer, ptr, data.byteLength).set(
+        new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+      )
       return ptr
     },
   }
@@ -76,7 +82,16 @@ export function normalish(random: () => number, n: number, scale = 1, offset = 0
 
 /** Special values sprinkled into test data. */
 export const SPECIALS: readonly number[] = [
-  0, -0, NaN, Infinity, -Infinity, 1e-45, -1e-45, 1.1754942e-38, 3.4028235e38, -3.4028235e38,
+  0,
+  -0,
+  NaN,
+  Infinity,
+  -Infinity,
+  1e-45,
+  -1e-45,
+  1.1754942e-38,
+  3.4028235e38,
+  -3.4028235e38,
 ]
 
 /** `data` with a special value at roughly every `every`-th position (seeded). */
@@ -92,7 +107,8 @@ export function withSpecials(data: Float32Array, random: () => number, every = 7
 export function firstBitDifference(a: Float32Array | Float64Array, b: Float32Array | Float64Array): number {
   if (a.length !== b.length) return Math.min(a.length, b.length)
   for (let i = 0; i < a.length; i++) {
-    const x = a[i], y = b[i]
+    const x = a[i],
+      y = b[i]
     if (Number.isNaN(x) && Number.isNaN(y)) continue
     if (!Object.is(x, y)) return i
   }

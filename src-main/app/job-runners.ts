@@ -44,7 +44,12 @@ async function textKey(model: LoadedModel, textPath: string): Promise<string> {
   return `${model.files.tokenizerPath ?? model.files.files[0]}|${textPath}|${st.mtimeMs}|${st.size}`
 }
 
-async function pplKey(model: LoadedModel, textPath: string, seqlen: number, maxWindows: number | undefined): Promise<string> {
+async function pplKey(
+  model: LoadedModel,
+  textPath: string,
+  seqlen: number,
+  maxWindows: number | undefined,
+): Promise<string> {
   return `${model.id}|${await textKey(model, textPath)}|${seqlen}|${maxWindows ?? 'all'}`
 }
 
@@ -70,14 +75,22 @@ function textOrBundled(path: string | undefined, which: 'eval' | 'calib'): strin
   return p
 }
 
-async function windowsFor(model: LoadedModel, req: CalibrationRequest | undefined, defaultSamples: number): Promise<Int32Array[]> {
+async function windowsFor(
+  model: LoadedModel,
+  req: CalibrationRequest | undefined,
+  defaultSamples: number,
+): Promise<Int32Array[]> {
   const text = textOrBundled(req?.text, 'calib')
   const ids = await tokens(model, text)
-  return calibrationWindows(ids, {
-    samples: req?.samples ?? defaultSamples,
-    seqlen: req?.seqlen ?? DEFAULT_CALIBRATION.seqlen,
-    seed: req?.seed ?? DEFAULT_CALIBRATION.seed,
-  }, text)
+  return calibrationWindows(
+    ids,
+    {
+      samples: req?.samples ?? defaultSamples,
+      seqlen: req?.seqlen ?? DEFAULT_CALIBRATION.seqlen,
+      seed: req?.seed ?? DEFAULT_CALIBRATION.seed,
+    },
+    text,
+  )
 }
 
 export interface RunnerHost {
@@ -99,7 +112,11 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
       return async (ctx) => ({
         kind: spec.kind,
         result: await inspectTensor(await getPool(), entry, info, {
-          bins: spec.bins, k: spec.k, range: spec.range, signal: ctx.signal, onProgress: (f) => ctx.progress(f, `reading ${spec.name}`),
+          bins: spec.bins,
+          k: spec.k,
+          range: spec.range,
+          signal: ctx.signal,
+          onProgress: (f) => ctx.progress(f, `reading ${spec.name}`),
         }),
       })
     }
@@ -107,7 +124,9 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
       return async (ctx) => ({
         kind: spec.kind,
         result: await scanModel(await getPool(), model.id, tensorsByLayer(model), {
-          k: spec.k, signal: ctx.signal, onProgress: ctx.progress,
+          k: spec.k,
+          signal: ctx.signal,
+          onProgress: ctx.progress,
         }),
       })
     case 'perplexity':
@@ -115,11 +134,23 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
         const text = textOrBundled(spec.text, 'eval')
         ctx.progress(0, 'tokenizing')
         const ids = await tokens(model, text)
-        const r = await perplexity(await getPool(), model, ids, { seqlen: spec.seqlen ?? 256, maxWindows: spec.maxWindows, signal: ctx.signal, textFile: text, onProgress: ctx.progress })
+        const r = await perplexity(await getPool(), model, ids, {
+          seqlen: spec.seqlen ?? 256,
+          maxWindows: spec.maxWindows,
+          signal: ctx.signal,
+          textFile: text,
+          onProgress: ctx.progress,
+        })
         rememberPpl(await pplKey(model, text, spec.seqlen ?? 256, spec.maxWindows), r.ppl)
         const report: PerplexityReport = {
-          ppl: r.ppl, meanNll: r.mean_nll, tokens: r.tokens, windows: r.windows, seqlen: r.seqlen,
-          tokensPerSecond: r.tokens_per_second, seconds: r.seconds, text,
+          ppl: r.ppl,
+          meanNll: r.mean_nll,
+          tokens: r.tokens,
+          windows: r.windows,
+          seqlen: r.seqlen,
+          tokensPerSecond: r.tokens_per_second,
+          seconds: r.seconds,
+          text,
         }
         return { kind: spec.kind, result: report }
       }
@@ -127,8 +158,19 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
       return async (ctx) => {
         ctx.progress(0, 'tokenizing calibration text')
         const windows = await windowsFor(model, spec.calibration, DEFAULT_CALIBRATION.samples)
-        const layers = await captureCalibration(await getPool(), model, windows, { signal: ctx.signal, onProgress: ctx.progress })
-        return { kind: spec.kind, result: await activationReport(model, layers.map((l) => l!), windows[0].length, spec.threshold) }
+        const layers = await captureCalibration(await getPool(), model, windows, {
+          signal: ctx.signal,
+          onProgress: ctx.progress,
+        })
+        return {
+          kind: spec.kind,
+          result: await activationReport(
+            model,
+            layers.map((l) => l!),
+            windows[0].length,
+            spec.threshold,
+          ),
+        }
       }
     case 'compress':
       return async (ctx) => {
@@ -141,23 +183,42 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
         const { view, report, records } = await compressModel(await getPool(), model, recipe, {
           recipeDir: process.cwd(),
           defaultCalibrationText: bundledText('calib'),
-          evalText: { path: textPath, ids }, seqlen, maxEvalWindows: spec.maxEvalWindows,
+          evalText: { path: textPath, ids },
+          seqlen,
+          maxEvalWindows: spec.maxEvalWindows,
           knownPplBefore: pplCache.get(beforeKey),
-          signal: ctx.signal, onProgress: ctx.progress,
+          signal: ctx.signal,
+          onProgress: ctx.progress,
         })
         if (report.ppl_before !== null) rememberPpl(beforeKey, report.ppl_before)
         const compressedModelId = host.registerModel(view, { source: model, report, records })
-        const summary = compressionSummary(report, { compressedModelId, sourceModelId: model.id, recipe: spec.recipe, evalText: textPath, seqlen })
+        const summary = compressionSummary(report, {
+          compressedModelId,
+          sourceModelId: model.id,
+          recipe: spec.recipe,
+          evalText: textPath,
+          seqlen,
+        })
         // The log is a convenience: a full disk there must not fail the run that just succeeded.
-        await host.recordResult?.(resultPoint(model.files.path, path.basename(model.files.path), summary, spec.maxEvalWindows ?? null)).catch(() => undefined)
+        await host
+          .recordResult?.(
+            resultPoint(model.files.path, path.basename(model.files.path), summary, spec.maxEvalWindows ?? null),
+          )
+          .catch(() => undefined)
         return { kind: spec.kind, result: summary }
       }
     case 'export':
       return async (ctx) => {
         const result = await exportModel(await getPool(), model, spec.out, {
-          format: spec.format, ggufType: spec.ggufType, gguf: spec.gguf, gptqFormat: spec.gptqFormat, dtype: spec.dtype, shardBytes: spec.shardBytes,
+          format: spec.format,
+          ggufType: spec.ggufType,
+          gguf: spec.gguf,
+          gptqFormat: spec.gptqFormat,
+          dtype: spec.dtype,
+          shardBytes: spec.shardBytes,
           compression: host.compressionOf(model.id) ?? undefined,
-          signal: ctx.signal, onProgress: ctx.progress,
+          signal: ctx.signal,
+          onProgress: ctx.progress,
         })
         if (result.reportPath) host.reportWritten(result.reportPath)
         return { kind: spec.kind, result }
@@ -170,8 +231,14 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
         const forward = await createForward(await getPool(), model)
         try {
           return spec.kind === 'heads'
-            ? { kind: spec.kind, result: await headImportance(forward, model, windows, { signal: ctx.signal, onProgress: ctx.progress }) }
-            : { kind: spec.kind, result: await layerImportance(forward, windows, { signal: ctx.signal, onProgress: ctx.progress }) }
+            ? {
+                kind: spec.kind,
+                result: await headImportance(forward, model, windows, { signal: ctx.signal, onProgress: ctx.progress }),
+              }
+            : {
+                kind: spec.kind,
+                result: await layerImportance(forward, windows, { signal: ctx.signal, onProgress: ctx.progress }),
+              }
         } finally {
           forward.close()
         }

@@ -58,11 +58,24 @@ export class PathPolicy {
   async check(use: PathUse): Promise<void> {
     const p = path.resolve(use.path)
     if (use.access === 'read') {
-      if (this.chosen.has(p) || (await this.isRecent(p)) || (await this.insideAny(p, [...this.readFolders, ...this.writeFolders]))) return
-      throw new WhittleError('validation', p, `${use.arg}: not a path you chose: use Browse… or drop the file on the window`)
+      if (
+        this.chosen.has(p) ||
+        (await this.isRecent(p)) ||
+        (await this.insideAny(p, [...this.readFolders, ...this.writeFolders]))
+      )
+        return
+      throw new WhittleError(
+        'validation',
+        p,
+        `${use.arg}: not a path you chose: use Browse… or drop the file on the window`,
+      )
     }
     if (await this.insideAny(p, this.writeFolders)) return
-    throw new WhittleError('validation', p, `${use.arg}: the desktop app writes exports only inside ${this.writeFolders.length ? this.writeFolders.join(' or ') : 'a folder you chose'}`)
+    throw new WhittleError(
+      'validation',
+      p,
+      `${use.arg}: the desktop app writes exports only inside ${this.writeFolders.length ? this.writeFolders.join(' or ') : 'a folder you chose'}`,
+    )
   }
 
   /**

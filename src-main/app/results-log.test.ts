@@ -10,9 +10,25 @@ import { ResultsLog } from './results-log'
 
 function point(id: string, modelPath: string, compressedModelId: string | null): ResultPoint {
   return {
-    id, at: '2026-12-02T10:00:00.000Z', modelPath, modelName: 'm', recipe: { steps: [{ method: 'rtn' }] }, label: 'rtn', bitsPerWeight: 4.5,
-    bytesBefore: 10, bytesAfter: 5, bytesDenseAfter: 10, sparsity: 0, paramsAfter: 3, pplBefore: 5, pplAfter: 6, evalText: null, seqlen: 256,
-    maxEvalWindows: null, tensors: [], compressedModelId,
+    id,
+    at: '2026-12-02T10:00:00.000Z',
+    modelPath,
+    modelName: 'm',
+    recipe: { steps: [{ method: 'rtn' }] },
+    label: 'rtn',
+    bitsPerWeight: 4.5,
+    bytesBefore: 10,
+    bytesAfter: 5,
+    bytesDenseAfter: 10,
+    sparsity: 0,
+    paramsAfter: 3,
+    pplBefore: 5,
+    pplAfter: 6,
+    evalText: null,
+    seqlen: 256,
+    maxEvalWindows: null,
+    tensors: [],
+    compressedModelId,
   }
 }
 

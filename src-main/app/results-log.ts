@@ -18,20 +18,41 @@ function label(recipe: CompressionSummary['recipe']): string {
 }
 
 /** The contract's view of an engine report (the one mapping, used by the job runner and the CLI). */
-export function compressionSummary(report: CompressionReport, run: { compressedModelId: string; sourceModelId: string; recipe: RecipeDoc; evalText: string | null; seqlen: number }): CompressionSummary {
+export function compressionSummary(
+  report: CompressionReport,
+  run: { compressedModelId: string; sourceModelId: string; recipe: RecipeDoc; evalText: string | null; seqlen: number },
+): CompressionSummary {
   return {
-    compressedModelId: run.compressedModelId, sourceModelId: run.sourceModelId, recipe: run.recipe,
-    pplBefore: report.ppl_before, pplBeforeReused: report.ppl_before_reused, pplAfter: report.ppl_after, pplAfterStep: report.ppl_after_step,
-    sparsity: report.sparsity, paramsBefore: report.params_before, paramsAfter: report.params_after,
-    nonZeroParamsAfter: report.nonzero_params_after, ...(report.structure ? { structure: report.structure } : {}),
-    evalText: run.evalText, seqlen: run.seqlen,
-    bitsPerWeight: report.bits_per_weight, bytesBefore: report.bytes_before, bytesAfter: report.bytes_after, bytesDenseAfter: report.bytes_dense_after,
-    seconds: report.seconds, tensors: report.tensors,
+    compressedModelId: run.compressedModelId,
+    sourceModelId: run.sourceModelId,
+    recipe: run.recipe,
+    pplBefore: report.ppl_before,
+    pplBeforeReused: report.ppl_before_reused,
+    pplAfter: report.ppl_after,
+    pplAfterStep: report.ppl_after_step,
+    sparsity: report.sparsity,
+    paramsBefore: report.params_before,
+    paramsAfter: report.params_after,
+    nonZeroParamsAfter: report.nonzero_params_after,
+    ...(report.structure ? { structure: report.structure } : {}),
+    evalText: run.evalText,
+    seqlen: run.seqlen,
+    bitsPerWeight: report.bits_per_weight,
+    bytesBefore: report.bytes_before,
+    bytesAfter: report.bytes_after,
+    bytesDenseAfter: report.bytes_dense_after,
+    seconds: report.seconds,
+    tensors: report.tensors,
   }
 }
 
 /** The point a finished compression leaves; `compressedModelId` only while the session holds the model. */
-export function resultPoint(modelPath: string, modelName: string, s: CompressionSummary, maxEvalWindows: number | null): ResultPoint {
+export function resultPoint(
+  modelPath: string,
+  modelName: string,
+  s: CompressionSummary,
+  maxEvalWindows: number | null,
+): ResultPoint {
   return {
     id: randomUUID(),
     at: new Date().toISOString(),
@@ -50,14 +71,26 @@ export function resultPoint(modelPath: string, modelName: string, s: Compression
     evalText: s.evalText,
     seqlen: s.seqlen,
     maxEvalWindows,
-    tensors: s.tensors.map((t) => ({ name: t.name, method: t.method, bitsPerWeight: t.bitsPerWeight, relWeightError: t.relWeightError, relOutputError: t.relOutputError })),
+    tensors: s.tensors.map((t) => ({
+      name: t.name,
+      method: t.method,
+      bitsPerWeight: t.bitsPerWeight,
+      relWeightError: t.relWeightError,
+      relOutputError: t.relOutputError,
+    })),
     compressedModelId: s.compressedModelId,
   }
 }
 
 function isPoint(p: unknown): p is ResultPoint {
   const o = p as Record<string, unknown> | null
-  return !!o && typeof o.id === 'string' && typeof o.modelPath === 'string' && typeof o.bitsPerWeight === 'number' && Array.isArray(o.tensors)
+  return (
+    !!o &&
+    typeof o.id === 'string' &&
+    typeof o.modelPath === 'string' &&
+    typeof o.bitsPerWeight === 'number' &&
+    Array.isArray(o.tensors)
+  )
 }
 
 export class ResultsLog {
@@ -79,7 +112,10 @@ export class ResultsLog {
   async list(modelPath: string): Promise<ResultPoint[]> {
     return (await this.read())
       .filter((p) => p.modelPath === modelPath)
-      .map((p) => ({ ...p, compressedModelId: p.compressedModelId && this.live.has(p.compressedModelId) ? p.compressedModelId : null }))
+      .map((p) => ({
+        ...p,
+        compressedModelId: p.compressedModelId && this.live.has(p.compressedModelId) ? p.compressedModelId : null,
+      }))
   }
 
   async add(point: ResultPoint): Promise<void> {

@@ -29,7 +29,8 @@ function only(call: string, obj: Record<string, unknown>, keys: string[]): void 
 
 function str(call: string, obj: Record<string, unknown>, key: string, max: number): string {
   const v = obj[key]
-  if (typeof v !== 'string' || v.length === 0 || v.length > max) fail(call, `"${key}" must be a non-empty string of at most ${max} characters`)
+  if (typeof v !== 'string' || v.length === 0 || v.length > max)
+    fail(call, `"${key}" must be a non-empty string of at most ${max} characters`)
   if (v.includes('\0')) fail(call, `"${key}" contains a NUL character`)
   return v
 }
@@ -37,19 +38,27 @@ function str(call: string, obj: Record<string, unknown>, key: string, max: numbe
 function optInt(call: string, obj: Record<string, unknown>, key: string, lo: number, hi: number): number | undefined {
   const v = obj[key]
   if (v === undefined) return undefined
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) fail(call, `"${key}" must be an integer in [${lo}, ${hi}]`)
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi)
+    fail(call, `"${key}" must be an integer in [${lo}, ${hi}]`)
   return v
 }
 
 function optNum(call: string, obj: Record<string, unknown>, key: string, lo: number, hi: number): number | undefined {
   const v = obj[key]
   if (v === undefined) return undefined
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi) fail(call, `"${key}" must be a number in [${lo}, ${hi}]`)
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi)
+    fail(call, `"${key}" must be a number in [${lo}, ${hi}]`)
   return v
 }
 
 /** An absolute path argument, normalised, and recorded in `uses` under its argument name. */
-export function absolutePath(call: string, p: string, uses?: PathUse[], arg = 'path', access: PathAccess = 'read'): string {
+export function absolutePath(
+  call: string,
+  p: string,
+  uses?: PathUse[],
+  arg = 'path',
+  access: PathAccess = 'read',
+): string {
   if (!path.isAbsolute(p)) fail(call, `path must be absolute: ${p}`)
   const normal = path.normalize(p)
   uses?.push({ arg: `${call}: "${arg}"`, path: normal, access })
@@ -61,7 +70,8 @@ function optCalibration(call: string, o: Record<string, unknown>, uses?: PathUse
   const c = record(call, o.calibration)
   only(call, c, ['text', 'samples', 'seqlen', 'seed'])
   return {
-    text: c.text === undefined ? undefined : absolutePath(call, str(call, c, 'text', MAX_PATH), uses, 'calibration.text'),
+    text:
+      c.text === undefined ? undefined : absolutePath(call, str(call, c, 'text', MAX_PATH), uses, 'calibration.text'),
     samples: optInt(call, c, 'samples', 1, 4096),
     seqlen: optInt(call, c, 'seqlen', 2, 8192),
     seed: optInt(call, c, 'seed', 0, 2 ** 32 - 1),
@@ -80,7 +90,8 @@ function recipeObject(call: string, v: unknown, uses?: PathUse[]): RecipeDoc {
   if (uses && typeof calibration === 'object' && calibration !== null && Object.hasOwn(calibration, 'text')) {
     // A wrong type is the recipe validator's to report; an empty text means "the bundled text".
     const text = (calibration as Record<string, unknown>).text
-    if (typeof text === 'string' && text.length > 0) uses.push({ arg: `${call}: "recipe.calibration.text"`, path: path.resolve(text), access: 'read' })
+    if (typeof text === 'string' && text.length > 0)
+      uses.push({ arg: `${call}: "recipe.calibration.text"`, path: path.resolve(text), access: 'read' })
   }
   return v as RecipeDoc
 }
@@ -95,10 +106,23 @@ export function validateJobSpec(v: unknown, uses?: PathUse[]): JobSpec {
       let range: [number, number] | undefined
       if (o.range !== undefined) {
         const r = o.range
-        if (!Array.isArray(r) || r.length !== 2 || !r.every((x) => typeof x === 'number' && Number.isFinite(x)) || !(r[1] > r[0])) fail(call, '"range" must be [lo, hi] with lo < hi')
+        if (
+          !Array.isArray(r) ||
+          r.length !== 2 ||
+          !r.every((x) => typeof x === 'number' && Number.isFinite(x)) ||
+          !(r[1] > r[0])
+        )
+          fail(call, '"range" must be [lo, hi] with lo < hi')
         range = [r[0], r[1]]
       }
-      return { kind: 'tensor', modelId, name: str(call, o, 'name', 1024), bins: optInt(call, o, 'bins', 1, 4096), k: optNum(call, o, 'k', 1, 1000), range }
+      return {
+        kind: 'tensor',
+        modelId,
+        name: str(call, o, 'name', 1024),
+        bins: optInt(call, o, 'bins', 1, 4096),
+        k: optNum(call, o, 'k', 1, 1000),
+        range,
+      }
     }
     case 'scan':
       only(call, o, ['kind', 'modelId', 'k'])
@@ -106,22 +130,33 @@ export function validateJobSpec(v: unknown, uses?: PathUse[]): JobSpec {
     case 'compress':
       only(call, o, ['kind', 'modelId', 'recipe', 'evalText', 'seqlen', 'maxEvalWindows'])
       return {
-        kind: 'compress', modelId, recipe: recipeObject(call, o.recipe, uses),
-        evalText: o.evalText === undefined ? undefined : absolutePath(call, str(call, o, 'evalText', MAX_PATH), uses, 'evalText'),
+        kind: 'compress',
+        modelId,
+        recipe: recipeObject(call, o.recipe, uses),
+        evalText:
+          o.evalText === undefined
+            ? undefined
+            : absolutePath(call, str(call, o, 'evalText', MAX_PATH), uses, 'evalText'),
         seqlen: optInt(call, o, 'seqlen', 2, 8192),
         maxEvalWindows: optInt(call, o, 'maxEvalWindows', 1, 1 << 24),
       }
     case 'perplexity':
       only(call, o, ['kind', 'modelId', 'text', 'seqlen', 'maxWindows'])
       return {
-        kind: 'perplexity', modelId,
+        kind: 'perplexity',
+        modelId,
         text: o.text === undefined ? undefined : absolutePath(call, str(call, o, 'text', MAX_PATH), uses, 'text'),
         seqlen: optInt(call, o, 'seqlen', 2, 8192),
         maxWindows: optInt(call, o, 'maxWindows', 1, 1 << 24),
       }
     case 'activations':
       only(call, o, ['kind', 'modelId', 'calibration', 'threshold'])
-      return { kind: 'activations', modelId, calibration: optCalibration(call, o, uses), threshold: optNum(call, o, 'threshold', 0, 1e6) }
+      return {
+        kind: 'activations',
+        modelId,
+        calibration: optCalibration(call, o, uses),
+        threshold: optNum(call, o, 'threshold', 0, 1e6),
+      }
     case 'heads':
     case 'layers':
       only(call, o, ['kind', 'modelId', 'calibration'])
@@ -130,13 +165,16 @@ export function validateJobSpec(v: unknown, uses?: PathUse[]): JobSpec {
       only(call, o, ['kind', 'modelId', 'format', 'out', 'ggufType', 'gguf', 'gptqFormat', 'dtype', 'shardBytes'])
       const oneOf = <T extends string>(key: string, options: readonly T[]): T | undefined => {
         if (o[key] === undefined) return undefined
-        if (typeof o[key] !== 'string' || !options.includes(o[key] as T)) fail(call, `"${key}" must be one of ${options.join(', ')}`)
+        if (typeof o[key] !== 'string' || !options.includes(o[key] as T))
+          fail(call, `"${key}" must be one of ${options.join(', ')}`)
         return o[key] as T
       }
       const format = oneOf('format', EXPORT_FORMATS)
       if (!format) fail(call, '"format" is required')
       return {
-        kind: 'export', modelId, format,
+        kind: 'export',
+        modelId,
+        format,
         out: absolutePath(call, str(call, o, 'out', MAX_PATH), uses, 'out', 'write'),
         ggufType: oneOf('ggufType', GGUF_EXPORT_TYPES),
         gguf: o.gguf === undefined ? undefined : validateGgufFlags(o.gguf, (problem) => fail(call, problem)),
@@ -182,7 +220,11 @@ export function validateRequest(call: ApiCall, params: unknown, uses?: PathUse[]
     case 'headWeights': {
       const o = record(call, params)
       only(call, o, ['modelId', 'layer', 'head'])
-      return { modelId: str(call, o, 'modelId', MAX_ID), layer: optInt(call, o, 'layer', 0, 1 << 16) ?? fail(call, '"layer" is required'), head: optInt(call, o, 'head', 0, 1 << 16) ?? fail(call, '"head" is required') }
+      return {
+        modelId: str(call, o, 'modelId', MAX_ID),
+        layer: optInt(call, o, 'layer', 0, 1 << 16) ?? fail(call, '"layer" is required'),
+        head: optInt(call, o, 'head', 0, 1 << 16) ?? fail(call, '"head" is required'),
+      }
     }
     case 'recipePresets':
     case 'listMethods':
@@ -191,8 +233,10 @@ export function validateRequest(call: ApiCall, params: unknown, uses?: PathUse[]
     case 'checkRecipe': {
       const o = record(call, params)
       only(call, o, ['recipe', 'text'])
-      if (o.text !== undefined && (typeof o.text !== 'string' || o.text.length > 1 << 20)) fail(call, '"text" must be a string of at most 1 MB')
-      if (o.text === undefined && (typeof o.recipe !== 'object' || o.recipe === null)) fail(call, 'give "recipe" or "text"')
+      if (o.text !== undefined && (typeof o.text !== 'string' || o.text.length > 1 << 20))
+        fail(call, '"text" must be a string of at most 1 MB')
+      if (o.text === undefined && (typeof o.recipe !== 'object' || o.recipe === null))
+        fail(call, 'give "recipe" or "text"')
       return o
     }
     case 'recipeToYaml': {
@@ -209,12 +253,14 @@ export function validateRequest(call: ApiCall, params: unknown, uses?: PathUse[]
       const o = record(call, params)
       only(call, o, ['modelId', 'format', 'ggufType'])
       const format = str(call, o, 'format', 32)
-      if (!EXPORT_FORMATS.includes(format as ExportFormat)) fail(call, `"format" must be one of ${EXPORT_FORMATS.join(', ')}`)
+      if (!EXPORT_FORMATS.includes(format as ExportFormat))
+        fail(call, `"format" must be one of ${EXPORT_FORMATS.join(', ')}`)
       // Both end up in a file name: only known values, never text from the caller.
       let ggufType: string | undefined
       if (o.ggufType !== undefined) {
         if (format !== 'gguf') fail(call, '"ggufType" applies only to format gguf')
-        if (typeof o.ggufType !== 'string' || !(GGUF_EXPORT_TYPES as readonly string[]).includes(o.ggufType)) fail(call, `"ggufType" must be one of ${GGUF_EXPORT_TYPES.join(', ')}`)
+        if (typeof o.ggufType !== 'string' || !(GGUF_EXPORT_TYPES as readonly string[]).includes(o.ggufType))
+          fail(call, `"ggufType" must be one of ${GGUF_EXPORT_TYPES.join(', ')}`)
         ggufType = o.ggufType
       }
       return { modelId: str(call, o, 'modelId', MAX_ID), format, ggufType }
@@ -223,8 +269,13 @@ export function validateRequest(call: ApiCall, params: unknown, uses?: PathUse[]
       const o = record(call, params)
       only(call, o, ['modelId', 'ggufType', 'gguf'])
       const ggufType = str(call, o, 'ggufType', 32)
-      if (!(GGUF_EXPORT_TYPES as readonly string[]).includes(ggufType)) fail(call, `"ggufType" must be one of ${GGUF_EXPORT_TYPES.join(', ')}`)
-      return { modelId: str(call, o, 'modelId', MAX_ID), ggufType, gguf: o.gguf === undefined ? undefined : validateGgufFlags(o.gguf, (problem) => fail(call, problem)) }
+      if (!(GGUF_EXPORT_TYPES as readonly string[]).includes(ggufType))
+        fail(call, `"ggufType" must be one of ${GGUF_EXPORT_TYPES.join(', ')}`)
+      return {
+        modelId: str(call, o, 'modelId', MAX_ID),
+        ggufType,
+        gguf: o.gguf === undefined ? undefined : validateGgufFlags(o.gguf, (problem) => fail(call, problem)),
+      }
     }
     case 'listResults': {
       const o = record(call, params)

@@ -13,7 +13,11 @@ const root = path.resolve(__dirname, '../..')
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'whittle-export-job-'))
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
 
-async function call<T>(service: WhittleService, method: Parameters<WhittleService['handle']>[0], params: unknown): Promise<T> {
+async function call<T>(
+  service: WhittleService,
+  method: Parameters<WhittleService['handle']>[0],
+  params: unknown,
+): Promise<T> {
   const r = await service.handle(method, params)
   if (!r.ok) throw new Error(r.error.message)
   return r.result as T
@@ -32,12 +36,21 @@ async function runJob(service: WhittleService, spec: JobSpec): Promise<JobUpdate
 }
 
 describe('export jobs', () => {
-  const service = new WhittleService({ mode: 'web', version: 'test', demoPath: path.join(root, 'resources/demo/stories260K'), configDir: tmp, exportDir: path.join(tmp, 'exports') })
+  const service = new WhittleService({
+    mode: 'web',
+    version: 'test',
+    demoPath: path.join(root, 'resources/demo/stories260K'),
+    configDir: tmp,
+    exportDir: path.join(tmp, 'exports'),
+  })
 
   it('export a compression result as GPTQ, then read its report; the report of any other path is refused', async () => {
     const demo = await call<ModelSummary>(service, 'openDemo', {})
     const compressed = await runJob(service, {
-      kind: 'compress', modelId: demo.id, recipe: { steps: [{ method: 'rtn', params: { bits: 4, group_size: 32 } }] }, maxEvalWindows: 4,
+      kind: 'compress',
+      modelId: demo.id,
+      recipe: { steps: [{ method: 'rtn', params: { bits: 4, group_size: 32 } }] },
+      maxEvalWindows: 4,
     })
     expect(compressed.state, compressed.error).toBe('done')
     const modelId = jobResult(compressed, 'compress')!.compressedModelId
@@ -47,21 +60,36 @@ describe('export jobs', () => {
     const exported = await runJob(service, { kind: 'export', modelId, format: 'gptq', out })
     expect(exported.state, exported.error).toBe('done')
     const r = jobResult(exported, 'export')!
-    expect(r.files.map((f) => f.name)).toEqual(expect.arrayContaining(['model.safetensors', 'config.json', 'whittle-report.html']))
+    expect(r.files.map((f) => f.name)).toEqual(
+      expect.arrayContaining(['model.safetensors', 'config.json', 'whittle-report.html']),
+    )
     expect(r.verified).toMatch(/^35 packed Linears decode bit-exactly/)
     const html = await call<string>(service, 'readReport', { path: r.reportPath })
     expect(html).toContain('Whittle compression report')
     // The suggestion moves on once the first destination exists.
     expect(await call<string>(service, 'suggestExportPath', { modelId, format: 'gptq' })).toBe(`${out}-2`)
 
-    await expect(call(service, 'readReport', { path: path.join(root, 'package.json') })).rejects.toThrow(/not a report this session exported/)
+    await expect(call(service, 'readReport', { path: path.join(root, 'package.json') })).rejects.toThrow(
+      /not a report this session exported/,
+    )
     // An existing destination fails the job with a clear message and writes nothing.
     mkdirSync(path.join(tmp, 'taken'))
-    const refused = await runJob(service, { kind: 'export', modelId, format: 'safetensors', out: path.join(tmp, 'taken') })
+    const refused = await runJob(service, {
+      kind: 'export',
+      modelId,
+      format: 'safetensors',
+      out: path.join(tmp, 'taken'),
+    })
     expect(refused.state).toBe('error')
     expect(refused.error).toMatch(/already exists/)
     // A model opened from disk exports without a report.
-    const plain = await runJob(service, { kind: 'export', modelId: demo.id, format: 'gguf', ggufType: 'F16', out: path.join(tmp, 'plain') })
+    const plain = await runJob(service, {
+      kind: 'export',
+      modelId: demo.id,
+      format: 'gguf',
+      ggufType: 'F16',
+      out: path.join(tmp, 'plain'),
+    })
     expect(plain.state, plain.error).toBe('done')
     expect(jobResult(plain, 'export')!.reportPath).toBeNull()
     expect(existsSync(path.join(tmp, 'plain', 'stories260K-F16.gguf'))).toBe(true)
@@ -70,8 +98,14 @@ describe('export jobs', () => {
   it('validates export requests before running anything', async () => {
     const bad = await service.handle('startJob', { kind: 'export', modelId: 'x', format: 'zip', out: '/tmp/x' })
     expect(bad.ok).toBe(false)
-    if (!bad.ok) expect(bad.error.message).toMatch(/"format" must be one of safetensors, gptq, compressed-tensors, gguf/)
-    const relative = await service.handle('startJob', { kind: 'export', modelId: 'x', format: 'gguf', out: 'relative/dir' })
+    if (!bad.ok)
+      expect(bad.error.message).toMatch(/"format" must be one of safetensors, gptq, compressed-tensors, gguf/)
+    const relative = await service.handle('startJob', {
+      kind: 'export',
+      modelId: 'x',
+      format: 'gguf',
+      out: 'relative/dir',
+    })
     expect(relative.ok).toBe(false)
   })
 })

@@ -17,7 +17,11 @@ const root = path.resolve(__dirname, '../..')
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'whittle-gguf-plan-'))
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
 
-async function call<T>(service: WhittleService, method: Parameters<WhittleService['handle']>[0], params: unknown): Promise<T> {
+async function call<T>(
+  service: WhittleService,
+  method: Parameters<WhittleService['handle']>[0],
+  params: unknown,
+): Promise<T> {
   const r = await service.handle(method, params)
   if (!r.ok) throw new Error(r.error.message)
   return r.result as T
@@ -36,7 +40,13 @@ async function runJob(service: WhittleService, spec: JobSpec): Promise<JobUpdate
 }
 
 describe('GGUF type flags through the service', () => {
-  const service = new WhittleService({ mode: 'web', version: 'test', demoPath: path.join(root, 'resources/demo/stories260K'), configDir: tmp, exportDir: path.join(tmp, 'exports') })
+  const service = new WhittleService({
+    mode: 'web',
+    version: 'test',
+    demoPath: path.join(root, 'resources/demo/stories260K'),
+    configDir: tmp,
+    exportDir: path.join(tmp, 'exports'),
+  })
 
   it('plans the mix table, then an export job with the same flags writes exactly the planned types', async () => {
     const demo = await call<ModelSummary>(service, 'openDemo', {})
@@ -51,24 +61,43 @@ describe('GGUF type flags through the service', () => {
     expect(plan.bytes).toBe(plan.tensors.reduce((n, t) => n + t.bytes, 0))
 
     const out = path.join(tmp, 'flags')
-    const done = await runJob(service, { kind: 'export', modelId: demo.id, format: 'gguf', ggufType: 'Q4_K_M', gguf, out } as JobSpec)
+    const done = await runJob(service, {
+      kind: 'export',
+      modelId: demo.id,
+      format: 'gguf',
+      ggufType: 'Q4_K_M',
+      gguf,
+      out,
+    } as JobSpec)
     expect(done.state, done.error).toBe('done')
     const file = jobResult(done, 'export')!.files.find((f) => f.name.endsWith('.gguf'))!.name
     const written = await readGguf(path.join(out, file))
-    for (const info of written.infos) expect(`${info.name} ${ggmlTypeById(info.ggmlType)?.name}`).toBe(`${info.name} ${by[info.name].type}`)
+    for (const info of written.infos)
+      expect(`${info.name} ${ggmlTypeById(info.ggmlType)?.name}`).toBe(`${info.name} ${by[info.name].type}`)
   })
 
   it('refuses malformed flags as validation errors, before any work', async () => {
     const demo = await call<ModelSummary>(service, 'openDemo', {})
     const bad: unknown[] = [
-      { pure: 'yes' }, { outputTensorType: 'Q9' }, { tensorTypes: [{ pattern: '(', type: 'Q8_0' }] },
-      { tensorTypes: [{ pattern: 'x', type: 'Q8_0', extra: 1 }] }, { sneaky: true }, [],
+      { pure: 'yes' },
+      { outputTensorType: 'Q9' },
+      { tensorTypes: [{ pattern: '(', type: 'Q8_0' }] },
+      { tensorTypes: [{ pattern: 'x', type: 'Q8_0', extra: 1 }] },
+      { sneaky: true },
+      [],
     ]
     for (const gguf of bad) {
       const planned = await service.handle('planGgufExport', { modelId: demo.id, ggufType: 'Q4_K_M', gguf })
       expect(planned.ok, JSON.stringify(gguf)).toBe(false)
       if (!planned.ok) expect(planned.error.code).toBe('validation')
-      const job = await service.handle('startJob', { kind: 'export', modelId: demo.id, format: 'gguf', ggufType: 'Q4_K_M', gguf, out: path.join(tmp, 'never') })
+      const job = await service.handle('startJob', {
+        kind: 'export',
+        modelId: demo.id,
+        format: 'gguf',
+        ggufType: 'Q4_K_M',
+        gguf,
+        out: path.join(tmp, 'never'),
+      })
       expect(job.ok, JSON.stringify(gguf)).toBe(false)
     }
     const wrongType = await service.handle('planGgufExport', { modelId: demo.id, ggufType: 'Q3_X' })

@@ -26,7 +26,13 @@ async function call<T>(method: Parameters<WhittleService['handle']>[0], params: 
 }
 
 beforeAll(async () => {
-  service = new WhittleService({ mode: 'web', version: 'test', demoPath: path.join(root, 'resources/demo/stories260K'), configDir: tmp, exportDir: path.join(tmp, 'exports') })
+  service = new WhittleService({
+    mode: 'web',
+    version: 'test',
+    demoPath: path.join(root, 'resources/demo/stories260K'),
+    configDir: tmp,
+    exportDir: path.join(tmp, 'exports'),
+  })
   demo = await call<ModelSummary>('openDemo', {})
   const full = readFileSync(path.join(root, 'resources/text/tinystories_eval.txt'), 'utf8')
   writeFileSync(evalText, full.slice(0, full.indexOf('\n\n', 150_000)))
@@ -40,7 +46,10 @@ afterAll(async () => {
  * Starts the job, waits until it reports progress past `underWay` (its long part has begun), cancels it,
  * and returns its last update and the time from cancel to that update.
  */
-async function cancelUnderWay(spec: JobSpec, underWay: (u: JobUpdate) => boolean): Promise<{ end: JobUpdate; latencyMs: number; cancelled: boolean }> {
+async function cancelUnderWay(
+  spec: JobSpec,
+  underWay: (u: JobUpdate) => boolean,
+): Promise<{ end: JobUpdate; latencyMs: number; cancelled: boolean }> {
   const id = await call<string>('startJob', spec)
   let cancelledAt = 0
   let cancelled = false
@@ -64,16 +73,38 @@ const calibration = { samples: 64, seqlen: 256 }
 
 describe('cancel through the job API', () => {
   const cases: [string, () => JobSpec, (u: JobUpdate) => boolean][] = [
-    ['perplexity', () => ({ kind: 'perplexity', modelId: demo.id, text: evalText, seqlen: 256 }), (u) => u.progress > 0.02],
-    ['activations (calibration capture)', () => ({ kind: 'activations', modelId: demo.id, calibration }), (u) => u.progress > 0],
+    [
+      'perplexity',
+      () => ({ kind: 'perplexity', modelId: demo.id, text: evalText, seqlen: 256 }),
+      (u) => u.progress > 0.02,
+    ],
+    [
+      'activations (calibration capture)',
+      () => ({ kind: 'activations', modelId: demo.id, calibration }),
+      (u) => u.progress > 0,
+    ],
     ['layer importance', () => ({ kind: 'layers', modelId: demo.id, calibration }), (u) => u.progress > 0],
     ['head importance', () => ({ kind: 'heads', modelId: demo.id, calibration }), (u) => u.progress > 0],
-    ['compress with GPTQ', () => ({ kind: 'compress', modelId: demo.id, evalText, seqlen: 256, maxEvalWindows: 4, recipe: { calibration, steps: [{ method: 'gptq', params: { bits: 4 } }] } }), (u) => /gptq/.test(u.message)],
+    [
+      'compress with GPTQ',
+      () => ({
+        kind: 'compress',
+        modelId: demo.id,
+        evalText,
+        seqlen: 256,
+        maxEvalWindows: 4,
+        recipe: { calibration, steps: [{ method: 'gptq', params: { bits: 4 } }] },
+      }),
+      (u) => /gptq/.test(u.message),
+    ],
   ]
   for (const [label, spec, underWay] of cases) {
     it(`${label}: cancelled within 1 s once under way`, async () => {
       const r = await cancelUnderWay(spec(), underWay)
-      expect(r.cancelled, `the job ended (${r.end.state}: ${r.end.error ?? r.end.message}) before it could be cancelled`).toBe(true)
+      expect(
+        r.cancelled,
+        `the job ended (${r.end.state}: ${r.end.error ?? r.end.message}) before it could be cancelled`,
+      ).toBe(true)
       expect(r.end.state, r.end.error).toBe('cancelled')
       expect(r.latencyMs).toBeLessThan(scaled(1000))
     })

@@ -13,7 +13,11 @@ const root = path.resolve(__dirname, '../..')
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'whittle-reuse-'))
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
 
-async function call<T>(service: WhittleService, method: Parameters<WhittleService['handle']>[0], params: unknown): Promise<T> {
+async function call<T>(
+  service: WhittleService,
+  method: Parameters<WhittleService['handle']>[0],
+  params: unknown,
+): Promise<T> {
   const r = await service.handle(method, params)
   if (!r.ok) throw new Error(r.error.message)
   return r.result as T
@@ -37,18 +41,33 @@ async function runJob(service: WhittleService, spec: JobSpec): Promise<{ end: Jo
 
 describe('measurements reused across views', () => {
   it('compress takes "before" from an earlier perplexity run on the same text, seqlen and windows', async () => {
-    const service = new WhittleService({ mode: 'web', version: 'test', demoPath: path.join(root, 'resources/demo/stories260K'), configDir: tmp, exportDir: path.join(tmp, 'exports') })
+    const service = new WhittleService({
+      mode: 'web',
+      version: 'test',
+      demoPath: path.join(root, 'resources/demo/stories260K'),
+      configDir: tmp,
+      exportDir: path.join(tmp, 'exports'),
+    })
     const demo = await call<ModelSummary>(service, 'openDemo', {})
     const measured = await runJob(service, { kind: 'perplexity', modelId: demo.id, seqlen: 128, maxWindows: 3 })
     expect(measured.end.state, measured.end.error).toBe('done')
     const ppl = jobResult(measured.end, 'perplexity')!.ppl
     const recipe = { steps: [{ method: 'rtn', params: { bits: 8 } }] }
-    const compressed = await runJob(service, { kind: 'compress', modelId: demo.id, recipe, seqlen: 128, maxEvalWindows: 3 })
+    const compressed = await runJob(service, {
+      kind: 'compress',
+      modelId: demo.id,
+      recipe,
+      seqlen: 128,
+      maxEvalWindows: 3,
+    })
     expect(compressed.end.state, compressed.end.error).toBe('done')
     expect(jobResult(compressed.end, 'compress')!.pplBefore).toBe(ppl)
     expect(jobResult(compressed.end, 'compress')!.pplBeforeReused).toBe(true)
     // Another window count is another measurement: measured, not reused.
-    const other = jobResult((await runJob(service, { kind: 'compress', modelId: demo.id, recipe, seqlen: 128, maxEvalWindows: 2 })).end, 'compress')!
+    const other = jobResult(
+      (await runJob(service, { kind: 'compress', modelId: demo.id, recipe, seqlen: 128, maxEvalWindows: 2 })).end,
+      'compress',
+    )!
     expect(other.pplBeforeReused).toBe(false)
     expect(other.pplBefore).not.toBe(ppl)
   })

@@ -4,7 +4,19 @@
 import { randomUUID } from 'node:crypto'
 import { lstat, readFile } from 'node:fs/promises'
 import path from 'node:path'
-import type { ApiCall, ApiError, AppInfo, HeadWeights, JobSpec, JobUpdate, ModelSummary, RecentModel, RecipeDoc, RecipePreset, TensorInfo } from '../contract/api'
+import type {
+  ApiCall,
+  ApiError,
+  AppInfo,
+  HeadWeights,
+  JobSpec,
+  JobUpdate,
+  ModelSummary,
+  RecentModel,
+  RecipeDoc,
+  RecipePreset,
+  TensorInfo,
+} from '../contract/api'
 import { methodCatalogue } from '../engine/compress/methods'
 import { predictCompression } from '../engine/compress/predict'
 import { loadPresets } from '../engine/compress/presets'
@@ -89,7 +101,10 @@ export class WhittleService {
   }
 
   /** Validates, runs, and converts any failure into the ApiError that crosses the bridge. */
-  async handle(method: ApiCall, params: unknown): Promise<{ ok: true; result: unknown } | { ok: false; error: ApiError }> {
+  async handle(
+    method: ApiCall,
+    params: unknown,
+  ): Promise<{ ok: true; result: unknown } | { ok: false; error: ApiError }> {
     try {
       const paths: PathUse[] = []
       const req = validateRequest(method, params, paths)
@@ -108,35 +123,61 @@ export class WhittleService {
 
   private dispatch(method: ApiCall, req: unknown): Promise<unknown> {
     switch (method) {
-      case 'appInfo': return this.appInfo()
-      case 'pickModel': return this.pickModel(req as { folder: boolean })
-      case 'openModel': return this.openModel((req as { path: string }).path)
-      case 'openDemo': return this.openDemo()
-      case 'recentModels': return this.recents.list()
-      case 'listTensors': return this.listTensors((req as { modelId: string }).modelId)
-      case 'startJob': return Promise.resolve(this.startJob(req as JobSpec))
-      case 'cancelJob': return Promise.resolve(void this.jobs.cancel((req as { id: string }).id))
-      case 'headWeights': return this.headWeights(req as { modelId: string; layer: number; head: number })
-      case 'recipePresets': return this.recipePresets()
-      case 'checkRecipe': return Promise.resolve(this.checkRecipe(req as { recipe?: RecipeDoc; text?: string }))
-      case 'recipeToYaml': return Promise.resolve(recipeToYaml(validateRecipe((req as { recipe: RecipeDoc }).recipe)))
+      case 'appInfo':
+        return this.appInfo()
+      case 'pickModel':
+        return this.pickModel(req as { folder: boolean })
+      case 'openModel':
+        return this.openModel((req as { path: string }).path)
+      case 'openDemo':
+        return this.openDemo()
+      case 'recentModels':
+        return this.recents.list()
+      case 'listTensors':
+        return this.listTensors((req as { modelId: string }).modelId)
+      case 'startJob':
+        return Promise.resolve(this.startJob(req as JobSpec))
+      case 'cancelJob':
+        return Promise.resolve(void this.jobs.cancel((req as { id: string }).id))
+      case 'headWeights':
+        return this.headWeights(req as { modelId: string; layer: number; head: number })
+      case 'recipePresets':
+        return this.recipePresets()
+      case 'checkRecipe':
+        return Promise.resolve(this.checkRecipe(req as { recipe?: RecipeDoc; text?: string }))
+      case 'recipeToYaml':
+        return Promise.resolve(recipeToYaml(validateRecipe((req as { recipe: RecipeDoc }).recipe)))
       case 'predictCompression': {
         const r = req as { modelId: string; recipe: RecipeDoc }
         return Promise.resolve(predictCompression(this.model(r.modelId), validateRecipe(r.recipe)))
       }
-      case 'suggestExportPath': return this.suggestExportPath(req as { modelId: string; format: string; ggufType?: string })
-      case 'readReport': return this.readReport(req as { path: string })
-      case 'listResults': return this.results.list(this.model((req as { modelId: string }).modelId).files.path)
-      case 'listMethods': return Promise.resolve(methodCatalogue())
+      case 'suggestExportPath':
+        return this.suggestExportPath(req as { modelId: string; format: string; ggufType?: string })
+      case 'readReport':
+        return this.readReport(req as { path: string })
+      case 'listResults':
+        return this.results.list(this.model((req as { modelId: string }).modelId).files.path)
+      case 'listMethods':
+        return Promise.resolve(methodCatalogue())
       case 'planGgufExport': {
         const r = req as { modelId: string; ggufType: GgufExportType; gguf?: GgufTypeFlags }
-        return Promise.resolve({ type: r.ggufType, ...planGgufExport(this.model(r.modelId), { ...r.gguf, type: r.ggufType }) })
+        return Promise.resolve({
+          type: r.ggufType,
+          ...planGgufExport(this.model(r.modelId), { ...r.gguf, type: r.ggufType }),
+        })
       }
     }
   }
 
   async appInfo(): Promise<AppInfo> {
-    return { mode: this.host.mode, version: this.host.version, canPickFiles: !!this.host.pickModel, demoPath: this.host.demoPath, evalTextPath: bundledText('eval'), startupPath: this.host.startupPath ?? null }
+    return {
+      mode: this.host.mode,
+      version: this.host.version,
+      canPickFiles: !!this.host.pickModel,
+      demoPath: this.host.demoPath,
+      evalTextPath: bundledText('eval'),
+      startupPath: this.host.startupPath ?? null,
+    }
   }
 
   async pickModel({ folder }: { folder: boolean }): Promise<string | null> {
@@ -169,15 +210,18 @@ export class WhittleService {
   }
 
   startJob(spec: JobSpec): string {
-    return this.jobs.start(spec.kind, jobRunner(spec, this.model(spec.modelId), {
-      registerModel: (m, compression) => this.registerDerived(m, compression),
-      compressionOf: (id) => this.compressions.get(id) ?? null,
-      reportWritten: (p) => {
-        this.reports.add(path.resolve(p))
-        this.policy?.grantRead(p)
-      },
-      recordResult: (p) => this.results.add(p),
-    })).id
+    return this.jobs.start(
+      spec.kind,
+      jobRunner(spec, this.model(spec.modelId), {
+        registerModel: (m, compression) => this.registerDerived(m, compression),
+        compressionOf: (id) => this.compressions.get(id) ?? null,
+        reportWritten: (p) => {
+          this.reports.add(path.resolve(p))
+          this.policy?.grantRead(p)
+        },
+        recordResult: (p) => this.results.add(p),
+      }),
+    ).id
   }
 
   async headWeights(req: { modelId: string; layer: number; head: number }): Promise<HeadWeights> {
@@ -205,15 +249,34 @@ export class WhittleService {
   async suggestExportPath(req: { modelId: string; format: string; ggufType?: string }): Promise<string> {
     const m = this.model(req.modelId)
     const dir = this.exportDir()
-    const base = path.basename(m.files.path).replace(/\.(gguf|safetensors)$/i, '').replace(/[^\w.-]+/g, '_').replace(/^\.+/, '') || 'model'
-    const stem = [base, req.format, req.ggufType].filter(Boolean).join('-').replace(/[^\w.-]+/g, '_')
+    const base =
+      path
+        .basename(m.files.path)
+        .replace(/\.(gguf|safetensors)$/i, '')
+        .replace(/[^\w.-]+/g, '_')
+        .replace(/^\.+/, '') || 'model'
+    const stem = [base, req.format, req.ggufType]
+      .filter(Boolean)
+      .join('-')
+      .replace(/[^\w.-]+/g, '_')
     for (let n = 1; n <= MAX_EXPORT_SUFFIX; n++) {
       const candidate = path.join(dir, n === 1 ? stem : `${stem}-${n}`)
-      if (path.dirname(candidate) !== dir || !isStrictlyInside(candidate, dir)) throw new WhittleError('validation', null, `suggestExportPath: "${stem}" is not a plain file name`)
+      if (path.dirname(candidate) !== dir || !isStrictlyInside(candidate, dir))
+        throw new WhittleError('validation', null, `suggestExportPath: "${stem}" is not a plain file name`)
       // lstat: a symlink left under this name counts as taken, and its target is never looked at.
-      if (!(await lstat(candidate).then(() => true, () => false))) return candidate
+      if (
+        !(await lstat(candidate).then(
+          () => true,
+          () => false,
+        ))
+      )
+        return candidate
     }
-    throw new WhittleError('validation', dir, `suggestExportPath: ${MAX_EXPORT_SUFFIX} exports named ${stem} already exist; choose a destination`)
+    throw new WhittleError(
+      'validation',
+      dir,
+      `suggestExportPath: ${MAX_EXPORT_SUFFIX} exports named ${stem} already exist; choose a destination`,
+    )
   }
 
   async readReport(req: { path: string }): Promise<string> {

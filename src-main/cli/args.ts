@@ -35,7 +35,8 @@ export function intFlag(args: ParsedArgs, name: string, fallback: number, lo: nu
   const v = args.flags[name]
   if (v === undefined) return fallback
   const n = Number(v)
-  if (typeof v !== 'string' || !Number.isInteger(n) || n < lo || n > hi) throw new UsageError(`--${name} must be an integer in [${lo}, ${hi}]`)
+  if (typeof v !== 'string' || !Number.isInteger(n) || n < lo || n > hi)
+    throw new UsageError(`--${name} must be an integer in [${lo}, ${hi}]`)
   return n
 }
 
@@ -43,6 +44,7 @@ export function numFlag(args: ParsedArgs, name: string, fallback: number, lo: nu
   const v = args.flags[name]
   if (v === undefined) return fallback
   const n = Number(v)
-  if (typeof v !== 'string' || !Number.isFinite(n) || n < lo || n > hi) throw new UsageError(`--${name} must be a number in [${lo}, ${hi}]`)
+  if (typeof v !== 'string' || !Number.isFinite(n) || n < lo || n > hi)
+    throw new UsageError(`--${name} must be a number in [${lo}, ${hi}]`)
   return n
 }

@@ -21,7 +21,11 @@ const demo = path.join(root, 'resources/demo/stories260K')
 const configDir = mkdtempSync(path.join(os.tmpdir(), 'whittle-cli-config-'))
 
 function whittle(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [path.join(root, 'src-main/cli/bin.mjs'), ...args], { encoding: 'utf8', timeout: scaled(240_000), env: { ...process.env, WHITTLE_CONFIG_DIR: configDir } })
+  const r = spawnSync(process.execPath, [path.join(root, 'src-main/cli/bin.mjs'), ...args], {
+    encoding: 'utf8',
+    timeout: scaled(240_000),
+    env: { ...process.env, WHITTLE_CONFIG_DIR: configDir },
+  })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
@@ -42,11 +46,20 @@ describe('whittle inspect', () => {
     const row = doc.tensors.find((t: { name: string }) => t.name === name)
     expect(row).toMatchObject({ role: 'down', layer: 2, shape: [64, 172], dtype: 'F32' })
     const w = await readTensorF32(files.tensors.find((t) => t.name === name)!)
-    let mean = 0, absmax = 0
-    for (const x of w) { mean += x; absmax = Math.max(absmax, Math.abs(x)) }
+    let mean = 0,
+      absmax = 0
+    for (const x of w) {
+      mean += x
+      absmax = Math.max(absmax, Math.abs(x))
+    }
     mean /= w.length
-    let m2 = 0, m4 = 0
-    for (const x of w) { const d = x - mean; m2 += d * d; m4 += d ** 4 }
+    let m2 = 0,
+      m4 = 0
+    for (const x of w) {
+      const d = x - mean
+      m2 += d * d
+      m4 += d ** 4
+    }
     expect(row.absmax).toBe(absmax)
     expect(row.std).toBeCloseTo(Math.sqrt(m2 / w.length), 12)
     expect(row.kurtosis).toBeCloseTo((w.length * m4) / (m2 * m2), 9)
@@ -83,22 +96,34 @@ describe('whittle inspect', () => {
 })
 
 describe('whittle --help and usage errors', () => {
-  it.each([INSPECT, EVAL, COMPRESS, CONVERT, SERVE])('$name --help prints every declared option and exits 0', (spec) => {
-    const r = whittle(spec.name, '--help')
-    expect(r.status, r.stderr).toBe(0)
-    expect(r.stdout).toContain(`usage: whittle ${spec.name}`)
-    for (const o of spec.options) expect(r.stdout).toContain(`--${o.name}`)
-  })
+  it.each([INSPECT, EVAL, COMPRESS, CONVERT, SERVE])(
+    '$name --help prints every declared option and exits 0',
+    (spec) => {
+      const r = whittle(spec.name, '--help')
+      expect(r.status, r.stderr).toBe(0)
+      expect(r.stdout).toContain(`usage: whittle ${spec.name}`)
+      for (const o of spec.options) expect(r.stdout).toContain(`--${o.name}`)
+    },
+  )
 
   it('compress --help names the export options users reach for', () => {
     const r = whittle('compress', '--help')
-    for (const flag of ['--format', '--gguf-type', '--gptq-format', '--dtype', '--shard-size', '--max-windows', '--threads']) expect(r.stdout).toContain(flag)
+    for (const flag of [
+      '--format',
+      '--gguf-type',
+      '--gptq-format',
+      '--dtype',
+      '--shard-size',
+      '--max-windows',
+      '--threads',
+    ])
+      expect(r.stdout).toContain(flag)
   })
 
-  it('a usage error exits 2 and points at the command\'s help', () => {
+  it("a usage error exits 2 and points at the command's help", () => {
     const r = whittle('compress', demo, '--recipe')
     expect(r.status).toBe(2)
-    expect(r.stderr).toContain("whittle compress --help")
+    expect(r.stderr).toContain('whittle compress --help')
   })
 })
 
@@ -109,7 +134,16 @@ describe('whittle compress checks its destination before any work', () => {
     writeFileSync(blocker, 'not a folder')
     const out = path.join(blocker, 'result')
     const recipe = path.join(root, 'resources/recipes/gptq-4bit.yaml')
-    const r = whittle('compress', demo, '--recipe', recipe, '--out', out, '--eval', path.join(root, 'resources/text/tinystories_eval.txt'))
+    const r = whittle(
+      'compress',
+      demo,
+      '--recipe',
+      recipe,
+      '--out',
+      out,
+      '--eval',
+      path.join(root, 'resources/text/tinystories_eval.txt'),
+    )
     expect(r.status).toBe(1)
     expect(r.stderr).toContain(out)
     expect(r.stderr).toContain('is a file')
@@ -127,7 +161,16 @@ describe('whittle compress checks its destination before any work', () => {
   })
 
   it('warns when --seqlen exceeds max_position_embeddings', () => {
-    const r = whittle('eval', demo, '--text', path.join(root, 'resources/text/tinystories_eval.txt'), '--seqlen', '1024', '--max-windows', '1')
+    const r = whittle(
+      'eval',
+      demo,
+      '--text',
+      path.join(root, 'resources/text/tinystories_eval.txt'),
+      '--seqlen',
+      '1024',
+      '--max-windows',
+      '1',
+    )
     expect(r.status, r.stderr).toBe(0)
     expect(r.stderr).toContain("exceeds the model's max_position_embeddings (512)")
   })
@@ -137,9 +180,25 @@ describe('whittle compress --sweep', () => {
   it('runs the recipe once per value and writes the points as JSON and CSV, and into the results log', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'whittle-cli-'))
     const recipe = path.join(dir, 'sweep.yaml')
-    writeFileSync(recipe, 'steps:\n  - method: rtn\n    params: {group_size: 32}\nsweep: {param: bits, values: [8, 3]}\n')
+    writeFileSync(
+      recipe,
+      'steps:\n  - method: rtn\n    params: {group_size: 32}\nsweep: {param: bits, values: [8, 3]}\n',
+    )
     const out = path.join(dir, 'out')
-    const r = whittle('compress', demo, '--recipe', recipe, '--out', out, '--sweep', '--eval', path.join(root, 'resources/text/tinystories_eval.txt'), '--max-windows', '2', '--json')
+    const r = whittle(
+      'compress',
+      demo,
+      '--recipe',
+      recipe,
+      '--out',
+      out,
+      '--sweep',
+      '--eval',
+      path.join(root, 'resources/text/tinystories_eval.txt'),
+      '--max-windows',
+      '2',
+      '--json',
+    )
     expect(r.status, r.stderr).toBe(0)
     const doc = JSON.parse(readFileSync(path.join(out, 'sweep.json'), 'utf8'))
     expect(doc.points.map((p: { value: number }) => p.value)).toEqual([8, 3])
@@ -148,8 +207,13 @@ describe('whittle compress --sweep', () => {
     expect(doc.points[1].bits_per_weight).toBeLessThan(doc.points[0].bits_per_weight)
     const csv = readFileSync(path.join(out, 'sweep.csv'), 'utf8').trim().split('\n')
     expect(csv[0]).toBe('value,bits_per_weight,bytes_after,bytes_dense_after,sparsity,ppl_before,ppl_after,seconds')
-    expect(csv.slice(1).map((l) => Number(l.split(',')[6]))).toEqual(doc.points.map((p: { ppl_after: number }) => p.ppl_after))
-    const log = JSON.parse(readFileSync(path.join(configDir, 'results.json'), 'utf8')) as { bitsPerWeight: number; recipe: { steps: { params: { bits: number } }[] } }[]
+    expect(csv.slice(1).map((l) => Number(l.split(',')[6]))).toEqual(
+      doc.points.map((p: { ppl_after: number }) => p.ppl_after),
+    )
+    const log = JSON.parse(readFileSync(path.join(configDir, 'results.json'), 'utf8')) as {
+      bitsPerWeight: number
+      recipe: { steps: { params: { bits: number } }[] }
+    }[]
     expect(log.slice(-2).map((p) => p.recipe.steps[0].params.bits)).toEqual([8, 3])
   })
 

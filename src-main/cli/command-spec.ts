@@ -40,7 +40,11 @@ export interface HelpTopic {
 /** Thrown when the user asked for a command's help; main prints it and exits 0. */
 export class HelpRequested extends Error {
   /** `text`: a topic's help instead of the command's usage; `status` 2 when the topic named no known item. */
-  constructor(readonly spec: CommandSpec, readonly text?: string, readonly status: 0 | 2 = 0) {
+  constructor(
+    readonly spec: CommandSpec,
+    readonly text?: string,
+    readonly status: 0 | 2 = 0,
+  ) {
     super(`help for ${spec.name}`)
   }
 }
@@ -51,7 +55,11 @@ function topicHelp(argv: string[], spec: CommandSpec): HelpRequested | null {
     const flag = `--${topic.name}`
     const at = argv.findIndex((a) => a === flag || a.startsWith(`${flag}=`))
     if (at < 0) continue
-    const item = argv[at].startsWith(`${flag}=`) ? argv[at].slice(flag.length + 1) : argv[at + 1] && !argv[at + 1].startsWith('-') ? argv[at + 1] : ''
+    const item = argv[at].startsWith(`${flag}=`)
+      ? argv[at].slice(flag.length + 1)
+      : argv[at + 1] && !argv[at + 1].startsWith('-')
+        ? argv[at + 1]
+        : ''
     const text = item ? topic.render(item) : null
     if (text !== null) return new HelpRequested(spec, text)
     return new HelpRequested(spec, `${item ? `unknown ${topic.noun} "${item}"\n\n` : ''}${topic.list()}`, item ? 2 : 0)
@@ -76,7 +84,11 @@ function optionLabel(o: OptionSpec): string {
 
 /** The full usage of one command: synopsis, summary, every option with its help. */
 export function commandUsage(spec: CommandSpec): string {
-  const width = Math.max(...spec.options.map((o) => optionLabel(o).length), ...(spec.topics ?? []).map((t) => t.name.length + t.value.length + 3), 8)
+  const width = Math.max(
+    ...spec.options.map((o) => optionLabel(o).length),
+    ...(spec.topics ?? []).map((t) => t.name.length + t.value.length + 3),
+    8,
+  )
   const lines = [
     `usage: whittle ${spec.name}${spec.args ? ` ${spec.args}` : ''} [options]`,
     '',

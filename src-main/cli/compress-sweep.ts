@@ -29,7 +29,16 @@ export interface SweepRow {
   recipe: RecipeDoc
 }
 
-const CSV_COLUMNS = ['value', 'bits_per_weight', 'bytes_after', 'bytes_dense_after', 'sparsity', 'ppl_before', 'ppl_after', 'seconds'] as const
+const CSV_COLUMNS = [
+  'value',
+  'bits_per_weight',
+  'bytes_after',
+  'bytes_dense_after',
+  'sparsity',
+  'ppl_before',
+  'ppl_after',
+  'seconds',
+] as const
 
 function csvCell(v: unknown): string {
   const s = v === null || v === undefined ? '' : String(v)
@@ -41,32 +50,77 @@ export function sweepCsv(rows: SweepRow[]): string {
 }
 
 /** Adds a CLI run to the results log the desktop app's Compare view reads (never fails the run). */
-export async function recordCliResult(model: LoadedModel, report: CompressionReport, recipe: RecipeDoc, evalPath: string | null, seqlen: number, maxWindows: number | null): Promise<void> {
+export async function recordCliResult(
+  model: LoadedModel,
+  report: CompressionReport,
+  recipe: RecipeDoc,
+  evalPath: string | null,
+  seqlen: number,
+  maxWindows: number | null,
+): Promise<void> {
   const log = new ResultsLog(path.join(defaultConfigDir(), 'results.json'))
-  const summary = compressionSummary(report, { compressedModelId: '', sourceModelId: model.id, recipe, evalText: evalPath, seqlen })
-  await log.add({ ...resultPoint(model.files.path, path.basename(model.files.path), summary, maxWindows), compressedModelId: null }).catch(() => undefined)
+  const summary = compressionSummary(report, {
+    compressedModelId: '',
+    sourceModelId: model.id,
+    recipe,
+    evalText: evalPath,
+    seqlen,
+  })
+  await log
+    .add({
+      ...resultPoint(model.files.path, path.basename(model.files.path), summary, maxWindows),
+      compressedModelId: null,
+    })
+    .catch(() => undefined)
 }
 
-export async function runSweep(pool: WorkerPool, model: LoadedModel, recipe: Recipe & { sweep: RecipeSweep }, o: {
-  recipeDir: string; out: string; evalText?: { path: string; ids: Int32Array }; seqlen: number; maxWindows?: number; progress: ReturnType<typeof progressLine>
-}): Promise<SweepRow[]> {
+export async function runSweep(
+  pool: WorkerPool,
+  model: LoadedModel,
+  recipe: Recipe & { sweep: RecipeSweep },
+  o: {
+    recipeDir: string
+    out: string
+    evalText?: { path: string; ids: Int32Array }
+    seqlen: number
+    maxWindows?: number
+    progress: ReturnType<typeof progressLine>
+  },
+): Promise<SweepRow[]> {
   const runs = expandSweep(recipe as RecipeDoc & { sweep: RecipeSweep })
   const rows: SweepRow[] = []
   for (const [i, run] of runs.entries()) {
     const label = `${recipe.sweep.param} = ${String(run.value)} (${i + 1}/${runs.length})`
     const { report } = await compressModel(pool, model, validateRecipe(run.recipe), {
-      recipeDir: o.recipeDir, defaultCalibrationText: bundledText('calib'),
-      evalText: o.evalText, seqlen: o.seqlen, maxEvalWindows: o.maxWindows,
+      recipeDir: o.recipeDir,
+      defaultCalibrationText: bundledText('calib'),
+      evalText: o.evalText,
+      seqlen: o.seqlen,
+      maxEvalWindows: o.maxWindows,
       onProgress: (f, m) => o.progress.update((i + f) / runs.length, `${label}: ${m}`),
     })
     rows.push({
-      value: run.value, bits_per_weight: report.bits_per_weight, bytes_after: report.bytes_after, bytes_dense_after: report.bytes_dense_after,
-      sparsity: report.sparsity, ppl_before: report.ppl_before, ppl_after: report.ppl_after, seconds: report.seconds, recipe: run.recipe,
+      value: run.value,
+      bits_per_weight: report.bits_per_weight,
+      bytes_after: report.bytes_after,
+      bytes_dense_after: report.bytes_dense_after,
+      sparsity: report.sparsity,
+      ppl_before: report.ppl_before,
+      ppl_after: report.ppl_after,
+      seconds: report.seconds,
+      recipe: run.recipe,
     })
     await recordCliResult(model, report, run.recipe, o.evalText?.path ?? null, o.seqlen, o.maxWindows ?? null)
   }
   await writeFolderAtomically(o.out, async (dir) => {
-    await writeFile(path.join(dir, 'sweep.json'), JSON.stringify({ model: model.files.path, param: recipe.sweep.param, step: recipe.sweep.step ?? 1, points: rows }, null, 1))
+    await writeFile(
+      path.join(dir, 'sweep.json'),
+      JSON.stringify(
+        { model: model.files.path, param: recipe.sweep.param, step: recipe.sweep.step ?? 1, points: rows },
+        null,
+        1,
+      ),
+    )
     await writeFile(path.join(dir, 'sweep.csv'), sweepCsv(rows))
   })
   return rows

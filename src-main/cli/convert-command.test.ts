@@ -18,12 +18,19 @@ const hasShared = existsSync(hfModel)
 if (!hasShared) console.warn(`skipping convert command tests: ${shared} (shared test data) is absent`)
 
 let tmp: string
-beforeAll(async () => { tmp = await mkdtemp(path.join(os.tmpdir(), 'whittle-convert-')) })
-afterAll(async () => { await rm(tmp, { recursive: true, force: true }) })
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'whittle-convert-'))
+})
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true })
+})
 
 async function run(argv: string[]): Promise<{ code: number; stdout: string }> {
   let stdout = ''
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { stdout += String(chunk); return true })
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk)
+    return true
+  })
   const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
   try {
     return { code: await convertCommand(argv), stdout }
@@ -50,7 +57,12 @@ describe.skipIf(!hasShared)('whittle convert', () => {
     }
     // Spot checks of the policy's outcome on this 2-layer model.
     const typeOf = (n: string): string => typeNames[g.infos.find((i) => i.name === n)!.ggmlType]
-    expect([typeOf('output.weight'), typeOf('blk.1.attn_v.weight'), typeOf('blk.0.attn_v.weight'), typeOf('blk.1.ffn_down.weight')]).toEqual(['Q6_K', 'Q6_K', 'Q4_K', 'Q6_K'])
+    expect([
+      typeOf('output.weight'),
+      typeOf('blk.1.attn_v.weight'),
+      typeOf('blk.0.attn_v.weight'),
+      typeOf('blk.1.ffn_down.weight'),
+    ]).toEqual(['Q6_K', 'Q6_K', 'Q4_K', 'Q6_K'])
   })
 
   it('GGUF -> safetensors dequantizes quantized tensors to F32', async () => {
@@ -59,13 +71,18 @@ describe.skipIf(!hasShared)('whittle convert', () => {
     const { code, stdout } = await run([src, '--out', dir, '--format', 'safetensors', '--json'])
     expect(code).toBe(0)
     const summary = JSON.parse(stdout) as { tensors: { name: string; dtype: string; dequantized: boolean }[] }
-    expect(summary.tensors.find((t) => t.name === 'model.layers.0.self_attn.q_proj.weight')).toMatchObject({ dtype: 'F32', dequantized: true })
+    expect(summary.tensors.find((t) => t.name === 'model.layers.0.self_attn.q_proj.weight')).toMatchObject({
+      dtype: 'F32',
+      dequantized: true,
+    })
     const files = await openModelFiles(dir)
     expect(files.config?.num_key_value_heads).toBe(2)
     expect(files.tensors.find((t) => t.name === 'model.layers.0.self_attn.k_proj.weight')!.shape).toEqual([128, 256])
   })
 
   it('rejects a bad --gguf-type', async () => {
-    await expect(run([hfModel, '--out', path.join(tmp, 'x.gguf'), '--format', 'gguf', '--gguf-type', 'IQ2_XXS'])).rejects.toThrow(/gguf-type/)
+    await expect(
+      run([hfModel, '--out', path.join(tmp, 'x.gguf'), '--format', 'gguf', '--gguf-type', 'IQ2_XXS']),
+    ).rejects.toThrow(/gguf-type/)
   })
 })

@@ -17,17 +17,22 @@ import { formatBytes, progressLine, table } from './format'
 import { dryRunTable, GGUF_FLAG_OPTIONS, parseGgufFlags, pruneLayers } from './gguf-flags'
 
 export const CONVERT: CommandSpec = {
-  name: 'convert', args: 'MODEL',
+  name: 'convert',
+  args: 'MODEL',
   summary: 'conversions without calibration: HF or GGUF Llama → GGUF of a type, GGUF → HF safetensors',
   options: [
-  { name: 'out', value: 'PATH', help: 'destination file (gguf) or folder (safetensors); must not exist (required)' },
-  { name: 'format', value: 'FORMAT', help: 'gguf | safetensors (required)' },
-  { name: 'gguf-type', value: 'TYPE', help: `GGUF type (default F16): ${GGUF_EXPORT_TYPES.join(' ')}` },
-  { name: 'name', value: 'NAME', help: 'general.name written into the GGUF (default: the folder name)' },
-  { name: 'imatrix', value: 'FILE', help: 'importance matrix (GGUF or legacy .dat, from whittle imatrix or llama-imatrix), used as llama-quantize --imatrix' },
-  ...GGUF_FLAG_OPTIONS,
-  { name: 'threads', value: 'N', help: 'worker threads for the kernels (default: one per core)' },
-  { name: 'json', help: 'print one JSON document on stdout (progress stays on stderr)' },
+    { name: 'out', value: 'PATH', help: 'destination file (gguf) or folder (safetensors); must not exist (required)' },
+    { name: 'format', value: 'FORMAT', help: 'gguf | safetensors (required)' },
+    { name: 'gguf-type', value: 'TYPE', help: `GGUF type (default F16): ${GGUF_EXPORT_TYPES.join(' ')}` },
+    { name: 'name', value: 'NAME', help: 'general.name written into the GGUF (default: the folder name)' },
+    {
+      name: 'imatrix',
+      value: 'FILE',
+      help: 'importance matrix (GGUF or legacy .dat, from whittle imatrix or llama-imatrix), used as llama-quantize --imatrix',
+    },
+    ...GGUF_FLAG_OPTIONS,
+    { name: 'threads', value: 'N', help: 'worker threads for the kernels (default: one per core)' },
+    { name: 'json', help: 'print one JSON document on stdout (progress stays on stderr)' },
   ],
 }
 
@@ -36,17 +41,24 @@ export async function convertCommand(argv: string[]): Promise<number> {
   if (args.positionals.length !== 1) throw new UsageError('convert needs exactly one MODEL path')
   if (typeof args.flags.out !== 'string') throw new UsageError('convert needs --out PATH')
   const format = args.flags.format
-  if (format !== 'gguf' && format !== 'safetensors') throw new UsageError('convert needs --format gguf or --format safetensors')
+  if (format !== 'gguf' && format !== 'safetensors')
+    throw new UsageError('convert needs --format gguf or --format safetensors')
   const ggufType = args.flags['gguf-type'] ?? 'F16'
-  if (typeof ggufType !== 'string' || !isGgufExportType(ggufType)) throw new UsageError(`--gguf-type must be one of ${GGUF_EXPORT_TYPES.join(', ')}`)
-  if (format === 'safetensors' && args.flags['gguf-type'] !== undefined) throw new UsageError('--gguf-type applies to --format gguf only')
+  if (typeof ggufType !== 'string' || !isGgufExportType(ggufType))
+    throw new UsageError(`--gguf-type must be one of ${GGUF_EXPORT_TYPES.join(', ')}`)
+  if (format === 'safetensors' && args.flags['gguf-type'] !== undefined)
+    throw new UsageError('--gguf-type applies to --format gguf only')
   const gguf = parseGgufFlags(args.flags, format === 'gguf')
   if (format !== 'gguf' && gguf.pruneLayers) throw new UsageError('--prune-layers applies to --format gguf only')
   const out = path.resolve(args.flags.out)
-  if (args.flags.imatrix !== undefined && (format !== 'gguf' || typeof args.flags.imatrix !== 'string')) throw new UsageError('--imatrix FILE applies to --format gguf only')
+  if (args.flags.imatrix !== undefined && (format !== 'gguf' || typeof args.flags.imatrix !== 'string'))
+    throw new UsageError('--imatrix FILE applies to --format gguf only')
   // Read before the model, so a bad imatrix file fails at once.
   const imatrixFile = typeof args.flags.imatrix === 'string' ? args.flags.imatrix : null
-  const imatrix = imatrixFile === null ? null : { imatrix: (await readImatrixFile(path.resolve(imatrixFile))).imatrix, file: imatrixFile }
+  const imatrix =
+    imatrixFile === null
+      ? null
+      : { imatrix: (await readImatrixFile(path.resolve(imatrixFile))).imatrix, file: imatrixFile }
   const loaded = await loadModel(path.resolve(args.positionals[0]))
   const model = gguf.pruneLayers ? await pruneLayers(loaded, gguf.pruneLayers) : loaded
   const progress = progressLine(process.stderr)
@@ -56,7 +68,13 @@ export async function convertCommand(argv: string[]): Promise<number> {
     const report = await exportSafetensorsFromGguf(model, out)
     progress.done(`written → ${report.dir}`)
     if (args.flags.json) process.stdout.write(JSON.stringify(report, null, 1) + '\n')
-    else process.stdout.write(table(['tensor', 'from', 'dtype'], report.tensors.map((t) => [t.name, t.from, t.dequantized ? `${t.dtype} (dequantized)` : t.dtype])))
+    else
+      process.stdout.write(
+        table(
+          ['tensor', 'from', 'dtype'],
+          report.tensors.map((t) => [t.name, t.from, t.dequantized ? `${t.dtype} (dequantized)` : t.dtype]),
+        ),
+      )
     return 0
   }
 
@@ -69,12 +87,28 @@ export async function convertCommand(argv: string[]): Promise<number> {
   const pool = await WorkerPool.create({ threads: intFlag(args, 'threads', 0, 0, 64) || undefined })
   try {
     const name = typeof args.flags.name === 'string' ? args.flags.name : undefined
-    const report = await exportGguf(pool, model, out, { ...gguf.flags, type: ggufType, name, imatrix, onProgress: progress.update })
+    const report = await exportGguf(pool, model, out, {
+      ...gguf.flags,
+      type: ggufType,
+      name,
+      imatrix,
+      onProgress: progress.update,
+    })
     progress.done(`written and verified → ${report.file} (${formatBytes(report.bytes)})`)
     for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`)
     if (args.flags.json) process.stdout.write(JSON.stringify(report, null, 1) + '\n')
     else {
-      process.stdout.write(table(['tensor', 'type', 'rule', 'note'], report.tensors.map((t) => [t.name, t.type, t.rule, [t.imatrix ? 'imatrix' : '', t.fallback ?? ''].filter(Boolean).join('; ')])))
+      process.stdout.write(
+        table(
+          ['tensor', 'type', 'rule', 'note'],
+          report.tensors.map((t) => [
+            t.name,
+            t.type,
+            t.rule,
+            [t.imatrix ? 'imatrix' : '', t.fallback ?? ''].filter(Boolean).join('; '),
+          ]),
+        ),
+      )
       if (report.skipped.length > 0) process.stdout.write(`left out (no GGUF slot): ${report.skipped.join(', ')}\n`)
     }
     return 0

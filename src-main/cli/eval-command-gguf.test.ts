@@ -13,34 +13,49 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'whittle-cli-gguf-'))
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
 
 function whittle(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [path.join(root, 'src-main/cli/bin.mjs'), ...args], { encoding: 'utf8', timeout: 240_000 })
+  const r = spawnSync(process.execPath, [path.join(root, 'src-main/cli/bin.mjs'), ...args], {
+    encoding: 'utf8',
+    timeout: 240_000,
+  })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
-describe.skipIf(!hasShared)(`whittle eval on a lone GGUF (${hasShared ? 'reference data present' : SKIP_SHARED})`, () => {
-  it('uses tokenizer.ggml.* and matches the HF folder', () => {
-    const folder = path.join(tmp, 'gguf-only')
-    mkdirSync(folder)
-    copyFileSync(shared('models/stories260K-gguf/stories260K.gguf'), path.join(folder, 'stories260K.gguf'))
-    // A slice of the eval text keeps the run short; it still spans several windows.
-    const text = path.join(tmp, 'slice.txt')
-    writeFileSync(text, readFileSync(shared('text/tinystories_eval.txt'), 'utf8').slice(0, 12_000))
+describe.skipIf(!hasShared)(
+  `whittle eval on a lone GGUF (${hasShared ? 'reference data present' : SKIP_SHARED})`,
+  () => {
+    it('uses tokenizer.ggml.* and matches the HF folder', () => {
+      const folder = path.join(tmp, 'gguf-only')
+      mkdirSync(folder)
+      copyFileSync(shared('models/stories260K-gguf/stories260K.gguf'), path.join(folder, 'stories260K.gguf'))
+      // A slice of the eval text keeps the run short; it still spans several windows.
+      const text = path.join(tmp, 'slice.txt')
+      writeFileSync(text, readFileSync(shared('text/tinystories_eval.txt'), 'utf8').slice(0, 12_000))
 
-    const gguf = whittle('eval', folder, '--text', text, '--seqlen', '128', '--json')
-    expect(gguf.status, gguf.stderr).toBe(0)
-    const mine = JSON.parse(gguf.stdout)
-    expect(mine.tokenizer).toBe('gguf')
-    const hf = whittle('eval', shared('models/stories260K'), '--text', text, '--seqlen', '128', '--json')
-    expect(hf.status, hf.stderr).toBe(0)
-    const theirs = JSON.parse(hf.stdout)
-    expect(theirs.tokenizer).toBe('tokenizer.json')
-    expect(mine.tokens).toBe(theirs.tokens)
-    expect(mine.windows).toBe(theirs.windows)
-    expect(mine.windows).toBeGreaterThan(5)
-    expect(Math.abs(mine.ppl / theirs.ppl - 1)).toBeLessThan(5e-4)
+      const gguf = whittle('eval', folder, '--text', text, '--seqlen', '128', '--json')
+      expect(gguf.status, gguf.stderr).toBe(0)
+      const mine = JSON.parse(gguf.stdout)
+      expect(mine.tokenizer).toBe('gguf')
+      const hf = whittle('eval', shared('models/stories260K'), '--text', text, '--seqlen', '128', '--json')
+      expect(hf.status, hf.stderr).toBe(0)
+      const theirs = JSON.parse(hf.stdout)
+      expect(theirs.tokenizer).toBe('tokenizer.json')
+      expect(mine.tokens).toBe(theirs.tokens)
+      expect(mine.windows).toBe(theirs.windows)
+      expect(mine.windows).toBeGreaterThan(5)
+      expect(Math.abs(mine.ppl / theirs.ppl - 1)).toBeLessThan(5e-4)
 
-    const human = whittle('eval', path.join(folder, 'stories260K.gguf'), '--text', text, '--seqlen', '128', '--max-windows', '2')
-    expect(human.status, human.stderr).toBe(0)
-    expect(human.stdout).toMatch(/tokenizer gguf/)
-  })
-})
+      const human = whittle(
+        'eval',
+        path.join(folder, 'stories260K.gguf'),
+        '--text',
+        text,
+        '--seqlen',
+        '128',
+        '--max-windows',
+        '2',
+      )
+      expect(human.status, human.stderr).toBe(0)
+      expect(human.stdout).toMatch(/tokenizer gguf/)
+    })
+  },
+)

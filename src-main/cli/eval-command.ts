@@ -11,14 +11,15 @@ import { parseCommand, type CommandSpec } from './command-spec'
 import { progressLine, warnIfBeyondContext } from './format'
 
 export const EVAL: CommandSpec = {
-  name: 'eval', args: 'MODEL',
+  name: 'eval',
+  args: 'MODEL',
   summary: 'perplexity on a text: tokenized once with one BOS, non-overlapping windows (the GPTQ protocol)',
   options: [
-  { name: 'text', value: 'FILE', help: 'the UTF-8 text to evaluate (required)' },
-  { name: 'seqlen', value: 'N', help: 'window length in tokens (default 256)' },
-  { name: 'max-windows', value: 'N', help: 'evaluate only the first N windows (default: all)' },
-  { name: 'threads', value: 'N', help: 'worker threads for the kernels (default: one per core)' },
-  { name: 'json', help: 'print one JSON document on stdout (progress stays on stderr)' },
+    { name: 'text', value: 'FILE', help: 'the UTF-8 text to evaluate (required)' },
+    { name: 'seqlen', value: 'N', help: 'window length in tokens (default 256)' },
+    { name: 'max-windows', value: 'N', help: 'evaluate only the first N windows (default: all)' },
+    { name: 'threads', value: 'N', help: 'worker threads for the kernels (default: one per core)' },
+    { name: 'json', help: 'print one JSON document on stdout (progress stays on stderr)' },
   ],
 }
 
@@ -37,12 +38,26 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const ids = await tokenizeForEval(model.files, text)
   const pool = await WorkerPool.create({ threads })
   try {
-    const r = await perplexity(pool, model, ids, { seqlen, maxWindows, textFile: path.resolve(args.flags.text), onProgress: progress.update })
-    progress.done(`${r.windows} windows × ${seqlen} tokens in ${r.seconds.toFixed(1)} s (${r.tokens_per_second.toFixed(0)} tok/s)`)
+    const r = await perplexity(pool, model, ids, {
+      seqlen,
+      maxWindows,
+      textFile: path.resolve(args.flags.text),
+      onProgress: progress.update,
+    })
+    progress.done(
+      `${r.windows} windows × ${seqlen} tokens in ${r.seconds.toFixed(1)} s (${r.tokens_per_second.toFixed(0)} tok/s)`,
+    )
     // Which tokenizer read the text: tokenizer.json beside the weights, or a GGUF's own tokenizer.ggml.*.
     const tokenizer = tokenizerSourceOf(model.files)
-    if (args.flags.json) process.stdout.write(JSON.stringify({ model: model.files.path, text: path.resolve(args.flags.text), tokenizer, ...r }, null, 1) + '\n')
-    else process.stdout.write(`ppl ${r.ppl.toFixed(4)}   mean NLL ${r.mean_nll.toFixed(6)}   windows ${r.windows}   tokens ${r.tokens}   tokenizer ${tokenizer}\n`)
+    if (args.flags.json)
+      process.stdout.write(
+        JSON.stringify({ model: model.files.path, text: path.resolve(args.flags.text), tokenizer, ...r }, null, 1) +
+          '\n',
+      )
+    else
+      process.stdout.write(
+        `ppl ${r.ppl.toFixed(4)}   mean NLL ${r.mean_nll.toFixed(6)}   windows ${r.windows}   tokens ${r.tokens}   tokenizer ${tokenizer}\n`,
+      )
     return 0
   } finally {
     await pool.close()

@@ -11,12 +11,17 @@ import { parseCommand, type CommandSpec } from './command-spec'
 import { formatBytes, formatCount, progressLine, table } from './format'
 
 export const INSPECT: CommandSpec = {
-  name: 'inspect', args: 'PATH',
+  name: 'inspect',
+  args: 'PATH',
   summary: 'architecture summary and a per-tensor table (stats and outlier channels) from a full scan',
   options: [
-  { name: 'k', value: 'K', help: 'an input channel is an outlier when its absmax exceeds K × the median (default 6)' },
-  { name: 'threads', value: 'N', help: 'worker threads for the kernels (default: one per core)' },
-  { name: 'json', help: 'print one JSON document on stdout (progress stays on stderr)' },
+    {
+      name: 'k',
+      value: 'K',
+      help: 'an input channel is an outlier when its absmax exceeds K × the median (default 6)',
+    },
+    { name: 'threads', value: 'N', help: 'worker threads for the kernels (default: one per core)' },
+    { name: 'json', help: 'print one JSON document on stdout (progress stays on stderr)' },
   ],
 }
 
@@ -36,14 +41,27 @@ export async function inspectCommand(argv: string[]): Promise<number> {
       return { ...cell, shape: info.shape, dtype: info.dtype }
     })
     if (args.flags.json) {
-      process.stdout.write(JSON.stringify({ model: model.summary, k, tensors: rows.map(jsonRow), seconds: scan.seconds }, null, 1) + '\n')
+      process.stdout.write(
+        JSON.stringify({ model: model.summary, k, tensors: rows.map(jsonRow), seconds: scan.seconds }, null, 1) + '\n',
+      )
     } else {
       process.stdout.write(summaryText(model.summary) + '\n')
-      process.stdout.write(table(
-        ['name', 'role', 'layer', 'shape', 'dtype', 'absmax', 'std', 'kurtosis', `outliers(k=${k})`],
-        rows.map((r) => [r.name, r.role, r.layer === null ? '-' : String(r.layer), r.shape.join('x'), r.dtype,
-          r.absmax.toPrecision(4), r.std.toPrecision(4), r.kurtosis.toFixed(2), r.channels ? `${r.outlierChannels}/${r.channels}` : '-']),
-      ))
+      process.stdout.write(
+        table(
+          ['name', 'role', 'layer', 'shape', 'dtype', 'absmax', 'std', 'kurtosis', `outliers(k=${k})`],
+          rows.map((r) => [
+            r.name,
+            r.role,
+            r.layer === null ? '-' : String(r.layer),
+            r.shape.join('x'),
+            r.dtype,
+            r.absmax.toPrecision(4),
+            r.std.toPrecision(4),
+            r.kurtosis.toFixed(2),
+            r.channels ? `${r.outlierChannels}/${r.channels}` : '-',
+          ]),
+        ),
+      )
     }
     return 0
   } finally {
@@ -53,13 +71,23 @@ export async function inspectCommand(argv: string[]): Promise<number> {
 
 function jsonRow(r: ScanCell & { shape: number[]; dtype: string }): Record<string, unknown> {
   return {
-    name: r.name, role: r.role, layer: r.layer, shape: r.shape, dtype: r.dtype,
-    absmax: r.absmax, std: r.std, kurtosis: r.kurtosis, outlierChannels: r.outlierChannels, channels: r.channels,
+    name: r.name,
+    role: r.role,
+    layer: r.layer,
+    shape: r.shape,
+    dtype: r.dtype,
+    absmax: r.absmax,
+    std: r.std,
+    kurtosis: r.kurtosis,
+    outlierChannels: r.outlierChannels,
+    channels: r.channels,
   }
 }
 
 export function summaryText(s: ModelSummary): string {
-  const dtypes = Object.entries(s.dtypes).map(([d, n]) => `${d}×${n}`).join(' ')
+  const dtypes = Object.entries(s.dtypes)
+    .map(([d, n]) => `${d}×${n}`)
+    .join(' ')
   return [
     `model        ${s.path}`,
     `format       ${s.format}`,

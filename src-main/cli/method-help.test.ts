@@ -11,7 +11,10 @@ import { scaled } from '../engine/testing/time-factor'
 const root = path.resolve(__dirname, '../..')
 
 function whittle(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [path.join(root, 'src-main/cli/bin.mjs'), ...args], { encoding: 'utf8', timeout: scaled(120_000) })
+  const r = spawnSync(process.execPath, [path.join(root, 'src-main/cli/bin.mjs'), ...args], {
+    encoding: 'utf8',
+    timeout: scaled(120_000),
+  })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
@@ -29,7 +32,7 @@ describe('whittle compress --help-method', () => {
     }
   })
 
-  it('shows a nested mapping\'s fields as parent.field (distill\'s optimizer), and --help-method=NAME works too', () => {
+  it("shows a nested mapping's fields as parent.field (distill's optimizer), and --help-method=NAME works too", () => {
     const r = whittle('compress', '--help-method=distill')
     expect(r.status, r.stderr).toBe(0)
     for (const f of ['optimizer.beta1', 'optimizer.weight_decay', 'micro_batch']) expect(r.stdout).toContain(f)

@@ -19,9 +19,15 @@ export function methodHelp(m: MethodInfo): string {
     `${m.name} (${m.kind}${m.needsCalibration ? ', uses calibration' : ''})`,
     m.summary,
     '',
-    m.params.length ? table(['param', 'type', 'default', 'values', 'help'], paramRows(m.params)).trimEnd() : 'no parameters',
+    m.params.length
+      ? table(['param', 'type', 'default', 'values', 'help'], paramRows(m.params)).trimEnd()
+      : 'no parameters',
     '',
-    `in a recipe: steps: [{method: ${m.name}, params: {${m.params.filter((p) => p.default !== null).slice(0, 2).map((p) => `${p.name}: ${p.default}`).join(', ')}}}]`,
+    `in a recipe: steps: [{method: ${m.name}, params: {${m.params
+      .filter((p) => p.default !== null)
+      .slice(0, 2)
+      .map((p) => `${p.name}: ${p.default}`)
+      .join(', ')}}}]`,
   ]
   return lines.join('\n') + '\n'
 }
@@ -32,7 +38,9 @@ export function methodList(): string {
 }
 
 export const METHOD_HELP: HelpTopic = {
-  name: 'help-method', value: 'NAME', noun: 'method',
+  name: 'help-method',
+  value: 'NAME',
+  noun: 'method',
   help: "print a compression method's parameters (names, types, defaults, ranges); without NAME, list the methods",
   render: (name) => {
     const m = methodInfo(name)

@@ -11,19 +11,21 @@ import { intFlag, UsageError } from './args'
 import { parseCommand, type CommandSpec } from './command-spec'
 
 export const SERVE: CommandSpec = {
-  name: 'serve', args: '',
+  name: 'serve',
+  args: '',
   summary: 'web mode: the app in your browser, the engine in this process (prints the URL with its token)',
   options: [
-  { name: 'model', value: 'PATH', help: 'open this model first (default: the bundled demo)' },
-  { name: 'port', value: 'N', help: 'port to listen on (default: any free port)' },
-  { name: 'host', value: 'ADDR', help: 'address to bind (default 127.0.0.1)' },
-  { name: 'allow-remote', help: 'required with a --host beyond this machine' },
+    { name: 'model', value: 'PATH', help: 'open this model first (default: the bundled demo)' },
+    { name: 'port', value: 'N', help: 'port to listen on (default: any free port)' },
+    { name: 'host', value: 'ADDR', help: 'address to bind (default 127.0.0.1)' },
+    { name: 'allow-remote', help: 'required with a --host beyond this machine' },
   ],
 }
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const args = parseCommand(argv, SERVE)
-  if (args.positionals.length > 0) throw new UsageError(`serve takes no positional arguments (got ${args.positionals[0]}); use --model PATH`)
+  if (args.positionals.length > 0)
+    throw new UsageError(`serve takes no positional arguments (got ${args.positionals[0]}); use --model PATH`)
   const port = intFlag(args, 'port', 0, 0, 65535)
   const host = typeof args.flags.host === 'string' ? args.flags.host : '127.0.0.1'
   if (!isLoopback(host) && !args.flags['allow-remote']) {
@@ -31,13 +33,24 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   const staticDir = rendererDir()
   if (!existsSync(path.join(staticDir, 'index.html'))) {
-    throw new WhittleError('not-found', staticDir, 'the renderer is not built; run `npm run serve` (it builds first) or `npm run build`')
+    throw new WhittleError(
+      'not-found',
+      staticDir,
+      'the renderer is not built; run `npm run serve` (it builds first) or `npm run build`',
+    )
   }
   const model = typeof args.flags.model === 'string' ? path.resolve(args.flags.model) : null
-  const service = new WhittleService({ mode: 'web', version: appVersion(), demoPath: demoModelPath(), startupPath: model })
+  const service = new WhittleService({
+    mode: 'web',
+    version: appVersion(),
+    demoPath: demoModelPath(),
+    startupPath: model,
+  })
   const server = await startWebServer({ service, staticDir, port, host })
   if (!isLoopback(host)) {
-    process.stderr.write(`whittle: WARNING: listening on ${host}: anyone who can reach it and has the token can read files this user can read.\n`)
+    process.stderr.write(
+      `whittle: WARNING: listening on ${host}: anyone who can reach it and has the token can read files this user can read.\n`,
+    )
   }
   process.stdout.write(`Whittle web mode: ${server.url}\n`)
   await new Promise<void>((resolve) => {

@@ -14,10 +14,22 @@ export type JobId = string
 
 /** Roles an architecture adapter assigns to tensors. */
 export type TensorRole =
-  | 'q' | 'k' | 'v' | 'qkv' | 'o'
-  | 'gate' | 'up' | 'down' | 'fc1' | 'fc2'
-  | 'attn_norm' | 'ffn_norm' | 'final_norm'
-  | 'embed' | 'pos_embed' | 'lm_head'
+  | 'q'
+  | 'k'
+  | 'v'
+  | 'qkv'
+  | 'o'
+  | 'gate'
+  | 'up'
+  | 'down'
+  | 'fc1'
+  | 'fc2'
+  | 'attn_norm'
+  | 'ffn_norm'
+  | 'final_norm'
+  | 'embed'
+  | 'pos_embed'
+  | 'lm_head'
   | 'other'
 
 export interface ModelSummary {
@@ -321,7 +333,14 @@ export type JobSpec =
   | { kind: 'activations'; modelId: ModelId; calibration?: CalibrationRequest; threshold?: number }
   | { kind: 'heads'; modelId: ModelId; calibration?: CalibrationRequest }
   | { kind: 'layers'; modelId: ModelId; calibration?: CalibrationRequest }
-  | { kind: 'compress'; modelId: ModelId; recipe: RecipeDoc; evalText?: string; seqlen?: number; maxEvalWindows?: number }
+  | {
+      kind: 'compress'
+      modelId: ModelId
+      recipe: RecipeDoc
+      evalText?: string
+      seqlen?: number
+      maxEvalWindows?: number
+    }
   | ({ kind: 'export' } & ExportRequest)
 
 export type JobKind = JobSpec['kind']
@@ -400,7 +419,13 @@ export interface ResultPoint {
   evalText: string | null
   seqlen: number
   maxEvalWindows: number | null
-  tensors: { name: string; method: string; bitsPerWeight: number; relWeightError: number; relOutputError: number | null }[]
+  tensors: {
+    name: string
+    method: string
+    bitsPerWeight: number
+    relWeightError: number
+    relOutputError: number | null
+  }[]
   /** The compressed model while this session still holds it (exportable); null for earlier sessions' points. */
   compressedModelId: ModelId | null
 }
@@ -438,10 +463,24 @@ export interface WhittleApi {
 
 /** Names of the request/response calls (everything but the event subscription). */
 export const API_CALLS = [
-  'appInfo', 'pickModel', 'openModel', 'openDemo', 'recentModels',
-  'listTensors', 'startJob', 'cancelJob', 'headWeights',
-  'recipePresets', 'checkRecipe', 'recipeToYaml', 'predictCompression', 'suggestExportPath', 'readReport',
-  'listResults', 'listMethods', 'planGgufExport',
+  'appInfo',
+  'pickModel',
+  'openModel',
+  'openDemo',
+  'recentModels',
+  'listTensors',
+  'startJob',
+  'cancelJob',
+  'headWeights',
+  'recipePresets',
+  'checkRecipe',
+  'recipeToYaml',
+  'predictCompression',
+  'suggestExportPath',
+  'readReport',
+  'listResults',
+  'listMethods',
+  'planGgufExport',
 ] as const satisfies readonly Exclude<keyof WhittleApi, 'onJob'>[]
 
 export type ApiCall = (typeof API_CALLS)[number]

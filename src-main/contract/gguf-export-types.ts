@@ -10,15 +10,36 @@
 
 /** Every type a GGUF tensor can be stored as here, and so every pure export type. */
 export const GGUF_TENSOR_TYPES = [
-  'F32', 'F16', 'BF16', 'Q8_0', 'Q6_K', 'Q5_1', 'Q5_0', 'Q5_K', 'Q4_1', 'Q4_0', 'Q4_K',
-  'IQ4_NL', 'IQ4_XS', 'Q3_K', 'Q2_K', 'TQ2_0', 'TQ1_0',
+  'F32',
+  'F16',
+  'BF16',
+  'Q8_0',
+  'Q6_K',
+  'Q5_1',
+  'Q5_0',
+  'Q5_K',
+  'Q4_1',
+  'Q4_0',
+  'Q4_K',
+  'IQ4_NL',
+  'IQ4_XS',
+  'Q3_K',
+  'Q2_K',
+  'TQ2_0',
+  'TQ1_0',
 ] as const
 export type GgufTensorTypeName = (typeof GGUF_TENSOR_TYPES)[number]
 
 /** llama.cpp's mixes and the base type each starts from (llama_ftype_get_default_type). */
 export const GGUF_MIX_BASE = {
-  Q5_K_M: 'Q5_K', Q5_K_S: 'Q5_K', Q4_K_M: 'Q4_K', Q4_K_S: 'Q4_K',
-  Q3_K_L: 'Q3_K', Q3_K_M: 'Q3_K', Q3_K_S: 'Q3_K', Q2_K_MIX: 'Q2_K',
+  Q5_K_M: 'Q5_K',
+  Q5_K_S: 'Q5_K',
+  Q4_K_M: 'Q4_K',
+  Q4_K_S: 'Q4_K',
+  Q3_K_L: 'Q3_K',
+  Q3_K_M: 'Q3_K',
+  Q3_K_S: 'Q3_K',
+  Q2_K_MIX: 'Q2_K',
 } as const satisfies Record<string, GgufTensorTypeName>
 export type GgufMix = keyof typeof GGUF_MIX_BASE
 export const GGUF_MIXES = Object.keys(GGUF_MIX_BASE) as GgufMix[]
@@ -67,7 +88,8 @@ export const GGUF_TYPE_RULES = {
   'attn_v-first-2': 'Q3_K_M: attn_v of the first 2 layers gets Q5_K',
   'attn_v-q3_k_m': 'Q3_K_M: attn_v of the later layers gets Q4_K',
   'attn_v-q3_k_l': 'Q3_K_L: attn_v gets Q5_K',
-  'attn_v-more-bits': 'Q4_K_M/Q5_K_M: attn_v gets Q6_K in the layers use_more_bits picks (first and last eighth, every third between)',
+  'attn_v-more-bits':
+    'Q4_K_M/Q5_K_M: attn_v gets Q6_K in the layers use_more_bits picks (first and last eighth, every third between)',
   'attn_v-first-4': 'Q4_K_S: attn_v of the first 4 layers gets Q5_K',
   'attn_v-70b': 'a 70B Llama (80 layers, grouped K/V): attn_v at Q3_K/Q4_K is raised to Q5_K',
   'attn_v-8-experts': 'an 8-expert model: attn_v gets Q8_0',

@@ -76,8 +76,14 @@ export interface ObjectParamSpec extends ParamBase {
 }
 
 export type ParamSpec =
-  | IntParamSpec | NumberParamSpec | BoolParamSpec | ChoiceParamSpec | StringParamSpec
-  | IndexListParamSpec | IndexMapParamSpec | ObjectParamSpec
+  | IntParamSpec
+  | NumberParamSpec
+  | BoolParamSpec
+  | ChoiceParamSpec
+  | StringParamSpec
+  | IndexListParamSpec
+  | IndexMapParamSpec
+  | ObjectParamSpec
 
 export type ParamType = ParamSpec['type']
 
@@ -94,11 +100,25 @@ export interface MethodInfo {
 
 // Short constructors, so a spec reads as one line per parameter.
 
-export function intParam(name: string, def: number | null, min: number, max: number, help: string, defaultNote?: string): IntParamSpec {
+export function intParam(
+  name: string,
+  def: number | null,
+  min: number,
+  max: number,
+  help: string,
+  defaultNote?: string,
+): IntParamSpec {
   return { name, type: 'int', default: def, min, max, help, ...(defaultNote ? { defaultNote } : {}) }
 }
 
-export function numberParam(name: string, def: number | null, min: number, max: number, help: string, step?: number): NumberParamSpec {
+export function numberParam(
+  name: string,
+  def: number | null,
+  min: number,
+  max: number,
+  help: string,
+  step?: number,
+): NumberParamSpec {
   return { name, type: 'number', default: def, min, max, help, ...(step !== undefined ? { step } : {}) }
 }
 
@@ -110,7 +130,12 @@ export function choiceParam(name: string, def: string, choices: readonly string[
   return { name, type: 'choice', default: def, choices, help }
 }
 
-export function stringParam(name: string, help: string, suggestions?: readonly string[], def: string | null = null): StringParamSpec {
+export function stringParam(
+  name: string,
+  help: string,
+  suggestions?: readonly string[],
+  def: string | null = null,
+): StringParamSpec {
   return { name, type: 'string', default: def, help, ...(suggestions ? { suggestions } : {}) }
 }
 
@@ -142,12 +167,19 @@ export function describeDefault(p: ParamSpec): string {
 export function describeRange(p: ParamSpec): string {
   switch (p.type) {
     case 'int':
-    case 'number': return `[${p.min}, ${p.max}]`
-    case 'bool': return 'true | false'
-    case 'choice': return p.choices.join(' | ')
-    case 'string': return p.suggestions ? `text, e.g. ${p.suggestions.join(', ')}` : 'text'
-    case 'index_list': return 'list of indices'
-    case 'index_map': return 'index → list of indices'
-    case 'object': return `mapping of ${p.fields.map((f) => f.name).join(', ')}`
+    case 'number':
+      return `[${p.min}, ${p.max}]`
+    case 'bool':
+      return 'true | false'
+    case 'choice':
+      return p.choices.join(' | ')
+    case 'string':
+      return p.suggestions ? `text, e.g. ${p.suggestions.join(', ')}` : 'text'
+    case 'index_list':
+      return 'list of indices'
+    case 'index_map':
+      return 'index → list of indices'
+    case 'object':
+      return `mapping of ${p.fields.map((f) => f.name).join(', ')}`
   }
 }

@@ -15,16 +15,25 @@ export const MAX_SWEEP_POINTS = 64
 
 /** Why a sweep is malformed, or null when it can be expanded over `steps` steps. */
 export function sweepProblem(sweep: unknown, steps: number): string | null {
-  if (typeof sweep !== 'object' || sweep === null || Array.isArray(sweep)) return 'must be a mapping with step, param and values'
+  if (typeof sweep !== 'object' || sweep === null || Array.isArray(sweep))
+    return 'must be a mapping with step, param and values'
   const s = sweep as Record<string, unknown>
   for (const k of Object.keys(s)) if (k !== 'step' && k !== 'param' && k !== 'values') return `unknown field "${k}"`
-  if (s.step !== undefined && (typeof s.step !== 'number' || !Number.isInteger(s.step) || s.step < 1 || s.step > steps)) {
+  if (
+    s.step !== undefined &&
+    (typeof s.step !== 'number' || !Number.isInteger(s.step) || s.step < 1 || s.step > steps)
+  ) {
     return `step must be a step number in [1, ${steps}] (got ${JSON.stringify(s.step)})`
   }
-  if (typeof s.param !== 'string' || !/^[A-Za-z_][\w]*$/.test(s.param)) return 'param must name one parameter of the step, e.g. bits or sparsity'
+  if (typeof s.param !== 'string' || !/^[A-Za-z_][\w]*$/.test(s.param))
+    return 'param must name one parameter of the step, e.g. bits or sparsity'
   if (!Array.isArray(s.values) || s.values.length === 0) return 'values must be a non-empty list'
   if (s.values.length > MAX_SWEEP_POINTS) return `values has ${s.values.length} entries; at most ${MAX_SWEEP_POINTS}`
-  if (s.values.some((v) => !(typeof v === 'number' && Number.isFinite(v)) && typeof v !== 'string' && typeof v !== 'boolean')) {
+  if (
+    s.values.some(
+      (v) => !(typeof v === 'number' && Number.isFinite(v)) && typeof v !== 'string' && typeof v !== 'boolean',
+    )
+  ) {
     return 'values must be numbers, strings or booleans'
   }
   return null
@@ -38,7 +47,9 @@ export function expandSweep(recipe: RecipeDoc & { sweep: RecipeSweep }): { value
     value,
     recipe: {
       ...base,
-      steps: base.steps.map((s, i) => (i === index ? { ...s, params: { ...(s.params ?? {}), [recipe.sweep.param]: value } } : s)),
+      steps: base.steps.map((s, i) =>
+        i === index ? { ...s, params: { ...(s.params ?? {}), [recipe.sweep.param]: value } } : s,
+      ),
     },
   }))
 }

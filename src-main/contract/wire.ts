@@ -14,8 +14,7 @@ export interface WireCall {
 }
 
 export type WireResult =
-  | { type: 'result'; id: number; ok: true; result: unknown }
-  | { type: 'result'; id: number; ok: false; error: ApiError }
+  { type: 'result'; id: number; ok: true; result: unknown } | { type: 'result'; id: number; ok: false; error: ApiError }
 
 export interface WireEvent {
   type: 'event'

@@ -4,17 +4,17 @@
 import { KernelArgumentError } from '../../kernels/reference/errors'
 
 export type ErrorCode =
-  | 'format'      // the file's bytes break its format's rules
-  | 'truncated'   // the file ends before what it declares
+  | 'format' // the file's bytes break its format's rules
+  | 'truncated' // the file ends before what it declares
   | 'unsupported' // valid, but a dtype/type/architecture we do not handle
-  | 'config'      // config.json disagrees with the tensors, or is invalid
-  | 'not-found'   // no such file, tensor or model
-  | 'validation'  // a request's arguments are wrong
-  | 'cancelled'   // the user cancelled a job
-  | 'io'          // the OS refused (permissions, disk full)
+  | 'config' // config.json disagrees with the tensors, or is invalid
+  | 'not-found' // no such file, tensor or model
+  | 'validation' // a request's arguments are wrong
+  | 'cancelled' // the user cancelled a job
+  | 'io' // the OS refused (permissions, disk full)
   | 'out-of-memory' // the kernels' shared memory cannot hold what the work needs
-  | 'kernel'      // a compute kernel or its worker thread failed (a trap, a crash, a kill)
-  | 'requantize'  // the source is already quantized and re-quantizing it was not allowed (--allow-requantize)
+  | 'kernel' // a compute kernel or its worker thread failed (a trap, a crash, a kill)
+  | 'requantize' // the source is already quantized and re-quantizing it was not allowed (--allow-requantize)
 
 export class WhittleError extends Error {
   readonly code: ErrorCode

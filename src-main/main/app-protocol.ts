@@ -10,16 +10,26 @@ export const RENDERER_CSP =
   "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
 
 const TYPES: ReadonlyMap<string, string> = new Map([
-  ['.html', 'text/html; charset=utf-8'], ['.js', 'text/javascript; charset=utf-8'], ['.mjs', 'text/javascript; charset=utf-8'],
-  ['.css', 'text/css; charset=utf-8'], ['.svg', 'image/svg+xml'], ['.png', 'image/png'], ['.ico', 'image/x-icon'],
-  ['.json', 'application/json'], ['.woff2', 'font/woff2'], ['.wasm', 'application/wasm'],
+  ['.html', 'text/html; charset=utf-8'],
+  ['.js', 'text/javascript; charset=utf-8'],
+  ['.mjs', 'text/javascript; charset=utf-8'],
+  ['.css', 'text/css; charset=utf-8'],
+  ['.svg', 'image/svg+xml'],
+  ['.png', 'image/png'],
+  ['.ico', 'image/x-icon'],
+  ['.json', 'application/json'],
+  ['.woff2', 'font/woff2'],
+  ['.wasm', 'application/wasm'],
 ])
 
 /** The renderer is a few MB at most; a bigger file here is not one of ours. */
 const MAX_BUNDLE_FILE = 64 * 1024 * 1024
 
 function refuse(status: number): Response {
-  return new Response(status === 404 ? 'Not found' : 'Bad request', { status, headers: { 'content-type': 'text/plain; charset=utf-8' } })
+  return new Response(status === 404 ? 'Not found' : 'Bad request', {
+    status,
+    headers: { 'content-type': 'text/plain; charset=utf-8' },
+  })
 }
 
 /**

@@ -22,7 +22,13 @@ const ELECTRON_DEFAULTS = '101100011'
 const WHITTLE = '01001100'
 
 function fakeBinary(): { file: string; before: Buffer; wireAt: number } {
-  const before = Buffer.concat([randomBytes(4096), SENTINEL, Buffer.from([1, ELECTRON_DEFAULTS.length]), Buffer.from(ELECTRON_DEFAULTS, 'ascii'), randomBytes(4096)])
+  const before = Buffer.concat([
+    randomBytes(4096),
+    SENTINEL,
+    Buffer.from([1, ELECTRON_DEFAULTS.length]),
+    Buffer.from(ELECTRON_DEFAULTS, 'ascii'),
+    randomBytes(4096),
+  ])
   const file = path.join(tmp, `electron-${randomBytes(4).toString('hex')}`)
   writeFileSync(file, before)
   return { file, before, wireAt: 4096 + SENTINEL.length + 2 }
@@ -39,7 +45,11 @@ describe('apply-fuses', () => {
     expect(after.length).toBe(before.length)
     expect(after.subarray(wireAt, wireAt + 9).toString('ascii')).toBe(WHITTLE + ELECTRON_DEFAULTS[8])
     // Every byte outside the eight fuses is as it was.
-    expect(Buffer.concat([after.subarray(0, wireAt), after.subarray(wireAt + 8)]).equals(Buffer.concat([before.subarray(0, wireAt), before.subarray(wireAt + 8)]))).toBe(true)
+    expect(
+      Buffer.concat([after.subarray(0, wireAt), after.subarray(wireAt + 8)]).equals(
+        Buffer.concat([before.subarray(0, wireAt), before.subarray(wireAt + 8)]),
+      ),
+    ).toBe(true)
   })
 
   it('refuses a file without the fuse wire, and a missing argument, without touching anything', () => {

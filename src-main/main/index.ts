@@ -5,7 +5,17 @@
 // channel per contract call, each accepted only from the app's own top-level frame, every argument
 // validated, and every path argument checked by the service's path policy (restrictPaths).
 
-import { app, BrowserWindow, dialog, ipcMain, protocol, session, shell, type IpcMainEvent, type IpcMainInvokeEvent } from 'electron'
+import {
+  app,
+  BrowserWindow,
+  dialog,
+  ipcMain,
+  protocol,
+  session,
+  shell,
+  type IpcMainEvent,
+  type IpcMainInvokeEvent,
+} from 'electron'
 import path from 'node:path'
 import { API_CALLS, JOB_EVENT, type ApiCall } from '../contract/api'
 import { appRoot, appVersion, demoModelPath, rendererDir } from '../app/paths'
@@ -88,7 +98,8 @@ async function start(): Promise<void> {
   })
   for (const call of API_CALLS) {
     ipcMain.handle(channelFor(call), async (event, params) => {
-      if (!fromTrustedSender(event)) return { ok: false, error: { message: 'refused: call from an unexpected frame', code: 'validation' } }
+      if (!fromTrustedSender(event))
+        return { ok: false, error: { message: 'refused: call from an unexpected frame', code: 'validation' } }
       return service.handle(call as ApiCall, params)
     })
   }

@@ -27,8 +27,22 @@ describe('IPC sender check', () => {
     expect(isTrustedSender(null)).toBe(false)
     expect(isTrustedSender(undefined)).toBe(false)
     expect(isTrustedSender({ url: APP_ENTRY, parent: { url: APP_ENTRY } })).toBe(false)
-    for (const url of ['', 'file:///index.html', 'file:///tmp/evil.html', 'http://127.0.0.1:5173/', 'https://example.com/', 'data:text/html,x',
-      'about:blank', 'about:srcdoc', 'app://other/index.html', 'app://bundle:1/index.html', 'app://user@bundle/', 'app:bundle/index.html', 'devtools://devtools/', 'not a url']) {
+    for (const url of [
+      '',
+      'file:///index.html',
+      'file:///tmp/evil.html',
+      'http://127.0.0.1:5173/',
+      'https://example.com/',
+      'data:text/html,x',
+      'about:blank',
+      'about:srcdoc',
+      'app://other/index.html',
+      'app://bundle:1/index.html',
+      'app://user@bundle/',
+      'app:bundle/index.html',
+      'devtools://devtools/',
+      'not a url',
+    ]) {
       expect(isTrustedSender({ url, parent: null }), url).toBe(false)
     }
   })
@@ -37,7 +51,15 @@ describe('IPC sender check', () => {
 describe('external links', () => {
   it('opens nothing that is not on the allow-list', () => {
     expect(EXTERNAL_LINKS.every((u) => u.startsWith('https://'))).toBe(true)
-    for (const url of ['https://evil.example/', 'http://example.com/', 'file:///etc/passwd', 'javascript:alert(1)', 'smb://host/share', 'ms-settings:', '']) {
+    for (const url of [
+      'https://evil.example/',
+      'http://example.com/',
+      'file:///etc/passwd',
+      'javascript:alert(1)',
+      'smb://host/share',
+      'ms-settings:',
+      '',
+    ]) {
       expect(isAllowedExternalUrl(url), url).toBe(false)
     }
   })
@@ -45,8 +67,14 @@ describe('external links', () => {
   it('matches allowed links exactly, never by prefix or look-alike', () => {
     const allowed = ['https://example.org/docs/whittle']
     expect(isAllowedExternalUrl('https://example.org/docs/whittle', allowed)).toBe(true)
-    for (const url of ['https://example.org/docs/whittle/../../evil', 'https://example.org/docs/whittle?x=1', 'https://example.org.evil.example/docs/whittle',
-      'https://user@example.org/docs/whittle', 'http://example.org/docs/whittle', 'https://example.org/docs/whittleX']) {
+    for (const url of [
+      'https://example.org/docs/whittle/../../evil',
+      'https://example.org/docs/whittle?x=1',
+      'https://example.org.evil.example/docs/whittle',
+      'https://user@example.org/docs/whittle',
+      'http://example.org/docs/whittle',
+      'https://example.org/docs/whittleX',
+    ]) {
       expect(isAllowedExternalUrl(url, allowed), url).toBe(false)
     }
   })
@@ -59,9 +87,20 @@ describe('app:// protocol', () => {
   })
 
   it('refuses traversal, other origins and malformed paths', () => {
-    for (const url of ['app://bundle/../secret.txt', 'app://bundle/%2e%2e/secret.txt', 'app://bundle/..%2Fsecret.txt', 'app://bundle/assets/..%2F..%2Fsecret.txt',
-      'app://bundle/..%5Csecret.txt', 'app://bundle/%', 'app://bundle/%c0%ae%c0%ae/secret.txt', 'app://bundle/a%00.js', 'app://other/index.html',
-      'file:///etc/passwd', 'app://bundle//etc/passwd/..', 'https://bundle/index.html']) {
+    for (const url of [
+      'app://bundle/../secret.txt',
+      'app://bundle/%2e%2e/secret.txt',
+      'app://bundle/..%2Fsecret.txt',
+      'app://bundle/assets/..%2F..%2Fsecret.txt',
+      'app://bundle/..%5Csecret.txt',
+      'app://bundle/%',
+      'app://bundle/%c0%ae%c0%ae/secret.txt',
+      'app://bundle/a%00.js',
+      'app://other/index.html',
+      'file:///etc/passwd',
+      'app://bundle//etc/passwd/..',
+      'https://bundle/index.html',
+    ]) {
       const file = bundleFileFor(url, bundle)
       if (file !== null) expect(path.relative(bundle, file).startsWith('..'), `${url} → ${file}`).toBe(false)
       else expect(file, url).toBeNull()

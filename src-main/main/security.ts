@@ -29,7 +29,14 @@ function parse(url: unknown): URL | null {
 /** True for a URL of the app's own origin (app://bundle, no credentials, no port). */
 export function isAppUrl(url: unknown): boolean {
   const u = parse(url)
-  return u !== null && u.protocol === `${APP_SCHEME}:` && u.hostname === APP_HOST && u.port === '' && u.username === '' && u.password === ''
+  return (
+    u !== null &&
+    u.protocol === `${APP_SCHEME}:` &&
+    u.hostname === APP_HOST &&
+    u.port === '' &&
+    u.username === '' &&
+    u.password === ''
+  )
 }
 
 /** The part of an IPC event's senderFrame the check needs. */

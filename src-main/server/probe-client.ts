@@ -58,20 +58,37 @@ export function abandon(port: number, bytes: string | Buffer): Promise<void> {
 /** A WebSocket opened by hand, for sending frames the ws client would never build. */
 export interface RawWebSocket {
   /** Writes one frame; client frames are masked unless told otherwise. */
-  frame(opcode: number, payload: Buffer, options?: { fin?: boolean; rsv?: number; mask?: boolean; claimedLength?: bigint }): void
+  frame(
+    opcode: number,
+    payload: Buffer,
+    options?: { fin?: boolean; rsv?: number; mask?: boolean; claimedLength?: bigint },
+  ): void
   /** Resolves with the server's close code (null if the connection ended without a close frame). */
   closed: Promise<number | null>
   destroy(): void
 }
 
-export async function rawWebSocket(port: number, pathAndQuery: string, extraHeaders: string[] = []): Promise<RawWebSocket> {
+export async function rawWebSocket(
+  port: number,
+  pathAndQuery: string,
+  extraHeaders: string[] = [],
+): Promise<RawWebSocket> {
   const socket = net.connect(port, '127.0.0.1')
   socket.on('error', () => undefined)
   const key = randomBytes(16).toString('base64')
-  socket.write([
-    `GET ${pathAndQuery} HTTP/1.1`, `Host: 127.0.0.1:${port}`, 'Upgrade: websocket', 'Connection: Upgrade',
-    `Sec-WebSocket-Key: ${key}`, 'Sec-WebSocket-Version: 13', ...extraHeaders, '', '',
-  ].join('\r\n'))
+  socket.write(
+    [
+      `GET ${pathAndQuery} HTTP/1.1`,
+      `Host: 127.0.0.1:${port}`,
+      'Upgrade: websocket',
+      'Connection: Upgrade',
+      `Sec-WebSocket-Key: ${key}`,
+      'Sec-WebSocket-Version: 13',
+      ...extraHeaders,
+      '',
+      '',
+    ].join('\r\n'),
+  )
   let buffered = Buffer.alloc(0)
   await new Promise<void>((resolve, reject) => {
     const onData = (d: Buffer): void => {

@@ -20,12 +20,19 @@ const guardHits: string[] = []
 
 const TOKEN = 'c'.repeat(48)
 const hostLine = (): string => `Host: 127.0.0.1:${server.port}`
-const request = (target: string, headers: string[] = [hostLine()]): string => [`GET ${target} HTTP/1.1`, ...headers, 'Connection: close', '', ''].join('\r\n')
+const request = (target: string, headers: string[] = [hostLine()]): string =>
+  [`GET ${target} HTTP/1.1`, ...headers, 'Connection: close', '', ''].join('\r\n')
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'whittle-web-garbage-'))
   writeFileSync(path.join(dir, 'index.html'), '<!doctype html><title>t</title>')
-  const service = new WhittleService({ mode: 'web', version: 'test', demoPath: null, configDir: dir, exportDir: path.join(dir, 'exports') })
+  const service = new WhittleService({
+    mode: 'web',
+    version: 'test',
+    demoPath: null,
+    configDir: dir,
+    exportDir: path.join(dir, 'exports'),
+  })
   server = await startWebServer({ service, staticDir: dir, token: TOKEN, onError: (where) => guardHits.push(where) })
 })
 afterAll(async () => {
@@ -54,7 +61,13 @@ function closeCodeOf(ws: WebSocket): Promise<number> {
   return new Promise((resolve) => ws.once('close', (code) => resolve(code)))
 }
 
-function call(ws: WebSocket, id: number, method: unknown, params?: unknown, encoded?: string): Promise<Record<string, unknown>> {
+function call(
+  ws: WebSocket,
+  id: number,
+  method: unknown,
+  params?: unknown,
+  encoded?: string,
+): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const onMessage = (d: WebSocket.RawData): void => {
       const m = JSON.parse(String(d))
@@ -75,13 +88,24 @@ describe('the web server survives garbage', () => {
   it('refuses hostile request lines with 400, before the token is even looked at', async () => {
     // Targets a URL parser reads as a host (they used to throw out of `new URL()` and kill the process),
     // other non-origin forms, and over-long or control-character targets.
-    const targets = ['//[', 'http://[', 'http://:99999/', '//[/ws', 'http://127.0.0.1:1/', '*', '//evil.example/', '/\u0001', `/${'a'.repeat(9000)}`]
+    const targets = [
+      '//[',
+      'http://[',
+      'http://:99999/',
+      '//[/ws',
+      'http://127.0.0.1:1/',
+      '*',
+      '//evil.example/',
+      '/\u0001',
+      `/${'a'.repeat(9000)}`,
+    ]
     for (const t of targets) {
       const r = await rawHttp(server.port, request(t))
       expect(r.status, t.slice(0, 40)).toBe(400)
     }
     // With a valid token too: parsing comes first, so a token cannot make a bad target acceptable.
-    for (const t of ['//[?token=' + TOKEN, 'http://[?token=' + TOKEN]) expect((await rawHttp(server.port, request(t))).status, t).toBe(400)
+    for (const t of ['//[?token=' + TOKEN, 'http://[?token=' + TOKEN])
+      expect((await rawHttp(server.port, request(t))).status, t).toBe(400)
     await expectAlive()
   })
 
@@ -116,16 +140,30 @@ describe('the web server survives garbage', () => {
       [Buffer.from([0, 0xff, 0xfe, 13, 10, 13, 10]), 400],
       ['\r\n\r\n\u0001\r\n\r\n', 400],
     ]
-    for (const [bytes, status] of cases) expect((await rawHttp(server.port, bytes)).status, String(bytes).slice(0, 60)).toBe(status)
+    for (const [bytes, status] of cases)
+      expect((await rawHttp(server.port, bytes)).status, String(bytes).slice(0, 60)).toBe(status)
     // A client that connects, sends half a request line and vanishes.
     await abandon(server.port, 'GET /ws?tok')
-    await abandon(server.port, `GET /ws?token=${TOKEN} HTTP/1.1\r\n${hostLine()}\r\nUpgrade: websocket\r\nConnection: Upg`)
+    await abandon(
+      server.port,
+      `GET /ws?token=${TOKEN} HTTP/1.1\r\n${hostLine()}\r\nUpgrade: websocket\r\nConnection: Upg`,
+    )
     await expectAlive()
   }, 60_000)
 
   it('refuses hostile upgrades', async () => {
     const upgrade = (target: string, extra: string[] = []): string =>
-      [`GET ${target} HTTP/1.1`, hostLine(), 'Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', ...extra, '', ''].join('\r\n')
+      [
+        `GET ${target} HTTP/1.1`,
+        hostLine(),
+        'Upgrade: websocket',
+        'Connection: Upgrade',
+        'Sec-WebSocket-Version: 13',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+        ...extra,
+        '',
+        '',
+      ].join('\r\n')
     expect((await rawHttp(server.port, upgrade('//[/ws'))).status).toBe(400)
     expect((await rawHttp(server.port, upgrade(`http://[/ws?token=${TOKEN}`))).status).toBe(400)
     expect((await rawHttp(server.port, upgrade(`/ws%?token=${TOKEN}`))).status).toBe(400)
@@ -133,7 +171,15 @@ describe('the web server survives garbage', () => {
     expect((await rawHttp(server.port, upgrade('/ws'))).status).toBe(403)
     expect((await rawHttp(server.port, upgrade(`/other?token=${TOKEN}`))).status).toBe(403)
     // Authenticated, but not a WebSocket handshake ws can accept: ws refuses it (400) by itself.
-    const noKey = [`GET /ws?token=${TOKEN} HTTP/1.1`, hostLine(), 'Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Version: 13', '', ''].join('\r\n')
+    const noKey = [
+      `GET /ws?token=${TOKEN} HTTP/1.1`,
+      hostLine(),
+      'Upgrade: websocket',
+      'Connection: Upgrade',
+      'Sec-WebSocket-Version: 13',
+      '',
+      '',
+    ].join('\r\n')
     expect((await rawHttp(server.port, noKey)).status).toBe(400)
     expect((await rawHttp(server.port, upgrade(`/ws?token=${TOKEN}`, ['Sec-WebSocket-Version: 99']))).status).toBe(400)
     await expectAlive()
@@ -155,8 +201,19 @@ describe('the web server survives garbage', () => {
     ws.send(Buffer.from([0x7b, 0xc3, 0x28, 0x7d]), { binary: false })
     expect(await closed).toBe(1007)
     // Binary, not JSON, JSON that is not a call: 1003.
-    const unsupported: (string | Buffer)[] = [Buffer.from([1, 2, 3]), 'not json', '"a string"', 'null', '[]', '42', '{"type":"call"}',
-      '{"type":"call","id":"1","method":"appInfo"}', '{"type":"call","id":1.5,"method":"appInfo"}', '{"type":"event","id":1}', '[['.repeat(50_000)]
+    const unsupported: (string | Buffer)[] = [
+      Buffer.from([1, 2, 3]),
+      'not json',
+      '"a string"',
+      'null',
+      '[]',
+      '42',
+      '{"type":"call"}',
+      '{"type":"call","id":"1","method":"appInfo"}',
+      '{"type":"call","id":1.5,"method":"appInfo"}',
+      '{"type":"event","id":1}',
+      '[['.repeat(50_000),
+    ]
     for (const m of unsupported) {
       ws = await openSocket()
       closed = closeCodeOf(ws)
@@ -166,7 +223,10 @@ describe('the web server survives garbage', () => {
     // Protocol faults in the framing itself: reserved opcode, RSV bits, an unmasked client frame,
     // a fragmented control frame: 1002.
     const faults: [number, Buffer, { fin?: boolean; rsv?: number; mask?: boolean }][] = [
-      [0x3, Buffer.from('x'), {}], [0x1, Buffer.from('{}'), { rsv: 4 }], [0x1, Buffer.from('{}'), { mask: false }], [0x9, Buffer.from('x'), { fin: false }],
+      [0x3, Buffer.from('x'), {}],
+      [0x1, Buffer.from('{}'), { rsv: 4 }],
+      [0x1, Buffer.from('{}'), { mask: false }],
+      [0x9, Buffer.from('x'), { fin: false }],
     ]
     for (const [opcode, payload, options] of faults) {
       raw = await rawWebSocket(server.port, `/ws?token=${TOKEN}`)
@@ -184,18 +244,56 @@ describe('the web server survives garbage', () => {
     const ws = await openSocket()
     let id = 100
     // Unknown or non-string methods, including one whose toString is not callable.
-    for (const method of ['deleteEverything', '__proto__', 'constructor', 'toString', '', 1, null, { toString: 1 }, ['appInfo']]) {
-      expect(await call(ws, id++, method, {}), JSON.stringify(method)).toMatchObject({ ok: false, error: { code: 'validation' } })
+    for (const method of [
+      'deleteEverything',
+      '__proto__',
+      'constructor',
+      'toString',
+      '',
+      1,
+      null,
+      { toString: 1 },
+      ['appInfo'],
+    ]) {
+      expect(await call(ws, id++, method, {}), JSON.stringify(method)).toMatchObject({
+        ok: false,
+        error: { code: 'validation' },
+      })
     }
     // Nesting deep enough to overflow a recursive walker (JSON.stringify of it throws RangeError).
     const depth = 100_000
-    const deepRecipe = (id: number, method: string): string => `{"type":"call","id":${id},"method":"${method}","params":{"recipe":${'{"a":'.repeat(depth)}{}${'}'.repeat(depth)}}}`
+    const deepRecipe = (id: number, method: string): string =>
+      `{"type":"call","id":${id},"method":"${method}","params":{"recipe":${'{"a":'.repeat(depth)}{}${'}'.repeat(depth)}}}`
     const garbage: unknown[] = [
-      null, 0, -1, 1e308, 'x', true, [], [1, 2], { __proto__: null, x: 1 }, { constructor: 1 }, { path: {} }, { path: 1 },
-      { path: 'relative' }, { path: '/\u0000x' }, { path: 'x'.repeat(10_000) }, { modelId: 1 }, { modelId: {} }, { modelId: 'nope' },
-      { folder: 'yes' }, { recipe: 'steps' }, { recipe: [] }, { text: 5 }, { id: [] }, { layer: -1, head: 1.5, modelId: 'x' },
-      { modelId: 'x', format: 'gguf', ggufType: '../../../x' }, { modelId: 'x', format: '../x' },
-      { kind: 'export', modelId: 'x', format: 'gguf', out: 42 }, { kind: 'perplexity', modelId: 'x', text: ['/etc/passwd'] }, { kind: 'constructor', modelId: 'x' },
+      null,
+      0,
+      -1,
+      1e308,
+      'x',
+      true,
+      [],
+      [1, 2],
+      { __proto__: null, x: 1 },
+      { constructor: 1 },
+      { path: {} },
+      { path: 1 },
+      { path: 'relative' },
+      { path: '/\u0000x' },
+      { path: 'x'.repeat(10_000) },
+      { modelId: 1 },
+      { modelId: {} },
+      { modelId: 'nope' },
+      { folder: 'yes' },
+      { recipe: 'steps' },
+      { recipe: [] },
+      { text: 5 },
+      { id: [] },
+      { layer: -1, head: 1.5, modelId: 'x' },
+      { modelId: 'x', format: 'gguf', ggufType: '../../../x' },
+      { modelId: 'x', format: '../x' },
+      { kind: 'export', modelId: 'x', format: 'gguf', out: 42 },
+      { kind: 'perplexity', modelId: 'x', text: ['/etc/passwd'] },
+      { kind: 'constructor', modelId: 'x' },
     ]
     let answered = 0
     for (const method of API_CALLS) {
@@ -210,7 +308,9 @@ describe('the web server survives garbage', () => {
     expect(answered).toBe(API_CALLS.length * garbage.length)
     // The wrong-typed calls that carry arguments are refused as validation errors, not internal faults.
     expect(await call(ws, id++, 'openModel', { path: 1 })).toMatchObject({ ok: false, error: { code: 'validation' } })
-    expect(await call(ws, id++, 'startJob', { kind: 'perplexity', modelId: 'x', text: ['/etc/passwd'] })).toMatchObject({ ok: false, error: { code: 'validation' } })
+    expect(await call(ws, id++, 'startJob', { kind: 'perplexity', modelId: 'x', text: ['/etc/passwd'] })).toMatchObject(
+      { ok: false, error: { code: 'validation' } },
+    )
     for (const method of ['recipeToYaml', 'predictCompression', 'checkRecipe', 'startJob']) {
       const n = id++
       expect(await call(ws, n, null, null, deepRecipe(n, method)), method).toMatchObject({ ok: false })

@@ -12,13 +12,24 @@ import { startWebServer, type RunningWebServer } from './web-server'
 
 let server: RunningWebServer
 
-function get(pathAndQuery: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+function get(
+  pathAndQuery: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: server.port, path: pathAndQuery, headers: { host: `127.0.0.1:${server.port}`, ...headers } }, (res) => {
-      let body = ''
-      res.on('data', (d) => (body += d))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }))
-    })
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port: server.port,
+        path: pathAndQuery,
+        headers: { host: `127.0.0.1:${server.port}`, ...headers },
+      },
+      (res) => {
+        let body = ''
+        res.on('data', (d) => (body += d))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }))
+      },
+    )
     req.on('error', reject)
     req.end()
   })
@@ -51,7 +62,12 @@ describe('web mode security', () => {
     expect(r.status).toBe(200)
     expect(r.headers['content-security-policy']).toContain("script-src 'self'")
     const cookie = String(r.headers['set-cookie'])
-    expect(cookie.split(';').map((p) => p.trim())).toEqual([`whittle_token_${server.port}=${server.token}`, 'HttpOnly', 'SameSite=Strict', 'Path=/'])
+    expect(cookie.split(';').map((p) => p.trim())).toEqual([
+      `whittle_token_${server.port}=${server.token}`,
+      'HttpOnly',
+      'SameSite=Strict',
+      'Path=/',
+    ])
   })
 
   it('refuses requests without the token or with a wrong one', async () => {

@@ -47,12 +47,24 @@ export interface RunningWebServer {
 }
 
 const CSP = [
-  "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data: blob:",
-  "connect-src 'self' ws://127.0.0.1:* ws://localhost:*", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'",
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data: blob:",
+  "connect-src 'self' ws://127.0.0.1:* ws://localhost:*",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "frame-ancestors 'none'",
 ].join('; ')
 const TYPES: ReadonlyMap<string, string> = new Map([
-  ['.html', 'text/html; charset=utf-8'], ['.js', 'text/javascript; charset=utf-8'], ['.css', 'text/css; charset=utf-8'],
-  ['.svg', 'image/svg+xml'], ['.png', 'image/png'], ['.ico', 'image/x-icon'], ['.json', 'application/json'], ['.woff2', 'font/woff2'],
+  ['.html', 'text/html; charset=utf-8'],
+  ['.js', 'text/javascript; charset=utf-8'],
+  ['.css', 'text/css; charset=utf-8'],
+  ['.svg', 'image/svg+xml'],
+  ['.png', 'image/png'],
+  ['.ico', 'image/x-icon'],
+  ['.json', 'application/json'],
+  ['.woff2', 'font/woff2'],
 ])
 
 export function isLoopback(host: string): boolean {
@@ -81,7 +93,8 @@ export async function startWebServer(options: WebServerOptions): Promise<Running
   const tokenOk = (req: http.IncomingMessage, target: RequestTarget): boolean => {
     const given = target.query.get('token') ?? readCookie(req.headers.cookie, tokenCookieName(port))
     if (!given) return false
-    const a = Buffer.from(given), b = Buffer.from(token)
+    const a = Buffer.from(given),
+      b = Buffer.from(token)
     return a.length === b.length && timingSafeEqual(a, b)
   }
 
@@ -90,7 +103,8 @@ export async function startWebServer(options: WebServerOptions): Promise<Running
     const host = req.headers.host
     if (typeof host !== 'string' || !allowedHosts().has(host.toLowerCase())) return 'unexpected Host header'
     const origin = req.headers.origin
-    if (origin !== undefined && !allowedHosts().has(origin.replace(/^https?:\/\//, '').toLowerCase())) return 'foreign Origin'
+    if (origin !== undefined && !allowedHosts().has(origin.replace(/^https?:\/\//, '').toLowerCase()))
+      return 'foreign Origin'
     if (!tokenOk(req, target)) return 'missing or wrong token'
     return null
   }
@@ -139,10 +153,15 @@ export async function startWebServer(options: WebServerOptions): Promise<Running
   }
 
   const server = http.createServer((req, res) => {
-    lastResort('HTTP request', log, () => serveHttp(req, res), () => {
-      if (!res.headersSent) plain(res, 400, 'Bad Request')
-      else res.destroy()
-    })
+    lastResort(
+      'HTTP request',
+      log,
+      () => serveHttp(req, res),
+      () => {
+        if (!res.headersSent) plain(res, 400, 'Bad Request')
+        else res.destroy()
+      },
+    )
   })
   // Requests Node's parser cannot read (bad bytes, oversized headers) never reach the handler.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
@@ -158,13 +177,25 @@ export async function startWebServer(options: WebServerOptions): Promise<Running
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     // Node hands the raw socket over without an error listener; a reset must not be an uncaught error.
     socket.on('error', () => socket.destroy())
-    lastResort('WebSocket upgrade', log, () => {
-      const target = parseRequestTarget(req.url)
-      if (!target) return refuseUpgrade(socket, '400 Bad Request', 'malformed request target')
-      const why = target.path !== WS_PATH ? 'unknown path' : refuse(req, target)
-      if (why) return refuseUpgrade(socket, '403 Forbidden', `Forbidden: ${why}`)
-      wss.handleUpgrade(req, socket, head, (ws) => lastResort('WebSocket session', log, () => serveSocket(ws, service, log), () => ws.terminate()))
-    }, () => refuseUpgrade(socket, '400 Bad Request', 'Bad Request'))
+    lastResort(
+      'WebSocket upgrade',
+      log,
+      () => {
+        const target = parseRequestTarget(req.url)
+        if (!target) return refuseUpgrade(socket, '400 Bad Request', 'malformed request target')
+        const why = target.path !== WS_PATH ? 'unknown path' : refuse(req, target)
+        if (why) return refuseUpgrade(socket, '403 Forbidden', `Forbidden: ${why}`)
+        wss.handleUpgrade(req, socket, head, (ws) =>
+          lastResort(
+            'WebSocket session',
+            log,
+            () => serveSocket(ws, service, log),
+            () => ws.terminate(),
+          ),
+        )
+      },
+      () => refuseUpgrade(socket, '400 Bad Request', 'Bad Request'),
+    )
   })
   wss.on('error', (e) => log('WebSocket server', e))
 
@@ -192,7 +223,9 @@ export async function startWebServer(options: WebServerOptions): Promise<Running
 }
 
 function plain(res: http.ServerResponse, status: number, text: string): void {
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' }).end(`${text}\n`)
+  res
+    .writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' })
+    .end(`${text}\n`)
 }
 
 function refuseUpgrade(socket: Duplex, status: string, text: string): void {
@@ -200,7 +233,9 @@ function refuseUpgrade(socket: Duplex, status: string, text: string): void {
     socket.destroy()
     return
   }
-  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text) + 1}\r\n\r\n${text}\n`)
+  socket.end(
+    `HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text) + 1}\r\n\r\n${text}\n`,
+  )
 }
 
 function readCookie(header: string | undefined, name: string): string | null {

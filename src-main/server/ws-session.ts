@@ -30,14 +30,32 @@ export function serveSocket(ws: WebSocket, service: WhittleService, log: ServerE
   const send = (m: ServerMessage): void => {
     if (ws.readyState === ws.OPEN) ws.send(encode(m))
   }
-  const unsubscribe = service.onJob((payload) => lastResort('job event', log, () => send({ type: 'event', event: 'job', payload }), () => undefined))
+  const unsubscribe = service.onJob((payload) =>
+    lastResort(
+      'job event',
+      log,
+      () => send({ type: 'event', event: 'job', payload }),
+      () => undefined,
+    ),
+  )
   ws.on('close', unsubscribe)
   ws.on('message', (data, isBinary) => {
-    lastResort('websocket message', log, () => onMessage(ws, service, send, data, isBinary), () => ws.close(INTERNAL_ERROR, 'internal error'))
+    lastResort(
+      'websocket message',
+      log,
+      () => onMessage(ws, service, send, data, isBinary),
+      () => ws.close(INTERNAL_ERROR, 'internal error'),
+    )
   })
 }
 
-async function onMessage(ws: WebSocket, service: WhittleService, send: (m: ServerMessage) => void, data: RawData, isBinary: boolean): Promise<void> {
+async function onMessage(
+  ws: WebSocket,
+  service: WhittleService,
+  send: (m: ServerMessage) => void,
+  data: RawData,
+  isBinary: boolean,
+): Promise<void> {
   if (isBinary) {
     ws.close(UNSUPPORTED_DATA, 'binary messages are not accepted')
     return
@@ -56,7 +74,10 @@ async function onMessage(ws: WebSocket, service: WhittleService, send: (m: Serve
   const id = message.id as number
   const method = message.method
   if (typeof method !== 'string' || !(API_CALLS as readonly string[]).includes(method)) {
-    const shown = typeof method === 'string' ? JSON.stringify(method.slice(0, 64)) : `of type ${method === null ? 'null' : typeof method}`
+    const shown =
+      typeof method === 'string'
+        ? JSON.stringify(method.slice(0, 64))
+        : `of type ${method === null ? 'null' : typeof method}`
     send({ type: 'result', id, ok: false, error: { message: `unknown call ${shown}`, code: 'validation' } })
     return
   }
@@ -81,6 +102,11 @@ function encode(m: ServerMessage): string {
   } catch (e) {
     if (m.type !== 'result') throw e
     const why = e instanceof Error ? e.message : 'unknown reason'
-    return JSON.stringify({ type: 'result', id: m.id, ok: false, error: { message: `the result could not be encoded: ${why}`, code: 'internal' } } satisfies ServerMessage)
+    return JSON.stringify({
+      type: 'result',
+      id: m.id,
+      ok: false,
+      error: { message: `the result could not be encoded: ${why}`, code: 'internal' },
+    } satisfies ServerMessage)
   }
 }

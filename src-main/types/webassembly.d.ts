@@ -2,14 +2,25 @@
 // does not declare them. The engine runs in Node (and Electron's main process), so declare the subset it uses.
 
 declare namespace WebAssembly {
-  interface MemoryDescriptor { initial: number; maximum?: number; shared?: boolean }
+  interface MemoryDescriptor {
+    initial: number
+    maximum?: number
+    shared?: boolean
+  }
   class Memory {
     constructor(descriptor: MemoryDescriptor)
     readonly buffer: ArrayBuffer | SharedArrayBuffer
     grow(delta: number): number
   }
-  interface ModuleImportDescriptor { module: string; name: string; kind: 'function' | 'global' | 'memory' | 'table' | 'tag' }
-  interface ModuleExportDescriptor { name: string; kind: 'function' | 'global' | 'memory' | 'table' | 'tag' }
+  interface ModuleImportDescriptor {
+    module: string
+    name: string
+    kind: 'function' | 'global' | 'memory' | 'table' | 'tag'
+  }
+  interface ModuleExportDescriptor {
+    name: string
+    kind: 'function' | 'global' | 'memory' | 'table' | 'tag'
+  }
   class Module {
     constructor(bytes: BufferSource)
     static imports(module: Module): ModuleImportDescriptor[]
@@ -26,7 +37,10 @@ declare namespace WebAssembly {
     constructor(descriptor: { value: string; mutable?: boolean }, v?: number)
     value: number
   }
-  interface WebAssemblyInstantiatedSource { module: Module; instance: Instance }
+  interface WebAssemblyInstantiatedSource {
+    module: Module
+    instance: Instance
+  }
   function compile(bytes: BufferSource): Promise<Module>
   function instantiate(bytes: BufferSource, imports?: Imports): Promise<WebAssemblyInstantiatedSource>
   function instantiate(module: Module, imports?: Imports): Promise<Instance>

@@ -27,11 +27,16 @@ export function columnAbsmax(weights: Float32Array[], cols: number): Float32Arra
   return out
 }
 
-export function smoothingRanges(actAbsmax: ArrayLike<number>, weightAbsmax: ArrayLike<number>, alphas: number[]): { activationRange: number[]; weightRange: number[] } {
+export function smoothingRanges(
+  actAbsmax: ArrayLike<number>,
+  weightAbsmax: ArrayLike<number>,
+  alphas: number[],
+): { activationRange: number[]; weightRange: number[] } {
   const activationRange: number[] = []
   const weightRange: number[] = []
   for (const alpha of alphas) {
-    let act = 0, wt = 0
+    let act = 0,
+      wt = 0
     for (let j = 0; j < actAbsmax.length; j++) {
       const x = actAbsmax[j]
       const w = Math.max(weightAbsmax[j], CLAMP)
@@ -45,7 +50,12 @@ export function smoothingRanges(actAbsmax: ArrayLike<number>, weightAbsmax: Arra
   return { activationRange, weightRange }
 }
 
-export async function activationReport(model: LoadedModel, layers: LayerStats[], seqlen: number, threshold = DEFAULT_ACTIVATION_THRESHOLD): Promise<ActivationReport> {
+export async function activationReport(
+  model: LoadedModel,
+  layers: LayerStats[],
+  seqlen: number,
+  threshold = DEFAULT_ACTIVATION_THRESHOLD,
+): Promise<ActivationReport> {
   const a = model.arch
   const inputs: ActivationReport['inputs'] = []
   const counts = new Array<number>(a.hiddenSize).fill(0)
@@ -56,13 +66,24 @@ export async function activationReport(model: LoadedModel, layers: LayerStats[],
       const s = stats[group]
       const outliers: number[] = []
       for (let j = 0; j < s.channels; j++) if (s.absmax[j] > threshold) outliers.push(j)
-      inputs.push({ layer, group, absmax: Array.from(s.absmax), meanAbs: Array.from(s.sumAbs, (v) => v / Math.max(1, s.tokens)), meanSq: Array.from(s.sumSq, (v) => v / Math.max(1, s.tokens)), outliers })
+      inputs.push({
+        layer,
+        group,
+        absmax: Array.from(s.absmax),
+        meanAbs: Array.from(s.sumAbs, (v) => v / Math.max(1, s.tokens)),
+        meanSq: Array.from(s.sumSq, (v) => v / Math.max(1, s.tokens)),
+        outliers,
+      })
       if (group === 'qkv' || group === 'gate_up') {
         hiddenInputs++
         for (const j of outliers) counts[j]++
         const roles = group === 'qkv' ? (['q', 'k', 'v'] as const) : (['gate', 'up'] as const)
         const weights = await Promise.all(roles.map((r) => readTensorF32(model.entry(tensorName(a, layer, r)!))))
-        smoothing.push({ layer, group, ...smoothingRanges(s.absmax, columnAbsmax(weights, s.channels), SMOOTHING_ALPHAS) })
+        smoothing.push({
+          layer,
+          group,
+          ...smoothingRanges(s.absmax, columnAbsmax(weights, s.channels), SMOOTHING_ALPHAS),
+        })
       }
     }
   }

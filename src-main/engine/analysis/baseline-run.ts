@@ -14,20 +14,34 @@ export interface BaselineRun {
 }
 
 export function meanOf(rows: Float64Array[]): number {
-  let sum = 0, n = 0
-  for (const r of rows) for (const v of r) { sum += v; n++ }
+  let sum = 0,
+    n = 0
+  for (const r of rows)
+    for (const v of r) {
+      sum += v
+      n++
+    }
   return n ? sum / n : 0
 }
 
 /** Caps the cached hidden states of a probe at this many bytes. */
 export const PROBE_CACHE_BYTES = 768 << 20
 
-export async function baselineRun(forward: CausalLM, windows: Int32Array[], hooks?: ForwardHooks, signal?: AbortSignal): Promise<BaselineRun> {
+export async function baselineRun(
+  forward: CausalLM,
+  windows: Int32Array[],
+  hooks?: ForwardHooks,
+  signal?: AbortSignal,
+): Promise<BaselineRun> {
   const T = windows[0].length
   const a = forward.arch
   const bytes = (a.layers + 1) * windows.length * T * a.hiddenSize * 4
   if (bytes > PROBE_CACHE_BYTES) {
-    throw new WhittleError('validation', null, `this probe would cache ${(bytes / 2 ** 20).toFixed(0)} MiB of hidden states; use fewer calibration samples or a shorter seqlen`)
+    throw new WhittleError(
+      'validation',
+      null,
+      `this probe would cache ${(bytes / 2 ** 20).toFixed(0)} MiB of hidden states; use fewer calibration samples or a shorter seqlen`,
+    )
   }
   const hidden = await forward.embed(windows)
   const inputs: Float32Array[] = []
@@ -42,7 +56,13 @@ export async function baselineRun(forward: CausalLM, windows: Int32Array[], hook
 }
 
 /** Runs blocks from..layers−1 on a copy of the cached input of block `from` and returns the mean NLL. */
-export async function resumeFrom(forward: CausalLM, run: BaselineRun, from: number, skip: number | null, hooks?: ForwardHooks): Promise<number> {
+export async function resumeFrom(
+  forward: CausalLM,
+  run: BaselineRun,
+  from: number,
+  skip: number | null,
+  hooks?: ForwardHooks,
+): Promise<number> {
   const hidden = run.inputs[from].slice()
   for (let l = from; l < forward.arch.layers; l++) {
     if (l === skip) continue

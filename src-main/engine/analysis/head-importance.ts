@@ -17,7 +17,12 @@ export interface ProbeOptions {
   onProgress?: (fraction: number, message: string) => void
 }
 
-export async function headImportance(forward: CausalLM, model: LoadedModel, windows: Int32Array[], options: ProbeOptions = {}): Promise<HeadImportance> {
+export async function headImportance(
+  forward: CausalLM,
+  model: LoadedModel,
+  windows: Int32Array[],
+  options: ProbeOptions = {},
+): Promise<HeadImportance> {
   const a = model.arch
   const { layers: L, heads: nH, headDim: hd, hiddenSize: H } = a
   const qDim = nH * hd
@@ -26,29 +31,34 @@ export async function headImportance(forward: CausalLM, model: LoadedModel, wind
   const wo: Float32Array[] = []
   for (let l = 0; l < L; l++) wo.push(await readTensorF32(model.entry(tensorName(a, l, 'o')!)))
 
-  const run = await baselineRun(forward, windows, {
-    attentionOutput(layer, att, M) {
-      // ‖W_o[:, head] · a_head‖ per token, accumulated; W_o is [H, qDim].
-      const W = wo[layer]
-      const y = new Float64Array(H)
-      for (let t = 0; t < M; t++) {
-        const at = t * qDim
-        for (let h = 0; h < nH; h++) {
-          y.fill(0)
-          for (let r = 0; r < H; r++) {
-            let s = 0
-            const wr = r * qDim + h * hd
-            for (let d = 0; d < hd; d++) s += W[wr + d] * att[at + h * hd + d]
-            y[r] = s
+  const run = await baselineRun(
+    forward,
+    windows,
+    {
+      attentionOutput(layer, att, M) {
+        // ‖W_o[:, head] · a_head‖ per token, accumulated; W_o is [H, qDim].
+        const W = wo[layer]
+        const y = new Float64Array(H)
+        for (let t = 0; t < M; t++) {
+          const at = t * qDim
+          for (let h = 0; h < nH; h++) {
+            y.fill(0)
+            for (let r = 0; r < H; r++) {
+              let s = 0
+              const wr = r * qDim + h * hd
+              for (let d = 0; d < hd; d++) s += W[wr + d] * att[at + h * hd + d]
+              y[r] = s
+            }
+            let n2 = 0
+            for (let r = 0; r < H; r++) n2 += y[r] * y[r]
+            proxySum[layer][h] += Math.sqrt(n2)
           }
-          let n2 = 0
-          for (let r = 0; r < H; r++) n2 += y[r] * y[r]
-          proxySum[layer][h] += Math.sqrt(n2)
         }
-      }
-      tokens[layer] += M
+        tokens[layer] += M
+      },
     },
-  }, options.signal)
+    options.signal,
+  )
 
   const ablation = Array.from({ length: L }, () => new Array<number>(nH).fill(0))
   let done = 0
@@ -67,7 +77,13 @@ export async function headImportance(forward: CausalLM, model: LoadedModel, wind
   }
   const proxy = proxySum.map((row, l) => Array.from(row, (v) => v / Math.max(1, tokens[l])))
   return {
-    layers: L, heads: nH, samples: windows.length, seqlen: run.T, baselineNll: run.meanNll,
-    ablation, proxy, rankCorrelation: spearman(ablation.flat(), proxy.flat()),
+    layers: L,
+    heads: nH,
+    samples: windows.length,
+    seqlen: run.T,
+    baselineNll: run.meanNll,
+    ablation,
+    proxy,
+    rankCorrelation: spearman(ablation.flat(), proxy.flat()),
   }
 }

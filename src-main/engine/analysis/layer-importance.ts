@@ -12,7 +12,9 @@ export function meanAngularDistance(a: Float32Array, b: Float32Array, H: number)
   const tokens = a.length / H
   let sum = 0
   for (let t = 0; t < tokens; t++) {
-    let dot = 0, na = 0, nb = 0
+    let dot = 0,
+      na = 0,
+      nb = 0
     for (let i = t * H; i < (t + 1) * H; i++) {
       dot += a[i] * b[i]
       na += a[i] * a[i]
@@ -24,7 +26,11 @@ export function meanAngularDistance(a: Float32Array, b: Float32Array, H: number)
   return tokens ? sum / tokens : 0
 }
 
-export async function layerImportance(forward: CausalLM, windows: Int32Array[], options: ProbeOptions = {}): Promise<LayerImportance> {
+export async function layerImportance(
+  forward: CausalLM,
+  windows: Int32Array[],
+  options: ProbeOptions = {},
+): Promise<LayerImportance> {
   const L = forward.arch.layers
   const H = forward.arch.hiddenSize
   const run = await baselineRun(forward, windows, undefined, options.signal)

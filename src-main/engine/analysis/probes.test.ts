@@ -30,7 +30,8 @@ describe('probe algebra', () => {
   })
 
   it('SmoothQuant ranges: α=0 puts all difficulty on activations, α=1 on weights', () => {
-    const x = [10, 1, 0.5], w = [0.1, 0.2, 0.4]
+    const x = [10, 1, 0.5],
+      w = [0.1, 0.2, 0.4]
     const r = smoothingRanges(x, w, [0, 1])
     // α=0: s=1/w → activations x·w, weights 1.  α=1: s=x → activations 1, weights w·x.
     expect(r.activationRange[0]).toBeCloseTo(Math.max(...x.map((v, i) => v * w[i])), 12)
@@ -46,7 +47,8 @@ describe.skipIf(!hasShared)(`probes on stories260K (${hasShared ? 'reference dat
     pool = await WorkerPool.create({ threads: 2 })
   })
   afterAll(() => pool?.close())
-  const windows = (): Int32Array[] => calibrationWindows(referenceIds('tinystories_calib'), { samples: 4, seqlen: 64, seed: 0 })
+  const windows = (): Int32Array[] =>
+    calibrationWindows(referenceIds('tinystories_calib'), { samples: 4, seqlen: 64, seed: 0 })
 
   it('head ablation from cached block inputs equals a full forward pass with the head zeroed', async () => {
     const model = await loadModel(shared('models/stories260K'))
@@ -57,10 +59,17 @@ describe.skipIf(!hasShared)(`probes on stories260K (${hasShared ? 'reference dat
       expect(r.ablation).toHaveLength(5)
       expect(r.ablation[0]).toHaveLength(8)
       const [l, h] = [3, 5]
-      const hd = model.arch.headDim, qDim = model.arch.heads * hd
-      const full = meanOf(await forward.windowNll(w, {
-        hooks: { attentionOutput(layer, att, M) { if (layer === l) for (let t = 0; t < M; t++) att.fill(0, t * qDim + h * hd, t * qDim + (h + 1) * hd) } },
-      }))
+      const hd = model.arch.headDim,
+        qDim = model.arch.heads * hd
+      const full = meanOf(
+        await forward.windowNll(w, {
+          hooks: {
+            attentionOutput(layer, att, M) {
+              if (layer === l) for (let t = 0; t < M; t++) att.fill(0, t * qDim + h * hd, t * qDim + (h + 1) * hd)
+            },
+          },
+        }),
+      )
       expect(full - r.baselineNll).toBeCloseTo(r.ablation[l][h], 10)
       expect(r.baselineNll).toBeCloseTo(meanOf(await forward.windowNll(w)), 10)
       for (const row of r.proxy) for (const v of row) expect(v).toBeGreaterThan(0)

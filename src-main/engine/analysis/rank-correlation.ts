@@ -3,7 +3,7 @@
 export function ranks(values: readonly number[]): number[] {
   const order = values.map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0])
   const r = new Array<number>(values.length)
-  for (let i = 0; i < order.length; ) {
+  for (let i = 0; i < order.length;) {
     let j = i
     while (j + 1 < order.length && order[j + 1][0] === order[i][0]) j++
     const avg = (i + j) / 2 + 1
@@ -18,7 +18,9 @@ export function pearson(x: readonly number[], y: readonly number[]): number {
   if (n < 2) return 0
   const mx = x.reduce((a, b) => a + b, 0) / n
   const my = y.reduce((a, b) => a + b, 0) / n
-  let sxy = 0, sxx = 0, syy = 0
+  let sxy = 0,
+    sxx = 0,
+    syy = 0
   for (let i = 0; i < n; i++) {
     sxy += (x[i] - mx) * (y[i] - my)
     sxx += (x[i] - mx) ** 2

@@ -70,7 +70,9 @@ export function buildArchitecture(model: ModelFiles, spec: AdapterSpec): ModelAr
   const hasLmHead = model.tensors.some((t) => places[t.name].role === 'lm_head' && !places[t.name].bias)
   let tied = spec.tiedEmbeddings ?? !hasLmHead
   if (!tied && !hasLmHead) {
-    warnings.push('embeddings are declared untied, but there is no lm_head tensor; reading the embedding as the output head')
+    warnings.push(
+      'embeddings are declared untied, but there is no lm_head tensor; reading the embedding as the output head',
+    )
     tied = true
   }
 

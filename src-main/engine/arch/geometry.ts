@@ -91,14 +91,29 @@ export function resolveGeometry(
   const k = firstWeight(placed, 'k') ?? firstWeight(placed, 'v')
   const qkv = firstWeight(placed, 'qkv')
 
-  const hidden = describe(declared.hiddenSize,
-    q?.[1] ?? qkv?.[1] ?? firstWeight(placed, 'gate')?.[1] ?? firstWeight(placed, 'fc1')?.[1]
-      ?? embed?.[1] ?? firstVector(placed, ['attn_norm', 'ffn_norm', 'final_norm']) ?? 0, 'hidden size')
+  const hidden = describe(
+    declared.hiddenSize,
+    q?.[1] ??
+      qkv?.[1] ??
+      firstWeight(placed, 'gate')?.[1] ??
+      firstWeight(placed, 'fc1')?.[1] ??
+      embed?.[1] ??
+      firstVector(placed, ['attn_norm', 'ffn_norm', 'final_norm']) ??
+      0,
+    'hidden size',
+  )
   const embedWidth = declared.embedWidth ? describe(declared.embedWidth, 0, '') : hidden
   const vocab = describe(declared.vocabSize, embed?.[0] ?? lmHead?.[0] ?? 0, 'vocab')
-  const inter = describe(declared.intermediateSize,
-    firstWeight(placed, 'gate')?.[0] ?? firstWeight(placed, 'up')?.[0] ?? firstWeight(placed, 'fc1')?.[0]
-      ?? firstWeight(placed, 'down')?.[1] ?? firstWeight(placed, 'fc2')?.[1] ?? 0, 'intermediate size')
+  const inter = describe(
+    declared.intermediateSize,
+    firstWeight(placed, 'gate')?.[0] ??
+      firstWeight(placed, 'up')?.[0] ??
+      firstWeight(placed, 'fc1')?.[0] ??
+      firstWeight(placed, 'down')?.[1] ??
+      firstWeight(placed, 'fc2')?.[1] ??
+      0,
+    'intermediate size',
+  )
 
   // Heads: validate the declared relations first, since a bad config would otherwise surface as a
   // confusing shape mismatch.
@@ -106,7 +121,9 @@ export function resolveGeometry(
   const kvDecl = declared.kvHeads
   const hdDecl = declared.headDim
   if (h && !hdDecl && hidden.value % h.value !== 0) {
-    const of = declared.hiddenSize ? `${declared.hiddenSize.key} ${hidden.value}` : `the hidden size ${hidden.value} of the tensors`
+    const of = declared.hiddenSize
+      ? `${declared.hiddenSize.key} ${hidden.value}`
+      : `the hidden size ${hidden.value} of the tensors`
     throw source!.fail(`${h.key} ${h.value} does not divide ${of}`)
   }
   if (h && kvDecl && h.value % kvDecl.value !== 0) {
@@ -119,15 +136,18 @@ export function resolveGeometry(
     heads = h.value
     headDim = hdDecl ? hdDecl.value : hidden.value / heads
   } else {
-    headDim = hdDecl?.value ?? HEAD_DIM_GUESSES.find((d) =>
-      qOutSeen % d === 0 && hidden.value % d === 0 && (k === null || k[0] % d === 0)) ?? 1
+    headDim =
+      hdDecl?.value ??
+      HEAD_DIM_GUESSES.find((d) => qOutSeen % d === 0 && hidden.value % d === 0 && (k === null || k[0] % d === 0)) ??
+      1
     heads = headDim > 0 ? Math.floor(qOutSeen / headDim) : 0
     if (hidden.value > 0) warnings.push(`head count not declared; assumed head dim ${headDim}, so ${heads} heads`)
   }
   let kvHeads: number
   if (kvDecl) kvHeads = kvDecl.value
   else if (k && headDim > 0 && k[0] % headDim === 0) kvHeads = k[0] / headDim
-  else if (qkv && headDim > 0 && q === null && (qkv[0] / headDim - heads) % 2 === 0) kvHeads = (qkv[0] / headDim - heads) / 2
+  else if (qkv && headDim > 0 && q === null && (qkv[0] / headDim - heads) % 2 === 0)
+    kvHeads = (qkv[0] / headDim - heads) / 2
   else kvHeads = heads
   if (kvHeads <= 0 || (heads > 0 && heads % kvHeads !== 0)) {
     warnings.push(`key/value head count ${kvHeads} does not divide the head count ${heads}; using ${heads}`)
@@ -135,16 +155,30 @@ export function resolveGeometry(
   }
   const headsDeclared = !!h || !!hdDecl
   const qOut: Dim = { value: heads * headDim, declared: headsDeclared, why: `${heads} heads × head dim ${headDim}` }
-  const kvOut: Dim = { value: kvHeads * headDim, declared: headsDeclared || !!kvDecl, why: `${kvHeads} key/value heads × head dim ${headDim}` }
-  const qkvOut: Dim = { value: qOut.value + 2 * kvOut.value, declared: qOut.declared || kvOut.declared, why: `(${heads} + 2 × ${kvHeads}) heads × head dim ${headDim}` }
+  const kvOut: Dim = {
+    value: kvHeads * headDim,
+    declared: headsDeclared || !!kvDecl,
+    why: `${kvHeads} key/value heads × head dim ${headDim}`,
+  }
+  const qkvOut: Dim = {
+    value: qOut.value + 2 * kvOut.value,
+    declared: qOut.declared || kvOut.declared,
+    why: `(${heads} + 2 × ${kvHeads}) heads × head dim ${headDim}`,
+  }
 
   const layers = checkLayers(placed, declared.layers, source, layerRoles, warnings)
 
   checkShapes(placed, { hidden, embedWidth, vocab, inter, qOut, kvOut, qkvOut }, source, warnings)
 
   return {
-    layers, hiddenSize: hidden.value, heads, kvHeads, headDim,
-    intermediateSize: inter.value, vocabSize: vocab.value, embedWidth: embedWidth.value,
+    layers,
+    hiddenSize: hidden.value,
+    heads,
+    kvHeads,
+    headDim,
+    intermediateSize: inter.value,
+    vocabSize: vocab.value,
+    embedWidth: embedWidth.value,
   }
 }
 
@@ -194,7 +228,13 @@ function checkLayers(
 }
 
 interface Dims {
-  hidden: Dim; embedWidth: Dim; vocab: Dim; inter: Dim; qOut: Dim; kvOut: Dim; qkvOut: Dim
+  hidden: Dim
+  embedWidth: Dim
+  vocab: Dim
+  inter: Dim
+  qOut: Dim
+  kvOut: Dim
+  qkvOut: Dim
 }
 
 /** Expected [out, in] (or [length] for vectors); null entries are free (e.g. a position table's length). */
@@ -228,8 +268,10 @@ function checkShapes(placed: Placed[], d: Dims, source: DeclaredSource | null, w
     const expected = expectedShape(p.place, d)
     if (!expected) continue
     const actual = expected.length === 2 ? outIn(p) : p.entry.shape.length === 1 ? [p.entry.shape[0]] : null
-    const bad = actual === null ? expected.filter((x): x is Dim => x !== null)
-      : expected.filter((x, i): x is Dim => x !== null && x.value !== actual[i])
+    const bad =
+      actual === null
+        ? expected.filter((x): x is Dim => x !== null)
+        : expected.filter((x, i): x is Dim => x !== null && x.value !== actual[i])
     if (!bad.length) continue
     const want = expected.map((x) => (x ? String(x.value) : '*'))
     const order = expected.length === 2 && p.place.transposed ? ' (stored [in, out], compared as [out, in])' : ''

@@ -28,11 +28,20 @@ export const GGUF_FAMILIES = nameTable<GgufFamily>({
 })
 
 const BLOCK_PARTS = nameTable<TensorRole>({
-  attn_q: 'q', attn_k: 'k', attn_v: 'v', attn_qkv: 'qkv', attn_output: 'o',
-  ffn_gate: 'gate', attn_norm: 'attn_norm', ffn_norm: 'ffn_norm',
+  attn_q: 'q',
+  attn_k: 'k',
+  attn_v: 'v',
+  attn_qkv: 'qkv',
+  attn_output: 'o',
+  ffn_gate: 'gate',
+  attn_norm: 'attn_norm',
+  ffn_norm: 'ffn_norm',
 })
 const TOP_PARTS = nameTable<TensorRole>({
-  token_embd: 'embed', position_embd: 'pos_embed', output_norm: 'final_norm', output: 'lm_head',
+  token_embd: 'embed',
+  position_embd: 'pos_embed',
+  output_norm: 'final_norm',
+  output: 'lm_head',
 })
 
 const BLOCK_NAME = /^blk\.(\d+)\.([a-z_]+)\.(weight|bias)$/
@@ -42,9 +51,16 @@ export function placeGgufTensor(name: string, gatedMlp: boolean): TensorPlace {
   const block = BLOCK_NAME.exec(name)
   if (block) {
     const part = block[2]
-    const role: TensorRole | undefined = part === 'ffn_up' ? (gatedMlp ? 'up' : 'fc1')
-      : part === 'ffn_down' ? (gatedMlp ? 'down' : 'fc2')
-        : BLOCK_PARTS.get(part)
+    const role: TensorRole | undefined =
+      part === 'ffn_up'
+        ? gatedMlp
+          ? 'up'
+          : 'fc1'
+        : part === 'ffn_down'
+          ? gatedMlp
+            ? 'down'
+            : 'fc2'
+          : BLOCK_PARTS.get(part)
     if (!role) return otherPlace(name)
     return { role, layer: Number(block[1]), transposed: false, ...(block[3] === 'bias' ? { bias: true } : {}) }
   }
@@ -90,12 +106,16 @@ export function describeGgufModel(model: ModelFiles, arch: string, known: GgufFa
       headDim: source.positiveInt(key('attention.key_length')),
       intermediateSize: source.positiveInt(key('feed_forward_length')),
       // With an embedding present its rows are the vocabulary; a tokenizer of another length is only reported.
-      vocabSize: vocabKey ?? (embed ? undefined : tokenCount ? { value: tokenCount, key: 'tokenizer.ggml.tokens' } : undefined),
+      vocabSize:
+        vocabKey ?? (embed ? undefined : tokenCount ? { value: tokenCount, key: 'tokenizer.ggml.tokens' } : undefined),
     },
     source,
     maxPositions: source.positiveInt(key('context_length'))?.value ?? null,
     normEps: source.positiveNumber(key('attention.layer_norm_rms_epsilon'), key('attention.layer_norm_epsilon')),
-    ropeTheta: known.ropeLayout === 'none' ? null : source.positiveNumber(key('rope.freq_base')) ?? LLAMA_CPP_DEFAULT_ROPE_BASE,
+    ropeTheta:
+      known.ropeLayout === 'none'
+        ? null
+        : (source.positiveNumber(key('rope.freq_base')) ?? LLAMA_CPP_DEFAULT_ROPE_BASE),
     tiedEmbeddings: undefined,
     ropeLayout: known.ropeLayout,
     warnings,

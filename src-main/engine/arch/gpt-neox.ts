@@ -13,8 +13,8 @@ const LAYER_PARTS = nameTable<TensorRole>({
   'attention.dense': 'o',
   'mlp.dense_h_to_4h': 'fc1',
   'mlp.dense_4h_to_h': 'fc2',
-  'input_layernorm': 'attn_norm',
-  'post_attention_layernorm': 'ffn_norm',
+  input_layernorm: 'attn_norm',
+  post_attention_layernorm: 'ffn_norm',
 })
 const TOP_PARTS = nameTable<TensorRole>({ embed_in: 'embed', final_layer_norm: 'final_norm' })
 
@@ -35,7 +35,13 @@ export function placeNeoxTensor(name: string): TensorPlace {
     return { role, layer: Number(layer[1]), transposed: false, ...(layer[3] === 'bias' ? { bias: true } : {}) }
   }
   const top = TOP_NAME.exec(name)
-  if (top) return { role: TOP_PARTS.get(top[1]) ?? 'other', layer: null, transposed: false, ...(top[2] === 'bias' ? { bias: true } : {}) }
+  if (top)
+    return {
+      role: TOP_PARTS.get(top[1]) ?? 'other',
+      layer: null,
+      transposed: false,
+      ...(top[2] === 'bias' ? { bias: true } : {}),
+    }
   if (name === 'embed_out.weight') return { role: 'lm_head', layer: null, transposed: false }
   return otherPlace(name)
 }
@@ -53,18 +59,22 @@ export function describeNeox(model: ModelFiles, declaredName: string): ModelArch
     declaredName,
     place: placeNeoxTensor,
     layerRoles: NEOX_LAYER_ROLES,
-    geometry: source ? {
-      layers: source.positiveInt('num_hidden_layers'),
-      hiddenSize: source.positiveInt('hidden_size'),
-      heads: source.positiveInt('num_attention_heads'),
-      intermediateSize: source.positiveInt('intermediate_size'),
-      vocabSize: source.positiveInt('vocab_size'),
-    } : {},
+    geometry: source
+      ? {
+          layers: source.positiveInt('num_hidden_layers'),
+          hiddenSize: source.positiveInt('hidden_size'),
+          heads: source.positiveInt('num_attention_heads'),
+          intermediateSize: source.positiveInt('intermediate_size'),
+          vocabSize: source.positiveInt('vocab_size'),
+        }
+      : {},
     source,
     maxPositions: source?.positiveInt('max_position_embeddings')?.value ?? null,
     normEps: source?.positiveNumber('layer_norm_eps') ?? null,
     ropeTheta: source
-      ? source.positiveNumber('rotary_emb_base', 'rope_theta') ?? ropeSource?.positiveNumber('rope_theta') ?? NEOX_DEFAULT_ROTARY_BASE
+      ? (source.positiveNumber('rotary_emb_base', 'rope_theta') ??
+        ropeSource?.positiveNumber('rope_theta') ??
+        NEOX_DEFAULT_ROTARY_BASE)
       : null,
     tiedEmbeddings: source?.bool('tie_word_embeddings'),
     ropeLayout: 'hf',

@@ -9,10 +9,10 @@ import { DeclaredSource, configPath } from './declared-values'
 import type { ModelArchitecture, TensorPlace } from './types'
 
 const LAYER_PARTS = nameTable<TensorRole>({
-  'ln_1': 'attn_norm',
+  ln_1: 'attn_norm',
   'attn.c_attn': 'qkv',
   'attn.c_proj': 'o',
-  'ln_2': 'ffn_norm',
+  ln_2: 'ffn_norm',
   'mlp.c_fc': 'fc1',
   'mlp.c_proj': 'fc2',
 })
@@ -33,7 +33,13 @@ export function placeGpt2Tensor(name: string): TensorPlace {
     return { role, layer: Number(layer[1]), transposed: !bias && CONV1D_PARTS.has(layer[2]), ...(bias ? { bias } : {}) }
   }
   const top = TOP_NAME.exec(name)
-  if (top) return { role: TOP_PARTS.get(top[1]) ?? 'other', layer: null, transposed: false, ...(top[2] === 'bias' ? { bias: true } : {}) }
+  if (top)
+    return {
+      role: TOP_PARTS.get(top[1]) ?? 'other',
+      layer: null,
+      transposed: false,
+      ...(top[2] === 'bias' ? { bias: true } : {}),
+    }
   if (name === 'lm_head.weight') return { role: 'lm_head', layer: null, transposed: false }
   return otherPlace(name)
 }
@@ -49,20 +55,22 @@ export function describeGpt2(model: ModelFiles, declaredName: string): ModelArch
     declaredName,
     place: placeGpt2Tensor,
     layerRoles: GPT2_LAYER_ROLES,
-    geometry: source ? {
-      layers: source.positiveInt('n_layer', 'num_hidden_layers'),
-      hiddenSize: source.positiveInt('n_embd', 'hidden_size'),
-      heads: source.positiveInt('n_head', 'num_attention_heads'),
-      // n_inner null means 4 × n_embd; the shapes then say what it is.
-      intermediateSize: source.positiveInt('n_inner'),
-      vocabSize: source.positiveInt('vocab_size'),
-    } : {},
+    geometry: source
+      ? {
+          layers: source.positiveInt('n_layer', 'num_hidden_layers'),
+          hiddenSize: source.positiveInt('n_embd', 'hidden_size'),
+          heads: source.positiveInt('n_head', 'num_attention_heads'),
+          // n_inner null means 4 × n_embd; the shapes then say what it is.
+          intermediateSize: source.positiveInt('n_inner'),
+          vocabSize: source.positiveInt('vocab_size'),
+        }
+      : {},
     source,
     maxPositions: source?.positiveInt('n_positions', 'max_position_embeddings')?.value ?? null,
     normEps: source?.positiveNumber('layer_norm_epsilon') ?? null,
     ropeTheta: null,
     // GPT2LMHeadModel always ties lm_head to wte unless the config turns it off.
-    tiedEmbeddings: source ? source.bool('tie_word_embeddings') ?? true : undefined,
+    tiedEmbeddings: source ? (source.bool('tie_word_embeddings') ?? true) : undefined,
     ropeLayout: 'none',
   })
 }

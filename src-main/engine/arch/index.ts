@@ -18,45 +18,70 @@ export type { Family, ModelArchitecture, TensorPlace } from './types'
 
 /** HF class names in `architectures`. */
 const HF_ARCHITECTURES = nameTable<Family>({
-  LlamaForCausalLM: 'llama', LlamaModel: 'llama',
-  MistralForCausalLM: 'llama', MistralModel: 'llama',
-  Qwen2ForCausalLM: 'llama', Qwen2Model: 'llama',
-  GPT2LMHeadModel: 'gpt2', GPT2Model: 'gpt2',
-  OPTForCausalLM: 'opt', OPTModel: 'opt',
-  GPTNeoXForCausalLM: 'gpt-neox', GPTNeoXModel: 'gpt-neox',
+  LlamaForCausalLM: 'llama',
+  LlamaModel: 'llama',
+  MistralForCausalLM: 'llama',
+  MistralModel: 'llama',
+  Qwen2ForCausalLM: 'llama',
+  Qwen2Model: 'llama',
+  GPT2LMHeadModel: 'gpt2',
+  GPT2Model: 'gpt2',
+  OPTForCausalLM: 'opt',
+  OPTModel: 'opt',
+  GPTNeoXForCausalLM: 'gpt-neox',
+  GPTNeoXModel: 'gpt-neox',
 })
 /** HF `model_type` values. */
 const HF_MODEL_TYPES = nameTable<Family>({
-  llama: 'llama', mistral: 'llama', qwen2: 'llama', gpt2: 'gpt2', opt: 'opt', gpt_neox: 'gpt-neox',
+  llama: 'llama',
+  mistral: 'llama',
+  qwen2: 'llama',
+  gpt2: 'gpt2',
+  opt: 'opt',
+  gpt_neox: 'gpt-neox',
 })
 
 type Describe = (model: ModelFiles, declaredName: string) => ModelArchitecture
 const HF_DESCRIBE: Readonly<Record<Exclude<Family, 'unknown'>, Describe>> = {
-  'llama': describeLlama, 'gpt2': describeGpt2, 'opt': describeOpt, 'gpt-neox': describeNeox,
+  llama: describeLlama,
+  gpt2: describeGpt2,
+  opt: describeOpt,
+  'gpt-neox': describeNeox,
 }
 
 /** Tried in this order when nothing declares the architecture; the patterns do not overlap. */
 const NAME_DETECTORS: readonly [Exclude<Family, 'unknown'>, (names: readonly string[]) => boolean][] = [
-  ['llama', looksLikeLlama], ['opt', looksLikeOpt], ['gpt-neox', looksLikeNeox], ['gpt2', looksLikeGpt2],
+  ['llama', looksLikeLlama],
+  ['opt', looksLikeOpt],
+  ['gpt-neox', looksLikeNeox],
+  ['gpt2', looksLikeGpt2],
 ]
 
-interface Declared { name: string; family: Family | null }
+interface Declared {
+  name: string
+  family: Family | null
+}
 
 function declaredByConfig(model: ModelFiles): Declared | null {
   const config = model.config
   if (!config) return null
   const file = configPath(model)
-  const archs = Object.hasOwn(config, 'architectures') ? config.architectures ?? null : null
+  const archs = Object.hasOwn(config, 'architectures') ? (config.architectures ?? null) : null
   if (archs !== null && (!Array.isArray(archs) || archs.some((a) => typeof a !== 'string'))) {
     throw new WhittleError('config', file, 'architectures must be a list of class names')
   }
-  const modelType = Object.hasOwn(config, 'model_type') ? config.model_type ?? null : null
+  const modelType = Object.hasOwn(config, 'model_type') ? (config.model_type ?? null) : null
   if (modelType !== null && typeof modelType !== 'string') {
     throw new WhittleError('config', file, 'model_type must be a string')
   }
   const classes = (archs ?? []) as string[]
   for (const name of [...classes, ...(modelType === null ? [] : [modelType])]) {
-    if (isBuiltinName(name)) throw new WhittleError('unsupported', file, `architecture "${name}" is not a model architecture (it names a JavaScript built-in)`)
+    if (isBuiltinName(name))
+      throw new WhittleError(
+        'unsupported',
+        file,
+        `architecture "${name}" is not a model architecture (it names a JavaScript built-in)`,
+      )
   }
   for (const name of classes) {
     const family = HF_ARCHITECTURES.get(name)
@@ -77,7 +102,11 @@ export function describeArchitecture(model: ModelFiles): ModelArchitecture {
       return describeUnknown(model, '', null, ['the GGUF metadata has no general.architecture'])
     }
     if (isBuiltinName(arch)) {
-      throw new WhittleError('unsupported', model.files[0] ?? model.path, `general.architecture "${arch}" is not a model architecture (it names a JavaScript built-in)`)
+      throw new WhittleError(
+        'unsupported',
+        model.files[0] ?? model.path,
+        `general.architecture "${arch}" is not a model architecture (it names a JavaScript built-in)`,
+      )
     }
     const known = GGUF_FAMILIES.get(arch)
     if (known) return describeGgufModel(model, arch, known)
@@ -100,7 +129,8 @@ export function describeArchitecture(model: ModelFiles): ModelArchitecture {
 
 /** GGUF `<arch>.*` keys renamed to the HF keys describeUnknown reads. */
 function ggufGeometryKeys(metadata: Record<string, unknown>, arch: string): Record<string, unknown> {
-  const k = (key: string): unknown => (Object.hasOwn(metadata, `${arch}.${key}`) ? metadata[`${arch}.${key}`] : undefined)
+  const k = (key: string): unknown =>
+    Object.hasOwn(metadata, `${arch}.${key}`) ? metadata[`${arch}.${key}`] : undefined
   return {
     num_hidden_layers: k('block_count'),
     hidden_size: k('embedding_length'),

@@ -15,16 +15,26 @@ const LAYER_PARTS = nameTable<TensorRole>({
   'mlp.gate_proj': 'gate',
   'mlp.up_proj': 'up',
   'mlp.down_proj': 'down',
-  'input_layernorm': 'attn_norm',
-  'post_attention_layernorm': 'ffn_norm',
+  input_layernorm: 'attn_norm',
+  post_attention_layernorm: 'ffn_norm',
 })
 
 const TOP_PARTS = nameTable<TensorRole>({
-  'embed_tokens': 'embed',
-  'norm': 'final_norm',
+  embed_tokens: 'embed',
+  norm: 'final_norm',
 })
 
-export const LLAMA_LAYER_ROLES: readonly TensorRole[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down', 'attn_norm', 'ffn_norm']
+export const LLAMA_LAYER_ROLES: readonly TensorRole[] = [
+  'q',
+  'k',
+  'v',
+  'o',
+  'gate',
+  'up',
+  'down',
+  'attn_norm',
+  'ffn_norm',
+]
 
 // `model.` is absent when a bare LlamaModel (no LM head) was saved.
 const LAYER_NAME = /^(?:model\.)?layers\.(\d+)\.(.+)\.(weight|bias)$/
@@ -34,18 +44,27 @@ export function placeLlamaTensor(name: string): TensorPlace {
   const layer = LAYER_NAME.exec(name)
   if (layer) {
     const role = LAYER_PARTS.get(layer[2])
-    if (role) return { role, layer: Number(layer[1]), transposed: false, ...(layer[3] === 'bias' ? { bias: true } : {}) }
+    if (role)
+      return { role, layer: Number(layer[1]), transposed: false, ...(layer[3] === 'bias' ? { bias: true } : {}) }
     return otherPlace(name)
   }
   const top = TOP_NAME.exec(name)
-  if (top) return { role: TOP_PARTS.get(top[1]) ?? 'other', layer: null, transposed: false, ...(top[2] === 'bias' ? { bias: true } : {}) }
+  if (top)
+    return {
+      role: TOP_PARTS.get(top[1]) ?? 'other',
+      layer: null,
+      transposed: false,
+      ...(top[2] === 'bias' ? { bias: true } : {}),
+    }
   if (name === 'lm_head.weight') return { role: 'lm_head', layer: null, transposed: false }
   return otherPlace(name)
 }
 
 export function looksLikeLlama(names: readonly string[]): boolean {
-  return names.some((n) => /^(?:model\.)?layers\.\d+\.self_attn\.q_proj\.weight$/.test(n))
-    && names.some((n) => /^(?:model\.)?layers\.\d+\.mlp\.gate_proj\.weight$/.test(n))
+  return (
+    names.some((n) => /^(?:model\.)?layers\.\d+\.self_attn\.q_proj\.weight$/.test(n)) &&
+    names.some((n) => /^(?:model\.)?layers\.\d+\.mlp\.gate_proj\.weight$/.test(n))
+  )
 }
 
 /** HF's Llama/Mistral/Qwen2 configs default rope_theta to 10000 when the key is absent. */
@@ -61,20 +80,22 @@ export function describeLlama(model: ModelFiles, declaredName: string): ModelArc
     declaredName,
     place: placeLlamaTensor,
     layerRoles: LLAMA_LAYER_ROLES,
-    geometry: source ? {
-      layers: source.positiveInt('num_hidden_layers'),
-      hiddenSize: source.positiveInt('hidden_size'),
-      heads: source.positiveInt('num_attention_heads'),
-      kvHeads: source.positiveInt('num_key_value_heads'),
-      headDim: source.positiveInt('head_dim'),
-      intermediateSize: source.positiveInt('intermediate_size'),
-      vocabSize: source.positiveInt('vocab_size'),
-    } : {},
+    geometry: source
+      ? {
+          layers: source.positiveInt('num_hidden_layers'),
+          hiddenSize: source.positiveInt('hidden_size'),
+          heads: source.positiveInt('num_attention_heads'),
+          kvHeads: source.positiveInt('num_key_value_heads'),
+          headDim: source.positiveInt('head_dim'),
+          intermediateSize: source.positiveInt('intermediate_size'),
+          vocabSize: source.positiveInt('vocab_size'),
+        }
+      : {},
     source,
     maxPositions: source?.positiveInt('max_position_embeddings')?.value ?? null,
     normEps: source?.positiveNumber('rms_norm_eps') ?? null,
     ropeTheta: source
-      ? source.positiveNumber('rope_theta') ?? ropeSource?.positiveNumber('rope_theta') ?? HF_DEFAULT_ROPE_THETA
+      ? (source.positiveNumber('rope_theta') ?? ropeSource?.positiveNumber('rope_theta') ?? HF_DEFAULT_ROPE_THETA)
       : null,
     tiedEmbeddings: source?.bool('tie_word_embeddings'),
     ropeLayout: 'hf',

@@ -13,13 +13,15 @@ const LAYER_PARTS = nameTable<TensorRole>({
   'self_attn.k_proj': 'k',
   'self_attn.v_proj': 'v',
   'self_attn.out_proj': 'o',
-  'self_attn_layer_norm': 'attn_norm',
-  'fc1': 'fc1',
-  'fc2': 'fc2',
-  'final_layer_norm': 'ffn_norm',
+  self_attn_layer_norm: 'attn_norm',
+  fc1: 'fc1',
+  fc2: 'fc2',
+  final_layer_norm: 'ffn_norm',
 })
 const TOP_PARTS = nameTable<TensorRole>({
-  embed_tokens: 'embed', embed_positions: 'pos_embed', final_layer_norm: 'final_norm',
+  embed_tokens: 'embed',
+  embed_positions: 'pos_embed',
+  final_layer_norm: 'final_norm',
 })
 
 export const OPT_LAYER_ROLES: readonly TensorRole[] = ['q', 'k', 'v', 'o', 'fc1', 'fc2', 'attn_norm', 'ffn_norm']
@@ -39,7 +41,13 @@ export function placeOptTensor(name: string): TensorPlace {
     return { role, layer: Number(layer[1]), transposed: false, ...(layer[3] === 'bias' ? { bias: true } : {}) }
   }
   const top = TOP_NAME.exec(name)
-  if (top) return { role: TOP_PARTS.get(top[1]) ?? 'other', layer: null, transposed: false, ...(top[2] === 'bias' ? { bias: true } : {}) }
+  if (top)
+    return {
+      role: TOP_PARTS.get(top[1]) ?? 'other',
+      layer: null,
+      transposed: false,
+      ...(top[2] === 'bias' ? { bias: true } : {}),
+    }
   if (name === 'lm_head.weight') return { role: 'lm_head', layer: null, transposed: false }
   return otherPlace(name)
 }
@@ -55,19 +63,21 @@ export function describeOpt(model: ModelFiles, declaredName: string): ModelArchi
     declaredName,
     place: placeOptTensor,
     layerRoles: OPT_LAYER_ROLES,
-    geometry: source ? {
-      layers: source.positiveInt('num_hidden_layers'),
-      hiddenSize: source.positiveInt('hidden_size'),
-      heads: source.positiveInt('num_attention_heads'),
-      intermediateSize: source.positiveInt('ffn_dim'),
-      vocabSize: source.positiveInt('vocab_size'),
-      embedWidth: source.positiveInt('word_embed_proj_dim'),
-    } : {},
+    geometry: source
+      ? {
+          layers: source.positiveInt('num_hidden_layers'),
+          hiddenSize: source.positiveInt('hidden_size'),
+          heads: source.positiveInt('num_attention_heads'),
+          intermediateSize: source.positiveInt('ffn_dim'),
+          vocabSize: source.positiveInt('vocab_size'),
+          embedWidth: source.positiveInt('word_embed_proj_dim'),
+        }
+      : {},
     source,
     maxPositions: source?.positiveInt('max_position_embeddings')?.value ?? null,
     normEps: OPT_LAYER_NORM_EPS,
     ropeTheta: null,
-    tiedEmbeddings: source ? source.bool('tie_word_embeddings') ?? true : undefined,
+    tiedEmbeddings: source ? (source.bool('tie_word_embeddings') ?? true) : undefined,
     ropeLayout: 'none',
   })
 }

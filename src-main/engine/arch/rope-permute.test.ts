@@ -26,7 +26,8 @@ function numpyStylePermute(w: Float32Array, rows: number, cols: number, heads: n
   for (let h = 0; h < heads; h++) {
     for (let i = 0; i < half; i++) {
       for (let s = 0; s < 2; s++) {
-        for (let c = 0; c < cols; c++) out[o++] = w[h * inStrides[0] + s * inStrides[1] + i * inStrides[2] + c * inStrides[3]]
+        for (let c = 0; c < cols; c++)
+          out[o++] = w[h * inStrides[0] + s * inStrides[1] + i * inStrides[2] + c * inStrides[3]]
       }
     }
   }
@@ -51,7 +52,12 @@ describe('RoPE row permutation', () => {
   })
 
   it('matches the numpy reshape/swapaxes definition', () => {
-    for (const [rows, cols, heads] of [[64, 64, 8], [32, 64, 4], [24, 5, 3], [2, 3, 1]]) {
+    for (const [rows, cols, heads] of [
+      [64, 64, 8],
+      [32, 64, 4],
+      [24, 5, 3],
+      [2, 3, 1],
+    ]) {
       const w = random(rows * cols, rows * 31 + cols)
       expect(hfToGgufRows(w, rows, cols, heads)).toEqual(numpyStylePermute(w, rows, cols, heads))
     }
@@ -100,11 +106,16 @@ async function expectSameWeights(hf: ModelFiles, gguf: ModelFiles, heads: number
     expect(twin.shape).toEqual(t.shape)
     const [ours, theirs] = await Promise.all([readTensorF32(t), readTensorF32(twin)])
     const [rows, cols] = t.shape.length === 2 ? t.shape : [t.shape[0], 1]
-    const unpermuted = place.role === 'q' ? ggufToHfRows(theirs, rows, cols, heads)
-      : place.role === 'k' ? ggufToHfRows(theirs, rows, cols, kvHeads) : theirs
+    const unpermuted =
+      place.role === 'q'
+        ? ggufToHfRows(theirs, rows, cols, heads)
+        : place.role === 'k'
+          ? ggufToHfRows(theirs, rows, cols, kvHeads)
+          : theirs
     // Bit patterns, so -0/+0 and NaN payloads count too.
     expect(firstDifference(unpermuted, ours), t.name).toBe(-1)
-    if (place.role === 'q' || place.role === 'k') expect(firstDifference(theirs, ours), `${t.name} as stored`).not.toBe(-1)
+    if (place.role === 'q' || place.role === 'k')
+      expect(firstDifference(theirs, ours), `${t.name} as stored`).not.toBe(-1)
     compared.push(t.name)
   }
   return compared

@@ -7,14 +7,22 @@ import { WhittleError } from '../errors'
 
 function checkGeometry(w: Float32Array, rows: number, cols: number, heads: number): number {
   if (![rows, cols, heads].every((n) => Number.isInteger(n) && n > 0)) {
-    throw new WhittleError('validation', null, `RoPE row permutation needs positive integer rows, cols and heads, got ${rows}, ${cols}, ${heads}`)
+    throw new WhittleError(
+      'validation',
+      null,
+      `RoPE row permutation needs positive integer rows, cols and heads, got ${rows}, ${cols}, ${heads}`,
+    )
   }
   if (w.length !== rows * cols) {
     throw new WhittleError('validation', null, `RoPE row permutation: ${w.length} values do not form ${rows} × ${cols}`)
   }
   const headRows = rows / heads
   if (!Number.isInteger(headRows) || headRows % 2 !== 0) {
-    throw new WhittleError('validation', null, `RoPE row permutation: ${rows} rows do not split into ${heads} heads of an even size`)
+    throw new WhittleError(
+      'validation',
+      null,
+      `RoPE row permutation: ${rows} rows do not split into ${heads} heads of an even size`,
+    )
   }
   return headRows
 }

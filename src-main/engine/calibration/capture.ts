@@ -39,8 +39,12 @@ export interface CaptureOptions {
 
 export function emptyInputStats(K: number, hessian: boolean): InputStats {
   return {
-    channels: K, tokens: 0, windows: 0,
-    absmax: new Float32Array(K), sumAbs: new Float64Array(K), sumSq: new Float64Array(K),
+    channels: K,
+    tokens: 0,
+    windows: 0,
+    absmax: new Float32Array(K),
+    sumAbs: new Float64Array(K),
+    sumSq: new Float64Array(K),
     hessian: hessian ? new Float64Array(K * K) : null,
   }
 }
@@ -76,7 +80,12 @@ export function finishHessian(s: InputStats): void {
   for (let i = 0; i < K; i++) for (let j = i + 1; j < K; j++) H[j * K + i] = H[i * K + j]
 }
 
-export async function captureCalibration(pool: WorkerPool, model: LoadedModel, windows: Int32Array[], options: CaptureOptions = {}): Promise<(LayerStats | null)[]> {
+export async function captureCalibration(
+  pool: WorkerPool,
+  model: LoadedModel,
+  windows: Int32Array[],
+  options: CaptureOptions = {},
+): Promise<(LayerStats | null)[]> {
   if (windows.length === 0) throw new WhittleError('validation', null, 'calibration needs at least one window')
   const T = windows[0].length
   const forward = await createForward(pool, model)

@@ -39,16 +39,29 @@ interface Projection {
 }
 
 /** The block's q/k/v weights (and biases) as f32, read once per layer. */
-async function projections(pool: WorkerPool, model: LoadedModel, layer: number): Promise<Record<'q' | 'k' | 'v', Projection>> {
+async function projections(
+  pool: WorkerPool,
+  model: LoadedModel,
+  layer: number,
+): Promise<Record<'q' | 'k' | 'v', Projection>> {
   const find = (role: string, bias: boolean): string | undefined =>
     Object.entries(model.arch.places).find(([, p]) => p.layer === layer && p.role === role && !!p.bias === bias)?.[0]
   const out = {} as Record<'q' | 'k' | 'v', Projection>
   for (const role of ['q', 'k', 'v'] as const) {
     const name = find(role, false)
-    if (!name) throw new WhittleError('unsupported', model.files.path, `layer ${layer} has no separate ${role} projection; llama.cpp's attention can only be replayed for Llama-family models`)
+    if (!name)
+      throw new WhittleError(
+        'unsupported',
+        model.files.path,
+        `layer ${layer} has no separate ${role} projection; llama.cpp's attention can only be replayed for Llama-family models`,
+      )
     const entry = model.entry(name)
     const b = find(role, true)
-    out[role] = { w: await decodeTensorF32(pool, entry), bias: b ? await decodeTensorF32(pool, model.entry(b)) : null, out: entry.shape[0] }
+    out[role] = {
+      w: await decodeTensorF32(pool, entry),
+      bias: b ? await decodeTensorF32(pool, model.entry(b)) : null,
+      out: entry.shape[0],
+    }
   }
   return out
 }
@@ -72,7 +85,8 @@ function project(x: Float32Array, M: number, K: number, p: Projection): Float32A
 function ropeTable(T: number, hd: number, base: number): { cos: Float32Array; sin: Float32Array } {
   const half = hd / 2
   const scale = f(Math.pow(base, -2 / hd))
-  const cos = new Float32Array(T * half), sin = new Float32Array(T * half)
+  const cos = new Float32Array(T * half),
+    sin = new Float32Array(T * half)
   for (let p = 0; p < T; p++) {
     let theta = f(p)
     for (let i = 0; i < half; i++) {
@@ -89,14 +103,23 @@ export class LlamaCppAttention {
   private readonly table: { cos: Float32Array; sin: Float32Array }
   private input: Float32Array | null = null
 
-  private constructor(private readonly pool: WorkerPool, private readonly model: LoadedModel, private readonly T: number) {
+  private constructor(
+    private readonly pool: WorkerPool,
+    private readonly model: LoadedModel,
+    private readonly T: number,
+  ) {
     const a = model.arch
     this.table = ropeTable(T, a.headDim, a.ropeTheta ?? 10000)
   }
 
   static create(pool: WorkerPool, model: LoadedModel, T: number): LlamaCppAttention {
     const a: ModelArchitecture = model.arch
-    if (a.family !== 'llama' || a.ropeLayout === 'none') throw new WhittleError('unsupported', model.files.path, "llama.cpp's attention can only be replayed for Llama-family models")
+    if (a.family !== 'llama' || a.ropeLayout === 'none')
+      throw new WhittleError(
+        'unsupported',
+        model.files.path,
+        "llama.cpp's attention can only be replayed for Llama-family models",
+      )
     return new LlamaCppAttention(pool, model, T)
   }
 
@@ -112,7 +135,8 @@ export class LlamaCppAttention {
   }
 
   private rope(x: Float32Array, M: number, heads: number): void {
-    const hd = this.model.arch.headDim, half = hd / 2
+    const hd = this.model.arch.headDim,
+      half = hd / 2
     // 'gguf' rows are in llama.cpp's interleaved order (pairs 2i, 2i+1); 'hf' rows pair i with i + d/2.
     const interleaved = this.model.arch.ropeLayout === 'gguf'
     const { cos, sin } = this.table
@@ -121,9 +145,12 @@ export class LlamaCppAttention {
       for (let h = 0; h < heads; h++) {
         const base = (m * heads + h) * hd
         for (let i = 0; i < half; i++) {
-          const i0 = base + (interleaved ? 2 * i : i), i1 = i0 + (interleaved ? 1 : half)
-          const c = cos[p * half + i], s = sin[p * half + i]
-          const x0 = x[i0], x1 = x[i1]
+          const i0 = base + (interleaved ? 2 * i : i),
+            i1 = i0 + (interleaved ? 1 : half)
+          const c = cos[p * half + i],
+            s = sin[p * half + i]
+          const x0 = x[i0],
+            x1 = x[i1]
           x[i0] = f(f(x0 * c) - f(x1 * s))
           x[i1] = f(f(x0 * s) + f(x1 * c))
         }
@@ -137,12 +164,20 @@ export class LlamaCppAttention {
     const x = this.input
     if (!w || !x) throw new WhittleError('kernel', null, `llama.cpp attention replay: layer ${layer} was not prepared`)
     const a = this.model.arch
-    const nH = a.heads, nKV = a.kvHeads, hd = a.headDim, H = x.length / M
-    const q = project(x, M, H, w.q), k = project(x, M, H, w.k), v = project(x, M, H, w.v)
+    const nH = a.heads,
+      nKV = a.kvHeads,
+      hd = a.headDim,
+      H = x.length / M
+    const q = project(x, M, H, w.q),
+      k = project(x, M, H, w.k),
+      v = project(x, M, H, w.v)
     this.rope(q, M, nH)
     this.rope(k, M, nKV)
     // The KV cache holds f16; the kernel converts Q to f16 for its dot products with K.
-    for (let i = 0; i < k.length; i++) { k[i] = f16(k[i]); v[i] = f16(v[i]) }
+    for (let i = 0; i < k.length; i++) {
+      k[i] = f16(k[i])
+      v[i] = f16(v[i])
+    }
     for (let i = 0; i < q.length; i++) q[i] = f16(q[i])
     const scale = f(1 / Math.sqrt(hd))
     const group = nH / nKV
@@ -152,14 +187,16 @@ export class LlamaCppAttention {
       for (let h = 0; h < nH; h++) {
         const qo = (m * nH + h) * hd
         const kvo = Math.floor(h / group) * hd
-        let max = -Infinity, sum = 0
+        let max = -Infinity,
+          sum = 0
         acc.fill(0)
         for (let j = first; j <= m; j++) {
           const ko = j * nKV * hd + kvo
           let dot = 0
           for (let d = 0; d < hd; d++) dot += q[qo + d] * k[ko + d]
           const s = f(f(dot) * scale)
-          let ms = 1, vs = 1
+          let ms = 1,
+            vs = 1
           if (s > max) {
             ms = f(Math.exp(max - s))
             max = s

@@ -19,7 +19,11 @@ describe('imatrixChunks: consecutive chunks of ctx tokens, BOS first', () => {
   const ids = Int32Array.from({ length: 10 }, (_, i) => 100 + i)
   it('cuts whole chunks only, replaces each first token with BOS, and leaves the ids alone', () => {
     const chunks = imatrixChunks(ids, 3, undefined, 1)
-    expect(chunks.map((c) => [...c])).toEqual([[1, 101, 102], [1, 104, 105], [1, 107, 108]])
+    expect(chunks.map((c) => [...c])).toEqual([
+      [1, 101, 102],
+      [1, 104, 105],
+      [1, 107, 108],
+    ])
     expect(ids[3]).toBe(103)
     expect(imatrixChunks(ids, 3, 2, 1)).toHaveLength(2)
     expect([...imatrixChunks(ids, 4, undefined, null)[1]]).toEqual([104, 105, 106, 107]) // no add_bos: no BOS
@@ -41,16 +45,25 @@ describe.skipIf(!hasShared)('small-llama, -c 128 --chunks 100, against llama-ima
   let ids: Int32Array
   let result: ImatrixResult
   // The model is a GGUF, so each Linear's entry is named by the file's own tensor name.
-  const ownName = (place: TensorPlace): string | null => Object.entries(model.arch.places).find(([, p]) => p === place)?.[0] ?? null
+  const ownName = (place: TensorPlace): string | null =>
+    Object.entries(model.arch.places).find(([, p]) => p === place)?.[0] ?? null
   beforeAll(async () => {
     pool = await WorkerPool.create({ threads: 0 })
     model = await loadModel(golden('small-llama-tok-f32.gguf'))
     ids = await tokenizeForEval(model.files, await readTextFile(shared('text', 'tinystories_calib.txt')))
     const bos = await chunkBos(model.files, ids)
     expect(bos).toBe(1)
-    result = await computeImatrix(pool, model, ids, { ctx: 128, chunks: 100, bos, entryName: ownName, dataset: 'tinystories_calib.txt' })
+    result = await computeImatrix(pool, model, ids, {
+      ctx: 128,
+      chunks: 100,
+      bos,
+      entryName: ownName,
+      dataset: 'tinystories_calib.txt',
+    })
   })
-  afterAll(async () => { await pool?.close() })
+  afterAll(async () => {
+    await pool?.close()
+  })
 
   it("the same entries, counts and metadata as llama-imatrix's file", async () => {
     const want = (await readImatrixFile(golden('imatrix.gguf'))).imatrix
@@ -89,20 +102,43 @@ describe.skipIf(!hasShared)('small-llama, -c 128 --chunks 100, against llama-ima
 
   it("the activation view's mean x² of an input is the imatrix row of every Linear reading it (same windows)", async () => {
     const chunks = imatrixChunks(ids, 128, 8, 1)
-    const small = await computeImatrix(pool, model, ids, { ctx: 128, chunks: 8, bos: 1, entryName: ownName, dataset: 't' })
-    const report = await activationReport(model, (await captureCalibration(pool, model, chunks)).map((l) => l!), 128)
-    const readers = { qkv: ['attn_q', 'attn_k', 'attn_v'], o: ['attn_output'], gate_up: ['ffn_gate', 'ffn_up'], down: ['ffn_down'] }
+    const small = await computeImatrix(pool, model, ids, {
+      ctx: 128,
+      chunks: 8,
+      bos: 1,
+      entryName: ownName,
+      dataset: 't',
+    })
+    const report = await activationReport(
+      model,
+      (await captureCalibration(pool, model, chunks)).map((l) => l!),
+      128,
+    )
+    const readers = {
+      qkv: ['attn_q', 'attn_k', 'attn_v'],
+      o: ['attn_output'],
+      gate_up: ['ffn_gate', 'ffn_up'],
+      down: ['ffn_down'],
+    }
     for (const input of report.inputs) {
       for (const part of readers[input.group]) {
         const e = small.imatrix.entries.get(`blk.${input.layer}.${part}.weight`)!
         const row = e.sums.map((v) => v / e.counts[0])
-        for (let j = 0; j < row.length; j++) expect(Math.abs(input.meanSq[j] - row[j]) / row[j], `${part} ${input.layer} [${j}]`).toBeLessThan(1e-5)
+        for (let j = 0; j < row.length; j++)
+          expect(Math.abs(input.meanSq[j] - row[j]) / row[j], `${part} ${input.layer} [${j}]`).toBeLessThan(1e-5)
       }
     }
   })
 
   it("with llama.cpp's attention replayed (f16 KV cache, flash attention): every value within 1e-4 of llama-imatrix's", async () => {
-    const replayed = await computeImatrix(pool, model, ids, { ctx: 128, chunks: 100, bos: 1, entryName: ownName, dataset: 'tinystories_calib.txt', llamaCppAttention: true })
+    const replayed = await computeImatrix(pool, model, ids, {
+      ctx: 128,
+      chunks: 100,
+      bos: 1,
+      entryName: ownName,
+      dataset: 'tinystories_calib.txt',
+      llamaCppAttention: true,
+    })
     const want = (await readImatrixFile(golden('imatrix.gguf'))).imatrix
     for (const [name, e] of want.entries) {
       const got = replayed.imatrix.entries.get(name)!

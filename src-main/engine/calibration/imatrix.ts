@@ -69,11 +69,24 @@ interface GroupSums {
 }
 
 /** The chunks llama-imatrix makes of `ids`: consecutive, `ctx` long, BOS first; too short a text is refused. */
-export function imatrixChunks(ids: Int32Array, ctx: number, chunks: number | undefined, bos: number | null, file: string | null = null): Int32Array[] {
-  if (!Number.isInteger(ctx) || ctx < 2) throw new WhittleError('validation', null, `the imatrix context must be an integer ≥ 2 (got ${ctx})`)
-  if (chunks !== undefined && (!Number.isInteger(chunks) || chunks < 1)) throw new WhittleError('validation', null, `--chunks must be a positive integer (got ${chunks})`)
+export function imatrixChunks(
+  ids: Int32Array,
+  ctx: number,
+  chunks: number | undefined,
+  bos: number | null,
+  file: string | null = null,
+): Int32Array[] {
+  if (!Number.isInteger(ctx) || ctx < 2)
+    throw new WhittleError('validation', null, `the imatrix context must be an integer ≥ 2 (got ${ctx})`)
+  if (chunks !== undefined && (!Number.isInteger(chunks) || chunks < 1))
+    throw new WhittleError('validation', null, `--chunks must be a positive integer (got ${chunks})`)
   // llama-imatrix needs two chunks' worth of tokens, whatever --chunks says.
-  if (ids.length < 2 * ctx) throw new WhittleError('validation', file, `the text has ${ids.length} tokens; an imatrix with a context of ${ctx} needs at least ${2 * ctx}`)
+  if (ids.length < 2 * ctx)
+    throw new WhittleError(
+      'validation',
+      file,
+      `the text has ${ids.length} tokens; an imatrix with a context of ${ctx} needs at least ${2 * ctx}`,
+    )
   const n = Math.min(Math.floor(ids.length / ctx), chunks ?? Infinity)
   return Array.from({ length: n }, (_, i) => {
     const chunk = ids.slice(i * ctx, (i + 1) * ctx)
@@ -104,7 +117,12 @@ function addSquares(sums: Float32Array, x: Float32Array, M: number, K: number): 
 }
 
 /** Σx² per input column of every decoder-block Linear over the chunks of `ids`. */
-export async function computeImatrix(pool: WorkerPool, model: LoadedModel, ids: Int32Array, options: ImatrixOptions): Promise<ImatrixResult> {
+export async function computeImatrix(
+  pool: WorkerPool,
+  model: LoadedModel,
+  ids: Int32Array,
+  options: ImatrixOptions,
+): Promise<ImatrixResult> {
   const chunks = imatrixChunks(ids, options.ctx, options.chunks, options.bos)
   const a = model.arch
   // Per layer, per input group: the Linears reading it, by their entry names.
@@ -118,7 +136,12 @@ export async function computeImatrix(pool: WorkerPool, model: LoadedModel, ids: 
     if (g) g.names.push(name)
     else groups[place.layer].set(group, { sums: new Float32Array(0), tokens: 0, names: [name] })
   }
-  if (groups.every((g) => g.size === 0)) throw new WhittleError('unsupported', model.files.path, 'has no decoder-block Linears an importance matrix could name')
+  if (groups.every((g) => g.size === 0))
+    throw new WhittleError(
+      'unsupported',
+      model.files.path,
+      'has no decoder-block Linears an importance matrix could name',
+    )
 
   const forward = await createForward(pool, model)
   const replay = options.llamaCppAttention ? LlamaCppAttention.create(pool, model, options.ctx) : null
@@ -162,11 +185,18 @@ export async function computeImatrix(pool: WorkerPool, model: LoadedModel, ids: 
   for (const layer of groups) {
     for (const g of layer.values()) {
       if (g.tokens === 0) continue
-      for (const name of g.names) entries.set(name, { columns: g.sums.length, sums: g.sums.slice(), counts: Float64Array.of(g.tokens) })
+      for (const name of g.names)
+        entries.set(name, { columns: g.sums.length, sums: g.sums.slice(), counts: Float64Array.of(g.tokens) })
     }
   }
   return {
-    imatrix: { entries, countUnit: 'tokens', chunkCount: chunks.length, chunkSize: options.ctx, datasets: [options.dataset] },
+    imatrix: {
+      entries,
+      countUnit: 'tokens',
+      chunkCount: chunks.length,
+      chunkSize: options.ctx,
+      datasets: [options.dataset],
+    },
     textTokens: ids.length,
     usedTokens: chunks.length * options.ctx,
     perplexity: scored > 0 ? Math.exp(nll / scored) : NaN,

@@ -18,14 +18,24 @@ describe('Hessian accumulation on a worker pool', () => {
   })
 
   it('splitTriangleRows covers [0, K) in ranges of about equal area on multiples of 4', () => {
-    for (const [K, parts] of [[1000, 2], [2048, 8], [130, 3], [5, 4], [4096, 1]]) {
+    for (const [K, parts] of [
+      [1000, 2],
+      [2048, 8],
+      [130, 3],
+      [5, 4],
+      [4096, 1],
+    ]) {
       const b = splitTriangleRows(K, parts)
       expect(b[0]).toBe(0)
       expect(b[b.length - 1]).toBe(K)
       for (let p = 1; p < b.length; p++) expect(b[p]).toBeGreaterThan(b[p - 1])
       for (let p = 1; p < b.length - 1; p++) expect(b[p] % 4).toBe(0)
       if (K >= 1000) {
-        const area = (i0: number, i1: number) => { let s = 0; for (let i = i0; i < i1; i++) s += K - i; return s }
+        const area = (i0: number, i1: number) => {
+          let s = 0
+          for (let i = i0; i < i1; i++) s += K - i
+          return s
+        }
         const areas = b.slice(1).map((end, p) => area(b[p], end))
         expect(Math.max(...areas) / Math.min(...areas)).toBeLessThan(1.05)
       }
@@ -33,7 +43,8 @@ describe('Hessian accumulation on a worker pool', () => {
   })
 
   it('KernelHessian over several batches equals the twin (and capture order) bit for bit, mirrored', async () => {
-    const K = 261, r = rng(21)
+    const K = 261,
+      r = rng(21)
     const batches = [70, 1, 300].map((M) => ({ M, x: normalish(r, M * K) }))
     const acc = new KernelHessian(pool, K)
     const want = new Float64Array(K * K)
@@ -43,10 +54,11 @@ describe('Hessian accumulation on a worker pool', () => {
       for (const b of batches) hessianAccumulate(b.x, want, b.M, K)
       expect(acc.tokens).toBe(371)
       const full = acc.toArray()
-      for (let i = 0; i < K; i++) for (let j = i; j < K; j++) {
-        expect(full[i * K + j]).toBe(want[i * K + j])
-        expect(full[j * K + i]).toBe(want[i * K + j])
-      }
+      for (let i = 0; i < K; i++)
+        for (let j = i; j < K; j++) {
+          expect(full[i * K + j]).toBe(want[i * K + j])
+          expect(full[j * K + i]).toBe(want[i * K + j])
+        }
       await expect(acc.add(new Float32Array(5), 1)).rejects.toThrow(WhittleError)
     } finally {
       acc.free()
@@ -56,9 +68,16 @@ describe('Hessian accumulation on a worker pool', () => {
   })
 
   it('accumulateHessianWasm adds into a JS Hessian like the twin, splitting rows over the workers', async () => {
-    const M = 50, K = 200
+    const M = 50,
+      K = 200
     const x = normalish(rng(5), M * K)
-    const H = normalish(rng(6), K * K).reduce((a, v, i) => { a[i] = v; return a }, new Float64Array(K * K))
+    const H = normalish(rng(6), K * K).reduce(
+      (a, v, i) => {
+        a[i] = v
+        return a
+      },
+      new Float64Array(K * K),
+    )
     const want = H.slice()
     hessianAccumulate(x, want, M, K)
     const before = pool.arena.liveBytes
@@ -69,7 +88,8 @@ describe('Hessian accumulation on a worker pool', () => {
 
   it('prints timings (not asserted): Hessian GFLOP/s', async () => {
     const lines: string[] = []
-    const M = 4096, K = 2048
+    const M = 4096,
+      K = 2048
     const x = normalish(rng(1), M * K)
     const acc = new KernelHessian(pool, K)
     try {
@@ -77,7 +97,9 @@ describe('Hessian accumulation on a worker pool', () => {
       await acc.add(x, M)
       const s = (performance.now() - t) / 1000
       const flops = M * K * (K + 1) // one multiply and one add per upper-triangle entry and token
-      lines.push(`hessian_accumulate M=${M} K=${K} on ${pool.threads} workers: ${(s * 1000).toFixed(0)} ms, ${(flops / s / 1e9).toFixed(2)} GFLOP/s`)
+      lines.push(
+        `hessian_accumulate M=${M} K=${K} on ${pool.threads} workers: ${(s * 1000).toFixed(0)} ms, ${(flops / s / 1e9).toFixed(2)} GFLOP/s`,
+      )
     } finally {
       acc.free()
     }

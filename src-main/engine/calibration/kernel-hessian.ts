@@ -15,7 +15,8 @@ const MIN_SPLIT_K = 128
 const MIRROR_BLOCK = 64
 
 function requireDimension(name: string, v: number): void {
-  if (!Number.isSafeInteger(v) || v <= 0) throw new WhittleError('validation', null, `${name} = ${v} is not a positive integer`)
+  if (!Number.isSafeInteger(v) || v <= 0)
+    throw new WhittleError('validation', null, `${name} = ${v} is not a positive integer`)
 }
 
 /** Kernel memory for a matrix; running out is the arena's typed 'out-of-memory' error, naming `what`. */
@@ -59,7 +60,8 @@ export class KernelHessian {
   /** `initial` (K×K), when given, is the starting value; otherwise H starts at zero. */
   constructor(pool: WorkerPool, K: number, initial?: Float64Array) {
     requireDimension('K', K)
-    if (initial && initial.length < K * K) throw new WhittleError('validation', null, `the initial Hessian holds ${initial.length} values, needs ${K * K}`)
+    if (initial && initial.length < K * K)
+      throw new WhittleError('validation', null, `the initial Hessian holds ${initial.length} values, needs ${K * K}`)
     this.K = K
     this.pool = pool
     this.region = allocMatrix(pool, K * K * 8, `a ${K}×${K} Hessian`)
@@ -76,9 +78,11 @@ export class KernelHessian {
   /** H += xᵀx for x f32[M, K]. x is read when this call's turn comes: keep it unchanged until it resolves. */
   add(x: Float32Array, M: number): Promise<void> {
     this.pending++
-    const run = this.queue.then(() => this.addNow(x, M)).finally(() => {
-      if (--this.pending === 0 && this.released) this.releaseNow()
-    })
+    const run = this.queue
+      .then(() => this.addNow(x, M))
+      .finally(() => {
+        if (--this.pending === 0 && this.released) this.releaseNow()
+      })
     this.queue = run.catch(() => undefined)
     return run
   }
@@ -86,8 +90,10 @@ export class KernelHessian {
   private async addNow(x: Float32Array, M: number): Promise<void> {
     const H = this.live()
     const K = this.K
-    if (!Number.isSafeInteger(M) || M < 0) throw new WhittleError('validation', null, `M = ${M} is not a non-negative integer`)
-    if (x.length < M * K) throw new WhittleError('validation', null, `x holds ${x.length} values, ${M}×${K} needs ${M * K}`)
+    if (!Number.isSafeInteger(M) || M < 0)
+      throw new WhittleError('validation', null, `M = ${M} is not a non-negative integer`)
+    if (x.length < M * K)
+      throw new WhittleError('validation', null, `x holds ${x.length} values, ${M}×${K} needs ${M * K}`)
     if (M === 0) return
     const rowsPerChunk = Math.max(1, Math.min(M, Math.floor(X_CHUNK_BYTES / (K * 4))))
     const xRegion = allocMatrix(this.pool, rowsPerChunk * K * 4, `a ${rowsPerChunk}×${K} batch of inputs`)
@@ -115,7 +121,8 @@ export class KernelHessian {
     const out = this.pool.arena.f64(this.live(), 0, K * K).slice()
     for (let b0 = 0; b0 < K; b0 += MIRROR_BLOCK) {
       for (let c0 = b0; c0 < K; c0 += MIRROR_BLOCK) {
-        const b1 = Math.min(K, b0 + MIRROR_BLOCK), c1 = Math.min(K, c0 + MIRROR_BLOCK)
+        const b1 = Math.min(K, b0 + MIRROR_BLOCK),
+          c1 = Math.min(K, c0 + MIRROR_BLOCK)
         for (let i = b0; i < b1; i++) for (let j = Math.max(c0, i + 1); j < c1; j++) out[j * K + i] = out[i * K + j]
       }
     }
@@ -125,7 +132,8 @@ export class KernelHessian {
   /** Copies the accumulator as it is (upper triangle accumulated, lower as it started) into `target`. */
   copyTo(target: Float64Array): void {
     const K = this.K
-    if (target.length < K * K) throw new WhittleError('validation', null, `the target holds ${target.length} values, needs ${K * K}`)
+    if (target.length < K * K)
+      throw new WhittleError('validation', null, `the target holds ${target.length} values, needs ${K * K}`)
     target.set(this.pool.arena.f64(this.live(), 0, K * K))
   }
 
@@ -144,7 +152,8 @@ export class KernelHessian {
   }
 
   private live(): Region {
-    if (this.released || !this.region) throw new WhittleError('validation', null, 'this Hessian accumulator was already freed')
+    if (this.released || !this.region)
+      throw new WhittleError('validation', null, 'this Hessian accumulator was already freed')
     return this.region
   }
 }
@@ -153,7 +162,13 @@ export class KernelHessian {
  * H (K×K, in JS memory) += xᵀx on its upper triangle, like capture.ts accumulateInput, split across
  * the pool's workers. Copies H into kernel memory and back: for many batches, keep a KernelHessian.
  */
-export async function accumulateHessianWasm(pool: WorkerPool, x: Float32Array, M: number, K: number, H: Float64Array): Promise<void> {
+export async function accumulateHessianWasm(
+  pool: WorkerPool,
+  x: Float32Array,
+  M: number,
+  K: number,
+  H: Float64Array,
+): Promise<void> {
   requireDimension('K', K)
   const acc = new KernelHessian(pool, K, H)
   try {

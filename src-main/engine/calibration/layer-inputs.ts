@@ -51,7 +51,12 @@ function emptySampledStats(K: number, hessian: boolean, tokens: number, sampleRo
  * updated in place, as block() does) and returns the statistics of the inputs of `options.groups`.
  */
 export async function captureLayerInputs(
-  pool: WorkerPool, forward: CausalLM, layer: number, input: Float32Array, seqlen: number, options: LayerInputOptions,
+  pool: WorkerPool,
+  forward: CausalLM,
+  layer: number,
+  input: Float32Array,
+  seqlen: number,
+  options: LayerInputOptions,
 ): Promise<Map<InputGroup, SampledInputStats>> {
   const stats = new Map<InputGroup, SampledInputStats>()
   const tokens = input.length / forward.arch.hiddenSize

@@ -22,7 +22,8 @@ describe('PythonRandom', () => {
 
 describe.skipIf(!hasShared)(`calibration windows (${hasShared ? 'reference data present' : SKIP_SHARED})`, () => {
   it('random.seed(0) + randint reproduces the reference starts exactly', () => {
-    const expected = JSON.parse(readFileSync(shared('reference/calib_starts.json'), 'utf8')) as number[] | { starts: number[] }
+    const expected = JSON.parse(readFileSync(shared('reference/calib_starts.json'), 'utf8')) as
+      number[] | { starts: number[] }
     const starts = Array.isArray(expected) ? expected : expected.starts
     const ids = referenceIds('tinystories_calib')
     expect(sampleStarts(ids.length, 128, 256, 0)).toEqual(starts)
@@ -32,6 +33,8 @@ describe.skipIf(!hasShared)(`calibration windows (${hasShared ? 'reference data 
     const ids = referenceIds('tinystories_calib')
     const w = calibrationWindows(ids, { samples: 2, seqlen: 4, seed: 0, starts: [0, 10] })
     expect(Array.from(w[1])).toEqual(Array.from(ids.subarray(10, 14)))
-    expect(() => calibrationWindows(ids, { samples: 1, seqlen: 4, seed: 0, starts: [ids.length - 2] })).toThrow(/does not fit/)
+    expect(() => calibrationWindows(ids, { samples: 1, seqlen: 4, seed: 0, starts: [ids.length - 2] })).toThrow(
+      /does not fit/,
+    )
   })
 })

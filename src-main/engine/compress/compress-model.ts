@@ -66,11 +66,21 @@ export interface CompressOptions {
   onProgress?: (fraction: number, message: string) => void
 }
 
-export async function calibrationFor(model: LoadedModel, recipe: Recipe, recipeDir: string, fallback: string | null): Promise<Int32Array[] | undefined> {
+export async function calibrationFor(
+  model: LoadedModel,
+  recipe: Recipe,
+  recipeDir: string,
+  fallback: string | null,
+): Promise<Int32Array[] | undefined> {
   if (!recipe.steps.some((s) => needsCalibration(getMethod(s.method, s.method), s.params))) return undefined
   const c = recipe.calibration
   const textPath = c.text ? path.resolve(recipeDir, c.text) : fallback
-  if (!textPath) throw new WhittleError('validation', null, 'the recipe needs calibration text and none is available (set calibration.text)')
+  if (!textPath)
+    throw new WhittleError(
+      'validation',
+      null,
+      'the recipe needs calibration text and none is available (set calibration.text)',
+    )
   const ids = await tokenizeForEval(model.files, await readTextFile(textPath))
   return calibrationWindows(ids, { samples: c.samples, seqlen: c.seqlen, seed: c.seed, starts: c.starts }, textPath)
 }
@@ -86,11 +96,16 @@ function parameterCount(model: LoadedModel): number {
  * step touched. A quantizer's codes that happen to land on 0 are not sparsity (nothing stores or skips
  * them), so a quantization-only recipe reports none.
  */
-export function parameterReport(model: LoadedModel, result: ModelView, tensors: TensorOutcome[]): Pick<CompressionReport, 'sparsity' | 'params_before' | 'params_after' | 'nonzero_params_after' | 'structure'> {
+export function parameterReport(
+  model: LoadedModel,
+  result: ModelView,
+  tensors: TensorOutcome[],
+): Pick<CompressionReport, 'sparsity' | 'params_before' | 'params_after' | 'nonzero_params_after' | 'structure'> {
   const last = new Map<string, TensorOutcome>()
   for (const t of tensors) last.set(t.name, t)
   const pruned = new Set(tensors.filter((t) => t.mask !== undefined).map((t) => t.name))
-  let zeros = 0, numel = 0
+  let zeros = 0,
+    numel = 0
   const present = new Set(result.tensors.map((t) => t.name))
   for (const t of last.values()) {
     if (!present.has(t.name)) continue
@@ -98,24 +113,41 @@ export function parameterReport(model: LoadedModel, result: ModelView, tensors: 
     if (pruned.has(t.name)) zeros += t.sparsity * n
     numel += n
   }
-  const before = parameterCount(model), after = parameterCount(result)
-  const a = model.arch, b = result.arch
+  const before = parameterCount(model),
+    after = parameterCount(result)
+  const a = model.arch,
+    b = result.arch
   const changed = a.layers !== b.layers || a.heads !== b.heads || a.kvHeads !== b.kvHeads
   return {
     sparsity: numel > 0 ? zeros / numel : 0,
     params_before: before,
     params_after: after,
     nonzero_params_after: after - Math.round(zeros),
-    ...(changed ? { structure: { layers: [a.layers, b.layers], heads: [a.heads, b.heads], kvHeads: [a.kvHeads, b.kvHeads] } } : {}),
+    ...(changed
+      ? { structure: { layers: [a.layers, b.layers], heads: [a.heads, b.heads], kvHeads: [a.kvHeads, b.kvHeads] } }
+      : {}),
   }
 }
 
-export function sizeReport(model: LoadedModel, tensors: TensorOutcome[], after: LoadedModel = model): Pick<CompressionReport, 'bits_per_weight' | 'bytes_before' | 'bytes_after' | 'bytes_dense_after' | 'compressed_params'> {
+export function sizeReport(
+  model: LoadedModel,
+  tensors: TensorOutcome[],
+  after: LoadedModel = model,
+): Pick<
+  CompressionReport,
+  'bits_per_weight' | 'bytes_before' | 'bytes_after' | 'bytes_dense_after' | 'compressed_params'
+> {
   // The last step that touched a tensor decides its storage.
   const last = new Map<string, StoredTensor>()
   for (const t of tensors) last.set(t.name, { bitsPerWeight: t.bitsPerWeight, params: t.shape[0] * t.shape[1] })
   const s = storageTotals(model, last, after)
-  return { bits_per_weight: s.bitsPerWeight, bytes_before: s.bytesBefore, bytes_after: s.bytesAfter, bytes_dense_after: s.bytesDenseAfter, compressed_params: s.compressedParams }
+  return {
+    bits_per_weight: s.bitsPerWeight,
+    bytes_before: s.bytesBefore,
+    bytes_after: s.bytesAfter,
+    bytes_dense_after: s.bytesDenseAfter,
+    compressed_params: s.compressedParams,
+  }
 }
 
 export interface CompressionOutput {
@@ -127,21 +159,30 @@ export interface CompressionOutput {
   records: Map<string, UniformGridRecord>
 }
 
-export async function compressModel(pool: WorkerPool, model: LoadedModel, recipe: Recipe, options: CompressOptions): Promise<CompressionOutput> {
+export async function compressModel(
+  pool: WorkerPool,
+  model: LoadedModel,
+  recipe: Recipe,
+  options: CompressOptions,
+): Promise<CompressionOutput> {
   const started = performance.now()
   const seqlen = options.seqlen ?? 256
   const evalPpl = async (m: LoadedModel, label: string, from: number, span: number): Promise<number | null> => {
     if (!options.evalText) return null
     const r = await perplexity(pool, m, options.evalText.ids, {
-      seqlen, maxWindows: options.maxEvalWindows, signal: options.signal, textFile: options.evalText.path,
+      seqlen,
+      maxWindows: options.maxEvalWindows,
+      signal: options.signal,
+      textFile: options.evalText.path,
       onProgress: (f, msg) => options.onProgress?.(from + span * f, `${label}: ${msg}`),
     })
     return r.ppl
   }
   const evalShare = options.evalText ? 0.2 : 0
-  const pplBefore = options.evalText && options.knownPplBefore !== undefined
-    ? options.knownPplBefore
-    : await evalPpl(model, 'perplexity before', 0, evalShare)
+  const pplBefore =
+    options.evalText && options.knownPplBefore !== undefined
+      ? options.knownPplBefore
+      : await evalPpl(model, 'perplexity before', 0, evalShare)
   options.onProgress?.(evalShare, 'calibration')
   const windows = await calibrationFor(model, recipe, options.recipeDir, options.defaultCalibrationText)
   // With several steps (prune, then quantize) the cost is measured after each one.
@@ -152,12 +193,26 @@ export async function compressModel(pool: WorkerPool, model: LoadedModel, recipe
     signal: options.signal,
     onProgress: (f, msg) => options.onProgress?.(evalShare + (1 - 2 * evalShare) * f, msg),
     afterStep: async (step, view) => {
-      if (step < steps - 1) pplAfterStep.push(await evalPpl(view, `perplexity after step ${step + 1}`, evalShare + (1 - 2 * evalShare) * ((step + 1) / steps), 0))
+      if (step < steps - 1)
+        pplAfterStep.push(
+          await evalPpl(
+            view,
+            `perplexity after step ${step + 1}`,
+            evalShare + (1 - 2 * evalShare) * ((step + 1) / steps),
+            0,
+          ),
+        )
     },
   })
   const pplAfter = await evalPpl(result.view, 'perplexity after', 1 - evalShare, evalShare)
   pplAfterStep.push(pplAfter)
-  const evalInfo = options.evalText ? { text: options.evalText.path, seqlen, windows: Math.min(Math.floor(options.evalText.ids.length / seqlen), options.maxEvalWindows ?? Infinity) } : null
+  const evalInfo = options.evalText
+    ? {
+        text: options.evalText.path,
+        seqlen,
+        windows: Math.min(Math.floor(options.evalText.ids.length / seqlen), options.maxEvalWindows ?? Infinity),
+      }
+    : null
   return {
     view: result.view,
     records: result.records,

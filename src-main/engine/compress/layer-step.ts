@@ -32,12 +32,21 @@ interface Planned {
 /** The step's targets by layer and input group, each with its params (recipe overrides applied). */
 type StepPlan = Map<number, Map<InputGroup, Planned[]>>
 
-function planStep(view: ModelView, step: RecipeStep, method: CompressionMethod, recipe: Recipe, index: number): StepPlan {
+function planStep(
+  view: ModelView,
+  step: RecipeStep,
+  method: CompressionMethod,
+  recipe: Recipe,
+  index: number,
+): StepPlan {
   const byLayer: StepPlan = new Map()
   for (const info of selectTargets(view.tensors, step.targets)) {
     const group = INPUT_GROUP[info.role as LinearRole]
     if (!group) continue
-    const params = method.parseParams({ ...step.params, ...overrideFor(info.name, recipe.overrides) }, `recipe step ${index + 1} (${step.method}) for ${info.name}`)
+    const params = method.parseParams(
+      { ...step.params, ...overrideFor(info.name, recipe.overrides) },
+      `recipe step ${index + 1} (${step.method}) for ${info.name}`,
+    )
     const layer = info.layer!
     if (!byLayer.has(layer)) byLayer.set(layer, new Map())
     const groups = byLayer.get(layer)!
@@ -60,7 +69,12 @@ export interface LayerStep {
 }
 
 /** Runs the method over one layer's planned Linears and writes the results into the view. */
-async function compressLayer(s: LayerStep, plan: StepPlan, layer: number, stats: Map<InputGroup, SampledInputStats> | null): Promise<TensorOutcome[]> {
+async function compressLayer(
+  s: LayerStep,
+  plan: StepPlan,
+  layer: number,
+  stats: Map<InputGroup, SampledInputStats> | null,
+): Promise<TensorOutcome[]> {
   const { pool, view, method, records } = s
   const groups: GroupContext[] = []
   const inputs = new Map<GroupContext, SampledInputStats | null>()
@@ -70,7 +84,15 @@ async function compressLayer(s: LayerStep, plan: StepPlan, layer: number, stats:
     for (const { info, params } of planned) {
       const weight = await readTensorF32(view.entry(info.name))
       originals.set(info.name, weight.slice())
-      linears.push({ name: info.name, role: info.role, layer, rows: info.shape[0], cols: info.shape[1], weight, params })
+      linears.push({
+        name: info.name,
+        role: info.role,
+        layer,
+        rows: info.shape[0],
+        cols: info.shape[1],
+        weight,
+        params,
+      })
     }
     const input = stats?.get(group) ?? null
     const g: GroupContext = { layer, group, linears, input, pool }
@@ -80,14 +102,17 @@ async function compressLayer(s: LayerStep, plan: StepPlan, layer: number, stats:
   let outcomes: LinearOutcome[]
   if (method.compressLayer) {
     outcomes = await method.compressLayer({
-      layer, groups, pool,
+      layer,
+      groups,
+      pool,
       read: async (role) => {
         const name = tensorName(view.arch, layer, role)
         return name ? readTensorF32(view.entry(name)) : null
       },
       write: (role, values) => {
         const name = tensorName(view.arch, layer, role)
-        if (!name) throw new WhittleError('not-found', view.files.path, `layer ${layer} has no ${role} tensor to rewrite`)
+        if (!name)
+          throw new WhittleError('not-found', view.files.path, `layer ${layer} has no ${role} tensor to rewrite`)
         view.replace(name, values)
         records.delete(name)
       },
@@ -98,7 +123,10 @@ async function compressLayer(s: LayerStep, plan: StepPlan, layer: number, stats:
   }
   for (const g of groups) for (const l of g.linears) view.replace(l.name, l.weight)
   const step = s.recipe.steps[s.index]
-  return layerOutcomes({ step: s.index, method: step.method, kind: method.kind, layer, groups, outcomes, originals, inputs }, records)
+  return layerOutcomes(
+    { step: s.index, method: step.method, kind: method.kind, layer, groups, outcomes, originals, inputs },
+    records,
+  )
 }
 
 /** Compresses every targeted layer of the view in turn; returns the outcome of each changed Linear. */
@@ -107,16 +135,27 @@ export async function runLayerStep(s: LayerStep): Promise<TensorOutcome[]> {
   const step = recipe.steps[index]
   const L = view.arch.layers
   const plan = planStep(view, step, method, recipe, index)
-  if (plan.size === 0) throw new WhittleError('validation', null, `recipe step ${index + 1} (${step.method}) matches no Linear weight`)
+  if (plan.size === 0)
+    throw new WhittleError('validation', null, `recipe step ${index + 1} (${step.method}) matches no Linear weight`)
   if (method.prepareStep) {
-    const targets = [...plan.values()].flatMap((groups) => [...groups.values()].flat()).map(({ info, params }) => ({
-      name: info.name, rows: info.shape[0], cols: info.shape[1], params, read: () => readTensorF32(view.entry(info.name)),
-    }))
+    const targets = [...plan.values()]
+      .flatMap((groups) => [...groups.values()].flat())
+      .map(({ info, params }) => ({
+        name: info.name,
+        rows: info.shape[0],
+        cols: info.shape[1],
+        params,
+        read: () => readTensorF32(view.entry(info.name)),
+      }))
     await method.prepareStep(targets)
   }
-  if (needsCalibration(method, step.params) && !options.windows?.length) throw new WhittleError('validation', null, `recipe step ${index + 1} (${step.method}) needs calibration windows`)
+  if (needsCalibration(method, step.params) && !options.windows?.length)
+    throw new WhittleError('validation', null, `recipe step ${index + 1} (${step.method}) needs calibration windows`)
   const progress = (layer: number, what: string): void =>
-    options.onProgress?.((index + (layer + 1) / L) / recipe.steps.length, `step ${index + 1}/${recipe.steps.length} ${step.method}: layer ${layer + 1}/${L} ${what}`)
+    options.onProgress?.(
+      (index + (layer + 1) / L) / recipe.steps.length,
+      `step ${index + 1}/${recipe.steps.length} ${step.method}: layer ${layer + 1}/${L} ${what}`,
+    )
   const tensors: TensorOutcome[] = []
 
   if (!needsCalibration(method, step.params)) {
@@ -137,9 +176,16 @@ export async function runLayerStep(s: LayerStep): Promise<TensorOutcome[]> {
     const hidden = await original.embed(windows)
     const sequential = method.needs.sequential !== false
     // A layer the step does not target records nothing (non-sequential methods still run it to reach the next).
-    const capture = (forward: CausalLM, layer: number, input: Float32Array): Promise<Map<InputGroup, SampledInputStats>> =>
+    const capture = (
+      forward: CausalLM,
+      layer: number,
+      input: Float32Array,
+    ): Promise<Map<InputGroup, SampledInputStats>> =>
       captureLayerInputs(pool, forward, layer, input, T, {
-        groups: new Set(plan.get(layer)?.keys() ?? []), hessian: method.needs.hessian, sampleRows: OUTPUT_SAMPLE_ROWS, windows: windows.length,
+        groups: new Set(plan.get(layer)?.keys() ?? []),
+        hessian: method.needs.hessian,
+        sampleRows: OUTPUT_SAMPLE_ROWS,
+        windows: windows.length,
       })
     // Non-sequential methods take every layer's statistics from the original model first.
     let upfront: Map<number, Map<InputGroup, SampledInputStats>> | null = null

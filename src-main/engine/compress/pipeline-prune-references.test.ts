@@ -25,7 +25,12 @@ describe.skipIf(!hasShared)('pruning targets on stories260K (reference data pres
   beforeAll(async () => {
     pool = await WorkerPool.create({ threads: 2 })
     model = await loadModel(shared('models/stories260K'))
-    windows = calibrationWindows(referenceIds('tinystories_calib'), { samples: 128, seqlen: 256, seed: 0, starts: referenceCalibrationStarts() })
+    windows = calibrationWindows(referenceIds('tinystories_calib'), {
+      samples: 128,
+      seqlen: 256,
+      seed: 0,
+      starts: referenceCalibrationStarts(),
+    })
   })
   afterAll(() => pool?.close())
 
@@ -43,7 +48,8 @@ describe.skipIf(!hasShared)('pruning targets on stories260K (reference data pres
       const r = await run(c.method, c.params)
       expect(r.tensors).toHaveLength(35)
       const ref = referenceRun(c.run) as ReturnType<typeof referenceRun> & { sparsity_block_linears: number }
-      let zeros = 0, numel = 0
+      let zeros = 0,
+        numel = 0
       for (const t of r.tensors) {
         zeros += t.sparsity * t.shape[0] * t.shape[1]
         numel += t.shape[0] * t.shape[1]
@@ -65,7 +71,8 @@ describe.skipIf(!hasShared)('pruning targets on stories260K (reference data pres
   it('Wanda 50% reproduces the reference weights exactly', async () => {
     const r = await run('wanda', { sparsity: 0.5 })
     const ref = await openModelFiles(shared('reference/compressed/wanda_50.safetensors'))
-    let compared = 0, differing = 0
+    let compared = 0,
+      differing = 0
     for (const t of ref.tensors) {
       const mine = r.view.replaced().get(t.name)
       if (!mine) continue

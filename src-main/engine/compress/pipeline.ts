@@ -31,7 +31,15 @@ interface StepDone {
   adapters?: LoraAdapterSet
 }
 
-async function runStep(pool: WorkerPool, view: ModelView, recipe: Recipe, index: number, method: CompressionMethod, records: Map<string, UniformGridRecord>, options: PipelineOptions): Promise<StepDone> {
+async function runStep(
+  pool: WorkerPool,
+  view: ModelView,
+  recipe: Recipe,
+  index: number,
+  method: CompressionMethod,
+  records: Map<string, UniformGridRecord>,
+  options: PipelineOptions,
+): Promise<StepDone> {
   const step = recipe.steps[index]
   const steps = recipe.steps.length
   switch (method.kind) {
@@ -41,7 +49,13 @@ async function runStep(pool: WorkerPool, view: ModelView, recipe: Recipe, index:
     }
     case 'recover': {
       const r = await runRecoverStep(pool, view, method, step, index, steps, options)
-      return { view: r.view, tensors: r.tensors, records: r.records(records), training: r.training, adapters: r.adapters }
+      return {
+        view: r.view,
+        tensors: r.tensors,
+        records: r.records(records),
+        training: r.training,
+        adapters: r.adapters,
+      }
     }
     case 'quantize':
     case 'prune':
@@ -51,11 +65,20 @@ async function runStep(pool: WorkerPool, view: ModelView, recipe: Recipe, index:
       return { view, tensors, records }
     }
     default:
-      throw new WhittleError('validation', null, `recipe step ${index + 1} (${step.method}): unknown method kind ${String(method.kind)}`)
+      throw new WhittleError(
+        'validation',
+        null,
+        `recipe step ${index + 1} (${step.method}): unknown method kind ${String(method.kind)}`,
+      )
   }
 }
 
-export async function runRecipe(pool: WorkerPool, model: LoadedModel, recipe: Recipe, options: PipelineOptions = {}): Promise<PipelineResult> {
+export async function runRecipe(
+  pool: WorkerPool,
+  model: LoadedModel,
+  recipe: Recipe,
+  options: PipelineOptions = {},
+): Promise<PipelineResult> {
   const started = performance.now()
   let view = withReplacements(model)
   const tensors: TensorOutcome[] = []

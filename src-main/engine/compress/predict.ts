@@ -15,9 +15,18 @@ export function predictCompression(model: LoadedModel, recipe: Recipe): Compress
     // Recovery steps train weights in place: they change no storage.
     if (method.kind === 'structure' || method.kind === 'recover') continue
     for (const t of selectTargets(model.tensors, step.targets)) {
-      const params = method.parseParams({ ...step.params, ...overrideFor(t.name, recipe.overrides) }, `recipe step ${i + 1} (${step.method}) for ${t.name}`)
+      const params = method.parseParams(
+        { ...step.params, ...overrideFor(t.name, recipe.overrides) },
+        `recipe step ${i + 1} (${step.method}) for ${t.name}`,
+      )
       const p = method.predict(params, t.shape[0], t.shape[1])
-      last.set(t.name, { name: t.name, method: step.method, format: p.format, bitsPerWeight: p.bitsPerWeight, params: t.shape[0] * t.shape[1] })
+      last.set(t.name, {
+        name: t.name,
+        method: step.method,
+        format: p.format,
+        bitsPerWeight: p.bitsPerWeight,
+        params: t.shape[0] * t.shape[1],
+      })
     }
   }
   const totals = storageTotals(model, last)

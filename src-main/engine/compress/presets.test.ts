@@ -9,10 +9,13 @@ import { validateRecipe } from './recipe/recipe'
 describe('bundled presets', () => {
   it('validate, and their params parse', async () => {
     const presets = await loadPresets(path.resolve(__dirname, '../../../resources/recipes'))
-    expect(presets.map((p) => p.id)).toEqual(expect.arrayContaining(['gptq-4bit', 'wanda-50', 'sparsegpt-50', 'sparsegpt-2of4', 'magnitude-50']))
+    expect(presets.map((p) => p.id)).toEqual(
+      expect.arrayContaining(['gptq-4bit', 'wanda-50', 'sparsegpt-50', 'sparsegpt-2of4', 'magnitude-50']),
+    )
     for (const p of presets) {
       const recipe = validateRecipe(p.recipe)
-      for (const [i, step] of recipe.steps.entries()) getMethod(step.method, `${p.id} step ${i + 1}`).parseParams(step.params, `${p.id} step ${i + 1}`)
+      for (const [i, step] of recipe.steps.entries())
+        getMethod(step.method, `${p.id} step ${i + 1}`).parseParams(step.params, `${p.id} step ${i + 1}`)
     }
   })
 })

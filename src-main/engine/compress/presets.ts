@@ -12,8 +12,16 @@ export async function loadPresets(dir: string): Promise<RecipePreset[]> {
   for (const f of files) {
     const file = path.join(dir, f)
     const text = await readFile(file, 'utf8')
-    const comments = text.split('\n').filter((l) => l.startsWith('#')).map((l) => l.replace(/^#\s?/, ''))
-    presets.push({ id: f.replace(/\.yaml$/, ''), name: comments[0] ?? f, description: comments[1] ?? '', recipe: parseRecipeText(text, file) })
+    const comments = text
+      .split('\n')
+      .filter((l) => l.startsWith('#'))
+      .map((l) => l.replace(/^#\s?/, ''))
+    presets.push({
+      id: f.replace(/\.yaml$/, ''),
+      name: comments[0] ?? f,
+      description: comments[1] ?? '',
+      recipe: parseRecipeText(text, file),
+    })
   }
   return presets
 }

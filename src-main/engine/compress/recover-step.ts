@@ -12,8 +12,21 @@ import type { PipelineOptions } from './pipeline-types'
 import type { RecipeStep } from './recipe/recipe'
 import { runWholeModelStep, type StructureStepResult } from './structure/structure-step'
 
-export async function runRecoverStep(pool: WorkerPool, view: ModelView, method: CompressionMethod, step: RecipeStep, index: number, steps: number, options: PipelineOptions): Promise<StructureStepResult> {
+export async function runRecoverStep(
+  pool: WorkerPool,
+  view: ModelView,
+  method: CompressionMethod,
+  step: RecipeStep,
+  index: number,
+  steps: number,
+  options: PipelineOptions,
+): Promise<StructureStepResult> {
   const recover = method.recover
-  if (!recover) throw new WhittleError('validation', null, `recipe step ${index + 1} (${step.method}): a recovery method without recover`)
+  if (!recover)
+    throw new WhittleError(
+      'validation',
+      null,
+      `recipe step ${index + 1} (${step.method}): a recovery method without recover`,
+    )
   return runWholeModelStep(pool, view, method, (ctx) => recover.call(method, ctx), step, index, steps, options)
 }

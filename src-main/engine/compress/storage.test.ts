@@ -23,7 +23,9 @@ describe.skipIf(!hasShared)(`storage accounting (${hasShared ? 'reference data p
       expect(measured.bytes_after).toBe(predicted.bytesAfter)
       const all = model.files.tensors.reduce((a, t) => a + t.byteLength, 0)
       expect(measured.bytes_before).toBe(all)
-      const untouched = model.files.tensors.filter((t) => !r.tensors.some((o) => o.name === t.name)).reduce((a, t) => a + t.byteLength, 0)
+      const untouched = model.files.tensors
+        .filter((t) => !r.tensors.some((o) => o.name === t.name))
+        .reduce((a, t) => a + t.byteLength, 0)
       const packed = r.tensors.reduce((a, t) => a + Math.ceil((t.bitsPerWeight * t.shape[0] * t.shape[1]) / 8), 0)
       expect(measured.bytes_after).toBe(untouched + packed)
       // Written densely nothing shrinks: the dense size is every tensor's bytes, as before.

@@ -20,8 +20,16 @@ export interface StorageTotals {
 }
 
 /** `after`: the model after structural steps (fewer layers or heads), when it differs from `model`. */
-export function storageTotals(model: LoadedModel, compressed: ReadonlyMap<string, StoredTensor>, after: LoadedModel = model): StorageTotals {
-  let bits = 0, params = 0, bytesBefore = 0, bytesAfter = 0, bytesDenseAfter = 0
+export function storageTotals(
+  model: LoadedModel,
+  compressed: ReadonlyMap<string, StoredTensor>,
+  after: LoadedModel = model,
+): StorageTotals {
+  let bits = 0,
+    params = 0,
+    bytesBefore = 0,
+    bytesAfter = 0,
+    bytesDenseAfter = 0
   for (const e of model.files.tensors) bytesBefore += e.byteLength
   for (const e of after.files.tensors) {
     bytesDenseAfter += e.byteLength
@@ -34,5 +42,11 @@ export function storageTotals(model: LoadedModel, compressed: ReadonlyMap<string
     params += c.params
     bytesAfter += Math.ceil((c.bitsPerWeight * c.params) / 8)
   }
-  return { bitsPerWeight: params ? bits / params : 0, bytesBefore, bytesAfter, bytesDenseAfter, compressedParams: params }
+  return {
+    bitsPerWeight: params ? bits / params : 0,
+    bytesBefore,
+    bytesAfter,
+    bytesDenseAfter,
+    compressedParams: params,
+  }
 }

@@ -23,15 +23,24 @@ function effectiveWeight(W: Float32Array, cols: number, s?: Float32Array): Float
  * ‖XWᵀ − (X/s)Ŵᵀ‖ / ‖XWᵀ‖ over the sampled rows of X (s = 1 unless the method folded a scale). Seconds of
  * main-thread work on a 1.1B model's Linears, so it lets a cancel in between rows.
  */
-async function relativeOutputError(s: SampledInputStats, W: Float32Array, Q: Float32Array, rows: number, cols: number, inputScale?: Float32Array): Promise<number> {
-  let num = 0, den = 0
+async function relativeOutputError(
+  s: SampledInputStats,
+  W: Float32Array,
+  Q: Float32Array,
+  rows: number,
+  cols: number,
+  inputScale?: Float32Array,
+): Promise<number> {
+  let num = 0,
+    den = 0
   const xs = new Float32Array(cols)
   for (let t = 0; t < s.sampleRows; t++) {
     await cancellationPoint()
     const x = s.sample.subarray(t * cols, (t + 1) * cols)
     for (let c = 0; c < cols; c++) xs[c] = inputScale ? x[c] / inputScale[c] : x[c]
     for (let r = 0; r < rows; r++) {
-      let y = 0, yq = 0
+      let y = 0,
+        yq = 0
       const row = r * cols
       for (let c = 0; c < cols; c++) {
         y += x[c] * W[row + c]
@@ -65,7 +74,10 @@ export interface CompressedLayer {
  * The report's outcome of every Linear of the layer; the grids of those a uniform quantizer produced go
  * into `records`, and any older grid of a Linear this step changed otherwise is dropped.
  */
-export async function layerOutcomes(done: CompressedLayer, records: Map<string, UniformGridRecord>): Promise<TensorOutcome[]> {
+export async function layerOutcomes(
+  done: CompressedLayer,
+  records: Map<string, UniformGridRecord>,
+): Promise<TensorOutcome[]> {
   const tensors: TensorOutcome[] = []
   for (const g of done.groups) {
     const input = done.inputs.get(g) ?? null
@@ -74,11 +86,18 @@ export async function layerOutcomes(done: CompressedLayer, records: Map<string, 
       if (!o) throw new Error(`${done.method} reported no outcome for ${l.name}`)
       const original = done.originals.get(l.name)!
       const { inputScale: _scale, record, nm, ...outcome } = o
-      const relOutputError = input ? await relativeOutputError(input, original, l.weight, l.rows, l.cols, o.inputScale) : null
+      const relOutputError = input
+        ? await relativeOutputError(input, original, l.weight, l.rows, l.cols, o.inputScale)
+        : null
       if (record) records.set(l.name, record)
       else records.delete(l.name)
       tensors.push({
-        ...outcome, step: done.step, method: done.method, layer: done.layer, role: l.role, shape: [l.rows, l.cols],
+        ...outcome,
+        step: done.step,
+        method: done.method,
+        layer: done.layer,
+        role: l.role,
+        shape: [l.rows, l.cols],
         relWeightError: relativeError(original, effectiveWeight(l.weight, l.cols, o.inputScale)),
         relOutputError,
         sparsity: zeroFraction(l.weight),

@@ -25,7 +25,11 @@ describe.skipIf(!hasShared)(`perplexity of stories260K (${hasShared ? 'reference
     expect(Array.from(ids)).toEqual(Array.from(referenceIds('tinystories_eval')))
   })
 
-  for (const [text, seqlen] of [['tinystories_eval', 256], ['tinystories_eval', 512], ['wikitext2_test', 256]] as const) {
+  for (const [text, seqlen] of [
+    ['tinystories_eval', 256],
+    ['tinystories_eval', 512],
+    ['wikitext2_test', 256],
+  ] as const) {
     it(`${text} at seqlen ${seqlen} matches the reference within 0.05%`, async () => {
       const model = await loadModel(shared('models/stories260K'))
       const r = await perplexity(pool, model, referenceIds(text), { seqlen })

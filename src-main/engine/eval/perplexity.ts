@@ -31,14 +31,24 @@ export interface PerplexityResult {
   seconds: number
 }
 
-export async function perplexity(pool: WorkerPool, model: LoadedModel, ids: Int32Array, options: PerplexityOptions): Promise<PerplexityResult> {
+export async function perplexity(
+  pool: WorkerPool,
+  model: LoadedModel,
+  ids: Int32Array,
+  options: PerplexityOptions,
+): Promise<PerplexityResult> {
   const { seqlen } = options
-  if (!Number.isInteger(seqlen) || seqlen < 2) throw new WhittleError('validation', null, `seqlen must be an integer ≥ 2 (got ${seqlen})`)
+  if (!Number.isInteger(seqlen) || seqlen < 2)
+    throw new WhittleError('validation', null, `seqlen must be an integer ≥ 2 (got ${seqlen})`)
   let n = Math.floor(ids.length / seqlen)
   if (options.maxWindows !== undefined) n = Math.min(n, options.maxWindows)
   if (n === 0) {
     const tokens = `${ids.length} token${ids.length === 1 ? '' : 's'}`
-    throw new WhittleError('validation', options.textFile ?? null, `the text has ${tokens}, fewer than one window of ${seqlen}`)
+    throw new WhittleError(
+      'validation',
+      options.textFile ?? null,
+      `the text has ${tokens}, fewer than one window of ${seqlen}`,
+    )
   }
   const forward = await createForward(pool, model)
   const batch = Math.max(1, Math.min(n, options.batch ?? forward.windowsPerPass(seqlen)))
@@ -55,7 +65,10 @@ export async function perplexity(pool: WorkerPool, model: LoadedModel, ids: Int3
           const secs = (performance.now() - started) / 1000
           const tps = (done * seqlen) / Math.max(secs, 1e-9)
           const eta = ((n - done) * seqlen) / Math.max(tps, 1e-9)
-          options.onProgress?.(done / n, `window ${Math.min(n, Math.ceil(done))}/${n} · ${tps.toFixed(0)} tok/s · ETA ${eta.toFixed(0)} s`)
+          options.onProgress?.(
+            done / n,
+            `window ${Math.min(n, Math.ceil(done))}/${n} · ${tps.toFixed(0)} tok/s · ETA ${eta.toFixed(0)} s`,
+          )
         },
       })
       for (const row of nll) for (let i = 0; i < row.length; i++) sum += row[i]

@@ -31,7 +31,8 @@ export async function readTextFile(file: string): Promise<string> {
     if (e instanceof WhittleError) throw e
     throw new WhittleError('not-found', file, 'cannot read the text file')
   }
-  if (size > MAX_TEXT_BYTES) throw new WhittleError('validation', file, `text is ${size} bytes; the limit is ${MAX_TEXT_BYTES}`)
+  if (size > MAX_TEXT_BYTES)
+    throw new WhittleError('validation', file, `text is ${size} bytes; the limit is ${MAX_TEXT_BYTES}`)
   const bytes = await readFile(file)
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes)
@@ -43,7 +44,8 @@ export async function readTextFile(file: string): Promise<string> {
 export async function tokenizeForEval(files: ModelFiles, text: string): Promise<Int32Array> {
   // A GGUF without a tokenizer.json beside it uses its own tokenizer.ggml.* (BOS as its add_bos_token says).
   if (tokenizerSourceOf(files) === 'gguf') return ggufTextIds(files, text)
-  if (!files.tokenizerPath) throw new WhittleError('not-found', files.path, 'the model has no tokenizer.json beside it; perplexity needs one')
+  if (!files.tokenizerPath)
+    throw new WhittleError('not-found', files.path, 'the model has no tokenizer.json beside it; perplexity needs one')
   // Loading the vocabulary and encoding a whole text take seconds: done in the parser worker, every
   // exception of the tokenizer library translated there into an error naming tokenizer.json.
   // The worker cannot be interrupted mid-encode; a cancelled job stops waiting for it (jobs/cancel.ts).

@@ -6,15 +6,26 @@
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { WhittleError } from '../errors'
-import { alreadyExistsError, fsyncDirectory, pathExists, removeStaleLeftovers, reserveDestination, temporaryPathFor } from '../io/destination-lock'
+import {
+  alreadyExistsError,
+  fsyncDirectory,
+  pathExists,
+  removeStaleLeftovers,
+  reserveDestination,
+  temporaryPathFor,
+} from '../io/destination-lock'
 import { assertDiskSpace } from './disk-space'
 
 export async function assertFreeDestination(dest: string, inputs: string[]): Promise<void> {
   const abs = path.resolve(dest)
   for (const input of inputs) {
     const a = path.resolve(input)
-    if (abs === a || a.startsWith(abs + path.sep) || abs.startsWith(a + path.sep) && (await isFile(a))) {
-      throw new WhittleError('validation', dest, `the export destination overlaps the input ${input}; choose another folder`)
+    if (abs === a || a.startsWith(abs + path.sep) || (abs.startsWith(a + path.sep) && (await isFile(a)))) {
+      throw new WhittleError(
+        'validation',
+        dest,
+        `the export destination overlaps the input ${input}; choose another folder`,
+      )
     }
   }
   // An early, friendly refusal; writeFolderAtomically checks again once it holds the destination.
@@ -22,7 +33,10 @@ export async function assertFreeDestination(dest: string, inputs: string[]): Pro
 }
 
 async function isFile(p: string): Promise<boolean> {
-  return stat(p).then((s) => s.isFile(), () => false)
+  return stat(p).then(
+    (s) => s.isFile(),
+    () => false,
+  )
 }
 
 /** Flushes every file (and nested folder) under `dir`, then `dir`'s own entries. */
@@ -52,11 +66,20 @@ const TARGET_TAKEN = new Set(['EEXIST', 'ENOTEMPTY', 'ENOTDIR', 'EISDIR'])
  * the error is rethrown. With `expectedBytes`, the free space is checked first. Temporaries that killed
  * exports left beside dest are removed first.
  */
-export async function writeFolderAtomically(dest: string, write: (dir: string) => Promise<void>, verify?: (dir: string) => Promise<void>, expectedBytes?: number): Promise<string> {
+export async function writeFolderAtomically(
+  dest: string,
+  write: (dir: string) => Promise<void>,
+  verify?: (dir: string) => Promise<void>,
+  expectedBytes?: number,
+): Promise<string> {
   const abs = path.resolve(dest)
   const parent = path.dirname(abs)
   await mkdir(parent, { recursive: true }).catch((e) => {
-    throw new WhittleError('io', parent, `cannot create the destination's parent folder (${(e as NodeJS.ErrnoException).code ?? e})`)
+    throw new WhittleError(
+      'io',
+      parent,
+      `cannot create the destination's parent folder (${(e as NodeJS.ErrnoException).code ?? e})`,
+    )
   })
   const lock = await reserveDestination(abs)
   try {
@@ -80,7 +103,11 @@ export async function writeFolderAtomically(dest: string, write: (dir: string) =
         await rename(tmp, abs)
       } catch (e) {
         if (TARGET_TAKEN.has((e as NodeJS.ErrnoException).code ?? '')) throw alreadyExistsError(abs, 'folder')
-        throw new WhittleError('io', abs, `cannot move the finished export into place (${(e as NodeJS.ErrnoException).code ?? e})`)
+        throw new WhittleError(
+          'io',
+          abs,
+          `cannot move the finished export into place (${(e as NodeJS.ErrnoException).code ?? e})`,
+        )
       }
     } catch (e) {
       await rm(tmp, { recursive: true, force: true })

@@ -14,11 +14,22 @@ import type { ModelView } from '../model/model-view'
 import { isBlockLinear } from '../compress/recipe/targets'
 import { codesFromWeights, type UniformGridRecord } from '../compress/quant/record'
 import { packedWords } from '../numerics/bit-fields'
-import { dequantizeCompressedTensors, packCompressedTensorsWeight, packCompressedTensorsZeros } from '../numerics/compressed-tensors-pack'
+import {
+  dequantizeCompressedTensors,
+  packCompressedTensorsWeight,
+  packCompressedTensorsZeros,
+} from '../numerics/compressed-tensors-pack'
 import { f32ToBf16Bits, f32ToF16Bits } from '../numerics/float-encodings'
 import { assertFreeDestination, writeFolderAtomically } from './atomic-folder'
 import {
-  checkRecords, copySidecars, moduleOf, readInt32, sameBits, tensorChunks, uniformSettings, writeJson,
+  checkRecords,
+  copySidecars,
+  moduleOf,
+  readInt32,
+  sameBits,
+  tensorChunks,
+  uniformSettings,
+  writeJson,
   type UniformSettings,
 } from './gptq-export'
 
@@ -55,7 +66,8 @@ export function scaleDType(view: ModelView, records: ReadonlyMap<string, Uniform
 function scaleBytes(r: UniformGridRecord, dtype: ScaleDType): Uint8Array {
   const groups = r.scales.length / r.rows
   const t = new Float32Array(r.scales.length)
-  for (let g = 0; g < groups; g++) for (let row = 0; row < r.rows; row++) t[row * groups + g] = r.scales[g * r.rows + row]
+  for (let g = 0; g < groups; g++)
+    for (let row = 0; row < r.rows; row++) t[row * groups + g] = r.scales[g * r.rows + row]
   if (dtype === 'F32') return new Uint8Array(t.buffer)
   const h = new Uint16Array(t.length)
   for (let i = 0; i < t.length; i++) h[i] = encodeScalar(t[i], dtype)
@@ -72,11 +84,14 @@ export function compressedTensorsConfig(s: UniformSettings, ignore: string[]): R
       group_0: {
         targets: ['Linear'],
         weights: {
-          num_bits: s.bits, type: 'int', symmetric: s.sym,
+          num_bits: s.bits,
+          type: 'int',
+          symmetric: s.sym,
           strategy: s.groupSize > 0 ? 'group' : 'channel',
           group_size: s.groupSize > 0 ? s.groupSize : null,
           actorder: s.actOrder ? 'group' : null,
-          dynamic: false, observer: 'minmax',
+          dynamic: false,
+          observer: 'minmax',
         },
         input_activations: null,
         output_activations: null,
@@ -91,8 +106,13 @@ export function ignoredModules(view: ModelView, records: ReadonlyMap<string, Uni
   return ['lm_head', ...ignore]
 }
 
-export async function writeCompressedTensors(view: ModelView, records: ReadonlyMap<string, UniformGridRecord>, dir: string): Promise<string[]> {
-  if (view.files.format !== 'safetensors') throw new WhittleError('unsupported', view.files.path, 'compressed-tensors export needs a safetensors source')
+export async function writeCompressedTensors(
+  view: ModelView,
+  records: ReadonlyMap<string, UniformGridRecord>,
+  dir: string,
+): Promise<string[]> {
+  if (view.files.format !== 'safetensors')
+    throw new WhittleError('unsupported', view.files.path, 'compressed-tensors export needs a safetensors source')
   checkRecords(view, records, dir)
   const settings = uniformSettings(records, dir)
   const sDType = scaleDType(view, records)
@@ -107,21 +127,35 @@ export async function writeCompressedTensors(view: ModelView, records: ReadonlyM
     const m = moduleOf(t.name)
     const groups = r.scales.length / r.rows
     tensors.push(
-      { name: `${m}.weight_packed`, dtype: 'I32', shape: [r.rows, packedWords(r.cols, r.bits)], data: async function* () {
-        const { codes } = codesFromWeights(r, await readTensorF32(view.entry(t.name)), t.name)
-        yield i32Bytes(packCompressedTensorsWeight(codes, r.rows, r.cols, r.bits))
-      } },
+      {
+        name: `${m}.weight_packed`,
+        dtype: 'I32',
+        shape: [r.rows, packedWords(r.cols, r.bits)],
+        data: async function* () {
+          const { codes } = codesFromWeights(r, await readTensorF32(view.entry(t.name)), t.name)
+          yield i32Bytes(packCompressedTensorsWeight(codes, r.rows, r.cols, r.bits))
+        },
+      },
       { name: `${m}.weight_scale`, dtype: sDType, shape: [r.rows, groups], data: () => [scaleBytes(r, sDType)] },
     )
     if (!settings.sym) {
       // zeros [groups, rows] → [rows, groups], packed along the output dimension.
-      tensors.push({ name: `${m}.weight_zero_point`, dtype: 'I32', shape: [packedWords(r.rows, r.bits), groups], data: () => [i32Bytes(packCompressedTensorsZeros(r.zeros, groups, r.rows, r.bits))] })
+      tensors.push({
+        name: `${m}.weight_zero_point`,
+        dtype: 'I32',
+        shape: [packedWords(r.rows, r.bits), groups],
+        data: () => [i32Bytes(packCompressedTensorsZeros(r.zeros, groups, r.rows, r.bits))],
+      })
     }
     tensors.push({ name: `${m}.weight_shape`, dtype: 'I32', shape: [2], data: i32Bytes(Int32Array.of(r.rows, r.cols)) })
-    if (settings.actOrder) tensors.push({ name: `${m}.weight_g_idx`, dtype: 'I32', shape: [r.cols], data: i32Bytes(r.gIdx.slice()) })
+    if (settings.actOrder)
+      tensors.push({ name: `${m}.weight_g_idx`, dtype: 'I32', shape: [r.cols], data: i32Bytes(r.gIdx.slice()) })
   }
   await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt', producer: 'whittle' })
-  await writeJson(path.join(dir, 'config.json'), { ...(view.files.config ?? {}), quantization_config: compressedTensorsConfig(settings, ignoredModules(view, records)) })
+  await writeJson(path.join(dir, 'config.json'), {
+    ...(view.files.config ?? {}),
+    quantization_config: compressedTensorsConfig(settings, ignoredModules(view, records)),
+  })
   return ['model.safetensors', 'config.json', ...(await copySidecars(view, dir))]
 }
 
@@ -129,7 +163,11 @@ function i32Bytes(a: Int32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
 }
 
-export async function verifyCompressedTensors(view: ModelView, records: ReadonlyMap<string, UniformGridRecord>, dir: string): Promise<void> {
+export async function verifyCompressedTensors(
+  view: ModelView,
+  records: ReadonlyMap<string, UniformGridRecord>,
+  dir: string,
+): Promise<void> {
   const file = path.join(dir, 'model.safetensors')
   const settings = uniformSettings(records, dir)
   const reopened = await openModelFiles(file)
@@ -138,7 +176,11 @@ export async function verifyCompressedTensors(view: ModelView, records: Readonly
     const need = (name: string, dtype: DType | null, shape: number[]): TensorEntry => {
       const e = byName.get(name)
       if (!e || (dtype !== null && e.dtype !== dtype) || JSON.stringify(e.shape) !== JSON.stringify(shape)) {
-        throw new WhittleError('format', dir, `verification failed: ${name} is missing or not ${dtype ?? ''} ${JSON.stringify(shape)}`)
+        throw new WhittleError(
+          'format',
+          dir,
+          `verification failed: ${name} is missing or not ${dtype ?? ''} ${JSON.stringify(shape)}`,
+        )
       }
       return e
     }
@@ -147,21 +189,33 @@ export async function verifyCompressedTensors(view: ModelView, records: Readonly
       if (!r) {
         const e = view.entry(t.name)
         const got = need(t.name, e.dtype, e.shape)
-        if (got.byteLength !== e.byteLength) throw new WhittleError('format', dir, `verification failed: ${t.name} has the wrong size`)
+        if (got.byteLength !== e.byteLength)
+          throw new WhittleError('format', dir, `verification failed: ${t.name} has the wrong size`)
         continue
       }
       const m = moduleOf(t.name)
       const groups = r.scales.length / r.rows
-      const got = dequantizeCompressedTensors({
-        packed: await readInt32(need(`${m}.weight_packed`, 'I32', [r.rows, packedWords(r.cols, r.bits)])),
-        scale: await readTensorF32(need(`${m}.weight_scale`, null, [r.rows, groups])),
-        zeroPoint: settings.sym ? null : await readInt32(need(`${m}.weight_zero_point`, 'I32', [packedWords(r.rows, r.bits), groups])),
-        shape: await readInt32(need(`${m}.weight_shape`, 'I32', [2])),
-        gIdx: settings.actOrder ? await readInt32(need(`${m}.weight_g_idx`, 'I32', [r.cols])) : null,
-      }, r.bits, settings.groupSize)
+      const got = dequantizeCompressedTensors(
+        {
+          packed: await readInt32(need(`${m}.weight_packed`, 'I32', [r.rows, packedWords(r.cols, r.bits)])),
+          scale: await readTensorF32(need(`${m}.weight_scale`, null, [r.rows, groups])),
+          zeroPoint: settings.sym
+            ? null
+            : await readInt32(need(`${m}.weight_zero_point`, 'I32', [packedWords(r.rows, r.bits), groups])),
+          shape: await readInt32(need(`${m}.weight_shape`, 'I32', [2])),
+          gIdx: settings.actOrder ? await readInt32(need(`${m}.weight_g_idx`, 'I32', [r.cols])) : null,
+        },
+        r.bits,
+        settings.groupSize,
+      )
       const want = await readTensorF32(view.entry(t.name))
       const at = sameBits(got, want)
-      if (at >= 0) throw new WhittleError('format', dir, `verification failed: ${m} decodes to ${got[at]} at element ${at}, the compressed model has ${want[at]}`)
+      if (at >= 0)
+        throw new WhittleError(
+          'format',
+          dir,
+          `verification failed: ${m} decodes to ${got[at]} at element ${at}, the compressed model has ${want[at]}`,
+        )
     }
   } finally {
     closeFile(file)
@@ -169,9 +223,17 @@ export async function verifyCompressedTensors(view: ModelView, records: Readonly
 }
 
 /** Writes a verified compressed-tensors checkpoint folder at dest (which must not exist). */
-export async function exportCompressedTensors(view: ModelView, records: ReadonlyMap<string, UniformGridRecord>, dest: string): Promise<string> {
+export async function exportCompressedTensors(
+  view: ModelView,
+  records: ReadonlyMap<string, UniformGridRecord>,
+  dest: string,
+): Promise<string> {
   await assertFreeDestination(dest, [view.files.path, ...view.files.files])
-  return writeFolderAtomically(dest, async (dir) => {
-    await writeCompressedTensors(view, records, dir)
-  }, (dir) => verifyCompressedTensors(view, records, dir))
+  return writeFolderAtomically(
+    dest,
+    async (dir) => {
+      await writeCompressedTensors(view, records, dir)
+    },
+    (dir) => verifyCompressedTensors(view, records, dir),
+  )
 }

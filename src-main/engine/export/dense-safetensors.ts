@@ -41,7 +41,8 @@ function numel(e: TensorEntry): number {
 function tensorChunks(e: TensorEntry, dtype: DType): () => AsyncIterable<Uint8Array> {
   if (dtype === e.dtype) {
     return async function* () {
-      for (let at = 0; at < e.byteLength; at += CHUNK) yield await readTensorBytes(e, at, Math.min(CHUNK, e.byteLength - at))
+      for (let at = 0; at < e.byteLength; at += CHUNK)
+        yield await readTensorBytes(e, at, Math.min(CHUNK, e.byteLength - at))
     }
   }
   return async function* () {
@@ -75,7 +76,9 @@ export function planShards(sizes: { name: string; bytes: number }[], limit: numb
 }
 
 function shardName(i: number, n: number): string {
-  return n === 1 ? 'model.safetensors' : `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`
+  return n === 1
+    ? 'model.safetensors'
+    : `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`
 }
 
 /** Bytes the export will take (weights; the small JSON and tokenizer files aside). */
@@ -86,13 +89,24 @@ export function estimateDenseBytes(view: ModelView, options: DenseOptions = {}):
   }, 0)
 }
 
-export async function writeDenseSafetensors(view: ModelView, dir: string, options: DenseOptions = {}): Promise<string[]> {
+export async function writeDenseSafetensors(
+  view: ModelView,
+  dir: string,
+  options: DenseOptions = {},
+): Promise<string[]> {
   if (view.files.format !== 'safetensors') {
-    throw new WhittleError('unsupported', view.files.path, 'dense safetensors export needs a safetensors source (GGUF sources export as GGUF)')
+    throw new WhittleError(
+      'unsupported',
+      view.files.path,
+      'dense safetensors export needs a safetensors source (GGUF sources export as GGUF)',
+    )
   }
   const entries = view.files.tensors.map((t) => view.entry(t.name))
   const byName = new Map(entries.map((e) => [e.name, e]))
-  const shards = planShards(entries.map((e) => ({ name: e.name, bytes: writtenBytes(e, targetDType(e, options)) })), options.shardBytes ?? DEFAULT_SHARD_BYTES)
+  const shards = planShards(
+    entries.map((e) => ({ name: e.name, bytes: writtenBytes(e, targetDType(e, options)) })),
+    options.shardBytes ?? DEFAULT_SHARD_BYTES,
+  )
   const written: string[] = []
   const weightMap: Record<string, string> = {}
   let total = 0
@@ -109,7 +123,10 @@ export async function writeDenseSafetensors(view: ModelView, dir: string, option
     written.push(file)
   }
   if (shards.length > 1) {
-    await writeJson(path.join(dir, 'model.safetensors.index.json'), { metadata: { total_size: total }, weight_map: weightMap })
+    await writeJson(path.join(dir, 'model.safetensors.index.json'), {
+      metadata: { total_size: total },
+      weight_map: weightMap,
+    })
     written.push('model.safetensors.index.json')
   }
   if (view.files.config) {
@@ -124,7 +141,11 @@ export async function writeDenseSafetensors(view: ModelView, dir: string, option
 /** Re-opens the export (one file or the shard index) and checks every tensor's bytes against the view's. */
 export async function verifyDenseSafetensors(view: ModelView, dir: string, options: DenseOptions = {}): Promise<void> {
   const entries = view.files.tensors.map((t) => view.entry(t.name))
-  const sharded = planShards(entries.map((e) => ({ name: e.name, bytes: writtenBytes(e, targetDType(e, options)) })), options.shardBytes ?? DEFAULT_SHARD_BYTES).length > 1
+  const sharded =
+    planShards(
+      entries.map((e) => ({ name: e.name, bytes: writtenBytes(e, targetDType(e, options)) })),
+      options.shardBytes ?? DEFAULT_SHARD_BYTES,
+    ).length > 1
   const file = path.join(dir, sharded ? 'model.safetensors.index.json' : 'model.safetensors')
   const reopened = await openModelFiles(file)
   try {
@@ -138,8 +159,17 @@ export async function verifyDenseSafetensors(view: ModelView, dir: string, optio
       let at = 0
       for await (const chunk of tensorChunks(want, dtype)()) {
         const back = await readTensorBytes(got, at, chunk.length)
-        if (Buffer.compare(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length), Buffer.from(back.buffer, back.byteOffset, back.length)) !== 0) {
-          throw new WhittleError('format', dir, `verification failed: tensor ${want.name} differs after writing (bytes ${at}–${at + chunk.length})`)
+        if (
+          Buffer.compare(
+            Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length),
+            Buffer.from(back.buffer, back.byteOffset, back.length),
+          ) !== 0
+        ) {
+          throw new WhittleError(
+            'format',
+            dir,
+            `verification failed: tensor ${want.name} differs after writing (bytes ${at}–${at + chunk.length})`,
+          )
         }
         at += chunk.length
       }

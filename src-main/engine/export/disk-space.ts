@@ -12,7 +12,6 @@ export function withMargin(bytes: number): number {
   return Math.ceil(bytes * 1.02) + (64 << 20)
 }
 
-
 /** Bytes available to this user on the filesystem holding `dir` (or its nearest existing parent). */
 export async function freeBytes(dir: string): Promise<number> {
   let at = path.resolve(dir)
@@ -33,6 +32,10 @@ export async function assertDiskSpace(dir: string, bytes: number, what: string):
   const need = withMargin(bytes)
   const free = await freeBytes(dir)
   if (free < need) {
-    throw new WhittleError('io', dir, `not enough free disk space for ${what}: it needs about ${formatBytes(need)}, ${formatBytes(free)} are free`)
+    throw new WhittleError(
+      'io',
+      dir,
+      `not enough free disk space for ${what}: it needs about ${formatBytes(need)}, ${formatBytes(free)} are free`,
+    )
   }
 }

@@ -33,7 +33,7 @@ describe('estimateExportBytes for gguf', () => {
     for (const f of model?.files.files ?? []) closeFile(f)
   })
 
-  it('is the weight count times the type\'s bits over 8: Q5_K about 5.5/8 bytes a weight', () => {
+  it("is the weight count times the type's bits over 8: Q5_K about 5.5/8 bytes a weight", () => {
     const view = withReplacements(model)
     const weights = view.files.tensors.reduce((n, t) => n + view.entry(t.name).shape.reduce((a, b) => a * b, 1), 0)
     expect(weights).toBeGreaterThan(200_000) // stories260K

@@ -23,7 +23,12 @@ import { bitsPerWeight, ggmlBlockByName, mainGgmlType } from '../numerics/ggml-b
 import type { WorkerPool } from '../pool/worker-pool'
 import { assertFreeDestination, writeFolderAtomically } from './atomic-folder'
 import { verifyCompressedTensors, writeCompressedTensors } from './compressed-tensors-export'
-import { estimateDenseBytes, verifyDenseSafetensors, writeDenseSafetensors, type DenseOptions } from './dense-safetensors'
+import {
+  estimateDenseBytes,
+  verifyDenseSafetensors,
+  writeDenseSafetensors,
+  type DenseOptions,
+} from './dense-safetensors'
 import { exportGguf, type GgufExportReport } from './gguf/export-gguf'
 import type { ImatrixSource } from '../formats/imatrix-data'
 import { exportSafetensorsFromGguf } from './gguf/gguf-to-safetensors'
@@ -63,7 +68,10 @@ function asView(model: LoadedModel | ModelView): ModelView {
 }
 
 /** The records of tensors the exported model still has under the same name. */
-function liveRecords(view: ModelView, records: ReadonlyMap<string, UniformGridRecord> | undefined): Map<string, UniformGridRecord> {
+function liveRecords(
+  view: ModelView,
+  records: ReadonlyMap<string, UniformGridRecord> | undefined,
+): Map<string, UniformGridRecord> {
   const names = new Set(view.tensors.map((t) => t.name))
   return new Map([...(records ?? [])].filter(([name]) => names.has(name)))
 }
@@ -75,13 +83,28 @@ function sourceName(view: ModelView): string {
 }
 
 function checkOptions(o: ExportModelOptions): void {
-  if (!EXPORT_FORMATS.includes(o.format)) throw new WhittleError('validation', null, `unknown export format "${o.format}" (known: ${EXPORT_FORMATS.join(', ')})`)
-  if (o.gguf !== undefined && o.format !== 'gguf') throw new WhittleError('validation', null, 'GGUF type flags (pure, output tensor type, …) apply to the gguf format only')
-  if (o.ggufType !== undefined && o.format !== 'gguf') throw new WhittleError('validation', null, 'a GGUF type applies to the gguf format only')
-  if (o.ggufType !== undefined && !isGgufExportType(o.ggufType)) throw new WhittleError('validation', null, `unknown GGUF type "${o.ggufType}"`)
-  if (o.gptqFormat !== undefined && o.format !== 'gptq') throw new WhittleError('validation', null, 'gptq_format applies to the gptq format only')
-  if ((o.dtype !== undefined || o.shardBytes !== undefined) && o.format !== 'safetensors') throw new WhittleError('validation', null, 'dtype and shard size apply to the safetensors format only')
-  if (o.shardBytes !== undefined && (!Number.isSafeInteger(o.shardBytes) || o.shardBytes < 1 << 20)) throw new WhittleError('validation', null, `shard size ${o.shardBytes} is not a whole number of bytes ≥ 1 MiB`)
+  if (!EXPORT_FORMATS.includes(o.format))
+    throw new WhittleError(
+      'validation',
+      null,
+      `unknown export format "${o.format}" (known: ${EXPORT_FORMATS.join(', ')})`,
+    )
+  if (o.gguf !== undefined && o.format !== 'gguf')
+    throw new WhittleError(
+      'validation',
+      null,
+      'GGUF type flags (pure, output tensor type, …) apply to the gguf format only',
+    )
+  if (o.ggufType !== undefined && o.format !== 'gguf')
+    throw new WhittleError('validation', null, 'a GGUF type applies to the gguf format only')
+  if (o.ggufType !== undefined && !isGgufExportType(o.ggufType))
+    throw new WhittleError('validation', null, `unknown GGUF type "${o.ggufType}"`)
+  if (o.gptqFormat !== undefined && o.format !== 'gptq')
+    throw new WhittleError('validation', null, 'gptq_format applies to the gptq format only')
+  if ((o.dtype !== undefined || o.shardBytes !== undefined) && o.format !== 'safetensors')
+    throw new WhittleError('validation', null, 'dtype and shard size apply to the safetensors format only')
+  if (o.shardBytes !== undefined && (!Number.isSafeInteger(o.shardBytes) || o.shardBytes < 1 << 20))
+    throw new WhittleError('validation', null, `shard size ${o.shardBytes} is not a whole number of bytes ≥ 1 MiB`)
 }
 
 async function listFiles(dir: string): Promise<{ name: string; bytes: number }[]> {
@@ -109,7 +132,11 @@ export function ggufExportBitsPerWeight(type: string): number {
 }
 
 /** Bytes the export's weights will take, for the free-space check before writing. */
-export function estimateExportBytes(view: ModelView, o: ExportModelOptions, records: ReadonlyMap<string, UniformGridRecord>): number {
+export function estimateExportBytes(
+  view: ModelView,
+  o: ExportModelOptions,
+  records: ReadonlyMap<string, UniformGridRecord>,
+): number {
   if (o.format === 'safetensors') return estimateDenseBytes(view, { dtype: o.dtype })
   let bytes = 0
   for (const t of view.files.tensors) {
@@ -123,7 +150,12 @@ export function estimateExportBytes(view: ModelView, o: ExportModelOptions, reco
   return Math.ceil(bytes)
 }
 
-export async function exportModel(pool: WorkerPool, model: LoadedModel | ModelView, dest: string, options: ExportModelOptions): Promise<ExportResult> {
+export async function exportModel(
+  pool: WorkerPool,
+  model: LoadedModel | ModelView,
+  dest: string,
+  options: ExportModelOptions,
+): Promise<ExportResult> {
   checkOptions(options)
   const started = performance.now()
   const view = asView(model)
@@ -134,20 +166,29 @@ export async function exportModel(pool: WorkerPool, model: LoadedModel | ModelVi
   const cancelled = (): void => throwIfCancelled(options.signal, out)
   // GGUF in, safetensors out: the lossless conversion path (llama.cpp's names and RoPE rows undone).
   if (options.format === 'safetensors' && view.files.format === 'gguf') {
-    if (view.replacedNames().size > 0) throw new WhittleError('unsupported', view.files.path, 'a compressed GGUF model exports as GGUF; only an unmodified GGUF converts to safetensors')
+    if (view.replacedNames().size > 0)
+      throw new WhittleError(
+        'unsupported',
+        view.files.path,
+        'a compressed GGUF model exports as GGUF; only an unmodified GGUF converts to safetensors',
+      )
     const converted = await exportSafetensorsFromGguf(view, out)
     const dequantized = converted.tensors.filter((t) => t.dequantized).length
     return {
-      out: converted.dir, format: 'safetensors', files: await listFiles(converted.dir),
+      out: converted.dir,
+      format: 'safetensors',
+      files: await listFiles(converted.dir),
       verified: `${converted.tensors.length} tensors converted and re-read (${dequantized} dequantized from block types)`,
-      reportPath: null, seconds: (performance.now() - started) / 1000,
+      reportPath: null,
+      seconds: (performance.now() - started) / 1000,
     }
   }
   const records = liveRecords(view, c?.records)
   const dense: DenseOptions = { dtype: options.dtype, shardBytes: options.shardBytes }
   let verified = ''
   let gguf: GgufExportReport | null = null
-  const ggufType = options.format === 'gguf' ? (options.ggufType as GgufExportType | undefined) ?? defaultGgufType(c) : null
+  const ggufType =
+    options.format === 'gguf' ? ((options.ggufType as GgufExportType | undefined) ?? defaultGgufType(c)) : null
 
   const write = async (dir: string): Promise<void> => {
     cancelled()
@@ -166,7 +207,11 @@ export async function exportModel(pool: WorkerPool, model: LoadedModel | ModelVi
         break
       case 'gguf': {
         gguf = await exportGguf(pool, view, path.join(dir, `${sourceName(view)}-${ggufType}.gguf`), {
-          ...options.gguf, type: ggufType!, imatrix: options.imatrix ?? null, signal: options.signal, onProgress: (f, m) => progress(0.9 * f, m),
+          ...options.gguf,
+          type: ggufType!,
+          imatrix: options.imatrix ?? null,
+          signal: options.signal,
+          onProgress: (f, m) => progress(0.9 * f, m),
         })
         break
       }
@@ -211,7 +256,10 @@ export async function exportModel(pool: WorkerPool, model: LoadedModel | ModelVi
   progress(1, 'written and verified')
   const files = await listFiles(out)
   return {
-    out, format: options.format, files, verified,
+    out,
+    format: options.format,
+    files,
+    verified,
     reportPath: c ? path.join(out, 'whittle-report.html') : null,
     seconds: (performance.now() - started) / 1000,
   }

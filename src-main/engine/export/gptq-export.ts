@@ -25,7 +25,13 @@ export interface GptqExportOptions {
 }
 
 /** Files copied beside the weights when the source folder has them (config.json is rewritten instead). */
-const SIDECARS = ['generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model']
+const SIDECARS = [
+  'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'tokenizer.model',
+]
 
 const FLOAT_DTYPES: ReadonlySet<DType> = new Set(['F64', 'F32', 'F16', 'BF16'])
 
@@ -41,27 +47,47 @@ export interface UniformSettings {
 /** The one setting all records share (a checkpoint's quantization_config is global). */
 export function uniformSettings(records: ReadonlyMap<string, UniformGridRecord>, where: string): UniformSettings {
   const all = [...records.values()]
-  if (all.length === 0) throw new WhittleError('validation', where, 'no quantized Linear to export (the recipe quantized nothing with RTN or GPTQ)')
+  if (all.length === 0)
+    throw new WhittleError(
+      'validation',
+      where,
+      'no quantized Linear to export (the recipe quantized nothing with RTN or GPTQ)',
+    )
   const first = all[0]
   const norm = (g: number): number => (g > 0 ? g : -1)
   for (const [name, r] of records) {
     if (r.bits !== first.bits || norm(r.groupSize) !== norm(first.groupSize) || r.sym !== first.sym) {
-      throw new WhittleError('unsupported', where, `${name} is quantized as ${r.bits} bits / group ${r.groupSize} / ${r.sym ? 'sym' : 'asym'}, others as ${first.bits} / ${first.groupSize} / ${first.sym ? 'sym' : 'asym'}; one checkpoint holds one setting`)
+      throw new WhittleError(
+        'unsupported',
+        where,
+        `${name} is quantized as ${r.bits} bits / group ${r.groupSize} / ${r.sym ? 'sym' : 'asym'}, others as ${first.bits} / ${first.groupSize} / ${first.sym ? 'sym' : 'asym'}; one checkpoint holds one setting`,
+      )
     }
   }
-  return { bits: first.bits, groupSize: norm(first.groupSize), sym: first.sym, actOrder: all.some((r) => !isSequentialGIdx(r.gIdx, r.groupSize)) }
+  return {
+    bits: first.bits,
+    groupSize: norm(first.groupSize),
+    sym: first.sym,
+    actOrder: all.some((r) => !isSequentialGIdx(r.gIdx, r.groupSize)),
+  }
 }
 
 /** Checks every record against the tensor it replaces. */
 export function checkRecords(view: ModelView, records: ReadonlyMap<string, UniformGridRecord>, where: string): void {
   for (const [name, r] of records) {
-    if (!name.endsWith('.weight')) throw new WhittleError('validation', where, `${name}: only Linear weights (".weight") can be packed`)
+    if (!name.endsWith('.weight'))
+      throw new WhittleError('validation', where, `${name}: only Linear weights (".weight") can be packed`)
     const place = view.arch.places[name]
     if (!place) throw new WhittleError('not-found', where, `${name}: the model has no such tensor`)
-    if (place.transposed) throw new WhittleError('unsupported', where, `${name}: Conv1D weights stored [in, out] cannot be packed yet`)
+    if (place.transposed)
+      throw new WhittleError('unsupported', where, `${name}: Conv1D weights stored [in, out] cannot be packed yet`)
     const shape = view.entry(name).shape
     if (shape.length !== 2 || shape[0] !== r.rows || shape[1] !== r.cols) {
-      throw new WhittleError('validation', where, `${name}: the record is ${r.rows}×${r.cols}, the tensor is ${JSON.stringify(shape)}`)
+      throw new WhittleError(
+        'validation',
+        where,
+        `${name}: the record is ${r.rows}×${r.cols}, the tensor is ${JSON.stringify(shape)}`,
+      )
     }
     validateRecord(r, name)
   }
@@ -69,8 +95,13 @@ export function checkRecords(view: ModelView, records: ReadonlyMap<string, Unifo
 
 export function gptqQuantizationConfig(s: UniformSettings, format: GptqCheckpointFormat): Record<string, unknown> {
   return {
-    quant_method: 'gptq', bits: s.bits, group_size: s.groupSize, desc_act: s.actOrder, sym: s.sym,
-    checkpoint_format: format, pack_dtype: 'int32',
+    quant_method: 'gptq',
+    bits: s.bits,
+    group_size: s.groupSize,
+    desc_act: s.actOrder,
+    sym: s.sym,
+    checkpoint_format: format,
+    pack_dtype: 'int32',
   }
 }
 
@@ -100,7 +131,8 @@ export async function writeJson(file: string, value: unknown): Promise<void> {
 export function tensorChunks(e: TensorEntry): () => AsyncIterable<Uint8Array> {
   return async function* () {
     const step = 16 << 20
-    for (let at = 0; at < e.byteLength; at += step) yield await readTensorBytes(e, at, Math.min(step, e.byteLength - at))
+    for (let at = 0; at < e.byteLength; at += step)
+      yield await readTensorBytes(e, at, Math.min(step, e.byteLength - at))
   }
 }
 
@@ -141,8 +173,14 @@ export function moduleOf(weightName: string): string {
 }
 
 /** Writes model.safetensors, config.json, quantize_config.json and the sidecars into dir. */
-export async function writeGptq(view: ModelView, records: ReadonlyMap<string, UniformGridRecord>, dir: string, options: GptqExportOptions): Promise<string[]> {
-  if (view.files.format !== 'safetensors') throw new WhittleError('unsupported', view.files.path, 'GPTQ export needs a safetensors source')
+export async function writeGptq(
+  view: ModelView,
+  records: ReadonlyMap<string, UniformGridRecord>,
+  dir: string,
+  options: GptqExportOptions,
+): Promise<string[]> {
+  if (view.files.format !== 'safetensors')
+    throw new WhittleError('unsupported', view.files.path, 'GPTQ export needs a safetensors source')
   checkRecords(view, records, dir)
   const settings = uniformSettings(records, dir)
   const tensors: SafetensorsTensorInput[] = []
@@ -155,28 +193,45 @@ export async function writeGptq(view: ModelView, records: ReadonlyMap<string, Un
         packGptqLinear(codesFromWeights(r, await readTensorF32(view.entry(t.name)), t.name), options.format, t.name)
       const groups = r.scales.length / r.rows
       let cache: ReturnType<typeof packGptqLinear> | null = null
-      const part = (pick: (p: ReturnType<typeof packGptqLinear>) => Int32Array | Uint16Array, last: boolean) => async function* (): AsyncIterable<Uint8Array> {
-        cache ??= await packed()
-        const bytes = bytesOf(pick(cache))
-        if (last) cache = null
-        yield bytes
-      }
+      const part = (pick: (p: ReturnType<typeof packGptqLinear>) => Int32Array | Uint16Array, last: boolean) =>
+        async function* (): AsyncIterable<Uint8Array> {
+          cache ??= await packed()
+          const bytes = bytesOf(pick(cache))
+          if (last) cache = null
+          yield bytes
+        }
       tensors.push(
-        { name: `${module}.qweight`, dtype: 'I32', shape: [packedWords(r.cols, r.bits), r.rows], data: part((p) => p.qweight, false) },
-        { name: `${module}.qzeros`, dtype: 'I32', shape: [groups, packedWords(r.rows, r.bits)], data: part((p) => p.qzeros, false) },
+        {
+          name: `${module}.qweight`,
+          dtype: 'I32',
+          shape: [packedWords(r.cols, r.bits), r.rows],
+          data: part((p) => p.qweight, false),
+        },
+        {
+          name: `${module}.qzeros`,
+          dtype: 'I32',
+          shape: [groups, packedWords(r.rows, r.bits)],
+          data: part((p) => p.qzeros, false),
+        },
         { name: `${module}.scales`, dtype: 'F16', shape: [groups, r.rows], data: part((p) => p.scales, false) },
         { name: `${module}.g_idx`, dtype: 'I32', shape: [r.cols], data: part((p) => p.gIdx, true) },
       )
       continue
     }
     const e = view.entry(t.name)
-    tensors.push(FLOAT_DTYPES.has(e.dtype)
-      ? { name: e.name, dtype: 'F16', shape: e.shape, data: f16Chunks(e) }
-      : { name: e.name, dtype: e.dtype, shape: e.shape, data: tensorChunks(e) })
+    tensors.push(
+      FLOAT_DTYPES.has(e.dtype)
+        ? { name: e.name, dtype: 'F16', shape: e.shape, data: f16Chunks(e) }
+        : { name: e.name, dtype: e.dtype, shape: e.shape, data: tensorChunks(e) },
+    )
   }
   await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt', producer: 'whittle' })
   const quantization = gptqQuantizationConfig(settings, options.format)
-  await writeJson(path.join(dir, 'config.json'), { ...(view.files.config ?? {}), torch_dtype: 'float16', quantization_config: quantization })
+  await writeJson(path.join(dir, 'config.json'), {
+    ...(view.files.config ?? {}),
+    torch_dtype: 'float16',
+    quantization_config: quantization,
+  })
   await writeJson(path.join(dir, 'quantize_config.json'), quantization)
   return ['model.safetensors', 'config.json', 'quantize_config.json', ...(await copySidecars(view, dir))]
 }
@@ -191,7 +246,12 @@ export function sameBits(a: Float32Array, b: Float32Array): number {
 }
 
 /** Re-opens the export, decodes every packed Linear and checks it equals the view's weights exactly. */
-export async function verifyGptq(view: ModelView, records: ReadonlyMap<string, UniformGridRecord>, dir: string, options: GptqExportOptions): Promise<void> {
+export async function verifyGptq(
+  view: ModelView,
+  records: ReadonlyMap<string, UniformGridRecord>,
+  dir: string,
+  options: GptqExportOptions,
+): Promise<void> {
   const file = path.join(dir, 'model.safetensors')
   const reopened = await openModelFiles(file)
   try {
@@ -199,7 +259,11 @@ export async function verifyGptq(view: ModelView, records: ReadonlyMap<string, U
     const need = (name: string, dtype: DType, shape: number[]): TensorEntry => {
       const e = byName.get(name)
       if (!e || e.dtype !== dtype || JSON.stringify(e.shape) !== JSON.stringify(shape)) {
-        throw new WhittleError('format', dir, `verification failed: ${name} is missing or not ${dtype} ${JSON.stringify(shape)}`)
+        throw new WhittleError(
+          'format',
+          dir,
+          `verification failed: ${name} is missing or not ${dtype} ${JSON.stringify(shape)}`,
+        )
       }
       return e
     }
@@ -212,16 +276,26 @@ export async function verifyGptq(view: ModelView, records: ReadonlyMap<string, U
       }
       const module = moduleOf(t.name)
       const groups = r.scales.length / r.rows
-      const got = dequantizeGptq({
-        qweight: await readInt32(need(`${module}.qweight`, 'I32', [packedWords(r.cols, r.bits), r.rows])),
-        qzeros: await readInt32(need(`${module}.qzeros`, 'I32', [groups, packedWords(r.rows, r.bits)])),
-        scales: await readUint16(need(`${module}.scales`, 'F16', [groups, r.rows])),
-        gIdx: await readInt32(need(`${module}.g_idx`, 'I32', [r.cols])),
-      }, r.rows, r.cols, r.bits, options.format)
+      const got = dequantizeGptq(
+        {
+          qweight: await readInt32(need(`${module}.qweight`, 'I32', [packedWords(r.cols, r.bits), r.rows])),
+          qzeros: await readInt32(need(`${module}.qzeros`, 'I32', [groups, packedWords(r.rows, r.bits)])),
+          scales: await readUint16(need(`${module}.scales`, 'F16', [groups, r.rows])),
+          gIdx: await readInt32(need(`${module}.g_idx`, 'I32', [r.cols])),
+        },
+        r.rows,
+        r.cols,
+        r.bits,
+        options.format,
+      )
       const want = await readTensorF32(view.entry(t.name))
       const at = sameBits(got, want)
       if (at >= 0) {
-        throw new WhittleError('format', dir, `verification failed: ${module} decodes to ${got[at]} at element ${at}, the compressed model has ${want[at]} (were its scales fp16-rounded?)`)
+        throw new WhittleError(
+          'format',
+          dir,
+          `verification failed: ${module} decodes to ${got[at]} at element ${at}, the compressed model has ${want[at]} (were its scales fp16-rounded?)`,
+        )
       }
     }
   } finally {
@@ -230,9 +304,18 @@ export async function verifyGptq(view: ModelView, records: ReadonlyMap<string, U
 }
 
 /** Writes a verified GPTQ checkpoint folder at dest (which must not exist). Returns its absolute path. */
-export async function exportGptq(view: ModelView, records: ReadonlyMap<string, UniformGridRecord>, dest: string, options: GptqExportOptions): Promise<string> {
+export async function exportGptq(
+  view: ModelView,
+  records: ReadonlyMap<string, UniformGridRecord>,
+  dest: string,
+  options: GptqExportOptions,
+): Promise<string> {
   await assertFreeDestination(dest, [view.files.path, ...view.files.files])
-  return writeFolderAtomically(dest, async (dir) => {
-    await writeGptq(view, records, dir, options)
-  }, (dir) => verifyGptq(view, records, dir, options))
+  return writeFolderAtomically(
+    dest,
+    async (dir) => {
+      await writeGptq(view, records, dir, options)
+    },
+    (dir) => verifyGptq(view, records, dir, options),
+  )
 }

@@ -8,9 +8,16 @@ import { packGptqLinear, validateRecord } from './gptq-record'
 
 describe('records', () => {
   const record = (over: Partial<UniformQuantRecord> = {}): UniformQuantRecord => ({
-    bits: 4, groupSize: 4, sym: false, rows: 2, cols: 8,
-    scales: Float32Array.from([0.5, 0.25, roundToF16(0.1), 2]), zeros: Int32Array.from([3, 8, 0, 15]),
-    gIdx: Int32Array.from([0, 0, 0, 0, 1, 1, 1, 1]), codes: Uint8Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]), ...over,
+    bits: 4,
+    groupSize: 4,
+    sym: false,
+    rows: 2,
+    cols: 8,
+    scales: Float32Array.from([0.5, 0.25, roundToF16(0.1), 2]),
+    zeros: Int32Array.from([3, 8, 0, 15]),
+    gIdx: Int32Array.from([0, 0, 0, 0, 1, 1, 1, 1]),
+    codes: Uint8Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]),
+    ...over,
   })
 
   it('packs a Linear and decodes W = scale · (q − z) per (group, row)', () => {

@@ -37,7 +37,8 @@ describe.skipIf(!hasShared)('the PEFT adapter re-opened and applied (reference d
   let mergedPpl: number
   const dir = mkdtempSync(path.join(os.tmpdir(), 'whittle-lora-export-'))
   const evalIds = (): Int32Array => referenceIds('tinystories_eval')
-  const ppl = async (m: LoadedModel): Promise<number> => (await perplexity(pool, m, evalIds(), { seqlen: 256, maxWindows: 8 })).ppl
+  const ppl = async (m: LoadedModel): Promise<number> =>
+    (await perplexity(pool, m, evalIds(), { seqlen: 256, maxWindows: 8 })).ppl
 
   beforeAll(async () => {
     pool = await WorkerPool.create({ threads: 2 })
@@ -57,8 +58,22 @@ describe.skipIf(!hasShared)('the PEFT adapter re-opened and applied (reference d
     const r = await exportPeftAdapter(out, adapters, model, 'stories260K')
     expect(r.tensors).toBe(70)
     const config = JSON.parse(readFileSync(path.join(out, 'adapter_config.json'), 'utf8'))
-    expect(config).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 8, base_model_name_or_path: 'stories260K', task_type: 'CAUSAL_LM' })
-    expect([...config.target_modules].sort()).toEqual(['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj'])
+    expect(config).toMatchObject({
+      peft_type: 'LORA',
+      r: 4,
+      lora_alpha: 8,
+      base_model_name_or_path: 'stories260K',
+      task_type: 'CAUSAL_LM',
+    })
+    expect([...config.target_modules].sort()).toEqual([
+      'down_proj',
+      'gate_proj',
+      'k_proj',
+      'o_proj',
+      'q_proj',
+      'up_proj',
+      'v_proj',
+    ])
     const files = await openModelFiles(path.join(out, 'adapter_model.safetensors'))
     expect(files.tensors.map((t) => t.name)).toContain('base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight')
     const byName = new Map(files.tensors.map((t) => [t.name, t]))
@@ -72,11 +87,21 @@ describe.skipIf(!hasShared)('the PEFT adapter re-opened and applied (reference d
       const [rows, cols] = base.shape
       expect(a.shape).toEqual([config.r, cols])
       expect(b.shape).toEqual([rows, config.r])
-      applied.replace(base.name, applyAdapter(await readTensorF32(base), await readTensorF32(a), await readTensorF32(b), rows, cols, config.r, scale))
+      applied.replace(
+        base.name,
+        applyAdapter(
+          await readTensorF32(base),
+          await readTensorF32(a),
+          await readTensorF32(b),
+          rows,
+          cols,
+          config.r,
+          scale,
+        ),
+      )
     }
     expect(Math.abs((await ppl(applied)) - mergedPpl) / mergedPpl).toBeLessThan(1e-5)
     // Exports never overwrite.
     await expect(exportPeftAdapter(out, adapters, model)).rejects.toMatchObject({ code: 'validation' })
   })
-
 })

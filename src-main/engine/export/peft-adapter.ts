@@ -34,7 +34,12 @@ export interface PeftAdapterExport {
 
 /** The HF module name of an adapter's base Linear (model.layers.N.self_attn.q_proj). */
 function hfModule(a: LoraAdapterWeights, base: LoadedModel): string {
-  if (base.arch.family !== 'llama') throw new WhittleError('unsupported', base.files.path, `PEFT adapter export supports the Llama family; this model is ${base.arch.family}`)
+  if (base.arch.family !== 'llama')
+    throw new WhittleError(
+      'unsupported',
+      base.files.path,
+      `PEFT adapter export supports the Llama family; this model is ${base.arch.family}`,
+    )
   const name = hfLlamaName({ role: a.role, layer: a.layer, transposed: false, bias: false })
   if (!name) throw new WhittleError('unsupported', base.files.path, `no Hugging Face module name for ${a.name}`)
   return name.slice(0, -'.weight'.length)
@@ -65,14 +70,24 @@ function f32Bytes(a: Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
 }
 
-export async function exportPeftAdapter(dest: string, set: LoraAdapterSet, base: LoadedModel, baseModelNameOrPath = base.files.path): Promise<PeftAdapterExport> {
+export async function exportPeftAdapter(
+  dest: string,
+  set: LoraAdapterSet,
+  base: LoadedModel,
+  baseModelNameOrPath = base.files.path,
+): Promise<PeftAdapterExport> {
   if (set.adapters.length === 0) throw new WhittleError('validation', dest, 'there are no adapters to export')
   await assertFreeDestination(dest, [base.files.path])
   const tensors = set.adapters.flatMap((a) => {
     const module = hfModule(a, base)
     return [
       { name: `base_model.model.${module}.lora_A.weight`, dtype: 'F32' as const, shape: [set.r, a.cols], values: a.A },
-      { name: `base_model.model.${module}.lora_B.weight`, dtype: 'F32' as const, shape: [a.rows, set.r], values: hfRowsOfB(a, set.r, base) },
+      {
+        name: `base_model.model.${module}.lora_B.weight`,
+        dtype: 'F32' as const,
+        shape: [a.rows, set.r],
+        values: hfRowsOfB(a, set.r, base),
+      },
     ]
   })
   const modules = set.adapters.map((a) => hfModule(a, base))
@@ -100,20 +115,34 @@ export async function exportPeftAdapter(dest: string, set: LoraAdapterSet, base:
   }
   const verify = async (dir: string): Promise<void> => {
     const back = JSON.parse(await readFile(path.join(dir, PEFT_CONFIG_FILE), 'utf8')) as typeof config
-    if (back.r !== set.r || back.lora_alpha !== set.alpha || back.peft_type !== 'LORA') throw new WhittleError('io', dir, `${PEFT_CONFIG_FILE} did not read back as written`)
+    if (back.r !== set.r || back.lora_alpha !== set.alpha || back.peft_type !== 'LORA')
+      throw new WhittleError('io', dir, `${PEFT_CONFIG_FILE} did not read back as written`)
     const files = await openModelFiles(path.join(dir, PEFT_WEIGHTS_FILE))
     for (const t of tensors) {
       const e = files.tensors.find((x) => x.name === t.name)
       if (!e) throw new WhittleError('io', dir, `${PEFT_WEIGHTS_FILE} lacks ${t.name} after writing`)
       const v = await readTensorF32(e)
       for (let i = 0; i < v.length; i++) {
-        if (!Object.is(v[i], t.values[i])) throw new WhittleError('io', dir, `${PEFT_WEIGHTS_FILE}: ${t.name}[${i}] read back as ${v[i]}, written ${t.values[i]}`)
+        if (!Object.is(v[i], t.values[i]))
+          throw new WhittleError(
+            'io',
+            dir,
+            `${PEFT_WEIGHTS_FILE}: ${t.name}[${i}] read back as ${v[i]}, written ${t.values[i]}`,
+          )
       }
     }
   }
-  const dir = await writeFolderAtomically(dest, async (tmp) => {
-    await writeSafetensors(path.join(tmp, PEFT_WEIGHTS_FILE), tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: f32Bytes(t.values) })), { format: 'pt' })
-    await writeFile(path.join(tmp, PEFT_CONFIG_FILE), JSON.stringify(config, null, 2) + '\n')
-  }, verify)
+  const dir = await writeFolderAtomically(
+    dest,
+    async (tmp) => {
+      await writeSafetensors(
+        path.join(tmp, PEFT_WEIGHTS_FILE),
+        tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: f32Bytes(t.values) })),
+        { format: 'pt' },
+      )
+      await writeFile(path.join(tmp, PEFT_CONFIG_FILE), JSON.stringify(config, null, 2) + '\n')
+    },
+    verify,
+  )
   return { dir, files: [PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE], tensors: tensors.length, targetModules }
 }

@@ -14,7 +14,8 @@ async function nearestExisting(p: string, dest: string): Promise<string> {
   for (;;) {
     const s = await stat(at).catch(() => null)
     if (s) {
-      if (!s.isDirectory()) throw new WhittleError('validation', dest, `${at} is a file, so the destination cannot be created under it`)
+      if (!s.isDirectory())
+        throw new WhittleError('validation', dest, `${at} is a file, so the destination cannot be created under it`)
       return at
     }
     const parent = path.dirname(at)

@@ -26,7 +26,8 @@ export function binCounts(values: Float32Array, lo: number, hi: number, bins: nu
 }
 
 function range(a: Float32Array, b: Float32Array): [number, number] {
-  let lo = Infinity, hi = -Infinity
+  let lo = Infinity,
+    hi = -Infinity
   for (const x of [a, b]) {
     for (const v of x) {
       if (v < lo) lo = v
@@ -40,10 +41,19 @@ function range(a: Float32Array, b: Float32Array): [number, number] {
  * Histogram pairs of the `count` most affected tensors present in both models (a structural step may
  * have renamed or removed some). One tensor's values are in memory at a time.
  */
-export async function affectedHistograms(before: LoadedModel, after: LoadedModel, tensors: TensorOutcome[], count = 4, bins = 64): Promise<HistogramPair[]> {
+export async function affectedHistograms(
+  before: LoadedModel,
+  after: LoadedModel,
+  tensors: TensorOutcome[],
+  count = 4,
+  bins = 64,
+): Promise<HistogramPair[]> {
   const have = (m: LoadedModel, name: string): boolean => m.tensors.some((t) => t.name === name)
   const pairs: HistogramPair[] = []
-  for (const t of mostAffected(tensors.filter((x) => have(before, x.name) && have(after, x.name)), count)) {
+  for (const t of mostAffected(
+    tensors.filter((x) => have(before, x.name) && have(after, x.name)),
+    count,
+  )) {
     const a = await readTensorF32(before.entry(t.name))
     const b = await readTensorF32(after.entry(t.name))
     const [lo, hi] = range(a, b)

@@ -10,14 +10,16 @@ import { formatBytes } from '../../contract/units'
 import { REPORT_JSON_FILE, reportJson, type ExportReport, type HistogramPair } from './report-json'
 
 export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string)
+  return s.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string,
+  )
 }
 
 function num(x: number | null | undefined, digits = 4): string {
   if (x === null || x === undefined || !Number.isFinite(x)) return '—'
   return Math.abs(x) >= 1e5 || (x !== 0 && Math.abs(x) < 1e-3) ? x.toExponential(digits - 1) : x.toFixed(digits)
 }
-
 
 /** Two overlaid step outlines (before grey, after orange) of one histogram, as inline SVG. */
 export function histogramSvg(h: HistogramPair, width = 360, height = 140): string {
@@ -28,16 +30,20 @@ export function histogramSvg(h: HistogramPair, width = 360, height = 140): strin
   const y = (c: number): number => height - pad - ((height - 2 * pad) * (Number.isFinite(c) ? c : 0)) / peak
   const outline = (counts: number[]): string => {
     let d = `M${x(0).toFixed(1)},${y(0).toFixed(1)}`
-    counts.forEach((c, i) => { d += ` L${x(i).toFixed(1)},${y(c).toFixed(1)} L${x(i + 1).toFixed(1)},${y(c).toFixed(1)}` })
+    counts.forEach((c, i) => {
+      d += ` L${x(i).toFixed(1)},${y(c).toFixed(1)} L${x(i + 1).toFixed(1)},${y(c).toFixed(1)}`
+    })
     return d + ` L${x(counts.length).toFixed(1)},${y(0).toFixed(1)}`
   }
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="histogram of ${escapeHtml(h.name)}">`
-    + `<line x1="${pad}" y1="${height - pad}" x2="${width - pad}" y2="${height - pad}" stroke="#999"/>`
-    + `<path d="${outline(h.before)}" fill="#8884" stroke="#666"/>`
-    + `<path d="${outline(h.after)}" fill="none" stroke="#e8590c" stroke-width="1.5"/>`
-    + `<text x="${pad}" y="${height - 6}" font-size="10">${escapeHtml(num(h.lo))}</text>`
-    + `<text x="${width - pad}" y="${height - 6}" font-size="10" text-anchor="end">${escapeHtml(num(h.hi))}</text>`
-    + '</svg>'
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="histogram of ${escapeHtml(h.name)}">` +
+    `<line x1="${pad}" y1="${height - pad}" x2="${width - pad}" y2="${height - pad}" stroke="#999"/>` +
+    `<path d="${outline(h.before)}" fill="#8884" stroke="#666"/>` +
+    `<path d="${outline(h.after)}" fill="none" stroke="#e8590c" stroke-width="1.5"/>` +
+    `<text x="${pad}" y="${height - 6}" font-size="10">${escapeHtml(num(h.lo))}</text>` +
+    `<text x="${width - pad}" y="${height - 6}" font-size="10" text-anchor="end">${escapeHtml(num(h.hi))}</text>` +
+    '</svg>'
+  )
 }
 
 const CSS = `body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -50,7 +56,8 @@ td:first-child,th:first-child{text-align:left;font-family:ui-monospace,monospace
 export function renderReportHtml(r: ExportReport): string {
   const e = escapeHtml
   const steps = r.recipe.steps.map((s) => `${s.method} (${describeParams(s.params ?? {})})`).join('; ')
-  const pplDelta = r.ppl_before !== null && r.ppl_after !== null ? ` (${((r.ppl_after / r.ppl_before - 1) * 100).toFixed(2)}%)` : ''
+  const pplDelta =
+    r.ppl_before !== null && r.ppl_after !== null ? ` (${((r.ppl_after / r.ppl_before - 1) * 100).toFixed(2)}%)` : ''
   const summary: [string, string][] = [
     ['model', r.model],
     ['method', steps],
@@ -66,18 +73,51 @@ export function renderReportHtml(r: ExportReport): string {
     ['parameters before → after', `${r.params_before} → ${r.params_after}`],
     ['non-zero parameters after', String(r.nonzero_params_after)],
     ['sparsity of the compressed Linears', `${(r.sparsity * 100).toFixed(2)}%`],
-    ...(r.structure ? [['layers / heads / kv heads', `${r.structure.layers.join(' → ')} / ${r.structure.heads.join(' → ')} / ${r.structure.kvHeads.join(' → ')}`] as [string, string]] : []),
-    ...(r.ppl_after_step.length > 1 ? [['perplexity after each step', r.ppl_after_step.map((p) => num(p)).join(' → ')] as [string, string]] : []),
-    ...(r.training ?? []).map((t): [string, string] => [`training, step ${t.step + 1} (${t.method})`,
-      `loss ${num(t.firstLoss)} → ${num(t.lastLoss)} over ${t.steps} steps, ${t.tokens} tokens, ${num(t.seconds, 1)} s`]),
+    ...(r.structure
+      ? [
+          [
+            'layers / heads / kv heads',
+            `${r.structure.layers.join(' → ')} / ${r.structure.heads.join(' → ')} / ${r.structure.kvHeads.join(' → ')}`,
+          ] as [string, string],
+        ]
+      : []),
+    ...(r.ppl_after_step.length > 1
+      ? [['perplexity after each step', r.ppl_after_step.map((p) => num(p)).join(' → ')] as [string, string]]
+      : []),
+    ...(r.training ?? []).map((t): [string, string] => [
+      `training, step ${t.step + 1} (${t.method})`,
+      `loss ${num(t.firstLoss)} → ${num(t.lastLoss)} over ${t.steps} steps, ${t.tokens} tokens, ${num(t.seconds, 1)} s`,
+    ]),
     ['time', `${num(r.seconds, 1)} s`],
   ]
-  const pattern = (t: ExportReport['tensors'][number]): string => t.nm ? `${t.nm.n}:${t.nm.m} ${t.nm.valid ? 'valid' : `${t.nm.violations} violations`}` : t.sparsity > 0 ? 'unstructured' : ''
+  const pattern = (t: ExportReport['tensors'][number]): string =>
+    t.nm
+      ? `${t.nm.n}:${t.nm.m} ${t.nm.valid ? 'valid' : `${t.nm.violations} violations`}`
+      : t.sparsity > 0
+        ? 'unstructured'
+        : ''
   // The order of the cells below; the header is built from it and the shared column names.
-  const REPORT_COLUMNS = ['name', 'method', 'format', 'shape', 'bitsPerWeight', 'sparsity', 'pattern', 'relWeightError', 'relOutputError'] as const
-  const rows = r.tensors.map((t) => `<tr><td>${e(t.name)}</td><td>${e(t.method)}</td><td>${e(t.format)}</td><td>${t.shape.join('×')}</td>`
-    + `<td>${num(t.bitsPerWeight, 3)}</td><td>${(t.sparsity * 100).toFixed(1)}%</td><td>${e(pattern(t))}</td><td>${num(t.relWeightError)}</td><td>${num(t.relOutputError)}</td></tr>`).join('\n')
-  const hists = (r.histograms ?? []).map((h) => `<div class="hist">${histogramSvg(h)}<div>${e(h.name)}</div></div>`).join('\n')
+  const REPORT_COLUMNS = [
+    'name',
+    'method',
+    'format',
+    'shape',
+    'bitsPerWeight',
+    'sparsity',
+    'pattern',
+    'relWeightError',
+    'relOutputError',
+  ] as const
+  const rows = r.tensors
+    .map(
+      (t) =>
+        `<tr><td>${e(t.name)}</td><td>${e(t.method)}</td><td>${e(t.format)}</td><td>${t.shape.join('×')}</td>` +
+        `<td>${num(t.bitsPerWeight, 3)}</td><td>${(t.sparsity * 100).toFixed(1)}%</td><td>${e(pattern(t))}</td><td>${num(t.relWeightError)}</td><td>${num(t.relOutputError)}</td></tr>`,
+    )
+    .join('\n')
+  const hists = (r.histograms ?? [])
+    .map((h) => `<div class="hist">${histogramSvg(h)}<div>${e(h.name)}</div></div>`)
+    .join('\n')
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Whittle report — ${e(r.model)}</title>
 <style>${CSS}</style></head><body>

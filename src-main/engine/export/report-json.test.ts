@@ -43,7 +43,12 @@ function documentedKeys(readme: string): DocumentedKey[] {
  * document of its own (the Recipes section); inside it the check is only that keys are snake_case, except
  * `overrides`, whose keys are the user's tensor-name patterns.
  */
-function keyPaths(value: unknown, prefix: string, out: { paths: Set<string>; recipeKeys: Set<string> }, inRecipe = false): void {
+function keyPaths(
+  value: unknown,
+  prefix: string,
+  out: { paths: Set<string>; recipeKeys: Set<string> },
+  inRecipe = false,
+): void {
   if (Array.isArray(value)) {
     for (const item of value) keyPaths(item, `${prefix}[]`, out, inRecipe)
     return
@@ -79,7 +84,11 @@ describe('whittle-report.json', () => {
         { method: 'low_rank', targets: { include: ['self_attn\\.o_proj'] }, params: { rank: 8 } },
         { method: 'drop_layers', params: { layers: [4] } },
         // A training step: the report's `training` records.
-        { method: 'lora', targets: { include: ['self_attn\\.q_proj'] }, params: { r: 2, steps: 2, batch_size: 1, seqlen: 64 } },
+        {
+          method: 'lora',
+          targets: { include: ['self_attn\\.q_proj'] },
+          params: { r: 2, steps: 2, batch_size: 1, seqlen: 64 },
+        },
       ],
       overrides: { 'layers.0.mlp.down_proj': { sparsity: 0.5 } },
     })
@@ -87,7 +96,8 @@ describe('whittle-report.json', () => {
       recipeDir: root,
       defaultCalibrationText: path.join(root, 'resources/text/tinystories_calib.txt'),
       evalText: { path: evalPath, ids: await tokenizeForEval(model.files, await readTextFile(evalPath)) },
-      seqlen: 64, maxEvalWindows: 2,
+      seqlen: 64,
+      maxEvalWindows: 2,
     })
     const dir = path.join(tmp, 'export')
     const compression = { source: model, report: out.report, records: out.records }
@@ -117,7 +127,9 @@ describe('whittle-report.json', () => {
     const notProduced = new Set(['tensors[].note'])
     for (const k of documentedKeys(readFileSync(path.join(root, 'README.md'), 'utf8'))) {
       if (notProduced.has(k.path)) continue
-      expect(found.paths.has(k.path), `${k.path} is documented${k.optional ? ' (optional)' : ''} but not written`).toBe(true)
+      expect(found.paths.has(k.path), `${k.path} is documented${k.optional ? ' (optional)' : ''} but not written`).toBe(
+        true,
+      )
     }
   })
 

@@ -92,11 +92,22 @@ export interface ReportTrainingJson {
 
 export function reportTensorJson(t: TensorOutcome): ReportTensorJson {
   return {
-    name: t.name, layer: t.layer, role: t.role, step: t.step, method: t.method, format: t.format, shape: t.shape,
-    bits_per_weight: t.bitsPerWeight, rel_weight_error: t.relWeightError, rel_output_error: t.relOutputError, sparsity: t.sparsity,
+    name: t.name,
+    layer: t.layer,
+    role: t.role,
+    step: t.step,
+    method: t.method,
+    format: t.format,
+    shape: t.shape,
+    bits_per_weight: t.bitsPerWeight,
+    rel_weight_error: t.relWeightError,
+    rel_output_error: t.relOutputError,
+    sparsity: t.sparsity,
     ...(t.note !== undefined ? { note: t.note } : {}),
     ...(t.storedParams !== undefined ? { stored_params: t.storedParams } : {}),
-    ...(t.nm ? { nm: { n: t.nm.n, m: t.nm.m, violations: t.nm.violations, groups: t.nm.groups, valid: t.nm.valid } } : {}),
+    ...(t.nm
+      ? { nm: { n: t.nm.n, m: t.nm.m, violations: t.nm.violations, groups: t.nm.groups, valid: t.nm.valid } }
+      : {}),
     ...(t.mask ? { mask: { rows: t.mask.rows, cols: t.mask.cols, density: t.mask.density } } : {}),
   }
 }
@@ -115,7 +126,9 @@ export function reportJson(r: ExportReport): ReportJson {
     params_before: r.params_before,
     params_after: r.params_after,
     nonzero_params_after: r.nonzero_params_after,
-    ...(r.structure ? { structure: { layers: r.structure.layers, heads: r.structure.heads, kv_heads: r.structure.kvHeads } } : {}),
+    ...(r.structure
+      ? { structure: { layers: r.structure.layers, heads: r.structure.heads, kv_heads: r.structure.kvHeads } }
+      : {}),
     bits_per_weight: r.bits_per_weight,
     bytes_before: r.bytes_before,
     bytes_after: r.bytes_after,
@@ -124,10 +137,23 @@ export function reportJson(r: ExportReport): ReportJson {
     seconds: r.seconds,
     tensors: r.tensors.map(reportTensorJson),
     ...(r.training?.length
-      ? { training: r.training.map((t) => ({ step: t.step, method: t.method, steps: t.steps, first_loss: t.firstLoss, last_loss: t.lastLoss, tokens: t.tokens, seconds: t.seconds, losses: t.losses })) }
+      ? {
+          training: r.training.map((t) => ({
+            step: t.step,
+            method: t.method,
+            steps: t.steps,
+            first_loss: t.firstLoss,
+            last_loss: t.lastLoss,
+            tokens: t.tokens,
+            seconds: t.seconds,
+            losses: t.losses,
+          })),
+        }
       : {}),
     ...(r.histograms
-      ? { histograms: r.histograms.map((h) => ({ name: h.name, lo: h.lo, hi: h.hi, before: h.before, after: h.after })) }
+      ? {
+          histograms: r.histograms.map((h) => ({ name: h.name, lo: h.lo, hi: h.hi, before: h.before, after: h.after })),
+        }
       : {}),
   }
 }
@@ -144,7 +170,11 @@ export interface ExportResultJson {
 
 export function exportResultJson(e: ExportResult): ExportResultJson {
   return {
-    out: e.out, format: e.format, files: e.files.map((f) => ({ name: f.name, bytes: f.bytes })),
-    verified: e.verified, report_path: e.reportPath, seconds: e.seconds,
+    out: e.out,
+    format: e.format,
+    files: e.files.map((f) => ({ name: f.name, bytes: f.bytes })),
+    verified: e.verified,
+    report_path: e.reportPath,
+    seconds: e.seconds,
   }
 }

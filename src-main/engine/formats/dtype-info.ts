@@ -10,15 +10,43 @@ export interface DTypeGeometry {
 }
 
 /** A Map: dtype names come from files, and a plain object would answer "constructor" with a function. */
-const PLAIN_SIZES = new Map<string, number>(Object.entries({
-  F64: 8, F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, F8_E5M2: 1,
-  I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
-}))
+const PLAIN_SIZES = new Map<string, number>(
+  Object.entries({
+    F64: 8,
+    F32: 4,
+    F16: 2,
+    BF16: 2,
+    F8_E4M3: 1,
+    F8_E5M2: 1,
+    I64: 8,
+    I32: 4,
+    I16: 2,
+    I8: 1,
+    U64: 8,
+    U32: 4,
+    U16: 2,
+    U8: 1,
+    BOOL: 1,
+  }),
+)
 
 /** Dtype names a safetensors header may use that Whittle reads (GGUF block types are not safetensors dtypes). */
 export const SAFETENSORS_DTYPES: readonly DType[] = [
-  'F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2',
-  'I64', 'I32', 'I16', 'I8', 'U64', 'U32', 'U16', 'U8', 'BOOL',
+  'F64',
+  'F32',
+  'F16',
+  'BF16',
+  'F8_E4M3',
+  'F8_E5M2',
+  'I64',
+  'I32',
+  'I16',
+  'I8',
+  'U64',
+  'U32',
+  'U16',
+  'U8',
+  'BOOL',
 ]
 
 export function dtypeGeometry(dtype: DType): DTypeGeometry {

@@ -48,7 +48,11 @@ async function settle<T>(run: () => Promise<T>): Promise<{ value?: T; typed?: Wh
   }
 }
 
-interface StEntry { dtype: string; shape: number[]; data_offsets: [number, number] }
+interface StEntry {
+  dtype: string
+  shape: number[]
+  data_offsets: [number, number]
+}
 
 function readSt(file: string): { header: Record<string, StEntry>; data: Uint8Array } {
   const bytes = new Uint8Array(readFileSync(file))
@@ -57,8 +61,14 @@ function readSt(file: string): { header: Record<string, StEntry>; data: Uint8Arr
 }
 
 /** Serializes a header whose keys may be "__proto__" and friends (kept as own keys, in order). */
-function writeSt(entries: [string, unknown][], data: Uint8Array, edit: (json: string) => string = (j) => j): Uint8Array {
-  const json = new TextEncoder().encode(edit(`{${entries.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`))
+function writeSt(
+  entries: [string, unknown][],
+  data: Uint8Array,
+  edit: (json: string) => string = (j) => j,
+): Uint8Array {
+  const json = new TextEncoder().encode(
+    edit(`{${entries.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`),
+  )
   const out = new Uint8Array(8 + json.length + data.length)
   new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true)
   out.set(json, 8)
@@ -69,7 +79,10 @@ function writeSt(entries: [string, unknown][], data: Uint8Array, edit: (json: st
 /** The demo's model.safetensors with one tensor renamed. */
 function renamed(from: string, to: string): Uint8Array {
   const { header, data } = readSt(join(DEMO, 'model.safetensors'))
-  return writeSt(Object.entries(header).map(([k, v]) => [k === from ? to : k, v]), data)
+  return writeSt(
+    Object.entries(header).map(([k, v]) => [k === from ? to : k, v]),
+    data,
+  )
 }
 
 function expectPlainModelOrTyped(r: Awaited<ReturnType<typeof settle<Awaited<ReturnType<typeof loadModel>>>>>): void {
@@ -103,7 +116,12 @@ describe('tensor names that are JavaScript built-ins (fuzz: DataCloneError)', ()
 
 describe('config.json naming a built-in as the architecture (fuzz: "HF_DESCRIBE[...] is not a function")', () => {
   const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'))
-  for (const change of [{ architectures: ['hasOwnProperty'] }, { architectures: ['constructor'] }, { architectures: ['__proto__'] }, { model_type: 'toString', architectures: [] }]) {
+  for (const change of [
+    { architectures: ['hasOwnProperty'] },
+    { architectures: ['constructor'] },
+    { architectures: ['__proto__'] },
+    { model_type: 'toString', architectures: [] },
+  ]) {
     it(JSON.stringify(change), async () => {
       const folder = variant(DEMO, { 'config.json': JSON.stringify({ ...config, ...change }) })
       const r = await settle(() => loadModel(folder))
@@ -138,27 +156,31 @@ describe('tokenizer.json with a malformed post_processor (fuzz: TypeError from t
   }
 })
 
-describe.skipIf(!hasShared)(`GGUF whose architecture is a built-in name (${hasShared ? 'reference data present' : SKIP_SHARED})`, () => {
-  it.each(['constructor', '__proto__', 'toString'])('general.architecture = %s', async (arch) => {
-    const src = new Uint8Array(readFileSync(shared('models/stories260K-gguf/stories260K.gguf')))
-    // Same-length rewrite of the value "llama" keeps every offset: pad the name's length field instead.
-    const key = new TextEncoder().encode('general.architecture')
-    let at = -1
-    for (let i = 0; i < src.length - key.length && at < 0; i++) if (key.every((b, j) => src[i + j] === b)) at = i + key.length
-    const valueLenAt = at + 4
-    const oldLen = Number(new DataView(src.buffer).getBigUint64(valueLenAt, true))
-    const name = new TextEncoder().encode(arch)
-    const out = new Uint8Array(src.length - oldLen + name.length)
-    out.set(src.subarray(0, valueLenAt))
-    new DataView(out.buffer).setBigUint64(valueLenAt, BigInt(name.length), true)
-    out.set(name, valueLenAt + 8)
-    out.set(src.subarray(valueLenAt + 8 + oldLen), valueLenAt + 8 + name.length)
-    // The data section moved by the length change; the reader must still fail typed, not crash.
-    const file = join(dir, `arch-${arch.replace(/\W/g, '')}.gguf`)
-    writeFileSync(file, out)
-    expectPlainModelOrTyped(await settle(() => loadModel(file)))
-  })
-})
+describe.skipIf(!hasShared)(
+  `GGUF whose architecture is a built-in name (${hasShared ? 'reference data present' : SKIP_SHARED})`,
+  () => {
+    it.each(['constructor', '__proto__', 'toString'])('general.architecture = %s', async (arch) => {
+      const src = new Uint8Array(readFileSync(shared('models/stories260K-gguf/stories260K.gguf')))
+      // Same-length rewrite of the value "llama" keeps every offset: pad the name's length field instead.
+      const key = new TextEncoder().encode('general.architecture')
+      let at = -1
+      for (let i = 0; i < src.length - key.length && at < 0; i++)
+        if (key.every((b, j) => src[i + j] === b)) at = i + key.length
+      const valueLenAt = at + 4
+      const oldLen = Number(new DataView(src.buffer).getBigUint64(valueLenAt, true))
+      const name = new TextEncoder().encode(arch)
+      const out = new Uint8Array(src.length - oldLen + name.length)
+      out.set(src.subarray(0, valueLenAt))
+      new DataView(out.buffer).setBigUint64(valueLenAt, BigInt(name.length), true)
+      out.set(name, valueLenAt + 8)
+      out.set(src.subarray(valueLenAt + 8 + oldLen), valueLenAt + 8 + name.length)
+      // The data section moved by the length change; the reader must still fail typed, not crash.
+      const file = join(dir, `arch-${arch.replace(/\W/g, '')}.gguf`)
+      writeFileSync(file, out)
+      expectPlainModelOrTyped(await settle(() => loadModel(file)))
+    })
+  },
+)
 
 describe('GPTQ packed parts of the wrong dtype (fuzz: RangeError building an Int32Array)', () => {
   let gptq = ''
@@ -168,7 +190,10 @@ describe('GPTQ packed parts of the wrong dtype (fuzz: RangeError building an Int
     const records = new Map<string, UniformGridRecord>()
     for (const t of view.tensors.filter(isBlockLinear)) {
       const W = await readTensorF32(view.entry(t.name))
-      records.set(t.name, rtnQuantize(W, t.shape[0], t.shape[1], { bits: 4, groupSize: 32, sym: false, scaleDtype: 'f16' }))
+      records.set(
+        t.name,
+        rtnQuantize(W, t.shape[0], t.shape[1], { bits: 4, groupSize: 32, sym: false, scaleDtype: 'f16' }),
+      )
       view.replace(t.name, W)
     }
     gptq = await exportGptq(view, records, join(dir, 'gptq'), { format: 'gptq' })
@@ -193,21 +218,32 @@ describe('GPTQ packed parts of the wrong dtype (fuzz: RangeError building an Int
     expect(r.typed, `${part} as ${dtype} must be refused`).toBeInstanceOf(WhittleError)
   }
 
-  it.each([['g_idx', 'U8', 1], ['g_idx', 'F16', 2], ['g_idx', 'I16', 2], ['qzeros', 'U16', 2], ['qweight', 'U8', 1], ['scales', 'U8', 1]] as const)(
-    '%s as %s', (part, dtype, size) => retyped(part, dtype, size))
+  it.each([
+    ['g_idx', 'U8', 1],
+    ['g_idx', 'F16', 2],
+    ['g_idx', 'I16', 2],
+    ['qzeros', 'U16', 2],
+    ['qweight', 'U8', 1],
+    ['scales', 'U8', 1],
+  ] as const)('%s as %s', (part, dtype, size) => retyped(part, dtype, size))
 
   // 63 inputs still need the 8 rows of words qweight has, so the shapes agree; 63 bytes are no whole Int32Array.
   it('g_idx as U8 of an odd length', () => retyped('g_idx', 'U8', 1, [63]))
 
   // Fuzz: "RangeError: Maximum call stack size exceeded" from String() / JSON.stringify of the value while
   // building the error message. JSON.parse accepts this nesting; the message must not recurse into it.
-  it.each([['gptq', 'bits'], ['compressed-tensors', 'format']])('%s quantization_config.%s nested 100,000 arrays deep', async (which, key) => {
+  it.each([
+    ['gptq', 'bits'],
+    ['compressed-tensors', 'format'],
+  ])('%s quantization_config.%s nested 100,000 arrays deep', async (which, key) => {
     const folder = which === 'gptq' ? gptq : ct
     const text = readFileSync(join(folder, 'config.json'), 'utf8')
     const marker = '"__deep__"'
     const config = JSON.parse(text)
     config.quantization_config[key] = '__deep__'
-    const r = await settle(() => loadModel(variant(folder, { 'config.json': JSON.stringify(config).replace(marker, DEEP) })))
+    const r = await settle(() =>
+      loadModel(variant(folder, { 'config.json': JSON.stringify(config).replace(marker, DEEP) })),
+    )
     expect(r.untyped, String(r.untyped)).toBeUndefined()
     expect(r.typed).toBeInstanceOf(WhittleError)
   })
@@ -219,15 +255,20 @@ const DEEP = `${'['.repeat(100_000)}0${']'.repeat(100_000)}`
 describe('values nested 100,000 arrays deep (fuzz: RangeError building the error message)', () => {
   const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'))
   it.each(['intermediate_size', 'tie_word_embeddings', 'hidden_size'])('config.json %s', async (key) => {
-    const folder = variant(DEMO, { 'config.json': JSON.stringify({ ...config, [key]: '__deep__' }).replace('"__deep__"', DEEP) })
+    const folder = variant(DEMO, {
+      'config.json': JSON.stringify({ ...config, [key]: '__deep__' }).replace('"__deep__"', DEEP),
+    })
     const r = await settle(() => loadModel(folder))
     expect(r.untyped, String(r.untyped)).toBeUndefined()
     expect(r.typed).toBeInstanceOf(WhittleError)
   })
 
-  it.each(['shape', 'data_offsets'])('a safetensors header entry\'s %s', async (field) => {
+  it.each(['shape', 'data_offsets'])("a safetensors header entry's %s", async (field) => {
     const { header, data } = readSt(join(DEMO, 'model.safetensors'))
-    const entries = Object.entries(header).map(([k, v]): [string, unknown] => [k, k === 'model.norm.weight' ? { ...v, [field]: '__deep__' } : v])
+    const entries = Object.entries(header).map(([k, v]): [string, unknown] => [
+      k,
+      k === 'model.norm.weight' ? { ...v, [field]: '__deep__' } : v,
+    ])
     const folder = variant(DEMO, { 'model.safetensors': writeSt(entries, data, (j) => j.replace('"__deep__"', DEEP)) })
     const r = await settle(() => loadModel(folder))
     expect(r.untyped, String(r.untyped)).toBeUndefined()

@@ -7,9 +7,12 @@ import { GGML_TYPES, ggmlTypeById, ggmlTypeByName, ggmlTypeForDType } from './gg
 
 describe('ggml types as the reader sees them', () => {
   it("is the reader's table: every ggml type with the same geometry, decodable exactly where the kernels decode", () => {
-    expect(GGML_TYPES.map(({ id, name, blockElements, blockBytes }) => ({ id, name, blockElements, blockBytes }))).toEqual(GGML_BLOCKS)
+    expect(
+      GGML_TYPES.map(({ id, name, blockElements, blockBytes }) => ({ id, name, blockElements, blockBytes })),
+    ).toEqual(GGML_BLOCKS)
     for (const type of BLOCK_TYPES) expect(ggmlTypeByName(type)?.dtype).toBe(type)
-    for (const name of ['IQ2_XXS', 'IQ2_XS', 'IQ3_XXS', 'IQ1_S', 'IQ3_S', 'IQ2_S', 'IQ1_M', 'MXFP4']) expect(ggmlTypeByName(name)?.dtype).toBeNull()
+    for (const name of ['IQ2_XXS', 'IQ2_XS', 'IQ3_XXS', 'IQ1_S', 'IQ3_S', 'IQ2_S', 'IQ1_M', 'MXFP4'])
+      expect(ggmlTypeByName(name)?.dtype).toBeNull()
     expect(ggmlTypeForDType('U8')).toBeUndefined()
     expect(ggmlTypeForDType('Q8_0')?.id).toBe(8)
     expect(ggmlTypeById(13)).toMatchObject({ name: 'Q5_K', blockElements: 256, blockBytes: 176, dtype: 'Q5_K' })

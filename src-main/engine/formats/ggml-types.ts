@@ -11,13 +11,37 @@ export interface GgmlTypeInfo extends GgmlBlockInfo {
 
 /** The ggml types the engine decodes; each is also a DType of the same name. */
 const DECODED: ReadonlySet<string> = new Set<DType>([
-  'F32', 'F16', 'BF16', 'F64', 'I8', 'I16', 'I32', 'I64',
-  'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q8_0', 'Q8_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'Q8_K',
-  'IQ4_NL', 'IQ4_XS', 'TQ1_0', 'TQ2_0',
+  'F32',
+  'F16',
+  'BF16',
+  'F64',
+  'I8',
+  'I16',
+  'I32',
+  'I64',
+  'Q4_0',
+  'Q4_1',
+  'Q5_0',
+  'Q5_1',
+  'Q8_0',
+  'Q8_1',
+  'Q2_K',
+  'Q3_K',
+  'Q4_K',
+  'Q5_K',
+  'Q6_K',
+  'Q8_K',
+  'IQ4_NL',
+  'IQ4_XS',
+  'TQ1_0',
+  'TQ2_0',
 ])
 
 /** Every ggml type id known to the reader. */
-export const GGML_TYPES: readonly GgmlTypeInfo[] = GGML_BLOCKS.map((b) => ({ ...b, dtype: DECODED.has(b.name) ? (b.name as DType) : null }))
+export const GGML_TYPES: readonly GgmlTypeInfo[] = GGML_BLOCKS.map((b) => ({
+  ...b,
+  dtype: DECODED.has(b.name) ? (b.name as DType) : null,
+}))
 
 const BY_ID = new Map<number, GgmlTypeInfo>(GGML_TYPES.map((x) => [x.id, x]))
 const BY_NAME = new Map<string, GgmlTypeInfo>(GGML_TYPES.map((x) => [x.name, x]))

@@ -68,7 +68,13 @@ describe('GGUF framing', () => {
 
   it('rejects absurd or negative tensor and KV counts before allocating', async () => {
     const tensors = save(prefix(2n ** 50n, 0).finish())
-    await expectWhittleError(() => readGguf(tensors), 'truncated', tensors, '1125899906842624 tensors', 'room for at most')
+    await expectWhittleError(
+      () => readGguf(tensors),
+      'truncated',
+      tensors,
+      '1125899906842624 tensors',
+      'room for at most',
+    )
     const kvs = save(prefix(0, 2n ** 40n).finish())
     await expectWhittleError(() => readGguf(kvs), 'truncated', kvs, 'metadata kvs')
     const negative = save(prefix(-1n, 0).finish())
@@ -78,29 +84,74 @@ describe('GGUF framing', () => {
 
 describe('GGUF metadata', () => {
   it('rejects huge claimed string lengths in keys and values', async () => {
-    const key = save(prefix(0, 1).u64(2n ** 50n).bytes(new Uint8Array(32)).finish())
+    const key = save(
+      prefix(0, 1)
+        .u64(2n ** 50n)
+        .bytes(new Uint8Array(32))
+        .finish(),
+    )
     await expectWhittleError(() => readGguf(key), 'truncated', key, 'metadata key 0', 'claims 1125899906842624 bytes')
-    const beyond = save(prefix(0, 1).u64(2n ** 60n).bytes(new Uint8Array(32)).finish())
+    const beyond = save(
+      prefix(0, 1)
+        .u64(2n ** 60n)
+        .bytes(new Uint8Array(32))
+        .finish(),
+    )
     await expectWhittleError(() => readGguf(beyond), 'format', beyond, 'metadata key 0', 'beyond any file size')
-    const value = str(prefix(0, 1), 'k').u32(TYPE.string).u64(2n ** 60n).text('abc').finish()
+    const value = str(prefix(0, 1), 'k')
+      .u32(TYPE.string)
+      .u64(2n ** 60n)
+      .text('abc')
+      .finish()
     const valuePath = save(value)
     await expectWhittleError(() => readGguf(valuePath), 'format', valuePath, '"k"', 'beyond any file size')
-    const within = save(str(prefix(0, 1), 'k').u32(TYPE.string).u64(2n ** 40n).text('abc').finish())
+    const within = save(
+      str(prefix(0, 1), 'k')
+        .u32(TYPE.string)
+        .u64(2n ** 40n)
+        .text('abc')
+        .finish(),
+    )
     await expectWhittleError(() => readGguf(within), 'truncated', within, '"k"', 'claims 1099511627776 bytes')
-    const overlong = save(new ByteBuilder().text('GGUF').u32(3).i64(0n).i64(1n).u64(70000).bytes(new Uint8Array(70010)).finish())
+    const overlong = save(
+      new ByteBuilder().text('GGUF').u32(3).i64(0n).i64(1n).u64(70000).bytes(new Uint8Array(70010)).finish(),
+    )
     await expectWhittleError(() => readGguf(overlong), 'format', overlong, 'limit')
   })
 
   it('rejects huge claimed array counts, of fixed-size and string items', async () => {
-    const bytes = str(prefix(0, 1), 'arr').u32(TYPE.array).u32(TYPE.u8).u64(2n ** 40n).bytes(new Uint8Array(16)).finish()
+    const bytes = str(prefix(0, 1), 'arr')
+      .u32(TYPE.array)
+      .u32(TYPE.u8)
+      .u64(2n ** 40n)
+      .bytes(new Uint8Array(16))
+      .finish()
     const path = save(bytes)
     await expectWhittleError(() => readGguf(path), 'truncated', path, '"arr"', '1099511627776 u8 items')
-    const strings = save(str(prefix(0, 1), 'arr').u32(TYPE.array).u32(TYPE.string).u64(2n ** 50n).finish())
+    const strings = save(
+      str(prefix(0, 1), 'arr')
+        .u32(TYPE.array)
+        .u32(TYPE.string)
+        .u64(2n ** 50n)
+        .finish(),
+    )
     await expectWhittleError(() => readGguf(strings), 'truncated', strings, 'string items')
-    const beyond = save(str(prefix(0, 1), 'arr').u32(TYPE.array).u32(TYPE.string).u64(2n ** 62n).finish())
+    const beyond = save(
+      str(prefix(0, 1), 'arr')
+        .u32(TYPE.array)
+        .u32(TYPE.string)
+        .u64(2n ** 62n)
+        .finish(),
+    )
     await expectWhittleError(() => readGguf(beyond), 'format', beyond, 'beyond any file size')
     // One string inside a plausible array claims far more than the file holds.
-    const inner = str(prefix(0, 1), 'arr').u32(TYPE.array).u32(TYPE.string).u64(100n).u64(2n ** 45n).bytes(new Uint8Array(800)).finish()
+    const inner = str(prefix(0, 1), 'arr')
+      .u32(TYPE.array)
+      .u32(TYPE.string)
+      .u64(100n)
+      .u64(2n ** 45n)
+      .bytes(new Uint8Array(800))
+      .finish()
     const innerPath = save(inner)
     await expectWhittleError(() => readGguf(innerPath), 'truncated', innerPath, '"arr"[0]')
   })
@@ -112,7 +163,12 @@ describe('GGUF metadata', () => {
     await expectWhittleError(() => readGguf(unknownItem), 'format', unknownItem, 'unknown value type 77')
     const bool = save(str(prefix(0, 1), 'k').u32(TYPE.bool).u8(2).finish())
     await expectWhittleError(() => readGguf(bool), 'format', bool, '"k"', 'bool')
-    const dup = save(str(str(prefix(0, 2), 'k').u32(TYPE.u8).u8(1), 'k').u32(TYPE.u8).u8(2).finish())
+    const dup = save(
+      str(str(prefix(0, 2), 'k').u32(TYPE.u8).u8(1), 'k')
+        .u32(TYPE.u8)
+        .u8(2)
+        .finish(),
+    )
     await expectWhittleError(() => readGguf(dup), 'format', dup, '"k"', 'twice')
     const badKey = save(prefix(0, 1).u64(2).u8(0xc3).u8(0x28).u32(TYPE.u8).u8(0).finish())
     await expectWhittleError(() => readGguf(badKey), 'format', badKey, 'utf-8')
@@ -176,18 +232,35 @@ describe('GGUF tensor infos', () => {
     await expectWhittleError(() => readGguf(misaligned), 'format', misaligned, '"w"', 'offset 4', 'alignment 32')
     const outside = withTensors((b) => info(b, 'w', [4], 0, 2 ** 40), 1, 64)
     await expectWhittleError(() => readGguf(outside), 'truncated', outside, '"w"')
-    const overlap = withTensors((b) => { info(b, 'a', [16], 0, 0); info(b, 'b', [4], 0, 32) }, 2, 64)
+    const overlap = withTensors(
+      (b) => {
+        info(b, 'a', [16], 0, 0)
+        info(b, 'b', [4], 0, 32)
+      },
+      2,
+      64,
+    )
     await expectWhittleError(() => readGguf(overlap), 'format', overlap, '"a"', '"b"', 'overlap')
-    const dup = withTensors((b) => { info(b, 'a', [4], 0, 0); info(b, 'a', [4], 0, 32) }, 2, 64)
+    const dup = withTensors(
+      (b) => {
+        info(b, 'a', [4], 0, 0)
+        info(b, 'a', [4], 0, 32)
+      },
+      2,
+      64,
+    )
     await expectWhittleError(() => readGguf(dup), 'format', dup, '"a"', 'twice')
   })
 
   it('rejects a file cut inside the tensor infos or the data', async () => {
     const good = join(dir, 'good.gguf')
-    await writeGguf(good, { kv: [{ key: 'general.architecture', type: 'string', value: 'llama' }], tensors: [
-      { name: 'a', type: 'F32', dims: [8], data: new Uint8Array(32) },
-      { name: 'b', type: 'F32', dims: [64, 2], data: new Uint8Array(512) },
-    ] })
+    await writeGguf(good, {
+      kv: [{ key: 'general.architecture', type: 'string', value: 'llama' }],
+      tensors: [
+        { name: 'a', type: 'F32', dims: [8], data: new Uint8Array(32) },
+        { name: 'b', type: 'F32', dims: [64, 2], data: new Uint8Array(512) },
+      ],
+    })
     const bytes = readFileSync(good)
     const g = await readGguf(good)
     const cutData = save(bytes.subarray(0, bytes.length - 100))

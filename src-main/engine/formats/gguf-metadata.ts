@@ -7,13 +7,35 @@ import { WhittleError, formatError } from '../errors'
 import type { FileCursor } from '../io/byte-cursor'
 
 export const GGUF_VALUE_TYPES = [
-  'u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'f32', 'bool', 'string', 'array', 'u64', 'i64', 'f64',
+  'u8',
+  'i8',
+  'u16',
+  'i16',
+  'u32',
+  'i32',
+  'f32',
+  'bool',
+  'string',
+  'array',
+  'u64',
+  'i64',
+  'f64',
 ] as const
 export type GgufValueType = (typeof GGUF_VALUE_TYPES)[number]
 
 /** Payload bytes of the fixed-size types. */
 export const GGUF_FIXED_SIZES: Readonly<Partial<Record<GgufValueType, number>>> = {
-  u8: 1, i8: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, bool: 1, u64: 8, i64: 8, f64: 8,
+  u8: 1,
+  i8: 1,
+  u16: 2,
+  i16: 2,
+  u32: 4,
+  i32: 4,
+  f32: 4,
+  bool: 1,
+  u64: 8,
+  i64: 8,
+  f64: 8,
 }
 
 /** Smallest encoding of one item of a type: used to bound claimed counts by the bytes really left. */
@@ -46,8 +68,19 @@ export type GgufMetadataValue = GgufScalar | GgufMetadataValue[] | GgufArraySumm
 
 /** A whole array as readGgufArray returns it: typed arrays for numbers, plain arrays otherwise. */
 export type GgufArrayValue =
-  | Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | Float32Array
-  | BigUint64Array | BigInt64Array | Float64Array | boolean[] | string[] | GgufArrayValue[]
+  | Uint8Array
+  | Int8Array
+  | Uint16Array
+  | Int16Array
+  | Uint32Array
+  | Int32Array
+  | Float32Array
+  | BigUint64Array
+  | BigInt64Array
+  | Float64Array
+  | boolean[]
+  | string[]
+  | GgufArrayValue[]
 
 /** Where an array's items start, so it can be read later without keeping it in memory. */
 export interface GgufArrayLocation {
@@ -104,11 +137,22 @@ export async function readString(c: FileCursor, what: string, limit: number, str
 }
 
 /** The bytes of a string whose u64 length was just read. */
-async function readStringBody(c: FileCursor, what: string, length: number, limit: number, strict: boolean): Promise<string> {
+async function readStringBody(
+  c: FileCursor,
+  what: string,
+  length: number,
+  limit: number,
+  strict: boolean,
+): Promise<string> {
   if (length > c.remaining()) {
-    throw new WhittleError('truncated', c.path, `${what} claims ${length} bytes at offset ${c.position}, but only ${c.remaining()} remain in the file`)
+    throw new WhittleError(
+      'truncated',
+      c.path,
+      `${what} claims ${length} bytes at offset ${c.position}, but only ${c.remaining()} remain in the file`,
+    )
   }
-  if (length > limit) throw formatError(c.path, `${what} claims ${length} bytes at offset ${c.position}, over the ${limit}-byte limit`)
+  if (length > limit)
+    throw formatError(c.path, `${what} claims ${length} bytes at offset ${c.position}, over the ${limit}-byte limit`)
   await c.ensure(length, what)
   const bytes = c.take(length)
   if (!strict) return lenientUtf8.decode(bytes)
@@ -123,43 +167,67 @@ function int64(v: bigint): number | bigint {
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v
 }
 
-async function readScalar(c: FileCursor, type: GgufValueType, what: string, budget: ValueBudget = UNBOUNDED): Promise<GgufScalar> {
+async function readScalar(
+  c: FileCursor,
+  type: GgufValueType,
+  what: string,
+  budget: ValueBudget = UNBOUNDED,
+): Promise<GgufScalar> {
   if (type === 'string') {
     if (budget.bytes >= MAX_STRING_BYTES) return readString(c, what, MAX_STRING_BYTES, false)
     const at = c.position
     const length = await readCount(c, `${what} length`)
-    if (length > budget.bytes && length <= c.remaining()) throw formatError(c.path, `${what} claims ${length} bytes at offset ${at}, over ${budget.cap}`)
+    if (length > budget.bytes && length <= c.remaining())
+      throw formatError(c.path, `${what} claims ${length} bytes at offset ${at}, over ${budget.cap}`)
     return readStringBody(c, what, length, MAX_STRING_BYTES, false)
   }
   await c.ensure(GGUF_FIXED_SIZES[type]!, what)
   switch (type) {
-    case 'u8': return c.u8()
-    case 'i8': return c.i8()
-    case 'u16': return c.u16()
-    case 'i16': return c.i16()
-    case 'u32': return c.u32()
-    case 'i32': return c.i32()
-    case 'f32': return c.f32()
-    case 'f64': return c.f64()
-    case 'u64': return int64(c.u64())
-    case 'i64': return int64(c.i64())
+    case 'u8':
+      return c.u8()
+    case 'i8':
+      return c.i8()
+    case 'u16':
+      return c.u16()
+    case 'i16':
+      return c.i16()
+    case 'u32':
+      return c.u32()
+    case 'i32':
+      return c.i32()
+    case 'f32':
+      return c.f32()
+    case 'f64':
+      return c.f64()
+    case 'u64':
+      return int64(c.u64())
+    case 'i64':
+      return int64(c.i64())
     case 'bool': {
       const b = c.u8()
       if (b > 1) throw formatError(c.path, `${what}: bool byte is ${b}, not 0 or 1`)
       return b === 1
     }
-    default: throw new Error(`unreachable: ${type}`)
+    default:
+      throw new Error(`unreachable: ${type}`)
   }
 }
 
 /** Reads an array header (item type + count) and checks the count against the bytes left and the budget. */
-export async function readArrayHeader(c: FileCursor, what: string, budget: ValueBudget = UNBOUNDED): Promise<{ itemType: GgufValueType; length: number }> {
+export async function readArrayHeader(
+  c: FileCursor,
+  what: string,
+  budget: ValueBudget = UNBOUNDED,
+): Promise<{ itemType: GgufValueType; length: number }> {
   const itemType = await readValueType(c, `${what} item type`)
   const length = await readCount(c, `${what} count`)
   const room = Math.floor(c.remaining() / minItemBytes(itemType))
   if (length > room) {
-    throw new WhittleError('truncated', c.path,
-      `${what} claims ${length} ${itemType} items at offset ${c.position}, but the file has room for at most ${room}`)
+    throw new WhittleError(
+      'truncated',
+      c.path,
+      `${what} claims ${length} ${itemType} items at offset ${c.position}, but the file has room for at most ${room}`,
+    )
   }
   if (length > budget.items || length * minItemBytes(itemType) > budget.bytes) {
     throw formatError(c.path, `${what} claims ${length} ${itemType} items at offset ${c.position}, over ${budget.cap}`)
@@ -168,7 +236,14 @@ export async function readArrayHeader(c: FileCursor, what: string, budget: Value
 }
 
 /** Advances past `length` items of `itemType` without keeping them. */
-async function skipItems(c: FileCursor, itemType: GgufValueType, length: number, what: string, depth: number, budget: ValueBudget): Promise<void> {
+async function skipItems(
+  c: FileCursor,
+  itemType: GgufValueType,
+  length: number,
+  what: string,
+  depth: number,
+  budget: ValueBudget,
+): Promise<void> {
   const fixed = GGUF_FIXED_SIZES[itemType]
   if (fixed !== undefined) {
     c.skip(length * fixed, what)
@@ -177,7 +252,12 @@ async function skipItems(c: FileCursor, itemType: GgufValueType, length: number,
   for (let i = 0; i < length; i++) {
     if (itemType === 'string') {
       const n = await readCount(c, `${what}[${i}] length`)
-      if (n > c.remaining()) throw new WhittleError('truncated', c.path, `${what}[${i}] claims ${n} bytes, but only ${c.remaining()} remain in the file`)
+      if (n > c.remaining())
+        throw new WhittleError(
+          'truncated',
+          c.path,
+          `${what}[${i}] claims ${n} bytes, but only ${c.remaining()} remain in the file`,
+        )
       c.skip(n, what)
     } else {
       if (depth >= MAX_ARRAY_DEPTH) throw formatError(c.path, `${what}: arrays nested deeper than ${MAX_ARRAY_DEPTH}`)
@@ -192,7 +272,11 @@ async function skipItems(c: FileCursor, itemType: GgufValueType, length: number,
  * The location of every array is passed to `onArray`, so any of them can be read in full later.
  */
 export async function readMetadataValue(
-  c: FileCursor, type: GgufValueType, what: string, onArray: (loc: GgufArrayLocation) => void, depth = 0,
+  c: FileCursor,
+  type: GgufValueType,
+  what: string,
+  onArray: (loc: GgufArrayLocation) => void,
+  depth = 0,
   budget: ValueBudget = UNBOUNDED,
 ): Promise<GgufMetadataValue> {
   if (type !== 'array') return readScalar(c, type, what, budget)
@@ -212,12 +296,26 @@ export async function readMetadataValue(
 }
 
 const TYPED: Partial<Record<GgufValueType, new (n: number) => ArrayBufferView & { length: number }>> = {
-  u8: Uint8Array, i8: Int8Array, u16: Uint16Array, i16: Int16Array, u32: Uint32Array, i32: Int32Array,
-  f32: Float32Array, u64: BigUint64Array, i64: BigInt64Array, f64: Float64Array,
+  u8: Uint8Array,
+  i8: Int8Array,
+  u16: Uint16Array,
+  i16: Int16Array,
+  u32: Uint32Array,
+  i32: Int32Array,
+  f32: Float32Array,
+  u64: BigUint64Array,
+  i64: BigInt64Array,
+  f64: Float64Array,
 }
 
 /** Reads `length` items of `itemType` in full (typed arrays for numbers). The count must already be checked. */
-export async function readArrayItems(c: FileCursor, itemType: GgufValueType, length: number, what: string, depth = 0): Promise<GgufArrayValue> {
+export async function readArrayItems(
+  c: FileCursor,
+  itemType: GgufValueType,
+  length: number,
+  what: string,
+  depth = 0,
+): Promise<GgufArrayValue> {
   const Typed = TYPED[itemType]
   if (Typed) {
     const size = GGUF_FIXED_SIZES[itemType]!

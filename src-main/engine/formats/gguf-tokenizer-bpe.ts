@@ -35,13 +35,17 @@ export interface PreTokenizer {
 /** The tokenizer.ggml.pre values covered, by the pre-tokenizer llama.cpp gives them. */
 const PRE_TOKENIZERS: Record<string, PreTokenizer> = {
   // llama.cpp's fallback for 'default' or a missing key: punctuation runs, GPT-2 words, digit runs, triples.
-  default: { patterns: [String.raw`[\p{P}\$\+<=>\^~\|]+`, GPT2_WORDS, String.raw`\p{N}+`, '[0-9][0-9][0-9]'], ignoreMerges: false, addBosDefault: false },
+  default: {
+    patterns: [String.raw`[\p{P}\$\+<=>\^~\|]+`, GPT2_WORDS, String.raw`\p{N}+`, '[0-9][0-9][0-9]'],
+    ignoreMerges: false,
+    addBosDefault: false,
+  },
   'gpt-2': { patterns: [GPT2_WORDS], ignoreMerges: false, addBosDefault: false },
   'phi-2': { patterns: [GPT2_WORDS], ignoreMerges: false, addBosDefault: false },
   llama3: { patterns: [LLAMA3_WORDS], ignoreMerges: true, addBosDefault: true },
   'llama-v3': { patterns: [LLAMA3_WORDS], ignoreMerges: true, addBosDefault: true },
   'llama-bpe': { patterns: [LLAMA3_WORDS], ignoreMerges: true, addBosDefault: true },
-  'falcon3': { patterns: [LLAMA3_WORDS], ignoreMerges: true, addBosDefault: true },
+  falcon3: { patterns: [LLAMA3_WORDS], ignoreMerges: true, addBosDefault: true },
   'smaug-bpe': { patterns: [LLAMA3_WORDS], ignoreMerges: false, addBosDefault: false },
   dbrx: { patterns: [LLAMA3_WORDS], ignoreMerges: false, addBosDefault: false },
   qwen2: { patterns: [QWEN2_WORDS], ignoreMerges: false, addBosDefault: false },
@@ -103,7 +107,13 @@ export function byteLevel(word: string): string {
  * Appends the ids of one pre-tokenized word to `out`. `unrepresentable` is called with a symbol that no
  * token and no unknown token can express; it must throw.
  */
-export function encodeBpeWord(word: string, vocab: BpeVocab, ignoreMerges: boolean, out: number[], unrepresentable: (s: string) => never): void {
+export function encodeBpeWord(
+  word: string,
+  vocab: BpeVocab,
+  ignoreMerges: boolean,
+  out: number[],
+  unrepresentable: (s: string) => never,
+): void {
   const spelt = byteLevel(word)
   const whole = vocab.ids.get(spelt)
   if (ignoreMerges && whole !== undefined) {
@@ -118,12 +128,19 @@ export function encodeBpeWord(word: string, vocab: BpeVocab, ignoreMerges: boole
   const tryPair = (left: number, right: number): void => {
     if (left < 0 || right < 0) return
     const rank = vocab.ranks.get(pairKey(symbols[left], symbols[right]))
-    if (rank !== undefined) queue.push({ priority: rank, left, right, length: symbols[left].length + symbols[right].length })
+    if (rank !== undefined)
+      queue.push({ priority: rank, left, right, length: symbols[left].length + symbols[right].length })
   }
   for (let i = 1; i < n; i++) tryPair(i - 1, i)
   for (let c = queue.pop(); c !== undefined; c = queue.pop()) {
     const { left, right } = c
-    if (symbols[left] === '' || symbols[right] === '' || next[left] !== right || symbols[left].length + symbols[right].length !== c.length) continue
+    if (
+      symbols[left] === '' ||
+      symbols[right] === '' ||
+      next[left] !== right ||
+      symbols[left].length + symbols[right].length !== c.length
+    )
+      continue
     symbols[left] += symbols[right]
     symbols[right] = ''
     next[left] = next[right]

@@ -28,8 +28,17 @@ function spmKvs(pieces: [string, number][], opts: { bytes?: boolean; extra?: Ggu
   const tokens = ['<unk>', '<s>', '</s>']
   const scores = [0, 0, 0]
   const types = [2, 3, 3]
-  if (opts.bytes ?? true) for (let b = 0; b < 256; b++) { tokens.push(hex(b)); scores.push(0); types.push(6) }
-  for (const [t, s] of pieces) { tokens.push(t); scores.push(s); types.push(1) }
+  if (opts.bytes ?? true)
+    for (let b = 0; b < 256; b++) {
+      tokens.push(hex(b))
+      scores.push(0)
+      types.push(6)
+    }
+  for (const [t, s] of pieces) {
+    tokens.push(t)
+    scores.push(s)
+    types.push(1)
+  }
   return [
     { key: 'tokenizer.ggml.model', type: 'string', value: 'llama' },
     { key: 'tokenizer.ggml.tokens', type: 'array', itemType: 'string', value: tokens },
@@ -41,7 +50,13 @@ function spmKvs(pieces: [string, number][], opts: { bytes?: boolean; extra?: Ggu
 
 describe("tokenizer.ggml.model = 'llama' (SentencePiece-style)", () => {
   // ids: ▁ 259, a 260, b 261, ▁a 262 (score -5), ab 263 (score -1).
-  const pieces: [string, number][] = [['▁', 0], ['a', 0], ['b', 0], ['▁a', -5], ['ab', -1]]
+  const pieces: [string, number][] = [
+    ['▁', 0],
+    ['a', 0],
+    ['b', 0],
+    ['▁a', -5],
+    ['ab', -1],
+  ]
 
   it('merges the best-scoring pair first, then falls back to bytes', async () => {
     const t = await loadGgufTokenizer(await ggufWith(spmKvs(pieces)))
@@ -57,11 +72,17 @@ describe("tokenizer.ggml.model = 'llama' (SentencePiece-style)", () => {
   })
 
   it('honours add_space_prefix, add_bos_token and add_eos_token from the file', async () => {
-    const t = await loadGgufTokenizer(await ggufWith(spmKvs(pieces, { extra: [
-      { key: 'tokenizer.ggml.add_space_prefix', type: 'bool', value: false },
-      { key: 'tokenizer.ggml.add_bos_token', type: 'bool', value: false },
-      { key: 'tokenizer.ggml.add_eos_token', type: 'bool', value: true },
-    ] })))
+    const t = await loadGgufTokenizer(
+      await ggufWith(
+        spmKvs(pieces, {
+          extra: [
+            { key: 'tokenizer.ggml.add_space_prefix', type: 'bool', value: false },
+            { key: 'tokenizer.ggml.add_bos_token', type: 'bool', value: false },
+            { key: 'tokenizer.ggml.add_eos_token', type: 'bool', value: true },
+          ],
+        }),
+      ),
+    )
     // "ab é" → "ab▁é": [ab, ▁, <0xC3>, <0xA9>], then EOS (default id 2).
     expect(t.encode('ab é', { addSpecialTokens: true })).toEqual([263, 259, 3 + 0xc3, 3 + 0xa9, 2])
   })
@@ -71,15 +92,24 @@ describe("tokenizer.ggml.model = 'llama' (SentencePiece-style)", () => {
     const t = await loadGgufTokenizer(await ggufWith(spmKvs(pieces, { bytes: false })))
     expect(t.encode('a é')).toEqual([6, 3, 0])
     // An unknown_token_id outside the vocabulary is ignored, as llama.cpp does: <unk> keeps its default id 0.
-    const outside = await ggufWith(spmKvs(pieces, { bytes: false, extra: [{ key: 'tokenizer.ggml.unknown_token_id', type: 'u32', value: 0xffffffff }] }))
+    const outside = await ggufWith(
+      spmKvs(pieces, {
+        bytes: false,
+        extra: [{ key: 'tokenizer.ggml.unknown_token_id', type: 'u32', value: 0xffffffff }],
+      }),
+    )
     expect((await loadGgufTokenizer(outside)).encode('é')).toEqual([3, 0])
   })
 
   it('reads special ids, ignoring ones outside the vocabulary', async () => {
-    const file = await ggufWith(spmKvs(pieces, { extra: [
-      { key: 'tokenizer.ggml.bos_token_id', type: 'u32', value: 2 },
-      { key: 'tokenizer.ggml.padding_token_id', type: 'u32', value: 0xffffffff },
-    ] }))
+    const file = await ggufWith(
+      spmKvs(pieces, {
+        extra: [
+          { key: 'tokenizer.ggml.bos_token_id', type: 'u32', value: 2 },
+          { key: 'tokenizer.ggml.padding_token_id', type: 'u32', value: 0xffffffff },
+        ],
+      }),
+    )
     const v = await readGgufVocab(file)
     expect([v.bosId, v.eosId, v.unkId, v.padId]).toEqual([2, 2, 0, null])
   })
@@ -87,7 +117,28 @@ describe("tokenizer.ggml.model = 'llama' (SentencePiece-style)", () => {
 
 /** A byte-level vocabulary (Ġ is the space byte) with merges in rank order. */
 function gpt2Kvs(pre: string | null, extraTokens: string[] = []): GgufKv[] {
-  const tokens = ['h', 'e', 'l', 'o', 'Ġ', 'w', 'r', 'd', 'he', 'll', 'llo', 'hello', 'Ġw', 'or', 'Ġwor', '!', '<|endoftext|>', 'ld', 'Ġwo', ...extraTokens]
+  const tokens = [
+    'h',
+    'e',
+    'l',
+    'o',
+    'Ġ',
+    'w',
+    'r',
+    'd',
+    'he',
+    'll',
+    'llo',
+    'hello',
+    'Ġw',
+    'or',
+    'Ġwor',
+    '!',
+    '<|endoftext|>',
+    'ld',
+    'Ġwo',
+    ...extraTokens,
+  ]
   const types = tokens.map((t) => (t === '<|endoftext|>' ? 3 : 1))
   const merges = ['h e', 'l l', 'll o', 'he llo', 'Ġ w', 'o r', 'Ġw or', 'l d', 'Ġw o']
   return [
@@ -122,10 +173,14 @@ describe("tokenizer.ggml.model = 'gpt2' (byte-level BPE)", () => {
   })
 
   it('splits words as each pre-tokenizer family says', () => {
-    const split = (pre: string | null, text: string): string[] => splitWords(text, preTokenizerFor(pre)!.patterns.map((p) => new RegExp(p, 'gu')))
+    const split = (pre: string | null, text: string): string[] =>
+      splitWords(
+        text,
+        preTokenizerFor(pre)!.patterns.map((p) => new RegExp(p, 'gu')),
+      )
     // GPT-2 keeps digit runs whole; llama3 cuts them in threes; llama.cpp's default cuts out triples too.
-    expect(split('gpt-2', 'x 12345 it\'s  ok\n')).toEqual(['x', ' 12345', ' it', '\'s', ' ', ' ok', '\n'])
-    expect(split('llama-bpe', 'x 12345 it\'s')).toEqual(['x', ' ', '123', '45', ' it', '\'s'])
+    expect(split('gpt-2', "x 12345 it's  ok\n")).toEqual(['x', ' 12345', ' it', "'s", ' ', ' ok', '\n'])
+    expect(split('llama-bpe', "x 12345 it's")).toEqual(['x', ' ', '123', '45', ' it', "'s"])
     // default: punctuation runs, then GPT-2 words ('a', ' 1234'), then digit runs (' ', '1234'), then triples.
     expect(split(null, 'a 1234')).toEqual(['a', ' ', '123', '4'])
     expect(split('default', '1234')).toEqual(['123', '4'])
@@ -136,7 +191,11 @@ describe("tokenizer.ggml.model = 'gpt2' (byte-level BPE)", () => {
     const file = await ggufWith(gpt2Kvs('gpt-2'))
     const t = await loadGgufTokenizer(file)
     let err: unknown = null
-    try { t.encode('z') } catch (e) { err = e }
+    try {
+      t.encode('z')
+    } catch (e) {
+      err = e
+    }
     expect(err).toMatchObject({ code: 'validation', file })
     expect(String(err)).toContain('U+007A')
   })
@@ -151,7 +210,12 @@ describe('what is not covered, and malformed metadata', () => {
       ])
       await expectWhittleError(() => loadGgufTokenizer(file), 'unsupported', file, `'${model}'`, 'not supported')
       // The same error reaches everything that tokenizes text for a model.
-      await expectWhittleError(async () => tokenizeForEval(await openModelFiles(file), 'hello'), 'unsupported', file, model)
+      await expectWhittleError(
+        async () => tokenizeForEval(await openModelFiles(file), 'hello'),
+        'unsupported',
+        file,
+        model,
+      )
     }
   })
 
@@ -172,7 +236,13 @@ describe('what is not covered, and malformed metadata', () => {
       ...spmKvs([['a', 0]], { bytes: false }).filter((kv) => kv.key !== 'tokenizer.ggml.scores'),
       { key: 'tokenizer.ggml.scores', type: 'array', itemType: 'f32', value: [0, 0] },
     ])
-    await expectWhittleError(() => loadGgufTokenizer(short), 'format', short, 'tokenizer.ggml.scores', '2 items for 4 tokens')
+    await expectWhittleError(
+      () => loadGgufTokenizer(short),
+      'format',
+      short,
+      'tokenizer.ggml.scores',
+      '2 items for 4 tokens',
+    )
     const wrongType = await ggufWith([
       { key: 'tokenizer.ggml.model', type: 'string', value: 'llama' },
       { key: 'tokenizer.ggml.tokens', type: 'array', itemType: 'i32', value: [1, 2] },
@@ -180,7 +250,9 @@ describe('what is not covered, and malformed metadata', () => {
     await expectWhittleError(() => loadGgufTokenizer(wrongType), 'format', wrongType, 'tokenizer.ggml.tokens', 'string')
     const noMerges = await ggufWith(gpt2Kvs('gpt-2').filter((kv) => kv.key !== 'tokenizer.ggml.merges'))
     await expectWhittleError(() => loadGgufTokenizer(noMerges), 'format', noMerges, 'tokenizer.ggml.merges')
-    const badBool = await ggufWith(spmKvs([], { extra: [{ key: 'tokenizer.ggml.add_bos_token', type: 'u8', value: 1 }] }))
+    const badBool = await ggufWith(
+      spmKvs([], { extra: [{ key: 'tokenizer.ggml.add_bos_token', type: 'u8', value: 1 }] }),
+    )
     await expectWhittleError(() => loadGgufTokenizer(badBool), 'format', badBool, 'add_bos_token', 'bool')
   })
 

@@ -69,19 +69,29 @@ function idKv(g: GgufFile, key: string, fallback: number | null, n: number): num
   const v = kvOf(g, key)
   const ok = (x: number | null): x is number => x !== null && Number.isInteger(x) && x >= 0 && x < n
   if (typeof v === 'number' && ok(v)) return v
-  if (v !== undefined && typeof v !== 'number' && typeof v !== 'bigint') throw new WhittleError('format', g.path, `${key} must be an integer, not a ${g.kvTypes[key]}`)
+  if (v !== undefined && typeof v !== 'number' && typeof v !== 'bigint')
+    throw new WhittleError('format', g.path, `${key} must be an integer, not a ${g.kvTypes[key]}`)
   return ok(fallback) ? fallback : null
 }
 
-async function arrayKv(g: GgufFile, key: string, itemType: string, limit: number, required: boolean): Promise<ArrayLike<unknown> | null> {
+async function arrayKv(
+  g: GgufFile,
+  key: string,
+  itemType: string,
+  limit: number,
+  required: boolean,
+): Promise<ArrayLike<unknown> | null> {
   if (!Object.hasOwn(g.kvTypes, key)) {
     if (required) throw new WhittleError('format', g.path, `tokenizer.ggml.model is set but ${key} is missing`)
     return null
   }
   const loc = Object.hasOwn(g.arrays, key) ? g.arrays[key] : undefined
-  if (g.kvTypes[key] !== 'array' || !loc) throw new WhittleError('format', g.path, `${key} must be an array, not a ${g.kvTypes[key]}`)
-  if (loc.itemType !== itemType) throw new WhittleError('format', g.path, `${key} must hold ${itemType} items, not ${loc.itemType}`)
-  if (loc.length > limit) throw new WhittleError('format', g.path, `${key} claims ${loc.length} items; more than ${limit} is not plausible`)
+  if (g.kvTypes[key] !== 'array' || !loc)
+    throw new WhittleError('format', g.path, `${key} must be an array, not a ${g.kvTypes[key]}`)
+  if (loc.itemType !== itemType)
+    throw new WhittleError('format', g.path, `${key} must hold ${itemType} items, not ${loc.itemType}`)
+  if (loc.length > limit)
+    throw new WhittleError('format', g.path, `${key} claims ${loc.length} items; more than ${limit} is not plausible`)
   return (await readGgufArray(g.path, key, g)) as ArrayLike<unknown>
 }
 
@@ -89,10 +99,24 @@ async function arrayKv(g: GgufFile, key: string, itemType: string, limit: number
 export async function readGgufVocab(path: string, file?: GgufFile): Promise<GgufVocab> {
   const g = file ?? (await readGguf(path))
   const model = kvOf(g, 'tokenizer.ggml.model')
-  if (model === undefined) throw new WhittleError('not-found', g.path, 'has no tokenizer: no tokenizer.ggml.model metadata (and no tokenizer.json beside it)')
-  if (typeof model !== 'string') throw new WhittleError('format', g.path, `tokenizer.ggml.model must be a string, not a ${g.kvTypes['tokenizer.ggml.model']}`)
+  if (model === undefined)
+    throw new WhittleError(
+      'not-found',
+      g.path,
+      'has no tokenizer: no tokenizer.ggml.model metadata (and no tokenizer.json beside it)',
+    )
+  if (typeof model !== 'string')
+    throw new WhittleError(
+      'format',
+      g.path,
+      `tokenizer.ggml.model must be a string, not a ${g.kvTypes['tokenizer.ggml.model']}`,
+    )
   if (!(SUPPORTED_TOKENIZER_MODELS as readonly string[]).includes(model)) {
-    throw new WhittleError('unsupported', g.path, `tokenizer model '${model}' is not supported yet (${SUPPORTED_TOKENIZER_MODELS.join(' and ')} are); put a tokenizer.json beside the file to use that instead`)
+    throw new WhittleError(
+      'unsupported',
+      g.path,
+      `tokenizer model '${model}' is not supported yet (${SUPPORTED_TOKENIZER_MODELS.join(' and ')} are); put a tokenizer.json beside the file to use that instead`,
+    )
   }
   const m = model as GgufTokenizerModel
   const rawTokens = (await arrayKv(g, 'tokenizer.ggml.tokens', 'string', MAX_GGUF_VOCAB, true)) as string[]
@@ -102,7 +126,10 @@ export async function readGgufVocab(path: string, file?: GgufFile): Promise<Gguf
   const tokens = Array.from(rawTokens, (t, i) => (t === '' ? `[EMPTY_${i}]` : t))
   const scoresRaw = await arrayKv(g, 'tokenizer.ggml.scores', 'f32', MAX_GGUF_VOCAB, false)
   const typesRaw = await arrayKv(g, 'tokenizer.ggml.token_type', 'i32', MAX_GGUF_VOCAB, false)
-  for (const [key, a] of [['tokenizer.ggml.scores', scoresRaw], ['tokenizer.ggml.token_type', typesRaw]] as const) {
+  for (const [key, a] of [
+    ['tokenizer.ggml.scores', scoresRaw],
+    ['tokenizer.ggml.token_type', typesRaw],
+  ] as const) {
     if (a && a.length !== n) throw new WhittleError('format', g.path, `${key} has ${a.length} items for ${n} tokens`)
   }
   const scores = scoresRaw ? Float32Array.from(scoresRaw as Float32Array) : new Float32Array(n)
@@ -113,22 +140,39 @@ export async function readGgufVocab(path: string, file?: GgufFile): Promise<Gguf
   let addBosDefault = true
   if (m === 'gpt2') {
     const preKv = kvOf(g, 'tokenizer.ggml.pre')
-    if (preKv !== undefined && typeof preKv !== 'string') throw new WhittleError('format', g.path, 'tokenizer.ggml.pre must be a string')
+    if (preKv !== undefined && typeof preKv !== 'string')
+      throw new WhittleError('format', g.path, 'tokenizer.ggml.pre must be a string')
     pre = preKv ?? null
     const family = preTokenizerFor(pre)
-    if (!family) throw new WhittleError('unsupported', g.path, `byte-level BPE pre-tokenizer '${pre}' is not supported yet (${SUPPORTED_PRE.join(', ')} are)`)
+    if (!family)
+      throw new WhittleError(
+        'unsupported',
+        g.path,
+        `byte-level BPE pre-tokenizer '${pre}' is not supported yet (${SUPPORTED_PRE.join(', ')} are)`,
+      )
     addBosDefault = family.addBosDefault
     const list = (await arrayKv(g, 'tokenizer.ggml.merges', 'string', MAX_GGUF_MERGES, true)) as string[]
     merges = list.map((line, rank) => {
       // The separator is the first space after the first character (a left part may itself be a space).
       const cut = line.indexOf(' ', 1)
-      if (cut < 0) throw new WhittleError('format', g.path, `tokenizer.ggml.merges[${rank}] ${JSON.stringify(line)} is not "left right"`)
+      if (cut < 0)
+        throw new WhittleError(
+          'format',
+          g.path,
+          `tokenizer.ggml.merges[${rank}] ${JSON.stringify(line)} is not "left right"`,
+        )
       return [line.slice(0, cut), line.slice(cut + 1)]
     })
   }
   const spm = m === 'llama'
   return {
-    file: g.path, model: m, pre, tokens, scores, types, merges,
+    file: g.path,
+    model: m,
+    pre,
+    tokens,
+    scores,
+    types,
+    merges,
     bosId: idKv(g, 'tokenizer.ggml.bos_token_id', spm ? 1 : 11, n),
     eosId: idKv(g, 'tokenizer.ggml.eos_token_id', spm ? 2 : 11, n),
     unkId: idKv(g, 'tokenizer.ggml.unknown_token_id', spm ? 0 : null, n),
@@ -145,7 +189,11 @@ type Fragment = string | number
  * Cuts the text at special tokens, longest first, as llama.cpp does: control and unknown tokens when
  * parseSpecial, user-defined ones always. Strings are raw text, numbers token ids.
  */
-function partition(text: string, specials: { text: string; id: number; control: boolean }[], parseSpecial: boolean): Fragment[] {
+function partition(
+  text: string,
+  specials: { text: string; id: number; control: boolean }[],
+  parseSpecial: boolean,
+): Fragment[] {
   let fragments: Fragment[] = [text]
   // Vocabularies carry thousands of reserved control tokens; a token with a pair of adjacent characters
   // the text lacks cannot occur in it, which spares a scan of the text per such token.
@@ -185,7 +233,8 @@ function adjacentPairs(text: string): Set<number> {
 
 function mayOccur(token: string, pairs: Set<number>): boolean {
   if (token.length === 1) return pairs.has(token.charCodeAt(0) * 0x10000 + 0xffff)
-  for (let i = 0; i + 1 < token.length; i++) if (!pairs.has(token.charCodeAt(i) * 0x10000 + token.charCodeAt(i + 1))) return false
+  for (let i = 0; i + 1 < token.length; i++)
+    if (!pairs.has(token.charCodeAt(i) * 0x10000 + token.charCodeAt(i + 1))) return false
   return true
 }
 
@@ -199,12 +248,21 @@ export function ggufTokenizerFromVocab(vocab: GgufVocab): GgufTokenizer {
   vocab.tokens.forEach((t, i) => ids.set(t, i))
   const specials = vocab.tokens
     .map((text, id) => ({ text, id, type: vocab.types[id] }))
-    .filter((s) => s.type === GGUF_TOKEN_TYPE.CONTROL || s.type === GGUF_TOKEN_TYPE.UNKNOWN || s.type === GGUF_TOKEN_TYPE.USER_DEFINED)
+    .filter(
+      (s) =>
+        s.type === GGUF_TOKEN_TYPE.CONTROL ||
+        s.type === GGUF_TOKEN_TYPE.UNKNOWN ||
+        s.type === GGUF_TOKEN_TYPE.USER_DEFINED,
+    )
     .map((s) => ({ text: s.text, id: s.id, control: s.type !== GGUF_TOKEN_TYPE.USER_DEFINED }))
     .sort((a, b) => b.text.length - a.text.length || a.id - b.id)
   const unrepresentable = (ch: string): never => {
     const cp = ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')
-    throw new WhittleError('validation', vocab.file, `the text holds U+${cp}, which this tokenizer has no token, byte token or unknown token for`)
+    throw new WhittleError(
+      'validation',
+      vocab.file,
+      `the text holds U+${cp}, which this tokenizer has no token, byte token or unknown token for`,
+    )
   }
 
   let encodeRaw: (raw: string, afterSpecial: boolean, out: number[]) => void
@@ -213,7 +271,8 @@ export function ggufTokenizerFromVocab(vocab: GgufVocab): GgufTokenizer {
     for (let b = 0; b < 256; b++) byteIds[b] = ids.get(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`) ?? -1
     const spm: SpmVocab = { ids, scores: vocab.scores, byteIds, unkId: vocab.unkId }
     // The leading space goes in front of the text and of every run that follows a special token.
-    encodeRaw = (raw, afterSpecial, out) => encodeSpm(spmPrepare(raw, vocab.addSpacePrefix && afterSpecial), spm, out, unrepresentable)
+    encodeRaw = (raw, afterSpecial, out) =>
+      encodeSpm(spmPrepare(raw, vocab.addSpacePrefix && afterSpecial), spm, out, unrepresentable)
   } else {
     const family = preTokenizerFor(vocab.pre)!
     const patterns = family.patterns.map((p) => new RegExp(p, 'gu'))

@@ -14,12 +14,10 @@ export type GgufScalarValue = number | bigint | boolean | string
 
 /** An array value: scalar items, or (itemType 'array') nested arrays. */
 export type GgufWriteArray =
-  | { itemType: GgufScalarType; value: ArrayLike<GgufScalarValue> }
-  | { itemType: 'array'; value: GgufWriteArray[] }
+  { itemType: GgufScalarType; value: ArrayLike<GgufScalarValue> } | { itemType: 'array'; value: GgufWriteArray[] }
 
 export type GgufKv =
-  | { key: string; type: GgufScalarType; value: GgufScalarValue }
-  | ({ key: string; type: 'array' } & GgufWriteArray)
+  { key: string; type: GgufScalarType; value: GgufScalarValue } | ({ key: string; type: 'array' } & GgufWriteArray)
 
 export interface GgufTensorInput {
   name: string
@@ -53,8 +51,12 @@ export interface GgufWriteSpec {
 }
 
 const INT_RANGES: Partial<Record<GgufScalarType, [number, number]>> = {
-  u8: [0, 0xff], i8: [-0x80, 0x7f], u16: [0, 0xffff], i16: [-0x8000, 0x7fff],
-  u32: [0, 0xffffffff], i32: [-0x80000000, 0x7fffffff],
+  u8: [0, 0xff],
+  i8: [-0x80, 0x7f],
+  u16: [0, 0xffff],
+  i16: [-0x8000, 0x7fff],
+  u32: [0, 0xffffffff],
+  i32: [-0x80000000, 0x7fffffff],
 }
 
 function writeScalar(b: ByteBuilder, type: GgufScalarType, v: GgufScalarValue, what: string): void {
@@ -64,18 +66,32 @@ function writeScalar(b: ByteBuilder, type: GgufScalarType, v: GgufScalarValue, w
     if (typeof v !== 'number' || !Number.isInteger(v) || v < range[0] || v > range[1]) throw bad()
   }
   switch (type) {
-    case 'u8': b.u8(v as number); return
-    case 'i8': b.i8(v as number); return
-    case 'u16': b.u16(v as number); return
-    case 'i16': b.i16(v as number); return
-    case 'u32': b.u32(v as number); return
-    case 'i32': b.i32(v as number); return
-    case 'f32': case 'f64':
+    case 'u8':
+      b.u8(v as number)
+      return
+    case 'i8':
+      b.i8(v as number)
+      return
+    case 'u16':
+      b.u16(v as number)
+      return
+    case 'i16':
+      b.i16(v as number)
+      return
+    case 'u32':
+      b.u32(v as number)
+      return
+    case 'i32':
+      b.i32(v as number)
+      return
+    case 'f32':
+    case 'f64':
       if (typeof v !== 'number') throw bad()
       if (type === 'f32') b.f32(v)
       else b.f64(v)
       return
-    case 'u64': case 'i64': {
+    case 'u64':
+    case 'i64': {
       if (typeof v !== 'bigint' && !(typeof v === 'number' && Number.isSafeInteger(v))) throw bad()
       const big = BigInt(v)
       const ok = type === 'u64' ? big >= 0n && big < 1n << 64n : big >= -(1n << 63n) && big < 1n << 63n
@@ -118,30 +134,45 @@ function resolveType(path: string, t: GgufTensorInput): GgmlTypeInfo {
 }
 
 function tensorBytes(path: string, t: GgufTensorInput, type: GgmlTypeInfo): number {
-  if (t.dims.length < 1 || t.dims.length > MAX_DIMS) throw new WhittleError('validation', path, `tensor "${t.name}": ${t.dims.length} dims (1 to ${MAX_DIMS} allowed)`)
+  if (t.dims.length < 1 || t.dims.length > MAX_DIMS)
+    throw new WhittleError('validation', path, `tensor "${t.name}": ${t.dims.length} dims (1 to ${MAX_DIMS} allowed)`)
   const numel = safeProduct(t.dims)
-  if (numel === null) throw new WhittleError('validation', path, `tensor "${t.name}": invalid dims ${JSON.stringify(t.dims)}`)
+  if (numel === null)
+    throw new WhittleError('validation', path, `tensor "${t.name}": invalid dims ${JSON.stringify(t.dims)}`)
   if (t.dims[0] % type.blockElements !== 0) {
-    throw new WhittleError('validation', path, `tensor "${t.name}": dims[0] = ${t.dims[0]} is not a multiple of the ${type.name} block size ${type.blockElements}`)
+    throw new WhittleError(
+      'validation',
+      path,
+      `tensor "${t.name}": dims[0] = ${t.dims[0]} is not a multiple of the ${type.name} block size ${type.blockElements}`,
+    )
   }
   const bytes = safeMultiply(numel / type.blockElements, type.blockBytes)
   if (bytes === null || bytes !== dataLength(t)) {
-    throw new WhittleError('validation', path, `tensor "${t.name}": ${dataLength(t)} data bytes, but dims ${JSON.stringify(t.dims)} of ${type.name} need ${bytes}`)
+    throw new WhittleError(
+      'validation',
+      path,
+      `tensor "${t.name}": ${dataLength(t)} data bytes, but dims ${JSON.stringify(t.dims)} of ${type.name} need ${bytes}`,
+    )
   }
   return bytes
 }
 
 /** Encodes everything before the data section, padding included. */
-export function encodeGgufHeader(path: string, spec: GgufWriteSpec): { header: Uint8Array; offsets: number[]; alignment: number } {
+export function encodeGgufHeader(
+  path: string,
+  spec: GgufWriteSpec,
+): { header: Uint8Array; offsets: number[]; alignment: number } {
   const version = spec.version ?? 3
   if (version !== 2 && version !== 3) throw new WhittleError('validation', path, `cannot write GGUF version ${version}`)
   const kv = [...spec.kv]
   const declared = kv.find((k) => k.key === 'general.alignment')
-  const alignment = spec.alignment ?? (declared && typeof declared.value === 'number' ? declared.value : DEFAULT_ALIGNMENT)
+  const alignment =
+    spec.alignment ?? (declared && typeof declared.value === 'number' ? declared.value : DEFAULT_ALIGNMENT)
   if (!Number.isInteger(alignment) || alignment <= 0 || (alignment & (alignment - 1)) !== 0) {
     throw new WhittleError('validation', path, `alignment ${alignment} is not a power of two`)
   }
-  if (declared && declared.value !== alignment) throw new WhittleError('validation', path, 'general.alignment disagrees with the alignment option')
+  if (declared && declared.value !== alignment)
+    throw new WhittleError('validation', path, 'general.alignment disagrees with the alignment option')
   if (!declared && alignment !== DEFAULT_ALIGNMENT) kv.push({ key: 'general.alignment', type: 'u32', value: alignment })
   const keys = new Set<string>()
   for (const k of kv) {
@@ -182,17 +213,25 @@ export function encodeGgufHeader(path: string, spec: GgufWriteSpec): { header: U
  */
 export async function writeGguf(path: string, spec: GgufWriteSpec, options?: AtomicWriteOptions): Promise<number> {
   const { header, alignment } = encodeGgufHeader(path, spec)
-  return writeFileAtomically(path, async (w) => {
-    await w.write(header)
-    for (const t of spec.tensors) {
-      const data = isLazy(t.data) ? await t.data.produce() : t.data
-      if (data.byteLength !== dataLength(t)) {
-        throw new WhittleError('validation', path, `tensor "${t.name}": produced ${data.byteLength} bytes, ${dataLength(t)} were announced`)
+  return writeFileAtomically(
+    path,
+    async (w) => {
+      await w.write(header)
+      for (const t of spec.tensors) {
+        const data = isLazy(t.data) ? await t.data.produce() : t.data
+        if (data.byteLength !== dataLength(t)) {
+          throw new WhittleError(
+            'validation',
+            path,
+            `tensor "${t.name}": produced ${data.byteLength} bytes, ${dataLength(t)} were announced`,
+          )
+        }
+        await w.write(data)
+        // Every tensor, the last included, is padded to the alignment, as llama.cpp and gguf-py write them.
+        const pad = (alignment - (data.byteLength % alignment)) % alignment
+        if (pad > 0) await w.write(new Uint8Array(pad))
       }
-      await w.write(data)
-      // Every tensor, the last included, is padded to the alignment, as llama.cpp and gguf-py write them.
-      const pad = (alignment - (data.byteLength % alignment)) % alignment
-      if (pad > 0) await w.write(new Uint8Array(pad))
-    }
-  }, options)
+    },
+    options,
+  )
 }

@@ -51,13 +51,33 @@ const kv: GgufKv[] = [
   { key: 't.f64', type: 'f64', value: Math.PI },
   { key: 't.short', type: 'array', itemType: 'i32', value: [1, -2, 3] },
   { key: 't.bools', type: 'array', itemType: 'bool', value: [true, false] },
-  { key: 't.nested', type: 'array', itemType: 'array', value: [
-    { itemType: 'string', value: ['a', 'bc'] },
-    { itemType: 'array', value: [{ itemType: 'f64', value: [0.5] }] },
-  ] },
-  { key: 'tokenizer.ggml.tokens', type: 'array', itemType: 'string', value: Array.from({ length: 300 }, (_, i) => `tok${i}▁`) },
-  { key: 'tokenizer.ggml.scores', type: 'array', itemType: 'f32', value: Array.from({ length: 300 }, (_, i) => -i / 4) },
-  { key: 't.long64', type: 'array', itemType: 'u64', value: Array.from({ length: 100 }, (_, i) => BigInt(i) * 2n ** 50n) },
+  {
+    key: 't.nested',
+    type: 'array',
+    itemType: 'array',
+    value: [
+      { itemType: 'string', value: ['a', 'bc'] },
+      { itemType: 'array', value: [{ itemType: 'f64', value: [0.5] }] },
+    ],
+  },
+  {
+    key: 'tokenizer.ggml.tokens',
+    type: 'array',
+    itemType: 'string',
+    value: Array.from({ length: 300 }, (_, i) => `tok${i}▁`),
+  },
+  {
+    key: 'tokenizer.ggml.scores',
+    type: 'array',
+    itemType: 'f32',
+    value: Array.from({ length: 300 }, (_, i) => -i / 4),
+  },
+  {
+    key: 't.long64',
+    type: 'array',
+    itemType: 'u64',
+    value: Array.from({ length: 100 }, (_, i) => BigInt(i) * 2n ** 50n),
+  },
 ]
 
 describe('GGUF round trip', () => {
@@ -66,11 +86,17 @@ describe('GGUF round trip', () => {
       const file = join(dir, `model-v${version}.gguf`)
       const weights = Array.from({ length: 12 }, (_, i) => i - 5.5)
       await writeGguf(file, {
-        version, kv,
+        version,
+        kv,
         tensors: [
           { name: 'w', type: 'F32', dims: [4, 3], data: f32Bytes(weights) },
           { name: 'norm', type: 'F32', dims: [5], data: f32Bytes([1, 2, 3, 4, 5]) },
-          { name: 'h', type: 'F16', dims: [3, 1, 1], data: new Uint8Array(new Uint16Array([f16Bits(1), f16Bits(-0.5), f16Bits(2048)]).buffer) },
+          {
+            name: 'h',
+            type: 'F16',
+            dims: [3, 1, 1],
+            data: new Uint8Array(new Uint16Array([f16Bits(1), f16Bits(-0.5), f16Bits(2048)]).buffer),
+          },
         ],
       })
       const g = await readGguf(file)
@@ -79,7 +105,9 @@ describe('GGUF round trip', () => {
       expect(g.dataStart % 32).toBe(0)
       const m = g.metadata
       expect(m['general.architecture']).toBe('llama')
-      expect([m['t.u8'], m['t.i8'], m['t.u16'], m['t.i16'], m['t.u32'], m['t.i32']]).toEqual([255, -128, 65535, -32768, 4294967295, -2147483648])
+      expect([m['t.u8'], m['t.i8'], m['t.u16'], m['t.i16'], m['t.u32'], m['t.i32']]).toEqual([
+        255, -128, 65535, -32768, 4294967295, -2147483648,
+      ])
       expect(m['t.f32']).toBe(Math.fround(0.1))
       expect(m['t.bool']).toBe(true)
       expect(m['t.string']).toBe('héllo ▁wörld')
@@ -100,7 +128,9 @@ describe('GGUF round trip', () => {
       const scores = await readGgufArray(file, 'tokenizer.ggml.scores')
       expect(scores).toBeInstanceOf(Float32Array)
       expect(Array.from(scores as Float32Array)).toEqual(Array.from({ length: 300 }, (_, i) => -i / 4))
-      expect(await readGgufArray(file, 't.long64', g)).toEqual(BigUint64Array.from({ length: 100 }, (_, i) => BigInt(i) * 2n ** 50n))
+      expect(await readGgufArray(file, 't.long64', g)).toEqual(
+        BigUint64Array.from({ length: 100 }, (_, i) => BigInt(i) * 2n ** 50n),
+      )
       expect(await readGgufArray(file, 't.short', g)).toEqual(Int32Array.of(1, -2, 3))
       expect(await readGgufArray(file, 't.nested', g)).toEqual([['a', 'bc'], [Float64Array.of(0.5)]])
 
@@ -117,20 +147,35 @@ describe('GGUF round trip', () => {
   it('writes tensors produced on demand, in order, and refuses a producer that breaks its announced size', async () => {
     const file = join(dir, 'lazy.gguf')
     const order: string[] = []
-    const lazy = (name: string, values: number[]) => ({ byteLength: values.length * 4, produce: async () => (order.push(name), f32Bytes(values)) })
-    await writeGguf(file, { kv: [], tensors: [{ name: 'a', type: 'F32', dims: [2], data: lazy('a', [1, 2]) }, { name: 'b', type: 'F32', dims: [3], data: lazy('b', [3, 4, 5]) }] })
+    const lazy = (name: string, values: number[]) => ({
+      byteLength: values.length * 4,
+      produce: async () => (order.push(name), f32Bytes(values)),
+    })
+    await writeGguf(file, {
+      kv: [],
+      tensors: [
+        { name: 'a', type: 'F32', dims: [2], data: lazy('a', [1, 2]) },
+        { name: 'b', type: 'F32', dims: [3], data: lazy('b', [3, 4, 5]) },
+      ],
+    })
     expect(order).toEqual(['a', 'b'])
     const g = await readGguf(file)
     expect(Array.from(await readTensorF32(g.tensors[1]))).toEqual([3, 4, 5])
     const bad = join(dir, 'lazy-bad.gguf')
-    await expect(writeGguf(bad, { kv: [], tensors: [{ name: 'a', type: 'F32', dims: [2], data: { byteLength: 8, produce: async () => f32Bytes([1]) } }] })).rejects.toThrow(/produced 4 bytes, 8 were announced/)
+    await expect(
+      writeGguf(bad, {
+        kv: [],
+        tensors: [{ name: 'a', type: 'F32', dims: [2], data: { byteLength: 8, produce: async () => f32Bytes([1]) } }],
+      }),
+    ).rejects.toThrow(/produced 4 bytes, 8 were announced/)
     expect(existsSync(bad)).toBe(false)
   })
 
   it('honours general.alignment and places tensors at its multiples', async () => {
     const file = join(dir, 'aligned.gguf')
     await writeGguf(file, {
-      alignment: 256, kv: [],
+      alignment: 256,
+      kv: [],
       tensors: [
         { name: 'a', type: 'F32', dims: [3], data: f32Bytes([1, 2, 3]) },
         { name: 'b', type: 'I8', dims: [5], data: Int8Array.of(-1, 2, -3, 4, -5) as unknown as Uint8Array },
@@ -169,7 +214,12 @@ describe('GGUF round trip', () => {
     expect(kt).toMatchObject({ dtype: 'Q4_K', shape: [3, 512], byteLength: 6 * 144 })
     expect(k6t).toMatchObject({ dtype: 'Q6_K', shape: [2, 256], byteLength: 2 * 210 })
     expect(await readTensorBytes(q8t, 0, q8t.byteLength)).toEqual(q8)
-    const expected8 = [...qA.map((q) => 0.5 * q), ...qB.map((q) => -0.0078125 * q), ...qB.map((q) => 0.5 * q), ...qA.map((q) => 2 * q)]
+    const expected8 = [
+      ...qA.map((q) => 0.5 * q),
+      ...qB.map((q) => -0.0078125 * q),
+      ...qB.map((q) => 0.5 * q),
+      ...qA.map((q) => 2 * q),
+    ]
     const plusZero = (a: Float32Array): number[] => Array.from(a, (x) => x + 0) // -0 + 0 is 0: signs of zero aside
     expect(plusZero(await readTensorF32(q8t))).toEqual(expected8.map((x) => x + 0))
     const expected4 = [...q4.map((q) => 0.25 * (q - 8)), ...q4.map((q) => -3 * (q - 8))]
@@ -204,10 +254,13 @@ describe('GGUF round trip', () => {
     const file = join(dir, 'limits.gguf')
     const at = Array.from({ length: INLINE_ARRAY_LIMIT }, (_, i) => i)
     const over = Array.from({ length: INLINE_ARRAY_LIMIT + 1 }, (_, i) => i)
-    await writeGguf(file, { kv: [
-      { key: 'at', type: 'array', itemType: 'u16', value: at },
-      { key: 'over', type: 'array', itemType: 'u16', value: over },
-    ], tensors: [] })
+    await writeGguf(file, {
+      kv: [
+        { key: 'at', type: 'array', itemType: 'u16', value: at },
+        { key: 'over', type: 'array', itemType: 'u16', value: over },
+      ],
+      tensors: [],
+    })
     const g = await readGguf(file)
     expect(g.metadata.at).toEqual(at)
     expect(g.metadata.over).toEqual({ type: 'array', itemType: 'u16', length: INLINE_ARRAY_LIMIT + 1 })
@@ -219,16 +272,55 @@ describe('GGUF writer and array accessor input checks', () => {
   it('refuses tensors and values it cannot encode', async () => {
     const file = join(dir, 'never-written.gguf')
     const one = (t: Partial<Parameters<typeof writeGguf>[1]['tensors'][number]>): Parameters<typeof writeGguf>[1] => ({
-      kv: [], tensors: [{ name: 'w', type: 'F32', dims: [4], data: new Uint8Array(16), ...t }],
+      kv: [],
+      tensors: [{ name: 'w', type: 'F32', dims: [4], data: new Uint8Array(16), ...t }],
     })
-    await expectWhittleError(() => writeGguf(file, one({ data: new Uint8Array(12) })), 'validation', file, '12 data bytes', 'need 16')
+    await expectWhittleError(
+      () => writeGguf(file, one({ data: new Uint8Array(12) })),
+      'validation',
+      file,
+      '12 data bytes',
+      'need 16',
+    )
     await expectWhittleError(() => writeGguf(file, one({ type: 'Q9_9' })), 'validation', file, 'unknown ggml type')
-    await expectWhittleError(() => writeGguf(file, one({ type: 'Q8_0', dims: [48], data: new Uint8Array(51) })), 'validation', file, 'block size 32')
+    await expectWhittleError(
+      () => writeGguf(file, one({ type: 'Q8_0', dims: [48], data: new Uint8Array(51) })),
+      'validation',
+      file,
+      'block size 32',
+    )
     await expectWhittleError(() => writeGguf(file, one({ dims: [1, 1, 1, 1, 4] })), 'validation', file, '5 dims')
-    await expectWhittleError(() => writeGguf(file, { kv: [{ key: 'k', type: 'u8', value: 256 }], tensors: [] }), 'validation', null, '256 is not a valid u8')
-    await expectWhittleError(() => writeGguf(file, { kv: [{ key: 'k', type: 'u64', value: -1 }], tensors: [] }), 'validation', null, 'not a valid u64')
-    await expectWhittleError(() => writeGguf(file, { alignment: 24, kv: [], tensors: [] }), 'validation', file, 'power of two')
-    await expectWhittleError(() => writeGguf(file, { kv: [{ key: 'k', type: 'u8', value: 1 }, { key: 'k', type: 'u8', value: 2 }], tensors: [] }), 'validation', file, 'repeated')
+    await expectWhittleError(
+      () => writeGguf(file, { kv: [{ key: 'k', type: 'u8', value: 256 }], tensors: [] }),
+      'validation',
+      null,
+      '256 is not a valid u8',
+    )
+    await expectWhittleError(
+      () => writeGguf(file, { kv: [{ key: 'k', type: 'u64', value: -1 }], tensors: [] }),
+      'validation',
+      null,
+      'not a valid u64',
+    )
+    await expectWhittleError(
+      () => writeGguf(file, { alignment: 24, kv: [], tensors: [] }),
+      'validation',
+      file,
+      'power of two',
+    )
+    await expectWhittleError(
+      () =>
+        writeGguf(file, {
+          kv: [
+            { key: 'k', type: 'u8', value: 1 },
+            { key: 'k', type: 'u8', value: 2 },
+          ],
+          tensors: [],
+        }),
+      'validation',
+      file,
+      'repeated',
+    )
   })
 
   it('names missing and non-array keys', async () => {

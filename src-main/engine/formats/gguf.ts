@@ -12,12 +12,25 @@ import { closeFile, handleSize, withFileHandle } from '../io/ranged-file'
 import { safeMultiply, safeProduct } from './dtype-info'
 import { ggmlTypeById } from './ggml-types'
 import {
-  MAX_KEY_BYTES, readArrayItems, readMetadataValue, readString, readValueType,
-  type GgufArrayLocation, type GgufArrayValue, type GgufMetadataValue, type GgufValueType, type ValueBudget,
+  MAX_KEY_BYTES,
+  readArrayItems,
+  readMetadataValue,
+  readString,
+  readValueType,
+  type GgufArrayLocation,
+  type GgufArrayValue,
+  type GgufMetadataValue,
+  type GgufValueType,
+  type ValueBudget,
 } from './gguf-metadata'
 import {
-  GGUF_TOKENIZER_PREFIX, INLINE_PARSE_BYTES, MAX_GGUF_KVS, MAX_GGUF_METADATA_BYTES, MAX_GGUF_TOKENIZER_BYTES,
-  MAX_GGUF_TOKENIZER_ITEMS, MAX_TENSORS,
+  GGUF_TOKENIZER_PREFIX,
+  INLINE_PARSE_BYTES,
+  MAX_GGUF_KVS,
+  MAX_GGUF_METADATA_BYTES,
+  MAX_GGUF_TOKENIZER_BYTES,
+  MAX_GGUF_TOKENIZER_ITEMS,
+  MAX_TENSORS,
 } from './limits'
 import { runParseJob } from './parse-worker-host'
 import type { TensorEntry } from './types'
@@ -66,7 +79,8 @@ function versionProblem(version: number): string | null {
   if (version === 2 || version === 3) return null
   if (version === 1) return 'GGUF v1 is not supported (v2 and v3 are)'
   // A big-endian file carries its version byte-swapped, e.g. 0x03000000.
-  const swapped = ((version & 0xff) << 24 | (version & 0xff00) << 8 | (version >>> 8) & 0xff00 | version >>> 24) >>> 0
+  const swapped =
+    (((version & 0xff) << 24) | ((version & 0xff00) << 8) | ((version >>> 8) & 0xff00) | (version >>> 24)) >>> 0
   if (swapped >= 1 && swapped <= 3) return 'big-endian GGUF is not supported'
   return `GGUF version ${version} is not supported (v2 and v3 are)`
 }
@@ -105,17 +119,20 @@ async function readTensorInfo(c: FileCursor, index: number): Promise<GgufTensorI
   const name = await readString(c, `${what} name`, MAX_KEY_BYTES, true)
   await c.ensure(4, what)
   const nDims = c.u32()
-  if (nDims < 1 || nDims > MAX_DIMS) throw formatError(c.path, `tensor "${name}" has ${nDims} dimensions (1 to ${MAX_DIMS} allowed)`)
+  if (nDims < 1 || nDims > MAX_DIMS)
+    throw formatError(c.path, `tensor "${name}" has ${nDims} dimensions (1 to ${MAX_DIMS} allowed)`)
   await c.ensure(8 * nDims + 4 + 8, `tensor "${name}" info`)
   const dims: number[] = []
   for (let d = 0; d < nDims; d++) {
     const v = c.i64()
-    if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) throw formatError(c.path, `tensor "${name}" has invalid dimension ${v}`)
+    if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER))
+      throw formatError(c.path, `tensor "${name}" has invalid dimension ${v}`)
     dims.push(Number(v))
   }
   const ggmlType = c.u32()
   const offset = c.u64()
-  if (offset > BigInt(Number.MAX_SAFE_INTEGER)) throw formatError(c.path, `tensor "${name}" has offset ${offset}, beyond any file size`)
+  if (offset > BigInt(Number.MAX_SAFE_INTEGER))
+    throw formatError(c.path, `tensor "${name}" has offset ${offset}, beyond any file size`)
   return { name, dims, ggmlType, relativeOffset: Number(offset) }
 }
 
@@ -123,17 +140,30 @@ function tensorEntry(path: string, info: GgufTensorInfo, dataStart: number): Ten
   const { name, dims } = info
   const type = ggmlTypeById(info.ggmlType)
   if (!type) throw new WhittleError('unsupported', path, `tensor "${name}" has unknown ggml type id ${info.ggmlType}`)
-  if (!type.dtype) throw new WhittleError('unsupported', path, `tensor "${name}" has ggml type ${type.name}, which Whittle does not support`)
+  if (!type.dtype)
+    throw new WhittleError(
+      'unsupported',
+      path,
+      `tensor "${name}" has ggml type ${type.name}, which Whittle does not support`,
+    )
   if (dims[0] % type.blockElements !== 0) {
-    throw formatError(path, `tensor "${name}": row length ${dims[0]} is not a multiple of the ${type.name} block size ${type.blockElements}`)
+    throw formatError(
+      path,
+      `tensor "${name}": row length ${dims[0]} is not a multiple of the ${type.name} block size ${type.blockElements}`,
+    )
   }
   const rows = safeProduct(dims.slice(1))
   const perRow = (dims[0] / type.blockElements) * type.blockBytes
   const byteLength = rows === null ? null : safeMultiply(rows, perRow)
-  if (byteLength === null || safeProduct(dims) === null) throw formatError(path, `tensor "${name}": dimensions [${dims.join(', ')}] are too large to address`)
+  if (byteLength === null || safeProduct(dims) === null)
+    throw formatError(path, `tensor "${name}": dimensions [${dims.join(', ')}] are too large to address`)
   return {
-    name, dtype: type.dtype, shape: [...dims].reverse(), file: path,
-    offset: dataStart + info.relativeOffset, byteLength,
+    name,
+    dtype: type.dtype,
+    shape: [...dims].reverse(),
+    file: path,
+    offset: dataStart + info.relativeOffset,
+    byteLength,
   }
 }
 
@@ -145,8 +175,16 @@ interface MetadataBudgets {
 
 function metadataBudgets(): MetadataBudgets {
   return {
-    tokenizer: { bytes: MAX_GGUF_TOKENIZER_BYTES, items: MAX_GGUF_TOKENIZER_ITEMS, cap: `the ${MAX_GGUF_TOKENIZER_BYTES}-byte / ${MAX_GGUF_TOKENIZER_ITEMS}-item cap on tokenizer.* metadata` },
-    other: { bytes: MAX_GGUF_METADATA_BYTES, items: MAX_GGUF_METADATA_BYTES, cap: `the ${MAX_GGUF_METADATA_BYTES}-byte cap on metadata outside tokenizer.*` },
+    tokenizer: {
+      bytes: MAX_GGUF_TOKENIZER_BYTES,
+      items: MAX_GGUF_TOKENIZER_ITEMS,
+      cap: `the ${MAX_GGUF_TOKENIZER_BYTES}-byte / ${MAX_GGUF_TOKENIZER_ITEMS}-item cap on tokenizer.* metadata`,
+    },
+    other: {
+      bytes: MAX_GGUF_METADATA_BYTES,
+      items: MAX_GGUF_METADATA_BYTES,
+      cap: `the ${MAX_GGUF_METADATA_BYTES}-byte cap on metadata outside tokenizer.*`,
+    },
   }
 }
 
@@ -160,7 +198,11 @@ export async function readGguf(path: string): Promise<GgufFile> {
   const size = await withFileHandle(abs, (handle) => handleSize(handle, abs))
   closeFile(abs)
   if (size <= INLINE_PARSE_BYTES) return readGgufHeader(abs)
-  return ggufFromColumns(await runParseJob<GgufColumns>({ kind: 'gguf', path: abs }, abs, async () => ggufToColumns(await readGgufHeader(abs))))
+  return ggufFromColumns(
+    await runParseJob<GgufColumns>({ kind: 'gguf', path: abs }, abs, async () =>
+      ggufToColumns(await readGgufHeader(abs)),
+    ),
+  )
 }
 
 /**
@@ -180,7 +222,10 @@ export interface GgufColumns {
 export function ggufToColumns(g: GgufFile): GgufColumns {
   const { tensors: _tensors, infos, ...header } = g
   const n = infos.length
-  const nameLengths = new Uint32Array(n), ranks = new Uint8Array(n), types = new Uint32Array(n), offsets = new Float64Array(n)
+  const nameLengths = new Uint32Array(n),
+    ranks = new Uint8Array(n),
+    types = new Uint32Array(n),
+    offsets = new Float64Array(n)
   const dims: number[] = []
   infos.forEach((info, i) => {
     nameLengths[i] = info.name.length
@@ -189,7 +234,15 @@ export function ggufToColumns(g: GgufFile): GgufColumns {
     types[i] = info.ggmlType
     offsets[i] = info.relativeOffset
   })
-  return { header, names: infos.map((i) => i.name).join(''), nameLengths, ranks, dims: Float64Array.from(dims), types, offsets }
+  return {
+    header,
+    names: infos.map((i) => i.name).join(''),
+    nameLengths,
+    ranks,
+    dims: Float64Array.from(dims),
+    types,
+    offsets,
+  }
 }
 
 export function ggufColumnBuffers(c: GgufColumns): ArrayBuffer[] {
@@ -203,7 +256,8 @@ const INFOS_PER_SLICE = 8192
 export async function ggufFromColumns(c: GgufColumns): Promise<GgufFile> {
   const infos: GgufTensorInfo[] = []
   const tensors: TensorEntry[] = []
-  let at = 0, d = 0
+  let at = 0,
+    d = 0
   for (let i = 0; i < c.nameLengths.length; i++) {
     if (i > 0 && i % INFOS_PER_SLICE === 0) await new Promise((r) => setImmediate(r))
     const name = c.names.slice(at, at + c.nameLengths[i])
@@ -245,16 +299,29 @@ export async function readGgufHeader(path: string): Promise<GgufFile> {
       const budget = key.startsWith(GGUF_TOKENIZER_PREFIX) ? budgets.tokenizer : budgets.other
       const type = await readValueType(c, `metadata "${key}"`)
       setOwn(kvTypes, key, type)
-      setOwn(metadata, key, await readMetadataValue(c, type, `metadata "${key}"`, (loc) => setOwn(arrays, key, loc), 0, budget))
+      setOwn(
+        metadata,
+        key,
+        await readMetadataValue(c, type, `metadata "${key}"`, (loc) => setOwn(arrays, key, loc), 0, budget),
+      )
       budget.bytes -= c.position - start
       if (budget.bytes < 0) throw formatError(abs, `metadata "${key}" takes the KVs past ${budget.cap}`)
     }
     const hasAlignment = Object.hasOwn(kvTypes, 'general.alignment')
-    const alignment = alignmentFrom(abs, hasAlignment ? metadata['general.alignment'] : undefined, hasAlignment ? kvTypes['general.alignment'] : undefined)
+    const alignment = alignmentFrom(
+      abs,
+      hasAlignment ? metadata['general.alignment'] : undefined,
+      hasAlignment ? kvTypes['general.alignment'] : undefined,
+    )
 
     // Re-check against what is left now that the KVs are consumed.
     const room = Math.floor(c.remaining() / MIN_TENSOR_INFO_BYTES)
-    if (tensorCount > room) throw new WhittleError('truncated', abs, `header claims ${tensorCount} tensors, but only ${c.remaining()} bytes remain for their infos`)
+    if (tensorCount > room)
+      throw new WhittleError(
+        'truncated',
+        abs,
+        `header claims ${tensorCount} tensors, but only ${c.remaining()} bytes remain for their infos`,
+      )
     const infos: GgufTensorInfo[] = []
     const names = new Set<string>()
     for (let i = 0; i < tensorCount; i++) {
@@ -268,10 +335,14 @@ export async function readGgufHeader(path: string): Promise<GgufFile> {
 
     for (const [i, t] of tensors.entries()) {
       const rel = infos[i].relativeOffset
-      if (rel % alignment !== 0) throw formatError(abs, `tensor "${t.name}" offset ${rel} is not a multiple of the alignment ${alignment}`)
+      if (rel % alignment !== 0)
+        throw formatError(abs, `tensor "${t.name}" offset ${rel} is not a multiple of the alignment ${alignment}`)
       if (t.offset + t.byteLength > size) {
-        throw new WhittleError('truncated', abs,
-          `tensor "${t.name}" needs bytes ${t.offset}..${t.offset + t.byteLength}, but the file is ${size} bytes (truncated, or offset out of range)`)
+        throw new WhittleError(
+          'truncated',
+          abs,
+          `tensor "${t.name}" needs bytes ${t.offset}..${t.offset + t.byteLength}, but the file is ${size} bytes (truncated, or offset out of range)`,
+        )
       }
     }
     const byOffset = [...tensors].filter((t) => t.byteLength > 0).sort((a, b) => a.offset - b.offset)
@@ -296,7 +367,8 @@ export async function readGgufArray(path: string, key: string, file?: GgufFile):
   const type = Object.hasOwn(header.kvTypes, key) ? header.kvTypes[key] : undefined
   if (type === undefined) throw new WhittleError('not-found', abs, `no metadata key "${key}"`)
   const loc = Object.hasOwn(header.arrays, key) ? header.arrays[key] : undefined
-  if (type !== 'array' || !loc) throw new WhittleError('validation', abs, `metadata "${key}" is a ${type}, not an array`)
+  if (type !== 'array' || !loc)
+    throw new WhittleError('validation', abs, `metadata "${key}" is a ${type}, not an array`)
   return withFileHandle(abs, async (handle) => {
     const size = await handleSize(handle, abs)
     if (size !== header.size) throw new WhittleError('io', abs, 'file changed since it was opened')
@@ -316,11 +388,17 @@ export interface GgufModel {
 
 export async function openGgufFile(path: string): Promise<GgufModel> {
   const g = await readGguf(path)
-  return { files: [g.path], tensors: g.tensors, metadata: g.metadata, warnings: g.warnings, sizeOnDisk: g.size, gguf: g }
+  return {
+    files: [g.path],
+    tensors: g.tensors,
+    metadata: g.metadata,
+    warnings: g.warnings,
+    sizeOnDisk: g.size,
+    gguf: g,
+  }
 }
 
 /** Reads the magic and says whether a file looks like GGUF (used to detect formats by content). */
 export function looksLikeGguf(firstBytes: Uint8Array): boolean {
   return firstBytes.length >= 4 && String.fromCharCode(...firstBytes.subarray(0, 4)) === GGUF_MAGIC
 }
-

@@ -34,7 +34,9 @@ export async function readOptionalConfig(path: string): Promise<Record<string, u
 }
 
 /** The sidecar files of a model in `folder` (config, generation config, tokenizer). */
-export async function readSidecars(folder: string): Promise<Pick<ModelFiles, 'config' | 'generationConfig' | 'tokenizerPath'>> {
+export async function readSidecars(
+  folder: string,
+): Promise<Pick<ModelFiles, 'config' | 'generationConfig' | 'tokenizerPath'>> {
   const config = await readOptionalConfig(join(folder, 'config.json'))
   const generationConfig = await readOptionalConfig(join(folder, 'generation_config.json'))
   const tokenizerFile = join(folder, 'tokenizer.json')
@@ -63,20 +65,37 @@ export async function openHfFolder(folder: string): Promise<ModelFiles> {
   let weights: SafetensorsModel | null = null
   let format: ModelFiles['format'] = 'safetensors'
   if (has('model.safetensors')) weights = await openSafetensorsFile(join(abs, 'model.safetensors'))
-  else if (has('model.safetensors.index.json')) weights = await openShardedSafetensors(join(abs, 'model.safetensors.index.json'))
+  else if (has('model.safetensors.index.json'))
+    weights = await openShardedSafetensors(join(abs, 'model.safetensors.index.json'))
   else if (safetensors.length === 1) weights = await openSafetensorsFile(join(abs, safetensors[0]))
   else if (safetensors.length > 1) {
-    throw new WhittleError('format', abs, `holds ${safetensors.length} .safetensors files but no model.safetensors.index.json to say how they fit together`)
+    throw new WhittleError(
+      'format',
+      abs,
+      `holds ${safetensors.length} .safetensors files but no model.safetensors.index.json to say how they fit together`,
+    )
   } else if (ggufs.length === 1) {
     weights = await openGgufFile(join(abs, ggufs[0]))
     format = 'gguf'
   } else if (ggufs.length > 1) {
-    throw new WhittleError('format', abs, `holds ${ggufs.length} .gguf files (${ggufs.join(', ')}); open one of them directly`)
+    throw new WhittleError(
+      'format',
+      abs,
+      `holds ${ggufs.length} .gguf files (${ggufs.join(', ')}); open one of them directly`,
+    )
   } else {
-    throw new WhittleError('not-found', abs, 'no model weights found (expected model.safetensors, model.safetensors.index.json or a .gguf file)')
+    throw new WhittleError(
+      'not-found',
+      abs,
+      'no model weights found (expected model.safetensors, model.safetensors.index.json or a .gguf file)',
+    )
   }
   if (format === 'safetensors' && !sidecars.config) {
-    throw new WhittleError('not-found', abs, 'config.json is missing; a safetensors model folder needs it to describe the architecture')
+    throw new WhittleError(
+      'not-found',
+      abs,
+      'config.json is missing; a safetensors model folder needs it to describe the architecture',
+    )
   }
   // GPTQ / compressed-tensors checkpoints: packed Linears open as the F32 weights a loader computes.
   return unpackQuantizedLinears({

@@ -10,8 +10,13 @@ import { tokenizeForEval } from '../eval/tokenize-text'
 import { readGguf } from './gguf'
 import { writeGguf } from './gguf-writer'
 import {
-  MAX_CONFIG_JSON_BYTES, MAX_GGUF_KVS, MAX_GGUF_METADATA_BYTES, MAX_GGUF_TOKENIZER_ITEMS, MAX_INDEX_JSON_BYTES,
-  MAX_TENSORS, MAX_TOKENIZER_JSON_BYTES,
+  MAX_CONFIG_JSON_BYTES,
+  MAX_GGUF_KVS,
+  MAX_GGUF_METADATA_BYTES,
+  MAX_GGUF_TOKENIZER_ITEMS,
+  MAX_INDEX_JSON_BYTES,
+  MAX_TENSORS,
+  MAX_TOKENIZER_JSON_BYTES,
 } from './limits'
 import { openModelFiles } from './open'
 import { readTensorF32 } from './read'
@@ -38,10 +43,19 @@ const fresh = (name: string): string => {
  */
 function tokenizerJson(postProcessor: unknown): string {
   return JSON.stringify({
-    version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null,
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [],
+    normalizer: null,
     pre_tokenizer: { type: 'Whitespace' },
-    post_processor: postProcessor, decoder: null,
-    model: { type: 'WordLevel', vocab: { hello: 0, there: 1, '[UNK]': 2, Hello: 3, ',': 4, world: 5, '.': 6, '123': 7 }, unk_token: '[UNK]' },
+    post_processor: postProcessor,
+    decoder: null,
+    model: {
+      type: 'WordLevel',
+      vocab: { hello: 0, there: 1, '[UNK]': 2, Hello: 3, ',': 4, world: 5, '.': 6, '123': 7 },
+      unk_token: '[UNK]',
+    },
   })
 }
 
@@ -52,8 +66,15 @@ function tokenizerFolder(postProcessor: unknown): string {
 }
 
 const asModel = (d: string): ModelFiles => ({
-  format: 'safetensors', path: d, files: [], tensors: [], metadata: {}, config: { bos_token_id: 7 },
-  generationConfig: null, tokenizerPath: join(d, 'tokenizer.json'), sizeOnDisk: 0,
+  format: 'safetensors',
+  path: d,
+  files: [],
+  tensors: [],
+  metadata: {},
+  config: { bos_token_id: 7 },
+  generationConfig: null,
+  tokenizerPath: join(d, 'tokenizer.json'),
+  sizeOnDisk: 0,
 })
 
 describe('tokenizer.json through the tokenizer library', () => {
@@ -105,12 +126,21 @@ function zeros(p: Part, fill?: (i: number) => number): Uint8Array {
   return bytes
 }
 
-async function packedFolder(quantization: Record<string, unknown>, parts: Record<string, Part & { fill?: (i: number) => number }>): Promise<{ d: string; file: string }> {
+async function packedFolder(
+  quantization: Record<string, unknown>,
+  parts: Record<string, Part & { fill?: (i: number) => number }>,
+): Promise<{ d: string; file: string }> {
   const d = fresh('packed')
-  writeFileSync(join(d, 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'], quantization_config: quantization }))
+  writeFileSync(
+    join(d, 'config.json'),
+    JSON.stringify({ architectures: ['LlamaForCausalLM'], quantization_config: quantization }),
+  )
   const file = join(d, 'model.safetensors')
   const tensors: SafetensorsTensorInput[] = Object.entries(parts).map(([suffix, p]) => ({
-    name: `model.layers.0.mlp.up_proj.${suffix}`, dtype: p.dtype, shape: p.shape, data: zeros(p, p.fill),
+    name: `model.layers.0.mlp.up_proj.${suffix}`,
+    dtype: p.dtype,
+    shape: p.shape,
+    data: zeros(p, p.fill),
   }))
   await writeSafetensors(file, tensors)
   return { d, file }
@@ -153,7 +183,11 @@ describe('GPTQ parts are checked for dtype and shape before use', () => {
   })
 
   it('scales of F32, qweight of F16 and a 1-D qzeros are refused', async () => {
-    const cases: [string, Part][] = [['scales', { dtype: 'F32', shape: [2, 8] }], ['qweight', { dtype: 'F16', shape: [4, 8] }], ['qzeros', { dtype: 'I32', shape: [2] }]]
+    const cases: [string, Part][] = [
+      ['scales', { dtype: 'F32', shape: [2, 8] }],
+      ['qweight', { dtype: 'F16', shape: [4, 8] }],
+      ['qzeros', { dtype: 'I32', shape: [2] }],
+    ]
     for (const [part, bad] of cases) {
       const parts = gptqParts()
       parts[part] = bad
@@ -176,8 +210,11 @@ describe('GPTQ parts are checked for dtype and shape before use', () => {
 
 // 8 outputs, 32 inputs, 4 bits, symmetric, groups of 16: weight_packed [8, 4], weight_scale [8, 2], weight_shape [2].
 const CT = {
-  quant_method: 'compressed-tensors', format: 'pack-quantized',
-  config_groups: { group_0: { targets: ['Linear'], weights: { num_bits: 4, group_size: 16, symmetric: true, type: 'int' } } },
+  quant_method: 'compressed-tensors',
+  format: 'pack-quantized',
+  config_groups: {
+    group_0: { targets: ['Linear'], weights: { num_bits: 4, group_size: 16, symmetric: true, type: 'int' } },
+  },
 }
 const ctParts = (): Record<string, Part & { fill?: (i: number) => number }> => ({
   weight_packed: { dtype: 'I32', shape: [8, 4] },
@@ -282,7 +319,8 @@ describe('inputs over the caps of limits.ts are refused at once', () => {
   it(`GGUF metadata over ${MAX_GGUF_METADATA_BYTES} bytes outside tokenizer.*, where the same bytes inside it are fine`, async () => {
     const long = 'x'.repeat(MAX_GGUF_METADATA_BYTES + 1)
     const d = fresh('cap')
-    const bad = join(d, 'bad.gguf'), good = join(d, 'good.gguf')
+    const bad = join(d, 'bad.gguf'),
+      good = join(d, 'good.gguf')
     await writeGguf(bad, { kv: [{ key: 'general.description', type: 'string', value: long }], tensors: [] })
     await writeGguf(good, { kv: [{ key: 'tokenizer.chat_template', type: 'string', value: long }], tensors: [] })
     await expectWhittleError(() => readGguf(bad), 'format', bad, 'general.description', String(MAX_GGUF_METADATA_BYTES))
@@ -290,13 +328,32 @@ describe('inputs over the caps of limits.ts are refused at once', () => {
     // Many small KVs add up to the same cap.
     const many = join(d, 'many.gguf')
     const piece = 'y'.repeat(1000)
-    await writeGguf(many, { kv: Array.from({ length: 1100 }, (_, i) => ({ key: `general.k${i}`, type: 'string' as const, value: piece })), tensors: [] })
+    await writeGguf(many, {
+      kv: Array.from({ length: 1100 }, (_, i) => ({ key: `general.k${i}`, type: 'string' as const, value: piece })),
+      tensors: [],
+    })
     await expectWhittleError(() => readGguf(many), 'format', many, String(MAX_GGUF_METADATA_BYTES))
   })
 
   it(`a GGUF tokenizer array of more than ${MAX_GGUF_TOKENIZER_ITEMS} items`, async () => {
     const file = join(fresh('cap'), 'vocab.gguf')
-    await writeGguf(file, { kv: [{ key: 'tokenizer.ggml.token_type', type: 'array', itemType: 'u8', value: new Uint8Array(MAX_GGUF_TOKENIZER_ITEMS + 1) }], tensors: [] })
-    await expectWhittleError(() => readGguf(file), 'format', file, 'tokenizer.ggml.token_type', String(MAX_GGUF_TOKENIZER_ITEMS))
+    await writeGguf(file, {
+      kv: [
+        {
+          key: 'tokenizer.ggml.token_type',
+          type: 'array',
+          itemType: 'u8',
+          value: new Uint8Array(MAX_GGUF_TOKENIZER_ITEMS + 1),
+        },
+      ],
+      tensors: [],
+    })
+    await expectWhittleError(
+      () => readGguf(file),
+      'format',
+      file,
+      'tokenizer.ggml.token_type',
+      String(MAX_GGUF_TOKENIZER_ITEMS),
+    )
   })
 })

@@ -23,14 +23,22 @@ export const MAX_IMATRIX_NAME_BYTES = 1024
 class DatCursor {
   private pos = 0
   private readonly view: DataView
-  constructor(private readonly bytes: Uint8Array, private readonly file: string) {
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly file: string,
+  ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   }
   get remaining(): number {
     return this.bytes.length - this.pos
   }
   private need(n: number, what: string): void {
-    if (n > this.remaining) throw new WhittleError('truncated', this.file, `ends inside ${what} (needs ${n} bytes at offset ${this.pos}, ${this.remaining} left)`)
+    if (n > this.remaining)
+      throw new WhittleError(
+        'truncated',
+        this.file,
+        `ends inside ${what} (needs ${n} bytes at offset ${this.pos}, ${this.remaining} left)`,
+      )
   }
   i32(what: string): number {
     this.need(4, what)
@@ -59,11 +67,19 @@ class DatCursor {
 
 /** Reads a legacy .dat imatrix (llama-imatrix's or Whittle's). */
 export async function readImatrixDat(file: string): Promise<Imatrix> {
-  const size = await stat(file).then((s) => (s.isFile() ? s.size : -1), () => {
-    throw new WhittleError('not-found', file, 'cannot read the importance-matrix file')
-  })
+  const size = await stat(file).then(
+    (s) => (s.isFile() ? s.size : -1),
+    () => {
+      throw new WhittleError('not-found', file, 'cannot read the importance-matrix file')
+    },
+  )
   if (size < 0) throw new WhittleError('validation', file, 'is not a file')
-  if (size > MAX_IMATRIX_DAT_BYTES) throw new WhittleError('format', file, `is ${size} bytes; a legacy imatrix is read whole and the limit is ${MAX_IMATRIX_DAT_BYTES}`)
+  if (size > MAX_IMATRIX_DAT_BYTES)
+    throw new WhittleError(
+      'format',
+      file,
+      `is ${size} bytes; a legacy imatrix is read whole and the limit is ${MAX_IMATRIX_DAT_BYTES}`,
+    )
   return parseImatrixDat(new Uint8Array(await readFile(file)), file)
 }
 
@@ -74,22 +90,37 @@ export function parseImatrixDat(bytes: Uint8Array, file: string): Imatrix {
   // Smallest entry: name length, a 1-byte name, ncall, nval, one value.
   const room = Math.floor(c.remaining / 17)
   if (n < 1) throw new WhittleError('format', file, `declares ${n} entries; an imatrix has at least one`)
-  if (n > MAX_TENSORS || n > room) throw new WhittleError('format', file, `declares ${n} entries, but ${n > MAX_TENSORS ? `the limit is ${MAX_TENSORS}` : `the file has room for at most ${room}`}`)
+  if (n > MAX_TENSORS || n > room)
+    throw new WhittleError(
+      'format',
+      file,
+      `declares ${n} entries, but ${n > MAX_TENSORS ? `the limit is ${MAX_TENSORS}` : `the file has room for at most ${room}`}`,
+    )
   const entries = new Map<string, ImatrixEntry>()
   for (let i = 0; i < n; i++) {
     const len = c.i32(`entry ${i}'s name length`)
-    if (len < 1 || len > MAX_IMATRIX_NAME_BYTES) throw new WhittleError('format', file, `entry ${i}'s name is ${len} bytes (1 to ${MAX_IMATRIX_NAME_BYTES} allowed)`)
+    if (len < 1 || len > MAX_IMATRIX_NAME_BYTES)
+      throw new WhittleError(
+        'format',
+        file,
+        `entry ${i}'s name is ${len} bytes (1 to ${MAX_IMATRIX_NAME_BYTES} allowed)`,
+      )
     const name = c.text(len, `entry ${i}'s name`)
     if (entries.has(name)) throw new WhittleError('format', file, `entry ${name} appears twice`)
     const ncall = c.i32(`${name}'s call count`)
     if (ncall < 0) throw new WhittleError('format', file, `${name} has a negative call count (${ncall})`)
     const nval = c.i32(`${name}'s value count`)
     if (nval < 1 || nval * 4 > c.remaining) {
-      throw new WhittleError(nval < 1 ? 'format' : 'truncated', file, `${name} declares ${nval} values, but ${nval < 1 ? 'an entry has at least one' : `only ${Math.floor(c.remaining / 4)} fit in the file`}`)
+      throw new WhittleError(
+        nval < 1 ? 'format' : 'truncated',
+        file,
+        `${name} declares ${nval} values, but ${nval < 1 ? 'an entry has at least one' : `only ${Math.floor(c.remaining / 4)} fit in the file`}`,
+      )
     }
     const sums = c.f32s(nval, `${name}'s values`)
     const bad = sums.findIndex((v) => !Number.isFinite(v) || v < 0)
-    if (bad >= 0) throw new WhittleError('format', file, `${name}[${bad}] is ${sums[bad]}; it must be finite and not negative`)
+    if (bad >= 0)
+      throw new WhittleError('format', file, `${name}[${bad}] is ${sums[bad]}; it must be finite and not negative`)
     // The legacy format has one count per entry and does not say how many experts share the values.
     entries.set(name, { columns: nval, sums, counts: Float64Array.of(ncall) })
   }
@@ -99,9 +130,15 @@ export function parseImatrixDat(bytes: Uint8Array, file: string): Imatrix {
     chunkCount = c.i32('the chunk count')
     if (chunkCount < 0) throw new WhittleError('format', file, `the chunk count is negative (${chunkCount})`)
     const len = c.i32('the dataset name length')
-    if (len < 0 || len > c.remaining) throw new WhittleError(len < 0 ? 'format' : 'truncated', file, `the dataset name is ${len} bytes, ${c.remaining} left`)
+    if (len < 0 || len > c.remaining)
+      throw new WhittleError(
+        len < 0 ? 'format' : 'truncated',
+        file,
+        `the dataset name is ${len} bytes, ${c.remaining} left`,
+      )
     datasets.push(c.text(len, 'the dataset name'))
-    if (c.remaining > 0) throw new WhittleError('format', file, `${c.remaining} unexpected bytes after the dataset name`)
+    if (c.remaining > 0)
+      throw new WhittleError('format', file, `${c.remaining} unexpected bytes after the dataset name`)
   }
   return { entries, countUnit: 'calls', chunkCount, chunkSize: null, datasets }
 }
@@ -115,7 +152,11 @@ export function encodeImatrixDat(imatrix: Imatrix, file: string): Uint8Array {
   checkImatrix(imatrix, file)
   const chunkSize = imatrix.chunkSize
   if (imatrix.countUnit !== 'tokens' || chunkSize === null || chunkSize < 1) {
-    throw new WhittleError('unsupported', file, 'writing a .dat needs token counts and the chunk size they were collected with')
+    throw new WhittleError(
+      'unsupported',
+      file,
+      'writing a .dat needs token counts and the chunk size they were collected with',
+    )
   }
   const names = sortedEntryNames(imatrix).filter((name) => imatrix.entries.get(name)!.counts.some((x) => x > 0))
   const enc = new TextEncoder()
@@ -136,14 +177,21 @@ export function encodeImatrixDat(imatrix: Imatrix, file: string): Uint8Array {
   const out = new Uint8Array(total)
   const v = new DataView(out.buffer)
   let o = 0
-  const i32 = (x: number): void => { v.setInt32(o, x, true); o += 4 }
+  const i32 = (x: number): void => {
+    v.setInt32(o, x, true)
+    o += 4
+  }
   i32(parts.length)
   for (const p of parts) {
     i32(p.name.length)
-    out.set(p.name, o); o += p.name.length
+    out.set(p.name, o)
+    o += p.name.length
     i32(p.ncall)
     i32(p.values.length)
-    for (const x of p.values) { v.setFloat32(o, x, true); o += 4 }
+    for (const x of p.values) {
+      v.setFloat32(o, x, true)
+      o += 4
+    }
   }
   i32(imatrix.chunkCount)
   i32(dataset.length)
@@ -154,5 +202,11 @@ export function encodeImatrixDat(imatrix: Imatrix, file: string): Uint8Array {
 /** Writes `imatrix` as a legacy .dat; the file must not exist. Returns its size. */
 export async function writeImatrixDat(file: string, imatrix: Imatrix): Promise<number> {
   const bytes = encodeImatrixDat(imatrix, file)
-  return writeFileAtomically(file, async (w) => { await w.write(bytes) }, { exclusive: true })
+  return writeFileAtomically(
+    file,
+    async (w) => {
+      await w.write(bytes)
+    },
+    { exclusive: true },
+  )
 }

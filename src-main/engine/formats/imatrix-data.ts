@@ -52,7 +52,11 @@ export function importanceFor(source: ImatrixSource, name: string, columns: numb
   // A .dat has one count per entry whatever the number of experts; its values are then one flat row.
   const broadcast = e.counts.length === 1 && e.sums.length === matrices * columns
   if (!broadcast && (e.columns !== columns || e.counts.length !== matrices)) {
-    throw new WhittleError('validation', source.file, `the importance matrix of ${name} is ${e.counts.length} × ${e.columns}, but the weight needs ${matrices} × ${columns}`)
+    throw new WhittleError(
+      'validation',
+      source.file,
+      `the importance matrix of ${name} is ${e.counts.length} × ${e.columns}, but the weight needs ${matrices} × ${columns}`,
+    )
   }
   const out = new Float32Array(e.sums.length)
   for (let m = 0; m < matrices; m++) {
@@ -72,11 +76,21 @@ export function sortedEntryNames(imatrix: Imatrix): string[] {
 
 /** Checks an in-memory imatrix before writing it, so a file is never written half-valid. */
 export function checkImatrix(imatrix: Imatrix, file: string): void {
-  if (imatrix.entries.size === 0) throw new WhittleError('validation', file, 'the importance matrix has no entries (nothing was collected)')
+  if (imatrix.entries.size === 0)
+    throw new WhittleError('validation', file, 'the importance matrix has no entries (nothing was collected)')
   for (const [name, e] of imatrix.entries) {
     if (name.length === 0) throw new WhittleError('validation', file, 'an importance-matrix entry has an empty name')
-    if (!Number.isSafeInteger(e.columns) || e.columns < 1 || e.counts.length < 1 || e.sums.length !== e.columns * e.counts.length) {
-      throw new WhittleError('validation', file, `importance-matrix entry ${name}: ${e.sums.length} sums do not make ${e.counts.length} rows of ${e.columns}`)
+    if (
+      !Number.isSafeInteger(e.columns) ||
+      e.columns < 1 ||
+      e.counts.length < 1 ||
+      e.sums.length !== e.columns * e.counts.length
+    ) {
+      throw new WhittleError(
+        'validation',
+        file,
+        `importance-matrix entry ${name}: ${e.sums.length} sums do not make ${e.counts.length} rows of ${e.columns}`,
+      )
     }
   }
 }

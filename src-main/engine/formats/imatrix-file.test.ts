@@ -16,8 +16,12 @@ import { imatrixFormatOf, readImatrixFile, writeImatrixFile } from './imatrix-fi
 import { readImatrixGguf } from './imatrix-gguf'
 
 let tmp: string
-beforeAll(async () => { tmp = await mkdtemp(path.join(os.tmpdir(), 'whittle-imatrix-')) })
-afterAll(async () => { await rm(tmp, { recursive: true, force: true }) })
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'whittle-imatrix-'))
+})
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true })
+})
 
 const golden = (name: string): string => shared('reference', 'gguf-golden', 'imatrix', name)
 const LAYER_PARTS = ['attn_k', 'attn_output', 'attn_q', 'attn_v', 'ffn_down', 'ffn_gate', 'ffn_up']
@@ -28,7 +32,9 @@ describe.skipIf(!hasShared)("llama-imatrix's files for small-llama (-c 128 --chu
   it('the GGUF imatrix: 14 entries (no token_embd, no output), 12,800 tokens each, its metadata', async () => {
     expect(await imatrixFormatOf(golden('imatrix.gguf'))).toBe('gguf')
     const { imatrix } = await readImatrixFile(golden('imatrix.gguf'))
-    expect([...imatrix.entries.keys()].sort()).toEqual([0, 1].flatMap((l) => LAYER_PARTS.map((p) => `blk.${l}.${p}.weight`)))
+    expect([...imatrix.entries.keys()].sort()).toEqual(
+      [0, 1].flatMap((l) => LAYER_PARTS.map((p) => `blk.${l}.${p}.weight`)),
+    )
     expect(imatrix.countUnit).toBe('tokens')
     expect(imatrix.chunkCount).toBe(100)
     expect(imatrix.chunkSize).toBe(128)
@@ -57,7 +63,8 @@ describe.skipIf(!hasShared)("llama-imatrix's files for small-llama (-c 128 --chu
       // llama-quantize's importances from either file agree to the last bit or two.
       const a = importanceFor({ imatrix: gguf, file: null }, name, g.columns)!
       const b = importanceFor({ imatrix: dat, file: null }, name, g.columns)!
-      for (let j = 0; j < a.length; j++) expect(Math.abs(a[j] - b[j]), `${name}[${j}]`).toBeLessThanOrEqual(Math.abs(a[j]) * 2.5e-7)
+      for (let j = 0; j < a.length; j++)
+        expect(Math.abs(a[j] - b[j]), `${name}[${j}]`).toBeLessThanOrEqual(Math.abs(a[j]) * 2.5e-7)
     }
   })
 
@@ -66,17 +73,25 @@ describe.skipIf(!hasShared)("llama-imatrix's files for small-llama (-c 128 --chu
     const ggufOut = path.join(tmp, 'again.gguf')
     await writeImatrixFile(ggufOut, imatrix, 'gguf')
     expect(Buffer.compare(await readFile(ggufOut), await readFile(golden('imatrix.gguf')))).toBe(0)
-    expect(Buffer.compare(Buffer.from(encodeImatrixDat(imatrix, 'x.dat')), await readFile(golden('imatrix.dat')))).toBe(0)
+    expect(Buffer.compare(Buffer.from(encodeImatrixDat(imatrix, 'x.dat')), await readFile(golden('imatrix.dat')))).toBe(
+      0,
+    )
   })
 })
 
 function synthetic(): Imatrix {
   return {
     entries: new Map([
-      ['blk.0.ffn_up_exps.weight', { columns: 3, sums: Float32Array.of(1, 2, 3, 40, 50, 60), counts: Float64Array.of(10, 0) }],
+      [
+        'blk.0.ffn_up_exps.weight',
+        { columns: 3, sums: Float32Array.of(1, 2, 3, 40, 50, 60), counts: Float64Array.of(10, 0) },
+      ],
       ['blk.0.attn_q.weight', { columns: 2, sums: Float32Array.of(0.5, 7), counts: Float64Array.of(6) }],
     ]),
-    countUnit: 'tokens', chunkCount: 4, chunkSize: 4, datasets: ['a.txt', 'b.txt'],
+    countUnit: 'tokens',
+    chunkCount: 4,
+    chunkSize: 4,
+    datasets: ['a.txt', 'b.txt'],
   }
 }
 
@@ -90,7 +105,9 @@ describe('round trips and the importances llama-quantize derives', () => {
     const imp = importanceFor({ imatrix: back, file }, 'blk.0.ffn_up_exps.weight', 3, 2)!
     expect([...imp]).toEqual([0.1, 0.2, 0.3].map(Math.fround).concat([1, 1, 1]))
     expect(importanceFor({ imatrix: back, file }, 'output.weight', 2)).toBeNull()
-    expect(() => importanceFor({ imatrix: back, file }, 'blk.0.attn_q.weight', 3)).toThrow(/1 × 2, but the weight needs 1 × 3/)
+    expect(() => importanceFor({ imatrix: back, file }, 'blk.0.attn_q.weight', 3)).toThrow(
+      /1 × 2, but the weight needs 1 × 3/,
+    )
     await expect(writeImatrixFile(file, synthetic(), 'gguf')).rejects.toThrow(WhittleError) // never replaces
   })
 
@@ -101,7 +118,9 @@ describe('round trips and the importances llama-quantize derives', () => {
     expect(back.datasets).toEqual(['b.txt']) // the legacy format keeps the last dataset only
     const e = back.entries.get('blk.0.ffn_up_exps.weight')!
     expect([...e.counts]).toEqual([3]) // ceil(10 / 4)
-    expect([...e.sums]).toEqual([0.1 * 3, 0.2 * 3, 0.3 * 3].map((v, i) => Math.fround(Math.fround([1, 2, 3][i] / 10) * 3)).concat([3, 3, 3]))
+    expect([...e.sums]).toEqual(
+      [0.1 * 3, 0.2 * 3, 0.3 * 3].map((v, i) => Math.fround(Math.fround([1, 2, 3][i] / 10) * 3)).concat([3, 3, 3]),
+    )
     // Importances: value / ncall, one flat row for both experts.
     const imp = importanceFor({ imatrix: back, file }, 'blk.0.ffn_up_exps.weight', 3, 2)!
     expect(imp[5]).toBe(1)
@@ -111,7 +130,9 @@ describe('round trips and the importances llama-quantize derives', () => {
     const empty: Imatrix = { ...synthetic(), entries: new Map() }
     await expect(writeImatrixFile(path.join(tmp, 'empty.gguf'), empty, 'gguf')).rejects.toThrow(/no entries/)
     const calls: Imatrix = { ...synthetic(), countUnit: 'calls', chunkSize: null }
-    await expect(writeImatrixFile(path.join(tmp, 'calls.gguf'), calls, 'gguf')).rejects.toMatchObject({ code: 'unsupported' })
+    await expect(writeImatrixFile(path.join(tmp, 'calls.gguf'), calls, 'gguf')).rejects.toMatchObject({
+      code: 'unsupported',
+    })
   })
 })
 
@@ -137,8 +158,16 @@ describe('hostile .dat files: typed errors naming the file', () => {
     ['more values than bytes', dat([1, 3, 'abc', 2, 1 << 30, Float32Array.of(1, 2)]), /declares 1073741824 values/],
     ['a NaN value', dat([1, 3, 'abc', 2, 2, Float32Array.of(1, NaN)]), /abc\[1\] is NaN/],
     ['a negative value', dat([1, 3, 'abc', 2, 2, Float32Array.of(-1, 2)]), /abc\[0\] is -1/],
-    ['a name that is not UTF-8', dat([1, 3, '\u00ff', 2, 2, Float32Array.of(1, 2)]).map((b, i) => (i >= 8 && i < 11 ? 0xff : b)), /not valid UTF-8/],
-    ['the same name twice', dat([2, 1, 'a', 1, 1, Float32Array.of(1), 1, 'a', 1, 1, Float32Array.of(1)]), /appears twice/],
+    [
+      'a name that is not UTF-8',
+      dat([1, 3, '\u00ff', 2, 2, Float32Array.of(1, 2)]).map((b, i) => (i >= 8 && i < 11 ? 0xff : b)),
+      /not valid UTF-8/,
+    ],
+    [
+      'the same name twice',
+      dat([2, 1, 'a', 1, 1, Float32Array.of(1), 1, 'a', 1, 1, Float32Array.of(1)]),
+      /appears twice/,
+    ],
     ['a dataset name past the end', dat([...ok().slice(0, 7), 99, 'd']), /dataset name is 99 bytes/],
     ['bytes after the trailer', dat([...ok(), 'zz']), /2 unexpected bytes/],
   ]
@@ -170,7 +199,11 @@ describe('hostile GGUF imatrix files', () => {
     { key: 'imatrix.chunk_count', type: 'u32', value: 1 },
     { key: 'imatrix.chunk_size', type: 'u32', value: 8 },
   ] as const
-  async function gguf(name: string, kv: readonly (typeof meta)[number][], tensors: Array<{ name: string; dims: number[]; data: Uint8Array }>): Promise<string> {
+  async function gguf(
+    name: string,
+    kv: readonly (typeof meta)[number][],
+    tensors: Array<{ name: string; dims: number[]; data: Uint8Array }>,
+  ): Promise<string> {
     const file = path.join(tmp, name)
     await writeGguf(file, { kv: [...kv], tensors: tensors.map((t) => ({ ...t, type: 'F32' })) })
     return file
@@ -180,17 +213,28 @@ describe('hostile GGUF imatrix files', () => {
 
   it('a model GGUF, sums without counts, counts without sums, negative sums, counts of the wrong size, missing keys', async () => {
     const checks: Array<[string, Promise<string>, RegExp]> = [
-      ['model.gguf', gguf('model.gguf', [{ key: 'general.type', type: 'string', value: 'model' }] as never, [sums, counts]), /general.type "model", not an importance matrix/],
+      [
+        'model.gguf',
+        gguf('model.gguf', [{ key: 'general.type', type: 'string', value: 'model' }] as never, [sums, counts]),
+        /general.type "model", not an importance matrix/,
+      ],
       ['nocounts.gguf', gguf('nocounts.gguf', meta, [sums]), /w.in_sum2 has no matching .counts/],
       ['nosums.gguf', gguf('nosums.gguf', meta, [counts]), /w.counts has no matching .in_sum2/],
       ['negative.gguf', gguf('negative.gguf', meta, [{ ...sums, data: f32(1, -2) }, counts]), /w.in_sum2\[1\] is -2/],
-      ['wrongcounts.gguf', gguf('wrongcounts.gguf', meta, [sums, { ...counts, dims: [2], data: f32(8, 8) }]), /2 counts for 1 matrices/],
+      [
+        'wrongcounts.gguf',
+        gguf('wrongcounts.gguf', meta, [sums, { ...counts, dims: [2], data: f32(8, 8) }]),
+        /2 counts for 1 matrices/,
+      ],
       ['nokeys.gguf', gguf('nokeys.gguf', meta.slice(0, 2), [sums, counts]), /has no imatrix.chunk_count/],
       ['empty.gguf', gguf('empty.gguf', meta, []), /holds no .in_sum2 tensors/],
     ]
     for (const [name, made, message] of checks) {
       const file = await made
-      const e = await readImatrixGguf(file).then(() => null, (x: unknown) => x)
+      const e = await readImatrixGguf(file).then(
+        () => null,
+        (x: unknown) => x,
+      )
       expect(e, name).toBeInstanceOf(WhittleError)
       expect((e as WhittleError).file, name).toBe(file)
       expect((e as Error).message, name).toMatch(message)

@@ -27,15 +27,23 @@ const LINEAR_SUMS = '.in_sum'
 
 function u32Key(metadata: Record<string, unknown>, key: string, file: string): number {
   const v = metadata[key]
-  if (v === undefined) throw new WhittleError('format', file, `has no ${key}; llama-quantize refuses an imatrix GGUF without it`)
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new WhittleError('format', file, `${key} is not a count`)
+  if (v === undefined)
+    throw new WhittleError('format', file, `has no ${key}; llama-quantize refuses an imatrix GGUF without it`)
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw new WhittleError('format', file, `${key} is not a count`)
   return v
 }
 
 function datasetsOf(metadata: Record<string, unknown>, file: string): string[] {
   const v = metadata[IMATRIX_KEYS.datasets]
-  if (v === undefined) throw new WhittleError('format', file, `has no ${IMATRIX_KEYS.datasets}; llama-quantize refuses an imatrix GGUF without it`)
-  if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) throw new WhittleError('format', file, `${IMATRIX_KEYS.datasets} is not a list of strings`)
+  if (v === undefined)
+    throw new WhittleError(
+      'format',
+      file,
+      `has no ${IMATRIX_KEYS.datasets}; llama-quantize refuses an imatrix GGUF without it`,
+    )
+  if (!Array.isArray(v) || !v.every((s) => typeof s === 'string'))
+    throw new WhittleError('format', file, `${IMATRIX_KEYS.datasets} is not a list of strings`)
   return v as string[]
 }
 
@@ -48,7 +56,8 @@ function sumsShape(t: TensorEntry, file: string): [number, number] {
 
 function checkValues(values: Float32Array, what: string, file: string): void {
   const bad = values.findIndex((v) => !Number.isFinite(v) || v < 0)
-  if (bad >= 0) throw new WhittleError('format', file, `${what}[${bad}] is ${values[bad]}; it must be finite and not negative`)
+  if (bad >= 0)
+    throw new WhittleError('format', file, `${what}[${bad}] is ${values[bad]}; it must be finite and not negative`)
 }
 
 /** Reads a GGUF imatrix (llama-imatrix's or Whittle's). */
@@ -56,7 +65,11 @@ export async function readImatrixGguf(file: string): Promise<Imatrix> {
   const g = await readGguf(file)
   const kind = g.metadata[IMATRIX_KEYS.type]
   if (kind !== undefined && kind !== IMATRIX_GENERAL_TYPE) {
-    throw new WhittleError('format', file, `is a GGUF of general.type ${JSON.stringify(kind)}, not an importance matrix`)
+    throw new WhittleError(
+      'format',
+      file,
+      `is a GGUF of general.type ${JSON.stringify(kind)}, not an importance matrix`,
+    )
   }
   const byName = new Map(g.tensors.map((t) => [t.name, t]))
   const entries = new Map<string, ImatrixEntry>()
@@ -68,10 +81,16 @@ export async function readImatrixGguf(file: string): Promise<Imatrix> {
     const name = t.name.slice(0, -SUMS.length)
     const countsTensor = byName.get(name + COUNTS)
     if (!countsTensor) throw new WhittleError('format', file, `${t.name} has no matching ${COUNTS} tensor`)
-    for (const x of [t, countsTensor]) if (x.dtype !== 'F32') throw new WhittleError('format', file, `${x.name} is ${x.dtype}; an imatrix stores F32`)
+    for (const x of [t, countsTensor])
+      if (x.dtype !== 'F32') throw new WhittleError('format', file, `${x.name} is ${x.dtype}; an imatrix stores F32`)
     const [matrices, columns] = sumsShape(t, file)
     const countElements = countsTensor.shape.reduce((a, b) => a * b, 1)
-    if (countElements !== matrices) throw new WhittleError('format', file, `${countsTensor.name} holds ${countElements} counts for ${matrices} matrices`)
+    if (countElements !== matrices)
+      throw new WhittleError(
+        'format',
+        file,
+        `${countsTensor.name} holds ${countElements} counts for ${matrices} matrices`,
+      )
     const linear = byName.get(name + LINEAR_SUMS)
     if (linear && linear.shape.reduce((a, b) => a * b, 1) !== matrices * columns) {
       throw new WhittleError('format', file, `${linear.name} and ${t.name} differ in size`)
@@ -82,7 +101,8 @@ export async function readImatrixGguf(file: string): Promise<Imatrix> {
     checkValues(Float32Array.from(counts), countsTensor.name, file)
     entries.set(name, { columns, sums, counts })
   }
-  if (entries.size === 0) throw new WhittleError('format', file, `holds no ${SUMS} tensors; it is not an importance matrix`)
+  if (entries.size === 0)
+    throw new WhittleError('format', file, `holds no ${SUMS} tensors; it is not an importance matrix`)
   return {
     entries,
     countUnit: 'tokens',
@@ -104,7 +124,11 @@ function f32Bytes(values: ArrayLike<number>): Uint8Array {
 export async function writeImatrixGguf(file: string, imatrix: Imatrix): Promise<number> {
   checkImatrix(imatrix, file)
   if (imatrix.countUnit !== 'tokens' || imatrix.chunkSize === null) {
-    throw new WhittleError('unsupported', file, 'a legacy .dat imatrix counts calls, not tokens, and cannot be written as GGUF without its chunk size')
+    throw new WhittleError(
+      'unsupported',
+      file,
+      'a legacy .dat imatrix counts calls, not tokens, and cannot be written as GGUF without its chunk size',
+    )
   }
   const kv: GgufKv[] = [
     { key: IMATRIX_KEYS.type, type: 'string', value: IMATRIX_GENERAL_TYPE },
@@ -116,8 +140,18 @@ export async function writeImatrixGguf(file: string, imatrix: Imatrix): Promise<
   for (const name of sortedEntryNames(imatrix)) {
     const e = imatrix.entries.get(name)!
     const matrices = e.counts.length
-    tensors.push({ name: name + SUMS, type: 'F32', dims: matrices === 1 ? [e.columns] : [e.columns, matrices], data: f32Bytes(e.sums) })
-    tensors.push({ name: name + COUNTS, type: 'F32', dims: matrices === 1 ? [1] : [1, matrices], data: f32Bytes(e.counts) })
+    tensors.push({
+      name: name + SUMS,
+      type: 'F32',
+      dims: matrices === 1 ? [e.columns] : [e.columns, matrices],
+      data: f32Bytes(e.sums),
+    })
+    tensors.push({
+      name: name + COUNTS,
+      type: 'F32',
+      dims: matrices === 1 ? [1] : [1, matrices],
+      data: f32Bytes(e.counts),
+    })
   }
   return writeGguf(file, { kv, tensors }, { exclusive: true })
 }

@@ -17,7 +17,8 @@ function skipString(s: string, i: number): number {
   i++
   while (i < s.length) {
     const c = s.charCodeAt(i)
-    if (c === 0x5c) i += 2 // backslash: skip the escaped character
+    if (c === 0x5c)
+      i += 2 // backslash: skip the escaped character
     else if (c === 0x22) return i + 1
     else i++
   }

@@ -37,7 +37,8 @@ export async function ggufTokenizerOf(file: string): Promise<GgufTokenizer> {
  * 'llama' tokenizers). Control tokens written in the text are recognised, as tokenizer.json's are.
  */
 export async function ggufTextIds(files: ModelFiles, text: string): Promise<Int32Array> {
-  if (files.format !== 'gguf' || files.files.length === 0) throw new WhittleError('validation', files.path, 'is not a GGUF model')
+  if (files.format !== 'gguf' || files.files.length === 0)
+    throw new WhittleError('validation', files.path, 'is not a GGUF model')
   const tokenizer = await ggufTokenizerOf(files.files[0])
   const { addBos, bosId } = tokenizer.vocab
   const ids = tokenizer.encode(text, { addSpecialTokens: false, parseSpecial: true })

@@ -19,9 +19,10 @@ const f32 = (...v: number[]): Uint8Array => new Uint8Array(Float32Array.from(v).
 
 beforeAll(async () => {
   await writeSafetensors(st, [{ name: 'lm_head.weight', dtype: 'F32', shape: [1, 2], data: f32(1, 2) }])
-  await writeGguf(gg, { kv: [{ key: 'general.architecture', type: 'string', value: 'llama' }], tensors: [
-    { name: 'output.weight', type: 'F32', dims: [2, 1], data: f32(1, 2) },
-  ] })
+  await writeGguf(gg, {
+    kv: [{ key: 'general.architecture', type: 'string', value: 'llama' }],
+    tensors: [{ name: 'output.weight', type: 'F32', dims: [2, 1], data: f32(1, 2) }],
+  })
 })
 
 function folder(name: string, files: Record<string, string | { copy: string }>): string {
@@ -69,8 +70,11 @@ describe('openModelFiles', () => {
     })
     const m = await openModelFiles(d)
     expect(m).toMatchObject({
-      format: 'safetensors', path: d, files: [join(d, 'model.safetensors')],
-      config: { model_type: 'llama', hidden_size: 2 }, generationConfig: { bos_token_id: 1 },
+      format: 'safetensors',
+      path: d,
+      files: [join(d, 'model.safetensors')],
+      config: { model_type: 'llama', hidden_size: 2 },
+      generationConfig: { bos_token_id: 1 },
       tokenizerPath: join(d, 'tokenizer.json'),
     })
     // Opening the weights file directly picks up the same sidecars.
@@ -96,13 +100,28 @@ describe('openModelFiles', () => {
     const twoGguf = folder('two-gguf', { 'a.gguf': { copy: gg }, 'b.gguf': { copy: gg } })
     await expectWhittleError(() => openModelFiles(twoGguf), 'format', twoGguf, '2 .gguf files')
     const badConfig = folder('bad-config', { 'config.json': '{"hidden_size": 64,', 'model.safetensors': { copy: st } })
-    await expectWhittleError(() => openModelFiles(badConfig), 'config', join(badConfig, 'config.json'), 'not valid json')
+    await expectWhittleError(
+      () => openModelFiles(badConfig),
+      'config',
+      join(badConfig, 'config.json'),
+      'not valid json',
+    )
     const arrayConfig = folder('array-config', { 'config.json': '[1]', 'model.safetensors': { copy: st } })
-    await expectWhittleError(() => openModelFiles(arrayConfig), 'config', join(arrayConfig, 'config.json'), 'not a json object')
+    await expectWhittleError(
+      () => openModelFiles(arrayConfig),
+      'config',
+      join(arrayConfig, 'config.json'),
+      'not a json object',
+    )
   })
 
   it('rejects paths that hold no model', async () => {
-    await expectWhittleError(() => openModelFiles(join(dir, 'absent')), 'not-found', join(dir, 'absent'), 'no such file')
+    await expectWhittleError(
+      () => openModelFiles(join(dir, 'absent')),
+      'not-found',
+      join(dir, 'absent'),
+      'no such file',
+    )
     const text = join(dir, 'notes.txt')
     writeFileSync(text, 'hello')
     await expectWhittleError(() => openModelFiles(text), 'unsupported', text, 'not a safetensors, gguf')

@@ -66,8 +66,16 @@ export async function openModelFiles(path: string): Promise<ModelFiles> {
   if (kind === 'gguf' || (kind === 'unknown' && abs.toLowerCase().endsWith('.gguf'))) {
     const g = await openGgufFile(abs)
     return {
-      format: 'gguf', path: abs, files: g.files, tensors: g.tensors, metadata: g.metadata,
-      config: null, generationConfig: null, tokenizerPath: await tokenizerJsonBeside(abs), sizeOnDisk: g.sizeOnDisk, warnings: g.warnings,
+      format: 'gguf',
+      path: abs,
+      files: g.files,
+      tensors: g.tensors,
+      metadata: g.metadata,
+      config: null,
+      generationConfig: null,
+      tokenizerPath: await tokenizerJsonBeside(abs),
+      sizeOnDisk: g.sizeOnDisk,
+      warnings: g.warnings,
     }
   }
   if (kind === 'safetensors' || kind === 'index' || (kind === 'unknown' && abs.endsWith('.safetensors'))) {
@@ -75,8 +83,14 @@ export async function openModelFiles(path: string): Promise<ModelFiles> {
     const weights = kind === 'index' ? await openShardedSafetensors(abs) : await openSafetensorsFile(abs)
     const sidecars = await readSidecars(dirname(abs))
     return {
-      format: 'safetensors', path: abs, files: weights.files, tensors: weights.tensors, metadata: weights.metadata,
-      ...sidecars, sizeOnDisk: weights.sizeOnDisk, warnings: weights.warnings,
+      format: 'safetensors',
+      path: abs,
+      files: weights.files,
+      tensors: weights.tensors,
+      metadata: weights.metadata,
+      ...sidecars,
+      sizeOnDisk: weights.sizeOnDisk,
+      warnings: weights.warnings,
     }
   }
   throw new WhittleError('unsupported', abs, 'not a safetensors, GGUF or safetensors index file')

@@ -27,9 +27,7 @@ export interface SerializedError {
   problem: string
 }
 
-export type ParseReply =
-  | { id: number; ok: true; value: unknown }
-  | { id: number; ok: false; error: SerializedError }
+export type ParseReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: SerializedError }
 
 /** The worker's heap cap. Every input is size-capped far below what needs this (limits.ts); a file that still
  *  exhausts it fails its own job instead of taking the engine's process down. */
@@ -69,7 +67,9 @@ function findWorkerEntry(): { file: string; workerData: unknown } | null {
   if (self.endsWith('.ts')) {
     const boot = path.join(path.dirname(self), 'parse-worker-boot.mjs')
     const entry = path.join(path.dirname(self), 'parse-worker.ts')
-    return existsSync(boot) && existsSync(entry) ? { file: boot, workerData: { entry: pathToFileURL(entry).href } } : null
+    return existsSync(boot) && existsSync(entry)
+      ? { file: boot, workerData: { entry: pathToFileURL(entry).href } }
+      : null
   }
   try {
     const bundle = path.join(locateKernelBuild(), 'parse-worker.mjs')
@@ -112,7 +112,10 @@ class ParseWorker {
     if (this.worker) return this.worker
     const entry = workerEntry()
     if (!entry) throw new Error('parser worker entry is missing')
-    const w = new Worker(entry.file, { workerData: entry.workerData, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } })
+    const w = new Worker(entry.file, {
+      workerData: entry.workerData,
+      resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
+    })
     w.unref()
     w.on('message', (reply: ParseReply) => this.onReply(reply))
     w.on('error', (e) => this.onExit(w, e))
@@ -137,9 +140,11 @@ class ParseWorker {
     // Out of memory is the input's doing (every cap passed, yet it needs gigabytes); anything else is not.
     const oom = (e as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY'
     for (const p of this.pending.values()) {
-      p.reject(oom
-        ? new WhittleError('format', p.file, `parsing it needs more than ${WORKER_HEAP_MB} MB of memory`)
-        : new WhittleError('io', p.file, `the parser worker stopped while reading it (${e.message})`))
+      p.reject(
+        oom
+          ? new WhittleError('format', p.file, `parsing it needs more than ${WORKER_HEAP_MB} MB of memory`)
+          : new WhittleError('io', p.file, `the parser worker stopped while reading it (${e.message})`),
+      )
     }
     this.pending.clear()
     void w.terminate()

@@ -19,7 +19,8 @@ afterAll(cleanup)
 /** A safetensors file of `n` one-element U8 tensors; `extra` is spliced into the header JSON. */
 function manyTensorFile(name: string, n: number, extra = ''): { file: string; header: Uint8Array; dataLength: number } {
   const parts: string[] = []
-  for (let i = 0; i < n; i++) parts.push(`"model.layers.${i}.mlp.down_proj.weight":{"dtype":"U8","shape":[1],"data_offsets":[${i},${i + 1}]}`)
+  for (let i = 0; i < n; i++)
+    parts.push(`"model.layers.${i}.mlp.down_proj.weight":{"dtype":"U8","shape":[1],"data_offsets":[${i},${i + 1}]}`)
   const header = new TextEncoder().encode(`{${extra}${parts.join(',')}}`)
   const buf = new Uint8Array(8 + header.length + n)
   new DataView(buf.buffer).setBigUint64(0, BigInt(header.length), true)
@@ -63,19 +64,28 @@ describe('the parser worker', () => {
     // The inline parse holds the thread for its whole duration; through the worker the timer keeps running.
     // On a machine loaded past its cores any thread can wait for a slice, so the worker gets three tries.
     const blockedWorker: number[] = []
-    for (let attempt = 0; attempt < 3 && !(blockedWorker.length && Math.min(...blockedWorker) < blockedInline / 2); attempt++) {
-      blockedWorker.push(await longestTimerWait(async () => {
-        opened = await readSafetensors(file)
-      }))
+    for (
+      let attempt = 0;
+      attempt < 3 && !(blockedWorker.length && Math.min(...blockedWorker) < blockedInline / 2);
+      attempt++
+    ) {
+      blockedWorker.push(
+        await longestTimerWait(async () => {
+          opened = await readSafetensors(file)
+        }),
+      )
     }
-    expect(Math.min(...blockedWorker), `inline parse blocked ${blockedInline.toFixed(0)} ms; through the worker ${blockedWorker.map((b) => b.toFixed(0)).join(', ')} ms`)
-      .toBeLessThan(blockedInline / 2)
+    expect(
+      Math.min(...blockedWorker),
+      `inline parse blocked ${blockedInline.toFixed(0)} ms; through the worker ${blockedWorker.map((b) => b.toFixed(0)).join(', ')} ms`,
+    ).toBeLessThan(blockedInline / 2)
 
     const dataStart = 8 + header.length
     expect(opened!.tensors.length).toBe(n)
     // Compared as one string: a deep toEqual over 50k entries costs seconds on a loaded machine.
     expect(JSON.stringify(opened!.tensors.map((t) => [t.name, t.dtype, t.shape, t.offset, t.byteLength]))).toBe(
-      JSON.stringify(inline!.entries.map((e) => [e.name, e.dtype, e.shape, dataStart + e.begin, e.end - e.begin])))
+      JSON.stringify(inline!.entries.map((e) => [e.name, e.dtype, e.shape, dataStart + e.begin, e.end - e.begin])),
+    )
   })
 
   it('returns a large GGUF header exactly as the inline walk reads it', async () => {
@@ -86,9 +96,19 @@ describe('the parser worker', () => {
         { key: '__proto__', type: 'string', value: 'plain data' },
         { key: 'big', type: 'u64', value: 2n ** 60n + 1n },
         { key: 'nested', type: 'array', itemType: 'array', value: [{ itemType: 'i8', value: [-1, 2] }] },
-        { key: 'tokenizer.ggml.tokens', type: 'array', itemType: 'string', value: Array.from({ length: 5000 }, (_, i) => `t${i}`) },
+        {
+          key: 'tokenizer.ggml.tokens',
+          type: 'array',
+          itemType: 'string',
+          value: Array.from({ length: 5000 }, (_, i) => `t${i}`),
+        },
       ],
-      tensors: Array.from({ length: 20_000 }, (_, i) => ({ name: `blk.${i}.ffn_up.weight`, type: 'F32', dims: [i % 3 + 1, 2], data: new Uint8Array((i % 3 + 1) * 8) })),
+      tensors: Array.from({ length: 20_000 }, (_, i) => ({
+        name: `blk.${i}.ffn_up.weight`,
+        type: 'F32',
+        dims: [(i % 3) + 1, 2],
+        data: new Uint8Array(((i % 3) + 1) * 8),
+      })),
     })
     const viaWorker = await readGguf(file)
     expect(isDeepStrictEqual(viaWorker, await readGgufHeader(file))).toBe(true)
@@ -99,14 +119,29 @@ describe('the parser worker', () => {
   })
 
   it('brings errors back as WhittleErrors of the same code naming the file', async () => {
-    const { file } = manyTensorFile('bad-dtype.safetensors', 20_000, '"odd":{"dtype":"Q9","shape":[1],"data_offsets":[0,1]},')
+    const { file } = manyTensorFile(
+      'bad-dtype.safetensors',
+      20_000,
+      '"odd":{"dtype":"Q9","shape":[1],"data_offsets":[0,1]},',
+    )
     await expectWhittleError(() => readSafetensors(file), 'unsupported', file, 'tensor "odd"', 'Q9')
-    const { file: dup } = manyTensorFile('dup.safetensors', 20_000, '"model.layers.5.mlp.down_proj.weight":{"dtype":"U8","shape":[1],"data_offsets":[5,6]},')
+    const { file: dup } = manyTensorFile(
+      'dup.safetensors',
+      20_000,
+      '"model.layers.5.mlp.down_proj.weight":{"dtype":"U8","shape":[1],"data_offsets":[5,6]},',
+    )
     await expectWhittleError(() => readSafetensors(dup), 'format', dup, 'appears twice')
 
     const gguf = join(dir, 'bad-type.gguf')
     await writeGguf(gguf, {
-      kv: [{ key: 'tokenizer.ggml.tokens', type: 'array', itemType: 'string', value: Array.from({ length: 200_000 }, (_, i) => `t${i}`) }],
+      kv: [
+        {
+          key: 'tokenizer.ggml.tokens',
+          type: 'array',
+          itemType: 'string',
+          value: Array.from({ length: 200_000 }, (_, i) => `t${i}`),
+        },
+      ],
       tensors: [{ name: 'x', type: 'F32', dims: [1], data: new Uint8Array(4) }],
     })
     // Break the tensor's ggml type (the u32 after its name, n_dims and one dim) in place.
@@ -114,7 +149,8 @@ describe('the parser worker', () => {
     const name = new TextEncoder().encode('x')
     let at = -1
     // The info is the header's last item: u64 name length 1, "x", u32 n_dims 1, i64 dim 1, u32 type, u64 offset.
-    for (let i = bytes.length - 30; i >= 8 && at < 0; i--) if (bytes[i] === name[0] && bytes[i - 8] === 1 && bytes[i + 1] === 1 && bytes[i + 5] === 1) at = i
+    for (let i = bytes.length - 30; i >= 8 && at < 0; i--)
+      if (bytes[i] === name[0] && bytes[i - 8] === 1 && bytes[i + 1] === 1 && bytes[i + 5] === 1) at = i
     expect(at).toBeGreaterThan(0)
     new DataView(bytes.buffer).setUint32(at + 1 + 4 + 8, 4, true) // id 4 was retired upstream
     writeFileSync(gguf, bytes)

@@ -111,11 +111,15 @@ describe('safetensors entries', () => {
   })
 
   it('rejects duplicate tensor names (which JSON.parse would silently merge)', async () => {
-    const text = '{"w": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}, "w" : {"dtype": "U8", "shape": [4], "data_offsets": [4, 8]}}'
+    const text =
+      '{"w": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}, "w" : {"dtype": "U8", "shape": [4], "data_offsets": [4, 8]}}'
     const path = stFile(text, 8)
     await expectWhittleError(() => readSafetensors(path), 'format', path, '"w"', 'twice')
     // Escaped spellings of the same key are the same name.
-    const escaped = stFile('{"w": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}, "\\u0077": {"dtype": "U8", "shape": [4], "data_offsets": [4, 8]}}', 8)
+    const escaped = stFile(
+      '{"w": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}, "\\u0077": {"dtype": "U8", "shape": [4], "data_offsets": [4, 8]}}',
+      8,
+    )
     await expectWhittleError(() => readSafetensors(escaped), 'format', escaped, 'twice')
   })
 
@@ -132,7 +136,10 @@ describe('safetensors entries', () => {
   })
 
   it('keeps a "__proto__" name as plain data', async () => {
-    const path = stFile('{"__metadata__": {"__proto__": "x"}, "__proto__": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}', 1)
+    const path = stFile(
+      '{"__metadata__": {"__proto__": "x"}, "__proto__": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}',
+      1,
+    )
     const f = await readSafetensors(path)
     expect(Object.getPrototypeOf(f.metadata)).toBe(Object.prototype)
     expect(Object.hasOwn(f.metadata, '__proto__')).toBe(true)
@@ -140,7 +147,10 @@ describe('safetensors entries', () => {
   })
 
   it('accepts gaps and trailing bytes, with warnings', async () => {
-    const path = stFile(header({ a: entry('U8', [4], [0, 4]), b: entry('U8', [4], [10, 14]), e: entry('F32', [0], [3, 3]) }), 20)
+    const path = stFile(
+      header({ a: entry('U8', [4], [0, 4]), b: entry('U8', [4], [10, 14]), e: entry('F32', [0], [3, 3]) }),
+      20,
+    )
     const f = await readSafetensors(path)
     expect(f.tensors.map((t) => t.name)).toEqual(['a', 'e', 'b']) // data order
     expect(f.warnings).toHaveLength(2)

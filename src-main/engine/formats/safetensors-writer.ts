@@ -21,19 +21,26 @@ export interface SafetensorsTensorInput {
 const ALLOWED = new Set<string>(SAFETENSORS_DTYPES)
 
 function planBytes(path: string, t: SafetensorsTensorInput): number {
-  if (!ALLOWED.has(t.dtype)) throw new WhittleError('validation', path, `tensor "${t.name}": dtype ${t.dtype} cannot be stored in safetensors`)
+  if (!ALLOWED.has(t.dtype))
+    throw new WhittleError('validation', path, `tensor "${t.name}": dtype ${t.dtype} cannot be stored in safetensors`)
   const numel = safeProduct(t.shape)
   const bytes = numel === null ? null : safeMultiply(numel, dtypeGeometry(t.dtype).blockBytes)
-  if (bytes === null) throw new WhittleError('validation', path, `tensor "${t.name}": invalid shape ${JSON.stringify(t.shape)}`)
+  if (bytes === null)
+    throw new WhittleError('validation', path, `tensor "${t.name}": invalid shape ${JSON.stringify(t.shape)}`)
   if (t.data instanceof Uint8Array && t.data.length !== bytes) {
-    throw new WhittleError('validation', path, `tensor "${t.name}": ${t.data.length} data bytes, but shape ${JSON.stringify(t.shape)} of ${t.dtype} needs ${bytes}`)
+    throw new WhittleError(
+      'validation',
+      path,
+      `tensor "${t.name}": ${t.data.length} data bytes, but shape ${JSON.stringify(t.shape)} of ${t.dtype} needs ${bytes}`,
+    )
   }
   return bytes
 }
 
 /** The header bytes (JSON padded to 8) for tensors laid out in order. */
 export function encodeSafetensorsHeader(
-  entries: { name: string; dtype: DType; shape: number[]; bytes: number }[], metadata?: Record<string, string>,
+  entries: { name: string; dtype: DType; shape: number[]; bytes: number }[],
+  metadata?: Record<string, string>,
 ): Uint8Array {
   const header: Record<string, unknown> = {}
   if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata
@@ -58,10 +65,16 @@ export function encodeSafetensorsHeader(
  * are stored in the order given. Returns the file's size in bytes. `options.exclusive` never replaces an
  * existing file; see writeFileAtomically.
  */
-export async function writeSafetensors(path: string, tensors: SafetensorsTensorInput[], metadata?: Record<string, string>, options?: AtomicWriteOptions): Promise<number> {
+export async function writeSafetensors(
+  path: string,
+  tensors: SafetensorsTensorInput[],
+  metadata?: Record<string, string>,
+  options?: AtomicWriteOptions,
+): Promise<number> {
   const names = new Set<string>()
   for (const t of tensors) {
-    if (t.name === '__metadata__' || names.has(t.name)) throw new WhittleError('validation', path, `tensor name "${t.name}" is reserved or repeated`)
+    if (t.name === '__metadata__' || names.has(t.name))
+      throw new WhittleError('validation', path, `tensor name "${t.name}" is reserved or repeated`)
     names.add(t.name)
   }
   for (const [k, v] of Object.entries(metadata ?? {})) {
@@ -69,24 +82,31 @@ export async function writeSafetensors(path: string, tensors: SafetensorsTensorI
   }
   const planned = tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, bytes: planBytes(path, t) }))
   const header = encodeSafetensorsHeader(planned, metadata)
-  return writeFileAtomically(path, async (w) => {
-    await w.write(header)
-    for (const [i, t] of tensors.entries()) {
-      const expected = planned[i].bytes
-      if (t.data instanceof Uint8Array) {
-        await w.write(t.data)
-        continue
+  return writeFileAtomically(
+    path,
+    async (w) => {
+      await w.write(header)
+      for (const [i, t] of tensors.entries()) {
+        const expected = planned[i].bytes
+        if (t.data instanceof Uint8Array) {
+          await w.write(t.data)
+          continue
+        }
+        let produced = 0
+        for await (const chunk of t.data()) {
+          produced += chunk.length
+          if (produced > expected) break
+          await w.write(chunk)
+        }
+        if (produced !== expected) {
+          throw new WhittleError(
+            'validation',
+            path,
+            `tensor "${t.name}": producer gave ${produced > expected ? 'more than' : 'only'} ${produced > expected ? expected : produced} bytes, but shape ${JSON.stringify(t.shape)} of ${t.dtype} needs ${expected}`,
+          )
+        }
       }
-      let produced = 0
-      for await (const chunk of t.data()) {
-        produced += chunk.length
-        if (produced > expected) break
-        await w.write(chunk)
-      }
-      if (produced !== expected) {
-        throw new WhittleError('validation', path,
-          `tensor "${t.name}": producer gave ${produced > expected ? 'more than' : 'only'} ${produced > expected ? expected : produced} bytes, but shape ${JSON.stringify(t.shape)} of ${t.dtype} needs ${expected}`)
-      }
-    }
-  }, options)
+    },
+    options,
+  )
 }

@@ -16,7 +16,12 @@ const { dir, cleanup } = tempFolder()
 afterAll(cleanup)
 
 /** A dtype's test values: the bytes as stored, and the f32 each must decode to. */
-interface Case { dtype: DType; shape: number[]; bytes: Uint8Array; expected: number[] }
+interface Case {
+  dtype: DType
+  shape: number[]
+  bytes: Uint8Array
+  expected: number[]
+}
 
 function viaView(n: number, size: number, put: (v: DataView, i: number) => void): Uint8Array {
   const b = new Uint8Array(n * size)
@@ -37,8 +42,29 @@ function cases(): Case[] {
   const f16 = [1, -2, 0.5, 65504, 2 ** -24, -0, Infinity, -Infinity, NaN, 0.333251953125]
   const bf16 = [1, -2.5, 0.15625, 2 ** 100, 2 ** -130, Infinity, -0, -3 * 2 ** 60]
   // E4M3 (bias 7, no infinities, S.1111.111 is NaN) and E5M2 (bias 15, IEEE-like) written out by hand.
-  const e4m3: [number, number][] = [[0x38, 1], [0xc0, -2], [0x7e, 448], [0xfe, -448], [0x01, 2 ** -9], [0x08, 2 ** -6], [0x3c, 1.5], [0x00, 0], [0x80, -0], [0x7f, NaN]]
-  const e5m2: [number, number][] = [[0x3c, 1], [0xc0, -2], [0x7b, 57344], [0x7c, Infinity], [0xfc, -Infinity], [0x01, 2 ** -16], [0x04, 2 ** -14], [0x3e, 1.5], [0x7e, NaN]]
+  const e4m3: [number, number][] = [
+    [0x38, 1],
+    [0xc0, -2],
+    [0x7e, 448],
+    [0xfe, -448],
+    [0x01, 2 ** -9],
+    [0x08, 2 ** -6],
+    [0x3c, 1.5],
+    [0x00, 0],
+    [0x80, -0],
+    [0x7f, NaN],
+  ]
+  const e5m2: [number, number][] = [
+    [0x3c, 1],
+    [0xc0, -2],
+    [0x7b, 57344],
+    [0x7c, Infinity],
+    [0xfc, -Infinity],
+    [0x01, 2 ** -16],
+    [0x04, 2 ** -14],
+    [0x3e, 1.5],
+    [0x7e, NaN],
+  ]
   const i64 = [0n, -1n, 2n ** 40n + 3n, -(2n ** 53n), 2n ** 62n, -(2n ** 63n)]
   const u64 = [0n, 2n ** 64n - 1n, 12345n, 2n ** 32n]
   const i32 = [-2147483648, 2147483647, 0, -5]
@@ -49,16 +75,51 @@ function cases(): Case[] {
   const u8 = [0, 255, 7, 128]
   const bool = [0, 1, 1, 0]
   return [
-    { dtype: 'F64', shape: [5], bytes: viaView(5, 8, (v, i) => v.setFloat64(i * 8, f64[i], true)), expected: f64.map(Math.fround) },
+    {
+      dtype: 'F64',
+      shape: [5],
+      bytes: viaView(5, 8, (v, i) => v.setFloat64(i * 8, f64[i], true)),
+      expected: f64.map(Math.fround),
+    },
     { dtype: 'F32', shape: [2, 3], bytes: viaView(6, 4, (v, i) => v.setFloat32(i * 4, f32[i], true)), expected: f32 },
-    { dtype: 'F16', shape: [2, 5], bytes: viaView(10, 2, (v, i) => v.setUint16(i * 2, f16Bits(f16[i]), true)), expected: f16 },
-    { dtype: 'BF16', shape: [8], bytes: viaView(8, 2, (v, i) => v.setUint16(i * 2, bf16BitsOf(bf16[i]), true)), expected: bf16 },
+    {
+      dtype: 'F16',
+      shape: [2, 5],
+      bytes: viaView(10, 2, (v, i) => v.setUint16(i * 2, f16Bits(f16[i]), true)),
+      expected: f16,
+    },
+    {
+      dtype: 'BF16',
+      shape: [8],
+      bytes: viaView(8, 2, (v, i) => v.setUint16(i * 2, bf16BitsOf(bf16[i]), true)),
+      expected: bf16,
+    },
     { dtype: 'F8_E4M3', shape: [10], bytes: Uint8Array.from(e4m3.map((p) => p[0])), expected: e4m3.map((p) => p[1]) },
     { dtype: 'F8_E5M2', shape: [9], bytes: Uint8Array.from(e5m2.map((p) => p[0])), expected: e5m2.map((p) => p[1]) },
-    { dtype: 'I64', shape: [6], bytes: viaView(6, 8, (v, i) => v.setBigInt64(i * 8, i64[i], true)), expected: i64.map((x) => Math.fround(Number(x))) },
-    { dtype: 'U64', shape: [4], bytes: viaView(4, 8, (v, i) => v.setBigUint64(i * 8, u64[i], true)), expected: u64.map((x) => Math.fround(Number(x))) },
-    { dtype: 'I32', shape: [4], bytes: viaView(4, 4, (v, i) => v.setInt32(i * 4, i32[i], true)), expected: i32.map(Math.fround) },
-    { dtype: 'U32', shape: [2, 2], bytes: viaView(4, 4, (v, i) => v.setUint32(i * 4, u32[i], true)), expected: u32.map(Math.fround) },
+    {
+      dtype: 'I64',
+      shape: [6],
+      bytes: viaView(6, 8, (v, i) => v.setBigInt64(i * 8, i64[i], true)),
+      expected: i64.map((x) => Math.fround(Number(x))),
+    },
+    {
+      dtype: 'U64',
+      shape: [4],
+      bytes: viaView(4, 8, (v, i) => v.setBigUint64(i * 8, u64[i], true)),
+      expected: u64.map((x) => Math.fround(Number(x))),
+    },
+    {
+      dtype: 'I32',
+      shape: [4],
+      bytes: viaView(4, 4, (v, i) => v.setInt32(i * 4, i32[i], true)),
+      expected: i32.map(Math.fround),
+    },
+    {
+      dtype: 'U32',
+      shape: [2, 2],
+      bytes: viaView(4, 4, (v, i) => v.setUint32(i * 4, u32[i], true)),
+      expected: u32.map(Math.fround),
+    },
     { dtype: 'I16', shape: [4], bytes: viaView(4, 2, (v, i) => v.setInt16(i * 2, i16[i], true)), expected: i16 },
     { dtype: 'U16', shape: [4], bytes: viaView(4, 2, (v, i) => v.setUint16(i * 2, u16[i], true)), expected: u16 },
     { dtype: 'I8', shape: [4], bytes: viaView(4, 1, (v, i) => v.setInt8(i, i8[i])), expected: i8 },
@@ -88,7 +149,12 @@ describe('safetensors round trip, every dtype', () => {
   const file = join(dir, 'all-dtypes.safetensors')
 
   it('writes a file whose index matches the header and whose data decodes to the encoded values', async () => {
-    const inputs: SafetensorsTensorInput[] = all.map((c) => ({ name: `t.${c.dtype}`, dtype: c.dtype, shape: c.shape, data: c.bytes }))
+    const inputs: SafetensorsTensorInput[] = all.map((c) => ({
+      name: `t.${c.dtype}`,
+      dtype: c.dtype,
+      shape: c.shape,
+      data: c.bytes,
+    }))
     await writeSafetensors(file, inputs, { format: 'pt', note: 'written by a test' })
     const model = await openModelFiles(file)
     expect(model.format).toBe('safetensors')
@@ -138,7 +204,14 @@ describe('safetensors round trip, every dtype', () => {
 })
 
 describe('row geometry', () => {
-  const e = (dtype: DType, shape: number[]): TensorEntry => ({ name: 'x', dtype, shape, file: '/x', offset: 0, byteLength: 0 })
+  const e = (dtype: DType, shape: number[]): TensorEntry => ({
+    name: 'x',
+    dtype,
+    shape,
+    file: '/x',
+    offset: 0,
+    byteLength: 0,
+  })
   it('counts a row as all dims but the first, in whole blocks for block types', () => {
     expect(rowElements(e('F32', [3, 4, 5]))).toBe(20)
     expect(rowBytes(e('F32', [3, 4, 5]))).toBe(80)
@@ -188,11 +261,32 @@ describe('streaming writer', () => {
     const existing = join(dir, 'keep.safetensors')
     await writeSafetensors(existing, [{ name: 'x', dtype: 'U8', shape: [1], data: Uint8Array.of(42) }])
     const before = readFileSync(existing)
-    const short = function* (): Iterable<Uint8Array> { yield new Uint8Array(10) }
-    const long = function* (): Iterable<Uint8Array> { yield new Uint8Array(12); yield new Uint8Array(12) }
-    await expectWhittleError(() => writeSafetensors(existing, [{ name: 'x', dtype: 'F32', shape: [3], data: short }]), 'validation', null, 'only 10', 'needs 12')
-    await expectWhittleError(() => writeSafetensors(existing, [{ name: 'x', dtype: 'F32', shape: [3], data: long }]), 'validation', null, 'more than 12')
-    await expectWhittleError(() => writeSafetensors(existing, [{ name: 'x', dtype: 'F32', shape: [3], data: new Uint8Array(11) }]), 'validation', null, '11 data bytes')
+    const short = function* (): Iterable<Uint8Array> {
+      yield new Uint8Array(10)
+    }
+    const long = function* (): Iterable<Uint8Array> {
+      yield new Uint8Array(12)
+      yield new Uint8Array(12)
+    }
+    await expectWhittleError(
+      () => writeSafetensors(existing, [{ name: 'x', dtype: 'F32', shape: [3], data: short }]),
+      'validation',
+      null,
+      'only 10',
+      'needs 12',
+    )
+    await expectWhittleError(
+      () => writeSafetensors(existing, [{ name: 'x', dtype: 'F32', shape: [3], data: long }]),
+      'validation',
+      null,
+      'more than 12',
+    )
+    await expectWhittleError(
+      () => writeSafetensors(existing, [{ name: 'x', dtype: 'F32', shape: [3], data: new Uint8Array(11) }]),
+      'validation',
+      null,
+      '11 data bytes',
+    )
     expect(readFileSync(existing)).toEqual(before) // the old file is untouched
     expect(readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]) // temp files removed
   })
@@ -211,7 +305,10 @@ describe('sharded checkpoints', () => {
       { name: 'norm', dtype: 'F32', shape: [2], data: f32(5, 6) },
     ])
     await writeSafetensors(join(folder, shardB), [{ name: 'head', dtype: 'F32', shape: [1, 2], data: f32(7, 8) }])
-    writeFileSync(join(folder, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: 32 }, weight_map: weightMap }))
+    writeFileSync(
+      join(folder, 'model.safetensors.index.json'),
+      JSON.stringify({ metadata: { total_size: 32 }, weight_map: weightMap }),
+    )
     writeFileSync(join(folder, 'config.json'), JSON.stringify({ model_type: 'llama', hidden_size: 2 }))
   }
   const goodMap = { embed: shardA, norm: shardA, head: shardB }
@@ -228,20 +325,48 @@ describe('sharded checkpoints', () => {
       expect(m.warnings).toEqual([])
     }
     expect(Array.from(await readTensorF32(byFolder.tensors[2]))).toEqual([7, 8])
-    expect(byFolder.sizeOnDisk).toBe(readFileSync(join(folder, shardA)).length + readFileSync(join(folder, shardB)).length)
+    expect(byFolder.sizeOnDisk).toBe(
+      readFileSync(join(folder, shardA)).length + readFileSync(join(folder, shardB)).length,
+    )
   })
 
   it('names the shard when the index and a shard disagree', async () => {
     await writeModel({ ...goodMap, extra: shardB })
-    await expectWhittleError(() => openShardedSafetensors(join(folder, 'model.safetensors.index.json')), 'format', join(folder, shardB), 'does not contain tensor "extra"')
+    await expectWhittleError(
+      () => openShardedSafetensors(join(folder, 'model.safetensors.index.json')),
+      'format',
+      join(folder, shardB),
+      'does not contain tensor "extra"',
+    )
     await writeModel({ embed: shardA, head: shardB })
-    await expectWhittleError(() => openShardedSafetensors(join(folder, 'model.safetensors.index.json')), 'format', join(folder, shardA), '"norm"', 'does not list')
+    await expectWhittleError(
+      () => openShardedSafetensors(join(folder, 'model.safetensors.index.json')),
+      'format',
+      join(folder, shardA),
+      '"norm"',
+      'does not list',
+    )
     await writeModel({ ...goodMap, head: 'model-00003-of-00002.safetensors' })
-    await expectWhittleError(() => openModelFiles(folder), 'not-found', join(folder, 'model-00003-of-00002.safetensors'), 'no such file')
+    await expectWhittleError(
+      () => openModelFiles(folder),
+      'not-found',
+      join(folder, 'model-00003-of-00002.safetensors'),
+      'no such file',
+    )
     await writeModel({ ...goodMap, head: '../outside.safetensors' })
-    await expectWhittleError(() => openModelFiles(folder), 'format', join(folder, 'model.safetensors.index.json'), 'outside')
+    await expectWhittleError(
+      () => openModelFiles(folder),
+      'format',
+      join(folder, 'model.safetensors.index.json'),
+      'outside',
+    )
     writeFileSync(join(folder, 'model.safetensors.index.json'), JSON.stringify({ weights: {} }))
-    await expectWhittleError(() => openModelFiles(folder), 'format', join(folder, 'model.safetensors.index.json'), 'weight_map')
+    await expectWhittleError(
+      () => openModelFiles(folder),
+      'format',
+      join(folder, 'model.safetensors.index.json'),
+      'weight_map',
+    )
     expect(existsSync(join(folder, shardA))).toBe(true)
   })
 })

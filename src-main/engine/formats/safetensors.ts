@@ -91,10 +91,12 @@ function parseEntry(path: string, name: string, value: unknown): RawEntry {
   if (!isPlainObject(value)) throw formatError(path, `${where}: header entry is not an object`)
   const { dtype, shape, data_offsets: offsets } = value
   if (typeof dtype !== 'string') throw formatError(path, `${where}: dtype is missing or not a string`)
-  if (!KNOWN_DTYPES.has(dtype)) throw new WhittleError('unsupported', path, `${where}: unknown or unsupported dtype "${dtype}"`)
+  if (!KNOWN_DTYPES.has(dtype))
+    throw new WhittleError('unsupported', path, `${where}: unknown or unsupported dtype "${dtype}"`)
   if (!Array.isArray(shape)) throw formatError(path, `${where}: shape is missing or not an array`)
   for (const d of shape) {
-    if (!isCount(d)) throw formatError(path, `${where}: shape ${showValue(shape)} has a dimension that is not a non-negative integer`)
+    if (!isCount(d))
+      throw formatError(path, `${where}: shape ${showValue(shape)} has a dimension that is not a non-negative integer`)
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !isCount(offsets[0]) || !isCount(offsets[1])) {
     throw formatError(path, `${where}: data_offsets must be two non-negative integers, got ${showValue(offsets)}`)
@@ -105,12 +107,19 @@ function parseEntry(path: string, name: string, value: unknown): RawEntry {
   const bytes = numel === null ? null : safeMultiply(numel, dtypeGeometry(dtype as DType).blockBytes)
   if (bytes === null) throw formatError(path, `${where}: shape ${JSON.stringify(shape)} is too large to address`)
   if (end - begin !== bytes) {
-    throw formatError(path, `${where}: data_offsets span ${end - begin} bytes, but shape ${JSON.stringify(shape)} of ${dtype} needs ${bytes}`)
+    throw formatError(
+      path,
+      `${where}: data_offsets span ${end - begin} bytes, but shape ${JSON.stringify(shape)} of ${dtype} needs ${bytes}`,
+    )
   }
   return { name, dtype: dtype as DType, shape: shape as number[], begin, end }
 }
 
-export interface ParsedHeader { entries: RawEntry[]; metadata: Record<string, string>; warnings: string[] }
+export interface ParsedHeader {
+  entries: RawEntry[]
+  metadata: Record<string, string>
+  warnings: string[]
+}
 
 /**
  * A parsed header in columns, as the parser worker sends it back: a hundred thousand small objects cost
@@ -129,7 +138,10 @@ export interface HeaderColumns {
 
 export function headerToColumns(h: ParsedHeader): HeaderColumns {
   const n = h.entries.length
-  const nameLengths = new Uint32Array(n), dtypes = new Uint8Array(n), ranks = new Uint32Array(n), offsets = new Float64Array(2 * n)
+  const nameLengths = new Uint32Array(n),
+    dtypes = new Uint8Array(n),
+    ranks = new Uint32Array(n),
+    offsets = new Float64Array(2 * n)
   const dims: number[] = []
   h.entries.forEach((e, i) => {
     nameLengths[i] = e.name.length
@@ -139,7 +151,16 @@ export function headerToColumns(h: ParsedHeader): HeaderColumns {
     offsets[2 * i] = e.begin
     offsets[2 * i + 1] = e.end
   })
-  return { names: h.entries.map((e) => e.name).join(''), nameLengths, dtypes, ranks, dims: Float64Array.from(dims), offsets, metadata: h.metadata, warnings: h.warnings }
+  return {
+    names: h.entries.map((e) => e.name).join(''),
+    nameLengths,
+    dtypes,
+    ranks,
+    dims: Float64Array.from(dims),
+    offsets,
+    metadata: h.metadata,
+    warnings: h.warnings,
+  }
 }
 
 /** Entries rebuilt per slice, with the event loop let through between slices. */
@@ -151,15 +172,24 @@ const ENTRIES_PER_SLICE = 8192
  */
 export async function tensorsFromColumns(c: HeaderColumns, file: string, dataStart: number): Promise<TensorEntry[]> {
   const tensors: TensorEntry[] = []
-  let at = 0, d = 0
+  let at = 0,
+    d = 0
   for (let i = 0; i < c.nameLengths.length; i++) {
     if (i > 0 && i % ENTRIES_PER_SLICE === 0) await new Promise((r) => setImmediate(r))
     const name = c.names.slice(at, at + c.nameLengths[i])
     at += c.nameLengths[i]
     const shape: number[] = []
     for (const end = d + c.ranks[i]; d < end; d++) shape.push(c.dims[d])
-    const begin = c.offsets[2 * i], end = c.offsets[2 * i + 1]
-    tensors.push({ name, dtype: SAFETENSORS_DTYPES[c.dtypes[i]], shape, file, offset: dataStart + begin, byteLength: end - begin })
+    const begin = c.offsets[2 * i],
+      end = c.offsets[2 * i + 1]
+    tensors.push({
+      name,
+      dtype: SAFETENSORS_DTYPES[c.dtypes[i]],
+      shape,
+      file,
+      offset: dataStart + begin,
+      byteLength: end - begin,
+    })
   }
   return tensors
 }
@@ -173,11 +203,14 @@ export function columnBuffers(c: HeaderColumns): ArrayBuffer[] {
  * Validates a header already read from disk. Pure: `dataLength` is the number of bytes after the header.
  * Exported for tests and for tools that hold a header in memory.
  */
-export function parseSafetensorsHeader(
-  path: string, headerBytes: Uint8Array, dataLength: number,
-): ParsedHeader {
-  if (headerBytes.length === 0 || headerBytes[0] !== 0x7b) throw formatError(path, 'header does not start with "{" (not a safetensors file?)')
-  if (countOffsetKeys(headerBytes) > MAX_TENSORS) throw formatError(path, `header lists more than ${MAX_TENSORS} tensors, more than any real checkpoint (limit ${MAX_TENSORS})`)
+export function parseSafetensorsHeader(path: string, headerBytes: Uint8Array, dataLength: number): ParsedHeader {
+  if (headerBytes.length === 0 || headerBytes[0] !== 0x7b)
+    throw formatError(path, 'header does not start with "{" (not a safetensors file?)')
+  if (countOffsetKeys(headerBytes) > MAX_TENSORS)
+    throw formatError(
+      path,
+      `header lists more than ${MAX_TENSORS} tensors, more than any real checkpoint (limit ${MAX_TENSORS})`,
+    )
   let text: string
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes)
@@ -192,7 +225,8 @@ export function parseSafetensorsHeader(
   }
   if (!isPlainObject(json)) throw formatError(path, 'header is not a JSON object')
   const keys = Object.keys(json)
-  if (keys.length > MAX_TENSORS + 1) throw formatError(path, `header lists ${keys.length} entries; more than ${MAX_TENSORS} tensors is not plausible`)
+  if (keys.length > MAX_TENSORS + 1)
+    throw formatError(path, `header lists ${keys.length} entries; more than ${MAX_TENSORS} tensors is not plausible`)
   const duplicate = findDuplicateTopLevelKey(text)
   if (duplicate !== null) throw formatError(path, `tensor name "${duplicate}" appears twice in the header`)
 
@@ -219,12 +253,18 @@ export function parseSafetensorsHeader(
   let previous: RawEntry | null = null
   for (const e of entries) {
     if (e.end > dataLength) {
-      throw new WhittleError('truncated', path,
-        `tensor "${e.name}" ends at byte ${e.end} of the data buffer, but the file holds only ${dataLength} bytes of data (truncated, or offsets out of range)`)
+      throw new WhittleError(
+        'truncated',
+        path,
+        `tensor "${e.name}" ends at byte ${e.end} of the data buffer, but the file holds only ${dataLength} bytes of data (truncated, or offsets out of range)`,
+      )
     }
     if (e.end === e.begin) continue // empty tensors occupy nothing and cannot overlap
     if (e.begin < covered && previous) {
-      throw formatError(path, `tensors "${previous.name}" and "${e.name}" overlap (bytes ${e.begin}..${Math.min(covered, e.end)} of the data buffer)`)
+      throw formatError(
+        path,
+        `tensors "${previous.name}" and "${e.name}" overlap (bytes ${e.begin}..${Math.min(covered, e.end)} of the data buffer)`,
+      )
     }
     if (e.begin > covered) {
       gapCount++
@@ -234,7 +274,8 @@ export function parseSafetensorsHeader(
     previous = e
   }
   if (gapCount > 0) warnings.push(`${gapBytes} bytes in ${gapCount} gap(s) between tensors are not used by any tensor`)
-  if (dataLength > covered) warnings.push(`${dataLength - covered} bytes after the last tensor are not used by any tensor`)
+  if (dataLength > covered)
+    warnings.push(`${dataLength - covered} bytes after the last tensor are not used by any tensor`)
   return { entries, metadata, warnings }
 }
 
@@ -245,16 +286,24 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   closeFile(abs)
   return withFileHandle(abs, async (handle) => {
     const size = await handleSize(handle, abs)
-    if (size < 8) throw new WhittleError('truncated', abs, `file is ${size} bytes, too short for the 8-byte header length`)
+    if (size < 8)
+      throw new WhittleError('truncated', abs, `file is ${size} bytes, too short for the 8-byte header length`)
     const lengthBytes = new Uint8Array(8)
     await readFully(handle, abs, 0, lengthBytes)
     const claimed = new DataView(lengthBytes.buffer).getBigUint64(0, true)
     if (claimed > BigInt(MAX_HEADER_BYTES)) {
-      throw formatError(abs, `header length ${claimed} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file, or corrupt)`)
+      throw formatError(
+        abs,
+        `header length ${claimed} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file, or corrupt)`,
+      )
     }
     const headerLength = Number(claimed)
     if (headerLength > size - 8) {
-      throw new WhittleError('truncated', abs, `header length ${headerLength} runs past the end of the ${size}-byte file`)
+      throw new WhittleError(
+        'truncated',
+        abs,
+        `header length ${headerLength} runs past the end of the ${size}-byte file`,
+      )
     }
     const header = new Uint8Array(headerLength)
     await readFully(handle, abs, 8, header)
@@ -262,15 +311,30 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
     const dataLength = size - dataStart
     if (headerLength > INLINE_PARSE_BYTES) {
       // A large header's JSON.parse and checks take long enough to stall the event loop: the parser worker does them.
-      const columns = await runParseJob<HeaderColumns>({ kind: 'safetensors-header', path: abs, header, dataLength }, abs,
-        async () => headerToColumns(parseSafetensorsHeader(abs, header, dataLength)))
+      const columns = await runParseJob<HeaderColumns>(
+        { kind: 'safetensors-header', path: abs, header, dataLength },
+        abs,
+        async () => headerToColumns(parseSafetensorsHeader(abs, header, dataLength)),
+      )
       const tensors = await tensorsFromColumns(columns, abs, dataStart)
-      return { path: abs, size, headerLength, dataStart, tensors, metadata: columns.metadata, warnings: columns.warnings }
+      return {
+        path: abs,
+        size,
+        headerLength,
+        dataStart,
+        tensors,
+        metadata: columns.metadata,
+        warnings: columns.warnings,
+      }
     }
     const { entries, metadata, warnings } = parseSafetensorsHeader(abs, header, dataLength)
     const tensors: TensorEntry[] = entries.map((e) => ({
-      name: e.name, dtype: e.dtype, shape: e.shape, file: abs,
-      offset: dataStart + e.begin, byteLength: e.end - e.begin,
+      name: e.name,
+      dtype: e.dtype,
+      shape: e.shape,
+      file: abs,
+      offset: dataStart + e.begin,
+      byteLength: e.end - e.begin,
     }))
     return { path: abs, size, headerLength, dataStart, tensors, metadata, warnings }
   })
@@ -280,13 +344,20 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
 export async function openSafetensorsFile(path: string): Promise<SafetensorsModel> {
   const f = await readSafetensors(path)
   return {
-    files: [f.path], tensors: f.tensors, metadata: { ...f.metadata },
-    warnings: f.warnings.map((w) => `${f.path}: ${w}`), sizeOnDisk: f.size,
+    files: [f.path],
+    tensors: f.tensors,
+    metadata: { ...f.metadata },
+    warnings: f.warnings.map((w) => `${f.path}: ${w}`),
+    sizeOnDisk: f.size,
   }
 }
 
 /** Reads and parses a small JSON file, refusing anything over `limit` bytes. */
-export async function readJsonFile(path: string, limit: number, code: 'format' | 'config' = 'format'): Promise<unknown> {
+export async function readJsonFile(
+  path: string,
+  limit: number,
+  code: 'format' | 'config' = 'format',
+): Promise<unknown> {
   let size: number
   try {
     size = (await stat(path)).size
@@ -336,7 +407,8 @@ export async function openShardedSafetensors(indexPath: string): Promise<Safeten
   if (!isPlainObject(weightMap)) throw formatError(abs, 'index has no weight_map object')
   const names = Object.keys(weightMap)
   if (names.length === 0) throw formatError(abs, 'weight_map is empty')
-  if (names.length > MAX_TENSORS) throw formatError(abs, `weight_map lists ${names.length} tensors; more than ${MAX_TENSORS} is not plausible`)
+  if (names.length > MAX_TENSORS)
+    throw formatError(abs, `weight_map lists ${names.length} tensors; more than ${MAX_TENSORS} is not plausible`)
 
   const folder = dirname(abs)
   const expected = new Map<string, Set<string>>() // shard path -> tensor names the index assigns to it

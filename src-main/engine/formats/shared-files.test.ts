@@ -22,14 +22,24 @@ const byName = (m: ModelFiles, name: string): TensorEntry => {
 
 /** GGUF (llama.cpp) tensor name -> HF name, for the Llama tensors these files hold. */
 function hfName(gguf: string): string {
-  const fixed: Record<string, string> = { 'token_embd.weight': 'model.embed_tokens.weight', 'output.weight': 'lm_head.weight', 'output_norm.weight': 'model.norm.weight' }
+  const fixed: Record<string, string> = {
+    'token_embd.weight': 'model.embed_tokens.weight',
+    'output.weight': 'lm_head.weight',
+    'output_norm.weight': 'model.norm.weight',
+  }
   if (fixed[gguf]) return fixed[gguf]
   const m = /^blk\.(\d+)\.(\w+)\.weight$/.exec(gguf)
   if (!m) throw new Error(`unexpected tensor ${gguf}`)
   const part: Record<string, string> = {
-    attn_q: 'self_attn.q_proj', attn_k: 'self_attn.k_proj', attn_v: 'self_attn.v_proj', attn_output: 'self_attn.o_proj',
-    ffn_gate: 'mlp.gate_proj', ffn_up: 'mlp.up_proj', ffn_down: 'mlp.down_proj',
-    attn_norm: 'input_layernorm', ffn_norm: 'post_attention_layernorm',
+    attn_q: 'self_attn.q_proj',
+    attn_k: 'self_attn.k_proj',
+    attn_v: 'self_attn.v_proj',
+    attn_output: 'self_attn.o_proj',
+    ffn_gate: 'mlp.gate_proj',
+    ffn_up: 'mlp.up_proj',
+    ffn_down: 'mlp.down_proj',
+    attn_norm: 'input_layernorm',
+    ffn_norm: 'post_attention_layernorm',
   }
   return `model.layers.${m[1]}.${part[m[2]]}.weight`
 }
@@ -60,13 +70,17 @@ describe.skipIf(!hasShared)('stories260K', () => {
     expect(m.tokenizerPath).toBe(shared('models', 'stories260K', 'tokenizer.json'))
     expect(m.generationConfig).not.toBeNull()
     const c = m.config as Record<string, number>
-    const h = c.hidden_size, f = c.intermediate_size, kv = (h / c.num_attention_heads) * c.num_key_value_heads
+    const h = c.hidden_size,
+      f = c.intermediate_size,
+      kv = (h / c.num_attention_heads) * c.num_key_value_heads
     const perLayer = 2 * h * h + 2 * kv * h + 3 * f * h + 2 * h
     const expected = c.vocab_size * h + c.num_hidden_layers * perLayer + h // tied: no separate lm_head
     const counted = m.tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0)
     expect(counted).toBe(expected)
     expect(counted).toBe(260_032)
-    expect(m.tensors.every((t) => t.dtype === 'F32' && t.byteLength === 4 * t.shape.reduce((a, b) => a * b, 1))).toBe(true)
+    expect(m.tensors.every((t) => t.dtype === 'F32' && t.byteLength === 4 * t.shape.reduce((a, b) => a * b, 1))).toBe(
+      true,
+    )
   })
 
   it('opens the GGUF and finds the same weights, q/k in llama.cpp row order', async () => {
@@ -89,7 +103,8 @@ describe.skipIf(!hasShared)('stories260K', () => {
     const g = await readGguf(ggufPath)
     expect(g.metadata['tokenizer.ggml.tokens']).toEqual({ type: 'array', itemType: 'string', length: 512 })
     const tokens = (await readGgufArray(ggufPath, 'tokenizer.ggml.tokens', g)) as string[]
-    const vocab = JSON.parse(readFileSync(shared('models', 'stories260K', 'tokenizer.json'), 'utf8')).model.vocab as Record<string, number>
+    const vocab = JSON.parse(readFileSync(shared('models', 'stories260K', 'tokenizer.json'), 'utf8')).model
+      .vocab as Record<string, number>
     for (const [piece, id] of Object.entries(vocab)) expect(tokens[id]).toBe(piece)
     const types = await readGgufArray(ggufPath, 'tokenizer.ggml.token_type', g)
     const scores = await readGgufArray(ggufPath, 'tokenizer.ggml.scores', g)
@@ -109,7 +124,11 @@ describe.skipIf(!hasShared)('stories260K', () => {
     expect(reference[0]).toBe(1) // BOS
     expect(ids.length).toBe(reference.length - 1)
     let mismatch = -1
-    for (let i = 0; i < ids.length; i++) if (ids[i] !== reference[i + 1]) { mismatch = i; break }
+    for (let i = 0; i < ids.length; i++)
+      if (ids[i] !== reference[i + 1]) {
+        mismatch = i
+        break
+      }
     expect(mismatch).toBe(-1)
   })
 })
@@ -164,7 +183,7 @@ function boundQ4_K(block: Float32Array): Float32Array {
   const d = Math.max(...steps) / 63
   const dmin = Math.max(...mins) / 63
   for (let j = 0; j < 8; j++) {
-    const b = steps[j] + 15 * d / 2 + dmin / 2 + (15 * steps[j] + mins[j]) * F16_REL + absmax(block) * F32_REL
+    const b = steps[j] + (15 * d) / 2 + dmin / 2 + (15 * steps[j] + mins[j]) * F16_REL + absmax(block) * F32_REL
     out.fill(b, 32 * j, 32 * j + 32)
   }
   return out
@@ -182,7 +201,7 @@ function boundQ6_K(block: Float32Array): Float32Array {
   for (let j = 0; j < 16; j++) steps.push(absmax(block.subarray(16 * j, 16 * j + 16)) / 31)
   const d = Math.max(...steps) / 128
   for (let j = 0; j < 16; j++) {
-    out.fill(steps[j] + 32 * d / 2 + 32 * steps[j] * F16_REL + absmax(block) * F32_REL, 16 * j, 16 * j + 16)
+    out.fill(steps[j] + (32 * d) / 2 + 32 * steps[j] * F16_REL + absmax(block) * F32_REL, 16 * j, 16 * j + 16)
   }
   return out
 }
@@ -231,7 +250,8 @@ describe.skipIf(!hasShared)('GGUF goldens (llama.cpp quantizations of small-llam
           const bounds = bound(x.subarray(b, b + block))
           for (let i = 0; i < block; i++) {
             const err = Math.abs(x[b + i] - y[b + i])
-            if (!(err <= bounds[i])) expect.fail(`${t.name}[${b + i}]: |${x[b + i]} − ${y[b + i]}| = ${err} > bound ${bounds[i]}`)
+            if (!(err <= bounds[i]))
+              expect.fail(`${t.name}[${b + i}]: |${x[b + i]} − ${y[b + i]}| = ${err} > bound ${bounds[i]}`)
             worst = Math.max(worst, err / bounds[i])
           }
         }

@@ -51,9 +51,16 @@ export function encodeWith(tokenizer: Tokenizer, file: string, text: string, add
   try {
     ids = tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids
   } catch (e) {
-    throw new WhittleError('config', file, `the tokenizer fails to encode text (${describe(e)}); tokenizer.json is malformed or uses a feature the tokenizer library cannot run`)
+    throw new WhittleError(
+      'config',
+      file,
+      `the tokenizer fails to encode text (${describe(e)}); tokenizer.json is malformed or uses a feature the tokenizer library cannot run`,
+    )
   }
-  if (!Array.isArray(ids) || ids.some((id) => typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0x7fffffff)) {
+  if (
+    !Array.isArray(ids) ||
+    ids.some((id) => typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0x7fffffff)
+  ) {
     throw new WhittleError('config', file, 'the tokenizer produced token ids that are not non-negative 32-bit integers')
   }
   return ids as number[]
@@ -112,5 +119,7 @@ export async function encodeTextInline(folder: string, text: string): Promise<In
 /** Encodes `text` without special tokens with the tokenizer of the model in `folder`, in the parser worker. */
 export async function encodeText(folder: string, text: string): Promise<Int32Array> {
   const file = await tokenizerFileOf(folder)
-  return runParseJob<Int32Array>({ kind: 'tokenize', folder: resolve(folder), text }, file, () => encodeTextInline(folder, text))
+  return runParseJob<Int32Array>({ kind: 'tokenize', folder: resolve(folder), text }, file, () =>
+    encodeTextInline(folder, text),
+  )
 }

@@ -93,7 +93,17 @@ export class BlockContext extends TensorScope {
    * q, k, v from a fused projection whose weight rows are ordered [q; k; v] (qDim, kvDim, kvDim rows):
    * three products on slices of the weight, so no split copy of the output is needed.
    */
-  fusedQkv(x: ArenaTensor, qkv: Affine, q: ArenaTensor, k: ArenaTensor, v: ArenaTensor, M: number, K: number, qDim: number, kvDim: number): Promise<void> {
+  fusedQkv(
+    x: ArenaTensor,
+    qkv: Affine,
+    q: ArenaTensor,
+    k: ArenaTensor,
+    v: ArenaTensor,
+    M: number,
+    K: number,
+    qDim: number,
+    kvDim: number,
+  ): Promise<void> {
     const slice = (row0: number, rows: number, y: ArenaTensor): Promise<void> =>
       matmul(this.pool, x.ptr, qkv.w.at(row0 * K), y.ptr, M, K, rows, qkv.b?.at(row0))
     return Promise.all([slice(0, qDim, q), slice(qDim, kvDim, k), slice(qDim + kvDim, kvDim, v)]).then(() => undefined)
@@ -104,11 +114,19 @@ export class BlockContext extends TensorScope {
    * `rotate` (if any) has been applied to that window's q and k.
    */
   async attention(
-    q: ArenaTensor, k: ArenaTensor, v: ArenaTensor, out: ArenaTensor, nb: number,
-    heads: number, kvHeads: number, headDim: number, rotate?: RotateWindow,
+    q: ArenaTensor,
+    k: ArenaTensor,
+    v: ArenaTensor,
+    out: ArenaTensor,
+    nb: number,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    rotate?: RotateWindow,
   ): Promise<void> {
     const T = this.T
-    const qDim = heads * headDim, kvDim = kvHeads * headDim
+    const qDim = heads * headDim,
+      kvDim = kvHeads * headDim
     this.attentionScratch ??= this.alloc(Math.max(1, this.pool.threads) * T)
     const scratch = this.attentionScratch
     for (let b = 0; b < nb; b++) {
@@ -116,8 +134,18 @@ export class BlockContext extends TensorScope {
         rotate(q.at(b * T * qDim), heads)
         rotate(k.at(b * T * kvDim), kvHeads)
       }
-      await attention(this.pool, q.at(b * T * qDim), k.at(b * T * kvDim), v.at(b * T * kvDim), out.at(b * T * qDim),
-        (part) => scratch.at(part * T), T, heads, kvHeads, headDim)
+      await attention(
+        this.pool,
+        q.at(b * T * qDim),
+        k.at(b * T * kvDim),
+        v.at(b * T * kvDim),
+        out.at(b * T * qDim),
+        (part) => scratch.at(part * T),
+        T,
+        heads,
+        kvHeads,
+        headDim,
+      )
     }
   }
 }

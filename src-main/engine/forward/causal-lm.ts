@@ -16,17 +16,31 @@ export type LinearRole = 'q' | 'k' | 'v' | 'qkv' | 'o' | 'gate' | 'up' | 'down' 
  * MLP input, the MLP's inner activation.
  */
 export const INPUT_GROUP: Readonly<Record<LinearRole, InputGroup>> = {
-  q: 'qkv', k: 'qkv', v: 'qkv', qkv: 'qkv',
+  q: 'qkv',
+  k: 'qkv',
+  v: 'qkv',
+  qkv: 'qkv',
   o: 'o',
-  gate: 'gate_up', up: 'gate_up', fc1: 'gate_up',
-  down: 'down', fc2: 'down',
+  gate: 'gate_up',
+  up: 'gate_up',
+  fc1: 'gate_up',
+  down: 'down',
+  fc2: 'down',
 }
 
 /**
  * The first reader of each input group in every family. Linears of one group see the same tensor, so
  * an observer that wants each input once records it only from these.
  */
-export const RECORDING_ROLES: ReadonlySet<LinearRole> = new Set<LinearRole>(['q', 'qkv', 'o', 'gate', 'fc1', 'down', 'fc2'])
+export const RECORDING_ROLES: ReadonlySet<LinearRole> = new Set<LinearRole>([
+  'q',
+  'qkv',
+  'o',
+  'gate',
+  'fc1',
+  'down',
+  'fc2',
+])
 
 /** Observers see each Linear's input as it is computed (calibration capture, activation stats). */
 export interface ForwardHooks {

@@ -42,14 +42,38 @@ export abstract class DecoderForward<W> implements CausalLM {
   protected readonly keepResident: boolean
   protected readonly k: KernelExports
 
-  protected constructor(protected readonly pool: WorkerPool, protected readonly model: LoadedModel, family: Family) {
+  protected constructor(
+    protected readonly pool: WorkerPool,
+    protected readonly model: LoadedModel,
+    family: Family,
+  ) {
     const a = model.arch
-    if (a.family !== family) throw new WhittleError('unsupported', model.files.path, `the ${family} forward pass cannot run a ${a.family} model`)
-    if (!(a.hiddenSize > 0 && a.heads > 0 && a.kvHeads > 0 && a.headDim > 0 && a.layers > 0 && a.intermediateSize > 0)) {
-      throw new WhittleError('config', model.files.path, 'the architecture geometry is incomplete; cannot run the model')
+    if (a.family !== family)
+      throw new WhittleError(
+        'unsupported',
+        model.files.path,
+        `the ${family} forward pass cannot run a ${a.family} model`,
+      )
+    if (!(
+      a.hiddenSize > 0 &&
+      a.heads > 0 &&
+      a.kvHeads > 0 &&
+      a.headDim > 0 &&
+      a.layers > 0 &&
+      a.intermediateSize > 0
+    )) {
+      throw new WhittleError(
+        'config',
+        model.files.path,
+        'the architecture geometry is incomplete; cannot run the model',
+      )
     }
     if (a.heads % a.kvHeads !== 0) {
-      throw new WhittleError('config', model.files.path, `${a.heads} attention heads cannot share ${a.kvHeads} key/value heads evenly`)
+      throw new WhittleError(
+        'config',
+        model.files.path,
+        `${a.heads} attention heads cannot share ${a.kvHeads} key/value heads evenly`,
+      )
     }
     const f32Bytes = model.files.tensors.reduce((s, t) => s + t.shape.reduce((x, y) => x * y, 1) * 4, 0)
     this.keepResident = f32Bytes <= RESIDENT_BUDGET
@@ -79,7 +103,11 @@ export abstract class DecoderForward<W> implements CausalLM {
   /** Allocates a block's buffers in `ctx` and returns the step that runs one pass of windows through it. */
   protected abstract blockPass(ctx: BlockContext, weights: W): BlockPass
   /** The input of the output head for M rows of final hidden states x: [M, width] in kernel memory. */
-  protected abstract headInput(x: ArenaTensor, M: number, scope: TensorScope): Promise<{ h: ArenaTensor; width: number }>
+  protected abstract headInput(
+    x: ArenaTensor,
+    M: number,
+    scope: TensorScope,
+  ): Promise<{ h: ArenaTensor; width: number }>
   abstract bytesPerToken(): number
 
   private async layerWeights(layer: number): Promise<HeldLayer<W>> {
@@ -109,7 +137,8 @@ export abstract class DecoderForward<W> implements CausalLM {
   /** Embeddings of B windows of T tokens, as hidden states [B·T, H] in JS memory. */
   async embed(windows: Int32Array[]): Promise<Float32Array> {
     const T = windows[0]?.length ?? 0
-    if (windows.some((w) => w.length !== T) || T < 1) throw new WhittleError('validation', null, 'windows must share one non-zero length')
+    if (windows.some((w) => w.length !== T) || T < 1)
+      throw new WhittleError('validation', null, 'windows must share one non-zero length')
     const tokens = new Int32Array(windows.length * T)
     windows.forEach((w, i) => tokens.set(w, i * T))
     return this.embedTokens(tokens, T)
@@ -125,12 +154,15 @@ export abstract class DecoderForward<W> implements CausalLM {
     const e = this.globals.entry(null, 'embed')
     const vocab = e.shape[0]
     this.globals.requireShape(e, [vocab, width])
-    for (const t of tokens) if (t < 0 || t >= vocab) throw new WhittleError('validation', null, `token id ${t} outside the vocabulary (${vocab})`)
+    for (const t of tokens)
+      if (t < 0 || t >= vocab)
+        throw new WhittleError('validation', null, `token id ${t} outside the vocabulary (${vocab})`)
     const out = new Float32Array(tokens.length * width)
     if (e.byteLength <= RESIDENT_BUDGET / 4) {
       this.embedTable ??= await loadTensor(this.pool, e)
       const table = this.embedTable.view()
-      for (let i = 0; i < tokens.length; i++) out.set(table.subarray(tokens[i] * width, (tokens[i] + 1) * width), i * width)
+      for (let i = 0; i < tokens.length; i++)
+        out.set(table.subarray(tokens[i] * width, (tokens[i] + 1) * width), i * width)
       return out
     }
     // Large vocabularies: read only the rows this batch uses.
@@ -154,7 +186,11 @@ export abstract class DecoderForward<W> implements CausalLM {
     const available = e.shape[0] - offset
     this.globals.requireShape(e, [e.shape[0], H])
     if (T > available) {
-      throw new WhittleError('validation', this.model.files.path, `windows of ${T} tokens exceed the model's ${Math.max(0, available)} learned positions`)
+      throw new WhittleError(
+        'validation',
+        this.model.files.path,
+        `windows of ${T} tokens exceed the model's ${Math.max(0, available)} learned positions`,
+      )
     }
     const table = await loadTensor(this.pool, e, offset, T)
     try {
@@ -174,15 +210,26 @@ export abstract class DecoderForward<W> implements CausalLM {
    */
   async block(layer: number, hidden: Float32Array, T: number, hooks?: ForwardHooks): Promise<void> {
     const H = this.arch.hiddenSize
-    if (!(Number.isInteger(layer) && layer >= 0 && layer < this.arch.layers)) throw new WhittleError('validation', null, `no decoder layer ${layer}`)
-    if (!(T > 0) || hidden.length % (T * H) !== 0) throw new WhittleError('validation', null, `hidden states of ${hidden.length} values are not whole windows of ${T}×${H}`)
+    if (!(Number.isInteger(layer) && layer >= 0 && layer < this.arch.layers))
+      throw new WhittleError('validation', null, `no decoder layer ${layer}`)
+    if (!(T > 0) || hidden.length % (T * H) !== 0)
+      throw new WhittleError(
+        'validation',
+        null,
+        `hidden states of ${hidden.length} values are not whole windows of ${T}×${H}`,
+      )
     const B = hidden.length / (T * H)
     const perPass = Math.min(B, this.windowsPerPass(T))
     const held = await this.layerWeights(layer)
     const int8 = this.model.runtime?.activations === 'int8-per-token'
     // Post-LN blocks feed the residual itself to a Linear, so in-place activation quantization is only
     // safe where every Linear reads its own buffer (the Llama block).
-    if (int8 && this.arch.family !== 'llama') throw new WhittleError('unsupported', this.model.files.path, `W8A8 activation quantization is implemented for the Llama family only, not ${this.arch.family}`)
+    if (int8 && this.arch.family !== 'llama')
+      throw new WhittleError(
+        'unsupported',
+        this.model.files.path,
+        `W8A8 activation quantization is implemented for the Llama family only, not ${this.arch.family}`,
+      )
     const ctx = new BlockContext(this.pool, layer, T, perPass * T, hooks, int8)
     try {
       const x = ctx.rows(H)
@@ -220,7 +267,12 @@ export abstract class DecoderForward<W> implements CausalLM {
     const T = windows[0]?.length ?? 0
     const H = this.arch.hiddenSize
     const M = windows.length * T
-    if (T < 2 || hidden.length !== M * H) throw new WhittleError('validation', null, `hidden states of ${hidden.length} values do not match ${windows.length} windows of ${T} tokens`)
+    if (T < 2 || hidden.length !== M * H)
+      throw new WhittleError(
+        'validation',
+        null,
+        `hidden states of ${hidden.length} values do not match ${windows.length} windows of ${T} tokens`,
+      )
     const scope = new TensorScope(this.pool)
     try {
       const x = scope.alloc(M * H)
@@ -241,12 +293,21 @@ export abstract class DecoderForward<W> implements CausalLM {
     return { w, temporary: !this.keepResident }
   }
 
-  private async nllFromHidden(h: ArenaTensor, width: number, windows: Int32Array[], T: number): Promise<Float64Array[]> {
+  private async nllFromHidden(
+    h: ArenaTensor,
+    width: number,
+    windows: Int32Array[],
+    T: number,
+  ): Promise<Float64Array[]> {
     const { w: head, temporary } = await this.lmHeadWeights()
     const V = head.length / width
     if (!Number.isInteger(V)) {
       if (temporary) head.free()
-      throw new WhittleError('format', this.model.files.path, `the output head holds ${head.length} values, not whole rows of ${width}`)
+      throw new WhittleError(
+        'format',
+        this.model.files.path,
+        `the output head holds ${head.length} values, not whole rows of ${width}`,
+      )
     }
     const rowsPerChunk = Math.max(1, Math.min(T, Math.floor(LOGIT_CHUNK_BYTES / (V * 4))))
     const logits = allocTensor(this.pool, rowsPerChunk * V)

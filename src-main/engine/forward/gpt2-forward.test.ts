@@ -9,21 +9,51 @@ import { loadModel, type LoadedModel } from '../model/loaded-model'
 import { createForward } from '.'
 import { Gpt2Forward } from './gpt2-forward'
 import {
-  ACTIVATIONS, add, causalAttention, columns, expectMatchesNaive, largestNllGap, layerNorm, linear, map,
-  nextTokenNll, randomWindows, record, tinyModelBench, TinyWeights, type RecordedInputs,
+  ACTIVATIONS,
+  add,
+  causalAttention,
+  columns,
+  expectMatchesNaive,
+  largestNllGap,
+  layerNorm,
+  linear,
+  map,
+  nextTokenNll,
+  randomWindows,
+  record,
+  tinyModelBench,
+  TinyWeights,
+  type RecordedInputs,
 } from './testing/naive-reference'
 
-const H = 32, L = 2, HEADS = 4, HD = 8, F = 64, V = 50, POSITIONS = 16, EPS = 1e-5, T = 12
+const H = 32,
+  L = 2,
+  HEADS = 4,
+  HD = 8,
+  F = 64,
+  V = 50,
+  POSITIONS = 16,
+  EPS = 1e-5,
+  T = 12
 
 interface Gpt2Layer {
   ln1: { w: Float64Array; b: Float64Array }
-  attnW: Float64Array; attnB: Float64Array
-  projW: Float64Array; projB: Float64Array
+  attnW: Float64Array
+  attnB: Float64Array
+  projW: Float64Array
+  projB: Float64Array
   ln2: { w: Float64Array; b: Float64Array }
-  fcW: Float64Array; fcB: Float64Array
-  outW: Float64Array; outB: Float64Array
+  fcW: Float64Array
+  fcB: Float64Array
+  outW: Float64Array
+  outB: Float64Array
 }
-interface Gpt2Params { wte: Float64Array; wpe: Float64Array; layers: Gpt2Layer[]; lnf: { w: Float64Array; b: Float64Array } }
+interface Gpt2Params {
+  wte: Float64Array
+  wpe: Float64Array
+  layers: Gpt2Layer[]
+  lnf: { w: Float64Array; b: Float64Array }
+}
 
 function randomGpt2(seed: number): { weights: TinyWeights; params: Gpt2Params } {
   const t = new TinyWeights(seed)
@@ -34,20 +64,31 @@ function randomGpt2(seed: number): { weights: TinyWeights; params: Gpt2Params } 
     const p = `transformer.h.${l}`
     layers.push({
       ln1: t.norm(`${p}.ln_1`, H),
-      attnW: t.add(`${p}.attn.c_attn.weight`, [H, 3 * H], 0.25), attnB: t.add(`${p}.attn.c_attn.bias`, [3 * H], 0.2),
-      projW: t.add(`${p}.attn.c_proj.weight`, [H, H], 0.25), projB: t.add(`${p}.attn.c_proj.bias`, [H], 0.2),
+      attnW: t.add(`${p}.attn.c_attn.weight`, [H, 3 * H], 0.25),
+      attnB: t.add(`${p}.attn.c_attn.bias`, [3 * H], 0.2),
+      projW: t.add(`${p}.attn.c_proj.weight`, [H, H], 0.25),
+      projB: t.add(`${p}.attn.c_proj.bias`, [H], 0.2),
       ln2: t.norm(`${p}.ln_2`, H),
-      fcW: t.add(`${p}.mlp.c_fc.weight`, [H, F], 0.25), fcB: t.add(`${p}.mlp.c_fc.bias`, [F], 0.2),
-      outW: t.add(`${p}.mlp.c_proj.weight`, [F, H], 0.2), outB: t.add(`${p}.mlp.c_proj.bias`, [H], 0.2),
+      fcW: t.add(`${p}.mlp.c_fc.weight`, [H, F], 0.25),
+      fcB: t.add(`${p}.mlp.c_fc.bias`, [F], 0.2),
+      outW: t.add(`${p}.mlp.c_proj.weight`, [F, H], 0.2),
+      outB: t.add(`${p}.mlp.c_proj.bias`, [H], 0.2),
     })
   }
   return { weights: t, params: { wte, wpe, layers, lnf: t.norm('transformer.ln_f', H) } }
 }
 
 const CONFIG = {
-  architectures: ['GPT2LMHeadModel'], model_type: 'gpt2',
-  n_embd: H, n_layer: L, n_head: HEADS, n_inner: F, vocab_size: V, n_positions: POSITIONS,
-  layer_norm_epsilon: EPS, activation_function: 'gelu_new',
+  architectures: ['GPT2LMHeadModel'],
+  model_type: 'gpt2',
+  n_embd: H,
+  n_layer: L,
+  n_head: HEADS,
+  n_inner: F,
+  vocab_size: V,
+  n_positions: POSITIONS,
+  layer_norm_epsilon: EPS,
+  activation_function: 'gelu_new',
 }
 
 /** transformers.pytorch_utils.Conv1D: y = x · W + b with W [in, out]. */
@@ -72,7 +113,14 @@ function naiveGpt2(p: Gpt2Params, windows: Int32Array[], inputs?: RecordedInputs
       const a = layerNorm(h, H, w.ln1.w, w.ln1.b, EPS)
       record(inputs, l, 'qkv', a)
       const qkv = conv1d(a, w.attnW, w.attnB, H, 3 * H)
-      const att = causalAttention(columns(qkv, 3 * H, 0, H), columns(qkv, 3 * H, H, H), columns(qkv, 3 * H, 2 * H, H), T, HEADS, HD)
+      const att = causalAttention(
+        columns(qkv, 3 * H, 0, H),
+        columns(qkv, 3 * H, H, H),
+        columns(qkv, 3 * H, 2 * H, H),
+        T,
+        HEADS,
+        HD,
+      )
       record(inputs, l, 'o', att)
       h = add(h, conv1d(att, w.projW, w.projB, H, H))
       const m = layerNorm(h, H, w.ln2.w, w.ln2.b, EPS)
@@ -102,7 +150,12 @@ describe('GPT-2 forward pass', () => {
     const forward = await createForward(bench.pool, model)
     try {
       expect(forward).toBeInstanceOf(Gpt2Forward)
-      await expectMatchesNaive(forward, windows, (inputs) => naiveGpt2(params, windows, inputs), ['qkv', 'o', 'fc1', 'fc2'])
+      await expectMatchesNaive(forward, windows, (inputs) => naiveGpt2(params, windows, inputs), [
+        'qkv',
+        'o',
+        'fc1',
+        'fc2',
+      ])
     } finally {
       forward.close()
     }
@@ -139,7 +192,9 @@ describe('GPT-2 forward pass', () => {
       const long = randomWindows(1, POSITIONS + 1, V, 3)
       await expect(forward.windowNll(long)).rejects.toThrow(/exceed the model's 16 learned positions/)
       await expect(forward.windowNll(long)).rejects.toBeInstanceOf(WhittleError)
-      await expect(forward.windowNll([Int32Array.from([1, 2, V])])).rejects.toThrow(/token id 50 outside the vocabulary/)
+      await expect(forward.windowNll([Int32Array.from([1, 2, V])])).rejects.toThrow(
+        /token id 50 outside the vocabulary/,
+      )
     } finally {
       forward.close()
     }
@@ -147,7 +202,9 @@ describe('GPT-2 forward pass', () => {
 
   it('refuses an activation it has no kernel for, naming the config', async () => {
     const m = randomGpt2(5)
-    const odd = await loadModel(await m.weights.write(path.join(bench.dir, 'gpt2-swish'), { ...CONFIG, activation_function: 'swish' }))
+    const odd = await loadModel(
+      await m.weights.write(path.join(bench.dir, 'gpt2-swish'), { ...CONFIG, activation_function: 'swish' }),
+    )
     const err = await createForward(bench.pool, odd).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(WhittleError)
     expect((err as WhittleError).code).toBe('unsupported')
@@ -156,7 +213,9 @@ describe('GPT-2 forward pass', () => {
 
   it('refuses an architecture it does not know', async () => {
     const m = randomGpt2(6)
-    const unknown = await loadModel(await m.weights.write(path.join(bench.dir, 'mystery'), { architectures: ['MysteryForCausalLM'], hidden_size: H }))
+    const unknown = await loadModel(
+      await m.weights.write(path.join(bench.dir, 'mystery'), { architectures: ['MysteryForCausalLM'], hidden_size: H }),
+    )
     const err = await createForward(bench.pool, unknown).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(WhittleError)
     expect((err as WhittleError).code).toBe('unsupported')

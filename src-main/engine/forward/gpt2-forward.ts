@@ -15,13 +15,21 @@ function gpt2Family(model: LoadedModel): LayerNormFamily {
   const file = configPath(model.files)
   // The attention kernel always scales scores by 1/√headDim; GPT-2's other two scalings are refused.
   if (!configFlag(config, 'scale_attn_weights', true, file)) {
-    throw new WhittleError('unsupported', file, 'scale_attn_weights false (unscaled attention scores) is not supported by the forward pass')
+    throw new WhittleError(
+      'unsupported',
+      file,
+      'scale_attn_weights false (unscaled attention scores) is not supported by the forward pass',
+    )
   }
   if (configFlag(config, 'scale_attn_by_inverse_layer_idx', false, file)) {
     throw new WhittleError('unsupported', file, 'scale_attn_by_inverse_layer_idx is not supported by the forward pass')
   }
   return {
-    block: { eps: model.arch.normEps ?? 1e-5, activation: activationOf(config, 'activation_function', 'gelu_new', file), residual: 'pre' },
+    block: {
+      eps: model.arch.normEps ?? 1e-5,
+      activation: activationOf(config, 'activation_function', 'gelu_new', file),
+      residual: 'pre',
+    },
     qkv: 'fused',
     finalNorm: true,
   }

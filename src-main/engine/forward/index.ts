@@ -16,13 +16,21 @@ export { INPUT_GROUP, RECORDING_ROLES } from './causal-lm'
 export async function createForward(pool: WorkerPool, model: LoadedModel): Promise<CausalLM> {
   const family = model.arch.family
   switch (family) {
-    case 'llama': return LlamaForward.create(pool, model)
-    case 'gpt2': return Gpt2Forward.create(pool, model)
-    case 'opt': return OptForward.create(pool, model)
-    case 'gpt-neox': return NeoxForward.create(pool, model)
+    case 'llama':
+      return LlamaForward.create(pool, model)
+    case 'gpt2':
+      return Gpt2Forward.create(pool, model)
+    case 'opt':
+      return OptForward.create(pool, model)
+    case 'gpt-neox':
+      return NeoxForward.create(pool, model)
     case 'unknown': {
       const declared = model.arch.declared ? `'${model.arch.declared}'` : 'this model'
-      throw new WhittleError('unsupported', model.files.path, `cannot run ${declared}: its architecture is not one Whittle knows (Llama, Mistral, Qwen2, GPT-2, OPT, GPT-NeoX)`)
+      throw new WhittleError(
+        'unsupported',
+        model.files.path,
+        `cannot run ${declared}: its architecture is not one Whittle knows (Llama, Mistral, Qwen2, GPT-2, OPT, GPT-NeoX)`,
+      )
     }
   }
 }

@@ -18,22 +18,43 @@ export type Activation = 'gelu_tanh' | 'gelu_erf' | 'relu'
 
 /** HF ACT2FN names → the kernel computing them (gelu_new, gelu_fast and gelu_pytorch_tanh are one formula). */
 const ACTIVATIONS: Readonly<Record<string, Activation>> = {
-  gelu: 'gelu_erf', gelu_new: 'gelu_tanh', gelu_fast: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh', relu: 'relu',
+  gelu: 'gelu_erf',
+  gelu_new: 'gelu_tanh',
+  gelu_fast: 'gelu_tanh',
+  gelu_pytorch_tanh: 'gelu_tanh',
+  relu: 'relu',
 }
 
 /** The activation a config names under `key` (absent: `fallback`); one Whittle has no kernel for is refused. */
-export function activationOf(config: Record<string, unknown> | null, key: string, fallback: string, file: string): Activation {
+export function activationOf(
+  config: Record<string, unknown> | null,
+  key: string,
+  fallback: string,
+  file: string,
+): Activation {
   const name = config?.[key] ?? fallback
-  if (typeof name !== 'string') throw new WhittleError('config', file, `${key} must be a string, found ${JSON.stringify(name)}`)
+  if (typeof name !== 'string')
+    throw new WhittleError('config', file, `${key} must be a string, found ${JSON.stringify(name)}`)
   const kernel = Object.hasOwn(ACTIVATIONS, name) ? ACTIVATIONS[name] : undefined
-  if (!kernel) throw new WhittleError('unsupported', file, `${key} '${name}' is not an activation the forward pass supports (${Object.keys(ACTIVATIONS).join(', ')})`)
+  if (!kernel)
+    throw new WhittleError(
+      'unsupported',
+      file,
+      `${key} '${name}' is not an activation the forward pass supports (${Object.keys(ACTIVATIONS).join(', ')})`,
+    )
   return kernel
 }
 
 /** A boolean config value, `fallback` when absent or null. */
-export function configFlag(config: Record<string, unknown> | null, key: string, fallback: boolean, file: string): boolean {
+export function configFlag(
+  config: Record<string, unknown> | null,
+  key: string,
+  fallback: boolean,
+  file: string,
+): boolean {
   const v = config?.[key] ?? fallback
-  if (typeof v !== 'boolean') throw new WhittleError('config', file, `${key} must be true or false, found ${JSON.stringify(v)}`)
+  if (typeof v !== 'boolean')
+    throw new WhittleError('config', file, `${key} must be true or false, found ${JSON.stringify(v)}`)
   return v
 }
 
@@ -63,11 +84,32 @@ export interface LayerNormBlockOptions {
 export type QkvLayout = 'separate' | 'fused' | { sourceRow: (r: number) => number }
 
 /** Loads one layer for the LayerNorm block. */
-export async function loadLayerNormBlock(loader: WeightLoader, layer: number, a: ModelArchitecture, layout: QkvLayout): Promise<LayerNormBlockWeights> {
-  const H = a.hiddenSize, qDim = a.heads * a.headDim, kvDim = a.kvHeads * a.headDim, F = a.intermediateSize
-  const qkv = layout === 'separate'
-    ? { q: await loader.linear(layer, 'q', qDim, H), k: await loader.linear(layer, 'k', kvDim, H), v: await loader.linear(layer, 'v', kvDim, H) }
-    : { fused: await loader.linear(layer, 'qkv', qDim + 2 * kvDim, H, layout === 'fused' ? undefined : layout.sourceRow) }
+export async function loadLayerNormBlock(
+  loader: WeightLoader,
+  layer: number,
+  a: ModelArchitecture,
+  layout: QkvLayout,
+): Promise<LayerNormBlockWeights> {
+  const H = a.hiddenSize,
+    qDim = a.heads * a.headDim,
+    kvDim = a.kvHeads * a.headDim,
+    F = a.intermediateSize
+  const qkv =
+    layout === 'separate'
+      ? {
+          q: await loader.linear(layer, 'q', qDim, H),
+          k: await loader.linear(layer, 'k', kvDim, H),
+          v: await loader.linear(layer, 'v', kvDim, H),
+        }
+      : {
+          fused: await loader.linear(
+            layer,
+            'qkv',
+            qDim + 2 * kvDim,
+            H,
+            layout === 'fused' ? undefined : layout.sourceRow,
+          ),
+        }
   return {
     attnNorm: await loader.norm(layer, 'attn_norm', H, true),
     ffnNorm: await loader.norm(layer, 'ffn_norm', H, true),
@@ -83,12 +125,28 @@ export function layerNormBlockBytesPerToken(a: ModelArchitecture): number {
   return 4 * (3 * a.hiddenSize + 2 * a.heads * a.headDim + 2 * a.kvHeads * a.headDim + a.intermediateSize)
 }
 
-export function layerNormBlockPass(ctx: BlockContext, k: KernelExports, a: ModelArchitecture, w: LayerNormBlockWeights, opt: LayerNormBlockOptions): BlockPass {
-  const H = a.hiddenSize, nH = a.heads, nKV = a.kvHeads, hd = a.headDim, F = a.intermediateSize
-  const qDim = nH * hd, kvDim = nKV * hd
+export function layerNormBlockPass(
+  ctx: BlockContext,
+  k: KernelExports,
+  a: ModelArchitecture,
+  w: LayerNormBlockWeights,
+  opt: LayerNormBlockOptions,
+): BlockPass {
+  const H = a.hiddenSize,
+    nH = a.heads,
+    nKV = a.kvHeads,
+    hd = a.headDim,
+    F = a.intermediateSize
+  const qDim = nH * hd,
+    kvDim = nKV * hd
   const T = ctx.T
-  const h = ctx.rows(H), q = ctx.rows(qDim), kk = ctx.rows(kvDim), v = ctx.rows(kvDim)
-  const att = ctx.rows(qDim), o = ctx.rows(H), g = ctx.rows(F)
+  const h = ctx.rows(H),
+    q = ctx.rows(qDim),
+    kk = ctx.rows(kvDim),
+    v = ctx.rows(kvDim)
+  const att = ctx.rows(qDim),
+    o = ctx.rows(H),
+    g = ctx.rows(F)
   const rotate = opt.rotary?.(ctx)
   const layerNorm = (x: ArenaTensor, n: Affine, out: ArenaTensor, M: number): void =>
     k.layernorm(x.ptr, n.w.ptr, n.b!.ptr, out.ptr, M, H, opt.eps)
@@ -101,9 +159,20 @@ export function layerNormBlockPass(ctx: BlockContext, k: KernelExports, a: Model
       await ctx.fusedQkv(src, qkv.fused, q, kk, v, M, H, qDim, kvDim)
     } else {
       for (const r of ['q', 'k', 'v'] as const) ctx.observe(r, src, M, H)
-      await Promise.all([ctx.linear(src, qkv.q, q, M, H, qDim), ctx.linear(src, qkv.k, kk, M, H, kvDim), ctx.linear(src, qkv.v, v, M, H, kvDim)])
+      await Promise.all([
+        ctx.linear(src, qkv.q, q, M, H, qDim),
+        ctx.linear(src, qkv.k, kk, M, H, kvDim),
+        ctx.linear(src, qkv.v, v, M, H, kvDim),
+      ])
     }
-    ctx.quantizeOutputs([[q, qDim], [kk, kvDim], [v, kvDim]], M)
+    ctx.quantizeOutputs(
+      [
+        [q, qDim],
+        [kk, kvDim],
+        [v, kvDim],
+      ],
+      M,
+    )
     await ctx.attention(q, kk, v, att, nb, nH, nKV, hd, rotate)
     ctx.attentionOutput(att, M, qDim)
     ctx.observe('o', att, M, qDim)

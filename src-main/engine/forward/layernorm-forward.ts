@@ -9,8 +9,12 @@ import type { ArenaTensor } from '../pool/arena-tensors'
 import type { Affine, BlockContext, TensorScope } from './block-context'
 import { DecoderForward, type BlockPass } from './decoder-forward'
 import {
-  layerNormBlockBytesPerToken, layerNormBlockPass, loadLayerNormBlock,
-  type LayerNormBlockOptions, type LayerNormBlockWeights, type QkvLayout,
+  layerNormBlockBytesPerToken,
+  layerNormBlockPass,
+  loadLayerNormBlock,
+  type LayerNormBlockOptions,
+  type LayerNormBlockWeights,
+  type QkvLayout,
 } from './layernorm-block'
 import type { WeightLoader } from './weight-loader'
 
@@ -24,7 +28,12 @@ export interface LayerNormFamily {
 export abstract class LayerNormForward extends DecoderForward<LayerNormBlockWeights> {
   private finalNorm: Affine | null = null
 
-  protected constructor(pool: WorkerPool, model: LoadedModel, family: Family, private readonly spec: LayerNormFamily) {
+  protected constructor(
+    pool: WorkerPool,
+    model: LoadedModel,
+    family: Family,
+    private readonly spec: LayerNormFamily,
+  ) {
     super(pool, model, family)
   }
 
@@ -45,7 +54,11 @@ export abstract class LayerNormForward extends DecoderForward<LayerNormBlockWeig
   }
 
   /** The final LayerNorm, in place on x (a scratch copy of the hidden states). */
-  protected async headInput(x: ArenaTensor, M: number, _scope: TensorScope): Promise<{ h: ArenaTensor; width: number }> {
+  protected async headInput(
+    x: ArenaTensor,
+    M: number,
+    _scope: TensorScope,
+  ): Promise<{ h: ArenaTensor; width: number }> {
     const H = this.arch.hiddenSize
     const n = this.finalNorm
     if (n) this.k.layernorm(x.ptr, n.w.ptr, n.b!.ptr, x.ptr, M, H, this.spec.block.eps)

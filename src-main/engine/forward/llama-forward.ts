@@ -38,9 +38,18 @@ export class LlamaForward extends DecoderForward<LlamaLayer> {
 
   protected async loadLayer(layer: number, loader: WeightLoader): Promise<LlamaLayer> {
     const a = this.arch
-    const H = a.hiddenSize, qDim = a.heads * a.headDim, kvDim = a.kvHeads * a.headDim, F = a.intermediateSize
+    const H = a.hiddenSize,
+      qDim = a.heads * a.headDim,
+      kvDim = a.kvHeads * a.headDim,
+      F = a.intermediateSize
     const shapes: Record<LlamaLinear, [number, number]> = {
-      q: [qDim, H], k: [kvDim, H], v: [kvDim, H], o: [H, qDim], gate: [F, H], up: [F, H], down: [H, F],
+      q: [qDim, H],
+      k: [kvDim, H],
+      v: [kvDim, H],
+      o: [H, qDim],
+      gate: [F, H],
+      up: [F, H],
+      down: [H, F],
     }
     const linear = {} as Record<LlamaLinear, Affine>
     for (const role of LINEARS) linear[role] = await loader.linear(layer, role, ...shapes[role])
@@ -59,15 +68,27 @@ export class LlamaForward extends DecoderForward<LlamaLayer> {
 
   protected blockPass(ctx: BlockContext, w: LlamaLayer): BlockPass {
     const a = this.arch
-    const H = a.hiddenSize, nH = a.heads, nKV = a.kvHeads, hd = a.headDim, F = a.intermediateSize
-    const qDim = nH * hd, kvDim = nKV * hd
+    const H = a.hiddenSize,
+      nH = a.heads,
+      nKV = a.kvHeads,
+      hd = a.headDim,
+      F = a.intermediateSize
+    const qDim = nH * hd,
+      kvDim = nKV * hd
     const eps = a.normEps ?? 1e-5
     const T = ctx.T
     const k = this.k
-    const h = ctx.rows(H), q = ctx.rows(qDim), kk = ctx.rows(kvDim), v = ctx.rows(kvDim)
-    const att = ctx.rows(qDim), o = ctx.rows(H), g = ctx.rows(F), u = ctx.rows(F)
+    const h = ctx.rows(H),
+      q = ctx.rows(qDim),
+      kk = ctx.rows(kvDim),
+      v = ctx.rows(kvDim)
+    const att = ctx.rows(qDim),
+      o = ctx.rows(H),
+      g = ctx.rows(F),
+      u = ctx.rows(F)
     const table = ropeTable(T, hd, a.ropeTheta ?? 10000)
-    const cos = ctx.alloc(table.cos.length), sin = ctx.alloc(table.sin.length)
+    const cos = ctx.alloc(table.cos.length),
+      sin = ctx.alloc(table.sin.length)
     cos.view().set(table.cos)
     sin.view().set(table.sin)
     const rope = a.ropeLayout === 'gguf' ? k.rope_interleaved.bind(k) : k.rope_half.bind(k)
@@ -82,7 +103,14 @@ export class LlamaForward extends DecoderForward<LlamaLayer> {
         ctx.linear(h, linear.k, kk, M, H, kvDim),
         ctx.linear(h, linear.v, v, M, H, kvDim),
       ])
-      ctx.quantizeOutputs([[q, qDim], [kk, kvDim], [v, kvDim]], M)
+      ctx.quantizeOutputs(
+        [
+          [q, qDim],
+          [kk, kvDim],
+          [v, kvDim],
+        ],
+        M,
+      )
       await ctx.attention(q, kk, v, att, nb, nH, nKV, hd, rotate)
       ctx.attentionOutput(att, M, qDim)
       ctx.observe('o', att, M, qDim)

@@ -10,37 +10,94 @@ import { WhittleError } from '../errors'
 import { loadModel } from '../model/loaded-model'
 import { createForward } from '.'
 import {
-  ACTIVATIONS, add, causalAttention, expectCaptureMatches, expectMatchesNaive, largestNllGap, layerNorm,
-  linear, map, nextTokenNll, randomWindows, record, tinyModelBench, TinyWeights, withTinyForward, type RecordedInputs,
+  ACTIVATIONS,
+  add,
+  causalAttention,
+  expectCaptureMatches,
+  expectMatchesNaive,
+  largestNllGap,
+  layerNorm,
+  linear,
+  map,
+  nextTokenNll,
+  randomWindows,
+  record,
+  tinyModelBench,
+  TinyWeights,
+  withTinyForward,
+  type RecordedInputs,
 } from './testing/naive-reference'
 import { NeoxForward } from './neox-forward'
 
-const H = 32, L = 2, HEADS = 4, HD = 8, F = 64, V = 50, EPS = 1e-5, BASE = 10000, T = 12
+const H = 32,
+  L = 2,
+  HEADS = 4,
+  HD = 8,
+  F = 64,
+  V = 50,
+  EPS = 1e-5,
+  BASE = 10000,
+  T = 12
 type Norm = { w: Float64Array; b: Float64Array }
 type Lin = [Float64Array, Float64Array]
 
-interface NeoxLayer { ln1: Norm; ln2: Norm; qkv: Lin; dense: Lin; up: Lin; down: Lin }
-interface NeoxParams { parallel: boolean; rotaryPct: number; embedIn: Float64Array; layers: NeoxLayer[]; finalLn: Norm; embedOut: Float64Array }
+interface NeoxLayer {
+  ln1: Norm
+  ln2: Norm
+  qkv: Lin
+  dense: Lin
+  up: Lin
+  down: Lin
+}
+interface NeoxParams {
+  parallel: boolean
+  rotaryPct: number
+  embedIn: Float64Array
+  layers: NeoxLayer[]
+  finalLn: Norm
+  embedOut: Float64Array
+}
 
-function randomNeox(seed: number, parallel: boolean, rotaryPct: number): { weights: TinyWeights; params: NeoxParams; config: Record<string, unknown> } {
+function randomNeox(
+  seed: number,
+  parallel: boolean,
+  rotaryPct: number,
+): { weights: TinyWeights; params: NeoxParams; config: Record<string, unknown> } {
   const t = new TinyWeights(seed)
-  const lin = (name: string, out: number, inp: number, std = 0.25): Lin => [t.add(`${name}.weight`, [out, inp], std), t.add(`${name}.bias`, [out], 0.2)]
+  const lin = (name: string, out: number, inp: number, std = 0.25): Lin => [
+    t.add(`${name}.weight`, [out, inp], std),
+    t.add(`${name}.bias`, [out], 0.2),
+  ]
   const embedIn = t.add('gpt_neox.embed_in.weight', [V, H], 1)
   const layers: NeoxLayer[] = []
   for (let l = 0; l < L; l++) {
     const p = `gpt_neox.layers.${l}`
     layers.push({
-      ln1: t.norm(`${p}.input_layernorm`, H), ln2: t.norm(`${p}.post_attention_layernorm`, H),
-      qkv: lin(`${p}.attention.query_key_value`, 3 * H, H, 0.35), dense: lin(`${p}.attention.dense`, H, H),
-      up: lin(`${p}.mlp.dense_h_to_4h`, F, H), down: lin(`${p}.mlp.dense_4h_to_h`, H, F, 0.2),
+      ln1: t.norm(`${p}.input_layernorm`, H),
+      ln2: t.norm(`${p}.post_attention_layernorm`, H),
+      qkv: lin(`${p}.attention.query_key_value`, 3 * H, H, 0.35),
+      dense: lin(`${p}.attention.dense`, H, H),
+      up: lin(`${p}.mlp.dense_h_to_4h`, F, H),
+      down: lin(`${p}.mlp.dense_4h_to_h`, H, F, 0.2),
     })
   }
   const finalLn = t.norm('gpt_neox.final_layer_norm', H)
   const embedOut = t.add('embed_out.weight', [V, H], 0.5)
   const config = {
-    architectures: ['GPTNeoXForCausalLM'], model_type: 'gpt_neox', hidden_size: H, num_hidden_layers: L, num_attention_heads: HEADS,
-    intermediate_size: F, vocab_size: V, max_position_embeddings: 64, rotary_pct: rotaryPct, rotary_emb_base: BASE,
-    layer_norm_eps: EPS, use_parallel_residual: parallel, hidden_act: 'gelu', tie_word_embeddings: false,
+    architectures: ['GPTNeoXForCausalLM'],
+    model_type: 'gpt_neox',
+    hidden_size: H,
+    num_hidden_layers: L,
+    num_attention_heads: HEADS,
+    intermediate_size: F,
+    vocab_size: V,
+    max_position_embeddings: 64,
+    rotary_pct: rotaryPct,
+    rotary_emb_base: BASE,
+    layer_norm_eps: EPS,
+    use_parallel_residual: parallel,
+    hidden_act: 'gelu',
+    tie_word_embeddings: false,
   }
   return { weights: t, params: { parallel, rotaryPct, embedIn, layers, finalLn, embedOut }, config }
 }
@@ -53,8 +110,10 @@ function rotate(x: Float64Array, rd: number): void {
       const base = t * H + h * HD
       for (let i = 0; i < half; i++) {
         const angle = t / BASE ** ((2 * i) / rd)
-        const c = Math.cos(angle), s = Math.sin(angle)
-        const a = x[base + i], b = x[base + half + i]
+        const c = Math.cos(angle),
+          s = Math.sin(angle)
+        const a = x[base + i],
+          b = x[base + half + i]
         // x·cos + rotate_half(x)·sin, rotate_half(x) = [−x2, x1]
         x[base + i] = a * c - b * s
         x[base + half + i] = b * c + a * s
@@ -76,7 +135,9 @@ function naiveNeox(p: NeoxParams, windows: Int32Array[], inputs?: RecordedInputs
       // qkv.view(T, heads, 3·head_size): q, k, v are consecutive head_size slices within each head.
       const [q, k, v] = [0, 1, 2].map((part) => {
         const y = new Float64Array(T * H)
-        for (let t = 0; t < T; t++) for (let hh = 0; hh < HEADS; hh++) for (let d = 0; d < HD; d++) y[t * H + hh * HD + d] = qkv[t * 3 * H + hh * 3 * HD + part * HD + d]
+        for (let t = 0; t < T; t++)
+          for (let hh = 0; hh < HEADS; hh++)
+            for (let d = 0; d < HD; d++) y[t * H + hh * HD + d] = qkv[t * 3 * H + hh * 3 * HD + part * HD + d]
         return y
       })
       rotate(q, rd)
@@ -116,10 +177,17 @@ describe('GPT-NeoX forward pass', () => {
       const m = randomNeox(101, parallel, rotaryPct)
       await withTinyForward(bench, `neox-${parallel}-${rotaryPct}`, m.weights, m.config, async (forward) => {
         expect(forward).toBeInstanceOf(NeoxForward)
-        const expected = await expectMatchesNaive(forward, windows, (inputs) => naiveNeox(m.params, windows, inputs), ['qkv', 'o', 'fc1', 'fc2'])
+        const expected = await expectMatchesNaive(forward, windows, (inputs) => naiveNeox(m.params, windows, inputs), [
+          'qkv',
+          'o',
+          'fc1',
+          'fc2',
+        ])
         // The same weights read with the other residual, or the other rotary share, disagree: the test sees both.
         expect(largestNllGap(naiveNeox({ ...m.params, parallel: !parallel }, windows), expected)).toBeGreaterThan(1e-2)
-        expect(largestNllGap(naiveNeox({ ...m.params, rotaryPct: rotaryPct === 1 ? 0.25 : 1 }, windows), expected)).toBeGreaterThan(1e-2)
+        expect(
+          largestNllGap(naiveNeox({ ...m.params, rotaryPct: rotaryPct === 1 ? 0.25 : 1 }, windows), expected),
+        ).toBeGreaterThan(1e-2)
       })
     })
   }
@@ -130,9 +198,16 @@ describe('GPT-NeoX forward pass', () => {
     const expectedInputs: RecordedInputs = new Map()
     naiveNeox(m.params, windows, expectedInputs)
     const layers = await captureCalibration(bench.pool, model, windows, { hessian: true })
-    expectCaptureMatches(layers, expectedInputs, { qkv: 'qkv', o: 'o', gate_up: 'fc1', down: 'fc2' }, 'sumSq', windows.length * T)
+    expectCaptureMatches(
+      layers,
+      expectedInputs,
+      { qkv: 'qkv', o: 'o', gate_up: 'fc1', down: 'fc2' },
+      'sumSq',
+      windows.length * T,
+    )
     for (const stats of layers) {
-      for (const s of Object.values(stats!)) for (let i = 0; i < s.channels; i++) expect(s.hessian![i * s.channels + i]).toBeCloseTo(s.sumSq[i], 6)
+      for (const s of Object.values(stats!))
+        for (let i = 0; i < s.channels; i++) expect(s.hessian![i * s.channels + i]).toBeCloseTo(s.sumSq[i], 6)
     }
   })
 

@@ -20,9 +20,11 @@ const DEFAULT_ROTARY_PCT = 0.25
 /** rotary_pct (partial_rotary_factor in newer configs, possibly inside rope_parameters). */
 function rotaryFraction(config: Record<string, unknown> | null, file: string): number {
   const nested = config?.rope_parameters
-  const fromNested = nested && typeof nested === 'object' ? (nested as Record<string, unknown>).partial_rotary_factor : undefined
+  const fromNested =
+    nested && typeof nested === 'object' ? (nested as Record<string, unknown>).partial_rotary_factor : undefined
   const v = config?.rotary_pct ?? config?.partial_rotary_factor ?? fromNested ?? DEFAULT_ROTARY_PCT
-  if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new WhittleError('config', file, `rotary_pct must be a number in [0, 1], found ${JSON.stringify(v)}`)
+  if (typeof v !== 'number' || !(v >= 0 && v <= 1))
+    throw new WhittleError('config', file, `rotary_pct must be a number in [0, 1], found ${JSON.stringify(v)}`)
   return v
 }
 
@@ -32,7 +34,11 @@ function refuseRopeScaling(config: Record<string, unknown> | null, file: string)
   const nested = config?.rope_parameters
   const type = nested && typeof nested === 'object' ? (nested as Record<string, unknown>).rope_type : undefined
   if ((scaling !== undefined && scaling !== null) || (type !== undefined && type !== 'default')) {
-    throw new WhittleError('unsupported', file, 'scaled rotary embeddings (rope_scaling) are not supported by the forward pass')
+    throw new WhittleError(
+      'unsupported',
+      file,
+      'scaled rotary embeddings (rope_scaling) are not supported by the forward pass',
+    )
   }
 }
 
@@ -41,12 +47,19 @@ function refuseRopeScaling(config: Record<string, unknown> | null, file: string)
  * so a partial rotation packs those dims into a [T, heads, rotaryDims] buffer, rotates that as heads of
  * width rotaryDims (the pairs (i, i + rotaryDims/2) are exactly NeoX's rotate_half), and copies it back.
  */
-function partialRotary(pool: WorkerPool, headDim: number, rotaryDims: number, base: number, maxHeads: number): (ctx: BlockContext) => RotateWindow {
+function partialRotary(
+  pool: WorkerPool,
+  headDim: number,
+  rotaryDims: number,
+  base: number,
+  maxHeads: number,
+): (ctx: BlockContext) => RotateWindow {
   return (ctx) => {
     const T = ctx.T
     const k = pool.kernels
     const table = ropeTable(T, rotaryDims, base)
-    const cos = ctx.alloc(table.cos.length), sin = ctx.alloc(table.sin.length)
+    const cos = ctx.alloc(table.cos.length),
+      sin = ctx.alloc(table.sin.length)
     cos.view().set(table.cos)
     sin.view().set(table.sin)
     if (rotaryDims === headDim) return (ptr, heads) => k.rope_half(ptr, cos.ptr, sin.ptr, T, heads, headDim)
@@ -66,11 +79,23 @@ function neoxFamily(pool: WorkerPool, model: LoadedModel): LayerNormFamily {
   const config = model.files.config
   const file = configPath(model.files)
   refuseRopeScaling(config, file)
-  const hd = a.headDim, qDim = a.heads * hd, kvDim = a.kvHeads * hd
-  if (a.kvHeads !== a.heads) throw new WhittleError('config', file, `GPT-NeoX has one key/value head per query head; the geometry says ${a.heads} and ${a.kvHeads}`)
+  const hd = a.headDim,
+    qDim = a.heads * hd,
+    kvDim = a.kvHeads * hd
+  if (a.kvHeads !== a.heads)
+    throw new WhittleError(
+      'config',
+      file,
+      `GPT-NeoX has one key/value head per query head; the geometry says ${a.heads} and ${a.kvHeads}`,
+    )
   // HF: rotary_ndims = int(head_size · rotary_pct)
   const rotaryDims = Math.floor(hd * rotaryFraction(config, file))
-  if (rotaryDims % 2 !== 0) throw new WhittleError('unsupported', file, `an odd number of rotary dims per head (${rotaryDims}) cannot be rotated in pairs`)
+  if (rotaryDims % 2 !== 0)
+    throw new WhittleError(
+      'unsupported',
+      file,
+      `an odd number of rotary dims per head (${rotaryDims}) cannot be rotated in pairs`,
+    )
   // Row r of [q; k; v] (part j, head h, dim d) is stored at row h·3·hd + j·hd + d.
   const sourceRow = (r: number): number => {
     const j = r < qDim ? 0 : r < qDim + kvDim ? 1 : 2

@@ -8,32 +8,68 @@ import { describe, expect, it } from 'vitest'
 import { captureCalibration } from '../calibration/capture'
 import { loadModel } from '../model/loaded-model'
 import {
-  ACTIVATIONS, add, causalAttention, expectCaptureMatches, expectMatchesNaive, largestNllGap, layerNorm,
-  linear, map, nextTokenNll, randomWindows, record, tinyModelBench, TinyWeights, withTinyForward, type RecordedInputs,
+  ACTIVATIONS,
+  add,
+  causalAttention,
+  expectCaptureMatches,
+  expectMatchesNaive,
+  largestNllGap,
+  layerNorm,
+  linear,
+  map,
+  nextTokenNll,
+  randomWindows,
+  record,
+  tinyModelBench,
+  TinyWeights,
+  withTinyForward,
+  type RecordedInputs,
 } from './testing/naive-reference'
 import { OptForward } from './opt-forward'
 
-const H = 32, L = 2, HEADS = 4, HD = 8, F = 64, V = 50, POSITIONS = 16, EPS = 1e-5, T = 12
+const H = 32,
+  L = 2,
+  HEADS = 4,
+  HD = 8,
+  F = 64,
+  V = 50,
+  POSITIONS = 16,
+  EPS = 1e-5,
+  T = 12
 type Norm = { w: Float64Array; b: Float64Array }
 
 interface OptLayer {
-  attnLn: Norm; ffnLn: Norm
-  q: [Float64Array, Float64Array]; k: [Float64Array, Float64Array]; v: [Float64Array, Float64Array]; o: [Float64Array, Float64Array]
-  fc1: [Float64Array, Float64Array]; fc2: [Float64Array, Float64Array]
+  attnLn: Norm
+  ffnLn: Norm
+  q: [Float64Array, Float64Array]
+  k: [Float64Array, Float64Array]
+  v: [Float64Array, Float64Array]
+  o: [Float64Array, Float64Array]
+  fc1: [Float64Array, Float64Array]
+  fc2: [Float64Array, Float64Array]
 }
 interface OptParams {
   preNorm: boolean
   /** word_embed_proj_dim */
   E: number
-  embed: Float64Array; positions: Float64Array
-  projectIn: Float64Array | null; projectOut: Float64Array | null
-  layers: OptLayer[]; finalLn: Norm | null
+  embed: Float64Array
+  positions: Float64Array
+  projectIn: Float64Array | null
+  projectOut: Float64Array | null
+  layers: OptLayer[]
+  finalLn: Norm | null
 }
 
-function randomOpt(seed: number, preNorm: boolean, E: number): { weights: TinyWeights; params: OptParams; config: Record<string, unknown> } {
+function randomOpt(
+  seed: number,
+  preNorm: boolean,
+  E: number,
+): { weights: TinyWeights; params: OptParams; config: Record<string, unknown> } {
   const t = new TinyWeights(seed)
-  const lin = (name: string, out: number, inp: number, std = 0.25): [Float64Array, Float64Array] =>
-    [t.add(`${name}.weight`, [out, inp], std), t.add(`${name}.bias`, [out], 0.2)]
+  const lin = (name: string, out: number, inp: number, std = 0.25): [Float64Array, Float64Array] => [
+    t.add(`${name}.weight`, [out, inp], std),
+    t.add(`${name}.bias`, [out], 0.2),
+  ]
   const embed = t.add('model.decoder.embed_tokens.weight', [V, E], 1)
   const positions = t.add('model.decoder.embed_positions.weight', [POSITIONS + 2, H], 0.5)
   const projectIn = E !== H ? t.add('model.decoder.project_in.weight', [H, E], 0.4) : null
@@ -42,16 +78,30 @@ function randomOpt(seed: number, preNorm: boolean, E: number): { weights: TinyWe
   for (let l = 0; l < L; l++) {
     const p = `model.decoder.layers.${l}`
     layers.push({
-      attnLn: t.norm(`${p}.self_attn_layer_norm`, H), ffnLn: t.norm(`${p}.final_layer_norm`, H),
-      q: lin(`${p}.self_attn.q_proj`, H, H), k: lin(`${p}.self_attn.k_proj`, H, H), v: lin(`${p}.self_attn.v_proj`, H, H),
-      o: lin(`${p}.self_attn.out_proj`, H, H), fc1: lin(`${p}.fc1`, F, H), fc2: lin(`${p}.fc2`, H, F, 0.2),
+      attnLn: t.norm(`${p}.self_attn_layer_norm`, H),
+      ffnLn: t.norm(`${p}.final_layer_norm`, H),
+      q: lin(`${p}.self_attn.q_proj`, H, H),
+      k: lin(`${p}.self_attn.k_proj`, H, H),
+      v: lin(`${p}.self_attn.v_proj`, H, H),
+      o: lin(`${p}.self_attn.out_proj`, H, H),
+      fc1: lin(`${p}.fc1`, F, H),
+      fc2: lin(`${p}.fc2`, H, F, 0.2),
     })
   }
   const finalLn = preNorm ? t.norm('model.decoder.final_layer_norm', H) : null
   const config = {
-    architectures: ['OPTForCausalLM'], model_type: 'opt', hidden_size: H, num_hidden_layers: L, num_attention_heads: HEADS,
-    ffn_dim: F, vocab_size: V, max_position_embeddings: POSITIONS, word_embed_proj_dim: E, do_layer_norm_before: preNorm,
-    activation_function: 'relu', enable_bias: true,
+    architectures: ['OPTForCausalLM'],
+    model_type: 'opt',
+    hidden_size: H,
+    num_hidden_layers: L,
+    num_attention_heads: HEADS,
+    ffn_dim: F,
+    vocab_size: V,
+    max_position_embeddings: POSITIONS,
+    word_embed_proj_dim: E,
+    do_layer_norm_before: preNorm,
+    activation_function: 'relu',
+    enable_bias: true,
   }
   return { weights: t, params: { preNorm, E, embed, positions, projectIn, projectOut, layers, finalLn }, config }
 }
@@ -68,7 +118,14 @@ function naiveOpt(p: OptParams, windows: Int32Array[], inputs?: RecordedInputs, 
       const a = p.preNorm ? ln(h, w.attnLn) : h
       for (const r of ['q', 'k', 'v']) record(inputs, l, r, a)
       // HF multiplies q_proj's output by hd^-0.5; causalAttention divides the scores by √hd, the same thing.
-      const att = causalAttention(linear(a, w.q[0], w.q[1], H, H), linear(a, w.k[0], w.k[1], H, H), linear(a, w.v[0], w.v[1], H, H), T, HEADS, HD)
+      const att = causalAttention(
+        linear(a, w.q[0], w.q[1], H, H),
+        linear(a, w.k[0], w.k[1], H, H),
+        linear(a, w.v[0], w.v[1], H, H),
+        T,
+        HEADS,
+        HD,
+      )
       record(inputs, l, 'o', att)
       h = add(h, linear(att, w.o[0], w.o[1], H, H))
       if (!p.preNorm) h = ln(h, w.attnLn)
@@ -91,14 +148,25 @@ describe('OPT forward pass', () => {
 
   const variants = [
     { name: 'LayerNorm before each sublayer (opt-125m and up)', preNorm: true, E: H },
-    { name: 'LayerNorm after each sublayer, project_in/out around a 16-wide embedding (opt-350m)', preNorm: false, E: 16 },
+    {
+      name: 'LayerNorm after each sublayer, project_in/out around a 16-wide embedding (opt-350m)',
+      preNorm: false,
+      E: 16,
+    },
   ]
   for (const variant of variants) {
     it(`${variant.name}: NLLs and Linear inputs of a naive f64 OPT`, async () => {
       const m = randomOpt(31 + variant.E, variant.preNorm, variant.E)
       await withTinyForward(bench, `opt-${variant.E}`, m.weights, m.config, async (forward) => {
         expect(forward).toBeInstanceOf(OptForward)
-        const expected = await expectMatchesNaive(forward, windows, (inputs) => naiveOpt(m.params, windows, inputs), ['q', 'k', 'v', 'o', 'fc1', 'fc2'])
+        const expected = await expectMatchesNaive(forward, windows, (inputs) => naiveOpt(m.params, windows, inputs), [
+          'q',
+          'k',
+          'v',
+          'o',
+          'fc1',
+          'fc2',
+        ])
         // Reading positions from row t instead of t + 2 would have shown.
         expect(largestNllGap(naiveOpt(m.params, windows, undefined, 0), expected)).toBeGreaterThan(1e-2)
       })
@@ -111,6 +179,12 @@ describe('OPT forward pass', () => {
     const expectedInputs: RecordedInputs = new Map()
     naiveOpt(m.params, windows, expectedInputs)
     const layers = await captureCalibration(bench.pool, model, windows)
-    expectCaptureMatches(layers, expectedInputs, { qkv: 'q', o: 'o', gate_up: 'fc1', down: 'fc2' }, 'absmax', windows.length * T)
+    expectCaptureMatches(
+      layers,
+      expectedInputs,
+      { qkv: 'q', o: 'o', gate_up: 'fc1', down: 'fc2' },
+      'absmax',
+      windows.length * T,
+    )
   })
 })

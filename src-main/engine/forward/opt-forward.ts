@@ -27,7 +27,11 @@ function optFamily(model: LoadedModel): LayerNormFamily {
   const file = configPath(model.files)
   const preNorm = configFlag(config, 'do_layer_norm_before', true, file)
   return {
-    block: { eps: model.arch.normEps ?? 1e-5, activation: activationOf(config, 'activation_function', 'relu', file), residual: preNorm ? 'pre' : 'post' },
+    block: {
+      eps: model.arch.normEps ?? 1e-5,
+      activation: activationOf(config, 'activation_function', 'relu', file),
+      residual: preNorm ? 'pre' : 'post',
+    },
     qkv: 'separate',
     // HF builds final_layer_norm only for pre-norm blocks (and not when _remove_final_layer_norm is set).
     finalNorm: preNorm && !configFlag(config, '_remove_final_layer_norm', false, file),
@@ -59,7 +63,11 @@ export class OptForward extends LayerNormForward {
     }
     if (!names.in && !names.out) return
     if (!names.in || !names.out) {
-      throw new WhittleError('format', this.model.files.path, `the model has project_${names.in ? 'in' : 'out'} without project_${names.in ? 'out' : 'in'}`)
+      throw new WhittleError(
+        'format',
+        this.model.files.path,
+        `the model has project_${names.in ? 'in' : 'out'} without project_${names.in ? 'out' : 'in'}`,
+      )
     }
     const pin = this.model.entry(names.in)
     const E = pin.shape[1] ?? 0
@@ -71,13 +79,15 @@ export class OptForward extends LayerNormForward {
   }
 
   protected override async embedTokens(tokens: Int32Array, T: number): Promise<Float32Array> {
-    const H = this.arch.hiddenSize, E = this.embedWidth
+    const H = this.arch.hiddenSize,
+      E = this.embedWidth
     const rows = await this.tokenRows(tokens, E)
     let hidden = rows
     if (this.projectIn) {
       hidden = new Float32Array(tokens.length * H)
       const chunk = Math.min(tokens.length, PROJECT_ROWS)
-      const src = this.globals.alloc(chunk * E), dst = this.globals.alloc(chunk * H)
+      const src = this.globals.alloc(chunk * E),
+        dst = this.globals.alloc(chunk * H)
       try {
         for (let r0 = 0; r0 < tokens.length; r0 += chunk) {
           const n = Math.min(chunk, tokens.length - r0)
@@ -94,7 +104,11 @@ export class OptForward extends LayerNormForward {
     return hidden
   }
 
-  protected override async headInput(x: ArenaTensor, M: number, scope: TensorScope): Promise<{ h: ArenaTensor; width: number }> {
+  protected override async headInput(
+    x: ArenaTensor,
+    M: number,
+    scope: TensorScope,
+  ): Promise<{ h: ArenaTensor; width: number }> {
     const normed = await super.headInput(x, M, scope)
     if (!this.projectOut) return normed
     const y = scope.alloc(M * this.embedWidth)

@@ -13,7 +13,13 @@ import { loadTensor, type ArenaTensor } from '../pool/arena-tensors'
 import { TensorScope, type Affine } from './block-context'
 
 /** Writes src [rows, rowLen] to dst with dst row r taken from src row sourceRow(r). */
-export function reorderRows(src: Float32Array, dst: Float32Array, rows: number, rowLen: number, sourceRow: (r: number) => number): void {
+export function reorderRows(
+  src: Float32Array,
+  dst: Float32Array,
+  rows: number,
+  rowLen: number,
+  sourceRow: (r: number) => number,
+): void {
   for (let r = 0; r < rows; r++) {
     const s = sourceRow(r) * rowLen
     dst.set(src.subarray(s, s + rowLen), r * rowLen)
@@ -29,7 +35,10 @@ export function transpose(src: Float32Array, dst: Float32Array, rows: number, co
 }
 
 export class WeightLoader extends TensorScope {
-  constructor(pool: WorkerPool, private readonly model: LoadedModel) {
+  constructor(
+    pool: WorkerPool,
+    private readonly model: LoadedModel,
+  ) {
     super(pool)
   }
 
@@ -45,7 +54,12 @@ export class WeightLoader extends TensorScope {
 
   entry(layer: number | null, role: TensorRole): TensorEntry {
     const e = this.optionalEntry(layer, role)
-    if (!e) throw new WhittleError('not-found', this.file, `no ${role} tensor${layer === null ? '' : ` in layer ${layer}`}; cannot run the model`)
+    if (!e)
+      throw new WhittleError(
+        'not-found',
+        this.file,
+        `no ${role} tensor${layer === null ? '' : ` in layer ${layer}`}; cannot run the model`,
+      )
     return e
   }
 
@@ -58,8 +72,11 @@ export class WeightLoader extends TensorScope {
 
   requireShape(e: TensorEntry, expected: number[]): void {
     if (e.shape.length === expected.length && e.shape.every((d, i) => d === expected[i])) return
-    throw new WhittleError('format', this.file,
-      `${e.name} has shape [${e.shape.join(', ')}], but the forward pass needs [${expected.join(', ')}] from the model's geometry`)
+    throw new WhittleError(
+      'format',
+      this.file,
+      `${e.name} has shape [${e.shape.join(', ')}], but the forward pass needs [${expected.join(', ')}] from the model's geometry`,
+    )
   }
 
   /** The whole tensor as f32, optionally rewritten (same length) by `rearrange` into a fresh buffer. */
@@ -76,19 +93,26 @@ export class WeightLoader extends TensorScope {
    * A Linear as [out, in] with its bias when present. Weights the architecture marks as stored [in, out]
    * (Conv1D) are transposed. `sourceRow` reorders output rows (and bias entries) after that.
    */
-  async linear(layer: number | null, role: TensorRole, out: number, inp: number, sourceRow?: (r: number) => number): Promise<Affine> {
+  async linear(
+    layer: number | null,
+    role: TensorRole,
+    out: number,
+    inp: number,
+    sourceRow?: (r: number) => number,
+  ): Promise<Affine> {
     const e = this.entry(layer, role)
     const transposed = this.model.arch.places[e.name]?.transposed === true
     this.requireShape(e, transposed ? [inp, out] : [out, inp])
-    const rearrange = transposed || sourceRow
-      ? (src: Float32Array, dst: Float32Array): void => {
-        if (!transposed) return reorderRows(src, dst, out, inp, sourceRow!)
-        if (!sourceRow) return transpose(src, dst, inp, out)
-        const t = new Float32Array(src.length)
-        transpose(src, t, inp, out)
-        reorderRows(t, dst, out, inp, sourceRow)
-      }
-      : undefined
+    const rearrange =
+      transposed || sourceRow
+        ? (src: Float32Array, dst: Float32Array): void => {
+            if (!transposed) return reorderRows(src, dst, out, inp, sourceRow!)
+            if (!sourceRow) return transpose(src, dst, inp, out)
+            const t = new Float32Array(src.length)
+            transpose(src, t, inp, out)
+            reorderRows(t, dst, out, inp, sourceRow)
+          }
+        : undefined
     const w = await this.tensor(e, rearrange)
     const be = this.biasEntry(e)
     if (!be) return { w, b: undefined }

@@ -19,7 +19,12 @@ export function outlierIndices(absmax: ArrayLike<number>, k: number, med = media
   return out
 }
 
-export function channelProfile(axis: 'out' | 'in', absmax: Float32Array, sumsq: Float64Array, k: number): ChannelProfile {
+export function channelProfile(
+  axis: 'out' | 'in',
+  absmax: Float32Array,
+  sumsq: Float64Array,
+  k: number,
+): ChannelProfile {
   const med = median(absmax)
   return {
     axis,

@@ -44,7 +44,12 @@ export function planChunks(entry: TensorEntry, geometry: TensorGeometry, target 
   const chunks: Chunk[] = []
   if (geometry.matrix) {
     const { rows, cols } = geometry.matrix
-    if (cols % block !== 0) throw new WhittleError('format', entry.file, `tensor ${entry.name}: row of ${cols} is not a whole number of ${entry.dtype} blocks`)
+    if (cols % block !== 0)
+      throw new WhittleError(
+        'format',
+        entry.file,
+        `tensor ${entry.name}: row of ${cols} is not a whole number of ${entry.dtype} blocks`,
+      )
     const rowsPerChunk = Math.max(1, Math.floor(target / cols))
     for (let r = 0; r < rows; r += rowsPerChunk) {
       const n = Math.min(rowsPerChunk, rows - r)
@@ -60,13 +65,22 @@ export function planChunks(entry: TensorEntry, geometry: TensorGeometry, target 
     }
   } else {
     const step = Math.max(block, Math.floor(target / block) * block)
-    if (geometry.numel % block !== 0) throw new WhittleError('format', entry.file, `tensor ${entry.name}: ${geometry.numel} elements is not a whole number of ${entry.dtype} blocks`)
+    if (geometry.numel % block !== 0)
+      throw new WhittleError(
+        'format',
+        entry.file,
+        `tensor ${entry.name}: ${geometry.numel} elements is not a whole number of ${entry.dtype} blocks`,
+      )
     for (let e = 0; e < geometry.numel; e += step) {
       const n = Math.min(step, geometry.numel - e)
       chunks.push({
-        index: chunks.length, elementStart: e, elements: n,
-        byteStart: bytesForElements(entry.dtype, e), byteLength: bytesForElements(entry.dtype, n),
-        rowStart: 0, rows: 0,
+        index: chunks.length,
+        elementStart: e,
+        elements: n,
+        byteStart: bytesForElements(entry.dtype, e),
+        byteLength: bytesForElements(entry.dtype, n),
+        rowStart: 0,
+        rows: 0,
       })
     }
   }

@@ -27,10 +27,19 @@ export async function scanModel(
   const cells: ScanCell[] = []
   for (const [i, { entry, info }] of tensors.entries()) {
     const where = info.layer === null ? info.name : `layer ${info.layer} ${info.role}`
-    const r = await streamTensor(pool, entry, { moments: true, channels: true }, {
-      signal: options.signal,
-      onBytes: (done) => options.onProgress?.(totalBytes ? (bytesBefore + done) / totalBytes : 1, `tensor ${i + 1}/${tensors.length}: ${where}`),
-    })
+    const r = await streamTensor(
+      pool,
+      entry,
+      { moments: true, channels: true },
+      {
+        signal: options.signal,
+        onBytes: (done) =>
+          options.onProgress?.(
+            totalBytes ? (bytesBefore + done) / totalBytes : 1,
+            `tensor ${i + 1}/${tensors.length}: ${where}`,
+          ),
+      },
+    )
     bytesBefore += entry.byteLength
     const s = finishStats(r.moments)
     const cols = r.colAbsmax ?? null

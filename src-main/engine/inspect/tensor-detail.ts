@@ -21,7 +21,12 @@ export interface TensorDetailOptions {
 
 export const MAX_BINS = 4096
 
-export async function inspectTensor(pool: WorkerPool, entry: TensorEntry, info: TensorInfo, options: TensorDetailOptions = {}): Promise<TensorDetail> {
+export async function inspectTensor(
+  pool: WorkerPool,
+  entry: TensorEntry,
+  info: TensorInfo,
+  options: TensorDetailOptions = {},
+): Promise<TensorDetail> {
   const bins = Math.max(1, Math.min(MAX_BINS, Math.floor(options.bins ?? 128)))
   const k = options.k ?? DEFAULT_OUTLIER_K
   const side = options.gridSide ?? 96
@@ -29,18 +34,31 @@ export async function inspectTensor(pool: WorkerPool, entry: TensorEntry, info: 
   const cols = rows > 0 ? entry.shape.reduce((a, b) => a * b, 1) / rows : 0
   const grid = rows > 0 ? { rows: Math.min(rows, side), cols: Math.min(cols, side) } : undefined
 
-  const first = await streamTensor(pool, entry, { moments: true, channels: true, grid }, {
-    signal: options.signal,
-    onBytes: (done, total) => options.onProgress?.(0.5 * (total ? done / total : 1)),
-  })
+  const first = await streamTensor(
+    pool,
+    entry,
+    { moments: true, channels: true, grid },
+    {
+      signal: options.signal,
+      onBytes: (done, total) => options.onProgress?.(0.5 * (total ? done / total : 1)),
+    },
+  )
   const stats = finishStats(first.moments)
   let lo = options.range?.[0] ?? (stats.count > 0 ? stats.min : 0)
   let hi = options.range?.[1] ?? (stats.count > 0 ? stats.max : 0)
-  if (!(hi > lo)) { lo -= 0.5; hi += 0.5 }
-  const second = await streamTensor(pool, entry, { moments: false, histogram: { lo, hi, bins } }, {
-    signal: options.signal,
-    onBytes: (done, total) => options.onProgress?.(0.5 + 0.5 * (total ? done / total : 1)),
-  })
+  if (!(hi > lo)) {
+    lo -= 0.5
+    hi += 0.5
+  }
+  const second = await streamTensor(
+    pool,
+    entry,
+    { moments: false, histogram: { lo, hi, bins } },
+    {
+      signal: options.signal,
+      onBytes: (done, total) => options.onProgress?.(0.5 + 0.5 * (total ? done / total : 1)),
+    },
+  )
   const h = second.histogram!
   const detail: TensorDetail = {
     info,

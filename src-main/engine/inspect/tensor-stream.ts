@@ -54,7 +54,13 @@ interface SlotLayout {
   total: number
 }
 
-function layoutSlot(entry: TensorEntry, chunkElements: number, chunkRows: number, cols: number, req: StreamRequest): SlotLayout {
+function layoutSlot(
+  entry: TensorEntry,
+  chunkElements: number,
+  chunkRows: number,
+  cols: number,
+  req: StreamRequest,
+): SlotLayout {
   let at = 0
   const take = (bytes: number): number => {
     const p = at
@@ -80,7 +86,12 @@ function chunkBytesUpperBound(entry: TensorEntry, elements: number): number {
   return numel === 0 ? 0 : (entry.byteLength / numel) * elements
 }
 
-export async function streamTensor(pool: WorkerPool, entry: TensorEntry, req: StreamRequest, opts: StreamOptions = {}): Promise<StreamResult> {
+export async function streamTensor(
+  pool: WorkerPool,
+  entry: TensorEntry,
+  req: StreamRequest,
+  opts: StreamOptions = {},
+): Promise<StreamResult> {
   const geometry = tensorGeometry(entry)
   const matrix = geometry.matrix
   const wantChannels = !!req.channels && !!matrix
@@ -119,7 +130,13 @@ export async function streamTensor(pool: WorkerPool, entry: TensorEntry, req: St
     const decoder = wasmDecoder(entry.dtype)
     if (entry.dtype !== 'F32') {
       if (decoder) calls.push([decoder.kernel, slot.ptr + layout.raw, f32Ptr, chunk.elements / decoder.perUnit])
-      else decodeToF32(entry.dtype, arena.u8(slot, layout.raw, chunk.byteLength), chunk.elements, arena.f32(slot, layout.f32, chunk.elements))
+      else
+        decodeToF32(
+          entry.dtype,
+          arena.u8(slot, layout.raw, chunk.byteLength),
+          chunk.elements,
+          arena.f32(slot, layout.f32, chunk.elements),
+        )
     }
     if (effective.moments !== false) calls.push(['moments', f32Ptr, chunk.elements, slot.ptr + layout.moments])
     if (wantChannels && matrix) {
@@ -130,18 +147,37 @@ export async function streamTensor(pool: WorkerPool, entry: TensorEntry, req: St
     }
     if (wantGrid && matrix) {
       arena.f32(slot, layout.grid, wantGrid.rows * wantGrid.cols).fill(0)
-      calls.push(['pool_absmax', f32Ptr, chunk.rows, cols, chunk.rowStart, matrix.rows, wantGrid.rows, wantGrid.cols, slot.ptr + layout.grid])
+      calls.push([
+        'pool_absmax',
+        f32Ptr,
+        chunk.rows,
+        cols,
+        chunk.rowStart,
+        matrix.rows,
+        wantGrid.rows,
+        wantGrid.cols,
+        slot.ptr + layout.grid,
+      ])
     }
     if (req.histogram) {
       arena.u32(slot, layout.hist, req.histogram.bins + 2).fill(0)
-      calls.push(['histogram', f32Ptr, chunk.elements, req.histogram.lo, req.histogram.hi, req.histogram.bins, slot.ptr + layout.hist])
+      calls.push([
+        'histogram',
+        f32Ptr,
+        chunk.elements,
+        req.histogram.lo,
+        req.histogram.hi,
+        req.histogram.bins,
+        slot.ptr + layout.hist,
+      ])
     }
     await pool.run(calls)
     return { slot, chunk }
   }
 
   const merge = ({ slot, chunk }: { slot: Region; chunk: Chunk }): void => {
-    if (effective.moments !== false) result.moments = mergeMoments(result.moments, arena.f64(slot, layout.moments, MOMENTS_LENGTH))
+    if (effective.moments !== false)
+      result.moments = mergeMoments(result.moments, arena.f64(slot, layout.moments, MOMENTS_LENGTH))
     if (wantChannels && result.rowAbsmax && result.rowSumsq && result.colAbsmax && result.colSumsq) {
       result.rowAbsmax.set(arena.f32(slot, layout.rowAbs, chunk.rows), chunk.rowStart)
       result.rowSumsq.set(arena.f64(slot, layout.rowSq, chunk.rows), chunk.rowStart)

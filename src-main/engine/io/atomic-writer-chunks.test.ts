@@ -14,15 +14,18 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-const pattern = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff)
+const pattern = (n: number, seed: number): Uint8Array =>
+  Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff)
 
 describe('writeFileAtomically', () => {
   it('leaves neither the target nor a temp file when the producer fails', async () => {
     const p = join(dir, 'failed.bin')
-    await expect(writeFileAtomically(p, async (w) => {
-      await w.write(new Uint8Array(10))
-      throw new Error('producer broke')
-    })).rejects.toThrow('producer broke')
+    await expect(
+      writeFileAtomically(p, async (w) => {
+        await w.write(new Uint8Array(10))
+        throw new Error('producer broke')
+      }),
+    ).rejects.toThrow('producer broke')
     expect(existsSync(p)).toBe(false)
     expect(readdirSync(dir).filter((n) => n.includes('failed.bin'))).toEqual([])
   })

@@ -2,7 +2,18 @@
 // gets its name, what dead writers leave behind, and the fsyncs that make a finished write durable.
 
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs'
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+  mkdirSync,
+} from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -27,7 +38,10 @@ const bytes = (...v: number[]): Uint8Array => Uint8Array.from(v)
 const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 5))
 
 async function rejection(p: Promise<unknown>): Promise<WhittleError> {
-  const e = await p.then(() => null, (err: unknown) => err)
+  const e = await p.then(
+    () => null,
+    (err: unknown) => err,
+  )
   expect(e).toBeInstanceOf(WhittleError)
   return e as WhittleError
 }
@@ -35,19 +49,26 @@ async function rejection(p: Promise<unknown>): Promise<WhittleError> {
 describe('exclusive single-file writes', () => {
   it('of two concurrent writes to one path exactly one succeeds; the other is told the destination is busy', async () => {
     const p = path.join(dir, 'race.bin')
-    const write = (v: number): Promise<number> => writeFileAtomically(p, async (w) => {
-      for (let i = 0; i < 5; i++) {
-        await w.write(bytes(v, i))
-        await tick()
-      }
-    }, { exclusive: true })
+    const write = (v: number): Promise<number> =>
+      writeFileAtomically(
+        p,
+        async (w) => {
+          for (let i = 0; i < 5; i++) {
+            await w.write(bytes(v, i))
+            await tick()
+          }
+        },
+        { exclusive: true },
+      )
     const results = await Promise.allSettled([write(1), write(2)])
     const won = results.findIndex((r) => r.status === 'fulfilled')
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
     const lost = results[1 - won] as PromiseRejectedResult
     expect(lost.reason).toBeInstanceOf(WhittleError)
     expect(lost.reason.code).toBe('validation')
-    expect(lost.reason.message).toBe(`${p}: the destination is being written by another export (process ${process.pid}; if no export is running, delete .race.bin.whittle-lock)`)
+    expect(lost.reason.message).toBe(
+      `${p}: the destination is being written by another export (process ${process.pid}; if no export is running, delete .race.bin.whittle-lock)`,
+    )
     const v = won + 1
     expect(Array.from(readFileSync(p))).toEqual([v, 0, v, 1, v, 2, v, 3, v, 4])
     expect(readdirSync(dir).filter((n) => n.startsWith('.race.bin'))).toEqual([])
@@ -59,10 +80,16 @@ describe('exclusive single-file writes', () => {
 
   it('never replaces a file that appears while it writes (link, not rename)', async () => {
     const p = path.join(dir, 'appears.bin')
-    const err = await rejection(writeFileAtomically(p, async (w) => {
-      await w.write(bytes(1, 2, 3))
-      writeFileSync(p, 'someone else') // a program that ignores Whittle's lock
-    }, { exclusive: true }))
+    const err = await rejection(
+      writeFileAtomically(
+        p,
+        async (w) => {
+          await w.write(bytes(1, 2, 3))
+          writeFileSync(p, 'someone else') // a program that ignores Whittle's lock
+        },
+        { exclusive: true },
+      ),
+    )
     expect(err.message).toMatch(/already exists/)
     expect(readFileSync(p, 'utf8')).toBe('someone else')
     expect(readdirSync(dir).filter((n) => n.startsWith('.appears.bin'))).toEqual([])
@@ -82,7 +109,9 @@ describe('verification before the file gets its name', () => {
     let seen: { at: string; content: number[]; destExists: boolean } | null = null
     await writeFileAtomically(p, async (w) => w.write(bytes(4, 5, 6)), {
       exclusive: true,
-      verify: async (temp) => { seen = { at: temp, content: Array.from(readFileSync(temp)), destExists: existsSync(p) } },
+      verify: async (temp) => {
+        seen = { at: temp, content: Array.from(readFileSync(temp)), destExists: existsSync(p) }
+      },
     })
     expect(seen).not.toBeNull()
     expect(seen!.at).not.toBe(p)
@@ -95,10 +124,14 @@ describe('verification before the file gets its name', () => {
 
   it('a failed verification leaves no file, no temporary and no lock', async () => {
     const p = path.join(dir, 'rejected.bin')
-    const err = await rejection(writeFileAtomically(p, async (w) => w.write(bytes(1)), {
-      exclusive: true,
-      verify: async () => { throw new WhittleError('format', p, 'verification failed: test') },
-    }))
+    const err = await rejection(
+      writeFileAtomically(p, async (w) => w.write(bytes(1)), {
+        exclusive: true,
+        verify: async () => {
+          throw new WhittleError('format', p, 'verification failed: test')
+        },
+      }),
+    )
     expect(err.code).toBe('format')
     expect(readdirSync(dir).filter((n) => n.includes('rejected.bin'))).toEqual([])
   })
@@ -121,8 +154,8 @@ describe('leftovers of killed writers', () => {
       [`.m.gguf.whittle-tmp-${process.ppid}-89abcdef`]: 'being written', // a running export's
       '.busy.gguf.whittle-lock': owner(process.ppid),
       [`.m.gguf.x.${dead}.0123abcd.tmp`]: 'not ours', // an old-style name of another file: left alone
-      '.m.gguf.notes': 'the user\'s',
-      'keep.txt': 'the user\'s',
+      '.m.gguf.notes': "the user's",
+      'keep.txt': "the user's",
     }
     for (const [n, text] of Object.entries({ ...gone, ...kept })) writeFileSync(path.join(sub, n), text)
     const folder = path.join(sub, `.m.gguf.whittle-tmp-${dead}-aaaabbbb`) // a folder export's
@@ -151,7 +184,9 @@ describe('leftovers of killed writers', () => {
 
     const q = path.join(dir, 'torn.bin')
     writeFileSync(lockPathFor(q), '') // a writer killed between creating and filling it (no hard links)
-    expect((await rejection(writeFileAtomically(q, async (w) => w.write(bytes(1)), { exclusive: true }))).message).toMatch(/being written by another export$/)
+    expect(
+      (await rejection(writeFileAtomically(q, async (w) => w.write(bytes(1)), { exclusive: true }))).message,
+    ).toMatch(/being written by another export$/)
     const old = (Date.now() - 120_000) / 1000
     utimesSync(lockPathFor(q), old, old)
     await writeFileAtomically(q, async (w) => w.write(bytes(1)), { exclusive: true })
@@ -164,7 +199,8 @@ describe('leftovers of killed writers', () => {
     const results = await Promise.allSettled([reserveDestination(p), reserveDestination(p), reserveDestination(p)])
     const held = results.filter((r) => r.status === 'fulfilled')
     expect(held).toHaveLength(1)
-    for (const r of results) if (r.status === 'rejected') expect(r.reason.message).toMatch(/being written by another export/)
+    for (const r of results)
+      if (r.status === 'rejected') expect(r.reason.message).toMatch(/being written by another export/)
     await (held[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof reserveDestination>>>).value.release()
     expect(existsSync(lockPathFor(p))).toBe(false)
     expect(await removeStaleLeftovers(dir, 'reclaim.bin')).toEqual([])
@@ -186,7 +222,12 @@ describe.skipIf(process.platform !== 'linux')('durability', () => {
     }
     let temp = ''
     try {
-      await writeFileAtomically(p, async (w) => w.write(bytes(1, 2)), { exclusive: true, verify: async (t) => { temp = t } })
+      await writeFileAtomically(p, async (w) => w.write(bytes(1, 2)), {
+        exclusive: true,
+        verify: async (t) => {
+          temp = t
+        },
+      })
     } finally {
       proto.sync = original
     }

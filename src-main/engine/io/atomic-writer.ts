@@ -5,7 +5,16 @@
 
 import { link, open, rename, unlink, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, resolve } from 'node:path'
-import { LINK_UNSUPPORTED, alreadyExistsError, cannotWriteError, fsyncDirectory, pathExists, removeStaleLeftovers, reserveDestination, temporaryPathFor } from './destination-lock'
+import {
+  LINK_UNSUPPORTED,
+  alreadyExistsError,
+  cannotWriteError,
+  fsyncDirectory,
+  pathExists,
+  removeStaleLeftovers,
+  reserveDestination,
+  temporaryPathFor,
+} from './destination-lock'
 import { closeFile, ioError } from './ranged-file'
 
 const FLUSH_BYTES = 4 << 20
@@ -80,7 +89,11 @@ export interface AtomicWriteOptions {
  * returns. On any error the temporary file is removed and the error rethrown; `path` is untouched.
  * Temporaries that killed writers left beside `path` are removed first.
  */
-export async function writeFileAtomically(target: string, produce: (w: SequentialWriter) => Promise<void>, options: AtomicWriteOptions = {}): Promise<number> {
+export async function writeFileAtomically(
+  target: string,
+  produce: (w: SequentialWriter) => Promise<void>,
+  options: AtomicWriteOptions = {},
+): Promise<number> {
   const path = resolve(target)
   const dir = dirname(path)
   const lock = options.exclusive ? await reserveDestination(path) : null

@@ -27,16 +27,56 @@ export class ByteBuilder {
   }
 
   // Each setter reserves before touching the view: reserve() may replace the buffer and its view.
-  u8(v: number): this { const at = this.reserve(1); this.view.setUint8(at, v); return this }
-  i8(v: number): this { const at = this.reserve(1); this.view.setInt8(at, v); return this }
-  u16(v: number): this { const at = this.reserve(2); this.view.setUint16(at, v, true); return this }
-  i16(v: number): this { const at = this.reserve(2); this.view.setInt16(at, v, true); return this }
-  u32(v: number): this { const at = this.reserve(4); this.view.setUint32(at, v, true); return this }
-  i32(v: number): this { const at = this.reserve(4); this.view.setInt32(at, v, true); return this }
-  u64(v: number | bigint): this { const at = this.reserve(8); this.view.setBigUint64(at, BigInt(v), true); return this }
-  i64(v: number | bigint): this { const at = this.reserve(8); this.view.setBigInt64(at, BigInt(v), true); return this }
-  f32(v: number): this { const at = this.reserve(4); this.view.setFloat32(at, v, true); return this }
-  f64(v: number): this { const at = this.reserve(8); this.view.setFloat64(at, v, true); return this }
+  u8(v: number): this {
+    const at = this.reserve(1)
+    this.view.setUint8(at, v)
+    return this
+  }
+  i8(v: number): this {
+    const at = this.reserve(1)
+    this.view.setInt8(at, v)
+    return this
+  }
+  u16(v: number): this {
+    const at = this.reserve(2)
+    this.view.setUint16(at, v, true)
+    return this
+  }
+  i16(v: number): this {
+    const at = this.reserve(2)
+    this.view.setInt16(at, v, true)
+    return this
+  }
+  u32(v: number): this {
+    const at = this.reserve(4)
+    this.view.setUint32(at, v, true)
+    return this
+  }
+  i32(v: number): this {
+    const at = this.reserve(4)
+    this.view.setInt32(at, v, true)
+    return this
+  }
+  u64(v: number | bigint): this {
+    const at = this.reserve(8)
+    this.view.setBigUint64(at, BigInt(v), true)
+    return this
+  }
+  i64(v: number | bigint): this {
+    const at = this.reserve(8)
+    this.view.setBigInt64(at, BigInt(v), true)
+    return this
+  }
+  f32(v: number): this {
+    const at = this.reserve(4)
+    this.view.setFloat32(at, v, true)
+    return this
+  }
+  f64(v: number): this {
+    const at = this.reserve(8)
+    this.view.setFloat64(at, v, true)
+    return this
+  }
 
   bytes(b: Uint8Array): this {
     const at = this.reserve(b.length) // reserve first: it may replace this.buf

@@ -18,7 +18,17 @@ afterAll(() => {
 describe('FileCursor', () => {
   const file = join(dir, 'cursor.bin')
   const b = new ByteBuilder()
-  for (let i = 0; i < 50; i++) b.u8(i).u16(1000 + i).u32(100_000 + i).u64(2n ** 40n + BigInt(i)).f32(i / 4).f64(-i / 8).i8(-i).i16(-i * 100).i32(-i * 70_000).i64(-(2n ** 50n) - BigInt(i))
+  for (let i = 0; i < 50; i++)
+    b.u8(i)
+      .u16(1000 + i)
+      .u32(100_000 + i)
+      .u64(2n ** 40n + BigInt(i))
+      .f32(i / 4)
+      .f64(-i / 8)
+      .i8(-i)
+      .i16(-i * 100)
+      .i32(-i * 70_000)
+      .i64(-(2n ** 50n) - BigInt(i))
   const bytes = b.finish()
   writeFileSync(file, bytes)
 
@@ -28,8 +38,18 @@ describe('FileCursor', () => {
       const c = new FileCursor(h, file, bytes.length, 0, 7)
       for (let i = 0; i < 50; i++) {
         await c.ensure(1 + 2 + 4 + 8 + 4 + 8 + 1 + 2 + 4 + 8, 'record')
-        expect([c.u8(), c.u16(), c.u32(), c.u64(), c.f32(), c.f64(), c.i8(), c.i16(), c.i32(), c.i64()])
-          .toEqual([i, 1000 + i, 100_000 + i, 2n ** 40n + BigInt(i), i / 4, -i / 8, -i | 0, (-i * 100) | 0, (-i * 70_000) | 0, -(2n ** 50n) - BigInt(i)])
+        expect([c.u8(), c.u16(), c.u32(), c.u64(), c.f32(), c.f64(), c.i8(), c.i16(), c.i32(), c.i64()]).toEqual([
+          i,
+          1000 + i,
+          100_000 + i,
+          2n ** 40n + BigInt(i),
+          i / 4,
+          -i / 8,
+          -i | 0,
+          (-i * 100) | 0,
+          (-i * 70_000) | 0,
+          -(2n ** 50n) - BigInt(i),
+        ])
       }
       expect(c.remaining()).toBe(0)
       await expect(c.ensure(1, 'past the end')).rejects.toMatchObject({ code: 'truncated' })

@@ -40,8 +40,11 @@ export class FileCursor {
   /** Throws 'truncated' unless `n` more bytes exist in the file; `what` names the field for the message. */
   require(n: number, what: string): void {
     if (n > this.remaining()) {
-      throw new WhittleError('truncated', this.path,
-        `${what} needs ${n} bytes at offset ${this.position}, but the file ends after ${this.remaining()}`)
+      throw new WhittleError(
+        'truncated',
+        this.path,
+        `${what} needs ${n} bytes at offset ${this.position}, but the file ends after ${this.remaining()}`,
+      )
     }
   }
 

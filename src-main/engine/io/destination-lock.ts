@@ -64,7 +64,8 @@ function fromEarlierBoot(mtimeMs: number): boolean {
 }
 
 export function busyError(dest: string, pid: number | null): WhittleError {
-  const who = pid === null ? '' : ` (process ${pid}; if no export is running, delete ${path.basename(lockPathFor(dest))})`
+  const who =
+    pid === null ? '' : ` (process ${pid}; if no export is running, delete ${path.basename(lockPathFor(dest))})`
   return new WhittleError('validation', dest, `the destination is being written by another export${who}`)
 }
 
@@ -91,7 +92,12 @@ async function readOwner(lock: string): Promise<{ owner: LockOwner | null; mtime
   }
   try {
     const o = JSON.parse(text) as Partial<LockOwner>
-    if (Number.isSafeInteger(o.pid) && (o.pid as number) > 0 && typeof o.host === 'string' && typeof o.token === 'string') {
+    if (
+      Number.isSafeInteger(o.pid) &&
+      (o.pid as number) > 0 &&
+      typeof o.host === 'string' &&
+      typeof o.token === 'string'
+    ) {
       return { owner: o as LockOwner, mtimeMs }
     }
   } catch {
@@ -158,7 +164,10 @@ async function reclaim(lock: string, stale: { owner: LockOwner | null; mtimeMs: 
     const now = await readOwner(lock)
     if (now === 'gone') return true
     const same = now.mtimeMs === stale.mtimeMs && now.owner?.token === stale.owner?.token
-    if (same) await unlink(lock).catch((e) => { if (errno(e) !== 'ENOENT') throw e })
+    if (same)
+      await unlink(lock).catch((e) => {
+        if (errno(e) !== 'ENOENT') throw e
+      })
     return same
   } finally {
     await unlink(guard).catch(() => {})
@@ -187,7 +196,9 @@ export async function reserveDestination(dest: string): Promise<DestinationLock>
     } catch (e) {
       if (errno(e) !== 'EEXIST') throw await cannotWriteError(path.dirname(abs), e)
     }
-    const found = await readOwner(lock).catch(async (e: unknown) => { throw await cannotWriteError(path.dirname(abs), e) })
+    const found = await readOwner(lock).catch(async (e: unknown) => {
+      throw await cannotWriteError(path.dirname(abs), e)
+    })
     if (found === 'gone') continue // released between our two looks: try again
     lastOwner = found.owner?.pid ?? null
     if (!isStale(found)) throw busyError(abs, lastOwner)
@@ -202,7 +213,10 @@ export async function reserveDestination(dest: string): Promise<DestinationLock>
  */
 export function temporaryPathFor(dest: string): string {
   const abs = path.resolve(dest)
-  return path.join(path.dirname(abs), `.${path.basename(abs)}.whittle-tmp-${process.pid}-${randomBytes(4).toString('hex')}`)
+  return path.join(
+    path.dirname(abs),
+    `.${path.basename(abs)}.whittle-tmp-${process.pid}-${randomBytes(4).toString('hex')}`,
+  )
 }
 
 /** Whittle's temporaries (of any destination in a folder), each naming its writer's pid. */
@@ -227,7 +241,7 @@ export async function removeStaleLeftovers(parent: string, base: string): Promis
     }
     const m = TEMP_NAME.exec(name)
     const old = name.startsWith(legacy) ? /^(\d+)\.[0-9a-f]{8}\.tmp$/.exec(name.slice(legacy.length)) : null
-    const pid = Number(m ? m[1] ?? m[2] : old?.[1])
+    const pid = Number(m ? (m[1] ?? m[2]) : old?.[1])
     if (!Number.isSafeInteger(pid) || pid <= 0) continue
     const mtimeMs = (await lstat(full).catch(() => null))?.mtimeMs
     if (mtimeMs === undefined) continue
@@ -267,7 +281,8 @@ export async function fsyncDirectory(dir: string): Promise<void> {
   try {
     await h.sync()
   } catch (e) {
-    if (!DIR_SYNC_UNSUPPORTED.has(errno(e) ?? '')) throw new WhittleError('io', dir, `flushing the folder to disk failed (${errno(e) ?? String(e)})`)
+    if (!DIR_SYNC_UNSUPPORTED.has(errno(e) ?? ''))
+      throw new WhittleError('io', dir, `flushing the folder to disk failed (${errno(e) ?? String(e)})`)
   } finally {
     await h.close()
   }

@@ -14,7 +14,8 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-const pattern = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff)
+const pattern = (n: number, seed: number): Uint8Array =>
+  Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff)
 
 async function rejection(run: () => Promise<unknown>): Promise<WhittleError> {
   try {
@@ -56,9 +57,11 @@ describe('readRange', () => {
       writeFileSync(p, pattern(256, i))
       return p
     })
-    const reads = files.flatMap((p, i) => [0, 64, 128].map(async (at) => {
-      expect(await readRange(p, at, 64)).toEqual(pattern(256, i).subarray(at, at + 64))
-    }))
+    const reads = files.flatMap((p, i) =>
+      [0, 64, 128].map(async (at) => {
+        expect(await readRange(p, at, 64)).toEqual(pattern(256, i).subarray(at, at + 64))
+      }),
+    )
     await Promise.all(reads)
     expect(openFileCount()).toBeLessThanOrEqual(MAX_OPEN_FILES)
     closeAllFiles()

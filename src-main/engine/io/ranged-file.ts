@@ -121,15 +121,23 @@ export async function readFully(handle: FileHandle, path: string, position: numb
       throw ioError(path, e, 'read')
     }
     if (bytesRead === 0) {
-      throw new WhittleError('truncated', path,
-        `file ends at byte ${position + done}, but ${into.length} bytes were expected from byte ${position}`)
+      throw new WhittleError(
+        'truncated',
+        path,
+        `file ends at byte ${position + done}, but ${into.length} bytes were expected from byte ${position}`,
+      )
     }
     done += bytesRead
   }
 }
 
 /** Reads `length` bytes at `position` of `path` (into `into` when given, which must be large enough). */
-export async function readRange(path: string, position: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+export async function readRange(
+  path: string,
+  position: number,
+  length: number,
+  into?: Uint8Array,
+): Promise<Uint8Array> {
   if (!Number.isSafeInteger(position) || position < 0 || !Number.isSafeInteger(length) || length < 0) {
     throw new WhittleError('validation', path, `invalid byte range ${position}+${length}`)
   }

@@ -9,8 +9,12 @@ import { cancellationPoint, currentCancelSignal, throwIfCancelled, untilCancelle
 import { JobRegistry } from './job-registry'
 
 let pool: WorkerPool
-beforeAll(async () => { pool = await WorkerPool.create({ threads: 2 }) })
-afterAll(async () => { await pool?.close() })
+beforeAll(async () => {
+  pool = await WorkerPool.create({ threads: 2 })
+})
+afterAll(async () => {
+  await pool?.close()
+})
 
 const code = (e: unknown): string | undefined => (e instanceof WhittleError ? e.code : undefined)
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
@@ -22,7 +26,11 @@ describe('cancel helpers', () => {
     expect(() => throwIfCancelled(undefined)).not.toThrow()
     c.abort()
     let e: unknown
-    try { throwIfCancelled(c.signal) } catch (err) { e = err }
+    try {
+      throwIfCancelled(c.signal)
+    } catch (err) {
+      e = err
+    }
     expect(code(e)).toBe('cancelled')
   })
 
@@ -57,7 +65,9 @@ describe('cancel helpers', () => {
   it('untilCancelled stops waiting for work that cannot be stopped', async () => {
     const c = new AbortController()
     let finish!: (v: number) => void
-    const work = new Promise<number>((r) => { finish = r })
+    const work = new Promise<number>((r) => {
+      finish = r
+    })
     const waiting = untilCancelled(work, c.signal)
     c.abort()
     expect(code(await waiting.catch((e: unknown) => e))).toBe('cancelled')

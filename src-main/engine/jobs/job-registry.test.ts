@@ -55,7 +55,10 @@ describe('JobRegistry', () => {
     jobs.onUpdate(() => {
       throw new Error('socket closed')
     })
-    const { done } = jobs.start('scan', async () => ({ kind: 'scan', result: { modelId: 'm', k: 6, cells: [], seconds: 0, bytes: 0 } }))
+    const { done } = jobs.start('scan', async () => ({
+      kind: 'scan',
+      result: { modelId: 'm', k: 6, cells: [], seconds: 0, bytes: 0 },
+    }))
     expect((await done).state).toBe('done')
   })
 })

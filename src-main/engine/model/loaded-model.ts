@@ -73,7 +73,11 @@ export function modelFromFiles(files: ModelFiles): LoadedModel {
     warnings: [...(files.warnings ?? []), ...arch.warnings],
   }
   return {
-    id, files, arch, summary, tensors,
+    id,
+    files,
+    arch,
+    summary,
+    tensors,
     entry(name: string): TensorEntry {
       const e = byName.get(name)
       if (!e) throw new WhittleError('not-found', files.path, `no tensor named ${name}`)

@@ -54,7 +54,8 @@ export function withReplacements(model: LoadedModel): ModelView {
     replace(name: string, values: Float32Array): void {
       const orig = model.entry(name)
       const numel = orig.shape.reduce((a, b) => a * b, 1)
-      if (values.length !== numel) throw new Error(`replacement for ${name} has ${values.length} values, the tensor has ${numel}`)
+      if (values.length !== numel)
+        throw new Error(`replacement for ${name} has ${values.length} values, the tensor has ${numel}`)
       inMemory.set(name, values)
       names.add(name)
       const data = new Uint8Array(values.buffer, values.byteOffset, values.byteLength)

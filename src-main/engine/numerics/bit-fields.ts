@@ -15,7 +15,14 @@ export function packedWords(count: number, bits: number): number {
  * Writes value number `index` of a bit stream (LSB first) into `words`, where stream word k lives at
  * words[base + k·stride]. Values wider than what is left of a word continue in the next one.
  */
-export function putField(words: Uint32Array, base: number, stride: number, index: number, bits: number, value: number): void {
+export function putField(
+  words: Uint32Array,
+  base: number,
+  stride: number,
+  index: number,
+  bits: number,
+  value: number,
+): void {
   const bit = index * bits
   const word = bit >>> 5
   const shift = bit & 31
@@ -44,13 +51,19 @@ export function packRowsInt32(values: ArrayLike<number>, rows: number, count: nu
   const words = packedWords(count, bits)
   const packed = new Int32Array(rows * words)
   const u = asWords(packed)
-  for (let r = 0; r < rows; r++) for (let i = 0; i < count; i++) putField(u, r * words, 1, i, bits, values[r * count + i])
+  for (let r = 0; r < rows; r++)
+    for (let i = 0; i < count; i++) putField(u, r * words, 1, i, bits, values[r * count + i])
   return packed
 }
 
 export function unpackRowsInt32(packed: Int32Array, rows: number, count: number, bits: number): Uint8Array {
   const words = packedWords(count, bits)
-  if (packed.length !== rows * words) throw new WhittleError('format', null, `packed tensor has ${packed.length} words, ${rows}×${count} at ${bits} bits need ${rows * words}`)
+  if (packed.length !== rows * words)
+    throw new WhittleError(
+      'format',
+      null,
+      `packed tensor has ${packed.length} words, ${rows}×${count} at ${bits} bits need ${rows * words}`,
+    )
   const u = asWords(packed)
   const out = new Uint8Array(rows * count)
   for (let r = 0; r < rows; r++) for (let i = 0; i < count; i++) out[r * count + i] = getField(u, r * words, 1, i, bits)
@@ -66,7 +79,12 @@ export function packColsInt32(values: ArrayLike<number>, count: number, cols: nu
 }
 
 export function unpackColsInt32(packed: Int32Array, count: number, cols: number, bits: number): Uint8Array {
-  if (packed.length !== packedWords(count, bits) * cols) throw new WhittleError('format', null, `packed tensor has ${packed.length} words, ${count}×${cols} at ${bits} bits need ${packedWords(count, bits) * cols}`)
+  if (packed.length !== packedWords(count, bits) * cols)
+    throw new WhittleError(
+      'format',
+      null,
+      `packed tensor has ${packed.length} words, ${count}×${cols} at ${bits} bits need ${packedWords(count, bits) * cols}`,
+    )
   const u = asWords(packed)
   const out = new Uint8Array(count * cols)
   for (let c = 0; c < cols; c++) for (let i = 0; i < count; i++) out[i * cols + c] = getField(u, c, cols, i, bits)

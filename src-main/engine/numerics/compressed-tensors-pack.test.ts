@@ -3,7 +3,11 @@
 
 import { describe, expect, it } from 'vitest'
 import { packColsInt32, packRowsInt32, unpackColsInt32, unpackRowsInt32 } from './bit-fields'
-import { dequantizeCompressedTensors, packCompressedTensorsWeight, packCompressedTensorsZeros } from './compressed-tensors-pack'
+import {
+  dequantizeCompressedTensors,
+  packCompressedTensorsWeight,
+  packCompressedTensorsZeros,
+} from './compressed-tensors-pack'
 
 const u32 = (a: Int32Array): number[] => Array.from(a, (w) => w >>> 0)
 
@@ -30,7 +34,7 @@ describe('compressed-tensors pack_to_int32 (element i at bit i·b, LSB first)', 
     expect(Array.from(unpackColsInt32(packed, 8, 2, 4))).toEqual(zp)
   })
 
-  it('packCompressedTensorsZeros takes the quantizer\'s [groups, out] zeros to the same dim-0 words', () => {
+  it("packCompressedTensorsZeros takes the quantizer's [groups, out] zeros to the same dim-0 words", () => {
     // The zp above, held [groups = 2, out = 8]: group 0 is 0..7, group 1 is 15..8.
     const zeros = Int32Array.from([0, 1, 2, 3, 4, 5, 6, 7, 15, 14, 13, 12, 11, 10, 9, 8])
     expect(u32(packCompressedTensorsZeros(zeros, 2, 8, 4))).toEqual([0x76543210, 0x89abcdef])
@@ -51,13 +55,22 @@ describe('dequantizeCompressedTensors', () => {
     const asym = dequantizeCompressedTensors({ packed, scale, zeroPoint, shape, gIdx: null }, 4, 2)
     expect(Array.from(asym)).toEqual([3.5, 4, 14, 16, -0.5, 3.25, 3, 4])
     // An explicit g_idx overrides i / group_size.
-    const swapped = dequantizeCompressedTensors({ packed, scale, zeroPoint: null, shape, gIdx: Int32Array.from([1, 1, 0, 0]) }, 4, 2)
+    const swapped = dequantizeCompressedTensors(
+      { packed, scale, zeroPoint: null, shape, gIdx: Int32Array.from([1, 1, 0, 0]) },
+      4,
+      2,
+    )
     expect(Array.from(swapped)).toEqual([0, 2, 1, 1.5, -8, 7, -0.25, 0])
   })
 
   it('rejects a g_idx outside the groups with a format error', () => {
     const packed = packCompressedTensorsWeight([8, 8], 1, 2, 4)
-    expect(() => dequantizeCompressedTensors({ packed, scale: Float32Array.of(1), zeroPoint: null, shape: Int32Array.of(1, 2), gIdx: Int32Array.of(0, 1) }, 4, 0))
-      .toThrow(/group 1, outside 0..0/)
+    expect(() =>
+      dequantizeCompressedTensors(
+        { packed, scale: Float32Array.of(1), zeroPoint: null, shape: Int32Array.of(1, 2), gIdx: Int32Array.of(0, 1) },
+        4,
+        0,
+      ),
+    ).toThrow(/group 1, outside 0..0/)
   })
 })

@@ -22,7 +22,12 @@ export interface CompressedTensorsLinear {
 }
 
 /** weight_packed: unsigned codes [out, in] → int32 [out, ceil(in·b/32)]. */
-export function packCompressedTensorsWeight(codes: ArrayLike<number>, out: number, inputs: number, bits: number): Int32Array {
+export function packCompressedTensorsWeight(
+  codes: ArrayLike<number>,
+  out: number,
+  inputs: number,
+  bits: number,
+): Int32Array {
   return packRowsInt32(codes, out, inputs, bits)
 }
 
@@ -37,7 +42,8 @@ export function packCompressedTensorsZeros(zeros: Int32Array, groups: number, ou
 export function dequantizeCompressedTensors(t: CompressedTensorsLinear, bits: number, groupSize: number): Float32Array {
   const [out, inputs] = t.shape
   const groups = t.scale.length / out
-  if (!Number.isInteger(groups) || groups < 1) throw new WhittleError('format', null, `weight_scale has ${t.scale.length} values for ${out} outputs`)
+  if (!Number.isInteger(groups) || groups < 1)
+    throw new WhittleError('format', null, `weight_scale has ${t.scale.length} values for ${out} outputs`)
   const codes = unpackRowsInt32(t.packed, out, inputs, bits)
   const zeros = t.zeroPoint ? unpackColsInt32(t.zeroPoint, out, groups, bits) : null
   const zSym = 1 << (bits - 1)
@@ -45,7 +51,8 @@ export function dequantizeCompressedTensors(t: CompressedTensorsLinear, bits: nu
   for (let c = 0; c < out; c++) {
     for (let i = 0; i < inputs; i++) {
       const g = t.gIdx ? t.gIdx[i] : groupSize > 0 ? Math.floor(i / groupSize) : 0
-      if (g < 0 || g >= groups) throw new WhittleError('format', null, `input ${i} maps to group ${g}, outside 0..${groups - 1}`)
+      if (g < 0 || g >= groups)
+        throw new WhittleError('format', null, `input ${i} maps to group ${g}, outside 0..${groups - 1}`)
       const z = zeros ? zeros[c * groups + g] : zSym
       w[c * inputs + i] = Math.fround(t.scale[c * groups + g] * (codes[c * inputs + i] - z))
     }

@@ -5,7 +5,15 @@
 import { describe, expect, it } from 'vitest'
 import { normalish, rng } from '../../../kernels/testing/kernel-harness'
 import {
-  encodeBf16Ggml, encodeHalf, f16ToF32, f32ToBf16Bits, f32ToF16Bits, f32ToF8E4M3Bits, f32ToF8E5M2Bits, f8e4m3ToF32, f8e5m2ToF32,
+  encodeBf16Ggml,
+  encodeHalf,
+  f16ToF32,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+  f32ToF8E4M3Bits,
+  f32ToF8E5M2Bits,
+  f8e4m3ToF32,
+  f8e5m2ToF32,
   roundToF16,
 } from './float-encodings'
 import { roundHalfEven } from './rounding'
@@ -80,7 +88,7 @@ describe('f32 -> BF16', () => {
 })
 
 describe('bf16 as ggml writes it (encodeBf16Ggml)', () => {
-  it('rounds like f32ToBf16Bits on numbers, keeps a NaN\'s sign and payload with the quiet bit, and decodes', () => {
+  it("rounds like f32ToBf16Bits on numbers, keeps a NaN's sign and payload with the quiet bit, and decodes", () => {
     const w = Float32Array.from([1, 1 + 2 ** -8, 1 + 3 * 2 ** -8, -65504, 2 ** -140, Infinity, 0])
     const bits = new Uint32Array(w.buffer)
     const { bytes, decoded } = encodeBf16Ggml(w)
@@ -118,8 +126,32 @@ function roundToF16ByValue(x: number): number {
 
 describe('roundToF16', () => {
   it('equals rounding by value on normals, subnormals, ties, overflow and signed zeros', () => {
-    const xs: number[] = [0, -0, 1, -1, 65504, 65519, 65520, -65520, 1e6, 2 ** -24, 2 ** -25, -(2 ** -25), 3 * 2 ** -26, 2 ** -14,
-      2 ** -14 - 2 ** -25, 1 + 2 ** -11, 1 + 3 * 2 ** -11, -(1 + 2 ** -11), 2048 + 1, 2048 + 3, 0.1, 1 / 3, Infinity, -Infinity]
+    const xs: number[] = [
+      0,
+      -0,
+      1,
+      -1,
+      65504,
+      65519,
+      65520,
+      -65520,
+      1e6,
+      2 ** -24,
+      2 ** -25,
+      -(2 ** -25),
+      3 * 2 ** -26,
+      2 ** -14,
+      2 ** -14 - 2 ** -25,
+      1 + 2 ** -11,
+      1 + 3 * 2 ** -11,
+      -(1 + 2 ** -11),
+      2048 + 1,
+      2048 + 3,
+      0.1,
+      1 / 3,
+      Infinity,
+      -Infinity,
+    ]
     const random = rng(7)
     for (const scale of [1e-7, 1e-5, 1e-3, 0.1, 1, 100, 3e4, 1e5]) xs.push(...normalish(random, 500, scale))
     for (const x of xs) expect(Object.is(roundToF16(x), roundToF16ByValue(x)), `x = ${x}`).toBe(true)
@@ -139,7 +171,9 @@ describe('roundToF16', () => {
 
 describe('roundHalfEven', () => {
   it('rounds halves to the even neighbour on both signs, everything else to nearest', () => {
-    expect([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4999, -2.5001, 3, 7.5].map(roundHalfEven)).toEqual([0, 2, 2, -0, -2, -2, 2, -3, 3, 8])
+    expect([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4999, -2.5001, 3, 7.5].map(roundHalfEven)).toEqual([
+      0, 2, 2, -0, -2, -2, 2, -3, 3, 8,
+    ])
   })
 })
 
@@ -175,7 +209,8 @@ describe.each([
     const random = rng(11)
     const xs: number[] = []
     for (let b = 0; b < 255; b++) {
-      const lo = decode(b), hi = decode(b + 1)
+      const lo = decode(b),
+        hi = decode(b + 1)
       if (!Number.isFinite(lo) || !Number.isFinite(hi) || Math.sign(lo) !== Math.sign(hi) || Object.is(lo, -0)) continue
       xs.push((lo + hi) / 2, lo + (hi - lo) / 3, lo + (2 * (hi - lo)) / 3)
     }

@@ -16,7 +16,10 @@ describe('GPTQ qweight packing (GPTQModel layout, hand-computed words)', () => {
 
   it('2 bits: 16 inputs in one word', () => {
     const codes = new Uint8Array(16)
-    codes[0] = 3; codes[2] = 1; codes[3] = 2; codes[15] = 1
+    codes[0] = 3
+    codes[2] = 1
+    codes[3] = 2
+    codes[15] = 1
     const q = packGptqWeight(codes, 1, 16, 2)
     expect(u32(q)).toEqual([0x40000093])
     expect(Array.from(unpackGptqWeight(q, 1, 16, 2))).toEqual(Array.from(codes))
@@ -32,7 +35,10 @@ describe('GPTQ qweight packing (GPTQModel layout, hand-computed words)', () => {
     // GPTQModel: w0 = x0..x9 << 3k | x10 << 30; w1 = (x10 >> 2) & 1 | x11..x20 << (3k+1) | x21 << 31;
     // w2 = (x21 >> 1) & 3 | x22..x31 << (3k+2)
     const codes = new Uint8Array(32)
-    codes[0] = 7; codes[10] = 0b101; codes[21] = 0b011; codes[31] = 6
+    codes[0] = 7
+    codes[10] = 0b101
+    codes[21] = 0b011
+    codes[31] = 6
     const q = packGptqWeight(codes, 1, 32, 3)
     expect(u32(q)).toEqual([0x40000007, 0x80000001, 0xc0000001])
     expect(Array.from(unpackGptqWeight(q, 1, 32, 3))).toEqual(Array.from(codes))
@@ -73,7 +79,9 @@ describe('GPTQ qzeros: v1 stores z − 1, v2 stores z', () => {
     for (const bits of [2, 8]) {
       const zeros = Int32Array.from({ length: 3 * 16 }, (_, i) => (i * 7) % 2 ** bits)
       for (const f of ['gptq', 'gptq_v2'] as const) {
-        expect(Array.from(unpackGptqZeros(packGptqZeros(zeros, 3, 16, bits, f), 3, 16, bits, f))).toEqual(Array.from(zeros))
+        expect(Array.from(unpackGptqZeros(packGptqZeros(zeros, 3, 16, bits, f), 3, 16, bits, f))).toEqual(
+          Array.from(zeros),
+        )
       }
     }
     expect(u32(packGptqZeros(new Int32Array(4).fill(1), 1, 4, 8, 'gptq'))).toEqual([0])

@@ -32,7 +32,11 @@ export function packGptqWeight(codes: Uint8Array, out: number, inputs: number, b
 /** Inverse of packGptqWeight: codes [out, in]. */
 export function unpackGptqWeight(qweight: Int32Array, out: number, inputs: number, bits: number): Uint8Array {
   if (qweight.length !== packedWords(inputs, bits) * out) {
-    throw new WhittleError('format', null, `qweight has ${qweight.length} words, ${inputs} inputs × ${out} outputs at ${bits} bits need ${packedWords(inputs, bits) * out}`)
+    throw new WhittleError(
+      'format',
+      null,
+      `qweight has ${qweight.length} words, ${inputs} inputs × ${out} outputs at ${bits} bits need ${packedWords(inputs, bits) * out}`,
+    )
   }
   const codes = new Uint8Array(out * inputs)
   const u = asWords(qweight)
@@ -48,7 +52,13 @@ function onePerField(bits: number): number {
 }
 
 /** GPTQ qzeros: zeros [groups, out] → int32 [groups, ceil(out·b/32)], in the v1 or v2 convention. */
-export function packGptqZeros(zeros: Int32Array, groups: number, out: number, bits: number, format: GptqCheckpointFormat): Int32Array {
+export function packGptqZeros(
+  zeros: Int32Array,
+  groups: number,
+  out: number,
+  bits: number,
+  format: GptqCheckpointFormat,
+): Int32Array {
   const words = packedWords(out, bits)
   const packed = new Int32Array(groups * words)
   const u = asWords(packed)
@@ -69,10 +79,20 @@ export function packGptqZeros(zeros: Int32Array, groups: number, out: number, bi
 }
 
 /** Inverse of packGptqZeros: zeros [groups, out] as the quantizer meant them (v2 convention). */
-export function unpackGptqZeros(qzeros: Int32Array, groups: number, out: number, bits: number, format: GptqCheckpointFormat): Int32Array {
+export function unpackGptqZeros(
+  qzeros: Int32Array,
+  groups: number,
+  out: number,
+  bits: number,
+  format: GptqCheckpointFormat,
+): Int32Array {
   const words = packedWords(out, bits)
   if (qzeros.length !== groups * words) {
-    throw new WhittleError('format', null, `qzeros has ${qzeros.length} words, ${groups} groups × ${out} outputs at ${bits} bits need ${groups * words}`)
+    throw new WhittleError(
+      'format',
+      null,
+      `qzeros has ${qzeros.length} words, ${groups} groups × ${out} outputs at ${bits} bits need ${groups * words}`,
+    )
   }
   const mask = (1 << bits) - 1
   const perField = format === 'gptq' && 32 % bits !== 0
@@ -92,10 +112,20 @@ export function unpackGptqZeros(qzeros: Int32Array, groups: number, out: number,
 }
 
 /** W [out, in] decoded from GPTQ tensors: scales[g_idx[i], c] · (q − z). */
-export function dequantizeGptq(t: { qweight: Int32Array; qzeros: Int32Array; scales: Uint16Array; gIdx: Int32Array }, out: number, inputs: number, bits: number, format: GptqCheckpointFormat): Float32Array {
+export function dequantizeGptq(
+  t: { qweight: Int32Array; qzeros: Int32Array; scales: Uint16Array; gIdx: Int32Array },
+  out: number,
+  inputs: number,
+  bits: number,
+  format: GptqCheckpointFormat,
+): Float32Array {
   const groups = t.scales.length / out
   if (!Number.isInteger(groups) || groups < 1 || t.gIdx.length !== inputs) {
-    throw new WhittleError('format', null, `GPTQ tensors disagree: ${t.scales.length} scales for ${out} outputs, ${t.gIdx.length} g_idx for ${inputs} inputs`)
+    throw new WhittleError(
+      'format',
+      null,
+      `GPTQ tensors disagree: ${t.scales.length} scales for ${out} outputs, ${t.gIdx.length} g_idx for ${inputs} inputs`,
+    )
   }
   const codes = unpackGptqWeight(t.qweight, out, inputs, bits)
   const zeros = unpackGptqZeros(t.qzeros, groups, out, bits, format)

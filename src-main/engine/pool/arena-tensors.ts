@@ -41,7 +41,12 @@ export function allocTensor(pool: WorkerPool, length: number): ArenaTensor {
 }
 
 /** Reads a whole tensor (or `rows` rows starting at `rowStart`) into kernel memory as f32. */
-export async function loadTensor(pool: WorkerPool, entry: TensorEntry, rowStart = 0, rows?: number): Promise<ArenaTensor> {
+export async function loadTensor(
+  pool: WorkerPool,
+  entry: TensorEntry,
+  rowStart = 0,
+  rows?: number,
+): Promise<ArenaTensor> {
   const numel = elementCount(entry.shape)
   const rowLen = entry.shape.length >= 2 ? numel / entry.shape[0] : numel
   const nRows = rows ?? (entry.shape.length >= 2 ? entry.shape[0] : 1)
@@ -60,7 +65,11 @@ export async function loadTensor(pool: WorkerPool, entry: TensorEntry, rowStart 
     await readTensorBytes(entry, byteStart, byteLength, raw)
     const wasm = wasmDecoder(entry.dtype)
     if (wasm) {
-      ;(pool.kernels[wasm.kernel] as (src: number, dst: number, n: number) => void)(staging.ptr, out.ptr, elements / wasm.perUnit)
+      ;(pool.kernels[wasm.kernel] as (src: number, dst: number, n: number) => void)(
+        staging.ptr,
+        out.ptr,
+        elements / wasm.perUnit,
+      )
     } else {
       decodeToF32(entry.dtype, raw, elements, out.view())
     }

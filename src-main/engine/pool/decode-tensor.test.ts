@@ -32,7 +32,8 @@ describe('decodeTensorF32', () => {
       const dir = path.join(tmp, dtype)
       await generateLlamaModel(dir, 'tiny-llama-test', { dtype, seed: 5 })
       const model = await loadModel(dir)
-      for (const t of model.files.tensors) expect(bits(await decodeTensorF32(pool, t)), t.name).toEqual(bits(await readTensorF32(t)))
+      for (const t of model.files.tensors)
+        expect(bits(await decodeTensorF32(pool, t)), t.name).toEqual(bits(await readTensorF32(t)))
     }
   })
 
@@ -68,7 +69,8 @@ describe('decodeTensorF32', () => {
   it.skipIf(!hasShared)('GGUF block types of the golden files: the same bits as readTensorF32', async () => {
     for (const type of ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K']) {
       const g = await readGguf(shared('reference/gguf-golden', `small-llama-${type}.gguf`))
-      for (const t of g.tensors.slice(0, 4)) expect(bits(await decodeTensorF32(pool, t)), `${type} ${t.name}`).toEqual(bits(await readTensorF32(t)))
+      for (const t of g.tensors.slice(0, 4))
+        expect(bits(await decodeTensorF32(pool, t)), `${type} ${t.name}`).toEqual(bits(await readTensorF32(t)))
     }
   })
 })

@@ -9,7 +9,9 @@ function arena(pages = 2, max = 16): { a: MemoryArena; memory: WebAssembly.Memor
 describe('MemoryArena', () => {
   it('hands out aligned, disjoint regions above the heap base', () => {
     const { a } = arena()
-    const r1 = a.alloc(10), r2 = a.alloc(1000), r3 = a.alloc(1)
+    const r1 = a.alloc(10),
+      r2 = a.alloc(1000),
+      r3 = a.alloc(1)
     for (const r of [r1, r2, r3]) expect(r.ptr % 64).toBe(0)
     expect(r1.ptr).toBeGreaterThanOrEqual(100)
     const spans = [r1, r2, r3].map((r) => [r.ptr, r.ptr + r.bytes]).sort((x, y) => x[0] - y[0])
@@ -26,7 +28,9 @@ describe('MemoryArena', () => {
 
   it('reuses freed space and coalesces neighbours', () => {
     const { a } = arena()
-    const r1 = a.alloc(64), r2 = a.alloc(64), r3 = a.alloc(64)
+    const r1 = a.alloc(64),
+      r2 = a.alloc(64),
+      r3 = a.alloc(64)
     a.release(r1)
     a.release(r2)
     const big = a.alloc(128)

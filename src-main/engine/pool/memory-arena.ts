@@ -36,7 +36,8 @@ export class MemoryArena {
 
   /** `what` names the allocation in the out-of-memory error ("a 5632×5632 Hessian"). */
   alloc(bytes: number, what = 'a kernel buffer'): Region {
-    if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new WhittleError('validation', null, `arena: bad allocation size ${bytes} for ${what}`)
+    if (!Number.isSafeInteger(bytes) || bytes <= 0)
+      throw new WhittleError('validation', null, `arena: bad allocation size ${bytes} for ${what}`)
     const size = alignUp(bytes)
     const i = this.free.findIndex((b) => b.bytes >= size)
     let ptr: number
@@ -44,7 +45,10 @@ export class MemoryArena {
       const block = this.free[i]
       ptr = block.ptr
       if (block.bytes === size) this.free.splice(i, 1)
-      else { block.ptr += size; block.bytes -= size }
+      else {
+        block.ptr += size
+        block.bytes -= size
+      }
     } else {
       ptr = this.top
       const end = ptr + size
@@ -66,8 +70,11 @@ export class MemoryArena {
 
   private outOfMemory(size: number, what: string): WhittleError {
     const mib = (n: number): string => (n / 2 ** 20).toFixed(0)
-    return new WhittleError('out-of-memory', null,
-      `${what} needs ${mib(size)} MiB of kernel memory; ${mib(this.liveBytes)} MiB are in use and the kernel memory ceiling is ${mib(this.maxBytes)} MiB`)
+    return new WhittleError(
+      'out-of-memory',
+      null,
+      `${what} needs ${mib(size)} MiB of kernel memory; ${mib(this.liveBytes)} MiB are in use and the kernel memory ceiling is ${mib(this.maxBytes)} MiB`,
+    )
   }
 
   release(region: Region): void {
@@ -78,12 +85,19 @@ export class MemoryArena {
     while (j < this.free.length && this.free[j].ptr < region.ptr) j++
     this.free.splice(j, 0, { ptr: region.ptr, bytes: size })
     // Coalesce with neighbours, then give the tail back to `top` so long runs do not fragment.
-    for (let k = Math.max(0, j - 1); k < this.free.length - 1; ) {
-      const a = this.free[k], b = this.free[k + 1]
-      if (a.ptr + a.bytes === b.ptr) { a.bytes += b.bytes; this.free.splice(k + 1, 1) } else k++
+    for (let k = Math.max(0, j - 1); k < this.free.length - 1;) {
+      const a = this.free[k],
+        b = this.free[k + 1]
+      if (a.ptr + a.bytes === b.ptr) {
+        a.bytes += b.bytes
+        this.free.splice(k + 1, 1)
+      } else k++
     }
     const last = this.free[this.free.length - 1]
-    if (last && last.ptr + last.bytes === this.top) { this.top = last.ptr; this.free.pop() }
+    if (last && last.ptr + last.bytes === this.top) {
+      this.top = last.ptr
+      this.free.pop()
+    }
   }
 
   // Views are made fresh each time: memory.grow replaces the SharedArrayBuffer object.

@@ -16,11 +16,18 @@ const THREADS = 2
 const LONG_N = 4096
 
 let pool: WorkerPool
-beforeAll(async () => { pool = await WorkerPool.create({ threads: THREADS, workerFile: FAULT_WORKER }) })
-afterAll(async () => { await pool?.close() })
+beforeAll(async () => {
+  pool = await WorkerPool.create({ threads: THREADS, workerFile: FAULT_WORKER })
+})
+afterAll(async () => {
+  await pool?.close()
+})
 
 async function rejection(p: Promise<unknown>): Promise<WhittleError> {
-  const e = await p.then(() => null, (err: unknown) => err)
+  const e = await p.then(
+    () => null,
+    (err: unknown) => err,
+  )
   expect(e, 'expected the task to fail').toBeInstanceOf(WhittleError)
   return e as WhittleError
 }
@@ -34,16 +41,20 @@ async function expectPoolWorks(p: WorkerPool): Promise<void> {
   const want = new Float32Array(n)
   const bits = new Uint32Array(want.buffer)
   for (let i = 0; i < n; i++) bits[i] = (Math.imul(i + 1, 2654435761) & 0x7f7f0000) >>> 0
-  const src = p.arena.alloc(n * 2), dst = p.arena.alloc(n * 4)
+  const src = p.arena.alloc(n * 2),
+    dst = p.arena.alloc(n * 4)
   try {
     const halves = new Uint16Array(p.memory.buffer, src.ptr, n)
     for (let i = 0; i < n; i++) halves[i] = bits[i] >>> 16
     // One task per worker, so a stale or broken worker could not hide.
     const step = Math.ceil(n / THREADS)
-    await Promise.all(Array.from({ length: THREADS }, (_, k) => {
-      const a = k * step, b = Math.min(n, a + step)
-      return p.run([['convert_bf16', src.ptr + a * 2, dst.ptr + a * 4, b - a]])
-    }))
+    await Promise.all(
+      Array.from({ length: THREADS }, (_, k) => {
+        const a = k * step,
+          b = Math.min(n, a + step)
+        return p.run([['convert_bf16', src.ptr + a * 2, dst.ptr + a * 4, b - a]])
+      }),
+    )
     expect(Array.from(new Uint32Array(p.memory.buffer, dst.ptr, n))).toEqual(Array.from(bits))
   } finally {
     p.arena.release(src)
@@ -109,14 +120,23 @@ describe('WorkerPool faults', () => {
   })
 
   it('a worker that exits mid-task rejects the task (no hang) and is replaced', async () => {
-    const e = await rejection(pool.run([['convert_bf16', 0, 0, 0], ['__test_exit', 7]]))
+    const e = await rejection(
+      pool.run([
+        ['convert_bf16', 0, 0, 0],
+        ['__test_exit', 7],
+      ]),
+    )
     expect(e.code).toBe('kernel')
     expect(e.message).toMatch(/exited with code 7 while running kernel convert_bf16, __test_exit/)
     await expectPoolWorks(pool)
   })
 
   it('a worker that runs out of memory fails its task with that fault and is replaced', async () => {
-    const small = await WorkerPool.create({ threads: THREADS, workerFile: FAULT_WORKER, resourceLimits: { maxOldGenerationSizeMb: 48 } })
+    const small = await WorkerPool.create({
+      threads: THREADS,
+      workerFile: FAULT_WORKER,
+      resourceLimits: { maxOldGenerationSizeMb: 48 },
+    })
     try {
       const e = await rejection(small.run([['__test_oom']]))
       expect(e.code).toBe('kernel')
@@ -130,7 +150,9 @@ describe('WorkerPool faults', () => {
   it('a worker killed from outside in the middle of a long kernel rejects the task and is replaced', async () => {
     // Every worker thread started from now on announces itself here: the new pool's, then its replacements.
     const seen: Worker[] = []
-    const onWorker = (w: Worker): void => { seen.push(w) }
+    const onWorker = (w: Worker): void => {
+      seen.push(w)
+    }
     process.on('worker', onWorker)
     const fresh = await WorkerPool.create({ threads: THREADS })
     const A = identity(fresh, LONG_N)
@@ -167,7 +189,9 @@ describe('WorkerPool faults', () => {
     }
     expect(e).toBeInstanceOf(WhittleError)
     expect((e as WhittleError).code).toBe('out-of-memory')
-    expect((e as WhittleError).message).toMatch(/a 16384×16384 Hessian needs 2048 MiB of kernel memory.*ceiling is 1024 MiB/)
+    expect((e as WhittleError).message).toMatch(
+      /a 16384×16384 Hessian needs 2048 MiB of kernel memory.*ceiling is 1024 MiB/,
+    )
     expect(pool.arena.liveBytes).toBe(before)
     await expectPoolWorks(pool)
   })
@@ -191,7 +215,9 @@ describe('WorkerPool cancel', () => {
       expect(latency).toBeLessThan(scaled(1000))
       for (const e of errors) expect(e.code).toBe('cancelled')
       // Once cancelled, the job's further calls fail at once.
-      expect((await rejection(withCancelScope(job.signal, () => pool.run([['convert_bf16', 0, 0, 0]])))).code).toBe('cancelled')
+      expect((await rejection(withCancelScope(job.signal, () => pool.run([['convert_bf16', 0, 0, 0]])))).code).toBe(
+        'cancelled',
+      )
     } finally {
       pool.arena.release(A)
     }

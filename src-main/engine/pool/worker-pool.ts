@@ -106,7 +106,14 @@ export class WorkerPool {
     const module = await compileKernels()
     const memory = createKernelMemory(64, MAX_PAGES)
     const kernels = instantiateKernels(module, memory)
-    const pool = new WorkerPool(memory, kernels, threads, module, threads > 0 ? options.workerFile ?? locatePoolWorker() : null, options.resourceLimits)
+    const pool = new WorkerPool(
+      memory,
+      kernels,
+      threads,
+      module,
+      threads > 0 ? (options.workerFile ?? locatePoolWorker()) : null,
+      options.resourceLimits,
+    )
     for (let i = 0; i < threads; i++) pool.spawn()
     return pool
   }
@@ -130,18 +137,27 @@ export class WorkerPool {
       try {
         return Promise.resolve(runInline(this.kernels, calls))
       } catch (e) {
-        return Promise.reject(e instanceof WhittleError ? e : new WhittleError('kernel', null, `kernel ${kernelNames(calls)} failed: ${describe(e)}`))
+        return Promise.reject(
+          e instanceof WhittleError
+            ? e
+            : new WhittleError('kernel', null, `kernel ${kernelNames(calls)} failed: ${describe(e)}`),
+        )
       }
     }
-    if (this.slots.length === 0) return Promise.reject(new WhittleError('kernel', null, 'no kernel worker is running (they kept failing at start)'))
+    if (this.slots.length === 0)
+      return Promise.reject(
+        new WhittleError('kernel', null, 'no kernel worker is running (they kept failing at start)'),
+      )
     return new Promise((resolve, reject) => {
       const group = signal ?? NO_JOB
       const task: Task = { id: this.nextId++, calls, group, resolve, reject, slot: null }
       if (signal) this.watch(signal)
-      const settle = <A>(fn: (a: A) => void) => (a: A): void => {
-        if (signal) this.unwatch(signal)
-        fn(a)
-      }
+      const settle =
+        <A>(fn: (a: A) => void) =>
+        (a: A): void => {
+          if (signal) this.unwatch(signal)
+          fn(a)
+        }
       task.resolve = settle(resolve)
       task.reject = settle(reject)
       this.queue.push(task)
@@ -162,11 +178,21 @@ export class WorkerPool {
   }
 
   private spawn(): void {
-    const slot: Slot = { worker: new Worker(this.workerFile!, { workerData: { module: this.module, memory: this.memory }, resourceLimits: this.resourceLimits }), task: null, retiring: false, crash: null }
+    const slot: Slot = {
+      worker: new Worker(this.workerFile!, {
+        workerData: { module: this.module, memory: this.memory },
+        resourceLimits: this.resourceLimits,
+      }),
+      task: null,
+      retiring: false,
+      crash: null,
+    }
     const w = slot.worker
     w.unref()
     w.on('message', (reply: WorkerReply) => this.onReply(slot, reply))
-    w.on('error', (e) => { slot.crash = e })
+    w.on('error', (e) => {
+      slot.crash = e
+    })
     w.on('exit', (code) => this.onExit(slot, code))
     this.slots.push(slot)
     this.idle.push(slot)
@@ -242,7 +268,11 @@ export class WorkerPool {
       if (!this.closed) this.replace(retired.length, error)
       for (const t of stopped) {
         const cancelled = error.code === 'cancelled'
-        t.reject(cancelled || t === faultTask ? error : new WhittleError('kernel', null, `stopped: another part of the same work failed (${error.message})`))
+        t.reject(
+          cancelled || t === faultTask
+            ? error
+            : new WhittleError('kernel', null, `stopped: another part of the same work failed (${error.message})`),
+        )
       }
     })
   }
@@ -271,7 +301,8 @@ export class WorkerPool {
       }
     }
     if (this.slots.length === 0) {
-      for (const t of this.queue.splice(0)) t.reject(new WhittleError('kernel', null, `no kernel worker could be restarted after: ${cause.message}`))
+      for (const t of this.queue.splice(0))
+        t.reject(new WhittleError('kernel', null, `no kernel worker could be restarted after: ${cause.message}`))
       return
     }
     this.dispatch()
@@ -305,7 +336,8 @@ function runInline(kernels: KernelExports, calls: KernelCall[]): number[] {
   const table = kernels as unknown as Record<string, (...args: number[]) => unknown>
   const results: number[] = []
   for (const [name, ...args] of calls) {
-    if (!Object.hasOwn(table, name) || typeof table[name] !== 'function') throw new WhittleError('kernel', null, `unknown kernel ${JSON.stringify(name)}`)
+    if (!Object.hasOwn(table, name) || typeof table[name] !== 'function')
+      throw new WhittleError('kernel', null, `unknown kernel ${JSON.stringify(name)}`)
     const r = table[name](...args)
     results.push(typeof r === 'number' ? r : 0)
   }
@@ -318,7 +350,9 @@ let shared: Promise<WorkerPool> | null = null
 export function getPool(): Promise<WorkerPool> {
   if (!shared) {
     const created = WorkerPool.create()
-    created.catch(() => { if (shared === created) shared = null }) // a failed start (kernels not built) may be retried
+    created.catch(() => {
+      if (shared === created) shared = null
+    }) // a failed start (kernels not built) may be retried
     shared = created
   }
   return shared

@@ -24,15 +24,15 @@ export async function main(argv: string[]): Promise<number> {
     values = parseArgs({
       args: argv,
       options: {
-        'preset': { type: 'string' },
-        'dtype': { type: 'string', default: 'BF16' },
-        'out': { type: 'string' },
-        'seed': { type: 'string', default: '1' },
+        preset: { type: 'string' },
+        dtype: { type: 'string', default: 'BF16' },
+        out: { type: 'string' },
+        seed: { type: 'string', default: '1' },
         'shard-bytes': { type: 'string' },
         'outlier-channels': { type: 'string' },
         'outlier-scale': { type: 'string' },
-        'force': { type: 'boolean', default: false },
-        'help': { type: 'boolean', default: false },
+        force: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
       },
       strict: true,
     }).values
@@ -71,10 +71,15 @@ export async function main(argv: string[]): Promise<number> {
       },
     })
     if (lastShown >= 0) process.stderr.write('\n')
-    const size = result.tensorBytes >= 1e9 ? `${(result.tensorBytes / 1e9).toFixed(2)} GB` : `${(result.tensorBytes / 1e6).toFixed(2)} MB`
-    console.log(result.skipped
-      ? `${result.dir} already holds ${preset} ${dtype} (seed ${values.seed}); nothing to do`
-      : `wrote ${preset} ${dtype} to ${result.dir}: ${result.files.join(', ')} (${size} of tensors)`)
+    const size =
+      result.tensorBytes >= 1e9
+        ? `${(result.tensorBytes / 1e9).toFixed(2)} GB`
+        : `${(result.tensorBytes / 1e6).toFixed(2)} MB`
+    console.log(
+      result.skipped
+        ? `${result.dir} already holds ${preset} ${dtype} (seed ${values.seed}); nothing to do`
+        : `wrote ${preset} ${dtype} to ${result.dir}: ${result.files.join(', ')} (${size} of tensors)`,
+    )
     return 0
   } catch (e) {
     console.error(describeError(e))
@@ -84,5 +89,7 @@ export async function main(argv: string[]): Promise<number> {
 
 // Run only when executed directly, so tests can import main().
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  main(process.argv.slice(2)).then((code) => { process.exitCode = code })
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code
+  })
 }

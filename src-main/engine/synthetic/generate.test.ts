@@ -23,7 +23,8 @@ afterAll(async () => {
 
 async function filesOf(dir: string): Promise<Record<string, Buffer>> {
   const out: Record<string, Buffer> = {}
-  for (const name of (await readdir(dir)).sort()) if (name !== STAMP_FILE) out[name] = await readFile(path.join(dir, name))
+  for (const name of (await readdir(dir)).sort())
+    if (name !== STAMP_FILE) out[name] = await readFile(path.join(dir, name))
   return out
 }
 
@@ -33,7 +34,7 @@ function median(values: number[]): number {
 }
 
 describe('generateLlamaModel', () => {
-  it('writes a model that opens as the preset\'s Llama, every tensor with a role', async () => {
+  it("writes a model that opens as the preset's Llama, every tensor with a role", async () => {
     const dir = path.join(work, 'f32')
     const result = await generateLlamaModel(dir, 'tiny-llama-test', { dtype: 'F32', seed: 7 })
     expect(result.skipped).toBe(false)
@@ -42,9 +43,17 @@ describe('generateLlamaModel', () => {
     expect(model.config?.architectures).toEqual(['LlamaForCausalLM'])
     const arch = describeArchitecture(model)
     expect(arch).toMatchObject({
-      family: 'llama', declared: 'LlamaForCausalLM', layers: preset.layers, hiddenSize: preset.hiddenSize,
-      heads: preset.heads, kvHeads: preset.kvHeads, headDim: preset.hiddenSize / preset.heads,
-      intermediateSize: preset.intermediateSize, vocabSize: preset.vocabSize, tiedEmbeddings: false, warnings: [],
+      family: 'llama',
+      declared: 'LlamaForCausalLM',
+      layers: preset.layers,
+      hiddenSize: preset.hiddenSize,
+      heads: preset.heads,
+      kvHeads: preset.kvHeads,
+      headDim: preset.hiddenSize / preset.heads,
+      intermediateSize: preset.intermediateSize,
+      vocabSize: preset.vocabSize,
+      tiedEmbeddings: false,
+      warnings: [],
     })
     expect(model.tensors).toHaveLength(1 + preset.layers * 9 + 2)
     for (const t of model.tensors) {
@@ -73,7 +82,9 @@ describe('generateLlamaModel', () => {
         const flagged = colAbsmax.flatMap((m, c) => (m > 6 * med ? [c] : []))
         // o_proj reads the attention output, not the hidden stream: no outliers planted there.
         expect(flagged, `${entry.name}`).toEqual(part === 'self_attn.o_proj' ? [] : hot)
-        const plainStd = Math.sqrt(w.filter((_, i) => !hot.includes(i % cols)).reduce((a, v) => a + v * v, 0) / (rows * (cols - hot.length)))
+        const plainStd = Math.sqrt(
+          w.filter((_, i) => !hot.includes(i % cols)).reduce((a, v) => a + v * v, 0) / (rows * (cols - hot.length)),
+        )
         expect(plainStd).toBeGreaterThan(WEIGHT_STD * 0.85)
         expect(plainStd).toBeLessThan(WEIGHT_STD * 1.15)
       }
@@ -103,7 +114,10 @@ describe('generateLlamaModel', () => {
     // its low 16 bits cleared, and that plus one BF16 step away from zero).
     const bits = new Uint32Array(w32.buffer)
     const view = new DataView(new ArrayBuffer(4))
-    const asFloat = (b: number): number => { view.setUint32(0, b >>> 0); return view.getFloat32(0) }
+    const asFloat = (b: number): number => {
+      view.setUint32(0, b >>> 0)
+      return view.getFloat32(0)
+    }
     let wrong = 0
     for (let i = 0; i < w32.length; i++) {
       const toward0 = asFloat(bits[i] & 0xffff0000)
@@ -158,18 +172,28 @@ describe('generateLlamaModel', () => {
     await expect(generateLlamaModel(foreign, 'tiny-llama-test', { dtype: 'F32', seed: 1 })).rejects.toThrow(/not empty/)
     expect(await readFile(path.join(foreign, 'config.json'), 'utf8')).toBe('{}')
     const fresh = path.join(work, 'fresh')
-    await expect(generateLlamaModel(fresh, 'nope' as never, { dtype: 'F32', seed: 1 })).rejects.toThrow(/unknown preset/)
-    await expect(generateLlamaModel(fresh, 'tiny-llama-test', { dtype: 'Q4_0' as never, seed: 1 })).rejects.toThrow(WhittleError)
+    await expect(generateLlamaModel(fresh, 'nope' as never, { dtype: 'F32', seed: 1 })).rejects.toThrow(
+      /unknown preset/,
+    )
+    await expect(generateLlamaModel(fresh, 'tiny-llama-test', { dtype: 'Q4_0' as never, seed: 1 })).rejects.toThrow(
+      WhittleError,
+    )
     await expect(generateLlamaModel(fresh, 'tiny-llama-test', { dtype: 'F32', seed: 1.5 })).rejects.toThrow(/seed/)
-    await expect(generateLlamaModel(fresh, 'tiny-llama-test', { dtype: 'F32', seed: 1, shardBytes: -1 })).rejects.toThrow(/shard/)
-    await expect(generateLlamaModel(fresh, 'tiny-llama-test', { dtype: 'F32', seed: 1, outliers: { scale: 0 } })).rejects.toThrow(/outlier scale/)
+    await expect(
+      generateLlamaModel(fresh, 'tiny-llama-test', { dtype: 'F32', seed: 1, shardBytes: -1 }),
+    ).rejects.toThrow(/shard/)
+    await expect(
+      generateLlamaModel(fresh, 'tiny-llama-test', { dtype: 'F32', seed: 1, outliers: { scale: 0 } }),
+    ).rejects.toThrow(/outlier scale/)
   })
 
   it('runs from the command line, and skips the second time', async () => {
     const dir = path.join(work, 'cli')
     const logs: string[] = []
     const log = console.log
-    console.log = (...args: unknown[]) => { logs.push(args.join(' ')) }
+    console.log = (...args: unknown[]) => {
+      logs.push(args.join(' '))
+    }
     try {
       expect(await main(['--preset', 'tiny-llama-test', '--dtype', 'bf16', '--out', dir, '--seed', '11'])).toBe(0)
       expect(await main(['--preset', 'tiny-llama-test', '--dtype', 'BF16', '--out', dir, '--seed', '11'])).toBe(0)
@@ -178,7 +202,9 @@ describe('generateLlamaModel', () => {
     }
     expect(logs[0]).toMatch(/^wrote tiny-llama-test BF16/)
     expect(logs[1]).toMatch(/already holds/)
-    expect((await filesOf(dir))['model.safetensors'].equals((await filesOf(path.join(work, 'bf16-b')))['model.safetensors'])).toBe(true)
+    expect(
+      (await filesOf(dir))['model.safetensors'].equals((await filesOf(path.join(work, 'bf16-b')))['model.safetensors']),
+    ).toBe(true)
     const error = console.error
     console.error = () => {}
     try {

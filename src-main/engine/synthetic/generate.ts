@@ -11,8 +11,13 @@ import { writeSafetensors, type SafetensorsTensorInput } from '../formats/safete
 import { ioError } from '../io/ranged-file'
 import { PRESETS, isPresetName, type LlamaPreset, type PresetName } from './presets'
 import {
-  DEFAULT_OUTLIERS, planLlamaTensors, tensorBytes, tensorChunks,
-  type OutlierOptions, type PlannedTensor, type SyntheticDType,
+  DEFAULT_OUTLIERS,
+  planLlamaTensors,
+  tensorBytes,
+  tensorChunks,
+  type OutlierOptions,
+  type PlannedTensor,
+  type SyntheticDType,
 } from './weights'
 
 export type { SyntheticDType, OutlierOptions } from './weights'
@@ -55,22 +60,36 @@ interface Stamp {
 }
 
 /** Files this generator writes, and so may delete when regenerating. */
-const OWN_FILE = /^(?:model\.safetensors|model-\d{5}-of-\d{5}\.safetensors|model\.safetensors\.index\.json|config\.json|generation_config\.json)$/
+const OWN_FILE =
+  /^(?:model\.safetensors|model-\d{5}-of-\d{5}\.safetensors|model\.safetensors\.index\.json|config\.json|generation_config\.json)$/
 
 const TORCH_DTYPES: Record<SyntheticDType, string> = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' }
 
-function validate(dir: string, preset: string, options: GenerateOptions): { outliers: OutlierOptions; shardBytes: number | null } {
+function validate(
+  dir: string,
+  preset: string,
+  options: GenerateOptions,
+): { outliers: OutlierOptions; shardBytes: number | null } {
   const bad = (problem: string): WhittleError => new WhittleError('validation', dir, problem)
   if (!isPresetName(preset)) throw bad(`unknown preset '${preset}' (known: ${Object.keys(PRESETS).join(', ')})`)
-  if (!['F32', 'BF16', 'F16'].includes(options.dtype)) throw bad(`dtype must be F32, BF16 or F16, not ${String(options.dtype)}`)
+  if (!['F32', 'BF16', 'F16'].includes(options.dtype))
+    throw bad(`dtype must be F32, BF16 or F16, not ${String(options.dtype)}`)
   if (!Number.isSafeInteger(options.seed)) throw bad(`seed must be an integer, not ${options.seed}`)
   const outliers = { ...DEFAULT_OUTLIERS, ...options.outliers }
-  if (!Number.isInteger(outliers.channelsPerLayer) || outliers.channelsPerLayer < 0 || outliers.channelsPerLayer > PRESETS[preset].hiddenSize) {
-    throw bad(`outlier channels per layer must be an integer from 0 to the hidden size, not ${outliers.channelsPerLayer}`)
+  if (
+    !Number.isInteger(outliers.channelsPerLayer) ||
+    outliers.channelsPerLayer < 0 ||
+    outliers.channelsPerLayer > PRESETS[preset].hiddenSize
+  ) {
+    throw bad(
+      `outlier channels per layer must be an integer from 0 to the hidden size, not ${outliers.channelsPerLayer}`,
+    )
   }
-  if (!Number.isFinite(outliers.scale) || outliers.scale <= 0) throw bad(`outlier scale must be a positive number, not ${outliers.scale}`)
+  if (!Number.isFinite(outliers.scale) || outliers.scale <= 0)
+    throw bad(`outlier scale must be a positive number, not ${outliers.scale}`)
   const shardBytes = options.shardBytes ?? null
-  if (shardBytes !== null && (!Number.isSafeInteger(shardBytes) || shardBytes <= 0)) throw bad(`shard size must be a positive number of bytes, not ${shardBytes}`)
+  if (shardBytes !== null && (!Number.isSafeInteger(shardBytes) || shardBytes <= 0))
+    throw bad(`shard size must be a positive number of bytes, not ${shardBytes}`)
   return { outliers, shardBytes }
 }
 
@@ -104,7 +123,11 @@ export function llamaConfigJson(p: LlamaPreset, dtype: SyntheticDType): Record<s
 }
 
 /** Greedy split at tensor boundaries. */
-export function splitIntoShards(plan: PlannedTensor[], dtype: SyntheticDType, shardBytes: number | null): PlannedTensor[][] {
+export function splitIntoShards(
+  plan: PlannedTensor[],
+  dtype: SyntheticDType,
+  shardBytes: number | null,
+): PlannedTensor[][] {
   if (shardBytes === null) return [plan]
   const shards: PlannedTensor[][] = []
   let current: PlannedTensor[] = []
@@ -124,7 +147,9 @@ export function splitIntoShards(plan: PlannedTensor[], dtype: SyntheticDType, sh
 }
 
 function shardName(i: number, count: number): string {
-  return count === 1 ? 'model.safetensors' : `model-${String(i + 1).padStart(5, '0')}-of-${String(count).padStart(5, '0')}.safetensors`
+  return count === 1
+    ? 'model.safetensors'
+    : `model-${String(i + 1).padStart(5, '0')}-of-${String(count).padStart(5, '0')}.safetensors`
 }
 
 async function readStamp(dir: string): Promise<Stamp | null | 'unreadable'> {
@@ -151,10 +176,18 @@ async function fileSize(path: string): Promise<number | null> {
 
 async function isComplete(dir: string, stamp: Stamp, wanted: Omit<Stamp, 'complete' | 'files'>): Promise<boolean> {
   if (!stamp.complete || !Array.isArray(stamp.files) || !stamp.files.length) return false
-  if (JSON.stringify({ ...wanted }) !== JSON.stringify({
-    generator: stamp.generator, preset: stamp.preset, dtype: stamp.dtype, seed: stamp.seed,
-    outliers: { channelsPerLayer: stamp.outliers?.channelsPerLayer, scale: stamp.outliers?.scale }, shardBytes: stamp.shardBytes,
-  })) return false
+  if (
+    JSON.stringify({ ...wanted }) !==
+    JSON.stringify({
+      generator: stamp.generator,
+      preset: stamp.preset,
+      dtype: stamp.dtype,
+      seed: stamp.seed,
+      outliers: { channelsPerLayer: stamp.outliers?.channelsPerLayer, scale: stamp.outliers?.scale },
+      shardBytes: stamp.shardBytes,
+    })
+  )
+    return false
   for (const f of stamp.files) {
     if ((await fileSize(join(dir, f.name))) !== f.size) return false
   }
@@ -169,11 +202,22 @@ async function writeJson(path: string, value: unknown): Promise<void> {
   }
 }
 
-export async function generateLlamaModel(dir: string, preset: PresetName, options: GenerateOptions): Promise<GeneratedModel> {
+export async function generateLlamaModel(
+  dir: string,
+  preset: PresetName,
+  options: GenerateOptions,
+): Promise<GeneratedModel> {
   const root = resolve(dir)
   const { outliers, shardBytes } = validate(root, preset, options)
   const p: LlamaPreset = PRESETS[preset]
-  const wanted = { generator: GENERATOR_VERSION, preset, dtype: options.dtype, seed: options.seed, outliers, shardBytes }
+  const wanted = {
+    generator: GENERATOR_VERSION,
+    preset,
+    dtype: options.dtype,
+    seed: options.seed,
+    outliers,
+    shardBytes,
+  }
   try {
     await mkdir(root, { recursive: true })
   } catch (e) {
@@ -183,7 +227,12 @@ export async function generateLlamaModel(dir: string, preset: PresetName, option
   const stamp = await readStamp(root)
   if (stamp && stamp !== 'unreadable' && !options.force && (await isComplete(root, stamp, wanted))) {
     const plan = planLlamaTensors(p, options.seed, outliers)
-    return { dir: root, files: stamp.files.map((f) => f.name), tensorBytes: plan.reduce((a, t) => a + tensorBytes(t, options.dtype), 0), skipped: true }
+    return {
+      dir: root,
+      files: stamp.files.map((f) => f.name),
+      tensorBytes: plan.reduce((a, t) => a + tensorBytes(t, options.dtype), 0),
+      skipped: true,
+    }
   }
   let present: string[]
   try {
@@ -193,7 +242,11 @@ export async function generateLlamaModel(dir: string, preset: PresetName, option
   }
   // Never clear out a folder this generator did not make: it might hold someone's real model.
   if (!stamp && present.length) {
-    throw new WhittleError('validation', root, 'is not empty and holds no synthetic model; choose a new or empty folder')
+    throw new WhittleError(
+      'validation',
+      root,
+      'is not empty and holds no synthetic model; choose a new or empty folder',
+    )
   }
   await writeJson(join(root, STAMP_FILE), { ...wanted, complete: false, files: [] } satisfies Stamp)
   for (const name of present) {
@@ -212,7 +265,10 @@ export async function generateLlamaModel(dir: string, preset: PresetName, option
   const plan = planLlamaTensors(p, options.seed, outliers)
   const total = plan.reduce((a, t) => a + tensorBytes(t, options.dtype), 0)
   const shards = splitIntoShards(plan, options.dtype, shardBytes)
-  const metadata = { format: 'pt', whittle_synthetic: JSON.stringify({ preset, dtype: options.dtype, seed: options.seed, outliers }) }
+  const metadata = {
+    format: 'pt',
+    whittle_synthetic: JSON.stringify({ preset, dtype: options.dtype, seed: options.seed, outliers }),
+  }
   const weightMap: Record<string, string> = {}
   let done = 0
   for (const [i, shard] of shards.entries()) {
@@ -234,7 +290,10 @@ export async function generateLlamaModel(dir: string, preset: PresetName, option
     files.push(name)
   }
   if (shards.length > 1) {
-    await writeJson(join(root, 'model.safetensors.index.json'), { metadata: { total_size: total }, weight_map: weightMap })
+    await writeJson(join(root, 'model.safetensors.index.json'), {
+      metadata: { total_size: total },
+      weight_map: weightMap,
+    })
     files.push('model.safetensors.index.json')
   }
 

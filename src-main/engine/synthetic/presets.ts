@@ -16,18 +16,42 @@ export interface LlamaPreset {
 export const PRESETS = {
   /** Small enough to generate in milliseconds inside unit tests; GQA like the real ones. */
   'tiny-llama-test': {
-    hiddenSize: 64, layers: 2, heads: 4, kvHeads: 2, intermediateSize: 176, vocabSize: 256,
-    maxPositions: 256, tiedEmbeddings: false, rmsNormEps: 1e-5, ropeTheta: 10000,
+    hiddenSize: 64,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    intermediateSize: 176,
+    vocabSize: 256,
+    maxPositions: 256,
+    tiedEmbeddings: false,
+    rmsNormEps: 1e-5,
+    ropeTheta: 10000,
   },
   /** TinyLlama-1.1B (TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T). */
   'tinyllama-1.1b': {
-    hiddenSize: 2048, layers: 22, heads: 32, kvHeads: 4, intermediateSize: 5632, vocabSize: 32000,
-    maxPositions: 2048, tiedEmbeddings: false, rmsNormEps: 1e-5, ropeTheta: 10000,
+    hiddenSize: 2048,
+    layers: 22,
+    heads: 32,
+    kvHeads: 4,
+    intermediateSize: 5632,
+    vocabSize: 32000,
+    maxPositions: 2048,
+    tiedEmbeddings: false,
+    rmsNormEps: 1e-5,
+    ropeTheta: 10000,
   },
   /** Llama-2-7B. */
   'llama-7b': {
-    hiddenSize: 4096, layers: 32, heads: 32, kvHeads: 32, intermediateSize: 11008, vocabSize: 32000,
-    maxPositions: 4096, tiedEmbeddings: false, rmsNormEps: 1e-5, ropeTheta: 10000,
+    hiddenSize: 4096,
+    layers: 32,
+    heads: 32,
+    kvHeads: 32,
+    intermediateSize: 11008,
+    vocabSize: 32000,
+    maxPositions: 4096,
+    tiedEmbeddings: false,
+    rmsNormEps: 1e-5,
+    ropeTheta: 10000,
   },
 } as const satisfies Record<string, LlamaPreset>
 

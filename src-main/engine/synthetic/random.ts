@@ -52,7 +52,6 @@ export class Xoshiro128 {
     this.d = rotl(this.d, 11)
     return result >>> 0
   }
-
 }
 
 function rotl(x: number, k: number): number {

@@ -39,7 +39,14 @@ describe('synthetic values', () => {
 
   it('do not depend on how a tensor is chunked', () => {
     // Odd column count, so chunks end in the middle of a normal pair.
-    const t: PlannedTensor = { name: 'x', shape: [37, 33], kind: 'matrix', layer: 0, outlierColumns: [2, 31], outlierScale: 5 }
+    const t: PlannedTensor = {
+      name: 'x',
+      shape: [37, 33],
+      kind: 'matrix',
+      layer: 0,
+      outlierColumns: [2, 31],
+      outlierScale: 5,
+    }
     for (const dtype of ['F32', 'BF16', 'F16'] as const) {
       const whole = concat(tensorChunks(t, 9, dtype, 1 << 20))
       const rowAtATime = concat(tensorChunks(t, 9, dtype, 1))
@@ -51,7 +58,14 @@ describe('synthetic values', () => {
   })
 
   it('depend on the seed and the tensor name', () => {
-    const t: PlannedTensor = { name: 'a', shape: [4, 8], kind: 'matrix', layer: null, outlierColumns: [], outlierScale: 1 }
+    const t: PlannedTensor = {
+      name: 'a',
+      shape: [4, 8],
+      kind: 'matrix',
+      layer: null,
+      outlierColumns: [],
+      outlierScale: 1,
+    }
     const base = concat(tensorChunks(t, 1, 'F32'))
     expect(concat(tensorChunks(t, 1, 'F32'))).toEqual(base)
     expect(concat(tensorChunks(t, 2, 'F32'))).not.toEqual(base)

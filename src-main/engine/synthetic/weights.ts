@@ -49,12 +49,30 @@ export function outlierChannels(hiddenSize: number, seed: number, layer: number,
 export function planLlamaTensors(p: LlamaPreset, seed: number, outliers: OutlierOptions): PlannedTensor[] {
   const h = p.hiddenSize
   const headDim = h / p.heads
-  const plan: PlannedTensor[] = [{ name: 'model.embed_tokens.weight', shape: [p.vocabSize, h], kind: 'matrix', layer: null, outlierColumns: [], outlierScale: 1 }]
+  const plan: PlannedTensor[] = [
+    {
+      name: 'model.embed_tokens.weight',
+      shape: [p.vocabSize, h],
+      kind: 'matrix',
+      layer: null,
+      outlierColumns: [],
+      outlierScale: 1,
+    },
+  ]
   for (let l = 0; l < p.layers; l++) {
     const at = `model.layers.${l}.`
-    const hot = outliers.channelsPerLayer > 0 && outliers.scale !== 1 ? outlierChannels(h, seed, l, outliers.channelsPerLayer) : []
-    const matrix = (name: string, shape: number[], readsHidden: boolean): PlannedTensor =>
-      ({ name: at + name, shape, kind: 'matrix', layer: l, outlierColumns: readsHidden ? hot : [], outlierScale: readsHidden ? outliers.scale : 1 })
+    const hot =
+      outliers.channelsPerLayer > 0 && outliers.scale !== 1
+        ? outlierChannels(h, seed, l, outliers.channelsPerLayer)
+        : []
+    const matrix = (name: string, shape: number[], readsHidden: boolean): PlannedTensor => ({
+      name: at + name,
+      shape,
+      kind: 'matrix',
+      layer: l,
+      outlierColumns: readsHidden ? hot : [],
+      outlierScale: readsHidden ? outliers.scale : 1,
+    })
     plan.push(
       matrix('self_attn.q_proj.weight', [p.heads * headDim, h], true),
       matrix('self_attn.k_proj.weight', [p.kvHeads * headDim, h], true),
@@ -64,11 +82,26 @@ export function planLlamaTensors(p: LlamaPreset, seed: number, outliers: Outlier
       matrix('mlp.up_proj.weight', [p.intermediateSize, h], true),
       matrix('mlp.down_proj.weight', [h, p.intermediateSize], false),
       { name: `${at}input_layernorm.weight`, shape: [h], kind: 'norm', layer: l, outlierColumns: [], outlierScale: 1 },
-      { name: `${at}post_attention_layernorm.weight`, shape: [h], kind: 'norm', layer: l, outlierColumns: [], outlierScale: 1 },
+      {
+        name: `${at}post_attention_layernorm.weight`,
+        shape: [h],
+        kind: 'norm',
+        layer: l,
+        outlierColumns: [],
+        outlierScale: 1,
+      },
     )
   }
   plan.push({ name: 'model.norm.weight', shape: [h], kind: 'norm', layer: null, outlierColumns: [], outlierScale: 1 })
-  if (!p.tiedEmbeddings) plan.push({ name: 'lm_head.weight', shape: [p.vocabSize, h], kind: 'matrix', layer: null, outlierColumns: [], outlierScale: 1 })
+  if (!p.tiedEmbeddings)
+    plan.push({
+      name: 'lm_head.weight',
+      shape: [p.vocabSize, h],
+      kind: 'matrix',
+      layer: null,
+      outlierColumns: [],
+      outlierScale: 1,
+    })
   return plan
 }
 
@@ -80,7 +113,12 @@ export function tensorBytes(t: PlannedTensor, dtype: SyntheticDType): number {
  * The tensor's bytes in row chunks of about CHUNK_BYTES; only the chunk being made is held. The values
  * depend on (seed, name) alone, never on the chunking.
  */
-export function* tensorChunks(t: PlannedTensor, seed: number, dtype: SyntheticDType, chunkBytes = CHUNK_BYTES): Generator<Uint8Array> {
+export function* tensorChunks(
+  t: PlannedTensor,
+  seed: number,
+  dtype: SyntheticDType,
+  chunkBytes = CHUNK_BYTES,
+): Generator<Uint8Array> {
   const [rows, cols] = t.shape.length === 2 ? t.shape : [1, t.shape[0]]
   const stream = new NormalStream(hashSeed(seed, t.name))
   const rowsPerChunk = Math.max(1, Math.floor(chunkBytes / (cols * bytesPerElement(dtype))))

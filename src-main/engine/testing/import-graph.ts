@@ -79,14 +79,24 @@ function importsOf(file: string, text: string): RawImport[] {
       found.push({ specifier: node.moduleSpecifier.text, typeOnly })
     } else if (ts.isExportDeclaration(node) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
       found.push({ specifier: node.moduleSpecifier.text, typeOnly: node.isTypeOnly })
-    } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
+    } else if (
+      ts.isImportTypeNode(node) &&
+      ts.isLiteralTypeNode(node.argument) &&
+      ts.isStringLiteral(node.argument.literal)
+    ) {
       found.push({ specifier: node.argument.literal.text, typeOnly: true })
     } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
       const [arg] = node.arguments
       if (arg && ts.isStringLiteralLike(arg)) found.push({ specifier: arg.text, typeOnly: false })
     } else if (ts.isNewExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === 'URL') {
       const [arg, base] = node.arguments ?? []
-      if (arg && ts.isStringLiteralLike(arg) && arg.text.startsWith('.') && base && base.getText(source) === 'import.meta.url') {
+      if (
+        arg &&
+        ts.isStringLiteralLike(arg) &&
+        arg.text.startsWith('.') &&
+        base &&
+        base.getText(source) === 'import.meta.url'
+      ) {
         found.push({ specifier: arg.text, typeOnly: false })
       }
     }
@@ -116,7 +126,8 @@ function resolveSpecifier(root: string, from: string, specifier: string): string
   let lexical: string
   const alias = Object.keys(ALIASES).find((prefix) => specifier.startsWith(prefix))
   if (alias) lexical = ALIASES[alias] + specifier.slice(alias.length)
-  else if (specifier.startsWith('.')) lexical = toPosix(path.posix.normalize(path.posix.join(path.posix.dirname(from), specifier)))
+  else if (specifier.startsWith('.'))
+    lexical = toPosix(path.posix.normalize(path.posix.join(path.posix.dirname(from), specifier)))
   else return null
   const candidates = [
     lexical,
@@ -233,7 +244,10 @@ export function shortestLoops(component: readonly string[], edges: readonly Impo
     if (!closing) continue
     const steps: ImportEdge[] = [closing]
     for (let at = closing.from; at !== start; at = via.get(at)!.from) steps.unshift(via.get(at)!)
-    const key = steps.map((e) => e.from).sort().join('|')
+    const key = steps
+      .map((e) => e.from)
+      .sort()
+      .join('|')
     if (seen.has(key)) continue
     seen.add(key)
     loops.push([start, ...steps.map((e) => (e.typeOnly ? `${e.to} (type only)` : e.to))])

@@ -35,6 +35,7 @@ export function referenceRun(name: string): ReferenceRun {
 
 /** The 128 calibration windows every reference run used (calib_starts.json over the calibration ids). */
 export function referenceCalibrationStarts(): number[] {
-  const doc = JSON.parse(readFileSync(shared('reference', 'calib_starts.json'), 'utf8')) as { starts: number[] } | number[]
+  const doc = JSON.parse(readFileSync(shared('reference', 'calib_starts.json'), 'utf8')) as
+    { starts: number[] } | number[]
   return Array.isArray(doc) ? doc : doc.starts
 }

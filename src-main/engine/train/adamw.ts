@@ -38,9 +38,12 @@ export function learningRate(lr: number, schedule: ScheduleName, step: number, t
   if (step < warmup) return lr * (step / Math.max(1, warmup))
   const progress = (step - warmup) / Math.max(1, total - warmup)
   switch (schedule) {
-    case 'constant': return lr
-    case 'linear': return lr * Math.max(0, (total - step) / Math.max(1, total - warmup))
-    case 'cosine': return lr * Math.max(0, 0.5 * (1 + Math.cos(Math.PI * progress)))
+    case 'constant':
+      return lr
+    case 'linear':
+      return lr * Math.max(0, (total - step) / Math.max(1, total - warmup))
+    case 'cosine':
+      return lr * Math.max(0, 0.5 * (1 + Math.cos(Math.PI * progress)))
   }
 }
 
@@ -80,16 +83,25 @@ export class AdamW {
   private readonly moments: { m: ArenaTensor; v: ArenaTensor }[]
   private t = 0
 
-  constructor(pool: WorkerPool, private readonly params: readonly OptimizedTensor[], private readonly settings: AdamWSettings) {
+  constructor(
+    pool: WorkerPool,
+    private readonly params: readonly OptimizedTensor[],
+    private readonly settings: AdamWSettings,
+  ) {
     const { beta1, beta2, eps, weightDecay } = settings
-    if (!(beta1 >= 0 && beta1 < 1)) throw new WhittleError('validation', null, `optimizer beta1 must be in [0, 1) (got ${beta1})`)
-    if (!(beta2 >= 0 && beta2 < 1)) throw new WhittleError('validation', null, `optimizer beta2 must be in [0, 1) (got ${beta2})`)
-    if (!(eps > 0) || !Number.isFinite(eps)) throw new WhittleError('validation', null, `optimizer eps must be a positive number (got ${eps})`)
-    if (!(weightDecay >= 0) || !Number.isFinite(weightDecay)) throw new WhittleError('validation', null, `optimizer weight_decay must be ≥ 0 (got ${weightDecay})`)
+    if (!(beta1 >= 0 && beta1 < 1))
+      throw new WhittleError('validation', null, `optimizer beta1 must be in [0, 1) (got ${beta1})`)
+    if (!(beta2 >= 0 && beta2 < 1))
+      throw new WhittleError('validation', null, `optimizer beta2 must be in [0, 1) (got ${beta2})`)
+    if (!(eps > 0) || !Number.isFinite(eps))
+      throw new WhittleError('validation', null, `optimizer eps must be a positive number (got ${eps})`)
+    if (!(weightDecay >= 0) || !Number.isFinite(weightDecay))
+      throw new WhittleError('validation', null, `optimizer weight_decay must be ≥ 0 (got ${weightDecay})`)
     this.state = new TensorScope(pool)
     try {
       this.moments = params.map((p) => {
-        const m = this.state.alloc(p.weight.length), v = this.state.alloc(p.weight.length)
+        const m = this.state.alloc(p.weight.length),
+          v = this.state.alloc(p.weight.length)
         m.view().fill(0)
         v.view().fill(0)
         return { m, v }
@@ -114,13 +126,20 @@ export class AdamW {
   step(lr: number): void {
     this.t++
     const { beta1, beta2, eps, weightDecay } = this.settings
-    const bc1 = 1 - beta1 ** this.t, bc2 = 1 - beta2 ** this.t
-    const stepSize = f(lr / bc1), bc2Sqrt = f(Math.sqrt(bc2))
+    const bc1 = 1 - beta1 ** this.t,
+      bc2 = 1 - beta2 ** this.t
+    const stepSize = f(lr / bc1),
+      bc2Sqrt = f(Math.sqrt(bc2))
     const decay = f(1 - lr * weightDecay)
-    const oneMinusB1 = f(1 - beta1), b2 = f(beta2), oneMinusB2 = f(1 - beta2), eps32 = f(eps)
+    const oneMinusB1 = f(1 - beta1),
+      b2 = f(beta2),
+      oneMinusB2 = f(1 - beta2),
+      eps32 = f(eps)
     this.params.forEach((p, i) => {
-      const w = p.weight.view(), g = p.grad.view()
-      const m = this.moments[i].m.view(), v = this.moments[i].v.view()
+      const w = p.weight.view(),
+        g = p.grad.view()
+      const m = this.moments[i].m.view(),
+        v = this.moments[i].v.view()
       for (let j = 0; j < w.length; j++) {
         const gj = g[j]
         let wj = weightDecay !== 0 ? f(w[j] * decay) : w[j]

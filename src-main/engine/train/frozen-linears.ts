@@ -51,7 +51,10 @@ export abstract class BlockwiseLinears extends TensorScope implements PackedLine
 export class HalfLinears extends BlockwiseLinears {
   private readonly halves = new Map<string, Uint16Array>()
 
-  constructor(pool: ConstructorParameters<typeof TensorScope>[0], readonly dtype: Extract<DType, 'F16' | 'BF16'>) {
+  constructor(
+    pool: ConstructorParameters<typeof TensorScope>[0],
+    readonly dtype: Extract<DType, 'F16' | 'BF16'>,
+  ) {
     super(pool)
   }
 

@@ -38,7 +38,10 @@ export interface LinearHooks {
 
 /** f32 values one token needs in a block runner (activations and their gradients). */
 export function blockFloatsPerToken(a: ModelArchitecture): number {
-  const H = a.hiddenSize, qDim = a.heads * a.headDim, kvDim = a.kvHeads * a.headDim, F = a.intermediateSize
+  const H = a.hiddenSize,
+    qDim = a.heads * a.headDim,
+    kvDim = a.kvHeads * a.headDim,
+    F = a.intermediateSize
   // x, h1, x2, h2, dh: 5H; q, att, dq: 3 qDim; k, v, dk, dv: 4 kvDim; g, u, a: 3F
   return 5 * H + 3 * qDim + 4 * kvDim + 3 * F
 }
@@ -71,7 +74,12 @@ export class LlamaBlockRunner extends TensorScope {
   private readonly F: number
   private readonly eps: number
 
-  constructor(pool: WorkerPool, private readonly arch: ModelArchitecture, readonly T: number, readonly maxWindows: number) {
+  constructor(
+    pool: WorkerPool,
+    private readonly arch: ModelArchitecture,
+    readonly T: number,
+    readonly maxWindows: number,
+  ) {
     super(pool)
     this.k = pool.kernels
     const a = arch
@@ -83,10 +91,21 @@ export class LlamaBlockRunner extends TensorScope {
     const M = T * maxWindows
     try {
       const rows = (w: number): ArenaTensor => this.alloc(M * w)
-      this.x = rows(this.H); this.h1 = rows(this.H); this.x2 = rows(this.H); this.h2 = rows(this.H); this.dh = rows(this.H)
-      this.q = rows(this.qDim); this.att = rows(this.qDim); this.dq = rows(this.qDim)
-      this.kk = rows(this.kvDim); this.v = rows(this.kvDim); this.dk = rows(this.kvDim); this.dv = rows(this.kvDim)
-      this.g = rows(this.F); this.u = rows(this.F); this.a = rows(this.F)
+      this.x = rows(this.H)
+      this.h1 = rows(this.H)
+      this.x2 = rows(this.H)
+      this.h2 = rows(this.H)
+      this.dh = rows(this.H)
+      this.q = rows(this.qDim)
+      this.att = rows(this.qDim)
+      this.dq = rows(this.qDim)
+      this.kk = rows(this.kvDim)
+      this.v = rows(this.kvDim)
+      this.dk = rows(this.kvDim)
+      this.dv = rows(this.kvDim)
+      this.g = rows(this.F)
+      this.u = rows(this.F)
+      this.a = rows(this.F)
       const table = ropeTable(T, a.headDim, a.ropeTheta ?? 10000)
       this.cos = this.alloc(table.cos.length)
       this.sin = this.alloc(table.sin.length)
@@ -103,11 +122,26 @@ export class LlamaBlockRunner extends TensorScope {
   private rope(ptr: number, heads: number, backward: boolean): void {
     const hd = this.arch.headDim
     const gguf = this.arch.ropeLayout === 'gguf'
-    if (backward) (gguf ? this.k.rope_interleaved_backward : this.k.rope_half_backward)(ptr, this.cos.ptr, this.sin.ptr, this.T, heads, hd)
+    if (backward)
+      (gguf ? this.k.rope_interleaved_backward : this.k.rope_half_backward)(
+        ptr,
+        this.cos.ptr,
+        this.sin.ptr,
+        this.T,
+        heads,
+        hd,
+      )
     else (gguf ? this.k.rope_interleaved : this.k.rope_half)(ptr, this.cos.ptr, this.sin.ptr, this.T, heads, hd)
   }
 
-  private linear(x: ArenaTensor, w: TrainLayer['linear'][LlamaLinear], y: ArenaTensor, M: number, K: number, N: number): Promise<void> {
+  private linear(
+    x: ArenaTensor,
+    w: TrainLayer['linear'][LlamaLinear],
+    y: ArenaTensor,
+    M: number,
+    K: number,
+    N: number,
+  ): Promise<void> {
     return matmul(this.pool, x.ptr, w.w.ptr, y.ptr, M, K, N, w.b?.ptr)
   }
 
@@ -135,8 +169,18 @@ export class LlamaBlockRunner extends TensorScope {
     for (let b = 0; b < nb; b++) {
       this.rope(this.q.at(b * T * qDim), a.heads, false)
       this.rope(this.kk.at(b * T * kvDim), a.kvHeads, false)
-      await attention(this.pool, this.q.at(b * T * qDim), this.kk.at(b * T * kvDim), this.v.at(b * T * kvDim), this.att.at(b * T * qDim),
-        (part) => this.scratch.at(part * this.scratchStride), T, a.heads, a.kvHeads, a.headDim)
+      await attention(
+        this.pool,
+        this.q.at(b * T * qDim),
+        this.kk.at(b * T * kvDim),
+        this.v.at(b * T * kvDim),
+        this.att.at(b * T * qDim),
+        (part) => this.scratch.at(part * this.scratchStride),
+        T,
+        a.heads,
+        a.kvHeads,
+        a.headDim,
+      )
     }
     await this.linear(this.att, L.o, this.x2, M, qDim, H)
     await hooks?.forward('o', this.att, this.x2, M)
@@ -158,7 +202,13 @@ export class LlamaBlockRunner extends TensorScope {
    * After forward(w, nb, false) on the same input: dx [nb·T, H] holds ∂L/∂output and receives ∂L/∂input;
    * the Linears' weight gradients are ADDED to grads (a Linear absent from grads is frozen).
    */
-  async backward(w: TrainLayer, grads: Partial<Record<LlamaLinear, ArenaTensor>>, dx: ArenaTensor, nb: number, hooks: LinearHooks | null = null): Promise<void> {
+  async backward(
+    w: TrainLayer,
+    grads: Partial<Record<LlamaLinear, ArenaTensor>>,
+    dx: ArenaTensor,
+    nb: number,
+    hooks: LinearHooks | null = null,
+  ): Promise<void> {
     const { k, pool, T, H, qDim, kvDim, F } = this
     const arch = this.arch
     const M = nb * T
@@ -189,13 +239,31 @@ export class LlamaBlockRunner extends TensorScope {
     this.dk.view().fill(0, 0, M * kvDim)
     this.dv.view().fill(0, 0, M * kvDim)
     for (let b = 0; b < nb; b++) {
-      const qo = b * T * qDim, kvo = b * T * kvDim
-      await attentionBackward(pool, this.q.at(qo), this.kk.at(kvo), this.v.at(kvo), this.att.at(qo),
-        this.dq.at(qo), this.dk.at(kvo), this.dv.at(kvo), (part) => this.scratch.at(part * this.scratchStride), T, arch.heads, arch.kvHeads, arch.headDim)
+      const qo = b * T * qDim,
+        kvo = b * T * kvDim
+      await attentionBackward(
+        pool,
+        this.q.at(qo),
+        this.kk.at(kvo),
+        this.v.at(kvo),
+        this.att.at(qo),
+        this.dq.at(qo),
+        this.dk.at(kvo),
+        this.dv.at(kvo),
+        (part) => this.scratch.at(part * this.scratchStride),
+        T,
+        arch.heads,
+        arch.kvHeads,
+        arch.headDim,
+      )
       this.rope(this.dq.at(qo), arch.heads, true)
       this.rope(this.dk.at(kvo), arch.kvHeads, true)
     }
-    await Promise.all([dW(this.dq, this.h1, grads.q, qDim, H), dW(this.dk, this.h1, grads.k, kvDim, H), dW(this.dv, this.h1, grads.v, kvDim, H)])
+    await Promise.all([
+      dW(this.dq, this.h1, grads.q, qDim, H),
+      dW(this.dk, this.h1, grads.k, kvDim, H),
+      dW(this.dv, this.h1, grads.v, kvDim, H),
+    ])
     if (hooks) {
       await hooks.weightGrads('q', this.dq, this.h1, M)
       await hooks.weightGrads('k', this.dk, this.h1, M)

@@ -10,7 +10,10 @@ import { hasShared, referenceIds, shared } from '../testing/shared-data'
 import { LlamaTrainer, type LossSums } from './llama-trainer'
 import { referenceWindow } from './testing/reference-protocol'
 
-interface Run { sums: LossSums; grads: Map<string, Float32Array> }
+interface Run {
+  sums: LossSums
+  grads: Map<string, Float32Array>
+}
 
 async function run(pool: WorkerPool, file: string): Promise<Run> {
   const model = await loadModel(shared(file))
@@ -27,7 +30,8 @@ async function run(pool: WorkerPool, file: string): Promise<Run> {
 
 /** HF row of llama.cpp's permuted q/k row r (per head: GGUF row 2i + j is HF row j·headDim/2 + i). */
 function hfRow(r: number, headDim: number): number {
-  const head = Math.floor(r / headDim), within = r % headDim
+  const head = Math.floor(r / headDim),
+    within = r % headDim
   return head * headDim + (within % 2) * (headDim / 2) + Math.floor(within / 2)
 }
 
@@ -54,7 +58,8 @@ describe.skipIf(!hasShared)('training agrees across the HF and GGUF RoPE layouts
       const got = gguf.grads.get(key)!
       const role = key.split('.')[1]
       const cols = 64
-      let num = 0, den = 0
+      let num = 0,
+        den = 0
       for (let r = 0; r < want.length / cols; r++) {
         const hr = role === 'q' || role === 'k' ? hfRow(r, headDim) : r
         for (let c = 0; c < cols; c++) {

@@ -13,7 +13,11 @@ import { hasShared, referenceIds, shared, SKIP_SHARED } from '../testing/shared-
 import { LlamaTrainer } from './llama-trainer'
 import { referenceWindow, wandaStudent } from './testing/reference-protocol'
 
-interface StepLoss { loss: number; ce: number; kl: number }
+interface StepLoss {
+  loss: number
+  ce: number
+  kl: number
+}
 
 describe.skipIf(!hasShared)('distillation step 0 against PyTorch (reference data present)', () => {
   let pool: WorkerPool
@@ -41,7 +45,8 @@ describe.skipIf(!hasShared)('distillation step 0 against PyTorch (reference data
     }
     const { first_loss: want, T, alpha } = ref.runs.kd_wanda50
     expect(sums.predictions).toBe(8 * 255)
-    const ce = sums.ce / sums.predictions, kl = sums.kl / sums.predictions
+    const ce = sums.ce / sums.predictions,
+      kl = sums.kl / sums.predictions
     const loss = alpha * T * T * kl + (1 - alpha) * ce
     expect(Math.abs(ce / want.ce - 1), `CE ${ce} vs ${want.ce}`).toBeLessThan(1e-5)
     expect(Math.abs(kl / want.kl - 1), `KL ${kl} vs ${want.kl}`).toBeLessThan(1e-5)
@@ -57,7 +62,8 @@ describe.skipIf(!hasShared)('distillation step 0 against PyTorch (reference data
       const g = mine.get(t.name)
       expect(g, t.name).toBeDefined()
       const want = await readTensorF32(t)
-      let num = 0, den = 0
+      let num = 0,
+        den = 0
       for (let i = 0; i < want.length; i++) {
         num += (g![i] - want[i]) ** 2
         den += want[i] ** 2
@@ -71,7 +77,9 @@ describe.skipIf(!hasShared)('distillation step 0 against PyTorch (reference data
 
   it('kernel memory matches the stated formula (weights + gradients + checkpoints + one block)', () => {
     const formula = trainer.formulaBytes(8)
-    console.log(`step 0: kernel memory ${(trainer.peakBytes / 2 ** 20).toFixed(2)} MiB measured, ${(formula / 2 ** 20).toFixed(2)} MiB by the formula`)
+    console.log(
+      `step 0: kernel memory ${(trainer.peakBytes / 2 ** 20).toFixed(2)} MiB measured, ${(formula / 2 ** 20).toFixed(2)} MiB by the formula`,
+    )
     // Regions are rounded up to 64 bytes and the rope table is counted once: a few percent at most.
     expect(trainer.peakBytes / formula).toBeGreaterThan(0.97)
     expect(trainer.peakBytes / formula).toBeLessThan(1.05)

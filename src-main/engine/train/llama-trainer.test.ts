@@ -15,8 +15,13 @@ import { referenceWindow, wandaStudent } from './testing/reference-protocol'
 
 describe('refusals without data', () => {
   it('a family without a backward pass is refused as unsupported', () => {
-    const gpt2 = { files: { path: 'gpt2-model' }, arch: { family: 'gpt2', hiddenSize: 8, heads: 2, kvHeads: 2, headDim: 4, layers: 1, intermediateSize: 16 } }
-    expect(() => requireTrainable(gpt2 as unknown as LoadedModel)).toThrow(expect.objectContaining({ code: 'unsupported' }))
+    const gpt2 = {
+      files: { path: 'gpt2-model' },
+      arch: { family: 'gpt2', hiddenSize: 8, heads: 2, kvHeads: 2, headDim: 4, layers: 1, intermediateSize: 16 },
+    }
+    expect(() => requireTrainable(gpt2 as unknown as LoadedModel)).toThrow(
+      expect.objectContaining({ code: 'unsupported' }),
+    )
   })
 })
 
@@ -24,7 +29,8 @@ describe.skipIf(!hasShared)('the trainer on stories260K (reference data present)
   let pool: WorkerPool
   let model: LoadedModel
   const T = 128
-  const windows = (): Int32Array[] => Array.from({ length: 8 }, (_, j) => referenceWindow(referenceIds('tinystories_calib'), j, T))
+  const windows = (): Int32Array[] =>
+    Array.from({ length: 8 }, (_, j) => referenceWindow(referenceIds('tinystories_calib'), j, T))
 
   beforeAll(async () => {
     pool = await WorkerPool.create({ threads: 2 })
@@ -34,10 +40,15 @@ describe.skipIf(!hasShared)('the trainer on stories260K (reference data present)
 
   it('two micro-batches give the same gradient bits as one batch', async () => {
     const grads = async (split: number): Promise<{ g: Float32Array[]; ce: number; kl: number }> => {
-      const trainer = await LlamaTrainer.create(pool, await wandaStudent(model), model, T, { temperature: 2, alpha: 0.5 })
+      const trainer = await LlamaTrainer.create(pool, await wandaStudent(model), model, T, {
+        temperature: 2,
+        alpha: 0.5,
+      })
       try {
-        const w = windows(), scale = 1 / (8 * (T - 1))
-        let ce = 0, kl = 0
+        const w = windows(),
+          scale = 1 / (8 * (T - 1))
+        let ce = 0,
+          kl = 0
         for (let i = 0; i < 8; i += split) {
           const s = await trainer.accumulate(w.slice(i, i + split), scale)
           ce += s.ce
@@ -48,7 +59,8 @@ describe.skipIf(!hasShared)('the trainer on stories260K (reference data present)
         trainer.free()
       }
     }
-    const whole = await grads(8), halves = await grads(4)
+    const whole = await grads(8),
+      halves = await grads(4)
     expect(halves.g.length).toBe(35)
     halves.g.forEach((g, i) => expect(g).toEqual(whole.g[i]))
     expect(halves.ce).toBeCloseTo(whole.ce, 8)
@@ -68,9 +80,15 @@ describe.skipIf(!hasShared)('the trainer on stories260K (reference data present)
   })
 
   it('refuses bad settings and bad windows with validation errors', async () => {
-    await expect(LlamaTrainer.create(pool, model, null, 64, { temperature: 2, alpha: 0.5 })).rejects.toMatchObject({ code: 'validation' })
-    await expect(LlamaTrainer.create(pool, model, model, 1, { temperature: 2, alpha: 0.5 })).rejects.toMatchObject({ code: 'validation' })
-    await expect(LlamaTrainer.create(pool, model, model, 64, { temperature: 0, alpha: 0.5 })).rejects.toMatchObject({ code: 'validation' })
+    await expect(LlamaTrainer.create(pool, model, null, 64, { temperature: 2, alpha: 0.5 })).rejects.toMatchObject({
+      code: 'validation',
+    })
+    await expect(LlamaTrainer.create(pool, model, model, 1, { temperature: 2, alpha: 0.5 })).rejects.toMatchObject({
+      code: 'validation',
+    })
+    await expect(LlamaTrainer.create(pool, model, model, 64, { temperature: 0, alpha: 0.5 })).rejects.toMatchObject({
+      code: 'validation',
+    })
     const trainer = await LlamaTrainer.create(pool, model, null, 16, { temperature: 1, alpha: 0 })
     try {
       await expect(trainer.accumulate([new Int32Array(15)], 1)).rejects.toMatchObject({ code: 'validation' })
@@ -82,6 +100,8 @@ describe.skipIf(!hasShared)('the trainer on stories260K (reference data present)
 
   it('distill refuses a student whose Linears are stored quantized', async () => {
     const q4 = withReplacements(await loadModel(shared('reference/gguf-golden/small-llama-Q4_0.gguf')))
-    await expect(distill.recover!({ view: q4, params: parseDistillParams({ steps: 1 }, 'distill'), pool })).rejects.toMatchObject({ code: 'unsupported' })
+    await expect(
+      distill.recover!({ view: q4, params: parseDistillParams({ steps: 1 }, 'distill'), pool }),
+    ).rejects.toMatchObject({ code: 'unsupported' })
   })
 })

@@ -96,13 +96,21 @@ export class LlamaTrainer {
    * LlamaWeights already loaded (kept by the caller) or a model to load and own.
    */
   static async create(
-    pool: WorkerPool, student: LoadedModel, teacher: LoadedModel | LlamaWeights | null, seqlen: number, loss: LossSettings,
+    pool: WorkerPool,
+    student: LoadedModel,
+    teacher: LoadedModel | LlamaWeights | null,
+    seqlen: number,
+    loss: LossSettings,
     adapters: AdapterTraining | null = null,
   ): Promise<LlamaTrainer> {
-    if (!Number.isInteger(seqlen) || seqlen < 2) throw new WhittleError('validation', null, `seqlen must be an integer ≥ 2 (got ${seqlen})`)
-    if (!(loss.temperature > 0) || !Number.isFinite(loss.temperature)) throw new WhittleError('validation', null, `temperature must be a positive number (got ${loss.temperature})`)
-    if (!(loss.alpha >= 0 && loss.alpha <= 1)) throw new WhittleError('validation', null, `alpha must be in [0, 1] (got ${loss.alpha})`)
-    if (loss.alpha > 0 && !teacher) throw new WhittleError('validation', null, 'distillation with alpha > 0 needs a teacher model')
+    if (!Number.isInteger(seqlen) || seqlen < 2)
+      throw new WhittleError('validation', null, `seqlen must be an integer ≥ 2 (got ${seqlen})`)
+    if (!(loss.temperature > 0) || !Number.isFinite(loss.temperature))
+      throw new WhittleError('validation', null, `temperature must be a positive number (got ${loss.temperature})`)
+    if (!(loss.alpha >= 0 && loss.alpha <= 1))
+      throw new WhittleError('validation', null, `alpha must be in [0, 1] (got ${loss.alpha})`)
+    if (loss.alpha > 0 && !teacher)
+      throw new WhittleError('validation', null, 'distillation with alpha > 0 needs a teacher model')
     const s = await LlamaWeights.load(pool, student, adapters?.packed ?? null)
     let t: LlamaWeights | null = null
     let owns = false
@@ -111,7 +119,11 @@ export class LlamaTrainer {
         owns = !(teacher instanceof LlamaWeights)
         t = teacher instanceof LlamaWeights ? teacher : await LlamaWeights.load(pool, teacher)
         if (t.vocab !== s.vocab) {
-          throw new WhittleError('validation', student.files.path, `the teacher's vocabulary (${t.vocab}) differs from the student's (${s.vocab}); distillation compares their output distributions token by token`)
+          throw new WhittleError(
+            'validation',
+            student.files.path,
+            `the teacher's vocabulary (${t.vocab}) differs from the student's (${s.vocab}); distillation compares their output distributions token by token`,
+          )
         }
       }
       const perToken = 4 * blockFloatsPerToken(s.arch) + 4 * (s.arch.layers + 2) * s.arch.hiddenSize
@@ -163,7 +175,8 @@ export class LlamaTrainer {
   maskGrads(): void {
     for (const p of this.params) {
       if (!p.mask) continue
-      const g = p.grad.view(), m = p.mask
+      const g = p.grad.view(),
+        m = p.mask
       for (let i = 0; i < g.length; i++) if (m[i] === 0) g[i] = 0
     }
   }
@@ -171,7 +184,16 @@ export class LlamaTrainer {
   /** A block runner for this geometry holding at least `windows` windows (kept between passes). */
   private runner(weights: LlamaWeights, windows: number): LlamaBlockRunner {
     const a = weights.arch
-    const key = [a.hiddenSize, a.heads, a.kvHeads, a.headDim, a.intermediateSize, a.ropeLayout, a.ropeTheta, a.normEps].join('|')
+    const key = [
+      a.hiddenSize,
+      a.heads,
+      a.kvHeads,
+      a.headDim,
+      a.intermediateSize,
+      a.ropeLayout,
+      a.ropeTheta,
+      a.normEps,
+    ].join('|')
     let r = this.runners.get(key)
     if (r && r.maxWindows < windows) {
       r.free()
@@ -198,8 +220,14 @@ export class LlamaTrainer {
    * (AdamW adds 8·Pb bytes: optimizerBytes in the training result).
    */
   formulaBytes(windows = this.windowsPerPass): number {
-    const s = this.student, t = this.teacher, a = s.arch, T = this.seqlen, n = windows
-    const H = a.hiddenSize, V = s.vocab, Ht = t?.arch.hiddenSize ?? 0
+    const s = this.student,
+      t = this.teacher,
+      a = s.arch,
+      T = this.seqlen,
+      n = windows
+    const H = a.hiddenSize,
+      V = s.vocab,
+      Ht = t?.arch.hiddenSize ?? 0
     const params = (w: LlamaWeights): number => {
       let p = w.embed.length + (w.head !== w.embed ? w.head.length : 0) + w.finalNorm.w.length
       for (const l of w.layers) {
@@ -209,26 +237,42 @@ export class LlamaTrainer {
       return p
     }
     const R = Math.max(1, Math.min(n * T, Math.floor(LOGIT_CHUNK_BYTES / (12 * V))))
-    const runner = (w: LlamaWeights): number => n * T * blockFloatsPerToken(w.arch) + T * w.arch.headDim + Math.max(1, this.pool.threads) * attentionBackwardScratch(T)
+    const runner = (w: LlamaWeights): number =>
+      n * T * blockFloatsPerToken(w.arch) +
+      T * w.arch.headDim +
+      Math.max(1, this.pool.threads) * attentionBackwardScratch(T)
     const sameGeometry = !t || blockFloatsPerToken(t.arch) === blockFloatsPerToken(a)
     // A packed base keeps one block's Linears in kernel memory; LoRA trains adapters instead of gradients.
     const linears = s.linearParams
     const heldLinears = s.packed ? linears / a.layers : linears
     const trained = this.lora ? this.lora.formulaFloats(n * T) : linears
-    return 4 * (params(s) - linears + heldLinears + (t && this.ownsTeacher ? params(t) : 0) + trained
-      + (a.layers + 2) * n * T * H + n * T * Ht
-      + runner(s) + (t && !sameGeometry ? runner(t) : 0)
-      + R * (2 * H + Ht + (t ? 3 : 2) * V)) + 20 * R
+    return (
+      4 *
+        (params(s) -
+          linears +
+          heldLinears +
+          (t && this.ownsTeacher ? params(t) : 0) +
+          trained +
+          (a.layers + 2) * n * T * H +
+          n * T * Ht +
+          runner(s) +
+          (t && !sameGeometry ? runner(t) : 0) +
+          R * (2 * H + Ht + (t ? 3 : 2) * V)) +
+      20 * R
+    )
   }
 
   /** Writes the token embeddings of `windows` into x (rows in window order). */
   private embed(weights: LlamaWeights, windows: Int32Array[], x: ArenaTensor): void {
-    const H = weights.arch.hiddenSize, V = weights.vocab
-    const table = weights.embed.view(), out = x.view()
+    const H = weights.arch.hiddenSize,
+      V = weights.vocab
+    const table = weights.embed.view(),
+      out = x.view()
     let row = 0
     for (const w of windows) {
       for (const t of w) {
-        if (!(t >= 0 && t < V)) throw new WhittleError('validation', null, `token id ${t} outside the vocabulary (${V})`)
+        if (!(t >= 0 && t < V))
+          throw new WhittleError('validation', null, `token id ${t} outside the vocabulary (${V})`)
         out.set(table.subarray(t * H, (t + 1) * H), row * H)
         row++
       }
@@ -251,7 +295,9 @@ export class LlamaTrainer {
    */
   async accumulate(windows: Int32Array[], scale: number, signal?: AbortSignal): Promise<LossSums> {
     const T = this.seqlen
-    for (const w of windows) if (w.length !== T) throw new WhittleError('validation', null, `a training window has ${w.length} tokens, not ${T}`)
+    for (const w of windows)
+      if (w.length !== T)
+        throw new WhittleError('validation', null, `a training window has ${w.length} tokens, not ${T}`)
     const sums: LossSums = { ce: 0, kl: 0, predictions: 0 }
     for (let b0 = 0; b0 < windows.length; b0 += this.windowsPerPass) {
       throwIfCancelled(signal)
@@ -265,8 +311,13 @@ export class LlamaTrainer {
   }
 
   private async pass(windows: Int32Array[], scale: number): Promise<LossSums> {
-    const T = this.seqlen, nb = windows.length, M = nb * T
-    const s = this.student, a = s.arch, H = a.hiddenSize, L = a.layers
+    const T = this.seqlen,
+      nb = windows.length,
+      M = nb * T
+    const s = this.student,
+      a = s.arch,
+      H = a.hiddenSize,
+      L = a.layers
     const scope = new TensorScope(this.pool)
     try {
       let teacherFinal: ArenaTensor | null = null
@@ -308,14 +359,27 @@ export class LlamaTrainer {
   }
 
   private async headLossAndGrad(
-    windows: Int32Array[], finalPtr: number, teacherFinal: ArenaTensor | null, dx: ArenaTensor, scale: number, scope: TensorScope,
+    windows: Int32Array[],
+    finalPtr: number,
+    teacherFinal: ArenaTensor | null,
+    dx: ArenaTensor,
+    scale: number,
+    scope: TensorScope,
   ): Promise<LossSums> {
-    const k = this.pool.kernels, arena = this.pool.arena
-    const s = this.student, H = s.arch.hiddenSize, V = s.vocab, T = this.seqlen, M = windows.length * T
+    const k = this.pool.kernels,
+      arena = this.pool.arena
+    const s = this.student,
+      H = s.arch.hiddenSize,
+      V = s.vocab,
+      T = this.seqlen,
+      M = windows.length * T
     const t = this.teacher
     const Ht = t?.arch.hiddenSize ?? 0
     const R = Math.max(1, Math.min(M, Math.floor(LOGIT_CHUNK_BYTES / (12 * V))))
-    const hs = scope.alloc(R * H), logits = scope.alloc(R * V), dlogits = scope.alloc(R * V), dh = scope.alloc(R * H)
+    const hs = scope.alloc(R * H),
+      logits = scope.alloc(R * V),
+      dlogits = scope.alloc(R * V),
+      dh = scope.alloc(R * H)
     const ht = t ? scope.alloc(R * Ht) : null
     const tlogits = t ? scope.alloc(R * V) : null
     const targets: Region = arena.alloc(R * 4)
@@ -326,7 +390,9 @@ export class LlamaTrainer {
         const n = Math.min(R, M - r0)
         const tg = new Int32Array(this.pool.memory.buffer, targets.ptr, n)
         for (let i = 0; i < n; i++) {
-          const row = r0 + i, b = Math.floor(row / T), pos = row % T
+          const row = r0 + i,
+            b = Math.floor(row / T),
+            pos = row % T
           tg[i] = pos === T - 1 ? -1 : windows[b][pos + 1]
         }
         const eps = s.arch.normEps ?? 1e-5
@@ -337,7 +403,18 @@ export class LlamaTrainer {
           k.rmsnorm(teacherFinal.at(r0 * Ht), t.finalNorm.w.ptr, ht.ptr, n, Ht, t.arch.normEps ?? 1e-5)
           await matmul(this.pool, ht.ptr, t.head.ptr, tlogits.ptr, n, Ht, V)
         }
-        k.distill_loss(logits.ptr, tlogits?.ptr ?? 0, targets.ptr, dlogits.ptr, stats.ptr, n, V, this.loss.temperature, t ? this.loss.alpha : 0, scale)
+        k.distill_loss(
+          logits.ptr,
+          tlogits?.ptr ?? 0,
+          targets.ptr,
+          dlogits.ptr,
+          stats.ptr,
+          n,
+          V,
+          this.loss.temperature,
+          t ? this.loss.alpha : 0,
+          scale,
+        )
         const st = arena.f64(stats, 0, 2 * n)
         for (let i = 0; i < n; i++) {
           if (tg[i] < 0) continue

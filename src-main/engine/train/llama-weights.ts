@@ -36,7 +36,10 @@ export interface PackedLinears {
 
 /** [out, in] of each block Linear, from the geometry. */
 export function linearShapes(a: ModelArchitecture): Record<LlamaLinear, [number, number]> {
-  const H = a.hiddenSize, qDim = a.heads * a.headDim, kvDim = a.kvHeads * a.headDim, F = a.intermediateSize
+  const H = a.hiddenSize,
+    qDim = a.heads * a.headDim,
+    kvDim = a.kvHeads * a.headDim,
+    F = a.intermediateSize
   return { q: [qDim, H], k: [kvDim, H], v: [kvDim, H], o: [H, qDim], gate: [F, H], up: [F, H], down: [H, F] }
 }
 
@@ -44,15 +47,37 @@ export function linearShapes(a: ModelArchitecture): Record<LlamaLinear, [number,
 export function requireTrainable(model: LoadedModel): void {
   const a = model.arch
   if (a.family !== 'llama') {
-    throw new WhittleError('unsupported', model.files.path,
-      `training needs a backward pass, which Whittle has for the Llama family only (this model is ${a.family}); GPT-2, OPT and GPT-NeoX backward can follow later`)
+    throw new WhittleError(
+      'unsupported',
+      model.files.path,
+      `training needs a backward pass, which Whittle has for the Llama family only (this model is ${a.family}); GPT-2, OPT and GPT-NeoX backward can follow later`,
+    )
   }
   if (!(a.hiddenSize > 0 && a.heads > 0 && a.kvHeads > 0 && a.headDim > 0 && a.layers > 0 && a.intermediateSize > 0)) {
-    throw new WhittleError('config', model.files.path, 'the architecture geometry is incomplete; cannot train the model')
+    throw new WhittleError(
+      'config',
+      model.files.path,
+      'the architecture geometry is incomplete; cannot train the model',
+    )
   }
-  if (a.heads % a.kvHeads !== 0) throw new WhittleError('config', model.files.path, `${a.heads} attention heads cannot share ${a.kvHeads} key/value heads evenly`)
-  if (a.ropeLayout === 'none') throw new WhittleError('config', model.files.path, 'a Llama-family model without rotary embeddings cannot be trained')
-  if (model.runtime?.activations) throw new WhittleError('unsupported', model.files.path, 'a model with run-time activation quantization (W8A8) cannot be trained')
+  if (a.heads % a.kvHeads !== 0)
+    throw new WhittleError(
+      'config',
+      model.files.path,
+      `${a.heads} attention heads cannot share ${a.kvHeads} key/value heads evenly`,
+    )
+  if (a.ropeLayout === 'none')
+    throw new WhittleError(
+      'config',
+      model.files.path,
+      'a Llama-family model without rotary embeddings cannot be trained',
+    )
+  if (model.runtime?.activations)
+    throw new WhittleError(
+      'unsupported',
+      model.files.path,
+      'a model with run-time activation quantization (W8A8) cannot be trained',
+    )
 }
 
 export class LlamaWeights {
@@ -106,7 +131,11 @@ export class LlamaWeights {
           }
           layerNames[role] = tensorName(a, l, role)!
         }
-        layers.push({ attnNorm: await loader.norm(l, 'attn_norm', H, false), ffnNorm: await loader.norm(l, 'ffn_norm', H, false), linear })
+        layers.push({
+          attnNorm: await loader.norm(l, 'attn_norm', H, false),
+          ffnNorm: await loader.norm(l, 'ffn_norm', H, false),
+          linear,
+        })
         names.push(layerNames)
       }
       return new LlamaWeights(loader, a, embed, head, finalNorm, layers, names, packed)

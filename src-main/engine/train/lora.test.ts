@@ -18,7 +18,8 @@ const SETTINGS: LoraSettings = { r: 4, alpha: 8, dropout: 0, seed: 7 }
 
 /** ‖a − b‖ / ‖b‖ */
 function relDiff(a: Float32Array | Float64Array, b: Float32Array | Float64Array): number {
-  let num = 0, den = 0
+  let num = 0,
+    den = 0
   for (let i = 0; i < a.length; i++) {
     num += (a[i] - b[i]) ** 2
     den += b[i] ** 2
@@ -38,7 +39,7 @@ describe('LoRA settings and init (no data needed)', () => {
     expect(Array.from(m)).toEqual([-2.5 + 0.5, -1.5 + 1, -0.5 + 1.5, 0.5 - 1, 1.5 + 0, 2.5 + 1])
   })
 
-  it('PEFT\'s Kaiming-uniform bound with a = √5 is 1/√fan_in', () => {
+  it("PEFT's Kaiming-uniform bound with a = √5 is 1/√fan_in", () => {
     expect(kaimingUniformBound(64)).toBeCloseTo(1 / 8, 12)
     expect(kaimingUniformBound(172)).toBeCloseTo(1 / Math.sqrt(172), 12)
     expect(loraScale({ r: 8, alpha: 16 })).toBe(2)
@@ -48,7 +49,8 @@ describe('LoRA settings and init (no data needed)', () => {
 describe.skipIf(!hasShared)('LoRA gradients on stories260K (reference data present)', () => {
   let pool: WorkerPool
   let model: LoadedModel
-  const windows = (): Int32Array[] => Array.from({ length: 4 }, (_, j) => referenceWindow(referenceIds('tinystories_calib'), j, T))
+  const windows = (): Int32Array[] =>
+    Array.from({ length: 4 }, (_, j) => referenceWindow(referenceIds('tinystories_calib'), j, T))
   const scale = 1 / (4 * (T - 1))
 
   beforeAll(async () => {
@@ -57,10 +59,17 @@ describe.skipIf(!hasShared)('LoRA gradients on stories260K (reference data prese
   })
   afterAll(() => pool?.close())
 
-  it('at initialisation B is 0, A is within PEFT\'s bound, and the loss is the base model\'s bit for bit', async () => {
+  it("at initialisation B is 0, A is within PEFT's bound, and the loss is the base model's bit for bit", async () => {
     const base = await LlamaTrainer.create(pool, model, null, T, { temperature: 1, alpha: 0 })
     const baseSums = await base.accumulate(windows(), scale).finally(() => base.free())
-    const adapted = await LlamaTrainer.create(pool, model, null, T, { temperature: 1, alpha: 0 }, { lora: SETTINGS, isTarget: () => true })
+    const adapted = await LlamaTrainer.create(
+      pool,
+      model,
+      null,
+      T,
+      { temperature: 1, alpha: 0 },
+      { lora: SETTINGS, isTarget: () => true },
+    )
     try {
       const set = adapted.adapters()!
       expect(set.adapters.length).toBe(35)
@@ -88,9 +97,20 @@ describe.skipIf(!hasShared)('LoRA gradients on stories260K (reference data prese
     }
   })
 
-  it('A and B gradients equal s·Bᵀ·G and s·G·Aᵀ of the full gradient at the merged weights; the loss is the merged model\'s', async () => {
-    const targets = new Set(['model.layers.1.self_attn.q_proj.weight', 'model.layers.3.mlp.down_proj.weight', 'model.layers.4.self_attn.v_proj.weight'])
-    const adapted = await LlamaTrainer.create(pool, model, null, T, { temperature: 1, alpha: 0 }, { lora: SETTINGS, isTarget: (n) => targets.has(n) })
+  it("A and B gradients equal s·Bᵀ·G and s·G·Aᵀ of the full gradient at the merged weights; the loss is the merged model's", async () => {
+    const targets = new Set([
+      'model.layers.1.self_attn.q_proj.weight',
+      'model.layers.3.mlp.down_proj.weight',
+      'model.layers.4.self_attn.v_proj.weight',
+    ])
+    const adapted = await LlamaTrainer.create(
+      pool,
+      model,
+      null,
+      T,
+      { temperature: 1, alpha: 0 },
+      { lora: SETTINGS, isTarget: (n) => targets.has(n) },
+    )
     try {
       // Give B non-zero values so both gradients are informative.
       for (const p of adapted.params) {
@@ -113,7 +133,8 @@ describe.skipIf(!hasShared)('LoRA gradients on stories260K (reference data prese
           const r = SETTINGS.r
           const dA = adapted.params.find((p) => p.name === `${a.name}:lora_A`)!.grad.view()
           const dB = adapted.params.find((p) => p.name === `${a.name}:lora_B`)!.grad.view()
-          const wantA = new Float64Array(r * a.cols), wantB = new Float64Array(a.rows * r)
+          const wantA = new Float64Array(r * a.cols),
+            wantB = new Float64Array(a.rows * r)
           for (let i = 0; i < a.rows; i++) {
             for (let j = 0; j < a.cols; j++) {
               const g = G[i * a.cols + j]
@@ -134,10 +155,19 @@ describe.skipIf(!hasShared)('LoRA gradients on stories260K (reference data prese
     }
   })
 
-  it('with dropout, the gradient matches the loss\'s directional derivative (forward and recompute share the mask)', async () => {
-    const t = await LlamaTrainer.create(pool, model, null, T, { temperature: 1, alpha: 0 }, { lora: { ...SETTINGS, dropout: 0.3 }, isTarget: () => true })
+  it("with dropout, the gradient matches the loss's directional derivative (forward and recompute share the mask)", async () => {
+    const t = await LlamaTrainer.create(
+      pool,
+      model,
+      null,
+      T,
+      { temperature: 1, alpha: 0 },
+      { lora: { ...SETTINGS, dropout: 0.3 }, isTarget: () => true },
+    )
     // Every call of accumulate is one pass; the masks are drawn per pass, so each evaluation restarts the count.
-    const samePass = (): void => { (t as unknown as { passes: number }).passes = 0 }
+    const samePass = (): void => {
+      ;(t as unknown as { passes: number }).passes = 0
+    }
     try {
       const Bs = t.params.filter((p) => p.name.endsWith(':lora_B'))
       for (const p of Bs) {

@@ -58,7 +58,9 @@ export function loraScale(s: { r: number; alpha: number }): number {
 }
 
 export function checkLoraSettings(s: LoraSettings): void {
-  const bad = (what: string): never => { throw new WhittleError('validation', null, `lora: ${what}`) }
+  const bad = (what: string): never => {
+    throw new WhittleError('validation', null, `lora: ${what}`)
+  }
   if (!Number.isInteger(s.r) || s.r < 1) bad(`r must be a positive integer (got ${s.r})`)
   if (!(s.alpha > 0) || !Number.isFinite(s.alpha)) bad(`alpha must be a positive number (got ${s.alpha})`)
   if (!(s.dropout >= 0 && s.dropout < 1)) bad(`dropout must be in [0, 1) (got ${s.dropout})`)
@@ -132,14 +134,20 @@ export class LoraAdapters extends TensorScope {
   /** Set by the trainer before each pass: the dropout masks of a pass are drawn from it. */
   pass = 0
 
-  constructor(pool: WorkerPool, student: LlamaWeights, readonly settings: LoraSettings, isTarget: (name: string, layer: number, role: LlamaLinear) => boolean) {
+  constructor(
+    pool: WorkerPool,
+    student: LlamaWeights,
+    readonly settings: LoraSettings,
+    isTarget: (name: string, layer: number, role: LlamaLinear) => boolean,
+  ) {
     super(pool)
     checkLoraSettings(settings)
     this.scale = loraScale(settings)
     const shapes = linearShapes(student.arch)
     const random = seededRandom(settings.seed)
     this.byLayer = student.layers.map(() => new Map())
-    let maxIn = 1, maxOut = 1
+    let maxIn = 1,
+      maxOut = 1
     try {
       student.layers.forEach((_, l) => {
         for (const role of LLAMA_LINEARS) {
@@ -147,7 +155,10 @@ export class LoraAdapters extends TensorScope {
           if (!isTarget(name, l, role)) continue
           const [rows, cols] = shapes[role]
           const r = settings.r
-          const A = this.alloc(r * cols), B = this.alloc(rows * r), dA = this.alloc(r * cols), dB = this.alloc(rows * r)
+          const A = this.alloc(r * cols),
+            B = this.alloc(rows * r),
+            dA = this.alloc(r * cols),
+            dB = this.alloc(rows * r)
           const bound = kaimingUniformBound(cols)
           const a = A.view()
           for (let i = 0; i < a.length; i++) a[i] = (2 * random() - 1) * bound
@@ -165,7 +176,8 @@ export class LoraAdapters extends TensorScope {
       this.free()
       throw e
     }
-    if (this.live.length === 0) throw new WhittleError('validation', null, 'lora: the targets match no decoder-block Linear')
+    if (this.live.length === 0)
+      throw new WhittleError('validation', null, 'lora: the targets match no decoder-block Linear')
     this.maxIn = maxIn
     this.maxOut = maxOut
   }
@@ -177,8 +189,22 @@ export class LoraAdapters extends TensorScope {
   /** A and B of every adapter as optimizer parameters (never masked). */
   params(): LoraParam[] {
     return this.live.flatMap((a) => [
-      { name: `${a.target.name}:lora_A`, layer: a.target.layer, role: a.target.role, weight: a.A, grad: a.dA, mask: null },
-      { name: `${a.target.name}:lora_B`, layer: a.target.layer, role: a.target.role, weight: a.B, grad: a.dB, mask: null },
+      {
+        name: `${a.target.name}:lora_A`,
+        layer: a.target.layer,
+        role: a.target.role,
+        weight: a.A,
+        grad: a.dA,
+        mask: null,
+      },
+      {
+        name: `${a.target.name}:lora_B`,
+        layer: a.target.layer,
+        role: a.target.role,
+        weight: a.B,
+        grad: a.dB,
+        mask: null,
+      },
     ])
   }
 
@@ -190,7 +216,12 @@ export class LoraAdapters extends TensorScope {
   /** Copies of the adapters as they stand. */
   snapshot(): LoraAdapterSet {
     const { r, alpha, dropout } = this.settings
-    return { r, alpha, dropout, adapters: this.live.map((a) => ({ ...a.target, A: a.A.view().slice(), B: a.B.view().slice() })) }
+    return {
+      r,
+      alpha,
+      dropout,
+      adapters: this.live.map((a) => ({ ...a.target, A: a.A.view().slice(), B: a.B.view().slice() })),
+    }
   }
 
   /**
@@ -199,7 +230,12 @@ export class LoraAdapters extends TensorScope {
    */
   formulaFloats(M: number): number {
     const r = this.settings.r
-    return 2 * this.paramCount + M * r * (1 + LLAMA_LINEARS.length) + M * Math.max(this.maxIn, this.maxOut) + (this.settings.dropout > 0 ? M * this.maxIn : 0)
+    return (
+      2 * this.paramCount +
+      M * r * (1 + LLAMA_LINEARS.length) +
+      M * Math.max(this.maxIn, this.maxOut) +
+      (this.settings.dropout > 0 ? M * this.maxIn : 0)
+    )
   }
 
   /** Scratch for passes of up to `rows` rows (grown on demand, kept between passes). */
@@ -219,8 +255,10 @@ export class LoraAdapters extends TensorScope {
   private input(a: LiveAdapter, x: ArenaTensor, M: number): ArenaTensor {
     const p = this.settings.dropout
     if (p === 0) return x
-    const K = a.target.cols, keep = 1 / (1 - p)
-    const src = x.view(), dst = this.dropped!.view()
+    const K = a.target.cols,
+      keep = 1 / (1 - p)
+    const src = x.view(),
+      dst = this.dropped!.view()
     const roleIndex = LLAMA_LINEARS.indexOf(a.target.role)
     for (let i = 0; i < M * K; i++) dst[i] = this.kept(a.target.layer, roleIndex, i) ? src[i] * keep : 0
     return this.dropped!
@@ -232,7 +270,8 @@ export class LoraAdapters extends TensorScope {
 
   /** u = s·xd·Aᵀ for the first M rows. */
   private async down(a: LiveAdapter, xd: ArenaTensor, M: number): Promise<ArenaTensor> {
-    const r = this.settings.r, u = this.u!
+    const r = this.settings.r,
+      u = this.u!
     await matmul(this.pool, xd.ptr, a.A.ptr, u.ptr, M, a.target.cols, r)
     const uv = u.view()
     for (let i = 0; i < M * r; i++) uv[i] *= this.scale
@@ -258,7 +297,9 @@ export class LoraAdapters extends TensorScope {
         const a = adapters.get(role)
         if (!a) return
         this.ensure(M)
-        const r = this.settings.r, N = a.target.rows, K = a.target.cols
+        const r = this.settings.r,
+          N = a.target.rows,
+          K = a.target.cols
         const xd = this.input(a, x, M)
         const u = await this.down(a, xd, M)
         await matmulTNAcc(this.pool, dy.ptr, u.ptr, a.dB.ptr, M, N, r)
@@ -271,10 +312,14 @@ export class LoraAdapters extends TensorScope {
       inputGrad: async (role, dx, M) => {
         const a = adapters.get(role)
         if (!a) return
-        const r = this.settings.r, K = a.target.cols, g = this.g.get(role)!
+        const r = this.settings.r,
+          K = a.target.cols,
+          g = this.g.get(role)!
         if (this.settings.dropout === 0) return matmulNN(this.pool, g.ptr, a.A.ptr, dx.ptr, M, r, K, true)
         await matmulNN(this.pool, g.ptr, a.A.ptr, this.tmp!.ptr, M, r, K)
-        const t = this.tmp!.view(), d = dx.view(), keep = 1 / (1 - this.settings.dropout)
+        const t = this.tmp!.view(),
+          d = dx.view(),
+          keep = 1 / (1 - this.settings.dropout)
         const roleIndex = LLAMA_LINEARS.indexOf(role)
         for (let i = 0; i < M * K; i++) if (this.kept(l, roleIndex, i)) d[i] += t[i] * keep
       },

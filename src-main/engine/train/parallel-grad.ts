@@ -24,22 +24,74 @@ function parts(pool: WorkerPool, work: number): number {
 }
 
 /** y[T, K] (+)= x[T, N] · w[N, K]. */
-export function matmulNN(pool: WorkerPool, x: number, w: number, y: number, T: number, N: number, K: number, accumulate = false): Promise<void> {
+export function matmulNN(
+  pool: WorkerPool,
+  x: number,
+  w: number,
+  y: number,
+  T: number,
+  N: number,
+  K: number,
+  accumulate = false,
+): Promise<void> {
   const acc = accumulate ? 1 : 0
-  return parallel(pool, ranges(K, parts(pool, T * N * K), 8).map(([k0, k1]): KernelCall => ['matmul_nn', x, w, y, T, N, K, k0, k1, acc]))
+  return parallel(
+    pool,
+    ranges(K, parts(pool, T * N * K), 8).map(([k0, k1]): KernelCall => ['matmul_nn', x, w, y, T, N, K, k0, k1, acc]),
+  )
 }
 
 /** dw[N, K] += dy[M, N]ᵀ · x[M, K]. */
-export function matmulTNAcc(pool: WorkerPool, dy: number, x: number, dw: number, M: number, N: number, K: number): Promise<void> {
-  return parallel(pool, ranges(N, parts(pool, M * N * K), 4).map(([n0, n1]): KernelCall => ['matmul_tn_acc', dy, x, dw, M, N, K, n0, n1]))
+export function matmulTNAcc(
+  pool: WorkerPool,
+  dy: number,
+  x: number,
+  dw: number,
+  M: number,
+  N: number,
+  K: number,
+): Promise<void> {
+  return parallel(
+    pool,
+    ranges(N, parts(pool, M * N * K), 4).map(([n0, n1]): KernelCall => ['matmul_tn_acc', dy, x, dw, M, N, K, n0, n1]),
+  )
 }
 
 /** One window's attention backward; scratch(part) gives each call attentionBackwardScratch(T) f32 of its own. */
 export function attentionBackward(
-  pool: WorkerPool, q: number, k: number, v: number, dout: number, dq: number, dk: number, dv: number,
-  scratch: (part: number) => number, T: number, nHeads: number, nKV: number, headDim: number,
+  pool: WorkerPool,
+  q: number,
+  k: number,
+  v: number,
+  dout: number,
+  dq: number,
+  dk: number,
+  dv: number,
+  scratch: (part: number) => number,
+  T: number,
+  nHeads: number,
+  nKV: number,
+  headDim: number,
 ): Promise<void> {
   const n = Math.max(1, Math.min(pool.threads, nKV))
-  return parallel(pool, ranges(nKV, n).map(([g0, g1], i): KernelCall =>
-    ['attention_causal_backward', q, k, v, dout, dq, dk, dv, scratch(i), T, nHeads, nKV, headDim, g0, g1]))
+  return parallel(
+    pool,
+    ranges(nKV, n).map(([g0, g1], i): KernelCall => [
+      'attention_causal_backward',
+      q,
+      k,
+      v,
+      dout,
+      dq,
+      dk,
+      dv,
+      scratch(i),
+      T,
+      nHeads,
+      nKV,
+      headDim,
+      g0,
+      g1,
+    ]),
+  )
 }

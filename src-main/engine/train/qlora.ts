@@ -44,7 +44,11 @@ export const NF4_BLOCK_CANDIDATES = [64, 32, 128, 256, 16, 512, 1024, 2048, 4096
  * NF4 codes and block constants of W when W is exactly NF4 with `blockSize`; null otherwise. The
  * constants are the exact f32 values W was dequantized with.
  */
-export function recoverNf4(codec: Nf4Codec, W: Float32Array, blockSize: number): { codes: Uint8Array; absmax: Float32Array } | null {
+export function recoverNf4(
+  codec: Nf4Codec,
+  W: Float32Array,
+  blockSize: number,
+): { codes: Uint8Array; absmax: Float32Array } | null {
   const blocks = Math.ceil(W.length / blockSize)
   const absmax = new Float32Array(blocks)
   const codes = new Uint8Array(W.length)
@@ -87,8 +91,12 @@ export class Nf4PackedLinears extends BlockwiseLinears {
    * model in 4 bits); without, such a weight is refused.
    */
   constructor(
-    pool: WorkerPool, private readonly codec: Nf4Codec, readonly blockSize: number, readonly doubleQuant: boolean,
-    private readonly file: string | null = null, private readonly quantizeDense = false,
+    pool: WorkerPool,
+    private readonly codec: Nf4Codec,
+    readonly blockSize: number,
+    readonly doubleQuant: boolean,
+    private readonly file: string | null = null,
+    private readonly quantizeDense = false,
   ) {
     super(pool)
     this.levels = Float32Array.from(codec.levels)
@@ -102,8 +110,11 @@ export class Nf4PackedLinears extends BlockwiseLinears {
       found = recoverNf4(this.codec, q, this.blockSize)
     }
     if (!found) {
-      throw new WhittleError('validation', this.file,
-        `QLoRA: layer ${layer} ${role} is not NF4 with block size ${this.blockSize}; quantize the base with an nf4 step first (or train plain LoRA)`)
+      throw new WhittleError(
+        'validation',
+        this.file,
+        `QLoRA: layer ${layer} ${role} is not NF4 with block size ${this.blockSize}; quantize the base with an nf4 step first (or train plain LoRA)`,
+      )
     }
     const n = W.length
     const codes = new Uint8Array(Math.ceil(n / 2))
@@ -136,9 +147,13 @@ export class Nf4PackedLinears extends BlockwiseLinears {
     const t = this.tensors.get(`${layer}:${role}`)
     if (!t) return false
     const absmax = t.constants instanceof Float32Array ? t.constants : this.codec.decodeAbsmax(t.constants)
-    const n = t.rows * t.cols, B = this.blockSize, codes = t.codes, levels = this.levels
+    const n = t.rows * t.cols,
+      B = this.blockSize,
+      codes = t.codes,
+      levels = this.levels
     for (let b = 0, i0 = 0; i0 < n; b++, i0 += B) {
-      const m = absmax[b], end = Math.min(n, i0 + B)
+      const m = absmax[b],
+        end = Math.min(n, i0 + B)
       for (let i = i0; i < end; i++) out[i] = m * levels[(codes[i >> 1] >> ((i & 1) << 2)) & 15]
     }
     return true

@@ -21,17 +21,29 @@ const slow = process.env.WHITTLE_SLOW === '1'
 const STEPS = Number(process.env.WHITTLE_KD_STEPS ?? 200)
 
 interface RefRun {
-  ppl_before: number; ppl_after: number; nonzero_fraction: number; train_seconds: number
+  ppl_before: number
+  ppl_after: number
+  nonzero_fraction: number
+  train_seconds: number
   curve_every_10: { step: number; loss: number }[]
 }
 
-interface Outcome { result: TrainResult; ppl: number; nonzero: number }
+interface Outcome {
+  result: TrainResult
+  ppl: number
+  nonzero: number
+}
 
 describe.skipIf(!hasShared || !slow)('the reference KD and CE runs on the Wanda-50% student (WHITTLE_SLOW=1)', () => {
   let pool: WorkerPool
   let teacher: LoadedModel
   const outcomes = new Map<string, Outcome>()
-  const ref = (run: string): RefRun => (JSON.parse(readFileSync(shared('reference/training/reference-training.json'), 'utf8')) as { runs: Record<string, RefRun> }).runs[run]
+  const ref = (run: string): RefRun =>
+    (
+      JSON.parse(readFileSync(shared('reference/training/reference-training.json'), 'utf8')) as {
+        runs: Record<string, RefRun>
+      }
+    ).runs[run]
 
   beforeAll(async () => {
     pool = await WorkerPool.create({ threads: 2 })
@@ -43,11 +55,19 @@ describe.skipIf(!hasShared || !slow)('the reference KD and CE runs on the Wanda-
     const student = await wandaStudent(teacher)
     const trainer = await LlamaTrainer.create(pool, student, alpha > 0 ? teacher : null, 256, { temperature: 2, alpha })
     let result: TrainResult
-    let zeros = 0, numel = 0
+    let zeros = 0,
+      numel = 0
     try {
       result = await train(trainer, referenceIds('tinystories_calib'), {
-        steps: STEPS, batchSize: 8, order: 'sequential', seed: 0, lr: 1e-3, schedule: 'constant', warmupSteps: 0,
-        optimizer: ADAMW_DEFAULTS, maxGradNorm: 0,
+        steps: STEPS,
+        batchSize: 8,
+        order: 'sequential',
+        seed: 0,
+        lr: 1e-3,
+        schedule: 'constant',
+        warmupSteps: 0,
+        optimizer: ADAMW_DEFAULTS,
+        maxGradNorm: 0,
       })
       for (const [tensor, w] of trainer.weights()) {
         student.replace(tensor, w)
@@ -59,9 +79,11 @@ describe.skipIf(!hasShared || !slow)('the reference KD and CE runs on the Wanda-
     }
     const ppl = (await perplexity(pool, student, referenceIds('tinystories_eval'), { seqlen: 256 })).ppl
     const r = ref(name)
-    console.log(`${name} ${STEPS} steps: ppl ${ppl.toFixed(4)} (PyTorch ${r.ppl_after.toFixed(4)}), ${result.seconds.toFixed(1)} s ` +
-      `(PyTorch ${r.train_seconds.toFixed(0)} s), ${(result.tokens / result.seconds).toFixed(0)} tok/s, ` +
-      `peak kernel memory ${(result.peakKernelBytes / 2 ** 20).toFixed(1)} MiB (AdamW state ${(result.optimizerBytes / 2 ** 20).toFixed(2)} MiB)`)
+    console.log(
+      `${name} ${STEPS} steps: ppl ${ppl.toFixed(4)} (PyTorch ${r.ppl_after.toFixed(4)}), ${result.seconds.toFixed(1)} s ` +
+        `(PyTorch ${r.train_seconds.toFixed(0)} s), ${(result.tokens / result.seconds).toFixed(0)} tok/s, ` +
+        `peak kernel memory ${(result.peakKernelBytes / 2 ** 20).toFixed(1)} MiB (AdamW state ${(result.optimizerBytes / 2 ** 20).toFixed(2)} MiB)`,
+    )
     const outcome = { result, ppl, nonzero: 1 - zeros / numel }
     outcomes.set(name, outcome)
     return outcome
@@ -71,23 +93,34 @@ describe.skipIf(!hasShared || !slow)('the reference KD and CE runs on the Wanda-
     const r = ref(name)
     for (const point of r.curve_every_10.filter((p) => p.step < STEPS)) {
       const mine = o.result.steps[point.step].loss
-      expect(Math.abs(mine / point.loss - 1), `${name} step ${point.step}: ${mine} vs ${point.loss}`).toBeLessThan(point.step === 0 ? 1e-5 : 0.02)
+      expect(Math.abs(mine / point.loss - 1), `${name} step ${point.step}: ${mine} vs ${point.loss}`).toBeLessThan(
+        point.step === 0 ? 1e-5 : 0.02,
+      )
     }
     if (STEPS === 200) expect(o.ppl).toBeLessThanOrEqual(r.ppl_after * 1.02)
     expect(o.ppl).toBeLessThan(r.ppl_before)
     expect(o.nonzero).toBe(r.nonzero_fraction)
   }
 
-  it('KD: loss curve, perplexity within +2% of 5.9972, nonzero fraction exactly 0.5', async () => {
-    check('kd_wanda50', await run('kd_wanda50', 0.5))
-  }, scaled(1_800_000))
+  it(
+    'KD: loss curve, perplexity within +2% of 5.9972, nonzero fraction exactly 0.5',
+    async () => {
+      check('kd_wanda50', await run('kd_wanda50', 0.5))
+    },
+    scaled(1_800_000),
+  )
 
-  it('CE alone: loss curve, perplexity within +2% of 6.5339, nonzero fraction exactly 0.5', async () => {
-    check('ce_wanda50', await run('ce_wanda50', 0))
-  }, scaled(1_800_000))
+  it(
+    'CE alone: loss curve, perplexity within +2% of 6.5339, nonzero fraction exactly 0.5',
+    async () => {
+      check('ce_wanda50', await run('ce_wanda50', 0))
+    },
+    scaled(1_800_000),
+  )
 
   it('KD beats plain fine-tuning', () => {
-    const kd = outcomes.get('kd_wanda50'), ce = outcomes.get('ce_wanda50')
+    const kd = outcomes.get('kd_wanda50'),
+      ce = outcomes.get('ce_wanda50')
     expect(kd && ce).toBeTruthy()
     expect(kd!.ppl).toBeLessThan(ce!.ppl)
   })

@@ -62,7 +62,11 @@ export interface TrainHooks {
 export class WindowSchedule {
   private readonly perms = new Map<number, Uint32Array>()
 
-  constructor(readonly count: number, private readonly order: WindowOrder, private readonly seed: number) {
+  constructor(
+    readonly count: number,
+    private readonly order: WindowOrder,
+    private readonly seed: number,
+  ) {
     if (count < 1) throw new WhittleError('validation', null, 'the training text holds no whole window')
   }
 
@@ -77,7 +81,9 @@ export class WindowSchedule {
       const r = seededRandom(this.seed * 1000003 + epoch)
       for (let j = this.count - 1; j > 0; j--) {
         const x = Math.floor(r() * (j + 1))
-        const t = p[j]; p[j] = p[x]; p[x] = t
+        const t = p[j]
+        p[j] = p[x]
+        p[x] = t
       }
       this.perms.clear() // only the current pass is ever asked for again
       this.perms.set(epoch, p)
@@ -87,22 +93,33 @@ export class WindowSchedule {
 }
 
 export function checkTrainSettings(s: TrainSettings): void {
-  const bad = (what: string): never => { throw new WhittleError('validation', null, `training: ${what}`) }
+  const bad = (what: string): never => {
+    throw new WhittleError('validation', null, `training: ${what}`)
+  }
   if (!Number.isInteger(s.steps) || s.steps < 1) bad(`steps must be a positive integer (got ${s.steps})`)
-  if (!Number.isInteger(s.batchSize) || s.batchSize < 1) bad(`batch_size must be a positive integer (got ${s.batchSize})`)
+  if (!Number.isInteger(s.batchSize) || s.batchSize < 1)
+    bad(`batch_size must be a positive integer (got ${s.batchSize})`)
   const mb = s.microBatch ?? s.batchSize
-  if (!Number.isInteger(mb) || mb < 1 || mb > s.batchSize) bad(`micro_batch must be an integer in [1, batch_size] (got ${mb})`)
+  if (!Number.isInteger(mb) || mb < 1 || mb > s.batchSize)
+    bad(`micro_batch must be an integer in [1, batch_size] (got ${mb})`)
   if (!(s.lr > 0) || !Number.isFinite(s.lr)) bad(`lr must be a positive number (got ${s.lr})`)
-  if (!Number.isInteger(s.warmupSteps) || s.warmupSteps < 0) bad(`warmup_steps must be a non-negative integer (got ${s.warmupSteps})`)
+  if (!Number.isInteger(s.warmupSteps) || s.warmupSteps < 0)
+    bad(`warmup_steps must be a non-negative integer (got ${s.warmupSteps})`)
   if (!(s.maxGradNorm >= 0)) bad(`max_grad_norm must be ≥ 0 (got ${s.maxGradNorm})`)
 }
 
 /** Trains the trainer's block Linears in place for `settings.steps` optimizer steps on `ids`. */
-export async function train(trainer: LlamaTrainer, ids: Int32Array, settings: TrainSettings, hooks: TrainHooks = {}): Promise<TrainResult> {
+export async function train(
+  trainer: LlamaTrainer,
+  ids: Int32Array,
+  settings: TrainSettings,
+  hooks: TrainHooks = {},
+): Promise<TrainResult> {
   checkTrainSettings(settings)
   const T = trainer.seqlen
   const windows = new WindowSchedule(Math.floor(ids.length / T), settings.order, settings.seed)
-  const B = settings.batchSize, micro = settings.microBatch ?? B
+  const B = settings.batchSize,
+    micro = settings.microBatch ?? B
   const optimizer = new AdamW(trainer.pool, trainer.params, settings.optimizer)
   const reports: StepReport[] = []
   const started = performance.now()
@@ -117,7 +134,8 @@ export async function train(trainer: LlamaTrainer, ids: Int32Array, settings: Tr
       })
       const predictions = B * (T - 1)
       trainer.zeroGrads()
-      let ce = 0, kl = 0
+      let ce = 0,
+        kl = 0
       for (let m0 = 0; m0 < B; m0 += micro) {
         const sums = await trainer.accumulate(batch.slice(m0, m0 + micro), 1 / predictions, hooks.signal)
         ce += sums.ce
@@ -130,18 +148,32 @@ export async function train(trainer: LlamaTrainer, ids: Int32Array, settings: Tr
       optimizer.step(lr)
       tokens += B * T
       const seconds = (performance.now() - started) / 1000
-      const ceMean = ce / predictions, klMean = kl / predictions
-      const a = trainer.loss.alpha, temp = trainer.loss.temperature
+      const ceMean = ce / predictions,
+        klMean = kl / predictions
+      const a = trainer.loss.alpha,
+        temp = trainer.loss.temperature
       const report: StepReport = {
-        step: s, ce: ceMean, kl: klMean, loss: a * temp * temp * klMean + (1 - a) * ceMean,
-        lr, gradNorm, tokens, tokensPerSecond: tokens / Math.max(seconds, 1e-9), seconds,
+        step: s,
+        ce: ceMean,
+        kl: klMean,
+        loss: a * temp * temp * klMean + (1 - a) * ceMean,
+        lr,
+        gradNorm,
+        tokens,
+        tokensPerSecond: tokens / Math.max(seconds, 1e-9),
+        seconds,
       }
       reports.push(report)
       await hooks.onStep?.(report)
     }
     return {
-      first: reports[0] ?? null, last: reports[reports.length - 1] ?? null, steps: reports, tokens,
-      seconds: (performance.now() - started) / 1000, peakKernelBytes: peak, optimizerBytes: optimizer.stateBytes,
+      first: reports[0] ?? null,
+      last: reports[reports.length - 1] ?? null,
+      steps: reports,
+      tokens,
+      seconds: (performance.now() - started) / 1000,
+      peakKernelBytes: peak,
+      optimizerBytes: optimizer.stateBytes,
     }
   } finally {
     optimizer.free()

@@ -87,7 +87,12 @@ describe('web-mode client', () => {
     latest().open()
     const p = api.openModel({ path: '/nonexistent/model.safetensors' })
     const call = latest().sent[0]
-    latest().reply({ type: 'result', id: call.id, ok: false, error: { message: '/nonexistent/model.safetensors: no such file', code: 'not-found' } })
+    latest().reply({
+      type: 'result',
+      id: call.id,
+      ok: false,
+      error: { message: '/nonexistent/model.safetensors: no such file', code: 'not-found' },
+    })
     await expect(p).rejects.toThrow('/nonexistent/model.safetensors: no such file')
   })
 
@@ -151,7 +156,9 @@ describe('web-mode client', () => {
     const p = api.appInfo()
     expect(sockets).toHaveLength(2)
     latest().serverClose(1008, 'Forbidden')
-    await expect(p).rejects.toThrow('appInfo: lost the connection to the Whittle server (Forbidden, code 1008); reconnecting')
+    await expect(p).rejects.toThrow(
+      'appInfo: lost the connection to the Whittle server (Forbidden, code 1008); reconnecting',
+    )
   })
 
   it('keeps job listeners across a reconnect', () => {
@@ -161,7 +168,11 @@ describe('web-mode client', () => {
     latest().serverClose(1006)
     vi.advanceTimersByTime(100)
     latest().open()
-    latest().reply({ type: 'event', event: 'job', payload: { id: 'after', kind: 'tensor', state: 'done', progress: 1, message: 'done' } })
+    latest().reply({
+      type: 'event',
+      event: 'job',
+      payload: { id: 'after', kind: 'tensor', state: 'done', progress: 1, message: 'done' },
+    })
     expect(seen).toEqual(['after'])
   })
 
@@ -178,8 +189,12 @@ describe('web-mode client', () => {
 
 describe('webSocketUrl', () => {
   it('repeats the page token on the socket path and follows the page scheme', () => {
-    expect(webSocketUrl({ protocol: 'http:', host: '127.0.0.1:5177', search: '?token=a1b2' })).toBe('ws://127.0.0.1:5177/ws?token=a1b2')
-    expect(webSocketUrl({ protocol: 'https:', host: 'example.test', search: '?x=1&token=t' })).toBe('wss://example.test/ws?token=t')
+    expect(webSocketUrl({ protocol: 'http:', host: '127.0.0.1:5177', search: '?token=a1b2' })).toBe(
+      'ws://127.0.0.1:5177/ws?token=a1b2',
+    )
+    expect(webSocketUrl({ protocol: 'https:', host: 'example.test', search: '?x=1&token=t' })).toBe(
+      'wss://example.test/ws?token=t',
+    )
   })
 
   it('leaves the token off when the page has none (the server cookie then applies)', () => {

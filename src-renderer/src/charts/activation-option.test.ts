@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import type { ActivationReport } from '@contract/api'
-import { activationChannelOption, activationLayers, activationOutliers, findInput, mostOutlierInput } from './activation-option'
+import {
+  activationChannelOption,
+  activationLayers,
+  activationOutliers,
+  findInput,
+  mostOutlierInput,
+} from './activation-option'
 import { input, report } from '../testing/activation-report'
 
 describe('activation channels', () => {
@@ -22,7 +28,10 @@ describe('activation channels', () => {
 
   it('lists outliers largest first, ignoring indices outside the input', () => {
     const i = { ...input(0, 'qkv', [7, 1, 0.5, 8]), outliers: [0, 3, 17, -2] }
-    expect(activationOutliers(i)).toEqual([{ index: 3, absmax: 8 }, { index: 0, absmax: 7 }])
+    expect(activationOutliers(i)).toEqual([
+      { index: 3, absmax: 8 },
+      { index: 0, absmax: 7 },
+    ])
   })
 
   it('splits bars at the outliers and draws the threshold line at the report threshold', () => {

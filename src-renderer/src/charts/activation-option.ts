@@ -87,7 +87,12 @@ export function activationChannelOption(input: ActivationInput, threshold: numbe
           silent: true,
           lineStyle: { type: 'dashed', color: CHART_COLORS.markLine },
           // A backed label stays readable where it crosses the bars.
-          label: { formatter: `threshold ${formatValue(threshold)}`, position: 'insideEndTop', backgroundColor: 'rgba(255,255,255,0.85)', padding: [1, 3] },
+          label: {
+            formatter: `threshold ${formatValue(threshold)}`,
+            position: 'insideEndTop',
+            backgroundColor: 'rgba(255,255,255,0.85)',
+            padding: [1, 3],
+          },
           data: [{ yAxis: threshold }],
         },
       },

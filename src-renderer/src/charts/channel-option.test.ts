@@ -15,7 +15,9 @@ describe('channel profile', () => {
     const { plain, outliers } = channelSeriesData(profile)
     expect(outliers).toEqual([null, null, null, 30, null, 12, null])
     expect(plain).toEqual([1, 2, 1.5, null, 1, null, 0.5])
-    const option = channelOption(profile, 6) as { series: { data: unknown[]; markLine?: { data: { yAxis: number }[]; lineStyle: { type: string } } }[] }
+    const option = channelOption(profile, 6) as {
+      series: { data: unknown[]; markLine?: { data: { yAxis: number }[]; lineStyle: { type: string } } }[]
+    }
     expect(option.series).toHaveLength(2)
     expect(option.series[0].markLine!.data[0].yAxis).toBe(9)
     expect(option.series[0].markLine!.lineStyle.type).toBe('dashed')

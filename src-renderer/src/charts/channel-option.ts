@@ -28,7 +28,10 @@ export function channelSeriesData(profile: ChannelProfile): { plain: (number | n
 }
 
 /** `values` as two complementary series: the outlier indices' values in one, every other in the other. */
-export function splitByOutliers(values: readonly number[], outlierIndices: readonly number[]): { plain: (number | null)[]; outliers: (number | null)[] } {
+export function splitByOutliers(
+  values: readonly number[],
+  outlierIndices: readonly number[],
+): { plain: (number | null)[]; outliers: (number | null)[] } {
   const isOutlier = new Set(outlierIndices)
   return {
     plain: values.map((v, i) => (isOutlier.has(i) ? null : v)),

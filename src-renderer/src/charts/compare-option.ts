@@ -14,7 +14,11 @@ function escape(s: string): string {
 
 export const COMPARE_SERIES = { points: 'results', frontier: 'Pareto frontier' } as const
 
-export function compareOption(points: readonly ResultPoint[], axis: SizeAxis, selected: ReadonlySet<string>): ChartOption {
+export function compareOption(
+  points: readonly ResultPoint[],
+  axis: SizeAxis,
+  selected: ReadonlySet<string>,
+): ChartOption {
   const placed = points.filter((p) => coordinates(p, axis) !== null)
   const frontier = paretoFrontier(placed, axis)
   const onFrontier = new Set(frontier.map((p) => p.id))
@@ -37,15 +41,29 @@ export function compareOption(points: readonly ResultPoint[], axis: SizeAxis, se
           `${p.bitsPerWeight.toFixed(3)} bits/weight · ${formatBytes(p.bytesAfter)}`,
           onFrontier.has(p.id) ? 'on the Pareto frontier' : '',
           escape(p.at.replace('T', ' ').slice(0, 19)),
-        ].filter(Boolean).join('<br/>')
+        ]
+          .filter(Boolean)
+          .join('<br/>')
       },
     },
     xAxis: {
-      type: 'value', name: xName, nameLocation: 'middle', nameGap: 28, scale: true,
+      type: 'value',
+      name: xName,
+      nameLocation: 'middle',
+      nameGap: 28,
+      scale: true,
       axisLabel: { formatter: (v: number) => (axis === 'bytesAfter' ? formatBytes(v) : String(v)) },
       splitLine: { lineStyle: { color: CHART_COLORS.grid } },
     },
-    yAxis: { type: 'value', name: 'perplexity after', nameLocation: 'middle', nameGap: 48, nameRotate: 90, scale: true, splitLine: { lineStyle: { color: CHART_COLORS.grid } } },
+    yAxis: {
+      type: 'value',
+      name: 'perplexity after',
+      nameLocation: 'middle',
+      nameGap: 48,
+      nameRotate: 90,
+      scale: true,
+      splitLine: { lineStyle: { color: CHART_COLORS.grid } },
+    },
     series: [
       {
         type: 'scatter',
@@ -54,9 +72,21 @@ export function compareOption(points: readonly ResultPoint[], axis: SizeAxis, se
         data: placed.map((p) => ({
           id: p.id,
           value: coordinates(p, axis)!,
-          itemStyle: selected.has(p.id) ? { color: CHART_COLORS.outlier, borderColor: '#212529', borderWidth: 2 } : { color: CHART_COLORS.bar },
+          itemStyle: selected.has(p.id)
+            ? { color: CHART_COLORS.outlier, borderColor: '#212529', borderWidth: 2 }
+            : { color: CHART_COLORS.bar },
         })),
-        ...(base !== null ? { markLine: { symbol: 'none', silent: true, label: { formatter: `before ${base.toFixed(4)}` }, lineStyle: { color: CHART_COLORS.markLine, type: 'dashed' }, data: [{ yAxis: base }] } } : {}),
+        ...(base !== null
+          ? {
+              markLine: {
+                symbol: 'none',
+                silent: true,
+                label: { formatter: `before ${base.toFixed(4)}` },
+                lineStyle: { color: CHART_COLORS.markLine, type: 'dashed' },
+                data: [{ yAxis: base }],
+              },
+            }
+          : {}),
       },
       {
         type: 'line',

@@ -3,14 +3,29 @@
 import { use, init, type ECharts } from 'echarts/core'
 import { BarChart, HeatmapChart, LineChart, ScatterChart } from 'echarts/charts'
 import {
-  DataZoomInsideComponent, DataZoomSliderComponent, GridComponent, LegendComponent, MarkLineComponent, TooltipComponent,
+  DataZoomInsideComponent,
+  DataZoomSliderComponent,
+  GridComponent,
+  LegendComponent,
+  MarkLineComponent,
+  TooltipComponent,
   VisualMapContinuousComponent,
 } from 'echarts/components'
 import { CanvasRenderer } from 'echarts/renderers'
 
 use([
-  BarChart, HeatmapChart, LineChart, ScatterChart, GridComponent, LegendComponent, TooltipComponent, DataZoomInsideComponent,
-  DataZoomSliderComponent, MarkLineComponent, VisualMapContinuousComponent, CanvasRenderer,
+  BarChart,
+  HeatmapChart,
+  LineChart,
+  ScatterChart,
+  GridComponent,
+  LegendComponent,
+  TooltipComponent,
+  DataZoomInsideComponent,
+  DataZoomSliderComponent,
+  MarkLineComponent,
+  VisualMapContinuousComponent,
+  CanvasRenderer,
 ])
 
 export function createChart(el: HTMLElement): ECharts {

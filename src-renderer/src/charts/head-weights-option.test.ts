@@ -5,7 +5,11 @@ import { CHART_COLORS } from './palette'
 
 describe('head weights', () => {
   const q: HeadWeights['slices'][number] = {
-    role: 'q', rows: 2, cols: 3, values: [0.5, -2, 1, 0, 0.25, -0.75], sourceShape: [8, 64],
+    role: 'q',
+    rows: 2,
+    cols: 3,
+    values: [0.5, -2, 1, 0, 0.25, -0.75],
+    sourceShape: [8, 64],
   }
 
   it('centres the colour scale on zero at the largest magnitude', () => {
@@ -20,11 +24,21 @@ describe('head weights', () => {
 
   it('keeps signs in the cells, row-major', () => {
     const option = headSliceOption(q) as { series: { data: [number, number, number][] }[] }
-    expect(option.series[0].data).toEqual([[0, 0, 0.5], [1, 0, -2], [2, 0, 1], [0, 1, 0], [1, 1, 0.25], [2, 1, -0.75]])
+    expect(option.series[0].data).toEqual([
+      [0, 0, 0.5],
+      [1, 0, -2],
+      [2, 0, 1],
+      [0, 1, 0],
+      [1, 1, 0.25],
+      [2, 1, -0.75],
+    ])
   })
 
   it('labels pooled axes by the first source index of each cell, and names them by role', () => {
-    const option = headSliceOption(q) as { xAxis: { data: string[]; name: string }; yAxis: { data: string[]; name: string } }
+    const option = headSliceOption(q) as {
+      xAxis: { data: string[]; name: string }
+      yAxis: { data: string[]; name: string }
+    }
     expect(option.xAxis.data).toEqual(['0', '22', '43'])
     expect(option.yAxis.data).toEqual(['0', '4'])
     expect(option.yAxis.name).toBe('head dim (8)')

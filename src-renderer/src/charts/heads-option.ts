@@ -26,15 +26,21 @@ const MARKED_STYLE = { borderColor: '#e8590c', borderWidth: 3 } as const
 export const headKey = (h: HeadRef): string => `${h.layer}:${h.head}`
 
 /** One cell per finite value of `matrix[layer][head]`. */
-export function headCells(matrix: readonly (readonly number[])[], selected: HeadRef | null, marked: readonly string[] = []): HeadCell[] {
+export function headCells(
+  matrix: readonly (readonly number[])[],
+  selected: HeadRef | null,
+  marked: readonly string[] = [],
+): HeadCell[] {
   const cells: HeadCell[] = []
-  matrix.forEach((row, layer) => row.forEach((v, head) => {
-    if (!Number.isFinite(v)) return
-    const cell: HeadCell = { value: [head, layer, v] }
-    if (marked.includes(headKey({ layer, head }))) cell.itemStyle = { ...MARKED_STYLE }
-    if (selected && selected.layer === layer && selected.head === head) cell.itemStyle = { ...SELECTED_STYLE }
-    cells.push(cell)
-  }))
+  matrix.forEach((row, layer) =>
+    row.forEach((v, head) => {
+      if (!Number.isFinite(v)) return
+      const cell: HeadCell = { value: [head, layer, v] }
+      if (marked.includes(headKey({ layer, head }))) cell.itemStyle = { ...MARKED_STYLE }
+      if (selected && selected.layer === layer && selected.head === head) cell.itemStyle = { ...SELECTED_STYLE }
+      cells.push(cell)
+    }),
+  )
   return cells
 }
 
@@ -66,7 +72,12 @@ export function colourScale(values: readonly number[]): ColourScale {
 /** Cell labels only while cells are large enough to hold them. */
 const MAX_LABELLED_CELLS = 256
 
-export function headHeatmapOption(matrix: readonly (readonly number[])[], measure: string, selected: HeadRef | null, marked: readonly string[] = []): ChartOption {
+export function headHeatmapOption(
+  matrix: readonly (readonly number[])[],
+  measure: string,
+  selected: HeadRef | null,
+  marked: readonly string[] = [],
+): ChartOption {
   const layers = matrix.length
   const heads = matrix.reduce((n, row) => Math.max(n, row.length), 0)
   const cells = headCells(matrix, selected, marked)

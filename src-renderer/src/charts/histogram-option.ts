@@ -48,7 +48,10 @@ export function histogramOption(h: Histogram, logScale: boolean): ChartOption {
         return `[${formatValue(bin.lo)}, ${formatValue(bin.hi)})<br/>count ${formatInteger(bin.count)}`
       },
     },
-    ...histogramAxes(bins.map((b) => b.centre), logScale),
+    ...histogramAxes(
+      bins.map((b) => b.centre),
+      logScale,
+    ),
     series: [
       {
         type: 'bar',
@@ -79,8 +82,20 @@ export function histogramAxes(centres: number[], logScale: boolean) {
     },
     // The count axis's title runs along the axis, beside the tick labels, where it has room.
     yAxis: logScale
-      ? { type: 'log' as const, logBase: 10, min: LOG_AXIS_MIN, name: 'count (log)', ...COUNT_AXIS_NAME, splitLine: { lineStyle: { color: CHART_COLORS.grid } } }
-      : { type: 'value' as const, name: 'count', ...COUNT_AXIS_NAME, splitLine: { lineStyle: { color: CHART_COLORS.grid } } },
+      ? {
+          type: 'log' as const,
+          logBase: 10,
+          min: LOG_AXIS_MIN,
+          name: 'count (log)',
+          ...COUNT_AXIS_NAME,
+          splitLine: { lineStyle: { color: CHART_COLORS.grid } },
+        }
+      : {
+          type: 'value' as const,
+          name: 'count',
+          ...COUNT_AXIS_NAME,
+          splitLine: { lineStyle: { color: CHART_COLORS.grid } },
+        },
     dataZoom: [
       { type: 'inside' as const, xAxisIndex: 0 },
       { type: 'slider' as const, xAxisIndex: 0, height: 16, bottom: 6 },

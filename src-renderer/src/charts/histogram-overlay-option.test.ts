@@ -8,10 +8,14 @@ describe('before/after histogram overlay', () => {
 
   it('draws the compressed bars beside the original ones, on the same bins', () => {
     const option = histogramOverlayOption(before, after, false) as {
-      xAxis: { data: string[] }; series: { type: string; name: string; data: (number | null)[]; barGap?: string }[]
+      xAxis: { data: string[] }
+      series: { type: string; name: string; data: (number | null)[]; barGap?: string }[]
     }
     expect(option.xAxis.data).toEqual(['-0.75', '-0.25', '0.25', '0.75'])
-    expect(option.series.map((s) => [s.type, s.name])).toEqual([['bar', OVERLAY_SERIES.before], ['bar', OVERLAY_SERIES.after]])
+    expect(option.series.map((s) => [s.type, s.name])).toEqual([
+      ['bar', OVERLAY_SERIES.before],
+      ['bar', OVERLAY_SERIES.after],
+    ])
     expect(option.series[0].data).toEqual([1, 4, 0, 2])
     expect(option.series[1].data).toEqual([0, 5, 0, 1])
     // Side by side in each bin: a non-negative gap, never the −100% that stacks one bar over the other.
@@ -19,7 +23,10 @@ describe('before/after histogram overlay', () => {
   })
 
   it('leaves empty bins out on a log axis', () => {
-    const option = histogramOverlayOption(before, after, true) as { yAxis: { type: string }; series: { data: (number | null)[] }[] }
+    const option = histogramOverlayOption(before, after, true) as {
+      yAxis: { type: string }
+      series: { data: (number | null)[] }[]
+    }
     expect(option.yAxis.type).toBe('log')
     expect(option.series[0].data).toEqual([1, 4, null, 2])
     expect(option.series[1].data).toEqual([null, 5, null, 1])

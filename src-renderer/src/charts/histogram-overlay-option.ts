@@ -42,7 +42,10 @@ export function histogramOverlayOption(before: Histogram, after: Histogram, logS
         ].join('<br/>')
       },
     },
-    ...histogramAxes(bins.map((b) => b.centre), logScale),
+    ...histogramAxes(
+      bins.map((b) => b.centre),
+      logScale,
+    ),
     series: [
       {
         type: 'bar',

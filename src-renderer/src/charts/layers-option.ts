@@ -26,7 +26,11 @@ export interface LayerMeasure {
   axisName: string
 }
 
-export function layerBarOption(values: readonly number[], measure: LayerMeasure, marked: readonly number[] = []): ChartOption {
+export function layerBarOption(
+  values: readonly number[],
+  measure: LayerMeasure,
+  marked: readonly number[] = [],
+): ChartOption {
   return {
     animation: false,
     textStyle: { fontFamily: MONO_FONT, fontSize: 11, color: CHART_COLORS.text },

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import type { ActivationReport } from '@contract/api'
-import { columnBlocks, persistenceLayout, persistenceOption, persistenceRows, persistentChannels, poolMax } from './persistence-option'
+import {
+  columnBlocks,
+  persistenceLayout,
+  persistenceOption,
+  persistenceRows,
+  persistentChannels,
+  poolMax,
+} from './persistence-option'
 import { input, report } from '../testing/activation-report'
 
 describe('persistence', () => {
@@ -28,11 +35,21 @@ describe('persistence', () => {
 
   it('counts a channel once per input it is an outlier in', () => {
     // Channel 3: L0 qkv (8) and L1 qkv (7); channel 1: L0 gate_up (6.5), L1 qkv (10), L1 gate_up (9).
-    expect(persistentChannels(r)).toEqual([{ channel: 1, count: 3 }, { channel: 3, count: 2 }, { channel: 0, count: 1 }])
+    expect(persistentChannels(r)).toEqual([
+      { channel: 1, count: 3 },
+      { channel: 3, count: 2 },
+      { channel: 0, count: 1 },
+    ])
   })
 
   it('covers every channel exactly once when pooling columns', () => {
-    for (const [channels, max] of [[4096, 1024], [11008, 1024], [64, 1024], [1000, 7], [5, 5]]) {
+    for (const [channels, max] of [
+      [4096, 1024],
+      [11008, 1024],
+      [64, 1024],
+      [1000, 7],
+      [5, 5],
+    ]) {
       const blocks = columnBlocks(channels, max)
       expect(blocks).toHaveLength(Math.min(channels, max))
       let next = 0
@@ -55,14 +72,28 @@ describe('persistence', () => {
       expect(pooled[c]).toBe(Math.max(...finite))
     })
     // A block past the end of a short row has nothing to show.
-    expect(poolMax([1, 2], [[0, 0], [5, 6]])).toEqual([1, Number.NaN])
+    expect(
+      poolMax(
+        [1, 2],
+        [
+          [0, 0],
+          [5, 6],
+        ],
+      ),
+    ).toEqual([1, Number.NaN])
   })
 
   it('pools a wide model into at most the column limit, labelling columns by their first channel', () => {
     const channels = 3000
     const wide: ActivationReport = {
       ...r,
-      inputs: [input(0, 'qkv', Array.from({ length: channels }, (_, i) => (i === 2999 ? 50 : 1)))],
+      inputs: [
+        input(
+          0,
+          'qkv',
+          Array.from({ length: channels }, (_, i) => (i === 2999 ? 50 : 1)),
+        ),
+      ],
       persistence: { channels, inputs: 1, counts: Array.from({ length: channels }, (_, i) => (i === 2999 ? 1 : 0)) },
     }
     const option = persistenceOption(wide, 1000) as { series: { data: unknown[] }[]; xAxis: { data: string[] }[] }

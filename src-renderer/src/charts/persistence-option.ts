@@ -81,9 +81,11 @@ export function persistenceOption(report: ActivationReport, maxColumns = PERSIST
   const pooled = rows.map((r) => poolMax(r.absmax, blocks))
   const counts = poolMax(report.persistence.counts, blocks).map((c) => (Number.isFinite(c) ? c : 0))
   const cells: [number, number, number][] = []
-  pooled.forEach((row, y) => row.forEach((v, x) => {
-    if (Number.isFinite(v)) cells.push([x, y, v])
-  }))
+  pooled.forEach((row, y) =>
+    row.forEach((v, x) => {
+      if (Number.isFinite(v)) cells.push([x, y, v])
+    }),
+  )
   const layout = persistenceLayout(rows.length)
   const columnLabels = blocks.map(([first]) => String(first))
   const pooledNote = blocks.length < report.persistence.channels ? ' (max over the block)' : ''

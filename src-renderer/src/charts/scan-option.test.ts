@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest'
 import type { ScanCell, ScanResult, TensorRole } from '@contract/api'
-import { describeScanCell, scanCellAt, scanGrid, scanHeatmapData, scanOption, MARKED_CELL_STYLE, scanSeriesData } from './scan-option'
+import {
+  describeScanCell,
+  scanCellAt,
+  scanGrid,
+  scanHeatmapData,
+  scanOption,
+  MARKED_CELL_STYLE,
+  scanSeriesData,
+} from './scan-option'
 
 function cell(layer: number | null, role: TensorRole, score: number, name = `${layer}.${role}`): ScanCell {
   return { layer, role, name, absmax: 1, std: 0.1, kurtosis: 3, outlierChannels: 2, channels: 64, outlierScore: score }
@@ -49,7 +57,9 @@ describe('scan grid', () => {
     expect(option.visualMap).toMatchObject({ min: 2, max: 7 })
     expect(option.xAxis.data).toEqual(['q', 'down', 'other'])
     // The colour bar says what it measures and in what unit.
-    expect((option as unknown as { visualMap: { text: string[] } }).visualMap.text[0]).toMatch(/outlier score[\s\S]*log₂/)
+    expect((option as unknown as { visualMap: { text: string[] } }).visualMap.text[0]).toMatch(
+      /outlier score[\s\S]*log₂/,
+    )
   })
 
   it('escapes tensor names in the tooltip, which ECharts renders as HTML', () => {
@@ -61,15 +71,33 @@ describe('scan grid', () => {
 
 describe('scan heatmap in select mode', () => {
   const cell = (layer: number, role: ScanCell['role'], score: number): ScanCell => ({
-    layer, role, name: `layers.${layer}.${role}.weight`, absmax: 1, std: 1, kurtosis: 3, outlierChannels: 0, channels: 8, outlierScore: score,
+    layer,
+    role,
+    name: `layers.${layer}.${role}.weight`,
+    absmax: 1,
+    std: 1,
+    kurtosis: 3,
+    outlierChannels: 0,
+    channels: 8,
+    outlierScore: score,
   })
-  const result: ScanResult = { modelId: 'm', k: 6, seconds: 1, bytes: 1, cells: [cell(0, 'q', 1), cell(0, 'k', 2), cell(1, 'q', 3)] }
+  const result: ScanResult = {
+    modelId: 'm',
+    k: 6,
+    seconds: 1,
+    bytes: 1,
+    cells: [cell(0, 'q', 1), cell(0, 'k', 2), cell(1, 'q', 3)],
+  }
 
   it('frames exactly the cells of the marked tensors', () => {
     const grid = scanGrid(result)
     const data = scanSeriesData(grid, new Set(['layers.1.q.weight', 'not-in-the-grid']))
     expect(data).toEqual([[0, 0, 1], [1, 0, 2], { value: [0, 1, 3], itemStyle: MARKED_CELL_STYLE }])
-    expect(scanSeriesData(grid, new Set())).toEqual([[0, 0, 1], [1, 0, 2], [0, 1, 3]])
+    expect(scanSeriesData(grid, new Set())).toEqual([
+      [0, 0, 1],
+      [1, 0, 2],
+      [0, 1, 3],
+    ])
     const option = scanOption(grid, new Set(['layers.0.k.weight'])) as { series: { data: unknown[] }[] }
     expect(option.series[0].data[1]).toEqual({ value: [1, 0, 2], itemStyle: MARKED_CELL_STYLE })
   })

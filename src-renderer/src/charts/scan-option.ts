@@ -8,8 +8,23 @@ import type { ChartOption } from './types'
 
 /** Column order: the order data flows through a block, so neighbouring columns are related. */
 export const ROLE_ORDER: readonly TensorRole[] = [
-  'embed', 'pos_embed', 'attn_norm', 'q', 'k', 'v', 'qkv', 'o', 'ffn_norm',
-  'gate', 'up', 'down', 'fc1', 'fc2', 'final_norm', 'lm_head', 'other',
+  'embed',
+  'pos_embed',
+  'attn_norm',
+  'q',
+  'k',
+  'v',
+  'qkv',
+  'o',
+  'ffn_norm',
+  'gate',
+  'up',
+  'down',
+  'fc1',
+  'fc2',
+  'final_norm',
+  'lm_head',
+  'other',
 ]
 
 export interface ScanGrid {
@@ -86,7 +101,10 @@ export const MARKED_CELL_STYLE = { borderColor: '#212529', borderWidth: 3 } as c
  * The heatmap's data, with the cells of `marked` tensor names framed (the Compress tab's targets
  * while it is selecting by clicking).
  */
-export function scanSeriesData(grid: ScanGrid, marked?: ReadonlySet<string>): ([number, number, number] | { value: [number, number, number]; itemStyle: typeof MARKED_CELL_STYLE })[] {
+export function scanSeriesData(
+  grid: ScanGrid,
+  marked?: ReadonlySet<string>,
+): ([number, number, number] | { value: [number, number, number]; itemStyle: typeof MARKED_CELL_STYLE })[] {
   const data = scanHeatmapData(grid)
   if (!marked || marked.size === 0) return data
   return data.map((d) => (marked.has(grid.cells[d[1]][d[0]]!.name) ? { value: d, itemStyle: MARKED_CELL_STYLE } : d))
@@ -152,7 +170,11 @@ export function scanOption(grid: ScanGrid, marked?: ReadonlySet<string>): ChartO
         type: 'heatmap',
         name: 'outlier score',
         data: scanSeriesData(grid, marked),
-        label: { show: grid.roles.length * grid.layers.length <= 400, formatter: (p: unknown) => formatValue((p as { value: number[] }).value[2], 2), fontSize: 10 },
+        label: {
+          show: grid.roles.length * grid.layers.length <= 400,
+          formatter: (p: unknown) => formatValue((p as { value: number[] }).value[2], 2),
+          fontSize: 10,
+        },
         itemStyle: { borderColor: '#fff', borderWidth: 1 },
         emphasis: { itemStyle: { borderColor: CHART_COLORS.text, borderWidth: 1 } },
         progressive: 0,

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { findSmoothing, hardestSmoothing, logValues, nearestAlphaIndex, smoothingOption, smoothingRows } from './smoothing-option'
+import {
+  findSmoothing,
+  hardestSmoothing,
+  logValues,
+  nearestAlphaIndex,
+  smoothingOption,
+  smoothingRows,
+} from './smoothing-option'
 import { report, ALPHAS } from '../testing/activation-report'
 
 describe('smoothing preview', () => {
@@ -22,7 +29,11 @@ describe('smoothing preview', () => {
     const option = smoothingOption(p, ALPHAS, 0.5) as {
       xAxis: { data: string[] }
       yAxis: { type: string }
-      series: { name: string; data: (number | null)[]; markLine?: { data: { xAxis: number }[]; label: { formatter: string } } }[]
+      series: {
+        name: string
+        data: (number | null)[]
+        markLine?: { data: { xAxis: number }[]; label: { formatter: string } }
+      }[]
     }
     expect(option.yAxis.type).toBe('log')
     expect(option.xAxis.data).toEqual(['0', '0.25', '0.5', '0.75', '1'])

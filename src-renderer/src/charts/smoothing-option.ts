@@ -18,7 +18,11 @@ export function nearestAlphaIndex(alphas: readonly number[], alpha: number): num
   return best
 }
 
-export function findSmoothing(report: ActivationReport, layer: number, group: SmoothingPreview['group']): SmoothingPreview | null {
+export function findSmoothing(
+  report: ActivationReport,
+  layer: number,
+  group: SmoothingPreview['group'],
+): SmoothingPreview | null {
   return report.smoothing.find((s) => s.layer === layer && s.group === group) ?? null
 }
 
@@ -30,7 +34,11 @@ export function logValues(alphas: readonly number[], values: readonly number[]):
   })
 }
 
-export function smoothingOption(preview: SmoothingPreview, alphas: readonly number[], markedAlpha: number): ChartOption {
+export function smoothingOption(
+  preview: SmoothingPreview,
+  alphas: readonly number[],
+  markedAlpha: number,
+): ChartOption {
   const [actColor, weightColor] = CHART_COLORS.pair
   const marked = nearestAlphaIndex(alphas, markedAlpha)
   return {
@@ -112,7 +120,8 @@ export function smoothingRows(report: ActivationReport, alpha: number): Smoothin
     .map((s) => {
       const input = report.inputs.find((x) => x.layer === s.layer && x.group === s.group)
       let activationAbsmax = Number.NaN
-      for (const v of input?.absmax ?? []) if (Number.isFinite(v) && (Number.isNaN(activationAbsmax) || v > activationAbsmax)) activationAbsmax = v
+      for (const v of input?.absmax ?? [])
+        if (Number.isFinite(v) && (Number.isNaN(activationAbsmax) || v > activationAbsmax)) activationAbsmax = v
       return {
         layer: s.layer,
         group: s.group,

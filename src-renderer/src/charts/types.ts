@@ -4,11 +4,23 @@
 import type { ComposeOption } from 'echarts/core'
 import type { BarSeriesOption, HeatmapSeriesOption, LineSeriesOption, ScatterSeriesOption } from 'echarts/charts'
 import type {
-  DataZoomComponentOption, GridComponentOption, LegendComponentOption, MarkLineComponentOption,
-  TooltipComponentOption, VisualMapComponentOption,
+  DataZoomComponentOption,
+  GridComponentOption,
+  LegendComponentOption,
+  MarkLineComponentOption,
+  TooltipComponentOption,
+  VisualMapComponentOption,
 } from 'echarts/components'
 
 export type ChartOption = ComposeOption<
-  | BarSeriesOption | HeatmapSeriesOption | LineSeriesOption | ScatterSeriesOption | GridComponentOption | LegendComponentOption
-  | TooltipComponentOption | DataZoomComponentOption | MarkLineComponentOption | VisualMapComponentOption
+  | BarSeriesOption
+  | HeatmapSeriesOption
+  | LineSeriesOption
+  | ScatterSeriesOption
+  | GridComponentOption
+  | LegendComponentOption
+  | TooltipComponentOption
+  | DataZoomComponentOption
+  | MarkLineComponentOption
+  | VisualMapComponentOption
 >

@@ -17,9 +17,17 @@ describe('analysis requests', () => {
   })
 
   it('leaves out the text and max windows when empty, so the engine uses the bundled text and every window', () => {
-    expect(perplexitySpec('m', { text: '  ', seqlen: 512, maxWindows: '' })).toEqual({ kind: 'perplexity', modelId: 'm', seqlen: 512 })
+    expect(perplexitySpec('m', { text: '  ', seqlen: 512, maxWindows: '' })).toEqual({
+      kind: 'perplexity',
+      modelId: 'm',
+      seqlen: 512,
+    })
     expect(perplexitySpec('m', { text: ' /data/wiki.txt ', seqlen: 128, maxWindows: 40 })).toEqual({
-      kind: 'perplexity', modelId: 'm', seqlen: 128, text: '/data/wiki.txt', maxWindows: 40,
+      kind: 'perplexity',
+      modelId: 'm',
+      seqlen: 128,
+      text: '/data/wiki.txt',
+      maxWindows: 40,
     })
   })
 
@@ -27,16 +35,30 @@ describe('analysis requests', () => {
     expect(perplexitySpec('m', { text: '', seqlen: 1, maxWindows: 0 })).toMatchObject({ seqlen: 2, maxWindows: 1 })
     expect(perplexitySpec('m', { text: '', seqlen: null, maxWindows: null }).seqlen).toBe(256)
     expect(activationSpec('m', { threshold: -3, samples: 1e9, seqlen: 100000 })).toEqual({
-      kind: 'activations', modelId: 'm', threshold: 0, calibration: { samples: 4096, seqlen: 8192 },
+      kind: 'activations',
+      modelId: 'm',
+      threshold: 0,
+      calibration: { samples: 4096, seqlen: 8192 },
     })
   })
 
   it('falls back to the documented defaults: threshold 6, 128 windows for a capture, 16 for a probe, seqlen 256', () => {
     expect(activationSpec('m', { threshold: '', samples: '', seqlen: '' })).toEqual({
-      kind: 'activations', modelId: 'm', threshold: 6, calibration: { samples: 128, seqlen: 256 },
+      kind: 'activations',
+      modelId: 'm',
+      threshold: 6,
+      calibration: { samples: 128, seqlen: 256 },
     })
-    expect(probeSpec('heads', 'm', { samples: null, seqlen: null })).toEqual({ kind: 'heads', modelId: 'm', calibration: { samples: 16, seqlen: 256 } })
-    expect(probeSpec('layers', 'm', { samples: 4, seqlen: 64 })).toEqual({ kind: 'layers', modelId: 'm', calibration: { samples: 4, seqlen: 64 } })
+    expect(probeSpec('heads', 'm', { samples: null, seqlen: null })).toEqual({
+      kind: 'heads',
+      modelId: 'm',
+      calibration: { samples: 16, seqlen: 256 },
+    })
+    expect(probeSpec('layers', 'm', { samples: 4, seqlen: 64 })).toEqual({
+      kind: 'layers',
+      modelId: 'm',
+      calibration: { samples: 4, seqlen: 64 },
+    })
   })
 
   it('names a file by the last part of its path on either platform', () => {

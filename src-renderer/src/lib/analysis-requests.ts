@@ -78,11 +78,20 @@ export function activationSpec(modelId: ModelId, form: ActivationForm): Extract<
   return { kind: 'activations', modelId, calibration: calibrationRequest(form, DEFAULT_CAPTURE_SAMPLES), threshold }
 }
 
-export function probeSpec(kind: 'heads' | 'layers', modelId: ModelId, form: CalibrationForm): Extract<JobSpec, { kind: 'heads' | 'layers' }> {
+export function probeSpec(
+  kind: 'heads' | 'layers',
+  modelId: ModelId,
+  form: CalibrationForm,
+): Extract<JobSpec, { kind: 'heads' | 'layers' }> {
   return { kind, modelId, calibration: calibrationRequest(form, DEFAULT_PROBE_SAMPLES) }
 }
 
 /** The last part of a path, for short labels ("tinystories_eval.txt"). */
 export function baseName(p: string): string {
-  return p.split(/[\\/]+/).filter(Boolean).at(-1) ?? p
+  return (
+    p
+      .split(/[\\/]+/)
+      .filter(Boolean)
+      .at(-1) ?? p
+  )
 }

@@ -12,7 +12,9 @@ export function evalSetting(p: ResultPoint): string {
 export function evalSettings(points: readonly ResultPoint[]): { key: string; count: number }[] {
   const counts = new Map<string, number>()
   for (const p of points) counts.set(evalSetting(p), (counts.get(evalSetting(p)) ?? 0) + 1)
-  return [...counts].map(([key, count]) => ({ key, count })).sort((a, b) => b.count - a.count || a.key.localeCompare(b.key))
+  return [...counts]
+    .map(([key, count]) => ({ key, count }))
+    .sort((a, b) => b.count - a.count || a.key.localeCompare(b.key))
 }
 
 export type SizeAxis = 'bitsPerWeight' | 'bytesAfter'
@@ -28,7 +30,9 @@ export function coordinates(p: ResultPoint, axis: SizeAxis): [number, number] | 
  * smaller on one), ordered by size: the best perplexity each size can buy.
  */
 export function paretoFrontier(points: readonly ResultPoint[], axis: SizeAxis): ResultPoint[] {
-  const placed = points.map((p) => ({ p, c: coordinates(p, axis) })).filter((e): e is { p: ResultPoint; c: [number, number] } => e.c !== null)
+  const placed = points
+    .map((p) => ({ p, c: coordinates(p, axis) }))
+    .filter((e): e is { p: ResultPoint; c: [number, number] } => e.c !== null)
   placed.sort((a, b) => a.c[0] - b.c[0] || a.c[1] - b.c[1])
   const frontier: ResultPoint[] = []
   let best = Infinity

@@ -5,16 +5,31 @@ import { compressSpec, describeParams, formatPplChange, nextSort, pplChange, sor
 const recipe: RecipeDoc = { steps: [{ method: 'rtn', params: { bits: 4 } }] }
 
 describe('compress job spec', () => {
-  it('sends what was typed, trimmed and inside the engine\'s limits', () => {
+  it("sends what was typed, trimmed and inside the engine's limits", () => {
     const spec = compressSpec('m1', recipe, { evalText: '  /data/wiki.txt ', seqlen: 512, maxEvalWindows: 64 })
-    expect(spec).toEqual({ kind: 'compress', modelId: 'm1', recipe, seqlen: 512, evalText: '/data/wiki.txt', maxEvalWindows: 64 })
+    expect(spec).toEqual({
+      kind: 'compress',
+      modelId: 'm1',
+      recipe,
+      seqlen: 512,
+      evalText: '/data/wiki.txt',
+      maxEvalWindows: 64,
+    })
     // A copy: the job never holds the editor's object.
     expect(spec.recipe).not.toBe(recipe)
   })
 
   it('leaves out empty fields and falls back to seqlen 256', () => {
-    expect(compressSpec('m1', recipe, { evalText: '', seqlen: '', maxEvalWindows: '' })).toEqual({ kind: 'compress', modelId: 'm1', recipe, seqlen: 256 })
-    expect(compressSpec('m1', recipe, { evalText: '', seqlen: 1e9, maxEvalWindows: 0 })).toMatchObject({ seqlen: 8192, maxEvalWindows: 1 })
+    expect(compressSpec('m1', recipe, { evalText: '', seqlen: '', maxEvalWindows: '' })).toEqual({
+      kind: 'compress',
+      modelId: 'm1',
+      recipe,
+      seqlen: 256,
+    })
+    expect(compressSpec('m1', recipe, { evalText: '', seqlen: 1e9, maxEvalWindows: 0 })).toMatchObject({
+      seqlen: 8192,
+      maxEvalWindows: 1,
+    })
   })
 })
 
@@ -32,7 +47,17 @@ describe('perplexity change', () => {
 
 describe('per-tensor table order', () => {
   const t = (name: string, out: number | null, bpw: number): CompressedTensor => ({
-    name, layer: 0, role: 'q', step: 0, method: 'rtn', format: 'w4', shape: [1, 1], bitsPerWeight: bpw, relWeightError: 0.1, relOutputError: out, sparsity: 0,
+    name,
+    layer: 0,
+    role: 'q',
+    step: 0,
+    method: 'rtn',
+    format: 'w4',
+    shape: [1, 1],
+    bitsPerWeight: bpw,
+    relWeightError: 0.1,
+    relOutputError: out,
+    sparsity: 0,
   })
   const rows = [t('layers.2.q', 0.2, 4), t('layers.10.q', null, 8), t('layers.1.q', 0.5, 4), t('layers.3.q', 0.2, 3)]
 
@@ -50,15 +75,23 @@ describe('per-tensor table order', () => {
 
   it('flips on a second click; a new measure starts with the worst first', () => {
     expect(nextSort({ key: 'name', descending: false }, 'name')).toEqual({ key: 'name', descending: true })
-    expect(nextSort({ key: 'name', descending: false }, 'relWeightError')).toEqual({ key: 'relWeightError', descending: true })
-    expect(nextSort({ key: 'relWeightError', descending: true }, 'method')).toEqual({ key: 'method', descending: false })
+    expect(nextSort({ key: 'name', descending: false }, 'relWeightError')).toEqual({
+      key: 'relWeightError',
+      descending: true,
+    })
+    expect(nextSort({ key: 'relWeightError', descending: true }, 'method')).toEqual({
+      key: 'method',
+      descending: false,
+    })
   })
 })
 
 describe('describeParams', () => {
   it('writes parameters as words, nested objects in braces, no JSON quotes', () => {
     expect(describeParams({ sparsity: 0.5, pattern: '2:4' })).toBe('sparsity 0.5 · pattern 2:4')
-    expect(describeParams({ optimizer: { name: 'adamw', eps: 1e-8 }, layers: [1, 3] })).toBe('optimizer {name adamw · eps 1e-8} · layers 1, 3')
+    expect(describeParams({ optimizer: { name: 'adamw', eps: 1e-8 }, layers: [1, 3] })).toBe(
+      'optimizer {name adamw · eps 1e-8} · layers 1, 3',
+    )
     expect(describeParams({})).toBe('defaults')
   })
 })

@@ -16,7 +16,11 @@ export interface CompressRunForm {
 const SEQLEN_RANGE: [number, number] = [2, 8192]
 const MAX_WINDOWS_RANGE: [number, number] = [1, 1 << 24]
 
-export function compressSpec(modelId: ModelId, recipe: RecipeDoc, form: CompressRunForm): Extract<JobSpec, { kind: 'compress' }> {
+export function compressSpec(
+  modelId: ModelId,
+  recipe: RecipeDoc,
+  form: CompressRunForm,
+): Extract<JobSpec, { kind: 'compress' }> {
   const spec: Extract<JobSpec, { kind: 'compress' }> = {
     kind: 'compress',
     modelId,
@@ -41,7 +45,8 @@ export interface PplChange {
 
 /** The perplexity change, or null when either side was not measured. */
 export function pplChange(before: number | null, after: number | null): PplChange | null {
-  if (before === null || after === null || !Number.isFinite(before) || !Number.isFinite(after) || before <= 0) return null
+  if (before === null || after === null || !Number.isFinite(before) || !Number.isFinite(after) || before <= 0)
+    return null
   return { before, after, delta: after - before, relative: (after - before) / before }
 }
 
@@ -61,7 +66,8 @@ export interface TensorSort {
 function compareValues(a: string | number | null, b: string | number | null, descending: boolean): number {
   const missing = (v: string | number | null): boolean => v === null || (typeof v === 'number' && Number.isNaN(v))
   if (missing(a) || missing(b)) return missing(a) === missing(b) ? 0 : missing(a) ? 1 : -1
-  const order = typeof a === 'number' && typeof b === 'number' ? a - b : String(a).localeCompare(String(b), 'en', { numeric: true })
+  const order =
+    typeof a === 'number' && typeof b === 'number' ? a - b : String(a).localeCompare(String(b), 'en', { numeric: true })
   return descending ? -order : order
 }
 
@@ -79,7 +85,6 @@ export function nextSort(current: TensorSort, key: TensorSortKey): TensorSort {
   const textual = key === 'name' || key === 'method' || key === 'format'
   return { key, descending: !textual }
 }
-
 
 /** A step's parameters in words (shared with the HTML report). */
 export { describeParams } from '@contract/describe-params'

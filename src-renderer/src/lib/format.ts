@@ -4,7 +4,16 @@
 export function formatCount(n: number): string {
   if (!Number.isFinite(n)) return String(n)
   if (Math.abs(n) < 999.5) return String(Math.round(n))
-  return withUnit(n, [[1e3, 'K', 1], [1e6, 'M', 2], [1e9, 'B', 2], [1e12, 'T', 2]], '')
+  return withUnit(
+    n,
+    [
+      [1e3, 'K', 1],
+      [1e6, 'M', 2],
+      [1e9, 'B', 2],
+      [1e12, 'T', 2],
+    ],
+    '',
+  )
 }
 
 type Unit = [scale: number, suffix: string, decimals: number]

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import type { HeadImportance } from '@contract/api'
-import { defaultDescending, descendingRanks, formatCorrelation, headRows, sortHeadRows, type HeadSortKey } from './head-table'
+import {
+  defaultDescending,
+  descendingRanks,
+  formatCorrelation,
+  headRows,
+  sortHeadRows,
+  type HeadSortKey,
+} from './head-table'
 
 describe('head table', () => {
   /** Rank by definition: one more than the number of strictly larger values. */
@@ -20,9 +27,20 @@ describe('head table', () => {
   })
 
   const importance: HeadImportance = {
-    layers: 2, heads: 3, samples: 4, seqlen: 16, baselineNll: 1.5, rankCorrelation: 0.5,
-    ablation: [[0.02, -0.01, 0.05], [0.03, 0.02, 0.001]],
-    proxy: [[0.4, 0.1, 0.9], [0.5, 0.45, 0.2]],
+    layers: 2,
+    heads: 3,
+    samples: 4,
+    seqlen: 16,
+    baselineNll: 1.5,
+    rankCorrelation: 0.5,
+    ablation: [
+      [0.02, -0.01, 0.05],
+      [0.03, 0.02, 0.001],
+    ],
+    proxy: [
+      [0.4, 0.1, 0.9],
+      [0.5, 0.45, 0.2],
+    ],
   }
 
   it('makes one row per head with both measures and their ranks', () => {
@@ -52,11 +70,24 @@ describe('head table', () => {
       }
     }
     // The 0.02 tie under ablation: layer 0 head 0 before layer 1 head 1.
-    expect(sortHeadRows(rows, 'ablation', true).map((r) => `${r.layer}.${r.head}`)).toEqual(['0.2', '1.0', '0.0', '1.1', '1.2', '0.1'])
+    expect(sortHeadRows(rows, 'ablation', true).map((r) => `${r.layer}.${r.head}`)).toEqual([
+      '0.2',
+      '1.0',
+      '0.0',
+      '1.1',
+      '1.2',
+      '0.1',
+    ])
   })
 
   it('sorts non-finite values last whichever the direction', () => {
-    const rows = headRows({ ...importance, proxy: [[Number.NaN, 0.1, 0.9], [0.5, 0.45, 0.2]] })
+    const rows = headRows({
+      ...importance,
+      proxy: [
+        [Number.NaN, 0.1, 0.9],
+        [0.5, 0.45, 0.2],
+      ],
+    })
     expect(sortHeadRows(rows, 'proxy', true).at(-1)).toMatchObject({ layer: 0, head: 0 })
     expect(sortHeadRows(rows, 'proxy', false).at(-1)).toMatchObject({ layer: 0, head: 0 })
   })

@@ -35,9 +35,11 @@ export function descendingRanks(values: readonly number[]): number[] {
 
 export function headRows(importance: HeadImportance): HeadRow[] {
   const rows: Omit<HeadRow, 'ablationRank' | 'proxyRank'>[] = []
-  importance.ablation.forEach((row, layer) => row.forEach((ablation, head) => {
-    rows.push({ layer, head, ablation, proxy: importance.proxy[layer]?.[head] ?? Number.NaN })
-  }))
+  importance.ablation.forEach((row, layer) =>
+    row.forEach((ablation, head) => {
+      rows.push({ layer, head, ablation, proxy: importance.proxy[layer]?.[head] ?? Number.NaN })
+    }),
+  )
   const ablationRanks = descendingRanks(rows.map((r) => r.ablation))
   const proxyRanks = descendingRanks(rows.map((r) => r.proxy))
   return rows.map((r, i) => ({ ...r, ablationRank: ablationRanks[i], proxyRank: proxyRanks[i] }))

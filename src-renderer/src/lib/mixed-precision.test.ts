@@ -1,15 +1,37 @@
 import { describe, expect, it } from 'vitest'
 import type { CompressedTensor, RecipeDoc } from '@contract/api'
 import {
-  applyProposal, measuredBits, proposeBits, rankSensitivity, reassignableIn, storageFromRecipe, uniformBitsPerWeight,
+  applyProposal,
+  measuredBits,
+  proposeBits,
+  rankSensitivity,
+  reassignableIn,
+  storageFromRecipe,
+  uniformBitsPerWeight,
   type SensitivityRow,
 } from './mixed-precision'
 import { TEST_CATALOGUE } from '../testing/method-catalogue'
 
-function tensor(name: string, shape: [number, number], out: number | null, weight: number, extra: Partial<CompressedTensor> = {}): CompressedTensor {
+function tensor(
+  name: string,
+  shape: [number, number],
+  out: number | null,
+  weight: number,
+  extra: Partial<CompressedTensor> = {},
+): CompressedTensor {
   return {
-    name, layer: 0, role: 'q', step: 0, method: 'rtn', format: 'w4 g32 sym', shape,
-    bitsPerWeight: 4.5, relWeightError: weight, relOutputError: out, sparsity: 0, ...extra,
+    name,
+    layer: 0,
+    role: 'q',
+    step: 0,
+    method: 'rtn',
+    format: 'w4 g32 sym',
+    shape,
+    bitsPerWeight: 4.5,
+    relWeightError: weight,
+    relOutputError: out,
+    sparsity: 0,
+    ...extra,
   }
 }
 
@@ -65,7 +87,8 @@ describe('bit proposal', () => {
     tensor('c', [20, 100], 0.02, 1),
   ])
   const options = { choices: [8, 3, 4], storage: () => ({ groupSize: 32, sym: true }), reassignable: () => true }
-  const bitsOf = (p: ReturnType<typeof proposeBits>): Record<string, number> => Object.fromEntries(p.assignments.map((a) => [a.name, a.bits]))
+  const bitsOf = (p: ReturnType<typeof proposeBits>): Record<string, number> =>
+    Object.fromEntries(p.assignments.map((a) => [a.name, a.bits]))
 
   it('spends the budget where it removes the most estimated error per bit', () => {
     // Budget 5.0 code bits × 4000 params = 20000; all at 3 bits uses 12000.
@@ -99,12 +122,16 @@ describe('bit proposal', () => {
 
   it('keeps tensors whose method takes no bit width at what the run gave them', () => {
     const p = proposeBits(rows, { ...options, target: 100, reassignable: (r) => r.name !== 'c' })
-    expect(p.assignments.find((a) => a.name === 'c')).toMatchObject({ reassignable: false, bits: 4, bitsPerWeight: 4.5 })
+    expect(p.assignments.find((a) => a.name === 'c')).toMatchObject({
+      reassignable: false,
+      bits: 4,
+      bitsPerWeight: 4.5,
+    })
     // c: 2000 params at 4.5; a, b: 1000 each at 8.5.
     expect(p.bitsPerWeight).toBeCloseTo((2000 * 4.5 + 2000 * 8.5) / 4000, 12)
   })
 
-  it('reads each tensor\'s grouping from the recipe that produced it', () => {
+  it("reads each tensor's grouping from the recipe that produced it", () => {
     const recipe: RecipeDoc = {
       steps: [
         { method: 'rtn', params: { bits: 4, group_size: 32 } },
@@ -117,8 +144,14 @@ describe('bit proposal', () => {
     expect(storage(row)).toEqual({ groupSize: 64, sym: true })
     expect(storage(rows.find((r) => r.name === 'b')!)).toEqual({ groupSize: 32, sym: false })
     // A method's own default grouping applies where the recipe names none (AWQ: groups of 128).
-    expect(storageFromRecipe(TEST_CATALOGUE, { steps: [{ method: 'awq' }] })(row)).toEqual({ groupSize: 128, sym: false })
-    expect(storageFromRecipe(TEST_CATALOGUE, { steps: [{ method: 'rtn' }] })(row)).toEqual({ groupSize: -1, sym: false })
+    expect(storageFromRecipe(TEST_CATALOGUE, { steps: [{ method: 'awq' }] })(row)).toEqual({
+      groupSize: 128,
+      sym: false,
+    })
+    expect(storageFromRecipe(TEST_CATALOGUE, { steps: [{ method: 'rtn' }] })(row)).toEqual({
+      groupSize: -1,
+      sym: false,
+    })
     expect(reassignableIn(TEST_CATALOGUE, recipe)({ ...row, step: 0 })).toBe(true)
     expect(reassignableIn(TEST_CATALOGUE, recipe)({ ...row, step: 1 })).toBe(false)
   })
@@ -130,7 +163,16 @@ describe('accepting a proposal', () => {
     overrides: { 'layers.0.mlp.up_proj': { bits: 3 }, 'mlp.down_proj': { bits: 8 } },
   }
   const assignment = (name: string, bits: number, reassignable = true) => ({
-    name, module: name.replace(/\.weight$/, ''), step: 0, reassignable, measuredBits: 4, bits, bitsPerWeight: bits, params: 1, error: 0, sensitivity: 0,
+    name,
+    module: name.replace(/\.weight$/, ''),
+    step: 0,
+    reassignable,
+    measuredBits: 4,
+    bits,
+    bitsPerWeight: bits,
+    params: 1,
+    error: 0,
+    sensitivity: 0,
   })
 
   it('writes bits only where the recipe would give other bits now', () => {
@@ -149,7 +191,7 @@ describe('accepting a proposal', () => {
     expect(recipe.overrides!['layers.0.mlp.up_proj']).toEqual({ bits: 3 })
   })
 
-  it('counts a step without bits at the method\'s default', () => {
+  it("counts a step without bits at the method's default", () => {
     const plain: RecipeDoc = { steps: [{ method: 'rtn' }] }
     expect(applyProposal(TEST_CATALOGUE, plain, [assignment('w', 4)])).toBe(plain)
     expect(applyProposal(TEST_CATALOGUE, plain, [assignment('w', 3)]).overrides).toEqual({ w: { bits: 3 } })

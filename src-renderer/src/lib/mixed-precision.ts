@@ -12,7 +12,14 @@
 // is estimated as measured × 2^(measured bits − b).
 
 import type { CompressedTensor, RecipeDoc } from '@contract/api'
-import { effectiveParams, moduleName, paramDefault, setOverrideBits, takesBits, type MethodCatalogue } from './recipe-edit'
+import {
+  effectiveParams,
+  moduleName,
+  paramDefault,
+  setOverrideBits,
+  takesBits,
+  type MethodCatalogue,
+} from './recipe-edit'
 
 export interface SensitivityRow {
   name: string
@@ -60,9 +67,21 @@ export function rankSensitivity(tensors: readonly CompressedTensor[]): Sensitivi
     const error = Number.isFinite(raw) ? raw : 0
     const share = total > 0 ? params / total : 0
     return {
-      name: t.name, module: moduleName(t.name), layer: t.layer, role: t.role, method: t.method, step: t.step,
-      rows: t.shape[0], cols: t.shape[1], params, share, error, errorKind: output ? 'output' : 'weight',
-      sensitivity: error * share, bits: measuredBits(t), bitsPerWeight: t.bitsPerWeight,
+      name: t.name,
+      module: moduleName(t.name),
+      layer: t.layer,
+      role: t.role,
+      method: t.method,
+      step: t.step,
+      rows: t.shape[0],
+      cols: t.shape[1],
+      params,
+      share,
+      error,
+      errorKind: output ? 'output' : 'weight',
+      sensitivity: error * share,
+      bits: measuredBits(t),
+      bitsPerWeight: t.bitsPerWeight,
     }
   })
   return rows.sort((a, b) => b.sensitivity - a.sensitivity || a.name.localeCompare(b.name))
@@ -125,7 +144,9 @@ export interface ProposalOptions {
 const EPS = 1e-9
 
 export function proposeBits(rows: readonly SensitivityRow[], options: ProposalOptions): Proposal {
-  const choices = [...new Set(options.choices.filter((b) => Number.isInteger(b) && b >= 1 && b <= 16))].sort((a, b) => a - b)
+  const choices = [...new Set(options.choices.filter((b) => Number.isInteger(b) && b >= 1 && b <= 16))].sort(
+    (a, b) => a - b,
+  )
   const totalParams = rows.reduce((n, r) => n + r.params, 0)
   const state = rows.map((r) => {
     const movable = choices.length > 0 && options.reassignable(r)
@@ -154,7 +175,12 @@ export function proposeBits(rows: readonly SensitivityRow[], options: ProposalOp
       const gain = s.row.share * (errorAt(s, from) - errorAt(s, to))
       const ratio = added > 0 ? gain / added : Infinity
       // Ties go to the more sensitive tensor, then to the name, so the result does not depend on order.
-      if (!best || ratio > best.ratio + 1e-15 || (Math.abs(ratio - best.ratio) <= 1e-15 && s.row.sensitivity > best.s.row.sensitivity)) best = { s, added, ratio }
+      if (
+        !best ||
+        ratio > best.ratio + 1e-15 ||
+        (Math.abs(ratio - best.ratio) <= 1e-15 && s.row.sensitivity > best.s.row.sensitivity)
+      )
+        best = { s, added, ratio }
     }
     if (!best) break
     best.s.level++
@@ -165,8 +191,16 @@ export function proposeBits(rows: readonly SensitivityRow[], options: ProposalOp
     const bits = bitsOf(s)
     const error = s.movable ? errorAt(s, bits) : s.row.error
     return {
-      name: s.row.name, module: s.row.module, step: s.row.step, reassignable: s.movable, measuredBits: s.row.bits, bits,
-      bitsPerWeight: bpwOf(s, bits), params: s.row.params, error, sensitivity: error * s.row.share,
+      name: s.row.name,
+      module: s.row.module,
+      step: s.row.step,
+      reassignable: s.movable,
+      measuredBits: s.row.bits,
+      bits,
+      bitsPerWeight: bpwOf(s, bits),
+      params: s.row.params,
+      error,
+      sensitivity: error * s.row.share,
     }
   })
   return {
@@ -199,7 +233,11 @@ export function reassignableIn(catalogue: MethodCatalogue, recipe: RecipeDoc): (
  * The proposal as recipe overrides: `{bits}` for every tensor whose proposed bits differ from what
  * the recipe would give it now. Tensors already at their proposed bits are left alone.
  */
-export function applyProposal(catalogue: MethodCatalogue, recipe: RecipeDoc, assignments: readonly Assignment[]): RecipeDoc {
+export function applyProposal(
+  catalogue: MethodCatalogue,
+  recipe: RecipeDoc,
+  assignments: readonly Assignment[],
+): RecipeDoc {
   let next = recipe
   for (const a of assignments) {
     if (!a.reassignable || !next.steps[a.step]) continue

@@ -3,7 +3,18 @@ import { formatChange, historyRows, type PerplexityRun } from './ppl-history'
 
 describe('perplexity history', () => {
   function run(id: number, modelName: string, ppl: number, over: Partial<PerplexityRun> = {}): PerplexityRun {
-    return { id, modelName, modelPath: `/m/${modelName}`, text: '/t/eval.txt', seqlen: 256, windows: 100, tokens: 25600, ppl, meanNll: Math.log(ppl), ...over }
+    return {
+      id,
+      modelName,
+      modelPath: `/m/${modelName}`,
+      text: '/t/eval.txt',
+      seqlen: 256,
+      windows: 100,
+      tokens: 25600,
+      ppl,
+      meanNll: Math.log(ppl),
+      ...over,
+    }
   }
 
   it('compares each run with the first run on the same text, seqlen and windows', () => {

@@ -20,7 +20,14 @@ export interface PruneForm {
   thenGptq: boolean
 }
 
-export const DEFAULT_PRUNE_FORM: PruneForm = { method: 'wanda', pattern: 'unstructured', sparsityPercent: 50, scope: 'layer', joint4bit: false, thenGptq: false }
+export const DEFAULT_PRUNE_FORM: PruneForm = {
+  method: 'wanda',
+  pattern: 'unstructured',
+  sparsityPercent: 50,
+  scope: 'layer',
+  joint4bit: false,
+  thenGptq: false,
+}
 
 /** Whether the pruning method declares a parameter (scope, bits), i.e. whether the form offers it. */
 export function pruneTakes(catalogue: MethodCatalogue, method: string, param: string): boolean {
@@ -28,7 +35,8 @@ export function pruneTakes(catalogue: MethodCatalogue, method: string, param: st
 }
 
 export function pruneParams(catalogue: MethodCatalogue, f: PruneForm): Record<string, unknown> {
-  const params: Record<string, unknown> = f.pattern === 'unstructured' ? { sparsity: Math.round(f.sparsityPercent * 10) / 1000 } : { pattern: f.pattern }
+  const params: Record<string, unknown> =
+    f.pattern === 'unstructured' ? { sparsity: Math.round(f.sparsityPercent * 10) / 1000 } : { pattern: f.pattern }
   if (pruneTakes(catalogue, f.method, 'scope') && f.pattern === 'unstructured') params.scope = f.scope
   if (pruneTakes(catalogue, f.method, 'bits') && f.joint4bit) Object.assign(params, { bits: 4, group_size: 128 })
   return params
@@ -38,11 +46,28 @@ export function withPruning(catalogue: MethodCatalogue, recipe: RecipeDoc, f: Pr
   const pruners = methodsOfKind(catalogue, 'prune')
   const at = recipe.steps.findIndex((s) => pruners.includes(s.method))
   const old = at >= 0 ? recipe.steps[at] : null
-  const step = { method: f.method, targets: old?.targets ?? { include: [], exclude: [] }, params: pruneParams(catalogue, f) }
-  const rest = recipe.steps.filter((s, i) => i !== at && !(f.thenGptq === false && s.method === 'gptq' && s.params?.preserve_zeros === true && i > at))
-  const quant = f.thenGptq && !rest.some((s) => s.method === 'gptq') ? [{ method: 'gptq', targets: { include: [], exclude: [] }, params: { bits: 4, group_size: 128, preserve_zeros: true } }] : []
+  const step = {
+    method: f.method,
+    targets: old?.targets ?? { include: [], exclude: [] },
+    params: pruneParams(catalogue, f),
+  }
+  const rest = recipe.steps.filter(
+    (s, i) => i !== at && !(f.thenGptq === false && s.method === 'gptq' && s.params?.preserve_zeros === true && i > at),
+  )
+  const quant =
+    f.thenGptq && !rest.some((s) => s.method === 'gptq')
+      ? [
+          {
+            method: 'gptq',
+            targets: { include: [], exclude: [] },
+            params: { bits: 4, group_size: 128, preserve_zeros: true },
+          },
+        ]
+      : []
   const needsCalibration = f.thenGptq || (catalogue.find((m) => m.name === f.method)?.needsCalibration ?? true)
-  const calibration = needsCalibration ? recipe.calibration ?? { samples: 128, seqlen: 256, seed: 0 } : recipe.calibration
+  const calibration = needsCalibration
+    ? (recipe.calibration ?? { samples: 128, seqlen: 256, seed: 0 })
+    : recipe.calibration
   return { ...recipe, ...(calibration ? { calibration } : {}), steps: [step, ...rest, ...quant] }
 }
 

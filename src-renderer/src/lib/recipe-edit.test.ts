@@ -1,9 +1,33 @@
 import { describe, expect, it } from 'vitest'
 import type { RecipeDoc, TensorInfo, TensorRole } from '@contract/api'
 import {
-  addStep, effectiveParams, exactNamePattern, extraParams, formParamSpecs, isCompressible, methodChoices, methodsOfKind, moduleName, moveStep,
-  paramDefault, paramLabel, parseParamsJson, patternsFromText, pickedNames, removeOverride, removeStep, sameRecipe, setCalibration,
-  setExtraParams, setOverrideBits, setStepMethod, setStepParam, setStepTargets, stepTargets, takesBits, toggleTarget,
+  addStep,
+  effectiveParams,
+  exactNamePattern,
+  extraParams,
+  formParamSpecs,
+  isCompressible,
+  methodChoices,
+  methodsOfKind,
+  moduleName,
+  moveStep,
+  paramDefault,
+  paramLabel,
+  parseParamsJson,
+  patternsFromText,
+  pickedNames,
+  removeOverride,
+  removeStep,
+  sameRecipe,
+  setCalibration,
+  setExtraParams,
+  setOverrideBits,
+  setStepMethod,
+  setStepParam,
+  setStepTargets,
+  stepTargets,
+  takesBits,
+  toggleTarget,
 } from './recipe-edit'
 import { TEST_CATALOGUE as C } from '../testing/method-catalogue'
 
@@ -23,7 +47,13 @@ const tensors: TensorInfo[] = [
 
 const gptqRecipe = (): RecipeDoc => ({
   calibration: { samples: 128, seqlen: 256, seed: 0, starts: [0, 5] },
-  steps: [{ method: 'gptq', targets: { include: [], exclude: [] }, params: { bits: 4, group_size: 128, damp: 0.01, act_order: true } }],
+  steps: [
+    {
+      method: 'gptq',
+      targets: { include: [], exclude: [] },
+      params: { bits: 4, group_size: 128, damp: 0.01, act_order: true },
+    },
+  ],
 })
 
 describe('exact-name targets', () => {
@@ -61,8 +91,10 @@ describe('exact-name targets', () => {
 describe('which tensors a step compresses', () => {
   it('takes every Linear in the blocks when include is empty, never norms, embeddings or lm_head', () => {
     expect(tensors.filter(isCompressible).map((t) => t.name)).toEqual([
-      'model.layers.1.self_attn.q_proj.weight', 'model.layers.1.mlp.down_proj.weight',
-      'model.layers.10.self_attn.q_proj.weight', 'model.layers.10.mlp.down_proj.weight',
+      'model.layers.1.self_attn.q_proj.weight',
+      'model.layers.1.mlp.down_proj.weight',
+      'model.layers.10.self_attn.q_proj.weight',
+      'model.layers.10.mlp.down_proj.weight',
     ])
     const all = stepTargets(gptqRecipe().steps[0], tensors)
     expect('tensors' in all && all.tensors).toHaveLength(4)
@@ -73,7 +105,8 @@ describe('which tensors a step compresses', () => {
     r = setStepTargets(r, 0, 'exclude', ['layers\\.1\\.'])
     const got = stepTargets(r.steps[0], tensors)
     expect('tensors' in got && got.tensors.map((t) => t.name)).toEqual([
-      'model.layers.10.self_attn.q_proj.weight', 'model.layers.10.mlp.down_proj.weight',
+      'model.layers.10.self_attn.q_proj.weight',
+      'model.layers.10.mlp.down_proj.weight',
     ])
   })
 
@@ -117,7 +150,7 @@ describe('step params', () => {
     expect(parseParamsJson('{a: 1}')).toMatchObject({ ok: false })
   })
 
-  it('offers the catalogue\'s methods and any other a recipe uses', () => {
+  it("offers the catalogue's methods and any other a recipe uses", () => {
     const r: RecipeDoc = { steps: [{ method: 'lowrank_experimental' }, { method: 'gptq' }] }
     const names = methodChoices(C, r)
     expect(names).toEqual([...C.map((m) => m.name), 'lowrank_experimental'])
@@ -130,7 +163,9 @@ describe('step params', () => {
     expect(extraParams(C, step)).toEqual({ layers: [1, 3] })
     // Every param the catalogue declares is offered, scale_dtype and sparsegpt's joint-quantization bits included.
     expect(formParamSpecs(C, 'gptq').map((p) => p.name)).toContain('scale_dtype')
-    expect(formParamSpecs(C, 'sparsegpt').map((p) => p.name)).toEqual(expect.arrayContaining(['bits', 'group_size', 'sym']))
+    expect(formParamSpecs(C, 'sparsegpt').map((p) => p.name)).toEqual(
+      expect.arrayContaining(['bits', 'group_size', 'sym']),
+    )
     expect(paramLabel(C[0].params[1])).toBe('group size')
   })
 
@@ -164,16 +199,27 @@ describe('overrides', () => {
     expect(moduleName('model.layers.1.mlp.down_proj.weight')).toBe('model.layers.1.mlp.down_proj')
     const r: RecipeDoc = {
       ...gptqRecipe(),
-      overrides: { 'mlp.down_proj': { bits: 8, sym: true }, 'layers.1.mlp.down_proj': { bits: 3 }, 'up_proj': { bits: 2 } },
+      overrides: {
+        'mlp.down_proj': { bits: 8, sym: true },
+        'layers.1.mlp.down_proj': { bits: 3 },
+        up_proj: { bits: 2 },
+      },
     }
-    expect(effectiveParams(r, 0, 'model.layers.1.mlp.down_proj.weight')).toMatchObject({ bits: 3, sym: true, group_size: 128 })
+    expect(effectiveParams(r, 0, 'model.layers.1.mlp.down_proj.weight')).toMatchObject({
+      bits: 3,
+      sym: true,
+      group_size: 128,
+    })
     expect(effectiveParams(r, 0, 'model.layers.10.mlp.down_proj.weight')).toMatchObject({ bits: 8 })
     // 'up_proj' is not a dotted suffix of 'gate_up_proj'.
     expect(effectiveParams(r, 0, 'model.layers.1.mlp.gate_up_proj.weight').bits).toBe(4)
   })
 
   it('sets bits so they win over broader keys, and removes them again', () => {
-    const base: RecipeDoc = { ...gptqRecipe(), overrides: { 'model.layers.1.mlp.down_proj': { sym: true }, 'down_proj': { bits: 8 } } }
+    const base: RecipeDoc = {
+      ...gptqRecipe(),
+      overrides: { 'model.layers.1.mlp.down_proj': { sym: true }, down_proj: { bits: 8 } },
+    }
     const r = setOverrideBits(base, 'model.layers.1.mlp.down_proj', 3)
     expect(Object.keys(r.overrides!)).toEqual(['down_proj', 'model.layers.1.mlp.down_proj'])
     expect(effectiveParams(r, 0, 'model.layers.1.mlp.down_proj.weight')).toMatchObject({ bits: 3, sym: true })
@@ -196,7 +242,10 @@ describe('calibration', () => {
 
 describe('comparing recipes', () => {
   it('reads absent parts as empty and ignores key order, but sees every real change', () => {
-    const a: RecipeDoc = { steps: [{ method: 'rtn', targets: { include: [], exclude: [] }, params: { bits: 4, sym: false } }], overrides: {} }
+    const a: RecipeDoc = {
+      steps: [{ method: 'rtn', targets: { include: [], exclude: [] }, params: { bits: 4, sym: false } }],
+      overrides: {},
+    }
     const b: RecipeDoc = { steps: [{ method: 'rtn', params: { sym: false, bits: 4 } }] }
     expect(sameRecipe(a, b)).toBe(true)
     expect(sameRecipe(a, toggleTarget(toggleTarget(a, 0, 'w'), 0, 'w'))).toBe(true)

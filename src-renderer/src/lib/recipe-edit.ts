@@ -30,7 +30,11 @@ export function paramLabel(p: ParamSpec): string {
 }
 
 /** The engine's default for a param, or undefined when it has none (absent unless given) or is unknown. */
-export function paramDefault(catalogue: MethodCatalogue, method: string, key: string): number | boolean | string | undefined {
+export function paramDefault(
+  catalogue: MethodCatalogue,
+  method: string,
+  key: string,
+): number | boolean | string | undefined {
   return paramSpecsFor(catalogue, method).find((p) => p.name === key)?.default ?? undefined
 }
 
@@ -105,7 +109,12 @@ export function setStepParam(recipe: RecipeDoc, index: number, key: string, valu
 }
 
 /** Replaces the params without an input of their own with `extra` (the JSON field's content). */
-export function setExtraParams(catalogue: MethodCatalogue, recipe: RecipeDoc, index: number, extra: Record<string, unknown>): RecipeDoc {
+export function setExtraParams(
+  catalogue: MethodCatalogue,
+  recipe: RecipeDoc,
+  index: number,
+  extra: Record<string, unknown>,
+): RecipeDoc {
   return withStep(recipe, index, (s) => {
     const known = new Set(formParamSpecs(catalogue, s.method).map((p) => p.name))
     const params: Record<string, unknown> = {}
@@ -117,7 +126,9 @@ export function setExtraParams(catalogue: MethodCatalogue, recipe: RecipeDoc, in
 }
 
 /** Reads the JSON fallback's text: an object, or a message saying why not. */
-export function parseParamsJson(text: string): { ok: true; value: Record<string, unknown> } | { ok: false; error: string } {
+export function parseParamsJson(
+  text: string,
+): { ok: true; value: Record<string, unknown> } | { ok: false; error: string } {
   if (!text.trim()) return { ok: true, value: {} }
   let v: unknown
   try {
@@ -125,17 +136,29 @@ export function parseParamsJson(text: string): { ok: true; value: Record<string,
   } catch (e) {
     return { ok: false, error: `not valid JSON: ${e instanceof Error ? e.message : String(e)}` }
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { ok: false, error: 'must be a JSON object, e.g. {"n_grid": 20}' }
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    return { ok: false, error: 'must be a JSON object, e.g. {"n_grid": 20}' }
   return { ok: true, value: v as Record<string, unknown> }
 }
 
 /** One regular expression per line; blank lines dropped. */
 export function patternsFromText(text: string): string[] {
-  return text.split('\n').map((l) => l.trim()).filter(Boolean)
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
 }
 
-export function setStepTargets(recipe: RecipeDoc, index: number, which: 'include' | 'exclude', patterns: string[]): RecipeDoc {
-  return withStep(recipe, index, (s) => ({ ...s, targets: { include: s.targets?.include ?? [], exclude: s.targets?.exclude ?? [], [which]: patterns } }))
+export function setStepTargets(
+  recipe: RecipeDoc,
+  index: number,
+  which: 'include' | 'exclude',
+  patterns: string[],
+): RecipeDoc {
+  return withStep(recipe, index, (s) => ({
+    ...s,
+    targets: { include: s.targets?.include ?? [], exclude: s.targets?.exclude ?? [], [which]: patterns },
+  }))
 }
 
 export function addStep(recipe: RecipeDoc, method: string): RecipeDoc {
@@ -191,7 +214,18 @@ export function pickedNames(step: RecipeStepDoc | undefined, tensors: readonly T
   return new Set(tensors.filter((t) => patterns.has(exactNamePattern(t.name))).map((t) => t.name))
 }
 
-const LINEAR_ROLES: ReadonlySet<TensorRole> = new Set<TensorRole>(['q', 'k', 'v', 'qkv', 'o', 'gate', 'up', 'down', 'fc1', 'fc2'])
+const LINEAR_ROLES: ReadonlySet<TensorRole> = new Set<TensorRole>([
+  'q',
+  'k',
+  'v',
+  'qkv',
+  'o',
+  'gate',
+  'up',
+  'down',
+  'fc1',
+  'fc2',
+])
 
 /** What the engine will compress at all: 2-D Linear weights inside the decoder blocks. */
 export function isCompressible(t: TensorInfo): boolean {
@@ -203,7 +237,10 @@ export function isCompressible(t: TensorInfo): boolean {
  * include empty = all), matched by no exclude pattern. A pattern that is not a valid regular
  * expression gives the error instead (the engine refuses it too).
  */
-export function stepTargets(step: RecipeStepDoc, tensors: readonly TensorInfo[]): { tensors: TensorInfo[] } | { error: string } {
+export function stepTargets(
+  step: RecipeStepDoc,
+  tensors: readonly TensorInfo[],
+): { tensors: TensorInfo[] } | { error: string } {
   let include: RegExp[]
   let exclude: RegExp[]
   try {
@@ -213,8 +250,12 @@ export function stepTargets(step: RecipeStepDoc, tensors: readonly TensorInfo[])
     return { error: e instanceof Error ? e.message : String(e) }
   }
   return {
-    tensors: tensors.filter((t) =>
-      isCompressible(t) && (include.length === 0 || include.some((r) => r.test(t.name))) && !exclude.some((r) => r.test(t.name))),
+    tensors: tensors.filter(
+      (t) =>
+        isCompressible(t) &&
+        (include.length === 0 || include.some((r) => r.test(t.name))) &&
+        !exclude.some((r) => r.test(t.name)),
+    ),
   }
 }
 
@@ -266,7 +307,11 @@ export function removeOverride(recipe: RecipeDoc, module: string): RecipeDoc {
 /** Calibration fields the builder edits; undefined removes one (the engine's default applies). */
 export type CalibrationField = 'text' | 'samples' | 'seqlen' | 'seed'
 
-export function setCalibration(recipe: RecipeDoc, field: CalibrationField, value: string | number | undefined): RecipeDoc {
+export function setCalibration(
+  recipe: RecipeDoc,
+  field: CalibrationField,
+  value: string | number | undefined,
+): RecipeDoc {
   const next = plainCopy(recipe)
   const calibration: Record<string, unknown> = { ...(next.calibration ?? {}) }
   if (value === undefined || value === '') delete calibration[field]
@@ -282,7 +327,9 @@ export function setCalibration(recipe: RecipeDoc, field: CalibrationField, value
 function stableJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`
   if (v && typeof v === 'object') {
-    const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    const entries = Object.entries(v as Record<string, unknown>)
+      .filter(([, x]) => x !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${stableJson(x)}`).join(',')}}`
   }
   return JSON.stringify(v)

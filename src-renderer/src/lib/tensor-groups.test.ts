@@ -20,7 +20,11 @@ describe('groupTensors', () => {
   it('puts tensors outside the blocks first, then layers in numeric order, keeping file order inside', () => {
     const groups = groupTensors(tensors)
     expect(groups.map((g) => g.label)).toEqual([OUTSIDE_BLOCKS_LABEL, 'Layer 2', 'Layer 10'])
-    expect(groups[0].tensors.map((t) => t.name)).toEqual(['model.embed_tokens.weight', 'model.norm.weight', 'lm_head.weight'])
+    expect(groups[0].tensors.map((t) => t.name)).toEqual([
+      'model.embed_tokens.weight',
+      'model.norm.weight',
+      'lm_head.weight',
+    ])
     expect(groups[1].tensors.map((t) => t.role)).toEqual(['q', 'down'])
     expect(groups.reduce((n, g) => n + g.tensors.length, 0)).toBe(tensors.length)
   })

@@ -27,7 +27,8 @@ export function groupTensors(tensors: readonly TensorInfo[]): TensorGroup[] {
   const groups: TensorGroup[] = []
   const outside = byLayer.get(null)
   if (outside) groups.push({ key: 'head', label: OUTSIDE_BLOCKS_LABEL, layer: null, tensors: outside })
-  for (const layer of layers) groups.push({ key: `layer-${layer}`, label: `Layer ${layer}`, layer, tensors: byLayer.get(layer)! })
+  for (const layer of layers)
+    groups.push({ key: `layer-${layer}`, label: `Layer ${layer}`, layer, tensors: byLayer.get(layer)! })
   return groups
 }
 

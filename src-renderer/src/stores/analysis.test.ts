@@ -10,11 +10,23 @@ import { subjectOf, useJobStore } from './jobs'
 import { useModelStore } from './model'
 
 function pplReport(ppl: number, seqlen = 256): PerplexityReport {
-  return { ppl, meanNll: Math.log(ppl), tokens: 5000, windows: 19, seqlen, tokensPerSecond: 900, seconds: 5.4, text: '/bundled/eval.txt' }
+  return {
+    ppl,
+    meanNll: Math.log(ppl),
+    tokens: 5000,
+    windows: 19,
+    seqlen,
+    tokensPerSecond: 900,
+    seconds: 5.4,
+    text: '/bundled/eval.txt',
+  }
 }
 
 const activationReport: ActivationReport = {
-  threshold: 6, samples: 128, seqlen: 256, tokens: 32768,
+  threshold: 6,
+  samples: 128,
+  seqlen: 256,
+  tokens: 32768,
   inputs: [{ layer: 0, group: 'qkv', absmax: [1, 7], meanAbs: [0.2, 0.5], meanSq: [0.1, 2], outliers: [1] }],
   persistence: { channels: 2, inputs: 1, counts: [0, 1] },
   alphas: [0, 0.5, 1],
@@ -22,10 +34,23 @@ const activationReport: ActivationReport = {
 }
 
 const headReport: HeadImportance = {
-  layers: 1, heads: 2, samples: 16, seqlen: 256, baselineNll: 1.5, ablation: [[0.1, 0.2]], proxy: [[1, 2]], rankCorrelation: 1,
+  layers: 1,
+  heads: 2,
+  samples: 16,
+  seqlen: 256,
+  baselineNll: 1.5,
+  ablation: [[0.1, 0.2]],
+  proxy: [[1, 2]],
+  rankCorrelation: 1,
 }
 
-const layerReport: LayerImportance = { samples: 16, seqlen: 256, baselineNll: 1.5, angularDistance: [0.2], skipDelta: [2.4] }
+const layerReport: LayerImportance = {
+  samples: 16,
+  seqlen: 256,
+  baselineNll: 1.5,
+  angularDistance: [0.2],
+  skipDelta: [2.4],
+}
 
 let engine: FakeEngine
 
@@ -58,13 +83,22 @@ describe('perplexity', () => {
     const done = analysis.runPerplexity()
     await settle()
     expect(analysis.perplexity.running).toBe(true)
-    expect(engine.started.map((s) => s.spec)).toEqual([{ kind: 'perplexity', modelId: 'id:/models/a', seqlen: 512, maxWindows: 10 }])
+    expect(engine.started.map((s) => s.spec)).toEqual([
+      { kind: 'perplexity', modelId: 'id:/models/a', seqlen: 512, maxWindows: 10 },
+    ])
     finish('job1', ppl(4.13, 512))
     await done
     expect(analysis.perplexity.running).toBe(false)
     expect(analysis.perplexity.result?.ppl).toBe(4.13)
     expect(analysis.history).toEqual([
-      expect.objectContaining({ modelName: 'a', modelPath: '/models/a', text: '/bundled/eval.txt', seqlen: 512, windows: 19, ppl: 4.13 }),
+      expect.objectContaining({
+        modelName: 'a',
+        modelPath: '/models/a',
+        text: '/bundled/eval.txt',
+        seqlen: 512,
+        windows: 19,
+        ppl: 4.13,
+      }),
     ])
   })
 
@@ -78,7 +112,10 @@ describe('perplexity', () => {
     expect(analysis.perplexity.result).toBeNull()
     engine.onStart = (id) => queueMicrotask(() => finish(id, ppl(4.3)))
     await analysis.runPerplexity()
-    expect(analysis.history.map((r) => [r.modelName, r.ppl])).toEqual([['orig', 4], ['q4', 4.3]])
+    expect(analysis.history.map((r) => [r.modelName, r.ppl])).toEqual([
+      ['orig', 4],
+      ['q4', 4.3],
+    ])
   })
 
   it('replaces a run still in progress: the old job is cancelled and its late result ignored', async () => {
@@ -104,7 +141,14 @@ describe('perplexity', () => {
     const analysis = useAnalysisStore()
     const p = analysis.runPerplexity()
     await settle()
-    engine.emit({ id: 'job1', kind: 'perplexity', state: 'error', progress: 0.1, message: 'x', error: '/data/t.txt: no such text file' })
+    engine.emit({
+      id: 'job1',
+      kind: 'perplexity',
+      state: 'error',
+      progress: 0.1,
+      message: 'x',
+      error: '/data/t.txt: no such text file',
+    })
     await p
     expect(analysis.perplexity.failure).toBe('/data/t.txt: no such text file')
     expect(analysis.perplexity.cancelled).toBe(false)
@@ -145,7 +189,9 @@ describe('perplexity', () => {
   it('tells the job bar which text and seqlen a run is about', async () => {
     expect(subjectOf({ kind: 'perplexity', modelId: 'm', seqlen: 512 })).toBe('bundled eval text · seqlen 512')
     expect(subjectOf({ kind: 'perplexity', modelId: 'm', text: '/d/wiki.txt' })).toBe('wiki.txt · seqlen 256')
-    expect(subjectOf({ kind: 'heads', modelId: 'm', calibration: { samples: 16, seqlen: 256 } })).toBe('calibration 16 × 256')
+    expect(subjectOf({ kind: 'heads', modelId: 'm', calibration: { samples: 16, seqlen: 256 } })).toBe(
+      'calibration 16 × 256',
+    )
     await withModel()
     const id = await useJobStore().start({ kind: 'layers', modelId: 'm', calibration: { samples: 4, seqlen: 32 } })
     expect(useJobStore().subjects.get(id)).toBe('calibration 4 × 32')
@@ -214,7 +260,12 @@ describe('activations, heads and layers', () => {
     analysis.activationForm.seqlen = ''
     void analysis.runActivations()
     await settle()
-    expect(engine.started[0].spec).toEqual({ kind: 'activations', modelId: 'id:/models/a', threshold: 0, calibration: { samples: 1, seqlen: 256 } })
+    expect(engine.started[0].spec).toEqual({
+      kind: 'activations',
+      modelId: 'id:/models/a',
+      threshold: 0,
+      calibration: { samples: 1, seqlen: 256 },
+    })
   })
 })
 

@@ -10,8 +10,17 @@ import { jobResult } from '@contract/job-result'
 import { getApi } from '../bridge'
 import type { HeadRef } from '../charts/heads-option'
 import {
-  activationSpec, DEFAULT_CALIBRATION_SEQLEN, DEFAULT_CAPTURE_SAMPLES, DEFAULT_PPL_SEQLEN, DEFAULT_PROBE_SAMPLES,
-  DEFAULT_THRESHOLD, perplexitySpec, probeSpec, type ActivationForm, type CalibrationForm, type PerplexityForm,
+  activationSpec,
+  DEFAULT_CALIBRATION_SEQLEN,
+  DEFAULT_CAPTURE_SAMPLES,
+  DEFAULT_PPL_SEQLEN,
+  DEFAULT_PROBE_SAMPLES,
+  DEFAULT_THRESHOLD,
+  perplexitySpec,
+  probeSpec,
+  type ActivationForm,
+  type CalibrationForm,
+  type PerplexityForm,
 } from '../lib/analysis-requests'
 import type { PerplexityRun } from '../lib/ppl-history'
 import { messageOf, useErrorStore } from './errors'
@@ -46,7 +55,11 @@ export const useAnalysisStore = defineStore('analysis', () => {
   const errors = useErrorStore()
 
   const pplForm = reactive<PerplexityForm>({ text: '', seqlen: DEFAULT_PPL_SEQLEN, maxWindows: null })
-  const activationForm = reactive<ActivationForm>({ threshold: DEFAULT_THRESHOLD, samples: DEFAULT_CAPTURE_SAMPLES, seqlen: DEFAULT_CALIBRATION_SEQLEN })
+  const activationForm = reactive<ActivationForm>({
+    threshold: DEFAULT_THRESHOLD,
+    samples: DEFAULT_CAPTURE_SAMPLES,
+    seqlen: DEFAULT_CALIBRATION_SEQLEN,
+  })
   const headsForm = reactive<CalibrationForm>({ samples: DEFAULT_PROBE_SAMPLES, seqlen: DEFAULT_CALIBRATION_SEQLEN })
   const layersForm = reactive<CalibrationForm>({ samples: DEFAULT_PROBE_SAMPLES, seqlen: DEFAULT_CALIBRATION_SEQLEN })
 
@@ -152,8 +165,15 @@ export const useAnalysisStore = defineStore('analysis', () => {
     const report = await runJob('perplexity', perplexitySpec(summary.id, pplForm))
     if (!report) return
     history.value.push({
-      id: nextRunId++, modelName, modelPath: summary.path, text: report.text, seqlen: report.seqlen,
-      windows: report.windows, tokens: report.tokens, ppl: report.ppl, meanNll: report.meanNll,
+      id: nextRunId++,
+      modelName,
+      modelPath: summary.path,
+      text: report.text,
+      seqlen: report.seqlen,
+      windows: report.windows,
+      tokens: report.tokens,
+      ppl: report.ppl,
+      meanNll: report.meanNll,
     })
     if (history.value.length > MAX_HISTORY) history.value.splice(0, history.value.length - MAX_HISTORY)
   }
@@ -188,7 +208,13 @@ export const useAnalysisStore = defineStore('analysis', () => {
     const summary = model.summary
     if (!summary) return
     const current = selectedHead.value
-    if (current && current.layer === head.layer && current.head === head.head && (headWeights.value || headWeightsLoading.value)) return
+    if (
+      current &&
+      current.layer === head.layer &&
+      current.head === head.head &&
+      (headWeights.value || headWeightsLoading.value)
+    )
+      return
     const mine = ++headTicket
     selectedHead.value = { layer: head.layer, head: head.head }
     headWeightsLoading.value = true
@@ -228,10 +254,29 @@ export const useAnalysisStore = defineStore('analysis', () => {
   )
 
   return {
-    pplForm, activationForm, headsForm, layersForm,
-    perplexity, activations, heads, layers, history,
-    selectedHead, headWeights, headWeightsLoading, headWeightsFailure,
-    runPerplexity, runActivations, runHeads, runLayers, cancel, selectHead,
-    markedHeads, markedLayers, toggleMarkedHead, toggleMarkedLayer, markedHeadMap,
+    pplForm,
+    activationForm,
+    headsForm,
+    layersForm,
+    perplexity,
+    activations,
+    heads,
+    layers,
+    history,
+    selectedHead,
+    headWeights,
+    headWeightsLoading,
+    headWeightsFailure,
+    runPerplexity,
+    runActivations,
+    runHeads,
+    runLayers,
+    cancel,
+    selectHead,
+    markedHeads,
+    markedLayers,
+    toggleMarkedHead,
+    toggleMarkedLayer,
+    markedHeadMap,
   }
 })

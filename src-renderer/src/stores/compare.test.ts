@@ -18,9 +18,25 @@ beforeEach(async () => {
 
 function done(bits: number): CompressionSummary {
   return {
-    compressedModelId: `cm-${bits}`, sourceModelId: 'id:/models/a', recipe: { steps: [{ method: 'rtn', params: { bits } }] }, pplBefore: 4, pplBeforeReused: false,
-    pplAfter: 4 + 8 / bits, pplAfterStep: [4 + 8 / bits], sparsity: 0, paramsBefore: 10, paramsAfter: 10, nonZeroParamsAfter: 10, evalText: null, seqlen: 256,
-    bitsPerWeight: bits, bytesBefore: 40, bytesAfter: bits * 2, bytesDenseAfter: 40, seconds: 1, tensors: [],
+    compressedModelId: `cm-${bits}`,
+    sourceModelId: 'id:/models/a',
+    recipe: { steps: [{ method: 'rtn', params: { bits } }] },
+    pplBefore: 4,
+    pplBeforeReused: false,
+    pplAfter: 4 + 8 / bits,
+    pplAfterStep: [4 + 8 / bits],
+    sparsity: 0,
+    paramsBefore: 10,
+    paramsAfter: 10,
+    nonZeroParamsAfter: 10,
+    evalText: null,
+    seqlen: 256,
+    bitsPerWeight: bits,
+    bytesBefore: 40,
+    bytesAfter: bits * 2,
+    bytesDenseAfter: 40,
+    seconds: 1,
+    tensors: [],
   }
 }
 
@@ -50,12 +66,19 @@ describe('compare store', () => {
       if (spec.kind !== 'compress') return
       const bits = spec.recipe.steps[0].params!.bits as number
       engine.results.push({ id, bitsPerWeight: bits } as unknown as ResultPoint)
-      queueMicrotask(() => engine.emit({ id, kind: 'compress', state: 'done', progress: 1, message: 'done', result: done(bits) }))
+      queueMicrotask(() =>
+        engine.emit({ id, kind: 'compress', state: 'done', progress: 1, message: 'done', result: done(bits) }),
+      )
     }
     await compare.runSweep()
     await settle()
-    const sent = engine.started.filter((s) => s.spec.kind === 'compress').map((s) => (s.spec as { recipe: { steps: { params: Record<string, unknown> }[] } }).recipe.steps[0].params)
-    expect(sent).toEqual([{ bits: 3, group_size: 32 }, { bits: 8, group_size: 32 }])
+    const sent = engine.started
+      .filter((s) => s.spec.kind === 'compress')
+      .map((s) => (s.spec as { recipe: { steps: { params: Record<string, unknown> }[] } }).recipe.steps[0].params)
+    expect(sent).toEqual([
+      { bits: 3, group_size: 32 },
+      { bits: 8, group_size: 32 },
+    ])
     expect(compare.points.map((p) => p.bitsPerWeight)).toEqual([3, 8])
     expect(compare.sweepNote).toBe('done: 2 runs')
   })

@@ -19,11 +19,14 @@ import { useModelStore } from './model'
 
 /** "2, 3, 4, 8" → [2, 3, 4, 8]; words stay strings, true/false become booleans. */
 export function parseSweepValues(text: string): SweepValue[] {
-  return text.split(/[\s,;]+/).filter(Boolean).map((t) => {
-    if (t === 'true' || t === 'false') return t === 'true'
-    const n = Number(t)
-    return Number.isFinite(n) ? n : t
-  })
+  return text
+    .split(/[\s,;]+/)
+    .filter(Boolean)
+    .map((t) => {
+      if (t === 'true' || t === 'false') return t === 'true'
+      const n = Number(t)
+      return Number.isFinite(n) ? n : t
+    })
 }
 
 export const useCompareStore = defineStore('compare', () => {
@@ -53,7 +56,9 @@ export const useCompareStore = defineStore('compare', () => {
     const key = setting.value ?? settings.value[0]?.key ?? null
     return key === null ? [] : points.value.filter((p) => evalSetting(p) === key)
   })
-  const pickedPoints = computed(() => picked.value.map((id) => points.value.find((p) => p.id === id)).filter((p): p is ResultPoint => !!p))
+  const pickedPoints = computed(() =>
+    picked.value.map((id) => points.value.find((p) => p.id === id)).filter((p): p is ResultPoint => !!p),
+  )
 
   async function refresh(): Promise<void> {
     const id = model.summary?.id
@@ -130,17 +135,38 @@ export const useCompareStore = defineStore('compare', () => {
     sweepNote.value = 'cancelled'
   }
 
-  watch(() => model.summary?.id, () => {
-    picked.value = []
-    setting.value = null
-    void refresh()
-  })
+  watch(
+    () => model.summary?.id,
+    () => {
+      picked.value = []
+      setting.value = null
+      void refresh()
+    },
+  )
   // A compress run that just finished is a new point.
-  watch(() => compressRun.result, () => void refresh())
+  watch(
+    () => compressRun.result,
+    () => void refresh(),
+  )
 
   return {
-    points, loading, setting, axis, picked, settings, shown, pickedPoints,
-    sweepStep, sweepParam, sweepValues, sweeping, sweepNote, sweepJob,
-    refresh, pick, runSweep, cancelSweep,
+    points,
+    loading,
+    setting,
+    axis,
+    picked,
+    settings,
+    shown,
+    pickedPoints,
+    sweepStep,
+    sweepParam,
+    sweepValues,
+    sweeping,
+    sweepNote,
+    sweepJob,
+    refresh,
+    pick,
+    runSweep,
+    cancelSweep,
   }
 })

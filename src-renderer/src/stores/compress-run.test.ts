@@ -9,15 +9,39 @@ import { useErrorStore } from './errors'
 import { useModelStore } from './model'
 
 const ct = (name: string, out: number, shape: [number, number] = [4, 4]): CompressedTensor => ({
-  name, layer: 0, role: 'q', step: 0, method: 'rtn', format: 'w4 per-channel asym', shape, bitsPerWeight: 4 + 20 / shape[1],
-  relWeightError: 0.1, relOutputError: out, sparsity: 0,
+  name,
+  layer: 0,
+  role: 'q',
+  step: 0,
+  method: 'rtn',
+  format: 'w4 per-channel asym',
+  shape,
+  bitsPerWeight: 4 + 20 / shape[1],
+  relWeightError: 0.1,
+  relOutputError: out,
+  sparsity: 0,
 })
 
 function summary(recipe = { steps: [{ method: 'rtn', params: { bits: 4 } }] }): CompressionSummary {
   return {
-    compressedModelId: 'cm1', sourceModelId: 'id:/models/a', recipe, pplBefore: 4, pplBeforeReused: false, pplAfter: 4.4, pplAfterStep: [4.4],
-    sparsity: 0, paramsBefore: 1000, paramsAfter: 1000, nonZeroParamsAfter: 1000,
-    evalText: '/bundled/eval.txt', seqlen: 256, bitsPerWeight: 4.3, bytesBefore: 4000, bytesAfter: 1200, bytesDenseAfter: 4000, seconds: 3,
+    compressedModelId: 'cm1',
+    sourceModelId: 'id:/models/a',
+    recipe,
+    pplBefore: 4,
+    pplBeforeReused: false,
+    pplAfter: 4.4,
+    pplAfterStep: [4.4],
+    sparsity: 0,
+    paramsBefore: 1000,
+    paramsAfter: 1000,
+    nonZeroParamsAfter: 1000,
+    evalText: '/bundled/eval.txt',
+    seqlen: 256,
+    bitsPerWeight: 4.3,
+    bytesBefore: 4000,
+    bytesAfter: 1200,
+    bytesDenseAfter: 4000,
+    seconds: 3,
     tensors: [ct('small', 0.5, [2, 4]), ct('big', 0.2, [8, 16])],
   }
 }
@@ -25,7 +49,18 @@ function summary(recipe = { steps: [{ method: 'rtn', params: { bits: 4 } }] }): 
 function detail(name: string, lo: number, hi: number, counts: number[]): TensorDetail {
   return {
     info: { ...tensorInfo, name },
-    stats: { count: 16, min: lo, max: hi, mean: 0, std: 0.5, absmax: 1, kurtosis: 3, zeroFraction: 0, nanCount: 0, infCount: 0 },
+    stats: {
+      count: 16,
+      min: lo,
+      max: hi,
+      mean: 0,
+      std: 0.5,
+      absmax: 1,
+      kurtosis: 3,
+      zeroFraction: 0,
+      nanCount: 0,
+      infCount: 0,
+    },
     histogram: { lo, hi, counts, below: 0, above: 0 },
   }
 }
@@ -46,7 +81,16 @@ function answerTensorJobs(): void {
   engine.onStart = (id, spec) => {
     if (spec.kind !== 'tensor') return
     const [lo, hi] = spec.range ?? [-1, 1]
-    queueMicrotask(() => engine.emit({ id, kind: 'tensor', state: 'done', progress: 1, message: 'done', result: detail(spec.name, lo, hi, [1, 2, 3]) }))
+    queueMicrotask(() =>
+      engine.emit({
+        id,
+        kind: 'tensor',
+        state: 'done',
+        progress: 1,
+        message: 'done',
+        result: detail(spec.name, lo, hi, [1, 2, 3]),
+      }),
+    )
   }
 }
 
@@ -96,7 +140,10 @@ describe('running a recipe', () => {
     const run = useCompressRunStore()
     answerTensorJobs()
     engine.onStart = ((inner) => (id: string, spec: JobSpec) => {
-      if (spec.kind === 'compress') queueMicrotask(() => engine.emit({ id, kind: 'compress', state: 'done', progress: 1, message: 'done', result: summary() }))
+      if (spec.kind === 'compress')
+        queueMicrotask(() =>
+          engine.emit({ id, kind: 'compress', state: 'done', progress: 1, message: 'done', result: summary() }),
+        )
       else inner!(id, spec)
     })(engine.onStart)
     await run.run()
@@ -121,7 +168,9 @@ describe('running a recipe', () => {
     const run = useCompressRunStore()
     await run.run()
     expect(engine.started).toEqual([])
-    expect(run.failure).toBe('The recipe is not valid: recipe step 1 (rtn): params.bits must be an integer in [2, 8] (got 1)')
+    expect(run.failure).toBe(
+      'The recipe is not valid: recipe step 1 (rtn): params.bits must be an integer in [2, 8] (got 1)',
+    )
     expect(run.running).toBe(false)
   })
 
@@ -129,7 +178,14 @@ describe('running a recipe', () => {
     const run = useCompressRunStore()
     let p = run.run()
     await settle()
-    engine.emit({ id: 'job1', kind: 'compress', state: 'error', progress: 0.3, message: 'x', error: 'recipe step 1 (gptq) matches no Linear weight' })
+    engine.emit({
+      id: 'job1',
+      kind: 'compress',
+      state: 'error',
+      progress: 0.3,
+      message: 'x',
+      error: 'recipe step 1 (gptq) matches no Linear weight',
+    })
     await p
     expect(run.failure).toBe('recipe step 1 (gptq) matches no Linear weight')
     expect(useErrorStore().errors).toHaveLength(1)
@@ -144,7 +200,17 @@ describe('running a recipe', () => {
 
   it('forgets the result when another model opens', async () => {
     const run = useCompressRunStore()
-    engine.onStart = (id) => queueMicrotask(() => engine.emit({ id, kind: 'compress', state: 'done', progress: 1, message: 'done', result: { ...summary(), tensors: [] } }))
+    engine.onStart = (id) =>
+      queueMicrotask(() =>
+        engine.emit({
+          id,
+          kind: 'compress',
+          state: 'done',
+          progress: 1,
+          message: 'done',
+          result: { ...summary(), tensors: [] },
+        }),
+      )
     await run.run()
     expect(run.result).not.toBeNull()
     await useModelStore().open('/models/b')
@@ -157,7 +223,10 @@ describe('mixed-precision proposal', () => {
   async function withResult(): Promise<ReturnType<typeof useCompressRunStore>> {
     const run = useCompressRunStore()
     engine.onStart = (id, spec) => {
-      if (spec.kind === 'compress') queueMicrotask(() => engine.emit({ id, kind: 'compress', state: 'done', progress: 1, message: 'done', result: summary() }))
+      if (spec.kind === 'compress')
+        queueMicrotask(() =>
+          engine.emit({ id, kind: 'compress', state: 'done', progress: 1, message: 'done', result: summary() }),
+        )
     }
     await run.run()
     return run
@@ -176,10 +245,16 @@ describe('mixed-precision proposal', () => {
     // first (4.76); big then would reach 9.76 > 9.5.
     run.targetBpw = 9.5
     run.bitChoices = '3, 8'
-    expect(run.proposal?.assignments.map((a) => [a.name, a.bits])).toEqual([['big', 3], ['small', 8]])
+    expect(run.proposal?.assignments.map((a) => [a.name, a.bits])).toEqual([
+      ['big', 3],
+      ['small', 8],
+    ])
     expect(run.proposal!.bitsPerWeight).toBeCloseTo((128 * (3 + 19 / 16) + 8 * 14) / 136, 12)
     run.targetBpw = 9.8
-    expect(run.proposal?.assignments.map((a) => [a.name, a.bits])).toEqual([['big', 8], ['small', 8]])
+    expect(run.proposal?.assignments.map((a) => [a.name, a.bits])).toEqual([
+      ['big', 8],
+      ['small', 8],
+    ])
     run.targetBpw = 9.5
     expect(run.acceptProposal()).toBe(true)
     expect(compress.recipe.overrides).toEqual({ big: { bits: 3 }, small: { bits: 8 } })
@@ -188,7 +263,7 @@ describe('mixed-precision proposal', () => {
     expect(run.proposal).toBeNull()
   })
 
-  it('refuses to accept once the recipe\'s steps no longer match the run', async () => {
+  it("refuses to accept once the recipe's steps no longer match the run", async () => {
     const run = await withResult()
     const compress = useCompressStore()
     compress.setMethod(0, 'gptq')

@@ -8,7 +8,14 @@ import type { CompressionSummary, JobId, ModelId, RecipeDoc, TensorDetail } from
 import { jobResult } from '@contract/job-result'
 import { compressSpec, sortTensors, type CompressRunForm, type TensorSort } from '../lib/compress-results'
 import { DEFAULT_PPL_SEQLEN, numberOf, type NumberField } from '../lib/analysis-requests'
-import { applyProposal, proposeBits, rankSensitivity, reassignableIn, storageFromRecipe, type Proposal } from '../lib/mixed-precision'
+import {
+  applyProposal,
+  proposeBits,
+  rankSensitivity,
+  reassignableIn,
+  storageFromRecipe,
+  type Proposal,
+} from '../lib/mixed-precision'
 import { useCompressStore } from './compress'
 import { messageOf, useErrorStore } from './errors'
 import { useMethodsStore } from './methods'
@@ -33,7 +40,11 @@ export interface Overlay {
 
 /** "3, 4, 8" → [3, 4, 8]: whole bit widths 2–8, each once, ascending. */
 export function parseBitChoices(text: string): number[] {
-  const picked = text.split(/[\s,;]+/).filter(Boolean).map(Number).filter((n) => Number.isInteger(n) && n >= 2 && n <= 8)
+  const picked = text
+    .split(/[\s,;]+/)
+    .filter(Boolean)
+    .map(Number)
+    .filter((n) => Number.isInteger(n) && n >= 2 && n <= 8)
   return [...new Set(picked)].sort((a, b) => a - b)
 }
 
@@ -54,7 +65,14 @@ export const useCompressRunStore = defineStore('compress-run', () => {
   const resultModelName = ref('')
   /** null = the engine's order (layer by layer). */
   const sort = ref<TensorSort | null>(null)
-  const overlay = reactive<Overlay>({ name: null, before: null, after: null, loading: false, failure: null, jobId: null })
+  const overlay = reactive<Overlay>({
+    name: null,
+    before: null,
+    after: null,
+    loading: false,
+    failure: null,
+    jobId: null,
+  })
   const logScale = ref(false)
   const targetBpw = ref<NumberField>(null)
   const bitChoices = ref(DEFAULT_BIT_CHOICES)
@@ -76,7 +94,10 @@ export const useCompressRunStore = defineStore('compress-run', () => {
     const target = numberOf(targetBpw.value)
     if (!r || target === null || target <= 0 || choices.value.length === 0) return null
     return proposeBits(sensitivity.value, {
-      target, choices: choices.value, storage: storageFromRecipe(methods.catalogue, r.recipe), reassignable: reassignableIn(methods.catalogue, r.recipe),
+      target,
+      choices: choices.value,
+      storage: storageFromRecipe(methods.catalogue, r.recipe),
+      reassignable: reassignableIn(methods.catalogue, r.recipe),
     })
   })
 
@@ -113,7 +134,10 @@ export const useCompressRunStore = defineStore('compress-run', () => {
     if (compress.draftError || !(await compress.validate())) {
       if (mine !== runTicket) return
       running.value = false
-      failure.value = compress.draftError ?? compress.recipeError ? `The recipe is not valid: ${compress.draftError ?? compress.recipeError}` : 'The recipe changed while it was being checked; run again.'
+      failure.value =
+        (compress.draftError ?? compress.recipeError)
+          ? `The recipe is not valid: ${compress.draftError ?? compress.recipeError}`
+          : 'The recipe changed while it was being checked; run again.'
       return
     }
     if (mine !== runTicket) return
@@ -173,7 +197,12 @@ export const useCompressRunStore = defineStore('compress-run', () => {
   }
 
   /** Runs one tensor job to its end: the detail, or an Error with the reason. */
-  async function tensorDetail(modelId: ModelId, name: string, range: [number, number] | undefined, mine: number): Promise<TensorDetail> {
+  async function tensorDetail(
+    modelId: ModelId,
+    name: string,
+    range: [number, number] | undefined,
+    mine: number,
+  ): Promise<TensorDetail> {
     const id = await jobs.start({ kind: 'tensor', modelId, name, bins: OVERLAY_BINS, ...(range ? { range } : {}) })
     if (mine !== overlayTicket) {
       void cancelIfRunning(id)
@@ -209,7 +238,9 @@ export const useCompressRunStore = defineStore('compress-run', () => {
       const before = markRaw(await tensorDetail(r.sourceModelId, name, undefined, mine))
       if (mine !== overlayTicket) return
       overlay.before = before
-      const after = markRaw(await tensorDetail(r.compressedModelId, name, [before.histogram.lo, before.histogram.hi], mine))
+      const after = markRaw(
+        await tensorDetail(r.compressedModelId, name, [before.histogram.lo, before.histogram.hi], mine),
+      )
       if (mine !== overlayTicket) return
       overlay.after = after
       overlay.loading = false
@@ -241,7 +272,9 @@ export const useCompressRunStore = defineStore('compress-run', () => {
     const before = compress.recipe
     compress.apply(applyProposal(methods.catalogue, before, p.assignments))
     const changed = compress.recipe !== before
-    acceptNote.value = changed ? 'Written into the recipe as overrides; run it to measure the result.' : 'The recipe already gives every tensor these bits.'
+    acceptNote.value = changed
+      ? 'Written into the recipe as overrides; run it to measure the result.'
+      : 'The recipe already gives every tensor these bits.'
     return changed
   }
 
@@ -263,8 +296,27 @@ export const useCompressRunStore = defineStore('compress-run', () => {
   )
 
   return {
-    form, jobId, running, failure, cancelled, result, resultModelName, sort, sortedTensors, overlay, logScale,
-    targetBpw, bitChoices, choices, sensitivity, proposal, acceptNote,
-    run, runRecipe, cancel, showOverlay, acceptProposal,
+    form,
+    jobId,
+    running,
+    failure,
+    cancelled,
+    result,
+    resultModelName,
+    sort,
+    sortedTensors,
+    overlay,
+    logScale,
+    targetBpw,
+    bitChoices,
+    choices,
+    sensitivity,
+    proposal,
+    acceptNote,
+    run,
+    runRecipe,
+    cancel,
+    showOverlay,
+    acceptProposal,
   }
 })

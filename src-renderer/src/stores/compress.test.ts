@@ -9,13 +9,40 @@ import { useErrorStore } from './errors'
 import { subjectOf } from './jobs'
 import { useModelStore } from './model'
 
-const q0: TensorInfo = { name: 'model.layers.0.self_attn.q_proj.weight', shape: [4, 4], dtype: 'F32', byteLength: 64, role: 'q', layer: 0 }
-const down0: TensorInfo = { name: 'model.layers.0.mlp.down_proj.weight', shape: [4, 8], dtype: 'F32', byteLength: 128, role: 'down', layer: 0 }
-const norm0: TensorInfo = { name: 'model.layers.0.input_layernorm.weight', shape: [4], dtype: 'F32', byteLength: 16, role: 'attn_norm', layer: 0 }
+const q0: TensorInfo = {
+  name: 'model.layers.0.self_attn.q_proj.weight',
+  shape: [4, 4],
+  dtype: 'F32',
+  byteLength: 64,
+  role: 'q',
+  layer: 0,
+}
+const down0: TensorInfo = {
+  name: 'model.layers.0.mlp.down_proj.weight',
+  shape: [4, 8],
+  dtype: 'F32',
+  byteLength: 128,
+  role: 'down',
+  layer: 0,
+}
+const norm0: TensorInfo = {
+  name: 'model.layers.0.input_layernorm.weight',
+  shape: [4],
+  dtype: 'F32',
+  byteLength: 16,
+  role: 'attn_norm',
+  layer: 0,
+}
 
 const gptqPreset: RecipePreset = {
-  id: 'gptq-4bit', name: 'GPTQ 4-bit', description: 'd',
-  recipe: { calibration: { samples: 128, seqlen: 256, seed: 0 }, steps: [{ method: 'gptq', targets: { include: [], exclude: [] }, params: { bits: 4, damp: 0.01 } }], overrides: {} },
+  id: 'gptq-4bit',
+  name: 'GPTQ 4-bit',
+  description: 'd',
+  recipe: {
+    calibration: { samples: 128, seqlen: 256, seed: 0 },
+    steps: [{ method: 'gptq', targets: { include: [], exclude: [] }, params: { bits: 4, damp: 0.01 } }],
+    overrides: {},
+  },
 }
 
 let engine: FakeEngine
@@ -37,7 +64,15 @@ async function withModel(): Promise<void> {
 }
 
 function file(name: string, text: string, size = text.length): RecipeFile & { reads: number } {
-  const f = { name, size, reads: 0, text: async () => { f.reads++; return text } }
+  const f = {
+    name,
+    size,
+    reads: 0,
+    text: async () => {
+      f.reads++
+      return text
+    },
+  }
   return f
 }
 
@@ -63,7 +98,7 @@ describe('checking the recipe', () => {
     expect(compress.prediction?.bitsPerWeight).toBe(2.5)
   })
 
-  it('shows the engine\'s objection, drops the stale prediction, and clears both once fixed', async () => {
+  it("shows the engine's objection, drops the stale prediction, and clears both once fixed", async () => {
     await withModel()
     const compress = useCompressStore()
     await compress.validate()
@@ -119,18 +154,24 @@ describe('presets, files and steps', () => {
     expect(gptqPreset.recipe.steps[0].params!.bits).toBe(4)
   })
 
-  it('loads a recipe file through the engine\'s validator, and keeps the editor when it is bad', async () => {
+  it("loads a recipe file through the engine's validator, and keeps the editor when it is bad", async () => {
     const compress = useCompressStore()
     const doc: RecipeDoc = { steps: [{ method: 'gptq', params: { bits: 3 } }] }
     expect(await compress.loadRecipeFile(file('mine.yaml', JSON.stringify(doc)))).toBe(true)
     expect(engine.checked.at(-1)).toBe(JSON.stringify(doc))
-    expect(compress.recipe.steps[0]).toEqual({ method: 'gptq', targets: { include: [], exclude: [] }, params: { bits: 3 } })
+    expect(compress.recipe.steps[0]).toEqual({
+      method: 'gptq',
+      targets: { include: [], exclude: [] },
+      params: { bits: 3 },
+    })
     expect(compress.presetId).toBe('')
 
     const kept = compress.recipe
     expect(await compress.loadRecipeFile(file('bad.yaml', '{"steps": [{"method": "magic"}]}'))).toBe(false)
     expect(compress.recipe).toBe(kept)
-    expect(compress.shownError).toBe('bad.yaml: recipe step 1: unknown method "magic" (known: rtn, gptq, wanda, drop_layers, prune_heads)')
+    expect(compress.shownError).toBe(
+      'bad.yaml: recipe step 1: unknown method "magic" (known: rtn, gptq, wanda, drop_layers, prune_heads)',
+    )
     expect(useErrorStore().errors.map((e) => e.message)).toEqual([compress.shownError])
     const shown = compress.shownError
     // The engine calls text it was handed "recipe"; the file's own name replaces that.
@@ -176,8 +217,15 @@ describe('presets, files and steps', () => {
     expect(compress.currentStep).toBe(0)
   })
 
-  it('names the recipe\'s methods in the job bar', () => {
-    expect(subjectOf({ kind: 'compress', modelId: 'm', recipe: { steps: [{ method: 'awq' }, { method: 'gptq' }] }, seqlen: 512 })).toBe('awq → gptq · eval seqlen 512')
+  it("names the recipe's methods in the job bar", () => {
+    expect(
+      subjectOf({
+        kind: 'compress',
+        modelId: 'm',
+        recipe: { steps: [{ method: 'awq' }, { method: 'gptq' }] },
+        seqlen: 512,
+      }),
+    ).toBe('awq → gptq · eval seqlen 512')
   })
 })
 

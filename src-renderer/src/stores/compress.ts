@@ -56,7 +56,9 @@ export const useCompressStore = defineStore('compress', () => {
 
   const preset = computed(() => presets.value.find((p) => p.id === presetId.value) ?? null)
   const presetModified = computed(() => !!preset.value && !edit.sameRecipe(preset.value.recipe, recipe.value))
-  const methods = computed(() => edit.methodChoices(catalogue.catalogue, recipe.value, ...presets.value.map((p) => p.recipe)))
+  const methods = computed(() =>
+    edit.methodChoices(catalogue.catalogue, recipe.value, ...presets.value.map((p) => p.recipe)),
+  )
   const step = computed(() => recipe.value.steps[currentStep.value])
   /** Tensors the current step picks by name (framed in the heatmap, ticked in the tree). */
   const picked = computed(() => edit.pickedNames(step.value, model.tensors))
@@ -236,7 +238,9 @@ export const useCompressStore = defineStore('compress', () => {
   function toggleTarget(name: string): boolean {
     const info: TensorInfo | undefined = model.tensors.find((t) => t.name === name)
     if (info && !edit.isCompressible(info)) {
-      errors.report(`${name} cannot be a compression target: only 2-D Linear weights inside the decoder blocks are compressed`)
+      errors.report(
+        `${name} cannot be a compression target: only 2-D Linear weights inside the decoder blocks are compressed`,
+      )
       return false
     }
     apply(edit.toggleTarget(recipe.value, currentStep.value, name))
@@ -259,16 +263,51 @@ export const useCompressStore = defineStore('compress', () => {
   )
 
   return {
-    presets, presetsLoaded, presetId, preset, presetModified, recipe, currentStep, step, selectMode, methods,
-    recipeError, loadError, draftError, shownError, setDraftError, checking, checked, prediction, predictionError, predicting, picked, targeted, stepMatches,
-    init, apply, validate, predict, loadPresets, choosePreset, loadRecipeFile, recipeYaml, chooseStep, addStep, removeStep, moveStep,
+    presets,
+    presetsLoaded,
+    presetId,
+    preset,
+    presetModified,
+    recipe,
+    currentStep,
+    step,
+    selectMode,
+    methods,
+    recipeError,
+    loadError,
+    draftError,
+    shownError,
+    setDraftError,
+    checking,
+    checked,
+    prediction,
+    predictionError,
+    predicting,
+    picked,
+    targeted,
+    stepMatches,
+    init,
+    apply,
+    validate,
+    predict,
+    loadPresets,
+    choosePreset,
+    loadRecipeFile,
+    recipeYaml,
+    chooseStep,
+    addStep,
+    removeStep,
+    moveStep,
     toggleTarget,
     setMethod: (i: number, method: string) => apply(edit.setStepMethod(catalogue.catalogue, recipe.value, i, method)),
     setParam: (i: number, key: string, value: unknown) => apply(edit.setStepParam(recipe.value, i, key, value)),
-    setExtraParams: (i: number, extra: Record<string, unknown>) => apply(edit.setExtraParams(catalogue.catalogue, recipe.value, i, extra)),
-    setTargets: (i: number, which: 'include' | 'exclude', patterns: string[]) => apply(edit.setStepTargets(recipe.value, i, which, patterns)),
+    setExtraParams: (i: number, extra: Record<string, unknown>) =>
+      apply(edit.setExtraParams(catalogue.catalogue, recipe.value, i, extra)),
+    setTargets: (i: number, which: 'include' | 'exclude', patterns: string[]) =>
+      apply(edit.setStepTargets(recipe.value, i, which, patterns)),
     setOverrideBits: (module: string, bits: number | null) => apply(edit.setOverrideBits(recipe.value, module, bits)),
     removeOverride: (module: string) => apply(edit.removeOverride(recipe.value, module)),
-    setCalibration: (field: edit.CalibrationField, value: string | number | undefined) => apply(edit.setCalibration(recipe.value, field, value)),
+    setCalibration: (field: edit.CalibrationField, value: string | number | undefined) =>
+      apply(edit.setCalibration(recipe.value, field, value)),
   }
 })

@@ -34,8 +34,12 @@ export interface ExportForm {
 /** The job spec the form describes (options that do not apply to the format are left out). */
 export function exportSpec(modelId: ModelId, f: ExportForm): ExportRequest {
   return {
-    modelId, format: f.format, out: f.out.trim(),
-    ...(f.format === 'gguf' ? { ggufType: f.ggufType, ...(f.gguf && Object.keys(f.gguf).length > 0 ? { gguf: f.gguf } : {}) } : {}),
+    modelId,
+    format: f.format,
+    out: f.out.trim(),
+    ...(f.format === 'gguf'
+      ? { ggufType: f.ggufType, ...(f.gguf && Object.keys(f.gguf).length > 0 ? { gguf: f.gguf } : {}) }
+      : {}),
     ...(f.format === 'gptq' ? { gptqFormat: f.gptqFormat } : {}),
     ...(f.format === 'safetensors' && f.dtype ? { dtype: f.dtype } : {}),
   }
@@ -67,7 +71,11 @@ export const useExportStore = defineStore('export', () => {
     form.out = ''
     suggesting.value = true
     try {
-      const p = await getApi().suggestExportPath({ modelId: modelId.value, format: form.format, ...(form.format === 'gguf' ? { ggufType: form.ggufType } : {}) })
+      const p = await getApi().suggestExportPath({
+        modelId: modelId.value,
+        format: form.format,
+        ...(form.format === 'gguf' ? { ggufType: form.ggufType } : {}),
+      })
       if (mine === suggestTicket && !outEdited.value) form.out = p
     } catch (e) {
       errors.report(e)
@@ -154,5 +162,25 @@ export const useExportStore = defineStore('export', () => {
     reportHtml.value = null
   }
 
-  return { open, modelId, modelName, compressed, form, jobId, running, failure, result, reportHtml, suggesting, openFor, setFormat, setGgufType, editOut, run, cancel, showReport, close }
+  return {
+    open,
+    modelId,
+    modelName,
+    compressed,
+    form,
+    jobId,
+    running,
+    failure,
+    result,
+    reportHtml,
+    suggesting,
+    openFor,
+    setFormat,
+    setGgufType,
+    editOut,
+    run,
+    cancel,
+    showReport,
+    close,
+  }
 })

@@ -9,7 +9,18 @@ import { useModelStore } from './model'
 function detail(name: string): TensorDetail {
   return {
     info: { ...tensorInfo, name },
-    stats: { count: 16, min: -1, max: 1, mean: 0, std: 0.5, absmax: 1, kurtosis: 3, zeroFraction: 0, nanCount: 0, infCount: 0 },
+    stats: {
+      count: 16,
+      min: -1,
+      max: 1,
+      mean: 0,
+      std: 0.5,
+      absmax: 1,
+      kurtosis: 3,
+      zeroFraction: 0,
+      nanCount: 0,
+      infCount: 0,
+    },
     histogram: { lo: -1, hi: 1, counts: [8, 8], below: 0, above: 0 },
   }
 }
@@ -66,7 +77,14 @@ describe('inspect store', () => {
     const inspect = useInspectStore()
     const p = inspect.selectTensor('w')
     await settle()
-    engine.emit({ id: 'job1', kind: 'tensor', state: 'error', progress: 0.2, message: 'x', error: 'model.safetensors: truncated at byte 10' })
+    engine.emit({
+      id: 'job1',
+      kind: 'tensor',
+      state: 'error',
+      progress: 0.2,
+      message: 'x',
+      error: 'model.safetensors: truncated at byte 10',
+    })
     await p
     expect(inspect.detail).toBeNull()
     expect(inspect.detailFailure).toBe('model.safetensors: truncated at byte 10')

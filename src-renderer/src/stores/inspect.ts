@@ -164,7 +164,18 @@ export const useInspectStore = defineStore('inspect', () => {
   )
 
   return {
-    tab, k, selectedName, detail, detailJobId, detailLoading, detailFailure, scan, scanJobId, scanning, scanFailure,
-    selectTensor, runScan,
+    tab,
+    k,
+    selectedName,
+    detail,
+    detailJobId,
+    detailLoading,
+    detailFailure,
+    scan,
+    scanJobId,
+    scanning,
+    scanFailure,
+    selectTensor,
+    runScan,
   }
 })

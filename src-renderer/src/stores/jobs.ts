@@ -89,7 +89,8 @@ export const useJobStore = defineStore('jobs', () => {
     await getApi().cancelJob({ id })
     setTimeout(() => {
       const u = updates.get(id)
-      if (u && !isTerminal(u.state)) apply({ ...u, state: 'cancelled', message: 'cancelled (the engine did not confirm)' })
+      if (u && !isTerminal(u.state))
+        apply({ ...u, state: 'cancelled', message: 'cancelled (the engine did not confirm)' })
     }, CANCEL_GRACE_MS)
   }
 
@@ -115,7 +116,14 @@ export const useJobStore = defineStore('jobs', () => {
   const running = computed<JobUpdate[]>(() => [...updates.values()].filter((u) => !isTerminal(u.state)))
 
   return {
-    updates, subjects, visible, running, start, cancel, whenFinished, dismiss,
+    updates,
+    subjects,
+    visible,
+    running,
+    start,
+    cancel,
+    whenFinished,
+    dismiss,
     get: (id: JobId): JobUpdate | undefined => updates.get(id),
   }
 })

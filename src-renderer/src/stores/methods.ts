@@ -17,16 +17,18 @@ export const useMethodsStore = defineStore('methods', () => {
 
   /** Asks the engine once; later calls share the answer (a failure is reported and may be retried). */
   function load(): Promise<void> {
-    loading ??= getApi().listMethods().then(
-      (methods) => {
-        catalogue.value = methods
-        loaded.value = true
-      },
-      (e: unknown) => {
-        loading = null
-        errors.report(e)
-      },
-    )
+    loading ??= getApi()
+      .listMethods()
+      .then(
+        (methods) => {
+          catalogue.value = methods
+          loaded.value = true
+        },
+        (e: unknown) => {
+          loading = null
+          errors.report(e)
+        },
+      )
     return loading
   }
 

@@ -102,5 +102,19 @@ export const useModelStore = defineStore('model', () => {
     else if (appInfo.value.demoPath) await openDemo()
   }
 
-  return { appInfo, summary, tensors, recent, opening, loading, error, displayName, open, openDemo, browse, refreshRecent, init }
+  return {
+    appInfo,
+    summary,
+    tensors,
+    recent,
+    opening,
+    loading,
+    error,
+    displayName,
+    open,
+    openDemo,
+    browse,
+    refreshRecent,
+    init,
+  }
 })

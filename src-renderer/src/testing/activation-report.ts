@@ -5,7 +5,9 @@ import type { ActivationInput, ActivationReport, InputGroup, SmoothingPreview } 
 
 export function input(layer: number, group: InputGroup, absmax: number[], threshold = 6): ActivationInput {
   return {
-    layer, group, absmax,
+    layer,
+    group,
+    absmax,
     meanAbs: absmax.map((v) => v / 4),
     meanSq: absmax.map((v) => (v * v) / 8),
     // Outliers by the report's own rule, computed here rather than copied.
@@ -15,7 +17,12 @@ export function input(layer: number, group: InputGroup, absmax: number[], thresh
 
 export const ALPHAS = [0, 0.25, 0.5, 0.75, 1]
 
-export function preview(layer: number, group: SmoothingPreview['group'], act: number[], weight: number[]): SmoothingPreview {
+export function preview(
+  layer: number,
+  group: SmoothingPreview['group'],
+  act: number[],
+  weight: number[],
+): SmoothingPreview {
   return { layer, group, activationRange: act, weightRange: weight }
 }
 
@@ -35,7 +42,11 @@ export function report(): ActivationReport {
   const counts = [0, 0, 0, 0]
   for (const i of hidden) for (const c of i.outliers) counts[c]++
   return {
-    threshold: 6, samples: 2, seqlen: 8, tokens: 16, inputs,
+    threshold: 6,
+    samples: 2,
+    seqlen: 8,
+    tokens: 16,
+    inputs,
     persistence: { channels: 4, inputs: hidden.length, counts },
     alphas: ALPHAS,
     smoothing: [

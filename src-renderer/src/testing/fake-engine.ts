@@ -1,7 +1,17 @@
 // An engine stand-in for store tests: records calls, and lets each test decide when jobs report.
 
 import type {
-  AppInfo, CompressionPrediction, HeadWeights, JobSpec, JobUpdate, ModelSummary, RecentModel, RecipeDoc, RecipePreset, ResultPoint, TensorInfo,
+  AppInfo,
+  CompressionPrediction,
+  HeadWeights,
+  JobSpec,
+  JobUpdate,
+  ModelSummary,
+  RecentModel,
+  RecipeDoc,
+  RecipePreset,
+  ResultPoint,
+  TensorInfo,
   WhittleApi,
 } from '@contract/api'
 import type { MethodInfo } from '@contract/method-params'
@@ -10,16 +20,38 @@ import { TEST_CATALOGUE } from './method-catalogue'
 
 export function summary(id: string, path: string): ModelSummary {
   return {
-    id, path, format: 'safetensors', architecture: 'llama', declaredArchitecture: 'LlamaForCausalLM', layers: 1,
-    hiddenSize: 4, heads: 1, kvHeads: 1, headDim: 4, intermediateSize: 8, vocabSize: 10, parameterCount: 100,
-    dtypes: { F32: 1 }, sizeOnDisk: 400, files: [`${path}/model.safetensors`], tensorCount: 1, warnings: [],
+    id,
+    path,
+    format: 'safetensors',
+    architecture: 'llama',
+    declaredArchitecture: 'LlamaForCausalLM',
+    layers: 1,
+    hiddenSize: 4,
+    heads: 1,
+    kvHeads: 1,
+    headDim: 4,
+    intermediateSize: 8,
+    vocabSize: 10,
+    parameterCount: 100,
+    dtypes: { F32: 1 },
+    sizeOnDisk: 400,
+    files: [`${path}/model.safetensors`],
+    tensorCount: 1,
+    warnings: [],
   }
 }
 
 export const tensorInfo: TensorInfo = { name: 'w', shape: [4, 4], dtype: 'F32', byteLength: 64, role: 'q', layer: 0 }
 
 export class FakeEngine implements WhittleApi {
-  info: AppInfo = { mode: 'web', version: 't', canPickFiles: false, demoPath: '/demo', evalTextPath: '/bundled/eval.txt', startupPath: null }
+  info: AppInfo = {
+    mode: 'web',
+    version: 't',
+    canPickFiles: false,
+    demoPath: '/demo',
+    evalTextPath: '/bundled/eval.txt',
+    startupPath: null,
+  }
   started: { id: string; spec: JobSpec }[] = []
   cancelled: string[] = []
   opened: string[] = []
@@ -75,7 +107,13 @@ export class FakeEngine implements WhittleApi {
     this.headRequests.push(req)
     await this.headGates.get(`${req.layer}/${req.head}`)
     if (req.layer > 99) throw new Error(`layer ${req.layer} is outside [0, 2)`)
-    const slice = (role: 'q' | 'k' | 'v' | 'o') => ({ role, rows: 1, cols: 2, values: [req.layer, -req.head], sourceShape: [1, 2] as [number, number] })
+    const slice = (role: 'q' | 'k' | 'v' | 'o') => ({
+      role,
+      rows: 1,
+      cols: 2,
+      values: [req.layer, -req.head],
+      sourceShape: [1, 2] as [number, number],
+    })
     return { layer: req.layer, head: req.head, headDim: 1, slices: [slice('q'), slice('k'), slice('v'), slice('o')] }
   }
   recipePresets = async (): Promise<RecipePreset[]> => this.presets
@@ -99,14 +137,25 @@ export class FakeEngine implements WhittleApi {
     }
     if (!Array.isArray(doc.steps) || doc.steps.length === 0) throw new Error('recipe steps: must be a non-empty list')
     const steps = doc.steps.map((step, i) => {
-      if (!FAKE_METHODS.includes(step.method)) throw new Error(`recipe step ${i + 1}: unknown method "${step.method}" (known: ${FAKE_METHODS.join(', ')})`)
+      if (!FAKE_METHODS.includes(step.method))
+        throw new Error(`recipe step ${i + 1}: unknown method "${step.method}" (known: ${FAKE_METHODS.join(', ')})`)
       const bits = step.params?.bits
       if (bits !== undefined && (typeof bits !== 'number' || bits < 2 || bits > 8)) {
-        throw new Error(`recipe step ${i + 1} (${step.method}): params.bits must be an integer in [2, 8] (got ${JSON.stringify(bits)})`)
+        throw new Error(
+          `recipe step ${i + 1} (${step.method}): params.bits must be an integer in [2, 8] (got ${JSON.stringify(bits)})`,
+        )
       }
-      return { method: step.method, targets: { include: step.targets?.include ?? [], exclude: step.targets?.exclude ?? [] }, params: step.params ?? {} }
+      return {
+        method: step.method,
+        targets: { include: step.targets?.include ?? [], exclude: step.targets?.exclude ?? [] },
+        params: step.params ?? {},
+      }
     })
-    return { calibration: { samples: 128, seqlen: 256, seed: 0, ...doc.calibration }, steps, overrides: doc.overrides ?? {} }
+    return {
+      calibration: { samples: 128, seqlen: 256, seed: 0, ...doc.calibration },
+      steps,
+      overrides: doc.overrides ?? {},
+    }
   }
   recipeToYaml = async ({ recipe }: { recipe: RecipeDoc }): Promise<string> => `# yaml\n${JSON.stringify(recipe)}\n`
   /** bits/w = the first step's bits + 0.5; every byte of the model is quantized at that rate. */
@@ -115,15 +164,40 @@ export class FakeEngine implements WhittleApi {
     const bits = Number(req.recipe.steps[0]?.params?.bits ?? 4) + 0.5
     return { bitsPerWeight: bits, bytesBefore: 400, bytesAfter: Math.ceil((100 * bits) / 8), tensors: [] }
   }
-  suggestExportPath = async (req: { modelId: string; format: string; ggufType?: string }): Promise<string> => `/exports/${req.modelId}-${req.format}${req.ggufType ? `-${req.ggufType}` : ''}`
+  suggestExportPath = async (req: { modelId: string; format: string; ggufType?: string }): Promise<string> =>
+    `/exports/${req.modelId}-${req.format}${req.ggufType ? `-${req.ggufType}` : ''}`
   /** A two-tensor plan: output.weight by the mix's output rule (or the flag), one attn_v at the base type. */
-  planGgufExport = async (req: { modelId: string; ggufType: string; gguf?: GgufTypeFlags }): Promise<GgufExportPlan> => {
+  planGgufExport = async (req: {
+    modelId: string
+    ggufType: string
+    gguf?: GgufTypeFlags
+  }): Promise<GgufExportPlan> => {
     const base = (req.ggufType.startsWith('Q') ? req.ggufType.slice(0, 4) : req.ggufType) as GgufTensorTypeName
     const output: GgufTensorPlan = req.gguf?.outputTensorType
-      ? { name: 'output.weight', type: req.gguf.outputTensorType, rule: 'output-tensor-type', elements: 256, bytes: 256, bitsPerWeight: 8 }
+      ? {
+          name: 'output.weight',
+          type: req.gguf.outputTensorType,
+          rule: 'output-tensor-type',
+          elements: 256,
+          bytes: 256,
+          bitsPerWeight: 8,
+        }
       : { name: 'output.weight', type: 'Q6_K', rule: 'output-q6_k', elements: 256, bytes: 210, bitsPerWeight: 6.5625 }
-    const v: GgufTensorPlan = { name: 'blk.0.attn_v.weight', type: base, rule: req.gguf?.pure ? 'pure' : 'base-type', elements: 256, bytes: 144, bitsPerWeight: 4.5, fallback: { from: 'Q6_K', reason: 'rows of 100 elements are not a whole number of blocks' } }
-    return { type: req.ggufType as GgufExportPlan['type'], tensors: [output, v], skipped: [], bytes: output.bytes + v.bytes }
+    const v: GgufTensorPlan = {
+      name: 'blk.0.attn_v.weight',
+      type: base,
+      rule: req.gguf?.pure ? 'pure' : 'base-type',
+      elements: 256,
+      bytes: 144,
+      bitsPerWeight: 4.5,
+      fallback: { from: 'Q6_K', reason: 'rows of 100 elements are not a whole number of blocks' },
+    }
+    return {
+      type: req.ggufType as GgufExportPlan['type'],
+      tensors: [output, v],
+      skipped: [],
+      bytes: output.bytes + v.bytes,
+    }
   }
   /** Reports "written" by export jobs this fake finished: path → HTML. */
   reports = new Map<string, string>()

@@ -46,7 +46,10 @@ export interface FakeGeometry {
 }
 
 /** HF Llama tensor names and shapes, written out from transformers' LlamaForCausalLM module tree. */
-export function hfLlamaTensors(g: FakeGeometry, opts: { lmHead?: boolean; qkvBias?: boolean } = {}): [string, number[]][] {
+export function hfLlamaTensors(
+  g: FakeGeometry,
+  opts: { lmHead?: boolean; qkvBias?: boolean } = {},
+): [string, number[]][] {
   const headDim = g.hidden / g.heads
   const out: [string, number[]][] = [['model.embed_tokens.weight', [g.vocab, g.hidden]]]
   for (let l = 0; l < g.layers; l++) {

@@ -17,11 +17,20 @@ import { hasShared, shared, SKIP_SHARED } from '../../testing/shared-data'
 import { compatibleGgufType, ggufRowBytes, quantizeTensorGguf, type GgufStorageType } from './quantize-tensor'
 
 let pool: WorkerPool
-beforeAll(async () => { pool = await WorkerPool.create({ threads: 0 }) })
-afterAll(async () => { await pool.close() })
+beforeAll(async () => {
+  pool = await WorkerPool.create({ threads: 0 })
+})
+afterAll(async () => {
+  await pool.close()
+})
 
 /** What the reference twins give for W quantized as `type` row by row, and decoded back. */
-function expected(type: GgufStorageType, w: Float32Array, rows: number, cols: number): { bytes: Uint8Array; values: Float32Array } {
+function expected(
+  type: GgufStorageType,
+  w: Float32Array,
+  rows: number,
+  cols: number,
+): { bytes: Uint8Array; values: Float32Array } {
   const rowBytes = ggufRowBytes(type, cols)
   const bytes = new Uint8Array(rows * rowBytes)
   const values = new Float32Array(rows * cols)
@@ -73,7 +82,8 @@ describe('compatibleGgufType', () => {
       expect(c.type).toBe('Q4_0')
       expect(c.fallback).toMatch(new RegExp(`64 elements.*${t}'s 256-element blocks.*Q4_0`))
     }
-    for (const t of ['Q2_K', 'Q3_K', 'IQ4_XS', 'TQ1_0', 'TQ2_0'] as const) expect(compatibleGgufType(t, 172).type).toBe('F16')
+    for (const t of ['Q2_K', 'Q3_K', 'IQ4_XS', 'TQ1_0', 'TQ2_0'] as const)
+      expect(compatibleGgufType(t, 172).type).toBe('F16')
     for (const t of ['Q4_1', 'Q5_0', 'Q5_1', 'IQ4_NL'] as const) {
       expect(compatibleGgufType(t, 64)).toEqual({ type: t })
       expect(compatibleGgufType(t, 48).type).toBe('F16')
@@ -90,9 +100,21 @@ describe('compatibleGgufType', () => {
 
 describe('quantizeTensorGguf', () => {
   const cases: Array<[GgufStorageType, number, number]> = [
-    ['Q8_0', 9, 64], ['Q4_0', 5, 96], ['Q4_K', 7, 512], ['Q6_K', 3, 256], ['F16', 4, 33], ['F32', 2, 5],
-    ['Q4_1', 3, 96], ['Q5_0', 4, 64], ['Q5_1', 2, 160], ['Q2_K', 5, 512], ['Q3_K', 3, 256], ['IQ4_NL', 6, 32],
-    ['IQ4_XS', 2, 768], ['TQ1_0', 3, 256], ['TQ2_0', 4, 512],
+    ['Q8_0', 9, 64],
+    ['Q4_0', 5, 96],
+    ['Q4_K', 7, 512],
+    ['Q6_K', 3, 256],
+    ['F16', 4, 33],
+    ['F32', 2, 5],
+    ['Q4_1', 3, 96],
+    ['Q5_0', 4, 64],
+    ['Q5_1', 2, 160],
+    ['Q2_K', 5, 512],
+    ['Q3_K', 3, 256],
+    ['IQ4_NL', 6, 32],
+    ['IQ4_XS', 2, 768],
+    ['TQ1_0', 3, 256],
+    ['TQ2_0', 4, 512],
   ]
   for (const [type, rows, cols] of cases) {
     it(`${type} [${rows}, ${cols}]: bytes and dequantized values equal the reference twins, in one or many chunks`, () => {
@@ -126,7 +148,8 @@ describe('quantizeTensorGguf', () => {
   })
 
   it('with an importance row: the bytes of the weighted reference quantizers, decoded alike, in any chunking', () => {
-    const rows = 5, cols = 512
+    const rows = 5,
+      cols = 512
     const w = normalish(rng(21), rows * cols, 0.03)
     const importance = Float32Array.from({ length: cols }, (_, c) => 0.1 + (c % 9) * (c % 4))
     for (const type of ['Q4_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q6_K', 'IQ4_XS', 'IQ4_NL'] as const) {
@@ -142,15 +165,23 @@ describe('quantizeTensorGguf', () => {
       expect(quantizeTensorGguf(pool, w, rows, cols, type).bytes).not.toEqual(want) // the importances matter
     }
     // Types without importance-weighted quantization ignore it.
-    expect(quantizeTensorGguf(pool, w, rows, cols, 'Q8_0', { importance }).bytes).toEqual(expected('Q8_0', w, rows, cols).bytes)
-    expect(quantizeTensorGguf(pool, w, rows, cols, 'TQ2_0', { importance }).bytes).toEqual(expected('TQ2_0', w, rows, cols).bytes)
+    expect(quantizeTensorGguf(pool, w, rows, cols, 'Q8_0', { importance }).bytes).toEqual(
+      expected('Q8_0', w, rows, cols).bytes,
+    )
+    expect(quantizeTensorGguf(pool, w, rows, cols, 'TQ2_0', { importance }).bytes).toEqual(
+      expected('TQ2_0', w, rows, cols).bytes,
+    )
   })
 
   it('refuses an importance row of the wrong length or with negative or non-finite values', () => {
     const w = new Float32Array(2 * 64)
     expect(() => quantizeTensorGguf(pool, w, 2, 64, 'Q4_0', { importance: new Float32Array(63) })).toThrow(WhittleError)
-    expect(() => quantizeTensorGguf(pool, w, 2, 64, 'Q4_0', { importance: new Float32Array(64).fill(-1) })).toThrow(/importance/)
-    expect(() => quantizeTensorGguf(pool, w, 2, 64, 'Q4_0', { importance: new Float32Array(64).fill(NaN) })).toThrow(/importance/)
+    expect(() => quantizeTensorGguf(pool, w, 2, 64, 'Q4_0', { importance: new Float32Array(64).fill(-1) })).toThrow(
+      /importance/,
+    )
+    expect(() => quantizeTensorGguf(pool, w, 2, 64, 'Q4_0', { importance: new Float32Array(64).fill(NaN) })).toThrow(
+      /importance/,
+    )
   })
 
   it('handles zero rows, and refuses mismatched sizes with a WhittleError', () => {

@@ -19,8 +19,22 @@ import { IMATRIX_TYPES } from '../../../../kernels/reference/ggml-quantize-imatr
 export type GgufStorageType = BlockType | 'F16' | 'F32'
 
 export const GGUF_STORAGE_TYPES: readonly GgufStorageType[] = [
-  'Q8_0', 'Q6_K', 'Q5_1', 'Q5_0', 'Q5_K', 'Q4_1', 'Q4_0', 'Q4_K', 'IQ4_NL', 'IQ4_XS', 'Q3_K', 'Q2_K', 'TQ2_0', 'TQ1_0',
-  'F16', 'F32',
+  'Q8_0',
+  'Q6_K',
+  'Q5_1',
+  'Q5_0',
+  'Q5_K',
+  'Q4_1',
+  'Q4_0',
+  'Q4_K',
+  'IQ4_NL',
+  'IQ4_XS',
+  'Q3_K',
+  'Q2_K',
+  'TQ2_0',
+  'TQ1_0',
+  'F16',
+  'F32',
 ]
 
 export interface GgufTypeChoice {
@@ -101,8 +115,14 @@ const FALLBACK: Readonly<Record<GgufStorageType, GgufStorageType | null>> = {
 
 /** The type a row of `cols` elements can be stored as, starting from `type` and following FALLBACK. */
 export function compatibleGgufType(type: GgufStorageType, cols: number): GgufTypeChoice {
-  if (!Object.hasOwn(GEOMETRY, type)) throw new WhittleError('validation', null, `GGUF type ${String(type)} cannot be written (supported: ${GGUF_STORAGE_TYPES.join(', ')})`)
-  if (!Number.isSafeInteger(cols) || cols < 1) throw new WhittleError('validation', null, `a tensor row of ${cols} elements cannot be stored`)
+  if (!Object.hasOwn(GEOMETRY, type))
+    throw new WhittleError(
+      'validation',
+      null,
+      `GGUF type ${String(type)} cannot be written (supported: ${GGUF_STORAGE_TYPES.join(', ')})`,
+    )
+  if (!Number.isSafeInteger(cols) || cols < 1)
+    throw new WhittleError('validation', null, `a tensor row of ${cols} elements cannot be stored`)
   let chosen = type
   while (cols % GEOMETRY[chosen].blockElements !== 0) {
     const next = FALLBACK[chosen]
@@ -112,7 +132,8 @@ export function compatibleGgufType(type: GgufStorageType, cols: number): GgufTyp
   if (chosen === type) return { type }
   const block = GEOMETRY[type].blockElements
   const why = `rows of ${cols} elements are not a whole number of ${type}'s ${block}-element blocks`
-  const where = chosen === 'F16' ? 'F16 (no block type fits)' : `${chosen} (${GEOMETRY[chosen].blockElements}-element blocks)`
+  const where =
+    chosen === 'F16' ? 'F16 (no block type fits)' : `${chosen} (${GEOMETRY[chosen].blockElements}-element blocks)`
   return { type: chosen, fallback: `${why}, so stored as ${where}` }
 }
 
@@ -142,7 +163,7 @@ export function usesImportance(type: GgufStorageType): boolean {
 
 /** The kernel that quantizes whole rows of `type` with importances, if the type uses them. */
 function imatrixKernel(type: GgufStorageType): KernelName | null {
-  return usesImportance(type) ? `quantize_${type.toLowerCase()}_imatrix` as KernelName : null
+  return usesImportance(type) ? (`quantize_${type.toLowerCase()}_imatrix` as KernelName) : null
 }
 
 /**
@@ -151,23 +172,42 @@ function imatrixKernel(type: GgufStorageType): KernelName | null {
  * memory in chunks, so the arena holds at most a chunk's input and output whatever the tensor's size.
  */
 export function quantizeTensorGguf(
-  pool: WorkerPool, w: Float32Array, rows: number, cols: number, type: GgufStorageType, options: QuantizeTensorOptions = {},
+  pool: WorkerPool,
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  type: GgufStorageType,
+  options: QuantizeTensorOptions = {},
 ): GgufQuantized {
-  if (!Number.isSafeInteger(rows) || rows < 0) throw new WhittleError('validation', null, `cannot quantize a tensor of ${rows} rows`)
+  if (!Number.isSafeInteger(rows) || rows < 0)
+    throw new WhittleError('validation', null, `cannot quantize a tensor of ${rows} rows`)
   const choice = compatibleGgufType(type, cols)
   if (w.length !== rows * cols) {
-    throw new WhittleError('validation', null, `quantizing [${rows}, ${cols}] needs ${rows * cols} weights, got ${w.length}`)
+    throw new WhittleError(
+      'validation',
+      null,
+      `quantizing [${rows}, ${cols}] needs ${rows * cols} weights, got ${w.length}`,
+    )
   }
   const importance = options.importance ?? null
   if (importance && (importance.length !== cols || !importance.every((v) => Number.isFinite(v) && v >= 0))) {
-    throw new WhittleError('validation', null, `the importance matrix row for [${rows}, ${cols}] must hold ${cols} finite non-negative values (it has ${importance.length})`)
+    throw new WhittleError(
+      'validation',
+      null,
+      `the importance matrix row for [${rows}, ${cols}] must hold ${cols} finite non-negative values (it has ${importance.length})`,
+    )
   }
   const geometry = GEOMETRY[choice.type]
   const weighted = importance ? imatrixKernel(choice.type) : null
   const rowBytes = ggufRowBytes(choice.type, cols)
   const bytes = new Uint8Array(rows * rowBytes)
   const dequantized = new Float32Array(rows * cols)
-  const result: GgufQuantized = { bytes, dequantized, type: choice.type, ...(choice.fallback ? { fallback: choice.fallback } : {}) }
+  const result: GgufQuantized = {
+    bytes,
+    dequantized,
+    type: choice.type,
+    ...(choice.fallback ? { fallback: choice.fallback } : {}),
+  }
   if (rows === 0) return result
   if (!geometry.quantize || !geometry.decode) {
     // F32: stored as is.
@@ -179,8 +219,14 @@ export function quantizeTensorGguf(
   const chunkElements = options.chunkElements ?? DEFAULT_CHUNK_ELEMENTS
   const chunkRows = Math.max(1, Math.min(rows, Math.floor(chunkElements / cols)))
   // Some quantizers (Q2_K, Q3_K, IQ4_XS) need a little scratch memory; the others ignore the fourth argument.
-  const kernels = pool.kernels as unknown as Record<KernelName, (src: number, dst: number, count: number, scratch?: number) => void>
-  const weightedKernels = pool.kernels as unknown as Record<KernelName, (src: number, dst: number, rows: number, cols: number, qw: number, scratch: number) => void>
+  const kernels = pool.kernels as unknown as Record<
+    KernelName,
+    (src: number, dst: number, count: number, scratch?: number) => void
+  >
+  const weightedKernels = pool.kernels as unknown as Record<
+    KernelName,
+    (src: number, dst: number, rows: number, cols: number, qw: number, scratch: number) => void
+  >
   const quantize = kernels[geometry.quantize]
   const decode = kernels[geometry.decode]
   const regions: Region[] = []

@@ -8,7 +8,12 @@ import { fromKernelError, WhittleError } from '../../errors'
 
 function factor(A: Float64Array, n: number, what: string): void {
   const failed = choleskyLower(A, n)
-  if (failed !== 0) throw new WhittleError('validation', null, `${what} is not positive definite at column ${failed - 1}; raise the damping`)
+  if (failed !== 0)
+    throw new WhittleError(
+      'validation',
+      null,
+      `${what} is not positive definite at column ${failed - 1}; raise the damping`,
+    )
 }
 
 /** H (SPD, n×n row-major) → upper Cholesky factor U of H⁻¹, so that H⁻¹ = UᵀU. H is not modified. */

@@ -17,17 +17,20 @@ describe('inverseCholeskyUpperWasm on a worker pool', () => {
     await pool.close()
   })
 
-  it.each([1, 3, 64, 129, 261])('inverseCholeskyUpperWasm matches cholesky.ts inverseCholeskyUpper and UᵀU·H = I (n = %i)', (n) => {
-    const H = spd(n, 300 + n)
-    const before = pool.arena.liveBytes
-    const U = inverseCholeskyUpperWasm(pool, H, n)
-    expect(pool.arena.liveBytes).toBe(before)
-    const want = inverseCholeskyUpper(H, n)
-    expect(relativeError(U, want)).toBeLessThan(1e-9)
-    for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) expect(U[i * n + j]).toBe(0)
-    expect(identityError(multiply(multiply(transpose(U, n), U, n), H, n), n)).toBeLessThan(1e-9)
-    expect(H).toEqual(spd(n, 300 + n)) // H itself is not modified
-  })
+  it.each([1, 3, 64, 129, 261])(
+    'inverseCholeskyUpperWasm matches cholesky.ts inverseCholeskyUpper and UᵀU·H = I (n = %i)',
+    (n) => {
+      const H = spd(n, 300 + n)
+      const before = pool.arena.liveBytes
+      const U = inverseCholeskyUpperWasm(pool, H, n)
+      expect(pool.arena.liveBytes).toBe(before)
+      const want = inverseCholeskyUpper(H, n)
+      expect(relativeError(U, want)).toBeLessThan(1e-9)
+      for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) expect(U[i * n + j]).toBe(0)
+      expect(identityError(multiply(multiply(transpose(U, n), U, n), H, n), n)).toBeLessThan(1e-9)
+      expect(H).toEqual(spd(n, 300 + n)) // H itself is not modified
+    },
+  )
 
   it('inverseCholeskyUpperWasm: a WhittleError naming the column for a matrix that is not positive definite', () => {
     const n = 40
@@ -65,7 +68,7 @@ describe('inverseCholeskyUpperWasm on a worker pool', () => {
     console.log(lines.join('\n'))
   }, 120_000)
 
-  it('cholesky.ts: a WhittleError for sizes the twin cannot run on, translated from the kernels\' own error', () => {
+  it("cholesky.ts: a WhittleError for sizes the twin cannot run on, translated from the kernels' own error", () => {
     expect(() => inverseCholeskyUpper(new Float64Array(4), 3)).toThrow(WhittleError)
     try {
       inverseCholeskyUpper(new Float64Array(4), 3)

@@ -14,7 +14,8 @@ function allocMatrix(pool: WorkerPool, bytes: number, what: string): Region {
 }
 
 function requireDimension(name: string, v: number): void {
-  if (!Number.isSafeInteger(v) || v <= 0) throw new WhittleError('validation', null, `${name} = ${v} is not a positive integer`)
+  if (!Number.isSafeInteger(v) || v <= 0)
+    throw new WhittleError('validation', null, `${name} = ${v} is not a positive integer`)
 }
 
 /** dst = src transposed (both n×n row-major), in cache-sized blocks. */
@@ -31,13 +32,18 @@ function transposeInto(src: Float64Array, dst: Float64Array, n: number): void {
 function notPositiveDefinite(failed: number, which: 'H' | 'inverse'): WhittleError {
   return which === 'H'
     ? new WhittleError('validation', null, `matrix is not positive definite at column ${failed - 1}; raise the damping`)
-    : new WhittleError('validation', null, `the inverse is not positive definite at column ${failed - 1} (H is too ill-conditioned); raise the damping`)
+    : new WhittleError(
+        'validation',
+        null,
+        `the inverse is not positive definite at column ${failed - 1} (H is too ill-conditioned); raise the damping`,
+      )
 }
 
 /** Copies H into a fresh n×n region of kernel memory, checking its size first. */
 function hessianRegion(pool: WorkerPool, H: Float64Array, n: number): Region {
   requireDimension('n', n)
-  if (H.length < n * n) throw new WhittleError('validation', null, `the Hessian holds ${H.length} values, ${n}×${n} needs ${n * n}`)
+  if (H.length < n * n)
+    throw new WhittleError('validation', null, `the Hessian holds ${H.length} values, ${n}×${n} needs ${n * n}`)
   const region = allocMatrix(pool, n * n * 8, `a ${n}×${n} Hessian`)
   pool.arena.f64(region, 0, n * n).set(H.subarray(0, n * n))
   return region
@@ -78,14 +84,26 @@ export function inverseCholeskyUpperWasm(pool: WorkerPool, H: Float64Array, n: n
  * (its cancel scope, or `signal`) terminates the worker mid-call (see pool/worker-pool.ts); the region
  * is released only after that, so no stopped computation writes into memory handed out again.
  */
-export async function inverseCholeskyUpperOnWorker(pool: WorkerPool, H: Float64Array, n: number, signal?: AbortSignal): Promise<Float64Array> {
+export async function inverseCholeskyUpperOnWorker(
+  pool: WorkerPool,
+  H: Float64Array,
+  n: number,
+  signal?: AbortSignal,
+): Promise<Float64Array> {
   if (pool.threads === 0) return inverseCholeskyUpperWasm(pool, H, n)
   const region = hessianRegion(pool, H, n)
   try {
     const p = region.ptr
     const [first] = await pool.call([['cholesky_lower', p, n]], { signal })
     if (first !== 0) throw notPositiveDefinite(first, 'H')
-    const results = await pool.call([['invert_lower', p, n], ['lower_gram', p, p, n], ['cholesky_lower', p, n]], { signal })
+    const results = await pool.call(
+      [
+        ['invert_lower', p, n],
+        ['lower_gram', p, p, n],
+        ['cholesky_lower', p, n],
+      ],
+      { signal },
+    )
     if (results[2] !== 0) throw notPositiveDefinite(results[2], 'inverse')
     return upperFactor(pool, region, n)
   } finally {

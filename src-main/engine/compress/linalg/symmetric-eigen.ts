@@ -13,7 +13,8 @@ export interface SymmetricEigen {
 }
 
 export function symmetricEigen(A: Float64Array, n: number, maxSweeps = 60): SymmetricEigen {
-  if (A.length !== n * n) throw new WhittleError('validation', null, `symmetricEigen: ${A.length} values are not ${n}×${n}`)
+  if (A.length !== n * n)
+    throw new WhittleError('validation', null, `symmetricEigen: ${A.length} values are not ${n}×${n}`)
   const a = A.slice()
   const v = new Float64Array(n * n)
   for (let i = 0; i < n; i++) v[i * n + i] = 1
@@ -31,19 +32,23 @@ export function symmetricEigen(A: Float64Array, n: number, maxSweeps = 60): Symm
         // The rotation angle that zeroes a[p][q] (the smaller root, for stability).
         const theta = (a[q * n + q] - a[p * n + p]) / (2 * apq)
         const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1))
-        const c = 1 / Math.sqrt(t * t + 1), s = t * c
+        const c = 1 / Math.sqrt(t * t + 1),
+          s = t * c
         for (let k = 0; k < n; k++) {
-          const akp = a[k * n + p], akq = a[k * n + q]
+          const akp = a[k * n + p],
+            akq = a[k * n + q]
           a[k * n + p] = c * akp - s * akq
           a[k * n + q] = s * akp + c * akq
         }
         for (let k = 0; k < n; k++) {
-          const apk = a[p * n + k], aqk = a[q * n + k]
+          const apk = a[p * n + k],
+            aqk = a[q * n + k]
           a[p * n + k] = c * apk - s * aqk
           a[q * n + k] = s * apk + c * aqk
         }
         for (let k = 0; k < n; k++) {
-          const vkp = v[k * n + p], vkq = v[k * n + q]
+          const vkp = v[k * n + p],
+            vkq = v[k * n + q]
           v[k * n + p] = c * vkp - s * vkq
           v[k * n + q] = s * vkp + c * vkq
         }

@@ -6,7 +6,14 @@ import { perplexity } from '../../eval/perplexity'
 import { loadModel, type LoadedModel } from '../../model/loaded-model'
 import { WorkerPool } from '../../pool/worker-pool'
 import { NormalStream } from '../../synthetic/random'
-import { hasShared, referenceCalibrationStarts, referenceIds, referenceRun, shared, SKIP_SHARED } from '../../testing/shared-data'
+import {
+  hasShared,
+  referenceCalibrationStarts,
+  referenceIds,
+  referenceRun,
+  shared,
+  SKIP_SHARED,
+} from '../../testing/shared-data'
 import { runRecipe } from '../pipeline'
 import { validateRecipe } from '../recipe/recipe'
 import { awq, awqScaleLayer, awqScales, SampleProjection, searchScale, type AwqParams } from './awq'
@@ -34,7 +41,15 @@ function stats(X: Float32Array, n: number, K: number): Sampled {
   return { ...s, windows: 1, sample: X, sampleRows: n }
 }
 
-const GROUP_OF: Partial<Record<TensorRole, InputGroup>> = { q: 'qkv', k: 'qkv', v: 'qkv', o: 'o', gate: 'gate_up', up: 'gate_up', down: 'down' }
+const GROUP_OF: Partial<Record<TensorRole, InputGroup>> = {
+  q: 'qkv',
+  k: 'qkv',
+  v: 'qkv',
+  o: 'o',
+  gate: 'gate_up',
+  up: 'gate_up',
+  down: 'down',
+}
 
 interface Layer {
   ctx: LayerContext<AwqParams>
@@ -48,14 +63,28 @@ interface Layer {
  * A hand-made decoder layer. `shapes` gives [rows, cols] of every Linear present; `targeted` the ones
  * the step compresses; inputs per group are made up (their statistics are all AWQ looks at).
  */
-function makeLayer(pool: WorkerPool, shapes: Partial<Record<TensorRole, [number, number]>>, targeted: TensorRole[], inputs: Partial<Record<InputGroup, Sampled>>, params: Partial<AwqParams> = {}, norms = true): Layer {
+function makeLayer(
+  pool: WorkerPool,
+  shapes: Partial<Record<TensorRole, [number, number]>>,
+  targeted: TensorRole[],
+  inputs: Partial<Record<InputGroup, Sampled>>,
+  params: Partial<AwqParams> = {},
+  norms = true,
+): Layer {
   const tensors = new Map<TensorRole, Float32Array>()
   let seed = 100
-  for (const [role, [rows, cols]] of Object.entries(shapes) as [TensorRole, [number, number]][]) tensors.set(role, normals(rows * cols, seed++, 0.1))
+  for (const [role, [rows, cols]] of Object.entries(shapes) as [TensorRole, [number, number]][])
+    tensors.set(role, normals(rows * cols, seed++, 0.1))
   const hidden = shapes.q![1]
   if (norms) {
-    tensors.set('attn_norm', Float32Array.from(normals(hidden, 7), (v) => f(1 + 0.3 * v)))
-    tensors.set('ffn_norm', Float32Array.from(normals(hidden, 8), (v) => f(1 + 0.3 * v)))
+    tensors.set(
+      'attn_norm',
+      Float32Array.from(normals(hidden, 7), (v) => f(1 + 0.3 * v)),
+    )
+    tensors.set(
+      'ffn_norm',
+      Float32Array.from(normals(hidden, 8), (v) => f(1 + 0.3 * v)),
+    )
   }
   const original = new Map([...tensors].map(([k, v]) => [k, v.slice()]))
   const p: AwqParams = { ...awq.parseParams({ scale_dtype: 'f32' }, 'test'), ...params }
@@ -64,12 +93,28 @@ function makeLayer(pool: WorkerPool, shapes: Partial<Record<TensorRole, [number,
     const [rows, cols] = shapes[role]!
     const g = GROUP_OF[role]!
     if (!byGroup.has(g)) byGroup.set(g, [])
-    byGroup.get(g)!.push({ name: `layers.0.${role}_proj.weight`, role, layer: 0, rows, cols, weight: tensors.get(role)!.slice(), params: p })
+    byGroup.get(g)!.push({
+      name: `layers.0.${role}_proj.weight`,
+      role,
+      layer: 0,
+      rows,
+      cols,
+      weight: tensors.get(role)!.slice(),
+      params: p,
+    })
   }
-  const groups: GroupContext<AwqParams>[] = [...byGroup].map(([group, linears]) => ({ layer: 0, group, linears, input: inputs[group] ?? null, pool }))
+  const groups: GroupContext<AwqParams>[] = [...byGroup].map(([group, linears]) => ({
+    layer: 0,
+    group,
+    linears,
+    input: inputs[group] ?? null,
+    pool,
+  }))
   const writes: TensorRole[] = []
   const ctx: LayerContext<AwqParams> = {
-    layer: 0, groups, pool,
+    layer: 0,
+    groups,
+    pool,
     read: async (role) => tensors.get(role)?.slice() ?? null,
     write: (role, values) => {
       writes.push(role)
@@ -82,11 +127,12 @@ function makeLayer(pool: WorkerPool, shapes: Partial<Record<TensorRole, [number,
 /** y [n, rows] = X [n, K] · Wᵀ in f64. */
 function project(X: Float32Array, n: number, W: Float32Array, rows: number, K: number): Float64Array {
   const y = new Float64Array(n * rows)
-  for (let t = 0; t < n; t++) for (let r = 0; r < rows; r++) {
-    let acc = 0
-    for (let c = 0; c < K; c++) acc += X[t * K + c] * W[r * K + c]
-    y[t * rows + r] = acc
-  }
+  for (let t = 0; t < n; t++)
+    for (let r = 0; r < rows; r++) {
+      let acc = 0
+      for (let c = 0; c < K; c++) acc += X[t * K + c] * W[r * K + c]
+      y[t * rows + r] = acc
+    }
   return y
 }
 
@@ -95,7 +141,8 @@ function scaleRowsBy(X: Float32Array, K: number, by: (c: number) => number): Flo
 }
 
 function maxRelDiff(a: Float64Array, b: Float64Array): number {
-  let num = 0, den = 0
+  let num = 0,
+    den = 0
   for (let i = 0; i < a.length; i++) {
     num = Math.max(num, Math.abs(a[i] - b[i]))
     den = Math.max(den, Math.abs(a[i]))
@@ -133,8 +180,11 @@ describe('AWQ scales', () => {
 describe('the sampled output error', () => {
   it('is Σ (x · E_r)² over samples and rows, also when E goes to the kernels in several chunks', async () => {
     // Wide rows force chunks of 2^22 / 2^15 = 128 rows: 150 rows take two.
-    const n = 8, K = 1 << 15, rows = 150
-    const X = normals(n * K, 11), E = normals(rows * K, 12, 0.01)
+    const n = 8,
+      K = 1 << 15,
+      rows = 150
+    const X = normals(n * K, 11),
+      E = normals(rows * K, 12, 0.01)
     const projection = SampleProjection.create(pool, X, n, K, rows)
     try {
       const got = await projection.sumSquares(E, rows)
@@ -148,8 +198,17 @@ describe('the sampled output error', () => {
 })
 
 describe('AWQ on a synthetic layer', () => {
-  const n = 256, K = 64
-  const mha = { q: [64, 64], k: [64, 64], v: [64, 64], o: [64, 64], gate: [96, 64], up: [96, 64], down: [64, 96] } as Partial<Record<TensorRole, [number, number]>>
+  const n = 256,
+    K = 64
+  const mha = {
+    q: [64, 64],
+    k: [64, 64],
+    v: [64, 64],
+    o: [64, 64],
+    gate: [96, 64],
+    up: [96, 64],
+    down: [64, 96],
+  } as Partial<Record<TensorRole, [number, number]>>
   const inputs = {
     qkv: stats(activations(n, K, 1, { 3: 40, 17: 15 }), n, K),
     o: stats(activations(n, K, 2, { 5: 20 }), n, K),
@@ -161,14 +220,21 @@ describe('AWQ on a synthetic layer', () => {
     const layer = makeLayer(pool, mha, ['q', 'k', 'v'], inputs, { groupSize: 32 })
     const outcomes = await awq.compressLayer!(layer.ctx)
     const X = inputs.qkv.sample
-    let awqErr = 0, rtnErr = 0
+    let awqErr = 0,
+      rtnErr = 0
     for (const role of ['q', 'k', 'v'] as const) {
       const W = layer.original.get(role)!
       const l = layer.ctx.groups[0].linears.find((x) => x.role === role)!
       const o = outcomes.find((x) => x.name === l.name)!
       const s = o.inputScale!
       const exact = project(X, n, W, 64, K)
-      const mine = project(scaleRowsBy(X, K, (c) => 1 / s[c]), n, l.weight, 64, K)
+      const mine = project(
+        scaleRowsBy(X, K, (c) => 1 / s[c]),
+        n,
+        l.weight,
+        64,
+        K,
+      )
       const R = W.slice()
       rtnQuantize(R, 64, K, { bits: 4, groupSize: 32, sym: false })
       const plain = project(X, n, R, 64, K)
@@ -177,7 +243,9 @@ describe('AWQ on a synthetic layer', () => {
         rtnErr += (exact[i] - plain[i]) ** 2
       }
     }
-    console.log(`synthetic qkv: AWQ ${outcomes[0].note}, output error AWQ ${awqErr.toExponential(3)} vs RTN ${rtnErr.toExponential(3)}`)
+    console.log(
+      `synthetic qkv: AWQ ${outcomes[0].note}, output error AWQ ${awqErr.toExponential(3)} vs RTN ${rtnErr.toExponential(3)}`,
+    )
     expect(awqErr).toBeLessThan(0.8 * rtnErr)
     expect(outcomes[0].bitsPerWeight).toBe(4 + 20 / 32)
   })
@@ -190,7 +258,8 @@ describe('AWQ on a synthetic layer', () => {
     for (const l of linears) {
       const R = l.weight.slice()
       rtnQuantize(R, l.rows, K, l.params)
-      const a = project(inputs.gate_up.sample, n, l.weight, l.rows, K), b = project(inputs.gate_up.sample, n, R, l.rows, K)
+      const a = project(inputs.gate_up.sample, n, l.weight, l.rows, K),
+        b = project(inputs.gate_up.sample, n, R, l.rows, K)
       for (let i = 0; i < a.length; i++) rtnErr += (a[i] - b[i]) ** 2
     }
     expect(search.losses).toHaveLength(4)
@@ -201,7 +270,8 @@ describe('AWQ on a synthetic layer', () => {
   it('folding leaves the float layer unchanged: norms, q/k/v, v→o and up→down (MHA)', async () => {
     const layer = makeLayer(pool, mha, ['q', 'k', 'v', 'o', 'gate', 'up', 'down'], inputs, { groupSize: 32 })
     const scalings = await awqScaleLayer(layer.ctx)
-    const weight = (role: TensorRole): Float32Array => layer.ctx.groups.flatMap((g) => g.linears).find((l) => l.role === role)!.weight
+    const weight = (role: TensorRole): Float32Array =>
+      layer.ctx.groups.flatMap((g) => g.linears).find((l) => l.role === role)!.weight
     for (const sc of scalings) expect(sc.scale, sc.note).not.toBeNull()
     const s = (g: InputGroup): Float32Array => scalings.find((x) => x.group.group === g)!.scale!
     // The norms were divided by s, in f32.
@@ -211,27 +281,62 @@ describe('AWQ on a synthetic layer', () => {
     const before = (norm: TensorRole): Float32Array => scaleRowsBy(u, K, (c) => layer.original.get(norm)![c])
     const after = (norm: TensorRole): Float32Array => scaleRowsBy(u, K, (c) => layer.tensors.get(norm)![c])
     for (const role of ['q', 'k'] as const) {
-      expect(maxRelDiff(project(before('attn_norm'), 32, layer.original.get(role)!, 64, K), project(after('attn_norm'), 32, weight(role), 64, K))).toBeLessThan(1e-5)
+      expect(
+        maxRelDiff(
+          project(before('attn_norm'), 32, layer.original.get(role)!, 64, K),
+          project(after('attn_norm'), 32, weight(role), 64, K),
+        ),
+      ).toBeLessThan(1e-5)
     }
     // v's output channels now come out divided by o's scale…
     const vBefore = project(before('attn_norm'), 32, layer.original.get('v')!, 64, K)
     const vAfter = project(after('attn_norm'), 32, weight('v'), 64, K)
-    expect(maxRelDiff(vBefore, vAfter.map((v, i) => v * s('o')[i % 64]))).toBeLessThan(1e-5)
+    expect(
+      maxRelDiff(
+        vBefore,
+        vAfter.map((v, i) => v * s('o')[i % 64]),
+      ),
+    ).toBeLessThan(1e-5)
     // …and o, reading them, gives what it gave (attention mixes tokens, never channels, so the
     // per-channel scale passes through it).
-    expect(maxRelDiff(project(Float32Array.from(vBefore), 32, layer.original.get('o')!, 64, K), project(Float32Array.from(vAfter), 32, weight('o'), 64, K))).toBeLessThan(1e-5)
+    expect(
+      maxRelDiff(
+        project(Float32Array.from(vBefore), 32, layer.original.get('o')!, 64, K),
+        project(Float32Array.from(vAfter), 32, weight('o'), 64, K),
+      ),
+    ).toBeLessThan(1e-5)
     // The gated MLP: down(silu(gate x) ⊙ up x).
     const mlp = (x: Float32Array, gate: Float32Array, up: Float32Array, down: Float32Array): Float64Array => {
-      const g = project(x, 32, gate, 96, K), v = project(x, 32, up, 96, K)
-      return project(Float32Array.from(g, (a, i) => silu(a) * v[i]), 32, down, 64, 96)
+      const g = project(x, 32, gate, 96, K),
+        v = project(x, 32, up, 96, K)
+      return project(
+        Float32Array.from(g, (a, i) => silu(a) * v[i]),
+        32,
+        down,
+        64,
+        96,
+      )
     }
-    expect(maxRelDiff(
-      mlp(before('ffn_norm'), layer.original.get('gate')!, layer.original.get('up')!, layer.original.get('down')!),
-      mlp(after('ffn_norm'), weight('gate'), weight('up'), weight('down')),
-    )).toBeLessThan(1e-5)
+    expect(
+      maxRelDiff(
+        mlp(before('ffn_norm'), layer.original.get('gate')!, layer.original.get('up')!, layer.original.get('down')!),
+        mlp(after('ffn_norm'), weight('gate'), weight('up'), weight('down')),
+      ),
+    ).toBeLessThan(1e-5)
     // (X/s)(W·s)ᵀ = XWᵀ for the down group's own sample.
     const Xd = inputs.down.sample
-    expect(maxRelDiff(project(Xd, n, layer.original.get('down')!, 64, 96), project(scaleRowsBy(Xd, 96, (c) => 1 / s('down')[c]), n, weight('down'), 64, 96))).toBeLessThan(1e-5)
+    expect(
+      maxRelDiff(
+        project(Xd, n, layer.original.get('down')!, 64, 96),
+        project(
+          scaleRowsBy(Xd, 96, (c) => 1 / s('down')[c]),
+          n,
+          weight('down'),
+          64,
+          96,
+        ),
+      ),
+    ).toBeLessThan(1e-5)
   })
 
   it('then quantizes W·s with RTN groups and reports s and α', async () => {
@@ -265,12 +370,15 @@ describe('AWQ on a synthetic layer', () => {
     const [outcome] = await awq.compressLayer!(layer.ctx)
     const s = outcome.inputScale!
     expect(layer.writes.sort()).toEqual(['attn_norm', 'k', 'v'])
-    for (const role of ['k', 'v'] as const) expect(layer.tensors.get(role)).toEqual(layer.original.get(role)!.map((v, i) => f(v * s[i % K])))
+    for (const role of ['k', 'v'] as const)
+      expect(layer.tensors.get(role)).toEqual(layer.original.get(role)!.map((v, i) => f(v * s[i % K])))
   })
 
   it('skips scaling with a note where there is no producer to fold into', async () => {
     // No gate_proj: a LayerNorm family, whose norm bias the layer context cannot reach.
-    const plain = { q: [64, 64], k: [64, 64], v: [64, 64], down: [64, 96] } as Partial<Record<TensorRole, [number, number]>>
+    const plain = { q: [64, 64], k: [64, 64], v: [64, 64], down: [64, 96] } as Partial<
+      Record<TensorRole, [number, number]>
+    >
     const layer = makeLayer(pool, plain, ['q', 'down'], inputs, { groupSize: 32 })
     const outcomes = await awq.compressLayer!(layer.ctx)
     expect(outcomes[0].note).toMatch(/not scaled \(.*not an RMSNorm/)
@@ -295,13 +403,27 @@ describe.skipIf(!hasShared)(`AWQ on stories260K (${hasShared ? 'reference data p
   afterAll(() => realPool?.close())
 
   it('w4 g32 is no worse than RTN w4 g32 (+0.5%)', async () => {
-    const windows = calibrationWindows(referenceIds('tinystories_calib'), { samples: 128, seqlen: 256, seed: 0, starts: referenceCalibrationStarts() })
-    const r = await runRecipe(realPool, model, validateRecipe({ steps: [{ method: 'awq', params: { bits: 4, group_size: 32 } }] }), { windows })
+    const windows = calibrationWindows(referenceIds('tinystories_calib'), {
+      samples: 128,
+      seqlen: 256,
+      seed: 0,
+      starts: referenceCalibrationStarts(),
+    })
+    const r = await runRecipe(
+      realPool,
+      model,
+      validateRecipe({ steps: [{ method: 'awq', params: { bits: 4, group_size: 32 } }] }),
+      { windows },
+    )
     expect(r.tensors).toHaveLength(35)
     const ppl = (await perplexity(realPool, r.view, referenceIds('tinystories_eval'), { seqlen: 256 })).ppl
     const rtn = referenceRun('rtn_w4_g32').ppl.tinystories_eval['256'].ppl
-    const alphas = r.tensors.filter((t) => ['q', 'o', 'gate', 'down'].includes(t.role)).map((t) => `${t.layer}.${t.role} ${t.note}`)
-    console.log(`awq w4 g32: ppl ${ppl.toFixed(4)} (rtn w4 g32 reference ${rtn.toFixed(4)}, ${r.seconds.toFixed(1)} s to compress)\n  ${alphas.join('\n  ')}`)
+    const alphas = r.tensors
+      .filter((t) => ['q', 'o', 'gate', 'down'].includes(t.role))
+      .map((t) => `${t.layer}.${t.role} ${t.note}`)
+    console.log(
+      `awq w4 g32: ppl ${ppl.toFixed(4)} (rtn w4 g32 reference ${rtn.toFixed(4)}, ${r.seconds.toFixed(1)} s to compress)\n  ${alphas.join('\n  ')}`,
+    )
     expect(Number.isFinite(ppl)).toBe(true)
     expect(ppl).toBeLessThanOrEqual(rtn * 1.005)
   })

@@ -44,7 +44,8 @@ const MIN_SCALE = 1e-4
  */
 export function awqScales(meanAbs: ArrayLike<number>, alpha: number): Float32Array {
   const s = Float32Array.from(meanAbs, (m) => Math.max(f(Math.pow(m, alpha)), MIN_SCALE))
-  let lo = Infinity, hi = 0
+  let lo = Infinity,
+    hi = 0
   for (const v of s) {
     lo = Math.min(lo, v)
     hi = Math.max(hi, v)
@@ -73,7 +74,13 @@ export class SampleProjection {
     private readonly chunkRows: number,
   ) {}
 
-  static create(pool: WorkerPool, sample: Float32Array, sampleRows: number, cols: number, maxRows: number): SampleProjection {
+  static create(
+    pool: WorkerPool,
+    sample: Float32Array,
+    sampleRows: number,
+    cols: number,
+    maxRows: number,
+  ): SampleProjection {
     // Both the chunk of E (rows × cols) and its product (sampleRows × rows) stay under 4M floats.
     const chunkRows = Math.max(1, Math.min(maxRows, Math.floor((1 << 22) / Math.max(1, cols, sampleRows))))
     const x = allocTensor(pool, sampleRows * cols)
@@ -124,10 +131,21 @@ function scaledQuantError(l: LinearToCompress<AwqParams>, s: Float32Array): Floa
  * Searches α for one input group on its Linears' float weights (not modified). The first minimum
  * wins, as in the reference (`loss < best`).
  */
-export async function searchScale(pool: WorkerPool, linears: LinearToCompress<AwqParams>[], input: Sampled, grid: number): Promise<ScaleSearch> {
+export async function searchScale(
+  pool: WorkerPool,
+  linears: LinearToCompress<AwqParams>[],
+  input: Sampled,
+  grid: number,
+): Promise<ScaleSearch> {
   const cols = linears[0].cols
   const meanAbs = meanAbsActivation(input)
-  const projection = SampleProjection.create(pool, input.sample, input.sampleRows, cols, Math.max(...linears.map((l) => l.rows)))
+  const projection = SampleProjection.create(
+    pool,
+    input.sample,
+    input.sampleRows,
+    cols,
+    Math.max(...linears.map((l) => l.rows)),
+  )
   try {
     const losses: number[] = []
     let best = { alpha: 0, scale: awqScales(meanAbs, 0), loss: Infinity }
@@ -147,9 +165,7 @@ export async function searchScale(pool: WorkerPool, linears: LinearToCompress<Aw
 }
 
 /** Where a group's scale is folded: a norm's weight, or the rows of the Linear producing the input. */
-type Producer =
-  | { kind: 'norm'; norm: TensorRole; readers: TensorRole[] }
-  | { kind: 'linear'; producer: TensorRole }
+type Producer = { kind: 'norm'; norm: TensorRole; readers: TensorRole[] } | { kind: 'linear'; producer: TensorRole }
 
 const NORM_READERS: Partial<Record<InputGroup, { norm: TensorRole; readers: TensorRole[] }>> = {
   qkv: { norm: 'attn_norm', readers: ['q', 'k', 'v', 'qkv'] },
@@ -233,8 +249,14 @@ function checkGroup(g: GroupContext<AwqParams>): Sampled {
     throw new WhittleError('validation', null, `awq: layer ${g.layer} ${g.group} has no calibration inputs`)
   }
   for (const l of g.linears) {
-    if (l.cols !== input.channels) throw new WhittleError('validation', null, `awq: ${l.name} has ${l.cols} inputs but its calibration statistics have ${input.channels}`)
-    if (!l.weight.every(Number.isFinite)) throw new WhittleError('validation', null, `awq: ${l.name} has non-finite weights`)
+    if (l.cols !== input.channels)
+      throw new WhittleError(
+        'validation',
+        null,
+        `awq: ${l.name} has ${l.cols} inputs but its calibration statistics have ${input.channels}`,
+      )
+    if (!l.weight.every(Number.isFinite))
+      throw new WhittleError('validation', null, `awq: ${l.name} has non-finite weights`)
   }
   return input
 }
@@ -251,7 +273,8 @@ export async function awqScaleLayer(ctx: LayerContext<AwqParams>): Promise<Group
     const input = checkGroup(g)
     const producer = await findProducer(g, tensors)
     // Every group's search sees the original float weights: nothing is folded until all are chosen.
-    const search = typeof producer === 'string' ? null : await searchScale(ctx.pool, g.linears, input, g.linears[0].params.grid)
+    const search =
+      typeof producer === 'string' ? null : await searchScale(ctx.pool, g.linears, input, g.linears[0].params.grid)
     plans.push({ group: g, producer, search })
   }
   const out: GroupScaling[] = []
@@ -313,14 +336,20 @@ export const awq: CompressionMethod<AwqParams> = {
     r.done()
     return p
   },
-  predict: (p, _rows, cols) => ({ bitsPerWeight: uniformBitsPerWeight(p.bits, cols, p.groupSize, p.sym), format: `${uniformFormat(p)} awq` }),
+  predict: (p, _rows, cols) => ({
+    bitsPerWeight: uniformBitsPerWeight(p.bits, cols, p.groupSize, p.sym),
+    format: `${uniformFormat(p)} awq`,
+  }),
   async compressGroup(ctx) {
     // Without the layer there is no producer to fold into: plain RTN with the same grid.
     return ctx.linears.map((l) => {
       const record = rtnQuantize(l.weight, l.rows, l.cols, l.params)
       return {
-        name: l.name, record, bitsPerWeight: uniformBitsPerWeight(l.params.bits, l.cols, l.params.groupSize, l.params.sym),
-        format: `${uniformFormat(l.params)} awq`, note: 'AWQ: not scaled (no layer context)',
+        name: l.name,
+        record,
+        bitsPerWeight: uniformBitsPerWeight(l.params.bits, l.cols, l.params.groupSize, l.params.sym),
+        format: `${uniformFormat(l.params)} awq`,
+        note: 'AWQ: not scaled (no layer context)',
       }
     })
   },
@@ -333,7 +362,8 @@ export const awq: CompressionMethod<AwqParams> = {
         const record = rtnQuantize(l.weight, l.rows, l.cols, l.params)
         const by = rowScaled.get(l.role)
         outcomes.push({
-          name: l.name, record,
+          name: l.name,
+          record,
           bitsPerWeight: uniformBitsPerWeight(l.params.bits, l.cols, l.params.groupSize, l.params.sym),
           format: `${uniformFormat(l.params)} awq`,
           note: by ? `${note}; output rows divided by the ${by} group's scale` : note,

@@ -37,21 +37,46 @@ function expectValidationError(fn: () => unknown, field: string): void {
 }
 
 describe('distill params', () => {
-  it('reads the issue\'s recipe params', () => {
-    const p = parseDistillParams({
-      steps: 200, batch_size: 8, seqlen: 256, order: 'sequential', lr: 0.001, schedule: 'constant',
-      optimizer: { name: 'adamw', beta1: 0.9, beta2: 0.999, eps: 1.0e-8, weight_decay: 0 },
-      temperature: 2.0, alpha: 0.5, trainable: 'linears',
-    }, WHERE)
+  it("reads the issue's recipe params", () => {
+    const p = parseDistillParams(
+      {
+        steps: 200,
+        batch_size: 8,
+        seqlen: 256,
+        order: 'sequential',
+        lr: 0.001,
+        schedule: 'constant',
+        optimizer: { name: 'adamw', beta1: 0.9, beta2: 0.999, eps: 1.0e-8, weight_decay: 0 },
+        temperature: 2.0,
+        alpha: 0.5,
+        trainable: 'linears',
+      },
+      WHERE,
+    )
     expect(p).toMatchObject({
-      steps: 200, batchSize: 8, microBatch: 8, seqlen: 256, order: 'sequential', lr: 0.001, schedule: 'constant',
-      optimizer: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }, temperature: 2, alpha: 0.5, trainable: 'linears',
+      steps: 200,
+      batchSize: 8,
+      microBatch: 8,
+      seqlen: 256,
+      order: 'sequential',
+      lr: 0.001,
+      schedule: 'constant',
+      optimizer: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
+      temperature: 2,
+      alpha: 0.5,
+      trainable: 'linears',
     })
   })
 
   it('defaults to T 2, α 0.5, shuffled windows and AdamW', () => {
     const p = parseDistillParams({}, WHERE)
-    expect(p).toMatchObject({ temperature: 2, alpha: 0.5, order: 'shuffled', trainable: 'linears', optimizer: { beta1: 0.9, beta2: 0.999 } })
+    expect(p).toMatchObject({
+      temperature: 2,
+      alpha: 0.5,
+      order: 'shuffled',
+      trainable: 'linears',
+      optimizer: { beta1: 0.9, beta2: 0.999 },
+    })
   })
 
   it('refuses bad values with errors naming the field', () => {
@@ -66,7 +91,10 @@ describe('distill params', () => {
   })
 
   it('reads trainable lora with its adapter settings, and refuses lora settings without it', () => {
-    expect(parseDistillParams({ trainable: 'lora', lora: { r: 4, alpha: 8, dropout: 0.1 } }, WHERE)).toMatchObject({ trainable: 'lora', lora: { r: 4, alpha: 8, dropout: 0.1, seed: 0 } })
+    expect(parseDistillParams({ trainable: 'lora', lora: { r: 4, alpha: 8, dropout: 0.1 } }, WHERE)).toMatchObject({
+      trainable: 'lora',
+      lora: { r: 4, alpha: 8, dropout: 0.1, seed: 0 },
+    })
     expect(parseDistillParams({ trainable: 'lora' }, WHERE).lora).toMatchObject({ r: 8, alpha: 16, dropout: 0 })
     expectValidationError(() => parseDistillParams({ lora: { r: 4 } }, WHERE), 'params.lora')
     expectValidationError(() => parseDistillParams({ trainable: 'lora', lora: { rank: 4 } }, WHERE), 'params.rank')
@@ -82,17 +110,29 @@ describe.skipIf(!hasShared)('distill after Wanda 50% on stories260K (reference d
     pool = await WorkerPool.create({ threads: 2 })
     // The reference's Wanda 50% (equal to Whittle's own), so each test runs only the distill step.
     student = await wandaStudent(await loadModel(shared('models/stories260K')))
-    windows = calibrationWindows(referenceIds('tinystories_calib'), { samples: 128, seqlen: 256, seed: 0, starts: referenceCalibrationStarts() })
+    windows = calibrationWindows(referenceIds('tinystories_calib'), {
+      samples: 128,
+      seqlen: 256,
+      seed: 0,
+      starts: referenceCalibrationStarts(),
+    })
   })
   afterAll(() => pool?.close())
 
-  const recipe = (distillParams: Record<string, unknown>) => validateRecipe({ steps: [{ method: 'distill', params: distillParams }] })
+  const recipe = (distillParams: Record<string, unknown>) =>
+    validateRecipe({ steps: [{ method: 'distill', params: distillParams }] })
 
   it('trains on the calibration windows, keeps pruned weights at exactly zero, and reports progress', async () => {
     const messages: string[] = []
-    const r = await runRecipe(pool, student, recipe({ steps: 3, batch_size: 2, seqlen: 256, order: 'sequential', lr: 1e-3 }), {
-      windows, onProgress: (_f, m) => messages.push(m),
-    })
+    const r = await runRecipe(
+      pool,
+      student,
+      recipe({ steps: 3, batch_size: 2, seqlen: 256, order: 'sequential', lr: 1e-3 }),
+      {
+        windows,
+        onProgress: (_f, m) => messages.push(m),
+      },
+    )
     expect(r.tensors).toHaveLength(35)
     for (const t of r.tensors) {
       const before = await readTensorF32(student.entry(t.name))
@@ -114,11 +154,25 @@ describe.skipIf(!hasShared)('distill after Wanda 50% on stories260K (reference d
     // The head of the eval text: tokenizing all of it would dominate this test.
     const evalText = path.join(mkdtempSync(path.join(os.tmpdir(), 'whittle-distill-')), 'eval.txt')
     writeFileSync(evalText, readFileSync(shared('text/tinystories_eval.txt'), 'utf8').slice(0, 6000))
-    const r = await runRecipe(pool, student, recipe({
-      steps: 4, batch_size: 4, seqlen: 128, order: 'sequential', lr: 2e-3, eval_every: 2,
-      eval_text: evalText, eval_windows: 8,
-    }), { windows, onProgress: (_f, m) => messages.push(m) })
-    const ppl = messages.map((m) => /eval perplexity ([0-9.]+)/.exec(m)).filter((x) => x).map((x) => Number(x![1]))
+    const r = await runRecipe(
+      pool,
+      student,
+      recipe({
+        steps: 4,
+        batch_size: 4,
+        seqlen: 128,
+        order: 'sequential',
+        lr: 2e-3,
+        eval_every: 2,
+        eval_text: evalText,
+        eval_windows: 8,
+      }),
+      { windows, onProgress: (_f, m) => messages.push(m) },
+    )
+    const ppl = messages
+      .map((m) => /eval perplexity ([0-9.]+)/.exec(m))
+      .filter((x) => x)
+      .map((x) => Number(x![1]))
     expect(ppl).toHaveLength(2)
     expect(ppl[1]).toBeLessThan(ppl[0])
     const note = r.tensors[0].note!
@@ -127,7 +181,20 @@ describe.skipIf(!hasShared)('distill after Wanda 50% on stories260K (reference d
   })
 
   it('with trainable: lora, distils LoRA adapters into the pruned student and says merging densified it', async () => {
-    const r = await runRecipe(pool, student, recipe({ steps: 2, batch_size: 2, seqlen: 128, order: 'sequential', lr: 1e-3, trainable: 'lora', lora: { r: 4, alpha: 8 } }), { windows })
+    const r = await runRecipe(
+      pool,
+      student,
+      recipe({
+        steps: 2,
+        batch_size: 2,
+        seqlen: 128,
+        order: 'sequential',
+        lr: 1e-3,
+        trainable: 'lora',
+        lora: { r: 4, alpha: 8 },
+      }),
+      { windows },
+    )
     expect(r.tensors).toHaveLength(35)
     const note = r.tensors[0].note!
     expect(note).toMatch(/KD T 2 α 0.5 of LoRA r 4 α 8 adapters \(merged\), 2 steps/)
@@ -136,55 +203,91 @@ describe.skipIf(!hasShared)('distill after Wanda 50% on stories260K (reference d
   })
 
   it('refuses full-parameter training of an NF4 student, pointing to LoRA', async () => {
-    const nf4 = (await runRecipe(pool, student, validateRecipe({ steps: [{ method: 'nf4', params: { block_size: 64 } }] }))).view
-    await expect(runRecipe(pool, nf4, recipe({ steps: 1, batch_size: 1, seqlen: 64 }), { windows }))
-      .rejects.toMatchObject({ code: 'unsupported', message: expect.stringContaining('trainable: lora') })
+    const nf4 = (
+      await runRecipe(pool, student, validateRecipe({ steps: [{ method: 'nf4', params: { block_size: 64 } }] }))
+    ).view
+    await expect(
+      runRecipe(pool, nf4, recipe({ steps: 1, batch_size: 1, seqlen: 64 }), { windows }),
+    ).rejects.toMatchObject({ code: 'unsupported', message: expect.stringContaining('trainable: lora') })
   })
 
   it('stops with a cancelled error when the signal fires', async () => {
     const ac = new AbortController()
     const run = runRecipe(pool, student, recipe({ steps: 50, batch_size: 1, seqlen: 64 }), {
-      windows, signal: ac.signal, onProgress: (_f, m) => { if (m.includes('step 2/50')) ac.abort() },
+      windows,
+      signal: ac.signal,
+      onProgress: (_f, m) => {
+        if (m.includes('step 2/50')) ac.abort()
+      },
     })
     await expect(run).rejects.toMatchObject({ code: 'cancelled' })
   })
 })
 
-describe.skipIf(!hasShared || process.env.WHITTLE_SLOW !== '1')('distill: the 200-step reference run (WHITTLE_SLOW=1)', () => {
-  it('reaches perplexity ≤ 5.9972 × 1.02 with the nonzero fraction exactly 0.5', async () => {
-    const ref = JSON.parse(readFileSync(shared('reference/training/reference-training.json'), 'utf8')).runs.kd_wanda50
-    const pool = await WorkerPool.create({ threads: 2 })
-    try {
-      const model = await loadModel(shared('models/stories260K'))
-      const windows = calibrationWindows(referenceIds('tinystories_calib'), { samples: 128, seqlen: 256, seed: 0, starts: referenceCalibrationStarts() })
-      const started = performance.now()
-      const r = await runRecipe(pool, model, validateRecipe({
-        steps: [
-          { method: 'wanda', params: { sparsity: 0.5 } },
-          {
-            method: 'distill', params: {
-              steps: 200, batch_size: 8, seqlen: 256, order: 'sequential', lr: 0.001, schedule: 'constant',
-              optimizer: { name: 'adamw', beta1: 0.9, beta2: 0.999, eps: 1.0e-8, weight_decay: 0 },
-              temperature: 2.0, alpha: 0.5, trainable: 'linears',
-              // The protocol's windows: the whole calibration text cut into 256-token windows.
-              text: shared('text/tinystories_calib.txt'),
-            },
-          },
-        ],
-      }), { windows })
-      const seconds = (performance.now() - started) / 1000
-      let zeros = 0, numel = 0
-      for (const t of r.tensors.filter((x) => x.method === 'distill')) {
-        const w = await readTensorF32(r.view.entry(t.name))
-        for (const x of w) if (x === 0) zeros++
-        numel += w.length
-      }
-      expect(1 - zeros / numel).toBe(ref.nonzero_fraction)
-      const ppl = (await perplexity(pool, r.view, referenceIds('tinystories_eval'), { seqlen: 256 })).ppl
-      console.log(`distill recipe: ppl ${ppl.toFixed(4)} (reference ${ref.ppl_after.toFixed(4)}) in ${seconds.toFixed(0)} s`)
-      expect(ppl).toBeLessThanOrEqual(ref.ppl_after * 1.02)
-    } finally {
-      await pool.close()
-    }
-  }, scaled(3_600_000))
-})
+describe.skipIf(!hasShared || process.env.WHITTLE_SLOW !== '1')(
+  'distill: the 200-step reference run (WHITTLE_SLOW=1)',
+  () => {
+    it(
+      'reaches perplexity ≤ 5.9972 × 1.02 with the nonzero fraction exactly 0.5',
+      async () => {
+        const ref = JSON.parse(readFileSync(shared('reference/training/reference-training.json'), 'utf8')).runs
+          .kd_wanda50
+        const pool = await WorkerPool.create({ threads: 2 })
+        try {
+          const model = await loadModel(shared('models/stories260K'))
+          const windows = calibrationWindows(referenceIds('tinystories_calib'), {
+            samples: 128,
+            seqlen: 256,
+            seed: 0,
+            starts: referenceCalibrationStarts(),
+          })
+          const started = performance.now()
+          const r = await runRecipe(
+            pool,
+            model,
+            validateRecipe({
+              steps: [
+                { method: 'wanda', params: { sparsity: 0.5 } },
+                {
+                  method: 'distill',
+                  params: {
+                    steps: 200,
+                    batch_size: 8,
+                    seqlen: 256,
+                    order: 'sequential',
+                    lr: 0.001,
+                    schedule: 'constant',
+                    optimizer: { name: 'adamw', beta1: 0.9, beta2: 0.999, eps: 1.0e-8, weight_decay: 0 },
+                    temperature: 2.0,
+                    alpha: 0.5,
+                    trainable: 'linears',
+                    // The protocol's windows: the whole calibration text cut into 256-token windows.
+                    text: shared('text/tinystories_calib.txt'),
+                  },
+                },
+              ],
+            }),
+            { windows },
+          )
+          const seconds = (performance.now() - started) / 1000
+          let zeros = 0,
+            numel = 0
+          for (const t of r.tensors.filter((x) => x.method === 'distill')) {
+            const w = await readTensorF32(r.view.entry(t.name))
+            for (const x of w) if (x === 0) zeros++
+            numel += w.length
+          }
+          expect(1 - zeros / numel).toBe(ref.nonzero_fraction)
+          const ppl = (await perplexity(pool, r.view, referenceIds('tinystories_eval'), { seqlen: 256 })).ppl
+          console.log(
+            `distill recipe: ppl ${ppl.toFixed(4)} (reference ${ref.ppl_after.toFixed(4)}) in ${seconds.toFixed(0)} s`,
+          )
+          expect(ppl).toBeLessThanOrEqual(ref.ppl_after * 1.02)
+        } finally {
+          await pool.close()
+        }
+      },
+      scaled(3_600_000),
+    )
+  },
+)

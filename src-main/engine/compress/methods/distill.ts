@@ -22,7 +22,14 @@ import { loraScale, mergeAdapter, type LoraSettings } from '../../train/lora'
 import { detectNf4BlockSize } from '../../train/qlora'
 import { readTensorF32 } from '../../formats/read'
 import { train, type StepReport, type WindowOrder } from '../../train/train-loop'
-import { choiceParam, intParam, numberParam, objectParam, stringParam, type ParamSpec } from '../../../contract/method-params'
+import {
+  choiceParam,
+  intParam,
+  numberParam,
+  objectParam,
+  stringParam,
+  type ParamSpec,
+} from '../../../contract/method-params'
 import type { CompressionMethod, StructureContext, StructureResult } from './method'
 import { ParamReader } from './params'
 import { LORA_ADAPTER_PARAMS, mergeTrainedAdapters, NF4_CODEC, parseLoraAdapter } from './lora'
@@ -63,20 +70,31 @@ const OPTIMIZER_EXAMPLE = '{name: adamw, beta1: 0.9, beta2: 0.999, eps: 1.0e-8, 
 export const DISTILL_PARAMS: readonly ParamSpec[] = [
   intParam('steps', 200, 1, 10_000_000, 'Optimizer steps'),
   intParam('batch_size', 8, 1, 4096, 'Windows per optimizer step'),
-  intParam('micro_batch', null, 1, 4096, 'Windows per forward/backward pass (at most batch_size; gradients accumulate)', '= batch_size'),
+  intParam(
+    'micro_batch',
+    null,
+    1,
+    4096,
+    'Windows per forward/backward pass (at most batch_size; gradients accumulate)',
+    '= batch_size',
+  ),
   intParam('seqlen', 256, 2, 1 << 16, 'Tokens per training window'),
   choiceParam('order', 'shuffled', ['sequential', 'shuffled'], 'Order in which the training windows are visited'),
   intParam('seed', 0, 0, 2 ** 31 - 1, 'Seed of the window shuffle'),
   numberParam('lr', 1e-4, 1e-12, 10, 'Peak learning rate'),
   choiceParam('schedule', 'constant', SCHEDULES, 'Learning-rate schedule after the warm-up'),
   intParam('warmup_steps', 0, 0, 10_000_000, 'Steps of linear learning-rate warm-up'),
-  objectParam('optimizer', [
-    choiceParam('name', 'adamw', ['adamw'], 'The optimizer'),
-    numberParam('beta1', ADAMW_DEFAULTS.beta1, 0, 0.999999, 'First-moment decay'),
-    numberParam('beta2', ADAMW_DEFAULTS.beta2, 0, 0.99999999, 'Second-moment decay'),
-    numberParam('eps', ADAMW_DEFAULTS.eps, 1e-30, 1, 'Denominator guard'),
-    numberParam('weight_decay', ADAMW_DEFAULTS.weightDecay, 0, 10, 'Decoupled weight decay'),
-  ], `AdamW settings, e.g. ${OPTIMIZER_EXAMPLE}`),
+  objectParam(
+    'optimizer',
+    [
+      choiceParam('name', 'adamw', ['adamw'], 'The optimizer'),
+      numberParam('beta1', ADAMW_DEFAULTS.beta1, 0, 0.999999, 'First-moment decay'),
+      numberParam('beta2', ADAMW_DEFAULTS.beta2, 0, 0.99999999, 'Second-moment decay'),
+      numberParam('eps', ADAMW_DEFAULTS.eps, 1e-30, 1, 'Denominator guard'),
+      numberParam('weight_decay', ADAMW_DEFAULTS.weightDecay, 0, 10, 'Decoupled weight decay'),
+    ],
+    `AdamW settings, e.g. ${OPTIMIZER_EXAMPLE}`,
+  ),
   numberParam('max_grad_norm', 0, 0, 1e12, 'Clip the global gradient norm to this (0 = no clipping)'),
   numberParam('temperature', 2, 1e-3, 1000, 'Softmax temperature T of the distillation loss'),
   numberParam('alpha', 0.5, 0, 1, 'Weight of the KL term (1 − alpha weighs the cross-entropy)', 0.05),
@@ -86,14 +104,23 @@ export const DISTILL_PARAMS: readonly ParamSpec[] = [
   intParam('eval_every', 0, 0, 10_000_000, 'Perplexity on eval_text every this many steps (0 = never)'),
   stringParam('eval_text', 'Text to measure perplexity on during training'),
   intParam('eval_windows', 0, 0, 1 << 24, 'Evaluate on the first this many windows of eval_text only (0 = all)'),
-  objectParam('lora', LORA_ADAPTER_PARAMS, 'LoRA adapter settings, with trainable: lora, e.g. {r: 8, alpha: 16, dropout: 0}'),
+  objectParam(
+    'lora',
+    LORA_ADAPTER_PARAMS,
+    'LoRA adapter settings, with trainable: lora, e.g. {r: 8, alpha: 16, dropout: 0}',
+  ),
 ]
 
 function parseOptimizer(r: ParamReader): AdamWSettings {
   const o = r.nested('optimizer', OPTIMIZER_EXAMPLE)
   if (!o) return { ...ADAMW_DEFAULTS }
   o.oneOf('name')
-  const settings: AdamWSettings = { beta1: o.num('beta1'), beta2: o.num('beta2'), eps: o.num('eps'), weightDecay: o.num('weight_decay') }
+  const settings: AdamWSettings = {
+    beta1: o.num('beta1'),
+    beta2: o.num('beta2'),
+    eps: o.num('eps'),
+    weightDecay: o.num('weight_decay'),
+  }
   o.done()
   return settings
 }
@@ -144,7 +171,11 @@ async function trainingIds(model: LoadedModel, where: string): Promise<Int32Arra
   try {
     const st = await stat(where)
     files = st.isDirectory()
-      ? (await readdir(where)).filter((f) => f.endsWith('.txt')).sort().slice(0, MAX_TEXT_FILES).map((f) => path.join(where, f))
+      ? (await readdir(where))
+          .filter((f) => f.endsWith('.txt'))
+          .sort()
+          .slice(0, MAX_TEXT_FILES)
+          .map((f) => path.join(where, f))
       : [where]
   } catch {
     throw new WhittleError('not-found', where, 'cannot read the training text')
@@ -154,7 +185,10 @@ async function trainingIds(model: LoadedModel, where: string): Promise<Int32Arra
   for (const f of files) parts.push(await tokenizeForEval(model.files, await readTextFile(f)))
   const out = new Int32Array(parts.reduce((s, p) => s + p.length, 0))
   let at = 0
-  for (const p of parts) { out.set(p, at); at += p.length }
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.length
+  }
   return out
 }
 
@@ -162,7 +196,10 @@ async function trainingIds(model: LoadedModel, where: string): Promise<Int32Arra
 function idsFromWindows(windows: Int32Array[]): Int32Array {
   const out = new Int32Array(windows.reduce((s, w) => s + w.length, 0))
   let at = 0
-  for (const w of windows) { out.set(w, at); at += w.length }
+  for (const w of windows) {
+    out.set(w, at)
+    at += w.length
+  }
   return out
 }
 
@@ -172,17 +209,25 @@ function idsFromWindows(windows: Int32Array[]): Int32Array {
  */
 async function refuseQuantized(ctx: StructureContext<DistillParams>): Promise<void> {
   if (ctx.params.trainable === 'lora') return
-  const first = ctx.view.tensors.find((t) => t.layer !== null && ['q', 'k', 'v', 'o', 'gate', 'up', 'down'].includes(t.role))
+  const first = ctx.view.tensors.find(
+    (t) => t.layer !== null && ['q', 'k', 'v', 'o', 'gate', 'up', 'down'].includes(t.role),
+  )
   if (first && detectNf4BlockSize(NF4_CODEC, await readTensorF32(ctx.view.entry(first.name))) !== null) {
-    throw new WhittleError('unsupported', ctx.view.files.path,
-      `distill: ${first.name} holds NF4 values; full-parameter training of a quantized student is refused (use trainable: lora, or the lora step, to train adapters on the frozen NF4 base)`)
+    throw new WhittleError(
+      'unsupported',
+      ctx.view.files.path,
+      `distill: ${first.name} holds NF4 values; full-parameter training of a quantized student is refused (use trainable: lora, or the lora step, to train adapters on the frozen NF4 base)`,
+    )
   }
   for (const t of ctx.view.tensors) {
     if (t.layer === null || !['q', 'k', 'v', 'o', 'gate', 'up', 'down'].includes(t.role)) continue
     const dtype = ctx.view.entry(t.name).dtype
     if (!['F32', 'F16', 'BF16'].includes(dtype)) {
-      throw new WhittleError('unsupported', ctx.view.files.path,
-        `distill: ${t.name} is stored as ${dtype}; full-parameter training of a quantized student is refused (recover it with LoRA on the frozen quantized weights, or with quantization-aware training)`)
+      throw new WhittleError(
+        'unsupported',
+        ctx.view.files.path,
+        `distill: ${t.name} is stored as ${dtype}; full-parameter training of a quantized student is refused (recover it with LoRA on the frozen quantized weights, or with quantization-aware training)`,
+      )
     }
   }
 }
@@ -194,55 +239,108 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
   let ids: Int32Array
   if (p.text) ids = await trainingIds(view, p.text)
   else if (ctx.windows?.length) ids = idsFromWindows(ctx.windows)
-  else throw new WhittleError('validation', null, 'distill needs training text: give params.text, or calibration windows')
-  if (ids.length < p.seqlen) throw new WhittleError('validation', p.text ?? null, `the training text has ${ids.length} tokens, fewer than one window of ${p.seqlen}`)
-  const evalIds = p.evalEvery > 0 && p.evalText ? await tokenizeForEval(view.files, await readTextFile(p.evalText)) : null
+  else
+    throw new WhittleError('validation', null, 'distill needs training text: give params.text, or calibration windows')
+  if (ids.length < p.seqlen)
+    throw new WhittleError(
+      'validation',
+      p.text ?? null,
+      `the training text has ${ids.length} tokens, fewer than one window of ${p.seqlen}`,
+    )
+  const evalIds =
+    p.evalEvery > 0 && p.evalText ? await tokenizeForEval(view.files, await readTextFile(p.evalText)) : null
   const teacher = p.alpha > 0 ? await loadModel(p.teacher ?? view.files.path) : null
   const lora = p.trainable === 'lora'
-  const trainer = await LlamaTrainer.create(ctx.pool, view, teacher, p.seqlen, { temperature: p.temperature, alpha: p.alpha },
-    lora ? { lora: p.lora, isTarget: (name) => !ctx.targets || ctx.targets.has(name) } : null)
+  const trainer = await LlamaTrainer.create(
+    ctx.pool,
+    view,
+    teacher,
+    p.seqlen,
+    { temperature: p.temperature, alpha: p.alpha },
+    lora ? { lora: p.lora, isTarget: (name) => !ctx.targets || ctx.targets.has(name) } : null,
+  )
   const before = lora ? new Map<string, Float32Array>() : new Map([...trainer.weights()])
   /** The student's trained weights as they stand (with LoRA: the adapters merged into the frozen base). */
   const current = (): Map<string, Float32Array> => {
     const set = trainer.adapters()
     if (!set) return trainer.weights()
-    return new Map(set.adapters.map((a) => [a.name, mergeAdapter(trainer.baseWeight(a.layer, a.role), a, loraScale(set))]))
+    return new Map(
+      set.adapters.map((a) => [a.name, mergeAdapter(trainer.baseWeight(a.layer, a.role), a, loraScale(set))]),
+    )
   }
   let merged: Awaited<ReturnType<typeof mergeTrainedAdapters>> | null = null
   const evals: string[] = []
   let result
   try {
-    result = await train(trainer, ids, {
-      steps: p.steps, batchSize: p.batchSize, microBatch: p.microBatch, order: p.order, seed: p.seed, lr: p.lr,
-      schedule: p.schedule, warmupSteps: p.warmupSteps, optimizer: p.optimizer, maxGradNorm: p.maxGradNorm,
-    }, {
-      signal: ctx.signal,
-      onStep: async (r: StepReport) => {
-        const eta = ((p.steps - r.step - 1) * p.batchSize * p.seqlen) / Math.max(r.tokensPerSecond, 1e-9)
-        ctx.onProgress?.((r.step + 1) / p.steps, `step ${r.step + 1}/${p.steps} · loss ${r.loss.toFixed(4)} (CE ${r.ce.toFixed(4)}, KL ${r.kl.toFixed(4)}) · ${r.tokensPerSecond.toFixed(0)} tok/s · ETA ${eta.toFixed(0)} s`)
-        if (evalIds && (r.step + 1) % p.evalEvery === 0) {
-          const probe = withReplacements(view)
-          for (const [name, w] of current()) probe.replace(name, w)
-          const ppl = (await perplexity(ctx.pool, probe, evalIds, { seqlen: p.seqlen, signal: ctx.signal, maxWindows: p.evalWindows || undefined })).ppl
-          evals.push(`${r.step + 1}: ${ppl.toFixed(3)}`)
-          ctx.onProgress?.((r.step + 1) / p.steps, `step ${r.step + 1}/${p.steps} · eval perplexity ${ppl.toFixed(3)}`)
-        }
+    result = await train(
+      trainer,
+      ids,
+      {
+        steps: p.steps,
+        batchSize: p.batchSize,
+        microBatch: p.microBatch,
+        order: p.order,
+        seed: p.seed,
+        lr: p.lr,
+        schedule: p.schedule,
+        warmupSteps: p.warmupSteps,
+        optimizer: p.optimizer,
+        maxGradNorm: p.maxGradNorm,
       },
-    })
+      {
+        signal: ctx.signal,
+        onStep: async (r: StepReport) => {
+          const eta = ((p.steps - r.step - 1) * p.batchSize * p.seqlen) / Math.max(r.tokensPerSecond, 1e-9)
+          ctx.onProgress?.(
+            (r.step + 1) / p.steps,
+            `step ${r.step + 1}/${p.steps} · loss ${r.loss.toFixed(4)} (CE ${r.ce.toFixed(4)}, KL ${r.kl.toFixed(4)}) · ${r.tokensPerSecond.toFixed(0)} tok/s · ETA ${eta.toFixed(0)} s`,
+          )
+          if (evalIds && (r.step + 1) % p.evalEvery === 0) {
+            const probe = withReplacements(view)
+            for (const [name, w] of current()) probe.replace(name, w)
+            const ppl = (
+              await perplexity(ctx.pool, probe, evalIds, {
+                seqlen: p.seqlen,
+                signal: ctx.signal,
+                maxWindows: p.evalWindows || undefined,
+              })
+            ).ppl
+            evals.push(`${r.step + 1}: ${ppl.toFixed(3)}`)
+            ctx.onProgress?.(
+              (r.step + 1) / p.steps,
+              `step ${r.step + 1}/${p.steps} · eval perplexity ${ppl.toFixed(3)}`,
+            )
+          }
+        },
+      },
+    )
     if (lora) merged = await mergeTrainedAdapters(trainer, view)
     else for (const [name, w] of trainer.weights()) view.replace(name, w)
   } finally {
     trainer.free()
   }
-  const kind = (p.alpha > 0 ? `KD T ${p.temperature} α ${p.alpha}` : 'CE fine-tuning') + (lora ? ` of LoRA r ${p.lora.r} α ${p.lora.alpha} adapters (merged)` : '')
-  const first = result.first!, last = result.last!
-  const note = `${kind}, ${p.steps} steps: loss ${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}, ${result.tokens} tokens, ` +
+  const kind =
+    (p.alpha > 0 ? `KD T ${p.temperature} α ${p.alpha}` : 'CE fine-tuning') +
+    (lora ? ` of LoRA r ${p.lora.r} α ${p.lora.alpha} adapters (merged)` : '')
+  const first = result.first!,
+    last = result.last!
+  const note =
+    `${kind}, ${p.steps} steps: loss ${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}, ${result.tokens} tokens, ` +
     `${result.seconds.toFixed(1)} s (${(result.tokens / result.seconds).toFixed(0)} tok/s)${evals.length ? `; eval ppl ${evals.join(', ')}` : ''}` +
     (merged?.notes.length ? `; ${merged.notes.join('; ')}` : '')
   return {
     view,
-    changed: merged ? merged.changed : [...before].map(([name, values]) => ({ name, before: values, format: 'distilled' })),
-    training: { steps: p.steps, firstLoss: first.loss, lastLoss: last.loss, tokens: result.tokens, seconds: result.seconds, losses: result.steps.map((s) => s.loss) },
+    changed: merged
+      ? merged.changed
+      : [...before].map(([name, values]) => ({ name, before: values, format: 'distilled' })),
+    training: {
+      steps: p.steps,
+      firstLoss: first.loss,
+      lastLoss: last.loss,
+      tokens: result.tokens,
+      seconds: result.seconds,
+      losses: result.steps.map((s) => s.loss),
+    },
     ...(merged ? { adapters: merged.adapters } : {}),
     note,
   }

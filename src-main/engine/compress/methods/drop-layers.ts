@@ -17,11 +17,21 @@ export interface DropLayersParams {
 
 /** The `count` layers with the smallest angular distance (ties: the later layer first, as deeper blocks are the usual candidates). */
 export function mostRedundantLayers(angular: number[], count: number): number[] {
-  return angular.map((d, i) => ({ d, i })).sort((x, y) => x.d - y.d || y.i - x.i).slice(0, count).map((x) => x.i).sort((a, b) => a - b)
+  return angular
+    .map((d, i) => ({ d, i }))
+    .sort((x, y) => x.d - y.d || y.i - x.i)
+    .slice(0, count)
+    .map((x) => x.i)
+    .sort((a, b) => a - b)
 }
 
 export const DROP_LAYERS_PARAMS: readonly ParamSpec[] = [
-  choiceParam('by', 'angular', ['angular'], 'How count ranks layers: angular distance between a block\'s input and output'),
+  choiceParam(
+    'by',
+    'angular',
+    ['angular'],
+    "How count ranks layers: angular distance between a block's input and output",
+  ),
   intParam('count', null, 1, 1 << 16, 'Layers to drop, the most redundant first (or give layers)'),
   indexListParam('layers', 'Layers to drop, e.g. [3, 4] (or give count)'),
 ]
@@ -39,7 +49,8 @@ export const dropLayers: CompressionMethod<DropLayersParams> = {
     const count = r.optInt('count')
     const layers = r.optIntList('layers')
     r.done()
-    if ((layers === null) === (count === null)) r.fail(layers ? 'count' : 'layers', 'give exactly one of layers (a list) or count (chosen by angular distance)')
+    if ((layers === null) === (count === null))
+      r.fail(layers ? 'count' : 'layers', 'give exactly one of layers (a list) or count (chosen by angular distance)')
     return { layers, count }
   },
   predict: () => ({ bitsPerWeight: 0, format: 'layer removed' }),
@@ -51,21 +62,41 @@ export const dropLayers: CompressionMethod<DropLayersParams> = {
     let drop = ctx.params.layers
     if (!drop) {
       const count = ctx.params.count!
-      if (count >= L) throw new WhittleError('validation', null, `drop_layers: cannot drop ${count} of ${L} layers; at least one must remain`)
-      if (!ctx.windows?.length) throw new WhittleError('validation', null, 'drop_layers by count needs calibration windows to rank the layers')
+      if (count >= L)
+        throw new WhittleError(
+          'validation',
+          null,
+          `drop_layers: cannot drop ${count} of ${L} layers; at least one must remain`,
+        )
+      if (!ctx.windows?.length)
+        throw new WhittleError('validation', null, 'drop_layers by count needs calibration windows to rank the layers')
       const forward = await createForward(ctx.pool, ctx.view)
       try {
-        const importance = await layerImportance(forward, ctx.windows, { signal: ctx.signal, onProgress: (f, m) => ctx.onProgress?.(0.9 * f, `ranking layers: ${m}`) })
+        const importance = await layerImportance(forward, ctx.windows, {
+          signal: ctx.signal,
+          onProgress: (f, m) => ctx.onProgress?.(0.9 * f, `ranking layers: ${m}`),
+        })
         drop = mostRedundantLayers(importance.angularDistance, count)
       } finally {
         forward.close()
       }
     }
     const bad = drop.filter((l) => l >= L)
-    if (bad.length) throw new WhittleError('validation', null, `drop_layers: layer ${bad.join(', ')} does not exist (the model has layers 0–${L - 1})`)
-    if (drop.length >= L) throw new WhittleError('validation', null, `drop_layers: dropping all ${L} layers leaves no model`)
+    if (bad.length)
+      throw new WhittleError(
+        'validation',
+        null,
+        `drop_layers: layer ${bad.join(', ')} does not exist (the model has layers 0–${L - 1})`,
+      )
+    if (drop.length >= L)
+      throw new WhittleError('validation', null, `drop_layers: dropping all ${L} layers leaves no model`)
     const keep = Array.from({ length: L }, (_, i) => i).filter((i) => !drop!.includes(i))
     const { view, renames } = await restructureModel(ctx.view, { keepLayers: keep })
-    return { view, renames, changed: [], note: `dropped layer${drop.length > 1 ? 's' : ''} ${drop.join(', ')} (${L} → ${keep.length})` }
+    return {
+      view,
+      renames,
+      changed: [],
+      note: `dropped layer${drop.length > 1 ? 's' : ''} ${drop.join(', ')} (${L} → ${keep.length})`,
+    }
   },
 }

@@ -34,19 +34,27 @@ describe.skipIf(!hasShared)('a gguf step with an importance matrix, on small-lla
     pool = await WorkerPool.create({ threads: 0 })
     model = await loadModel(golden('small-llama-tok-f32.gguf'))
   })
-  afterAll(async () => { await pool?.close() })
+  afterAll(async () => {
+    await pool?.close()
+  })
 
-  const blockLinears = (): string[] => model.files.tensors.filter((t) => t.shape.length === 2 && t.name.startsWith('blk.')).map((t) => t.name)
+  const blockLinears = (): string[] =>
+    model.files.tensors.filter((t) => t.shape.length === 2 && t.name.startsWith('blk.')).map((t) => t.name)
 
   it("imatrix: FILE gives every block Linear llama-quantize --imatrix's decoded weights", async () => {
-    const recipe = validateRecipe({ steps: [{ method: 'gguf', params: { type: 'Q4_K', imatrix: golden('imatrix.dat') } }] })
+    const recipe = validateRecipe({
+      steps: [{ method: 'gguf', params: { type: 'Q4_K', imatrix: golden('imatrix.dat') } }],
+    })
     const out = await compressModel(pool, model, recipe, { recipeDir: '/', defaultCalibrationText: null })
     const want = await readGguf(golden('small-llama-imatrix-Q4_K.gguf'))
     try {
       for (const name of blockLinears()) {
         const got = await readTensorF32(out.view.entry(name))
         const ref = await readTensorF32(want.tensors.find((t) => t.name === name)!)
-        expect(got.findIndex((v, i) => Object.is(v, ref[i]) === false), name).toBe(-1)
+        expect(
+          got.findIndex((v, i) => Object.is(v, ref[i]) === false),
+          name,
+        ).toBe(-1)
         expect(out.report.tensors.find((t) => t.name === name)?.note, name).toMatch(/imatrix/)
       }
     } finally {
@@ -56,13 +64,26 @@ describe.skipIf(!hasShared)('a gguf step with an importance matrix, on small-lla
 
   it('imatrix: calibration weights the quantization by the calibration inputs; a missing file names itself', async () => {
     const calibration = { text: shared('text', 'tinystories_calib.txt'), samples: 8, seqlen: 128, seed: 0 }
-    const weighted = await compressModel(pool, model, validateRecipe({ calibration, steps: [{ method: 'gguf', params: { type: 'Q4_K', imatrix: 'calibration' } }] }), { recipeDir: '/', defaultCalibrationText: null })
-    const plain = await compressModel(pool, model, validateRecipe({ steps: [{ method: 'gguf', params: { type: 'Q4_K' } }] }), { recipeDir: '/', defaultCalibrationText: null })
+    const weighted = await compressModel(
+      pool,
+      model,
+      validateRecipe({ calibration, steps: [{ method: 'gguf', params: { type: 'Q4_K', imatrix: 'calibration' } }] }),
+      { recipeDir: '/', defaultCalibrationText: null },
+    )
+    const plain = await compressModel(
+      pool,
+      model,
+      validateRecipe({ steps: [{ method: 'gguf', params: { type: 'Q4_K' } }] }),
+      { recipeDir: '/', defaultCalibrationText: null },
+    )
     try {
       for (const name of blockLinears()) {
         const a = await readTensorF32(weighted.view.entry(name))
         const b = await readTensorF32(plain.view.entry(name))
-        expect(a.some((v, i) => v !== b[i]), name).toBe(true)
+        expect(
+          a.some((v, i) => v !== b[i]),
+          name,
+        ).toBe(true)
         expect(weighted.report.tensors.find((t) => t.name === name)?.note, name).toMatch(/imatrix \(calibration\)/)
       }
     } finally {
@@ -70,7 +91,13 @@ describe.skipIf(!hasShared)('a gguf step with an importance matrix, on small-lla
       plain.view.dispose()
     }
     const missing = golden('no-such-imatrix.gguf')
-    await expect(compressModel(pool, model, validateRecipe({ steps: [{ method: 'gguf', params: { type: 'Q4_K', imatrix: missing } }] }), { recipeDir: '/', defaultCalibrationText: null }))
-      .rejects.toMatchObject({ code: 'not-found', file: missing })
+    await expect(
+      compressModel(
+        pool,
+        model,
+        validateRecipe({ steps: [{ method: 'gguf', params: { type: 'Q4_K', imatrix: missing } }] }),
+        { recipeDir: '/', defaultCalibrationText: null },
+      ),
+    ).rejects.toMatchObject({ code: 'not-found', file: missing })
   })
 })

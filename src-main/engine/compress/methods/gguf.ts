@@ -4,7 +4,13 @@
 // a whole number of blocks fall back to a compatible type (as llama.cpp does for the K-quants; it refuses
 // the 32-element types outright), and the report says which tensors fell back and why.
 
-import { compatibleGgufType, ggufRowBytes, quantizeTensorGguf, usesImportance, type GgufStorageType } from '../gguf-types/quantize-tensor'
+import {
+  compatibleGgufType,
+  ggufRowBytes,
+  quantizeTensorGguf,
+  usesImportance,
+  type GgufStorageType,
+} from '../gguf-types/quantize-tensor'
 import { choiceParam, stringParam, type ParamSpec } from '../../../contract/method-params'
 import { placeGgufTensor } from '../../arch/gguf-llama'
 import { WhittleError } from '../../errors'
@@ -15,7 +21,20 @@ import type { CompressionMethod, GroupContext, LinearToCompress } from './method
 import { ParamReader } from './params'
 
 export const GGUF_QUANT_TYPES = [
-  'Q8_0', 'Q6_K', 'Q5_1', 'Q5_0', 'Q5_K', 'Q4_1', 'Q4_0', 'Q4_K', 'IQ4_NL', 'IQ4_XS', 'Q3_K', 'Q2_K', 'TQ2_0', 'TQ1_0',
+  'Q8_0',
+  'Q6_K',
+  'Q5_1',
+  'Q5_0',
+  'Q5_K',
+  'Q4_1',
+  'Q4_0',
+  'Q4_K',
+  'IQ4_NL',
+  'IQ4_XS',
+  'Q3_K',
+  'Q2_K',
+  'TQ2_0',
+  'TQ1_0',
 ] as const
 export type GgufQuantType = (typeof GGUF_QUANT_TYPES)[number]
 
@@ -36,7 +55,11 @@ function bitsPerWeight(type: GgufStorageType, cols: number): number {
 
 export const GGUF_PARAMS: readonly ParamSpec[] = [
   choiceParam('type', 'Q4_K', GGUF_QUANT_TYPES, 'llama.cpp block quantization type'),
-  stringParam('imatrix', 'importance matrix, as llama-quantize --imatrix: a file (whittle imatrix or llama-imatrix; GGUF or .dat), or "calibration" for Σx² of the calibration windows', [IMATRIX_FROM_CALIBRATION]),
+  stringParam(
+    'imatrix',
+    'importance matrix, as llama-quantize --imatrix: a file (whittle imatrix or llama-imatrix; GGUF or .dat), or "calibration" for Σx² of the calibration windows',
+    [IMATRIX_FROM_CALIBRATION],
+  ),
 ]
 
 /** Per imatrix, its entries by the (layer, role) they name, read through the GGUF naming of arch/. */
@@ -76,7 +99,11 @@ export const gguf: CompressionMethod<GgufParams> = {
     for (const t of targets) {
       const file = t.params.imatrix
       if (file === null || file === IMATRIX_FROM_CALIBRATION) continue
-      if (!read.has(file)) read.set(file, readImatrixFile(path.resolve(file)).then(({ imatrix }) => ({ imatrix, file })))
+      if (!read.has(file))
+        read.set(
+          file,
+          readImatrixFile(path.resolve(file)).then(({ imatrix }) => ({ imatrix, file })),
+        )
       t.params.imatrixSource = await read.get(file)!
     }
   },
@@ -86,7 +113,9 @@ export const gguf: CompressionMethod<GgufParams> = {
   },
   async compressGroup(ctx) {
     return ctx.linears.map((l) => {
-      const importance = usesImportance(compatibleGgufType(l.params.type, l.cols).type) ? importanceOf(ctx.input, l) : null
+      const importance = usesImportance(compatibleGgufType(l.params.type, l.cols).type)
+        ? importanceOf(ctx.input, l)
+        : null
       const q = quantizeTensorGguf(ctx.pool, l.weight, l.rows, l.cols, l.params.type, { importance })
       l.weight.set(q.dequantized)
       const note = [importance ? `imatrix (${l.params.imatrix})` : '', q.fallback ?? ''].filter(Boolean).join('; ')
@@ -103,10 +132,16 @@ function importanceOf(input: GroupContext['input'], l: LinearToCompress<GgufPara
   const p = l.params
   if (p.imatrix === null) return null
   if (p.imatrix === IMATRIX_FROM_CALIBRATION) {
-    if (!input || input.tokens <= 0) throw new WhittleError('validation', null, `gguf: ${l.name} has no calibration statistics for imatrix: calibration`)
+    if (!input || input.tokens <= 0)
+      throw new WhittleError(
+        'validation',
+        null,
+        `gguf: ${l.name} has no calibration statistics for imatrix: calibration`,
+      )
     return Float32Array.from(input.sumSq, (s) => s / input.tokens)
   }
-  if (!p.imatrixSource) throw new WhittleError('validation', p.imatrix, `gguf: the importance matrix for ${l.name} was not read`)
+  if (!p.imatrixSource)
+    throw new WhittleError('validation', p.imatrix, `gguf: the importance matrix for ${l.name} was not read`)
   const name = entryNameFor(p.imatrixSource, l.layer, l.role)
   return name === null ? null : importanceFor(p.imatrixSource, name, l.cols)
 }

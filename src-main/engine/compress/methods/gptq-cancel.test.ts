@@ -12,7 +12,16 @@ import { correlatedInputs, gram } from '../testing/synthetic-layer'
 import { gptq, gptqQuantizePlanned, planHessian, planHessianAsync, type GptqHessianPlan, type GptqParams } from './gptq'
 
 const { hiddenSize: ROWS, intermediateSize: COLS } = PRESETS['tinyllama-1.1b']
-const params: GptqParams = { bits: 4, groupSize: 128, sym: false, damp: 0.01, blockSize: 128, actOrder: false, staticGroups: false, scaleDtype: 'f16' }
+const params: GptqParams = {
+  bits: 4,
+  groupSize: 128,
+  sym: false,
+  damp: 0.01,
+  blockSize: 128,
+  actOrder: false,
+  staticGroups: false,
+  scaleDtype: 'f16',
+}
 
 /** A weight of the given shape with values spread over (−0.5, 0.5); cheap to make at this size. */
 function weight(rows: number, cols: number, seed: number): Float32Array {
@@ -22,11 +31,18 @@ function weight(rows: number, cols: number, seed: number): Float32Array {
 }
 
 let pool: WorkerPool
-beforeAll(async () => { pool = await WorkerPool.create({ threads: 2 }) })
-afterAll(async () => { await pool?.close() })
+beforeAll(async () => {
+  pool = await WorkerPool.create({ threads: 2 })
+})
+afterAll(async () => {
+  await pool?.close()
+})
 
 /** Runs `start` in a job's cancel scope, cancels after `afterMs`, and returns the error and how long after the cancel it came. */
-async function cancelAfter(afterMs: number, start: () => Promise<unknown>): Promise<{ error: unknown; latencyMs: number }> {
+async function cancelAfter(
+  afterMs: number,
+  start: () => Promise<unknown>,
+): Promise<{ error: unknown; latencyMs: number }> {
   const job = new AbortController()
   const running = withCancelScope(job.signal, start)
   let cancelledAt = 0
@@ -34,7 +50,10 @@ async function cancelAfter(afterMs: number, start: () => Promise<unknown>): Prom
     cancelledAt = performance.now()
     job.abort()
   }, afterMs)
-  const error = await running.then(() => null, (e: unknown) => e)
+  const error = await running.then(
+    () => null,
+    (e: unknown) => e,
+  )
   clearTimeout(timer)
   return { error, latencyMs: performance.now() - cancelledAt }
 }
@@ -51,10 +70,33 @@ describe('GPTQ cancel on the 1.1B shape', () => {
     for (let i = 0; i < COLS; i++) H[i * COLS + i] = 1 + (i % 7) // SPD; the factorization costs n³/3 whatever the values
     const W = weight(ROWS, COLS, 5)
     const live = pool.arena.liveBytes
-    const r = await cancelAfter(1000, () => gptq.compressGroup({
-      layer: 0, group: 'down', input: { channels: COLS, tokens: 0, windows: 0, absmax: new Float32Array(0), sumAbs: new Float64Array(0), sumSq: new Float64Array(0), hessian: H }, pool,
-      linears: [{ name: 'model.layers.0.mlp.down_proj.weight', role: 'down', layer: 0, rows: ROWS, cols: COLS, weight: W, params }],
-    }))
+    const r = await cancelAfter(1000, () =>
+      gptq.compressGroup({
+        layer: 0,
+        group: 'down',
+        input: {
+          channels: COLS,
+          tokens: 0,
+          windows: 0,
+          absmax: new Float32Array(0),
+          sumAbs: new Float64Array(0),
+          sumSq: new Float64Array(0),
+          hessian: H,
+        },
+        pool,
+        linears: [
+          {
+            name: 'model.layers.0.mlp.down_proj.weight',
+            role: 'down',
+            layer: 0,
+            rows: ROWS,
+            cols: COLS,
+            weight: W,
+            params,
+          },
+        ],
+      }),
+    )
     expectCancelledWithin(r, scaled(1000))
     expect(pool.arena.liveBytes).toBe(live)
 
@@ -71,7 +113,12 @@ describe('GPTQ cancel on the 1.1B shape', () => {
     // A valid plan without the 30 s factorization: U of H = I is I.
     const U = new Float32Array(COLS * COLS)
     for (let i = 0; i < COLS; i++) U[i * COLS + i] = 1
-    const plan: GptqHessianPlan = { cols: COLS, dead: new Int32Array(0), perm: Int32Array.from({ length: COLS }, (_, i) => i), U }
+    const plan: GptqHessianPlan = {
+      cols: COLS,
+      dead: new Int32Array(0),
+      perm: Int32Array.from({ length: COLS }, (_, i) => i),
+      U,
+    }
     const W = weight(ROWS, COLS, 9)
     const live = pool.arena.liveBytes
     const r = await cancelAfter(700, () => gptqQuantizePlanned(W, ROWS, COLS, plan, params, pool))

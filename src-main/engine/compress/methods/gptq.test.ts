@@ -11,12 +11,24 @@ import { codesFromWeights } from '../quant/record'
 import { rtnQuantize } from './rtn'
 import { correlatedInputs, gram, lcg, outputError } from '../testing/synthetic-layer'
 
-const params = (over: Partial<GptqParams>): GptqParams => ({ bits: 4, groupSize: -1, sym: false, damp: 0.01, blockSize: 32, actOrder: false, staticGroups: false, scaleDtype: 'f16', ...over })
+const params = (over: Partial<GptqParams>): GptqParams => ({
+  bits: 4,
+  groupSize: -1,
+  sym: false,
+  damp: 0.01,
+  blockSize: 32,
+  actOrder: false,
+  staticGroups: false,
+  scaleDtype: 'f16',
+  ...over,
+})
 
 describe('gptqQuantize', () => {
   let pool: WorkerPool
   let inline: WorkerPool
-  const T = 400, K = 200, rows = 48
+  const T = 400,
+    K = 200,
+    rows = 48
   const X = correlatedInputs(T, K, 7)
   const H = gram(X, T, K)
   const W = Float32Array.from({ length: rows * K }, lcg(3))
@@ -40,7 +52,9 @@ describe('gptqQuantize', () => {
   for (const [label, over] of variants) {
     it(`${label}: the WASM path matches the TS reference path and beats RTN`, async () => {
       const p = params(over)
-      const reference = W.slice(), wasm = W.slice(), rtn = W.slice()
+      const reference = W.slice(),
+        wasm = W.slice(),
+        rtn = W.slice()
       const { perm: permTs, record: recordTs } = await gptqQuantize(reference, rows, K, H, p)
       const { perm: permWasm, record } = await gptqQuantize(wasm, rows, K, H, p, pool)
       // The recorded grids (fp16 scales, g_idx) reproduce every quantized weight bit for bit.
@@ -65,7 +79,8 @@ describe('gptqQuantize', () => {
   }
 
   it('gives the same bits on 2 workers as inline on the main thread', async () => {
-    const a = W.slice(), b = W.slice()
+    const a = W.slice(),
+      b = W.slice()
     await gptqQuantize(a, rows, K, H, params({ groupSize: 64 }), pool)
     await gptqQuantize(b, rows, K, H, params({ groupSize: 64 }), inline)
     expect(Array.from(a)).toEqual(Array.from(b))

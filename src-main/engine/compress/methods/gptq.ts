@@ -60,9 +60,19 @@ function isKernelMemoryShortage(e: unknown): boolean {
 }
 
 /** What planHessian does before the factorization: dead columns, the permutation, the damped, permuted H. */
-function prepareHessian(Hin: Float64Array, cols: number, p: Pick<GptqParams, 'damp' | 'actOrder'>): { Hp: Float64Array; dead: Int32Array; perm: Int32Array } {
-  if (!Number.isSafeInteger(cols) || cols <= 0) throw new WhittleError('validation', null, `gptq: ${cols} columns is not a positive integer`)
-  if (Hin.length !== cols * cols) throw new WhittleError('validation', null, `gptq: the Hessian holds ${Hin.length} values, ${cols}×${cols} needs ${cols * cols}`)
+function prepareHessian(
+  Hin: Float64Array,
+  cols: number,
+  p: Pick<GptqParams, 'damp' | 'actOrder'>,
+): { Hp: Float64Array; dead: Int32Array; perm: Int32Array } {
+  if (!Number.isSafeInteger(cols) || cols <= 0)
+    throw new WhittleError('validation', null, `gptq: ${cols} columns is not a positive integer`)
+  if (Hin.length !== cols * cols)
+    throw new WhittleError(
+      'validation',
+      null,
+      `gptq: the Hessian holds ${Hin.length} values, ${cols}×${cols} needs ${cols * cols}`,
+    )
   const H = Hin.slice()
   const deadList: number[] = []
   for (let i = 0; i < cols; i++) {
@@ -93,7 +103,12 @@ function prepareHessian(Hin: Float64Array, cols: number, p: Pick<GptqParams, 'da
  * With a pool the factorization runs on the WASM kernels (same bits), unless kernel memory is too small.
  * Synchronous, on this thread: planHessianAsync is the one for real layers.
  */
-export function planHessian(Hin: Float64Array, cols: number, p: Pick<GptqParams, 'damp' | 'actOrder'>, pool?: WorkerPool): GptqHessianPlan {
+export function planHessian(
+  Hin: Float64Array,
+  cols: number,
+  p: Pick<GptqParams, 'damp' | 'actOrder'>,
+  pool?: WorkerPool,
+): GptqHessianPlan {
   const { Hp, dead, perm } = prepareHessian(Hin, cols, p)
   let U64: Float64Array
   if (!pool) U64 = inverseCholeskyUpper(Hp, cols)
@@ -113,7 +128,12 @@ export function planHessian(Hin: Float64Array, cols: number, p: Pick<GptqParams,
  * planHessian (same result) with the factorization on a pool worker: it is one kernel call of tens of
  * seconds at 5632 columns, which would otherwise hold the main thread, and a cancel stops it there.
  */
-export async function planHessianAsync(Hin: Float64Array, cols: number, p: Pick<GptqParams, 'damp' | 'actOrder'>, pool?: WorkerPool): Promise<GptqHessianPlan> {
+export async function planHessianAsync(
+  Hin: Float64Array,
+  cols: number,
+  p: Pick<GptqParams, 'damp' | 'actOrder'>,
+  pool?: WorkerPool,
+): Promise<GptqHessianPlan> {
   if (!pool) return planHessian(Hin, cols, p)
   const { Hp, dead, perm } = prepareHessian(Hin, cols, p)
   let U64: Float64Array
@@ -142,7 +162,13 @@ interface KernelBuffers {
 function allocKernelBuffers(pool: WorkerPool, rows: number, cols: number, B: number): KernelBuffers | null {
   const held: Region[] = []
   try {
-    for (const bytes of [rows * cols * 4, rows * B * 4, Math.max(1, cols - B) * B * 4, rows * Math.max(1, cols - B) * 4]) held.push(pool.arena.alloc(bytes))
+    for (const bytes of [
+      rows * cols * 4,
+      rows * B * 4,
+      Math.max(1, cols - B) * B * 4,
+      rows * Math.max(1, cols - B) * 4,
+    ])
+      held.push(pool.arena.alloc(bytes))
   } catch (e) {
     // Not enough kernel memory for this Linear: the TS update does the same work, slower.
     for (const r of held) pool.arena.release(r)
@@ -158,7 +184,16 @@ function releaseKernelBuffers(k: KernelBuffers): void {
 }
 
 /** TS: W[:, i2:] -= Err · Hinv[i1:i2, i2:], each sum in f64 then rounded once. */
-function lazyUpdateTs(Wp: Float32Array, err: Float32Array, U: Float32Array, rows: number, cols: number, B: number, i1: number, i2: number): void {
+function lazyUpdateTs(
+  Wp: Float32Array,
+  err: Float32Array,
+  U: Float32Array,
+  rows: number,
+  cols: number,
+  B: number,
+  i1: number,
+  i2: number,
+): void {
   const count = i2 - i1
   for (let r = 0; r < rows; r++) {
     const row = r * cols
@@ -175,7 +210,15 @@ function lazyUpdateTs(Wp: Float32Array, err: Float32Array, U: Float32Array, rows
  * a range of output columns and does both steps for it, so no second round trip is needed.
  * Requires a full block (count = B), which every block but the last is — and the last needs no update.
  */
-async function lazyUpdateWasm(k: KernelBuffers, U: Float32Array, rows: number, cols: number, B: number, i1: number, i2: number): Promise<void> {
+async function lazyUpdateWasm(
+  k: KernelBuffers,
+  U: Float32Array,
+  rows: number,
+  cols: number,
+  B: number,
+  i1: number,
+  i2: number,
+): Promise<void> {
   const N = cols - i2
   const v = k.pool.arena.f32(k.v, 0, N * B)
   for (let i = 0; i < B; i++) {
@@ -189,7 +232,8 @@ async function lazyUpdateWasm(k: KernelBuffers, U: Float32Array, rows: number, c
   for (let n0 = 0; n0 < N; n0 += step) {
     const n1 = Math.min(N, n0 + step)
     const calls: KernelCall[] = [['matmul_nt', k.err.ptr, k.v.ptr, k.y.ptr, rows, B, N, n0, n1]]
-    for (let r = 0; r < rows; r++) calls.push(['add_inplace', k.w.ptr + (r * cols + i2 + n0) * 4, k.y.ptr + (r * N + n0) * 4, n1 - n0])
+    for (let r = 0; r < rows; r++)
+      calls.push(['add_inplace', k.w.ptr + (r * cols + i2 + n0) * 4, k.y.ptr + (r * N + n0) * 4, n1 - n0])
     runs.push(k.pool.run(calls))
   }
   await Promise.all(runs)
@@ -213,19 +257,41 @@ export interface ObsPrune {
 }
 
 /** Marks the pruned entries of rows × [c0, c0 + count) of Wp (mask holds rows × B, column-relative). */
-function selectBlockMask(Wp: Float32Array, U: Float32Array, rows: number, cols: number, c0: number, count: number, B: number, prune: ObsPrune, mask: Uint8Array): void {
-  const score = (r: number, c: number): number => f(f(Wp[r * cols + c] * Wp[r * cols + c]) / f(U[c * cols + c] * U[c * cols + c]))
+function selectBlockMask(
+  Wp: Float32Array,
+  U: Float32Array,
+  rows: number,
+  cols: number,
+  c0: number,
+  count: number,
+  B: number,
+  prune: ObsPrune,
+  mask: Uint8Array,
+): void {
+  const score = (r: number, c: number): number =>
+    f(f(Wp[r * cols + c] * Wp[r * cols + c]) / f(U[c * cols + c] * U[c * cols + c]))
   if (!prune.pattern) {
     const all = new Float32Array(rows * count)
     for (let r = 0; r < rows; r++) for (let i = 0; i < count; i++) all[r * count + i] = score(r, c0 + i)
     const sorted = all.slice().sort()
     const threshold = sorted[Math.min(sorted.length - 1, Math.floor(all.length * prune.sparsity))]
-    for (let r = 0; r < rows; r++) for (let i = 0; i < count; i++) mask[r * B + i] = all[r * count + i] <= threshold ? 1 : 0
+    for (let r = 0; r < rows; r++)
+      for (let i = 0; i < count; i++) mask[r * B + i] = all[r * count + i] <= threshold ? 1 : 0
   }
 }
 
 /** N:M: the M − N lowest scores of each row in columns [c, c + M) (scores taken from Wp as it stands now). */
-function selectNmMask(Wp: Float32Array, U: Float32Array, rows: number, cols: number, c: number, i: number, B: number, { n, m }: { n: number; m: number }, mask: Uint8Array): void {
+function selectNmMask(
+  Wp: Float32Array,
+  U: Float32Array,
+  rows: number,
+  cols: number,
+  c: number,
+  i: number,
+  B: number,
+  { n, m }: { n: number; m: number },
+  mask: Uint8Array,
+): void {
   const end = Math.min(cols, c + m)
   const idx: number[] = []
   const s = new Float32Array(m)
@@ -245,9 +311,24 @@ function selectNmMask(Wp: Float32Array, U: Float32Array, rows: number, cols: num
  * prunes (`prune`) W [rows, cols] in place given a plan from planHessian, feeding each column's error into
  * the columns not yet done.
  */
-export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: number, plan: GptqHessianPlan, p: GptqParams, pool?: WorkerPool, prune?: ObsPrune, quantize = true): Promise<GptqResult> {
-  if (plan.cols !== cols) throw new WhittleError('validation', null, `gptq: a Hessian plan for ${plan.cols} columns cannot quantize a weight with ${cols}`)
-  if (!Number.isSafeInteger(rows) || rows <= 0 || W.length !== rows * cols) throw new WhittleError('validation', null, `gptq: a weight of ${W.length} values is not ${rows}×${cols}`)
+export async function gptqQuantizePlanned(
+  W: Float32Array,
+  rows: number,
+  cols: number,
+  plan: GptqHessianPlan,
+  p: GptqParams,
+  pool?: WorkerPool,
+  prune?: ObsPrune,
+  quantize = true,
+): Promise<GptqResult> {
+  if (plan.cols !== cols)
+    throw new WhittleError(
+      'validation',
+      null,
+      `gptq: a Hessian plan for ${plan.cols} columns cannot quantize a weight with ${cols}`,
+    )
+  if (!Number.isSafeInteger(rows) || rows <= 0 || W.length !== rows * cols)
+    throw new WhittleError('validation', null, `gptq: a weight of ${W.length} values is not ${rows}×${cols}`)
   const { perm, U } = plan
   const g = p.groupSize > 0 && p.groupSize < cols ? p.groupSize : -1
   // g_idx: a column's group. Without static groups, groups run over the permuted order.
@@ -262,13 +343,18 @@ export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: n
   for (const i of plan.dead) for (let r = 0; r < rows; r++) W[r * cols + i] = 0
   const staticGrids: QuantGrid[][] = []
   if (g > 0 && p.staticGroups && quantize) {
-    for (let c0 = 0; c0 < cols; c0 += g) staticGrids.push(record(c0 / g, rowGrids(W, rows, cols, c0, Math.min(g, cols - c0), p)))
+    for (let c0 = 0; c0 < cols; c0 += g)
+      staticGrids.push(record(c0 / g, rowGrids(W, rows, cols, c0, Math.min(g, cols - c0), p)))
   }
   const B = p.blockSize
   const kernel = pool && B < cols ? allocKernelBuffers(pool, rows, cols, B) : null
   try {
     // The working copy: in kernel memory for the WASM update, else W itself (or its permuted copy).
-    let Wp: Float32Array = kernel ? kernel.pool.arena.f32(kernel.w, 0, rows * cols) : p.actOrder ? new Float32Array(rows * cols) : W
+    let Wp: Float32Array = kernel
+      ? kernel.pool.arena.f32(kernel.w, 0, rows * cols)
+      : p.actOrder
+        ? new Float32Array(rows * cols)
+        : W
     if (kernel || p.actOrder) {
       for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) Wp[r * cols + c] = W[r * cols + perm[c]]
     }
@@ -278,7 +364,8 @@ export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: n
     let zeros: Uint8Array | null = null
     if (!prune && p.preserveZeros === true && W.some((x) => x === 0)) {
       zeros = new Uint8Array(rows * cols)
-      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) zeros[r * cols + c] = W[r * cols + perm[c]] === 0 ? 1 : 0
+      for (let r = 0; r < rows; r++)
+        for (let c = 0; c < cols; c++) zeros[r * cols + c] = W[r * cols + perm[c]] === 0 ? 1 : 0
     }
     const mask = prune || zeros ? new Uint8Array(rows * B) : null
     for (let i1 = 0; i1 < cols; i1 += B) {
@@ -297,7 +384,8 @@ export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: n
       }
       for (let i = 0; i < count; i++) {
         const c = i1 + i
-        if (mask && prune?.pattern && i % prune.pattern.m === 0) selectNmMask(Wp, U, rows, cols, c, i, B, prune!.pattern, mask)
+        if (mask && prune?.pattern && i % prune.pattern.m === 0)
+          selectNmMask(Wp, U, rows, cols, c, i, B, prune!.pattern, mask)
         if (g > 0 && quantize) {
           if (!p.staticGroups) {
             if (c % g === 0) grids = record(c / g, rowGrids(Wp, rows, cols, c, Math.min(g, cols - c), p))
@@ -338,7 +426,14 @@ export async function gptqQuantizePlanned(W: Float32Array, rows: number, cols: n
  * Without `pool` everything runs in TS (the reference path); with it, Hinv and the lazy updates run on
  * the WASM kernels (f32 sums there, so the result differs from the TS path in the last bits).
  */
-export async function gptqQuantize(W: Float32Array, rows: number, cols: number, H: Float64Array, p: GptqParams, pool?: WorkerPool): Promise<GptqResult> {
+export async function gptqQuantize(
+  W: Float32Array,
+  rows: number,
+  cols: number,
+  H: Float64Array,
+  p: GptqParams,
+  pool?: WorkerPool,
+): Promise<GptqResult> {
   return gptqQuantizePlanned(W, rows, cols, planHessian(H, cols, p, pool), p, pool)
 }
 
@@ -371,10 +466,14 @@ export const gptq: CompressionMethod<GptqParams> = {
     if (p.staticGroups && p.groupSize <= 0) r.fail('static_groups', 'needs a group_size')
     return p
   },
-  predict: (p, _rows, cols) => ({ bitsPerWeight: uniformBitsPerWeight(p.bits, cols, p.groupSize, p.sym), format: `${uniformFormat(p)}${p.actOrder ? ' act-order' : ''}` }),
+  predict: (p, _rows, cols) => ({
+    bitsPerWeight: uniformBitsPerWeight(p.bits, cols, p.groupSize, p.sym),
+    format: `${uniformFormat(p)}${p.actOrder ? ' act-order' : ''}`,
+  }),
   async compressGroup(ctx) {
     const H = ctx.input?.hessian
-    if (!H) throw new WhittleError('validation', null, `gptq: layer ${ctx.layer} ${ctx.group} has no calibration Hessian`)
+    if (!H)
+      throw new WhittleError('validation', null, `gptq: layer ${ctx.layer} ${ctx.group} has no calibration Hessian`)
     // Linears reading one input share its Hessian: factor it once per (damp, act-order).
     const plans = new Map<string, GptqHessianPlan>()
     const outcomes = []
@@ -385,7 +484,8 @@ export const gptq: CompressionMethod<GptqParams> = {
       if (!plan) plans.set(key, (plan = await planHessianAsync(H, l.cols, p, ctx.pool)))
       const { record } = await gptqQuantizePlanned(l.weight, l.rows, l.cols, plan, p, ctx.pool)
       outcomes.push({
-        name: l.name, record: record!,
+        name: l.name,
+        record: record!,
         bitsPerWeight: uniformBitsPerWeight(p.bits, l.cols, p.groupSize, p.sym),
         format: `${uniformFormat(p)}${p.actOrder ? ' act-order' : ''}`,
       })

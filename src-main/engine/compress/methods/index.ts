@@ -44,13 +44,24 @@ export function methodNames(): string[] {
 
 export function getMethod(name: string, where: string): CompressionMethod<unknown> {
   const m = METHODS[name]
-  if (!m) throw new WhittleError('validation', null, `recipe ${where}: unknown method "${name}" (known: ${methodNames().join(', ')})`)
+  if (!m)
+    throw new WhittleError(
+      'validation',
+      null,
+      `recipe ${where}: unknown method "${name}" (known: ${methodNames().join(', ')})`,
+    )
   return m as CompressionMethod<unknown>
 }
 
 /** Every method with its parameter spec, in registry order: what the UI, `--help-method` and the README test read. */
 export function methodCatalogue(): MethodInfo[] {
-  return Object.values(METHODS).map((m) => ({ name: m.name, kind: m.kind, summary: m.summary, needsCalibration: m.needs.calibration, params: m.params }))
+  return Object.values(METHODS).map((m) => ({
+    name: m.name,
+    kind: m.kind,
+    summary: m.summary,
+    needsCalibration: m.needs.calibration,
+    params: m.params,
+  }))
 }
 
 /** One method's catalogue entry, or undefined for an unknown name. */

@@ -5,15 +5,35 @@ import { perplexity } from '../../eval/perplexity'
 import { loadModel, type LoadedModel } from '../../model/loaded-model'
 import { WorkerPool } from '../../pool/worker-pool'
 import { NormalStream } from '../../synthetic/random'
-import { hasShared, referenceCalibrationStarts, referenceIds, referenceRun, shared, SKIP_SHARED } from '../../testing/shared-data'
+import {
+  hasShared,
+  referenceCalibrationStarts,
+  referenceIds,
+  referenceRun,
+  shared,
+  SKIP_SHARED,
+} from '../../testing/shared-data'
 import { runRecipe } from '../pipeline'
 import { validateRecipe } from '../recipe/recipe'
 import { roundToF16 } from '../../numerics/float-encodings'
 import { llmInt8, llmInt8BitsPerWeight } from './llm-int8'
 import type { GroupContext, LinearToCompress } from './method'
 
-function linear(weight: Float32Array, rows: number, cols: number, threshold = 6): LinearToCompress<{ threshold: number }> {
-  return { name: 'layers.0.mlp.down_proj.weight', role: 'down', layer: 0, rows, cols, weight, params: llmInt8.parseParams({ threshold }, 'test') }
+function linear(
+  weight: Float32Array,
+  rows: number,
+  cols: number,
+  threshold = 6,
+): LinearToCompress<{ threshold: number }> {
+  return {
+    name: 'layers.0.mlp.down_proj.weight',
+    role: 'down',
+    layer: 0,
+    rows,
+    cols,
+    weight,
+    params: llmInt8.parseParams({ threshold }, 'test'),
+  }
 }
 
 function context(l: LinearToCompress<{ threshold: number }>, absmax: number[]): GroupContext<{ threshold: number }> {
@@ -24,7 +44,8 @@ function context(l: LinearToCompress<{ threshold: number }>, absmax: number[]): 
 }
 
 describe('LLM.int8 mixed precision', () => {
-  const rows = 4, cols = 8
+  const rows = 4,
+    cols = 8
   // Channels 2 and 5 are loud (> 6); channel 7 sits exactly at the threshold and is not an outlier.
   const absmax = [0.5, 1, 20, 3, 0.1, 7, 2, 6]
   const rng = new NormalStream(3)
@@ -44,7 +65,8 @@ describe('LLM.int8 mixed precision', () => {
       for (let c = 0; c < cols; c++) if (c !== 2 && c !== 5) m = Math.max(m, Math.abs(W[r * cols + c]))
       const step = m / 127
       for (let c = 0; c < cols; c++) {
-        const w = W[r * cols + c], q = Q[r * cols + c]
+        const w = W[r * cols + c],
+          q = Q[r * cols + c]
         if (c === 2 || c === 5) {
           expect(q).toBe(roundToF16(w))
           expect(Math.abs(q - w)).toBeLessThanOrEqual(Math.abs(w) * 2 ** -11)
@@ -60,7 +82,10 @@ describe('LLM.int8 mixed precision', () => {
         expect(Math.abs(q - w)).toBeLessThanOrEqual(step / 2 + 1e-9)
       }
       // The row's largest regular weight lands exactly on ±127 steps.
-      if (m > 0) expect(Math.max(...Array.from({ length: cols }, (_, c) => (c === 2 || c === 5 ? 0 : Math.abs(Q[r * cols + c]))))).toBeCloseTo(m, 6)
+      if (m > 0)
+        expect(
+          Math.max(...Array.from({ length: cols }, (_, c) => (c === 2 || c === 5 ? 0 : Math.abs(Q[r * cols + c])))),
+        ).toBeCloseTo(m, 6)
     }
     expect(outcome.note).toBe('2/8 input channels kept in fp16 (25.0%)')
     // (8 bits × 6 columns + 16 bits × 2) / 8, plus a 16-bit scale per row of 8.
@@ -84,9 +109,13 @@ describe('LLM.int8 mixed precision', () => {
 
   it('rejects missing calibration, mismatched statistics and bad params', async () => {
     const l = linear(W.slice(), rows, cols)
-    await expect(llmInt8.compressGroup({ ...context(l, absmax), input: null })).rejects.toThrow(/no calibration statistics/)
+    await expect(llmInt8.compressGroup({ ...context(l, absmax), input: null })).rejects.toThrow(
+      /no calibration statistics/,
+    )
     await expect(llmInt8.compressGroup(context(l, [1, 2, 3]))).rejects.toThrow(/down_proj.*8 inputs.*3/)
-    expect(() => llmInt8.parseParams({ threshold: -1 }, 'recipe step 2 (llm_int8)')).toThrow(/step 2 \(llm_int8\): params.threshold/)
+    expect(() => llmInt8.parseParams({ threshold: -1 }, 'recipe step 2 (llm_int8)')).toThrow(
+      /step 2 \(llm_int8\): params.threshold/,
+    )
     expect(() => llmInt8.parseParams({ threshold: '6' }, 'step')).toThrow(/threshold/)
   })
 })
@@ -101,14 +130,26 @@ describe.skipIf(!hasShared)(`LLM.int8 on stories260K (${hasShared ? 'reference d
   afterAll(() => pool?.close())
 
   it('threshold 6 stays within 1% of the FP32 perplexity', async () => {
-    const windows = calibrationWindows(referenceIds('tinystories_calib'), { samples: 128, seqlen: 256, seed: 0, starts: referenceCalibrationStarts() })
-    const r = await runRecipe(pool, model, validateRecipe({ steps: [{ method: 'llm_int8', params: { threshold: 6 } }] }), { windows })
+    const windows = calibrationWindows(referenceIds('tinystories_calib'), {
+      samples: 128,
+      seqlen: 256,
+      seed: 0,
+      starts: referenceCalibrationStarts(),
+    })
+    const r = await runRecipe(
+      pool,
+      model,
+      validateRecipe({ steps: [{ method: 'llm_int8', params: { threshold: 6 } }] }),
+      { windows },
+    )
     expect(r.tensors).toHaveLength(35)
     const kept = r.tensors.map((t) => Number(/^(\d+)\//.exec(t.note ?? '')?.[1]))
     for (const t of r.tensors) expect(t.bitsPerWeight).toBeGreaterThanOrEqual(8 + 16 / t.shape[1])
     const ppl = (await perplexity(pool, r.view, referenceIds('tinystories_eval'), { seqlen: 256 })).ppl
     const fp32 = referenceRun('fp32').ppl.tinystories_eval['256'].ppl
-    console.log(`llm_int8 t=6: ppl ${ppl.toFixed(4)} (fp32 ${fp32.toFixed(4)}), fp16 channels kept per Linear: ${kept.join(' ')}`)
+    console.log(
+      `llm_int8 t=6: ppl ${ppl.toFixed(4)} (fp32 ${fp32.toFixed(4)}), fp16 channels kept per Linear: ${kept.join(' ')}`,
+    )
     expect(Math.abs(ppl / fp32 - 1)).toBeLessThan(0.01)
   })
 })

@@ -70,12 +70,22 @@ export const llmInt8: CompressionMethod<LlmInt8Params> = {
   predict: (p, _rows, cols) => ({ bitsPerWeight: llmInt8BitsPerWeight(cols, 0), format: format(p) }),
   async compressGroup(ctx) {
     const stats = ctx.input
-    if (!stats) throw new WhittleError('validation', null, `llm_int8: layer ${ctx.layer} ${ctx.group} has no calibration statistics`)
+    if (!stats)
+      throw new WhittleError(
+        'validation',
+        null,
+        `llm_int8: layer ${ctx.layer} ${ctx.group} has no calibration statistics`,
+      )
     return ctx.linears.map((l) => {
       if (stats.absmax.length !== l.cols) {
-        throw new WhittleError('validation', null, `llm_int8: ${l.name} has ${l.cols} inputs but its calibration statistics have ${stats.absmax.length}`)
+        throw new WhittleError(
+          'validation',
+          null,
+          `llm_int8: ${l.name} has ${l.cols} inputs but its calibration statistics have ${stats.absmax.length}`,
+        )
       }
-      if (!l.weight.every(Number.isFinite)) throw new WhittleError('validation', null, `llm_int8: ${l.name} has non-finite weights`)
+      if (!l.weight.every(Number.isFinite))
+        throw new WhittleError('validation', null, `llm_int8: ${l.name} has non-finite weights`)
       const outlier = outlierChannels(stats.absmax, l.params.threshold)
       const kept = outlier.filter(Boolean).length
       llmInt8Quantize(l.weight, l.rows, l.cols, outlier)

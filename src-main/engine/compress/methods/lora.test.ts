@@ -37,10 +37,28 @@ function expectValidationError(fn: () => unknown, field: string): void {
 }
 
 describe('lora params', () => {
-  it('reads the issue\'s recipe params and PEFT-like defaults', () => {
-    const p = parseLoraParams({ r: 8, alpha: 16, steps: 200, batch_size: 8, seqlen: 256, order: 'sequential', lr: 0.001, schedule: 'constant' }, WHERE)
-    expect(p).toMatchObject({ lora: { r: 8, alpha: 16, dropout: 0, seed: 0 }, steps: 200, batchSize: 8, microBatch: 8, seqlen: 256, order: 'sequential', lr: 0.001, base: 'auto', nf4BlockSize: null, doubleQuant: true })
-    expect(parseLoraParams({}, WHERE)).toMatchObject({ lora: { r: 8, alpha: 16 }, order: 'shuffled', optimizer: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 } })
+  it("reads the issue's recipe params and PEFT-like defaults", () => {
+    const p = parseLoraParams(
+      { r: 8, alpha: 16, steps: 200, batch_size: 8, seqlen: 256, order: 'sequential', lr: 0.001, schedule: 'constant' },
+      WHERE,
+    )
+    expect(p).toMatchObject({
+      lora: { r: 8, alpha: 16, dropout: 0, seed: 0 },
+      steps: 200,
+      batchSize: 8,
+      microBatch: 8,
+      seqlen: 256,
+      order: 'sequential',
+      lr: 0.001,
+      base: 'auto',
+      nf4BlockSize: null,
+      doubleQuant: true,
+    })
+    expect(parseLoraParams({}, WHERE)).toMatchObject({
+      lora: { r: 8, alpha: 16 },
+      order: 'shuffled',
+      optimizer: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
+    })
   })
 
   it('refuses bad values with errors naming the field', () => {
@@ -54,15 +72,21 @@ describe('lora params', () => {
 })
 
 describe('recovering an NF4 base', () => {
-  const weight = (n: number): Float32Array => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 1.7) * (1 + (i % 13)) * 0.01)
+  const weight = (n: number): Float32Array =>
+    Float32Array.from({ length: n }, (_, i) => Math.sin(i * 1.7) * (1 + (i % 13)) * 0.01)
 
-  it('finds the exact codes and constants of nf4\'s output, and its block size', () => {
-    for (const [blockSize, doubleQuant] of [[64, false], [32, true], [128, false]] as const) {
+  it("finds the exact codes and constants of nf4's output, and its block size", () => {
+    for (const [blockSize, doubleQuant] of [
+      [64, false],
+      [32, true],
+      [128, false],
+    ] as const) {
       const W = weight(4096)
       const absmax = nf4Quantize(W, { blockSize, doubleQuant })
       const found = recoverNf4(NF4_CODEC, W, blockSize)!
       expect(found.absmax).toEqual(absmax)
-      for (let i = 0; i < W.length; i++) expect(Math.fround(found.absmax[Math.floor(i / blockSize)] * NF4_CODEC.levels[found.codes[i]])).toBe(W[i])
+      for (let i = 0; i < W.length; i++)
+        expect(Math.fround(found.absmax[Math.floor(i / blockSize)] * NF4_CODEC.levels[found.codes[i]])).toBe(W[i])
       expect(detectNf4BlockSize(NF4_CODEC, W)).toBe(blockSize)
     }
     expect(detectNf4BlockSize(NF4_CODEC, weight(4096))).toBeNull()
@@ -78,8 +102,14 @@ describe.skipIf(!hasShared)('lora and QLoRA on stories260K (reference data prese
   beforeAll(async () => {
     pool = await WorkerPool.create({ threads: 2 })
     model = await loadModel(shared('models/stories260K'))
-    windows = calibrationWindows(referenceIds('tinystories_calib'), { samples: 128, seqlen: 256, seed: 0, starts: referenceCalibrationStarts() })
-    nf4Base = (await runRecipe(pool, model, validateRecipe({ steps: [{ method: 'nf4', params: { block_size: 64 } }] }))).view
+    windows = calibrationWindows(referenceIds('tinystories_calib'), {
+      samples: 128,
+      seqlen: 256,
+      seed: 0,
+      starts: referenceCalibrationStarts(),
+    })
+    nf4Base = (await runRecipe(pool, model, validateRecipe({ steps: [{ method: 'nf4', params: { block_size: 64 } }] })))
+      .view
   })
   afterAll(() => pool?.close())
 
@@ -87,8 +117,18 @@ describe.skipIf(!hasShared)('lora and QLoRA on stories260K (reference data prese
     const T = 64
     const batch = windows.slice(0, 4).map((w) => w.subarray(0, T))
     const lora = { r: 8, alpha: 16, dropout: 0, seed: 3 }
-    const run = async (packed: Nf4PackedLinears | null, base: ModelView = nf4Base): Promise<{ bytes: number; grads: Float32Array[]; packedBytes: number }> => {
-      const t = await LlamaTrainer.create(pool, base, null, T, { temperature: 1, alpha: 0 }, { lora, isTarget: () => true, packed: packed ?? undefined })
+    const run = async (
+      packed: Nf4PackedLinears | null,
+      base: ModelView = nf4Base,
+    ): Promise<{ bytes: number; grads: Float32Array[]; packedBytes: number }> => {
+      const t = await LlamaTrainer.create(
+        pool,
+        base,
+        null,
+        T,
+        { temperature: 1, alpha: 0 },
+        { lora, isTarget: () => true, packed: packed ?? undefined },
+      )
       try {
         const bytes = t.measuredBytes()
         for (const p of t.params) if (p.name.endsWith(':lora_B')) p.weight.view().fill(0.01)
@@ -108,7 +148,8 @@ describe.skipIf(!hasShared)('lora and QLoRA on stories260K (reference data prese
     // Kernel memory plus the packed copy in JS memory, against the f32 base all in kernel memory.
     expect(packed.bytes + packed.packedBytes).toBeLessThan(dense.bytes)
     let linearParams = 0
-    for (const t of nf4Base.tensors) if (t.layer !== null && /proj/.test(t.name)) linearParams += t.shape[0] * t.shape[1]
+    for (const t of nf4Base.tensors)
+      if (t.layer !== null && /proj/.test(t.name)) linearParams += t.shape[0] * t.shape[1]
     // 4-bit codes + an f32 constant per 64 values: 4.5 bits per weight.
     expect(packed.packedBytes).toBe(linearParams * (4.5 / 8))
     const dq = new Nf4PackedLinears(pool, NF4_CODEC, 64, true)
@@ -127,7 +168,14 @@ describe.skipIf(!hasShared)('lora and QLoRA on stories260K (reference data prese
     const batch = windows.slice(0, 2).map((w) => w.subarray(0, T))
     const lora = { r: 4, alpha: 8, dropout: 0, seed: 1 }
     const grads = async (packed: HalfLinears | null): Promise<Float32Array[]> => {
-      const t = await LlamaTrainer.create(pool, bf16, null, T, { temperature: 1, alpha: 0 }, { lora, isTarget: () => true, packed: packed ?? undefined })
+      const t = await LlamaTrainer.create(
+        pool,
+        bf16,
+        null,
+        T,
+        { temperature: 1, alpha: 0 },
+        { lora, isTarget: () => true, packed: packed ?? undefined },
+      )
       try {
         for (const p of t.params) if (p.name.endsWith(':lora_B')) p.weight.view().fill(0.01)
         await t.accumulate(batch, 1 / (2 * (T - 1)))
@@ -137,12 +185,18 @@ describe.skipIf(!hasShared)('lora and QLoRA on stories260K (reference data prese
       }
     }
     const half = new HalfLinears(pool, 'BF16')
-    const a = await grads(half), b = await grads(null)
+    const a = await grads(half),
+      b = await grads(null)
     a.forEach((g, i) => expect(g).toEqual(b[i]))
     let linearParams = 0
     for (const t of bf16.tensors) if (t.layer !== null && /proj/.test(t.name)) linearParams += t.shape[0] * t.shape[1]
     expect(half.packedBytes).toBe(2 * linearParams)
-    const r = await runLora({ view: withReplacements(bf16), pool, windows: windows.slice(0, 2), params: parseLoraParams({ r: 4, steps: 1, batch_size: 1, seqlen: 32 }, WHERE) })
+    const r = await runLora({
+      view: withReplacements(bf16),
+      pool,
+      windows: windows.slice(0, 2),
+      params: parseLoraParams({ r: 4, steps: 1, batch_size: 1, seqlen: 32 }, WHERE),
+    })
     expect(r.heldAs).toBe('half')
     expect(r.packedBaseBytes).toBe(2 * linearParams)
   })
@@ -152,15 +206,23 @@ describe.skipIf(!hasShared)('lora and QLoRA on stories260K (reference data prese
     const batch = windows.slice(0, 8)
     const view = withReplacements(nf4Base)
     const r = await runLora({
-      view, pool, windows: batch, onProgress: (_f, m) => messages.push(m),
-      params: parseLoraParams({ r: 8, alpha: 16, steps: 6, batch_size: 8, seqlen: 256, order: 'sequential', lr: 3e-3 }, WHERE),
+      view,
+      pool,
+      windows: batch,
+      onProgress: (_f, m) => messages.push(m),
+      params: parseLoraParams(
+        { r: 8, alpha: 16, steps: 6, batch_size: 8, seqlen: 256, order: 'sequential', lr: 3e-3 },
+        WHERE,
+      ),
     })
     expect(r.packedBaseBytes).toBeGreaterThan(0)
     const losses = r.training.steps.map((s) => s.loss)
     expect(losses[losses.length - 1]).toBeLessThan(losses[0])
     expect(r.training.tokens).toBe(6 * 8 * 256)
     expect(r.result.changed).toHaveLength(35)
-    expect(r.result.note).toMatch(/QLoRA \(NF4 b64 dq base\) r 8 α 16 on 35 Linears, 6 steps: CE [0-9.]+ → [0-9.]+, 12288 tokens/)
+    expect(r.result.note).toMatch(
+      /QLoRA \(NF4 b64 dq base\) r 8 α 16 on 35 Linears, 6 steps: CE [0-9.]+ → [0-9.]+, 12288 tokens/,
+    )
     expect(r.result.note).toContain('off its grid')
     expect(messages.some((m) => /^step 6\/6 · loss [0-9.]+ · [0-9]+ tok\/s · ETA [0-9]+ s$/.test(m))).toBe(true)
     // The merged weights are the packed base plus s·B·A: every merged tensor moved off NF4.
@@ -172,59 +234,124 @@ describe.skipIf(!hasShared)('lora and QLoRA on stories260K (reference data prese
   })
 
   it('runs as a recipe step on chosen targets; base: nf4 quantizes a dense base for training (QLoRA) and says so', async () => {
-    const r = await runRecipe(pool, model, validateRecipe({
-      steps: [{ method: 'lora', targets: { include: ['self_attn\\.(q|v)_proj'], exclude: [] }, params: { r: 4, steps: 2, batch_size: 2, seqlen: 128, base: 'dense' } }],
-    }), { windows })
+    const r = await runRecipe(
+      pool,
+      model,
+      validateRecipe({
+        steps: [
+          {
+            method: 'lora',
+            targets: { include: ['self_attn\\.(q|v)_proj'], exclude: [] },
+            params: { r: 4, steps: 2, batch_size: 2, seqlen: 128, base: 'dense' },
+          },
+        ],
+      }),
+      { windows },
+    )
     expect(r.tensors.map((t) => t.name).sort()).toEqual(
-      [0, 1, 2, 3, 4].flatMap((l) => [`model.layers.${l}.self_attn.q_proj.weight`, `model.layers.${l}.self_attn.v_proj.weight`]).sort())
+      [0, 1, 2, 3, 4]
+        .flatMap((l) => [`model.layers.${l}.self_attn.q_proj.weight`, `model.layers.${l}.self_attn.v_proj.weight`])
+        .sort(),
+    )
     expect(r.tensors[0].format).toBe('lora r4 merged')
     // The report's training record: the first and last loss and the tokens seen.
-    expect(r.training).toEqual([{ step: 0, method: 'lora', steps: 2, firstLoss: expect.any(Number), lastLoss: expect.any(Number), tokens: 2 * 2 * 128, seconds: expect.any(Number), losses: expect.any(Array) }])
+    expect(r.training).toEqual([
+      {
+        step: 0,
+        method: 'lora',
+        steps: 2,
+        firstLoss: expect.any(Number),
+        lastLoss: expect.any(Number),
+        tokens: 2 * 2 * 128,
+        seconds: expect.any(Number),
+        losses: expect.any(Array),
+      },
+    ])
     expect(r.training[0].firstLoss).toBeGreaterThan(0)
     expect(r.training[0].losses).toEqual([r.training[0].firstLoss, r.training[0].lastLoss])
-    const q = await runRecipe(pool, model, validateRecipe({ steps: [{ method: 'lora', params: { steps: 1, batch_size: 1, seqlen: 64, base: 'nf4' } }] }), { windows })
+    const q = await runRecipe(
+      pool,
+      model,
+      validateRecipe({ steps: [{ method: 'lora', params: { steps: 1, batch_size: 1, seqlen: 64, base: 'nf4' } }] }),
+      { windows },
+    )
     expect(q.tensors[0].note).toContain('the dense base was quantized to NF4 b64 for training')
   })
 
   it('stops with a cancelled error when the signal fires', async () => {
     const ac = new AbortController()
-    const run = runRecipe(pool, model, validateRecipe({ steps: [{ method: 'lora', params: { steps: 50, batch_size: 1, seqlen: 64 } }] }), {
-      windows, signal: ac.signal, onProgress: (_f, m) => { if (m.includes('step 2/50')) ac.abort() },
-    })
+    const run = runRecipe(
+      pool,
+      model,
+      validateRecipe({ steps: [{ method: 'lora', params: { steps: 50, batch_size: 1, seqlen: 64 } }] }),
+      {
+        windows,
+        signal: ac.signal,
+        onProgress: (_f, m) => {
+          if (m.includes('step 2/50')) ac.abort()
+        },
+      },
+    )
     await expect(run).rejects.toMatchObject({ code: 'cancelled' })
   })
 })
 
-describe.skipIf(!hasShared || process.env.WHITTLE_SLOW !== '1')('QLoRA: the issue\'s relation (WHITTLE_SLOW=1)', () => {
-  it('200 steps of LoRA r 8 α 16 on all 35 Linears of an NF4 b64 base bring perplexity below NF4\'s', async () => {
-    const pool = await WorkerPool.create({ threads: 2 })
-    try {
-      const model = await loadModel(shared('models/stories260K'))
-      const windows = calibrationWindows(referenceIds('tinystories_calib'), { samples: 128, seqlen: 256, seed: 0, starts: referenceCalibrationStarts() })
-      const evalIds = referenceIds('tinystories_eval')
-      let nf4Ppl = 0
-      const started = performance.now()
-      const r = await runRecipe(pool, model, validateRecipe({
-        steps: [
-          { method: 'nf4', params: { block_size: 64 } },
+describe.skipIf(!hasShared || process.env.WHITTLE_SLOW !== '1')("QLoRA: the issue's relation (WHITTLE_SLOW=1)", () => {
+  it(
+    "200 steps of LoRA r 8 α 16 on all 35 Linears of an NF4 b64 base bring perplexity below NF4's",
+    async () => {
+      const pool = await WorkerPool.create({ threads: 2 })
+      try {
+        const model = await loadModel(shared('models/stories260K'))
+        const windows = calibrationWindows(referenceIds('tinystories_calib'), {
+          samples: 128,
+          seqlen: 256,
+          seed: 0,
+          starts: referenceCalibrationStarts(),
+        })
+        const evalIds = referenceIds('tinystories_eval')
+        let nf4Ppl = 0
+        const started = performance.now()
+        const r = await runRecipe(
+          pool,
+          model,
+          validateRecipe({
+            steps: [
+              { method: 'nf4', params: { block_size: 64 } },
+              {
+                method: 'lora',
+                params: {
+                  r: 8,
+                  alpha: 16,
+                  steps: 200,
+                  batch_size: 8,
+                  seqlen: 256,
+                  order: 'sequential',
+                  lr: 0.001,
+                  schedule: 'constant',
+                  // The protocol's windows: the whole calibration text cut into 256-token windows.
+                  text: shared('text/tinystories_calib.txt'),
+                },
+              },
+            ],
+          }),
           {
-            method: 'lora', params: {
-              r: 8, alpha: 16, steps: 200, batch_size: 8, seqlen: 256, order: 'sequential', lr: 0.001, schedule: 'constant',
-              // The protocol's windows: the whole calibration text cut into 256-token windows.
-              text: shared('text/tinystories_calib.txt'),
+            windows,
+            afterStep: async (step, view) => {
+              if (step === 0) nf4Ppl = (await perplexity(pool, view, evalIds, { seqlen: 256 })).ppl
             },
           },
-        ],
-      }), {
-        windows,
-        afterStep: async (step, view) => { if (step === 0) nf4Ppl = (await perplexity(pool, view, evalIds, { seqlen: 256 })).ppl },
-      })
-      const seconds = (performance.now() - started) / 1000
-      const ppl = (await perplexity(pool, r.view, evalIds, { seqlen: 256 })).ppl
-      console.log(`QLoRA recipe: NF4 ppl ${nf4Ppl.toFixed(4)} → ${ppl.toFixed(4)} after 200 steps in ${seconds.toFixed(0)} s`)
-      expect(ppl).toBeLessThan(nf4Ppl)
-    } finally {
-      await pool.close()
-    }
-  }, scaled(3_600_000))
+        )
+        const seconds = (performance.now() - started) / 1000
+        const ppl = (await perplexity(pool, r.view, evalIds, { seqlen: 256 })).ppl
+        console.log(
+          `QLoRA recipe: NF4 ppl ${nf4Ppl.toFixed(4)} → ${ppl.toFixed(4)} after 200 steps in ${seconds.toFixed(0)} s`,
+        )
+        expect(ppl).toBeLessThan(nf4Ppl)
+      } finally {
+        await pool.close()
+      }
+    },
+    scaled(3_600_000),
+  )
 })

@@ -13,7 +13,14 @@
 // the adapter exports (PEFT, GGUF: export/peft-adapter.ts, export/gguf/lora-adapter.ts).
 // Defaults follow PEFT/TRL users' habits: r 8, alpha 16, no dropout, lr 2e-4 constant, AdamW.
 
-import { boolParam, choiceParam, intParam, numberParam, objectParam, stringParam } from '../../../contract/method-params'
+import {
+  boolParam,
+  choiceParam,
+  intParam,
+  numberParam,
+  objectParam,
+  stringParam,
+} from '../../../contract/method-params'
 import { WhittleError } from '../../errors'
 import { readTextFile, tokenizeForEval } from '../../eval/tokenize-text'
 import { readTensorF32 } from '../../formats/read'
@@ -31,8 +38,13 @@ import { ParamReader } from './params'
 
 /** The NF4 data type as the training engine takes it (declared once, in nf4.ts). */
 export const NF4_CODEC: Nf4Codec = {
-  levels: NF4_LEVELS, nearest: nearestNf4, encodeAbsmax, decodeAbsmax,
-  quantize: (W, blockSize) => { nf4Quantize(W, { blockSize, doubleQuant: false }) },
+  levels: NF4_LEVELS,
+  nearest: nearestNf4,
+  encodeAbsmax,
+  decodeAbsmax,
+  quantize: (W, blockSize) => {
+    nf4Quantize(W, { blockSize, doubleQuant: false })
+  },
 }
 
 export type LoraBase = 'auto' | 'dense' | 'nf4'
@@ -75,7 +87,7 @@ export const LORA_ADAPTER_PARAMS = [
   intParam('r', 8, 1, 4096, 'Rank of the adapters'),
   numberParam('alpha', 16, 1e-6, 1e6, 'Adapter scale numerator: the update is (alpha / r)·B·A'),
   numberParam('dropout', 0, 0, 0.99, 'Dropout on the adapter input during training', 0.05),
-  intParam('seed', 0, 0, 2 ** 31 - 1, 'Seed of A\'s initialisation, the dropout masks and the shuffled order'),
+  intParam('seed', 0, 0, 2 ** 31 - 1, "Seed of A's initialisation, the dropout masks and the shuffled order"),
 ]
 
 export const LORA_PARAMS = [
@@ -84,16 +96,30 @@ export const LORA_PARAMS = [
   intParam('batch_size', 8, 1, 4096, 'Windows per optimizer step'),
   intParam('micro_batch', null, 1, 4096, 'Windows per forward/backward (gradient accumulation)', '= batch_size'),
   intParam('seqlen', 256, 2, 1 << 16, 'Tokens per training window'),
-  choiceParam('order', 'shuffled', ['sequential', 'shuffled'], 'Window order: sequential (the reference protocol) or seeded shuffle'),
+  choiceParam(
+    'order',
+    'shuffled',
+    ['sequential', 'shuffled'],
+    'Window order: sequential (the reference protocol) or seeded shuffle',
+  ),
   numberParam('lr', 2e-4, 1e-12, 10, 'Learning rate', 1e-4),
   choiceParam('schedule', 'constant', SCHEDULES, 'Learning-rate schedule'),
   intParam('warmup_steps', 0, 0, 10_000_000, 'Linear warm-up steps'),
   objectParam('optimizer', OPTIMIZER_FIELDS, 'AdamW settings'),
   numberParam('max_grad_norm', 0, 0, 1e12, 'Clip the global gradient norm (0 = no clipping)'),
-  choiceParam('base', 'auto', ['auto', 'dense', 'nf4'], 'Frozen base: auto packs an NF4 base (QLoRA) and keeps F16/BF16 as halves; nf4 also quantizes a dense base to NF4; dense holds f32'),
+  choiceParam(
+    'base',
+    'auto',
+    ['auto', 'dense', 'nf4'],
+    'Frozen base: auto packs an NF4 base (QLoRA) and keeps F16/BF16 as halves; nf4 also quantizes a dense base to NF4; dense holds f32',
+  ),
   intParam('nf4_block_size', null, 2, 1 << 20, 'Block size of the NF4 base', 'detected'),
   boolParam('double_quant', true, 'QLoRA: store the NF4 block constants double-quantized'),
-  boolParam('merge', true, 'Merge the adapters into the weights; false keeps the base as it was (export the adapters with --adapter-out)'),
+  boolParam(
+    'merge',
+    true,
+    'Merge the adapters into the weights; false keeps the base as it was (export the adapters with --adapter-out)',
+  ),
   stringParam('text', 'Training text file (default: the calibration windows)'),
 ]
 
@@ -115,7 +141,9 @@ export function parseLoraParams(raw: Record<string, unknown>, where: string): Lo
     o.done()
   }
   const p: LoraStepParams = {
-    lora, batchSize, microBatch,
+    lora,
+    batchSize,
+    microBatch,
     steps: r.int('steps'),
     seqlen: r.int('seqlen'),
     order: r.oneOf<WindowOrder>('order'),
@@ -131,7 +159,8 @@ export function parseLoraParams(raw: Record<string, unknown>, where: string): Lo
     text: r.optString('text'),
   }
   r.done()
-  if (p.nf4BlockSize !== null && p.base === 'dense') r.fail('nf4_block_size', 'applies to an NF4 base only (base: nf4 or auto)')
+  if (p.nf4BlockSize !== null && p.base === 'dense')
+    r.fail('nf4_block_size', 'applies to an NF4 base only (base: nf4 or auto)')
   return p
 }
 
@@ -147,11 +176,17 @@ type BaseHolding =
  * halves, anything else in f32; base: nf4 holds it packed, quantizing a dense base; base: dense never packs.
  */
 async function baseHolding(ctx: RecoverContext<LoraStepParams>): Promise<BaseHolding> {
-  const p = ctx.params, view = ctx.view
+  const p = ctx.params,
+    view = ctx.view
   const linears = view.tensors.filter((t) => t.layer !== null && (LLAMA_LINEARS as readonly string[]).includes(t.role))
   if (p.base !== 'dense' && linears.length > 0) {
     const first = await readTensorF32(view.entry(linears[0].name))
-    const found = p.nf4BlockSize !== null ? (recoverNf4(NF4_CODEC, first, p.nf4BlockSize) ? p.nf4BlockSize : null) : detectNf4BlockSize(NF4_CODEC, first)
+    const found =
+      p.nf4BlockSize !== null
+        ? recoverNf4(NF4_CODEC, first, p.nf4BlockSize)
+          ? p.nf4BlockSize
+          : null
+        : detectNf4BlockSize(NF4_CODEC, first)
     if (found !== null) return { kind: 'nf4', blockSize: found, quantize: false }
     if (p.base === 'nf4') return { kind: 'nf4', blockSize: p.nf4BlockSize ?? DEFAULT_NF4_BLOCK, quantize: true }
   }
@@ -164,7 +199,10 @@ async function baseHolding(ctx: RecoverContext<LoraStepParams>): Promise<BaseHol
 function joinIds(windows: Int32Array[]): Int32Array {
   const out = new Int32Array(windows.reduce((s, w) => s + w.length, 0))
   let at = 0
-  for (const w of windows) { out.set(w, at); at += w.length }
+  for (const w of windows) {
+    out.set(w, at)
+    at += w.length
+  }
   return out
 }
 
@@ -182,53 +220,111 @@ export interface LoraRun {
 
 /** Trains the adapters and merges them into ctx.view; returns the adapters too (for adapter exports). */
 export async function runLora(ctx: RecoverContext<LoraStepParams>): Promise<LoraRun> {
-  const p = ctx.params, view = ctx.view
-  const targets = view.tensors.filter((t) => t.layer !== null && (LLAMA_LINEARS as readonly string[]).includes(t.role) && (!ctx.targets || ctx.targets.has(t.name)))
-  if (targets.length === 0) throw new WhittleError('validation', null, 'lora: the step\'s targets select no decoder-block Linear')
+  const p = ctx.params,
+    view = ctx.view
+  const targets = view.tensors.filter(
+    (t) =>
+      t.layer !== null &&
+      (LLAMA_LINEARS as readonly string[]).includes(t.role) &&
+      (!ctx.targets || ctx.targets.has(t.name)),
+  )
+  if (targets.length === 0)
+    throw new WhittleError('validation', null, "lora: the step's targets select no decoder-block Linear")
   const targetNames = new Set(targets.map((t) => t.name))
   let ids: Int32Array
   if (p.text) ids = await tokenizeForEval(view.files, await readTextFile(p.text))
   else if (ctx.windows?.length) ids = joinIds(ctx.windows)
   else throw new WhittleError('validation', null, 'lora needs training text: give params.text, or calibration windows')
-  if (ids.length < p.seqlen) throw new WhittleError('validation', p.text ?? null, `the training text has ${ids.length} tokens, fewer than one window of ${p.seqlen}`)
+  if (ids.length < p.seqlen)
+    throw new WhittleError(
+      'validation',
+      p.text ?? null,
+      `the training text has ${ids.length} tokens, fewer than one window of ${p.seqlen}`,
+    )
 
   const holding = await baseHolding(ctx)
-  const nf4 = holding.kind === 'nf4' ? new Nf4PackedLinears(ctx.pool, NF4_CODEC, holding.blockSize, p.doubleQuant, view.files.path, holding.quantize) : null
+  const nf4 =
+    holding.kind === 'nf4'
+      ? new Nf4PackedLinears(ctx.pool, NF4_CODEC, holding.blockSize, p.doubleQuant, view.files.path, holding.quantize)
+      : null
   const packed = nf4 ?? (holding.kind === 'half' ? new HalfLinears(ctx.pool, holding.dtype) : null)
-  const trainer = await LlamaTrainer.create(ctx.pool, view, null, p.seqlen, { temperature: 1, alpha: 0 }, {
-    lora: p.lora, packed: packed ?? undefined, isTarget: (name) => targetNames.has(name),
-  })
+  const trainer = await LlamaTrainer.create(
+    ctx.pool,
+    view,
+    null,
+    p.seqlen,
+    { temperature: 1, alpha: 0 },
+    {
+      lora: p.lora,
+      packed: packed ?? undefined,
+      isTarget: (name) => targetNames.has(name),
+    },
+  )
   let training: TrainResult
   let merge: MergeResult
   try {
-    training = await train(trainer, ids, {
-      steps: p.steps, batchSize: p.batchSize, microBatch: p.microBatch, order: p.order, seed: p.lora.seed, lr: p.lr,
-      schedule: p.schedule, warmupSteps: p.warmupSteps, optimizer: p.optimizer, maxGradNorm: p.maxGradNorm,
-    }, {
-      signal: ctx.signal,
-      onStep: (r: StepReport) => ctx.onProgress?.((r.step + 1) / p.steps, trainingProgressLine(r, p.steps, p.batchSize * p.seqlen)),
-    })
-    merge = p.merge ? await mergeTrainedAdapters(trainer, view) : { adapters: trainer.adapters()!, changed: [], notes: [] }
+    training = await train(
+      trainer,
+      ids,
+      {
+        steps: p.steps,
+        batchSize: p.batchSize,
+        microBatch: p.microBatch,
+        order: p.order,
+        seed: p.lora.seed,
+        lr: p.lr,
+        schedule: p.schedule,
+        warmupSteps: p.warmupSteps,
+        optimizer: p.optimizer,
+        maxGradNorm: p.maxGradNorm,
+      },
+      {
+        signal: ctx.signal,
+        onStep: (r: StepReport) =>
+          ctx.onProgress?.((r.step + 1) / p.steps, trainingProgressLine(r, p.steps, p.batchSize * p.seqlen)),
+      },
+    )
+    merge = p.merge
+      ? await mergeTrainedAdapters(trainer, view)
+      : { adapters: trainer.adapters()!, changed: [], notes: [] }
   } finally {
     trainer.free()
   }
   const kind = holding.kind === 'nf4' ? `QLoRA (NF4 b${holding.blockSize}${p.doubleQuant ? ' dq' : ''} base)` : 'LoRA'
-  const first = training.first!, last = training.last!
+  const first = training.first!,
+    last = training.last!
   const notes = [
     `${kind} r ${p.lora.r} α ${p.lora.alpha} on ${merge.adapters.adapters.length} Linears, ${p.steps} steps: CE ${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}, ` +
-    `${training.tokens} tokens, ${training.seconds.toFixed(1)} s (${(training.tokens / Math.max(training.seconds, 1e-9)).toFixed(0)} tok/s); ` +
-    (p.merge ? 'adapters merged' : 'adapters kept separate (the weights are unchanged)'),
+      `${training.tokens} tokens, ${training.seconds.toFixed(1)} s (${(training.tokens / Math.max(training.seconds, 1e-9)).toFixed(0)} tok/s); ` +
+      (p.merge ? 'adapters merged' : 'adapters kept separate (the weights are unchanged)'),
   ]
   notes.push(...merge.notes)
   if (nf4 && p.merge) {
-    if (holding.kind === 'nf4' && holding.quantize) notes.push(`the dense base was quantized to NF4 b${holding.blockSize} for training, and the adapters were merged into that NF4 base`)
-    notes.push('merging took the NF4 base off its grid: the merged weights are dense (re-quantize with a later nf4 step, or export the adapters alone)')
-    if (nf4.constantChange > 0) notes.push(`holding the base with double-quantized block constants moved them by ${(100 * nf4.constantChange).toFixed(3)}% (relative RMS)`)
+    if (holding.kind === 'nf4' && holding.quantize)
+      notes.push(
+        `the dense base was quantized to NF4 b${holding.blockSize} for training, and the adapters were merged into that NF4 base`,
+      )
+    notes.push(
+      'merging took the NF4 base off its grid: the merged weights are dense (re-quantize with a later nf4 step, or export the adapters alone)',
+    )
+    if (nf4.constantChange > 0)
+      notes.push(
+        `holding the base with double-quantized block constants moved them by ${(100 * nf4.constantChange).toFixed(3)}% (relative RMS)`,
+      )
   }
   return {
     result: {
-      view, changed: merge.changed, note: notes.join('; '),
-      training: { steps: p.steps, firstLoss: first.loss, lastLoss: last.loss, tokens: training.tokens, seconds: training.seconds, losses: training.steps.map((s) => s.loss) },
+      view,
+      changed: merge.changed,
+      note: notes.join('; '),
+      training: {
+        steps: p.steps,
+        firstLoss: first.loss,
+        lastLoss: last.loss,
+        tokens: training.tokens,
+        seconds: training.seconds,
+        losses: training.steps.map((s) => s.loss),
+      },
       adapters: merge.adapters,
     },
     adapters: merge.adapters,
@@ -253,7 +349,9 @@ export async function mergeTrainedAdapters(trainer: LlamaTrainer, view: ModelVie
   const scale = loraScale(adapters)
   const changed: MergeResult['changed'] = []
   const stored = new Set<string>()
-  let zerosBefore = 0, zerosAfter = 0, total = 0
+  let zerosBefore = 0,
+    zerosAfter = 0,
+    total = 0
   for (const a of adapters.adapters) {
     const entry = view.entry(a.name)
     if (!['F32', 'F16', 'BF16'].includes(entry.dtype)) stored.add(entry.dtype)
@@ -267,9 +365,14 @@ export async function mergeTrainedAdapters(trainer: LlamaTrainer, view: ModelVie
   }
   const notes: string[] = []
   if (zerosBefore > 0.01 * total && zerosAfter < zerosBefore) {
-    notes.push(`merging densified the pruned base: zeros ${(100 * zerosBefore / total).toFixed(1)}% → ${(100 * zerosAfter / total).toFixed(1)}%`)
+    notes.push(
+      `merging densified the pruned base: zeros ${((100 * zerosBefore) / total).toFixed(1)}% → ${((100 * zerosAfter) / total).toFixed(1)}%`,
+    )
   }
-  if (stored.size > 0) notes.push(`merging replaced the base's stored ${[...stored].join('/')} weights with dense ones (re-quantize with a later step, or export the adapters alone)`)
+  if (stored.size > 0)
+    notes.push(
+      `merging replaced the base's stored ${[...stored].join('/')} weights with dense ones (re-quantize with a later step, or export the adapters alone)`,
+    )
   return { adapters, changed, notes }
 }
 
@@ -282,7 +385,8 @@ export function trainingProgressLine(r: StepReport, steps: number, tokensPerStep
 export const lora: CompressionMethod<LoraStepParams> = {
   name: 'lora',
   kind: 'recover',
-  summary: 'LoRA / QLoRA: low-rank adapters trained on the next-token loss over the frozen (or NF4-packed) base, then merged',
+  summary:
+    'LoRA / QLoRA: low-rank adapters trained on the next-token loss over the frozen (or NF4-packed) base, then merged',
   params: LORA_PARAMS,
   // Calibration windows are the default training text.
   needs: { calibration: true, hessian: false },

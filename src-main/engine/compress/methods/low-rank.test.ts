@@ -21,22 +21,26 @@ function knownRank(rows: number, cols: number, s: number[], noise: number, seed:
     }
     return out
   }
-  const U = ortho(rows, s.length), V = ortho(cols, s.length)
+  const U = ortho(rows, s.length),
+    V = ortho(cols, s.length)
   const W = new Float32Array(rows * cols)
-  for (let i = 0; i < rows; i++) for (let c = 0; c < cols; c++) {
-    let x = noise * rnd()
-    s.forEach((sk, k) => (x += sk * U[k][i] * V[k][c]))
-    W[i * cols + c] = x
-  }
+  for (let i = 0; i < rows; i++)
+    for (let c = 0; c < cols; c++) {
+      let x = noise * rnd()
+      s.forEach((sk, k) => (x += sk * U[k][i] * V[k][c]))
+      W[i * cols + c] = x
+    }
   return W
 }
 
 describe('symmetric eigen-decomposition (Jacobi)', () => {
   it('finds eigenvalues and orthonormal eigenvectors: A v = λ v', () => {
-    const n = 12, rnd = lcg(9)
+    const n = 12,
+      rnd = lcg(9)
     const M = Float64Array.from({ length: n * n }, rnd)
     const A = new Float64Array(n * n)
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) A[i * n + j] += M[k * n + i] * M[k * n + j]
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) A[i * n + j] += M[k * n + i] * M[k * n + j]
     const { values, vectors } = symmetricEigen(A, n)
     for (let j = 0; j < n; j++) {
       for (let i = 0; i < n; i++) {
@@ -46,14 +50,17 @@ describe('symmetric eigen-decomposition (Jacobi)', () => {
       }
       if (j > 0) expect(values[j]).toBeLessThanOrEqual(values[j - 1])
       let dot = 0
-      for (let i = 0; i < n; i++) dot += vectors[i * n + j] * vectors[i * n + (j + 1) % n]
+      for (let i = 0; i < n; i++) dot += vectors[i * n + j] * vectors[i * n + ((j + 1) % n)]
       expect(Math.abs(dot)).toBeLessThan(1e-10)
     }
   })
 })
 
 describe('low-rank factorization', () => {
-  for (const [rows, cols] of [[20, 30], [30, 20]]) {
+  for (const [rows, cols] of [
+    [20, 30],
+    [30, 20],
+  ]) {
     it(`recovers a rank-3 ${rows}×${cols} matrix: energy picks rank 3, the factors rebuild it`, () => {
       const W = knownRank(rows, cols, [5, 3, 2], 0, 4)
       const f = lowRankFactors(W, rows, cols, { energy: 0.999, rank: null })
@@ -69,17 +76,28 @@ describe('low-rank factorization', () => {
 
   it('as a method: replaces the weight with its truncation and reports the factor size', async () => {
     const W = knownRank(16, 24, [4, 2, 1, 0.5], 0.001, 2)
-    const l = { name: 'w', role: 'q' as const, layer: 0, rows: 16, cols: 24, weight: W.slice(), params: lowRank.parseParams({ rank: 2 }, 's') }
+    const l = {
+      name: 'w',
+      role: 'q' as const,
+      layer: 0,
+      rows: 16,
+      cols: 24,
+      weight: W.slice(),
+      params: lowRank.parseParams({ rank: 2 }, 's'),
+    }
     const [o] = await lowRank.compressGroup({ layer: 0, group: 'qkv', linears: [l], input: null, pool: null as never })
     expect(o.storedParams).toBe(2 * (16 + 24))
     expect(o.format).toMatch(/^rank 2/)
-    let err = 0, tot = 0
+    let err = 0,
+      tot = 0
     for (let i = 0; i < W.length; i++) {
       err += (W[i] - l.weight[i]) ** 2
       tot += W[i] ** 2
     }
     // The discarded singular values 1 and 0.5 (plus noise) out of 4, 2, 1, 0.5.
     expect(Math.sqrt(err / tot)).toBeCloseTo(Math.sqrt(1.25 / 21.25), 2)
-    expect(() => lowRank.parseParams({ rank: 2, energy: 0.9 }, 'recipe step 1 (low_rank)')).toThrow(/step 1 \(low_rank\): params.rank give either rank or energy/)
+    expect(() => lowRank.parseParams({ rank: 2, energy: 0.9 }, 'recipe step 1 (low_rank)')).toThrow(
+      /step 1 \(low_rank\): params.rank give either rank or energy/,
+    )
   })
 })

@@ -32,17 +32,19 @@ export function lowRankFactors(W: Float32Array, rows: number, cols: number, p: L
   // Gram of the smaller side: G = WWᵀ (left singular vectors) or WᵀW (right).
   const G = new Float64Array(n * n)
   if (left) {
-    for (let i = 0; i < rows; i++) for (let j = i; j < rows; j++) {
-      let s = 0
-      for (let k = 0; k < cols; k++) s += W[i * cols + k] * W[j * cols + k]
-      G[i * n + j] = G[j * n + i] = s
-    }
+    for (let i = 0; i < rows; i++)
+      for (let j = i; j < rows; j++) {
+        let s = 0
+        for (let k = 0; k < cols; k++) s += W[i * cols + k] * W[j * cols + k]
+        G[i * n + j] = G[j * n + i] = s
+      }
   } else {
-    for (let i = 0; i < cols; i++) for (let j = i; j < cols; j++) {
-      let s = 0
-      for (let k = 0; k < rows; k++) s += W[k * cols + i] * W[k * cols + j]
-      G[i * n + j] = G[j * n + i] = s
-    }
+    for (let i = 0; i < cols; i++)
+      for (let j = i; j < cols; j++) {
+        let s = 0
+        for (let k = 0; k < rows; k++) s += W[k * cols + i] * W[k * cols + j]
+        G[i * n + j] = G[j * n + i] = s
+      }
   }
   const { values, vectors } = symmetricEigen(G, n)
   const total = values.reduce((a, x) => a + Math.max(0, x), 0)
@@ -57,22 +59,25 @@ export function lowRankFactors(W: Float32Array, rows: number, cols: number, p: L
   const kept = values.subarray(0, r).reduce((a, x) => a + Math.max(0, x), 0)
   // Q [n, r]: the top-r singular vectors of the smaller side.
   const q = (i: number, j: number): number => vectors[i * n + j]
-  const a = new Float32Array(rows * r), b = new Float32Array(r * cols)
+  const a = new Float32Array(rows * r),
+    b = new Float32Array(r * cols)
   if (left) {
     // A = U_r, B = U_rᵀ W
     for (let i = 0; i < rows; i++) for (let j = 0; j < r; j++) a[i * r + j] = q(i, j)
-    for (let j = 0; j < r; j++) for (let c = 0; c < cols; c++) {
-      let s = 0
-      for (let i = 0; i < rows; i++) s += q(i, j) * W[i * cols + c]
-      b[j * cols + c] = s
-    }
+    for (let j = 0; j < r; j++)
+      for (let c = 0; c < cols; c++) {
+        let s = 0
+        for (let i = 0; i < rows; i++) s += q(i, j) * W[i * cols + c]
+        b[j * cols + c] = s
+      }
   } else {
     // A = W V_r, B = V_rᵀ
-    for (let i = 0; i < rows; i++) for (let j = 0; j < r; j++) {
-      let s = 0
-      for (let c = 0; c < cols; c++) s += W[i * cols + c] * q(c, j)
-      a[i * r + j] = s
-    }
+    for (let i = 0; i < rows; i++)
+      for (let j = 0; j < r; j++) {
+        let s = 0
+        for (let c = 0; c < cols; c++) s += W[i * cols + c] * q(c, j)
+        a[i * r + j] = s
+      }
     for (let j = 0; j < r; j++) for (let c = 0; c < cols; c++) b[j * cols + c] = q(c, j)
   }
   return { rank: r, a, b, energy: total > 0 ? kept / total : 1 }
@@ -80,15 +85,23 @@ export function lowRankFactors(W: Float32Array, rows: number, cols: number, p: L
 
 /** A · B into W [rows, cols]. */
 export function reconstruct(f: LowRankFactors, rows: number, cols: number, W: Float32Array): void {
-  for (let i = 0; i < rows; i++) for (let c = 0; c < cols; c++) {
-    let s = 0
-    for (let j = 0; j < f.rank; j++) s += f.a[i * f.rank + j] * f.b[j * cols + c]
-    W[i * cols + c] = s
-  }
+  for (let i = 0; i < rows; i++)
+    for (let c = 0; c < cols; c++) {
+      let s = 0
+      for (let j = 0; j < f.rank; j++) s += f.a[i * f.rank + j] * f.b[j * cols + c]
+      W[i * cols + c] = s
+    }
 }
 
 export const LOW_RANK_PARAMS: readonly ParamSpec[] = [
-  numberParam('energy', 0.9, 0.01, 1, 'Keep the smallest rank holding this fraction of Σσ² (default unless rank is given)', 0.01),
+  numberParam(
+    'energy',
+    0.9,
+    0.01,
+    1,
+    'Keep the smallest rank holding this fraction of Σσ² (default unless rank is given)',
+    0.01,
+  ),
   intParam('rank', null, 1, 1 << 20, 'A fixed rank instead of an energy threshold'),
 ]
 
@@ -118,7 +131,9 @@ export const lowRank: CompressionMethod<LowRankParams> = {
       reconstruct(f, l.rows, l.cols, l.weight)
       const stored = f.rank * (l.rows + l.cols)
       return {
-        name: l.name, bitsPerWeight: (16 * stored) / (l.rows * l.cols), storedParams: stored,
+        name: l.name,
+        bitsPerWeight: (16 * stored) / (l.rows * l.cols),
+        storedParams: stored,
         format: `rank ${f.rank} (energy ${f.energy.toFixed(3)})`,
         ...(stored >= l.rows * l.cols ? { note: 'the factors are no smaller than the dense weight' } : {}),
       }

@@ -23,7 +23,8 @@ const HISTOGRAM_BINS = 1 << 16
  * maximum, one for a histogram that finds the bin holding that index, one to sort just that bin.
  */
 export async function globalMagnitudeThreshold(targets: StepTarget[], sparsity: number): Promise<number> {
-  let total = 0, max = 0
+  let total = 0,
+    max = 0
   for (const t of targets) {
     const w = await t.read()
     total += w.length
@@ -34,7 +35,8 @@ export async function globalMagnitudeThreshold(targets: StepTarget[], sparsity: 
   const bin = (a: number): number => Math.min(HISTOGRAM_BINS - 1, Math.floor((a / max) * HISTOGRAM_BINS))
   const counts = new Float64Array(HISTOGRAM_BINS)
   for (const t of targets) for (const v of await t.read()) counts[bin(Math.abs(v))]++
-  let below = 0, b = 0
+  let below = 0,
+    b = 0
   while (below + counts[b] <= k) below += counts[b++]
   const inBin: number[] = []
   for (const t of targets) for (const v of await t.read()) if (bin(Math.abs(v)) === b) inBin.push(Math.abs(v))
@@ -44,7 +46,12 @@ export async function globalMagnitudeThreshold(targets: StepTarget[], sparsity: 
 
 export const MAGNITUDE_PARAMS: readonly ParamSpec[] = [
   ...PRUNE_PARAM_SPECS,
-  choiceParam('scope', 'layer', ['layer', 'row', 'global'], 'One threshold per Linear, per output row, or across all targets (not with a pattern)'),
+  choiceParam(
+    'scope',
+    'layer',
+    ['layer', 'row', 'global'],
+    'One threshold per Linear, per output row, or across all targets (not with a pattern)',
+  ),
 ]
 
 export const magnitude: CompressionMethod<MagnitudeParams> = {
@@ -57,15 +64,24 @@ export const magnitude: CompressionMethod<MagnitudeParams> = {
     const r = new ParamReader(raw, where, MAGNITUDE_PARAMS)
     const p: MagnitudeParams = { ...parsePrune(r, where), scope: r.oneOf<MagnitudeScope>('scope') }
     r.done()
-    if (p.pattern && r.given('scope')) r.fail('scope', 'does not apply to an N:M pattern (each run of M inputs is its own scope)')
+    if (p.pattern && r.given('scope'))
+      r.fail('scope', 'does not apply to an N:M pattern (each run of M inputs is its own scope)')
     return p
   },
-  predict: (p) => ({ bitsPerWeight: sparseBitsPerWeight(p.sparsity, p.pattern), format: pruneFormat(p.sparsity, p.pattern) }),
+  predict: (p) => ({
+    bitsPerWeight: sparseBitsPerWeight(p.sparsity, p.pattern),
+    format: pruneFormat(p.sparsity, p.pattern),
+  }),
   async prepareStep(targets) {
     const global = targets.filter((t) => t.params.scope === 'global' && !t.params.pattern)
     if (global.length === 0) return
     const sparsities = new Set(global.map((t) => t.params.sparsity))
-    if (sparsities.size > 1) throw new WhittleError('validation', null, `magnitude: global scope needs one sparsity for all targets (got ${[...sparsities].join(', ')})`)
+    if (sparsities.size > 1)
+      throw new WhittleError(
+        'validation',
+        null,
+        `magnitude: global scope needs one sparsity for all targets (got ${[...sparsities].join(', ')})`,
+      )
     const threshold = await globalMagnitudeThreshold(global, global[0].params.sparsity)
     for (const t of global) t.params.globalThreshold = threshold
   },
@@ -76,11 +92,17 @@ export const magnitude: CompressionMethod<MagnitudeParams> = {
       if (p.pattern) pruneNm(l.weight, score, l.rows, l.cols, p.pattern)
       else if (p.scope === 'row') pruneRows(l.weight, score, l.rows, l.cols, p.sparsity)
       else if (p.scope === 'global') {
-        if (p.globalThreshold === undefined) throw new WhittleError('validation', null, `magnitude: ${l.name} has no global threshold (prepareStep did not run)`)
+        if (p.globalThreshold === undefined)
+          throw new WhittleError(
+            'validation',
+            null,
+            `magnitude: ${l.name} has no global threshold (prepareStep did not run)`,
+          )
         for (let i = 0; i < score.length; i++) if (score[i] <= p.globalThreshold) l.weight[i] = 0
       } else pruneMatrix(l.weight, score, p.sparsity)
       return {
-        name: l.name, bitsPerWeight: sparseBitsPerWeight(p.sparsity, p.pattern),
+        name: l.name,
+        bitsPerWeight: sparseBitsPerWeight(p.sparsity, p.pattern),
         format: `${pruneFormat(p.sparsity, p.pattern)}${p.pattern ? '' : ` per ${p.scope}`}`,
         ...(p.pattern ? { nm: p.pattern } : {}),
       }

@@ -169,6 +169,9 @@ export interface CompressionMethod<P = unknown> {
 }
 
 /** Whether a step of `method` with raw params `raw` needs calibration windows. */
-export function needsCalibration(method: Pick<CompressionMethod, 'needs' | 'stepNeedsCalibration'>, raw: Record<string, unknown>): boolean {
+export function needsCalibration(
+  method: Pick<CompressionMethod, 'needs' | 'stepNeedsCalibration'>,
+  raw: Record<string, unknown>,
+): boolean {
   return method.needs.calibration || (method.stepNeedsCalibration?.(raw) ?? false)
 }

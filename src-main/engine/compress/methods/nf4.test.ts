@@ -6,7 +6,16 @@ import { NormalStream } from '../../synthetic/random'
 import { hasShared, referenceIds, shared, SKIP_SHARED } from '../../testing/shared-data'
 import { runRecipe } from '../pipeline'
 import { validateRecipe } from '../recipe/recipe'
-import { DOUBLE_QUANT_BLOCK, doubleQuantizeAbsmax, dynamicMap8, NF4_LEVELS, nearestNf4, nf4, nf4BitsPerWeight, nf4Quantize } from './nf4'
+import {
+  DOUBLE_QUANT_BLOCK,
+  doubleQuantizeAbsmax,
+  dynamicMap8,
+  NF4_LEVELS,
+  nearestNf4,
+  nf4,
+  nf4BitsPerWeight,
+  nf4Quantize,
+} from './nf4'
 
 const f = Math.fround
 
@@ -19,13 +28,28 @@ function normals(n: number, seed: number, scale = 1): Float32Array {
 function normalCdf(x: number): number {
   const z = Math.abs(x) / Math.SQRT2
   const t = 1 / (1 + 0.5 * z)
-  const erfc = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
-    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+  const erfc =
+    t *
+    Math.exp(
+      -z * z -
+        1.26551223 +
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t *
+                  (0.09678418 +
+                    t *
+                      (-0.18628806 +
+                        t *
+                          (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    )
   return x >= 0 ? 1 - erfc / 2 : erfc / 2
 }
 
 function normalQuantile(p: number): number {
-  let lo = -10, hi = 10
+  let lo = -10,
+    hi = 10
   for (let i = 0; i < 200; i++) {
     const mid = (lo + hi) / 2
     if (normalCdf(mid) < p) lo = mid
@@ -125,7 +149,9 @@ describe('NF4 quantization', () => {
       const run = Array.from(absPlain.subarray(r * DOUBLE_QUANT_BLOCK, (r + 1) * DOUBLE_QUANT_BLOCK))
       const spread = Math.max(...run.map((a) => Math.abs(a - mean)))
       // The dynamic type's steps near ±1 are 0.9/64 wide: half of that is the worst rounding.
-      run.forEach((a, i) => expect(Math.abs(absDq[r * DOUBLE_QUANT_BLOCK + i] - a)).toBeLessThanOrEqual(spread * 0.0071 + 1e-7))
+      run.forEach((a, i) =>
+        expect(Math.abs(absDq[r * DOUBLE_QUANT_BLOCK + i] - a)).toBeLessThanOrEqual(spread * 0.0071 + 1e-7),
+      )
     }
     // Every dequantized weight is still (dequantized constant) · level.
     for (let i = 0; i < n; i += 97) {
@@ -147,8 +173,18 @@ describe('NF4 quantization', () => {
     expect(() => nf4.parseParams({ block_size: 0 }, 'recipe step 1 (nf4)')).toThrow(/step 1 \(nf4\): params.block_size/)
     expect(() => nf4.parseParams({ blocksize: 64 }, 'step')).toThrow(/blocksize is not a parameter/)
     const W = new Float32Array([1, NaN, 2, 3])
-    const l = { name: 'layers.0.mlp.up_proj.weight', role: 'up' as const, layer: 0, rows: 2, cols: 2, weight: W, params: nf4.parseParams({}, 's') }
-    return expect(nf4.compressGroup({ layer: 0, group: 'gate_up', linears: [l], input: null, pool: null as never })).rejects.toThrow(/up_proj.*non-finite/)
+    const l = {
+      name: 'layers.0.mlp.up_proj.weight',
+      role: 'up' as const,
+      layer: 0,
+      rows: 2,
+      cols: 2,
+      weight: W,
+      params: nf4.parseParams({}, 's'),
+    }
+    return expect(
+      nf4.compressGroup({ layer: 0, group: 'gate_up', linears: [l], input: null, pool: null as never }),
+    ).rejects.toThrow(/up_proj.*non-finite/)
   })
 })
 
@@ -166,13 +202,20 @@ describe.skipIf(!hasShared)(`NF4 on stories260K (${hasShared ? 'reference data p
   // All three on the same first 300 evaluation windows (a quarter of the text, ~5 s each).
   it('NF4 block 64 lands between FP32 and symmetric RTN w4 with the same block of 64', async () => {
     const ids = referenceIds('tinystories_eval')
-    const ppl = async (view: LoadedModel): Promise<number> => (await perplexity(pool, view, ids, { seqlen: 256, maxWindows: 300 })).ppl
+    const ppl = async (view: LoadedModel): Promise<number> =>
+      (await perplexity(pool, view, ids, { seqlen: 256, maxWindows: 300 })).ppl
     const nf4Run = await runRecipe(pool, model, validateRecipe({ steps: [{ method: 'nf4', params: {} }] }))
     expect(nf4Run.tensors).toHaveLength(35)
     for (const t of nf4Run.tensors) expect(t.bitsPerWeight).toBe(4.5)
-    const int4Run = await runRecipe(pool, model, validateRecipe({ steps: [{ method: 'rtn', params: { bits: 4, group_size: 64, sym: true } }] }))
+    const int4Run = await runRecipe(
+      pool,
+      model,
+      validateRecipe({ steps: [{ method: 'rtn', params: { bits: 4, group_size: 64, sym: true } }] }),
+    )
     const [fp32, nf4Ppl, int4Ppl] = [await ppl(model), await ppl(nf4Run.view), await ppl(int4Run.view)]
-    console.log(`first 300 windows: fp32 ${fp32.toFixed(4)}, nf4 b64 ${nf4Ppl.toFixed(4)}, rtn w4 g64 sym ${int4Ppl.toFixed(4)}`)
+    console.log(
+      `first 300 windows: fp32 ${fp32.toFixed(4)}, nf4 b64 ${nf4Ppl.toFixed(4)}, rtn w4 g64 sym ${int4Ppl.toFixed(4)}`,
+    )
     expect(Number.isFinite(nf4Ppl)).toBe(true)
     expect(nf4Ppl).toBeGreaterThan(fp32)
     expect(nf4Ppl).toBeLessThan(int4Ppl)

@@ -15,9 +15,8 @@ import { ParamReader } from './params'
  * as functional.py's get_4bit_type('nf4')), which the QLoRA paper defines. They are f32 values.
  */
 export const NF4_LEVELS: readonly number[] = [
-  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
-  -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
-  0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
+  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334,
+  -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
   0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
 ]
 
@@ -67,7 +66,8 @@ let dynamicCode: Float32Array | null = null
 
 /** Index of the value of the sorted `code` nearest to x (ties to the lower one). */
 function nearestCode(code: Float32Array, x: number): number {
-  let lo = 0, hi = code.length - 1
+  let lo = 0,
+    hi = code.length - 1
   while (hi - lo > 1) {
     const mid = (lo + hi) >> 1
     if (code[mid] <= x) lo = mid
@@ -114,7 +114,8 @@ export function encodeAbsmax(absmax: Float32Array): EncodedAbsmax {
 export function decodeAbsmax(e: EncodedAbsmax): Float32Array {
   const code = (dynamicCode ??= dynamicMap8())
   const out = new Float32Array(e.codes.length)
-  for (let i = 0; i < out.length; i++) out[i] = f(f(code[e.codes[i]] * e.runMax[Math.floor(i / DOUBLE_QUANT_BLOCK)]) + e.mean)
+  for (let i = 0; i < out.length; i++)
+    out[i] = f(f(code[e.codes[i]] * e.runMax[Math.floor(i / DOUBLE_QUANT_BLOCK)]) + e.mean)
   return out
 }
 
@@ -174,7 +175,8 @@ export const nf4: CompressionMethod<Nf4Params> = {
   async compressGroup(ctx) {
     return ctx.linears.map((l) => {
       // A NaN or infinity would poison its whole block's absmax without a word.
-      if (!l.weight.every(Number.isFinite)) throw new WhittleError('validation', null, `nf4: ${l.name} has non-finite weights`)
+      if (!l.weight.every(Number.isFinite))
+        throw new WhittleError('validation', null, `nf4: ${l.name} has non-finite weights`)
       nf4Quantize(l.weight, l.params)
       return { name: l.name, bitsPerWeight: nf4BitsPerWeight(l.params), format: nf4Format(l.params) }
     })

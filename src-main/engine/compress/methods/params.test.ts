@@ -13,13 +13,21 @@ const REQUIRED: Record<string, Record<string, unknown>> = { drop_layers: { count
 /** A valid value for a param whose default is absent. */
 function sample(p: ParamSpec): unknown {
   switch (p.type) {
-    case 'int': case 'number': return p.default ?? p.min
-    case 'bool': return !p.default
-    case 'choice': return p.choices[p.choices.length - 1]
-    case 'string': return p.suggestions?.[0] ?? 'some text'
-    case 'index_list': return [0]
-    case 'index_map': return { 0: [0] }
-    case 'object': return {}
+    case 'int':
+    case 'number':
+      return p.default ?? p.min
+    case 'bool':
+      return !p.default
+    case 'choice':
+      return p.choices[p.choices.length - 1]
+    case 'string':
+      return p.suggestions?.[0] ?? 'some text'
+    case 'index_list':
+      return [0]
+    case 'index_map':
+      return { 0: [0] }
+    case 'object':
+      return {}
   }
 }
 
@@ -74,25 +82,42 @@ describe('method parameter specs', () => {
       const method = getMethod(m.name, 'step 1')
       const where = `recipe step 2 (${m.name})`
       const base = REQUIRED[m.name] ?? {}
-      expect(validationError(() => method.parseParams({ ...base, no_such_param: 1 }, where)).message).toBe(`${where}: params.no_such_param is not a parameter of this method`)
+      expect(validationError(() => method.parseParams({ ...base, no_such_param: 1 }, where)).message).toBe(
+        `${where}: params.no_such_param is not a parameter of this method`,
+      )
       for (const p of m.params) {
         if (p.type === 'int' || p.type === 'number') {
           const e = validationError(() => method.parseParams({ ...base, [p.name]: p.max * 2 + 1 }, where))
-          expect(e.message, `${m.name}.${p.name}`).toContain(`${where}: params.${p.name} must be ${p.type === 'int' ? 'an integer' : 'a number'} in [${p.min}, `)
+          expect(e.message, `${m.name}.${p.name}`).toContain(
+            `${where}: params.${p.name} must be ${p.type === 'int' ? 'an integer' : 'a number'} in [${p.min}, `,
+          )
         }
         if (p.type === 'choice') {
           const e = validationError(() => method.parseParams({ ...base, [p.name]: 'nonsense' }, where))
           expect(e.message).toBe(`${where}: params.${p.name} must be one of ${p.choices.join(', ')} (got "nonsense")`)
         }
-        if (p.type === 'bool') expect(validationError(() => method.parseParams({ ...base, [p.name]: 'yes' }, where)).message).toContain(`params.${p.name} must be true or false`)
+        if (p.type === 'bool')
+          expect(validationError(() => method.parseParams({ ...base, [p.name]: 'yes' }, where)).message).toContain(
+            `params.${p.name} must be true or false`,
+          )
       }
     }
   })
 
   it('defaults come from the spec', () => {
-    expect(getMethod('rtn', 's').parseParams({}, 's')).toEqual({ bits: 4, groupSize: -1, sym: false, scaleDtype: 'f16' })
+    expect(getMethod('rtn', 's').parseParams({}, 's')).toEqual({
+      bits: 4,
+      groupSize: -1,
+      sym: false,
+      scaleDtype: 'f16',
+    })
     expect(getMethod('awq', 's').parseParams({}, 's')).toMatchObject({ bits: 4, groupSize: 128, grid: 20 })
-    expect(getMethod('gptq', 's').parseParams({}, 's')).toMatchObject({ damp: 0.01, blockSize: 128, actOrder: false, preserveZeros: true })
+    expect(getMethod('gptq', 's').parseParams({}, 's')).toMatchObject({
+      damp: 0.01,
+      blockSize: 128,
+      actOrder: false,
+      preserveZeros: true,
+    })
   })
 
   it('a method reading a parameter its spec lacks, or as another type, is a programming error', () => {
@@ -108,6 +133,8 @@ describe('method parameter specs', () => {
     expect(new ParamReader({ count: 3 }, 's', specs).optInt('count')).toBe(3)
     expect(new ParamReader({}, 's', specs).int('micro', 5)).toBe(5)
     expect(new ParamReader({ micro: 2 }, 's', specs).int('micro', 5)).toBe(2)
-    expect(validationError(() => new ParamReader({}, 'recipe step 1 (x)', specs).int('count')).message).toBe('recipe step 1 (x): params.count is required')
+    expect(validationError(() => new ParamReader({}, 'recipe step 1 (x)', specs).int('count')).message).toBe(
+      'recipe step 1 (x): params.count is required',
+    )
   })
 })

@@ -9,7 +9,11 @@ import { WhittleError } from '../../errors'
 export class ParamReader {
   private readonly seen = new Set<string>()
 
-  constructor(private readonly raw: Record<string, unknown>, private readonly where: string, private readonly specs: readonly ParamSpec[]) {}
+  constructor(
+    private readonly raw: Record<string, unknown>,
+    private readonly where: string,
+    private readonly specs: readonly ParamSpec[],
+  ) {}
 
   fail(field: string, problem: string): never {
     throw new WhittleError('validation', null, `${this.where}: params.${field} ${problem}`)
@@ -25,7 +29,10 @@ export class ParamReader {
     this.seen.add(key)
     const s = this.specs.find((p) => p.name === key)
     // A programming error (the method and its spec disagree), not bad input: no WhittleError code fits.
-    if (!s || s.type !== type) throw new Error(`${this.where}: the method reads params.${key} as ${type}, but its spec ${s ? `declares ${s.type}` : 'lacks it'}`)
+    if (!s || s.type !== type)
+      throw new Error(
+        `${this.where}: the method reads params.${key} as ${type}, but its spec ${s ? `declares ${s.type}` : 'lacks it'}`,
+      )
     return s as Extract<ParamSpec, { type: T }>
   }
 
@@ -42,7 +49,8 @@ export class ParamReader {
     const s = this.spec(key, 'int')
     const v = this.raw[key]
     if (v === undefined || v === null) return s.default
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < s.min || v > s.max) this.fail(key, `must be an integer in [${s.min}, ${s.max}] (got ${JSON.stringify(v)})`)
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < s.min || v > s.max)
+      this.fail(key, `must be an integer in [${s.min}, ${s.max}] (got ${JSON.stringify(v)})`)
     return v
   }
 
@@ -51,7 +59,8 @@ export class ParamReader {
     const s = this.spec(key, 'number')
     const v = this.raw[key] ?? fallback ?? s.default
     if (v === null) this.fail(key, 'is required')
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < s.min || v > s.max) this.fail(key, `must be a number in [${s.min}, ${s.max}] (got ${JSON.stringify(v)})`)
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < s.min || v > s.max)
+      this.fail(key, `must be a number in [${s.min}, ${s.max}] (got ${JSON.stringify(v)})`)
     return v
   }
 
@@ -72,7 +81,8 @@ export class ParamReader {
   oneOf<T extends string = string>(key: string): T {
     const s = this.spec(key, 'choice')
     const v = this.raw[key] ?? s.default
-    if (typeof v !== 'string' || !s.choices.includes(v)) this.fail(key, `must be one of ${s.choices.join(', ')} (got ${JSON.stringify(v)})`)
+    if (typeof v !== 'string' || !s.choices.includes(v))
+      this.fail(key, `must be one of ${s.choices.join(', ')} (got ${JSON.stringify(v)})`)
     return v as T
   }
 
@@ -81,7 +91,8 @@ export class ParamReader {
     this.spec(key, 'index_list')
     const v = this.raw[key]
     if (v === undefined) return null
-    if (!Array.isArray(v) || v.length === 0 || !v.every((x) => Number.isInteger(x) && x >= 0)) this.fail(key, `must be a non-empty list of indices (got ${JSON.stringify(v)})`)
+    if (!Array.isArray(v) || v.length === 0 || !v.every((x) => Number.isInteger(x) && x >= 0))
+      this.fail(key, `must be a non-empty list of indices (got ${JSON.stringify(v)})`)
     return [...new Set(v as number[])].sort((a, b) => a - b)
   }
 
@@ -89,7 +100,10 @@ export class ParamReader {
   take(key: string): unknown {
     this.seen.add(key)
     const s = this.specs.find((p) => p.name === key)
-    if (!s || (s.type !== 'index_map' && s.type !== 'object')) throw new Error(`${this.where}: the method takes params.${key} raw, but its spec ${s ? `declares ${s.type}` : 'lacks it'}`)
+    if (!s || (s.type !== 'index_map' && s.type !== 'object'))
+      throw new Error(
+        `${this.where}: the method takes params.${key} raw, but its spec ${s ? `declares ${s.type}` : 'lacks it'}`,
+      )
     return this.raw[key]
   }
 
@@ -119,7 +133,7 @@ export class ParamReader {
 
   /** Call last: unknown keys are typos, and typos must not silently fall back to defaults. */
   done(): void {
-    for (const k of Object.keys(this.raw)) if (!this.seen.has(k) || !this.specs.some((p) => p.name === k)) this.fail(k, 'is not a parameter of this method')
+    for (const k of Object.keys(this.raw))
+      if (!this.seen.has(k) || !this.specs.some((p) => p.name === k)) this.fail(k, 'is not a parameter of this method')
   }
 }
-

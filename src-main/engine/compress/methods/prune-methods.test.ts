@@ -13,14 +13,26 @@ import { globalMagnitudeThreshold, magnitude } from './magnitude'
 import { sparsegpt } from './sparsegpt'
 import { wanda, wandaScores } from './wanda'
 
-const T = 400, K = 256, rows = 32
+const T = 400,
+  K = 256,
+  rows = 32
 const X = correlatedInputs(T, K, 11)
 const H = gram(X, T, K)
 const W = Float32Array.from({ length: rows * K }, lcg(5))
 const sumSq = new Float64Array(K)
 for (let t = 0; t < T; t++) for (let k = 0; k < K; k++) sumSq[k] += X[t * K + k] ** 2
 
-const loop = (over: Partial<GptqParams> = {}): GptqParams => ({ bits: 8, groupSize: -1, sym: false, damp: 0.01, blockSize: 128, actOrder: false, staticGroups: false, scaleDtype: 'f16', ...over })
+const loop = (over: Partial<GptqParams> = {}): GptqParams => ({
+  bits: 8,
+  groupSize: -1,
+  sym: false,
+  damp: 0.01,
+  blockSize: 128,
+  actOrder: false,
+  staticGroups: false,
+  scaleDtype: 'f16',
+  ...over,
+})
 
 describe('selection rules', () => {
   it('per matrix: everything at or below the score at ⌊p·n⌋ of the sorted scores', () => {
@@ -37,10 +49,20 @@ describe('selection rules', () => {
   })
 
   it('the global threshold equals the naive one over all targets', async () => {
-    const parts = [Float32Array.from({ length: 999 }, lcg(1)), Float32Array.from({ length: 4097 }, lcg(2)), new Float32Array(50)]
+    const parts = [
+      Float32Array.from({ length: 999 }, lcg(1)),
+      Float32Array.from({ length: 4097 }, lcg(2)),
+      new Float32Array(50),
+    ]
     const all = parts.flatMap((p) => Array.from(p, Math.abs)).sort((a, b) => a - b)
     for (const p of [0.1, 0.5, 0.9]) {
-      const targets = parts.map((w, i) => ({ name: `t${i}`, rows: 1, cols: w.length, params: {}, read: async () => w.slice() }))
+      const targets = parts.map((w, i) => ({
+        name: `t${i}`,
+        rows: 1,
+        cols: w.length,
+        params: {},
+        read: async () => w.slice(),
+      }))
       expect(await globalMagnitudeThreshold(targets, p)).toBe(all[Math.floor(all.length * p)])
     }
   })
@@ -56,12 +78,22 @@ describe('selection rules', () => {
   })
 
   it('names the step and field in parameter errors', () => {
-    expect(() => parsePattern('4:2', 'recipe step 1 (wanda): params.pattern')).toThrow(/step 1 \(wanda\): params.pattern must be "N:M"/)
-    expect(() => wanda.parseParams({ pattern: '2:4', sparsity: 0.3 }, 'recipe step 2 (wanda)')).toThrow(/step 2 \(wanda\): params.sparsity is 0.3, but pattern 2:4 prunes 0.5/)
-    expect(() => magnitude.parseParams({ scope: 'tensor' }, 's')).toThrow(/params.scope must be one of layer, row, global/)
-    expect(() => magnitude.parseParams({ sparsity: 1.5 }, 's')).toThrow(/params.sparsity must be a number in \[0, 0.999\]/)
+    expect(() => parsePattern('4:2', 'recipe step 1 (wanda): params.pattern')).toThrow(
+      /step 1 \(wanda\): params.pattern must be "N:M"/,
+    )
+    expect(() => wanda.parseParams({ pattern: '2:4', sparsity: 0.3 }, 'recipe step 2 (wanda)')).toThrow(
+      /step 2 \(wanda\): params.sparsity is 0.3, but pattern 2:4 prunes 0.5/,
+    )
+    expect(() => magnitude.parseParams({ scope: 'tensor' }, 's')).toThrow(
+      /params.scope must be one of layer, row, global/,
+    )
+    expect(() => magnitude.parseParams({ sparsity: 1.5 }, 's')).toThrow(
+      /params.sparsity must be a number in \[0, 0.999\]/,
+    )
     expect(() => sparsegpt.parseParams({ group_size: 32 }, 's')).toThrow(/params.group_size applies only with bits/)
-    expect(() => sparsegpt.parseParams({ pattern: '2:3', block_size: 128 }, 's')).toThrow(/block_size must be a multiple of M = 3/)
+    expect(() => sparsegpt.parseParams({ pattern: '2:3', block_size: 128 }, 's')).toThrow(
+      /block_size must be a multiple of M = 3/,
+    )
   })
 })
 
@@ -74,9 +106,19 @@ describe('SparseGPT on a synthetic layer', () => {
 
   it('the WASM path agrees with the TS path, and beats Wanda and magnitude at 50%', async () => {
     const plan = planHessian(H, K, { damp: 0.01, actOrder: false })
-    const ts = W.slice(), wasm = W.slice()
+    const ts = W.slice(),
+      wasm = W.slice()
     await gptqQuantizePlanned(ts, rows, K, plan, loop(), undefined, { sparsity: 0.5, pattern: null }, false)
-    await gptqQuantizePlanned(wasm, rows, K, planHessian(H, K, { damp: 0.01, actOrder: false }, pool), loop(), pool, { sparsity: 0.5, pattern: null }, false)
+    await gptqQuantizePlanned(
+      wasm,
+      rows,
+      K,
+      planHessian(H, K, { damp: 0.01, actOrder: false }, pool),
+      loop(),
+      pool,
+      { sparsity: 0.5, pattern: null },
+      false,
+    )
     // Each 128-column block prunes at least half its weights (ties at the threshold prune more).
     for (const w of [ts, wasm]) expect(zeroFraction(w)).toBeGreaterThanOrEqual(0.5)
     let sameMask = 0
@@ -95,9 +137,24 @@ describe('SparseGPT on a synthetic layer', () => {
   it('GPTQ after pruning keeps the zeros (preserve_zeros), and refills them without it', async () => {
     const pruned = W.slice()
     pruneMatrix(pruned, pruned.map(Math.abs), 0.5)
-    const kept = pruned.slice(), refilled = pruned.slice()
-    await gptqQuantizePlanned(kept, rows, K, planHessian(H, K, { damp: 0.01, actOrder: true }, pool), loop({ bits: 4, actOrder: true, preserveZeros: true }), pool)
-    await gptqQuantizePlanned(refilled, rows, K, planHessian(H, K, { damp: 0.01, actOrder: false }, pool), loop({ bits: 4, preserveZeros: false }), pool)
+    const kept = pruned.slice(),
+      refilled = pruned.slice()
+    await gptqQuantizePlanned(
+      kept,
+      rows,
+      K,
+      planHessian(H, K, { damp: 0.01, actOrder: true }, pool),
+      loop({ bits: 4, actOrder: true, preserveZeros: true }),
+      pool,
+    )
+    await gptqQuantizePlanned(
+      refilled,
+      rows,
+      K,
+      planHessian(H, K, { damp: 0.01, actOrder: false }, pool),
+      loop({ bits: 4, preserveZeros: false }),
+      pool,
+    )
     for (let i = 0; i < pruned.length; i++) if (pruned[i] === 0) expect(kept[i]).toBe(0)
     // Without it, error feedback moves many pruned weights off zero.
     let refilledCount = 0
@@ -108,7 +165,16 @@ describe('SparseGPT on a synthetic layer', () => {
   it('2:4 with joint 4-bit quantization: the pattern holds, zeros sit on the grid, the grids export', async () => {
     const w = W.slice()
     const plan = planHessian(H, K, { damp: 0.01, actOrder: false }, pool)
-    const { record } = await gptqQuantizePlanned(w, rows, K, plan, loop({ bits: 4, groupSize: 64 }), pool, { sparsity: 0.5, pattern: { n: 2, m: 4 } }, true)
+    const { record } = await gptqQuantizePlanned(
+      w,
+      rows,
+      K,
+      plan,
+      loop({ bits: 4, groupSize: 64 }),
+      pool,
+      { sparsity: 0.5, pattern: { n: 2, m: 4 } },
+      true,
+    )
     expect(checkNm(w, rows, K, 2, 4).valid).toBe(true)
     expect(zeroFraction(w)).toBeGreaterThanOrEqual(0.5)
     const packed = codesFromWeights(record!, w, 'synthetic')

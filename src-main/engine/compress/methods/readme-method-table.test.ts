@@ -10,7 +10,11 @@ const README = path.resolve(__dirname, '../../../../README.md')
 
 /** Cells of a Markdown table row; `\|` inside a cell is text, not a separator. */
 function cells(line: string): string[] {
-  return line.replace(/^\|/, '').replace(/\|$/, '').split(/(?<!\\)\|/).map((c) => c.trim())
+  return line
+    .replace(/^\|/, '')
+    .replace(/\|$/, '')
+    .split(/(?<!\\)\|/)
+    .map((c) => c.trim())
 }
 
 /** The rows of the table under "## Methods" whose header starts with `| method |`, as method → param names. */
@@ -30,7 +34,10 @@ function readmeMethodTable(text: string): Map<string, string[]> {
     const name = /^`(\w+)`$/.exec(row[0])?.[1]
     if (!name) continue // the FP32 baseline row
     if (rows.has(name)) throw new Error(`${README}: method ${name} is listed twice`)
-    rows.set(name, [...row[paramsAt].matchAll(/`(\w+)`/g)].map((m) => m[1]))
+    rows.set(
+      name,
+      [...row[paramsAt].matchAll(/`(\w+)`/g)].map((m) => m[1]),
+    )
   }
   return rows
 }
@@ -47,13 +54,24 @@ describe('README method table', () => {
     for (const m of catalogue) {
       const named = table.get(m.name) ?? []
       const declared = m.params.map((p) => p.name)
-      expect(named.filter((n) => !declared.includes(n)), `README names params ${m.name} does not have`).toEqual([])
-      expect(declared.filter((n) => !named.includes(n)), `README's params column for ${m.name} lacks`).toEqual([])
+      expect(
+        named.filter((n) => !declared.includes(n)),
+        `README names params ${m.name} does not have`,
+      ).toEqual([])
+      expect(
+        declared.filter((n) => !named.includes(n)),
+        `README's params column for ${m.name} lacks`,
+      ).toEqual([])
     }
   })
 
   it('reads a table the way it is written (escaped pipes stay inside a cell)', () => {
-    const t = readmeMethodTable('## Methods\n\n| method | what | params |\n|---|---|---|\n| `a` | x \\| y | `p` `q` |\n| `b` | z | |\n\n## Next\n')
-    expect([...t]).toEqual([['a', ['p', 'q']], ['b', []]])
+    const t = readmeMethodTable(
+      '## Methods\n\n| method | what | params |\n|---|---|---|\n| `a` | x \\| y | `p` `q` |\n| `b` | z | |\n\n## Next\n',
+    )
+    expect([...t]).toEqual([
+      ['a', ['p', 'q']],
+      ['b', []],
+    ])
   })
 })

@@ -39,12 +39,20 @@ export const rtn: CompressionMethod<UniformParams> = {
     r.done()
     return p
   },
-  predict: (p, _rows, cols) => ({ bitsPerWeight: uniformBitsPerWeight(p.bits, cols, p.groupSize, p.sym), format: uniformFormat(p) }),
+  predict: (p, _rows, cols) => ({
+    bitsPerWeight: uniformBitsPerWeight(p.bits, cols, p.groupSize, p.sym),
+    format: uniformFormat(p),
+  }),
   async compressGroup(ctx) {
     return ctx.linears.map((l) => {
       const p = l.params
       const record = rtnQuantize(l.weight, l.rows, l.cols, p)
-      return { name: l.name, bitsPerWeight: uniformBitsPerWeight(p.bits, l.cols, p.groupSize, p.sym), format: uniformFormat(p), record }
+      return {
+        name: l.name,
+        bitsPerWeight: uniformBitsPerWeight(p.bits, l.cols, p.groupSize, p.sym),
+        format: uniformFormat(p),
+        record,
+      }
     })
   },
 }

@@ -32,7 +32,11 @@ export function quantizeRowsInt8(W: Float32Array, rows: number, cols: number): v
   }
 }
 
-export function smoothingScales(actAbsmax: ArrayLike<number>, weightColAbsmax: ArrayLike<number>, alpha: number): Float32Array {
+export function smoothingScales(
+  actAbsmax: ArrayLike<number>,
+  weightColAbsmax: ArrayLike<number>,
+  alpha: number,
+): Float32Array {
   const s = new Float32Array(actAbsmax.length)
   for (let j = 0; j < s.length; j++) {
     const w = Math.max(weightColAbsmax[j], CLAMP)
@@ -78,18 +82,23 @@ export const smoothquant: CompressionMethod<SmoothQuantParams> = {
         if (norm) {
           const cols = g.linears[0].cols
           const wmax = new Float32Array(cols)
-          for (const l of g.linears) for (let i = 0; i < l.weight.length; i++) wmax[i % cols] = Math.max(wmax[i % cols], Math.abs(l.weight[i]))
+          for (const l of g.linears)
+            for (let i = 0; i < l.weight.length; i++) wmax[i % cols] = Math.max(wmax[i % cols], Math.abs(l.weight[i]))
           scale = smoothingScales(g.input.absmax, wmax, p.alpha)
           for (let j = 0; j < cols; j++) norm[j] = f(norm[j] / scale[j])
           ctx.write(normRole, norm)
-          for (const l of g.linears) for (let i = 0; i < l.weight.length; i++) l.weight[i] = f(l.weight[i] * scale[i % cols])
+          for (const l of g.linears)
+            for (let i = 0; i < l.weight.length; i++) l.weight[i] = f(l.weight[i] * scale[i % cols])
         }
       }
       for (const l of g.linears) {
         quantizeRowsInt8(l.weight, l.rows, l.cols)
         outcomes.push({
-          name: l.name, bitsPerWeight: 8 + 16 / l.cols, format: 'w8a8 per-channel / per-token',
-          inputScale: scale, note: scale ? `smoothed, α = ${p.alpha}` : 'not smoothed (no foldable producer)',
+          name: l.name,
+          bitsPerWeight: 8 + 16 / l.cols,
+          format: 'w8a8 per-channel / per-token',
+          inputScale: scale,
+          note: scale ? `smoothed, α = ${p.alpha}` : 'not smoothed (no foldable producer)',
         })
       }
     }

@@ -43,7 +43,8 @@ export const SPARSEGPT_PARAMS: readonly ParamSpec[] = [
 export const sparsegpt: CompressionMethod<SparseGptParams> = {
   name: 'sparsegpt',
   kind: 'prune',
-  summary: 'SparseGPT: OBS mask and weight reconstruction from the calibration Hessian, optionally with joint quantization',
+  summary:
+    'SparseGPT: OBS mask and weight reconstruction from the calibration Hessian, optionally with joint quantization',
   params: SPARSEGPT_PARAMS,
   needs: { calibration: true, hessian: true },
   parseParams(raw, where) {
@@ -58,27 +59,52 @@ export const sparsegpt: CompressionMethod<SparseGptParams> = {
     r.done()
     const quantOnly = ['group_size', 'sym', 'scale_dtype'].find((k) => r.given(k))
     if (bits === null && quantOnly) r.fail(quantOnly, 'applies only with bits (joint quantization)')
-    if (prune.pattern && blockSize % prune.pattern.m !== 0) r.fail('block_size', `must be a multiple of M = ${prune.pattern.m} for an N:M pattern`)
+    if (prune.pattern && blockSize % prune.pattern.m !== 0)
+      r.fail('block_size', `must be a multiple of M = ${prune.pattern.m} for an N:M pattern`)
     return { ...prune, damp, blockSize, quant: bits === null ? null : { bits, groupSize, sym, scaleDtype } }
   },
   predict: (p, _rows, cols) => ({ bitsPerWeight: bitsPerWeight(p, cols), format: format(p) }),
   async compressGroup(ctx) {
     const H = ctx.input?.hessian
-    if (!H) throw new WhittleError('validation', null, `sparsegpt: layer ${ctx.layer} ${ctx.group} has no calibration Hessian`)
+    if (!H)
+      throw new WhittleError(
+        'validation',
+        null,
+        `sparsegpt: layer ${ctx.layer} ${ctx.group} has no calibration Hessian`,
+      )
     const plans = new Map<number, GptqHessianPlan>()
     const outcomes: LinearOutcome[] = []
     for (const l of ctx.linears) {
       const p = l.params
       let plan = plans.get(p.damp)
-      if (!plan) plans.set(p.damp, (plan = await planHessianAsync(H, l.cols, { damp: p.damp, actOrder: false }, ctx.pool)))
+      if (!plan)
+        plans.set(p.damp, (plan = await planHessianAsync(H, l.cols, { damp: p.damp, actOrder: false }, ctx.pool)))
       const loop: GptqParams = {
-        bits: p.quant?.bits ?? 8, groupSize: p.quant?.groupSize ?? -1, sym: p.quant?.sym ?? false, scaleDtype: p.quant?.scaleDtype,
-        damp: p.damp, blockSize: p.blockSize, actOrder: false, staticGroups: false,
+        bits: p.quant?.bits ?? 8,
+        groupSize: p.quant?.groupSize ?? -1,
+        sym: p.quant?.sym ?? false,
+        scaleDtype: p.quant?.scaleDtype,
+        damp: p.damp,
+        blockSize: p.blockSize,
+        actOrder: false,
+        staticGroups: false,
       }
-      const { record } = await gptqQuantizePlanned(l.weight, l.rows, l.cols, plan, loop, ctx.pool, { sparsity: p.sparsity, pattern: p.pattern }, p.quant !== null)
+      const { record } = await gptqQuantizePlanned(
+        l.weight,
+        l.rows,
+        l.cols,
+        plan,
+        loop,
+        ctx.pool,
+        { sparsity: p.sparsity, pattern: p.pattern },
+        p.quant !== null,
+      )
       outcomes.push({
-        name: l.name, bitsPerWeight: bitsPerWeight(p, l.cols), format: format(p),
-        ...(record ? { record } : {}), ...(p.pattern ? { nm: p.pattern } : {}),
+        name: l.name,
+        bitsPerWeight: bitsPerWeight(p, l.cols),
+        format: format(p),
+        ...(record ? { record } : {}),
+        ...(p.pattern ? { nm: p.pattern } : {}),
       })
     }
     return outcomes

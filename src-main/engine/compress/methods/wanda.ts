@@ -14,11 +14,18 @@ import { ParamReader } from './params'
 const f = Math.fround
 
 /** |W_ij| · sqrt(s_j) in f32, with s_j = Σx_j² / windows. */
-export function wandaScores(W: Float32Array, rows: number, cols: number, sumSq: Float64Array, windows: number): Float32Array {
+export function wandaScores(
+  W: Float32Array,
+  rows: number,
+  cols: number,
+  sumSq: Float64Array,
+  windows: number,
+): Float32Array {
   const norm = new Float32Array(cols)
   for (let c = 0; c < cols; c++) norm[c] = Math.sqrt(f(sumSq[c] / windows))
   const score = new Float32Array(W.length)
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) score[r * cols + c] = f(Math.abs(W[r * cols + c]) * norm[c])
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < cols; c++) score[r * cols + c] = f(Math.abs(W[r * cols + c]) * norm[c])
   return score
 }
 
@@ -36,16 +43,25 @@ export const wanda: CompressionMethod<PruneParams> = {
     r.done()
     return p
   },
-  predict: (p) => ({ bitsPerWeight: sparseBitsPerWeight(p.sparsity, p.pattern), format: pruneFormat(p.sparsity, p.pattern) }),
+  predict: (p) => ({
+    bitsPerWeight: sparseBitsPerWeight(p.sparsity, p.pattern),
+    format: pruneFormat(p.sparsity, p.pattern),
+  }),
   async compressGroup(ctx) {
     const input = ctx.input
-    if (!input || input.windows <= 0) throw new WhittleError('validation', null, `wanda: layer ${ctx.layer} ${ctx.group} has no calibration statistics`)
+    if (!input || input.windows <= 0)
+      throw new WhittleError('validation', null, `wanda: layer ${ctx.layer} ${ctx.group} has no calibration statistics`)
     return ctx.linears.map((l) => {
       const p = l.params
       const score = wandaScores(l.weight, l.rows, l.cols, input.sumSq, input.windows)
       if (p.pattern) pruneNm(l.weight, score, l.rows, l.cols, p.pattern)
       else pruneRows(l.weight, score, l.rows, l.cols, p.sparsity)
-      return { name: l.name, bitsPerWeight: sparseBitsPerWeight(p.sparsity, p.pattern), format: pruneFormat(p.sparsity, p.pattern), ...(p.pattern ? { nm: p.pattern } : {}) }
+      return {
+        name: l.name,
+        bitsPerWeight: sparseBitsPerWeight(p.sparsity, p.pattern),
+        format: pruneFormat(p.sparsity, p.pattern),
+        ...(p.pattern ? { nm: p.pattern } : {}),
+      }
     })
   },
 }

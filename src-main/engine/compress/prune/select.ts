@@ -15,9 +15,14 @@ export interface NmPattern {
 /** "2:4" → { n: 2, m: 4 }: N kept out of every M, 0 < N < M ≤ 64. `where` names the step and field. */
 export function parsePattern(text: unknown, where: string): NmPattern {
   const match = typeof text === 'string' ? /^(\d+):(\d+)$/.exec(text.trim()) : null
-  const n = match ? Number(match[1]) : NaN, m = match ? Number(match[2]) : NaN
+  const n = match ? Number(match[1]) : NaN,
+    m = match ? Number(match[2]) : NaN
   if (!match || !(n > 0 && n < m && m <= 64)) {
-    throw new WhittleError('validation', null, `${where} must be "N:M" with 0 < N < M ≤ 64, e.g. "2:4" (got ${JSON.stringify(text)})`)
+    throw new WhittleError(
+      'validation',
+      null,
+      `${where} must be "N:M" with 0 < N < M ≤ 64, e.g. "2:4" (got ${JSON.stringify(text)})`,
+    )
   }
   return { n, m }
 }

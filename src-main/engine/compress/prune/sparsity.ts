@@ -30,7 +30,8 @@ export function zeroFraction(W: Float32Array): number {
  * ends in a shorter group, which may hold at most N non-zeros too (the strictest reading).
  */
 export function checkNm(W: Float32Array, rows: number, cols: number, n: number, m: number): NmVerdict {
-  let violations = 0, groups = 0
+  let violations = 0,
+    groups = 0
   for (let r = 0; r < rows; r++) {
     for (let c0 = 0; c0 < cols; c0 += m) {
       let nonZero = 0
@@ -45,8 +46,10 @@ export function checkNm(W: Float32Array, rows: number, cols: number, n: number, 
 
 /** Density of non-zeros of W [rows, cols] pooled to at most maxCells × maxCells cells. */
 export function maskThumbnail(W: Float32Array, rows: number, cols: number, maxCells = 32): MaskThumbnail {
-  const tr = Math.min(maxCells, rows), tc = Math.min(maxCells, cols)
-  const nonZero = new Float64Array(tr * tc), count = new Float64Array(tr * tc)
+  const tr = Math.min(maxCells, rows),
+    tc = Math.min(maxCells, cols)
+  const nonZero = new Float64Array(tr * tc),
+    count = new Float64Array(tr * tc)
   for (let r = 0; r < rows; r++) {
     const cr = Math.floor((r * tr) / rows)
     for (let c = 0; c < cols; c++) {

@@ -22,9 +22,18 @@ export interface QuantGrid {
 export type ScaleDType = 'f32' | 'f16'
 
 /** Grid parameters for the values w[from..to) (strided by `stride`, starting at `start`). */
-export function minmaxGrid(w: ArrayLike<number>, start: number, count: number, stride: number, bits: number, sym: boolean, scaleDtype: ScaleDType = 'f32'): QuantGrid {
+export function minmaxGrid(
+  w: ArrayLike<number>,
+  start: number,
+  count: number,
+  stride: number,
+  bits: number,
+  sym: boolean,
+  scaleDtype: ScaleDType = 'f32',
+): QuantGrid {
   const maxq = 2 ** bits - 1
-  let xmin = 0, xmax = 0
+  let xmin = 0,
+    xmax = 0
   for (let i = 0, at = start; i < count; i++, at += stride) {
     const v = w[at]
     if (v < xmin) xmin = v

@@ -38,10 +38,22 @@ export interface UniformQuantRecord extends UniformGridRecord {
 export class GridRecorder {
   readonly record: UniformGridRecord
 
-  constructor(rows: number, cols: number, groups: number, p: { bits: number; groupSize: number; sym: boolean }, gIdx: Int32Array) {
+  constructor(
+    rows: number,
+    cols: number,
+    groups: number,
+    p: { bits: number; groupSize: number; sym: boolean },
+    gIdx: Int32Array,
+  ) {
     this.record = {
-      bits: p.bits, groupSize: p.groupSize, sym: p.sym, rows, cols,
-      scales: new Float32Array(groups * rows), zeros: new Int32Array(groups * rows), gIdx,
+      bits: p.bits,
+      groupSize: p.groupSize,
+      sym: p.sym,
+      rows,
+      cols,
+      scales: new Float32Array(groups * rows),
+      zeros: new Int32Array(groups * rows),
+      gIdx,
     }
   }
 
@@ -64,17 +76,27 @@ export function sequentialGIdx(cols: number, groupSize: number): Int32Array {
  */
 export function codesFromWeights(rec: UniformGridRecord, W: Float32Array, where: string): UniformQuantRecord {
   const { rows, cols } = rec
-  if (W.length !== rows * cols) throw new WhittleError('validation', null, `${where}: ${W.length} weights for a ${rows}×${cols} quantization record`)
+  if (W.length !== rows * cols)
+    throw new WhittleError(
+      'validation',
+      null,
+      `${where}: ${W.length} weights for a ${rows}×${cols} quantization record`,
+    )
   const maxq = 2 ** rec.bits - 1
   const codes = new Uint8Array(rows * cols)
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const at = rec.gIdx[c] * rows + r
-      const s = rec.scales[at], z = rec.zeros[at]
+      const s = rec.scales[at],
+        z = rec.zeros[at]
       const w = W[r * cols + c]
       const q = Math.min(maxq, Math.max(0, roundHalfEven(Math.fround(w / s)) + z))
       if (Math.fround(s * (q - z)) !== w) {
-        throw new WhittleError('validation', null, `${where}: weight [${r}, ${c}] = ${w} is not on its quantization grid (scale ${s}, zero ${z}); a later step changed it, so it cannot be packed`)
+        throw new WhittleError(
+          'validation',
+          null,
+          `${where}: weight [${r}, ${c}] = ${w} is not on its quantization grid (scale ${s}, zero ${z}); a later step changed it, so it cannot be packed`,
+        )
       }
       codes[r * cols + c] = q
     }

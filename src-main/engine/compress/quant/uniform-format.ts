@@ -19,15 +19,31 @@ const SCALE_DTYPES: readonly ScaleDType[] = ['f16', 'f32']
 export function uniformParamSpecs(groupSize: number, bits: number | null = 4): ParamSpec[] {
   return [
     intParam('bits', bits, 2, 8, 'Code width per weight'),
-    intParam('group_size', groupSize, -1, 1 << 20, 'Input columns sharing one scale and zero point; -1 = one grid per output row'),
+    intParam(
+      'group_size',
+      groupSize,
+      -1,
+      1 << 20,
+      'Input columns sharing one scale and zero point; -1 = one grid per output row',
+    ),
     boolParam('sym', false, 'Symmetric grid (no zero point)'),
-    choiceParam('scale_dtype', 'f16', SCALE_DTYPES, 'Precision of the stored scales (f32: the reference\'s exact arithmetic)'),
+    choiceParam(
+      'scale_dtype',
+      'f16',
+      SCALE_DTYPES,
+      "Precision of the stored scales (f32: the reference's exact arithmetic)",
+    ),
   ]
 }
 
 /** Reads bits, group_size, sym and scale_dtype (the spec must include uniformParamSpecs). */
 export function parseUniform(r: ParamReader): UniformParams {
-  return { bits: r.int('bits'), groupSize: r.groupSize(), sym: r.bool('sym'), scaleDtype: r.oneOf<ScaleDType>('scale_dtype') }
+  return {
+    bits: r.int('bits'),
+    groupSize: r.groupSize(),
+    sym: r.bool('sym'),
+    scaleDtype: r.oneOf<ScaleDType>('scale_dtype'),
+  }
 }
 
 /** "w4 g128 asym", "w8 per-channel sym f32-scales". */

@@ -81,13 +81,15 @@ export function validateRecipe(doc: unknown): Recipe {
   only(c, ['text', 'samples', 'seqlen', 'seed', 'starts'], 'calibration')
   const int = (v: unknown, fallback: number, lo: number, hi: number, where: string): number => {
     const n = v ?? fallback
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < lo || n > hi) bad(where, `must be an integer in [${lo}, ${hi}] (got ${JSON.stringify(n)})`)
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < lo || n > hi)
+      bad(where, `must be an integer in [${lo}, ${hi}] (got ${JSON.stringify(n)})`)
     return n
   }
   if (c.text !== undefined && typeof c.text !== 'string') bad('calibration.text', 'must be a path')
   let starts: number[] | undefined
   if (c.starts !== undefined) {
-    if (!Array.isArray(c.starts) || c.starts.some((s) => typeof s !== 'number' || !Number.isInteger(s) || s < 0)) bad('calibration.starts', 'must be a list of non-negative integers')
+    if (!Array.isArray(c.starts) || c.starts.some((s) => typeof s !== 'number' || !Number.isInteger(s) || s < 0))
+      bad('calibration.starts', 'must be a list of non-negative integers')
     starts = c.starts as number[]
   }
   const calibration: RecipeCalibration = {
@@ -112,7 +114,10 @@ export function validateRecipe(doc: unknown): Recipe {
     method.parseParams(params, `recipe ${where} (${raw.method})`)
     return {
       method: raw.method,
-      targets: { include: stringList(t.include, `${where}.targets.include`), exclude: stringList(t.exclude, `${where}.targets.exclude`) },
+      targets: {
+        include: stringList(t.include, `${where}.targets.include`),
+        exclude: stringList(t.exclude, `${where}.targets.exclude`),
+      },
       params,
     }
   })
@@ -130,7 +135,10 @@ export function validateRecipe(doc: unknown): Recipe {
   // Every value must make a valid step: a sweep fails now, not at its fifth run.
   for (const { value, recipe } of expandSweep({ steps, sweep })) {
     const i = (sweep.step ?? 1) - 1
-    getMethod(steps[i].method, `step ${i + 1}`).parseParams(recipe.steps[i].params ?? {}, `recipe sweep value ${JSON.stringify(value)} (step ${i + 1}, ${steps[i].method})`)
+    getMethod(steps[i].method, `step ${i + 1}`).parseParams(
+      recipe.steps[i].params ?? {},
+      `recipe sweep value ${JSON.stringify(value)} (step ${i + 1}, ${steps[i].method})`,
+    )
   }
   return { calibration, steps, overrides, sweep }
 }
@@ -140,7 +148,11 @@ export function parseRecipeText(text: string, file: string): Recipe {
   try {
     doc = parseYaml(text)
   } catch (e) {
-    throw new WhittleError('format', file, `is not valid YAML or JSON: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`)
+    throw new WhittleError(
+      'format',
+      file,
+      `is not valid YAML or JSON: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`,
+    )
   }
   try {
     return validateRecipe(doc)

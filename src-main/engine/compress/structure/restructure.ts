@@ -36,7 +36,11 @@ export function renameLayer(name: string, from: number, to: number): string {
 
 const LAYER_KEYS = ['num_hidden_layers', 'n_layer', 'num_layers']
 
-function updatedConfig(files: ModelFiles, layers: number, heads: { q: number; kv: number; headDim: number } | null): Pick<ModelFiles, 'config' | 'metadata'> {
+function updatedConfig(
+  files: ModelFiles,
+  layers: number,
+  heads: { q: number; kv: number; headDim: number } | null,
+): Pick<ModelFiles, 'config' | 'metadata'> {
   let config = files.config
   if (config) {
     config = { ...config }
@@ -52,7 +56,12 @@ function updatedConfig(files: ModelFiles, layers: number, heads: { q: number; kv
   const arch = files.metadata['general.architecture']
   if (files.format === 'gguf' && typeof arch === 'string') {
     metadata[`${arch}.block_count`] = layers
-    if (heads) throw new WhittleError('unsupported', files.path, 'removing heads physically from a GGUF source is not supported; use masked mode or a safetensors source')
+    if (heads)
+      throw new WhittleError(
+        'unsupported',
+        files.path,
+        'removing heads physically from a GGUF source is not supported; use masked mode or a safetensors source',
+      )
   }
   return { config, metadata }
 }
@@ -68,21 +77,35 @@ function keepRowBlocks(w: Float32Array, cols: number, size: number, keep: number
 function keepColBlocks(w: Float32Array, rows: number, cols: number, size: number, keep: number[]): Float32Array {
   const width = keep.length * size
   const out = new Float32Array(rows * width)
-  for (let r = 0; r < rows; r++) keep.forEach((b, i) => out.set(w.subarray(r * cols + b * size, r * cols + (b + 1) * size), r * width + i * size))
+  for (let r = 0; r < rows; r++)
+    keep.forEach((b, i) => out.set(w.subarray(r * cols + b * size, r * cols + (b + 1) * size), r * width + i * size))
   return out
 }
 
 function f32Entry(e: TensorEntry, name: string, shape: number[], values: Float32Array): TensorEntry {
-  return { ...e, name, dtype: 'F32', shape, byteLength: values.byteLength, data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) }
+  return {
+    ...e,
+    name,
+    dtype: 'F32',
+    shape,
+    byteLength: values.byteLength,
+    data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+  }
 }
 
 export async function restructureModel(view: ModelView, change: StructureChange): Promise<Restructured> {
   const a = view.arch
   const keep = change.keepLayers
-  if (keep.length === 0) throw new WhittleError('validation', view.files.path, 'a model needs at least one decoder layer')
+  if (keep.length === 0)
+    throw new WhittleError('validation', view.files.path, 'a model needs at least one decoder layer')
   const newIndex = new Map(keep.map((old, i) => [old, i]))
   const counts = change.heads ? new Set([...change.heads.values()].map((h) => `${h.q.length}/${h.kv.length}`)) : null
-  if (counts && counts.size > 1) throw new WhittleError('validation', view.files.path, `physical head removal needs the same head counts in every layer (got ${[...counts].join(', ')})`)
+  if (counts && counts.size > 1)
+    throw new WhittleError(
+      'validation',
+      view.files.path,
+      `physical head removal needs the same head counts in every layer (got ${[...counts].join(', ')})`,
+    )
   const tensors: TensorEntry[] = []
   const renames = new Map<string, string>()
   const hd = a.headDim
@@ -95,7 +118,12 @@ export async function restructureModel(view: ModelView, change: StructureChange)
     const heads = layer !== null ? change.heads?.get(layer) : undefined
     const role = place?.role
     if (heads && (role === 'q' || role === 'k' || role === 'v' || role === 'o')) {
-      if (place!.transposed) throw new WhittleError('unsupported', view.files.path, `${t.name}: heads cannot be removed from Conv1D weights yet`)
+      if (place!.transposed)
+        throw new WhittleError(
+          'unsupported',
+          view.files.path,
+          `${t.name}: heads cannot be removed from Conv1D weights yet`,
+        )
       const w = await readTensorF32(e)
       const cols = e.shape.length === 2 ? e.shape[1] : 1
       const kept = role === 'q' || role === 'o' ? heads.q : heads.kv
@@ -104,7 +132,14 @@ export async function restructureModel(view: ModelView, change: StructureChange)
       } else if (role === 'o') {
         tensors.push({ ...e, name }) // o_proj's bias lives in the hidden dimension, untouched
       } else {
-        tensors.push(f32Entry(e, name, e.shape.length === 2 ? [kept.length * hd, cols] : [kept.length * hd], keepRowBlocks(w, cols, hd, kept)))
+        tensors.push(
+          f32Entry(
+            e,
+            name,
+            e.shape.length === 2 ? [kept.length * hd, cols] : [kept.length * hd],
+            keepRowBlocks(w, cols, hd, kept),
+          ),
+        )
       }
     } else {
       tensors.push({ ...e, name })

@@ -30,17 +30,44 @@ export interface StructureStepResult {
 /** A step that acts on the whole model at once (a structural or a recovery method's hook). */
 export type WholeModelRun = (ctx: StructureContext) => Promise<StructureResult>
 
-export async function runStructureStep(pool: WorkerPool, view: ModelView, method: CompressionMethod, step: RecipeStep, index: number, steps: number, options: PipelineOptions): Promise<StructureStepResult> {
+export async function runStructureStep(
+  pool: WorkerPool,
+  view: ModelView,
+  method: CompressionMethod,
+  step: RecipeStep,
+  index: number,
+  steps: number,
+  options: PipelineOptions,
+): Promise<StructureStepResult> {
   const restructure = method.restructure
-  if (!restructure) throw new WhittleError('validation', null, `recipe step ${index + 1} (${step.method}): a structural method without restructure`)
+  if (!restructure)
+    throw new WhittleError(
+      'validation',
+      null,
+      `recipe step ${index + 1} (${step.method}): a structural method without restructure`,
+    )
   return runWholeModelStep(pool, view, method, (ctx) => restructure.call(method, ctx), step, index, steps, options)
 }
 
 /** Runs `run` on the whole view and reports its changed tensors like any compressed tensor. */
-export async function runWholeModelStep(pool: WorkerPool, view: ModelView, method: CompressionMethod, run: WholeModelRun, step: RecipeStep, index: number, steps: number, options: PipelineOptions): Promise<StructureStepResult> {
+export async function runWholeModelStep(
+  pool: WorkerPool,
+  view: ModelView,
+  method: CompressionMethod,
+  run: WholeModelRun,
+  step: RecipeStep,
+  index: number,
+  steps: number,
+  options: PipelineOptions,
+): Promise<StructureStepResult> {
   const params = method.parseParams(step.params, `recipe step ${index + 1} (${step.method})`)
   const r = await run({
-    view, params, pool, windows: options.windows, targets: new Set(selectTargets(view.tensors, step.targets).map((t) => t.name)), signal: options.signal,
+    view,
+    params,
+    pool,
+    windows: options.windows,
+    targets: new Set(selectTargets(view.tensors, step.targets).map((t) => t.name)),
+    signal: options.signal,
     onProgress: (f, m) => options.onProgress?.((index + f) / steps, `step ${index + 1}/${steps} ${step.method}: ${m}`),
   })
   const tensors: TensorOutcome[] = []
@@ -50,11 +77,20 @@ export async function runWholeModelStep(pool: WorkerPool, view: ModelView, metho
     const info = r.view.tensors.find((t) => t.name === c.name)!
     const [rows, cols] = e.shape
     tensors.push({
-      name: c.name, step: index, method: step.method, layer: info.layer ?? -1, role: info.role, shape: [rows, cols],
+      name: c.name,
+      step: index,
+      method: step.method,
+      layer: info.layer ?? -1,
+      role: info.role,
+      shape: [rows, cols],
       // Masked weights stay dense in their dtype; the saving comes when they are removed.
-      bitsPerWeight: (view.entry(c.name).byteLength * 8) / (rows * cols), format: c.format, note: r.note,
-      relWeightError: relativeError(c.before, after), relOutputError: null,
-      sparsity: zeroFraction(after), mask: maskThumbnail(after, rows, cols),
+      bitsPerWeight: (view.entry(c.name).byteLength * 8) / (rows * cols),
+      format: c.format,
+      note: r.note,
+      relWeightError: relativeError(c.before, after),
+      relOutputError: null,
+      sparsity: zeroFraction(after),
+      mask: maskThumbnail(after, rows, cols),
     })
   }
   const changed = new Set(r.changed.map((c) => c.name))
@@ -70,7 +106,12 @@ export async function runWholeModelStep(pool: WorkerPool, view: ModelView, metho
         if (changed.has(name)) continue
         const renamed = r.renames ? r.renames.get(name) : name
         // A tensor sliced to fewer heads has another shape: its grids no longer describe it.
-        if (renamed !== undefined && r.view.entry(renamed).shape[0] === rec.rows && r.view.entry(renamed).shape[1] === rec.cols) after.set(renamed, rec)
+        if (
+          renamed !== undefined &&
+          r.view.entry(renamed).shape[0] === rec.rows &&
+          r.view.entry(renamed).shape[1] === rec.cols
+        )
+          after.set(renamed, rec)
       }
       return after
     },

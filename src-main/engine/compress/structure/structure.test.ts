@@ -32,14 +32,24 @@ describe('structural pruning of stories260K', () => {
   beforeAll(async () => {
     pool = await WorkerPool.create({ threads: 2 })
     model = await loadModel(path.join(root, 'resources/demo/stories260K'))
-    const ids = await tokenizeForEval(model.files, await readTextFile(path.join(root, 'resources/text/tinystories_calib.txt')))
+    const ids = await tokenizeForEval(
+      model.files,
+      await readTextFile(path.join(root, 'resources/text/tinystories_calib.txt')),
+    )
     windows = calibrationWindows(ids, { samples: 8, seqlen: 128, seed: 0 })
-    evalIds = await tokenizeForEval(model.files, await readTextFile(path.join(root, 'resources/text/tinystories_eval.txt')))
+    evalIds = await tokenizeForEval(
+      model.files,
+      await readTextFile(path.join(root, 'resources/text/tinystories_eval.txt')),
+    )
   })
   afterAll(() => pool?.close())
 
-  const ppl = async (m: LoadedModel): Promise<number> => (await perplexity(pool, m, evalIds, { seqlen: 256, maxWindows: 24 })).ppl
-  async function probe<T>(m: LoadedModel, run: (f: Awaited<ReturnType<typeof createForward>>) => Promise<T>): Promise<T> {
+  const ppl = async (m: LoadedModel): Promise<number> =>
+    (await perplexity(pool, m, evalIds, { seqlen: 256, maxWindows: 24 })).ppl
+  async function probe<T>(
+    m: LoadedModel,
+    run: (f: Awaited<ReturnType<typeof createForward>>) => Promise<T>,
+  ): Promise<T> {
     const f = await createForward(pool, m)
     try {
       return await run(f)
@@ -49,11 +59,18 @@ describe('structural pruning of stories260K', () => {
   }
 
   it('drop_layers: the smaller model computes what skipping the block computes, and exports consistently', async () => {
-    const r = await runRecipe(pool, model, validateRecipe({ steps: [{ method: 'drop_layers', params: { layers: [2] } }] }), { windows })
+    const r = await runRecipe(
+      pool,
+      model,
+      validateRecipe({ steps: [{ method: 'drop_layers', params: { layers: [2] } }] }),
+      { windows },
+    )
     expect(r.view.arch.layers).toBe(4)
     expect(r.view.tensors.some((t) => t.name === 'model.layers.4.mlp.up_proj.weight')).toBe(false)
     // Old layer 3 is new layer 2, byte for byte.
-    expect(Array.from(await readTensorF32(r.view.entry('model.layers.2.mlp.up_proj.weight')))).toEqual(Array.from(await readTensorF32(model.entry('model.layers.3.mlp.up_proj.weight'))))
+    expect(Array.from(await readTensorF32(r.view.entry('model.layers.2.mlp.up_proj.weight')))).toEqual(
+      Array.from(await readTensorF32(model.entry('model.layers.3.mlp.up_proj.weight'))),
+    )
     const original = await probe(model, (f) => layerImportance(f, windows))
     const dropped = await probe(r.view, (f) => layerImportance(f, windows))
     expect(dropped.baselineNll).toBeCloseTo(original.baselineNll + original.skipDelta[2], 5)
@@ -70,8 +87,18 @@ describe('structural pruning of stories260K', () => {
 
   it('prune_heads physical equals masked for whole key/value groups, and exports a smaller model', async () => {
     const heads = Object.fromEntries(Array.from({ length: 5 }, (_, l) => [String(l), [2, 3]]))
-    const masked = await runRecipe(pool, model, validateRecipe({ steps: [{ method: 'prune_heads', params: { mode: 'masked', heads } }] }), { windows })
-    const physical = await runRecipe(pool, model, validateRecipe({ steps: [{ method: 'prune_heads', params: { mode: 'physical', heads } }] }), { windows })
+    const masked = await runRecipe(
+      pool,
+      model,
+      validateRecipe({ steps: [{ method: 'prune_heads', params: { mode: 'masked', heads } }] }),
+      { windows },
+    )
+    const physical = await runRecipe(
+      pool,
+      model,
+      validateRecipe({ steps: [{ method: 'prune_heads', params: { mode: 'physical', heads } }] }),
+      { windows },
+    )
     expect(physical.view.arch).toMatchObject({ heads: 6, kvHeads: 3, headDim: 8, hiddenSize: 64 })
     expect(physical.view.entry('model.layers.0.self_attn.q_proj.weight').shape).toEqual([48, 64])
     expect(physical.view.entry('model.layers.0.self_attn.k_proj.weight').shape).toEqual([24, 64])
@@ -82,7 +109,12 @@ describe('structural pruning of stories260K', () => {
     expect(q.subarray(0, 16 * 64).some((x) => x !== 0)).toBe(true)
     const k = await readTensorF32(masked.view.entry('model.layers.1.self_attn.k_proj.weight'))
     expect(k.subarray(8 * 64, 16 * 64).every((x) => x === 0)).toBe(true)
-    expect(masked.tensors.filter((t) => t.layer === 1).map((t) => t.role).sort()).toEqual(['k', 'o', 'q', 'v'])
+    expect(
+      masked.tensors
+        .filter((t) => t.layer === 1)
+        .map((t) => t.role)
+        .sort(),
+    ).toEqual(['k', 'o', 'q', 'v'])
     expect(masked.tensors.find((t) => t.role === 'q')!.sparsity).toBeCloseTo(0.25, 12)
 
     const a = await probe(masked.view, (f) => headImportance(f, masked.view, windows.slice(0, 2)))
@@ -100,16 +132,33 @@ describe('structural pruning of stories260K', () => {
   })
 
   it('ranks by importance when given a count, and refuses what it cannot do', async () => {
-    const r = await runRecipe(pool, model, validateRecipe({ steps: [{ method: 'drop_layers', params: { count: 1 } }] }), { windows })
+    const r = await runRecipe(
+      pool,
+      model,
+      validateRecipe({ steps: [{ method: 'drop_layers', params: { count: 1 } }] }),
+      { windows },
+    )
     expect(r.view.arch.layers).toBe(4)
-    const byCount = await runRecipe(pool, model, validateRecipe({ steps: [{ method: 'prune_heads', params: { mode: 'physical', count: 2, by: 'proxy' } }] }), { windows })
+    const byCount = await runRecipe(
+      pool,
+      model,
+      validateRecipe({ steps: [{ method: 'prune_heads', params: { mode: 'physical', count: 2, by: 'proxy' } }] }),
+      { windows },
+    )
     expect(byCount.view.arch.heads).toBe(6)
-    const run = (params: Record<string, unknown>, method = 'prune_heads') => runRecipe(pool, model, validateRecipe({ steps: [{ method, params }] }), { windows })
-    await expect(run({ mode: 'physical', heads: { 0: [0, 1] } })).rejects.toThrow(/must leave every layer with the same heads/)
-    await expect(run({ mode: 'physical', heads: Object.fromEntries([0, 1, 2, 3, 4].map((l) => [l, [0, 2, 3]])) })).rejects.toThrow(/cannot be removed physically/)
+    const run = (params: Record<string, unknown>, method = 'prune_heads') =>
+      runRecipe(pool, model, validateRecipe({ steps: [{ method, params }] }), { windows })
+    await expect(run({ mode: 'physical', heads: { 0: [0, 1] } })).rejects.toThrow(
+      /must leave every layer with the same heads/,
+    )
+    await expect(
+      run({ mode: 'physical', heads: Object.fromEntries([0, 1, 2, 3, 4].map((l) => [l, [0, 2, 3]])) }),
+    ).rejects.toThrow(/cannot be removed physically/)
     await expect(run({ mode: 'masked', heads: { 0: [9] } })).rejects.toThrow(/head 9 of layer 0 does not exist/)
     await expect(run({ layers: [5] }, 'drop_layers')).rejects.toThrow(/layer 5 does not exist/)
     await expect(run({ layers: [0, 1, 2, 3, 4] }, 'drop_layers')).rejects.toThrow(/leaves no model/)
-    expect(() => validateRecipe({ steps: [{ method: 'drop_layers', params: { layers: [1], count: 1 } }] })).toThrow(/exactly one of layers/)
+    expect(() => validateRecipe({ steps: [{ method: 'drop_layers', params: { layers: [1], count: 1 } }] })).toThrow(
+      /exactly one of layers/,
+    )
   })
 })

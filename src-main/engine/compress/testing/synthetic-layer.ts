@@ -39,11 +39,20 @@ export function gram(X: Float32Array, T: number, K: number): Float64Array {
 }
 
 /** ‖X(W − Q)ᵀ‖_F / ‖XWᵀ‖_F */
-export function outputError(X: Float32Array, T: number, W: Float32Array, Q: Float32Array, rows: number, K: number): number {
-  let num = 0, den = 0
+export function outputError(
+  X: Float32Array,
+  T: number,
+  W: Float32Array,
+  Q: Float32Array,
+  rows: number,
+  K: number,
+): number {
+  let num = 0,
+    den = 0
   for (let t = 0; t < T; t++) {
     for (let r = 0; r < rows; r++) {
-      let y = 0, d = 0
+      let y = 0,
+        d = 0
       for (let k = 0; k < K; k++) {
         y += X[t * K + k] * W[r * K + k]
         d += X[t * K + k] * (W[r * K + k] - Q[r * K + k])

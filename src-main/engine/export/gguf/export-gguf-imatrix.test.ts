@@ -52,15 +52,28 @@ describe.skipIf(!hasShared)('llama-quantize --imatrix imatrix.gguf --pure, repro
       for (const [name, w] of want) {
         const g = got.get(name)!
         expect(g.dtype, name).toBe(w.dtype)
-        expect(g.bytes.findIndex((b, i) => b !== w.bytes[i]), `${name}: first differing byte`).toBe(-1)
+        expect(
+          g.bytes.findIndex((b, i) => b !== w.bytes[i]),
+          `${name}: first differing byte`,
+        ).toBe(-1)
         expect(g.bytes.length, name).toBe(w.bytes.length)
       }
       // The importances reached every block weight and nothing else.
-      expect(report.tensors.filter((t) => t.imatrix).map((t) => t.name).sort()).toEqual([...imatrix.entries.keys()].sort())
+      expect(
+        report.tensors
+          .filter((t) => t.imatrix)
+          .map((t) => t.name)
+          .sort(),
+      ).toEqual([...imatrix.entries.keys()].sort())
       // What llama-quantize records about the imatrix, as it writes it.
       const meta = (await readGguf(out)).metadata
       const wantMeta = (await readGguf(golden(`small-llama-imatrix-${type}.gguf`))).metadata
-      for (const key of ['quantize.imatrix.file', 'quantize.imatrix.dataset', 'quantize.imatrix.entries_count', 'quantize.imatrix.chunks_count']) {
+      for (const key of [
+        'quantize.imatrix.file',
+        'quantize.imatrix.dataset',
+        'quantize.imatrix.entries_count',
+        'quantize.imatrix.chunks_count',
+      ]) {
         expect(meta[key], key).toEqual(wantMeta[key])
       }
     })

@@ -72,7 +72,14 @@ describe.skipIf(!hasShared)('GGUF export: golden llama-quantize files', () => {
       await expectSameTensors(out, path.join(golden, `small-llama-${type}.gguf`))
       const meta = (await readGguf(out)).metadata
       const ref = (await readGguf(path.join(golden, `small-llama-${type}.gguf`))).metadata
-      for (const key of ['general.file_type', 'llama.block_count', 'llama.attention.head_count_kv', 'llama.rope.dimension_count', 'llama.vocab_size', 'llama.feed_forward_length']) {
+      for (const key of [
+        'general.file_type',
+        'llama.block_count',
+        'llama.attention.head_count_kv',
+        'llama.rope.dimension_count',
+        'llama.vocab_size',
+        'llama.feed_forward_length',
+      ]) {
         expect(meta[key], key).toEqual(ref[key])
       }
     })
@@ -87,20 +94,31 @@ describe.skipIf(!hasShared)('GGUF export: golden llama-quantize files', () => {
 })
 
 describe.skipIf(!hasShared)('GGUF export: stories260K round trip', () => {
-  it('HF -> GGUF F32 matches llama.cpp\'s own conversion, tokenizer included', async () => {
+  it("HF -> GGUF F32 matches llama.cpp's own conversion, tokenizer included", async () => {
     const model = await loadModel(storiesHf)
     const out = path.join(tmp, 'stories-f32.gguf')
     await exportGguf(pool, model, out, { type: 'F32' })
     await expectSameTensors(out, storiesGguf)
     const mine = await readGguf(out)
     const theirs = await readGguf(storiesGguf)
-    for (const key of ['tokenizer.ggml.model', 'tokenizer.ggml.bos_token_id', 'tokenizer.ggml.eos_token_id', 'tokenizer.ggml.unknown_token_id',
-      'llama.embedding_length', 'llama.block_count', 'llama.feed_forward_length', 'llama.attention.head_count', 'llama.attention.head_count_kv', 'llama.rope.dimension_count']) {
+    for (const key of [
+      'tokenizer.ggml.model',
+      'tokenizer.ggml.bos_token_id',
+      'tokenizer.ggml.eos_token_id',
+      'tokenizer.ggml.unknown_token_id',
+      'llama.embedding_length',
+      'llama.block_count',
+      'llama.feed_forward_length',
+      'llama.attention.head_count',
+      'llama.attention.head_count_kv',
+      'llama.rope.dimension_count',
+    ]) {
       expect(mine.metadata[key], key).toEqual(theirs.metadata[key])
     }
     for (const key of ['tokenizer.ggml.tokens', 'tokenizer.ggml.token_type', 'tokenizer.ggml.scores']) {
-      expect(Array.from(await readGgufArray(out, key, mine) as ArrayLike<unknown>), key)
-        .toEqual(Array.from(await readGgufArray(storiesGguf, key, theirs) as ArrayLike<unknown>))
+      expect(Array.from((await readGgufArray(out, key, mine)) as ArrayLike<unknown>), key).toEqual(
+        Array.from((await readGgufArray(storiesGguf, key, theirs)) as ArrayLike<unknown>),
+      )
     }
     expect(mine.metadata['tokenizer.ggml.add_bos_token']).toBe(true)
   })
@@ -124,7 +142,11 @@ describe.skipIf(!hasShared)('GGUF export: stories260K round trip', () => {
     // stories260K ties its head; llama.cpp stored it as output.weight, which comes back as lm_head.
     const lmHead = backByName.get('lm_head.weight')!
     const embed = original.tensors.find((t) => t.name === 'model.embed_tokens.weight')!
-    expect(Buffer.from(await readTensorBytes(lmHead, 0, lmHead.byteLength)).equals(Buffer.from(await readTensorBytes(embed, 0, embed.byteLength)))).toBe(true)
+    expect(
+      Buffer.from(await readTensorBytes(lmHead, 0, lmHead.byteLength)).equals(
+        Buffer.from(await readTensorBytes(embed, 0, embed.byteLength)),
+      ),
+    ).toBe(true)
     const reloaded = await loadModel(dir)
     expect(reloaded.arch.heads).toBe(8)
     expect(reloaded.arch.kvHeads).toBe(4)
@@ -148,7 +170,10 @@ describe.skipIf(!hasShared)('GGUF export: failures', () => {
     await chmod(dir, 0o555)
     // root ignores permission bits; /proc refuses new files whoever asks.
     const probe = path.join(dir, 'probe')
-    const rootCanWrite = await writeFile(probe, '').then(() => true, () => false)
+    const rootCanWrite = await writeFile(probe, '').then(
+      () => true,
+      () => false,
+    )
     if (rootCanWrite) await rm(probe)
     const target = rootCanWrite ? '/proc/whittle-export-test.gguf' : path.join(dir, 'model.gguf')
     const model = await loadModel(path.join(golden, 'small-llama-f32.gguf'))
@@ -165,6 +190,8 @@ describe.skipIf(!hasShared)('GGUF export: failures', () => {
     const existing = path.join(tmp, 'exists.gguf')
     await writeFile(existing, 'x')
     await expect(exportGguf(pool, model, existing, { type: 'Q8_0' })).rejects.toThrow(/already exists/)
-    await expect(exportGguf(pool, model, path.join(tmp, 'bad.gguf'), { type: 'IQ2_XXS' as never })).rejects.toThrow(WhittleError)
+    await expect(exportGguf(pool, model, path.join(tmp, 'bad.gguf'), { type: 'IQ2_XXS' as never })).rejects.toThrow(
+      WhittleError,
+    )
   })
 })

@@ -16,10 +16,21 @@ import { writeGguf, type GgufKv, type GgufTensorInput } from '../../formats/gguf
 import type { LoadedModel } from '../../model/loaded-model'
 import { decodeTensorF32 } from '../../pool/decode-tensor'
 import type { WorkerPool } from '../../pool/worker-pool'
-import { compatibleGgufType, ggufRowBytes, quantizeTensorGguf, usesImportance } from '../../compress/gguf-types/quantize-tensor'
+import {
+  compatibleGgufType,
+  ggufRowBytes,
+  quantizeTensorGguf,
+  usesImportance,
+} from '../../compress/gguf-types/quantize-tensor'
 import { hfToGgufRows } from '../../arch/rope-permute'
 import { ggufLlamaName, permuteRowBytes, rowSources } from './names'
-import { LLAMA_FILE_TYPE, planGgufTypes, type GgufExportType, type GgufTensorType, type PolicyTensor } from './type-policy'
+import {
+  LLAMA_FILE_TYPE,
+  planGgufTypes,
+  type GgufExportType,
+  type GgufTensorType,
+  type PolicyTensor,
+} from './type-policy'
 import type { GgufTensorPlan, GgufTypeFlags, GgufTypeRule } from '../../../contract/gguf-export-types'
 import { checkLlamaSource, llamaMetadata } from './llama-source'
 import { tokenizerKvsFromGguf, tokenizerKvsFromHf } from './tokenizer-kv'
@@ -99,23 +110,45 @@ function planTensors(model: LoadedModel, permuteQk: boolean): { planned: Planned
     const cols = entry.shape.length === 0 ? 1 : entry.shape[entry.shape.length - 1]
     const rows = entry.shape.slice(0, -1).reduce((a, b) => a * b, 1)
     const heads = place.role === 'q' ? model.arch.heads : place.role === 'k' ? model.arch.kvHeads : 0
-    planned.push({ ggufName, entry, role: place.role, layer: place.layer, rows, cols, permuteHeads: permuteQk ? heads : 0 })
+    planned.push({
+      ggufName,
+      entry,
+      role: place.role,
+      layer: place.layer,
+      rows,
+      cols,
+      permuteHeads: permuteQk ? heads : 0,
+    })
   }
   // A tied model has no lm_head; llama.cpp's converter (as in stories260K.gguf) still stores output.weight.
   if (!planned.some((p) => p.role === 'lm_head')) {
     const embed = planned.find((p) => p.role === 'embed')
     if (embed) planned.push({ ...embed, ggufName: 'output.weight', role: 'lm_head' })
   }
-  const rank = (p: PlannedTensor): number => p.role === 'embed' ? -1 : p.layer !== null ? p.layer * 100 + ROLE_ORDER.indexOf(p.role) : p.role === 'final_norm' ? 1e9 : 1e9 + 1
+  const rank = (p: PlannedTensor): number =>
+    p.role === 'embed'
+      ? -1
+      : p.layer !== null
+        ? p.layer * 100 + ROLE_ORDER.indexOf(p.role)
+        : p.role === 'final_norm'
+          ? 1e9
+          : 1e9 + 1
   planned.sort((a, b) => rank(a) - rank(b))
   return { planned, skipped }
 }
 
 async function refuseExisting(outFile: string, inputs: string[]): Promise<void> {
   const abs = path.resolve(outFile)
-  if (inputs.some((i) => path.resolve(i) === abs)) throw new WhittleError('validation', outFile, 'the export would overwrite its own input; choose another file')
+  if (inputs.some((i) => path.resolve(i) === abs))
+    throw new WhittleError('validation', outFile, 'the export would overwrite its own input; choose another file')
   // An early, friendly refusal; the writer checks again once it holds the destination.
-  if (await stat(abs).then(() => true, () => false)) throw alreadyExistsError(outFile, 'file')
+  if (
+    await stat(abs).then(
+      () => true,
+      () => false,
+    )
+  )
+    throw alreadyExistsError(outFile, 'file')
 }
 
 function sha256(data: Uint8Array): string {
@@ -131,7 +164,12 @@ function sameF32(a: Float32Array, b: Float32Array): boolean {
 }
 
 /** One tensor's stored bytes, plus what verification should find when it decodes them. */
-async function encodeTensor(pool: WorkerPool, p: PlannedTensor, wanted: GgufTensorType, imatrix: ImatrixSource | null): Promise<{ data: Uint8Array; tensor: Omit<GgufExportTensor, 'rule'>; checksum: number | null }> {
+async function encodeTensor(
+  pool: WorkerPool,
+  p: PlannedTensor,
+  wanted: GgufTensorType,
+  imatrix: ImatrixSource | null,
+): Promise<{ data: Uint8Array; tensor: Omit<GgufExportTensor, 'rule'>; checksum: number | null }> {
   const choice = wanted === 'BF16' ? { type: 'BF16' as const } : compatibleGgufType(wanted, p.cols)
   const fallback = 'fallback' in choice && choice.fallback ? { fallback: choice.fallback } : {}
   if (p.entry.dtype === choice.type) {
@@ -144,7 +182,11 @@ async function encodeTensor(pool: WorkerPool, p: PlannedTensor, wanted: GgufTens
   if (p.permuteHeads > 0) w = hfToGgufRows(w, p.rows, p.cols, p.permuteHeads)
   if (choice.type === 'BF16') {
     const { bytes, decoded } = encodeBf16Ggml(w)
-    return { data: bytes, tensor: { name: p.ggufName, type: 'BF16', exact: sameF32(decoded, w) }, checksum: f32Checksum(decoded) }
+    return {
+      data: bytes,
+      tensor: { name: p.ggufName, type: 'BF16', exact: sameF32(decoded, w) },
+      checksum: f32Checksum(decoded),
+    }
   }
   // Quantize to the requested type: quantizeTensorGguf applies (and explains) the same fallback.
   // Importances are per input column, so the q/k row permutation above leaves them as they are.
@@ -152,7 +194,13 @@ async function encodeTensor(pool: WorkerPool, p: PlannedTensor, wanted: GgufTens
   const q = quantizeTensorGguf(pool, w, p.rows, p.cols, wanted as Exclude<GgufTensorType, 'BF16'>, { importance })
   return {
     data: q.bytes,
-    tensor: { name: p.ggufName, type: q.type, ...(q.fallback ? { fallback: q.fallback } : {}), ...(importance ? { imatrix: true } : {}), exact: sameF32(q.dequantized, w) },
+    tensor: {
+      name: p.ggufName,
+      type: q.type,
+      ...(q.fallback ? { fallback: q.fallback } : {}),
+      ...(importance ? { imatrix: true } : {}),
+      exact: sameF32(q.dequantized, w),
+    },
     checksum: f32Checksum(q.dequantized),
   }
 }
@@ -163,14 +211,22 @@ function imatrixKvs(source: ImatrixSource | null, quantized: boolean): GgufKv[] 
   const { imatrix } = source
   return [
     ...(source.file !== null ? [{ key: 'quantize.imatrix.file', type: 'string', value: source.file } as const] : []),
-    ...(imatrix.datasets.length > 0 ? [{ key: 'quantize.imatrix.dataset', type: 'string', value: imatrix.datasets[0] } as const] : []),
+    ...(imatrix.datasets.length > 0
+      ? [{ key: 'quantize.imatrix.dataset', type: 'string', value: imatrix.datasets[0] } as const]
+      : []),
     { key: 'quantize.imatrix.entries_count', type: 'u32', value: imatrix.entries.size },
     { key: 'quantize.imatrix.chunks_count', type: 'u32', value: imatrix.chunkCount },
   ]
 }
 
 function policyTensors(planned: PlannedTensor[]): PolicyTensor[] {
-  return planned.map((p) => ({ name: p.ggufName, rank: p.entry.shape.length, rows: p.rows, cols: p.cols, sourceType: p.entry.dtype }))
+  return planned.map((p) => ({
+    name: p.ggufName,
+    rank: p.entry.shape.length,
+    rows: p.rows,
+    cols: p.cols,
+    sourceType: p.entry.dtype,
+  }))
 }
 
 function typePlan(model: LoadedModel, planned: PlannedTensor[], options: GgufExportOptions): GgufTensorPlan[] {
@@ -185,33 +241,61 @@ const UNQUANTIZED_SOURCE = new Set(['F32', 'F16', 'BF16', 'F64'])
  * Tensors that would be re-quantized: read from a GGUF in a block type and stored in another type. As
  * llama-quantize does, that is refused unless allowed; allowed, they are named in a warning.
  */
-function requantized(model: LoadedModel, planned: PlannedTensor[], plans: GgufTensorPlan[], file: string, allow: boolean): { from: Map<string, string>; warnings: string[] } {
+function requantized(
+  model: LoadedModel,
+  planned: PlannedTensor[],
+  plans: GgufTensorPlan[],
+  file: string,
+  allow: boolean,
+): { from: Map<string, string>; warnings: string[] } {
   const from = new Map<string, string>()
   if (model.files.format !== 'gguf') return { from, warnings: [] }
   planned.forEach((p, i) => {
     if (!UNQUANTIZED_SOURCE.has(p.entry.dtype) && p.entry.dtype !== plans[i].type) from.set(p.ggufName, p.entry.dtype)
   })
   if (from.size === 0) return { from, warnings: [] }
-  const list = [...from].slice(0, 4).map(([n, t]) => `${n} (${t})`).join(', ') + (from.size > 4 ? `, and ${from.size - 4} more` : '')
+  const list =
+    [...from]
+      .slice(0, 4)
+      .map(([n, t]) => `${n} (${t})`)
+      .join(', ') + (from.size > 4 ? `, and ${from.size - 4} more` : '')
   if (!allow) {
-    throw new WhittleError('requantize', model.files.path, `${from.size} tensors are already quantized (${list}); re-quantizing them adds a second rounding loss to the first. Pass --allow-requantize (in the Export dialog: "allow re-quantizing") to do it anyway`)
+    throw new WhittleError(
+      'requantize',
+      model.files.path,
+      `${from.size} tensors are already quantized (${list}); re-quantizing them adds a second rounding loss to the first. Pass --allow-requantize (in the Export dialog: "allow re-quantizing") to do it anyway`,
+    )
   }
-  return { from, warnings: [`${file}: re-quantized ${from.size} tensors that were already quantized (${list}): their error is the source's rounding plus this one's`] }
+  return {
+    from,
+    warnings: [
+      `${file}: re-quantized ${from.size} tensors that were already quantized (${list}): their error is the source's rounding plus this one's`,
+    ],
+  }
 }
 
 /** A GGUF export's plan without writing anything (--dry-run): each tensor's type, rule and size. */
-export function planGgufExport(model: LoadedModel, options: GgufExportOptions): { tensors: GgufTensorPlan[]; skipped: string[]; bytes: number } {
+export function planGgufExport(
+  model: LoadedModel,
+  options: GgufExportOptions,
+): { tensors: GgufTensorPlan[]; skipped: string[]; bytes: number } {
   const { permuteQk } = checkLlamaSource(model)
   const { planned, skipped } = planTensors(model, permuteQk)
   const tensors = typePlan(model, planned, options)
   return { tensors, skipped, bytes: tensors.reduce((n, t) => n + t.bytes, 0) }
 }
 
-export async function exportGguf(pool: WorkerPool, model: LoadedModel, outFile: string, options: GgufExportOptions): Promise<GgufExportReport> {
+export async function exportGguf(
+  pool: WorkerPool,
+  model: LoadedModel,
+  outFile: string,
+  options: GgufExportOptions,
+): Promise<GgufExportReport> {
   const file = path.resolve(outFile)
   const { permuteQk } = checkLlamaSource(model)
   const fileType = LLAMA_FILE_TYPE[options.type]
-  if (fileType === undefined) throw new WhittleError('validation', null, `unknown GGUF export type ${String(options.type)}`)
+  if (fileType === undefined)
+    throw new WhittleError('validation', null, `unknown GGUF export type ${String(options.type)}`)
   await refuseExisting(file, [model.files.path, ...model.files.files])
   const { planned, skipped } = planTensors(model, permuteQk)
   const plans = typePlan(model, planned, options)
@@ -231,7 +315,9 @@ export async function exportGguf(pool: WorkerPool, model: LoadedModel, outFile: 
     const dims = [...p.entry.shape].reverse()
     const byteLength = type === 'BF16' ? p.rows * p.cols * 2 : p.rows * ggufRowBytes(type, p.cols)
     tensors.push({
-      name: p.ggufName, type, dims,
+      name: p.ggufName,
+      type,
+      dims,
       data: {
         byteLength,
         async produce() {
@@ -241,12 +327,14 @@ export async function exportGguf(pool: WorkerPool, model: LoadedModel, outFile: 
           const { data, checksum } = encoded
           const from = requant.from.get(p.ggufName)
           const tensor: GgufExportTensor = {
-            ...encoded.tensor, rule: plan.rule,
+            ...encoded.tensor,
+            rule: plan.rule,
             ...(plan.pattern !== undefined ? { pattern: plan.pattern } : {}),
             ...(plan.fallback ? { fallback: plan.fallback.reason } : {}),
             ...(from ? { requantizedFrom: from } : {}),
           }
-          if (tensor.type !== type) throw new WhittleError('format', file, `${p.ggufName}: encoded as ${tensor.type}, planned as ${type}`)
+          if (tensor.type !== type)
+            throw new WhittleError('format', file, `${p.ggufName}: encoded as ${tensor.type}, planned as ${type}`)
           intended.push({ name: p.ggufName, type: tensor.type, dims, sha256: sha256(data), checksum })
           report.push(tensor)
           return data
@@ -255,23 +343,32 @@ export async function exportGguf(pool: WorkerPool, model: LoadedModel, outFile: 
     })
   }
   const quantized = tensors.some((t) => !['F32', 'F16', 'BF16'].includes(String(t.type)))
-  const tokenizer = model.files.format === 'gguf'
-    ? await tokenizerKvsFromGguf(model.files.files[0])
-    : await tokenizerKvsFromHf(model.files, model.arch.vocabSize)
-  const kv = [...llamaMetadata(model, fileType, quantized, options.name), ...imatrixKvs(options.imatrix ?? null, quantized), ...tokenizer]
+  const tokenizer =
+    model.files.format === 'gguf'
+      ? await tokenizerKvsFromGguf(model.files.files[0])
+      : await tokenizerKvsFromHf(model.files, model.arch.vocabSize)
+  const kv = [
+    ...llamaMetadata(model, fileType, quantized, options.name),
+    ...imatrixKvs(options.imatrix ?? null, quantized),
+    ...tokenizer,
+  ]
 
   throwIfCancelled(options.signal, file)
   progress(planned.length / (planned.length + 1), 'writing')
   // Exclusive: a second export to this path fails at once rather than replacing this one's file. The
   // temporary file is re-read and checked before it gets the real name, so a kill at any moment leaves
   // either nothing or a verified file at `file`.
-  const bytes = await writeGguf(file, { kv, tensors }, {
-    exclusive: true,
-    verify: async (temp) => {
-      progress(planned.length / (planned.length + 1), 'verifying')
-      await verifyGgufExport(temp, intended, pool, file)
+  const bytes = await writeGguf(
+    file,
+    { kv, tensors },
+    {
+      exclusive: true,
+      verify: async (temp) => {
+        progress(planned.length / (planned.length + 1), 'verifying')
+        await verifyGgufExport(temp, intended, pool, file)
+      },
     },
-  })
+  )
   progress(1, 'written and verified')
   return { file, tensors: report, skipped, bytes, warnings: requant.warnings }
 }

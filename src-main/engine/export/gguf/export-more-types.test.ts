@@ -88,7 +88,15 @@ describe.skipIf(!hasShared)('GGUF export of the added types: golden llama-quanti
       const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true)
       let code: number
       try {
-        code = await convertCommand([path.join(golden, 'small-llama-hf-bf16'), '--out', out, '--format', 'gguf', '--gguf-type', type])
+        code = await convertCommand([
+          path.join(golden, 'small-llama-hf-bf16'),
+          '--out',
+          out,
+          '--format',
+          'gguf',
+          '--gguf-type',
+          type,
+        ])
       } finally {
         err.mockRestore()
         stdout.mockRestore()
@@ -110,8 +118,12 @@ describe.skipIf(!hasShared)('reading GGUF files of the added types', () => {
       for (const t of quantized) {
         const viaPool = await decodeTensorF32(pool, model.entry(t.name))
         const reference = await readTensorF32(t)
-        expect(Buffer.from(viaPool.buffer, viaPool.byteOffset, viaPool.byteLength)
-          .equals(Buffer.from(reference.buffer, reference.byteOffset, reference.byteLength)), t.name).toBe(true)
+        expect(
+          Buffer.from(viaPool.buffer, viaPool.byteOffset, viaPool.byteLength).equals(
+            Buffer.from(reference.buffer, reference.byteOffset, reference.byteLength),
+          ),
+          t.name,
+        ).toBe(true)
         // Close to the weights they were quantized from (N(0, 0.02²) data: an absolute bound per element).
         const original = await readTensorF32(source.files.tensors.find((s) => s.name === t.name)!)
         let worst = 0
@@ -121,7 +133,9 @@ describe.skipIf(!hasShared)('reading GGUF files of the added types', () => {
       // Histogram of one tensor through the inspection stream against a count of the reference values.
       const t = quantized.find((q) => q.name === 'blk.0.ffn_up.weight')!
       const values = await readTensorF32(t)
-      const bins = 16, lo = -0.08, hi = 0.08
+      const bins = 16,
+        lo = -0.08,
+        hi = 0.08
       const counted = new Float64Array(bins + 2)
       for (const v of values) {
         if (v < lo) counted[bins]++
@@ -133,7 +147,10 @@ describe.skipIf(!hasShared)('reading GGUF files of the added types', () => {
       // Forward pass: the quantized file against an F32 model whose weights are the reference decode.
       const decodedTensors: TensorEntry[] = []
       for (const q of model.files.tensors) {
-        if (q.dtype !== type) { decodedTensors.push(q); continue }
+        if (q.dtype !== type) {
+          decodedTensors.push(q)
+          continue
+        }
         const v = await readTensorF32(q)
         decodedTensors.push({ ...q, dtype: 'F32', byteLength: v.byteLength, data: new Uint8Array(v.buffer) })
       }

@@ -26,12 +26,19 @@ export interface SafetensorsExportReport {
   tokenizer: TokenizerFilesReport
 }
 
-interface Converted { name: string; from: string; dtype: DType; shape: number[]; data: Uint8Array; dequantized: boolean }
+interface Converted {
+  name: string
+  from: string
+  dtype: DType
+  shape: number[]
+  data: Uint8Array
+  dequantized: boolean
+}
 
 function hfConfig(model: LoadedModel, tied: boolean, dtype: string): Record<string, unknown> {
   const a = model.arch
   const m = model.files.metadata
-  const id = (key: string): number | undefined => (typeof m[key] === 'number' ? m[key] as number : undefined)
+  const id = (key: string): number | undefined => (typeof m[key] === 'number' ? (m[key] as number) : undefined)
   return {
     architectures: ['LlamaForCausalLM'],
     model_type: 'llama',
@@ -77,7 +84,14 @@ async function convertTensors(model: LoadedModel): Promise<{ converted: Converte
     } else {
       let w = await readTensorF32(entry)
       if (heads > 0) w = ggufToHfRows(w, rows, cols, heads)
-      converted.push({ name, from: t.name, dtype: 'F32', shape: entry.shape, data: new Uint8Array(w.buffer, w.byteOffset, w.byteLength), dequantized: true })
+      converted.push({
+        name,
+        from: t.name,
+        dtype: 'F32',
+        shape: entry.shape,
+        data: new Uint8Array(w.buffer, w.byteOffset, w.byteLength),
+        dequantized: true,
+      })
     }
   }
   return { converted, skipped }
@@ -94,7 +108,12 @@ async function verifyFolder(dir: string, converted: Converted[]): Promise<void> 
         throw new WhittleError('format', dir, `verification failed: tensor ${want.name} was not written as expected`)
       }
       const bytes = await readTensorBytes(got, 0, got.byteLength)
-      if (Buffer.compare(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), Buffer.from(want.data.buffer, want.data.byteOffset, want.data.length)) !== 0) {
+      if (
+        Buffer.compare(
+          Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length),
+          Buffer.from(want.data.buffer, want.data.byteOffset, want.data.length),
+        ) !== 0
+      ) {
         throw new WhittleError('format', dir, `verification failed: tensor ${want.name} differs after writing`)
       }
     }
@@ -105,24 +124,55 @@ async function verifyFolder(dir: string, converted: Converted[]): Promise<void> 
 
 /** Writes `outDir` (a new folder) holding model.safetensors, config.json and the tokenizer files. */
 export async function exportSafetensorsFromGguf(model: LoadedModel, outDir: string): Promise<SafetensorsExportReport> {
-  if (model.files.format !== 'gguf') throw new WhittleError('unsupported', model.files.path, 'this conversion reads a GGUF file; the source is already safetensors')
+  if (model.files.format !== 'gguf')
+    throw new WhittleError(
+      'unsupported',
+      model.files.path,
+      'this conversion reads a GGUF file; the source is already safetensors',
+    )
   if (model.arch.family !== 'llama' || model.arch.declared !== 'llama') {
-    throw new WhittleError('unsupported', model.files.path, `GGUF -> safetensors supports general.architecture 'llama', not '${model.arch.declared}'`)
+    throw new WhittleError(
+      'unsupported',
+      model.files.path,
+      `GGUF -> safetensors supports general.architecture 'llama', not '${model.arch.declared}'`,
+    )
   }
   await assertFreeDestination(outDir, [model.files.path, ...model.files.files])
   const { converted, skipped } = await convertTensors(model)
   const tied = !converted.some((c) => c.name === 'lm_head.weight')
   const dtypes = new Set(converted.filter((c) => c.shape.length >= 2).map((c) => c.dtype))
-  const torchDtype = dtypes.size === 1 && dtypes.has('F16') ? 'float16' : dtypes.size === 1 && dtypes.has('BF16') ? 'bfloat16' : 'float32'
-  const contextLength = model.arch.maxPositions ?? (typeof model.files.metadata['llama.context_length'] === 'number' ? model.files.metadata['llama.context_length'] as number : null)
+  const torchDtype =
+    dtypes.size === 1 && dtypes.has('F16')
+      ? 'float16'
+      : dtypes.size === 1 && dtypes.has('BF16')
+        ? 'bfloat16'
+        : 'float32'
+  const contextLength =
+    model.arch.maxPositions ??
+    (typeof model.files.metadata['llama.context_length'] === 'number'
+      ? (model.files.metadata['llama.context_length'] as number)
+      : null)
   const tokenizer = await tokenizerFilesFor(model.files, contextLength)
-  const dir = await writeFolderAtomically(outDir, async (tmp) => {
-    await writeSafetensors(path.join(tmp, 'model.safetensors'), converted.map((c) => ({ name: c.name, dtype: c.dtype, shape: c.shape, data: c.data })), { format: 'pt', producer: 'whittle' })
-    await writeFile(path.join(tmp, 'config.json'), JSON.stringify(hfConfig(model, tied, torchDtype), null, 2) + '\n')
-    for (const f of tokenizer.contents) await writeFile(path.join(tmp, f.name), f.data)
-  }, async (tmp) => {
-    await verifyFolder(tmp, converted)
-    await verifyTokenizerFiles(tmp, tokenizer)
-  })
-  return { dir, tensors: converted.map((c) => ({ name: c.name, from: c.from, dtype: c.dtype, dequantized: c.dequantized })), skipped, tokenizer: tokenizer.report }
+  const dir = await writeFolderAtomically(
+    outDir,
+    async (tmp) => {
+      await writeSafetensors(
+        path.join(tmp, 'model.safetensors'),
+        converted.map((c) => ({ name: c.name, dtype: c.dtype, shape: c.shape, data: c.data })),
+        { format: 'pt', producer: 'whittle' },
+      )
+      await writeFile(path.join(tmp, 'config.json'), JSON.stringify(hfConfig(model, tied, torchDtype), null, 2) + '\n')
+      for (const f of tokenizer.contents) await writeFile(path.join(tmp, f.name), f.data)
+    },
+    async (tmp) => {
+      await verifyFolder(tmp, converted)
+      await verifyTokenizerFiles(tmp, tokenizer)
+    },
+  )
+  return {
+    dir,
+    tensors: converted.map((c) => ({ name: c.name, from: c.from, dtype: c.dtype, dequantized: c.dequantized })),
+    skipped,
+    tokenizer: tokenizer.report,
+  }
 }

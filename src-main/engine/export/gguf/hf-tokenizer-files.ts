@@ -40,10 +40,15 @@ async function copyBeside(tokenizerJson: string): Promise<TokenizerFiles> {
     const file = path.join(dir, name)
     const st = await stat(file).catch(() => null)
     if (!st?.isFile()) continue
-    if (st.size > MAX_TOKENIZER_JSON_BYTES) throw new WhittleError('validation', file, `${st.size} bytes is too large for a tokenizer file`)
+    if (st.size > MAX_TOKENIZER_JSON_BYTES)
+      throw new WhittleError('validation', file, `${st.size} bytes is too large for a tokenizer file`)
     contents.push({ name, data: await readFile(file) })
   }
-  return { report: { source: 'tokenizer.json', files: contents.map((c) => c.name), verified: null, note: null }, contents, vocab: null }
+  return {
+    report: { source: 'tokenizer.json', files: contents.map((c) => c.name), verified: null, note: null },
+    contents,
+    vocab: null,
+  }
 }
 
 /** What to write for the tokenizer of a GGUF model (nothing is written here). */
@@ -61,7 +66,10 @@ export async function tokenizerFilesFor(files: ModelFiles, contextLength: number
   }
   const contents = [
     { name: 'tokenizer.json', data: JSON.stringify(tokenizerJsonFromGguf(vocab)) + '\n' },
-    { name: 'tokenizer_config.json', data: JSON.stringify(tokenizerConfigFromGguf(vocab, contextLength), null, 2) + '\n' },
+    {
+      name: 'tokenizer_config.json',
+      data: JSON.stringify(tokenizerConfigFromGguf(vocab, contextLength), null, 2) + '\n',
+    },
   ]
   return { report: { source: 'gguf', files: contents.map((c) => c.name), verified: null, note: null }, contents, vocab }
 }
@@ -73,5 +81,7 @@ export async function verifyTokenizerFiles(dir: string, t: TokenizerFiles): Prom
   const got = written.encode(PROBE, { add_special_tokens: false }).ids
   const want = ggufTokenizerFromVocab(t.vocab).encode(PROBE, { parseSpecial: true })
   t.report.verified = got.length === want.length && got.every((id, i) => id === want[i])
-  if (!t.report.verified) t.report.note = 'the rebuilt tokenizer.json encodes a probe text differently from the GGUF tokenizer; check it before relying on it'
+  if (!t.report.verified)
+    t.report.note =
+      'the rebuilt tokenizer.json encodes a probe text differently from the GGUF tokenizer; check it before relying on it'
 }

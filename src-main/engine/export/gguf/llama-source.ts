@@ -17,17 +17,31 @@ export interface LlamaSource {
 export function checkLlamaSource(model: LoadedModel): LlamaSource {
   const where = model.files.path
   if (model.arch.family !== 'llama') {
-    throw new WhittleError('unsupported', where, `GGUF export supports the Llama family; this model is ${model.arch.family} (${model.arch.declared || 'undeclared'})`)
+    throw new WhittleError(
+      'unsupported',
+      where,
+      `GGUF export supports the Llama family; this model is ${model.arch.family} (${model.arch.declared || 'undeclared'})`,
+    )
   }
   if (model.files.format === 'gguf') {
-    if (model.arch.declared !== 'llama') throw new WhittleError('unsupported', where, `GGUF export supports general.architecture 'llama', not '${model.arch.declared}'`)
+    if (model.arch.declared !== 'llama')
+      throw new WhittleError(
+        'unsupported',
+        where,
+        `GGUF export supports general.architecture 'llama', not '${model.arch.declared}'`,
+      )
     return { permuteQk: false }
   }
   const modelType = model.files.config?.model_type
   if (typeof modelType !== 'string' || !LLAMA_MODEL_TYPES.has(modelType)) {
-    throw new WhittleError('unsupported', where, `GGUF export supports Llama and Mistral checkpoints; config.json model_type is ${JSON.stringify(modelType ?? null)}`)
+    throw new WhittleError(
+      'unsupported',
+      where,
+      `GGUF export supports Llama and Mistral checkpoints; config.json model_type is ${JSON.stringify(modelType ?? null)}`,
+    )
   }
-  if (model.arch.ropeLayout !== 'hf') throw new WhittleError('unsupported', where, `unexpected RoPE layout ${model.arch.ropeLayout} for a HF checkpoint`)
+  if (model.arch.ropeLayout !== 'hf')
+    throw new WhittleError('unsupported', where, `unexpected RoPE layout ${model.arch.ropeLayout} for a HF checkpoint`)
   return { permuteQk: true }
 }
 

@@ -27,7 +27,8 @@ describe.skipIf(!hasShared)('the GGUF LoRA adapter re-opened and applied (refere
   let adapters: LoraAdapterSet
   let mergedPpl: number
   const dir = mkdtempSync(path.join(os.tmpdir(), 'whittle-gguf-lora-'))
-  const ppl = async (m: LoadedModel): Promise<number> => (await perplexity(pool, m, referenceIds('tinystories_eval'), { seqlen: 256, maxWindows: 8 })).ppl
+  const ppl = async (m: LoadedModel): Promise<number> =>
+    (await perplexity(pool, m, referenceIds('tinystories_eval'), { seqlen: 256, maxWindows: 8 })).ppl
 
   beforeAll(async () => {
     pool = await WorkerPool.create({ threads: 2 })
@@ -36,13 +37,18 @@ describe.skipIf(!hasShared)('the GGUF LoRA adapter re-opened and applied (refere
   })
   afterAll(() => pool?.close())
 
-  it('GGUF: llama.cpp\'s adapter layout applied to llama.cpp\'s GGUF base reproduces the merged perplexity', async () => {
+  it("GGUF: llama.cpp's adapter layout applied to llama.cpp's GGUF base reproduces the merged perplexity", async () => {
     const file = path.join(dir, 'adapter.gguf')
     const r = await exportGgufLoraAdapter(file, adapters, model)
     expect(r.tensors).toBe(70)
     await expect(exportGgufLoraAdapter(file, adapters, model)).rejects.toMatchObject({ code: 'validation' })
     const back = await openModelFiles(file)
-    expect(back.metadata).toMatchObject({ 'general.architecture': 'llama', 'general.type': 'adapter', 'adapter.type': 'lora', 'adapter.lora.alpha': 8 })
+    expect(back.metadata).toMatchObject({
+      'general.architecture': 'llama',
+      'general.type': 'adapter',
+      'adapter.type': 'lora',
+      'adapter.lora.alpha': 8,
+    })
     const ggufBase = await loadModel(shared('models/stories260K-gguf/stories260K.gguf'))
     const applied = withReplacements(ggufBase)
     // The control: B's q/k rows left in HF order, as if the permutation were forgotten.
@@ -64,7 +70,10 @@ describe.skipIf(!hasShared)('the GGUF LoRA adapter re-opened and applied (refere
       applied.replace(weight, applyAdapter(W, A, B, rows, cols, rank, alpha / rank))
       const qk = /attn_[qk]\./.test(weight)
       const heads = weight.includes('attn_q') ? ggufBase.arch.heads : ggufBase.arch.kvHeads
-      unpermuted.replace(weight, applyAdapter(W, A, qk ? ggufToHfRows(B, rows, rank, heads) : B, rows, cols, rank, alpha / rank))
+      unpermuted.replace(
+        weight,
+        applyAdapter(W, A, qk ? ggufToHfRows(B, rows, rank, heads) : B, rows, cols, rank, alpha / rank),
+      )
       count++
     }
     expect(count).toBe(35)

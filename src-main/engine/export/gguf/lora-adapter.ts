@@ -35,7 +35,12 @@ function f32Bytes(a: Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
 }
 
-export async function exportGgufLoraAdapter(file: string, set: LoraAdapterSet, base: LoadedModel, name?: string): Promise<GgufLoraExport> {
+export async function exportGgufLoraAdapter(
+  file: string,
+  set: LoraAdapterSet,
+  base: LoadedModel,
+  name?: string,
+): Promise<GgufLoraExport> {
   if (set.adapters.length === 0) throw new WhittleError('validation', file, 'there are no adapters to export')
   const { permuteQk } = checkLlamaSource(base)
   const planned: { name: string; dims: number[]; values: Float32Array }[] = []
@@ -52,18 +57,29 @@ export async function exportGgufLoraAdapter(file: string, set: LoraAdapterSet, b
     { key: 'adapter.type', type: 'string', value: 'lora' },
     { key: 'adapter.lora.alpha', type: 'f32', value: set.alpha },
   ]
-  const tensors: GgufTensorInput[] = planned.map((p) => ({ name: p.name, type: 'F32', dims: p.dims, data: f32Bytes(p.values) }))
+  const tensors: GgufTensorInput[] = planned.map((p) => ({
+    name: p.name,
+    type: 'F32',
+    dims: p.dims,
+    data: f32Bytes(p.values),
+  }))
   const verify = async (temp: string): Promise<void> => {
     const back = await openModelFiles(temp)
     const md = back.metadata
-    if (md['general.type'] !== 'adapter' || md['adapter.type'] !== 'lora' || md['adapter.lora.alpha'] !== Math.fround(set.alpha)) {
+    if (
+      md['general.type'] !== 'adapter' ||
+      md['adapter.type'] !== 'lora' ||
+      md['adapter.lora.alpha'] !== Math.fround(set.alpha)
+    ) {
       throw new WhittleError('io', file, 'the adapter metadata did not read back as written')
     }
     for (const p of planned) {
       const e = back.tensors.find((t) => t.name === p.name)
       if (!e) throw new WhittleError('io', file, `${p.name} is missing after writing`)
       const v = await readTensorF32(e)
-      for (let i = 0; i < v.length; i++) if (!Object.is(v[i], p.values[i])) throw new WhittleError('io', file, `${p.name}[${i}] read back as ${v[i]}, written ${p.values[i]}`)
+      for (let i = 0; i < v.length; i++)
+        if (!Object.is(v[i], p.values[i]))
+          throw new WhittleError('io', file, `${p.name}[${i}] read back as ${v[i]}, written ${p.values[i]}`)
     }
   }
   const bytes = await writeGguf(file, { kv, tensors }, { exclusive: true, verify })

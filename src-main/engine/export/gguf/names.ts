@@ -6,21 +6,37 @@ import type { TensorRole } from '../../../contract/api'
 import type { TensorPlace } from '../../arch/types'
 
 const GGUF_LAYER_PARTS: Partial<Record<TensorRole, string>> = {
-  q: 'attn_q', k: 'attn_k', v: 'attn_v', o: 'attn_output',
-  gate: 'ffn_gate', up: 'ffn_up', down: 'ffn_down',
-  attn_norm: 'attn_norm', ffn_norm: 'ffn_norm',
+  q: 'attn_q',
+  k: 'attn_k',
+  v: 'attn_v',
+  o: 'attn_output',
+  gate: 'ffn_gate',
+  up: 'ffn_up',
+  down: 'ffn_down',
+  attn_norm: 'attn_norm',
+  ffn_norm: 'ffn_norm',
 }
 const GGUF_TOP_PARTS: Partial<Record<TensorRole, string>> = {
-  embed: 'token_embd', final_norm: 'output_norm', lm_head: 'output',
+  embed: 'token_embd',
+  final_norm: 'output_norm',
+  lm_head: 'output',
 }
 
 const HF_LAYER_PARTS: Partial<Record<TensorRole, string>> = {
-  q: 'self_attn.q_proj', k: 'self_attn.k_proj', v: 'self_attn.v_proj', o: 'self_attn.o_proj',
-  gate: 'mlp.gate_proj', up: 'mlp.up_proj', down: 'mlp.down_proj',
-  attn_norm: 'input_layernorm', ffn_norm: 'post_attention_layernorm',
+  q: 'self_attn.q_proj',
+  k: 'self_attn.k_proj',
+  v: 'self_attn.v_proj',
+  o: 'self_attn.o_proj',
+  gate: 'mlp.gate_proj',
+  up: 'mlp.up_proj',
+  down: 'mlp.down_proj',
+  attn_norm: 'input_layernorm',
+  ffn_norm: 'post_attention_layernorm',
 }
 const HF_TOP_NAMES: Partial<Record<TensorRole, string>> = {
-  embed: 'model.embed_tokens', final_norm: 'model.norm', lm_head: 'lm_head',
+  embed: 'model.embed_tokens',
+  final_norm: 'model.norm',
+  lm_head: 'lm_head',
 }
 
 function suffix(place: TensorPlace): string {
@@ -52,7 +68,11 @@ export function hfLlamaName(place: TensorPlace): string | null {
  * f32 permutations in arch/rope-permute by permuting a column of row indices, so raw bytes of any dtype
  * (F16, BF16) can be moved row by row without a lossy round trip.
  */
-export function rowSources(rows: number, heads: number, permute: (w: Float32Array, rows: number, cols: number, heads: number) => Float32Array): Int32Array {
+export function rowSources(
+  rows: number,
+  heads: number,
+  permute: (w: Float32Array, rows: number, cols: number, heads: number) => Float32Array,
+): Int32Array {
   const index = new Float32Array(rows)
   for (let r = 0; r < rows; r++) index[r] = r
   return Int32Array.from(permute(index, rows, 1, heads))
@@ -62,6 +82,7 @@ export function rowSources(rows: number, heads: number, permute: (w: Float32Arra
 export function permuteRowBytes(bytes: Uint8Array, from: Int32Array): Uint8Array {
   const rowBytes = bytes.length / from.length
   const out = new Uint8Array(bytes.length)
-  for (let r = 0; r < from.length; r++) out.set(bytes.subarray(from[r] * rowBytes, (from[r] + 1) * rowBytes), r * rowBytes)
+  for (let r = 0; r < from.length; r++)
+    out.set(bytes.subarray(from[r] * rowBytes, (from[r] + 1) * rowBytes), r * rowBytes)
   return out
 }

@@ -46,7 +46,15 @@ function addedTokens(v: GgufVocab): Json[] {
   v.types.forEach((type, id) => {
     const special = type === GGUF_TOKEN_TYPE.CONTROL || type === GGUF_TOKEN_TYPE.UNKNOWN
     if (!special && type !== GGUF_TOKEN_TYPE.USER_DEFINED) return
-    out.push({ id, content: v.tokens[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special })
+    out.push({
+      id,
+      content: v.tokens[id],
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special,
+    })
   })
   return out
 }
@@ -55,56 +63,100 @@ function postProcessor(v: GgufVocab): Json | null {
   const bos = v.addBos && v.bosId !== null ? v.tokens[v.bosId] : null
   const eos = v.addEos && v.eosId !== null ? v.tokens[v.eosId] : null
   if (bos === null && eos === null) return null
-  const special = (token: string | null, typeId: number): Json[] => (token === null ? [] : [{ SpecialToken: { id: token, type_id: typeId } }])
+  const special = (token: string | null, typeId: number): Json[] =>
+    token === null ? [] : [{ SpecialToken: { id: token, type_id: typeId } }]
   const sequence = (id: string, typeId: number): Json => ({ Sequence: { id, type_id: typeId } })
   const specialTokens: Json = {}
-  for (const [token, id] of [[bos, v.bosId], [eos, v.eosId]] as const) {
+  for (const [token, id] of [
+    [bos, v.bosId],
+    [eos, v.eosId],
+  ] as const) {
     if (token !== null) specialTokens[token] = { id: token, ids: [id], tokens: [token] }
   }
   return {
     type: 'TemplateProcessing',
     single: [...special(bos, 0), sequence('A', 0), ...special(eos, 0)],
-    pair: [...special(bos, 0), sequence('A', 0), ...special(eos, 0), ...special(bos, 1), sequence('B', 1), ...special(eos, 1)],
+    pair: [
+      ...special(bos, 0),
+      sequence('A', 0),
+      ...special(eos, 0),
+      ...special(bos, 1),
+      sequence('B', 1),
+      ...special(eos, 1),
+    ],
     special_tokens: specialTokens,
   }
 }
 
 function spmParts(v: GgufVocab): Json {
   const replaceSpace = { type: 'Replace', pattern: { String: ' ' }, content: SPM_SPACE }
-  const decoders: Json[] = [{ type: 'Replace', pattern: { String: SPM_SPACE }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }]
+  const decoders: Json[] = [
+    { type: 'Replace', pattern: { String: SPM_SPACE }, content: ' ' },
+    { type: 'ByteFallback' },
+    { type: 'Fuse' },
+  ]
   if (v.addSpacePrefix) decoders.push({ type: 'Strip', content: ' ', start: 1, stop: 0 })
   return {
-    normalizer: v.addSpacePrefix ? { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: SPM_SPACE }, replaceSpace] } : replaceSpace,
+    normalizer: v.addSpacePrefix
+      ? { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: SPM_SPACE }, replaceSpace] }
+      : replaceSpace,
     pre_tokenizer: null,
     decoder: { type: 'Sequence', decoders },
     model: {
-      type: 'BPE', dropout: null, unk_token: v.unkId !== null ? v.tokens[v.unkId] : null,
-      continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false,
-      vocab: Object.fromEntries(vocabMap(v)), merges: mergesFromScores(v),
+      type: 'BPE',
+      dropout: null,
+      unk_token: v.unkId !== null ? v.tokens[v.unkId] : null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      ignore_merges: false,
+      vocab: Object.fromEntries(vocabMap(v)),
+      merges: mergesFromScores(v),
     },
   }
 }
 
 function byteLevelParts(v: GgufVocab): Json {
   const family = preTokenizerFor(v.pre)
-  if (!family) throw new WhittleError('unsupported', v.file, `byte-level BPE pre-tokenizer '${v.pre}' is not supported yet`)
-  const byteLevel = (useRegex: boolean): Json => ({ type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: useRegex })
+  if (!family)
+    throw new WhittleError('unsupported', v.file, `byte-level BPE pre-tokenizer '${v.pre}' is not supported yet`)
+  const byteLevel = (useRegex: boolean): Json => ({
+    type: 'ByteLevel',
+    add_prefix_space: false,
+    trim_offsets: true,
+    use_regex: useRegex,
+  })
   const plainGpt2 = v.pre === 'gpt-2' || v.pre === 'phi-2'
   return {
     normalizer: null,
     // ByteLevel's own regex is GPT-2's; every other family splits with its regexes first, in order.
-    pre_tokenizer: plainGpt2 ? byteLevel(true) : {
-      type: 'Sequence',
-      pretokenizers: [
-        ...family.patterns.map((p) => ({ type: 'Split', pattern: { Regex: p }, behavior: 'Isolated', invert: false })),
-        byteLevel(false),
-      ],
-    },
+    pre_tokenizer: plainGpt2
+      ? byteLevel(true)
+      : {
+          type: 'Sequence',
+          pretokenizers: [
+            ...family.patterns.map((p) => ({
+              type: 'Split',
+              pattern: { Regex: p },
+              behavior: 'Isolated',
+              invert: false,
+            })),
+            byteLevel(false),
+          ],
+        },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
-      type: 'BPE', dropout: null, unk_token: v.unkId !== null ? v.tokens[v.unkId] : null,
-      continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false,
-      ignore_merges: family.ignoreMerges, vocab: Object.fromEntries(vocabMap(v)), merges: v.merges,
+      type: 'BPE',
+      dropout: null,
+      unk_token: v.unkId !== null ? v.tokens[v.unkId] : null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: family.ignoreMerges,
+      vocab: Object.fromEntries(vocabMap(v)),
+      merges: v.merges,
     },
   }
 }
@@ -113,9 +165,15 @@ function byteLevelParts(v: GgufVocab): Json {
 export function tokenizerJsonFromGguf(v: GgufVocab): Json {
   const parts = v.model === 'llama' ? spmParts(v) : byteLevelParts(v)
   return {
-    version: '1.0', truncation: null, padding: null, added_tokens: addedTokens(v),
-    normalizer: parts.normalizer, pre_tokenizer: parts.pre_tokenizer, post_processor: postProcessor(v),
-    decoder: parts.decoder, model: parts.model,
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: addedTokens(v),
+    normalizer: parts.normalizer,
+    pre_tokenizer: parts.pre_tokenizer,
+    post_processor: postProcessor(v),
+    decoder: parts.decoder,
+    model: parts.model,
   }
 }
 

@@ -20,7 +20,8 @@ const MAX_TOKENIZER_BYTES = MAX_TOKENIZER_JSON_BYTES
 async function readJson(file: string): Promise<Record<string, unknown> | null> {
   const info = await stat(file).catch(() => null)
   if (!info) return null
-  if (info.size > MAX_TOKENIZER_BYTES) throw new WhittleError('format', file, `${info.size} bytes is too large for a tokenizer file`)
+  if (info.size > MAX_TOKENIZER_BYTES)
+    throw new WhittleError('format', file, `${info.size} bytes is too large for a tokenizer file`)
   try {
     const v: unknown = JSON.parse(await readFile(file, 'utf8'))
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object')
@@ -32,12 +33,13 @@ async function readJson(file: string): Promise<Record<string, unknown> | null> {
 
 function tokenContent(v: unknown): string | null {
   if (typeof v === 'string') return v
-  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content
+  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string')
+    return (v as { content: string }).content
   return null
 }
 
 function asObject(v: unknown): Record<string, unknown> | null {
-  return v && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : null
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null
 }
 
 /**
@@ -50,18 +52,27 @@ export async function tokenizerKvsFromHf(model: ModelFiles, vocabSize: number): 
   const json = await readJson(file)
   const bpe = asObject(json?.model)
   if (!json || !bpe) throw new WhittleError('format', file, 'no "model" object')
-  if (bpe.type !== 'BPE') throw new WhittleError('unsupported', file, `tokenizer model ${String(bpe.type)} cannot be converted to GGUF yet (BPE can)`)
+  if (bpe.type !== 'BPE')
+    throw new WhittleError(
+      'unsupported',
+      file,
+      `tokenizer model ${String(bpe.type)} cannot be converted to GGUF yet (BPE can)`,
+    )
   const vocab = asObject(bpe.vocab)
   if (!vocab) throw new WhittleError('format', file, 'model.vocab is not an object')
 
   const tokens: (string | null)[] = new Array<string | null>(vocabSize).fill(null)
   const place = (token: string, id: unknown): void => {
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) throw new WhittleError('format', file, `token ${JSON.stringify(token)} has invalid id ${String(id)}`)
-    if (id >= vocabSize) throw new WhittleError('config', file, `token id ${id} is outside the model's vocabulary of ${vocabSize}`)
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0)
+      throw new WhittleError('format', file, `token ${JSON.stringify(token)} has invalid id ${String(id)}`)
+    if (id >= vocabSize)
+      throw new WhittleError('config', file, `token id ${id} is outside the model's vocabulary of ${vocabSize}`)
     tokens[id] = token
   }
   for (const [token, id] of Object.entries(vocab)) place(token, id)
-  const added = Array.isArray(json.added_tokens) ? json.added_tokens.map(asObject).filter((a): a is Record<string, unknown> => a !== null) : []
+  const added = Array.isArray(json.added_tokens)
+    ? json.added_tokens.map(asObject).filter((a): a is Record<string, unknown> => a !== null)
+    : []
   const special = new Set<number>()
   const userDefined = new Set<number>()
   for (const a of added) {
@@ -124,7 +135,12 @@ export async function tokenizerKvsFromHf(model: ModelFiles, vocabSize: number): 
     const asText = merges.map((m) => (Array.isArray(m) ? m.join(' ') : String(m)))
     kv.push({ key: 'tokenizer.ggml.merges', type: 'array', itemType: 'string', value: asText })
   }
-  const ids: [string, number | null][] = [['bos_token_id', bos], ['eos_token_id', eos], ['unknown_token_id', unkId], ['padding_token_id', pad]]
+  const ids: [string, number | null][] = [
+    ['bos_token_id', bos],
+    ['eos_token_id', eos],
+    ['unknown_token_id', unkId],
+    ['padding_token_id', pad],
+  ]
   for (const [key, id] of ids) if (id !== null) kv.push({ key: `tokenizer.ggml.${key}`, type: 'u32', value: id })
   for (const key of ['add_bos_token', 'add_eos_token']) {
     const v = tokConfig?.[key]
@@ -143,7 +159,12 @@ export async function tokenizerKvsFromGguf(file: string): Promise<GgufKv[]> {
       const loc = g.arrays[key]
       if (!loc || loc.itemType === 'array') continue // nested arrays: llama.cpp's tokenizers use none
       const items = await readGgufArray(file, key, g)
-      kv.push({ key, type: 'array', itemType: loc.itemType as GgufScalarType, value: items as ArrayLike<string | number | bigint | boolean> })
+      kv.push({
+        key,
+        type: 'array',
+        itemType: loc.itemType as GgufScalarType,
+        value: items as ArrayLike<string | number | bigint | boolean>,
+      })
     } else {
       kv.push({ key, type, value: g.metadata[key] as string | number | bigint | boolean })
     }

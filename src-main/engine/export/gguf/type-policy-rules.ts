@@ -14,17 +14,33 @@ import { WhittleError } from '../../errors'
 import { ggmlTypeByName } from '../../formats/ggml-types'
 
 export type TensorCategory =
-  | 'token_embd' | 'output' | 'attn_q' | 'attn_k' | 'attn_v' | 'attn_qkv' | 'attn_kv_b' | 'attn_output'
-  | 'ffn_up' | 'ffn_gate' | 'ffn_down' | 'other'
+  | 'token_embd'
+  | 'output'
+  | 'attn_q'
+  | 'attn_k'
+  | 'attn_v'
+  | 'attn_qkv'
+  | 'attn_kv_b'
+  | 'attn_output'
+  | 'ffn_up'
+  | 'ffn_gate'
+  | 'ffn_down'
+  | 'other'
 
 /** llama.cpp's tensor_get_category: by the GGUF name, in the same order of tests. */
 export function tensorCategory(name: string): TensorCategory {
   if (name === 'output.weight') return 'output'
   if (name === 'token_embd.weight' || name === 'per_layer_token_embd.weight') return 'token_embd'
   const parts: [string, TensorCategory][] = [
-    ['attn_qkv.weight', 'attn_qkv'], ['attn_kv_b.weight', 'attn_kv_b'], ['attn_v.weight', 'attn_v'],
-    ['attn_k.weight', 'attn_k'], ['attn_q.weight', 'attn_q'], ['attn_output.weight', 'attn_output'],
-    ['ffn_up', 'ffn_up'], ['ffn_gate', 'ffn_gate'], ['ffn_down', 'ffn_down'],
+    ['attn_qkv.weight', 'attn_qkv'],
+    ['attn_kv_b.weight', 'attn_kv_b'],
+    ['attn_v.weight', 'attn_v'],
+    ['attn_k.weight', 'attn_k'],
+    ['attn_q.weight', 'attn_q'],
+    ['attn_output.weight', 'attn_output'],
+    ['ffn_up', 'ffn_up'],
+    ['ffn_gate', 'ffn_gate'],
+    ['ffn_down', 'ffn_down'],
   ]
   for (const [part, category] of parts) if (name.includes(part)) return category
   return 'other'
@@ -104,10 +120,13 @@ export function mixRule(mix: GgufMix, name: string, cols: number, m: PolicyModel
   if (isAttnVLike(category)) {
     let out = keep
     const i = k.iAttentionWv
-    if (mix === 'Q2_K_MIX') out = gqa >= 4 ? { type: 'Q4_K', rule: 'attn_v-gqa' } : { type: 'Q3_K', rule: 'attn_v-q2_k' }
-    else if (mix === 'Q3_K_M') out = i < 2 ? { type: 'Q5_K', rule: 'attn_v-first-2' } : { type: 'Q4_K', rule: 'attn_v-q3_k_m' }
+    if (mix === 'Q2_K_MIX')
+      out = gqa >= 4 ? { type: 'Q4_K', rule: 'attn_v-gqa' } : { type: 'Q3_K', rule: 'attn_v-q2_k' }
+    else if (mix === 'Q3_K_M')
+      out = i < 2 ? { type: 'Q5_K', rule: 'attn_v-first-2' } : { type: 'Q4_K', rule: 'attn_v-q3_k_m' }
     else if (mix === 'Q3_K_L') out = { type: 'Q5_K', rule: 'attn_v-q3_k_l' }
-    else if ((mix === 'Q4_K_M' || mix === 'Q5_K_M') && useMoreBits(i, k.nAttentionWv)) out = { type: 'Q6_K', rule: 'attn_v-more-bits' }
+    else if ((mix === 'Q4_K_M' || mix === 'Q5_K_M') && useMoreBits(i, k.nAttentionWv))
+      out = { type: 'Q6_K', rule: 'attn_v-more-bits' }
     else if (mix === 'Q4_K_S' && i < 4) out = { type: 'Q5_K', rule: 'attn_v-first-4' }
     // attn_v of a 70B is 8x smaller than attn_q: a few more bits there cost almost nothing.
     if (is70b(m) && (out.type === 'Q3_K' || out.type === 'Q4_K')) out = { type: 'Q5_K', rule: 'attn_v-70b' }
@@ -123,7 +142,11 @@ export function mixRule(mix: GgufMix, name: string, cols: number, m: PolicyModel
     const n = m.layers
     let out = keep
     if (mix === 'Q2_K_MIX') out = { type: 'Q3_K', rule: 'ffn_down-q2_k' }
-    else if (mix === 'Q3_K_M') out = layer < Math.trunc(n / 16) ? { type: 'Q5_K', rule: 'ffn_down-first-sixteenth' } : { type: 'Q4_K', rule: 'ffn_down-q3_k_m' }
+    else if (mix === 'Q3_K_M')
+      out =
+        layer < Math.trunc(n / 16)
+          ? { type: 'Q5_K', rule: 'ffn_down-first-sixteenth' }
+          : { type: 'Q4_K', rule: 'ffn_down-q3_k_m' }
     else if (mix === 'Q3_K_L') out = { type: 'Q5_K', rule: 'ffn_down-q3_k_l' }
     else if (mix === 'Q4_K_M' && useMoreBits(layer, n)) out = { type: 'Q6_K', rule: 'ffn_down-more-bits' }
     else if (mix === 'Q5_K_M' && useMoreBits(layer, n)) out = { type: 'Q6_K', rule: 'ffn_down-more-bits' }
@@ -154,7 +177,14 @@ export function mixRule(mix: GgufMix, name: string, cols: number, m: PolicyModel
  * Whittle writes has the types llama-quantize would give it.
  */
 const FALLBACK: Partial<Record<GgufTensorTypeName, GgufTensorTypeName>> = {
-  IQ4_XS: 'IQ4_NL', Q2_K: 'Q4_0', Q3_K: 'Q4_0', TQ1_0: 'Q4_0', TQ2_0: 'Q4_0', Q4_K: 'Q5_0', Q5_K: 'Q5_1', Q6_K: 'Q8_0',
+  IQ4_XS: 'IQ4_NL',
+  Q2_K: 'Q4_0',
+  Q3_K: 'Q4_0',
+  TQ1_0: 'Q4_0',
+  TQ2_0: 'Q4_0',
+  Q4_K: 'Q5_0',
+  Q5_K: 'Q5_1',
+  Q6_K: 'Q8_0',
 }
 
 export function fallbackType(type: GgufTensorTypeName, cols: number): { type: GgufTensorTypeName; reason?: string } {
@@ -162,6 +192,7 @@ export function fallbackType(type: GgufTensorTypeName, cols: number): { type: Gg
   if (cols % block === 0) return { type }
   const why = `rows of ${cols} elements are not a whole number of ${type}'s ${block}-element blocks`
   const next = FALLBACK[type]
-  if (next && cols % blockElements(next) === 0) return { type: next, reason: `${why}, so stored as ${next} (llama.cpp's fallback)` }
+  if (next && cols % blockElements(next) === 0)
+    return { type: next, reason: `${why}, so stored as ${next} (llama.cpp's fallback)` }
   return { type: 'F16', reason: `${why}, so stored as F16 (no block type fits)` }
 }

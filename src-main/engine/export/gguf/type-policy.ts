@@ -12,12 +12,27 @@
 
 import type { TensorRole } from '../../../contract/api'
 import {
-  GGUF_EXPORT_TYPES, GGUF_MIX_BASE, GGUF_TENSOR_TYPES,
-  type GgufExportType, type GgufMix, type GgufTensorPlan, type GgufTensorTypeName, type GgufTypeFlags, type GgufTypeRule,
+  GGUF_EXPORT_TYPES,
+  GGUF_MIX_BASE,
+  GGUF_TENSOR_TYPES,
+  type GgufExportType,
+  type GgufMix,
+  type GgufTensorPlan,
+  type GgufTensorTypeName,
+  type GgufTypeFlags,
+  type GgufTypeRule,
 } from '../../../contract/gguf-export-types'
 import { WhittleError } from '../../errors'
 import { ggmlTypeByName } from '../../formats/ggml-types'
-import { blockElements, fallbackType, isAttnVLike, mixRule, tensorCategory, type PolicyCounters, type PolicyModel } from './type-policy-rules'
+import {
+  blockElements,
+  fallbackType,
+  isAttnVLike,
+  mixRule,
+  tensorCategory,
+  type PolicyCounters,
+  type PolicyModel,
+} from './type-policy-rules'
 
 export { GGUF_EXPORT_TYPES, type GgufExportType } from '../../../contract/gguf-export-types'
 export { useMoreBits, type PolicyModel } from './type-policy-rules'
@@ -31,9 +46,31 @@ export type GgufTensorType = GgufTensorTypeName
  * llama-quantize labels them (checked against the golden files).
  */
 export const LLAMA_FILE_TYPE: Readonly<Record<GgufExportType, number>> = {
-  F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q2_K: 10, Q2_K_MIX: 10, Q3_K_S: 11, Q3_K: 12, Q3_K_M: 12,
-  Q3_K_L: 13, Q4_K_S: 14, Q4_K_M: 15, Q4_K: 15, Q5_K_S: 16, Q5_K: 17, Q5_K_M: 17, Q6_K: 18, IQ4_NL: 25, IQ4_XS: 30,
-  BF16: 32, TQ1_0: 36, TQ2_0: 37,
+  F32: 0,
+  F16: 1,
+  Q4_0: 2,
+  Q4_1: 3,
+  Q8_0: 7,
+  Q5_0: 8,
+  Q5_1: 9,
+  Q2_K: 10,
+  Q2_K_MIX: 10,
+  Q3_K_S: 11,
+  Q3_K: 12,
+  Q3_K_M: 12,
+  Q3_K_L: 13,
+  Q4_K_S: 14,
+  Q4_K_M: 15,
+  Q4_K: 15,
+  Q5_K_S: 16,
+  Q5_K: 17,
+  Q5_K_M: 17,
+  Q6_K: 18,
+  IQ4_NL: 25,
+  IQ4_XS: 30,
+  BF16: 32,
+  TQ1_0: 36,
+  TQ2_0: 37,
 }
 
 export function isGgufExportType(s: string): s is GgufExportType {
@@ -81,17 +118,38 @@ export interface GgufPlanOptions extends GgufTypeFlags {
 
 function checkOptions(o: GgufPlanOptions): RegExp[] {
   if (!isGgufExportType(o.type)) {
-    throw new WhittleError('validation', null, `unknown GGUF export type ${String(o.type)} (choose one of ${GGUF_EXPORT_TYPES.join(', ')})`)
+    throw new WhittleError(
+      'validation',
+      null,
+      `unknown GGUF export type ${String(o.type)} (choose one of ${GGUF_EXPORT_TYPES.join(', ')})`,
+    )
   }
-  for (const [what, t] of [['output tensor type', o.outputTensorType], ['token embedding type', o.tokenEmbeddingType]] as const) {
-    if (t !== undefined && !isGgufTensorType(t)) throw new WhittleError('validation', null, `unknown ${what} ${String(t)} (choose one of ${GGUF_TENSOR_TYPES.join(', ')})`)
+  for (const [what, t] of [
+    ['output tensor type', o.outputTensorType],
+    ['token embedding type', o.tokenEmbeddingType],
+  ] as const) {
+    if (t !== undefined && !isGgufTensorType(t))
+      throw new WhittleError(
+        'validation',
+        null,
+        `unknown ${what} ${String(t)} (choose one of ${GGUF_TENSOR_TYPES.join(', ')})`,
+      )
   }
   return (o.tensorTypes ?? []).map((tt) => {
-    if (!isGgufTensorType(tt.type)) throw new WhittleError('validation', null, `tensor type override "${tt.pattern}": unknown type ${String(tt.type)} (choose one of ${GGUF_TENSOR_TYPES.join(', ')})`)
+    if (!isGgufTensorType(tt.type))
+      throw new WhittleError(
+        'validation',
+        null,
+        `tensor type override "${tt.pattern}": unknown type ${String(tt.type)} (choose one of ${GGUF_TENSOR_TYPES.join(', ')})`,
+      )
     try {
       return new RegExp(tt.pattern)
     } catch {
-      throw new WhittleError('validation', null, `tensor type override "${tt.pattern}" is not a valid regular expression`)
+      throw new WhittleError(
+        'validation',
+        null,
+        `tensor type override "${tt.pattern}" is not a valid regular expression`,
+      )
     }
   })
 }
@@ -112,7 +170,13 @@ function llamaOrder(a: PolicyTensor, b: PolicyTensor): number {
   return layer(a.name) - layer(b.name) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
 }
 
-function choose(t: PolicyTensor, o: GgufPlanOptions, patterns: RegExp[], m: PolicyModel, k: PolicyCounters): { type: GgufTensorTypeName; rule: GgufTypeRule; pattern?: string } {
+function choose(
+  t: PolicyTensor,
+  o: GgufPlanOptions,
+  patterns: RegExp[],
+  m: PolicyModel,
+  k: PolicyCounters,
+): { type: GgufTensorTypeName; rule: GgufTypeRule; pattern?: string } {
   if (!allowsQuantization(t, o)) {
     if (t.rank >= 2 && o.leaveOutputTensor && t.name === 'output.weight') {
       return { type: isGgufTensorType(t.sourceType) ? t.sourceType : 'F32', rule: 'leave-output' }
@@ -120,7 +184,8 @@ function choose(t: PolicyTensor, o: GgufPlanOptions, patterns: RegExp[], m: Poli
     return { type: 'F32', rule: 'not-quantized' }
   }
   const category = tensorCategory(t.name)
-  if (o.tokenEmbeddingType && category === 'token_embd') return { type: o.tokenEmbeddingType, rule: 'token-embedding-type' }
+  if (o.tokenEmbeddingType && category === 'token_embd')
+    return { type: o.tokenEmbeddingType, rule: 'token-embedding-type' }
   if (o.outputTensorType && category === 'output') return { type: o.outputTensorType, rule: 'output-tensor-type' }
   const base = baseType(o.type)
   if (UNQUANTIZED.includes(base)) return { type: base, rule: 'pure' }
@@ -134,7 +199,11 @@ function choose(t: PolicyTensor, o: GgufPlanOptions, patterns: RegExp[], m: Poli
  * Every tensor's type, the rule that chose it, any fallback, and its size; in the order given.
  * Throws a 'validation' WhittleError for an unknown type or a bad --tensor-type pattern.
  */
-export function planGgufTypes(tensors: readonly PolicyTensor[], model: PolicyModel, options: GgufPlanOptions): GgufTensorPlan[] {
+export function planGgufTypes(
+  tensors: readonly PolicyTensor[],
+  model: PolicyModel,
+  options: GgufPlanOptions,
+): GgufTensorPlan[] {
   const patterns = checkOptions(options)
   const counters: PolicyCounters = {
     nAttentionWv: tensors.filter((t) => isAttnVLike(tensorCategory(t.name))).length,
@@ -148,10 +217,14 @@ export function planGgufTypes(tensors: readonly PolicyTensor[], model: PolicyMod
     const elements = t.rows * t.cols
     const bytes = ggufTensorBytes(fitted.type, t.rows, t.cols)
     plans.set(t, {
-      name: t.name, type: fitted.type, rule: chosen.rule,
+      name: t.name,
+      type: fitted.type,
+      rule: chosen.rule,
       ...(chosen.pattern !== undefined ? { pattern: chosen.pattern } : {}),
       ...(fitted.reason ? { fallback: { from: chosen.type, reason: fitted.reason } } : {}),
-      elements, bytes, bitsPerWeight: elements > 0 ? (bytes * 8) / elements : 0,
+      elements,
+      bytes,
+      bitsPerWeight: elements > 0 ? (bytes * 8) / elements : 0,
     })
   }
   return tensors.map((t) => plans.get(t)!)
@@ -159,8 +232,18 @@ export function planGgufTypes(tensors: readonly PolicyTensor[], model: PolicyMod
 
 /** The GGUF name part of each role a Llama block or its ends hold, for policyType's synthetic names. */
 const ROLE_NAMES: Partial<Record<TensorRole, string>> = {
-  embed: 'token_embd', lm_head: 'output', q: 'attn_q', k: 'attn_k', v: 'attn_v', o: 'attn_output',
-  gate: 'ffn_gate', up: 'ffn_up', down: 'ffn_down', attn_norm: 'attn_norm', ffn_norm: 'ffn_norm', final_norm: 'output_norm',
+  embed: 'token_embd',
+  lm_head: 'output',
+  q: 'attn_q',
+  k: 'attn_k',
+  v: 'attn_v',
+  o: 'attn_output',
+  gate: 'ffn_gate',
+  up: 'ffn_up',
+  down: 'ffn_down',
+  attn_norm: 'attn_norm',
+  ffn_norm: 'ffn_norm',
+  final_norm: 'output_norm',
 }
 
 export interface TensorForPolicy {
@@ -182,5 +265,11 @@ export function policyType(exportType: GgufExportType, t: TensorForPolicy, layer
   const layer = t.layer ?? 0
   const cols = blockElements('Q6_K') // a row every type's blocks fit: no fallback
   const counters: PolicyCounters = { nAttentionWv: layers, iAttentionWv: layer, iFfnDown: layer }
-  return choose({ name, rank: t.rank, rows: 1, cols, sourceType: 'F32' }, o, patterns, { layers, heads: 1, kvHeads: 1, experts: 1 }, counters).type
+  return choose(
+    { name, rank: t.rank, rows: 1, cols, sourceType: 'F32' },
+    o,
+    patterns,
+    { layers, heads: 1, kvHeads: 1, experts: 1 },
+    counters,
+  ).type
 }

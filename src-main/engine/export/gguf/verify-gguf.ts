@@ -28,21 +28,33 @@ const CHUNK = 16 << 20
  * With a pool, tensors decode on the WASM kernels (the same bits as the TS reference readers, faster).
  * `shownAs` names the file in errors when `file` is the temporary it is written under.
  */
-export async function verifyGgufExport(file: string, intended: IntendedTensor[], pool?: WorkerPool, shownAs: string = file): Promise<void> {
+export async function verifyGgufExport(
+  file: string,
+  intended: IntendedTensor[],
+  pool?: WorkerPool,
+  shownAs: string = file,
+): Promise<void> {
   const fail = (problem: string): WhittleError => new WhittleError('format', shownAs, `verification failed: ${problem}`)
   try {
     const g = await readGguf(file)
-    if (g.infos.length !== intended.length) throw fail(`${g.infos.length} tensors read back, ${intended.length} written`)
+    if (g.infos.length !== intended.length)
+      throw fail(`${g.infos.length} tensors read back, ${intended.length} written`)
     for (const [i, want] of intended.entries()) {
       const info = g.infos[i]
       const entry = g.tensors[i]
       if (info.name !== want.name) throw fail(`tensor ${i} is "${info.name}", expected "${want.name}"`)
-      if (info.ggmlType !== ggmlTypeByName(want.type)?.id) throw fail(`tensor "${want.name}" has ggml type ${info.ggmlType}, expected ${want.type}`)
-      if (info.dims.join(',') !== want.dims.join(',')) throw fail(`tensor "${want.name}" has dims [${info.dims.join(', ')}], expected [${want.dims.join(', ')}]`)
+      if (info.ggmlType !== ggmlTypeByName(want.type)?.id)
+        throw fail(`tensor "${want.name}" has ggml type ${info.ggmlType}, expected ${want.type}`)
+      if (info.dims.join(',') !== want.dims.join(','))
+        throw fail(`tensor "${want.name}" has dims [${info.dims.join(', ')}], expected [${want.dims.join(', ')}]`)
       const hash = createHash('sha256')
-      for (let at = 0; at < entry.byteLength; at += CHUNK) hash.update(await readTensorBytes(entry, at, Math.min(CHUNK, entry.byteLength - at)))
+      for (let at = 0; at < entry.byteLength; at += CHUNK)
+        hash.update(await readTensorBytes(entry, at, Math.min(CHUNK, entry.byteLength - at)))
       if (hash.digest('hex') !== want.sha256) throw fail(`tensor "${want.name}" bytes differ from what was written`)
-      if (want.checksum !== null && f32Checksum(pool ? await decodeTensorF32(pool, entry) : await readTensorF32(entry)) !== want.checksum) {
+      if (
+        want.checksum !== null &&
+        f32Checksum(pool ? await decodeTensorF32(pool, entry) : await readTensorF32(entry)) !== want.checksum
+      ) {
         throw fail(`tensor "${want.name}" decodes differently from the quantizer's own dequantization`)
       }
     }

@@ -19,14 +19,32 @@ export interface TrainedLora {
 /** 4 steps of LoRA r 4 α 8 on all 35 Linears of stories260K (lr 1e-2, so the adapters move the model). */
 export async function trainedLora(pool: WorkerPool): Promise<TrainedLora> {
   const model = await loadModel(shared('models/stories260K'))
-  const windows = calibrationWindows(referenceIds('tinystories_calib'), { samples: 16, seqlen: 128, seed: 0, starts: referenceCalibrationStarts().slice(0, 16) })
+  const windows = calibrationWindows(referenceIds('tinystories_calib'), {
+    samples: 16,
+    seqlen: 128,
+    seed: 0,
+    starts: referenceCalibrationStarts().slice(0, 16),
+  })
   const merged = withReplacements(model)
-  const run = await runLora({ view: merged, pool, windows, params: parseLoraParams({ r: 4, alpha: 8, steps: 4, batch_size: 4, seqlen: 128, lr: 1e-2 }, 'lora') })
+  const run = await runLora({
+    view: merged,
+    pool,
+    windows,
+    params: parseLoraParams({ r: 4, alpha: 8, steps: 4, batch_size: 4, seqlen: 128, lr: 1e-2 }, 'lora'),
+  })
   return { model, merged, adapters: run.adapters }
 }
 
 /** W + scale·B·A with W [rows, cols], A [r, cols], B [rows, r]. */
-export function applyAdapter(W: Float32Array, A: Float32Array, B: Float32Array, rows: number, cols: number, r: number, scale: number): Float32Array {
+export function applyAdapter(
+  W: Float32Array,
+  A: Float32Array,
+  B: Float32Array,
+  rows: number,
+  cols: number,
+  r: number,
+  scale: number,
+): Float32Array {
   const out = new Float32Array(W.length)
   for (let i = 0; i < rows; i++) {
     for (let j = 0; j < cols; j++) {

@@ -18,7 +18,10 @@ export function tempFolder(prefix = 'whittle-formats-'): { dir: string; cleanup:
  * fragment in `mentions` (case-insensitive).
  */
 export async function expectWhittleError(
-  run: () => Promise<unknown>, code: ErrorCode, file: string | null, ...mentions: string[]
+  run: () => Promise<unknown>,
+  code: ErrorCode,
+  file: string | null,
+  ...mentions: string[]
 ): Promise<WhittleError> {
   let caught: unknown = null
   try {

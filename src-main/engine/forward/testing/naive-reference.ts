@@ -42,9 +42,15 @@ export class TinyWeights {
   /** Writes model.safetensors and config.json into `dir`; returns the folder. */
   async write(dir: string, config: Record<string, unknown>): Promise<string> {
     await mkdir(dir, { recursive: true })
-    await writeSafetensors(path.join(dir, 'model.safetensors'), [...this.tensors].map(([name, t]) => ({
-      name, dtype: 'F32' as const, shape: t.shape, data: new Uint8Array(t.values.buffer, t.values.byteOffset, t.values.byteLength),
-    })))
+    await writeSafetensors(
+      path.join(dir, 'model.safetensors'),
+      [...this.tensors].map(([name, t]) => ({
+        name,
+        dtype: 'F32' as const,
+        shape: t.shape,
+        data: new Uint8Array(t.values.buffer, t.values.byteOffset, t.values.byteLength),
+      })),
+    )
     await writeFile(path.join(dir, 'config.json'), JSON.stringify(config))
     return dir
   }
@@ -57,7 +63,13 @@ export function randomWindows(count: number, T: number, vocab: number, seed: num
 }
 
 /** y[n, out] = x[n, in] · Wᵀ + b for a torch.nn.Linear weight W [out, in]. */
-export function linear(x: Float64Array, W: Float64Array, b: Float64Array | null, inDim: number, outDim: number): Float64Array {
+export function linear(
+  x: Float64Array,
+  W: Float64Array,
+  b: Float64Array | null,
+  inDim: number,
+  outDim: number,
+): Float64Array {
   const n = x.length / inDim
   const y = new Float64Array(n * outDim)
   for (let r = 0; r < n; r++) {
@@ -96,7 +108,14 @@ export function add(a: Float64Array, ...rest: Float64Array[]): Float64Array {
  * softmax(q kᵀ / √hd + causal mask) v for one window; q, k, v and the result are [T, heads·hd]
  * with head h in columns [h·hd, (h+1)·hd).
  */
-export function causalAttention(q: Float64Array, k: Float64Array, v: Float64Array, T: number, heads: number, hd: number): Float64Array {
+export function causalAttention(
+  q: Float64Array,
+  k: Float64Array,
+  v: Float64Array,
+  T: number,
+  heads: number,
+  hd: number,
+): Float64Array {
   const W = heads * hd
   const out = new Float64Array(T * W)
   const p = new Float64Array(T)
@@ -110,7 +129,7 @@ export function causalAttention(q: Float64Array, k: Float64Array, v: Float64Arra
         max = Math.max(max, p[j])
       }
       let sum = 0
-      for (let j = 0; j <= i; j++) sum += (p[j] = Math.exp(p[j] - max))
+      for (let j = 0; j <= i; j++) sum += p[j] = Math.exp(p[j] - max)
       for (let d = 0; d < hd; d++) {
         let s = 0
         for (let j = 0; j <= i; j++) s += p[j] * v[j * W + h * hd + d]
@@ -124,7 +143,8 @@ export function causalAttention(q: Float64Array, k: Float64Array, v: Float64Arra
 /** erf by its Maclaurin series (|x| < 4; beyond, erf = ±1 to better than 2e-8). */
 export function erf(x: number): number {
   if (Math.abs(x) >= 4) return Math.sign(x)
-  let term = x, sum = x
+  let term = x,
+    sum = x
   for (let n = 1; n < 200; n++) {
     term *= (-x * x) / n
     const next = term / (2 * n + 1)
@@ -188,18 +208,25 @@ export function expectNllClose(actual: Float64Array[], expected: number[][], rel
 export function largestNllGap(a: ArrayLike<number>[], b: ArrayLike<number>[]): number {
   let gap = 0
   for (let w = 0; w < a.length; w++) {
-    for (let t = 0; t < a[w].length; t++) gap = Math.max(gap, Math.abs(a[w][t] - b[w][t]) / Math.max(1, Math.abs(b[w][t])))
+    for (let t = 0; t < a[w].length; t++)
+      gap = Math.max(gap, Math.abs(a[w][t] - b[w][t]) / Math.max(1, Math.abs(b[w][t])))
   }
   return gap
 }
 
 /** Arrays equal to `rel` relative to the largest magnitude in `expected`. */
-export function expectArrayClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rel: number, what: string): void {
+export function expectArrayClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  rel: number,
+  what: string,
+): void {
   expect(actual.length, what).toBe(expected.length)
   let scale = 1e-30
   for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]))
   for (let i = 0; i < expected.length; i++) {
-    if (!(Math.abs(actual[i] - expected[i]) <= rel * scale)) throw new Error(`${what}[${i}] = ${actual[i]}, expected ${expected[i]}`)
+    if (!(Math.abs(actual[i] - expected[i]) <= rel * scale))
+      throw new Error(`${what}[${i}] = ${actual[i]}, expected ${expected[i]}`)
   }
 }
 
@@ -223,7 +250,10 @@ export function concat(parts: ArrayLike<number>[]): Float64Array {
 }
 
 /** Runs the forward pass with hooks that copy every Linear input, keyed `${layer}:${role}` like record(). */
-export async function runRecorded(forward: CausalLM, windows: Int32Array[]): Promise<{ nll: Float64Array[]; inputs: Map<string, Float32Array[]>; roles: string[][] }> {
+export async function runRecorded(
+  forward: CausalLM,
+  windows: Int32Array[],
+): Promise<{ nll: Float64Array[]; inputs: Map<string, Float32Array[]>; roles: string[][] }> {
   const inputs = new Map<string, Float32Array[]>()
   const roles: string[][] = Array.from({ length: forward.arch.layers }, () => [])
   const nll = await forward.windowNll(windows, {
@@ -260,8 +290,12 @@ export function tinyModelBench(prefix: string): { readonly pool: WorkerPool; rea
     if (bench.dir) await rm(bench.dir, { recursive: true, force: true })
   })
   return {
-    get pool(): WorkerPool { return bench.pool! },
-    get dir(): string { return bench.dir },
+    get pool(): WorkerPool {
+      return bench.pool!
+    },
+    get dir(): string {
+      return bench.dir
+    },
   }
 }
 
@@ -270,8 +304,11 @@ export function tinyModelBench(prefix: string): { readonly pool: WorkerPool; rea
  * naive model's recorded inputs (`roleOf` names the role recorded for each group).
  */
 export function expectCaptureMatches(
-  layers: (LayerStats | null)[], expected: RecordedInputs, roleOf: Record<InputGroup, string>,
-  statistic: 'absmax' | 'sumSq', tokens: number,
+  layers: (LayerStats | null)[],
+  expected: RecordedInputs,
+  roleOf: Record<InputGroup, string>,
+  statistic: 'absmax' | 'sumSq',
+  tokens: number,
 ): void {
   for (const [l, stats] of layers.entries()) {
     for (const [group, role] of Object.entries(roleOf) as [InputGroup, string][]) {
@@ -280,7 +317,8 @@ export function expectCaptureMatches(
       const K = s.channels
       expect(s.tokens).toBe(tokens)
       const want = new Float64Array(K)
-      for (let i = 0; i < x.length; i++) want[i % K] = statistic === 'absmax' ? Math.max(want[i % K], Math.abs(x[i])) : want[i % K] + x[i] * x[i]
+      for (let i = 0; i < x.length; i++)
+        want[i % K] = statistic === 'absmax' ? Math.max(want[i % K], Math.abs(x[i])) : want[i % K] + x[i] * x[i]
       expectArrayClose(s[statistic], want, 1e-4, `layer ${l} ${group} ${statistic}`)
     }
   }
@@ -288,7 +326,10 @@ export function expectCaptureMatches(
 
 /** Writes a tiny model into the bench's folder, opens it, and runs `use` on its forward pass (closed after). */
 export async function withTinyForward<R>(
-  bench: { readonly pool: WorkerPool; readonly dir: string }, name: string, weights: TinyWeights, config: Record<string, unknown>,
+  bench: { readonly pool: WorkerPool; readonly dir: string },
+  name: string,
+  weights: TinyWeights,
+  config: Record<string, unknown>,
   use: (forward: CausalLM) => Promise<R>,
 ): Promise<R> {
   const model = await loadModel(await weights.write(path.join(bench.dir, name), config))
@@ -305,7 +346,10 @@ export async function withTinyForward<R>(
  * every layer reports exactly `roles`, in that order. Returns the naive NLLs.
  */
 export async function expectMatchesNaive(
-  forward: CausalLM, windows: Int32Array[], naive: (inputs: RecordedInputs) => number[][], roles: string[],
+  forward: CausalLM,
+  windows: Int32Array[],
+  naive: (inputs: RecordedInputs) => number[][],
+  roles: string[],
 ): Promise<number[][]> {
   const expectedInputs: RecordedInputs = new Map()
   const expected = naive(expectedInputs)

@@ -22,6 +22,14 @@ function inject(request) {
 
 const on = parentPort.on.bind(parentPort)
 parentPort.on = (event, listener) =>
-  on(event, event === 'message' ? (request) => { inject(request); listener(request) } : listener)
+  on(
+    event,
+    event === 'message'
+      ? (request) => {
+          inject(request)
+          listener(request)
+        }
+      : listener,
+  )
 
 await import(new URL('../../../../kernels/build/pool-worker.mjs', import.meta.url).href)

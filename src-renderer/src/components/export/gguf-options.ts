@@ -4,7 +4,9 @@
 
 import {
   parseTensorTypeOverrides,
-  type GgufExportPlan, type GgufTensorTypeName, type GgufTypeFlags,
+  type GgufExportPlan,
+  type GgufTensorTypeName,
+  type GgufTypeFlags,
 } from '@contract/gguf-export-types'
 
 export interface GgufOptionsForm {
@@ -19,14 +21,22 @@ export interface GgufOptionsForm {
 }
 
 export function emptyGgufOptions(): GgufOptionsForm {
-  return { pure: false, outputTensorType: '', tokenEmbeddingType: '', leaveOutputTensor: false, allowRequantize: false, tensorTypes: '' }
+  return {
+    pure: false,
+    outputTensorType: '',
+    tokenEmbeddingType: '',
+    leaveOutputTensor: false,
+    allowRequantize: false,
+    tensorTypes: '',
+  }
 }
 
 /** The flags the form asks for (only those set), or the problem that stops an export. */
 export function ggufFlagsFrom(f: GgufOptionsForm): { flags: GgufTypeFlags } | { problem: string } {
   const flags: GgufTypeFlags = {}
   if (f.pure) flags.pure = true
-  if (f.leaveOutputTensor && f.outputTensorType) return { problem: 'keep output.weight as it is, or give it a type: not both' }
+  if (f.leaveOutputTensor && f.outputTensorType)
+    return { problem: 'keep output.weight as it is, or give it a type: not both' }
   if (f.leaveOutputTensor) flags.leaveOutputTensor = true
   if (f.outputTensorType) flags.outputTensorType = f.outputTensorType
   if (f.tokenEmbeddingType) flags.tokenEmbeddingType = f.tokenEmbeddingType
@@ -48,7 +58,10 @@ export function exactPattern(name: string): string {
  */
 export function withTensorOverride(lines: string, name: string, type: GgufTensorTypeName): string {
   const pattern = exactPattern(name)
-  const kept = lines.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith(`${pattern}=`))
+  const kept = lines
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith(`${pattern}=`))
   return [`${pattern}=${type}`, ...kept].join('\n')
 }
 
@@ -70,7 +83,9 @@ export function fallbackSummary(plan: GgufExportPlan): FallbackSummary {
     counts.set(key, (counts.get(key) ?? 0) + 1)
   }
   return {
-    count: fell.length, total: quantizable.length, most: fell.length * 2 > quantizable.length,
+    count: fell.length,
+    total: quantizable.length,
+    most: fell.length * 2 > quantizable.length,
     pairs: [...counts].map(([k, n]) => `${k} ×${n}`),
   }
 }
