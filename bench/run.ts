@@ -18,6 +18,8 @@ const CASES = [
   'gptq-layer',
   'prune',
   'export',
+  'gguf-side-by-side',
+  'train-kd',
   'train-lora',
   'train-qlora',
 ]

@@ -8,6 +8,7 @@ import { validateRecipe } from '../engine/compress/recipe/recipe'
 import { activationReport } from '../engine/analysis/activation-report'
 import { headImportance } from '../engine/analysis/head-importance'
 import { layerImportance } from '../engine/analysis/layer-importance'
+import { kvCacheAnalysis } from '../engine/analysis/kv-ranges'
 import { captureCalibration } from '../engine/calibration/capture'
 import { calibrationWindows, DEFAULT_CALIBRATION } from '../engine/calibration/windows'
 import { WhittleError } from '../engine/errors'
@@ -17,7 +18,8 @@ import { readTextFile, tokenizeForEval } from '../engine/eval/tokenize-text'
 import { createForward } from '../engine/forward'
 import { scanModel } from '../engine/inspect/model-scan'
 import { inspectTensor } from '../engine/inspect/tensor-detail'
-import type { JobRunner } from '../engine/jobs/job-registry'
+import { withTrainingReporter, type TrainingReporter } from '../engine/jobs/job-controls'
+import type { JobContext, JobRunner } from '../engine/jobs/job-registry'
 import { tensorsByLayer, type LoadedModel } from '../engine/model/loaded-model'
 import { getPool } from '../engine/pool/worker-pool'
 import { bundledText } from './paths'
@@ -93,6 +95,33 @@ async function windowsFor(
   )
 }
 
+/**
+ * A compress job's progress with its training steps' numbers: the reporter (installed around the run,
+ * job-controls.ts) sends each step and eval with the latest progress line.
+ */
+function liveTraining(ctx: JobContext): {
+  reporter: TrainingReporter
+  onProgress: (fraction: number, message: string) => void
+} {
+  let fraction = 0,
+    message = 'starting',
+    totalSteps = 0
+  return {
+    onProgress: (f, m) => {
+      fraction = f
+      message = m
+      ctx.progress(f, m)
+    },
+    reporter: {
+      step: (point, total) => {
+        totalSteps = total
+        ctx.progress(fraction, message, { totalSteps, steps: [point], evals: [] })
+      },
+      eval: (point) => ctx.progress(fraction, message, { totalSteps, steps: [], evals: [point] }),
+    },
+  }
+}
+
 export interface RunnerHost {
   /** Opens a derived model (a compression result) in the engine and returns its id. */
   registerModel(model: LoadedModel, compression?: CompressionProvenance): string
@@ -154,6 +183,22 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
         }
         return { kind: spec.kind, result: report }
       }
+    case 'kv-cache':
+      return async (ctx) => {
+        const text = textOrBundled(spec.text, 'eval')
+        ctx.progress(0, 'tokenizing')
+        const ids = await tokens(model, text)
+        const result = await kvCacheAnalysis(await getPool(), model, ids, {
+          seqlen: spec.seqlen ?? 256,
+          maxWindows: spec.maxWindows,
+          settings: spec.settings,
+          contextLength: spec.contextLength,
+          textFile: text,
+          signal: ctx.signal,
+          onProgress: ctx.progress,
+        })
+        return { kind: spec.kind, result }
+      }
     case 'activations':
       return async (ctx) => {
         ctx.progress(0, 'tokenizing calibration text')
@@ -180,16 +225,20 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
         const ids = await tokens(model, textPath)
         const seqlen = spec.seqlen ?? 256
         const beforeKey = await pplKey(model, textPath, seqlen, spec.maxEvalWindows)
-        const { view, report, records } = await compressModel(await getPool(), model, recipe, {
-          recipeDir: process.cwd(),
-          defaultCalibrationText: bundledText('calib'),
-          evalText: { path: textPath, ids },
-          seqlen,
-          maxEvalWindows: spec.maxEvalWindows,
-          knownPplBefore: pplCache.get(beforeKey),
-          signal: ctx.signal,
-          onProgress: ctx.progress,
-        })
+        const live = liveTraining(ctx)
+        const pool = await getPool()
+        const { view, report, records } = await withTrainingReporter(live.reporter, () =>
+          compressModel(pool, model, recipe, {
+            recipeDir: process.cwd(),
+            defaultCalibrationText: bundledText('calib'),
+            evalText: { path: textPath, ids },
+            seqlen,
+            maxEvalWindows: spec.maxEvalWindows,
+            knownPplBefore: pplCache.get(beforeKey),
+            signal: ctx.signal,
+            onProgress: live.onProgress,
+          }),
+        )
         if (report.ppl_before !== null) rememberPpl(beforeKey, report.ppl_before)
         const compressedModelId = host.registerModel(view, { source: model, report, records })
         const summary = compressionSummary(report, {

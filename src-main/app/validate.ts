@@ -7,6 +7,7 @@ import path from 'node:path'
 import type { ApiCall, CalibrationRequest, ExportFormat, JobSpec, RecipeDoc } from '../contract/api'
 import { WhittleError } from '../engine/errors'
 import { EXPORT_FORMATS } from '../engine/export/export-model'
+import { parseKvCacheSetting } from '../engine/forward/kv-cache-quant'
 import { GGUF_EXPORT_TYPES } from '../engine/export/gguf/type-policy'
 import { validateGgufFlags } from './validate-gguf-flags'
 import type { PathAccess, PathUse } from './path-policy'
@@ -149,6 +150,29 @@ export function validateJobSpec(v: unknown, uses?: PathUse[]): JobSpec {
         seqlen: optInt(call, o, 'seqlen', 2, 8192),
         maxWindows: optInt(call, o, 'maxWindows', 1, 1 << 24),
       }
+    case 'kv-cache': {
+      only(call, o, ['kind', 'modelId', 'text', 'seqlen', 'maxWindows', 'settings', 'contextLength'])
+      const settings = o.settings
+      if (
+        settings !== undefined &&
+        (!Array.isArray(settings) ||
+          settings.length === 0 ||
+          settings.length > 64 ||
+          !settings.every((x) => typeof x === 'string' && x.length <= 64))
+      )
+        fail(call, '"settings" must be a non-empty array of at most 64 setting strings such as "token:4" or "q8_0"')
+      // Parsed here so a bad setting is a validation error before the job starts.
+      for (const x of (settings as string[] | undefined) ?? []) parseKvCacheSetting(x)
+      return {
+        kind: 'kv-cache',
+        modelId,
+        text: o.text === undefined ? undefined : absolutePath(call, str(call, o, 'text', MAX_PATH), uses, 'text'),
+        seqlen: optInt(call, o, 'seqlen', 2, 8192),
+        maxWindows: optInt(call, o, 'maxWindows', 1, 1 << 24),
+        settings: settings as string[] | undefined,
+        contextLength: optInt(call, o, 'contextLength', 1, 1 << 24),
+      }
+    }
     case 'activations':
       only(call, o, ['kind', 'modelId', 'calibration', 'threshold'])
       return {
@@ -287,7 +311,9 @@ export function validateRequest(call: ApiCall, params: unknown, uses?: PathUse[]
       only(call, o, ['path'])
       return { path: absolutePath(call, str(call, o, 'path', MAX_PATH), uses) }
     }
-    case 'cancelJob': {
+    case 'cancelJob':
+    case 'pauseJob':
+    case 'resumeJob': {
       const o = record(call, params)
       only(call, o, ['id'])
       return { id: str(call, o, 'id', MAX_ID) }

@@ -139,6 +139,10 @@ export class WhittleService {
         return Promise.resolve(this.startJob(req as JobSpec))
       case 'cancelJob':
         return Promise.resolve(void this.jobs.cancel((req as { id: string }).id))
+      case 'pauseJob':
+        return Promise.resolve(void this.jobs.pause((req as { id: string }).id))
+      case 'resumeJob':
+        return Promise.resolve(void this.jobs.resume((req as { id: string }).id))
       case 'headWeights':
         return this.headWeights(req as { modelId: string; layer: number; head: number })
       case 'recipePresets':

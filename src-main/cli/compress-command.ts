@@ -1,5 +1,5 @@
 // `whittle compress MODEL --recipe FILE [--eval FILE] [--seqlen 256] --out DIR
-//    [--format safetensors|gptq|compressed-tensors|gguf] [--gguf-type Q4_K_M] [--gptq-format gptq|gptq_v2]
+//    [--format safetensors|gptq|compressed-tensors|compressed-tensors-w8a8|gguf|sparse-bitmask|sparse-24-bitmask] [--gguf-type Q4_K_M] [--gptq-format gptq|gptq_v2]
 //    [--dtype F32|F16|BF16] [--shard-size BYTES] [--json]`
 // Runs the recipe, measures perplexity before and after on --eval, and exports DIR atomically and
 // verified: the compressed model in the chosen format, whittle-recipe.yaml, whittle-report.html/.json.

@@ -1,11 +1,14 @@
-// `whittle convert MODEL --out PATH --format gguf|safetensors [--gguf-type Q8_0] [--imatrix FILE] [--name NAME] [--json]`
+// `whittle convert MODEL --out PATH --format gguf|safetensors|sparse-bitmask|sparse-24-bitmask [--gguf-type Q8_0] [--imatrix FILE] [--name NAME] [--json]`
 //   [--pure] [--output-tensor-type T] [--token-embedding-type T] [--leave-output-tensor] [--tensor-type P=T,…]
 //   [--prune-layers L,…] [--dry-run] [--allow-requantize]   (llama-quantize's type flags, cli/gguf-flags.ts)
 // Format conversion without calibration: a Llama checkpoint (HF or GGUF) to GGUF of a chosen type, or a
-// GGUF Llama back to a Hugging Face safetensors folder. Progress goes to stderr; --json prints a summary.
+// GGUF Llama back to a Hugging Face safetensors folder, or a pruned safetensors model to compressed-tensors'
+// sparse formats (its sparse Linears as bitmask + values, smaller on disk). Progress goes to stderr; --json prints a summary.
 
 import path from 'node:path'
 import { exportGguf, planGgufExport } from '../engine/export/gguf/export-gguf'
+import { isSparseExportFormat, SPARSE_EXPORT_FORMATS } from '../engine/export/compressed-tensors-sparse'
+import { exportModel } from '../engine/export/export-model'
 import { readImatrixFile } from '../engine/formats/imatrix-file'
 import { exportSafetensorsFromGguf } from '../engine/export/gguf/gguf-to-safetensors'
 import { GGUF_EXPORT_TYPES, isGgufExportType } from '../engine/export/gguf/type-policy'
@@ -22,7 +25,11 @@ export const CONVERT: CommandSpec = {
   summary: 'conversions without calibration: HF or GGUF Llama → GGUF of a type, GGUF → HF safetensors',
   options: [
     { name: 'out', value: 'PATH', help: 'destination file (gguf) or folder (safetensors); must not exist (required)' },
-    { name: 'format', value: 'FORMAT', help: 'gguf | safetensors (required)' },
+    {
+      name: 'format',
+      value: 'FORMAT',
+      help: `gguf | safetensors | ${SPARSE_EXPORT_FORMATS.join(' | ')} (required)`,
+    },
     { name: 'gguf-type', value: 'TYPE', help: `GGUF type (default F16): ${GGUF_EXPORT_TYPES.join(' ')}` },
     { name: 'name', value: 'NAME', help: 'general.name written into the GGUF (default: the folder name)' },
     {
@@ -41,12 +48,12 @@ export async function convertCommand(argv: string[]): Promise<number> {
   if (args.positionals.length !== 1) throw new UsageError('convert needs exactly one MODEL path')
   if (typeof args.flags.out !== 'string') throw new UsageError('convert needs --out PATH')
   const format = args.flags.format
-  if (format !== 'gguf' && format !== 'safetensors')
-    throw new UsageError('convert needs --format gguf or --format safetensors')
+  if (format !== 'gguf' && format !== 'safetensors' && (typeof format !== 'string' || !isSparseExportFormat(format)))
+    throw new UsageError(`convert needs --format gguf, safetensors, ${SPARSE_EXPORT_FORMATS.join(' or ')}`)
   const ggufType = args.flags['gguf-type'] ?? 'F16'
   if (typeof ggufType !== 'string' || !isGgufExportType(ggufType))
     throw new UsageError(`--gguf-type must be one of ${GGUF_EXPORT_TYPES.join(', ')}`)
-  if (format === 'safetensors' && args.flags['gguf-type'] !== undefined)
+  if (format !== 'gguf' && args.flags['gguf-type'] !== undefined)
     throw new UsageError('--gguf-type applies to --format gguf only')
   const gguf = parseGgufFlags(args.flags, format === 'gguf')
   if (format !== 'gguf' && gguf.pruneLayers) throw new UsageError('--prune-layers applies to --format gguf only')
@@ -75,6 +82,25 @@ export async function convertCommand(argv: string[]): Promise<number> {
           report.tensors.map((t) => [t.name, t.from, t.dequantized ? `${t.dtype} (dequantized)` : t.dtype]),
         ),
       )
+    return 0
+  }
+
+  if (isSparseExportFormat(format)) {
+    const pool = await WorkerPool.create({ threads: intFlag(args, 'threads', 0, 0, 64) || undefined })
+    try {
+      const result = await exportModel(pool, model, out, { format, onProgress: progress.update })
+      progress.done(`written and verified → ${result.out}: ${result.verified}`)
+      if (args.flags.json) process.stdout.write(JSON.stringify(result, null, 1) + '\n')
+      else
+        process.stdout.write(
+          table(
+            ['file', 'size'],
+            result.files.map((f) => [f.name, formatBytes(f.bytes)]),
+          ),
+        )
+    } finally {
+      await pool.close()
+    }
     return 0
   }
 

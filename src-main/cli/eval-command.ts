@@ -1,4 +1,5 @@
-// `whittle eval MODEL --text FILE [--seqlen 256] [--json]`: perplexity with the GPTQ-repo protocol.
+// `whittle eval MODEL --text FILE [--seqlen 256] [--kv token:4] [--json]`: perplexity with the GPTQ-repo
+// protocol, optionally with a quantized KV cache (its setting, memory and llama.cpp flags go in the report).
 
 import path from 'node:path'
 import { perplexity } from '../engine/eval/perplexity'
@@ -6,6 +7,9 @@ import { readTextFile, tokenizeForEval } from '../engine/eval/tokenize-text'
 import { tokenizerSourceOf } from '../engine/formats/model-tokenizer'
 import { loadModel } from '../engine/model/loaded-model'
 import { WorkerPool } from '../engine/pool/worker-pool'
+import { kvCacheReport, type KvCacheReport } from '../engine/analysis/kv-ranges'
+import { kvCacheHooks, parseKvCacheSetting, type KvCacheSetting } from '../engine/forward/kv-cache-quant'
+import { WhittleError } from '../engine/errors'
 import { intFlag, UsageError } from './args'
 import { parseCommand, type CommandSpec } from './command-spec'
 import { progressLine, warnIfBeyondContext } from './format'
@@ -18,6 +22,12 @@ export const EVAL: CommandSpec = {
     { name: 'text', value: 'FILE', help: 'the UTF-8 text to evaluate (required)' },
     { name: 'seqlen', value: 'N', help: 'window length in tokens (default 256)' },
     { name: 'max-windows', value: 'N', help: 'evaluate only the first N windows (default: all)' },
+    {
+      name: 'kv',
+      value: 'SCHEME',
+      help: 'quantize the KV cache: token:BITS, kivi:BITS[:RESIDUAL], q8_0, q4_0, q4_1, q5_0, q5_1 or iq4_nl',
+    },
+    { name: 'context', value: 'N', help: 'context length the --kv memory saving is reported for (default: seqlen)' },
     { name: 'threads', value: 'N', help: 'worker threads for the kernels (default: one per core)' },
     { name: 'json', help: 'print one JSON document on stdout (progress stays on stderr)' },
   ],
@@ -30,7 +40,16 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const seqlen = intFlag(args, 'seqlen', 256, 2, 1 << 16)
   const threads = intFlag(args, 'threads', 0, 0, 64) || undefined
   const maxWindows = intFlag(args, 'max-windows', 0, 0, 1 << 30) || undefined
+  const context = intFlag(args, 'context', seqlen, 1, 1 << 24)
+  let kv: KvCacheSetting | null = null
+  try {
+    kv = typeof args.flags.kv === 'string' ? parseKvCacheSetting(args.flags.kv) : null
+  } catch (e) {
+    if (e instanceof WhittleError && e.code === 'validation') throw new UsageError(`--kv: ${e.message}`)
+    throw e
+  }
   const model = await loadModel(path.resolve(args.positionals[0]))
+  const kvCache: KvCacheReport | null = kv ? kvCacheReport(model.arch, kv, context) : null
   const text = await readTextFile(path.resolve(args.flags.text))
   warnIfBeyondContext(model, seqlen)
   const progress = progressLine(process.stderr)
@@ -42,6 +61,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
       seqlen,
       maxWindows,
       textFile: path.resolve(args.flags.text),
+      hooks: kv ? kvCacheHooks(kv) : undefined,
       onProgress: progress.update,
     })
     progress.done(
@@ -51,15 +71,32 @@ export async function evalCommand(argv: string[]): Promise<number> {
     const tokenizer = tokenizerSourceOf(model.files)
     if (args.flags.json)
       process.stdout.write(
-        JSON.stringify({ model: model.files.path, text: path.resolve(args.flags.text), tokenizer, ...r }, null, 1) +
-          '\n',
+        JSON.stringify(
+          { model: model.files.path, text: path.resolve(args.flags.text), tokenizer, ...r, kv_cache: kvCache },
+          null,
+          1,
+        ) + '\n',
       )
-    else
+    else {
+      if (kvCache) process.stdout.write(kvCacheLine(kvCache) + '\n')
       process.stdout.write(
         `ppl ${r.ppl.toFixed(4)}   mean NLL ${r.mean_nll.toFixed(6)}   windows ${r.windows}   tokens ${r.tokens}   tokenizer ${tokenizer}\n`,
       )
+    }
     return 0
   } finally {
     await pool.close()
   }
+}
+
+function kvCacheLine(kv: KvCacheReport): string {
+  const kib = (b: number): string => `${(b / 1024).toFixed(1)} KiB`
+  const parts = [
+    `kv cache ${kv.scheme}: K ${kv.key_bits.toFixed(2)} / V ${kv.value_bits.toFixed(2)} bits per value`,
+    `${kv.bytes_per_token.toFixed(0)} B per token vs ${kv.baseline_bytes_per_token.toFixed(0)} B in f16`,
+    `saves ${kib(kv.saved_bytes)} at ${kv.context_length} tokens`,
+  ]
+  if (kv.llama_cpp) parts.push(`llama.cpp: ${kv.llama_cpp}`)
+  if (kv.note) parts.push(kv.note)
+  return parts.join('   ')
 }

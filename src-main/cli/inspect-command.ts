@@ -90,7 +90,7 @@ export function summaryText(s: ModelSummary): string {
     .join(' ')
   return [
     `model        ${s.path}`,
-    `format       ${s.format}`,
+    `format       ${s.format}${s.quantization ? ` · ${s.quantization}` : ''}`,
     `architecture ${s.architecture} (${s.declaredArchitecture})`,
     `layers       ${s.layers}   hidden ${s.hiddenSize}   heads ${s.heads}   kv heads ${s.kvHeads}   head dim ${s.headDim}   ffn ${s.intermediateSize}   vocab ${s.vocabSize}`,
     `parameters   ${formatCount(s.parameterCount)} (${s.parameterCount})   tensors ${s.tensorCount}   dtypes ${dtypes}`,

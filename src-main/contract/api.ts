@@ -37,6 +37,8 @@ export interface ModelSummary {
   path: string
   /** 'safetensors' | 'gguf' */
   format: string
+  /** How packed Linears are stored, e.g. "GPTQ 4-bit g128 act-order, sym"; absent when none are. */
+  quantization?: string
   /** Adapter family: 'llama' | 'gpt2' | 'opt' | 'gpt-neox' | 'unknown' */
   architecture: string
   /** As declared by config.json or GGUF metadata, e.g. 'LlamaForCausalLM' or 'llama'. */
@@ -111,7 +113,71 @@ export interface TensorDetail {
   channels?: { out: ChannelProfile; in: ChannelProfile; k: number }
   /** Down-sampled |w| (max-pooled) for 2-D tensors, row-major rows x cols. */
   heatmap?: { rows: number; cols: number; values: number[]; sourceShape: [number, number] }
+  /** How the checkpoint stores the tensor, when not as the plain values above (packed Linear, GGUF blocks). */
+  storage?: TensorStorage
 }
+
+// How a tensor is stored when the checkpoint holds it in another form than the values the views decode:
+// a GPTQ or compressed-tensors packed Linear (integer codes, scales, zero points, g_idx), or a GGUF block
+// type (blocks of codes sharing fp16 scales).
+
+/** One tensor of the checkpoint that holds part of a packed Linear. */
+export interface StoredPart {
+  /** The checkpoint's own tensor name, e.g. `model.layers.0.self_attn.q_proj.qweight`. */
+  name: string
+  /** What it holds: packed integer codes, scales, packed zero points, the input → group map, the decoded shape. */
+  role: 'codes' | 'scales' | 'zeros' | 'g_idx' | 'shape'
+  dtype: string
+  shape: number[]
+  byteLength: number
+}
+
+export interface PackedLinearStorage {
+  kind: 'packed-linear'
+  scheme: 'gptq' | 'compressed-tensors'
+  /** e.g. "GPTQ 4-bit g128 act-order, sym" */
+  label: string
+  bits: number
+  /** Inputs per group; -1 = one group per output row. */
+  groupSize: number
+  /** Groups each output row holds (rows of scales). */
+  groups: number
+  /** Declared by the config, or a g_idx that is not the sequential grouping. */
+  actOrder: boolean
+  symmetric: boolean
+  parts: StoredPart[]
+  /** Bits the parts take per decoded weight: 8 · their bytes ÷ (rows · cols). */
+  bitsPerWeight: number
+  /** How many weights hold each integer code: codes[q] for q = 0 .. 2^bits − 1. */
+  codes: number[]
+  /** How many (row, group) zero points hold each code, as the loader uses them; null when none are stored. */
+  zeros: number[] | null
+  /** The scales, decoded to f32. */
+  scales: Histogram
+}
+
+/** One fp16 (or f32) scale field every block of a GGUF type carries. */
+export interface BlockScaleField {
+  /** ggml's field name: 'd' (the scale), 'dmin' (K-quants' min scale) or 'm' (the legacy types' min). */
+  field: 'd' | 'dmin' | 'm'
+  histogram: Histogram
+}
+
+export interface GgufBlockStorage {
+  kind: 'gguf-blocks'
+  /** ggml's type name, e.g. 'Q4_K'. */
+  type: string
+  /** e.g. "Q4_K · 256 per block · 144 B" */
+  label: string
+  blockElements: number
+  blockBytes: number
+  blocks: number
+  bitsPerWeight: number
+  /** Empty for a type whose scale is not a whole field (IQ1_M spreads it over its sub-block scales). */
+  scales: BlockScaleField[]
+}
+
+export type TensorStorage = PackedLinearStorage | GgufBlockStorage
 
 export interface ScanCell {
   layer: number | null
@@ -294,7 +360,16 @@ export interface CompressionSummary {
   tensors: CompressedTensor[]
 }
 
-export type ExportFormat = 'safetensors' | 'gptq' | 'compressed-tensors' | 'gguf'
+export type ExportFormat =
+  | 'safetensors'
+  | 'gptq'
+  | 'compressed-tensors'
+  /** compressed-tensors int-quantized (int8) or float-quantized (fp8) W8A8: one byte per weight, per-channel scales. */
+  | 'compressed-tensors-w8a8'
+  | 'gguf'
+  /** compressed-tensors sparse: a pruned model's sparse Linears as bitmask + values (unstructured or 2:4). */
+  | 'sparse-bitmask'
+  | 'sparse-24-bitmask'
 
 /** Export a model the engine has open (usually a compression result) to a new folder (GGUF: a file). */
 export interface ExportRequest {
@@ -326,10 +401,69 @@ export interface ExportResult {
   seconds: number
 }
 
+/** One layer's kv head: how large its cached keys (after RoPE) and values are, channel by channel. */
+export interface KvHeadRanges {
+  layer: number
+  head: number
+  /** max |k| per channel (head_dim values): a few large channels are the key outliers KIVI is built on. */
+  keyAbsMax: number[]
+  valueAbsMax: number[]
+  /** Mean over tokens of (max − min) of the head's key / value vector: what a per-token grid must span. */
+  keyTokenRange: number
+  valueTokenRange: number
+  /** The largest channel's absmax over the median channel's. */
+  keyOutlierRatio: number
+  valueOutlierRatio: number
+}
+
+/** One KV-cache setting measured: its perplexity and what it stores. */
+export interface KvSchemeResult {
+  /** e.g. 'token:4', 'kivi:2', 'q8_0' (the CLI's --kv syntax). */
+  setting: string
+  /** null when the model cannot take the setting (note says why). */
+  ppl: number | null
+  /** Stored bits per cached value, scales included. */
+  keyBits: number
+  valueBits: number
+  bytesPerToken: number
+  /** f16 cache bytes − this cache's, for the analysis' context length. */
+  savedBytes: number
+  /** llama.cpp's `--cache-type-k/-v` flags for the GGUF cache types; null for the others. */
+  llamaCpp: string | null
+  note?: string
+}
+
+/** The 'kv-cache' job's result. */
+export interface KvCacheAnalysis {
+  seqlen: number
+  windows: number
+  contextLength: number
+  layers: number
+  kvHeads: number
+  headDim: number
+  /** Perplexity with the cache unquantized. */
+  baselinePpl: number
+  /** Bytes per token of context of the f16 cache. */
+  baselineBytesPerToken: number
+  heads: KvHeadRanges[]
+  schemes: KvSchemeResult[]
+}
+
 export type JobSpec =
   | { kind: 'tensor'; modelId: ModelId; name: string; bins?: number; k?: number; range?: [number, number] }
   | { kind: 'scan'; modelId: ModelId; k?: number }
   | { kind: 'perplexity'; modelId: ModelId; text?: string; seqlen?: number; maxWindows?: number }
+  | {
+      kind: 'kv-cache'
+      modelId: ModelId
+      text?: string
+      seqlen?: number
+      maxWindows?: number
+      /** KV-cache settings to measure ('token:4', 'kivi:2', 'q8_0', …); default: each scheme at usual widths. */
+      settings?: string[]
+      /** The context length the memory saving is computed for; default seqlen. */
+      contextLength?: number
+    }
   | { kind: 'activations'; modelId: ModelId; calibration?: CalibrationRequest; threshold?: number }
   | { kind: 'heads'; modelId: ModelId; calibration?: CalibrationRequest }
   | { kind: 'layers'; modelId: ModelId; calibration?: CalibrationRequest }
@@ -352,6 +486,7 @@ export interface JobResults {
   tensor: TensorDetail
   scan: ScanResult
   perplexity: PerplexityReport
+  'kv-cache': KvCacheAnalysis
   activations: ActivationReport
   heads: HeadImportance
   layers: LayerImportance
@@ -362,6 +497,37 @@ export interface JobResults {
 /** A finished job's kind with its result: what a job runner returns. */
 export type JobOutcome = { [K in JobKind]: { kind: K; result: JobResults[K] } }[JobKind]
 
+/** One optimizer step of a training (recovery) step, as its job's progress carries it. */
+export interface TrainingStepPoint {
+  /** 1-based: the step just finished. */
+  step: number
+  /** The objective: α·T²·KL + (1 − α)·CE (CE alone when nothing is distilled). */
+  loss: number
+  ce: number
+  kl: number
+  tokensPerSecond: number
+  /** Seconds the remaining steps take at the rate so far. */
+  etaSeconds: number
+}
+
+/** Perplexity on the eval text measured during training (distill's eval_every). */
+export interface TrainingEvalPoint {
+  /** 1-based: measured after this step. */
+  step: number
+  ppl: number
+}
+
+/**
+ * Live numbers of a training step. Updates are rate-limited, so each one carries every step and eval
+ * since the previous update (oldest first); a reader appends them, keyed by step.
+ */
+export interface TrainingProgress {
+  /** Optimizer steps the training runs in all. */
+  totalSteps: number
+  steps: TrainingStepPoint[]
+  evals: TrainingEvalPoint[]
+}
+
 /** Everything about a job's progress that does not depend on its kind. */
 export interface JobStatus {
   id: JobId
@@ -370,6 +536,10 @@ export interface JobStatus {
   progress: number
   message: string
   error?: string
+  /** A job that trains is paused between two optimizer steps (its state stays 'running'). */
+  paused?: boolean
+  /** A job that trains: the steps and evals since the previous update. */
+  training?: TrainingProgress
 }
 
 /**
@@ -441,6 +611,9 @@ export interface WhittleApi {
   listTensors(req: { modelId: ModelId }): Promise<TensorInfo[]>
   startJob(req: JobSpec): Promise<JobId>
   cancelJob(req: { id: JobId }): Promise<void>
+  /** Holds a training job between two optimizer steps (the worker pool stays free); other jobs ignore it. */
+  pauseJob(req: { id: JobId }): Promise<void>
+  resumeJob(req: { id: JobId }): Promise<void>
   headWeights(req: { modelId: ModelId; layer: number; head: number }): Promise<HeadWeights>
   recipePresets(): Promise<RecipePreset[]>
   /** Validates a recipe (object or YAML/JSON text) and returns it normalised; errors name the step and field. */
@@ -471,6 +644,8 @@ export const API_CALLS = [
   'listTensors',
   'startJob',
   'cancelJob',
+  'pauseJob',
+  'resumeJob',
   'headWeights',
   'recipePresets',
   'checkRecipe',

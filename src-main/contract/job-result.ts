@@ -11,6 +11,7 @@ const PICK: ResultPicker = {
   tensor: (u) => (u.kind === 'tensor' ? u.result : undefined),
   scan: (u) => (u.kind === 'scan' ? u.result : undefined),
   perplexity: (u) => (u.kind === 'perplexity' ? u.result : undefined),
+  'kv-cache': (u) => (u.kind === 'kv-cache' ? u.result : undefined),
   activations: (u) => (u.kind === 'activations' ? u.result : undefined),
   heads: (u) => (u.kind === 'heads' ? u.result : undefined),
   layers: (u) => (u.kind === 'layers' ? u.result : undefined),

@@ -70,13 +70,15 @@ describe.skipIf(!hasShared)(
       const r = await runRecipe(pool, model, validateRecipe({ steps: [{ method: 'gguf', params: { type: 'Q4_K' } }] }))
       const down = r.tensors.filter((t) => t.role === 'down')
       const others = r.tensors.filter((t) => t.role !== 'down')
-      // down_proj rows hold 172 values: not a multiple of 32 → F16; the 64-wide rows are not whole 256-blocks → Q8_0.
+      // down_proj rows hold 172 values: not a multiple of 32 → F16; the 64-wide rows are not whole 256-blocks →
+      // Q5_0, llama.cpp's fallback for Q4_K. (export/gguf/gguf-step-export.test.ts checks this perplexity
+      // against the exported GGUF's.)
       expect(new Set(down.map((t) => t.format))).toEqual(new Set(['F16']))
-      expect(new Set(others.map((t) => t.format))).toEqual(new Set(['Q8_0']))
+      expect(new Set(others.map((t) => t.format))).toEqual(new Set(['Q5_0']))
       for (const t of r.tensors) expect(t.note).toMatch(/not a whole number/)
       const ppl = (await perplexity(pool, r.view, evalIds(), { seqlen: 256, maxWindows: 200 })).ppl
       const fp32 = (await perplexity(pool, model, evalIds(), { seqlen: 256, maxWindows: 200 })).ppl
-      expect(Math.abs(ppl / fp32 - 1)).toBeLessThan(0.01)
+      expect(Math.abs(ppl / fp32 - 1)).toBeLessThan(0.05)
     })
 
     it('GPTQ beats RTN at equal bits and grouping', () => {

@@ -34,6 +34,8 @@ export interface PipelineOptions {
   onProgress?: (fraction: number, message: string) => void
   /** Called after each step with the view as it stands (e.g. to measure perplexity per step). */
   afterStep?: (step: number, view: ModelView) => Promise<void>
+  /** Set by runRecipe for each step: the block Linears earlier quantize steps left quantized (quantized-tensors.ts). */
+  quantized?: ReadonlyMap<string, string>
 }
 
 /** A recovery step's training record, with the step it belongs to. */

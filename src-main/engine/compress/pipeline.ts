@@ -19,6 +19,7 @@ import type { PipelineOptions, PipelineResult, StepTraining, TensorOutcome } fro
 import type { UniformGridRecord } from './quant/record'
 import type { Recipe } from './recipe/recipe'
 import type { LoraAdapterSet } from '../train/lora'
+import { nextQuantized } from './quantized-tensors'
 import { runRecoverStep } from './recover-step'
 import { runStructureStep } from './structure/structure-step'
 
@@ -29,6 +30,7 @@ interface StepDone {
   records: Map<string, UniformGridRecord>
   training?: TrainingSummary
   adapters?: LoraAdapterSet
+  renames?: Map<string, string>
 }
 
 async function runStep(
@@ -45,7 +47,7 @@ async function runStep(
   switch (method.kind) {
     case 'structure': {
       const r = await runStructureStep(pool, view, method, step, index, steps, options)
-      return { view: r.view, tensors: r.tensors, records: r.records(records) }
+      return { view: r.view, tensors: r.tensors, records: r.records(records), renames: r.renames }
     }
     case 'recover': {
       const r = await runRecoverStep(pool, view, method, step, index, steps, options)
@@ -85,9 +87,11 @@ export async function runRecipe(
   const training: StepTraining[] = []
   let adapters: LoraAdapterSet | null = null
   let records = new Map<string, UniformGridRecord>()
+  let quantized = new Map<string, string>()
   for (const [index, step] of recipe.steps.entries()) {
     const method = getMethod(step.method, `step ${index + 1}`)
-    const done = await runStep(pool, view, recipe, index, method, records, options)
+    const done = await runStep(pool, view, recipe, index, method, records, { ...options, quantized })
+    quantized = nextQuantized(quantized, method, done.tensors, done.renames)
     view = done.view
     tensors.push(...done.tensors)
     if (done.training) training.push({ step: index, method: step.method, ...done.training })

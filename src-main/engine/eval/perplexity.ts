@@ -6,6 +6,7 @@ import type { LoadedModel } from '../model/loaded-model'
 import type { WorkerPool } from '../pool/worker-pool'
 import { WhittleError } from '../errors'
 import { createForward } from '../forward'
+import type { ForwardHooks } from '../forward'
 
 export interface PerplexityOptions {
   seqlen: number
@@ -14,6 +15,8 @@ export interface PerplexityOptions {
   /** Windows per forward batch; default from an activation budget. */
   batch?: number
   signal?: AbortSignal
+  /** Passed to the forward pass (e.g. KV-cache quantization). */
+  hooks?: ForwardHooks
   /** The text's file, named in errors about the text ("t.txt: the text has 1 token, …"). */
   textFile?: string
   onProgress?: (fraction: number, message: string) => void
@@ -60,6 +63,7 @@ export async function perplexity(
       for (let w = w0; w < Math.min(n, w0 + batch); w++) windows.push(ids.subarray(w * seqlen, (w + 1) * seqlen))
       const nll = await forward.windowNll(windows, {
         signal: options.signal,
+        hooks: options.hooks,
         onLayer: (layer) => {
           const done = w0 + (windows.length * (layer + 1)) / model.arch.layers
           const secs = (performance.now() - started) / 1000

@@ -5,7 +5,8 @@
 // What "verified" means per format:
 // - safetensors: every tensor re-read equals the in-memory model (converted to the chosen dtype);
 // - gptq / compressed-tensors: every packed Linear decodes bit-exactly to the in-memory weights;
-// - gguf: every tensor's bytes and decoded values are what the encoder produced; tensors whose last
+// - gguf: every tensor's bytes are what the encoder produced (by hash; decoded values too for a packing
+//   whose bytes do not determine them, export/gguf/tensor-hashes.ts); tensors whose last
 //   compression was the same GGUF type (or lossless types) also decode exactly to the in-memory weights,
 //   the others were quantized to the export type here and are counted as such.
 
@@ -23,6 +24,15 @@ import { bitsPerWeight, ggmlBlockByName, mainGgmlType } from '../numerics/ggml-b
 import type { WorkerPool } from '../pool/worker-pool'
 import { assertFreeDestination, writeFolderAtomically } from './atomic-folder'
 import { verifyCompressedTensors, writeCompressedTensors } from './compressed-tensors-export'
+import { verifyCompressedTensorsW8a8, w8a8Settings, writeCompressedTensorsW8a8 } from './compressed-tensors-w8a8'
+import {
+  estimateSparseBytes,
+  isSparseExportFormat,
+  planSparseExport,
+  SPARSE_EXPORT_FORMATS,
+  verifyCompressedTensorsSparse,
+  writeCompressedTensorsSparse,
+} from './compressed-tensors-sparse'
 import {
   estimateDenseBytes,
   verifyDenseSafetensors,
@@ -39,7 +49,14 @@ import { writeReport } from './report-html'
 import { affectedHistograms } from './report-histograms'
 import { writeFile } from 'node:fs/promises'
 
-export const EXPORT_FORMATS: readonly ExportFormat[] = ['safetensors', 'gptq', 'compressed-tensors', 'gguf']
+export const EXPORT_FORMATS: readonly ExportFormat[] = [
+  'safetensors',
+  'gptq',
+  'compressed-tensors',
+  'compressed-tensors-w8a8',
+  'gguf',
+  ...SPARSE_EXPORT_FORMATS,
+]
 
 /** What a compression run left for the export: the model it started from, its report, its grids. */
 export interface CompressionProvenance {
@@ -138,6 +155,7 @@ export function estimateExportBytes(
   records: ReadonlyMap<string, UniformGridRecord>,
 ): number {
   if (o.format === 'safetensors') return estimateDenseBytes(view, { dtype: o.dtype })
+  if (isSparseExportFormat(o.format)) return estimateSparseBytes(view)
   let bytes = 0
   for (const t of view.files.tensors) {
     const e = view.entry(t.name)
@@ -186,6 +204,10 @@ export async function exportModel(
   const records = liveRecords(view, c?.records)
   const dense: DenseOptions = { dtype: options.dtype, shardBytes: options.shardBytes }
   let verified = ''
+  // Which Linears are stored sparse is decided before writing, so a model with none fails here.
+  const sparsePlan = isSparseExportFormat(options.format) ? await planSparseExport(view, options.format) : null
+  // Likewise a W8A8 export refuses grids it cannot hold (grouped, 4-bit, mixed int/fp8) before writing.
+  if (options.format === 'compressed-tensors-w8a8') w8a8Settings(records, out)
   let gguf: GgufExportReport | null = null
   const ggufType =
     options.format === 'gguf' ? ((options.ggufType as GgufExportType | undefined) ?? defaultGgufType(c)) : null
@@ -204,6 +226,15 @@ export async function exportModel(
       case 'compressed-tensors':
         progress(0, 'packing compressed-tensors')
         await writeCompressedTensors(view, records, dir)
+        break
+      case 'compressed-tensors-w8a8':
+        progress(0, 'writing compressed-tensors W8A8')
+        await writeCompressedTensorsW8a8(view, records, dir)
+        break
+      case 'sparse-bitmask':
+      case 'sparse-24-bitmask':
+        progress(0, `writing ${options.format}`)
+        await writeCompressedTensorsSparse(view, sparsePlan!, dir)
         break
       case 'gguf': {
         gguf = await exportGguf(pool, view, path.join(dir, `${sourceName(view)}-${ggufType}.gguf`), {
@@ -241,12 +272,25 @@ export async function exportModel(
         await verifyCompressedTensors(view, records, dir)
         verified = `${records.size} packed Linears decode bit-exactly to the in-memory weights; ${tensors - records.size} other tensors present`
         break
+      case 'compressed-tensors-w8a8':
+        await verifyCompressedTensorsW8a8(view, records, dir)
+        verified = `${records.size} 8-bit Linears decode bit-exactly to the in-memory weights; ${tensors - records.size} other tensors present`
+        break
+      case 'sparse-bitmask':
+      case 'sparse-24-bitmask': {
+        await verifyCompressedTensorsSparse(view, sparsePlan!, dir)
+        const sparse = sparsePlan!.targets.size
+        verified = `${sparse} sparse Linears and ${tensors - sparse} other tensors re-read bit-exactly equal to the in-memory model`
+        break
+      }
       case 'gguf': {
         // exportGguf re-read its file already (and removes it on a mismatch).
         const r = gguf as GgufExportReport | null
         if (!r) throw new WhittleError('format', dir, 'the GGUF export produced no report')
         const exact = r.tensors.filter((t) => t.exact).length
-        verified = `${r.tensors.length} tensors re-read with the encoder's bytes and values; ${exact} decode exactly to the in-memory weights, ${r.tensors.length - exact} were quantized to the export type here`
+        const decoded = r.tensors.filter((t) => t.check === 'sha256+decode').length
+        const alsoDecoded = decoded === 0 ? '' : ` (${decoded} also decoded and compared)`
+        verified = `${r.tensors.length} tensors re-read and compared with the bytes written by SHA-256${alsoDecoded}; ${exact} decode exactly to the in-memory weights, ${r.tensors.length - exact} were quantized to the export type here`
         break
       }
     }

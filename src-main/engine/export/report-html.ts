@@ -86,7 +86,9 @@ export function renderReportHtml(r: ExportReport): string {
       : []),
     ...(r.training ?? []).map((t): [string, string] => [
       `training, step ${t.step + 1} (${t.method})`,
-      `loss ${num(t.firstLoss)} → ${num(t.lastLoss)} over ${t.steps} steps, ${t.tokens} tokens, ${num(t.seconds, 1)} s`,
+      `loss ${num(t.firstLoss)} → ${num(t.lastLoss)} over ${t.steps} steps, ${t.tokens} tokens, ${num(t.seconds, 1)} s` +
+        (t.evals?.length ? `; eval ppl ${t.evals.map((e) => `${e.step}: ${num(e.ppl)}`).join(', ')}` : '') +
+        (t.bestStep !== undefined ? `; best checkpoint kept: step ${t.bestStep}` : ''),
     ]),
     ['time', `${num(r.seconds, 1)} s`],
   ]

@@ -89,6 +89,20 @@ describe('whittle-report.json', () => {
           targets: { include: ['self_attn\\.q_proj'] },
           params: { r: 2, steps: 2, batch_size: 1, seqlen: 64 },
         },
+        // Distillation with evals during training: `training[].evals` and the kept `best_step`.
+        {
+          method: 'distill',
+          targets: { include: ['self_attn\\.q_proj'] },
+          params: {
+            trainable: 'lora',
+            steps: 2,
+            batch_size: 1,
+            seqlen: 64,
+            eval_every: 1,
+            eval_text: evalPath,
+            eval_windows: 1,
+          },
+        },
       ],
       overrides: { 'layers.0.mlp.down_proj': { sparsity: 0.5 } },
     })
@@ -144,8 +158,11 @@ describe('whittle-report.json', () => {
       const [rows, cols] = t.shape as [number, number]
       expect(t.stored_params).toBe(8 * (rows + cols))
     }
-    expect(report.ppl_after_step).toHaveLength(4)
-    expect((report.ppl_after_step as number[])[3]).toBe(report.ppl_after)
-    expect(report.training).toMatchObject([{ step: 3, method: 'lora', steps: 2, tokens: 2 * 64 }])
+    expect(report.ppl_after_step).toHaveLength(5)
+    expect((report.ppl_after_step as number[])[4]).toBe(report.ppl_after)
+    expect(report.training).toMatchObject([
+      { step: 3, method: 'lora', steps: 2, tokens: 2 * 64 },
+      { step: 4, method: 'distill', steps: 2, tokens: 2 * 64, evals: [{ step: 1 }, { step: 2 }] },
+    ])
   })
 })

@@ -147,6 +147,8 @@ export function reportJson(r: ExportReport): ReportJson {
             tokens: t.tokens,
             seconds: t.seconds,
             losses: t.losses,
+            ...(t.evals ? { evals: t.evals } : {}),
+            ...(t.bestStep !== undefined ? { best_step: t.bestStep } : {}),
           })),
         }
       : {}),

@@ -3,14 +3,22 @@
 // `<module>.weight` entry that decodes on read, so inspection, the forward pass and perplexity see the
 // weights a loader would compute. The packed parts are checked at open (dtypes, shapes, the module's
 // parts all present); the bit layouts are those of numerics/gptq-pack.ts and
-// numerics/compressed-tensors-pack.ts, where they are documented.
+// numerics/compressed-tensors-pack.ts, where they are documented. compressed-tensors' sparse formats
+// (sparse-bitmask, sparse-24-bitmask: numerics/sparse-bitmask.ts) open the same way.
 
 import { WhittleError, showValue } from '../errors'
 import { packedWords } from '../numerics/bit-fields'
 import { dequantizeCompressedTensors } from '../numerics/compressed-tensors-pack'
+import {
+  dequantizeW8a8,
+  W8A8_WEIGHT_DTYPE,
+  type ActivationScheme,
+  type W8a8Format,
+} from '../numerics/compressed-tensors-w8a8'
 import { dequantizeGptq, type GptqCheckpointFormat } from '../numerics/gptq-pack'
-import { readTensorBytes, readTensorF32 } from './read'
-import type { DType, ModelFiles, TensorEntry } from './types'
+import { decompressBitmask } from '../numerics/sparse-bitmask'
+import { decodeToF32, readTensorBytes, readTensorF32 } from './read'
+import type { DType, ModelFiles, PackedLinearLayout, TensorEntry } from './types'
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -50,6 +58,7 @@ function virtualWeight(
   at: TensorEntry,
   rows: number,
   cols: number,
+  packed: PackedLinearLayout,
   unpack: () => Promise<Float32Array>,
 ): TensorEntry {
   return {
@@ -60,6 +69,7 @@ function virtualWeight(
     offset: at.offset,
     byteLength: rows * cols * 4,
     unpack,
+    packed,
   }
 }
 
@@ -143,9 +153,23 @@ function gptqModules(files: ModelFiles, q: Record<string, unknown>): ModelFiles 
         `tensor "${scales.name}" holds ${groups} groups, but ${cols} inputs in groups of ${groupSize} need ${Math.ceil(cols / groupSize)}`,
       )
     }
+    const layout: PackedLinearLayout = {
+      scheme: 'gptq',
+      gptqFormat: format,
+      bits,
+      groupSize,
+      actOrder: q.desc_act === true,
+      symmetric: q.sym !== false,
+      rows,
+      cols,
+      codes: qweight,
+      scales,
+      zeros: qzeros,
+      gIdx: gIdxEntry,
+    }
     weights.set(
       name,
-      virtualWeight(name, qweight, rows, cols, async () => {
+      virtualWeight(name, qweight, rows, cols, layout, async () => {
         const gIdx = gIdxEntry
           ? await int32s(gIdxEntry)
           : Int32Array.from({ length: cols }, (_, c) => (groupSize > 0 ? Math.floor(c / groupSize) : 0))
@@ -225,9 +249,23 @@ async function compressedTensorsModules(files: ModelFiles, q: Record<string, unk
         `tensor "${scale.name}" holds ${groupCount} groups, but ${cols} inputs in groups of ${groupSize} need ${Math.ceil(cols / groupSize)}`,
       )
     }
+    const layout: PackedLinearLayout = {
+      scheme: 'compressed-tensors',
+      bits,
+      groupSize,
+      actOrder: typeof w.actorder === 'string' || w.actorder === true,
+      symmetric: w.symmetric !== false,
+      rows,
+      cols,
+      codes: packed,
+      scales: scale,
+      zeros: zero,
+      gIdx,
+      weightShape: shapeEntry,
+    }
     weights.set(
       name,
-      virtualWeight(name, packed, rows, cols, async () => {
+      virtualWeight(name, packed, rows, cols, layout, async () => {
         try {
           return dequantizeCompressedTensors(
             {
@@ -251,11 +289,174 @@ async function compressedTensorsModules(files: ModelFiles, q: Record<string, unk
   return replaceModules(files, modules, weights)
 }
 
+/** A whole integer tensor (I32 or I64) as exact numbers; I64 values beyond 2^53 are refused. */
+async function exactInts(e: TensorEntry): Promise<number[]> {
+  const b = (await readTensorBytes(e, 0, e.byteLength)).slice().buffer
+  if (e.dtype === 'I32') return Array.from(new Int32Array(b))
+  return Array.from(new BigInt64Array(b), (v) => {
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER))
+      throw new WhittleError('format', e.file, `tensor "${e.name}" holds ${v}, beyond any tensor size`)
+    return Number(v)
+  })
+}
+
+const SPARSE_VALUE_SIZES: ReadonlyMap<DType, number> = new Map<DType, number>([
+  ['F32', 4],
+  ['F16', 2],
+  ['BF16', 2],
+])
+
+/** config.json declares compressed-tensors sparse compression (sparsity_config with a format other than dense). */
+function declaresSparsity(q: Record<string, unknown>): boolean {
+  const s = q.sparsity_config
+  return isObject(s) && s.format !== undefined && s.format !== null && s.format !== 'dense'
+}
+
+/**
+ * compressed-tensors' sparse formats: `<m>.shape`, `<m>.compressed`, `<m>.bitmask` (+ `<m>.row_offsets`
+ * for sparse-bitmask) become `<m>.weight`, decoded as numerics/sparse-bitmask.ts documents.
+ */
+async function sparseModules(files: ModelFiles, q: Record<string, unknown>): Promise<ModelFiles> {
+  const format = (q.sparsity_config as Record<string, unknown>).format
+  if (format !== 'sparse-bitmask' && format !== 'sparse-24-bitmask')
+    throw new WhittleError(
+      'unsupported',
+      files.path,
+      `compressed-tensors sparsity format ${showValue(format)} is not supported (sparse-bitmask and sparse-24-bitmask are)`,
+    )
+  if (q.config_groups !== undefined && q.config_groups !== null)
+    throw new WhittleError(
+      'unsupported',
+      files.path,
+      `compressed-tensors checkpoints that are both quantized and ${format} are not supported`,
+    )
+  const twoFour = format === 'sparse-24-bitmask'
+  const modules = modulesWith(
+    files.tensors,
+    twoFour ? ['shape', 'compressed', 'bitmask'] : ['shape', 'compressed', 'bitmask', 'row_offsets'],
+  )
+  const weights = new Map<string, TensorEntry>()
+  for (const [name, m] of modules) {
+    const shapeEntry = need(m, name, 'shape', ['I64', 'I32'])
+    const compressed = need(m, name, 'compressed', [...SPARSE_VALUE_SIZES.keys()])
+    const bitmask = need(m, name, 'bitmask', ['U8'])
+    const rowOffsets = twoFour ? undefined : need(m, name, 'row_offsets', ['I64', 'I32'])
+    expectShape(shapeEntry, twoFour ? [2, 1] : [2], 'rows and columns of the weight')
+    const [rows, cols] = await exactInts(shapeEntry)
+    if (![rows, cols].every((d) => d > 0 && d <= 0x7fffffff) || (twoFour && cols % 4 !== 0))
+      throw new WhittleError(
+        'format',
+        shapeEntry.file,
+        `tensor "${shapeEntry.name}" holds [${rows}, ${cols}], not two positive sizes${twoFour ? ' with columns a multiple of 4' : ''}`,
+      )
+    expectShape(bitmask, [rows, Math.ceil(cols / 8)], `${rows} rows of ${cols} bits`)
+    expectShape(compressed, twoFour ? [rows, cols / 2] : [null], twoFour ? '2 of every 4 values' : 'the stored values')
+    if (rowOffsets) expectShape(rowOffsets, [rows], 'one offset per row')
+    const elementSize = SPARSE_VALUE_SIZES.get(compressed.dtype)!
+    weights.set(name, {
+      name: `${name}.weight`,
+      dtype: 'F32',
+      shape: [rows, cols],
+      file: compressed.file,
+      offset: compressed.offset,
+      byteLength: rows * cols * 4,
+      unpack: async () => {
+        try {
+          const dense = decompressBitmask(
+            await readTensorBytes(compressed, 0, compressed.byteLength),
+            await readTensorBytes(bitmask, 0, bitmask.byteLength),
+            rows,
+            cols,
+            elementSize,
+            rowOffsets ? await exactInts(rowOffsets) : null,
+          )
+          const out = new Float32Array(rows * cols)
+          decodeToF32(compressed.dtype, dense, rows * cols, out)
+          return out
+        } catch (e) {
+          throw e instanceof WhittleError
+            ? new WhittleError('format', compressed.file, `sparse module "${name}": ${e.message}`)
+            : e
+        }
+      },
+    })
+  }
+  return replaceModules(files, modules, weights)
+}
+
+/** Scale dtypes the 8-bit formats store (the model's float dtype, or F32). */
+const W8A8_SCALE_DTYPES: readonly DType[] = ['F32', 'F16', 'BF16']
+
+/**
+ * compressed-tensors' int-quantized / float-quantized formats (W8A8 and FP8 checkpoints): a quantized
+ * module keeps `<m>.weight` (I8 codes or F8_E4M3 values) beside `<m>.weight_scale` [rows, 1] and, when
+ * asymmetric, `<m>.weight_zero_point` [rows, 1]; the layout is numerics/compressed-tensors-w8a8.ts. The
+ * weight's entry is replaced by an F32 one decoding to (weight − zero_point) · weight_scale.
+ */
+function w8a8Modules(files: ModelFiles, format: W8a8Format): ModelFiles {
+  const byName = new Map(files.tensors.map((t, i) => [t.name, i]))
+  const modules = modulesWith(files.tensors, ['weight_scale', 'weight_zero_point'])
+  const weights = new Map<string, TensorEntry>()
+  const weightDType = W8A8_WEIGHT_DTYPE[format]
+  for (const [name, m] of modules) {
+    const at = byName.get(`${name}.weight`)
+    if (at === undefined) {
+      const any = m.parts.values().next().value as TensorEntry
+      throw new WhittleError('format', any.file, `quantized module "${name}" lacks its weight tensor`)
+    }
+    m.parts.set('weight', files.tensors[at])
+    m.first = Math.min(m.first, at)
+    const weight = need(m, name, 'weight', [weightDType])
+    const scale = need(m, name, 'weight_scale', W8A8_SCALE_DTYPES)
+    const zero = m.parts.has('weight_zero_point') ? need(m, name, 'weight_zero_point', ['I8']) : undefined
+    expectShape(weight, [null, null], 'outputs × inputs')
+    const [rows, cols] = weight.shape
+    expectShape(scale, [rows, 1], `one scale per output channel of ${rows}`)
+    if (zero) expectShape(zero, [rows, 1], `one zero point per output channel of ${rows}`)
+    weights.set(name, {
+      name: weight.name,
+      dtype: 'F32',
+      shape: [rows, cols],
+      file: weight.file,
+      offset: weight.offset,
+      byteLength: rows * cols * 4,
+      unpack: async () =>
+        dequantizeW8a8(
+          format,
+          await readTensorBytes(weight, 0, weight.byteLength),
+          zero ? new Int8Array((await readTensorBytes(zero, 0, zero.byteLength)).slice().buffer) : null,
+          await readTensorF32(scale),
+          rows,
+          cols,
+        ),
+    })
+  }
+  return replaceModules(files, modules, weights)
+}
+
+/**
+ * The run-time activation quantization a compressed-tensors config declares: one config group whose
+ * input_activations are 8-bit, per token, dynamic and symmetric (int: W8A8-INT8, float: FP8_DYNAMIC);
+ * null for anything else (weight-only checkpoints, static or per-tensor activation scales).
+ */
+export function declaredActivations(files: Pick<ModelFiles, 'config'>): ActivationScheme | null {
+  const q = files.config?.quantization_config
+  if (!isObject(q) || q.quant_method !== 'compressed-tensors' || !isObject(q.config_groups)) return null
+  const groups = Object.values(q.config_groups)
+  const a = groups.length === 1 && isObject(groups[0]) ? groups[0].input_activations : null
+  if (!isObject(a) || a.num_bits !== 8 || a.strategy !== 'token' || a.dynamic !== true || a.symmetric === false)
+    return null
+  return a.type === 'float' ? 'fp8-per-token' : a.type === 'int' ? 'int8-per-token' : null
+}
+
 /** The model with packed Linears presented as F32 weights; unchanged when config.json declares no packing. */
 export async function unpackQuantizedLinears(files: ModelFiles): Promise<ModelFiles> {
   const q = files.config?.quantization_config
   if (files.format !== 'safetensors' || !isObject(q)) return files
   if (q.quant_method === 'gptq') return gptqModules(files, q)
+  if (q.quant_method === 'compressed-tensors' && declaresSparsity(q)) return sparseModules(files, q)
+  if (q.quant_method === 'compressed-tensors' && (q.format === 'int-quantized' || q.format === 'float-quantized'))
+    return w8a8Modules(files, q.format)
   if (q.quant_method === 'compressed-tensors') return compressedTensorsModules(files, q)
   return files
 }

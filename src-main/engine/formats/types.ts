@@ -58,6 +58,34 @@ export interface TensorEntry {
    * values are computed from them on read. `file`/`offset` then name where the packed data starts.
    */
   unpack?: () => Promise<Float32Array>
+  /** How a packed Linear (`unpack` present) is stored: the checkpoint's own tensors and their quantization. */
+  packed?: PackedLinearLayout
+}
+
+/**
+ * A GPTQ or compressed-tensors Linear as the checkpoint stores it (bit layouts: numerics/gptq-pack.ts,
+ * numerics/compressed-tensors-pack.ts). Read by inspect/packed-linear-storage.ts for the Storage panel.
+ */
+export interface PackedLinearLayout {
+  scheme: 'gptq' | 'compressed-tensors'
+  /** GPTQ's zero convention ('gptq' stores z − 1, 'gptq_v2' z); absent for compressed-tensors. */
+  gptqFormat?: 'gptq' | 'gptq_v2'
+  bits: number
+  /** Inputs per group as the config declares it; -1 = one group per output row. */
+  groupSize: number
+  /** The config's desc_act (GPTQ) or actorder (compressed-tensors). */
+  actOrder: boolean
+  /** The config's sym (GPTQ) or symmetric (compressed-tensors). */
+  symmetric: boolean
+  rows: number
+  cols: number
+  /** The integer codes (qweight / weight_packed). */
+  codes: TensorEntry
+  scales: TensorEntry
+  zeros?: TensorEntry
+  gIdx?: TensorEntry
+  /** compressed-tensors' weight_shape: the decoded [rows, cols]. */
+  weightShape?: TensorEntry
 }
 
 export interface ModelFiles {

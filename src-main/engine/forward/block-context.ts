@@ -6,7 +6,8 @@ import type { WorkerPool } from '../pool/worker-pool'
 import { allocTensor, type ArenaTensor } from '../pool/arena-tensors'
 import { RECORDING_ROLES, type ForwardHooks, type LinearRole } from './causal-lm'
 import { attention, matmul } from './parallel-ops'
-import { fakeQuantPerToken } from './activation-quant'
+import { fakeQuantActivations, fakeQuantPerToken } from './activation-quant'
+import type { ActivationScheme } from '../model/loaded-model'
 
 /** A weight in kernel memory with its optional bias (a Linear [out, in] + [out], or a norm's scale + shift). */
 export interface Affine {
@@ -55,8 +56,8 @@ export class BlockContext extends TensorScope {
     /** Rows of the largest pass (windows per pass × T). */
     readonly Mmax: number,
     private readonly hooks: ForwardHooks | undefined,
-    /** W8A8 models: dynamic int8 per token at every Linear input and at the q/k/v outputs. */
-    private readonly int8Activations = false,
+    /** W8A8 models: the run-time activation quantization at every Linear input (int8: at the q/k/v outputs too). */
+    private readonly activations: ActivationScheme | null = null,
   ) {
     super(pool)
   }
@@ -70,12 +71,14 @@ export class BlockContext extends TensorScope {
   observe(role: LinearRole, src: ArenaTensor, M: number, K: number): void {
     this.hooks?.linearInput?.(this.layer, role, src.view().subarray(0, M * K), M, K)
     // Linears sharing an input share its quantization: quantize once, at the group's first reader.
-    if (this.int8Activations && RECORDING_ROLES.has(role)) fakeQuantPerToken(src.view().subarray(0, M * K), M, K)
+    if (this.activations && RECORDING_ROLES.has(role))
+      fakeQuantActivations(this.activations, src.view().subarray(0, M * K), M, K)
   }
 
   /** W8A8: the q/k/v projections' outputs are quantized too (before RoPE), as SmoothQuant does. */
   quantizeOutputs(outputs: [ArenaTensor, number][], M: number): void {
-    if (!this.int8Activations) return
+    // FP8_DYNAMIC quantizes Linear inputs only (its scheme has no output or KV-cache quantization).
+    if (this.activations !== 'int8-per-token') return
     for (const [t, width] of outputs) fakeQuantPerToken(t.view().subarray(0, M * width), M, width)
   }
 
@@ -134,6 +137,14 @@ export class BlockContext extends TensorScope {
         rotate(q.at(b * T * qDim), heads)
         rotate(k.at(b * T * kvDim), kvHeads)
       }
+      this.hooks?.keysValues?.(
+        this.layer,
+        k.view().subarray(b * T * kvDim, (b + 1) * T * kvDim),
+        v.view().subarray(b * T * kvDim, (b + 1) * T * kvDim),
+        T,
+        kvHeads,
+        headDim,
+      )
       await attention(
         this.pool,
         q.at(b * T * qDim),

@@ -48,6 +48,11 @@ export interface ForwardHooks {
   linearInput?(layer: number, role: LinearRole, x: Float32Array, M: number, K: number): void
   /** Attention output [M, heads·headDim] before the output projection; may be modified in place (head ablation). */
   attentionOutput?(layer: number, att: Float32Array, M: number): void
+  /**
+   * One window's keys (after RoPE) and values, each [T, kvHeads·headDim], as attention is about to read
+   * them; may be modified in place (KV-cache quantization).
+   */
+  keysValues?(layer: number, k: Float32Array, v: Float32Array, T: number, kvHeads: number, headDim: number): void
 }
 
 export interface WindowNllOptions {

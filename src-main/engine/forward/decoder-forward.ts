@@ -221,16 +221,16 @@ export abstract class DecoderForward<W> implements CausalLM {
     const B = hidden.length / (T * H)
     const perPass = Math.min(B, this.windowsPerPass(T))
     const held = await this.layerWeights(layer)
-    const int8 = this.model.runtime?.activations === 'int8-per-token'
+    const activations = this.model.runtime?.activations ?? null
     // Post-LN blocks feed the residual itself to a Linear, so in-place activation quantization is only
     // safe where every Linear reads its own buffer (the Llama block).
-    if (int8 && this.arch.family !== 'llama')
+    if (activations && this.arch.family !== 'llama')
       throw new WhittleError(
         'unsupported',
         this.model.files.path,
         `W8A8 activation quantization is implemented for the Llama family only, not ${this.arch.family}`,
       )
-    const ctx = new BlockContext(this.pool, layer, T, perPass * T, hooks, int8)
+    const ctx = new BlockContext(this.pool, layer, T, perPass * T, hooks, activations)
     try {
       const x = ctx.rows(H)
       const pass = this.blockPass(ctx, held.weights)

@@ -7,6 +7,7 @@ import type { WorkerPool } from '../pool/worker-pool'
 import { finishStats } from '../../../kernels/reference/stats'
 import { channelProfile, DEFAULT_OUTLIER_K } from './channel-profile'
 import { streamTensor } from './tensor-stream'
+import { tensorStorage } from './tensor-storage'
 
 export interface TensorDetailOptions {
   bins?: number
@@ -76,5 +77,7 @@ export async function inspectTensor(
   if (m && first.grid && grid) {
     detail.heatmap = { rows: grid.rows, cols: grid.cols, values: Array.from(first.grid), sourceShape: [m.rows, m.cols] }
   }
+  const storage = await tensorStorage(entry)
+  if (storage) detail.storage = storage
   return detail
 }

@@ -6,14 +6,23 @@ import type { ModelSummary, TensorInfo } from '../../contract/api'
 import { describeArchitecture } from '../arch'
 import type { ModelArchitecture } from '../arch/types'
 import { openModelFiles } from '../formats/open'
+import { modelPackingLabel } from '../formats/packed-linear-label'
 import type { ModelFiles, TensorEntry } from '../formats/types'
 import { WhittleError } from '../errors'
+import { declaredActivations } from '../formats/packed-linears'
+import type { ActivationScheme } from '../numerics/compressed-tensors-w8a8'
 
 /** Activation quantization the forward pass applies to a compressed model (fake-quant, f32 storage). */
 export interface RuntimeQuant {
-  /** Dynamic symmetric int8 per token at the input of every Linear, and at the q/k/v outputs. */
-  activations: 'int8-per-token'
+  /**
+   * int8-per-token: dynamic symmetric int8 per token at the input of every Linear, and at the q/k/v
+   * outputs (SmoothQuant). fp8-per-token: dynamic symmetric E4M3 per token at the input of every Linear
+   * (llm-compressor's FP8_DYNAMIC). The forward pass implements both (forward/activation-quant.ts).
+   */
+  activations: ActivationScheme
 }
+
+export type { ActivationScheme }
 
 export interface LoadedModel {
   id: string
@@ -56,6 +65,7 @@ export function modelFromFiles(files: ModelFiles): LoadedModel {
     id,
     path: files.path,
     format: files.format,
+    quantization: modelPackingLabel(files.tensors),
     architecture: arch.family,
     declaredArchitecture: arch.declared,
     layers: arch.layers,
@@ -72,12 +82,15 @@ export function modelFromFiles(files: ModelFiles): LoadedModel {
     tensorCount: files.tensors.length,
     warnings: [...(files.warnings ?? []), ...arch.warnings],
   }
+  // A W8A8 checkpoint (compressed-tensors with dynamic per-token input activations) runs as it was made.
+  const activations = declaredActivations(files)
   return {
     id,
     files,
     arch,
     summary,
     tensors,
+    ...(activations ? { runtime: { activations } } : {}),
     entry(name: string): TensorEntry {
       const e = byName.get(name)
       if (!e) throw new WhittleError('not-found', files.path, `no tensor named ${name}`)

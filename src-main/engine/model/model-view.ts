@@ -59,7 +59,15 @@ export function withReplacements(model: LoadedModel): ModelView {
       inMemory.set(name, values)
       names.add(name)
       const data = new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
-      entries.set(name, { ...orig, dtype: 'F32', byteLength: data.byteLength, data })
+      // The replacement is plain f32: the original's packed storage no longer describes it.
+      entries.set(name, {
+        ...orig,
+        dtype: 'F32',
+        byteLength: data.byteLength,
+        data,
+        unpack: undefined,
+        packed: undefined,
+      })
     },
     replaced: () => inMemory,
     replacedNames: () => names,
@@ -75,7 +83,15 @@ export function withReplacements(model: LoadedModel): ModelView {
           const data = new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
           await handle.write(data, 0, data.length, spillEnd)
           const orig = model.entry(name)
-          entries.set(name, { ...orig, dtype: 'F32', file: spillPath, offset: spillEnd, byteLength: data.length })
+          entries.set(name, {
+            ...orig,
+            dtype: 'F32',
+            file: spillPath,
+            offset: spillEnd,
+            byteLength: data.length,
+            unpack: undefined,
+            packed: undefined,
+          })
           spillEnd += data.length
         }
       } finally {

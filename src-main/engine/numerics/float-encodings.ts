@@ -142,3 +142,22 @@ export function f32ToF8E4M3Bits(x: number): number {
 export function f32ToF8E5M2Bits(x: number): number {
   return encodeMiniFloat(x, E5M2)
 }
+
+/** Largest finite E4M3FN value: the per-channel / per-token scale maps a row's absmax onto it. */
+export const F8_E4M3_MAX = E4M3.maxFinite
+
+/**
+ * x rounded to the nearest E4M3FN value (ties to even), as a number: the f32 → e4m3 → f32 round trip, for
+ * |x| ≤ 448 (callers clamp first, as the fake quantizers do). Inline on the f32 bits, as this runs on every
+ * activation of an FP8 model: normal values keep 3 of f32's 23 mantissa bits (round half to even on the
+ * 20 dropped), values below E4M3's smallest normal 2^-6 round to multiples of its subnormal step 2^-9.
+ */
+export function roundToF8E4M3(x: number): number {
+  f32[0] = x
+  const bits = u32[0]
+  if ((bits & 0x7fffffff) >= 0x3c800000) {
+    u32[0] = ((bits + 0x7ffff + ((bits >>> 20) & 1)) & 0xfff00000) >>> 0
+    return f32[0]
+  }
+  return roundHalfEven(f32[0] * 512) / 512
+}

@@ -30,6 +30,7 @@ import { blockFloatsPerToken, LlamaBlockRunner } from './llama-block'
 import { LLAMA_LINEARS, LlamaWeights, type LlamaLinear, type PackedLinears } from './llama-weights'
 import { LoraAdapters, type LoraAdapterSet, type LoraSettings } from './lora'
 import { matmulNN } from './parallel-grad'
+import { TeacherTopK } from './teacher-topk'
 import { attentionBackwardScratch } from '../../../kernels/reference/backward-attention'
 
 /** Activations of one pass through a block stay under this many bytes. */
@@ -78,6 +79,10 @@ export class LlamaTrainer {
   /** The adapters when training LoRA (the student's Linears are then frozen). */
   private lora: LoraAdapters | null = null
   private passes = 0
+  /** The teacher's cached top-k logits per window (cacheTeacherTopK), or null. */
+  private topk: TeacherTopK | null = null
+  /** Teacher forward passes run so far (a pass whose windows are all cached runs none). */
+  teacherPasses = 0
 
   private constructor(
     readonly pool: WorkerPool,
@@ -165,6 +170,21 @@ export class LlamaTrainer {
         this.params.push({ name: this.student.names[l][role], layer: l, role, weight, grad, mask })
       }
     })
+  }
+
+  /**
+   * Caches the teacher's top k logits of every window it sees (keyed by the window numbers given to
+   * accumulate), and skips the teacher's forward pass when all windows of a pass are cached
+   * (teacher-topk.ts states the approximation; k ≥ vocabulary is exact). No-op without a teacher.
+   */
+  cacheTeacherTopK(k: number): void {
+    if (!this.teacher || k <= 0) return
+    this.topk = new TeacherTopK(k, this.student.vocab, this.seqlen, this.loss.temperature)
+  }
+
+  /** Bytes held by the teacher cache (JS memory). */
+  get teacherCacheBytes(): number {
+    return this.topk?.bytes ?? 0
   }
 
   zeroGrads(): void {
@@ -293,7 +313,13 @@ export class LlamaTrainer {
    * Runs one micro-batch (windows of `seqlen` tokens) forward and backward, ADDING its gradients to the
    * parameters' grads. `scale` multiplies the per-prediction loss (1 / predictions of the whole step).
    */
-  async accumulate(windows: Int32Array[], scale: number, signal?: AbortSignal): Promise<LossSums> {
+  async accumulate(
+    windows: Int32Array[],
+    scale: number,
+    signal?: AbortSignal,
+    /** Which window of the training text each one is (the teacher cache's keys); absent = no caching. */
+    keys?: readonly number[],
+  ): Promise<LossSums> {
     const T = this.seqlen
     for (const w of windows)
       if (w.length !== T)
@@ -302,7 +328,7 @@ export class LlamaTrainer {
     for (let b0 = 0; b0 < windows.length; b0 += this.windowsPerPass) {
       throwIfCancelled(signal)
       const part = windows.slice(b0, b0 + this.windowsPerPass)
-      const s = await this.pass(part, scale)
+      const s = await this.pass(part, scale, keys?.slice(b0, b0 + this.windowsPerPass) ?? null)
       sums.ce += s.ce
       sums.kl += s.kl
       sums.predictions += s.predictions
@@ -310,7 +336,7 @@ export class LlamaTrainer {
     return sums
   }
 
-  private async pass(windows: Int32Array[], scale: number): Promise<LossSums> {
+  private async pass(windows: Int32Array[], scale: number, keys: readonly number[] | null): Promise<LossSums> {
     const T = this.seqlen,
       nb = windows.length,
       M = nb * T
@@ -321,9 +347,12 @@ export class LlamaTrainer {
     const scope = new TensorScope(this.pool)
     try {
       let teacherFinal: ArenaTensor | null = null
-      if (this.teacher) {
+      const cache = this.topk && keys && keys.length === nb ? { topk: this.topk, keys } : null
+      const cached = cache !== null && keys!.every((w) => cache.topk.has(w))
+      if (this.teacher && !cached) {
         teacherFinal = scope.alloc(M * this.teacher.arch.hiddenSize)
         await this.teacherStates(windows, teacherFinal)
+        this.teacherPasses++
       }
       // Student forward, keeping each block's input: ckpt[l] = input of block l, ckpt[L] = final states.
       const r = this.runner(s, nb)
@@ -340,7 +369,7 @@ export class LlamaTrainer {
       // Loss and its gradient at the head, then back through the final norm.
       const dx = scope.alloc(M * H)
       dx.view().fill(0)
-      const sums = await this.headLossAndGrad(windows, ckpt.at(L * M * H), teacherFinal, dx, scale, scope)
+      const sums = await this.headLossAndGrad(windows, ckpt.at(L * M * H), teacherFinal, dx, scale, scope, cache)
       // Blocks, last to first: recompute from the checkpoint, then differentiate. The last block's
       // intermediates are still in the runner from the forward (only its input was overwritten).
       for (let l = L - 1; l >= 0; l--) {
@@ -365,6 +394,8 @@ export class LlamaTrainer {
     dx: ArenaTensor,
     scale: number,
     scope: TensorScope,
+    /** With teacherFinal: store each row's top-k; without: rebuild the teacher's logits from the cache. */
+    cache: { topk: TeacherTopK; keys: readonly number[] } | null,
   ): Promise<LossSums> {
     const k = this.pool.kernels,
       arena = this.pool.arena
@@ -402,6 +433,27 @@ export class LlamaTrainer {
         if (t && teacherFinal && ht && tlogits) {
           k.rmsnorm(teacherFinal.at(r0 * Ht), t.finalNorm.w.ptr, ht.ptr, n, Ht, t.arch.normEps ?? 1e-5)
           await matmul(this.pool, ht.ptr, t.head.ptr, tlogits.ptr, n, Ht, V)
+          if (cache) {
+            const tl = tlogits.view()
+            for (let i = 0; i < n; i++)
+              if ((r0 + i) % T !== T - 1) {
+                const row = r0 + i
+                cache.topk.store(cache.keys[Math.floor(row / T)], row % T, tl.subarray(i * V, (i + 1) * V))
+              }
+          }
+        } else if (t && tlogits && cache) {
+          const tl = tlogits.view(),
+            sl = logits.view()
+          for (let i = 0; i < n; i++)
+            if ((r0 + i) % T !== T - 1) {
+              const row = r0 + i
+              cache.topk.rebuild(
+                cache.keys[Math.floor(row / T)],
+                row % T,
+                sl.subarray(i * V, (i + 1) * V),
+                tl.subarray(i * V, (i + 1) * V),
+              )
+            }
         }
         k.distill_loss(
           logits.ptr,
@@ -442,6 +494,17 @@ export class LlamaTrainer {
   baseWeight(layer: number, role: LlamaLinear): Float32Array {
     this.student.prepare(layer)
     return this.student.layers[layer].linear[role].w.view().slice()
+  }
+
+  /** Copies of every trained tensor's values (the Linears, or the adapters), for restoreParams. */
+  snapshotParams(): Float32Array[] {
+    return this.params.map((p) => p.weight.view().slice())
+  }
+
+  /** Puts back values taken by snapshotParams (a kept checkpoint becomes the trained state). */
+  restoreParams(saved: readonly Float32Array[]): void {
+    if (saved.length !== this.params.length) throw new Error('restoreParams: the snapshot is of other parameters')
+    this.params.forEach((p, i) => p.weight.view().set(saved[i]))
   }
 
   /** Current values of every trainable weight (copies), by tensor name. */

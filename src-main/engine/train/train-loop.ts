@@ -8,6 +8,7 @@
 
 import { WhittleError } from '../errors'
 import { throwIfCancelled } from '../jobs/cancel'
+import { currentTrainingReporter, waitWhilePaused } from '../jobs/job-controls'
 import { AdamW, clipGradNorm, learningRate, type AdamWSettings, type ScheduleName } from './adamw'
 import type { LlamaTrainer } from './llama-trainer'
 import { seededRandom } from './seeded-random'
@@ -125,19 +126,29 @@ export async function train(
   const started = performance.now()
   let tokens = 0
   let peak = trainer.measuredBytes()
+  let pausedSeconds = 0
+  const reporter = currentTrainingReporter()
   try {
     for (let s = 0; s < settings.steps; s++) {
+      // A paused job waits here, between optimizer steps, with no kernel call in flight; its pause
+      // time does not count into tokens/s.
+      const pausedAt = performance.now()
+      await waitWhilePaused(hooks.signal)
+      pausedSeconds += (performance.now() - pausedAt) / 1000
       throwIfCancelled(hooks.signal)
-      const batch = Array.from({ length: B }, (_, j) => {
-        const k = windows.at(B * s + j)
-        return ids.subarray(k * T, (k + 1) * T)
-      })
+      const keys = Array.from({ length: B }, (_, j) => windows.at(B * s + j))
+      const batch = keys.map((k) => ids.subarray(k * T, (k + 1) * T))
       const predictions = B * (T - 1)
       trainer.zeroGrads()
       let ce = 0,
         kl = 0
       for (let m0 = 0; m0 < B; m0 += micro) {
-        const sums = await trainer.accumulate(batch.slice(m0, m0 + micro), 1 / predictions, hooks.signal)
+        const sums = await trainer.accumulate(
+          batch.slice(m0, m0 + micro),
+          1 / predictions,
+          hooks.signal,
+          keys.slice(m0, m0 + micro),
+        )
         ce += sums.ce
         kl += sums.kl
       }
@@ -147,7 +158,7 @@ export async function train(
       const lr = learningRate(settings.lr, settings.schedule, s, settings.steps, settings.warmupSteps)
       optimizer.step(lr)
       tokens += B * T
-      const seconds = (performance.now() - started) / 1000
+      const seconds = (performance.now() - started) / 1000 - pausedSeconds
       const ceMean = ce / predictions,
         klMean = kl / predictions
       const a = trainer.loss.alpha,
@@ -164,6 +175,17 @@ export async function train(
         seconds,
       }
       reports.push(report)
+      reporter?.step(
+        {
+          step: s + 1,
+          loss: report.loss,
+          ce: report.ce,
+          kl: report.kl,
+          tokensPerSecond: report.tokensPerSecond,
+          etaSeconds: ((settings.steps - s - 1) * B * T) / Math.max(report.tokensPerSecond, 1e-9),
+        },
+        settings.steps,
+      )
       await hooks.onStep?.(report)
     }
     return {
@@ -171,7 +193,7 @@ export async function train(
       last: reports[reports.length - 1] ?? null,
       steps: reports,
       tokens,
-      seconds: (performance.now() - started) / 1000,
+      seconds: (performance.now() - started) / 1000 - pausedSeconds,
       peakKernelBytes: peak,
       optimizerBytes: optimizer.stateBytes,
     }

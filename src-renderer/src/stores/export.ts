@@ -16,7 +16,10 @@ export const EXPORT_FORMATS: { id: ExportFormat; label: string }[] = [
   { id: 'safetensors', label: 'safetensors (dense)' },
   { id: 'gptq', label: 'GPTQ (packed, transformers / vLLM)' },
   { id: 'compressed-tensors', label: 'compressed-tensors (pack-quantized)' },
+  { id: 'compressed-tensors-w8a8', label: 'compressed-tensors W8A8 (int8 or fp8, per channel; vLLM)' },
   { id: 'gguf', label: 'GGUF (llama.cpp)' },
+  { id: 'sparse-bitmask', label: 'compressed-tensors sparse-bitmask (pruned, unstructured)' },
+  { id: 'sparse-24-bitmask', label: 'compressed-tensors sparse-24-bitmask (pruned 2:4)' },
 ]
 /** The engine's list (contract/gguf-export-types.ts), the mixes first: what most people pick. */
 export const GGUF_TYPES = [...GGUF_EXPORT_TYPES].sort((a, b) => Number(b.includes('_K_')) - Number(a.includes('_K_')))
@@ -89,7 +92,8 @@ export const useExportStore = defineStore('export', () => {
     modelId.value = id
     modelName.value = name
     compressed.value = compressedResult
-    if (!compressedResult && (form.format === 'gptq' || form.format === 'compressed-tensors')) form.format = 'gguf'
+    const packed: ExportFormat[] = ['gptq', 'compressed-tensors', 'compressed-tensors-w8a8']
+    if (!compressedResult && packed.includes(form.format)) form.format = 'gguf'
     outEdited.value = false
     failure.value = null
     result.value = null

@@ -10,7 +10,8 @@ import { isTerminal, useJobStore } from './jobs'
 import { useModelStore } from './model'
 
 /** The main area's tabs: the model's weights (overview, tensor), the analyses that run it, then compression. */
-export type Tab = 'overview' | 'tensor' | 'run' | 'activations' | 'heads' | 'layers' | 'compress' | 'prune' | 'compare'
+export type Tab =
+  'overview' | 'tensor' | 'run' | 'activations' | 'heads' | 'layers' | 'compress' | 'prune' | 'recover' | 'compare'
 
 export const DEFAULT_K = 6
 /** Tensor details kept so flipping between tensors does not re-read them. */

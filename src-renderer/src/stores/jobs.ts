@@ -21,6 +21,8 @@ export function subjectOf(spec: JobSpec): string {
       const text = spec.text ? baseName(spec.text) : 'bundled eval text'
       return `${text} · seqlen ${spec.seqlen ?? 256}`
     }
+    case 'kv-cache':
+      return `KV cache · ${spec.settings?.length ?? 'default'} settings · seqlen ${spec.seqlen ?? 256}`
     case 'activations':
     case 'heads':
     case 'layers': {

@@ -103,6 +103,14 @@ export class FakeEngine implements WhittleApi {
     const kind = this.started.find((s) => s.id === id)?.spec.kind ?? 'tensor'
     this.emit({ id, kind, state: 'cancelled', progress: 0, message: 'cancelled' })
   }
+  /** Ids of pauseJob and resumeJob calls, in order, as 'pause:<id>' / 'resume:<id>'. */
+  readonly pauses: string[] = []
+  pauseJob = async ({ id }: { id: string }): Promise<void> => {
+    this.pauses.push(`pause:${id}`)
+  }
+  resumeJob = async ({ id }: { id: string }): Promise<void> => {
+    this.pauses.push(`resume:${id}`)
+  }
   headWeights = async (req: { modelId: string; layer: number; head: number }): Promise<HeadWeights> => {
     this.headRequests.push(req)
     await this.headGates.get(`${req.layer}/${req.head}`)

@@ -62,10 +62,18 @@ describe('compatibleGgufType', () => {
     expect(compatibleGgufType('F16', 7)).toEqual({ type: 'F16' })
   })
 
-  it('falls back K-quants to Q8_0 on 32-multiples, and everything else to F16, with a reason', () => {
+  it('falls back K-quants as llama.cpp does on 32-multiples, and everything else to F16, with a reason', () => {
     const k = compatibleGgufType('Q6_K', 64)
     expect(k.type).toBe('Q8_0')
     expect(k.fallback).toMatch(/64 elements.*Q6_K's 256-element blocks.*Q8_0/)
+    expect(compatibleGgufType('Q4_K', 64)).toMatchObject({
+      type: 'Q5_0',
+      fallback: expect.stringMatching(/Q4_K.*Q5_0/),
+    })
+    expect(compatibleGgufType('Q5_K', 96)).toMatchObject({
+      type: 'Q5_1',
+      fallback: expect.stringMatching(/Q5_K.*Q5_1/),
+    })
     expect(compatibleGgufType('Q4_K', 172).type).toBe('F16')
     const q = compatibleGgufType('Q4_0', 172)
     expect(q.type).toBe('F16')
@@ -132,15 +140,18 @@ describe('quantizeTensorGguf', () => {
     })
   }
 
-  it('applies the fallback: Q4_K on 96 columns is Q8_0, Q4_0 on 172 columns is F16', () => {
+  it("applies llama.cpp's fallback: Q4_K on 96 columns is Q5_0, Q5_K is Q5_1, Q4_0 on 172 columns is F16", () => {
     const w = normalish(rng(5), 3 * 172, 0.1)
     const f16 = quantizeTensorGguf(pool, w, 3, 172, 'Q4_0')
     expect(f16.type).toBe('F16')
     expect(f16.fallback).toMatch(/172/)
     expect(f16.bytes).toEqual(expected('F16', w, 3, 172).bytes)
-    const q8 = quantizeTensorGguf(pool, w.subarray(0, 4 * 96), 4, 96, 'Q4_K')
-    expect(q8.type).toBe('Q8_0')
-    expect(q8.bytes).toEqual(expected('Q8_0', w.subarray(0, 4 * 96), 4, 96).bytes)
+    const q50 = quantizeTensorGguf(pool, w.subarray(0, 4 * 96), 4, 96, 'Q4_K')
+    expect(q50.type).toBe('Q5_0')
+    expect(q50.bytes).toEqual(expected('Q5_0', w.subarray(0, 4 * 96), 4, 96).bytes)
+    const q51 = quantizeTensorGguf(pool, w.subarray(0, 4 * 96), 4, 96, 'Q5_K')
+    expect(q51.type).toBe('Q5_1')
+    expect(q51.dequantized).toEqual(expected('Q5_1', w.subarray(0, 4 * 96), 4, 96).values)
     const nl = quantizeTensorGguf(pool, w.subarray(0, 4 * 96), 4, 96, 'IQ4_XS')
     expect(nl.type).toBe('IQ4_NL')
     expect(nl.bytes).toEqual(expected('IQ4_NL', w.subarray(0, 4 * 96), 4, 96).bytes)
@@ -210,7 +221,7 @@ describe.skipIf(!hasShared)('stories260K, which llama.cpp refuses to quantize to
           expect(got.type, t.name).toBe('F16') // 172 = 4 * 43: no block type fits
         } else {
           expect(cols % 32, t.name).toBe(0) // hidden 64 and vocab 512 rows are whole 32-blocks
-          expect(got.type, t.name).toBe(type === 'Q4_K' && cols % 256 !== 0 ? 'Q8_0' : type)
+          expect(got.type, t.name).toBe(type === 'Q4_K' && cols % 256 !== 0 ? 'Q5_0' : type)
         }
         expect(got.fallback === undefined, t.name).toBe(got.type === type)
         expect(got.bytes).toEqual(expected(got.type, w, rows, cols).bytes)

@@ -4,8 +4,8 @@
 // exact weights a GGUF reader will see.
 //
 // GGUF blocks run along a row (dims[0], the input columns), so a row must be a whole number of blocks.
-// llama.cpp refuses a type whose block does not divide the row length (stories260K's ffn_down has 172
-// columns); Whittle instead keeps such a tensor in the closest type that fits and says so.
+// Such a tensor falls back as llama.cpp's tensor_type_fallback says (./fallback.ts); where llama.cpp
+// refuses it (stories260K's ffn_down has 172 columns), Whittle stores it as F16 and says so.
 
 import { WhittleError } from '../../errors'
 import type { WorkerPool } from '../../pool/worker-pool'
@@ -14,6 +14,7 @@ import { QUANT_SCRATCH_BYTES, type KernelName } from '../../../../kernels/host/e
 import type { BlockType } from '../../../../kernels/reference/ggml-dequant-all'
 import { ggmlBlockByName } from '../../numerics/ggml-blocks'
 import { IMATRIX_TYPES } from '../../../../kernels/reference/ggml-quantize-imatrix'
+import { ggufFallback } from './fallback'
 
 /** What a GGUF tensor can be stored as here: a quantized block type, or plain halves/floats. */
 export type GgufStorageType = BlockType | 'F16' | 'F32'
@@ -87,33 +88,9 @@ function blocks(type: GgufStorageType): { blockElements: number; blockBytes: num
 }
 
 /**
- * Fallbacks when a row is not a whole number of blocks. The low-bit 256-element types take llama.cpp's own
- * fallbacks (llama-quant.cpp tensor_type_fallback: IQ4_XS -> IQ4_NL; Q2_K, Q3_K, TQ1_0 and TQ2_0 -> Q4_0;
- * Q6_K -> Q8_0; older llama.cpp sent Q2_K and Q3_K to IQ4_NL).
- * Q4_K and Q5_K go to Q8_0 here where llama.cpp picks Q5_0 / Q5_1: Whittle chose the type that loses no
- * more than the K-quant before those types existed, and keeps that choice. A 32-element type whose blocks
- * still do not fit ends in F16 (llama.cpp refuses such a tensor outright), which fits every row.
+ * The type a row of `cols` elements can be stored as, starting from `type`: the one fallback table
+ * (./fallback.ts, llama.cpp's), shared with the GGUF export.
  */
-const FALLBACK: Readonly<Record<GgufStorageType, GgufStorageType | null>> = {
-  Q2_K: 'Q4_0',
-  Q3_K: 'Q4_0',
-  IQ4_XS: 'IQ4_NL',
-  TQ1_0: 'Q4_0',
-  TQ2_0: 'Q4_0',
-  Q4_K: 'Q8_0',
-  Q5_K: 'Q8_0',
-  Q6_K: 'Q8_0',
-  Q4_0: 'F16',
-  Q4_1: 'F16',
-  Q5_0: 'F16',
-  Q5_1: 'F16',
-  Q8_0: 'F16',
-  IQ4_NL: 'F16',
-  F16: null,
-  F32: null,
-}
-
-/** The type a row of `cols` elements can be stored as, starting from `type` and following FALLBACK. */
 export function compatibleGgufType(type: GgufStorageType, cols: number): GgufTypeChoice {
   if (!Object.hasOwn(GEOMETRY, type))
     throw new WhittleError(
@@ -123,18 +100,10 @@ export function compatibleGgufType(type: GgufStorageType, cols: number): GgufTyp
     )
   if (!Number.isSafeInteger(cols) || cols < 1)
     throw new WhittleError('validation', null, `a tensor row of ${cols} elements cannot be stored`)
-  let chosen = type
-  while (cols % GEOMETRY[chosen].blockElements !== 0) {
-    const next = FALLBACK[chosen]
-    if (!next) break // unreachable: F16 and F32 have 1-element blocks
-    chosen = next
-  }
-  if (chosen === type) return { type }
-  const block = GEOMETRY[type].blockElements
-  const why = `rows of ${cols} elements are not a whole number of ${type}'s ${block}-element blocks`
-  const where =
-    chosen === 'F16' ? 'F16 (no block type fits)' : `${chosen} (${GEOMETRY[chosen].blockElements}-element blocks)`
-  return { type: chosen, fallback: `${why}, so stored as ${where}` }
+  const fitted = ggufFallback(type, cols)
+  // Every fallback (IQ4_NL, Q4_0, Q5_0, Q5_1, Q8_0, F16) is a storage type the kernels write.
+  const chosen = fitted.type as GgufStorageType
+  return fitted.reason ? { type: chosen, fallback: fitted.reason } : { type: chosen }
 }
 
 /** Bytes of one row of `cols` elements of `type` (cols must be a whole number of its blocks). */
@@ -166,6 +135,46 @@ function imatrixKernel(type: GgufStorageType): KernelName | null {
   return usesImportance(type) ? (`quantize_${type.toLowerCase()}_imatrix` as KernelName) : null
 }
 
+/** The kernels behind `type` (null for F32, stored as is) and its block shape, for callers that split the work. */
+export function ggufKernels(type: GgufStorageType): {
+  blockElements: number
+  quantize: KernelName | null
+  decode: KernelName | null
+  /** The quantizer that weighs by importances, when the type uses them. */
+  weighted: KernelName | null
+} {
+  const g = GEOMETRY[type]
+  return { blockElements: g.blockElements, quantize: g.quantize, decode: g.decode, weighted: imatrixKernel(type) }
+}
+
+/** Checks a quantization's input and picks the stored type (the requested one or its fallback). */
+export function checkQuantizeInput(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  type: GgufStorageType,
+  importance: Float32Array | null,
+): { choice: GgufTypeChoice; importance: Float32Array | null } {
+  if (!Number.isSafeInteger(rows) || rows < 0)
+    throw new WhittleError('validation', null, `cannot quantize a tensor of ${rows} rows`)
+  const choice = compatibleGgufType(type, cols)
+  if (w.length !== rows * cols) {
+    throw new WhittleError(
+      'validation',
+      null,
+      `quantizing [${rows}, ${cols}] needs ${rows * cols} weights, got ${w.length}`,
+    )
+  }
+  if (importance && (importance.length !== cols || !importance.every((v) => Number.isFinite(v) && v >= 0))) {
+    throw new WhittleError(
+      'validation',
+      null,
+      `the importance matrix row for [${rows}, ${cols}] must hold ${cols} finite non-negative values (it has ${importance.length})`,
+    )
+  }
+  return { choice, importance }
+}
+
 /**
  * Quantizes W [rows, cols] (row-major f32) to `type`, or to compatibleGgufType's fallback when a row is
  * not a whole number of `type`'s blocks, on this thread with pool.kernels. Rows pass through the kernel
@@ -179,24 +188,7 @@ export function quantizeTensorGguf(
   type: GgufStorageType,
   options: QuantizeTensorOptions = {},
 ): GgufQuantized {
-  if (!Number.isSafeInteger(rows) || rows < 0)
-    throw new WhittleError('validation', null, `cannot quantize a tensor of ${rows} rows`)
-  const choice = compatibleGgufType(type, cols)
-  if (w.length !== rows * cols) {
-    throw new WhittleError(
-      'validation',
-      null,
-      `quantizing [${rows}, ${cols}] needs ${rows * cols} weights, got ${w.length}`,
-    )
-  }
-  const importance = options.importance ?? null
-  if (importance && (importance.length !== cols || !importance.every((v) => Number.isFinite(v) && v >= 0))) {
-    throw new WhittleError(
-      'validation',
-      null,
-      `the importance matrix row for [${rows}, ${cols}] must hold ${cols} finite non-negative values (it has ${importance.length})`,
-    )
-  }
+  const { choice, importance } = checkQuantizeInput(w, rows, cols, type, options.importance ?? null)
   const geometry = GEOMETRY[choice.type]
   const weighted = importance ? imatrixKernel(choice.type) : null
   const rowBytes = ggufRowBytes(choice.type, cols)

@@ -20,6 +20,8 @@ import { zeroFraction } from '../prune/sparsity'
 import { validateRecipe } from '../recipe/recipe'
 import { wandaStudent } from '../../train/testing/reference-protocol'
 import { parseDistillParams } from './distill'
+import { trainingIds } from './training-text'
+import { tokenizeForEval } from '../../eval/tokenize-text'
 import { scaled } from '../../testing/time-factor'
 
 const WHERE = 'recipe step 2 (distill)'
@@ -209,6 +211,132 @@ describe.skipIf(!hasShared)('distill after Wanda 50% on stories260K (reference d
     await expect(
       runRecipe(pool, nf4, recipe({ steps: 1, batch_size: 1, seqlen: 64 }), { windows }),
     ).rejects.toMatchObject({ code: 'unsupported', message: expect.stringContaining('trainable: lora') })
+  })
+
+  it('sees an earlier quantize step through a prune and a layer drop: full training refused, LoRA trains', async () => {
+    const distillStep = (params: Record<string, unknown>) => ({
+      method: 'distill',
+      params: { steps: 1, batch_size: 1, seqlen: 64, ...params },
+    })
+    // SparseGPT's weight updates take the values off the NF4 grid, so none of the Linears is recognisably
+    // NF4 from its values any more: the recipe's record of the nf4 step is what refuses.
+    const nf4ThenPrune = [
+      { method: 'nf4', params: { block_size: 64 } },
+      { method: 'sparsegpt', params: { sparsity: 0.7 } },
+    ]
+    await expect(
+      runRecipe(pool, student, validateRecipe({ steps: [...nf4ThenPrune, distillStep({})] }), { windows }),
+    ).rejects.toMatchObject({ code: 'unsupported', message: expect.stringContaining('earlier nf4 step') })
+    const rtnThenDrop = [
+      { method: 'rtn', params: { bits: 4 } },
+      { method: 'drop_layers', params: { layers: [0] } },
+    ]
+    await expect(
+      runRecipe(pool, student, validateRecipe({ steps: [...rtnThenDrop, distillStep({})] }), { windows }),
+    ).rejects.toMatchObject({ code: 'unsupported', message: expect.stringContaining('earlier rtn step') })
+    const lora = await runRecipe(
+      pool,
+      student,
+      validateRecipe({ steps: [...nf4ThenPrune, distillStep({ trainable: 'lora', lora: { r: 2, alpha: 4 } })] }),
+      { windows },
+    )
+    expect(lora.training).toHaveLength(1)
+    // A dense, unquantized student still trains in full after a prune.
+    const dense = await runRecipe(
+      pool,
+      student,
+      validateRecipe({ steps: [{ method: 'magnitude', params: { sparsity: 0.6 } }, distillStep({})] }),
+      { windows },
+    )
+    expect(dense.training).toHaveLength(1)
+  })
+
+  it('keeps the best checkpoint by eval perplexity and records the evals in the training summary', async () => {
+    const evalText = path.join(mkdtempSync(path.join(os.tmpdir(), 'whittle-distill-')), 'eval.txt')
+    writeFileSync(evalText, readFileSync(shared('text/tinystories_eval.txt'), 'utf8').slice(0, 6000))
+    // An lr this large overshoots, so the best checkpoint is not the last (step 4 of 5 here: ppl ≈ 530
+    // against ≈ 1750 after step 5), and keeping it means putting earlier weights back.
+    const r = await runRecipe(
+      pool,
+      student,
+      recipe({
+        steps: 5,
+        batch_size: 2,
+        seqlen: 128,
+        order: 'sequential',
+        lr: 0.05,
+        eval_every: 2,
+        eval_text: evalText,
+        eval_windows: 8,
+      }),
+      { windows },
+    )
+    const t = r.training[0]
+    expect(t.evals!.map((e) => e.step)).toEqual([2, 4, 5]) // every 2 steps, and after the last
+    const best = t.evals!.reduce((a, b) => (b.ppl < a.ppl ? b : a))
+    expect(t.bestStep).toBe(best.step)
+    expect(t.bestStep).toBeLessThan(5)
+    // The result's perplexity, measured again on the same windows, is the best one's.
+    const evalIds = await tokenizeForEval(r.view.files, readFileSync(evalText, 'utf8'))
+    const ppl = (await perplexity(pool, r.view, evalIds, { seqlen: 128, maxWindows: 8 })).ppl
+    expect(ppl).toBeCloseTo(best.ppl, 4)
+    // keep_best: false keeps the last step's weights.
+    const last = await runRecipe(
+      pool,
+      student,
+      recipe({
+        steps: 5,
+        batch_size: 2,
+        seqlen: 128,
+        order: 'sequential',
+        lr: 0.05,
+        eval_every: 2,
+        eval_text: evalText,
+        eval_windows: 8,
+        keep_best: false,
+      }),
+      { windows },
+    )
+    expect(last.training[0].bestStep).toBeUndefined()
+    const lastPpl = (await perplexity(pool, last.view, evalIds, { seqlen: 128, maxWindows: 8 })).ppl
+    expect(lastPpl).toBeCloseTo(last.training[0].evals!.at(-1)!.ppl, 4)
+  })
+
+  it('with teacher_topk, repeated windows skip the teacher: one teacher pass per window', async () => {
+    // 8 windows of 64 tokens, 4 steps of 4 windows: two passes over the text.
+    const text = path.join(mkdtempSync(path.join(os.tmpdir(), 'whittle-distill-')), 'train.txt')
+    writeFileSync(text, readFileSync(shared('text/tinystories_calib.txt'), 'utf8').slice(0, 2500))
+    const ids = await tokenizeForEval(student.files, readFileSync(text, 'utf8'))
+    const count = Math.floor(ids.length / 64)
+    const steps = Math.ceil((2 * count) / 4)
+    const r = await runRecipe(
+      pool,
+      student,
+      recipe({ steps, batch_size: 4, micro_batch: 1, seqlen: 64, text, teacher_topk: 16 }),
+      { windows },
+    )
+    // micro_batch 1: one pass per window, so the teacher runs once per distinct window.
+    expect(r.tensors[0].note).toContain(`teacher top-16 cache: ${count} teacher passes`)
+  })
+
+  it('reads a folder of .txt files, and names the file or folder it cannot use', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'whittle-distill-'))
+    const calib = readFileSync(shared('text/tinystories_calib.txt'), 'utf8')
+    writeFileSync(path.join(dir, 'a.txt'), calib.slice(0, 1500))
+    writeFileSync(path.join(dir, 'b.txt'), calib.slice(1500, 3000))
+    writeFileSync(path.join(dir, 'notes.md'), 'not training text')
+    const folderIds = await trainingIds(student, dir)
+    const a = await tokenizeForEval(student.files, calib.slice(0, 1500))
+    const b = await tokenizeForEval(student.files, calib.slice(1500, 3000))
+    expect(folderIds).toEqual(Int32Array.from([...a, ...b]))
+    writeFileSync(path.join(dir, 'c.txt'), Buffer.from([0xff, 0xfe, 0x00, 0xc3]))
+    await expect(trainingIds(student, dir)).rejects.toMatchObject({ code: 'format', file: path.join(dir, 'c.txt') })
+    const empty = mkdtempSync(path.join(os.tmpdir(), 'whittle-distill-'))
+    await expect(trainingIds(student, empty)).rejects.toMatchObject({ code: 'validation', file: empty })
+    const missing = path.join(dir, 'missing.txt')
+    await expect(
+      runRecipe(pool, student, recipe({ steps: 1, batch_size: 1, seqlen: 64, text: missing }), { windows }),
+    ).rejects.toMatchObject({ code: 'not-found', file: missing })
   })
 
   it('stops with a cancelled error when the signal fires', async () => {

@@ -8,12 +8,16 @@
 // constant lr of 1e-4 with no warm-up, shuffled windows from a seed, no clipping.
 // The teacher is the model before the recipe's first step (read again from its file), or `teacher`.
 // The training text is `text` (a file, or a folder of .txt files), or else the calibration windows.
+// eval_every measures perplexity on eval_text during training (and after the last step); with keep_best
+// (on by default then) the weights at the best eval perplexity are the step's result, as TRL's
+// load_best_model_at_end. teacher_topk caches the teacher's top-k logits per window so that repeated
+// epochs skip the teacher's forward pass: the KL is then taken over the top-k with the tail mass lumped
+// into one bin (train/teacher-topk.ts); a k of at least the vocabulary is exact.
 
-import { readdir, stat } from 'node:fs/promises'
-import path from 'node:path'
 import { WhittleError } from '../../errors'
 import { perplexity } from '../../eval/perplexity'
 import { readTextFile, tokenizeForEval } from '../../eval/tokenize-text'
+import { currentTrainingReporter } from '../../jobs/job-controls'
 import { loadModel, type LoadedModel } from '../../model/loaded-model'
 import { withReplacements } from '../../model/model-view'
 import { ADAMW_DEFAULTS, SCHEDULES, type AdamWSettings, type ScheduleName } from '../../train/adamw'
@@ -23,6 +27,7 @@ import { detectNf4BlockSize } from '../../train/qlora'
 import { readTensorF32 } from '../../formats/read'
 import { train, type StepReport, type WindowOrder } from '../../train/train-loop'
 import {
+  boolParam,
   choiceParam,
   intParam,
   numberParam,
@@ -32,6 +37,7 @@ import {
 } from '../../../contract/method-params'
 import type { CompressionMethod, StructureContext, StructureResult } from './method'
 import { ParamReader } from './params'
+import { trainingIds } from './training-text'
 import { LORA_ADAPTER_PARAMS, mergeTrainedAdapters, NF4_CODEC, parseLoraAdapter } from './lora'
 
 export interface DistillParams {
@@ -60,10 +66,11 @@ export interface DistillParams {
   evalText: string | undefined
   /** Evaluate on the first this many windows of evalText only (0 = all). */
   evalWindows: number
+  /** With evalEvery > 0: the weights at the best eval perplexity are the result. */
+  keepBest: boolean
+  /** Cache this many of the teacher's top logits per window (0 = no cache). */
+  teacherTopK: number
 }
-
-/** Cap on the training text read from a folder, in files. */
-const MAX_TEXT_FILES = 10_000
 
 const OPTIMIZER_EXAMPLE = '{name: adamw, beta1: 0.9, beta2: 0.999, eps: 1.0e-8, weight_decay: 0}'
 
@@ -104,6 +111,14 @@ export const DISTILL_PARAMS: readonly ParamSpec[] = [
   intParam('eval_every', 0, 0, 10_000_000, 'Perplexity on eval_text every this many steps (0 = never)'),
   stringParam('eval_text', 'Text to measure perplexity on during training'),
   intParam('eval_windows', 0, 0, 1 << 24, 'Evaluate on the first this many windows of eval_text only (0 = all)'),
+  boolParam('keep_best', true, 'With eval_every: the weights at the best eval perplexity are the result'),
+  intParam(
+    'teacher_topk',
+    0,
+    0,
+    1 << 24,
+    "Cache the teacher's top-k logits per window so repeated epochs skip its forward pass (0 = off; below the vocabulary the KL lumps the tail mass)",
+  ),
   objectParam(
     'lora',
     LORA_ADAPTER_PARAMS,
@@ -158,38 +173,16 @@ export function parseDistillParams(raw: Record<string, unknown>, where: string):
     evalEvery: r.int('eval_every'),
     evalText: r.optString('eval_text'),
     evalWindows: r.int('eval_windows'),
+    keepBest: r.bool('keep_best'),
+    teacherTopK: r.int('teacher_topk'),
   }
   r.done()
   if (p.evalEvery > 0 && !p.evalText) r.fail('eval_every', 'needs eval_text (the text to measure perplexity on)')
+  if (r.given('keep_best') && p.keepBest && p.evalEvery === 0)
+    r.fail('keep_best', 'needs eval_every (the best checkpoint is chosen by eval perplexity)')
+  if (p.teacherTopK > 0 && p.alpha === 0) r.fail('teacher_topk', 'applies to distillation with a teacher (alpha > 0)')
   if (r.given('lora') && p.trainable !== 'lora') r.fail('lora', 'applies with trainable: lora only')
   return p
-}
-
-/** Token ids of a text file, or of every .txt file in a folder (each with its own BOS), in name order. */
-async function trainingIds(model: LoadedModel, where: string): Promise<Int32Array> {
-  let files: string[]
-  try {
-    const st = await stat(where)
-    files = st.isDirectory()
-      ? (await readdir(where))
-          .filter((f) => f.endsWith('.txt'))
-          .sort()
-          .slice(0, MAX_TEXT_FILES)
-          .map((f) => path.join(where, f))
-      : [where]
-  } catch {
-    throw new WhittleError('not-found', where, 'cannot read the training text')
-  }
-  if (files.length === 0) throw new WhittleError('validation', where, 'the folder holds no .txt file to train on')
-  const parts: Int32Array[] = []
-  for (const f of files) parts.push(await tokenizeForEval(model.files, await readTextFile(f)))
-  const out = new Int32Array(parts.reduce((s, p) => s + p.length, 0))
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
 }
 
 /** The calibration windows as one stream of ids (windows of the training seqlen are then exactly them). */
@@ -209,6 +202,15 @@ function idsFromWindows(windows: Int32Array[]): Int32Array {
  */
 async function refuseQuantized(ctx: StructureContext<DistillParams>): Promise<void> {
   if (ctx.params.trainable === 'lora') return
+  // What an earlier quantize step left quantized, even through a prune or a structural step since.
+  for (const [name, by] of ctx.quantized ?? []) {
+    if (!ctx.view.tensors.some((t) => t.name === name)) continue
+    throw new WhittleError(
+      'unsupported',
+      ctx.view.files.path,
+      `distill: ${name} was quantized by an earlier ${by} step; full-parameter training of a quantized student is refused (use trainable: lora, or the lora step, to train adapters on the frozen quantized weights)`,
+    )
+  }
   const first = ctx.view.tensors.find(
     (t) => t.layer !== null && ['q', 'k', 'v', 'o', 'gate', 'up', 'down'].includes(t.role),
   )
@@ -259,6 +261,7 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
     { temperature: p.temperature, alpha: p.alpha },
     lora ? { lora: p.lora, isTarget: (name) => !ctx.targets || ctx.targets.has(name) } : null,
   )
+  trainer.cacheTeacherTopK(p.teacherTopK)
   const before = lora ? new Map<string, Float32Array>() : new Map([...trainer.weights()])
   /** The student's trained weights as they stand (with LoRA: the adapters merged into the frozen base). */
   const current = (): Map<string, Float32Array> => {
@@ -269,7 +272,11 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
     )
   }
   let merged: Awaited<ReturnType<typeof mergeTrainedAdapters>> | null = null
-  const evals: string[] = []
+  const evals: { step: number; ppl: number }[] = []
+  type Checkpoint = { step: number; ppl: number; params: Float32Array[] }
+  // Assigned in onStep: the cast keeps TypeScript from narrowing it to null for the code after train().
+  let best = null as Checkpoint | null
+  let teacherCache = ''
   let result
   try {
     result = await train(
@@ -295,7 +302,7 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
             (r.step + 1) / p.steps,
             `step ${r.step + 1}/${p.steps} · loss ${r.loss.toFixed(4)} (CE ${r.ce.toFixed(4)}, KL ${r.kl.toFixed(4)}) · ${r.tokensPerSecond.toFixed(0)} tok/s · ETA ${eta.toFixed(0)} s`,
           )
-          if (evalIds && (r.step + 1) % p.evalEvery === 0) {
+          if (evalIds && ((r.step + 1) % p.evalEvery === 0 || r.step + 1 === p.steps)) {
             const probe = withReplacements(view)
             for (const [name, w] of current()) probe.replace(name, w)
             const ppl = (
@@ -305,7 +312,10 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
                 maxWindows: p.evalWindows || undefined,
               })
             ).ppl
-            evals.push(`${r.step + 1}: ${ppl.toFixed(3)}`)
+            evals.push({ step: r.step + 1, ppl })
+            if (p.keepBest && !(best && best.ppl <= ppl))
+              best = { step: r.step + 1, ppl, params: trainer.snapshotParams() }
+            currentTrainingReporter()?.eval({ step: r.step + 1, ppl })
             ctx.onProgress?.(
               (r.step + 1) / p.steps,
               `step ${r.step + 1}/${p.steps} · eval perplexity ${ppl.toFixed(3)}`,
@@ -314,6 +324,9 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
         },
       },
     )
+    if (best && best.step !== p.steps) trainer.restoreParams(best.params)
+    if (p.teacherTopK > 0)
+      teacherCache = `; teacher top-${p.teacherTopK} cache: ${trainer.teacherPasses} teacher passes, ${(trainer.teacherCacheBytes / 2 ** 20).toFixed(1)} MiB`
     if (lora) merged = await mergeTrainedAdapters(trainer, view)
     else for (const [name, w] of trainer.weights()) view.replace(name, w)
   } finally {
@@ -326,7 +339,10 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
     last = result.last!
   const note =
     `${kind}, ${p.steps} steps: loss ${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}, ${result.tokens} tokens, ` +
-    `${result.seconds.toFixed(1)} s (${(result.tokens / result.seconds).toFixed(0)} tok/s)${evals.length ? `; eval ppl ${evals.join(', ')}` : ''}` +
+    `${result.seconds.toFixed(1)} s (${(result.tokens / result.seconds).toFixed(0)} tok/s)` +
+    (evals.length ? `; eval ppl ${evals.map((e) => `${e.step}: ${e.ppl.toFixed(3)}`).join(', ')}` : '') +
+    (best ? `; kept the best checkpoint, step ${best.step} (ppl ${best.ppl.toFixed(3)})` : '') +
+    teacherCache +
     (merged?.notes.length ? `; ${merged.notes.join('; ')}` : '')
   return {
     view,
@@ -340,6 +356,8 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
       tokens: result.tokens,
       seconds: result.seconds,
       losses: result.steps.map((s) => s.loss),
+      ...(evals.length ? { evals } : {}),
+      ...(best ? { bestStep: best.step } : {}),
     },
     ...(merged ? { adapters: merged.adapters } : {}),
     note,

@@ -1,8 +1,10 @@
 // llama.cpp's block quantization types as a fake-quant method: each Linear is quantized with the
 // byte-exact kernels of any type llama-quantize writes (Q8_0 down to Q2_K, IQ4_NL/IQ4_XS, TQ1_0/TQ2_0)
 // and dequantized back, so perplexity measures exactly what llama.cpp would run. Rows whose length is not
-// a whole number of blocks fall back to a compatible type (as llama.cpp does for the K-quants; it refuses
-// the 32-element types outright), and the report says which tensors fell back and why.
+// a whole number of blocks fall back by the one table the GGUF export uses too (gguf-types/fallback.ts,
+// llama.cpp's: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, ...; F16 where llama.cpp refuses the tensor), so
+// a step's perplexity is that of the GGUF an export of the same type writes; the report says which
+// tensors fell back and why.
 
 import {
   compatibleGgufType,

@@ -6,6 +6,7 @@ import { WhittleError } from '../../errors'
 import { awq } from './awq'
 import { distill } from './distill'
 import { dropLayers } from './drop-layers'
+import { fp8 } from './fp8'
 import { gguf } from './gguf'
 import { gptq } from './gptq'
 import { llmInt8 } from './llm-int8'
@@ -27,6 +28,7 @@ const METHODS: Record<string, CompressionMethod<never>> = {
   awq: awq as CompressionMethod<never>,
   llm_int8: llmInt8 as CompressionMethod<never>,
   nf4: nf4 as CompressionMethod<never>,
+  fp8: fp8 as CompressionMethod<never>,
   smoothquant: smoothquant as CompressionMethod<never>,
   magnitude: magnitude as CompressionMethod<never>,
   wanda: wanda as CompressionMethod<never>,

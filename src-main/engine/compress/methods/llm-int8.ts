@@ -9,6 +9,7 @@ import { roundHalfEven } from '../../numerics/rounding'
 import { numberParam, type ParamSpec } from '../../../contract/method-params'
 import type { CompressionMethod } from './method'
 import { ParamReader } from './params'
+import { int8ChannelRecord } from '../quant/record'
 
 export interface LlmInt8Params {
   /** An input channel whose calibration absmax exceeds this stays in fp16. */
@@ -39,6 +40,20 @@ export function llmInt8Quantize(W: Float32Array, rows: number, cols: number, out
       // scale 0: the row's regular columns are all zero, and zero is on the grid.
     }
   }
+}
+
+/**
+ * The per-row scales llmInt8Quantize used when no column is kept (absmax / 127); an all-zero row gets
+ * scale 1, on whose grid its zeros lie as well.
+ */
+function rowScales(W: Float32Array, rows: number, cols: number): Float32Array {
+  const scales = new Float32Array(rows)
+  for (let r = 0; r < rows; r++) {
+    let absmax = 0
+    for (let c = 0; c < cols; c++) absmax = Math.max(absmax, Math.abs(W[r * cols + c]))
+    scales[r] = absmax > 0 ? f(absmax / 127) : 1
+  }
+  return scales
 }
 
 /** int8 codes for regular columns, fp16 for the kept ones, plus one fp16 scale per row. */
@@ -88,11 +103,15 @@ export const llmInt8: CompressionMethod<LlmInt8Params> = {
         throw new WhittleError('validation', null, `llm_int8: ${l.name} has non-finite weights`)
       const outlier = outlierChannels(stats.absmax, l.params.threshold)
       const kept = outlier.filter(Boolean).length
+      // Read before quantizing: the grid's scales come from the original row absmax.
+      const scales = kept === 0 ? rowScales(l.weight, l.rows, l.cols) : null
       llmInt8Quantize(l.weight, l.rows, l.cols, outlier)
       return {
         name: l.name,
         bitsPerWeight: llmInt8BitsPerWeight(l.cols, kept),
         format: format(l.params),
+        // With no fp16 column the Linear is a plain int8 per-row grid, which int-quantized exports store.
+        ...(scales ? { record: int8ChannelRecord(scales, l.rows, l.cols) } : {}),
         note: `${kept}/${l.cols} input channels kept in fp16 (${((100 * kept) / l.cols).toFixed(1)}%)`,
       }
     })

@@ -22,7 +22,6 @@ import {
   stringParam,
 } from '../../../contract/method-params'
 import { WhittleError } from '../../errors'
-import { readTextFile, tokenizeForEval } from '../../eval/tokenize-text'
 import { readTensorF32 } from '../../formats/read'
 import { ADAMW_DEFAULTS, SCHEDULES, type AdamWSettings, type ScheduleName } from '../../train/adamw'
 import { LlamaTrainer } from '../../train/llama-trainer'
@@ -35,6 +34,7 @@ import { train, type StepReport, type TrainResult, type WindowOrder } from '../.
 import type { CompressionMethod, RecoverContext, RecoverResult } from './method'
 import { decodeAbsmax, encodeAbsmax, NF4_LEVELS, nearestNf4, nf4Quantize } from './nf4'
 import { ParamReader } from './params'
+import { trainingIds } from './training-text'
 
 /** The NF4 data type as the training engine takes it (declared once, in nf4.ts). */
 export const NF4_CODEC: Nf4Codec = {
@@ -70,7 +70,7 @@ export interface LoraStepParams {
   doubleQuant: boolean
   /** Merge the adapters into the weights (else the base stays as it was; the adapters go to adapter exports). */
   merge: boolean
-  /** A text file to train on; absent = the calibration windows. */
+  /** Training text: a file or a folder of .txt files; absent = the calibration windows. */
   text: string | undefined
 }
 
@@ -120,7 +120,7 @@ export const LORA_PARAMS = [
     true,
     'Merge the adapters into the weights; false keeps the base as it was (export the adapters with --adapter-out)',
   ),
-  stringParam('text', 'Training text file (default: the calibration windows)'),
+  stringParam('text', 'Training text: a file or a folder of .txt files (default: the calibration windows)'),
 ]
 
 export function parseLoraAdapter(r: ParamReader): LoraSettings {
@@ -232,7 +232,7 @@ export async function runLora(ctx: RecoverContext<LoraStepParams>): Promise<Lora
     throw new WhittleError('validation', null, "lora: the step's targets select no decoder-block Linear")
   const targetNames = new Set(targets.map((t) => t.name))
   let ids: Int32Array
-  if (p.text) ids = await tokenizeForEval(view.files, await readTextFile(p.text))
+  if (p.text) ids = await trainingIds(view, p.text)
   else if (ctx.windows?.length) ids = joinIds(ctx.windows)
   else throw new WhittleError('validation', null, 'lora needs training text: give params.text, or calibration windows')
   if (ids.length < p.seqlen)

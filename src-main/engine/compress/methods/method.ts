@@ -90,6 +90,8 @@ export interface StructureContext<P = unknown> {
   windows?: Int32Array[]
   /** Names of the block Linears the step's targets select (all of them by default), for whole-model steps that act on chosen Linears (lora). */
   targets?: ReadonlySet<string>
+  /** Block Linears an earlier quantize step left quantized, with its method (compress/quantized-tensors.ts). */
+  quantized?: ReadonlyMap<string, string>
   signal?: AbortSignal
   onProgress?: (fraction: number, message: string) => void
 }
@@ -103,6 +105,10 @@ export interface TrainingSummary {
   seconds: number
   /** The loss of every optimizer step (the loss curve). */
   losses: number[]
+  /** Eval perplexity during training (eval_every): after how many optimizer steps, and the perplexity. */
+  evals?: { step: number; ppl: number }[]
+  /** With keep_best: the optimizer step (1-based) whose weights are the result (the best eval perplexity). */
+  bestStep?: number
 }
 
 export interface StructureResult {

@@ -13,6 +13,7 @@ import { roundHalfEven as roundEven } from '../../numerics/rounding'
 import { boolParam, numberParam, type ParamSpec } from '../../../contract/method-params'
 import type { CompressionMethod, LinearOutcome } from './method'
 import { ParamReader } from './params'
+import { int8ChannelRecord } from '../quant/record'
 
 export interface SmoothQuantParams {
   alpha: number
@@ -22,14 +23,17 @@ export interface SmoothQuantParams {
 
 const f = Math.fround
 
-/** Symmetric absmax int8 per output row, in f32 as the reference's fake quantizer does. */
-export function quantizeRowsInt8(W: Float32Array, rows: number, cols: number): void {
+/** Symmetric absmax int8 per output row, in f32 as the reference's fake quantizer does; returns the row scales. */
+export function quantizeRowsInt8(W: Float32Array, rows: number, cols: number): Float32Array {
+  const scales = new Float32Array(rows)
   for (let r = 0; r < rows; r++) {
     let m = 0
     for (let c = 0; c < cols; c++) m = Math.max(m, Math.abs(W[r * cols + c]))
     const scale = f(Math.max(f(m), CLAMP) / 127)
+    scales[r] = scale
     for (let c = 0; c < cols; c++) W[r * cols + c] = f(roundEven(f(W[r * cols + c] / scale)) * scale)
   }
+  return scales
 }
 
 export function smoothingScales(
@@ -92,12 +96,14 @@ export const smoothquant: CompressionMethod<SmoothQuantParams> = {
         }
       }
       for (const l of g.linears) {
-        quantizeRowsInt8(l.weight, l.rows, l.cols)
+        const scales = quantizeRowsInt8(l.weight, l.rows, l.cols)
         outcomes.push({
           name: l.name,
           bitsPerWeight: 8 + 16 / l.cols,
           format: 'w8a8 per-channel / per-token',
           inputScale: scale,
+          // The int8 grid itself, so int-quantized (and GPTQ / pack-quantized) exports store the codes.
+          record: int8ChannelRecord(scales, l.rows, l.cols),
           note: scale ? `smoothed, α = ${p.alpha}` : 'not smoothed (no foldable producer)',
         })
       }

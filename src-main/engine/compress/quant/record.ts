@@ -27,6 +27,11 @@ export interface UniformGridRecord {
   zeros: Int32Array
   /** [cols]: the group of each input column (c / groupSize unless act-order regrouped them). */
   gIdx: Int32Array
+  /**
+   * Absent: the integer grid above. 'fp8-e4m3' (the fp8 method): no integer codes; each weight is
+   * f32(scale[r] · e4m3(w / scale[r])) with zeros 0, which only the float-quantized export stores.
+   */
+  encoding?: 'fp8-e4m3'
 }
 
 export interface UniformQuantRecord extends UniformGridRecord {
@@ -64,6 +69,23 @@ export class GridRecorder {
   }
 }
 
+/**
+ * The record of a symmetric int8 grid with one scale per output row (SmoothQuant, LLM.int8 without
+ * outliers): W = scale · k with k in [−127, 127], i.e. code k + 128 and zero 128.
+ */
+export function int8ChannelRecord(scales: Float32Array, rows: number, cols: number): UniformGridRecord {
+  return {
+    bits: 8,
+    groupSize: -1,
+    sym: true,
+    rows,
+    cols,
+    scales,
+    zeros: new Int32Array(rows).fill(128),
+    gIdx: new Int32Array(cols),
+  }
+}
+
 /** The trivial grouping c / groupSize (all zeros per channel). */
 export function sequentialGIdx(cols: number, groupSize: number): Int32Array {
   const g = groupSize > 0 && groupSize < cols ? groupSize : cols
@@ -76,6 +98,12 @@ export function sequentialGIdx(cols: number, groupSize: number): Int32Array {
  */
 export function codesFromWeights(rec: UniformGridRecord, W: Float32Array, where: string): UniformQuantRecord {
   const { rows, cols } = rec
+  if (rec.encoding)
+    throw new WhittleError(
+      'unsupported',
+      null,
+      `${where}: ${rec.encoding} weights have no integer codes; export them as compressed-tensors-w8a8`,
+    )
   if (W.length !== rows * cols)
     throw new WhittleError(
       'validation',

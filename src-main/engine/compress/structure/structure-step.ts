@@ -25,6 +25,8 @@ export interface StructureStepResult {
   training?: TrainingSummary
   /** LoRA steps: the trained adapters. */
   adapters?: LoraAdapterSet
+  /** Old → new tensor names when the step renamed or removed tensors (absent names were removed). */
+  renames?: Map<string, string>
 }
 
 /** A step that acts on the whole model at once (a structural or a recovery method's hook). */
@@ -67,6 +69,7 @@ export async function runWholeModelStep(
     pool,
     windows: options.windows,
     targets: new Set(selectTargets(view.tensors, step.targets).map((t) => t.name)),
+    quantized: options.quantized,
     signal: options.signal,
     onProgress: (f, m) => options.onProgress?.((index + f) / steps, `step ${index + 1}/${steps} ${step.method}: ${m}`),
   })
@@ -100,6 +103,7 @@ export async function runWholeModelStep(
     tensors,
     ...(r.training ? { training: r.training } : {}),
     ...(r.adapters ? { adapters: r.adapters } : {}),
+    ...(r.renames ? { renames: r.renames } : {}),
     records(before) {
       const after = new Map<string, UniformGridRecord>()
       for (const [name, rec] of before) {

@@ -3,7 +3,6 @@
 // each 2-D tensor quantized byte-exactly as llama-quantize would (or stored in the closest type that fits
 // its rows), written to a temporary file, re-read and checked tensor by tensor, and only then named.
 
-import { createHash } from 'node:crypto'
 import { stat } from 'node:fs/promises'
 import path from 'node:path'
 import { WhittleError } from '../../errors'
@@ -22,6 +21,11 @@ import {
   quantizeTensorGguf,
   usesImportance,
 } from '../../compress/gguf-types/quantize-tensor'
+import {
+  quantizeEntryGgufParallel,
+  quantizeTensorGgufParallel,
+  type GgufEncoded,
+} from '../../compress/gguf-types/quantize-tensor-parallel'
 import { hfToGgufRows } from '../../arch/rope-permute'
 import { ggufLlamaName, permuteRowBytes, rowSources } from './names'
 import {
@@ -37,6 +41,8 @@ import { tokenizerKvsFromGguf, tokenizerKvsFromHf } from './tokenizer-kv'
 import { encodeBf16Ggml } from '../../numerics/float-encodings'
 import { f32Checksum } from './encode'
 import { verifyGgufExport, type IntendedTensor } from './verify-gguf'
+import { requantizeError, requantizeLossNote } from './requantize-loss'
+import { hashBytes, tensorCheck, type TensorCheck } from './tensor-hashes'
 import { importanceFor, type ImatrixSource } from '../../formats/imatrix-data'
 
 /** The export type and llama-quantize's type-level flags (--pure, --output-tensor-type, …). */
@@ -63,6 +69,8 @@ export interface GgufExportTensor {
   pattern?: string
   /** The source tensor's block type when it was already quantized and is quantized again (--allow-requantize). */
   requantizedFrom?: string
+  /** For a re-quantized tensor: ‖written − source‖ / ‖source‖ over the decoded values, the second rounding's loss (requantize-loss.ts). */
+  requantizeError?: number
   /** Quantized with the importance matrix's entry for this tensor (types that ignore importances, as Q8_0 and F16 do, never are). */
   imatrix?: boolean
   /**
@@ -70,6 +78,8 @@ export interface GgufExportTensor {
    * F32, lossless copies, and weights that were already fake-quantized to this type.
    */
   exact: boolean
+  /** How the written file's tensor was checked (tensor-hashes.ts): its bytes' hash, and its values where needed. */
+  check: TensorCheck
 }
 
 export interface GgufExportReport {
@@ -151,10 +161,6 @@ async function refuseExisting(outFile: string, inputs: string[]): Promise<void> 
     throw alreadyExistsError(outFile, 'file')
 }
 
-function sha256(data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex')
-}
-
 function sameF32(a: Float32Array, b: Float32Array): boolean {
   const x = new Uint32Array(a.buffer, a.byteOffset, a.length)
   const y = new Uint32Array(b.buffer, b.byteOffset, b.length)
@@ -163,13 +169,28 @@ function sameF32(a: Float32Array, b: Float32Array): boolean {
   return true
 }
 
+function parallelResult(
+  p: PlannedTensor,
+  q: GgufEncoded,
+  importance: Float32Array | null,
+): { data: Uint8Array; tensor: Omit<GgufExportTensor, 'rule' | 'check'>; checksum: null } {
+  const tensor = {
+    name: p.ggufName,
+    type: q.type,
+    ...(q.fallback ? { fallback: q.fallback } : {}),
+    ...(importance ? { imatrix: true } : {}),
+    exact: q.exact,
+  }
+  return { data: q.bytes, tensor, checksum: null }
+}
+
 /** One tensor's stored bytes, plus what verification should find when it decodes them. */
 async function encodeTensor(
   pool: WorkerPool,
   p: PlannedTensor,
   wanted: GgufTensorType,
   imatrix: ImatrixSource | null,
-): Promise<{ data: Uint8Array; tensor: Omit<GgufExportTensor, 'rule'>; checksum: number | null }> {
+): Promise<{ data: Uint8Array; tensor: Omit<GgufExportTensor, 'rule' | 'check'>; checksum: number | null }> {
   const choice = wanted === 'BF16' ? { type: 'BF16' as const } : compatibleGgufType(wanted, p.cols)
   const fallback = 'fallback' in choice && choice.fallback ? { fallback: choice.fallback } : {}
   if (p.entry.dtype === choice.type) {
@@ -178,6 +199,15 @@ async function encodeTensor(
     if (p.permuteHeads > 0) data = permuteRowBytes(data, rowSources(p.rows, p.permuteHeads, hfToGgufRows))
     return { data, tensor: { name: p.ggufName, type: choice.type, ...fallback, exact: true }, checksum: null }
   }
+  // Values are decoded again at verification only for a packing whose bytes do not prove them.
+  const decodeCheck = tensorCheck(choice.type) !== 'sha256'
+  if (choice.type !== 'BF16' && !decodeCheck && p.permuteHeads === 0 && p.entry.shape.length === 2) {
+    // The common path: read in blocks of rows (the embedding too, so memory does not grow with the
+    // vocabulary) and quantized row-parallel across the workers, byte-identical to quantizeTensorGguf.
+    const importance = imatrix && usesImportance(choice.type) ? importanceFor(imatrix, p.ggufName, p.cols) : null
+    const storage = wanted as Exclude<GgufTensorType, 'BF16'>
+    return parallelResult(p, await quantizeEntryGgufParallel(pool, p.entry, storage, { importance }), importance)
+  }
   let w = await decodeTensorF32(pool, p.entry)
   if (p.permuteHeads > 0) w = hfToGgufRows(w, p.rows, p.cols, p.permuteHeads)
   if (choice.type === 'BF16') {
@@ -185,13 +215,22 @@ async function encodeTensor(
     return {
       data: bytes,
       tensor: { name: p.ggufName, type: 'BF16', exact: sameF32(decoded, w) },
-      checksum: f32Checksum(decoded),
+      checksum: decodeCheck ? f32Checksum(decoded) : null,
     }
   }
-  // Quantize to the requested type: quantizeTensorGguf applies (and explains) the same fallback.
+  // Quantize to the requested type: the quantizers apply (and explain) the same fallback.
   // Importances are per input column, so the q/k row permutation above leaves them as they are.
   const importance = imatrix && usesImportance(choice.type) ? importanceFor(imatrix, p.ggufName, p.cols) : null
-  const q = quantizeTensorGguf(pool, w, p.rows, p.cols, wanted as Exclude<GgufTensorType, 'BF16'>, { importance })
+  const storage = wanted as Exclude<GgufTensorType, 'BF16'>
+  if (!decodeCheck) {
+    // Permuted q/k rows: row-parallel across the workers on the whole (small) tensor.
+    return parallelResult(
+      p,
+      await quantizeTensorGgufParallel(pool, w, p.rows, p.cols, storage, { importance }),
+      importance,
+    )
+  }
+  const q = quantizeTensorGguf(pool, w, p.rows, p.cols, storage, { importance })
   return {
     data: q.bytes,
     tensor: {
@@ -328,14 +367,15 @@ export async function exportGguf(
           const from = requant.from.get(p.ggufName)
           const tensor: GgufExportTensor = {
             ...encoded.tensor,
+            check: checksum === null ? 'sha256' : 'sha256+decode',
             rule: plan.rule,
             ...(plan.pattern !== undefined ? { pattern: plan.pattern } : {}),
             ...(plan.fallback ? { fallback: plan.fallback.reason } : {}),
-            ...(from ? { requantizedFrom: from } : {}),
+            ...(from ? { requantizedFrom: from, requantizeError: await requantizeError(pool, p, data, type) } : {}),
           }
           if (tensor.type !== type)
             throw new WhittleError('format', file, `${p.ggufName}: encoded as ${tensor.type}, planned as ${type}`)
-          intended.push({ name: p.ggufName, type: tensor.type, dims, sha256: sha256(data), checksum })
+          intended.push({ name: p.ggufName, type: tensor.type, dims, sha256: hashBytes(data), checksum })
           report.push(tensor)
           return data
         },
@@ -370,5 +410,6 @@ export async function exportGguf(
     },
   )
   progress(1, 'written and verified')
-  return { file, tensors: report, skipped, bytes, warnings: requant.warnings }
+  const loss = requantizeLossNote(report.flatMap((t) => (t.requantizeError === undefined ? [] : [t.requantizeError])))
+  return { file, tensors: report, skipped, bytes, warnings: requant.warnings.map((w) => w + loss) }
 }

@@ -10,8 +10,7 @@
 
 import type { GgufMix, GgufTensorTypeName, GgufTypeRule } from '../../../contract/gguf-export-types'
 import { GGUF_MIX_BASE } from '../../../contract/gguf-export-types'
-import { WhittleError } from '../../errors'
-import { ggmlTypeByName } from '../../formats/ggml-types'
+import { ggufBlockElements, ggufFallback } from '../../compress/gguf-types/fallback'
 
 export type TensorCategory =
   | 'token_embd'
@@ -80,9 +79,7 @@ export interface RuleOutcome {
 
 /** Elements per block of a type (1 for F32/F16/BF16). */
 export function blockElements(type: GgufTensorTypeName): number {
-  const info = ggmlTypeByName(type)
-  if (!info) throw new WhittleError('unsupported', null, `no ggml block geometry for ${type}`) // unreachable: every tensor type is a ggml type
-  return info.blockElements
+  return ggufBlockElements(type)
 }
 
 /**
@@ -169,30 +166,9 @@ export function mixRule(mix: GgufMix, name: string, cols: number, m: PolicyModel
 }
 
 /**
- * llama.cpp's tensor_type_fallback: the type to use when a row is not a whole number of `type`'s blocks.
- * Where llama.cpp has no fallback (the 32-element types, whose blocks fit nearly every row) or the
- * fallback's blocks do not fit either, F16, which fits any row (llama.cpp refuses the former outright).
- * The recipe's gguf method (compress/gguf-types, compatibleGgufType) keeps its own older choice for Q4_K and
- * Q5_K (Q8_0, which its reference perplexities were measured with); an export follows llama.cpp, so a file
- * Whittle writes has the types llama-quantize would give it.
+ * llama.cpp's tensor_type_fallback: the type to use when a row is not a whole number of `type`'s blocks,
+ * from the one table the recipe's gguf step uses too (compress/gguf-types/fallback.ts).
  */
-const FALLBACK: Partial<Record<GgufTensorTypeName, GgufTensorTypeName>> = {
-  IQ4_XS: 'IQ4_NL',
-  Q2_K: 'Q4_0',
-  Q3_K: 'Q4_0',
-  TQ1_0: 'Q4_0',
-  TQ2_0: 'Q4_0',
-  Q4_K: 'Q5_0',
-  Q5_K: 'Q5_1',
-  Q6_K: 'Q8_0',
-}
-
 export function fallbackType(type: GgufTensorTypeName, cols: number): { type: GgufTensorTypeName; reason?: string } {
-  const block = blockElements(type)
-  if (cols % block === 0) return { type }
-  const why = `rows of ${cols} elements are not a whole number of ${type}'s ${block}-element blocks`
-  const next = FALLBACK[type]
-  if (next && cols % blockElements(next) === 0)
-    return { type: next, reason: `${why}, so stored as ${next} (llama.cpp's fallback)` }
-  return { type: 'F16', reason: `${why}, so stored as F16 (no block type fits)` }
+  return ggufFallback(type, cols)
 }
