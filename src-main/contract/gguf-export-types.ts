@@ -8,11 +8,9 @@
 //   some tensors above its base type. llama-quantize names its Q2_K mix plain "Q2_K"; here that name
 //   already means the pure type, so the mix is Q2_K_MIX (it writes llama.cpp's file type 10 all the same).
 
-/** Every type a GGUF tensor can be stored as here, and so every pure export type. */
-export const GGUF_TENSOR_TYPES = [
-  'F32',
-  'F16',
-  'BF16',
+/** Every quantized block type Whittle writes byte-identically to llama-quantize (declared once: the gguf step,
+ * the quantizers and the export all derive their lists from this one). */
+export const GGUF_QUANT_TYPES = [
   'Q8_0',
   'Q6_K',
   'Q5_1',
@@ -28,6 +26,10 @@ export const GGUF_TENSOR_TYPES = [
   'TQ2_0',
   'TQ1_0',
 ] as const
+export type GgufQuantType = (typeof GGUF_QUANT_TYPES)[number]
+
+/** Every type a GGUF tensor can be stored as here, and so every pure export type. */
+export const GGUF_TENSOR_TYPES = ['F32', 'F16', 'BF16', ...GGUF_QUANT_TYPES] as const
 export type GgufTensorTypeName = (typeof GGUF_TENSOR_TYPES)[number]
 
 /** llama.cpp's mixes and the base type each starts from (llama_ftype_get_default_type). */

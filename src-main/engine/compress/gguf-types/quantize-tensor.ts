@@ -15,28 +15,12 @@ import type { BlockType } from '../../../../kernels/reference/ggml-dequant-all'
 import { ggmlBlockByName } from '../../numerics/ggml-blocks'
 import { IMATRIX_TYPES } from '../../../../kernels/reference/ggml-quantize-imatrix'
 import { ggufFallback } from './fallback'
+import { GGUF_QUANT_TYPES } from '../../../contract/gguf-export-types'
 
 /** What a GGUF tensor can be stored as here: a quantized block type, or plain halves/floats. */
 export type GgufStorageType = BlockType | 'F16' | 'F32'
 
-export const GGUF_STORAGE_TYPES: readonly GgufStorageType[] = [
-  'Q8_0',
-  'Q6_K',
-  'Q5_1',
-  'Q5_0',
-  'Q5_K',
-  'Q4_1',
-  'Q4_0',
-  'Q4_K',
-  'IQ4_NL',
-  'IQ4_XS',
-  'Q3_K',
-  'Q2_K',
-  'TQ2_0',
-  'TQ1_0',
-  'F16',
-  'F32',
-]
+export const GGUF_STORAGE_TYPES: readonly GgufStorageType[] = [...GGUF_QUANT_TYPES, 'F16', 'F32']
 
 export interface GgufTypeChoice {
   type: GgufStorageType

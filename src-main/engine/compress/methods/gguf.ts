@@ -13,6 +13,7 @@ import {
   usesImportance,
   type GgufStorageType,
 } from '../gguf-types/quantize-tensor'
+import { GGUF_QUANT_TYPES, type GgufQuantType } from '../../../contract/gguf-export-types'
 import { choiceParam, stringParam, type ParamSpec } from '../../../contract/method-params'
 import { placeGgufTensor } from '../../arch/gguf-llama'
 import { WhittleError } from '../../errors'
@@ -22,23 +23,7 @@ import path from 'node:path'
 import type { CompressionMethod, GroupContext, LinearToCompress } from './method'
 import { ParamReader } from './params'
 
-export const GGUF_QUANT_TYPES = [
-  'Q8_0',
-  'Q6_K',
-  'Q5_1',
-  'Q5_0',
-  'Q5_K',
-  'Q4_1',
-  'Q4_0',
-  'Q4_K',
-  'IQ4_NL',
-  'IQ4_XS',
-  'Q3_K',
-  'Q2_K',
-  'TQ2_0',
-  'TQ1_0',
-] as const
-export type GgufQuantType = (typeof GGUF_QUANT_TYPES)[number]
+export { GGUF_QUANT_TYPES, type GgufQuantType }
 
 /** `imatrix: calibration`: importances from the recipe's calibration windows instead of a file. */
 export const IMATRIX_FROM_CALIBRATION = 'calibration'
