@@ -15,11 +15,7 @@
 // into one bin (train/teacher-topk.ts); a k of at least the vocabulary is exact.
 
 import { WhittleError } from '../../errors'
-import { perplexity } from '../../eval/perplexity'
-import { readTextFile, tokenizeForEval } from '../../eval/tokenize-text'
-import { currentTrainingReporter } from '../../jobs/job-controls'
 import { loadModel, type LoadedModel } from '../../model/loaded-model'
-import { withReplacements } from '../../model/model-view'
 import { ADAMW_DEFAULTS, SCHEDULES, type AdamWSettings, type ScheduleName } from '../../train/adamw'
 import { LlamaTrainer } from '../../train/llama-trainer'
 import { loraScale, mergeAdapter, type LoraSettings } from '../../train/lora'
@@ -27,7 +23,6 @@ import { detectNf4BlockSize } from '../../train/qlora'
 import { readTensorF32 } from '../../formats/read'
 import { train, type StepReport, type WindowOrder } from '../../train/train-loop'
 import {
-  boolParam,
   choiceParam,
   intParam,
   numberParam,
@@ -36,6 +31,12 @@ import {
   type ParamSpec,
 } from '../../../contract/method-params'
 import type { CompressionMethod, StructureContext, StructureResult } from './method'
+import {
+  readTrainingEvalSettings,
+  TRAINING_EVAL_PARAMS,
+  TrainingEvals,
+  type TrainingEvalSettings,
+} from './training-evals'
 import { ParamReader } from './params'
 import { trainingIds } from './training-text'
 import { LORA_ADAPTER_PARAMS, mergeTrainedAdapters, NF4_CODEC, parseLoraAdapter } from './lora'
@@ -61,13 +62,8 @@ export interface DistillParams {
   text: string | undefined
   /** Teacher model path; absent = the model the recipe started from. */
   teacher: string | undefined
-  /** Perplexity on evalText every this many steps (0 = never). */
-  evalEvery: number
-  evalText: string | undefined
-  /** Evaluate on the first this many windows of evalText only (0 = all). */
-  evalWindows: number
-  /** With evalEvery > 0: the weights at the best eval perplexity are the result. */
-  keepBest: boolean
+  /** eval_every, eval_text, eval_windows, keep_best (training-evals.ts). */
+  evals: TrainingEvalSettings
   /** Cache this many of the teacher's top logits per window (0 = no cache). */
   teacherTopK: number
 }
@@ -108,10 +104,7 @@ export const DISTILL_PARAMS: readonly ParamSpec[] = [
   choiceParam('trainable', 'linears', ['linears', 'lora'], 'What trains: the decoder Linears, or LoRA adapters'),
   stringParam('text', 'Training text: a file or a folder of .txt files (default: the calibration windows)'),
   stringParam('teacher', 'Teacher model path (default: the model before the recipe)'),
-  intParam('eval_every', 0, 0, 10_000_000, 'Perplexity on eval_text every this many steps (0 = never)'),
-  stringParam('eval_text', 'Text to measure perplexity on during training'),
-  intParam('eval_windows', 0, 0, 1 << 24, 'Evaluate on the first this many windows of eval_text only (0 = all)'),
-  boolParam('keep_best', true, 'With eval_every: the weights at the best eval perplexity are the result'),
+  ...TRAINING_EVAL_PARAMS,
   intParam(
     'teacher_topk',
     0,
@@ -170,16 +163,10 @@ export function parseDistillParams(raw: Record<string, unknown>, where: string):
     lora: parseLora(r, where),
     text: r.optString('text'),
     teacher: r.optString('teacher'),
-    evalEvery: r.int('eval_every'),
-    evalText: r.optString('eval_text'),
-    evalWindows: r.int('eval_windows'),
-    keepBest: r.bool('keep_best'),
+    evals: readTrainingEvalSettings(r),
     teacherTopK: r.int('teacher_topk'),
   }
   r.done()
-  if (p.evalEvery > 0 && !p.evalText) r.fail('eval_every', 'needs eval_text (the text to measure perplexity on)')
-  if (r.given('keep_best') && p.keepBest && p.evalEvery === 0)
-    r.fail('keep_best', 'needs eval_every (the best checkpoint is chosen by eval perplexity)')
   if (p.teacherTopK > 0 && p.alpha === 0) r.fail('teacher_topk', 'applies to distillation with a teacher (alpha > 0)')
   if (r.given('lora') && p.trainable !== 'lora') r.fail('lora', 'applies with trainable: lora only')
   return p
@@ -249,8 +236,13 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
       p.text ?? null,
       `the training text has ${ids.length} tokens, fewer than one window of ${p.seqlen}`,
     )
-  const evalIds =
-    p.evalEvery > 0 && p.evalText ? await tokenizeForEval(view.files, await readTextFile(p.evalText)) : null
+  const evals = await TrainingEvals.create(view, p.evals, {
+    pool: ctx.pool,
+    signal: ctx.signal,
+    seqlen: p.seqlen,
+    totalSteps: p.steps,
+    onProgress: ctx.onProgress,
+  })
   const teacher = p.alpha > 0 ? await loadModel(p.teacher ?? view.files.path) : null
   const lora = p.trainable === 'lora'
   const trainer = await LlamaTrainer.create(
@@ -272,10 +264,6 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
     )
   }
   let merged: Awaited<ReturnType<typeof mergeTrainedAdapters>> | null = null
-  const evals: { step: number; ppl: number }[] = []
-  type Checkpoint = { step: number; ppl: number; params: Float32Array[] }
-  // Assigned in onStep: the cast keeps TypeScript from narrowing it to null for the code after train().
-  let best = null as Checkpoint | null
   let teacherCache = ''
   let result
   try {
@@ -302,29 +290,11 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
             (r.step + 1) / p.steps,
             `step ${r.step + 1}/${p.steps} · loss ${r.loss.toFixed(4)} (CE ${r.ce.toFixed(4)}, KL ${r.kl.toFixed(4)}) · ${r.tokensPerSecond.toFixed(0)} tok/s · ETA ${eta.toFixed(0)} s`,
           )
-          if (evalIds && ((r.step + 1) % p.evalEvery === 0 || r.step + 1 === p.steps)) {
-            const probe = withReplacements(view)
-            for (const [name, w] of current()) probe.replace(name, w)
-            const ppl = (
-              await perplexity(ctx.pool, probe, evalIds, {
-                seqlen: p.seqlen,
-                signal: ctx.signal,
-                maxWindows: p.evalWindows || undefined,
-              })
-            ).ppl
-            evals.push({ step: r.step + 1, ppl })
-            if (p.keepBest && !(best && best.ppl <= ppl))
-              best = { step: r.step + 1, ppl, params: trainer.snapshotParams() }
-            currentTrainingReporter()?.eval({ step: r.step + 1, ppl })
-            ctx.onProgress?.(
-              (r.step + 1) / p.steps,
-              `step ${r.step + 1}/${p.steps} · eval perplexity ${ppl.toFixed(3)}`,
-            )
-          }
+          await evals.afterStep(r.step, view, current, trainer)
         },
       },
     )
-    if (best && best.step !== p.steps) trainer.restoreParams(best.params)
+    evals.restoreBest(trainer)
     if (p.teacherTopK > 0)
       teacherCache = `; teacher top-${p.teacherTopK} cache: ${trainer.teacherPasses} teacher passes, ${(trainer.teacherCacheBytes / 2 ** 20).toFixed(1)} MiB`
     if (lora) merged = await mergeTrainedAdapters(trainer, view)
@@ -340,8 +310,7 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
   const note =
     `${kind}, ${p.steps} steps: loss ${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}, ${result.tokens} tokens, ` +
     `${result.seconds.toFixed(1)} s (${(result.tokens / result.seconds).toFixed(0)} tok/s)` +
-    (evals.length ? `; eval ppl ${evals.map((e) => `${e.step}: ${e.ppl.toFixed(3)}`).join(', ')}` : '') +
-    (best ? `; kept the best checkpoint, step ${best.step} (ppl ${best.ppl.toFixed(3)})` : '') +
+    evals.describe() +
     teacherCache +
     (merged?.notes.length ? `; ${merged.notes.join('; ')}` : '')
   return {
@@ -356,8 +325,7 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
       tokens: result.tokens,
       seconds: result.seconds,
       losses: result.steps.map((s) => s.loss),
-      ...(evals.length ? { evals } : {}),
-      ...(best ? { bestStep: best.step } : {}),
+      ...evals.summary(),
     },
     ...(merged ? { adapters: merged.adapters } : {}),
     note,

@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { calibrationWindows } from '../../calibration/windows'
 import { WhittleError } from '../../errors'
 import { perplexity } from '../../eval/perplexity'
+import { tokenizeForEval } from '../../eval/tokenize-text'
+import { readFileSync } from 'node:fs'
 import { readTensorF32 } from '../../formats/read'
 import { loadModel, type LoadedModel } from '../../model/loaded-model'
 import { withReplacements, type ModelView } from '../../model/model-view'
@@ -231,6 +233,41 @@ describe.skipIf(!hasShared)('lora and QLoRA on stories260K (reference data prese
       expect(after).not.toEqual(c.before)
       expect(recoverNf4(NF4_CODEC, after, 64)).toBeNull()
     }
+  })
+
+  it('eval_every measures perplexity during training, and keep_best makes the best eval the result', async () => {
+    const view = withReplacements(model)
+    const evalText = shared('text/tinystories_eval.txt')
+    const r = await runLora({
+      view,
+      pool,
+      windows: windows.slice(0, 8),
+      params: parseLoraParams(
+        {
+          r: 4,
+          steps: 4,
+          batch_size: 2,
+          seqlen: 128,
+          order: 'sequential',
+          lr: 3e-2,
+          base: 'dense',
+          eval_every: 2,
+          eval_text: evalText,
+          eval_windows: 4,
+        },
+        WHERE,
+      ),
+    })
+    const evals = r.result.training!.evals!
+    expect(evals.map((e) => e.step)).toEqual([2, 4])
+    const best = evals.reduce((a, b) => (b.ppl < a.ppl ? b : a))
+    expect(r.result.training!.bestStep).toBe(best.step)
+    expect(r.result.note).toContain(`kept the best checkpoint, step ${best.step}`)
+    // Re-measured independently on the merged result: the kept weights are the best eval's.
+    const ids = await tokenizeForEval(model.files, readFileSync(evalText, 'utf8'))
+    const again = await perplexity(pool, view, ids, { seqlen: 128, maxWindows: 4 })
+    expect(Math.abs(again.ppl - best.ppl) / best.ppl).toBeLessThan(1e-6)
+    expect(() => parseLoraParams({ keep_best: true }, WHERE)).toThrow(/keep_best/)
   })
 
   it('runs as a recipe step on chosen targets; base: nf4 quantizes a dense base for training (QLoRA) and says so', async () => {

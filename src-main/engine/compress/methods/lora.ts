@@ -35,6 +35,12 @@ import type { CompressionMethod, RecoverContext, RecoverResult } from './method'
 import { decodeAbsmax, encodeAbsmax, NF4_LEVELS, nearestNf4, nf4Quantize } from './nf4'
 import { ParamReader } from './params'
 import { trainingIds } from './training-text'
+import {
+  readTrainingEvalSettings,
+  TRAINING_EVAL_PARAMS,
+  TrainingEvals,
+  type TrainingEvalSettings,
+} from './training-evals'
 
 /** The NF4 data type as the training engine takes it (declared once, in nf4.ts). */
 export const NF4_CODEC: Nf4Codec = {
@@ -54,6 +60,8 @@ const DEFAULT_NF4_BLOCK = 64
 
 export interface LoraStepParams {
   lora: LoraSettings
+  /** eval_every, eval_text, eval_windows, keep_best (training-evals.ts). */
+  evals: TrainingEvalSettings
   steps: number
   batchSize: number
   microBatch: number
@@ -121,6 +129,7 @@ export const LORA_PARAMS = [
     'Merge the adapters into the weights; false keeps the base as it was (export the adapters with --adapter-out)',
   ),
   stringParam('text', 'Training text: a file or a folder of .txt files (default: the calibration windows)'),
+  ...TRAINING_EVAL_PARAMS,
 ]
 
 export function parseLoraAdapter(r: ParamReader): LoraSettings {
@@ -157,6 +166,7 @@ export function parseLoraParams(raw: Record<string, unknown>, where: string): Lo
     doubleQuant: r.bool('double_quant'),
     merge: r.bool('merge'),
     text: r.optString('text'),
+    evals: readTrainingEvalSettings(r),
   }
   r.done()
   if (p.nf4BlockSize !== null && p.base === 'dense')
@@ -260,6 +270,20 @@ export async function runLora(ctx: RecoverContext<LoraStepParams>): Promise<Lora
       isTarget: (name) => targetNames.has(name),
     },
   )
+  const evals = await TrainingEvals.create(view, p.evals, {
+    pool: ctx.pool,
+    signal: ctx.signal,
+    seqlen: p.seqlen,
+    totalSteps: p.steps,
+    onProgress: ctx.onProgress,
+  })
+  /** The adapted Linears as they stand: the adapters merged into the frozen base. */
+  const current = (): Map<string, Float32Array> => {
+    const set = trainer.adapters()!
+    return new Map(
+      set.adapters.map((a) => [a.name, mergeAdapter(trainer.baseWeight(a.layer, a.role), a, loraScale(set))]),
+    )
+  }
   let training: TrainResult
   let merge: MergeResult
   try {
@@ -280,10 +304,13 @@ export async function runLora(ctx: RecoverContext<LoraStepParams>): Promise<Lora
       },
       {
         signal: ctx.signal,
-        onStep: (r: StepReport) =>
-          ctx.onProgress?.((r.step + 1) / p.steps, trainingProgressLine(r, p.steps, p.batchSize * p.seqlen)),
+        onStep: async (r: StepReport) => {
+          ctx.onProgress?.((r.step + 1) / p.steps, trainingProgressLine(r, p.steps, p.batchSize * p.seqlen))
+          await evals.afterStep(r.step, view, current, trainer)
+        },
       },
     )
+    evals.restoreBest(trainer)
     merge = p.merge
       ? await mergeTrainedAdapters(trainer, view)
       : { adapters: trainer.adapters()!, changed: [], notes: [] }
@@ -296,7 +323,8 @@ export async function runLora(ctx: RecoverContext<LoraStepParams>): Promise<Lora
   const notes = [
     `${kind} r ${p.lora.r} α ${p.lora.alpha} on ${merge.adapters.adapters.length} Linears, ${p.steps} steps: CE ${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}, ` +
       `${training.tokens} tokens, ${training.seconds.toFixed(1)} s (${(training.tokens / Math.max(training.seconds, 1e-9)).toFixed(0)} tok/s); ` +
-      (p.merge ? 'adapters merged' : 'adapters kept separate (the weights are unchanged)'),
+      (p.merge ? 'adapters merged' : 'adapters kept separate (the weights are unchanged)') +
+      evals.describe(),
   ]
   notes.push(...merge.notes)
   if (nf4 && p.merge) {
@@ -324,6 +352,7 @@ export async function runLora(ctx: RecoverContext<LoraStepParams>): Promise<Lora
         tokens: training.tokens,
         seconds: training.seconds,
         losses: training.steps.map((s) => s.loss),
+        ...evals.summary(),
       },
       adapters: merge.adapters,
     },
