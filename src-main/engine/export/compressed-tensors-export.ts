@@ -5,11 +5,8 @@
 
 import path from 'node:path'
 import { WhittleError } from '../errors'
-import { openModelFiles } from '../formats/open'
 import { decodeToF32, readTensorF32 } from '../formats/read'
 import { writeSafetensors, type SafetensorsTensorInput } from '../formats/safetensors-writer'
-import type { DType, TensorEntry } from '../formats/types'
-import { closeFile } from '../io/ranged-file'
 import type { ModelView } from '../model/model-view'
 import { isBlockLinear } from '../compress/recipe/targets'
 import { codesFromWeights, type UniformGridRecord } from '../compress/quant/record'
@@ -21,12 +18,12 @@ import {
 } from '../numerics/compressed-tensors-pack'
 import { f32ToBf16Bits, f32ToF16Bits } from '../numerics/float-encodings'
 import { assertFreeDestination, writeFolderAtomically } from './atomic-folder'
+import { verifyQuantizedFolder } from './verify-quantized-folder'
 import {
   checkRecords,
   copySidecars,
   moduleOf,
   readInt32,
-  sameBits,
   tensorChunks,
   uniformSettings,
   writeJson,
@@ -168,58 +165,23 @@ export async function verifyCompressedTensors(
   records: ReadonlyMap<string, UniformGridRecord>,
   dir: string,
 ): Promise<void> {
-  const file = path.join(dir, 'model.safetensors')
   const settings = uniformSettings(records, dir)
-  const reopened = await openModelFiles(file)
-  try {
-    const byName = new Map(reopened.tensors.map((t) => [t.name, t]))
-    const need = (name: string, dtype: DType | null, shape: number[]): TensorEntry => {
-      const e = byName.get(name)
-      if (!e || (dtype !== null && e.dtype !== dtype) || JSON.stringify(e.shape) !== JSON.stringify(shape)) {
-        throw new WhittleError(
-          'format',
-          dir,
-          `verification failed: ${name} is missing or not ${dtype ?? ''} ${JSON.stringify(shape)}`,
-        )
-      }
-      return e
-    }
-    for (const t of view.files.tensors) {
-      const r = records.get(t.name)
-      if (!r) {
-        const e = view.entry(t.name)
-        const got = need(t.name, e.dtype, e.shape)
-        if (got.byteLength !== e.byteLength)
-          throw new WhittleError('format', dir, `verification failed: ${t.name} has the wrong size`)
-        continue
-      }
-      const m = moduleOf(t.name)
-      const groups = r.scales.length / r.rows
-      const got = dequantizeCompressedTensors(
-        {
-          packed: await readInt32(need(`${m}.weight_packed`, 'I32', [r.rows, packedWords(r.cols, r.bits)])),
-          scale: await readTensorF32(need(`${m}.weight_scale`, null, [r.rows, groups])),
-          zeroPoint: settings.sym
-            ? null
-            : await readInt32(need(`${m}.weight_zero_point`, 'I32', [packedWords(r.rows, r.bits), groups])),
-          shape: await readInt32(need(`${m}.weight_shape`, 'I32', [2])),
-          gIdx: settings.actOrder ? await readInt32(need(`${m}.weight_g_idx`, 'I32', [r.cols])) : null,
-        },
-        r.bits,
-        settings.groupSize,
-      )
-      const want = await readTensorF32(view.entry(t.name))
-      const at = sameBits(got, want)
-      if (at >= 0)
-        throw new WhittleError(
-          'format',
-          dir,
-          `verification failed: ${m} decodes to ${got[at]} at element ${at}, the compressed model has ${want[at]}`,
-        )
-    }
-  } finally {
-    closeFile(file)
-  }
+  await verifyQuantizedFolder(view, records, dir, async (m, r, need) => {
+    const groups = r.scales.length / r.rows
+    return dequantizeCompressedTensors(
+      {
+        packed: await readInt32(need(`${m}.weight_packed`, 'I32', [r.rows, packedWords(r.cols, r.bits)])),
+        scale: await readTensorF32(need(`${m}.weight_scale`, null, [r.rows, groups])),
+        zeroPoint: settings.sym
+          ? null
+          : await readInt32(need(`${m}.weight_zero_point`, 'I32', [packedWords(r.rows, r.bits), groups])),
+        shape: await readInt32(need(`${m}.weight_shape`, 'I32', [2])),
+        gIdx: settings.actOrder ? await readInt32(need(`${m}.weight_g_idx`, 'I32', [r.cols])) : null,
+      },
+      r.bits,
+      settings.groupSize,
+    )
+  })
 }
 
 /** Writes a verified compressed-tensors checkpoint folder at dest (which must not exist). */

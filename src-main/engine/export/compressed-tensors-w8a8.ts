@@ -13,18 +13,16 @@
 import path from 'node:path'
 import { WhittleError } from '../errors'
 import { codesFromWeights, isSequentialGIdx, type UniformGridRecord } from '../compress/quant/record'
-import { openModelFiles } from '../formats/open'
 import { readTensorBytes, readTensorF32 } from '../formats/read'
 import { writeSafetensors, type SafetensorsTensorInput } from '../formats/safetensors-writer'
-import type { DType, TensorEntry } from '../formats/types'
-import { closeFile } from '../io/ranged-file'
 import type { ActivationScheme } from '../model/loaded-model'
 import type { ModelView } from '../model/model-view'
 import { f32ToBf16Bits, f32ToF16Bits, f32ToF8E4M3Bits, f8e4m3ToF32 } from '../numerics/float-encodings'
 import { dequantizeW8a8, W8A8_WEIGHT_DTYPE, type W8a8Format } from '../numerics/compressed-tensors-w8a8'
 import { assertFreeDestination, writeFolderAtomically } from './atomic-folder'
+import { verifyQuantizedFolder } from './verify-quantized-folder'
 import { ignoredModules, scaleDType } from './compressed-tensors-export'
-import { copySidecars, moduleOf, sameBits, tensorChunks, writeJson } from './gptq-export'
+import { copySidecars, moduleOf, tensorChunks, writeJson } from './gptq-export'
 
 interface W8a8Settings {
   format: W8a8Format
@@ -213,33 +211,15 @@ export async function verifyCompressedTensorsW8a8(
   records: ReadonlyMap<string, UniformGridRecord>,
   dir: string,
 ): Promise<void> {
-  const file = path.join(dir, 'model.safetensors')
   const settings = w8a8Settings(records, dir)
-  const reopened = await openModelFiles(file)
-  try {
-    const byName = new Map(reopened.tensors.map((t) => [t.name, t]))
-    const need = (name: string, dtype: DType | null, shape: number[]): TensorEntry => {
-      const e = byName.get(name)
-      if (!e || (dtype !== null && e.dtype !== dtype) || JSON.stringify(e.shape) !== JSON.stringify(shape))
-        throw new WhittleError(
-          'format',
-          dir,
-          `verification failed: ${name} is missing or not ${dtype ?? ''} ${JSON.stringify(shape)}`,
-        )
-      return e
-    }
-    for (const t of view.files.tensors) {
-      const r = records.get(t.name)
-      if (!r) {
-        const e = view.entry(t.name)
-        if (need(t.name, e.dtype, e.shape).byteLength !== e.byteLength)
-          throw new WhittleError('format', dir, `verification failed: ${t.name} has the wrong size`)
-        continue
-      }
-      const m = moduleOf(t.name)
+  await verifyQuantizedFolder(
+    view,
+    records,
+    dir,
+    async (m, r, need) => {
       const w = need(`${m}.weight`, W8A8_WEIGHT_DTYPE[settings.format], [r.rows, r.cols])
       const zp = settings.sym ? null : need(`${m}.weight_zero_point`, 'I8', [r.rows, 1])
-      const got = dequantizeW8a8(
+      return dequantizeW8a8(
         settings.format,
         await readTensorBytes(w, 0, w.byteLength),
         zp ? new Int8Array((await readTensorBytes(zp, 0, zp.byteLength)).slice().buffer) : null,
@@ -247,21 +227,13 @@ export async function verifyCompressedTensorsW8a8(
         r.rows,
         r.cols,
       )
-      const want = await readTensorF32(view.entry(t.name))
-      // Integer codes have no −0: a weight rounded to −0 (a small negative) is stored as code 0 and reads
-      // back as +0, the same number. Every other bit pattern must match.
+    },
+    // Integer codes have no −0: a weight rounded to −0 (a small negative) is stored as code 0 and reads
+    // back as +0, the same number. Every other bit pattern must match.
+    (want) => {
       if (settings.format === 'int-quantized') for (let i = 0; i < want.length; i++) if (want[i] === 0) want[i] = 0
-      const at = sameBits(got, want)
-      if (at >= 0)
-        throw new WhittleError(
-          'format',
-          dir,
-          `verification failed: ${m} decodes to ${got[at]} at element ${at}, the compressed model has ${want[at]}`,
-        )
-    }
-  } finally {
-    closeFile(file)
-  }
+    },
+  )
 }
 
 /** Writes a verified W8A8 compressed-tensors checkpoint folder at dest (which must not exist). */
