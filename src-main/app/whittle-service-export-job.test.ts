@@ -5,45 +5,17 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import type { JobSpec, JobUpdate, ModelSummary } from '../contract/api'
+import type { ModelSummary } from '../contract/api'
 import { jobResult } from '../contract/job-result'
 import { EXPORT_FORMATS } from '../engine/export/export-model'
-import { WhittleService } from './whittle-service'
+import { call, demoService, runJob } from './testing/service-harness'
 
 const root = path.resolve(__dirname, '../..')
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'whittle-export-job-'))
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
 
-async function call<T>(
-  service: WhittleService,
-  method: Parameters<WhittleService['handle']>[0],
-  params: unknown,
-): Promise<T> {
-  const r = await service.handle(method, params)
-  if (!r.ok) throw new Error(r.error.message)
-  return r.result as T
-}
-
-async function runJob(service: WhittleService, spec: JobSpec): Promise<JobUpdate> {
-  const id = await call<string>(service, 'startJob', spec)
-  return new Promise((resolve) => {
-    const stop = service.onJob((u) => {
-      if (u.id === id && ['done', 'error', 'cancelled'].includes(u.state)) {
-        stop()
-        resolve(u)
-      }
-    })
-  })
-}
-
 describe('export jobs', () => {
-  const service = new WhittleService({
-    mode: 'web',
-    version: 'test',
-    demoPath: path.join(root, 'resources/demo/stories260K'),
-    configDir: tmp,
-    exportDir: path.join(tmp, 'exports'),
-  })
+  const service = demoService(tmp)
 
   it('export a compression result as GPTQ, then read its report; the report of any other path is refused', async () => {
     const demo = await call<ModelSummary>(service, 'openDemo', {})

@@ -6,47 +6,18 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import type { JobSpec, JobUpdate, ModelSummary } from '../contract/api'
+import type { JobSpec, ModelSummary } from '../contract/api'
 import type { GgufExportPlan } from '../contract/gguf-export-types'
 import { jobResult } from '../contract/job-result'
 import { readGguf } from '../engine/formats/gguf'
 import { ggmlTypeById } from '../engine/formats/ggml-types'
-import { WhittleService } from './whittle-service'
+import { call, demoService, runJob } from './testing/service-harness'
 
-const root = path.resolve(__dirname, '../..')
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'whittle-gguf-plan-'))
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
 
-async function call<T>(
-  service: WhittleService,
-  method: Parameters<WhittleService['handle']>[0],
-  params: unknown,
-): Promise<T> {
-  const r = await service.handle(method, params)
-  if (!r.ok) throw new Error(r.error.message)
-  return r.result as T
-}
-
-async function runJob(service: WhittleService, spec: JobSpec): Promise<JobUpdate> {
-  const id = await call<string>(service, 'startJob', spec)
-  return new Promise((resolve) => {
-    const stop = service.onJob((u) => {
-      if (u.id === id && ['done', 'error', 'cancelled'].includes(u.state)) {
-        stop()
-        resolve(u)
-      }
-    })
-  })
-}
-
 describe('GGUF type flags through the service', () => {
-  const service = new WhittleService({
-    mode: 'web',
-    version: 'test',
-    demoPath: path.join(root, 'resources/demo/stories260K'),
-    configDir: tmp,
-    exportDir: path.join(tmp, 'exports'),
-  })
+  const service = demoService(tmp)
 
   it('plans the mix table, then an export job with the same flags writes exactly the planned types', async () => {
     const demo = await call<ModelSummary>(service, 'openDemo', {})
