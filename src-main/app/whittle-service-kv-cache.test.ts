@@ -5,46 +5,23 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import type { JobSpec, JobUpdate, ModelSummary } from '../contract/api'
+import type { ModelSummary } from '../contract/api'
 import { jobResult } from '../contract/job-result'
 import { DEFAULT_KV_SETTINGS } from '../engine/analysis/kv-ranges'
-import { WhittleService } from './whittle-service'
+import { demoService, runJob } from './testing/service-harness'
+import type { WhittleService } from './whittle-service'
 
-const root = path.resolve(__dirname, '../..')
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'whittle-kv-'))
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
-
-function service(): WhittleService {
-  return new WhittleService({
-    mode: 'web',
-    version: 'test',
-    demoPath: path.join(root, 'resources/demo/stories260K'),
-    configDir: tmp,
-    exportDir: path.join(tmp, 'exports'),
-  })
-}
 
 async function call<T>(s: WhittleService, method: Parameters<WhittleService['handle']>[0], params: unknown) {
   const r = await s.handle(method, params)
   return r.ok ? { ok: true as const, result: r.result as T } : { ok: false as const, code: r.error.code }
 }
 
-async function runJob(s: WhittleService, spec: JobSpec): Promise<JobUpdate> {
-  const started = await call<string>(s, 'startJob', spec)
-  if (!started.ok) throw new Error(`startJob refused: ${started.code}`)
-  return new Promise((resolve) => {
-    const stop = s.onJob((u) => {
-      if (u.id === started.result && ['done', 'error', 'cancelled'].includes(u.state)) {
-        stop()
-        resolve(u)
-      }
-    })
-  })
-}
-
 describe('kv-cache job', () => {
   it('measures every default setting and the ranges of every layer and kv head', async () => {
-    const s = service()
+    const s = demoService(tmp)
     const opened = await call<ModelSummary>(s, 'openDemo', {})
     if (!opened.ok) throw new Error(opened.code)
     const end = await runJob(s, { kind: 'kv-cache', modelId: opened.result.id, seqlen: 128, maxWindows: 2 })
@@ -60,7 +37,7 @@ describe('kv-cache job', () => {
   }, 600_000)
 
   it('refuses a malformed setting as a validation error', async () => {
-    const s = service()
+    const s = demoService(tmp)
     const opened = await call<ModelSummary>(s, 'openDemo', {})
     if (!opened.ok) throw new Error(opened.code)
     const r = await call(s, 'startJob', { kind: 'kv-cache', modelId: opened.result.id, settings: ['token:99'] })
