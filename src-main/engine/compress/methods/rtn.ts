@@ -3,7 +3,7 @@
 // by default (what a GPTQ checkpoint stores); scale_dtype f32 is the reference's exact behaviour.
 
 import { effectiveGroup, groupCount, uniformBitsPerWeight } from '../quant/grouping'
-import { minmaxGrid, quantizeValue } from '../quant/minmax'
+import { minmaxGrid, quantizeValue } from '../../numerics/minmax-grid'
 import { GridRecorder, sequentialGIdx, type UniformGridRecord } from '../quant/record'
 import { parseUniform, uniformFormat, uniformParamSpecs, type UniformParams } from '../quant/uniform-format'
 import type { ParamSpec } from '../../../contract/method-params'

@@ -9,7 +9,7 @@
 // and they check that exactness weight by weight: a weight a later step changed fails loudly.
 
 import { WhittleError } from '../../errors'
-import type { QuantGrid } from './minmax'
+import type { QuantGrid } from '../../numerics/minmax-grid'
 import { roundHalfEven } from '../../numerics/rounding'
 
 export interface UniformGridRecord {

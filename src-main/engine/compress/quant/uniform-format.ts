@@ -3,7 +3,7 @@
 
 import { boolParam, choiceParam, intParam, type ParamSpec } from '../../../contract/method-params'
 import type { ParamReader } from '../methods/params'
-import type { ScaleDType } from './minmax'
+import type { ScaleDType } from '../../numerics/minmax-grid'
 
 export interface UniformParams {
   bits: number
