@@ -23,7 +23,6 @@ import path from 'node:path'
 import type { CompressionMethod, GroupContext, LinearToCompress } from './method'
 import { ParamReader } from './params'
 
-
 /** `imatrix: calibration`: importances from the recipe's calibration windows instead of a file. */
 export const IMATRIX_FROM_CALIBRATION = 'calibration'
 
