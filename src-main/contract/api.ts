@@ -320,7 +320,22 @@ export interface CompressedTensor {
   nm?: { n: number; m: number; violations: number; groups: number; valid: boolean }
   /** Pruning steps: non-zero density of the weight pooled to at most 32 × 32 cells (row-major, 0..1). */
   mask?: { rows: number; cols: number; density: number[] }
+  /** Non-uniform and vector quantizers: what they learned, for the per-tensor pictures. */
+  grid?: LearnedGrid
 }
+
+/**
+ * What a non-uniform or vector quantizer learned for one Linear (issue #16), small enough to cross the
+ * bridge: the pictures that explain why a learned grid beats a uniform one.
+ * - centroids: lookup tables (SqueezeLLM per output row, GOBO one per tensor) drawn on the histogram;
+ *   `rows` holds at most 8 sample rows' tables, `outlierFraction` what stayed in full precision.
+ * - codebook2d: a GPTVQ 2-D codebook (one group's) over a sample of at most 2,000 weight pairs.
+ * - salient: PB-LLM's kept-at-8-bit weights, as density pooled to at most 32 × 32 cells (row-major, 0..1).
+ */
+export type LearnedGrid =
+  | { kind: 'centroids'; rows: { row: number; centroids: number[] }[]; outlierFraction: number }
+  | { kind: 'codebook2d'; group: number; centroids: [number, number][]; points: [number, number][] }
+  | { kind: 'salient'; rows: number; cols: number; density: number[]; salientFraction: number }
 
 export interface CompressionPrediction {
   bitsPerWeight: number

@@ -2,7 +2,7 @@
 // Linears that read the same input (q/k/v, o, gate/up, down): that is the unit at which smoothing
 // methods must act (they rescale a shared input), and quantizers simply loop over it.
 
-import type { InputGroup, TensorRole } from '../../../contract/api'
+import type { InputGroup, LearnedGrid, TensorRole } from '../../../contract/api'
 import type { MethodKind, ParamSpec } from '../../../contract/method-params'
 import type { InputStats } from '../../calibration/capture'
 import type { UniformGridRecord } from '../quant/record'
@@ -68,6 +68,8 @@ export interface LinearOutcome {
   nm?: { n: number; m: number }
   /** Parameters the result stores when they differ from rows × cols (low-rank factors). */
   storedParams?: number
+  /** Non-uniform and vector quantizers: the learned grid, passed on to the report and the UI as is. */
+  grid?: LearnedGrid
 }
 
 /** One Linear a step targets, before the step runs (for methods that look at all targets first). */
