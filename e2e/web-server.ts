@@ -15,8 +15,13 @@ export interface ServedApp {
   url: string
   origin: string
   token: string
+  /** The server's own output and fate (exit code or signal), for a failed test's report. */
+  log(): string
   stop(): Promise<void>
 }
+
+/** How much of the server's output a failure report keeps (the tail). */
+const LOG_TAIL_CHARS = 20_000
 
 export async function serveApp(extraArgs: string[] = [], env: Record<string, string> = {}): Promise<ServedApp> {
   const child: ChildProcess = spawn(
@@ -29,7 +34,16 @@ export async function serveApp(extraArgs: string[] = [], env: Record<string, str
     },
   )
   let stderr = ''
-  child.stderr!.on('data', (d) => (stderr += d))
+  let output = ''
+  const keep = (d: unknown): void => {
+    output = (output + String(d)).slice(-LOG_TAIL_CHARS)
+  }
+  child.stderr!.on('data', (d) => {
+    stderr += d
+    keep(d)
+  })
+  child.stdout!.on('data', keep)
+  child.once('exit', (code, signal) => keep(`\n[whittle serve exited: code ${code}, signal ${signal}]\n`))
   const url = await new Promise<string>((resolve, reject) => {
     let out = ''
     const timer = setTimeout(() => reject(new Error(`whittle serve did not start: ${stderr}`)), scaled(120_000))
@@ -48,6 +62,7 @@ export async function serveApp(extraArgs: string[] = [], env: Record<string, str
     url,
     origin: u.origin,
     token: u.searchParams.get('token')!,
+    log: () => output,
     stop: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null) return resolve()
@@ -65,6 +80,13 @@ export function useServedApp(env: Record<string, string> = {}): () => ServedApp 
   let app: ServedApp | undefined
   test.beforeAll(async () => {
     app = await serveApp([], { WHITTLE_CONFIG_DIR: mkdtempSync(path.join(os.tmpdir(), 'whittle-e2e-')), ...env })
+  })
+  // A failed test says what the engine said: a hang or a crash there is otherwise invisible.
+  test.afterEach(async ({}, testInfo) => {
+    if (!app || testInfo.status === testInfo.expectedStatus) return
+    const log = app.log() || '(the server printed nothing)'
+    await testInfo.attach('whittle-serve.log', { body: log, contentType: 'text/plain' })
+    console.error(`--- whittle serve output (tail) for "${testInfo.title}" ---\n${log}\n--- end ---`)
   })
   test.afterAll(async () => {
     await app?.stop()

@@ -312,6 +312,7 @@ export function validateRequest(call: ApiCall, params: unknown, uses?: PathUse[]
       return { path: absolutePath(call, str(call, o, 'path', MAX_PATH), uses) }
     }
     case 'cancelJob':
+    case 'jobStatus':
     case 'pauseJob':
     case 'resumeJob': {
       const o = record(call, params)

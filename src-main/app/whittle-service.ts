@@ -139,6 +139,8 @@ export class WhittleService {
         return Promise.resolve(this.startJob(req as JobSpec))
       case 'cancelJob':
         return Promise.resolve(void this.jobs.cancel((req as { id: string }).id))
+      case 'jobStatus':
+        return Promise.resolve(this.jobs.get((req as { id: string }).id) ?? null)
       case 'pauseJob':
         return Promise.resolve(void this.jobs.pause((req as { id: string }).id))
       case 'resumeJob':

@@ -626,6 +626,11 @@ export interface WhittleApi {
   listTensors(req: { modelId: ModelId }): Promise<TensorInfo[]>
   startJob(req: JobSpec): Promise<JobId>
   cancelJob(req: { id: JobId }): Promise<void>
+  /**
+   * A job's latest update as the engine holds it (null once forgotten, or never started here). Job events
+   * are pushed, and a push can be lost (a dropped WebSocket); the renderer asks this to catch up.
+   */
+  jobStatus(req: { id: JobId }): Promise<JobUpdate | null>
   /** Holds a training job between two optimizer steps (the worker pool stays free); other jobs ignore it. */
   pauseJob(req: { id: JobId }): Promise<void>
   resumeJob(req: { id: JobId }): Promise<void>
@@ -659,6 +664,7 @@ export const API_CALLS = [
   'listTensors',
   'startJob',
   'cancelJob',
+  'jobStatus',
   'pauseJob',
   'resumeJob',
   'headWeights',

@@ -1,8 +1,9 @@
-import { beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
+import type { JobUpdate } from '@contract/api'
 import { createPinia, setActivePinia } from 'pinia'
 import { provideApi } from '../bridge'
 import { FakeEngine } from '../testing/fake-engine'
-import { useJobStore } from './jobs'
+import { STATUS_POLL_MS, useJobStore } from './jobs'
 
 let engine: FakeEngine
 
@@ -40,5 +41,54 @@ describe('jobs store', () => {
     expect(jobs.subjects.get(c)).toBe('v')
     jobs.dismiss(c)
     expect(jobs.visible.map((u) => u.id)).toEqual([a])
+  })
+})
+
+describe('jobs store, when a pushed update is lost', () => {
+  it('asks the engine while a job runs, and applies an end that never arrived', async () => {
+    vi.useFakeTimers()
+    try {
+      const jobs = useJobStore()
+      const id = await jobs.start({ kind: 'scan', modelId: 'm' })
+      let finished: JobUpdate | null = null
+      void jobs.whenFinished(id).then((u) => (finished = u))
+      engine.dropEvents = true
+      engine.emit({ id, kind: 'scan', state: 'error', progress: 0.2, message: 'disk said no', error: 'disk said no' })
+      expect(jobs.get(id)?.state).toBe('queued')
+      await vi.advanceTimersByTimeAsync(STATUS_POLL_MS + 10)
+      expect(finished).toMatchObject({ id, state: 'error', error: 'disk said no' })
+      expect(jobs.get(id)?.state).toBe('error')
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it('ends a job the engine no longer knows (a restarted engine) with an error, not a wait', async () => {
+    vi.useFakeTimers()
+    try {
+      const jobs = useJobStore()
+      const id = await jobs.start({ kind: 'scan', modelId: 'm' })
+      engine.statuses.clear()
+      await vi.advanceTimersByTimeAsync(STATUS_POLL_MS + 10)
+      expect(jobs.get(id)).toMatchObject({ state: 'error' })
+      expect(jobs.get(id)?.error).toMatch(/no longer knows/)
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it('keeps waiting while the engine cannot be reached', async () => {
+    vi.useFakeTimers()
+    try {
+      const jobs = useJobStore()
+      const id = await jobs.start({ kind: 'scan', modelId: 'm' })
+      engine.jobStatus = async () => {
+        throw new Error('jobStatus: lost the connection to the Whittle server')
+      }
+      await vi.advanceTimersByTimeAsync(3 * STATUS_POLL_MS)
+      expect(jobs.get(id)?.state).toBe('queued')
+    } finally {
+      vi.useRealTimers()
+    }
   })
 })

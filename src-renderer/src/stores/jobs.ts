@@ -1,6 +1,8 @@
 // Long work as the engine reports it: every job update by id, start and cancel, and a promise for a
 // job's end. Updates can arrive before startJob's answer (the engine announces a job as it starts),
-// so they are recorded for every id and matched up afterwards.
+// so they are recorded for every id and matched up afterwards. Updates are pushed, and a push can be
+// lost (a WebSocket that dropped and reconnected mid-job): while jobs run, the store also asks the
+// engine for their status now and then, so a lost end never leaves a view waiting forever.
 
 import { defineStore } from 'pinia'
 import { computed, markRaw, shallowReactive } from 'vue'
@@ -44,6 +46,8 @@ export function subjectOf(spec: JobSpec): string {
 const KEEP_FINISHED = 50
 /** After a cancel request, how long to wait for the engine's own 'cancelled' before assuming it. */
 const CANCEL_GRACE_MS = 5000
+/** How often running jobs' status is asked for, in case a pushed update was lost. */
+export const STATUS_POLL_MS = 3000
 
 export const useJobStore = defineStore('jobs', () => {
   // Results can be large (a whole-model scan): keep them out of deep reactivity.
@@ -63,7 +67,41 @@ export const useJobStore = defineStore('jobs', () => {
       waiters.delete(update.id)
       for (const resolve of waiting) resolve(update)
       forgetOld()
-    }
+    } else schedulePoll()
+  }
+
+  let pollTimer: ReturnType<typeof setTimeout> | null = null
+
+  function schedulePoll(): void {
+    if (pollTimer === null) pollTimer = setTimeout(() => void poll(), STATUS_POLL_MS)
+  }
+
+  /** Asks the engine about every job still running here; a lost end is applied as if it had arrived. */
+  async function poll(): Promise<void> {
+    const open = [...updates.values()].filter((u) => !isTerminal(u.state))
+    await Promise.all(
+      open.map(async (mine) => {
+        let theirs: JobUpdate | null
+        try {
+          theirs = await getApi().jobStatus({ id: mine.id })
+        } catch {
+          return // Not connected just now: ask again next time.
+        }
+        if (theirs) apply(theirs)
+        else {
+          const current = updates.get(mine.id)
+          if (current && !isTerminal(current.state))
+            apply({
+              ...current,
+              state: 'error',
+              message: 'the engine no longer knows this job (was it restarted?)',
+              error: 'the engine no longer knows this job (was it restarted?)',
+            })
+        }
+      }),
+    )
+    pollTimer = null
+    if ([...updates.values()].some((u) => !isTerminal(u.state))) schedulePoll()
   }
 
   function forgetOld(): void {

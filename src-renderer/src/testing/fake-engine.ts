@@ -94,6 +94,8 @@ export class FakeEngine implements WhittleApi {
     if (this.refuseStart) throw new Error(this.refuseStart)
     const id = `job${this.started.length + 1}`
     this.started.push({ id, spec })
+    if (!this.statuses.has(id))
+      this.statuses.set(id, { id, kind: spec.kind, state: 'queued', progress: 0, message: 'queued' })
     this.onStart?.(id, spec)
     return id
   }
@@ -103,6 +105,7 @@ export class FakeEngine implements WhittleApi {
     const kind = this.started.find((s) => s.id === id)?.spec.kind ?? 'tensor'
     this.emit({ id, kind, state: 'cancelled', progress: 0, message: 'cancelled' })
   }
+  jobStatus = async ({ id }: { id: string }): Promise<JobUpdate | null> => this.statuses.get(id) ?? null
   /** Ids of pauseJob and resumeJob calls, in order, as 'pause:<id>' / 'resume:<id>'. */
   readonly pauses: string[] = []
   pauseJob = async ({ id }: { id: string }): Promise<void> => {
@@ -228,7 +231,13 @@ export class FakeEngine implements WhittleApi {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
   }
+  /** The latest update of every job, as the engine would answer jobStatus. */
+  readonly statuses = new Map<string, JobUpdate>()
+  /** Set to lose pushed updates (a dropped connection): jobStatus still knows them. */
+  dropEvents = false
   emit(u: JobUpdate): void {
+    this.statuses.set(u.id, u)
+    if (this.dropEvents) return
     for (const l of this.listeners) l(u)
   }
 }
