@@ -12,6 +12,7 @@ const only = process.argv.slice(2)
 const CASES = [
   'stats-throughput',
   'model-scan',
+  'index-open',
   'forward',
   'quality',
   'quantize',
@@ -19,6 +20,7 @@ const CASES = [
   'prune',
   'export',
   'gguf-side-by-side',
+  'gguf-imatrix',
   'train-kd',
   'train-lora',
   'train-qlora',

@@ -53,6 +53,19 @@ export const PRESETS = {
     rmsNormEps: 1e-5,
     ropeTheta: 10000,
   },
+  /** Llama-2-70B (grouped-query attention): for opening a sharded index at scale, not for generating weights. */
+  'llama-70b': {
+    hiddenSize: 8192,
+    layers: 80,
+    heads: 64,
+    kvHeads: 8,
+    intermediateSize: 28672,
+    vocabSize: 32000,
+    maxPositions: 4096,
+    tiedEmbeddings: false,
+    rmsNormEps: 1e-5,
+    ropeTheta: 10000,
+  },
 } as const satisfies Record<string, LlamaPreset>
 
 export type PresetName = keyof typeof PRESETS
