@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { loadModel } from '../model/loaded-model'
-import { PRESETS } from './presets'
-import { writeSkeletonModel } from './skeleton'
+import { loadModel } from './loaded-model'
+import { PRESETS } from '../synthetic/presets'
+import { writeSkeletonModel } from '../synthetic/skeleton'
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'whittle-skeleton-'))
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
