@@ -1,31 +1,35 @@
 // Quantization with an importance matrix (llama-quantize --imatrix, ggml 0.10.1 quantize_row_*_impl with
 // quant_weights) for Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K; IQ4_NL / IQ4_XS are in
 // ./ggml-quantize-iq. Twin: kernels/reference/ggml-quantize-imatrix.ts (quantizeRowsWeighted), which says
-// what the weights change per type. Scalar f32 in the twin's order (the fits are sequential searches).
+// what the weights change per type. Every fit is f32 in the twin's order (the fits are sequential
+// searches); the per-group fits, which are most of the work, run four groups at a time in SIMD lanes
+// (./ggml-quantize-imatrix-lanes: four legacy blocks, or four sub-blocks of a K-quant super-block), which
+// changes no bit. The fits of a super-block's scales and mins stay scalar.
 //
 // Every kernel: src = rows × cols f32 (cols a whole number of blocks), dst = the rows' blocks back to back,
-// qw = f32[cols] per-column importances, scratch = QUANT_SCRATCH_BYTES (1024) of any alignment for the
-// per-block arrays below.
+// qw = f32[cols] per-column importances, scratch = QUANT_SCRATCH_BYTES (4096; 2592 used) of any alignment
+// for the per-block arrays below.
 
 import { f16ToF32Scalar } from './convert'
 import { f32ToF16, nearestInt } from './ggml-quantize'
 import { q3kScale } from './ggml-dequant-kquants'
+import { fitAsym4, fitSymmetric4 } from './ggml-quantize-imatrix-lanes'
 
 const GROUP_MAX_EPS: f32 = 1e-15
 const ONE_TENTH: f32 = 0.1
 
 // Scratch layout (byte offsets).
-const W = 0 // f32[32] weights of the current group
 const LV = 128 // u8[256] levels of the current block
-const LAUX = 384 // u8[32] trial levels
 const SCALES = 416 // f32[16]
 const MINS = 480 // f32[16]
 const SW = 544 // f32[16] summed weights per group
 const LS = 608 // u8[16] quantized scales
 const LM = 624 // u8[16] quantized mins
-
-// *the_min of the last fitAsym (one instance is one thread; read right after the call).
-let theMin: f32 = 0
+const XT = 1024 // v128[32] four groups' values, transposed (lane k = group k)
+const WT = 1536 // v128[32] their weights, transposed
+const LT = 2048 // v128[32] the lanes' trial levels
+const MIN4 = 2560 // f32[4] the lanes' the_min
+const SC4 = 2576 // f32[4] the lanes' scales
 
 // @ts-ignore: decorator
 @inline function f32At(p: usize, i: i32): f32 {
@@ -39,14 +43,6 @@ function sumSquares(x: usize, n: i32): f32 {
     s += v * v
   }
   return s
-}
-
-/** w[j] = qw[j] · sqrt(σ² + x[j]²), j < n. */
-function importanceWeights(x: usize, qw: usize, n: i32, sigma2: f32, w: usize): void {
-  for (let j = 0; j < n; j++) {
-    const v = f32At(x, j)
-    store<f32>(w + (<usize>j << 2), f32At(qw, j) * sqrt<f32>(sigma2 + v * v))
-  }
 }
 
 /** make_qx_quants(n, nmax, x, L, 1, w): levels + nmax to u8 L; returns the scale (twin: makeQxQuantsWeighted). */
@@ -155,97 +151,64 @@ function fitPositive(n: i32, nmax: i32, x: usize, L: usize, w: usize): f32 {
   return suml2 > 0 ? sumlx / suml2 : 0
 }
 
-/** make_qkx3_quants(n, nmax, x, w, L, …, −0.9, 0.05, 36, squared error): returns the scale, sets theMin. */
-function fitAsym(n: i32, nmax: i32, x: usize, w: usize, L: usize, Laux: usize): f32 {
-  let lo = f32At(x, 0)
-  let hi = lo
-  let sumW = f32At(w, 0)
-  let sumX: f32 = sumW * lo
-  for (let i = 1; i < n; i++) {
-    const v = f32At(x, i)
-    if (v < lo) lo = v
-    if (v > hi) hi = v
-    const wi = f32At(w, i)
-    sumW += wi
-    sumX += wi * v
+/** Copies group k's n values (at x) and weights qw[j] · sqrt(σ² + x[j]²) into lane k of XT and WT. */
+function transposeWeighted(k: i32, x: usize, qw: usize, n: i32, sigma2: f32, s: usize): void {
+  for (let j = 0; j < n; j++) {
+    const v = f32At(x, j)
+    const at = (<usize>j << 4) + (<usize>k << 2)
+    store<f32>(s + XT + at, v)
+    store<f32>(s + WT + at, f32At(qw, j) * sqrt<f32>(sigma2 + v * v))
   }
-  if (lo > 0) lo = 0
-  if (hi == lo) { memory.fill(L, 0, n); theMin = -lo; return 0 }
-  let iscale: f32 = <f32>nmax / (hi - lo)
-  let scale: f32 = 1 / iscale
-  let bestError: f32 = 0
-  for (let i = 0; i < n; i++) {
-    const v = f32At(x, i)
-    const l = max<i32>(0, min<i32>(nmax, nearestInt(iscale * (v - lo))))
-    store<u8>(L + <usize>i, <u8>l)
-    const diff = scale * <f32>l + lo - v
-    bestError += f32At(w, i) * (diff * diff)
-  }
-  for (let is = 0; is <= 36; is++) {
-    iscale = (<f32>-0.9 + <f32>0.05 * <f32>is + <f32>nmax) / (hi - lo)
-    let sumL: f32 = 0
-    let sumL2: f32 = 0
-    let sumXL: f32 = 0
-    for (let i = 0; i < n; i++) {
-      const v = f32At(x, i)
-      const l = max<i32>(0, min<i32>(nmax, nearestInt(iscale * (v - lo))))
-      store<u8>(Laux + <usize>i, <u8>l)
-      const wl = f32At(w, i) * <f32>l
-      sumL += wl
-      sumL2 += wl * <f32>l
-      sumXL += wl * v
-    }
-    const D = sumW * sumL2 - sumL * sumL
-    if (D > 0) {
-      let thisScale = (sumW * sumXL - sumX * sumL) / D
-      let thisMin = (sumL2 * sumX - sumL * sumXL) / D
-      if (thisMin > 0) { thisMin = 0; thisScale = sumXL / sumL2 }
-      let curError: f32 = 0
-      for (let i = 0; i < n; i++) {
-        const diff = thisScale * <f32>load<u8>(Laux + <usize>i) + thisMin - f32At(x, i)
-        curError += f32At(w, i) * (diff * diff)
-      }
-      if (curError < bestError) {
-        memory.copy(L, Laux, <usize>n)
-        bestError = curError
-        scale = thisScale
-        lo = thisMin
-      }
-    }
-  }
-  theMin = -lo
-  return scale
 }
 
-/** Legacy 32-element types (kind 0 Q4_0, 1 Q4_1, 2 Q5_0, 3 Q5_1): one weighted fit per block, σ² per row. */
+/** Σ of the n transposed weights per lane, element by element from 0 (the scalar groups' sum order), to dst. */
+function laneWeightSums(n: i32, s: usize, dst: usize): void {
+  let sw = f32x4.splat(0)
+  for (let j = 0; j < n; j++) sw = f32x4.add(sw, v128.load(s + WT + (<usize>j << 4)))
+  v128.store(dst, sw)
+}
+
+/**
+ * Legacy 32-element types (kind 0 Q4_0, 1 Q4_1, 2 Q5_0, 3 Q5_1): one weighted fit per block, σ² per row;
+ * four consecutive blocks (across rows) per fit, the last group padded with copies of the last block.
+ */
 function legacyRows(kind: i32, src: usize, dst: usize, rows: i32, cols: i32, qw: usize, s: usize): void {
   const bytes: usize = kind == 0 ? 18 : kind == 1 ? 20 : kind == 2 ? 22 : 24
   const nmax = kind == 0 ? 8 : kind == 1 ? 15 : kind == 2 ? 16 : 31
   const perRow = cols >> 5
-  for (let r = 0; r < rows; r++) {
-    const row = src + (<usize>r * <usize>cols << 2)
-    const sigma2: f32 = sumSquares(row, cols) / <f32>cols
-    for (let ib = 0; ib < perRow; ib++) {
-      const xb = row + (<usize>ib << 7)
-      const y = dst + <usize>(r * perRow + ib) * bytes
-      importanceWeights(xb, qw + (<usize>ib << 7), 32, sigma2, s + W)
+  const total = rows * perRow
+  let sigmaRow = -1
+  let sigma2: f32 = 0
+  for (let b0 = 0; b0 < total; b0 += 4) {
+    for (let k = 0; k < 4; k++) {
+      const b = min<i32>(b0 + k, total - 1)
+      const r = b / perRow
+      if (r != sigmaRow) {
+        sigma2 = sumSquares(src + (<usize>r * <usize>cols << 2), cols) / <f32>cols
+        sigmaRow = r
+      }
+      transposeWeighted(k, src + (<usize>b << 7), qw + (<usize>(b - r * perRow) << 7), 32, sigma2, s)
+    }
+    if (kind == 0 || kind == 2) v128.store(s + SC4, fitSymmetric4(32, nmax, s + XT, s + WT, s + LT, s + LV, 32))
+    else v128.store(s + SC4, fitAsym4(32, nmax, s + XT, s + WT, s + LT, s + LV, 32, s + MIN4))
+    for (let k = 0; k < 4 && b0 + k < total; k++) {
+      const y = dst + <usize>(b0 + k) * bytes
+      const lv = s + LV + (<usize>k << 5)
+      const d = f32At(s + SC4, k)
       let qs = y + 2
-      if (kind == 0 || kind == 2) {
-        store<u16>(y, <u16>f32ToF16(fitSymmetric(32, nmax, xb, s + LV, s + W)))
-        if (kind == 2) qs = y + 6
-      } else {
-        const d = fitAsym(32, nmax, xb, s + W, s + LV, s + LAUX)
-        store<u16>(y, <u16>f32ToF16(d))
-        store<u16>(y, <u16>f32ToF16(-theMin), 2)
+      store<u16>(y, <u16>f32ToF16(d))
+      if (kind == 2) qs = y + 6
+      if (kind == 1 || kind == 3) {
+        store<u16>(y, <u16>f32ToF16(-f32At(s + MIN4, k)), 2)
         qs = kind == 1 ? y + 4 : y + 8
       }
       let qh: u32 = 0
       for (let j = 0; j < 16; j++) {
-        const a = <u32>load<u8>(s + LV + <usize>j)
-        const b = <u32>load<u8>(s + LV + <usize>(j + 16))
-        store<u8>(qs + <usize>j, <u8>((a & 0xf) | ((b & 0xf) << 4)))
+        const a = <u32>load<u8>(lv + <usize>j)
+        const c = <u32>load<u8>(lv + <usize>(j + 16))
+        store<u8>(qs + <usize>j, <u8>((a & 0xf) | ((c & 0xf) << 4)))
         qh |= ((a >> 4) & 1) << <u32>j
-        qh |= ((b >> 4) & 1) << <u32>(j + 16)
+        qh |= ((c >> 4) & 1) << <u32>(j + 16)
       }
       if (kind == 2) store<u32>(y, qh, 2)
       if (kind == 3) store<u32>(y, qh, 4)
@@ -288,14 +251,14 @@ function kAsymRows(kind: i32, src: usize, dst: usize, rows: i32, cols: i32, qw: 
     const y = dst + <usize>blk * bytes
     const sumX2 = sumSquares(x, 256)
     const sigma2: f32 = kind == 0 ? sumX2 / 256 : <f32>2 * sumX2 / 256
-    for (let j = 0; j < nsub; j++) {
-      const xs = x + (<usize>(sub * j) << 2)
-      importanceWeights(xs, qw + (<usize>(col + sub * j) << 2), sub, sigma2, s + W)
-      let sw: f32 = 0
-      for (let l = 0; l < sub; l++) sw += f32At(s + W, l)
-      store<f32>(s + SW + (<usize>j << 2), sw)
-      store<f32>(s + SCALES + (<usize>j << 2), fitAsym(sub, nmax, xs, s + W, L + <usize>(sub * j), s + LAUX))
-      store<f32>(s + MINS + (<usize>j << 2), theMin)
+    for (let j0 = 0; j0 < nsub; j0 += 4) {
+      for (let k = 0; k < 4; k++) {
+        const j = j0 + k
+        transposeWeighted(k, x + (<usize>(sub * j) << 2), qw + (<usize>(col + sub * j) << 2), sub, sigma2, s)
+      }
+      laneWeightSums(sub, s, s + SW + (<usize>j0 << 2))
+      const mins = s + MINS + (<usize>j0 << 2)
+      v128.store(s + SCALES + (<usize>j0 << 2), fitAsym4(sub, nmax, s + XT, s + WT, s + LT, L + <usize>(sub * j0), sub, mins))
     }
     const qpMax = kind == 0 ? 15 : 63
     const dBlock = fitPositive(nsub, qpMax, s + SCALES, s + LS, s + SW)
@@ -391,15 +354,26 @@ function kSymRows(q6: bool, src: usize, dst: usize, rows: i32, cols: i32, qw: us
     const sigma2: f32 = <f32>2 * sumSquares(x, 256) / 256
     let maxScale: f32 = 0
     let maxAbsScale: f32 = 0
+    for (let j0 = 0; j0 < 16; j0 += 4) {
+      for (let k = 0; k < 4; k++) {
+        const j = j0 + k
+        const xs = x + (<usize>(16 * j) << 2)
+        const qj = qw + (<usize>(col + 16 * j) << 2)
+        if (!q6) transposeWeighted(k, xs, qj, 16, sigma2, s)
+        else {
+          // Q6_K weighs by the importances alone.
+          for (let i = 0; i < 16; i++) {
+            const at = (<usize>i << 4) + (<usize>k << 2)
+            store<f32>(s + XT + at, f32At(xs, i))
+            store<f32>(s + WT + at, f32At(qj, i))
+          }
+        }
+      }
+      laneWeightSums(16, s, s + SW + (<usize>j0 << 2))
+      v128.store(s + SCALES + (<usize>j0 << 2), fitSymmetric4(16, nmax, s + XT, s + WT, s + LT, L + <usize>(16 * j0), 16))
+    }
     for (let j = 0; j < 16; j++) {
-      const xs = x + (<usize>(16 * j) << 2)
-      if (q6) memory.copy(s + W, qw + (<usize>(col + 16 * j) << 2), 64)
-      else importanceWeights(xs, qw + (<usize>(col + 16 * j) << 2), 16, sigma2, s + W)
-      let sw: f32 = 0
-      for (let l = 0; l < 16; l++) sw += f32At(s + W, l)
-      store<f32>(s + SW + (<usize>j << 2), sw)
-      const scale = fitSymmetric(16, nmax, xs, L + <usize>(16 * j), s + W)
-      store<f32>(s + SCALES + (<usize>j << 2), scale)
+      const scale = f32At(s + SCALES, j)
       if (abs<f32>(scale) > maxAbsScale) { maxAbsScale = abs<f32>(scale); maxScale = scale }
     }
     let dAll: f32

@@ -181,7 +181,7 @@ export interface KernelExports {
 export type KernelName = Exclude<keyof KernelExports, 'heap_base'>
 
 /** Scratch bytes quantize_q2_k, quantize_q3_k, quantize_iq4_xs and the *_imatrix kernels need (any alignment). */
-export const QUANT_SCRATCH_BYTES = 1024
+export const QUANT_SCRATCH_BYTES = 4096
 
 /** Every kernel typed above; a build lacking one of them is out of date. */
 export const KERNEL_NAMES: readonly KernelName[] = [

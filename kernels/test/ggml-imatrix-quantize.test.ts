@@ -183,6 +183,34 @@ describe('weighted quantization without golden files', () => {
     })
   }
 
+  // The WASM kernels fit four blocks at a time, across row ends, padding the last group: block counts that
+  // are no multiple of four, rows of 1 to 7 blocks, and rows with different σ² in one group.
+  for (const type of ['Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'IQ4_NL'] as const) {
+    it(`${type}: the WASM kernel equals the twin when groups of four blocks span rows or end short`, () => {
+      const random = rng(41 + type.length)
+      for (const [rowCount, blocks] of [
+        [1, 1],
+        [3, 3],
+        [5, 7],
+        [2, 6],
+      ]) {
+        const cols32 = 32 * blocks
+        const x = Float32Array.from(
+          { length: rowCount * cols32 },
+          (_, i) => (1 + Math.floor(i / cols32)) * (random() - 0.4),
+        )
+        const imp = Float32Array.from({ length: cols32 }, () => random() * 3)
+        const want = new Uint8Array(rowCount * rowBytes(type, cols32))
+        quantizeRowsWeighted(type, x, rowCount, cols32, imp, want)
+        const got = wasmWeighted(type, x, rowCount, cols32, imp)
+        expect(
+          got.findIndex((b, i) => b !== want[i]),
+          `${rowCount} rows of ${blocks} blocks`,
+        ).toBe(-1)
+      }
+    })
+  }
+
   it('refuses partial blocks, short buffers and importances of the wrong length', () => {
     expect(() => quantizeRowsWeighted('Q4_K', w, 2, 100, null, new Uint8Array(1000))).toThrow(RangeError)
     expect(() => quantizeRowsWeighted('Q4_0', w, rows, cols, importance, new Uint8Array(10))).toThrow(/destination/)

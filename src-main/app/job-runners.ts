@@ -227,7 +227,7 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
         const beforeKey = await pplKey(model, textPath, seqlen, spec.maxEvalWindows)
         const live = liveTraining(ctx)
         const pool = await getPool()
-        const { view, report, records } = await withTrainingReporter(live.reporter, () =>
+        const { view, report, records, ggufBytes } = await withTrainingReporter(live.reporter, () =>
           compressModel(pool, model, recipe, {
             recipeDir: process.cwd(),
             defaultCalibrationText: bundledText('calib'),
@@ -240,7 +240,7 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
           }),
         )
         if (report.ppl_before !== null) rememberPpl(beforeKey, report.ppl_before)
-        const compressedModelId = host.registerModel(view, { source: model, report, records })
+        const compressedModelId = host.registerModel(view, { source: model, report, records, ggufBytes })
         const summary = compressionSummary(report, {
           compressedModelId,
           sourceModelId: model.id,

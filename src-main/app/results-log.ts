@@ -35,6 +35,7 @@ export function compressionSummary(
     paramsAfter: report.params_after,
     nonZeroParamsAfter: report.nonzero_params_after,
     ...(report.structure ? { structure: report.structure } : {}),
+    ...(report.blocks ? { blocks: report.blocks } : {}),
     evalText: run.evalText,
     seqlen: run.seqlen,
     bitsPerWeight: report.bits_per_weight,

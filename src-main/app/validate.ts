@@ -306,6 +306,14 @@ export function validateRequest(call: ApiCall, params: unknown, uses?: PathUse[]
       only(call, o, ['modelId'])
       return { modelId: str(call, o, 'modelId', MAX_ID) }
     }
+    case 'readImatrix': {
+      const o = record(call, params)
+      only(call, o, ['path', 'modelId'])
+      return {
+        path: absolutePath(call, str(call, o, 'path', MAX_PATH), uses),
+        modelId: o.modelId === undefined ? undefined : str(call, o, 'modelId', MAX_ID),
+      }
+    }
     case 'readReport': {
       const o = record(call, params)
       only(call, o, ['path'])

@@ -27,6 +27,7 @@ import { JobRegistry } from '../engine/jobs/job-registry'
 import { headWeights } from '../engine/analysis/head-weights'
 import type { CompressionProvenance } from '../engine/export/export-model'
 import { planGgufExport } from '../engine/export/gguf/export-gguf'
+import { readImatrixProfile } from '../engine/analysis/imatrix-profile'
 import type { GgufExportType, GgufTypeFlags } from '../contract/gguf-export-types'
 import { loadModel, type LoadedModel } from '../engine/model/loaded-model'
 import { jobRunner } from './job-runners'
@@ -171,6 +172,11 @@ export class WhittleService {
           type: r.ggufType,
           ...planGgufExport(this.model(r.modelId), { ...r.gguf, type: r.ggufType }),
         })
+      }
+      case 'readImatrix': {
+        const r = req as { path: string; modelId?: string }
+        const model = r.modelId === undefined ? null : this.model(r.modelId)
+        return readImatrixProfile(r.path, model && { arch: model.arch, shape: (name) => model.entry(name).shape })
       }
     }
   }

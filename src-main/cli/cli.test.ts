@@ -206,7 +206,9 @@ describe('whittle compress --sweep', () => {
     expect(doc.points[1].ppl_after).toBeGreaterThan(doc.points[0].ppl_after)
     expect(doc.points[1].bits_per_weight).toBeLessThan(doc.points[0].bits_per_weight)
     const csv = readFileSync(path.join(out, 'sweep.csv'), 'utf8').trim().split('\n')
-    expect(csv[0]).toBe('value,bits_per_weight,bytes_after,bytes_dense_after,sparsity,ppl_before,ppl_after,seconds')
+    expect(csv[0]).toBe(
+      'value,bits_per_weight,bytes_after,bytes_dense_after,sparsity,ppl_before,ppl_after,seconds,params_before,params_after',
+    )
     expect(csv.slice(1).map((l) => Number(l.split(',')[6]))).toEqual(
       doc.points.map((p: { ppl_after: number }) => p.ppl_after),
     )

@@ -1,5 +1,5 @@
 // `whittle compress MODEL --recipe FILE [--eval FILE] [--seqlen 256] --out DIR
-//    [--format safetensors|gptq|compressed-tensors|compressed-tensors-w8a8|gguf|sparse-bitmask|sparse-24-bitmask] [--gguf-type Q4_K_M] [--gptq-format gptq|gptq_v2]
+//    [--format safetensors|gptq|compressed-tensors|compressed-tensors-w8a8|gguf|sparse-bitmask|sparse-24-bitmask|squeezellm] [--gguf-type Q4_K_M] [--gptq-format gptq|gptq_v2]
 //    [--dtype F32|F16|BF16] [--shard-size BYTES] [--json]`
 // Runs the recipe, measures perplexity before and after on --eval, and exports DIR atomically and
 // verified: the compressed model in the chosen format, whittle-recipe.yaml, whittle-report.html/.json.
@@ -13,6 +13,7 @@ import { readRecipe } from '../engine/compress/recipe/recipe'
 import { readTextFile, tokenizeForEval } from '../engine/eval/tokenize-text'
 import {
   EXPORT_FORMATS,
+  defaultGgufType,
   estimateExportBytes,
   exportModel,
   type ExportModelOptions,
@@ -21,6 +22,7 @@ import { GGUF_EXPORT_TYPES, isGgufExportType } from '../engine/export/gguf/type-
 import { readImatrixFile } from '../engine/formats/imatrix-file'
 import { assertExportDestination } from '../engine/export/preflight'
 import { exportResultJson, reportJson } from '../engine/export/report-json'
+import { kvCacheLine } from '../engine/export/report-html'
 import { exportGgufLoraAdapter } from '../engine/export/gguf/lora-adapter'
 import { exportPeftAdapter } from '../engine/export/peft-adapter'
 import { assertFreeDestination } from '../engine/export/atomic-folder'
@@ -120,10 +122,8 @@ export async function compressCommand(argv: string[]): Promise<number> {
     // Sizes only: the recipe's predicted storage, and for GGUF the type policy's per-tensor plan of the model
     // as it is now (layers a drop_layers step removes are not subtracted).
     const predicted = predictCompression(model, recipe)
-    // As the export picks it: --gguf-type, else the recipe's own GGUF type where every tensor has it, else Q8_0.
-    const recipeTypes = new Set(predicted.tensors.filter((t) => t.method === 'gguf').map((t) => t.format))
-    const only = recipeTypes.size === 1 ? [...recipeTypes][0] : null
-    const type = exportOptions.ggufType ?? (only && isGgufExportType(only) ? only : 'Q8_0')
+    // As the export picks it (export-model.ts's defaultGgufType), from the predicted tensors.
+    const type = exportOptions.ggufType ?? defaultGgufType(predicted.tensors)
     const plan =
       exportOptions.format === 'gguf' && isGgufExportType(type) ? planGgufExport(model, { ...gguf.flags, type }) : null
     if (args.flags.json)
@@ -187,7 +187,7 @@ export async function compressCommand(argv: string[]): Promise<number> {
         )
       return 0
     }
-    const { view, report, records, adapters } = await compressModel(pool, model, recipe, {
+    const { view, report, records, ggufBytes, adapters } = await compressModel(pool, model, recipe, {
       recipeDir: path.dirname(recipeFile),
       defaultCalibrationText: bundledText('calib'),
       evalText,
@@ -197,7 +197,7 @@ export async function compressCommand(argv: string[]): Promise<number> {
     })
     const written = await exportModel(pool, view, out, {
       ...exportOptions,
-      compression: { source: model, report, records },
+      compression: { source: model, report, records, ggufBytes },
       onProgress: (f, m) => progress.update(f, `export: ${m}`),
     })
     const adapter =
@@ -266,6 +266,7 @@ function humanReport(r: CompressionReport, out: string, exported: { bytes: numbe
     [
       `written      ${out}`,
       ppl.trimEnd(),
+      r.kv_cache ? `kv cache     ${kvCacheLine(r.kv_cache)} (perplexity after measured with it)` : '',
       ...(r.training ?? []).map(
         (t) =>
           `training     step ${t.step + 1} ${t.method}: loss ${t.firstLoss.toFixed(4)} → ${t.lastLoss.toFixed(4)} over ${t.steps} steps, ${t.tokens} tokens, ${t.seconds.toFixed(1)} s`,

@@ -26,6 +26,9 @@ export interface SweepRow {
   ppl_before: number | null
   ppl_after: number | null
   seconds: number
+  /** Parameter counts of the whole model (structural steps: SliceGPT's shortcut matrices counted). */
+  params_before: number
+  params_after: number
   recipe: RecipeDoc
 }
 
@@ -38,6 +41,8 @@ const CSV_COLUMNS = [
   'ppl_before',
   'ppl_after',
   'seconds',
+  'params_before',
+  'params_after',
 ] as const
 
 function csvCell(v: unknown): string {
@@ -108,6 +113,8 @@ export async function runSweep(
       ppl_before: report.ppl_before,
       ppl_after: report.ppl_after,
       seconds: report.seconds,
+      params_before: report.params_before,
+      params_after: report.params_after,
       recipe: run.recipe,
     })
     await recordCliResult(model, report, run.recipe, o.evalText?.path ?? null, o.seqlen, o.maxWindows ?? null)

@@ -248,6 +248,39 @@ export interface SmoothingPreview {
   weightRange: number[]
 }
 
+/**
+ * One weight's entry of an importance matrix file (llama-imatrix's, or `whittle imatrix`'s): its input
+ * channels' mean x², the same per-channel profile as an activation capture's `meanSq` for that input.
+ */
+export interface ImatrixTensorProfile {
+  /** The entry's name in the file: a GGUF weight name (blk.0.attn_q.weight). */
+  name: string
+  /** Decoder block and role the name places it at (null for names outside the blocks). */
+  layer: number | null
+  role: TensorRole | null
+  /** The input it weighs, as the activation view groups inputs (null where the role reads none of them). */
+  group: InputGroup | null
+  /** The open model's Linear at that place, when a model was given and its input has as many channels. */
+  tensor: string | null
+  /** Per input channel Σx² / count (averaged over experts for a merged MoE weight): what llama-quantize weighs by. */
+  meanSq: number[]
+  /** Tokens (GGUF imatrix) or calls (legacy .dat) the sums were taken over. */
+  count: number
+  /** Why the entry matches no Linear of the model (another model's imatrix, or another width). */
+  note?: string
+}
+
+export interface ImatrixProfile {
+  path: string
+  format: 'gguf' | 'dat'
+  chunkCount: number
+  /** Tokens per chunk; null where the file does not say (legacy .dat). */
+  chunkSize: number | null
+  datasets: string[]
+  /** In block order, then role order (q, k, v, o, gate, up, down). */
+  tensors: ImatrixTensorProfile[]
+}
+
 export interface ActivationReport {
   threshold: number
   samples: number
@@ -328,7 +361,8 @@ export interface CompressedTensor {
  * What a non-uniform or vector quantizer learned for one Linear (issue #16), small enough to cross the
  * bridge: the pictures that explain why a learned grid beats a uniform one.
  * - centroids: lookup tables (SqueezeLLM per output row, GOBO one per tensor) drawn on the histogram;
- *   `rows` holds at most 8 sample rows' tables, `outlierFraction` what stayed in full precision.
+ *   `rows` holds at most 8 sample rows' tables (GOBO's one table as row −1: every row), `outlierFraction`
+ *   what stayed in full precision.
  * - codebook2d: a GPTVQ 2-D codebook (one group's) over a sample of at most 2,000 weight pairs.
  * - salient: PB-LLM's kept-at-8-bit weights, as density pooled to at most 32 × 32 cells (row-major, 0..1).
  */
@@ -363,6 +397,8 @@ export interface CompressionSummary {
   nonZeroParamsAfter: number
   /** Geometry before → after, when a structural step changed it. */
   structure?: { layers: [number, number]; heads: [number, number]; kvHeads: [number, number] }
+  /** Each block's widths before → after, when a structural step changed any (the Structure view's bars). */
+  blocks?: BlockShape[]
   evalText: string | null
   seqlen: number
   bitsPerWeight: number
@@ -375,6 +411,15 @@ export interface CompressionSummary {
   tensors: CompressedTensor[]
 }
 
+/** One decoder block's widths, original → kept: residual width inside the block, heads, kv heads, MLP neurons. */
+export interface BlockShape {
+  layer: number
+  hidden: [number, number]
+  heads: [number, number]
+  kvHeads: [number, number]
+  intermediate: [number, number]
+}
+
 export type ExportFormat =
   | 'safetensors'
   | 'gptq'
@@ -385,6 +430,8 @@ export type ExportFormat =
   /** compressed-tensors sparse: a pruned model's sparse Linears as bitmask + values (unstructured or 2:4). */
   | 'sparse-bitmask'
   | 'sparse-24-bitmask'
+  /** SqueezeLLM's packed checkpoint: per Linear qweight codes and an fp16 lookup_table per row (+ CSR sparse part). */
+  | 'squeezellm'
 
 /** Export a model the engine has open (usually a compression result) to a new folder (GGUF: a file). */
 export interface ExportRequest {
@@ -650,6 +697,8 @@ export interface WhittleApi {
   listResults(req: { modelId: ModelId }): Promise<ResultPoint[]>
   /** Every compression method with its kind, summary and parameter specs (what recipe forms are built from). */
   listMethods(): Promise<MethodInfo[]>
+  /** An importance matrix file (GGUF or legacy .dat): each entry's channel profile, placed on the model's Linears. */
+  readImatrix(req: { path: string; modelId?: ModelId }): Promise<ImatrixProfile>
   /** Subscribe to job updates; returns an unsubscribe function. */
   onJob(listener: (update: JobUpdate) => void): () => void
 }
@@ -677,6 +726,7 @@ export const API_CALLS = [
   'listResults',
   'listMethods',
   'planGgufExport',
+  'readImatrix',
 ] as const satisfies readonly Exclude<keyof WhittleApi, 'onJob'>[]
 
 export type ApiCall = (typeof API_CALLS)[number]

@@ -17,4 +17,9 @@ export interface RecipeDoc {
   overrides?: Record<string, Record<string, unknown>>
   /** Run the recipe once per value of one step's parameter (see sweep.ts). */
   sweep?: RecipeSweep
+  /**
+   * The KV cache the compressed model's perplexity is measured with, as `whittle eval --kv` takes it
+   * ('token:4', 'kivi:2', 'q8_0', …; kv-cache-settings.ts lists the usual ones); absent = unquantized.
+   */
+  kv_cache?: string
 }

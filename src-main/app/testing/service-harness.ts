@@ -29,15 +29,28 @@ export async function call<T>(
   return r.result as T
 }
 
-/** Starts the job and resolves with its last update (done, error or cancelled). */
+/**
+ * Starts the job and resolves with its last update (done, error or cancelled). Listens before starting:
+ * a job that fails at once ends before startJob answers with its id.
+ */
 export async function runJob(service: WhittleService, spec: JobSpec): Promise<JobUpdate> {
-  const id = await call<string>(service, 'startJob', spec)
-  return new Promise((resolve) => {
-    const stop = service.onJob((u) => {
-      if (u.id === id && ['done', 'error', 'cancelled'].includes(u.state)) {
-        stop()
-        resolve(u)
-      }
-    })
+  const ended = new Map<string, JobUpdate>()
+  let wanted: string | null = null
+  let finish: ((u: JobUpdate) => void) | null = null
+  const stop = service.onJob((u) => {
+    if (!['done', 'error', 'cancelled'].includes(u.state)) return
+    ended.set(u.id, u)
+    if (u.id === wanted) finish?.(u)
   })
+  try {
+    wanted = await call<string>(service, 'startJob', spec)
+    const id = wanted
+    return await new Promise<JobUpdate>((resolve) => {
+      finish = resolve
+      const already = ended.get(id)
+      if (already) resolve(already)
+    })
+  } finally {
+    stop()
+  }
 }

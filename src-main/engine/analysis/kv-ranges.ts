@@ -17,23 +17,12 @@ import {
   type KvCacheSetting,
 } from '../forward/kv-cache-quant'
 import type { ForwardHooks } from '../forward'
+import { KV_CACHE_SETTINGS } from '../../contract/kv-cache-settings'
 import type { LoadedModel } from '../model/loaded-model'
 import type { WorkerPool } from '../pool/worker-pool'
 
 /** The settings the analysis measures when none are asked for: each scheme at its usual widths. */
-export const DEFAULT_KV_SETTINGS: readonly string[] = [
-  'token:8',
-  'token:4',
-  'token:2',
-  'kivi:4',
-  'kivi:2',
-  'q8_0',
-  'q5_1',
-  'q5_0',
-  'q4_1',
-  'q4_0',
-  'iq4_nl',
-]
+export const DEFAULT_KV_SETTINGS: readonly string[] = KV_CACHE_SETTINGS
 
 /** The `kv_cache` field of a report (whittle eval --json): the setting, what it stores, llama.cpp's flags. */
 export interface KvCacheReport {

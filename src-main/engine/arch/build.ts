@@ -85,6 +85,7 @@ export function buildArchitecture(model: ModelFiles, spec: AdapterSpec): ModelAr
     kvHeads: g.kvHeads,
     headDim: g.headDim,
     intermediateSize: g.intermediateSize,
+    ...(g.intermediateSizes ? { intermediateSizes: g.intermediateSizes } : {}),
     vocabSize: g.vocabSize,
     maxPositions: spec.maxPositions,
     normEps: spec.normEps,

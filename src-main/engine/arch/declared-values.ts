@@ -68,6 +68,20 @@ export class DeclaredSource {
     return undefined
   }
 
+  /** A list of positive integers (per-layer sizes), or undefined when absent. */
+  positiveIntList(key: string): { values: number[]; key: string } | undefined {
+    const v = this.raw(key)
+    if (v === undefined) return undefined
+    if (!Array.isArray(v) || v.length === 0)
+      throw this.fail(`${key} must be a non-empty list of positive integers, found ${showValue(v)}`)
+    // One entry per decoder layer: no real model comes near this many.
+    if (v.length > 1 << 16) throw this.fail(`${key} lists ${v.length} values, far beyond any real model`)
+    for (const x of v)
+      if (typeof x !== 'number' || !Number.isInteger(x) || x <= 0 || x > MAX_DECLARED_DIM)
+        throw this.fail(`${key} must hold positive integers, found ${showValue(x)}`)
+    return { values: v as number[], key }
+  }
+
   /** The first present key of `keys`, which must hold a positive finite number. */
   positiveNumber(...keys: string[]): number | null {
     for (const key of keys) {

@@ -14,6 +14,8 @@ export interface DeclaredGeometry {
   kvHeads?: DeclaredValue
   headDim?: DeclaredValue
   intermediateSize?: DeclaredValue
+  /** Per-layer MLP widths (one per decoder layer), where layers differ. */
+  intermediateSizes?: { values: number[]; key: string }
   vocabSize?: DeclaredValue
   /** Width of the token embedding when it differs from hidden (OPT-350m's word_embed_proj_dim). */
   embedWidth?: DeclaredValue
@@ -26,6 +28,7 @@ export interface ResolvedGeometry {
   kvHeads: number
   headDim: number
   intermediateSize: number
+  intermediateSizes?: number[]
   vocabSize: number
   embedWidth: number
 }
@@ -104,8 +107,14 @@ export function resolveGeometry(
   )
   const embedWidth = declared.embedWidth ? describe(declared.embedWidth, 0, '') : hidden
   const vocab = describe(declared.vocabSize, embed?.[0] ?? lmHead?.[0] ?? 0, 'vocab')
+  const perLayer = declared.intermediateSizes
+  const widest = perLayer ? perLayer.values.reduce((m, v) => Math.max(m, v), 0) : 0
+  if (perLayer && declared.intermediateSize && declared.intermediateSize.value !== widest)
+    throw source!.fail(
+      `${declared.intermediateSize.key} ${declared.intermediateSize.value} is not the largest of ${perLayer.key} (${widest})`,
+    )
   const inter = describe(
-    declared.intermediateSize,
+    perLayer ? { value: widest, key: perLayer.key } : declared.intermediateSize,
     firstWeight(placed, 'gate')?.[0] ??
       firstWeight(placed, 'up')?.[0] ??
       firstWeight(placed, 'fc1')?.[0] ??
@@ -167,8 +176,15 @@ export function resolveGeometry(
   }
 
   const layers = checkLayers(placed, declared.layers, source, layerRoles, warnings)
+  if (perLayer && perLayer.values.length !== layers)
+    throw source!.fail(`${perLayer.key} lists ${perLayer.values.length} widths for ${layers} decoder layers`)
+  const interByLayer = perLayer?.values.map((value, layer): Dim => ({
+    value,
+    declared: true,
+    why: `${perLayer.key}[${layer}] ${value}`,
+  }))
 
-  checkShapes(placed, { hidden, embedWidth, vocab, inter, qOut, kvOut, qkvOut }, source, warnings)
+  checkShapes(placed, { hidden, embedWidth, vocab, inter, interByLayer, qOut, kvOut, qkvOut }, source, warnings)
 
   return {
     layers,
@@ -177,6 +193,7 @@ export function resolveGeometry(
     kvHeads,
     headDim,
     intermediateSize: inter.value,
+    ...(perLayer ? { intermediateSizes: [...perLayer.values] } : {}),
     vocabSize: vocab.value,
     embedWidth: embedWidth.value,
   }
@@ -232,6 +249,8 @@ interface Dims {
   embedWidth: Dim
   vocab: Dim
   inter: Dim
+  /** Per-layer MLP widths, where declared. */
+  interByLayer?: Dim[]
   qOut: Dim
   kvOut: Dim
   qkvOut: Dim
@@ -239,6 +258,7 @@ interface Dims {
 
 /** Expected [out, in] (or [length] for vectors); null entries are free (e.g. a position table's length). */
 function expectedShape(place: TensorPlace, d: Dims): (Dim | null)[] | null {
+  const inter = (place.layer !== null && d.interByLayer?.[place.layer]) || d.inter
   const linear: Partial<Record<TensorRole, [Dim | null, Dim]>> = {
     embed: [d.vocab, d.embedWidth],
     lm_head: [d.vocab, d.embedWidth],
@@ -248,11 +268,11 @@ function expectedShape(place: TensorPlace, d: Dims): (Dim | null)[] | null {
     v: [d.kvOut, d.hidden],
     qkv: [d.qkvOut, d.hidden],
     o: [d.hidden, d.qOut],
-    gate: [d.inter, d.hidden],
-    up: [d.inter, d.hidden],
-    fc1: [d.inter, d.hidden],
-    down: [d.hidden, d.inter],
-    fc2: [d.hidden, d.inter],
+    gate: [inter, d.hidden],
+    up: [inter, d.hidden],
+    fc1: [inter, d.hidden],
+    down: [d.hidden, inter],
+    fc2: [d.hidden, inter],
   }
   const role = place.role
   if (role === 'attn_norm' || role === 'ffn_norm' || role === 'final_norm') return [d.hidden]

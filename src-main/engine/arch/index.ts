@@ -15,6 +15,8 @@ import { describeOpt, looksLikeOpt } from './opt'
 import type { Family, ModelArchitecture, TensorPlace } from './types'
 
 export type { Family, ModelArchitecture, TensorPlace } from './types'
+export { layerIntermediateSize } from './types'
+export { PER_LAYER_INTERMEDIATE_KEY } from './llama'
 
 /** HF class names in `architectures`. */
 const HF_ARCHITECTURES = nameTable<Family>({

@@ -5,6 +5,7 @@ import type { TensorRole } from '../../contract/api'
 import type { ModelFiles } from '../formats/types'
 import { buildArchitecture, nameTable, otherPlace } from './build'
 import { DeclaredSource, configPath } from './declared-values'
+import { readSlicing, unslicedFiles } from './sliced-llama'
 import type { ModelArchitecture, TensorPlace } from './types'
 
 const LAYER_PARTS = nameTable<TensorRole>({
@@ -67,6 +68,13 @@ export function looksLikeLlama(names: readonly string[]): boolean {
   )
 }
 
+/**
+ * Whittle's config.json key for per-layer MLP widths (a list, one per decoder layer; intermediate_size is
+ * then their maximum). Written by structured pruning with different widths per layer (Bonsai, uniform
+ * false); transformers does not read it (see the README for loading such a checkpoint there).
+ */
+export const PER_LAYER_INTERMEDIATE_KEY = 'whittle_intermediate_sizes'
+
 /** HF's Llama/Mistral/Qwen2 configs default rope_theta to 10000 when the key is absent. */
 const HF_DEFAULT_ROPE_THETA = 10000
 
@@ -75,7 +83,12 @@ export function describeLlama(model: ModelFiles, declaredName: string): ModelArc
   const source = config ? new DeclaredSource(config, configPath(model), 'config') : null
   const ropeParameters = source?.object('rope_parameters')
   const ropeSource = ropeParameters && source ? new DeclaredSource(ropeParameters, source.file, 'config') : null
-  return buildArchitecture(model, {
+  const hidden = source?.positiveInt('hidden_size')
+  const layers = source?.positiveInt('num_hidden_layers')
+  // A SliceGPT-sliced model (arch/sliced-llama.ts): its sliced shapes are checked there.
+  const slicing = source && hidden && layers ? readSlicing(source, hidden.value, layers.value) : null
+  const files = slicing ? unslicedFiles(model, slicing, hidden!.value, placeLlamaTensor, source!.file) : model
+  const arch = buildArchitecture(files, {
     family: 'llama',
     declaredName,
     place: placeLlamaTensor,
@@ -88,6 +101,7 @@ export function describeLlama(model: ModelFiles, declaredName: string): ModelArc
           kvHeads: source.positiveInt('num_key_value_heads'),
           headDim: source.positiveInt('head_dim'),
           intermediateSize: source.positiveInt('intermediate_size'),
+          intermediateSizes: source.positiveIntList(PER_LAYER_INTERMEDIATE_KEY),
           vocabSize: source.positiveInt('vocab_size'),
         }
       : {},
@@ -100,4 +114,5 @@ export function describeLlama(model: ModelFiles, declaredName: string): ModelArc
     tiedEmbeddings: source?.bool('tie_word_embeddings'),
     ropeLayout: 'hf',
   })
+  return slicing ? { ...arch, slicing } : arch
 }

@@ -11,6 +11,7 @@ import { throwIfCancelled } from '../jobs/cancel'
 import type { InputGroup } from '../../contract/api'
 import { createForward } from '../forward'
 import { INPUT_GROUP, RECORDING_ROLES } from '../forward/causal-lm'
+import { layerIntermediateSize } from '../arch/types'
 
 /** Linears grouped by the input they read. */
 export type { InputGroup }
@@ -99,7 +100,7 @@ export async function captureCalibration(
         qkv: emptyInputStats(a.hiddenSize, !!options.hessian),
         o: emptyInputStats(a.heads * a.headDim, !!options.hessian),
         gate_up: emptyInputStats(a.hiddenSize, !!options.hessian),
-        down: emptyInputStats(a.intermediateSize, !!options.hessian),
+        down: emptyInputStats(layerIntermediateSize(a, layer), !!options.hessian),
       }
       await forward.block(layer, hidden, T, {
         linearInput(_layer, role, x, M, K) {

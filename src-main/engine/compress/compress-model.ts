@@ -6,6 +6,8 @@ import path from 'node:path'
 import { calibrationWindows } from '../calibration/windows'
 import { WhittleError } from '../errors'
 import { perplexity } from '../eval/perplexity'
+import { kvCacheReport, type KvCacheReport } from '../analysis/kv-ranges'
+import { kvCacheHooks } from '../forward/kv-cache-quant'
 import { readTextFile, tokenizeForEval } from '../eval/tokenize-text'
 import type { LoadedModel } from '../model/loaded-model'
 import type { ModelView } from '../model/model-view'
@@ -13,11 +15,13 @@ import type { WorkerPool } from '../pool/worker-pool'
 import { getMethod } from './methods'
 import { needsCalibration } from './methods/method'
 import { runRecipe } from './pipeline'
-import type { StepTraining, TensorOutcome } from './pipeline-types'
-import type { Recipe } from './recipe/recipe'
+import type { PipelineResult, StepTraining, TensorOutcome } from './pipeline-types'
+import { recipeKvCache, type Recipe } from './recipe/recipe'
 import type { LoraAdapterSet } from '../train/lora'
 import type { UniformGridRecord } from './quant/record'
 import { storageTotals, type StoredTensor } from './storage'
+import { blockShapes } from './block-shapes'
+import type { BlockShape } from '../../contract/api'
 
 export interface CompressionReport {
   model: string
@@ -37,6 +41,8 @@ export interface CompressionReport {
   nonzero_params_after: number
   /** Geometry before → after when a structural step changed it. */
   structure?: { layers: [number, number]; heads: [number, number]; kvHeads: [number, number] }
+  /** Each block's widths before → after when a structural step changed any (block-shapes.ts). */
+  blocks?: BlockShape[]
   /** Over the compressed Linears. */
   bits_per_weight: number
   bytes_before: number
@@ -49,6 +55,11 @@ export interface CompressionReport {
   tensors: TensorOutcome[]
   /** Per recovery (training) step: its first and last loss and the tokens it saw. */
   training?: StepTraining[]
+  /**
+   * The recipe's kv_cache: the perplexities after were measured with this KV cache (ppl_before with the
+   * source model's unquantized one); its memory per token of the eval seqlen and llama.cpp's flags.
+   */
+  kv_cache?: KvCacheReport
 }
 
 export interface CompressOptions {
@@ -100,7 +111,10 @@ export function parameterReport(
   model: LoadedModel,
   result: ModelView,
   tensors: TensorOutcome[],
-): Pick<CompressionReport, 'sparsity' | 'params_before' | 'params_after' | 'nonzero_params_after' | 'structure'> {
+): Pick<
+  CompressionReport,
+  'sparsity' | 'params_before' | 'params_after' | 'nonzero_params_after' | 'structure' | 'blocks'
+> {
   const last = new Map<string, TensorOutcome>()
   for (const t of tensors) last.set(t.name, t)
   const pruned = new Set(tensors.filter((t) => t.mask !== undefined).map((t) => t.name))
@@ -118,6 +132,7 @@ export function parameterReport(
   const a = model.arch,
     b = result.arch
   const changed = a.layers !== b.layers || a.heads !== b.heads || a.kvHeads !== b.kvHeads
+  const blocks = blockShapes(model, result)
   return {
     sparsity: numel > 0 ? zeros / numel : 0,
     params_before: before,
@@ -126,6 +141,7 @@ export function parameterReport(
     ...(changed
       ? { structure: { layers: [a.layers, b.layers], heads: [a.heads, b.heads], kvHeads: [a.kvHeads, b.kvHeads] } }
       : {}),
+    ...(blocks ? { blocks } : {}),
   }
 }
 
@@ -157,6 +173,8 @@ export interface CompressionOutput {
   adapters: LoraAdapterSet | null
   /** Quantization grids of the tensors a uniform quantizer produced last (for packed exports). */
   records: Map<string, UniformGridRecord>
+  /** GGUF bytes of the tensors a gguf step produced last (for a GGUF export of the same type). */
+  ggufBytes: PipelineResult['ggufBytes']
 }
 
 export async function compressModel(
@@ -167,13 +185,25 @@ export async function compressModel(
 ): Promise<CompressionOutput> {
   const started = performance.now()
   const seqlen = options.seqlen ?? 256
-  const evalPpl = async (m: LoadedModel, label: string, from: number, span: number): Promise<number | null> => {
+  // The recipe's KV cache is part of the compressed model as it will run: every perplexity after a step
+  // is measured with it, the source model's before without.
+  const kvCache = recipeKvCache(recipe)
+  // A llama.cpp cache type this model's head_dim cannot hold fails now, not after the compression.
+  if (kvCache) kvCacheReport(model.arch, kvCache, seqlen)
+  const evalPpl = async (
+    m: LoadedModel,
+    label: string,
+    from: number,
+    span: number,
+    after = true,
+  ): Promise<number | null> => {
     if (!options.evalText) return null
     const r = await perplexity(pool, m, options.evalText.ids, {
       seqlen,
       maxWindows: options.maxEvalWindows,
       signal: options.signal,
       textFile: options.evalText.path,
+      hooks: after && kvCache ? kvCacheHooks(kvCache) : undefined,
       onProgress: (f, msg) => options.onProgress?.(from + span * f, `${label}: ${msg}`),
     })
     return r.ppl
@@ -182,7 +212,7 @@ export async function compressModel(
   const pplBefore =
     options.evalText && options.knownPplBefore !== undefined
       ? options.knownPplBefore
-      : await evalPpl(model, 'perplexity before', 0, evalShare)
+      : await evalPpl(model, 'perplexity before', 0, evalShare, false)
   options.onProgress?.(evalShare, 'calibration')
   const windows = await calibrationFor(model, recipe, options.recipeDir, options.defaultCalibrationText)
   // With several steps (prune, then quantize) the cost is measured after each one.
@@ -216,6 +246,7 @@ export async function compressModel(
   return {
     view: result.view,
     records: result.records,
+    ggufBytes: result.ggufBytes,
     adapters: result.adapters,
     report: {
       model: model.files.path,
@@ -230,6 +261,7 @@ export async function compressModel(
       seconds: (performance.now() - started) / 1000,
       tensors: result.tensors,
       ...(result.training.length ? { training: result.training } : {}),
+      ...(kvCache ? { kv_cache: kvCacheReport(result.view.arch, kvCache, seqlen) } : {}),
     },
   }
 }

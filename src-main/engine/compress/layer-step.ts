@@ -20,6 +20,7 @@ import type { CompressionMethod, GroupContext, LinearOutcome, LinearToCompress }
 import { needsCalibration } from './methods/method'
 import type { PipelineOptions, TensorOutcome } from './pipeline-types'
 import type { UniformGridRecord } from './quant/record'
+import type { GgufKeptBytes } from './gguf-types/kept-bytes'
 import type { Recipe, RecipeStep } from './recipe/recipe'
 import { overrideFor, selectTargets } from './recipe/targets'
 import { layerOutcomes, OUTPUT_SAMPLE_ROWS } from './tensor-outcomes'
@@ -66,6 +67,8 @@ export interface LayerStep {
   options: PipelineOptions
   /** The quantization grids kept for packed exports: updated in place as tensors change. */
   records: Map<string, UniformGridRecord>
+  /** The GGUF bytes kept for GGUF exports (gguf-types/kept-bytes.ts): updated in place like `records`. */
+  ggufBytes?: GgufKeptBytes
 }
 
 /** Runs the method over one layer's planned Linears and writes the results into the view. */
@@ -115,6 +118,7 @@ async function compressLayer(
           throw new WhittleError('not-found', view.files.path, `layer ${layer} has no ${role} tensor to rewrite`)
         view.replace(name, values)
         records.delete(name)
+        s.ggufBytes?.delete(name)
       },
     })
   } else {
@@ -126,6 +130,7 @@ async function compressLayer(
   return layerOutcomes(
     { step: s.index, method: step.method, kind: method.kind, layer, groups, outcomes, originals, inputs },
     records,
+    s.ggufBytes,
   )
 }
 
@@ -147,7 +152,17 @@ export async function runLayerStep(s: LayerStep): Promise<TensorOutcome[]> {
         params,
         read: () => readTensorF32(view.entry(info.name)),
       }))
-    await method.prepareStep(targets)
+    await method.prepareStep(targets, {
+      view,
+      pool,
+      windows: options.windows,
+      signal: options.signal,
+      onProgress: (_fraction, message) =>
+        options.onProgress?.(
+          index / recipe.steps.length,
+          `step ${index + 1}/${recipe.steps.length} ${step.method}: ${message}`,
+        ),
+    })
   }
   if (needsCalibration(method, step.params) && !options.windows?.length)
     throw new WhittleError('validation', null, `recipe step ${index + 1} (${step.method}) needs calibration windows`)

@@ -7,9 +7,10 @@ import type { LoraAdapterSet } from '../train/lora'
 import type { LinearOutcome, TrainingSummary } from './methods/method'
 import type { MaskThumbnail, NmVerdict } from './prune/sparsity'
 import type { UniformGridRecord } from './quant/record'
+import type { GgufKeptBytes } from './gguf-types/kept-bytes'
 
 /** One tensor changed by one step, as the report shows it. */
-export interface TensorOutcome extends Omit<LinearOutcome, 'record' | 'nm' | 'inputScale'> {
+export interface TensorOutcome extends Omit<LinearOutcome, 'record' | 'nm' | 'inputScale' | 'ggufBytes'> {
   step: number
   method: string
   layer: number
@@ -56,5 +57,10 @@ export interface PipelineResult {
    * packed exports derive integer codes from them. A later step that changes a tensor drops its record.
    */
   records: Map<string, UniformGridRecord>
+  /**
+   * The GGUF bytes of each tensor whose last step was `gguf`, for a GGUF export of the same type to write
+   * as they are. Entries a later step made stale are not removed here; the export checks each one.
+   */
+  ggufBytes: GgufKeptBytes
   seconds: number
 }

@@ -17,6 +17,7 @@ import { getMethod } from './methods'
 import type { CompressionMethod, TrainingSummary } from './methods/method'
 import type { PipelineOptions, PipelineResult, StepTraining, TensorOutcome } from './pipeline-types'
 import type { UniformGridRecord } from './quant/record'
+import type { GgufKeptBytes } from './gguf-types/kept-bytes'
 import type { Recipe } from './recipe/recipe'
 import type { LoraAdapterSet } from '../train/lora'
 import { nextQuantized } from './quantized-tensors'
@@ -41,6 +42,7 @@ async function runStep(
   method: CompressionMethod,
   records: Map<string, UniformGridRecord>,
   options: PipelineOptions,
+  ggufBytes?: GgufKeptBytes,
 ): Promise<StepDone> {
   const step = recipe.steps[index]
   const steps = recipe.steps.length
@@ -62,7 +64,7 @@ async function runStep(
     case 'quantize':
     case 'prune':
     case 'transform': {
-      const tensors = await runLayerStep({ pool, view, recipe, index, method, options, records })
+      const tensors = await runLayerStep({ pool, view, recipe, index, method, options, records, ggufBytes })
       if (method.runtime) view.runtime = method.runtime
       return { view, tensors, records }
     }
@@ -87,10 +89,11 @@ export async function runRecipe(
   const training: StepTraining[] = []
   let adapters: LoraAdapterSet | null = null
   let records = new Map<string, UniformGridRecord>()
+  const ggufBytes: GgufKeptBytes = new Map()
   let quantized = new Map<string, string>()
   for (const [index, step] of recipe.steps.entries()) {
     const method = getMethod(step.method, `step ${index + 1}`)
-    const done = await runStep(pool, view, recipe, index, method, records, { ...options, quantized })
+    const done = await runStep(pool, view, recipe, index, method, records, { ...options, quantized }, ggufBytes)
     quantized = nextQuantized(quantized, method, done.tensors, done.renames)
     view = done.view
     tensors.push(...done.tensors)
@@ -99,5 +102,5 @@ export async function runRecipe(
     records = done.records
     await options.afterStep?.(index, view)
   }
-  return { view, tensors, training, adapters, records, seconds: (performance.now() - started) / 1000 }
+  return { view, tensors, training, adapters, records, ggufBytes, seconds: (performance.now() - started) / 1000 }
 }

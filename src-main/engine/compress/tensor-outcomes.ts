@@ -9,6 +9,7 @@ import type { CompressionMethod, GroupContext, LinearOutcome } from './methods/m
 import type { TensorOutcome } from './pipeline-types'
 import { checkNm, maskThumbnail, zeroFraction } from './prune/sparsity'
 import type { UniformGridRecord } from './quant/record'
+import { keepGgufBytes, type GgufKeptBytes } from './gguf-types/kept-bytes'
 
 /** Calibration rows kept per input for the output-error measure. */
 export const OUTPUT_SAMPLE_ROWS = 256
@@ -77,6 +78,8 @@ export interface CompressedLayer {
 export async function layerOutcomes(
   done: CompressedLayer,
   records: Map<string, UniformGridRecord>,
+  /** The GGUF bytes kept per tensor (gguf-types/kept-bytes.ts): set or dropped like `records`. */
+  ggufBytes?: GgufKeptBytes,
 ): Promise<TensorOutcome[]> {
   const tensors: TensorOutcome[] = []
   for (const g of done.groups) {
@@ -85,12 +88,13 @@ export async function layerOutcomes(
       const o = done.outcomes.find((x) => x.name === l.name)
       if (!o) throw new Error(`${done.method} reported no outcome for ${l.name}`)
       const original = done.originals.get(l.name)!
-      const { inputScale: _scale, record, nm, ...outcome } = o
+      const { inputScale: _scale, record, nm, ggufBytes: kept, ...outcome } = o
       const relOutputError = input
         ? await relativeOutputError(input, original, l.weight, l.rows, l.cols, o.inputScale)
         : null
       if (record) records.set(l.name, record)
       else records.delete(l.name)
+      if (ggufBytes) keepGgufBytes(ggufBytes, l.name, kept)
       tensors.push({
         ...outcome,
         step: done.step,

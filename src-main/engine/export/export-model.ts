@@ -15,6 +15,7 @@ import path from 'node:path'
 import type { ExportFormat, ExportResult } from '../../contract/api'
 import type { CompressionReport } from '../compress/compress-model'
 import type { UniformGridRecord } from '../compress/quant/record'
+import type { GgufKeptTensor } from '../compress/gguf-types/kept-bytes'
 import { recipeToYaml } from '../compress/recipe/recipe'
 import { WhittleError } from '../errors'
 import { throwIfCancelled } from '../jobs/cancel'
@@ -45,9 +46,11 @@ import { exportSafetensorsFromGguf } from './gguf/gguf-to-safetensors'
 import { isGgufExportType, type GgufExportType } from './gguf/type-policy'
 import type { GgufTypeFlags } from '../../contract/gguf-export-types'
 import { verifyGptq, writeGptq } from './gptq-export'
+import { verifySqueezeLlm, writeSqueezeLlm } from './squeezellm-export'
 import { writeReport } from './report-html'
 import { affectedHistograms } from './report-histograms'
 import { writeFile } from 'node:fs/promises'
+import { TERNARY_FORMAT_PREFIX } from '../compress/methods/bitnet'
 
 export const EXPORT_FORMATS: readonly ExportFormat[] = [
   'safetensors',
@@ -56,6 +59,7 @@ export const EXPORT_FORMATS: readonly ExportFormat[] = [
   'compressed-tensors-w8a8',
   'gguf',
   ...SPARSE_EXPORT_FORMATS,
+  'squeezellm',
 ]
 
 /** What a compression run left for the export: the model it started from, its report, its grids. */
@@ -63,6 +67,8 @@ export interface CompressionProvenance {
   source: LoadedModel
   report: CompressionReport
   records: ReadonlyMap<string, UniformGridRecord>
+  /** The bytes of the tensors a gguf step produced last: a GGUF export of the same type writes them as they are. */
+  ggufBytes?: ReadonlyMap<string, GgufKeptTensor>
 }
 
 export interface ExportModelOptions {
@@ -130,11 +136,17 @@ async function listFiles(dir: string): Promise<{ name: string; bytes: number }[]
   return out
 }
 
-/** The GGUF type to export when none was asked for: the compression's own GGUF type if uniform, else Q8_0. */
-function defaultGgufType(c: CompressionProvenance | undefined): GgufExportType {
-  const formats = new Set(c?.report.tensors.filter((t) => t.method === 'gguf').map((t) => t.format) ?? [])
+/**
+ * The GGUF type to export when none was asked for, from the compressed tensors' method and format: the
+ * recipe's own GGUF type where every gguf tensor has the same one; TQ2_0 (exact for ternary weights) when
+ * every compressed tensor is ternary (BitNet, ternary QAT); else Q8_0. The CLI's dry run asks the same.
+ */
+export function defaultGgufType(tensors: readonly { method: string; format: string }[]): GgufExportType {
+  const formats = new Set(tensors.filter((t) => t.method === 'gguf').map((t) => t.format))
   const only = formats.size === 1 ? [...formats][0] : null
-  return only && isGgufExportType(only) ? only : 'Q8_0'
+  if (only && isGgufExportType(only)) return only
+  if (tensors.length > 0 && tensors.every((t) => t.format.startsWith(TERNARY_FORMAT_PREFIX))) return 'TQ2_0'
+  return 'Q8_0'
 }
 
 const F32_BLOCK = ggmlBlockByName('F32')!
@@ -162,6 +174,8 @@ export function estimateExportBytes(
     const n = e.shape.reduce((a, b) => a * b, 1)
     const r = records.get(t.name)
     if (o.format === 'gguf') bytes += (n * ggufExportBitsPerWeight(o.ggufType ?? 'Q8_0')) / 8
+    // SqueezeLLM: codes, tables and a sparse part whose size only packing knows; fp16 bounds it in practice.
+    else if (r?.lut) bytes += n * 2
     else if (r) bytes += (n * r.bits) / 8 + r.scales.length * 6
     else bytes += o.format === 'gptq' ? n * 2 : e.byteLength
   }
@@ -178,6 +192,14 @@ export async function exportModel(
   const started = performance.now()
   const view = asView(model)
   const out = path.resolve(dest)
+  // A SliceGPT-sliced model's shortcut matrices and widths live in config.json (arch/sliced-llama.ts),
+  // which only the safetensors folder carries; its `form: dense` reconstruction exports in any format.
+  if (view.arch.slicing && options.format !== 'safetensors')
+    throw new WhittleError(
+      'unsupported',
+      view.files.path,
+      `a SliceGPT-sliced model exports as safetensors only (not ${options.format}); use slicegpt's form: dense for other formats`,
+    )
   const c = options.compression
   await assertFreeDestination(out, [view.files.path, ...view.files.files, ...(c ? [c.source.files.path] : [])])
   const progress = options.onProgress ?? (() => {})
@@ -210,7 +232,9 @@ export async function exportModel(
   if (options.format === 'compressed-tensors-w8a8') w8a8Settings(records, out)
   let gguf: GgufExportReport | null = null
   const ggufType =
-    options.format === 'gguf' ? ((options.ggufType as GgufExportType | undefined) ?? defaultGgufType(c)) : null
+    options.format === 'gguf'
+      ? ((options.ggufType as GgufExportType | undefined) ?? defaultGgufType(c?.report.tensors ?? []))
+      : null
 
   const write = async (dir: string): Promise<void> => {
     cancelled()
@@ -231,6 +255,10 @@ export async function exportModel(
         progress(0, 'writing compressed-tensors W8A8')
         await writeCompressedTensorsW8a8(view, records, dir)
         break
+      case 'squeezellm':
+        progress(0, 'packing SqueezeLLM')
+        await writeSqueezeLlm(view, records, dir)
+        break
       case 'sparse-bitmask':
       case 'sparse-24-bitmask':
         progress(0, `writing ${options.format}`)
@@ -241,6 +269,7 @@ export async function exportModel(
           ...options.gguf,
           type: ggufType!,
           imatrix: options.imatrix ?? null,
+          keptBytes: c?.ggufBytes,
           signal: options.signal,
           onProgress: (f, m) => progress(0.9 * f, m),
         })
@@ -276,6 +305,10 @@ export async function exportModel(
         await verifyCompressedTensorsW8a8(view, records, dir)
         verified = `${records.size} 8-bit Linears decode bit-exactly to the in-memory weights; ${tensors - records.size} other tensors present`
         break
+      case 'squeezellm':
+        await verifySqueezeLlm(view, records, dir)
+        verified = `${records.size} SqueezeLLM Linears decode bit-exactly to the in-memory weights; ${tensors - records.size} other tensors present`
+        break
       case 'sparse-bitmask':
       case 'sparse-24-bitmask': {
         await verifyCompressedTensorsSparse(view, sparsePlan!, dir)
@@ -290,7 +323,9 @@ export async function exportModel(
         const exact = r.tensors.filter((t) => t.exact).length
         const decoded = r.tensors.filter((t) => t.check === 'sha256+decode').length
         const alsoDecoded = decoded === 0 ? '' : ` (${decoded} also decoded and compared)`
-        verified = `${r.tensors.length} tensors re-read and compared with the bytes written by SHA-256${alsoDecoded}; ${exact} decode exactly to the in-memory weights, ${r.tensors.length - exact} were quantized to the export type here`
+        const kept = r.tensors.filter((t) => t.kept).length
+        const keptNote = kept === 0 ? '' : ` (${kept} written as the gguf step's own bytes)`
+        verified = `${r.tensors.length} tensors re-read and compared with the bytes written by SHA-256${alsoDecoded}; ${exact} decode exactly to the in-memory weights${keptNote}, ${r.tensors.length - exact} were quantized to the export type here`
         break
       }
     }

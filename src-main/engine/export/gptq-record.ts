@@ -4,7 +4,7 @@
 // GPTQ checkpoints store scales as fp16, so only a quantizer that itself used fp16 scales (scale_dtype
 // f16, the default) yields a checkpoint that decodes to exactly the weights the engine measured.
 
-import type { UniformGridRecord, UniformQuantRecord } from '../compress/quant/record'
+import { requireIntegerGrid, type UniformGridRecord, type UniformQuantRecord } from '../compress/quant/record'
 import { WhittleError } from '../errors'
 import { encodeF16Array, roundToF16 } from '../numerics/float-encodings'
 import { GPTQ_BITS, packGptqWeight, packGptqZeros, type GptqCheckpointFormat } from '../numerics/gptq-pack'
@@ -13,6 +13,7 @@ import { GPTQ_BITS, packGptqWeight, packGptqZeros, type GptqCheckpointFormat } f
 export function validateRecord(r: UniformGridRecord & { codes?: Uint8Array }, where: string): void {
   const bad = (problem: string): WhittleError =>
     new WhittleError('validation', null, `${where}: quantization record ${problem}`)
+  requireIntegerGrid(r, where)
   if (!Number.isInteger(r.bits) || r.bits < 1 || r.bits > 8) throw bad(`has ${r.bits} bits (1–8 supported)`)
   if (!Number.isSafeInteger(r.rows) || !Number.isSafeInteger(r.cols) || r.rows < 1 || r.cols < 1)
     throw bad(`has a bad shape ${r.rows}×${r.cols}`)

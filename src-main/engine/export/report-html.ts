@@ -7,6 +7,7 @@ import path from 'node:path'
 import { describeParams } from '../../contract/describe-params'
 import { TENSOR_COLUMNS } from '../../contract/tensor-columns'
 import { formatBytes } from '../../contract/units'
+import type { KvCacheReport } from '../analysis/kv-ranges'
 import { REPORT_JSON_FILE, reportJson, type ExportReport, type HistogramPair } from './report-json'
 
 export function escapeHtml(s: string): string {
@@ -46,6 +47,17 @@ export function histogramSvg(h: HistogramPair, width = 360, height = 140): strin
   )
 }
 
+/** The recipe's KV cache in one line (this page and `whittle compress`): what it stores, and llama.cpp's flags. */
+export function kvCacheLine(kv: KvCacheReport): string {
+  const llamaCpp = kv.llama_cpp ?? `none (llama.cpp has no ${kv.scheme.split(':')[0]} cache type)`
+  return (
+    `${kv.scheme}: keys ${num(kv.key_bits, 2)}, values ${num(kv.value_bits, 2)} bits per value; ` +
+    `${Math.round(kv.bytes_per_token)} B per token of context against ${Math.round(kv.baseline_bytes_per_token)} B in f16; ` +
+    `llama.cpp: ${llamaCpp}` +
+    (kv.note ? `; ${kv.note}` : '')
+  )
+}
+
 const CSS = `body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse}td,th{padding:.25em .7em;border-bottom:1px solid #eee;text-align:right}
@@ -65,6 +77,9 @@ export function renderReportHtml(r: ExportReport): string {
     ['perplexity before', num(r.ppl_before)],
     ['perplexity after', `${num(r.ppl_after)}${pplDelta}`],
     ['eval text', r.eval ? `${r.eval.text} (seqlen ${r.eval.seqlen}, ${r.eval.windows} windows)` : 'none'],
+    ...(r.kv_cache
+      ? [['KV cache (perplexity after measured with it)', kvCacheLine(r.kv_cache)] as [string, string]]
+      : []),
     ['size before', formatBytes(r.bytes_before)],
     ['size after, stored compactly (GPTQ, compressed-tensors, GGUF)', formatBytes(r.bytes_after)],
     ['size after, as dense safetensors', formatBytes(r.bytes_dense_after)],

@@ -41,7 +41,7 @@ function documentedKeys(readme: string): DocumentedKey[] {
 /**
  * Every key path in a JSON value: `a.b` for objects, `a[].b` inside arrays of objects. The recipe is a
  * document of its own (the Recipes section); inside it the check is only that keys are snake_case, except
- * `overrides`, whose keys are the user's tensor-name patterns.
+ * `overrides`, whose keys are the user's tensor-name patterns, and prune_heads' `heads`, keyed by layer index.
  */
 function keyPaths(
   value: unknown,
@@ -57,7 +57,7 @@ function keyPaths(
   for (const [key, child] of Object.entries(value)) {
     const p = prefix ? `${prefix}.${key}` : key
     if (inRecipe) {
-      if (!prefix.endsWith('recipe.overrides')) out.recipeKeys.add(key)
+      if (!prefix.endsWith('recipe.overrides') && !prefix.endsWith('params.heads')) out.recipeKeys.add(key)
       keyPaths(child, p, out, true)
     } else {
       out.paths.add(p)
@@ -82,6 +82,11 @@ describe('whittle-report.json', () => {
       steps: [
         { method: 'magnitude', targets: { include: ['mlp'] }, params: { sparsity: 0.5, pattern: '2:4' } },
         { method: 'low_rank', targets: { include: ['self_attn\\.o_proj'] }, params: { rank: 8 } },
+        // Cuts one query head out of every key/value group of every block: the report's `blocks`.
+        {
+          method: 'prune_heads',
+          params: { mode: 'physical', heads: Object.fromEntries([0, 1, 2, 3, 4].map((l) => [l, [0, 2, 4, 6]])) },
+        },
         { method: 'drop_layers', params: { layers: [4] } },
         // A training step: the report's `training` records.
         {
@@ -105,6 +110,8 @@ describe('whittle-report.json', () => {
         },
       ],
       overrides: { 'layers.0.mlp.down_proj': { sparsity: 0.5 } },
+      // A llama.cpp cache type whose block does not fit stories260K's head_dim of 8: kv_cache with its note.
+      kv_cache: 'q8_0',
     })
     const out = await compressModel(pool, model, recipe, {
       recipeDir: root,
@@ -148,7 +155,17 @@ describe('whittle-report.json', () => {
   })
 
   it('holds the numbers of the run in that casing', () => {
-    expect(report.structure).toEqual({ layers: [5, 4], heads: [8, 8], kv_heads: [4, 4] })
+    expect(report.structure).toEqual({ layers: [5, 4], heads: [8, 4], kv_heads: [4, 4] })
+    const a = model.arch
+    expect(report.blocks).toEqual(
+      [0, 1, 2, 3].map((layer) => ({
+        layer,
+        hidden: [a.hiddenSize, a.hiddenSize],
+        heads: [a.heads, a.heads - 4],
+        kv_heads: [a.kvHeads, a.kvHeads],
+        intermediate: [a.intermediateSize, a.intermediateSize],
+      })),
+    )
     const tensors = report.tensors as Record<string, unknown>[]
     const pruned = tensors.filter((t) => t.method === 'magnitude')
     expect(pruned.length).toBeGreaterThan(0)
@@ -158,11 +175,21 @@ describe('whittle-report.json', () => {
       const [rows, cols] = t.shape as [number, number]
       expect(t.stored_params).toBe(8 * (rows + cols))
     }
-    expect(report.ppl_after_step).toHaveLength(5)
-    expect((report.ppl_after_step as number[])[4]).toBe(report.ppl_after)
+    expect(report.ppl_after_step).toHaveLength(6)
+    expect((report.ppl_after_step as number[])[5]).toBe(report.ppl_after)
+    // 4 kv heads × (K, V) × 8 values at q8_0's 8.5 bits, over 4 remaining layers.
+    expect(report.kv_cache).toMatchObject({
+      scheme: 'q8_0',
+      key_bits: 8.5,
+      value_bits: 8.5,
+      bytes_per_token: (4 * 4 * 2 * 8 * 8.5) / 8,
+      context_length: 64,
+      llama_cpp: '--cache-type-k q8_0 --cache-type-v q8_0 -fa on',
+    })
+    expect((report.recipe as { kv_cache?: string }).kv_cache).toBe('q8_0')
     expect(report.training).toMatchObject([
-      { step: 3, method: 'lora', steps: 2, tokens: 2 * 64 },
-      { step: 4, method: 'distill', steps: 2, tokens: 2 * 64, evals: [{ step: 1 }, { step: 2 }] },
+      { step: 4, method: 'lora', steps: 2, tokens: 2 * 64 },
+      { step: 5, method: 'distill', steps: 2, tokens: 2 * 64, evals: [{ step: 1 }, { step: 2 }] },
     ])
   })
 })

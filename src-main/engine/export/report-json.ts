@@ -5,6 +5,7 @@
 // report-json.test.ts checks a written report against that table.
 
 import type { ExportResult } from '../../contract/api'
+import type { KvCacheReport } from '../analysis/kv-ranges'
 import type { CompressionReport } from '../compress/compress-model'
 import type { Recipe } from '../compress/recipe/recipe'
 import type { TensorOutcome } from '../compress/pipeline-types'
@@ -66,6 +67,13 @@ export interface ReportJson {
   params_after: number
   nonzero_params_after: number
   structure?: { layers: [number, number]; heads: [number, number]; kv_heads: [number, number] }
+  blocks?: {
+    layer: number
+    hidden: [number, number]
+    heads: [number, number]
+    kv_heads: [number, number]
+    intermediate: [number, number]
+  }[]
   bits_per_weight: number
   bytes_before: number
   bytes_after: number
@@ -76,6 +84,8 @@ export interface ReportJson {
   /** Per recovery (training) step of the recipe: its first and last loss and the tokens it saw. */
   training?: ReportTrainingJson[]
   histograms?: HistogramPair[]
+  /** The recipe's kv_cache, as `whittle eval --kv --json` reports it: the perplexities after were measured with it. */
+  kv_cache?: KvCacheReport
 }
 
 export interface ReportTrainingJson {
@@ -129,6 +139,17 @@ export function reportJson(r: ExportReport): ReportJson {
     ...(r.structure
       ? { structure: { layers: r.structure.layers, heads: r.structure.heads, kv_heads: r.structure.kvHeads } }
       : {}),
+    ...(r.blocks
+      ? {
+          blocks: r.blocks.map((b) => ({
+            layer: b.layer,
+            hidden: b.hidden,
+            heads: b.heads,
+            kv_heads: b.kvHeads,
+            intermediate: b.intermediate,
+          })),
+        }
+      : {}),
     bits_per_weight: r.bits_per_weight,
     bytes_before: r.bytes_before,
     bytes_after: r.bytes_after,
@@ -152,6 +173,7 @@ export function reportJson(r: ExportReport): ReportJson {
           })),
         }
       : {}),
+    ...(r.kv_cache ? { kv_cache: r.kv_cache } : {}),
     ...(r.histograms
       ? {
           histograms: r.histograms.map((h) => ({ name: h.name, lo: h.lo, hi: h.hi, before: h.before, after: h.after })),

@@ -36,6 +36,6 @@ export function fakeQuantPerTokenFp8(x: Float32Array, M: number, K: number): voi
 
 /** Applies `scheme` to x [M, K] in place. */
 export function fakeQuantActivations(scheme: ActivationScheme, x: Float32Array, M: number, K: number): void {
-  if (scheme === 'int8-per-token') fakeQuantPerToken(x, M, K)
+  if (scheme === 'int8-per-token' || scheme === 'int8-per-token-inputs') fakeQuantPerToken(x, M, K)
   else fakeQuantPerTokenFp8(x, M, K)
 }

@@ -87,6 +87,11 @@ export class BlockContext extends TensorScope {
     this.hooks?.attentionOutput?.(this.layer, att.view().subarray(0, M * width), M)
   }
 
+  /** SliceGPT-sliced models: lets the hooks see the residual [M, width] where it enters the MLP or leaves the block. */
+  slicedResidual(point: 'mlp' | 'out', x: ArenaTensor, M: number, width: number): void {
+    this.hooks?.slicedResidual?.(this.layer, point, x.view().subarray(0, M * width), M, width)
+  }
+
   /** y[M, N] = x[M, K] · Wᵀ + b. */
   linear(x: ArenaTensor, a: Affine, y: ArenaTensor, M: number, K: number, N: number): Promise<void> {
     return matmul(this.pool, x.ptr, a.w.ptr, y.ptr, M, K, N, a.b?.ptr)

@@ -53,6 +53,11 @@ export interface ForwardHooks {
    * them; may be modified in place (KV-cache quantization).
    */
   keysValues?(layer: number, k: Float32Array, v: Float32Array, T: number, kvHeads: number, headDim: number): void
+  /**
+   * SliceGPT-sliced Llama models only (forward/sliced-llama-forward.ts): the residual stream [M, width] in
+   * the block's own basis where it enters the MLP ('mlp') and where it leaves the block ('out').
+   */
+  slicedResidual?(layer: number, point: 'mlp' | 'out', x: Float32Array, M: number, width: number): void
 }
 
 export interface WindowNllOptions {

@@ -16,6 +16,7 @@ import { allocTensor, loadTensor, type ArenaTensor } from '../pool/arena-tensors
 import { BlockContext, TensorScope } from './block-context'
 import type { CausalLM, ForwardHooks, WindowNllOptions } from './causal-lm'
 import { matmul } from './parallel-ops'
+import { packRows, unpackRows, type StreamWidths } from './sliced-stream'
 import { WeightLoader } from './weight-loader'
 
 /** Keep all weights resident below this many f32 bytes. */
@@ -109,6 +110,15 @@ export abstract class DecoderForward<W> implements CausalLM {
     scope: TensorScope,
   ): Promise<{ h: ArenaTensor; width: number }>
   abstract bytesPerToken(): number
+
+  /**
+   * Where a block's residual is narrower than the hidden size (SliceGPT): its width in and out. Hidden
+   * states between blocks stay [rows, hidden] with zeros beyond the width; null (the default) runs the
+   * block on whole rows.
+   */
+  protected streamWidths(_layer: number): StreamWidths | null {
+    return null
+  }
 
   private async layerWeights(layer: number): Promise<HeldLayer<W>> {
     const cached = this.resident.get(layer)
@@ -232,13 +242,16 @@ export abstract class DecoderForward<W> implements CausalLM {
       )
     const ctx = new BlockContext(this.pool, layer, T, perPass * T, hooks, activations)
     try {
-      const x = ctx.rows(H)
+      const widths = this.streamWidths(layer)
+      const x = ctx.rows(widths ? Math.max(widths.input, widths.output) : H)
       const pass = this.blockPass(ctx, held.weights)
       for (let b0 = 0; b0 < B; b0 += perPass) {
         const nb = Math.min(perPass, B - b0)
-        x.view().set(hidden.subarray(b0 * T * H, (b0 + nb) * T * H))
+        if (widths) packRows(hidden, b0 * T, nb * T, H, x.view(), widths.input)
+        else x.view().set(hidden.subarray(b0 * T * H, (b0 + nb) * T * H))
         await pass(x, nb)
-        hidden.set(x.view().subarray(0, nb * T * H), b0 * T * H)
+        if (widths) unpackRows(x.view(), widths.output, hidden, b0 * T, nb * T, H)
+        else hidden.set(x.view().subarray(0, nb * T * H), b0 * T * H)
       }
     } finally {
       ctx.free()

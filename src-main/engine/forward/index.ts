@@ -8,6 +8,7 @@ import { Gpt2Forward } from './gpt2-forward'
 import { LlamaForward } from './llama-forward'
 import { NeoxForward } from './neox-forward'
 import { OptForward } from './opt-forward'
+import { SlicedLlamaForward } from './sliced-llama-forward'
 
 export type { CausalLM, ForwardHooks, LinearRole, WindowNllOptions } from './causal-lm'
 export { INPUT_GROUP, RECORDING_ROLES } from './causal-lm'
@@ -17,7 +18,7 @@ export async function createForward(pool: WorkerPool, model: LoadedModel): Promi
   const family = model.arch.family
   switch (family) {
     case 'llama':
-      return LlamaForward.create(pool, model)
+      return model.arch.slicing ? SlicedLlamaForward.create(pool, model) : LlamaForward.create(pool, model)
     case 'gpt2':
       return Gpt2Forward.create(pool, model)
     case 'opt':

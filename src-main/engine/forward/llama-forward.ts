@@ -2,6 +2,7 @@
 // RMSNorm, SwiGLU, tied or untied lm_head) on the WASM kernels. The layer-major loop, residency and the
 // output head are DecoderForward's; this file is the block.
 
+import { layerIntermediateSize } from '../arch/types'
 import type { LoadedModel } from '../model/loaded-model'
 import type { WorkerPool } from '../pool/worker-pool'
 import { ropeTable } from '../../../kernels/reference/rope'
@@ -41,7 +42,7 @@ export class LlamaForward extends DecoderForward<LlamaLayer> {
     const H = a.hiddenSize,
       qDim = a.heads * a.headDim,
       kvDim = a.kvHeads * a.headDim,
-      F = a.intermediateSize
+      F = layerIntermediateSize(a, layer)
     const shapes: Record<LlamaLinear, [number, number]> = {
       q: [qDim, H],
       k: [kvDim, H],
@@ -72,7 +73,7 @@ export class LlamaForward extends DecoderForward<LlamaLayer> {
       nH = a.heads,
       nKV = a.kvHeads,
       hd = a.headDim,
-      F = a.intermediateSize
+      F = layerIntermediateSize(a, ctx.layer)
     const qDim = nH * hd,
       kvDim = nKV * hd
     const eps = a.normEps ?? 1e-5

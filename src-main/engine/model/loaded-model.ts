@@ -17,7 +17,8 @@ export interface RuntimeQuant {
   /**
    * int8-per-token: dynamic symmetric int8 per token at the input of every Linear, and at the q/k/v
    * outputs (SmoothQuant). fp8-per-token: dynamic symmetric E4M3 per token at the input of every Linear
-   * (llm-compressor's FP8_DYNAMIC). The forward pass implements both (forward/activation-quant.ts).
+   * (llm-compressor's FP8_DYNAMIC). int8-per-token-inputs: int8 per token at Linear inputs only
+   * (BitNet b1.58). The forward pass implements them (forward/activation-quant.ts).
    */
   activations: ActivationScheme
 }

@@ -9,8 +9,10 @@ import { f8e4m3ToF32 } from './float-encodings'
 /**
  * Run-time activation quantization a W8A8 model declares (compressed-tensors' input_activations with
  * strategy token, dynamic) and the forward pass simulates: int8 or E4M3, symmetric, one scale per token.
+ * 'int8-per-token-inputs' is int8 at Linear inputs only (BitNet b1.58's W1.58A8); 'int8-per-token' also
+ * quantizes the q/k/v outputs (SmoothQuant).
  */
-export type ActivationScheme = 'int8-per-token' | 'fp8-per-token'
+export type ActivationScheme = 'int8-per-token' | 'int8-per-token-inputs' | 'fp8-per-token'
 
 /** The two compressed-tensors formats with one byte per weight. */
 export type W8a8Format = 'int-quantized' | 'float-quantized'

@@ -31,6 +31,12 @@ import type { LlamaLinear, TrainLayer } from './llama-weights'
  * after dx (+)= dy·W, adding the adapter's share of ∂L/∂x. Calls for one Linear come in that order.
  */
 export interface LinearHooks {
+  /**
+   * Optional, before the Linears reading x run (once per shared input: 'q' for q/k/v, 'o', 'gate' for
+   * gate/up, 'down'): may change x in place, e.g. quantization-aware training's activation quantization;
+   * the weight gradients then see the changed x, and ∂L/∂x passes through unchanged (straight-through).
+   */
+  input?(role: LlamaLinear, x: ArenaTensor, M: number): void
   forward(role: LlamaLinear, x: ArenaTensor, y: ArenaTensor, M: number): Promise<void>
   weightGrads(role: LlamaLinear, dy: ArenaTensor, x: ArenaTensor, M: number): Promise<void>
   inputGrad(role: LlamaLinear, dx: ArenaTensor, M: number): Promise<void>
@@ -156,6 +162,7 @@ export class LlamaBlockRunner extends TensorScope {
     const M = nb * T
     const L = w.linear
     k.rmsnorm(this.x.ptr, w.attnNorm.w.ptr, this.h1.ptr, M, H, this.eps)
+    hooks?.input?.('q', this.h1, M)
     await Promise.all([
       this.linear(this.h1, L.q, this.q, M, H, qDim),
       this.linear(this.h1, L.k, this.kk, M, H, kvDim),
@@ -182,16 +189,20 @@ export class LlamaBlockRunner extends TensorScope {
         a.headDim,
       )
     }
+    hooks?.input?.('o', this.att, M)
     await this.linear(this.att, L.o, this.x2, M, qDim, H)
     await hooks?.forward('o', this.att, this.x2, M)
     k.add_inplace(this.x2.ptr, this.x.ptr, M * H)
     k.rmsnorm(this.x2.ptr, w.ffnNorm.w.ptr, this.h2.ptr, M, H, this.eps)
+    hooks?.input?.('gate', this.h2, M)
     await Promise.all([this.linear(this.h2, L.gate, this.g, M, H, F), this.linear(this.h2, L.up, this.u, M, H, F)])
     if (hooks) {
       await hooks.forward('gate', this.h2, this.g, M)
       await hooks.forward('up', this.h2, this.u, M)
     }
     k.silu_mul(this.g.ptr, this.u.ptr, this.a.ptr, M * F)
+    // Before the early return: the backward's weight gradient of down reads a as down saw it.
+    hooks?.input?.('down', this.a, M)
     if (!output) return
     await this.linear(this.a, L.down, this.x, M, F, H)
     await hooks?.forward('down', this.a, this.x, M)

@@ -26,7 +26,7 @@ import { matmul } from '../forward/parallel-ops'
 import type { LoadedModel } from '../model/loaded-model'
 import type { Region } from '../pool/memory-arena'
 import type { WorkerPool } from '../pool/worker-pool'
-import { blockFloatsPerToken, LlamaBlockRunner } from './llama-block'
+import { blockFloatsPerToken, LlamaBlockRunner, type LinearHooks } from './llama-block'
 import { LLAMA_LINEARS, LlamaWeights, type LlamaLinear, type PackedLinears } from './llama-weights'
 import { LoraAdapters, type LoraAdapterSet, type LoraSettings } from './lora'
 import { matmulNN } from './parallel-grad'
@@ -83,6 +83,11 @@ export class LlamaTrainer {
   private topk: TeacherTopK | null = null
   /** Teacher forward passes run so far (a pass whose windows are all cached runs none). */
   teacherPasses = 0
+  /**
+   * Hooks on the student's block Linears other than LoRA's (quantization-aware training sets them,
+   * compress/methods/bitnet-qat.ts); the teacher never runs them.
+   */
+  studentHooks: ((layer: number) => LinearHooks) | null = null
 
   private constructor(
     readonly pool: WorkerPool,
@@ -363,7 +368,7 @@ export class LlamaTrainer {
       for (let l = 0; l < L; l++) {
         ckpt.view().set(r.x.view().subarray(0, M * H), l * M * H)
         s.prepare(l)
-        await r.forward(s.layers[l], nb, true, lora?.hooks(l) ?? null)
+        await r.forward(s.layers[l], nb, true, lora?.hooks(l) ?? this.studentHooks?.(l) ?? null)
       }
       ckpt.view().set(r.x.view().subarray(0, M * H), L * M * H)
       // Loss and its gradient at the head, then back through the final norm.
@@ -375,7 +380,7 @@ export class LlamaTrainer {
       for (let l = L - 1; l >= 0; l--) {
         r.x.view().set(ckpt.view().subarray(l * M * H, (l + 1) * M * H))
         s.prepare(l)
-        const hooks = lora?.hooks(l) ?? null
+        const hooks = lora?.hooks(l) ?? this.studentHooks?.(l) ?? null
         if (l < L - 1) await r.forward(s.layers[l], nb, false, hooks)
         const grads: Partial<Record<LlamaLinear, ArenaTensor>> = {}
         if (!lora) for (const p of this.params) if (p.layer === l) grads[p.role] = p.grad

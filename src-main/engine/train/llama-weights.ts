@@ -66,6 +66,12 @@ export function requireTrainable(model: LoadedModel): void {
       model.files.path,
       `${a.heads} attention heads cannot share ${a.kvHeads} key/value heads evenly`,
     )
+  if (a.intermediateSizes)
+    throw new WhittleError(
+      'unsupported',
+      model.files.path,
+      'training a model whose layers have different MLP widths (whittle_intermediate_sizes) is not supported yet',
+    )
   if (a.ropeLayout === 'none')
     throw new WhittleError(
       'config',

@@ -6,6 +6,7 @@
 
 import type { RecipeDoc, TensorInfo, TensorRole } from '@contract/api'
 import type { MethodInfo, MethodKind, ParamSpec } from '@contract/method-params'
+import { KV_CACHE_SETTINGS } from '@contract/kv-cache-settings'
 
 export type RecipeStepDoc = RecipeDoc['steps'][number]
 /** The engine's methods with their parameter specs (stores/methods.ts loads it once). */
@@ -323,6 +324,19 @@ export function setCalibration(
   return next
 }
 
+/** The recipe with the KV cache its perplexity after is measured with ('token:4', …); '' or undefined: none. */
+export function setKvCache(recipe: RecipeDoc, setting: string | undefined): RecipeDoc {
+  const next = plainCopy(recipe)
+  if (setting === undefined || setting.trim() === '') delete next.kv_cache
+  else next.kv_cache = setting.trim()
+  return next
+}
+
+/** The KV-cache select's settings: the usual ones, and the recipe's own when it is another (e.g. kivi:2:128). */
+export function kvCacheChoices(current: string | undefined): string[] {
+  return current && !KV_CACHE_SETTINGS.includes(current) ? [...KV_CACHE_SETTINGS, current] : [...KV_CACHE_SETTINGS]
+}
+
 /** JSON with object keys sorted, so two recipes that differ only in key order compare equal. */
 function stableJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`
@@ -348,6 +362,7 @@ export function sameRecipe(a: RecipeDoc, b: RecipeDoc): boolean {
       params: s.params ?? {},
     })),
     overrides: r.overrides ?? {},
+    kv_cache: r.kv_cache ?? null,
   })
   return stableJson(canonical(a)) === stableJson(canonical(b))
 }

@@ -309,5 +309,6 @@ export const useCompressStore = defineStore('compress', () => {
     removeOverride: (module: string) => apply(edit.removeOverride(recipe.value, module)),
     setCalibration: (field: edit.CalibrationField, value: string | number | undefined) =>
       apply(edit.setCalibration(recipe.value, field, value)),
+    setKvCache: (setting: string | undefined) => apply(edit.setKvCache(recipe.value, setting)),
   }
 })

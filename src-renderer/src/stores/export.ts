@@ -20,6 +20,7 @@ export const EXPORT_FORMATS: { id: ExportFormat; label: string }[] = [
   { id: 'gguf', label: 'GGUF (llama.cpp)' },
   { id: 'sparse-bitmask', label: 'compressed-tensors sparse-bitmask (pruned, unstructured)' },
   { id: 'sparse-24-bitmask', label: 'compressed-tensors sparse-24-bitmask (pruned 2:4)' },
+  { id: 'squeezellm', label: 'SqueezeLLM (lookup tables + sparse part; its loader, vLLM)' },
 ]
 /** The engine's list (contract/gguf-export-types.ts), the mixes first: what most people pick. */
 export const GGUF_TYPES = [...GGUF_EXPORT_TYPES].sort((a, b) => Number(b.includes('_K_')) - Number(a.includes('_K_')))
@@ -92,7 +93,7 @@ export const useExportStore = defineStore('export', () => {
     modelId.value = id
     modelName.value = name
     compressed.value = compressedResult
-    const packed: ExportFormat[] = ['gptq', 'compressed-tensors', 'compressed-tensors-w8a8']
+    const packed: ExportFormat[] = ['gptq', 'compressed-tensors', 'compressed-tensors-w8a8', 'squeezellm']
     if (!compressedResult && packed.includes(form.format)) form.format = 'gguf'
     outEdited.value = false
     failure.value = null

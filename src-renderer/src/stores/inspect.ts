@@ -11,7 +11,17 @@ import { useModelStore } from './model'
 
 /** The main area's tabs: the model's weights (overview, tensor), the analyses that run it, then compression. */
 export type Tab =
-  'overview' | 'tensor' | 'run' | 'activations' | 'heads' | 'layers' | 'compress' | 'prune' | 'recover' | 'compare'
+  | 'overview'
+  | 'tensor'
+  | 'run'
+  | 'activations'
+  | 'heads'
+  | 'layers'
+  | 'compress'
+  | 'prune'
+  | 'structure'
+  | 'recover'
+  | 'compare'
 
 export const DEFAULT_K = 6
 /** Tensor details kept so flipping between tensors does not re-read them. */

@@ -212,3 +212,35 @@ describe('recover store', () => {
     expect(engine.pauses).toEqual([])
   })
 })
+
+describe('ternary QAT as a recovery kind', () => {
+  it('runs distill with qat: ternary on the Linears, sending only the params its form shows', () => {
+    const catalogue = [
+      {
+        name: 'distill',
+        kind: 'recover' as const,
+        summary: '',
+        needsCalibration: true,
+        params: ['steps', 'lr', 'trainable', 'qat', 'r'].map((name) => ({
+          name,
+          type: 'number' as const,
+          default: null,
+          min: 0,
+          max: 1e9,
+          help: '',
+        })),
+      },
+    ]
+    const recipe = recoverRecipe(catalogue as never, {
+      kind: 'ternary-qat',
+      values: { steps: 50, lr: 0.002, r: 8 },
+      targets: '',
+      evalText: null,
+      evalWindows: null,
+    })
+    expect(recipe.steps).toHaveLength(1)
+    expect(recipe.steps[0].method).toBe('distill')
+    expect(recipe.steps[0].params).toMatchObject({ steps: 50, lr: 0.002, qat: 'ternary', trainable: 'linears' })
+    expect(recipe.steps[0].params).not.toHaveProperty('r')
+  })
+})

@@ -28,7 +28,7 @@ import { isTerminal, useJobStore } from './jobs'
 import { useMethodsStore } from './methods'
 import { useModelStore } from './model'
 
-export type RecoverKind = 'kd' | 'lora' | 'qlora'
+export type RecoverKind = 'kd' | 'lora' | 'qlora' | 'ternary-qat'
 
 export interface RecoverKindInfo {
   id: RecoverKind
@@ -66,6 +66,15 @@ export const RECOVER_KINDS: readonly RecoverKindInfo[] = [
     fixed: { base: 'nf4' },
     shown: ['r', 'alpha', 'steps', 'lr', 'batch_size', 'seqlen'],
     title: 'LoRA on the student held in NF4 (packed 4-bit codes, dequantized block by block)',
+  },
+  {
+    id: 'ternary-qat',
+    label: 'Ternary QAT',
+    method: 'distill',
+    fixed: { qat: 'ternary', trainable: 'linears' },
+    shown: ['steps', 'lr', 'temperature', 'alpha', 'eval_every', 'batch_size', 'seqlen'],
+    title:
+      'BitNet b1.58 by distillation: the student runs on ternary weights and 8-bit inputs, gradients pass straight through to latent weights',
   },
 ]
 
@@ -160,7 +169,9 @@ export const useRecoverStore = defineStore('recover', () => {
 
   const kind = ref<RecoverKind>('kd')
   /** Form values per kind, so switching kinds keeps what was typed. */
-  const values = reactive<Record<RecoverKind, Record<string, unknown>>>({ kd: {}, lora: {}, qlora: {} })
+  const values = reactive<Record<RecoverKind, Record<string, unknown>>>(
+    Object.fromEntries(RECOVER_KINDS.map((k) => [k.id, {}])) as Record<RecoverKind, Record<string, unknown>>,
+  )
   const targets = ref('')
   const jobId = ref<JobId | null>(null)
   const running = ref(false)

@@ -4,6 +4,7 @@ import type {
   AppInfo,
   CompressionPrediction,
   HeadWeights,
+  ImatrixProfile,
   JobSpec,
   JobUpdate,
   ModelSummary,
@@ -226,6 +227,15 @@ export class FakeEngine implements WhittleApi {
   listMethods = async (): Promise<MethodInfo[]> => {
     this.listMethodsCalls++
     return [...this.methods]
+  }
+  /** Importance matrices readImatrix answers with, by path; every request is recorded. */
+  imatrices = new Map<string, ImatrixProfile>()
+  readonly imatrixReads: { path: string; modelId?: string }[] = []
+  readImatrix = async (req: { path: string; modelId?: string }): Promise<ImatrixProfile> => {
+    this.imatrixReads.push(req)
+    const profile = this.imatrices.get(req.path)
+    if (!profile) throw new Error(`${req.path}: not an importance matrix`)
+    return profile
   }
   onJob = (listener: (u: JobUpdate) => void): (() => void) => {
     this.listeners.add(listener)

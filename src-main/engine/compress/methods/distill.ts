@@ -12,7 +12,8 @@
 // (on by default then) the weights at the best eval perplexity are the step's result, as TRL's
 // load_best_model_at_end. teacher_topk caches the teacher's top-k logits per window so that repeated
 // epochs skip the teacher's forward pass: the KL is then taken over the top-k with the tail mass lumped
-// into one bin (train/teacher-topk.ts); a k of at least the vocabulary is exact.
+// into one bin (train/teacher-topk.ts); a k of at least the vocabulary is exact. qat: ternary trains a
+// BitNet b1.58 student (ternary weights, int8 activations, straight-through gradients; bitnet-qat.ts).
 
 import { WhittleError } from '../../errors'
 import { loadModel, type LoadedModel } from '../../model/loaded-model'
@@ -40,6 +41,7 @@ import {
 import { ParamReader } from './params'
 import { trainingIds } from './training-text'
 import { LORA_ADAPTER_PARAMS, mergeTrainedAdapters, NF4_CODEC, parseLoraAdapter } from './lora'
+import { QAT_PARAMS, TernaryQat, type QatMode } from './bitnet-qat'
 
 export interface DistillParams {
   steps: number
@@ -66,6 +68,8 @@ export interface DistillParams {
   evals: TrainingEvalSettings
   /** Cache this many of the teacher's top logits per window (0 = no cache). */
   teacherTopK: number
+  /** Quantization-aware training of the student (bitnet-qat.ts). */
+  qat: QatMode
 }
 
 const OPTIMIZER_EXAMPLE = '{name: adamw, beta1: 0.9, beta2: 0.999, eps: 1.0e-8, weight_decay: 0}'
@@ -117,6 +121,7 @@ export const DISTILL_PARAMS: readonly ParamSpec[] = [
     LORA_ADAPTER_PARAMS,
     'LoRA adapter settings, with trainable: lora, e.g. {r: 8, alpha: 16, dropout: 0}',
   ),
+  ...QAT_PARAMS,
 ]
 
 function parseOptimizer(r: ParamReader): AdamWSettings {
@@ -165,8 +170,10 @@ export function parseDistillParams(raw: Record<string, unknown>, where: string):
     teacher: r.optString('teacher'),
     evals: readTrainingEvalSettings(r),
     teacherTopK: r.int('teacher_topk'),
+    qat: r.oneOf<QatMode>('qat'),
   }
   r.done()
+  if (p.qat !== 'none' && p.trainable === 'lora') r.fail('qat', 'trains the Linears themselves, not LoRA adapters')
   if (p.teacherTopK > 0 && p.alpha === 0) r.fail('teacher_topk', 'applies to distillation with a teacher (alpha > 0)')
   if (r.given('lora') && p.trainable !== 'lora') r.fail('lora', 'applies with trainable: lora only')
   return p
@@ -255,6 +262,7 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
   )
   trainer.cacheTeacherTopK(p.teacherTopK)
   const before = lora ? new Map<string, Float32Array>() : new Map([...trainer.weights()])
+  const qat = p.qat === 'ternary' ? new TernaryQat(ctx.pool) : null
   /** The student's trained weights as they stand (with LoRA: the adapters merged into the frozen base). */
   const current = (): Map<string, Float32Array> => {
     const set = trainer.adapters()
@@ -267,6 +275,7 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
   let teacherCache = ''
   let result
   try {
+    qat?.attach(trainer)
     result = await train(
       trainer,
       ids,
@@ -285,12 +294,18 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
       {
         signal: ctx.signal,
         onStep: async (r: StepReport) => {
+          qat?.requantize()
           const eta = ((p.steps - r.step - 1) * p.batchSize * p.seqlen) / Math.max(r.tokensPerSecond, 1e-9)
           ctx.onProgress?.(
             (r.step + 1) / p.steps,
             `step ${r.step + 1}/${p.steps} · loss ${r.loss.toFixed(4)} (CE ${r.ce.toFixed(4)}, KL ${r.kl.toFixed(4)}) · ${r.tokensPerSecond.toFixed(0)} tok/s · ETA ${eta.toFixed(0)} s`,
           )
-          await evals.afterStep(r.step, view, current, trainer)
+          await evals.afterStep(
+            r.step,
+            qat ? qat.evalView(view) : view,
+            qat ? () => qat.quantizedWeights() : current,
+            trainer,
+          )
         },
       },
     )
@@ -298,12 +313,15 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
     if (p.teacherTopK > 0)
       teacherCache = `; teacher top-${p.teacherTopK} cache: ${trainer.teacherPasses} teacher passes, ${(trainer.teacherCacheBytes / 2 ** 20).toFixed(1)} MiB`
     if (lora) merged = await mergeTrainedAdapters(trainer, view)
+    else if (qat) qat.finish(view)
     else for (const [name, w] of trainer.weights()) view.replace(name, w)
   } finally {
+    qat?.free()
     trainer.free()
   }
   const kind =
     (p.alpha > 0 ? `KD T ${p.temperature} α ${p.alpha}` : 'CE fine-tuning') +
+    (qat ? ' with ternary QAT (BitNet b1.58)' : '') +
     (lora ? ` of LoRA r ${p.lora.r} α ${p.lora.alpha} adapters (merged)` : '')
   const first = result.first!,
     last = result.last!
@@ -317,7 +335,12 @@ async function distillRun(ctx: StructureContext<DistillParams>): Promise<Structu
     view,
     changed: merged
       ? merged.changed
-      : [...before].map(([name, values]) => ({ name, before: values, format: 'distilled' })),
+      : [...before].map(([name, values]) => ({
+          name,
+          before: values,
+          format: qat ? qat.format : 'distilled',
+          ...(qat ? { bitsPerWeight: qat.bitsPerWeight(values.length) } : {}),
+        })),
     training: {
       steps: p.steps,
       firstLoss: first.loss,

@@ -104,7 +104,14 @@ export const gguf: CompressionMethod<GgufParams> = {
       const q = quantizeTensorGguf(ctx.pool, l.weight, l.rows, l.cols, l.params.type, { importance })
       l.weight.set(q.dequantized)
       const note = [importance ? `imatrix (${l.params.imatrix})` : '', q.fallback ?? ''].filter(Boolean).join('; ')
-      return { name: l.name, bitsPerWeight: bitsPerWeight(q.type, l.cols), format: q.type, ...(note ? { note } : {}) }
+      return {
+        name: l.name,
+        bitsPerWeight: bitsPerWeight(q.type, l.cols),
+        format: q.type,
+        ...(note ? { note } : {}),
+        // Kept for a GGUF export of this type, which then writes these bytes (export/gguf/kept-tensor.ts).
+        ggufBytes: { type: q.type, bytes: q.bytes, imatrix: importance !== null },
+      }
     })
   },
 }

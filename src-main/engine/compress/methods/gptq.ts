@@ -147,7 +147,7 @@ export async function planHessianAsync(
 }
 
 /** Kernel-memory buffers of the WASM lazy update, held for one Linear. */
-interface KernelBuffers {
+export interface KernelBuffers {
   pool: WorkerPool
   /** The permuted weight W [rows, cols], updated in place. */
   w: Region
@@ -159,7 +159,7 @@ interface KernelBuffers {
   y: Region
 }
 
-function allocKernelBuffers(pool: WorkerPool, rows: number, cols: number, B: number): KernelBuffers | null {
+export function allocKernelBuffers(pool: WorkerPool, rows: number, cols: number, B: number): KernelBuffers | null {
   const held: Region[] = []
   try {
     for (const bytes of [
@@ -179,12 +179,12 @@ function allocKernelBuffers(pool: WorkerPool, rows: number, cols: number, B: num
   return { pool, w, err, v, y }
 }
 
-function releaseKernelBuffers(k: KernelBuffers): void {
+export function releaseKernelBuffers(k: KernelBuffers): void {
   for (const r of [k.w, k.err, k.v, k.y]) k.pool.arena.release(r)
 }
 
 /** TS: W[:, i2:] -= Err · Hinv[i1:i2, i2:], each sum in f64 then rounded once. */
-function lazyUpdateTs(
+export function lazyUpdateTs(
   Wp: Float32Array,
   err: Float32Array,
   U: Float32Array,
@@ -210,7 +210,7 @@ function lazyUpdateTs(
  * a range of output columns and does both steps for it, so no second round trip is needed.
  * Requires a full block (count = B), which every block but the last is — and the last needs no update.
  */
-async function lazyUpdateWasm(
+export async function lazyUpdateWasm(
   k: KernelBuffers,
   U: Float32Array,
   rows: number,
@@ -307,9 +307,15 @@ function selectNmMask(
 }
 
 /**
+ * A quantizer other than the uniform grids, for the OBS column loop (PB-LLM's binary and 8-bit weights):
+ * the value the weight `w` of row `r`, column `c` (in the weight's own column order) becomes.
+ */
+export type ElementQuantizer = (r: number, c: number, w: number) => number
+
+/**
  * The OBS column loop shared by GPTQ and SparseGPT: quantizes (p.bits, unless `quantize` is false) and/or
  * prunes (`prune`) W [rows, cols] in place given a plan from planHessian, feeding each column's error into
- * the columns not yet done.
+ * the columns not yet done. With `quantize` false, `element` (if given) quantizes instead of the grids.
  */
 export async function gptqQuantizePlanned(
   W: Float32Array,
@@ -320,6 +326,7 @@ export async function gptqQuantizePlanned(
   pool?: WorkerPool,
   prune?: ObsPrune,
   quantize = true,
+  element?: ElementQuantizer,
 ): Promise<GptqResult> {
   if (plan.cols !== cols)
     throw new WhittleError(
@@ -399,7 +406,7 @@ export async function gptqQuantizePlanned(
           const row = r * cols
           const w = Wp[row + c]
           const kept = mask && mask[r * B + i] ? 0 : w
-          const q = quantize ? quantizeValue(kept, grids[r]) : kept
+          const q = quantize ? quantizeValue(kept, grids[r]) : element ? element(r, perm[c], kept) : kept
           Q[row + c] = q
           const e = f(f(w - q) / d)
           err[r * B + i] = e

@@ -4,37 +4,51 @@
 import type { MethodInfo } from '../../../contract/method-params'
 import { WhittleError } from '../../errors'
 import { awq } from './awq'
+import { bitnet } from './bitnet'
+import { bonsai } from './bonsai'
 import { distill } from './distill'
 import { dropLayers } from './drop-layers'
 import { fp8 } from './fp8'
 import { gguf } from './gguf'
+import { gobo } from './gobo'
 import { gptq } from './gptq'
+import { gptvq } from './gptvq'
 import { llmInt8 } from './llm-int8'
 import { lowRank } from './low-rank'
 import { lora } from './lora'
 import { magnitude } from './magnitude'
 import type { CompressionMethod } from './method'
 import { nf4 } from './nf4'
+import { pbLlm } from './pb-llm'
 import { pruneHeads } from './prune-heads'
 import { rtn } from './rtn'
+import { slicegpt } from './slicegpt'
 import { smoothquant } from './smoothquant'
 import { sparsegpt } from './sparsegpt'
+import { squeezellm } from './squeezellm'
 import { wanda } from './wanda'
 
 const METHODS: Record<string, CompressionMethod<never>> = {
   rtn: rtn as CompressionMethod<never>,
   gptq: gptq as CompressionMethod<never>,
+  gptvq: gptvq as CompressionMethod<never>,
   gguf: gguf as CompressionMethod<never>,
   awq: awq as CompressionMethod<never>,
   llm_int8: llmInt8 as CompressionMethod<never>,
   nf4: nf4 as CompressionMethod<never>,
+  bitnet: bitnet as CompressionMethod<never>,
+  pb_llm: pbLlm as CompressionMethod<never>,
   fp8: fp8 as CompressionMethod<never>,
+  squeezellm: squeezellm as CompressionMethod<never>,
+  gobo: gobo as CompressionMethod<never>,
   smoothquant: smoothquant as CompressionMethod<never>,
   magnitude: magnitude as CompressionMethod<never>,
   wanda: wanda as CompressionMethod<never>,
   sparsegpt: sparsegpt as CompressionMethod<never>,
   prune_heads: pruneHeads as CompressionMethod<never>,
   drop_layers: dropLayers as CompressionMethod<never>,
+  slicegpt: slicegpt as CompressionMethod<never>,
+  bonsai: bonsai as CompressionMethod<never>,
   low_rank: lowRank as CompressionMethod<never>,
   distill: distill as CompressionMethod<never>,
   lora: lora as CompressionMethod<never>,

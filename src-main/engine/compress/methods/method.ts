@@ -6,6 +6,7 @@ import type { InputGroup, LearnedGrid, TensorRole } from '../../../contract/api'
 import type { MethodKind, ParamSpec } from '../../../contract/method-params'
 import type { InputStats } from '../../calibration/capture'
 import type { UniformGridRecord } from '../quant/record'
+import type { GgufKeptTensor } from '../gguf-types/kept-bytes'
 import type { RuntimeQuant } from '../../model/loaded-model'
 import type { ModelView } from '../../model/model-view'
 import type { LoraAdapterSet } from '../../train/lora'
@@ -70,6 +71,8 @@ export interface LinearOutcome {
   storedParams?: number
   /** Non-uniform and vector quantizers: the learned grid, passed on to the report and the UI as is. */
   grid?: LearnedGrid
+  /** The gguf method: the GGUF bytes behind the weight, kept for a GGUF export of the same type. */
+  ggufBytes?: GgufKeptTensor
 }
 
 /** One Linear a step targets, before the step runs (for methods that look at all targets first). */
@@ -81,6 +84,16 @@ export interface StepTarget<P = unknown> {
   params: P
   /** The weight as it stands before this step (a fresh f32 copy each call). */
   read(): Promise<Float32Array>
+}
+
+/** The model as a step finds it, for prepareStep: whole-model statistics before any layer changes. */
+export interface StepContext {
+  view: ModelView
+  pool: WorkerPool
+  /** Calibration windows, when the run has them. */
+  windows?: Int32Array[]
+  signal?: AbortSignal
+  onProgress?: (fraction: number, message: string) => void
 }
 
 /** A structural step's view of the whole model (drop layers, remove heads). */
@@ -119,7 +132,16 @@ export interface StructureResult {
   /** Old → new tensor names when the step renamed or removed tensors (absent names were removed). */
   renames?: Map<string, string>
   /** Tensors changed in place (masked heads), with their values before, for the per-tensor report. */
-  changed: { name: string; before: Float32Array; format: string }[]
+  changed: {
+    name: string
+    before: Float32Array
+    format: string
+    /**
+     * Set for a quantized result (ternary QAT: 2-bit codes and a scale): its storage bits per weight; its
+     * zeros are codes, not pruning.
+     */
+    bitsPerWeight?: number
+  }[]
   /** What was removed, for the report, e.g. "dropped layers 3, 4". */
   note: string
   /** Recovery steps: how training went. */
@@ -166,8 +188,11 @@ export interface CompressionMethod<P = unknown> {
   compressGroup(ctx: GroupContext<P>): Promise<LinearOutcome[]>
   /** Storage the result will take, before running (for the UI's size preview). */
   predict(params: P, rows: number, cols: number): { bitsPerWeight: number; format: string }
-  /** Optional: sees every target of the step before any is compressed (global magnitude's threshold). */
-  prepareStep?(targets: StepTarget<P>[]): Promise<void>
+  /**
+   * Optional: sees every target of the step before any is compressed (global magnitude's threshold;
+   * SqueezeLLM's Fisher, from the whole model on the calibration windows).
+   */
+  prepareStep?(targets: StepTarget<P>[], step: StepContext): Promise<void>
   /** Structural methods: the whole step at once, on the whole model. */
   restructure?(ctx: StructureContext<P>): Promise<StructureResult>
   /** Recovery methods: train the whole model at once, on the training engine. */

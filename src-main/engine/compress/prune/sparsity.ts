@@ -44,8 +44,8 @@ export function checkNm(W: Float32Array, rows: number, cols: number, n: number, 
   return { n, m, violations, groups, valid: violations === 0 }
 }
 
-/** Density of non-zeros of W [rows, cols] pooled to at most maxCells × maxCells cells. */
-export function maskThumbnail(W: Float32Array, rows: number, cols: number, maxCells = 32): MaskThumbnail {
+/** Density of non-zeros of W [rows, cols] (a weight, or a 0/1 mask) pooled to at most maxCells × maxCells cells. */
+export function maskThumbnail(W: ArrayLike<number>, rows: number, cols: number, maxCells = 32): MaskThumbnail {
   const tr = Math.min(maxCells, rows),
     tc = Math.min(maxCells, cols)
   const nonZero = new Float64Array(tr * tc),

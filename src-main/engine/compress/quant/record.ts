@@ -30,8 +30,18 @@ export interface UniformGridRecord {
   /**
    * Absent: the integer grid above. 'fp8-e4m3' (the fp8 method): no integer codes; each weight is
    * f32(scale[r] · e4m3(w / scale[r])) with zeros 0, which only the float-quantized export stores.
+   * 'lut' (squeezellm): no uniform grid (scales, zeros and gIdx are empty); each weight is an entry
+   * of its row's table in `lut`, or an fp16 value of the sparse part; only the squeezellm export stores it.
    */
-  encoding?: 'fp8-e4m3'
+  encoding?: 'fp8-e4m3' | 'lut'
+  /** encoding 'lut': [rows, 2^bits], each row's centroids in ascending order (fp16 values). */
+  lut?: Float32Array
+}
+
+/** Where the weights of a record with an encoding can be exported packed. */
+const ENCODING_EXPORT: Record<NonNullable<UniformGridRecord['encoding']>, string> = {
+  'fp8-e4m3': 'compressed-tensors-w8a8',
+  lut: 'squeezellm',
 }
 
 export interface UniformQuantRecord extends UniformGridRecord {
@@ -92,18 +102,23 @@ export function sequentialGIdx(cols: number, groupSize: number): Int32Array {
   return Int32Array.from({ length: cols }, (_, c) => Math.floor(c / g))
 }
 
+/** Refuses a record whose weights have no integer grid (fp8, lookup tables), naming the export that holds them. */
+export function requireIntegerGrid(rec: UniformGridRecord, where: string): void {
+  if (rec.encoding)
+    throw new WhittleError(
+      'unsupported',
+      null,
+      `${where}: ${rec.encoding} weights have no integer codes; export them as ${ENCODING_EXPORT[rec.encoding]}`,
+    )
+}
+
 /**
  * The codes of W under a record's grids, checked to reproduce W bit for bit; `where` names the tensor.
  * Fails when W is not the record's fake-quant weight (e.g. a later step pruned or rescaled it).
  */
 export function codesFromWeights(rec: UniformGridRecord, W: Float32Array, where: string): UniformQuantRecord {
   const { rows, cols } = rec
-  if (rec.encoding)
-    throw new WhittleError(
-      'unsupported',
-      null,
-      `${where}: ${rec.encoding} weights have no integer codes; export them as compressed-tensors-w8a8`,
-    )
+  requireIntegerGrid(rec, where)
   if (W.length !== rows * cols)
     throw new WhittleError(
       'validation',

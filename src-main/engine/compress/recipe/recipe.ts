@@ -8,12 +8,14 @@
 //       params: {bits: 4, group_size: 32, sym: false}
 //   overrides:
 //     'layers.0.mlp.down_proj': {bits: 8}
+//   kv_cache: token:4            # optional: perplexity after is measured with this KV cache (as eval --kv)
 
 import { readFile } from 'node:fs/promises'
 import { parse as parseYaml, stringify as toYaml } from 'yaml'
 import { WhittleError } from '../../errors'
 import { expandSweep, sweepProblem, type RecipeSweep } from '../../../contract/sweep'
 import { getMethod } from '../methods'
+import { kvCacheLabel, parseKvCacheSetting, type KvCacheSetting } from '../../forward/kv-cache-quant'
 
 export interface RecipeCalibration {
   /** Path of the calibration text; relative paths resolve against the recipe file's folder. */
@@ -43,6 +45,11 @@ export interface Recipe {
   overrides: Record<string, Record<string, unknown>>
   /** A sweep over one step's parameter; run by `compress --sweep` or the Compare view, one run per value. */
   sweep?: RecipeSweep
+  /**
+   * The KV cache the compressed model's perplexity is measured with, in `whittle eval --kv`'s syntax and
+   * normalised by its parser ('token:4', 'kivi:2', 'q8_0', …); absent = the cache is not quantized.
+   */
+  kv_cache?: string
 }
 
 const MAX_RECIPE_BYTES = 1 << 20
@@ -75,7 +82,7 @@ function only(o: Record<string, unknown>, keys: string[], where: string): void {
 /** Validates a parsed recipe document; every error names the step and the field. */
 export function validateRecipe(doc: unknown): Recipe {
   if (!isObject(doc)) bad('', 'must be a mapping with calibration, steps and overrides')
-  only(doc, ['calibration', 'steps', 'overrides', 'sweep'], 'top level')
+  only(doc, ['calibration', 'steps', 'overrides', 'sweep', 'kv_cache'], 'top level')
   const c = doc.calibration ?? {}
   if (!isObject(c)) bad('calibration', 'must be a mapping')
   only(c, ['text', 'samples', 'seqlen', 'seed', 'starts'], 'calibration')
@@ -128,7 +135,8 @@ export function validateRecipe(doc: unknown): Recipe {
     if (!isObject(v)) bad(`overrides.${k}`, 'must be a mapping of params')
     overrides[k] = v
   }
-  if (doc.sweep === undefined) return { calibration, steps, overrides }
+  const kvCache = doc.kv_cache === undefined ? {} : { kv_cache: kvCacheLabel(kvCacheSettingOf(doc.kv_cache)) }
+  if (doc.sweep === undefined) return { calibration, steps, overrides, ...kvCache }
   const problem = sweepProblem(doc.sweep, steps.length)
   if (problem) bad('sweep', problem)
   const sweep = doc.sweep as RecipeSweep
@@ -140,7 +148,23 @@ export function validateRecipe(doc: unknown): Recipe {
       `recipe sweep value ${JSON.stringify(value)} (step ${i + 1}, ${steps[i].method})`,
     )
   }
-  return { calibration, steps, overrides, sweep }
+  return { calibration, steps, overrides, sweep, ...kvCache }
+}
+
+/** The recipe's kv_cache text read by the one parser `whittle eval --kv` uses; its objection names the field. */
+function kvCacheSettingOf(v: unknown): KvCacheSetting {
+  if (typeof v !== 'string') bad('kv_cache', `must be a KV-cache setting such as "token:4" (got ${JSON.stringify(v)})`)
+  try {
+    return parseKvCacheSetting(v)
+  } catch (e) {
+    if (e instanceof WhittleError) bad('kv_cache', e.message)
+    throw e
+  }
+}
+
+/** The KV-cache setting a validated recipe measures perplexity after with, or null for an unquantized cache. */
+export function recipeKvCache(recipe: Recipe): KvCacheSetting | null {
+  return recipe.kv_cache === undefined ? null : parseKvCacheSetting(recipe.kv_cache)
 }
 
 export function parseRecipeText(text: string, file: string): Recipe {
@@ -174,5 +198,6 @@ export function recipeToYaml(recipe: Recipe): string {
   const doc: Record<string, unknown> = { calibration: recipe.calibration, steps: recipe.steps }
   if (Object.keys(recipe.overrides).length > 0) doc.overrides = recipe.overrides
   if (recipe.sweep) doc.sweep = recipe.sweep
+  if (recipe.kv_cache !== undefined) doc.kv_cache = recipe.kv_cache
   return toYaml(doc)
 }

@@ -67,14 +67,14 @@ function updatedConfig(
 }
 
 /** Rows [blocks of `size`] of a row-major [rows, cols] tensor, for the kept block indices. */
-function keepRowBlocks(w: Float32Array, cols: number, size: number, keep: number[]): Float32Array {
+export function keepRowBlocks(w: Float32Array, cols: number, size: number, keep: number[]): Float32Array {
   const out = new Float32Array(keep.length * size * cols)
   keep.forEach((b, i) => out.set(w.subarray(b * size * cols, (b + 1) * size * cols), i * size * cols))
   return out
 }
 
 /** Column blocks of `size` of a row-major [rows, cols] tensor, for the kept block indices. */
-function keepColBlocks(w: Float32Array, rows: number, cols: number, size: number, keep: number[]): Float32Array {
+export function keepColBlocks(w: Float32Array, rows: number, cols: number, size: number, keep: number[]): Float32Array {
   const width = keep.length * size
   const out = new Float32Array(rows * width)
   for (let r = 0; r < rows; r++)
@@ -82,7 +82,7 @@ function keepColBlocks(w: Float32Array, rows: number, cols: number, size: number
   return out
 }
 
-function f32Entry(e: TensorEntry, name: string, shape: number[], values: Float32Array): TensorEntry {
+export function f32Entry(e: TensorEntry, name: string, shape: number[], values: Float32Array): TensorEntry {
   return {
     ...e,
     name,

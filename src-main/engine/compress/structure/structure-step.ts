@@ -87,13 +87,14 @@ export async function runWholeModelStep(
       role: info.role,
       shape: [rows, cols],
       // Masked weights stay dense in their dtype; the saving comes when they are removed.
-      bitsPerWeight: (view.entry(c.name).byteLength * 8) / (rows * cols),
+      bitsPerWeight: c.bitsPerWeight ?? (view.entry(c.name).byteLength * 8) / (rows * cols),
       format: c.format,
       note: r.note,
       relWeightError: relativeError(c.before, after),
       relOutputError: null,
       sparsity: zeroFraction(after),
-      mask: maskThumbnail(after, rows, cols),
+      // A quantized result's zeros are codes, not pruning: no mask, so the report counts no sparsity.
+      ...(c.bitsPerWeight === undefined ? { mask: maskThumbnail(after, rows, cols) } : {}),
     })
   }
   const changed = new Set(r.changed.map((c) => c.name))

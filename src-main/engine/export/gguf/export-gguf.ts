@@ -44,6 +44,8 @@ import { verifyGgufExport, type IntendedTensor } from './verify-gguf'
 import { requantizeError, requantizeLossNote } from './requantize-loss'
 import { hashBytes, tensorCheck, type TensorCheck } from './tensor-hashes'
 import { importanceFor, type ImatrixSource } from '../../formats/imatrix-data'
+import type { GgufKeptTensor } from '../../compress/gguf-types/kept-bytes'
+import { keptGgufBytes } from './kept-tensor'
 
 /** The export type and llama-quantize's type-level flags (--pure, --output-tensor-type, …). */
 export interface GgufExportOptions extends GgufTypeFlags {
@@ -55,6 +57,11 @@ export interface GgufExportOptions extends GgufTypeFlags {
    * quantized with those importances; the others (token_embd, output) without, as llama-quantize does.
    */
   imatrix?: ImatrixSource | null
+  /**
+   * The bytes a recipe's gguf step produced, by tensor name: written as they are where they are in the
+   * planned type and decode to the in-memory weights (./kept-tensor.ts), instead of quantizing again.
+   */
+  keptBytes?: ReadonlyMap<string, GgufKeptTensor>
   onProgress?: (fraction: number, message: string) => void
   signal?: AbortSignal
 }
@@ -80,6 +87,8 @@ export interface GgufExportTensor {
   exact: boolean
   /** How the written file's tensor was checked (tensor-hashes.ts): its bytes' hash, and its values where needed. */
   check: TensorCheck
+  /** The bytes are the recipe's gguf step's, written as they are (not quantized again). */
+  kept?: boolean
 }
 
 export interface GgufExportReport {
@@ -190,9 +199,17 @@ async function encodeTensor(
   p: PlannedTensor,
   wanted: GgufTensorType,
   imatrix: ImatrixSource | null,
+  keptBytes: ReadonlyMap<string, GgufKeptTensor> | null,
 ): Promise<{ data: Uint8Array; tensor: Omit<GgufExportTensor, 'rule' | 'check'>; checksum: number | null }> {
   const choice = wanted === 'BF16' ? { type: 'BF16' as const } : compatibleGgufType(wanted, p.cols)
   const fallback = 'fallback' in choice && choice.fallback ? { fallback: choice.fallback } : {}
+  const kept = keptBytes?.get(p.entry.name)
+  const keptData = choice.type === 'BF16' ? null : await keptGgufBytes(pool, p, choice.type, kept)
+  if (keptData && kept) {
+    // Every kept type is a ggml type, whose bytes the verification's hash proves (tensor-hashes.ts).
+    const tensor = { name: p.ggufName, type: choice.type, ...fallback, ...(kept.imatrix ? { imatrix: true } : {}) }
+    return { data: keptData, tensor: { ...tensor, exact: true, kept: true }, checksum: null }
+  }
   if (p.entry.dtype === choice.type) {
     // Same encoding as the source: move bytes (GGUF blocks never span rows, so whole rows can be moved).
     let data = await readTensorBytes(p.entry, 0, p.entry.byteLength)
@@ -340,6 +357,7 @@ export async function exportGguf(
   const plans = typePlan(model, planned, options)
   const requant = requantized(model, planned, plans, file, options.allowRequantize ?? false)
   const progress = options.onProgress ?? (() => {})
+  const keptBytes = options.keptBytes ?? null
 
   // Types (and so sizes and offsets) are known before any tensor is encoded; each tensor is then encoded
   // when the writer reaches it and dropped after, so memory holds one tensor, not the model.
@@ -362,7 +380,7 @@ export async function exportGguf(
         async produce() {
           throwIfCancelled(options.signal, file)
           progress(i / (planned.length + 1), `encoding ${p.ggufName}`)
-          const encoded = await encodeTensor(pool, p, wanted, options.imatrix ?? null)
+          const encoded = await encodeTensor(pool, p, wanted, options.imatrix ?? null, keptBytes)
           const { data, checksum } = encoded
           const from = requant.from.get(p.ggufName)
           const tensor: GgufExportTensor = {

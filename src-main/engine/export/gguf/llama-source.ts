@@ -67,6 +67,12 @@ function sourceContextLength(model: LoadedModel): number {
 /** general.* and llama.* keys (names as in llama.cpp's gguf-py constants). */
 export function llamaMetadata(model: LoadedModel, fileType: number, quantized: boolean, name?: string): GgufKv[] {
   const a = model.arch
+  if (a.intermediateSizes)
+    throw new WhittleError(
+      'unsupported',
+      model.files.path,
+      'GGUF export of a model whose layers have different MLP widths (whittle_intermediate_sizes) is not supported; prune with the same width in every layer (uniform) or export safetensors',
+    )
   const kv: GgufKv[] = [
     { key: 'general.architecture', type: 'string', value: 'llama' },
     { key: 'general.name', type: 'string', value: name ?? sourceName(model) },

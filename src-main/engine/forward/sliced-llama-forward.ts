@@ -1,0 +1,230 @@
+// The forward pass of a SliceGPT-sliced Llama (arch/sliced-llama.ts): each block reads a residual of its
+// own width, its Linears are narrower along the residual, and two shortcut matrices carry the residual
+// from the block's input basis to its MLP basis and on to its output basis:
+//
+//   x_mid = x · Q_attn + o_proj(attention(RMSN(x)))        x_out = x_mid · Q_mlp + down_proj(SwiGLU(RMSN(x_mid)))
+//
+// RMSN divides by the original hidden size D, not by the narrower width d (SliceGPT's RMSN): the rmsnorm
+// kernel over d values computes the same with its scale times √(D/d) and its epsilon times D/d. The
+// unsliced Llama block (llama-forward.ts) is untouched by any of this.
+
+import type { LoadedModel } from '../model/loaded-model'
+import type { WorkerPool } from '../pool/worker-pool'
+import { ropeTable } from '../../../kernels/reference/rope'
+import { shortcutName, type ShortcutKind, type SlicedWidths } from '../arch/sliced-llama'
+import { tensorName } from '../arch'
+import { WhittleError } from '../errors'
+import type { ArenaTensor } from '../pool/arena-tensors'
+import type { Affine, BlockContext, TensorScope } from './block-context'
+import { DecoderForward, type BlockPass } from './decoder-forward'
+import { transpose, type WeightLoader } from './weight-loader'
+import type { StreamWidths } from './sliced-stream'
+
+const LINEARS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const
+type LlamaLinear = (typeof LINEARS)[number]
+
+interface SlicedLayer {
+  attnNorm: Affine
+  ffnNorm: Affine
+  linear: Record<LlamaLinear, Affine>
+  /** The shortcut matrices as Linears [out, in] (stored [in, out]; transposed on load). */
+  attnShortcut: ArenaTensor
+  mlpShortcut: ArenaTensor
+  /** This layer's MLP width, read off gate_proj (structured pruning may leave layers different). */
+  F: number
+}
+
+export class SlicedLlamaForward extends DecoderForward<SlicedLayer> {
+  private finalNorm: Affine | null = null
+  private readonly slicing: SlicedWidths
+
+  private constructor(pool: WorkerPool, model: LoadedModel) {
+    super(pool, model, 'llama')
+    const s = model.arch.slicing
+    if (!s || s.dims.length !== 2 * model.arch.layers + 1)
+      throw new WhittleError('config', model.files.path, 'the sliced forward pass needs the widths of every layer')
+    this.slicing = s
+  }
+
+  static create(pool: WorkerPool, model: LoadedModel): Promise<SlicedLlamaForward> {
+    return DecoderForward.opened(new SlicedLlamaForward(pool, model))
+  }
+
+  private width(point: number): number {
+    return this.slicing.dims[point]
+  }
+
+  /** RMSN over `width` values dividing by the hidden size: the kernel's scale factor and epsilon. */
+  private normAt(width: number): { scale: number; eps: number } {
+    const D = this.arch.hiddenSize
+    return { scale: Math.sqrt(D / width), eps: (this.arch.normEps ?? 1e-5) * (D / width) }
+  }
+
+  private async scaledNorm(
+    loader: WeightLoader,
+    layer: number | null,
+    role: 'attn_norm' | 'ffn_norm' | 'final_norm',
+    width: number,
+  ): Promise<Affine> {
+    const norm = await loader.norm(layer, role, width, false)
+    const { scale } = this.normAt(width)
+    const w = norm.w.view()
+    for (let i = 0; i < w.length; i++) w[i] *= scale
+    return norm
+  }
+
+  protected async init(): Promise<void> {
+    const L = this.arch.layers
+    this.finalNorm = await this.scaledNorm(this.globals, null, 'final_norm', this.width(2 * L))
+  }
+
+  protected override streamWidths(layer: number): StreamWidths {
+    return { input: this.width(2 * layer), output: this.width(2 * layer + 2) }
+  }
+
+  protected override async embedTokens(tokens: Int32Array, _T: number): Promise<Float32Array> {
+    const H = this.arch.hiddenSize,
+      d = this.width(0)
+    const rows = await this.tokenRows(tokens, d)
+    const out = new Float32Array(tokens.length * H)
+    for (let i = 0; i < tokens.length; i++) out.set(rows.subarray(i * d, (i + 1) * d), i * H)
+    return out
+  }
+
+  private async shortcut(
+    loader: WeightLoader,
+    layer: number,
+    kind: ShortcutKind,
+    din: number,
+    dout: number,
+  ): Promise<ArenaTensor> {
+    const q = tensorName(this.arch, layer, 'q')
+    const name = q ? shortcutName(q, kind) : null
+    if (!name || !this.arch.places[name])
+      throw new WhittleError(
+        'not-found',
+        this.model.files.path,
+        `no ${kind}_shortcut_Q in layer ${layer}; cannot run the sliced model`,
+      )
+    const e = this.model.entry(name)
+    loader.requireShape(e, [din, dout])
+    return loader.tensor(e, (src, dst) => transpose(src, dst, din, dout))
+  }
+
+  protected async loadLayer(layer: number, loader: WeightLoader): Promise<SlicedLayer> {
+    const a = this.arch
+    const qDim = a.heads * a.headDim,
+      kvDim = a.kvHeads * a.headDim,
+      F = loader.entry(layer, 'gate').shape[0]
+    const da = this.width(2 * layer),
+      dm = this.width(2 * layer + 1),
+      dn = this.width(2 * layer + 2)
+    const shapes: Record<LlamaLinear, [number, number]> = {
+      q: [qDim, da],
+      k: [kvDim, da],
+      v: [kvDim, da],
+      o: [dm, qDim],
+      gate: [F, dm],
+      up: [F, dm],
+      down: [dn, F],
+    }
+    const linear = {} as Record<LlamaLinear, Affine>
+    for (const role of LINEARS) linear[role] = await loader.linear(layer, role, ...shapes[role])
+    return {
+      attnNorm: await this.scaledNorm(loader, layer, 'attn_norm', da),
+      ffnNorm: await this.scaledNorm(loader, layer, 'ffn_norm', dm),
+      linear,
+      attnShortcut: await this.shortcut(loader, layer, 'attn', da, dm),
+      mlpShortcut: await this.shortcut(loader, layer, 'mlp', dm, dn),
+      F,
+    }
+  }
+
+  /** Activation bytes one token needs inside a block at most (the unsliced block's, an upper bound). */
+  bytesPerToken(): number {
+    const a = this.arch
+    return 4 * (5 * a.hiddenSize + 2 * a.heads * a.headDim + 2 * a.kvHeads * a.headDim + 2 * a.intermediateSize)
+  }
+
+  protected blockPass(ctx: BlockContext, w: SlicedLayer): BlockPass {
+    const a = this.arch
+    const nH = a.heads,
+      nKV = a.kvHeads,
+      hd = a.headDim,
+      F = w.F
+    const qDim = nH * hd,
+      kvDim = nKV * hd
+    const layer = ctx.layer
+    const da = this.width(2 * layer),
+      dm = this.width(2 * layer + 1),
+      dn = this.width(2 * layer + 2)
+    const normA = this.normAt(da),
+      normM = this.normAt(dm)
+    const T = ctx.T
+    const k = this.k
+    const h = ctx.rows(Math.max(da, dm)),
+      q = ctx.rows(qDim),
+      kk = ctx.rows(kvDim),
+      v = ctx.rows(kvDim)
+    const att = ctx.rows(qDim),
+      o = ctx.rows(Math.max(dm, dn)),
+      mid = ctx.rows(dm),
+      g = ctx.rows(F),
+      u = ctx.rows(F)
+    const table = ropeTable(T, hd, a.ropeTheta ?? 10000)
+    const cos = ctx.alloc(table.cos.length),
+      sin = ctx.alloc(table.sin.length)
+    cos.view().set(table.cos)
+    sin.view().set(table.sin)
+    const rotate = (ptr: number, heads: number): void => k.rope_half(ptr, cos.ptr, sin.ptr, T, heads, hd)
+    const { linear } = w
+    return async (x: ArenaTensor, nb: number): Promise<void> => {
+      const M = nb * T
+      k.rmsnorm(x.ptr, w.attnNorm.w.ptr, h.ptr, M, da, normA.eps)
+      for (const r of ['q', 'k', 'v'] as const) ctx.observe(r, h, M, da)
+      await Promise.all([
+        ctx.linear(h, linear.q, q, M, da, qDim),
+        ctx.linear(h, linear.k, kk, M, da, kvDim),
+        ctx.linear(h, linear.v, v, M, da, kvDim),
+      ])
+      ctx.quantizeOutputs(
+        [
+          [q, qDim],
+          [kk, kvDim],
+          [v, kvDim],
+        ],
+        M,
+      )
+      await ctx.attention(q, kk, v, att, nb, nH, nKV, hd, rotate)
+      ctx.attentionOutput(att, M, qDim)
+      ctx.observe('o', att, M, qDim)
+      await ctx.linear(att, linear.o, o, M, qDim, dm)
+      await ctx.linear(x, { w: w.attnShortcut, b: undefined }, mid, M, da, dm)
+      k.add_inplace(mid.ptr, o.ptr, M * dm)
+      ctx.slicedResidual('mlp', mid, M, dm)
+      k.rmsnorm(mid.ptr, w.ffnNorm.w.ptr, h.ptr, M, dm, normM.eps)
+      ctx.observe('gate', h, M, dm)
+      ctx.observe('up', h, M, dm)
+      await Promise.all([ctx.linear(h, linear.gate, g, M, dm, F), ctx.linear(h, linear.up, u, M, dm, F)])
+      k.silu_mul(g.ptr, u.ptr, g.ptr, M * F)
+      ctx.observe('down', g, M, F)
+      await ctx.linear(g, linear.down, o, M, F, dn)
+      // x is free now: the output, [M, dn] packed, goes where the input was.
+      await ctx.linear(mid, { w: w.mlpShortcut, b: undefined }, x, M, dm, dn)
+      k.add_inplace(x.ptr, o.ptr, M * dn)
+      ctx.slicedResidual('out', x, M, dn)
+    }
+  }
+
+  protected async headInput(x: ArenaTensor, M: number, scope: TensorScope): Promise<{ h: ArenaTensor; width: number }> {
+    const H = this.arch.hiddenSize,
+      d = this.width(2 * this.arch.layers)
+    const packed = scope.alloc(M * d)
+    const src = x.view(),
+      dst = packed.view()
+    for (let r = 0; r < M; r++) dst.set(src.subarray(r * H, r * H + d), r * d)
+    const h = scope.alloc(M * d)
+    this.k.rmsnorm(packed.ptr, this.finalNorm!.w.ptr, h.ptr, M, d, this.normAt(d).eps)
+    return { h, width: d }
+  }
+}
