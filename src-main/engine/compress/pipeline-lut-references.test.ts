@@ -11,17 +11,17 @@
 // weight here than GPTQ w3 g128 (the "at no more bits" cannot hold on so narrow a model).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { calibrationWindows } from '../calibration/windows'
 import { perplexity } from '../eval/perplexity'
 import { readTensorF32 } from '../formats/read'
 import { loadModel, type LoadedModel } from '../model/loaded-model'
 import { WorkerPool } from '../pool/worker-pool'
-import { hasShared, referenceCalibrationStarts, referenceIds, shared, SKIP_SHARED } from '../testing/shared-data'
+import { hasShared, referenceIds, shared, SKIP_SHARED } from '../testing/shared-data'
 import { scaled } from '../testing/time-factor'
 import { runRecipe } from './pipeline'
 import { getMethod } from './methods'
 import type { PipelineResult, TensorOutcome } from './pipeline-types'
 import { validateRecipe } from './recipe/recipe'
+import { referenceCalibrationWindows } from '../calibration/testing/reference-windows'
 
 const SLOW = process.env.WHITTLE_SLOW === '1'
 /** Eval windows of the always-on variant. */
@@ -70,12 +70,7 @@ describe.skipIf(!hasShared)(
     beforeAll(async () => {
       pool = await WorkerPool.create({ threads: 2 })
       model = await loadModel(shared('models/stories260K'))
-      const all = calibrationWindows(referenceIds('tinystories_calib'), {
-        samples: 128,
-        seqlen: 256,
-        seed: 0,
-        starts: referenceCalibrationStarts(),
-      })
+      const all = referenceCalibrationWindows()
       windows = SLOW ? all : all.slice(0, 16)
     })
     afterAll(() => pool?.close())

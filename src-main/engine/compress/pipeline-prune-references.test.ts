@@ -4,16 +4,16 @@
 // beats Wanda and Wanda beats magnitude.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { calibrationWindows } from '../calibration/windows'
 import { perplexity } from '../eval/perplexity'
 import { openModelFiles } from '../formats/open'
 import { readTensorF32 } from '../formats/read'
 import { loadModel, type LoadedModel } from '../model/loaded-model'
 import { WorkerPool } from '../pool/worker-pool'
-import { hasShared, referenceCalibrationStarts, referenceIds, referenceRun, shared } from '../testing/shared-data'
+import { hasShared, referenceIds, referenceRun, shared } from '../testing/shared-data'
 import { runRecipe } from './pipeline'
 import type { PipelineResult } from './pipeline-types'
 import { validateRecipe } from './recipe/recipe'
+import { referenceCalibrationWindows } from '../calibration/testing/reference-windows'
 
 describe.skipIf(!hasShared)('pruning targets on stories260K (reference data present)', () => {
   let pool: WorkerPool
@@ -25,12 +25,7 @@ describe.skipIf(!hasShared)('pruning targets on stories260K (reference data pres
   beforeAll(async () => {
     pool = await WorkerPool.create({ threads: 2 })
     model = await loadModel(shared('models/stories260K'))
-    windows = calibrationWindows(referenceIds('tinystories_calib'), {
-      samples: 128,
-      seqlen: 256,
-      seed: 0,
-      starts: referenceCalibrationStarts(),
-    })
+    windows = referenceCalibrationWindows()
   })
   afterAll(() => pool?.close())
 

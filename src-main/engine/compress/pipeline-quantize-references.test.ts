@@ -3,22 +3,15 @@
 // seqlen 256, calibration on the reference's 128 × 256 windows. ±1% (±3% at 3 bits, see the README).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { calibrationWindows } from '../calibration/windows'
 import { perplexity } from '../eval/perplexity'
 import { openModelFiles } from '../formats/open'
 import { readTensorF32 } from '../formats/read'
 import { loadModel, type LoadedModel } from '../model/loaded-model'
 import { WorkerPool } from '../pool/worker-pool'
-import {
-  hasShared,
-  referenceCalibrationStarts,
-  referenceIds,
-  referenceRun,
-  shared,
-  SKIP_SHARED,
-} from '../testing/shared-data'
+import { hasShared, referenceIds, referenceRun, shared, SKIP_SHARED } from '../testing/shared-data'
 import { runRecipe } from './pipeline'
 import { validateRecipe } from './recipe/recipe'
+import { referenceCalibrationWindows } from '../calibration/testing/reference-windows'
 
 describe.skipIf(!hasShared)(
   `quantization targets on stories260K (${hasShared ? 'reference data present' : SKIP_SHARED})`,
@@ -32,12 +25,7 @@ describe.skipIf(!hasShared)(
     beforeAll(async () => {
       pool = await WorkerPool.create({ threads: 2 })
       model = await loadModel(shared('models/stories260K'))
-      windows = calibrationWindows(referenceIds('tinystories_calib'), {
-        samples: 128,
-        seqlen: 256,
-        seed: 0,
-        starts: referenceCalibrationStarts(),
-      })
+      windows = referenceCalibrationWindows()
     })
     afterAll(() => pool?.close())
 

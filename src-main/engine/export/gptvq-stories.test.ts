@@ -12,18 +12,18 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { calibrationWindows } from '../calibration/windows'
 import { perplexity } from '../eval/perplexity'
 import { exportModel } from './export-model'
 import { readTensorF32 } from '../formats/read'
 import { loadModel, type LoadedModel } from '../model/loaded-model'
 import { WorkerPool } from '../pool/worker-pool'
-import { hasShared, referenceCalibrationStarts, referenceIds, shared, SKIP_SHARED } from '../testing/shared-data'
+import { hasShared, referenceIds, shared, SKIP_SHARED } from '../testing/shared-data'
 import { runRecipe } from '../compress/pipeline'
 import type { PipelineResult } from '../compress/pipeline-types'
 import { validateRecipe } from '../compress/recipe/recipe'
 import { VqLayout } from '../compress/quant/vq-layout'
 import { gptvq } from '../compress/methods/gptvq'
+import { referenceCalibrationWindows } from '../calibration/testing/reference-windows'
 
 const SLOW = process.env.WHITTLE_SLOW === '1'
 /** The reference's GPTQ w3 per channel (TinyStories eval, seqlen 256, the whole text). */
@@ -55,12 +55,7 @@ describe.skipIf(!hasShared)(`GPTVQ on stories260K (${hasShared ? 'reference data
   beforeAll(async () => {
     pool = await WorkerPool.create({ threads: 2 })
     model = await loadModel(shared('models/stories260K'))
-    const all = calibrationWindows(referenceIds('tinystories_calib'), {
-      samples: 128,
-      seqlen: 256,
-      seed: 0,
-      starts: referenceCalibrationStarts(),
-    })
+    const all = referenceCalibrationWindows()
     windows = SLOW ? all : all.slice(0, 32)
     vq = await run('gptvq', { dim: 2, bits: 3 })
   })

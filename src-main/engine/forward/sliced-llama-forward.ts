@@ -10,7 +10,6 @@
 
 import type { LoadedModel } from '../model/loaded-model'
 import type { WorkerPool } from '../pool/worker-pool'
-import { ropeTable } from '../../../kernels/reference/rope'
 import { shortcutName, type ShortcutKind, type SlicedWidths } from '../arch/sliced-llama'
 import { tensorName } from '../arch'
 import { WhittleError } from '../errors'
@@ -19,9 +18,15 @@ import type { Affine, BlockContext, TensorScope } from './block-context'
 import { DecoderForward, type BlockPass } from './decoder-forward'
 import { transpose, type WeightLoader } from './weight-loader'
 import type { StreamWidths } from './sliced-stream'
-
-const LINEARS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const
-type LlamaLinear = (typeof LINEARS)[number]
+import {
+  LLAMA_LINEARS,
+  attentionBuffers,
+  llamaAttention,
+  llamaMlp,
+  mlpBuffers,
+  ropeRotation,
+  type LlamaLinear,
+} from './llama-sublayers'
 
 interface SlicedLayer {
   attnNorm: Affine
@@ -129,7 +134,7 @@ export class SlicedLlamaForward extends DecoderForward<SlicedLayer> {
       down: [dn, F],
     }
     const linear = {} as Record<LlamaLinear, Affine>
-    for (const role of LINEARS) linear[role] = await loader.linear(layer, role, ...shapes[role])
+    for (const role of LLAMA_LINEARS) linear[role] = await loader.linear(layer, role, ...shapes[role])
     return {
       attnNorm: await this.scaledNorm(loader, layer, 'attn_norm', da),
       ffnNorm: await this.scaledNorm(loader, layer, 'ffn_norm', dm),
@@ -148,70 +153,31 @@ export class SlicedLlamaForward extends DecoderForward<SlicedLayer> {
 
   protected blockPass(ctx: BlockContext, w: SlicedLayer): BlockPass {
     const a = this.arch
-    const nH = a.heads,
-      nKV = a.kvHeads,
-      hd = a.headDim,
-      F = w.F
-    const qDim = nH * hd,
-      kvDim = nKV * hd
+    const F = w.F
+    const shape = { heads: a.heads, kvHeads: a.kvHeads, headDim: a.headDim }
     const layer = ctx.layer
     const da = this.width(2 * layer),
       dm = this.width(2 * layer + 1),
       dn = this.width(2 * layer + 2)
-    const normA = this.normAt(da),
-      normM = this.normAt(dm)
-    const T = ctx.T
+    const normA = { w: w.attnNorm, eps: this.normAt(da).eps },
+      normM = { w: w.ffnNorm, eps: this.normAt(dm).eps }
     const k = this.k
-    const h = ctx.rows(Math.max(da, dm)),
-      q = ctx.rows(qDim),
-      kk = ctx.rows(kvDim),
-      v = ctx.rows(kvDim)
-    const att = ctx.rows(qDim),
-      o = ctx.rows(Math.max(dm, dn)),
-      mid = ctx.rows(dm),
-      g = ctx.rows(F),
-      u = ctx.rows(F)
-    const table = ropeTable(T, hd, a.ropeTheta ?? 10000)
-    const cos = ctx.alloc(table.cos.length),
-      sin = ctx.alloc(table.sin.length)
-    cos.view().set(table.cos)
-    sin.view().set(table.sin)
-    const rotate = (ptr: number, heads: number): void => k.rope_half(ptr, cos.ptr, sin.ptr, T, heads, hd)
+    const att = attentionBuffers(ctx, shape, Math.max(da, dm), Math.max(dm, dn))
+    const mlp = { ...mlpBuffers(ctx, F), h: att.h, out: att.out }
+    const mid = ctx.rows(dm)
+    const rotate = ropeRotation(ctx, k, a.headDim, a.ropeTheta ?? 10000, false)
     const { linear } = w
     return async (x: ArenaTensor, nb: number): Promise<void> => {
-      const M = nb * T
-      k.rmsnorm(x.ptr, w.attnNorm.w.ptr, h.ptr, M, da, normA.eps)
-      for (const r of ['q', 'k', 'v'] as const) ctx.observe(r, h, M, da)
-      await Promise.all([
-        ctx.linear(h, linear.q, q, M, da, qDim),
-        ctx.linear(h, linear.k, kk, M, da, kvDim),
-        ctx.linear(h, linear.v, v, M, da, kvDim),
-      ])
-      ctx.quantizeOutputs(
-        [
-          [q, qDim],
-          [kk, kvDim],
-          [v, kvDim],
-        ],
-        M,
-      )
-      await ctx.attention(q, kk, v, att, nb, nH, nKV, hd, rotate)
-      ctx.attentionOutput(att, M, qDim)
-      ctx.observe('o', att, M, qDim)
-      await ctx.linear(att, linear.o, o, M, qDim, dm)
+      const M = nb * ctx.T
+      await llamaAttention(ctx, k, att, linear, normA, shape, rotate, x, nb, da, dm)
+      // The residual crosses into the MLP's basis through the shortcut matrix: mid = x·Q_attn + attention.
       await ctx.linear(x, { w: w.attnShortcut, b: undefined }, mid, M, da, dm)
-      k.add_inplace(mid.ptr, o.ptr, M * dm)
+      k.add_inplace(mid.ptr, att.out.ptr, M * dm)
       ctx.slicedResidual('mlp', mid, M, dm)
-      k.rmsnorm(mid.ptr, w.ffnNorm.w.ptr, h.ptr, M, dm, normM.eps)
-      ctx.observe('gate', h, M, dm)
-      ctx.observe('up', h, M, dm)
-      await Promise.all([ctx.linear(h, linear.gate, g, M, dm, F), ctx.linear(h, linear.up, u, M, dm, F)])
-      k.silu_mul(g.ptr, u.ptr, g.ptr, M * F)
-      ctx.observe('down', g, M, F)
-      await ctx.linear(g, linear.down, o, M, F, dn)
+      await llamaMlp(ctx, k, mlp, linear, normM, mid, M, dm, F, dn)
       // x is free now: the output, [M, dn] packed, goes where the input was.
       await ctx.linear(mid, { w: w.mlpShortcut, b: undefined }, x, M, dm, dn)
-      k.add_inplace(x.ptr, o.ptr, M * dn)
+      k.add_inplace(x.ptr, mlp.out.ptr, M * dn)
       ctx.slicedResidual('out', x, M, dn)
     }
   }

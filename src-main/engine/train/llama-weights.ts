@@ -12,8 +12,9 @@ import { WeightLoader } from '../forward/weight-loader'
 import type { LoadedModel } from '../model/loaded-model'
 import type { WorkerPool } from '../pool/worker-pool'
 
-export const LLAMA_LINEARS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const
-export type LlamaLinear = (typeof LLAMA_LINEARS)[number]
+// The Linears of a Llama block, declared once with the forward pass that runs them.
+import { LLAMA_LINEARS, type LlamaLinear } from '../forward/llama-sublayers'
+export { LLAMA_LINEARS, type LlamaLinear }
 
 export interface TrainLayer {
   attnNorm: Affine

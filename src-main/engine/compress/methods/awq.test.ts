@@ -1,24 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { InputGroup, TensorRole } from '../../../contract/api'
 import { accumulateInput, emptyInputStats, type InputStats } from '../../calibration/capture'
-import { calibrationWindows } from '../../calibration/windows'
 import { perplexity } from '../../eval/perplexity'
 import { loadModel, type LoadedModel } from '../../model/loaded-model'
 import { WorkerPool } from '../../pool/worker-pool'
 import { NormalStream } from '../../synthetic/random'
-import {
-  hasShared,
-  referenceCalibrationStarts,
-  referenceIds,
-  referenceRun,
-  shared,
-  SKIP_SHARED,
-} from '../../testing/shared-data'
+import { hasShared, referenceIds, referenceRun, shared, SKIP_SHARED } from '../../testing/shared-data'
 import { runRecipe } from '../pipeline'
 import { validateRecipe } from '../recipe/recipe'
 import { awq, awqScaleLayer, awqScales, SampleProjection, searchScale, type AwqParams } from './awq'
 import type { GroupContext, LayerContext, LinearToCompress } from './method'
 import { rtnQuantize } from './rtn'
+import { referenceCalibrationWindows } from '../../calibration/testing/reference-windows'
 
 const f = Math.fround
 type Sampled = InputStats & { sample: Float32Array; sampleRows: number }
@@ -403,12 +396,7 @@ describe.skipIf(!hasShared)(`AWQ on stories260K (${hasShared ? 'reference data p
   afterAll(() => realPool?.close())
 
   it('w4 g32 is no worse than RTN w4 g32 (+0.5%)', async () => {
-    const windows = calibrationWindows(referenceIds('tinystories_calib'), {
-      samples: 128,
-      seqlen: 256,
-      seed: 0,
-      starts: referenceCalibrationStarts(),
-    })
+    const windows = referenceCalibrationWindows()
     const r = await runRecipe(
       realPool,
       model,

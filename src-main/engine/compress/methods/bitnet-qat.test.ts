@@ -13,19 +13,19 @@
 // 17.76, 13.20, 11.52, 10.88 after 50, 100, 150, 200 steps; 14 min with the machine under load.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { calibrationWindows } from '../../calibration/windows'
 import { perplexity } from '../../eval/perplexity'
 import { readTensorF32 } from '../../formats/read'
 import { loadModel, type LoadedModel } from '../../model/loaded-model'
 import { roundToF16 } from '../../numerics/float-encodings'
 import { WorkerPool } from '../../pool/worker-pool'
-import { hasShared, referenceCalibrationStarts, referenceIds, shared, SKIP_SHARED } from '../../testing/shared-data'
+import { hasShared, referenceIds, shared, SKIP_SHARED } from '../../testing/shared-data'
 import { scaled } from '../../testing/time-factor'
 import { parameterReport } from '../compress-model'
 import { runRecipe } from '../pipeline'
 import { validateRecipe } from '../recipe/recipe'
 import { WhittleError } from '../../errors'
 import { parseDistillParams } from './distill'
+import { referenceCalibrationWindows } from '../../calibration/testing/reference-windows'
 
 const SLOW = process.env.WHITTLE_SLOW === '1'
 const EVAL_WINDOWS = 16
@@ -54,12 +54,7 @@ describe.skipIf(!hasShared)(
     beforeAll(async () => {
       pool = await WorkerPool.create({ threads: 2 })
       model = await loadModel(shared('models/stories260K'))
-      windows = calibrationWindows(referenceIds('tinystories_calib'), {
-        samples: 128,
-        seqlen: 256,
-        seed: 0,
-        starts: referenceCalibrationStarts(),
-      })
+      windows = referenceCalibrationWindows()
     })
     afterAll(() => pool?.close())
 

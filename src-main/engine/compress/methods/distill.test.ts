@@ -7,14 +7,13 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { calibrationWindows } from '../../calibration/windows'
 import { WhittleError } from '../../errors'
 import { perplexity } from '../../eval/perplexity'
 import { readTensorF32 } from '../../formats/read'
 import { loadModel } from '../../model/loaded-model'
 import type { ModelView } from '../../model/model-view'
 import { WorkerPool } from '../../pool/worker-pool'
-import { hasShared, referenceCalibrationStarts, referenceIds, shared } from '../../testing/shared-data'
+import { hasShared, referenceIds, shared } from '../../testing/shared-data'
 import { runRecipe } from '../pipeline'
 import { zeroFraction } from '../prune/sparsity'
 import { validateRecipe } from '../recipe/recipe'
@@ -23,6 +22,7 @@ import { parseDistillParams } from './distill'
 import { trainingIds } from './training-text'
 import { tokenizeForEval } from '../../eval/tokenize-text'
 import { scaled } from '../../testing/time-factor'
+import { referenceCalibrationWindows } from '../../calibration/testing/reference-windows'
 
 const WHERE = 'recipe step 2 (distill)'
 
@@ -112,12 +112,7 @@ describe.skipIf(!hasShared)('distill after Wanda 50% on stories260K (reference d
     pool = await WorkerPool.create({ threads: 2 })
     // The reference's Wanda 50% (equal to Whittle's own), so each test runs only the distill step.
     student = await wandaStudent(await loadModel(shared('models/stories260K')))
-    windows = calibrationWindows(referenceIds('tinystories_calib'), {
-      samples: 128,
-      seqlen: 256,
-      seed: 0,
-      starts: referenceCalibrationStarts(),
-    })
+    windows = referenceCalibrationWindows()
   })
   afterAll(() => pool?.close())
 
@@ -363,12 +358,7 @@ describe.skipIf(!hasShared || process.env.WHITTLE_SLOW !== '1')(
         const pool = await WorkerPool.create({ threads: 2 })
         try {
           const model = await loadModel(shared('models/stories260K'))
-          const windows = calibrationWindows(referenceIds('tinystories_calib'), {
-            samples: 128,
-            seqlen: 256,
-            seed: 0,
-            starts: referenceCalibrationStarts(),
-          })
+          const windows = referenceCalibrationWindows()
           const started = performance.now()
           const r = await runRecipe(
             pool,

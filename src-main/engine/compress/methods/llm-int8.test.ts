@@ -1,23 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { emptyInputStats } from '../../calibration/capture'
-import { calibrationWindows } from '../../calibration/windows'
 import { perplexity } from '../../eval/perplexity'
 import { loadModel, type LoadedModel } from '../../model/loaded-model'
 import { WorkerPool } from '../../pool/worker-pool'
 import { NormalStream } from '../../synthetic/random'
-import {
-  hasShared,
-  referenceCalibrationStarts,
-  referenceIds,
-  referenceRun,
-  shared,
-  SKIP_SHARED,
-} from '../../testing/shared-data'
+import { hasShared, referenceIds, referenceRun, shared, SKIP_SHARED } from '../../testing/shared-data'
 import { runRecipe } from '../pipeline'
 import { validateRecipe } from '../recipe/recipe'
 import { roundToF16 } from '../../numerics/float-encodings'
 import { llmInt8, llmInt8BitsPerWeight } from './llm-int8'
 import type { GroupContext, LinearToCompress } from './method'
+import { referenceCalibrationWindows } from '../../calibration/testing/reference-windows'
 
 function linear(
   weight: Float32Array,
@@ -130,12 +123,7 @@ describe.skipIf(!hasShared)(`LLM.int8 on stories260K (${hasShared ? 'reference d
   afterAll(() => pool?.close())
 
   it('threshold 6 stays within 1% of the FP32 perplexity', async () => {
-    const windows = calibrationWindows(referenceIds('tinystories_calib'), {
-      samples: 128,
-      seqlen: 256,
-      seed: 0,
-      starts: referenceCalibrationStarts(),
-    })
+    const windows = referenceCalibrationWindows()
     const r = await runRecipe(
       pool,
       model,

@@ -5,7 +5,6 @@
 // base bring perplexity below NF4's.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { calibrationWindows } from '../../calibration/windows'
 import { WhittleError } from '../../errors'
 import { perplexity } from '../../eval/perplexity'
 import { tokenizeForEval } from '../../eval/tokenize-text'
@@ -14,7 +13,7 @@ import { readTensorF32 } from '../../formats/read'
 import { loadModel, type LoadedModel } from '../../model/loaded-model'
 import { withReplacements, type ModelView } from '../../model/model-view'
 import { WorkerPool } from '../../pool/worker-pool'
-import { hasShared, referenceCalibrationStarts, referenceIds, shared } from '../../testing/shared-data'
+import { hasShared, referenceIds, shared } from '../../testing/shared-data'
 import { scaled } from '../../testing/time-factor'
 import { LlamaTrainer } from '../../train/llama-trainer'
 import { HalfLinears } from '../../train/frozen-linears'
@@ -23,6 +22,7 @@ import { runRecipe } from '../pipeline'
 import { validateRecipe } from '../recipe/recipe'
 import { NF4_CODEC, parseLoraParams, runLora } from './lora'
 import { nf4Quantize } from './nf4'
+import { referenceCalibrationWindows } from '../../calibration/testing/reference-windows'
 
 const WHERE = 'recipe step 2 (lora)'
 
@@ -104,12 +104,7 @@ describe.skipIf(!hasShared)('lora and QLoRA on stories260K (reference data prese
   beforeAll(async () => {
     pool = await WorkerPool.create({ threads: 2 })
     model = await loadModel(shared('models/stories260K'))
-    windows = calibrationWindows(referenceIds('tinystories_calib'), {
-      samples: 128,
-      seqlen: 256,
-      seed: 0,
-      starts: referenceCalibrationStarts(),
-    })
+    windows = referenceCalibrationWindows()
     nf4Base = (await runRecipe(pool, model, validateRecipe({ steps: [{ method: 'nf4', params: { block_size: 64 } }] })))
       .view
   })
@@ -340,12 +335,7 @@ describe.skipIf(!hasShared || process.env.WHITTLE_SLOW !== '1')("QLoRA: the issu
       const pool = await WorkerPool.create({ threads: 2 })
       try {
         const model = await loadModel(shared('models/stories260K'))
-        const windows = calibrationWindows(referenceIds('tinystories_calib'), {
-          samples: 128,
-          seqlen: 256,
-          seed: 0,
-          starts: referenceCalibrationStarts(),
-        })
+        const windows = referenceCalibrationWindows()
         const evalIds = referenceIds('tinystories_eval')
         let nf4Ppl = 0
         const started = performance.now()

@@ -3,19 +3,19 @@
 // with error feedback beat plain binarization by a wide margin (its dense export: export/pb-llm-export.test.ts).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { calibrationWindows } from '../../calibration/windows'
 import { WhittleError } from '../../errors'
 import { perplexity } from '../../eval/perplexity'
 import { loadModel, type LoadedModel } from '../../model/loaded-model'
 import { roundToF16 } from '../../numerics/float-encodings'
 import { quantizeValue } from '../../numerics/minmax-grid'
 import { WorkerPool } from '../../pool/worker-pool'
-import { hasShared, referenceCalibrationStarts, referenceIds, shared, SKIP_SHARED } from '../../testing/shared-data'
+import { hasShared, referenceIds, shared, SKIP_SHARED } from '../../testing/shared-data'
 import { runRecipe } from '../pipeline'
 import { validateRecipe } from '../recipe/recipe'
 import { correlatedInputs, gram, lcg, outputError } from '../testing/synthetic-layer'
 import { planHessian } from './gptq'
 import { pbLlm, pbLlmBitsPerWeight, pbLlmQuantize, salientPicture, type PbLlmParams } from './pb-llm'
+import { referenceCalibrationWindows } from '../../calibration/testing/reference-windows'
 
 function randomWeight(n: number, seed: number, scale = 0.05): Float32Array {
   const rnd = lcg(seed)
@@ -202,12 +202,7 @@ describe.skipIf(!hasShared)(`PB-LLM on stories260K (${hasShared ? 'reference dat
   beforeAll(async () => {
     pool = await WorkerPool.create({ threads: 2 })
     model = await loadModel(shared('models/stories260K'))
-    windows = calibrationWindows(referenceIds('tinystories_calib'), {
-      samples: 128,
-      seqlen: 256,
-      seed: 0,
-      starts: referenceCalibrationStarts(),
-    }).slice(0, 16)
+    windows = referenceCalibrationWindows().slice(0, 16)
   })
   afterAll(() => pool?.close())
 
