@@ -3,7 +3,10 @@
 // Linears of the first decoder layers of the synthetic TinyLlama-1.1B shape (BF16; BENCH_IMATRIX_LAYERS,
 // default 1, ≈ 44M weights a layer), streamed from the file as the GGUF export streams them (read, decode,
 // quantize, decode back and compare) on 2 workers. The importances are deterministic and uneven per column.
-// Each type runs plain, weighted, plain, weighted; the best of the two runs of each is reported.
+// Each type runs plain, weighted, plain, weighted; the best of the two runs of each is reported, as wall
+// time and as the process's CPU time (workers included), which other load on the machine disturbs less.
+// BENCH_IMATRIX_TYPES (comma-separated, e.g. Q4_0,Q4_1) limits the types; BENCH_IMATRIX_RUNS (default 2)
+// sets the runs of each.
 
 import { quantizeEntryGgufParallel } from '../../src-main/engine/compress/gguf-types/quantize-tensor-parallel'
 import { isBlockLinear } from '../../src-main/engine/compress/recipe/targets'
@@ -15,6 +18,9 @@ import { syntheticModel } from '../models'
 import { emit, peakRss } from '../rows'
 
 const LAYERS = Number(process.env.BENCH_IMATRIX_LAYERS ?? 1)
+const RUNS = Number(process.env.BENCH_IMATRIX_RUNS ?? 2)
+const onlyTypes = process.env.BENCH_IMATRIX_TYPES?.split(',').map((t) => t.trim().toUpperCase())
+const types = IMATRIX_TYPES.filter((t) => !onlyTypes || onlyTypes.includes(t))
 const dir = await syntheticModel('tinyllama-1.1b', 'BF16')
 const model = await loadModel(dir)
 const linears = model.tensors.filter((t) => isBlockLinear(t) && t.layer !== null && t.layer < LAYERS)
@@ -24,29 +30,39 @@ const importances = new Map(
 )
 const pool = await WorkerPool.create({ threads: 2 })
 
-async function seconds(type: BlockType, weighted: boolean): Promise<number> {
+interface Timing {
+  wall: number
+  /** CPU seconds of the whole process (main thread and workers): steadier than wall time on a shared machine. */
+  cpu: number
+}
+
+async function seconds(type: BlockType, weighted: boolean): Promise<Timing> {
   const t0 = performance.now()
+  const c0 = process.cpuUsage()
   for (const t of linears) {
     const importance = weighted ? importances.get(t.name)! : null
     await quantizeEntryGgufParallel(pool, model.entry(t.name), type, { importance })
   }
-  return (performance.now() - t0) / 1000
+  const c = process.cpuUsage(c0)
+  return { wall: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6 }
 }
 
+const best = (a: Timing, b: Timing): Timing => ({ wall: Math.min(a.wall, b.wall), cpu: Math.min(a.cpu, b.cpu) })
+
 try {
-  for (const type of IMATRIX_TYPES) {
-    let plain = Infinity
-    let withImatrix = Infinity
-    for (let run = 0; run < 2; run++) {
-      plain = Math.min(plain, await seconds(type, false))
-      withImatrix = Math.min(withImatrix, await seconds(type, true))
+  for (const type of types) {
+    let plain: Timing = { wall: Infinity, cpu: Infinity }
+    let withImatrix: Timing = { wall: Infinity, cpu: Infinity }
+    for (let run = 0; run < RUNS; run++) {
+      plain = best(plain, await seconds(type, false))
+      withImatrix = best(withImatrix, await seconds(type, true))
     }
     emit({
       case: `GGUF quantize with / without imatrix, TinyLlama-1.1B shape, ${LAYERS} layer(s) (${(weights / 1e6).toFixed(0)}M weights), 2 workers`,
       variant: type,
-      measure: 'seconds with / without',
-      value: `${withImatrix.toFixed(2)} s / ${plain.toFixed(2)} s`,
-      ratio: `${(withImatrix / plain).toFixed(2)}x`,
+      measure: 'wall s with / without (CPU s with / without)',
+      value: `${withImatrix.wall.toFixed(2)} / ${plain.wall.toFixed(2)} (${withImatrix.cpu.toFixed(2)} / ${plain.cpu.toFixed(2)})`,
+      ratio: `${(withImatrix.wall / plain.wall).toFixed(2)}x (CPU ${(withImatrix.cpu / plain.cpu).toFixed(2)}x)`,
       peakRss: peakRss(),
     })
   }

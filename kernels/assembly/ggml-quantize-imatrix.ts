@@ -7,13 +7,13 @@
 // changes no bit. The fits of a super-block's scales and mins stay scalar.
 //
 // Every kernel: src = rows × cols f32 (cols a whole number of blocks), dst = the rows' blocks back to back,
-// qw = f32[cols] per-column importances, scratch = QUANT_SCRATCH_BYTES (4096; 2592 used) of any alignment
+// qw = f32[cols] per-column importances, scratch = QUANT_SCRATCH_BYTES (4096; 3728 used) of any alignment
 // for the per-block arrays below.
 
 import { f16ToF32Scalar } from './convert'
 import { f32ToF16, nearestInt } from './ggml-quantize'
 import { q3kScale } from './ggml-dequant-kquants'
-import { fitAsym4, fitSymmetric4 } from './ggml-quantize-imatrix-lanes'
+import { clampI, fitAsym4, fitSymmetric4, nearestInt4 } from './ggml-quantize-imatrix-lanes'
 
 const GROUP_MAX_EPS: f32 = 1e-15
 const ONE_TENTH: f32 = 0.1
@@ -30,6 +30,11 @@ const WT = 1536 // v128[32] their weights, transposed
 const LT = 2048 // v128[32] the lanes' trial levels
 const MIN4 = 2560 // f32[4] the lanes' the_min
 const SC4 = 2576 // f32[4] the lanes' scales
+const SYMW = 2592 // SYM_WORK_BYTES (1136) of fitSymmetric4's work space, to 3728
+const SIGMA = 0 // f32[4] σ² of four consecutive rows (legacy types)
+const SIGMA4 = 16 // f32[4] σ² of the four lanes' rows
+const PTRS = 32 // usize[8] (8 bytes each) the four lanes' values and importances
+const SIGMA_ROWS = 4
 
 // @ts-ignore: decorator
 @inline function f32At(p: usize, i: i32): f32 {
@@ -45,8 +50,13 @@ function sumSquares(x: usize, n: i32): f32 {
   return s
 }
 
-/** make_qx_quants(n, nmax, x, L, 1, w): levels + nmax to u8 L; returns the scale (twin: makeQxQuantsWeighted). */
-function fitSymmetric(n: i32, nmax: i32, x: usize, L: usize, w: usize): f32 {
+/**
+ * make_qx_quants(n, nmax, x, L, 1, w): levels + nmax to u8 L; returns the scale (twin: makeQxQuantsWeighted).
+ * The 19 trials' sums do not depend on each other, so they run four trials per vector (lane k: one trial,
+ * its sums element by element as the scalar loop adds them) into `work` (160 bytes); the choice is then
+ * made in the scalar order, and the levels are those of the winning trial's iscale.
+ */
+function fitSymmetric(n: i32, nmax: i32, x: usize, L: usize, w: usize, work: usize): f32 {
   let top: f32 = 0
   let amax: f32 = 0
   for (let i = 0; i < n; i++) {
@@ -54,38 +64,47 @@ function fitSymmetric(n: i32, nmax: i32, x: usize, L: usize, w: usize): f32 {
     if (abs<f32>(v) > amax) { amax = abs<f32>(v); top = v }
   }
   if (amax < GROUP_MAX_EPS) { memory.fill(L, 0, n); return 0 }
-  let iscale: f32 = <f32>-nmax / top
-  let sumlx: f32 = 0
-  let suml2: f32 = 0
-  for (let i = 0; i < n; i++) {
-    const v = f32At(x, i)
-    const l = max<i32>(-nmax, min<i32>(nmax - 1, nearestInt(iscale * v)))
-    store<u8>(L + <usize>i, <u8>(l + nmax))
-    const wi = f32At(w, i)
-    sumlx += wi * v * <f32>l
-    suml2 += wi * <f32>l * <f32>l
+  const topV = f32x4.splat(top)
+  for (let t0 = 0; t0 < 20; t0 += 4) {
+    // Trials t0..t0+3 are is = t − 9 (t = 19 repeats is = 9 and is not read).
+    const iscale = f32x4.div(
+      f32x4(
+        -(<f32>nmax + ONE_TENTH * <f32>(t0 - 9)),
+        -(<f32>nmax + ONE_TENTH * <f32>(t0 - 8)),
+        -(<f32>nmax + ONE_TENTH * <f32>(t0 - 7)),
+        -(<f32>nmax + ONE_TENTH * <f32>min<i32>(t0 - 6, 9)),
+      ),
+      topV,
+    )
+    let sumlx = f32x4.splat(0)
+    let suml2 = f32x4.splat(0)
+    for (let i = 0; i < n; i++) {
+      const v = f32x4.splat(f32At(x, i))
+      const wi = f32x4.splat(f32At(w, i))
+      const l = f32x4.convert_i32x4_s(clampI(nearestInt4(f32x4.mul(iscale, v)), -nmax, nmax - 1))
+      sumlx = f32x4.add(sumlx, f32x4.mul(f32x4.mul(wi, v), l))
+      suml2 = f32x4.add(suml2, f32x4.mul(f32x4.mul(wi, l), l))
+    }
+    v128.store(work + (<usize>t0 << 2), sumlx)
+    v128.store(work + (<usize>t0 << 2), suml2, 80)
   }
+  let sumlx = f32At(work, 9)
+  let suml2 = f32At(work + 80, 9)
   let scale: f32 = suml2 != 0 ? sumlx / suml2 : 0
   let best = scale * sumlx
+  let bestIscale: f32 = <f32>-nmax / top
   for (let is = -9; is <= 9; is++) {
     if (is == 0) continue
-    iscale = -(<f32>nmax + ONE_TENTH * <f32>is) / top
-    sumlx = 0
-    suml2 = 0
-    for (let i = 0; i < n; i++) {
-      const v = f32At(x, i)
-      const l = <f32>max<i32>(-nmax, min<i32>(nmax - 1, nearestInt(iscale * v)))
-      const wi = f32At(w, i)
-      sumlx += wi * v * l
-      suml2 += wi * l * l
-    }
+    sumlx = f32At(work, is + 9)
+    suml2 = f32At(work + 80, is + 9)
     if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-      for (let i = 0; i < n; i++) {
-        store<u8>(L + <usize>i, <u8>(nmax + max<i32>(-nmax, min<i32>(nmax - 1, nearestInt(iscale * f32At(x, i))))))
-      }
+      bestIscale = -(<f32>nmax + ONE_TENTH * <f32>is) / top
       scale = sumlx / suml2
       best = scale * sumlx
     }
+  }
+  for (let i = 0; i < n; i++) {
+    store<u8>(L + <usize>i, <u8>(nmax + max<i32>(-nmax, min<i32>(nmax - 1, nearestInt(bestIscale * f32At(x, i))))))
   }
   return scale
 }
@@ -151,16 +170,6 @@ function fitPositive(n: i32, nmax: i32, x: usize, L: usize, w: usize): f32 {
   return suml2 > 0 ? sumlx / suml2 : 0
 }
 
-/** Copies group k's n values (at x) and weights qw[j] · sqrt(σ² + x[j]²) into lane k of XT and WT. */
-function transposeWeighted(k: i32, x: usize, qw: usize, n: i32, sigma2: f32, s: usize): void {
-  for (let j = 0; j < n; j++) {
-    const v = f32At(x, j)
-    const at = (<usize>j << 4) + (<usize>k << 2)
-    store<f32>(s + XT + at, v)
-    store<f32>(s + WT + at, f32At(qw, j) * sqrt<f32>(sigma2 + v * v))
-  }
-}
-
 /** Σ of the n transposed weights per lane, element by element from 0 (the scalar groups' sum order), to dst. */
 function laneWeightSums(n: i32, s: usize, dst: usize): void {
   let sw = f32x4.splat(0)
@@ -168,29 +177,127 @@ function laneWeightSums(n: i32, s: usize, dst: usize): void {
   v128.store(dst, sw)
 }
 
+/** Lane k of dst[i] = p_k[i] for i < n (n a multiple of 4): four rows of f32 transposed, 4 × 4 at a time. */
+function transpose4(n: i32, p0: usize, p1: usize, p2: usize, p3: usize, dst: usize): void {
+  for (let i = 0; i < n; i += 4) {
+    const at = <usize>i << 2
+    const a0 = v128.load(p0 + at)
+    const a1 = v128.load(p1 + at)
+    const a2 = v128.load(p2 + at)
+    const a3 = v128.load(p3 + at)
+    const lo01 = v128.shuffle<f32>(a0, a1, 0, 4, 1, 5)
+    const hi01 = v128.shuffle<f32>(a0, a1, 2, 6, 3, 7)
+    const lo23 = v128.shuffle<f32>(a2, a3, 0, 4, 1, 5)
+    const hi23 = v128.shuffle<f32>(a2, a3, 2, 6, 3, 7)
+    const d = dst + (<usize>i << 4)
+    v128.store(d, v128.shuffle<f32>(lo01, lo23, 0, 1, 4, 5))
+    v128.store(d, v128.shuffle<f32>(lo01, lo23, 2, 3, 6, 7), 16)
+    v128.store(d, v128.shuffle<f32>(hi01, hi23, 0, 1, 4, 5), 32)
+    v128.store(d, v128.shuffle<f32>(hi01, hi23, 2, 3, 6, 7), 48)
+  }
+}
+
+/**
+ * The four groups' values (at x0..x3) to XT and their weights qw · sqrt(σ² + x²) to WT (lane k: group k,
+ * with σ² lane k of sigma2): the importances are transposed, then weighed in place, lane by lane.
+ */
+function transposeWeighted4(
+  n: i32,
+  x0: usize,
+  x1: usize,
+  x2: usize,
+  x3: usize,
+  q0: usize,
+  q1: usize,
+  q2: usize,
+  q3: usize,
+  sigma2: v128,
+  s: usize,
+): void {
+  transpose4(n, x0, x1, x2, x3, s + XT)
+  transpose4(n, q0, q1, q2, q3, s + WT)
+  for (let i = 0; i < n; i++) {
+    const at = <usize>i << 4
+    const v = v128.load(s + XT + at)
+    v128.store(s + WT + at, f32x4.mul(v128.load(s + WT + at), f32x4.sqrt(f32x4.add(sigma2, f32x4.mul(v, v)))))
+  }
+}
+
+/**
+ * Σx² / cols of rows r..r+3 (all < rows) in four lanes, each row's sum element by element from 0 as
+ * sumSquares does, to dst (f32[4]).
+ */
+function rowMeanSquares4(src: usize, r: i32, cols: i32, dst: usize): void {
+  const stride = <usize>cols << 2
+  const p0 = src + <usize>r * stride
+  let acc = f32x4.splat(0)
+  for (let c = 0; c < cols; c += 4) {
+    const at = <usize>c << 2
+    const a0 = v128.load(p0 + at)
+    const a1 = v128.load(p0 + stride + at)
+    const a2 = v128.load(p0 + 2 * stride + at)
+    const a3 = v128.load(p0 + 3 * stride + at)
+    const lo01 = v128.shuffle<f32>(a0, a1, 0, 4, 1, 5)
+    const hi01 = v128.shuffle<f32>(a0, a1, 2, 6, 3, 7)
+    const lo23 = v128.shuffle<f32>(a2, a3, 0, 4, 1, 5)
+    const hi23 = v128.shuffle<f32>(a2, a3, 2, 6, 3, 7)
+    const t0 = v128.shuffle<f32>(lo01, lo23, 0, 1, 4, 5)
+    const t1 = v128.shuffle<f32>(lo01, lo23, 2, 3, 6, 7)
+    const t2 = v128.shuffle<f32>(hi01, hi23, 0, 1, 4, 5)
+    const t3 = v128.shuffle<f32>(hi01, hi23, 2, 3, 6, 7)
+    acc = f32x4.add(acc, f32x4.mul(t0, t0))
+    acc = f32x4.add(acc, f32x4.mul(t1, t1))
+    acc = f32x4.add(acc, f32x4.mul(t2, t2))
+    acc = f32x4.add(acc, f32x4.mul(t3, t3))
+  }
+  v128.store(dst, f32x4.div(acc, f32x4.splat(<f32>cols)))
+}
+
 /**
  * Legacy 32-element types (kind 0 Q4_0, 1 Q4_1, 2 Q5_0, 3 Q5_1): one weighted fit per block, σ² per row;
  * four consecutive blocks (across rows) per fit, the last group padded with copies of the last block.
+ * The rows' σ² are computed four rows at a time where four rows remain (the same sums, in lanes).
  */
 function legacyRows(kind: i32, src: usize, dst: usize, rows: i32, cols: i32, qw: usize, s: usize): void {
   const bytes: usize = kind == 0 ? 18 : kind == 1 ? 20 : kind == 2 ? 22 : 24
   const nmax = kind == 0 ? 8 : kind == 1 ? 15 : kind == 2 ? 16 : 31
   const perRow = cols >> 5
   const total = rows * perRow
-  let sigmaRow = -1
-  let sigma2: f32 = 0
+  let sigmaBase = -SIGMA_ROWS // rows sigmaBase.. have their σ² at s + SIGMA
   for (let b0 = 0; b0 < total; b0 += 4) {
     for (let k = 0; k < 4; k++) {
       const b = min<i32>(b0 + k, total - 1)
       const r = b / perRow
-      if (r != sigmaRow) {
-        sigma2 = sumSquares(src + (<usize>r * <usize>cols << 2), cols) / <f32>cols
-        sigmaRow = r
+      if (r >= sigmaBase + SIGMA_ROWS) {
+        sigmaBase = r
+        if (r + SIGMA_ROWS <= rows) rowMeanSquares4(src, r, cols, s + SIGMA)
+        else {
+          for (let j = 0; j < SIGMA_ROWS && r + j < rows; j++) {
+            const sum = sumSquares(src + (<usize>(r + j) * <usize>cols << 2), cols)
+            store<f32>(s + SIGMA + (<usize>j << 2), sum / <f32>cols)
+          }
+        }
       }
-      transposeWeighted(k, src + (<usize>b << 7), qw + (<usize>(b - r * perRow) << 7), 32, sigma2, s)
+      store<f32>(s + SIGMA4 + (<usize>k << 2), f32At(s + SIGMA, r - sigmaBase))
+      store<usize>(s + PTRS + (<usize>k << 3), src + (<usize>b << 7))
+      store<usize>(s + PTRS + (<usize>k << 3), qw + (<usize>(b - r * perRow) << 7), 32)
     }
-    if (kind == 0 || kind == 2) v128.store(s + SC4, fitSymmetric4(32, nmax, s + XT, s + WT, s + LT, s + LV, 32))
-    else v128.store(s + SC4, fitAsym4(32, nmax, s + XT, s + WT, s + LT, s + LV, 32, s + MIN4))
+    const p = s + PTRS
+    transposeWeighted4(
+      32,
+      load<usize>(p),
+      load<usize>(p, 8),
+      load<usize>(p, 16),
+      load<usize>(p, 24),
+      load<usize>(p, 32),
+      load<usize>(p, 40),
+      load<usize>(p, 48),
+      load<usize>(p, 56),
+      v128.load(s + SIGMA4),
+      s,
+    )
+    if (kind == 0 || kind == 2) v128.store(s + SC4, fitSymmetric4(32, nmax, s + XT, s + WT, s + LT, s + LV, 32, s + SYMW))
+    else v128.store(s + SC4, fitAsym4(32, nmax, s + XT, s + WT, s + LT, s + LV, 32, s + MIN4, s + SYMW))
     for (let k = 0; k < 4 && b0 + k < total; k++) {
       const y = dst + <usize>(b0 + k) * bytes
       const lv = s + LV + (<usize>k << 5)
@@ -252,13 +359,13 @@ function kAsymRows(kind: i32, src: usize, dst: usize, rows: i32, cols: i32, qw: 
     const sumX2 = sumSquares(x, 256)
     const sigma2: f32 = kind == 0 ? sumX2 / 256 : <f32>2 * sumX2 / 256
     for (let j0 = 0; j0 < nsub; j0 += 4) {
-      for (let k = 0; k < 4; k++) {
-        const j = j0 + k
-        transposeWeighted(k, x + (<usize>(sub * j) << 2), qw + (<usize>(col + sub * j) << 2), sub, sigma2, s)
-      }
+      const xs = x + (<usize>(sub * j0) << 2)
+      const qj = qw + (<usize>(col + sub * j0) << 2)
+      const step = <usize>sub << 2
+      transposeWeighted4(sub, xs, xs + step, xs + 2 * step, xs + 3 * step, qj, qj + step, qj + 2 * step, qj + 3 * step, f32x4.splat(sigma2), s)
       laneWeightSums(sub, s, s + SW + (<usize>j0 << 2))
       const mins = s + MINS + (<usize>j0 << 2)
-      v128.store(s + SCALES + (<usize>j0 << 2), fitAsym4(sub, nmax, s + XT, s + WT, s + LT, L + <usize>(sub * j0), sub, mins))
+      v128.store(s + SCALES + (<usize>j0 << 2), fitAsym4(sub, nmax, s + XT, s + WT, s + LT, L + <usize>(sub * j0), sub, mins, s + SYMW))
     }
     const qpMax = kind == 0 ? 15 : 63
     const dBlock = fitPositive(nsub, qpMax, s + SCALES, s + LS, s + SW)
@@ -355,22 +462,16 @@ function kSymRows(q6: bool, src: usize, dst: usize, rows: i32, cols: i32, qw: us
     let maxScale: f32 = 0
     let maxAbsScale: f32 = 0
     for (let j0 = 0; j0 < 16; j0 += 4) {
-      for (let k = 0; k < 4; k++) {
-        const j = j0 + k
-        const xs = x + (<usize>(16 * j) << 2)
-        const qj = qw + (<usize>(col + 16 * j) << 2)
-        if (!q6) transposeWeighted(k, xs, qj, 16, sigma2, s)
-        else {
-          // Q6_K weighs by the importances alone.
-          for (let i = 0; i < 16; i++) {
-            const at = (<usize>i << 4) + (<usize>k << 2)
-            store<f32>(s + XT + at, f32At(xs, i))
-            store<f32>(s + WT + at, f32At(qj, i))
-          }
-        }
+      // Sub-blocks j0..j0+3, 64 bytes apart; Q6_K weighs by the importances alone.
+      const xs = x + (<usize>(16 * j0) << 2)
+      const qj = qw + (<usize>(col + 16 * j0) << 2)
+      if (!q6) transposeWeighted4(16, xs, xs + 64, xs + 128, xs + 192, qj, qj + 64, qj + 128, qj + 192, f32x4.splat(sigma2), s)
+      else {
+        transpose4(16, xs, xs + 64, xs + 128, xs + 192, s + XT)
+        transpose4(16, qj, qj + 64, qj + 128, qj + 192, s + WT)
       }
       laneWeightSums(16, s, s + SW + (<usize>j0 << 2))
-      v128.store(s + SCALES + (<usize>j0 << 2), fitSymmetric4(16, nmax, s + XT, s + WT, s + LT, L + <usize>(16 * j0), 16))
+      v128.store(s + SCALES + (<usize>j0 << 2), fitSymmetric4(16, nmax, s + XT, s + WT, s + LT, L + <usize>(16 * j0), 16, s + SYMW))
     }
     for (let j = 0; j < 16; j++) {
       const scale = f32At(s + SCALES, j)
@@ -380,7 +481,7 @@ function kSymRows(q6: bool, src: usize, dst: usize, rows: i32, cols: i32, qw: us
     if (!q6) {
       const packed = y + 96
       memory.fill(packed, 0, 12)
-      const dBlock = fitSymmetric(16, 32, s + SCALES, s + LS, s + SW)
+      const dBlock = fitSymmetric(16, 32, s + SCALES, s + LS, s + SW, s + SYMW)
       for (let j = 0; j < 16; j++) {
         const l = <u32>load<u8>(s + LS + <usize>j)
         if (j < 8) store<u8>(packed + <usize>j, <u8>(l & 0xf))
@@ -405,25 +506,44 @@ function kSymRows(q6: bool, src: usize, dst: usize, rows: i32, cols: i32, qw: us
       const sc = q6 ? <i32>load<i8>(y + 192 + <usize>j) : q3kScale(y + 96, j) - 32
       const d = dAll * <f32>sc
       if (d == 0) continue
-      for (let ii = 0; ii < 16; ii++) {
-        const l = max<i32>(-nmax, min<i32>(nmax - 1, nearestInt(f32At(x, 16 * j + ii) / d)))
-        store<u8>(L + <usize>(16 * j + ii), <u8>(l + nmax))
-      }
+      // The sixteen levels four at a time (the same division and rounding per lane), narrowed to bytes.
+      const dv = f32x4.splat(d)
+      const xj = x + (<usize>j << 6)
+      const offset = i32x4.splat(nmax)
+      const l0 = i32x4.add(clampI(nearestInt4(f32x4.div(v128.load(xj), dv)), -nmax, nmax - 1), offset)
+      const l1 = i32x4.add(clampI(nearestInt4(f32x4.div(v128.load(xj, 16), dv)), -nmax, nmax - 1), offset)
+      const l2 = i32x4.add(clampI(nearestInt4(f32x4.div(v128.load(xj, 32), dv)), -nmax, nmax - 1), offset)
+      const l3 = i32x4.add(clampI(nearestInt4(f32x4.div(v128.load(xj, 48), dv)), -nmax, nmax - 1), offset)
+      v128.store(L + (<usize>j << 4), i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(l0, l1), i16x8.narrow_i32x4_s(l2, l3)))
     }
     if (!q6) {
-      memory.fill(y, 0, 32)
-      for (let e = 0; e < 256; e++) {
-        const l = <u32>load<u8>(L + <usize>e)
-        if (l > 3) {
-          store<u8>(y + <usize>(e & 31), <u8>(<u32>load<u8>(y + <usize>(e & 31)) | (<u32>1 << <u32>(e >> 5))))
-          store<u8>(L + <usize>e, <u8>(l - 4))
-        }
+      // hmask: bit c of byte i is level 32c + i's high bit (level > 3, which then loses 4); then four 2-bit
+      // levels per byte. Sixteen bytes at a time.
+      let h0 = i8x16.splat(0)
+      let h1 = i8x16.splat(0)
+      for (let c = 0; c < 8; c++) {
+        const p = L + (<usize>c << 5)
+        const a = v128.load(p)
+        const b = v128.load(p, 16)
+        const highA = i8x16.gt_u(a, i8x16.splat(3))
+        const highB = i8x16.gt_u(b, i8x16.splat(3))
+        const bitValue: i32 = 1 << c
+        const bit = i8x16.splat(<i8>bitValue)
+        h0 = v128.or(h0, v128.and(highA, bit))
+        h1 = v128.or(h1, v128.and(highB, bit))
+        v128.store(p, i8x16.sub(a, v128.and(highA, i8x16.splat(4))))
+        v128.store(p, i8x16.sub(b, v128.and(highB, i8x16.splat(4))), 16)
       }
+      v128.store(y, h0)
+      v128.store(y, h1, 16)
       for (let e: usize = 0; e < 256; e += 128) {
-        for (let l: usize = 0; l < 32; l++) {
-          const v = <u32>load<u8>(L + e + l) | (<u32>load<u8>(L + e + l + 32) << 2) |
-            (<u32>load<u8>(L + e + l + 64) << 4) | (<u32>load<u8>(L + e + l + 96) << 6)
-          store<u8>(y + 32 + (e >> 2) + l, <u8>v)
+        for (let l: usize = 0; l < 32; l += 16) {
+          const q = L + e + l
+          const v = v128.or(
+            v128.or(v128.load(q), i8x16.shl(v128.load(q, 32), 2)),
+            v128.or(i8x16.shl(v128.load(q, 64), 4), i8x16.shl(v128.load(q, 96), 6)),
+          )
+          v128.store(y + 32 + (e >> 2) + l, v)
         }
       }
     } else {
