@@ -56,9 +56,12 @@ test('Wanda 50%, then 2:4, then drop a layer and re-open the smaller export', as
 
   await page.getByTestId('layers-drop-export').click()
   await page.getByTestId('export-format').selectOption('safetensors')
-  const out = await page.getByTestId('export-out').inputValue()
   await page.getByTestId('export-run').click()
   await expect(page.getByTestId('export-verified')).toContainText('re-read and equal', { timeout: scaled(240_000) })
+  // Read only now: the path is suggested asynchronously after the format changes, and after the export the
+  // field shows where the files went. An empty path would "open" nothing and leave the demo model showing.
+  const out = await page.getByTestId('export-out').inputValue()
+  expect(path.isAbsolute(out)).toBe(true)
   await page.getByTestId('export-dialog').getByRole('button', { name: 'Close' }).click()
 
   await page.getByTestId('open-path-input').fill(out)

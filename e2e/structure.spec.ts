@@ -54,9 +54,12 @@ test('Bonsai in the Structure view: kept widths, a sweep, and the picked point e
   await expect(page.getByTestId('structure-picked')).toContainText('bonsai')
   await page.getByTestId('structure-export').click()
   await page.getByTestId('export-format').selectOption('safetensors')
-  const out = await page.getByTestId('export-out').inputValue()
   await page.getByTestId('export-run').click()
   await expect(page.getByTestId('export-verified')).toContainText('re-read and equal', { timeout: scaled(240_000) })
+  // Read only now: the path is suggested asynchronously after the format changes, and after the export the
+  // field shows where the files went. An empty path would "open" nothing and leave the demo model showing.
+  const out = await page.getByTestId('export-out').inputValue()
+  expect(path.isAbsolute(out)).toBe(true)
   await page.getByTestId('export-dialog').getByRole('button', { name: 'Close' }).click()
 
   await page.getByTestId('open-path-input').fill(out)
