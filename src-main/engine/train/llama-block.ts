@@ -34,7 +34,9 @@ export interface LinearHooks {
   /**
    * Optional, before the Linears reading x run (once per shared input: 'q' for q/k/v, 'o', 'gate' for
    * gate/up, 'down'): may change x in place, e.g. quantization-aware training's activation quantization;
-   * the weight gradients then see the changed x, and ∂L/∂x passes through unchanged (straight-through).
+   * the weight gradients then see the changed x, and ∂L/∂x passes through unchanged (straight-through)
+   * unless inputGrad changes it: for 'o' and 'down' the dx it receives is that Linear's alone, so a hook
+   * that scaled x (CoFi's gates, compress/structure/cofi-hooks.ts) may scale ∂L/∂x there in place.
    */
   input?(role: LlamaLinear, x: ArenaTensor, M: number): void
   forward(role: LlamaLinear, x: ArenaTensor, y: ArenaTensor, M: number): Promise<void>

@@ -8,8 +8,7 @@
 
 import { createForward } from '../../forward'
 import { WhittleError } from '../../errors'
-import { restructureModel, type KeptHeads } from '../structure/restructure'
-import { sliceNeurons } from '../structure/slice-neurons'
+import { removeUnits } from '../structure/remove-units'
 import { bonsaiSearch } from '../structure/bonsai-search'
 import { magnitudeScores, randomScores } from '../structure/unit-importance'
 import { selectUnits, type UnitSelection } from '../structure/unit-selection'
@@ -125,24 +124,14 @@ export const bonsai: CompressionMethod<BonsaiParams> = {
     const target = Math.ceil(p.reduction * before)
     const { selection, note } = await choose(ctx, layout, target)
     const g = layout.headsPerGroup
-    const heads = new Map<number, KeptHeads>(
-      selection.groups.map((kv, l) => [
-        l,
-        { kv, q: kv.flatMap((j) => Array.from({ length: g }, (_, i) => j * g + i)) },
-      ]),
-    )
     const a = ctx.view.arch
-    const fewerHeads = selection.groups[0].length < layout.groups
-    const headed = fewerHeads
-      ? await restructureModel(ctx.view, { keepLayers: Array.from({ length: a.layers }, (_, i) => i), heads })
-      : { view: ctx.view, renames: undefined }
-    const view = await sliceNeurons(headed.view, selection.neurons)
+    const { view, renames } = await removeUnits(ctx.view, layout, selection)
     const widths = selection.neurons.map((n) => n.length)
     const after = view.files.tensors.reduce((s, t) => s + t.shape.reduce((x, y) => x * y, 1), 0)
     ctx.onProgress?.(1, 'units removed')
     return {
       view,
-      ...(headed.renames ? { renames: headed.renames } : {}),
+      ...(renames ? { renames } : {}),
       changed: [],
       note:
         `bonsai ${note}: ${a.heads} → ${selection.groups[0].length * g} heads, ` +

@@ -6,6 +6,7 @@ import { WhittleError } from '../../errors'
 import { awq } from './awq'
 import { bitnet } from './bitnet'
 import { bonsai } from './bonsai'
+import { cofi } from './cofi'
 import { distill } from './distill'
 import { dropLayers } from './drop-layers'
 import { fp8 } from './fp8'
@@ -49,6 +50,7 @@ const METHODS: Record<string, CompressionMethod<never>> = {
   drop_layers: dropLayers as CompressionMethod<never>,
   slicegpt: slicegpt as CompressionMethod<never>,
   bonsai: bonsai as CompressionMethod<never>,
+  cofi: cofi as CompressionMethod<never>,
   low_rank: lowRank as CompressionMethod<never>,
   distill: distill as CompressionMethod<never>,
   lora: lora as CompressionMethod<never>,

@@ -42,6 +42,7 @@ const NEEDS: Record<string, Record<string, unknown>> = {
   'sparsegpt.scale_dtype': { bits: 4 },
   'distill.lora': { trainable: 'lora' },
   'distill.eval_every': { eval_text: 'eval.txt' },
+  'cofi.uniform': { finetune: 0 },
 }
 
 function validationError(f: () => unknown): WhittleError {
