@@ -14,7 +14,7 @@ const F32_QUIET_NAN: u32 = 0x7fc00000
 
 /** Four f16 patterns in the low halves of i32 lanes -> four f32. */
 // @ts-ignore: decorator
-@inline function f16x4ToF32(h: v128): v128 {
+@inline export function f16x4ToF32(h: v128): v128 {
   const magnitude = v128.and(h, i32x4.splat(0x7fff))
   const shifted = i32x4.shl(magnitude, 13)
   const finite = f32x4.mul(shifted, i32x4.splat(F16_REBIAS))

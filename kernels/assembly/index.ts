@@ -8,6 +8,7 @@ export { moments } from './stats'
 export { histogram } from './histogram'
 export { row_absmax_sumsq, col_absmax_sumsq } from './channels'
 export { pool_absmax } from './pool'
+export { scan_rows } from './scan'
 
 /** First byte past the module's static data: the JS side hands out memory from here on. */
 export function heap_base(): usize {
@@ -44,7 +45,10 @@ export {
 
 // f64 linear algebra for GPTQ/SparseGPT: Hessian accumulation, Cholesky, triangular inverse, Gram product.
 // Twin: kernels/reference/linalg.ts.
-export { hessian_accumulate, cholesky_lower, invert_lower, lower_gram } from './linalg'
+export {
+  hessian_accumulate, cholesky_lower, invert_lower, lower_gram, linalg_panel_rows, cholesky_panel, cholesky_trailing,
+  cholesky_finish, invert_lower_panel, invert_lower_below, lower_gram_rows, gram_symmetrize, gptq_block_rows,
+} from './linalg'
 
 // Backward-pass kernels (training: distillation, fine-tuning). Twins in kernels/reference/backward-*.ts.
 export { matmul_nn, matmul_tn_acc } from './backward-linear'

@@ -20,15 +20,14 @@
 //   Gram) runs on 4×4 register tiles: per k one row of D gives the 4 multipliers and the 4 columns, so
 //   8 f64x2 accumulators stay in registers for a whole block of k. Columns are walked in blocks of
 //   COL_BLOCK so the D block stays in L2 while the row tiles pass.
-// - Cholesky is right-looking in panels of CHOL_PANEL rows of R, working in the upper triangle where each
+// - Cholesky is right-looking in panels of PANEL rows of R, working in the upper triangle where each
 //   row update is a contiguous axpy; the factor is transposed into the lower triangle at the end.
-// - The inverse is right-looking in panels of INV_PANEL rows; below the panel, a 4×4-tiled product.
+// - The inverse is right-looking in panels of PANEL rows; below the panel, a 4×4-tiled product.
 // - The Gram product builds the lower triangle row by row, GRAM_ROWS rows at a time, then mirrors it.
 
 const COL_BLOCK: i32 = 256
 const HESS_TOKENS: i32 = 256
-const CHOL_PANEL: i32 = 64
-const INV_PANEL: i32 = 64
+const PANEL: i32 = 64 // rows per panel of the Cholesky factor and of the triangular inverse
 const GRAM_ROWS: i32 = 64
 const GRAM_K: i32 = 128
 const TRANSPOSE_BLOCK: i32 = 32
@@ -214,37 +213,76 @@ export function hessian_accumulate(x: usize, H: usize, M: i32, K: i32, i0: i32, 
  */
 export function cholesky_lower(A: usize, n: i32): i32 {
   if (n <= 0) return 0
-  const ld = <usize>n << 3
-  for (let p0 = 0; p0 < n; p0 += CHOL_PANEL) {
-    const p1 = min(n, p0 + CHOL_PANEL)
-    // The panel's diagonal block, row by row: row k of R is final once its updates from k' < k are in.
-    for (let k = p0; k < p1; k++) {
-      const rowK = at(A, ld, k, 0)
-      const d = load<f64>(rowK + (<usize>k << 3))
-      if (!(d > 0)) return k + 1
-      const r = Math.sqrt(d)
-      store<f64>(rowK + (<usize>k << 3), r)
-      divideRow(rowK + (<usize>(k + 1) << 3), r, p1 - k - 1)
-      for (let j = k + 1; j < p1; j++) {
-        axpy(at(A, ld, j, j), rowK + (<usize>j << 3), -load<f64>(rowK + (<usize>j << 3)), p1 - j)
-      }
-    }
-    // The panel's rows right of the block, a column chunk at a time so the chunk stays in cache.
-    for (let c0 = p1; c0 < n; c0 += COL_BLOCK) {
-      const width = min(n, c0 + COL_BLOCK) - c0
-      for (let k = p0; k < p1; k++) {
-        const rowK = at(A, ld, k, 0)
-        divideRow(rowK + (<usize>c0 << 3), load<f64>(rowK + (<usize>k << 3)), width)
-        for (let j = k + 1; j < p1; j++) {
-          axpy(at(A, ld, j, c0), rowK + (<usize>c0 << 3), -load<f64>(rowK + (<usize>j << 3)), width)
-        }
-      }
-    }
-    // Trailing rows: A[j][i] −= Σ_{k ∈ panel} R[k][j]·R[k][i] for p1 ≤ j ≤ i.
-    rankUpdateUpper<f64>(A, ld, p0, p1, -1.0, A, ld, p1, n, n)
+  for (let p0 = 0; p0 < n; p0 += PANEL) {
+    const failed = cholesky_panel(A, n, p0)
+    if (failed != 0) return failed
+    cholesky_trailing(A, n, p0, p0 + PANEL, n)
   }
   mirror(A, n, true)
   return 0
+}
+
+// The steps of cholesky_lower, for a host that runs the trailing update across workers: per panel p0
+// (multiples of linalg_panel_rows()), cholesky_panel, then cholesky_trailing on disjoint row ranges that
+// together cover [p0 + panel, n), then cholesky_finish once. Each element sees the same operations in the
+// same order as in cholesky_lower, so the result is the same bits however the rows are split. The panel
+// step reads and writes only the panel's own rows and the trailing update only its rows (reading the
+// panel's), so the next panel may be factored by whoever updated its rows as soon as they are done.
+
+/** Rows per panel of cholesky_lower and invert_lower, for hosts that split their steps. */
+export function linalg_panel_rows(): i32 {
+  return PANEL
+}
+
+/**
+ * Cholesky step 1 for panel [p0, p0 + PANEL): the panel's diagonal block and its rows right of the
+ * block. Every earlier panel's trailing update must be in. Returns 0, or j + 1 for a failing pivot j.
+ */
+export function cholesky_panel(A: usize, n: i32, p0: i32): i32 {
+  if (n <= 0 || p0 < 0 || p0 >= n) return 0
+  const ld = <usize>n << 3
+  const p1 = min(n, p0 + PANEL)
+  // The panel's diagonal block, row by row: row k of R is final once its updates from k' < k are in.
+  for (let k = p0; k < p1; k++) {
+    const rowK = at(A, ld, k, 0)
+    const d = load<f64>(rowK + (<usize>k << 3))
+    if (!(d > 0)) return k + 1
+    const r = Math.sqrt(d)
+    store<f64>(rowK + (<usize>k << 3), r)
+    divideRow(rowK + (<usize>(k + 1) << 3), r, p1 - k - 1)
+    for (let j = k + 1; j < p1; j++) {
+      axpy(at(A, ld, j, j), rowK + (<usize>j << 3), -load<f64>(rowK + (<usize>j << 3)), p1 - j)
+    }
+  }
+  // The panel's rows right of the block, a column chunk at a time so the chunk stays in cache.
+  for (let c0 = p1; c0 < n; c0 += COL_BLOCK) {
+    const width = min(n, c0 + COL_BLOCK) - c0
+    for (let k = p0; k < p1; k++) {
+      const rowK = at(A, ld, k, 0)
+      divideRow(rowK + (<usize>c0 << 3), load<f64>(rowK + (<usize>k << 3)), width)
+      for (let j = k + 1; j < p1; j++) {
+        axpy(at(A, ld, j, c0), rowK + (<usize>c0 << 3), -load<f64>(rowK + (<usize>j << 3)), width)
+      }
+    }
+  }
+  return 0
+}
+
+/**
+ * Cholesky step 2 for panel p0, on trailing rows [r0, r1) (inside [p0 + PANEL, n)):
+ * A[j][i] −= Σ_{k ∈ panel} R[k][j]·R[k][i] for r0 ≤ j < r1, j ≤ i. Ranges of a multiple of 4 rows keep
+ * to the fast tiles.
+ */
+export function cholesky_trailing(A: usize, n: i32, p0: i32, r0: i32, r1: i32): void {
+  const p1 = min(n, p0 + PANEL)
+  if (n <= 0 || p0 < 0 || r0 < p1 || r1 > n || r0 >= r1) return
+  const ld = <usize>n << 3
+  rankUpdateUpper<f64>(A, ld, p0, p1, -1.0, A, ld, r0, r1, n)
+}
+
+/** Cholesky step 3: the factor R (upper triangle) → L = Rᵀ, upper triangle zeroed. */
+export function cholesky_finish(A: usize, n: i32): void {
+  if (n > 0) mirror(A, n, true)
 }
 
 /** In place: copies one triangle onto the other. upperToLower: R → Rᵀ and the upper triangle zeroed;
@@ -295,39 +333,56 @@ function invPanelColumns(A: usize, ld: usize, i: i32, p0: i32, kEnd: i32): void 
 /** In place: lower-triangular L (n×n) → L⁻¹. Reads and writes the lower triangle and diagonal only. */
 export function invert_lower(L: usize, n: i32): void {
   if (n <= 0) return
-  const ld = <usize>n << 3
-  for (let p0 = 0; p0 < n; p0 += INV_PANEL) {
-    const p1 = min(n, p0 + INV_PANEL)
-    // Panel rows, columns left of the panel (updates from k < p0 are in): finish them a chunk at a time.
-    for (let c0 = 0; c0 < p0; c0 += COL_BLOCK) {
-      const width = min(p0, c0 + COL_BLOCK) - c0
-      for (let i = p0; i < p1; i++) {
-        const dst = at(L, ld, i, c0)
-        for (let k = p0; k < i; k++) axpy(dst, at(L, ld, k, c0), -load<f64>(at(L, ld, i, k)), width)
-        divideRow(dst, load<f64>(at(L, ld, i, i)), width)
-      }
-    }
-    // Panel rows, the panel's own columns; then the diagonal.
-    for (let i = p0; i < p1; i++) {
-      invPanelColumns(L, ld, i, p0, i)
-      const d = load<f64>(at(L, ld, i, i))
-      divideRow(at(L, ld, i, p0), d, i - p0)
-      store<f64>(at(L, ld, i, i), 1.0 / d)
-    }
-    // Rows below the panel: updates from k ∈ [p0, p1). Columns left of the panel first, since they
-    // read L[i][p0 … p1) that invPanelColumns then overwrites.
-    const rowEnd4 = p1 + ((n - p1) & ~3)
-    for (let c0 = 0; c0 < p0; c0 += COL_BLOCK) {
-      const c1 = min(p0, c0 + COL_BLOCK)
-      for (let i0 = p1; i0 < rowEnd4; i0 += 4) {
-        for (let j = c0; j < c1; j += 4) invTile(L, ld, i0, j, p0, p1)
-      }
-      for (let i = rowEnd4; i < n; i++) {
-        for (let k = p0; k < p1; k++) axpy(at(L, ld, i, c0), at(L, ld, k, c0), -load<f64>(at(L, ld, i, k)), c1 - c0)
-      }
-    }
-    for (let i = p1; i < n; i++) invPanelColumns(L, ld, i, p0, p1)
+  for (let p0 = 0; p0 < n; p0 += PANEL) {
+    invert_lower_panel(L, n, p0)
+    invert_lower_below(L, n, p0, p0 + PANEL, n)
   }
+}
+
+// The steps of invert_lower, split as cholesky_lower's are: per panel p0, invert_lower_panel, then
+// invert_lower_below on disjoint row ranges covering [p0 + panel, n). Same bits however the rows are
+// split; the panel step touches only the panel's rows, the update below only its own rows.
+
+/** Inverse step 1 for panel [p0, p0 + PANEL): its rows, all columns up to the diagonal. */
+export function invert_lower_panel(L: usize, n: i32, p0: i32): void {
+  if (n <= 0 || p0 < 0 || p0 >= n) return
+  const ld = <usize>n << 3
+  const p1 = min(n, p0 + PANEL)
+  // Panel rows, columns left of the panel (updates from k < p0 are in): finish them a chunk at a time.
+  for (let c0 = 0; c0 < p0; c0 += COL_BLOCK) {
+    const width = min(p0, c0 + COL_BLOCK) - c0
+    for (let i = p0; i < p1; i++) {
+      const dst = at(L, ld, i, c0)
+      for (let k = p0; k < i; k++) axpy(dst, at(L, ld, k, c0), -load<f64>(at(L, ld, i, k)), width)
+      divideRow(dst, load<f64>(at(L, ld, i, i)), width)
+    }
+  }
+  // Panel rows, the panel's own columns; then the diagonal.
+  for (let i = p0; i < p1; i++) {
+    invPanelColumns(L, ld, i, p0, i)
+    const d = load<f64>(at(L, ld, i, i))
+    divideRow(at(L, ld, i, p0), d, i - p0)
+    store<f64>(at(L, ld, i, i), 1.0 / d)
+  }
+}
+
+/** Inverse step 2 for panel p0, on rows [r0, r1) below it: their updates from the panel's rows. */
+export function invert_lower_below(L: usize, n: i32, p0: i32, r0: i32, r1: i32): void {
+  const p1 = min(n, p0 + PANEL)
+  if (n <= 0 || p0 < 0 || r0 < p1 || r1 > n || r0 >= r1) return
+  const ld = <usize>n << 3
+  // Columns left of the panel first, since they read L[i][p0 … p1) that invPanelColumns then overwrites.
+  const rowEnd4 = r0 + ((r1 - r0) & ~3)
+  for (let c0 = 0; c0 < p0; c0 += COL_BLOCK) {
+    const c1 = min(p0, c0 + COL_BLOCK)
+    for (let i0 = r0; i0 < rowEnd4; i0 += 4) {
+      for (let j = c0; j < c1; j += 4) invTile(L, ld, i0, j, p0, p1)
+    }
+    for (let i = rowEnd4; i < r1; i++) {
+      for (let k = p0; k < p1; k++) axpy(at(L, ld, i, c0), at(L, ld, k, c0), -load<f64>(at(L, ld, i, k)), c1 - c0)
+    }
+  }
+  for (let i = r0; i < r1; i++) invPanelColumns(L, ld, i, p0, p1)
 }
 
 // ---- Gram product ----
@@ -338,9 +393,21 @@ export function invert_lower(L: usize, n: i32): void {
  */
 export function lower_gram(L: usize, out: usize, n: i32): void {
   if (n <= 0) return
+  lower_gram_rows(L, out, n, 0, n)
+  mirror(out, n, false)
+}
+
+/**
+ * lower_gram's lower triangle on rows [r0, r1) only: out[i][j] = Σ_{k ≥ i} L[k][i]·L[k][j], j ≤ i, in
+ * the same order as lower_gram. r0 and r1 are multiples of 4 (or r1 = n). Workers may run disjoint row
+ * ranges at once only when out is a region apart from L (in place, a range overwrites rows that the
+ * ranges above it still read); gram_symmetrize then completes out.
+ */
+export function lower_gram_rows(L: usize, out: usize, n: i32, r0: i32, r1: i32): void {
+  if (n <= 0 || r0 < 0 || r1 > n || r0 >= r1) return
   const ld = <usize>n << 3
-  for (let b0 = 0; b0 < n; b0 += GRAM_ROWS) {
-    const b1 = min(n, b0 + GRAM_ROWS)
+  for (let b0 = r0; b0 < r1; b0 += GRAM_ROWS) {
+    const b1 = min(r1, b0 + GRAM_ROWS)
     // Terms k ∈ [i, b1) row by row. In place, row i of L is last read here (rows k > i of the block are
     // still L), so its result may overwrite it.
     for (let i = b0; i < b1; i++) {
@@ -348,8 +415,61 @@ export function lower_gram(L: usize, out: usize, n: i32): void {
       scaleFromZero(dst, at(L, ld, i, 0), load<f64>(at(L, ld, i, i)), i + 1)
       for (let k = i + 1; k < b1; k++) axpy(dst, at(L, ld, k, 0), load<f64>(at(L, ld, k, i)), i + 1)
     }
-    // Terms k ≥ b1, shared by the whole block (b1 < n implies a full block, a multiple of 4 rows).
+    // Terms k ≥ b1, shared by the whole block (b1 < n implies a multiple of 4 rows).
     for (let k0 = b1; k0 < n; k0 += GRAM_K) rankUpdateLower(L, ld, k0, min(n, k0 + GRAM_K), out, ld, b0, b1)
   }
-  mirror(out, n, false)
+}
+
+/** Completes lower_gram_rows: copies out's lower triangle onto its upper. */
+export function gram_symmetrize(out: usize, n: i32): void {
+  if (n > 0) mirror(out, n, false)
+}
+
+// ---- GPTQ's column loop within one block (f32) ----
+
+/**
+ * The OBS column loop of GPTQ on rows [r0, r1) for the columns [c0 + from, c0 + to) of the block that
+ * starts at c0 and holds `count` columns, each row on its own min-max grid: per column i (in order), per
+ * row, q = scale·(clamp(round_half_even(w / scale) + zero, 0, maxq) − zero) replaces w in W,
+ * e = (w − q) / U[i][i] goes to err[r][i], and the rest of the block's row takes the feedback
+ * w' = w' − e·U[i][j], i < j < count. (A block whose grids change inside it runs as several calls, one per
+ * grid.) All in f32, each operation rounded once (no fused multiply-add), as compress/methods/gptq.ts does
+ * it in TS; the SIMD lanes run over columns j, never over the terms of one sum. W: f32[rows, cols]; U:
+ * f32[B, B], the block's diagonal block of the inverse factor; err: f32[rows, B]; grids: f32[rows, 2]
+ * (scale, zero). Rows are independent: workers may take disjoint ranges. Twin: gptqBlockRows in
+ * kernels/reference/linalg.ts.
+ */
+export function gptq_block_rows(
+  W: usize, cols: i32, c0: i32, count: i32, from: i32, to: i32, U: usize, B: i32, err: usize, grids: usize, maxq: f32,
+  r0: i32, r1: i32,
+): void {
+  if (cols <= 0 || B <= 0 || count <= 0 || count > B || c0 < 0 || c0 + count > cols || r0 < 0 || r0 >= r1) return
+  if (from < 0 || to > count || from >= to) return
+  const ldW = <usize>cols << 2, ldU = <usize>B << 2
+  for (let r = r0; r < r1; r++) {
+    const row = W + <usize>r * ldW + (<usize>c0 << 2)
+    const errRow = err + <usize>r * ldU
+    const scale = load<f32>(grids + (<usize>r << 3))
+    const zero = load<f32>(grids + (<usize>r << 3) + 4)
+    for (let i = from; i < to; i++) {
+      const uRow = U + <usize>i * ldU
+      const w = load<f32>(row + (<usize>i << 2))
+      const code = min<f32>(maxq, max<f32>(0, nearest<f32>(w / scale) + zero))
+      const q = scale * (code - zero)
+      store<f32>(row + (<usize>i << 2), q)
+      const e = (w - q) / load<f32>(uRow + (<usize>i << 2))
+      store<f32>(errRow + (<usize>i << 2), e)
+      // Feedback into columns i + 1 … count − 1, four lanes at a time (unaligned loads are fine).
+      let j = i + 1
+      const ve = f32x4.splat(e)
+      for (; j + 4 <= count; j += 4) {
+        const o = <usize>j << 2
+        v128.store(row + o, f32x4.sub(v128.load(row + o), f32x4.mul(ve, v128.load(uRow + o))))
+      }
+      for (; j < count; j++) {
+        const o = <usize>j << 2
+        store<f32>(row + o, load<f32>(row + o) - e * load<f32>(uRow + o))
+      }
+    }
+  }
 }

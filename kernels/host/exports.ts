@@ -26,6 +26,19 @@ export interface KernelExports {
   row_absmax_sumsq(ptr: number, rows: number, cols: number, outAbsmax: number, outSumsq: number): void
   /** ACCUMULATES into f32 absmax[cols] and f64 sumsq[cols]. */
   col_absmax_sumsq(ptr: number, rows: number, cols: number, outAbsmax: number, outSumsq: number): void
+  /** Fused moments + row/column absmax and Σx² of raw F32/F16/BF16 rows (kernels/assembly/scan.ts). */
+  scan_rows(
+    src: number,
+    dtype: number,
+    rows: number,
+    cols: number,
+    channels: number,
+    out: number,
+    rowAbsmax: number,
+    rowSumsq: number,
+    colAbsmax: number,
+    colSumsq: number,
+  ): void
   /** ACCUMULATES max |x| into f32 out[gridRows * gridCols]. */
   pool_absmax(
     ptr: number,
@@ -133,6 +146,43 @@ export interface KernelExports {
   invert_lower(L: number, n: number): void
   /** WRITES f64 out[n, n] = Lᵀ·L (symmetric); out may be L itself. */
   lower_gram(L: number, out: number, n: number): void
+  // Their steps, for running the O(n³) parts across workers (same bits however the rows are split).
+  /** Rows per panel of cholesky_lower and invert_lower. */
+  linalg_panel_rows(): number
+  /** Cholesky of panel [p0, p0 + panel): diagonal block and the panel's rows. Returns 0, or j + 1 if pivot j ≤ 0. */
+  cholesky_panel(A: number, n: number, p0: number): number
+  /** Cholesky trailing update of panel p0 on rows [r0, r1) ⊂ [p0 + panel, n). */
+  cholesky_trailing(A: number, n: number, p0: number, r0: number, r1: number): void
+  /** Cholesky's last step: the factor into the lower triangle, upper zeroed. */
+  cholesky_finish(A: number, n: number): void
+  /** Inverse of the lower-triangular L, panel p0's own rows. */
+  invert_lower_panel(L: number, n: number, p0: number): void
+  /** Inverse of L, rows [r0, r1) below panel p0: their updates from its rows. */
+  invert_lower_below(L: number, n: number, p0: number, r0: number, r1: number): void
+  /** Lower triangle of out = Lᵀ·L on rows [r0, r1) (multiples of 4, or r1 = n); out apart from L to run in parallel. */
+  lower_gram_rows(L: number, out: number, n: number, r0: number, r1: number): void
+  /** Copies out's lower triangle onto its upper. */
+  gram_symmetrize(out: number, n: number): void
+  /**
+   * GPTQ's column loop inside the block [c0, c0 + count) for rows [r0, r1), its columns [c0 + from, c0 + to): f32
+   * W[rows, cols] quantized in place on per-row grids f32[rows, 2] (scale, zero), errors into f32 err[rows, B],
+   * feedback through f32 U[B, B] up to the block's end.
+   */
+  gptq_block_rows(
+    W: number,
+    cols: number,
+    c0: number,
+    count: number,
+    from: number,
+    to: number,
+    U: number,
+    B: number,
+    err: number,
+    grids: number,
+    maxq: number,
+    r0: number,
+    r1: number,
+  ): void
 
   // Backward pass (training), f32 row-major; exact operation orders in kernels/assembly/backward-*.ts.
   /** y[T, K] = x[T, N] · w[N, K] for columns [k0, k1); acc ≠ 0 ACCUMULATES into y instead. */
@@ -199,6 +249,7 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'row_absmax_sumsq',
   'col_absmax_sumsq',
   'pool_absmax',
+  'scan_rows',
   'matmul_nt',
   'matmul_nt_bias',
   'rmsnorm',
@@ -252,6 +303,15 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'cholesky_lower',
   'invert_lower',
   'lower_gram',
+  'linalg_panel_rows',
+  'cholesky_panel',
+  'cholesky_trailing',
+  'cholesky_finish',
+  'invert_lower_panel',
+  'invert_lower_below',
+  'lower_gram_rows',
+  'gram_symmetrize',
+  'gptq_block_rows',
   'matmul_nn',
   'matmul_tn_acc',
   'rmsnorm_backward',

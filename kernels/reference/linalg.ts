@@ -89,3 +89,54 @@ export function lowerGram(L: Float64Array, out: Float64Array, n: number): void {
     }
   }
 }
+
+const f32 = Math.fround
+
+/** Round half to even (the kernel's f32.nearest) of an f32 value. */
+function nearestEven(x: number): number {
+  const r = Math.round(x)
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r
+}
+
+/**
+ * Twin of gptq_block_rows: GPTQ's column loop inside the block [c0, c0 + count), rows [r0, r1), its columns
+ * [c0 + from, c0 + to) of W [rows, cols] quantized in place on per-row grids (scale, zero) with errors into err [rows, B] and
+ * feedback through the block's diagonal block U [B, B] of the inverse factor. Every operation in f32.
+ */
+export function gptqBlockRows(
+  W: Float32Array,
+  cols: number,
+  c0: number,
+  count: number,
+  from: number,
+  to: number,
+  U: Float32Array,
+  B: number,
+  err: Float32Array,
+  grids: Float32Array,
+  maxq: number,
+  r0: number,
+  r1: number,
+): void {
+  requireSizes('gptq_block_rows', { cols, c0, count, from, to, B, r0, r1 })
+  if (count > B || c0 + count > cols || r0 > r1 || from > to || to > count)
+    throw kernelArgError('gptq_block_rows', `columns [${c0}, ${c0 + count}) or rows [${r0}, ${r1}) out of range`)
+  requireLength('gptq_block_rows', 'W', W, r1 * cols)
+  requireLength('gptq_block_rows', 'U', U, B * B)
+  requireLength('gptq_block_rows', 'err', err, r1 * B)
+  requireLength('gptq_block_rows', 'grids', grids, r1 * 2)
+  for (let r = r0; r < r1; r++) {
+    const row = r * cols + c0
+    const scale = grids[2 * r],
+      zero = grids[2 * r + 1]
+    for (let i = from; i < to; i++) {
+      const w = W[row + i]
+      const code = Math.min(maxq, Math.max(0, f32(nearestEven(f32(w / scale)) + zero)))
+      const q = f32(scale * f32(code - zero))
+      W[row + i] = q
+      const e = f32(f32(w - q) / U[i * B + i])
+      err[r * B + i] = e
+      for (let j = i + 1; j < count; j++) W[row + j] = f32(W[row + j] - f32(e * U[i * B + j]))
+    }
+  }
+}

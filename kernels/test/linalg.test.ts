@@ -5,7 +5,7 @@
 
 import { beforeAll, describe, expect, it } from 'vitest'
 import { KernelArgumentError } from '../reference/errors'
-import { choleskyLower, hessianAccumulate, invertLower, lowerGram } from '../reference/linalg'
+import { choleskyLower, gptqBlockRows, hessianAccumulate, invertLower, lowerGram } from '../reference/linalg'
 import { identityError, lowerTriangular, multiply, relativeError, spd, transpose } from '../testing/matrices'
 import {
   firstBitDifference,
@@ -264,5 +264,149 @@ describe('lower_gram', () => {
         want,
       ),
     ).toBe(-1)
+  })
+})
+
+// The step entry points (for a host that splits rows across workers): any split of the rows, in any
+// order of the ranges within a step, gives the whole kernel's bits, which are the twin's.
+describe('the split steps: cholesky_panel/trailing/finish, invert_lower_panel/below, lower_gram_rows', () => {
+  /** Uneven ranges covering [start, end): cut at the given fractions (boundaries not multiples of 4). */
+  function cuts(start: number, end: number, fractions: number[]): [number, number][] {
+    const bounds = [start, ...fractions.map((f) => start + Math.floor((end - start) * f)), end]
+    const ranges: [number, number][] = []
+    for (let i = 0; i + 1 < bounds.length; i++) if (bounds[i] < bounds[i + 1]) ranges.push([bounds[i], bounds[i + 1]])
+    return ranges.reverse() // the last rows first: the ranges of one step are independent
+  }
+  const SPLIT_SIZES = [1, 3, 64, 65, 261, 300]
+
+  it.each(SPLIT_SIZES)('Cholesky in steps equals the twin bit for bit (n = %i)', (n) => {
+    const A = spd(n, 40 + n)
+    const want = A.slice()
+    expect(choleskyLower(want, n)).toBe(0)
+    const P = h.k.linalg_panel_rows()
+    const got = inKernel(A, (p) => {
+      for (let p0 = 0; p0 < n; p0 += P) {
+        expect(h.k.cholesky_panel(p, n, p0)).toBe(0)
+        for (const [r0, r1] of cuts(Math.min(n, p0 + P), n, [0.13, 0.5, 0.77])) h.k.cholesky_trailing(p, n, p0, r0, r1)
+      }
+      h.k.cholesky_finish(p, n)
+    })
+    expect(firstBitDifference(got, want)).toBe(-1)
+  })
+
+  it('cholesky_panel reports the failing pivot of its own panel', () => {
+    const n = 150
+    const A = spd(n, 3)
+    A[100 * n + 100] = -1
+    const P = h.k.linalg_panel_rows()
+    let failed = 0
+    inKernel(A, (p) => {
+      for (let p0 = 0; p0 < n && failed === 0; p0 += P) {
+        failed = h.k.cholesky_panel(p, n, p0)
+        if (failed === 0) h.k.cholesky_trailing(p, n, p0, p0 + P, n)
+      }
+    })
+    expect(failed).toBe(101)
+  })
+
+  it.each(SPLIT_SIZES)('the triangular inverse in steps equals the twin bit for bit (n = %i)', (n) => {
+    const L = lowerTriangular(n, 500 + n)
+    const want = L.slice()
+    invertLower(want, n)
+    const P = h.k.linalg_panel_rows()
+    const got = inKernel(L, (p) => {
+      for (let p0 = 0; p0 < n; p0 += P) {
+        h.k.invert_lower_panel(p, n, p0)
+        for (const [r0, r1] of cuts(Math.min(n, p0 + P), n, [0.21, 0.6])) h.k.invert_lower_below(p, n, p0, r0, r1)
+      }
+    })
+    expect(firstBitDifference(got, want)).toBe(-1)
+  })
+
+  it.each(SPLIT_SIZES)('the Gram product in row ranges equals the twin bit for bit (n = %i)', (n) => {
+    const L = lowerTriangular(n, 700 + n)
+    const want = new Float64Array(n * n)
+    lowerGram(L, want, n)
+    h.reset()
+    const lp = h.put(L),
+      op = h.put(new Float64Array(n * n).fill(99))
+    // Ranges on multiples of 4, as the kernel asks.
+    const bounds = [0, ...[0.3, 0.55, 0.8].map((f) => Math.floor((n * f) / 4) * 4), n]
+    for (let i = bounds.length - 2; i >= 0; i--) h.k.lower_gram_rows(lp, op, n, bounds[i], bounds[i + 1])
+    h.k.gram_symmetrize(op, n)
+    expect(firstBitDifference(h.f64(op, n * n), want)).toBe(-1)
+    expect(firstBitDifference(h.f64(lp, n * n), L)).toBe(-1) // L is left alone
+  })
+
+  it('ignores ranges outside their step instead of writing out of range', () => {
+    const n = 100
+    const A = spd(n, 2)
+    const got = inKernel(A, (p) => {
+      h.k.cholesky_trailing(p, n, 0, 10, 50) // starts inside the panel
+      h.k.cholesky_trailing(p, n, 0, 64, 101) // ends past n
+      h.k.invert_lower_below(p, n, 0, 64, 200)
+      h.k.lower_gram_rows(p, p, n, 50, 40)
+      h.k.cholesky_panel(p, n, n) // no such panel
+    })
+    expect(firstBitDifference(got, A)).toBe(-1)
+  })
+})
+
+describe('gptq_block_rows', () => {
+  it.each([
+    [1, 1, 0, 1, 1],
+    [7, 37, 5, 13, 16],
+    [33, 300, 128, 128, 128],
+    [20, 130, 128, 2, 128],
+  ])(
+    'equals the twin bit for bit, on row sub-ranges and column pieces (rows %i, cols %i, c0 %i, count %i, B %i)',
+    (rows, cols, c0, count, B) => {
+      const r = rng(rows * 31 + cols)
+      const W = Float32Array.from(withSpecials(normalish(r, rows * cols, 2), r, 7))
+      const U = Float32Array.from(normalish(r, B * B, 0.3))
+      for (let i = 0; i < B; i++) U[i * B + i] = 0.5 + r() // the diagonal of a Cholesky factor: positive
+      const grids = new Float32Array(rows * 2)
+      for (let q = 0; q < rows; q++) {
+        grids[2 * q] = Math.fround(0.05 + r() * 0.5)
+        grids[2 * q + 1] = Math.floor(r() * 16)
+      }
+      grids[0] = 0 // a zero scale: w / 0 is ±∞ or NaN in both
+      const maxq = 15
+      const wantW = W.slice(),
+        wantErr = new Float32Array(rows * B)
+      const split = Math.floor(rows / 3),
+        mid = Math.floor(count / 2)
+      gptqBlockRows(wantW, cols, c0, count, 0, count, U, B, wantErr, grids, maxq, 0, rows)
+      h.reset()
+      const wp = h.put(W),
+        up = h.put(U),
+        ep = h.put(new Float32Array(rows * B)),
+        gp = h.put(grids)
+      // Rows in two ranges (the later first), each block in two pieces of columns, in order.
+      for (const [r0, r1] of [
+        [split, rows],
+        [0, split],
+      ]) {
+        h.k.gptq_block_rows(wp, cols, c0, count, 0, mid, up, B, ep, gp, maxq, r0, r1)
+        h.k.gptq_block_rows(wp, cols, c0, count, mid, count, up, B, ep, gp, maxq, r0, r1)
+      }
+      expect(firstBitDifference(h.f32(wp, rows * cols), wantW)).toBe(-1)
+      expect(firstBitDifference(h.f32(ep, rows * B), wantErr)).toBe(-1)
+    },
+  )
+
+  it('twin: the first column is plain rounding on the grid, and the error feeds the next column', () => {
+    const W = Float32Array.from([0.26, 1, -0.74, 2])
+    const U = Float32Array.from([2, 0.5, 0, 4])
+    const grids = Float32Array.from([0.5, 8, 0.25, 0])
+    const err = new Float32Array(4)
+    gptqBlockRows(W, 2, 0, 2, 0, 2, U, 2, err, grids, 15, 0, 2)
+    // Row 0: 0.26/0.5 = 0.52 → 1 + 8 = 9 → 0.5·(9 − 8) = 0.5; e = (0.26 − 0.5)/2; next w = 1 − e·0.5.
+    expect(W[0]).toBe(0.5)
+    expect(err[0]).toBe(Math.fround(Math.fround(Math.fround(0.26) - 0.5) / 2))
+    const next = Math.fround(1 - Math.fround(err[0] * 0.5))
+    expect(W[1]).toBe(Math.fround(0.5 * (Math.min(15, Math.round(next / 0.5) + 8) - 8)))
+    // Row 1: −0.74 clamps at code 0 → 0.
+    expect(W[2]).toBe(0)
   })
 })

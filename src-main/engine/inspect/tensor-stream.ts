@@ -1,16 +1,23 @@
-// Streams one tensor through the worker pool: read a chunk of raw bytes straight into shared kernel
-// memory, decode it to f32 and run the requested reductions on a worker, then merge the chunk's partial
+// Streams tensors through the worker pool: read a chunk of raw bytes straight into shared kernel memory
+// (one large read per chunk), run the requested reductions on a worker, then merge the chunk's partial
 // results on this thread in chunk order (so results do not depend on which worker finished first).
-// Memory stays bounded by `slots` chunks whatever the tensor's size.
+// Memory stays bounded by `slots` chunks whatever the tensors' sizes.
+//
+// Moments and channel statistics come from one fused kernel, scan_rows (kernels/assembly/scan.ts), which
+// reads F32, F16 and BF16 bytes directly: no f32 copy of the chunk is made, and the chunk is read from
+// memory about twice instead of five times. Other dtypes are decoded to f32 first and scanned as F32.
+// streamTensors keeps its slots busy across tensor boundaries: the next tensor's reads start while the
+// last chunks of the previous one are still computing.
 
 import type { TensorEntry } from '../formats/types'
 import { readTensorBytes, decodeToF32 } from '../formats/read'
 import type { Region } from '../pool/memory-arena'
 import type { KernelCall, WorkerPool } from '../pool/worker-pool'
 import { MOMENTS_LENGTH, mergeMoments, emptyMoments } from '../../../kernels/reference/stats'
+import { isScanDtype, SCAN_DTYPE } from '../../../kernels/reference/scan'
 import { throwIfCancelled } from '../jobs/cancel'
 import { wasmDecoder } from '../pool/wasm-decoders'
-import { planChunks, tensorGeometry, type Chunk, type TensorGeometry } from './chunk-plan'
+import { chunkElementsFor, planChunks, tensorGeometry, type Chunk, type TensorGeometry } from './chunk-plan'
 
 export interface StreamRequest {
   moments?: boolean
@@ -41,6 +48,32 @@ export interface StreamOptions {
   slots?: number
 }
 
+export interface StreamManyOptions {
+  signal?: AbortSignal
+  /** Called after each merged chunk with the tensor's index and its bytes done so far. */
+  onBytes?: (tensor: number, done: number, total: number) => void
+  slots?: number
+  /** Elements per chunk (rounded to whole rows); by default about TARGET_CHUNK_BYTES of each tensor. */
+  chunkElements?: number
+}
+
+/** One tensor's plan and running result. */
+interface TensorJob {
+  index: number
+  entry: TensorEntry
+  chunks: Chunk[]
+  /** The effective request: channels and grid only where the tensor is a matrix. */
+  req: StreamRequest
+  /** Columns of the matrix view (0 when flat). */
+  cols: number
+  /** Whether chunks must be decoded to f32 in the slot (dtypes scan_rows cannot read, grid, histogram). */
+  decode: boolean
+  result: StreamResult
+  bytesDone: number
+  chunksDone: number
+}
+
+/** Byte offsets inside a slot, sized for the largest chunk of any tensor in the stream. */
 interface SlotLayout {
   raw: number
   f32: number
@@ -54,82 +87,109 @@ interface SlotLayout {
   total: number
 }
 
-function layoutSlot(
-  entry: TensorEntry,
-  chunkElements: number,
-  chunkRows: number,
-  cols: number,
-  req: StreamRequest,
-): SlotLayout {
+function wantsScan(req: StreamRequest): boolean {
+  return req.moments !== false || !!req.channels
+}
+
+function planJob(index: number, entry: TensorEntry, req: StreamRequest, chunkElements?: number): TensorJob {
+  const geometry = tensorGeometry(entry)
+  const matrix = geometry.matrix
+  const effective: StreamRequest = {
+    ...req,
+    channels: !!req.channels && !!matrix,
+    grid: req.grid && matrix ? req.grid : undefined,
+  }
+  const decode = !isScanDtype(entry.dtype) || !!effective.grid || !!effective.histogram
+  const chunks = planChunks(entry, geometry, chunkElements ?? chunkElementsFor(entry))
+  const result: StreamResult = { geometry, moments: emptyMoments() }
+  if (effective.channels && matrix) {
+    result.rowAbsmax = new Float32Array(matrix.rows)
+    result.rowSumsq = new Float64Array(matrix.rows)
+    result.colAbsmax = new Float32Array(matrix.cols)
+    result.colSumsq = new Float64Array(matrix.cols)
+  }
+  if (effective.grid) result.grid = new Float32Array(effective.grid.rows * effective.grid.cols)
+  if (effective.histogram) result.histogram = new Float64Array(effective.histogram.bins + 2)
+  return { index, entry, chunks, req: effective, cols: matrix?.cols ?? 0, decode, result, bytesDone: 0, chunksDone: 0 }
+}
+
+function layoutSlot(jobs: TensorJob[]): SlotLayout {
+  let rawBytes = 0
+  let f32Elements = 0
+  let rows = 0
+  let cols = 0
+  let gridCells = 0
+  let histBins = 0
+  for (const job of jobs) {
+    for (const chunk of job.chunks) {
+      rawBytes = Math.max(rawBytes, chunk.byteLength)
+      if (job.decode && job.entry.dtype !== 'F32') f32Elements = Math.max(f32Elements, chunk.elements)
+      rows = Math.max(rows, chunk.rows)
+    }
+    if (job.req.channels) cols = Math.max(cols, job.cols)
+    if (job.req.grid) gridCells = Math.max(gridCells, job.req.grid.rows * job.req.grid.cols)
+    if (job.req.histogram) histBins = Math.max(histBins, job.req.histogram.bins + 2)
+  }
   let at = 0
   const take = (bytes: number): number => {
     const p = at
     at += Math.ceil(bytes / 64) * 64
     return p
   }
-  const rawBytes = Math.ceil(chunkBytesUpperBound(entry, chunkElements))
   const raw = take(rawBytes)
-  // F32 needs no decode: the kernels read the raw bytes directly.
-  const f32 = entry.dtype === 'F32' ? raw : take(chunkElements * 4)
+  const f32 = take(f32Elements * 4) // F32 needs no decode: the kernels read the raw bytes directly
   const moments = take(MOMENTS_LENGTH * 8)
-  const rowAbs = req.channels ? take(chunkRows * 4) : 0
-  const rowSq = req.channels ? take(chunkRows * 8) : 0
-  const colAbs = req.channels ? take(cols * 4) : 0
-  const colSq = req.channels ? take(cols * 8) : 0
-  const grid = req.grid ? take(req.grid.rows * req.grid.cols * 4) : 0
-  const hist = req.histogram ? take((req.histogram.bins + 2) * 4) : 0
+  const rowAbs = take(rows * 4)
+  const rowSq = take(rows * 8)
+  const colAbs = take(cols * 4)
+  const colSq = take(cols * 8)
+  const grid = take(gridCells * 4)
+  const hist = take(histBins * 4)
   return { raw, f32, moments, rowAbs, rowSq, colAbs, colSq, grid, hist, total: Math.max(at, 64) }
 }
 
-function chunkBytesUpperBound(entry: TensorEntry, elements: number): number {
-  const numel = entry.shape.reduce((a, b) => a * b, 1)
-  return numel === 0 ? 0 : (entry.byteLength / numel) * elements
-}
-
-export async function streamTensor(
+/**
+ * Streams each of `entries` with the same request, in order, through one set of slots; `onResult` gets
+ * each tensor's result, in order, as soon as its last chunk is merged.
+ */
+export async function streamTensors(
   pool: WorkerPool,
-  entry: TensorEntry,
+  entries: readonly TensorEntry[],
   req: StreamRequest,
-  opts: StreamOptions = {},
-): Promise<StreamResult> {
-  const geometry = tensorGeometry(entry)
-  const matrix = geometry.matrix
-  const wantChannels = !!req.channels && !!matrix
-  const wantGrid = req.grid && matrix ? req.grid : undefined
-  const effective: StreamRequest = { ...req, channels: wantChannels, grid: wantGrid }
-  const chunks = planChunks(entry, geometry)
-  const result: StreamResult = { geometry, moments: emptyMoments() }
-  if (chunks.length === 0) return result
-
-  const maxElements = Math.max(...chunks.map((c) => c.elements))
-  const maxRows = Math.max(1, ...chunks.map((c) => c.rows))
-  const cols = matrix?.cols ?? 0
-  const layout = layoutSlot(entry, maxElements, maxRows, cols, effective)
-  if (wantChannels && matrix) {
-    result.rowAbsmax = new Float32Array(matrix.rows)
-    result.rowSumsq = new Float64Array(matrix.rows)
-    result.colAbsmax = new Float32Array(cols)
-    result.colSumsq = new Float64Array(cols)
-  }
-  if (wantGrid) result.grid = new Float32Array(wantGrid.rows * wantGrid.cols)
-  if (req.histogram) result.histogram = new Float64Array(req.histogram.bins + 2)
-
-  const slotCount = Math.max(1, Math.min(opts.slots ?? Math.max(2, pool.threads * 2), chunks.length))
+  onResult: (index: number, result: StreamResult) => void,
+  opts: StreamManyOptions = {},
+): Promise<void> {
+  const jobs = entries.map((entry, i) => planJob(i, entry, req, opts.chunkElements))
+  const work: { job: TensorJob; chunk: Chunk }[] = []
+  for (const job of jobs) for (const chunk of job.chunks) work.push({ job, chunk })
+  const layout = layoutSlot(jobs)
+  const slotCount = Math.max(1, Math.min(opts.slots ?? Math.max(2, pool.threads * 2), work.length))
   const arena = pool.arena
   const free: Region[] = []
-  for (let i = 0; i < slotCount; i++) free.push(arena.alloc(layout.total))
+  for (let i = 0; i < Math.min(slotCount, work.length); i++) free.push(arena.alloc(layout.total, 'a tensor chunk'))
   const allSlots = [...free]
-  const pending: Promise<{ slot: Region; chunk: Chunk }>[] = []
-  let bytesDone = 0
+  type Done = { slot: Region; job: TensorJob; chunk: Chunk }
+  const pending: Promise<Done>[] = []
+  let nextResult = 0
 
-  const runChunk = async (slot: Region, chunk: Chunk): Promise<{ slot: Region; chunk: Chunk }> => {
-    const raw = arena.u8(slot, layout.raw, chunk.byteLength)
-    await readTensorBytes(entry, chunk.byteStart, chunk.byteLength, raw)
+  /** Hands out, in order, every finished tensor not yet reported (tensors without chunks included). */
+  const report = (): void => {
+    while (nextResult < jobs.length && jobs[nextResult].chunksDone === jobs[nextResult].chunks.length) {
+      onResult(nextResult, jobs[nextResult].result)
+      nextResult++
+    }
+  }
+
+  const runChunk = async (slot: Region, job: TensorJob, chunk: Chunk): Promise<Done> => {
+    const { entry, req, cols } = job
+    await readTensorBytes(entry, chunk.byteStart, chunk.byteLength, arena.u8(slot, layout.raw, chunk.byteLength))
     const calls: KernelCall[] = []
-    const f32Ptr = slot.ptr + layout.f32
-    const decoder = wasmDecoder(entry.dtype)
-    if (entry.dtype !== 'F32') {
-      if (decoder) calls.push([decoder.kernel, slot.ptr + layout.raw, f32Ptr, chunk.elements / decoder.perUnit])
+    const rawPtr = slot.ptr + layout.raw
+    let f32Ptr = rawPtr
+    if (job.decode && entry.dtype !== 'F32') {
+      f32Ptr = slot.ptr + layout.f32
+      const decoder = wasmDecoder(entry.dtype)
+      if (decoder) calls.push([decoder.kernel, rawPtr, f32Ptr, chunk.elements / decoder.perUnit])
       else
         decodeToF32(
           entry.dtype,
@@ -138,47 +198,65 @@ export async function streamTensor(
           arena.f32(slot, layout.f32, chunk.elements),
         )
     }
-    if (effective.moments !== false) calls.push(['moments', f32Ptr, chunk.elements, slot.ptr + layout.moments])
-    if (wantChannels && matrix) {
-      arena.f32(slot, layout.colAbs, cols).fill(0)
-      arena.f64(slot, layout.colSq, cols).fill(0)
-      calls.push(['row_absmax_sumsq', f32Ptr, chunk.rows, cols, slot.ptr + layout.rowAbs, slot.ptr + layout.rowSq])
-      calls.push(['col_absmax_sumsq', f32Ptr, chunk.rows, cols, slot.ptr + layout.colAbs, slot.ptr + layout.colSq])
+    if (wantsScan(req)) {
+      // Read the file's bytes where the kernel can, else the decoded f32.
+      const direct = isScanDtype(entry.dtype)
+      const [rows, rowLength] = req.channels ? [chunk.rows, cols] : [1, chunk.elements]
+      if (req.channels) {
+        arena.f32(slot, layout.colAbs, cols).fill(0)
+        arena.f64(slot, layout.colSq, cols).fill(0)
+      }
+      calls.push([
+        'scan_rows',
+        direct ? rawPtr : f32Ptr,
+        direct ? SCAN_DTYPE[entry.dtype as keyof typeof SCAN_DTYPE] : SCAN_DTYPE.F32,
+        rows,
+        rowLength,
+        req.channels ? 1 : 0,
+        slot.ptr + layout.moments,
+        slot.ptr + layout.rowAbs,
+        slot.ptr + layout.rowSq,
+        slot.ptr + layout.colAbs,
+        slot.ptr + layout.colSq,
+      ])
     }
-    if (wantGrid && matrix) {
-      arena.f32(slot, layout.grid, wantGrid.rows * wantGrid.cols).fill(0)
+    const grid = req.grid
+    if (grid) {
+      arena.f32(slot, layout.grid, grid.rows * grid.cols).fill(0)
       calls.push([
         'pool_absmax',
         f32Ptr,
         chunk.rows,
         cols,
         chunk.rowStart,
-        matrix.rows,
-        wantGrid.rows,
-        wantGrid.cols,
+        job.result.geometry.matrix!.rows,
+        grid.rows,
+        grid.cols,
         slot.ptr + layout.grid,
       ])
     }
-    if (req.histogram) {
-      arena.u32(slot, layout.hist, req.histogram.bins + 2).fill(0)
+    const histogram = req.histogram
+    if (histogram) {
+      arena.u32(slot, layout.hist, histogram.bins + 2).fill(0)
       calls.push([
         'histogram',
         f32Ptr,
         chunk.elements,
-        req.histogram.lo,
-        req.histogram.hi,
-        req.histogram.bins,
+        histogram.lo,
+        histogram.hi,
+        histogram.bins,
         slot.ptr + layout.hist,
       ])
     }
-    await pool.run(calls)
-    return { slot, chunk }
+    if (calls.length > 0) await pool.run(calls)
+    return { slot, job, chunk }
   }
 
-  const merge = ({ slot, chunk }: { slot: Region; chunk: Chunk }): void => {
-    if (effective.moments !== false)
+  const merge = ({ slot, job, chunk }: Done): void => {
+    const { req, result, cols } = job
+    if (req.moments !== false)
       result.moments = mergeMoments(result.moments, arena.f64(slot, layout.moments, MOMENTS_LENGTH))
-    if (wantChannels && result.rowAbsmax && result.rowSumsq && result.colAbsmax && result.colSumsq) {
+    if (req.channels && result.rowAbsmax && result.rowSumsq && result.colAbsmax && result.colSumsq) {
       result.rowAbsmax.set(arena.f32(slot, layout.rowAbs, chunk.rows), chunk.rowStart)
       result.rowSumsq.set(arena.f64(slot, layout.rowSq, chunk.rows), chunk.rowStart)
       const ca = arena.f32(slot, layout.colAbs, cols)
@@ -188,7 +266,7 @@ export async function streamTensor(
         result.colSumsq[c] += cs[c]
       }
     }
-    if (wantGrid && result.grid) {
+    if (req.grid && result.grid) {
       const g = arena.f32(slot, layout.grid, result.grid.length)
       for (let i = 0; i < g.length; i++) if (g[i] > result.grid[i]) result.grid[i] = g[i]
     }
@@ -196,27 +274,57 @@ export async function streamTensor(
       const h = arena.u32(slot, layout.hist, req.histogram.bins + 2)
       for (let i = 0; i < h.length; i++) result.histogram[i] += h[i]
     }
-    bytesDone += chunk.byteLength
-    opts.onBytes?.(bytesDone, entry.byteLength)
+    job.bytesDone += chunk.byteLength
+    job.chunksDone++
+    opts.onBytes?.(job.index, job.bytesDone, job.entry.byteLength)
   }
 
   try {
-    for (const chunk of chunks) {
+    report()
+    for (const { job, chunk } of work) {
       if (pending.length >= slotCount) {
         const done = await pending.shift()!
         merge(done)
         free.push(done.slot)
+        report()
       }
       throwIfCancelled(opts.signal)
-      const task = runChunk(free.pop()!, chunk)
+      const task = runChunk(free.pop()!, job, chunk)
       task.catch(() => {}) // observed when awaited in order; this only keeps Node from calling it unhandled
       pending.push(task)
     }
-    while (pending.length > 0) merge(await pending.shift()!)
-    return result
+    while (pending.length > 0) {
+      merge(await pending.shift()!)
+      report()
+    }
+    report()
   } finally {
     // Never free a slot a worker may still be writing to.
     await Promise.allSettled(pending)
     for (const s of allSlots) arena.release(s)
   }
+}
+
+/** Streams one tensor; see streamTensors. */
+export async function streamTensor(
+  pool: WorkerPool,
+  entry: TensorEntry,
+  req: StreamRequest,
+  opts: StreamOptions = {},
+): Promise<StreamResult> {
+  let result: StreamResult | undefined
+  await streamTensors(
+    pool,
+    [entry],
+    req,
+    (_, r) => {
+      result = r
+    },
+    {
+      signal: opts.signal,
+      slots: opts.slots,
+      onBytes: opts.onBytes && ((_, done, total) => opts.onBytes!(done, total)),
+    },
+  )
+  return result!
 }

@@ -6,7 +6,7 @@ import { identityError, multiply, relativeError, spd, transpose } from '../../..
 import { WhittleError } from '../../errors'
 import { WorkerPool } from '../../pool/worker-pool'
 import { inverseCholeskyUpper } from './cholesky'
-import { inverseCholeskyUpperWasm } from './kernels'
+import { inverseCholeskyUpperParallel, inverseCholeskyUpperWasm, splitRows } from './kernels'
 
 describe('inverseCholeskyUpperWasm on a worker pool', () => {
   let pool: WorkerPool
@@ -75,5 +75,57 @@ describe('inverseCholeskyUpperWasm on a worker pool', () => {
     } catch (e) {
       expect((e as WhittleError).code).toBe('validation')
     }
+  })
+
+  // 600 and 517 are large enough to be split across both workers (261 is not); 517 leaves ragged edges.
+  it.each([3, 261, 517, 600])(
+    'inverseCholeskyUpperParallel gives the bits of inverseCholeskyUpperWasm and releases its memory (n = %i)',
+    async (n) => {
+      const H = spd(n, 900 + n)
+      const before = pool.arena.liveBytes
+      const U = await inverseCholeskyUpperParallel(pool, H, n)
+      expect(pool.arena.liveBytes).toBe(before)
+      const want = inverseCholeskyUpperWasm(pool, H, n)
+      expect(Buffer.from(U.buffer).equals(Buffer.from(want.buffer))).toBe(true)
+      // (UᵀU·H = I is checked against inverseCholeskyUpperWasm above; the products are slow in TS at 600.)
+      if (n <= 261) expect(identityError(multiply(multiply(transpose(U, n), U, n), H, n), n)).toBeLessThan(1e-9)
+      expect(H).toEqual(spd(n, 900 + n))
+    },
+  )
+
+  it('inverseCholeskyUpperParallel: a WhittleError naming the column, memory released', async () => {
+    const n = 600
+    const H = spd(n, 8)
+    H[450 * n + 450] = -1
+    const before = pool.arena.liveBytes
+    await expect(inverseCholeskyUpperParallel(pool, H, n)).rejects.toThrow(
+      /not positive definite at column 450; raise the damping/,
+    )
+    expect(pool.arena.liveBytes).toBe(before)
+  })
+
+  it('splitRows covers the rows once, in ranges of about equal cost, cut at multiples of 4', () => {
+    const cost = (r: number): number => 1000 - r
+    for (const [start, end, parts, firstMin] of [
+      [64, 1000, 2, 64],
+      [64, 1000, 5, 0],
+      [0, 7, 3, 0],
+      [960, 1000, 2, 40],
+      [10, 11, 4, 0],
+    ]) {
+      const ranges = splitRows(start, end, parts, cost, firstMin)
+      expect(ranges[0][0]).toBe(start)
+      expect(ranges.at(-1)![1]).toBe(end)
+      expect(ranges.length).toBeLessThanOrEqual(parts)
+      expect(ranges[0][1] - ranges[0][0]).toBeGreaterThanOrEqual(Math.min(firstMin, end - start))
+      for (let i = 0; i < ranges.length; i++) {
+        expect(ranges[i][1]).toBeGreaterThan(ranges[i][0])
+        if (i > 0) expect(ranges[i][0]).toBe(ranges[i - 1][1])
+        if (i + 1 < ranges.length) expect((ranges[i][1] - start) % 4).toBe(0)
+      }
+    }
+    // Equal cost: the triangle 1000 − r over [0, 1000) in two parts cuts near 1000·(1 − 1/√2) ≈ 293.
+    const [[, cut]] = splitRows(0, 1000, 2, cost)
+    expect(Math.abs(cut - 293)).toBeLessThanOrEqual(4)
   })
 })

@@ -1,10 +1,12 @@
 // The WASM versions of the GPTQ/SparseGPT linear algebra: the inverse-Cholesky factor of a Hessian, on
 // the kernels of kernels/assembly/linalg.ts. They give the same bits as cholesky.ts (same per-element
 // operation order), only faster. The Hessian itself is accumulated by calibration/kernel-hessian.ts.
+// inverseCholeskyUpperParallel splits each O(n³) step by rows across the pool's workers (the kernels'
+// step entry points); since each element's operations keep their order, that too gives the same bits.
 
 import { WhittleError } from '../../errors'
 import type { Region } from '../../pool/memory-arena'
-import type { WorkerPool } from '../../pool/worker-pool'
+import type { KernelCall, WorkerPool } from '../../pool/worker-pool'
 
 const MIRROR_BLOCK = 64
 
@@ -105,6 +107,174 @@ export async function inverseCholeskyUpperOnWorker(
       { signal },
     )
     if (results[2] !== 0) throw notPositiveDefinite(results[2], 'inverse')
+    return upperFactor(pool, region, n)
+  } finally {
+    pool.arena.release(region)
+  }
+}
+
+/** Below this many multiply-adds a step runs on one worker: a round trip costs more than the split saves. */
+const PARALLEL_MIN_WORK = 1 << 22
+
+/**
+ * Splits rows [start, end) into at most `parts` ranges of about equal total `cost`, with boundaries at
+ * multiples of 4 from `start` (the kernels' tile height) and the first range at least `firstMin` rows long
+ * (it also factors the next panel, which must lie inside it).
+ */
+export function splitRows(
+  start: number,
+  end: number,
+  parts: number,
+  cost: (row: number) => number,
+  firstMin = 0,
+): [number, number][] {
+  let total = 0
+  for (let r = start; r < end; r++) total += cost(r)
+  const ranges: [number, number][] = []
+  let r0 = start
+  let acc = 0
+  let r = start
+  for (let part = 1; part < parts && r0 < end; part++) {
+    const target = (total * part) / parts
+    while (r < end && acc + cost(r) <= target) acc += cost(r++)
+    let r1 = start + Math.round((r - start) / 4) * 4
+    if (part === 1) r1 = Math.max(r1, start + firstMin)
+    r1 = Math.min(end, r1)
+    if (r1 <= r0) continue
+    ranges.push([r0, r1])
+    for (; r < r1; r++) acc += cost(r)
+    r0 = r1
+  }
+  if (r0 < end) ranges.push([r0, end])
+  return ranges
+}
+
+/**
+ * Waits for every run, then throws the first failure: a cancel or a crashed worker must not let the caller
+ * release kernel memory while other workers may still be writing into it.
+ */
+async function allSettled<T>(runs: Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(runs)
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
+  if (failed) throw failed.reason
+  return settled.map((s) => (s as PromiseFulfilledResult<T>).value)
+}
+
+/** How many workers a step of `work` multiply-adds is worth. */
+function partsFor(pool: WorkerPool, work: number): number {
+  return work < PARALLEL_MIN_WORK ? 1 : Math.max(1, pool.threads)
+}
+
+/**
+ * A right-looking panel loop on the workers: `panel(p0)` runs first, then per panel the rows below it are
+ * updated in ranges on several workers (`below(p0, r0, r1)`), the first range also running the next
+ * panel's own step (its rows lie inside that range, and the other ranges read only the current panel).
+ * Returns the first non-zero result of a panel step (a failed pivot), or 0.
+ */
+async function panelLoop(
+  pool: WorkerPool,
+  n: number,
+  panel: (p0: number) => KernelCall,
+  below: (p0: number, r0: number, r1: number) => KernelCall,
+  cost: (p1: number) => (row: number) => number,
+  signal?: AbortSignal,
+): Promise<number> {
+  const P = pool.kernels.linalg_panel_rows()
+  const [first] = await pool.call([panel(0)], { signal })
+  if (first !== 0) return first
+  for (let p0 = 0; p0 + P < n; p0 += P) {
+    const p1 = p0 + P
+    const rowCost = cost(p1)
+    let work = 0
+    for (let r = p1; r < n; r++) work += rowCost(r)
+    const ranges = splitRows(p1, n, partsFor(pool, work * P), rowCost, Math.min(n - p1, P))
+    const runs = ranges.map(([r0, r1], i) =>
+      pool.call(i === 0 ? [below(p0, r0, r1), panel(p1)] : [below(p0, r0, r1)], { signal }),
+    )
+    const results = await allSettled(runs)
+    if (results[0][1] !== 0) return results[0][1]
+  }
+  return 0
+}
+
+/** In place on the workers: the region's symmetric n×n matrix (upper triangle read) → its lower Cholesky factor. */
+async function choleskyParallel(
+  pool: WorkerPool,
+  ptr: number,
+  n: number,
+  which: 'H' | 'inverse',
+  signal?: AbortSignal,
+) {
+  const failed = await panelLoop(
+    pool,
+    n,
+    (p0) => ['cholesky_panel', ptr, n, p0],
+    (p0, r0, r1) => ['cholesky_trailing', ptr, n, p0, r0, r1],
+    () => (row) => n - row,
+    signal,
+  )
+  if (failed !== 0) throw notPositiveDefinite(failed, which)
+  await pool.run([['cholesky_finish', ptr, n]], { signal })
+}
+
+/** In place on the workers: lower-triangular L → L⁻¹. */
+async function invertLowerParallel(pool: WorkerPool, ptr: number, n: number, signal?: AbortSignal): Promise<void> {
+  await panelLoop(
+    pool,
+    n,
+    (p0) => ['invert_lower_panel', ptr, n, p0],
+    (p0, r0, r1) => ['invert_lower_below', ptr, n, p0, r0, r1],
+    (p1) => () => p1, // each row: the columns left of the panel, times the panel
+    signal,
+  )
+}
+
+/**
+ * Lᵀ·L of the lower-triangular L in `src` on the workers, into a fresh region (rows split: out must be
+ * apart from L), which it returns; `src` is released. Without kernel memory for the second n×n region, in
+ * place on one worker.
+ */
+async function lowerGramParallel(pool: WorkerPool, src: Region, n: number, signal?: AbortSignal): Promise<Region> {
+  let out: Region
+  try {
+    out = allocMatrix(pool, n * n * 8, `the ${n}×${n} inverse Hessian`)
+  } catch (e) {
+    if (!(e instanceof WhittleError && e.code === 'out-of-memory')) throw e
+    await pool.run([['lower_gram', src.ptr, src.ptr, n]], { signal })
+    return src
+  }
+  try {
+    const rowCost = (row: number): number => (n - row) * (row + 1)
+    const ranges = splitRows(0, n, partsFor(pool, (n * n * n) / 6), rowCost)
+    await allSettled(ranges.map(([r0, r1]) => pool.run([['lower_gram_rows', src.ptr, out.ptr, n, r0, r1]], { signal })))
+    await pool.run([['gram_symmetrize', out.ptr, n]], { signal })
+  } catch (e) {
+    pool.arena.release(out)
+    throw e
+  }
+  pool.arena.release(src)
+  return out
+}
+
+/**
+ * inverseCholeskyUpperWasm (same bits) with each step split by rows across the pool's workers: the two
+ * Cholesky factorizations and the triangular inverse panel by panel (one round trip per panel), the Gram
+ * product in row ranges into a second n×n region. Cancelling stops the workers mid-call, as
+ * inverseCholeskyUpperOnWorker; kernel memory is released only after every call has ended.
+ */
+export async function inverseCholeskyUpperParallel(
+  pool: WorkerPool,
+  H: Float64Array,
+  n: number,
+  signal?: AbortSignal,
+): Promise<Float64Array> {
+  if (pool.threads === 0) return inverseCholeskyUpperWasm(pool, H, n)
+  let region = hessianRegion(pool, H, n)
+  try {
+    await choleskyParallel(pool, region.ptr, n, 'H', signal)
+    await invertLowerParallel(pool, region.ptr, n, signal) // L⁻¹
+    region = await lowerGramParallel(pool, region, n, signal) // H⁻¹ = L⁻ᵀL⁻¹
+    await choleskyParallel(pool, region.ptr, n, 'inverse', signal)
     return upperFactor(pool, region, n)
   } finally {
     pool.arena.release(region)

@@ -1,5 +1,6 @@
 // Cancel lands within a second in GPTQ on the TinyLlama-1.1B down_proj shape (2048 × 5632): both in the
-// inverse Cholesky of its 5632² Hessian (one kernel call of tens of seconds) and in the column loop.
+// inverse Cholesky of its 5632² Hessian (tens of seconds of kernel calls across the workers) and in the
+// column loop.
 // The work is stopped, not finished: each case runs for well under a second of compute.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -109,7 +110,7 @@ describe('GPTQ cancel on the 1.1B shape', () => {
     expect(Buffer.from(onWorker.U.buffer).equals(Buffer.from(reference.U.buffer))).toBe(true)
   })
 
-  it('stops the column loop (lazy updates on the workers, error feedback on this thread) within 1 s', async () => {
+  it('stops the column loop (the blocks and the lazy updates on the workers) within 1 s', async () => {
     // A valid plan without the 30 s factorization: U of H = I is I.
     const U = new Float32Array(COLS * COLS)
     for (let i = 0; i < COLS; i++) U[i * COLS + i] = 1

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WhittleError } from '../../errors'
 import { WorkerPool } from '../../pool/worker-pool'
-import { gptqQuantize, planHessian, type GptqParams } from './gptq'
+import { gptqQuantize, gptqQuantizePlanned, gptqQuantizePlannedLoopHere, planHessian, type GptqParams } from './gptq'
 import { roundToF16 } from '../../numerics/float-encodings'
 import { dequantizeRecord, isSequentialGIdx } from '../quant/record'
 import { codesFromWeights } from '../quant/record'
@@ -112,5 +112,50 @@ describe('gptqQuantize', () => {
     const bad = H.slice()
     bad[5 * K + 5] = -1e6
     await expect(gptqQuantize(W.slice(), rows, K, bad, params({}), pool)).rejects.toThrow(/positive definite/)
+  })
+})
+
+// The column loop inside each block on the workers (gptq_block_rows, rows split) against the same loop on
+// this thread, both with the lazy updates on the workers: the same bits, grids and permutation.
+describe('gptqQuantizePlanned: the column loop on the workers', () => {
+  let pool: WorkerPool
+  const T = 300,
+    K = 200,
+    rows = 260 // 260 · 64² multiply-adds per block: enough to split the rows across both workers
+  const X = correlatedInputs(T, K, 11)
+  const H = gram(X, T, K)
+  const W = Float32Array.from({ length: rows * K }, lcg(5))
+
+  beforeAll(async () => {
+    pool = await WorkerPool.create({ threads: 2 })
+  })
+  afterAll(async () => {
+    await pool?.close()
+  })
+
+  const variants: [string, Partial<GptqParams>][] = [
+    ['per channel', { blockSize: 64 }],
+    ['g64, block 64', { groupSize: 64, blockSize: 64 }],
+    ['g48, block 64 (groups start inside blocks)', { groupSize: 48, blockSize: 64 }],
+    ['static groups g32', { groupSize: 32, staticGroups: true, blockSize: 64 }],
+    ['act-order g40', { groupSize: 40, actOrder: true, blockSize: 64 }],
+    ['3 bits sym g64, block 48 (a partial last block)', { bits: 3, sym: true, groupSize: 64, blockSize: 48 }],
+  ]
+  it.each(variants)('%s: the same bits as the loop on this thread', async (_label, over) => {
+    const p = params(over)
+    const plan = planHessian(H, K, p, pool)
+    const here = W.slice(),
+      workers = W.slice()
+    const before = pool.arena.liveBytes
+    const a = await gptqQuantizePlannedLoopHere(here, rows, K, plan, p, pool)
+    const b = await gptqQuantizePlanned(workers, rows, K, plan, p, pool)
+    expect(pool.arena.liveBytes).toBe(before)
+    expect(Buffer.from(workers.buffer).equals(Buffer.from(here.buffer))).toBe(true)
+    expect(b.record).toEqual(a.record)
+    expect(Array.from(b.perm)).toEqual(Array.from(a.perm))
+    // And it is GPTQ: better than round-to-nearest on the same grid.
+    const rtn = W.slice()
+    rtnQuantize(rtn, rows, K, { bits: p.bits, groupSize: p.groupSize, sym: p.sym })
+    expect(outputError(X, T, W, workers, rows, K)).toBeLessThan(0.9 * outputError(X, T, W, rtn, rows, K))
   })
 })

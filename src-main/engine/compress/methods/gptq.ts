@@ -14,14 +14,23 @@
 
 import { WhittleError } from '../../errors'
 import { cancellationPoint } from '../../jobs/cancel'
-import type { Region } from '../../pool/memory-arena'
-import type { KernelCall, WorkerPool } from '../../pool/worker-pool'
+import type { WorkerPool } from '../../pool/worker-pool'
 import { inverseCholeskyUpper } from '../linalg/cholesky'
-import { inverseCholeskyUpperOnWorker, inverseCholeskyUpperWasm } from '../linalg/kernels'
+import { inverseCholeskyUpperParallel, inverseCholeskyUpperWasm } from '../linalg/kernels'
 import { uniformBitsPerWeight } from '../quant/grouping'
 import { minmaxGrid, quantizeValue, type QuantGrid } from '../../numerics/minmax-grid'
 import { GridRecorder, type UniformGridRecord } from '../quant/record'
 import type { CompressionMethod } from './method'
+import {
+  allocBlockBuffers,
+  allocKernelBuffers,
+  lazyUpdateTs,
+  lazyUpdateWasm,
+  loadBlockU,
+  quantizePieceOnWorkers,
+  releaseBlockBuffers,
+  releaseKernelBuffers,
+} from './gptq-kernels'
 import { ParamReader } from './params'
 import { parseUniform, uniformFormat, uniformParamSpecs, type UniformParams } from '../quant/uniform-format'
 import { boolParam, intParam, numberParam, type ParamSpec } from '../../../contract/method-params'
@@ -47,6 +56,15 @@ export interface GptqHessianPlan {
 }
 
 const f = Math.fround
+
+// Imported by gptvq.ts and pb-llm.ts from here.
+export {
+  allocKernelBuffers,
+  lazyUpdateTs,
+  lazyUpdateWasm,
+  releaseKernelBuffers,
+  type KernelBuffers,
+} from './gptq-kernels'
 
 /** Per-row grids over columns [c0, c0 + n) of W (row-major rows × cols). */
 function rowGrids(W: Float32Array, rows: number, cols: number, c0: number, n: number, p: UniformParams): QuantGrid[] {
@@ -125,8 +143,8 @@ export function planHessian(
 }
 
 /**
- * planHessian (same result) with the factorization on a pool worker: it is one kernel call of tens of
- * seconds at 5632 columns, which would otherwise hold the main thread, and a cancel stops it there.
+ * planHessian (same result) with the factorization on the pool's workers, split by rows across them: at
+ * 5632 columns it is tens of seconds of work, which would otherwise hold the main thread; a cancel stops it.
  */
 export async function planHessianAsync(
   Hin: Float64Array,
@@ -138,105 +156,12 @@ export async function planHessianAsync(
   const { Hp, dead, perm } = prepareHessian(Hin, cols, p)
   let U64: Float64Array
   try {
-    U64 = await inverseCholeskyUpperOnWorker(pool, Hp, cols)
+    U64 = await inverseCholeskyUpperParallel(pool, Hp, cols)
   } catch (e) {
     if (!isKernelMemoryShortage(e)) throw e
     U64 = inverseCholeskyUpper(Hp, cols)
   }
   return { cols, dead, perm, U: Float32Array.from(U64) }
-}
-
-/** Kernel-memory buffers of the WASM lazy update, held for one Linear. */
-export interface KernelBuffers {
-  pool: WorkerPool
-  /** The permuted weight W [rows, cols], updated in place. */
-  w: Region
-  /** Err [rows, B]. */
-  err: Region
-  /** −Hinv[i1:i2, i2:]ᵀ as [cols − i2, B]. */
-  v: Region
-  /** Err · v ᵀ, [rows, cols − i2]. */
-  y: Region
-}
-
-export function allocKernelBuffers(pool: WorkerPool, rows: number, cols: number, B: number): KernelBuffers | null {
-  const held: Region[] = []
-  try {
-    for (const bytes of [
-      rows * cols * 4,
-      rows * B * 4,
-      Math.max(1, cols - B) * B * 4,
-      rows * Math.max(1, cols - B) * 4,
-    ])
-      held.push(pool.arena.alloc(bytes))
-  } catch (e) {
-    // Not enough kernel memory for this Linear: the TS update does the same work, slower.
-    for (const r of held) pool.arena.release(r)
-    if (isKernelMemoryShortage(e)) return null
-    throw e
-  }
-  const [w, err, v, y] = held
-  return { pool, w, err, v, y }
-}
-
-export function releaseKernelBuffers(k: KernelBuffers): void {
-  for (const r of [k.w, k.err, k.v, k.y]) k.pool.arena.release(r)
-}
-
-/** TS: W[:, i2:] -= Err · Hinv[i1:i2, i2:], each sum in f64 then rounded once. */
-export function lazyUpdateTs(
-  Wp: Float32Array,
-  err: Float32Array,
-  U: Float32Array,
-  rows: number,
-  cols: number,
-  B: number,
-  i1: number,
-  i2: number,
-): void {
-  const count = i2 - i1
-  for (let r = 0; r < rows; r++) {
-    const row = r * cols
-    for (let j = i2; j < cols; j++) {
-      let s = 0
-      for (let i = 0; i < count; i++) s += err[r * B + i] * U[(i1 + i) * cols + j]
-      Wp[row + j] = f(Wp[row + j] - s)
-    }
-  }
-}
-
-/**
- * WASM: y = Err · (−Hinv[i1:i2, i2:])ᵀ by matmul_nt, then W[:, i2:] += y row by row; each worker takes
- * a range of output columns and does both steps for it, so no second round trip is needed.
- * Requires a full block (count = B), which every block but the last is — and the last needs no update.
- */
-export async function lazyUpdateWasm(
-  k: KernelBuffers,
-  U: Float32Array,
-  rows: number,
-  cols: number,
-  B: number,
-  i1: number,
-  i2: number,
-): Promise<void> {
-  const N = cols - i2
-  const v = k.pool.arena.f32(k.v, 0, N * B)
-  for (let i = 0; i < B; i++) {
-    const u = (i1 + i) * cols + i2
-    for (let j = 0; j < N; j++) v[j * B + i] = -U[u + j]
-  }
-  // Small products are cheaper than a round trip to a worker (as in forward/parallel-ops.ts).
-  const parts = rows * N * B < 1 << 18 || k.pool.threads <= 1 ? 1 : k.pool.threads
-  const step = Math.ceil(N / parts / 16) * 16
-  const runs: Promise<void>[] = []
-  for (let n0 = 0; n0 < N; n0 += step) {
-    const n1 = Math.min(N, n0 + step)
-    const calls: KernelCall[] = [['matmul_nt', k.err.ptr, k.v.ptr, k.y.ptr, rows, B, N, n0, n1]]
-    for (let r = 0; r < rows; r++)
-      calls.push(['add_inplace', k.w.ptr + (r * cols + i2 + n0) * 4, k.y.ptr + (r * N + n0) * 4, n1 - n0])
-    runs.push(k.pool.run(calls))
-  }
-  await Promise.all(runs)
 }
 
 /** The permutation used and the grids behind the quantized weight (for packed exports). */
@@ -328,6 +253,36 @@ export async function gptqQuantizePlanned(
   quantize = true,
   element?: ElementQuantizer,
 ): Promise<GptqResult> {
+  return obsColumnLoop(W, rows, cols, plan, p, pool, prune, quantize, element, true)
+}
+
+/**
+ * gptqQuantizePlanned (same bits) with the column loop inside each block on this thread, the lazy updates
+ * still on the workers: the path before #15, kept for the tests and the bench to compare against.
+ */
+export async function gptqQuantizePlannedLoopHere(
+  W: Float32Array,
+  rows: number,
+  cols: number,
+  plan: GptqHessianPlan,
+  p: GptqParams,
+  pool?: WorkerPool,
+): Promise<GptqResult> {
+  return obsColumnLoop(W, rows, cols, plan, p, pool, undefined, true, undefined, false)
+}
+
+async function obsColumnLoop(
+  W: Float32Array,
+  rows: number,
+  cols: number,
+  plan: GptqHessianPlan,
+  p: GptqParams,
+  pool: WorkerPool | undefined,
+  prune: ObsPrune | undefined,
+  quantize: boolean,
+  element: ElementQuantizer | undefined,
+  loopOnWorkers: boolean,
+): Promise<GptqResult> {
   if (plan.cols !== cols)
     throw new WhittleError(
       'validation',
@@ -355,6 +310,20 @@ export async function gptqQuantizePlanned(
   }
   const B = p.blockSize
   const kernel = pool && B < cols ? allocKernelBuffers(pool, rows, cols, B) : null
+  // The column loop inside each block on the workers, rows split (gptq_block_rows, same bits as the loop
+  // below): for plain quantization on grids that change only at group boundaries (not static groups in
+  // act-order, where each column may take another group's grid).
+  const gridsByColumnRanges = g < 0 || !(p.staticGroups && p.actOrder)
+  const blockKernel =
+    kernel &&
+    loopOnWorkers &&
+    quantize &&
+    !prune &&
+    !element &&
+    !(p.preserveZeros === true && W.some((x) => x === 0)) &&
+    gridsByColumnRanges
+      ? allocBlockBuffers(kernel.pool, rows, B)
+      : null
   try {
     // The working copy: in kernel memory for the WASM update, else W itself (or its permuted copy).
     let Wp: Float32Array = kernel
@@ -382,6 +351,23 @@ export async function gptqQuantizePlanned(
       const count = i2 - i1
       // Fresh views each block: another allocation may have grown (and so replaced) the kernel memory.
       if (kernel) Wp = kernel.pool.arena.f32(kernel.w, 0, rows * cols)
+      if (blockKernel) {
+        // In pieces that share one grid: the same grid choices as the loop below, at the same points.
+        loadBlockU(blockKernel, U, cols, B, i1, count)
+        for (let from = 0; from < count;) {
+          const c = i1 + from
+          if (g > 0 && !p.staticGroups && c % g === 0)
+            grids = record(c / g, rowGrids(Wp, rows, cols, c, Math.min(g, cols - c), p))
+          else if (g > 0 && p.staticGroups) grids = staticGrids[Math.floor(c / g)]
+          const to = g > 0 ? Math.min(count, from + g - (c % g)) : count
+          await quantizePieceOnWorkers(blockKernel, kernel!, grids, rows, cols, B, i1, count, from, to)
+          Wp = kernel!.pool.arena.f32(kernel!.w, 0, rows * cols)
+          from = to
+        }
+        for (let r = 0; r < rows; r++) Q.set(Wp.subarray(r * cols + i1, r * cols + i2), r * cols + i1)
+        if (i2 < cols) await lazyUpdateWasm(kernel!, U, rows, cols, B, i1, i2)
+        continue
+      }
       const err = kernel ? kernel.pool.arena.f32(kernel.err, 0, rows * B) : errJs!
       if (mask && prune) {
         mask.fill(0)
@@ -423,6 +409,7 @@ export async function gptqQuantizePlanned(
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) W[r * cols + perm[c]] = Q[r * cols + c]
     return { perm, record: quantize ? recorder.record : null }
   } finally {
+    if (blockKernel) releaseBlockBuffers(blockKernel)
     if (kernel) releaseKernelBuffers(kernel)
   }
 }
