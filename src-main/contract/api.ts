@@ -9,28 +9,8 @@ import type { RecipeDoc } from './recipe-doc'
 
 export type { RecipeDoc, RecipeSweep, SweepValue } from './recipe-doc'
 
-export type ModelId = string
-export type JobId = string
-
-/** Roles an architecture adapter assigns to tensors. */
-export type TensorRole =
-  | 'q'
-  | 'k'
-  | 'v'
-  | 'qkv'
-  | 'o'
-  | 'gate'
-  | 'up'
-  | 'down'
-  | 'fc1'
-  | 'fc2'
-  | 'attn_norm'
-  | 'ffn_norm'
-  | 'final_norm'
-  | 'embed'
-  | 'pos_embed'
-  | 'lm_head'
-  | 'other'
+export type { JobId, ModelId, TensorRole } from './basics'
+import type { JobId, ModelId, TensorRole } from './basics'
 
 export interface ModelSummary {
   id: ModelId
@@ -179,337 +159,65 @@ export interface GgufBlockStorage {
 
 export type TensorStorage = PackedLinearStorage | GgufBlockStorage
 
-export interface ScanCell {
-  layer: number | null
-  role: TensorRole
-  name: string
-  absmax: number
-  std: number
-  kurtosis: number
-  outlierChannels: number
-  /** Channels examined (input columns of the weight). */
-  channels: number
-  /** The overview's colour: log2(worst ÷ median input-channel absmax); 1-D tensors: log2(absmax ÷ std). */
-  outlierScore: number
-}
+export type {
+  ScanCell,
+  ScanResult,
+  CalibrationRequest,
+  PerplexityReport,
+  InputGroup,
+  ActivationInput,
+  SmoothingPreview,
+  ImatrixTensorProfile,
+  ImatrixProfile,
+  ActivationReport,
+  HeadImportance,
+  LayerImportance,
+  HeadWeights,
+  KvHeadRanges,
+  KvSchemeResult,
+  KvCacheAnalysis,
+} from './analysis-types'
+import type {
+  ScanCell,
+  ScanResult,
+  CalibrationRequest,
+  PerplexityReport,
+  InputGroup,
+  ActivationInput,
+  SmoothingPreview,
+  ImatrixTensorProfile,
+  ImatrixProfile,
+  ActivationReport,
+  HeadImportance,
+  LayerImportance,
+  HeadWeights,
+  KvHeadRanges,
+  KvSchemeResult,
+  KvCacheAnalysis,
+} from './analysis-types'
 
-export interface ScanResult {
-  modelId: ModelId
-  k: number
-  cells: ScanCell[]
-  seconds: number
-  bytes: number
-}
-
-/** Calibration windows for the analyses that run the model. Defaults: the bundled calibration text, 128 × 256, seed 0. */
-export interface CalibrationRequest {
-  /** Absolute path of a UTF-8 text file; absent = the bundled TinyStories calibration text. */
-  text?: string
-  samples?: number
-  seqlen?: number
-  seed?: number
-}
-
-export interface PerplexityReport {
-  ppl: number
-  meanNll: number
-  /** Tokens in the whole text (BOS included). */
-  tokens: number
-  windows: number
-  seqlen: number
-  tokensPerSecond: number
-  seconds: number
-  text: string
-}
-
-/** Linears grouped by the tensor they read: q/k/v share one input, gate/up another. */
-export type InputGroup = 'qkv' | 'o' | 'gate_up' | 'down'
-
-export interface ActivationInput {
-  layer: number
-  group: InputGroup
-  absmax: number[]
-  meanAbs: number[]
-  /**
-   * Per channel Σx² / tokens: this input's row of an importance matrix (llama-imatrix's per-channel value
-   * for every Linear reading it; what a gguf step's `imatrix: calibration` weights quantization with).
-   */
-  meanSq: number[]
-  /** Channels whose calibration absmax exceeds the threshold. */
-  outliers: number[]
-}
-
-export interface SmoothingPreview {
-  layer: number
-  group: 'qkv' | 'gate_up'
-  /** Per α: max over channels of activation absmax after smoothing, max|X_j| / s_j. */
-  activationRange: number[]
-  /** Per α: max over channels of weight absmax after smoothing, max|W_j| · s_j. */
-  weightRange: number[]
-}
-
-/**
- * One weight's entry of an importance matrix file (llama-imatrix's, or `whittle imatrix`'s): its input
- * channels' mean x², the same per-channel profile as an activation capture's `meanSq` for that input.
- */
-export interface ImatrixTensorProfile {
-  /** The entry's name in the file: a GGUF weight name (blk.0.attn_q.weight). */
-  name: string
-  /** Decoder block and role the name places it at (null for names outside the blocks). */
-  layer: number | null
-  role: TensorRole | null
-  /** The input it weighs, as the activation view groups inputs (null where the role reads none of them). */
-  group: InputGroup | null
-  /** The open model's Linear at that place, when a model was given and its input has as many channels. */
-  tensor: string | null
-  /** Per input channel Σx² / count (averaged over experts for a merged MoE weight): what llama-quantize weighs by. */
-  meanSq: number[]
-  /** Tokens (GGUF imatrix) or calls (legacy .dat) the sums were taken over. */
-  count: number
-  /** Why the entry matches no Linear of the model (another model's imatrix, or another width). */
-  note?: string
-}
-
-export interface ImatrixProfile {
-  path: string
-  format: 'gguf' | 'dat'
-  chunkCount: number
-  /** Tokens per chunk; null where the file does not say (legacy .dat). */
-  chunkSize: number | null
-  datasets: string[]
-  /** In block order, then role order (q, k, v, o, gate, up, down). */
-  tensors: ImatrixTensorProfile[]
-}
-
-export interface ActivationReport {
-  threshold: number
-  samples: number
-  seqlen: number
-  tokens: number
-  inputs: ActivationInput[]
-  /** Hidden-size inputs (qkv, gate_up): per channel, in how many of those inputs it is an outlier. */
-  persistence: { channels: number; inputs: number; counts: number[] }
-  alphas: number[]
-  smoothing: SmoothingPreview[]
-}
-
-export interface HeadImportance {
-  layers: number
-  heads: number
-  samples: number
-  seqlen: number
-  baselineNll: number
-  /** [layer][head]: mean NLL increase when the head's output is zeroed. */
-  ablation: number[][]
-  /** [layer][head]: mean L2 norm of the head's contribution through o_proj. */
-  proxy: number[][]
-  /** Spearman rank correlation between the two measures over all heads. */
-  rankCorrelation: number
-}
-
-export interface LayerImportance {
-  samples: number
-  seqlen: number
-  baselineNll: number
-  /** Per block: mean angular distance (arccos(cos)/π) between its input and output hidden states. */
-  angularDistance: number[]
-  /** Per block: mean NLL increase when the block is skipped. */
-  skipDelta: number[]
-}
-
-export interface HeadWeights {
-  layer: number
-  head: number
-  headDim: number
-  /** Each slice max-pooled to at most 64 × 256, row-major. */
-  slices: { role: 'q' | 'k' | 'v' | 'o'; rows: number; cols: number; values: number[]; sourceShape: [number, number] }[]
-}
-
-/** A compression recipe as data (the YAML/JSON document; validated by the engine). */
-export interface RecipePreset {
-  id: string
-  name: string
-  description: string
-  recipe: RecipeDoc
-}
-
-export interface CompressedTensor {
-  name: string
-  layer: number
-  role: string
-  step: number
-  method: string
-  format: string
-  shape: [number, number]
-  bitsPerWeight: number
-  relWeightError: number
-  relOutputError: number | null
-  note?: string
-  /** Fraction of zero weights after the step. */
-  sparsity: number
-  /** Parameters stored when they differ from rows × cols (low-rank factors). */
-  storedParams?: number
-  /** The N:M validator's verdict, when the step imposed a pattern. */
-  nm?: { n: number; m: number; violations: number; groups: number; valid: boolean }
-  /** Pruning steps: non-zero density of the weight pooled to at most 32 × 32 cells (row-major, 0..1). */
-  mask?: { rows: number; cols: number; density: number[] }
-  /** Non-uniform and vector quantizers: what they learned, for the per-tensor pictures. */
-  grid?: LearnedGrid
-}
-
-/**
- * What a non-uniform or vector quantizer learned for one Linear (issue #16), small enough to cross the
- * bridge: the pictures that explain why a learned grid beats a uniform one.
- * - centroids: lookup tables (SqueezeLLM per output row, GOBO one per tensor) drawn on the histogram;
- *   `rows` holds at most 8 sample rows' tables (GOBO's one table as row −1: every row), `outlierFraction`
- *   what stayed in full precision.
- * - codebook2d: a GPTVQ 2-D codebook (one group's) over a sample of at most 2,000 weight pairs.
- * - salient: PB-LLM's kept-at-8-bit weights, as density pooled to at most 32 × 32 cells (row-major, 0..1).
- */
-export type LearnedGrid =
-  | { kind: 'centroids'; rows: { row: number; centroids: number[] }[]; outlierFraction: number }
-  | { kind: 'codebook2d'; group: number; centroids: [number, number][]; points: [number, number][] }
-  | { kind: 'salient'; rows: number; cols: number; density: number[]; salientFraction: number }
-
-export interface CompressionPrediction {
-  bitsPerWeight: number
-  bytesBefore: number
-  bytesAfter: number
-  tensors: { name: string; method: string; format: string; bitsPerWeight: number }[]
-}
-
-export interface CompressionSummary {
-  /** The compressed model, open in the engine like any other (tensor jobs work on it). */
-  compressedModelId: ModelId
-  sourceModelId: ModelId
-  recipe: RecipeDoc
-  pplBefore: number | null
-  /** pplBefore was measured earlier on the same text, seqlen and windows (e.g. in the Run tab), not again. */
-  pplBeforeReused: boolean
-  pplAfter: number | null
-  /** Perplexity after each step when there are several (pruning then quantization); the last equals pplAfter. */
-  pplAfterStep: (number | null)[]
-  /** Fraction of zero weights that pruning left in the compressed Linears (quantization codes of 0 do not count). */
-  sparsity: number
-  /** Parameter count of the whole model before and after (structural steps make it smaller); non-zero parameters after. */
-  paramsBefore: number
-  paramsAfter: number
-  nonZeroParamsAfter: number
-  /** Geometry before → after, when a structural step changed it. */
-  structure?: { layers: [number, number]; heads: [number, number]; kvHeads: [number, number] }
-  /** Each block's widths before → after, when a structural step changed any (the Structure view's bars). */
-  blocks?: BlockShape[]
-  evalText: string | null
-  seqlen: number
-  bitsPerWeight: number
-  bytesBefore: number
-  /** Stored compactly: compressed Linears at their bits per weight (GPTQ, compressed-tensors, GGUF files). */
-  bytesAfter: number
-  /** Written densely (safetensors at the held dtypes), where pruning and fake quantization save nothing. */
-  bytesDenseAfter: number
-  seconds: number
-  tensors: CompressedTensor[]
-}
-
-/** One decoder block's widths, original → kept: residual width inside the block, heads, kv heads, MLP neurons. */
-export interface BlockShape {
-  layer: number
-  hidden: [number, number]
-  heads: [number, number]
-  kvHeads: [number, number]
-  intermediate: [number, number]
-}
-
-export type ExportFormat =
-  | 'safetensors'
-  | 'gptq'
-  | 'compressed-tensors'
-  /** compressed-tensors int-quantized (int8) or float-quantized (fp8) W8A8: one byte per weight, per-channel scales. */
-  | 'compressed-tensors-w8a8'
-  | 'gguf'
-  /** compressed-tensors sparse: a pruned model's sparse Linears as bitmask + values (unstructured or 2:4). */
-  | 'sparse-bitmask'
-  | 'sparse-24-bitmask'
-  /** SqueezeLLM's packed checkpoint: per Linear qweight codes and an fp16 lookup_table per row (+ CSR sparse part). */
-  | 'squeezellm'
-
-/** Export a model the engine has open (usually a compression result) to a new folder (GGUF: a file). */
-export interface ExportRequest {
-  modelId: ModelId
-  format: ExportFormat
-  /** Absolute destination; must not exist (exports never overwrite). */
-  out: string
-  /** gguf: a pure type or a llama.cpp mix, one of GGUF_EXPORT_TYPES (contract/gguf-export-types.ts; default Q8_0; F32 for lossless). */
-  ggufType?: string
-  /** gguf: llama-quantize's type-level flags (pure, output / token-embedding type, per-tensor patterns, …). */
-  gguf?: GgufTypeFlags
-  /** gptq: checkpoint zero convention (default 'gptq', v1). */
-  gptqFormat?: 'gptq' | 'gptq_v2'
-  /** safetensors: the float dtype of the dense weights (default: as the compressed model holds them). */
-  dtype?: 'F32' | 'F16' | 'BF16'
-  /** safetensors: shard size in bytes (default 5 GB). */
-  shardBytes?: number
-}
-
-export interface ExportResult {
-  /** Absolute path of what was written (a folder; GGUF: the folder holding the .gguf). */
-  out: string
-  format: ExportFormat
-  files: { name: string; bytes: number }[]
-  /** What the read-back check compared, e.g. "35 packed Linears decode bit-exactly; 7 other tensors equal". */
-  verified: string
-  /** whittle-report.html beside the export, or null when there is no compression report to write. */
-  reportPath: string | null
-  seconds: number
-}
-
-/** One layer's kv head: how large its cached keys (after RoPE) and values are, channel by channel. */
-export interface KvHeadRanges {
-  layer: number
-  head: number
-  /** max |k| per channel (head_dim values): a few large channels are the key outliers KIVI is built on. */
-  keyAbsMax: number[]
-  valueAbsMax: number[]
-  /** Mean over tokens of (max − min) of the head's key / value vector: what a per-token grid must span. */
-  keyTokenRange: number
-  valueTokenRange: number
-  /** The largest channel's absmax over the median channel's. */
-  keyOutlierRatio: number
-  valueOutlierRatio: number
-}
-
-/** One KV-cache setting measured: its perplexity and what it stores. */
-export interface KvSchemeResult {
-  /** e.g. 'token:4', 'kivi:2', 'q8_0' (the CLI's --kv syntax). */
-  setting: string
-  /** null when the model cannot take the setting (note says why). */
-  ppl: number | null
-  /** Stored bits per cached value, scales included. */
-  keyBits: number
-  valueBits: number
-  bytesPerToken: number
-  /** f16 cache bytes − this cache's, for the analysis' context length. */
-  savedBytes: number
-  /** llama.cpp's `--cache-type-k/-v` flags for the GGUF cache types; null for the others. */
-  llamaCpp: string | null
-  note?: string
-}
-
-/** The 'kv-cache' job's result. */
-export interface KvCacheAnalysis {
-  seqlen: number
-  windows: number
-  contextLength: number
-  layers: number
-  kvHeads: number
-  headDim: number
-  /** Perplexity with the cache unquantized. */
-  baselinePpl: number
-  /** Bytes per token of context of the f16 cache. */
-  baselineBytesPerToken: number
-  heads: KvHeadRanges[]
-  schemes: KvSchemeResult[]
-}
+export type {
+  RecipePreset,
+  CompressedTensor,
+  LearnedGrid,
+  CompressionPrediction,
+  CompressionSummary,
+  BlockShape,
+  ExportFormat,
+  ExportRequest,
+  ExportResult,
+} from './compress-types'
+import type {
+  RecipePreset,
+  CompressedTensor,
+  LearnedGrid,
+  CompressionPrediction,
+  CompressionSummary,
+  BlockShape,
+  ExportFormat,
+  ExportRequest,
+  ExportResult,
+} from './compress-types'
 
 export type JobSpec =
   | { kind: 'tensor'; modelId: ModelId; name: string; bins?: number; k?: number; range?: [number, number] }
