@@ -7,7 +7,7 @@
 // - The twins' decoders against blocks built by hand from the documented layouts.
 
 import { beforeAll, describe, expect, it } from 'vitest'
-import { BLOCK_GEOMETRY, BLOCK_TYPES, dequantizeBlocks, type BlockType } from '../reference/ggml-dequant-all'
+import { BLOCK_GEOMETRY, dequantizeBlocks, type BlockType } from '../reference/ggml-dequant-all'
 import { quantizeBlocks } from '../reference/ggml-quantize-all'
 import { QUANT_SCRATCH_BYTES, type KernelName } from '../host/exports'
 import { openModelFiles } from '../../src-main/engine/formats/open'

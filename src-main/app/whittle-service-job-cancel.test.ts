@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { JobSpec, JobUpdate, ModelSummary } from '../contract/api'
 import { closeSharedPool } from '../engine/pool/worker-pool'
 import { scaled } from '../engine/testing/time-factor'
-import { WhittleService } from './whittle-service'
+import type { WhittleService } from './whittle-service'
+import { call, demoService } from './testing/service-harness'
 
 const root = path.resolve(__dirname, '../..')
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'whittle-cancel-'))
@@ -19,21 +20,9 @@ const evalText = path.join(tmp, 'eval-slice.txt')
 let service: WhittleService
 let demo: ModelSummary
 
-async function call<T>(method: Parameters<WhittleService['handle']>[0], params: unknown): Promise<T> {
-  const r = await service.handle(method, params)
-  if (!r.ok) throw new Error(r.error.message)
-  return r.result as T
-}
-
 beforeAll(async () => {
-  service = new WhittleService({
-    mode: 'web',
-    version: 'test',
-    demoPath: path.join(root, 'resources/demo/stories260K'),
-    configDir: tmp,
-    exportDir: path.join(tmp, 'exports'),
-  })
-  demo = await call<ModelSummary>('openDemo', {})
+  service = demoService(tmp)
+  demo = await call<ModelSummary>(service, 'openDemo', {})
   const full = readFileSync(path.join(root, 'resources/text/tinystories_eval.txt'), 'utf8')
   writeFileSync(evalText, full.slice(0, full.indexOf('\n\n', 150_000)))
 })
@@ -50,7 +39,7 @@ async function cancelUnderWay(
   spec: JobSpec,
   underWay: (u: JobUpdate) => boolean,
 ): Promise<{ end: JobUpdate; latencyMs: number; cancelled: boolean }> {
-  const id = await call<string>('startJob', spec)
+  const id = await call<string>(service, 'startJob', spec)
   let cancelledAt = 0
   let cancelled = false
   return new Promise((resolve) => {
@@ -62,7 +51,7 @@ async function cancelUnderWay(
       } else if (!cancelled && underWay(u)) {
         cancelled = true
         cancelledAt = performance.now()
-        void call('cancelJob', { id })
+        void call(service, 'cancelJob', { id })
       }
     })
   })

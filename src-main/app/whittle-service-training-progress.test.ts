@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { JobUpdate, ModelSummary, TrainingEvalPoint, TrainingStepPoint } from '../contract/api'
 import { closeSharedPool } from '../engine/pool/worker-pool'
 import { scaled } from '../engine/testing/time-factor'
-import { WhittleService } from './whittle-service'
+import type { WhittleService } from './whittle-service'
+import { call, demoService } from './testing/service-harness'
 
 const root = path.resolve(__dirname, '../..')
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'whittle-training-progress-'))
@@ -18,21 +19,9 @@ const evalText = path.join(tmp, 'eval-slice.txt')
 let service: WhittleService
 let demo: ModelSummary
 
-async function call<T>(method: Parameters<WhittleService['handle']>[0], params: unknown): Promise<T> {
-  const r = await service.handle(method, params)
-  if (!r.ok) throw new Error(r.error.message)
-  return r.result as T
-}
-
 beforeAll(async () => {
-  service = new WhittleService({
-    mode: 'web',
-    version: 'test',
-    demoPath: path.join(root, 'resources/demo/stories260K'),
-    configDir: tmp,
-    exportDir: path.join(tmp, 'exports'),
-  })
-  demo = await call<ModelSummary>('openDemo', {})
+  service = demoService(tmp)
+  demo = await call<ModelSummary>(service, 'openDemo', {})
   const full = readFileSync(path.join(root, 'resources/text/tinystories_eval.txt'), 'utf8')
   writeFileSync(evalText, full.slice(0, full.indexOf('\n\n', 20_000)))
 })
@@ -66,7 +55,7 @@ describe('training progress through the job API', () => {
         }
       })
     })
-    const id = await call<string>('startJob', {
+    const id = await call<string>(service, 'startJob', {
       kind: 'compress',
       modelId: demo.id,
       evalText,
@@ -94,7 +83,7 @@ describe('training progress through the job API', () => {
     const deadline = performance.now() + scaled(60_000)
     while (steps.length === 0 && !end && performance.now() < deadline) await sleep(5)
     expect(steps.length, 'no training step arrived').toBeGreaterThan(0)
-    await call('pauseJob', { id })
+    await call(service, 'pauseJob', { id })
     // Steps already under way when the pause landed still arrive; after that, nothing until resume.
     await sleep(scaled(500))
     const atPause = steps.length

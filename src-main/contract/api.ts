@@ -159,61 +159,24 @@ export interface GgufBlockStorage {
 
 export type TensorStorage = PackedLinearStorage | GgufBlockStorage
 
-export type {
-  ScanCell,
-  ScanResult,
-  CalibrationRequest,
-  PerplexityReport,
-  InputGroup,
-  ActivationInput,
-  SmoothingPreview,
-  ImatrixTensorProfile,
-  ImatrixProfile,
-  ActivationReport,
-  HeadImportance,
-  LayerImportance,
-  HeadWeights,
-  KvHeadRanges,
-  KvSchemeResult,
-  KvCacheAnalysis,
-} from './analysis-types'
+export type * from './analysis-types'
 import type {
-  ScanCell,
   ScanResult,
   CalibrationRequest,
   PerplexityReport,
-  InputGroup,
-  ActivationInput,
-  SmoothingPreview,
-  ImatrixTensorProfile,
   ImatrixProfile,
   ActivationReport,
   HeadImportance,
   LayerImportance,
   HeadWeights,
-  KvHeadRanges,
-  KvSchemeResult,
   KvCacheAnalysis,
 } from './analysis-types'
 
-export type {
-  RecipePreset,
-  CompressedTensor,
-  LearnedGrid,
-  CompressionPrediction,
-  CompressionSummary,
-  BlockShape,
-  ExportFormat,
-  ExportRequest,
-  ExportResult,
-} from './compress-types'
+export type * from './compress-types'
 import type {
   RecipePreset,
-  CompressedTensor,
-  LearnedGrid,
   CompressionPrediction,
   CompressionSummary,
-  BlockShape,
   ExportFormat,
   ExportRequest,
   ExportResult,

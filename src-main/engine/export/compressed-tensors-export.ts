@@ -103,57 +103,79 @@ export function ignoredModules(view: ModelView, records: ReadonlyMap<string, Uni
   return ['lm_head', ...ignore]
 }
 
+/**
+ * The compressed-tensors layouts' one writer: every tensor of a safetensors source as it is, except each
+ * recorded Linear, which `packed` turns into its stored parts; then config.json with `quantizationConfig`
+ * and the sidecars. Returns the files written.
+ */
+export async function writePackedSafetensors(
+  view: ModelView,
+  records: ReadonlyMap<string, UniformGridRecord>,
+  dir: string,
+  quantizationConfig: Record<string, unknown>,
+  packed: (module: string, record: UniformGridRecord, name: string) => SafetensorsTensorInput[],
+): Promise<string[]> {
+  const tensors: SafetensorsTensorInput[] = []
+  for (const t of view.files.tensors) {
+    const r = records.get(t.name)
+    if (r) tensors.push(...packed(moduleOf(t.name), r, t.name))
+    else {
+      const e = view.entry(t.name)
+      tensors.push({ name: e.name, dtype: e.dtype, shape: e.shape, data: tensorChunks(e) })
+    }
+  }
+  await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt', producer: 'whittle' })
+  await writeJson(path.join(dir, 'config.json'), {
+    ...(view.files.config ?? {}),
+    quantization_config: quantizationConfig,
+  })
+  return ['model.safetensors', 'config.json', ...(await copySidecars(view, dir))]
+}
+
+/** The source must be safetensors: the packed layouts keep every other tensor as it is stored. */
+export function requireSafetensorsSource(view: ModelView): void {
+  if (view.files.format !== 'safetensors')
+    throw new WhittleError('unsupported', view.files.path, 'compressed-tensors export needs a safetensors source')
+}
+
 export async function writeCompressedTensors(
   view: ModelView,
   records: ReadonlyMap<string, UniformGridRecord>,
   dir: string,
 ): Promise<string[]> {
-  if (view.files.format !== 'safetensors')
-    throw new WhittleError('unsupported', view.files.path, 'compressed-tensors export needs a safetensors source')
+  requireSafetensorsSource(view)
   checkRecords(view, records, dir)
   const settings = uniformSettings(records, dir)
   const sDType = scaleDType(view, records)
-  const tensors: SafetensorsTensorInput[] = []
-  for (const t of view.files.tensors) {
-    const r = records.get(t.name)
-    if (!r) {
-      const e = view.entry(t.name)
-      tensors.push({ name: e.name, dtype: e.dtype, shape: e.shape, data: tensorChunks(e) })
-      continue
-    }
-    const m = moduleOf(t.name)
+  const config = compressedTensorsConfig(settings, ignoredModules(view, records))
+  return writePackedSafetensors(view, records, dir, config, (m, r, name) => {
     const groups = r.scales.length / r.rows
-    tensors.push(
+    const parts: SafetensorsTensorInput[] = [
       {
         name: `${m}.weight_packed`,
         dtype: 'I32',
         shape: [r.rows, packedWords(r.cols, r.bits)],
         data: async function* () {
-          const { codes } = codesFromWeights(r, await readTensorF32(view.entry(t.name)), t.name)
+          const { codes } = codesFromWeights(r, await readTensorF32(view.entry(name)), name)
           yield i32Bytes(packCompressedTensorsWeight(codes, r.rows, r.cols, r.bits))
         },
       },
       { name: `${m}.weight_scale`, dtype: sDType, shape: [r.rows, groups], data: () => [scaleBytes(r, sDType)] },
-    )
+    ]
     if (!settings.sym) {
       // zeros [groups, rows] → [rows, groups], packed along the output dimension.
-      tensors.push({
+      parts.push({
         name: `${m}.weight_zero_point`,
         dtype: 'I32',
         shape: [packedWords(r.rows, r.bits), groups],
         data: () => [i32Bytes(packCompressedTensorsZeros(r.zeros, groups, r.rows, r.bits))],
       })
     }
-    tensors.push({ name: `${m}.weight_shape`, dtype: 'I32', shape: [2], data: i32Bytes(Int32Array.of(r.rows, r.cols)) })
+    parts.push({ name: `${m}.weight_shape`, dtype: 'I32', shape: [2], data: i32Bytes(Int32Array.of(r.rows, r.cols)) })
     if (settings.actOrder)
-      tensors.push({ name: `${m}.weight_g_idx`, dtype: 'I32', shape: [r.cols], data: i32Bytes(r.gIdx.slice()) })
-  }
-  await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt', producer: 'whittle' })
-  await writeJson(path.join(dir, 'config.json'), {
-    ...(view.files.config ?? {}),
-    quantization_config: compressedTensorsConfig(settings, ignoredModules(view, records)),
+      parts.push({ name: `${m}.weight_g_idx`, dtype: 'I32', shape: [r.cols], data: i32Bytes(r.gIdx.slice()) })
+    return parts
   })
-  return ['model.safetensors', 'config.json', ...(await copySidecars(view, dir))]
 }
 
 function i32Bytes(a: Int32Array): Uint8Array {

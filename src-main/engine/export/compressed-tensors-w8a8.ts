@@ -10,19 +10,22 @@
 // (vLLM's W8A16 schemes). SmoothQuant's extra int8 rounding of the q/k/v outputs has no place in the
 // scheme: serving engines quantize Linear inputs only.
 
-import path from 'node:path'
 import { WhittleError } from '../errors'
 import { codesFromWeights, isSequentialGIdx, type UniformGridRecord } from '../compress/quant/record'
 import { readTensorBytes, readTensorF32 } from '../formats/read'
-import { writeSafetensors, type SafetensorsTensorInput } from '../formats/safetensors-writer'
+import type { SafetensorsTensorInput } from '../formats/safetensors-writer'
 import type { ActivationScheme } from '../model/loaded-model'
 import type { ModelView } from '../model/model-view'
 import { f32ToBf16Bits, f32ToF16Bits, f32ToF8E4M3Bits, f8e4m3ToF32 } from '../numerics/float-encodings'
 import { dequantizeW8a8, W8A8_WEIGHT_DTYPE, type W8a8Format } from '../numerics/compressed-tensors-w8a8'
 import { assertFreeDestination, writeFolderAtomically } from './atomic-folder'
 import { verifyQuantizedFolder } from './verify-quantized-folder'
-import { ignoredModules, scaleDType } from './compressed-tensors-export'
-import { copySidecars, moduleOf, tensorChunks, writeJson } from './gptq-export'
+import {
+  ignoredModules,
+  requireSafetensorsSource,
+  scaleDType,
+  writePackedSafetensors,
+} from './compressed-tensors-export'
 
 interface W8a8Settings {
   format: W8a8Format
@@ -167,42 +170,29 @@ export async function writeCompressedTensorsW8a8(
   records: ReadonlyMap<string, UniformGridRecord>,
   dir: string,
 ): Promise<string[]> {
-  if (view.files.format !== 'safetensors')
-    throw new WhittleError('unsupported', view.files.path, 'compressed-tensors export needs a safetensors source')
+  requireSafetensorsSource(view)
   checkW8a8Records(view, records, dir)
   const settings = w8a8Settings(records, dir)
   const sDType = scaleDType(view, records)
-  const tensors: SafetensorsTensorInput[] = []
-  for (const t of view.files.tensors) {
-    const r = records.get(t.name)
-    if (!r) {
-      const e = view.entry(t.name)
-      tensors.push({ name: e.name, dtype: e.dtype, shape: e.shape, data: tensorChunks(e) })
-      continue
-    }
-    const m = moduleOf(t.name)
-    tensors.push(
+  const config = w8a8Config(settings, view.runtime?.activations ?? null, ignoredModules(view, records))
+  return writePackedSafetensors(view, records, dir, config, (m, r, name) => {
+    const parts: SafetensorsTensorInput[] = [
       {
         name: `${m}.weight`,
         dtype: W8A8_WEIGHT_DTYPE[settings.format],
         shape: [r.rows, r.cols],
         data: async function* () {
-          yield w8a8Codes(r, await readTensorF32(view.entry(t.name)), t.name)
+          yield w8a8Codes(r, await readTensorF32(view.entry(name)), name)
         },
       },
       { name: `${m}.weight_scale`, dtype: sDType, shape: [r.rows, 1], data: () => [scaleBytes(r.scales, sDType)] },
-    )
+    ]
     if (!settings.sym) {
       const zp = Int8Array.from(r.zeros, (z) => z - 128)
-      tensors.push({ name: `${m}.weight_zero_point`, dtype: 'I8', shape: [r.rows, 1], data: new Uint8Array(zp.buffer) })
+      parts.push({ name: `${m}.weight_zero_point`, dtype: 'I8', shape: [r.rows, 1], data: new Uint8Array(zp.buffer) })
     }
-  }
-  await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt', producer: 'whittle' })
-  await writeJson(path.join(dir, 'config.json'), {
-    ...(view.files.config ?? {}),
-    quantization_config: w8a8Config(settings, view.runtime?.activations ?? null, ignoredModules(view, records)),
+    return parts
   })
-  return ['model.safetensors', 'config.json', ...(await copySidecars(view, dir))]
 }
 
 /** Re-opens the file and decodes every quantized Linear from its stored parts; each must equal the view's weights bit for bit. */

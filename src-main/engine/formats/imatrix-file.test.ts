@@ -3,7 +3,7 @@
 // llama.cpp's .dat rule, and Whittle's writers reproduce them byte for byte. Then round trips of what the
 // goldens do not cover (several experts) and hostile files, each refused with a typed error naming it.
 
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'

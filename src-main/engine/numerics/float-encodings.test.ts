@@ -7,7 +7,6 @@ import { normalish, rng } from '../../../kernels/testing/kernel-harness'
 import {
   encodeBf16Ggml,
   encodeHalf,
-  f16ToF32,
   f32ToBf16Bits,
   f32ToF16Bits,
   f32ToF8E4M3Bits,

@@ -16,7 +16,7 @@
 // BitNet b1.58 student (ternary weights, int8 activations, straight-through gradients; bitnet-qat.ts).
 
 import { WhittleError } from '../../errors'
-import { loadModel, type LoadedModel } from '../../model/loaded-model'
+import { loadModel } from '../../model/loaded-model'
 import { ADAMW_DEFAULTS, SCHEDULES, type AdamWSettings, type ScheduleName } from '../../train/adamw'
 import { LlamaTrainer } from '../../train/llama-trainer'
 import { loraScale, mergeAdapter, type LoraSettings } from '../../train/lora'
