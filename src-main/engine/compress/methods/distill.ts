@@ -39,7 +39,7 @@ import {
   type TrainingEvalSettings,
 } from './training-evals'
 import { ParamReader } from './params'
-import { trainingIds } from './training-text'
+import { TRAINING_WINDOW_PARAMS, trainingIds } from './training-text'
 import { LORA_ADAPTER_PARAMS, mergeTrainedAdapters, NF4_CODEC, parseLoraAdapter } from './lora'
 import { QAT_PARAMS, TernaryQat, type QatMode } from './bitnet-qat'
 
@@ -75,18 +75,7 @@ export interface DistillParams {
 const OPTIMIZER_EXAMPLE = '{name: adamw, beta1: 0.9, beta2: 0.999, eps: 1.0e-8, weight_decay: 0}'
 
 export const DISTILL_PARAMS: readonly ParamSpec[] = [
-  intParam('steps', 200, 1, 10_000_000, 'Optimizer steps'),
-  intParam('batch_size', 8, 1, 4096, 'Windows per optimizer step'),
-  intParam(
-    'micro_batch',
-    null,
-    1,
-    4096,
-    'Windows per forward/backward pass (at most batch_size; gradients accumulate)',
-    '= batch_size',
-  ),
-  intParam('seqlen', 256, 2, 1 << 16, 'Tokens per training window'),
-  choiceParam('order', 'shuffled', ['sequential', 'shuffled'], 'Order in which the training windows are visited'),
+  ...TRAINING_WINDOW_PARAMS,
   intParam('seed', 0, 0, 2 ** 31 - 1, 'Seed of the window shuffle'),
   numberParam('lr', 1e-4, 1e-12, 10, 'Peak learning rate'),
   choiceParam('schedule', 'constant', SCHEDULES, 'Learning-rate schedule after the warm-up'),

@@ -34,7 +34,7 @@ import { train, type StepReport, type TrainResult, type WindowOrder } from '../.
 import type { CompressionMethod, RecoverContext, RecoverResult } from './method'
 import { decodeAbsmax, encodeAbsmax, NF4_LEVELS, nearestNf4, nf4Quantize } from './nf4'
 import { ParamReader } from './params'
-import { trainingIds } from './training-text'
+import { TRAINING_WINDOW_PARAMS, trainingIds } from './training-text'
 import {
   readTrainingEvalSettings,
   TRAINING_EVAL_PARAMS,
@@ -100,16 +100,7 @@ export const LORA_ADAPTER_PARAMS = [
 
 export const LORA_PARAMS = [
   ...LORA_ADAPTER_PARAMS,
-  intParam('steps', 200, 1, 10_000_000, 'Optimizer steps'),
-  intParam('batch_size', 8, 1, 4096, 'Windows per optimizer step'),
-  intParam('micro_batch', null, 1, 4096, 'Windows per forward/backward (gradient accumulation)', '= batch_size'),
-  intParam('seqlen', 256, 2, 1 << 16, 'Tokens per training window'),
-  choiceParam(
-    'order',
-    'shuffled',
-    ['sequential', 'shuffled'],
-    'Window order: sequential (the reference protocol) or seeded shuffle',
-  ),
+  ...TRAINING_WINDOW_PARAMS,
   numberParam('lr', 2e-4, 1e-12, 10, 'Learning rate', 1e-4),
   choiceParam('schedule', 'constant', SCHEDULES, 'Learning-rate schedule'),
   intParam('warmup_steps', 0, 0, 10_000_000, 'Linear warm-up steps'),

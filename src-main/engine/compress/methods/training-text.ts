@@ -7,6 +7,23 @@ import path from 'node:path'
 import { WhittleError } from '../../errors'
 import { readTextFile, tokenizeForEval } from '../../eval/tokenize-text'
 import type { LoadedModel } from '../../model/loaded-model'
+import { choiceParam, intParam, type ParamSpec } from '../../../contract/method-params'
+
+/** How a recovery step (distill, lora, cofi) walks its training text: one spec each, shared. */
+export const TRAINING_WINDOW_PARAMS: readonly ParamSpec[] = [
+  intParam('steps', 200, 1, 10_000_000, 'Optimizer steps'),
+  intParam('batch_size', 8, 1, 4096, 'Windows per optimizer step'),
+  intParam(
+    'micro_batch',
+    null,
+    1,
+    4096,
+    'Windows per forward/backward pass (at most batch_size; gradients accumulate)',
+    '= batch_size',
+  ),
+  intParam('seqlen', 256, 2, 1 << 16, 'Tokens per training window'),
+  choiceParam('order', 'shuffled', ['sequential', 'shuffled'], 'Order in which the training windows are visited'),
+]
 
 /** Cap on the training text read from a folder, in files. */
 const MAX_TEXT_FILES = 10_000
