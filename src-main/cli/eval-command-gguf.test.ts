@@ -56,6 +56,24 @@ describe.skipIf(!hasShared)(
       )
       expect(human.status, human.stderr).toBe(0)
       expect(human.stdout).toMatch(/tokenizer gguf/)
+
+      // llama-perplexity's protocol: the GGUF's BOS (tokenizer.ggml.bos_token_id) and the HF folder's
+      // (config.json) start every window alike, so both still agree; the number is not the gptq one.
+      const llama = (model: string): { ppl: number; protocol: string; predictions: number; windows: number } => {
+        const r = whittle('eval', model, '--text', text, '--seqlen', '128', '--protocol', 'llama.cpp', '--json')
+        expect(r.status, r.stderr).toBe(0)
+        return JSON.parse(r.stdout)
+      }
+      const fromGguf = llama(folder)
+      const fromHf = llama(shared('models/stories260K'))
+      expect(fromGguf.protocol).toBe('llama.cpp')
+      expect(fromGguf.predictions).toBe(fromGguf.windows * 63)
+      expect(Math.abs(fromGguf.ppl / fromHf.ppl - 1)).toBeLessThan(5e-4)
+      expect(Math.abs(fromGguf.ppl / mine.ppl - 1)).toBeGreaterThan(1e-3)
+
+      const bad = whittle('eval', folder, '--text', text, '--protocol', 'lm-eval')
+      expect(bad.status).toBe(2)
+      expect(bad.stderr).toMatch(/--protocol/)
     })
   },
 )

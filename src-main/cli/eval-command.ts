@@ -1,9 +1,10 @@
-// `whittle eval MODEL --text FILE [--seqlen 256] [--kv token:4] [--json]`: perplexity with the GPTQ-repo
-// protocol, optionally with a quantized KV cache (its setting, memory and llama.cpp flags go in the report).
+// `whittle eval MODEL --text FILE [--seqlen 256] [--protocol gptq|llama.cpp] [--kv token:4] [--json]`:
+// perplexity with the GPTQ-repo protocol (or llama-perplexity's, to compare with llama.cpp on the same GGUF),
+// optionally with a quantized KV cache (its setting, memory and llama.cpp flags go in the report).
 
 import path from 'node:path'
-import { perplexity } from '../engine/eval/perplexity'
-import { readTextFile, tokenizeForEval } from '../engine/eval/tokenize-text'
+import { PERPLEXITY_PROTOCOLS, perplexity, type PerplexityProtocol } from '../engine/eval/perplexity'
+import { evalBos, readTextFile, tokenizeForEval } from '../engine/eval/tokenize-text'
 import { tokenizerSourceOf } from '../engine/formats/model-tokenizer'
 import { loadModel } from '../engine/model/loaded-model'
 import { WorkerPool } from '../engine/pool/worker-pool'
@@ -23,6 +24,11 @@ export const EVAL: CommandSpec = {
     { name: 'seqlen', value: 'N', help: 'window length in tokens (default 256)' },
     { name: 'max-windows', value: 'N', help: 'evaluate only the first N windows (default: all)' },
     {
+      name: 'protocol',
+      value: 'P',
+      help: "gptq (default: every prediction of every window) or llama.cpp (llama-perplexity's: BOS first, second half scored)",
+    },
+    {
       name: 'kv',
       value: 'SCHEME',
       help: 'quantize the KV cache: token:BITS, kivi:BITS[:RESIDUAL], q8_0, q4_0, q4_1, q5_0, q5_1 or iq4_nl',
@@ -41,6 +47,11 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const threads = intFlag(args, 'threads', 0, 0, 64) || undefined
   const maxWindows = intFlag(args, 'max-windows', 0, 0, 1 << 30) || undefined
   const context = intFlag(args, 'context', seqlen, 1, 1 << 24)
+  const protocol = (args.flags.protocol ?? 'gptq') as PerplexityProtocol
+  if (!PERPLEXITY_PROTOCOLS.includes(protocol))
+    throw new UsageError(
+      `--protocol must be one of ${PERPLEXITY_PROTOCOLS.join(', ')} (got ${String(args.flags.protocol)})`,
+    )
   let kv: KvCacheSetting | null = null
   try {
     kv = typeof args.flags.kv === 'string' ? parseKvCacheSetting(args.flags.kv) : null
@@ -59,6 +70,8 @@ export async function evalCommand(argv: string[]): Promise<number> {
   try {
     const r = await perplexity(pool, model, ids, {
       seqlen,
+      protocol,
+      bos: protocol === 'llama.cpp' ? await evalBos(model.files) : null,
       maxWindows,
       textFile: path.resolve(args.flags.text),
       hooks: kv ? kvCacheHooks(kv) : undefined,
@@ -80,7 +93,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     else {
       if (kvCache) process.stdout.write(kvCacheLine(kvCache) + '\n')
       process.stdout.write(
-        `ppl ${r.ppl.toFixed(4)}   mean NLL ${r.mean_nll.toFixed(6)}   windows ${r.windows}   tokens ${r.tokens}   tokenizer ${tokenizer}\n`,
+        `ppl ${r.ppl.toFixed(4)}   mean NLL ${r.mean_nll.toFixed(6)}   windows ${r.windows}   tokens ${r.tokens}   tokenizer ${tokenizer}   protocol ${r.protocol}\n`,
       )
     }
     return 0

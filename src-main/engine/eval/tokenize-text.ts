@@ -5,7 +5,7 @@ import { readFile, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { WhittleError } from '../errors'
 import { untilCancelled } from '../jobs/cancel'
-import { ggufTextIds, tokenizerSourceOf } from '../formats/model-tokenizer'
+import { ggufTextIds, ggufTokenizerOf, tokenizerSourceOf } from '../formats/model-tokenizer'
 import { encodeText } from '../formats/tokenizer'
 import type { ModelFiles } from '../formats/types'
 
@@ -54,4 +54,16 @@ export async function tokenizeForEval(files: ModelFiles, text: string): Promise<
   out[0] = bosId(files)
   out.set(ids, 1)
   return out
+}
+
+/**
+ * The BOS that tokenizeForEval puts at the text's start, or null where it puts none (a GGUF whose
+ * vocabulary does not add one): the token llama-perplexity's protocol starts every window with.
+ */
+export async function evalBos(files: ModelFiles): Promise<number | null> {
+  if (tokenizerSourceOf(files) === 'gguf') {
+    const { addBos, bosId } = (await ggufTokenizerOf(files.files[0])).vocab
+    return addBos && bosId !== null ? bosId : null
+  }
+  return bosId(files)
 }
