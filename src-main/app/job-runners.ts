@@ -14,7 +14,7 @@ import { calibrationWindows, DEFAULT_CALIBRATION } from '../engine/calibration/w
 import { WhittleError } from '../engine/errors'
 import { exportModel, type CompressionProvenance } from '../engine/export/export-model'
 import { perplexity } from '../engine/eval/perplexity'
-import { readTextFile, tokenizeForEval } from '../engine/eval/tokenize-text'
+import { evalBos, readTextFile, tokenizeForEval } from '../engine/eval/tokenize-text'
 import { createForward } from '../engine/forward'
 import { scanModel } from '../engine/inspect/model-scan'
 import { inspectTensor } from '../engine/inspect/tensor-detail'
@@ -163,17 +163,22 @@ export function jobRunner(spec: JobSpec, model: LoadedModel, host: RunnerHost): 
         const text = textOrBundled(spec.text, 'eval')
         ctx.progress(0, 'tokenizing')
         const ids = await tokens(model, text)
+        const protocol = spec.protocol ?? 'gptq'
         const r = await perplexity(await getPool(), model, ids, {
           seqlen: spec.seqlen ?? 256,
           maxWindows: spec.maxWindows,
+          protocol,
+          bos: protocol === 'llama.cpp' ? await evalBos(model.files) : null,
           signal: ctx.signal,
           textFile: text,
           onProgress: ctx.progress,
         })
-        rememberPpl(await pplKey(model, text, spec.seqlen ?? 256, spec.maxWindows), r.ppl)
+        // The remembered number is the compress view's "before", which is measured with the gptq protocol.
+        if (protocol === 'gptq') rememberPpl(await pplKey(model, text, spec.seqlen ?? 256, spec.maxWindows), r.ppl)
         const report: PerplexityReport = {
           ppl: r.ppl,
           meanNll: r.mean_nll,
+          protocol,
           tokens: r.tokens,
           windows: r.windows,
           seqlen: r.seqlen,

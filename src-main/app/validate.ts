@@ -5,6 +5,7 @@
 
 import path from 'node:path'
 import type { ApiCall, CalibrationRequest, ExportFormat, JobSpec, RecipeDoc } from '../contract/api'
+import { PERPLEXITY_PROTOCOLS } from '../contract/analysis-types'
 import { WhittleError } from '../engine/errors'
 import { EXPORT_FORMATS } from '../engine/export/export-model'
 import { parseKvCacheSetting } from '../engine/forward/kv-cache-quant'
@@ -42,6 +43,18 @@ function optInt(call: string, obj: Record<string, unknown>, key: string, lo: num
   if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi)
     fail(call, `"${key}" must be an integer in [${lo}, ${hi}]`)
   return v
+}
+
+function optOneOf<T extends string>(
+  call: string,
+  obj: Record<string, unknown>,
+  key: string,
+  options: readonly T[],
+): T | undefined {
+  const v = obj[key]
+  if (v === undefined) return undefined
+  if (typeof v !== 'string' || !options.includes(v as T)) fail(call, `"${key}" must be one of ${options.join(', ')}`)
+  return v as T
 }
 
 function optNum(call: string, obj: Record<string, unknown>, key: string, lo: number, hi: number): number | undefined {
@@ -142,13 +155,14 @@ export function validateJobSpec(v: unknown, uses?: PathUse[]): JobSpec {
         maxEvalWindows: optInt(call, o, 'maxEvalWindows', 1, 1 << 24),
       }
     case 'perplexity':
-      only(call, o, ['kind', 'modelId', 'text', 'seqlen', 'maxWindows'])
+      only(call, o, ['kind', 'modelId', 'text', 'seqlen', 'maxWindows', 'protocol'])
       return {
         kind: 'perplexity',
         modelId,
         text: o.text === undefined ? undefined : absolutePath(call, str(call, o, 'text', MAX_PATH), uses, 'text'),
         seqlen: optInt(call, o, 'seqlen', 2, 8192),
         maxWindows: optInt(call, o, 'maxWindows', 1, 1 << 24),
+        protocol: optOneOf(call, o, 'protocol', PERPLEXITY_PROTOCOLS),
       }
     case 'kv-cache': {
       only(call, o, ['kind', 'modelId', 'text', 'seqlen', 'maxWindows', 'settings', 'contextLength'])
@@ -187,12 +201,8 @@ export function validateJobSpec(v: unknown, uses?: PathUse[]): JobSpec {
       return { kind: o.kind, modelId, calibration: optCalibration(call, o, uses) }
     case 'export': {
       only(call, o, ['kind', 'modelId', 'format', 'out', 'ggufType', 'gguf', 'gptqFormat', 'dtype', 'shardBytes'])
-      const oneOf = <T extends string>(key: string, options: readonly T[]): T | undefined => {
-        if (o[key] === undefined) return undefined
-        if (typeof o[key] !== 'string' || !options.includes(o[key] as T))
-          fail(call, `"${key}" must be one of ${options.join(', ')}`)
-        return o[key] as T
-      }
+      const oneOf = <T extends string>(key: string, options: readonly T[]): T | undefined =>
+        optOneOf(call, o, key, options)
       const format = oneOf('format', EXPORT_FORMATS)
       if (!format) fail(call, '"format" is required')
       return {

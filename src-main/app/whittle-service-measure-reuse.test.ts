@@ -52,6 +52,20 @@ describe('measurements reused across views', () => {
     const measured = await runJob(service, { kind: 'perplexity', modelId: demo.id, seqlen: 128, maxWindows: 3 })
     expect(measured.end.state, measured.end.error).toBe('done')
     const ppl = jobResult(measured.end, 'perplexity')!.ppl
+    expect(jobResult(measured.end, 'perplexity')!.protocol).toBe('gptq')
+    // llama-perplexity's protocol on the same windows is another number, and never the compress view's "before".
+    const llama = await runJob(service, {
+      kind: 'perplexity',
+      modelId: demo.id,
+      seqlen: 128,
+      maxWindows: 3,
+      protocol: 'llama.cpp',
+    })
+    expect(llama.end.state, llama.end.error).toBe('done')
+    expect(jobResult(llama.end, 'perplexity')!.protocol).toBe('llama.cpp')
+    expect(jobResult(llama.end, 'perplexity')!.ppl).not.toBe(ppl)
+    const refused = await service.handle('startJob', { kind: 'perplexity', modelId: demo.id, protocol: 'lm-eval' })
+    expect(refused.ok).toBe(false)
     const recipe = { steps: [{ method: 'rtn', params: { bits: 8 } }] }
     const compressed = await runJob(service, {
       kind: 'compress',

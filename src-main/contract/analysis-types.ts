@@ -35,9 +35,18 @@ export interface CalibrationRequest {
   seed?: number
 }
 
+/**
+ * How a perplexity run cuts and scores its windows: 'gptq' (../shared's protocol, every next-token
+ * prediction of every window) or 'llama.cpp' (llama-perplexity's: each window starts with BOS and only its
+ * second half is scored), to put Whittle's number beside llama.cpp's for the same GGUF.
+ */
+export const PERPLEXITY_PROTOCOLS = ['gptq', 'llama.cpp'] as const
+export type PerplexityProtocol = (typeof PERPLEXITY_PROTOCOLS)[number]
+
 export interface PerplexityReport {
   ppl: number
   meanNll: number
+  protocol: PerplexityProtocol
   /** Tokens in the whole text (BOS included). */
   tokens: number
   windows: number

@@ -164,6 +164,7 @@ import type {
   ScanResult,
   CalibrationRequest,
   PerplexityReport,
+  PerplexityProtocol,
   ImatrixProfile,
   ActivationReport,
   HeadImportance,
@@ -185,7 +186,15 @@ import type {
 export type JobSpec =
   | { kind: 'tensor'; modelId: ModelId; name: string; bins?: number; k?: number; range?: [number, number] }
   | { kind: 'scan'; modelId: ModelId; k?: number }
-  | { kind: 'perplexity'; modelId: ModelId; text?: string; seqlen?: number; maxWindows?: number }
+  | {
+      kind: 'perplexity'
+      modelId: ModelId
+      text?: string
+      seqlen?: number
+      maxWindows?: number
+      /** Default 'gptq'. */
+      protocol?: PerplexityProtocol
+    }
   | {
       kind: 'kv-cache'
       modelId: ModelId

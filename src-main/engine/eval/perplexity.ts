@@ -12,10 +12,9 @@ import type { WorkerPool } from '../pool/worker-pool'
 import { WhittleError } from '../errors'
 import { createForward } from '../forward'
 import type { ForwardHooks } from '../forward'
+import { PERPLEXITY_PROTOCOLS, type PerplexityProtocol } from '../../contract/analysis-types'
 
-/** How windows are cut and scored (see the header). */
-export const PERPLEXITY_PROTOCOLS = ['gptq', 'llama.cpp'] as const
-export type PerplexityProtocol = (typeof PERPLEXITY_PROTOCOLS)[number]
+export { PERPLEXITY_PROTOCOLS, type PerplexityProtocol }
 
 /** The first prediction a window's score counts, by protocol: llama-perplexity scores the second half. */
 export function firstScoredPosition(protocol: PerplexityProtocol, seqlen: number): number {

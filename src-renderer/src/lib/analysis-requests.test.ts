@@ -16,24 +16,30 @@ describe('analysis requests', () => {
     expect(intInRange('', [1, 10])).toBeNull()
   })
 
-  it('leaves out the text and max windows when empty, so the engine uses the bundled text and every window', () => {
-    expect(perplexitySpec('m', { text: '  ', seqlen: 512, maxWindows: '' })).toEqual({
+  it('leaves out the text, max windows and the default protocol when empty, so the engine uses its defaults', () => {
+    expect(perplexitySpec('m', { text: '  ', seqlen: 512, maxWindows: '', protocol: 'gptq' })).toEqual({
       kind: 'perplexity',
       modelId: 'm',
       seqlen: 512,
     })
-    expect(perplexitySpec('m', { text: ' /data/wiki.txt ', seqlen: 128, maxWindows: 40 })).toEqual({
+    expect(
+      perplexitySpec('m', { text: ' /data/wiki.txt ', seqlen: 128, maxWindows: 40, protocol: 'llama.cpp' }),
+    ).toEqual({
       kind: 'perplexity',
       modelId: 'm',
       seqlen: 128,
       text: '/data/wiki.txt',
       maxWindows: 40,
+      protocol: 'llama.cpp',
     })
   })
 
   it('keeps every number inside what the engine accepts', () => {
-    expect(perplexitySpec('m', { text: '', seqlen: 1, maxWindows: 0 })).toMatchObject({ seqlen: 2, maxWindows: 1 })
-    expect(perplexitySpec('m', { text: '', seqlen: null, maxWindows: null }).seqlen).toBe(256)
+    expect(perplexitySpec('m', { text: '', seqlen: 1, maxWindows: 0, protocol: 'gptq' })).toMatchObject({
+      seqlen: 2,
+      maxWindows: 1,
+    })
+    expect(perplexitySpec('m', { text: '', seqlen: null, maxWindows: null, protocol: 'gptq' }).seqlen).toBe(256)
     expect(activationSpec('m', { threshold: -3, samples: 1e9, seqlen: 100000 })).toEqual({
       kind: 'activations',
       modelId: 'm',

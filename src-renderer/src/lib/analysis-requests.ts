@@ -2,7 +2,7 @@
 // hand over numbers, empty strings or junk; every field here becomes either a value inside the
 // engine's limits (src-main/app/validate.ts) or "absent", so a typo never turns into a refused request.
 
-import type { CalibrationRequest, JobSpec, ModelId } from '@contract/api'
+import type { CalibrationRequest, JobSpec, ModelId, PerplexityProtocol } from '@contract/api'
 
 /** What an <input type="number" v-model.number> can hold. */
 export type NumberField = number | string | null | undefined
@@ -41,6 +41,7 @@ export interface PerplexityForm {
   seqlen: NumberField
   /** Empty = every window of the text. */
   maxWindows: NumberField
+  protocol: PerplexityProtocol
 }
 
 export interface CalibrationForm {
@@ -62,6 +63,7 @@ export function perplexitySpec(modelId: ModelId, form: PerplexityForm): Extract<
   if (text) spec.text = text
   const maxWindows = intInRange(form.maxWindows, MAX_WINDOWS_RANGE)
   if (maxWindows !== null) spec.maxWindows = maxWindows
+  if (form.protocol !== 'gptq') spec.protocol = form.protocol
   return spec
 }
 

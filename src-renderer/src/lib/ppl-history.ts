@@ -1,6 +1,8 @@
 // Perplexity runs of this session, kept across models so a compressed model can be compared with its
 // original. Two runs are comparable only when they scored the same windows of the same text: same
-// file, same seqlen, same number of windows.
+// file, same seqlen, same number of windows, same protocol.
+
+import type { PerplexityProtocol } from '@contract/api'
 
 export interface PerplexityRun {
   id: number
@@ -8,6 +10,7 @@ export interface PerplexityRun {
   modelPath: string
   text: string
   seqlen: number
+  protocol: PerplexityProtocol
   windows: number
   tokens: number
   ppl: number
@@ -23,7 +26,7 @@ export interface HistoryRow {
 }
 
 export function comparable(a: PerplexityRun, b: PerplexityRun): boolean {
-  return a.text === b.text && a.seqlen === b.seqlen && a.windows === b.windows
+  return a.text === b.text && a.seqlen === b.seqlen && a.windows === b.windows && a.protocol === b.protocol
 }
 
 /** Runs in the order given (oldest first), each with its change against the first comparable run. */

@@ -13,6 +13,7 @@ function pplReport(ppl: number, seqlen = 256): PerplexityReport {
   return {
     ppl,
     meanNll: Math.log(ppl),
+    protocol: 'gptq',
     tokens: 5000,
     windows: 19,
     seqlen,

@@ -54,7 +54,12 @@ export const useAnalysisStore = defineStore('analysis', () => {
   const jobs = useJobStore()
   const errors = useErrorStore()
 
-  const pplForm = reactive<PerplexityForm>({ text: '', seqlen: DEFAULT_PPL_SEQLEN, maxWindows: null })
+  const pplForm = reactive<PerplexityForm>({
+    text: '',
+    seqlen: DEFAULT_PPL_SEQLEN,
+    maxWindows: null,
+    protocol: 'gptq',
+  })
   const activationForm = reactive<ActivationForm>({
     threshold: DEFAULT_THRESHOLD,
     samples: DEFAULT_CAPTURE_SAMPLES,
@@ -170,6 +175,7 @@ export const useAnalysisStore = defineStore('analysis', () => {
       modelPath: summary.path,
       text: report.text,
       seqlen: report.seqlen,
+      protocol: report.protocol,
       windows: report.windows,
       tokens: report.tokens,
       ppl: report.ppl,
