@@ -26,6 +26,7 @@ import { matmul } from '../forward/parallel-ops'
 import type { LoadedModel } from '../model/loaded-model'
 import type { Region } from '../pool/memory-arena'
 import type { WorkerPool } from '../pool/worker-pool'
+import type { LayerDistillation } from './layer-distillation'
 import { blockFloatsPerToken, LlamaBlockRunner, type LinearHooks } from './llama-block'
 import { LLAMA_LINEARS, LlamaWeights, type LlamaLinear, type PackedLinears } from './llama-weights'
 import { LoraAdapters, type LoraAdapterSet, type LoraSettings } from './lora'
@@ -88,6 +89,11 @@ export class LlamaTrainer {
    * compress/methods/bitnet-qat.ts); the teacher never runs them.
    */
   studentHooks: ((layer: number) => LinearHooks) | null = null
+  /**
+   * CoFi's layer-wise distillation of hidden states (layer-distillation.ts), beside the logit loss; needs
+   * the teacher (alpha > 0) and runs it on every pass (no top-k cache).
+   */
+  layerDistillation: LayerDistillation | null = null
 
   private constructor(
     readonly pool: WorkerPool,
@@ -309,8 +315,11 @@ export class LlamaTrainer {
     const t = this.teacher!
     const r = this.runner(t, windows.length)
     this.embed(t, windows, r.x)
-    for (const layer of t.layers) await r.forward(layer, windows.length, true)
     const n = windows.length * this.seqlen * t.arch.hiddenSize
+    for (let l = 0; l < t.layers.length; l++) {
+      await r.forward(t.layers[l], windows.length, true)
+      this.layerDistillation?.captureTeacher(l, r.x.view().subarray(0, n))
+    }
     out.view().set(r.x.view().subarray(0, n))
   }
 
@@ -353,7 +362,7 @@ export class LlamaTrainer {
     try {
       let teacherFinal: ArenaTensor | null = null
       const cache = this.topk && keys && keys.length === nb ? { topk: this.topk, keys } : null
-      const cached = cache !== null && keys!.every((w) => cache.topk.has(w))
+      const cached = cache !== null && !this.layerDistillation && keys!.every((w) => cache.topk.has(w))
       if (this.teacher && !cached) {
         teacherFinal = scope.alloc(M * this.teacher.arch.hiddenSize)
         await this.teacherStates(windows, teacherFinal)
@@ -371,6 +380,14 @@ export class LlamaTrainer {
         await r.forward(s.layers[l], nb, true, lora?.hooks(l) ?? this.studentHooks?.(l) ?? null)
       }
       ckpt.view().set(r.x.view().subarray(0, M * H), L * M * H)
+      // Block l's output is the checkpoint of block l + 1 (the final states for the last).
+      if (this.layerDistillation && !teacherFinal)
+        throw new WhittleError('validation', null, 'layer distillation needs a teacher (alpha > 0)')
+      const layerGrads =
+        this.layerDistillation && teacherFinal
+          ? this.layerDistillation.studentPass((l) => ckpt.view().subarray((l + 1) * M * H, (l + 2) * M * H), L, scale)
+              .grads
+          : null
       // Loss and its gradient at the head, then back through the final norm.
       const dx = scope.alloc(M * H)
       dx.view().fill(0)
@@ -384,6 +401,11 @@ export class LlamaTrainer {
         if (l < L - 1) await r.forward(s.layers[l], nb, false, hooks)
         const grads: Partial<Record<LlamaLinear, ArenaTensor>> = {}
         if (!lora) for (const p of this.params) if (p.layer === l) grads[p.role] = p.grad
+        const layerGrad = layerGrads?.[l]
+        if (layerGrad) {
+          const d = dx.view()
+          for (let i = 0; i < layerGrad.length; i++) d[i] += layerGrad[i]
+        }
         await r.backward(s.layers[l], grads, dx, nb, hooks)
       }
       return sums

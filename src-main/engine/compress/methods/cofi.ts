@@ -3,28 +3,37 @@
 // - Units: attention head groups and MLP intermediate neurons (the units Bonsai removes,
 //   compress/structure/unit-masks.ts), each with a hard-concrete (L0) gate (structure/cofi-gates.ts)
 //   that multiplies the unit's output in the student's forward (structure/cofi-hooks.ts), so the
-//   backward reaches log α.
+//   backward reaches log α; and one gate per block's attention and MLP sub-layer, multiplying the
+//   sub-layer's output (so each of its units' gates).
 // - Objective: the distillation loss from the model as the step receives it (distill's logit KD:
-//   α·T²·KL + (1 − α)·CE), while the decoder Linears train with AdamW, plus the Lagrangian
-//   λ1(ŝ − t) + λ2(ŝ − t)² on the expected removed share ŝ of the model's parameters; the target t rises
-//   linearly from 0 to `reduction` over the first sparsity_warmup of the gate-learning steps, then holds.
+//   α·T²·KL + (1 − α)·CE) plus, with layer_distill > 0, the paper's layer-wise distillation of hidden
+//   states (train/layer-distillation.ts: each teacher block output matched to the nearest student block
+//   output through a learned map W_layer), while the decoder Linears train with AdamW; plus the Lagrangian
+//   λ1(ŝ − t) + λ2(ŝ − t)² on the expected removed share ŝ of the model's parameters (the paper's count:
+//   a unit survives when its gate and its sub-layer's both do); the target t rises linearly from 0 to
+//   `reduction` over the first sparsity_warmup of the gate-learning steps, then holds.
 // - Then the gates become deterministic; the units to remove are chosen for exactly Bonsai's budget rule
-//   (selectUnits, ranked by each gate's P(z ≠ 0)), the kept gate values are folded into o_proj's and
-//   down_proj's columns, and the units are removed physically (structure/remove-units.ts).
+//   (selectUnits, ranked by each unit's survival probability; the units of a sub-layer gated to 0 first,
+//   at no cost, and under per-layer widths every neuron of an MLP gated to 0 but the one each layer
+//   keeps), the kept gate values are folded into o_proj's and down_proj's columns, and the units are
+//   removed physically (structure/remove-units.ts). A sub-layer gated to 0 keeps one unit (one head
+//   count serves every layer, and neither Whittle's loader nor transformers' has a block without
+//   attention or MLP) whose output weights are then 0.
 // - The last `finetune` share of the steps distils the smaller model (the paper's fine-tuning), with the
-//   same teacher, loaded once for both phases.
-// Not done (see README): the paper's whole-sub-layer and hidden-dimension gates, and its layer-wise
-// distillation of hidden states; the KD here is on the logits only.
+//   same teacher and W_layer, loaded once for both phases.
+// Not done (see README): the paper's gates on hidden dimensions (z_hidden), which would make the residual
+// stream narrower.
 
 import { WhittleError } from '../../errors'
 import { ADAMW_DEFAULTS } from '../../train/adamw'
 import { LlamaTrainer, type LossSettings } from '../../train/llama-trainer'
+import { LayerDistillation } from '../../train/layer-distillation'
 import { LlamaWeights } from '../../train/llama-weights'
 import type { ModelView } from '../../model/model-view'
 import { seededRandom } from '../../train/seeded-random'
 import { train, type StepReport, type TrainResult, type TrainSettings, type WindowOrder } from '../../train/train-loop'
 import { boolParam, numberParam, type ParamSpec } from '../../../contract/method-params'
-import { CofiGates, type GateStepReport } from '../structure/cofi-gates'
+import { CofiGates, dropZeroSubLayers, foldGates, type GateStepReport } from '../structure/cofi-gates'
 import { cofiHooks } from '../structure/cofi-hooks'
 import { removeUnits } from '../structure/remove-units'
 import { unitLayout } from '../structure/unit-masks'
@@ -58,6 +67,8 @@ export interface CofiParams {
   alpha: number
   maxGradNorm: number
   uniform: boolean
+  /** Weight of the layer-wise distillation of hidden states beside the logit loss; 0 = logits only. */
+  layerDistill: number
   text: string | undefined
 }
 
@@ -110,6 +121,14 @@ export const COFI_PARAMS: readonly ParamSpec[] = [
     true,
     'The same number of neurons from every layer (a plain config); false: per-layer widths (whittle_intermediate_sizes)',
   ),
+  numberParam(
+    'layer_distill',
+    1,
+    0,
+    100,
+    "Weight of the layer-wise distillation (the student's block outputs, through a learned map, matched to the teacher's); 0 = logits only",
+    0.1,
+  ),
 ]
 
 function parseCofiParams(raw: Record<string, unknown>, where: string): CofiParams {
@@ -135,9 +154,15 @@ function parseCofiParams(raw: Record<string, unknown>, where: string): CofiParam
     alpha: r.num('alpha'),
     maxGradNorm: r.num('max_grad_norm'),
     uniform: r.bool('uniform'),
+    layerDistill: r.num('layer_distill'),
     text: r.optString('text'),
   }
   r.done()
+  if (p.layerDistill > 0 && p.alpha === 0)
+    r.fail(
+      'layer_distill',
+      'distils hidden states from the teacher, which alpha 0 does not load: set layer_distill: 0 with it',
+    )
   if (!p.uniform && p.finetune > 0)
     r.fail(
       'uniform',
@@ -169,16 +194,6 @@ async function trainingText(ctx: StructureContext<CofiParams>): Promise<Int32Arr
   return ids
 }
 
-/** Multiplies the columns of a [rows, cols] weight in blocks of `width` by gates[j] (folding kept gates). */
-function foldColumns(w: Float32Array, cols: number, gates: Float32Array, width: number): void {
-  for (let r = 0; r < w.length / cols; r++)
-    for (let j = 0; j < gates.length; j++) {
-      const z = gates[j]
-      if (z === 1) continue
-      for (let c = j * width; c < (j + 1) * width; c++) w[r * cols + c] *= z
-    }
-}
-
 /** The training loop's settings for `steps` steps of the step's batches and lr. */
 function trainSettings(p: CofiParams, steps: number): TrainSettings {
   return {
@@ -201,6 +216,7 @@ async function learnGates(
   ids: Int32Array,
   gates: CofiGates,
   teacher: LlamaWeights | null,
+  layers: LayerDistillation | null,
   steps: number,
   totalSteps: number,
 ): Promise<{ result: TrainResult; last: GateStepReport | null }> {
@@ -213,26 +229,26 @@ async function learnGates(
   let last: GateStepReport | null = null
   try {
     trainer.studentHooks = cofiHooks(gates)
+    trainer.layerDistillation = layers
     gates.sample(random)
     const result = await train(trainer, ids, trainSettings(p, steps), {
       signal: ctx.signal,
       onStep: (r: StepReport) => {
         const target = p.reduction * Math.min(1, (r.step + 1) / warmupSteps)
         last = gates.update(target, p.gateLr, p.lambdaLr)
+        const layerLoss = layers?.update(r.lr)
         gates.sample(random)
         ctx.onProgress?.(
           (r.step + 1) / totalSteps,
-          `step ${r.step + 1}/${totalSteps} · loss ${r.loss.toFixed(4)} · expected sparsity ${last.expectedSparsity.toFixed(3)} (target ${target.toFixed(3)})`,
+          `step ${r.step + 1}/${totalSteps} · loss ${r.loss.toFixed(4)}${layerLoss === undefined ? '' : ` + layer ${layerLoss.toFixed(4)}`} · expected sparsity ${last.expectedSparsity.toFixed(3)} (target ${target.toFixed(3)})`,
         )
       },
     })
     gates.makeDeterministic()
     const trained = trainer.weights()
-    const groupWidth = layout.headsPerGroup * layout.headDim
     for (let l = 0; l < layout.layers; l++) {
       const names = trainer.student.names[l]
-      foldColumns(trained.get(names.o)!, layout.groups * groupWidth, gates.groupGates(l), groupWidth)
-      foldColumns(trained.get(names.down)!, layout.neurons[l], gates.neuronGates(l), 1)
+      foldGates(gates, l, trained.get(names.o)!, trained.get(names.down)!)
     }
     for (const [name, w] of trained) view.replace(name, w)
     return { result, last }
@@ -247,19 +263,23 @@ async function finetune(
   view: ModelView,
   ids: Int32Array,
   teacher: LlamaWeights | null,
+  layers: LayerDistillation | null,
   steps: number,
   done: number,
 ): Promise<TrainResult> {
   const p = ctx.params
   const trainer = await LlamaTrainer.create(ctx.pool, view, teacher, p.seqlen, loss(p))
   try {
+    trainer.layerDistillation = layers
     const result = await train(trainer, ids, trainSettings(p, steps), {
       signal: ctx.signal,
-      onStep: (r: StepReport) =>
+      onStep: (r: StepReport) => {
+        const layerLoss = layers?.update(r.lr)
         ctx.onProgress?.(
           (done + r.step + 1) / p.steps,
-          `step ${done + r.step + 1}/${p.steps} (fine-tuning the smaller model) · loss ${r.loss.toFixed(4)}`,
-        ),
+          `step ${done + r.step + 1}/${p.steps} (fine-tuning the smaller model) · loss ${r.loss.toFixed(4)}${layerLoss === undefined ? '' : ` + layer ${layerLoss.toFixed(4)}`}`,
+        )
+      },
     })
     for (const [name, w] of trainer.weights()) view.replace(name, w)
     return result
@@ -300,14 +320,19 @@ async function cofiRun(ctx: StructureContext<CofiParams>): Promise<StructureResu
   const finetuneSteps = p.steps - pruneSteps
   // The teacher is the model as this step receives it, loaded once for both phases.
   const teacher = p.alpha > 0 ? await LlamaWeights.load(ctx.pool, view) : null
+  // One W_layer for both phases: the smaller model keeps every layer and the hidden size.
+  const layers = teacher && p.layerDistill > 0 ? new LayerDistillation(view.arch.hiddenSize, p.layerDistill) : null
   try {
-    const { result, last } = await learnGates(ctx, ids, gates, teacher, pruneSteps, p.steps)
-    const selection = selectUnits(layout, gates.keepProbabilities(), targetParams, {
-      uniform: p.uniform,
-      split: 'predicted',
-    })
+    const { result, last } = await learnGates(ctx, ids, gates, teacher, layers, pruneSteps, p.steps)
+    const zero = gates.zeroSubLayers()
+    const selection = dropZeroSubLayers(
+      gates,
+      selectUnits(layout, gates.keepProbabilities(), targetParams, { uniform: p.uniform, split: 'predicted' }),
+      p.uniform,
+    )
     const smaller = await removeUnits(view, layout, selection)
-    const tuned = finetuneSteps > 0 ? await finetune(ctx, smaller.view, ids, teacher, finetuneSteps, pruneSteps) : null
+    const tuned =
+      finetuneSteps > 0 ? await finetune(ctx, smaller.view, ids, teacher, layers, finetuneSteps, pruneSteps) : null
     const after = smaller.view.files.tensors.reduce((s, t) => s + t.shape.reduce((x, y) => x * y, 1), 0)
     const widths = selection.neurons.map((n) => n.length)
     const a = view.arch
@@ -318,8 +343,10 @@ async function cofiRun(ctx: StructureContext<CofiParams>): Promise<StructureResu
       ...(smaller.renames ? { renames: smaller.renames } : {}),
       changed: [],
       note:
-        `cofi (L0 gates on heads and neurons, ${p.alpha > 0 ? `KD T ${p.temperature} α ${p.alpha}` : 'CE'}; ` +
+        `cofi (L0 gates on sub-layers, heads and neurons, ${p.alpha > 0 ? `KD T ${p.temperature} α ${p.alpha}` : 'CE'}` +
+        `${layers ? ` + layer distillation ${p.layerDistill}` : ''}; ` +
         `${pruneSteps} steps learning the gates to expected sparsity ${last ? last.expectedSparsity.toFixed(3) : '-'}, ` +
+        `${zero.attention.length + zero.mlp.length > 0 ? `sub-layers gated to 0: attention [${zero.attention.join(', ')}], MLP [${zero.mlp.join(', ')}], ` : ''}` +
         `${finetuneSteps} fine-tuning the smaller model): ` +
         `${a.heads} → ${selection.groups[0].length * layout.headsPerGroup} heads, ` +
         `intermediate size ${a.intermediateSize} → ${p.uniform ? widths[0] : `[${widths.join(', ')}]`}, ` +

@@ -5,13 +5,27 @@
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readTextFile, tokenizeForEval } from '../../eval/tokenize-text'
+import { createForward } from '../../forward'
+import { readTensorF32 } from '../../formats/read'
 import { loadModel, type LoadedModel } from '../../model/loaded-model'
+import { withReplacements } from '../../model/model-view'
 import { WorkerPool } from '../../pool/worker-pool'
+import { LayerDistillation } from '../../train/layer-distillation'
 import { LlamaTrainer } from '../../train/llama-trainer'
 import { seededRandom } from '../../train/seeded-random'
-import { CofiGates, deterministicGate, expectedL0, HARD_CONCRETE, sampleGate } from './cofi-gates'
+import {
+  CofiGates,
+  deterministicGate,
+  dropZeroSubLayers,
+  expectedL0,
+  foldGates,
+  HARD_CONCRETE,
+  sampleGate,
+} from './cofi-gates'
 import { cofiHooks } from './cofi-hooks'
+import { removeUnits } from './remove-units'
 import { unitLayout } from './unit-masks'
+import { selectUnits } from './unit-selection'
 
 const root = path.resolve(__dirname, '../../../..')
 
@@ -62,13 +76,18 @@ describe('hard-concrete gates', () => {
     const gates = new CofiGates(layout, 100, 0.3)
     gates.logAlpha.forEach((_, i) => (gates.logAlpha[i] = Math.sin(i)))
     const { value, grad } = gates.expectedSparsity()
-    // Independent: removed parameters from the probabilities directly.
-    const p = gates.keepProbabilities()
-    const removed =
-      p.groups.flat().reduce((s, g) => s + [...g].reduce((a, x) => a + (1 - x) * 10, 0), 0) +
-      p.neurons.flat().reduce((s, g) => s + [...g].reduce((a, x) => a + (1 - x) * 4, 0), 0)
+    // Independent: the paper's count, a unit kept when its gate and its sub-layer's are both non-zero;
+    // flat order: per layer 2 groups then 3 neurons, then per layer the attention and MLP gates.
+    const P = (i: number): number => expectedL0(gates.logAlpha[i])
+    let removed = 0
+    for (let l = 0; l < 2; l++) {
+      for (let j = 0; j < 2; j++) removed += (1 - P(10 + 2 * l) * P(5 * l + j)) * 10
+      for (let i = 0; i < 3; i++) removed += (1 - P(11 + 2 * l) * P(5 * l + 2 + i)) * 4
+    }
+    expect(gates.logAlpha).toHaveLength(14)
+    expect(gates.subLayerIndex(1, 'mlp')).toBe(13)
     expect(value).toBeCloseTo(removed / 100, 12)
-    for (const i of [0, 3, 7]) {
+    for (const i of [0, 3, 7, 10, 11, 13]) {
       const h = 1e-6
       gates.logAlpha[i] += h
       const up = gates.expectedSparsity().value
@@ -91,10 +110,10 @@ describe('hard-concrete gates', () => {
     }
     const gates = new CofiGates(layout, 150, 0.1)
     gates.makeDeterministic()
-    let last = gates.update(0.4, 0.05, 0.05)
+    const last = gates.update(0.4, 0.05, 0.05)
     expect(last.expectedSparsity).toBeLessThan(0.4)
-    for (let s = 0; s < 600; s++) last = gates.update(0.4, 0.05, 0.05)
     expect(gates.lambda[0]).toBeLessThan(0) // ascended on ŝ − t < 0
+    for (let s = 0; s < 600; s++) gates.update(0.4, 0.05, 0.05)
     expect(Math.abs(gates.expectedSparsity().value - 0.4)).toBeLessThan(0.02)
   })
 })
@@ -115,38 +134,128 @@ describe('gate gradients through the training engine (stories260K)', () => {
   })
   afterAll(() => pool?.close())
 
-  it('∂loss/∂z of heads and neurons, from the backward, match central differences of the loss', async () => {
-    const layout = unitLayout(model)
+  it('gates at 1 give exactly the ungated loss', async () => {
     const trainer = await LlamaTrainer.create(pool, model, model, 64, { temperature: 2, alpha: 0.5 })
     try {
-      const gates = new CofiGates(layout, model.summary.parameterCount, 0.5)
+      const plain = await trainer.accumulate(windows, 1)
+      const gates = new CofiGates(unitLayout(model), model.summary.parameterCount, 0.5)
+      gates.setGates(new Float32Array(gates.z.length).fill(1))
       trainer.studentHooks = cofiHooks(gates)
-      const random = seededRandom(1)
-      const base = Float32Array.from(gates.z, () => 0.3 + 0.6 * random())
-      const predictions = windows.length * 63
-      const loss = async (z: Float32Array): Promise<number> => {
-        gates.setGates(z)
-        const s = await trainer.accumulate(windows, 1 / predictions)
-        return (0.5 * 4 * s.kl + 0.5 * s.ce) / predictions
-      }
-      await loss(base)
-      const analytic = gates.gradZ.slice()
-      // Head groups of layers 0 and 4, and some neurons of layers 1 and 3.
-      const probes = [0, 1, 4 * (4 + 172) + 2, 1 * (4 + 172) + 4 + 7, 3 * (4 + 172) + 4 + 100]
-      const h = 1e-2
-      for (const i of probes) {
-        const up = Float32Array.from(base)
-        up[i] += h
-        const down = Float32Array.from(base)
-        down[i] -= h
-        const fd = ((await loss(up)) - (await loss(down))) / (2 * h)
-        expect(Math.abs(analytic[i] - fd), `unit ${i}: ${analytic[i]} vs ${fd}`).toBeLessThan(
-          0.02 * Math.abs(fd) + 1e-5,
-        )
-      }
-      expect(probes.some((i) => Math.abs(analytic[i]) > 1e-4)).toBe(true)
+      const gated = await trainer.accumulate(windows, 1)
+      expect(gated).toEqual(plain)
+      expect(plain.kl).toBeCloseTo(0, 6) // the student is the teacher
     } finally {
       trainer.free()
     }
-  }, 60_000)
+  })
+
+  for (const layerDistill of [false, true])
+    it(`∂loss/∂z of sub-layers, heads and neurons, from the backward, match central differences of the loss${layerDistill ? ' (with layer distillation)' : ''}`, async () => {
+      const layout = unitLayout(model)
+      const trainer = await LlamaTrainer.create(pool, model, model, 64, { temperature: 2, alpha: 0.5 })
+      try {
+        const gates = new CofiGates(layout, model.summary.parameterCount, 0.5)
+        trainer.studentHooks = cofiHooks(gates)
+        const random = seededRandom(1)
+        const layers = layerDistill ? new LayerDistillation(model.arch.hiddenSize, 0.7) : null
+        // A map off the identity, so that its product reaches the student's gradient.
+        layers?.W.forEach((w, i) => (layers.W[i] = w + 0.05 * (random() - 0.5)))
+        trainer.layerDistillation = layers
+        const base = Float32Array.from(gates.z, () => 0.3 + 0.6 * random())
+        const predictions = windows.length * 63
+        const loss = async (z: Float32Array): Promise<number> => {
+          gates.setGates(z)
+          const s = await trainer.accumulate(windows, 1 / predictions)
+          return (0.5 * 4 * s.kl + 0.5 * s.ce) / predictions + (layers?.takeLoss() ?? 0)
+        }
+        await loss(base)
+        const analytic = gates.gradZ.slice()
+        // Head groups of layers 0 and 4, some neurons of layers 1 and 3, the attention gate of layer 2 and
+        // the MLP gate of layer 0.
+        const probes = [
+          0,
+          1,
+          4 * (4 + 172) + 2,
+          1 * (4 + 172) + 4 + 7,
+          3 * (4 + 172) + 4 + 100,
+          gates.subLayerIndex(2, 'attention'),
+          gates.subLayerIndex(0, 'mlp'),
+        ]
+        const h = 1e-2
+        for (const i of probes) {
+          const up = Float32Array.from(base)
+          up[i] += h
+          const down = Float32Array.from(base)
+          down[i] -= h
+          const fd = ((await loss(up)) - (await loss(down))) / (2 * h)
+          expect(Math.abs(analytic[i] - fd), `gate ${i}: ${analytic[i]} vs ${fd}`).toBeLessThan(
+            0.02 * Math.abs(fd) + 1e-5,
+          )
+        }
+        expect(probes.some((i) => Math.abs(analytic[i]) > 1e-4)).toBe(true)
+        if (layers) expect(layers.lastMatches.length).toBe(model.arch.layers)
+      } finally {
+        trainer.free()
+      }
+    }, 60_000)
+
+  it('a sub-layer gated to 0 is removed: the smaller model computes what the gated model computes', async () => {
+    const layout = unitLayout(model)
+    const gates = new CofiGates(layout, model.summary.parameterCount, 0.5)
+    const random = seededRandom(4)
+    gates.logAlpha.forEach((_, i) => (gates.logAlpha[i] = 3 * (random() - 0.5)))
+    const z = Float32Array.from(gates.z, () => 0.3 + 0.7 * random())
+    z[gates.subLayerIndex(2, 'attention')] = 0
+    z[gates.subLayerIndex(3, 'mlp')] = 0
+    gates.setGates(z)
+    expect(gates.zeroSubLayers()).toEqual({ attention: [2], mlp: [3] })
+    const keep = gates.keepProbabilities()
+    expect(keep.neurons[3].every((p) => p === -Infinity)).toBe(true)
+    expect(keep.groups[2].every((p) => p === -Infinity)).toBe(true)
+    const budget = selectUnits(layout, keep, Math.ceil(0.3 * model.summary.parameterCount), {
+      uniform: false,
+      split: 'predicted',
+    })
+    // The budget is met with dead neurons to spare; then the dead MLP keeps only the one every layer keeps.
+    expect(budget.neurons[3].length).toBeGreaterThan(1)
+    const selection = dropZeroSubLayers(gates, budget, false)
+    expect(selection.neurons[3]).toHaveLength(1)
+    expect(selection.removedParams - budget.removedParams).toBe((budget.neurons[3].length - 1) * layout.neuronParams)
+
+    // Folded and physically smaller.
+    const folded = withReplacements(model)
+    for (let l = 0; l < layout.layers; l++) {
+      const o = await readTensorF32(folded.entry(`model.layers.${l}.self_attn.o_proj.weight`))
+      const down = await readTensorF32(folded.entry(`model.layers.${l}.mlp.down_proj.weight`))
+      foldGates(gates, l, o, down)
+      folded.replace(`model.layers.${l}.self_attn.o_proj.weight`, o)
+      folded.replace(`model.layers.${l}.mlp.down_proj.weight`, down)
+    }
+    const smaller = await removeUnits(folded, layout, selection)
+    const probe = [windows[0]]
+    const forward = await createForward(pool, smaller.view)
+    const rows = await forward.windowNll(probe).finally(() => forward.close())
+    const got = rows[0].reduce((a, v) => a + v, 0) / rows[0].length
+
+    // The gated model on the training engine, the removed units' own gates set to 0 as well.
+    const reference = Float32Array.from(z)
+    for (let l = 0; l < layout.layers; l++) {
+      gates.groupGates(l).forEach((_, j) => {
+        if (!selection.groups[l].includes(j)) reference[l * (layout.groups + layout.neurons[0]) + j] = 0
+      })
+      gates.neuronGates(l).forEach((_, i) => {
+        if (!selection.neurons[l].includes(i))
+          reference[l * (layout.groups + layout.neurons[0]) + layout.groups + i] = 0
+      })
+    }
+    const trainer = await LlamaTrainer.create(pool, model, null, 64, { temperature: 1, alpha: 0 })
+    try {
+      gates.setGates(reference)
+      trainer.studentHooks = cofiHooks(gates)
+      const s = await trainer.accumulate(probe, 1)
+      expect(Math.abs(got / (s.ce / s.predictions) - 1)).toBeLessThan(1e-5)
+    } finally {
+      trainer.free()
+    }
+  })
 })

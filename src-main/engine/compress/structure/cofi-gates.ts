@@ -1,6 +1,8 @@
 // CoFi's learned masks (Xia et al. 2022): one hard-concrete gate (Louizos et al. 2018, "Learning sparse
 // neural networks through L0 regularization") per prunable unit, the units Bonsai removes
-// (unit-masks.ts): attention head groups and MLP intermediate neurons.
+// (unit-masks.ts): attention head groups and MLP intermediate neurons; and, coarser, one gate per block's
+// attention sub-layer (z_MHA) and one per MLP sub-layer (z_MLP), which multiply the sub-layer's output and
+// so every unit's gate inside it: a unit's effective gate is z_MHA·z_head (z_MLP·z_neuron).
 //
 // A gate with parameter log α draws u ~ U(0, 1) and
 //   s = sigmoid((log u − log(1 − u) + log α) / β),  z = clamp(s·(r − l) + l, 0, 1)
@@ -9,12 +11,16 @@
 //   P(z ≠ 0) = sigmoid(log α − β·log(−l / r)).
 // At the end the gate is deterministic: z = clamp(sigmoid(log α)·(r − l) + l, 0, 1).
 //
-// The expected share of the model's parameters the gates remove, ŝ = Σ_units (1 − P(z ≠ 0))·params / total,
+// The expected share of the model's parameters the gates remove, counted as the paper counts them (a unit
+// survives when its own gate and its sub-layer's gate both do),
+//   ŝ = Σ_layers Σ_units (1 − P(z_sub ≠ 0)·P(z_unit ≠ 0))·params_unit / total,
 // is driven to the target t by the Lagrangian λ1(ŝ − t) + λ2(ŝ − t)²: the log α descend it, the λ ascend it
 // (the paper's constrained optimisation). Gates and λ are a few thousand numbers: they live in JS, with
 // their own Adam.
 
+import { SmallAdam } from '../../train/small-adam'
 import type { UnitLayout } from './unit-masks'
+import type { UnitSelection } from './unit-selection'
 
 export const HARD_CONCRETE = { beta: 2 / 3, left: -0.1, right: 1.1 } as const
 
@@ -42,34 +48,6 @@ export function deterministicGate(logAlpha: number): number {
   return Math.min(1, Math.max(0, sigmoid(logAlpha) * (right - left) + left))
 }
 
-/** Adam on a flat vector (the gates' and the multipliers' optimiser); descends, or ascends with sign −1. */
-class SmallAdam {
-  private readonly m: Float64Array
-  private readonly v: Float64Array
-  private t = 0
-
-  constructor(
-    size: number,
-    private readonly beta1 = 0.9,
-    private readonly beta2 = 0.999,
-    private readonly eps = 1e-8,
-  ) {
-    this.m = new Float64Array(size)
-    this.v = new Float64Array(size)
-  }
-
-  step(x: Float64Array, grad: Float64Array, lr: number, sign: 1 | -1 = 1): void {
-    this.t++
-    const c1 = 1 - this.beta1 ** this.t,
-      c2 = 1 - this.beta2 ** this.t
-    for (let i = 0; i < x.length; i++) {
-      this.m[i] = this.beta1 * this.m[i] + (1 - this.beta1) * grad[i]
-      this.v[i] = this.beta2 * this.v[i] + (1 - this.beta2) * grad[i] * grad[i]
-      x[i] -= (sign * lr * (this.m[i] / c1)) / (Math.sqrt(this.v[i] / c2) + this.eps)
-    }
-  }
-}
-
 /** What one gate update did: the expected sparsity and the Lagrangian's value, for progress and notes. */
 export interface GateStepReport {
   expectedSparsity: number
@@ -80,7 +58,8 @@ export interface GateStepReport {
 }
 
 /**
- * The gates of every unit of `layout`, flat: per layer its head groups, then its neurons. z holds the
+ * The gates of every unit of `layout`, flat: per layer its head groups, then its neurons; after all
+ * layers, per layer its attention and its MLP sub-layer gate. z holds the
  * values the student's forward multiplies by (a sample, or the deterministic gates); gradZ collects
  * ∂loss/∂z from the backward (cofi-hooks.ts) until the next update.
  */
@@ -94,10 +73,14 @@ export class CofiGates {
   private readonly unitParams: Float64Array
   private readonly groupStart: number[] = []
   private readonly neuronStart: number[] = []
+  /** Index of the first sub-layer gate: layer l's attention gate is at subStart + 2l, its MLP's next. */
+  private readonly subStart: number
   /** The Lagrange multipliers λ1, λ2. */
   readonly lambda = new Float64Array(2)
   private readonly gateAdam: SmallAdam
   private readonly lambdaAdam = new SmallAdam(2)
+  /** Whether z holds the deterministic gates (makeDeterministic since the last sample). */
+  private deterministic = false
 
   constructor(
     readonly layout: UnitLayout,
@@ -113,6 +96,8 @@ export class CofiGates {
       this.neuronStart.push(n)
       n += layout.neurons[l]
     }
+    this.subStart = n
+    n += 2 * layout.layers
     this.logAlpha = new Float64Array(n).fill(Math.log((1 - droprateInit) / droprateInit))
     this.z = new Float32Array(n).fill(1)
     this.gradZ = new Float64Array(n)
@@ -123,6 +108,32 @@ export class CofiGates {
       this.unitParams.fill(layout.neuronParams, this.neuronStart[l], this.neuronStart[l] + layout.neurons[l])
     }
     this.gateAdam = new SmallAdam(n)
+  }
+
+  /** Index in z of layer l's attention (sub = 'attention') or MLP sub-layer gate. */
+  subLayerIndex(l: number, sub: 'attention' | 'mlp'): number {
+    return this.subStart + 2 * l + (sub === 'attention' ? 0 : 1)
+  }
+
+  /** Layer l's head-group gates times its attention gate: what multiplies each group's output. */
+  effectiveGroupGates(l: number): Float32Array {
+    const z = this.z[this.subLayerIndex(l, 'attention')]
+    return this.groupGates(l).map((g) => g * z)
+  }
+
+  /** Layer l's neuron gates times its MLP gate: what multiplies each neuron's activation. */
+  effectiveNeuronGates(l: number): Float32Array {
+    const z = this.z[this.subLayerIndex(l, 'mlp')]
+    return this.neuronGates(l).map((g) => g * z)
+  }
+
+  /** The layers whose attention / MLP sub-layer gate is now exactly 0 (after makeDeterministic: removed). */
+  zeroSubLayers(): { attention: number[]; mlp: number[] } {
+    const layers = Array.from({ length: this.layout.layers }, (_, l) => l)
+    return {
+      attention: layers.filter((l) => this.z[this.subLayerIndex(l, 'attention')] === 0),
+      mlp: layers.filter((l) => this.z[this.subLayerIndex(l, 'mlp')] === 0),
+    }
   }
 
   /** Layer l's head-group gates (a view into z). */
@@ -154,6 +165,7 @@ export class CofiGates {
       this.dz[i] = g.dz
     }
     this.gradZ.fill(0)
+    this.deterministic = false
   }
 
   /** Sets every gate to its deterministic value (no gradient flows to log α then). */
@@ -163,6 +175,7 @@ export class CofiGates {
       this.dz[i] = 0
     }
     this.gradZ.fill(0)
+    this.deterministic = true
   }
 
   /** Sets given gate values (tests: finite differences of the loss in z). */
@@ -170,26 +183,49 @@ export class CofiGates {
     this.z.set(values)
     this.dz.fill(0)
     this.gradZ.fill(0)
+    this.deterministic = true
+  }
+
+  /** The sub-layer gate index that multiplies unit i (every unit has one). */
+  private subLayerOf(i: number): number {
+    for (let l = this.layout.layers - 1; l >= 0; l--) {
+      if (i >= this.neuronStart[l]) return this.subLayerIndex(l, 'mlp')
+      if (i >= this.groupStart[l]) return this.subLayerIndex(l, 'attention')
+    }
+    throw new Error(`unit ${i} precedes every layer`)
   }
 
   /** ŝ: the expected share of the model's parameters removed, and ∂ŝ/∂ log α. */
   expectedSparsity(): { value: number; grad: Float64Array } {
     const grad = new Float64Array(this.logAlpha.length)
+    const p = this.logAlpha.map(expectedL0)
     let removed = 0
-    for (let i = 0; i < this.logAlpha.length; i++) {
-      const p = expectedL0(this.logAlpha[i])
-      removed += (1 - p) * this.unitParams[i]
-      grad[i] = (-this.unitParams[i] * p * (1 - p)) / this.totalParams
+    for (let i = 0; i < this.subStart; i++) {
+      const sub = this.subLayerOf(i)
+      const kept = p[sub] * p[i]
+      removed += (1 - kept) * this.unitParams[i]
+      // d P(z ≠ 0) / d log α = p(1 − p): the unit's own gate, then its sub-layer's.
+      grad[i] = (-this.unitParams[i] * p[sub] * p[i] * (1 - p[i])) / this.totalParams
+      grad[sub] += (-this.unitParams[i] * p[i] * p[sub] * (1 - p[sub])) / this.totalParams
     }
     return { value: removed / this.totalParams, grad }
   }
 
-  /** The expected keep probability of every unit, per layer, in unit-importance's shape (for selectUnits). */
+  /**
+   * Per layer, the probability that each unit survives, P(z_sub ≠ 0)·P(z_unit ≠ 0), in unit-importance's
+   * shape (for selectUnits); −Infinity where the sub-layer's gate is exactly 0 (the unit is gone already,
+   * whatever its own gate: removing it costs nothing).
+   */
   keepProbabilities(): { groups: Float64Array[]; neurons: Float64Array[] } {
     const p = this.logAlpha.map(expectedL0)
+    const survive = (start: number, count: number, l: number, sub: 'attention' | 'mlp'): Float64Array => {
+      const s = this.subLayerIndex(l, sub)
+      const dead = this.deterministic && this.z[s] === 0
+      return p.slice(start, start + count).map((v) => (dead ? -Infinity : v * p[s]))
+    }
     return {
-      groups: this.groupStart.map((s) => p.slice(s, s + this.layout.groups)),
-      neurons: this.neuronStart.map((s, l) => p.slice(s, s + this.layout.neurons[l])),
+      groups: this.groupStart.map((s, l) => survive(s, this.layout.groups, l, 'attention')),
+      neurons: this.neuronStart.map((s, l) => survive(s, this.layout.neurons[l], l, 'mlp')),
     }
   }
 
@@ -209,4 +245,43 @@ export class CofiGates {
     this.lambdaAdam.step(this.lambda, Float64Array.of(gap, gap * gap), lambdaLr, -1)
     return { expectedSparsity: s.value, target, lagrangian, lambda1: l1, lambda2: l2 }
   }
+}
+
+/** Multiplies the columns of a [rows, cols] weight in blocks of `width` by gates[j]. */
+function foldColumns(w: Float32Array, cols: number, gates: Float32Array, width: number): void {
+  for (let r = 0; r < w.length / cols; r++)
+    for (let j = 0; j < gates.length; j++) {
+      const z = gates[j]
+      if (z === 1) continue
+      for (let c = j * width; c < (j + 1) * width; c++) w[r * cols + c] *= z
+    }
+}
+
+/**
+ * Folds layer l's gates as they stand (sub-layer times unit) into its o_proj and down_proj weights, in
+ * place: the plain forward of the folded weights computes what the gated forward computed.
+ */
+export function foldGates(gates: CofiGates, l: number, o: Float32Array, down: Float32Array): void {
+  const layout = gates.layout
+  const groupWidth = layout.headsPerGroup * layout.headDim
+  foldColumns(o, layout.groups * groupWidth, gates.effectiveGroupGates(l), groupWidth)
+  foldColumns(down, layout.neurons[l], gates.effectiveNeuronGates(l), 1)
+}
+
+/**
+ * A selection without the units of MLP sub-layers gated to exactly 0, beyond the one neuron every layer
+ * keeps (their output is 0 whatever they hold, so they go even when the budget is met), under per-layer
+ * widths; with `uniform` widths, and for head groups (one head count for every layer), they stay, with
+ * their outputs folded to 0.
+ */
+export function dropZeroSubLayers(gates: CofiGates, selection: UnitSelection, uniform: boolean): UnitSelection {
+  if (uniform) return selection
+  const zero = new Set(gates.zeroSubLayers().mlp)
+  let removed = selection.removedParams
+  const neurons = selection.neurons.map((kept, l) => {
+    if (!zero.has(l) || kept.length <= 1) return kept
+    removed += (kept.length - 1) * gates.layout.neuronParams
+    return kept.slice(0, 1)
+  })
+  return { groups: selection.groups, neurons, removedParams: removed }
 }

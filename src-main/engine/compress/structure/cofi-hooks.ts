@@ -1,6 +1,9 @@
 // CoFi's gates in the student's forward and backward on the training engine (train/llama-block.ts hooks):
 // each head group's attention output is multiplied by its gate before o_proj, each MLP neuron's
-// activation silu(g)·u by its gate before down_proj: exactly where removing the unit zeroes it.
+// activation silu(g)·u by its gate before down_proj: exactly where removing the unit zeroes it. The
+// sub-layer gates (z_MHA, z_MLP) multiply the sub-layer's output, which is the same as multiplying each of
+// its units' gates: the hooks apply e_j = z_sub·z_j, and split the gradient g_j = ∂L/∂e_j between the two,
+// ∂L/∂z_j = z_sub·g_j and ∂L/∂z_sub = Σ_j z_j·g_j.
 //
 // With y = z·x (x the ungated input, kept here), the block's own backward computes ∂L/∂y in the buffer
 // that held y; at that point (LinearHooks.inputGrad) the gate's gradient is Σ ∂L/∂y·x over the unit's
@@ -47,19 +50,40 @@ export function cofiHooks(gates: CofiGates): (layer: number) => LinearHooks {
     if (!s || s.length < x.length) s = saved[role] = new Float32Array(x.length)
     s.set(x)
   }
+  interface Units {
+    /** The units' own gates and their gradients (views into gates.z and gates.gradZ). */
+    z: Float32Array
+    grads: Float64Array
+    /** Index in gates.z of the sub-layer gate over them. */
+    sub: number
+    width: number
+  }
   return (layer) => {
-    const unit = (role: LlamaLinear): { z: Float32Array; grads: Float64Array; width: number } | null => {
-      if (role === 'o') return { z: gates.groupGates(layer), grads: gates.groupGrads(layer), width: groupWidth }
-      if (role === 'down') return { z: gates.neuronGates(layer), grads: gates.neuronGrads(layer), width: 1 }
+    const unit = (role: LlamaLinear): Units | null => {
+      if (role === 'o')
+        return {
+          z: gates.groupGates(layer),
+          grads: gates.groupGrads(layer),
+          sub: gates.subLayerIndex(layer, 'attention'),
+          width: groupWidth,
+        }
+      if (role === 'down')
+        return {
+          z: gates.neuronGates(layer),
+          grads: gates.neuronGrads(layer),
+          sub: gates.subLayerIndex(layer, 'mlp'),
+          width: 1,
+        }
       return null
     }
+    const effective = (u: Units): Float32Array => u.z.map((g) => g * gates.z[u.sub])
     return {
       input(role: LlamaLinear, x: ArenaTensor, M: number): void {
         const u = unit(role)
         if (!u) return
         const values = x.view().subarray(0, M * u.z.length * u.width)
         keep(role, values)
-        scaleUnits(values, M, u.z, u.width)
+        scaleUnits(values, M, effective(u), u.width)
       },
       forward: async () => {},
       weightGrads: async () => {},
@@ -67,8 +91,14 @@ export function cofiHooks(gates: CofiGates): (layer: number) => LinearHooks {
         const u = unit(role)
         if (!u) return
         const dy = dx.view().subarray(0, M * u.z.length * u.width)
-        addGateGrads(dy, saved[role]!, M, u.grads, u.width)
-        scaleUnits(dy, M, u.z, u.width)
+        const g = new Float64Array(u.z.length)
+        addGateGrads(dy, saved[role]!, M, g, u.width)
+        const zSub = gates.z[u.sub]
+        for (let j = 0; j < g.length; j++) {
+          u.grads[j] += zSub * g[j]
+          gates.gradZ[u.sub] += u.z[j] * g[j]
+        }
+        scaleUnits(dy, M, effective(u), u.width)
       },
     }
   }
