@@ -29,10 +29,14 @@ export interface GgufTensorInput {
   data: Uint8Array | GgufLazyData
 }
 
-/** Tensor data produced on demand; `byteLength` must be known for the header, before any data is written. */
+/**
+ * Tensor data produced on demand; `byteLength` must be known for the header, before any data is written.
+ * `produce` may return the bytes in chunks, in order: each chunk is written before the next is asked for,
+ * so a producer may reuse a chunk's buffer once it hands out the next one.
+ */
 export interface GgufLazyData {
   byteLength: number
-  produce(): Promise<Uint8Array>
+  produce(): Promise<Uint8Array | AsyncIterable<Uint8Array>>
 }
 
 function isLazy(d: GgufTensorInput['data']): d is GgufLazyData {
@@ -219,16 +223,21 @@ export async function writeGguf(path: string, spec: GgufWriteSpec, options?: Ato
       await w.write(header)
       for (const t of spec.tensors) {
         const data = isLazy(t.data) ? await t.data.produce() : t.data
-        if (data.byteLength !== dataLength(t)) {
+        let produced = 0
+        for await (const chunk of ArrayBuffer.isView(data) ? [data] : data) {
+          produced += chunk.byteLength
+          if (produced > dataLength(t)) break
+          await w.write(chunk)
+        }
+        if (produced !== dataLength(t)) {
           throw new WhittleError(
             'validation',
             path,
-            `tensor "${t.name}": produced ${data.byteLength} bytes, ${dataLength(t)} were announced`,
+            `tensor "${t.name}": produced ${produced > dataLength(t) ? 'more than' : produced} bytes, ${dataLength(t)} were announced`,
           )
         }
-        await w.write(data)
         // Every tensor, the last included, is padded to the alignment, as llama.cpp and gguf-py write them.
-        const pad = (alignment - (data.byteLength % alignment)) % alignment
+        const pad = (alignment - (produced % alignment)) % alignment
         if (pad > 0) await w.write(new Uint8Array(pad))
       }
     },

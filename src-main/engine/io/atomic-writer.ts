@@ -1,7 +1,7 @@
 // Writes a file through a temporary sibling that gets the real name only once complete, flushed and
 // (optionally) verified, so a crash or an error mid-write never leaves a half-written or unchecked model
 // under the real name. Small chunks are gathered into one large buffer before each write syscall, so
-// producers can emit rows of any size.
+// producers can emit rows of any size; that buffer is allocated once and reused.
 
 import { link, open, rename, unlink, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, resolve } from 'node:path'
@@ -19,10 +19,12 @@ import { closeFile, ioError } from './ranged-file'
 
 const FLUSH_BYTES = 4 << 20
 
+/** Writes in order; one call at a time (each awaited before the next, as every producer does). */
 export class SequentialWriter {
   private readonly handle: FileHandle
   private readonly path: string
-  private pending: Uint8Array[] = []
+  /** Small chunks gathered for the next write: one buffer, reused (fresh pages cost a fault each). */
+  private staging: Uint8Array | null = null
   private pendingBytes = 0
   /** Bytes accepted so far (written or buffered). */
   written = 0
@@ -41,22 +43,19 @@ export class SequentialWriter {
       return
     }
     // Producers may reuse their chunk buffer after we return, so keep a copy.
-    this.pending.push(chunk.slice())
+    if (this.pendingBytes + chunk.length > FLUSH_BYTES) await this.flush()
+    this.staging ??= new Uint8Array(FLUSH_BYTES)
+    this.staging.set(chunk, this.pendingBytes)
     this.pendingBytes += chunk.length
     if (this.pendingBytes >= FLUSH_BYTES) await this.flush()
   }
 
   async flush(): Promise<void> {
-    if (this.pendingBytes === 0) return
-    const joined = new Uint8Array(this.pendingBytes)
-    let at = 0
-    for (const c of this.pending) {
-      joined.set(c, at)
-      at += c.length
-    }
-    this.pending = []
+    if (this.pendingBytes === 0 || !this.staging) return
+    const bytes = this.pendingBytes
     this.pendingBytes = 0
-    await this.writeOut(joined)
+    // The staging buffer is not touched again until this write has completed (callers await it).
+    await this.writeOut(this.staging.subarray(0, bytes))
   }
 
   private async writeOut(bytes: Uint8Array): Promise<void> {

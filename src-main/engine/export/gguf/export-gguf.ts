@@ -2,50 +2,31 @@
 // llama.cpp names and metadata, q/k rows permuted into llama.cpp's RoPE order, the tokenizer converted,
 // each 2-D tensor quantized byte-exactly as llama-quantize would (or stored in the closest type that fits
 // its rows), written to a temporary file, re-read and checked tensor by tensor, and only then named.
+// The data section is one stream of blocks of rows (block-pipeline.ts): the next blocks are read,
+// quantized on the workers and hashed while the current one is written.
 
 import { stat } from 'node:fs/promises'
 import path from 'node:path'
 import { WhittleError } from '../../errors'
 import { throwIfCancelled } from '../../jobs/cancel'
 import { alreadyExistsError } from '../../io/destination-lock'
-import type { TensorEntry } from '../../formats/types'
-import type { TensorRole } from '../../../contract/api'
-import { readTensorBytes } from '../../formats/read'
 import { writeGguf, type GgufKv, type GgufTensorInput } from '../../formats/gguf-writer'
 import type { LoadedModel } from '../../model/loaded-model'
-import { decodeTensorF32 } from '../../pool/decode-tensor'
 import type { WorkerPool } from '../../pool/worker-pool'
-import {
-  compatibleGgufType,
-  ggufRowBytes,
-  quantizeTensorGguf,
-  usesImportance,
-} from '../../compress/gguf-types/quantize-tensor'
-import {
-  quantizeEntryGgufParallel,
-  quantizeTensorGgufParallel,
-  type GgufEncoded,
-} from '../../compress/gguf-types/quantize-tensor-parallel'
-import { hfToGgufRows } from '../../arch/rope-permute'
-import { ggufLlamaName, permuteRowBytes, rowSources } from './names'
-import {
-  LLAMA_FILE_TYPE,
-  planGgufTypes,
-  type GgufExportType,
-  type GgufTensorType,
-  type PolicyTensor,
-} from './type-policy'
-import type { GgufTensorPlan, GgufTypeFlags, GgufTypeRule } from '../../../contract/gguf-export-types'
+import { compatibleGgufType, ggufRowBytes } from '../../compress/gguf-types/quantize-tensor'
+import { ggufLlamaName } from './names'
+import { LLAMA_FILE_TYPE, planGgufTypes, type GgufExportType, type PolicyTensor } from './type-policy'
+import type { GgufTensorPlan, GgufTypeFlags } from '../../../contract/gguf-export-types'
 import { checkLlamaSource, llamaMetadata } from './llama-source'
 import { tokenizerKvsFromGguf, tokenizerKvsFromHf } from './tokenizer-kv'
-import { encodeBf16Ggml } from '../../numerics/float-encodings'
-import { f32Checksum } from './encode'
 import { verifyGgufExport, type IntendedTensor } from './verify-gguf'
 import { requantizeError, requantizeLossNote } from './requantize-loss'
-import { hashBytes, tensorCheck, type TensorCheck } from './tensor-hashes'
-import { importanceFor, type ImatrixSource } from '../../formats/imatrix-data'
+import { hashBytes } from './tensor-hashes'
+import { BlockPipeline } from './block-pipeline'
+import { BLOCK_ELEMENTS } from './tensor-blocks'
+import { tensorWork, type GgufExportTensor, type PlannedTensor, type TensorWork } from './encode-tensor'
+import type { ImatrixSource } from '../../formats/imatrix-data'
 import type { GgufKeptTensor } from '../../compress/gguf-types/kept-bytes'
-import { keptGgufBytes } from './kept-tensor'
 
 /** The export type and llama-quantize's type-level flags (--pure, --output-tensor-type, …). */
 export interface GgufExportOptions extends GgufTypeFlags {
@@ -66,30 +47,7 @@ export interface GgufExportOptions extends GgufTypeFlags {
   signal?: AbortSignal
 }
 
-export interface GgufExportTensor {
-  name: string
-  type: GgufTensorType
-  /** Why `type` differs from what the export type asked for (a row not a whole number of blocks). */
-  fallback?: string
-  /** The policy's rule that chose the type (type-policy), and the --tensor-type pattern when one did. */
-  rule: GgufTypeRule
-  pattern?: string
-  /** The source tensor's block type when it was already quantized and is quantized again (--allow-requantize). */
-  requantizedFrom?: string
-  /** For a re-quantized tensor: ‖written − source‖ / ‖source‖ over the decoded values, the second rounding's loss (requantize-loss.ts). */
-  requantizeError?: number
-  /** Quantized with the importance matrix's entry for this tensor (types that ignore importances, as Q8_0 and F16 do, never are). */
-  imatrix?: boolean
-  /**
-   * The stored values decode to exactly the source's (or the compressed model's) weights: true for
-   * F32, lossless copies, and weights that were already fake-quantized to this type.
-   */
-  exact: boolean
-  /** How the written file's tensor was checked (tensor-hashes.ts): its bytes' hash, and its values where needed. */
-  check: TensorCheck
-  /** The bytes are the recipe's gguf step's, written as they are (not quantized again). */
-  kept?: boolean
-}
+export type { GgufExportTensor } from './encode-tensor'
 
 export interface GgufExportReport {
   file: string
@@ -103,17 +61,6 @@ export interface GgufExportReport {
 
 /** Order llama.cpp's converter writes a block's tensors in; everything else follows its source order. */
 const ROLE_ORDER = ['q', 'k', 'v', 'o', 'gate', 'up', 'down', 'attn_norm', 'ffn_norm']
-
-interface PlannedTensor {
-  ggufName: string
-  entry: TensorEntry
-  role: TensorRole
-  layer: number | null
-  rows: number
-  cols: number
-  /** q/k heads for the row permutation, or 0 for none. */
-  permuteHeads: number
-}
 
 function planTensors(model: LoadedModel, permuteQk: boolean): { planned: PlannedTensor[]; skipped: string[] } {
   const planned: PlannedTensor[] = []
@@ -170,96 +117,11 @@ async function refuseExisting(outFile: string, inputs: string[]): Promise<void> 
     throw alreadyExistsError(outFile, 'file')
 }
 
-function sameF32(a: Float32Array, b: Float32Array): boolean {
-  const x = new Uint32Array(a.buffer, a.byteOffset, a.length)
-  const y = new Uint32Array(b.buffer, b.byteOffset, b.length)
-  if (x.length !== y.length) return false
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false
-  return true
-}
+/** Blocks encoded ahead of the one being written: enough to keep the workers busy across a write. */
+const PIPELINE_DEPTH = 2
 
-function parallelResult(
-  p: PlannedTensor,
-  q: GgufEncoded,
-  importance: Float32Array | null,
-): { data: Uint8Array; tensor: Omit<GgufExportTensor, 'rule' | 'check'>; checksum: null } {
-  const tensor = {
-    name: p.ggufName,
-    type: q.type,
-    ...(q.fallback ? { fallback: q.fallback } : {}),
-    ...(importance ? { imatrix: true } : {}),
-    exact: q.exact,
-  }
-  return { data: q.bytes, tensor, checksum: null }
-}
-
-/** One tensor's stored bytes, plus what verification should find when it decodes them. */
-async function encodeTensor(
-  pool: WorkerPool,
-  p: PlannedTensor,
-  wanted: GgufTensorType,
-  imatrix: ImatrixSource | null,
-  keptBytes: ReadonlyMap<string, GgufKeptTensor> | null,
-): Promise<{ data: Uint8Array; tensor: Omit<GgufExportTensor, 'rule' | 'check'>; checksum: number | null }> {
-  const choice = wanted === 'BF16' ? { type: 'BF16' as const } : compatibleGgufType(wanted, p.cols)
-  const fallback = 'fallback' in choice && choice.fallback ? { fallback: choice.fallback } : {}
-  const kept = keptBytes?.get(p.entry.name)
-  const keptData = choice.type === 'BF16' ? null : await keptGgufBytes(pool, p, choice.type, kept)
-  if (keptData && kept) {
-    // Every kept type is a ggml type, whose bytes the verification's hash proves (tensor-hashes.ts).
-    const tensor = { name: p.ggufName, type: choice.type, ...fallback, ...(kept.imatrix ? { imatrix: true } : {}) }
-    return { data: keptData, tensor: { ...tensor, exact: true, kept: true }, checksum: null }
-  }
-  if (p.entry.dtype === choice.type) {
-    // Same encoding as the source: move bytes (GGUF blocks never span rows, so whole rows can be moved).
-    let data = await readTensorBytes(p.entry, 0, p.entry.byteLength)
-    if (p.permuteHeads > 0) data = permuteRowBytes(data, rowSources(p.rows, p.permuteHeads, hfToGgufRows))
-    return { data, tensor: { name: p.ggufName, type: choice.type, ...fallback, exact: true }, checksum: null }
-  }
-  // Values are decoded again at verification only for a packing whose bytes do not prove them.
-  const decodeCheck = tensorCheck(choice.type) !== 'sha256'
-  if (choice.type !== 'BF16' && !decodeCheck && p.permuteHeads === 0 && p.entry.shape.length === 2) {
-    // The common path: read in blocks of rows (the embedding too, so memory does not grow with the
-    // vocabulary) and quantized row-parallel across the workers, byte-identical to quantizeTensorGguf.
-    const importance = imatrix && usesImportance(choice.type) ? importanceFor(imatrix, p.ggufName, p.cols) : null
-    const storage = wanted as Exclude<GgufTensorType, 'BF16'>
-    return parallelResult(p, await quantizeEntryGgufParallel(pool, p.entry, storage, { importance }), importance)
-  }
-  let w = await decodeTensorF32(pool, p.entry)
-  if (p.permuteHeads > 0) w = hfToGgufRows(w, p.rows, p.cols, p.permuteHeads)
-  if (choice.type === 'BF16') {
-    const { bytes, decoded } = encodeBf16Ggml(w)
-    return {
-      data: bytes,
-      tensor: { name: p.ggufName, type: 'BF16', exact: sameF32(decoded, w) },
-      checksum: decodeCheck ? f32Checksum(decoded) : null,
-    }
-  }
-  // Quantize to the requested type: the quantizers apply (and explain) the same fallback.
-  // Importances are per input column, so the q/k row permutation above leaves them as they are.
-  const importance = imatrix && usesImportance(choice.type) ? importanceFor(imatrix, p.ggufName, p.cols) : null
-  const storage = wanted as Exclude<GgufTensorType, 'BF16'>
-  if (!decodeCheck) {
-    // Permuted q/k rows: row-parallel across the workers on the whole (small) tensor.
-    return parallelResult(
-      p,
-      await quantizeTensorGgufParallel(pool, w, p.rows, p.cols, storage, { importance }),
-      importance,
-    )
-  }
-  const q = quantizeTensorGguf(pool, w, p.rows, p.cols, storage, { importance })
-  return {
-    data: q.bytes,
-    tensor: {
-      name: p.ggufName,
-      type: q.type,
-      ...(q.fallback ? { fallback: q.fallback } : {}),
-      ...(importance ? { imatrix: true } : {}),
-      exact: sameF32(q.dequantized, w),
-    },
-    checksum: f32Checksum(q.dequantized),
-  }
-}
+/** A block at most this large gets one of the pipeline's reused buffers (every streamed block does). */
+const BLOCK_BUFFER_LIMIT = BLOCK_ELEMENTS * 4
 
 /** What llama-quantize records about the importance matrix it used (quantize.imatrix.*). */
 function imatrixKvs(source: ImatrixSource | null, quantized: boolean): GgufKv[] {
@@ -359,11 +221,14 @@ export async function exportGguf(
   const progress = options.onProgress ?? (() => {})
   const keptBytes = options.keptBytes ?? null
 
-  // Types (and so sizes and offsets) are known before any tensor is encoded; each tensor is then encoded
-  // when the writer reaches it and dropped after, so memory holds one tensor, not the model.
+  // Types (and so sizes and offsets) are known before any tensor is encoded. Every tensor's blocks then
+  // go through one pipeline, a few blocks ahead of the writer, so memory holds a few blocks, not the model.
   const tensors: GgufTensorInput[] = []
   const intended: IntendedTensor[] = []
   const report: GgufExportTensor[] = []
+  const works: TensorWork[] = []
+  const jobTensor: number[] = []
+  const hashes: number[] = []
   for (const [i, p] of planned.entries()) {
     // The plan's type already fits the row (the policy applied llama.cpp's fallbacks).
     const plan = plans[i]
@@ -371,6 +236,11 @@ export async function exportGguf(
     const type = wanted === 'BF16' ? 'BF16' : compatibleGgufType(wanted, p.cols).type
     const dims = [...p.entry.shape].reverse()
     const byteLength = type === 'BF16' ? p.rows * p.cols * 2 : p.rows * ggufRowBytes(type, p.cols)
+    const from = requant.from.get(p.ggufName)
+    const work = tensorWork(pool, p, wanted, options.imatrix ?? null, keptBytes, byteLength, from !== undefined)
+    works.push(work)
+    for (const _ of work.jobs) jobTensor.push(i)
+    hashes.push(hashBytes(new Uint8Array(0)))
     tensors.push({
       name: p.ggufName,
       type,
@@ -380,26 +250,39 @@ export async function exportGguf(
         async produce() {
           throwIfCancelled(options.signal, file)
           progress(i / (planned.length + 1), `encoding ${p.ggufName}`)
-          const encoded = await encodeTensor(pool, p, wanted, options.imatrix ?? null, keptBytes)
-          const { data, checksum } = encoded
-          const from = requant.from.get(p.ggufName)
-          const tensor: GgufExportTensor = {
-            ...encoded.tensor,
-            check: checksum === null ? 'sha256' : 'sha256+decode',
-            rule: plan.rule,
-            ...(plan.pattern !== undefined ? { pattern: plan.pattern } : {}),
-            ...(plan.fallback ? { fallback: plan.fallback.reason } : {}),
-            ...(from ? { requantizedFrom: from, requantizeError: await requantizeError(pool, p, data, type) } : {}),
-          }
-          if (tensor.type !== type)
-            throw new WhittleError('format', file, `${p.ggufName}: encoded as ${tensor.type}, planned as ${type}`)
-          intended.push({ name: p.ggufName, type: tensor.type, dims, sha256: hashBytes(data), checksum })
-          report.push(tensor)
-          return data
+          return (async function* () {
+            for (let k = 0; k < work.jobs.length; k++) yield await pipeline.next()
+            const encoded = work.finish()
+            const { data, checksum } = encoded
+            const tensor: GgufExportTensor = {
+              ...encoded.tensor,
+              check: checksum === null ? 'crc32' : 'crc32+decode',
+              rule: plan.rule,
+              ...(plan.pattern !== undefined ? { pattern: plan.pattern } : {}),
+              ...(plan.fallback ? { fallback: plan.fallback.reason } : {}),
+              ...(from && data
+                ? { requantizedFrom: from, requantizeError: await requantizeError(pool, p, data, type) }
+                : {}),
+            }
+            if (tensor.type !== type)
+              throw new WhittleError('format', file, `${p.ggufName}: encoded as ${tensor.type}, planned as ${type}`)
+            intended.push({ name: p.ggufName, type: tensor.type, dims, hash: hashes[i], checksum })
+            report.push(tensor)
+          })()
         },
       },
     })
   }
+  const jobs = works.flatMap((w) => w.jobs)
+  const pipeline = new BlockPipeline(jobs, {
+    depth: PIPELINE_DEPTH,
+    // The streamed blocks' largest; a whole tensor larger than that brings its own array.
+    bufferBytes: Math.max(0, ...jobs.filter((j) => j.bytes <= BLOCK_BUFFER_LIMIT).map((j) => j.bytes)),
+    // Hashed in order, as each block is ready, while the block before it is being written.
+    onBlock: (chunk, index) => {
+      hashes[jobTensor[index]] = hashBytes(chunk, hashes[jobTensor[index]])
+    },
+  })
   const quantized = tensors.some((t) => !['F32', 'F16', 'BF16'].includes(String(t.type)))
   const tokenizer =
     model.files.format === 'gguf'
@@ -416,17 +299,23 @@ export async function exportGguf(
   // Exclusive: a second export to this path fails at once rather than replacing this one's file. The
   // temporary file is re-read and checked before it gets the real name, so a kill at any moment leaves
   // either nothing or a verified file at `file`.
-  const bytes = await writeGguf(
-    file,
-    { kv, tensors },
-    {
-      exclusive: true,
-      verify: async (temp) => {
-        progress(planned.length / (planned.length + 1), 'verifying')
-        await verifyGgufExport(temp, intended, pool, file)
+  let bytes: number
+  try {
+    bytes = await writeGguf(
+      file,
+      { kv, tensors },
+      {
+        exclusive: true,
+        verify: async (temp) => {
+          progress(planned.length / (planned.length + 1), 'verifying')
+          await verifyGgufExport(temp, intended, pool, file)
+        },
       },
-    },
-  )
+    )
+  } finally {
+    // On a failure blocks may still be encoding: wait until none uses kernel memory any more.
+    await pipeline.close()
+  }
   progress(1, 'written and verified')
   const loss = requantizeLossNote(report.flatMap((t) => (t.requantizeError === undefined ? [] : [t.requantizeError])))
   return { file, tensors: report, skipped, bytes, warnings: requant.warnings.map((w) => w + loss) }

@@ -1,61 +1,92 @@
-// The re-read hash of a tensor in a file equals SHA-256 of its bytes however the reads are cut, sees a
-// single changed byte, and only types whose bytes determine their values are checked by hash alone.
+// The re-read hash is CRC-32 (checked against the standard's check value), equals the hash of each
+// tensor's bytes however the reads are cut and whatever lies between tensors, sees a single changed
+// byte, and only types whose bytes determine their values are checked by hash alone.
 
-import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { isWhittleError } from '../../errors'
 import { closeFile } from '../../io/ranged-file'
-import { hashBytes, hashTensorOnDisk, tensorCheck } from './tensor-hashes'
+import { hashBytes, hashSpansOnDisk, hashTensorOnDisk, tensorCheck, TENSOR_HASH_NAME } from './tensor-hashes'
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'whittle-hashes-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-function tensorFile(name: string, before: number, data: Uint8Array): { file: string; offset: number } {
-  const file = path.join(dir, name)
-  writeFileSync(file, Buffer.concat([new Uint8Array(before).fill(1), data, new Uint8Array(5).fill(2)]))
-  return { file, offset: before }
+/** Bitwise CRC-32 (reflected polynomial 0xEDB88320), written out from the definition: the independent twin. */
+function crc32Bitwise(bytes: Uint8Array): number {
+  let c = 0xffffffff
+  for (const b of bytes) {
+    c ^= b
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1
+  }
+  return (c ^ 0xffffffff) >>> 0
 }
 
-describe('hashTensorOnDisk', () => {
-  const data = Uint8Array.from({ length: 1000 }, (_, i) => (i * 31 + 7) & 0xff)
-  const want = createHash('sha256').update(data).digest('hex')
+const pattern = (n: number, seed: number): Uint8Array =>
+  Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff)
 
-  it('hashes exactly the tensor bytes, in any read size', async () => {
-    const { file, offset } = tensorFile('a.bin', 17, data)
-    const entry = { name: 't', dtype: 'U8' as const, shape: [1000], file, offset, byteLength: 1000 }
+describe('hashBytes', () => {
+  it('is CRC-32: the standard check value, and continues over concatenated chunks', () => {
+    expect(TENSOR_HASH_NAME).toBe('CRC-32')
+    expect(hashBytes(new TextEncoder().encode('123456789'))).toBe(0xcbf43926)
+    const data = pattern(5000, 7)
+    expect(hashBytes(data)).toBe(crc32Bitwise(data))
+    expect(hashBytes(data.subarray(1234), hashBytes(data.subarray(0, 1234)))).toBe(crc32Bitwise(data))
+  })
+})
+
+describe('hashSpansOnDisk', () => {
+  // Three tensors with gaps (padding) between them, and 17 bytes of header before.
+  const tensors = [pattern(1000, 7), pattern(0, 0), pattern(333, 99), pattern(4096, 5)]
+  const file = path.join(dir, 'spans.bin')
+  const spans: { offset: number; byteLength: number }[] = []
+  const parts: Uint8Array[] = [new Uint8Array(17).fill(1)]
+  let at = 17
+  for (const t of tensors) {
+    spans.push({ offset: at, byteLength: t.length })
+    parts.push(t, new Uint8Array(13).fill(2))
+    at += t.length + 13
+  }
+  writeFileSync(file, Buffer.concat(parts))
+  afterAll(() => closeFile(file))
+
+  it('hashes exactly each span, in any read size', async () => {
+    const want = tensors.map(crc32Bitwise)
+    for (const readBytes of [1, 7, 999, 1000, 4096, 1 << 20])
+      expect(await hashSpansOnDisk(file, spans, readBytes)).toEqual(want)
+    expect(await hashTensorOnDisk({ name: 't', dtype: 'U8', shape: [333], file, ...spans[2] }, 64)).toBe(want[2])
+  })
+
+  it('sees one changed byte, and only in the tensor it belongs to', async () => {
+    const changed = path.join(dir, 'changed.bin')
+    const bytes = Buffer.concat(parts)
+    bytes[spans[2].offset + 200] ^= 0x10
+    writeFileSync(changed, bytes)
     try {
-      expect(hashBytes(data)).toBe(want)
-      for (const readBytes of [1, 7, 999, 1000, 4096]) expect(await hashTensorOnDisk(entry, readBytes)).toBe(want)
+      const got = await hashSpansOnDisk(changed, spans, 256)
+      expect(got[2]).not.toBe(crc32Bitwise(tensors[2]))
+      expect([got[0], got[1], got[3]]).toEqual([tensors[0], tensors[1], tensors[3]].map(crc32Bitwise))
     } finally {
-      closeFile(file)
+      closeFile(changed)
     }
   })
 
-  it('differs when one byte of the file differs', async () => {
-    const changed = data.slice()
-    changed[613] ^= 0x10
-    const { file, offset } = tensorFile('b.bin', 3, changed)
-    const entry = { name: 't', dtype: 'U8' as const, shape: [1000], file, offset, byteLength: 1000 }
-    try {
-      expect(await hashTensorOnDisk(entry, 64)).not.toBe(want)
-    } finally {
-      closeFile(file)
-    }
+  it('refuses spans out of order with a typed error naming the file', async () => {
+    const e = await hashSpansOnDisk(file, [spans[2], spans[0]]).catch((err: unknown) => err)
+    expect(isWhittleError(e) && [e.code, e.file]).toEqual(['validation', file])
   })
 
-  it('hashes an empty tensor as SHA-256 of nothing', async () => {
-    const { file } = tensorFile('c.bin', 0, new Uint8Array(0))
-    const entry = { name: 't', dtype: 'U8' as const, shape: [0], file, offset: 0, byteLength: 0 }
-    expect(await hashTensorOnDisk(entry)).toBe(createHash('sha256').digest('hex'))
+  it('hashes an empty tensor as CRC-32 of nothing (0)', async () => {
+    expect(await hashTensorOnDisk({ name: 't', dtype: 'U8', shape: [0], file, offset: 3, byteLength: 0 })).toBe(0)
+    expect(await hashSpansOnDisk(file, [])).toEqual([])
   })
 })
 
 describe('tensorCheck', () => {
   it('checks ggml types by hash alone, anything else by decoding too', () => {
     for (const type of ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_K', 'IQ4_XS', 'TQ1_0'])
-      expect(tensorCheck(type)).toBe('sha256')
-    expect(tensorCheck('NOT_A_GGML_TYPE')).toBe('sha256+decode')
+      expect(tensorCheck(type)).toBe('crc32')
+    expect(tensorCheck('NOT_A_GGML_TYPE')).toBe('crc32+decode')
   })
 })

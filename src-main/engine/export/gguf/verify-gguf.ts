@@ -1,5 +1,6 @@
 // Re-reads a written GGUF with the project's reader and checks every tensor against what the export
-// meant to write: name, ggml type, dims and bytes (by hash, tensor-hashes.ts); and, only for a packing
+// meant to write: name, ggml type, dims and bytes (by hash, in one sequential pass over the data section,
+// tensor-hashes.ts); and, only for a packing
 // whose bytes do not determine its values, that the reader's decoder yields exactly the values the
 // quantizer produced (for every ggml type, equal bytes already prove that).
 
@@ -12,14 +13,14 @@ import { decodeTensorF32 } from '../../pool/decode-tensor'
 import type { WorkerPool } from '../../pool/worker-pool'
 import { f32Checksum } from './encode'
 import { checkGgufLoadability } from './loadability'
-import { hashTensorOnDisk } from './tensor-hashes'
+import { hashSpansOnDisk } from './tensor-hashes'
 
 export interface IntendedTensor {
   name: string
   type: string
   dims: number[]
-  /** SHA-256 of the bytes written (the bytes themselves are not kept: the export streams). */
-  sha256: string
+  /** tensor-hashes.ts hashBytes of the bytes written (the bytes themselves are not kept: the export streams). */
+  hash: number
   /**
    * f32Checksum of the values the bytes should decode to, for a packing whose bytes alone do not prove its
    * values (tensor-hashes.ts tensorCheck); null when the hash comparison is the whole check.
@@ -45,14 +46,22 @@ export async function verifyGgufExport(
       throw fail(`${g.infos.length} tensors read back, ${intended.length} written`)
     for (const [i, want] of intended.entries()) {
       const info = g.infos[i]
-      const entry = g.tensors[i]
       if (info.name !== want.name) throw fail(`tensor ${i} is "${info.name}", expected "${want.name}"`)
       if (info.ggmlType !== ggmlTypeByName(want.type)?.id)
         throw fail(`tensor "${want.name}" has ggml type ${info.ggmlType}, expected ${want.type}`)
       if (info.dims.join(',') !== want.dims.join(','))
         throw fail(`tensor "${want.name}" has dims [${info.dims.join(', ')}], expected [${want.dims.join(', ')}]`)
-      if ((await hashTensorOnDisk(entry)) !== want.sha256)
-        throw fail(`tensor "${want.name}" bytes differ from what was written`)
+    }
+    // The writer lays tensors out in order, so the whole data section is one sequential read.
+    for (let i = 1; i < g.tensors.length; i++) {
+      const before = g.tensors[i - 1]
+      if (g.tensors[i].offset < before.offset + before.byteLength)
+        throw fail(`tensor "${g.infos[i].name}" overlaps or precedes the tensor before it`)
+    }
+    const hashes = await hashSpansOnDisk(file, g.tensors)
+    for (const [i, want] of intended.entries()) {
+      const entry = g.tensors[i]
+      if (hashes[i] !== want.hash) throw fail(`tensor "${want.name}" bytes differ from what was written`)
       if (
         want.checksum !== null &&
         f32Checksum(pool ? await decodeTensorF32(pool, entry) : await readTensorF32(entry)) !== want.checksum

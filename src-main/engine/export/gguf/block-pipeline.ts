@@ -1,0 +1,134 @@
+// The export's data section as one ordered stream of blocks (a block of a tensor's rows, or a whole small
+// tensor), encoded ahead of the writer: while block k is written, the next `depth` blocks are read,
+// decoded, quantized on the workers and hashed. One stream runs across tensor boundaries, so the workers
+// do not wait at each of the model's ~200 tensors. Memory stays flat: at most `depth` blocks are in
+// flight besides the one being written, each in a buffer from a small pool that is reused, so the model's
+// size never shows in the peak (and no fresh pages are faulted in per block).
+
+import { WhittleError } from '../../errors'
+
+/** One block to encode. */
+export interface BlockJob {
+  /** Bytes the block encodes to. */
+  bytes: number
+  /**
+   * Encodes the block into `out` (a reused buffer of at least `bytes` bytes) and returns the filled part,
+   * or, when `out` is null (the block is larger than the pool's buffers), into an array of its own.
+   */
+  run(out: Uint8Array | null): Promise<Uint8Array>
+}
+
+export interface BlockPipelineOptions {
+  /** Blocks encoded ahead of the one being written (at least 1). */
+  depth: number
+  /** Size of the reused buffers; a larger block gets an array of its own. */
+  bufferBytes: number
+  /** Called with each block, in order, as soon as it and every block before it are encoded (e.g. to hash). */
+  onBlock?: (chunk: Uint8Array, index: number) => void
+}
+
+interface Running {
+  /** The block, once it and every block before it are encoded and passed to onBlock. */
+  done: Promise<Uint8Array>
+  /** The block's own encoding, settled only once its job no longer uses its buffer or kernel memory. */
+  encoded: Promise<Uint8Array>
+  buffer: Uint8Array | null
+  bytes: number
+}
+
+export class BlockPipeline {
+  private readonly jobs: readonly BlockJob[]
+  private readonly depth: number
+  private readonly bufferBytes: number
+  private readonly onBlock: (chunk: Uint8Array, index: number) => void
+  private readonly free: Uint8Array[] = []
+  private readonly running: Running[] = []
+  /** The block handed out last: its buffer is in the consumer's hands until the next call to next(). */
+  private handedOut: Running | null = null
+  private started = 0
+  private handed = 0
+  /** Resolves once the block before the next one to start has been passed to onBlock. */
+  private ordered: Promise<unknown> = Promise.resolve()
+  private inFlight = 0
+  /** Largest number of block bytes held at once (in flight or handed out): the pipeline's memory bound. */
+  peakBytes = 0
+  /** Buffers allocated for the pool (never more than depth + 1). */
+  buffersAllocated = 0
+
+  constructor(jobs: readonly BlockJob[], options: BlockPipelineOptions) {
+    this.jobs = jobs
+    this.depth = Math.max(1, Math.floor(options.depth))
+    this.bufferBytes = options.bufferBytes
+    this.onBlock = options.onBlock ?? (() => {})
+  }
+
+  get length(): number {
+    return this.jobs.length
+  }
+
+  /**
+   * The next block, in order. The block returned before is released: its buffer may be reused from now
+   * on, so a consumer must be done with a block (written, or copied) before it asks for the next one.
+   */
+  async next(): Promise<Uint8Array> {
+    if (this.handed >= this.jobs.length)
+      throw new WhittleError('validation', null, 'block pipeline: every block was already handed out')
+    this.release(this.handedOut)
+    this.handedOut = null
+    this.fill()
+    const block = this.running.shift()!
+    this.handed++
+    this.handedOut = block
+    this.fill()
+    return block.done
+  }
+
+  /** Waits for every block started (so none still uses a buffer or kernel memory); their errors are ignored. */
+  async close(): Promise<void> {
+    const started = this.handedOut ? [this.handedOut, ...this.running] : this.running
+    await Promise.allSettled(started.map((r) => r.encoded))
+    this.running.length = 0
+    this.release(this.handedOut)
+    this.handedOut = null
+  }
+
+  private release(block: Running | null): void {
+    if (!block) return
+    this.inFlight -= block.bytes
+    if (block.buffer) this.free.push(block.buffer)
+  }
+
+  private fill(): void {
+    while (this.started < this.jobs.length && this.started < this.handed + this.depth) {
+      const index = this.started++
+      const job = this.jobs[index]
+      let buffer: Uint8Array | null = null
+      if (job.bytes <= this.bufferBytes) {
+        buffer = this.free.pop() ?? null
+        if (!buffer) {
+          buffer = new Uint8Array(this.bufferBytes)
+          this.buffersAllocated++
+        }
+      }
+      this.inFlight += job.bytes
+      this.peakBytes = Math.max(this.peakBytes, this.inFlight)
+      const encoded = job.run(buffer)
+      encoded.catch(() => {})
+      // Blocks are encoded concurrently but reach onBlock strictly in order.
+      const done = Promise.all([encoded, this.ordered]).then(([chunk]) => {
+        if (chunk.byteLength !== job.bytes)
+          throw new WhittleError(
+            'format',
+            null,
+            `block ${index} encoded to ${chunk.byteLength} bytes, not ${job.bytes}`,
+          )
+        this.onBlock(chunk, index)
+        return chunk
+      })
+      // A failed block fails every block after it (they are never handed out past it).
+      this.ordered = done
+      done.catch(() => {})
+      this.running.push({ done, encoded, buffer, bytes: job.bytes })
+    }
+  }
+}

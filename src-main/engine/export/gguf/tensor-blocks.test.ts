@@ -1,0 +1,119 @@
+// The export's streamed paths against independent expectations: quantizing a tensor in blocks of rows on
+// 2 workers gives exactly the single-threaded quantizer's bytes (quantizeTensorGguf, the TS-level whole-
+// tensor path) and the same exactness; moving F16 bytes in blocks, q/k rows permuted, gives exactly the
+// whole-tensor permutation (permuteRowBytes over rowSources).
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { TensorEntry } from '../../formats/types'
+import { WorkerPool } from '../../pool/worker-pool'
+import { quantizeTensorGguf } from '../../compress/gguf-types/quantize-tensor'
+import { hfToGgufRows } from '../../arch/rope-permute'
+import { decodeToF32 } from '../../formats/read'
+import { encodeF16Array } from '../../numerics/float-encodings'
+import { permuteRowBytes, rowSources } from './names'
+import { copyJobs, quantizeJobs } from './tensor-blocks'
+import type { BlockJob } from './block-pipeline'
+
+let pool: WorkerPool
+beforeAll(async () => {
+  pool = await WorkerPool.create({ threads: 2 })
+})
+afterAll(async () => {
+  await pool?.close()
+})
+
+/** A [rows, cols] F16 tensor held in memory, deterministic pseudo-random values. */
+function f16Entry(rows: number, cols: number, seed: number): TensorEntry {
+  let s = seed
+  const values = Float32Array.from({ length: rows * cols }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
+    return (s / 2 ** 32 - 0.5) * 0.2
+  })
+  const data = new Uint8Array(encodeF16Array(values).buffer)
+  return {
+    name: 'w',
+    dtype: 'F16',
+    shape: [rows, cols],
+    file: '/held.safetensors',
+    offset: 0,
+    byteLength: data.length,
+    data,
+  }
+}
+
+/** Runs the jobs one after another into one small reused buffer, concatenating their output. */
+async function runAll(jobs: BlockJob[]): Promise<Uint8Array> {
+  const out = new Uint8Array(jobs.reduce((n, j) => n + j.bytes, 0))
+  const buffer = new Uint8Array(Math.max(...jobs.map((j) => j.bytes)))
+  let at = 0
+  for (const job of jobs) {
+    const chunk = await job.run(buffer)
+    out.set(chunk, at)
+    at += chunk.length
+  }
+  return out
+}
+
+describe('quantizeJobs', () => {
+  const rows = 37
+  const cols = 512
+  const entry = f16Entry(rows, cols, 5)
+  const weights = new Float32Array(rows * cols)
+  decodeToF32('F16', entry.data!, rows * cols, weights)
+
+  for (const type of ['Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'] as const) {
+    it(`${type} in blocks of rows on 2 workers is byte-identical to the whole-tensor quantizer`, async () => {
+      const want = quantizeTensorGguf(pool, weights, rows, cols, type)
+      // 5 rows a block: 8 blocks, the last a partial one, each split over both workers.
+      const exactness = { exact: true }
+      const got = await runAll(quantizeJobs(pool, entry, type, null, exactness, 5 * cols))
+      expect(Buffer.from(got).equals(Buffer.from(want.bytes))).toBe(true)
+      expect(exactness.exact).toBe(false)
+    })
+  }
+
+  it('with importances, as the whole-tensor quantizer with the same importances', async () => {
+    const importance = Float32Array.from({ length: cols }, (_, i) => 0.5 + ((i * 37) % 11))
+    const want = quantizeTensorGguf(pool, weights, rows, cols, 'Q4_K', { importance })
+    const got = await runAll(quantizeJobs(pool, entry, 'Q4_K', importance, { exact: true }, 7 * cols))
+    expect(Buffer.from(got).equals(Buffer.from(want.bytes))).toBe(true)
+  })
+
+  it('q/k rows permuted block by block (whole heads) as the whole tensor permuted, then quantized', async () => {
+    const heads = 4
+    const qRows = 64
+    const q = f16Entry(qRows, cols, 11)
+    const w = new Float32Array(qRows * cols)
+    decodeToF32('F16', q.data!, qRows * cols, w)
+    const want = quantizeTensorGguf(pool, hfToGgufRows(w, qRows, cols, heads), qRows, cols, 'Q8_0')
+    const permutation = { sources: rowSources(qRows, heads, hfToGgufRows), heads }
+    const jobs = quantizeJobs(pool, q, 'Q8_0', null, { exact: true }, 20 * cols, permutation)
+    // 20 rows asked for: whole heads of 16 rows.
+    expect(jobs.length).toBe(4)
+    expect(Buffer.from(await runAll(jobs)).equals(Buffer.from(want.bytes))).toBe(true)
+  })
+
+  it('reports exact values when the weights already are what the type stores (F16 -> F16 via f32)', async () => {
+    const exactness = { exact: true }
+    const got = await runAll(quantizeJobs(pool, entry, 'F16', null, exactness, 3 * cols))
+    expect(Buffer.from(got).equals(Buffer.from(entry.data!))).toBe(true)
+    expect(exactness.exact).toBe(true)
+  })
+})
+
+describe('copyJobs', () => {
+  it('moves F16 rows in blocks of whole heads, q/k rows permuted as the whole-tensor permutation', async () => {
+    const heads = 4
+    const rows = 64
+    const cols = 48
+    const entry = f16Entry(rows, cols, 9)
+    const sources = rowSources(rows, heads, hfToGgufRows)
+    const want = permuteRowBytes(entry.data!, sources)
+    // 20 rows asked for: rounded down to whole heads of 16 rows, 4 blocks.
+    const jobs = copyJobs(pool, entry, rows, sources, heads, 20 * cols)
+    expect(jobs.map((j) => j.bytes)).toEqual([1, 2, 3, 4].map(() => 16 * cols * 2))
+    expect(Buffer.from(await runAll(jobs)).equals(Buffer.from(want))).toBe(true)
+    const plain = await runAll(copyJobs(pool, entry, rows, null, 0, 20 * cols))
+    expect(Buffer.from(plain).equals(Buffer.from(entry.data!))).toBe(true)
+  })
+})

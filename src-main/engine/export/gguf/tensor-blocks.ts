@@ -1,0 +1,265 @@
+// The export's common paths as blocks of rows for the block pipeline (block-pipeline.ts):
+// - a tensor already in its stored type (F16 -> F16) moves its bytes, with the q/k rows permuted, and is
+//   never decoded;
+// - a 2-D tensor to quantize is read a block of rows at a time straight into kernel memory, decoded and
+//   quantized there row-parallel across the workers (each worker decodes its own slice), and only its
+//   encoded bytes are copied out.
+// GGUF blocks never span rows and every quantizer encodes a row from that row's values (and the
+// per-column importances) alone, so cutting a tensor into blocks of rows, and each block into one slice
+// per worker, changes no byte: the output is quantizeTensorGguf's (held to that by the golden tests).
+
+import { WhittleError } from '../../errors'
+import { readTensorBytes } from '../../formats/read'
+import type { TensorEntry } from '../../formats/types'
+import { loadTensor } from '../../pool/arena-tensors'
+import type { Region } from '../../pool/memory-arena'
+import type { KernelCall, WorkerPool } from '../../pool/worker-pool'
+import { QUANT_SCRATCH_BYTES } from '../../../../kernels/host/exports'
+import {
+  checkQuantizeInput,
+  ggufKernels,
+  ggufRowBytes,
+  type GgufStorageType,
+} from '../../compress/gguf-types/quantize-tensor'
+import { wasmDecoder } from '../../pool/wasm-decoders'
+import type { BlockJob } from './block-pipeline'
+
+/** Source elements per block: a few MB of encoded bytes each, so the pipeline's buffers stay small. */
+export const BLOCK_ELEMENTS = 1 << 22
+
+/** Whether the stored values of the blocks quantized so far decode exactly to their weights. */
+export interface Exactness {
+  exact: boolean
+}
+
+/** Rows per block for a tensor of `cols` columns; a multiple of `rowMultiple` where that fits. */
+function blockRows(cols: number, rowMultiple: number, blockElements: number): number {
+  const rows = Math.max(1, Math.floor(blockElements / Math.max(1, cols)))
+  return rows >= rowMultiple ? rows - (rows % rowMultiple) : rowMultiple
+}
+
+/**
+ * Jobs that move a tensor's bytes as they are (same encoding as the source), output row r taken from
+ * source row `sources[r]` when rows are permuted. Blocks are whole heads, so a block's source rows are
+ * the block's own rows, read in one read.
+ */
+export function copyJobs(
+  pool: WorkerPool,
+  entry: TensorEntry,
+  rows: number,
+  sources: Int32Array | null,
+  heads: number,
+  blockElements: number = BLOCK_ELEMENTS,
+): BlockJob[] {
+  if (rows === 0) return []
+  const rowBytes = entry.byteLength / rows
+  const cols = entry.shape.length === 0 ? 1 : entry.shape[entry.shape.length - 1]
+  const n = blockRows(cols, sources && heads > 0 ? rows / heads : 1, blockElements)
+  const jobs: BlockJob[] = []
+  for (let r0 = 0; r0 < rows; r0 += n) {
+    const count = Math.min(n, rows - r0)
+    const bytes = count * rowBytes
+    jobs.push({
+      bytes,
+      async run(out) {
+        const into = (out ?? new Uint8Array(bytes)).subarray(0, bytes)
+        await readRows(pool, entry, rowBytes, r0, count, sources, into)
+        return into
+      },
+    })
+  }
+  return jobs
+}
+
+/** Whether two f32 arrays hold the same bit patterns. */
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length)
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.length)
+  if (x.length !== y.length) return false
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false
+  return true
+}
+
+/**
+ * Jobs that quantize a 2-D tensor [rows, cols] from its file (or held data) to `type` (or its fallback,
+ * compatibleGgufType's), each a block of rows: read and decoded into kernel memory, quantized on the
+ * workers (one slice each), and, while every value so far is exact, decoded back to compare.
+ */
+export function quantizeJobs(
+  pool: WorkerPool,
+  entry: TensorEntry,
+  type: GgufStorageType,
+  importance: Float32Array | null,
+  exactness: Exactness,
+  blockElements: number = BLOCK_ELEMENTS,
+  permutation: RowPermutation | null = null,
+): BlockJob[] {
+  if (entry.shape.length !== 2)
+    throw new WhittleError('validation', entry.file, `tensor "${entry.name}" is not a matrix: it cannot be streamed`)
+  const [rows, cols] = entry.shape
+  if (permutation && !canPermuteInBlocks(entry))
+    throw new WhittleError(
+      'unsupported',
+      entry.file,
+      `tensor "${entry.name}": ${entry.dtype} rows cannot be permuted in blocks`,
+    )
+  // Checks the type against the row and the importances against the columns (no weights yet: 0 rows).
+  const { choice } = checkQuantizeInput(new Float32Array(0), 0, cols, type, importance)
+  const rowBytes = ggufRowBytes(choice.type, cols)
+  const n = blockRows(cols, permutation ? rows / permutation.heads : 1, blockElements)
+  const jobs: BlockJob[] = []
+  for (let r0 = 0; r0 < rows; r0 += n) {
+    const count = Math.min(n, rows - r0)
+    const sources = permutation?.sources ?? null
+    jobs.push({
+      bytes: count * rowBytes,
+      run: (out) => quantizeBlock(pool, entry, r0, count, choice.type, importance, exactness, out, sources),
+    })
+  }
+  return jobs
+}
+
+/** q/k rows in llama.cpp's order: output row r is source row `sources[r]`, within its head. */
+export interface RowPermutation {
+  sources: Int32Array
+  heads: number
+}
+
+/** Whether quantizeJobs can permute this tensor's rows block by block (its raw rows decode on the workers). */
+export function canPermuteInBlocks(entry: TensorEntry): boolean {
+  const decoder = wasmDecoder(entry.dtype)
+  const cols = entry.shape[entry.shape.length - 1]
+  return entry.dtype !== 'F32' && !!decoder && cols % decoder.perUnit === 0 && !entry.unpack
+}
+
+/** The lowest and highest source row of output rows [r0, r0 + count). */
+function sourceRange(sources: Int32Array, r0: number, count: number): [number, number] {
+  let lo = Infinity
+  let hi = -Infinity
+  for (let r = r0; r < r0 + count; r++) {
+    lo = Math.min(lo, sources[r])
+    hi = Math.max(hi, sources[r])
+  }
+  return [lo, hi]
+}
+
+/** Reads source rows for output rows [r0, r0 + count) into `into`, in output order. */
+async function readRows(
+  pool: WorkerPool,
+  entry: TensorEntry,
+  rowBytes: number,
+  r0: number,
+  count: number,
+  sources: Int32Array | null,
+  into: Uint8Array,
+): Promise<void> {
+  if (!sources) {
+    await readTensorBytes(entry, r0 * rowBytes, count * rowBytes, into)
+    return
+  }
+  const [lo, hi] = sourceRange(sources, r0, count)
+  // The source rows, staged in kernel memory (already resident, reused), then gathered in order.
+  const staging = pool.arena.alloc((hi - lo + 1) * rowBytes, 'permuted rows')
+  try {
+    const from = await readTensorBytes(
+      entry,
+      lo * rowBytes,
+      (hi - lo + 1) * rowBytes,
+      pool.arena.u8(staging, 0, (hi - lo + 1) * rowBytes),
+    )
+    for (let r = 0; r < count; r++) {
+      const s = sources[r0 + r] - lo
+      into.set(from.subarray(s * rowBytes, (s + 1) * rowBytes), r * rowBytes)
+    }
+  } finally {
+    pool.arena.release(staging)
+  }
+}
+
+async function quantizeBlock(
+  pool: WorkerPool,
+  entry: TensorEntry,
+  r0: number,
+  rows: number,
+  type: GgufStorageType,
+  importance: Float32Array | null,
+  exactness: Exactness,
+  out: Uint8Array | null,
+  sources: Int32Array | null,
+): Promise<Uint8Array> {
+  const cols = entry.shape[1]
+  const kernels = ggufKernels(type)
+  const rowBytes = ggufRowBytes(type, cols)
+  const bytes = rows * rowBytes
+  const into = out ?? new Uint8Array(bytes)
+  const regions: Region[] = []
+  try {
+    // The source rows go into kernel memory as they are and each worker decodes its own slice to f32
+    // before quantizing it, so the main thread only reads. A dtype without a WASM decoder for whole rows
+    // is decoded on this thread (loadTensor).
+    const decoder = entry.dtype === 'F32' ? undefined : wasmDecoder(entry.dtype)
+    const sourceRowBytes = entry.byteLength / entry.shape[0]
+    let values: Region
+    let raw: Region | null = null
+    if (decoder && cols % decoder.perUnit === 0) {
+      raw = pool.arena.alloc(rows * sourceRowBytes, 'source rows')
+      regions.push(raw)
+      values = pool.arena.alloc(rows * cols * 4, 'weights')
+      regions.push(values)
+      await readRows(pool, entry, sourceRowBytes, r0, rows, sources, pool.arena.u8(raw, 0, rows * sourceRowBytes))
+    } else {
+      // quantizeJobs permutes rows only where the decoder path above applies.
+      const block = await loadTensor(pool, entry, r0, rows)
+      values = block.region
+      regions.push(values)
+    }
+    if (!kernels.quantize || !kernels.decode) {
+      // F32: stored as is.
+      if (raw) await pool.run([[decoder!.kernel, raw.ptr, values.ptr, (rows * cols) / decoder!.perUnit]])
+      into.set(pool.arena.u8(values, 0, bytes))
+      return into.subarray(0, bytes)
+    }
+    const weighted = importance ? kernels.weighted : null
+    const workers = Math.max(1, pool.threads)
+    const packed = pool.arena.alloc(bytes, 'quantized rows')
+    regions.push(packed)
+    // Some quantizers (the K-quants, IQ4_XS, the imatrix ones) overwrite scratch memory: one per worker.
+    const scratch = pool.arena.alloc(QUANT_SCRATCH_BYTES * workers, 'quantizer scratch')
+    regions.push(scratch)
+    const check = exactness.exact
+    const decoded = check ? pool.arena.alloc(rows * cols * 4, 'dequantized rows') : null
+    if (decoded) regions.push(decoded)
+    const qw = weighted ? pool.arena.alloc(cols * 4, 'importance row') : null
+    if (qw) {
+      regions.push(qw)
+      pool.arena.f32(qw, 0, cols).set(importance!)
+    }
+    // Even slices, so each worker gets about the same work.
+    const per = Math.ceil(rows / Math.min(workers, rows))
+    const tasks: Promise<void>[] = []
+    for (let a = 0, i = 0; a < rows; a += per, i++) {
+      const count = Math.min(per, rows - a)
+      const src = values.ptr + a * cols * 4
+      const dst = packed.ptr + a * rowBytes
+      const units = (count * cols) / kernels.blockElements
+      const scratchPtr = scratch.ptr + i * QUANT_SCRATCH_BYTES
+      const calls: KernelCall[] = []
+      if (raw) calls.push([decoder!.kernel, raw.ptr + a * sourceRowBytes, src, (count * cols) / decoder!.perUnit])
+      calls.push(
+        weighted
+          ? [weighted, src, dst, count, cols, qw!.ptr, scratchPtr]
+          : [kernels.quantize, src, dst, units, scratchPtr],
+      )
+      if (decoded) calls.push([kernels.decode, dst, decoded.ptr + a * cols * 4, units])
+      tasks.push(pool.run(calls))
+    }
+    await Promise.all(tasks)
+    // Views are made after every allocation (memory.grow replaces the buffer), never kept across one.
+    into.set(pool.arena.u8(packed, 0, bytes))
+    if (decoded && exactness.exact)
+      exactness.exact = sameBits(pool.arena.f32(decoded, 0, rows * cols), pool.arena.f32(values, 0, rows * cols))
+    return into.subarray(0, bytes)
+  } finally {
+    for (const region of regions) pool.arena.release(region)
+  }
+}
