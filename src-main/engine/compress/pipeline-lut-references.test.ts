@@ -1,5 +1,5 @@
 // SqueezeLLM and GOBO on the real stories260K against the issue's relations (#16): at 3 bits SqueezeLLM
-// beats GPTQ w3 in perplexity, GOBO beats RTN w3 per channel.
+// beats GPTQ w3 in perplexity at no more bits per weight, GOBO beats RTN w3 per channel.
 // - Always on (seconds): 16 of the reference calibration windows and the first 48 eval windows; the
 //   baselines are measured here on the same windows, so each relation compares like with like.
 // - WHITTLE_SLOW=1: the full protocol (128 × 256 calibration, the whole eval text) against the
@@ -7,20 +7,25 @@
 //   (Fisher) and 7.688 (Σx²) at 4.91 bits per weight; GOBO w3 11.705 at 3.51; Whittle's GPTQ w3 8.991,
 //   RTN w3 13.805 (fp16 scales). About 10 minutes on the shared 2-core machine.
 // Bits per weight are counted honestly: at 3 bits a per-row table of 8 fp16 centroids costs 128 bits
-// per row, 2 bits per weight on the 64-column Linears of this model, so SqueezeLLM stores more bits per
-// weight here than GPTQ w3 g128 (the issue's "at no more bits" cannot hold on so narrow a model).
+// per row, 2 bits per weight on the 64-column Linears of this model, so the paper's SqueezeLLM stores
+// more bits per weight here than GPTQ w3. The preset squeezellm-w3-shared (one int8 table per Linear,
+// an fp16 scale per row, no sparse part) stores fewer, and still beats GPTQ w3 per channel. Measured
+// 2026-12-03, full protocol: 8.772 at 3.224 bits per weight against GPTQ w3 8.9452 (Whittle's 8.991) at
+// 3.252; not Whittle's GPTQ w3 g128 (8.456 at 3.261).
 
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { perplexity } from '../eval/perplexity'
 import { readTensorF32 } from '../formats/read'
 import { loadModel, type LoadedModel } from '../model/loaded-model'
 import { WorkerPool } from '../pool/worker-pool'
-import { hasShared, referenceIds, shared, SKIP_SHARED } from '../testing/shared-data'
+import { hasShared, referenceIds, repoRoot, shared, SKIP_SHARED } from '../testing/shared-data'
 import { scaled } from '../testing/time-factor'
 import { runRecipe } from './pipeline'
 import { getMethod } from './methods'
 import type { PipelineResult, TensorOutcome } from './pipeline-types'
-import { validateRecipe } from './recipe/recipe'
+import { parseRecipeText, validateRecipe } from './recipe/recipe'
 import { referenceCalibrationWindows } from '../calibration/testing/reference-windows'
 
 const SLOW = process.env.WHITTLE_SLOW === '1'
@@ -112,6 +117,48 @@ describe.skipIf(!hasShared)(
         expect(meanBits(sq)).toBeGreaterThan(g128 + 1.5)
         console.log(
           `SqueezeLLM w3: ppl ${pSq.toFixed(4)} at ${meanBits(sq).toFixed(3)} bpw; GPTQ w3 ${pGptq.toFixed(4)} at ${meanBits(gptq).toFixed(3)} bpw (g128 ${g128.toFixed(3)} bpw)`,
+        )
+      },
+      scaled(SLOW ? 900_000 : 180_000),
+    )
+
+    it(
+      'SqueezeLLM w3 with shared tables (the preset) beats GPTQ w3 at no more bits per weight',
+      async () => {
+        const file = path.join(repoRoot, 'resources/recipes/squeezellm-w3-shared.yaml')
+        const [step] = parseRecipeText(readFileSync(file, 'utf8'), file).steps
+        expect(step.method).toBe('squeezellm')
+        const sq = await run('squeezellm', step.params as Record<string, unknown>)
+        const gptq = await baseline('gptq', { bits: 3 })
+        expect(sq.tensors).toHaveLength(35)
+        for (const t of sq.tensors) {
+          const [rows, cols] = t.shape
+          // codes + one table of 8 int8 centroids and its fp16 scale + an fp16 scale per row; nothing sparse
+          expect(t.bitsPerWeight).toBeCloseTo(3 + (8 * 8 + 16 + rows * 16) / (rows * cols), 12)
+          // The authors' file holds an fp16 table per row instead: 3 + 128 / cols.
+          expect(t.note).toContain(`fp16 per row: ${(3 + 128 / cols).toFixed(3)} bits per weight in that file`)
+          // Every row takes at most 8 values, its scale times the tensor's table: rows' value sets are
+          // multiples of one another, each by the ratio of the rows' largest values.
+          const w = sq.view.replaced().get(t.name)!
+          const levels = (r: number): number[] =>
+            [...new Set(w.subarray(r * cols, (r + 1) * cols))].sort((a, b) => a - b)
+          for (let r = 0; r < rows; r++) expect(levels(r).length).toBeLessThanOrEqual(8)
+          const [a, b] = [levels(0), levels(rows - 1)]
+          if (a.length === 8 && b.length === 8) {
+            const ratio = b[7] / a[7]
+            for (let j = 0; j < 8; j++) expect(b[j]).toBeCloseTo(a[j] * ratio, 2)
+          }
+        }
+        const [pSq, pGptq] = [
+          await ppl(sq, SLOW ? undefined : EVAL_WINDOWS),
+          await ppl(gptq, SLOW ? undefined : EVAL_WINDOWS),
+        ]
+        // GPTQ w3 per channel, counted by its own method (fp16 scale + 3-bit zero per row).
+        expect(meanBits(sq)).toBeLessThanOrEqual(meanBits(gptq))
+        expect(pSq).toBeLessThan(pGptq)
+        if (SLOW) expect(pSq).toBeLessThan(GPTQ_W3)
+        console.log(
+          `SqueezeLLM w3 shared tables: ppl ${pSq.toFixed(4)} at ${meanBits(sq).toFixed(3)} bpw; GPTQ w3 ${pGptq.toFixed(4)} at ${meanBits(gptq).toFixed(3)} bpw (g128 ${meanBits(sq, gptqG128Bits).toFixed(3)} bpw)`,
         )
       },
       scaled(SLOW ? 900_000 : 180_000),

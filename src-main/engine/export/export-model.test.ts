@@ -135,7 +135,7 @@ describe.skipIf(!hasShared)('export round trips on stories260K (reference data p
     // 35 Linears (Q8_0, down_proj's F16 fallback as in memory) and 11 F32 norms are exact; the tied
     // embedding and its output copy were quantized to Q8_0 here.
     expect(r.verified).toBe(
-      '48 tensors re-read and compared with the bytes written by SHA-256; 46 decode exactly to the in-memory weights, 2 were quantized to the export type here',
+      '48 tensors re-read and compared with the bytes written by CRC-32; 46 decode exactly to the in-memory weights, 2 were quantized to the export type here',
     )
     const reopened = await loadModel(path.join(out, file.name))
     const inMemory = await ppl(q8.view)

@@ -51,6 +51,7 @@ import { writeReport } from './report-html'
 import { affectedHistograms } from './report-histograms'
 import { writeFile } from 'node:fs/promises'
 import { TERNARY_FORMAT_PREFIX } from '../compress/methods/bitnet'
+import { TENSOR_HASH_NAME } from './gguf/tensor-hashes'
 
 export const EXPORT_FORMATS: readonly ExportFormat[] = [
   'safetensors',
@@ -305,10 +306,12 @@ export async function exportModel(
         await verifyCompressedTensorsW8a8(view, records, dir)
         verified = `${records.size} 8-bit Linears decode bit-exactly to the in-memory weights; ${tensors - records.size} other tensors present`
         break
-      case 'squeezellm':
-        await verifySqueezeLlm(view, records, dir)
-        verified = `${records.size} SqueezeLLM Linears decode bit-exactly to the in-memory weights; ${tensors - records.size} other tensors present`
+      case 'squeezellm': {
+        // The file's own bits per weight: per-row fp16 tables and CSR, which can exceed the report's count.
+        const fileBits = await verifySqueezeLlm(view, records, dir)
+        verified = `${records.size} SqueezeLLM Linears decode bit-exactly to the in-memory weights (${fileBits.toFixed(3)} bits per weight in the file); ${tensors - records.size} other tensors present`
         break
+      }
       case 'sparse-bitmask':
       case 'sparse-24-bitmask': {
         await verifyCompressedTensorsSparse(view, sparsePlan!, dir)
@@ -321,11 +324,11 @@ export async function exportModel(
         const r = gguf as GgufExportReport | null
         if (!r) throw new WhittleError('format', dir, 'the GGUF export produced no report')
         const exact = r.tensors.filter((t) => t.exact).length
-        const decoded = r.tensors.filter((t) => t.check === 'sha256+decode').length
+        const decoded = r.tensors.filter((t) => t.check === 'crc32+decode').length
         const alsoDecoded = decoded === 0 ? '' : ` (${decoded} also decoded and compared)`
         const kept = r.tensors.filter((t) => t.kept).length
         const keptNote = kept === 0 ? '' : ` (${kept} written as the gguf step's own bytes)`
-        verified = `${r.tensors.length} tensors re-read and compared with the bytes written by SHA-256${alsoDecoded}; ${exact} decode exactly to the in-memory weights${keptNote}, ${r.tensors.length - exact} were quantized to the export type here`
+        verified = `${r.tensors.length} tensors re-read and compared with the bytes written by ${TENSOR_HASH_NAME}${alsoDecoded}; ${exact} decode exactly to the in-memory weights${keptNote}, ${r.tensors.length - exact} were quantized to the export type here`
         break
       }
     }

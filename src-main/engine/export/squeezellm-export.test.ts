@@ -22,6 +22,7 @@ import { f16ToF32 } from '../numerics/float-encodings'
 import { WorkerPool } from '../pool/worker-pool'
 import { repoRoot } from '../testing/shared-data'
 import { seededRandom } from '../train/seeded-random'
+import { squeezeLlmFileBitsPerWeight } from '../compress/methods/squeezellm'
 import { exportModel } from './export-model'
 
 const DEMO = path.join(repoRoot, 'resources/demo/stories260K')
@@ -121,15 +122,28 @@ describe('SqueezeLLM export', () => {
     rmSync(tmp, { recursive: true, force: true })
   })
 
-  for (const bits of [3, 4]) {
-    it(`writes ${bits}-bit qweight, lookup_table and the CSR sparse part as the authors' loader reads them`, async () => {
-      const out = await compress(model, [{ method: 'squeezellm', params: { bits, outlier_fraction: 0.01 } }])
-      const dest = path.join(tmp, `sqllm-w${bits}`)
+  // The paper's per-row tables at 3 and 4 bits, and one int8 table per tensor scaled per row (lut_rows 0),
+  // which the file still holds as a table per row.
+  const cases: { bits: number; layout: Record<string, unknown> }[] = [
+    { bits: 3, layout: {} },
+    { bits: 4, layout: {} },
+    { bits: 3, layout: { lut_rows: 0, lut_dtype: 'int8' } },
+  ]
+  for (const { bits, layout } of cases) {
+    const shared = Object.keys(layout).length > 0
+    it(`writes ${bits}-bit qweight, lookup_table${shared ? ' (shared tables, expanded per row)' : ''} and the CSR sparse part as the authors' loader reads them`, async () => {
+      const params = { bits, outlier_fraction: 0.01, ...layout }
+      const out = await compress(model, [{ method: 'squeezellm', params }])
+      const dest = path.join(tmp, `sqllm-w${bits}${shared ? '-shared' : ''}`)
       const result = await exportModel(pool, out.view, dest, {
         format: 'squeezellm',
         compression: { source: model, report: out.report, records: out.records },
       })
       expect(result.verified).toMatch(/^7 SqueezeLLM Linears decode bit-exactly/)
+      // The file's bits per weight, by the count of what the authors' layout holds (per-row fp16 tables,
+      // CSR), against the bytes the export measured; the report counts shared tables once.
+      let fileBits = 0,
+        weights = 0
       expect(JSON.parse(readFileSync(path.join(dest, 'quant_config.json'), 'utf8'))).toEqual({ wbits: bits })
       expect(existsSync(path.join(dest, 'whittle-report.json'))).toBe(true)
       const files = await openModelFiles(path.join(dest, 'model.safetensors'))
@@ -152,6 +166,12 @@ describe('SqueezeLLM export', () => {
           expect((await int32s(byName.get(`sparse_threshold.${module}`)!))[0]).toBe(colIdx.length)
           expect(rowPtr).toHaveLength(rows + 1)
           sparseSeen += colIdx.length
+          fileBits += squeezeLlmFileBitsPerWeight(bits, rows, cols, colIdx.length) * rows * cols
+          weights += rows * cols
+          if (shared) {
+            expect(t.note).toMatch(/the squeezellm export expands the tables to fp16 per row: [\d.]+ bits per weight/)
+            expect(t.bitsPerWeight).toBeLessThan(squeezeLlmFileBitsPerWeight(bits, rows, cols, colIdx.length))
+          } else expect(t.note).toBeUndefined()
           const want = out.view.replaced().get(t.name)!
           for (let r = 0; r < rows; r++) {
             const codes = authorsCodes((w) => words[w * rows + r], cols, bits)
@@ -161,6 +181,7 @@ describe('SqueezeLLM export', () => {
           }
         }
         expect(sparseSeen).toBeGreaterThan(0)
+        expect(result.verified).toContain(`(${(fileBits / weights).toFixed(3)} bits per weight in the file)`)
         // Everything else is F16.
         expect(byName.get('model.embed_tokens.weight')!.dtype).toBe('F16')
       } finally {

@@ -3,7 +3,9 @@
 // - per quantized Linear <module>: `<module>.qweight` I32 [in·bits/32, out], each output row's codes as
 //   one LSB-first bit stream along the input dimension cut into int32 words (at 4 bits 8 codes a word;
 //   at 3 bits 32 codes in 3 words, codes 10 and 21 straddling words): the GPTQ layout of
-//   numerics/gptq-pack.ts; `<module>.lookup_table` F16 [out, 2^bits], each row's centroids;
+//   numerics/gptq-pack.ts; `<module>.lookup_table` F16 [out, 2^bits], each row's centroids (the record
+//   holds them per row already: tables Whittle shares between rows, scaled per row, or stores in int8
+//   are written out per row in fp16, as the loader reads one table per row);
 // - the dense-and-sparse part, when some weight is not on its row's table: CSR `<module>.rows` I32
 //   [out + 1], `<module>.cols` I32 [nnz], `<module>.vals` F32 [nnz], and `sparse_threshold.<module>`
 //   I32 (a scalar: nnz, from which the loader sizes those buffers). The dense code of a sparse weight is
@@ -16,8 +18,9 @@
 // take 3 and 4 bits: so every block Linear must be SqueezeLLM-quantized at one width of 3 or 4 bits,
 // with in a multiple of 32; anything else is refused before writing, naming the tensor.
 // Storage on disk is larger than the report's bits per weight, which counts the sparse part as COO
-// (fp16 value + 32-bit index): here each sparse weight takes an f32 value and an int32 column, plus
-// the row pointers.
+// (fp16 value + 32-bit index) and shared tables once: here each sparse weight takes an f32 value and an
+// int32 column, plus the row pointers, and every row its own fp16 table (squeezeLlmFileBitsPerWeight;
+// verifySqueezeLlm measures it from the file).
 
 import path from 'node:path'
 import type { TensorInfo } from '../../contract/api'
@@ -223,12 +226,15 @@ export async function writeSqueezeLlm(
   return ['model.safetensors', 'config.json', 'quant_config.json', ...(await copySidecars(view, dir))]
 }
 
-/** Re-opens the export, decodes every packed Linear and checks it equals the view's weights bit for bit. */
+/**
+ * Re-opens the export, decodes every packed Linear and checks it equals the view's weights bit for bit.
+ * Returns the bits per weight the packed Linears take in the file (all their tensors' bytes).
+ */
 export async function verifySqueezeLlm(
   view: ModelView,
   records: ReadonlyMap<string, UniformGridRecord>,
   dir: string,
-): Promise<void> {
+): Promise<number> {
   const file = path.join(dir, 'model.safetensors')
   const reopened = await openModelFiles(file)
   try {
@@ -245,6 +251,8 @@ export async function verifySqueezeLlm(
       return e
     }
     const linears = new Set(blockLinears(view).map((t) => t.name))
+    let fileBytes = 0,
+      weights = 0
     for (const t of view.files.tensors) {
       if (!linears.has(t.name)) {
         need(t.name, FLOAT_DTYPES.has(view.entry(t.name).dtype) ? 'F16' : view.entry(t.name).dtype)
@@ -271,11 +279,17 @@ export async function verifySqueezeLlm(
             `${module}: sparse_threshold ${nnz}, ${colIdx.length} columns, row pointers end at ${rowPtr[r.rows]}`,
           )
       }
+      weights += r.rows * r.cols
+      for (const name of [`${module}.qweight`, `${module}.lookup_table`]) fileBytes += byName.get(name)!.byteLength
+      if (hasSparse)
+        for (const name of [`${module}.rows`, `${module}.cols`, `${module}.vals`, `sparse_threshold.${module}`])
+          fileBytes += byName.get(name)!.byteLength
       const decoded = unpackLutLinear({ qweight, lookupTable, rowPtr, colIdx, vals }, r.rows, r.cols, r.bits)
       const at = sameBits(decoded, await readTensorF32(view.entry(t.name)))
       if (at !== -1)
         throw new WhittleError('format', file, `${t.name}: decoded weight ${at} differs from the in-memory model`)
     }
+    return (8 * fileBytes) / weights
   } finally {
     closeFile(file) // the folder is about to be renamed; drop the cached handle
   }

@@ -8,7 +8,13 @@ import type { InputStats } from '../../calibration/capture'
 import type { ModelView } from '../../model/model-view'
 import type { WorkerPool } from '../../pool/worker-pool'
 import { weightedKMeans1D } from '../quant/kmeans'
-import { squeezellm, squeezeLlmBitsPerWeight, squeezeLlmQuantize, sparseSelection } from './squeezellm'
+import {
+  squeezellm,
+  squeezeLlmBitsPerWeight,
+  squeezeLlmFileBitsPerWeight,
+  squeezeLlmQuantize,
+  sparseSelection,
+} from './squeezellm'
 
 describe('SqueezeLLM dense-and-sparse', () => {
   it('keeps the largest |w|, then the most sensitive of the rest, sparse', () => {
@@ -110,5 +116,118 @@ describe('SqueezeLLM dense-and-sparse', () => {
       expect(o.grid?.kind === 'centroids' && o.grid.rows[r].centroids).toEqual(weighted)
       expect(weighted).not.toEqual(Array.from(weightedKMeans1D(row, null, 4).centroids, roundToF16))
     }
+  })
+
+  describe('shared tables (lut_rows)', () => {
+    // Rows of very different range (row r scaled by 2^r), as the rows of one Linear are.
+    const rows = 6,
+      cols = 48
+    const base = (): Float32Array =>
+      Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i * 2.3) * 2 ** Math.floor(i / cols))
+    const sens = Float32Array.from({ length: rows * cols }, (_, i) => 1 + ((i * 7) % 3))
+    /** Mean over the rows of each row's weighted squared error relative to its weighted squared norm. */
+    const weightedError = (a: Float32Array, b: Float32Array): number => {
+      let sum = 0
+      for (let r = 0; r < rows; r++) {
+        let e = 0,
+          n = 0
+        for (let i = r * cols; i < (r + 1) * cols; i++) {
+          e += sens[i] * (a[i] - b[i]) ** 2
+          n += sens[i] * a[i] ** 2
+        }
+        sum += e / n
+      }
+      return sum / rows
+    }
+
+    it('decodes every row to its fp16 scale times the shared table, each weight to its nearest entry', () => {
+      const W = base()
+      const original = W.slice()
+      const p = { bits: 2, outlierFraction: 0, sensitiveFraction: 0, lutRows: 4, lutDtype: 'f16' as const }
+      const q = squeezeLlmQuantize(W, rows, cols, sens, p)
+      expect(q.lutRows).toBe(4)
+      expect(q.tables).toHaveLength(2 * 4) // ⌈6 / 4⌉ tables of 4 entries
+      expect(q.rowScales).toHaveLength(rows)
+      for (let r = 0; r < rows; r++) {
+        const s = q.rowScales![r]
+        expect(s).toBeGreaterThan(0)
+        expect(roundToF16(s)).toBe(s)
+        const t = Math.floor(r / 4)
+        const decoded = Array.from(q.tables.subarray(t * 4, t * 4 + 4), (c) => roundToF16(s * c) + 0)
+        expect(Array.from(q.lut.subarray(r * 4, r * 4 + 4))).toEqual(decoded)
+        for (let c = 0; c < cols; c++) {
+          const at = r * cols + c
+          expect(W[at]).toBe(decoded[q.codes[at]])
+          for (const v of decoded)
+            expect(Math.abs(original[at] - W[at])).toBeLessThanOrEqual(Math.abs(original[at] - v))
+        }
+      }
+      // lut_rows 0: one table for the whole tensor.
+      const whole = squeezeLlmQuantize(base(), rows, cols, sens, { ...p, lutRows: 0 })
+      expect(whole.lutRows).toBe(rows)
+      expect(whole.tables).toHaveLength(4)
+    })
+
+    it('follows each row’s range, where an unscaled table pooled over the rows cannot', () => {
+      const original = base()
+      const scaled = base()
+      squeezeLlmQuantize(scaled, rows, cols, sens, {
+        bits: 3,
+        outlierFraction: 0,
+        sensitiveFraction: 0,
+        lutRows: 0,
+        lutDtype: 'f16',
+      })
+      // The independent baseline: one k-means table over all weights, no scales.
+      const pooled = weightedKMeans1D(original, sens, 8).centroids
+      const plain = Float32Array.from(original, (w) => {
+        let best = pooled[0]
+        for (const c of pooled) if (Math.abs(w - c) < Math.abs(w - best)) best = c
+        return best
+      })
+      expect(weightedError(original, scaled)).toBeLessThan(0.25 * weightedError(original, plain))
+    })
+
+    it('stores int8 tables as integer multiples of one fp16 scale, rounded to fp16', () => {
+      const W = base()
+      const q = squeezeLlmQuantize(W, rows, cols, sens, {
+        bits: 3,
+        outlierFraction: 0,
+        sensitiveFraction: 0,
+        lutRows: 0,
+        lutDtype: 'int8',
+      })
+      const absmax = Math.max(...Array.from(q.tables, Math.abs))
+      const step = roundToF16(absmax / 127)
+      for (const c of q.tables) {
+        const n = Math.round(c / step)
+        expect(Math.abs(n)).toBeLessThanOrEqual(127)
+        expect(c).toBe(roundToF16(Math.fround(n * step)) + 0)
+      }
+    })
+
+    it('counts one table per run of rows, an fp16 scale per row, and the file’s per-row tables apart', () => {
+      // 64 × 64 at 3 bits, one f16 table, 64 row scales, no sparse weights
+      expect(squeezeLlmBitsPerWeight(3, 64, 64, 0, { lutRows: 0, lutDtype: 'f16' })).toBe(3 + (128 + 64 * 16) / 4096)
+      // 172 × 64 by 64 rows: 3 tables; int8 tables cost 8·8 + 16 bits each
+      expect(squeezeLlmBitsPerWeight(3, 172, 64, 5, { lutRows: 64, lutDtype: 'int8' })).toBe(
+        3 + (3 * 80 + 172 * 16 + 5 * 48) / (172 * 64),
+      )
+      // lut_rows 1 is the paper's count, with no row scales
+      expect(squeezeLlmBitsPerWeight(3, 64, 64, 0, { lutRows: 1, lutDtype: 'f16' })).toBe(
+        squeezeLlmBitsPerWeight(3, 64, 64, 0),
+      )
+      // The authors' file: fp16 table per row; CSR (rows + 1 pointers, nnz, int32 column + f32 value each)
+      expect(squeezeLlmFileBitsPerWeight(3, 64, 64, 0)).toBe(3 + (64 * 8 * 16) / 4096)
+      expect(squeezeLlmFileBitsPerWeight(3, 64, 64, 10)).toBe(3 + (64 * 8 * 16 + 66 * 32 + 10 * 64) / 4096)
+      const p = squeezellm.parseParams({ bits: 3, lut_rows: 0, outlier_fraction: 0, sensitive_fraction: 0 }, 't')
+      expect(p).toMatchObject({ lutRows: 0, lutDtype: 'f16' })
+      expect(squeezellm.predict(p, 64, 172)).toEqual({
+        bitsPerWeight: 3 + (128 + 64 * 16) / (64 * 172),
+        format: 'lut per tensor w3 + 0% fp16',
+      })
+      expect(() => squeezellm.parseParams({ lut_rows: -1 }, 'step 1')).toThrow(WhittleError)
+      expect(() => squeezellm.parseParams({ lut_dtype: 'int4' }, 'step 1')).toThrow(/f16, int8/)
+    })
   })
 })
