@@ -3,7 +3,7 @@
 // ./ggml-quantize-iq. Twin: kernels/reference/ggml-quantize-imatrix.ts (quantizeRowsWeighted), which says
 // what the weights change per type. Every fit is f32 in the twin's order (the fits are sequential
 // searches); the per-group fits, which are most of the work, run four groups at a time in SIMD lanes
-// (./ggml-quantize-imatrix-lanes: four legacy blocks, or four sub-blocks of a K-quant super-block), which
+// (./ggml-quantize-lanes: four legacy blocks, or four sub-blocks of a K-quant super-block), which
 // changes no bit. The fits of a super-block's scales and mins stay scalar.
 //
 // Every kernel: src = rows × cols f32 (cols a whole number of blocks), dst = the rows' blocks back to back,
@@ -13,10 +13,15 @@
 import { f16ToF32Scalar } from './convert'
 import { f32ToF16, nearestInt } from './ggml-quantize'
 import { q3kScale } from './ggml-dequant-kquants'
-import { clampI, fitAsym4, fitSymmetric4, nearestInt4 } from './ggml-quantize-imatrix-lanes'
+import { clampI, fitAsym4, fitSymmetric4, nearestInt4, transpose4 } from './ggml-quantize-lanes'
+import { asymmetricLevels, packQ3K, packQ45K, packQ6K, symmetricLevels16 } from './ggml-quantize-levels'
 
 const GROUP_MAX_EPS: f32 = 1e-15
 const ONE_TENTH: f32 = 0.1
+// make_qkx3_quants' search in the weighted fits: rmin, rdelta, nstep.
+const QKX3_RMIN: f32 = -0.9
+const QKX3_RDELTA: f32 = 0.05
+const QKX3_NSTEP = 36
 
 // Scratch layout (byte offsets).
 const LV = 128 // u8[256] levels of the current block
@@ -177,26 +182,6 @@ function laneWeightSums(n: i32, s: usize, dst: usize): void {
   v128.store(dst, sw)
 }
 
-/** Lane k of dst[i] = p_k[i] for i < n (n a multiple of 4): four rows of f32 transposed, 4 × 4 at a time. */
-function transpose4(n: i32, p0: usize, p1: usize, p2: usize, p3: usize, dst: usize): void {
-  for (let i = 0; i < n; i += 4) {
-    const at = <usize>i << 2
-    const a0 = v128.load(p0 + at)
-    const a1 = v128.load(p1 + at)
-    const a2 = v128.load(p2 + at)
-    const a3 = v128.load(p3 + at)
-    const lo01 = v128.shuffle<f32>(a0, a1, 0, 4, 1, 5)
-    const hi01 = v128.shuffle<f32>(a0, a1, 2, 6, 3, 7)
-    const lo23 = v128.shuffle<f32>(a2, a3, 0, 4, 1, 5)
-    const hi23 = v128.shuffle<f32>(a2, a3, 2, 6, 3, 7)
-    const d = dst + (<usize>i << 4)
-    v128.store(d, v128.shuffle<f32>(lo01, lo23, 0, 1, 4, 5))
-    v128.store(d, v128.shuffle<f32>(lo01, lo23, 2, 3, 6, 7), 16)
-    v128.store(d, v128.shuffle<f32>(hi01, hi23, 0, 1, 4, 5), 32)
-    v128.store(d, v128.shuffle<f32>(hi01, hi23, 2, 3, 6, 7), 48)
-  }
-}
-
 /**
  * The four groups' values (at x0..x3) to XT and their weights qw · sqrt(σ² + x²) to WT (lane k: group k,
  * with σ² lane k of sigma2): the importances are transposed, then weighed in place, lane by lane.
@@ -297,7 +282,11 @@ function legacyRows(kind: i32, src: usize, dst: usize, rows: i32, cols: i32, qw:
       s,
     )
     if (kind == 0 || kind == 2) v128.store(s + SC4, fitSymmetric4(32, nmax, s + XT, s + WT, s + LT, s + LV, 32, s + SYMW))
-    else v128.store(s + SC4, fitAsym4(32, nmax, s + XT, s + WT, s + LT, s + LV, 32, s + MIN4, s + SYMW))
+    else {
+      const scales4 = fitAsym4(32, nmax, s + XT, s + WT, s + LT, s + LV, 32, s + MIN4, s + SYMW,
+        QKX3_RMIN, QKX3_RDELTA, QKX3_NSTEP, false)
+      v128.store(s + SC4, scales4)
+    }
     for (let k = 0; k < 4 && b0 + k < total; k++) {
       const y = dst + <usize>(b0 + k) * bytes
       const lv = s + LV + (<usize>k << 5)
@@ -365,7 +354,9 @@ function kAsymRows(kind: i32, src: usize, dst: usize, rows: i32, cols: i32, qw: 
       transposeWeighted4(sub, xs, xs + step, xs + 2 * step, xs + 3 * step, qj, qj + step, qj + 2 * step, qj + 3 * step, f32x4.splat(sigma2), s)
       laneWeightSums(sub, s, s + SW + (<usize>j0 << 2))
       const mins = s + MINS + (<usize>j0 << 2)
-      v128.store(s + SCALES + (<usize>j0 << 2), fitAsym4(sub, nmax, s + XT, s + WT, s + LT, L + <usize>(sub * j0), sub, mins, s + SYMW))
+      const scales4 = fitAsym4(sub, nmax, s + XT, s + WT, s + LT, L + <usize>(sub * j0), sub, mins, s + SYMW,
+        QKX3_RMIN, QKX3_RDELTA, QKX3_NSTEP, false)
+      v128.store(s + SCALES + (<usize>j0 << 2), scales4)
     }
     const qpMax = kind == 0 ? 15 : 63
     const dBlock = fitPositive(nsub, qpMax, s + SCALES, s + LS, s + SW)
@@ -405,11 +396,7 @@ function kAsymRows(kind: i32, src: usize, dst: usize, rows: i32, cols: i32, qw: 
       const m = kind == 0 ? <u32>load<u8>(y + <usize>j) >> 4 : packed6(packed, j, true)
       const d = dAll * <f32>sc
       if (d == 0) continue
-      const dm = dminAll * <f32>m
-      for (let ii = 0; ii < sub; ii++) {
-        const l = nearestInt((f32At(x, sub * j + ii) + dm) / d)
-        store<u8>(L + <usize>(sub * j + ii), <u8>max<i32>(0, min<i32>(nmax, l)))
-      }
+      asymmetricLevels(sub, x + (<usize>(sub * j) << 2), d, dminAll * <f32>m, nmax, L + <usize>(sub * j))
     }
     if (kind == 0) {
       for (let e: usize = 0; e < 256; e += 128) {
@@ -420,20 +407,7 @@ function kAsymRows(kind: i32, src: usize, dst: usize, rows: i32, cols: i32, qw: 
         }
       }
     } else {
-      const qh = y + 16
-      const qs = kind == 2 ? y + 48 : y + 16
-      if (kind == 2) memory.fill(qh, 0, 32)
-      for (let g = 0; g < 4; g++) {
-        for (let l = 0; l < 32; l++) {
-          let l1 = <u32>load<u8>(L + <usize>(64 * g + l))
-          let l2 = <u32>load<u8>(L + <usize>(64 * g + 32 + l))
-          if (kind == 2) {
-            if (l1 > 15) { l1 -= 16; store<u8>(qh + <usize>l, <u8>(<u32>load<u8>(qh + <usize>l) | (<u32>1 << <u32>(2 * g)))) }
-            if (l2 > 15) { l2 -= 16; store<u8>(qh + <usize>l, <u8>(<u32>load<u8>(qh + <usize>l) | (<u32>2 << <u32>(2 * g)))) }
-          }
-          store<u8>(qs + <usize>(32 * g + l), <u8>(l1 | (l2 << 4)))
-        }
-      }
+      packQ45K(L, y, kind == 2)
     }
   }
 }
@@ -458,7 +432,7 @@ function kSymRows(q6: bool, src: usize, dst: usize, rows: i32, cols: i32, qw: us
     const x = src + (<usize>blk << 10)
     const col = (blk % perRow) << 8
     const y = dst + <usize>blk * bytes
-    const sigma2: f32 = <f32>2 * sumSquares(x, 256) / 256
+    const sigma2: f32 = q6 ? 0 : (<f32>2 * sumSquares(x, 256)) / 256 // Q6_K weighs by the importances alone
     let maxScale: f32 = 0
     let maxAbsScale: f32 = 0
     for (let j0 = 0; j0 < 16; j0 += 4) {
@@ -506,57 +480,12 @@ function kSymRows(q6: bool, src: usize, dst: usize, rows: i32, cols: i32, qw: us
       const sc = q6 ? <i32>load<i8>(y + 192 + <usize>j) : q3kScale(y + 96, j) - 32
       const d = dAll * <f32>sc
       if (d == 0) continue
-      // The sixteen levels four at a time (the same division and rounding per lane), narrowed to bytes.
-      const dv = f32x4.splat(d)
-      const xj = x + (<usize>j << 6)
-      const offset = i32x4.splat(nmax)
-      const l0 = i32x4.add(clampI(nearestInt4(f32x4.div(v128.load(xj), dv)), -nmax, nmax - 1), offset)
-      const l1 = i32x4.add(clampI(nearestInt4(f32x4.div(v128.load(xj, 16), dv)), -nmax, nmax - 1), offset)
-      const l2 = i32x4.add(clampI(nearestInt4(f32x4.div(v128.load(xj, 32), dv)), -nmax, nmax - 1), offset)
-      const l3 = i32x4.add(clampI(nearestInt4(f32x4.div(v128.load(xj, 48), dv)), -nmax, nmax - 1), offset)
-      v128.store(L + (<usize>j << 4), i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(l0, l1), i16x8.narrow_i32x4_s(l2, l3)))
+      symmetricLevels16(x + (<usize>j << 6), d, nmax, L + (<usize>j << 4))
     }
     if (!q6) {
-      // hmask: bit c of byte i is level 32c + i's high bit (level > 3, which then loses 4); then four 2-bit
-      // levels per byte. Sixteen bytes at a time.
-      let h0 = i8x16.splat(0)
-      let h1 = i8x16.splat(0)
-      for (let c = 0; c < 8; c++) {
-        const p = L + (<usize>c << 5)
-        const a = v128.load(p)
-        const b = v128.load(p, 16)
-        const highA = i8x16.gt_u(a, i8x16.splat(3))
-        const highB = i8x16.gt_u(b, i8x16.splat(3))
-        const bitValue: i32 = 1 << c
-        const bit = i8x16.splat(<i8>bitValue)
-        h0 = v128.or(h0, v128.and(highA, bit))
-        h1 = v128.or(h1, v128.and(highB, bit))
-        v128.store(p, i8x16.sub(a, v128.and(highA, i8x16.splat(4))))
-        v128.store(p, i8x16.sub(b, v128.and(highB, i8x16.splat(4))), 16)
-      }
-      v128.store(y, h0)
-      v128.store(y, h1, 16)
-      for (let e: usize = 0; e < 256; e += 128) {
-        for (let l: usize = 0; l < 32; l += 16) {
-          const q = L + e + l
-          const v = v128.or(
-            v128.or(v128.load(q), i8x16.shl(v128.load(q, 32), 2)),
-            v128.or(i8x16.shl(v128.load(q, 64), 4), i8x16.shl(v128.load(q, 96), 6)),
-          )
-          v128.store(y + 32 + (e >> 2) + l, v)
-        }
-      }
+      packQ3K(L, y)
     } else {
-      for (let half: usize = 0; half < 2; half++) {
-        const ql = y + 64 * half, qh = y + 128 + 32 * half, e = L + 128 * half
-        for (let l: usize = 0; l < 32; l++) {
-          const q1 = <u32>load<u8>(e + l), q2 = <u32>load<u8>(e + l + 32)
-          const q3 = <u32>load<u8>(e + l + 64), q4 = <u32>load<u8>(e + l + 96)
-          store<u8>(ql + l, <u8>((q1 & 0xf) | ((q3 & 0xf) << 4)))
-          store<u8>(ql + l + 32, <u8>((q2 & 0xf) | ((q4 & 0xf) << 4)))
-          store<u8>(qh + l, <u8>((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6)))
-        }
-      }
+      packQ6K(L, y)
     }
   }
 }

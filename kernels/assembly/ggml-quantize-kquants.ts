@@ -1,7 +1,8 @@
 // f32 -> the low-bit K-quants Q2_K and Q3_K, byte-exact with llama.cpp's quantize_row_q2_K_ref /
 // quantize_row_q3_K_ref. Twin: kernels/reference/ggml-quantize-kquants.ts; rounding rules in
-// kernels/reference/ggml-quantize.ts. All arithmetic is scalar f32 in exactly the twin's order (the fits
-// are sequential searches; Binaryen neither fuses nor reorders f32 operations).
+// kernels/reference/ggml-quantize.ts. The sub-block fits run four at a time in SIMD lanes
+// (./ggml-quantize-lanes), each lane doing the twin's f32 operations in its order; the super-block scales
+// are scalar f32 in exactly the twin's order (Binaryen neither fuses nor reorders f32 operations).
 //
 // These kernels take a `scratch` pointer (QUANT_SCRATCH_BYTES of the caller's
 // memory, any alignment) for the per-block level and scale arrays, which do not fit in the output block.
@@ -9,85 +10,20 @@
 import { f16ToF32Scalar } from './convert'
 import { f32ToF16, nearestInt } from './ggml-quantize'
 import { q3kScale } from './ggml-dequant-kquants'
+import { fitAsym4, fitQ3Lanes, transpose4 } from './ggml-quantize-lanes'
+import { asymmetricLevels, packQ3K, symmetricLevels16 } from './ggml-quantize-levels'
 
-const GROUP_MAX_EPS: f32 = 1e-15
 const ONE_TENTH: f32 = 0.1
 
-// Offset of the last fitQ2's min (make_qkx2_quants' *the_min); read right after the call.
-let fitTheMin: f32 = 0
-
-/**
- * make_qkx2_quants(16, 3, x, weights = |x|, L, Laux, rmin -0.5, rdelta 0.1, nstep 15, use_mad = true):
- * levels 0..3 to L[16], returns the scale and sets fitTheMin (x ≈ scale · L − fitTheMin).
- */
-function fitQ2(x: usize, L: usize, Laux: usize): f32 {
-  let lo = load<f32>(x)
-  let hi = lo
-  let sumW: f32 = abs<f32>(lo)
-  let sumX: f32 = sumW * lo
-  for (let i = 1; i < 16; i++) {
-    const v = load<f32>(x + (<usize>i << 2))
-    if (v < lo) lo = v
-    if (v > hi) hi = v
-    const w = abs<f32>(v)
-    sumW += w
-    sumX += w * v
-  }
-  if (lo > 0) lo = 0
-  if (hi == lo) {
-    memory.fill(L, 0, 16)
-    fitTheMin = -lo
-    return 0
-  }
-  let iscale: f32 = <f32>3 / (hi - lo)
-  let scale: f32 = 1 / iscale
-  let bestError: f32 = 0
-  for (let i = 0; i < 16; i++) {
-    const v = load<f32>(x + (<usize>i << 2))
-    const l = max<i32>(0, min<i32>(3, nearestInt(iscale * (v - lo))))
-    store<u8>(L + <usize>i, <u8>l)
-    const diff = abs<f32>(scale * <f32>l + lo - v)
-    bestError += abs<f32>(v) * diff
-  }
-  for (let is = 0; is <= 15; is++) {
-    iscale = (<f32>-0.5 + ONE_TENTH * <f32>is + <f32>3) / (hi - lo)
-    let sumL: f32 = 0
-    let sumL2: f32 = 0
-    let sumXL: f32 = 0
-    for (let i = 0; i < 16; i++) {
-      const v = load<f32>(x + (<usize>i << 2))
-      const l = max<i32>(0, min<i32>(3, nearestInt(iscale * (v - lo))))
-      store<u8>(Laux + <usize>i, <u8>l)
-      const wl = abs<f32>(v) * <f32>l
-      sumL += wl
-      sumL2 += wl * <f32>l
-      sumXL += wl * v
-    }
-    const D = sumW * sumL2 - sumL * sumL
-    if (D > 0) {
-      let thisScale = (sumW * sumXL - sumX * sumL) / D
-      let thisMin = (sumL2 * sumX - sumL * sumXL) / D
-      if (thisMin > 0) {
-        thisMin = 0
-        thisScale = sumXL / sumL2
-      }
-      let curError: f32 = 0
-      for (let i = 0; i < 16; i++) {
-        const v = load<f32>(x + (<usize>i << 2))
-        const diff = abs<f32>(thisScale * <f32>load<u8>(Laux + <usize>i) + thisMin - v)
-        curError += abs<f32>(v) * diff
-      }
-      if (curError < bestError) {
-        memory.copy(L, Laux, 16)
-        bestError = curError
-        scale = thisScale
-        lo = thisMin
-      }
-    }
-  }
-  fitTheMin = -lo
-  return scale
-}
+// Q2_K's scratch layout (byte offsets).
+const Q2_L = 0 // u8[256] the block's levels
+const Q2_SCALES = 256 // f32[16]
+const Q2_MINS = 320 // f32[16]
+const Q2_XT = 384 // v128[16] four sub-blocks' values, transposed (lane k = sub-block k)
+const Q2_WT = 640 // v128[16] their weights |x|
+const Q2_LT = 896 // v128[16] the lanes' trial levels
+const Q2_WORK = 1152 // v128[16] the lanes' x − min
+const Q2_MIN4 = 1408 // f32[4] the lanes' the_min
 
 /** Four 2-bit levels per byte: L[128h + l + 32k] at bits 2k of qs[32h + l]. */
 // @ts-ignore: decorator
@@ -101,23 +37,37 @@ function fitQ2(x: usize, L: usize, Laux: usize): f32 {
   }
 }
 
-/** Q2_K, 84-byte blocks of 256: scales[16], qs[64], f16 d, f16 dmin (quantize_row_q2_K_ref). */
+/**
+ * Q2_K, 84-byte blocks of 256: scales[16], qs[64], f16 d, f16 dmin (quantize_row_q2_K_ref). Each sub-block
+ * of 16 is fitted by make_qkx2_quants(16, 3, x, weights |x|, rmin -0.5, rdelta 0.1, nstep 15, use_mad),
+ * four sub-blocks per vector.
+ */
 export function quantize_q2_k(src: usize, dst: usize, nblocks: i32, scratch: usize): void {
-  const L = scratch
-  const Laux = scratch + 256
-  const scales = scratch + 272
-  const mins = scratch + 336
+  const s = scratch
+  const L = s + Q2_L
+  const scales = s + Q2_SCALES
+  const mins = s + Q2_MINS
   for (let b = 0; b < nblocks; b++) {
     const x = src + (<usize>b << 10)
     const y = dst + <usize>b * 84
+    for (let j0 = 0; j0 < 16; j0 += 4) {
+      const xs = x + (<usize>j0 << 6)
+      transpose4(16, xs, xs + 64, xs + 128, xs + 192, s + Q2_XT)
+      for (let i = 0; i < 16; i++) {
+        v128.store(s + Q2_WT + (<usize>i << 4), f32x4.abs(v128.load(s + Q2_XT + (<usize>i << 4))))
+      }
+      const scale4 = fitAsym4(16, 3, s + Q2_XT, s + Q2_WT, s + Q2_LT, L + (<usize>j0 << 4), 16, s + Q2_MIN4, s + Q2_WORK,
+        -0.5, ONE_TENTH, 15, true)
+      v128.store(scales + (<usize>j0 << 2), scale4)
+      v128.store(mins + (<usize>j0 << 2), v128.load(s + Q2_MIN4))
+    }
     let maxScale: f32 = 0
     let maxMin: f32 = 0
     for (let j = 0; j < 16; j++) {
-      const scale = fitQ2(x + (<usize>j << 6), L + (<usize>j << 4), Laux)
-      store<f32>(scales + (<usize>j << 2), scale)
-      store<f32>(mins + (<usize>j << 2), fitTheMin)
+      const scale = load<f32>(scales + (<usize>j << 2))
+      const theMin = load<f32>(mins + (<usize>j << 2))
       if (scale > maxScale) maxScale = scale
-      if (fitTheMin > maxMin) maxMin = fitTheMin
+      if (theMin > maxMin) maxMin = theMin
     }
     let dBits: u32 = 0
     if (maxScale > 0) {
@@ -144,88 +94,39 @@ export function quantize_q2_k(src: usize, dst: usize, nblocks: i32, scratch: usi
       const sc = <u32>load<u8>(y + <usize>j)
       const d = dAll * <f32>(sc & 0xf)
       if (d == 0) continue
-      const dm = dminAll * <f32>(sc >> 4)
-      const sub = x + (<usize>j << 6)
-      for (let i = 0; i < 16; i++) {
-        const l = nearestInt((load<f32>(sub + (<usize>i << 2)) + dm) / d)
-        store<u8>(L + <usize>((j << 4) + i), <u8>max<i32>(0, min<i32>(3, l)))
-      }
+      asymmetricLevels(16, x + (<usize>j << 6), d, dminAll * <f32>(sc >> 4), 3, L + (<usize>j << 4))
     }
     pack2Bit(L, y + 16)
   }
 }
 
-/**
- * make_q3_quants(16, 4, x, L, do_rmse = true): levels -4..3 refined by coordinate descent (int8 working
- * copy at `levels`), written to L as level + 4 (0 for an all-zero group). Returns the scale.
- */
-function fitQ3(x: usize, L: usize, levels: usize): f32 {
-  let top: f32 = 0
-  let amax: f32 = 0
-  for (let i = 0; i < 16; i++) {
-    const v = load<f32>(x + (<usize>i << 2))
-    if (abs<f32>(v) > amax) {
-      amax = abs<f32>(v)
-      top = v
-    }
-  }
-  if (amax < GROUP_MAX_EPS) {
-    memory.fill(L, 0, 16)
-    return 0
-  }
-  const iscale: f32 = <f32>-4 / top
-  let sumlx: f32 = 0
-  let suml2: f32 = 0
-  for (let i = 0; i < 16; i++) {
-    const v = load<f32>(x + (<usize>i << 2))
-    const l = max<i32>(-4, min<i32>(3, nearestInt(iscale * v)))
-    store<i8>(levels + <usize>i, <i8>l)
-    const w = v * v
-    sumlx += w * v * <f32>l
-    suml2 += w * <f32>l * <f32>l
-  }
-  for (let itry = 0; itry < 5; itry++) {
-    let changed = 0
-    for (let i = 0; i < 16; i++) {
-      const v = load<f32>(x + (<usize>i << 2))
-      const w = v * v
-      const li = <i32>load<i8>(levels + <usize>i)
-      let slx = sumlx - w * v * <f32>li
-      if (slx > 0) {
-        let sl2 = suml2 - w * <f32>li * <f32>li
-        const newL = max<i32>(-4, min<i32>(3, nearestInt(v * sl2 / slx)))
-        if (newL != li) {
-          slx += w * v * <f32>newL
-          sl2 += w * <f32>newL * <f32>newL
-          if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
-            store<i8>(levels + <usize>i, <i8>newL)
-            sumlx = slx
-            suml2 = sl2
-            changed++
-          }
-        }
-      }
-    }
-    if (changed == 0) break
-  }
-  for (let i = 0; i < 16; i++) store<u8>(L + <usize>i, <u8>(<i32>load<i8>(levels + <usize>i) + 4))
-  return suml2 > 0 ? sumlx / suml2 : 0
-}
+// Q3_K's scratch layout (byte offsets).
+const Q3_L = 0 // u8[256] the block's levels
+const Q3_SCALES = 256 // f32[16]
+const Q3_XT = 320 // v128[16] four sub-blocks' values, transposed (lane k = sub-block k)
+const Q3_LT = 576 // v128[16] the lanes' levels
 
-/** Q3_K, 110-byte blocks of 256: hmask[32], qs[64], scales[12], f16 d (quantize_row_q3_K_ref). */
+/**
+ * Q3_K, 110-byte blocks of 256: hmask[32], qs[64], scales[12], f16 d (quantize_row_q3_K_ref). Each
+ * sub-block of 16 is fitted by make_q3_quants(16, 4, x, L, do_rmse = true), four sub-blocks per vector.
+ */
 export function quantize_q3_k(src: usize, dst: usize, nblocks: i32, scratch: usize): void {
-  const L = scratch
-  const levels = scratch + 256
-  const scales = scratch + 272
+  const s = scratch
+  const L = s + Q3_L
+  const scales = s + Q3_SCALES
   for (let b = 0; b < nblocks; b++) {
     const x = src + (<usize>b << 10)
     const y = dst + <usize>b * 110
     const packed = y + 96
+    for (let j0 = 0; j0 < 16; j0 += 4) {
+      const xs = x + (<usize>j0 << 6)
+      transpose4(16, xs, xs + 64, xs + 128, xs + 192, s + Q3_XT)
+      v128.store(scales + (<usize>j0 << 2), fitQ3Lanes(s + Q3_XT, s + Q3_LT, L + (<usize>j0 << 4), 16))
+    }
     let maxScale: f32 = 0
     let amax: f32 = 0
     for (let j = 0; j < 16; j++) {
-      const scale = fitQ3(x + (<usize>j << 6), L + (<usize>j << 4), levels)
-      store<f32>(scales + (<usize>j << 2), scale)
+      const scale = load<f32>(scales + (<usize>j << 2))
       if (abs<f32>(scale) > amax) {
         amax = abs<f32>(scale)
         maxScale = scale
@@ -248,22 +149,10 @@ export function quantize_q3_k(src: usize, dst: usize, nblocks: i32, scratch: usi
     const dAll = f16ToF32Scalar(dBits)
     for (let j = 0; j < 16; j++) {
       const d = dAll * <f32>(q3kScale(packed, j) - 32)
+      // C keeps the fit's levels when d is 0; they are already in L.
       if (d == 0) continue
-      const sub = x + (<usize>j << 6)
-      for (let i = 0; i < 16; i++) {
-        const l = nearestInt(load<f32>(sub + (<usize>i << 2)) / d)
-        store<u8>(L + <usize>((j << 4) + i), <u8>(max<i32>(-4, min<i32>(3, l)) + 4))
-      }
+      symmetricLevels16(x + (<usize>j << 6), d, 4, L + (<usize>j << 4))
     }
-    memory.fill(y, 0, 32)
-    for (let e = 0; e < 256; e++) {
-      const l = <u32>load<u8>(L + <usize>e)
-      if (l > 3) {
-        const at = y + <usize>(e & 31)
-        store<u8>(at, <u8>(<u32>load<u8>(at) | (<u32>1 << <u32>(e >> 5))))
-        store<u8>(L + <usize>e, <u8>(l - 4))
-      }
-    }
-    pack2Bit(L, y + 32)
+    packQ3K(L, y)
   }
 }

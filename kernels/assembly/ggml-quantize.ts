@@ -1,26 +1,31 @@
-// f32 -> GGUF block types Q8_0, Q4_0, Q4_K, Q6_K, byte-exact with llama.cpp's quantize_row_*_ref.
+// f32 -> GGUF block types Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, byte-exact with llama.cpp's quantize_row_*_ref.
 // Twin: kernels/reference/ggml-quantize.ts, which explains the rounding rules (plain f32 operations in
-// llama.cpp's order, nearest_int's magic-number rounding, RNE fp16 scales, x86 cast semantics). Only
-// the absmax searches use SIMD, where the lane order cannot change the result; the scale searches are
-// scalar f32 in exactly the twin's order (Binaryen does no fast-math, so nothing is fused or reordered).
+// llama.cpp's order, nearest_int's magic-number rounding, RNE fp16 scales, x86 cast semantics). The
+// absmax searches use SIMD where the lane order cannot change the result. The K-quants' scale searches
+// run four sub-blocks at a time in SIMD lanes (./ggml-quantize-lanes), each lane doing the twin's f32
+// operations in its order (Binaryen does no fast-math, so nothing is fused or reordered); the super-block
+// scales stay scalar.
 //
-// The kernels allocate nothing, and static scratch would be shared by every thread, so the K-quants
-// need no per-element buffers: a fit's levels are recomputed from the winning trial's (iscale, min)
-// instead of being copied around, and the sub-block scales wait in the output block's quant area until
-// the packed scales are written (the quants are written after that).
+// The K-quant kernels take a `scratch` pointer (QUANT_SCRATCH_BYTES of the caller's memory, any alignment;
+// the layout is below): the kernels allocate nothing, and static scratch would be shared by every thread.
 
 import { f16ToF32Scalar } from './convert'
+import { fitAsym4, fitSymmetric4, transpose4 } from './ggml-quantize-lanes'
+import { asymmetricLevels, packQ45K, packQ6K, symmetricLevels16 } from './ggml-quantize-levels'
 
 const GROUP_MAX_EPS: f32 = 1e-15
 const ONE_TENTH: f32 = 0.1
 const ROUNDING_MAGIC: f32 = 12582912.0 // 1.5 * 2^23, see nearestInt
 
-// Results of the last fitAsymmetric / fitSymmetric call. Wasm globals belong to one instance, i.e. one
-// thread, and are read right after the call that sets them: no state survives between kernel calls.
-let fitMin: f32 = 0 // make_qkx2_quants' `min` (the offset is -fitMin)
-let fitIscale: f32 = 0 // the trial scale whose levels won
-let fitLevelMin: f32 = 0 // the `min` those levels were computed with
-let fitFlat: bool = false // no fit (flat or all-zero group): every level is 0
+// Scratch layout of the K-quant kernels (byte offsets; 3072 of QUANT_SCRATCH_BYTES used).
+const S_XT = 0 // v128[32] four sub-blocks' values, transposed (lane k = sub-block k)
+const S_WT = 512 // v128[32] their weights, transposed
+const S_LT = 1024 // v128[32] the lanes' trial levels
+const S_WORK = 1536 // SYM_WORK_BYTES (1136) of work space for the lane fits, to 2672
+const S_MIN4 = 2672 // f32[4] the lanes' the_min
+const S_L = 2688 // u8[256] the block's levels
+const S_SCALES = 2944 // f32[16] the sub-blocks' scales
+const S_MINS = 3008 // f32[16] the sub-blocks' mins
 
 /** llama.cpp's nearest_int: round half to even for |x| < 2^22 via the mantissa of x + 1.5 * 2^23; NaN gives 0. */
 // @ts-ignore: decorator
@@ -142,95 +147,17 @@ export function quantize_q4_0(src: usize, dst: usize, nblocks: i32): void {
   }
 }
 
-/**
- * make_qkx2_quants(32, nmax, x, weights = rms(x) + |x|, rmin, rdelta 0.1, nstep, squared error), with
- * (nmax, rmin, nstep) = (15, -1, 20) for Q4_K and (31, -0.5, 15) for Q5_K: returns the scale, sets fitMin
- * and the winning levels' (fitIscale, fitLevelMin), or fitFlat. The weights are recomputed where used
- * (the same f32 sum each time) instead of stored.
- */
-function fitAsymmetric(x: usize, nmax: i32, rmin: f32, nstep: i32): f32 {
-  let sumX2: f32 = 0
-  for (let l = 0; l < 32; l++) {
-    const v = load<f32>(x + (<usize>l << 2))
-    sumX2 += v * v
+/** make_qkx2_quants' weights for the Q4_K/Q5_K fits, rms(x) + |x| per lane (wT from the transposed xT). */
+function rmsPlusAbsWeights(n: i32, xT: usize, wT: usize): void {
+  let sumX2 = f32x4.splat(0)
+  for (let i = 0; i < n; i++) {
+    const v = v128.load(xT + (<usize>i << 4))
+    sumX2 = f32x4.add(sumX2, f32x4.mul(v, v))
   }
-  const avX = sqrt<f32>(sumX2 / 32)
-  let lo = load<f32>(x)
-  let hi = lo
-  let sumW: f32 = avX + abs<f32>(lo)
-  let sumX: f32 = sumW * lo
-  for (let i = 1; i < 32; i++) {
-    const v = load<f32>(x + (<usize>i << 2))
-    if (v < lo) lo = v
-    if (v > hi) hi = v
-    const w = avX + abs<f32>(v)
-    sumW += w
-    sumX += w * v
+  const avX = f32x4.sqrt(f32x4.div(sumX2, f32x4.splat(<f32>n)))
+  for (let i = 0; i < n; i++) {
+    v128.store(wT + (<usize>i << 4), f32x4.add(avX, f32x4.abs(v128.load(xT + (<usize>i << 4)))))
   }
-  if (lo > 0) lo = 0
-  if (hi == lo) {
-    fitFlat = true
-    fitMin = lo
-    return 0
-  }
-  fitFlat = false
-  let iscale: f32 = <f32>nmax / (hi - lo)
-  let scale: f32 = 1 / iscale
-  let bestError: f32 = 0
-  for (let i = 0; i < 32; i++) {
-    const v = load<f32>(x + (<usize>i << 2))
-    const l = <f32>max<i32>(0, min<i32>(nmax, nearestInt(iscale * (v - lo))))
-    const diff = scale * l + lo - v
-    bestError += (avX + abs<f32>(v)) * (diff * diff)
-  }
-  fitIscale = iscale
-  fitLevelMin = lo
-  for (let is = 0; is <= nstep; is++) {
-    iscale = (rmin + ONE_TENTH * <f32>is + <f32>nmax) / (hi - lo)
-    let sumL: f32 = 0
-    let sumL2: f32 = 0
-    let sumXL: f32 = 0
-    for (let i = 0; i < 32; i++) {
-      const v = load<f32>(x + (<usize>i << 2))
-      const l = <f32>max<i32>(0, min<i32>(nmax, nearestInt(iscale * (v - lo))))
-      const wl = (avX + abs<f32>(v)) * l
-      sumL += wl
-      sumL2 += wl * l
-      sumXL += wl * v
-    }
-    const D = sumW * sumL2 - sumL * sumL
-    if (D > 0) {
-      let thisScale = (sumW * sumXL - sumX * sumL) / D
-      let thisMin = (sumL2 * sumX - sumL * sumXL) / D
-      if (thisMin > 0) {
-        thisMin = 0
-        thisScale = sumXL / sumL2
-      }
-      let curError: f32 = 0
-      for (let i = 0; i < 32; i++) {
-        const v = load<f32>(x + (<usize>i << 2))
-        const l = <f32>max<i32>(0, min<i32>(nmax, nearestInt(iscale * (v - lo))))
-        const diff = thisScale * l + thisMin - v
-        curError += (avX + abs<f32>(v)) * (diff * diff)
-      }
-      if (curError < bestError) {
-        fitIscale = iscale
-        fitLevelMin = lo
-        bestError = curError
-        scale = thisScale
-        lo = thisMin
-      }
-    }
-  }
-  fitMin = lo
-  return scale
-}
-
-/** Level i (0..nmax) of the last fitAsymmetric on x. */
-// @ts-ignore: decorator
-@inline function asymmetricLevel(x: usize, i: i32, nmax: i32): i32 {
-  if (fitFlat) return 0
-  return max<i32>(0, min<i32>(nmax, nearestInt(fitIscale * (load<f32>(x + (<usize>i << 2)) - fitLevelMin))))
 }
 
 /** Q4_K's 6-bit scale and min of sub-block j from the 12 packed bytes (get_scale_min_k4). */
@@ -249,24 +176,31 @@ function fitAsymmetric(x: usize, nmax: i32, rmin: f32, nstep: i32): f32 {
 /**
  * Q4_K (144-byte blocks of 256: f16 d, f16 dmin, scales[12], qs[128]) and Q5_K (176 bytes: the same plus
  * qh[32] before qs, holding each level's fifth bit: bit j of qh[i] for element i of sub-block j):
- * quantize_row_q4_K_ref / quantize_row_q5_K_ref.
+ * quantize_row_q4_K_ref / quantize_row_q5_K_ref. Each sub-block's fit is make_qkx2_quants(32, nmax, x,
+ * rms(x) + |x|, rmin, 0.1, nstep, squared error) with (nmax, rmin, nstep) = (15, -1, 20) for Q4_K and
+ * (31, -0.5, 15) for Q5_K, four sub-blocks per vector.
  */
-function quantizeK(src: usize, dst: usize, nblocks: i32, nmax: i32, rmin: f32, nstep: i32, blockBytes: i32): void {
+function quantizeK(src: usize, dst: usize, nblocks: i32, nmax: i32, rmin: f32, nstep: i32, blockBytes: i32, s: usize): void {
   const five = nmax == 31
+  const L = s + S_L
   for (let b = 0; b < nblocks; b++) {
     const x = src + (<usize>b << 10)
     const y = dst + <usize>b * <usize>blockBytes
     const packed = y + 4
-    const qh = y + 16
-    const qs = five ? y + 48 : y + 16
-    // qs holds the eight f32 scales (qs + 4j) and mins (qs + 32 + 4j) until the packed scales are written.
+    for (let j0 = 0; j0 < 8; j0 += 4) {
+      const xs = x + (<usize>j0 << 7)
+      transpose4(32, xs, xs + 128, xs + 256, xs + 384, s + S_XT)
+      rmsPlusAbsWeights(32, s + S_XT, s + S_WT)
+      const scales = fitAsym4(32, nmax, s + S_XT, s + S_WT, s + S_LT, L + (<usize>j0 << 5), 32, s + S_MIN4, s + S_WORK,
+        rmin, ONE_TENTH, nstep, false)
+      v128.store(s + S_SCALES + (<usize>j0 << 2), scales)
+      v128.store(s + S_MINS + (<usize>j0 << 2), v128.load(s + S_MIN4))
+    }
     let maxScale: f32 = 0
     let maxMin: f32 = 0
     for (let j = 0; j < 8; j++) {
-      const scale = fitAsymmetric(x + (<usize>j << 7), nmax, rmin, nstep)
-      const theMin = -fitMin
-      store<f32>(qs + (<usize>j << 2), scale)
-      store<f32>(qs + 32 + (<usize>j << 2), theMin)
+      const scale = load<f32>(s + S_SCALES + (<usize>j << 2))
+      const theMin = load<f32>(s + S_MINS + (<usize>j << 2))
       if (scale > maxScale) maxScale = scale
       if (theMin > maxMin) maxMin = theMin
     }
@@ -274,8 +208,8 @@ function quantizeK(src: usize, dst: usize, nblocks: i32, nmax: i32, rmin: f32, n
     const invMin: f32 = maxMin > 0 ? <f32>63 / maxMin : 0
     memory.fill(packed, 0, 12)
     for (let j = 0; j < 8; j++) {
-      const ls = min<u32>(63, <u32>nearestInt(invScale * load<f32>(qs + (<usize>j << 2))) & 0xff)
-      const lm = min<u32>(63, <u32>nearestInt(invMin * load<f32>(qs + 32 + (<usize>j << 2))) & 0xff)
+      const ls = min<u32>(63, <u32>nearestInt(invScale * load<f32>(s + S_SCALES + (<usize>j << 2))) & 0xff)
+      const lm = min<u32>(63, <u32>nearestInt(invMin * load<f32>(s + S_MINS + (<usize>j << 2))) & 0xff)
       if (j < 4) {
         store<u8>(packed + <usize>j, <u8>ls)
         store<u8>(packed + <usize>(j + 4), <u8>lm)
@@ -291,111 +225,49 @@ function quantizeK(src: usize, dst: usize, nblocks: i32, nmax: i32, rmin: f32, n
     store<u16>(y, <u16>dminBits, 2)
     const dAll = f16ToF32Scalar(dBits)
     const dminAll = f16ToF32Scalar(dminBits)
-    memory.fill(qs, 0, 128)
-    if (five) memory.fill(qh, 0, 32)
     for (let j = 0; j < 8; j++) {
-      const sub = x + (<usize>j << 7)
-      // Sub-block j: byte 32 * (j / 2) + i, low nibble for even j, high for odd.
-      const out = qs + (<usize>(j >> 1) << 5)
-      const shift = (j & 1) << 2
       const d = dAll * <f32>packedScale(packed, j)
-      const dm = dminAll * <f32>packedMin(packed, j)
-      // C keeps the fit's levels when d is 0; refit to get them back (rare: a scale that rounds to 0).
-      if (d == 0) fitAsymmetric(sub, nmax, rmin, nstep)
-      for (let i = 0; i < 32; i++) {
-        const l = d == 0 ? asymmetricLevel(sub, i, nmax) : max<i32>(0, min<i32>(nmax, nearestInt((load<f32>(sub + (<usize>i << 2)) + dm) / d)))
-        store<u8>(out + <usize>i, load<u8>(out + <usize>i) | <u8>((l & 15) << shift))
-        if (l > 15) store<u8>(qh + <usize>i, <u8>(<u32>load<u8>(qh + <usize>i) | (<u32>1 << <u32>j)))
-      }
+      // C keeps the fit's levels when d is 0 (rare: a scale that rounds to 0); they are already in L.
+      if (d == 0) continue
+      asymmetricLevels(32, x + (<usize>j << 7), d, dminAll * <f32>packedMin(packed, j), nmax, L + (<usize>j << 5))
     }
+    packQ45K(L, y, five)
   }
 }
 
-export function quantize_q4_k(src: usize, dst: usize, nblocks: i32): void {
-  quantizeK(src, dst, nblocks, 15, -1, 20, 144)
+export function quantize_q4_k(src: usize, dst: usize, nblocks: i32, scratch: usize): void {
+  quantizeK(src, dst, nblocks, 15, -1, 20, 144, scratch)
 }
 
-export function quantize_q5_k(src: usize, dst: usize, nblocks: i32): void {
-  quantizeK(src, dst, nblocks, 31, -0.5, 15, 176)
+export function quantize_q5_k(src: usize, dst: usize, nblocks: i32, scratch: usize): void {
+  quantizeK(src, dst, nblocks, 31, -0.5, 15, 176, scratch)
 }
 
 /**
- * make_qx_quants(16, 32, x, rmse_type 1, no importance weights): the scale of the best of 19 symmetric
- * grids (levels -32..31, weights x²); sets fitIscale to the winning grid's inverse scale, or fitFlat.
+ * Q6_K, 210-byte blocks of 256: ql[128], qh[64], int8 scales[16], f16 d (quantize_row_q6_K_ref). Each
+ * sub-block of 16 is fitted by make_qx_quants(16, 32, x, rmse_type 1, no importances: weights x²), the best
+ * of 19 symmetric grids (levels -32..31), four sub-blocks per vector.
  */
-function fitSymmetric(x: usize): f32 {
-  let top: f32 = 0
-  let amax: f32 = 0
-  for (let i = 0; i < 16; i++) {
-    const v = load<f32>(x + (<usize>i << 2))
-    if (abs<f32>(v) > amax) {
-      amax = abs<f32>(v)
-      top = v
-    }
-  }
-  if (amax < GROUP_MAX_EPS) {
-    fitFlat = true
-    return 0
-  }
-  fitFlat = false
-  let iscale: f32 = <f32>-32 / top
-  let sumlx: f32 = 0
-  let suml2: f32 = 0
-  for (let i = 0; i < 16; i++) {
-    const v = load<f32>(x + (<usize>i << 2))
-    const l = <f32>max<i32>(-32, min<i32>(31, nearestInt(iscale * v)))
-    const w = v * v
-    sumlx += w * v * l
-    suml2 += w * l * l
-  }
-  let scale: f32 = suml2 != 0 ? sumlx / suml2 : 0
-  let best = scale * sumlx
-  fitIscale = iscale
-  for (let is = -9; is <= 9; is++) {
-    if (is == 0) continue
-    iscale = -(<f32>32 + ONE_TENTH * <f32>is) / top
-    sumlx = 0
-    suml2 = 0
-    for (let i = 0; i < 16; i++) {
-      const v = load<f32>(x + (<usize>i << 2))
-      const l = <f32>max<i32>(-32, min<i32>(31, nearestInt(iscale * v)))
-      const w = v * v
-      sumlx += w * v * l
-      suml2 += w * l * l
-    }
-    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-      fitIscale = iscale
-      scale = sumlx / suml2
-      best = scale * sumlx
-    }
-  }
-  return scale
-}
-
-/** Stores 6-bit level L of element e (0..255) into the Q6_K block at y (ql/qh zeroed beforehand). */
-// @ts-ignore: decorator
-@inline function storeQ6Level(y: usize, e: i32, L: i32): void {
-  const half = e >> 7
-  const k = (e >> 5) & 3
-  const l = e & 31
-  const ql = y + <usize>((half << 6) + l + ((k & 1) << 5))
-  const qh = y + 128 + <usize>((half << 5) + l)
-  store<u8>(ql, load<u8>(ql) | <u8>((L & 0xf) << ((k >> 1) << 2)))
-  store<u8>(qh, load<u8>(qh) | <u8>((L >> 4) << (k << 1)))
-}
-
-/** Q6_K, 210-byte blocks of 256: ql[128], qh[64], int8 scales[16], f16 d (quantize_row_q6_K_ref). */
-export function quantize_q6_k(src: usize, dst: usize, nblocks: i32): void {
+export function quantize_q6_k(src: usize, dst: usize, nblocks: i32, scratch: usize): void {
+  const s = scratch
+  const L = s + S_L
   for (let b = 0; b < nblocks; b++) {
     const x = src + (<usize>b << 10)
     const y = dst + <usize>b * 210
-    const scales = y + 192
-    // ql holds the sixteen f32 sub-block scales (y + 4 * ib) until the int8 scales are written.
+    for (let j0 = 0; j0 < 16; j0 += 4) {
+      const xs = x + (<usize>j0 << 6)
+      transpose4(16, xs, xs + 64, xs + 128, xs + 192, s + S_XT)
+      for (let i = 0; i < 16; i++) {
+        const v = v128.load(s + S_XT + (<usize>i << 4))
+        v128.store(s + S_WT + (<usize>i << 4), f32x4.mul(v, v))
+      }
+      const scales = fitSymmetric4(16, 32, s + S_XT, s + S_WT, s + S_LT, L + (<usize>j0 << 4), 16, s + S_WORK)
+      v128.store(s + S_SCALES + (<usize>j0 << 2), scales)
+    }
     let maxScale: f32 = 0
     let maxAbsScale: f32 = 0
     for (let ib = 0; ib < 16; ib++) {
-      const scale = fitSymmetric(x + (<usize>ib << 6))
-      store<f32>(y + (<usize>ib << 2), scale)
+      const scale = load<f32>(s + S_SCALES + (<usize>ib << 2))
       if (abs<f32>(scale) > maxAbsScale) {
         maxAbsScale = abs<f32>(scale)
         maxScale = scale
@@ -409,26 +281,15 @@ export function quantize_q6_k(src: usize, dst: usize, nblocks: i32): void {
     const dBits = f32ToF16(1 / iscale)
     store<u16>(y, <u16>dBits, 208)
     for (let ib = 0; ib < 16; ib++) {
-      store<i8>(scales + <usize>ib, <i8>min<i32>(127, nearestInt(iscale * load<f32>(y + (<usize>ib << 2)))))
+      store<i8>(y + 192 + <usize>ib, <i8>min<i32>(127, nearestInt(iscale * load<f32>(s + S_SCALES + (<usize>ib << 2)))))
     }
     const dAll = f16ToF32Scalar(dBits)
-    memory.fill(y, 0, 192)
     for (let j = 0; j < 16; j++) {
-      const sub = x + (<usize>j << 6)
-      const d = dAll * <f32>load<i8>(scales + <usize>j)
-      if (d == 0) {
-        // C keeps the fit's levels here; refit to get them back.
-        fitSymmetric(sub)
-        for (let i = 0; i < 16; i++) {
-          const L = fitFlat ? 0 : 32 + max<i32>(-32, min<i32>(31, nearestInt(fitIscale * load<f32>(sub + (<usize>i << 2)))))
-          storeQ6Level(y, (j << 4) + i, L)
-        }
-        continue
-      }
-      for (let i = 0; i < 16; i++) {
-        const l = max<i32>(-32, min<i32>(31, nearestInt(load<f32>(sub + (<usize>i << 2)) / d)))
-        storeQ6Level(y, (j << 4) + i, l + 32)
-      }
+      const d = dAll * <f32>load<i8>(y + 192 + <usize>j)
+      // C keeps the fit's levels when d is 0; they are already in L.
+      if (d == 0) continue
+      symmetricLevels16(x + (<usize>j << 6), d, 32, L + (<usize>j << 4))
     }
+    packQ6K(L, y)
   }
 }

@@ -94,12 +94,13 @@ export interface KernelExports {
   log_softmax_nll(logits: number, targets: number, nll: number, T: number, V: number): void
 
   // GGUF block quantization, byte-exact with llama.cpp: src is f32[nblocks * block elements], dst receives
-  // nblocks blocks (34, 18, 144, 210 bytes). src and dst must not overlap.
+  // nblocks blocks (34, 18, 144, 176, 210 bytes). src and dst must not overlap. The K-quants also take
+  // `scratch`: QUANT_SCRATCH_BYTES of memory they may overwrite.
   quantize_q8_0(src: number, dst: number, nblocks: number): void
   quantize_q4_0(src: number, dst: number, nblocks: number): void
-  quantize_q4_k(src: number, dst: number, nblocks: number): void
-  quantize_q5_k(src: number, dst: number, nblocks: number): void
-  quantize_q6_k(src: number, dst: number, nblocks: number): void
+  quantize_q4_k(src: number, dst: number, nblocks: number, scratch: number): void
+  quantize_q5_k(src: number, dst: number, nblocks: number, scratch: number): void
+  quantize_q6_k(src: number, dst: number, nblocks: number, scratch: number): void
   /** dst is u16[n]: the IEEE half bits of src f32[n], rounded to nearest even. */
   encode_f16(src: number, dst: number, n: number): void
 
@@ -230,7 +231,7 @@ export interface KernelExports {
 
 export type KernelName = Exclude<keyof KernelExports, 'heap_base'>
 
-/** Scratch bytes quantize_q2_k, quantize_q3_k, quantize_iq4_xs and the *_imatrix kernels need (any alignment). */
+/** Scratch bytes the K-quant quantizers, quantize_iq4_xs and the *_imatrix kernels need (any alignment). */
 export const QUANT_SCRATCH_BYTES = 4096
 
 /** Every kernel typed above; a build lacking one of them is out of date. */

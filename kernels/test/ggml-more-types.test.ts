@@ -173,6 +173,10 @@ function hostileCases(): Array<[string, Float32Array]> {
     ],
     ['NaN last in each 32', block((i) => (i % 32 === 31 ? NaN : gauss()))],
     ['all NaN', block(() => NaN)],
+    // The K-quant fits run four sub-blocks per SIMD vector: one odd sub-block must not disturb its neighbours.
+    ['one NaN in one sub-block', block((i) => (i === 200 ? NaN : gauss()))],
+    ['one infinity in one sub-block', block((i) => (i === 100 ? -Infinity : gauss()))],
+    ['one huge sub-block beside small ones', block((i) => (i >= 160 && i < 192 ? gauss() * 1e30 : gauss() * 1e-3))],
     ['largest finite', block((i) => (i % 2 ? 3.4028235e38 : -3.4028235e38 * random()))],
   ]
 }

@@ -19,6 +19,7 @@ import { openModelFiles } from '../../src-main/engine/formats/open'
 import { readTensorBytes, readTensorF32 } from '../../src-main/engine/formats/read'
 import { hasShared, shared, SKIP_SHARED } from '../../src-main/engine/testing/shared-data'
 import { loadKernels, normalish, rng, type KernelHarness } from '../testing/kernel-harness'
+import { QUANT_SCRATCH_BYTES } from '../host/exports'
 
 let h: KernelHarness
 beforeAll(async () => {
@@ -47,7 +48,8 @@ function wasmBytes(type: QuantType, x: Float32Array, srcMisalign = 0, dstMisalig
   h.reset()
   const src = h.put(x, srcMisalign)
   const dst = h.alloc(bytes + 16, dstMisalign)
-  h.k[KERNELS[type]](src, dst, nblocks)
+  const scratch = h.alloc(QUANT_SCRATCH_BYTES, dstMisalign + 3)
+  h.k[KERNELS[type]](src, dst, nblocks, scratch)
   expect(
     h.u8(dst + bytes, 16).every((b) => b === 0xcd),
     `${type}: bytes written past the output`,
@@ -126,6 +128,10 @@ function hostileCases(): Array<[string, Float32Array]> {
       block((i) => (i % 41 === 3 ? NaN : i % 53 === 7 ? Infinity : i % 59 === 11 ? -Infinity : gauss())),
     ],
     ['NaN last in each 32', block((i) => (i % 32 === 31 ? NaN : gauss()))],
+    // The K-quant fits run four sub-blocks per SIMD vector: one odd sub-block must not disturb its neighbours.
+    ['one NaN in one sub-block', block((i) => (i === 200 ? NaN : gauss()))],
+    ['one infinity in one sub-block', block((i) => (i === 100 ? -Infinity : gauss()))],
+    ['one huge sub-block beside small ones', block((i) => (i >= 160 && i < 192 ? gauss() * 1e30 : gauss() * 1e-3))],
     ['largest finite', block((i) => (i % 2 ? 3.4028235e38 : -3.4028235e38 * random()))],
   ]
 }

@@ -82,7 +82,7 @@ export async function quantizeTensorGgufParallel(
     regions.push(values)
     const packed = pool.arena.alloc(chunkRows * rowBytes)
     regions.push(packed)
-    // Some quantizers (Q2_K, Q3_K, IQ4_XS, the imatrix ones) overwrite scratch memory: one per worker.
+    // Some quantizers (the K-quants, IQ4_XS, the imatrix ones) overwrite scratch memory: one per worker.
     const scratch = pool.arena.alloc(QUANT_SCRATCH_BYTES * workers, 'quantizer scratch')
     regions.push(scratch)
     const qw = weighted ? pool.arena.alloc(cols * 4, 'importance row') : null

@@ -1,10 +1,12 @@
-// The weighted scale searches of ./ggml-quantize-imatrix, four groups at a time: lane k of every vector
-// holds group k's value, so each lane runs exactly the scalar fit (the same f32 operations in the same
-// order, every sum accumulated element by element), and the results are bit-identical to the scalar fits
-// and to the twin (kernels/reference/ggml-quantize-imatrix.ts). Branches become per-lane selects; a lane
-// that the scalar code would leave early (an all-zero or flat group) runs on and is overridden at the end.
-// Only lane-wise IEEE operations are used (no horizontal sums, no fused multiply-add), so nothing is
-// reordered.
+// llama.cpp's scale searches four groups at a time, for the plain K-quants (./ggml-quantize: Q4_K, Q5_K,
+// Q6_K; ./ggml-quantize-kquants: Q2_K, Q3_K) and the weighted fits (./ggml-quantize-imatrix); the steps
+// after the fits are in ./ggml-quantize-levels. Lane k of every vector holds group k's value, so each lane runs
+// exactly the scalar fit (the same f32 operations in the same order, every sum accumulated element by
+// element), and the results are bit-identical to the scalar fits of the twins (kernels/reference/
+// ggml-quantize.ts, ggml-quantize-kquants.ts, ggml-quantize-imatrix.ts). Branches become per-lane selects;
+// a lane that the scalar code would leave early (an all-zero or flat group) runs on and is overridden at
+// the end. Only lane-wise IEEE operations are used (no horizontal sums, no fused multiply-add), so nothing
+// is reordered.
 //
 // The groups are transposed into scratch first: xT[i] = (x0[i], x1[i], x2[i], x3[i]) and wT[i] likewise
 // (16 bytes per element). Levels are recomputed from the winning trial's parameters at the end, as the
@@ -76,6 +78,26 @@ const SYM_TRIALS = 19 // is = -9..9 (is = 0 is the initial grid)
 // @ts-ignore: decorator
 @inline function at(p: usize, i: i32): v128 {
   return v128.load(p + (<usize>i << 4))
+}
+
+/** Lane k of dst[i] = p_k[i] for i < n (n a multiple of 4): four rows of f32 transposed, 4 × 4 at a time. */
+export function transpose4(n: i32, p0: usize, p1: usize, p2: usize, p3: usize, dst: usize): void {
+  for (let i = 0; i < n; i += 4) {
+    const at = <usize>i << 2
+    const a0 = v128.load(p0 + at)
+    const a1 = v128.load(p1 + at)
+    const a2 = v128.load(p2 + at)
+    const a3 = v128.load(p3 + at)
+    const lo01 = v128.shuffle<f32>(a0, a1, 0, 4, 1, 5)
+    const hi01 = v128.shuffle<f32>(a0, a1, 2, 6, 3, 7)
+    const lo23 = v128.shuffle<f32>(a2, a3, 0, 4, 1, 5)
+    const hi23 = v128.shuffle<f32>(a2, a3, 2, 6, 3, 7)
+    const d = dst + (<usize>i << 4)
+    v128.store(d, v128.shuffle<f32>(lo01, lo23, 0, 1, 4, 5))
+    v128.store(d, v128.shuffle<f32>(lo01, lo23, 2, 3, 6, 7), 16)
+    v128.store(d, v128.shuffle<f32>(hi01, hi23, 0, 1, 4, 5), 32)
+    v128.store(d, v128.shuffle<f32>(hi01, hi23, 2, 3, 6, 7), 48)
+  }
 }
 
 /** Lane k's levels (u8, + `offset`) to L + k·stride + i, zero in the lanes of `zero`. */
@@ -232,10 +254,19 @@ function symmetricTrialsChecked(n: i32, nmax: i32, xT: usize, wT: usize, top: v1
   return bestIscale
 }
 
+/** One element's error in make_qkx2/3_quants: w·|diff| (use_mad) or w·diff², as the scalar fits compute it. */
+// @ts-ignore: decorator
+@inline function errorTerm(w: v128, diff: v128, mad: bool): v128 {
+  return mad ? f32x4.mul(w, f32x4.abs(diff)) : f32x4.mul(w, f32x4.mul(diff, diff))
+}
+
 /**
- * make_qkx3_quants(n, nmax, x, w, L, …, −0.9, 0.05, 36, squared error) in four lanes (scalar: fitAsym):
- * levels to u8 at L + k·stride, the four `the_min`s to `mins` (f32[4]); returns the four scales.
- * `levels` and `work` are n × 16 bytes of scratch each.
+ * llama.cpp's asymmetric scale search in four lanes: make_qkx2_quants(n, nmax, x, w, L, …, rmin, rdelta,
+ * nstep, mad) (the plain Q2_K/Q4_K/Q5_K fits; scalar: ./ggml-quantize's fitAsymmetric, ./ggml-quantize-
+ * kquants' fitQ2) or make_qkx3_quants with (−0.9, 0.05, 36, squared error) (the weighted fits; scalar:
+ * the twin's fitAsym), which is the same search. `mad` weighs |error| instead of error². Levels to u8 at
+ * L + k·stride, the four `the_min`s to `mins` (f32[4]); returns the four scales. `levels` and `work` are
+ * n × 16 bytes of scratch each.
  */
 export function fitAsym4(
   n: i32,
@@ -247,6 +278,10 @@ export function fitAsym4(
   stride: usize,
   mins: usize,
   work: usize,
+  rmin: f32,
+  rdelta: f32,
+  nstep: i32,
+  mad: bool,
 ): v128 {
   const zero = f32x4.splat(0)
   let lo = at(xT, 0)
@@ -277,14 +312,14 @@ export function fitAsym4(
     const v = at(xT, i)
     const l = f32x4.convert_i32x4_s(clampI(nearestInt4(f32x4.mul(iscale, f32x4.sub(v, lo))), 0, nmax))
     const diff = f32x4.sub(f32x4.add(f32x4.mul(scale, l), lo), v)
-    bestError = f32x4.add(bestError, f32x4.mul(at(wT, i), f32x4.mul(diff, diff)))
+    bestError = f32x4.add(bestError, errorTerm(at(wT, i), diff, mad))
   }
   let levelIscale = iscale
   let levelLo = lo
   let differencesValid = false
-  for (let is = 0; is <= 36; is++) {
+  for (let is = 0; is <= nstep; is++) {
     const range = f32x4.sub(hi, lo)
-    iscale = f32x4.div(f32x4.splat(<f32>-0.9 + <f32>0.05 * <f32>is + <f32>nmax), range)
+    iscale = f32x4.div(f32x4.splat(rmin + rdelta * <f32>is + <f32>nmax), range)
     let sumL = zero
     let sumL2 = zero
     let sumXL = zero
@@ -339,9 +374,16 @@ export function fitAsym4(
     thisMin = v128.bitselect(zero, thisMin, minAbove)
     thisScale = v128.bitselect(f32x4.div(sumXL, sumL2), thisScale, minAbove)
     let curError = zero
-    for (let i = 0; i < n; i++) {
-      const diff = f32x4.sub(f32x4.add(f32x4.mul(thisScale, at(levels, i)), thisMin), at(xT, i))
-      curError = f32x4.add(curError, f32x4.mul(at(wT, i), f32x4.mul(diff, diff)))
+    if (mad) {
+      for (let i = 0; i < n; i++) {
+        const diff = f32x4.sub(f32x4.add(f32x4.mul(thisScale, at(levels, i)), thisMin), at(xT, i))
+        curError = f32x4.add(curError, f32x4.mul(at(wT, i), f32x4.abs(diff)))
+      }
+    } else {
+      for (let i = 0; i < n; i++) {
+        const diff = f32x4.sub(f32x4.add(f32x4.mul(thisScale, at(levels, i)), thisMin), at(xT, i))
+        curError = f32x4.add(curError, f32x4.mul(at(wT, i), f32x4.mul(diff, diff)))
+      }
     }
     const win = v128.and(positive, f32x4.lt(curError, bestError))
     if (!v128.any_true(win)) continue
@@ -358,5 +400,68 @@ export function fitAsym4(
   }
   storeLevels(levels, n, 0, flat, L, stride)
   v128.store(mins, v128.bitselect(flatMin, f32x4.neg(lo), flat))
+  return v128.andnot(scale, flat)
+}
+
+/**
+ * make_q3_quants(16, 4, x, L, do_rmse = true) in four lanes (scalar: ./ggml-quantize-kquants' fitQ3 before
+ * this, the twin's): the initial grid's levels −4..3, refined by up to five passes of coordinate descent
+ * (weights x²). A lane whose pass changed nothing would leave the loop; running it again changes nothing
+ * either (the pass depends only on the lane's state), so the lanes run until none changes. Levels + 4 to
+ * u8 at L + k·stride (0 for an all-zero group); returns the four scales. `levels` is 16 × 16 bytes of scratch.
+ */
+export function fitQ3Lanes(xT: usize, levels: usize, L: usize, stride: usize): v128 {
+  const zero = f32x4.splat(0)
+  let amax = zero
+  let top = zero
+  for (let i = 0; i < 16; i++) {
+    const v = at(xT, i)
+    const a = f32x4.abs(v)
+    const bigger = f32x4.gt(a, amax)
+    amax = v128.bitselect(a, amax, bigger)
+    top = v128.bitselect(v, top, bigger)
+  }
+  const flat = f32x4.lt(amax, f32x4.splat(GROUP_MAX_EPS))
+  const iscale = f32x4.div(f32x4.splat(-4), top)
+  let sumlx = zero
+  let suml2 = zero
+  for (let i = 0; i < 16; i++) {
+    const v = at(xT, i)
+    const l = f32x4.convert_i32x4_s(clampI(nearestInt4(f32x4.mul(iscale, v)), -4, 3))
+    v128.store(levels + (<usize>i << 4), l)
+    const w = f32x4.mul(v, v)
+    sumlx = f32x4.add(sumlx, f32x4.mul(f32x4.mul(w, v), l))
+    suml2 = f32x4.add(suml2, f32x4.mul(f32x4.mul(w, l), l))
+  }
+  for (let itry = 0; itry < 5; itry++) {
+    let changed = i32x4.splat(0)
+    for (let i = 0; i < 16; i++) {
+      const v = at(xT, i)
+      const w = f32x4.mul(v, v)
+      const wv = f32x4.mul(w, v)
+      const li = at(levels, i)
+      const slxOut = f32x4.sub(sumlx, f32x4.mul(wv, li))
+      const sl2Out = f32x4.sub(suml2, f32x4.mul(f32x4.mul(w, li), li))
+      const newL = f32x4.convert_i32x4_s(clampI(nearestInt4(f32x4.div(f32x4.mul(v, sl2Out), slxOut)), -4, 3))
+      const slx = f32x4.add(slxOut, f32x4.mul(wv, newL))
+      const sl2 = f32x4.add(sl2Out, f32x4.mul(f32x4.mul(w, newL), newL))
+      const better = f32x4.gt(f32x4.mul(f32x4.mul(slx, slx), suml2), f32x4.mul(f32x4.mul(sumlx, sumlx), sl2))
+      const accept = v128.and(
+        v128.and(f32x4.gt(slxOut, zero), f32x4.ne(newL, li)),
+        v128.and(f32x4.gt(sl2, zero), better),
+      )
+      if (!v128.any_true(accept)) continue
+      v128.store(levels + (<usize>i << 4), v128.bitselect(newL, li, accept))
+      sumlx = v128.bitselect(slx, sumlx, accept)
+      suml2 = v128.bitselect(sl2, suml2, accept)
+      changed = v128.or(changed, accept)
+    }
+    if (!v128.any_true(v128.andnot(changed, flat))) break
+  }
+  for (let i = 0; i < 16; i++) {
+    v128.store(levels + (<usize>i << 4), i32x4.trunc_sat_f32x4_s(at(levels, i)))
+  }
+  storeLevels(levels, 16, 4, flat, L, stride)
+  const scale = v128.bitselect(f32x4.div(sumlx, suml2), zero, f32x4.gt(suml2, zero))
   return v128.andnot(scale, flat)
 }
