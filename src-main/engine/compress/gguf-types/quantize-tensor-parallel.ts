@@ -12,7 +12,7 @@ import type { TensorEntry } from '../../formats/types'
 import { loadTensor } from '../../pool/arena-tensors'
 import type { WorkerPool, KernelCall } from '../../pool/worker-pool'
 import type { Region } from '../../pool/memory-arena'
-import { QUANT_SCRATCH_BYTES } from '../../../../kernels/host/exports'
+import { QUANT_SCRATCH_BYTES, type KernelName } from '../../../../kernels/host/exports'
 import {
   checkQuantizeInput,
   compatibleGgufType,
@@ -35,13 +35,61 @@ export interface GgufEncoded {
 /** Elements per worker per pass: bounds the arena use to about threads x 2 x 4 x this many bytes. */
 const SLICE_ELEMENTS = 1 << 21
 
-/** Whether the first `n` floats of `a` and `b` have the same bit patterns. */
-function sameBits(a: Float32Array, b: Float32Array): boolean {
+/** Whether two f32 arrays hold the same bit patterns. */
+export function sameBits(a: Float32Array, b: Float32Array): boolean {
   if (a.length !== b.length) return false
   const x = new Uint32Array(a.buffer, a.byteOffset, a.length)
   const y = new Uint32Array(b.buffer, b.byteOffset, b.length)
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false
   return true
+}
+
+/** Where a block of `rows` rows sits in kernel memory, and how it is quantized. */
+export interface RowBlockLayout {
+  rows: number
+  cols: number
+  /** f32 values [rows, cols]. */
+  values: number
+  /** Encoded rows, rowBytes each. */
+  packed: number
+  rowBytes: number
+  /** QUANT_SCRATCH_BYTES per worker. */
+  scratch: number
+  blockElements: number
+  quantize: KernelName
+  /** The imatrix kernel and its per-column importances, when weighted. */
+  weighted: { kernel: KernelName; importance: number } | null
+}
+
+/** One worker's slice of a row block: its first row, row count, f32 source, encoded destination, blocks. */
+export interface RowSlice {
+  first: number
+  count: number
+  src: number
+  dst: number
+  units: number
+  /** The call that quantizes the slice (its scratch memory its own). */
+  quantize: KernelCall
+}
+
+/** Even slices of a row block, one per worker, so each gets about the same work. */
+export function rowSlices(layout: RowBlockLayout, workers: number): RowSlice[] {
+  const { rows, cols } = layout
+  const per = Math.ceil(rows / Math.max(1, Math.min(workers, rows)))
+  const slices: RowSlice[] = []
+  for (let first = 0, i = 0; first < rows; first += per, i++) {
+    const count = Math.min(per, rows - first)
+    const src = layout.values + first * cols * 4
+    const dst = layout.packed + first * layout.rowBytes
+    const units = (count * cols) / layout.blockElements
+    const scratch = layout.scratch + i * QUANT_SCRATCH_BYTES
+    const w = layout.weighted
+    const quantize: KernelCall = w
+      ? [w.kernel, src, dst, count, cols, w.importance, scratch]
+      : [layout.quantize, src, dst, units, scratch]
+    slices.push({ first, count, src, dst, units, quantize })
+  }
+  return slices
 }
 
 /**
@@ -94,22 +142,21 @@ export async function quantizeTensorGgufParallel(
       const n = Math.min(chunkRows, rows - r0)
       // Views are made after every allocation (memory.grow replaces the buffer), never kept across one.
       pool.arena.f32(values, 0, n * cols).set(w.subarray(r0 * cols, (r0 + n) * cols))
-      // Even slices, so each worker gets about the same work when the chunk is the tensor's last.
-      const per = Math.ceil(n / Math.min(workers, n))
-      const tasks: Promise<void>[] = []
-      for (let a = 0, i = 0; a < n; a += per, i++) {
-        const count = Math.min(per, n - a)
-        const src = values.ptr + a * cols * 4
-        const dst = packed.ptr + a * rowBytes
-        const units = (count * cols) / kernels.blockElements
-        const scratchPtr = scratch.ptr + i * QUANT_SCRATCH_BYTES
-        const calls: KernelCall[] = [
-          weighted ? [weighted, src, dst, count, cols, qw!.ptr, scratchPtr] : [quantize, src, dst, units, scratchPtr],
-          [decode, dst, src, units],
-        ]
-        tasks.push(pool.run(calls))
-      }
-      await Promise.all(tasks)
+      const slices = rowSlices(
+        {
+          rows: n,
+          cols,
+          values: values.ptr,
+          packed: packed.ptr,
+          rowBytes,
+          scratch: scratch.ptr,
+          blockElements: kernels.blockElements,
+          quantize,
+          weighted: weighted ? { kernel: weighted, importance: qw!.ptr } : null,
+        },
+        workers,
+      )
+      await Promise.all(slices.map((s) => pool.run([s.quantize, [decode, s.dst, s.src, s.units]])))
       bytes.set(pool.arena.u8(packed, 0, n * rowBytes), r0 * rowBytes)
       if (exact) exact = sameBits(pool.arena.f32(values, 0, n * cols), w.subarray(r0 * cols, (r0 + n) * cols))
     }

@@ -22,6 +22,7 @@ import {
   type GgufStorageType,
 } from '../../compress/gguf-types/quantize-tensor'
 import { wasmDecoder } from '../../pool/wasm-decoders'
+import { rowSlices, sameBits } from '../../compress/gguf-types/quantize-tensor-parallel'
 import type { BlockJob } from './block-pipeline'
 
 /** Source elements per block: a few MB of encoded bytes each, so the pipeline's buffers stay small. */
@@ -69,15 +70,6 @@ export function copyJobs(
     })
   }
   return jobs
-}
-
-/** Whether two f32 arrays hold the same bit patterns. */
-function sameBits(a: Float32Array, b: Float32Array): boolean {
-  const x = new Uint32Array(a.buffer, a.byteOffset, a.length)
-  const y = new Uint32Array(b.buffer, b.byteOffset, b.length)
-  if (x.length !== y.length) return false
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false
-  return true
 }
 
 /**
@@ -234,25 +226,29 @@ async function quantizeBlock(
       regions.push(qw)
       pool.arena.f32(qw, 0, cols).set(importance!)
     }
-    // Even slices, so each worker gets about the same work.
-    const per = Math.ceil(rows / Math.min(workers, rows))
-    const tasks: Promise<void>[] = []
-    for (let a = 0, i = 0; a < rows; a += per, i++) {
-      const count = Math.min(per, rows - a)
-      const src = values.ptr + a * cols * 4
-      const dst = packed.ptr + a * rowBytes
-      const units = (count * cols) / kernels.blockElements
-      const scratchPtr = scratch.ptr + i * QUANT_SCRATCH_BYTES
+    const slices = rowSlices(
+      {
+        rows,
+        cols,
+        values: values.ptr,
+        packed: packed.ptr,
+        rowBytes,
+        scratch: scratch.ptr,
+        blockElements: kernels.blockElements,
+        quantize: kernels.quantize,
+        weighted: weighted ? { kernel: weighted, importance: qw!.ptr } : null,
+      },
+      workers,
+    )
+    const tasks = slices.map((s) => {
+      // Each worker decodes its own slice of the source rows first, and checks its own slice after.
       const calls: KernelCall[] = []
-      if (raw) calls.push([decoder!.kernel, raw.ptr + a * sourceRowBytes, src, (count * cols) / decoder!.perUnit])
-      calls.push(
-        weighted
-          ? [weighted, src, dst, count, cols, qw!.ptr, scratchPtr]
-          : [kernels.quantize, src, dst, units, scratchPtr],
-      )
-      if (decoded) calls.push([kernels.decode, dst, decoded.ptr + a * cols * 4, units])
-      tasks.push(pool.run(calls))
-    }
+      if (raw)
+        calls.push([decoder!.kernel, raw.ptr + s.first * sourceRowBytes, s.src, (s.count * cols) / decoder!.perUnit])
+      calls.push(s.quantize)
+      if (decoded) calls.push([kernels.decode!, s.dst, decoded.ptr + s.first * cols * 4, s.units])
+      return pool.run(calls)
+    })
     await Promise.all(tasks)
     // Views are made after every allocation (memory.grow replaces the buffer), never kept across one.
     into.set(pool.arena.u8(packed, 0, bytes))
