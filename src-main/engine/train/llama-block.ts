@@ -42,6 +42,13 @@ export interface LinearHooks {
   forward(role: LlamaLinear, x: ArenaTensor, y: ArenaTensor, M: number): Promise<void>
   weightGrads(role: LlamaLinear, dy: ArenaTensor, x: ArenaTensor, M: number): Promise<void>
   inputGrad(role: LlamaLinear, dx: ArenaTensor, M: number): Promise<void>
+  /**
+   * Optional, for 'o' and 'down' only, whose forward hook may scale their output before the residual add
+   * (CoFi's hidden-dimension gates): called first in that Linear's backward with dOut = ∂L/∂(sub-layer
+   * output after the hook), read-only, and y = the Linear's own output x·Wᵀ (+ b), recomputed; it must
+   * leave ∂L/∂y in y, which the Linear's backward then uses while the residual path keeps dOut.
+   */
+  outputGrad?(role: 'o' | 'down', dOut: ArenaTensor, y: ArenaTensor, M: number): Promise<void> | void
 }
 
 /** f32 values one token needs in a block runner (activations and their gradients). */
@@ -229,9 +236,16 @@ export class LlamaBlockRunner extends TensorScope {
     // MLP
     const dW = (dy: ArenaTensor, x: ArenaTensor, g: ArenaTensor | undefined, N: number, K: number): Promise<void> =>
       g ? matmulTNAcc(pool, dy.ptr, x.ptr, g.ptr, M, N, K) : Promise.resolve()
-    await dW(dx, this.a, grads.down, H, F)
-    await hooks?.weightGrads('down', dx, this.a, M)
-    await matmulNN(pool, dx.ptr, L.down.w.ptr, this.a.ptr, M, H, F) // da
+    // dh is free until dh2: it holds down's own output gradient when a hook scales its output.
+    let dyDown = dx
+    if (hooks?.outputGrad) {
+      await this.linear(this.a, L.down, this.dh, M, F, H)
+      await hooks.outputGrad('down', dx, this.dh, M)
+      dyDown = this.dh
+    }
+    await dW(dyDown, this.a, grads.down, H, F)
+    await hooks?.weightGrads('down', dyDown, this.a, M)
+    await matmulNN(pool, dyDown.ptr, L.down.w.ptr, this.a.ptr, M, H, F) // da
     await hooks?.inputGrad('down', this.a, M)
     k.silu_mul_backward(this.g.ptr, this.u.ptr, this.a.ptr, this.g.ptr, this.u.ptr, M * F) // dg, du
     await Promise.all([dW(this.g, this.h2, grads.gate, F, H), dW(this.u, this.h2, grads.up, F, H)])
@@ -245,9 +259,16 @@ export class LlamaBlockRunner extends TensorScope {
     await hooks?.inputGrad('up', this.dh, M)
     k.rmsnorm_backward(this.x2.ptr, w.ffnNorm.w.ptr, this.dh.ptr, dx.ptr, M, H, this.eps)
     // Attention
-    await dW(dx, this.att, grads.o, H, qDim)
-    await hooks?.weightGrads('o', dx, this.att, M)
-    await matmulNN(pool, dx.ptr, L.o.w.ptr, this.att.ptr, M, H, qDim) // datt
+    // dh is free again until dh1.
+    let dyO = dx
+    if (hooks?.outputGrad) {
+      await this.linear(this.att, L.o, this.dh, M, qDim, H)
+      await hooks.outputGrad('o', dx, this.dh, M)
+      dyO = this.dh
+    }
+    await dW(dyO, this.att, grads.o, H, qDim)
+    await hooks?.weightGrads('o', dyO, this.att, M)
+    await matmulNN(pool, dyO.ptr, L.o.w.ptr, this.att.ptr, M, H, qDim) // datt
     await hooks?.inputGrad('o', this.att, M)
     this.dk.view().fill(0, 0, M * kvDim)
     this.dv.view().fill(0, 0, M * kvDim)

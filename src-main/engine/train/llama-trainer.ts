@@ -34,6 +34,16 @@ import { matmulNN } from './parallel-grad'
 import { TeacherTopK } from './teacher-topk'
 import { attentionBackwardScratch } from '../../../kernels/reference/backward-attention'
 
+/**
+ * Hooks on the student's embedding output (CoFi's hidden-dimension gates): forward may change the rows
+ * [M, H] in place before block 0; backward sees ∂L/∂(those rows) after block 0's backward (the embedding
+ * is frozen, so nothing flows further).
+ */
+export interface EmbeddingHooks {
+  forward(x: Float32Array, M: number): void
+  backward(dx: Float32Array, M: number): void
+}
+
 /** Activations of one pass through a block stay under this many bytes. */
 const PASS_BUDGET = 192 << 20
 /** Logits (student, teacher, gradient) are computed this many bytes at a time. */
@@ -89,6 +99,8 @@ export class LlamaTrainer {
    * compress/methods/bitnet-qat.ts); the teacher never runs them.
    */
   studentHooks: ((layer: number) => LinearHooks) | null = null
+  /** Hooks on the student's embedding output (CoFi's hidden gates); null = none. */
+  embeddingHooks: EmbeddingHooks | null = null
   /**
    * CoFi's layer-wise distillation of hidden states (layer-distillation.ts), beside the logit loss; needs
    * the teacher (alpha > 0) and runs it on every pass (no top-k cache).
@@ -374,6 +386,7 @@ export class LlamaTrainer {
       const lora = this.lora
       if (lora) lora.pass = this.passes++
       this.embed(s, windows, r.x)
+      this.embeddingHooks?.forward(r.x.view().subarray(0, M * H), M)
       for (let l = 0; l < L; l++) {
         ckpt.view().set(r.x.view().subarray(0, M * H), l * M * H)
         s.prepare(l)
@@ -408,6 +421,7 @@ export class LlamaTrainer {
         }
         await r.backward(s.layers[l], grads, dx, nb, hooks)
       }
+      this.embeddingHooks?.backward(dx.view().subarray(0, M * H), M)
       return sums
     } finally {
       scope.free()

@@ -53,9 +53,10 @@ describe('cofi on stories260K', () => {
     it(
       `removing the units computes what the gate-folded model computes with them masked (${uniform ? 'uniform' : 'per-layer widths'})`,
       async () => {
-        // No fine-tuning, so the folded model the step leaves in `folded` is the one the units leave.
+        // No fine-tuning, so the folded model the step leaves in `folded` is the one the units leave; no
+        // hidden gates, whose removal structure/cofi-hidden.test.ts checks.
         const folded: ModelView = withReplacements(model)
-        const params = cofi.parseParams({ ...QUICK, reduction: 0.5, finetune: 0, uniform }, 'test')
+        const params = cofi.parseParams({ ...QUICK, reduction: 0.5, finetune: 0, uniform, hidden_gates: false }, 'test')
         const r = await cofi.restructure!({ view: folded, params, pool, windows })
         const layout = unitLayout(model)
         const before = model.summary.parameterCount
@@ -99,6 +100,29 @@ describe('cofi on stories260K', () => {
       scaled(120_000),
     )
   }
+
+  it(
+    'with hidden gates: dimensions gated to 0 leave the residual stream, and the narrower model fine-tunes',
+    async () => {
+      // droprate_init 0.99 starts every gate near 0, so the deterministic gates close hidden dimensions
+      // after a few steps; they go up to the budget, and the smaller model trains on the logits.
+      const params = cofi.parseParams(
+        { ...QUICK, steps: 4, reduction: 0.3, finetune: 0.5, hidden_gates: true, droprate_init: 0.99 },
+        'test',
+      )
+      const r = await cofi.restructure!({ view: withReplacements(model), params, pool, windows })
+      const before = model.summary.parameterCount
+      const after = r.view.summary.parameterCount
+      expect(r.view.arch.hiddenSize).toBeLessThan(model.arch.hiddenSize)
+      expect(r.view.arch.headDim).toBe(model.arch.headDim)
+      expect(after / before).toBeLessThanOrEqual(0.7)
+      expect(after / before).toBeGreaterThan(0.6)
+      expect(r.note).toContain(`hidden size ${model.arch.hiddenSize} → ${r.view.arch.hiddenSize}`)
+      expect(r.training?.losses).toHaveLength(4)
+      expect(r.training!.losses.every(Number.isFinite)).toBe(true)
+    },
+    scaled(60_000),
+  )
 
   it('refuses what it cannot do, naming the parameter', async () => {
     expect(() => validateRecipe({ steps: [{ method: 'cofi', params: { reduction: 0.95 } }] })).toThrow(

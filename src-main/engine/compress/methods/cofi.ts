@@ -3,26 +3,31 @@
 // - Units: attention head groups and MLP intermediate neurons (the units Bonsai removes,
 //   compress/structure/unit-masks.ts), each with a hard-concrete (L0) gate (structure/cofi-gates.ts)
 //   that multiplies the unit's output in the student's forward (structure/cofi-hooks.ts), so the
-//   backward reaches log α; and one gate per block's attention and MLP sub-layer, multiplying the
-//   sub-layer's output (so each of its units' gates).
+//   backward reaches log α; one gate per block's attention and MLP sub-layer, multiplying the
+//   sub-layer's output (so each of its units' gates); and with hidden_gates the paper's z_hidden, one gate
+//   per residual-stream dimension shared by every layer, multiplying the embedding output and every
+//   sub-layer's output before the residual add (the Linears see z·∂L/∂y, the residual ∂L/∂y).
 // - Objective: the distillation loss from the model as the step receives it (distill's logit KD:
 //   α·T²·KL + (1 − α)·CE) plus, with layer_distill > 0, the paper's layer-wise distillation of hidden
 //   states (train/layer-distillation.ts: each teacher block output matched to the nearest student block
 //   output through a learned map W_layer), while the decoder Linears train with AdamW; plus the Lagrangian
 //   λ1(ŝ − t) + λ2(ŝ − t)² on the expected removed share ŝ of the model's parameters (the paper's count:
-//   a unit survives when its gate and its sub-layer's both do); the target t rises linearly from 0 to
+//   a unit survives when its gate and its sub-layer's both do, and every matrix's hidden side scales with
+//   the expected kept hidden dimensions); the target t rises linearly from 0 to
 //   `reduction` over the first sparsity_warmup of the gate-learning steps, then holds.
-// - Then the gates become deterministic; the units to remove are chosen for exactly Bonsai's budget rule
-//   (selectUnits, ranked by each unit's survival probability; the units of a sub-layer gated to 0 first,
-//   at no cost, and under per-layer widths every neuron of an MLP gated to 0 but the one each layer
-//   keeps), the kept gate values are folded into o_proj's and down_proj's columns, and the units are
-//   removed physically (structure/remove-units.ts). A sub-layer gated to 0 keeps one unit (one head
-//   count serves every layer, and neither Whittle's loader nor transformers' has a block without
+// - Then the gates become deterministic; the hidden dimensions gated to 0 go, never beyond the budget
+//   (structure/cofi-selection.ts), and the units to remove are chosen for exactly Bonsai's budget rule at
+//   that hidden size (selectUnits, ranked by each unit's survival probability; the units of a sub-layer
+//   gated to 0 first, at no cost, and under per-layer widths every neuron of an MLP gated to 0 but the one
+//   each layer keeps), the kept gate values are folded into o_proj's and down_proj's columns (the hidden
+//   gates into their rows and the embedding's columns), and the units are removed physically
+//   (structure/remove-units.ts), then the hidden dimensions (structure/remove-hidden.ts: exact, the norms
+//   rescaled and ε·H/H′; a plain Llama config with head_dim). A sub-layer gated to 0 keeps one unit (one
+//   head count serves every layer, and neither Whittle's loader nor transformers' has a block without
 //   attention or MLP) whose output weights are then 0.
 // - The last `finetune` share of the steps distils the smaller model (the paper's fine-tuning), with the
-//   same teacher and W_layer, loaded once for both phases.
-// Not done (see README): the paper's gates on hidden dimensions (z_hidden), which would make the residual
-// stream narrower.
+//   same teacher and W_layer, loaded once for both phases; after hidden dimensions went, on the logits
+//   alone (W_layer is H × H).
 
 import { WhittleError } from '../../errors'
 import { ADAMW_DEFAULTS } from '../../train/adamw'
@@ -34,7 +39,9 @@ import { seededRandom } from '../../train/seeded-random'
 import { train, type StepReport, type TrainResult, type TrainSettings, type WindowOrder } from '../../train/train-loop'
 import { boolParam, numberParam, type ParamSpec } from '../../../contract/method-params'
 import { CofiGates, dropZeroSubLayers, foldGates, type GateStepReport } from '../structure/cofi-gates'
-import { cofiHooks } from '../structure/cofi-hooks'
+import { cofiEmbeddingHooks, cofiHooks } from '../structure/cofi-hooks'
+import { selectCofi } from '../structure/cofi-selection'
+import { foldHiddenGates, removeHidden } from '../structure/remove-hidden'
 import { removeUnits } from '../structure/remove-units'
 import { unitLayout } from '../structure/unit-masks'
 import { selectUnits } from '../structure/unit-selection'
@@ -69,6 +76,8 @@ export interface CofiParams {
   uniform: boolean
   /** Weight of the layer-wise distillation of hidden states beside the logit loss; 0 = logits only. */
   layerDistill: number
+  /** Gates on the hidden dimensions (z_hidden), removed from the residual stream of every layer. */
+  hiddenGates: boolean
   text: string | undefined
 }
 
@@ -129,6 +138,13 @@ export const COFI_PARAMS: readonly ParamSpec[] = [
     "Weight of the layer-wise distillation (the student's block outputs, through a learned map, matched to the teacher's); 0 = logits only",
     0.1,
   ),
+  // Off by default: on stories260K at 50% in 100 steps no hidden gate closed, and their noise on every
+  // residual dimension cost perplexity (README, CoFi).
+  boolParam(
+    'hidden_gates',
+    false,
+    'Also learn a gate per hidden dimension (z_hidden, shared by every layer) and remove those gated to 0 from the residual stream',
+  ),
 ]
 
 function parseCofiParams(raw: Record<string, unknown>, where: string): CofiParams {
@@ -155,6 +171,7 @@ function parseCofiParams(raw: Record<string, unknown>, where: string): CofiParam
     maxGradNorm: r.num('max_grad_norm'),
     uniform: r.bool('uniform'),
     layerDistill: r.num('layer_distill'),
+    hiddenGates: r.bool('hidden_gates'),
     text: r.optString('text'),
   }
   r.done()
@@ -229,6 +246,7 @@ async function learnGates(
   let last: GateStepReport | null = null
   try {
     trainer.studentHooks = cofiHooks(gates)
+    trainer.embeddingHooks = cofiEmbeddingHooks(gates)
     trainer.layerDistillation = layers
     gates.sample(random)
     const result = await train(trainer, ids, trainSettings(p, steps), {
@@ -251,6 +269,7 @@ async function learnGates(
       foldGates(gates, l, trained.get(names.o)!, trained.get(names.down)!)
     }
     for (const [name, w] of trained) view.replace(name, w)
+    if (gates.hiddenSize > 0) await foldHiddenGates(view, gates.hiddenGates())
     return { result, last }
   } finally {
     trainer.free()
@@ -313,26 +332,31 @@ async function cofiRun(ctx: StructureContext<CofiParams>): Promise<StructureResu
   const ids = await trainingText(ctx)
   const before = view.files.tensors.reduce((s, t) => s + t.shape.reduce((x, y) => x * y, 1), 0)
   const targetParams = Math.ceil(p.reduction * before)
-  const gates = new CofiGates(layout, before, p.droprateInit)
+  const H = view.arch.hiddenSize
+  const gates = new CofiGates(layout, before, p.droprateInit, p.hiddenGates ? H : 0)
   // A reduction that no selection can meet fails before training, not after.
   selectUnits(layout, gates.keepProbabilities(), targetParams, { uniform: p.uniform, split: 'predicted' })
   const pruneSteps = Math.max(1, Math.round((1 - p.finetune) * p.steps))
   const finetuneSteps = p.steps - pruneSteps
   // The teacher is the model as this step receives it, loaded once for both phases.
   const teacher = p.alpha > 0 ? await LlamaWeights.load(ctx.pool, view) : null
-  // One W_layer for both phases: the smaller model keeps every layer and the hidden size.
-  const layers = teacher && p.layerDistill > 0 ? new LayerDistillation(view.arch.hiddenSize, p.layerDistill) : null
+  // One W_layer for both phases: the smaller model keeps every layer (and, without hidden gates, the hidden
+  // size; a narrower residual stream fine-tunes on the logits alone, W_layer being H × H).
+  const layers = teacher && p.layerDistill > 0 ? new LayerDistillation(H, p.layerDistill) : null
   try {
     const { result, last } = await learnGates(ctx, ids, gates, teacher, layers, pruneSteps, p.steps)
     const zero = gates.zeroSubLayers()
-    const selection = dropZeroSubLayers(
-      gates,
-      selectUnits(layout, gates.keepProbabilities(), targetParams, { uniform: p.uniform, split: 'predicted' }),
-      p.uniform,
-    )
-    const smaller = await removeUnits(view, layout, selection)
+    const chosen = selectCofi(gates, targetParams, { uniform: p.uniform, keep: gates.keepProbabilities() })
+    const selection = dropZeroSubLayers(gates, chosen.units, p.uniform)
+    const withoutUnits = await removeUnits(view, layout, selection)
+    const narrower = chosen.hidden.length > 0 && chosen.hidden.length < H
+    const smaller = narrower
+      ? { ...withoutUnits, view: await removeHidden(withoutUnits.view, chosen.hidden) }
+      : withoutUnits
     const tuned =
-      finetuneSteps > 0 ? await finetune(ctx, smaller.view, ids, teacher, layers, finetuneSteps, pruneSteps) : null
+      finetuneSteps > 0
+        ? await finetune(ctx, smaller.view, ids, teacher, narrower ? null : layers, finetuneSteps, pruneSteps)
+        : null
     const after = smaller.view.files.tensors.reduce((s, t) => s + t.shape.reduce((x, y) => x * y, 1), 0)
     const widths = selection.neurons.map((n) => n.length)
     const a = view.arch
@@ -343,11 +367,12 @@ async function cofiRun(ctx: StructureContext<CofiParams>): Promise<StructureResu
       ...(smaller.renames ? { renames: smaller.renames } : {}),
       changed: [],
       note:
-        `cofi (L0 gates on sub-layers, heads and neurons, ${p.alpha > 0 ? `KD T ${p.temperature} α ${p.alpha}` : 'CE'}` +
+        `cofi (L0 gates on sub-layers, heads${p.hiddenGates ? ', neurons and hidden dimensions' : ' and neurons'}, ${p.alpha > 0 ? `KD T ${p.temperature} α ${p.alpha}` : 'CE'}` +
         `${layers ? ` + layer distillation ${p.layerDistill}` : ''}; ` +
         `${pruneSteps} steps learning the gates to expected sparsity ${last ? last.expectedSparsity.toFixed(3) : '-'}, ` +
         `${zero.attention.length + zero.mlp.length > 0 ? `sub-layers gated to 0: attention [${zero.attention.join(', ')}], MLP [${zero.mlp.join(', ')}], ` : ''}` +
         `${finetuneSteps} fine-tuning the smaller model): ` +
+        `${narrower ? `hidden size ${H} → ${chosen.hidden.length}, ` : ''}` +
         `${a.heads} → ${selection.groups[0].length * layout.headsPerGroup} heads, ` +
         `intermediate size ${a.intermediateSize} → ${p.uniform ? widths[0] : `[${widths.join(', ')}]`}, ` +
         `${before} → ${after} parameters (${((1 - after / before) * 100).toFixed(1)}% fewer); ` +

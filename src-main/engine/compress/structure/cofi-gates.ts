@@ -17,6 +17,12 @@
 // is driven to the target t by the Lagrangian λ1(ŝ − t) + λ2(ŝ − t)²: the log α descend it, the λ ascend it
 // (the paper's constrained optimisation). Gates and λ are a few thousand numbers: they live in JS, with
 // their own Adam.
+//
+// With hidden gates (the paper's z_hidden, one per residual-stream dimension, shared by every layer: they
+// multiply the embedding output and every sub-layer's output before the residual add), every matrix's
+// hidden-side size scales with the kept dimensions, so with h̄ = Σ_k P(z_hidden,k ≠ 0) / H
+//   ŝ = [Σ_units (1 − P(z_sub ≠ 0)·P(z_unit ≠ 0)·h̄)·params_unit + (1 − h̄)·params_rest] / total
+// where params_rest is everything outside the units (embedding, lm_head, norms: one hidden-sized side each).
 
 import { SmallAdam } from '../../train/small-adam'
 import type { UnitLayout } from './unit-masks'
@@ -59,8 +65,8 @@ export interface GateStepReport {
 
 /**
  * The gates of every unit of `layout`, flat: per layer its head groups, then its neurons; after all
- * layers, per layer its attention and its MLP sub-layer gate. z holds the
- * values the student's forward multiplies by (a sample, or the deterministic gates); gradZ collects
+ * layers, per layer its attention and its MLP sub-layer gate; then, with hidden gates, one per hidden
+ * dimension. z holds the values the student's forward multiplies by (a sample, or the deterministic gates); gradZ collects
  * ∂loss/∂z from the backward (cofi-hooks.ts) until the next update.
  */
 export class CofiGates {
@@ -75,6 +81,10 @@ export class CofiGates {
   private readonly neuronStart: number[] = []
   /** Index of the first sub-layer gate: layer l's attention gate is at subStart + 2l, its MLP's next. */
   private readonly subStart: number
+  /** Index of the first hidden-dimension gate (= z.length when there are none). */
+  private readonly hiddenStart: number
+  /** Parameters outside the units (embedding, lm_head, norms), which scale with the kept hidden dimensions. */
+  private readonly restParams: number
   /** The Lagrange multipliers λ1, λ2. */
   readonly lambda = new Float64Array(2)
   private readonly gateAdam: SmallAdam
@@ -88,6 +98,8 @@ export class CofiGates {
     readonly totalParams: number,
     /** Initial drop rate d: log α starts at log((1 − d) / d), as the paper's droprate_init. */
     droprateInit: number,
+    /** Hidden dimensions gated (z_hidden): the model's hidden size, or 0 for no hidden gates. */
+    readonly hiddenSize = 0,
   ) {
     let n = 0
     for (let l = 0; l < layout.layers; l++) {
@@ -98,6 +110,8 @@ export class CofiGates {
     }
     this.subStart = n
     n += 2 * layout.layers
+    this.hiddenStart = n
+    n += hiddenSize
     this.logAlpha = new Float64Array(n).fill(Math.log((1 - droprateInit) / droprateInit))
     this.z = new Float32Array(n).fill(1)
     this.gradZ = new Float64Array(n)
@@ -108,6 +122,22 @@ export class CofiGates {
       this.unitParams.fill(layout.neuronParams, this.neuronStart[l], this.neuronStart[l] + layout.neurons[l])
     }
     this.gateAdam = new SmallAdam(n)
+    this.restParams = totalParams - this.unitParams.reduce((a, v) => a + v, 0)
+  }
+
+  /** The hidden-dimension gates (a view into z; empty without hidden gates). */
+  hiddenGates(): Float32Array {
+    return this.z.subarray(this.hiddenStart, this.hiddenStart + this.hiddenSize)
+  }
+
+  /** The hidden-dimension slice of gradZ. */
+  hiddenGrads(): Float64Array {
+    return this.gradZ.subarray(this.hiddenStart, this.hiddenStart + this.hiddenSize)
+  }
+
+  /** Index in z of hidden dimension k's gate. */
+  hiddenIndex(k: number): number {
+    return this.hiddenStart + k
   }
 
   /** Index in z of layer l's attention (sub = 'attention') or MLP sub-layer gate. */
@@ -186,7 +216,7 @@ export class CofiGates {
     this.deterministic = true
   }
 
-  /** The sub-layer gate index that multiplies unit i (every unit has one). */
+  /** The sub-layer gate index that multiplies unit i (every unit has one; i below subStart). */
   private subLayerOf(i: number): number {
     for (let l = this.layout.layers - 1; l >= 0; l--) {
       if (i >= this.neuronStart[l]) return this.subLayerIndex(l, 'mlp')
@@ -199,14 +229,28 @@ export class CofiGates {
   expectedSparsity(): { value: number; grad: Float64Array } {
     const grad = new Float64Array(this.logAlpha.length)
     const p = this.logAlpha.map(expectedL0)
-    let removed = 0
+    const H = this.hiddenSize
+    // h̄: the expected kept share of the hidden dimensions (1 without hidden gates).
+    let hiddenShare = 1
+    if (H > 0) {
+      hiddenShare = 0
+      for (let k = 0; k < H; k++) hiddenShare += p[this.hiddenStart + k] / H
+    }
+    let removed = (1 - hiddenShare) * this.restParams
+    // ∂(kept parameters)/∂h̄, gathered over the units, for the hidden gates' gradient.
+    let perHiddenShare = this.restParams
     for (let i = 0; i < this.subStart; i++) {
       const sub = this.subLayerOf(i)
       const kept = p[sub] * p[i]
-      removed += (1 - kept) * this.unitParams[i]
+      removed += (1 - kept * hiddenShare) * this.unitParams[i]
+      perHiddenShare += kept * this.unitParams[i]
       // d P(z ≠ 0) / d log α = p(1 − p): the unit's own gate, then its sub-layer's.
-      grad[i] = (-this.unitParams[i] * p[sub] * p[i] * (1 - p[i])) / this.totalParams
-      grad[sub] += (-this.unitParams[i] * p[i] * p[sub] * (1 - p[sub])) / this.totalParams
+      grad[i] = (-this.unitParams[i] * hiddenShare * p[sub] * p[i] * (1 - p[i])) / this.totalParams
+      grad[sub] += (-this.unitParams[i] * hiddenShare * p[i] * p[sub] * (1 - p[sub])) / this.totalParams
+    }
+    for (let k = 0; k < H; k++) {
+      const q = p[this.hiddenStart + k]
+      grad[this.hiddenStart + k] = (-perHiddenShare * q * (1 - q)) / H / this.totalParams
     }
     return { value: removed / this.totalParams, grad }
   }
@@ -257,15 +301,28 @@ function foldColumns(w: Float32Array, cols: number, gates: Float32Array, width: 
     }
 }
 
+/** Multiplies row k of a [rows, cols] weight by gates[k]. */
+function foldRows(w: Float32Array, cols: number, gates: Float32Array): void {
+  for (let k = 0; k < gates.length; k++) {
+    const z = gates[k]
+    if (z !== 1) for (let c = k * cols; c < (k + 1) * cols; c++) w[c] *= z
+  }
+}
+
 /**
- * Folds layer l's gates as they stand (sub-layer times unit) into its o_proj and down_proj weights, in
- * place: the plain forward of the folded weights computes what the gated forward computed.
+ * Folds layer l's gates as they stand (sub-layer times unit, and the hidden gates on their output rows)
+ * into its o_proj and down_proj weights, in place: the plain forward of the folded weights computes what
+ * the gated forward computed (the embedding's hidden gates: remove-hidden.ts's foldHiddenGates).
  */
 export function foldGates(gates: CofiGates, l: number, o: Float32Array, down: Float32Array): void {
   const layout = gates.layout
   const groupWidth = layout.headsPerGroup * layout.headDim
   foldColumns(o, layout.groups * groupWidth, gates.effectiveGroupGates(l), groupWidth)
   foldColumns(down, layout.neurons[l], gates.effectiveNeuronGates(l), 1)
+  if (gates.hiddenSize > 0) {
+    foldRows(o, layout.groups * groupWidth, gates.hiddenGates())
+    foldRows(down, layout.neurons[l], gates.hiddenGates())
+  }
 }
 
 /**

@@ -9,11 +9,18 @@
 // that held y; at that point (LinearHooks.inputGrad) the gate's gradient is Σ ∂L/∂y·x over the unit's
 // channels and rows, and ∂L/∂x = z·∂L/∂y replaces ∂L/∂y in place for the rest of the backward.
 //
+// The hidden-dimension gates z_hidden multiply, column by column, the embedding output (cofiEmbeddingHooks)
+// and o_proj's and down_proj's outputs y before the residual add (LinearHooks.forward). In the backward
+// (LinearHooks.outputGrad) the block recomputes y = x·Wᵀ from the Linear's input, which it still holds
+// (a checkpointed block's forward stops before down_proj, so no copy of y survives); the gate's gradient
+// is Σ_rows ∂L/∂out·y, and the Linear sees z·∂L/∂out while the residual path keeps ∂L/∂out.
+//
 // One copy of x per role is enough: the trainer runs block l's forward (recomputed from its checkpoint,
 // or the last block's from the forward pass itself) right before block l's backward.
 
 import type { ArenaTensor } from '../../pool/arena-tensors'
 import type { LinearHooks } from '../../train/llama-block'
+import type { EmbeddingHooks } from '../../train/llama-trainer'
 import type { LlamaLinear } from '../../train/llama-weights'
 import type { CofiGates } from './cofi-gates'
 
@@ -39,6 +46,38 @@ function addGateGrads(dy: Float32Array, x: Float32Array, M: number, grads: Float
       for (let c = start; c < start + width; c++) s += dy[c] * x[c]
       grads[j] += s
     }
+}
+
+/** Multiplies column k of each of M rows of `y` by z[k]. */
+function scaleColumns(y: Float32Array, M: number, z: Float32Array): void {
+  const H = z.length
+  for (let r = 0; r < M; r++)
+    for (let k = 0; k < H; k++) {
+      const g = z[k]
+      if (g !== 1) y[r * H + k] *= g
+    }
+}
+
+/** Adds Σ_rows dOut·y of each column k to grads[k]. */
+function addColumnGrads(dOut: Float32Array, y: Float32Array, M: number, grads: Float64Array): void {
+  const H = grads.length
+  for (let r = 0; r < M; r++) for (let k = 0; k < H; k++) grads[k] += dOut[r * H + k] * y[r * H + k]
+}
+
+/** The trainer's embeddingHooks for `gates`' hidden gates (null without them). */
+export function cofiEmbeddingHooks(gates: CofiGates): EmbeddingHooks | null {
+  if (gates.hiddenSize === 0) return null
+  let embedded = new Float32Array(0)
+  return {
+    forward(x: Float32Array, M: number): void {
+      if (embedded.length < x.length) embedded = new Float32Array(x.length)
+      embedded.set(x)
+      scaleColumns(x, M, gates.hiddenGates())
+    },
+    backward(dx: Float32Array, M: number): void {
+      addColumnGrads(dx, embedded, M, gates.hiddenGrads())
+    },
+  }
 }
 
 /** The trainer's studentHooks for `gates`: per layer, gating hooks that also collect ∂L/∂z. */
@@ -85,7 +124,22 @@ export function cofiHooks(gates: CofiGates): (layer: number) => LinearHooks {
         keep(role, values)
         scaleUnits(values, M, effective(u), u.width)
       },
-      forward: async () => {},
+      async forward(role: LlamaLinear, _x: ArenaTensor, y: ArenaTensor, M: number): Promise<void> {
+        if (gates.hiddenSize === 0 || (role !== 'o' && role !== 'down')) return
+        scaleColumns(y.view().subarray(0, M * gates.hiddenSize), M, gates.hiddenGates())
+      },
+      ...(gates.hiddenSize > 0
+        ? {
+            outputGrad(role: LlamaLinear, dOut: ArenaTensor, y: ArenaTensor, M: number): void {
+              const n = M * gates.hiddenSize
+              const d = dOut.view().subarray(0, n),
+                values = y.view().subarray(0, n)
+              addColumnGrads(d, values, M, gates.hiddenGrads())
+              values.set(d)
+              scaleColumns(values, M, gates.hiddenGates())
+            },
+          }
+        : {}),
       weightGrads: async () => {},
       async inputGrad(role: LlamaLinear, dx: ArenaTensor, M: number): Promise<void> {
         const u = unit(role)
