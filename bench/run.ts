@@ -25,10 +25,12 @@ const CASES = [
   'train-lora',
   'train-qlora',
 ]
+// Long scale runs (tens of minutes, a 13.5 GB model): only when named, e.g. `npm run bench -- scale-7b`.
+const ON_REQUEST = ['quantize-model', 'scale-7b']
 
 const rows: BenchRow[] = []
-for (const name of CASES) {
-  if (only.length > 0 && !only.includes(name)) continue
+for (const name of [...CASES, ...ON_REQUEST]) {
+  if (only.length > 0 ? !only.includes(name) : ON_REQUEST.includes(name)) continue
   process.stderr.write(`bench: ${name}…\n`)
   const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(here, 'cases', `${name}.ts`)], {
     encoding: 'utf8',
