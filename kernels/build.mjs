@@ -1,5 +1,7 @@
 // Builds what the engine loads at run time into kernels/build/:
 //   kernels.wasm     the AssemblyScript kernels, SIMD, importing one shared memory;
+//   kernels-relaxed.wasm  the same source with relaxed SIMD enabled (matmul's multiply-adds fused where the
+//                    CPU has FMA); loaded only on request and where the runtime supports it (kernels/host/load.ts);
 //   pool-worker.mjs  the worker_threads host that instantiates them (bundled from kernels/host/worker.ts).
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, existsSync } from 'node:fs'
@@ -41,6 +43,10 @@ const flags = [
 ]
 const r = spawnSync(process.execPath, [asc, ...flags], { stdio: 'inherit' })
 if (r.status !== 0) process.exit(r.status ?? 1)
+const relaxedFlags = flags.slice()
+relaxedFlags.splice(flags.indexOf('--outFile'), 4, '--outFile', path.join(out, 'kernels-relaxed.wasm'))
+const relaxed = spawnSync(process.execPath, [asc, ...relaxedFlags, '--enable', 'relaxed-simd'], { stdio: 'inherit' })
+if (relaxed.status !== 0) process.exit(relaxed.status ?? 1)
 
 const esbuild = await import('esbuild')
 await esbuild.build({
@@ -63,4 +69,4 @@ await esbuild.build({
   target: 'node20',
   logLevel: 'warning',
 })
-console.log('kernels: built kernels/build/kernels.wasm, pool-worker.mjs and parse-worker.mjs')
+console.log('kernels: built kernels/build/kernels.wasm, kernels-relaxed.wasm, pool-worker.mjs and parse-worker.mjs')

@@ -8,7 +8,11 @@
 //   s = f32(f32(a0 + a1) + f32(a2 + a3))
 //   for k = K4 … K − 1: s = f32(s + f32(x[t, k] · w[n, k]))
 //   matmul_nt_bias only: s = f32(s + b[n])
-// Plain multiply then add (no relaxed/fused madd): FMA would make results machine-dependent.
+// Plain multiply then add in the default build (kernels.wasm): bit-exact with the twin on every machine.
+// The relaxed-SIMD build (kernels-relaxed.wasm, see kernels/build.mjs) compiles the same source with
+// ASC_FEATURE_RELAXED_SIMD set, so madd() becomes f32x4.relaxed_madd: a fused multiply-add where the CPU
+// has one (one rounding instead of two, so results may differ from the twin in the last bits, and between
+// machines), the same mul + add elsewhere. The order of accumulation is the same in both builds.
 //
 // Blocking: outputs are walked in panels of PANEL_BYTES worth of w rows, so a panel stays in L2
 // while every 4-token block of x streams past it; inside a panel, 4 tokens × 2 outputs share their
@@ -19,6 +23,13 @@
 // number of workers may run disjoint [n0, n1) ranges of one product at once.
 
 const PANEL_BYTES: i32 = 256 * 1024
+
+/** acc + x·w, lane by lane: rounded twice (plain build) or, on FMA hardware, once (relaxed build). */
+// @ts-ignore: decorator
+@inline function madd(acc: v128, x: v128, w: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(x, w, acc)
+  return f32x4.add(acc, f32x4.mul(x, w))
+}
 
 /** Sum of the four lanes, then the scalar tail k ∈ [K4, K), in the documented order. */
 // @ts-ignore: decorator
@@ -53,13 +64,13 @@ function tile4x2(
   for (let o: usize = 0; o < end; o += 16) {
     const vw0 = v128.load(w0 + o), vw1 = v128.load(w1 + o)
     let vx = v128.load(x0 + o)
-    a00 = f32x4.add(a00, f32x4.mul(vx, vw0)); a01 = f32x4.add(a01, f32x4.mul(vx, vw1))
+    a00 = madd(a00, vx, vw0); a01 = madd(a01, vx, vw1)
     vx = v128.load(x1 + o)
-    a10 = f32x4.add(a10, f32x4.mul(vx, vw0)); a11 = f32x4.add(a11, f32x4.mul(vx, vw1))
+    a10 = madd(a10, vx, vw0); a11 = madd(a11, vx, vw1)
     vx = v128.load(x2 + o)
-    a20 = f32x4.add(a20, f32x4.mul(vx, vw0)); a21 = f32x4.add(a21, f32x4.mul(vx, vw1))
+    a20 = madd(a20, vx, vw0); a21 = madd(a21, vx, vw1)
     vx = v128.load(x3 + o)
-    a30 = f32x4.add(a30, f32x4.mul(vx, vw0)); a31 = f32x4.add(a31, f32x4.mul(vx, vw1))
+    a30 = madd(a30, vx, vw0); a31 = madd(a31, vx, vw1)
   }
   const y1 = y0 + rowBytesY, y2 = y1 + rowBytesY, y3 = y2 + rowBytesY
   storeOut(y0, b, n, finishDot(a00, x0, w0, K4, K)); storeOut(y0, b, n + 1, finishDot(a01, x0, w1, K4, K))
@@ -75,10 +86,10 @@ function tile1x4(x0: usize, w: usize, rowBytesW: usize, y0: usize, b: usize, n: 
   const end = <usize>K4 << 2
   for (let o: usize = 0; o < end; o += 16) {
     const vx = v128.load(x0 + o)
-    a0 = f32x4.add(a0, f32x4.mul(vx, v128.load(w0 + o)))
-    a1 = f32x4.add(a1, f32x4.mul(vx, v128.load(w1 + o)))
-    a2 = f32x4.add(a2, f32x4.mul(vx, v128.load(w2 + o)))
-    a3 = f32x4.add(a3, f32x4.mul(vx, v128.load(w3 + o)))
+    a0 = madd(a0, vx, v128.load(w0 + o))
+    a1 = madd(a1, vx, v128.load(w1 + o))
+    a2 = madd(a2, vx, v128.load(w2 + o))
+    a3 = madd(a3, vx, v128.load(w3 + o))
   }
   storeOut(y0, b, n, finishDot(a0, x0, w0, K4, K)); storeOut(y0, b, n + 1, finishDot(a1, x0, w1, K4, K))
   storeOut(y0, b, n + 2, finishDot(a2, x0, w2, K4, K)); storeOut(y0, b, n + 3, finishDot(a3, x0, w3, K4, K))
@@ -95,10 +106,10 @@ function tile4x1(
   const end = <usize>K4 << 2
   for (let o: usize = 0; o < end; o += 16) {
     const vw = v128.load(w0 + o)
-    a0 = f32x4.add(a0, f32x4.mul(v128.load(x0 + o), vw))
-    a1 = f32x4.add(a1, f32x4.mul(v128.load(x1 + o), vw))
-    a2 = f32x4.add(a2, f32x4.mul(v128.load(x2 + o), vw))
-    a3 = f32x4.add(a3, f32x4.mul(v128.load(x3 + o), vw))
+    a0 = madd(a0, v128.load(x0 + o), vw)
+    a1 = madd(a1, v128.load(x1 + o), vw)
+    a2 = madd(a2, v128.load(x2 + o), vw)
+    a3 = madd(a3, v128.load(x3 + o), vw)
   }
   const y1 = y0 + rowBytesY, y2 = y1 + rowBytesY, y3 = y2 + rowBytesY
   storeOut(y0, b, n, finishDot(a0, x0, w0, K4, K)); storeOut(y1, b, n, finishDot(a1, x1, w0, K4, K))
@@ -110,7 +121,7 @@ function tile1x1(x0: usize, w: usize, rowBytesW: usize, y0: usize, b: usize, n: 
   let a = f32x4.splat(0)
   const end = <usize>K4 << 2
   for (let o: usize = 0; o < end; o += 16) {
-    a = f32x4.add(a, f32x4.mul(v128.load(x0 + o), v128.load(w0 + o)))
+    a = madd(a, v128.load(x0 + o), v128.load(w0 + o))
   }
   storeOut(y0, b, n, finishDot(a, x0, w0, K4, K))
 }

@@ -3,6 +3,7 @@
 
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
+import { setFlagsFromString } from 'node:v8'
 import { fileURLToPath } from 'node:url'
 import { KERNEL_NAMES, type KernelExports } from './exports'
 
@@ -41,22 +42,69 @@ export function createKernelMemory(initialPages = 64, maximumPages = 16384): Web
   return new WebAssembly.Memory({ initial: initialPages, maximum: maximumPages, shared: true })
 }
 
-let compiled: Promise<WebAssembly.Module> | null = null
+/**
+ * Which build of the kernels: 'exact' (kernels.wasm: plain SIMD, bit-exact with the TS twins everywhere) or
+ * 'fused' (kernels-relaxed.wasm: relaxed SIMD, matmul's multiply-adds fused on FMA hardware; faster, and
+ * within a stated tolerance of the twins rather than bit-exact).
+ */
+export type KernelVariant = 'exact' | 'fused'
 
-/** Compiles kernels.wasm once per process; the Module can be posted to workers. */
-export function compileKernels(): Promise<WebAssembly.Module> {
-  compiled ??= (async () => {
-    const file = path.join(locateKernelBuild(), 'kernels.wasm')
-    try {
-      return await WebAssembly.compile(readFileSync(file))
-    } catch (e) {
-      throw new Error(`kernels: cannot compile ${file} (${(e as Error).message}); ${BUILD_HINT}`)
-    }
-  })()
-  compiled.catch(() => {
-    compiled = null
-  }) // a failed attempt (e.g. not built yet) may be retried
-  return compiled
+const VARIANT_FILES: Record<KernelVariant, string> = { exact: 'kernels.wasm', fused: 'kernels-relaxed.wasm' }
+
+const compiled = new Map<KernelVariant, Promise<WebAssembly.Module>>()
+
+/**
+ * Whether this runtime compiles relaxed SIMD. Node 20 (V8 11.3) has it behind a flag, set here before the
+ * first compile (V8 flags are per process, so workers given the compiled Module run it too); newer V8 has
+ * it on by default and ignores the flag. Validates a one-function module that uses f32x4.relaxed_madd.
+ */
+export function relaxedSimdSupported(): boolean {
+  // A V8 that no longer knows the flag ignores it; the validation below decides either way.
+  setFlagsFromString('--experimental-wasm-relaxed-simd')
+  // (module (func (result v128) v128.const 0 v128.const 0 v128.const 0 f32x4.relaxed_madd))
+  const v128Zero = [0xfd, 0x0c, ...new Array<number>(16).fill(0)]
+  const body = [0x00, ...v128Zero, ...v128Zero, ...v128Zero, 0xfd, 0x85, 0x02, 0x0b]
+  const bytes = new Uint8Array([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...[0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b], // type: () -> v128
+    ...[0x03, 0x02, 0x01, 0x00], // one function of type 0
+    ...[0x0a, body.length + 2, 0x01, body.length, ...body],
+  ])
+  return WebAssembly.validate(bytes)
+}
+
+/**
+ * Compiles the kernel build once per process and variant; the Module can be posted to workers. 'fused'
+ * falls back to 'exact' where the runtime lacks relaxed SIMD or the relaxed build is missing: check
+ * `kernelVariantOf` for what was compiled.
+ */
+export function compileKernels(variant: KernelVariant = 'exact'): Promise<WebAssembly.Module> {
+  const wanted = variant === 'fused' && !relaxedSimdSupported() ? 'exact' : variant
+  let pending = compiled.get(wanted)
+  if (!pending) {
+    pending = (async () => {
+      const file = path.join(locateKernelBuild(), VARIANT_FILES[wanted])
+      if (wanted === 'fused' && !existsSync(file)) return compileKernels('exact')
+      try {
+        const module = await WebAssembly.compile(readFileSync(file))
+        variants.set(module, wanted)
+        return module
+      } catch (e) {
+        throw new Error(`kernels: cannot compile ${file} (${(e as Error).message}); ${BUILD_HINT}`)
+      }
+    })()
+    compiled.set(wanted, pending)
+    // A failed attempt (e.g. not built yet) may be retried.
+    pending.catch(() => compiled.delete(wanted))
+  }
+  return pending
+}
+
+const variants = new WeakMap<WebAssembly.Module, KernelVariant>()
+
+/** The variant a Module from compileKernels was built as. */
+export function kernelVariantOf(module: WebAssembly.Module): KernelVariant {
+  return variants.get(module) ?? 'exact'
 }
 
 /**

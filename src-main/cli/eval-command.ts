@@ -66,7 +66,9 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const progress = progressLine(process.stderr)
   progress.update(0, 'tokenizing')
   const ids = await tokenizeForEval(model.files, text)
-  const pool = await WorkerPool.create({ threads })
+  // Perplexity is a measurement, not an artifact: the relaxed-SIMD kernels (fused multiply-add, within rounding
+  // noise of the exact ones; kernels/test/matmul-fused.test.ts) where the runtime has them, the exact ones otherwise.
+  const pool = await WorkerPool.create({ threads, kernels: 'fused' })
   try {
     const r = await perplexity(pool, model, ids, {
       seqlen,
@@ -85,7 +87,14 @@ export async function evalCommand(argv: string[]): Promise<number> {
     if (args.flags.json)
       process.stdout.write(
         JSON.stringify(
-          { model: model.files.path, text: path.resolve(args.flags.text), tokenizer, ...r, kv_cache: kvCache },
+          {
+            model: model.files.path,
+            text: path.resolve(args.flags.text),
+            tokenizer,
+            kernels: pool.kernelVariant,
+            ...r,
+            kv_cache: kvCache,
+          },
           null,
           1,
         ) + '\n',

@@ -39,6 +39,31 @@ describe.skipIf(!hasShared)(`perplexity of stories260K (${hasShared ? 'reference
     })
   }
 
+  it('the relaxed-SIMD kernels (fused multiply-add) match the reference and the exact kernels closely', async (ctx) => {
+    const fusedPool = await WorkerPool.create({ threads: 2, kernels: 'fused' })
+    try {
+      if (fusedPool.kernelVariant !== 'fused') return ctx.skip() // this runtime has no relaxed SIMD
+      const model = await loadModel(shared('models/stories260K'))
+      const ids = referenceIds('tinystories_eval')
+      const fused = await perplexity(fusedPool, model, ids, { seqlen: 256, maxWindows: 16 })
+      const exact = await perplexity(pool, model, ids, { seqlen: 256, maxWindows: 16 })
+      // One rounding fewer per multiply-add moves the mean NLL by rounding noise only.
+      expect(Math.abs(fused.mean_nll - exact.mean_nll)).toBeLessThan(1e-5)
+      const all = await perplexity(fusedPool, model, ids, { seqlen: 256 })
+      expect(Math.abs(all.ppl / fp32!.ppl.tinystories_eval['256'].ppl - 1)).toBeLessThan(TOLERANCE)
+    } finally {
+      await fusedPool.close()
+    }
+  })
+
+  it('windows per forward call do not change the result', async () => {
+    const model = await loadModel(shared('models/stories260K'))
+    const ids = referenceIds('tinystories_eval')
+    const one = await perplexity(pool, model, ids, { seqlen: 256, maxWindows: 6, batch: 1 })
+    const batched = await perplexity(pool, model, ids, { seqlen: 256, maxWindows: 6, batch: 4 })
+    expect(batched.mean_nll).toBe(one.mean_nll)
+  })
+
   it('the GGUF copy gives the same perplexity', async () => {
     const model = await loadModel(shared('models/stories260K-gguf/stories260K.gguf'))
     expect(model.arch.ropeLayout).toBe('gguf')

@@ -82,6 +82,12 @@ export interface CausalLM {
   windowNll(windows: Int32Array[], options?: WindowNllOptions): Promise<Float64Array[]>
   /** Windows of T tokens that fit the activation budget in one pass through a block. */
   windowsPerPass(T: number): number
+  /**
+   * Windows of T tokens worth handing to one windowNll call: at least windowsPerPass, and more where each
+   * layer's weights are loaded per call (models too large to keep resident), so that several passes share
+   * one load; bounded by the hidden states it holds in memory.
+   */
+  windowsPerBatch(T: number): number
   /** Activation bytes one token needs inside a block, f32. */
   bytesPerToken(): number
   /** Frees every weight held in kernel memory. */

@@ -23,6 +23,11 @@ import { WeightLoader } from './weight-loader'
 const RESIDENT_BUDGET = 256 << 20
 /** Kernel memory for one pass of activations through a block. */
 const ACTIVATION_BUDGET = 192 << 20
+/**
+ * Hidden states [B·T, H] of one batch of windows (held in JS memory between blocks, and twice in kernel
+ * memory at the output head) when layers are loaded per batch: larger batches load each layer less often.
+ */
+const BATCH_HIDDEN_BUDGET = 64 << 20
 /** Logits are computed this many bytes at a time. */
 const LOGIT_CHUNK_BYTES = 64 << 20
 
@@ -142,6 +147,12 @@ export abstract class DecoderForward<W> implements CausalLM {
 
   windowsPerPass(T: number): number {
     return Math.max(1, Math.floor(ACTIVATION_BUDGET / (this.bytesPerToken() * T)))
+  }
+
+  windowsPerBatch(T: number): number {
+    const perPass = this.windowsPerPass(T)
+    if (this.keepResident) return perPass
+    return Math.max(perPass, Math.floor(BATCH_HIDDEN_BUDGET / (4 * this.arch.hiddenSize * T)))
   }
 
   /** Embeddings of B windows of T tokens, as hidden states [B·T, H] in JS memory. */

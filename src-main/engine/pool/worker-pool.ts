@@ -17,7 +17,14 @@
 
 import os from 'node:os'
 import { Worker, type ResourceLimits } from 'node:worker_threads'
-import { compileKernels, createKernelMemory, instantiateKernels, locatePoolWorker } from '../../../kernels/host/load'
+import {
+  compileKernels,
+  createKernelMemory,
+  instantiateKernels,
+  kernelVariantOf,
+  locatePoolWorker,
+  type KernelVariant,
+} from '../../../kernels/host/load'
 import type { KernelExports } from '../../../kernels/host/exports'
 import type { KernelCall, WorkerReply, WorkerRequest } from '../../../kernels/host/protocol'
 import { WhittleError } from '../errors'
@@ -60,6 +67,11 @@ export interface PoolOptions {
   workerFile?: string
   /** Heap limits of each worker (default: Node's). */
   resourceLimits?: ResourceLimits
+  /**
+   * 'fused' asks for the relaxed-SIMD kernels (matmul with fused multiply-adds: faster, within a stated
+   * tolerance of the twins); the pool falls back to 'exact' where the runtime cannot run them. Default 'exact'.
+   */
+  kernels?: KernelVariant
 }
 
 export interface RunOptions {
@@ -103,7 +115,7 @@ export class WorkerPool {
 
   static async create(options: PoolOptions = {}): Promise<WorkerPool> {
     const threads = Math.max(0, Math.min(options.threads ?? Math.min(8, os.availableParallelism()), 64))
-    const module = await compileKernels()
+    const module = await compileKernels(options.kernels ?? 'exact')
     const memory = createKernelMemory(64, MAX_PAGES)
     const kernels = instantiateKernels(module, memory)
     const pool = new WorkerPool(
@@ -116,6 +128,11 @@ export class WorkerPool {
     )
     for (let i = 0; i < threads; i++) pool.spawn()
     return pool
+  }
+
+  /** The kernel build this pool runs: 'fused' only where asked for and supported. */
+  get kernelVariant(): KernelVariant {
+    return kernelVariantOf(this.module)
   }
 
   /** Live workers (fewer than `threads` only while a replacement is pending or after repeated crashes). */
