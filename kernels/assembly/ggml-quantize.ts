@@ -113,10 +113,31 @@ export function quantize_q8_0(src: usize, dst: usize, nblocks: i32): void {
     const d: f32 = absmax32(x) / 127
     const id: f32 = d != 0 ? 1 / d : 0
     store<u16>(y, <u16>f32ToF16(d))
-    for (let j = 0; j < 32; j++) {
-      store<u8>(y + 2 + <usize>j, <u8>castToInt32(roundHalfAway(load<f32>(x + (<usize>j << 2)) * id)))
+    // Sixteen codes per pass, each lane the scalar roundHalfAway and castToInt32 exactly: the same multiply,
+    // trunc and ±1, then the cast's INT_MIN for NaN and out-of-range lanes (trunc_sat would give 0 or
+    // INT_MAX there; an infinite id from a subnormal d makes such lanes), then each code's low byte.
+    const vid = f32x4.splat(id)
+    for (let j = 0; j < 32; j += 16) {
+      const c0 = q8Codes4(f32x4.mul(v128.load(x + (<usize>j << 2)), vid))
+      const c1 = q8Codes4(f32x4.mul(v128.load(x + (<usize>(j + 4) << 2)), vid))
+      const c2 = q8Codes4(f32x4.mul(v128.load(x + (<usize>(j + 8) << 2)), vid))
+      const c3 = q8Codes4(f32x4.mul(v128.load(x + (<usize>(j + 12) << 2)), vid))
+      const lo = v128.shuffle<u8>(c0, c1, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
+      const hi = v128.shuffle<u8>(c2, c3, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
+      v128.store(y + 2 + <usize>j, v128.shuffle<u8>(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23))
     }
   }
+}
+
+/** castToInt32(roundHalfAway(v)) in each lane, as i32x4. */
+// @ts-ignore: decorator
+@inline function q8Codes4(v: v128): v128 {
+  const t = f32x4.trunc(v)
+  const away = f32x4.ge(f32x4.abs(f32x4.sub(v, t)), f32x4.splat(0.5))
+  const stepped = f32x4.add(t, v128.or(v128.and(v, i32x4.splat(0x80000000)), f32x4.splat(1)))
+  const r = v128.bitselect(stepped, t, away)
+  const inRange = f32x4.lt(f32x4.abs(r), f32x4.splat(2147483648.0))
+  return v128.bitselect(i32x4.trunc_sat_f32x4_s(r), i32x4.splat(i32.MIN_VALUE), inRange)
 }
 
 /** Q4_0, 18-byte blocks of 32 (f16 d, qs[16]): d = m / -8 (m: first element of largest magnitude). */
@@ -139,12 +160,33 @@ export function quantize_q4_0(src: usize, dst: usize, nblocks: i32): void {
     const d: f32 = m / -8
     const id: f32 = d != 0 ? 1 / d : 0
     store<u16>(y, <u16>f32ToF16(d))
-    for (let j = 0; j < 16; j++) {
-      const low = min<i32>(15, <i8>castToInt32(load<f32>(x + (<usize>j << 2)) * id + <f32>8.5))
-      const high = min<i32>(15, <i8>castToInt32(load<f32>(x + (<usize>(j + 16) << 2)) * id + <f32>8.5))
-      store<u8>(y + 2 + <usize>j, <u8>((low & 0xff) | (high << 4)))
-    }
+    // Four bytes per pass, each lane the scalar min(15, (i8)(int)(x·id + 8.5)) of elements j and j + 16.
+    const vid = f32x4.splat(id)
+    const b0 = q4Bytes4(x, 0, vid)
+    const b1 = q4Bytes4(x, 4, vid)
+    const b2 = q4Bytes4(x, 8, vid)
+    const b3 = q4Bytes4(x, 12, vid)
+    const lo = v128.shuffle<u8>(b0, b1, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
+    const hi = v128.shuffle<u8>(b2, b3, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
+    v128.store(y + 2, v128.shuffle<u8>(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23))
   }
+}
+
+/** The packed bytes of elements j … j + 3 (low nibbles) and j + 16 … j + 19 (high), one per i32 lane. */
+// @ts-ignore: decorator
+@inline function q4Bytes4(x: usize, j: i32, vid: v128): v128 {
+  const low = q4Codes4(v128.load(x + (<usize>j << 2)), vid)
+  const high = q4Codes4(v128.load(x + (<usize>(j + 16) << 2)), vid)
+  return v128.or(v128.and(low, i32x4.splat(0xff)), i32x4.shl(high, 4))
+}
+
+/** min(15, (i8)castToInt32(v·id + 8.5)) in each lane, as i32x4 (the multiply and add rounded apart, as C does). */
+// @ts-ignore: decorator
+@inline function q4Codes4(v: v128, vid: v128): v128 {
+  const r = f32x4.add(f32x4.mul(v, vid), f32x4.splat(8.5))
+  const inRange = v128.and(f32x4.ge(r, f32x4.splat(-2147483648.0)), f32x4.lt(r, f32x4.splat(2147483648.0)))
+  const c = v128.bitselect(i32x4.trunc_sat_f32x4_s(r), i32x4.splat(i32.MIN_VALUE), inRange)
+  return i32x4.min_s(i32x4.splat(15), i32x4.shr_s(i32x4.shl(c, 24), 24))
 }
 
 /** make_qkx2_quants' weights for the Q4_K/Q5_K fits, rms(x) + |x| per lane (wT from the transposed xT). */

@@ -122,6 +122,8 @@ function hostileCases(): Array<[string, Float32Array]> {
       block((i) => ((i >> 4) % 2 ? 0 : (i >> 5) % 3 ? gauss() : gauss() * 1e-3)),
     ],
     ['exact ties for the rounding', block((i) => ((i % 17) - 8) * 0.5)],
+    // Absmax 127 makes Q8_0's scale exactly 1, so every x.5 is a tie its rounding must take away from zero.
+    ['exact ties at scale 1', block((i) => (i % 32 === 9 ? -127 : (i % 29) - 14.5))],
     ['two levels', block((i) => (i % 2 ? 1 : -1))],
     [
       'NaN and infinities',
