@@ -3,14 +3,13 @@
 // of the same units (mean of 3 seeds) and their weight-norm ranking; per-layer widths are read back from
 // the config. (Exports: export/bonsai-export.test.ts.)
 
-import path from 'node:path'
+import { demoTextIds, loadDemoModel } from '../../eval/testing/demo-model'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PER_LAYER_INTERMEDIATE_KEY } from '../../arch'
 import { calibrationWindows } from '../../calibration/windows'
-import { readTextFile, tokenizeForEval } from '../../eval/tokenize-text'
 import { perplexity } from '../../eval/perplexity'
 import { createForward } from '../../forward'
-import { loadModel, modelFromFiles, type LoadedModel } from '../../model/loaded-model'
+import { modelFromFiles, type LoadedModel } from '../../model/loaded-model'
 import { WorkerPool } from '../../pool/worker-pool'
 import { scaled } from '../../testing/time-factor'
 import { runRecipe } from '../pipeline'
@@ -18,8 +17,6 @@ import { validateRecipe } from '../recipe/recipe'
 import { magnitudeScores } from '../structure/unit-importance'
 import { fullMask, subModelLosses, unitLayout, type UnitMask } from '../structure/unit-masks'
 import { selectUnits } from '../structure/unit-selection'
-
-const root = path.resolve(__dirname, '../../../..')
 
 // Few sub-models on two windows, so the always-on test takes seconds; the paper's protocol is the slow test.
 const QUICK = { rounds: 2, samples: 32, sample_windows: 2 }
@@ -37,16 +34,10 @@ describe('bonsai on stories260K', () => {
 
   beforeAll(async () => {
     pool = await WorkerPool.create({ threads: 2 })
-    model = await loadModel(path.join(root, 'resources/demo/stories260K'))
-    const calib = await tokenizeForEval(
-      model.files,
-      await readTextFile(path.join(root, 'resources/text/tinystories_calib.txt')),
-    )
+    model = await loadDemoModel()
+    const calib = await demoTextIds(model, 'tinystories_calib')
     windows = calibrationWindows(calib, { samples: 128, seqlen: 256, seed: 0 })
-    evalIds = await tokenizeForEval(
-      model.files,
-      await readTextFile(path.join(root, 'resources/text/tinystories_eval.txt')),
-    )
+    evalIds = await demoTextIds(model, 'tinystories_eval')
   })
   afterAll(() => pool?.close())
 
@@ -202,11 +193,13 @@ describe.skipIf(!process.env.WHITTLE_SLOW)('bonsai on stories260K, full protocol
     async () => {
       const pool = await WorkerPool.create({ threads: 2 })
       try {
-        const model = await loadModel(path.join(root, 'resources/demo/stories260K'))
-        const text = (name: string): Promise<Int32Array> =>
-          readTextFile(path.join(root, `resources/text/${name}.txt`)).then((t) => tokenizeForEval(model.files, t))
-        const windows = calibrationWindows(await text('tinystories_calib'), { samples: 128, seqlen: 256, seed: 0 })
-        const evalIds = await text('tinystories_eval')
+        const model = await loadDemoModel()
+        const windows = calibrationWindows(await demoTextIds(model, 'tinystories_calib'), {
+          samples: 128,
+          seqlen: 256,
+          seed: 0,
+        })
+        const evalIds = await demoTextIds(model, 'tinystories_eval')
         const run = async (params: Record<string, unknown>): Promise<number> => {
           const r = await runRecipe(pool, model, validateRecipe({ steps: [{ method: 'bonsai', params }] }), { windows })
           return (await perplexity(pool, r.view, evalIds, { seqlen: 256 })).ppl

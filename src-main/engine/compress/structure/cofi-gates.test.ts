@@ -2,12 +2,11 @@
 // gradient through the training engine's backward against finite differences of the real loss
 // (stories260K, the bundled demo).
 
-import path from 'node:path'
+import { demoTextIds, loadDemoModel } from '../../eval/testing/demo-model'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readTextFile, tokenizeForEval } from '../../eval/tokenize-text'
 import { createForward } from '../../forward'
 import { readTensorF32 } from '../../formats/read'
-import { loadModel, type LoadedModel } from '../../model/loaded-model'
+import type { LoadedModel } from '../../model/loaded-model'
 import { withReplacements } from '../../model/model-view'
 import { WorkerPool } from '../../pool/worker-pool'
 import { LayerDistillation } from '../../train/layer-distillation'
@@ -26,8 +25,6 @@ import { cofiHooks } from './cofi-hooks'
 import { removeUnits } from './remove-units'
 import { unitLayout } from './unit-masks'
 import { selectUnits } from './unit-selection'
-
-const root = path.resolve(__dirname, '../../../..')
 
 describe('hard-concrete gates', () => {
   it('P(z ≠ 0) is the fraction of non-zero samples; samples stay in [0, 1] with mass at both ends', () => {
@@ -125,11 +122,8 @@ describe('gate gradients through the training engine (stories260K)', () => {
 
   beforeAll(async () => {
     pool = await WorkerPool.create({ threads: 2 })
-    model = await loadModel(path.join(root, 'resources/demo/stories260K'))
-    const ids = await tokenizeForEval(
-      model.files,
-      await readTextFile(path.join(root, 'resources/text/tinystories_calib.txt')),
-    )
+    model = await loadDemoModel()
+    const ids = await demoTextIds(model, 'tinystories_calib')
     windows = [ids.slice(0, 64), ids.slice(64, 128)]
   })
   afterAll(() => pool?.close())

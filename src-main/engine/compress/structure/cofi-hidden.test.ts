@@ -2,12 +2,11 @@
 // finite differences, and their gradient through the training engine's forward and backward against
 // finite differences of the real loss (stories260K, the bundled demo).
 
-import path from 'node:path'
+import { demoTextIds, loadDemoModel } from '../../eval/testing/demo-model'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readTextFile, tokenizeForEval } from '../../eval/tokenize-text'
 import { createForward } from '../../forward'
 import { readTensorF32 } from '../../formats/read'
-import { loadModel, type LoadedModel } from '../../model/loaded-model'
+import type { LoadedModel } from '../../model/loaded-model'
 import { withReplacements } from '../../model/model-view'
 import { WorkerPool } from '../../pool/worker-pool'
 import { LlamaTrainer } from '../../train/llama-trainer'
@@ -19,8 +18,6 @@ import { foldHiddenGates, removeHidden } from './remove-hidden'
 import { removeUnits } from './remove-units'
 import { unitLayout } from './unit-masks'
 import { selectUnits } from './unit-selection'
-
-const root = path.resolve(__dirname, '../../../..')
 
 describe('expected sparsity with hidden gates', () => {
   it("is the paper's count (every matrix's hidden side scales with the kept dimensions), and its gradient matches central differences", () => {
@@ -128,11 +125,8 @@ describe('hidden gates through the training engine (stories260K)', () => {
 
   beforeAll(async () => {
     pool = await WorkerPool.create({ threads: 2 })
-    model = await loadModel(path.join(root, 'resources/demo/stories260K'))
-    const ids = await tokenizeForEval(
-      model.files,
-      await readTextFile(path.join(root, 'resources/text/tinystories_calib.txt')),
-    )
+    model = await loadDemoModel()
+    const ids = await demoTextIds(model, 'tinystories_calib')
     windows = [ids.slice(0, 64), ids.slice(64, 128)]
   })
   afterAll(() => pool?.close())

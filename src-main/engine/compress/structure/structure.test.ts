@@ -2,6 +2,7 @@
 // heads): the smaller model must compute what the masked or skipped original computes, export with a
 // consistent config.json and re-open with the same perplexity.
 
+import { demoTextIds, loadDemoModel } from '../../eval/testing/demo-model'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -9,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { headImportance } from '../../analysis/head-importance'
 import { layerImportance } from '../../analysis/layer-importance'
 import { calibrationWindows } from '../../calibration/windows'
-import { readTextFile, tokenizeForEval } from '../../eval/tokenize-text'
 import { perplexity } from '../../eval/perplexity'
 import { writeDenseSafetensors } from '../../export/dense-safetensors'
 import { readTensorF32 } from '../../formats/read'
@@ -19,7 +19,6 @@ import { WorkerPool } from '../../pool/worker-pool'
 import { runRecipe } from '../pipeline'
 import { validateRecipe } from '../recipe/recipe'
 
-const root = path.resolve(__dirname, '../../../..')
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'whittle-structure-'))
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
 
@@ -31,16 +30,10 @@ describe('structural pruning of stories260K', () => {
 
   beforeAll(async () => {
     pool = await WorkerPool.create({ threads: 2 })
-    model = await loadModel(path.join(root, 'resources/demo/stories260K'))
-    const ids = await tokenizeForEval(
-      model.files,
-      await readTextFile(path.join(root, 'resources/text/tinystories_calib.txt')),
-    )
+    model = await loadDemoModel()
+    const ids = await demoTextIds(model, 'tinystories_calib')
     windows = calibrationWindows(ids, { samples: 8, seqlen: 128, seed: 0 })
-    evalIds = await tokenizeForEval(
-      model.files,
-      await readTextFile(path.join(root, 'resources/text/tinystories_eval.txt')),
-    )
+    evalIds = await demoTextIds(model, 'tinystories_eval')
   })
   afterAll(() => pool?.close())
 
