@@ -47,7 +47,8 @@ export function createKernelMemory(initialPages = 64, maximumPages = 16384): Web
  * 'fused' (kernels-relaxed.wasm: relaxed SIMD, matmul's multiply-adds fused on FMA hardware; faster, and
  * within a stated tolerance of the twins rather than bit-exact).
  */
-export type KernelVariant = 'exact' | 'fused'
+export const KERNEL_VARIANTS = ['exact', 'fused'] as const
+export type KernelVariant = (typeof KERNEL_VARIANTS)[number]
 
 const VARIANT_FILES: Record<KernelVariant, string> = { exact: 'kernels.wasm', fused: 'kernels-relaxed.wasm' }
 

@@ -53,6 +53,8 @@ describe.skipIf(!hasShared)(
         '128',
         '--max-windows',
         '2',
+        '--kernels',
+        'fused',
       )
       expect(human.status, human.stderr).toBe(0)
       expect(human.stdout).toMatch(/tokenizer gguf/)
@@ -74,6 +76,11 @@ describe.skipIf(!hasShared)(
       const bad = whittle('eval', folder, '--text', text, '--protocol', 'lm-eval')
       expect(bad.status).toBe(2)
       expect(bad.stderr).toMatch(/--protocol/)
+      const badKernels = whittle('eval', folder, '--text', text, '--kernels', 'gpu')
+      expect(badKernels.status).toBe(2)
+      expect(badKernels.stderr).toMatch(/--kernels/)
+      // The default is the exact build, so eval repeats compress's measurements bit for bit.
+      expect(mine.kernels).toBe('exact')
     })
   },
 )

@@ -8,6 +8,7 @@ import { evalBos, readTextFile, tokenizeForEval } from '../engine/eval/tokenize-
 import { tokenizerSourceOf } from '../engine/formats/model-tokenizer'
 import { loadModel } from '../engine/model/loaded-model'
 import { WorkerPool } from '../engine/pool/worker-pool'
+import { KERNEL_VARIANTS, type KernelVariant } from '../../kernels/host/load'
 import { kvCacheReport, type KvCacheReport } from '../engine/analysis/kv-ranges'
 import { kvCacheHooks, parseKvCacheSetting, type KvCacheSetting } from '../engine/forward/kv-cache-quant'
 import { WhittleError } from '../engine/errors'
@@ -35,6 +36,11 @@ export const EVAL: CommandSpec = {
     },
     { name: 'context', value: 'N', help: 'context length the --kv memory saving is reported for (default: seqlen)' },
     { name: 'threads', value: 'N', help: 'worker threads for the kernels (default: one per core)' },
+    {
+      name: 'kernels',
+      value: 'K',
+      help: 'exact (default: bit-exact, as compress measures) or fused (fused multiply-add where the runtime has it)',
+    },
     { name: 'json', help: 'print one JSON document on stdout (progress stays on stderr)' },
   ],
 }
@@ -47,6 +53,9 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const threads = intFlag(args, 'threads', 0, 0, 64) || undefined
   const maxWindows = intFlag(args, 'max-windows', 0, 0, 1 << 30) || undefined
   const context = intFlag(args, 'context', seqlen, 1, 1 << 24)
+  const kernels = (args.flags.kernels ?? 'exact') as KernelVariant
+  if (!KERNEL_VARIANTS.includes(kernels))
+    throw new UsageError(`--kernels must be one of ${KERNEL_VARIANTS.join(', ')} (got ${String(args.flags.kernels)})`)
   const protocol = (args.flags.protocol ?? 'gptq') as PerplexityProtocol
   if (!PERPLEXITY_PROTOCOLS.includes(protocol))
     throw new UsageError(
@@ -66,9 +75,10 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const progress = progressLine(process.stderr)
   progress.update(0, 'tokenizing')
   const ids = await tokenizeForEval(model.files, text)
-  // Perplexity is a measurement, not an artifact: the relaxed-SIMD kernels (fused multiply-add, within rounding
-  // noise of the exact ones; kernels/test/matmul-fused.test.ts) where the runtime has them, the exact ones otherwise.
-  const pool = await WorkerPool.create({ threads, kernels: 'fused' })
+  // Exact kernels by default, so eval repeats compress's ppl_after bit for bit; `--kernels fused` takes the
+  // relaxed-SIMD build (fused multiply-add, within rounding noise: kernels/test/matmul-fused.test.ts, about
+  // 1.2x faster on large models) where the runtime has it, the exact one otherwise.
+  const pool = await WorkerPool.create({ threads, kernels })
   try {
     const r = await perplexity(pool, model, ids, {
       seqlen,
