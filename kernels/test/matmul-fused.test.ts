@@ -11,24 +11,11 @@
 
 import { readFileSync } from 'node:fs'
 import { beforeAll, describe, expect, it } from 'vitest'
+import type { KernelExports } from '../host/exports'
 import { compileKernels, createKernelMemory, instantiateKernels, kernelVariantOf } from '../host/load'
 import { matmulNT, matmulNTBias } from '../reference/matmul'
 
-interface MatmulExports {
-  heap_base(): number
-  matmul_nt(x: number, w: number, y: number, T: number, K: number, N: number, n0: number, n1: number): void
-  matmul_nt_bias(
-    x: number,
-    w: number,
-    b: number,
-    y: number,
-    T: number,
-    K: number,
-    N: number,
-    n0: number,
-    n1: number,
-  ): void
-}
+type MatmulExports = Pick<KernelExports, 'heap_base' | 'matmul_nt' | 'matmul_nt_bias'>
 
 let fused: MatmulExports | null = null
 let memory: WebAssembly.Memory
@@ -45,7 +32,7 @@ beforeAll(async () => {
   memory = createKernelMemory(256)
   const module = await compileKernels('fused')
   // A runtime without relaxed SIMD falls back to the exact build; the tests below then have nothing to test.
-  if (kernelVariantOf(module) === 'fused') fused = instantiateKernels(module, memory) as unknown as MatmulExports
+  if (kernelVariantOf(module) === 'fused') fused = instantiateKernels(module, memory)
 })
 
 function put(at: number, data: Float32Array): number {
