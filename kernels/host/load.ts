@@ -60,6 +60,14 @@ const compiled = new Map<KernelVariant, Promise<WebAssembly.Module>>()
  * it on by default and ignores the flag. Validates a one-function module that uses f32x4.relaxed_madd.
  */
 export function relaxedSimdSupported(): boolean {
+  relaxedSimd ??= probeRelaxedSimd()
+  return relaxedSimd
+}
+
+/** Asked once per process: the flag and the probe module do not change while it runs. */
+let relaxedSimd: boolean | null = null
+
+function probeRelaxedSimd(): boolean {
   // A V8 that no longer knows the flag ignores it; the validation below decides either way.
   setFlagsFromString('--experimental-wasm-relaxed-simd')
   // (module (func (result v128) v128.const 0 v128.const 0 v128.const 0 f32x4.relaxed_madd))

@@ -11,6 +11,7 @@ import { compatibleGgufType, quantizeTensorGguf, usesImportance } from '../../co
 import {
   quantizeEntryGgufParallel,
   quantizeTensorGgufParallel,
+  sameBits,
   type GgufEncoded,
 } from '../../compress/gguf-types/quantize-tensor-parallel'
 import { hfToGgufRows } from '../../arch/rope-permute'
@@ -51,6 +52,9 @@ export interface GgufExportTensor {
   kept?: boolean
 }
 
+/** A tensor's report entry before the policy's rule and the verification's check are added. */
+type EncodedTensor = Omit<GgufExportTensor, 'rule' | 'check'>
+
 /** A tensor of the source as the export writes it. */
 export interface PlannedTensor {
   ggufName: string
@@ -63,27 +67,27 @@ export interface PlannedTensor {
   permuteHeads: number
 }
 
-function sameF32(a: Float32Array, b: Float32Array): boolean {
-  const x = new Uint32Array(a.buffer, a.byteOffset, a.length)
-  const y = new Uint32Array(b.buffer, b.byteOffset, b.length)
-  if (x.length !== y.length) return false
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false
-  return true
-}
-
-function parallelResult(
+/** A quantized tensor's report entry: its stored type, the fallback's reason, and whether an imatrix was used. */
+function quantizedEntry(
   p: PlannedTensor,
-  q: GgufEncoded,
+  q: Pick<GgufEncoded, 'type' | 'fallback' | 'exact'>,
   importance: Float32Array | null,
-): { data: Uint8Array; tensor: Omit<GgufExportTensor, 'rule' | 'check'>; checksum: null } {
-  const tensor = {
+): EncodedTensor {
+  return {
     name: p.ggufName,
     type: q.type,
     ...(q.fallback ? { fallback: q.fallback } : {}),
     ...(importance ? { imatrix: true } : {}),
     exact: q.exact,
   }
-  return { data: q.bytes, tensor, checksum: null }
+}
+
+function parallelResult(
+  p: PlannedTensor,
+  q: GgufEncoded,
+  importance: Float32Array | null,
+): { data: Uint8Array; tensor: EncodedTensor; checksum: null } {
+  return { data: q.bytes, tensor: quantizedEntry(p, q, importance), checksum: null }
 }
 
 /** One tensor's stored bytes, plus what verification should find when it decodes them. */
@@ -93,7 +97,7 @@ async function encodeTensor(
   wanted: GgufTensorType,
   imatrix: ImatrixSource | null,
   keptBytes: ReadonlyMap<string, GgufKeptTensor> | null,
-): Promise<{ data: Uint8Array; tensor: Omit<GgufExportTensor, 'rule' | 'check'>; checksum: number | null }> {
+): Promise<{ data: Uint8Array; tensor: EncodedTensor; checksum: number | null }> {
   const choice = wanted === 'BF16' ? { type: 'BF16' as const } : compatibleGgufType(wanted, p.cols)
   const fallback = 'fallback' in choice && choice.fallback ? { fallback: choice.fallback } : {}
   const kept = keptBytes?.get(p.entry.name)
@@ -124,7 +128,7 @@ async function encodeTensor(
     const { bytes, decoded } = encodeBf16Ggml(w)
     return {
       data: bytes,
-      tensor: { name: p.ggufName, type: 'BF16', exact: sameF32(decoded, w) },
+      tensor: { name: p.ggufName, type: 'BF16', exact: sameBits(decoded, w) },
       checksum: decodeCheck ? f32Checksum(decoded) : null,
     }
   }
@@ -143,18 +147,10 @@ async function encodeTensor(
   const q = quantizeTensorGguf(pool, w, p.rows, p.cols, storage, { importance })
   return {
     data: q.bytes,
-    tensor: {
-      name: p.ggufName,
-      type: q.type,
-      ...(q.fallback ? { fallback: q.fallback } : {}),
-      ...(importance ? { imatrix: true } : {}),
-      exact: sameF32(q.dequantized, w),
-    },
+    tensor: quantizedEntry(p, { ...q, exact: sameBits(q.dequantized, w) }, importance),
     checksum: f32Checksum(q.dequantized),
   }
 }
-
-type EncodedTensor = Omit<GgufExportTensor, 'rule' | 'check'>
 
 /** A tensor's blocks for the pipeline, and its report entry once they are encoded. */
 export interface TensorWork {
@@ -203,13 +199,7 @@ export function tensorWork(
     return {
       jobs: quantizeJobs(pool, p.entry, storage, importance, exactness, BLOCK_ELEMENTS, permutation),
       finish: () => ({
-        tensor: {
-          name: p.ggufName,
-          type: choice.type,
-          ...(choice.fallback ? { fallback: choice.fallback } : {}),
-          ...(importance ? { imatrix: true } : {}),
-          exact: exactness.exact,
-        },
+        tensor: quantizedEntry(p, { ...choice, exact: exactness.exact }, importance),
         checksum: null,
         data: null,
       }),
