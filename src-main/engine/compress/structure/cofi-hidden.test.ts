@@ -4,6 +4,7 @@
 
 import { demoTextIds, loadDemoModel } from '../../eval/testing/demo-model'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { expectFiniteDifferences } from './testing/finite-differences'
 import { createForward } from '../../forward'
 import { readTensorF32 } from '../../formats/read'
 import type { LoadedModel } from '../../model/loaded-model'
@@ -185,17 +186,7 @@ describe('hidden gates through the training engine (stories260K)', () => {
         gates.subLayerIndex(1, 'attention'),
         gates.subLayerIndex(4, 'mlp'),
       ]
-      const h = 1e-2
-      for (const i of probes) {
-        const up = Float32Array.from(base)
-        up[i] += h
-        const down = Float32Array.from(base)
-        down[i] -= h
-        const fd = ((await loss(up)) - (await loss(down))) / (2 * h)
-        expect(Math.abs(analytic[i] - fd), `gate ${i}: ${analytic[i]} vs ${fd}`).toBeLessThan(
-          0.02 * Math.abs(fd) + 1e-5,
-        )
-      }
+      await expectFiniteDifferences(loss, base, analytic, probes)
       expect(probes.slice(0, 4).every((i) => Math.abs(analytic[i]) > 1e-4)).toBe(true)
     } finally {
       trainer.free()
