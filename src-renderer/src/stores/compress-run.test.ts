@@ -163,6 +163,26 @@ describe('running a recipe', () => {
     expect(run.overlay.before?.info.name).toBe('big')
   })
 
+  it('a check that overtakes the run’s own check is not a verdict: the run checks again and starts', async () => {
+    const run = useCompressRunStore()
+    let open!: () => void
+    engine.checkGate = new Promise((resolve) => (open = resolve))
+    const done = run.run()
+    await settle()
+    // The tab's first-visit check (or an edit's) starts while the run's check is still out.
+    const overtaking = useCompressStore().validate()
+    engine.checkGate = null
+    open()
+    await overtaking
+    await settle()
+    expect(run.failure).toBeNull()
+    expect(engine.started.map((s) => s.spec.kind)).toEqual(['compress'])
+    expect(engine.checked).toHaveLength(3)
+    engine.emit({ id: 'job1', kind: 'compress', state: 'done', progress: 1, message: 'done', result: summary() })
+    await done
+    expect(run.result?.compressedModelId).toBe('cm1')
+  })
+
   it('runs nothing when the recipe is invalid, and says why', async () => {
     useCompressStore().setParam(0, 'bits', 1)
     const run = useCompressRunStore()

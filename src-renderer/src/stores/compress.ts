@@ -250,7 +250,7 @@ export const useCompressStore = defineStore('compress', () => {
   /** First visit to the tab: the presets, and a verdict and prediction for the recipe as it stands. */
   async function init(): Promise<void> {
     await Promise.all([loadPresets(), catalogue.load()])
-    if (!checked.value && !recipeError.value && !timer) await validate()
+    if (!checked.value && !recipeError.value && !timer && !checking.value) await validate()
   }
 
   /** A newly opened model has other tensors and sizes: predict again for it. */
