@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel } from '../model/loaded-model'
 import { WorkerPool } from '../pool/worker-pool'
 import { hasShared, referenceIds, shared } from '../testing/shared-data'
-import { LlamaTrainer, type LossSums } from './llama-trainer'
+import { LlamaTrainer } from './llama-trainer'
+import type { LossSums } from './head-loss'
 import { referenceWindow } from './testing/reference-protocol'
 
 interface Run {

@@ -22,11 +22,10 @@ import { WhittleError } from '../errors'
 import { throwIfCancelled } from '../jobs/cancel'
 import type { ArenaTensor } from '../pool/arena-tensors'
 import { TensorScope } from '../forward/block-context'
-import { matmul } from '../forward/parallel-ops'
 import type { LoadedModel } from '../model/loaded-model'
-import type { Region } from '../pool/memory-arena'
 import type { WorkerPool } from '../pool/worker-pool'
 import type { LayerDistillation } from './layer-distillation'
+import { headLossAndGrad, logitRowsPerChunk, type LossSettings, type LossSums } from './head-loss'
 import { blockFloatsPerToken, LlamaBlockRunner, type LinearHooks } from './llama-block'
 import { LLAMA_LINEARS, LlamaWeights, type LlamaLinear, type PackedLinears } from './llama-weights'
 import { LoraAdapters, type LoraAdapterSet, type LoraSettings } from './lora'
@@ -46,23 +45,6 @@ export interface EmbeddingHooks {
 
 /** Activations of one pass through a block stay under this many bytes. */
 const PASS_BUDGET = 192 << 20
-/** Logits (student, teacher, gradient) are computed this many bytes at a time. */
-const LOGIT_CHUNK_BYTES = 48 << 20
-
-export interface LossSettings {
-  /** Softmax temperature of the KL term (T in α·T²·KL). */
-  temperature: number
-  /** Weight of the KL term; 0 trains on cross-entropy alone and needs no teacher. */
-  alpha: number
-}
-
-/** Sums over the predictions of a micro-batch (divide by `predictions` for means). */
-export interface LossSums {
-  ce: number
-  kl: number
-  predictions: number
-}
-
 /** Train LoRA adapters on the frozen student instead of its Linears (train/lora.ts). */
 export interface AdapterTraining {
   lora: LoraSettings
@@ -279,7 +261,7 @@ export class LlamaTrainer {
       }
       return p
     }
-    const R = Math.max(1, Math.min(n * T, Math.floor(LOGIT_CHUNK_BYTES / (12 * V))))
+    const R = logitRowsPerChunk(n * T, V)
     const runner = (w: LlamaWeights): number =>
       n * T * blockFloatsPerToken(w.arch) +
       T * w.arch.headDim +
@@ -404,7 +386,9 @@ export class LlamaTrainer {
       // Loss and its gradient at the head, then back through the final norm.
       const dx = scope.alloc(M * H)
       dx.view().fill(0)
-      const sums = await this.headLossAndGrad(windows, ckpt.at(L * M * H), teacherFinal, dx, scale, scope, cache)
+      const head = { pool: this.pool, student: s, teacher: this.teacher, loss: this.loss, seqlen: T }
+      const sums = await headLossAndGrad(head, windows, ckpt.at(L * M * H), teacherFinal, dx, scale, scope, cache)
+      this.peakBytes = Math.max(this.peakBytes, sums.peakBytes)
       // Blocks, last to first: recompute from the checkpoint, then differentiate. The last block's
       // intermediates are still in the runner from the forward (only its input was overwritten).
       for (let l = L - 1; l >= 0; l--) {
@@ -425,104 +409,6 @@ export class LlamaTrainer {
       return sums
     } finally {
       scope.free()
-    }
-  }
-
-  private async headLossAndGrad(
-    windows: Int32Array[],
-    finalPtr: number,
-    teacherFinal: ArenaTensor | null,
-    dx: ArenaTensor,
-    scale: number,
-    scope: TensorScope,
-    /** With teacherFinal: store each row's top-k; without: rebuild the teacher's logits from the cache. */
-    cache: { topk: TeacherTopK; keys: readonly number[] } | null,
-  ): Promise<LossSums> {
-    const k = this.pool.kernels,
-      arena = this.pool.arena
-    const s = this.student,
-      H = s.arch.hiddenSize,
-      V = s.vocab,
-      T = this.seqlen,
-      M = windows.length * T
-    const t = this.teacher
-    const Ht = t?.arch.hiddenSize ?? 0
-    const R = Math.max(1, Math.min(M, Math.floor(LOGIT_CHUNK_BYTES / (12 * V))))
-    const hs = scope.alloc(R * H),
-      logits = scope.alloc(R * V),
-      dlogits = scope.alloc(R * V),
-      dh = scope.alloc(R * H)
-    const ht = t ? scope.alloc(R * Ht) : null
-    const tlogits = t ? scope.alloc(R * V) : null
-    const targets: Region = arena.alloc(R * 4)
-    const stats: Region = arena.alloc(R * 16)
-    const sums: LossSums = { ce: 0, kl: 0, predictions: 0 }
-    try {
-      for (let r0 = 0; r0 < M; r0 += R) {
-        const n = Math.min(R, M - r0)
-        const tg = new Int32Array(this.pool.memory.buffer, targets.ptr, n)
-        for (let i = 0; i < n; i++) {
-          const row = r0 + i,
-            b = Math.floor(row / T),
-            pos = row % T
-          tg[i] = pos === T - 1 ? -1 : windows[b][pos + 1]
-        }
-        const eps = s.arch.normEps ?? 1e-5
-        const xs = finalPtr + r0 * H * 4
-        k.rmsnorm(xs, s.finalNorm.w.ptr, hs.ptr, n, H, eps)
-        await matmul(this.pool, hs.ptr, s.head.ptr, logits.ptr, n, H, V)
-        if (t && teacherFinal && ht && tlogits) {
-          k.rmsnorm(teacherFinal.at(r0 * Ht), t.finalNorm.w.ptr, ht.ptr, n, Ht, t.arch.normEps ?? 1e-5)
-          await matmul(this.pool, ht.ptr, t.head.ptr, tlogits.ptr, n, Ht, V)
-          if (cache) {
-            const tl = tlogits.view()
-            for (let i = 0; i < n; i++)
-              if ((r0 + i) % T !== T - 1) {
-                const row = r0 + i
-                cache.topk.store(cache.keys[Math.floor(row / T)], row % T, tl.subarray(i * V, (i + 1) * V))
-              }
-          }
-        } else if (t && tlogits && cache) {
-          const tl = tlogits.view(),
-            sl = logits.view()
-          for (let i = 0; i < n; i++)
-            if ((r0 + i) % T !== T - 1) {
-              const row = r0 + i
-              cache.topk.rebuild(
-                cache.keys[Math.floor(row / T)],
-                row % T,
-                sl.subarray(i * V, (i + 1) * V),
-                tl.subarray(i * V, (i + 1) * V),
-              )
-            }
-        }
-        k.distill_loss(
-          logits.ptr,
-          tlogits?.ptr ?? 0,
-          targets.ptr,
-          dlogits.ptr,
-          stats.ptr,
-          n,
-          V,
-          this.loss.temperature,
-          t ? this.loss.alpha : 0,
-          scale,
-        )
-        const st = arena.f64(stats, 0, 2 * n)
-        for (let i = 0; i < n; i++) {
-          if (tg[i] < 0) continue
-          sums.ce += st[2 * i]
-          sums.kl += st[2 * i + 1]
-          sums.predictions++
-        }
-        this.peakBytes = Math.max(this.peakBytes, arena.liveBytes)
-        await matmulNN(this.pool, dlogits.ptr, s.head.ptr, dh.ptr, n, V, H)
-        k.rmsnorm_backward(xs, s.finalNorm.w.ptr, dh.ptr, dx.at(r0 * H), n, H, eps)
-      }
-      return sums
-    } finally {
-      arena.release(targets)
-      arena.release(stats)
     }
   }
 

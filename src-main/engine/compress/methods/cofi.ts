@@ -31,7 +31,8 @@
 
 import { WhittleError } from '../../errors'
 import { ADAMW_DEFAULTS } from '../../train/adamw'
-import { LlamaTrainer, type LossSettings } from '../../train/llama-trainer'
+import { LlamaTrainer } from '../../train/llama-trainer'
+import type { LossSettings } from '../../train/head-loss'
 import { LayerDistillation } from '../../train/layer-distillation'
 import { LlamaWeights } from '../../train/llama-weights'
 import type { ModelView } from '../../model/model-view'
