@@ -104,6 +104,6 @@ export function commandUsage(spec: CommandSpec): string {
 }
 
 /** One line per command for the top-level usage. */
-export function commandLine(spec: CommandSpec): string {
+export function commandLine(spec: Pick<CommandSpec, 'name' | 'args' | 'summary'>): string {
   return `  ${`${spec.name} ${spec.args}`.trim().padEnd(22)}  ${spec.summary.split('\n')[0]}`
 }

@@ -31,6 +31,7 @@ import { withReplacements } from '../engine/model/model-view'
 import { WorkerPool } from '../engine/pool/worker-pool'
 import { intFlag, UsageError } from './args'
 import { parseCommand, type CommandSpec } from './command-spec'
+import { COMPRESS_HEADER } from './command-headers'
 import { recordCliResult, runSweep } from './compress-sweep'
 import { METHOD_HELP } from './method-help'
 import { formatBytes, progressLine, table, warnIfBeyondContext } from './format'
@@ -39,9 +40,7 @@ import { planGgufExport } from '../engine/export/gguf/export-gguf'
 import { predictCompression } from '../engine/compress/predict'
 
 export const COMPRESS: CommandSpec = {
-  name: 'compress',
-  args: 'MODEL',
-  summary: 'run a compression recipe, measure its cost in perplexity, export the result atomically and verified',
+  ...COMPRESS_HEADER,
   options: [
     { name: 'recipe', value: 'FILE', help: 'the recipe (YAML or JSON; presets in resources/recipes/) (required)' },
     { name: 'out', value: 'DIR', help: 'destination; must not exist (required)' },
@@ -160,7 +159,11 @@ export async function compressCommand(argv: string[]): Promise<number> {
   if (typeof args.flags.eval === 'string') {
     const p = path.resolve(args.flags.eval)
     progress.update(0, 'tokenizing the eval text')
-    evalText = { path: p, ids: await tokenizeForEval(model.files, await readTextFile(p)) }
+    // Every perplexity of this run reads at most --max-windows windows: only their tokens are needed.
+    const ids = await tokenizeForEval(model.files, await readTextFile(p), {
+      maxTokens: maxWindows && maxWindows * seqlen,
+    })
+    evalText = { path: p, ids }
   }
   const pool = await WorkerPool.create({ threads })
   try {

@@ -16,13 +16,12 @@ import { loadModel } from '../engine/model/loaded-model'
 import { WorkerPool } from '../engine/pool/worker-pool'
 import { intFlag, UsageError } from './args'
 import { parseCommand, type CommandSpec } from './command-spec'
+import { CONVERT_HEADER } from './command-headers'
 import { formatBytes, progressLine, table } from './format'
 import { dryRunTable, GGUF_FLAG_OPTIONS, parseGgufFlags, pruneLayers } from './gguf-flags'
 
 export const CONVERT: CommandSpec = {
-  name: 'convert',
-  args: 'MODEL',
-  summary: 'conversions without calibration: HF or GGUF Llama → GGUF of a type, GGUF → HF safetensors',
+  ...CONVERT_HEADER,
   options: [
     { name: 'out', value: 'PATH', help: 'destination file (gguf) or folder (safetensors); must not exist (required)' },
     {

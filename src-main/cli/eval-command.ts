@@ -14,12 +14,11 @@ import { kvCacheHooks, parseKvCacheSetting, type KvCacheSetting } from '../engin
 import { WhittleError } from '../engine/errors'
 import { intFlag, UsageError } from './args'
 import { parseCommand, type CommandSpec } from './command-spec'
+import { EVAL_HEADER } from './command-headers'
 import { progressLine, warnIfBeyondContext } from './format'
 
 export const EVAL: CommandSpec = {
-  name: 'eval',
-  args: 'MODEL',
-  summary: 'perplexity on a text: tokenized once with one BOS, non-overlapping windows (the GPTQ protocol)',
+  ...EVAL_HEADER,
   options: [
     { name: 'text', value: 'FILE', help: 'the UTF-8 text to evaluate (required)' },
     { name: 'seqlen', value: 'N', help: 'window length in tokens (default 256)' },
@@ -74,7 +73,10 @@ export async function evalCommand(argv: string[]): Promise<number> {
   warnIfBeyondContext(model, seqlen)
   const progress = progressLine(process.stderr)
   progress.update(0, 'tokenizing')
-  const ids = await tokenizeForEval(model.files, text)
+  // With --max-windows only the first N windows' tokens are needed: the same ids as the whole text's, cut
+  // (tokenize-text.ts encodes just enough of the text where that is provably the same). `tokens` then
+  // counts those, not the whole text's.
+  const ids = await tokenizeForEval(model.files, text, { maxTokens: maxWindows && maxWindows * seqlen })
   // Exact kernels by default, so eval repeats compress's ppl_after bit for bit; `--kernels fused` takes the
   // relaxed-SIMD build (fused multiply-add, within rounding noise: kernels/test/matmul-fused.test.ts, about
   // 1.2x faster on large models) where the runtime has it, the exact one otherwise.

@@ -13,12 +13,11 @@ import { loadModel } from '../engine/model/loaded-model'
 import { WorkerPool } from '../engine/pool/worker-pool'
 import { intFlag, UsageError } from './args'
 import { parseCommand, type CommandSpec } from './command-spec'
+import { IMATRIX_HEADER } from './command-headers'
 import { formatBytes, progressLine, table, warnIfBeyondContext } from './format'
 
 export const IMATRIX: CommandSpec = {
-  name: 'imatrix',
-  args: 'MODEL',
-  summary: 'an importance matrix (Σx² per input channel of every block Linear), as llama-imatrix computes it',
+  ...IMATRIX_HEADER,
   options: [
     { name: 'text', value: 'FILE', help: 'calibration text, UTF-8 (llama-imatrix -f) (required)' },
     { name: 'out', value: 'FILE', help: 'the imatrix file to write; must not exist (llama-imatrix -o) (required)' },

@@ -8,12 +8,11 @@ import { loadModel, tensorsByLayer } from '../engine/model/loaded-model'
 import { WorkerPool } from '../engine/pool/worker-pool'
 import { intFlag, numFlag, UsageError } from './args'
 import { parseCommand, type CommandSpec } from './command-spec'
+import { INSPECT_HEADER } from './command-headers'
 import { formatBytes, formatCount, progressLine, table } from './format'
 
 export const INSPECT: CommandSpec = {
-  name: 'inspect',
-  args: 'PATH',
-  summary: 'architecture summary and a per-tensor table (stats and outlier channels) from a full scan',
+  ...INSPECT_HEADER,
   options: [
     {
       name: 'k',

@@ -4,27 +4,73 @@
 import { describeError } from '../engine/errors'
 import { UsageError } from './args'
 import { commandLine, commandUsage, HelpRequested, type CommandSpec } from './command-spec'
-import { COMPRESS, compressCommand } from './compress-command'
-import { CONVERT, convertCommand } from './convert-command'
-import { IMATRIX, imatrixCommand } from './imatrix-command'
-import { EVAL, evalCommand } from './eval-command'
-import { INSPECT, inspectCommand } from './inspect-command'
-import { SERVE, serveCommand } from './serve-command'
+import {
+  COMPRESS_HEADER,
+  CONVERT_HEADER,
+  EVAL_HEADER,
+  IMATRIX_HEADER,
+  INSPECT_HEADER,
+  SERVE_HEADER,
+  type CommandHeader,
+} from './command-headers'
 
-const COMMANDS: { spec: CommandSpec; run: (argv: string[]) => Promise<number> }[] = [
-  { spec: INSPECT, run: inspectCommand },
-  { spec: EVAL, run: evalCommand },
-  { spec: COMPRESS, run: compressCommand },
-  { spec: CONVERT, run: convertCommand },
-  { spec: IMATRIX, run: imatrixCommand },
-  { spec: SERVE, run: serveCommand },
+interface Command {
+  spec: CommandSpec
+  run: (argv: string[]) => Promise<number>
+}
+
+// A command's module is imported only when that command runs (or its help is asked for): `whittle --help`
+// loads none, `whittle inspect` no compression, export or training code. Start-up is most of a small run.
+const COMMANDS: { header: CommandHeader; load: () => Promise<Command> }[] = [
+  {
+    header: INSPECT_HEADER,
+    load: async () => {
+      const m = await import('./inspect-command')
+      return { spec: m.INSPECT, run: m.inspectCommand }
+    },
+  },
+  {
+    header: EVAL_HEADER,
+    load: async () => {
+      const m = await import('./eval-command')
+      return { spec: m.EVAL, run: m.evalCommand }
+    },
+  },
+  {
+    header: COMPRESS_HEADER,
+    load: async () => {
+      const m = await import('./compress-command')
+      return { spec: m.COMPRESS, run: m.compressCommand }
+    },
+  },
+  {
+    header: CONVERT_HEADER,
+    load: async () => {
+      const m = await import('./convert-command')
+      return { spec: m.CONVERT, run: m.convertCommand }
+    },
+  },
+  {
+    header: IMATRIX_HEADER,
+    load: async () => {
+      const m = await import('./imatrix-command')
+      return { spec: m.IMATRIX, run: m.imatrixCommand }
+    },
+  },
+  {
+    header: SERVE_HEADER,
+    load: async () => {
+      const m = await import('./serve-command')
+      return { spec: m.SERVE, run: m.serveCommand }
+    },
+  },
 ]
 
 export const USAGE = [
   'usage: whittle <command> [options]',
   '',
   'commands:',
-  ...COMMANDS.map((c) => commandLine(c.spec)),
+  ...COMMANDS.map((c) => commandLine(c.header)),
   '',
   "run 'whittle <command> --help' for a command's options.",
   'exit status: 0 ok, 1 the work failed (the message names the file and the fault), 2 usage error.',
@@ -33,12 +79,12 @@ export const USAGE = [
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv
-  const command = COMMANDS.find((c) => c.spec.name === name)
+  const command = COMMANDS.find((c) => c.header.name === name)
   try {
-    if (command) return await command.run(rest)
+    if (command) return await (await command.load()).run(rest)
     if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
-      const topic = name === 'help' ? COMMANDS.find((c) => c.spec.name === rest[0]) : undefined
-      process.stdout.write(topic ? commandUsage(topic.spec) : USAGE)
+      const topic = name === 'help' ? COMMANDS.find((c) => c.header.name === rest[0]) : undefined
+      process.stdout.write(topic ? commandUsage((await topic.load()).spec) : USAGE)
       return name === undefined ? 2 : 0
     }
     throw new UsageError(`unknown command ${name}`)
@@ -48,7 +94,7 @@ export async function main(argv: string[]): Promise<number> {
       return e.status
     }
     if (e instanceof UsageError) {
-      const hint = command ? `run 'whittle ${command.spec.name} --help' for its options` : USAGE
+      const hint = command ? `run 'whittle ${command.header.name} --help' for its options` : USAGE
       process.stderr.write(`whittle: ${e.message}\n${command ? hint + '\n' : '\n' + hint}`)
       return 2
     }

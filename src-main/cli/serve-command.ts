@@ -9,11 +9,10 @@ import { closeSharedPool } from '../engine/pool/worker-pool'
 import { isLoopback, startWebServer } from '../server/web-server'
 import { intFlag, UsageError } from './args'
 import { parseCommand, type CommandSpec } from './command-spec'
+import { SERVE_HEADER } from './command-headers'
 
 export const SERVE: CommandSpec = {
-  name: 'serve',
-  args: '',
-  summary: 'web mode: the app in your browser, the engine in this process (prints the URL with its token)',
+  ...SERVE_HEADER,
   options: [
     { name: 'model', value: 'PATH', help: 'open this model first (default: the bundled demo)' },
     { name: 'port', value: 'N', help: 'port to listen on (default: any free port)' },
