@@ -12,8 +12,8 @@
 // importances): the least CPU time of BENCH_KERNEL_RUNS (default 15) runs of each type's plain and weighted
 // quantizer, alternated. CPU time, not wall time: on the shared machine the least disturbed run is the
 // one that got a core to itself. With BENCH_KERNEL_BASELINE=<an older kernels.wasm>, that build's plain
-// quantizers are timed in turn with the current ones (the "before → after" of a kernel change) and the
-// bytes of both are compared.
+// and weighted quantizers are timed in turn with the current ones (the "before → after" of a kernel
+// change) and the bytes of both are compared.
 
 import { readFileSync } from 'node:fs'
 import { quantizeEntryGgufParallel } from '../../src-main/engine/compress/gguf-types/quantize-tensor-parallel'
@@ -150,17 +150,27 @@ async function kernelRows(): Promise<void> {
     let plain = Infinity
     let weighted = Infinity
     let before = Infinity
+    let beforeWeighted = Infinity
     for (let run = 0; run < KERNEL_RUNS; run++) {
       plain = Math.min(plain, kernelCpuMs(current, type, false))
       weighted = Math.min(weighted, kernelCpuMs(current, type, true))
-      if (baseline) before = Math.min(before, kernelCpuMs(baseline, type, false))
+      if (baseline) {
+        before = Math.min(before, kernelCpuMs(baseline, type, false))
+        beforeWeighted = Math.min(beforeWeighted, kernelCpuMs(baseline, type, true))
+      }
     }
     let beforeNote = ''
     if (baseline) {
       kernelCpuMs(current, type, false)
       kernelCpuMs(baseline, type, false)
       const same = Buffer.from(outputBytes(current, type)).equals(Buffer.from(outputBytes(baseline, type)))
-      beforeNote = `; without, baseline build ${before.toFixed(1)} ms (${(before / plain).toFixed(2)}x, bytes ${same ? 'identical' : 'DIFFER'})`
+      kernelCpuMs(current, type, true)
+      kernelCpuMs(baseline, type, true)
+      const sameWeighted = Buffer.from(outputBytes(current, type)).equals(Buffer.from(outputBytes(baseline, type)))
+      const bytes = (equal: boolean): string => (equal ? 'identical' : 'DIFFER')
+      beforeNote =
+        `; baseline build: without ${before.toFixed(1)} ms (${(before / plain).toFixed(2)}x, bytes ${bytes(same)}),` +
+        ` with ${beforeWeighted.toFixed(1)} ms (${(beforeWeighted / weighted).toFixed(2)}x, bytes ${bytes(sameWeighted)})`
     }
     emit({
       case: `GGUF quantize kernels with / without imatrix, ${KERNEL_ROWS} x ${KERNEL_COLS} f32, 1 thread, least CPU time of ${KERNEL_RUNS}`,

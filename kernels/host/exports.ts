@@ -104,7 +104,7 @@ export interface KernelExports {
   /** dst is u16[n]: the IEEE half bits of src f32[n], rounded to nearest even. */
   encode_f16(src: number, dst: number, n: number): void
 
-  // The other llama-quantize block types, same conventions. Q2_K, Q3_K and IQ4_XS also take `scratch`:
+  // The other llama-quantize block types, same conventions. Q2_K, Q3_K, IQ4_NL and IQ4_XS also take `scratch`:
   // QUANT_SCRATCH_BYTES of memory they may overwrite (the others ignore a fourth argument).
   dequant_q4_1(src: number, dst: number, nblocks: number): void
   dequant_q5_0(src: number, dst: number, nblocks: number): void
@@ -120,7 +120,7 @@ export interface KernelExports {
   quantize_q5_1(src: number, dst: number, nblocks: number): void
   quantize_q2_k(src: number, dst: number, nblocks: number, scratch: number): void
   quantize_q3_k(src: number, dst: number, nblocks: number, scratch: number): void
-  quantize_iq4_nl(src: number, dst: number, nblocks: number): void
+  quantize_iq4_nl(src: number, dst: number, nblocks: number, scratch: number): void
   quantize_iq4_xs(src: number, dst: number, nblocks: number, scratch: number): void
   quantize_tq1_0(src: number, dst: number, nblocks: number): void
   quantize_tq2_0(src: number, dst: number, nblocks: number): void
@@ -231,7 +231,7 @@ export interface KernelExports {
 
 export type KernelName = Exclude<keyof KernelExports, 'heap_base'>
 
-/** Scratch bytes the K-quant quantizers, quantize_iq4_xs and the *_imatrix kernels need (any alignment). */
+/** Scratch bytes the K-quant quantizers, quantize_iq4_nl/xs and the *_imatrix kernels need (any alignment). */
 export const QUANT_SCRATCH_BYTES = 4096
 
 /** Every kernel typed above; a build lacking one of them is out of date. */

@@ -45,6 +45,25 @@ export function bestIndex(x: number): number {
   return f32(x - IQ4_VALUES[hi - 1]) < f32(IQ4_VALUES[hi] - x) ? hi - 1 : hi
 }
 
+/** The midpoints (grid[i] + grid[i + 1]) / 2 between neighbouring grid values, all exact in f32. */
+export const IQ4_MIDPOINTS: readonly number[] = Array.from(
+  { length: 15 },
+  (_, i) => (IQ4_VALUES[i] + IQ4_VALUES[i + 1]) / 2,
+)
+
+/**
+ * bestIndex as the WASM kernel computes it, branch-free in SIMD lanes: 15 − #{i : x < midpoint i}. Equal
+ * to bestIndex for every f32 x (NaN, ±0 and infinities included): near a midpoint both differences
+ * x − grid[i] and grid[i + 1] − x are exact in f32, so the rounded comparison is the exact one, and away
+ * from it rounding cannot reverse it. Checked exhaustively over all 2^32 bit patterns in C; held to
+ * bestIndex near every midpoint by kernels/test/ggml-iq4-lanes.test.ts.
+ */
+export function gridIndexByMidpoints(x: number): number {
+  let index = 15
+  for (const mid of IQ4_MIDPOINTS) if (x < mid) index--
+  return index
+}
+
 /**
  * One 32-element sub-block's scale: the weighted least-squares scale of the best of the grids
  * d = max / 127 and (itry - 127) / max for itry = -7 .. 7. 0 for an all-zero group. The weights are x²,

@@ -194,7 +194,7 @@ export function quantizeTensorGguf(
 
   const chunkElements = options.chunkElements ?? DEFAULT_CHUNK_ELEMENTS
   const chunkRows = Math.max(1, Math.min(rows, Math.floor(chunkElements / cols)))
-  // Some quantizers (the K-quants, IQ4_XS) need a little scratch memory; the others ignore the fourth argument.
+  // Some quantizers (the K-quants, IQ4_NL, IQ4_XS) need a little scratch memory; the others ignore the fourth argument.
   const kernels = pool.kernels as unknown as Record<
     KernelName,
     (src: number, dst: number, count: number, scratch?: number) => void
