@@ -1,7 +1,8 @@
 // Writes a file through a temporary sibling that gets the real name only once complete, flushed and
 // (optionally) verified, so a crash or an error mid-write never leaves a half-written or unchecked model
 // under the real name. Small chunks are gathered into one large buffer before each write syscall, so
-// producers can emit rows of any size; that buffer is allocated once and reused.
+// producers can emit rows of any size; that buffer is allocated once and reused. Large files (exports)
+// may be written around the page cache instead (direct-writer.ts), where the OS allows it.
 
 import { link, open, rename, unlink, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, resolve } from 'node:path'
@@ -15,12 +16,21 @@ import {
   reserveDestination,
   temporaryPathFor,
 } from './destination-lock'
+import { DirectWriter } from './direct-writer'
 import { closeFile, ioError } from './ranged-file'
+
+/** What a producer writes to: chunks in order, each awaited before the next. */
+export interface SequentialWriter {
+  /** Bytes accepted so far (written or buffered). */
+  readonly written: number
+  /** Accepts `chunk`; the producer may reuse the chunk's buffer once this resolves. */
+  write(chunk: Uint8Array): Promise<void>
+}
 
 const FLUSH_BYTES = 4 << 20
 
-/** Writes in order; one call at a time (each awaited before the next, as every producer does). */
-export class SequentialWriter {
+/** Writes through the page cache, in order; one call at a time (each awaited before the next). */
+class BufferedWriter implements SequentialWriter {
   private readonly handle: FileHandle
   private readonly path: string
   /** Small chunks gathered for the next write: one buffer, reused (fresh pages cost a fault each). */
@@ -58,6 +68,18 @@ export class SequentialWriter {
     await this.writeOut(this.staging.subarray(0, bytes))
   }
 
+  async sync(): Promise<void> {
+    try {
+      await this.handle.sync()
+    } catch (e) {
+      throw ioError(this.path, e, 'flushing to disk')
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close()
+  }
+
   private async writeOut(bytes: Uint8Array): Promise<void> {
     let done = 0
     while (done < bytes.length) {
@@ -80,6 +102,23 @@ export interface AtomicWriteOptions {
   exclusive?: boolean
   /** Checks the complete, flushed temporary file; only if it passes does the file get its real name. */
   verify?: (tempPath: string) => Promise<void>
+  /**
+   * Write around the page cache where the OS allows it (direct-writer.ts): for files of gigabytes, whose
+   * pages would only crowd the cache. Same bytes either way; where direct I/O is refused, it is not used.
+   */
+  direct?: boolean
+}
+
+/** Creates `temp` and a writer for it: direct when asked and possible, else through the page cache. */
+async function createWriter(temp: string, path: string, direct: boolean): Promise<DirectWriter | BufferedWriter> {
+  const dir = dirname(path)
+  try {
+    const directWriter = direct ? await DirectWriter.create(temp, path) : null
+    if (directWriter) return directWriter
+    return new BufferedWriter(await open(temp, 'wx'), path)
+  } catch (e) {
+    throw await cannotWriteError(dir, e)
+  }
 }
 
 /**
@@ -100,24 +139,14 @@ export async function writeFileAtomically(
     if (lock && (await pathExists(path))) throw alreadyExistsError(path, 'file')
     await removeStaleLeftovers(dir, basename(path))
     const temp = temporaryPathFor(path)
-    let handle: FileHandle
-    try {
-      handle = await open(temp, 'wx')
-    } catch (e) {
-      throw await cannotWriteError(dir, e)
-    }
+    const w = await createWriter(temp, path, options.direct ?? false)
     let closed = false
     let placed = false
     try {
-      const w = new SequentialWriter(handle, path)
       await produce(w)
       await w.flush()
-      try {
-        await handle.sync()
-      } catch (e) {
-        throw ioError(path, e, 'flushing to disk')
-      }
-      await handle.close()
+      await w.sync()
+      await w.close()
       closed = true
       if (options.verify) {
         try {
@@ -140,7 +169,7 @@ export async function writeFileAtomically(
       closeFile(path)
       return w.written
     } finally {
-      if (!closed) await handle.close().catch(() => {})
+      if (!closed) await w.close().catch(() => {})
       if (!placed) await unlink(temp).catch(() => {})
     }
   } finally {

@@ -3,7 +3,8 @@
 // each 2-D tensor quantized byte-exactly as llama-quantize would (or stored in the closest type that fits
 // its rows), written to a temporary file, re-read and checked tensor by tensor, and only then named.
 // The data section is one stream of blocks of rows (block-pipeline.ts): the next blocks are read,
-// quantized on the workers and hashed while the current one is written.
+// quantized on the workers and hashed while the current one is written, around the page cache where the
+// OS allows it (io/direct-writer.ts).
 
 import { stat } from 'node:fs/promises'
 import path from 'node:path'
@@ -306,6 +307,8 @@ export async function exportGguf(
       { kv, tensors },
       {
         exclusive: true,
+        // Gigabytes written once: around the page cache where the OS allows it (io/direct-writer.ts).
+        direct: true,
         verify: async (temp) => {
           progress(planned.length / (planned.length + 1), 'verifying')
           await verifyGgufExport(temp, intended, pool, file)

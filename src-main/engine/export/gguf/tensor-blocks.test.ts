@@ -99,6 +99,26 @@ describe('quantizeJobs', () => {
     expect(Buffer.from(got).equals(Buffer.from(entry.data!))).toBe(true)
     expect(exactness.exact).toBe(true)
   })
+
+  it('is not exact when one value of a later row of a block is not what the type stores', async () => {
+    // F32 weights that F16 holds exactly, but for one value: in a block's first row (the cheap check)
+    // or in a later row (the whole-block check after it), and the bytes are the quantizer's either way.
+    for (const row of [0, 7]) {
+      const values = weights.slice()
+      values[row * cols + 3] *= 1 + 2 ** -20
+      const f32: TensorEntry = {
+        ...entry,
+        dtype: 'F32',
+        byteLength: values.byteLength,
+        data: new Uint8Array(values.buffer),
+      }
+      const exactness = { exact: true }
+      const got = await runAll(quantizeJobs(pool, f32, 'F16', null, exactness, 5 * cols))
+      const want = quantizeTensorGguf(pool, values, rows, cols, 'F16')
+      expect(Buffer.from(got).equals(Buffer.from(want.bytes))).toBe(true)
+      expect(exactness.exact).toBe(false)
+    }
+  })
 })
 
 describe('copyJobs', () => {

@@ -14,7 +14,7 @@ import type { TensorEntry } from '../../formats/types'
 import { loadTensor } from '../../pool/arena-tensors'
 import type { Region } from '../../pool/memory-arena'
 import type { KernelCall, WorkerPool } from '../../pool/worker-pool'
-import { QUANT_SCRATCH_BYTES } from '../../../../kernels/host/exports'
+import { QUANT_SCRATCH_BYTES, type KernelName } from '../../../../kernels/host/exports'
 import {
   checkQuantizeInput,
   ggufKernels,
@@ -22,7 +22,7 @@ import {
   type GgufStorageType,
 } from '../../compress/gguf-types/quantize-tensor'
 import { wasmDecoder } from '../../pool/wasm-decoders'
-import { rowSlices, sameBits } from '../../compress/gguf-types/quantize-tensor-parallel'
+import { rowSlices, sameBits, type RowSlice } from '../../compress/gguf-types/quantize-tensor-parallel'
 import type { BlockJob } from './block-pipeline'
 
 /** Source elements per block: a few MB of encoded bytes each, so the pipeline's buffers stay small. */
@@ -168,6 +168,32 @@ async function readRows(
   }
 }
 
+/**
+ * Clears `exactness.exact` unless the quantized block decodes to exactly its values. The block's first
+ * row is decoded first: for weights that were not already quantized to this type it differs (and one
+ * row is all that is decoded); only when it matches are the other rows decoded, each worker its slice.
+ */
+async function checkExact(
+  pool: WorkerPool,
+  decode: KernelName,
+  slices: readonly RowSlice[],
+  cols: number,
+  values: Region,
+  decoded: Region,
+  exactness: Exactness,
+): Promise<void> {
+  const first = slices[0]
+  const rowUnits = first.units / first.count
+  await pool.run([[decode, first.dst, decoded.ptr, rowUnits]])
+  if (!sameBits(pool.arena.f32(decoded, 0, cols), pool.arena.f32(values, 0, cols))) {
+    exactness.exact = false
+    return
+  }
+  await Promise.all(slices.map((s) => pool.run([[decode, s.dst, decoded.ptr + s.first * cols * 4, s.units]])))
+  const rows = slices.reduce((n, s) => n + s.count, 0)
+  exactness.exact = sameBits(pool.arena.f32(decoded, 0, rows * cols), pool.arena.f32(values, 0, rows * cols))
+}
+
 async function quantizeBlock(
   pool: WorkerPool,
   entry: TensorEntry,
@@ -241,19 +267,17 @@ async function quantizeBlock(
       workers,
     )
     const tasks = slices.map((s) => {
-      // Each worker decodes its own slice of the source rows first, and checks its own slice after.
+      // Each worker decodes its own slice of the source rows first.
       const calls: KernelCall[] = []
       if (raw)
         calls.push([decoder!.kernel, raw.ptr + s.first * sourceRowBytes, s.src, (s.count * cols) / decoder!.perUnit])
       calls.push(s.quantize)
-      if (decoded) calls.push([kernels.decode!, s.dst, decoded.ptr + s.first * cols * 4, s.units])
       return pool.run(calls)
     })
     await Promise.all(tasks)
+    if (decoded && exactness.exact) await checkExact(pool, kernels.decode, slices, cols, values, decoded, exactness)
     // Views are made after every allocation (memory.grow replaces the buffer), never kept across one.
     into.set(pool.arena.u8(packed, 0, bytes))
-    if (decoded && exactness.exact)
-      exactness.exact = sameBits(pool.arena.f32(decoded, 0, rows * cols), pool.arena.f32(values, 0, rows * cols))
     return into.subarray(0, bytes)
   } finally {
     for (const region of regions) pool.arena.release(region)

@@ -64,11 +64,36 @@ describe('hashSpansOnDisk', () => {
     bytes[spans[2].offset + 200] ^= 0x10
     writeFileSync(changed, bytes)
     try {
-      const got = await hashSpansOnDisk(changed, spans, 256)
-      expect(got[2]).not.toBe(crc32Bitwise(tensors[2]))
-      expect([got[0], got[1], got[3]]).toEqual([tensors[0], tensors[1], tensors[3]].map(crc32Bitwise))
+      for (const direct of [false, true]) {
+        const got = await hashSpansOnDisk(changed, spans, 256, { direct })
+        expect(got[2]).not.toBe(crc32Bitwise(tensors[2]))
+        expect([got[0], got[1], got[3]]).toEqual([tensors[0], tensors[1], tensors[3]].map(crc32Bitwise))
+      }
     } finally {
       closeFile(changed)
+    }
+  })
+
+  it('reads around the page cache (direct) to the same hashes, spans and reads at any alignment', async () => {
+    // Spans that start and end off the 4 KiB grid, across several aligned reads, and the file's end too.
+    const big = [pattern(10_000, 1), pattern(4096, 2), pattern(12_345, 3)]
+    const bigFile = path.join(dir, 'direct.bin')
+    const bigSpans: { offset: number; byteLength: number }[] = []
+    const bigParts: Uint8Array[] = [new Uint8Array(4099).fill(1)]
+    let offset = 4099
+    for (const t of big) {
+      bigSpans.push({ offset, byteLength: t.length })
+      bigParts.push(t, new Uint8Array(13).fill(2))
+      offset += t.length + 13
+    }
+    writeFileSync(bigFile, Buffer.concat(bigParts).subarray(0, offset - 13))
+    try {
+      const want = big.map(crc32Bitwise)
+      for (const readBytes of [1, 999, 4096, 5000, 1 << 20])
+        expect(await hashSpansOnDisk(bigFile, bigSpans, readBytes, { direct: true })).toEqual(want)
+      expect(await hashSpansOnDisk(file, spans, 4096, { direct: true })).toEqual(tensors.map(crc32Bitwise))
+    } finally {
+      closeFile(bigFile)
     }
   })
 

@@ -1,6 +1,6 @@
 // Re-reads a written GGUF with the project's reader and checks every tensor against what the export
 // meant to write: name, ggml type, dims and bytes (by hash, in one sequential pass over the data section,
-// tensor-hashes.ts); and, only for a packing
+// read from the disk around the page cache where the OS allows it: tensor-hashes.ts); and, only for a packing
 // whose bytes do not determine its values, that the reader's decoder yields exactly the values the
 // quantizer produced (for every ggml type, equal bytes already prove that).
 
@@ -58,7 +58,8 @@ export async function verifyGgufExport(
       if (g.tensors[i].offset < before.offset + before.byteLength)
         throw fail(`tensor "${g.infos[i].name}" overlaps or precedes the tensor before it`)
     }
-    const hashes = await hashSpansOnDisk(file, g.tensors)
+    // Around the page cache where the OS allows it: the bytes come from the disk, not from the cache.
+    const hashes = await hashSpansOnDisk(file, g.tensors, undefined, { direct: true })
     for (const [i, want] of intended.entries()) {
       const entry = g.tensors[i]
       if (hashes[i] !== want.hash) throw fail(`tensor "${want.name}" bytes differ from what was written`)
