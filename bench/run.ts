@@ -11,9 +11,11 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const only = process.argv.slice(2)
 const CASES = [
   'stats-throughput',
+  'cli-startup',
   'model-scan',
   'index-open',
   'forward',
+  'pytorch-anchor',
   'quality',
   'quantize',
   'gptq-layer',
