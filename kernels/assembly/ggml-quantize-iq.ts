@@ -17,7 +17,7 @@
 // with llama-quantize's importance weights (quant_weights).
 
 import { f32ToF16, nearestInt } from './ggml-quantize'
-import { transpose4 } from './ggml-quantize-lanes'
+import { largestMagnitude, transpose4 } from './ggml-quantize-lanes'
 
 const GROUP_MAX_EPS: f32 = 1e-15
 const GRID_MIN: f32 = -127 // kvalues_iq4nl[0]
@@ -102,17 +102,9 @@ function fit4(scratch: usize): v128 {
   const table = scratch + TABLE
   const grid = v128.load(scratch + GRID_BYTES)
   const zero = f32x4.splat(0)
-  let amax = zero
-  let top = zero
-  for (let j = 0; j < 32; j++) {
-    const v = at(xT, j)
-    const a = f32x4.abs(v)
-    const bigger = f32x4.gt(a, amax)
-    amax = v128.bitselect(a, amax, bigger)
-    top = v128.bitselect(v, top, bigger)
-  }
+  const top = largestMagnitude(xT, 32)
   // A flat lane runs on with garbage and is zeroed at the end, as the scalar fit returns 0 for it.
-  const flat = f32x4.lt(amax, f32x4.splat(GROUP_MAX_EPS))
+  const flat = f32x4.lt(f32x4.abs(top), f32x4.splat(GROUP_MAX_EPS))
   const first = f32x4.div(f32x4.splat(1), f32x4.div(f32x4.neg(top), f32x4.splat(GRID_MIN)))
   let d = zero
   let best = zero

@@ -80,6 +80,24 @@ const SYM_TRIALS = 19 // is = -9..9 (is = 0 is the initial grid)
   return v128.load(p + (<usize>i << 4))
 }
 
+/**
+ * Per lane, the x[i] (i < n) of largest magnitude, the first of equals; 0 for a lane of zeros. Its
+ * absolute value is the lane's max |x|, so a flat test needs no second pass.
+ */
+// @ts-ignore: decorator
+@inline export function largestMagnitude(xT: usize, n: i32): v128 {
+  let amax = f32x4.splat(0)
+  let top = f32x4.splat(0)
+  for (let i = 0; i < n; i++) {
+    const v = at(xT, i)
+    const a = f32x4.abs(v)
+    const bigger = f32x4.gt(a, amax)
+    amax = v128.bitselect(a, amax, bigger)
+    top = v128.bitselect(v, top, bigger)
+  }
+  return top
+}
+
 /** Lane k of dst[i] = p_k[i] for i < n (n a multiple of 4): four rows of f32 transposed, 4 × 4 at a time. */
 export function transpose4(n: i32, p0: usize, p1: usize, p2: usize, p3: usize, dst: usize): void {
   for (let i = 0; i < n; i += 4) {
@@ -412,16 +430,8 @@ export function fitAsym4(
  */
 export function fitQ3Lanes(xT: usize, levels: usize, L: usize, stride: usize): v128 {
   const zero = f32x4.splat(0)
-  let amax = zero
-  let top = zero
-  for (let i = 0; i < 16; i++) {
-    const v = at(xT, i)
-    const a = f32x4.abs(v)
-    const bigger = f32x4.gt(a, amax)
-    amax = v128.bitselect(a, amax, bigger)
-    top = v128.bitselect(v, top, bigger)
-  }
-  const flat = f32x4.lt(amax, f32x4.splat(GROUP_MAX_EPS))
+  const top = largestMagnitude(xT, 16)
+  const flat = f32x4.lt(f32x4.abs(top), f32x4.splat(GROUP_MAX_EPS))
   const iscale = f32x4.div(f32x4.splat(-4), top)
   let sumlx = zero
   let suml2 = zero
