@@ -3,7 +3,8 @@
 // compressed. Two forward passes share one view of the model: `original` runs block i before it is
 // compressed (to capture its inputs' statistics, calibration/layer-inputs.ts), `compressed` runs it
 // after (to produce the inputs of block i + 1). Each loads a layer once, so with resident weights
-// neither ever sees a stale copy. One layer's weights are in flight at a time.
+// neither ever sees a stale copy. One layer's weights are in flight at a time, one input group's for a
+// method that compresses group by group.
 
 import type { InputGroup, TensorInfo } from '../../contract/api'
 import { tensorName } from '../arch'
@@ -71,7 +72,68 @@ export interface LayerStep {
   ggufBytes?: GgufKeptBytes
 }
 
-/** Runs the method over one layer's planned Linears and writes the results into the view. */
+/**
+ * A group's Linears read as f32 (the method compresses `weight` in place), with a copy of each original
+ * when `keepOriginals` (else the map stays empty).
+ */
+async function readGroup(
+  s: LayerStep,
+  layer: number,
+  group: InputGroup,
+  planned: Planned[],
+  input: SampledInputStats | null,
+  keepOriginals: boolean,
+): Promise<{ g: GroupContext; originals: Map<string, Float32Array> }> {
+  const linears: LinearToCompress[] = []
+  const originals = new Map<string, Float32Array>()
+  for (const { info, params } of planned) {
+    const weight = await readTensorF32(s.view.entry(info.name))
+    if (keepOriginals) originals.set(info.name, weight.slice())
+    linears.push({
+      name: info.name,
+      role: info.role,
+      layer,
+      rows: info.shape[0],
+      cols: info.shape[1],
+      weight,
+      params,
+    })
+  }
+  return { g: { layer, group, linears, input, pool: s.pool }, originals }
+}
+
+/** The group's weights as the view still holds them (read again before their replacement): the originals. */
+async function readOriginals(s: LayerStep, g: GroupContext): Promise<Map<string, Float32Array>> {
+  const originals = new Map<string, Float32Array>()
+  for (const l of g.linears) originals.set(l.name, await readTensorF32(s.view.entry(l.name)))
+  return originals
+}
+
+/** The report's outcomes of `groups` once the method has compressed them; their new weights go into the view. */
+function finishGroups(
+  s: LayerStep,
+  layer: number,
+  groups: GroupContext[],
+  outcomes: LinearOutcome[],
+  originals: ReadonlyMap<string, Float32Array>,
+  inputs: ReadonlyMap<GroupContext, SampledInputStats | null>,
+): Promise<TensorOutcome[]> {
+  for (const g of groups) for (const l of g.linears) s.view.replace(l.name, l.weight)
+  const step = s.recipe.steps[s.index]
+  return layerOutcomes(
+    { step: s.index, method: step.method, kind: s.method.kind, layer, groups, outcomes, originals, inputs },
+    s.records,
+    s.ggufBytes,
+  )
+}
+
+/**
+ * Runs the method over one layer's planned Linears and writes the results into the view. A method that
+ * works group by group holds one group at a time (issue #15: at 7B scale the whole layer's f32 weights,
+ * their originals and four Hessians did not fit 4 GB beside each other): the group's weights are read, the
+ * group compressed, its Hessian dropped from `stats`, its originals read again for the measures and its
+ * weights handed to the view (spilled to disk over the budget) before the next group is read.
+ */
 async function compressLayer(
   s: LayerStep,
   plan: StepPlan,
@@ -79,59 +141,52 @@ async function compressLayer(
   stats: Map<InputGroup, SampledInputStats> | null,
 ): Promise<TensorOutcome[]> {
   const { pool, view, method, records } = s
+  const planned = [...(plan.get(layer) ?? [])]
+  if (!method.compressLayer) {
+    const tensors: TensorOutcome[] = []
+    for (const [group, linears] of planned) {
+      const input = stats?.get(group) ?? null
+      const { g } = await readGroup(s, layer, group, linears, input, false)
+      const outcomes = await method.compressGroup(g)
+      // No later group reads this Hessian: let it go before the next group's weights come in.
+      if (input) input.hessian = null
+      // compressGroup cannot touch the view, so it still holds the originals: read them again for the
+      // measures rather than keep a copy through the compression, the step with the most memory in use.
+      const originals = await readOriginals(s, g)
+      tensors.push(...(await finishGroups(s, layer, [g], outcomes, originals, new Map([[g, input]]))))
+      await view.spillIfOver(REPLACEMENT_MEMORY_BUDGET)
+    }
+    return tensors
+  }
+  // A whole-layer method (AWQ, SmoothQuant: scales folded across groups) sees every group at once.
   const groups: GroupContext[] = []
   const inputs = new Map<GroupContext, SampledInputStats | null>()
   const originals = new Map<string, Float32Array>()
-  for (const [group, planned] of plan.get(layer) ?? []) {
-    const linears: LinearToCompress[] = []
-    for (const { info, params } of planned) {
-      const weight = await readTensorF32(view.entry(info.name))
-      originals.set(info.name, weight.slice())
-      linears.push({
-        name: info.name,
-        role: info.role,
-        layer,
-        rows: info.shape[0],
-        cols: info.shape[1],
-        weight,
-        params,
-      })
-    }
+  for (const [group, linears] of planned) {
     const input = stats?.get(group) ?? null
-    const g: GroupContext = { layer, group, linears, input, pool }
-    groups.push(g)
-    inputs.set(g, input)
+    // A whole-layer method may rewrite a Linear of another group (AWQ folds into v_proj): keep copies.
+    const read = await readGroup(s, layer, group, linears, input, true)
+    groups.push(read.g)
+    inputs.set(read.g, input)
+    for (const [name, original] of read.originals) originals.set(name, original)
   }
-  let outcomes: LinearOutcome[]
-  if (method.compressLayer) {
-    outcomes = await method.compressLayer({
-      layer,
-      groups,
-      pool,
-      read: async (role) => {
-        const name = tensorName(view.arch, layer, role)
-        return name ? readTensorF32(view.entry(name)) : null
-      },
-      write: (role, values) => {
-        const name = tensorName(view.arch, layer, role)
-        if (!name)
-          throw new WhittleError('not-found', view.files.path, `layer ${layer} has no ${role} tensor to rewrite`)
-        view.replace(name, values)
-        records.delete(name)
-        s.ggufBytes?.delete(name)
-      },
-    })
-  } else {
-    outcomes = []
-    for (const g of groups) outcomes.push(...(await method.compressGroup(g)))
-  }
-  for (const g of groups) for (const l of g.linears) view.replace(l.name, l.weight)
-  const step = s.recipe.steps[s.index]
-  return layerOutcomes(
-    { step: s.index, method: step.method, kind: method.kind, layer, groups, outcomes, originals, inputs },
-    records,
-    s.ggufBytes,
-  )
+  const outcomes = await method.compressLayer({
+    layer,
+    groups,
+    pool,
+    read: async (role) => {
+      const name = tensorName(view.arch, layer, role)
+      return name ? readTensorF32(view.entry(name)) : null
+    },
+    write: (role, values) => {
+      const name = tensorName(view.arch, layer, role)
+      if (!name) throw new WhittleError('not-found', view.files.path, `layer ${layer} has no ${role} tensor to rewrite`)
+      view.replace(name, values)
+      records.delete(name)
+      s.ggufBytes?.delete(name)
+    },
+  })
+  return finishGroups(s, layer, groups, outcomes, originals, inputs)
 }
 
 /** Compresses every targeted layer of the view in turn; returns the outcome of each changed Linear. */

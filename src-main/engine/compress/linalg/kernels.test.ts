@@ -6,7 +6,7 @@ import { identityError, multiply, relativeError, spd, transpose } from '../../..
 import { WhittleError } from '../../errors'
 import { WorkerPool } from '../../pool/worker-pool'
 import { inverseCholeskyUpper } from './cholesky'
-import { inverseCholeskyUpperParallel, inverseCholeskyUpperWasm, splitRows } from './kernels'
+import { inverseCholeskyUpperF32, inverseCholeskyUpperParallel, inverseCholeskyUpperWasm, splitRows } from './kernels'
 
 describe('inverseCholeskyUpperWasm on a worker pool', () => {
   let pool: WorkerPool
@@ -104,6 +104,32 @@ describe('inverseCholeskyUpperWasm on a worker pool', () => {
     expect(pool.arena.liveBytes).toBe(before)
   })
 
+  // GPTQ's plan for real layers: H written straight into kernel memory, the factor back as f32 (issue #15).
+  it.each([3, 261, 600])(
+    'inverseCholeskyUpperF32 gives the bits of Float32Array.from(inverseCholeskyUpperParallel) and releases its memory (n = %i)',
+    async (n) => {
+      const H = spd(n, 700 + n)
+      const before = pool.arena.liveBytes
+      const U = await inverseCholeskyUpperF32(pool, n, (dst) => dst.set(H))
+      expect(pool.arena.liveBytes).toBe(before)
+      const want = Float32Array.from(await inverseCholeskyUpperParallel(pool, H, n))
+      expect(U).toBeInstanceOf(Float32Array)
+      expect(Buffer.from(U.buffer).equals(Buffer.from(want.buffer))).toBe(true)
+    },
+  )
+
+  it('inverseCholeskyUpperF32: a WhittleError naming the column, memory released', async () => {
+    const n = 600
+    const H = spd(n, 8)
+    H[450 * n + 450] = -1
+    const before = pool.arena.liveBytes
+    await expect(inverseCholeskyUpperF32(pool, n, (dst) => dst.set(H))).rejects.toThrow(
+      /not positive definite at column 450; raise the damping/,
+    )
+    expect(pool.arena.liveBytes).toBe(before)
+    await expect(inverseCholeskyUpperF32(pool, 0, () => undefined)).rejects.toThrow(WhittleError)
+  })
+
   it('splitRows covers the rows once, in ranges of about equal cost, cut at multiples of 4', () => {
     const cost = (r: number): number => 1000 - r
     for (const [start, end, parts, firstMin] of [
@@ -127,5 +153,21 @@ describe('inverseCholeskyUpperWasm on a worker pool', () => {
     // Equal cost: the triangle 1000 − r over [0, 1000) in two parts cuts near 1000·(1 − 1/√2) ≈ 293.
     const [[, cut]] = splitRows(0, 1000, 2, cost)
     expect(Math.abs(cut - 293)).toBeLessThanOrEqual(4)
+  })
+})
+
+describe('inverseCholeskyUpperF32 without worker threads', () => {
+  it('runs the steps on this thread with the same bits', async () => {
+    const pool = await WorkerPool.create({ threads: 0 })
+    try {
+      const n = 129
+      const H = spd(n, 41)
+      const U = await inverseCholeskyUpperF32(pool, n, (dst) => dst.set(H))
+      expect(pool.arena.liveBytes).toBe(0)
+      const want = Float32Array.from(inverseCholeskyUpperWasm(pool, H, n))
+      expect(Buffer.from(U.buffer).equals(Buffer.from(want.buffer))).toBe(true)
+    } finally {
+      await pool.close()
+    }
   })
 })

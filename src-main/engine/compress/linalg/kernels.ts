@@ -20,8 +20,8 @@ function requireDimension(name: string, v: number): void {
     throw new WhittleError('validation', null, `${name} = ${v} is not a positive integer`)
 }
 
-/** dst = src transposed (both n×n row-major), in cache-sized blocks. */
-function transposeInto(src: Float64Array, dst: Float64Array, n: number): void {
+/** dst = src transposed (both n×n row-major), in cache-sized blocks; an f32 dst rounds each value once. */
+function transposeInto(src: Float64Array, dst: Float64Array | Float32Array, n: number): void {
   for (let b0 = 0; b0 < n; b0 += MIRROR_BLOCK) {
     const b1 = Math.min(n, b0 + MIRROR_BLOCK)
     for (let c0 = 0; c0 < n; c0 += MIRROR_BLOCK) {
@@ -58,6 +58,13 @@ function upperFactor(pool: WorkerPool, region: Region, n: number): Float64Array 
   return U
 }
 
+/** upperFactor rounded to f32 on the way out: the same values as Float32Array.from(upperFactor(…)). */
+function upperFactorF32(pool: WorkerPool, region: Region, n: number): Float32Array {
+  const U = new Float32Array(n * n)
+  transposeInto(pool.arena.f64(region, 0, n * n), U, n)
+  return U
+}
+
 /**
  * H (n×n, symmetric positive definite; not modified) → the upper Cholesky factor U of H⁻¹, H⁻¹ = UᵀU:
  * the same computation as cholesky.ts inverseCholeskyUpper, in one n×n region of kernel memory (every
@@ -67,17 +74,22 @@ function upperFactor(pool: WorkerPool, region: Region, n: number): Float64Array 
 export function inverseCholeskyUpperWasm(pool: WorkerPool, H: Float64Array, n: number): Float64Array {
   const region = hessianRegion(pool, H, n)
   try {
-    const k = pool.kernels
-    let failed = k.cholesky_lower(region.ptr, n)
-    if (failed !== 0) throw notPositiveDefinite(failed, 'H')
-    k.invert_lower(region.ptr, n) // L⁻¹
-    k.lower_gram(region.ptr, region.ptr, n) // H⁻¹ = L⁻ᵀL⁻¹
-    failed = k.cholesky_lower(region.ptr, n)
-    if (failed !== 0) throw notPositiveDefinite(failed, 'inverse')
+    factorHere(pool, region, n)
     return upperFactor(pool, region, n)
   } finally {
     pool.arena.release(region)
   }
+}
+
+/** The four steps of inverseCholeskyUpperWasm, in place in `region`, on this thread. */
+function factorHere(pool: WorkerPool, region: Region, n: number): void {
+  const k = pool.kernels
+  let failed = k.cholesky_lower(region.ptr, n)
+  if (failed !== 0) throw notPositiveDefinite(failed, 'H')
+  k.invert_lower(region.ptr, n) // L⁻¹
+  k.lower_gram(region.ptr, region.ptr, n) // H⁻¹ = L⁻ᵀL⁻¹
+  failed = k.cholesky_lower(region.ptr, n)
+  if (failed !== 0) throw notPositiveDefinite(failed, 'inverse')
 }
 
 /**
@@ -269,14 +281,51 @@ export async function inverseCholeskyUpperParallel(
   signal?: AbortSignal,
 ): Promise<Float64Array> {
   if (pool.threads === 0) return inverseCholeskyUpperWasm(pool, H, n)
-  let region = hessianRegion(pool, H, n)
+  const held = { region: hessianRegion(pool, H, n) }
   try {
-    await choleskyParallel(pool, region.ptr, n, 'H', signal)
-    await invertLowerParallel(pool, region.ptr, n, signal) // L⁻¹
-    region = await lowerGramParallel(pool, region, n, signal) // H⁻¹ = L⁻ᵀL⁻¹
-    await choleskyParallel(pool, region.ptr, n, 'inverse', signal)
-    return upperFactor(pool, region, n)
+    await factorParallel(pool, held, n, signal)
+    return upperFactor(pool, held.region, n)
   } finally {
-    pool.arena.release(region)
+    pool.arena.release(held.region)
+  }
+}
+
+/**
+ * The four steps of inverseCholeskyUpperParallel on `held.region`, which ends up holding the lower factor
+ * (the Gram step moves it to a fresh region): the caller releases whatever `held.region` is, even on failure.
+ */
+async function factorParallel(
+  pool: WorkerPool,
+  held: { region: Region },
+  n: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  await choleskyParallel(pool, held.region.ptr, n, 'H', signal)
+  await invertLowerParallel(pool, held.region.ptr, n, signal) // L⁻¹
+  held.region = await lowerGramParallel(pool, held.region, n, signal) // H⁻¹ = L⁻ᵀL⁻¹
+  await choleskyParallel(pool, held.region.ptr, n, 'inverse', signal)
+}
+
+/**
+ * Float32Array.from(inverseCholeskyUpperParallel(pool, H, n)) (same bits) for an H that `fill` writes
+ * straight into kernel memory (an n×n f64 view, row-major), the factor rounded to f32 on its way out. For
+ * a 7B model's down_proj (n = 11008) this saves GPTQ a JS copy of H (925 MiB) and the f64 factor (925 MiB).
+ * With no worker threads the steps run on this thread.
+ */
+export async function inverseCholeskyUpperF32(
+  pool: WorkerPool,
+  n: number,
+  fill: (H: Float64Array) => void,
+  signal?: AbortSignal,
+): Promise<Float32Array> {
+  requireDimension('n', n)
+  const held = { region: allocMatrix(pool, n * n * 8, `a ${n}×${n} Hessian`) }
+  try {
+    fill(pool.arena.f64(held.region, 0, n * n))
+    if (pool.threads > 0) await factorParallel(pool, held, n, signal)
+    else factorHere(pool, held.region, n)
+    return upperFactorF32(pool, held.region, n)
+  } finally {
+    pool.arena.release(held.region)
   }
 }

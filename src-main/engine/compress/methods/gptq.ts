@@ -15,8 +15,6 @@
 import { WhittleError } from '../../errors'
 import { cancellationPoint } from '../../jobs/cancel'
 import type { WorkerPool } from '../../pool/worker-pool'
-import { inverseCholeskyUpper } from '../linalg/cholesky'
-import { inverseCholeskyUpperParallel, inverseCholeskyUpperWasm } from '../linalg/kernels'
 import { uniformBitsPerWeight } from '../quant/grouping'
 import { minmaxGrid, quantizeValue, type QuantGrid } from '../../numerics/minmax-grid'
 import { GridRecorder, type UniformGridRecord } from '../quant/record'
@@ -31,32 +29,22 @@ import {
   releaseBlockBuffers,
   releaseKernelBuffers,
 } from './gptq-kernels'
+import { planHessian, planHessianAsync, type GptqHessianPlan, type HessianPlanParams } from './gptq-plan'
 import { ParamReader } from './params'
 import { parseUniform, uniformFormat, uniformParamSpecs, type UniformParams } from '../quant/uniform-format'
 import { boolParam, intParam, numberParam, type ParamSpec } from '../../../contract/method-params'
 
-export interface GptqParams extends UniformParams {
-  damp: number
+export interface GptqParams extends UniformParams, HessianPlanParams {
   blockSize: number
-  actOrder: boolean
   staticGroups: boolean
   /** Weights that are exactly 0 (pruned by an earlier step) stay 0: no error feedback refills them. */
   preserveZeros?: boolean
 }
 
-/** What GPTQ derives from the Hessian alone: the same for every Linear of a group with equal damp and act-order. */
-export interface GptqHessianPlan {
-  cols: number
-  /** Input channels with H_ii = 0: their weights are zeroed. */
-  dead: Int32Array
-  /** Column order (identity without act-order). */
-  perm: Int32Array
-  /** Upper Cholesky factor of (permuted, damped H)⁻¹, cols × cols; f32 as the reference holds it. */
-  U: Float32Array
-}
-
 const f = Math.fround
 
+// Imported by sparsegpt.ts, gptvq.ts, pb-llm.ts and the tests from here.
+export { planHessian, planHessianAsync, type GptqHessianPlan } from './gptq-plan'
 // Imported by gptvq.ts and pb-llm.ts from here.
 export {
   allocKernelBuffers,
@@ -71,97 +59,6 @@ function rowGrids(W: Float32Array, rows: number, cols: number, c0: number, n: nu
   const grids: QuantGrid[] = []
   for (let r = 0; r < rows; r++) grids.push(minmaxGrid(W, r * cols + c0, n, 1, p.bits, p.sym, p.scaleDtype))
   return grids
-}
-
-function isKernelMemoryShortage(e: unknown): boolean {
-  return e instanceof WhittleError && e.code === 'out-of-memory'
-}
-
-/** What planHessian does before the factorization: dead columns, the permutation, the damped, permuted H. */
-function prepareHessian(
-  Hin: Float64Array,
-  cols: number,
-  p: Pick<GptqParams, 'damp' | 'actOrder'>,
-): { Hp: Float64Array; dead: Int32Array; perm: Int32Array } {
-  if (!Number.isSafeInteger(cols) || cols <= 0)
-    throw new WhittleError('validation', null, `gptq: ${cols} columns is not a positive integer`)
-  if (Hin.length !== cols * cols)
-    throw new WhittleError(
-      'validation',
-      null,
-      `gptq: the Hessian holds ${Hin.length} values, ${cols}×${cols} needs ${cols * cols}`,
-    )
-  const H = Hin.slice()
-  const deadList: number[] = []
-  for (let i = 0; i < cols; i++) {
-    if (H[i * cols + i] === 0) {
-      H[i * cols + i] = 1
-      deadList.push(i)
-    }
-  }
-  // Column order: identity, or by descending Hessian diagonal (stable, as torch.argsort is not
-  // guaranteed to be; ties are rare in real data).
-  const perm = Int32Array.from({ length: cols }, (_, i) => i)
-  let Hp = H
-  if (p.actOrder) {
-    const diag = Array.from({ length: cols }, (_, i) => H[i * cols + i])
-    perm.sort((a, b) => diag[b] - diag[a] || a - b)
-    Hp = new Float64Array(cols * cols)
-    for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) Hp[i * cols + j] = H[perm[i] * cols + perm[j]]
-  }
-  let meanDiag = 0
-  for (let i = 0; i < cols; i++) meanDiag += Hp[i * cols + i]
-  const damp = (p.damp * meanDiag) / cols
-  for (let i = 0; i < cols; i++) Hp[i * cols + i] += damp
-  return { Hp, dead: Int32Array.from(deadList), perm }
-}
-
-/**
- * Dead columns, act-order permutation, damping and Hinv from H = Σ XᵀX (f64, cols × cols, not modified).
- * With a pool the factorization runs on the WASM kernels (same bits), unless kernel memory is too small.
- * Synchronous, on this thread: planHessianAsync is the one for real layers.
- */
-export function planHessian(
-  Hin: Float64Array,
-  cols: number,
-  p: Pick<GptqParams, 'damp' | 'actOrder'>,
-  pool?: WorkerPool,
-): GptqHessianPlan {
-  const { Hp, dead, perm } = prepareHessian(Hin, cols, p)
-  let U64: Float64Array
-  if (!pool) U64 = inverseCholeskyUpper(Hp, cols)
-  else {
-    try {
-      U64 = inverseCholeskyUpperWasm(pool, Hp, cols)
-    } catch (e) {
-      // A Hessian too large for kernel memory still quantizes, only slower.
-      if (!isKernelMemoryShortage(e)) throw e
-      U64 = inverseCholeskyUpper(Hp, cols)
-    }
-  }
-  return { cols, dead, perm, U: Float32Array.from(U64) }
-}
-
-/**
- * planHessian (same result) with the factorization on the pool's workers, split by rows across them: at
- * 5632 columns it is tens of seconds of work, which would otherwise hold the main thread; a cancel stops it.
- */
-export async function planHessianAsync(
-  Hin: Float64Array,
-  cols: number,
-  p: Pick<GptqParams, 'damp' | 'actOrder'>,
-  pool?: WorkerPool,
-): Promise<GptqHessianPlan> {
-  if (!pool) return planHessian(Hin, cols, p)
-  const { Hp, dead, perm } = prepareHessian(Hin, cols, p)
-  let U64: Float64Array
-  try {
-    U64 = await inverseCholeskyUpperParallel(pool, Hp, cols)
-  } catch (e) {
-    if (!isKernelMemoryShortage(e)) throw e
-    U64 = inverseCholeskyUpper(Hp, cols)
-  }
-  return { cols, dead, perm, U: Float32Array.from(U64) }
 }
 
 /** The permutation used and the grids behind the quantized weight (for packed exports). */
