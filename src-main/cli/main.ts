@@ -24,46 +24,22 @@ interface Command {
 const COMMANDS: { header: CommandHeader; load: () => Promise<Command> }[] = [
   {
     header: INSPECT_HEADER,
-    load: async () => {
-      const m = await import('./inspect-command')
-      return { spec: m.INSPECT, run: m.inspectCommand }
-    },
+    load: () => import('./inspect-command').then((m) => ({ spec: m.INSPECT, run: m.inspectCommand })),
   },
-  {
-    header: EVAL_HEADER,
-    load: async () => {
-      const m = await import('./eval-command')
-      return { spec: m.EVAL, run: m.evalCommand }
-    },
-  },
+  { header: EVAL_HEADER, load: () => import('./eval-command').then((m) => ({ spec: m.EVAL, run: m.evalCommand })) },
   {
     header: COMPRESS_HEADER,
-    load: async () => {
-      const m = await import('./compress-command')
-      return { spec: m.COMPRESS, run: m.compressCommand }
-    },
+    load: () => import('./compress-command').then((m) => ({ spec: m.COMPRESS, run: m.compressCommand })),
   },
   {
     header: CONVERT_HEADER,
-    load: async () => {
-      const m = await import('./convert-command')
-      return { spec: m.CONVERT, run: m.convertCommand }
-    },
+    load: () => import('./convert-command').then((m) => ({ spec: m.CONVERT, run: m.convertCommand })),
   },
   {
     header: IMATRIX_HEADER,
-    load: async () => {
-      const m = await import('./imatrix-command')
-      return { spec: m.IMATRIX, run: m.imatrixCommand }
-    },
+    load: () => import('./imatrix-command').then((m) => ({ spec: m.IMATRIX, run: m.imatrixCommand })),
   },
-  {
-    header: SERVE_HEADER,
-    load: async () => {
-      const m = await import('./serve-command')
-      return { spec: m.SERVE, run: m.serveCommand }
-    },
-  },
+  { header: SERVE_HEADER, load: () => import('./serve-command').then((m) => ({ spec: m.SERVE, run: m.serveCommand })) },
 ]
 
 export const USAGE = [

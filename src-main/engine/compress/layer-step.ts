@@ -72,34 +72,27 @@ export interface LayerStep {
   ggufBytes?: GgufKeptBytes
 }
 
-/**
- * A group's Linears read as f32 (the method compresses `weight` in place), with a copy of each original
- * when `keepOriginals` (else the map stays empty).
- */
+/** A group's Linears read as f32 from the view (the method compresses each `weight` in place). */
 async function readGroup(
   s: LayerStep,
   layer: number,
   group: InputGroup,
   planned: Planned[],
   input: SampledInputStats | null,
-  keepOriginals: boolean,
-): Promise<{ g: GroupContext; originals: Map<string, Float32Array> }> {
+): Promise<GroupContext> {
   const linears: LinearToCompress[] = []
-  const originals = new Map<string, Float32Array>()
   for (const { info, params } of planned) {
-    const weight = await readTensorF32(s.view.entry(info.name))
-    if (keepOriginals) originals.set(info.name, weight.slice())
     linears.push({
       name: info.name,
       role: info.role,
       layer,
       rows: info.shape[0],
       cols: info.shape[1],
-      weight,
+      weight: await readTensorF32(s.view.entry(info.name)),
       params,
     })
   }
-  return { g: { layer, group, linears, input, pool: s.pool }, originals }
+  return { layer, group, linears, input, pool: s.pool }
 }
 
 /** The group's weights as the view still holds them (read again before their replacement): the originals. */
@@ -146,7 +139,7 @@ async function compressLayer(
     const tensors: TensorOutcome[] = []
     for (const [group, linears] of planned) {
       const input = stats?.get(group) ?? null
-      const { g } = await readGroup(s, layer, group, linears, input, false)
+      const g = await readGroup(s, layer, group, linears, input)
       const outcomes = await method.compressGroup(g)
       // No later group reads this Hessian: let it go before the next group's weights come in.
       if (input) input.hessian = null
@@ -165,10 +158,10 @@ async function compressLayer(
   for (const [group, linears] of planned) {
     const input = stats?.get(group) ?? null
     // A whole-layer method may rewrite a Linear of another group (AWQ folds into v_proj): keep copies.
-    const read = await readGroup(s, layer, group, linears, input, true)
-    groups.push(read.g)
-    inputs.set(read.g, input)
-    for (const [name, original] of read.originals) originals.set(name, original)
+    const g = await readGroup(s, layer, group, linears, input)
+    groups.push(g)
+    inputs.set(g, input)
+    for (const l of g.linears) originals.set(l.name, l.weight.slice())
   }
   const outcomes = await method.compressLayer({
     layer,

@@ -112,19 +112,6 @@ export const useCompressRunStore = defineStore('compress-run', () => {
     Object.assign(overlay, { name: null, before: null, after: null, loading: false, failure: null, jobId: null })
   }
 
-  /**
-   * Checks the recipe as it stands when the check ends. A check overtaken by a newer one (an edit, or a
-   * tab's first-visit check that started meanwhile) is not a verdict, so the newest recipe is checked
-   * again; only a real verdict or a draft error stops the loop.
-   */
-  async function validateLatest(): Promise<boolean> {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      if (await compress.validate()) return true
-      if (compress.draftError || compress.recipeError) return false
-    }
-    return false
-  }
-
   /** Validates the recipe, then runs it on the open model; a run still in progress is replaced. */
   async function run(): Promise<void> {
     const summary = model.summary
@@ -144,13 +131,11 @@ export const useCompressRunStore = defineStore('compress-run', () => {
     cancelled.value = false
     jobId.value = null
     running.value = true
-    if (compress.draftError || !(await validateLatest())) {
+    if (compress.draftError || !(await compress.validate())) {
       if (mine !== runTicket) return
       running.value = false
-      failure.value =
-        (compress.draftError ?? compress.recipeError)
-          ? `The recipe is not valid: ${compress.draftError ?? compress.recipeError}`
-          : 'The recipe changed while it was being checked; run again.'
+      // validate answers null only with the newest check's error (an overtaken check takes its verdict).
+      failure.value = `The recipe is not valid: ${compress.draftError ?? compress.recipeError}`
       return
     }
     if (mine !== runTicket) return

@@ -102,29 +102,37 @@ export const useCompressStore = defineStore('compress', () => {
     scheduleCheck()
   }
 
+  /** The newest check: an overtaken one answers with its verdict (see validate). */
+  let latestCheck: Promise<RecipeDoc | null> = Promise.resolve(null)
+
   /**
-   * Checks the recipe now (cancelling a scheduled check), then refreshes the prediction. Resolves
-   * with the normalised recipe, or null when it is invalid or a newer edit overtook this check.
+   * Checks the recipe now (cancelling a scheduled check), then refreshes the prediction. Resolves with the
+   * normalised recipe, or null when it is invalid. A check overtaken by a newer one (an edit, or a tab's
+   * first-visit check started meanwhile) is no verdict: it resolves with the newest check's.
    */
-  async function validate(): Promise<RecipeDoc | null> {
+  function validate(): Promise<RecipeDoc | null> {
     if (timer) {
       clearTimeout(timer)
       timer = null
     }
-    const mine = ++checkTicket
+    latestCheck = check(++checkTicket)
+    return latestCheck
+  }
+
+  async function check(mine: number): Promise<RecipeDoc | null> {
     checking.value = true
     let normal: RecipeDoc
     try {
       normal = await getApi().checkRecipe({ recipe: edit.plainCopy(recipe.value) })
     } catch (e) {
-      if (mine !== checkTicket) return null
+      if (mine !== checkTicket) return latestCheck
       checking.value = false
       recipeError.value = messageOf(e)
       checked.value = null
       prediction.value = null
       return null
     }
-    if (mine !== checkTicket) return null
+    if (mine !== checkTicket) return latestCheck
     checking.value = false
     recipeError.value = null
     checked.value = normal

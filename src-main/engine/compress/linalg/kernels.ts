@@ -51,16 +51,11 @@ function hessianRegion(pool: WorkerPool, H: Float64Array, n: number): Region {
   return region
 }
 
-/** U = the factor left in the region, transposed (the kernels leave the lower factor). */
-function upperFactor(pool: WorkerPool, region: Region, n: number): Float64Array {
-  const U = new Float64Array(n * n)
-  transposeInto(pool.arena.f64(region, 0, n * n), U, n)
-  return U
-}
-
-/** upperFactor rounded to f32 on the way out: the same values as Float32Array.from(upperFactor(…)). */
-function upperFactorF32(pool: WorkerPool, region: Region, n: number): Float32Array {
-  const U = new Float32Array(n * n)
+/**
+ * U = the factor left in the region, transposed (the kernels leave the lower factor), into `U`: an f32
+ * destination rounds each value once, the same values as Float32Array.from of the f64 factor.
+ */
+function upperFactor<T extends Float64Array | Float32Array>(pool: WorkerPool, region: Region, n: number, U: T): T {
   transposeInto(pool.arena.f64(region, 0, n * n), U, n)
   return U
 }
@@ -75,7 +70,7 @@ export function inverseCholeskyUpperWasm(pool: WorkerPool, H: Float64Array, n: n
   const region = hessianRegion(pool, H, n)
   try {
     factorHere(pool, region, n)
-    return upperFactor(pool, region, n)
+    return upperFactor(pool, region, n, new Float64Array(n * n))
   } finally {
     pool.arena.release(region)
   }
@@ -119,7 +114,7 @@ export async function inverseCholeskyUpperOnWorker(
       { signal },
     )
     if (results[2] !== 0) throw notPositiveDefinite(results[2], 'inverse')
-    return upperFactor(pool, region, n)
+    return upperFactor(pool, region, n, new Float64Array(n * n))
   } finally {
     pool.arena.release(region)
   }
@@ -284,7 +279,7 @@ export async function inverseCholeskyUpperParallel(
   const held = { region: hessianRegion(pool, H, n) }
   try {
     await factorParallel(pool, held, n, signal)
-    return upperFactor(pool, held.region, n)
+    return upperFactor(pool, held.region, n, new Float64Array(n * n))
   } finally {
     pool.arena.release(held.region)
   }
@@ -324,7 +319,7 @@ export async function inverseCholeskyUpperF32(
     fill(pool.arena.f64(held.region, 0, n * n))
     if (pool.threads > 0) await factorParallel(pool, held, n, signal)
     else factorHere(pool, held.region, n)
-    return upperFactorF32(pool, held.region, n)
+    return upperFactor(pool, held.region, n, new Float32Array(n * n))
   } finally {
     pool.arena.release(held.region)
   }
