@@ -79,3 +79,40 @@ export function col_absmax_sumsq(ptr: usize, rows: i32, cols: i32, outAbsmax: us
     }
   }
 }
+
+/**
+ * ACCUMULATES the calibration statistics of x [rows, cols] per column, rows in order: absmax (f32; raised
+ * only by a larger |x|, so NaN never enters), Σ|x| and Σx² (f64, one addition per row). Unlike
+ * col_absmax_sumsq, non-finite values go in as they are: calibration reports them rather than hiding them.
+ */
+export function col_input_stats(ptr: usize, rows: i32, cols: i32, outAbsmax: usize, outSumAbs: usize, outSumSq: usize): void {
+  if (rows <= 0 || cols <= 0) return
+  const cols4 = cols & ~3
+  for (let r = 0; r < rows; r++) {
+    const row = ptr + ((<usize>r * <usize>cols) << 2)
+    let c = 0
+    for (; c < cols4; c += 4) {
+      const v = v128.load(row + (<usize>c << 2))
+      const a = f32x4.abs(v)
+      const absAt = outAbsmax + (<usize>c << 2)
+      // pmax(m, a) = m < a ? a : m: the running max's own rule, NaN-proof.
+      v128.store(absAt, f32x4.pmax(v128.load(absAt), a))
+      const aLo = f64x2.promote_low_f32x4(a), aHi = f64x2.promote_low_f32x4(i32x4.shuffle(a, a, 2, 3, 2, 3))
+      const xLo = f64x2.promote_low_f32x4(v), xHi = f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 2, 3))
+      const absSum = outSumAbs + (<usize>c << 3), sqSum = outSumSq + (<usize>c << 3)
+      v128.store(absSum, f64x2.add(v128.load(absSum), aLo))
+      v128.store(absSum, f64x2.add(v128.load(absSum, 16), aHi), 16)
+      v128.store(sqSum, f64x2.add(v128.load(sqSum), f64x2.mul(xLo, xLo)))
+      v128.store(sqSum, f64x2.add(v128.load(sqSum, 16), f64x2.mul(xHi, xHi)), 16)
+    }
+    for (; c < cols; c++) {
+      const x = load<f32>(row + (<usize>c << 2))
+      const a = abs<f32>(x)
+      const absAt = outAbsmax + (<usize>c << 2)
+      if (a > load<f32>(absAt)) store<f32>(absAt, a)
+      const absSum = outSumAbs + (<usize>c << 3), sqSum = outSumSq + (<usize>c << 3)
+      store<f64>(absSum, load<f64>(absSum) + <f64>a)
+      store<f64>(sqSum, load<f64>(sqSum) + <f64>x * <f64>x)
+    }
+  }
+}

@@ -6,7 +6,7 @@ export { convert_f16, convert_bf16, convert_f8e4m3, convert_f8e5m2 } from './con
 export { dequant_q8_0, dequant_q4_0, dequant_q4_k, dequant_q5_k, dequant_q6_k } from './ggml-dequant'
 export { moments } from './stats'
 export { histogram } from './histogram'
-export { row_absmax_sumsq, col_absmax_sumsq } from './channels'
+export { row_absmax_sumsq, col_absmax_sumsq, col_input_stats } from './channels'
 export { pool_absmax } from './pool'
 export { scan_rows } from './scan'
 

@@ -26,6 +26,8 @@ export interface KernelExports {
   row_absmax_sumsq(ptr: number, rows: number, cols: number, outAbsmax: number, outSumsq: number): void
   /** ACCUMULATES into f32 absmax[cols] and f64 sumsq[cols]. */
   col_absmax_sumsq(ptr: number, rows: number, cols: number, outAbsmax: number, outSumsq: number): void
+  /** ACCUMULATES into f32 absmax[cols], f64 sumAbs[cols] and f64 sumSq[cols], non-finite values included. */
+  col_input_stats(ptr: number, rows: number, cols: number, outAbsmax: number, outSumAbs: number, outSumSq: number): void
   /** Fused moments + row/column absmax and Σx² of raw F32/F16/BF16 rows (kernels/assembly/scan.ts). */
   scan_rows(
     src: number,
@@ -249,6 +251,7 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'histogram',
   'row_absmax_sumsq',
   'col_absmax_sumsq',
+  'col_input_stats',
   'pool_absmax',
   'scan_rows',
   'matmul_nt',

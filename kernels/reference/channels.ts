@@ -66,3 +66,31 @@ export function colAbsmaxSumsq(
     }
   }
 }
+
+/**
+ * ACCUMULATES per-column calibration statistics of src [rows, cols], rows in order: absmax (raised only by
+ * a larger |x|, so NaN never enters), Σ|x| and Σx² (one f64 addition per row each). Non-finite values go
+ * in as they are. Twin of col_input_stats, and the JS path of calibration's accumulateInput.
+ */
+export function colInputStats(
+  src: Float32Array,
+  rows: number,
+  cols: number,
+  outAbsmax: Float32Array,
+  outSumAbs: Float64Array,
+  outSumSq: Float64Array,
+): void {
+  if (rows <= 0 || cols <= 0) return
+  check('colInputStats', src, rows, cols, cols, outAbsmax, outSumSq)
+  if (outSumAbs.length < cols) throw new RangeError(`colInputStats: outputs must hold ${cols} values`)
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols
+    for (let c = 0; c < cols; c++) {
+      const x = src[base + c]
+      const a = Math.abs(x)
+      if (a > outAbsmax[c]) outAbsmax[c] = a
+      outSumAbs[c] += a
+      outSumSq[c] += x * x
+    }
+  }
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it, beforeAll } from 'vitest'
-import { colAbsmaxSumsq, rowAbsmaxSumsq } from '../reference/channels'
+import { colAbsmaxSumsq, colInputStats, rowAbsmaxSumsq } from '../reference/channels'
 import {
   firstBitDifference,
   loadKernels,
@@ -138,5 +138,56 @@ describe('col_absmax_sumsq', () => {
     h.k.col_absmax_sumsq(h.alloc(16), 0, 4, out, out)
     h.k.row_absmax_sumsq(h.alloc(16), 4, 0, out, out)
     expect(h.u32(out, 4).every((w) => w === 0xcdcdcdcd)).toBe(true)
+  })
+})
+
+describe('col_input_stats', () => {
+  /** The kernel over `data` in chunks of `chunk` rows, starting from `start` (absmax, Σ|x|, Σx² per column). */
+  function wasmStats(data: Float32Array, rows: number, cols: number, chunk: number, start: number[]) {
+    h.reset()
+    const x = h.alloc(Math.max(1, chunk * cols) * 4)
+    const absmax = h.put(Float32Array.from({ length: cols }, () => start[0]))
+    const sumAbs = h.put(Float64Array.from({ length: cols }, () => start[1]))
+    const sumSq = h.put(Float64Array.from({ length: cols }, () => start[2]))
+    for (let r0 = 0; r0 < rows; r0 += chunk) {
+      const n = Math.min(chunk, rows - r0)
+      h.f32(x, n * cols).set(data.subarray(r0 * cols, (r0 + n) * cols))
+      h.k.col_input_stats(x, n, cols, absmax, sumAbs, sumSq)
+    }
+    return {
+      absmax: h.f32(absmax, cols).slice(),
+      sumAbs: h.f64(sumAbs, cols).slice(),
+      sumSq: h.f64(sumSq, cols).slice(),
+    }
+  }
+
+  it('is bit-exact with its twin, whole or in row chunks, specials included', () => {
+    for (const [rows, cols] of SHAPES) {
+      const data = matrix(rows, cols, rows * 11 + cols)
+      const start = [0.25, 1.5, 3]
+      const ref = {
+        absmax: new Float32Array(cols).fill(start[0]),
+        sumAbs: new Float64Array(cols).fill(start[1]),
+        sumSq: new Float64Array(cols).fill(start[2]),
+      }
+      colInputStats(data, rows, cols, ref.absmax, ref.sumAbs, ref.sumSq)
+      for (const chunk of [rows, 3]) {
+        const got = wasmStats(data, rows, cols, chunk, start)
+        expect(firstBitDifference(got.absmax, ref.absmax), `${rows}x${cols} absmax`).toBe(-1)
+        expect(firstBitDifference(got.sumAbs, ref.sumAbs), `${rows}x${cols} sum|x|`).toBe(-1)
+        expect(firstBitDifference(got.sumSq, ref.sumSq), `${rows}x${cols} sum x2`).toBe(-1)
+      }
+    }
+  })
+
+  it('lets non-finite values into the sums but never NaN into absmax', () => {
+    // 8 columns: the SIMD lanes and the scalar tail both see the specials.
+    const row = Float32Array.from([-3, NaN, Infinity, 0.5, -Infinity, 2, NaN, -0])
+    const got = wasmStats(row, 1, 8, 1, [1, 0, 0])
+    expect(Array.from(got.absmax)).toEqual([3, 1, Infinity, 1, Infinity, 2, 1, 1])
+    expect(Array.from(got.sumAbs)).toEqual([3, NaN, Infinity, 0.5, Infinity, 2, NaN, 0])
+    expect(Array.from(got.sumSq)).toEqual([9, NaN, Infinity, 0.25, Infinity, 4, NaN, 0])
+    const tail = wasmStats(row.subarray(0, 7), 1, 7, 1, [1, 0, 0])
+    expect(Array.from(tail.absmax)).toEqual([3, 1, Infinity, 1, Infinity, 2, 1])
   })
 })

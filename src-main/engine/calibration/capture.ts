@@ -12,6 +12,7 @@ import type { InputGroup } from '../../contract/api'
 import { createForward } from '../forward'
 import { INPUT_GROUP, RECORDING_ROLES } from '../forward/causal-lm'
 import { layerIntermediateSize } from '../arch/types'
+import { colInputStats } from '../../../kernels/reference/channels'
 
 /** Linears grouped by the input they read. */
 export type { InputGroup }
@@ -52,17 +53,12 @@ export function emptyInputStats(K: number, hessian: boolean): InputStats {
 
 /** Adds M rows of x [M, K] into the statistics (upper triangle of the Hessian, mirrored at the end). */
 export function accumulateInput(s: InputStats, x: Float32Array, M: number, K: number): void {
-  const { absmax, sumAbs, sumSq, hessian } = s
-  for (let t = 0; t < M; t++) {
-    const row = t * K
-    for (let i = 0; i < K; i++) {
-      const v = x[row + i]
-      const a = Math.abs(v)
-      if (a > absmax[i]) absmax[i] = a
-      sumAbs[i] += a
-      sumSq[i] += v * v
-    }
-    if (hessian) {
+  const { hessian } = s
+  // The per-column statistics: the kernels' col_input_stats twin (the kernel path gives the same bits).
+  colInputStats(x, M, K, s.absmax, s.sumAbs, s.sumSq)
+  if (hessian) {
+    for (let t = 0; t < M; t++) {
+      const row = t * K
       for (let i = 0; i < K; i++) {
         const xi = x[row + i]
         if (xi === 0) continue

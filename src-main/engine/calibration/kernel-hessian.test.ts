@@ -2,6 +2,7 @@
 // kernels' twin, bit for bit. Timings are printed, never asserted.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { colInputStats } from '../../../kernels/reference/channels'
 import { hessianAccumulate } from '../../../kernels/reference/linalg'
 import { firstBitDifference, normalish, rng } from '../../../kernels/testing/kernel-harness'
 import { WhittleError } from '../errors'
@@ -65,6 +66,31 @@ describe('Hessian accumulation on a worker pool', () => {
     }
     expect(() => acc.toArray()).toThrow(WhittleError)
     acc.free()
+  })
+
+  it('keeps the column statistics of the same batches, like the twin, when asked (split or not)', async () => {
+    for (const K of [61, 261]) {
+      const r = rng(K)
+      const batches = [70, 1, 300].map((M) => ({ M, x: normalish(r, M * K, 0.5, -0.1) }))
+      const before = pool.arena.liveBytes
+      const acc = new KernelHessian(pool, K, undefined, { columnStats: true })
+      const want = { absmax: new Float32Array(K), sumAbs: new Float64Array(K), sumSq: new Float64Array(K) }
+      try {
+        await Promise.all(batches.map((b) => acc.add(b.x, b.M)))
+        for (const b of batches) colInputStats(b.x, b.M, K, want.absmax, want.sumAbs, want.sumSq)
+        const got = acc.columnStats()
+        expect(firstBitDifference(got.absmax, want.absmax)).toBe(-1)
+        expect(firstBitDifference(got.sumAbs, want.sumAbs)).toBe(-1)
+        expect(firstBitDifference(got.sumSq, want.sumSq)).toBe(-1)
+        expect(got.sumAbs[0]).toBeGreaterThan(0)
+      } finally {
+        acc.free()
+      }
+      expect(pool.arena.liveBytes).toBe(before)
+    }
+    const plain = new KernelHessian(pool, 8)
+    expect(() => plain.columnStats()).toThrow(WhittleError)
+    plain.free()
   })
 
   it('accumulateHessianWasm adds into a JS Hessian like the twin, splitting rows over the workers', async () => {

@@ -5,7 +5,7 @@
 
 import { WhittleError } from '../errors'
 import type { Region } from '../pool/memory-arena'
-import type { WorkerPool } from '../pool/worker-pool'
+import type { KernelCall, WorkerPool } from '../pool/worker-pool'
 
 /** Rows of x copied into kernel memory per round: bounded, so a long calibration never needs M·K at once. */
 const X_CHUNK_BYTES = 8 * 2 ** 20
@@ -47,18 +47,35 @@ export function splitTriangleRows(K: number, parts: number): number[] {
  * to it in parallel: add(x, M) does H += xᵀx on the upper triangle (the order of capture.ts
  * accumulateInput, bit for bit), toArray() returns the full symmetric matrix. Call free() when done.
  */
+/** Per-column statistics of the inputs added so far (capture.ts InputStats' fields). */
+export interface ColumnStats {
+  absmax: Float32Array
+  sumAbs: Float64Array
+  sumSq: Float64Array
+}
+
 export class KernelHessian {
   readonly K: number
   private readonly pool: WorkerPool
   private region: Region | null
+  /**
+   * absmax (f32), then Σ|x| and Σx² (f64) per column, at statsOffsets, when asked for: accumulated from the
+   * same batches. One region, so a failed allocation leaves nothing half-held.
+   */
+  private statsRegion: Region | null = null
+  private readonly statsOffsets: [number, number, number]
   private tokenCount = 0
   private pending = 0
   private released = false
   /** add() calls run one after another, so H sees the batches in call order. */
   private queue: Promise<void> = Promise.resolve()
 
-  /** `initial` (K×K), when given, is the starting value; otherwise H starts at zero. */
-  constructor(pool: WorkerPool, K: number, initial?: Float64Array) {
+  /**
+   * `initial` (K×K), when given, is the starting value; otherwise H starts at zero. With `columnStats`,
+   * each batch also goes into per-column statistics (kernels' col_input_stats, read by columnStats()), so
+   * calibration does not walk the inputs a second time on the main thread.
+   */
+  constructor(pool: WorkerPool, K: number, initial?: Float64Array, options: { columnStats?: boolean } = {}) {
     requireDimension('K', K)
     if (initial && initial.length < K * K)
       throw new WhittleError('validation', null, `the initial Hessian holds ${initial.length} values, needs ${K * K}`)
@@ -68,6 +85,18 @@ export class KernelHessian {
     const view = pool.arena.f64(this.region, 0, K * K)
     if (initial) view.set(initial.subarray(0, K * K))
     else view.fill(0)
+    // Each array 16-byte aligned, for the kernel's v128 loads.
+    const sumsAt = Math.ceil((K * 4) / 16) * 16
+    this.statsOffsets = [0, sumsAt, sumsAt + K * 8]
+    if (options.columnStats) {
+      try {
+        this.statsRegion = allocMatrix(pool, sumsAt + K * 16, `the column statistics of ${K} inputs`)
+      } catch (e) {
+        this.free()
+        throw e
+      }
+      pool.arena.u8(this.statsRegion).fill(0)
+    }
   }
 
   /** Tokens added so far. */
@@ -103,15 +132,35 @@ export class KernelHessian {
       for (let t0 = 0; t0 < M; t0 += rowsPerChunk) {
         const rows = Math.min(rowsPerChunk, M - t0)
         this.pool.arena.f32(xRegion, 0, rows * K).set(x.subarray(t0 * K, (t0 + rows) * K))
-        const runs: Promise<void>[] = []
+        const runs: KernelCall[][] = []
         for (let p = 0; p + 1 < bounds.length; p++) {
-          runs.push(this.pool.run([['hessian_accumulate', xRegion.ptr, H.ptr, rows, K, bounds[p], bounds[p + 1]]]))
+          runs.push([['hessian_accumulate', xRegion.ptr, H.ptr, rows, K, bounds[p], bounds[p + 1]]])
         }
-        await Promise.all(runs)
+        // The statistics ride with the last range (the triangle's smallest rows end it, so its share is light).
+        const st = this.statsRegion
+        if (st) {
+          const [a, b, c] = this.statsOffsets.map((o) => st.ptr + o)
+          runs[runs.length - 1].push(['col_input_stats', xRegion.ptr, rows, K, a, b, c])
+        }
+        await Promise.all(runs.map((calls) => this.pool.run(calls)))
       }
       this.tokenCount += M
     } finally {
       this.pool.arena.release(xRegion)
+    }
+  }
+
+  /** Copies of the per-column statistics of every batch added (constructed with `columnStats`). */
+  columnStats(): ColumnStats {
+    this.live()
+    const st = this.statsRegion
+    if (!st) throw new WhittleError('validation', null, 'this Hessian accumulator keeps no column statistics')
+    const K = this.K
+    const [a, b, c] = this.statsOffsets
+    return {
+      absmax: this.pool.arena.f32(st, a, K).slice(),
+      sumAbs: this.pool.arena.f64(st, b, K).slice(),
+      sumSq: this.pool.arena.f64(st, c, K).slice(),
     }
   }
 
@@ -149,6 +198,8 @@ export class KernelHessian {
   private releaseNow(): void {
     if (this.region) this.pool.arena.release(this.region)
     this.region = null
+    if (this.statsRegion) this.pool.arena.release(this.statsRegion)
+    this.statsRegion = null
   }
 
   private live(): Region {

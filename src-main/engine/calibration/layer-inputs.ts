@@ -4,8 +4,8 @@
 // - the statistics of capture.ts (absmax, Σ|x|, Σx²), and the Hessian Σ xᵀx when the method asks for it;
 // - a strided sample of input rows, for measuring the output error of the compressed weights.
 // Hessians accumulate in kernel memory on the pool's workers (kernel-hessian.ts), one accumulator per
-// group; a group whose K×K matrix does not fit there falls back to accumulateInput's JS loop. Both give
-// the same bits.
+// group, with the group's per-column statistics; a group whose K×K matrix does not fit there falls back
+// to accumulateInput's JS loop. Both give the same bits.
 
 import type { InputGroup } from '../../contract/api'
 import { WhittleError } from '../errors'
@@ -32,10 +32,10 @@ export interface LayerInputOptions {
   windows: number
 }
 
-/** A K×K accumulator in kernel memory, or null when kernel memory cannot hold one. */
+/** A K×K accumulator in kernel memory (column statistics too), or null when kernel memory cannot hold one. */
 function kernelHessianOrNull(pool: WorkerPool, K: number): KernelHessian | null {
   try {
-    return new KernelHessian(pool, K)
+    return new KernelHessian(pool, K, undefined, { columnStats: true })
   } catch (e) {
     if (e instanceof WhittleError && e.code === 'out-of-memory') return null
     throw e
@@ -75,10 +75,13 @@ export async function captureLayerInputs(
           if (accumulator) accumulators.set(group, accumulator)
           stats.set(group, (s = emptySampledStats(K, options.hessian && !accumulator, tokens, options.sampleRows)))
         }
-        accumulateInput(s, x, M, K)
-        // x is only valid during this call, and add() reads it later: give it a copy.
+        // x is only valid during this call, and add() reads it later: give it a copy. The accumulator
+        // gathers the column statistics from the same copy, on the workers.
         const accumulator = accumulators.get(group)
-        if (accumulator) adds.push(accumulator.add(x.slice(0, M * K), M))
+        if (accumulator) {
+          adds.push(accumulator.add(x.slice(0, M * K), M))
+          s.tokens += M
+        } else accumulateInput(s, x, M, K)
         for (let t = 0; t < M && s.sampleRows < s.sample.length / K; t += stride) {
           s.sample.set(x.subarray(t * K, (t + 1) * K), s.sampleRows * K)
           s.sampleRows++
@@ -86,7 +89,11 @@ export async function captureLayerInputs(
       },
     })
     await Promise.all(adds)
-    for (const [group, accumulator] of accumulators) stats.get(group)!.hessian = accumulator.toArray()
+    for (const [group, accumulator] of accumulators) {
+      const s = stats.get(group)!
+      s.hessian = accumulator.toArray()
+      Object.assign(s, accumulator.columnStats())
+    }
   } finally {
     // Settle every add (so none rejects unobserved) before the memory goes back.
     await Promise.allSettled(adds)

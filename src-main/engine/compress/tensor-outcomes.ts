@@ -3,8 +3,8 @@
 // mask thumbnail), and the step's quantization grids replace (or drop) the ones kept for packed exports.
 
 import type { SampledInputStats } from '../calibration/layer-inputs'
-import { cancellationPoint } from '../jobs/cancel'
 import { relativeError } from './measures'
+import { relativeOutputError } from './output-error'
 import type { CompressionMethod, GroupContext, LinearOutcome } from './methods/method'
 import type { TensorOutcome } from './pipeline-types'
 import { checkNm, maskThumbnail, zeroFraction } from './prune/sparsity'
@@ -18,40 +18,6 @@ export const OUTPUT_SAMPLE_ROWS = 256
 function effectiveWeight(W: Float32Array, cols: number, s?: Float32Array): Float32Array {
   if (!s) return W
   return W.map((v, i) => v / s[i % cols])
-}
-
-/**
- * ‖XWᵀ − (X/s)Ŵᵀ‖ / ‖XWᵀ‖ over the sampled rows of X (s = 1 unless the method folded a scale). Seconds of
- * main-thread work on a 1.1B model's Linears, so it lets a cancel in between rows.
- */
-async function relativeOutputError(
-  s: SampledInputStats,
-  W: Float32Array,
-  Q: Float32Array,
-  rows: number,
-  cols: number,
-  inputScale?: Float32Array,
-): Promise<number> {
-  let num = 0,
-    den = 0
-  const xs = new Float32Array(cols)
-  for (let t = 0; t < s.sampleRows; t++) {
-    await cancellationPoint()
-    const x = s.sample.subarray(t * cols, (t + 1) * cols)
-    for (let c = 0; c < cols; c++) xs[c] = inputScale ? x[c] / inputScale[c] : x[c]
-    for (let r = 0; r < rows; r++) {
-      let y = 0,
-        yq = 0
-      const row = r * cols
-      for (let c = 0; c < cols; c++) {
-        y += x[c] * W[row + c]
-        yq += xs[c] * Q[row + c]
-      }
-      num += (y - yq) ** 2
-      den += y * y
-    }
-  }
-  return den > 0 ? Math.sqrt(num / den) : 0
 }
 
 /** One compressed layer, as the bookkeeping needs it. */
@@ -90,7 +56,15 @@ export async function layerOutcomes(
       const original = done.originals.get(l.name)!
       const { inputScale: _scale, record, nm, ggufBytes: kept, ...outcome } = o
       const relOutputError = input
-        ? await relativeOutputError(input, original, l.weight, l.rows, l.cols, o.inputScale)
+        ? await relativeOutputError(g.pool, {
+            sample: input.sample,
+            sampleRows: input.sampleRows,
+            original,
+            compressed: l.weight,
+            rows: l.rows,
+            cols: l.cols,
+            inputScale: o.inputScale,
+          })
         : null
       if (record) records.set(l.name, record)
       else records.delete(l.name)
