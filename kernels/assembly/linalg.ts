@@ -436,12 +436,14 @@ export function gram_symmetrize(out: usize, n: i32): void {
  * grid.) All in f32, each operation rounded once (no fused multiply-add), as compress/methods/gptq.ts does
  * it in TS; the SIMD lanes run over columns j, never over the terms of one sum. W: f32[rows, cols]; U:
  * f32[B, B], the block's diagonal block of the inverse factor; err: f32[rows, B]; grids: f32[rows, 2]
- * (scale, zero). Rows are independent: workers may take disjoint ranges. Twin: gptqBlockRows in
+ * (scale, zero). zeroMask, unless 0: u8[rows, B], nonzero where a weight an earlier step pruned must
+ * stay zero: it is quantized as 0 instead of w (q = 0 on any grid that holds 0), and its error w − q still
+ * feeds back. Rows are independent: workers may take disjoint ranges. Twin: gptqBlockRows in
  * kernels/reference/linalg.ts.
  */
 export function gptq_block_rows(
   W: usize, cols: i32, c0: i32, count: i32, from: i32, to: i32, U: usize, B: i32, err: usize, grids: usize, maxq: f32,
-  r0: i32, r1: i32,
+  r0: i32, r1: i32, zeroMask: usize,
 ): void {
   if (cols <= 0 || B <= 0 || count <= 0 || count > B || c0 < 0 || c0 + count > cols || r0 < 0 || r0 >= r1) return
   if (from < 0 || to > count || from >= to) return
@@ -451,10 +453,12 @@ export function gptq_block_rows(
     const errRow = err + <usize>r * ldU
     const scale = load<f32>(grids + (<usize>r << 3))
     const zero = load<f32>(grids + (<usize>r << 3) + 4)
+    const maskRow = zeroMask + <usize>r * <usize>B
     for (let i = from; i < to; i++) {
       const uRow = U + <usize>i * ldU
       const w = load<f32>(row + (<usize>i << 2))
-      const code = min<f32>(maxq, max<f32>(0, nearest<f32>(w / scale) + zero))
+      const kept: f32 = zeroMask != 0 && load<u8>(maskRow + <usize>i) != 0 ? 0 : w
+      const code = min<f32>(maxq, max<f32>(0, nearest<f32>(kept / scale) + zero))
       const q = scale * (code - zero)
       store<f32>(row + (<usize>i << 2), q)
       const e = (w - q) / load<f32>(uRow + (<usize>i << 2))

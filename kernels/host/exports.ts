@@ -169,7 +169,7 @@ export interface KernelExports {
   /**
    * GPTQ's column loop inside the block [c0, c0 + count) for rows [r0, r1), its columns [c0 + from, c0 + to): f32
    * W[rows, cols] quantized in place on per-row grids f32[rows, 2] (scale, zero), errors into f32 err[rows, B],
-   * feedback through f32 U[B, B] up to the block's end.
+   * feedback through f32 U[B, B] up to the block's end. zeroMask (u8[rows, B], or 0): weights quantized as 0.
    */
   gptq_block_rows(
     W: number,
@@ -185,6 +185,7 @@ export interface KernelExports {
     maxq: number,
     r0: number,
     r1: number,
+    zeroMask: number,
   ): void
 
   // Backward pass (training), f32 row-major; exact operation orders in kernels/assembly/backward-*.ts.

@@ -117,6 +117,7 @@ export function gptqBlockRows(
   maxq: number,
   r0: number,
   r1: number,
+  zeroMask: Uint8Array | null = null,
 ): void {
   requireSizes('gptq_block_rows', { cols, c0, count, from, to, B, r0, r1 })
   if (count > B || c0 + count > cols || r0 > r1 || from > to || to > count)
@@ -125,13 +126,15 @@ export function gptqBlockRows(
   requireLength('gptq_block_rows', 'U', U, B * B)
   requireLength('gptq_block_rows', 'err', err, r1 * B)
   requireLength('gptq_block_rows', 'grids', grids, r1 * 2)
+  if (zeroMask) requireLength('gptq_block_rows', 'zeroMask', zeroMask, r1 * B)
   for (let r = r0; r < r1; r++) {
     const row = r * cols + c0
     const scale = grids[2 * r],
       zero = grids[2 * r + 1]
     for (let i = from; i < to; i++) {
       const w = W[row + i]
-      const code = Math.min(maxq, Math.max(0, f32(nearestEven(f32(w / scale)) + zero)))
+      const kept = zeroMask && zeroMask[r * B + i] ? 0 : w
+      const code = Math.min(maxq, Math.max(0, f32(nearestEven(f32(kept / scale)) + zero)))
       const q = f32(scale * f32(code - zero))
       W[row + i] = q
       const e = f32(f32(w - q) / U[i * B + i])

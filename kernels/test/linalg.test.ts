@@ -354,13 +354,15 @@ describe('the split steps: cholesky_panel/trailing/finish, invert_lower_panel/be
 
 describe('gptq_block_rows', () => {
   it.each([
-    [1, 1, 0, 1, 1],
-    [7, 37, 5, 13, 16],
-    [33, 300, 128, 128, 128],
-    [20, 130, 128, 2, 128],
+    [1, 1, 0, 1, 1, false],
+    [7, 37, 5, 13, 16, false],
+    [33, 300, 128, 128, 128, false],
+    [20, 130, 128, 2, 128, false],
+    [7, 37, 5, 13, 16, true],
+    [33, 300, 128, 128, 128, true],
   ])(
-    'equals the twin bit for bit, on row sub-ranges and column pieces (rows %i, cols %i, c0 %i, count %i, B %i)',
-    (rows, cols, c0, count, B) => {
+    'equals the twin bit for bit, on row sub-ranges and column pieces (rows %i, cols %i, c0 %i, count %i, B %i, zero mask %s)',
+    (rows, cols, c0, count, B, masked) => {
       const r = rng(rows * 31 + cols)
       const W = Float32Array.from(withSpecials(normalish(r, rows * cols, 2), r, 7))
       const U = Float32Array.from(normalish(r, B * B, 0.3))
@@ -372,26 +374,40 @@ describe('gptq_block_rows', () => {
       }
       grids[0] = 0 // a zero scale: w / 0 is ±∞ or NaN in both
       const maxq = 15
+      // About a third of the weights marked as pruned, when masked.
+      const mask = masked ? Uint8Array.from({ length: rows * B }, () => (r() < 0.3 ? 1 : 0)) : null
       const wantW = W.slice(),
         wantErr = new Float32Array(rows * B)
       const split = Math.floor(rows / 3),
         mid = Math.floor(count / 2)
-      gptqBlockRows(wantW, cols, c0, count, 0, count, U, B, wantErr, grids, maxq, 0, rows)
+      gptqBlockRows(wantW, cols, c0, count, 0, count, U, B, wantErr, grids, maxq, 0, rows, mask)
       h.reset()
       const wp = h.put(W),
         up = h.put(U),
         ep = h.put(new Float32Array(rows * B)),
-        gp = h.put(grids)
+        gp = h.put(grids),
+        mp = mask ? h.put(mask) : 0
       // Rows in two ranges (the later first), each block in two pieces of columns, in order.
       for (const [r0, r1] of [
         [split, rows],
         [0, split],
       ]) {
-        h.k.gptq_block_rows(wp, cols, c0, count, 0, mid, up, B, ep, gp, maxq, r0, r1)
-        h.k.gptq_block_rows(wp, cols, c0, count, mid, count, up, B, ep, gp, maxq, r0, r1)
+        h.k.gptq_block_rows(wp, cols, c0, count, 0, mid, up, B, ep, gp, maxq, r0, r1, mp)
+        h.k.gptq_block_rows(wp, cols, c0, count, mid, count, up, B, ep, gp, maxq, r0, r1, mp)
       }
       expect(firstBitDifference(h.f32(wp, rows * cols), wantW)).toBe(-1)
       expect(firstBitDifference(h.f32(ep, rows * B), wantErr)).toBe(-1)
+      if (mask) {
+        // A marked weight is quantized as 0: on a grid whose zero code is in range, it stays exactly 0.
+        let checked = 0
+        for (let q = 1; q < rows; q++)
+          for (let i = 0; i < count; i++)
+            if (mask[q * B + i] && grids[2 * q + 1] <= maxq) {
+              expect(wantW[q * cols + c0 + i]).toBe(0)
+              checked++
+            }
+        expect(checked).toBeGreaterThan(0)
+      }
     },
   )
 

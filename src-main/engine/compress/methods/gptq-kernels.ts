@@ -114,16 +114,23 @@ export interface BlockBuffers {
   u: Region
   /** (scale, zero) per row, [rows, 2]. */
   grids: Region
+  /** u8 [rows, B]: the block's weights to keep at zero (preserve_zeros), or null when none is. */
+  zeroMask: Region | null
 }
 
-export function allocBlockBuffers(pool: WorkerPool, rows: number, B: number): BlockBuffers | null {
-  let u: Region | null = null
+/** With `zeroMask`, room for the block's mask of weights that stay zero as well. */
+export function allocBlockBuffers(pool: WorkerPool, rows: number, B: number, zeroMask = false): BlockBuffers | null {
+  const held: Region[] = []
   try {
-    u = pool.arena.alloc(B * B * 4)
-    return { pool, u, grids: pool.arena.alloc(rows * 2 * 4) }
+    const take = (bytes: number): Region => {
+      const r = pool.arena.alloc(bytes)
+      held.push(r)
+      return r
+    }
+    return { pool, u: take(B * B * 4), grids: take(rows * 2 * 4), zeroMask: zeroMask ? take(rows * B) : null }
   } catch (e) {
     // Without the memory the column loop runs on this thread, with the same result.
-    if (u) pool.arena.release(u)
+    for (const r of held) pool.arena.release(r)
     if (isKernelMemoryShortage(e)) return null
     throw e
   }
@@ -132,6 +139,22 @@ export function allocBlockBuffers(pool: WorkerPool, rows: number, B: number): Bl
 export function releaseBlockBuffers(b: BlockBuffers): void {
   b.pool.arena.release(b.u)
   b.pool.arena.release(b.grids)
+  if (b.zeroMask) b.pool.arena.release(b.zeroMask)
+}
+
+/** Copies the block's rows of `zeros` (u8 [rows, cols], working column order) into b.zeroMask as [rows, B]. */
+export function loadBlockZeroMask(
+  b: BlockBuffers,
+  zeros: Uint8Array,
+  rows: number,
+  cols: number,
+  B: number,
+  i1: number,
+  count: number,
+): void {
+  if (!b.zeroMask) return
+  const m = b.pool.arena.u8(b.zeroMask, 0, rows * B)
+  for (let r = 0; r < rows; r++) m.set(zeros.subarray(r * cols + i1, r * cols + i1 + count), r * B)
 }
 
 /** Copies the block's diagonal block U[i1:i1+count, i1:i1+count] into b.u as [B, B]. */
@@ -171,7 +194,8 @@ export async function quantizePieceOnWorkers(
   const runs: Promise<void>[] = []
   for (let r0 = 0; r0 < rows; r0 += step) {
     const r1 = Math.min(rows, r0 + step)
-    const args = [k.w.ptr, cols, i1, count, from, to, b.u.ptr, B, k.err.ptr, b.grids.ptr, maxq, r0, r1]
+    const mask = b.zeroMask ? b.zeroMask.ptr : 0
+    const args = [k.w.ptr, cols, i1, count, from, to, b.u.ptr, B, k.err.ptr, b.grids.ptr, maxq, r0, r1, mask]
     runs.push(b.pool.run([['gptq_block_rows', ...args]]))
   }
   const settled = await Promise.allSettled(runs)

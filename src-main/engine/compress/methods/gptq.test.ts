@@ -159,3 +159,46 @@ describe('gptqQuantizePlanned: the column loop on the workers', () => {
     expect(outputError(X, T, W, workers, rows, K)).toBeLessThan(0.9 * outputError(X, T, W, rtn, rows, K))
   })
 })
+
+describe('gptqQuantizePlanned: pruned weights on the workers (preserve_zeros)', () => {
+  let pool: WorkerPool
+  const T = 300,
+    K = 200,
+    rows = 260
+  const X = correlatedInputs(T, K, 13)
+  const H = gram(X, T, K)
+  // A quarter of the weights pruned by an earlier step.
+  const W = Float32Array.from({ length: rows * K }, lcg(9)).map((w, i) => ((i * 7919) % 4 === 0 ? 0 : w))
+
+  beforeAll(async () => {
+    pool = await WorkerPool.create({ threads: 2 })
+  })
+  afterAll(async () => {
+    await pool?.close()
+  })
+
+  it.each([
+    ['g64, block 64', { groupSize: 64, blockSize: 64 }],
+    ['per channel, act-order, block 48', { blockSize: 48, actOrder: true }],
+  ] as [string, Partial<GptqParams>][])(
+    '%s: the same bits as the loop on this thread, zeros kept',
+    async (_l, over) => {
+      const p = params({ ...over, preserveZeros: true })
+      const plan = planHessian(H, K, p, pool)
+      const here = W.slice(),
+        workers = W.slice()
+      const before = pool.arena.liveBytes
+      await gptqQuantizePlannedLoopHere(here, rows, K, plan, p, pool)
+      await gptqQuantizePlanned(workers, rows, K, plan, p, pool)
+      expect(pool.arena.liveBytes).toBe(before)
+      expect(Buffer.from(workers.buffer).equals(Buffer.from(here.buffer))).toBe(true)
+      let zeros = 0
+      for (let i = 0; i < W.length; i++)
+        if (W[i] === 0) {
+          expect(workers[i]).toBe(0)
+          zeros++
+        }
+      expect(zeros).toBe(Math.ceil(W.length / 4))
+    },
+  )
+})

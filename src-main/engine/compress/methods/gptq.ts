@@ -25,6 +25,7 @@ import {
   lazyUpdateTs,
   lazyUpdateWasm,
   loadBlockU,
+  loadBlockZeroMask,
   quantizePieceOnWorkers,
   releaseBlockBuffers,
   releaseKernelBuffers,
@@ -211,15 +212,11 @@ async function obsColumnLoop(
   // below): for plain quantization on grids that change only at group boundaries (not static groups in
   // act-order, where each column may take another group's grid).
   const gridsByColumnRanges = g < 0 || !(p.staticGroups && p.actOrder)
+  // Weights an earlier step pruned (preserve_zeros): quantized as 0 wherever the loop runs.
+  const keepZeros = !prune && p.preserveZeros === true && W.some((x) => x === 0)
   const blockKernel =
-    kernel &&
-    loopOnWorkers &&
-    quantize &&
-    !prune &&
-    !element &&
-    !(p.preserveZeros === true && W.some((x) => x === 0)) &&
-    gridsByColumnRanges
-      ? allocBlockBuffers(kernel.pool, rows, B)
+    kernel && loopOnWorkers && quantize && !prune && !element && gridsByColumnRanges
+      ? allocBlockBuffers(kernel.pool, rows, B, keepZeros)
       : null
   try {
     // The working copy: in kernel memory for the WASM update, else W itself (or its permuted copy).
@@ -235,12 +232,12 @@ async function obsColumnLoop(
     const Q = new Float32Array(rows * cols)
     // Snapshot of the earlier step's zeros (before any update moves them), in the working column order.
     let zeros: Uint8Array | null = null
-    if (!prune && p.preserveZeros === true && W.some((x) => x === 0)) {
+    if (keepZeros) {
       zeros = new Uint8Array(rows * cols)
       for (let r = 0; r < rows; r++)
         for (let c = 0; c < cols; c++) zeros[r * cols + c] = W[r * cols + perm[c]] === 0 ? 1 : 0
     }
-    const mask = prune || zeros ? new Uint8Array(rows * B) : null
+    const mask = !blockKernel && (prune || zeros) ? new Uint8Array(rows * B) : null
     for (let i1 = 0; i1 < cols; i1 += B) {
       // A block of the column loop runs on this thread: let a cancel in between blocks.
       await cancellationPoint()
@@ -251,6 +248,7 @@ async function obsColumnLoop(
       if (blockKernel) {
         // In pieces that share one grid: the same grid choices as the loop below, at the same points.
         loadBlockU(blockKernel, U, cols, B, i1, count)
+        if (zeros) loadBlockZeroMask(blockKernel, zeros, rows, cols, B, i1, count)
         for (let from = 0; from < count;) {
           const c = i1 + from
           if (g > 0 && !p.staticGroups && c % g === 0)
