@@ -1,14 +1,13 @@
 // The WASM versions of the GPTQ/SparseGPT linear algebra: the inverse-Cholesky factor of a Hessian, on
-// the kernels of kernels/assembly/linalg.ts. They give the same bits as cholesky.ts (same per-element
-// operation order), only faster. The Hessian itself is accumulated by calibration/kernel-hessian.ts.
+// the kernels of kernels/assembly/linalg.ts, by cholesky.ts's route (one factorization of JHJ and one
+// triangular inverse). They give the same bits as cholesky.ts (same per-element operation order), only faster. The Hessian itself is accumulated by calibration/kernel-hessian.ts.
 // inverseCholeskyUpperParallel splits each O(n³) step by rows across the pool's workers (the kernels'
 // step entry points); since each element's operations keep their order, that too gives the same bits.
 
 import { WhittleError } from '../../errors'
 import type { Region } from '../../pool/memory-arena'
 import type { KernelCall, WorkerPool } from '../../pool/worker-pool'
-
-const MIRROR_BLOCK = 64
+import { reversedUpper } from './cholesky'
 
 /** Kernel memory for a matrix; running out is the arena's typed 'out-of-memory' error, naming `what`. */
 function allocMatrix(pool: WorkerPool, bytes: number, what: string): Region {
@@ -20,44 +19,41 @@ function requireDimension(name: string, v: number): void {
     throw new WhittleError('validation', null, `${name} = ${v} is not a positive integer`)
 }
 
-/** dst = src transposed (both n×n row-major), in cache-sized blocks; an f32 dst rounds each value once. */
-function transposeInto(src: Float64Array, dst: Float64Array | Float32Array, n: number): void {
-  for (let b0 = 0; b0 < n; b0 += MIRROR_BLOCK) {
-    const b1 = Math.min(n, b0 + MIRROR_BLOCK)
-    for (let c0 = 0; c0 < n; c0 += MIRROR_BLOCK) {
-      const c1 = Math.min(n, c0 + MIRROR_BLOCK)
-      for (let i = b0; i < b1; i++) for (let j = c0; j < c1; j++) dst[j * n + i] = src[i * n + j]
-    }
-  }
+/** The failure for pivot `failed` − 1 of JHJ: column n − failed of H itself. */
+function notPositiveDefinite(failed: number, n: number): WhittleError {
+  return new WhittleError(
+    'validation',
+    null,
+    `matrix is not positive definite at column ${n - failed}; raise the damping`,
+  )
 }
 
-function notPositiveDefinite(failed: number, which: 'H' | 'inverse'): WhittleError {
-  return which === 'H'
-    ? new WhittleError('validation', null, `matrix is not positive definite at column ${failed - 1}; raise the damping`)
-    : new WhittleError(
-        'validation',
-        null,
-        `the inverse is not positive definite at column ${failed - 1} (H is too ill-conditioned); raise the damping`,
-      )
-}
-
-/** Copies H into a fresh n×n region of kernel memory, checking its size first. */
+/**
+ * JHJ (cholesky.ts: H with the order of its rows and columns reversed) in a fresh n×n region of kernel
+ * memory, checking H's size first.
+ */
 function hessianRegion(pool: WorkerPool, H: Float64Array, n: number): Region {
   requireDimension('n', n)
   if (H.length < n * n)
     throw new WhittleError('validation', null, `the Hessian holds ${H.length} values, ${n}×${n} needs ${n * n}`)
   const region = allocMatrix(pool, n * n * 8, `a ${n}×${n} Hessian`)
   pool.arena.f64(region, 0, n * n).set(H.subarray(0, n * n))
+  reverseOrder(pool, region, n)
   return region
 }
 
+/** M → JMJ in place: reversing a row-major matrix's array reverses its rows and its columns. */
+function reverseOrder(pool: WorkerPool, region: Region, n: number): void {
+  pool.arena.f64(region, 0, n * n).reverse()
+}
+
 /**
- * U = the factor left in the region, transposed (the kernels leave the lower factor), into `U`: an f32
- * destination rounds each value once, the same values as Float32Array.from of the f64 factor.
+ * U = J·L⁻¹·J from the L⁻¹ the kernels leave in the region's lower triangle, into `U` (cholesky.ts
+ * reversedUpper): an f32 destination rounds each value once, the same values as Float32Array.from of the
+ * f64 factor.
  */
 function upperFactor<T extends Float64Array | Float32Array>(pool: WorkerPool, region: Region, n: number, U: T): T {
-  transposeInto(pool.arena.f64(region, 0, n * n), U, n)
-  return U
+  return reversedUpper(pool.arena.f64(region, 0, n * n), n, U)
 }
 
 /**
@@ -76,20 +72,17 @@ export function inverseCholeskyUpperWasm(pool: WorkerPool, H: Float64Array, n: n
   }
 }
 
-/** The four steps of inverseCholeskyUpperWasm, in place in `region`, on this thread. */
+/** The two steps of inverseCholeskyUpperWasm on JHJ, in place in `region`, on this thread. */
 function factorHere(pool: WorkerPool, region: Region, n: number): void {
   const k = pool.kernels
-  let failed = k.cholesky_lower(region.ptr, n)
-  if (failed !== 0) throw notPositiveDefinite(failed, 'H')
+  const failed = k.cholesky_lower(region.ptr, n)
+  if (failed !== 0) throw notPositiveDefinite(failed, n)
   k.invert_lower(region.ptr, n) // L⁻¹
-  k.lower_gram(region.ptr, region.ptr, n) // H⁻¹ = L⁻ᵀL⁻¹
-  failed = k.cholesky_lower(region.ptr, n)
-  if (failed !== 0) throw notPositiveDefinite(failed, 'inverse')
 }
 
 /**
  * inverseCholeskyUpperWasm (same bits) on one of the pool's workers, so the main thread stays free: for
- * the 5632 inputs of a 1.1B model's down_proj these four calls take tens of seconds. Cancelling the job
+ * the 5632 inputs of a 1.1B model's down_proj these two calls take seconds. Cancelling the job
  * (its cancel scope, or `signal`) terminates the worker mid-call (see pool/worker-pool.ts); the region
  * is released only after that, so no stopped computation writes into memory handed out again.
  */
@@ -104,16 +97,8 @@ export async function inverseCholeskyUpperOnWorker(
   try {
     const p = region.ptr
     const [first] = await pool.call([['cholesky_lower', p, n]], { signal })
-    if (first !== 0) throw notPositiveDefinite(first, 'H')
-    const results = await pool.call(
-      [
-        ['invert_lower', p, n],
-        ['lower_gram', p, p, n],
-        ['cholesky_lower', p, n],
-      ],
-      { signal },
-    )
-    if (results[2] !== 0) throw notPositiveDefinite(results[2], 'inverse')
+    if (first !== 0) throw notPositiveDefinite(first, n)
+    await pool.call([['invert_lower', p, n]], { signal })
     return upperFactor(pool, region, n, new Float64Array(n * n))
   } finally {
     pool.arena.release(region)
@@ -205,13 +190,7 @@ async function panelLoop(
 }
 
 /** In place on the workers: the region's symmetric n×n matrix (upper triangle read) → its lower Cholesky factor. */
-async function choleskyParallel(
-  pool: WorkerPool,
-  ptr: number,
-  n: number,
-  which: 'H' | 'inverse',
-  signal?: AbortSignal,
-) {
+async function choleskyParallel(pool: WorkerPool, ptr: number, n: number, signal?: AbortSignal) {
   const failed = await panelLoop(
     pool,
     n,
@@ -220,7 +199,7 @@ async function choleskyParallel(
     () => (row) => n - row,
     signal,
   )
-  if (failed !== 0) throw notPositiveDefinite(failed, which)
+  if (failed !== 0) throw notPositiveDefinite(failed, n)
   await pool.run([['cholesky_finish', ptr, n]], { signal })
 }
 
@@ -237,36 +216,8 @@ async function invertLowerParallel(pool: WorkerPool, ptr: number, n: number, sig
 }
 
 /**
- * Lᵀ·L of the lower-triangular L in `src` on the workers, into a fresh region (rows split: out must be
- * apart from L), which it returns; `src` is released. Without kernel memory for the second n×n region, in
- * place on one worker.
- */
-async function lowerGramParallel(pool: WorkerPool, src: Region, n: number, signal?: AbortSignal): Promise<Region> {
-  let out: Region
-  try {
-    out = allocMatrix(pool, n * n * 8, `the ${n}×${n} inverse Hessian`)
-  } catch (e) {
-    if (!(e instanceof WhittleError && e.code === 'out-of-memory')) throw e
-    await pool.run([['lower_gram', src.ptr, src.ptr, n]], { signal })
-    return src
-  }
-  try {
-    const rowCost = (row: number): number => (n - row) * (row + 1)
-    const ranges = splitRows(0, n, partsFor(pool, (n * n * n) / 6), rowCost)
-    await allSettled(ranges.map(([r0, r1]) => pool.run([['lower_gram_rows', src.ptr, out.ptr, n, r0, r1]], { signal })))
-    await pool.run([['gram_symmetrize', out.ptr, n]], { signal })
-  } catch (e) {
-    pool.arena.release(out)
-    throw e
-  }
-  pool.arena.release(src)
-  return out
-}
-
-/**
- * inverseCholeskyUpperWasm (same bits) with each step split by rows across the pool's workers: the two
- * Cholesky factorizations and the triangular inverse panel by panel (one round trip per panel), the Gram
- * product in row ranges into a second n×n region. Cancelling stops the workers mid-call, as
+ * inverseCholeskyUpperWasm (same bits) with each step split by rows across the pool's workers: the
+ * Cholesky factorization and the triangular inverse panel by panel (one round trip per panel). Cancelling stops the workers mid-call, as
  * inverseCholeskyUpperOnWorker; kernel memory is released only after every call has ended.
  */
 export async function inverseCholeskyUpperParallel(
@@ -286,8 +237,8 @@ export async function inverseCholeskyUpperParallel(
 }
 
 /**
- * The four steps of inverseCholeskyUpperParallel on `held.region`, which ends up holding the lower factor
- * (the Gram step moves it to a fresh region): the caller releases whatever `held.region` is, even on failure.
+ * The two steps of inverseCholeskyUpperParallel on JHJ in `held.region`, which ends up holding L⁻¹: the
+ * caller releases the region, even on failure.
  */
 async function factorParallel(
   pool: WorkerPool,
@@ -295,10 +246,8 @@ async function factorParallel(
   n: number,
   signal?: AbortSignal,
 ): Promise<void> {
-  await choleskyParallel(pool, held.region.ptr, n, 'H', signal)
+  await choleskyParallel(pool, held.region.ptr, n, signal)
   await invertLowerParallel(pool, held.region.ptr, n, signal) // L⁻¹
-  held.region = await lowerGramParallel(pool, held.region, n, signal) // H⁻¹ = L⁻ᵀL⁻¹
-  await choleskyParallel(pool, held.region.ptr, n, 'inverse', signal)
 }
 
 /**
@@ -317,6 +266,7 @@ export async function inverseCholeskyUpperF32(
   const held = { region: allocMatrix(pool, n * n * 8, `a ${n}×${n} Hessian`) }
   try {
     fill(pool.arena.f64(held.region, 0, n * n))
+    reverseOrder(pool, held.region, n)
     if (pool.threads > 0) await factorParallel(pool, held, n, signal)
     else factorHere(pool, held.region, n)
     return upperFactor(pool, held.region, n, new Float32Array(n * n))
