@@ -46,7 +46,7 @@ export {
 // f64 linear algebra for GPTQ/SparseGPT: Hessian accumulation, Cholesky, triangular inverse, Gram product.
 // Twin: kernels/reference/linalg.ts.
 export {
-  hessian_accumulate, cholesky_lower, invert_lower, lower_gram, linalg_panel_rows, cholesky_panel, cholesky_trailing,
+  hessian_accumulate, hessian_chunk_tokens, cholesky_lower, invert_lower, lower_gram, linalg_panel_rows, cholesky_panel, cholesky_trailing,
   cholesky_finish, invert_lower_panel, invert_lower_below, lower_gram_rows, gram_symmetrize, gptq_block_rows,
 } from './linalg'
 

@@ -141,8 +141,13 @@ export interface KernelExports {
   quantize_iq4_xs_imatrix(src: number, dst: number, rows: number, cols: number, qw: number, scratch: number): void
 
   // f64 linear algebra (GPTQ/SparseGPT), row-major; the exact operation order is in kernels/assembly/linalg.ts.
-  /** ACCUMULATES H[i][j] += Σ_t x[t][i]·x[t][j] into f64 H[K, K] for i ∈ [i0, i1), j ≥ i; x is f32[M, K]. */
+  /**
+   * ACCUMULATES H[i][j] += Σ_t x[t][i]·x[t][j] into f64 H[K, K] for i ∈ [i0, i1), j ≥ i; x is f32[M, K];
+   * f32 sums per chunk of hessian_chunk_tokens() tokens, added to H in f64.
+   */
   hessian_accumulate(x: number, H: number, M: number, K: number, i0: number, i1: number): void
+  /** Tokens per f32 chunk of hessian_accumulate (HESSIAN_CHUNK_TOKENS in kernels/reference/linalg.ts). */
+  hessian_chunk_tokens(): number
   /** In place: f64 A[n, n] (upper triangle read) → lower Cholesky factor. Returns 0, or j + 1 if pivot j ≤ 0. */
   cholesky_lower(A: number, n: number): number
   /** In place: lower-triangular f64 L[n, n] → L⁻¹. */
@@ -305,6 +310,7 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'quantize_iq4_nl_imatrix',
   'quantize_iq4_xs_imatrix',
   'hessian_accumulate',
+  'hessian_chunk_tokens',
   'cholesky_lower',
   'invert_lower',
   'lower_gram',

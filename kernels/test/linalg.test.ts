@@ -5,7 +5,14 @@
 
 import { beforeAll, describe, expect, it } from 'vitest'
 import { KernelArgumentError } from '../reference/errors'
-import { choleskyLower, gptqBlockRows, hessianAccumulate, invertLower, lowerGram } from '../reference/linalg'
+import {
+  choleskyLower,
+  gptqBlockRows,
+  HESSIAN_CHUNK_TOKENS,
+  hessianAccumulate,
+  invertLower,
+  lowerGram,
+} from '../reference/linalg'
 import { identityError, lowerTriangular, multiply, relativeError, spd, transpose } from '../testing/matrices'
 import {
   firstBitDifference,
@@ -36,8 +43,8 @@ function inKernel(data: Float64Array, run: (ptr: number) => void): Float64Array 
 describe('hessian_accumulate', () => {
   it.each(SIZES)('equals the twin bit for bit (K = %i), including special values and sub-ranges of rows', (K) => {
     const r = rng(K * 7 + 1)
-    for (const M of [1, 5, 300]) {
-      // 300 tokens cross the kernel's 256-token blocks
+    for (const M of [1, 5, 300, 513]) {
+      // 300 and 513 tokens cross the 256-token chunks
       const x = withSpecials(normalish(r, M * K, 2), r, 50)
       const start = normalish(r, K * K).map((v) => v) // a non-zero H: the kernel accumulates
       const H0 = Float64Array.from(start)
@@ -58,8 +65,9 @@ describe('hessian_accumulate', () => {
     }
   })
 
-  it('twin: equals a naive per-element sum over tokens, and touches only the upper triangle of its rows', () => {
-    const M = 37,
+  it('twin: per-element f32 sums over chunks of tokens added in f64, only on the upper triangle of its rows', () => {
+    expect(h.k.hessian_chunk_tokens()).toBe(HESSIAN_CHUNK_TOKENS)
+    const M = 600, // two whole chunks and a part
       K = 19,
       i0 = 5,
       i1 = 13
@@ -68,9 +76,21 @@ describe('hessian_accumulate', () => {
     hessianAccumulate(x, H, M, K, i0, i1)
     for (let i = 0; i < K; i++) {
       for (let j = 0; j < K; j++) {
-        let want = 7
-        if (i >= i0 && i < i1 && j >= i) for (let t = 0; t < M; t++) want += x[t * K + i] * x[t * K + j]
+        let want = 7,
+          exact = 7
+        if (i >= i0 && i < i1 && j >= i) {
+          for (let t0 = 0; t0 < M; t0 += HESSIAN_CHUNK_TOKENS) {
+            let chunk = 0
+            for (let t = t0; t < Math.min(M, t0 + HESSIAN_CHUNK_TOKENS); t++) {
+              chunk = Math.fround(chunk + Math.fround(x[t * K + i] * x[t * K + j]))
+              exact += x[t * K + i] * x[t * K + j]
+            }
+            want += chunk
+          }
+        }
         expect(H[i * K + j]).toBe(want)
+        // Within f32 rounding of the exact sum, relative to the terms' scale (M · E[x²] ≈ M / 3 here).
+        expect(Math.abs(H[i * K + j] - exact)).toBeLessThan(1e-5 * M)
       }
     }
   })

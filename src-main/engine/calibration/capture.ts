@@ -13,6 +13,7 @@ import { createForward } from '../forward'
 import { INPUT_GROUP, RECORDING_ROLES } from '../forward/causal-lm'
 import { layerIntermediateSize } from '../arch/types'
 import { colInputStats } from '../../../kernels/reference/channels'
+import { hessianAccumulate } from '../../../kernels/reference/linalg'
 
 /** Linears grouped by the input they read. */
 export type { InputGroup }
@@ -56,17 +57,8 @@ export function accumulateInput(s: InputStats, x: Float32Array, M: number, K: nu
   const { hessian } = s
   // The per-column statistics: the kernels' col_input_stats twin (the kernel path gives the same bits).
   colInputStats(x, M, K, s.absmax, s.sumAbs, s.sumSq)
-  if (hessian) {
-    for (let t = 0; t < M; t++) {
-      const row = t * K
-      for (let i = 0; i < K; i++) {
-        const xi = x[row + i]
-        if (xi === 0) continue
-        const base = i * K
-        for (let j = i; j < K; j++) hessian[base + j] += xi * x[row + j]
-      }
-    }
-  }
+  // The Hessian: the kernels' hessian_accumulate twin (f32 sums per chunk of tokens, f64 across chunks).
+  if (hessian) hessianAccumulate(x, hessian, M, K)
   s.tokens += M
 }
 

@@ -6,6 +6,7 @@
 import { WhittleError } from '../errors'
 import type { Region } from '../pool/memory-arena'
 import type { KernelCall, WorkerPool } from '../pool/worker-pool'
+import { HESSIAN_CHUNK_TOKENS } from '../../../kernels/reference/linalg'
 
 /** Rows of x copied into kernel memory per round: bounded, so a long calibration never needs M·K at once. */
 const X_CHUNK_BYTES = 8 * 2 ** 20
@@ -124,7 +125,10 @@ export class KernelHessian {
     if (x.length < M * K)
       throw new WhittleError('validation', null, `x holds ${x.length} values, ${M}×${K} needs ${M * K}`)
     if (M === 0) return
-    const rowsPerChunk = Math.max(1, Math.min(M, Math.floor(X_CHUNK_BYTES / (K * 4))))
+    // Whole f32 chunks of the kernel's (HESSIAN_CHUNK_TOKENS) per copy, so a batch sums in the same chunks
+    // however it is copied in: the bits of hessianAccumulate over the whole batch.
+    const perChunk = Math.floor(X_CHUNK_BYTES / (K * 4 * HESSIAN_CHUNK_TOKENS)) * HESSIAN_CHUNK_TOKENS
+    const rowsPerChunk = Math.min(M, Math.max(HESSIAN_CHUNK_TOKENS, perChunk))
     const xRegion = allocMatrix(this.pool, rowsPerChunk * K * 4, `a ${rowsPerChunk}×${K} batch of inputs`)
     try {
       const parts = K < MIN_SPLIT_K ? 1 : Math.max(1, this.pool.threads)
