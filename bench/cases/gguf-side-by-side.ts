@@ -5,6 +5,7 @@
 // build folder, llama-quantize then quantizes Whittle's own F16 GGUF to the same types, in turn, with the
 // same threads (BENCH_THREADS, default 2), under /usr/bin/time -v, and the ratios are printed; without
 // it, the issue's published llama-quantize figures are printed beside Whittle's as anchors.
+// BENCH_JOBS=F16,Q8_0 runs only the types named (F16 always: it is the input llama-quantize reads).
 
 import { spawnSync } from 'node:child_process'
 import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs'
@@ -19,8 +20,12 @@ import type { PRESETS } from '../../src-main/engine/synthetic/presets'
 import { syntheticModel } from '../models'
 import { emit } from '../rows'
 
-const JOBS = ['F16', 'Q8_0', 'Q4_0', 'Q4_K_M'] as const
-type Job = (typeof JOBS)[number]
+const ALL_JOBS = ['F16', 'Q8_0', 'Q4_0', 'Q4_K_M'] as const
+type Job = (typeof ALL_JOBS)[number]
+/** BENCH_JOBS (comma-separated, e.g. F16,Q8_0) runs only those; F16 always runs: it is llama-quantize's input. */
+const JOBS: Job[] = process.env.BENCH_JOBS
+  ? ALL_JOBS.filter((j) => j === 'F16' || process.env.BENCH_JOBS!.split(',').includes(j))
+  : [...ALL_JOBS]
 const PRESET = (process.env.BENCH_PRESET ?? 'tinyllama-1.1b') as keyof typeof PRESETS
 const THREADS = Number(process.env.BENCH_THREADS ?? 2)
 const CASE = `GGUF side by side, ${PRESET} (F16), ${THREADS} threads`

@@ -1,4 +1,4 @@
-// The block pipeline hands blocks out in order whatever order they finish in, hashes (onBlock) in order,
+// The block pipeline hands blocks out in order whatever order they finish in, passes them with their CRCs to onBlock in order,
 // never holds more than depth + 1 blocks or buffers, never writes into a block the consumer still holds,
 // and stops at a failed block with that block's error.
 
@@ -8,7 +8,7 @@ import { BlockPipeline, type BlockJob } from './block-pipeline'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
-/** Block i: `bytes` bytes of value i & 0xff, finishing after a pseudo-random delay (out of order). */
+/** Block i: `bytes` bytes of value i & 0xff and "CRC" i, finishing after a pseudo-random delay (out of order). */
 function jobs(count: number, bytes: number, running: { now: number; peak: number }): BlockJob[] {
   return Array.from({ length: count }, (_, i) => ({
     bytes,
@@ -19,7 +19,7 @@ function jobs(count: number, bytes: number, running: { now: number; peak: number
       const into = out ?? new Uint8Array(bytes)
       into.fill(i & 0xff, 0, bytes)
       running.now--
-      return into.subarray(0, bytes)
+      return { bytes: into.subarray(0, bytes), crc: i }
     },
   }))
 }
@@ -32,8 +32,8 @@ describe('BlockPipeline', () => {
       const p = new BlockPipeline(jobs(40, 64, running), {
         depth,
         bufferBytes: 64,
-        onBlock: (chunk, i) => {
-          expect(chunk[0]).toBe(i & 0xff)
+        onBlock: (block, i) => {
+          expect([block.bytes[0], block.crc]).toEqual([i & 0xff, i])
           seen.push(i)
         },
       })
@@ -74,8 +74,34 @@ describe('BlockPipeline', () => {
     expect(running.now).toBe(0)
   })
 
+  it('releases the memory of jobs that bring their own once each block is done with, or at close', async () => {
+    const released: number[] = []
+    const list: BlockJob[] = Array.from({ length: 8 }, (_, i) => ({
+      bytes: 4,
+      ownsMemory: true,
+      async run(out: Uint8Array | null) {
+        expect(out).toBeNull()
+        await sleep((i * 3) % 4)
+        return { bytes: new Uint8Array(4).fill(i), crc: i, release: () => released.push(i) }
+      },
+    }))
+    const p = new BlockPipeline(list, { depth: 2, bufferBytes: 4 })
+    for (let i = 0; i < 5; i++) {
+      expect((await p.next())[0]).toBe(i)
+      // The block handed out is held until the next is asked for.
+      expect(released).toEqual(Array.from({ length: i }, (_, k) => k))
+    }
+    await p.close()
+    // Block 4 (handed out) and 5, 6 (encoded ahead), each once; 7 was never started.
+    expect(released.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6])
+    expect(p.buffersAllocated).toBe(0)
+  })
+
   it('refuses a block that encodes to another size than announced', async () => {
-    const p = new BlockPipeline([{ bytes: 8, run: async () => new Uint8Array(7) }], { depth: 1, bufferBytes: 8 })
+    const p = new BlockPipeline([{ bytes: 8, run: async () => ({ bytes: new Uint8Array(7), crc: 0 }) }], {
+      depth: 1,
+      bufferBytes: 8,
+    })
     const e = await p.next().catch((err: unknown) => err)
     expect(isWhittleError(e) && e.code).toBe('format')
   })

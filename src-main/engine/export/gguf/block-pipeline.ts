@@ -1,21 +1,36 @@
 // The export's data section as one ordered stream of blocks (a block of a tensor's rows, or a whole small
 // tensor), encoded ahead of the writer: while block k is written, the next `depth` blocks are read,
-// decoded, quantized on the workers and hashed. One stream runs across tensor boundaries, so the workers
-// do not wait at each of the model's ~200 tensors. Memory stays flat: at most `depth` blocks are in
-// flight besides the one being written, each in a buffer from a small pool that is reused, so the model's
-// size never shows in the peak (and no fresh pages are faulted in per block).
+// decoded, quantized and hashed on the workers (each job returns its block's CRC-32 with its bytes, so
+// onBlock only joins CRCs). One stream runs across tensor boundaries, so the workers do not wait at each
+// of the model's ~200 tensors. Memory stays flat: at most `depth` blocks are in flight besides the one
+// being written, each in a buffer from a small pool that is reused, so the model's size never shows in
+// the peak (and no fresh pages are faulted in per block).
 
 import { WhittleError } from '../../errors'
+
+/** A block's encoded bytes and their CRC-32 (computed where the bytes were produced). */
+export interface EncodedBlock {
+  bytes: Uint8Array
+  crc: number
+  /**
+   * For bytes in memory the job holds (a view of kernel memory, so that they are not copied once more
+   * before the writer copies them): gives that memory back, called once the consumer is done with them.
+   */
+  release?: () => void
+}
 
 /** One block to encode. */
 export interface BlockJob {
   /** Bytes the block encodes to. */
   bytes: number
   /**
-   * Encodes the block into `out` (a reused buffer of at least `bytes` bytes) and returns the filled part,
-   * or, when `out` is null (the block is larger than the pool's buffers), into an array of its own.
+   * Encodes the block into `out` (a reused buffer of at least `bytes` bytes) and returns the filled part
+   * with its CRC-32, or, when `out` is null (the block is larger than the pool's buffers), into an array
+   * of its own.
    */
-  run(out: Uint8Array | null): Promise<Uint8Array>
+  run(out: Uint8Array | null): Promise<EncodedBlock>
+  /** The job returns bytes in memory of its own (with `release`): it is given no buffer (out is null). */
+  ownsMemory?: boolean
 }
 
 export interface BlockPipelineOptions {
@@ -24,14 +39,16 @@ export interface BlockPipelineOptions {
   /** Size of the reused buffers; a larger block gets an array of its own. */
   bufferBytes: number
   /** Called with each block, in order, as soon as it and every block before it are encoded (e.g. to hash). */
-  onBlock?: (chunk: Uint8Array, index: number) => void
+  onBlock?: (block: EncodedBlock, index: number) => void
 }
 
 interface Running {
   /** The block, once it and every block before it are encoded and passed to onBlock. */
   done: Promise<Uint8Array>
   /** The block's own encoding, settled only once its job no longer uses its buffer or kernel memory. */
-  encoded: Promise<Uint8Array>
+  encoded: Promise<EncodedBlock>
+  /** The encoded block once `encoded` has fulfilled (for its release). */
+  block: EncodedBlock | null
   buffer: Uint8Array | null
   bytes: number
 }
@@ -40,7 +57,7 @@ export class BlockPipeline {
   private readonly jobs: readonly BlockJob[]
   private readonly depth: number
   private readonly bufferBytes: number
-  private readonly onBlock: (chunk: Uint8Array, index: number) => void
+  private readonly onBlock: (block: EncodedBlock, index: number) => void
   private readonly free: Uint8Array[] = []
   private readonly running: Running[] = []
   /** The block handed out last: its buffer is in the consumer's hands until the next call to next(). */
@@ -85,17 +102,19 @@ export class BlockPipeline {
 
   /** Waits for every block started (so none still uses a buffer or kernel memory); their errors are ignored. */
   async close(): Promise<void> {
-    const started = this.handedOut ? [this.handedOut, ...this.running] : this.running
+    const started = this.handedOut ? [this.handedOut, ...this.running] : [...this.running]
     await Promise.allSettled(started.map((r) => r.encoded))
     this.running.length = 0
-    this.release(this.handedOut)
     this.handedOut = null
+    for (const r of started) this.release(r)
   }
 
   private release(block: Running | null): void {
     if (!block) return
     this.inFlight -= block.bytes
     if (block.buffer) this.free.push(block.buffer)
+    block.block?.release?.()
+    block.block = null
   }
 
   private fill(): void {
@@ -103,7 +122,7 @@ export class BlockPipeline {
       const index = this.started++
       const job = this.jobs[index]
       let buffer: Uint8Array | null = null
-      if (job.bytes <= this.bufferBytes) {
+      if (!job.ownsMemory && job.bytes <= this.bufferBytes) {
         buffer = this.free.pop() ?? null
         if (!buffer) {
           buffer = new Uint8Array(this.bufferBytes)
@@ -113,22 +132,29 @@ export class BlockPipeline {
       this.inFlight += job.bytes
       this.peakBytes = Math.max(this.peakBytes, this.inFlight)
       const encoded = job.run(buffer)
-      encoded.catch(() => {})
       // Blocks are encoded concurrently but reach onBlock strictly in order.
-      const done = Promise.all([encoded, this.ordered]).then(([chunk]) => {
-        if (chunk.byteLength !== job.bytes)
+      const done = Promise.all([encoded, this.ordered]).then(([block]) => {
+        if (block.bytes.byteLength !== job.bytes)
           throw new WhittleError(
             'format',
             null,
-            `block ${index} encoded to ${chunk.byteLength} bytes, not ${job.bytes}`,
+            `block ${index} encoded to ${block.bytes.byteLength} bytes, not ${job.bytes}`,
           )
-        this.onBlock(chunk, index)
-        return chunk
+        this.onBlock(block, index)
+        return block.bytes
       })
       // A failed block fails every block after it (they are never handed out past it).
       this.ordered = done
       done.catch(() => {})
-      this.running.push({ done, encoded, buffer, bytes: job.bytes })
+      const running: Running = { done, encoded, block: null, buffer, bytes: job.bytes }
+      // Kept for its release; set before close(), which waits on `encoded` after this, reads it.
+      encoded.then(
+        (block) => {
+          running.block = block
+        },
+        () => {},
+      )
+      this.running.push(running)
     }
   }
 }

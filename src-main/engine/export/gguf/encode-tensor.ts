@@ -19,11 +19,12 @@ import { permuteRowBytes, rowSources } from './names'
 import type { GgufTensorType } from './type-policy'
 import { encodeBf16Ggml } from '../../numerics/float-encodings'
 import { f32Checksum } from './encode'
-import { tensorCheck, type TensorCheck } from './tensor-hashes'
+import { hashBytes, tensorCheck, type TensorCheck } from './tensor-hashes'
 import { importanceFor, type ImatrixSource } from '../../formats/imatrix-data'
 import type { GgufKeptTensor } from '../../compress/gguf-types/kept-bytes'
 import { keptGgufBytes } from './kept-tensor'
 import type { BlockJob } from './block-pipeline'
+import type { CrcThreads } from './crc-threads'
 import { BLOCK_ELEMENTS, canPermuteInBlocks, copyJobs, quantizeJobs, type Exactness } from './tensor-blocks'
 import type { GgufTypeRule } from '../../../contract/gguf-export-types'
 
@@ -167,6 +168,7 @@ export interface TensorWork {
  */
 export function tensorWork(
   pool: WorkerPool,
+  crc: CrcThreads,
   p: PlannedTensor,
   wanted: GgufTensorType,
   imatrix: ImatrixSource | null,
@@ -180,7 +182,7 @@ export function tensorWork(
     const sources = p.permuteHeads > 0 ? rowSources(p.rows, p.permuteHeads, hfToGgufRows) : null
     const fallback = choice.fallback ? { fallback: choice.fallback } : {}
     return {
-      jobs: copyJobs(pool, p.entry, p.rows, sources, p.permuteHeads),
+      jobs: copyJobs(pool, crc, p.entry, p.rows, sources, p.permuteHeads),
       finish: () => ({
         tensor: { name: p.ggufName, type: choice.type, ...fallback, exact: true },
         checksum: null,
@@ -197,7 +199,7 @@ export function tensorWork(
     const permutation =
       p.permuteHeads > 0 ? { sources: rowSources(p.rows, p.permuteHeads, hfToGgufRows), heads: p.permuteHeads } : null
     return {
-      jobs: quantizeJobs(pool, p.entry, storage, importance, exactness, BLOCK_ELEMENTS, permutation),
+      jobs: quantizeJobs(pool, crc, p.entry, storage, importance, exactness, BLOCK_ELEMENTS, permutation),
       finish: () => ({
         tensor: quantizedEntry(p, { ...choice, exact: exactness.exact }, importance),
         checksum: null,
@@ -210,9 +212,12 @@ export function tensorWork(
     jobs: [
       {
         bytes: byteLength,
+        // The whole tensor is encoded into an array of its own.
+        ownsMemory: true,
         async run() {
           whole = await encodeTensor(pool, p, wanted, imatrix, keptBytes)
-          return whole.data
+          // A whole tensor's bytes are in this thread's memory (small tensors, mostly): hashed here.
+          return { bytes: whole.data, crc: hashBytes(whole.data) }
         },
       },
     ],

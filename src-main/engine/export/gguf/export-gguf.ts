@@ -3,8 +3,8 @@
 // each 2-D tensor quantized byte-exactly as llama-quantize would (or stored in the closest type that fits
 // its rows), written to a temporary file, re-read and checked tensor by tensor, and only then named.
 // The data section is one stream of blocks of rows (block-pipeline.ts): the next blocks are read,
-// quantized on the workers and hashed while the current one is written, around the page cache where the
-// OS allows it (io/direct-writer.ts).
+// quantized on the workers and hashed on the CRC threads while the current one is written, around the
+// page cache where the OS allows it (io/direct-writer.ts); this thread only joins the blocks' CRCs.
 
 import { stat } from 'node:fs/promises'
 import path from 'node:path'
@@ -23,8 +23,9 @@ import { tokenizerKvsFromGguf, tokenizerKvsFromHf } from './tokenizer-kv'
 import { verifyGgufExport, type IntendedTensor } from './verify-gguf'
 import { requantizeError, requantizeLossNote } from './requantize-loss'
 import { hashBytes } from './tensor-hashes'
+import { crc32Combine } from '../../numerics/crc32-combine'
 import { BlockPipeline } from './block-pipeline'
-import { BLOCK_ELEMENTS } from './tensor-blocks'
+import { CrcThreads } from './crc-threads'
 import { tensorWork, type GgufExportTensor, type PlannedTensor, type TensorWork } from './encode-tensor'
 import type { ImatrixSource } from '../../formats/imatrix-data'
 import type { GgufKeptTensor } from '../../compress/gguf-types/kept-bytes'
@@ -120,9 +121,6 @@ async function refuseExisting(outFile: string, inputs: string[]): Promise<void> 
 
 /** Blocks encoded ahead of the one being written: enough to keep the workers busy across a write. */
 const PIPELINE_DEPTH = 2
-
-/** A block at most this large gets one of the pipeline's reused buffers (every streamed block does). */
-const BLOCK_BUFFER_LIMIT = BLOCK_ELEMENTS * 4
 
 /** What llama-quantize records about the importance matrix it used (quantize.imatrix.*). */
 function imatrixKvs(source: ImatrixSource | null, quantized: boolean): GgufKv[] {
@@ -228,6 +226,8 @@ export async function exportGguf(
   const intended: IntendedTensor[] = []
   const report: GgufExportTensor[] = []
   const works: TensorWork[] = []
+  // Blocks are hashed off this thread as they are produced, and the file again as it is re-read.
+  const crcThreads = new CrcThreads(pool)
   const jobTensor: number[] = []
   const hashes: number[] = []
   for (const [i, p] of planned.entries()) {
@@ -238,7 +238,16 @@ export async function exportGguf(
     const dims = [...p.entry.shape].reverse()
     const byteLength = type === 'BF16' ? p.rows * p.cols * 2 : p.rows * ggufRowBytes(type, p.cols)
     const from = requant.from.get(p.ggufName)
-    const work = tensorWork(pool, p, wanted, options.imatrix ?? null, keptBytes, byteLength, from !== undefined)
+    const work = tensorWork(
+      pool,
+      crcThreads,
+      p,
+      wanted,
+      options.imatrix ?? null,
+      keptBytes,
+      byteLength,
+      from !== undefined,
+    )
     works.push(work)
     for (const _ of work.jobs) jobTensor.push(i)
     hashes.push(hashBytes(new Uint8Array(0)))
@@ -277,11 +286,12 @@ export async function exportGguf(
   const jobs = works.flatMap((w) => w.jobs)
   const pipeline = new BlockPipeline(jobs, {
     depth: PIPELINE_DEPTH,
-    // The streamed blocks' largest; a whole tensor larger than that brings its own array.
-    bufferBytes: Math.max(0, ...jobs.filter((j) => j.bytes <= BLOCK_BUFFER_LIMIT).map((j) => j.bytes)),
-    // Hashed in order, as each block is ready, while the block before it is being written.
-    onBlock: (chunk, index) => {
-      hashes[jobTensor[index]] = hashBytes(chunk, hashes[jobTensor[index]])
+    // Every job brings its own memory: streamed blocks stay in kernel memory until written, whole tensors
+    // come in arrays of their own.
+    bufferBytes: 0,
+    // Each block's CRC-32 comes with it (hashed off this thread); joined in order into its tensor's.
+    onBlock: (block, index) => {
+      hashes[jobTensor[index]] = crc32Combine(hashes[jobTensor[index]], block.crc, block.bytes.byteLength)
     },
   })
   const quantized = tensors.some((t) => !['F32', 'F16', 'BF16'].includes(String(t.type)))
@@ -311,13 +321,14 @@ export async function exportGguf(
         direct: true,
         verify: async (temp) => {
           progress(planned.length / (planned.length + 1), 'verifying')
-          await verifyGgufExport(temp, intended, pool, file)
+          await verifyGgufExport(temp, intended, pool, file, crcThreads)
         },
       },
     )
   } finally {
     // On a failure blocks may still be encoding: wait until none uses kernel memory any more.
     await pipeline.close()
+    await crcThreads.close()
   }
   progress(1, 'written and verified')
   const loss = requantizeLossNote(report.flatMap((t) => (t.requantizeError === undefined ? [] : [t.requantizeError])))

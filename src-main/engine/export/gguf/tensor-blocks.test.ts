@@ -1,7 +1,8 @@
 // The export's streamed paths against independent expectations: quantizing a tensor in blocks of rows on
 // 2 workers gives exactly the single-threaded quantizer's bytes (quantizeTensorGguf, the TS-level whole-
 // tensor path) and the same exactness; moving F16 bytes in blocks, q/k rows permuted, gives exactly the
-// whole-tensor permutation (permuteRowBytes over rowSources).
+// whole-tensor permutation (permuteRowBytes over rowSources); every block's CRC-32, hashed on the CRC
+// threads in slices and joined, is the CRC-32 of its bytes (a bitwise one, from the definition).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { TensorEntry } from '../../formats/types'
@@ -13,14 +14,28 @@ import { encodeF16Array } from '../../numerics/float-encodings'
 import { permuteRowBytes, rowSources } from './names'
 import { copyJobs, quantizeJobs } from './tensor-blocks'
 import type { BlockJob } from './block-pipeline'
+import { CrcThreads } from './crc-threads'
 
 let pool: WorkerPool
+let crc: CrcThreads
 beforeAll(async () => {
   pool = await WorkerPool.create({ threads: 2 })
+  crc = new CrcThreads(pool)
 })
 afterAll(async () => {
+  await crc?.close()
   await pool?.close()
 })
+
+/** Bitwise CRC-32 (reflected polynomial 0xEDB88320), from the definition: independent of zlib. */
+function crc32Bitwise(bytes: Uint8Array): number {
+  let c = 0xffffffff
+  for (const b of bytes) {
+    c ^= b
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1
+  }
+  return (c ^ 0xffffffff) >>> 0
+}
 
 /** A [rows, cols] F16 tensor held in memory, deterministic pseudo-random values. */
 function f16Entry(rows: number, cols: number, seed: number): TensorEntry {
@@ -41,16 +56,23 @@ function f16Entry(rows: number, cols: number, seed: number): TensorEntry {
   }
 }
 
-/** Runs the jobs one after another into one small reused buffer, concatenating their output. */
+/**
+ * Runs the jobs one after another into one small reused buffer, concatenating their output; each block's
+ * CRC-32 (joined from the threads' slices) must be the bitwise CRC-32 of its bytes.
+ */
 async function runAll(jobs: BlockJob[]): Promise<Uint8Array> {
   const out = new Uint8Array(jobs.reduce((n, j) => n + j.bytes, 0))
   const buffer = new Uint8Array(Math.max(...jobs.map((j) => j.bytes)))
   let at = 0
   for (const job of jobs) {
-    const chunk = await job.run(buffer)
-    out.set(chunk, at)
-    at += chunk.length
+    const block = await job.run(job.ownsMemory ? null : buffer)
+    expect(block.crc).toBe(crc32Bitwise(block.bytes))
+    out.set(block.bytes, at)
+    at += block.bytes.length
+    block.release?.()
   }
+  // Every block gave its kernel memory back.
+  expect(pool.arena.liveBytes).toBe(0)
   return out
 }
 
@@ -66,7 +88,7 @@ describe('quantizeJobs', () => {
       const want = quantizeTensorGguf(pool, weights, rows, cols, type)
       // 5 rows a block: 8 blocks, the last a partial one, each split over both workers.
       const exactness = { exact: true }
-      const got = await runAll(quantizeJobs(pool, entry, type, null, exactness, 5 * cols))
+      const got = await runAll(quantizeJobs(pool, crc, entry, type, null, exactness, 5 * cols))
       expect(Buffer.from(got).equals(Buffer.from(want.bytes))).toBe(true)
       expect(exactness.exact).toBe(false)
     })
@@ -75,7 +97,7 @@ describe('quantizeJobs', () => {
   it('with importances, as the whole-tensor quantizer with the same importances', async () => {
     const importance = Float32Array.from({ length: cols }, (_, i) => 0.5 + ((i * 37) % 11))
     const want = quantizeTensorGguf(pool, weights, rows, cols, 'Q4_K', { importance })
-    const got = await runAll(quantizeJobs(pool, entry, 'Q4_K', importance, { exact: true }, 7 * cols))
+    const got = await runAll(quantizeJobs(pool, crc, entry, 'Q4_K', importance, { exact: true }, 7 * cols))
     expect(Buffer.from(got).equals(Buffer.from(want.bytes))).toBe(true)
   })
 
@@ -87,7 +109,7 @@ describe('quantizeJobs', () => {
     decodeToF32('F16', q.data!, qRows * cols, w)
     const want = quantizeTensorGguf(pool, hfToGgufRows(w, qRows, cols, heads), qRows, cols, 'Q8_0')
     const permutation = { sources: rowSources(qRows, heads, hfToGgufRows), heads }
-    const jobs = quantizeJobs(pool, q, 'Q8_0', null, { exact: true }, 20 * cols, permutation)
+    const jobs = quantizeJobs(pool, crc, q, 'Q8_0', null, { exact: true }, 20 * cols, permutation)
     // 20 rows asked for: whole heads of 16 rows.
     expect(jobs.length).toBe(4)
     expect(Buffer.from(await runAll(jobs)).equals(Buffer.from(want.bytes))).toBe(true)
@@ -95,7 +117,7 @@ describe('quantizeJobs', () => {
 
   it('reports exact values when the weights already are what the type stores (F16 -> F16 via f32)', async () => {
     const exactness = { exact: true }
-    const got = await runAll(quantizeJobs(pool, entry, 'F16', null, exactness, 3 * cols))
+    const got = await runAll(quantizeJobs(pool, crc, entry, 'F16', null, exactness, 3 * cols))
     expect(Buffer.from(got).equals(Buffer.from(entry.data!))).toBe(true)
     expect(exactness.exact).toBe(true)
   })
@@ -113,7 +135,7 @@ describe('quantizeJobs', () => {
         data: new Uint8Array(values.buffer),
       }
       const exactness = { exact: true }
-      const got = await runAll(quantizeJobs(pool, f32, 'F16', null, exactness, 5 * cols))
+      const got = await runAll(quantizeJobs(pool, crc, f32, 'F16', null, exactness, 5 * cols))
       const want = quantizeTensorGguf(pool, values, rows, cols, 'F16')
       expect(Buffer.from(got).equals(Buffer.from(want.bytes))).toBe(true)
       expect(exactness.exact).toBe(false)
@@ -130,10 +152,18 @@ describe('copyJobs', () => {
     const sources = rowSources(rows, heads, hfToGgufRows)
     const want = permuteRowBytes(entry.data!, sources)
     // 20 rows asked for: rounded down to whole heads of 16 rows, 4 blocks.
-    const jobs = copyJobs(pool, entry, rows, sources, heads, 20 * cols)
+    const jobs = copyJobs(pool, crc, entry, rows, sources, heads, 20 * cols)
     expect(jobs.map((j) => j.bytes)).toEqual([1, 2, 3, 4].map(() => 16 * cols * 2))
     expect(Buffer.from(await runAll(jobs)).equals(Buffer.from(want))).toBe(true)
-    const plain = await runAll(copyJobs(pool, entry, rows, null, 0, 20 * cols))
+    const plain = await runAll(copyJobs(pool, crc, entry, rows, null, 0, 20 * cols))
     expect(Buffer.from(plain).equals(Buffer.from(entry.data!))).toBe(true)
+  })
+
+  it('hashes a block large enough to be split across the threads to the CRC-32 of its bytes', async () => {
+    // 1 MiB blocks: hashed in two slices on the two threads, joined (runAll checks each block's CRC).
+    const entry = f16Entry(1024, 1024, 13)
+    const jobs = copyJobs(pool, crc, entry, 1024, null, 0, 512 * 1024)
+    expect(jobs.map((j) => j.bytes)).toEqual([1 << 20, 1 << 20])
+    expect(Buffer.from(await runAll(jobs)).equals(Buffer.from(entry.data!))).toBe(true)
   })
 })

@@ -1,9 +1,11 @@
 // The export's common paths as blocks of rows for the block pipeline (block-pipeline.ts):
 // - a tensor already in its stored type (F16 -> F16) moves its bytes, with the q/k rows permuted, and is
-//   never decoded;
+//   never decoded; the bytes pass through kernel memory so that the CRC threads can hash them there;
 // - a 2-D tensor to quantize is read a block of rows at a time straight into kernel memory, decoded and
-//   quantized there row-parallel across the workers (each worker decodes its own slice), and only its
-//   encoded bytes are copied out.
+//   quantized there row-parallel across the workers (each worker decodes its own slice).
+// Each block comes with its CRC-32, hashed off the main thread (worker-crc.ts), and its bytes stay
+// in kernel memory until the writer has copied them (EncodedBlock.release): the main thread hashes
+// nothing and copies each byte once, into the writer's buffer.
 // GGUF blocks never span rows and every quantizer encodes a row from that row's values (and the
 // per-column importances) alone, so cutting a tensor into blocks of rows, and each block into one slice
 // per worker, changes no byte: the output is quantizeTensorGguf's (held to that by the golden tests).
@@ -23,7 +25,9 @@ import {
 } from '../../compress/gguf-types/quantize-tensor'
 import { wasmDecoder } from '../../pool/wasm-decoders'
 import { rowSlices, sameBits, type RowSlice } from '../../compress/gguf-types/quantize-tensor-parallel'
-import type { BlockJob } from './block-pipeline'
+import type { BlockJob, EncodedBlock } from './block-pipeline'
+import type { CrcThreads } from './crc-threads'
+import { hashKernelMemory } from './worker-crc'
 
 /** Source elements per block: a few MB of encoded bytes each, so the pipeline's buffers stay small. */
 export const BLOCK_ELEMENTS = 1 << 22
@@ -46,6 +50,7 @@ function blockRows(cols: number, rowMultiple: number, blockElements: number): nu
  */
 export function copyJobs(
   pool: WorkerPool,
+  crc: CrcThreads,
   entry: TensorEntry,
   rows: number,
   sources: Int32Array | null,
@@ -60,14 +65,7 @@ export function copyJobs(
   for (let r0 = 0; r0 < rows; r0 += n) {
     const count = Math.min(n, rows - r0)
     const bytes = count * rowBytes
-    jobs.push({
-      bytes,
-      async run(out) {
-        const into = (out ?? new Uint8Array(bytes)).subarray(0, bytes)
-        await readRows(pool, entry, rowBytes, r0, count, sources, into)
-        return into
-      },
-    })
+    jobs.push({ bytes, ownsMemory: true, run: () => copyBlock(pool, crc, entry, rowBytes, r0, count, sources) })
   }
   return jobs
 }
@@ -79,6 +77,7 @@ export function copyJobs(
  */
 export function quantizeJobs(
   pool: WorkerPool,
+  crc: CrcThreads,
   entry: TensorEntry,
   type: GgufStorageType,
   importance: Float32Array | null,
@@ -105,7 +104,8 @@ export function quantizeJobs(
     const sources = permutation?.sources ?? null
     jobs.push({
       bytes: count * rowBytes,
-      run: (out) => quantizeBlock(pool, entry, r0, count, choice.type, importance, exactness, out, sources),
+      ownsMemory: true,
+      run: () => quantizeBlock(pool, crc, entry, r0, count, choice.type, importance, exactness, sources),
     })
   }
   return jobs
@@ -135,7 +135,11 @@ function sourceRange(sources: Int32Array, r0: number, count: number): [number, n
   return [lo, hi]
 }
 
-/** Reads source rows for output rows [r0, r0 + count) into `into`, in output order. */
+/**
+ * Reads source rows for output rows [r0, r0 + count) into `target()`, in output order. The target is a
+ * view of kernel memory asked for only after this function's own allocation (memory.grow replaces the
+ * buffer, so a view is never kept across an allocation).
+ */
 async function readRows(
   pool: WorkerPool,
   entry: TensorEntry,
@@ -143,16 +147,17 @@ async function readRows(
   r0: number,
   count: number,
   sources: Int32Array | null,
-  into: Uint8Array,
+  target: () => Uint8Array,
 ): Promise<void> {
   if (!sources) {
-    await readTensorBytes(entry, r0 * rowBytes, count * rowBytes, into)
+    await readTensorBytes(entry, r0 * rowBytes, count * rowBytes, target())
     return
   }
   const [lo, hi] = sourceRange(sources, r0, count)
   // The source rows, staged in kernel memory (already resident, reused), then gathered in order.
   const staging = pool.arena.alloc((hi - lo + 1) * rowBytes, 'permuted rows')
   try {
+    const into = target()
     const from = await readTensorBytes(
       entry,
       lo * rowBytes,
@@ -165,6 +170,38 @@ async function readRows(
     }
   } finally {
     pool.arena.release(staging)
+  }
+}
+
+/**
+ * `region`'s first `bytes` bytes as a block that holds the region until released. The view stays valid
+ * while other blocks allocate: growing a shared memory never detaches its buffer, it only adds a longer one.
+ */
+function heldBlock(pool: WorkerPool, region: Region, bytes: number, crc: number): EncodedBlock {
+  return { bytes: pool.arena.u8(region, 0, bytes), crc, release: () => pool.arena.release(region) }
+}
+
+/**
+ * Output rows [r0, r0 + count) of a copied tensor with their CRC-32: read into kernel memory (source rows
+ * gathered into output order there) and hashed on the CRC threads.
+ */
+async function copyBlock(
+  pool: WorkerPool,
+  crc: CrcThreads,
+  entry: TensorEntry,
+  rowBytes: number,
+  r0: number,
+  count: number,
+  sources: Int32Array | null,
+): Promise<EncodedBlock> {
+  const bytes = count * rowBytes
+  const staged = pool.arena.alloc(bytes, 'copied rows')
+  try {
+    await readRows(pool, entry, rowBytes, r0, count, sources, () => pool.arena.u8(staged, 0, bytes))
+    return heldBlock(pool, staged, bytes, await hashKernelMemory(crc, staged.ptr, bytes))
+  } catch (e) {
+    pool.arena.release(staged)
+    throw e
   }
 }
 
@@ -196,21 +233,22 @@ async function checkExact(
 
 async function quantizeBlock(
   pool: WorkerPool,
+  crc: CrcThreads,
   entry: TensorEntry,
   r0: number,
   rows: number,
   type: GgufStorageType,
   importance: Float32Array | null,
   exactness: Exactness,
-  out: Uint8Array | null,
   sources: Int32Array | null,
-): Promise<Uint8Array> {
+): Promise<EncodedBlock> {
   const cols = entry.shape[1]
   const kernels = ggufKernels(type)
   const rowBytes = ggufRowBytes(type, cols)
   const bytes = rows * rowBytes
-  const into = out ?? new Uint8Array(bytes)
   const regions: Region[] = []
+  // The hash of the quantized rows while it runs: their memory is released only once it has settled.
+  let hash: Promise<number> | null = null
   try {
     // The source rows go into kernel memory as they are and each worker decodes its own slice to f32
     // before quantizing it, so the main thread only reads. A dtype without a WASM decoder for whole rows
@@ -224,7 +262,8 @@ async function quantizeBlock(
       regions.push(raw)
       values = pool.arena.alloc(rows * cols * 4, 'weights')
       regions.push(values)
-      await readRows(pool, entry, sourceRowBytes, r0, rows, sources, pool.arena.u8(raw, 0, rows * sourceRowBytes))
+      const rawBytes = rows * sourceRowBytes
+      await readRows(pool, entry, sourceRowBytes, r0, rows, sources, () => pool.arena.u8(raw!, 0, rawBytes))
     } else {
       // quantizeJobs permutes rows only where the decoder path above applies.
       const block = await loadTensor(pool, entry, r0, rows)
@@ -234,8 +273,9 @@ async function quantizeBlock(
     if (!kernels.quantize || !kernels.decode) {
       // F32: stored as is.
       if (raw) await pool.run([[decoder!.kernel, raw.ptr, values.ptr, (rows * cols) / decoder!.perUnit]])
-      into.set(pool.arena.u8(values, 0, bytes))
-      return into.subarray(0, bytes)
+      const valuesCrc = await hashKernelMemory(crc, values.ptr, bytes)
+      regions.splice(regions.indexOf(values), 1)
+      return heldBlock(pool, values, bytes, valuesCrc)
     }
     const weighted = importance ? kernels.weighted : null
     const workers = Math.max(1, pool.threads)
@@ -275,11 +315,16 @@ async function quantizeBlock(
       return pool.run(calls)
     })
     await Promise.all(tasks)
+    // Hashed on the CRC threads while the exactness check (if any) decodes on the workers.
+    hash = hashKernelMemory(crc, packed.ptr, bytes)
+    hash.catch(() => {})
     if (decoded && exactness.exact) await checkExact(pool, kernels.decode, slices, cols, values, decoded, exactness)
-    // Views are made after every allocation (memory.grow replaces the buffer), never kept across one.
-    into.set(pool.arena.u8(packed, 0, bytes))
-    return into.subarray(0, bytes)
+    // The encoded bytes stay where the workers wrote them until the writer has copied them.
+    const blockCrc = await hash
+    regions.splice(regions.indexOf(packed), 1)
+    return heldBlock(pool, packed, bytes, blockCrc)
   } finally {
+    if (hash) await hash.catch(() => {})
     for (const region of regions) pool.arena.release(region)
   }
 }

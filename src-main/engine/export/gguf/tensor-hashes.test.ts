@@ -5,9 +5,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isWhittleError } from '../../errors'
 import { closeFile } from '../../io/ranged-file'
+import { WorkerPool } from '../../pool/worker-pool'
+import { CrcThreads } from './crc-threads'
 import { hashBytes, hashSpansOnDisk, hashTensorOnDisk, tensorCheck, TENSOR_HASH_NAME } from './tensor-hashes'
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'whittle-hashes-'))
@@ -105,6 +107,61 @@ describe('hashSpansOnDisk', () => {
   it('hashes an empty tensor as CRC-32 of nothing (0)', async () => {
     expect(await hashTensorOnDisk({ name: 't', dtype: 'U8', shape: [0], file, offset: 3, byteLength: 0 })).toBe(0)
     expect(await hashSpansOnDisk(file, [])).toEqual([])
+  })
+})
+
+describe('hashSpansOnDisk in a pool’s kernel memory, on CRC threads', () => {
+  let pool: WorkerPool
+  beforeAll(async () => {
+    pool = await WorkerPool.create({ threads: 2 })
+  })
+  afterAll(async () => {
+    await pool?.close()
+  })
+
+  // Spans off the 4 KiB grid, small and large (the large ones cut into slices, one per thread), a gap.
+  const tensors = [pattern(3001, 4), pattern(0, 0), pattern(1_200_007, 8), pattern(17, 6), pattern(600_000, 9)]
+  const file = path.join(dir, 'workers.bin')
+  const spans: { offset: number; byteLength: number }[] = []
+  const parts: Uint8Array[] = [new Uint8Array(4100).fill(3)]
+  let at = 4100
+  for (const t of tensors) {
+    spans.push({ offset: at, byteLength: t.length })
+    parts.push(t, new Uint8Array(29).fill(4))
+    at += t.length + 29
+  }
+  writeFileSync(file, Buffer.concat(parts))
+  afterAll(() => closeFile(file))
+
+  it('gives each span’s CRC-32, read directly or not, in any read size, kernel memory given back', async () => {
+    const want = tensors.map(crc32Bitwise)
+    const live = pool.arena.liveBytes
+    for (const direct of [false, true])
+      for (const readBytes of [4096, 5000, 1 << 20, 16 << 20])
+        expect(await hashSpansOnDisk(file, spans, readBytes, { direct, pool }), `${direct} ${readBytes}`).toEqual(want)
+    // Threads given by the caller (as the export passes its own) are used and left running.
+    const threads = new CrcThreads(pool)
+    try {
+      expect(await hashSpansOnDisk(file, spans, 1 << 20, { direct: true, pool, crcThreads: threads })).toEqual(want)
+    } finally {
+      await threads.close()
+    }
+  })
+
+  it('sees one changed byte in a large span, and only there', async () => {
+    const changed = path.join(dir, 'workers-changed.bin')
+    const bytes = Buffer.concat(parts)
+    bytes[spans[2].offset + 1_000_000] ^= 0x01
+    writeFileSync(changed, bytes)
+    try {
+      for (const direct of [false, true]) {
+        const got = await hashSpansOnDisk(changed, spans, 1 << 20, { direct, pool })
+        expect(got[2]).not.toBe(crc32Bitwise(tensors[2]))
+        expect(got.filter((_, i) => i !== 2)).toEqual(tensors.filter((_, i) => i !== 2).map(crc32Bitwise))
+      }
+    } finally {
+      closeFile(changed)
+    }
   })
 })
 

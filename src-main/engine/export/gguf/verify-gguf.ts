@@ -14,6 +14,7 @@ import type { WorkerPool } from '../../pool/worker-pool'
 import { f32Checksum } from './encode'
 import { checkGgufLoadability } from './loadability'
 import { hashSpansOnDisk } from './tensor-hashes'
+import type { CrcThreads } from './crc-threads'
 
 export interface IntendedTensor {
   name: string
@@ -29,7 +30,8 @@ export interface IntendedTensor {
 }
 
 /**
- * With a pool, tensors decode on the WASM kernels (the same bits as the TS reference readers, faster).
+ * With a pool, tensors decode on the WASM kernels (the same bits as the TS reference readers, faster), and
+ * the re-read bytes are hashed on `crcThreads` (started for the call when not given).
  * `shownAs` names the file in errors when `file` is the temporary it is written under.
  */
 export async function verifyGgufExport(
@@ -37,6 +39,7 @@ export async function verifyGgufExport(
   intended: IntendedTensor[],
   pool?: WorkerPool,
   shownAs: string = file,
+  crcThreads?: CrcThreads,
 ): Promise<void> {
   const fail = (problem: string): WhittleError => new WhittleError('format', shownAs, `verification failed: ${problem}`)
   try {
@@ -59,7 +62,8 @@ export async function verifyGgufExport(
         throw fail(`tensor "${g.infos[i].name}" overlaps or precedes the tensor before it`)
     }
     // Around the page cache where the OS allows it: the bytes come from the disk, not from the cache.
-    const hashes = await hashSpansOnDisk(file, g.tensors, undefined, { direct: true })
+    // With a pool, CRC threads hash in its kernel memory while this thread waits on the reads.
+    const hashes = await hashSpansOnDisk(file, g.tensors, undefined, { direct: true, pool, crcThreads })
     for (const [i, want] of intended.entries()) {
       const entry = g.tensors[i]
       if (hashes[i] !== want.hash) throw fail(`tensor "${want.name}" bytes differ from what was written`)
