@@ -140,6 +140,7 @@ describe('gptqQuantizePlanned: the column loop on the workers', () => {
     ['static groups g32', { groupSize: 32, staticGroups: true, blockSize: 64 }],
     ['act-order g40', { groupSize: 40, actOrder: true, blockSize: 64 }],
     ['3 bits sym g64, block 48 (a partial last block)', { bits: 3, sym: true, groupSize: 64, blockSize: 48 }],
+    ['g64, one block wider than the weight (no lazy update)', { groupSize: 64, blockSize: 256 }],
   ]
   it.each(variants)('%s: the same bits as the loop on this thread', async (_label, over) => {
     const p = params(over)

@@ -207,7 +207,9 @@ async function obsColumnLoop(
       staticGrids.push(record(c0 / g, rowGrids(W, rows, cols, c0, Math.min(g, cols - c0), p)))
   }
   const B = p.blockSize
-  const kernel = pool && B < cols ? allocKernelBuffers(pool, rows, cols, B) : null
+  // Kernel memory also for a weight narrower than one block (no lazy update then), so its column loop runs
+  // on the workers too rather than in JS here.
+  const kernel = pool ? allocKernelBuffers(pool, rows, cols, B) : null
   // The column loop inside each block on the workers, rows split (gptq_block_rows, same bits as the loop
   // below): for plain quantization on grids that change only at group boundaries (not static groups in
   // act-order, where each column may take another group's grid).
