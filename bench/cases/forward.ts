@@ -1,5 +1,5 @@
 // The forward pass: matmul GFLOP/s (TS twin vs WASM SIMD on 1 thread and on 2 workers), and perplexity
-// tokens/s on the real stories260K and on a synthetic TinyLlama-1.1B-shape model in F16 (first 2,048 tokens
+// tokens/s on the real stories260K (1 thread and 2 workers) and on a synthetic TinyLlama-1.1B-shape model in F16 (first 2,048 tokens
 // at seqlen 256), each with peak RSS. With LLAMACPP_BIN set to a llama.cpp build folder, llama-perplexity
 // runs the same model (Whittle's own F16 GGUF of it) with the same seqlen, windows and threads, in turn with
 // Whittle's run (BENCH_ROUNDS rounds, default 1), and the tokens/s ratio is printed (issue #15: ≥ 1.0×).
@@ -7,10 +7,11 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { attentionCausal, attentionScratch } from '../../kernels/reference/attention'
 import { matmulNT } from '../../kernels/reference/matmul'
 import { perplexity } from '../../src-main/engine/eval/perplexity'
 import { readTextFile, tokenizeForEval } from '../../src-main/engine/eval/tokenize-text'
-import { matmul } from '../../src-main/engine/forward/parallel-ops'
+import { attention, matmul } from '../../src-main/engine/forward/parallel-ops'
 import { loadModel } from '../../src-main/engine/model/loaded-model'
 import { WorkerPool } from '../../src-main/engine/pool/worker-pool'
 import type { KernelVariant } from '../../kernels/host/load'
@@ -64,6 +65,55 @@ for (const kernels of ['exact', 'fused'] as const) {
   }
 }
 
+// --- causal attention, one layer of one window at seqlen 256 on 1 thread: head dim 8 (stories260K, where
+// latency-bound chains set the speed), 64 with grouped KV (TinyLlama-1.1B) and 128 (Llama-7B).
+const ATTENTION_SHAPES: [string, number, number, number][] = [
+  ['stories260K shape, 8 heads × 8', 8, 8, 8],
+  ['TinyLlama-1.1B shape, 32 heads × 64, 4 KV heads', 32, 4, 64],
+  ['Llama-7B shape, 32 heads × 128', 32, 32, 128],
+]
+{
+  const AT = 256
+  const pool = await WorkerPool.create({ threads: 0 })
+  for (const [name, nHeads, nKV, headDim] of ATTENTION_SHAPES) {
+    const q = Float32Array.from({ length: AT * nHeads * headDim }, (_, i) => Math.sin(i * 0.37) * 2)
+    const k = Float32Array.from({ length: AT * nKV * headDim }, (_, i) => Math.cos(i * 0.11) * 2)
+    const v = Float32Array.from({ length: AT * nKV * headDim }, (_, i) => Math.sin(i * 0.05 + 1))
+    const twinSeconds = await bestOf(1, () =>
+      attentionCausal(
+        q,
+        k,
+        v,
+        new Float32Array(q.length),
+        new Float32Array(attentionScratch(AT)),
+        AT,
+        nHeads,
+        nKV,
+        headDim,
+      ),
+    )
+    const [qr, kr, vr] = [q, k, v].map((a) => {
+      const r = pool.arena.alloc(a.byteLength)
+      pool.arena.f32(r).set(a)
+      return r
+    })
+    const outr = pool.arena.alloc(q.byteLength),
+      scratchr = pool.arena.alloc(attentionScratch(AT) * 4)
+    const s = await bestOf(20, () =>
+      attention(pool, qr.ptr, kr.ptr, vr.ptr, outr.ptr, () => scratchr.ptr, AT, nHeads, nKV, headDim),
+    )
+    for (const r of [qr, kr, vr, outr, scratchr]) pool.arena.release(r)
+    emit({
+      case: `attention_causal, ${name}, T = ${AT}`,
+      variant: 'WASM SIMD, 1 thread',
+      measure: 'ms per layer',
+      value: `${(s * 1e3).toFixed(3)} ms (${Math.round(AT / s).toLocaleString('en')} tok/s)`,
+      ratio: `${(twinSeconds / s).toFixed(1)}x the TS twin, load ${os.loadavg()[0].toFixed(1)}`,
+    })
+  }
+  await pool.close()
+}
+
 // --- perplexity throughput
 const SEQLEN = 256,
   THREADS = 2
@@ -74,19 +124,22 @@ const perCpuSecond = (tokens: number, cpuSeconds: number): string =>
 
 interface PplRun {
   kernels?: KernelVariant
+  /** Worker threads; default THREADS (0: the kernels run on the main thread). */
+  threads?: number
   /** Windows per forward call; default the forward pass's own (windowsPerBatch). */
   batch?: number
   label?: string
 }
 
 async function pplRow(name: string, modelPath: string, ids: Int32Array, maxWindows?: number, run: PplRun = {}) {
-  const pool = await WorkerPool.create({ threads: THREADS, kernels: run.kernels })
+  const threads = run.threads ?? THREADS
+  const pool = await WorkerPool.create({ threads, kernels: run.kernels })
   const model = await loadModel(modelPath)
   const cpu0 = process.cpuUsage()
   const r = await perplexity(pool, model, ids, { seqlen: SEQLEN, maxWindows, batch: run.batch })
   const cpu = process.cpuUsage(cpu0)
   const cpuSeconds = (cpu.user + cpu.system) / 1e6
-  const variant = `${KERNEL_LABEL[pool.kernelVariant]}, ${THREADS} workers, seqlen ${SEQLEN}${run.label ?? ''}`
+  const variant = `${KERNEL_LABEL[pool.kernelVariant]}, ${threads === 0 ? '1 thread' : `${threads} workers`}, seqlen ${SEQLEN}${run.label ?? ''}`
   await pool.close()
   emit({
     case: `perplexity, ${name}`,
@@ -105,8 +158,13 @@ if (!process.env.BENCH_SKIP_DEMO) {
     (await loadModel(demo)).files,
     await readTextFile(path.join(repo, 'resources/text/tinystories_eval.txt')),
   )
+  // 1 thread too: stories260K's attention (head dim 8) is a large share of its forward pass (issue #15).
   for (const kernels of ['exact', 'fused'] as const)
-    await pplRow('stories260K, bundled TinyStories eval (all 1,154 windows)', demo, demoIds, undefined, { kernels })
+    for (const threads of [0, THREADS])
+      await pplRow('stories260K, bundled TinyStories eval (all 1,154 windows)', demo, demoIds, undefined, {
+        kernels,
+        threads,
+      })
 }
 
 const WINDOWS = 8

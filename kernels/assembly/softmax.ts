@@ -36,6 +36,8 @@ const LN2_HI_F: f32 = 0.693359375
 const LN2_LO_F: f32 = <f32>-2.1219444005469058e-4
 const EXPF_MIN: f32 = -104.0
 const EXPF_MAX: f32 = 89.0
+/** 1.5·2^23: adding it to a whole f32 of magnitude < 2^22 puts that number in the low mantissa bits. */
+const EXPF_ROUNDER: f32 = 12582912.0
 const EXPF_C7: f32 = <f32>(1.0 / 5040.0)
 const EXPF_C6: f32 = <f32>(1.0 / 720.0)
 const EXPF_C5: f32 = <f32>(1.0 / 120.0)
@@ -123,7 +125,9 @@ export function expf32(x: f32): f32 {
 /** e^x in each f32 lane. */
 // @ts-ignore: decorator
 @inline export function expf32x4(x: v128): v128 {
-  x = f32x4.min(f32x4.max(x, f32x4.splat(EXPF_MIN)), f32x4.splat(EXPF_MAX))
+  // pmax/pmin (one instruction each; max/min take several to order NaN and ±0) clamp alike here: the
+  // bounds are neither NaN nor zero, and a NaN x comes through as NaN.
+  x = f32x4.pmin(f32x4.pmax(x, f32x4.splat(EXPF_MIN)), f32x4.splat(EXPF_MAX))
   const kf = f32x4.floor(f32x4.add(f32x4.mul(x, f32x4.splat(LOG2E_F)), f32x4.splat(0.5)))
   const r = f32x4.sub(f32x4.sub(x, f32x4.mul(kf, f32x4.splat(LN2_HI_F))), f32x4.mul(kf, f32x4.splat(LN2_LO_F)))
   let p = f32x4.splat(EXPF_C7)
@@ -134,8 +138,9 @@ export function expf32(x: f32): f32 {
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(0.5))
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0))
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0))
-  // NaN lanes: trunc_sat gives k = 0, and p is already NaN.
-  const k = i32x4.trunc_sat_f32x4_s(kf)
+  // kf is a whole number in [−150, 129], so kf + 1.5·2^23 is exact and its bits minus those of 1.5·2^23
+  // are k (cheaper than trunc_sat). NaN lanes get k = 0, as trunc_sat gave, and p is already NaN.
+  const k = v128.and(i32x4.sub(f32x4.add(kf, f32x4.splat(EXPF_ROUNDER)), f32x4.splat(EXPF_ROUNDER)), f32x4.eq(kf, kf))
   const k1 = i32x4.shr_s(k, 1)
   const k2 = i32x4.sub(k, k1)
   const bias = i32x4.splat(127)

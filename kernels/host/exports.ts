@@ -72,7 +72,7 @@ export interface KernelExports {
   /** In place; cos/sin are [T, headDim/2] tables (kernels/reference/rope.ts ropeTable). */
   rope_half(x: number, cos: number, sin: number, T: number, nHeads: number, headDim: number): void
   rope_interleaved(x: number, cos: number, sin: number, T: number, nHeads: number, headDim: number): void
-  /** Heads [h0, h1); scratch holds T f32. */
+  /** Heads [h0, h1); scratch holds attentionScratch(T) f32 (kernels/reference/attention.ts). */
   attention_causal(
     q: number,
     k: number,

@@ -11,9 +11,18 @@ import { expF32 } from './softmax'
 
 const f = Math.fround
 
+/** Queries the SIMD kernel runs together, one f32x4 lane each; its scratch holds their scores side by side. */
+export const ATTENTION_QUERY_GROUP = 4
+
+/** f32 values of scratch one attention_causal call needs (the twin itself uses only the first T). */
+export function attentionScratch(T: number): number {
+  return ATTENTION_QUERY_GROUP * T
+}
+
 /**
  * Causal attention for heads [h0, h1) (default: all). q and out are [T, nHeads·headDim], k and v
- * [T, nKV·headDim]; scratch must hold at least T values.
+ * [T, nKV·headDim]; scratch must hold at least attentionScratch(T) values, as the kernel's does, so a
+ * caller sized for one is sized for the other.
  */
 export function attentionCausal(
   q: Float32Array,
@@ -38,7 +47,7 @@ export function attentionCausal(
   requireLength(name, 'out', out, T * nHeads * headDim)
   requireLength(name, 'k', k, T * nKV * headDim)
   requireLength(name, 'v', v, T * nKV * headDim)
-  requireLength(name, 'scratch', scratch, T)
+  requireLength(name, 'scratch', scratch, attentionScratch(T))
 
   const group = nHeads / nKV
   const scale = f(1.0 / Math.sqrt(headDim))

@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { compileKernels, createKernelMemory, instantiateKernels } from '../host/load'
 import { addBiasRows, addInplace, erfc64, geluErf, geluTanh, relu, siluMul } from '../reference/activation'
-import { attentionCausal } from '../reference/attention'
+import { attentionCausal, attentionScratch } from '../reference/attention'
 import { matmulNT, matmulNTBias } from '../reference/matmul'
 import { layernorm, rmsnorm } from '../reference/norm'
 import { ropeHalf, ropeInterleaved, ropeTable } from '../reference/rope'
@@ -409,6 +409,18 @@ describe('attention_causal', () => {
     [3, 4, 1, 20],
     [7, 2, 2, 6],
     [5, 8, 4, 36],
+    // The kernel runs four queries at a time: T = 1, 3, 5, 17, 130 leave a short last group.
+    [1, 8, 8, 8],
+    [5, 8, 8, 8],
+    [17, 8, 8, 8],
+    [130, 8, 8, 8],
+    [17, 8, 2, 8],
+    [5, 8, 2, 64],
+    [130, 4, 1, 64],
+    [17, 2, 1, 128],
+    [6, 4, 2, 40],
+    [9, 3, 1, 12],
+    [5, 2, 1, 4],
   ]
 
   it.each(cases)(
@@ -422,12 +434,13 @@ describe('attention_causal', () => {
         pk = putF32(kk),
         pv = putF32(v, 8),
         po = alloc(q.length * 4, 4)
-      // scratch gets exactly T floats, then a guard value that must survive.
-      const pscratch = putF32(new Float32Array(T + 1).fill(12345), 4)
+      // scratch gets exactly attentionScratch(T) floats, then a guard value that must survive.
+      const scratchLength = attentionScratch(T)
+      const pscratch = putF32(new Float32Array(scratchLength + 1).fill(12345), 4)
       k.attention_causal(pq, pk, pv, po, pscratch, T, nHeads, nKV, d, 0, nHeads)
-      expect(getF32(pscratch + T * 4, 1)[0]).toBe(12345)
+      expect(getF32(pscratch + scratchLength * 4, 1)[0]).toBe(12345)
       const twin = new Float32Array(q.length)
-      attentionCausal(q, kk, v, twin, new Float32Array(T), T, nHeads, nKV, d)
+      attentionCausal(q, kk, v, twin, new Float32Array(scratchLength), T, nHeads, nKV, d)
       expectSameBits(getF32(po, q.length), twin, 'attention_causal')
       const exact = naiveAttention(q, kk, v, T, nHeads, nKV, d)
       for (let i = 0; i < exact.length; i++) {
@@ -445,7 +458,19 @@ describe('attention_causal', () => {
       kk = random(nKV * d, 2),
       v = random(nKV * d, 3)
     const po = alloc(q.length * 4)
-    k.attention_causal(putF32(q), putF32(kk), putF32(v), po, alloc(4), 1, nHeads, nKV, d, 0, nHeads)
+    k.attention_causal(
+      putF32(q),
+      putF32(kk),
+      putF32(v),
+      po,
+      alloc(attentionScratch(1) * 4),
+      1,
+      nHeads,
+      nKV,
+      d,
+      0,
+      nHeads,
+    )
     const out = getF32(po, q.length)
     for (let h = 0; h < nHeads; h++) {
       expect(Array.from(out.subarray(h * d, (h + 1) * d))).toEqual(
@@ -467,13 +492,133 @@ describe('attention_causal', () => {
       pk = putF32(kk),
       pv = putF32(v),
       po = alloc(q.length * 4)
-    k.attention_causal(pq, pk, pv, po, alloc(T * 4), T, nHeads, nKV, d, 0, 3)
-    k.attention_causal(pq, pk, pv, po, alloc(T * 4), T, nHeads, nKV, d, 3, 8)
+    k.attention_causal(pq, pk, pv, po, alloc(attentionScratch(T) * 4), T, nHeads, nKV, d, 0, 3)
+    k.attention_causal(pq, pk, pv, po, alloc(attentionScratch(T) * 4), T, nHeads, nKV, d, 3, 8)
     const twin = new Float32Array(q.length)
-    attentionCausal(q, kk, v, twin, new Float32Array(T), T, nHeads, nKV, d)
+    attentionCausal(q, kk, v, twin, new Float32Array(attentionScratch(T)), T, nHeads, nKV, d)
     expectSameBits(getF32(po, q.length), twin, 'attention by head ranges')
-    expect(() => attentionCausal(q, kk, v, twin, new Float32Array(T), T, 8, 3, d)).toThrow(/KV heads/)
-    expect(() => attentionCausal(q, kk, v, twin, new Float32Array(T - 1), T, 8, 4, d)).toThrow(/scratch/)
+    expect(() => attentionCausal(q, kk, v, twin, new Float32Array(attentionScratch(T)), T, 8, 3, d)).toThrow(/KV heads/)
+    expect(() => attentionCausal(q, kk, v, twin, new Float32Array(attentionScratch(T) - 1), T, 8, 4, d)).toThrow(
+      /scratch/,
+    )
+  })
+
+  it.each([
+    [17, 8, 2, 8],
+    [130, 8, 8, 8],
+    [13, 8, 4, 64],
+  ])(
+    'T=%i nHeads=%i nKV=%i headDim=%i: head ranges that split KV groups, each with its own scratch, match the twin',
+    (T, nHeads, nKV, d) => {
+      resetHeap()
+      const q = random(T * nHeads * d, 21, 3),
+        kk = random(T * nKV * d, 22, 3),
+        v = random(T * nKV * d, 23)
+      const pq = putF32(q),
+        pk = putF32(kk),
+        pv = putF32(v),
+        po = putF32(new Float32Array(q.length).fill(777))
+      // Ranges of 1, 2 and the rest cut through the KV groups; the output outside [h0, h1) must stay untouched.
+      const cuts = [0, 1, 3, nHeads]
+      for (let c = 0; c + 1 < cuts.length; c++) {
+        k.attention_causal(pq, pk, pv, po, alloc(attentionScratch(T) * 4), T, nHeads, nKV, d, cuts[c], cuts[c + 1])
+        const got = getF32(po, q.length)
+        for (let i = 0; i < T; i++) expect(got[(i * nHeads + cuts[c + 1] - 1) * d]).not.toBe(777)
+        if (cuts[c + 1] < nHeads) expect(got[cuts[c + 1] * d]).toBe(777)
+      }
+      const twin = new Float32Array(q.length)
+      attentionCausal(q, kk, v, twin, new Float32Array(attentionScratch(T)), T, nHeads, nKV, d)
+      expectSameBits(getF32(po, q.length), twin, 'attention by head ranges')
+    },
+  )
+
+  it.each([5, 9, 10])(
+    'an infinite v row %i reaches exactly the queries at or after it (masked lanes of a query group add nothing)',
+    (infRow) => {
+      resetHeap()
+      // T = 11 gives query groups 0–3, 4–7 and 8–10, so rows 5, 9 and 10 are keys some query of their group
+      // must not take: a masked lane that added 0·v would turn that query NaN. Large scores make many p_j
+      // exactly 0 and others exactly 1, and v holds signed zeros.
+      const T = 11,
+        nHeads = 4,
+        nKV = 2,
+        d = 8,
+        qRow = nHeads * d
+      const q = random(T * qRow, 31, 40),
+        kk = random(T * nKV * d, 32, 40),
+        v = random(T * nKV * d, 33)
+      for (let i = 0; i < v.length; i += 3) v[i] = i % 2 ? -0 : 0
+      v.fill(Infinity, infRow * nKV * d, (infRow + 1) * nKV * d)
+      const po = alloc(q.length * 4)
+      k.attention_causal(
+        putF32(q),
+        putF32(kk),
+        putF32(v),
+        po,
+        alloc(attentionScratch(T) * 4),
+        T,
+        nHeads,
+        nKV,
+        d,
+        0,
+        nHeads,
+      )
+      const got = getF32(po, q.length)
+      const twin = new Float32Array(q.length)
+      attentionCausal(q, kk, v, twin, new Float32Array(attentionScratch(T)), T, nHeads, nKV, d)
+      expectSameBits(got, twin, 'attention with an infinite v row')
+      for (let i = 0; i < T; i++) {
+        const finite = got.subarray(i * qRow, (i + 1) * qRow).every(Number.isFinite)
+        expect(finite, `query ${i}`).toBe(i < infRow)
+      }
+    },
+  )
+
+  it('the bitwise comparison sees a change of summation order (so the cases above pin the order)', () => {
+    // The spec written out for headDim 8, with acc summed either from j = 0 (the spec) or from j = i down:
+    // the first must equal the twin bit for bit and the second must not, so an order change cannot pass.
+    const T = 130,
+      nHeads = 2,
+      d = 8,
+      row = nHeads * d
+    const q = random(T * row, 41, 2),
+      kk = random(T * row, 42, 2),
+      v = random(T * row, 43)
+    const twin = new Float32Array(q.length)
+    attentionCausal(q, kk, v, twin, new Float32Array(attentionScratch(T)), T, nHeads, nHeads, d)
+    const scale = Math.fround(1 / Math.sqrt(d))
+    const spec = (reverse: boolean): Float32Array => {
+      const out = new Float32Array(q.length)
+      for (let h = 0; h < nHeads; h++) {
+        for (let i = 0; i < T; i++) {
+          const qi = i * row + h * d
+          const s = Array.from({ length: i + 1 }, (_, j) => {
+            const kj = j * row + h * d
+            // four lane sums over d = c and c + 4, combined (l0 + l1) + (l2 + l3)
+            const l = [0, 1, 2, 3].map((c) =>
+              Math.fround(
+                Math.fround(0 + Math.fround(q[qi + c] * kk[kj + c])) + Math.fround(q[qi + c + 4] * kk[kj + c + 4]),
+              ),
+            )
+            return Math.fround(Math.fround(Math.fround(l[0] + l[1]) + Math.fround(l[2] + l[3])) * scale)
+          })
+          const m = s.reduce((a, b) => (b > a ? b : a), -Infinity)
+          const p = s.map((x) => expF32(Math.fround(x - m)))
+          const inv = Math.fround(1 / p.reduce((a, b) => a + b, 0))
+          for (let c = 0; c < d; c++) {
+            let acc = 0
+            for (let t = 0; t <= i; t++) {
+              const j = reverse ? i - t : t
+              acc = Math.fround(acc + Math.fround(p[j] * v[j * row + h * d + c]))
+            }
+            out[qi + c] = Math.fround(acc * inv)
+          }
+        }
+      }
+      return out
+    }
+    expectSameBits(spec(false), twin, 'the spec, in order')
+    expect(() => expectSameBits(spec(true), twin, 'the spec, acc reversed')).toThrow(/twin says/)
   })
 })
 

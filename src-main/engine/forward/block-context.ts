@@ -6,6 +6,7 @@ import type { WorkerPool } from '../pool/worker-pool'
 import { allocTensor, type ArenaTensor } from '../pool/arena-tensors'
 import { RECORDING_ROLES, type ForwardHooks, type LinearRole } from './causal-lm'
 import { attention, matmul } from './parallel-ops'
+import { attentionScratch } from '../../../kernels/reference/attention'
 import { fakeQuantActivations, fakeQuantPerToken } from './activation-quant'
 import type { ActivationScheme } from '../model/loaded-model'
 
@@ -135,7 +136,8 @@ export class BlockContext extends TensorScope {
     const T = this.T
     const qDim = heads * headDim,
       kvDim = kvHeads * headDim
-    this.attentionScratch ??= this.alloc(Math.max(1, this.pool.threads) * T)
+    const perCall = attentionScratch(T)
+    this.attentionScratch ??= this.alloc(Math.max(1, this.pool.threads) * perCall)
     const scratch = this.attentionScratch
     for (let b = 0; b < nb; b++) {
       if (rotate) {
@@ -156,7 +158,7 @@ export class BlockContext extends TensorScope {
         k.at(b * T * kvDim),
         v.at(b * T * kvDim),
         out.at(b * T * qDim),
-        (part) => scratch.at(part * T),
+        (part) => scratch.at(part * perCall),
         T,
         heads,
         kvHeads,

@@ -19,6 +19,7 @@ import type { ArenaTensor } from '../pool/arena-tensors'
 import { TensorScope } from '../forward/block-context'
 import { attention, matmul } from '../forward/parallel-ops'
 import type { KernelExports } from '../../../kernels/host/exports'
+import { attentionScratch } from '../../../kernels/reference/attention'
 import { attentionBackwardScratch } from '../../../kernels/reference/backward-attention'
 import { ropeTable } from '../../../kernels/reference/rope'
 import type { WorkerPool } from '../pool/worker-pool'
@@ -49,6 +50,11 @@ export interface LinearHooks {
    * leave ∂L/∂y in y, which the Linear's backward then uses while the residual path keeps dOut.
    */
   outputGrad?(role: 'o' | 'down', dOut: ArenaTensor, y: ArenaTensor, M: number): Promise<void> | void
+}
+
+/** f32 of attention scratch per worker in a block runner: the forward and the backward kernel share it. */
+export function blockAttentionScratch(T: number): number {
+  return Math.max(attentionScratch(T), attentionBackwardScratch(T))
 }
 
 /** f32 values one token needs in a block runner (activations and their gradients). */
@@ -126,7 +132,7 @@ export class LlamaBlockRunner extends TensorScope {
       this.sin = this.alloc(table.sin.length)
       this.cos.view().set(table.cos)
       this.sin.view().set(table.sin)
-      this.scratchStride = attentionBackwardScratch(T)
+      this.scratchStride = blockAttentionScratch(T)
       this.scratch = this.alloc(Math.max(1, pool.threads) * this.scratchStride)
     } catch (e) {
       this.free()

@@ -26,12 +26,11 @@ import type { LoadedModel } from '../model/loaded-model'
 import type { WorkerPool } from '../pool/worker-pool'
 import type { LayerDistillation } from './layer-distillation'
 import { headLossAndGrad, logitRowsPerChunk, type LossSettings, type LossSums } from './head-loss'
-import { blockFloatsPerToken, LlamaBlockRunner, type LinearHooks } from './llama-block'
+import { blockAttentionScratch, blockFloatsPerToken, LlamaBlockRunner, type LinearHooks } from './llama-block'
 import { LLAMA_LINEARS, LlamaWeights, type LlamaLinear, type PackedLinears } from './llama-weights'
 import { LoraAdapters, type LoraAdapterSet, type LoraSettings } from './lora'
 import { matmulNN } from './parallel-grad'
 import { TeacherTopK } from './teacher-topk'
-import { attentionBackwardScratch } from '../../../kernels/reference/backward-attention'
 
 /**
  * Hooks on the student's embedding output (CoFi's hidden-dimension gates): forward may change the rows
@@ -265,7 +264,7 @@ export class LlamaTrainer {
     const runner = (w: LlamaWeights): number =>
       n * T * blockFloatsPerToken(w.arch) +
       T * w.arch.headDim +
-      Math.max(1, this.pool.threads) * attentionBackwardScratch(T)
+      Math.max(1, this.pool.threads) * blockAttentionScratch(T)
     const sameGeometry = !t || blockFloatsPerToken(t.arch) === blockFloatsPerToken(a)
     // A packed base keeps one block's Linears in kernel memory; LoRA trains adapters instead of gradients.
     const linears = s.linearParams
