@@ -5,7 +5,7 @@
 import type { WorkerPool } from '../pool/worker-pool'
 import { allocTensor, type ArenaTensor } from '../pool/arena-tensors'
 import { RECORDING_ROLES, type ForwardHooks, type LinearRole } from './causal-lm'
-import { attention, matmul } from './parallel-ops'
+import { attention, matmul, rmsnorm, siluMul } from './parallel-ops'
 import { attentionScratch } from '../../../kernels/reference/attention'
 import { fakeQuantActivations, fakeQuantPerToken } from './activation-quant'
 import type { ActivationScheme } from '../model/loaded-model'
@@ -91,6 +91,16 @@ export class BlockContext extends TensorScope {
   /** SliceGPT-sliced models: lets the hooks see the residual [M, width] where it enters the MLP or leaves the block. */
   slicedResidual(point: 'mlp' | 'out', x: ArenaTensor, M: number, width: number): void {
     this.hooks?.slicedResidual?.(this.layer, point, x.view().subarray(0, M * width), M, width)
+  }
+
+  /** out[M, H] = RMSNorm(x) · w, across the workers. */
+  rmsnorm(x: ArenaTensor, w: Affine, out: ArenaTensor, M: number, H: number, eps: number): Promise<void> {
+    return rmsnorm(this.pool, x.ptr, w.w.ptr, out.ptr, M, H, eps)
+  }
+
+  /** g = SiLU(g) · u over n values, across the workers. */
+  siluMulInPlace(g: ArenaTensor, u: ArenaTensor, n: number): Promise<void> {
+    return siluMul(this.pool, g.ptr, u.ptr, g.ptr, n)
   }
 
   /** y[M, N] = x[M, K] · Wᵀ + b. */

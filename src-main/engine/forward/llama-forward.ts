@@ -85,9 +85,9 @@ export class LlamaForward extends DecoderForward<LlamaLayer> {
     const { linear } = w
     return async (x: ArenaTensor, nb: number): Promise<void> => {
       const M = nb * ctx.T
-      await llamaAttention(ctx, k, att, linear, { w: w.attnNorm, eps }, shape, rotate, x, nb, H, H)
+      await llamaAttention(ctx, att, linear, { w: w.attnNorm, eps }, shape, rotate, x, nb, H, H)
       k.add_inplace(x.ptr, att.out.ptr, M * H)
-      await llamaMlp(ctx, k, mlp, linear, { w: w.ffnNorm, eps }, x, M, H, F, H)
+      await llamaMlp(ctx, mlp, linear, { w: w.ffnNorm, eps }, x, M, H, F, H)
       k.add_inplace(x.ptr, mlp.out.ptr, M * H)
     }
   }

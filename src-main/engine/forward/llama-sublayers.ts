@@ -55,7 +55,6 @@ export type AttentionBuffers = ReturnType<typeof attentionBuffers>
 /** out = o_proj(attention(RMSNorm(x))), x [M, inW], out [M, outW]; nb windows of ctx.T tokens. */
 export async function llamaAttention(
   ctx: BlockContext,
-  k: KernelExports,
   b: AttentionBuffers,
   linear: Record<LlamaLinear, Affine>,
   norm: { w: Affine; eps: number },
@@ -69,7 +68,7 @@ export async function llamaAttention(
   const M = nb * ctx.T
   const qDim = s.heads * s.headDim,
     kvDim = s.kvHeads * s.headDim
-  k.rmsnorm(x.ptr, norm.w.w.ptr, b.h.ptr, M, inW, norm.eps)
+  await ctx.rmsnorm(x, norm.w, b.h, M, inW, norm.eps)
   for (const r of ['q', 'k', 'v'] as const) ctx.observe(r, b.h, M, inW)
   await Promise.all([
     ctx.linear(b.h, linear.q, b.q, M, inW, qDim),
@@ -98,7 +97,6 @@ export function mlpBuffers(ctx: BlockContext, F: number) {
 /** out = down(SiLU(gate(RMSNorm(x))) · up(RMSNorm(x))), x [M, inW], out [M, outW], h scratch of inW. */
 export async function llamaMlp(
   ctx: BlockContext,
-  k: KernelExports,
   b: ReturnType<typeof mlpBuffers> & { h: ArenaTensor; out: ArenaTensor },
   linear: Record<LlamaLinear, Affine>,
   norm: { w: Affine; eps: number },
@@ -108,11 +106,11 @@ export async function llamaMlp(
   F: number,
   outW: number,
 ): Promise<void> {
-  k.rmsnorm(x.ptr, norm.w.w.ptr, b.h.ptr, M, inW, norm.eps)
+  await ctx.rmsnorm(x, norm.w, b.h, M, inW, norm.eps)
   ctx.observe('gate', b.h, M, inW)
   ctx.observe('up', b.h, M, inW)
   await Promise.all([ctx.linear(b.h, linear.gate, b.g, M, inW, F), ctx.linear(b.h, linear.up, b.u, M, inW, F)])
-  k.silu_mul(b.g.ptr, b.u.ptr, b.g.ptr, M * F)
+  await ctx.siluMulInPlace(b.g, b.u, M * F)
   ctx.observe('down', b.g, M, F)
   await ctx.linear(b.g, linear.down, b.out, M, F, outW)
 }

@@ -1,5 +1,7 @@
-// The two kernels worth spreading across workers: matmul (split by output columns) and attention
-// (split by heads). Everything else in a block is linear in the activations and runs inline.
+// The kernels spread across workers: matmul (split by output columns), attention (split by heads), and the
+// row-wise RMSNorm and element-wise SiLU·up of the Llama block (split by rows: on a long calibration pass
+// they are tens of MB, and inline on the main thread they left the workers idle). Splitting never changes a
+// value: every output element sees the same operations whichever range computes it.
 
 import type { KernelCall, WorkerPool } from '../pool/worker-pool'
 
@@ -60,6 +62,48 @@ export function attention(
     headDim,
     h0,
     h1,
+  ])
+  return parallel(pool, calls)
+}
+
+/** Below this many values a row-wise or element-wise kernel runs in one call. */
+const SPLIT_MIN_VALUES = 1 << 18
+
+/** out[M, H] = RMSNorm(x[M, H]) · w, rows split across the workers when large. */
+export function rmsnorm(
+  pool: WorkerPool,
+  x: number,
+  w: number,
+  out: number,
+  M: number,
+  H: number,
+  eps: number,
+): Promise<void> {
+  const parts = M * H < SPLIT_MIN_VALUES ? 1 : Math.max(1, pool.threads)
+  const calls: KernelCall[] = ranges(M, parts).map(([r0, r1]) => [
+    'rmsnorm',
+    x + r0 * H * 4,
+    w,
+    out + r0 * H * 4,
+    r1 - r0,
+    H,
+    eps,
+  ])
+  return parallel(pool, calls)
+}
+
+/**
+ * out[i] = SiLU(g[i]) · u[i] for n values, split across the workers when large, at multiples of 16 values
+ * so each range's SIMD lanes hold the elements they would hold in one call.
+ */
+export function siluMul(pool: WorkerPool, g: number, u: number, out: number, n: number): Promise<void> {
+  const parts = n < SPLIT_MIN_VALUES ? 1 : Math.max(1, pool.threads)
+  const calls: KernelCall[] = ranges(n, parts, 16).map(([a, b]) => [
+    'silu_mul',
+    g + a * 4,
+    u + a * 4,
+    out + a * 4,
+    b - a,
   ])
   return parallel(pool, calls)
 }

@@ -169,12 +169,12 @@ export class SlicedLlamaForward extends DecoderForward<SlicedLayer> {
     const { linear } = w
     return async (x: ArenaTensor, nb: number): Promise<void> => {
       const M = nb * ctx.T
-      await llamaAttention(ctx, k, att, linear, normA, shape, rotate, x, nb, da, dm)
+      await llamaAttention(ctx, att, linear, normA, shape, rotate, x, nb, da, dm)
       // The residual crosses into the MLP's basis through the shortcut matrix: mid = x·Q_attn + attention.
       await ctx.linear(x, { w: w.attnShortcut, b: undefined }, mid, M, da, dm)
       k.add_inplace(mid.ptr, att.out.ptr, M * dm)
       ctx.slicedResidual('mlp', mid, M, dm)
-      await llamaMlp(ctx, k, mlp, linear, normM, mid, M, dm, F, dn)
+      await llamaMlp(ctx, mlp, linear, normM, mid, M, dm, F, dn)
       // x is free now: the output, [M, dn] packed, goes where the input was.
       await ctx.linear(mid, { w: w.mlpShortcut, b: undefined }, x, M, dm, dn)
       k.add_inplace(x.ptr, mlp.out.ptr, M * dn)
