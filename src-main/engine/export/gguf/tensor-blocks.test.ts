@@ -15,6 +15,7 @@ import { permuteRowBytes, rowSources } from './names'
 import { copyJobs, quantizeJobs } from './tensor-blocks'
 import type { BlockJob } from './block-pipeline'
 import { CrcThreads } from './crc-threads'
+import { crc32Bitwise } from '../../testing/crc32-bitwise'
 
 let pool: WorkerPool
 let crc: CrcThreads
@@ -26,16 +27,6 @@ afterAll(async () => {
   await crc?.close()
   await pool?.close()
 })
-
-/** Bitwise CRC-32 (reflected polynomial 0xEDB88320), from the definition: independent of zlib. */
-function crc32Bitwise(bytes: Uint8Array): number {
-  let c = 0xffffffff
-  for (const b of bytes) {
-    c ^= b
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1
-  }
-  return (c ^ 0xffffffff) >>> 0
-}
 
 /** A [rows, cols] F16 tensor held in memory, deterministic pseudo-random values. */
 function f16Entry(rows: number, cols: number, seed: number): TensorEntry {

@@ -11,19 +11,10 @@ import { closeFile } from '../../io/ranged-file'
 import { WorkerPool } from '../../pool/worker-pool'
 import { CrcThreads } from './crc-threads'
 import { hashBytes, hashSpansOnDisk, hashTensorOnDisk, tensorCheck, TENSOR_HASH_NAME } from './tensor-hashes'
+import { crc32Bitwise } from '../../testing/crc32-bitwise'
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'whittle-hashes-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
-
-/** Bitwise CRC-32 (reflected polynomial 0xEDB88320), written out from the definition: the independent twin. */
-function crc32Bitwise(bytes: Uint8Array): number {
-  let c = 0xffffffff
-  for (const b of bytes) {
-    c ^= b
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1
-  }
-  return (c ^ 0xffffffff) >>> 0
-}
 
 const pattern = (n: number, seed: number): Uint8Array =>
   Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff)

@@ -7,15 +7,7 @@ import { isWhittleError } from '../../errors'
 import { WorkerPool } from '../../pool/worker-pool'
 import { CrcThreads } from './crc-threads'
 import { hashKernelMemory, joinCrcs } from './worker-crc'
-
-function crc32Bitwise(bytes: Uint8Array): number {
-  let c = 0xffffffff
-  for (const b of bytes) {
-    c ^= b
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1
-  }
-  return (c ^ 0xffffffff) >>> 0
-}
+import { crc32Bitwise } from '../../testing/crc32-bitwise'
 
 let pool: WorkerPool
 beforeAll(async () => {
