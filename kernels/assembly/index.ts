@@ -7,6 +7,7 @@ export { dequant_q8_0, dequant_q4_0, dequant_q4_k, dequant_q5_k, dequant_q6_k } 
 export { moments } from './stats'
 export { histogram } from './histogram'
 export { row_absmax_sumsq, col_absmax_sumsq, col_input_stats } from './channels'
+export { hessian_accumulate, hessian_chunk_tokens } from './hessian'
 export { pool_absmax } from './pool'
 export { scan_rows } from './scan'
 
@@ -46,7 +47,7 @@ export {
 // f64 linear algebra for GPTQ/SparseGPT: Hessian accumulation, Cholesky, triangular inverse, Gram product.
 // Twin: kernels/reference/linalg.ts.
 export {
-  hessian_accumulate, hessian_chunk_tokens, cholesky_lower, invert_lower, lower_gram, linalg_panel_rows, cholesky_panel, cholesky_trailing,
+  cholesky_lower, invert_lower, lower_gram, linalg_panel_rows, cholesky_panel, cholesky_trailing,
   cholesky_finish, invert_lower_panel, invert_lower_below, lower_gram_rows, gram_symmetrize, gptq_block_rows,
 } from './linalg'
 

@@ -1,11 +1,11 @@
-// f64 dense linear algebra for GPTQ and SparseGPT: the calibration Hessian Σ x xᵀ, the Cholesky factor,
-// the inverse of a lower-triangular matrix and the Gram product LᵀL. Twin: kernels/reference/linalg.ts.
+// f64 dense linear algebra for GPTQ and SparseGPT: the Cholesky factor, the inverse of a lower-triangular
+// matrix and the Gram product LᵀL (the calibration Hessian is ./hessian.ts, on this file's tiling). Twin:
+// kernels/reference/linalg.ts.
 //
 // Bit-exactness. Every output element has ONE fixed sequence of operations (below), each a plain f64
 // multiply followed by a plain add, subtract or divide (no fused multiply-add). The SIMD lanes run over
 // neighbouring *elements*, never over the terms of one sum, so no sum is ever split into lanes and the
 // cache blocking only reorders work on independent elements. The twin is the plain loop nest.
-//   hessian  H[i][j] (j ≥ i):  for t = 0 … M−1:  H = H + x[t][i]·x[t][j]            (f32 promoted to f64)
 //   cholesky R = Lᵀ (R[j][i], j ≤ i): s = A[j][i] (upper triangle);
 //            for k = 0 … j−1: s = s − R[k][j]·R[k][i];  then R[j][j] = √s, or R[j][i] = s / R[j][j]
 //   invert   X = L⁻¹ (X[i][j], j < i): s = 0; for k = j … i−1: s = s − L[i][k]·X[k][j];
@@ -16,8 +16,7 @@
 // exact, so the bits are the same.
 //
 // Loop orders (all row-major, n×n, byte addresses, nothing allocated):
-// - The symmetric rank-k update C[r][c] += Σ_k (±D[k][r])·D[k][c] (Hessian, Cholesky's trailing update,
-//   Gram) runs on 4×4 register tiles: per k one row of D gives the 4 multipliers and the 4 columns, so
+// - The symmetric rank-k update C[r][c] += Σ_k (±D[k][r])·D[k][c] (Cholesky's trailing update, Gram) runs on 4×4 register tiles: per k one row of D gives the 4 multipliers and the 4 columns, so
 //   8 f64x2 accumulators stay in registers for a whole block of k. Columns are walked in blocks of
 //   COL_BLOCK so the D block stays in L2 while the row tiles pass.
 // - Cholesky is right-looking in panels of PANEL rows of R, working in the upper triangle where each
@@ -25,20 +24,19 @@
 // - The inverse is right-looking in panels of PANEL rows; below the panel, a 4×4-tiled product.
 // - The Gram product builds the lower triangle row by row, GRAM_ROWS rows at a time, then mirrors it.
 
-const COL_BLOCK: i32 = 256
-const HESS_TOKENS: i32 = 256
+export const COL_BLOCK: i32 = 256
 const PANEL: i32 = 64 // rows per panel of the Cholesky factor and of the triangular inverse
 const GRAM_ROWS: i32 = 64
 const GRAM_K: i32 = 128
 const TRANSPOSE_BLOCK: i32 = 32
 
 // Store masks of a 4×4 tile.
-const FULL: i32 = 0
-const DIAG_UPPER: i32 = 1 // the tile sits on the diagonal; store only column ≥ row
+export const FULL: i32 = 0
+export const DIAG_UPPER: i32 = 1 // the tile sits on the diagonal; store only column ≥ row
 const DIAG_LOWER: i32 = 2 // … store only column ≤ row
 
 // @ts-ignore: decorator
-@inline function at(base: usize, ld: usize, r: i32, c: i32): usize {
+@inline export function at(base: usize, ld: usize, r: i32, c: i32): usize {
   return base + <usize>r * ld + (<usize>c << 3)
 }
 
@@ -186,100 +184,6 @@ function rankUpdateLower(D: usize, ldD: usize, k0: i32, k1: i32, C: usize, ldC: 
         rankTile<f64>(D, ldD, k0, k1, 1.0, C, ldC, r0, c, c == r0 ? DIAG_LOWER : FULL)
       }
     }
-  }
-}
-
-// ---- the Hessian ----
-
-/** Tokens per chunk of the Hessian: each element sums a chunk in f32, then adds that sum to H in f64. */
-export function hessian_chunk_tokens(): i32 {
-  return HESS_TOKENS
-}
-
-/**
- * The Hessian's register tile, rows r0 … r0+3 × columns c … c+3 of one chunk of `count` tokens: per element
- * s = Σ_t f32(x[t][r]·x[t][c]) summed in f32 with t increasing, then C[r][c] += s in f64. m is &x[t0][r0],
- * v is &x[t0][c]; the SIMD lanes run over columns, never over the terms of one sum.
- */
-function hessTile(m: usize, v: usize, ldX: usize, count: i32, C: usize, ldC: usize, shape: i32): void {
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
-  for (let k = 0; k < count; k++) {
-    const b = v128.load(v)
-    a0 = f32x4.add(a0, f32x4.mul(f32x4.splat(load<f32>(m)), b))
-    a1 = f32x4.add(a1, f32x4.mul(f32x4.splat(load<f32>(m, 4)), b))
-    a2 = f32x4.add(a2, f32x4.mul(f32x4.splat(load<f32>(m, 8)), b))
-    a3 = f32x4.add(a3, f32x4.mul(f32x4.splat(load<f32>(m, 12)), b))
-    m += ldX
-    v += ldX
-  }
-  addTileRow(C, a0, 0, shape)
-  addTileRow(C + ldC, a1, 1, shape)
-  addTileRow(C + 2 * ldC, a2, 2, shape)
-  addTileRow(C + 3 * ldC, a3, 3, shape)
-}
-
-/** C[0 … 3] += the four f32 sums of a (columns ≥ q only, on a diagonal tile). */
-// @ts-ignore: decorator
-@inline function addTileRow(C: usize, a: v128, q: i32, shape: i32): void {
-  if (shape == FULL) {
-    v128.store(C, f64x2.add(v128.load(C), f64x2.promote_low_f32x4(a)))
-    v128.store(C, f64x2.add(v128.load(C, 16), f64x2.promote_low_f32x4(i32x4.shuffle(a, a, 2, 3, 2, 3))), 16)
-  } else {
-    if (q <= 0) store<f64>(C, load<f64>(C) + <f64>f32x4.extract_lane(a, 0))
-    if (q <= 1) store<f64>(C, load<f64>(C, 8) + <f64>f32x4.extract_lane(a, 1), 8)
-    if (q <= 2) store<f64>(C, load<f64>(C, 16) + <f64>f32x4.extract_lane(a, 2), 16)
-    store<f64>(C, load<f64>(C, 24) + <f64>f32x4.extract_lane(a, 3), 24)
-  }
-}
-
-/** One element of the Hessian's chunk update, for the edges that do not fill a tile (hessTile's order). */
-function hessElement(x: usize, ldX: usize, t0: i32, t1: i32, H: usize, ldH: usize, r: i32, c: i32): void {
-  let s: f32 = 0
-  let row = x + <usize>t0 * ldX
-  const mOff = <usize>r << 2, vOff = <usize>c << 2
-  for (let t = t0; t < t1; t++, row += ldX) s = s + load<f32>(row + mOff) * load<f32>(row + vOff)
-  const dst = at(H, ldH, r, c)
-  store<f64>(dst, load<f64>(dst) + <f64>s)
-}
-
-/** One chunk [t0, t1) on the upper triangle: rows [rowStart, rowEnd), columns [row, K) (rankUpdateUpper's walk). */
-function hessChunkUpper(x: usize, ldX: usize, t0: i32, t1: i32, H: usize, ldH: usize, rowStart: i32, rowEnd: i32, K: i32): void {
-  const rowEnd4 = rowStart + ((rowEnd - rowStart) & ~3)
-  const base = x + <usize>t0 * ldX
-  const count = t1 - t0
-  for (let cb0 = rowStart; cb0 < K; cb0 += COL_BLOCK) {
-    const cb1 = min(K, cb0 + COL_BLOCK)
-    for (let r0 = rowStart; r0 < rowEnd4 && r0 < cb1; r0 += 4) {
-      const m = base + (<usize>r0 << 2)
-      let c = cb0
-      if (r0 >= cb0) {
-        hessTile(m, base + (<usize>r0 << 2), ldX, count, at(H, ldH, r0, r0), ldH, DIAG_UPPER)
-        c = r0 + 4
-      }
-      for (; c + 4 <= cb1; c += 4) hessTile(m, base + (<usize>c << 2), ldX, count, at(H, ldH, r0, c), ldH, FULL)
-      for (; c < cb1; c++) {
-        for (let q = 0; q < 4; q++) hessElement(x, ldX, t0, t1, H, ldH, r0 + q, c)
-      }
-    }
-    for (let r = rowEnd4; r < rowEnd; r++) {
-      for (let c = max(cb0, r); c < cb1; c++) hessElement(x, ldX, t0, t1, H, ldH, r, c)
-    }
-  }
-}
-
-/**
- * H[i][j] += Σ_t x[t][i]·x[t][j] for rows i ∈ [i0, i1) and j ≥ i (upper triangle only; the rest of H is
- * neither read into results nor written). x: f32[M, K]; H: f64[K, K]. ACCUMULATES. The tokens go in chunks
- * of hessian_chunk_tokens() from t = 0: within a chunk each element sums f32(x[t][i]·x[t][j]) in f32 (as
- * GPTQ's reference accumulates its whole Hessian), and the chunk's sum is added to H in f64, so long
- * calibrations do not lose precision. Workers may run disjoint row ranges of one H at once; ranges whose
- * length is a multiple of 4 keep to the fast tiles.
- */
-export function hessian_accumulate(x: usize, H: usize, M: i32, K: i32, i0: i32, i1: i32): void {
-  if (M <= 0 || K <= 0 || i0 < 0 || i1 > K || i0 >= i1) return
-  const ldX = <usize>K << 2, ldH = <usize>K << 3
-  for (let t0 = 0; t0 < M; t0 += HESS_TOKENS) {
-    hessChunkUpper(x, ldX, t0, min(M, t0 + HESS_TOKENS), H, ldH, i0, i1, K)
   }
 }
 

@@ -146,7 +146,7 @@ export interface KernelExports {
    * f32 sums per chunk of hessian_chunk_tokens() tokens, added to H in f64.
    */
   hessian_accumulate(x: number, H: number, M: number, K: number, i0: number, i1: number): void
-  /** Tokens per f32 chunk of hessian_accumulate (HESSIAN_CHUNK_TOKENS in kernels/reference/linalg.ts). */
+  /** Tokens per f32 chunk of hessian_accumulate (HESSIAN_CHUNK_TOKENS in kernels/reference/hessian.ts). */
   hessian_chunk_tokens(): number
   /** In place: f64 A[n, n] (upper triangle read) → lower Cholesky factor. Returns 0, or j + 1 if pivot j ≤ 0. */
   cholesky_lower(A: number, n: number): number

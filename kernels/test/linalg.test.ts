@@ -5,14 +5,8 @@
 
 import { beforeAll, describe, expect, it } from 'vitest'
 import { KernelArgumentError } from '../reference/errors'
-import {
-  choleskyLower,
-  gptqBlockRows,
-  HESSIAN_CHUNK_TOKENS,
-  hessianAccumulate,
-  invertLower,
-  lowerGram,
-} from '../reference/linalg'
+import { HESSIAN_CHUNK_TOKENS, hessianAccumulate } from '../reference/hessian'
+import { choleskyLower, gptqBlockRows, invertLower, lowerGram } from '../reference/linalg'
 import { identityError, lowerTriangular, multiply, relativeError, spd, transpose } from '../testing/matrices'
 import {
   firstBitDifference,

@@ -33,7 +33,7 @@ describe('accumulateInput', () => {
       }
       expect(s.absmax[i]).toBe(Math.fround(mx))
       expect(s.sumSq[i]).toBeCloseTo(sq, 12)
-      // The Hessian sums in f32 within a chunk of tokens (kernels/reference/linalg.ts): f32 precision.
+      // The Hessian sums in f32 within a chunk of tokens (kernels/reference/hessian.ts): f32 precision.
       expect(Math.abs(s.hessian![i * K + i] - sq)).toBeLessThan(1e-6 * Math.max(1, sq))
       for (let j = 0; j < K; j++) expect(s.hessian![i * K + j]).toBe(s.hessian![j * K + i])
     }

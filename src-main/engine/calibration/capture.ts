@@ -13,7 +13,7 @@ import { createForward } from '../forward'
 import { INPUT_GROUP, RECORDING_ROLES } from '../forward/causal-lm'
 import { layerIntermediateSize } from '../arch/types'
 import { colInputStats } from '../../../kernels/reference/channels'
-import { hessianAccumulate } from '../../../kernels/reference/linalg'
+import { hessianAccumulate } from '../../../kernels/reference/hessian'
 
 /** Linears grouped by the input they read. */
 export type { InputGroup }

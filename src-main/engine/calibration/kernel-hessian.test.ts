@@ -3,7 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { colInputStats } from '../../../kernels/reference/channels'
-import { hessianAccumulate } from '../../../kernels/reference/linalg'
+import { hessianAccumulate } from '../../../kernels/reference/hessian'
 import { firstBitDifference, normalish, rng } from '../../../kernels/testing/kernel-harness'
 import { WhittleError } from '../errors'
 import { WorkerPool } from '../pool/worker-pool'

@@ -1,12 +1,12 @@
 // The Hessian accumulation of calibration on the kernels: H += xᵀx over the inputs of a Linear, in
-// kernel memory, split across the pool's workers (kernels/assembly/linalg.ts hessian_accumulate). Same
+// kernel memory, split across the pool's workers (kernels/assembly/hessian.ts hessian_accumulate). Same
 // bits as accumulateInput in capture.ts (same per-element operation order), only faster. GPTQ and
 // SparseGPT read the result; their Cholesky factorization is compress/linalg/kernels.ts.
 
 import { WhittleError } from '../errors'
 import type { Region } from '../pool/memory-arena'
 import type { KernelCall, WorkerPool } from '../pool/worker-pool'
-import { HESSIAN_CHUNK_TOKENS } from '../../../kernels/reference/linalg'
+import { HESSIAN_CHUNK_TOKENS } from '../../../kernels/reference/hessian'
 
 /** Rows of x copied into kernel memory per round: bounded, so a long calibration never needs M·K at once. */
 const X_CHUNK_BYTES = 8 * 2 ** 20

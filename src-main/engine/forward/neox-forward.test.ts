@@ -207,7 +207,7 @@ describe('GPT-NeoX forward pass', () => {
     )
     for (const stats of layers) {
       for (const s of Object.values(stats!))
-        // The Hessian sums each chunk of tokens in f32 (kernels/reference/linalg.ts), Σx² in f64.
+        // The Hessian sums each chunk of tokens in f32 (kernels/reference/hessian.ts), Σx² in f64.
         for (let i = 0; i < s.channels; i++)
           expect(Math.abs(s.hessian![i * s.channels + i] - s.sumSq[i])).toBeLessThan(1e-6 * Math.max(1, s.sumSq[i]))
     }
