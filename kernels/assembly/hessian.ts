@@ -35,6 +35,32 @@ function hessTile(m: usize, v: usize, ldX: usize, count: i32, C: usize, ldC: usi
   addTileRow(C + 3 * ldC, a3, 3, shape)
 }
 
+/**
+ * hessTile for columns c … c+7 at once (two full tiles side by side): each element's sum is the same
+ * sequence, but every x[t][r] loaded and splat serves eight columns instead of four.
+ */
+function hessTile8(m: usize, v: usize, ldX: usize, count: i32, C: usize, ldC: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
+  let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0), e3 = f32x4.splat(0)
+  for (let k = 0; k < count; k++) {
+    const b = v128.load(v), c = v128.load(v, 16)
+    let s = f32x4.splat(load<f32>(m))
+    a0 = f32x4.add(a0, f32x4.mul(s, b)); e0 = f32x4.add(e0, f32x4.mul(s, c))
+    s = f32x4.splat(load<f32>(m, 4))
+    a1 = f32x4.add(a1, f32x4.mul(s, b)); e1 = f32x4.add(e1, f32x4.mul(s, c))
+    s = f32x4.splat(load<f32>(m, 8))
+    a2 = f32x4.add(a2, f32x4.mul(s, b)); e2 = f32x4.add(e2, f32x4.mul(s, c))
+    s = f32x4.splat(load<f32>(m, 12))
+    a3 = f32x4.add(a3, f32x4.mul(s, b)); e3 = f32x4.add(e3, f32x4.mul(s, c))
+    m += ldX
+    v += ldX
+  }
+  addTileRow(C, a0, 0, FULL); addTileRow(C + 32, e0, 0, FULL)
+  addTileRow(C + ldC, a1, 1, FULL); addTileRow(C + ldC + 32, e1, 1, FULL)
+  addTileRow(C + 2 * ldC, a2, 2, FULL); addTileRow(C + 2 * ldC + 32, e2, 2, FULL)
+  addTileRow(C + 3 * ldC, a3, 3, FULL); addTileRow(C + 3 * ldC + 32, e3, 3, FULL)
+}
+
 /** C[0 … 3] += the four f32 sums of a (columns ≥ q only, on a diagonal tile). */
 // @ts-ignore: decorator
 @inline function addTileRow(C: usize, a: v128, q: i32, shape: i32): void {
@@ -73,6 +99,7 @@ function hessChunkUpper(x: usize, ldX: usize, t0: i32, t1: i32, H: usize, ldH: u
         hessTile(m, base + (<usize>r0 << 2), ldX, count, at(H, ldH, r0, r0), ldH, DIAG_UPPER)
         c = r0 + 4
       }
+      for (; c + 8 <= cb1; c += 8) hessTile8(m, base + (<usize>c << 2), ldX, count, at(H, ldH, r0, c), ldH)
       for (; c + 4 <= cb1; c += 4) hessTile(m, base + (<usize>c << 2), ldX, count, at(H, ldH, r0, c), ldH, FULL)
       for (; c < cb1; c++) {
         for (let q = 0; q < 4; q++) hessElement(x, ldX, t0, t1, H, ldH, r0 + q, c)
