@@ -3,8 +3,8 @@
 // decoded, quantized and hashed on the workers (each job returns its block's CRC-32 with its bytes, so
 // onBlock only joins CRCs). One stream runs across tensor boundaries, so the workers do not wait at each
 // of the model's ~200 tensors. Memory stays flat: at most `depth` blocks are in flight besides the one
-// being written, each in a buffer from a small pool that is reused, so the model's size never shows in
-// the peak (and no fresh pages are faulted in per block).
+// being written, each in memory its job holds (kernel memory, given back once the block is written), so
+// the model's size never shows in the peak.
 
 import { WhittleError } from '../../errors'
 
@@ -15,6 +15,7 @@ export interface EncodedBlock {
   /**
    * For bytes in memory the job holds (a view of kernel memory, so that they are not copied once more
    * before the writer copies them): gives that memory back, called once the consumer is done with them.
+   * Without it the bytes are an array of their own.
    */
   release?: () => void
 }
@@ -23,21 +24,13 @@ export interface EncodedBlock {
 export interface BlockJob {
   /** Bytes the block encodes to. */
   bytes: number
-  /**
-   * Encodes the block into `out` (a reused buffer of at least `bytes` bytes) and returns the filled part
-   * with its CRC-32, or, when `out` is null (the block is larger than the pool's buffers), into an array
-   * of its own.
-   */
-  run(out: Uint8Array | null): Promise<EncodedBlock>
-  /** The job returns bytes in memory of its own (with `release`): it is given no buffer (out is null). */
-  ownsMemory?: boolean
+  /** Encodes the block and returns its bytes with their CRC-32. */
+  run(): Promise<EncodedBlock>
 }
 
 export interface BlockPipelineOptions {
   /** Blocks encoded ahead of the one being written (at least 1). */
   depth: number
-  /** Size of the reused buffers; a larger block gets an array of its own. */
-  bufferBytes: number
   /** Called with each block, in order, as soon as it and every block before it are encoded (e.g. to hash). */
   onBlock?: (block: EncodedBlock, index: number) => void
 }
@@ -45,22 +38,19 @@ export interface BlockPipelineOptions {
 interface Running {
   /** The block, once it and every block before it are encoded and passed to onBlock. */
   done: Promise<Uint8Array>
-  /** The block's own encoding, settled only once its job no longer uses its buffer or kernel memory. */
+  /** The block's own encoding, settled only once its job no longer uses kernel memory but the block's. */
   encoded: Promise<EncodedBlock>
   /** The encoded block once `encoded` has fulfilled (for its release). */
   block: EncodedBlock | null
-  buffer: Uint8Array | null
   bytes: number
 }
 
 export class BlockPipeline {
   private readonly jobs: readonly BlockJob[]
   private readonly depth: number
-  private readonly bufferBytes: number
   private readonly onBlock: (block: EncodedBlock, index: number) => void
-  private readonly free: Uint8Array[] = []
   private readonly running: Running[] = []
-  /** The block handed out last: its buffer is in the consumer's hands until the next call to next(). */
+  /** The block handed out last: its bytes are in the consumer's hands until the next call to next(). */
   private handedOut: Running | null = null
   private started = 0
   private handed = 0
@@ -69,13 +59,10 @@ export class BlockPipeline {
   private inFlight = 0
   /** Largest number of block bytes held at once (in flight or handed out): the pipeline's memory bound. */
   peakBytes = 0
-  /** Buffers allocated for the pool (never more than depth + 1). */
-  buffersAllocated = 0
 
   constructor(jobs: readonly BlockJob[], options: BlockPipelineOptions) {
     this.jobs = jobs
     this.depth = Math.max(1, Math.floor(options.depth))
-    this.bufferBytes = options.bufferBytes
     this.onBlock = options.onBlock ?? (() => {})
   }
 
@@ -84,7 +71,7 @@ export class BlockPipeline {
   }
 
   /**
-   * The next block, in order. The block returned before is released: its buffer may be reused from now
+   * The next block, in order. The block returned before is released: its memory may be reused from now
    * on, so a consumer must be done with a block (written, or copied) before it asks for the next one.
    */
   async next(): Promise<Uint8Array> {
@@ -100,7 +87,7 @@ export class BlockPipeline {
     return block.done
   }
 
-  /** Waits for every block started (so none still uses a buffer or kernel memory); their errors are ignored. */
+  /** Waits for every block started (so none still uses kernel memory), then releases them; errors are ignored. */
   async close(): Promise<void> {
     const started = this.handedOut ? [this.handedOut, ...this.running] : [...this.running]
     await Promise.allSettled(started.map((r) => r.encoded))
@@ -112,7 +99,6 @@ export class BlockPipeline {
   private release(block: Running | null): void {
     if (!block) return
     this.inFlight -= block.bytes
-    if (block.buffer) this.free.push(block.buffer)
     block.block?.release?.()
     block.block = null
   }
@@ -121,17 +107,9 @@ export class BlockPipeline {
     while (this.started < this.jobs.length && this.started < this.handed + this.depth) {
       const index = this.started++
       const job = this.jobs[index]
-      let buffer: Uint8Array | null = null
-      if (!job.ownsMemory && job.bytes <= this.bufferBytes) {
-        buffer = this.free.pop() ?? null
-        if (!buffer) {
-          buffer = new Uint8Array(this.bufferBytes)
-          this.buffersAllocated++
-        }
-      }
       this.inFlight += job.bytes
       this.peakBytes = Math.max(this.peakBytes, this.inFlight)
-      const encoded = job.run(buffer)
+      const encoded = job.run()
       // Blocks are encoded concurrently but reach onBlock strictly in order.
       const done = Promise.all([encoded, this.ordered]).then(([block]) => {
         if (block.bytes.byteLength !== job.bytes)
@@ -146,7 +124,7 @@ export class BlockPipeline {
       // A failed block fails every block after it (they are never handed out past it).
       this.ordered = done
       done.catch(() => {})
-      const running: Running = { done, encoded, block: null, buffer, bytes: job.bytes }
+      const running: Running = { done, encoded, block: null, bytes: job.bytes }
       // Kept for its release; set before close(), which waits on `encoded` after this, reads it.
       encoded.then(
         (block) => {

@@ -212,8 +212,6 @@ export function tensorWork(
     jobs: [
       {
         bytes: byteLength,
-        // The whole tensor is encoded into an array of its own.
-        ownsMemory: true,
         async run() {
           whole = await encodeTensor(pool, p, wanted, imatrix, keptBytes)
           // A whole tensor's bytes are in this thread's memory (small tensors, mostly): hashed here.

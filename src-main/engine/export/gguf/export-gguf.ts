@@ -286,9 +286,6 @@ export async function exportGguf(
   const jobs = works.flatMap((w) => w.jobs)
   const pipeline = new BlockPipeline(jobs, {
     depth: PIPELINE_DEPTH,
-    // Every job brings its own memory: streamed blocks stay in kernel memory until written, whole tensors
-    // come in arrays of their own.
-    bufferBytes: 0,
     // Each block's CRC-32 comes with it (hashed off this thread); joined in order into its tensor's.
     onBlock: (block, index) => {
       hashes[jobTensor[index]] = crc32Combine(hashes[jobTensor[index]], block.crc, block.bytes.byteLength)

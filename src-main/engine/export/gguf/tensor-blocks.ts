@@ -65,7 +65,7 @@ export function copyJobs(
   for (let r0 = 0; r0 < rows; r0 += n) {
     const count = Math.min(n, rows - r0)
     const bytes = count * rowBytes
-    jobs.push({ bytes, ownsMemory: true, run: () => copyBlock(pool, crc, entry, rowBytes, r0, count, sources) })
+    jobs.push({ bytes, run: () => copyBlock(pool, crc, entry, rowBytes, r0, count, sources) })
   }
   return jobs
 }
@@ -104,7 +104,6 @@ export function quantizeJobs(
     const sources = permutation?.sources ?? null
     jobs.push({
       bytes: count * rowBytes,
-      ownsMemory: true,
       run: () => quantizeBlock(pool, crc, entry, r0, count, choice.type, importance, exactness, sources),
     })
   }

@@ -5,9 +5,9 @@
 // bytes decode to equal values wherever a type's decoding is a pure function of its bytes (every ggml
 // type the export writes); only a packing that is not byte-deterministic would need its decoded values
 // compared as well, and the check says which was made.
-// The hash is CRC-32. With a worker pool, both hashes run on the workers (kernels/assembly/crc32.ts,
-// slice-by-16, about 1.5 GB/s a thread) in slices joined with crc32Combine, so the main thread only
-// moves bytes; without one, node:zlib's crc32 (SIMD, about 2.2 GB/s) hashes on this thread. It guards
+// The hash is CRC-32 (node:zlib's). With a worker pool, both hashes run on CRC threads over its kernel
+// memory (crc-threads.ts, worker-crc.ts) in slices joined with crc32Combine, so the main thread only
+// moves bytes; without one, zlib hashes on this thread (about 2.2 GB/s). It guards
 // the write and the re-read against accidental change, not an adversary: every burst of up to 32 bits is
 // caught, and a random corruption is missed with probability 2^-32 per tensor.
 
