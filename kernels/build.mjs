@@ -2,7 +2,7 @@
 //   kernels.wasm     the AssemblyScript kernels, SIMD, importing one shared memory;
 //   kernels-relaxed.wasm  the same source with relaxed SIMD enabled (matmul's multiply-adds fused where the
 //                    CPU has FMA); loaded only on request and where the runtime supports it (kernels/host/load.ts);
-//   pool-worker.mjs  the worker_threads host that instantiates them (bundled from kernels/host/worker.ts).
+//   pool-worker.mjs  the worker_threads host that instantiates them (bundled from src-main/engine/pool/pool-worker.ts).
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, existsSync } from 'node:fs'
 import path from 'node:path'
@@ -50,7 +50,7 @@ if (relaxed.status !== 0) process.exit(relaxed.status ?? 1)
 
 const esbuild = await import('esbuild')
 await esbuild.build({
-  entryPoints: [path.join(here, 'host', 'worker.ts')],
+  entryPoints: [path.join(here, '..', 'src-main', 'engine', 'pool', 'pool-worker.ts')],
   outfile: path.join(out, 'pool-worker.mjs'),
   bundle: true,
   platform: 'node',

@@ -37,7 +37,7 @@ const result = await esbuild.build({
 })
 // The worker entries the bundled engine starts (kernels/build.mjs bundles them) are listed too: editing
 // one makes bin.mjs fall back to the sources, whose engine starts the workers from source as well.
-const workerEntries = ['kernels/host/worker.ts', 'src-main/engine/formats/parse-worker.ts']
+const workerEntries = ['src-main/engine/pool/pool-worker.ts', 'src-main/engine/formats/parse-worker.ts']
 const inputs = [...new Set([...Object.keys(result.metafile.inputs).map((f) => path.normalize(f)), ...workerEntries])]
 mkdirSync(out, { recursive: true })
 // `builtAt` is taken before esbuild read the sources: a file saved during the build counts as newer.

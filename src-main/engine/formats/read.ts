@@ -16,16 +16,8 @@ export function canDecode(dtype: DType): boolean {
   return dtypeGeometry(dtype).blockElements === 1 || isBlockType(dtype)
 }
 
-/**
- * Reads `byteLength` bytes starting `byteStart` bytes into the tensor's data, into `into` when given
- * (the returned array is then a view of `into`). Positional reads through the shared handle cache.
- */
-export async function readTensorBytes(
-  entry: TensorEntry,
-  byteStart: number,
-  byteLength: number,
-  into?: Uint8Array,
-): Promise<Uint8Array> {
+/** Throws unless [byteStart, byteStart + byteLength) lies within the tensor's data. */
+export function checkTensorRange(entry: TensorEntry, byteStart: number, byteLength: number): void {
   if (
     !Number.isSafeInteger(byteStart) ||
     !Number.isSafeInteger(byteLength) ||
@@ -39,6 +31,19 @@ export async function readTensorBytes(
       `tensor "${entry.name}": byte range ${byteStart}+${byteLength} lies outside its ${entry.byteLength} bytes`,
     )
   }
+}
+
+/**
+ * Reads `byteLength` bytes starting `byteStart` bytes into the tensor's data, into `into` when given
+ * (the returned array is then a view of `into`). Positional reads through the shared handle cache.
+ */
+export async function readTensorBytes(
+  entry: TensorEntry,
+  byteStart: number,
+  byteLength: number,
+  into?: Uint8Array,
+): Promise<Uint8Array> {
+  checkTensorRange(entry, byteStart, byteLength)
   const held = entry.data ?? (entry.unpack ? await unpackedBytes(entry) : null)
   if (held) {
     const part = held.subarray(byteStart, byteStart + byteLength)

@@ -1,6 +1,6 @@
-// Streams tensors through the worker pool: read a chunk of raw bytes straight into shared kernel memory
-// (one large read per chunk), run the requested reductions on a worker, then merge the chunk's partial
-// results on this thread in chunk order (so results do not depend on which worker finished first).
+// Streams tensors through the worker pool: a worker reads a chunk of raw bytes straight into shared kernel
+// memory (one large read per chunk) and runs the requested reductions on it; this thread then merges the
+// chunks' partial results in chunk order (so results do not depend on which worker finished first).
 // Memory stays bounded by `slots` chunks whatever the tensors' sizes.
 //
 // Moments and channel statistics come from one fused kernel, scan_rows (kernels/assembly/scan.ts), which
@@ -17,6 +17,7 @@ import { MOMENTS_LENGTH, mergeMoments, emptyMoments } from '../../../kernels/ref
 import { isScanDtype, SCAN_DTYPE } from '../../../kernels/reference/scan'
 import { throwIfCancelled } from '../jobs/cancel'
 import { wasmDecoder } from '../pool/wasm-decoders'
+import { readThenRun } from '../pool/read-then-run'
 import { chunkElementsFor, planChunks, tensorGeometry, type Chunk, type TensorGeometry } from './chunk-plan'
 
 export interface StreamRequest {
@@ -182,21 +183,21 @@ export async function streamTensors(
 
   const runChunk = async (slot: Region, job: TensorJob, chunk: Chunk): Promise<Done> => {
     const { entry, req, cols } = job
-    await readTensorBytes(entry, chunk.byteStart, chunk.byteLength, arena.u8(slot, layout.raw, chunk.byteLength))
     const calls: KernelCall[] = []
     const rawPtr = slot.ptr + layout.raw
     let f32Ptr = rawPtr
+    // The worker reads the chunk itself (pool/read-then-run.ts), unless this thread must decode it first.
+    let readHere = false
     if (job.decode && entry.dtype !== 'F32') {
       f32Ptr = slot.ptr + layout.f32
       const decoder = wasmDecoder(entry.dtype)
       if (decoder) calls.push([decoder.kernel, rawPtr, f32Ptr, chunk.elements / decoder.perUnit])
-      else
-        decodeToF32(
-          entry.dtype,
-          arena.u8(slot, layout.raw, chunk.byteLength),
-          chunk.elements,
-          arena.f32(slot, layout.f32, chunk.elements),
-        )
+      else {
+        readHere = true
+        const raw = arena.u8(slot, layout.raw, chunk.byteLength)
+        await readTensorBytes(entry, chunk.byteStart, chunk.byteLength, raw)
+        decodeToF32(entry.dtype, raw, chunk.elements, arena.f32(slot, layout.f32, chunk.elements))
+      }
     }
     if (wantsScan(req)) {
       // Read the file's bytes where the kernel can, else the decoded f32.
@@ -248,7 +249,9 @@ export async function streamTensors(
         slot.ptr + layout.hist,
       ])
     }
-    if (calls.length > 0) await pool.run(calls)
+    if (readHere) {
+      if (calls.length > 0) await pool.run(calls)
+    } else await readThenRun(pool, entry, chunk.byteStart, chunk.byteLength, rawPtr, calls)
     return { slot, job, chunk }
   }
 

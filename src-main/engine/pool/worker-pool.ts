@@ -26,10 +26,11 @@ import {
   type KernelVariant,
 } from '../../../kernels/host/load'
 import type { KernelExports } from '../../../kernels/host/exports'
-import type { KernelCall, WorkerReply, WorkerRequest } from '../../../kernels/host/protocol'
+import type { FileRead, KernelCall, WorkerReply, WorkerRequest } from './worker-protocol'
 import { WhittleError } from '../errors'
 import { cancelledError, effectiveSignal } from '../jobs/cancel'
 import { MemoryArena } from './memory-arena'
+import { readFullySync } from '../io/read-sync'
 
 export type { KernelCall }
 
@@ -45,6 +46,7 @@ type Group = AbortSignal | typeof NO_JOB
 interface Task {
   id: number
   calls: KernelCall[]
+  read: FileReadOf | null
   group: Group
   resolve: (results: number[]) => void
   reject: (e: Error) => void
@@ -77,6 +79,16 @@ export interface PoolOptions {
 export interface RunOptions {
   /** Stops the calls when it fires; default: the cancel scope of the job this runs in. */
   signal?: AbortSignal
+  /**
+   * A file range the worker copies into kernel memory before the calls (io/read-sync.ts says why). The
+   * descriptor must stay open until the run settles; `file` names it in errors.
+   */
+  read?: FileReadOf
+}
+
+/** A FileRead with the path of the file its descriptor belongs to. */
+export interface FileReadOf extends FileRead {
+  file: string
 }
 
 function kernelNames(calls: KernelCall[]): string {
@@ -150,8 +162,10 @@ export class WorkerPool {
     const signal = effectiveSignal(options.signal)
     if (this.closed) return Promise.reject(new WhittleError('kernel', null, 'the kernel worker pool is closed'))
     if (signal?.aborted) return Promise.reject(cancelledError())
+    const read = options.read ?? null
     if (this.threads === 0) {
       try {
+        if (read) readInline(this.memory, read)
         return Promise.resolve(runInline(this.kernels, calls))
       } catch (e) {
         return Promise.reject(
@@ -167,7 +181,7 @@ export class WorkerPool {
       )
     return new Promise((resolve, reject) => {
       const group = signal ?? NO_JOB
-      const task: Task = { id: this.nextId++, calls, group, resolve, reject, slot: null }
+      const task: Task = { id: this.nextId++, calls, read, group, resolve, reject, slot: null }
       if (signal) this.watch(signal)
       const settle =
         <A>(fn: (a: A) => void) =>
@@ -222,7 +236,15 @@ export class WorkerPool {
       slot.task = task
       task.slot = slot
       slot.worker.ref() // keep the process alive while work is outstanding
-      slot.worker.postMessage({ id: task.id, calls: task.calls } satisfies WorkerRequest)
+      const read = task.read
+      const request: WorkerRequest = read
+        ? {
+            id: task.id,
+            calls: task.calls,
+            read: { fd: read.fd, position: read.position, length: read.length, ptr: read.ptr },
+          }
+        : { id: task.id, calls: task.calls }
+      slot.worker.postMessage(request)
     }
   }
 
@@ -239,6 +261,12 @@ export class WorkerPool {
       return
     }
     // A trap can leave the instance's state undefined: the worker is replaced along with the group's.
+    // A failed read ran no call, but its group stops all the same: the caller frees the group's memory
+    // once any of its promises rejects, so none of its tasks may still be writing then.
+    if (reply.read) {
+      this.stopGroup(task.group, new WhittleError(reply.read, task.read?.file ?? null, reply.error), slot)
+      return
+    }
     const kernel = reply.kernel ?? kernelNames(task.calls)
     this.stopGroup(task.group, new WhittleError('kernel', null, `kernel ${kernel} failed: ${reply.error}`), slot)
   }
@@ -347,6 +375,14 @@ export class WorkerPool {
 function describe(e: unknown): string {
   if (!(e instanceof Error)) return String(e)
   return e.name && e.name !== 'Error' ? `${e.name}: ${e.message}` : e.message
+}
+
+/** A run's read on this thread (threads = 0). */
+function readInline(memory: WebAssembly.Memory, read: FileReadOf): void {
+  if (read.ptr + read.length > memory.buffer.byteLength)
+    throw new WhittleError('kernel', null, `a read of ${read.length} bytes at ${read.ptr} lies outside kernel memory`)
+  const outcome = readFullySync(read.fd, read.position, new Uint8Array(memory.buffer, read.ptr, read.length))
+  if (!outcome.ok) throw new WhittleError(outcome.failure, read.file, outcome.message)
 }
 
 function runInline(kernels: KernelExports, calls: KernelCall[]): number[] {

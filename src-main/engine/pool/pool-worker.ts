@@ -1,12 +1,15 @@
-// The worker_threads entry of the engine's kernel pool (bundled to kernels/build/pool-worker.mjs).
-// It instantiates the shared kernel module once over the shared memory, then runs lists of kernel
-// calls. A failing call (unknown name, bad argument, a trap) becomes an error reply, never a crash.
+// The worker_threads entry of the engine's kernel pool (bundled by kernels/build.mjs to
+// kernels/build/pool-worker.mjs). It instantiates the shared kernel module once over the shared memory,
+// then answers requests: an optional read of a file range into that memory (see io/read-sync.ts for
+// why the worker reads), then a list of kernel calls. A failing read or call (unknown name, bad
+// argument, a trap) becomes an error reply, never a crash.
 
 import { parentPort, workerData } from 'node:worker_threads'
-import { instantiateKernels } from './load'
-import type { KernelCall, WorkerInit, WorkerReply, WorkerRequest } from './protocol'
+import { instantiateKernels } from '../../../kernels/host/load'
+import { readFullySync } from '../io/read-sync'
+import type { FileRead, KernelCall, WorkerInit, WorkerReply, WorkerRequest } from './worker-protocol'
 
-if (!parentPort) throw new Error('kernels/host/worker.ts must run as a worker thread')
+if (!parentPort) throw new Error('pool-worker must run as a worker thread')
 const port = parentPort
 const init = workerData as WorkerInit
 const kernels = instantiateKernels(init.module, init.memory)
@@ -29,12 +32,27 @@ function runCall(call: KernelCall): number | undefined {
   return typeof r === 'number' ? r : undefined
 }
 
+/** The read's failure reply, or null once its bytes are in place. */
+function runRead(id: number, read: FileRead): WorkerReply | null {
+  const { fd, position, length, ptr } = read
+  const numbers = [fd, position, length, ptr]
+  if (!numbers.every((n) => Number.isSafeInteger(n) && n >= 0) || ptr + length > init.memory.buffer.byteLength)
+    return { id, ok: false, error: 'malformed read request', read: 'io' }
+  const outcome = readFullySync(fd, position, new Uint8Array(init.memory.buffer, ptr, length))
+  return outcome.ok ? null : { id, ok: false, error: outcome.message, read: outcome.failure }
+}
+
 port.on('message', (request: WorkerRequest) => {
   const id = typeof request?.id === 'number' ? request.id : -1
   let reply: WorkerReply
   let current: string | undefined
   try {
     if (!Array.isArray(request?.calls)) throw new Error('malformed request: no list of calls')
+    const failedRead = request.read ? runRead(id, request.read) : null
+    if (failedRead) {
+      port.postMessage(failedRead)
+      return
+    }
     const results: number[] = []
     let returned = false
     for (const call of request.calls) {
