@@ -70,9 +70,12 @@ const S_MINS = 3008 // f32[16] the sub-blocks' mins
     if (shift > 24) return sign
     return sign | roundShiftRightEven((magnitude & 0x7fffff) | 0x800000, shift)
   }
-  const truncated = ((exponent - 112) << 10) | ((magnitude >> 13) & 0x3ff)
-  const dropped = magnitude & 0x1fff
-  return sign | (truncated + <u32>(dropped > 0x1000 || (dropped == 0x1000 && (truncated & 1) != 0)))
+  // Round to nearest even without a branch (the rounding bits are data, so a branch mispredicts about
+  // half the time): adding 0xfff plus the kept mantissa's lowest bit carries into bit 13 exactly when
+  // the dropped bits exceed half, or equal it with an odd kept part; a carry out of the mantissa
+  // raises the exponent, as rounding up should. Same bits as the branching form on all 2^32 inputs
+  // (checked exhaustively in C when it was written).
+  return sign | ((magnitude - (112 << 23) + 0xfff + ((magnitude >> 13) & 1)) >> 13)
 }
 
 /** dst u16[n] = fp16 bits of src f32[n] (round to nearest even). */
@@ -105,27 +108,76 @@ export function encode_f16(src: usize, dst: usize, n: i32): void {
   return max(max(f32x4.extract_lane(acc, 0), f32x4.extract_lane(acc, 1)), max(f32x4.extract_lane(acc, 2), f32x4.extract_lane(acc, 3)))
 }
 
-/** Q8_0, 34-byte blocks of 32 (f16 d, int8 qs[32]): d = absmax / 127, q = roundf(x * (1 / d)). */
+/**
+ * Q8_0, 34-byte blocks of 32 (f16 d, int8 qs[32]): d = absmax / 127, q = roundf(x * (1 / d)).
+ *
+ * Blocks of finite values whose amax·id is at most 2^22 (all but blocks of deep subnormals, whose id
+ * overflows) take a short path: every rounded x·id is then an integer of at most 2^22 in magnitude, so
+ * the cast cannot go out of range, and the code's low byte is read from its sum with 1.5·2^23 (exact
+ * there). Other blocks take the scalar-faithful path, quantizeQ8_0Careful.
+ */
 export function quantize_q8_0(src: usize, dst: usize, nblocks: i32): void {
+  const absMask = i32x4.splat(0x7fffffff)
   for (let b = 0; b < nblocks; b++) {
     const x = src + (<usize>b << 7)
     const y = dst + <usize>b * 34
-    const d: f32 = absmax32(x) / 127
+    // |x|'s bits: an unsigned max finds amax and, above every finite value's bits, any Inf or NaN.
+    let top = i32x4.splat(0)
+    for (let j = 0; j < 128; j += 16) top = i32x4.max_u(top, v128.and(v128.load(x + <usize>j), absMask))
+    top = i32x4.max_u(top, i32x4.shuffle(top, top, 2, 3, 0, 1))
+    top = i32x4.max_u(top, i32x4.shuffle(top, top, 1, 0, 3, 2))
+    const amaxBits = <u32>i32x4.extract_lane(top, 0)
+    if (amaxBits >= 0x7f800000) {
+      quantizeQ8_0Careful(x, y)
+      continue
+    }
+    const amax = reinterpret<f32>(amaxBits)
+    const d: f32 = amax / 127
     const id: f32 = d != 0 ? 1 / d : 0
+    if (!(amax * id <= 4194304)) {
+      quantizeQ8_0Careful(x, y)
+      continue
+    }
     store<u16>(y, <u16>f32ToF16(d))
-    // Sixteen codes per pass, each lane the scalar roundHalfAway and castToInt32 exactly: the same multiply,
-    // trunc and ±1, then the cast's INT_MIN for NaN and out-of-range lanes (trunc_sat would give 0 or
-    // INT_MAX there; an infinite id from a subnormal d makes such lanes), then each code's low byte.
     const vid = f32x4.splat(id)
     for (let j = 0; j < 32; j += 16) {
-      const c0 = q8Codes4(f32x4.mul(v128.load(x + (<usize>j << 2)), vid))
-      const c1 = q8Codes4(f32x4.mul(v128.load(x + (<usize>(j + 4) << 2)), vid))
-      const c2 = q8Codes4(f32x4.mul(v128.load(x + (<usize>(j + 8) << 2)), vid))
-      const c3 = q8Codes4(f32x4.mul(v128.load(x + (<usize>(j + 12) << 2)), vid))
+      const c0 = q8ShortCodes4(f32x4.mul(v128.load(x + (<usize>j << 2)), vid))
+      const c1 = q8ShortCodes4(f32x4.mul(v128.load(x + (<usize>(j + 4) << 2)), vid))
+      const c2 = q8ShortCodes4(f32x4.mul(v128.load(x + (<usize>(j + 8) << 2)), vid))
+      const c3 = q8ShortCodes4(f32x4.mul(v128.load(x + (<usize>(j + 12) << 2)), vid))
       const lo = v128.shuffle<u8>(c0, c1, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
       const hi = v128.shuffle<u8>(c2, c3, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
       v128.store(y + 2 + <usize>j, v128.shuffle<u8>(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23))
     }
+  }
+}
+
+/** For the short path: 1.5·2^23 + roundHalfAway(v) per lane, whose low byte is the code. */
+// @ts-ignore: decorator
+@inline function q8ShortCodes4(v: v128): v128 {
+  const t = f32x4.trunc(v)
+  const away = f32x4.ge(f32x4.abs(f32x4.sub(v, t)), f32x4.splat(0.5))
+  const stepped = f32x4.add(t, v128.or(v128.and(v, i32x4.splat(0x80000000)), f32x4.splat(1)))
+  return f32x4.add(v128.bitselect(stepped, t, away), f32x4.splat(12582912.0))
+}
+
+/** One Q8_0 block as the scalar code computes it, for blocks with an Inf or NaN or an overflowing id. */
+function quantizeQ8_0Careful(x: usize, y: usize): void {
+  const d: f32 = absmax32(x) / 127
+  const id: f32 = d != 0 ? 1 / d : 0
+  store<u16>(y, <u16>f32ToF16(d))
+  // Sixteen codes per pass, each lane the scalar roundHalfAway and castToInt32 exactly: the same multiply,
+  // trunc and ±1, then the cast's INT_MIN for NaN and out-of-range lanes (trunc_sat would give 0 or
+  // INT_MAX there; an infinite id from a subnormal d makes such lanes), then each code's low byte.
+  const vid = f32x4.splat(id)
+  for (let j = 0; j < 32; j += 16) {
+    const c0 = q8Codes4(f32x4.mul(v128.load(x + (<usize>j << 2)), vid))
+    const c1 = q8Codes4(f32x4.mul(v128.load(x + (<usize>(j + 4) << 2)), vid))
+    const c2 = q8Codes4(f32x4.mul(v128.load(x + (<usize>(j + 8) << 2)), vid))
+    const c3 = q8Codes4(f32x4.mul(v128.load(x + (<usize>(j + 12) << 2)), vid))
+    const lo = v128.shuffle<u8>(c0, c1, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
+    const hi = v128.shuffle<u8>(c2, c3, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
+    v128.store(y + 2 + <usize>j, v128.shuffle<u8>(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23))
   }
 }
 
@@ -140,36 +192,106 @@ export function quantize_q8_0(src: usize, dst: usize, nblocks: i32): void {
   return v128.bitselect(i32x4.trunc_sat_f32x4_s(r), i32x4.splat(i32.MIN_VALUE), inRange)
 }
 
-/** Q4_0, 18-byte blocks of 32 (f16 d, qs[16]): d = m / -8 (m: first element of largest magnitude). */
+/**
+ * Q4_0, 18-byte blocks of 32 (f16 d, qs[16]): d = m / -8 (m: first element of largest magnitude),
+ * q = min(15, (i8)(int)(x·id + 8.5)).
+ *
+ * Most blocks take a short path that gives the same bytes with fewer operations. It applies when every
+ * value is finite and amax·|id| ≤ 8.5 (false only for blocks of deep subnormals, whose d = m / -8 is
+ * rounded): then every |x·id| ≤ 8.5 (rounding is monotone), so x·id + 8.5 lies in [0, 17] and its
+ * truncation needs neither the cast's out-of-range case nor the int8 wrap. Other blocks take the
+ * scalar-faithful path, quantizeQ4_0Careful.
+ */
 export function quantize_q4_0(src: usize, dst: usize, nblocks: i32): void {
+  const absMask = i32x4.splat(0x7fffffff)
   for (let b = 0; b < nblocks; b++) {
     const x = src + (<usize>b << 7)
     const y = dst + <usize>b * 18
-    // C keeps the first v with amax < |v| strictly; a NaN never passes that test, and pmax ignores it the
-    // same way. So: the lane max, then the first element that reaches it (none if it is 0).
-    let acc = f32x4.splat(0)
-    for (let j = 0; j < 128; j += 16) acc = f32x4.pmax(acc, f32x4.abs(v128.load(x + <usize>j)))
-    const amax = max(max(f32x4.extract_lane(acc, 0), f32x4.extract_lane(acc, 1)), max(f32x4.extract_lane(acc, 2), f32x4.extract_lane(acc, 3)))
+    const v0 = v128.load(x), v1 = v128.load(x, 16), v2 = v128.load(x, 32), v3 = v128.load(x, 48)
+    const v4 = v128.load(x, 64), v5 = v128.load(x, 80), v6 = v128.load(x, 96), v7 = v128.load(x, 112)
+    // |x|'s bits: for finite values their unsigned order is the values' order, and Inf and NaN bits
+    // are above every finite one, so one integer max finds amax and whether anything is not finite.
+    const a0 = v128.and(v0, absMask), a1 = v128.and(v1, absMask), a2 = v128.and(v2, absMask), a3 = v128.and(v3, absMask)
+    const a4 = v128.and(v4, absMask), a5 = v128.and(v5, absMask), a6 = v128.and(v6, absMask), a7 = v128.and(v7, absMask)
+    let top = i32x4.max_u(i32x4.max_u(i32x4.max_u(a0, a1), i32x4.max_u(a2, a3)), i32x4.max_u(i32x4.max_u(a4, a5), i32x4.max_u(a6, a7)))
+    top = i32x4.max_u(top, i32x4.shuffle(top, top, 2, 3, 0, 1))
+    top = i32x4.max_u(top, i32x4.shuffle(top, top, 1, 0, 3, 2))
+    const amaxBits = <u32>i32x4.extract_lane(top, 0)
+    if (amaxBits >= 0x7f800000) {
+      quantizeQ4_0Careful(x, y)
+      continue
+    }
+    // C keeps the first element whose magnitude exceeds everything before it: the first that reaches amax.
     let m: f32 = 0
-    if (amax > 0) {
-      for (let j = 0; j < 32; j++) {
-        const v = load<f32>(x + (<usize>j << 2))
-        if (abs<f32>(v) == amax) { m = v; break }
-      }
+    if (amaxBits != 0) {
+      const want = i32x4.splat(amaxBits)
+      const low = i8x16.narrow_i16x8_s(
+        i16x8.narrow_i32x4_s(i32x4.eq(a0, want), i32x4.eq(a1, want)),
+        i16x8.narrow_i32x4_s(i32x4.eq(a2, want), i32x4.eq(a3, want)),
+      )
+      const high = i8x16.narrow_i16x8_s(
+        i16x8.narrow_i32x4_s(i32x4.eq(a4, want), i32x4.eq(a5, want)),
+        i16x8.narrow_i32x4_s(i32x4.eq(a6, want), i32x4.eq(a7, want)),
+      )
+      const first = ctz<u32>(<u32>i8x16.bitmask(low) | (<u32>i8x16.bitmask(high) << 16))
+      m = load<f32>(x + (<usize>first << 2))
     }
     const d: f32 = m / -8
     const id: f32 = d != 0 ? 1 / d : 0
+    if (!(reinterpret<f32>(amaxBits) * abs<f32>(id) <= 8.5)) {
+      quantizeQ4_0Careful(x, y)
+      continue
+    }
     store<u16>(y, <u16>f32ToF16(d))
-    // Four bytes per pass, each lane the scalar min(15, (i8)(int)(x·id + 8.5)) of elements j and j + 16.
+    // Each byte is q[j] + 16·q[j + 16], formed exactly in f32 (integers below 256) and read from the low
+    // byte of its sum with 2^23.
     const vid = f32x4.splat(id)
-    const b0 = q4Bytes4(x, 0, vid)
-    const b1 = q4Bytes4(x, 4, vid)
-    const b2 = q4Bytes4(x, 8, vid)
-    const b3 = q4Bytes4(x, 12, vid)
-    const lo = v128.shuffle<u8>(b0, b1, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
-    const hi = v128.shuffle<u8>(b2, b3, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
+    const p0 = q4PackedByte4(v0, v4, vid)
+    const p1 = q4PackedByte4(v1, v5, vid)
+    const p2 = q4PackedByte4(v2, v6, vid)
+    const p3 = q4PackedByte4(v3, v7, vid)
+    const lo = v128.shuffle<u8>(p0, p1, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
+    const hi = v128.shuffle<u8>(p2, p3, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
     v128.store(y + 2, v128.shuffle<u8>(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23))
   }
+}
+
+/** For the short path: 2^23 + q(low) + 16·q(high) per lane, q = min(15, trunc(x·id + 8.5)). */
+// @ts-ignore: decorator
+@inline function q4PackedByte4(low: v128, high: v128, vid: v128): v128 {
+  const half = f32x4.splat(8.5)
+  const fifteen = f32x4.splat(15)
+  const ql = f32x4.pmin(fifteen, f32x4.trunc(f32x4.add(f32x4.mul(low, vid), half)))
+  const qh = f32x4.pmin(fifteen, f32x4.trunc(f32x4.add(f32x4.mul(high, vid), half)))
+  return f32x4.add(f32x4.add(ql, f32x4.mul(qh, f32x4.splat(16))), f32x4.splat(8388608.0))
+}
+
+/** One Q4_0 block as the scalar code computes it, for blocks with an Inf or NaN or a rounded d. */
+function quantizeQ4_0Careful(x: usize, y: usize): void {
+  // C keeps the first v with amax < |v| strictly; a NaN never passes that test, and pmax ignores it the
+  // same way. So: the lane max, then the first element that reaches it (none if it is 0).
+  let acc = f32x4.splat(0)
+  for (let j = 0; j < 128; j += 16) acc = f32x4.pmax(acc, f32x4.abs(v128.load(x + <usize>j)))
+  const amax = max(max(f32x4.extract_lane(acc, 0), f32x4.extract_lane(acc, 1)), max(f32x4.extract_lane(acc, 2), f32x4.extract_lane(acc, 3)))
+  let m: f32 = 0
+  if (amax > 0) {
+    for (let j = 0; j < 32; j++) {
+      const v = load<f32>(x + (<usize>j << 2))
+      if (abs<f32>(v) == amax) { m = v; break }
+    }
+  }
+  const d: f32 = m / -8
+  const id: f32 = d != 0 ? 1 / d : 0
+  store<u16>(y, <u16>f32ToF16(d))
+  // Four bytes per pass, each lane the scalar min(15, (i8)(int)(x·id + 8.5)) of elements j and j + 16.
+  const vid = f32x4.splat(id)
+  const b0 = q4Bytes4(x, 0, vid)
+  const b1 = q4Bytes4(x, 4, vid)
+  const b2 = q4Bytes4(x, 8, vid)
+  const b3 = q4Bytes4(x, 12, vid)
+  const lo = v128.shuffle<u8>(b0, b1, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
+  const hi = v128.shuffle<u8>(b2, b3, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
+  v128.store(y + 2, v128.shuffle<u8>(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23))
 }
 
 /** The packed bytes of elements j … j + 3 (low nibbles) and j + 16 … j + 19 (high), one per i32 lane. */

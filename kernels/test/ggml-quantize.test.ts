@@ -111,6 +111,10 @@ function hostileCases(): Array<[string, Float32Array]> {
     ['one huge outlier', block((i) => (i === 77 ? 1e4 : gauss() * 0.01))],
     ['one huge negative outlier per 32', block((i) => (i % 32 === 5 ? -500 : gauss()))],
     ['subnormals', block(() => gauss() * SUBNORMAL)],
+    // Q4_0's d = m / -8 and Q8_0's amax / 127 are rounded here, and Q8_0's 1 / d overflows: the short paths
+    // of both kernels must hand these blocks to the careful ones.
+    ['deep subnormals', block(() => gauss() * 2 ** -146)],
+    ['scales at the bottom of the normal range', block((i) => (i % 32 === 0 ? -(2 ** -123) : gauss() * 2 ** -125))],
     ['mixed subnormal and normal', block((i) => (i < 128 ? gauss() * SUBNORMAL : gauss() * 1e-30))],
     ['tiny scale (f16 underflow)', block(() => gauss() * 1e-9)],
     ['huge scale (f16 overflow)', block(() => gauss() * 1e7)],
@@ -315,6 +319,34 @@ describe('f32ToF16Bits', () => {
       const want = Number.isNaN(values[i]) ? ((words[i] >>> 16) & 0x8000) | 0x7e00 : twin[i]
       if (wasm[i] !== want) expect(`${i}: ${wasm[i].toString(16)}`).toBe(`${i}: ${want.toString(16)}`)
     }
+  })
+
+  it('encode_f16 rounds every tie between neighbouring halves, and the values either side, as the twin does', () => {
+    // The kernel rounds without a branch (a carry from 0xfff plus the kept lowest bit): ties, the carry
+    // into the exponent and into infinity are where that could differ from the twin's comparisons.
+    const values: number[] = [65519.996, 65520, 65504, 2 ** -14, 2 ** -14 * (1 - 2 ** -11)]
+    for (let bits = 0; bits < 0x7bff; bits++) {
+      const lo = f16ToF32(bits),
+        hi = f16ToF32(bits + 1)
+      const tie = (lo + hi) / 2
+      const nudge = (hi - lo) / 1024
+      values.push(
+        tie,
+        -tie,
+        tie - nudge,
+        tie + nudge,
+        Math.fround(tie * (1 - 2 ** -23)),
+        Math.fround(tie * (1 + 2 ** -23)),
+      )
+    }
+    const input = Float32Array.from(values)
+    h.reset()
+    const src = h.put(input)
+    const dst = h.alloc(input.length * 2)
+    h.k.encode_f16(src, dst, input.length)
+    const wasm = new Uint16Array(h.memory.buffer.slice(dst, dst + input.length * 2))
+    const first = input.findIndex((v, i) => wasm[i] !== f32ToF16Bits(v))
+    expect(first, first >= 0 ? `x = ${input[first]}: ${wasm[first].toString(16)}` : '').toBe(-1)
   })
 })
 
