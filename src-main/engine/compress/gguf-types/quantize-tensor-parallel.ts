@@ -68,8 +68,27 @@ export interface RowSlice {
   src: number
   dst: number
   units: number
-  /** The call that quantizes the slice (its scratch memory its own). */
+  /** The slice's own QUANT_SCRATCH_BYTES of scratch memory. */
+  scratch: number
+  /** The call that quantizes the slice. */
   quantize: KernelCall
+}
+
+/**
+ * The call that quantizes `count` rows whose f32 values are at `src` into `dst` (their first encoded
+ * row), with `scratch` as the kernel's scratch memory.
+ */
+export function quantizeRowsCall(
+  layout: RowBlockLayout,
+  src: number,
+  dst: number,
+  count: number,
+  scratch: number,
+): KernelCall {
+  const w = layout.weighted
+  return w
+    ? [w.kernel, src, dst, count, layout.cols, w.importance, scratch]
+    : [layout.quantize, src, dst, (count * layout.cols) / layout.blockElements, scratch]
 }
 
 /** Even slices of a row block, one per worker, so each gets about the same work. */
@@ -83,11 +102,15 @@ export function rowSlices(layout: RowBlockLayout, workers: number): RowSlice[] {
     const dst = layout.packed + first * layout.rowBytes
     const units = (count * cols) / layout.blockElements
     const scratch = layout.scratch + i * QUANT_SCRATCH_BYTES
-    const w = layout.weighted
-    const quantize: KernelCall = w
-      ? [w.kernel, src, dst, count, cols, w.importance, scratch]
-      : [layout.quantize, src, dst, units, scratch]
-    slices.push({ first, count, src, dst, units, quantize })
+    slices.push({
+      first,
+      count,
+      src,
+      dst,
+      units,
+      scratch,
+      quantize: quantizeRowsCall(layout, src, dst, count, scratch),
+    })
   }
   return slices
 }

@@ -24,7 +24,13 @@ import {
   type GgufStorageType,
 } from '../../compress/gguf-types/quantize-tensor'
 import { wasmDecoder } from '../../pool/wasm-decoders'
-import { rowSlices, sameBits, type RowSlice } from '../../compress/gguf-types/quantize-tensor-parallel'
+import {
+  quantizeRowsCall,
+  rowSlices,
+  sameBits,
+  type RowSlice,
+} from '../../compress/gguf-types/quantize-tensor-parallel'
+import { readThenRun } from '../../pool/read-then-run'
 import type { BlockJob, EncodedBlock } from './block-pipeline'
 import type { CrcThreads } from './crc-threads'
 import { hashKernelMemory } from './worker-crc'
@@ -230,6 +236,13 @@ async function checkExact(
   exactness.exact = sameBits(pool.arena.f32(decoded, 0, rows * cols), pool.arena.f32(values, 0, rows * cols))
 }
 
+/**
+ * Rows per decode-and-quantize run: the decoder writes a run's f32 values (about 256 KiB) and the
+ * quantizer reads them back while they are still in the core's L2, instead of a whole slice's megabytes
+ * going out to memory and back.
+ */
+const RUN_VALUES = 1 << 16
+
 async function quantizeBlock(
   pool: WorkerPool,
   crc: CrcThreads,
@@ -246,78 +259,109 @@ async function quantizeBlock(
   const rowBytes = ggufRowBytes(type, cols)
   const bytes = rows * rowBytes
   const regions: Region[] = []
+  const alloc = (size: number, what: string): Region => {
+    const region = pool.arena.alloc(size, what)
+    regions.push(region)
+    return region
+  }
   // The hash of the quantized rows while it runs: their memory is released only once it has settled.
   let hash: Promise<number> | null = null
   try {
     // The source rows go into kernel memory as they are and each worker decodes its own slice to f32
-    // before quantizing it, so the main thread only reads. A dtype without a WASM decoder for whole rows
-    // is decoded on this thread (loadTensor).
+    // before quantizing it. Unpermuted rows are read by the workers themselves, each its slice
+    // (pool/read-then-run.ts), so the main thread neither reads nor decodes. A dtype without a WASM
+    // decoder for whole rows is decoded on this thread (loadTensor).
     const decoder = entry.dtype === 'F32' ? undefined : wasmDecoder(entry.dtype)
     const sourceRowBytes = entry.byteLength / entry.shape[0]
+    const decodesOnWorkers = !!decoder && cols % decoder.perUnit === 0
+    if (!kernels.quantize || !kernels.decode) {
+      // F32: stored as is (decoded from the source's rows, in output order).
+      let values: Region
+      if (decodesOnWorkers) {
+        const raw = alloc(rows * sourceRowBytes, 'source rows')
+        values = alloc(rows * cols * 4, 'weights')
+        await readRows(pool, entry, sourceRowBytes, r0, rows, sources, () =>
+          pool.arena.u8(raw, 0, rows * sourceRowBytes),
+        )
+        await pool.run([[decoder.kernel, raw.ptr, values.ptr, (rows * cols) / decoder.perUnit]])
+      } else {
+        values = (await loadTensor(pool, entry, r0, rows)).region
+        regions.push(values)
+      }
+      const valuesCrc = await hashKernelMemory(crc, values.ptr, bytes)
+      regions.splice(regions.indexOf(values), 1)
+      return heldBlock(pool, values, bytes, valuesCrc)
+    }
+    const workers = Math.max(1, pool.threads)
+    const packed = alloc(bytes, 'quantized rows')
+    // Some quantizers (the K-quants, IQ4_XS, the imatrix ones) overwrite scratch memory: one per worker.
+    const scratch = alloc(QUANT_SCRATCH_BYTES * workers, 'quantizer scratch')
+    const weighted = importance ? kernels.weighted : null
+    const qw = weighted ? alloc(cols * 4, 'importance row') : null
+    if (qw) pool.arena.f32(qw, 0, cols).set(importance!)
+    // While every value so far is exact, the check compares the whole block's values, so they are kept;
+    // afterwards each worker decodes into a run-sized buffer of its own.
+    const check = exactness.exact
+    const runRows = Math.max(1, Math.floor(RUN_VALUES / cols))
+    const layout = {
+      rows,
+      cols,
+      values: 0,
+      packed: packed.ptr,
+      rowBytes,
+      scratch: scratch.ptr,
+      blockElements: kernels.blockElements,
+      quantize: kernels.quantize,
+      weighted: weighted ? { kernel: weighted, importance: qw!.ptr } : null,
+    }
     let values: Region
-    let raw: Region | null = null
-    if (decoder && cols % decoder.perUnit === 0) {
-      raw = pool.arena.alloc(rows * sourceRowBytes, 'source rows')
-      regions.push(raw)
-      values = pool.arena.alloc(rows * cols * 4, 'weights')
-      regions.push(values)
+    let tasks: Promise<void>[]
+    let slices: RowSlice[]
+    if (decodesOnWorkers) {
+      const raw = alloc(rows * sourceRowBytes, 'source rows')
       const rawBytes = rows * sourceRowBytes
-      await readRows(pool, entry, sourceRowBytes, r0, rows, sources, () => pool.arena.u8(raw!, 0, rawBytes))
+      values = check
+        ? alloc(rows * cols * 4, 'weights')
+        : alloc(workers * runRows * cols * 4, 'weights, one run per worker')
+      if (sources) await readRows(pool, entry, sourceRowBytes, r0, rows, sources, () => pool.arena.u8(raw, 0, rawBytes))
+      slices = rowSlices({ ...layout, values: values.ptr }, workers)
+      tasks = slices.map((s, i) => {
+        // Decode and quantize in runs of rows, each run's f32 values still in cache for the quantizer.
+        const calls: KernelCall[] = []
+        for (let r = 0; r < s.count; r += runRows) {
+          const count = Math.min(runRows, s.count - r)
+          const src = check ? s.src + r * cols * 4 : values.ptr + i * runRows * cols * 4
+          const rawAt = raw.ptr + (s.first + r) * sourceRowBytes
+          calls.push([decoder.kernel, rawAt, src, (count * cols) / decoder.perUnit])
+          calls.push(quantizeRowsCall(layout, src, s.dst + r * rowBytes, count, s.scratch))
+        }
+        if (sources) return pool.run(calls)
+        const at = s.first * sourceRowBytes
+        return readThenRun(pool, entry, (r0 + s.first) * sourceRowBytes, s.count * sourceRowBytes, raw.ptr + at, calls)
+      })
+    } else if (entry.dtype === 'F32' && !sources) {
+      // F32 rows need no decode: each worker reads its slice's values and quantizes them.
+      values = alloc(rows * cols * 4, 'weights')
+      slices = rowSlices({ ...layout, values: values.ptr }, workers)
+      tasks = slices.map((s) =>
+        readThenRun(pool, entry, (r0 + s.first) * cols * 4, s.count * cols * 4, s.src, [s.quantize]),
+      )
     } else {
       // quantizeJobs permutes rows only where the decoder path above applies.
       const block = await loadTensor(pool, entry, r0, rows)
       values = block.region
       regions.push(values)
+      slices = rowSlices({ ...layout, values: values.ptr }, workers)
+      tasks = slices.map((s) => pool.run([s.quantize]))
     }
-    if (!kernels.quantize || !kernels.decode) {
-      // F32: stored as is.
-      if (raw) await pool.run([[decoder!.kernel, raw.ptr, values.ptr, (rows * cols) / decoder!.perUnit]])
-      const valuesCrc = await hashKernelMemory(crc, values.ptr, bytes)
-      regions.splice(regions.indexOf(values), 1)
-      return heldBlock(pool, values, bytes, valuesCrc)
-    }
-    const weighted = importance ? kernels.weighted : null
-    const workers = Math.max(1, pool.threads)
-    const packed = pool.arena.alloc(bytes, 'quantized rows')
-    regions.push(packed)
-    // Some quantizers (the K-quants, IQ4_XS, the imatrix ones) overwrite scratch memory: one per worker.
-    const scratch = pool.arena.alloc(QUANT_SCRATCH_BYTES * workers, 'quantizer scratch')
-    regions.push(scratch)
-    const check = exactness.exact
-    const decoded = check ? pool.arena.alloc(rows * cols * 4, 'dequantized rows') : null
-    if (decoded) regions.push(decoded)
-    const qw = weighted ? pool.arena.alloc(cols * 4, 'importance row') : null
-    if (qw) {
-      regions.push(qw)
-      pool.arena.f32(qw, 0, cols).set(importance!)
-    }
-    const slices = rowSlices(
-      {
-        rows,
-        cols,
-        values: values.ptr,
-        packed: packed.ptr,
-        rowBytes,
-        scratch: scratch.ptr,
-        blockElements: kernels.blockElements,
-        quantize: kernels.quantize,
-        weighted: weighted ? { kernel: weighted, importance: qw!.ptr } : null,
-      },
-      workers,
-    )
-    const tasks = slices.map((s) => {
-      // Each worker decodes its own slice of the source rows first.
-      const calls: KernelCall[] = []
-      if (raw)
-        calls.push([decoder!.kernel, raw.ptr + s.first * sourceRowBytes, s.src, (s.count * cols) / decoder!.perUnit])
-      calls.push(s.quantize)
-      return pool.run(calls)
-    })
     await Promise.all(tasks)
     // Hashed on the CRC threads while the exactness check (if any) decodes on the workers.
     hash = hashKernelMemory(crc, packed.ptr, bytes)
     hash.catch(() => {})
-    if (decoded && exactness.exact) await checkExact(pool, kernels.decode, slices, cols, values, decoded, exactness)
+    if (check && exactness.exact) {
+      const decoded = alloc(rows * cols * 4, 'dequantized rows')
+      await checkExact(pool, kernels.decode, slices, cols, values, decoded, exactness)
+    }
     // The encoded bytes stay where the workers wrote them until the writer has copied them.
     const blockCrc = await hash
     regions.splice(regions.indexOf(packed), 1)
