@@ -47,8 +47,8 @@ export {
 // f64 linear algebra for GPTQ/SparseGPT: Hessian accumulation, Cholesky, triangular inverse, Gram product.
 // Twin: kernels/reference/linalg.ts.
 export {
-  cholesky_lower, invert_lower, lower_gram, linalg_panel_rows, cholesky_panel, cholesky_trailing,
-  cholesky_finish, invert_lower_panel, invert_lower_below, lower_gram_rows, gram_symmetrize, gptq_block_rows,
+  cholesky_lower, invert_lower, linalg_panel_rows, cholesky_panel, cholesky_trailing,
+  cholesky_finish, invert_lower_panel, invert_lower_below, gptq_block_rows,
 } from './linalg'
 
 // Backward-pass kernels (training: distillation, fine-tuning). Twins in kernels/reference/backward-*.ts.

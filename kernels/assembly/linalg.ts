@@ -1,5 +1,5 @@
-// f64 dense linear algebra for GPTQ and SparseGPT: the Cholesky factor, the inverse of a lower-triangular
-// matrix and the Gram product LᵀL (the calibration Hessian is ./hessian.ts, on this file's tiling). Twin:
+// f64 dense linear algebra for GPTQ and SparseGPT: the Cholesky factor and the inverse of a lower-triangular
+// matrix (the calibration Hessian is ./hessian.ts, on this file's tiling). Twin:
 // kernels/reference/linalg.ts.
 //
 // Bit-exactness. Every output element has ONE fixed sequence of operations (below), each a plain f64
@@ -10,30 +10,25 @@
 //            for k = 0 … j−1: s = s − R[k][j]·R[k][i];  then R[j][j] = √s, or R[j][i] = s / R[j][j]
 //   invert   X = L⁻¹ (X[i][j], j < i): s = 0; for k = j … i−1: s = s − L[i][k]·X[k][j];
 //            X[i][j] = s / L[i][i];  X[i][i] = 1 / L[i][i]
-//   gram     G = LᵀL (G[i][j], j ≤ i, mirrored to G[j][i]): s = 0; for k = i … n−1: s = s + L[k][i]·L[k][j]
 // These are the sequences of src-main/engine/compress/linalg/cholesky.ts, so that file agrees bit for bit.
 // "s − a·b" is computed as "s + (−a)·b" where convenient: IEEE defines x − y as x + (−y) and negation is
 // exact, so the bits are the same.
 //
 // Loop orders (all row-major, n×n, byte addresses, nothing allocated):
-// - The symmetric rank-k update C[r][c] += Σ_k (±D[k][r])·D[k][c] (Cholesky's trailing update, Gram) runs on 4×4 register tiles: per k one row of D gives the 4 multipliers and the 4 columns, so
+// - The symmetric rank-k update C[r][c] += Σ_k (±D[k][r])·D[k][c] (Cholesky's trailing update) runs on 4×4 register tiles: per k one row of D gives the 4 multipliers and the 4 columns, so
 //   8 f64x2 accumulators stay in registers for a whole block of k. Columns are walked in blocks of
 //   COL_BLOCK so the D block stays in L2 while the row tiles pass.
 // - Cholesky is right-looking in panels of PANEL rows of R, working in the upper triangle where each
 //   row update is a contiguous axpy; the factor is transposed into the lower triangle at the end.
 // - The inverse is right-looking in panels of PANEL rows; below the panel, a 4×4-tiled product.
-// - The Gram product builds the lower triangle row by row, GRAM_ROWS rows at a time, then mirrors it.
 
 export const COL_BLOCK: i32 = 256
 const PANEL: i32 = 64 // rows per panel of the Cholesky factor and of the triangular inverse
-const GRAM_ROWS: i32 = 64
-const GRAM_K: i32 = 128
 const TRANSPOSE_BLOCK: i32 = 32
 
 // Store masks of a 4×4 tile.
 export const FULL: i32 = 0
 export const DIAG_UPPER: i32 = 1 // the tile sits on the diagonal; store only column ≥ row
-const DIAG_LOWER: i32 = 2 // … store only column ≤ row
 
 // @ts-ignore: decorator
 @inline export function at(base: usize, ld: usize, r: i32, c: i32): usize {
@@ -63,14 +58,6 @@ function axpy(dst: usize, src: usize, a: f64, count: i32): void {
     const o = end2
     store<f64>(dst + o, load<f64>(dst + o) + a * load<f64>(src + o))
   }
-}
-
-/** dst[q] = 0 + a·src[q] (the first term of a sum that starts at +0); dst may equal src. */
-function scaleFromZero(dst: usize, src: usize, a: f64, count: i32): void {
-  const va = f64x2.splat(a), zero = f64x2.splat(0)
-  const end2 = <usize>(count & ~1) << 3
-  for (let o: usize = 0; o < end2; o += 16) v128.store(dst + o, f64x2.add(zero, f64x2.mul(va, v128.load(src + o))))
-  if (count & 1) store<f64>(dst + end2, 0.0 + a * load<f64>(src + end2))
 }
 
 /** dst[q] = dst[q] / d. */
@@ -126,16 +113,12 @@ function tile4x4<T>(m: usize, mRow: usize, mStep: usize, v: usize, ldV: usize, c
   if (shape == FULL) {
     v128.store(p0, a00); v128.store(p0, a01, 16); v128.store(p1, a10); v128.store(p1, a11, 16)
     v128.store(p2, a20); v128.store(p2, a21, 16); v128.store(p3, a30); v128.store(p3, a31, 16)
-  } else if (shape == DIAG_UPPER) {
+  } else {
+    // DIAG_UPPER
     v128.store(p0, a00); v128.store(p0, a01, 16)
     store<f64>(p1 + 8, f64x2.extract_lane(a10, 1)); v128.store(p1, a11, 16)
     v128.store(p2, a21, 16)
     store<f64>(p3 + 24, f64x2.extract_lane(a31, 1))
-  } else {
-    store<f64>(p0, f64x2.extract_lane(a00, 0))
-    v128.store(p1, a10)
-    v128.store(p2, a20); store<f64>(p2 + 16, f64x2.extract_lane(a21, 0))
-    v128.store(p3, a30); v128.store(p3, a31, 16)
   }
 }
 
@@ -170,19 +153,6 @@ function rankUpdateUpper<T>(D: usize, ldD: usize, k0: i32, k1: i32, sign: f64, C
     }
     for (let r = rowEnd4; r < rowEnd; r++) {
       for (let c = max(cb0, r); c < cb1; c++) rankElement<T>(D, ldD, k0, k1, sign, C, ldC, r, c)
-    }
-  }
-}
-
-/** The update on the lower triangle: rows [rowStart, rowEnd), columns [0, row]. Both multiples of 4. */
-function rankUpdateLower(D: usize, ldD: usize, k0: i32, k1: i32, C: usize, ldC: usize, rowStart: i32, rowEnd: i32): void {
-  if (k0 >= k1) return
-  for (let cb0 = 0; cb0 < rowEnd; cb0 += COL_BLOCK) {
-    const cb1 = min(rowEnd, cb0 + COL_BLOCK)
-    for (let r0 = max(rowStart, cb0); r0 < rowEnd; r0 += 4) {
-      for (let c = cb0; c < cb1 && c <= r0; c += 4) {
-        rankTile<f64>(D, ldD, k0, k1, 1.0, C, ldC, r0, c, c == r0 ? DIAG_LOWER : FULL)
-      }
     }
   }
 }
@@ -366,46 +336,6 @@ export function invert_lower_below(L: usize, n: i32, p0: i32, r0: i32, r1: i32):
     }
   }
   for (let i = r0; i < r1; i++) invPanelColumns(L, ld, i, p0, p1)
-}
-
-// ---- Gram product ----
-
-/**
- * out = Lᵀ·L for lower-triangular L (n×n; only its lower triangle and diagonal are read). WRITES all of
- * out (symmetric). out may be L itself (in place, no second n×n buffer) or a disjoint region.
- */
-export function lower_gram(L: usize, out: usize, n: i32): void {
-  if (n <= 0) return
-  lower_gram_rows(L, out, n, 0, n)
-  mirror(out, n, false)
-}
-
-/**
- * lower_gram's lower triangle on rows [r0, r1) only: out[i][j] = Σ_{k ≥ i} L[k][i]·L[k][j], j ≤ i, in
- * the same order as lower_gram. r0 and r1 are multiples of 4 (or r1 = n). Workers may run disjoint row
- * ranges at once only when out is a region apart from L (in place, a range overwrites rows that the
- * ranges above it still read); gram_symmetrize then completes out.
- */
-export function lower_gram_rows(L: usize, out: usize, n: i32, r0: i32, r1: i32): void {
-  if (n <= 0 || r0 < 0 || r1 > n || r0 >= r1) return
-  const ld = <usize>n << 3
-  for (let b0 = r0; b0 < r1; b0 += GRAM_ROWS) {
-    const b1 = min(r1, b0 + GRAM_ROWS)
-    // Terms k ∈ [i, b1) row by row. In place, row i of L is last read here (rows k > i of the block are
-    // still L), so its result may overwrite it.
-    for (let i = b0; i < b1; i++) {
-      const dst = at(out, ld, i, 0)
-      scaleFromZero(dst, at(L, ld, i, 0), load<f64>(at(L, ld, i, i)), i + 1)
-      for (let k = i + 1; k < b1; k++) axpy(dst, at(L, ld, k, 0), load<f64>(at(L, ld, k, i)), i + 1)
-    }
-    // Terms k ≥ b1, shared by the whole block (b1 < n implies a multiple of 4 rows).
-    for (let k0 = b1; k0 < n; k0 += GRAM_K) rankUpdateLower(L, ld, k0, min(n, k0 + GRAM_K), out, ld, b0, b1)
-  }
-}
-
-/** Completes lower_gram_rows: copies out's lower triangle onto its upper. */
-export function gram_symmetrize(out: usize, n: i32): void {
-  if (n > 0) mirror(out, n, false)
 }
 
 // ---- GPTQ's column loop within one block (f32) ----

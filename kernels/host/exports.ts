@@ -152,8 +152,6 @@ export interface KernelExports {
   cholesky_lower(A: number, n: number): number
   /** In place: lower-triangular f64 L[n, n] → L⁻¹. */
   invert_lower(L: number, n: number): void
-  /** WRITES f64 out[n, n] = Lᵀ·L (symmetric); out may be L itself. */
-  lower_gram(L: number, out: number, n: number): void
   // Their steps, for running the O(n³) parts across workers (same bits however the rows are split).
   /** Rows per panel of cholesky_lower and invert_lower. */
   linalg_panel_rows(): number
@@ -167,10 +165,6 @@ export interface KernelExports {
   invert_lower_panel(L: number, n: number, p0: number): void
   /** Inverse of L, rows [r0, r1) below panel p0: their updates from its rows. */
   invert_lower_below(L: number, n: number, p0: number, r0: number, r1: number): void
-  /** Lower triangle of out = Lᵀ·L on rows [r0, r1) (multiples of 4, or r1 = n); out apart from L to run in parallel. */
-  lower_gram_rows(L: number, out: number, n: number, r0: number, r1: number): void
-  /** Copies out's lower triangle onto its upper. */
-  gram_symmetrize(out: number, n: number): void
   /**
    * GPTQ's column loop inside the block [c0, c0 + count) for rows [r0, r1), its columns [c0 + from, c0 + to): f32
    * W[rows, cols] quantized in place on per-row grids f32[rows, 2] (scale, zero), errors into f32 err[rows, B],
@@ -313,15 +307,12 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'hessian_chunk_tokens',
   'cholesky_lower',
   'invert_lower',
-  'lower_gram',
   'linalg_panel_rows',
   'cholesky_panel',
   'cholesky_trailing',
   'cholesky_finish',
   'invert_lower_panel',
   'invert_lower_below',
-  'lower_gram_rows',
-  'gram_symmetrize',
   'gptq_block_rows',
   'matmul_nn',
   'matmul_tn_acc',

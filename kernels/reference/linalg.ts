@@ -5,7 +5,6 @@
 //            L[j][j] = √s (fails unless s > 0), or L[i][j] = s / L[j][j]
 //   invert   X[i][j] (j < i): s = 0; for k = j … i−1: s = s − L[i][k]·X[k][j]; X[i][j] = s / L[i][i];
 //            X[i][i] = 1 / L[i][i]
-//   gram     G[i][j] = G[j][i] (j ≤ i): s = 0; for k = i … n−1: s = s + L[k][i]·L[k][j]
 // f64 needs no rounding helper: JS numbers are f64. (The calibration Hessian's twin is ./hessian.ts.)
 
 import { kernelArgError, requireLength, requireSizes } from './matmul'
@@ -47,25 +46,6 @@ export function invertLower(L: Float64Array, n: number): void {
       let s = 0
       for (let k = j; k < i; k++) s -= L[i * n + k] * L[k * n + j]
       L[i * n + j] = s / L[i * n + i]
-    }
-  }
-}
-
-/**
- * out = Lᵀ·L (symmetric, all of it written) for lower-triangular L; only L's lower triangle and diagonal
- * are read. out may be L itself.
- */
-export function lowerGram(L: Float64Array, out: Float64Array, n: number): void {
-  requireSizes('lower_gram', { n })
-  requireLength('lower_gram', 'L', L, n * n)
-  requireLength('lower_gram', 'out', out, n * n)
-  const src = out === L ? L.slice(0, n * n) : L
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j <= i; j++) {
-      let s = 0
-      for (let k = i; k < n; k++) s += src[k * n + i] * src[k * n + j]
-      out[i * n + j] = s
-      out[j * n + i] = s
     }
   }
 }

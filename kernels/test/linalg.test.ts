@@ -1,12 +1,12 @@
 // The f64 linear-algebra kernels (GPTQ/SparseGPT) against their twins, bit for bit, and the twins
-// against independent checks (L·Lᵀ = A, L·L⁻¹ = I, a naive Gram product, a naive Hessian). The engine's
+// against independent checks (L·Lᵀ = A, L·L⁻¹ = I, a naive Hessian). The engine's
 // wrappers on a worker pool are tested beside them (compress/linalg/kernels.test.ts,
 // calibration/kernel-hessian.test.ts).
 
 import { beforeAll, describe, expect, it } from 'vitest'
 import { KernelArgumentError } from '../reference/errors'
 import { HESSIAN_CHUNK_TOKENS, hessianAccumulate } from '../reference/hessian'
-import { choleskyLower, gptqBlockRows, invertLower, lowerGram } from '../reference/linalg'
+import { choleskyLower, gptqBlockRows, invertLower } from '../reference/linalg'
 import { identityError, lowerTriangular, multiply, relativeError, spd, transpose } from '../testing/matrices'
 import {
   firstBitDifference,
@@ -217,73 +217,9 @@ describe('invert_lower', () => {
   })
 })
 
-describe('lower_gram', () => {
-  it.each(SIZES)('equals the twin bit for bit, into a separate region and in place (n = %i)', (n) => {
-    const L = lowerTriangular(n, 200 + n)
-    const want = new Float64Array(n * n)
-    lowerGram(L, want, n)
-    // The kernel gets NaN in the upper triangle: it must read only the lower one.
-    const input = L.slice()
-    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) input[i * n + j] = NaN
-    h.reset()
-    const lp = h.put(input),
-      op = h.put(new Float64Array(n * n).fill(99))
-    h.k.lower_gram(lp, op, n)
-    expect(firstBitDifference(h.f64(op, n * n), want)).toBe(-1)
-    expect(firstBitDifference(h.f64(lp, n * n), input)).toBe(-1) // the input is left alone
-    expect(
-      firstBitDifference(
-        inKernel(input, (p) => h.k.lower_gram(p, p, n)),
-        want,
-      ),
-    ).toBe(-1)
-  })
-
-  it('twin: equals Lᵀ·L from a plain product, and ignores the upper triangle of L', () => {
-    for (const n of [5, 40]) {
-      const L = lowerTriangular(n, 7 * n)
-      const naive = multiply(transpose(L, n), L, n)
-      const G = new Float64Array(n * n)
-      lowerGram(L, G, n)
-      expect(relativeError(G, naive)).toBeLessThan(1e-12)
-      const garbled = L.slice()
-      for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) garbled[i * n + j] = NaN
-      const G2 = new Float64Array(n * n)
-      lowerGram(garbled, G2, n)
-      expect(firstBitDifference(G2, G)).toBe(-1)
-      lowerGram(garbled, garbled, n) // in place
-      expect(firstBitDifference(garbled, G)).toBe(-1)
-    }
-  })
-
-  it('agrees with the twin on special values', () => {
-    const n = 70
-    const L = lowerTriangular(n, 11)
-    const specials = [0, -0, Infinity, -Infinity, NaN, 5e-324, -1e300]
-    for (let q = 0; q < 30; q++) {
-      const i = (q * 37) % n,
-        j = (q * 11) % (i + 1)
-      L[i * n + j] = specials[q % specials.length]
-    }
-    // The last row's Gram entries are single terms L[n−1][n−1]·L[n−1][j]: −0 there shows whether the
-    // sum starts at +0 (0 + −0 = +0).
-    for (const j of [2, 5, 33, 64]) L[(n - 1) * n + j] = -0
-    L[(n - 2) * n + 7] = -0
-    L[(n - 1) * n + 7] = 0
-    const want = new Float64Array(n * n)
-    lowerGram(L, want, n)
-    expect(
-      firstBitDifference(
-        inKernel(L, (p) => h.k.lower_gram(p, p, n)),
-        want,
-      ),
-    ).toBe(-1)
-  })
-})
-
 // The step entry points (for a host that splits rows across workers): any split of the rows, in any
 // order of the ranges within a step, gives the whole kernel's bits, which are the twin's.
-describe('the split steps: cholesky_panel/trailing/finish, invert_lower_panel/below, lower_gram_rows', () => {
+describe('the split steps: cholesky_panel/trailing/finish, invert_lower_panel/below', () => {
   /** Uneven ranges covering [start, end): cut at the given fractions (boundaries not multiples of 4). */
   function cuts(start: number, end: number, fractions: number[]): [number, number][] {
     const bounds = [start, ...fractions.map((f) => start + Math.floor((end - start) * f)), end]
@@ -337,21 +273,6 @@ describe('the split steps: cholesky_panel/trailing/finish, invert_lower_panel/be
     expect(firstBitDifference(got, want)).toBe(-1)
   })
 
-  it.each(SPLIT_SIZES)('the Gram product in row ranges equals the twin bit for bit (n = %i)', (n) => {
-    const L = lowerTriangular(n, 700 + n)
-    const want = new Float64Array(n * n)
-    lowerGram(L, want, n)
-    h.reset()
-    const lp = h.put(L),
-      op = h.put(new Float64Array(n * n).fill(99))
-    // Ranges on multiples of 4, as the kernel asks.
-    const bounds = [0, ...[0.3, 0.55, 0.8].map((f) => Math.floor((n * f) / 4) * 4), n]
-    for (let i = bounds.length - 2; i >= 0; i--) h.k.lower_gram_rows(lp, op, n, bounds[i], bounds[i + 1])
-    h.k.gram_symmetrize(op, n)
-    expect(firstBitDifference(h.f64(op, n * n), want)).toBe(-1)
-    expect(firstBitDifference(h.f64(lp, n * n), L)).toBe(-1) // L is left alone
-  })
-
   it('ignores ranges outside their step instead of writing out of range', () => {
     const n = 100
     const A = spd(n, 2)
@@ -359,7 +280,6 @@ describe('the split steps: cholesky_panel/trailing/finish, invert_lower_panel/be
       h.k.cholesky_trailing(p, n, 0, 10, 50) // starts inside the panel
       h.k.cholesky_trailing(p, n, 0, 64, 101) // ends past n
       h.k.invert_lower_below(p, n, 0, 64, 200)
-      h.k.lower_gram_rows(p, p, n, 50, 40)
       h.k.cholesky_panel(p, n, n) // no such panel
     })
     expect(firstBitDifference(got, A)).toBe(-1)

@@ -205,7 +205,7 @@ describe('WorkerPool cancel', () => {
       const parts = withCancelScope(job.signal, () => [
         pool.run([['cholesky_lower', A.ptr, LONG_N]]),
         pool.run([['invert_lower', A.ptr, LONG_N]]), // queued behind it on the other worker, or running
-        pool.run([['lower_gram', A.ptr, A.ptr, LONG_N]]), // queued
+        pool.run([['cholesky_lower', A.ptr, LONG_N]]), // queued
       ])
       await sleep(300)
       const t0 = performance.now()
