@@ -70,6 +70,38 @@ describe.skipIf(!hasShared)(
       }
     })
 
+    it('without the output, records the same bits and skips the down projection', async () => {
+      // Each layer's input comes from the full block of the layer before, as the sequential pipeline
+      // gives it; the capture itself runs on a copy, with and without its output.
+      const forward = await createForward(pool, model)
+      try {
+        const hidden = await forward.embed(windows)
+        for (let layer = 0; layer < model.arch.layers; layer++) {
+          const options = { groups: new Set(GROUPS), hessian: true, sampleRows: 16, windows: windows.length }
+          const fullOutput = hidden.slice()
+          const full = await captureLayerInputs(pool, forward, layer, fullOutput, windows[0].length, options)
+          const shortOutput = hidden.slice()
+          const inputsOnly = await captureLayerInputs(pool, forward, layer, shortOutput, windows[0].length, {
+            ...options,
+            outputNeeded: false,
+          })
+          for (const group of GROUPS) {
+            const x = full.get(group)!,
+              y = inputsOnly.get(group)!
+            expect(y.hessian).toEqual(x.hessian)
+            expect(y.absmax).toEqual(x.absmax)
+            expect(y.sumSq).toEqual(x.sumSq)
+            expect(y.sample).toEqual(x.sample)
+          }
+          // The block stopped after down's input: its hidden state is not the block's output.
+          expect(shortOutput).not.toEqual(fullOutput)
+          await forward.block(layer, hidden, windows[0].length)
+        }
+      } finally {
+        forward.close()
+      }
+    })
+
     it('keeps a row sample drawn from the input, and records only the groups asked for', async () => {
       const all = await captureAll({ groups: new Set<InputGroup>(['down']), hessian: false, sampleRows: 1 << 20 })
       const few = await captureAll({ groups: new Set<InputGroup>(['down']), hessian: false, sampleRows: 8 })

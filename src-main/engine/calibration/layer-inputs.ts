@@ -30,6 +30,11 @@ export interface LayerInputOptions {
   sampleRows: number
   /** Calibration windows behind `input` (recorded in the statistics). */
   windows: number
+  /**
+   * Whether the caller uses the block's output in `input` (default true). When false the block may stop
+   * after the last input it records (ForwardHooks.inputsOnly), and `input` is left unspecified.
+   */
+  outputNeeded?: boolean
 }
 
 /** A K×K accumulator in kernel memory (column statistics too), or null when kernel memory cannot hold one. */
@@ -48,7 +53,8 @@ function emptySampledStats(K: number, hessian: boolean, tokens: number, sampleRo
 
 /**
  * Runs block `layer` of `forward` over `input` (hidden states [tokens, H] of windows of `seqlen` tokens;
- * updated in place, as block() does) and returns the statistics of the inputs of `options.groups`.
+ * updated in place, as block() does, unless options.outputNeeded is false) and returns the statistics of
+ * the inputs of `options.groups`.
  */
 export async function captureLayerInputs(
   pool: WorkerPool,
@@ -65,6 +71,7 @@ export async function captureLayerInputs(
   const adds: Promise<void>[] = []
   try {
     await forward.block(layer, input, seqlen, {
+      inputsOnly: options.outputNeeded === false,
       linearInput(_l, role, x, M, K) {
         const group = INPUT_GROUP[role]
         // Linears sharing an input see the same tensor: record it once, from the group's first reader.

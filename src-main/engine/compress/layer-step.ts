@@ -243,12 +243,14 @@ export async function runLayerStep(s: LayerStep): Promise<TensorOutcome[]> {
       forward: CausalLM,
       layer: number,
       input: Float32Array,
+      outputNeeded: boolean,
     ): Promise<Map<InputGroup, SampledInputStats>> =>
       captureLayerInputs(pool, forward, layer, input, T, {
         groups: new Set(plan.get(layer)?.keys() ?? []),
         hessian: method.needs.hessian,
         sampleRows: OUTPUT_SAMPLE_ROWS,
         windows: windows.length,
+        outputNeeded,
       })
     // Non-sequential methods take every layer's statistics from the original model first.
     let upfront: Map<number, Map<InputGroup, SampledInputStats>> | null = null
@@ -257,7 +259,7 @@ export async function runLayerStep(s: LayerStep): Promise<TensorOutcome[]> {
       const h = hidden.slice()
       for (let layer = 0; layer < L; layer++) {
         throwIfCancelled(options.signal)
-        upfront.set(layer, await capture(original, layer, h))
+        upfront.set(layer, await capture(original, layer, h, true))
         progress(layer, 'calibration')
       }
     }
@@ -266,7 +268,8 @@ export async function runLayerStep(s: LayerStep): Promise<TensorOutcome[]> {
     for (let layer = 0; layer <= lastTarget; layer++) {
       throwIfCancelled(options.signal)
       if (plan.has(layer)) {
-        const stats = sequential ? await capture(original, layer, hidden.slice()) : upfront!.get(layer)!
+        // The capture's block output is thrown away (the compressed pass below makes the next input).
+        const stats = sequential ? await capture(original, layer, hidden.slice(), false) : upfront!.get(layer)!
         progress(layer, 'compressing')
         tensors.push(...(await compressLayer(s, plan, layer, stats)))
       }

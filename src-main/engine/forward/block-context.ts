@@ -63,6 +63,11 @@ export class BlockContext extends TensorScope {
     super(pool)
   }
 
+  /** Whether the hooks want only the Linears' inputs (ForwardHooks.inputsOnly): the block output may be skipped. */
+  get inputsOnly(): boolean {
+    return this.hooks?.inputsOnly === true
+  }
+
   /** A buffer of `width` f32 per row for the largest pass. */
   rows(width: number): ArenaTensor {
     return this.alloc(this.Mmax * width)

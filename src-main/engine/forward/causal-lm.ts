@@ -58,6 +58,12 @@ export interface ForwardHooks {
    * the block's own basis where it enters the MLP ('mlp') and where it leaves the block ('out').
    */
   slicedResidual?(layer: number, point: 'mlp' | 'out', x: Float32Array, M: number, width: number): void
+  /**
+   * Only the Linears' inputs are wanted (a calibration pass whose block output is thrown away): a block
+   * may stop after its last Linear input, leaving `hidden` unspecified and calling no later hook. The
+   * Llama family (SliceGPT-sliced too) skips the down projection and the residual update it feeds.
+   */
+  inputsOnly?: boolean
 }
 
 export interface WindowNllOptions {

@@ -88,7 +88,7 @@ export class LlamaForward extends DecoderForward<LlamaLayer> {
       await llamaAttention(ctx, att, linear, { w: w.attnNorm, eps }, shape, rotate, x, nb, H, H)
       k.add_inplace(x.ptr, att.out.ptr, M * H)
       await llamaMlp(ctx, mlp, linear, { w: w.ffnNorm, eps }, x, M, H, F, H)
-      k.add_inplace(x.ptr, mlp.out.ptr, M * H)
+      if (!ctx.inputsOnly) k.add_inplace(x.ptr, mlp.out.ptr, M * H)
     }
   }
 

@@ -94,7 +94,10 @@ export function mlpBuffers(ctx: BlockContext, F: number) {
   return { g: ctx.rows(F), u: ctx.rows(F) }
 }
 
-/** out = down(SiLU(gate(RMSNorm(x))) · up(RMSNorm(x))), x [M, inW], out [M, outW], h scratch of inW. */
+/**
+ * out = down(SiLU(gate(RMSNorm(x))) · up(RMSNorm(x))), x [M, inW], out [M, outW], h scratch of inW. When
+ * the hooks want only the Linears' inputs (ctx.inputsOnly), down's input is the last thing computed.
+ */
 export async function llamaMlp(
   ctx: BlockContext,
   b: ReturnType<typeof mlpBuffers> & { h: ArenaTensor; out: ArenaTensor },
@@ -112,5 +115,6 @@ export async function llamaMlp(
   await Promise.all([ctx.linear(b.h, linear.gate, b.g, M, inW, F), ctx.linear(b.h, linear.up, b.u, M, inW, F)])
   await ctx.siluMulInPlace(b.g, b.u, M * F)
   ctx.observe('down', b.g, M, F)
+  if (ctx.inputsOnly) return
   await ctx.linear(b.g, linear.down, b.out, M, F, outW)
 }

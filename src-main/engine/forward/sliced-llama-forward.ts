@@ -175,6 +175,7 @@ export class SlicedLlamaForward extends DecoderForward<SlicedLayer> {
       k.add_inplace(mid.ptr, att.out.ptr, M * dm)
       ctx.slicedResidual('mlp', mid, M, dm)
       await llamaMlp(ctx, mlp, linear, normM, mid, M, dm, F, dn)
+      if (ctx.inputsOnly) return
       // x is free now: the output, [M, dn] packed, goes where the input was.
       await ctx.linear(mid, { w: w.mlpShortcut, b: undefined }, x, M, dm, dn)
       k.add_inplace(x.ptr, mlp.out.ptr, M * dn)
