@@ -2,7 +2,7 @@
 // the hooks, and the few composite steps every family shares (a biased Linear, causal attention over
 // each window with an optional rotary step, a fused q/k/v projection read as three slices).
 
-import type { WorkerPool } from '../pool/worker-pool'
+import type { KernelCall, WorkerPool } from '../pool/worker-pool'
 import { allocTensor, type ArenaTensor } from '../pool/arena-tensors'
 import { RECORDING_ROLES, type ForwardHooks, type LinearRole } from './causal-lm'
 import { attention, matmul, rmsnorm, siluMul } from './parallel-ops'
@@ -43,8 +43,14 @@ export class TensorScope {
   }
 }
 
-/** Rotates q or k of one window in place: x is [T, nHeads·headDim] at byte address `ptr`. */
-export type RotateWindow = (ptr: number, nHeads: number) => void
+/**
+ * Rotates q or k of one window in place: x is [T, nHeads·headDim] at byte address `ptr`. Where the
+ * rotation is kernel calls alone, `calls` gives them, so that a worker can rotate a window just before
+ * attending over it.
+ */
+export type RotateWindow = ((ptr: number, nHeads: number) => void) & {
+  calls?: (ptr: number, nHeads: number) => KernelCall[]
+}
 
 export class BlockContext extends TensorScope {
   private attentionScratch: ArenaTensor | null = null
@@ -154,6 +160,37 @@ export class BlockContext extends TensorScope {
     const perCall = attentionScratch(T)
     this.attentionScratch ??= this.alloc(Math.max(1, this.pool.threads) * perCall)
     const scratch = this.attentionScratch
+    const lanes = Math.min(this.pool.threads, nb)
+    if (lanes > 1 && !this.hooks?.keysValues && (!rotate || rotate.calls)) {
+      // A window per worker, each worker's windows one after another: every window is one task (RoPE and
+      // all heads), so no worker waits at a barrier per window for the other's half of the heads, and
+      // the main thread does nothing. Heads are independent, so the bits are the same either way.
+      const windowCalls = (b: number, lane: number): KernelCall[] => [
+        ...(rotate
+          ? [...rotate.calls!(q.at(b * T * qDim), heads), ...rotate.calls!(k.at(b * T * kvDim), kvHeads)]
+          : []),
+        [
+          'attention_causal',
+          q.at(b * T * qDim),
+          k.at(b * T * kvDim),
+          v.at(b * T * kvDim),
+          out.at(b * T * qDim),
+          scratch.at(lane * perCall),
+          T,
+          heads,
+          kvHeads,
+          headDim,
+          0,
+          heads,
+        ],
+      ]
+      await Promise.all(
+        Array.from({ length: lanes }, async (_, lane) => {
+          for (let b = lane; b < nb; b += lanes) await this.pool.run(windowCalls(b, lane))
+        }),
+      )
+      return
+    }
     for (let b = 0; b < nb; b++) {
       if (rotate) {
         rotate(q.at(b * T * qDim), heads)

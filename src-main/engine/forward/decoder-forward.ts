@@ -15,7 +15,7 @@ import type { KernelExports } from '../../../kernels/host/exports'
 import { allocTensor, loadTensor, type ArenaTensor } from '../pool/arena-tensors'
 import { BlockContext, TensorScope } from './block-context'
 import type { CausalLM, ForwardHooks, WindowNllOptions } from './causal-lm'
-import { matmul } from './parallel-ops'
+import { logitsNll } from './parallel-ops'
 import { packRows, unpackRows, type StreamWidths } from './sliced-stream'
 import { WeightLoader } from './weight-loader'
 
@@ -343,10 +343,18 @@ export abstract class DecoderForward<W> implements CausalLM {
         const result = new Float64Array(T - 1)
         for (let t0 = 0; t0 < T - 1; t0 += rowsPerChunk) {
           const n = Math.min(rowsPerChunk, T - 1 - t0)
-          await matmul(this.pool, h.at((b * T + t0) * width), head.ptr, logits.ptr, n, width, V)
-          const tg = new Int32Array(this.pool.memory.buffer, targets.ptr, n)
-          tg.set(windows[b].subarray(t0 + 1, t0 + 1 + n))
-          this.k.log_softmax_nll(logits.ptr, targets.ptr, nll.ptr, n, V)
+          new Int32Array(this.pool.memory.buffer, targets.ptr, n).set(windows[b].subarray(t0 + 1, t0 + 1 + n))
+          await logitsNll(
+            this.pool,
+            h.at((b * T + t0) * width),
+            head.ptr,
+            logits.ptr,
+            targets.ptr,
+            nll.ptr,
+            n,
+            width,
+            V,
+          )
           result.set(this.pool.arena.f64(nll, 0, n), t0)
         }
         out.push(result)

@@ -7,7 +7,8 @@
 import { ropeTable } from '../../../kernels/reference/rope'
 import type { KernelExports } from '../../../kernels/host/exports'
 import type { ArenaTensor } from '../pool/arena-tensors'
-import type { Affine, BlockContext } from './block-context'
+import type { Affine, BlockContext, RotateWindow } from './block-context'
+import type { KernelCall } from '../pool/worker-pool'
 
 export const LLAMA_LINEARS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const
 export type LlamaLinear = (typeof LLAMA_LINEARS)[number]
@@ -25,15 +26,18 @@ export function ropeRotation(
   headDim: number,
   theta: number,
   interleaved: boolean,
-): (ptr: number, heads: number) => void {
+): RotateWindow {
   const T = ctx.T
   const table = ropeTable(T, headDim, theta)
   const cos = ctx.alloc(table.cos.length),
     sin = ctx.alloc(table.sin.length)
   cos.view().set(table.cos)
   sin.view().set(table.sin)
-  const rope = interleaved ? k.rope_interleaved.bind(k) : k.rope_half.bind(k)
-  return (ptr, heads) => rope(ptr, cos.ptr, sin.ptr, T, heads, headDim)
+  const name = interleaved ? 'rope_interleaved' : 'rope_half'
+  const rope = k[name].bind(k)
+  return Object.assign((ptr: number, heads: number) => rope(ptr, cos.ptr, sin.ptr, T, heads, headDim), {
+    calls: (ptr: number, heads: number): KernelCall[] => [[name, ptr, cos.ptr, sin.ptr, T, heads, headDim]],
+  })
 }
 
 /** The attention half's buffers for inputs up to `maxIn` wide and outputs up to `maxOut` wide. */
@@ -59,7 +63,7 @@ export async function llamaAttention(
   linear: Record<LlamaLinear, Affine>,
   norm: { w: Affine; eps: number },
   s: AttentionShape,
-  rotate: (ptr: number, heads: number) => void,
+  rotate: RotateWindow,
   x: ArenaTensor,
   nb: number,
   inW: number,

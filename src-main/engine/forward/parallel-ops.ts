@@ -36,6 +36,32 @@ export function matmul(
   return parallel(pool, calls)
 }
 
+/**
+ * nll[t] = logsumexp(x[t]·headᵀ) − (x[t]·headᵀ)[targets[t]] for t < T: the output head's logits [T, V]
+ * (into `logits`) and their log-softmax loss, split by rows, each worker scoring the rows it multiplied
+ * while they are still in its cache (inline on the main thread, the loss left the workers idle).
+ */
+export function logitsNll(
+  pool: WorkerPool,
+  x: number,
+  head: number,
+  logits: number,
+  targets: number,
+  nll: number,
+  T: number,
+  K: number,
+  V: number,
+): Promise<void> {
+  const parts = T * K * V < 1 << 18 ? 1 : Math.max(1, pool.threads)
+  const tasks = ranges(T, parts).map(([t0, t1]) =>
+    pool.run([
+      ['matmul_nt', x + t0 * K * 4, head, logits + t0 * V * 4, t1 - t0, K, V, 0, V],
+      ['log_softmax_nll', logits + t0 * V * 4, targets + t0 * 4, nll + t0 * 8, t1 - t0, V],
+    ]),
+  )
+  return Promise.all(tasks).then(() => undefined)
+}
+
 export function attention(
   pool: WorkerPool,
   q: number,
