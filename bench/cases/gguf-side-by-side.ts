@@ -1,7 +1,10 @@
 // GGUF export beside llama-quantize (issue #15): the synthetic TinyLlama-1.1B shape in F16 (BENCH_PRESET
 // picks another preset, e.g. tiny-llama-test for a quick check) exported by Whittle to F16, Q8_0, Q4_0 and
-// Q4_K_M, verification included, each in its own child process so that its wall time, CPU time and peak
-// RSS (the OS's accounting: process.resourceUsage) are its own. With LLAMACPP_BIN set to a llama.cpp
+// Q4_K_M, verification included, each in its own process so that its wall time, CPU time and peak RSS are
+// its own: the `whittle convert` CLI a user runs (src-main/cli/bin.mjs, the prebuilt bundle when it is
+// fresh; `npm run bench` builds it), as llama-quantize's figures are its whole process, both under
+// /usr/bin/time -v where it exists. BENCH_WHITTLE=engine times the engine in a child process run through
+// tsx instead (process.resourceUsage; start-up then includes tsx's). With LLAMACPP_BIN set to a llama.cpp
 // build folder, llama-quantize then quantizes Whittle's own F16 GGUF to the same types, in turn, with the
 // same threads (BENCH_THREADS, default 2), under /usr/bin/time -v, and the ratios are printed; without
 // it, the issue's published llama-quantize figures are printed beside Whittle's as anchors.
@@ -30,6 +33,8 @@ const PRESET = (process.env.BENCH_PRESET ?? 'tinyllama-1.1b') as keyof typeof PR
 const THREADS = Number(process.env.BENCH_THREADS ?? 2)
 const CASE = `GGUF side by side, ${PRESET} (F16), ${THREADS} threads`
 const self = fileURLToPath(import.meta.url)
+const CLI = path.resolve(path.dirname(self), '../../src-main/cli/bin.mjs')
+const WHITTLE_MODE = process.env.BENCH_WHITTLE === 'engine' ? 'engine' : 'cli'
 
 /** llama-quantize on the 1.1B shape, 2 threads, 2-core machine: issue #15's published anchors (seconds, peak RSS). */
 const PUBLISHED: Partial<Record<Job, { whittle: string; llama: string; llamaSeconds: number }>> = {
@@ -69,6 +74,10 @@ async function exportOnce(job: Job, source: string, out: string): Promise<void> 
 }
 
 function whittle(job: Job, source: string, out: string): Measured {
+  if (WHITTLE_MODE === 'cli') {
+    const args = ['convert', source, '--format', 'gguf', '--gguf-type', job, '--threads', String(THREADS)]
+    return timedProcess(process.execPath, [CLI, ...args, '--out', out], out, `whittle convert ${job}`)
+  }
   const t0 = performance.now()
   const r = spawnSync(process.execPath, ['--import', 'tsx', self, job, source, out], {
     encoding: 'utf8',
@@ -94,17 +103,15 @@ function warmPageCache(file: string): void {
   }
 }
 
-/** llama-quantize F16 -> job, under /usr/bin/time -v when it exists (else wall time only). */
-function llamaQuantize(bin: string, job: Job, f16: string, out: string): Measured {
-  const exe = path.join(bin, 'llama-quantize')
-  const args = [f16, out, job, String(THREADS)]
+/** One process, under /usr/bin/time -v when it exists (else wall time only); `out` is the file it writes. */
+function timedProcess(exe: string, args: string[], out: string, what: string): Measured {
   const timed = existsSync('/usr/bin/time')
   const t0 = performance.now()
   const r = timed
     ? spawnSync('/usr/bin/time', ['-v', exe, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 })
     : spawnSync(exe, args, { encoding: 'utf8', maxBuffer: 1 << 26 })
   const wall = (performance.now() - t0) / 1000
-  if (r.status !== 0) throw new Error(`llama-quantize ${job} failed (${r.status}): ${r.stderr.slice(-400)}`)
+  if (r.status !== 0) throw new Error(`${what} failed (${r.status}): ${r.stderr.slice(-400)}`)
   const field = (name: string): number => Number(new RegExp(`${name}: ([\\d.]+)`).exec(r.stderr)?.[1] ?? NaN)
   return {
     wall,
@@ -112,6 +119,12 @@ function llamaQuantize(bin: string, job: Job, f16: string, out: string): Measure
     rss: field('Maximum resident set size \\(kbytes\\)') * 1024,
     bytes: existsSync(out) ? statSync(out).size : NaN,
   }
+}
+
+/** llama-quantize F16 -> job. */
+function llamaQuantize(bin: string, job: Job, f16: string, out: string): Measured {
+  const args = [f16, out, job, String(THREADS)]
+  return timedProcess(path.join(bin, 'llama-quantize'), args, out, `llama-quantize ${job}`)
 }
 
 async function main(): Promise<void> {
@@ -126,7 +139,7 @@ async function main(): Promise<void> {
       if (job !== 'F16') rmSync(out, { force: true })
       const row = {
         case: CASE,
-        variant: `${job} (Whittle, verified)`,
+        variant: `${job} (Whittle ${WHITTLE_MODE === 'cli' ? '`convert`' : 'engine via tsx'}, verified)`,
         measure: 'wall / CPU',
         value: `${w.wall.toFixed(1)} s / ${w.cpu.toFixed(1)} CPU-s`,
         peakRss: gb(w.rss),
