@@ -108,6 +108,13 @@ export function encode_f16(src: usize, dst: usize, n: i32): void {
   return max(max(f32x4.extract_lane(acc, 0), f32x4.extract_lane(acc, 1)), max(f32x4.extract_lane(acc, 2), f32x4.extract_lane(acc, 3)))
 }
 
+/** The largest of v's four lanes as unsigned integers. */
+// @ts-ignore: decorator
+@inline function laneMaxU(v: v128): u32 {
+  const pairs = i32x4.max_u(v, i32x4.shuffle(v, v, 2, 3, 0, 1))
+  return <u32>i32x4.extract_lane(i32x4.max_u(pairs, i32x4.shuffle(pairs, pairs, 1, 0, 3, 2)), 0)
+}
+
 /**
  * Q8_0, 34-byte blocks of 32 (f16 d, int8 qs[32]): d = absmax / 127, q = roundf(x * (1 / d)).
  *
@@ -124,9 +131,7 @@ export function quantize_q8_0(src: usize, dst: usize, nblocks: i32): void {
     // |x|'s bits: an unsigned max finds amax and, above every finite value's bits, any Inf or NaN.
     let top = i32x4.splat(0)
     for (let j = 0; j < 128; j += 16) top = i32x4.max_u(top, v128.and(v128.load(x + <usize>j), absMask))
-    top = i32x4.max_u(top, i32x4.shuffle(top, top, 2, 3, 0, 1))
-    top = i32x4.max_u(top, i32x4.shuffle(top, top, 1, 0, 3, 2))
-    const amaxBits = <u32>i32x4.extract_lane(top, 0)
+    const amaxBits = laneMaxU(top)
     if (amaxBits >= 0x7f800000) {
       quantizeQ8_0Careful(x, y)
       continue
@@ -139,26 +144,44 @@ export function quantize_q8_0(src: usize, dst: usize, nblocks: i32): void {
       continue
     }
     store<u16>(y, <u16>f32ToF16(d))
-    const vid = f32x4.splat(id)
-    for (let j = 0; j < 32; j += 16) {
-      const c0 = q8ShortCodes4(f32x4.mul(v128.load(x + (<usize>j << 2)), vid))
-      const c1 = q8ShortCodes4(f32x4.mul(v128.load(x + (<usize>(j + 4) << 2)), vid))
-      const c2 = q8ShortCodes4(f32x4.mul(v128.load(x + (<usize>(j + 8) << 2)), vid))
-      const c3 = q8ShortCodes4(f32x4.mul(v128.load(x + (<usize>(j + 12) << 2)), vid))
-      const lo = v128.shuffle<u8>(c0, c1, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
-      const hi = v128.shuffle<u8>(c2, c3, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
-      v128.store(y + 2 + <usize>j, v128.shuffle<u8>(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23))
-    }
+    storeQ8Codes(x, y, f32x4.splat(id), true)
   }
+}
+
+/**
+ * Stores block x's 32 codes (x·vid rounded) at y + 2, sixteen per pass, each the low byte of its lane: on
+ * the short path from q8ShortCodes4, else from q8Codes4.
+ */
+// @ts-ignore: decorator
+@inline function storeQ8Codes(x: usize, y: usize, vid: v128, short: bool): void {
+  for (let j = 0; j < 32; j += 16) {
+    const v0 = f32x4.mul(v128.load(x + (<usize>j << 2)), vid)
+    const v1 = f32x4.mul(v128.load(x + (<usize>(j + 4) << 2)), vid)
+    const v2 = f32x4.mul(v128.load(x + (<usize>(j + 8) << 2)), vid)
+    const v3 = f32x4.mul(v128.load(x + (<usize>(j + 12) << 2)), vid)
+    const c0 = short ? q8ShortCodes4(v0) : q8Codes4(v0)
+    const c1 = short ? q8ShortCodes4(v1) : q8Codes4(v1)
+    const c2 = short ? q8ShortCodes4(v2) : q8Codes4(v2)
+    const c3 = short ? q8ShortCodes4(v3) : q8Codes4(v3)
+    const lo = v128.shuffle<u8>(c0, c1, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
+    const hi = v128.shuffle<u8>(c2, c3, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
+    v128.store(y + 2 + <usize>j, v128.shuffle<u8>(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23))
+  }
+}
+
+/** C's roundf in each lane: trunc, then one step away from zero where the dropped part is at least 0.5. */
+// @ts-ignore: decorator
+@inline function roundHalfAway4(v: v128): v128 {
+  const t = f32x4.trunc(v)
+  const away = f32x4.ge(f32x4.abs(f32x4.sub(v, t)), f32x4.splat(0.5))
+  const stepped = f32x4.add(t, v128.or(v128.and(v, i32x4.splat(0x80000000)), f32x4.splat(1)))
+  return v128.bitselect(stepped, t, away)
 }
 
 /** For the short path: 1.5·2^23 + roundHalfAway(v) per lane, whose low byte is the code. */
 // @ts-ignore: decorator
 @inline function q8ShortCodes4(v: v128): v128 {
-  const t = f32x4.trunc(v)
-  const away = f32x4.ge(f32x4.abs(f32x4.sub(v, t)), f32x4.splat(0.5))
-  const stepped = f32x4.add(t, v128.or(v128.and(v, i32x4.splat(0x80000000)), f32x4.splat(1)))
-  return f32x4.add(v128.bitselect(stepped, t, away), f32x4.splat(12582912.0))
+  return f32x4.add(roundHalfAway4(v), f32x4.splat(12582912.0))
 }
 
 /** One Q8_0 block as the scalar code computes it, for blocks with an Inf or NaN or an overflowing id. */
@@ -166,28 +189,17 @@ function quantizeQ8_0Careful(x: usize, y: usize): void {
   const d: f32 = absmax32(x) / 127
   const id: f32 = d != 0 ? 1 / d : 0
   store<u16>(y, <u16>f32ToF16(d))
-  // Sixteen codes per pass, each lane the scalar roundHalfAway and castToInt32 exactly: the same multiply,
-  // trunc and ±1, then the cast's INT_MIN for NaN and out-of-range lanes (trunc_sat would give 0 or
-  // INT_MAX there; an infinite id from a subnormal d makes such lanes), then each code's low byte.
-  const vid = f32x4.splat(id)
-  for (let j = 0; j < 32; j += 16) {
-    const c0 = q8Codes4(f32x4.mul(v128.load(x + (<usize>j << 2)), vid))
-    const c1 = q8Codes4(f32x4.mul(v128.load(x + (<usize>(j + 4) << 2)), vid))
-    const c2 = q8Codes4(f32x4.mul(v128.load(x + (<usize>(j + 8) << 2)), vid))
-    const c3 = q8Codes4(f32x4.mul(v128.load(x + (<usize>(j + 12) << 2)), vid))
-    const lo = v128.shuffle<u8>(c0, c1, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
-    const hi = v128.shuffle<u8>(c2, c3, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0)
-    v128.store(y + 2 + <usize>j, v128.shuffle<u8>(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23))
-  }
+  storeQ8Codes(x, y, f32x4.splat(id), false)
 }
 
-/** castToInt32(roundHalfAway(v)) in each lane, as i32x4. */
+/**
+ * castToInt32(roundHalfAway(v)) in each lane, as i32x4: the scalar code's operations exactly, then the
+ * cast's INT_MIN for NaN and out-of-range lanes (trunc_sat would give 0 or INT_MAX there; an infinite id
+ * from a subnormal d makes such lanes).
+ */
 // @ts-ignore: decorator
 @inline function q8Codes4(v: v128): v128 {
-  const t = f32x4.trunc(v)
-  const away = f32x4.ge(f32x4.abs(f32x4.sub(v, t)), f32x4.splat(0.5))
-  const stepped = f32x4.add(t, v128.or(v128.and(v, i32x4.splat(0x80000000)), f32x4.splat(1)))
-  const r = v128.bitselect(stepped, t, away)
+  const r = roundHalfAway4(v)
   const inRange = f32x4.lt(f32x4.abs(r), f32x4.splat(2147483648.0))
   return v128.bitselect(i32x4.trunc_sat_f32x4_s(r), i32x4.splat(i32.MIN_VALUE), inRange)
 }
@@ -213,10 +225,8 @@ export function quantize_q4_0(src: usize, dst: usize, nblocks: i32): void {
     // are above every finite one, so one integer max finds amax and whether anything is not finite.
     const a0 = v128.and(v0, absMask), a1 = v128.and(v1, absMask), a2 = v128.and(v2, absMask), a3 = v128.and(v3, absMask)
     const a4 = v128.and(v4, absMask), a5 = v128.and(v5, absMask), a6 = v128.and(v6, absMask), a7 = v128.and(v7, absMask)
-    let top = i32x4.max_u(i32x4.max_u(i32x4.max_u(a0, a1), i32x4.max_u(a2, a3)), i32x4.max_u(i32x4.max_u(a4, a5), i32x4.max_u(a6, a7)))
-    top = i32x4.max_u(top, i32x4.shuffle(top, top, 2, 3, 0, 1))
-    top = i32x4.max_u(top, i32x4.shuffle(top, top, 1, 0, 3, 2))
-    const amaxBits = <u32>i32x4.extract_lane(top, 0)
+    const top = i32x4.max_u(i32x4.max_u(i32x4.max_u(a0, a1), i32x4.max_u(a2, a3)), i32x4.max_u(i32x4.max_u(a4, a5), i32x4.max_u(a6, a7)))
+    const amaxBits = laneMaxU(top)
     if (amaxBits >= 0x7f800000) {
       quantizeQ4_0Careful(x, y)
       continue
