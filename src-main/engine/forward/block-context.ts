@@ -5,7 +5,7 @@
 import type { KernelCall, WorkerPool } from '../pool/worker-pool'
 import { allocTensor, type ArenaTensor } from '../pool/arena-tensors'
 import { RECORDING_ROLES, type ForwardHooks, type LinearRole } from './causal-lm'
-import { attention, matmul, rmsnorm, siluMul } from './parallel-ops'
+import { attention, attentionCall, matmul, rmsnorm, siluMul } from './parallel-ops'
 import { attentionScratch } from '../../../kernels/reference/attention'
 import { fakeQuantActivations, fakeQuantPerToken } from './activation-quant'
 import type { ActivationScheme } from '../model/loaded-model'
@@ -169,8 +169,7 @@ export class BlockContext extends TensorScope {
         ...(rotate
           ? [...rotate.calls!(q.at(b * T * qDim), heads), ...rotate.calls!(k.at(b * T * kvDim), kvHeads)]
           : []),
-        [
-          'attention_causal',
+        attentionCall(
           q.at(b * T * qDim),
           k.at(b * T * kvDim),
           v.at(b * T * kvDim),
@@ -180,9 +179,7 @@ export class BlockContext extends TensorScope {
           heads,
           kvHeads,
           headDim,
-          0,
-          heads,
-        ],
+        ),
       ]
       await Promise.all(
         Array.from({ length: lanes }, async (_, lane) => {

@@ -17,6 +17,11 @@ function parallel(pool: WorkerPool, calls: KernelCall[]): Promise<void> {
   return Promise.all(calls.map((c) => pool.run([c]))).then(() => undefined)
 }
 
+/** Parts to split a product of `multiplyAdds` into: small products are cheaper than a round trip to a worker. */
+function productParts(pool: WorkerPool, multiplyAdds: number): number {
+  return multiplyAdds < 1 << 18 ? 1 : Math.max(1, pool.threads)
+}
+
 /** y[T, N] = x[T, K] · w[N, K]ᵀ (+ b). */
 export function matmul(
   pool: WorkerPool,
@@ -28,8 +33,7 @@ export function matmul(
   N: number,
   bias?: number,
 ): Promise<void> {
-  // Small products are cheaper than a round trip to a worker.
-  const parts = T * K * N < 1 << 18 ? 1 : Math.max(1, pool.threads)
+  const parts = productParts(pool, T * K * N)
   const calls: KernelCall[] = ranges(N, parts, 16).map(([n0, n1]) =>
     bias === undefined ? ['matmul_nt', x, w, y, T, K, N, n0, n1] : ['matmul_nt_bias', x, w, bias, y, T, K, N, n0, n1],
   )
@@ -52,7 +56,7 @@ export function logitsNll(
   K: number,
   V: number,
 ): Promise<void> {
-  const parts = T * K * V < 1 << 18 ? 1 : Math.max(1, pool.threads)
+  const parts = productParts(pool, T * K * V)
   const tasks = ranges(T, parts).map(([t0, t1]) =>
     pool.run([
       ['matmul_nt', x + t0 * K * 4, head, logits + t0 * V * 4, t1 - t0, K, V, 0, V],
@@ -62,6 +66,24 @@ export function logitsNll(
   return Promise.all(tasks).then(() => undefined)
 }
 
+/** One window's causal attention for heads [h0, h1): the attention_causal call, its arguments in order. */
+export function attentionCall(
+  q: number,
+  k: number,
+  v: number,
+  out: number,
+  scratch: number,
+  T: number,
+  nHeads: number,
+  nKV: number,
+  headDim: number,
+  h0 = 0,
+  h1 = nHeads,
+): KernelCall {
+  return ['attention_causal', q, k, v, out, scratch, T, nHeads, nKV, headDim, h0, h1]
+}
+
+/** One window's causal attention, its heads split across the workers. */
 export function attention(
   pool: WorkerPool,
   q: number,
@@ -75,20 +97,9 @@ export function attention(
   headDim: number,
 ): Promise<void> {
   const parts = Math.max(1, Math.min(pool.threads, nHeads))
-  const calls: KernelCall[] = ranges(nHeads, parts).map(([h0, h1], i) => [
-    'attention_causal',
-    q,
-    k,
-    v,
-    out,
-    scratch(i),
-    T,
-    nHeads,
-    nKV,
-    headDim,
-    h0,
-    h1,
-  ])
+  const calls = ranges(nHeads, parts).map(([h0, h1], i) =>
+    attentionCall(q, k, v, out, scratch(i), T, nHeads, nKV, headDim, h0, h1),
+  )
   return parallel(pool, calls)
 }
 

@@ -6,7 +6,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads'
 import { instantiateKernels } from '../../../kernels/host/load'
-import { readFullySync } from '../io/read-sync'
+import { readIntoMemory } from '../io/read-sync'
 import type { FileRead, KernelCall, WorkerInit, WorkerReply, WorkerRequest } from './worker-protocol'
 
 if (!parentPort) throw new Error('pool-worker must run as a worker thread')
@@ -34,11 +34,7 @@ function runCall(call: KernelCall): number | undefined {
 
 /** The read's failure reply, or null once its bytes are in place. */
 function runRead(id: number, read: FileRead): WorkerReply | null {
-  const { fd, position, length, ptr } = read
-  const numbers = [fd, position, length, ptr]
-  if (!numbers.every((n) => Number.isSafeInteger(n) && n >= 0) || ptr + length > init.memory.buffer.byteLength)
-    return { id, ok: false, error: 'malformed read request', read: 'io' }
-  const outcome = readFullySync(fd, position, new Uint8Array(init.memory.buffer, ptr, length))
+  const outcome = readIntoMemory(init.memory.buffer, read)
   return outcome.ok ? null : { id, ok: false, error: outcome.message, read: outcome.failure }
 }
 

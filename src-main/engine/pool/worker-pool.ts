@@ -30,7 +30,7 @@ import type { FileRead, KernelCall, WorkerReply, WorkerRequest } from './worker-
 import { WhittleError } from '../errors'
 import { cancelledError, effectiveSignal } from '../jobs/cancel'
 import { MemoryArena } from './memory-arena'
-import { readFullySync } from '../io/read-sync'
+import { readIntoMemory } from '../io/read-sync'
 
 export type { KernelCall }
 
@@ -236,15 +236,7 @@ export class WorkerPool {
       slot.task = task
       task.slot = slot
       slot.worker.ref() // keep the process alive while work is outstanding
-      const read = task.read
-      const request: WorkerRequest = read
-        ? {
-            id: task.id,
-            calls: task.calls,
-            read: { fd: read.fd, position: read.position, length: read.length, ptr: read.ptr },
-          }
-        : { id: task.id, calls: task.calls }
-      slot.worker.postMessage(request)
+      slot.worker.postMessage(workerRequest(task))
     }
   }
 
@@ -377,11 +369,16 @@ function describe(e: unknown): string {
   return e.name && e.name !== 'Error' ? `${e.name}: ${e.message}` : e.message
 }
 
-/** A run's read on this thread (threads = 0). */
+/** What a worker gets for a task: numbers only (a read's file name stays here, for errors). */
+function workerRequest(task: Task): WorkerRequest {
+  if (!task.read) return { id: task.id, calls: task.calls }
+  const { fd, position, length, ptr } = task.read
+  return { id: task.id, calls: task.calls, read: { fd, position, length, ptr } }
+}
+
+/** A run's read on this thread (threads = 0), failing as a worker's would. */
 function readInline(memory: WebAssembly.Memory, read: FileReadOf): void {
-  if (read.ptr + read.length > memory.buffer.byteLength)
-    throw new WhittleError('kernel', null, `a read of ${read.length} bytes at ${read.ptr} lies outside kernel memory`)
-  const outcome = readFullySync(read.fd, read.position, new Uint8Array(memory.buffer, read.ptr, read.length))
+  const outcome = readIntoMemory(memory.buffer, read)
   if (!outcome.ok) throw new WhittleError(outcome.failure, read.file, outcome.message)
 }
 

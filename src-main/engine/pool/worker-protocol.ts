@@ -1,7 +1,7 @@
 // Messages between the engine's worker pool (worker-pool.ts) and its workers (pool-worker.ts). Only
 // numbers cross threads: the data lives in the shared kernel memory.
 
-import type { ReadFailure } from '../io/read-sync'
+import type { RangeRead, ReadFailure } from '../io/read-sync'
 
 /** One kernel call: its export name, then its arguments (pointers, sizes, scalars). */
 export type KernelCall = [name: string, ...args: number[]]
@@ -13,15 +13,10 @@ export interface WorkerInit {
 }
 
 /**
- * Bytes [position, position + length) of an open file (a descriptor of this process: threads share
- * them) copied to kernel memory at `ptr` before the calls run.
+ * A file range copied to kernel memory before the calls; the descriptor is this process's (threads
+ * share them).
  */
-export interface FileRead {
-  fd: number
-  position: number
-  length: number
-  ptr: number
-}
+export type FileRead = RangeRead
 
 /** Read (if asked), then run these calls in order; reply once when all are done or one fails. */
 export interface WorkerRequest {

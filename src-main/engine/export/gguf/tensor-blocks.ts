@@ -303,10 +303,26 @@ async function quantizeBlock(
     // afterwards each worker decodes into a run-sized buffer of its own.
     const check = exactness.exact
     const runRows = Math.max(1, Math.floor(RUN_VALUES / cols))
+    // How the rows reach the workers: raw rows they decode (read by each worker, or gathered here when
+    // q/k rows are permuted), f32 rows each worker reads as they are, or rows decoded here (loadTensor;
+    // quantizeJobs permutes rows only where a worker decodes them).
+    const path = decodesOnWorkers ? 'decode' : entry.dtype === 'F32' && !sources ? 'f32' : 'here'
+    const raw = path === 'decode' ? alloc(rows * sourceRowBytes, 'source rows') : null
+    let values: Region
+    if (path === 'here') {
+      values = (await loadTensor(pool, entry, r0, rows)).region
+      regions.push(values)
+    } else if (path === 'decode' && !check) values = alloc(workers * runRows * cols * 4, 'weights, a run per worker')
+    else values = alloc(rows * cols * 4, 'weights')
+    if (raw && sources) {
+      await readRows(pool, entry, sourceRowBytes, r0, rows, sources, () => pool.arena.u8(raw, 0, rows * sourceRowBytes))
+    }
+    // With a run buffer per worker, a slice's `src` and `quantize` (which assume the whole block's
+    // values) are not used: its runs are decoded into the worker's buffer.
     const layout = {
       rows,
       cols,
-      values: 0,
+      values: values.ptr,
       packed: packed.ptr,
       rowBytes,
       scratch: scratch.ptr,
@@ -314,46 +330,25 @@ async function quantizeBlock(
       quantize: kernels.quantize,
       weighted: weighted ? { kernel: weighted, importance: qw!.ptr } : null,
     }
-    let values: Region
-    let tasks: Promise<void>[]
-    let slices: RowSlice[]
-    if (decodesOnWorkers) {
-      const raw = alloc(rows * sourceRowBytes, 'source rows')
-      const rawBytes = rows * sourceRowBytes
-      values = check
-        ? alloc(rows * cols * 4, 'weights')
-        : alloc(workers * runRows * cols * 4, 'weights, one run per worker')
-      if (sources) await readRows(pool, entry, sourceRowBytes, r0, rows, sources, () => pool.arena.u8(raw, 0, rawBytes))
-      slices = rowSlices({ ...layout, values: values.ptr }, workers)
-      tasks = slices.map((s, i) => {
-        // Decode and quantize in runs of rows, each run's f32 values still in cache for the quantizer.
-        const calls: KernelCall[] = []
-        for (let r = 0; r < s.count; r += runRows) {
-          const count = Math.min(runRows, s.count - r)
-          const src = check ? s.src + r * cols * 4 : values.ptr + i * runRows * cols * 4
-          const rawAt = raw.ptr + (s.first + r) * sourceRowBytes
-          calls.push([decoder.kernel, rawAt, src, (count * cols) / decoder.perUnit])
-          calls.push(quantizeRowsCall(layout, src, s.dst + r * rowBytes, count, s.scratch))
-        }
-        if (sources) return pool.run(calls)
-        const at = s.first * sourceRowBytes
-        return readThenRun(pool, entry, (r0 + s.first) * sourceRowBytes, s.count * sourceRowBytes, raw.ptr + at, calls)
-      })
-    } else if (entry.dtype === 'F32' && !sources) {
-      // F32 rows need no decode: each worker reads its slice's values and quantizes them.
-      values = alloc(rows * cols * 4, 'weights')
-      slices = rowSlices({ ...layout, values: values.ptr }, workers)
-      tasks = slices.map((s) =>
-        readThenRun(pool, entry, (r0 + s.first) * cols * 4, s.count * cols * 4, s.src, [s.quantize]),
-      )
-    } else {
-      // quantizeJobs permutes rows only where the decoder path above applies.
-      const block = await loadTensor(pool, entry, r0, rows)
-      values = block.region
-      regions.push(values)
-      slices = rowSlices({ ...layout, values: values.ptr }, workers)
-      tasks = slices.map((s) => pool.run([s.quantize]))
-    }
+    const slices = rowSlices(layout, workers)
+    const tasks = slices.map((s, i) => {
+      if (path === 'f32') {
+        return readThenRun(pool, entry, (r0 + s.first) * cols * 4, s.count * cols * 4, s.src, [s.quantize])
+      }
+      if (!raw) return pool.run([s.quantize])
+      // Decode and quantize in runs of rows, each run's f32 values still in cache for the quantizer.
+      const calls: KernelCall[] = []
+      for (let r = 0; r < s.count; r += runRows) {
+        const count = Math.min(runRows, s.count - r)
+        const src = check ? s.src + r * cols * 4 : values.ptr + i * runRows * cols * 4
+        const rawAt = raw.ptr + (s.first + r) * sourceRowBytes
+        calls.push([decoder!.kernel, rawAt, src, (count * cols) / decoder!.perUnit])
+        calls.push(quantizeRowsCall(layout, src, s.dst + r * rowBytes, count, s.scratch))
+      }
+      if (sources) return pool.run(calls)
+      const at = s.first * sourceRowBytes
+      return readThenRun(pool, entry, r0 * sourceRowBytes + at, s.count * sourceRowBytes, raw.ptr + at, calls)
+    })
     await Promise.all(tasks)
     // Hashed on the CRC threads while the exactness check (if any) decodes on the workers.
     hash = hashKernelMemory(crc, packed.ptr, bytes)
