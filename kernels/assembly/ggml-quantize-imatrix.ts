@@ -2,18 +2,20 @@
 // quant_weights) for Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K; IQ4_NL / IQ4_XS are in
 // ./ggml-quantize-iq. Twin: kernels/reference/ggml-quantize-imatrix.ts (quantizeRowsWeighted), which says
 // what the weights change per type. Every fit is f32 in the twin's order (the fits are sequential
-// searches); the per-group fits, which are most of the work, run four groups at a time in SIMD lanes
-// (./ggml-quantize-lanes: four legacy blocks, or four sub-blocks of a K-quant super-block), which
-// changes no bit. The fits of a super-block's scales and mins stay scalar.
+// searches); the per-group fits, which are most of the work, run in SIMD lanes, one group per lane, which
+// changes no bit: the symmetric fits four groups at a time (./ggml-quantize-lanes), the asymmetric fits
+// eight, two quads side by side (./ggml-quantize-asym); a group is a legacy block or a K-quant sub-block.
+// The fits of a super-block's scales and mins stay scalar.
 //
 // Every kernel: src = rows × cols f32 (cols a whole number of blocks), dst = the rows' blocks back to back,
-// qw = f32[cols] per-column importances, scratch = QUANT_SCRATCH_BYTES (4096; 3728 used) of any alignment
+// qw = f32[cols] per-column importances, scratch = QUANT_SCRATCH_BYTES (8192; 5296 used) of any alignment
 // for the per-block arrays below.
 
 import { f16ToF32Scalar } from './convert'
 import { f32ToF16, nearestInt } from './ggml-quantize'
 import { q3kScale } from './ggml-dequant-kquants'
-import { clampI, fitAsym4, fitSymmetric4, nearestInt4, transpose4 } from './ggml-quantize-lanes'
+import { fitAsym8 } from './ggml-quantize-asym'
+import { clampI, fitSymmetric4, nearestInt4, transpose4 } from './ggml-quantize-lanes'
 import { asymmetricLevels, packQ3K, packQ45K, packQ6K, symmetricLevels16 } from './ggml-quantize-levels'
 
 const GROUP_MAX_EPS: f32 = 1e-15
@@ -23,23 +25,25 @@ const QKX3_RMIN: f32 = -0.9
 const QKX3_RDELTA: f32 = 0.05
 const QKX3_NSTEP = 36
 
-// Scratch layout (byte offsets).
-const LV = 128 // u8[256] levels of the current block
-const SCALES = 416 // f32[16]
-const MINS = 480 // f32[16]
-const SW = 544 // f32[16] summed weights per group
-const LS = 608 // u8[16] quantized scales
-const LM = 624 // u8[16] quantized mins
-const XT = 1024 // v128[32] four groups' values, transposed (lane k = group k)
-const WT = 1536 // v128[32] their weights, transposed
-const LT = 2048 // v128[32] the lanes' trial levels
-const MIN4 = 2560 // f32[4] the lanes' the_min
-const SC4 = 2576 // f32[4] the lanes' scales
-const SYMW = 2592 // SYM_WORK_BYTES (1136) of fitSymmetric4's work space, to 3728
+// Scratch layout (byte offsets). The per-element regions XT, WT and LT hold two quads of groups (fitAsym8:
+// quad B's n vectors follow quad A's) or one (fitSymmetric4 and the Q3_K fit use the first n vectors).
 const SIGMA = 0 // f32[4] σ² of four consecutive rows (legacy types)
-const SIGMA4 = 16 // f32[4] σ² of the four lanes' rows
-const PTRS = 32 // usize[8] (8 bytes each) the four lanes' values and importances
+const SIGMA8 = 16 // f32[8] σ² of the eight lanes' rows
+const PTRS = 48 // usize[16] (8 bytes each): the eight lanes' values, then their importances
+const LV = 192 // u8[256] levels of the current block (legacy types: of the eight blocks)
+const SCALES = 448 // f32[16]
+const MINS = 512 // f32[16]
+const SW = 576 // f32[16] summed weights per group
+const LS = 640 // u8[16] quantized scales
+const LM = 656 // u8[16] quantized mins
+const XT = 1024 // v128[2][32] the groups' values, transposed (lane k of quad q = group 4q + k)
+const WT = 2048 // v128[2][32] their weights, transposed
+const LT = 3072 // v128[2][32] the lanes' trial levels
+const MIN8 = 4096 // f32[8] the lanes' the_min
+const SC8 = 4128 // f32[8] the lanes' scales
+const SYMW = 4160 // SYM_WORK_BYTES (1136) of the lane fits' work space, to 5296
 const SIGMA_ROWS = 4
+const LEGACY_LANES = 8 // legacy blocks per fit: two quads
 
 // @ts-ignore: decorator
 @inline function f32At(p: usize, i: i32): f32 {
@@ -176,15 +180,16 @@ function fitPositive(n: i32, nmax: i32, x: usize, L: usize, w: usize): f32 {
 }
 
 /** Σ of the n transposed weights per lane, element by element from 0 (the scalar groups' sum order), to dst. */
-function laneWeightSums(n: i32, s: usize, dst: usize): void {
+function laneWeightSums(n: i32, wT: usize, dst: usize): void {
   let sw = f32x4.splat(0)
-  for (let j = 0; j < n; j++) sw = f32x4.add(sw, v128.load(s + WT + (<usize>j << 4)))
+  for (let j = 0; j < n; j++) sw = f32x4.add(sw, v128.load(wT + (<usize>j << 4)))
   v128.store(dst, sw)
 }
 
 /**
- * The four groups' values (at x0..x3) to XT and their weights qw · sqrt(σ² + x²) to WT (lane k: group k,
- * with σ² lane k of sigma2): the importances are transposed, then weighed in place, lane by lane.
+ * The four groups' values (at x0..x3) to XT + quad and their weights qw · sqrt(σ² + x²) to WT + quad (lane
+ * k: group k, with σ² lane k of sigma2): the importances are transposed, then weighed in place, lane by lane.
+ * `quad` is the byte offset of the quad's vectors in XT and WT (0, or n·16 for fitAsym8's quad B).
  */
 function transposeWeighted4(
   n: i32,
@@ -198,13 +203,15 @@ function transposeWeighted4(
   q3: usize,
   sigma2: v128,
   s: usize,
+  quad: usize,
 ): void {
-  transpose4(n, x0, x1, x2, x3, s + XT)
-  transpose4(n, q0, q1, q2, q3, s + WT)
+  const xT = s + XT + quad, wT = s + WT + quad
+  transpose4(n, x0, x1, x2, x3, xT)
+  transpose4(n, q0, q1, q2, q3, wT)
   for (let i = 0; i < n; i++) {
     const at = <usize>i << 4
-    const v = v128.load(s + XT + at)
-    v128.store(s + WT + at, f32x4.mul(v128.load(s + WT + at), f32x4.sqrt(f32x4.add(sigma2, f32x4.mul(v, v)))))
+    const v = v128.load(xT + at)
+    v128.store(wT + at, f32x4.mul(v128.load(wT + at), f32x4.sqrt(f32x4.add(sigma2, f32x4.mul(v, v)))))
   }
 }
 
@@ -240,7 +247,8 @@ function rowMeanSquares4(src: usize, r: i32, cols: i32, dst: usize): void {
 
 /**
  * Legacy 32-element types (kind 0 Q4_0, 1 Q4_1, 2 Q5_0, 3 Q5_1): one weighted fit per block, σ² per row;
- * four consecutive blocks (across rows) per fit, the last group padded with copies of the last block.
+ * eight consecutive blocks (across rows) per fit, two quads of four lanes, the last group padded with copies
+ * of the last block.
  * The rows' σ² are computed four rows at a time where four rows remain (the same sums, in lanes).
  */
 function legacyRows(kind: i32, src: usize, dst: usize, rows: i32, cols: i32, qw: usize, s: usize): void {
@@ -249,8 +257,8 @@ function legacyRows(kind: i32, src: usize, dst: usize, rows: i32, cols: i32, qw:
   const perRow = cols >> 5
   const total = rows * perRow
   let sigmaBase = -SIGMA_ROWS // rows sigmaBase.. have their σ² at s + SIGMA
-  for (let b0 = 0; b0 < total; b0 += 4) {
-    for (let k = 0; k < 4; k++) {
+  for (let b0 = 0; b0 < total; b0 += LEGACY_LANES) {
+    for (let k = 0; k < LEGACY_LANES; k++) {
       const b = min<i32>(b0 + k, total - 1)
       const r = b / perRow
       if (r >= sigmaBase + SIGMA_ROWS) {
@@ -263,39 +271,43 @@ function legacyRows(kind: i32, src: usize, dst: usize, rows: i32, cols: i32, qw:
           }
         }
       }
-      store<f32>(s + SIGMA4 + (<usize>k << 2), f32At(s + SIGMA, r - sigmaBase))
+      store<f32>(s + SIGMA8 + (<usize>k << 2), f32At(s + SIGMA, r - sigmaBase))
       store<usize>(s + PTRS + (<usize>k << 3), src + (<usize>b << 7))
-      store<usize>(s + PTRS + (<usize>k << 3), qw + (<usize>(b - r * perRow) << 7), 32)
+      store<usize>(s + PTRS + (<usize>k << 3), qw + (<usize>(b - r * perRow) << 7), LEGACY_LANES * 8)
     }
-    const p = s + PTRS
-    transposeWeighted4(
-      32,
-      load<usize>(p),
-      load<usize>(p, 8),
-      load<usize>(p, 16),
-      load<usize>(p, 24),
-      load<usize>(p, 32),
-      load<usize>(p, 40),
-      load<usize>(p, 48),
-      load<usize>(p, 56),
-      v128.load(s + SIGMA4),
-      s,
-    )
-    if (kind == 0 || kind == 2) v128.store(s + SC4, fitSymmetric4(32, nmax, s + XT, s + WT, s + LT, s + LV, 32, s + SYMW))
-    else {
-      const scales4 = fitAsym4(32, nmax, s + XT, s + WT, s + LT, s + LV, 32, s + MIN4, s + SYMW,
-        QKX3_RMIN, QKX3_RDELTA, QKX3_NSTEP, false)
-      v128.store(s + SC4, scales4)
+    for (let q = 0; q < 2; q++) {
+      const p = s + PTRS + (<usize>q << 5) // lanes 4q…4q+3: values at p, importances 64 bytes on
+      transposeWeighted4(
+        32,
+        load<usize>(p),
+        load<usize>(p, 8),
+        load<usize>(p, 16),
+        load<usize>(p, 24),
+        load<usize>(p, 64),
+        load<usize>(p, 72),
+        load<usize>(p, 80),
+        load<usize>(p, 88),
+        v128.load(s + SIGMA8 + (<usize>q << 4)),
+        s,
+        <usize>q << 9,
+      )
     }
-    for (let k = 0; k < 4 && b0 + k < total; k++) {
+    if (kind == 0 || kind == 2) {
+      v128.store(s + SC8, fitSymmetric4(32, nmax, s + XT, s + WT, s + LT, s + LV, 32, s + SYMW))
+      v128.store(s + SC8, fitSymmetric4(32, nmax, s + XT + 512, s + WT + 512, s + LT, s + LV + 128, 32, s + SYMW), 16)
+    } else {
+      fitAsym8(32, nmax, s + XT, s + WT, s + LT, s + LV, 32, s + MIN8, s + SC8, s + SYMW, QKX3_RMIN, QKX3_RDELTA,
+        QKX3_NSTEP, false)
+    }
+    for (let k = 0; k < LEGACY_LANES && b0 + k < total; k++) {
       const y = dst + <usize>(b0 + k) * bytes
       const lv = s + LV + (<usize>k << 5)
-      const d = f32At(s + SC4, k)
+      const d = f32At(s + SC8, k)
       let qs = y + 2
       store<u16>(y, <u16>f32ToF16(d))
       if (kind == 2) qs = y + 6
       if (kind == 1 || kind == 3) {
-        store<u16>(y, <u16>f32ToF16(-f32At(s + MIN4, k)), 2)
+        store<u16>(y, <u16>f32ToF16(-f32At(s + MIN8, k)), 2)
         qs = kind == 1 ? y + 4 : y + 8
       }
       let qh: u32 = 0
@@ -347,16 +359,19 @@ function kAsymRows(kind: i32, src: usize, dst: usize, rows: i32, cols: i32, qw: 
     const y = dst + <usize>blk * bytes
     const sumX2 = sumSquares(x, 256)
     const sigma2: f32 = kind == 0 ? sumX2 / 256 : <f32>2 * sumX2 / 256
-    for (let j0 = 0; j0 < nsub; j0 += 4) {
-      const xs = x + (<usize>(sub * j0) << 2)
-      const qj = qw + (<usize>(col + sub * j0) << 2)
+    // Sub-blocks j0…j0+7 per fit: j0…j0+3 are quad A, the next four quad B (sub·16 bytes on in XT and WT).
+    for (let j0 = 0; j0 < nsub; j0 += 8) {
       const step = <usize>sub << 2
-      transposeWeighted4(sub, xs, xs + step, xs + 2 * step, xs + 3 * step, qj, qj + step, qj + 2 * step, qj + 3 * step, f32x4.splat(sigma2), s)
-      laneWeightSums(sub, s, s + SW + (<usize>j0 << 2))
-      const mins = s + MINS + (<usize>j0 << 2)
-      const scales4 = fitAsym4(sub, nmax, s + XT, s + WT, s + LT, L + <usize>(sub * j0), sub, mins, s + SYMW,
-        QKX3_RMIN, QKX3_RDELTA, QKX3_NSTEP, false)
-      v128.store(s + SCALES + (<usize>j0 << 2), scales4)
+      for (let q = 0; q < 2; q++) {
+        const j = j0 + 4 * q
+        const xs = x + (<usize>(sub * j) << 2)
+        const qj = qw + (<usize>(col + sub * j) << 2)
+        const quad = <usize>q * (<usize>sub << 4)
+        transposeWeighted4(sub, xs, xs + step, xs + 2 * step, xs + 3 * step, qj, qj + step, qj + 2 * step, qj + 3 * step, f32x4.splat(sigma2), s, quad)
+        laneWeightSums(sub, s + WT + quad, s + SW + (<usize>j << 2))
+      }
+      fitAsym8(sub, nmax, s + XT, s + WT, s + LT, L + <usize>(sub * j0), sub, s + MINS + (<usize>j0 << 2),
+        s + SCALES + (<usize>j0 << 2), s + SYMW, QKX3_RMIN, QKX3_RDELTA, QKX3_NSTEP, false)
     }
     const qpMax = kind == 0 ? 15 : 63
     const dBlock = fitPositive(nsub, qpMax, s + SCALES, s + LS, s + SW)
@@ -439,12 +454,12 @@ function kSymRows(q6: bool, src: usize, dst: usize, rows: i32, cols: i32, qw: us
       // Sub-blocks j0..j0+3, 64 bytes apart; Q6_K weighs by the importances alone.
       const xs = x + (<usize>(16 * j0) << 2)
       const qj = qw + (<usize>(col + 16 * j0) << 2)
-      if (!q6) transposeWeighted4(16, xs, xs + 64, xs + 128, xs + 192, qj, qj + 64, qj + 128, qj + 192, f32x4.splat(sigma2), s)
+      if (!q6) transposeWeighted4(16, xs, xs + 64, xs + 128, xs + 192, qj, qj + 64, qj + 128, qj + 192, f32x4.splat(sigma2), s, 0)
       else {
         transpose4(16, xs, xs + 64, xs + 128, xs + 192, s + XT)
         transpose4(16, qj, qj + 64, qj + 128, qj + 192, s + WT)
       }
-      laneWeightSums(16, s, s + SW + (<usize>j0 << 2))
+      laneWeightSums(16, s + WT, s + SW + (<usize>j0 << 2))
       v128.store(s + SCALES + (<usize>j0 << 2), fitSymmetric4(16, nmax, s + XT, s + WT, s + LT, L + <usize>(16 * j0), 16, s + SYMW))
     }
     for (let j = 0; j < 16; j++) {

@@ -1,7 +1,7 @@
 // f32 -> the low-bit K-quants Q2_K and Q3_K, byte-exact with llama.cpp's quantize_row_q2_K_ref /
 // quantize_row_q3_K_ref. Twin: kernels/reference/ggml-quantize-kquants.ts; rounding rules in
-// kernels/reference/ggml-quantize.ts. The sub-block fits run four at a time in SIMD lanes
-// (./ggml-quantize-lanes), each lane doing the twin's f32 operations in its order; the super-block scales
+// kernels/reference/ggml-quantize.ts. The sub-block fits run in SIMD lanes, one sub-block per lane (Q2_K:
+// eight at a time, ./ggml-quantize-asym; Q3_K: four, ./ggml-quantize-lanes), each lane doing the twin's f32 operations in its order; the super-block scales
 // are scalar f32 in exactly the twin's order (Binaryen neither fuses nor reorders f32 operations).
 //
 // These kernels take a `scratch` pointer (QUANT_SCRATCH_BYTES of the caller's
@@ -10,7 +10,8 @@
 import { f16ToF32Scalar } from './convert'
 import { f32ToF16, nearestInt } from './ggml-quantize'
 import { q3kScale } from './ggml-dequant-kquants'
-import { fitAsym4, fitQ3Lanes, transpose4 } from './ggml-quantize-lanes'
+import { fitAsym8 } from './ggml-quantize-asym'
+import { fitQ3Lanes, transpose4 } from './ggml-quantize-lanes'
 import { asymmetricLevels, packQ3K, symmetricLevels16 } from './ggml-quantize-levels'
 
 const ONE_TENTH: f32 = 0.1
@@ -19,11 +20,10 @@ const ONE_TENTH: f32 = 0.1
 const Q2_L = 0 // u8[256] the block's levels
 const Q2_SCALES = 256 // f32[16]
 const Q2_MINS = 320 // f32[16]
-const Q2_XT = 384 // v128[16] four sub-blocks' values, transposed (lane k = sub-block k)
-const Q2_WT = 640 // v128[16] their weights |x|
-const Q2_LT = 896 // v128[16] the lanes' trial levels
-const Q2_WORK = 1152 // v128[16] the lanes' x − min
-const Q2_MIN4 = 1408 // f32[4] the lanes' the_min
+const Q2_XT = 384 // v128[2][16] eight sub-blocks' values, transposed (lane k of quad q = sub-block 4q + k)
+const Q2_WT = 896 // v128[2][16] their weights |x|
+const Q2_LT = 1408 // v128[2][16] the lanes' trial levels
+const Q2_WORK = 1920 // v128[2][16] the lanes' x − min, to 2432
 
 /** Four 2-bit levels per byte: L[128h + l + 32k] at bits 2k of qs[32h + l]. */
 // @ts-ignore: decorator
@@ -40,7 +40,7 @@ const Q2_MIN4 = 1408 // f32[4] the lanes' the_min
 /**
  * Q2_K, 84-byte blocks of 256: scales[16], qs[64], f16 d, f16 dmin (quantize_row_q2_K_ref). Each sub-block
  * of 16 is fitted by make_qkx2_quants(16, 3, x, weights |x|, rmin -0.5, rdelta 0.1, nstep 15, use_mad),
- * four sub-blocks per vector.
+ * eight sub-blocks per fit (two quads).
  */
 export function quantize_q2_k(src: usize, dst: usize, nblocks: i32, scratch: usize): void {
   const s = scratch
@@ -50,16 +50,16 @@ export function quantize_q2_k(src: usize, dst: usize, nblocks: i32, scratch: usi
   for (let b = 0; b < nblocks; b++) {
     const x = src + (<usize>b << 10)
     const y = dst + <usize>b * 84
-    for (let j0 = 0; j0 < 16; j0 += 4) {
+    // Sub-blocks j0…j0+3 are quad A, j0+4…j0+7 quad B (256 bytes on in each per-element region).
+    for (let j0 = 0; j0 < 16; j0 += 8) {
       const xs = x + (<usize>j0 << 6)
       transpose4(16, xs, xs + 64, xs + 128, xs + 192, s + Q2_XT)
-      for (let i = 0; i < 16; i++) {
+      transpose4(16, xs + 256, xs + 320, xs + 384, xs + 448, s + Q2_XT + 256)
+      for (let i = 0; i < 32; i++) {
         v128.store(s + Q2_WT + (<usize>i << 4), f32x4.abs(v128.load(s + Q2_XT + (<usize>i << 4))))
       }
-      const scale4 = fitAsym4(16, 3, s + Q2_XT, s + Q2_WT, s + Q2_LT, L + (<usize>j0 << 4), 16, s + Q2_MIN4, s + Q2_WORK,
-        -0.5, ONE_TENTH, 15, true)
-      v128.store(scales + (<usize>j0 << 2), scale4)
-      v128.store(mins + (<usize>j0 << 2), v128.load(s + Q2_MIN4))
+      fitAsym8(16, 3, s + Q2_XT, s + Q2_WT, s + Q2_LT, L + (<usize>j0 << 4), 16, mins + (<usize>j0 << 2),
+        scales + (<usize>j0 << 2), s + Q2_WORK, -0.5, ONE_TENTH, 15, true)
     }
     let maxScale: f32 = 0
     let maxMin: f32 = 0

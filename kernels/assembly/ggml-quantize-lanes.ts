@@ -1,6 +1,7 @@
-// llama.cpp's scale searches four groups at a time, for the plain K-quants (./ggml-quantize: Q4_K, Q5_K,
-// Q6_K; ./ggml-quantize-kquants: Q2_K, Q3_K) and the weighted fits (./ggml-quantize-imatrix); the steps
-// after the fits are in ./ggml-quantize-levels. Lane k of every vector holds group k's value, so each lane runs
+// llama.cpp's scale searches in SIMD lanes, for the plain K-quants (./ggml-quantize: Q4_K, Q5_K, Q6_K;
+// ./ggml-quantize-kquants: Q2_K, Q3_K) and the weighted fits (./ggml-quantize-imatrix): here the lane
+// helpers and the symmetric and Q3_K fits, four groups at a time; the asymmetric fit, eight at a time, is in
+// ./ggml-quantize-asym; the steps after the fits are in ./ggml-quantize-levels. Lane k of every vector holds group k's value, so each lane runs
 // exactly the scalar fit (the same f32 operations in the same order, every sum accumulated element by
 // element), and the results are bit-identical to the scalar fits of the twins (kernels/reference/
 // ggml-quantize.ts, ggml-quantize-kquants.ts, ggml-quantize-imatrix.ts). Branches become per-lane selects;
@@ -43,7 +44,7 @@ const SYM_TRIALS = 19 // is = -9..9 (is = 0 is the initial grid)
  * splat(ROUNDING_MAGIC) from runtimeMagic, held in a register across the loop.
  */
 // @ts-ignore: decorator
-@inline function roundFast(x: v128, magic: v128): v128 {
+@inline export function roundFast(x: v128, magic: v128): v128 {
   return f32x4.sub(f32x4.add(x, magic), magic)
 }
 
@@ -52,20 +53,20 @@ const SYM_TRIALS = 19 // is = -9..9 (is = 0 is the initial grid)
  * cannot fold into each use, as V8 rebuilds a 128-bit constant at every use inside a loop.
  */
 // @ts-ignore: decorator
-@inline function runtimeMagic(at: usize): v128 {
+@inline export function runtimeMagic(at: usize): v128 {
   v128.store(at, f32x4.splat(ROUNDING_MAGIC))
   return v128.load(at)
 }
 
 /** All-ones where v is finite (v − v is 0), zero for NaN and infinities. */
 // @ts-ignore: decorator
-@inline function finiteMask(v: v128): v128 {
+@inline export function finiteMask(v: v128): v128 {
   return f32x4.eq(f32x4.sub(v, v), f32x4.splat(0))
 }
 
 /** Whether every lane outside `flat` has |a| < 2^21 and |b| < 2^21 (false for NaN). */
 // @ts-ignore: decorator
-@inline function fastBound(a: v128, b: v128, flat: v128): bool {
+@inline export function fastBound(a: v128, b: v128, flat: v128): bool {
   const limit = f32x4.splat(FAST_BOUND)
   return i32x4.all_true(v128.or(v128.and(f32x4.lt(f32x4.abs(a), limit), f32x4.lt(f32x4.abs(b), limit)), flat))
 }
@@ -76,7 +77,7 @@ const SYM_TRIALS = 19 // is = -9..9 (is = 0 is the initial grid)
 }
 
 // @ts-ignore: decorator
-@inline function at(p: usize, i: i32): v128 {
+@inline export function laneAt(p: usize, i: i32): v128 {
   return v128.load(p + (<usize>i << 4))
 }
 
@@ -89,7 +90,7 @@ const SYM_TRIALS = 19 // is = -9..9 (is = 0 is the initial grid)
   let amax = f32x4.splat(0)
   let top = f32x4.splat(0)
   for (let i = 0; i < n; i++) {
-    const v = at(xT, i)
+    const v = laneAt(xT, i)
     const a = f32x4.abs(v)
     const bigger = f32x4.gt(a, amax)
     amax = v128.bitselect(a, amax, bigger)
@@ -119,9 +120,10 @@ export function transpose4(n: i32, p0: usize, p1: usize, p2: usize, p3: usize, d
 }
 
 /** Lane k's levels (u8, + `offset`) to L + k·stride + i, zero in the lanes of `zero`. */
-function storeLevels(levels: usize, n: i32, offset: i32, zero: v128, L: usize, stride: usize): void {
+// @ts-ignore: decorator
+@inline export function storeLevels(levels: usize, n: i32, offset: i32, zero: v128, L: usize, stride: usize): void {
   for (let i = 0; i < n; i++) {
-    const l = v128.andnot(i32x4.add(at(levels, i), i32x4.splat(offset)), zero)
+    const l = v128.andnot(i32x4.add(laneAt(levels, i), i32x4.splat(offset)), zero)
     store<u8>(L + <usize>i, <u8>i32x4.extract_lane(l, 0))
     store<u8>(L + stride + <usize>i, <u8>i32x4.extract_lane(l, 1))
     store<u8>(L + 2 * stride + <usize>i, <u8>i32x4.extract_lane(l, 2))
@@ -147,7 +149,7 @@ export function fitSymmetric4(
   let top = f32x4.splat(0)
   let finite = i32x4.splat(-1)
   for (let i = 0; i < n; i++) {
-    const v = at(xT, i)
+    const v = laneAt(xT, i)
     const a = f32x4.abs(v)
     const bigger = f32x4.gt(a, amax)
     amax = v128.bitselect(a, amax, bigger)
@@ -161,7 +163,7 @@ export function fitSymmetric4(
     ? symmetricTrialsFast(n, nmax, xT, wT, top, work)
     : symmetricTrialsChecked(n, nmax, xT, wT, top, work)
   for (let i = 0; i < n; i++) {
-    v128.store(levels + (<usize>i << 4), clampI(nearestInt4(f32x4.mul(bestIscale, at(xT, i))), -nmax, nmax - 1))
+    v128.store(levels + (<usize>i << 4), clampI(nearestInt4(f32x4.mul(bestIscale, laneAt(xT, i))), -nmax, nmax - 1))
   }
   storeLevels(levels, n, nmax, flat, L, stride)
   return v128.andnot(v128.load(work + SYM_SCALE), flat)
@@ -186,7 +188,7 @@ function symmetricTrialsFast(n: i32, nmax: i32, xT: usize, wT: usize, top: v128,
   const hi = f32x4.splat(<f32>(nmax - 1))
   const sums = work + (<usize>32 << 4)
   const magic = runtimeMagic(work + SYM_SCALE)
-  for (let i = 0; i < n; i++) v128.store(work + (<usize>i << 4), f32x4.mul(at(wT, i), at(xT, i)))
+  for (let i = 0; i < n; i++) v128.store(work + (<usize>i << 4), f32x4.mul(laneAt(wT, i), laneAt(xT, i)))
   for (let t = 0; t < SYM_TRIALS; t += 2) {
     const pair = t + 1 < SYM_TRIALS
     const iscale0 = symmetricIscale(nmax, t - 9, top)
@@ -196,9 +198,9 @@ function symmetricTrialsFast(n: i32, nmax: i32, xT: usize, wT: usize, top: v128,
     let sumlx1 = zero
     let suml21 = zero
     for (let i = 0; i < n; i++) {
-      const v = at(xT, i)
-      const w = at(wT, i)
-      const wv = at(work, i)
+      const v = laneAt(xT, i)
+      const w = laneAt(wT, i)
+      const wv = laneAt(work, i)
       const l0 = f32x4.pmax(lo, f32x4.pmin(hi, roundFast(f32x4.mul(iscale0, v), magic)))
       const l1 = f32x4.pmax(lo, f32x4.pmin(hi, roundFast(f32x4.mul(iscale1, v), magic)))
       sumlx0 = f32x4.add(sumlx0, f32x4.mul(wv, l0))
@@ -239,8 +241,8 @@ function symmetricTrialsChecked(n: i32, nmax: i32, xT: usize, wT: usize, top: v1
   let sumlx = f32x4.splat(0)
   let suml2 = f32x4.splat(0)
   for (let i = 0; i < n; i++) {
-    const v = at(xT, i)
-    const w = at(wT, i)
+    const v = laneAt(xT, i)
+    const w = laneAt(wT, i)
     const l = f32x4.convert_i32x4_s(clampI(nearestInt4(f32x4.mul(iscale, v)), -nmax, nmax - 1))
     sumlx = f32x4.add(sumlx, f32x4.mul(f32x4.mul(w, v), l))
     suml2 = f32x4.add(suml2, f32x4.mul(f32x4.mul(w, l), l))
@@ -255,8 +257,8 @@ function symmetricTrialsChecked(n: i32, nmax: i32, xT: usize, wT: usize, top: v1
     sumlx = zero
     suml2 = zero
     for (let i = 0; i < n; i++) {
-      const v = at(xT, i)
-      const w = at(wT, i)
+      const v = laneAt(xT, i)
+      const w = laneAt(wT, i)
       const l = f32x4.convert_i32x4_s(clampI(nearestInt4(f32x4.mul(iscale, v)), -nmax, nmax - 1))
       sumlx = f32x4.add(sumlx, f32x4.mul(f32x4.mul(w, v), l))
       suml2 = f32x4.add(suml2, f32x4.mul(f32x4.mul(w, l), l))
@@ -270,155 +272,6 @@ function symmetricTrialsChecked(n: i32, nmax: i32, xT: usize, wT: usize, top: v1
   }
   v128.store(work + SYM_SCALE, scale)
   return bestIscale
-}
-
-/** One element's error in make_qkx2/3_quants: w·|diff| (use_mad) or w·diff², as the scalar fits compute it. */
-// @ts-ignore: decorator
-@inline function errorTerm(w: v128, diff: v128, mad: bool): v128 {
-  return mad ? f32x4.mul(w, f32x4.abs(diff)) : f32x4.mul(w, f32x4.mul(diff, diff))
-}
-
-/**
- * llama.cpp's asymmetric scale search in four lanes: make_qkx2_quants(n, nmax, x, w, L, …, rmin, rdelta,
- * nstep, mad) (the plain Q2_K/Q4_K/Q5_K fits; scalar: ./ggml-quantize's fitAsymmetric, ./ggml-quantize-
- * kquants' fitQ2) or make_qkx3_quants with (−0.9, 0.05, 36, squared error) (the weighted fits; scalar:
- * the twin's fitAsym), which is the same search. `mad` weighs |error| instead of error². Levels to u8 at
- * L + k·stride, the four `the_min`s to `mins` (f32[4]); returns the four scales. `levels` and `work` are
- * n × 16 bytes of scratch each.
- */
-export function fitAsym4(
-  n: i32,
-  nmax: i32,
-  xT: usize,
-  wT: usize,
-  levels: usize,
-  L: usize,
-  stride: usize,
-  mins: usize,
-  work: usize,
-  rmin: f32,
-  rdelta: f32,
-  nstep: i32,
-  mad: bool,
-): v128 {
-  const zero = f32x4.splat(0)
-  let lo = at(xT, 0)
-  let hi = lo
-  let sumW = at(wT, 0)
-  let sumX = f32x4.mul(sumW, lo)
-  let finite = finiteMask(lo)
-  for (let i = 1; i < n; i++) {
-    const v = at(xT, i)
-    lo = v128.bitselect(v, lo, f32x4.lt(v, lo))
-    hi = v128.bitselect(v, hi, f32x4.gt(v, hi))
-    finite = v128.and(finite, finiteMask(v))
-    const w = at(wT, i)
-    sumW = f32x4.add(sumW, w)
-    sumX = f32x4.add(sumX, f32x4.mul(w, v))
-  }
-  const allFinite = i32x4.all_true(finite)
-  const magic = runtimeMagic(mins) // mins is written at the end
-  const xlo = lo // every x lies in [xlo, hi]
-  lo = v128.bitselect(zero, lo, f32x4.gt(lo, zero))
-  const flat = f32x4.eq(hi, lo)
-  const flatMin = f32x4.neg(lo)
-  const nmaxF = f32x4.splat(<f32>nmax)
-  let iscale = f32x4.div(nmaxF, f32x4.sub(hi, lo))
-  let scale = f32x4.div(f32x4.splat(1), iscale)
-  let bestError = zero
-  for (let i = 0; i < n; i++) {
-    const v = at(xT, i)
-    const l = f32x4.convert_i32x4_s(clampI(nearestInt4(f32x4.mul(iscale, f32x4.sub(v, lo))), 0, nmax))
-    const diff = f32x4.sub(f32x4.add(f32x4.mul(scale, l), lo), v)
-    bestError = f32x4.add(bestError, errorTerm(at(wT, i), diff, mad))
-  }
-  let levelIscale = iscale
-  let levelLo = lo
-  let differencesValid = false
-  for (let is = 0; is <= nstep; is++) {
-    const range = f32x4.sub(hi, lo)
-    iscale = f32x4.div(f32x4.splat(rmin + rdelta * <f32>is + <f32>nmax), range)
-    let sumL = zero
-    let sumL2 = zero
-    let sumXL = zero
-    // x − lo lies between xlo − lo and hi − lo, and rounding is monotone: these two products bound every
-    // lane's iscale·(x − lo).
-    const top = f32x4.mul(iscale, range)
-    const bottom = f32x4.mul(iscale, f32x4.sub(xlo, lo))
-    if (allFinite && fastBound(top, bottom, flat)) {
-      // x − lo per element, kept until a win moves some lane's lo.
-      if (!differencesValid) {
-        for (let i = 0; i < n; i++) v128.store(work + (<usize>i << 4), f32x4.sub(at(xT, i), lo))
-        differencesValid = true
-      }
-      // Products in (−0.5, nmax + 0.5) round into [0, nmax]: no clamp (most trials before a win).
-      const inside = v128.and(f32x4.gt(bottom, f32x4.splat(-0.5)), f32x4.lt(top, f32x4.splat(<f32>nmax + 0.5)))
-      if (i32x4.all_true(v128.or(inside, flat))) {
-        for (let i = 0; i < n; i++) {
-          const l = roundFast(f32x4.mul(iscale, at(work, i)), magic)
-          v128.store(levels + (<usize>i << 4), l)
-          const wl = f32x4.mul(at(wT, i), l)
-          sumL = f32x4.add(sumL, wl)
-          sumL2 = f32x4.add(sumL2, f32x4.mul(wl, l))
-          sumXL = f32x4.add(sumXL, f32x4.mul(wl, at(xT, i)))
-        }
-      } else {
-        for (let i = 0; i < n; i++) {
-          const l = f32x4.pmax(zero, f32x4.pmin(nmaxF, roundFast(f32x4.mul(iscale, at(work, i)), magic)))
-          v128.store(levels + (<usize>i << 4), l)
-          const wl = f32x4.mul(at(wT, i), l)
-          sumL = f32x4.add(sumL, wl)
-          sumL2 = f32x4.add(sumL2, f32x4.mul(wl, l))
-          sumXL = f32x4.add(sumXL, f32x4.mul(wl, at(xT, i)))
-        }
-      }
-    } else {
-      for (let i = 0; i < n; i++) {
-        const v = at(xT, i)
-        const l = f32x4.convert_i32x4_s(clampI(nearestInt4(f32x4.mul(iscale, f32x4.sub(v, lo))), 0, nmax))
-        v128.store(levels + (<usize>i << 4), l)
-        const wl = f32x4.mul(at(wT, i), l)
-        sumL = f32x4.add(sumL, wl)
-        sumL2 = f32x4.add(sumL2, f32x4.mul(wl, l))
-        sumXL = f32x4.add(sumXL, f32x4.mul(wl, v))
-      }
-    }
-    const D = f32x4.sub(f32x4.mul(sumW, sumL2), f32x4.mul(sumL, sumL))
-    const positive = f32x4.gt(D, zero)
-    if (!v128.any_true(positive)) continue
-    let thisScale = f32x4.div(f32x4.sub(f32x4.mul(sumW, sumXL), f32x4.mul(sumX, sumL)), D)
-    let thisMin = f32x4.div(f32x4.sub(f32x4.mul(sumL2, sumX), f32x4.mul(sumL, sumXL)), D)
-    const minAbove = f32x4.gt(thisMin, zero)
-    thisMin = v128.bitselect(zero, thisMin, minAbove)
-    thisScale = v128.bitselect(f32x4.div(sumXL, sumL2), thisScale, minAbove)
-    let curError = zero
-    if (mad) {
-      for (let i = 0; i < n; i++) {
-        const diff = f32x4.sub(f32x4.add(f32x4.mul(thisScale, at(levels, i)), thisMin), at(xT, i))
-        curError = f32x4.add(curError, f32x4.mul(at(wT, i), f32x4.abs(diff)))
-      }
-    } else {
-      for (let i = 0; i < n; i++) {
-        const diff = f32x4.sub(f32x4.add(f32x4.mul(thisScale, at(levels, i)), thisMin), at(xT, i))
-        curError = f32x4.add(curError, f32x4.mul(at(wT, i), f32x4.mul(diff, diff)))
-      }
-    }
-    const win = v128.and(positive, f32x4.lt(curError, bestError))
-    if (!v128.any_true(win)) continue
-    levelIscale = v128.bitselect(iscale, levelIscale, win)
-    levelLo = v128.bitselect(lo, levelLo, win)
-    bestError = v128.bitselect(curError, bestError, win)
-    scale = v128.bitselect(thisScale, scale, win)
-    lo = v128.bitselect(thisMin, lo, win)
-    differencesValid = false
-  }
-  for (let i = 0; i < n; i++) {
-    const l = clampI(nearestInt4(f32x4.mul(levelIscale, f32x4.sub(at(xT, i), levelLo))), 0, nmax)
-    v128.store(levels + (<usize>i << 4), l)
-  }
-  storeLevels(levels, n, 0, flat, L, stride)
-  v128.store(mins, v128.bitselect(flatMin, f32x4.neg(lo), flat))
-  return v128.andnot(scale, flat)
 }
 
 /**
@@ -436,7 +289,7 @@ export function fitQ3Lanes(xT: usize, levels: usize, L: usize, stride: usize): v
   let sumlx = zero
   let suml2 = zero
   for (let i = 0; i < 16; i++) {
-    const v = at(xT, i)
+    const v = laneAt(xT, i)
     const l = f32x4.convert_i32x4_s(clampI(nearestInt4(f32x4.mul(iscale, v)), -4, 3))
     v128.store(levels + (<usize>i << 4), l)
     const w = f32x4.mul(v, v)
@@ -446,10 +299,10 @@ export function fitQ3Lanes(xT: usize, levels: usize, L: usize, stride: usize): v
   for (let itry = 0; itry < 5; itry++) {
     let changed = i32x4.splat(0)
     for (let i = 0; i < 16; i++) {
-      const v = at(xT, i)
+      const v = laneAt(xT, i)
       const w = f32x4.mul(v, v)
       const wv = f32x4.mul(w, v)
-      const li = at(levels, i)
+      const li = laneAt(levels, i)
       const slxOut = f32x4.sub(sumlx, f32x4.mul(wv, li))
       const sl2Out = f32x4.sub(suml2, f32x4.mul(f32x4.mul(w, li), li))
       const newL = f32x4.convert_i32x4_s(clampI(nearestInt4(f32x4.div(f32x4.mul(v, sl2Out), slxOut)), -4, 3))
@@ -469,7 +322,7 @@ export function fitQ3Lanes(xT: usize, levels: usize, L: usize, stride: usize): v
     if (!v128.any_true(v128.andnot(changed, flat))) break
   }
   for (let i = 0; i < 16; i++) {
-    v128.store(levels + (<usize>i << 4), i32x4.trunc_sat_f32x4_s(at(levels, i)))
+    v128.store(levels + (<usize>i << 4), i32x4.trunc_sat_f32x4_s(laneAt(levels, i)))
   }
   storeLevels(levels, 16, 4, flat, L, stride)
   const scale = v128.bitselect(f32x4.div(sumlx, suml2), zero, f32x4.gt(suml2, zero))

@@ -2,30 +2,31 @@
 // Twin: kernels/reference/ggml-quantize.ts, which explains the rounding rules (plain f32 operations in
 // llama.cpp's order, nearest_int's magic-number rounding, RNE fp16 scales, x86 cast semantics). The
 // absmax searches use SIMD where the lane order cannot change the result. The K-quants' scale searches
-// run four sub-blocks at a time in SIMD lanes (./ggml-quantize-lanes), each lane doing the twin's f32
-// operations in its order (Binaryen does no fast-math, so nothing is fused or reordered); the super-block
+// run in SIMD lanes, one sub-block per lane (Q4_K, Q5_K: all eight in one fit, ./ggml-quantize-asym; Q6_K:
+// four, ./ggml-quantize-lanes), each lane doing the twin's f32 operations in its order (Binaryen does no fast-math, so nothing is fused or reordered); the super-block
 // scales stay scalar.
 //
 // The K-quant kernels take a `scratch` pointer (QUANT_SCRATCH_BYTES of the caller's memory, any alignment;
 // the layout is below): the kernels allocate nothing, and static scratch would be shared by every thread.
 
 import { f16ToF32Scalar } from './convert'
-import { fitAsym4, fitSymmetric4, transpose4 } from './ggml-quantize-lanes'
+import { fitAsym8 } from './ggml-quantize-asym'
+import { fitSymmetric4, transpose4 } from './ggml-quantize-lanes'
 import { asymmetricLevels, packQ45K, packQ6K, symmetricLevels16 } from './ggml-quantize-levels'
 
 const GROUP_MAX_EPS: f32 = 1e-15
 const ONE_TENTH: f32 = 0.1
 const ROUNDING_MAGIC: f32 = 12582912.0 // 1.5 * 2^23, see nearestInt
 
-// Scratch layout of the K-quant kernels (byte offsets; 3072 of QUANT_SCRATCH_BYTES used).
-const S_XT = 0 // v128[32] four sub-blocks' values, transposed (lane k = sub-block k)
-const S_WT = 512 // v128[32] their weights, transposed
-const S_LT = 1024 // v128[32] the lanes' trial levels
-const S_WORK = 1536 // SYM_WORK_BYTES (1136) of work space for the lane fits, to 2672
-const S_MIN4 = 2672 // f32[4] the lanes' the_min
-const S_L = 2688 // u8[256] the block's levels
-const S_SCALES = 2944 // f32[16] the sub-blocks' scales
-const S_MINS = 3008 // f32[16] the sub-blocks' mins
+// Scratch layout of the K-quant kernels (byte offsets; 4592 of QUANT_SCRATCH_BYTES used). The per-element
+// regions hold eight sub-blocks (two quads of fitAsym8) or four (fitSymmetric4, the first half).
+const S_XT = 0 // v128[2][32] sub-blocks' values, transposed (lane k of quad q = sub-block 4q + k)
+const S_WT = 1024 // v128[2][32] their weights, transposed
+const S_LT = 2048 // v128[2][32] the lanes' trial levels
+const S_WORK = 3072 // SYM_WORK_BYTES (1136) of work space for the lane fits, to 4208
+const S_L = 4208 // u8[256] the block's levels
+const S_SCALES = 4464 // f32[16] the sub-blocks' scales
+const S_MINS = 4528 // f32[16] the sub-blocks' mins
 
 /** llama.cpp's nearest_int: round half to even for |x| < 2^22 via the mantissa of x + 1.5 * 2^23; NaN gives 0. */
 // @ts-ignore: decorator
@@ -352,7 +353,7 @@ function rmsPlusAbsWeights(n: i32, xT: usize, wT: usize): void {
  * qh[32] before qs, holding each level's fifth bit: bit j of qh[i] for element i of sub-block j):
  * quantize_row_q4_K_ref / quantize_row_q5_K_ref. Each sub-block's fit is make_qkx2_quants(32, nmax, x,
  * rms(x) + |x|, rmin, 0.1, nstep, squared error) with (nmax, rmin, nstep) = (15, -1, 20) for Q4_K and
- * (31, -0.5, 15) for Q5_K, four sub-blocks per vector.
+ * (31, -0.5, 15) for Q5_K, the eight sub-blocks in one fit (two quads).
  */
 function quantizeK(src: usize, dst: usize, nblocks: i32, nmax: i32, rmin: f32, nstep: i32, blockBytes: i32, s: usize): void {
   const five = nmax == 31
@@ -361,15 +362,12 @@ function quantizeK(src: usize, dst: usize, nblocks: i32, nmax: i32, rmin: f32, n
     const x = src + (<usize>b << 10)
     const y = dst + <usize>b * <usize>blockBytes
     const packed = y + 4
-    for (let j0 = 0; j0 < 8; j0 += 4) {
-      const xs = x + (<usize>j0 << 7)
-      transpose4(32, xs, xs + 128, xs + 256, xs + 384, s + S_XT)
-      rmsPlusAbsWeights(32, s + S_XT, s + S_WT)
-      const scales = fitAsym4(32, nmax, s + S_XT, s + S_WT, s + S_LT, L + (<usize>j0 << 5), 32, s + S_MIN4, s + S_WORK,
-        rmin, ONE_TENTH, nstep, false)
-      v128.store(s + S_SCALES + (<usize>j0 << 2), scales)
-      v128.store(s + S_MINS + (<usize>j0 << 2), v128.load(s + S_MIN4))
-    }
+    // Sub-blocks 0–3 are quad A, 4–7 quad B; each quad's weights use its own lanes' rms.
+    transpose4(32, x, x + 128, x + 256, x + 384, s + S_XT)
+    transpose4(32, x + 512, x + 640, x + 768, x + 896, s + S_XT + 512)
+    rmsPlusAbsWeights(32, s + S_XT, s + S_WT)
+    rmsPlusAbsWeights(32, s + S_XT + 512, s + S_WT + 512)
+    fitAsym8(32, nmax, s + S_XT, s + S_WT, s + S_LT, L, 32, s + S_MINS, s + S_SCALES, s + S_WORK, rmin, ONE_TENTH, nstep, false)
     let maxScale: f32 = 0
     let maxMin: f32 = 0
     for (let j = 0; j < 8; j++) {

@@ -234,7 +234,7 @@ export interface KernelExports {
 export type KernelName = Exclude<keyof KernelExports, 'heap_base'>
 
 /** Scratch bytes the K-quant quantizers, quantize_iq4_nl/xs and the *_imatrix kernels need (any alignment). */
-export const QUANT_SCRATCH_BYTES = 4096
+export const QUANT_SCRATCH_BYTES = 8192
 
 /** Every kernel typed above; a build lacking one of them is out of date. */
 export const KERNEL_NAMES: readonly KernelName[] = [

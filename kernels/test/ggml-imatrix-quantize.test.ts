@@ -183,6 +183,34 @@ describe('weighted quantization without golden files', () => {
     })
   }
 
+  // The legacy kernels fit eight blocks at a time across rows: block counts that leave a partial group
+  // (15 = 8 + 7, 7, 1), with a NaN row in one quad only, must still match the twin block for block.
+  for (const type of IMATRIX_TYPES.filter((t) => t.startsWith('Q4_') || t.startsWith('Q5_')).filter(
+    (t) => !t.endsWith('K'),
+  )) {
+    it(`${type}: the WASM kernel equals the twin when the blocks do not fill whole groups of eight`, () => {
+      const random = rng(29)
+      const gauss = () => normalish(random, 1)[0]
+      for (const [rows, cols] of [
+        [5, 96],
+        [7, 32],
+        [1, 32],
+      ]) {
+        const x = Float32Array.from({ length: rows * cols }, (_, i) =>
+          i >= 3 * 32 && i < 4 * 32 && i % 5 === 0 ? NaN : gauss(),
+        )
+        const imp = Float32Array.from({ length: cols }, (_, c) => 0.1 + (c % 9))
+        const want = new Uint8Array(rows * rowBytes(type, cols))
+        quantizeRowsWeighted(type, x, rows, cols, imp, want)
+        const got = wasmWeighted(type, x, rows, cols, imp, rows % 4)
+        expect(
+          got.findIndex((b, i) => b !== want[i]),
+          `${rows} × ${cols}`,
+        ).toBe(-1)
+      }
+    })
+  }
+
   // The WASM kernels fit four blocks at a time, across row ends, padding the last group: block counts that
   // are no multiple of four, rows of 1 to 7 blocks, and rows with different σ² in one group.
   for (const type of ['Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'IQ4_NL'] as const) {
