@@ -93,6 +93,58 @@ describe('Hessian accumulation on a worker pool', () => {
     plain.free()
   })
 
+  it('addSnapshot copies x at once (staged in kernel memory, or in JS when that is full): the same bits as add', async () => {
+    const K = 64,
+      r = rng(33)
+    // 45,000 rows are more than one chunk of inputs (32,768 rows at K = 64), so the staged path runs in parts.
+    const batches = [70, 45000, 1].map((M) => ({ M, x: normalish(r, M * K, 0.5, 0.1) }))
+    const want = new Float64Array(K * K)
+    const wantStats = { absmax: new Float32Array(K), sumAbs: new Float64Array(K), sumSq: new Float64Array(K) }
+    for (const b of batches) {
+      hessianAccumulate(b.x, want, b.M, K)
+      colInputStats(b.x, b.M, K, wantStats.absmax, wantStats.sumAbs, wantStats.sumSq)
+    }
+    const upper = (h: Float64Array) => h.filter((_, i) => i % K >= Math.floor(i / K))
+    const before = pool.arena.liveBytes
+    // Run 0 stages every batch in kernel memory. Run 1 first leaves 9–10 MiB free: room for one 8 MiB chunk
+    // of the JS path, not for the 11 MiB batch, which must fall back.
+    for (const fill of [false, true]) {
+      const acc = new KernelHessian(pool, K, undefined, { columnStats: true })
+      const fillers = []
+      if (fill) {
+        for (;;) {
+          try {
+            fillers.push(pool.arena.alloc(2 ** 20, 'a filler'))
+          } catch (e) {
+            if (!(e instanceof WhittleError) || e.code !== 'out-of-memory') throw e
+            break
+          }
+        }
+        for (const f of fillers.splice(-9)) pool.arena.release(f)
+        expect(() => pool.arena.release(pool.arena.alloc(45000 * K * 4, 'a probe'))).toThrow(WhittleError)
+      }
+      try {
+        const adds = batches.map((b) => {
+          const x = b.x.slice()
+          const done = acc.addSnapshot(x, b.M)
+          x.fill(NaN) // the caller's buffer changes as soon as addSnapshot returns
+          return done
+        })
+        await Promise.all(adds)
+        expect(acc.tokens).toBe(45071)
+        expect(firstBitDifference(upper(acc.toArray()), upper(want))).toBe(-1)
+        const got = acc.columnStats()
+        expect(firstBitDifference(got.absmax, wantStats.absmax)).toBe(-1)
+        expect(firstBitDifference(got.sumSq, wantStats.sumSq)).toBe(-1)
+        await expect(acc.addSnapshot(new Float32Array(5), 1)).rejects.toThrow(WhittleError)
+      } finally {
+        acc.free()
+        for (const f of fillers) pool.arena.release(f)
+      }
+      expect(pool.arena.liveBytes).toBe(before)
+    }
+  })
+
   it('accumulateHessianWasm adds into a JS Hessian like the twin, splitting rows over the workers', async () => {
     const M = 50,
       K = 200

@@ -106,47 +106,98 @@ export class KernelHessian {
   }
 
   /** H += xᵀx for x f32[M, K]. x is read when this call's turn comes: keep it unchanged until it resolves. */
-  add(x: Float32Array, M: number): Promise<void> {
+  async add(x: Float32Array, M: number): Promise<void> {
+    this.checkBatch(x, M)
+    return this.enqueue(() => this.addNow(x, M))
+  }
+
+  /**
+   * add() for an x that may change as soon as this returns (a forward pass's buffer): x is copied now,
+   * into kernel memory when a region for it is free there (one copy, no JS garbage, and the workers read
+   * it in place), else into a JS copy. Same bits either way. (Async only for its errors: everything up to
+   * the copy runs before it returns.)
+   */
+  async addSnapshot(x: Float32Array, M: number): Promise<void> {
+    this.checkBatch(x, M)
+    if (M === 0) return this.add(x, 0)
+    let staged: Region
+    try {
+      staged = this.pool.arena.alloc(M * this.K * 4, `a ${M}×${this.K} batch of inputs`)
+    } catch (e) {
+      if (e instanceof WhittleError && e.code === 'out-of-memory') return this.add(x.slice(0, M * this.K), M)
+      throw e
+    }
+    this.pool.arena.f32(staged, 0, M * this.K).set(x.subarray(0, M * this.K))
+    return this.enqueue(() => this.accumulateStaged(staged, M)).finally(() => this.pool.arena.release(staged))
+  }
+
+  private checkBatch(x: Float32Array, M: number): void {
+    if (!Number.isSafeInteger(M) || M < 0)
+      throw new WhittleError('validation', null, `M = ${M} is not a non-negative integer`)
+    if (x.length < M * this.K)
+      throw new WhittleError('validation', null, `x holds ${x.length} values, ${M}×${this.K} needs ${M * this.K}`)
+  }
+
+  /** Runs `work` after every earlier add, in call order; the memory goes back once the last one ends after free(). */
+  private enqueue(work: () => Promise<void>): Promise<void> {
     this.pending++
-    const run = this.queue
-      .then(() => this.addNow(x, M))
-      .finally(() => {
-        if (--this.pending === 0 && this.released) this.releaseNow()
-      })
+    const run = this.queue.then(work).finally(() => {
+      if (--this.pending === 0 && this.released) this.releaseNow()
+    })
     this.queue = run.catch(() => undefined)
     return run
   }
 
-  private async addNow(x: Float32Array, M: number): Promise<void> {
+  /** H (and the column statistics) += the rows [0, rows) of the inputs at xPtr in kernel memory. */
+  private async accumulateAt(xPtr: number, rows: number): Promise<void> {
     const H = this.live()
     const K = this.K
-    if (!Number.isSafeInteger(M) || M < 0)
-      throw new WhittleError('validation', null, `M = ${M} is not a non-negative integer`)
-    if (x.length < M * K)
-      throw new WhittleError('validation', null, `x holds ${x.length} values, ${M}×${K} needs ${M * K}`)
+    const parts = K < MIN_SPLIT_K ? 1 : Math.max(1, this.pool.threads)
+    const bounds = splitTriangleRows(K, parts)
+    const runs: KernelCall[][] = []
+    for (let p = 0; p + 1 < bounds.length; p++) {
+      runs.push([['hessian_accumulate', xPtr, H.ptr, rows, K, bounds[p], bounds[p + 1]]])
+    }
+    // The statistics ride with the last range (the triangle's smallest rows end it, so its share is light).
+    const st = this.statsRegion
+    if (st) {
+      const [a, b, c] = this.statsOffsets.map((o) => st.ptr + o)
+      runs[runs.length - 1].push(['col_input_stats', xPtr, rows, K, a, b, c])
+    }
+    await Promise.all(runs.map((calls) => this.pool.run(calls)))
+  }
+
+  /**
+   * A staged batch in the chunks addNow would copy, so the kernel sees the same row runs (and H the same
+   * sums) whichever way the batch came in.
+   */
+  private async accumulateStaged(staged: Region, M: number): Promise<void> {
+    const rowsPerChunk = this.rowsPerChunk(M)
+    for (let t0 = 0; t0 < M; t0 += rowsPerChunk) {
+      await this.accumulateAt(staged.ptr + t0 * this.K * 4, Math.min(rowsPerChunk, M - t0))
+    }
+    this.tokenCount += M
+  }
+
+  /** Whole f32 chunks of the kernel's (HESSIAN_CHUNK_TOKENS) per run, about X_CHUNK_BYTES of inputs. */
+  private rowsPerChunk(M: number): number {
+    const perChunk = Math.floor(X_CHUNK_BYTES / (this.K * 4 * HESSIAN_CHUNK_TOKENS)) * HESSIAN_CHUNK_TOKENS
+    return Math.min(M, Math.max(HESSIAN_CHUNK_TOKENS, perChunk))
+  }
+
+  private async addNow(x: Float32Array, M: number): Promise<void> {
+    this.live()
+    const K = this.K
     if (M === 0) return
     // Whole f32 chunks of the kernel's (HESSIAN_CHUNK_TOKENS) per copy, so a batch sums in the same chunks
     // however it is copied in: the bits of hessianAccumulate over the whole batch.
-    const perChunk = Math.floor(X_CHUNK_BYTES / (K * 4 * HESSIAN_CHUNK_TOKENS)) * HESSIAN_CHUNK_TOKENS
-    const rowsPerChunk = Math.min(M, Math.max(HESSIAN_CHUNK_TOKENS, perChunk))
+    const rowsPerChunk = this.rowsPerChunk(M)
     const xRegion = allocMatrix(this.pool, rowsPerChunk * K * 4, `a ${rowsPerChunk}×${K} batch of inputs`)
     try {
-      const parts = K < MIN_SPLIT_K ? 1 : Math.max(1, this.pool.threads)
-      const bounds = splitTriangleRows(K, parts)
       for (let t0 = 0; t0 < M; t0 += rowsPerChunk) {
         const rows = Math.min(rowsPerChunk, M - t0)
         this.pool.arena.f32(xRegion, 0, rows * K).set(x.subarray(t0 * K, (t0 + rows) * K))
-        const runs: KernelCall[][] = []
-        for (let p = 0; p + 1 < bounds.length; p++) {
-          runs.push([['hessian_accumulate', xRegion.ptr, H.ptr, rows, K, bounds[p], bounds[p + 1]]])
-        }
-        // The statistics ride with the last range (the triangle's smallest rows end it, so its share is light).
-        const st = this.statsRegion
-        if (st) {
-          const [a, b, c] = this.statsOffsets.map((o) => st.ptr + o)
-          runs[runs.length - 1].push(['col_input_stats', xRegion.ptr, rows, K, a, b, c])
-        }
-        await Promise.all(runs.map((calls) => this.pool.run(calls)))
+        await this.accumulateAt(xRegion.ptr, rows)
       }
       this.tokenCount += M
     } finally {

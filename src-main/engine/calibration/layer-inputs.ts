@@ -82,11 +82,11 @@ export async function captureLayerInputs(
           if (accumulator) accumulators.set(group, accumulator)
           stats.set(group, (s = emptySampledStats(K, options.hessian && !accumulator, tokens, options.sampleRows)))
         }
-        // x is only valid during this call, and add() reads it later: give it a copy. The accumulator
-        // gathers the column statistics from the same copy, on the workers.
+        // x is only valid during this call, and the accumulator reads it later: it takes a snapshot (in
+        // kernel memory where there is room), and gathers the column statistics from it, on the workers.
         const accumulator = accumulators.get(group)
         if (accumulator) {
-          adds.push(accumulator.add(x.slice(0, M * K), M))
+          adds.push(accumulator.addSnapshot(x, M))
           s.tokens += M
         } else accumulateInput(s, x, M, K)
         for (let t = 0; t < M && s.sampleRows < s.sample.length / K; t += stride) {
