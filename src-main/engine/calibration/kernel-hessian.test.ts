@@ -145,6 +145,50 @@ describe('Hessian accumulation on a worker pool', () => {
     }
   })
 
+  it('banded (H in JS memory, a band of rows at a time in kernel memory): the same bits, only the band held there', async () => {
+    for (const [K, bandRows] of [
+      [261, 20], // 14 bands, the last one row; split over the workers
+      [61, 8], // below the split size: one worker per band
+      [130, 400], // one band holds all
+    ]) {
+      const r = rng(K + 1)
+      const batches = [70, 1, 300].map((M) => ({ M, x: normalish(r, M * K, 0.5, -0.1) }))
+      const initial = normalish(rng(K + 2), K * K).reduce((a, v, i) => ((a[i] = v), a), new Float64Array(K * K))
+      const want = initial.slice()
+      const wantStats = { absmax: new Float32Array(K), sumAbs: new Float64Array(K), sumSq: new Float64Array(K) }
+      for (const b of batches) {
+        hessianAccumulate(b.x, want, b.M, K)
+        colInputStats(b.x, b.M, K, wantStats.absmax, wantStats.sumAbs, wantStats.sumSq)
+      }
+      const before = pool.arena.liveBytes
+      const acc = new KernelHessian(pool, K, initial, { columnStats: true, banded: true, bandBytes: K * 8 * bandRows })
+      try {
+        // Kernel memory holds the band and the statistics, not H.
+        expect(pool.arena.liveBytes - before).toBeLessThan(Math.min(K, bandRows) * K * 8 + K * 20 + 256)
+        await Promise.all([acc.add(batches[0].x, 70), acc.addSnapshot(batches[1].x, 1), acc.add(batches[2].x, 300)])
+        expect(acc.tokens).toBe(371)
+        const copy = new Float64Array(K * K)
+        acc.copyTo(copy)
+        const full = acc.toArray()
+        for (let i = 0; i < K; i++)
+          for (let j = i; j < K; j++) {
+            expect(full[i * K + j]).toBe(want[i * K + j])
+            expect(full[j * K + i]).toBe(want[i * K + j])
+            expect(copy[i * K + j]).toBe(want[i * K + j])
+          }
+        const got = acc.columnStats()
+        expect(firstBitDifference(got.absmax, wantStats.absmax)).toBe(-1)
+        expect(firstBitDifference(got.sumAbs, wantStats.sumAbs)).toBe(-1)
+        expect(firstBitDifference(got.sumSq, wantStats.sumSq)).toBe(-1)
+        // toArray gave H itself away: no more batches.
+        await expect(acc.add(batches[1].x, 1)).rejects.toThrow(WhittleError)
+      } finally {
+        acc.free()
+      }
+      expect(pool.arena.liveBytes).toBe(before)
+    }
+  })
+
   it('accumulateHessianWasm adds into a JS Hessian like the twin, splitting rows over the workers', async () => {
     const M = 50,
       K = 200

@@ -14,6 +14,8 @@ const X_CHUNK_BYTES = 8 * 2 ** 20
 const MIN_SPLIT_K = 128
 /** Side of the square blocks the upper triangle is mirrored in (cache-sized). */
 const MIRROR_BLOCK = 64
+/** A banded Hessian's rows in kernel memory at a time: about this many bytes (a multiple of 4 rows). */
+const BAND_BYTES = 16 * 2 ** 20
 
 function requireDimension(name: string, v: number): void {
   if (!Number.isSafeInteger(v) || v <= 0)
@@ -26,28 +28,24 @@ function allocMatrix(pool: WorkerPool, bytes: number, what: string): Region {
 }
 
 /**
- * Row boundaries splitting the upper triangle of a K×K matrix into `parts` ranges of about equal area
- * (row i holds K − i entries), on multiples of 4 so every range keeps to the kernel's 4-row tiles.
+ * Row boundaries splitting rows [r0, r1) of the upper triangle of a K×K matrix into `parts` ranges of
+ * about equal area (row i holds K − i entries), inner boundaries on multiples of 4 so every range keeps
+ * to the kernel's 4-row tiles.
  */
-export function splitTriangleRows(K: number, parts: number): number[] {
-  const bounds = [0]
-  const total = (K * (K + 1)) / 2
+export function splitTriangleRows(K: number, parts: number, r0 = 0, r1 = K): number[] {
+  // Rows [0, b) hold F(b) = b·K − b(b − 1)/2 entries; each boundary solves F(b) = its share of the area.
+  const F = (b: number): number => b * K - (b * (b - 1)) / 2
+  const bounds = [r0]
   for (let p = 1; p < parts; p++) {
-    // Rows [0, b) hold b·K − b(b − 1)/2 entries; solve for b at p/parts of the total.
-    const target = (total * p) / parts
+    const target = F(r0) + ((F(r1) - F(r0)) * p) / parts
     const b = (2 * K + 1 - Math.sqrt((2 * K + 1) ** 2 - 8 * target)) / 2
-    const b4 = Math.min(K, Math.max(bounds[bounds.length - 1], Math.round(b / 4) * 4))
-    if (b4 > bounds[bounds.length - 1] && b4 < K) bounds.push(b4)
+    const b4 = Math.min(r1, Math.max(bounds[bounds.length - 1], Math.round(b / 4) * 4))
+    if (b4 > bounds[bounds.length - 1] && b4 < r1) bounds.push(b4)
   }
-  bounds.push(K)
+  bounds.push(r1)
   return bounds
 }
 
-/**
- * A K×K f64 Hessian accumulator living in kernel memory, so the pool's workers can add token batches
- * to it in parallel: add(x, M) does H += xᵀx on the upper triangle (the order of capture.ts
- * accumulateInput, bit for bit), toArray() returns the full symmetric matrix. Call free() when done.
- */
 /** Per-column statistics of the inputs added so far (capture.ts InputStats' fields). */
 export interface ColumnStats {
   absmax: Float32Array
@@ -55,10 +53,25 @@ export interface ColumnStats {
   sumSq: Float64Array
 }
 
+/**
+ * A K×K f64 Hessian accumulator that the pool's workers add token batches to in parallel: add(x, M) does
+ * H += xᵀx on the upper triangle (the order of capture.ts accumulateInput, bit for bit), toArray()
+ * returns the full symmetric matrix. Call free() when done.
+ *
+ * H lives in kernel memory, or, `banded`, in JS memory, for an H larger than kernel memory can hold (a 7B
+ * down_proj's is 925 MiB): each batch then visits H a band of rows at a time, copied into kernel memory
+ * and back, which costs two copies of H per batch instead of accumulating it on one thread in JS.
+ */
 export class KernelHessian {
   readonly K: number
   private readonly pool: WorkerPool
+  /** H in kernel memory; in banded mode, the band's place there. */
   private region: Region | null
+  /** Banded mode: H itself, in JS memory, and the rows of a band. */
+  private host: Float64Array | null = null
+  /** Banded mode: toArray() gave H away, so it takes no more batches. */
+  private handedOver = false
+  private readonly bandRows: number
   /**
    * absmax (f32), then Σ|x| and Σx² (f64) per column, at statsOffsets, when asked for: accumulated from the
    * same batches. One region, so a failed allocation leaves nothing half-held.
@@ -74,18 +87,32 @@ export class KernelHessian {
   /**
    * `initial` (K×K), when given, is the starting value; otherwise H starts at zero. With `columnStats`,
    * each batch also goes into per-column statistics (kernels' col_input_stats, read by columnStats()), so
-   * calibration does not walk the inputs a second time on the main thread.
+   * calibration does not walk the inputs a second time on the main thread. `banded` keeps H in JS memory
+   * (see the class), moving about `bandBytes` of it at a time (default 16 MiB, at least 4 rows).
    */
-  constructor(pool: WorkerPool, K: number, initial?: Float64Array, options: { columnStats?: boolean } = {}) {
+  constructor(
+    pool: WorkerPool,
+    K: number,
+    initial?: Float64Array,
+    options: { columnStats?: boolean; banded?: boolean; bandBytes?: number } = {},
+  ) {
     requireDimension('K', K)
     if (initial && initial.length < K * K)
       throw new WhittleError('validation', null, `the initial Hessian holds ${initial.length} values, needs ${K * K}`)
     this.K = K
     this.pool = pool
-    this.region = allocMatrix(pool, K * K * 8, `a ${K}×${K} Hessian`)
-    const view = pool.arena.f64(this.region, 0, K * K)
-    if (initial) view.set(initial.subarray(0, K * K))
-    else view.fill(0)
+    if (options.banded) {
+      const bandBytes = options.bandBytes ?? BAND_BYTES
+      this.bandRows = Math.min(K, Math.max(4, Math.floor(bandBytes / (K * 8 * 4)) * 4))
+      this.region = allocMatrix(pool, this.bandRows * K * 8, `a ${this.bandRows}-row band of a ${K}×${K} Hessian`)
+      this.host = initial ? initial.slice(0, K * K) : new Float64Array(K * K)
+    } else {
+      this.bandRows = K
+      this.region = allocMatrix(pool, K * K * 8, `a ${K}×${K} Hessian`)
+      const view = pool.arena.f64(this.region, 0, K * K)
+      if (initial) view.set(initial.subarray(0, K * K))
+      else view.fill(0)
+    }
     // Each array 16-byte aligned, for the kernel's v128 loads.
     const sumsAt = Math.ceil((K * 4) / 16) * 16
     this.statsOffsets = [0, sumsAt, sumsAt + K * 8]
@@ -132,6 +159,8 @@ export class KernelHessian {
   }
 
   private checkBatch(x: Float32Array, M: number): void {
+    if (this.handedOver)
+      throw new WhittleError('validation', null, 'this Hessian accumulator gave its matrix away (toArray)')
     if (!Number.isSafeInteger(M) || M < 0)
       throw new WhittleError('validation', null, `M = ${M} is not a non-negative integer`)
     if (x.length < M * this.K)
@@ -150,17 +179,44 @@ export class KernelHessian {
 
   /** H (and the column statistics) += the rows [0, rows) of the inputs at xPtr in kernel memory. */
   private async accumulateAt(xPtr: number, rows: number): Promise<void> {
-    const H = this.live()
+    const region = this.live()
+    const K = this.K
+    const host = this.host
+    if (!host) {
+      await this.accumulateRows(xPtr, rows, region.ptr, 0, K, true)
+      return
+    }
+    for (let b0 = 0; b0 < K; b0 += this.bandRows) {
+      const b1 = Math.min(K, b0 + this.bandRows)
+      const band = this.pool.arena.f64(region, 0, (b1 - b0) * K)
+      band.set(host.subarray(b0 * K, b1 * K))
+      // The kernel finds row r of H at H + 8·r·K: a base 8·b0·K below the band puts row b0 at its start.
+      // Wasm's 32-bit address arithmetic wraps, so a base "below 0" (taken mod 2³²) lands there too.
+      const base = (region.ptr - b0 * K * 8) >>> 0
+      await this.accumulateRows(xPtr, rows, base, b0, b1, b0 === 0)
+      host.set(this.pool.arena.f64(region, 0, (b1 - b0) * K), b0 * K)
+    }
+  }
+
+  /** hessian_accumulate over rows [r0, r1) of H (at base), split across the workers; the column statistics too. */
+  private async accumulateRows(
+    xPtr: number,
+    rows: number,
+    base: number,
+    r0: number,
+    r1: number,
+    stats: boolean,
+  ): Promise<void> {
     const K = this.K
     const parts = K < MIN_SPLIT_K ? 1 : Math.max(1, this.pool.threads)
-    const bounds = splitTriangleRows(K, parts)
+    const bounds = splitTriangleRows(K, parts, r0, r1)
     const runs: KernelCall[][] = []
     for (let p = 0; p + 1 < bounds.length; p++) {
-      runs.push([['hessian_accumulate', xPtr, H.ptr, rows, K, bounds[p], bounds[p + 1]]])
+      runs.push([['hessian_accumulate', xPtr, base, rows, K, bounds[p], bounds[p + 1]]])
     }
     // The statistics ride with the last range (the triangle's smallest rows end it, so its share is light).
     const st = this.statsRegion
-    if (st) {
+    if (st && stats) {
       const [a, b, c] = this.statsOffsets.map((o) => st.ptr + o)
       runs[runs.length - 1].push(['col_input_stats', xPtr, rows, K, a, b, c])
     }
@@ -219,10 +275,15 @@ export class KernelHessian {
     }
   }
 
-  /** The full symmetric K×K matrix (upper triangle mirrored onto the lower). */
+  /**
+   * The full symmetric K×K matrix (upper triangle mirrored onto the lower). Banded, it is H itself, not a
+   * copy (a matrix this large is not copied): the accumulator takes no more batches afterwards.
+   */
   toArray(): Float64Array {
     const K = this.K
-    const out = this.pool.arena.f64(this.live(), 0, K * K).slice()
+    const host = this.hostOrNull()
+    if (host) this.handedOver = true
+    const out = host ?? this.pool.arena.f64(this.live(), 0, K * K).slice()
     for (let b0 = 0; b0 < K; b0 += MIRROR_BLOCK) {
       for (let c0 = b0; c0 < K; c0 += MIRROR_BLOCK) {
         const b1 = Math.min(K, b0 + MIRROR_BLOCK),
@@ -238,7 +299,7 @@ export class KernelHessian {
     const K = this.K
     if (target.length < K * K)
       throw new WhittleError('validation', null, `the target holds ${target.length} values, needs ${K * K}`)
-    target.set(this.pool.arena.f64(this.live(), 0, K * K))
+    target.set(this.hostOrNull() ?? this.pool.arena.f64(this.live(), 0, K * K))
   }
 
   /**
@@ -250,7 +311,14 @@ export class KernelHessian {
     if (this.pending === 0) this.releaseNow()
   }
 
+  /** Banded mode's H (after checking the accumulator is live), else null. */
+  private hostOrNull(): Float64Array | null {
+    this.live()
+    return this.host
+  }
+
   private releaseNow(): void {
+    this.host = null
     if (this.region) this.pool.arena.release(this.region)
     this.region = null
     if (this.statsRegion) this.pool.arena.release(this.statsRegion)

@@ -3,9 +3,10 @@
 // group (Linears that read the same tensor share one record). What is kept:
 // - the statistics of capture.ts (absmax, Σ|x|, Σx²), and the Hessian Σ xᵀx when the method asks for it;
 // - a strided sample of input rows, for measuring the output error of the compressed weights.
-// Hessians accumulate in kernel memory on the pool's workers (kernel-hessian.ts), one accumulator per
-// group, with the group's per-column statistics; a group whose K×K matrix does not fit there falls back
-// to accumulateInput's JS loop. Both give the same bits.
+// Hessians accumulate on the pool's workers (kernel-hessian.ts), one accumulator per group, with the
+// group's per-column statistics: in kernel memory, or banded (H in JS memory, a band of rows at a time in
+// kernel memory) when the K×K matrix does not fit there. Where not even a band fits, the group falls back
+// to accumulateInput's JS loop. All give the same bits.
 
 import type { InputGroup } from '../../contract/api'
 import { WhittleError } from '../errors'
@@ -37,14 +38,19 @@ export interface LayerInputOptions {
   outputNeeded?: boolean
 }
 
-/** A K×K accumulator in kernel memory (column statistics too), or null when kernel memory cannot hold one. */
+/**
+ * A K×K accumulator on the kernels (column statistics too): in kernel memory, else banded (H in JS memory,
+ * visiting kernel memory a band at a time), or null when kernel memory cannot hold even a band.
+ */
 function kernelHessianOrNull(pool: WorkerPool, K: number): KernelHessian | null {
-  try {
-    return new KernelHessian(pool, K, undefined, { columnStats: true })
-  } catch (e) {
-    if (e instanceof WhittleError && e.code === 'out-of-memory') return null
-    throw e
+  for (const banded of [false, true]) {
+    try {
+      return new KernelHessian(pool, K, undefined, { columnStats: true, banded })
+    } catch (e) {
+      if (!(e instanceof WhittleError && e.code === 'out-of-memory')) throw e
+    }
   }
+  return null
 }
 
 function emptySampledStats(K: number, hessian: boolean, tokens: number, sampleRows: number): SampledInputStats {
