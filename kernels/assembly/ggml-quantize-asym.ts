@@ -86,8 +86,6 @@ export function fitAsym8(
     const numerator = f32x4.splat(rmin + rdelta * <f32>is + <f32>nmax)
     iscaleA = f32x4.div(numerator, rangeA)
     iscaleB = f32x4.div(numerator, rangeB)
-    let sumLA = zero, sumL2A = zero, sumXLA = zero
-    let sumLB = zero, sumL2B = zero, sumXLB = zero
     // x − lo lies between xlo − lo and hi − lo, and rounding is monotone: these two products bound every
     // lane's iscale·(x − lo).
     const topA = f32x4.mul(iscaleA, rangeA), bottomA = f32x4.mul(iscaleA, f32x4.sub(xloA, loA))
@@ -105,50 +103,11 @@ export function fitAsym8(
       const insideA = v128.and(f32x4.gt(bottomA, f32x4.splat(-0.5)), f32x4.lt(topA, f32x4.splat(<f32>nmax + 0.5)))
       const insideB = v128.and(f32x4.gt(bottomB, f32x4.splat(-0.5)), f32x4.lt(topB, f32x4.splat(<f32>nmax + 0.5)))
       if (i32x4.all_true(v128.or(insideA, flatA)) && i32x4.all_true(v128.or(insideB, flatB))) {
-        for (let i = 0; i < n; i++) {
-          const la = roundFast(f32x4.mul(iscaleA, laneAt(work, i)), magic)
-          const lb = roundFast(f32x4.mul(iscaleB, laneAt(workB, i)), magic)
-          v128.store(levels + (<usize>i << 4), la)
-          v128.store(levelsB + (<usize>i << 4), lb)
-          const wla = f32x4.mul(laneAt(wT, i), la), wlb = f32x4.mul(laneAt(wB, i), lb)
-          sumLA = f32x4.add(sumLA, wla)
-          sumLB = f32x4.add(sumLB, wlb)
-          sumL2A = f32x4.add(sumL2A, f32x4.mul(wla, la))
-          sumL2B = f32x4.add(sumL2B, f32x4.mul(wlb, lb))
-          sumXLA = f32x4.add(sumXLA, f32x4.mul(wla, laneAt(xT, i)))
-          sumXLB = f32x4.add(sumXLB, f32x4.mul(wlb, laneAt(xB, i)))
-        }
-      } else {
-        for (let i = 0; i < n; i++) {
-          const la = f32x4.pmax(zero, f32x4.pmin(nmaxF, roundFast(f32x4.mul(iscaleA, laneAt(work, i)), magic)))
-          const lb = f32x4.pmax(zero, f32x4.pmin(nmaxF, roundFast(f32x4.mul(iscaleB, laneAt(workB, i)), magic)))
-          v128.store(levels + (<usize>i << 4), la)
-          v128.store(levelsB + (<usize>i << 4), lb)
-          const wla = f32x4.mul(laneAt(wT, i), la), wlb = f32x4.mul(laneAt(wB, i), lb)
-          sumLA = f32x4.add(sumLA, wla)
-          sumLB = f32x4.add(sumLB, wlb)
-          sumL2A = f32x4.add(sumL2A, f32x4.mul(wla, la))
-          sumL2B = f32x4.add(sumL2B, f32x4.mul(wlb, lb))
-          sumXLA = f32x4.add(sumXLA, f32x4.mul(wla, laneAt(xT, i)))
-          sumXLB = f32x4.add(sumXLB, f32x4.mul(wlb, laneAt(xB, i)))
-        }
-      }
-    } else {
-      for (let i = 0; i < n; i++) {
-        const va = laneAt(xT, i), vb = laneAt(xB, i)
-        const la = f32x4.convert_i32x4_s(clampI(nearestInt4(f32x4.mul(iscaleA, f32x4.sub(va, loA))), 0, nmax))
-        const lb = f32x4.convert_i32x4_s(clampI(nearestInt4(f32x4.mul(iscaleB, f32x4.sub(vb, loB))), 0, nmax))
-        v128.store(levels + (<usize>i << 4), la)
-        v128.store(levelsB + (<usize>i << 4), lb)
-        const wla = f32x4.mul(laneAt(wT, i), la), wlb = f32x4.mul(laneAt(wB, i), lb)
-        sumLA = f32x4.add(sumLA, wla)
-        sumLB = f32x4.add(sumLB, wlb)
-        sumL2A = f32x4.add(sumL2A, f32x4.mul(wla, la))
-        sumL2B = f32x4.add(sumL2B, f32x4.mul(wlb, lb))
-        sumXLA = f32x4.add(sumXLA, f32x4.mul(wla, va))
-        sumXLB = f32x4.add(sumXLB, f32x4.mul(wlb, vb))
-      }
-    }
+        trialSums(ROUND_FAST, n, nmax, xT, wT, levels, work, iscaleA, iscaleB, loA, loB, magic)
+      } else trialSums(ROUND_CLAMPED, n, nmax, xT, wT, levels, work, iscaleA, iscaleB, loA, loB, magic)
+    } else trialSums(ROUND_CHECKED, n, nmax, xT, wT, levels, work, iscaleA, iscaleB, loA, loB, magic)
+    const sumLA = trialSumLA, sumL2A = trialSumL2A, sumXLA = trialSumXLA
+    const sumLB = trialSumLB, sumL2B = trialSumL2B, sumXLB = trialSumXLB
     const DA = f32x4.sub(f32x4.mul(sumWA, sumL2A), f32x4.mul(sumLA, sumLA))
     const DB = f32x4.sub(f32x4.mul(sumWB, sumL2B), f32x4.mul(sumLB, sumLB))
     const positiveA = f32x4.gt(DA, zero), positiveB = f32x4.gt(DB, zero)
@@ -202,6 +161,71 @@ export function fitAsym8(
   v128.store(mins, v128.bitselect(flatMinB, f32x4.neg(loB), flatB), 16)
   v128.store(scales, v128.andnot(scaleA, flatA))
   v128.store(scales, v128.andnot(scaleB, flatB), 16)
+}
+
+// How a trial rounds iscale·(x − lo) to a level (each gives the scalar fit's level; ./ggml-quantize-lanes):
+const ROUND_FAST = 0 // in the float domain from the stored x − lo, no clamp needed
+const ROUND_CLAMPED = 1 // the same, clamped to [0, nmax]
+const ROUND_CHECKED = 2 // nearestInt and an integer clamp (NaN, infinities, huge scales)
+
+// trialSums' results: Σ w·l, Σ w·l², Σ w·l·x per lane of quads A and B. Globals are per instance, so per
+// worker; one store and load each per trial.
+let trialSumLA = f32x4.splat(0), trialSumL2A = f32x4.splat(0), trialSumXLA = f32x4.splat(0)
+let trialSumLB = f32x4.splat(0), trialSumL2B = f32x4.splat(0), trialSumXLB = f32x4.splat(0)
+
+/**
+ * One trial's levels (to `levels`) and sums (to the trialSum globals), for both quads. `mode` is a
+ * constant at every call, so after inlining each call is its own loop with no branch per element.
+ */
+// @ts-ignore: decorator
+@inline function trialSums(
+  mode: i32,
+  n: i32,
+  nmax: i32,
+  xT: usize,
+  wT: usize,
+  levels: usize,
+  work: usize,
+  iscaleA: v128,
+  iscaleB: v128,
+  loA: v128,
+  loB: v128,
+  magic: v128,
+): void {
+  const zero = f32x4.splat(0), nmaxF = f32x4.splat(<f32>nmax)
+  const half = <usize>n << 4
+  let sumLA = zero, sumL2A = zero, sumXLA = zero
+  let sumLB = zero, sumL2B = zero, sumXLB = zero
+  for (let i = 0; i < n; i++) {
+    const va = laneAt(xT, i), vb = laneAt(xT + half, i)
+    let la: v128, lb: v128
+    if (mode == ROUND_CHECKED) {
+      la = f32x4.convert_i32x4_s(clampI(nearestInt4(f32x4.mul(iscaleA, f32x4.sub(va, loA))), 0, nmax))
+      lb = f32x4.convert_i32x4_s(clampI(nearestInt4(f32x4.mul(iscaleB, f32x4.sub(vb, loB))), 0, nmax))
+    } else {
+      la = roundFast(f32x4.mul(iscaleA, laneAt(work, i)), magic)
+      lb = roundFast(f32x4.mul(iscaleB, laneAt(work + half, i)), magic)
+      if (mode == ROUND_CLAMPED) {
+        la = f32x4.pmax(zero, f32x4.pmin(nmaxF, la))
+        lb = f32x4.pmax(zero, f32x4.pmin(nmaxF, lb))
+      }
+    }
+    v128.store(levels + (<usize>i << 4), la)
+    v128.store(levels + half + (<usize>i << 4), lb)
+    const wla = f32x4.mul(laneAt(wT, i), la), wlb = f32x4.mul(laneAt(wT + half, i), lb)
+    sumLA = f32x4.add(sumLA, wla)
+    sumLB = f32x4.add(sumLB, wlb)
+    sumL2A = f32x4.add(sumL2A, f32x4.mul(wla, la))
+    sumL2B = f32x4.add(sumL2B, f32x4.mul(wlb, lb))
+    sumXLA = f32x4.add(sumXLA, f32x4.mul(wla, va))
+    sumXLB = f32x4.add(sumXLB, f32x4.mul(wlb, vb))
+  }
+  trialSumLA = sumLA
+  trialSumL2A = sumL2A
+  trialSumXLA = sumXLA
+  trialSumLB = sumLB
+  trialSumL2B = sumL2B
+  trialSumXLB = sumXLB
 }
 
 /** One element's error in make_qkx2/3_quants' first pass: w·|diff| (use_mad) or w·diff², as the scalar fits compute it. */

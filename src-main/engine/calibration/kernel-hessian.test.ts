@@ -107,11 +107,12 @@ describe('Hessian accumulation on a worker pool', () => {
     const upper = (h: Float64Array) => h.filter((_, i) => i % K >= Math.floor(i / K))
     const before = pool.arena.liveBytes
     // Run 0 stages every batch in kernel memory. Run 1 first leaves 9–10 MiB free: room for one 8 MiB chunk
-    // of the JS path, not for the 11 MiB batch, which must fall back.
-    for (const fill of [false, true]) {
+    // of the JS path, not for the 11 MiB batch, which must fall back. Run 2 leaves under 1 MiB: the large
+    // batch finds no room at all and is added on this thread, through the twins.
+    for (const leaveMiB of [null, 9, 0]) {
       const acc = new KernelHessian(pool, K, undefined, { columnStats: true })
       const fillers = []
-      if (fill) {
+      if (leaveMiB !== null) {
         for (;;) {
           try {
             fillers.push(pool.arena.alloc(2 ** 20, 'a filler'))
@@ -120,8 +121,9 @@ describe('Hessian accumulation on a worker pool', () => {
             break
           }
         }
-        for (const f of fillers.splice(-9)) pool.arena.release(f)
+        for (const f of leaveMiB > 0 ? fillers.splice(-leaveMiB) : []) pool.arena.release(f)
         expect(() => pool.arena.release(pool.arena.alloc(45000 * K * 4, 'a probe'))).toThrow(WhittleError)
+        if (leaveMiB === 0) expect(pool.arena.headroom).toBeLessThan(2 ** 21)
       }
       try {
         const adds = batches.map((b) => {

@@ -6,7 +6,8 @@
 import { WhittleError } from '../errors'
 import type { Region } from '../pool/memory-arena'
 import type { KernelCall, WorkerPool } from '../pool/worker-pool'
-import { HESSIAN_CHUNK_TOKENS } from '../../../kernels/reference/hessian'
+import { colInputStats } from '../../../kernels/reference/channels'
+import { HESSIAN_CHUNK_TOKENS, hessianAccumulate } from '../../../kernels/reference/hessian'
 
 /** Rows of x copied into kernel memory per round: bounded, so a long calibration never needs M·K at once. */
 const X_CHUNK_BYTES = 8 * 2 ** 20
@@ -15,7 +16,7 @@ const MIN_SPLIT_K = 128
 /** Side of the square blocks the upper triangle is mirrored in (cache-sized). */
 const MIRROR_BLOCK = 64
 /** A banded Hessian's rows in kernel memory at a time: about this many bytes (a multiple of 4 rows). */
-const BAND_BYTES = 16 * 2 ** 20
+const BAND_BYTES = 8 * 2 ** 20
 
 function requireDimension(name: string, v: number): void {
   if (!Number.isSafeInteger(v) || v <= 0)
@@ -88,7 +89,7 @@ export class KernelHessian {
    * `initial` (K×K), when given, is the starting value; otherwise H starts at zero. With `columnStats`,
    * each batch also goes into per-column statistics (kernels' col_input_stats, read by columnStats()), so
    * calibration does not walk the inputs a second time on the main thread. `banded` keeps H in JS memory
-   * (see the class), moving about `bandBytes` of it at a time (default 16 MiB, at least 4 rows).
+   * (see the class), moving about `bandBytes` of it at a time (default 8 MiB, at least 4 rows).
    */
   constructor(
     pool: WorkerPool,
@@ -235,6 +236,28 @@ export class KernelHessian {
     this.tokenCount += M
   }
 
+  /**
+   * H and the statistics += x on this thread, through the kernels' twins (the same bits), for a batch that
+   * finds no room in kernel memory: slower, but calibration goes on.
+   */
+  private accumulateHere(x: Float32Array, M: number): void {
+    const K = this.K
+    hessianAccumulate(x, this.hostOrNull() ?? this.pool.arena.f64(this.live(), 0, K * K), M, K)
+    const st = this.statsRegion
+    if (st) {
+      const [a, b, c] = this.statsOffsets
+      colInputStats(
+        x,
+        M,
+        K,
+        this.pool.arena.f32(st, a, K),
+        this.pool.arena.f64(st, b, K),
+        this.pool.arena.f64(st, c, K),
+      )
+    }
+    this.tokenCount += M
+  }
+
   /** Whole f32 chunks of the kernel's (HESSIAN_CHUNK_TOKENS) per run, about X_CHUNK_BYTES of inputs. */
   private rowsPerChunk(M: number): number {
     const perChunk = Math.floor(X_CHUNK_BYTES / (this.K * 4 * HESSIAN_CHUNK_TOKENS)) * HESSIAN_CHUNK_TOKENS
@@ -248,7 +271,14 @@ export class KernelHessian {
     // Whole f32 chunks of the kernel's (HESSIAN_CHUNK_TOKENS) per copy, so a batch sums in the same chunks
     // however it is copied in: the bits of hessianAccumulate over the whole batch.
     const rowsPerChunk = this.rowsPerChunk(M)
-    const xRegion = allocMatrix(this.pool, rowsPerChunk * K * 4, `a ${rowsPerChunk}×${K} batch of inputs`)
+    let xRegion: Region
+    try {
+      xRegion = allocMatrix(this.pool, rowsPerChunk * K * 4, `a ${rowsPerChunk}×${K} batch of inputs`)
+    } catch (e) {
+      if (!(e instanceof WhittleError && e.code === 'out-of-memory')) throw e
+      this.accumulateHere(x, M)
+      return
+    }
     try {
       for (let t0 = 0; t0 < M; t0 += rowsPerChunk) {
         const rows = Math.min(rowsPerChunk, M - t0)

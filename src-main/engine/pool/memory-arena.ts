@@ -34,6 +34,11 @@ export class MemoryArena {
     return sum
   }
 
+  /** Bytes that may still be allocated under the ceiling (less whatever fragmentation leaves unusable). */
+  get headroom(): number {
+    return this.maxBytes - this.liveBytes
+  }
+
   /** `what` names the allocation in the out-of-memory error ("a 5632×5632 Hessian"). */
   alloc(bytes: number, what = 'a kernel buffer'): Region {
     if (!Number.isSafeInteger(bytes) || bytes <= 0)
