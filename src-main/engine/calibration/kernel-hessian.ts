@@ -15,6 +15,11 @@ const X_CHUNK_BYTES = 8 * 2 ** 20
 const MIN_SPLIT_K = 128
 /** Side of the square blocks the upper triangle is mirrored in (cache-sized). */
 const MIRROR_BLOCK = 64
+/**
+ * Kernel memory a banded accumulator and every accumulator's temporary copies of inputs leave free: the
+ * block's forward pass goes on beside them and has no slower path to fall back to.
+ */
+const FORWARD_RESERVE_BYTES = 32 * 2 ** 20
 /** A banded Hessian's rows in kernel memory at a time: about this many bytes (a multiple of 4 rows). */
 const BAND_BYTES = 8 * 2 ** 20
 
@@ -26,6 +31,17 @@ function requireDimension(name: string, v: number): void {
 /** Kernel memory for a matrix; running out is the arena's typed 'out-of-memory' error, naming `what`. */
 function allocMatrix(pool: WorkerPool, bytes: number, what: string): Region {
   return pool.arena.alloc(bytes, what)
+}
+
+/** A region that leaves FORWARD_RESERVE_BYTES free, or null (no room: the caller takes a slower path). */
+function allocSpare(pool: WorkerPool, bytes: number, what: string): Region | null {
+  if (pool.arena.headroom - bytes < FORWARD_RESERVE_BYTES) return null
+  try {
+    return pool.arena.alloc(bytes, what)
+  } catch (e) {
+    if (e instanceof WhittleError && e.code === 'out-of-memory') return null
+    throw e
+  }
 }
 
 /**
@@ -105,7 +121,10 @@ export class KernelHessian {
     if (options.banded) {
       const bandBytes = options.bandBytes ?? BAND_BYTES
       this.bandRows = Math.min(K, Math.max(4, Math.floor(bandBytes / (K * 8 * 4)) * 4))
-      this.region = allocMatrix(pool, this.bandRows * K * 8, `a ${this.bandRows}-row band of a ${K}×${K} Hessian`)
+      const what = `a ${this.bandRows}-row band of a ${K}×${K} Hessian`
+      this.region = allocSpare(pool, this.bandRows * K * 8, what)
+      if (!this.region)
+        throw new WhittleError('out-of-memory', null, `${what} does not fit in kernel memory beside the forward pass`)
       this.host = initial ? initial.slice(0, K * K) : new Float64Array(K * K)
     } else {
       this.bandRows = K
@@ -148,13 +167,8 @@ export class KernelHessian {
   async addSnapshot(x: Float32Array, M: number): Promise<void> {
     this.checkBatch(x, M)
     if (M === 0) return this.add(x, 0)
-    let staged: Region
-    try {
-      staged = this.pool.arena.alloc(M * this.K * 4, `a ${M}×${this.K} batch of inputs`)
-    } catch (e) {
-      if (e instanceof WhittleError && e.code === 'out-of-memory') return this.add(x.slice(0, M * this.K), M)
-      throw e
-    }
+    const staged = allocSpare(this.pool, M * this.K * 4, `a ${M}×${this.K} batch of inputs`)
+    if (!staged) return this.add(x.slice(0, M * this.K), M)
     this.pool.arena.f32(staged, 0, M * this.K).set(x.subarray(0, M * this.K))
     return this.enqueue(() => this.accumulateStaged(staged, M)).finally(() => this.pool.arena.release(staged))
   }
@@ -271,11 +285,8 @@ export class KernelHessian {
     // Whole f32 chunks of the kernel's (HESSIAN_CHUNK_TOKENS) per copy, so a batch sums in the same chunks
     // however it is copied in: the bits of hessianAccumulate over the whole batch.
     const rowsPerChunk = this.rowsPerChunk(M)
-    let xRegion: Region
-    try {
-      xRegion = allocMatrix(this.pool, rowsPerChunk * K * 4, `a ${rowsPerChunk}×${K} batch of inputs`)
-    } catch (e) {
-      if (!(e instanceof WhittleError && e.code === 'out-of-memory')) throw e
+    const xRegion = allocSpare(this.pool, rowsPerChunk * K * 4, `a ${rowsPerChunk}×${K} batch of inputs`)
+    if (!xRegion) {
       this.accumulateHere(x, M)
       return
     }

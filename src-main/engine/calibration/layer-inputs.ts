@@ -39,29 +39,18 @@ export interface LayerInputOptions {
 }
 
 /**
- * Kernel memory that must be free for a banded accumulator (its band, the staged inputs, and what the rest
- * of the block's forward pass allocates). A 7B layer's f32 weights leave about 100 MiB of the 1 GiB, so its
- * Hessians stay on the JS path; a 3B-class layer's leave room for the bands.
- */
-const BANDED_HEADROOM_BYTES = 128 * 2 ** 20
-
-/**
  * A K×K accumulator on the kernels (column statistics too): in kernel memory, else banded (H in JS memory,
  * visiting kernel memory a band at a time), or null when kernel memory is too short even for that.
  */
 function kernelHessianOrNull(pool: WorkerPool, K: number): KernelHessian | null {
-  try {
-    return new KernelHessian(pool, K, undefined, { columnStats: true })
-  } catch (e) {
-    if (!(e instanceof WhittleError && e.code === 'out-of-memory')) throw e
+  for (const banded of [false, true]) {
+    try {
+      return new KernelHessian(pool, K, undefined, { columnStats: true, banded })
+    } catch (e) {
+      if (!(e instanceof WhittleError && e.code === 'out-of-memory')) throw e
+    }
   }
-  if (pool.arena.headroom < BANDED_HEADROOM_BYTES) return null
-  try {
-    return new KernelHessian(pool, K, undefined, { columnStats: true, banded: true })
-  } catch (e) {
-    if (!(e instanceof WhittleError && e.code === 'out-of-memory')) throw e
-    return null
-  }
+  return null
 }
 
 function emptySampledStats(K: number, hessian: boolean, tokens: number, sampleRows: number): SampledInputStats {
