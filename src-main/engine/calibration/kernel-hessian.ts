@@ -19,9 +19,9 @@ const MIRROR_BLOCK = 64
  * Kernel memory a banded accumulator and every accumulator's temporary copies of inputs leave free: the
  * block's forward pass goes on beside them and has no slower path to fall back to.
  */
-const FORWARD_RESERVE_BYTES = 32 * 2 ** 20
+const FORWARD_RESERVE_BYTES = 16 * 2 ** 20
 /** A banded Hessian's rows in kernel memory at a time: about this many bytes (a multiple of 4 rows). */
-const BAND_BYTES = 8 * 2 ** 20
+const BAND_BYTES = 2 * 2 ** 20
 
 function requireDimension(name: string, v: number): void {
   if (!Number.isSafeInteger(v) || v <= 0)
@@ -105,7 +105,7 @@ export class KernelHessian {
    * `initial` (K×K), when given, is the starting value; otherwise H starts at zero. With `columnStats`,
    * each batch also goes into per-column statistics (kernels' col_input_stats, read by columnStats()), so
    * calibration does not walk the inputs a second time on the main thread. `banded` keeps H in JS memory
-   * (see the class), moving about `bandBytes` of it at a time (default 8 MiB, at least 4 rows).
+   * (see the class), moving about `bandBytes` of it at a time (default 2 MiB, at least 4 rows).
    */
   constructor(
     pool: WorkerPool,
