@@ -1,7 +1,9 @@
-// The Hessian accumulation of calibration on the kernels: H += xᵀx over the inputs of a Linear, in
-// kernel memory, split across the pool's workers (kernels/assembly/hessian.ts hessian_accumulate). Same
-// bits as accumulateInput in capture.ts (same per-element operation order), only faster. GPTQ and
-// SparseGPT read the result; their Cholesky factorization is compress/linalg/kernels.ts.
+// The Hessian accumulation of calibration on the kernels: H += xᵀx over the inputs of a Linear, split
+// across the pool's workers (kernels/assembly/hessian.ts hessian_accumulate), with H in kernel memory or,
+// when it is too large for that, banded (H in JS memory, a few rows at a time in kernel memory). A batch
+// that finds no room in kernel memory goes through the kernels' twins on this thread. Every way gives the
+// bits of accumulateInput in capture.ts (same per-element operation order). GPTQ and SparseGPT read the
+// result; their Cholesky factorization is compress/linalg/kernels.ts.
 
 import { WhittleError } from '../errors'
 import type { Region } from '../pool/memory-arena'
