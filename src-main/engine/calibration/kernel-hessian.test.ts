@@ -96,7 +96,8 @@ describe('Hessian accumulation on a worker pool', () => {
   it('addSnapshot copies x at once (staged in kernel memory, or in JS when that is full): the same bits as add', async () => {
     const K = 64,
       r = rng(33)
-    // 45,000 rows are more than one chunk of inputs (32,768 rows at K = 64), so the staged path runs in parts.
+    // 45,000 rows are more than one chunk of inputs (32,768 rows at K = 64): copied through JS they go in two
+    // parts, staged in one; the sums must agree with the twin either way.
     const batches = [70, 45000, 1].map((M) => ({ M, x: normalish(r, M * K, 0.5, 0.1) }))
     const want = new Float64Array(K * K)
     const wantStats = { absmax: new Float32Array(K), sumAbs: new Float64Array(K), sumSq: new Float64Array(K) }

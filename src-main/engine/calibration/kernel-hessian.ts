@@ -241,14 +241,12 @@ export class KernelHessian {
   }
 
   /**
-   * A staged batch in the chunks addNow would copy, so the kernel sees the same row runs (and H the same
-   * sums) whichever way the batch came in.
+   * A staged batch in one pass: the kernel sums its tokens in chunks of HESSIAN_CHUNK_TOKENS from the
+   * batch's start, as addNow's copies (whole chunks each) do, so H gets the same sums; and a banded H is
+   * copied in and out once per batch, not once per copy.
    */
   private async accumulateStaged(staged: Region, M: number): Promise<void> {
-    const rowsPerChunk = this.rowsPerChunk(M)
-    for (let t0 = 0; t0 < M; t0 += rowsPerChunk) {
-      await this.accumulateAt(staged.ptr + t0 * this.K * 4, Math.min(rowsPerChunk, M - t0))
-    }
+    await this.accumulateAt(staged.ptr, M)
     this.tokenCount += M
   }
 

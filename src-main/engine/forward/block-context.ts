@@ -179,6 +179,8 @@ export class BlockContext extends TensorScope {
           heads,
           kvHeads,
           headDim,
+          0,
+          heads,
         ),
       ]
       await Promise.all(

@@ -4,6 +4,7 @@
 // value: every output element sees the same operations whichever range computes it.
 
 import type { KernelCall, WorkerPool } from '../pool/worker-pool'
+import type { KernelExports } from '../../../kernels/host/exports'
 
 function ranges(total: number, parts: number, align = 1): [number, number][] {
   const out: [number, number][] = []
@@ -66,21 +67,9 @@ export function logitsNll(
   return Promise.all(tasks).then(() => undefined)
 }
 
-/** One window's causal attention for heads [h0, h1): the attention_causal call, its arguments in order. */
-export function attentionCall(
-  q: number,
-  k: number,
-  v: number,
-  out: number,
-  scratch: number,
-  T: number,
-  nHeads: number,
-  nKV: number,
-  headDim: number,
-  h0 = 0,
-  h1 = nHeads,
-): KernelCall {
-  return ['attention_causal', q, k, v, out, scratch, T, nHeads, nKV, headDim, h0, h1]
+/** One window's causal attention for heads [h0, h1): the attention_causal call, typed by the kernel's signature. */
+export function attentionCall(...args: Parameters<KernelExports['attention_causal']>): KernelCall {
+  return ['attention_causal', ...args]
 }
 
 /** One window's causal attention, its heads split across the workers. */
