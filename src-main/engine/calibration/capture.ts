@@ -26,7 +26,10 @@ export interface InputStats {
   absmax: Float32Array
   sumAbs: Float64Array
   sumSq: Float64Array
-  /** Σ over tokens of x xᵀ, row-major K×K, f64; present when requested. */
+  /**
+   * Σ over tokens of x xᵀ, row-major K×K, f64; present when requested. A method that has planned all it
+   * needs from it sets it to null (gptq-plan.ts: planGroupThenDropHessian), so it can be freed early.
+   */
   hessian: Float64Array | null
 }
 

@@ -16,6 +16,7 @@ import { createForward } from '../forward'
 import type { CausalLM, LinearRole } from '../forward/causal-lm'
 import { throwIfCancelled } from '../jobs/cancel'
 import { REPLACEMENT_MEMORY_BUDGET, type ModelView } from '../model/model-view'
+import { collectGarbage } from '../pool/collect-garbage'
 import type { WorkerPool } from '../pool/worker-pool'
 import type { CompressionMethod, GroupContext, LinearOutcome, LinearToCompress } from './methods/method'
 import { needsCalibration } from './methods/method'
@@ -120,6 +121,26 @@ function finishGroups(
   )
 }
 
+/** compressLayer for a method that works group by group: one group read, compressed and handed to the view. */
+async function compressOneGroup(
+  s: LayerStep,
+  layer: number,
+  group: InputGroup,
+  linears: Planned[],
+  input: SampledInputStats | null,
+): Promise<TensorOutcome[]> {
+  const g = await readGroup(s, layer, group, linears, input)
+  const outcomes = await s.method.compressGroup(g)
+  // No later group reads this Hessian: let it go before the next group's weights come in.
+  if (input) input.hessian = null
+  // compressGroup cannot touch the view, so it still holds the originals: read them again for the
+  // measures rather than keep a copy through the compression, the step with the most memory in use.
+  const originals = await readOriginals(s, g)
+  const tensors = await finishGroups(s, layer, [g], outcomes, originals, new Map([[g, input]]))
+  await s.view.spillIfOver(REPLACEMENT_MEMORY_BUDGET)
+  return tensors
+}
+
 /**
  * Runs the method over one layer's planned Linears and writes the results into the view. A method that
  * works group by group holds one group at a time (issue #15: at 7B scale the whole layer's f32 weights,
@@ -138,16 +159,11 @@ async function compressLayer(
   if (!method.compressLayer) {
     const tensors: TensorOutcome[] = []
     for (const [group, linears] of planned) {
-      const input = stats?.get(group) ?? null
-      const g = await readGroup(s, layer, group, linears, input)
-      const outcomes = await method.compressGroup(g)
-      // No later group reads this Hessian: let it go before the next group's weights come in.
-      if (input) input.hessian = null
-      // compressGroup cannot touch the view, so it still holds the originals: read them again for the
-      // measures rather than keep a copy through the compression, the step with the most memory in use.
-      const originals = await readOriginals(s, g)
-      tensors.push(...(await finishGroups(s, layer, [g], outcomes, originals, new Map([[g, input]]))))
-      await view.spillIfOver(REPLACEMENT_MEMORY_BUDGET)
+      tensors.push(...(await compressOneGroup(s, layer, group, linears, stats?.get(group) ?? null)))
+      // The group's originals and Hessian, and its new weights once spilled, are garbage now: free
+      // them before the next group's come in (this function no longer holds any of them).
+      const weightBytes = linears.reduce((a, { info }) => a + info.shape[0] * info.shape[1] * 4, 0)
+      collectGarbage(2 * weightBytes)
     }
     return tensors
   }

@@ -26,8 +26,12 @@ export interface ModelView extends LoadedModel {
   dispose(): void
 }
 
-/** Replacements above this many bytes spill to disk (checked between layers by the pipeline). */
-export const REPLACEMENT_MEMORY_BUDGET = 512 << 20
+/**
+ * Replacements above this many bytes spill to disk (checked after each group by the pipeline). Small, since
+ * what stays in memory sits beside the next group's work: at 512 MiB a 7B layer carried up to 436 MB of
+ * the last one's weights into its gate/up GPTQ, its peak (issue #15). stories260K (1 MB) never spills.
+ */
+export const REPLACEMENT_MEMORY_BUDGET = 128 << 20
 
 const spillFiles = new Set<string>()
 process.once('exit', () => {

@@ -4,7 +4,9 @@
 // factor comes back as f32 (issue #15: no JS copy of a 7B down_proj's 925 MiB H, no f64 factor).
 
 import { WhittleError } from '../../errors'
+import { collectGarbage } from '../../pool/collect-garbage'
 import type { WorkerPool } from '../../pool/worker-pool'
+import type { GroupContext } from './method'
 import { inverseCholeskyUpper } from '../linalg/cholesky'
 import { inverseCholeskyUpperF32, inverseCholeskyUpperWasm } from '../linalg/kernels'
 
@@ -133,4 +135,33 @@ export async function planHessianAsync(
     U = Float32Array.from(inverseCholeskyUpper(dampedHessian(Hin, cols, order), cols))
   }
   return { cols, dead: order.dead, perm: order.perm, U }
+}
+
+/**
+ * The plan of each of a group's Linears (in ctx.linears' order), one factorization per distinct damp and
+ * act-order, all made before any Linear is quantized so that the group's Hessian is let go right after:
+ * a 7B down_proj's H is 925 MiB, and held through the column loop it sat beside the 462 MiB factor at
+ * the layer's peak (issue #15). Only for methods that need nothing of H but its plan.
+ */
+export async function planGroupThenDropHessian<P>(
+  ctx: GroupContext<P>,
+  method: string,
+  planParams: (p: P) => HessianPlanParams,
+): Promise<GptqHessianPlan[]> {
+  let H = ctx.input?.hessian ?? null
+  if (!H)
+    throw new WhittleError('validation', null, `${method}: layer ${ctx.layer} ${ctx.group} has no calibration Hessian`)
+  const plans = new Map<string, GptqHessianPlan>()
+  const planned: GptqHessianPlan[] = []
+  for (const l of ctx.linears) {
+    const pp = planParams(l.params)
+    const key = `${pp.damp}|${pp.actOrder}`
+    let plan = plans.get(key)
+    if (!plan) plans.set(key, (plan = await planHessianAsync(H, l.cols, pp, ctx.pool)))
+    planned.push(plan)
+  }
+  const bytes = H.byteLength
+  ctx.input!.hessian = H = null
+  collectGarbage(bytes)
+  return planned
 }

@@ -30,7 +30,7 @@ import {
   releaseBlockBuffers,
   releaseKernelBuffers,
 } from './gptq-kernels'
-import { planHessian, planHessianAsync, type GptqHessianPlan, type HessianPlanParams } from './gptq-plan'
+import { planGroupThenDropHessian, planHessian, type GptqHessianPlan, type HessianPlanParams } from './gptq-plan'
 import { ParamReader } from './params'
 import { parseUniform, uniformFormat, uniformParamSpecs, type UniformParams } from '../quant/uniform-format'
 import { boolParam, intParam, numberParam, type ParamSpec } from '../../../contract/method-params'
@@ -231,7 +231,10 @@ async function obsColumnLoop(
       for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) Wp[r * cols + c] = W[r * cols + perm[c]]
     }
     const errJs = kernel ? null : new Float32Array(rows * B)
-    const Q = new Float32Array(rows * cols)
+    // The quantized columns, in the working order. The block kernel's loop writes each finished block
+    // straight back into W instead: W is not read again once copied into kernel memory, and at 7B a
+    // down_proj's Q would be another 180 MB at the layer's peak (issue #15).
+    const Q = blockKernel ? null : new Float32Array(rows * cols)
     // Snapshot of the earlier step's zeros (before any update moves them), in the working column order.
     let zeros: Uint8Array | null = null
     if (keepZeros) {
@@ -261,7 +264,10 @@ async function obsColumnLoop(
           Wp = kernel!.pool.arena.f32(kernel!.w, 0, rows * cols)
           from = to
         }
-        for (let r = 0; r < rows; r++) Q.set(Wp.subarray(r * cols + i1, r * cols + i2), r * cols + i1)
+        for (let r = 0; r < rows; r++) {
+          const row = r * cols
+          for (let c = i1; c < i2; c++) W[row + perm[c]] = Wp[row + c]
+        }
         if (i2 < cols) await lazyUpdateWasm(kernel!, U, rows, cols, B, i1, i2)
         continue
       }
@@ -290,7 +296,7 @@ async function obsColumnLoop(
           const w = Wp[row + c]
           const kept = mask && mask[r * B + i] ? 0 : w
           const q = quantize ? quantizeValue(kept, grids[r]) : element ? element(r, perm[c], kept) : kept
-          Q[row + c] = q
+          Q![row + c] = q
           const e = f(f(w - q) / d)
           err[r * B + i] = e
           // Error feedback into the rest of the block.
@@ -303,7 +309,7 @@ async function obsColumnLoop(
       }
     }
     // Undo the permutation into W.
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) W[r * cols + perm[c]] = Q[r * cols + c]
+    if (Q) for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) W[r * cols + perm[c]] = Q[r * cols + c]
     return { perm, record: quantize ? recorder.record : null }
   } finally {
     if (blockKernel) releaseBlockBuffers(blockKernel)
@@ -362,17 +368,12 @@ export const gptq: CompressionMethod<GptqParams> = {
     format: `${uniformFormat(p)}${p.actOrder ? ' act-order' : ''}`,
   }),
   async compressGroup(ctx) {
-    const H = ctx.input?.hessian
-    if (!H)
-      throw new WhittleError('validation', null, `gptq: layer ${ctx.layer} ${ctx.group} has no calibration Hessian`)
-    // Linears reading one input share its Hessian: factor it once per (damp, act-order).
-    const plans = new Map<string, GptqHessianPlan>()
+    // Linears reading one input share its Hessian: factored once per (damp, act-order).
+    const plans = await planGroupThenDropHessian(ctx, 'gptq', (p) => p)
     const outcomes = []
-    for (const l of ctx.linears) {
+    for (const [i, l] of ctx.linears.entries()) {
       const p = l.params
-      const key = `${p.damp}|${p.actOrder}`
-      let plan = plans.get(key)
-      if (!plan) plans.set(key, (plan = await planHessianAsync(H, l.cols, p, ctx.pool)))
+      const plan = plans[i]
       const { record } = await gptqQuantizePlanned(l.weight, l.rows, l.cols, plan, p, ctx.pool)
       outcomes.push({
         name: l.name,

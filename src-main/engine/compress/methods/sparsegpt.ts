@@ -4,11 +4,11 @@
 // pass (sparse + 4-bit), with GPTQ's grids. The column loop and the Hessian plan are GPTQ's
 // (gptq.ts): damping, dead inputs and blocks are the reference's.
 
-import { WhittleError } from '../../errors'
 import { uniformBitsPerWeight } from '../quant/grouping'
 import { parsePrune, PRUNE_PARAM_SPECS, type PruneParams } from '../prune/params'
 import { pruneFormat, sparseBitsPerWeight } from '../prune/select'
-import { gptqQuantizePlanned, planHessianAsync, type GptqHessianPlan, type GptqParams } from './gptq'
+import { gptqQuantizePlanned, type GptqParams } from './gptq'
+import { planGroupThenDropHessian } from './gptq-plan'
 import type { CompressionMethod, LinearOutcome } from './method'
 import { ParamReader } from './params'
 import { uniformFormat, uniformParamSpecs } from '../quant/uniform-format'
@@ -65,20 +65,11 @@ export const sparsegpt: CompressionMethod<SparseGptParams> = {
   },
   predict: (p, _rows, cols) => ({ bitsPerWeight: bitsPerWeight(p, cols), format: format(p) }),
   async compressGroup(ctx) {
-    const H = ctx.input?.hessian
-    if (!H)
-      throw new WhittleError(
-        'validation',
-        null,
-        `sparsegpt: layer ${ctx.layer} ${ctx.group} has no calibration Hessian`,
-      )
-    const plans = new Map<number, GptqHessianPlan>()
+    const plans = await planGroupThenDropHessian(ctx, 'sparsegpt', (p) => ({ damp: p.damp, actOrder: false }))
     const outcomes: LinearOutcome[] = []
-    for (const l of ctx.linears) {
+    for (const [i, l] of ctx.linears.entries()) {
       const p = l.params
-      let plan = plans.get(p.damp)
-      if (!plan)
-        plans.set(p.damp, (plan = await planHessianAsync(H, l.cols, { damp: p.damp, actOrder: false }, ctx.pool)))
+      const plan = plans[i]
       const loop: GptqParams = {
         bits: p.quant?.bits ?? 8,
         groupSize: p.quant?.groupSize ?? -1,
