@@ -14,7 +14,7 @@ describe('records', () => {
     rows: 2,
     cols: 8,
     scales: Float32Array.from([0.5, 0.25, roundToF16(0.1), 2]),
-    zeros: Int32Array.from([3, 8, 0, 15]),
+    zeros: Uint8Array.from([3, 8, 0, 15]),
     gIdx: Int32Array.from([0, 0, 0, 0, 1, 1, 1, 1]),
     codes: Uint8Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]),
     ...over,
@@ -36,9 +36,9 @@ describe('records', () => {
 
   it('rejects records that do not fit their own shape or range', () => {
     expect(() => validateRecord(record({ scales: Float32Array.from([0.1, 1, 1, 1]) }), 't')).toThrow(/fp16/)
-    expect(() => validateRecord(record({ zeros: Int32Array.from([0, 0, 16, 0]) }), 't')).toThrow(/zero point 16/)
+    expect(() => validateRecord(record({ zeros: Uint8Array.from([0, 0, 16, 0]) }), 't')).toThrow(/zero point 16/)
     expect(() => validateRecord(record({ gIdx: Int32Array.from([0, 0, 0, 0, 1, 1, 1, 2]) }), 't')).toThrow(/g_idx 2/)
     expect(() => validateRecord(record({ codes: new Uint8Array(15) }), 't')).toThrow(/15 codes/)
-    expect(() => packGptqLinear(record({ bits: 5, zeros: new Int32Array(4) }), 'gptq', 't')).toThrow(/2, 3, 4 or 8/)
+    expect(() => packGptqLinear(record({ bits: 5, zeros: new Uint8Array(4) }), 'gptq', 't')).toThrow(/2, 3, 4 or 8/)
   })
 })

@@ -39,7 +39,7 @@ function minmaxRecord(
     rows,
     cols,
     scales: new Float32Array(groups * rows),
-    zeros: new Int32Array(groups * rows),
+    zeros: new Uint8Array(groups * rows),
     gIdx,
     codes: new Uint8Array(rows * cols),
   }

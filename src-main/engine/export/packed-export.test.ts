@@ -30,7 +30,7 @@ function buildRecord(
 ): UniformQuantRecord {
   const groups = Math.max(...gIdx) + 1
   const scales = new Float32Array(groups * rows)
-  const zeros = new Int32Array(groups * rows)
+  const zeros = new Uint8Array(groups * rows)
   const codes = new Uint8Array(rows * cols)
   for (let g = 0; g < groups; g++) {
     const members = [...gIdx.keys()].filter((c) => gIdx[c] === g)

@@ -53,7 +53,7 @@ function onePerField(bits: number): number {
 
 /** GPTQ qzeros: zeros [groups, out] → int32 [groups, ceil(out·b/32)], in the v1 or v2 convention. */
 export function packGptqZeros(
-  zeros: Int32Array,
+  zeros: ArrayLike<number>,
   groups: number,
   out: number,
   bits: number,

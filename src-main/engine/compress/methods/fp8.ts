@@ -48,7 +48,7 @@ export function quantizeRowsFp8(W: Float32Array, rows: number, cols: number): Un
     rows,
     cols,
     scales,
-    zeros: new Int32Array(rows),
+    zeros: new Uint8Array(rows),
     gIdx: new Int32Array(cols),
     encoding: 'fp8-e4m3',
   }

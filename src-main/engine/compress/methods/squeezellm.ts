@@ -262,7 +262,7 @@ export function lutRecord(q: LutQuantization): UniformGridRecord {
     rows: q.rows,
     cols: q.cols,
     scales: new Float32Array(0),
-    zeros: new Int32Array(0),
+    zeros: new Uint8Array(0),
     gIdx: new Int32Array(0),
     encoding: 'lut',
     lut: q.lut,
