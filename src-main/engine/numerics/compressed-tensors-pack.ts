@@ -32,7 +32,12 @@ export function packCompressedTensorsWeight(
 }
 
 /** weight_zero_point: zeros [groups, out] (the quantizer's order) → int32 [ceil(out·b/32), groups]. */
-export function packCompressedTensorsZeros(zeros: ArrayLike<number>, groups: number, out: number, bits: number): Int32Array {
+export function packCompressedTensorsZeros(
+  zeros: ArrayLike<number>,
+  groups: number,
+  out: number,
+  bits: number,
+): Int32Array {
   const byOutput = new Int32Array(zeros.length)
   for (let g = 0; g < groups; g++) for (let c = 0; c < out; c++) byOutput[c * groups + g] = zeros[g * out + c]
   return packColsInt32(byOutput, out, groups, bits)
