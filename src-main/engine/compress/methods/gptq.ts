@@ -55,6 +55,22 @@ export {
   type KernelBuffers,
 } from './gptq-kernels'
 
+/** W[r, perm[c]] = src[r, c] for the columns [c0, c1) of src, which holds W's columns in the working order. */
+function unpermuteColumns(
+  W: Float32Array,
+  src: Float32Array,
+  rows: number,
+  cols: number,
+  perm: Int32Array,
+  c0: number,
+  c1: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const row = r * cols
+    for (let c = c0; c < c1; c++) W[row + perm[c]] = src[row + c]
+  }
+}
+
 /** Per-row grids over columns [c0, c0 + n) of W (row-major rows × cols). */
 function rowGrids(W: Float32Array, rows: number, cols: number, c0: number, n: number, p: UniformParams): QuantGrid[] {
   const grids: QuantGrid[] = []
@@ -264,10 +280,7 @@ async function obsColumnLoop(
           Wp = kernel!.pool.arena.f32(kernel!.w, 0, rows * cols)
           from = to
         }
-        for (let r = 0; r < rows; r++) {
-          const row = r * cols
-          for (let c = i1; c < i2; c++) W[row + perm[c]] = Wp[row + c]
-        }
+        unpermuteColumns(W, Wp, rows, cols, perm, i1, i2)
         if (i2 < cols) await lazyUpdateWasm(kernel!, U, rows, cols, B, i1, i2)
         continue
       }
@@ -309,7 +322,7 @@ async function obsColumnLoop(
       }
     }
     // Undo the permutation into W.
-    if (Q) for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) W[r * cols + perm[c]] = Q[r * cols + c]
+    if (Q) unpermuteColumns(W, Q, rows, cols, perm, 0, cols)
     return { perm, record: quantize ? recorder.record : null }
   } finally {
     if (blockKernel) releaseBlockBuffers(blockKernel)
