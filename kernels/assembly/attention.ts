@@ -8,7 +8,7 @@
 //   s_j = f32(dot(q_i, k_j) · scale) for j = 0…i, dot in matmul's order: four f32 lane sums over
 //         d < D4 = headDim & ~3, combined (l0 + l1) + (l2 + l3), then the tail d one by one
 //   m = max_j s_j (plain `>` scan from j = 0)
-//   p_j = expf32(f32(s_j − m)) (softmax.ts);  S = Σ_j p_j in f64 from j = 0;  inv = f32(1 / S)
+//   p_j = softmaxExpf32(f32(s_j − m)) (softmax.ts: expf32, 0 below −64);  S = Σ_j p_j in f64 from j = 0;  inv = f32(1 / S)
 //   out_i[d] = f32(acc_d · inv), acc_d = Σ_j f32(p_j · v_j[d]) accumulated in f32 from j = 0
 // (normalising after the weighted sum instead of before saves i multiplies per output; it moves
 // results by an f32 rounding, not more). T = 1 gives p_0 = 1 exactly, so out = v.
@@ -27,7 +27,7 @@
 // not fit in registers), then 8-lane, 4-lane and single-lane blocks. headDim 8 also takes its scores
 // from the group's q transposed once, not a transpose per key.
 
-import { expf32x4 } from './softmax'
+import { softmaxExpf32x4 } from './softmax'
 
 // @ts-ignore: decorator
 @inline function dot(a: usize, b: usize, D: i32): f32 {
@@ -217,21 +217,21 @@ import { expf32x4 } from './softmax'
   }
 }
 
-/** p_j = expf32(s_j − m) over scratch rows 0…i3 in place; returns the four lanes' f32(1 / S). */
+/** p_j = softmaxExpf32(s_j − m) over scratch rows 0…i3 in place; returns the four lanes' f32(1 / S). */
 // @ts-ignore: decorator
 @inline function softmaxInPlace(scratch: usize, m: v128, i0: i32, i3: i32, last: v128): v128 {
   let s01 = f64x2.splat(0), s23 = f64x2.splat(0)
   let j = 0
   for (; j <= i0; j++) {
     const sp = scratch + (<usize>j << 4)
-    const p = expf32x4(f32x4.sub(v128.load(sp), m))
+    const p = softmaxExpf32x4(f32x4.sub(v128.load(sp), m))
     v128.store(sp, p)
     s01 = f64x2.add(s01, f64x2.promote_low_f32x4(p))
     s23 = f64x2.add(s23, f64x2.promote_low_f32x4(v128.shuffle<f32>(p, p, 2, 3, 2, 3)))
   }
   for (; j <= i3; j++) {
     const sp = scratch + (<usize>j << 4)
-    const p = expf32x4(f32x4.sub(v128.load(sp), m))
+    const p = softmaxExpf32x4(f32x4.sub(v128.load(sp), m))
     v128.store(sp, p)
     const live = takes(last, j)
     s01 = v128.bitselect(f64x2.add(s01, f64x2.promote_low_f32x4(p)), s01, i64x2.extend_low_i32x4_s(live))

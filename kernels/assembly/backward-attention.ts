@@ -8,7 +8,7 @@
 // i = 0 … T−1, keys j ≤ i:
 //   the forward's probabilities, recomputed:
 //     scale = f32(1 / sqrt(headDim)); s_j = f32(dot(q_i, k_j) · scale); m = max_j s_j (`>` scan);
-//     e_j = expf32(f32(s_j − m)); S = Σ_j e_j in f64 from j = 0; inv = f32(1 / S); p_j = f32(e_j · inv)
+//     e_j = softmaxExpf32(f32(s_j − m)); S = Σ_j e_j in f64 from j = 0; inv = f32(1 / S); p_j = f32(e_j · inv)
 //   dP_j = dot(dout_i, v_j);  D = f32(Σ_j f64(p_j) · f64(dP_j)) (f64, from j = 0)
 //   g_j = f32(f32(p_j · f32(dP_j − D)) · scale)
 //   dq_i[d] = Σ_j f32(g_j · k_j[d]) summed in f32 from j = 0           WRITES dq
@@ -22,7 +22,7 @@
 // block's terms for dk_j and dv_j in registers, i ascending, starting from what dk_j and dv_j already
 // hold — the same sequence of f32 additions as adding them one query at a time.
 
-import { expf32, expf32x4 } from './softmax'
+import { softmaxExpf32, softmaxExpf32x4 } from './softmax'
 
 // @ts-ignore: decorator
 @inline function dot(a: usize, b: usize, D: i32): f32 {
@@ -84,7 +84,7 @@ const QBLOCK: i32 = 64
   let sum: f64 = 0
   const mv = f32x4.splat(m)
   for (j = 0; j < count4; j += 4) {
-    const e = expf32x4(f32x4.sub(v128.load(p + (<usize>j << 2)), mv))
+    const e = softmaxExpf32x4(f32x4.sub(v128.load(p + (<usize>j << 2)), mv))
     v128.store(p + (<usize>j << 2), e)
     sum += <f64>f32x4.extract_lane(e, 0)
     sum += <f64>f32x4.extract_lane(e, 1)
@@ -92,7 +92,7 @@ const QBLOCK: i32 = 64
     sum += <f64>f32x4.extract_lane(e, 3)
   }
   for (; j < count; j++) {
-    const e = expf32(load<f32>(p + (<usize>j << 2)) - m)
+    const e = softmaxExpf32(load<f32>(p + (<usize>j << 2)) - m)
     store<f32>(p + (<usize>j << 2), e)
     sum += <f64>e
   }

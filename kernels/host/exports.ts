@@ -94,6 +94,8 @@ export interface KernelExports {
   add_bias_rows(x: number, b: number, T: number, N: number): void
   /** nll[t] (f64) = logsumexp(logits[t]) − logits[t, targets[t]]; targets are i32. */
   log_softmax_nll(logits: number, targets: number, nll: number, T: number, V: number): void
+  /** Softmax terms e^x below x = this are dropped (SOFTMAX_EXP_MIN in kernels/reference/softmax.ts). */
+  softmax_exp_min(): number
 
   // GGUF block quantization, byte-exact with llama.cpp: src is f32[nblocks * block elements], dst receives
   // nblocks blocks (34, 18, 144, 176, 210 bytes). src and dst must not overlap. The K-quants also take
@@ -268,6 +270,7 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'add_inplace',
   'add_bias_rows',
   'log_softmax_nll',
+  'softmax_exp_min',
   'quantize_q8_0',
   'quantize_q4_0',
   'quantize_q4_k',

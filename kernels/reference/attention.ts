@@ -2,12 +2,12 @@
 //   scale = f32(1 / sqrt(headDim))
 //   s_j = f32(dotF32(q_i, k_j) · scale) for j = 0…i (dotF32: matmul's four-lane order)
 //   m = max_j s_j (plain `>` scan from j = 0)
-//   p_j = expF32(f32(s_j − m));  S = Σ_j p_j in f64 from j = 0;  inv = f32(1 / S)
+//   p_j = softmaxExpF32(f32(s_j − m)) (expF32, 0 below −64);  S = Σ_j p_j in f64 from j = 0;  inv = f32(1 / S)
 //   out_i[d] = f32(acc_d · inv), acc_d = Σ_j f32(p_j · v_j[d]) accumulated in f32 from j = 0
 // Query head h reads KV head h / (nHeads / nKV).
 
 import { dotF32, kernelArgError, requireLength, requireSizes } from './matmul'
-import { expF32 } from './softmax'
+import { softmaxExpF32 } from './softmax'
 
 const f = Math.fround
 
@@ -65,7 +65,7 @@ export function attentionCausal(
       }
       let sum = 0
       for (let j = 0; j <= i; j++) {
-        const p = expF32(f(scratch[j] - m))
+        const p = softmaxExpF32(f(scratch[j] - m))
         scratch[j] = p
         sum += p
       }

@@ -1,12 +1,12 @@
 // Plain-TS twin of kernels/assembly/backward-attention.ts, bit-exact. For query heads of KV heads
 // [g0, g1), queries i, keys j ≤ i:
-//   s_j = f32(dotF32(q_i, k_j) · scale), m = max, e_j = expF32(f32(s_j − m)), S = Σ e_j (f64),
+//   s_j = f32(dotF32(q_i, k_j) · scale), m = max, e_j = softmaxExpF32(f32(s_j − m)), S = Σ e_j (f64),
 //   inv = f32(1/S), p_j = f32(e_j · inv); dP_j = dotF32(dout_i, v_j); D = f32(Σ f64(p_j)·f64(dP_j));
 //   g_j = f32(f32(p_j · f32(dP_j − D)) · scale);
 //   dq_i = Σ_j f32(g_j · k_j) (f32, from j = 0, written); dk_j += f32(g_j · q_i); dv_j += f32(p_j · dout_i).
 
 import { dotF32, kernelArgError, requireLength, requireSizes } from './matmul'
-import { expF32 } from './softmax'
+import { softmaxExpF32 } from './softmax'
 
 const f = Math.fround
 
@@ -71,7 +71,7 @@ export function attentionCausalBackward(
       }
       let sum = 0
       for (let j = 0; j <= i; j++) {
-        p[j] = expF32(f(p[j] - m))
+        p[j] = softmaxExpF32(f(p[j] - m))
         sum += p[j]
       }
       const inv = f(1.0 / sum)

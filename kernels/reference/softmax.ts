@@ -9,6 +9,8 @@
 // expF32(x): f32 arithmetic (Math.fround after every operation), as the wasm expf32 / expf32x4:
 //   x ← min(max(x, −104), 89); k = floor(f32(x·LOG2E_F) + 0.5); r = (x − k·LN2_HI_F) − k·LN2_LO_F;
 //   p = Taylor to degree 7 in Horner form; result = f32(f32(p·2^k1)·2^k2), k1 = k >> 1, k2 = k − k1.
+// softmaxExpF32(x): 0 where x < SOFTMAX_EXP_MIN, else expF32(x), as the wasm softmaxExpf32 / softmaxExpf32x4
+//   (one softmax term, x = s − max; kernels/assembly/softmax.ts says why such terms are dropped).
 // logSoftmaxNll, per row t: m = max_v logits[t, v] (a plain `>` scan, first to last);
 //   S = Σ_v exp64(logits[t, v] − m) in f64 from v = 0; nll[t] = log64(S) − (logits[t, target] − m).
 //   Targets < 0 give 0; targets ≥ V give NaN.
@@ -88,6 +90,14 @@ export function expF32(x: number): number {
   const k1 = kf >> 1,
     k2 = kf - k1
   return f(f(p * pow2(k1)) * pow2(k2))
+}
+
+/** Softmax terms e^x below x = SOFTMAX_EXP_MIN are dropped (the kernel's softmax_exp_min(), held equal by the tests). */
+export const SOFTMAX_EXP_MIN = -64
+
+/** One softmax term e^x (x = s − max): expF32(x), or 0 below SOFTMAX_EXP_MIN; bit-identical to the wasm softmaxExpf32(x4). */
+export function softmaxExpF32(x: number): number {
+  return x < SOFTMAX_EXP_MIN ? 0 : expF32(x)
 }
 
 /** Natural log for x > 0 (0 → −Infinity, negatives and NaN → NaN, +Infinity → +Infinity). */

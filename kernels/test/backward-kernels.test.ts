@@ -271,13 +271,15 @@ describe('attention_causal_backward', () => {
     [9, 6, 3, 12],
     [150, 2, 1, 8],
     [131, 2, 2, 6],
+    // Peaked: q scaled by 40 spreads each row's scores past the softmax's e^−64 bound.
+    [67, 4, 2, 8, 40],
   ]
   it('equals its twin bit for bit when split by KV heads', () => {
     const r = rng(7)
-    for (const [T, nH, nKV, hd] of shapes) {
+    for (const [T, nH, nKV, hd, qScale = 1] of shapes) {
       const qn = T * nH * hd,
         kn = T * nKV * hd
-      const q = normalish(r, qn),
+      const q = normalish(r, qn).map((x) => x * qScale),
         k = normalish(r, kn),
         v = normalish(r, kn),
         dout = normalish(r, qn)
@@ -299,6 +301,32 @@ describe('attention_causal_backward', () => {
       expectSameBits(h.f32(pdk, kn), dk, `dk ${T}×${nH}/${nKV}×${hd}`)
       expectSameBits(h.f32(pdv, kn), dv, `dv ${T}×${nH}/${nKV}×${hd}`)
     }
+  })
+
+  it('drops the forward softmax terms below e^−64 to exactly 0, as the forward does', () => {
+    // Query 1 scores key 1 at 70 and key 0 at 0, so key 0's weight for it is dropped: dv_0 then holds only
+    // query 0's p·dout_0, which is 0, where e^−70·dout_1 would be ≈ 4e-31.
+    const T = 2,
+      hd = 8
+    const q = new Float32Array(T * hd),
+      k = new Float32Array(T * hd),
+      v = new Float32Array(T * hd),
+      dout = new Float32Array(T * hd)
+    q[hd] = 1
+    k[hd] = Math.fround(70 * Math.sqrt(hd))
+    dout.fill(1, hd)
+    const pdq = h.alloc(T * hd * 4),
+      pdk = h.put(new Float32Array(T * hd)),
+      pdv = h.put(new Float32Array(T * hd))
+    const scratch = h.alloc(4 * attentionBackwardScratch(T))
+    h.k.attention_causal_backward(h.put(q), h.put(k), h.put(v), h.put(dout), pdq, pdk, pdv, scratch, T, 1, 1, hd, 0, 1)
+    const dq = new Float32Array(T * hd),
+      dk = new Float32Array(T * hd),
+      dv = new Float32Array(T * hd)
+    attentionCausalBackward(q, k, v, dout, dq, dk, dv, new Float32Array(2 * T), T, 1, 1, hd)
+    expectSameBits(h.f32(pdv, T * hd), dv, 'dv with a dropped term')
+    expect([...dv.subarray(0, hd)]).toEqual(new Array(hd).fill(0))
+    expect([...dv.subarray(hd)]).toEqual(new Array(hd).fill(1))
   })
 
   it('matches finite differences of an f64 attention with grouped KV heads', () => {

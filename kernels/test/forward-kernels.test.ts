@@ -9,7 +9,7 @@ import { attentionCausal, attentionScratch } from '../reference/attention'
 import { matmulNT, matmulNTBias } from '../reference/matmul'
 import { layernorm, rmsnorm } from '../reference/norm'
 import { ropeHalf, ropeInterleaved, ropeTable } from '../reference/rope'
-import { exp64, expF32, log64, logSoftmaxNll } from '../reference/softmax'
+import { exp64, expF32, log64, logSoftmaxNll, SOFTMAX_EXP_MIN, softmaxExpF32 } from '../reference/softmax'
 import { KernelArgumentError } from '../reference/errors'
 
 /** The exports under test (pointers are byte addresses; see the kernel files for semantics). */
@@ -51,6 +51,7 @@ interface ForwardExports {
   add_inplace(a: number, b: number, n: number): void
   add_bias_rows(x: number, b: number, T: number, N: number): void
   log_softmax_nll(logits: number, targets: number, nll: number, T: number, V: number): void
+  softmax_exp_min(): number
 }
 
 let k: ForwardExports
@@ -449,6 +450,76 @@ describe('attention_causal', () => {
     },
   )
 
+  it.each([
+    [130, 8, 4, 8],
+    [37, 4, 2, 64],
+  ])(
+    'T=%i nHeads=%i nKV=%i headDim=%i with peaked scores (terms below e^−64 dropped) matches the twin and naive f64',
+    (T, nHeads, nKV, d) => {
+      resetHeap()
+      // Scores spread over hundreds: most terms of a row fall below e^−64 next to its largest.
+      const q = random(T * nHeads * d, 5 * T + d, 60),
+        kk = random(T * nKV * d, 7 * T + d, 2),
+        v = random(T * nKV * d, 11)
+      const exact = naiveAttention(q, kk, v, T, nHeads, nKV, d)
+      let dropped = 0,
+        largest = 0
+      for (let h = 0; h < nHeads; h++) {
+        const g = Math.floor(h / (nHeads / nKV))
+        for (let i = 0; i < T; i++) {
+          const s: number[] = []
+          for (let j = 0; j <= i; j++) {
+            let dot = 0
+            for (let c = 0; c < d; c++) dot += q[(i * nHeads + h) * d + c] * kk[(j * nKV + g) * d + c]
+            s.push(dot / Math.sqrt(d))
+          }
+          const m = Math.max(...s)
+          dropped += s.filter((x) => x - m < SOFTMAX_EXP_MIN).length
+          largest = Math.max(largest, ...s.map(Math.abs))
+        }
+      }
+      expect(dropped).toBeGreaterThan((nHeads * T * (T + 1)) / 8)
+      const po = alloc(q.length * 4, 4)
+      k.attention_causal(
+        putF32(q, 4),
+        putF32(kk),
+        putF32(v, 8),
+        po,
+        alloc(attentionScratch(T) * 4, 4),
+        T,
+        nHeads,
+        nKV,
+        d,
+        0,
+        nHeads,
+      )
+      const twin = new Float32Array(q.length)
+      attentionCausal(q, kk, v, twin, new Float32Array(attentionScratch(T)), T, nHeads, nKV, d)
+      expectSameBits(getF32(po, q.length), twin, 'attention_causal, peaked')
+      // Each f32 score carries a rounding of about |s|·2⁻²⁴, which moves its weight by as much, relatively.
+      const tolerance = 2e-6 * (1 + d / 16) + 4 * largest * 2 ** -24
+      for (let i = 0; i < exact.length; i++) expect(Math.abs(twin[i] - exact[i])).toBeLessThanOrEqual(tolerance)
+    },
+  )
+
+  it.each([8, 4])('drops a term below e^−64 to exactly 0, not e^−70 (headDim %i)', (d) => {
+    resetHeap()
+    // Query 1 scores key 1 at 70 and key 0 at 0; v_1 = 0, v_0 = 1: its output is key 0's weight alone.
+    const q = new Float32Array(2 * d),
+      kk = new Float32Array(2 * d),
+      v = new Float32Array(2 * d)
+    q[d] = 1
+    kk[d] = Math.fround(70 * Math.sqrt(d))
+    v.fill(1, 0, d)
+    const po = alloc(q.length * 4)
+    k.attention_causal(putF32(q), putF32(kk), putF32(v), po, alloc(attentionScratch(2) * 4), 2, 1, 1, d, 0, 1)
+    const twin = new Float32Array(q.length)
+    attentionCausal(q, kk, v, twin, new Float32Array(attentionScratch(2)), 2, 1, 1, d)
+    expect(naiveAttention(q, kk, v, 2, 1, 1, d)[d]).toBeGreaterThan(0)
+    expectSameBits(getF32(po, q.length), twin, 'attention with a dropped term')
+    expect([...twin.subarray(d)]).toEqual(new Array(d).fill(0))
+  })
+
   it("with T = 1 returns v (each query head its group's KV head), exactly", () => {
     resetHeap()
     const nHeads = 8,
@@ -827,6 +898,21 @@ describe('log_softmax_nll', () => {
     expect(expF32(NaN)).toBeNaN()
     // Subnormal results are rounded, not flushed: e^−100 ≈ 3.72e-44 = 26.5 × 2⁻¹⁴⁹.
     expect(expF32(-100) / 2 ** -149).toBeCloseTo(Math.exp(-100) / 2 ** -149, 0)
+  })
+
+  it('softmaxExpF32 (attention) is expF32 down to SOFTMAX_EXP_MIN and 0 below it, as the kernel says', () => {
+    expect(k.softmax_exp_min()).toBe(SOFTMAX_EXP_MIN)
+    for (const x of [0, -1e-3, -1.5, -20.25, -63.9, SOFTMAX_EXP_MIN])
+      expect(softmaxExpF32(Math.fround(x))).toBe(expF32(Math.fround(x)))
+    expect(softmaxExpF32(SOFTMAX_EXP_MIN)).toBeGreaterThan(0)
+    // The next f32 below the bound, and far below it: dropped, where expF32 would give a (subnormal) value.
+    const below = Math.fround(SOFTMAX_EXP_MIN * (1 + 2 ** -23))
+    expect(below).toBeLessThan(SOFTMAX_EXP_MIN)
+    expect(softmaxExpF32(below)).toBe(0)
+    expect(expF32(-100)).toBeGreaterThan(0)
+    expect(softmaxExpF32(-100)).toBe(0)
+    expect(softmaxExpF32(-Infinity)).toBe(0)
+    expect(softmaxExpF32(NaN)).toBeNaN()
   })
 
   it('exp64 and log64 (log_softmax_nll, gelu_erf) are within 2 ulp of Math', () => {
