@@ -148,6 +148,52 @@ describe('Hessian accumulation on a worker pool', () => {
     }
   })
 
+  it('addInKernelMemory reads batches where they lie in kernel memory: the same bits as add, banded too', async () => {
+    for (const [K, banded] of [
+      [64, false], // one worker per batch
+      [261, false], // split over the workers
+      [261, true],
+    ] as const) {
+      const r = rng(K + 40)
+      const batches = [70, 1, 300].map((M) => ({ M, x: normalish(r, M * K, 0.5, 0.2) }))
+      const want = new Float64Array(K * K)
+      const wantStats = { absmax: new Float32Array(K), sumAbs: new Float64Array(K), sumSq: new Float64Array(K) }
+      for (const b of batches) {
+        hessianAccumulate(b.x, want, b.M, K)
+        colInputStats(b.x, b.M, K, wantStats.absmax, wantStats.sumAbs, wantStats.sumSq)
+      }
+      const before = pool.arena.liveBytes
+      const regions = batches.map((b) => {
+        const region = pool.arena.alloc(b.M * K * 4, 'a batch')
+        pool.arena.f32(region, 0, b.M * K).set(b.x)
+        return region
+      })
+      const acc = new KernelHessian(pool, K, undefined, { columnStats: true, banded, bandBytes: 40 * K * 8 })
+      try {
+        await Promise.all(batches.map((b, i) => acc.addInKernelMemory(regions[i].ptr, b.M)))
+        expect(acc.tokens).toBe(371)
+        const full = acc.toArray()
+        for (let i = 0; i < K; i++) for (let j = i; j < K; j++) expect(full[i * K + j]).toBe(want[i * K + j])
+        if (!banded) {
+          const got = acc.columnStats()
+          expect(firstBitDifference(got.absmax, wantStats.absmax)).toBe(-1)
+          expect(firstBitDifference(got.sumSq, wantStats.sumSq)).toBe(-1)
+        }
+      } finally {
+        acc.free()
+        for (const region of regions) pool.arena.release(region)
+      }
+      expect(pool.arena.liveBytes).toBe(before)
+    }
+    const acc = new KernelHessian(pool, 8)
+    try {
+      for (const ptr of [0, -16, 6, 1.5, NaN]) await expect(acc.addInKernelMemory(ptr, 1)).rejects.toThrow(WhittleError)
+      await expect(acc.addInKernelMemory(1024, -1)).rejects.toThrow(WhittleError)
+    } finally {
+      acc.free()
+    }
+  })
+
   it('banded (H in JS memory, a band of rows at a time in kernel memory): the same bits, only the band held there', async () => {
     for (const [K, bandRows] of [
       [261, 20], // 14 bands, the last one row; split over the workers

@@ -172,15 +172,28 @@ export class KernelHessian {
     const staged = allocSpare(this.pool, M * this.K * 4, `a ${M}×${this.K} batch of inputs`)
     if (!staged) return this.add(x.slice(0, M * this.K), M)
     this.pool.arena.f32(staged, 0, M * this.K).set(x.subarray(0, M * this.K))
-    return this.enqueue(() => this.accumulateStaged(staged, M)).finally(() => this.pool.arena.release(staged))
+    return this.enqueue(() => this.accumulateBatchAt(staged.ptr, M)).finally(() => this.pool.arena.release(staged))
   }
 
-  private checkBatch(x: Float32Array, M: number): void {
+  /**
+   * add() for inputs x f32[M, K] already in kernel memory at byte address `ptr`, which the caller keeps
+   * unchanged until this resolves (a forward pass's buffer held for the hook, forward/causal-lm.ts
+   * HeldInput): the workers read them in place, with no copy. The bits of add().
+   */
+  async addInKernelMemory(ptr: number, M: number): Promise<void> {
+    if (!Number.isSafeInteger(ptr) || ptr <= 0 || ptr % 4 !== 0)
+      throw new WhittleError('validation', null, `${ptr} is not the address of f32 inputs in kernel memory`)
+    this.checkBatch(null, M)
+    if (M === 0) return this.add(new Float32Array(0), 0)
+    return this.enqueue(() => this.accumulateBatchAt(ptr, M))
+  }
+
+  private checkBatch(x: Float32Array | null, M: number): void {
     if (this.handedOver)
       throw new WhittleError('validation', null, 'this Hessian accumulator gave its matrix away (toArray)')
     if (!Number.isSafeInteger(M) || M < 0)
       throw new WhittleError('validation', null, `M = ${M} is not a non-negative integer`)
-    if (x.length < M * this.K)
+    if (x && x.length < M * this.K)
       throw new WhittleError('validation', null, `x holds ${x.length} values, ${M}×${this.K} needs ${M * this.K}`)
   }
 
@@ -241,12 +254,12 @@ export class KernelHessian {
   }
 
   /**
-   * A staged batch in one pass: the kernel sums its tokens in chunks of HESSIAN_CHUNK_TOKENS from the
-   * batch's start, as addNow's copies (whole chunks each) do, so H gets the same sums; and a banded H is
-   * copied in and out once per batch, not once per copy.
+   * A batch in kernel memory (staged or held) in one pass: the kernel sums its tokens in chunks of
+   * HESSIAN_CHUNK_TOKENS from the batch's start, as addNow's copies (whole chunks each) do, so H gets the
+   * same sums; and a banded H is copied in and out once per batch, not once per copy.
    */
-  private async accumulateStaged(staged: Region, M: number): Promise<void> {
-    await this.accumulateAt(staged.ptr, M)
+  private async accumulateBatchAt(ptr: number, M: number): Promise<void> {
+    await this.accumulateAt(ptr, M)
     this.tokenCount += M
   }
 

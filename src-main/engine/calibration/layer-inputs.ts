@@ -33,7 +33,7 @@ export interface LayerInputOptions {
   windows: number
   /**
    * Whether the caller uses the block's output in `input` (default true). When false the block may stop
-   * after the last input it records (ForwardHooks.inputsOnly), and `input` is left unspecified.
+   * after the last input it records (ForwardHooks.inputsOnly), and `input` is left as it was.
    */
   outputNeeded?: boolean
 }
@@ -59,7 +59,7 @@ function emptySampledStats(K: number, hessian: boolean, tokens: number, sampleRo
 
 /**
  * Runs block `layer` of `forward` over `input` (hidden states [tokens, H] of windows of `seqlen` tokens;
- * updated in place, as block() does, unless options.outputNeeded is false) and returns the statistics of
+ * updated in place, as block() does, unless options.outputNeeded is false: then only read) and returns the statistics of
  * the inputs of `options.groups`.
  */
 export async function captureLayerInputs(
@@ -78,7 +78,7 @@ export async function captureLayerInputs(
   try {
     await forward.block(layer, input, seqlen, {
       inputsOnly: options.outputNeeded === false,
-      linearInput(_l, role, x, M, K) {
+      linearInput(_l, role, x, M, K, held) {
         const group = INPUT_GROUP[role]
         // Linears sharing an input see the same tensor: record it once, from the group's first reader.
         if (!RECORDING_ROLES.has(role) || !options.groups.has(group)) return
@@ -88,11 +88,15 @@ export async function captureLayerInputs(
           if (accumulator) accumulators.set(group, accumulator)
           stats.set(group, (s = emptySampledStats(K, options.hessian && !accumulator, tokens, options.sampleRows)))
         }
-        // x is only valid during this call, and the accumulator reads it later: it takes a snapshot (in
-        // kernel memory where there is room), and gathers the column statistics from it, on the workers.
+        // The accumulator reads x on the workers (the column statistics too), after this call returns: in
+        // place where the block holds x for it, else from a snapshot (in kernel memory where there is room).
         const accumulator = accumulators.get(group)
         if (accumulator) {
-          adds.push(accumulator.addSnapshot(x, M))
+          if (held) {
+            const add = accumulator.addInKernelMemory(held.ptr, M)
+            held.keepUntil(add)
+            adds.push(add)
+          } else adds.push(accumulator.addSnapshot(x, M))
           s.tokens += M
         } else accumulateInput(s, x, M, K)
         for (let t = 0; t < M && s.sampleRows < s.sample.length / K; t += stride) {

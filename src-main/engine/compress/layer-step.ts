@@ -284,8 +284,9 @@ export async function runLayerStep(s: LayerStep): Promise<TensorOutcome[]> {
     for (let layer = 0; layer <= lastTarget; layer++) {
       throwIfCancelled(options.signal)
       if (plan.has(layer)) {
-        // The capture's block output is thrown away (the compressed pass below makes the next input).
-        const stats = sequential ? await capture(original, layer, hidden.slice(), false) : upfront!.get(layer)!
+        // The capture's block output is not wanted (the compressed pass below makes the next input), so
+        // it leaves `hidden` as it was.
+        const stats = sequential ? await capture(original, layer, hidden, false) : upfront!.get(layer)!
         progress(layer, 'compressing')
         tensors.push(...(await compressLayer(s, plan, layer, stats)))
       }

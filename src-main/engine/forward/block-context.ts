@@ -4,7 +4,7 @@
 
 import type { KernelCall, WorkerPool } from '../pool/worker-pool'
 import { allocTensor, type ArenaTensor } from '../pool/arena-tensors'
-import { RECORDING_ROLES, type ForwardHooks, type LinearRole } from './causal-lm'
+import { RECORDING_ROLES, type ForwardHooks, type HeldInput, type LinearRole } from './causal-lm'
 import { attention, attentionCall, matmul, rmsnorm, siluMul } from './parallel-ops'
 import { attentionScratch } from '../../../kernels/reference/attention'
 import { fakeQuantActivations, fakeQuantPerToken } from './activation-quant'
@@ -54,6 +54,8 @@ export type RotateWindow = ((ptr: number, nHeads: number) => void) & {
 
 export class BlockContext extends TensorScope {
   private attentionScratch: ArenaTensor | null = null
+  /** Reads of observed buffers that hooks are still doing (HeldInput): awaited before those buffers are written. */
+  private heldReads: Promise<unknown>[] = []
 
   constructor(
     pool: WorkerPool,
@@ -65,6 +67,11 @@ export class BlockContext extends TensorScope {
     private readonly hooks: ForwardHooks | undefined,
     /** W8A8 models: the run-time activation quantization at every Linear input (int8: at the q/k/v outputs too). */
     private readonly activations: ActivationScheme | null = null,
+    /**
+     * Whether the block's code calls afterHeldReads() before it writes an observed buffer again, so hooks
+     * may be offered a HeldInput. Not with W8A8: observe() quantizes the buffer in place right after the hook.
+     */
+    private readonly holdsInputs = false,
   ) {
     super(pool)
   }
@@ -81,10 +88,27 @@ export class BlockContext extends TensorScope {
 
   /** Tells the hooks what `role` reads: the first M rows of src [M, K]. */
   observe(role: LinearRole, src: ArenaTensor, M: number, K: number): void {
-    this.hooks?.linearInput?.(this.layer, role, src.view().subarray(0, M * K), M, K)
+    const held: HeldInput | undefined =
+      this.holdsInputs && !this.activations
+        ? { ptr: src.ptr, keepUntil: (reading) => void this.heldReads.push(reading) }
+        : undefined
+    this.hooks?.linearInput?.(this.layer, role, src.view().subarray(0, M * K), M, K, held)
     // Linears sharing an input share its quantization: quantize once, at the group's first reader.
     if (this.activations && RECORDING_ROLES.has(role))
       fakeQuantActivations(this.activations, src.view().subarray(0, M * K), M, K)
+  }
+
+  /**
+   * Awaits `work` and every read the hooks hold an observed buffer for: the block calls it before it writes
+   * such a buffer again. Rejects with the first failure, as Promise.all does.
+   */
+  async afterHeldReads(work: Promise<unknown>[] = []): Promise<void> {
+    await Promise.all([...work, ...this.heldReads.splice(0)])
+  }
+
+  /** Waits for the held reads to end, failed or not, so the buffers can be freed under no one. */
+  async settleHeldReads(): Promise<void> {
+    await Promise.allSettled(this.heldReads.splice(0))
   }
 
   /** W8A8: the q/k/v projections' outputs are quantized too (before RoPE), as SmoothQuant does. */

@@ -42,10 +42,21 @@ export const RECORDING_ROLES: ReadonlySet<LinearRole> = new Set<LinearRole>([
   'fc2',
 ])
 
+/**
+ * Offered to a linearInput hook where the block can keep the input for it: the hook may go on reading x
+ * in kernel memory (on the workers) after it returns, instead of copying it first.
+ */
+export interface HeldInput {
+  /** x's byte address in the pool's kernel memory. */
+  ptr: number
+  /** The block writes x again only once `reading` has settled. */
+  keepUntil(reading: Promise<unknown>): void
+}
+
 /** Observers see each Linear's input as it is computed (calibration capture, activation stats). */
 export interface ForwardHooks {
-  /** x is [M, K] f32 in kernel memory (valid only during the call). */
-  linearInput?(layer: number, role: LinearRole, x: Float32Array, M: number, K: number): void
+  /** x is [M, K] f32 in kernel memory, valid only during the call unless `held` keeps it longer. */
+  linearInput?(layer: number, role: LinearRole, x: Float32Array, M: number, K: number, held?: HeldInput): void
   /** Attention output [M, heads·headDim] before the output projection; may be modified in place (head ablation). */
   attentionOutput?(layer: number, att: Float32Array, M: number): void
   /**
@@ -59,9 +70,10 @@ export interface ForwardHooks {
    */
   slicedResidual?(layer: number, point: 'mlp' | 'out', x: Float32Array, M: number, width: number): void
   /**
-   * Only the Linears' inputs are wanted (a calibration pass whose block output is thrown away): a block
-   * may stop after its last Linear input, leaving `hidden` unspecified and calling no later hook. The
-   * Llama family (SliceGPT-sliced too) skips the down projection and the residual update it feeds.
+   * Only the Linears' inputs are wanted (a calibration pass whose block output is thrown away): `hidden`
+   * is left as it was (no copy of it is needed to keep it), and a block may stop after its last Linear
+   * input, calling no later hook. The Llama family (SliceGPT-sliced too) skips the down projection and
+   * the residual update it feeds.
    */
   inputsOnly?: boolean
 }

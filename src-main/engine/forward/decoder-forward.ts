@@ -125,6 +125,14 @@ export abstract class DecoderForward<W> implements CausalLM {
     return null
   }
 
+  /**
+   * Whether this family's block awaits BlockContext.afterHeldReads() before it writes an observed buffer
+   * again (within a pass; block() does at the end of each), so hooks may read its Linears' inputs in place.
+   */
+  protected holdsObservedInputs(): boolean {
+    return false
+  }
+
   private async layerWeights(layer: number): Promise<HeldLayer<W>> {
     const cached = this.resident.get(layer)
     if (cached) return cached
@@ -227,7 +235,7 @@ export abstract class DecoderForward<W> implements CausalLM {
 
   /**
    * Runs decoder block `layer` over hidden states [B·T, H] in place, `windowsPerPass` windows at a time
-   * through kernel memory. Hooks see every Linear's input.
+   * through kernel memory. Hooks see every Linear's input; with hooks.inputsOnly, `hidden` is only read.
    */
   async block(layer: number, hidden: Float32Array, T: number, hooks?: ForwardHooks): Promise<void> {
     const H = this.arch.hiddenSize
@@ -251,7 +259,7 @@ export abstract class DecoderForward<W> implements CausalLM {
         this.model.files.path,
         `W8A8 activation quantization is implemented for the Llama family only, not ${this.arch.family}`,
       )
-    const ctx = new BlockContext(this.pool, layer, T, perPass * T, hooks, activations)
+    const ctx = new BlockContext(this.pool, layer, T, perPass * T, hooks, activations, this.holdsObservedInputs())
     try {
       const widths = this.streamWidths(layer)
       const x = ctx.rows(widths ? Math.max(widths.input, widths.output) : H)
@@ -261,10 +269,14 @@ export abstract class DecoderForward<W> implements CausalLM {
         if (widths) packRows(hidden, b0 * T, nb * T, H, x.view(), widths.input)
         else x.view().set(hidden.subarray(b0 * T * H, (b0 + nb) * T * H))
         await pass(x, nb)
+        // The next pass rewrites every buffer a hook may still be reading.
+        await ctx.afterHeldReads()
+        if (hooks?.inputsOnly) continue
         if (widths) unpackRows(x.view(), widths.output, hidden, b0 * T, nb * T, H)
         else hidden.set(x.view().subarray(0, nb * T * H), b0 * T * H)
       }
     } finally {
+      await ctx.settleHeldReads()
       ctx.free()
       this.releaseLayer(layer, held)
     }

@@ -66,6 +66,11 @@ export class LlamaForward extends DecoderForward<LlamaLayer> {
     }
   }
 
+  /** llamaAttention and llamaMlp wait for held reads before they rewrite an observed buffer. */
+  protected override holdsObservedInputs(): boolean {
+    return true
+  }
+
   /** Activation bytes one token needs inside a block (x, h, q, k, v, attn, o, gate, up), f32. */
   bytesPerToken(): number {
     const a = this.arch

@@ -113,6 +113,8 @@ export async function llamaMlp(
   F: number,
   outW: number,
 ): Promise<void> {
+  // h (q/k/v's input) and att (o's) may still be read for the hooks: h is about to be written.
+  await ctx.afterHeldReads()
   await ctx.rmsnorm(x, norm.w, b.h, M, inW, norm.eps)
   ctx.observe('gate', b.h, M, inW)
   ctx.observe('up', b.h, M, inW)

@@ -145,6 +145,11 @@ export class SlicedLlamaForward extends DecoderForward<SlicedLayer> {
     }
   }
 
+  /** llamaAttention and llamaMlp wait for held reads before they rewrite an observed buffer. */
+  protected override holdsObservedInputs(): boolean {
+    return true
+  }
+
   /** Activation bytes one token needs inside a block at most (the unsliced block's, an upper bound). */
   bytesPerToken(): number {
     const a = this.arch
