@@ -10,7 +10,7 @@ import { readTensorF32 } from '../formats/read'
 import type { LoadedModel } from '../model/loaded-model'
 import { withReplacements } from '../model/model-view'
 import { WorkerPool } from '../pool/worker-pool'
-import { runLayerStep } from './layer-step'
+import { CONCURRENT_GROUPS_BYTES, runLayerStep } from './layer-step'
 import { gptq, type GptqParams } from './methods/gptq'
 import type { CompressionMethod, GroupContext, LinearOutcome } from './methods/method'
 import type { UniformGridRecord } from './quant/record'
@@ -56,7 +56,18 @@ describe('runLayerStep, group by group', () => {
       },
     }
     const records = new Map<string, UniformGridRecord>()
-    const tensors = await runLayerStep({ pool, view, recipe, index: 0, method: watched, options: { windows }, records })
+    // A layer this small would have its groups compressed side by side: 0 asks for one group at a time.
+    const step = {
+      pool,
+      view,
+      recipe,
+      index: 0,
+      method: watched,
+      options: { windows },
+      records,
+      concurrentGroupsBytes: 0,
+    }
+    const tensors = await runLayerStep(step)
 
     expect(seen.map((g) => g.group)).toHaveLength(4)
     expect(tensors).toHaveLength(7)
@@ -72,5 +83,50 @@ describe('runLayerStep, group by group', () => {
       await gptq.compressGroup({ ...g, linears, input: { ...g.input!, hessian: own[k].H } } as GroupContext<GptqParams>)
       for (const l of linears) expect(await readTensorF32(view.entry(l.name)), l.name).toEqual(l.weight)
     }
+  })
+
+  it("compresses a small layer's groups side by side, with the same results as one at a time", async () => {
+    const recipe = validateRecipe({
+      steps: [{ method: 'gptq', targets: { include: ['layers\\.[02]\\.'] }, params: { bits: 4, group_size: 32 } }],
+    })
+    const run = async (concurrentGroupsBytes: number) => {
+      const view = withReplacements(model)
+      const records = new Map<string, UniformGridRecord>()
+      const method = gptq as CompressionMethod<unknown>
+      let live = 0,
+        most = 0
+      const counted: CompressionMethod<unknown> = {
+        ...method,
+        async compressGroup(ctx: GroupContext): Promise<LinearOutcome[]> {
+          most = Math.max(most, ++live)
+          try {
+            return await method.compressGroup(ctx)
+          } finally {
+            live--
+          }
+        },
+      }
+      const options = { windows }
+      const tensors = await runLayerStep({
+        pool,
+        view,
+        recipe,
+        index: 0,
+        method: counted,
+        options,
+        records,
+        concurrentGroupsBytes,
+      })
+      const weights = new Map<string, Float32Array>()
+      for (const t of tensors) weights.set(t.name, await readTensorF32(view.entry(t.name)))
+      return { tensors, weights, most }
+    }
+    const alone = await run(0)
+    const together = await run(CONCURRENT_GROUPS_BYTES)
+    expect(alone.most).toBe(1)
+    expect(together.most).toBe(4)
+    expect(together.tensors.map((t) => t.name)).toEqual(alone.tensors.map((t) => t.name))
+    expect(together.tensors).toEqual(alone.tensors)
+    for (const [name, w] of alone.weights) expect(together.weights.get(name), name).toEqual(w)
   })
 })

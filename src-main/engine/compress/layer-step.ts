@@ -71,6 +71,8 @@ export interface LayerStep {
   records: Map<string, UniformGridRecord>
   /** The GGUF bytes kept for GGUF exports (gguf-types/kept-bytes.ts): updated in place like `records`. */
   ggufBytes?: GgufKeptBytes
+  /** A layer's groups are compressed side by side below this many bytes (default CONCURRENT_GROUPS_BYTES). */
+  concurrentGroupsBytes?: number
 }
 
 /** A group's Linears read as f32 from the view (the method compresses each `weight` in place). */
@@ -136,9 +138,20 @@ async function compressOneGroup(
   // compressGroup cannot touch the view, so it still holds the originals: read them again for the
   // measures rather than keep a copy through the compression, the step with the most memory in use.
   const originals = await readOriginals(s, g)
-  const tensors = await finishGroups(s, layer, [g], outcomes, originals, new Map([[g, input]]))
-  await s.view.spillIfOver(REPLACEMENT_MEMORY_BUDGET)
-  return tensors
+  return finishGroups(s, layer, [g], outcomes, originals, new Map([[g, input]]))
+}
+
+/** f32 weights and f64 Hessians of a layer below which its groups are compressed side by side. */
+export const CONCURRENT_GROUPS_BYTES = 32 * 2 ** 20
+
+/** The bytes a layer's groups hold at once while compressed together: their f32 weights (twice: the originals are read again for the measures) and their Hessians. */
+function groupBytes(planned: [InputGroup, Planned[]][], stats: Map<InputGroup, SampledInputStats> | null): number {
+  let bytes = 0
+  for (const [group, linears] of planned) {
+    for (const { info } of linears) bytes += 2 * info.shape[0] * info.shape[1] * 4
+    bytes += stats?.get(group)?.hessian?.byteLength ?? 0
+  }
+  return bytes
 }
 
 /**
@@ -157,9 +170,22 @@ async function compressLayer(
   const { pool, view, method, records } = s
   const planned = [...(plan.get(layer) ?? [])]
   if (!method.compressLayer) {
+    if (planned.length > 1 && groupBytes(planned, stats) <= (s.concurrentGroupsBytes ?? CONCURRENT_GROUPS_BYTES)) {
+      // A small layer's groups side by side: the workers stay busy through each group's short, mostly
+      // sequential steps (factorization, column loop, measures) and the main thread's work between them.
+      // Every group settles before the step goes on, failed or not, so none writes into the view after.
+      const settled = await Promise.allSettled(
+        planned.map(([group, linears]) => compressOneGroup(s, layer, group, linears, stats?.get(group) ?? null)),
+      )
+      const failed = settled.find((r) => r.status === 'rejected')
+      if (failed) throw failed.reason
+      await view.spillIfOver(REPLACEMENT_MEMORY_BUDGET)
+      return settled.flatMap((r) => (r.status === 'fulfilled' ? r.value : []))
+    }
     const tensors: TensorOutcome[] = []
     for (const [group, linears] of planned) {
       tensors.push(...(await compressOneGroup(s, layer, group, linears, stats?.get(group) ?? null)))
+      await view.spillIfOver(REPLACEMENT_MEMORY_BUDGET)
       // The group's originals and Hessian, and its new weights once spilled, are garbage now: free
       // them before the next group's come in (this function no longer holds any of them).
       const weightBytes = linears.reduce((a, { info }) => a + info.shape[0] * info.shape[1] * 4, 0)
