@@ -76,6 +76,27 @@ export class BlockContext extends TensorScope {
     super(pool)
   }
 
+  /**
+   * Whether nothing watches or changes the block's inside: no hook but inputsOnly, no activation
+   * quantization. A block may then run whole windows per worker (llama-window-lanes.ts).
+   */
+  get unobserved(): boolean {
+    const h = this.hooks
+    return !this.activations && !(h?.linearInput || h?.attentionOutput || h?.keysValues || h?.slicedResidual)
+  }
+
+  /** Runs kernel calls on one worker, in order. */
+  run(calls: KernelCall[]): Promise<void> {
+    return this.pool.run(calls)
+  }
+
+  /** The byte address of worker lane `lane`'s attention scratch (attentionScratch(T) f32 each, one per worker). */
+  attentionScratchAt(lane: number): number {
+    const perCall = attentionScratch(this.T)
+    this.attentionScratch ??= this.alloc(Math.max(1, this.pool.threads) * perCall)
+    return this.attentionScratch.at(lane * perCall)
+  }
+
   /** Whether the hooks want only the Linears' inputs (ForwardHooks.inputsOnly): the block output may be skipped. */
   get inputsOnly(): boolean {
     return this.hooks?.inputsOnly === true
@@ -181,9 +202,6 @@ export class BlockContext extends TensorScope {
     const T = this.T
     const qDim = heads * headDim,
       kvDim = kvHeads * headDim
-    const perCall = attentionScratch(T)
-    this.attentionScratch ??= this.alloc(Math.max(1, this.pool.threads) * perCall)
-    const scratch = this.attentionScratch
     const lanes = Math.min(this.pool.threads, nb)
     if (lanes > 1 && !this.hooks?.keysValues && (!rotate || rotate.calls)) {
       // A window per worker, each worker's windows one after another: every window is one task (RoPE and
@@ -198,7 +216,7 @@ export class BlockContext extends TensorScope {
           k.at(b * T * kvDim),
           v.at(b * T * kvDim),
           out.at(b * T * qDim),
-          scratch.at(lane * perCall),
+          this.attentionScratchAt(lane),
           T,
           heads,
           kvHeads,
@@ -233,7 +251,7 @@ export class BlockContext extends TensorScope {
         k.at(b * T * kvDim),
         v.at(b * T * kvDim),
         out.at(b * T * qDim),
-        (part) => scratch.at(part * perCall),
+        (part) => this.attentionScratchAt(part),
         T,
         heads,
         kvHeads,

@@ -9,6 +9,7 @@ import type { ArenaTensor } from '../pool/arena-tensors'
 import type { Affine, BlockContext, TensorScope } from './block-context'
 import { DecoderForward, type BlockPass } from './decoder-forward'
 import type { WeightLoader } from './weight-loader'
+import { llamaBlockByWindows, windowLanes, type LlamaBlockWeights } from './llama-window-lanes'
 import {
   LLAMA_LINEARS,
   attentionBuffers,
@@ -21,11 +22,7 @@ import {
 
 export type { ForwardHooks, LinearRole } from './causal-lm'
 
-interface LlamaLayer {
-  attnNorm: Affine
-  ffnNorm: Affine
-  linear: Record<LlamaLinear, Affine>
-}
+type LlamaLayer = LlamaBlockWeights
 
 export class LlamaForward extends DecoderForward<LlamaLayer> {
   private finalNorm: Affine | null = null
@@ -88,7 +85,10 @@ export class LlamaForward extends DecoderForward<LlamaLayer> {
     const mlp = { ...mlpBuffers(ctx, F), h: att.h, out: att.out }
     const rotate = ropeRotation(ctx, k, a.headDim, a.ropeTheta ?? 10000, a.ropeLayout === 'gguf')
     const { linear } = w
+    const dims = { H, F, eps }
     return async (x: ArenaTensor, nb: number): Promise<void> => {
+      const lanes = windowLanes(ctx, this.pool.threads, nb, rotate)
+      if (lanes > 0) return llamaBlockByWindows(ctx, { ...att, ...mlp }, w, shape, rotate, x, nb, lanes, dims)
       const M = nb * ctx.T
       await llamaAttention(ctx, att, linear, { w: w.attnNorm, eps }, shape, rotate, x, nb, H, H)
       k.add_inplace(x.ptr, att.out.ptr, M * H)

@@ -1,0 +1,131 @@
+// The Llama block with whole windows per worker. Where nothing watches or changes the block's inside (no
+// hooks, no activation quantization), every value in a window's rows depends on that window alone: the
+// norms, products, SiLU and residual additions are row by row, attention is within the window. So each
+// worker runs its own windows through the whole block in one task (RMSNorm, q/k/v, RoPE and attention,
+// o_proj and the residual, then the MLP and its residual), with no barrier between the steps and nothing
+// on the main thread. Op by op (llama-sublayers.ts), a pass of the stories260K block was some 150 tasks
+// with a round trip to the main thread between steps, and the workers waited at each.
+//
+// The bits are those of the op-by-op path: a row range never changes a value (matmul.ts: tiling never
+// changes an output's order; norm.ts and activation.ts work row by row or element by element, and the
+// SiLU ranges start on whole rows of F values), and attention is the same call per window.
+// window-lanes.test.ts holds the two paths to the same per-token losses.
+
+import type { ArenaTensor } from '../pool/arena-tensors'
+import type { KernelCall } from '../pool/worker-pool'
+import type { Affine, BlockContext, RotateWindow } from './block-context'
+import type { AttentionBuffers, AttentionShape, LlamaLinear } from './llama-sublayers'
+import { attentionCall } from './parallel-ops'
+
+export interface LlamaBlockWeights {
+  attnNorm: Affine
+  ffnNorm: Affine
+  linear: Record<LlamaLinear, Affine>
+}
+
+export interface LlamaLaneBuffers extends AttentionBuffers {
+  g: ArenaTensor
+  u: ArenaTensor
+}
+
+/** Workers that take whole windows of a pass of nb windows through the block (0: run it op by op). */
+export function windowLanes(ctx: BlockContext, threads: number, nb: number, rotate: RotateWindow): number {
+  const lanes = Math.min(threads, nb)
+  return lanes > 1 && ctx.unobserved && rotate.calls ? lanes : 0
+}
+
+/** y[rows, N] = x[rows, K] · Wᵀ (+ b) for the rows starting at row r0 of x and y. */
+function linearCall(
+  x: ArenaTensor,
+  a: Affine,
+  y: ArenaTensor,
+  r0: number,
+  rows: number,
+  K: number,
+  N: number,
+): KernelCall {
+  return a.b
+    ? ['matmul_nt_bias', x.at(r0 * K), a.w.ptr, a.b.ptr, y.at(r0 * N), rows, K, N, 0, N]
+    : ['matmul_nt', x.at(r0 * K), a.w.ptr, y.at(r0 * N), rows, K, N, 0, N]
+}
+
+/** The kernel calls that take windows [w0, w1) of x (T tokens each) through the block, in place. */
+export function llamaWindowsCalls(
+  ctx: BlockContext,
+  b: LlamaLaneBuffers,
+  w: LlamaBlockWeights,
+  s: AttentionShape,
+  rotate: RotateWindow,
+  x: ArenaTensor,
+  w0: number,
+  w1: number,
+  lane: number,
+  dims: { H: number; F: number; eps: number },
+): KernelCall[] {
+  const { H, F, eps } = dims
+  const T = ctx.T
+  const qDim = s.heads * s.headDim,
+    kvDim = s.kvHeads * s.headDim
+  const r0 = w0 * T,
+    rows = (w1 - w0) * T
+  const { linear } = w
+  const calls: KernelCall[] = [
+    ['rmsnorm', x.at(r0 * H), w.attnNorm.w.ptr, b.h.at(r0 * H), rows, H, eps],
+    linearCall(b.h, linear.q, b.q, r0, rows, H, qDim),
+    linearCall(b.h, linear.k, b.k, r0, rows, H, kvDim),
+    linearCall(b.h, linear.v, b.v, r0, rows, H, kvDim),
+  ]
+  const scratch = ctx.attentionScratchAt(lane)
+  for (let win = w0; win < w1; win++) {
+    const q = b.q.at(win * T * qDim),
+      k = b.k.at(win * T * kvDim)
+    calls.push(...rotate.calls!(q, s.heads), ...rotate.calls!(k, s.kvHeads))
+    calls.push(
+      attentionCall(
+        q,
+        k,
+        b.v.at(win * T * kvDim),
+        b.att.at(win * T * qDim),
+        scratch,
+        T,
+        s.heads,
+        s.kvHeads,
+        s.headDim,
+        0,
+        s.heads,
+      ),
+    )
+  }
+  calls.push(
+    linearCall(b.att, linear.o, b.out, r0, rows, qDim, H),
+    ['add_inplace', x.at(r0 * H), b.out.at(r0 * H), rows * H],
+    ['rmsnorm', x.at(r0 * H), w.ffnNorm.w.ptr, b.h.at(r0 * H), rows, H, eps],
+    linearCall(b.h, linear.gate, b.g, r0, rows, H, F),
+    linearCall(b.h, linear.up, b.u, r0, rows, H, F),
+    ['silu_mul', b.g.at(r0 * F), b.u.at(r0 * F), b.g.at(r0 * F), rows * F],
+    linearCall(b.g, linear.down, b.out, r0, rows, F, H),
+    ['add_inplace', x.at(r0 * H), b.out.at(r0 * H), rows * H],
+  )
+  return calls
+}
+
+/** Runs nb windows of x through the block, `lanes` workers each taking a contiguous share of them. */
+export async function llamaBlockByWindows(
+  ctx: BlockContext,
+  b: LlamaLaneBuffers,
+  w: LlamaBlockWeights,
+  s: AttentionShape,
+  rotate: RotateWindow,
+  x: ArenaTensor,
+  nb: number,
+  lanes: number,
+  dims: { H: number; F: number; eps: number },
+): Promise<void> {
+  const tasks: Promise<void>[] = []
+  for (let lane = 0, w0 = 0; lane < lanes; lane++) {
+    const w1 = w0 + Math.floor(nb / lanes) + (lane < nb % lanes ? 1 : 0)
+    tasks.push(ctx.run(llamaWindowsCalls(ctx, b, w, s, rotate, x, w0, w1, lane, dims)))
+    w0 = w1
+  }
+  await Promise.all(tasks)
+}
