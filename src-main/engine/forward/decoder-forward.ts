@@ -39,6 +39,19 @@ interface HeldLayer<W> {
   loader: WeightLoader
 }
 
+/**
+ * The next-token targets of rows [r0, r0 + out.length) of windows laid end to end (row r is token r % T of
+ * window ⌊r / T⌋): the token after it, or −1 for a window's last row, which predicts nothing.
+ */
+export function nextTokenTargets(windows: Int32Array[], r0: number, out: Int32Array): void {
+  const T = windows[0].length
+  for (let i = 0; i < out.length; i++) {
+    const b = Math.floor((r0 + i) / T),
+      t = (r0 + i) % T
+    out[i] = t === T - 1 ? -1 : windows[b][t + 1]
+  }
+}
+
 export abstract class DecoderForward<W> implements CausalLM {
   private readonly resident = new Map<number, HeldLayer<W>>()
   private embedTable: ArenaTensor | null = null
@@ -345,31 +358,25 @@ export abstract class DecoderForward<W> implements CausalLM {
         `the output head holds ${head.length} values, not whole rows of ${width}`,
       )
     }
-    const rowsPerChunk = Math.max(1, Math.min(T, Math.floor(LOGIT_CHUNK_BYTES / (V * 4))))
+    // Rows of every window at once, chunk by chunk, so the workers split long row ranges rather than
+    // meet at a barrier per window: a window's last row predicts nothing (target −1, which the kernel
+    // scores 0 and which is not kept).
+    const M = windows.length * T
+    const rowsPerChunk = Math.max(1, Math.min(M, Math.floor(LOGIT_CHUNK_BYTES / (V * 4))))
     const logits = allocTensor(this.pool, rowsPerChunk * V)
     const targets = this.pool.arena.alloc(rowsPerChunk * 4)
     const nll = this.pool.arena.alloc(rowsPerChunk * 8)
     try {
-      const out: Float64Array[] = []
-      for (let b = 0; b < windows.length; b++) {
-        const result = new Float64Array(T - 1)
-        for (let t0 = 0; t0 < T - 1; t0 += rowsPerChunk) {
-          const n = Math.min(rowsPerChunk, T - 1 - t0)
-          new Int32Array(this.pool.memory.buffer, targets.ptr, n).set(windows[b].subarray(t0 + 1, t0 + 1 + n))
-          await logitsNll(
-            this.pool,
-            h.at((b * T + t0) * width),
-            head.ptr,
-            logits.ptr,
-            targets.ptr,
-            nll.ptr,
-            n,
-            width,
-            V,
-          )
-          result.set(this.pool.arena.f64(nll, 0, n), t0)
+      const out = windows.map(() => new Float64Array(T - 1))
+      for (let r0 = 0; r0 < M; r0 += rowsPerChunk) {
+        const n = Math.min(rowsPerChunk, M - r0)
+        nextTokenTargets(windows, r0, new Int32Array(this.pool.memory.buffer, targets.ptr, n))
+        await logitsNll(this.pool, h.at(r0 * width), head.ptr, logits.ptr, targets.ptr, nll.ptr, n, width, V)
+        const rowNll = this.pool.arena.f64(nll, 0, n)
+        for (let i = 0; i < n; i++) {
+          const t = (r0 + i) % T
+          if (t < T - 1) out[Math.floor((r0 + i) / T)][t] = rowNll[i]
         }
-        out.push(result)
       }
       return out
     } finally {
