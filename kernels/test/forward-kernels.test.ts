@@ -368,6 +368,26 @@ describe('rope_half / rope_interleaved', () => {
   })
 })
 
+/** Query i's scaled scores q_i·k_j / √d for j ≤ i in head h, in f64. */
+function naiveScores(
+  q: Float32Array,
+  kk: Float32Array,
+  nHeads: number,
+  nKV: number,
+  d: number,
+  h: number,
+  i: number,
+): number[] {
+  const g = Math.floor(h / (nHeads / nKV))
+  const scores: number[] = []
+  for (let j = 0; j <= i; j++) {
+    let s = 0
+    for (let c = 0; c < d; c++) s += q[(i * nHeads + h) * d + c] * kk[(j * nKV + g) * d + c]
+    scores.push(s / Math.sqrt(d))
+  }
+  return scores
+}
+
 /** Naive causal attention in f64, straight from the definition. */
 function naiveAttention(
   q: Float32Array,
@@ -382,12 +402,7 @@ function naiveAttention(
   for (let h = 0; h < nHeads; h++) {
     const g = Math.floor(h / (nHeads / nKV))
     for (let i = 0; i < T; i++) {
-      const scores: number[] = []
-      for (let j = 0; j <= i; j++) {
-        let s = 0
-        for (let c = 0; c < d; c++) s += q[(i * nHeads + h) * d + c] * kk[(j * nKV + g) * d + c]
-        scores.push(s / Math.sqrt(d))
-      }
+      const scores = naiveScores(q, kk, nHeads, nKV, d, h, i)
       const m = Math.max(...scores)
       const e = scores.map((s) => Math.exp(s - m))
       const z = e.reduce((a, c) => a + c, 0)
@@ -465,14 +480,8 @@ describe('attention_causal', () => {
       let dropped = 0,
         largest = 0
       for (let h = 0; h < nHeads; h++) {
-        const g = Math.floor(h / (nHeads / nKV))
         for (let i = 0; i < T; i++) {
-          const s: number[] = []
-          for (let j = 0; j <= i; j++) {
-            let dot = 0
-            for (let c = 0; c < d; c++) dot += q[(i * nHeads + h) * d + c] * kk[(j * nKV + g) * d + c]
-            s.push(dot / Math.sqrt(d))
-          }
+          const s = naiveScores(q, kk, nHeads, nKV, d, h, i)
           const m = Math.max(...s)
           dropped += s.filter((x) => x - m < SOFTMAX_EXP_MIN).length
           largest = Math.max(largest, ...s.map(Math.abs))

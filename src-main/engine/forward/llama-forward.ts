@@ -85,10 +85,10 @@ export class LlamaForward extends DecoderForward<LlamaLayer> {
     const mlp = { ...mlpBuffers(ctx, F), h: att.h, out: att.out }
     const rotate = ropeRotation(ctx, k, a.headDim, a.ropeTheta ?? 10000, a.ropeLayout === 'gguf')
     const { linear } = w
-    const dims = { H, F, eps }
+    const byWindows = { ctx, buffers: { ...att, ...mlp }, weights: w, shape, rotate, dims: { H, F, eps } }
     return async (x: ArenaTensor, nb: number): Promise<void> => {
       const lanes = windowLanes(ctx, this.pool.threads, nb, rotate)
-      if (lanes > 0) return llamaBlockByWindows(ctx, { ...att, ...mlp }, w, shape, rotate, x, nb, lanes, dims)
+      if (lanes > 0) return llamaBlockByWindows(byWindows, x, nb, lanes)
       const M = nb * ctx.T
       await llamaAttention(ctx, att, linear, { w: w.attnNorm, eps }, shape, rotate, x, nb, H, H)
       k.add_inplace(x.ptr, att.out.ptr, M * H)

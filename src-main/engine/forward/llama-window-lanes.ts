@@ -49,20 +49,26 @@ function linearCall(
     : ['matmul_nt', x.at(r0 * K), a.w.ptr, y.at(r0 * N), rows, K, N, 0, N]
 }
 
+/** What a pass by windows needs of the block: its context, buffers, weights, shapes and RoPE. */
+export interface LlamaLanePlan {
+  ctx: BlockContext
+  buffers: LlamaLaneBuffers
+  weights: LlamaBlockWeights
+  shape: AttentionShape
+  rotate: RotateWindow
+  dims: { H: number; F: number; eps: number }
+}
+
 /** The kernel calls that take windows [w0, w1) of x (T tokens each) through the block, in place. */
 export function llamaWindowsCalls(
-  ctx: BlockContext,
-  b: LlamaLaneBuffers,
-  w: LlamaBlockWeights,
-  s: AttentionShape,
-  rotate: RotateWindow,
+  p: LlamaLanePlan,
   x: ArenaTensor,
   w0: number,
   w1: number,
   lane: number,
-  dims: { H: number; F: number; eps: number },
 ): KernelCall[] {
-  const { H, F, eps } = dims
+  const { ctx, buffers: b, weights: w, shape: s, rotate } = p
+  const { H, F, eps } = p.dims
   const T = ctx.T
   const qDim = s.heads * s.headDim,
     kvDim = s.kvHeads * s.headDim
@@ -80,21 +86,8 @@ export function llamaWindowsCalls(
     const q = b.q.at(win * T * qDim),
       k = b.k.at(win * T * kvDim)
     calls.push(...rotate.calls!(q, s.heads), ...rotate.calls!(k, s.kvHeads))
-    calls.push(
-      attentionCall(
-        q,
-        k,
-        b.v.at(win * T * kvDim),
-        b.att.at(win * T * qDim),
-        scratch,
-        T,
-        s.heads,
-        s.kvHeads,
-        s.headDim,
-        0,
-        s.heads,
-      ),
-    )
+    const [v, out] = [b.v.at(win * T * kvDim), b.att.at(win * T * qDim)]
+    calls.push(attentionCall(q, k, v, out, scratch, T, s.heads, s.kvHeads, s.headDim, 0, s.heads))
   }
   calls.push(
     linearCall(b.att, linear.o, b.out, r0, rows, qDim, H),
@@ -110,21 +103,11 @@ export function llamaWindowsCalls(
 }
 
 /** Runs nb windows of x through the block, `lanes` workers each taking a contiguous share of them. */
-export async function llamaBlockByWindows(
-  ctx: BlockContext,
-  b: LlamaLaneBuffers,
-  w: LlamaBlockWeights,
-  s: AttentionShape,
-  rotate: RotateWindow,
-  x: ArenaTensor,
-  nb: number,
-  lanes: number,
-  dims: { H: number; F: number; eps: number },
-): Promise<void> {
+export async function llamaBlockByWindows(p: LlamaLanePlan, x: ArenaTensor, nb: number, lanes: number): Promise<void> {
   const tasks: Promise<void>[] = []
   for (let lane = 0, w0 = 0; lane < lanes; lane++) {
     const w1 = w0 + Math.floor(nb / lanes) + (lane < nb % lanes ? 1 : 0)
-    tasks.push(ctx.run(llamaWindowsCalls(ctx, b, w, s, rotate, x, w0, w1, lane, dims)))
+    tasks.push(p.ctx.run(llamaWindowsCalls(p, x, w0, w1, lane)))
     w0 = w1
   }
   await Promise.all(tasks)
