@@ -77,12 +77,17 @@ export class BlockContext extends TensorScope {
   }
 
   /**
-   * Whether nothing watches or changes the block's inside: no hook but inputsOnly, no activation
-   * quantization. A block may then run whole windows per worker (llama-window-lanes.ts).
+   * Whether nothing changes the block's inside and the only hooks are linearInput and inputsOnly (no
+   * activation quantization): a block may then run whole windows per worker (llama-window-lanes.ts).
    */
-  get unobserved(): boolean {
+  get watchesOnlyInputs(): boolean {
     const h = this.hooks
-    return !this.activations && !(h?.linearInput || h?.attentionOutput || h?.keysValues || h?.slicedResidual)
+    return !this.activations && !(h?.attentionOutput || h?.keysValues || h?.slicedResidual)
+  }
+
+  /** watchesOnlyInputs, and no linearInput hook either: nothing watches the block's inside. */
+  get unobserved(): boolean {
+    return this.watchesOnlyInputs && !this.hooks?.linearInput
   }
 
   /** Runs kernel calls on one worker, in order. */

@@ -2,9 +2,10 @@
 // buffer again until the hold ends, and holding must change nothing the block computes. Every hold here
 // ends late (a timer), so a block that rewrote the buffer first would be caught in the act.
 
+import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadDemoModel } from '../eval/testing/demo-model'
-import type { LoadedModel } from '../model/loaded-model'
+import { loadModel, type LoadedModel } from '../model/loaded-model'
+import { repoRoot } from '../testing/shared-data'
 import { WorkerPool } from '../pool/worker-pool'
 import type { LinearRole } from './causal-lm'
 import { createForward } from './index'
@@ -14,7 +15,7 @@ describe('held Linear inputs in the Llama block', () => {
   let model: LoadedModel
   beforeAll(async () => {
     pool = await WorkerPool.create({ threads: 2 })
-    model = await loadDemoModel()
+    model = await loadModel(path.join(repoRoot, 'resources/demo/stories260K'))
   })
   afterAll(async () => {
     await pool.close()

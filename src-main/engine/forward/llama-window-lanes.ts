@@ -1,15 +1,17 @@
-// The Llama block with whole windows per worker. Where nothing watches or changes the block's inside (no
-// hooks, no activation quantization), every value in a window's rows depends on that window alone: the
-// norms, products, SiLU and residual additions are row by row, attention is within the window. So each
-// worker runs its own windows through the whole block in one task (RMSNorm, q/k/v, RoPE and attention,
-// o_proj and the residual, then the MLP and its residual), with no barrier between the steps and nothing
-// on the main thread. Op by op (llama-sublayers.ts), a pass of the stories260K block was some 150 tasks
-// with a round trip to the main thread between steps, and the workers waited at each.
+// The Llama block with whole windows per worker. Where nothing changes the block's inside (no hook but the
+// Linear-input ones, no activation quantization), every value in a window's rows depends on that window
+// alone: the norms, products, SiLU and residual additions are row by row, attention is within the window.
+// So each worker takes its own windows through the block's steps, and the workers meet only where a hook
+// must see a Linear's input whole: after q/k/v's input (RMSNorm), o's (attention), gate/up's (the MLP's
+// RMSNorm) and down's (SiLU·up). With no such hook, a worker takes its windows through the whole block in
+// one task. Op by op (llama-sublayers.ts), a pass of the stories260K block was some 150 tasks with a round
+// trip to the main thread between steps, and the workers waited at each.
 //
 // The bits are those of the op-by-op path: a row range never changes a value (matmul.ts: tiling never
 // changes an output's order; norm.ts and activation.ts work row by row or element by element, and the
 // SiLU ranges start on whole rows of F values), and attention is the same call per window.
-// window-lanes.test.ts holds the two paths to the same per-token losses.
+// window-lanes.test.ts holds the two paths to the same per-token losses, layer-inputs.test.ts the
+// calibration statistics to their reference.
 
 import type { ArenaTensor } from '../pool/arena-tensors'
 import type { KernelCall } from '../pool/worker-pool'
@@ -31,7 +33,7 @@ export interface LlamaLaneBuffers extends AttentionBuffers {
 /** Workers that take whole windows of a pass of nb windows through the block (0: run it op by op). */
 export function windowLanes(ctx: BlockContext, threads: number, nb: number, rotate: RotateWindow): number {
   const lanes = Math.min(threads, nb)
-  return lanes > 1 && ctx.unobserved && rotate.calls ? lanes : 0
+  return lanes > 1 && ctx.watchesOnlyInputs && rotate.calls ? lanes : 0
 }
 
 /** y[rows, N] = x[rows, K] · Wᵀ (+ b) for the rows starting at row r0 of x and y. */
@@ -59,14 +61,17 @@ export interface LlamaLanePlan {
   dims: { H: number; F: number; eps: number }
 }
 
-/** The kernel calls that take windows [w0, w1) of x (T tokens each) through the block, in place. */
-export function llamaWindowsCalls(
+/**
+ * The kernel calls that take windows [w0, w1) of x (T tokens each) through the block, in place, in five
+ * segments that end where a hook may look: q/k/v's input h, o's att, gate/up's h, down's g, the output.
+ */
+export function llamaWindowsSegments(
   p: LlamaLanePlan,
   x: ArenaTensor,
   w0: number,
   w1: number,
   lane: number,
-): KernelCall[] {
+): KernelCall[][] {
   const { ctx, buffers: b, weights: w, shape: s, rotate } = p
   const { H, F, eps } = p.dims
   const T = ctx.T
@@ -75,8 +80,7 @@ export function llamaWindowsCalls(
   const r0 = w0 * T,
     rows = (w1 - w0) * T
   const { linear } = w
-  const calls: KernelCall[] = [
-    ['rmsnorm', x.at(r0 * H), w.attnNorm.w.ptr, b.h.at(r0 * H), rows, H, eps],
+  const attention: KernelCall[] = [
     linearCall(b.h, linear.q, b.q, r0, rows, H, qDim),
     linearCall(b.h, linear.k, b.k, r0, rows, H, kvDim),
     linearCall(b.h, linear.v, b.v, r0, rows, H, kvDim),
@@ -85,30 +89,59 @@ export function llamaWindowsCalls(
   for (let win = w0; win < w1; win++) {
     const q = b.q.at(win * T * qDim),
       k = b.k.at(win * T * kvDim)
-    calls.push(...rotate.calls!(q, s.heads), ...rotate.calls!(k, s.kvHeads))
+    attention.push(...rotate.calls!(q, s.heads), ...rotate.calls!(k, s.kvHeads))
     const [v, out] = [b.v.at(win * T * kvDim), b.att.at(win * T * qDim)]
-    calls.push(attentionCall(q, k, v, out, scratch, T, s.heads, s.kvHeads, s.headDim, 0, s.heads))
+    attention.push(attentionCall(q, k, v, out, scratch, T, s.heads, s.kvHeads, s.headDim, 0, s.heads))
   }
-  calls.push(
-    linearCall(b.att, linear.o, b.out, r0, rows, qDim, H),
-    ['add_inplace', x.at(r0 * H), b.out.at(r0 * H), rows * H],
-    ['rmsnorm', x.at(r0 * H), w.ffnNorm.w.ptr, b.h.at(r0 * H), rows, H, eps],
-    linearCall(b.h, linear.gate, b.g, r0, rows, H, F),
-    linearCall(b.h, linear.up, b.u, r0, rows, H, F),
-    ['silu_mul', b.g.at(r0 * F), b.u.at(r0 * F), b.g.at(r0 * F), rows * F],
-    linearCall(b.g, linear.down, b.out, r0, rows, F, H),
-    ['add_inplace', x.at(r0 * H), b.out.at(r0 * H), rows * H],
-  )
-  return calls
+  return [
+    [['rmsnorm', x.at(r0 * H), w.attnNorm.w.ptr, b.h.at(r0 * H), rows, H, eps]],
+    attention,
+    [
+      linearCall(b.att, linear.o, b.out, r0, rows, qDim, H),
+      ['add_inplace', x.at(r0 * H), b.out.at(r0 * H), rows * H],
+      ['rmsnorm', x.at(r0 * H), w.ffnNorm.w.ptr, b.h.at(r0 * H), rows, H, eps],
+    ],
+    [
+      linearCall(b.h, linear.gate, b.g, r0, rows, H, F),
+      linearCall(b.h, linear.up, b.u, r0, rows, H, F),
+      ['silu_mul', b.g.at(r0 * F), b.u.at(r0 * F), b.g.at(r0 * F), rows * F],
+    ],
+    [linearCall(b.g, linear.down, b.out, r0, rows, F, H), ['add_inplace', x.at(r0 * H), b.out.at(r0 * H), rows * H]],
+  ]
 }
 
-/** Runs nb windows of x through the block, `lanes` workers each taking a contiguous share of them. */
+/**
+ * Runs nb windows of x through the block, `lanes` workers each taking a contiguous share of them: in one
+ * task each where nothing watches, else segment by segment with the Linear-input hooks between (the
+ * segments rewriting h wait for the reads the hooks hold on it).
+ */
 export async function llamaBlockByWindows(p: LlamaLanePlan, x: ArenaTensor, nb: number, lanes: number): Promise<void> {
-  const tasks: Promise<void>[] = []
+  const { ctx, buffers: b } = p
+  const { H, F } = p.dims
+  const segments: KernelCall[][][] = []
   for (let lane = 0, w0 = 0; lane < lanes; lane++) {
     const w1 = w0 + Math.floor(nb / lanes) + (lane < nb % lanes ? 1 : 0)
-    tasks.push(p.ctx.run(llamaWindowsCalls(p, x, w0, w1, lane)))
+    segments.push(llamaWindowsSegments(p, x, w0, w1, lane))
     w0 = w1
   }
-  await Promise.all(tasks)
+  if (ctx.unobserved) {
+    await Promise.all(segments.map((lane) => ctx.run(lane.flat())))
+    return
+  }
+  const M = nb * ctx.T,
+    qDim = p.shape.heads * p.shape.headDim
+  const run = (i: number) => Promise.all(segments.map((lane) => ctx.run(lane[i])))
+  await run(0)
+  for (const r of ['q', 'k', 'v'] as const) ctx.observe(r, b.h, M, H)
+  await run(1)
+  ctx.observe('o', b.att, M, qDim)
+  // Segment 2 rewrites h, which q/k/v's hooks may still be reading.
+  await ctx.afterHeldReads()
+  await run(2)
+  ctx.observe('gate', b.h, M, H)
+  ctx.observe('up', b.h, M, H)
+  await run(3)
+  ctx.observe('down', b.g, M, F)
+  if (ctx.inputsOnly) return
+  await run(4)
 }
