@@ -25,7 +25,7 @@ describe('held Linear inputs in the Llama block', () => {
     const forward = await createForward(pool, model)
     try {
       const T = 32
-      const windows = [0, 1, 2].map((w) => Int32Array.from({ length: T }, (_, i) => (7 * w + 13 * i + 1) % 512))
+      const windows = [0, 1, 2, 3].map((w) => Int32Array.from({ length: T }, (_, i) => (7 * w + 13 * i + 1) % 512))
       const hidden = await forward.embed(windows)
       const plain = hidden.slice()
       await forward.block(1, plain, T)
@@ -61,7 +61,7 @@ describe('held Linear inputs in the Llama block', () => {
     const forward = await createForward(pool, model)
     try {
       const T = 16
-      const hidden = await forward.embed([Int32Array.from({ length: T }, (_, i) => i + 3)])
+      const hidden = await forward.embed([3, 5].map((s) => Int32Array.from({ length: T }, (_, i) => i + s)))
       let pending = 0
       const failure = new Error('the hook failed')
       const run = forward.block(0, hidden, T, {

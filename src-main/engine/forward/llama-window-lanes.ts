@@ -33,7 +33,10 @@ export interface LlamaLaneBuffers extends AttentionBuffers {
 /** Workers that take whole windows of a pass of nb windows through the block (0: run it op by op). */
 export function windowLanes(ctx: BlockContext, threads: number, nb: number, rotate: RotateWindow): number {
   const lanes = Math.min(threads, nb)
-  return lanes > 1 && ctx.watchesOnlyInputs && rotate.calls ? lanes : 0
+  if (lanes < 2 || !ctx.watchesOnlyInputs || !rotate.calls) return 0
+  // Windows go whole to a worker: where the shares would differ much (7 windows on 2 workers: 4 and 3),
+  // the op-by-op path, which splits each product by columns, keeps the workers more evenly busy.
+  return Math.ceil(nb / lanes) * lanes <= nb * 1.125 ? lanes : 0
 }
 
 /** y[rows, N] = x[rows, K] · Wᵀ (+ b) for the rows starting at row r0 of x and y. */
