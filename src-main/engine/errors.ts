@@ -36,6 +36,11 @@ export function isWhittleError(e: unknown): e is WhittleError {
   return e instanceof WhittleError
 }
 
+/** Whether `e` is running out of memory (kernel memory, usually): the failure a slower path can answer. */
+export function isOutOfMemory(e: unknown): boolean {
+  return e instanceof WhittleError && e.code === 'out-of-memory'
+}
+
 /**
  * The engine's typed error for a failure thrown by kernels/ (which has its own small error type, being a
  * leaf below the engine): a kernel given impossible arguments is a 'validation' error. Anything else is

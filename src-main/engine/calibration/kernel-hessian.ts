@@ -38,12 +38,7 @@ function allocMatrix(pool: WorkerPool, bytes: number, what: string): Region {
 /** A region that leaves FORWARD_RESERVE_BYTES free, or null (no room: the caller takes a slower path). */
 function allocSpare(pool: WorkerPool, bytes: number, what: string): Region | null {
   if (pool.arena.headroom - bytes < FORWARD_RESERVE_BYTES) return null
-  try {
-    return pool.arena.alloc(bytes, what)
-  } catch (e) {
-    if (e instanceof WhittleError && e.code === 'out-of-memory') return null
-    throw e
-  }
+  return pool.arena.tryAlloc([bytes], what)?.[0] ?? null
 }
 
 /**

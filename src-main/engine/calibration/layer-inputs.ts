@@ -9,7 +9,7 @@
 // to accumulateInput's JS loop. All give the same bits.
 
 import type { InputGroup } from '../../contract/api'
-import { WhittleError } from '../errors'
+import { isOutOfMemory } from '../errors'
 import { INPUT_GROUP, RECORDING_ROLES, type CausalLM } from '../forward/causal-lm'
 import type { WorkerPool } from '../pool/worker-pool'
 import { accumulateInput, emptyInputStats, finishHessian, type InputStats } from './capture'
@@ -47,7 +47,7 @@ function kernelHessianOrNull(pool: WorkerPool, K: number): KernelHessian | null 
     try {
       return new KernelHessian(pool, K, undefined, { columnStats: true, banded })
     } catch (e) {
-      if (!(e instanceof WhittleError && e.code === 'out-of-memory')) throw e
+      if (!isOutOfMemory(e)) throw e
     }
   }
   return null

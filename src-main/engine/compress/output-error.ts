@@ -6,7 +6,7 @@
 // kernel sums in f32; the ratio of the two f64 sums of squares is then accurate to about 1e-6 of its
 // value, far below what the report shows. The JS loop stays as the reference twin for the tests.
 
-import { WhittleError } from '../errors'
+import { isOutOfMemory, WhittleError } from '../errors'
 import { matmul } from '../forward/parallel-ops'
 import { cancellationPoint } from '../jobs/cancel'
 import type { Region } from '../pool/memory-arena'
@@ -83,7 +83,7 @@ export async function relativeOutputError(pool: WorkerPool, i: OutputErrorInput)
   try {
     return await onKernels(pool, i)
   } catch (e) {
-    if (e instanceof WhittleError && e.code === 'out-of-memory') return relativeOutputErrorReference(i)
+    if (isOutOfMemory(e)) return relativeOutputErrorReference(i)
     throw e
   }
 }

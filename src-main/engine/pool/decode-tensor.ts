@@ -5,7 +5,7 @@
 import { readTensorF32 } from '../formats/read'
 import type { TensorEntry } from '../formats/types'
 import { loadTensor } from './arena-tensors'
-import { WhittleError } from '../errors'
+import { isOutOfMemory } from '../errors'
 import { wasmDecoder } from './wasm-decoders'
 import type { WorkerPool } from './worker-pool'
 
@@ -15,7 +15,7 @@ export async function decodeTensorF32(pool: WorkerPool, entry: TensorEntry): Pro
   try {
     t = await loadTensor(pool, entry)
   } catch (e) {
-    if (e instanceof WhittleError && e.code === 'out-of-memory') return readTensorF32(entry)
+    if (isOutOfMemory(e)) return readTensorF32(entry)
     throw e
   }
   try {

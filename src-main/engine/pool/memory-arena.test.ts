@@ -49,4 +49,16 @@ describe('MemoryArena', () => {
     expect(() => a.alloc(0)).toThrow()
     expect(() => a.alloc(Number.NaN)).toThrow()
   })
+  it('tryAlloc holds all the regions or none, and still refuses nonsense', () => {
+    const { a } = arena(1, 4)
+    const both = a.tryAlloc([65536, 65536])
+    expect(both).toHaveLength(2)
+    expect(a.liveBytes).toBe(2 * 65536)
+    // The first of these fits, the second does not: nothing stays held, and the answer is null.
+    expect(a.tryAlloc([65536, 2 * 65536])).toBeNull()
+    expect(a.liveBytes).toBe(2 * 65536)
+    for (const r of both!) a.release(r)
+    expect(a.tryAlloc([3 * 65536])).toHaveLength(1)
+    expect(() => a.tryAlloc([64, 0])).toThrow(/bad allocation size/)
+  })
 })

@@ -4,7 +4,7 @@
 // Running out is a typed WhittleError('out-of-memory'), so callers with a slower fallback (the TS
 // reference path) can recognise it by its code.
 
-import { WhittleError } from '../errors'
+import { isOutOfMemory, WhittleError } from '../errors'
 
 const ALIGN = 64
 const PAGE = 65536
@@ -71,6 +71,22 @@ export class MemoryArena {
     }
     this.live.set(ptr, size)
     return { ptr, bytes: size }
+  }
+
+  /**
+   * One region per size, all or none: null where kernel memory cannot hold them all (nothing is then
+   * held), for callers with a slower path that needs no kernel memory.
+   */
+  tryAlloc(sizes: number[], what = 'a kernel buffer'): Region[] | null {
+    const held: Region[] = []
+    try {
+      for (const bytes of sizes) held.push(this.alloc(bytes, what))
+      return held
+    } catch (e) {
+      for (const r of held) this.release(r)
+      if (isOutOfMemory(e)) return null
+      throw e
+    }
   }
 
   private outOfMemory(size: number, what: string): WhittleError {

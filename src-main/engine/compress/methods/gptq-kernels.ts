@@ -3,16 +3,12 @@
 // workers) and the column loop inside a block (gptq_block_rows, split by rows across the workers), with
 // the buffers both need. The TS lazy update is the reference path's.
 
-import { WhittleError } from '../../errors'
+import { isOutOfMemory } from '../../errors'
 import type { QuantGrid } from '../../numerics/minmax-grid'
 import type { Region } from '../../pool/memory-arena'
 import type { KernelCall, WorkerPool } from '../../pool/worker-pool'
 
 const f = Math.fround
-
-function isKernelMemoryShortage(e: unknown): boolean {
-  return e instanceof WhittleError && e.code === 'out-of-memory'
-}
 
 /** Kernel-memory buffers of the WASM lazy update, held for one Linear. */
 export interface KernelBuffers {
@@ -40,7 +36,7 @@ export function allocKernelBuffers(pool: WorkerPool, rows: number, cols: number,
   } catch (e) {
     // Not enough kernel memory for this Linear: the TS update does the same work, slower.
     for (const r of held) pool.arena.release(r)
-    if (isKernelMemoryShortage(e)) return null
+    if (isOutOfMemory(e)) return null
     throw e
   }
   const [w, err, v, y] = held
@@ -131,7 +127,7 @@ export function allocBlockBuffers(pool: WorkerPool, rows: number, B: number, zer
   } catch (e) {
     // Without the memory the column loop runs on this thread, with the same result.
     for (const r of held) pool.arena.release(r)
-    if (isKernelMemoryShortage(e)) return null
+    if (isOutOfMemory(e)) return null
     throw e
   }
 }

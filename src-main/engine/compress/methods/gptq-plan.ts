@@ -3,7 +3,7 @@
 // SparseGPT, GPTVQ, PB-LLM). On a worker pool the damped H is written straight into kernel memory and the
 // factor comes back as f32 (issue #15: no JS copy of a 7B down_proj's 925 MiB H, no f64 factor).
 
-import { WhittleError } from '../../errors'
+import { isOutOfMemory, WhittleError } from '../../errors'
 import { collectGarbage } from '../../pool/collect-garbage'
 import type { WorkerPool } from '../../pool/worker-pool'
 import type { GroupContext } from './method'
@@ -25,10 +25,6 @@ export interface GptqHessianPlan {
   perm: Int32Array
   /** Upper Cholesky factor of (permuted, damped H)⁻¹, cols × cols; f32 as the reference holds it. */
   U: Float32Array
-}
-
-function isKernelMemoryShortage(e: unknown): boolean {
-  return e instanceof WhittleError && e.code === 'out-of-memory'
 }
 
 /** What planHessian derives from H before the factorization. */
@@ -106,7 +102,7 @@ export function planHessian(Hin: Float64Array, cols: number, p: HessianPlanParam
       U64 = inverseCholeskyUpperWasm(pool, Hp, cols)
     } catch (e) {
       // A Hessian too large for kernel memory still quantizes, only slower.
-      if (!isKernelMemoryShortage(e)) throw e
+      if (!isOutOfMemory(e)) throw e
       U64 = inverseCholeskyUpper(Hp, cols)
     }
   }
@@ -131,7 +127,7 @@ export async function planHessianAsync(
   try {
     U = await inverseCholeskyUpperF32(pool, cols, (dst) => writeDampedHessian(Hin, cols, order, dst))
   } catch (e) {
-    if (!isKernelMemoryShortage(e)) throw e
+    if (!isOutOfMemory(e)) throw e
     U = Float32Array.from(inverseCholeskyUpper(dampedHessian(Hin, cols, order), cols))
   }
   return { cols, dead: order.dead, perm: order.perm, U }

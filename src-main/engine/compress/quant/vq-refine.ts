@@ -5,9 +5,7 @@
 // update is kept only when the stored result lowers the error. W·H products run on the WASM matmul
 // when a pool has the kernel memory for them, else in TS.
 
-import { WhittleError } from '../../errors'
 import { matmul } from '../../forward/parallel-ops'
-import type { Region } from '../../pool/memory-arena'
 import type { WorkerPool } from '../../pool/worker-pool'
 import { storeCodebook, type CodebookDtype } from './vq-codebook'
 import type { VqLayout } from './vq-layout'
@@ -40,14 +38,8 @@ function tsProduct(H: Float64Array, rows: number, cols: number): HessianProduct 
 }
 
 function wasmProduct(pool: WorkerPool, H: Float64Array, rows: number, cols: number): HessianProduct | null {
-  const held: Region[] = []
-  try {
-    for (const bytes of [cols * cols * 4, rows * cols * 4, rows * cols * 4]) held.push(pool.arena.alloc(bytes))
-  } catch (e) {
-    for (const r of held) pool.arena.release(r)
-    if (e instanceof WhittleError && e.code === 'out-of-memory') return null
-    throw e
-  }
+  const held = pool.arena.tryAlloc([cols * cols * 4, rows * cols * 4, rows * cols * 4])
+  if (!held) return null
   const [h, m, y] = held
   pool.arena.f32(h, 0, cols * cols).set(H)
   return {

@@ -12,7 +12,7 @@
 // caught, and a random corruption is missed with probability 2^-32 per tensor.
 
 import { crc32 } from 'node:zlib'
-import { isWhittleError, WhittleError } from '../../errors'
+import { WhittleError } from '../../errors'
 import { ggmlTypeByName } from '../../formats/ggml-types'
 import { readTensorBytes } from '../../formats/read'
 import type { TensorEntry } from '../../formats/types'
@@ -27,7 +27,6 @@ import {
 } from '../../io/direct-io'
 import { readRange } from '../../io/ranged-file'
 import { crc32Combine } from '../../numerics/crc32-combine'
-import type { Region } from '../../pool/memory-arena'
 import type { WorkerPool } from '../../pool/worker-pool'
 import { CrcThreads } from './crc-threads'
 import { hashKernelMemory } from './worker-crc'
@@ -171,14 +170,8 @@ const threadBuffers: BufferSource = (bytes, alignment) => {
  */
 function kernelMemoryBuffers(pool: WorkerPool, threads: CrcThreads): BufferSource {
   return (bytes, alignment) => {
-    const regions: Region[] = []
-    try {
-      for (let i = 0; i < 2; i++) regions.push(pool.arena.alloc(bytes + alignment, 're-read buffer'))
-    } catch (e) {
-      for (const r of regions) pool.arena.release(r)
-      if (isWhittleError(e) && e.code === 'out-of-memory') return null
-      throw e
-    }
+    const regions = pool.arena.tryAlloc([bytes + alignment, bytes + alignment], 're-read buffer')
+    if (!regions) return null
     const ptrs = regions.map((r) => (alignment > 0 ? Math.ceil(r.ptr / alignment) * alignment : r.ptr))
     // Views made after both allocations (memory.grow replaces the buffer).
     const views = regions.map((r, i) => pool.arena.u8(r, ptrs[i] - r.ptr, bytes))
