@@ -4,11 +4,11 @@
 // q and out are [T, nHeads·headDim], k and v are [T, nKV·headDim]; query head h reads KV head
 // h / (nHeads / nKV). scratch holds attentionScratch(T) = 4·T f32 of this call's own (declared in
 // kernels/reference/attention.ts). For each head h and query i, in this order:
-//   scale = f32(1 / sqrt(headDim))   (computed in f64, rounded once)
+//   scale = f32(log2(e) / sqrt(headDim))   (computed in f64, rounded once: scores in log2 units)
 //   s_j = f32(dot(q_i, k_j) · scale) for j = 0…i, dot in matmul's order: four f32 lane sums over
 //         d < D4 = headDim & ~3, combined (l0 + l1) + (l2 + l3), then the tail d one by one
 //   m = max_j s_j (plain `>` scan from j = 0)
-//   p_j = softmaxExpf32(f32(s_j − m)) (softmax.ts: expf32, 0 below −64);  S = Σ_j p_j in f64 from j = 0;  inv = f32(1 / S)
+//   p_j = softmaxExp2f32(f32(s_j − m)) (softmax.ts: 2^x, 0 below −92);  S = Σ_j p_j in f64 from j = 0;  inv = f32(1 / S)
 //   out_i[d] = f32(acc_d · inv), acc_d = Σ_j f32(p_j · v_j[d]) accumulated in f32 from j = 0
 // (normalising after the weighted sum instead of before saves i multiplies per output; it moves
 // results by an f32 rounding, not more). T = 1 gives p_0 = 1 exactly, so out = v.
@@ -27,7 +27,7 @@
 // not fit in registers), then 8-lane, 4-lane and single-lane blocks. headDim 8 also takes its scores
 // from the group's q transposed once, not a transpose per key.
 
-import { softmaxExpf32x4 } from './softmax'
+import { LOG2E, softmaxExp2f32x4 } from './softmax'
 
 // @ts-ignore: decorator
 @inline function dot(a: usize, b: usize, D: i32): f32 {
@@ -217,21 +217,21 @@ import { softmaxExpf32x4 } from './softmax'
   }
 }
 
-/** p_j = softmaxExpf32(s_j − m) over scratch rows 0…i3 in place; returns the four lanes' f32(1 / S). */
+/** p_j = softmaxExp2f32(s_j − m) over scratch rows 0…i3 in place; returns the four lanes' f32(1 / S). */
 // @ts-ignore: decorator
 @inline function softmaxInPlace(scratch: usize, m: v128, i0: i32, i3: i32, last: v128): v128 {
   let s01 = f64x2.splat(0), s23 = f64x2.splat(0)
   let j = 0
   for (; j <= i0; j++) {
     const sp = scratch + (<usize>j << 4)
-    const p = softmaxExpf32x4(f32x4.sub(v128.load(sp), m))
+    const p = softmaxExp2f32x4(f32x4.sub(v128.load(sp), m))
     v128.store(sp, p)
     s01 = f64x2.add(s01, f64x2.promote_low_f32x4(p))
     s23 = f64x2.add(s23, f64x2.promote_low_f32x4(v128.shuffle<f32>(p, p, 2, 3, 2, 3)))
   }
   for (; j <= i3; j++) {
     const sp = scratch + (<usize>j << 4)
-    const p = softmaxExpf32x4(f32x4.sub(v128.load(sp), m))
+    const p = softmaxExp2f32x4(f32x4.sub(v128.load(sp), m))
     v128.store(sp, p)
     const live = takes(last, j)
     s01 = v128.bitselect(f64x2.add(s01, f64x2.promote_low_f32x4(p)), s01, i64x2.extend_low_i32x4_s(live))
@@ -311,7 +311,7 @@ export function attention_causal(
   if (h0 < 0) h0 = 0
   if (h1 > nHeads) h1 = nHeads
   const group = nHeads / nKV
-  const scale = <f32>(1.0 / Math.sqrt(<f64>headDim))
+  const scale = <f32>(LOG2E / Math.sqrt(<f64>headDim))
   const qRow = (<usize>nHeads * <usize>headDim) << 2
   const kvRow = (<usize>nKV * <usize>headDim) << 2
   const headBytes = <usize>headDim << 2

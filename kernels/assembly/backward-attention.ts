@@ -7,10 +7,10 @@
 // 2·min(T, QBLOCK)·T f32 of this call's own. For query heads h of the range in order, queries
 // i = 0 … T−1, keys j ≤ i:
 //   the forward's probabilities, recomputed:
-//     scale = f32(1 / sqrt(headDim)); s_j = f32(dot(q_i, k_j) · scale); m = max_j s_j (`>` scan);
-//     e_j = softmaxExpf32(f32(s_j − m)); S = Σ_j e_j in f64 from j = 0; inv = f32(1 / S); p_j = f32(e_j · inv)
+//     scale2 = f32(log2(e) / sqrt(headDim)); s_j = f32(dot(q_i, k_j) · scale2) (log2 units); m = max_j s_j
+//     (`>` scan); e_j = softmaxExp2f32(f32(s_j − m)); S = Σ_j e_j in f64 from j = 0; inv = f32(1 / S); p_j = f32(e_j · inv)
 //   dP_j = dot(dout_i, v_j);  D = f32(Σ_j f64(p_j) · f64(dP_j)) (f64, from j = 0)
-//   g_j = f32(f32(p_j · f32(dP_j − D)) · scale)
+//   g_j = f32(f32(p_j · f32(dP_j − D)) · scale), scale = f32(1 / sqrt(headDim)) (natural units)
 //   dq_i[d] = Σ_j f32(g_j · k_j[d]) summed in f32 from j = 0           WRITES dq
 //   dk_j[d] = f32(dk_j[d] + f32(g_j · q_i[d]))                        ACCUMULATES into dk
 //   dv_j[d] = f32(dv_j[d] + f32(p_j · dout_i[d]))                     ACCUMULATES into dv
@@ -22,7 +22,7 @@
 // block's terms for dk_j and dv_j in registers, i ascending, starting from what dk_j and dv_j already
 // hold — the same sequence of f32 additions as adding them one query at a time.
 
-import { softmaxExpf32, softmaxExpf32x4 } from './softmax'
+import { LOG2E, softmaxExp2f32, softmaxExp2f32x4 } from './softmax'
 
 // @ts-ignore: decorator
 @inline function dot(a: usize, b: usize, D: i32): f32 {
@@ -67,15 +67,16 @@ const QBLOCK: i32 = 64
 /** Writes p_i· (probabilities) and g_i· (score gradients) of query row qi for keys 0 … i. */
 // @ts-ignore: decorator
 @inline function rowGradients(
-  qi: usize, doi: usize, kh: usize, vh: usize, kvRow: usize, i: i32, headDim: i32, scale: f32, p: usize, g: usize,
+  qi: usize, doi: usize, kh: usize, vh: usize, kvRow: usize, i: i32, headDim: i32, scale: f32, scale2: f32,
+  p: usize, g: usize,
 ): void {
   const count = i + 1, count4 = count & ~3
   const D4 = headDim & ~3
   const vec = D4 == headDim
-  const scaleV = f32x4.splat(scale)
+  const scaleV = f32x4.splat(scale), scale2V = f32x4.splat(scale2)
   let j = 0
-  if (vec) for (; j < count4; j += 4) v128.store(p + (<usize>j << 2), f32x4.mul(dots4(qi, kh + <usize>j * kvRow, kvRow, D4), scaleV))
-  for (; j < count; j++) store<f32>(p + (<usize>j << 2), dot(qi, kh + <usize>j * kvRow, headDim) * scale)
+  if (vec) for (; j < count4; j += 4) v128.store(p + (<usize>j << 2), f32x4.mul(dots4(qi, kh + <usize>j * kvRow, kvRow, D4), scale2V))
+  for (; j < count; j++) store<f32>(p + (<usize>j << 2), dot(qi, kh + <usize>j * kvRow, headDim) * scale2)
   let m: f32 = -Infinity
   for (j = 0; j < count; j++) {
     const s = load<f32>(p + (<usize>j << 2))
@@ -84,7 +85,7 @@ const QBLOCK: i32 = 64
   let sum: f64 = 0
   const mv = f32x4.splat(m)
   for (j = 0; j < count4; j += 4) {
-    const e = softmaxExpf32x4(f32x4.sub(v128.load(p + (<usize>j << 2)), mv))
+    const e = softmaxExp2f32x4(f32x4.sub(v128.load(p + (<usize>j << 2)), mv))
     v128.store(p + (<usize>j << 2), e)
     sum += <f64>f32x4.extract_lane(e, 0)
     sum += <f64>f32x4.extract_lane(e, 1)
@@ -92,7 +93,7 @@ const QBLOCK: i32 = 64
     sum += <f64>f32x4.extract_lane(e, 3)
   }
   for (; j < count; j++) {
-    const e = softmaxExpf32(load<f32>(p + (<usize>j << 2)) - m)
+    const e = softmaxExp2f32(load<f32>(p + (<usize>j << 2)) - m)
     store<f32>(p + (<usize>j << 2), e)
     sum += <f64>e
   }
@@ -205,6 +206,8 @@ export function attention_causal_backward(
   if (g1 > nKV) g1 = nKV
   const group = nHeads / nKV
   const scale = <f32>(1.0 / Math.sqrt(<f64>headDim))
+  // LOG2E is f64, so the quotient is taken in f64 and rounded once (a bare literal here would be read as f32).
+  const scale2 = <f32>(LOG2E / Math.sqrt(<f64>headDim))
   const qRow = (<usize>nHeads * <usize>headDim) << 2
   const kvRow = (<usize>nKV * <usize>headDim) << 2
   const headBytes = <usize>headDim << 2
@@ -220,7 +223,7 @@ export function attention_causal_backward(
       const i1 = min(T, i0 + block)
       for (let i = i0; i < i1; i++) {
         const pr = P + <usize>(i - i0) * rowBytes, gr = G + <usize>(i - i0) * rowBytes
-        rowGradients(qh + <usize>i * qRow, doh + <usize>i * qRow, kh, vh, kvRow, i, headDim, scale, pr, gr)
+        rowGradients(qh + <usize>i * qRow, doh + <usize>i * qRow, kh, vh, kvRow, i, headDim, scale, scale2, pr, gr)
         // dq_i = Σ_j g_j · k_j in registers: eight output lanes at a time (two independent add chains), then four.
         const dqi = dqh + <usize>i * qRow
         const D8 = headDim & ~7

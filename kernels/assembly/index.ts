@@ -22,7 +22,7 @@ export { rmsnorm, layernorm } from './norm'
 export { rope_half, rope_interleaved } from './rope'
 export { attention_causal } from './attention'
 export { silu_mul, gelu_tanh, gelu_erf, relu, add_inplace, add_bias_rows } from './activation'
-export { log_softmax_nll, softmax_exp_min } from './softmax'
+export { log_softmax_nll, softmax_exp2, softmax_exp2_min } from './softmax'
 
 // GGUF quantizers (f32 -> Q8_0, Q4_0, Q4_K, Q6_K, byte-exact with llama.cpp) and the f32 -> f16 encoder.
 // Twin: kernels/reference/ggml-quantize.ts.

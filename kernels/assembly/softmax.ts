@@ -20,18 +20,25 @@
 //   p = Taylor to degree 7 in Horner form (truncation < 6e-9); result = (p·2^k1)·2^k2 with
 //   k1 = k >> 1, k2 = k − k1, so both factors are normal and only the last product rounds
 //   (subnormal and overflowing results round correctly). Error ≤ ~2 ulp.
-// softmaxExpf32(x) / softmaxExpf32x4(x), the exponential of a softmax term x = s − max (attention, and
-//   its backward's recomputation): 0 where x < SOFTMAX_EXP_MIN = −64, else expf32(x) (NaN stays NaN).
-//   Why: next to the largest term, e^0 = 1, a term below e^−64 ≈ 1.6e-28 cannot change an f64 sum
-//   S ≥ 1, and changes a weighted sum only where that sum is itself below ~1e-20. Computed, such terms
-//   run into subnormal numbers (e^x below 2^−126, or its product with a small value), which x86 works
-//   out in microcode about 100 times slower: peaked attention rows ran 4–6 times slower than flat ones.
+// softmaxExp2f32(x) / softmaxExp2f32x4(x), one softmax term in base 2, x = s − max with the scores in log2
+//   units (attention folds log2(e) into its score scale, so 2^x is the term e^x would be in natural units):
+//   0 where x < SOFTMAX_EXP2_MIN = −92 (NaN stays NaN); else x ← min(x, 127); k = x rounded half to even
+//   (x + 1.5·2^23 is exact for |x| < 2^22; subtracting it back gives k, its low bits k as an integer);
+//   r = x − k (exact, |r| ≤ 0.5); p = 2^r by a degree-6 minimax polynomial (coefficients EXP2_C0…C6, f32
+//   Horner, ≤ 1.2 ulp); result = p·2^k, one rounding, 2^k normal for k ∈ [−92, 127].
+//   Why base 2: no floor, no two-part ln 2 reduction and no split power of two, about a quarter of
+//   attention's time on stories260K (head dim 8). Why the bound: next to the largest term, 2^0 = 1, a term
+//   below 2^−92 ≈ 2e-28 cannot change an f64 sum S ≥ 1, and changes a weighted sum only where that sum is
+//   itself below ~1e-20. Computed, such terms run into subnormal numbers (below 2^−126, or their products
+//   with small values), which x86 works out in microcode about 100 times slower: peaked attention rows ran
+//   4–6 times slower than flat ones.
 //
 // log_softmax_nll, per row t: m = max_v logits[t, v] (a plain `>` scan, first to last);
 //   S = Σ_v exp64(f64(logits[t, v]) − m) summed in f64 from v = 0 up;
 //   nll[t] = log64(S) − (f64(logits[t, target]) − m). Targets < 0 write 0; targets ≥ V write NaN.
 
-const LOG2E: f64 = 1.4426950408889634
+/** log2(e); attention scales its scores by it over √d, into the log2 units of softmaxExp2f32. */
+export const LOG2E: f64 = 1.4426950408889634
 const LN2_HI: f64 = 6.93147180369123816490e-01
 const LN2_LO: f64 = 1.90821492927058770002e-10
 const EXP_MIN: f64 = -746.0
@@ -153,24 +160,71 @@ export function expf32(x: f32): f32 {
   return f32x4.mul(f32x4.mul(p, i32x4.shl(i32x4.add(k1, bias), 23)), i32x4.shl(i32x4.add(k2, bias), 23))
 }
 
-/** Softmax terms below e^SOFTMAX_EXP_MIN are dropped (see the header); the twin's constant, held equal by the tests. */
-const SOFTMAX_EXP_MIN: f32 = -64.0
+/** Softmax terms below 2^SOFTMAX_EXP2_MIN are dropped (see the header); the twin's constant, held equal by the tests. */
+const SOFTMAX_EXP2_MIN: f32 = -92.0
+const EXP2_MAX: f32 = 127.0
+/** 2^r ≈ C0 + r·(C1 + r·(… + r·C6)) on [−0.5, 0.5]: minimax for relative error (1.9e-9), rounded to f32. */
+const EXP2_C0: f32 = 1.0
+const EXP2_C1: f32 = 0.6931471824645996
+const EXP2_C2: f32 = 0.24022646248340607
+const EXP2_C3: f32 = 0.05550328642129898
+const EXP2_C4: f32 = 0.009618489071726799
+const EXP2_C5: f32 = 0.0013399930903688073
+const EXP2_C6: f32 = 0.0001534581242594868
 
-export function softmax_exp_min(): f32 {
-  return SOFTMAX_EXP_MIN
+export function softmax_exp2_min(): f32 {
+  return SOFTMAX_EXP2_MIN
 }
 
-/** expf32(x), or 0 where x < SOFTMAX_EXP_MIN: one softmax term (scalar twin of softmaxExpf32x4). */
-export function softmaxExpf32(x: f32): f32 {
-  return x < SOFTMAX_EXP_MIN ? 0 : expf32(x)
+/** One base-2 softmax term (scalar twin of softmaxExp2f32x4, lane by lane the same operations). */
+export function softmaxExp2f32(x: f32): f32 {
+  if (x < SOFTMAX_EXP2_MIN) return 0
+  x = min<f32>(x, EXP2_MAX)
+  const y = x + EXPF_ROUNDER
+  const kf = y - EXPF_ROUNDER
+  const r = x - kf
+  let p = EXP2_C6
+  p = p * r + EXP2_C5
+  p = p * r + EXP2_C4
+  p = p * r + EXP2_C3
+  p = p * r + EXP2_C2
+  p = p * r + EXP2_C1
+  p = p * r + EXP2_C0
+  if (kf != kf) return kf
+  return p * reinterpret<f32>((<i32>kf + 127) << 23)
 }
 
-/** softmaxExpf32 in each lane; the exponential never sees x below the bound, so no lane turns subnormal. */
+/** softmaxExp2f32 in each lane; no lane is ever computed below the bound, so none turns subnormal. */
 // @ts-ignore: decorator
-@inline export function softmaxExpf32x4(x: v128): v128 {
-  const lo = f32x4.splat(SOFTMAX_EXP_MIN)
-  // pmax keeps a NaN x (NaN < lo is false), and lt is false for it, so NaN comes through as NaN.
-  return v128.andnot(expf32x4(f32x4.pmax(x, lo)), f32x4.lt(x, lo))
+@inline export function softmaxExp2f32x4(x: v128): v128 {
+  const lo = f32x4.splat(SOFTMAX_EXP2_MIN)
+  const dropped = f32x4.lt(x, lo)
+  // pmax/pmin keep a NaN x (comparisons with NaN are false), and `dropped` is false for it: NaN comes out.
+  const xc = f32x4.pmin(f32x4.pmax(x, lo), f32x4.splat(EXP2_MAX))
+  const y = f32x4.add(xc, f32x4.splat(EXPF_ROUNDER))
+  const r = f32x4.sub(xc, f32x4.sub(y, f32x4.splat(EXPF_ROUNDER)))
+  let p = f32x4.splat(EXP2_C6)
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXP2_C5))
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXP2_C4))
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXP2_C3))
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXP2_C2))
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXP2_C1))
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXP2_C0))
+  // y's bits less the rounder's are k (two's complement in the low mantissa bits); shifted into the
+  // exponent field they give 2^k once the bias is added. A NaN lane's p is NaN, whatever this makes.
+  const pow2k = i32x4.add(i32x4.shl(i32x4.sub(y, f32x4.splat(EXPF_ROUNDER)), 23), i32x4.splat(127 << 23))
+  return v128.andnot(f32x4.mul(p, pow2k), dropped)
+}
+
+/**
+ * out[i] = softmaxExp2f32(x[i]) for i < n: the SIMD lanes four at a time, then the scalar twin. Attention
+ * inlines the lanes; this export lets the tests hold both to the TS twin on any inputs.
+ */
+export function softmax_exp2(x: usize, out: usize, n: i32): void {
+  const n4 = n & ~3
+  let i = 0
+  for (; i < n4; i += 4) v128.store(out + (<usize>i << 2), softmaxExp2f32x4(v128.load(x + (<usize>i << 2))))
+  for (; i < n; i++) store<f32>(out + (<usize>i << 2), softmaxExp2f32(load<f32>(x + (<usize>i << 2))))
 }
 
 /** Natural log for x > 0 (0 → −Infinity, negatives and NaN → NaN, +Infinity → +Infinity). */

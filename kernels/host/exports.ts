@@ -94,8 +94,10 @@ export interface KernelExports {
   add_bias_rows(x: number, b: number, T: number, N: number): void
   /** nll[t] (f64) = logsumexp(logits[t]) − logits[t, targets[t]]; targets are i32. */
   log_softmax_nll(logits: number, targets: number, nll: number, T: number, V: number): void
-  /** Softmax terms e^x below x = this are dropped (SOFTMAX_EXP_MIN in kernels/reference/softmax.ts). */
-  softmax_exp_min(): number
+  /** Base-2 softmax terms 2^x below x = this are dropped (SOFTMAX_EXP2_MIN in kernels/reference/softmax.ts). */
+  softmax_exp2_min(): number
+  /** out[i] = attention's base-2 softmax term of x[i] (f32), i < n: SIMD lanes, then the scalar tail. */
+  softmax_exp2(x: number, out: number, n: number): void
 
   // GGUF block quantization, byte-exact with llama.cpp: src is f32[nblocks * block elements], dst receives
   // nblocks blocks (34, 18, 144, 176, 210 bytes). src and dst must not overlap. The K-quants also take
@@ -270,7 +272,8 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'add_inplace',
   'add_bias_rows',
   'log_softmax_nll',
-  'softmax_exp_min',
+  'softmax_exp2_min',
+  'softmax_exp2',
   'quantize_q8_0',
   'quantize_q4_0',
   'quantize_q4_k',

@@ -1,13 +1,13 @@
 // Plain-TS twin of kernels/assembly/attention.ts, bit-exact. For each head h and query i:
-//   scale = f32(1 / sqrt(headDim))
+//   scale = f32(log2(e) / sqrt(headDim))   (scores in log2 units)
 //   s_j = f32(dotF32(q_i, k_j) · scale) for j = 0…i (dotF32: matmul's four-lane order)
 //   m = max_j s_j (plain `>` scan from j = 0)
-//   p_j = softmaxExpF32(f32(s_j − m)) (expF32, 0 below −64);  S = Σ_j p_j in f64 from j = 0;  inv = f32(1 / S)
+//   p_j = softmaxExp2F32(f32(s_j − m)) (2^x, 0 below −92);  S = Σ_j p_j in f64 from j = 0;  inv = f32(1 / S)
 //   out_i[d] = f32(acc_d · inv), acc_d = Σ_j f32(p_j · v_j[d]) accumulated in f32 from j = 0
 // Query head h reads KV head h / (nHeads / nKV).
 
 import { dotF32, kernelArgError, requireLength, requireSizes } from './matmul'
-import { softmaxExpF32 } from './softmax'
+import { softmaxExp2F32 } from './softmax'
 
 const f = Math.fround
 
@@ -50,7 +50,7 @@ export function attentionCausal(
   requireLength(name, 'scratch', scratch, attentionScratch(T))
 
   const group = nHeads / nKV
-  const scale = f(1.0 / Math.sqrt(headDim))
+  const scale = f(Math.LOG2E / Math.sqrt(headDim))
   const qRow = nHeads * headDim,
     kvRow = nKV * headDim
   for (let h = h0; h < h1; h++) {
@@ -65,7 +65,7 @@ export function attentionCausal(
       }
       let sum = 0
       for (let j = 0; j <= i; j++) {
-        const p = softmaxExpF32(f(scratch[j] - m))
+        const p = softmaxExp2F32(f(scratch[j] - m))
         scratch[j] = p
         sum += p
       }

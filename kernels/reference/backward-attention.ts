@@ -1,12 +1,13 @@
 // Plain-TS twin of kernels/assembly/backward-attention.ts, bit-exact. For query heads of KV heads
 // [g0, g1), queries i, keys j ≤ i:
-//   s_j = f32(dotF32(q_i, k_j) · scale), m = max, e_j = softmaxExpF32(f32(s_j − m)), S = Σ e_j (f64),
+//   s_j = f32(dotF32(q_i, k_j) · scale2) with scale2 = f32(log2(e)/√headDim) (log2 units), m = max,
+//   e_j = softmaxExp2F32(f32(s_j − m)), S = Σ e_j (f64),
 //   inv = f32(1/S), p_j = f32(e_j · inv); dP_j = dotF32(dout_i, v_j); D = f32(Σ f64(p_j)·f64(dP_j));
-//   g_j = f32(f32(p_j · f32(dP_j − D)) · scale);
+//   g_j = f32(f32(p_j · f32(dP_j − D)) · scale) with scale = f32(1/√headDim);
 //   dq_i = Σ_j f32(g_j · k_j) (f32, from j = 0, written); dk_j += f32(g_j · q_i); dv_j += f32(p_j · dout_i).
 
 import { dotF32, kernelArgError, requireLength, requireSizes } from './matmul'
-import { softmaxExpF32 } from './softmax'
+import { softmaxExp2F32 } from './softmax'
 
 const f = Math.fround
 
@@ -55,6 +56,7 @@ export function attentionCausalBackward(
     requireLength(name, label, a, n)
   const group = nHeads / nKV
   const scale = f(1.0 / Math.sqrt(headDim))
+  const scale2 = f(Math.LOG2E / Math.sqrt(headDim))
   const qRow = nHeads * headDim,
     kvRow = nKV * headDim
   const p = scratch.subarray(0, T),
@@ -65,13 +67,13 @@ export function attentionCausalBackward(
       const qOff = i * qRow + h * headDim
       let m = -Infinity
       for (let j = 0; j <= i; j++) {
-        const s = f(dotF32(q, qOff, k, j * kvRow + kvOff, headDim) * scale)
+        const s = f(dotF32(q, qOff, k, j * kvRow + kvOff, headDim) * scale2)
         p[j] = s
         if (s > m) m = s
       }
       let sum = 0
       for (let j = 0; j <= i; j++) {
-        p[j] = softmaxExpF32(f(p[j] - m))
+        p[j] = softmaxExp2F32(f(p[j] - m))
         sum += p[j]
       }
       const inv = f(1.0 / sum)

@@ -9,8 +9,10 @@
 // expF32(x): f32 arithmetic (Math.fround after every operation), as the wasm expf32 / expf32x4:
 //   x ← min(max(x, −104), 89); k = floor(f32(x·LOG2E_F) + 0.5); r = (x − k·LN2_HI_F) − k·LN2_LO_F;
 //   p = Taylor to degree 7 in Horner form; result = f32(f32(p·2^k1)·2^k2), k1 = k >> 1, k2 = k − k1.
-// softmaxExpF32(x): 0 where x < SOFTMAX_EXP_MIN, else expF32(x), as the wasm softmaxExpf32 / softmaxExpf32x4
-//   (one softmax term, x = s − max; kernels/assembly/softmax.ts says why such terms are dropped).
+// softmaxExp2F32(x): one base-2 softmax term (x = s − max, scores in log2 units), as the wasm softmaxExp2f32 /
+//   softmaxExp2f32x4: 0 where x < SOFTMAX_EXP2_MIN; else x ← min(x, 127), k = x rounded half to even,
+//   r = x − k, p = the degree-6 polynomial EXP2_C in Horner form, result = f32(p·2^k). Why base 2 and why
+//   the bound: kernels/assembly/softmax.ts.
 // logSoftmaxNll, per row t: m = max_v logits[t, v] (a plain `>` scan, first to last);
 //   S = Σ_v exp64(logits[t, v] − m) in f64 from v = 0; nll[t] = log64(S) − (logits[t, target] − m).
 //   Targets < 0 give 0; targets ≥ V give NaN.
@@ -92,12 +94,26 @@ export function expF32(x: number): number {
   return f(f(p * pow2(k1)) * pow2(k2))
 }
 
-/** Softmax terms e^x below x = SOFTMAX_EXP_MIN are dropped (the kernel's softmax_exp_min(), held equal by the tests). */
-export const SOFTMAX_EXP_MIN = -64
+/** Base-2 softmax terms 2^x below x = SOFTMAX_EXP2_MIN are dropped (the kernel's softmax_exp2_min(), held equal by the tests). */
+export const SOFTMAX_EXP2_MIN = -92
+/** 2^r on [−0.5, 0.5], c0 … c6: minimax for relative error, rounded to f32 (the kernel's EXP2_C0…C6). */
+const EXP2_C = [
+  1.0, 0.6931471824645996, 0.24022646248340607, 0.05550328642129898, 0.009618489071726799, 0.0013399930903688073,
+  0.0001534581242594868,
+].map(f)
+/** 1.5·2^23: adding it to an f32 of magnitude < 2^22 rounds that number to a whole one, half to even. */
+const ROUNDER = 12582912
 
-/** One softmax term e^x (x = s − max): expF32(x), or 0 below SOFTMAX_EXP_MIN; bit-identical to the wasm softmaxExpf32(x4). */
-export function softmaxExpF32(x: number): number {
-  return x < SOFTMAX_EXP_MIN ? 0 : expF32(x)
+/** One base-2 softmax term 2^x (x = s − max in log2 units), 0 below SOFTMAX_EXP2_MIN; bit-identical to the wasm softmaxExp2f32(x4). */
+export function softmaxExp2F32(x: number): number {
+  if (x < SOFTMAX_EXP2_MIN) return 0
+  x = Math.min(x, 127)
+  const k = f(f(x + ROUNDER) - ROUNDER)
+  const r = f(x - k)
+  let p = EXP2_C[6]
+  for (let c = 5; c >= 0; c--) p = f(f(p * r) + EXP2_C[c])
+  if (k !== k) return k
+  return f(p * pow2(k))
 }
 
 /** Natural log for x > 0 (0 → −Infinity, negatives and NaN → NaN, +Infinity → +Infinity). */

@@ -9,7 +9,7 @@ import { attentionCausal, attentionScratch } from '../reference/attention'
 import { matmulNT, matmulNTBias } from '../reference/matmul'
 import { layernorm, rmsnorm } from '../reference/norm'
 import { ropeHalf, ropeInterleaved, ropeTable } from '../reference/rope'
-import { exp64, expF32, log64, logSoftmaxNll, SOFTMAX_EXP_MIN, softmaxExpF32 } from '../reference/softmax'
+import { exp64, expF32, log64, logSoftmaxNll, SOFTMAX_EXP2_MIN, softmaxExp2F32 } from '../reference/softmax'
 import { KernelArgumentError } from '../reference/errors'
 
 /** The exports under test (pointers are byte addresses; see the kernel files for semantics). */
@@ -51,7 +51,8 @@ interface ForwardExports {
   add_inplace(a: number, b: number, n: number): void
   add_bias_rows(x: number, b: number, T: number, N: number): void
   log_softmax_nll(logits: number, targets: number, nll: number, T: number, V: number): void
-  softmax_exp_min(): number
+  softmax_exp2_min(): number
+  softmax_exp2(x: number, out: number, n: number): void
 }
 
 let k: ForwardExports
@@ -483,7 +484,7 @@ describe('attention_causal', () => {
         for (let i = 0; i < T; i++) {
           const s = naiveScores(q, kk, nHeads, nKV, d, h, i)
           const m = Math.max(...s)
-          dropped += s.filter((x) => x - m < SOFTMAX_EXP_MIN).length
+          dropped += s.filter((x) => (x - m) * Math.LOG2E < SOFTMAX_EXP2_MIN).length
           largest = Math.max(largest, ...s.map(Math.abs))
         }
       }
@@ -666,7 +667,7 @@ describe('attention_causal', () => {
       v = random(T * row, 43)
     const twin = new Float32Array(q.length)
     attentionCausal(q, kk, v, twin, new Float32Array(attentionScratch(T)), T, nHeads, nHeads, d)
-    const scale = Math.fround(1 / Math.sqrt(d))
+    const scale = Math.fround(Math.LOG2E / Math.sqrt(d))
     const spec = (reverse: boolean): Float32Array => {
       const out = new Float32Array(q.length)
       for (let h = 0; h < nHeads; h++) {
@@ -683,7 +684,7 @@ describe('attention_causal', () => {
             return Math.fround(Math.fround(Math.fround(l[0] + l[1]) + Math.fround(l[2] + l[3])) * scale)
           })
           const m = s.reduce((a, b) => (b > a ? b : a), -Infinity)
-          const p = s.map((x) => expF32(Math.fround(x - m)))
+          const p = s.map((x) => softmaxExp2F32(Math.fround(x - m)))
           const inv = Math.fround(1 / p.reduce((a, b) => a + b, 0))
           for (let c = 0; c < d; c++) {
             let acc = 0
@@ -909,19 +910,36 @@ describe('log_softmax_nll', () => {
     expect(expF32(-100) / 2 ** -149).toBeCloseTo(Math.exp(-100) / 2 ** -149, 0)
   })
 
-  it('softmaxExpF32 (attention) is expF32 down to SOFTMAX_EXP_MIN and 0 below it, as the kernel says', () => {
-    expect(k.softmax_exp_min()).toBe(SOFTMAX_EXP_MIN)
-    for (const x of [0, -1e-3, -1.5, -20.25, -63.9, SOFTMAX_EXP_MIN])
-      expect(softmaxExpF32(Math.fround(x))).toBe(expF32(Math.fround(x)))
-    expect(softmaxExpF32(SOFTMAX_EXP_MIN)).toBeGreaterThan(0)
-    // The next f32 below the bound, and far below it: dropped, where expF32 would give a (subnormal) value.
-    const below = Math.fround(SOFTMAX_EXP_MIN * (1 + 2 ** -23))
-    expect(below).toBeLessThan(SOFTMAX_EXP_MIN)
-    expect(softmaxExpF32(below)).toBe(0)
-    expect(expF32(-100)).toBeGreaterThan(0)
-    expect(softmaxExpF32(-100)).toBe(0)
-    expect(softmaxExpF32(-Infinity)).toBe(0)
-    expect(softmaxExpF32(NaN)).toBeNaN()
+  it('softmaxExp2F32 (attention) is within 1.5 ulp of 2^x, exact at whole x, 0 below −92; the kernel gives its bits', () => {
+    expect(k.softmax_exp2_min()).toBe(SOFTMAX_EXP2_MIN)
+    let worstUlps = 0
+    for (let x = SOFTMAX_EXP2_MIN; x <= 127; x += 0.00731) {
+      const xf = Math.fround(x),
+        e = 2 ** xf
+      const ulp = 2 ** (Math.floor(Math.log2(e)) - 23)
+      worstUlps = Math.max(worstUlps, Math.abs(softmaxExp2F32(xf) - e) / ulp)
+    }
+    expect(worstUlps).toBeLessThanOrEqual(1.5)
+    for (const n of [0, -1, -37, -92, 5, 127]) expect(softmaxExp2F32(n)).toBe(2 ** n)
+    expect(softmaxExp2F32(1000)).toBe(2 ** 127 * softmaxExp2F32(0))
+    // The next f32 below the bound, and far below it: dropped.
+    const below = Math.fround(SOFTMAX_EXP2_MIN * (1 + 2 ** -23))
+    expect(below).toBeLessThan(SOFTMAX_EXP2_MIN)
+    expect(softmaxExp2F32(below)).toBe(0)
+    expect(softmaxExp2F32(-150)).toBe(0)
+    expect(softmaxExp2F32(-Infinity)).toBe(0)
+    expect(softmaxExp2F32(NaN)).toBeNaN()
+    // The kernel, SIMD lanes and scalar tail, on a sweep plus the edges: halves (ties round to even),
+    // the bound and its neighbour, the clamp, infinities and NaN.
+    resetHeap()
+    const edges = [-0.5, 0.5, 1.5, 2.5, -2.5, -91.5, -92, below, 126.5, 127, 200, Infinity, -Infinity, NaN, 0, -0]
+    const xs = new Float32Array(4003)
+    xs.set(edges)
+    for (let i = edges.length; i < xs.length; i++) xs[i] = -100 + ((i * 0.0573) % 240)
+    const px = putF32(xs),
+      po = alloc(xs.length * 4)
+    k.softmax_exp2(px, po, xs.length)
+    expectSameBits(getF32(po, xs.length), Float32Array.from(xs, softmaxExp2F32), 'softmax_exp2')
   })
 
   it('exp64 and log64 (log_softmax_nll, gelu_erf) are within 2 ulp of Math', () => {
