@@ -9,6 +9,17 @@ import { WhittleError } from '../errors'
 import { WorkerPool } from '../pool/worker-pool'
 import { KernelHessian, accumulateHessianWasm, splitTriangleRows } from './kernel-hessian'
 
+/** The twins' H (upper triangle) and column statistics of the batches, in order. */
+function twinOf(batches: { M: number; x: Float32Array }[], K: number) {
+  const want = new Float64Array(K * K)
+  const wantStats = { absmax: new Float32Array(K), sumAbs: new Float64Array(K), sumSq: new Float64Array(K) }
+  for (const b of batches) {
+    hessianAccumulate(b.x, want, b.M, K)
+    colInputStats(b.x, b.M, K, wantStats.absmax, wantStats.sumAbs, wantStats.sumSq)
+  }
+  return { want, wantStats }
+}
+
 describe('Hessian accumulation on a worker pool', () => {
   let pool: WorkerPool
   beforeAll(async () => {
@@ -99,12 +110,7 @@ describe('Hessian accumulation on a worker pool', () => {
     // 45,000 rows are more than one chunk of inputs (32,768 rows at K = 64): copied through JS they go in two
     // parts, staged in one; the sums must agree with the twin either way.
     const batches = [70, 45000, 1].map((M) => ({ M, x: normalish(r, M * K, 0.5, 0.1) }))
-    const want = new Float64Array(K * K)
-    const wantStats = { absmax: new Float32Array(K), sumAbs: new Float64Array(K), sumSq: new Float64Array(K) }
-    for (const b of batches) {
-      hessianAccumulate(b.x, want, b.M, K)
-      colInputStats(b.x, b.M, K, wantStats.absmax, wantStats.sumAbs, wantStats.sumSq)
-    }
+    const { want, wantStats } = twinOf(batches, K)
     const upper = (h: Float64Array) => h.filter((_, i) => i % K >= Math.floor(i / K))
     const before = pool.arena.liveBytes
     // Run 0 stages every batch in kernel memory. Run 1 first leaves 9–10 MiB free: room for one 8 MiB chunk
@@ -156,12 +162,7 @@ describe('Hessian accumulation on a worker pool', () => {
     ] as const) {
       const r = rng(K + 40)
       const batches = [70, 1, 300].map((M) => ({ M, x: normalish(r, M * K, 0.5, 0.2) }))
-      const want = new Float64Array(K * K)
-      const wantStats = { absmax: new Float32Array(K), sumAbs: new Float64Array(K), sumSq: new Float64Array(K) }
-      for (const b of batches) {
-        hessianAccumulate(b.x, want, b.M, K)
-        colInputStats(b.x, b.M, K, wantStats.absmax, wantStats.sumAbs, wantStats.sumSq)
-      }
+      const { want, wantStats } = twinOf(batches, K)
       const before = pool.arena.liveBytes
       const regions = batches.map((b) => {
         const region = pool.arena.alloc(b.M * K * 4, 'a batch')

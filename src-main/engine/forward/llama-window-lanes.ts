@@ -17,7 +17,7 @@ import type { ArenaTensor } from '../pool/arena-tensors'
 import type { KernelCall } from '../pool/worker-pool'
 import type { Affine, BlockContext, RotateWindow } from './block-context'
 import type { AttentionBuffers, AttentionShape, LlamaLinear } from './llama-sublayers'
-import { attentionCall } from './parallel-ops'
+import { attentionCall, matmulCall } from './parallel-ops'
 
 export interface LlamaBlockWeights {
   attnNorm: Affine
@@ -49,9 +49,7 @@ function linearCall(
   K: number,
   N: number,
 ): KernelCall {
-  return a.b
-    ? ['matmul_nt_bias', x.at(r0 * K), a.w.ptr, a.b.ptr, y.at(r0 * N), rows, K, N, 0, N]
-    : ['matmul_nt', x.at(r0 * K), a.w.ptr, y.at(r0 * N), rows, K, N, 0, N]
+  return matmulCall(x.at(r0 * K), a.w.ptr, y.at(r0 * N), rows, K, N, 0, N, a.b?.ptr)
 }
 
 /** What a pass by windows needs of the block: its context, buffers, weights, shapes and RoPE. */

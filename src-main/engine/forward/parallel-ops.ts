@@ -23,6 +23,23 @@ function productParts(pool: WorkerPool, multiplyAdds: number): number {
   return multiplyAdds < 1 << 18 ? 1 : Math.max(1, pool.threads)
 }
 
+/** The kernel call for columns [n0, n1) of y[T, N] = x[T, K] · w[N, K]ᵀ (+ b), one worker's share. */
+export function matmulCall(
+  x: number,
+  w: number,
+  y: number,
+  T: number,
+  K: number,
+  N: number,
+  n0: number,
+  n1: number,
+  bias?: number,
+): KernelCall {
+  return bias === undefined
+    ? ['matmul_nt', x, w, y, T, K, N, n0, n1]
+    : ['matmul_nt_bias', x, w, bias, y, T, K, N, n0, n1]
+}
+
 /** y[T, N] = x[T, K] · w[N, K]ᵀ (+ b). */
 export function matmul(
   pool: WorkerPool,
@@ -35,9 +52,7 @@ export function matmul(
   bias?: number,
 ): Promise<void> {
   const parts = productParts(pool, T * K * N)
-  const calls: KernelCall[] = ranges(N, parts, 16).map(([n0, n1]) =>
-    bias === undefined ? ['matmul_nt', x, w, y, T, K, N, n0, n1] : ['matmul_nt_bias', x, w, bias, y, T, K, N, n0, n1],
-  )
+  const calls = ranges(N, parts, 16).map(([n0, n1]) => matmulCall(x, w, y, T, K, N, n0, n1, bias))
   return parallel(pool, calls)
 }
 

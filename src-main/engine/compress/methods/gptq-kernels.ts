@@ -3,7 +3,6 @@
 // workers) and the column loop inside a block (gptq_block_rows, split by rows across the workers), with
 // the buffers both need. The TS lazy update is the reference path's.
 
-import { isOutOfMemory } from '../../errors'
 import type { QuantGrid } from '../../numerics/minmax-grid'
 import type { Region } from '../../pool/memory-arena'
 import type { KernelCall, WorkerPool } from '../../pool/worker-pool'
@@ -24,21 +23,10 @@ export interface KernelBuffers {
 }
 
 export function allocKernelBuffers(pool: WorkerPool, rows: number, cols: number, B: number): KernelBuffers | null {
-  const held: Region[] = []
-  try {
-    for (const bytes of [
-      rows * cols * 4,
-      rows * B * 4,
-      Math.max(1, cols - B) * B * 4,
-      rows * Math.max(1, cols - B) * 4,
-    ])
-      held.push(pool.arena.alloc(bytes))
-  } catch (e) {
-    // Not enough kernel memory for this Linear: the TS update does the same work, slower.
-    for (const r of held) pool.arena.release(r)
-    if (isOutOfMemory(e)) return null
-    throw e
-  }
+  const tail = Math.max(1, cols - B)
+  const held = pool.arena.tryAlloc([rows * cols * 4, rows * B * 4, tail * B * 4, rows * tail * 4])
+  // Not enough kernel memory for this Linear: the TS update does the same work, slower.
+  if (!held) return null
   const [w, err, v, y] = held
   return { pool, w, err, v, y }
 }
@@ -116,20 +104,10 @@ export interface BlockBuffers {
 
 /** With `zeroMask`, room for the block's mask of weights that stay zero as well. */
 export function allocBlockBuffers(pool: WorkerPool, rows: number, B: number, zeroMask = false): BlockBuffers | null {
-  const held: Region[] = []
-  try {
-    const take = (bytes: number): Region => {
-      const r = pool.arena.alloc(bytes)
-      held.push(r)
-      return r
-    }
-    return { pool, u: take(B * B * 4), grids: take(rows * 2 * 4), zeroMask: zeroMask ? take(rows * B) : null }
-  } catch (e) {
-    // Without the memory the column loop runs on this thread, with the same result.
-    for (const r of held) pool.arena.release(r)
-    if (isOutOfMemory(e)) return null
-    throw e
-  }
+  const held = pool.arena.tryAlloc(zeroMask ? [B * B * 4, rows * 2 * 4, rows * B] : [B * B * 4, rows * 2 * 4])
+  // Without the memory the column loop runs on this thread, with the same result.
+  if (!held) return null
+  return { pool, u: held[0], grids: held[1], zeroMask: held[2] ?? null }
 }
 
 export function releaseBlockBuffers(b: BlockBuffers): void {

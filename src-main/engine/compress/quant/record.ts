@@ -76,7 +76,7 @@ export class GridRecorder {
     const at = group * this.record.rows + row
     // A byte would wrap a zero outside 0…255 without a word; a grid's zero is a code, so one is a bug.
     if (!(Number.isInteger(grid.zero) && grid.zero >= 0 && grid.zero <= 255))
-      throw new Error(`a quantization grid's zero ${grid.zero} is not a code in 0…255`)
+      throw new WhittleError('validation', null, `a quantization grid's zero ${grid.zero} is not a code in 0…255`)
     this.record.scales[at] = grid.scale
     this.record.zeros[at] = grid.zero
   }
