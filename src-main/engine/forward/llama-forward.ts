@@ -9,7 +9,13 @@ import type { ArenaTensor } from '../pool/arena-tensors'
 import type { Affine, BlockContext, TensorScope } from './block-context'
 import { DecoderForward, type BlockPass } from './decoder-forward'
 import type { WeightLoader } from './weight-loader'
-import { llamaBlockByWindows, windowLanes, type LlamaBlockWeights } from './llama-window-lanes'
+import {
+  llamaBlockByWindows,
+  windowLanes,
+  windowsPerCacheChunk,
+  type LlamaBlockWeights,
+  type LlamaLanePlan,
+} from './llama-window-lanes'
 import {
   LLAMA_LINEARS,
   attentionBuffers,
@@ -85,7 +91,15 @@ export class LlamaForward extends DecoderForward<LlamaLayer> {
     const mlp = { ...mlpBuffers(ctx, F), h: att.h, out: att.out }
     const rotate = ropeRotation(ctx, k, a.headDim, a.ropeTheta ?? 10000, a.ropeLayout === 'gguf')
     const { linear } = w
-    const byWindows = { ctx, buffers: { ...att, ...mlp }, weights: w, shape, rotate, dims: { H, F, eps } }
+    const byWindows: LlamaLanePlan = {
+      ctx,
+      buffers: { ...att, ...mlp },
+      weights: w,
+      shape,
+      rotate,
+      dims: { H, F, eps },
+      windowsPerChunk: windowsPerCacheChunk(this.bytesPerToken() * ctx.T),
+    }
     return async (x: ArenaTensor, nb: number): Promise<void> => {
       const lanes = windowLanes(ctx, this.pool.threads, nb, rotate)
       if (lanes > 0) return llamaBlockByWindows(byWindows, x, nb, lanes)

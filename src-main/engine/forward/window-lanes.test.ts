@@ -1,10 +1,12 @@
-// How the forward pass spreads work over the workers must never change a value. With two or more workers
-// and windows that share out evenly enough, each worker takes whole windows through the whole block
-// (llama-window-lanes.ts); otherwise the block runs op by op, products split by columns and each worker
-// attending over whole windows; with one worker, or inline, op by op with nothing split. The output head's
-// rows are split with their loss. The per-token losses of the bundled stories260K (8 heads over 4 KV
-// heads) must be the same bits every way: 8 windows go by windows on 2 workers (4 and 4) and on 3 (3, 3
-// and 2), 5 windows op by op on both (3 and 2, 2, 2 and 1 would leave workers waiting). Random token ids.
+// How the forward pass spreads work over the workers must never change a value. Where windows share out
+// evenly enough, each worker takes whole windows through the whole block (llama-window-lanes.ts), a cache
+// chunk of them at a time; otherwise the block runs op by op, products split by columns and each worker
+// attending over whole windows; inline (no workers), op by op with nothing split. The output head's rows
+// are split with their loss. The per-token losses of the bundled stories260K (8 heads over 4 KV heads)
+// must be the same bits every way. At seqlen 256 a cache chunk is 2 windows: 8 windows go by windows on 1
+// worker (four chunks), 2 (4 and 4, two chunks each) and 3 (3, 3 and 2: a chunk of one); 5 windows by
+// windows on 1 worker and op by op on 2 and 3 (3 and 2, 2, 2 and 1 would leave workers waiting). Random
+// token ids.
 
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -12,6 +14,7 @@ import { createForward } from '.'
 import { loadModel } from '../model/loaded-model'
 import { WorkerPool } from '../pool/worker-pool'
 import { repoRoot } from '../testing/shared-data'
+import { windowsPerCacheChunk } from './llama-window-lanes'
 import { rng } from '../../../kernels/testing/kernel-harness'
 
 describe('the forward pass on 0 to 3 workers', () => {
@@ -20,7 +23,7 @@ describe('the forward pass on 0 to 3 workers', () => {
     async (count) => {
       const model = await loadModel(path.join(repoRoot, 'resources/demo/stories260K'))
       const random = rng(5)
-      const T = 64
+      const T = 256
       // Token ids drawn at random from the vocabulary: the losses only need to be the same, not small.
       const windows = Array.from({ length: count }, () =>
         Int32Array.from({ length: T }, () => Math.floor(random() * model.arch.vocabSize)),
@@ -31,6 +34,8 @@ describe('the forward pass on 0 to 3 workers', () => {
         try {
           const forward = await createForward(pool, model)
           try {
+            // The premise of the chunk counts above.
+            expect(windowsPerCacheChunk(forward.bytesPerToken() * T)).toBe(2)
             results.push(await forward.windowNll(windows))
           } finally {
             forward.close()
