@@ -14,8 +14,10 @@
 //   r = x − k, p = the degree-6 polynomial EXP2_C in Horner form, result = f32(p·2^k). Why base 2 and why
 //   the bound: kernels/assembly/softmax.ts.
 // logSoftmaxNll, per row t: m = max_v logits[t, v] (a plain `>` scan, first to last);
-//   S = Σ_v exp64(logits[t, v] − m) in f64 from v = 0; nll[t] = log64(S) − (logits[t, target] − m).
-//   Targets < 0 give 0; targets ≥ V give NaN.
+//   e_v = softmaxExp2F32(f32(f32(logits[t, v] − m)·LOG2E_F)); S = (a0 + a1) + (a2 + a3) in f64, a_j the
+//   sum from v = 0 up of e_v over v ≡ j (mod 4) below V − V mod 4, then the last V mod 4 terms one by one;
+//   nll[t] = log64(S) − (logits[t, target] − m). Targets < 0 give 0; targets ≥ V give NaN. The error
+//   bound and why f32 terms: kernels/assembly/softmax.ts.
 
 import { kernelArgError, requireLength, requireSizes } from './matmul'
 
@@ -190,8 +192,11 @@ export function logSoftmaxNll(
       const l = logits[row + v]
       if (l > m) m = l
     }
-    let sum = 0
-    for (let v = 0; v < V; v++) sum += exp64(logits[row + v] - m)
+    const V4 = V - (V % 4)
+    const lanes = [0, 0, 0, 0]
+    for (let v = 0; v < V4; v++) lanes[v % 4] += softmaxExp2F32(f(f(logits[row + v] - m) * LOG2E_F))
+    let sum = lanes[0] + lanes[1] + (lanes[2] + lanes[3])
+    for (let v = V4; v < V; v++) sum += softmaxExp2F32(f(f(logits[row + v] - m) * LOG2E_F))
     nll[t] = log64(sum) - (logits[row + target] - m)
   }
 }
