@@ -97,7 +97,9 @@ import { LOG2E, softmaxExp2f32x4 } from './softmax'
 /**
  * The four queries' s_j for j = 0…i3 into scratch row j, and their running max m (returned). The
  * transposed q is loaded once, so a key costs broadcasts, not a transpose: lane sum c =
- * (0 + q[c]·k[c]) + q[c + 4]·k[c + 4], dot()'s order exactly.
+ * q[c]·k[c] + q[c + 4]·k[c + 4]. dot()'s order starts the sum at 0, and 0 + a = a but for a = −0: the
+ * sum's zero may have the other sign, so s_j's may too, and nothing downstream tells (s − m and 2^x are
+ * the same for either zero), so the outputs are dot()'s bits without that add.
  */
 // @ts-ignore: decorator
 @inline function scoresHead8(
@@ -112,17 +114,25 @@ import { LOG2E, softmaxExp2f32x4 } from './softmax'
   let m = f32x4.splat(-Infinity)
   for (let j = 0; j <= i3; j++) {
     const kj = kh + <usize>j * kvRow
-    const l0 = f32x4.add(f32x4.add(zero, f32x4.mul(t0, v128.load32_splat(kj))), f32x4.mul(t4, v128.load32_splat(kj, 16)))
-    const l1 = f32x4.add(f32x4.add(zero, f32x4.mul(t1, v128.load32_splat(kj, 4))), f32x4.mul(t5, v128.load32_splat(kj, 20)))
-    const l2 = f32x4.add(f32x4.add(zero, f32x4.mul(t2, v128.load32_splat(kj, 8))), f32x4.mul(t6, v128.load32_splat(kj, 24)))
-    const l3 = f32x4.add(f32x4.add(zero, f32x4.mul(t3, v128.load32_splat(kj, 12))), f32x4.mul(t7, v128.load32_splat(kj, 28)))
+    const l0 = f32x4.add(f32x4.mul(t0, v128.load32_splat(kj)), f32x4.mul(t4, v128.load32_splat(kj, 16)))
+    const l1 = f32x4.add(f32x4.mul(t1, v128.load32_splat(kj, 4)), f32x4.mul(t5, v128.load32_splat(kj, 20)))
+    const l2 = f32x4.add(f32x4.mul(t2, v128.load32_splat(kj, 8)), f32x4.mul(t6, v128.load32_splat(kj, 24)))
+    const l3 = f32x4.add(f32x4.mul(t3, v128.load32_splat(kj, 12)), f32x4.mul(t7, v128.load32_splat(kj, 28)))
     const s = f32x4.mul(f32x4.add(f32x4.add(l0, l1), f32x4.add(l2, l3)), scaleV)
     v128.store(scratch + (<usize>j << 4), s)
-    let take = f32x4.gt(s, m)
-    if (j > i0) take = v128.and(take, takes(last, j))
-    m = v128.bitselect(s, m, take)
+    m = runningMax(m, s, j, i0, last)
   }
   return m
+}
+
+/**
+ * The running max's step for key j: `s > m ? s : m` in every lane whose query takes j (pmax is that
+ * select, in one instruction); keys past i0 leave the other lanes as they were.
+ */
+// @ts-ignore: decorator
+@inline function runningMax(m: v128, s: v128, j: i32, i0: i32, last: v128): v128 {
+  if (j <= i0) return f32x4.pmax(m, s)
+  return v128.bitselect(s, m, v128.and(f32x4.gt(s, m), takes(last, j)))
 }
 
 /** scoresHead8 for any other headDim, through scores4. */
@@ -135,9 +145,7 @@ import { LOG2E, softmaxExp2f32x4 } from './softmax'
   for (let j = 0; j <= i3; j++) {
     const s = scores4(kh + <usize>j * kvRow, q0, q1, q2, q3, headDim, scale)
     v128.store(scratch + (<usize>j << 4), s)
-    let take = f32x4.gt(s, m)
-    if (j > i0) take = v128.and(take, takes(last, j))
-    m = v128.bitselect(s, m, take)
+    m = runningMax(m, s, j, i0, last)
   }
   return m
 }

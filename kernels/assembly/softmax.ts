@@ -141,6 +141,8 @@ export function expf32(x: f32): f32 {
 
 /** Softmax terms below 2^SOFTMAX_EXP2_MIN are dropped (see the header); the twin's constant, held equal by the tests. */
 const SOFTMAX_EXP2_MIN: f32 = -92.0
+/** 127 << 23 less the bits of EXPF_ROUNDER shifted by 23, modulo 2^32 (see softmaxExp2f32x4). */
+const EXP2_POW_BIAS: i32 = (127 << 23) - (reinterpret<i32>(EXPF_ROUNDER) << 23)
 const EXP2_MAX: f32 = 127.0
 /** 2^r ≈ C0 + r·(C1 + r·(… + r·C6)) on [−0.5, 0.5]: minimax for relative error (1.9e-9), rounded to f32. */
 const EXP2_C0: f32 = 1.0
@@ -190,8 +192,9 @@ export function softmaxExp2f32(x: f32): f32 {
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXP2_C1))
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXP2_C0))
   // y's bits less the rounder's are k (two's complement in the low mantissa bits); shifted into the
-  // exponent field they give 2^k once the bias is added. A NaN lane's p is NaN, whatever this makes.
-  const pow2k = i32x4.add(i32x4.shl(i32x4.sub(y, f32x4.splat(EXPF_ROUNDER)), 23), i32x4.splat(127 << 23))
+  // exponent field they give 2^k once the bias is added. Modulo 2^32, (y − R) << 23 + B = y << 23 + (B −
+  // R << 23): one subtraction fewer. A NaN lane's p is NaN, whatever this makes.
+  const pow2k = i32x4.add(i32x4.shl(y, 23), i32x4.splat(EXP2_POW_BIAS))
   return v128.andnot(f32x4.mul(p, pow2k), dropped)
 }
 

@@ -655,6 +655,38 @@ describe('attention_causal', () => {
     },
   )
 
+  it("keys whose scores are signed zeros give the twin's bits (headDim 8 skips dot()'s 0 + a)", () => {
+    resetHeap()
+    // Every other key row is ±0 and q holds −0s and negatives, so those scores are sums of −0 and +0 products:
+    // the kernel's lane sums may carry the other zero, which must not reach an output.
+    const T = 13,
+      nHeads = 4,
+      nKV = 2,
+      d = 8
+    const q = random(T * nHeads * d, 41, 3),
+      kk = random(T * nKV * d, 42, 3),
+      v = random(T * nKV * d, 43)
+    for (let i = 0; i < q.length; i += 2) q[i] = -0
+    for (let row = 0; row < T; row += 2) for (let c = 0; c < nKV * d; c++) kk[row * nKV * d + c] = c % 3 ? -0 : 0
+    const po = alloc(q.length * 4)
+    k.attention_causal(
+      putF32(q),
+      putF32(kk),
+      putF32(v),
+      po,
+      alloc(attentionScratch(T) * 4),
+      T,
+      nHeads,
+      nKV,
+      d,
+      0,
+      nHeads,
+    )
+    const twin = new Float32Array(q.length)
+    attentionCausal(q, kk, v, twin, new Float32Array(attentionScratch(T)), T, nHeads, nKV, d)
+    expectSameBits(getF32(po, q.length), twin, 'attention with zero scores')
+  })
+
   it('the bitwise comparison sees a change of summation order (so the cases above pin the order)', () => {
     // The spec written out for headDim 8, with acc summed either from j = 0 (the spec) or from j = i down:
     // the first must equal the twin bit for bit and the second must not, so an order change cannot pass.
