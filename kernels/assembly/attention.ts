@@ -28,6 +28,7 @@
 // from the group's q transposed once, not a transpose per key.
 
 import { LOG2E, softmaxExp2f32x4 } from './softmax'
+import { transposedSums } from './lane-sums'
 
 // @ts-ignore: decorator
 @inline function dot(a: usize, b: usize, D: i32): f32 {
@@ -67,16 +68,6 @@ import { LOG2E, softmaxExp2f32x4 } from './softmax'
     a3 = f32x4.add(a3, f32x4.mul(kv, v128.load(q3 + o)))
   }
   return f32x4.mul(transposedSums(a0, a1, a2, a3), f32x4.splat(scale))
-}
-
-/** (L0 + L1) + (L2 + L3) where L_c holds lane c of a0…a3: four rows' lane sums combined in dot()'s order. */
-// @ts-ignore: decorator
-@inline function transposedSums(a0: v128, a1: v128, a2: v128, a3: v128): v128 {
-  const lo01 = v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), hi01 = v128.shuffle<f32>(a0, a1, 2, 6, 3, 7)
-  const lo23 = v128.shuffle<f32>(a2, a3, 0, 4, 1, 5), hi23 = v128.shuffle<f32>(a2, a3, 2, 6, 3, 7)
-  const l0 = v128.shuffle<f32>(lo01, lo23, 0, 1, 4, 5), l1 = v128.shuffle<f32>(lo01, lo23, 2, 3, 6, 7)
-  const l2 = v128.shuffle<f32>(hi01, hi23, 0, 1, 4, 5), l3 = v128.shuffle<f32>(hi01, hi23, 2, 3, 6, 7)
-  return f32x4.add(f32x4.add(l0, l1), f32x4.add(l2, l3))
 }
 
 /** Lane r = element c (counted from byte offset o) of row q_r: one column of the four rows q0…q3. */

@@ -22,6 +22,8 @@
 // Pointers are byte addresses into the shared memory; no allocation, no global state, so any
 // number of workers may run disjoint [n0, n1) ranges of one product at once.
 
+import { transposedSums } from './lane-sums'
+
 const PANEL_BYTES: i32 = 256 * 1024
 
 /** acc + x·w, lane by lane: rounded twice (plain build) or, on FMA hardware, once (relaxed build). */
@@ -49,6 +51,20 @@ const PANEL_BYTES: i32 = 256 * 1024
   store<f32>(y + (<usize>n << 2), s)
 }
 
+/**
+ * Output n of four tokens, from their lane sums s (lane r: y row r; transposedSums, finishDot's order
+ * with no tail, so K = K4), into y rows y0, y0 + rowBytesY, …: the bias added lane by lane as storeOut does.
+ */
+// @ts-ignore: decorator
+@inline function storeColumn(y0: usize, rowBytesY: usize, b: usize, n: i32, s: v128): void {
+  if (b != usize.MAX_VALUE) s = f32x4.add(s, v128.load32_splat(b + (<usize>n << 2)))
+  const yn = y0 + (<usize>n << 2)
+  v128.store32_lane(yn, s, 0)
+  v128.store32_lane(yn + rowBytesY, s, 1)
+  v128.store32_lane(yn + 2 * rowBytesY, s, 2)
+  v128.store32_lane(yn + 3 * rowBytesY, s, 3)
+}
+
 /** Four tokens (x rows x0..x3) × two outputs (w rows n, n+1), writing y rows y0..y3. 4×2 beat 4×4,
  *  3×4 and 2×4 in measurements: eight accumulators plus six loaded vectors fit the 16 SIMD registers
  *  V8 gives wasm on x64, where 4×4 spills. */
@@ -72,6 +88,11 @@ function tile4x2(
     vx = v128.load(x3 + o)
     a30 = madd(a30, vx, vw0); a31 = madd(a31, vx, vw1)
   }
+  if (K4 == K) {
+    storeColumn(y0, rowBytesY, b, n, transposedSums(a00, a10, a20, a30))
+    storeColumn(y0, rowBytesY, b, n + 1, transposedSums(a01, a11, a21, a31))
+    return
+  }
   const y1 = y0 + rowBytesY, y2 = y1 + rowBytesY, y3 = y2 + rowBytesY
   storeOut(y0, b, n, finishDot(a00, x0, w0, K4, K)); storeOut(y0, b, n + 1, finishDot(a01, x0, w1, K4, K))
   storeOut(y1, b, n, finishDot(a10, x1, w0, K4, K)); storeOut(y1, b, n + 1, finishDot(a11, x1, w1, K4, K))
@@ -90,6 +111,13 @@ function tile1x4(x0: usize, w: usize, rowBytesW: usize, y0: usize, b: usize, n: 
     a1 = madd(a1, vx, v128.load(w1 + o))
     a2 = madd(a2, vx, v128.load(w2 + o))
     a3 = madd(a3, vx, v128.load(w3 + o))
+  }
+  if (K4 == K) {
+    // Outputs n…n + 3 of one row sit side by side: one vector, one store.
+    let s = transposedSums(a0, a1, a2, a3)
+    if (b != usize.MAX_VALUE) s = f32x4.add(s, v128.load(b + (<usize>n << 2)))
+    v128.store(y0 + (<usize>n << 2), s)
+    return
   }
   storeOut(y0, b, n, finishDot(a0, x0, w0, K4, K)); storeOut(y0, b, n + 1, finishDot(a1, x0, w1, K4, K))
   storeOut(y0, b, n + 2, finishDot(a2, x0, w2, K4, K)); storeOut(y0, b, n + 3, finishDot(a3, x0, w3, K4, K))
@@ -110,6 +138,10 @@ function tile4x1(
     a1 = madd(a1, v128.load(x1 + o), vw)
     a2 = madd(a2, v128.load(x2 + o), vw)
     a3 = madd(a3, v128.load(x3 + o), vw)
+  }
+  if (K4 == K) {
+    storeColumn(y0, rowBytesY, b, n, transposedSums(a0, a1, a2, a3))
+    return
   }
   const y1 = y0 + rowBytesY, y2 = y1 + rowBytesY, y3 = y2 + rowBytesY
   storeOut(y0, b, n, finishDot(a0, x0, w0, K4, K)); storeOut(y1, b, n, finishDot(a1, x1, w0, K4, K))

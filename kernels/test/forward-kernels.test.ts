@@ -124,6 +124,8 @@ describe('matmul_nt / matmul_nt_bias', () => {
     [3, 7, 5],
     [7, 33, 17],
     [5, 64, 10],
+    [8, 64, 7], // K a multiple of 4: lane sums finished four at a time, in every tile shape
+    [6, 128, 13],
     [4, 130, 9],
     [9, 1027, 35],
     [12, 256, 64],

@@ -247,6 +247,37 @@ export abstract class DecoderForward<W> implements CausalLM {
   }
 
   /**
+   * Block `layer`'s pass for up to perPass windows of T tokens, handed to `use`; its buffers and (where not
+   * resident) weights are freed once `use` is done and every read held by a hook has ended.
+   */
+  private async withBlockPass(
+    layer: number,
+    T: number,
+    perPass: number,
+    hooks: ForwardHooks | undefined,
+    use: (pass: BlockPass, ctx: BlockContext) => Promise<void>,
+  ): Promise<void> {
+    const held = await this.layerWeights(layer)
+    const activations = this.model.runtime?.activations ?? null
+    // Post-LN blocks feed the residual itself to a Linear, so in-place activation quantization is only
+    // safe where every Linear reads its own buffer (the Llama block).
+    if (activations && this.arch.family !== 'llama')
+      throw new WhittleError(
+        'unsupported',
+        this.model.files.path,
+        `W8A8 activation quantization is implemented for the Llama family only, not ${this.arch.family}`,
+      )
+    const ctx = new BlockContext(this.pool, layer, T, perPass * T, hooks, activations, this.holdsObservedInputs())
+    try {
+      await use(this.blockPass(ctx, held.weights), ctx)
+    } finally {
+      await ctx.settleHeldReads()
+      ctx.free()
+      this.releaseLayer(layer, held)
+    }
+  }
+
+  /**
    * Runs decoder block `layer` over hidden states [B·T, H] in place, `windowsPerPass` windows at a time
    * through kernel memory. Hooks see every Linear's input; with hooks.inputsOnly, `hidden` is only read.
    */
@@ -262,21 +293,9 @@ export abstract class DecoderForward<W> implements CausalLM {
       )
     const B = hidden.length / (T * H)
     const perPass = Math.min(B, this.windowsPerPass(T))
-    const held = await this.layerWeights(layer)
-    const activations = this.model.runtime?.activations ?? null
-    // Post-LN blocks feed the residual itself to a Linear, so in-place activation quantization is only
-    // safe where every Linear reads its own buffer (the Llama block).
-    if (activations && this.arch.family !== 'llama')
-      throw new WhittleError(
-        'unsupported',
-        this.model.files.path,
-        `W8A8 activation quantization is implemented for the Llama family only, not ${this.arch.family}`,
-      )
-    const ctx = new BlockContext(this.pool, layer, T, perPass * T, hooks, activations, this.holdsObservedInputs())
-    try {
+    await this.withBlockPass(layer, T, perPass, hooks, async (pass, ctx) => {
       const widths = this.streamWidths(layer)
       const x = ctx.rows(widths ? Math.max(widths.input, widths.output) : H)
-      const pass = this.blockPass(ctx, held.weights)
       for (let b0 = 0; b0 < B; b0 += perPass) {
         const nb = Math.min(perPass, B - b0)
         if (widths) packRows(hidden, b0 * T, nb * T, H, x.view(), widths.input)
@@ -288,11 +307,19 @@ export abstract class DecoderForward<W> implements CausalLM {
         if (widths) unpackRows(x.view(), widths.output, hidden, b0 * T, nb * T, H)
         else hidden.set(x.view().subarray(0, nb * T * H), b0 * T * H)
       }
-    } finally {
-      await ctx.settleHeldReads()
-      ctx.free()
-      this.releaseLayer(layer, held)
-    }
+    })
+  }
+
+  /**
+   * Whether B windows of T tokens can stay in kernel memory from the embedding to the output head: all
+   * weights resident, the windows one pass, every block full width. Then no layer copies the hidden states
+   * out to JS memory and back, main-thread work that left the workers idle (7% of stories260K's
+   * perplexity on 2 workers).
+   */
+  private staysInKernelMemory(B: number, T: number, hooks: ForwardHooks | undefined): boolean {
+    if (!this.keepResident || hooks?.inputsOnly || B > this.windowsPerPass(T)) return false
+    for (let layer = 0; layer < this.arch.layers; layer++) if (this.streamWidths(layer)) return false
+    return true
   }
 
   /**
@@ -303,6 +330,24 @@ export abstract class DecoderForward<W> implements CausalLM {
     const T = windows[0]?.length ?? 0
     if (T < 2) throw new WhittleError('validation', null, 'windows must be at least 2 tokens long')
     const hidden = await this.embed(windows)
+    if (this.staysInKernelMemory(windows.length, T, options.hooks)) {
+      const scope = new TensorScope(this.pool)
+      try {
+        const x = scope.alloc(hidden.length)
+        x.view().set(hidden)
+        for (let layer = 0; layer < this.arch.layers; layer++) {
+          throwIfCancelled(options.signal)
+          await this.withBlockPass(layer, T, windows.length, options.hooks, async (pass, ctx) => {
+            await pass(x, windows.length)
+            await ctx.afterHeldReads()
+          })
+          options.onLayer?.(layer)
+        }
+        return await this.nllOf(x, windows, scope)
+      } finally {
+        scope.free()
+      }
+    }
     for (let layer = 0; layer < this.arch.layers; layer++) {
       throwIfCancelled(options.signal)
       await this.block(layer, hidden, T, options.hooks)
@@ -326,11 +371,17 @@ export abstract class DecoderForward<W> implements CausalLM {
     try {
       const x = scope.alloc(M * H)
       x.view().set(hidden)
-      const { h, width } = await this.headInput(x, M, scope)
-      return await this.nllFromHidden(h, width, windows, T)
+      return await this.nllOf(x, windows, scope)
     } finally {
       scope.free()
     }
+  }
+
+  /** nll() of final hidden states x [windows·T, H] already in kernel memory; scratch goes in `scope`. */
+  private async nllOf(x: ArenaTensor, windows: Int32Array[], scope: TensorScope): Promise<Float64Array[]> {
+    const T = windows[0].length
+    const { h, width } = await this.headInput(x, windows.length * T, scope)
+    return this.nllFromHidden(h, width, windows, T)
   }
 
   private async lmHeadWeights(): Promise<{ w: ArenaTensor; temporary: boolean }> {
