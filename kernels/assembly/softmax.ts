@@ -5,7 +5,7 @@
 // IEEE f64 operations in the same order; the results are within ~2 ulp (f64) of the true values,
 // far below the f32 rounding every caller applies afterwards.
 //
-// exp64(x) / exp64x2(x): x ← min(max(x, −746), 710) (the ends saturate to 0 and +Infinity exactly;
+// exp64(x): x ← min(max(x, −746), 710) (the ends saturate to 0 and +Infinity exactly;
 //   NaN stays NaN); k = floor(x·log2(e) + 0.5); r = (x − k·LN2_HI) − k·LN2_LO (|r| ≤ 0.35, exact
 //   first step because LN2_HI has 21 trailing zero bits); p = exp(r) by Taylor to degree 13 in
 //   Horner form (truncation < 5e-18); result = (p·2^k1)·2^k2 with k1 = k >> 1, k2 = k − k1, so
@@ -119,23 +119,24 @@ export function expf32(x: f32): f32 {
 @inline export function expf32x4(x: v128): v128 {
   // pmax/pmin (one instruction each; max/min take several to order NaN and ±0) clamp alike here: the
   // bounds are neither NaN nor zero, and a NaN x comes through as NaN.
-  x = f32x4.pmin(f32x4.pmax(x, f32x4.splat(EXPF_MIN)), f32x4.splat(EXPF_MAX))
-  const kf = f32x4.floor(f32x4.add(f32x4.mul(x, f32x4.splat(LOG2E_F)), f32x4.splat(0.5)))
-  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(kf, f32x4.splat(LN2_HI_F))), f32x4.mul(kf, f32x4.splat(LN2_LO_F)))
-  let p = f32x4.splat(EXPF_C7)
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXPF_C6))
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXPF_C5))
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXPF_C4))
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXPF_C3))
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(0.5))
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0))
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0))
+  x = f32x4.pmin(f32x4.pmax(x, lanes(EXPF_MIN_AT)), lanes(EXPF_MAX_AT))
+  const kf = f32x4.floor(f32x4.add(f32x4.mul(x, lanes(LOG2E_F_AT)), lanes(HALF_AT)))
+  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(kf, lanes(LN2_HI_F_AT))), f32x4.mul(kf, lanes(LN2_LO_F_AT)))
+  let p = lanes(EXPF_C7_AT)
+  p = f32x4.add(f32x4.mul(p, r), lanes(EXPF_C6_AT))
+  p = f32x4.add(f32x4.mul(p, r), lanes(EXPF_C5_AT))
+  p = f32x4.add(f32x4.mul(p, r), lanes(EXPF_C4_AT))
+  p = f32x4.add(f32x4.mul(p, r), lanes(EXPF_C3_AT))
+  p = f32x4.add(f32x4.mul(p, r), lanes(HALF_AT))
+  p = f32x4.add(f32x4.mul(p, r), lanes(ONE_AT))
+  p = f32x4.add(f32x4.mul(p, r), lanes(ONE_AT))
   // kf is a whole number in [−150, 129], so kf + 1.5·2^23 is exact and its bits minus those of 1.5·2^23
   // are k (cheaper than trunc_sat). NaN lanes get k = 0, as trunc_sat gave, and p is already NaN.
-  const k = v128.and(i32x4.sub(f32x4.add(kf, f32x4.splat(EXPF_ROUNDER)), f32x4.splat(EXPF_ROUNDER)), f32x4.eq(kf, kf))
+  const rounder = lanes(ROUNDER_AT)
+  const k = v128.and(i32x4.sub(f32x4.add(kf, rounder), rounder), f32x4.eq(kf, kf))
   const k1 = i32x4.shr_s(k, 1)
   const k2 = i32x4.sub(k, k1)
-  const bias = i32x4.splat(127)
+  const bias = lanes(EXPONENT_BIAS_AT)
   return f32x4.mul(f32x4.mul(p, i32x4.shl(i32x4.add(k1, bias), 23)), i32x4.shl(i32x4.add(k2, bias), 23))
 }
 
@@ -152,6 +153,31 @@ const EXP2_C3: f32 = 0.05550328642129898
 const EXP2_C4: f32 = 0.009618489071726799
 const EXP2_C5: f32 = 0.0013399930903688073
 const EXP2_C6: f32 = 0.0001534581242594868
+
+// The SIMD helpers read their constants from this table as lane broadcasts (v128.load32_splat), not as
+// v128.const: V8 11 (Node 20) builds every v128.const inside a loop anew from a 64-bit immediate, two
+// shuffle-port µops each, and the exponentials' twenty constants bound their loops (expf32x4 1.95 → 1.30
+// ns an element alone). A broadcast load takes a load port only. Entries are 32-bit: f32, or the i32 bits.
+const LANE_CONSTANTS = memory.data<i32>([
+  reinterpret<i32>(EXPF_MIN), reinterpret<i32>(EXPF_MAX), reinterpret<i32>(LOG2E_F), reinterpret<i32>(<f32>0.5),
+  reinterpret<i32>(LN2_HI_F), reinterpret<i32>(LN2_LO_F), reinterpret<i32>(EXPF_C7), reinterpret<i32>(EXPF_C6),
+  reinterpret<i32>(EXPF_C5), reinterpret<i32>(EXPF_C4), reinterpret<i32>(EXPF_C3), reinterpret<i32>(<f32>1.0),
+  reinterpret<i32>(EXPF_ROUNDER), 127,
+  reinterpret<i32>(SOFTMAX_EXP2_MIN), reinterpret<i32>(EXP2_MAX), reinterpret<i32>(EXP2_C1), reinterpret<i32>(EXP2_C2),
+  reinterpret<i32>(EXP2_C3), reinterpret<i32>(EXP2_C4), reinterpret<i32>(EXP2_C5), reinterpret<i32>(EXP2_C6),
+  EXP2_POW_BIAS, reinterpret<i32>(EXP2_C0),
+])
+const EXPF_MIN_AT = 0, EXPF_MAX_AT = 1, LOG2E_F_AT = 2, HALF_AT = 3, LN2_HI_F_AT = 4, LN2_LO_F_AT = 5
+const EXPF_C7_AT = 6, EXPF_C6_AT = 7, EXPF_C5_AT = 8, EXPF_C4_AT = 9, EXPF_C3_AT = 10, ONE_AT = 11
+const ROUNDER_AT = 12, EXPONENT_BIAS_AT = 13
+const EXP2_MIN_AT = 14, EXP2_MAX_AT = 15, EXP2_C1_AT = 16, EXP2_C2_AT = 17, EXP2_C3_AT = 18, EXP2_C4_AT = 19
+const EXP2_C5_AT = 20, EXP2_C6_AT = 21, EXP2_POW_BIAS_AT = 22, EXP2_C0_AT = 23
+
+/** Table entry `at` in all four lanes. */
+// @ts-ignore: decorator
+@inline function lanes(at: i32): v128 {
+  return v128.load32_splat(LANE_CONSTANTS + (<usize>at << 2))
+}
 
 export function softmax_exp2_min(): f32 {
   return SOFTMAX_EXP2_MIN
@@ -178,23 +204,24 @@ export function softmaxExp2f32(x: f32): f32 {
 /** softmaxExp2f32 in each lane; no lane is ever computed below the bound, so none turns subnormal. */
 // @ts-ignore: decorator
 @inline export function softmaxExp2f32x4(x: v128): v128 {
-  const lo = f32x4.splat(SOFTMAX_EXP2_MIN)
+  const lo = lanes(EXP2_MIN_AT)
   const dropped = f32x4.lt(x, lo)
   // pmax/pmin keep a NaN x (comparisons with NaN are false), and `dropped` is false for it: NaN comes out.
-  const xc = f32x4.pmin(f32x4.pmax(x, lo), f32x4.splat(EXP2_MAX))
-  const y = f32x4.add(xc, f32x4.splat(EXPF_ROUNDER))
-  const r = f32x4.sub(xc, f32x4.sub(y, f32x4.splat(EXPF_ROUNDER)))
-  let p = f32x4.splat(EXP2_C6)
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXP2_C5))
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXP2_C4))
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXP2_C3))
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXP2_C2))
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXP2_C1))
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(EXP2_C0))
+  const xc = f32x4.pmin(f32x4.pmax(x, lo), lanes(EXP2_MAX_AT))
+  const rounder = lanes(ROUNDER_AT)
+  const y = f32x4.add(xc, rounder)
+  const r = f32x4.sub(xc, f32x4.sub(y, rounder))
+  let p = lanes(EXP2_C6_AT)
+  p = f32x4.add(f32x4.mul(p, r), lanes(EXP2_C5_AT))
+  p = f32x4.add(f32x4.mul(p, r), lanes(EXP2_C4_AT))
+  p = f32x4.add(f32x4.mul(p, r), lanes(EXP2_C3_AT))
+  p = f32x4.add(f32x4.mul(p, r), lanes(EXP2_C2_AT))
+  p = f32x4.add(f32x4.mul(p, r), lanes(EXP2_C1_AT))
+  p = f32x4.add(f32x4.mul(p, r), lanes(EXP2_C0_AT))
   // y's bits less the rounder's are k (two's complement in the low mantissa bits); shifted into the
   // exponent field they give 2^k once the bias is added. Modulo 2^32, (y − R) << 23 + B = y << 23 + (B −
   // R << 23): one subtraction fewer. A NaN lane's p is NaN, whatever this makes.
-  const pow2k = i32x4.add(i32x4.shl(y, 23), i32x4.splat(EXP2_POW_BIAS))
+  const pow2k = i32x4.add(i32x4.shl(y, 23), lanes(EXP2_POW_BIAS_AT))
   return v128.andnot(f32x4.mul(p, pow2k), dropped)
 }
 
