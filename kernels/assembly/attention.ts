@@ -29,6 +29,7 @@
 
 import { LOG2E, softmaxExp2f32x4 } from './softmax'
 import { transposedSums } from './lane-sums'
+import { madd } from './madd'
 
 // @ts-ignore: decorator
 @inline function dot(a: usize, b: usize, D: i32): f32 {
@@ -36,7 +37,7 @@ import { transposedSums } from './lane-sums'
   let acc = f32x4.splat(0)
   for (let d = 0; d < D4; d += 4) {
     const o = <usize>d << 2
-    acc = f32x4.add(acc, f32x4.mul(v128.load(a + o), v128.load(b + o)))
+    acc = madd(acc, v128.load(a + o), v128.load(b + o))
   }
   let s: f32 = (f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1)) +
     (f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3))
@@ -62,10 +63,10 @@ import { transposedSums } from './lane-sums'
   for (let d = 0; d < D4; d += 4) {
     const o = <usize>d << 2
     const kv = v128.load(k + o)
-    a0 = f32x4.add(a0, f32x4.mul(kv, v128.load(q0 + o)))
-    a1 = f32x4.add(a1, f32x4.mul(kv, v128.load(q1 + o)))
-    a2 = f32x4.add(a2, f32x4.mul(kv, v128.load(q2 + o)))
-    a3 = f32x4.add(a3, f32x4.mul(kv, v128.load(q3 + o)))
+    a0 = madd(a0, kv, v128.load(q0 + o))
+    a1 = madd(a1, kv, v128.load(q1 + o))
+    a2 = madd(a2, kv, v128.load(q2 + o))
+    a3 = madd(a3, kv, v128.load(q3 + o))
   }
   return f32x4.mul(transposedSums(a0, a1, a2, a3), f32x4.splat(scale))
 }
@@ -105,10 +106,10 @@ import { transposedSums } from './lane-sums'
   let m = f32x4.splat(-Infinity)
   for (let j = 0; j <= i3; j++) {
     const kj = kh + <usize>j * kvRow
-    const l0 = f32x4.add(f32x4.mul(t0, v128.load32_splat(kj)), f32x4.mul(t4, v128.load32_splat(kj, 16)))
-    const l1 = f32x4.add(f32x4.mul(t1, v128.load32_splat(kj, 4)), f32x4.mul(t5, v128.load32_splat(kj, 20)))
-    const l2 = f32x4.add(f32x4.mul(t2, v128.load32_splat(kj, 8)), f32x4.mul(t6, v128.load32_splat(kj, 24)))
-    const l3 = f32x4.add(f32x4.mul(t3, v128.load32_splat(kj, 12)), f32x4.mul(t7, v128.load32_splat(kj, 28)))
+    const l0 = madd(f32x4.mul(t0, v128.load32_splat(kj)), t4, v128.load32_splat(kj, 16))
+    const l1 = madd(f32x4.mul(t1, v128.load32_splat(kj, 4)), t5, v128.load32_splat(kj, 20))
+    const l2 = madd(f32x4.mul(t2, v128.load32_splat(kj, 8)), t6, v128.load32_splat(kj, 24))
+    const l3 = madd(f32x4.mul(t3, v128.load32_splat(kj, 12)), t7, v128.load32_splat(kj, 28))
     const s = f32x4.mul(f32x4.add(f32x4.add(l0, l1), f32x4.add(l2, l3)), scaleV)
     v128.store(scratch + (<usize>j << 4), s)
     m = runningMax(m, s, j, i0, last)
@@ -168,14 +169,14 @@ import { transposedSums } from './lane-sums'
     const lo = v128.load(vj), hi = v128.load(vj, 16)
     const p0 = v128.shuffle<f32>(p, p, 0, 0, 0, 0), p1 = v128.shuffle<f32>(p, p, 1, 1, 1, 1)
     const p2 = v128.shuffle<f32>(p, p, 2, 2, 2, 2), p3 = v128.shuffle<f32>(p, p, 3, 3, 3, 3)
-    a0 = f32x4.add(a0, f32x4.mul(p0, lo))
-    b0 = f32x4.add(b0, f32x4.mul(p0, hi))
-    a1 = f32x4.add(a1, f32x4.mul(p1, lo))
-    b1 = f32x4.add(b1, f32x4.mul(p1, hi))
-    a2 = f32x4.add(a2, f32x4.mul(p2, lo))
-    b2 = f32x4.add(b2, f32x4.mul(p2, hi))
-    a3 = f32x4.add(a3, f32x4.mul(p3, lo))
-    b3 = f32x4.add(b3, f32x4.mul(p3, hi))
+    a0 = madd(a0, p0, lo)
+    b0 = madd(b0, p0, hi)
+    a1 = madd(a1, p1, lo)
+    b1 = madd(b1, p1, hi)
+    a2 = madd(a2, p2, lo)
+    b2 = madd(b2, p2, hi)
+    a3 = madd(a3, p3, lo)
+    b3 = madd(b3, p3, hi)
   }
   // Keys past i0: query 0 takes none; 1, 2 up to i1, i2; lane 3 (the last query, or a copy) takes all.
   for (; j <= i3; j++) {
@@ -184,17 +185,17 @@ import { transposedSums } from './lane-sums'
     const lo = v128.load(vj), hi = v128.load(vj, 16)
     if (j <= i1) {
       const p1 = v128.shuffle<f32>(p, p, 1, 1, 1, 1)
-      a1 = f32x4.add(a1, f32x4.mul(p1, lo))
-      b1 = f32x4.add(b1, f32x4.mul(p1, hi))
+      a1 = madd(a1, p1, lo)
+      b1 = madd(b1, p1, hi)
     }
     if (j <= i2) {
       const p2 = v128.shuffle<f32>(p, p, 2, 2, 2, 2)
-      a2 = f32x4.add(a2, f32x4.mul(p2, lo))
-      b2 = f32x4.add(b2, f32x4.mul(p2, hi))
+      a2 = madd(a2, p2, lo)
+      b2 = madd(b2, p2, hi)
     }
     const p3 = v128.shuffle<f32>(p, p, 3, 3, 3, 3)
-    a3 = f32x4.add(a3, f32x4.mul(p3, lo))
-    b3 = f32x4.add(b3, f32x4.mul(p3, hi))
+    a3 = madd(a3, p3, lo)
+    b3 = madd(b3, p3, hi)
   }
   let invV = v128.shuffle<f32>(inv, inv, 0, 0, 0, 0)
   v128.store(od, f32x4.mul(a0, invV))
@@ -255,14 +256,14 @@ function weightedOneQuery(p: usize, vh: usize, kvRow: usize, i: i32, inv: f32, o
     for (let j = 0; j <= i; j++) {
       const pj = v128.load32_splat(p + (<usize>j << 4))
       const vj = vd + <usize>j * kvRow
-      a0 = f32x4.add(a0, f32x4.mul(pj, v128.load(vj)))
-      a1 = f32x4.add(a1, f32x4.mul(pj, v128.load(vj, 16)))
-      a2 = f32x4.add(a2, f32x4.mul(pj, v128.load(vj, 32)))
-      a3 = f32x4.add(a3, f32x4.mul(pj, v128.load(vj, 48)))
-      a4 = f32x4.add(a4, f32x4.mul(pj, v128.load(vj, 64)))
-      a5 = f32x4.add(a5, f32x4.mul(pj, v128.load(vj, 80)))
-      a6 = f32x4.add(a6, f32x4.mul(pj, v128.load(vj, 96)))
-      a7 = f32x4.add(a7, f32x4.mul(pj, v128.load(vj, 112)))
+      a0 = madd(a0, pj, v128.load(vj))
+      a1 = madd(a1, pj, v128.load(vj, 16))
+      a2 = madd(a2, pj, v128.load(vj, 32))
+      a3 = madd(a3, pj, v128.load(vj, 48))
+      a4 = madd(a4, pj, v128.load(vj, 64))
+      a5 = madd(a5, pj, v128.load(vj, 80))
+      a6 = madd(a6, pj, v128.load(vj, 96))
+      a7 = madd(a7, pj, v128.load(vj, 112))
     }
     v128.store(od, f32x4.mul(a0, invV))
     v128.store(od, f32x4.mul(a1, invV), 16)
@@ -279,8 +280,8 @@ function weightedOneQuery(p: usize, vh: usize, kvRow: usize, i: i32, inv: f32, o
     for (let j = 0; j <= i; j++) {
       const pj = v128.load32_splat(p + (<usize>j << 4))
       const vj = vd + <usize>j * kvRow
-      a0 = f32x4.add(a0, f32x4.mul(pj, v128.load(vj)))
-      a1 = f32x4.add(a1, f32x4.mul(pj, v128.load(vj, 16)))
+      a0 = madd(a0, pj, v128.load(vj))
+      a1 = madd(a1, pj, v128.load(vj, 16))
     }
     v128.store(od, f32x4.mul(a0, invV))
     v128.store(od, f32x4.mul(a1, invV), 16)
@@ -289,7 +290,7 @@ function weightedOneQuery(p: usize, vh: usize, kvRow: usize, i: i32, inv: f32, o
     const vd = vh + (<usize>d << 2)
     let a = f32x4.splat(0)
     for (let j = 0; j <= i; j++) {
-      a = f32x4.add(a, f32x4.mul(v128.load32_splat(p + (<usize>j << 4)), v128.load(vd + <usize>j * kvRow)))
+      a = madd(a, v128.load32_splat(p + (<usize>j << 4)), v128.load(vd + <usize>j * kvRow))
     }
     v128.store(oi + (<usize>d << 2), f32x4.mul(a, invV))
   }

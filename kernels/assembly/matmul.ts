@@ -23,15 +23,9 @@
 // number of workers may run disjoint [n0, n1) ranges of one product at once.
 
 import { transposedSums } from './lane-sums'
+import { madd } from './madd'
 
 const PANEL_BYTES: i32 = 256 * 1024
-
-/** acc + x·w, lane by lane: rounded twice (plain build) or, on FMA hardware, once (relaxed build). */
-// @ts-ignore: decorator
-@inline function madd(acc: v128, x: v128, w: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(x, w, acc)
-  return f32x4.add(acc, f32x4.mul(x, w))
-}
 
 /** Sum of the four lanes, then the scalar tail k ∈ [K4, K), in the documented order. */
 // @ts-ignore: decorator

@@ -9,48 +9,21 @@
 // not fused); elsewhere relaxed_madd may be the same mul + add and equality is allowed.
 // Needs the kernel build: `npm run build:kernels`.
 
-import { readFileSync } from 'node:fs'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { KernelExports } from '../host/exports'
-import { compileKernels, createKernelMemory, instantiateKernels, kernelVariantOf } from '../host/load'
 import { matmulNT, matmulNTBias } from '../reference/matmul'
+import { cpuHasFma, loadFusedKernels, mixedValues as values, putAt } from '../testing/fused-build'
 
-type MatmulExports = Pick<KernelExports, 'heap_base' | 'matmul_nt' | 'matmul_nt_bias'>
-
-let fused: MatmulExports | null = null
+let fused: KernelExports | null = null
 let memory: WebAssembly.Memory
 
-const cpuHasFma = ((): boolean => {
-  try {
-    return /^flags\s*:.*\bfma\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'))
-  } catch {
-    return false
-  }
-})()
-
 beforeAll(async () => {
-  memory = createKernelMemory(256)
-  const module = await compileKernels('fused')
   // A runtime without relaxed SIMD falls back to the exact build; the tests below then have nothing to test.
-  if (kernelVariantOf(module) === 'fused') fused = instantiateKernels(module, memory)
+  const build = await loadFusedKernels()
+  if (build) ({ kernels: fused, memory } = build)
 })
 
-function put(at: number, data: Float32Array): number {
-  new Float32Array(memory.buffer, at, data.length).set(data)
-  return at + Math.ceil((data.length * 4) / 16) * 16
-}
-
-/** Deterministic values of mixed sign and magnitude (a few large ones, so rounding differences show). */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n)
-  let s = seed >>> 0
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
-    const u = s / 2 ** 32 - 0.5
-    out[i] = i % 17 === 0 ? u * 40 : u
-  }
-  return out
-}
+const put = (at: number, data: Float32Array): number => putAt(memory, at, data)
 
 describe('matmul_nt, relaxed-SIMD build (fused multiply-add)', () => {
   it('stays within the stated tolerance of the twin, with and without bias, for every tile shape', (ctx) => {
