@@ -2,7 +2,9 @@
 // PyTorch side is bench/pytorch/llama_eval.py: fp32 on CPU, one window per forward, the protocol the shared
 // references were computed with. Both evaluate the same token ids (Whittle's tokenization of the bundled
 // TinyStories eval, written to a temp file) at seqlen 256, with 1 and then 2 threads, in turn, for
-// BENCH_ROUNDS rounds (default 2). PYTORCH_PYTHON names a python with torch; without one the case prints
+// BENCH_ROUNDS rounds (default 2). Whittle runs twice each time: its exact kernels (the default, bit for bit
+// the TS twins) and its fused ones (`whittle eval --kernels fused`, multiply-adds fused as PyTorch's BLAS
+// fuses them). PYTORCH_PYTHON names a python with torch; without one the case prints
 // Whittle's figures beside the references' own timing (another machine, so no ratio is claimed). Debian's
 // python3-torch needs an optimized BLAS beside it (libopenblas0-openmp): with the reference netlib BLAS its
 // matmuls run 10–20× slower, which would flatter Whittle.
@@ -23,6 +25,7 @@ import { validateRecipe } from '../../src-main/engine/compress/recipe/recipe'
 import { perplexity } from '../../src-main/engine/eval/perplexity'
 import { DEMO_MODEL_DIR, demoTextIds, loadDemoModel } from '../../src-main/engine/eval/testing/demo-model'
 import { WorkerPool } from '../../src-main/engine/pool/worker-pool'
+import type { KernelVariant } from '../../kernels/host/load'
 import { hasShared, referenceCalibrationStarts, referenceIds, shared } from '../../src-main/engine/testing/shared-data'
 import { emit, peakRss } from '../rows'
 
@@ -55,14 +58,14 @@ const ids = await demoTextIds(model, 'tinystories_eval')
  * starts on a running engine, as the PyTorch side's starts with torch imported and the model loaded.
  * Every worker is idle at creation, so the empty tasks go one to each.
  */
-async function startedPool(threads: number): Promise<WorkerPool> {
-  const pool = await WorkerPool.create({ threads })
+async function startedPool(threads: number, kernels: KernelVariant = 'exact'): Promise<WorkerPool> {
+  const pool = await WorkerPool.create({ threads, kernels })
   await Promise.all(Array.from({ length: threads }, () => pool.run([])))
   return pool
 }
 
-async function whittle(threads: number): Promise<Run> {
-  const pool = await startedPool(threads)
+async function whittle(threads: number, kernels: KernelVariant = 'exact'): Promise<Run> {
+  const pool = await startedPool(threads, kernels)
   try {
     const r = await perplexity(pool, model, ids, { seqlen: SEQLEN })
     return { tokensPerSecond: r.tokens_per_second, ppl: r.ppl, seconds: r.seconds }
@@ -118,17 +121,21 @@ if (!py) {
         [0, 1],
         [2, 2],
       ]) {
-        const w = await whittle(whittleThreads)
-        const wLoad = load()
+        // The exact kernels (bit for bit the twins') and the fused ones (`--kernels fused`: FMA, as
+        // PyTorch's BLAS uses), in turn with the same PyTorch run.
+        const runs = [] as { kernels: KernelVariant; w: Run; load: string }[]
+        for (const kernels of ['exact', 'fused'] as const)
+          runs.push({ kernels, w: await whittle(whittleThreads, kernels), load: load() })
         const t = pytorch(py, idsFile, torchThreads)
-        emit({
-          case: CASE,
-          variant: `Whittle (WASM SIMD), ${label(whittleThreads)}, round ${round + 1}`,
-          measure: 'tokens/s',
-          value: tps(w),
-          ratio: `${(w.tokensPerSecond / t.tokensPerSecond).toFixed(2)}x PyTorch; ${w.seconds.toFixed(1)} s, ppl ${w.ppl.toFixed(6)}, ${wLoad}`,
-          peakRss: peakRss(),
-        })
+        for (const { kernels, w, load: wLoad } of runs)
+          emit({
+            case: CASE,
+            variant: `Whittle (WASM SIMD, ${kernels} kernels), ${label(whittleThreads)}, round ${round + 1}`,
+            measure: 'tokens/s',
+            value: tps(w),
+            ratio: `${(w.tokensPerSecond / t.tokensPerSecond).toFixed(2)}x PyTorch; ${w.seconds.toFixed(1)} s, ppl ${w.ppl.toFixed(6)}, ${wLoad}`,
+            peakRss: peakRss(),
+          })
         emit({
           case: CASE,
           variant: `PyTorch fp32 (bench/pytorch/llama_eval.py), ${label(torchThreads)}, round ${round + 1}`,
