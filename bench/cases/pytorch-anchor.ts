@@ -81,11 +81,13 @@ function pytorch(py: string, idsFile: string, threads: number): Run & { blas: st
   if (r.status !== 0) throw new Error(`llama_eval.py failed (status ${r.status}): ${r.stderr}`)
   const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
     ppl: number
-    predicted: number
+    windows: number
     seconds: number
     blas: string
   }
-  return { tokensPerSecond: out.predicted / out.seconds, ppl: out.ppl, seconds: out.seconds, blas: out.blas }
+  // Tokens run through the model (windows × seqlen), as Whittle's tokens_per_second counts them, not the
+  // seqlen − 1 predictions per window.
+  return { tokensPerSecond: (out.windows * SEQLEN) / out.seconds, ppl: out.ppl, seconds: out.seconds, blas: out.blas }
 }
 
 const label = (threads: number): string => (threads === 0 ? '1 thread' : `${threads} threads`)
