@@ -85,8 +85,9 @@ export interface WindowNllOptions {
 }
 
 /**
- * A decoder-only language model run layer-major over a batch of windows. Hidden states live in JS
- * memory between blocks; kernel memory holds one pass of one block at a time.
+ * A decoder-only language model run layer-major over a batch of windows. Through block(), hidden states
+ * live in JS memory between blocks and kernel memory holds one pass of one block at a time; windowNll keeps
+ * a batch in kernel memory throughout where the model is resident and the batch is one pass.
  */
 export interface CausalLM {
   readonly arch: ModelArchitecture

@@ -6,7 +6,8 @@
 // must be the same bits every way. At seqlen 256 a cache chunk is 2 windows: 8 windows go by windows on 1
 // worker (four chunks), 2 (4 and 4, two chunks each) and 3 (3, 3 and 2: a chunk of one); 5 windows by
 // windows on 1 worker and op by op on 2 and 3 (3 and 2, 2, 2 and 1 would leave workers waiting). Random
-// token ids.
+// token ids. windowNll's batch kept in kernel memory from embedding to head must give the bits of block()
+// run layer by layer through JS memory.
 
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -52,4 +53,29 @@ describe('the forward pass on 0 to 3 workers', () => {
     },
     60_000,
   )
+
+  it('keeps a batch in kernel memory with the bits of block() through JS memory, layer by layer', async () => {
+    const model = await loadModel(path.join(repoRoot, 'resources/demo/stories260K'))
+    const random = rng(9)
+    const windows = Array.from({ length: 4 }, () =>
+      Int32Array.from({ length: 256 }, () => Math.floor(random() * model.arch.vocabSize)),
+    )
+    const pool = await WorkerPool.create({ threads: 2 })
+    try {
+      const forward = await createForward(pool, model)
+      try {
+        const kept = await forward.windowNll(windows)
+        const hidden = await forward.embed(windows)
+        for (let layer = 0; layer < model.arch.layers; layer++) await forward.block(layer, hidden, 256)
+        const viaJs = await forward.nll(hidden, windows)
+        const bits = (r: Float64Array[]) =>
+          r.map((w) => Array.from(new BigUint64Array(w.buffer, w.byteOffset, w.length)))
+        expect(bits(kept)).toEqual(bits(viaJs))
+      } finally {
+        forward.close()
+      }
+    } finally {
+      await pool.close()
+    }
+  }, 60_000)
 })
