@@ -45,6 +45,8 @@
 //   much. Until #15 the terms were f64 (a degree-13 exp64, two lanes), 8.6% of stories260K's perplexity
 //   pass; four f32 lanes take about a third of that. f32 terms also stay clear of subnormals.
 
+import { madd } from './madd'
+
 /** log2(e); attention scales its scores by it over √d, into the log2 units of softmaxExp2f32. */
 export const LOG2E: f64 = 1.4426950408889634
 const LN2_HI: f64 = 6.93147180369123816490e-01
@@ -123,13 +125,13 @@ export function expf32(x: f32): f32 {
   const kf = f32x4.floor(f32x4.add(f32x4.mul(x, lanes(LOG2E_F_AT)), lanes(HALF_AT)))
   const r = f32x4.sub(f32x4.sub(x, f32x4.mul(kf, lanes(LN2_HI_F_AT))), f32x4.mul(kf, lanes(LN2_LO_F_AT)))
   let p = lanes(EXPF_C7_AT)
-  p = f32x4.add(f32x4.mul(p, r), lanes(EXPF_C6_AT))
-  p = f32x4.add(f32x4.mul(p, r), lanes(EXPF_C5_AT))
-  p = f32x4.add(f32x4.mul(p, r), lanes(EXPF_C4_AT))
-  p = f32x4.add(f32x4.mul(p, r), lanes(EXPF_C3_AT))
-  p = f32x4.add(f32x4.mul(p, r), lanes(HALF_AT))
-  p = f32x4.add(f32x4.mul(p, r), lanes(ONE_AT))
-  p = f32x4.add(f32x4.mul(p, r), lanes(ONE_AT))
+  p = madd(lanes(EXPF_C6_AT), p, r)
+  p = madd(lanes(EXPF_C5_AT), p, r)
+  p = madd(lanes(EXPF_C4_AT), p, r)
+  p = madd(lanes(EXPF_C3_AT), p, r)
+  p = madd(lanes(HALF_AT), p, r)
+  p = madd(lanes(ONE_AT), p, r)
+  p = madd(lanes(ONE_AT), p, r)
   // kf is a whole number in [−150, 129], so kf + 1.5·2^23 is exact and its bits minus those of 1.5·2^23
   // are k (cheaper than trunc_sat). NaN lanes get k = 0, as trunc_sat gave, and p is already NaN.
   const rounder = lanes(ROUNDER_AT)
@@ -212,12 +214,12 @@ export function softmaxExp2f32(x: f32): f32 {
   const y = f32x4.add(xc, rounder)
   const r = f32x4.sub(xc, f32x4.sub(y, rounder))
   let p = lanes(EXP2_C6_AT)
-  p = f32x4.add(f32x4.mul(p, r), lanes(EXP2_C5_AT))
-  p = f32x4.add(f32x4.mul(p, r), lanes(EXP2_C4_AT))
-  p = f32x4.add(f32x4.mul(p, r), lanes(EXP2_C3_AT))
-  p = f32x4.add(f32x4.mul(p, r), lanes(EXP2_C2_AT))
-  p = f32x4.add(f32x4.mul(p, r), lanes(EXP2_C1_AT))
-  p = f32x4.add(f32x4.mul(p, r), lanes(EXP2_C0_AT))
+  p = madd(lanes(EXP2_C5_AT), p, r)
+  p = madd(lanes(EXP2_C4_AT), p, r)
+  p = madd(lanes(EXP2_C3_AT), p, r)
+  p = madd(lanes(EXP2_C2_AT), p, r)
+  p = madd(lanes(EXP2_C1_AT), p, r)
+  p = madd(lanes(EXP2_C0_AT), p, r)
   // y's bits less the rounder's are k (two's complement in the low mantissa bits); shifted into the
   // exponent field they give 2^k once the bias is added. Modulo 2^32, (y − R) << 23 + B = y << 23 + (B −
   // R << 23): one subtraction fewer. A NaN lane's p is NaN, whatever this makes.
