@@ -1,7 +1,9 @@
 // The pipeline's calibration hook on the real stories260K, against captureCalibration (capture.ts: the
 // same forward pass, statistics accumulated by its own JS loop): the Hessians from kernel memory and
 // every other statistic must be the same bits. The row sample is checked against the statistics it was
-// drawn from.
+// drawn from. On 1 worker and on 2, against the reference run inline: with workers the Llama block takes
+// whole windows through its segments and the hooks see each Linear's input between them; inline it runs op
+// by op.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createForward } from '../forward'
@@ -14,18 +16,24 @@ import { calibrationWindows } from './windows'
 
 const GROUPS: InputGroup[] = ['qkv', 'o', 'gate_up', 'down']
 
-describe.skipIf(!hasShared)(
-  `captureLayerInputs on stories260K (${hasShared ? 'reference data present' : SKIP_SHARED})`,
-  () => {
+describe.skipIf(!hasShared).each([1, 2])(
+  `captureLayerInputs on stories260K, %i worker(s) (${hasShared ? 'reference data present' : SKIP_SHARED})`,
+  (threads) => {
     let pool: WorkerPool
     let model: LoadedModel
     let windows: Int32Array[]
     let expected: (LayerStats | null)[]
     beforeAll(async () => {
-      pool = await WorkerPool.create({ threads: 2 })
+      pool = await WorkerPool.create({ threads })
       model = await loadModel(shared('models/stories260K'))
       windows = calibrationWindows(referenceIds('tinystories_calib'), { samples: 4, seqlen: 32, seed: 0 })
-      expected = await captureCalibration(pool, model, windows, { hessian: true })
+      // The reference runs inline (no workers): the block op by op, so the paths differ as well as the loops.
+      const inline = await WorkerPool.create({ threads: 0 })
+      try {
+        expected = await captureCalibration(inline, model, windows, { hessian: true })
+      } finally {
+        await inline.close()
+      }
     })
     afterAll(() => pool?.close())
 
