@@ -117,6 +117,27 @@ function expectSameBits(
   }
 }
 
+/** attention_causal over every head, by the kernel (fresh heap) and by the twin. */
+function attentionBothWays(
+  q: Float32Array,
+  kk: Float32Array,
+  v: Float32Array,
+  T: number,
+  nHeads: number,
+  nKV: number,
+  d: number,
+): { got: Float32Array; twin: Float32Array } {
+  resetHeap()
+  const pq = putF32(q),
+    pk = putF32(kk),
+    pv = putF32(v),
+    po = alloc(q.length * 4)
+  k.attention_causal(pq, pk, pv, po, alloc(attentionScratch(T) * 4), T, nHeads, nKV, d, 0, nHeads)
+  const twin = new Float32Array(q.length)
+  attentionCausal(q, kk, v, twin, new Float32Array(attentionScratch(T)), T, nHeads, nKV, d)
+  return { got: getF32(po, q.length), twin }
+}
+
 describe('matmul_nt / matmul_nt_bias', () => {
   const shapes: [number, number, number][] = [
     [1, 1, 1],
@@ -632,23 +653,7 @@ describe('attention_causal', () => {
         v = random(T * nKV * d, 33)
       for (let i = 0; i < v.length; i += 3) v[i] = i % 2 ? -0 : 0
       v.fill(Infinity, infRow * nKV * d, (infRow + 1) * nKV * d)
-      const po = alloc(q.length * 4)
-      k.attention_causal(
-        putF32(q),
-        putF32(kk),
-        putF32(v),
-        po,
-        alloc(attentionScratch(T) * 4),
-        T,
-        nHeads,
-        nKV,
-        d,
-        0,
-        nHeads,
-      )
-      const got = getF32(po, q.length)
-      const twin = new Float32Array(q.length)
-      attentionCausal(q, kk, v, twin, new Float32Array(attentionScratch(T)), T, nHeads, nKV, d)
+      const { got, twin } = attentionBothWays(q, kk, v, T, nHeads, nKV, d)
       expectSameBits(got, twin, 'attention with an infinite v row')
       for (let i = 0; i < T; i++) {
         const finite = got.subarray(i * qRow, (i + 1) * qRow).every(Number.isFinite)
@@ -658,7 +663,6 @@ describe('attention_causal', () => {
   )
 
   it("keys whose scores are signed zeros give the twin's bits (headDim 8 skips dot()'s 0 + a)", () => {
-    resetHeap()
     // Every other key row is ±0 and q holds −0s and negatives, so those scores are sums of −0 and +0 products:
     // the kernel's lane sums may carry the other zero, which must not reach an output.
     const T = 13,
@@ -670,23 +674,8 @@ describe('attention_causal', () => {
       v = random(T * nKV * d, 43)
     for (let i = 0; i < q.length; i += 2) q[i] = -0
     for (let row = 0; row < T; row += 2) for (let c = 0; c < nKV * d; c++) kk[row * nKV * d + c] = c % 3 ? -0 : 0
-    const po = alloc(q.length * 4)
-    k.attention_causal(
-      putF32(q),
-      putF32(kk),
-      putF32(v),
-      po,
-      alloc(attentionScratch(T) * 4),
-      T,
-      nHeads,
-      nKV,
-      d,
-      0,
-      nHeads,
-    )
-    const twin = new Float32Array(q.length)
-    attentionCausal(q, kk, v, twin, new Float32Array(attentionScratch(T)), T, nHeads, nKV, d)
-    expectSameBits(getF32(po, q.length), twin, 'attention with zero scores')
+    const { got, twin } = attentionBothWays(q, kk, v, T, nHeads, nKV, d)
+    expectSameBits(got, twin, 'attention with zero scores')
   })
 
   it('the bitwise comparison sees a change of summation order (so the cases above pin the order)', () => {
