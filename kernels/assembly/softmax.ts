@@ -43,7 +43,7 @@
 //   2^−22 + ln(V)·2^−23 relative (the exponent's error |l − m|·2^−23, weighted by the softmax, is at most
 //   the entropy ≤ ln V times 2^−23): a perplexity moves by ~1e-7 relative, PyTorch's f32 log_softmax as
 //   much. Until #15 the terms were f64 (a degree-13 exp64, two lanes), 8.6% of stories260K's perplexity
-//   pass; four f32 lanes take about a third of that. f32 terms also stay clear of subnormals.
+//   pass; four f32 lanes take about a quarter of that. f32 terms also stay clear of subnormals.
 
 import { madd } from './madd'
 
