@@ -42,7 +42,7 @@
 //   Terms are f32 (≤ 1.2 ulp, and the base-2 scaling's rounding), so S is off by at most
 //   2^−22 + ln(V)·2^−23 relative (the exponent's error |l − m|·2^−23, weighted by the softmax, is at most
 //   the entropy ≤ ln V times 2^−23): a perplexity moves by ~1e-7 relative, PyTorch's f32 log_softmax as
-//   much. Until #15 the terms were f64 (a degree-13 exp64, two lanes), 8.6% of stories260K's perplexity
+//   much. The terms were f64 before (a degree-13 exp64, two lanes): 8.6% of stories260K's perplexity
 //   pass; four f32 lanes take about a quarter of that. f32 terms also stay clear of subnormals.
 
 import { madd } from './madd'
