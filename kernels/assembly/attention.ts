@@ -98,7 +98,7 @@ import { madd } from './madd'
   kh: usize, kvRow: usize, q0: usize, q1: usize, q2: usize, q3: usize,
   i0: i32, i3: i32, last: v128, scale: f32, scratch: usize,
 ): v128 {
-  const zero = f32x4.splat(0), scaleV = f32x4.splat(scale)
+  const scaleV = f32x4.splat(scale)
   const t0 = column(q0, q1, q2, q3, 0, 0), t1 = column(q0, q1, q2, q3, 0, 1)
   const t2 = column(q0, q1, q2, q3, 0, 2), t3 = column(q0, q1, q2, q3, 0, 3)
   const t4 = column(q0, q1, q2, q3, 16, 0), t5 = column(q0, q1, q2, q3, 16, 1)
