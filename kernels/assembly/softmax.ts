@@ -20,6 +20,7 @@
 //   p = Taylor to degree 7 in Horner form (truncation < 6e-9); result = (p·2^k1)·2^k2 with
 //   k1 = k >> 1, k2 = k − k1, so both factors are normal and only the last product rounds
 //   (subnormal and overflowing results round correctly). Error ≤ ~2 ulp.
+//   (The relaxed-SIMD build fuses the Horner steps of expf32x4 and softmaxExp2f32x4: madd.ts.)
 // softmaxExp2f32(x) / softmaxExp2f32x4(x), one softmax term in base 2, x = s − max with the scores in log2
 //   units (attention folds log2(e) into its score scale, so 2^x is the term e^x would be in natural units):
 //   0 where x < SOFTMAX_EXP2_MIN = −92 (NaN stays NaN); else x ← min(x, 127); k = x rounded half to even
