@@ -192,11 +192,12 @@ export function logSoftmaxNll(
       const l = logits[row + v]
       if (l > m) m = l
     }
+    const term = (v: number): number => softmaxExp2F32(f(f(logits[row + v] - m) * LOG2E_F))
     const V4 = V - (V % 4)
     const lanes = [0, 0, 0, 0]
-    for (let v = 0; v < V4; v++) lanes[v % 4] += softmaxExp2F32(f(f(logits[row + v] - m) * LOG2E_F))
+    for (let v = 0; v < V4; v++) lanes[v % 4] += term(v)
     let sum = lanes[0] + lanes[1] + (lanes[2] + lanes[3])
-    for (let v = V4; v < V; v++) sum += softmaxExp2F32(f(f(logits[row + v] - m) * LOG2E_F))
+    for (let v = V4; v < V; v++) sum += term(v)
     nll[t] = log64(sum) - (logits[row + target] - m)
   }
 }

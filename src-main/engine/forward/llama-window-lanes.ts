@@ -35,8 +35,9 @@ export interface LlamaLaneBuffers extends AttentionBuffers {
  * worker takes them all in one task where op by op would be a round trip to the main thread per step.
  */
 export function windowLanes(ctx: BlockContext, threads: number, nb: number, rotate: RotateWindow): number {
+  // Inline (no workers), the block runs op by op.
+  if (threads === 0 || !ctx.watchesOnlyInputs || !rotate.calls) return 0
   const lanes = Math.min(threads, nb)
-  if (lanes < 1 || !ctx.watchesOnlyInputs || !rotate.calls) return 0
   // Windows go whole to a worker: where the shares would differ much (7 windows on 2 workers: 4 and 3),
   // the op-by-op path, which splits each product by columns, keeps the workers more evenly busy.
   return Math.ceil(nb / lanes) * lanes <= nb * 1.125 ? lanes : 0
@@ -60,10 +61,10 @@ const CACHE_CHUNK_BYTES = 2 << 20
 
 /**
  * Windows an unobserved lane takes through the whole block before the next ones, for windows of
- * `windowBytes` activations: as many as fit CACHE_CHUNK_BYTES (stories260K at seqlen 256: 2 of 0.8 MB;
- * its perplexity ran about 1.05× faster on 1 and 2 workers than with a lane's windows all at once, the
- * activations no longer going out to L3 between steps), or all of the lane's
- * where not even one fits, so that large models still multiply each weight matrix by all its rows at once.
+ * `windowBytes` activations: as many as fit CACHE_CHUNK_BYTES, or all of the lane's where not even one
+ * fits, so that large models still multiply each weight matrix by all its rows at once. stories260K at
+ * seqlen 256 takes 2 windows of 0.8 MB: its perplexity ran about 1.05× faster on 1 and 2 workers than
+ * with a lane's windows all at once, the activations no longer going out to L3 between steps.
  */
 export function windowsPerCacheChunk(windowBytes: number): number {
   return windowBytes <= CACHE_CHUNK_BYTES ? Math.floor(CACHE_CHUNK_BYTES / windowBytes) : Infinity
